@@ -1,0 +1,127 @@
+"""Reading and writing scenes: one module per format, dispatched by extension and content.
+
+Each format module defines
+
+- ``read(path: Path, **options) -> Scene`` (raises `InputError` naming the file), and
+- optionally ``write(scene: Scene, path: Path, **options) -> None``, which writes to a
+  temporary name next to ``path`` and renames when complete.
+
+`read_scene` and `write_scene` are the public entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from ..errors import InputError, in_file
+from ..scene import Scene
+
+# extension -> format module (lower case; ENVI data files are recognised by their header)
+_READ_EXT = {
+    ".hdr": "envi",
+    ".tif": "geotiff",
+    ".tiff": "geotiff",
+    ".he5": "prisma",
+    ".h5": "prisma",
+    ".hdf5": "prisma",
+    ".hdf": "prisma",
+    ".mat": "matlab",
+    ".npy": "numpy_io",
+    ".npz": "numpy_io",
+    ".xml": "enmap",
+}
+_WRITE_EXT = {
+    ".hdr": "envi",
+    ".img": "envi",
+    ".dat": "envi",
+    ".tif": "geotiff",
+    ".tiff": "geotiff",
+    ".npz": "numpy_io",
+    ".mat": "matlab",
+}
+_MAGIC = [
+    (b"\x89HDF\r\n\x1a\n", "prisma"),
+    (b"II*\x00", "geotiff"),
+    (b"MM\x00*", "geotiff"),
+    (b"II+\x00", "geotiff"),
+    (b"MM\x00+", "geotiff"),
+    (b"MATLAB", "matlab"),
+    (b"\x93NUMPY", "numpy_io"),
+    (b"PK\x03\x04", "numpy_io"),
+    (b"ENVI", "envi"),
+]
+
+READ_FORMATS = "ENVI (.hdr + data), GeoTIFF (.tif), EnMAP L2A (folder or METADATA.XML), PRISMA (.he5), MATLAB (.mat), NumPy (.npy/.npz)"
+WRITE_FORMATS = "ENVI (.hdr/.img), GeoTIFF (.tif), NumPy (.npz), HySUPP-style MATLAB (.mat)"
+
+
+def _module(name: str):
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The name of the format module that reads ``path``.
+
+    Raises `InputError` when the file is missing or no format recognises it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise in_file(path, "no such file or folder")
+    if path.is_dir():
+        if any(p.name.upper().endswith("METADATA.XML") for p in path.iterdir()):
+            return "enmap"
+        raise in_file(path, f"is a folder without an EnMAP METADATA.XML; expected one of: {READ_FORMATS}")
+    ext = path.suffix.lower()
+    if ext in (".tif", ".tiff") and _enmap_metadata_beside(path):
+        return "enmap"
+    if ext == ".mat" or ext in (".h5", ".he5", ".hdf5", ".hdf"):
+        # MATLAB v7.3 files are HDF5 too; the extension decides between MATLAB and PRISMA.
+        return _READ_EXT[ext]
+    if ext in _READ_EXT:
+        return _READ_EXT[ext]
+    if _envi_header_for(path) is not None:
+        return "envi"
+    with open(path, "rb") as f:
+        head = f.read(16)
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    raise in_file(path, f"unknown format (extension {ext or 'none'!r}); expected one of: {READ_FORMATS}")
+
+
+def read_scene(path: str | os.PathLike, **options) -> Scene:
+    """Read any supported scene file into a `Scene` (lazily where the format allows)."""
+    fmt = detect_format(path)
+    return _module(fmt).read(Path(path), **options)
+
+
+def write_scene(scene: Scene, path: str | os.PathLike, **options) -> None:
+    """Write ``scene`` in the format its extension names (atomically)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _WRITE_EXT:
+        raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
+    _module(_WRITE_EXT[ext]).write(scene, path, **options)
+
+
+def _enmap_metadata_beside(path: Path) -> Path | None:
+    if "SPECTRAL_IMAGE" not in path.name.upper():
+        return None
+    for p in path.parent.iterdir():
+        if p.name.upper().endswith("METADATA.XML"):
+            return p
+    return None
+
+
+def _envi_header_for(path: Path) -> Path | None:
+    """The ENVI header of a data file: ``name.hdr`` or ``name.ext.hdr`` beside it."""
+    for cand in (path.with_suffix(".hdr"), path.with_suffix(path.suffix + ".hdr"),
+                 path.with_suffix(".HDR"), path.with_suffix(path.suffix + ".HDR")):
+        if cand != path and cand.is_file():
+            return cand
+    return None
+
+
+__all__ = ["InputError", "detect_format", "read_scene", "write_scene"]

@@ -1,0 +1,213 @@
+"""The output folder every run writes (see DESIGN.md, "Command line").
+
+    result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask, ...
+    abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
+                      ENVI input), invalid pixels as nodata (NaN)
+    endmembers.csv    wavelength_nm (or band) column + one column per endmember
+    run.json          command, parameters, versions, seed, timings, metrics
+    *.png             figures
+
+Callers fill a temporary folder (`atomic_dir`) through these functions; the folder gets its
+final name only when everything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import InputError, in_file
+from .scene import Scene
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, unmixgen and the numeric libraries, for run.json."""
+    out = {"python": platform.python_version(), "unmixgen": __version__, "numpy": np.__version__}
+    for mod in ("scipy", "torch", "diffusers", "h5py", "rasterio"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+def map_format_for(scene: Scene) -> str:
+    """``"envi"`` when the input was ENVI, else ``"tif"``: maps go out as users brought them."""
+    fmt = str(scene.metadata.get("format", "")).lower()
+    return "envi" if fmt == "envi" else "tif"
+
+
+def endmember_names(p: int, names: list[str] | None = None) -> list[str]:
+    if names is not None and len(names) == p:
+        return [str(n) for n in names]
+    return [f"em{i + 1}" for i in range(p)]
+
+
+def save_maps(folder: Path, scene: Scene, maps: np.ndarray, *, stem: str = "abundances",
+              names: list[str] | None = None, fmt: str | None = None) -> Path:
+    """Write ``maps`` (rows, cols, k) georeferenced like ``scene``; invalid pixels as NaN."""
+    from .io import write_scene
+
+    fmt = fmt or map_format_for(scene)
+    maps = np.asarray(maps, np.float32)
+    img = Scene(
+        maps,
+        mask=scene.mask,
+        nodata=float("nan"),
+        crs=scene.crs,
+        transform=scene.transform,
+        name=stem,
+        metadata={"band_names": endmember_names(maps.shape[-1], names)},
+    )
+    path = folder / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif")
+    write_scene(img, path)
+    return path
+
+
+def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.ndarray | None,
+                         names: list[str] | None = None) -> None:
+    """CSV with a ``wavelength_nm`` column (``band`` when unknown) and one column per endmember."""
+    e = np.asarray(endmembers)
+    p, bands = e.shape
+    axis = wavelengths if wavelengths is not None else np.arange(1, bands + 1)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["wavelength_nm" if wavelengths is not None else "band", *endmember_names(p, names)])
+        for b in range(bands):
+            w.writerow([f"{axis[b]:.6g}", *(f"{e[i, b]:.8g}" for i in range(p))])
+
+
+def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Read an endmember CSV: first column wavelengths (nm, or um when < 100) or band numbers.
+
+    Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``.
+    """
+    from .wavelengths import to_nm
+
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    except OSError as exc:
+        raise in_file(path, f"cannot read ({exc.strerror})") from None
+    if len(rows) < 3 or len(rows[0]) < 2:
+        raise in_file(path, "expected a header row, a wavelength column and one column per endmember")
+    header, body = rows[0], rows[1:]
+    try:
+        data = np.array([[float(v) for v in r] for r in body], dtype=np.float64)
+    except ValueError as exc:
+        raise in_file(path, f"non-numeric value ({exc}); expected numbers below the header row") from None
+    first = header[0].strip().lower()
+    wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
+    return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, info: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(_jsonable(info), f, indent=2)
+        f.write("\n")
+
+
+def run_record(command: str, parameters: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+    """The skeleton of run.json; callers add ``timings``, ``metrics`` and method details."""
+    return {
+        "command": command,
+        "argv": sys.argv,
+        "parameters": parameters,
+        "seed": seed,
+        "versions": versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "timings_s": {},
+        "warnings": [],
+    }
+
+
+def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
+                abundances: np.ndarray | None, names: list[str] | None = None,
+                extra: dict[str, np.ndarray] | None = None, figures: bool = True) -> None:
+    """Write result.npz, the georeferenced maps, endmembers.csv and the standard figures."""
+    arrays: dict[str, np.ndarray] = {"mask": scene.mask}
+    if scene.wavelengths is not None:
+        arrays["wavelengths"] = scene.wavelengths
+    if endmembers is not None:
+        arrays["endmembers"] = np.asarray(endmembers, np.float32)
+    if abundances is not None:
+        arrays["abundances"] = np.asarray(abundances, np.float32)
+    p = (endmembers if endmembers is not None else abundances).shape[0 if endmembers is not None else -1]
+    arrays["names"] = np.array(endmember_names(p, names))
+    arrays.update(extra or {})
+    np.savez_compressed(folder / "result.npz", **arrays)
+    if abundances is not None:
+        save_maps(folder, scene, abundances, names=names)
+    if endmembers is not None:
+        write_endmembers_csv(folder / "endmembers.csv", endmembers, scene.wavelengths, names)
+    if figures:
+        from . import report
+
+        report.plot_rgb(scene, folder / "rgb.png")
+        if abundances is not None:
+            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask)
+        if endmembers is not None:
+            truth = scene.truth.endmembers if scene.truth is not None else None
+            report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
+                                   names=names, truth=truth)
+
+
+def load_result(folder: str | Path) -> dict[str, Any]:
+    """Read a run folder's result.npz (and run.json when present) into a dict of arrays.
+
+    Raises `InputError` when the folder has no result.npz.
+    """
+    folder = Path(folder)
+    path = folder / "result.npz" if folder.is_dir() else folder
+    if not path.is_file():
+        raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out: dict[str, Any] = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise in_file(path, f"cannot read ({exc})") from None
+    run = path.parent / "run.json"
+    if run.is_file():
+        try:
+            out["run"] = json.loads(run.read_text())
+        except json.JSONDecodeError as exc:
+            raise in_file(run, f"is not valid JSON ({exc})") from None
+    if "names" in out:
+        out["names"] = [str(n) for n in out["names"]]
+    return out
+
+
+__all__ = [
+    "InputError",
+    "load_result",
+    "read_endmembers_csv",
+    "run_record",
+    "save_maps",
+    "save_result",
+    "write_endmembers_csv",
+    "write_json",
+]

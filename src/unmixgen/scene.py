@@ -1,0 +1,397 @@
+"""The `Scene`: one hyperspectral image, whatever file it came from.
+
+A scene is a cube of shape ``(rows, cols, bands)`` in physical units (reflectance or
+radiance after the file's scale factors) plus what is known about it: wavelengths (nm),
+FWHM (nm), a good-band mask, a valid-pixel mask, georeferencing and, for benchmark
+scenes, ground truth.
+
+The cube need not be in memory. Readers hand the scene a *source*: anything with a
+``shape`` and a ``read(rows, cols)`` method returning float32 ``(r, c, bands)``. Plain
+arrays and memory maps are wrapped in `ArraySource`. `Scene.read` and `Scene.tiles` read
+only the window asked for; `Scene.cube` reads (and keeps) the whole cube.
+
+Invalid pixels (NaN, Inf, all bands zero, all bands equal to the nodata value, flagged by
+the file) are ``False`` in `Scene.mask`. Every method skips them and every writer writes
+them back as nodata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import InputError
+from .wavelengths import check_wavelengths
+
+
+class CubeSource(Protocol):
+    """What a reader gives a `Scene`: a lazily readable ``(rows, cols, bands)`` cube."""
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype  # storage dtype, reported by `info`
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        """Return float32 ``(len(rows), len(cols), bands)`` in physical units."""
+        ...
+
+
+class ArraySource:
+    """A `CubeSource` over an in-memory array or a ``np.memmap`` of shape (rows, cols, bands).
+
+    ``scale`` and ``offset`` map stored values to physical ones: ``value = stored * scale +
+    offset``, applied per window in float32 so a memory map is never loaded whole.
+    """
+
+    def __init__(self, array: np.ndarray, scale: float | np.ndarray = 1.0, offset: float = 0.0):
+        if array.ndim != 3:
+            raise InputError(f"cube has {array.ndim} dimensions; expected (rows, cols, bands)")
+        self.array = array
+        self.shape = tuple(int(s) for s in array.shape)
+        self.dtype = array.dtype
+        self.scale = np.float32(scale) if np.ndim(scale) == 0 else np.asarray(scale, np.float32)
+        self.offset = np.float32(offset)
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        # A copy, so callers may write into it without touching the source.
+        out = np.array(self.array[rows, cols, :], dtype=np.float32)
+        if np.ndim(self.scale) or self.scale != 1.0:
+            out *= self.scale
+        if self.offset != 0.0:
+            out += self.offset
+        return out
+
+
+@dataclass
+class GroundTruth:
+    """Reference endmembers ``(p, bands)`` and/or abundances ``(rows, cols, p)``, float32."""
+
+    endmembers: np.ndarray | None = None
+    abundances: np.ndarray | None = None
+    names: list[str] | None = None
+    source: str | None = None
+
+    @property
+    def n_endmembers(self) -> int:
+        if self.endmembers is not None:
+            return int(self.endmembers.shape[0])
+        if self.abundances is not None:
+            return int(self.abundances.shape[-1])
+        return 0
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One spatial tile of a scene.
+
+    ``rows``/``cols`` are the tile's own region in scene coordinates; ``outer_rows`` /
+    ``outer_cols`` add the halo (clipped at the scene border). ``data`` ``(r, c, bands)``
+    float32 and ``mask`` ``(r, c)`` cover the outer region; ``inner`` indexes the tile's own
+    region inside them.
+    """
+
+    rows: slice
+    cols: slice
+    outer_rows: slice
+    outer_cols: slice
+    data: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def inner(self) -> tuple[slice, slice]:
+        r0 = self.rows.start - self.outer_rows.start
+        c0 = self.cols.start - self.outer_cols.start
+        return (
+            slice(r0, r0 + self.rows.stop - self.rows.start),
+            slice(c0, c0 + self.cols.stop - self.cols.start),
+        )
+
+
+def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
+
+    A pixel is invalid when any band is NaN/Inf, when all bands are zero, or when all bands
+    equal ``nodata``.
+    """
+    finite = np.isfinite(block).all(axis=-1)
+    nonzero = (block != 0).any(axis=-1)
+    valid = finite & nonzero
+    if nodata is not None and np.isfinite(nodata) and nodata != 0:
+        valid &= (block != np.float32(nodata)).any(axis=-1)
+    return valid
+
+
+class Scene:
+    """A hyperspectral scene; see the module docstring.
+
+    Parameters
+    ----------
+    cube : ndarray (rows, cols, bands) or CubeSource
+        The data, in physical units. Arrays of any dtype are read as float32 per window.
+    wavelengths : array (bands,) or None
+        Band centres in nm, strictly increasing. ``None`` when the file has none.
+    fwhm : array (bands,) or None
+        Band widths in nm.
+    good_bands : bool array (bands,) or None
+        ``False`` for bands a file marks bad (ENVI ``bbl``); default all good.
+    mask : bool array (rows, cols), callable returning one, or None
+        ``True`` = valid pixel. ``None`` computes it from the data (`pixel_validity`),
+        tile by tile; a callable is called once, on first use (readers use this to avoid
+        reading the cube for `info`).
+    nodata : float or None
+        The stored nodata value, if the file declares one.
+    crs : str or None
+        Coordinate reference system as WKT (or ``"EPSG:n"``).
+    transform : 6-tuple or None
+        Affine geotransform in rasterio order ``(a, b, c, d, e, f)``: x = a*col + b*row + c,
+        y = d*col + e*row + f.
+    truth : GroundTruth or None
+    name, path : str or None
+        For messages and output metadata.
+    units : str or None
+        ``"reflectance"``, ``"radiance"`` or None.
+    metadata : dict
+        Anything else worth keeping (reader-specific).
+    """
+
+    def __init__(
+        self,
+        cube: np.ndarray | CubeSource,
+        *,
+        wavelengths=None,
+        fwhm=None,
+        good_bands=None,
+        mask: np.ndarray | Callable[[], np.ndarray] | None = None,
+        nodata: float | None = None,
+        crs: str | None = None,
+        transform: tuple[float, ...] | None = None,
+        truth: GroundTruth | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        units: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self.source: CubeSource = ArraySource(cube) if isinstance(cube, np.ndarray) else cube
+        rows, cols, bands = self.source.shape
+        if min(rows, cols, bands) < 1:
+            raise InputError(f"cube shape {self.source.shape} is empty; expected (rows, cols, bands) >= 1")
+        self.name = name
+        self.path = path
+        self.units = units
+        self.nodata = nodata
+        self.crs = crs
+        self.transform = tuple(float(v) for v in transform[:6]) if transform is not None else None
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.wavelengths = (
+            None if wavelengths is None else check_wavelengths(wavelengths, bands, what=self._what("wavelengths"))
+        )
+        self.fwhm = None if fwhm is None else np.asarray(fwhm, dtype=np.float64).reshape(-1)
+        if self.fwhm is not None and self.fwhm.shape != (bands,):
+            raise InputError(f"{self._what('fwhm')}: {self.fwhm.size} values for {bands} bands")
+        self.good_bands = (
+            np.ones(bands, bool) if good_bands is None else np.asarray(good_bands, bool).reshape(-1)
+        )
+        if self.good_bands.shape != (bands,):
+            raise InputError(f"{self._what('good-band list')}: {self.good_bands.size} values for {bands} bands")
+        self._mask: np.ndarray | None = None
+        self._mask_fn: Callable[[], np.ndarray] | None = None
+        if callable(mask):
+            self._mask_fn = mask
+        elif mask is not None:
+            self._mask = self._checked_mask(mask)
+        self._cube: np.ndarray | None = None
+        self.truth: GroundTruth | None = None
+        if truth is not None:
+            self.attach_truth(truth)
+
+    # -- shape -----------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.source.shape)
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0]
+
+    @property
+    def cols(self) -> int:
+        return self.shape[1]
+
+    @property
+    def bands(self) -> int:
+        return self.shape[2]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Storage dtype of the file (the cube itself is always read as float32)."""
+        return np.dtype(self.source.dtype)
+
+    def band_axis(self) -> np.ndarray:
+        """Wavelengths in nm, or band numbers 1..bands when the scene has none."""
+        if self.wavelengths is not None:
+            return self.wavelengths
+        return np.arange(1, self.bands + 1, dtype=np.float64)
+
+    # -- data ------------------------------------------------------------------------
+    def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+        """Read a window as float32 ``(r, c, bands)``; only that window is read from disk."""
+        if self._cube is not None:
+            return self._cube[rows, cols]
+        rows = slice(*rows.indices(self.rows))
+        cols = slice(*cols.indices(self.cols))
+        return self.source.read(rows, cols)
+
+    @property
+    def cube(self) -> np.ndarray:
+        """The whole cube, float32 ``(rows, cols, bands)``, read once and kept."""
+        if self._cube is None:
+            src = self.source
+            if (
+                isinstance(src, ArraySource)
+                and isinstance(src.array, np.ndarray)
+                and not isinstance(src.array, np.memmap)
+                and src.array.dtype == np.float32
+                and np.ndim(src.scale) == 0
+                and src.scale == 1.0
+                and src.offset == 0.0
+            ):
+                self._cube = src.array
+            else:
+                self._cube = self.source.read(slice(0, self.rows), slice(0, self.cols))
+        return self._cube
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Valid pixels, bool ``(rows, cols)``."""
+        if self._mask is None:
+            if self._mask_fn is not None:
+                self._mask = self._checked_mask(self._mask_fn())
+            else:
+                m = np.empty((self.rows, self.cols), bool)
+                for t in self.tiles(512, with_mask=False):
+                    m[t.rows, t.cols] = pixel_validity(t.data, self.nodata)
+                self._mask = m
+        return self._mask
+
+    @property
+    def valid_fraction(self) -> float:
+        return float(self.mask.mean())
+
+    def require_valid(self) -> None:
+        """Raise `InputError` when no pixel of the scene is valid."""
+        if not self.mask.any():
+            raise InputError(
+                f"{self._what('scene')}: no valid pixel (every pixel is NaN/Inf, all-zero, "
+                "nodata or flagged); expected at least one"
+            )
+
+    def tiles(self, size: int = 512, halo: int = 0, *, with_mask: bool = True) -> Iterator[Tile]:
+        """Iterate over ``size`` x ``size`` tiles (row-major), each read from disk on its own.
+
+        ``halo`` extra pixels on every side are read too (clipped at the border) for methods
+        that need neighbours; ``Tile.inner`` selects the tile's own region.
+        """
+        if size < 1 or halo < 0:
+            raise ValueError(f"tile size must be >= 1 and halo >= 0, got {size}, {halo}")
+        for r0 in range(0, self.rows, size):
+            r1 = min(r0 + size, self.rows)
+            for c0 in range(0, self.cols, size):
+                c1 = min(c0 + size, self.cols)
+                orows = slice(max(r0 - halo, 0), min(r1 + halo, self.rows))
+                ocols = slice(max(c0 - halo, 0), min(c1 + halo, self.cols))
+                data = self.read(orows, ocols)
+                if with_mask:
+                    mask = self.mask[orows, ocols]
+                else:
+                    mask = np.ones(data.shape[:2], bool)
+                yield Tile(slice(r0, r1), slice(c0, c1), orows, ocols, data, mask)
+
+    def valid_pixels(self) -> np.ndarray:
+        """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order."""
+        return self.cube[self.mask]
+
+    def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Scatter per-valid-pixel values ``(N, k)`` back to ``(rows, cols, k)``; invalid = ``fill``."""
+        values = np.asarray(values)
+        out = np.full((self.rows, self.cols, values.shape[-1]), fill, dtype=np.float32)
+        out[self.mask] = values
+        return out
+
+    # -- ground truth --------------------------------------------------------------------
+    def attach_truth(self, truth: GroundTruth) -> None:
+        """Attach ground truth after checking its shapes against the scene."""
+        e, a = truth.endmembers, truth.abundances
+        if e is not None:
+            e = np.asarray(e, np.float32)
+            if e.ndim != 2 or e.shape[1] != self.bands:
+                raise InputError(
+                    f"{truth.source or 'ground truth'}: endmembers have shape {e.shape}; "
+                    f"expected (p, {self.bands}) for a scene with {self.bands} bands"
+                )
+        if a is not None:
+            a = np.asarray(a, np.float32)
+            if a.ndim != 3 or a.shape[:2] != (self.rows, self.cols):
+                raise InputError(
+                    f"{truth.source or 'ground truth'}: abundances have shape {a.shape}; "
+                    f"expected ({self.rows}, {self.cols}, p) for a {self.rows}x{self.cols} scene"
+                )
+        if e is not None and a is not None and e.shape[0] != a.shape[2]:
+            raise InputError(
+                f"{truth.source or 'ground truth'}: {e.shape[0]} endmembers but {a.shape[2]} abundance maps"
+            )
+        self.truth = GroundTruth(e, a, truth.names, truth.source)
+
+    # -- helpers ---------------------------------------------------------------------
+    def _checked_mask(self, mask) -> np.ndarray:
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != (self.rows, self.cols):
+            raise InputError(f"{self._what('mask')}: shape {m.shape}; expected ({self.rows}, {self.cols})")
+        return m
+
+    def _what(self, thing: str) -> str:
+        return f"{self.path}: {thing}" if self.path else thing
+
+    def __repr__(self) -> str:
+        wl = (
+            f"{self.wavelengths[0]:.0f}-{self.wavelengths[-1]:.0f} nm"
+            if self.wavelengths is not None
+            else "no wavelengths"
+        )
+        return f"Scene({self.name or self.path or 'unnamed'}: {self.rows}x{self.cols}x{self.bands}, {wl})"
+
+
+def describe(scene: Scene) -> dict[str, Any]:
+    """The JSON-ready summary of a scene used by `unmixgen info --json`."""
+    wl = scene.wavelengths
+    mask = scene.mask
+    info: dict[str, Any] = {
+        "path": scene.path,
+        "rows": scene.rows,
+        "cols": scene.cols,
+        "bands": scene.bands,
+        "dtype": str(scene.dtype),
+        "units": scene.units,
+        "wavelength_min_nm": None if wl is None else float(wl[0]),
+        "wavelength_max_nm": None if wl is None else float(wl[-1]),
+        "has_fwhm": scene.fwhm is not None,
+        "good_bands": int(scene.good_bands.sum()),
+        "valid_pixels": int(mask.sum()),
+        "invalid_pixels": int(mask.size - mask.sum()),
+        "valid_fraction": float(mask.mean()),
+        "nodata": scene.nodata,
+        "crs": scene.crs,
+        "transform": list(scene.transform) if scene.transform is not None else None,
+        "ground_truth": None,
+    }
+    if scene.truth is not None:
+        info["ground_truth"] = {
+            "endmembers": scene.truth.n_endmembers,
+            "names": scene.truth.names,
+            "has_abundances": scene.truth.abundances is not None,
+        }
+    for k, v in scene.metadata.items():
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            info.setdefault(k, v)
+    return info

@@ -1,0 +1,91 @@
+"""Spectral axes: unit normalisation to nanometres.
+
+Every `Scene` carries wavelengths in nm, float64, strictly increasing. Readers call
+`to_nm` with whatever the file says about units; when the file says nothing the unit is
+inferred from the magnitude (values below 100 are micrometres: no imaging spectrometer
+measures below 100 nm, and none measures beyond 100 um).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+_UNITS_TO_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometers": 1.0,
+    "nanometre": 1.0,
+    "nanometres": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometers": 1e3,
+    "micrometre": 1e3,
+    "micrometres": 1e3,
+    "mm": 1e6,
+    "millimeter": 1e6,
+    "millimeters": 1e6,
+    "m": 1e9,
+    "meters": 1e9,
+}
+
+
+def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.ndarray:
+    """Convert a wavelength vector to nanometres (float64).
+
+    Parameters
+    ----------
+    values : array-like of shape (bands,)
+        Wavelengths as stored in a file.
+    units : str or None
+        The unit the file declares (``"Micrometers"``, ``"nm"``, ...; case-insensitive).
+        ``None`` or ``"unknown"`` infers it from the magnitude.
+    what : str
+        Name used in error messages.
+
+    Raises
+    ------
+    InputError
+        When the values are not numbers, or the unit is not a length (e.g. wavenumbers,
+        band indices) and so cannot be converted to nm.
+    """
+    try:
+        wl = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} are not numbers ({exc}); expected lengths in nm or um") from None
+    if units is not None:
+        key = str(units).strip().lower()
+        if key in ("", "unknown", "none"):
+            units = None
+        elif key in _UNITS_TO_NM:
+            return wl * _UNITS_TO_NM[key]
+        else:
+            raise InputError(
+                f"{what} have unit {units!r}, which is not a length; expected nm or micrometers"
+            )
+    finite = wl[np.isfinite(wl)]
+    if finite.size and np.nanmax(np.abs(finite)) < 100.0:
+        return wl * 1e3
+    return wl
+
+
+def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths") -> np.ndarray:
+    """Validate a nm wavelength vector for a scene with ``bands`` bands; return it as float64.
+
+    Raises `InputError` unless it has one finite, positive, strictly increasing value per band.
+    """
+    wl = np.asarray(wl, dtype=np.float64).reshape(-1)
+    if wl.shape != (bands,):
+        raise InputError(f"{what}: {wl.size} values for {bands} bands; expected one per band")
+    if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
+        raise InputError(f"{what}: values must be finite and positive (nm)")
+    if bands > 1 and not np.all(np.diff(wl) > 0):
+        i = int(np.argmin(np.diff(wl)))
+        raise InputError(
+            f"{what}: not strictly increasing ({wl[i]:g} nm then {wl[i + 1]:g} nm at band {i + 1})"
+        )
+    return wl

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from unmixgen.errors import InputError
+from unmixgen.scene import GroundTruth, Scene
+from unmixgen.wavelengths import to_nm
+
+
+def _cube(rows=5, cols=7, bands=4, seed=0):
+    return np.random.default_rng(seed).uniform(0.1, 1.0, (rows, cols, bands)).astype(np.float32)
+
+
+def test_invalid_pixels_are_masked_not_errors():
+    cube = _cube()
+    cube[0, 0, 1] = np.nan
+    cube[1, 2, :] = 0
+    cube[4, 6, 3] = np.inf
+    s = Scene(cube)
+    assert s.mask.sum() == 5 * 7 - 3
+    assert not s.mask[0, 0] and not s.mask[1, 2] and not s.mask[4, 6]
+    assert s.valid_pixels().shape == (32, 4)
+
+
+def test_nodata_value_marks_pixels_invalid():
+    cube = _cube()
+    cube[2, 3, :] = -9999
+    s = Scene(cube, nodata=-9999)
+    assert not s.mask[2, 3] and s.mask.sum() == 34
+
+
+def test_all_invalid_scene_is_refused():
+    s = Scene(np.full((3, 4, 2), np.nan, np.float32))
+    with pytest.raises(InputError, match="no valid pixel"):
+        s.require_valid()
+
+
+def test_tiles_cover_scene_once_with_halo():
+    cube = _cube(11, 9, 3)
+    s = Scene(cube)
+    seen = np.zeros((11, 9), int)
+    for t in s.tiles(4, halo=2):
+        seen[t.rows, t.cols] += 1
+        assert np.array_equal(t.data[t.inner], cube[t.rows, t.cols])
+        assert t.data.shape[0] <= 4 + 4
+    assert (seen == 1).all()
+
+
+def test_to_image_round_trip_on_non_square_scene():
+    cube = _cube(3, 5, 2)
+    cube[1, 4] = np.nan
+    s = Scene(cube)
+    img = s.to_image(s.valid_pixels())
+    assert np.array_equal(img[s.mask], cube[s.mask])
+    assert np.isnan(img[1, 4]).all()
+
+
+def test_wavelengths_validated_and_converted():
+    assert np.allclose(to_nm([0.4, 0.5], "Micrometers"), [400, 500])
+    assert np.allclose(to_nm([0.4, 2.5]), [400, 2500])
+    assert np.allclose(to_nm([400, 2500]), [400, 2500])
+    with pytest.raises(InputError, match="not a length"):
+        to_nm([1000, 2000], "wavenumber")
+    with pytest.raises(InputError, match="strictly increasing"):
+        Scene(_cube(bands=3), wavelengths=[400, 500, 450])
+
+
+def test_truth_shape_mismatch_is_input_error():
+    s = Scene(_cube(5, 7, 4))
+    with pytest.raises(InputError, match="expected \\(5, 7, p\\)"):
+        s.attach_truth(GroundTruth(abundances=np.ones((7, 5, 2)) / 2))
+    with pytest.raises(InputError, match="expected \\(p, 4\\)"):
+        s.attach_truth(GroundTruth(endmembers=np.ones((2, 5))))
+
+
+def test_scale_applied_per_window_without_loading_memmap(tmp_path):
+    raw = np.arange(2 * 3 * 4, dtype=np.uint16).reshape(2, 3, 4)
+    mm = np.lib.format.open_memmap(tmp_path / "c.npy", mode="w+", dtype=np.uint16, shape=raw.shape)
+    mm[:] = raw
+    from unmixgen.scene import ArraySource
+
+    s = Scene(ArraySource(np.load(tmp_path / "c.npy", mmap_mode="r"), scale=0.5))
+    assert s.read(slice(1, 2), slice(0, 2)).dtype == np.float32
+    assert np.allclose(s.read(slice(1, 2), slice(0, 2)), raw[1:2, 0:2] * 0.5)
