@@ -8,7 +8,7 @@ import sys
 from .app import app
 
 # Subcommand modules; each registers its commands on `app` when imported.
-_COMMAND_MODULES = ["data", "datasets", "demo", "unmix", "diffusion"]
+_COMMAND_MODULES = ["data", "datasets", "demo", "unmix", "diffusion", "simulate"]
 for _name in _COMMAND_MODULES:
     try:
         importlib.import_module(f"{__name__}.{_name}")

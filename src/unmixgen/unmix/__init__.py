@@ -1,0 +1,1 @@
+"""Unmixing: rank estimation, endmember extraction, abundance inversion, blind methods."""
