@@ -1,0 +1,117 @@
+"""Forward mixing models and noise at a given SNR."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unmixgen import mixing
+
+
+def _simplex(rng, shape):
+    a = rng.gamma(1.0, size=shape)
+    return a / a.sum(-1, keepdims=True)
+
+
+@pytest.fixture
+def ae():
+    rng = np.random.default_rng(1)
+    A = _simplex(rng, (5, 7, 3)).astype(np.float32)  # non-square scene
+    E = rng.uniform(0.05, 0.9, (3, 11)).astype(np.float32)
+    return A, E
+
+
+def test_linear_matches_per_pixel_sum(ae):
+    A, E = ae
+    Y = mixing.linear(A, E)
+    assert Y.shape == (5, 7, 11) and Y.dtype == np.float32
+    r, c = 3, 6
+    ref = sum(A[r, c, k] * E[k] for k in range(3))
+    np.testing.assert_allclose(Y[r, c], ref, rtol=1e-6)
+
+
+def test_linear_rejects_mismatched_p(ae):
+    A, E = ae
+    with pytest.raises(ValueError, match="endmembers"):
+        mixing.linear(A, E[:2])
+
+
+def test_extended_linear_scales_each_endmember(ae):
+    A, E = ae
+    ones = np.ones_like(A)
+    np.testing.assert_allclose(mixing.extended_linear(A, E, ones), mixing.linear(A, E), rtol=1e-6)
+    s = np.random.default_rng(2).uniform(0.5, 1.5, A.shape)
+    Y = mixing.extended_linear(A, E, s)
+    r, c = 4, 1
+    ref = sum(s[r, c, k] * A[r, c, k] * E[k] for k in range(3))
+    np.testing.assert_allclose(Y[r, c], ref, rtol=1e-5)
+
+
+def test_bilinear_fan_explicit_pairs(ae):
+    A, E = ae
+    Y = mixing.bilinear(A, E, gamma=0.7, kind="fan")
+    r, c = 2, 5
+    a = A[r, c]
+    ref = a @ E + 0.7 * (a[0] * a[1] * E[0] * E[1] + a[0] * a[2] * E[0] * E[2] + a[1] * a[2] * E[1] * E[2])
+    np.testing.assert_allclose(Y[r, c], ref, rtol=1e-5)
+    # gamma = 0 is the linear model; pure pixels have no interaction
+    np.testing.assert_allclose(mixing.bilinear(A, E, gamma=0.0), mixing.linear(A, E), rtol=1e-6)
+    pure = np.eye(3, dtype=np.float32)
+    np.testing.assert_allclose(mixing.bilinear(pure, E), E, rtol=1e-6)
+
+
+def test_bilinear_nascimento_renormalises(ae):
+    A, E = ae
+    Y = mixing.bilinear(A, E, gamma=1.0, kind="nascimento")
+    a = A[0, 0]
+    b = np.array([a[0] * a[1], a[0] * a[2], a[1] * a[2]])
+    ref = (a @ E + b[0] * E[0] * E[1] + b[1] * E[0] * E[2] + b[2] * E[1] * E[2]) / (1 + b.sum())
+    np.testing.assert_allclose(Y[0, 0], ref, rtol=1e-5)
+    np.testing.assert_allclose(mixing.bilinear(np.eye(3), E, kind="nascimento"), E, rtol=1e-6)
+    with pytest.raises(ValueError, match="kind"):
+        mixing.bilinear(A, E, kind="hapke")
+
+
+def test_linear_variable_per_pixel(ae):
+    A, E = ae
+    rng = np.random.default_rng(3)
+    Ev = E + rng.normal(0, 0.01, (5, 7, 3, 11)).astype(np.float32)
+    Y = mixing.linear_variable(A, Ev)
+    assert Y.shape == (5, 7, 11)
+    np.testing.assert_allclose(Y[1, 2], A[1, 2] @ Ev[1, 2], rtol=1e-5)
+    # the same E everywhere equals the linear model
+    np.testing.assert_allclose(mixing.linear_variable(A, np.broadcast_to(E, (5, 7, 3, 11))),
+                               mixing.linear(A, E), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["white", "signal"])
+@pytest.mark.parametrize("snr", [10.0, 30.0, 45.0])
+def test_noise_reaches_requested_snr(kind, snr):
+    rng = np.random.default_rng(0)
+    A = _simplex(rng, (40, 60, 4))
+    E = rng.uniform(0.02, 0.8, (4, 150))
+    clean = mixing.linear(A, E)
+    noisy = mixing.add_noise(clean, snr, rng=7, kind=kind)
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    assert abs(mixing.snr_db(clean, noisy) - snr) < 0.1
+
+
+def test_signal_noise_variance_follows_signal():
+    clean = np.concatenate([np.full((1, 20000, 1), 0.05), np.full((1, 20000, 1), 0.8)], axis=1)
+    noise = mixing.add_noise(clean, 20.0, rng=0, kind="signal") - clean.astype(np.float32)
+    ratio = noise[0, 20000:].var() / noise[0, :20000].var()
+    assert 14 < ratio < 18  # variance proportional to signal: 0.8 / 0.05 = 16
+    white = mixing.add_noise(clean, 20.0, rng=0, kind="white") - clean.astype(np.float32)
+    assert 0.9 < white[0, 20000:].var() / white[0, :20000].var() < 1.1
+
+
+def test_noise_seed_is_deterministic():
+    clean = np.random.default_rng(0).uniform(0, 1, (8, 9, 10))
+    a = mixing.add_noise(clean, 25.0, rng=42)
+    b = mixing.add_noise(clean, 25.0, rng=42)
+    c = mixing.add_noise(clean, 25.0, rng=43)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(mixing.add_noise(clean, None), clean.astype(np.float32))
+    with pytest.raises(ValueError, match="kind"):
+        mixing.add_noise(clean, 25.0, kind="pink")
