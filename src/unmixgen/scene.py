@@ -309,8 +309,14 @@ class Scene:
                 yield Tile(slice(r0, r1), slice(c0, c1), orows, ocols, data, mask)
 
     def valid_pixels(self) -> np.ndarray:
-        """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order."""
-        return self.cube[self.mask]
+        """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order.
+
+        A view of the cube when every pixel is valid (no copy of a large scene).
+        """
+        cube = self.cube
+        if self.mask.all() and cube.flags.c_contiguous:
+            return cube.reshape(-1, self.bands)
+        return cube[self.mask]
 
     def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Scatter per-valid-pixel values ``(N, k)`` back to ``(rows, cols, k)``; invalid = ``fill``."""
