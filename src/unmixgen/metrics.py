@@ -1,0 +1,583 @@
+"""Unmixing metrics: endmember matching, abundance and spectral errors, image quality.
+
+Every metric is computed in float64 whatever the input dtype, and returns plain Python
+floats (scalars) or float64 arrays (per endmember / per pixel). Shapes follow the package
+conventions:
+
+- endmembers ``(p, bands)``, rows are spectra;
+- abundances ``(rows, cols, p)`` or flattened ``(N, p)``;
+- cubes ``(rows, cols, bands)`` or ``(N, bands)``.
+
+Invalid pixels are NaN in a cube or abundance map, or ``False`` in an optional ``mask``
+(``(rows, cols)`` or ``(N,)``); every metric skips them. A pixel counts when it is valid in
+the mask and finite in every array compared.
+
+Estimated and reference endmembers come in arbitrary order; `match_endmembers` finds the
+assignment (Hungarian algorithm) and `evaluate` scores everything after it. By the
+convention of the unmixing literature, abundance RMSE is reported in percent (abundance
+units x 100) and spectral angles in degrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from .errors import InputError
+
+__all__ = [
+    "abundance_rmse",
+    "evaluate",
+    "format_table",
+    "match_endmembers",
+    "mse",
+    "psnr",
+    "reconstruction_rmse",
+    "rmse",
+    "sad",
+    "sad_matrix",
+    "sam_map",
+    "sre",
+    "ssim_maps",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def _f64(x: Any, what: str) -> np.ndarray:
+    if x is None:
+        raise InputError(f"{what}: missing; expected an array")
+    return np.asarray(x, dtype=np.float64)
+
+
+def _flat_pixels(x: np.ndarray, what: str) -> np.ndarray:
+    """``(rows, cols, k)`` or ``(N, k)`` -> ``(N, k)``."""
+    if x.ndim == 3:
+        return x.reshape(-1, x.shape[-1])
+    if x.ndim == 2:
+        return x
+    raise InputError(f"{what}: has shape {x.shape}; expected (rows, cols, k) or (N, k)")
+
+
+def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndarray:
+    """Boolean ``(N,)``: the pixel is in ``mask`` and finite in every array ``(N, k)``."""
+    valid = np.ones(n, bool)
+    if mask is not None:
+        m = np.asarray(mask, bool).reshape(-1)
+        if m.size != n:
+            raise InputError(f"mask: has {m.size} pixels; expected {n} to match the arrays")
+        valid &= m
+    for a in arrays:
+        valid &= np.isfinite(a).all(axis=1)
+    return valid
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    if a.shape != b.shape:
+        raise InputError(f"{what}: shapes {a.shape} and {b.shape} differ; expected equal shapes")
+
+
+# ----------------------------------------------------------------------------------------
+# generic errors
+# ----------------------------------------------------------------------------------------
+def mse(a: np.ndarray, b: np.ndarray) -> float:
+    r"""Mean squared error over all finite entries: :math:`\frac1n\sum_i (a_i - b_i)^2`.
+
+    Unit: the square of the inputs' unit. Entries that are NaN/Inf in either array are
+    skipped; NaN when none remain.
+    """
+    a, b = _f64(a, "mse"), _f64(b, "mse")
+    _same_shape(a, b, "mse")
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return float("nan")
+    d = a[ok] - b[ok]
+    return float(np.mean(d * d))
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    r"""Root mean squared error :math:`\sqrt{\mathrm{mse}(a, b)}`, in the inputs' unit."""
+    return float(np.sqrt(mse(a, b)))
+
+
+# ----------------------------------------------------------------------------------------
+# spectra
+# ----------------------------------------------------------------------------------------
+def _angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise angle (degrees) between ``a (n, B)`` and ``b (n, B)``; 0/0 -> NaN."""
+    num = np.einsum("ij,ij->i", a, b)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def sad(E_est: np.ndarray, E_ref: np.ndarray) -> np.ndarray:
+    r"""Spectral angle distance per endmember, in degrees.
+
+    .. math:: \mathrm{SAD}_j = \arccos \frac{\langle \hat e_j, e_j\rangle}
+              {\lVert \hat e_j\rVert \, \lVert e_j\rVert} \cdot \frac{180}{\pi}
+
+    Parameters
+    ----------
+    E_est, E_ref : ``(p, bands)`` spectra, already in matching order (see
+        `match_endmembers`).
+
+    Returns
+    -------
+    ``(p,)`` float64 angles in [0, 180] degrees (NaN for an all-zero spectrum). The mean
+    SAD reported by `evaluate` is ``sad(...).mean()``.
+    """
+    a, b = _f64(E_est, "E_est"), _f64(E_ref, "E_ref")
+    if a.ndim == 1:
+        a, b = a[None], b[None]
+    _same_shape(a, b, "sad")
+    return _angles_deg(a, b)
+
+
+def sad_matrix(E_est: np.ndarray, E_ref: np.ndarray) -> np.ndarray:
+    """All pairwise spectral angles in degrees: ``(p_est, p_ref)``, entry ``[i, j]`` = SAD(est i, ref j)."""
+    a, b = _f64(E_est, "E_est"), _f64(E_ref, "E_ref")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise InputError(f"endmembers: shapes {a.shape} and {b.shape}; expected (p, bands) with equal bands")
+    na = np.linalg.norm(a, axis=1)[:, None]
+    nb = np.linalg.norm(b, axis=1)[None, :]
+    den = na * nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(den > 0, (a @ b.T) / np.where(den > 0, den, 1.0), np.nan)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def sam_map(cube: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    r"""Per-pixel spectral angle (SAM) between a cube and its reconstruction, in degrees.
+
+    :math:`\theta_n = \arccos(\langle y_n, \hat y_n\rangle / (\lVert y_n\rVert \lVert \hat y_n\rVert))`.
+
+    Parameters
+    ----------
+    cube, reconstruction : ``(rows, cols, bands)`` or ``(N, bands)``.
+    mask : optional valid-pixel mask ``(rows, cols)`` / ``(N,)``.
+
+    Returns
+    -------
+    ``(rows, cols)`` or ``(N,)`` float64 degrees; NaN at invalid pixels.
+    """
+    y, yh = _f64(cube, "cube"), _f64(reconstruction, "reconstruction")
+    _same_shape(y, yh, "sam_map")
+    spatial = y.shape[:-1]
+    yf, yhf = _flat_pixels(y, "cube"), _flat_pixels(yh, "reconstruction")
+    valid = _valid_rows(mask, yf.shape[0], yf, yhf)
+    out = np.full(yf.shape[0], np.nan)
+    out[valid] = _angles_deg(yf[valid], yhf[valid])
+    return out.reshape(spatial)
+
+
+# ----------------------------------------------------------------------------------------
+# abundances
+# ----------------------------------------------------------------------------------------
+def _paired_abundances(A_est, A_ref, mask) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
+    _same_shape(a, b, "abundances")
+    af, bf = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
+    valid = _valid_rows(mask, af.shape[0], af, bf)
+    if not valid.any():
+        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
+    return af[valid], bf[valid]
+
+
+def abundance_rmse(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None
+                   ) -> tuple[float, np.ndarray]:
+    r"""Abundance RMSE in percent (abundance fraction x 100).
+
+    .. math::
+        \mathrm{RMSE} = 100 \sqrt{\frac{1}{N p}\sum_{n,j} (\hat a_{nj} - a_{nj})^2},\qquad
+        \mathrm{RMSE}_j = 100 \sqrt{\frac{1}{N}\sum_{n} (\hat a_{nj} - a_{nj})^2}
+
+    over the N valid pixels (in ``mask`` and finite in both maps).
+
+    Parameters
+    ----------
+    A_est, A_ref : ``(rows, cols, p)`` or ``(N, p)`` in matching endmember order.
+    mask : optional ``(rows, cols)`` / ``(N,)`` valid-pixel mask.
+
+    Returns
+    -------
+    overall_percent : float
+    per_endmember_percent : ``(p,)`` float64
+    """
+    a, b = _paired_abundances(A_est, A_ref, mask)
+    d2 = (a - b) ** 2
+    return float(100.0 * np.sqrt(d2.mean())), 100.0 * np.sqrt(d2.mean(axis=0))
+
+
+def sre(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None) -> float:
+    r"""Signal-to-reconstruction error of the abundances, in dB.
+
+    .. math:: \mathrm{SRE} = 10 \log_{10} \frac{\lVert A\rVert_F^2}{\lVert A - \hat A\rVert_F^2}
+
+    over the valid pixels; ``inf`` for a perfect estimate.
+    """
+    a, b = _paired_abundances(A_est, A_ref, mask)
+    err = float(np.sum((b - a) ** 2))
+    sig = float(np.sum(b * b))
+    if err == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(sig / err)) if sig > 0 else float("-inf")
+
+
+def ssim_maps(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None, *,
+              data_range: float = 1.0, sigma: float = 1.5, win_size: int = 11
+              ) -> tuple[np.ndarray, float]:
+    r"""Structural similarity (Wang et al. 2004) of each abundance map; unitless, <= 1.
+
+    .. math:: \mathrm{SSIM}(x, y) = \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}
+              {(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)}
+
+    with local statistics under a Gaussian window (``win_size`` 11, ``sigma`` 1.5),
+    :math:`C_1 = (0.01 L)^2`, :math:`C_2 = (0.03 L)^2` and data range :math:`L = 1`
+    (abundances live in [0, 1]). The SSIM map of each endmember is averaged over the valid
+    pixels at least ``win_size // 2`` pixels from the image border (as scikit-image does).
+    Invalid pixels (mask False or NaN in either map) are set to 0 in both maps before
+    filtering, and left out of the average.
+
+    Parameters
+    ----------
+    A_est, A_ref : ``(rows, cols, p)`` maps in matching endmember order.
+    mask : optional ``(rows, cols)`` valid-pixel mask.
+
+    Returns
+    -------
+    per_map : ``(p,)`` float64 mean SSIM of each map
+    mean : float, the average of ``per_map``
+    """
+    x, y = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
+    _same_shape(x, y, "ssim_maps")
+    if x.ndim != 3:
+        raise InputError(f"ssim_maps: abundances have shape {x.shape}; expected (rows, cols, p) maps")
+    valid = np.isfinite(x).all(axis=-1) & np.isfinite(y).all(axis=-1)
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        if m.shape != x.shape[:2]:
+            raise InputError(f"mask: has shape {m.shape}; expected {x.shape[:2]}")
+        valid &= m
+    x = np.where(valid[..., None], x, 0.0)
+    y = np.where(valid[..., None], y, 0.0)
+    radius = win_size // 2
+    truncate = radius / sigma  # window of exactly win_size pixels
+
+    def filt(img: np.ndarray) -> np.ndarray:  # Gaussian over the two spatial axes only
+        return ndimage.gaussian_filter(img, sigma=(sigma, sigma, 0), truncate=truncate, mode="reflect")
+
+    mx, my = filt(x), filt(y)
+    vx = filt(x * x) - mx * mx
+    vy = filt(y * y) - my * my
+    cxy = filt(x * y) - mx * my
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    keep = valid.copy()
+    rows, cols = keep.shape
+    if rows > 2 * radius and cols > 2 * radius:
+        border = np.zeros_like(keep)
+        border[radius:rows - radius, radius:cols - radius] = True
+        keep &= border
+    if not keep.any():
+        raise InputError("ssim_maps: no valid pixel away from the border to average over")
+    per = smap[keep].mean(axis=0)
+    return per, float(per.mean())
+
+
+# ----------------------------------------------------------------------------------------
+# reconstruction
+# ----------------------------------------------------------------------------------------
+def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, mask: np.ndarray | None = None) -> float:
+    r"""RMSE between a cube and its linear-mixing reconstruction :math:`\hat Y = A E`.
+
+    :math:`\sqrt{\frac{1}{N B}\sum_{n,b} (y_{nb} - (a_n E)_b)^2}` over the valid pixels, in
+    the cube's unit (e.g. reflectance).
+
+    Parameters
+    ----------
+    Y : ``(rows, cols, bands)`` or ``(N, bands)``; E : ``(p, bands)``;
+    A : ``(rows, cols, p)`` or ``(N, p)``; mask : optional valid-pixel mask.
+    """
+    y = _flat_pixels(_f64(Y, "cube"), "cube")
+    e = _f64(E, "endmembers")
+    a = _flat_pixels(_f64(A, "abundances"), "abundances")
+    if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
+        raise InputError(
+            f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
+            "are inconsistent; expected (N, B), (p, B), (N, p)"
+        )
+    valid = _valid_rows(mask, y.shape[0], y, a)
+    if not valid.any():
+        raise InputError("reconstruction: no valid pixel to compare (all masked or NaN)")
+    d = y[valid] - a[valid] @ e
+    return float(np.sqrt(np.mean(d * d)))
+
+
+def psnr(Y: np.ndarray, Y_hat: np.ndarray, data_range: float | None = None,
+         mask: np.ndarray | None = None) -> float:
+    r"""Peak signal-to-noise ratio of a reconstruction, in dB.
+
+    .. math:: \mathrm{PSNR} = 20 \log_{10} \frac{L}{\mathrm{RMSE}(Y, \hat Y)}
+
+    ``data_range`` L defaults to the peak of the reference, :math:`\max |Y|` over the
+    valid pixels (reflectance cubes have no fixed maximum, so the scene's own peak is
+    used rather than a nominal 1.0). ``inf`` for a perfect reconstruction.
+    """
+    y = _flat_pixels(_f64(Y, "cube"), "cube")
+    yh = _flat_pixels(_f64(Y_hat, "reconstruction"), "reconstruction")
+    _same_shape(y, yh, "psnr")
+    valid = _valid_rows(mask, y.shape[0], y, yh)
+    if not valid.any():
+        raise InputError("psnr: no valid pixel to compare (all masked or NaN)")
+    y, yh = y[valid], yh[valid]
+    peak = float(np.abs(y).max()) if data_range is None else float(data_range)
+    err = float(np.sqrt(np.mean((y - yh) ** 2)))
+    if err == 0.0:
+        return float("inf")
+    return float(20.0 * np.log10(peak / err))
+
+
+# ----------------------------------------------------------------------------------------
+# matching
+# ----------------------------------------------------------------------------------------
+def _split(x: Any, by: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An estimate given as an ``(E, A)`` pair or as one array whose meaning ``by`` tells."""
+    if isinstance(x, tuple | list) and len(x) == 2:
+        return x[0], x[1]
+    if by == "sad":
+        return x, None
+    if by == "abundance":
+        return None, x
+    raise InputError("match_endmembers: by='both' needs (endmembers, abundances) pairs")
+
+
+def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
+    """``(p_est, p_ref)`` RMSE (abundance units) between every pair of maps."""
+    a = _flat_pixels(_f64(A_est, "A_est"), "A_est")
+    b = _flat_pixels(_f64(A_ref, "A_ref"), "A_ref")
+    if a.shape[0] != b.shape[0]:
+        raise InputError(f"abundances: {a.shape[0]} and {b.shape[0]} pixels; expected the same scene")
+    valid = _valid_rows(mask, a.shape[0], a, b)
+    if not valid.any():
+        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
+    a, b = a[valid], b[valid]
+    # ||a_i - b_j||^2 = |a_i|^2 + |b_j|^2 - 2 a_i.b_j, per pixel mean
+    d2 = (a * a).sum(0)[:, None] + (b * b).sum(0)[None, :] - 2.0 * (a.T @ b)
+    return np.sqrt(np.maximum(d2, 0.0) / a.shape[0])
+
+
+def match_endmembers(est: Any, ref: Any, by: str = "abundance", *,
+                     mask: np.ndarray | None = None) -> np.ndarray:
+    """Hungarian matching of estimated endmembers to reference ones.
+
+    Parameters
+    ----------
+    est, ref : the estimate and the reference, each either an ``(endmembers, abundances)``
+        pair (either item may be None) or one array: abundances ``(rows, cols, p)`` /
+        ``(N, p)`` when ``by="abundance"``, spectra ``(p, bands)`` when ``by="sad"``.
+    by : the cost minimised by the assignment (`scipy.optimize.linear_sum_assignment`):
+        ``"abundance"`` - RMSE between abundance maps; ``"sad"`` - spectral angle between
+        spectra; ``"both"`` - abundance RMSE (fraction, in [0, 1]) + SAD / 90 degrees.
+    mask : optional valid-pixel mask for the abundance cost.
+
+    Returns
+    -------
+    perm : ``(p_ref,)`` int array; ``perm[j]`` is the estimated endmember matched to
+        reference endmember ``j``, so ``E_est[perm]`` / ``A_est[..., perm]`` line up with
+        the reference. When there are fewer estimates than references the unmatched
+        references get ``-1``; surplus estimates are left out.
+    """
+    if by not in ("abundance", "sad", "both"):
+        raise InputError(f"match_endmembers: by={by!r}; expected 'abundance', 'sad' or 'both'")
+    E_est, A_est = _split(est, by)
+    E_ref, A_ref = _split(ref, by)
+    cost = None
+    if by in ("abundance", "both"):
+        if A_est is None or A_ref is None:
+            raise InputError(f"match_endmembers: by={by!r} needs estimated and reference abundances")
+        cost = _abundance_cost(A_est, A_ref, mask)
+    if by in ("sad", "both"):
+        if E_est is None or E_ref is None:
+            raise InputError(f"match_endmembers: by={by!r} needs estimated and reference endmembers")
+        s = np.nan_to_num(sad_matrix(E_est, E_ref), nan=180.0)
+        cost = s if cost is None else cost + s / 90.0
+    assert cost is not None
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.full(cost.shape[1], -1, dtype=np.int64)
+    perm[cols] = rows
+    return perm
+
+
+# ----------------------------------------------------------------------------------------
+# everything at once
+# ----------------------------------------------------------------------------------------
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return [_jsonable(v) for v in x.tolist()]
+    if isinstance(x, float | np.floating):
+        x = float(x)
+        return x if np.isfinite(x) else (None if np.isnan(x) else ("inf" if x > 0 else "-inf"))
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | None = None,
+             ref_endmembers: np.ndarray | None = None, ref_abundances: np.ndarray | None = None,
+             cube: np.ndarray | None = None, mask: np.ndarray | None = None,
+             names: Sequence[str] | None = None, align: str = "abundance") -> dict[str, Any]:
+    """Score an unmixing result against a reference, after Hungarian alignment.
+
+    Parameters
+    ----------
+    endmembers, ref_endmembers : ``(p, bands)`` estimated / reference spectra (optional).
+    abundances, ref_abundances : ``(rows, cols, p)`` or ``(N, p)`` (optional; NaN marks
+        invalid pixels).
+    cube : the scene ``(rows, cols, bands)`` / ``(N, bands)``; with estimated endmembers
+        and abundances it adds reconstruction RMSE, PSNR and mean SAM.
+    mask : optional valid-pixel mask ``(rows, cols)`` / ``(N,)``.
+    names : reference endmember names (defaults ``em0, em1, ...``).
+    align : ``"abundance"`` (the default, used when both sides have abundances; otherwise
+        falls back to ``"sad"``), ``"sad"``, ``"both"`` or ``"none"`` (keep the given order).
+
+    Returns
+    -------
+    A JSON-ready dict. Keys carry units: ``abundance_rmse_percent`` (+ ``_per_endmember``),
+    ``sre_db``, ``ssim_mean`` / ``ssim_per_endmember`` (maps only), ``sad_deg`` (per
+    endmember), ``sad_deg_mean``, ``reconstruction_rmse`` (cube units), ``psnr_db``,
+    ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
+    (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
+    ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
+    that cannot be computed from what was given are absent.
+    """
+    if align not in ("abundance", "sad", "both", "none"):
+        raise InputError(f"--align: {align!r}; expected 'abundance', 'sad', 'both' or 'none'")
+    have_a = abundances is not None and ref_abundances is not None
+    have_e = endmembers is not None and ref_endmembers is not None
+    p_est = (np.shape(endmembers)[0] if endmembers is not None
+             else np.shape(abundances)[-1] if abundances is not None else None)
+    p_ref = (np.shape(ref_endmembers)[0] if ref_endmembers is not None
+             else np.shape(ref_abundances)[-1] if ref_abundances is not None else None)
+    out: dict[str, Any] = {}
+    if names is not None and p_ref is not None and len(names) != p_ref:
+        raise InputError(f"names: {len(names)} names for {p_ref} reference endmembers")
+
+    # -- alignment ---------------------------------------------------------------------
+    if have_a or have_e:
+        how = align
+        if how == "abundance" and not have_a:
+            how = "sad"
+        if how == "sad" and not have_e:
+            how = "abundance"
+        if how == "both" and not (have_a and have_e):
+            how = "abundance" if have_a else "sad"
+        if how == "none":
+            if p_est != p_ref:
+                raise InputError(f"align='none' needs as many estimated ({p_est}) as reference ({p_ref}) endmembers")
+            perm = np.arange(p_ref)
+        else:
+            perm = match_endmembers((endmembers, abundances), (ref_endmembers, ref_abundances),
+                                    by=how, mask=mask)
+        matched = np.flatnonzero(perm >= 0)
+        sel = perm[matched]
+        out["alignment"] = how
+        out["permutation"] = perm
+        out["n_endmembers_est"] = int(p_est)
+        out["n_endmembers_ref"] = int(p_ref)
+        nm = list(names) if names is not None else [f"em{j}" for j in range(p_ref)]
+        out["names"] = nm
+        rows: list[dict[str, Any]] = [{"name": nm[j], "reference_index": int(j), "estimate_index": int(perm[j])}
+                                      for j in matched]
+
+        if have_a:
+            A_e = np.asarray(abundances)[..., sel]
+            A_r = np.asarray(ref_abundances)[..., matched]
+            overall, per = abundance_rmse(A_e, A_r, mask)
+            out["abundance_rmse_percent"] = overall
+            out["abundance_rmse_percent_per_endmember"] = per
+            out["sre_db"] = sre(A_e, A_r, mask)
+            for r, v in zip(rows, per, strict=True):
+                r["abundance_rmse_percent"] = v
+            if np.ndim(A_e) == 3:
+                ss, ss_mean = ssim_maps(A_e, A_r, mask)
+                out["ssim_per_endmember"] = ss
+                out["ssim_mean"] = ss_mean
+                for r, v in zip(rows, ss, strict=True):
+                    r["ssim"] = v
+        if have_e:
+            s = sad(np.asarray(endmembers)[sel], np.asarray(ref_endmembers)[matched])
+            out["sad_deg"] = s
+            out["sad_deg_mean"] = float(np.nanmean(s)) if np.isfinite(s).any() else float("nan")
+            for r, v in zip(rows, s, strict=True):
+                r["sad_deg"] = v
+        out["per_endmember"] = rows
+
+    # -- reconstruction ----------------------------------------------------------------
+    if cube is not None and endmembers is not None and abundances is not None:
+        y = _flat_pixels(_f64(cube, "cube"), "cube")
+        a = _flat_pixels(_f64(abundances, "abundances"), "abundances")
+        e = _f64(endmembers, "endmembers")
+        if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
+            raise InputError(
+                f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
+                "are inconsistent; expected (N, B), (p, B), (N, p)"
+            )
+        y_hat = a @ e  # NaN rows stay NaN and are skipped below
+        out["reconstruction_rmse"] = reconstruction_rmse(y, e, a, mask)
+        out["psnr_db"] = psnr(y, y_hat, mask=mask)
+        out["sam_deg_mean"] = float(np.nanmean(sam_map(y, y_hat, mask)))
+    if "per_endmember" in out:
+        out["per_endmember"] = [{k: _jsonable(v) for k, v in r.items()} for r in out["per_endmember"]]
+    return {k: _jsonable(v) for k, v in out.items()}
+
+
+def _fmt(v: Any, width: int = 10) -> str:
+    if v is None:
+        return "-".rjust(width)
+    if isinstance(v, float):
+        return f"{v:{width}.4g}"
+    return str(v).rjust(width)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text, aligned rendering of an `evaluate` result (for ``unmixgen evaluate``)."""
+    scalars = [
+        ("abundance RMSE (%)", "abundance_rmse_percent"),
+        ("SRE (dB)", "sre_db"),
+        ("SSIM (mean)", "ssim_mean"),
+        ("SAD (deg, mean)", "sad_deg_mean"),
+        ("reconstruction RMSE", "reconstruction_rmse"),
+        ("PSNR (dB)", "psnr_db"),
+        ("SAM (deg, mean)", "sam_deg_mean"),
+    ]
+    lines = []
+    if "alignment" in result:
+        lines.append(f"aligned on {result['alignment']}: {result.get('n_endmembers_est')} estimated, "
+                     f"{result.get('n_endmembers_ref')} reference endmembers")
+    label_w = max(len(lbl) for lbl, _ in scalars)
+    for label, key in scalars:
+        if key in result:
+            v = result[key]
+            lines.append(f"{label.ljust(label_w)}  {_fmt(v).strip()}")
+    rows = result.get("per_endmember") or []
+    if rows:
+        cols = [("estimate", "estimate_index"), ("SAD (deg)", "sad_deg"),
+                ("RMSE (%)", "abundance_rmse_percent"), ("SSIM", "ssim")]
+        cols = [(h, k) for h, k in cols if any(k in r for r in rows)]
+        name_w = max(8, *(len(str(r["name"])) for r in rows))
+        widths = [max(10, len(h)) for h, _ in cols]
+        lines.append("")
+        lines.append("endmember".ljust(name_w) + "  " + "  ".join(h.rjust(w) for (h, _), w in zip(cols, widths, strict=True)))
+        for r in rows:
+            lines.append(str(r["name"]).ljust(name_w) + "  " +
+                         "  ".join(_fmt(r.get(k), w) for (_, k), w in zip(cols, widths, strict=True)))
+    return "\n".join(lines)

@@ -1,0 +1,204 @@
+"""Unmixing metrics: exact values on hand-computable cases, matching, NaN handling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unmixgen.errors import InputError
+from unmixgen.metrics import (
+    abundance_rmse,
+    evaluate,
+    format_table,
+    match_endmembers,
+    mse,
+    psnr,
+    reconstruction_rmse,
+    rmse,
+    sad,
+    sad_matrix,
+    sam_map,
+    sre,
+    ssim_maps,
+)
+
+
+def _maps(rows=12, cols=17, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.dirichlet(np.ones(p), size=rows * cols).reshape(rows, cols, p)
+    return a.astype(np.float32)
+
+
+def test_mse_rmse_exact_and_skip_nan():
+    a = np.array([1.0, 2.0, 3.0, np.nan])
+    b = np.array([1.0, 4.0, 3.0, 0.0])
+    assert mse(a, b) == pytest.approx(4.0 / 3.0)
+    assert rmse(a, b) == pytest.approx(np.sqrt(4.0 / 3.0))
+
+
+def test_sad_orthogonal_identical_and_scaled():
+    e_ref = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]], np.float32)
+    e_est = np.array([[0.0, 2.0, 0.0], [0.0, 3.0, 0.0], [1.0, 0.0, 0.0]], np.float32)
+    np.testing.assert_allclose(sad(e_est, e_ref), [90.0, 0.0, 45.0], atol=1e-6)
+    # scale invariance and the pairwise matrix
+    np.testing.assert_allclose(sad(5 * e_ref, e_ref), 0.0, atol=1e-5)
+    m = sad_matrix(e_est, e_ref)
+    assert m.shape == (3, 3)
+    assert m[2, 0] == pytest.approx(0.0, abs=1e-6) and m[0, 0] == pytest.approx(90.0)
+
+
+def test_abundance_rmse_known_value():
+    ref = np.zeros((2, 3, 2))
+    est = ref.copy()
+    est[..., 0] = 0.1  # every entry of endmember 0 off by 0.1
+    overall, per = abundance_rmse(est, ref)
+    np.testing.assert_allclose(per, [10.0, 0.0])
+    assert overall == pytest.approx(100 * np.sqrt(0.01 / 2))
+
+
+def test_abundance_rmse_nan_and_mask_skip_pixels():
+    ref = _maps()
+    est = ref.copy()
+    est[0, 0] = [1.0, 0.0, 0.0]  # a wrong pixel, then hidden
+    mask = np.ones(ref.shape[:2], bool)
+    mask[0, 0] = False
+    assert abundance_rmse(est, ref, mask)[0] == pytest.approx(0.0, abs=1e-12)
+    est_nan = est.copy()
+    est_nan[0, 0] = np.nan
+    assert abundance_rmse(est_nan, ref)[0] == pytest.approx(0.0, abs=1e-12)
+    assert abundance_rmse(est, ref)[0] > 1.0
+
+
+def test_sre_known_value():
+    ref = np.full((4, 2), 0.5)
+    est = ref * 0.9  # ||A - Ahat||^2 = 0.01 ||A||^2 -> 20 dB
+    assert sre(est, ref) == pytest.approx(20.0)
+    assert sre(ref, ref) == float("inf")
+
+
+def test_ssim_identical_is_one_and_constant_maps_closed_form():
+    a = _maps(20, 23)
+    per, mean = ssim_maps(a, a)
+    np.testing.assert_allclose(per, 1.0, atol=1e-12)
+    assert mean == pytest.approx(1.0)
+    # constant maps: sigma terms vanish, SSIM = (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)
+    x = np.full((15, 16, 1), 0.5)
+    y = np.full((15, 16, 1), 0.25)
+    c1 = 0.01**2
+    expected = (2 * 0.5 * 0.25 + c1) / (0.25 + 0.0625 + c1)
+    assert ssim_maps(x, y)[1] == pytest.approx(expected, rel=1e-9)
+
+
+def test_ssim_drops_with_noise_and_ignores_masked_pixels():
+    a = _maps(20, 23)
+    noisy = a + np.random.default_rng(1).normal(0, 0.1, a.shape)
+    assert ssim_maps(noisy, a)[1] < 0.9
+    spoiled = a.copy()
+    spoiled[10, 10] = np.nan
+    per, _ = ssim_maps(spoiled, a)
+    assert np.isfinite(per).all()
+
+
+def test_reconstruction_rmse_psnr_and_sam():
+    rng = np.random.default_rng(0)
+    e = rng.uniform(0.1, 1.0, (3, 8))
+    a = _maps(5, 7).astype(np.float64)
+    y = a @ e
+    assert reconstruction_rmse(y, e, a) == pytest.approx(0.0, abs=1e-12)
+    y_off = y + 0.01
+    assert reconstruction_rmse(y_off, e, a) == pytest.approx(0.01)
+    peak = np.abs(y_off).max()
+    assert psnr(y_off, y) == pytest.approx(20 * np.log10(peak / 0.01))
+    assert psnr(y, y_off, data_range=1.0) == pytest.approx(40.0)
+    angles = sam_map(y, 3 * y)
+    assert angles.shape == (5, 7)
+    np.testing.assert_allclose(angles, 0.0, atol=1e-5)
+    mask = np.ones((5, 7), bool)
+    mask[1, 2] = False
+    assert np.isnan(sam_map(y, y, mask)[1, 2])
+
+
+def test_match_recovers_shuffled_estimate():
+    rng = np.random.default_rng(3)
+    e_ref = rng.uniform(0, 1, (5, 30))
+    a_ref = _maps(9, 11, p=5)
+    shuffle = np.array([3, 0, 4, 1, 2])
+    e_est = e_ref[shuffle]
+    a_est = a_ref[..., shuffle]
+    for by, est, ref in [("sad", e_est, e_ref), ("abundance", a_est, a_ref),
+                         ("both", (e_est, a_est), (e_ref, a_ref))]:
+        perm = match_endmembers(est, ref, by=by)
+        np.testing.assert_array_equal(e_est[perm], e_ref)
+        np.testing.assert_array_equal(shuffle[perm], np.arange(5))
+
+
+def test_alignment_by_abundance_vs_by_sad_differ_when_they_disagree():
+    # spectra say est0 <-> ref1, abundances say est0 <-> ref0
+    e_ref = np.eye(2, 4)
+    e_est = e_ref[::-1].copy()
+    a_ref = _maps(6, 7, p=2)
+    a_est = a_ref.copy()
+    np.testing.assert_array_equal(match_endmembers(e_est, e_ref, by="sad"), [1, 0])
+    np.testing.assert_array_equal(match_endmembers(a_est, a_ref, by="abundance"), [0, 1])
+    r_a = evaluate(endmembers=e_est, abundances=a_est, ref_endmembers=e_ref, ref_abundances=a_ref)
+    assert r_a["alignment"] == "abundance" and r_a["permutation"] == [0, 1]
+    assert r_a["abundance_rmse_percent"] == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(r_a["sad_deg"], [90.0, 90.0])
+    r_s = evaluate(endmembers=e_est, abundances=a_est, ref_endmembers=e_ref, ref_abundances=a_ref,
+                   align="sad")
+    assert r_s["permutation"] == [1, 0] and r_s["sad_deg_mean"] == pytest.approx(0.0)
+
+
+def test_evaluate_full_json_ready_with_nan_pixels_and_names():
+    rng = np.random.default_rng(5)
+    rows, cols, p, bands = 10, 13, 3, 20
+    e_ref = rng.uniform(0.1, 1.0, (p, bands)).astype(np.float32)
+    a_ref = _maps(rows, cols, p)
+    cube = (a_ref @ e_ref).astype(np.float32)
+    cube[2, 3] = np.nan
+    shuffle = [2, 0, 1]
+    a_est = a_ref[..., shuffle].copy()
+    a_est[2, 3] = np.nan
+    e_est = e_ref[shuffle]
+    res = evaluate(endmembers=e_est, abundances=a_est, ref_endmembers=e_ref, ref_abundances=a_ref,
+                   cube=cube, names=["soil", "tree", "water"])
+    json.dumps(res, allow_nan=False)
+    assert res["permutation"] == [1, 2, 0]
+    assert res["abundance_rmse_percent"] == pytest.approx(0.0, abs=1e-5)
+    assert res["ssim_mean"] == pytest.approx(1.0)
+    assert res["sad_deg_mean"] == pytest.approx(0.0, abs=1e-3)
+    assert res["reconstruction_rmse"] == pytest.approx(0.0, abs=1e-6)
+    assert res["sre_db"] == "inf" or res["sre_db"] > 100
+    assert [r["name"] for r in res["per_endmember"]] == ["soil", "tree", "water"]
+    table = format_table(res)
+    assert "soil" in table and "SAD (deg, mean)" in table
+
+
+def test_evaluate_partial_inputs():
+    rng = np.random.default_rng(2)
+    e = rng.uniform(0, 1, (3, 10))
+    only_e = evaluate(endmembers=e[[1, 2, 0]], ref_endmembers=e)
+    assert only_e["alignment"] == "sad" and "abundance_rmse_percent" not in only_e
+    assert only_e["sad_deg_mean"] == pytest.approx(0.0, abs=1e-5)
+    a = _maps(5, 6)
+    only_a = evaluate(abundances=a, ref_abundances=a, align="sad")
+    assert only_a["alignment"] == "abundance" and "sad_deg" not in only_a
+    format_table(only_a)
+
+
+def test_fewer_estimates_than_references_leave_unmatched():
+    rng = np.random.default_rng(4)
+    e_ref = rng.uniform(0, 1, (4, 12))
+    perm = match_endmembers(e_ref[[2, 0]], e_ref, by="sad")
+    np.testing.assert_array_equal(perm, [1, -1, 0, -1])
+
+
+def test_bad_inputs_raise_input_error():
+    with pytest.raises(InputError, match="by="):
+        match_endmembers(np.eye(2), np.eye(2), by="nope")
+    with pytest.raises(InputError, match="shapes"):
+        sad(np.eye(2), np.eye(3))
+    with pytest.raises(InputError, match="no valid pixel"):
+        abundance_rmse(np.full((3, 2), np.nan), np.zeros((3, 2)))
