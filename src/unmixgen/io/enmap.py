@@ -1,0 +1,99 @@
+"""EnMAP Level-2A products: ``*SPECTRAL_IMAGE*.TIF`` + ``*METADATA.XML`` (read only).
+
+The XML root (``level_X``) holds ``specific/bandCharacterisation/bandID[@number]`` elements
+with ``wavelengthCenterOfBand`` (nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and
+``OffsetOfBand``; physical value = stored * gain + offset. The image's nodata value marks
+invalid pixels. The input may be the product folder, the XML or the TIF.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import in_file
+from ..scene import Scene
+from ..wavelengths import check_wavelengths
+from . import geotiff
+
+
+def product_files(path: Path) -> tuple[Path, Path]:
+    """``(spectral image TIF, metadata XML)`` of the product ``path`` names."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if not folder.is_dir():
+        raise in_file(path, "no such file or folder")
+    entries = list(folder.iterdir())
+    if path.is_file() and path.name.upper().endswith(".XML"):
+        xml = path
+    else:
+        xmls = sorted(p for p in entries if p.name.upper().endswith("METADATA.XML"))
+        if not xmls:
+            raise in_file(path, "no EnMAP *METADATA.XML found beside it; expected an EnMAP L2A product")
+        xml = xmls[0]
+    if path.is_file() and path.suffix.lower() in (".tif", ".tiff"):
+        tif = path
+    else:
+        tifs = sorted(p for p in entries if "SPECTRAL_IMAGE" in p.name.upper()
+                      and p.suffix.lower() in (".tif", ".tiff"))
+        if not tifs:
+            raise in_file(path, "no *SPECTRAL_IMAGE*.TIF in the EnMAP product folder")
+        tif = tifs[0]
+    return tif, xml
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
+    """Per-band ``wavelength``, ``fwhm``, ``gain``, ``offset`` (sorted by band number)."""
+    try:
+        root = ET.parse(xml).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise in_file(xml, f"cannot parse the metadata XML ({exc})") from None
+    rows = []
+    for el in root.iter():
+        if _local(el.tag) != "bandID":
+            continue
+        fields = {_local(c.tag): (c.text or "").strip() for c in el}
+        if "wavelengthCenterOfBand" not in fields:
+            continue  # bandID elsewhere (quality flags) without spectral information
+        try:
+            rows.append((
+                int(el.attrib.get("number", len(rows) + 1)),
+                float(fields["wavelengthCenterOfBand"]),
+                float(fields.get("FWHMOfBand") or "nan"),
+                float(fields.get("GainOfBand") or 1.0),
+                float(fields.get("OffsetOfBand") or 0.0),
+            ))
+        except ValueError:
+            raise in_file(xml, f"bandID {el.attrib.get('number', '?')} has a non-numeric value") from None
+    if not rows:
+        raise in_file(xml, "no specific/bandCharacterisation/bandID/wavelengthCenterOfBand elements; "
+                      "expected an EnMAP METADATA.XML")
+    rows.sort()
+    arr = np.array(rows, dtype=np.float64)
+    return {"number": arr[:, 0].astype(int), "wavelength": arr[:, 1], "fwhm": arr[:, 2],
+            "gain": arr[:, 3], "offset": arr[:, 4]}
+
+
+def read(path: Path, **options) -> Scene:
+    """Read an EnMAP L2A product lazily (``metadata["format"] = "enmap"``)."""
+    tif, xml = product_files(Path(path))
+    bc = band_characterisation(xml)
+    n = bc["wavelength"].size
+    probe = geotiff.GeoTiffSource(tif)
+    if probe.shape[2] != n:
+        raise in_file(xml, f"describes {n} bands but {tif.name} has {probe.shape[2]}; expected the same")
+    wl = check_wavelengths(bc["wavelength"], n, what=f"{xml}: wavelengths")
+    fwhm = bc["fwhm"] if np.all(np.isfinite(bc["fwhm"])) else None
+    scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=wl, fwhm=fwhm)
+    scene.metadata.update(format="enmap", metadata_xml=str(xml), product="EnMAP L2A")
+    scene.metadata.pop("band_names", None)
+    scene.units = "reflectance"
+    scene.path = str(path)
+    scene.name = tif.name.upper().split("-SPECTRAL_IMAGE")[0] if "-SPECTRAL_IMAGE" in tif.name.upper() else tif.stem
+    return scene
