@@ -544,7 +544,9 @@ def _fmt(v: Any, width: int = 10) -> str:
     if v is None:
         return "-".rjust(width)
     if isinstance(v, float):
-        return f"{v:{width}.4g}"
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:{width}.3e}"
+        return f"{v:{width}.4f}"
     return str(v).rjust(width)
 
 

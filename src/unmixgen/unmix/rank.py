@@ -1,0 +1,172 @@
+"""Number of endmembers: HySime signal-subspace estimation.
+
+HySime (Bioucas-Dias & Nascimento, "Hyperspectral subspace identification", IEEE TGRS
+2008) works in two steps:
+
+1. **Noise estimation by multiple regression.** Each band is regressed on all the other
+   bands; the residual is the noise estimate of that band. With the correlation matrix
+   :math:`R = Y^T Y` and its inverse :math:`Q = R^{-1}`, the residual of band ``i`` is
+   :math:`w_i = (Y Q)_{:, i} / Q_{ii}` (the least-squares coefficients of band ``i`` on the
+   others are :math:`-Q_{ji}/Q_{ii}`), so all bands are done with one matrix product.
+2. **Subspace selection by minimum mean squared error.** With the signal correlation
+   :math:`R_x = X^T X / N` (``X = Y - W``) and the noise correlation
+   :math:`R_n = W^T W / N`, project onto each eigenvector :math:`e_i` of :math:`R_x`: keeping
+   it costs the noise power :math:`e_i^T R_n e_i`, dropping it costs the signal power
+   :math:`e_i^T R_y e_i - e_i^T R_n e_i`. The subspace keeps the eigenvectors where
+   :math:`e_i^T R_y e_i > 2\\, e_i^T R_n e_i`.
+
+What ``n_endmembers`` means
+---------------------------
+HySime estimates the dimension ``k`` of the *linear* signal subspace of the data, which
+are not mean-removed. Under the linear mixing model with sum-to-one abundances, ``p``
+linearly independent endmembers span a ``p``-dimensional linear subspace (the data
+simplex is a (p-1)-dimensional affine set that does not pass through the origin), so
+``k`` is the estimate of the number of endmembers ``p``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["RankEstimate", "estimate_noise", "hysime"]
+
+
+@dataclass
+class RankEstimate:
+    """Result of `hysime`.
+
+    Attributes
+    ----------
+    n_endmembers : estimated number of endmembers p (= the signal-subspace dimension k).
+    eigenvalues : ``(B,)`` float64 eigenvalues of the signal correlation matrix
+        :math:`R_x`, descending (data units squared).
+    noise_variance : ``(B,)`` float64 estimated noise variance per band (diagonal of
+        :math:`R_n`, data units squared).
+    signal_subspace : ``(B, k)`` float64 orthonormal basis of the signal subspace (columns
+        are eigenvectors of :math:`R_x`, by decreasing eigenvalue).
+    n_samples : number of pixels the estimate used (after subsampling).
+    """
+
+    n_endmembers: int
+    eigenvalues: np.ndarray
+    noise_variance: np.ndarray
+    signal_subspace: np.ndarray
+    n_samples: int = 0
+    projected_signal_power: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    projected_noise_power: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def as_dict(self, max_values: int = 50) -> dict[str, Any]:
+        """JSON-ready summary; spectra truncated to the first ``max_values`` values."""
+
+        def head(x: np.ndarray) -> list[float]:
+            return [float(v) for v in np.asarray(x)[:max_values]]
+
+        return {
+            "method": "hysime",
+            "n_endmembers": int(self.n_endmembers),
+            "n_samples": int(self.n_samples),
+            "eigenvalues": head(self.eigenvalues),
+            "noise_variance_mean": float(np.mean(self.noise_variance)),
+            "noise_variance": head(self.noise_variance),
+            "snr_db": float(self.snr_db),
+            "truncated_to": int(max_values),
+        }
+
+    @property
+    def snr_db(self) -> float:
+        """Signal-to-noise ratio: total signal power / total noise power, in dB."""
+        noise = float(np.sum(self.noise_variance))
+        sig = float(np.sum(np.clip(self.eigenvalues, 0, None)))
+        return 10.0 * np.log10(sig / noise) if noise > 0 and sig > 0 else float("inf")
+
+
+def _subsample(Y: np.ndarray, sample: int | None, seed: int = 0) -> np.ndarray:
+    if sample is None or Y.shape[0] <= sample:
+        return Y
+    idx = np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))
+    return Y[idx]
+
+
+def _check(Y: np.ndarray) -> np.ndarray:
+    Y = np.asarray(Y)
+    if Y.ndim != 2:
+        raise InputError(f"Y has shape {Y.shape}; expected (pixels, bands)")
+    if Y.shape[1] < 2:
+        raise InputError(f"Y has {Y.shape[1]} band; HySime needs at least 2")
+    if Y.shape[0] < Y.shape[1]:
+        raise InputError(f"Y has {Y.shape[0]} pixels for {Y.shape[1]} bands; expected at least as many pixels as bands")
+    return Y
+
+
+def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Additive noise of each pixel by multiple regression of every band on the others.
+
+    Parameters
+    ----------
+    Y : ``(N, B)`` pixels (any float dtype; statistics are computed in float64).
+
+    Returns
+    -------
+    noise : ``(N, B)`` noise estimate, in Y's float dtype (float32 stays float32).
+    Rn : ``(B, B)`` float64 noise correlation matrix ``noise.T @ noise / N``.
+    """
+    Y = _check(Y)
+    n, bands = Y.shape
+    dtype = Y.dtype if np.issubdtype(Y.dtype, np.floating) else np.float64
+    Yd = Y.astype(np.float64, copy=False)
+    R = Yd.T @ Yd
+    # a tiny ridge keeps R invertible when bands are exactly collinear
+    R[np.diag_indices(bands)] += 1e-10 * np.trace(R) / bands + 1e-300
+    Q = np.linalg.inv(R)
+    M = Q / np.diag(Q)[None, :]  # column i: regression residual operator of band i
+    noise = Yd @ M
+    Rn = noise.T @ noise / n
+    return noise.astype(dtype, copy=False), Rn
+
+
+def hysime(Y: np.ndarray, *, sample: int | None = 100_000, seed: int = 0) -> RankEstimate:
+    """HySime estimate of the number of endmembers of pixels ``Y (N, B)``.
+
+    Parameters
+    ----------
+    Y : ``(N, B)`` valid pixels, float32 or float64, not mean-removed.
+    sample : at most this many pixels (drawn at random with ``seed``) are used; ``None``
+        uses all.
+    seed : seed of the subsample.
+
+    Returns
+    -------
+    `RankEstimate`; ``n_endmembers`` is the signal-subspace dimension k, which under the
+    linear mixing model with sum-to-one abundances equals the number of endmembers p
+    (see the module docstring).
+    """
+    Y = _check(Y)
+    Ys = _subsample(Y, sample, seed).astype(np.float64)
+    n, bands = Ys.shape
+    noise, Rn = estimate_noise(Ys)
+    X = Ys - noise
+    Ry = Ys.T @ Ys / n
+    Rx = X.T @ X / n
+    Rx = 0.5 * (Rx + Rx.T)
+    evals, evecs = np.linalg.eigh(Rx)
+    order = np.argsort(evals)[::-1]
+    evals, evecs = evals[order], evecs[:, order]
+    Rn_reg = Rn + np.trace(Rx) / bands * 1e-10 * np.eye(bands)
+    py = np.einsum("bi,bc,ci->i", evecs, Ry, evecs)
+    pn = np.einsum("bi,bc,ci->i", evecs, Rn_reg, evecs)
+    # keep e_i when its cost if kept (noise power pn) is below its cost if dropped (py - pn)
+    idx = np.flatnonzero(py > 2.0 * pn)
+    return RankEstimate(
+        n_endmembers=int(idx.size),
+        eigenvalues=evals,
+        noise_variance=np.diag(Rn).copy(),
+        signal_subspace=evecs[:, idx],
+        n_samples=n,
+        projected_signal_power=py,
+        projected_noise_power=pn,
+    )

@@ -1,0 +1,77 @@
+"""HySime: the number of endmembers and the noise level of synthetic scenes are recovered."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unmixgen.errors import InputError
+from unmixgen.unmix.rank import estimate_noise, hysime
+
+
+def smooth_spectra(p: int, bands: int, rng: np.random.Generator) -> np.ndarray:
+    """``(p, bands)`` positive smooth spectra: sums of six Gaussian bumps plus an offset."""
+    x = np.linspace(0.0, 1.0, bands)
+    c = rng.uniform(-0.1, 1.1, (p, 6, 1))
+    w = rng.uniform(0.04, 0.2, (p, 6, 1))
+    h = rng.uniform(0.1, 1.0, (p, 6, 1))
+    return (h * np.exp(-0.5 * ((x - c) / w) ** 2)).sum(axis=1) + rng.uniform(0.05, 0.3, (p, 1))
+
+
+def mixed_scene(p: int, snr_db: float, *, n: int = 3000, bands: int = 60, seed: int = 0):
+    """Dirichlet mixtures of p spectra plus white noise at ``snr_db``; returns (Y float32, sigma^2)."""
+    rng = np.random.default_rng(seed)
+    E = smooth_spectra(p, bands, rng)
+    X = rng.dirichlet(np.ones(p), n) @ E
+    s2 = float(np.mean(X**2)) / 10 ** (snr_db / 10)
+    Y = X + rng.normal(0.0, np.sqrt(s2), X.shape)
+    return Y.astype(np.float32), s2
+
+
+@pytest.mark.parametrize("p", [3, 4, 5, 6, 7, 8])
+def test_hysime_recovers_number_of_endmembers(p):
+    Y, s2 = mixed_scene(p, snr_db=35.0, seed=100 + p)
+    est = hysime(Y)
+    assert est.n_endmembers == p
+    assert est.signal_subspace.shape == (60, p)
+    # the basis is orthonormal
+    np.testing.assert_allclose(est.signal_subspace.T @ est.signal_subspace, np.eye(p), atol=1e-8)
+    assert np.all(np.diff(est.eigenvalues) <= 1e-12)
+
+
+@pytest.mark.parametrize("snr_db", [30.0, 40.0])
+def test_noise_variance_within_20_percent(snr_db):
+    Y, s2 = mixed_scene(5, snr_db, seed=7)
+    est = hysime(Y)
+    ratio = est.noise_variance / s2
+    assert est.noise_variance.shape == (60,)
+    assert abs(np.median(ratio) - 1.0) < 0.2
+    assert np.all((ratio > 0.7) & (ratio < 1.5))
+
+
+def test_estimate_noise_is_the_per_band_regression_residual():
+    Y, _ = mixed_scene(4, 30.0, n=500, bands=12, seed=3)
+    noise, Rn = estimate_noise(Y)
+    assert noise.dtype == np.float32 and noise.shape == Y.shape and Rn.shape == (12, 12)
+    Yd = Y.astype(np.float64)
+    for i in (0, 5, 11):  # reference: explicit least squares of band i on the other bands
+        others = np.delete(Yd, i, axis=1)
+        coef = np.linalg.lstsq(others, Yd[:, i], rcond=None)[0]
+        np.testing.assert_allclose(noise[:, i], Yd[:, i] - others @ coef, atol=1e-4)
+    np.testing.assert_allclose(Rn, noise.astype(np.float64).T @ noise / 500, rtol=1e-4, atol=1e-12)
+
+
+def test_subsampling_and_json_summary():
+    Y, _ = mixed_scene(4, 40.0, n=6000, seed=11)
+    est = hysime(Y, sample=2500)
+    assert est.n_samples == 2500 and est.n_endmembers == 4
+    d = est.as_dict(max_values=10)
+    json.dumps(d, allow_nan=False)
+    assert d["n_endmembers"] == 4 and len(d["eigenvalues"]) == 10 and d["snr_db"] > 30
+
+
+def test_too_few_pixels_is_an_input_error():
+    with pytest.raises(InputError, match="pixels"):
+        hysime(np.random.default_rng(0).random((5, 20), dtype=np.float32))
