@@ -107,14 +107,14 @@ def _floats(header: dict, key: str, hdr: Path) -> np.ndarray | None:
 
 
 # -- finding the files ------------------------------------------------------------------
-def header_and_data(path: Path) -> tuple[Path, Path]:
-    """``(header, data file)`` for a header path or a data file path."""
+def header_and_data(path: Path) -> tuple[Path, Path | None]:
+    """``(header, data file)`` for a data file path, ``(header, None)`` for a header path
+    (use `find_data_file` once the header is known to be good)."""
     path = Path(path)
     if path.suffix.lower() == ".hdr":
-        hdr = path
-        if not hdr.is_file():
-            raise in_file(hdr, "no such file")
-        return hdr, find_data_file(hdr)
+        if not path.is_file():
+            raise in_file(path, "no such file")
+        return path, None
     from . import _envi_header_for
 
     hdr = _envi_header_for(path)
@@ -287,6 +287,8 @@ def read(path: Path, **options) -> Scene:
     offset = _int_field(h, "header offset", hdr, default=0)
     dtype = np.dtype(("<" if byte_order == 0 else ">") + DATA_TYPES[code])
 
+    if data is None:
+        data = find_data_file(hdr)
     if not data.is_file():
         raise in_file(data, "data file is missing")
     size = data.stat().st_size
@@ -356,8 +358,10 @@ def read(path: Path, **options) -> Scene:
     units = None
     if "reflectance scale factor" in h:
         units = "reflectance"
+    source = ArraySource(array, scale=1.0 / factor)
+    source.dtype = np.dtype(DATA_TYPES[code])  # report int16, not >i2
     return Scene(
-        ArraySource(array, scale=1.0 / factor),
+        source,
         wavelengths=wavelengths,
         fwhm=fwhm,
         good_bands=good,

@@ -1,0 +1,231 @@
+"""ENVI reader/writer: layouts, data types, byte orders, header fields, laziness, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_envi
+from unmixgen.errors import InputError
+from unmixgen.io import detect_format, envi, read_scene, write_scene
+from unmixgen.scene import Scene
+
+WL_NM = [450.0, 550.0, 650.0, 750.0, 850.0]
+
+
+def _stored(dtype: str, seed: int = 0) -> np.ndarray:
+    """A 7x11x5 cube in ``dtype`` whose values differ per pixel and band (none all-zero)."""
+    cube = scene_cube(seed=seed)
+    if np.dtype(dtype).kind == "f":
+        return cube.astype(dtype)
+    return np.rint(cube * 200 + 10).astype(dtype)
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+@pytest.mark.parametrize("byte_order", [0, 1])
+def test_interleave_and_byte_order(tmp_path, interleave, byte_order):
+    stored = _stored("i2")
+    hdr = write_envi(tmp_path, stored, interleave=interleave, byte_order=byte_order, wavelengths=WL_NM)
+    scene = read_scene(hdr)
+    assert scene.shape == (7, 11, 5)
+    np.testing.assert_array_equal(scene.cube, stored.astype(np.float32))
+    np.testing.assert_array_equal(scene.wavelengths, WL_NM)
+    assert scene.metadata["format"] == "envi" and scene.path == str(hdr) and scene.name == "scene"
+    assert scene.dtype == np.dtype("i2")
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i2", "i4", "f4", "f8", "u2", "u4", "i8", "u8"])
+def test_all_data_types(tmp_path, dtype):
+    stored = _stored(dtype)
+    hdr = write_envi(tmp_path, stored, interleave="bil", byte_order=1)
+    scene = read_scene(hdr)
+    np.testing.assert_array_equal(scene.cube, stored.astype(np.float32))
+    assert scene.dtype.kind == np.dtype(dtype).kind and scene.dtype.itemsize == np.dtype(dtype).itemsize
+
+
+def test_header_offset_micrometres_fwhm_scale_factor(tmp_path):
+    stored = _stored("i2")
+    hdr = write_envi(tmp_path, stored, header_offset=37, wavelengths=[0.45, 0.55, 0.65, 0.75, 0.85],
+                     wavelength_units="Micrometers",
+                     extra={"fwhm": "{0.01, 0.01, 0.02, 0.02, 0.03}", "reflectance scale factor": "1000"})
+    scene = read_scene(hdr)
+    np.testing.assert_allclose(scene.wavelengths, WL_NM)
+    np.testing.assert_allclose(scene.fwhm, [10, 10, 20, 20, 30])
+    np.testing.assert_allclose(scene.cube, stored / 1000.0, rtol=1e-6)
+
+
+def test_wavelength_units_inferred_from_magnitude(tmp_path):
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[0.45, 0.55, 0.65, 0.75, 0.85], wavelength_units=None)
+    np.testing.assert_allclose(read_scene(hdr).wavelengths, WL_NM)
+
+
+def test_bbl_band_names_and_data_ignore_value(tmp_path):
+    stored = _stored("i2")
+    stored[2, 3, :] = -9999  # nodata pixel
+    stored[4, 9, :] = 0  # all-zero pixel
+    stored[5, 1, 2] = -9999  # one band only: still a valid pixel
+    hdr = write_envi(tmp_path, stored, extra={
+        "bbl": "{1, 1, 0, 1, 0}", "band names": "{a, b, c, d, e}", "data ignore value": "-9999",
+        "reflectance scale factor": "100"})
+    scene = read_scene(hdr)
+    np.testing.assert_array_equal(scene.good_bands, [True, True, False, True, False])
+    assert scene.metadata["band_names"] == ["a", "b", "c", "d", "e"]
+    assert scene.nodata == -9999
+    expected = np.ones((7, 11), bool)
+    expected[2, 3] = expected[4, 9] = False
+    np.testing.assert_array_equal(scene.mask, expected)
+
+
+def test_lazy_memory_map_and_window(tmp_path):
+    stored = _stored("u2")
+    hdr = write_envi(tmp_path, stored, interleave="bsq", byte_order=1, header_offset=5,
+                     extra={"reflectance scale factor": "10"})
+    scene = read_scene(hdr)
+    arr = scene.source.array
+    assert isinstance(arr.base, np.memmap) or isinstance(arr, np.memmap)
+    assert not arr.flags.owndata  # a view on the file, not a copy
+    win = scene.read(slice(2, 6), slice(3, 10))
+    np.testing.assert_allclose(win, stored[2:6, 3:10] / 10.0, rtol=1e-6)
+    assert scene.mask.all()
+    assert scene._cube is None  # neither the window nor the mask loaded the whole cube
+
+
+@pytest.mark.parametrize("ext", [".dat", "", ".IMG", ".bil", ".raw"])
+def test_data_file_found_beside_header_and_opened_directly(tmp_path, ext):
+    stored = _stored("f4")
+    hdr = write_envi(tmp_path, stored, data_ext=ext)
+    np.testing.assert_array_equal(read_scene(hdr).cube, stored)
+    data = tmp_path / f"scene{ext}"
+    assert detect_format(data) == "envi"
+    np.testing.assert_array_equal(read_scene(data).cube, stored)
+
+
+def test_map_info_utm_and_coordinate_system_string(tmp_path):
+    from rasterio.crs import CRS
+
+    hdr = write_envi(tmp_path, _stored("f4"), extra={
+        "map info": "{UTM, 1.5, 2.5, 500015.0, 5799955.0, 30.0, 30.0, 33, North, WGS-84, units=Meters}"})
+    scene = read_scene(hdr)
+    # pixel (1.5, 2.5) 1-based = corner offset (0.5, 1.5) pixels from the origin
+    np.testing.assert_allclose(scene.transform, UTM33N_TRANSFORM)
+    assert CRS.from_wkt(scene.crs).to_epsg() == 32633
+    css = CRS.from_epsg(3035).to_wkt()
+    hdr2 = write_envi(tmp_path, _stored("f4"), name="laea", extra={
+        "map info": "{Lambert Azimuthal Equal Area, 1, 1, 4321000, 3210000, 10, 10, units=Meters}",
+        "coordinate system string": "{" + css + "}"})
+    s2 = read_scene(hdr2)
+    assert CRS.from_wkt(s2.crs).to_epsg() == 3035
+    np.testing.assert_allclose(s2.transform, (10, 0, 4321000, 0, -10, 3210000))
+
+
+def _scene_with_everything() -> Scene:
+    cube = scene_cube()
+    cube[1, 2] = np.nan
+    cube[3, 4, 1] = np.inf
+    cube[6, 10] = 0
+    return Scene(cube, wavelengths=WL_NM, fwhm=[9, 10, 11, 12, 13], good_bands=[1, 1, 0, 1, 1],
+                 crs="EPSG:32633", transform=UTM33N_TRANSFORM, name="s",
+                 metadata={"band_names": ["b1", "b2", "b3", "b4", "b5"]})
+
+
+@pytest.mark.parametrize("target", ["out.hdr", "out.img", "out.dat"])
+def test_writer_round_trip(tmp_path, target):
+    from rasterio.crs import CRS
+
+    scene = _scene_with_everything()
+    write_scene(scene, tmp_path / target)
+    back = read_scene(tmp_path / target)
+    np.testing.assert_array_equal(back.mask, scene.mask)
+    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
+    assert np.isnan(back.cube[~back.mask]).all()  # invalid pixels written as nodata (NaN)
+    np.testing.assert_allclose(back.wavelengths, WL_NM)
+    np.testing.assert_allclose(back.fwhm, scene.fwhm)
+    np.testing.assert_array_equal(back.good_bands, scene.good_bands)
+    assert back.metadata["band_names"] == ["b1", "b2", "b3", "b4", "b5"]
+    np.testing.assert_allclose(back.transform, UTM33N_TRANSFORM)
+    assert CRS.from_wkt(back.crs).to_epsg() == 32633
+    text = (tmp_path / "out.hdr").read_text()
+    assert "wavelength units = Nanometers" in text and "data ignore value = nan" in text
+    data_name = "out.img" if target == "out.hdr" else target
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"out.hdr", data_name})
+
+
+def test_written_file_opens_in_gdal(tmp_path):
+    import rasterio
+
+    write_scene(_scene_with_everything(), tmp_path / "g.hdr")
+    with rasterio.open(tmp_path / "g.img") as ds:
+        assert (ds.count, ds.height, ds.width) == (5, 7, 11)
+        assert np.isnan(ds.nodata) and ds.crs.to_epsg() == 32633
+        np.testing.assert_allclose(tuple(ds.transform)[:6], UTM33N_TRANSFORM, atol=1e-9)
+        band3 = ds.read(3)
+    np.testing.assert_array_equal(np.isnan(band3), ~_scene_with_everything().mask)
+
+
+@pytest.mark.parametrize("interleave", ["bil", "bip"])
+def test_writer_rotation_interleave_and_integer_dtype(tmp_path, interleave):
+    cube = np.rint(scene_cube() * 100).astype(np.float32)
+    cube[0, 0] = np.nan
+    t = (20.0, 5.0, 1000.0, 5.0, -20.0, 2000.0)  # a rotated grid
+    scene = Scene(cube, transform=t)
+    write_scene(scene, tmp_path / "r.hdr", dtype="int16", interleave=interleave)
+    back = read_scene(tmp_path / "r.hdr")
+    assert back.dtype == np.dtype("int16") and back.metadata["interleave"] == interleave
+    assert back.nodata == np.iinfo(np.int16).min and not back.mask[0, 0] and back.mask.sum() == 76
+    np.testing.assert_array_equal(back.cube[back.mask], cube[scene.mask])
+    np.testing.assert_allclose(back.transform, t, atol=1e-9)
+
+
+# -- bad input --------------------------------------------------------------------------
+@pytest.mark.parametrize("field", ["samples", "lines", "bands", "data type", "interleave"])
+def test_missing_required_field(tmp_path, run_cli, field):
+    hdr = write_envi(tmp_path, _stored("f4"), omit=(field,))
+    with pytest.raises(InputError, match=f"missing the required field '{field}'"):
+        read_scene(hdr)
+    code, out, err = run_cli("info", hdr)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().count("\n") == 0 and "scene.hdr" in err and field in err
+
+
+def test_data_size_mismatch(tmp_path, run_cli):
+    hdr = write_envi(tmp_path, _stored("f4"), extra={"bands": "6"})
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "scene.hdr: header says 6 bands" in err and "holds 1540 bytes" in err
+    assert "7*11*6*4 + 0 = 1848" in err
+
+
+def test_non_length_wavelength_units(tmp_path, run_cli):
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[1, 2, 3, 4, 5], wavelength_units="Index")
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Index'" in err
+
+
+def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=WL_NM[:4])
+    with pytest.raises(InputError, match="4 wavelengths for 5 bands"):
+        read_scene(hdr)
+    hdr = write_envi(tmp_path, _stored("f4"), name="cplx", extra={"data type": "6"})
+    with pytest.raises(InputError, match="data type 6 is not supported"):
+        read_scene(hdr)
+    hdr = write_envi(tmp_path, _stored("f4"), name="alone")
+    (tmp_path / "alone.img").unlink()
+    with pytest.raises(InputError, match="alone.hdr: no data file found"):
+        read_scene(hdr)
+    hdr.write_text("not an envi header\n")
+    with pytest.raises(InputError, match="not an ENVI header"):
+        envi.read(hdr)
+
+
+def test_writer_leaves_nothing_on_failure(tmp_path):
+    class Boom:
+        shape = (7, 11, 5)
+        dtype = np.dtype("f4")
+
+        def read(self, rows, cols):
+            raise RuntimeError("disk on fire")
+
+    scene = Scene(Boom(), mask=np.ones((7, 11), bool))
+    with pytest.raises(RuntimeError):
+        write_scene(scene, tmp_path / "x.hdr")
+    assert list(tmp_path.iterdir()) == []
