@@ -1,0 +1,509 @@
+"""Abundance inversion: given endmembers ``E (p, bands)``, find abundances for every pixel.
+
+All solvers work on the whole pixel matrix ``Y (N, bands)`` at once, in pixel batches of
+``batch_size`` so memory stays bounded. Every least-squares problem here only sees the data
+through the ``p x p`` Gram matrix ``G = E E^T`` and the per-pixel vector ``b = E y`` (one
+matrix product per batch), so the cost per pixel is independent of the number of bands
+after that product.
+
+Methods (the model is ``y = a @ E``):
+
+- `fcls`  fully constrained least squares, ``a >= 0``, ``sum(a) = 1``;
+- `nnls`  non-negative least squares, ``a >= 0``;
+- `scls`  sum-to-one least squares, ``sum(a) = 1`` (closed form with a Lagrange multiplier);
+- `unconstrained` ordinary least squares;
+- `sunsal` sparse (L1) regularised inversion by ADMM, for large libraries (see ``admm.py``).
+
+`fcls` and `nnls` are *exact*: a batched primal active-set method. Each pixel carries its
+own working set (the abundances held at zero). Pixels are grouped by working set; for each
+distinct set the equality-constrained KKT system is factorised once (``float64``, at most
+``(p+1) x (p+1)``, pseudo-inverse so singular or near-collinear endmembers are handled) and
+applied to all pixels of the group with one matrix product. A pixel then takes the
+usual active-set step (full step, or a partial step to the first blocking bound), and a
+pixel at its equality-constrained optimum frees the bound with the most negative Lagrange
+multiplier. The iteration ends when every pixel satisfies the KKT conditions, so the result
+is the QP solution up to the accuracy of the small linear solves. The start is the
+Euclidean projection of the unconstrained (sum-to-one) solution onto the feasible set,
+whose zero pattern is usually already the optimal working set, so most pixels finish in
+one or two iterations.
+
+Precision: ``b`` is computed as ``(y - c) @ D^T`` plus a per-endmember constant, with
+``c`` the mean endmember and, for sum-to-one methods, ``D = E - c`` (a constant shift of
+``b`` does not change a sum-to-one solution). In float32 this keeps the rounding error
+proportional to the distances between spectra rather than their magnitudes. With
+``precision="auto"`` the product is done in float64 instead when the endmembers are so
+ill-conditioned that float32 rounding could move abundances by more than about 1e-5.
+
+Threads: the batch matrix product runs in the BLAS of numpy (OpenBLAS), which uses all
+cores (``OPENBLAS_NUM_THREADS`` caps it); the small per-pixel arithmetic is plain numpy.
+
+Invalid input rows (any NaN/Inf) give NaN abundances; use `invert_scene` to skip the
+scene's invalid pixels altogether.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, InputError
+
+__all__ = ["fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "METHODS"]
+
+#: ``precision="auto"`` switches to float64 products above this estimated abundance error
+_SINGLE_PRECISION_ERROR = 1e-5
+_EPS32 = float(np.finfo(np.float32).eps)
+
+
+# -- input checks -------------------------------------------------------------------------
+
+
+def _check(Y, E) -> tuple[np.ndarray, np.ndarray]:
+    Y = np.asarray(Y)
+    E = np.asarray(E)
+    if E.ndim != 2:
+        raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
+    if Y.ndim != 2:
+        raise InputError(f"pixels have shape {Y.shape}; expected (N, bands)")
+    if Y.shape[1] != E.shape[1]:
+        raise InputError(
+            f"pixels have {Y.shape[1]} bands but endmembers have {E.shape[1]}; expected the same bands"
+        )
+    if E.shape[0] < 1:
+        raise InputError("no endmembers given; expected at least one (p >= 1)")
+    if not np.isfinite(E).all():
+        raise InputError("endmembers contain NaN or Inf; expected finite spectra")
+    return Y, E
+
+
+# -- the Gram-system reduction ---------------------------------------------------------------
+
+
+class _Gram:
+    """``G = D D^T`` (float64, normalised) and a batch map ``Y -> b`` for one set of endmembers.
+
+    ``shift`` is True for sum-to-one problems, where ``D = E - mean(E)`` may be used.
+    Both ``G`` and ``b`` are divided by ``scale = trace(E E^T) / p`` so the KKT systems and
+    multiplier tolerances are scale free.
+    """
+
+    def __init__(self, E: np.ndarray, *, shift: bool, precision: str):
+        if precision not in ("auto", "single", "double"):
+            raise InputError(f"precision={precision!r}; expected 'auto', 'single' or 'double'")
+        E64 = np.asarray(E, np.float64)
+        p, bands = E64.shape
+        c = E64.mean(axis=0)
+        D = E64 - c if shift else E64
+        self.G_raw = E64 @ E64.T
+        tr = float(np.trace(self.G_raw)) / p
+        self.scale = tr if tr > 0 else 1.0
+        G = (D @ D.T) / self.scale
+        self.G = 0.5 * (G + G.T)
+        self.p = p
+        self.c32 = c.astype(np.float32)
+        self.D32 = np.ascontiguousarray(D.T.astype(np.float32))  # (bands, p)
+        self.D64 = np.ascontiguousarray(D.T)
+        # b = D (y - c) for sum-to-one problems (||y - aE|| = ||(y - c) - aD|| when sum(a) = 1),
+        # b = E (y - c) + E c otherwise
+        self.const = np.zeros(p) if shift else (E64 @ c) / self.scale
+        if precision == "auto":
+            precision = "double" if self._single_error(E64, c, D, shift) > _SINGLE_PRECISION_ERROR else "single"
+        self.precision = precision
+
+    def _single_error(self, E64, c, D, shift) -> float:
+        """Rough bound on the abundance error caused by float32 products."""
+        G = D @ D.T
+        if shift:
+            p = G.shape[0]
+            P = np.eye(p) - 1.0 / p
+            ev = np.linalg.eigvalsh(P @ G @ P)[1:]  # drop the null direction of ones
+        else:
+            ev = np.linalg.eigvalsh(G)
+        lmin = float(ev.min()) if ev.size else 1.0
+        if lmin <= 0:
+            return np.inf
+        ry = float(np.linalg.norm(E64 - c, axis=1).max()) + 1e-30
+        dn = float(np.linalg.norm(D, axis=1).max())
+        return 4 * _EPS32 * np.sqrt(E64.shape[1]) * ry * dn / lmin
+
+    def b(self, Yb: np.ndarray) -> np.ndarray:
+        """``b (n, p)`` float64 for a batch ``Yb (n, bands)``."""
+        if self.precision == "double":
+            Yc = Yb.astype(np.float64)
+            Yc -= self.c32.astype(np.float64)
+            out = Yc @ self.D64
+        else:
+            Yc = np.subtract(Yb, self.c32, dtype=np.float32)
+            out = (Yc @ self.D32).astype(np.float64)
+        out /= self.scale
+        out += self.const
+        return out
+
+
+# -- equality-constrained solves, grouped by working set ----------------------------------------
+
+
+class _EqpCache:
+    """Affine maps ``b -> (a, mu)`` of the equality-constrained QP for each working set.
+
+    For the free set ``F`` (complement of the working set) the KKT system is
+    ``G_FF a_F + mu 1 = b_F`` (``mu`` only with ``sum_to_one``), ``sum(a_F) = 1``, ``a_W = 0``.
+    Solved with a pseudo-inverse, so singular systems (duplicate endmembers) give the
+    minimum-norm solution. Stored as ``K (p+1, p)`` and ``k (p+1,)``: ``[a, mu] = K b + k``.
+    """
+
+    def __init__(self, G: np.ndarray, sum_to_one: bool):
+        self.G = G
+        self.p = G.shape[0]
+        self.sum_to_one = sum_to_one
+        self.maps: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+    def get(self, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = np.packbits(free).tobytes()
+        hit = self.maps.get(key)
+        if hit is not None:
+            return hit
+        p = self.p
+        F = np.flatnonzero(free)
+        k = F.size
+        K = np.zeros((p + 1, p))
+        c = np.zeros(p + 1)
+        if k:
+            GFF = self.G[np.ix_(F, F)]
+            if self.sum_to_one:
+                M = np.zeros((k + 1, k + 1))
+                M[:k, :k] = GFF
+                M[:k, k] = 1.0
+                M[k, :k] = 1.0
+                Mi = _pinv(M)
+                K[np.ix_(F, F)] = Mi[:k, :k]
+                K[p, F] = Mi[k, :k]
+                c[F] = Mi[:k, k]
+                c[p] = Mi[k, k]
+            else:
+                K[np.ix_(F, F)] = _pinv(GFF)
+        self.maps[key] = (K, c)
+        return K, c
+
+    def solve(self, b: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solve the EQP for every pixel: ``b (n, p)``, working sets ``W (n, p)`` -> ``a, mu``."""
+        n, p = b.shape
+        out = np.empty((n, p + 1))
+        if n == 0:
+            return out[:, :p], out[:, p]
+        if p <= 62:
+            codes = W.astype(np.int64) @ (np.int64(1) << np.arange(p, dtype=np.int64))
+            order = np.argsort(codes, kind="stable")
+            sc = codes[order]
+            starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
+        else:
+            packed = np.packbits(W, axis=1)
+            _, inv = np.unique(packed, axis=0, return_inverse=True)
+            order = np.argsort(inv.ravel(), kind="stable")
+            si = inv.ravel()[order]
+            starts = np.flatnonzero(np.r_[True, si[1:] != si[:-1]])
+        ends = np.r_[starts[1:], n]
+        if starts.size == 1:
+            K, c = self.get(~W[0])
+            out = b @ K.T
+            out += c
+        else:
+            bs = b[order]
+            res = np.empty((n, p + 1))
+            for s, e in zip(starts, ends, strict=True):
+                K, c = self.get(~W[order[s]])
+                np.matmul(bs[s:e], K.T, out=res[s:e])
+                res[s:e] += c
+            out[order] = res
+        return out[:, :p], out[:, p]
+
+
+def _pinv(M: np.ndarray) -> np.ndarray:
+    try:
+        if np.linalg.cond(M) < 1e12:
+            return np.linalg.inv(M)
+    except np.linalg.LinAlgError:
+        pass
+    return np.linalg.pinv(M, rcond=1e-13, hermitian=True)
+
+
+# -- feasible starting points --------------------------------------------------------------------
+
+
+def project_simplex(V: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row of ``V (n, p)`` onto the unit simplex (sort-based)."""
+    n, p = V.shape
+    U = -np.sort(-V, axis=1)
+    css = np.cumsum(U, axis=1) - 1.0
+    idx = np.arange(1, p + 1)
+    cond = U - css / idx > 0
+    rho = p - 1 - np.argmax(cond[:, ::-1], axis=1)
+    theta = css[np.arange(n), rho] / (rho + 1)
+    return np.maximum(V - theta[:, None], 0.0)
+
+
+# -- the batched primal active-set method ----------------------------------------------------------
+
+
+def _active_set(
+    cache: _EqpCache, b: np.ndarray, a: np.ndarray, W: np.ndarray, tau: float, max_iter: int
+) -> tuple[np.ndarray, int, int]:
+    """Run the primal active-set method in place on ``a (n, p)``, ``W (n, p)`` from a feasible start.
+
+    Returns ``(a, iterations, n_unconverged)``.
+    """
+    G = cache.G
+    sum_to_one = cache.sum_to_one
+    act = np.arange(b.shape[0])
+    it = 0
+    while act.size and it < max_iter:
+        it += 1
+        aa = a[act]
+        Wa = W[act]
+        ba = b[act]
+        x, mu = cache.solve(ba, Wa)
+        d = x - aa
+        # step to the first blocking bound among free variables moving down
+        down = ~Wa & (d < -1e-15)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(down, aa / np.where(down, -d, 1.0), np.inf)
+        j = np.argmin(ratio, axis=1)
+        rows = np.arange(act.size)
+        alpha = ratio[rows, j]
+        full = alpha >= 1.0
+        part = ~full
+        done = np.zeros(act.size, bool)
+        if part.any():
+            pr = rows[part]
+            ap = aa[pr] + alpha[pr, None] * d[pr]
+            np.maximum(ap, 0.0, out=ap)
+            ap[np.arange(pr.size), j[pr]] = 0.0
+            ap[Wa[pr]] = 0.0
+            aa[pr] = ap
+            Wa[pr, j[pr]] = True
+        if full.any():
+            fr = rows[full]
+            af = x[fr]
+            np.maximum(af, 0.0, out=af)
+            aa[fr] = af
+            lam = x[fr] @ G - ba[fr]
+            if sum_to_one:
+                lam += mu[fr, None]
+            lam = np.where(Wa[fr], lam, np.inf)
+            k = np.argmin(lam, axis=1)
+            lmin = lam[np.arange(fr.size), k]
+            ok = lmin >= -tau
+            done[fr[ok]] = True
+            rel = fr[~ok]
+            Wa[rel, k[~ok]] = False
+        a[act] = aa
+        W[act] = Wa
+        act = act[~done]
+    return a, it, int(act.size)
+
+
+def _simplex_solve(
+    Y, E, *, sum_to_one: bool, nonneg: bool, tol: float, max_iter: int | None,
+    batch_size: int, precision: str, what: str,
+) -> np.ndarray:
+    Y, E = _check(Y, E)
+    n, _ = Y.shape
+    p = E.shape[0]
+    if batch_size < 1:
+        raise InputError(f"batch_size={batch_size}; expected >= 1")
+    gram = _Gram(E, shift=sum_to_one, precision=precision)
+    cache = _EqpCache(gram.G, sum_to_one)
+    tau = 1e-4 * tol
+    max_iter = max_iter if max_iter is not None else 10 * p + 20
+    out = np.empty((n, p), np.float32)
+    unconverged = 0
+    all_free = np.zeros(p, bool)
+    for s in range(0, n, batch_size):
+        Yb = Y[s : s + batch_size]
+        if Yb.dtype != np.float32:
+            Yb = Yb.astype(np.float32)
+        b = gram.b(Yb)
+        bad = ~np.isfinite(b).all(axis=1)
+        if bad.any():
+            b[bad] = 0.0
+        x, _ = cache.solve(b, np.broadcast_to(all_free, b.shape))
+        if nonneg:
+            a0 = project_simplex(x) if sum_to_one else np.maximum(x, 0.0)
+            W = a0 <= 0.0
+            if sum_to_one:
+                # the projection can have no positive entry only for NaN input; keep one free
+                W[W.all(axis=1), 0] = False
+            a0[W] = 0.0
+            a, _, nu = _active_set(cache, b, a0, W, tau, max_iter)
+            unconverged += nu
+        else:
+            a = x
+        a = a.astype(np.float32)
+        a[bad] = np.nan
+        out[s : s + batch_size] = a
+    if unconverged:
+        warnings.warn(
+            f"{what}: {unconverged} of {n} pixels did not meet the KKT conditions in "
+            f"{max_iter} active-set iterations; their abundances are feasible but may not be optimal",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+# -- public solvers ---------------------------------------------------------------------------------
+
+
+def fcls(
+    Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: int = 65536,
+    precision: str = "auto",
+) -> np.ndarray:
+    """Fully constrained least squares: ``min ||y - a E||^2`` s.t. ``a >= 0``, ``sum(a) = 1``.
+
+    Parameters
+    ----------
+    Y : array (N, bands)
+        Pixels (any float dtype; read as float32 per batch).
+    E : array (p, bands)
+        Endmembers, rows are spectra, same units as ``Y``.
+    tol : float
+        KKT tolerance: a bound is kept when its Lagrange multiplier exceeds ``-1e-4 * tol``
+        in units normalised by ``trace(E E^T) / p``.
+    max_iter : int or None
+        Active-set iterations per batch (default ``10 p + 20``; each iteration changes one
+        bound per pixel). Pixels that need more raise a `ConvergenceWarning`.
+    batch_size : int
+        Pixels per batch (bounds memory: about ``batch_size * bands * 4`` bytes extra).
+    precision : "auto", "single" or "double"
+        Arithmetic of the ``Y @ E^T`` product (see the module docstring).
+
+    Returns
+    -------
+    A : float32 (N, p)
+        Abundances, non-negative, summing to one; NaN rows where ``Y`` had NaN/Inf.
+    """
+    return _simplex_solve(Y, E, sum_to_one=True, nonneg=True, tol=tol, max_iter=max_iter,
+                          batch_size=batch_size, precision=precision, what="fcls")
+
+
+def nnls(
+    Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: int = 65536,
+    precision: str = "auto",
+) -> np.ndarray:
+    """Non-negative least squares ``min ||y - a E||^2`` s.t. ``a >= 0``; arguments as `fcls`.
+
+    Returns float32 ``(N, p)``, exact to the active-set tolerance.
+    """
+    return _simplex_solve(Y, E, sum_to_one=False, nonneg=True, tol=tol, max_iter=max_iter,
+                          batch_size=batch_size, precision=precision, what="nnls")
+
+
+def scls(Y, E, *, batch_size: int = 65536, precision: str = "auto") -> np.ndarray:
+    """Sum-to-one least squares ``min ||y - a E||^2`` s.t. ``sum(a) = 1`` (abundances may be negative).
+
+    Closed form: ``a = G^-1 (b - mu 1)`` with the multiplier ``mu`` fixing the sum.
+    Returns float32 ``(N, p)``.
+    """
+    return _simplex_solve(Y, E, sum_to_one=True, nonneg=False, tol=1e-6, max_iter=0,
+                          batch_size=batch_size, precision=precision, what="scls")
+
+
+def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto") -> np.ndarray:
+    """Ordinary least squares ``a = y E^T (E E^T)^+``; returns float32 ``(N, p)``."""
+    return _simplex_solve(Y, E, sum_to_one=False, nonneg=False, tol=1e-6, max_iter=0,
+                          batch_size=batch_size, precision=precision, what="ls")
+
+
+def sunsal(Y, E, **kw) -> np.ndarray:
+    """Sparse regularised inversion by ADMM (SUnSAL); see `unmixgen.unmix.admm.sunsal`."""
+    from .admm import sunsal as _sunsal
+
+    return _sunsal(Y, E, **kw)
+
+
+METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "fcls": fcls,
+    "nnls": nnls,
+    "scls": scls,
+    "ls": unconstrained,
+    "sunsal": sunsal,
+}
+
+
+def invert(Y, E, method: str = "fcls", **kw) -> np.ndarray:
+    """Abundances ``(N, p)`` float32 of pixels ``Y (N, bands)`` by ``method`` (a key of `METHODS`)."""
+    try:
+        fn = METHODS[method]
+    except KeyError:
+        raise InputError(
+            f"--method: unknown inversion method {method!r}; expected one of {', '.join(METHODS)}"
+        ) from None
+    return fn(Y, E, **kw)
+
+
+def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
+                 **kw) -> np.ndarray:
+    """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``.
+
+    ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
+    ``(p, n_good_bands)``. Invalid pixels are not solved and are NaN in the result. Only
+    one tile of the cube is read at a time (``tile_size`` x ``tile_size`` pixels), so the
+    extra memory is about two tiles plus the result. A transient progress bar appears on a
+    terminal when the inversion runs longer than a second.
+    """
+    E = np.asarray(E)
+    good = scene.good_bands
+    if E.ndim != 2:
+        raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
+    if E.shape[1] == scene.bands:
+        E_use = E[:, good] if not good.all() else E
+    elif E.shape[1] == int(good.sum()):
+        E_use = E
+    else:
+        raise InputError(
+            f"endmembers have {E.shape[1]} bands; expected {scene.bands} (all bands of the scene) "
+            f"or {int(good.sum())} (its good bands)"
+        )
+    if method not in METHODS:
+        invert(np.zeros((0, E_use.shape[1]), np.float32), E_use, method)  # raises
+    out = np.full((scene.rows, scene.cols, E.shape[0]), np.nan, np.float32)
+    n_tiles = -(-scene.rows // tile_size) * -(-scene.cols // tile_size)
+    t0 = time.perf_counter()
+    bar = None
+    task = None
+    try:
+        for i, tile in enumerate(scene.tiles(tile_size)):
+            m = tile.mask
+            if m.any():
+                Yt = tile.data[m]
+                if not good.all():
+                    Yt = Yt[:, good]
+                rows, cols = tile.rows, tile.cols
+                del tile  # free the tile's cube before solving
+                view = out[rows, cols]
+                view[m] = invert(Yt, E_use, method, **kw)
+                del Yt
+            if progress and bar is None and time.perf_counter() - t0 > 1.0:
+                bar, task = _start_bar(n_tiles, method)
+            if bar is not None:
+                bar.update(task, completed=i + 1)
+    finally:
+        if bar is not None:
+            bar.stop()
+    return out
+
+
+def _start_bar(total: int, method: str):
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        f"inverting ({method})", BarColumn(), "{task.completed}/{task.total} tiles",
+        TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal,
+    )
+    bar.start()
+    return bar, bar.add_task("invert", total=total)

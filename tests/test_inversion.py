@@ -1,0 +1,278 @@
+"""Abundance inversion: exactness against per-pixel references, KKT conditions, scene tiling."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import nnls as scipy_nnls
+
+from unmixgen.errors import InputError
+from unmixgen.scene import Scene
+from unmixgen.unmix.inversion import (
+    fcls,
+    invert,
+    invert_scene,
+    nnls,
+    project_simplex,
+    scls,
+    sunsal,
+    unconstrained,
+)
+
+
+def enumerate_reference(Y, E, sum_to_one=True):
+    """EXACT constrained LS by enumerating every support (2^p - 1), float64.
+
+    On each support the equality-constrained LS is solved; the best feasible one wins.
+    Vectorised over pixels per support.
+    """
+    Y = np.asarray(Y, np.float64)
+    E = np.asarray(E, np.float64)
+    n, p = Y.shape[0], E.shape[0]
+    best = np.full(n, np.inf)
+    A = np.zeros((n, p))
+    if not sum_to_one:
+        best = (Y**2).sum(1)  # a = 0
+    for k in range(1, p + 1):
+        for S in itertools.combinations(range(p), k):
+            S = list(S)
+            ES = E[S]
+            if sum_to_one:
+                M = np.zeros((k + 1, k + 1))
+                M[:k, :k] = ES @ ES.T
+                M[:k, k] = M[k, :k] = 1.0
+                rhs = np.concatenate([Y @ ES.T, np.ones((n, 1))], axis=1)
+                sol = np.linalg.lstsq(M, rhs.T, rcond=None)[0].T[:, :k]
+            else:
+                sol = np.linalg.lstsq(ES.T, Y.T, rcond=None)[0].T
+            a = np.zeros((n, p))
+            a[:, S] = np.maximum(sol, 0.0)
+            obj = ((Y - a @ E) ** 2).sum(1)
+            better = (sol >= -1e-12).all(1) & (obj < best)
+            best[better] = obj[better]
+            A[better] = a[better]
+    return A
+
+
+def objective(Y, E, A):
+    r = np.asarray(Y, np.float64) - np.asarray(A, np.float64) @ np.asarray(E, np.float64)
+    return (r**2).sum(1)
+
+
+def smooth_endmembers(rng, p, bands, collinear=0.0):
+    x = np.linspace(0, 1, bands)
+    E = np.stack([0.35 + 0.25 * np.sin(2 * np.pi * (k + 1) * x / 3 + k) + 0.05 * rng.random(bands)
+                  for k in range(p)])
+    if collinear:
+        E[1] = E[0] + collinear * rng.standard_normal(bands)  # near-duplicate endmember
+    return E.astype(np.float32)
+
+
+def mixed_pixels(rng, E, n, noise=0.02):
+    p = E.shape[0]
+    A = rng.dirichlet(np.full(p, 0.5), n)
+    A[: n // 4] *= 1.6  # outside the simplex (too bright)
+    A[n // 4 : n // 2] -= 0.15  # outside the simplex (negative parts)
+    Y = A @ E + noise * rng.standard_normal((n, E.shape[1]))
+    return Y.astype(np.float32)
+
+
+def assert_fcls_kkt(Y, E, A, tol=1e-5):
+    """KKT of min ||y - aE||^2 s.t. a >= 0, sum a = 1, in float64 from the float32 output."""
+    A = A.astype(np.float64)
+    assert (A >= 0).all()
+    np.testing.assert_allclose(A.sum(1), 1.0, atol=1e-5)
+    E64 = E.astype(np.float64)
+    scale = np.trace(E64 @ E64.T) / E.shape[0]
+    grad = (A @ E64 - Y.astype(np.float64)) @ E64.T / scale  # gradient of 0.5 * objective
+    support = A > 1e-6
+    # on the support the gradient is constant (= -mu); off it, not smaller than that
+    g_sup = np.where(support, grad, np.nan)
+    mu = np.nanmean(g_sup, axis=1)
+    assert np.nanmax(np.abs(g_sup - mu[:, None])) < tol
+    assert (grad - mu[:, None] > -tol).all()
+
+
+@pytest.mark.parametrize("case", ["random", "smooth", "ill_conditioned", "p2"])
+def test_fcls_equals_exact_enumeration(case):
+    rng = np.random.default_rng(7)
+    if case == "random":
+        E = rng.random((5, 40)).astype(np.float32)
+    elif case == "smooth":
+        E = smooth_endmembers(rng, 5, 60)
+    elif case == "ill_conditioned":
+        E = smooth_endmembers(rng, 5, 60, collinear=2e-3)
+    else:
+        E = smooth_endmembers(rng, 2, 30)
+    Y = mixed_pixels(rng, E, 400)
+    A = fcls(Y, E)
+    R = enumerate_reference(Y, E)
+    assert A.dtype == np.float32 and A.shape == (400, E.shape[0])
+    assert np.abs(A - R).max() < 1e-4
+    # never worse than the exact solution beyond float32 rounding of the abundances
+    fa, fr = objective(Y, E, A), objective(Y, E, R)
+    assert (fa - fr <= 1e-6 * (1 + fr)).all()
+    assert_fcls_kkt(Y, E, A)
+
+
+def test_fcls_p2_closed_form():
+    rng = np.random.default_rng(3)
+    E = rng.random((2, 25)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 200)
+    d = (E[0] - E[1]).astype(np.float64)
+    t = np.clip((Y - E[1].astype(np.float64)) @ d / (d @ d), 0, 1)
+    A = fcls(Y, E)
+    np.testing.assert_allclose(A[:, 0], t, atol=1e-5)
+    np.testing.assert_allclose(A[:, 1], 1 - t, atol=1e-5)
+
+
+def test_fcls_kkt_many_endmembers_and_tiny_batches():
+    rng = np.random.default_rng(11)
+    E = smooth_endmembers(rng, 15, 80)
+    Y = mixed_pixels(rng, E, 300, noise=0.05)
+    A = fcls(Y, E)
+    assert_fcls_kkt(Y, E, A)
+    np.testing.assert_allclose(fcls(Y, E, batch_size=7), A, atol=1e-6)
+
+
+def test_fcls_singular_endmembers_and_degenerate_pixels():
+    rng = np.random.default_rng(5)
+    E = rng.random((4, 30)).astype(np.float32)
+    E[3] = E[2]  # exact duplicate: the solution is not unique, the objective is
+    Y = mixed_pixels(rng, E, 100)
+    Y[0] = 0.0  # all-zero pixel
+    Y[1] = E[0]  # a pure pixel
+    Y[2, 5] = np.nan  # broken pixel
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        A = fcls(Y, E)
+    assert np.isnan(A[2]).all()
+    ok = np.ones(100, bool)
+    ok[2] = False
+    R = enumerate_reference(Y[ok], E)
+    fa, fr = objective(Y[ok], E, A[ok]), objective(Y[ok], E, R)
+    assert (fa - fr <= 1e-6 * (1 + fr)).all()
+    assert (A[ok] >= 0).all()
+    np.testing.assert_allclose(A[ok].sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(A[1], [1, 0, 0, 0], atol=1e-5)
+
+
+def test_nnls_matches_scipy():
+    rng = np.random.default_rng(2)
+    E = rng.random((6, 35)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 200)
+    Y[:20] -= 0.3  # some pixels want all-zero or mostly-zero abundances
+    A = nnls(Y, E)
+    E64 = E.astype(np.float64).T
+    ref = np.stack([scipy_nnls(E64, y.astype(np.float64))[0] for y in Y])
+    assert A.dtype == np.float32
+    assert np.abs(A - ref).max() < 1e-5
+    assert (A >= 0).all()
+
+
+def test_scls_closed_form_sum_to_one():
+    rng = np.random.default_rng(4)
+    E = rng.random((4, 30)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 150)
+    A = scls(Y, E)
+    np.testing.assert_allclose(A.sum(1), 1.0, atol=1e-5)
+    assert (A < 0).any()  # unconstrained in sign
+    # Lagrange closed form in float64
+    E64 = E.astype(np.float64)
+    Gi = np.linalg.inv(E64 @ E64.T)
+    u = Y.astype(np.float64) @ E64.T @ Gi
+    ones = np.ones(4)
+    ref = u - np.outer(u @ ones - 1, Gi @ ones / (ones @ Gi @ ones))
+    np.testing.assert_allclose(A, ref, atol=1e-4)
+
+
+def test_unconstrained_matches_lstsq():
+    rng = np.random.default_rng(6)
+    E = rng.random((5, 30)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 100)
+    ref = np.linalg.lstsq(E.astype(np.float64).T, Y.astype(np.float64).T, rcond=None)[0].T
+    A = invert(Y, E, "ls")
+    np.testing.assert_array_equal(A, unconstrained(Y, E))
+    assert A.dtype == np.float32
+    np.testing.assert_allclose(A, ref, atol=1e-4)
+
+
+def test_precision_modes_agree():
+    rng = np.random.default_rng(8)
+    E = smooth_endmembers(rng, 5, 50)
+    Y = mixed_pixels(rng, E, 300)
+    a32 = fcls(Y, E, precision="single")
+    a64 = fcls(Y, E, precision="double")
+    assert np.abs(a32 - a64).max() < 1e-4
+
+
+def test_project_simplex():
+    rng = np.random.default_rng(9)
+    V = rng.standard_normal((50, 6))
+    P = project_simplex(V)
+    np.testing.assert_allclose(P.sum(1), 1)
+    assert (P >= 0).all()
+    # projection of a point is the FCLS solution with E = identity
+    np.testing.assert_allclose(fcls(V.astype(np.float32), np.eye(6, dtype=np.float32)), P, atol=1e-5)
+
+
+def test_invert_scene_nonsquare_with_invalid_pixels():
+    rng = np.random.default_rng(10)
+    rows, cols, bands = 13, 21, 24
+    E = rng.random((3, bands)).astype(np.float32)
+    A = rng.dirichlet(np.ones(3), rows * cols).reshape(rows, cols, 3)
+    cube = (A @ E + 0.01 * rng.standard_normal((rows, cols, bands))).astype(np.float32)
+    good = np.ones(bands, bool)
+    good[[2, 9]] = False
+    cube[:, :, 2] = 1e6  # a bad band that would spoil the fit if it were used
+    cube[0, 0] = np.nan
+    cube[5, 17] = 0.0
+    cube[12, 3, 4] = np.inf
+    scene = Scene(cube, good_bands=good)
+    out = invert_scene(scene, E, "fcls", tile_size=5)
+    assert out.shape == (rows, cols, 3) and out.dtype == np.float32
+    mask = scene.mask
+    assert mask.sum() == rows * cols - 3
+    assert np.isnan(out[~mask]).all()
+    direct = invert(cube[mask][:, good], E[:, good], "fcls")
+    np.testing.assert_allclose(out[mask], direct, atol=1e-6)
+    # endmembers given on the good bands only give the same
+    np.testing.assert_allclose(invert_scene(scene, E[:, good], "nnls", tile_size=8)[mask],
+                               invert(cube[mask][:, good], E[:, good], "nnls"), atol=1e-6)
+
+
+def test_sunsal_matches_exact_solvers_without_penalty():
+    rng = np.random.default_rng(12)
+    E = rng.random((5, 40)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 300)
+    assert np.abs(sunsal(Y, E, lam=0.0, tol=1e-7) - nnls(Y, E)).max() < 2e-3
+    S = sunsal(Y, E, lam=0.0, sum_to_one=True, tol=1e-7)
+    assert np.abs(S - fcls(Y, E)).max() < 2e-3
+    np.testing.assert_allclose(S.sum(1), 1, atol=1e-3)
+
+
+def test_sunsal_recovers_sparse_support_from_library():
+    rng = np.random.default_rng(13)
+    L = rng.random((40, 50)).astype(np.float32)
+    n = 200
+    A = np.zeros((n, 40))
+    for i in range(n):  # test fixture only
+        A[i, rng.choice(40, 3, replace=False)] = rng.dirichlet(np.ones(3))
+    Y = (A @ L + 1e-3 * rng.standard_normal((n, 50))).astype(np.float32)
+    S = invert(Y, L, "sunsal", lam=1e-3)
+    assert (S >= 0).all() and S.dtype == np.float32
+    assert np.abs(S - A).max() < 0.05
+    assert ((S > 0.02) == (A > 0.02)).mean() > 0.99
+
+
+def test_bad_arguments_raise_input_error():
+    E = np.ones((3, 10), np.float32)
+    with pytest.raises(InputError, match="unknown inversion method"):
+        invert(np.ones((4, 10), np.float32), E, "magic")
+    with pytest.raises(InputError, match="bands"):
+        fcls(np.ones((4, 9), np.float32), E)
+    with pytest.raises(InputError, match="endmembers"):
+        invert_scene(Scene(np.ones((2, 3, 10), np.float32)), np.ones((3, 7), np.float32))
