@@ -1,0 +1,112 @@
+"""GeoTIFF reader/writer: spectral metadata variants, nodata, scales, windows, round trips."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_tif
+from unmixgen.errors import InputError
+from unmixgen.io import geotiff, read_scene, write_scene
+from unmixgen.scene import Scene
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+WL_NM = [450.0, 550.0, 650.0, 750.0, 850.0]
+
+
+def _scene() -> Scene:
+    cube = scene_cube()
+    cube[1, 2] = np.nan
+    cube[3, 4, 0] = -np.inf
+    cube[6, 10] = 0
+    return Scene(cube, wavelengths=WL_NM, fwhm=[9, 10, 11, 12, 13], good_bands=[1, 0, 1, 1, 1],
+                 crs="EPSG:32633", transform=UTM33N_TRANSFORM)
+
+
+def test_round_trip(tmp_path):
+    scene = _scene()
+    write_scene(scene, tmp_path / "s.tif")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.tif"]  # no temp files or sidecars
+    back = read_scene(tmp_path / "s.tif")
+    assert back.metadata["format"] == "geotiff" and back.path == str(tmp_path / "s.tif")
+    np.testing.assert_array_equal(back.mask, scene.mask)
+    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
+    assert np.isnan(back.cube[~back.mask]).all()
+    np.testing.assert_allclose(back.wavelengths, WL_NM)
+    np.testing.assert_allclose(back.fwhm, scene.fwhm)
+    np.testing.assert_array_equal(back.good_bands, scene.good_bands)
+    np.testing.assert_allclose(back.transform, UTM33N_TRANSFORM)
+    assert rasterio.crs.CRS.from_wkt(back.crs).to_epsg() == 32633
+
+
+def test_written_file_is_plain_gdal_geotiff(tmp_path):
+    write_scene(_scene(), tmp_path / "q.tif")
+    with rasterio.open(tmp_path / "q.tif") as ds:
+        assert ds.driver == "GTiff" and ds.dtypes == ("float32",) * 5 and np.isnan(ds.nodata)
+        assert ds.compression is not None
+        assert ds.descriptions == ("450 nm", "550 nm", "650 nm", "750 nm", "850 nm")
+        assert float(ds.tags(2)["wavelength"]) == 550.0
+        assert float(ds.tags(2, ns="IMAGERY")["CENTRAL_WAVELENGTH_UM"]) == pytest.approx(0.55)
+        assert ds.tags()["wavelength_units"] == "Nanometers"
+
+
+def test_band_tags_in_micrometres_with_scales_and_nodata(tmp_path):
+    stored = np.rint(scene_cube() * 1000).astype(np.int16)
+    stored[0, 5] = -1
+    tags = [{"wavelength": f"{w / 1000:g}", "wavelength_units": "micrometers", "fwhm": "0.01"} for w in WL_NM]
+    p = write_tif(tmp_path / "t.tif", stored, nodata=-1, band_tags=tags,
+                  scales=[0.001] * 5, offsets=[0.5] * 5)
+    s = read_scene(p)
+    np.testing.assert_allclose(s.wavelengths, WL_NM)
+    np.testing.assert_allclose(s.fwhm, [10.0] * 5)
+    assert s.nodata == -1 and s.mask.sum() == 76 and not s.mask[0, 5]
+    np.testing.assert_allclose(s.cube, stored * 0.001 + 0.5, rtol=1e-6)
+    assert s.dtype == np.dtype("int16")
+
+
+def test_envi_style_dataset_tags_and_descriptions(tmp_path):
+    stored = scene_cube()
+    p = write_tif(tmp_path / "e.tif", stored, dataset_tags={
+        "wavelength": "{0.45, 0.55, 0.65, 0.75, 0.85}", "wavelength_units": "Micrometers"})
+    np.testing.assert_allclose(read_scene(p).wavelengths, WL_NM)
+    p = write_tif(tmp_path / "d.tif", stored, crs=None, transform=None,
+                  descriptions=[f"Band {i + 1} ({w / 1000:.2f} um)" for i, w in enumerate(WL_NM)])
+    s = read_scene(p)
+    np.testing.assert_allclose(s.wavelengths, WL_NM)
+    assert s.crs is None and s.transform is None
+    assert read_scene(write_tif(tmp_path / "n.tif", stored)).wavelengths is None
+
+
+def test_non_length_unit_and_count_mismatch(tmp_path, run_cli):
+    stored = scene_cube()
+    tags = [{"wavelength": str(i), "wavelength_units": "wavenumber"} for i in range(5)]
+    p = write_tif(tmp_path / "w.tif", stored, band_tags=tags)
+    code, _, err = run_cli("info", p)
+    assert code == 2 and "w.tif" in err and "wavenumber" in err and err.strip().count("\n") == 0
+    p = write_tif(tmp_path / "c.tif", stored, dataset_tags={"wavelength": "{400, 500}"})
+    with pytest.raises(InputError, match="c.tif: metadata lists 2 wavelength values for 5 bands"):
+        read_scene(p)
+
+
+def test_window_read_and_no_leaked_handle(tmp_path):
+    stored = scene_cube()
+    p = write_tif(tmp_path / "h.tif", stored)
+    s = geotiff.read(p)
+    np.testing.assert_array_equal(s.read(slice(1, 6), slice(2, 9)), stored[1:6, 2:9])
+    assert s._cube is None and s.mask.all()
+    fds = [os.readlink(f"/proc/self/fd/{f}") for f in os.listdir("/proc/self/fd")
+           if os.path.exists(f"/proc/self/fd/{f}")]
+    assert str(p) not in fds
+
+
+def test_tiled_large_scene_streams_in_blocks(tmp_path):
+    cube = np.random.default_rng(1).uniform(0.1, 1, (300, 270, 2)).astype(np.float32)
+    scene = Scene(cube)
+    write_scene(scene, tmp_path / "big.tif", block_rows=64)
+    with rasterio.open(tmp_path / "big.tif") as ds:
+        assert ds.block_shapes[0] == (256, 256)
+    np.testing.assert_array_equal(read_scene(tmp_path / "big.tif").cube, cube)

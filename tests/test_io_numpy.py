@@ -1,0 +1,84 @@
+"""NumPy reader/writer: .npy memory map, .npz keys, ground truth, round trip, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures_io import UTM33N_TRANSFORM, scene_cube
+from unmixgen.errors import InputError
+from unmixgen.io import read_scene, write_scene
+from unmixgen.scene import GroundTruth, Scene
+
+
+def _scene() -> Scene:
+    cube = scene_cube()
+    cube[1, 2] = np.nan
+    cube[6, 10] = 0
+    rng = np.random.default_rng(3)
+    e = rng.uniform(0, 1, (3, 5)).astype(np.float32)
+    a = rng.dirichlet([1, 1, 1], (7, 11)).astype(np.float32)
+    return Scene(cube, wavelengths=[450, 550, 650, 750, 850], fwhm=[9, 10, 11, 12, 13],
+                 good_bands=[1, 1, 0, 1, 1], crs="EPSG:32633", transform=UTM33N_TRANSFORM,
+                 truth=GroundTruth(e, a, ["soil", "tree", "water"]))
+
+
+def test_npz_round_trip_with_truth(tmp_path):
+    scene = _scene()
+    scene.mask[4, 4] = False  # flagged invalid although its numbers are fine
+    write_scene(scene, tmp_path / "s.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]
+    z = np.load(tmp_path / "s.npz")
+    assert z["cube"].dtype == np.float32 and z["cube"].shape == (7, 11, 5)
+    assert z["mask"].dtype == bool and z["mask"].shape == (7, 11)
+    assert np.isnan(z["cube"][~z["mask"]]).all()  # invalid pixels are NaN in the file
+    back = read_scene(tmp_path / "s.npz")
+    assert back.metadata["format"] == "numpy"
+    np.testing.assert_array_equal(back.mask, scene.mask)
+    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
+    np.testing.assert_array_equal(back.wavelengths, scene.wavelengths)
+    np.testing.assert_array_equal(back.fwhm, scene.fwhm)
+    np.testing.assert_array_equal(back.good_bands, scene.good_bands)
+    assert back.crs == "EPSG:32633" and back.transform == UTM33N_TRANSFORM
+    np.testing.assert_array_equal(back.truth.endmembers, scene.truth.endmembers)
+    np.testing.assert_array_equal(back.truth.abundances, scene.truth.abundances)
+    assert back.truth.names == ["soil", "tree", "water"]
+
+
+def test_npy_is_memory_mapped(tmp_path):
+    cube = scene_cube()
+    cube[2, 3] = np.inf
+    np.save(tmp_path / "c.npy", cube)
+    s = read_scene(tmp_path / "c.npy")
+    assert isinstance(s.source.array, np.memmap)
+    np.testing.assert_array_equal(s.read(slice(1, 4), slice(5, 11)), cube[1:4, 5:11])
+    assert s.mask.sum() == 76 and not s.mask[2, 3]
+    assert s.wavelengths is None and s.metadata["format"] == "numpy"
+
+
+def test_npz_single_array_and_micrometres(tmp_path):
+    cube = scene_cube()
+    np.savez(tmp_path / "one.npz", data=cube)
+    np.testing.assert_array_equal(read_scene(tmp_path / "one.npz").cube, cube)
+    np.savez(tmp_path / "um.npz", cube=cube, wavelengths=np.array([0.45, 0.55, 0.65, 0.75, 0.85]))
+    np.testing.assert_allclose(read_scene(tmp_path / "um.npz").wavelengths, [450, 550, 650, 750, 850])
+
+
+def test_npz_bad_input(tmp_path, run_cli):
+    cube = scene_cube()
+    np.savez(tmp_path / "two.npz", a=cube, b=cube)
+    code, _, err = run_cli("info", tmp_path / "two.npz")
+    assert code == 2 and "two.npz" in err and "'cube'" in err and err.strip().count("\n") == 0
+    np.savez(tmp_path / "m.npz", cube=cube, mask=np.ones((11, 7), bool))
+    with pytest.raises(InputError, match=r"m.npz: 'mask' has shape \(11, 7\)"):
+        read_scene(tmp_path / "m.npz")
+    np.savez(tmp_path / "t.npz", cube=cube, endmembers=np.ones((3, 4)))
+    with pytest.raises(InputError, match=r"endmembers have shape \(3, 4\)"):
+        read_scene(tmp_path / "t.npz")
+    np.save(tmp_path / "flat.npy", cube[0])
+    with pytest.raises(InputError, match="flat.npy: array has shape"):
+        read_scene(tmp_path / "flat.npy")
+    with pytest.raises(InputError, match="must end in .npz"):
+        from unmixgen.io import numpy_io
+
+        numpy_io.write(Scene(cube), tmp_path / "x.npy")
