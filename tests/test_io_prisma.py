@@ -1,0 +1,184 @@
+"""PRISMA HE5 reader on fake products made by `prisma_fixture.make_prisma_he5`."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from prisma_fixture import SWIR_ZERO_SLOTS, VNIR_ZERO_SLOTS, expected_dn, make_prisma_he5
+from unmixgen.errors import InputError
+from unmixgen.io import prisma, read_scene
+
+ROWS, COLS = 9, 14  # non-square on purpose
+
+
+@pytest.fixture(scope="module")
+def l2d(tmp_path_factory):
+    p = tmp_path_factory.mktemp("prisma") / "PRS_L2D_STD_test.he5"
+    return make_prisma_he5(p, ROWS, COLS, "L2D", partly_zero_pixel=(4, 6))
+
+
+def _expected_pixel(fp, r, c, overlap="swir"):
+    """(wavelengths, values) of pixel (r, c) computed from the product's attributes."""
+    a = fp.attrs
+    wl, val = [], []
+    for cube, cw, lo, hi in (("vnir", fp.cw_vnir, a["L2ScaleVnirMin"], a["L2ScaleVnirMax"]),
+                             ("swir", fp.cw_swir, a["L2ScaleSwirMin"], a["L2ScaleSwirMax"])):
+        for slot, w in enumerate(cw):
+            if w <= 0:
+                continue
+            dn = float(expected_dn(r, c, slot, cube))
+            wl.append(float(w))
+            val.append(float(lo) + dn * (float(hi) - float(lo)) / 65535.0)
+    wl, val = np.array(wl), np.array(val)
+    swir_min = fp.cw_swir[fp.cw_swir > 0].min()
+    vnir_max = fp.cw_vnir.max()
+    n_v = int((fp.cw_vnir > 0).sum())
+    is_v = np.arange(wl.size) < n_v
+    if overlap == "swir":
+        keep = ~is_v | (wl < swir_min)
+    elif overlap == "vnir":
+        keep = is_v | (wl > vnir_max)
+    else:
+        keep = np.ones(wl.size, bool)
+    wl, val = wl[keep], val[keep]
+    o = np.argsort(wl)
+    return wl[o], val[o]
+
+
+def test_wavelengths_increasing_zero_slots_dropped(l2d):
+    s = read_scene(l2d.path)
+    assert s.metadata["format"] == "prisma" and s.metadata["level"] == "L2D"
+    assert s.path == str(l2d.path) and s.name == l2d.path.stem
+    assert np.all(np.diff(s.wavelengths) > 0) and np.all(s.wavelengths > 0)
+    n_used = 66 - len(VNIR_ZERO_SLOTS) + 173 - len(SWIR_ZERO_SLOTS)
+    swir_min = l2d.cw_swir[l2d.cw_swir > 0].min()
+    n_vnir_overlap = int(((l2d.cw_vnir > 0) & (l2d.cw_vnir >= swir_min)).sum())
+    assert n_vnir_overlap > 0
+    assert s.bands == n_used - n_vnir_overlap
+    assert s.fwhm is not None and s.fwhm.shape == (s.bands,)
+    low = s.wavelengths < 900  # VNIR only: the fixture's VNIR FWHM is 10 + wl/1000
+    np.testing.assert_allclose(s.fwhm[low], 10 + s.wavelengths[low] / 1000, rtol=1e-5)
+    high = s.wavelengths > 1100  # SWIR only: 9 + wl/2000
+    np.testing.assert_allclose(s.fwhm[high], 9 + s.wavelengths[high] / 2000, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overlap", ["swir", "vnir", "both"])
+def test_overlap_policy_and_scaling_of_one_pixel(l2d, overlap):
+    s = read_scene(l2d.path, overlap=overlap)
+    r, c = 6, 11  # rows != cols, and r != c: a transposed read would give another pixel
+    wl, val = _expected_pixel(l2d, r, c, overlap)
+    np.testing.assert_allclose(s.wavelengths, wl, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(s.read(slice(r, r + 1), slice(c, c + 1))[0, 0], val, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.cube[r, c], val, rtol=1e-5, atol=1e-6)
+    if overlap == "swir":
+        assert s.wavelengths[0] < 920 and s.wavelengths[-1] > 2400
+        in_ov = (s.wavelengths >= 920) & (s.wavelengths <= 1010)
+        assert in_ov.sum() == ((l2d.cw_swir >= 920) & (l2d.cw_swir <= 1010)).sum()
+
+
+def test_bad_overlap_policy(l2d):
+    with pytest.raises(InputError, match="overlap"):
+        read_scene(l2d.path, overlap="average")
+
+
+def test_full_cube_matches_formula_everywhere(l2d):
+    s = read_scene(l2d.path)
+    cube = s.cube
+    assert cube.shape == (ROWS, COLS, s.bands) and cube.dtype == np.float32
+    rr, cc = np.meshgrid(np.arange(ROWS), np.arange(COLS), indexing="ij")
+    # band 0 is the shortest VNIR wavelength: the last used VNIR slot (descending storage)
+    slot = int(np.flatnonzero(l2d.cw_vnir > 0)[-1])
+    a = l2d.attrs
+    exp = float(a["L2ScaleVnirMin"]) + expected_dn(rr, cc, slot, "vnir") * (
+        float(a["L2ScaleVnirMax"]) - float(a["L2ScaleVnirMin"])) / 65535.0
+    good = s.mask & (rr != 4)  # the partly zero pixel has DN 0 in half the VNIR slots
+    np.testing.assert_allclose(cube[..., 0][good], exp[good], rtol=1e-5)
+    # last band: the longest SWIR wavelength = first used SWIR slot
+    slot = int(np.flatnonzero(l2d.cw_swir > 0)[0])
+    exp = float(a["L2ScaleSwirMin"]) + expected_dn(rr, cc, slot, "swir") * (
+        float(a["L2ScaleSwirMax"]) - float(a["L2ScaleSwirMin"])) / 65535.0
+    np.testing.assert_allclose(cube[..., -1][s.mask], exp[s.mask], rtol=1e-5)
+
+
+def test_windowed_read_equals_full_read(l2d):
+    s = read_scene(l2d.path)
+    full = s.read()
+    np.testing.assert_array_equal(s.read(slice(2, 7), slice(3, 12)), full[2:7, 3:12])
+    tiles = np.empty_like(full)
+    for t in read_scene(l2d.path).tiles(4, with_mask=False):
+        tiles[t.rows, t.cols] = t.data
+    np.testing.assert_array_equal(tiles, full)
+
+
+def test_invalid_pixels(l2d):
+    s = read_scene(l2d.path)
+    m = s.mask
+    expected = np.ones((ROWS, COLS), bool)
+    for r, c in l2d.zero_pixels + l2d.flagged_pixels:
+        expected[r, c] = False
+    np.testing.assert_array_equal(m, expected)
+    assert m[4, 6]  # DN 0 in some bands only: valid
+    s2 = read_scene(l2d.path, flagged_fraction=None)
+    for r, c in l2d.flagged_pixels:
+        assert s2.mask[r, c]
+
+
+def test_l2d_crs_and_transform(l2d):
+    s = read_scene(l2d.path)
+    a = l2d.attrs
+    assert s.crs == "EPSG:32633"
+    px = (a["Product_LRcorner_easting"] - a["Product_ULcorner_easting"]) / COLS
+    py = (a["Product_ULcorner_northing"] - a["Product_LRcorner_northing"]) / ROWS
+    assert s.transform == pytest.approx((px, 0.0, a["Product_ULcorner_easting"], 0.0, -py,
+                                         a["Product_ULcorner_northing"]))
+    sc = read_scene(l2d.path, corners="center")
+    pxc = (a["Product_LRcorner_easting"] - a["Product_ULcorner_easting"]) / (COLS - 1)
+    assert sc.transform[0] == pytest.approx(pxc)
+    assert sc.transform[2] == pytest.approx(a["Product_ULcorner_easting"] - pxc / 2)
+
+
+def test_l1_radiance(tmp_path):
+    fp = make_prisma_he5(tmp_path / "PRS_L1_STD.he5", 5, 8, "L1")
+    s = read_scene(fp.path)
+    assert s.units == "radiance" and s.crs is None and s.metadata["level"] == "L1"
+    assert "geolocation" in s.metadata
+    r, c = 3, 6
+    slot = int(np.flatnonzero(fp.cw_swir > 0)[0])
+    dn = float(expected_dn(r, c, slot, "swir"))
+    exp = dn / float(fp.attrs["ScaleFactor_Swir"]) - float(fp.attrs["Offset_Swir"])
+    assert s.cube[r, c, -1] == pytest.approx(exp, rel=1e-6)
+    slot = int(np.flatnonzero(fp.cw_vnir > 0)[-1])
+    dn = float(expected_dn(r, c, slot, "vnir"))
+    exp = dn / float(fp.attrs["ScaleFactor_Vnir"]) - float(fp.attrs["Offset_Vnir"])
+    assert s.cube[r, c, 0] == pytest.approx(exp, rel=1e-6)
+    assert not s.mask[fp.flagged_pixels[0]]  # L1 saturation matrix
+
+
+def test_l2c_swath_has_no_crs_and_chunked_layout(tmp_path):
+    fp = make_prisma_he5(tmp_path / "PRS_L2C_STD.he5", 6, 4, "L2C", chunked=True, with_flags=False)
+    s = read_scene(fp.path)
+    assert s.crs is None and s.transform is None and s.units == "reflectance"
+    wl, val = _expected_pixel(fp, 5, 2)
+    np.testing.assert_allclose(s.cube[5, 2], val, rtol=1e-5)
+
+
+def test_missing_cubes_is_input_error_and_exit_2(tmp_path, run_cli):
+    p = tmp_path / "not_prisma.he5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields/Other", data=np.zeros(3))
+    with pytest.raises(InputError, match="not_prisma.he5.*no VNIR_Cube/SWIR_Cube"):
+        prisma.read(p)
+    code, _, err = run_cli("info", p)
+    assert code == 2 and "no VNIR_Cube/SWIR_Cube" in err and err.strip().count("\n") == 0
+
+
+def test_info_json(l2d, run_cli):
+    code, out, _ = run_cli("info", l2d.path, "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["rows"] == ROWS and d["cols"] == COLS and d["crs"] == "EPSG:32633"
+    assert d["invalid_pixels"] == len(l2d.zero_pixels) + len(l2d.flagged_pixels)
