@@ -1,0 +1,95 @@
+"""`unmixgen convert` and `unmixgen info --json` across ENVI, GeoTIFF and NumPy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_envi
+from unmixgen.io import read_scene
+
+MAP_INFO = "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84, units=Meters}"
+WL_UM = [0.45, 0.55, 0.65, 0.75, 0.85]
+
+
+@pytest.fixture
+def envi_scene(tmp_path):
+    """A 7x11x5 int16 ENVI scene, BIL, big endian, scale 10000, two nodata pixels."""
+    stored = np.rint(scene_cube() * 10000).astype(np.int16)
+    stored[0, 10] = -9999
+    stored[5, 2] = -9999
+    hdr = write_envi(tmp_path, stored, interleave="bil", byte_order=1, wavelengths=WL_UM,
+                     wavelength_units="Micrometers",
+                     extra={"reflectance scale factor": "10000", "data ignore value": "-9999",
+                            "map info": MAP_INFO})
+    valid = np.ones((7, 11), bool)
+    valid[0, 10] = valid[5, 2] = False
+    return hdr, stored, valid
+
+
+def test_convert_envi_to_npz_physical_units(envi_scene, tmp_path, run_cli):
+    hdr, stored, valid = envi_scene
+    out = tmp_path / "out.npz"
+    code, stdout, err = run_cli("convert", hdr, out)
+    assert code == 0, err
+    z = np.load(out)
+    assert z["cube"].shape == (7, 11, 5) and z["cube"].dtype == np.float32
+    np.testing.assert_allclose(z["cube"][valid], stored[valid] / 10000.0, rtol=1e-6)
+    np.testing.assert_array_equal(z["mask"], valid)
+    np.testing.assert_allclose(z["wavelengths"], [450, 550, 650, 750, 850])
+    np.testing.assert_allclose(z["transform"], UTM33N_TRANSFORM)
+    # existing output is refused without --overwrite, accepted with it
+    code, _, err = run_cli("convert", hdr, out)
+    assert code == 2 and "out.npz" in err and "--overwrite" in err and err.strip().count("\n") == 0
+    assert run_cli("convert", hdr, out, "--overwrite")[0] == 0
+
+
+def test_convert_chain_envi_npz_tif_envi(envi_scene, tmp_path, run_cli):
+    from rasterio.crs import CRS
+
+    hdr, stored, valid = envi_scene
+    chain = [hdr, tmp_path / "a.npz", tmp_path / "b.tif", tmp_path / "c.hdr", tmp_path / "d.npz"]
+    for src, dst in zip(chain[:-1], chain[1:], strict=True):
+        code, _, err = run_cli("convert", src, dst)
+        assert code == 0, err
+    first, last = read_scene(hdr), read_scene(chain[-1])
+    np.testing.assert_array_equal(last.mask, valid)
+    np.testing.assert_array_equal(last.cube[valid], first.cube[valid])
+    np.testing.assert_array_equal(last.wavelengths, first.wavelengths)
+    np.testing.assert_allclose(last.transform, UTM33N_TRANSFORM)
+    assert CRS.from_user_input(last.crs).to_epsg() == 32633
+    assert read_scene(tmp_path / "c.hdr").metadata["format"] == "envi"
+
+
+def test_info_json(envi_scene, run_cli):
+    hdr, _, _ = envi_scene
+    code, out, err = run_cli("info", hdr, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["rows"], d["cols"], d["bands"]) == (7, 11, 5)
+    assert d["dtype"] == "int16"
+    assert d["wavelength_min_nm"] == pytest.approx(450) and d["wavelength_max_nm"] == pytest.approx(850)
+    assert d["valid_fraction"] == pytest.approx(75 / 77)
+    assert "UTM zone 33N" in d["crs"]
+
+
+def test_info_json_nan_inf_pixels_are_invalid_not_errors(tmp_path, run_cli):
+    cube = scene_cube()
+    cube[1, 1, 3] = np.nan
+    cube[2, 5, 0] = np.inf
+    np.save(tmp_path / "c.npy", cube)
+    code, out, err = run_cli("info", tmp_path / "c.npy", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["valid_fraction"] == pytest.approx(75 / 77) and d["crs"] is None
+    assert d["wavelength_min_nm"] is None
+
+
+def test_convert_bad_input_is_one_line(tmp_path, run_cli):
+    stored = scene_cube()
+    hdr = write_envi(tmp_path, stored, extra={"lines": "8"})
+    code, _, err = run_cli("convert", hdr, tmp_path / "o.npz")
+    assert code == 2 and "scene.hdr: header says 5 bands" in err and "Traceback" not in err
+    assert not (tmp_path / "o.npz").exists()
