@@ -229,3 +229,17 @@ def test_writer_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         write_scene(scene, tmp_path / "x.hdr")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("epsg, transform", [
+    (4326, (0.01, 0.0, 10.0, 0.0, -0.01, 50.0)),
+    (3035, (10.0, 0.0, 4321000.0, 0.0, -10.0, 3210000.0)),
+    (32718, (30.0, 0.0, 300000.0, 0.0, -30.0, 8000000.0)),
+])
+def test_writer_crs_round_trip(tmp_path, epsg, transform):
+    from rasterio.crs import CRS
+
+    write_scene(Scene(scene_cube(), crs=f"EPSG:{epsg}", transform=transform), tmp_path / "c.hdr")
+    back = read_scene(tmp_path / "c.hdr")
+    assert CRS.from_wkt(back.crs).to_epsg() == epsg
+    np.testing.assert_allclose(back.transform, transform)
