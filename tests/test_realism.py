@@ -205,3 +205,11 @@ def test_floor_beats_baselines_on_ground_truth_maps(shared_data, scene):
         assert rows["floor"][metric] < rows["dirichlet"][metric]
         assert rows["floor"][metric] < rows["grf"][metric]
     assert rows["grf"]["power_spectrum"] < rows["dirichlet"]["power_spectrum"]
+
+
+def test_memorization_with_larger_training_patches():
+    train = smooth_maps(6, size=(32, 32), seed=20)
+    held = smooth_maps(6, size=(16, 16), seed=21)
+    copy = np.rot90(train[2, 4:20, 12:28], 1, axes=(0, 1))[None]  # a rotated window of a patch
+    r = evaluate_synthesis(np.concatenate([copy, smooth_maps(3, size=(16, 16), seed=22)]), held, train=train)
+    assert r["memorization"]["n_flagged"] == 1

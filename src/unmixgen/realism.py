@@ -296,6 +296,28 @@ def nearest_neighbour_rmse(maps, bank, *, chunk: int = 256) -> np.ndarray:
     return np.sqrt(np.maximum(best, 0.0) / d)
 
 
+def crops_of_size(maps: np.ndarray, h: int, w: int) -> np.ndarray | None:
+    """``(K, H, W, p)`` maps as ``h`` x ``w`` windows (``(K * n, h, w, p)``), or None if smaller.
+
+    Same size: the maps themselves. Larger: windows at a stride of a quarter of the window
+    (plus the last window flush with the border). A copied region that lies off this grid
+    is within ``h/8`` x ``w/8`` pixels of a window, so it is not an exact match: the check
+    is exact for copies of whole training patches and of grid windows only.
+    """
+    a = np.asarray(maps)
+    H, W = a.shape[1:3]
+    if (H, W) == (h, w):
+        return a
+    if H < h or W < w:
+        return None
+
+    def starts(n: int, k: int) -> list[int]:
+        s = list(range(0, n - k + 1, max(1, k // 4)))
+        return s if s[-1] == n - k else s + [n - k]
+
+    return np.concatenate([a[:, r:r + h, c:c + w] for r in starts(H, h) for c in starts(W, w)])
+
+
 def memorization(samples, train, heldout, *, copy_fraction: float = 0.5) -> dict[str, Any]:
     """Nearest-neighbour check for copies of training patches (see module doc).
 
@@ -531,7 +553,9 @@ def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 
         Model samples and held-out real maps, same size and endmember count.
     train : (K, h', w', p) or None
         Training patches: baselines are fitted on them and the memorization check uses
-        them. ``None`` skips both baselines and the memorization check.
+        them (patches larger than the held-out maps are cut into windows of that size,
+        see `crops_of_size`; smaller ones skip the check). ``None`` skips both baselines
+        and the memorization check.
     floor : (L, h, w, p) or None
         A second disjoint set of real maps; its row is the floor.
     seed : int
@@ -560,7 +584,8 @@ def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 
         floor, _ = _check_pair(floor, heldout, ("floor maps", "held-out maps"))
         sets["floor"] = floor
     div_ref = diversity(heldout, seed=seed)
-    mem_ok = train is not None and train.shape[1:] == heldout.shape[1:]
+    bank = None if train is None else crops_of_size(train, h, w)
+    mem_ok = bank is not None
     rows: dict[str, dict[str, float]] = {}
     memo: dict[str, Any] | None = None
     for name, maps in sets.items():
@@ -568,7 +593,7 @@ def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 
         row["diversity"] = diversity(maps, seed=seed)
         row["diversity_ratio"] = row["diversity"] / div_ref if div_ref > 0 else float("nan")
         if mem_ok:
-            m = memorization(maps, train, heldout, copy_fraction=copy_fraction)
+            m = memorization(maps, bank, heldout, copy_fraction=copy_fraction)
             row["copied_fraction"] = m["flagged_fraction"]
             if name == "model":
                 memo = m
@@ -658,6 +683,7 @@ __all__ = [
     "DirichletBaseline",
     "GaussianFieldBaseline",
     "check_maps",
+    "crops_of_size",
     "dihedral",
     "diversity",
     "evaluate_synthesis",
