@@ -1,0 +1,113 @@
+"""Figures and the HTML report: valid PNGs, no wavelengths, invalid pixels, escaping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from unmixgen import report, synthetic
+from unmixgen.scene import Scene
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path, min_side=200):
+    assert path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
+    img = imread(path)
+    assert img.ndim == 3 and min(img.shape[:2]) >= min_side and max(img.shape[:2]) <= 4000
+    assert img[..., :3].std() > 0.01  # not blank
+    return img
+
+
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    return synthetic.make_scene(rows=18, cols=30, bands=40, p=3, seed=1)
+
+
+def test_plot_rgb_true_colour_and_invalid_grey(scene, tmp_path):
+    cube = scene.cube.copy()
+    cube[:4, :5] = np.nan
+    s = Scene(cube, wavelengths=scene.wavelengths, name="with holes")
+    out = report.plot_rgb(s, tmp_path / "rgb.png")
+    assert out == tmp_path / "rgb.png"
+    _check_png(out)
+    assert report._rgb_bands(s)[1].startswith("true colour")
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic write leaves no temporary file
+
+
+def test_plot_rgb_without_wavelengths_and_outside_visible(scene, tmp_path):
+    s = Scene(scene.cube)
+    _check_png(report.plot_rgb(s, tmp_path / "a.png"))
+    idx, how = report._rgb_bands(s)
+    assert how.startswith("false colour") and len(set(idx)) == 3
+    swir = Scene(scene.cube[..., :20], wavelengths=np.linspace(1000, 2400, 20))
+    assert report._rgb_bands(swir)[1].startswith("false colour")
+
+
+def test_plot_rgb_strides_large_scenes(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "MAX_SIDE", 10)
+    cube = np.random.default_rng(0).uniform(0.1, 1, (31, 45, 3)).astype(np.float32)
+    _check_png(report.plot_rgb(Scene(cube), tmp_path / "big.png"))
+    assert report._strided_bands(Scene(cube), [0, 1, 2], 5).shape == (7, 9, 3)
+
+
+def test_plot_abundances_with_mask_nan_and_truth(scene, tmp_path):
+    a = scene.truth.abundances.copy()
+    a[0, 0] = np.nan
+    mask = np.ones(a.shape[:2], bool)
+    mask[5:9, 10:20] = False
+    one = _check_png(report.plot_abundances(a, tmp_path / "a.png", names=scene.truth.names, mask=mask))
+    two = _check_png(report.plot_abundances(a, tmp_path / "b.png", mask=mask, truth=scene.truth.abundances))
+    assert two.shape[0] > one.shape[0]  # a second row for the ground truth
+    with pytest.raises(ValueError, match="rows, cols, p"):
+        report.plot_abundances(a[0], tmp_path / "c.png")
+
+
+def test_plot_endmembers_with_and_without_wavelengths(scene, tmp_path):
+    E = scene.truth.endmembers
+    _check_png(report.plot_endmembers(E, scene.wavelengths, tmp_path / "e.png",
+                                      names=scene.truth.names, truth=E * 0.9))
+    _check_png(report.plot_endmembers(E, None, tmp_path / "f.png"))
+    # removed bands: lines break at the gap instead of bridging it
+    x, y = report._with_gaps(np.r_[np.arange(10.0), np.arange(30.0, 40.0)], np.ones((2, 20)))
+    assert np.isnan(x).sum() == 1 and np.isnan(y).sum() == 2
+
+
+def test_plot_abundance_grid(tmp_path):
+    maps = np.stack([synthetic.abundance_maps(20, 28, 4, rng=i) for i in range(5)])
+    maps[0, :3, :3] = np.nan
+    img = _check_png(report.plot_abundance_grid(maps, tmp_path / "g.png", names=list("abcd"),
+                                                titles=["real"] + ["synthetic"] * 4), min_side=150)
+    assert img.shape[1] > img.shape[0] * 0.8
+    rgb = report._composite(np.eye(3, dtype=np.float32)[None], np.eye(3))
+    np.testing.assert_allclose(rgb[0], np.eye(3))  # p <= 3: the plain RGB composite
+    _check_png(report.plot_abundance_grid(maps[0, ..., :3], tmp_path / "h.png",
+                                          colours=["red", "green", "blue"]), min_side=150)
+    with pytest.raises(ValueError, match="colours"):
+        report.plot_abundance_grid(maps, tmp_path / "i.png", colours=["red"])
+
+
+def test_plot_training_curve(tmp_path):
+    steps = np.arange(300)
+    _check_png(report.plot_training_curve(steps, 1.0 / (1 + steps), tmp_path / "t.png"))
+    with pytest.raises(ValueError, match="differ"):
+        report.plot_training_curve(steps, steps[:-1], tmp_path / "u.png")
+
+
+def test_html_report_links_images_and_escapes(tmp_path):
+    report.plot_training_curve([0, 1, 2], [3.0, 2.0, 1.0], tmp_path / "loss.png")
+    table = report.html_table([{"method": "<VCA>", "SAD": 0.123456}, {"method": "N&FINDR", "RMSE": float("nan")}])
+    out = report.write_html_report(
+        tmp_path, "Run <1> & co",
+        [("Loss <curve>", [tmp_path / "loss.png", "absent.png"], "a < b\n\nsecond"),
+         ("Metrics", [], table)],
+    )
+    text = out.read_text()
+    assert out.name == "report.html"
+    assert '<img src="loss.png"' in text and str(tmp_path) not in text  # relative link
+    assert "missing figure: absent.png" in text
+    assert "Run &lt;1&gt; &amp; co" in text and "<1>" not in text
+    assert "Loss &lt;curve&gt;" in text and "<p>a &lt; b</p>" in text and "<p>second</p>" in text
+    assert "<td>&lt;VCA&gt;</td>" in text and "<td>N&amp;FINDR</td>" in text and "0.1235" in text
+    assert "<th>RMSE</th>" in text and "<script" not in text and "http" not in text
