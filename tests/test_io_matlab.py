@@ -1,0 +1,159 @@
+"""MATLAB benchmark files: layouts, pixel order, ground truth, v7.3, HySUPP round trip."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io as sio
+
+from unmixgen.errors import InputError
+from unmixgen.io import matlab, read_scene, write_scene
+from unmixgen.scene import GroundTruth, Scene
+
+ROWS, COLS, BANDS, P = 5, 8, 6, 3  # non-square
+
+
+def _cube():
+    r, c, b = np.meshgrid(np.arange(ROWS), np.arange(COLS), np.arange(BANDS), indexing="ij")
+    return (100 * r + 10 * c + b + 1).astype(np.float64)  # value encodes (r, c, band)
+
+
+def _zhu_matrix(cube):
+    """(bands, pixels) with MATLAB column-major pixel order, built without reshape tricks."""
+    rows, cols, bands = cube.shape
+    y = np.empty((bands, rows * cols))
+    for c in range(cols):
+        for r in range(rows):
+            y[:, r + c * rows] = cube[r, c]
+    return y
+
+
+def test_zhu_pixel_order_non_square(tmp_path):
+    cube = _cube()
+    p = tmp_path / "zhu.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(cube).astype(np.uint16), "nRow": np.uint8(ROWS), "nCol": np.uint8(COLS),
+                    "nBand": np.uint8(BANDS), "maxValue": np.uint16(1000)})
+    s = read_scene(p)
+    assert s.metadata["format"] == "matlab" and s.metadata["layout"] == "zhu"
+    assert s.shape == (ROWS, COLS, BANDS) and s.name == "zhu" and s.path == str(p)
+    assert s.cube[3, 6, 2] == pytest.approx((300 + 60 + 2 + 1) / 1000)
+    np.testing.assert_allclose(s.cube, cube / 1000, rtol=1e-6)
+    raw = matlab.read(p, scale_max_value=False)
+    np.testing.assert_allclose(raw.cube, cube)
+
+
+def test_v73_reads_like_v5(tmp_path):
+    cube = _cube()
+    y = _zhu_matrix(cube)
+    v5 = tmp_path / "v5.mat"
+    sio.savemat(v5, {"Y": y, "nRow": float(ROWS), "nCol": float(COLS)})
+    v73 = tmp_path / "v73.mat"
+    with h5py.File(v73, "w", userblock_size=512) as f:
+        # MATLAB stores column-major: h5py sees each array with its axes reversed.
+        f.create_dataset("Y", data=y.T)
+        f["Y"].attrs["MATLAB_class"] = np.bytes_("double")
+        for k, v in (("nRow", ROWS), ("nCol", COLS)):
+            f.create_dataset(k, data=np.array([[float(v)]]))
+            f[k].attrs["MATLAB_class"] = np.bytes_("double")
+    with open(v73, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+    a, b = read_scene(v5), read_scene(v73)
+    np.testing.assert_array_equal(a.cube, b.cube)
+    np.testing.assert_array_equal(b.cube[..., 0], cube[..., 0])
+
+
+def test_cube_any_key_and_truth_file(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet(np.ones(P), size=(ROWS, COLS))
+    e = rng.random((P, BANDS))
+    p = tmp_path / "cube.mat"
+    sio.savemat(p, {"my_cube": a @ e})
+    t = tmp_path / "gt.mat"
+    # Zhu-style truth: M (bands, p), A (p, N) column-major
+    sio.savemat(t, {"M": e.T, "A": _zhu_matrix(a), "cood": np.array(["x", "y", "z"], dtype=object)})
+    s = read_scene(p, truth=t)
+    assert s.metadata["layout"] == "cube"
+    np.testing.assert_allclose(s.truth.endmembers, e, rtol=1e-6)
+    np.testing.assert_allclose(s.truth.abundances, a, rtol=1e-6)
+    assert s.truth.names == ["x", "y", "z"] and s.truth.source == str(t)
+    gt = matlab.read_truth(t, ROWS, COLS, BANDS)
+    np.testing.assert_allclose(gt.abundances[4, 7], a[4, 7], rtol=1e-6)
+
+
+def test_truth_shape_mismatch_names_file(tmp_path):
+    p = tmp_path / "cube.mat"
+    sio.savemat(p, {"Y": np.ones((ROWS, COLS, BANDS))})
+    t = tmp_path / "bad_gt.mat"
+    sio.savemat(t, {"M": np.ones((BANDS + 1, P))})
+    with pytest.raises(InputError, match="bad_gt.mat"):
+        read_scene(p, truth=t)
+    t2 = tmp_path / "bad_a.mat"
+    sio.savemat(t2, {"A": np.ones((P, ROWS * COLS + 1))})
+    with pytest.raises(InputError, match="bad_a.mat"):
+        matlab.read_truth(t2, ROWS, COLS, BANDS)
+
+
+def test_no_scene_in_file(tmp_path, run_cli):
+    p = tmp_path / "nothing.mat"
+    sio.savemat(p, {"x": np.ones((3, 4))})
+    with pytest.raises(InputError, match="nothing.mat.*cannot find a scene"):
+        read_scene(p)
+    code, _, err = run_cli("info", p)
+    assert code == 2 and "nothing.mat" in err
+
+
+def test_hysupp_round_trip_with_truth(tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.dirichlet(np.ones(P), size=(ROWS, COLS)).astype(np.float32)
+    e = rng.random((P, BANDS)).astype(np.float32) + 0.1
+    cube = a @ e
+    mask = np.ones((ROWS, COLS), bool)
+    mask[2, 7] = False
+    wl = np.linspace(400, 900, BANDS)
+    s = Scene(cube, wavelengths=wl, mask=mask, truth=GroundTruth(e, a, ["a", "b", "c"]))
+    out = tmp_path / "hysupp.mat"
+    write_scene(s, out)
+    d = sio.loadmat(out)
+    assert d["Y"].shape == (BANDS, ROWS * COLS) and d["E"].shape == (BANDS, P) and d["A"].shape == (P, ROWS * COLS)
+    assert int(d["H"].item()) == ROWS and int(d["W"].item()) == COLS and int(d["p"].item()) == P
+    # HySUPP pixel order: row-major, n = r * W + c
+    np.testing.assert_allclose(d["Y"][:, 1 * COLS + 6], cube[1, 6], rtol=1e-6)
+    np.testing.assert_allclose(d["A"].reshape(P, ROWS, COLS)[:, 4, 3], a[4, 3], rtol=1e-6)
+    assert np.isnan(d["Y"][:, 2 * COLS + 7]).all()
+    back = read_scene(out)
+    assert back.metadata["layout"] == "hysupp"
+    np.testing.assert_array_equal(back.mask, mask)
+    np.testing.assert_allclose(back.cube[mask], cube[mask], rtol=1e-6)
+    np.testing.assert_allclose(back.wavelengths, wl)
+    np.testing.assert_allclose(back.truth.abundances, a, rtol=1e-6)
+    np.testing.assert_allclose(back.truth.endmembers, e, rtol=1e-6)
+    assert back.truth.names == ["a", "b", "c"]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+# -- real benchmark files ------------------------------------------------------------------
+def test_samson_truth_matches_palsson_file(shared_data):
+    s = read_scene(shared_data / "samson/samson_1.mat", truth=shared_data / "samson/end3.mat")
+    p = read_scene(shared_data / "samson/Samson.mat")
+    assert s.shape == (95, 95, 156) and s.truth.names[0] == "1-rock"
+    ref = sio.loadmat(shared_data / "samson/Samson.mat")["S_GT"]
+    np.testing.assert_array_equal(s.truth.abundances, ref.astype(np.float32))
+    np.testing.assert_array_equal(p.truth.abundances, s.truth.abundances)
+    np.testing.assert_array_equal(p.truth.endmembers, s.truth.endmembers)
+    np.testing.assert_array_equal(p.cube, s.cube)
+    clean = read_scene(shared_data / "samson/rasti_misicnet/Y_clean.mat")
+    np.testing.assert_array_equal(clean.cube, s.cube)
+
+
+def test_jasper_scaled_and_truth_error(shared_data):
+    j = read_scene(shared_data / "jasper_ridge/jasperRidge2_R198.mat",
+                   truth=shared_data / "jasper_ridge/end4.mat")
+    raw = sio.loadmat(shared_data / "jasper_ridge/jasperRidge2_R198.mat")["Y"]
+    assert j.shape == (100, 100, 198)
+    assert j.cube.max() == pytest.approx(raw.max() / 5000, rel=1e-6)
+    y = j.cube.reshape(-1, 198).astype(np.float64)
+    rec = j.truth.abundances.reshape(-1, 4).astype(np.float64) @ j.truth.endmembers.astype(np.float64)
+    assert np.linalg.norm(y - rec) / np.linalg.norm(y) == pytest.approx(0.175, abs=0.002)
+    pal = read_scene(shared_data / "jasper_ridge/Jasper.mat")
+    np.testing.assert_array_equal(pal.truth.abundances, j.truth.abundances)
