@@ -1,0 +1,361 @@
+"""Simulated hyperspectral scenes with exact ground truth, from abundance maps and endmembers.
+
+For each abundance map ``A (rows, cols, p)``:
+
+1. optional sensor: the endmember spectra are resampled to the sensor's bands with Gaussian
+   spectral responses (`unmixgen.spectral_response.resample`, centres + FWHM in nm);
+2. optional endmember variability, the scaling form of the extended linear mixing model
+   (ELMM): every endmember gets a spatially smooth log-normal scaling field
+   ``s_k(x) = exp(std * z_k(x))``, ``z_k`` a Gaussian random field (white noise blurred with
+   a Gaussian of ``corr_px`` pixels, periodic, standardised to mean 0 and std 1 over the
+   map), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
+   ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
+3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.mixing`);
+4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.mixing.add_noise`).
+
+The abundances are kept as given (in the ELMM the scaling belongs to the endmembers).
+`SimulatedScene.to_scene` gives a `Scene` with `GroundTruth` (reference endmembers
+``(p, bands)`` and the abundances) for the writers.
+
+Sources: `load_abundance_maps` (``.npz`` with ``abundances``, a result folder, a
+``synthesize`` output folder) and `load_sensor` (a scene file or a CSV of centre, FWHM);
+endmembers come from `unmixgen.endmembers.load_endmembers` (result folder, CSV, ``.npz``,
+``LIB.mat:name1,name2``).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, in_file
+from .scene import GroundTruth, Scene
+
+
+@dataclass
+class SimulatedScene:
+    """One simulated scene and its exact ground truth.
+
+    Attributes
+    ----------
+    cube : (rows, cols, bands) float32
+        The noisy scene (equal to ``clean`` without noise).
+    clean : (rows, cols, bands) float32
+        Noise-free ``A @ E`` (per pixel).
+    abundances : (rows, cols, p) float32
+    endmembers : (p, bands) or (rows, cols, p, bands) float32
+        Per-pixel endmembers when variability is on.
+    reference_endmembers : (p, bands) float32
+        The spectra before per-pixel scaling (after sensor resampling).
+    wavelengths, fwhm : (bands,) float64 nm or None
+    scales : (rows, cols, p) float32 or None
+        ELMM scaling factors when variability is on.
+    names : list of str
+    snr_db : float or None
+        Requested SNR (None: no noise).
+    """
+
+    cube: np.ndarray
+    clean: np.ndarray
+    abundances: np.ndarray
+    endmembers: np.ndarray
+    reference_endmembers: np.ndarray
+    wavelengths: np.ndarray | None = None
+    fwhm: np.ndarray | None = None
+    scales: np.ndarray | None = None
+    names: list[str] = field(default_factory=list)
+    snr_db: float | None = None
+
+    def to_scene(self, name: str | None = None) -> Scene:
+        """The noisy cube as a `Scene` with `GroundTruth` (reference endmembers, abundances)."""
+        truth = GroundTruth(
+            endmembers=self.reference_endmembers,
+            abundances=self.abundances,
+            names=list(self.names) or None,
+            source="simulated",
+        )
+        return Scene(
+            self.cube,
+            wavelengths=self.wavelengths,
+            fwhm=self.fwhm,
+            mask=np.ones(self.cube.shape[:2], bool),
+            truth=truth,
+            name=name or "simulated",
+            units="reflectance",
+            metadata={"simulated": True},
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales`` when known)."""
+        out = {
+            "cube": self.cube,
+            "clean": self.clean,
+            "abundances": self.abundances,
+            "endmembers": self.endmembers,
+            "reference_endmembers": self.reference_endmembers,
+            "endmember_names": np.array(self.names or [f"em{i + 1}" for i in range(self.abundances.shape[-1])]),
+            "snr_db": np.array(np.nan if self.snr_db is None else self.snr_db),
+        }
+        if self.wavelengths is not None:
+            out["wavelengths"] = self.wavelengths
+        if self.fwhm is not None:
+            out["fwhm"] = self.fwhm
+        if self.scales is not None:
+            out["scales"] = self.scales
+        return out
+
+
+def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.random.Generator,
+                             corr_px: float | None = None) -> np.ndarray:
+    """Scaling fields ``(rows, cols, p)`` float32: ``exp(std * z)`` with ``z`` a smooth GRF.
+
+    ``z`` is white noise blurred (periodically, by FFT) with a Gaussian of ``corr_px`` pixels
+    (default ``max(1, min(rows, cols) / 8)``), then standardised to mean 0 and std 1 per
+    field, so ``log(scales)`` has exactly mean 0 and standard deviation ``std`` over the map.
+    """
+    rows, cols, p = shape
+    if corr_px is None:
+        corr_px = max(1.0, min(rows, cols) / 8.0)
+    white = rng.standard_normal((rows, cols, p))
+    fy = np.fft.fftfreq(rows)[:, None, None]
+    fx = np.fft.fftfreq(cols)[None, :, None]
+    kernel = np.exp(-2.0 * (np.pi * corr_px) ** 2 * (fy**2 + fx**2))  # FT of a Gaussian blur
+    z = np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * kernel, axes=(0, 1)).real
+    z -= z.mean(axis=(0, 1), keepdims=True)
+    sd = z.std(axis=(0, 1), keepdims=True)
+    z /= np.where(sd > 0, sd, 1.0)
+    return np.exp(std * z).astype(np.float32)
+
+
+def _check_abundances(abundances) -> np.ndarray:
+    a = np.asarray(abundances, np.float32)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or min(a.shape) < 1:
+        raise InputError(f"abundances have shape {a.shape}; expected (rows, cols, p) or (N, rows, cols, p)")
+    if not np.all(np.isfinite(a)):
+        n = int((~np.isfinite(a).all(-1)).sum())
+        raise InputError(f"abundances have {n} pixels with NaN/Inf (invalid pixels); expected complete maps")
+    return a
+
+
+def simulate(
+    abundances,
+    endmembers,
+    *,
+    wavelengths=None,
+    snr_db: float | None = None,
+    noise: str = "white",
+    variability: float | None = None,
+    corr_px: float | None = None,
+    sensor: tuple[np.ndarray, np.ndarray] | None = None,
+    names: list[str] | None = None,
+    seed: int = 0,
+) -> list[SimulatedScene]:
+    """Simulate one scene per abundance map; see the module doc.
+
+    Parameters
+    ----------
+    abundances : (rows, cols, p) or (N, rows, cols, p)
+    endmembers : (p, bands)
+        Spectra (rows), on ``wavelengths``.
+    wavelengths : (bands,) nm or None
+        Needed when ``sensor`` is given.
+    snr_db : float or None
+        Global SNR of the added Gaussian noise; None adds none.
+    noise : ``"white"`` or ``"signal"``
+    variability : float or None
+        Standard deviation of the log scaling factors (ELMM); None or 0: none.
+    corr_px : float or None
+        Correlation length (pixels) of the scaling fields.
+    sensor : (centres (K,), fwhm (K,)) nm or None
+        Resample the endmembers to these bands before mixing.
+    names : endmember names
+    seed : int
+        Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed).
+
+    Returns
+    -------
+    list of `SimulatedScene`, one per map.
+    """
+    from . import mixing
+    from .spectral_response import resample
+
+    a = _check_abundances(abundances)
+    e = np.asarray(endmembers, np.float32)
+    if e.ndim != 2:
+        raise InputError(f"endmembers have shape {e.shape}; expected (p, bands)")
+    p = a.shape[-1]
+    if e.shape[0] != p:
+        raise InputError(
+            f"abundances have {p} endmember maps but {e.shape[0]} endmember spectra were given; "
+            "expected the same number"
+        )
+    if not np.all(np.isfinite(e)):
+        raise InputError("endmembers contain NaN/Inf; expected finite spectra")
+    if noise not in ("white", "signal"):
+        raise InputError(f"--noise {noise!r}: expected 'white' or 'signal'")
+    if snr_db is not None and not np.isfinite(snr_db):
+        snr_db = None
+    if variability is not None and variability < 0:
+        raise InputError(f"--variability {variability}: expected a standard deviation >= 0")
+    wl = None if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
+    if wl is not None and wl.size != e.shape[1]:
+        raise InputError(f"{wl.size} wavelengths for endmembers with {e.shape[1]} bands")
+    fwhm = None
+    if sensor is not None:
+        if wl is None:
+            raise InputError("a sensor was given but the endmembers have no wavelengths; "
+                             "expected spectra with wavelengths in nm")
+        centres, fwhm = (np.asarray(v, np.float64).reshape(-1) for v in sensor)
+        e = resample(e, wl, centres, fwhm)
+        wl = centres
+    if noise == "signal" and snr_db is not None and e.max() <= 0:
+        raise InputError("signal-dependent noise needs spectra with positive values")
+    seqs = np.random.SeedSequence(seed).spawn(len(a))
+    out = []
+    for i, amap in enumerate(a):
+        rng = np.random.default_rng(seqs[i])
+        scales = None
+        if variability:
+            scales = smooth_log_normal_scales(amap.shape, float(variability), rng, corr_px)
+            e_pix = scales[..., None] * e  # (rows, cols, p, bands)
+            clean = mixing.linear_variable(amap, e_pix)
+            em = e_pix.astype(np.float32)
+        else:
+            clean = mixing.linear(amap, e)
+            em = e
+        cube = mixing.add_noise(clean, snr_db, rng, kind=noise)
+        out.append(SimulatedScene(
+            cube=cube.astype(np.float32),
+            clean=clean.astype(np.float32),
+            abundances=amap,
+            endmembers=em,
+            reference_endmembers=e,
+            wavelengths=wl,
+            fwhm=fwhm,
+            scales=scales,
+            names=list(names) if names else [],
+            snr_db=snr_db,
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# sources
+# --------------------------------------------------------------------------------------
+def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "abundances" not in z.files:
+                raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
+                                    "expected abundances (N, rows, cols, p) or (rows, cols, p)")
+            a = np.asarray(z["abundances"], np.float32)
+            names = None
+            for key in ("names", "endmember_names"):
+                if key in z.files:
+                    names = [str(n) for n in z[key]]
+    except (OSError, ValueError) as exc:
+        raise in_file(path, f"cannot read as .npz ({exc})") from None
+    return a, names
+
+
+def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Abundance maps ``(N, rows, cols, p)`` float32 and endmember names (or None).
+
+    ``source``: an ``.npz`` with ``abundances`` ((N, rows, cols, p) or (rows, cols, p)), an
+    ``unmix`` result folder (its ``result.npz``) or a ``synthesize`` output folder
+    (``abundances.npz``).
+    """
+    path = Path(source)
+    if not path.exists():
+        raise in_file(path, "no such file or folder; expected an .npz with 'abundances', "
+                            "a result folder or a synthesize output folder")
+    if path.is_dir():
+        if (path / "abundances.npz").is_file():
+            a, names = _from_npz(path / "abundances.npz")
+        elif (path / "result.npz").is_file():
+            a, names = _from_npz(path / "result.npz")
+        else:
+            raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
+                                "result.npz (unmix result)")
+    elif path.suffix.lower() == ".npz":
+        a, names = _from_npz(path)
+    else:
+        raise in_file(path, "unsupported abundance source; expected an .npz with 'abundances' or a folder")
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise in_file(path, f"abundances have shape {a.shape}; expected (N, rows, cols, p) or (rows, cols, p)")
+    if not np.all(np.isfinite(a)):
+        n = int((~np.isfinite(a).all(-1)).sum())
+        raise in_file(path, f"abundances have {n} invalid (NaN) pixels; expected complete maps")
+    return a, names
+
+
+def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+    except OSError as exc:
+        raise in_file(path, f"cannot read ({exc.strerror})") from None
+    if not rows:
+        raise in_file(path, "empty; expected columns centre,fwhm in nm")
+    header = [h.strip().lower() for h in rows[0]]
+    body = rows[1:]
+    try:
+        float(header[0])
+        body, header = rows, []
+    except ValueError:
+        pass
+    ci, fi = 0, 1
+    if header:
+        cands_c = [i for i, h in enumerate(header) if h.startswith(("centre", "center", "wavelength", "wl"))]
+        cands_f = [i for i, h in enumerate(header) if h.startswith(("fwhm", "width", "bandwidth"))]
+        if not cands_c or not cands_f:
+            raise in_file(path, f"header {rows[0]} has no centre and fwhm columns; expected 'centre,fwhm' (nm)")
+        ci, fi = cands_c[0], cands_f[0]
+    try:
+        data = np.array([[float(r[ci]), float(r[fi])] for r in body], np.float64)
+    except (ValueError, IndexError) as exc:
+        raise in_file(path, f"bad row ({exc}); expected numbers in the centre and fwhm columns") from None
+    if len(data) < 1:
+        raise in_file(path, "no bands; expected one row per band: centre,fwhm in nm")
+    return data[:, 0], data[:, 1]
+
+
+def load_sensor(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Band centres and FWHM ``(K,), (K,)`` in nm from a CSV or a scene file.
+
+    CSV: a header naming a centre column (``centre``/``center``/``wavelength``) and a
+    ``fwhm`` column, or two unlabelled columns centre, fwhm. Scene file (anything
+    `unmixgen.io.read_scene` reads): its wavelengths and FWHM; without FWHM the band spacing
+    is used as FWHM.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise in_file(path, "no such sensor file; expected a CSV (centre,fwhm in nm) or a scene file")
+    if path.suffix.lower() == ".csv":
+        centres, fwhm = _sensor_csv(path)
+    else:
+        from .io import read_scene
+
+        scene = read_scene(path)
+        if scene.wavelengths is None:
+            raise in_file(path, "scene has no wavelengths; expected band centres in nm for --sensor")
+        centres = scene.wavelengths
+        fwhm = scene.fwhm if scene.fwhm is not None else (
+            np.gradient(centres) if centres.size > 1 else np.ones(1))
+    if np.any(np.diff(centres) <= 0) or not np.all(np.isfinite(centres)):
+        raise in_file(path, "band centres must be finite and strictly increasing (nm)")
+    if np.any(fwhm <= 0) or not np.all(np.isfinite(fwhm)):
+        raise in_file(path, "FWHM values must be finite and positive (nm)")
+    if np.nanmax(centres) < 100:  # micrometres
+        centres, fwhm = centres * 1e3, fwhm * 1e3
+    return centres.astype(np.float64), np.asarray(fwhm, np.float64)
+
+
+__all__ = ["SimulatedScene", "load_abundance_maps", "load_sensor", "simulate", "smooth_log_normal_scales"]

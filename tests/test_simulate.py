@@ -1,0 +1,271 @@
+"""Scene simulation (mixing, variability, sensor, noise) and the simulate / evaluate-synthesis commands."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io as sio
+from scipy.ndimage import gaussian_filter
+
+from unmixgen.errors import InputError
+from unmixgen.mixing import snr_db
+from unmixgen.simulate import load_abundance_maps, load_sensor, simulate, smooth_log_normal_scales
+
+ROWS, COLS, P, BANDS = 12, 9, 3, 40
+
+
+def maps(n=2, rows=ROWS, cols=COLS, p=P, seed=0):
+    rng = np.random.default_rng(seed)
+    z = gaussian_filter(rng.standard_normal((n, rows, cols, p)), sigma=(0, 2, 2, 0), mode="wrap") * 8
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def spectra(p=P, bands=BANDS, seed=1):
+    wl = np.linspace(450.0, 900.0, bands)
+    rng = np.random.default_rng(seed)
+    e = 0.2 + 0.5 * rng.random((p, 1)) + 0.1 * np.sin(wl[None] / (40 + 20 * rng.random((p, 1))))
+    return e.astype(np.float32), wl
+
+
+def write_csv(path, e, wl, names=None):
+    names = names or [f"m{i}" for i in range(len(e))]
+    lines = ["wavelength_nm," + ",".join(names)]
+    lines += [f"{wl[b]:.6f}," + ",".join(f"{v:.8g}" for v in e[:, b]) for b in range(e.shape[1])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_noise_free_clean_is_exact_linear_mixing():
+    a = maps()
+    e, wl = spectra()
+    out = simulate(a, e, wavelengths=wl)
+    assert len(out) == 2
+    for s, amap in zip(out, a, strict=True):
+        np.testing.assert_array_equal(s.clean, amap @ e)
+        np.testing.assert_array_equal(s.cube, s.clean)
+        assert s.cube.shape == (ROWS, COLS, BANDS) and s.cube.dtype == np.float32
+    single = simulate(a[0], e)
+    assert len(single) == 1 and single[0].wavelengths is None
+
+
+@pytest.mark.parametrize("kind", ["white", "signal"])
+def test_measured_snr_matches(kind):
+    a = maps(1, 40, 30)
+    e, wl = spectra()
+    s = simulate(a, e, wavelengths=wl, snr_db=25.0, noise=kind, seed=3)[0]
+    assert snr_db(s.clean, s.cube) == pytest.approx(25.0, abs=0.15)
+    again = simulate(a, e, wavelengths=wl, snr_db=25.0, noise=kind, seed=3)[0]
+    np.testing.assert_array_equal(s.cube, again.cube)  # seeded
+
+
+def test_variability_per_pixel_endmembers():
+    a = maps(2)
+    e, wl = spectra()
+    out = simulate(a, e, wavelengths=wl, variability=0.1, seed=0)
+    s = out[0]
+    assert s.endmembers.shape == (ROWS, COLS, P, BANDS)
+    assert s.scales.shape == (ROWS, COLS, P)
+    np.testing.assert_allclose(np.log(s.scales).std(axis=(0, 1)), 0.1, rtol=1e-3)
+    np.testing.assert_allclose(s.endmembers, s.scales[..., None] * e, rtol=1e-6)
+    np.testing.assert_allclose(s.clean, np.einsum("rcp,rcpb->rcb", a[0], s.endmembers), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(s.reference_endmembers, e)
+    assert not np.allclose(out[0].scales, out[1].scales)  # a field per scene
+
+
+def test_scaling_fields_are_smooth():
+    s = smooth_log_normal_scales((64, 48, 2), 0.2, np.random.default_rng(0), corr_px=6)
+    log = np.log(s)
+    lag1 = np.corrcoef(log[1:, :, 0].ravel(), log[:-1, :, 0].ravel())[0, 1]
+    assert lag1 > 0.9
+
+
+def test_sensor_resampling_before_mixing():
+    a = maps(1)
+    wl = np.linspace(400.0, 1000.0, 121)
+    e = np.stack([np.full(121, 0.2), np.full(121, 0.5), np.linspace(0.1, 0.7, 121)]).astype(np.float32)
+    centres = np.array([500.0, 600.0, 700.0, 800.0])
+    s = simulate(a, e, wavelengths=wl, sensor=(centres, np.full(4, 20.0)))[0]
+    assert s.cube.shape == (ROWS, COLS, 4)
+    np.testing.assert_array_equal(s.wavelengths, centres)
+    np.testing.assert_allclose(s.reference_endmembers[:2], [[0.2] * 4, [0.5] * 4], atol=1e-6)
+    np.testing.assert_allclose(s.reference_endmembers[2], np.interp(centres, wl, e[2]), atol=1e-5)
+    with pytest.raises(InputError, match="outside"):
+        simulate(a, e, wavelengths=wl, sensor=(np.array([900.0, 1100.0]), np.array([10.0, 10.0])))
+    with pytest.raises(InputError, match="no wavelengths"):
+        simulate(a, e, sensor=(centres, np.full(4, 20.0)))
+
+
+def test_p_mismatch_raises():
+    e, _ = spectra(p=4)
+    with pytest.raises(InputError, match="3 endmember maps but 4"):
+        simulate(maps(), e)
+
+
+def test_to_scene_carries_truth():
+    a = maps(1)
+    e, wl = spectra()
+    sc = simulate(a, e, wavelengths=wl, snr_db=30)[0].to_scene("x")
+    assert sc.shape == (ROWS, COLS, BANDS)
+    np.testing.assert_array_equal(sc.truth.abundances, a[0])
+    np.testing.assert_array_equal(sc.truth.endmembers, e)
+
+
+def test_load_sources(tmp_path):
+    a = maps(3)
+    np.savez(tmp_path / "stack.npz", abundances=a)
+    np.savez(tmp_path / "one.npz", abundances=a[0])
+    (tmp_path / "synth").mkdir()
+    np.savez(tmp_path / "synth" / "abundances.npz", abundances=a)
+    assert load_abundance_maps(tmp_path / "stack.npz")[0].shape == (3, ROWS, COLS, P)
+    assert load_abundance_maps(tmp_path / "one.npz")[0].shape == (1, ROWS, COLS, P)
+    assert load_abundance_maps(tmp_path / "synth")[0].shape == (3, ROWS, COLS, P)
+    np.savez(tmp_path / "bad.npz", cube=a)
+    with pytest.raises(InputError, match="no 'abundances'"):
+        load_abundance_maps(tmp_path / "bad.npz")
+    (tmp_path / "s.csv").write_text("centre,fwhm\n500,10\n600,12\n")
+    c, f = load_sensor(tmp_path / "s.csv")
+    np.testing.assert_array_equal(c, [500, 600])
+    np.testing.assert_array_equal(f, [10, 12])
+    (tmp_path / "um.csv").write_text("0.5,0.01\n0.6,0.012\n")
+    c, f = load_sensor(tmp_path / "um.csv")
+    np.testing.assert_allclose(c, [500, 600])
+    np.testing.assert_allclose(f, [10, 12])
+
+
+# ----------------------------------------------------------------------------- CLI
+@pytest.fixture
+def inputs(tmp_path):
+    a = maps(2)
+    e, wl = spectra()
+    np.savez(tmp_path / "maps.npz", abundances=a)
+    write_csv(tmp_path / "em.csv", e, wl, ["soil", "tree", "water"])
+    return tmp_path, a, e, wl
+
+
+def test_cli_simulate_round_trip(inputs, run_cli):
+    from unmixgen.io import read_scene
+
+    tmp, a, e, wl = inputs
+    out = tmp / "sim"
+    code, stdout, err = run_cli("simulate", "--abundances", tmp / "maps.npz", "--endmembers", tmp / "em.csv",
+                                "--out", out)
+    assert code == 0, err
+    for i in range(2):
+        with np.load(out / f"scene_{i:03d}.npz") as z:
+            np.testing.assert_array_equal(z["abundances"], a[i])
+            np.testing.assert_array_equal(z["clean"], z["abundances"] @ z["endmembers"])
+            np.testing.assert_array_equal(z["cube"], z["clean"])
+            np.testing.assert_allclose(z["endmembers"], e, rtol=1e-6)
+            np.testing.assert_allclose(z["wavelengths"], wl, atol=1e-5)
+        assert (out / f"scene_{i:03d}.hdr").is_file() and (out / f"scene_{i:03d}.mat").is_file()
+    sc = read_scene(out / "scene_001.mat")
+    assert sc.shape == (ROWS, COLS, BANDS)
+    np.testing.assert_allclose(sc.truth.abundances, a[1], atol=1e-6)
+    np.testing.assert_allclose(sc.truth.endmembers, e, rtol=1e-6)
+    np.testing.assert_allclose(sc.cube, a[1] @ e, rtol=1e-5)
+    envi = read_scene(out / "scene_000.hdr")
+    np.testing.assert_allclose(envi.cube, a[0] @ e, rtol=1e-6)
+    run = json.loads((out / "run.json").read_text())
+    assert run["command"] == "simulate" and run["scenes"] == 2
+    # existing output without --overwrite: one line, exit 2
+    code, _, err = run_cli("simulate", "--abundances", tmp / "maps.npz", "--endmembers", tmp / "em.csv",
+                           "--out", out)
+    assert code == 2 and "exists" in err and err.strip().count("\n") == 0
+
+
+def test_cli_simulate_noise_variability_sensor_tif(inputs, run_cli):
+    tmp, a, e, wl = inputs
+    (tmp / "sensor.csv").write_text("centre,fwhm\n" + "\n".join(f"{c},15" for c in range(500, 860, 20)) + "\n")
+    out = tmp / "sim2"
+    code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--snr", "20",
+                           "--noise", "signal", "--variability", "0.05", "--sensor", tmp / "sensor.csv",
+                           "--format", "tif", "--seed", "4", "--out", out)
+    assert code == 0, err
+    with np.load(out / "scene_000.npz") as z:
+        assert z["cube"].shape == (ROWS, COLS, 18)
+        assert z["endmembers"].shape == (ROWS, COLS, P, 18)
+        assert z["scales"].shape == (ROWS, COLS, P)
+        np.testing.assert_allclose(z["wavelengths"], np.arange(500, 860, 20))
+        assert snr_db(z["clean"], z["cube"]) == pytest.approx(20.0, abs=0.6)
+    assert (out / "scene_001.tif").is_file()
+
+
+def test_cli_simulate_bad_inputs(inputs, run_cli):
+    tmp, a, e, wl = inputs
+    write_csv(tmp / "em4.csv", np.vstack([e, e[:1]]), wl)
+    code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em4.csv", "--out", tmp / "o1")
+    assert code == 2 and "3 endmember maps" in err and "4" in err
+    (tmp / "far.csv").write_text("centre,fwhm\n1500,10\n1600,10\n")
+    code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--sensor", tmp / "far.csv",
+                           "--out", tmp / "o2")
+    assert code == 2 and "outside" in err and err.strip().count("\n") == 0
+    assert not (tmp / "o1").exists() and not (tmp / "o2").exists()
+
+
+def fake_library(path, names):
+    """A tiny USGS-1995-layout library: wavelengths in um, not monotonic (overlap), spectra from col 3."""
+    wl = np.concatenate([np.linspace(0.40, 0.70, 20), np.linspace(0.68, 1.00, 20)])
+    rng = np.random.default_rng(0)
+    data = np.zeros((40, 3 + len(names)))
+    data[:, 0] = wl
+    data[:, 3:] = 0.2 + 0.6 * rng.random((1, len(names))) + 0.05 * np.sin(wl[:, None] * 20)
+    allnames = ["Wavelengths in microns", "Resolution", "Channel"] + names
+    width = 29
+    arr = np.array([list(n.ljust(width).encode("latin1")) for n in allnames], dtype=np.uint8)
+    sio.savemat(path, {"datalib": data, "names": arr})
+    return path
+
+
+def test_cli_simulate_library_names(tmp_path, run_cli):
+    lib = fake_library(tmp_path / "lib.mat", ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107"])
+    np.savez(tmp_path / "maps.npz", abundances=maps(1))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", f"{lib}:kaolin,ALUNITE,muscovite",
+                           "--out", tmp_path / "o")
+    assert code == 0, err
+    with np.load(tmp_path / "o" / "scene_000.npz") as z:
+        assert z["cube"].shape == (ROWS, COLS, 40)
+        assert np.all(np.diff(z["wavelengths"]) > 0)
+        assert [str(n) for n in z["endmember_names"]] == ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107"]
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", f"{lib}:kaolin,alunit,unobtainium",
+                           "--out", tmp_path / "o2")
+    assert code == 2 and "unobtainium" in err
+
+
+def test_cli_simulate_usgs_library(shared_data, tmp_path, run_cli):
+    lib = shared_data / "usgs_library" / "USGS_1995_Library.mat"
+    np.savez(tmp_path / "maps.npz", abundances=maps(1))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", f"{lib}:kaolinite,alunite,muscovite",
+                           "--snr", "30", "--out", tmp_path / "o")
+    assert code == 0, err
+    with np.load(tmp_path / "o" / "scene_000.npz") as z:
+        assert z["cube"].shape == (ROWS, COLS, 224)
+        assert z["wavelengths"][0] == pytest.approx(383, abs=2)
+
+
+def test_cli_evaluate_synthesis(tmp_path, run_cli):
+    rng_maps = lambda n, seed: maps(n, 16, 16, 3, seed)  # noqa: E731
+    np.savez(tmp_path / "ref.npz", heldout=rng_maps(6, 1), floor=rng_maps(6, 2), train=rng_maps(10, 3))
+    np.savez(tmp_path / "samples.npz", abundances=rng_maps(8, 4))
+    code, out, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz")
+    assert code == 0, err
+    for word in ("model", "dirichlet", "grf", "floor", "memorization"):
+        assert word in out
+    code, out, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz",
+                             "--json", "--count", "5")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["n_samples"] == 5 and set(res["rows"]) == {"model", "dirichlet", "grf", "floor"}
+    # reference given as plain abundances: model row only
+    np.savez(tmp_path / "held.npz", abundances=rng_maps(4, 5))
+    code, out, _ = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "held.npz",
+                           "--json")
+    assert code == 0 and set(json.loads(out)["rows"]) == {"model"}
+    # size mismatch: one line, exit 2
+    np.savez(tmp_path / "small.npz", abundances=maps(3, 8, 8, 3))
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "small.npz", "--reference", tmp_path / "ref.npz")
+    assert code == 2 and "8x8" in err and "16x16" in err and err.strip().count("\n") == 0
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz")
+    assert code == 2 and "--reference" in err
