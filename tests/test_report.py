@@ -100,8 +100,8 @@ def test_html_report_links_images_and_escapes(tmp_path):
     table = report.html_table([{"method": "<VCA>", "SAD": 0.123456}, {"method": "N&FINDR", "RMSE": float("nan")}])
     out = report.write_html_report(
         tmp_path, "Run <1> & co",
-        [("Loss <curve>", [tmp_path / "loss.png", "absent.png"], "a < b\n\nsecond"),
-         ("Metrics", [], table)],
+        [("Loss <curve>", [tmp_path / "loss.png", "absent.png"], report.html_text("a < b\n\nsecond")),
+         ("Metrics", [], "Method <b>x</b>." + table)],
     )
     text = out.read_text()
     assert out.name == "report.html"
@@ -109,5 +109,6 @@ def test_html_report_links_images_and_escapes(tmp_path):
     assert "missing figure: absent.png" in text
     assert "Run &lt;1&gt; &amp; co" in text and "<1>" not in text
     assert "Loss &lt;curve&gt;" in text and "<p>a &lt; b</p>" in text and "<p>second</p>" in text
+    assert "Method <b>x</b>.<table>" in text  # the body is an HTML fragment, kept as is
     assert "<td>&lt;VCA&gt;</td>" in text and "<td>N&amp;FINDR</td>" in text and "0.1235" in text
     assert "<th>RMSE</th>" in text and "<script" not in text and "http" not in text

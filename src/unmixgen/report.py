@@ -6,7 +6,7 @@ so they are safe in worker threads and headless CI. Invalid pixels (``mask == Fa
 NaN) are drawn in grey and the figure says so. Large images are shown with a stride
 so a figure never holds more than about ``MAX_SIDE`` pixels per side.
 
-`write_html_report` assembles PNGs and tables (`html_table`) of a folder into
+`write_html_report` assembles PNGs, text (`html_text`) and tables (`html_table`) of a folder into
 ``report.html`` with relative links, inline CSS and no JavaScript.
 """
 
@@ -28,8 +28,8 @@ from .atomic import atomic_file
 
 __all__ = [
     "INVALID_COLOUR",
-    "Html",
     "html_table",
+    "html_text",
     "plot_abundance_grid",
     "plot_abundances",
     "plot_endmembers",
@@ -421,11 +421,9 @@ def plot_training_curve(steps, losses, path, title: str = "training loss", ylabe
 # --------------------------------------------------------------------------------------
 # HTML report
 # --------------------------------------------------------------------------------------
-class Html(str):
-    """A string that is already HTML (e.g. from `html_table`): inserted as is.
-
-    Plain ``str`` passed to `write_html_report` is escaped and shown as a paragraph.
-    """
+def html_text(text: str) -> str:
+    """Plain text as escaped HTML paragraphs (blank lines separate paragraphs)."""
+    return "".join(f"<p>{html.escape(par.strip())}</p>" for par in str(text).split("\n\n") if par.strip())
 
 
 def _cell(v) -> str:
@@ -438,7 +436,7 @@ def _cell(v) -> str:
     return html.escape(str(v))
 
 
-def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> Html:
+def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     """A simple HTML table, one row per dict; every value and header is escaped.
 
     ``columns`` fixes the column order (default: keys in order of first appearance).
@@ -452,7 +450,7 @@ def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> Ht
                     columns.append(k)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return Html(f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 _CSS = """
@@ -478,8 +476,9 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
     title : page title (escaped)
     sections : list of ``(heading, images, body)``
         ``heading`` str (escaped); ``images`` list of PNG paths (absolute or relative to
-        ``folder``); ``body``: plain ``str`` (escaped, shown as paragraphs) or `Html`
-        (e.g. from `html_table`, inserted as is); may be empty.
+        ``folder``), shown with their file name as caption (escaped); ``body`` an HTML
+        fragment inserted as is (may be empty): build it from escaped pieces, e.g.
+        `html_table` and `html_text`, never from raw user text.
 
     Returns the path of the report. No external CSS, fonts or JavaScript.
     """
@@ -494,10 +493,7 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
     for heading, images, body in sections:
         parts.append(f"<section><h2>{html.escape(str(heading))}</h2>")
         if body:
-            if isinstance(body, Html):
-                parts.append(str(body))
-            else:
-                parts.extend(f"<p>{html.escape(par)}</p>" for par in str(body).split("\n\n") if par.strip())
+            parts.append(f"<div>{body}</div>")
         for img in images or []:
             p = Path(img)
             full = p if p.is_absolute() else folder / p
