@@ -244,9 +244,14 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
     rows, cols, bands = scene.shape
     profile = {
         "driver": "GTiff", "width": cols, "height": rows, "count": bands, "dtype": "float32",
-        "nodata": float("nan"), "compress": compress, "predictor": 3, "interleave": "band",
+        "nodata": float("nan"), "compress": compress, "predictor": 3, "zlevel": 1, "interleave": "band",
         "BIGTIFF": "IF_SAFER",
     }
+    if compress is None or str(compress).lower() == "none":
+        for k in ("compress", "predictor", "zlevel"):
+            profile.pop(k)
+    elif str(compress).lower() != "deflate":
+        profile.pop("zlevel")
     if rows >= 256 and cols >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if scene.crs:
