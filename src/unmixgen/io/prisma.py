@@ -60,6 +60,7 @@ corners, x = a*col + c, y = e*row + f with e < 0 (north up).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
@@ -72,6 +73,7 @@ from ..wavelengths import to_nm
 LEVELS = ("L1", "L2B", "L2C", "L2D")
 OVERLAP_POLICIES = ("swir", "vnir", "both")
 _BLOCK_BYTES = 8 << 20  # target size of one row block of a uint16 cube read
+_THREADS = min(4, os.cpu_count() or 1)  # conversion threads for large reads
 
 
 def _attr(f: h5py.File, name: str, default=None):
@@ -156,16 +158,29 @@ class PrismaSource:
         if nr == 0 or nc == 0:
             return out
         with h5py.File(self.path, "r") as f:
+            blocks = []
             for part in self.parts:
-                ds = f[part.name]
-                nb = ds.shape[1]
+                nb = f[part.name].shape[1]
                 step = max(1, _BLOCK_BYTES // max(1, nb * nc * 2))
-                buf = np.empty((min(step, nr), nb, nc), np.uint16)
-                for b0 in range(r0, r1, step):
-                    b1 = min(b0 + step, r1)
-                    blk = buf[: b1 - b0]
-                    ds.read_direct(blk, np.s_[b0:b1, :, c0:c1])
-                    self._convert(blk, out[b0 - r0 : b1 - r0], part)
+                blocks += [(part, b0, min(b0 + step, r1)) for b0 in range(r0, r1, step)]
+            workers = min(_THREADS, len(blocks))
+            if workers <= 1:
+                for part, b0, b1 in blocks:
+                    self._convert(f[part.name][b0:b1, :, c0:c1], out[b0 - r0 : b1 - r0], part)
+                return out
+            # h5py reads one block at a time (it holds a global lock); numpy releases the
+            # GIL, so converting the previous block overlaps with reading the next one.
+            from concurrent.futures import ThreadPoolExecutor
+
+            pending = []
+            with ThreadPoolExecutor(workers) as pool:
+                for part, b0, b1 in blocks:
+                    blk = f[part.name][b0:b1, :, c0:c1]
+                    pending.append(pool.submit(self._convert, blk, out[b0 - r0 : b1 - r0], part))
+                    if len(pending) > workers:
+                        pending.pop(0).result()
+                for fut in pending:
+                    fut.result()
         return out
 
     @staticmethod
