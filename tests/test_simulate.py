@@ -269,3 +269,69 @@ def test_cli_evaluate_synthesis(tmp_path, run_cli):
     assert code == 2 and "8x8" in err and "16x16" in err and err.strip().count("\n") == 0
     code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz")
     assert code == 2 and "--reference" in err
+
+
+class FakeModel:
+    """Stands in for a trained AbundanceModel: the CLI's model path without training."""
+
+    n_endmembers = 3
+    patch_size = 16
+
+    def __init__(self):
+        self.calls = []
+
+    def holdout(self):
+        return {"heldout": maps(5, 16, 16, 3, 11), "floor": maps(5, 16, 16, 3, 12),
+                "train": maps(9, 16, 16, 3, 13)}
+
+    def sample(self, n, *, size=None, sampler="ddim", steps=None, seed=0, progress=True, **kw):
+        self.calls.append((n, size, sampler, steps, seed))
+        return maps(n, size, size, 3, 100 + seed)
+
+
+def test_cli_evaluate_synthesis_model_folder(tmp_path, run_cli, monkeypatch):
+    import unmixgen.diffusion.model as model_mod
+
+    fake = FakeModel()
+    monkeypatch.setattr(model_mod, "load_model", lambda path, device="cpu": fake)
+    (tmp_path / "model").mkdir()
+    code, out, err = run_cli("evaluate-synthesis", tmp_path / "model", "--sampler", "dpm", "--steps", "20", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert fake.calls == [(5, 16, "dpm", 20, 0)]  # count = number of held-out maps, their size
+    assert set(res["rows"]) == {"model", "dirichlet", "grf", "floor"} and res["sampler"] == "dpm"
+    # samples folder scored against the model's held-out blocks
+    (tmp_path / "synth").mkdir()
+    np.savez(tmp_path / "synth" / "abundances.npz", abundances=maps(7, 16, 16, 3, 20))
+    code, out, err = run_cli("evaluate-synthesis", tmp_path / "synth", "--reference", tmp_path / "model",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["n_samples"] == 7
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "model", "--steps", "0")
+    assert code == 2 and "--steps" in err
+
+
+def test_sources_result_folder_and_scene_sensor(tmp_path):
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+
+    a = maps(1)[0]
+    (tmp_path / "run").mkdir()
+    np.savez(tmp_path / "run" / "result.npz", abundances=a, endmembers=spectra()[0],
+             names=np.array(["x", "y", "z"]))
+    got, names = load_abundance_maps(tmp_path / "run")
+    np.testing.assert_array_equal(got[0], a)
+    assert names == ["x", "y", "z"]
+    bad = a.copy()
+    bad[0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", abundances=bad)
+    with pytest.raises(InputError, match="1 invalid"):
+        load_abundance_maps(tmp_path / "nan.npz")
+    wl = np.array([500.0, 550.0, 610.0])
+    write_scene(Scene(np.ones((2, 3, 3), np.float32), wavelengths=wl, fwhm=[9.0, 10.0, 11.0]),
+                tmp_path / "sensor.npz")
+    c, f = load_sensor(tmp_path / "sensor.npz")
+    np.testing.assert_allclose(c, wl)
+    np.testing.assert_allclose(f, [9, 10, 11])
+    write_scene(Scene(np.ones((2, 3, 3), np.float32), wavelengths=wl), tmp_path / "nofwhm.npz")
+    np.testing.assert_allclose(load_sensor(tmp_path / "nofwhm.npz")[1], np.gradient(wl))
