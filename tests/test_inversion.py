@@ -276,3 +276,13 @@ def test_bad_arguments_raise_input_error():
         fcls(np.ones((4, 9), np.float32), E)
     with pytest.raises(InputError, match="endmembers"):
         invert_scene(Scene(np.ones((2, 3, 10), np.float32)), np.ones((3, 7), np.float32))
+
+
+def test_threads_and_batches_give_identical_results():
+    rng = np.random.default_rng(14)
+    E = rng.random((3, 12)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 20000)
+    one = fcls(Y, E, n_threads=1)
+    np.testing.assert_array_equal(fcls(Y, E, n_threads=2), one)
+    np.testing.assert_array_equal(fcls(Y, E, n_threads=3, batch_size=4099), one)
+    assert (one >= 0).all()

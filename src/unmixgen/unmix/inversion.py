@@ -34,8 +34,11 @@ proportional to the distances between spectra rather than their magnitudes. With
 ``precision="auto"`` the product is done in float64 instead when the endmembers are so
 ill-conditioned that float32 rounding could move abundances by more than about 1e-5.
 
-Threads: the batch matrix product runs in the BLAS of numpy (OpenBLAS), which uses all
-cores (``OPENBLAS_NUM_THREADS`` caps it); the small per-pixel arithmetic is plain numpy.
+Threads: batches are solved by a pool of ``n_threads`` Python threads (default: every core
+the process may use); numpy releases the GIL in its array operations, so both cores of a
+2-core machine work. Every BLAS call is kept small (row chunks below OpenBLAS's own
+threading threshold), because OpenBLAS's threads busy-wait and make skinny products
+10-30x slower on a loaded machine. Nothing here uses torch.
 
 Invalid input rows (any NaN/Inf) give NaN abundances; use `invert_scene` to skip the
 scene's invalid pixels altogether.
@@ -43,9 +46,11 @@ scene's invalid pixels altogether.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -130,17 +135,44 @@ class _Gram:
         return 4 * _EPS32 * np.sqrt(E64.shape[1]) * ry * dn / lmin
 
     def b(self, Yb: np.ndarray) -> np.ndarray:
-        """``b (n, p)`` float64 for a batch ``Yb (n, bands)``."""
-        if self.precision == "double":
-            Yc = Yb.astype(np.float64)
-            Yc -= self.c32.astype(np.float64)
-            out = Yc @ self.D64
-        else:
-            Yc = np.subtract(Yb, self.c32, dtype=np.float32)
-            out = (Yc @ self.D32).astype(np.float64)
+        """``b (n, p)`` float64 for a batch ``Yb (n, bands)`` (float32 or float64 rows).
+
+        Done in row chunks small enough to stay in cache and below OpenBLAS's threading
+        threshold (see `_matmul_rows`); parallelism comes from the batch thread pool.
+        """
+        n, bands = Yb.shape
+        double = self.precision == "double"
+        D = self.D64 if double else self.D32
+        c = self.c32.astype(np.float64) if double else self.c32
+        dt = np.float64 if double else np.float32
+        out = np.empty((n, self.p), dt)
+        step = max(32, 200_000 // max(1, bands * self.p))
+        tmp = np.empty((min(step, n), bands), dt)
+        for i in range(0, n, step):
+            j = min(i + step, n)
+            t = tmp[: j - i]
+            np.subtract(Yb[i:j], c, out=t, casting="unsafe")
+            np.matmul(t, D, out=out[i:j])
+        out = out.astype(np.float64, copy=False)
         out /= self.scale
         out += self.const
         return out
+
+
+def _matmul_rows(X: np.ndarray, M: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``X (n, k) @ M (k, m)`` for skinny products, in row chunks.
+
+    Each chunk stays below OpenBLAS's multithreading threshold (about 2.6e5 multiply-adds):
+    threading such memory-bound products costs far more than it saves, and on a loaded
+    machine a threaded call can be 10-30x slower than the single-threaded one.
+    """
+    n = X.shape[0]
+    if out is None:
+        out = np.empty((n, M.shape[1]), np.result_type(X, M))
+    step = max(256, 200_000 // max(1, M.shape[0] * M.shape[1]))
+    for i in range(0, n, step):
+        np.matmul(X[i : i + step], M, out=out[i : i + step])
+    return out
 
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
@@ -208,26 +240,28 @@ class _EqpCache:
         ends = np.r_[starts[1:], n]
         if starts.size == 1:
             K, c = self.get(~W[0])
-            out = b @ K.T
+            _matmul_rows(b, K.T, out=out)
             out += c
         else:
             bs = b[order]
             res = np.empty((n, p + 1))
             for s, e in zip(starts, ends, strict=True):
                 K, c = self.get(~W[order[s]])
-                np.matmul(bs[s:e], K.T, out=res[s:e])
+                _matmul_rows(bs[s:e], K.T, out=res[s:e])
                 res[s:e] += c
             out[order] = res
         return out[:, :p], out[:, p]
 
 
 def _pinv(M: np.ndarray) -> np.ndarray:
-    try:
-        if np.linalg.cond(M) < 1e12:
-            return np.linalg.inv(M)
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.pinv(M, rcond=1e-13, hermitian=True)
+    """Pseudo-inverse of a small symmetric (KKT or Gram) matrix, by one eigendecomposition.
+
+    Eigenvalues below ``1e-13`` of the largest are dropped, so singular systems (duplicate
+    endmembers) give the minimum-norm solution and regular ones the exact inverse.
+    """
+    w, V = np.linalg.eigh(M)
+    big = np.abs(w) > 1e-13 * max(float(np.abs(w).max()), 1e-300)
+    return (V[:, big] / w[big]) @ V[:, big].T
 
 
 # -- feasible starting points --------------------------------------------------------------------
@@ -289,7 +323,8 @@ def _active_set(
             af = x[fr]
             np.maximum(af, 0.0, out=af)
             aa[fr] = af
-            lam = x[fr] @ G - ba[fr]
+            lam = _matmul_rows(af, G)
+            lam -= ba[fr]
             if sum_to_one:
                 lam += mu[fr, None]
             lam = np.where(Wa[fr], lam, np.inf)
@@ -305,9 +340,18 @@ def _active_set(
     return a, it, int(act.size)
 
 
+def _n_threads(n_threads: int | None) -> int:
+    if n_threads is None:
+        return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else (os.cpu_count() or 1), 8))
+    if n_threads < 1:
+        raise InputError(f"n_threads={n_threads}; expected >= 1 or None (all cores)")
+    return int(n_threads)
+
+
 def _simplex_solve(
     Y, E, *, sum_to_one: bool, nonneg: bool, tol: float, max_iter: int | None,
-    batch_size: int, precision: str, what: str,
+    batch_size: int, precision: str, what: str, n_threads: int | None = None,
 ) -> np.ndarray:
     Y, E = _check(Y, E)
     n, _ = Y.shape
@@ -319,31 +363,43 @@ def _simplex_solve(
     tau = 1e-4 * tol
     max_iter = max_iter if max_iter is not None else 10 * p + 20
     out = np.empty((n, p), np.float32)
-    unconverged = 0
     all_free = np.zeros(p, bool)
-    for s in range(0, n, batch_size):
+
+    def solve_batch(s: int) -> int:
         Yb = Y[s : s + batch_size]
-        if Yb.dtype != np.float32:
-            Yb = Yb.astype(np.float32)
         b = gram.b(Yb)
         bad = ~np.isfinite(b).all(axis=1)
         if bad.any():
             b[bad] = 0.0
         x, _ = cache.solve(b, np.broadcast_to(all_free, b.shape))
+        a = x
+        nu = 0
         if nonneg:
-            a0 = project_simplex(x) if sum_to_one else np.maximum(x, 0.0)
-            W = a0 <= 0.0
-            if sum_to_one:
-                # the projection can have no positive entry only for NaN input; keep one free
-                W[W.all(axis=1), 0] = False
-            a0[W] = 0.0
-            a, _, nu = _active_set(cache, b, a0, W, tau, max_iter)
-            unconverged += nu
-        else:
-            a = x
-        a = a.astype(np.float32)
-        a[bad] = np.nan
-        out[s : s + batch_size] = a
+            # pixels whose unconstrained (sum-to-one) solution is feasible are optimal already
+            todo = np.flatnonzero((x < 0).any(axis=1) & ~bad)
+            if todo.size:
+                xt = x[todo]
+                a0 = project_simplex(xt) if sum_to_one else np.maximum(xt, 0.0)
+                W = a0 <= 0.0
+                if sum_to_one:  # cannot happen for finite input; keep one entry free regardless
+                    W[W.all(axis=1), 0] = False
+                a0[W] = 0.0
+                at, _, nu = _active_set(cache, b[todo], a0, W, tau, max_iter)
+                a[todo] = at
+        ob = out[s : s + batch_size]
+        ob[...] = a
+        ob[bad] = np.nan
+        return nu
+
+    workers = _n_threads(n_threads) if n >= 16384 else 1
+    # at least one batch per worker, so both cores work on mid-sized inputs too
+    batch_size = max(1, min(batch_size, -(-n // workers)))
+    starts = range(0, n, batch_size)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            unconverged = sum(pool.map(solve_batch, starts))
+    else:
+        unconverged = sum(map(solve_batch, starts))
     if unconverged:
         warnings.warn(
             f"{what}: {unconverged} of {n} pixels did not meet the KKT conditions in "
@@ -359,7 +415,7 @@ def _simplex_solve(
 
 def fcls(
     Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: int = 65536,
-    precision: str = "auto",
+    precision: str = "auto", n_threads: int | None = None,
 ) -> np.ndarray:
     """Fully constrained least squares: ``min ||y - a E||^2`` s.t. ``a >= 0``, ``sum(a) = 1``.
 
@@ -379,6 +435,9 @@ def fcls(
         Pixels per batch (bounds memory: about ``batch_size * bands * 4`` bytes extra).
     precision : "auto", "single" or "double"
         Arithmetic of the ``Y @ E^T`` product (see the module docstring).
+    n_threads : int or None
+        Worker threads, each solving whole batches (default: all cores available to the
+        process, at most 8). Inputs under 16384 pixels use one thread.
 
     Returns
     -------
@@ -386,35 +445,41 @@ def fcls(
         Abundances, non-negative, summing to one; NaN rows where ``Y`` had NaN/Inf.
     """
     return _simplex_solve(Y, E, sum_to_one=True, nonneg=True, tol=tol, max_iter=max_iter,
-                          batch_size=batch_size, precision=precision, what="fcls")
+                          batch_size=batch_size, precision=precision, what="fcls",
+                          n_threads=n_threads)
 
 
 def nnls(
     Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: int = 65536,
-    precision: str = "auto",
+    precision: str = "auto", n_threads: int | None = None,
 ) -> np.ndarray:
     """Non-negative least squares ``min ||y - a E||^2`` s.t. ``a >= 0``; arguments as `fcls`.
 
     Returns float32 ``(N, p)``, exact to the active-set tolerance.
     """
     return _simplex_solve(Y, E, sum_to_one=False, nonneg=True, tol=tol, max_iter=max_iter,
-                          batch_size=batch_size, precision=precision, what="nnls")
+                          batch_size=batch_size, precision=precision, what="nnls",
+                          n_threads=n_threads)
 
 
-def scls(Y, E, *, batch_size: int = 65536, precision: str = "auto") -> np.ndarray:
+def scls(Y, E, *, batch_size: int = 65536, precision: str = "auto",
+         n_threads: int | None = None) -> np.ndarray:
     """Sum-to-one least squares ``min ||y - a E||^2`` s.t. ``sum(a) = 1`` (abundances may be negative).
 
     Closed form: ``a = G^-1 (b - mu 1)`` with the multiplier ``mu`` fixing the sum.
     Returns float32 ``(N, p)``.
     """
     return _simplex_solve(Y, E, sum_to_one=True, nonneg=False, tol=1e-6, max_iter=0,
-                          batch_size=batch_size, precision=precision, what="scls")
+                          batch_size=batch_size, precision=precision, what="scls",
+                          n_threads=n_threads)
 
 
-def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto") -> np.ndarray:
+def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto",
+                  n_threads: int | None = None) -> np.ndarray:
     """Ordinary least squares ``a = y E^T (E E^T)^+``; returns float32 ``(N, p)``."""
     return _simplex_solve(Y, E, sum_to_one=False, nonneg=False, tol=1e-6, max_iter=0,
-                          batch_size=batch_size, precision=precision, what="ls")
+                          batch_size=batch_size, precision=precision, what="ls",
+                          n_threads=n_threads)
 
 
 def sunsal(Y, E, **kw) -> np.ndarray:
