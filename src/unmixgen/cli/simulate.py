@@ -49,7 +49,7 @@ def simulate_cmd(
     from ..simulate import load_abundance_maps, load_sensor, simulate
 
     check_output_dir(out, overwrite)
-    fmt = fmt.lower()
+    fmt = {"geotiff": "tif", "tiff": "tif", "hdr": "envi"}.get(fmt.lower(), fmt.lower())
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if noise not in ("white", "signal"):
