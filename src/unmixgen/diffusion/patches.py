@@ -1,0 +1,257 @@
+"""Training data for the abundance diffusion model: maps from result folders, endmember
+matching across folders, the interleaved spatial hold-out, and augmented patch batches.
+
+Hold-out
+--------
+Each map is cut into a grid of ``block x block`` blocks (``block`` = the patch size by
+default). Blocks in odd block-rows are kept out of training and alternate between the
+*held-out* set (compared with samples) and the *floor* set (a second, disjoint set of
+real blocks: how far two real sets differ); the alternation is staggered from one odd row
+to the next so both sets spread over the whole scene, like a checkerboard. Even
+block-rows, and the pixels right of / below the last whole block, are the training region;
+training patches are crops lying entirely inside it (any offset, so strips give many
+distinct crops) and away from invalid (NaN) pixels. Real scenes are not stationary, so an
+interleaved hold-out is needed: a contiguous strip would differ from the rest as much as a
+baseline does.
+
+Matching endmembers
+-------------------
+Maps from several result folders are only mixed in one model when their channels mean the
+same materials: each folder's endmember spectra are matched to the first folder's by the
+Hungarian algorithm on the spectral angle (SAD); the folder's channels are reordered
+accordingly. A folder is refused when its band count or endmember count differs, when
+it has no endmember spectra (with more than one folder), or when a matched pair is more
+than ``max_sad`` radians apart (default 0.3 rad, about 17 degrees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import InputError, in_file
+
+MIN_TRAIN_PATCHES = 8
+MIN_EVAL_BLOCKS = 2
+TRAIN, HELDOUT, FLOOR = 0, 1, 2
+
+
+@dataclass
+class TrainingMaps:
+    """Abundance maps ready for training: ``maps[i]`` (rows, cols, p) float32, NaN = invalid."""
+
+    maps: list[np.ndarray]
+    names: list[str]
+    labels: list[str] | None = None  # per map, or None
+    sources: list[str] = field(default_factory=list)
+    match: list[dict] = field(default_factory=list)  # per folder: permutation + SAD
+
+
+def spectral_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spectral angle (radians) between every row of ``a`` (p, B) and every row of ``b`` (q, B)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    na = np.linalg.norm(a, axis=1, keepdims=True)
+    nb = np.linalg.norm(b, axis=1, keepdims=True)
+    cos = (a @ b.T) / np.maximum(na * nb.T, 1e-30)
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def match_endmembers(reference: np.ndarray, endmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Permutation ``perm`` with ``endmembers[perm[k]]`` matched to ``reference[k]`` (Hungarian on
+    SAD), and the matched angles (p,) in radians."""
+    from scipy.optimize import linear_sum_assignment
+
+    sad = spectral_angles(reference, endmembers)
+    rows, cols = linear_sum_assignment(sad)
+    perm = np.empty(len(rows), dtype=int)
+    perm[rows] = cols
+    return perm, sad[np.arange(len(perm)), perm]
+
+
+def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
+    if label_from == "none":
+        return None
+    if label_from == "folder":
+        return folder.name
+    run = result.get("run") or {}
+    params = run.get("parameters") or {}
+    method = params.get("method") or run.get("method")
+    if not method:
+        raise in_file(folder, "run.json names no unmixing method; use --label-from folder or none")
+    return str(method)
+
+
+def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
+                       max_sad: float = 0.3) -> TrainingMaps:
+    """Read the abundance maps of ``unmix`` result folders, matching endmembers to the first.
+
+    Raises `InputError` for missing maps, differing band / endmember counts, or a poor match.
+    """
+    from ..outputs import load_result
+
+    if label_from not in ("none", "folder", "method"):
+        raise InputError(f"--label-from: {label_from!r} is not one of folder, method, none")
+    if not folders:
+        raise InputError("no result folders given; expected one or more `unmixgen unmix` --out folders")
+    maps, labels, sources, match = [], [], [], []
+    ref_e = None
+    ref_p = None
+    names: list[str] = []
+    for i, folder in enumerate(folders):
+        folder = Path(folder)
+        res = load_result(folder)
+        if "abundances" not in res:
+            raise in_file(folder, "result.npz holds no abundances; expected the output of `unmixgen unmix`")
+        a = np.asarray(res["abundances"], np.float32)
+        if a.ndim != 3 or a.shape[-1] < 2:
+            raise in_file(folder, f"abundances have shape {a.shape}; expected (rows, cols, p) with p >= 2")
+        e = res.get("endmembers")
+        if "mask" in res:
+            m = np.asarray(res["mask"], bool)
+            if m.shape == a.shape[:2]:
+                a = np.where(m[..., None], a, np.nan).astype(np.float32)
+        if i == 0:
+            ref_p, ref_e = a.shape[-1], e
+            names = list(res.get("names") or [f"em{k + 1}" for k in range(ref_p)])
+            perm, sad = np.arange(ref_p), np.zeros(ref_p)
+        else:
+            if a.shape[-1] != ref_p:
+                raise in_file(folder, f"has {a.shape[-1]} endmembers but {folders[0]} has {ref_p}; "
+                              "train one model per endmember set")
+            if e is None or ref_e is None:
+                raise in_file(folder, "has no endmember spectra to match against the first folder; "
+                              "expected endmembers in result.npz")
+            if e.shape[1] != ref_e.shape[1]:
+                raise in_file(folder, f"endmembers have {e.shape[1]} bands but {folders[0]} has "
+                              f"{ref_e.shape[1]}; maps of different sensors cannot be matched")
+            perm, sad = match_endmembers(ref_e, e)
+            if sad.max() > max_sad:
+                raise in_file(folder, f"endmembers do not match those of {folders[0]} (worst spectral "
+                              f"angle {sad.max():.2f} rad > {max_sad} rad); train separate models")
+            a = a[..., perm]
+        maps.append(a)
+        labels.append(_label_for(folder, res, label_from))
+        sources.append(str(folder))
+        match.append({"folder": str(folder), "permutation": perm.tolist(), "sad_rad": np.round(sad, 4).tolist()})
+    return TrainingMaps(maps, names, None if label_from == "none" else labels, sources, match)
+
+
+def block_classes(shape: tuple[int, int], block: int) -> np.ndarray:
+    """Per-pixel class (rows, cols) int8: TRAIN, HELDOUT or FLOOR (see the module docstring)."""
+    rows, cols = shape
+    nbr, nbc = rows // block, cols // block
+    cls = np.full((rows, cols), TRAIN, np.int8)
+    for i in range(1, nbr, 2):
+        for j in range(nbc):
+            c = HELDOUT if (j + i // 2) % 2 == 0 else FLOOR
+            cls[i * block:(i + 1) * block, j * block:(j + 1) * block] = c
+    return cls
+
+
+def _windows_all(ok: np.ndarray, size: int) -> np.ndarray:
+    """Boolean (rows-size+1, cols-size+1): the ``size`` window at (r, c) is all ``ok``."""
+    s = np.pad(np.cumsum(np.cumsum(ok.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
+    tot = s[size:, size:] - s[:-size, size:] - s[size:, :-size] + s[:-size, :-size]
+    return tot == size * size
+
+
+@dataclass
+class HoldoutSplit:
+    """Training crop positions and the evaluation blocks of a set of maps."""
+
+    positions: np.ndarray  # (K, 3) int: map index, row, col of valid training crops
+    heldout: np.ndarray  # (M, block, block, p)
+    floor: np.ndarray  # (L, block, block, p)
+    train_blocks: np.ndarray  # (K', patch, patch, p) training crops for the memorization check
+    classes: list[np.ndarray]  # per map (rows, cols) int8
+
+
+def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
+               max_train_blocks: int = 4096) -> HoldoutSplit:
+    """Interleaved hold-out split and training crop positions. Raises `InputError` when the
+    maps are smaller than a patch or leave too few training patches / held-out blocks."""
+    block = block or patch
+    smallest = min(min(m.shape[:2]) for m in maps)
+    if patch > smallest or block > smallest:
+        raise InputError(f"--patch: {max(patch, block)} px is larger than the maps ({smallest} px on the "
+                         "short side); choose a smaller --patch")
+    positions, heldout, floor, classes = [], [], [], []
+    for k, m in enumerate(maps):
+        valid = np.isfinite(m).all(-1)
+        cls = block_classes(m.shape[:2], block)
+        classes.append(cls)
+        win = _windows_all(valid & (cls == TRAIN), patch)
+        r, c = np.nonzero(win)
+        positions.append(np.stack([np.full_like(r, k), r, c], 1))
+        nbr, nbc = m.shape[0] // block, m.shape[1] // block
+        for i in range(nbr):
+            for j in range(nbc):
+                sl = (slice(i * block, (i + 1) * block), slice(j * block, (j + 1) * block))
+                c0 = cls[sl][0, 0]
+                if c0 == TRAIN or not valid[sl].all():
+                    continue
+                (heldout if c0 == HELDOUT else floor).append(m[sl])
+    pos = np.concatenate(positions, 0) if positions else np.zeros((0, 3), int)
+    if len(pos) < MIN_TRAIN_PATCHES:
+        raise InputError(f"--patch {patch}: the maps give only {len(pos)} training patches (minimum "
+                         f"{MIN_TRAIN_PATCHES}); use a smaller --patch or more/larger maps")
+    if len(heldout) < MIN_EVAL_BLOCKS or len(floor) < MIN_EVAL_BLOCKS:
+        raise InputError(f"--patch {block}: the maps give only {len(heldout)} held-out and {len(floor)} "
+                         f"floor blocks (minimum {MIN_EVAL_BLOCKS} each); use a smaller --patch or larger maps")
+    stride = max(1, int(np.ceil(np.sqrt(len(pos) / max_train_blocks))))
+    keep = pos[(pos[:, 1] % stride == 0) & (pos[:, 2] % stride == 0)][:max_train_blocks]
+    train_blocks = np.stack([maps[i][r:r + patch, c:c + patch] for i, r, c in keep])
+    p = maps[0].shape[-1]
+    empty = np.zeros((0, block, block, p), np.float32)
+    return HoldoutSplit(pos, np.stack(heldout).astype(np.float32) if heldout else empty,
+                        np.stack(floor).astype(np.float32) if floor else empty,
+                        train_blocks.astype(np.float32), classes)
+
+
+def renormalise(maps: np.ndarray) -> np.ndarray:
+    """Clamp tiny negatives and renormalise to sum one per pixel (input maps from unmixing
+    methods that only approximately satisfy the constraints)."""
+    a = np.clip(maps, 0.0, None)
+    s = a.sum(-1, keepdims=True)
+    return np.where(s > 0, a / np.where(s > 0, s, 1.0), 1.0 / a.shape[-1]).astype(np.float32)
+
+
+class PatchSampler:
+    """Random augmented training batches ``(N, p, patch, patch)`` torch float32.
+
+    A batch draws crop positions, a horizontal flip and a number of 90-degree rotations per
+    patch from the given torch ``generator`` (its state is saved with checkpoints, so resumed
+    training draws the same batches).
+    """
+
+    def __init__(self, maps: list[np.ndarray], positions: np.ndarray, patch: int,
+                 labels: np.ndarray | None = None):
+        self.maps = [torch.from_numpy(renormalise(np.nan_to_num(m, nan=0.0))) for m in maps]
+        self.positions = torch.as_tensor(positions, dtype=torch.long)
+        self.patch = patch
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(len(self.positions), (n,), generator=generator)
+        flips = torch.randint(2, (n,), generator=generator)
+        rots = torch.randint(4, (n,), generator=generator)
+        out, labs = [], []
+        P = self.patch
+        for j in range(n):
+            k, r, c = (int(v) for v in self.positions[idx[j]])
+            x = self.maps[k][r:r + P, c:c + P].permute(2, 0, 1)
+            if flips[j]:
+                x = x.flip(-1)
+            x = torch.rot90(x, int(rots[j]), dims=(-2, -1))
+            out.append(x)
+            if self.labels is not None:
+                labs.append(self.labels[k])
+        labels = torch.stack(labs) if self.labels is not None else None
+        return torch.stack(out).contiguous(), labels

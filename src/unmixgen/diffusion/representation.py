@@ -1,0 +1,128 @@
+"""Where the abundance diffusion model diffuses: maps to and from a space in which the
+sampler's output is a valid abundance map (non-negative, sums to one per pixel) by
+construction.
+
+Two representations, compared in ``benchmarks/synthesis.py``:
+
+``"clr"`` (default)
+    Centred log-ratio: ``x = (log(a + eps) - mean_k log(a + eps)) / scale`` with ``scale`` the
+    standard deviation of the training values (so the data have about unit variance, like
+    the noise). The back-map is a softmax, ``a = softmax(scale * x)``, which is non-negative
+    and sums to one for *any* real ``x``; the component of ``x`` along the all-ones direction
+    (which the noise adds) is ignored by the softmax. ``eps`` bounds how close to 0 a value
+    can be represented (``eps / (1 + p eps)``).
+
+``"simplex"``
+    Linear: ``x = 2 a - 1`` (values in [-1, 1], the usual image scaling); the sampler's
+    clean-sample estimate is clipped to [-1, 1] at every step, and the final map is the
+    Euclidean projection onto the probability simplex (the nearest valid map). The
+    projection is part of the back-map, not a silent clip: `decode` returns the mean
+    per-pixel projection distance in ``last_projection_distance`` so callers can log it.
+
+Arrays here are torch ``(N, p, H, W)`` float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+REPRESENTATIONS = ("clr", "simplex")
+
+
+def project_simplex(v: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Euclidean projection of each vector along ``dim`` onto the probability simplex.
+
+    Sort-based algorithm (Held et al. 1974; Duchi et al. 2008), vectorised over all pixels.
+    """
+    v = v.movedim(dim, -1)
+    p = v.shape[-1]
+    u, _ = torch.sort(v, dim=-1, descending=True)
+    css = torch.cumsum(u, dim=-1) - 1.0
+    k = torch.arange(1, p + 1, device=v.device, dtype=v.dtype)
+    cond = (u - css / k) > 0
+    rho = cond.to(v.dtype).cumsum(-1).argmax(-1, keepdim=True)  # last index where cond holds
+    rho = torch.where(cond.any(-1, keepdim=True), rho, torch.zeros_like(rho))
+    theta = css.gather(-1, rho) / (rho + 1).to(v.dtype)
+    out = torch.clamp(v - theta, min=0.0)
+    return out.movedim(-1, dim)
+
+
+class Representation:
+    """Base class: `encode` maps abundances to the diffusion space, `decode` maps back."""
+
+    name = "base"
+    clip_range: float | None = None  # clip the clean-sample estimate to [-r, r] while sampling
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        return {"name": self.name}
+
+
+class CenteredLogRatio(Representation):
+    """``x = clr(a + eps) / scale``; back-map ``softmax(scale * x)`` (valid for any ``x``)."""
+
+    name = "clr"
+
+    def __init__(self, eps: float = 1e-3, scale: float = 1.0):
+        self.eps = float(eps)
+        self.scale = float(scale)
+
+    def clr(self, a: torch.Tensor) -> torch.Tensor:
+        la = torch.log(a.clamp(min=0.0) + self.eps)
+        return la - la.mean(dim=1, keepdim=True)
+
+    def fit(self, a: torch.Tensor) -> CenteredLogRatio:
+        """Set ``scale`` to the standard deviation of the clr values of training maps ``a``."""
+        s = float(self.clr(a).std())
+        self.scale = s if math.isfinite(s) and s > 1e-6 else 1.0
+        return self
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return self.clr(a) / self.scale
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x * self.scale, dim=1)
+
+    def config(self) -> dict:
+        return {"name": self.name, "eps": self.eps, "scale": self.scale}
+
+
+class SimplexLinear(Representation):
+    """``x = 2a - 1``; back-map: Euclidean projection of ``(x + 1) / 2`` onto the simplex."""
+
+    name = "simplex"
+    clip_range = 1.0
+
+    def __init__(self) -> None:
+        self.last_projection_distance = 0.0
+
+    def fit(self, a: torch.Tensor) -> SimplexLinear:
+        return self
+
+    def encode(self, a: torch.Tensor) -> torch.Tensor:
+        return 2.0 * a - 1.0
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        raw = (x + 1.0) / 2.0
+        out = project_simplex(raw, dim=1)
+        self.last_projection_distance = float((out - raw).norm(dim=1).mean()) if raw.numel() else 0.0
+        return out
+
+
+def make_representation(cfg: dict | str) -> Representation:
+    """A representation from its name or its saved ``config()`` dict."""
+    if isinstance(cfg, str):
+        cfg = {"name": cfg}
+    name = cfg.get("name")
+    if name == "clr":
+        return CenteredLogRatio(eps=cfg.get("eps", 1e-3), scale=cfg.get("scale", 1.0))
+    if name == "simplex":
+        return SimplexLinear()
+    raise ValueError(f"unknown representation {name!r}; expected one of {REPRESENTATIONS}")

@@ -1,0 +1,138 @@
+"""Abundance diffusion: guidance, the train-abundance / synthesize commands, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from test_diffusion_model import TINY, endmembers, smooth_maps, write_result
+from unmixgen.diffusion.model import load_model
+from unmixgen.diffusion.patches import load_training_maps
+from unmixgen.diffusion.train import create_model_folder, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def dominated(rows, cols, p, k, seed):
+    """Maps where endmember ``k`` dominates (mean abundance ~0.8)."""
+    a = smooth_maps(rows, cols, p, seed, sharp=1.0)
+    a = 0.25 * a
+    a[..., k] += 0.75
+    return a.astype(np.float32)
+
+
+def test_guidance_scale_changes_samples_towards_the_label(tmp_path):
+    e = endmembers(3)
+    r0 = write_result(tmp_path / "a", dominated(32, 32, 3, 0, 1), e, method="alpha")
+    r1 = write_result(tmp_path / "b", dominated(32, 32, 3, 1, 2), e, method="beta")
+    data = load_training_maps([r0, r1], label_from="method")
+    assert data.labels == ["alpha", "beta"]
+    m = tmp_path / "m"
+    m.mkdir()
+    create_model_folder(m, data, **{**TINY, "lr": 3e-3, "warmup_steps": 10, "ema_decay": 0.9})
+    train(m, max_steps=150, progress=False)
+    model = load_model(m)
+    assert model.labels == ["alpha", "beta"]
+    kw = {"steps": 10, "seed": 0, "progress": False}
+    g0 = model.sample(16, label="alpha", guidance=0.0, **kw)  # unconditional
+    g3 = model.sample(16, label="alpha", guidance=3.0, **kw)
+    b3 = model.sample(16, label="beta", guidance=3.0, **kw)
+    assert not np.allclose(g0, g3)
+    assert g3[..., 0].mean() > g0[..., 0].mean() and b3[..., 1].mean() > g0[..., 1].mean()
+    for x in (g0, g3, b3):
+        assert (x >= 0).all() and np.allclose(x.sum(-1), 1, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    write_result(root / "r1", smooth_maps(40, 36, 3, 0), endmembers(3))
+    return root
+
+
+def test_train_and_synthesize_commands(results, tmp_path, run_cli):
+    model = tmp_path / "model"
+    code, out, err = run_cli("train-abundance", results / "r1", "--out", model, "--patch", "8", "--width", "8",
+                             "--max-steps", "3", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    assert (model / "config.json").is_file() and (model / "checkpoint.json").is_file()
+    code, out, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "5", "--no-progress")
+    assert code == 0, err
+    assert json.loads((model / "checkpoint.json").read_text())["step"] == 5
+    synth = tmp_path / "synth"
+    code, out, err = run_cli("synthesize", model, "--count", "3", "--size", "12", "--steps", "2",
+                             "--out", synth, "--no-progress")
+    assert code == 0, err
+    with np.load(synth / "abundances.npz") as z:
+        a = z["abundances"]
+    assert a.shape == (3, 12, 12, 3) and (a >= 0).all() and np.allclose(a.sum(-1), 1, atol=1e-5)
+    assert (synth / "abundances.png").is_file() and (synth / "run.json").is_file()
+    tifs = sorted(synth.glob("map_*.tif"))
+    if tifs:  # the GeoTIFF writer is optional until io.geotiff lands
+        assert len(tifs) == 3
+    code, out, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--out", synth, "--no-progress")
+    assert code == 2 and "exists" in err and "--overwrite" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--patch", "64"], "larger than the maps"),
+    (["--patch", "36"], "only"),
+    (["--label-from", "colour"], "--label-from"),
+])
+def test_train_bad_input(results, tmp_path, run_cli, args, message):
+    code, out, err = run_cli("train-abundance", results / "r1", "--out", tmp_path / "m", "--max-steps", "1",
+                             "--no-progress", *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_refuses_mismatched_folders(results, tmp_path, run_cli):
+    four = write_result(tmp_path / "four", smooth_maps(40, 36, 4, 1), endmembers(4))
+    code, _, err = run_cli("train-abundance", results / "r1", four, "--out", tmp_path / "m", "--max-steps", "1")
+    assert code == 2 and "4 endmembers" in err
+    bands = write_result(tmp_path / "bands", smooth_maps(40, 36, 3, 1), endmembers(3, bands=30))
+    code, _, err = run_cli("train-abundance", results / "r1", bands, "--out", tmp_path / "m", "--max-steps", "1")
+    assert code == 2 and "30 bands" in err
+    other = write_result(tmp_path / "other", smooth_maps(40, 36, 3, 1), endmembers(3, seed=9) ** 4)
+    code, _, err = run_cli("train-abundance", results / "r1", other, "--out", tmp_path / "m", "--max-steps", "1")
+    assert code == 2 and "do not match" in err
+
+
+def test_too_few_patches_message_names_the_minimum(tmp_path, run_cli):
+    small = write_result(tmp_path / "small", smooth_maps(17, 17, 3, 1), endmembers(3))
+    code, _, err = run_cli("train-abundance", small, "--out", tmp_path / "m", "--patch", "8", "--max-steps", "1")
+    assert code == 2 and "minimum" in err
+
+
+def test_synthesize_bad_input(results, tmp_path, run_cli):
+    code, _, err = run_cli("synthesize", tmp_path / "nothing", "--count", "1", "--out", tmp_path / "s")
+    assert code == 2 and "no such model folder" in err
+    incomplete = tmp_path / "inc"
+    incomplete.mkdir()
+    create_model_folder(incomplete, load_training_maps([results / "r1"]), **TINY)
+    code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--out", tmp_path / "s")
+    assert code == 2 and "incomplete" in err
+    cfg = json.loads((incomplete / "config.json").read_text())
+    cfg["format_version"] = 99
+    (incomplete / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--out", tmp_path / "s")
+    assert code == 2 and "version" in err
+    code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--steps", "0", "--out", tmp_path / "s")
+    assert code == 2 and "--steps" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_help_has_examples(run_cli):
+    for cmd in ("train-abundance", "synthesize"):
+        code, out, _ = run_cli(cmd, "--help")
+        assert code == 0 and "Example: unmixgen " + cmd in " ".join(out.split())

@@ -1,0 +1,193 @@
+"""Abundance diffusion: data split, representations, training/resume, sampling validity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unmixgen.diffusion import checkpoint as ck
+from unmixgen.diffusion.model import load_model
+from unmixgen.diffusion.patches import (
+    FLOOR,
+    HELDOUT,
+    TRAIN,
+    load_training_maps,
+    match_endmembers,
+    split_maps,
+)
+from unmixgen.diffusion.representation import CenteredLogRatio, SimplexLinear, project_simplex
+from unmixgen.diffusion.train import create_model_folder, train
+
+TINY = {"patch": 8, "width": 8, "channel_mult": [1, 2], "batch_size": 8, "checkpoint_every_s": 1e9}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def smooth_maps(rows: int, cols: int, p: int, seed: int, sharp: float = 4.0) -> np.ndarray:
+    """Smooth random abundance maps (rows, cols, p) on the simplex."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols] / 6.0
+    logits = np.stack([np.sin(xx * rng.uniform(0.5, 1.5) + rng.uniform(0, 6))
+                       + np.cos(yy * rng.uniform(0.5, 1.5) + rng.uniform(0, 6)) for _ in range(p)], -1)
+    e = np.exp(sharp * logits)
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def write_result(folder: Path, a: np.ndarray, e: np.ndarray, method: str | None = None) -> Path:
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "result.npz", abundances=a, mask=np.ones(a.shape[:2], bool),
+                        endmembers=e.astype(np.float32), names=np.array([f"m{i}" for i in range(a.shape[-1])]))
+    if method:
+        (folder / "run.json").write_text(json.dumps({"parameters": {"method": method}}))
+    return folder
+
+
+def endmembers(p: int, bands: int = 20, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.05, 1.0, (p, bands))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny model (p=3, 8 px patches) trained for a few steps on a 40x36 map."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("diff")
+    res = write_result(root / "res", smooth_maps(40, 36, 3, 0), endmembers(3))
+    model = root / "model"
+    model.mkdir()
+    create_model_folder(model, load_training_maps([res]), **TINY)
+    train(model, max_steps=6, progress=False)
+    return model
+
+
+def test_representations_round_trip_and_are_valid_for_any_input():
+    a = torch.from_numpy(smooth_maps(8, 8, 4, 1)).permute(2, 0, 1)[None]
+    clr = CenteredLogRatio(eps=1e-6).fit(a)
+    assert torch.allclose(clr.decode(clr.encode(a)), a, atol=1e-4)
+    lin = SimplexLinear()
+    assert torch.allclose(lin.decode(lin.encode(a)), a, atol=1e-5)
+    x = 5 * torch.randn(3, 4, 8, 8)
+    for rep in (clr, lin):
+        out = rep.decode(x)
+        assert (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(3, 8, 8), atol=1e-5)
+
+
+def test_simplex_projection_matches_exact_threshold():
+    """The projection is max(v - theta, 0) with theta solving sum = 1 (found by bisection)."""
+    v = torch.randn(50, 5, dtype=torch.float64) * 2
+    proj = project_simplex(v, dim=1).numpy()
+    for row, pr in zip(v.numpy(), proj, strict=True):
+        lo, hi = row.min() - 1, row.max()
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if np.clip(row - mid, 0, None).sum() > 1 else (lo, mid)
+        np.testing.assert_allclose(pr, np.clip(row - lo, 0, None), atol=1e-9)
+
+
+def test_holdout_blocks_are_disjoint_from_training_patches():
+    a = smooth_maps(50, 44, 3, 2)
+    a[3, 30] = np.nan  # an invalid pixel: no training crop may contain it
+    split = split_maps([a], patch=8)
+    cls = split.classes[0]
+    assert {HELDOUT, FLOOR} <= set(np.unique(cls))
+    covered = np.zeros(a.shape[:2], bool)
+    for _, r, c in split.positions:
+        covered[r:r + 8, c:c + 8] = True
+    assert not (covered & (cls != TRAIN)).any()
+    assert not covered[3, 30]
+    # held-out blocks are real blocks of the map, spread over the scene (several block rows)
+    rows_h = np.nonzero((cls == HELDOUT).any(1))[0]
+    assert rows_h.min() < 16 and rows_h.max() > 30
+    assert len(split.heldout) >= 2 and len(split.floor) >= 2
+
+
+def test_endmember_matching_reorders_channels(tmp_path):
+    e = endmembers(3, seed=1)
+    a = smooth_maps(24, 24, 3, 3)
+    perm = [2, 0, 1]
+    r1 = write_result(tmp_path / "a", a, e)
+    r2 = write_result(tmp_path / "b", a[..., perm], e[perm] * 1.3)  # scaled: same angles
+    p, sad = match_endmembers(e, e[perm])
+    assert np.allclose(sad, 0, atol=1e-6) and list(np.asarray(perm)[p]) == [0, 1, 2]
+    data = load_training_maps([r1, r2])
+    np.testing.assert_allclose(data.maps[1], data.maps[0])
+
+
+def test_checkpoint_round_trip_and_resume_equals_uninterrupted(tmp_path):
+    res = write_result(tmp_path / "res", smooth_maps(40, 36, 3, 4), endmembers(3))
+    data = load_training_maps([res])
+    dirs = []
+    for name in ("straight", "resumed"):
+        d = tmp_path / name
+        d.mkdir()
+        create_model_folder(d, data, **TINY)
+        dirs.append(d)
+    train(dirs[0], max_steps=6, progress=False)
+    train(dirs[1], max_steps=3, progress=False)  # "killed" after its checkpoint at step 3
+    assert json.loads((dirs[1] / "checkpoint.json").read_text())["step"] == 3
+    train(dirs[1], max_steps=6, progress=False)
+    a, b = (ck.load_ema(ck.latest_checkpoint(d)) for d in dirs)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    m1, m2 = load_model(dirs[0]), load_model(dirs[1])
+    assert m1.step == m2.step == 6
+    np.testing.assert_array_equal(m1.sample(2, steps=3, progress=False), m2.sample(2, steps=3, progress=False))
+    assert (dirs[0] / "training_curve.png").is_file()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm", "ddpm"])
+def test_every_sample_is_a_valid_abundance_map(trained, sampler):
+    model = load_model(trained)
+    steps = {"ddim": 4, "dpm": 4, "ddpm": 20}[sampler]
+    x = model.sample(48, sampler=sampler, steps=steps, seed=1, batch_size=48, progress=False)
+    assert x.shape == (48, 8, 8, 3) and x.dtype == np.float32
+    assert np.isfinite(x).all() and (x >= 0).all()
+    np.testing.assert_allclose(x.sum(-1), 1.0, atol=1e-5)
+
+
+def test_sampling_is_seeded_and_independent_of_batch_size(trained):
+    model = load_model(trained)
+    a = model.sample(5, sampler="ddpm", steps=5, seed=3, batch_size=5, progress=False)
+    b = model.sample(5, sampler="ddpm", steps=5, seed=3, batch_size=2, progress=False)
+    c = model.sample(5, sampler="ddpm", steps=5, seed=4, batch_size=5, progress=False)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not np.allclose(a, c)
+
+
+def test_large_map_tiled_sampling_is_valid(trained):
+    model = load_model(trained)
+    x = model.sample(2, size=20, steps=3, progress=False)  # > 4x the 8x8 patch area
+    assert x.shape == (2, 20, 20, 3)
+    assert np.isfinite(x).all() and (x >= 0).all()
+    np.testing.assert_allclose(x.sum(-1), 1.0, atol=1e-5)
+
+
+def test_holdout_saved_with_model(trained):
+    h = load_model(trained).holdout()
+    assert h["heldout"].shape[1:] == (8, 8, 3) and h["floor"].shape[1:] == (8, 8, 3)
+    assert h["train"].shape[1:] == (8, 8, 3) and len(h["train"]) >= 8
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from unmixgen.diffusion import network
+    from unmixgen.errors import InputError
+
+    d = tmp_path / "m"
+    shutil.copytree(trained, d)
+    orig = network.ResUNet.forward
+    monkeypatch.setattr(network.ResUNet, "forward", lambda self, *a, **k: orig(self, *a, **k) * float("nan"))
+    with pytest.raises(InputError, match="diverged.*step 6"):
+        train(d, max_steps=10, progress=False)
+    monkeypatch.undo()
+    assert load_model(d).step == 6
