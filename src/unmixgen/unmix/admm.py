@@ -17,6 +17,7 @@ active-set method would meet too many distinct supports.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -36,6 +37,7 @@ def sunsal(
     tol: float = 1e-5,
     max_iter: int = 1000,
     batch_size: int = 65536,
+    n_threads: int | None = None,
 ) -> np.ndarray:
     """Sparse unmixing by ADMM.
 
@@ -58,7 +60,9 @@ def sunsal(
     max_iter : int
         ADMM iterations per batch; a `ConvergenceWarning` is raised when reached.
     batch_size : int
-        Pixels solved together.
+        Pixels solved together (each batch has its own convergence test).
+    n_threads : int or None
+        Worker threads over batches (default: all cores), as in `unmixgen.unmix.inversion`.
 
     Returns
     -------
@@ -66,37 +70,43 @@ def sunsal(
         Abundances; exactly ``>= 0`` with ``positivity``; sum to one up to ``tol`` with
         ``sum_to_one``. NaN rows where ``Y`` had NaN/Inf.
     """
-    Y = np.asarray(Y)
-    E = np.asarray(E, np.float64)
-    if E.ndim != 2 or Y.ndim != 2 or Y.shape[1] != E.shape[1]:
-        raise InputError(f"pixels {Y.shape} and endmembers {E.shape}; expected (N, bands) and (p, bands)")
+    from .inversion import _check, _Gram, _matmul_rows, _n_threads
+
+    Y, E = _check(Y, E)
     if lam < 0:
         raise InputError(f"lam={lam}; expected >= 0")
     if max_iter < 1 or batch_size < 1:
         raise InputError(f"max_iter={max_iter}, batch_size={batch_size}; expected >= 1")
     n = Y.shape[0]
     p = E.shape[0]
-    # normalise so that mean(diag(G)) = 1: penalties and tolerances become scale free
-    g = float(np.trace(E @ E.T)) / p or 1.0
-    G = (E @ E.T) / g
+    # G and b normalised so that mean(diag(G)) = 1: penalties and tolerances are scale free
+    gram = _Gram(E, shift=False, precision="double")
+    g = gram.scale
     mu0 = float(mu) / g if mu is not None else 0.01
     if mu0 <= 0:
         raise InputError(f"mu={mu}; expected > 0")
-    Et = np.ascontiguousarray(E.T)
     out = np.empty((n, p), np.float32)
-    slow = 0
-    for s in range(0, n, batch_size):
-        Yb = np.asarray(Y[s : s + batch_size], np.float64)
-        bad = ~np.isfinite(Yb).all(axis=1)
+
+    def solve_batch(s: int) -> int:
+        b = gram.b(Y[s : s + batch_size])
+        bad = ~np.isfinite(b).all(axis=1)
         if bad.any():
-            Yb = Yb.copy()
-            Yb[bad] = 0.0
-        b = (Yb @ Et) / g
-        Z, converged = _admm(G, b, lam / g, positivity, sum_to_one, mu0, tol, max_iter)
-        slow += 0 if converged else 1
-        Z = Z.astype(np.float32)
-        Z[bad] = np.nan
-        out[s : s + batch_size] = Z
+            b[bad] = 0.0
+        Z, converged = _admm(gram.G, b, lam / g, positivity, sum_to_one, mu0, tol, max_iter,
+                             _matmul_rows)
+        ob = out[s : s + batch_size]
+        ob[...] = Z
+        ob[bad] = np.nan
+        return 0 if converged else 1
+
+    workers = _n_threads(n_threads) if n >= 16384 else 1
+    batch_size = max(1, min(batch_size, -(-n // workers)))
+    starts = range(0, n, batch_size)
+    if workers > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            slow = sum(pool.map(solve_batch, starts))
+    else:
+        slow = sum(map(solve_batch, starts))
     if slow:
         warnings.warn(
             f"sunsal: {slow} pixel batch(es) stopped at max_iter={max_iter} before reaching tol={tol}",
@@ -106,7 +116,7 @@ def sunsal(
     return out
 
 
-def _admm(G, b, lam, positivity, sum_to_one, mu, tol, max_iter):
+def _admm(G, b, lam, positivity, sum_to_one, mu, tol, max_iter, matmul):
     n, p = b.shape
     ones = np.ones(p)
 
@@ -119,7 +129,7 @@ def _admm(G, b, lam, positivity, sum_to_one, mu, tol, max_iter):
     Q, q1, s1 = factor(mu)
 
     def a_step(V):
-        A = V @ Q
+        A = matmul(V, Q)
         if sum_to_one:
             A -= np.outer(A.sum(axis=1) - 1.0, q1 / s1)
         return A
