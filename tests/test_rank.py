@@ -61,6 +61,8 @@ def test_estimate_noise_is_the_per_band_regression_residual():
         coef = np.linalg.lstsq(others, Yd[:, i], rcond=None)[0]
         np.testing.assert_allclose(noise[:, i], Yd[:, i] - others @ coef, atol=1e-4)
     np.testing.assert_allclose(Rn, noise.astype(np.float64).T @ noise / 500, rtol=1e-4, atol=1e-12)
+    # hysime's one-pass algebra (Rn = M^T R M / N) agrees with the explicit residuals
+    np.testing.assert_allclose(hysime(Y, sample=None).noise_variance, np.diag(Rn), rtol=1e-5)
 
 
 def test_subsampling_and_json_summary():

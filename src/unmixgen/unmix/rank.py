@@ -103,6 +103,31 @@ def _check(Y: np.ndarray) -> np.ndarray:
     return Y
 
 
+def _regression_operator(R: np.ndarray) -> np.ndarray:
+    """``M (B, B)`` with ``noise = Y @ M``: column i is the residual operator of band i.
+
+    ``R = Y^T Y`` (float64). The least-squares coefficients of band i on the others are
+    ``-Q[j, i] / Q[i, i]`` with ``Q = R^{-1}``, so ``M = Q / diag(Q)``.
+    """
+    bands = R.shape[0]
+    R = R.copy()
+    # a tiny ridge keeps R invertible when bands are exactly collinear
+    R[np.diag_indices(bands)] += 1e-10 * np.trace(R) / bands + 1e-300
+    Q = np.linalg.inv(R)
+    return Q / np.diag(Q)[None, :]
+
+
+def _gram(Y: np.ndarray) -> np.ndarray:
+    """``Y^T Y`` in float64 ``(B, B)``, converting ``Y`` in chunks (no full float64 copy)."""
+    bands = Y.shape[1]
+    R = np.zeros((bands, bands))
+    step = max(1, 2**22 // bands)
+    for i in range(0, Y.shape[0], step):
+        c = Y[i:i + step].astype(np.float64)
+        R += c.T @ c
+    return 0.5 * (R + R.T)
+
+
 def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Additive noise of each pixel by multiple regression of every band on the others.
 
@@ -112,19 +137,15 @@ def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    noise : ``(N, B)`` noise estimate, in Y's float dtype (float32 stays float32).
+    noise : ``(N, B)`` noise estimate (the regression residuals), in Y's float dtype
+        (float32 stays float32).
     Rn : ``(B, B)`` float64 noise correlation matrix ``noise.T @ noise / N``.
     """
     Y = _check(Y)
-    n, bands = Y.shape
+    n = Y.shape[0]
     dtype = Y.dtype if np.issubdtype(Y.dtype, np.floating) else np.float64
-    Yd = Y.astype(np.float64, copy=False)
-    R = Yd.T @ Yd
-    # a tiny ridge keeps R invertible when bands are exactly collinear
-    R[np.diag_indices(bands)] += 1e-10 * np.trace(R) / bands + 1e-300
-    Q = np.linalg.inv(R)
-    M = Q / np.diag(Q)[None, :]  # column i: regression residual operator of band i
-    noise = Yd @ M
+    M = _regression_operator(_gram(Y))
+    noise = Y.astype(np.float64, copy=False) @ M
     Rn = noise.T @ noise / n
     return noise.astype(dtype, copy=False), Rn
 
@@ -144,15 +165,23 @@ def hysime(Y: np.ndarray, *, sample: int | None = 100_000, seed: int = 0) -> Ran
     `RankEstimate`; ``n_endmembers`` is the signal-subspace dimension k, which under the
     linear mixing model with sum-to-one abundances equals the number of endmembers p
     (see the module docstring).
+
+    Notes
+    -----
+    Only one pass over the pixels is needed: with ``R = Y^T Y`` and the regression
+    operator ``M`` (``W = Y M``), ``R_n = M^T R M / N``, ``R_x = (I - M)^T R (I - M) / N`` and
+    ``R_y = R / N``, all ``(B, B)`` products.
     """
     Y = _check(Y)
-    Ys = _subsample(Y, sample, seed).astype(np.float64)
+    Ys = _subsample(Y, sample, seed)
     n, bands = Ys.shape
-    noise, Rn = estimate_noise(Ys)
-    X = Ys - noise
-    Ry = Ys.T @ Ys / n
-    Rx = X.T @ X / n
-    Rx = 0.5 * (Rx + Rx.T)
+    R = _gram(Ys)
+    M = _regression_operator(R)
+    Ry = R / n
+    Rn = M.T @ R @ M / n
+    ImM = np.eye(bands) - M
+    Rx = ImM.T @ R @ ImM / n
+    Rn, Rx = 0.5 * (Rn + Rn.T), 0.5 * (Rx + Rx.T)
     evals, evecs = np.linalg.eigh(Rx)
     order = np.argsort(evals)[::-1]
     evals, evecs = evals[order], evecs[:, order]
