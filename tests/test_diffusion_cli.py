@@ -66,9 +66,16 @@ def test_train_and_synthesize_commands(results, tmp_path, run_cli):
                              "--max-steps", "3", "--no-progress", "--threads", "1")
     assert code == 0, err
     assert (model / "config.json").is_file() and (model / "checkpoint.json").is_file()
-    code, out, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "5", "--no-progress")
+    code, out, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "5", "--no-progress",
+                             "--export", tmp_path / "slim")
     assert code == 0, err
     assert json.loads((model / "checkpoint.json").read_text())["step"] == 5
+    slim = load_model(tmp_path / "slim")  # sampling-only copy: same weights, no training state
+    np.testing.assert_array_equal(slim.sample(1, steps=2, progress=False),
+                                  load_model(model).sample(1, steps=2, progress=False))
+    assert not (tmp_path / "slim" / "data.npz").exists()
+    code, out, err = run_cli("train-abundance", "--resume", "--out", tmp_path / "slim", "--max-steps", "6")
+    assert code == 2 and "cannot be resumed" in err
     synth = tmp_path / "synth"
     code, out, err = run_cli("synthesize", model, "--count", "3", "--size", "12", "--steps", "2",
                              "--out", synth, "--no-progress")

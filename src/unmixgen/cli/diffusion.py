@@ -37,7 +37,8 @@ def train_abundance(
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default; 1 is fastest on a busy machine)."),
     resume: bool = typer.Option(False, "--resume", help="Continue training the model in --out from its last checkpoint."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
+    export: Path = typer.Option(None, "--export", help="Also write a small sampling-only copy (no training maps or optimizer state) to this folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out (and --export) folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a diffusion model of abundance maps from unmixing results.
@@ -50,12 +51,16 @@ def train_abundance(
     """
     from ..atomic import atomic_dir
     from ..diffusion.patches import load_training_maps
-    from ..diffusion.train import create_model_folder, resolve_device, train
+    from ..diffusion.train import create_model_folder, export_for_sampling, resolve_device, train
 
     _threads(threads)
     resolve_device(device)
     if max_steps is None and max_minutes is None:
         raise InputError("give --max-steps or --max-minutes (a training budget)")
+    if export is not None:
+        from ..atomic import check_output_dir
+
+        check_output_dir(export, overwrite)
     t0 = time.monotonic()
     if resume:
         if results:
@@ -70,6 +75,8 @@ def train_abundance(
             create_model_folder(tmp, data, patch=patch, representation=representation, width=width,
                                 prediction_type=prediction, batch_size=batch_size, lr=lr, seed=seed)
     info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    if export is not None:
+        export_for_sampling(out, export, overwrite=overwrite)
     print(f"trained {out}: step {info['step']}, loss {info['loss']:.4f}, "
           f"{info['total_train_minutes']:.1f} min total ({time.monotonic() - t0:.0f} s this run)")
 
@@ -152,7 +159,7 @@ def _write_grid(path: Path, maps, names: list[str]) -> None:
     except (ImportError, AttributeError):
         plot_abundance_grid = None
     if plot_abundance_grid is not None:
-        plot_abundance_grid(maps, path)
+        plot_abundance_grid(maps[:16], path, names=names)
         return
     import matplotlib
 

@@ -80,7 +80,7 @@ def latest_checkpoint(model_dir: Path, *, required: bool = True) -> Path | None:
         path = model_dir / info["path"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise in_file(ptr, f"is damaged ({exc}); retrain the model") from None
-    needed = ("ema.safetensors", "state.safetensors", "state.json")
+    needed = ("ema.safetensors", "state.json")  # state.safetensors: only to resume training
     if not all((path / f).is_file() for f in needed):
         raise in_file(model_dir, f"checkpoint {info['path']} is incomplete (expected {', '.join(needed)}); "
                       "retrain the model")
@@ -134,6 +134,9 @@ def load_training_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module
                         optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
     """Restore model, EMA, optimizer and RNG states from checkpoint folder ``path``; returns
     the state.json dict (``step``, ``losses``, ...)."""
+    if not (path / "state.safetensors").is_file():
+        raise in_file(path.parent.parent, "holds no training state (an exported model for sampling); "
+                      "it cannot be resumed: train a new model")
     tensors = load_file(str(path / "state.safetensors"))
     state = json.loads((path / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

@@ -141,6 +141,17 @@ class AbundanceModel:
         return out
 
 
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo_abundance"
+
+
+def shipped_demo_model(device: str = "cpu") -> AbundanceModel:
+    """The small model shipped with unmixgen, trained on the embedded default scene's maps
+    (see ``assets/demo_abundance/README.md`` for the command that made it)."""
+    if not (DEMO_MODEL / "config.json").is_file():
+        raise InputError(f"{DEMO_MODEL}: the shipped demo model is missing; run `unmixgen demo --train`")
+    return AbundanceModel(DEMO_MODEL, device=device)
+
+
 def load_model(model_dir: str | os.PathLike, device: str = "cpu") -> AbundanceModel:
     """Load a trained abundance model folder (the --out of ``unmixgen train-abundance``).
 

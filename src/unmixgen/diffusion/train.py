@@ -183,6 +183,9 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     device = resolve_device(device)
     cfg = ck.read_config(model_dir)
     tr = cfg["training"]
+    if not (model_dir / "data.npz").is_file():
+        raise InputError(f"{model_dir}: holds no training data (no data.npz; an exported sampling-only "
+                         "model?); it cannot be resumed: train a new model")
     data = ck.load_arrays(model_dir / "data.npz")
     maps = [data[f"map_{i}"] for i in range(len(cfg["data"]["map_shapes"]))]
     labels_cfg = cfg.get("labels")
@@ -296,3 +299,44 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     return {"step": step, "loss": state["losses"][-1] if state["losses"] else None,
             "minutes": minutes, "total_train_minutes": state["train_seconds"] / 60.0,
             "steps_per_s": (step - start_step) / max(1e-9, now - t_start)}
+
+
+def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+                          max_steps: int | None = None, label_from: str = "none", max_sad: float = 0.3,
+                          overwrite: bool = False, device: str = "cpu", progress: bool = True,
+                          **options: Any) -> dict:
+    """Create a model folder ``out`` from ``unmix`` result folders and train it (the Python
+    form of ``unmixgen train-abundance``). ``options`` are keys of `DEFAULTS` (``patch``,
+    ``width``, ``representation``, ``seed``, ...). Returns `train`'s summary."""
+    from ..atomic import atomic_dir
+    from .patches import load_training_maps
+
+    if max_steps is None and max_minutes is None:
+        raise InputError("give --max-steps or --max-minutes (a training budget)")
+    resolve_device(device)
+    data = load_training_maps(list(results), label_from=label_from, max_sad=max_sad)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        create_model_folder(tmp, data, **options)
+    return train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+
+
+def export_for_sampling(model_dir: str | Path, dest: str | Path, *, overwrite: bool = False) -> Path:
+    """Copy what sampling needs (config, hold-out, EMA weights, state.json, training curve) to
+    ``dest``, without the training maps and optimizer state: a small folder to ship. It
+    samples and evaluates like the original but cannot be resumed."""
+    import shutil
+
+    from ..atomic import atomic_dir
+
+    model_dir = Path(model_dir)
+    ck.read_config(model_dir)
+    src = ck.latest_checkpoint(model_dir)
+    rel = src.relative_to(model_dir)
+    with atomic_dir(dest, overwrite=overwrite) as tmp:
+        for name in ("config.json", "holdout.npz", "checkpoint.json", "training_curve.png"):
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+        (tmp / rel).mkdir(parents=True)
+        for name in ("ema.safetensors", "state.json"):
+            shutil.copy2(src / name, tmp / rel / name)
+    return Path(dest)
