@@ -37,6 +37,7 @@ def pure_pixel_scene(p: int, snr_db: float = 40.0, *, n: int = 1500, bands: int 
 EXTRACTORS = {
     "vca": lambda Y, p, seed: vca(Y, p, seed=seed),
     "vca-low-snr-branch": lambda Y, p, seed: vca(Y, p, seed=seed, snr=5.0),
+    "vca-projective": lambda Y, p, seed: vca(Y, p, seed=seed, projection="projective"),
     "nfindr": lambda Y, p, seed: nfindr(Y, p, seed=seed),
     "atgp": lambda Y, p, seed: atgp(Y, p),
     "atgp-subspace": lambda Y, p, seed: atgp(Y, p, subspace=True),
@@ -54,6 +55,28 @@ def test_extractors_find_the_pure_pixels(name, p):
         np.testing.assert_array_equal(E_est, Y[idx])  # endmembers are actual pixels
         perm = match_endmembers(E_est, E, by="sad")
         assert sad(E_est[perm], E).max() < 1.5  # degrees; the noise alone gives ~0.6
+
+
+def test_vca_avoids_projective_noise_amplification_on_dark_endmembers():
+    # a water-like endmember 20x darker than the others: projective scaling would blow its
+    # pixels' noise up 20x and make noisy dark pixels look like vertices
+    rng = np.random.default_rng(4)
+    p, bands, n = 4, 50, 2000
+    E = smooth_spectra(p, bands, rng)
+    E[0] *= 0.05
+    A = rng.dirichlet(np.ones(p), 4 * n)
+    A = A[A.max(axis=1) < 0.8][:n]
+    A[:300] = np.eye(p)[0]  # a lake: many pure dark pixels
+    pure = np.array([0, n - 3, n - 2, n - 1])
+    A[pure[1:]] = np.eye(p)[1:]
+    X = A @ E
+    Y = (X + rng.normal(0.0, np.sqrt(np.mean(X**2) / 10**3.0), X.shape)).astype(np.float32)
+    for seed in range(4):
+        idx, E_est = vca(Y, p, seed=seed)
+        perm = match_endmembers(E_est, E, by="sad")
+        assert sorted(perm.tolist()) == [0, 1, 2, 3]
+        assert sorted(idx[perm[1:]].tolist()) == sorted(pure[1:].tolist())
+        assert A[idx[perm[0]], 0] == 1.0  # one of the lake pixels, and only one
 
 
 @pytest.mark.parametrize("fn", [vca, nfindr])

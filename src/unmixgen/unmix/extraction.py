@@ -122,14 +122,24 @@ def _vca_snr(R: np.ndarray, mean: np.ndarray, p: int) -> float:
 
 
 def vca(Y: np.ndarray, p: int, *, seed: SeedLike = 0, snr: float | None = None,
-        sample: int | None = 50_000) -> tuple[np.ndarray, np.ndarray]:
+        sample: int | None = 50_000, projection: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Vertex Component Analysis.
 
     Projects the data onto a p-dimensional subspace, then repeatedly picks the pixel with
     the most extreme projection onto a random direction orthogonal to the endmembers found
-    so far. At high SNR (above ``15 + 10 log10(p)`` dB) the projection is the projective
-    one (top-p eigenvectors of the uncentred correlation, each pixel scaled onto the plane
-    ``x . u = 1``); below it, the top p-1 principal components plus a constant coordinate.
+    so far. Two projections, as in the paper:
+
+    - *projective* (high SNR): top-p eigenvectors of the uncentred correlation, each
+      pixel scaled onto the plane ``x . u = 1`` (``u`` the mean projection); invariant to
+      per-pixel brightness (topography).
+    - *orthogonal* (low SNR): the top p-1 principal components plus a constant coordinate.
+
+    ``projection="auto"`` uses the projective one when the SNR is at least
+    ``15 + 10 log10(p)`` dB (the paper's rule) **and** so is the SNR of the darkest pixels
+    after projective scaling, ``SNR + 20 log10(q)`` with ``q`` the 1st percentile of
+    ``x . u`` relative to its mean: projective scaling multiplies the noise of a pixel
+    10 times darker than average by 10, and such noisy dark pixels would otherwise be
+    picked as vertices (this guard is an addition to the published method).
 
     Parameters
     ----------
@@ -138,6 +148,7 @@ def vca(Y: np.ndarray, p: int, *, seed: SeedLike = 0, snr: float | None = None,
     seed : int or `numpy.random.Generator`; fixes the subsample and the random directions.
     snr : the data's SNR in dB; estimated from the data when None.
     sample : pixels used to estimate the subspace (all when None).
+    projection : ``"auto"``, ``"projective"`` or ``"orthogonal"``.
 
     Returns
     -------
@@ -145,12 +156,30 @@ def vca(Y: np.ndarray, p: int, *, seed: SeedLike = 0, snr: float | None = None,
     E : ``(p, bands)`` float32 endmembers, ``Y[indices]``.
     """
     Y = _pixels(Y, p, 2)
+    if projection not in ("auto", "projective", "orthogonal"):
+        raise InputError(f"projection: {projection!r}; expected 'auto', 'projective' or 'orthogonal'")
     n, bands = Y.shape
     rng = np.random.default_rng(seed)
     R, mean = _moments(_subsample(Y, sample, rng))
-    if snr is None:
-        snr = _vca_snr(R, mean, p)
-    if snr < 15.0 + 10.0 * np.log10(p):
+    threshold = 15.0 + 10.0 * np.log10(p)
+    Z = None
+    if projection != "orthogonal":
+        if snr is None and projection == "auto":
+            snr = _vca_snr(R, mean, p)
+        if projection == "projective" or snr >= threshold:
+            U = _top_eig(R, p)[1]
+            X = _project(Y, U, np.zeros(bands))
+            u = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+            scale = X @ u
+            rel = np.percentile(scale, 1.0) / float(np.mean(scale, dtype=np.float64))
+            dark_snr = snr + 20.0 * np.log10(rel) if rel > 0 and snr is not None else -np.inf
+            if projection == "projective" or dark_snr >= threshold:
+                tiny = np.float32(1e-12) * max(float(np.abs(scale).max()), 1e-30)
+                scale[np.abs(scale) < tiny] = tiny
+                Z = X / scale[:, None]
+                const = u.astype(np.float64) / np.linalg.norm(u)  # every pixel has Z . u = 1
+            del X, scale
+    if Z is None:
         U = _top_eig(R - np.outer(mean, mean), p - 1)[1]
         X = _project(Y, U, mean)
         c = np.sqrt(float(np.max(np.einsum("ij,ij->i", X, X))))
@@ -158,15 +187,7 @@ def vca(Y: np.ndarray, p: int, *, seed: SeedLike = 0, snr: float | None = None,
         Z[:, : p - 1] = X
         Z[:, p - 1] = c
         const = np.eye(p)[p - 1]  # the coordinate that is the same for every pixel
-    else:
-        U = _top_eig(R, p)[1]
-        X = _project(Y, U, np.zeros(bands))
-        u = X.mean(axis=0, dtype=np.float64).astype(np.float32)
-        scale = X @ u
-        tiny = np.float32(1e-12) * max(float(np.abs(scale).max()), 1e-30)
-        scale[np.abs(scale) < tiny] = tiny
-        Z = X / scale[:, None]
-        const = u.astype(np.float64) / np.linalg.norm(u)  # every pixel has Z . u = 1
+        del X
     # The first direction is drawn orthogonal to `const`, along which all projected pixels
     # agree (the published code uses e_p in both branches; u is its projective analogue).
     A = np.zeros((p, p))
