@@ -56,6 +56,8 @@ def test_abundance_rmse_known_value():
     overall, per = abundance_rmse(est, ref)
     np.testing.assert_allclose(per, [10.0, 0.0])
     assert overall == pytest.approx(100 * np.sqrt(0.01 / 2))
+    # maps and flattened (N, p) arrays compare alike
+    assert abundance_rmse(est, ref.reshape(-1, 2))[0] == pytest.approx(overall)
 
 
 def test_abundance_rmse_nan_and_mask_skip_pixels():

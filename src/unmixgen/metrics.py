@@ -181,9 +181,9 @@ def sam_map(cube: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray | Non
 # abundances
 # ----------------------------------------------------------------------------------------
 def _paired_abundances(A_est, A_ref, mask) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
-    _same_shape(a, b, "abundances")
-    af, bf = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
+    af = _flat_pixels(_f64(A_est, "A_est"), "A_est")
+    bf = _flat_pixels(_f64(A_ref, "A_ref"), "A_ref")
+    _same_shape(af, bf, "abundances")
     valid = _valid_rows(mask, af.shape[0], af, bf)
     if not valid.any():
         raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
