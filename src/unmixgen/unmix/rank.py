@@ -144,10 +144,16 @@ def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Y = _check(Y)
     n = Y.shape[0]
     dtype = Y.dtype if np.issubdtype(Y.dtype, np.floating) else np.float64
+    bands = Y.shape[1]
     M = _regression_operator(_gram(Y))
-    noise = Y.astype(np.float64, copy=False) @ M
-    Rn = noise.T @ noise / n
-    return noise.astype(dtype, copy=False), Rn
+    noise = np.empty(Y.shape, dtype)
+    Rn = np.zeros((bands, bands))
+    step = max(1, 2**22 // bands)  # float64 work in chunks of ~32 MB
+    for i in range(0, n, step):
+        w = Y[i:i + step].astype(np.float64) @ M
+        Rn += w.T @ w
+        noise[i:i + step] = w
+    return noise, Rn / n
 
 
 def hysime(Y: np.ndarray, *, sample: int | None = 100_000, seed: int = 0) -> RankEstimate:
