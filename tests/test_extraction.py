@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unmixgen.errors import InputError
+from unmixgen.errors import ConvergenceWarning, InputError
 from unmixgen.metrics import match_endmembers, sad
 from unmixgen.scene import Scene
 from unmixgen.unmix.extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS, atgp, nfindr, vca
@@ -101,6 +101,15 @@ def test_nfindr_from_a_poor_start_climbs_to_the_largest_simplex():
     central = np.argsort(A.max(axis=1))[:5]  # the most mixed pixels: a tiny initial simplex
     idx = nfindr(Y, 5, init=central, max_iter=10)[0]
     assert sorted(idx.tolist()) == sorted(pure.tolist())
+
+
+def test_nfindr_rejects_a_degenerate_start_and_warns_when_not_converged():
+    Y, *_ = pure_pixel_scene(4, seed=8)
+    with pytest.raises(InputError, match="degenerate"):
+        nfindr(Y, 4, init=[0, 0, 1, 2])
+    central = np.argsort(np.linalg.norm(Y - Y.mean(0), axis=1))[:4]
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        nfindr(Y, 4, init=central, max_iter=1)
 
 
 def test_atgp_first_target_is_the_brightest_pixel():

@@ -24,11 +24,12 @@ invert abundances with FCLS (`unmixgen.unmix.inversion.fcls`).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConvergenceWarning, InputError
 from .base import BlindUnmixer
 
 __all__ = ["ATGPFCLS", "NFINDRFCLS", "VCAFCLS", "atgp", "nfindr", "vca"]
@@ -255,6 +256,8 @@ def nfindr(Y: np.ndarray, p: int, *, seed: SeedLike = 0, max_iter: int = 3,
         idx = np.asarray(init, np.int64).copy()
         if idx.shape != (p,) or idx.min() < 0 or idx.max() >= n:
             raise InputError(f"init: expected {p} pixel indices in [0, {n})")
+        if not volume_ok(idx):
+            raise InputError("init: the initial pixels span a degenerate simplex; expected affinely independent pixels")
     else:
         for _ in range(20):
             idx = rng.choice(n, p, replace=False)
@@ -278,6 +281,9 @@ def nfindr(Y: np.ndarray, p: int, *, seed: SeedLike = 0, max_iter: int = 3,
                 changed = True
         if not changed:
             break
+    else:
+        warnings.warn(f"nfindr: the simplex was still growing after max_iter={max_iter} sweeps",
+                      ConvergenceWarning, stacklevel=2)
     return _result(Y, idx)
 
 
