@@ -1,0 +1,158 @@
+"""Minimum-volume NMF ("mvnmf") for blind unmixing without pure pixels.
+
+Model (Leplat, Gillis, Ang, "Blind audio source separation with minimum-volume beta-NMF
+under the sum-to-one constraint", and "Minimum-volume rank-deficient NMF", ICASSP 2019):
+
+    min_{E >= 0, A rows on the simplex}  0.5 ||Y - A E||_F^2 + 0.5 lam * logdet(E E^T + delta I)
+
+with ``Y (N, B)``, ``A (N, p)``, ``E (p, B)``. The volume term pulls the endmembers towards
+the data, so the simplex they span is the smallest one that explains the pixels; unlike
+pure-pixel extraction it does not need a pixel of each material. ``logdet`` is majorised at
+the current ``E`` by ``trace(P E E^T)`` with ``P = (E E^T + delta I)^-1``, which makes each
+``E`` subproblem a convex quadratic solved by a few projected fast-gradient steps; ``A`` is
+updated by projected fast-gradient steps onto the simplex.
+
+``lam`` is relative: the actual weight is ``lam * ||Y - A0 E0||^2 / |logdet(E0 E0^T + delta I)|``
+at the VCA + FCLS initialisation, so it does not depend on the data's units. ``delta`` is
+relative to the mean squared endmember norm at initialisation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ConvergenceWarning, InputError
+from .archetypal import normalize_brightness, subsample
+from .base import BlindUnmixer
+
+
+class MinVolNMF(BlindUnmixer):
+    """Minimum-volume NMF initialised by VCA + FCLS ("mvnmf").
+
+    Parameters
+    ----------
+    n_endmembers : int or "auto"
+    seed : int
+        Seeds the VCA initialisation.
+    lam : float
+        Relative weight of the volume term (see the module docstring).
+    delta : float
+        Relative regulariser inside the log-determinant.
+    max_iter : int
+        Outer iterations (one E update and one A update each).
+    inner : int
+        Fast-gradient steps per factor per outer iteration.
+    brightness : {"none", "normalize"}
+        Normalise pixel brightness first (see `archetypal.normalize_brightness`).
+    tol : float
+        Converged when the relative objective change over one outer iteration is below it.
+    device : str
+    """
+
+    name = "mvnmf"
+
+    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, lam: float = 0.05,
+                 delta: float = 0.1, max_iter: int = 150, inner: int = 10, brightness: str = "none",
+                 tol: float = 1e-5, device: str = "cpu"):
+        super().__init__(n_endmembers, seed=seed)
+        self.lam = lam
+        self.delta = delta
+        self.max_iter = max_iter
+        self.inner = inner
+        self.brightness = brightness
+        self.tol = tol
+        self.device = device
+
+    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
+        from .extraction import vca
+        from .inversion import fcls
+
+        if self.brightness not in ("none", "normalize"):
+            raise InputError(f"mvnmf: brightness={self.brightness!r} is unknown; expected 'none' or 'normalize'")
+        if not (self.lam >= 0 and self.delta > 0):
+            raise InputError(f"mvnmf: lam={self.lam!r}, delta={self.delta!r}; expected lam >= 0 and delta > 0")
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise InputError(f"mvnmf: max_iter={self.max_iter!r}; expected an integer >= 1")
+        X = normalize_brightness(Y) if self.brightness == "normalize" else Y
+        _, E0 = vca(X, p, seed=rng.integers(2**31))
+        A0 = fcls(X, E0)
+        dev = torch.device(self.device)
+        Xt = torch.from_numpy(np.ascontiguousarray(X, np.float32)).to(dev, torch.float64)
+        E = torch.from_numpy(np.asarray(E0, np.float64)).to(dev)
+        A = torch.from_numpy(np.asarray(A0, np.float64)).to(dev)
+        eye = torch.eye(p, dtype=E.dtype, device=dev)
+        delta = self.delta * float((E * E).sum()) / p
+        fit0 = 0.5 * float(((Xt - A @ E) ** 2).sum())
+        ld0 = abs(float(torch.logdet(E @ E.T + delta * eye)))
+        lam = self.lam * max(fit0, 1e-30) / max(ld0, 1e-12)
+
+        def objective(A, E):
+            return 0.5 * float(((Xt - A @ E) ** 2).sum()) + 0.5 * lam * float(torch.logdet(E @ E.T + delta * eye))
+
+        history = [objective(A, E)]
+        rel = float("inf")
+        it = 0
+        while it < self.max_iter:
+            it += 1
+            # E step: quadratic majoriser, projected fast gradient (E >= 0)
+            P = torch.linalg.inv(E @ E.T + delta * eye)
+            AtA = A.T @ A
+            AtX = A.T @ Xt
+            H = AtA + lam * P
+            L = float(torch.linalg.eigvalsh(H)[-1])
+            E = _fast_projected(E, lambda V, H=H, C=AtX: H @ V - C, L, self.inner, lambda V: V.clamp_min(0))
+            # A step: projected fast gradient on the simplex
+            EEt = E @ E.T
+            XEt = Xt @ E.T
+            L = float(torch.linalg.eigvalsh(EEt)[-1])
+            A = _fast_projected(A, lambda V, Q=EEt, C=XEt: V @ Q - C, L, self.inner, _project_simplex)
+            history.append(objective(A, E))
+            rel = abs(history[-2] - history[-1]) / max(abs(history[-1]), 1e-30)
+            if rel < self.tol:
+                break
+        conv = rel < self.tol
+        if not conv:
+            warnings.warn(f"mvnmf: stopped after {it} iterations with relative objective change "
+                          f"{rel:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
+        E_np = E.cpu().numpy().astype(np.float32)
+        A_np = A.cpu().numpy().astype(np.float32)
+        if self.brightness == "normalize":
+            # endmembers back in the data's units: least squares of the raw pixels on A
+            E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
+            E_np = np.clip(E_np, 0, None).astype(np.float32)
+        info: dict[str, Any] = {
+            "convergence": {"iterations": it, "objective_history": subsample(history), "converged": bool(conv),
+                            "restarts": 1, "selected_restart": 0},
+            "params": {"lam": self.lam, "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter,
+                       "inner": self.inner, "brightness": self.brightness, "tol": self.tol},
+        }
+        return E_np, A_np, info
+
+
+def _fast_projected(V, grad, L, steps, proj):
+    """``steps`` accelerated projected-gradient steps with step ``1/L`` from ``V``."""
+    Wk = V
+    prev = V
+    t = 1.0
+    for _ in range(steps):
+        cur = proj(Wk - grad(Wk) / L)
+        tn = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        Wk = cur + ((t - 1) / tn) * (cur - prev)
+        prev, t = cur, tn
+    return prev
+
+
+def _project_simplex(V: torch.Tensor) -> torch.Tensor:
+    """Euclidean projection of each row of ``V (N, p)`` onto the probability simplex."""
+    p = V.shape[1]
+    U, _ = torch.sort(V, dim=1, descending=True)
+    css = U.cumsum(dim=1) - 1.0
+    k = torch.arange(1, p + 1, dtype=V.dtype, device=V.device)
+    cond = U - css / k > 0
+    rho = (cond * k).argmax(dim=1, keepdim=True)  # last index where the condition holds
+    theta = css.gather(1, rho) / (rho + 1).to(V.dtype)
+    return (V - theta).clamp_min(0)
