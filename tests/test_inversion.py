@@ -286,3 +286,41 @@ def test_threads_and_batches_give_identical_results():
     np.testing.assert_array_equal(fcls(Y, E, n_threads=2), one)
     np.testing.assert_array_equal(fcls(Y, E, n_threads=3, batch_size=4099), one)
     assert (one >= 0).all()
+
+
+def test_direct_and_cached_eqp_solves_agree(monkeypatch):
+    """Rare working sets are solved per pixel (stacked KKT systems), common ones via cached maps."""
+    from unmixgen.unmix import inversion
+
+    rng = np.random.default_rng(15)
+    E = smooth_endmembers(rng, 8, 40)
+    Y = mixed_pixels(rng, E, 400)
+    cached = fcls(Y, E)
+    monkeypatch.setattr(inversion._EqpCache, "min_group", 10**9)  # nothing cached
+    direct = fcls(Y, E)
+    np.testing.assert_allclose(direct, cached, atol=1e-6)
+    np.testing.assert_allclose(nnls(Y, E), nnls(Y, E, batch_size=50), atol=1e-6)
+    assert_fcls_kkt(Y, E, direct)
+
+
+@pytest.mark.parametrize("p, bands", [(25, 60), (40, 30)])
+def test_fcls_kkt_large_libraries(p, bands):
+    """p > 20 uses a sorted code search; p > bands makes every Gram system singular."""
+    rng = np.random.default_rng(16)
+    E = rng.random((p, bands)).astype(np.float32)
+    A = rng.dirichlet(np.full(p, 0.1), 150)
+    Y = (A @ E + 0.01 * rng.standard_normal((150, bands))).astype(np.float32)
+    X = fcls(Y, E)
+    assert_fcls_kkt(Y, E, X)
+
+
+def test_iteration_limit_warns_and_stays_feasible():
+    from unmixgen.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(17)
+    E = rng.random((6, 30)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 200)
+    with pytest.warns(ConvergenceWarning, match="did not meet the KKT conditions"):
+        X = fcls(Y, E, max_iter=1)
+    assert (X >= 0).all()
+    np.testing.assert_allclose(X.sum(1), 1, atol=1e-5)

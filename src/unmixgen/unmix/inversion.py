@@ -182,27 +182,35 @@ def _matmul_rows(X: np.ndarray, M: np.ndarray, out: np.ndarray | None = None) ->
 
 
 class _EqpCache:
-    """Affine maps ``b -> (a, mu)`` of the equality-constrained QP for each working set.
+    """Solves of the equality-constrained QP (EQP) for each pixel's working set.
 
-    For the free set ``F`` (complement of the working set) the KKT system is
+    For the free set ``F`` (complement of the working set ``W``) the KKT system is
     ``G_FF a_F + mu 1 = b_F`` (``mu`` only with ``sum_to_one``), ``sum(a_F) = 1``, ``a_W = 0``.
-    Solved with a pseudo-inverse, so singular systems (duplicate endmembers) give the
-    minimum-norm solution. Stored stacked, one slot per working set met so far:
-    ``K (m, p+1, p)`` and ``c (m, p+1)`` with ``[a, mu] = K[slot] b + c[slot]``.
-    Thread safe (batches run in a thread pool and share the cache).
+    It is solved with a symmetric pseudo-inverse (`_pinv`), so singular systems (duplicate
+    endmembers) give the minimum-norm solution.
+
+    A working set shared by several pixels gets its affine map ``[a, mu] = K b + c``
+    computed once and cached in a slot (``K (p+1, p)``, ``c (p+1,)``); a pixel's solve is
+    then a gathered ``(p+1) x p`` product. Working sets met by fewer than `min_group` pixels
+    in a call, any set once the cache holds `budget` bytes, and every set when ``p > 62``
+    are solved directly instead (a stack of ``(p+1) x (p+1)`` eigendecompositions).
+    Thread safe: batches running in a thread pool share one cache.
     """
+
+    min_group = 4
+    budget = 256 * 2**20
 
     def __init__(self, G: np.ndarray, sum_to_one: bool):
         self.G = G
         self.p = p = G.shape[0]
         self.sum_to_one = sum_to_one
         self._lock = threading.Lock()
-        self._K: list[np.ndarray] = []
-        self._c: list[np.ndarray] = []
-        self._slot_of: dict[bytes | int, int] = {}
-        # snapshot for lock-free lookups: sorted codes, their slots, stacked maps
-        self._snap = (np.empty(0, np.int64), np.empty(0, np.intp),
-                      np.empty((0, p + 1, p)), np.empty((0, p + 1)))
+        self._m = 0  # slots filled
+        self._Ks = np.empty((16, p + 1, p))
+        self._cs = np.empty((16, p + 1))
+        self._max_slots = max(64, self.budget // ((p + 1) * p * 8))
+        self._slot_of: dict[int, int] = {}
+        self._sorted = (np.empty(0, np.int64), np.empty(0, np.intp))  # for p in 21..62
         self._pow = np.int64(1) << np.arange(p, dtype=np.int64) if p <= 62 else None
         # p <= 20: a direct code -> slot table (at most 4 MB) instead of a sorted search
         self._table = np.full(1 << p, -1, np.int32) if p <= 20 else None
@@ -229,62 +237,55 @@ class _EqpCache:
                 K[np.ix_(F, F)] = _pinv(GFF)
         return K, c
 
-    def _add(self, keys, rows: np.ndarray) -> None:
-        """Compute and store the maps of new working sets (under the lock)."""
+    def _add(self, codes: np.ndarray, rows: np.ndarray) -> None:
+        """Compute and store the maps of new working sets ``rows`` with ``codes``."""
         with self._lock:
-            for key, w in zip(keys, rows, strict=True):
-                if key not in self._slot_of:
-                    K, c = self._map(~w)
-                    self._slot_of[key] = len(self._K)
-                    self._K.append(K)
-                    self._c.append(c)
-            Ks, cs = np.stack(self._K), np.stack(self._c)
-            if self._table is not None:
-                for key, slot in self._slot_of.items():
-                    self._table[key] = slot
-            if self._pow is not None:
-                codes = np.fromiter(self._slot_of.keys(), np.int64, len(self._slot_of))
-                slots = np.fromiter(self._slot_of.values(), np.intp, len(self._slot_of))
-                o = np.argsort(codes)
-                self._snap = (codes[o], slots[o], Ks, cs)
-            else:
-                self._snap = (self._snap[0], self._snap[1], Ks, cs)
+            for code, w in zip(codes.tolist(), rows, strict=True):
+                if code in self._slot_of or self._m >= self._max_slots:
+                    continue
+                if self._m == self._Ks.shape[0]:  # grow by doubling; readers keep old arrays
+                    cap = 2 * self._m
+                    Ks = np.empty((cap, self.p + 1, self.p))
+                    cs = np.empty((cap, self.p + 1))
+                    Ks[: self._m] = self._Ks[: self._m]
+                    cs[: self._m] = self._cs[: self._m]
+                    self._Ks, self._cs = Ks, cs
+                K, c = self._map(~w)
+                self._Ks[self._m] = K
+                self._cs[self._m] = c
+                self._slot_of[code] = self._m
+                if self._table is not None:
+                    self._table[code] = self._m
+                self._m += 1
+            if self._table is None:
+                keys = np.fromiter(self._slot_of.keys(), np.int64, len(self._slot_of))
+                vals = np.fromiter(self._slot_of.values(), np.intp, len(self._slot_of))
+                o = np.argsort(keys)
+                self._sorted = (keys[o], vals[o])
 
-    def slots(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Slot of each pixel's working set ``W (n, p)``, plus the stacked ``K`` and ``c``."""
-        if self._pow is None:  # p > 62: unique rows, then a dict lookup per distinct set
-            uniq, inv = np.unique(np.packbits(W, axis=1), axis=0, return_inverse=True)
-            keys = [u.tobytes() for u in uniq]
-            new = [i for i, k in enumerate(keys) if k not in self._slot_of]
-            if new:
-                rows = np.unpackbits(uniq[new], axis=1, count=self.p).astype(bool)
-                self._add([keys[i] for i in new], rows)
-            table = np.array([self._slot_of[k] for k in keys], np.intp)
-            _, _, Ks, cs = self._snap
-            return table[inv.ravel()], Ks, cs
-        codes = W.astype(np.int64) @ self._pow
+    def _lookup(self, codes: np.ndarray) -> np.ndarray:
         if self._table is not None:
-            slot = self._table[codes]
-            miss = slot < 0
-            if miss.any():
-                new, first = np.unique(codes[miss], return_index=True)
-                self._add(new.tolist(), W[np.flatnonzero(miss)[first]])
-                slot = self._table[codes]
-            _, _, Ks, cs = self._snap
-            return slot, Ks, cs
-        for _ in range(2):
-            sorted_codes, sorted_slots, Ks, cs = self._snap
-            if sorted_codes.size:
-                pos = np.minimum(np.searchsorted(sorted_codes, codes), sorted_codes.size - 1)
-                hit = sorted_codes[pos] == codes
-                if hit.all():
-                    return sorted_slots[pos], Ks, cs
-                miss = ~hit
-            else:
-                miss = np.ones(codes.size, bool)
-            new, first = np.unique(codes[miss], return_index=True)
-            self._add(new.tolist(), W[np.flatnonzero(miss)[first]])
-        raise RuntimeError("working-set cache lookup failed")  # unreachable
+            return self._table[codes].astype(np.intp)
+        keys, vals = self._sorted
+        if not keys.size:
+            return np.full(codes.size, -1, np.intp)
+        pos = np.minimum(np.searchsorted(keys, codes), keys.size - 1)
+        return np.where(keys[pos] == codes, vals[pos], -1)
+
+    def slots(self, W: np.ndarray) -> np.ndarray:
+        """Slot of each pixel's working set ``W (n, p)``; -1 where it is to be solved directly."""
+        if self._pow is None:
+            return np.full(W.shape[0], -1, np.intp)
+        codes = W.astype(np.int64) @ self._pow
+        slot = self._lookup(codes)
+        miss = slot < 0
+        if miss.any() and self._m < self._max_slots:
+            new, first, count = np.unique(codes[miss], return_index=True, return_counts=True)
+            common = count >= self.min_group
+            if common.any():
+                self._add(new[common], W[np.flatnonzero(miss)[first[common]]])
+                slot = self._lookup(codes)
+        return slot
 
     def solve(self, b: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve the EQP for every pixel: ``b (n, p)``, working sets ``W (n, p)`` -> ``a, mu``."""
@@ -292,18 +293,73 @@ class _EqpCache:
         out = np.empty((n, p + 1))
         if n == 0:
             return out[:, :p], out[:, p]
-        if not W.any():
-            slot, Ks, cs = self.slots(W[:1])
-            _matmul_rows(b, Ks[slot[0]].T, out=out)
-            out += cs[slot[0]]
+        if not W.any():  # one working set (the empty one): one map for all
+            K, c = self._map(np.ones(p, bool))
+            _matmul_rows(b, K.T, out=out)
+            out += c
             return out[:, :p], out[:, p]
-        slot, Ks, cs = self.slots(W)
-        step = 4096
-        for i in range(0, n, step):
-            sl = slot[i : i + step]
-            np.einsum("nqp,np->nq", Ks[sl], b[i : i + step], out=out[i : i + step])
-            out[i : i + step] += cs[sl]
+        slot = self.slots(W)
+        Ks, cs = self._Ks, self._cs  # read after the slots: holds every slot handed out
+        cached = slot >= 0
+        rows = np.flatnonzero(cached) if not cached.all() else None
+        sl_all = slot if rows is None else slot[rows]
+        b_c = b if rows is None else b[rows]
+        res = out if rows is None else np.empty((rows.size, p + 1))
+        step = max(64, 2**21 // ((p + 1) * p))
+        for i in range(0, sl_all.size, step):
+            sl = sl_all[i : i + step]
+            np.einsum("nqp,np->nq", Ks[sl], b_c[i : i + step], out=res[i : i + step])
+            res[i : i + step] += cs[sl]
+        if rows is not None:
+            out[rows] = res
+            direct = np.flatnonzero(~cached)
+            out[direct] = self._direct(b[direct], W[direct])
         return out[:, :p], out[:, p]
+
+    def _direct(self, b: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """``[a, mu] (n, p+1)``: each pixel's EQP solved on its own, as a stack of KKT systems."""
+        n, p = b.shape
+        out = np.empty((n, p + 1))
+        step = max(16, 2**22 // (p + 1) ** 2)
+        eye = np.eye(p, dtype=bool)
+        for i in range(0, n, step):
+            Fr = ~W[i : i + step]
+            m = Fr.shape[0]
+            M = np.zeros((m, p + 1, p + 1))
+            M[:, :p, :p] = np.where(Fr[:, :, None] & Fr[:, None, :], self.G, 0.0)
+            M[:, :p, :p] += (eye & ~Fr[:, :, None]).astype(np.float64)  # a_W = 0
+            rhs = np.zeros((m, p + 1))
+            rhs[:, :p] = np.where(Fr, b[i : i + step], 0.0)
+            if self.sum_to_one:
+                M[:, :p, p] = Fr
+                M[:, p, :p] = Fr
+                rhs[:, p] = 1.0
+            else:
+                M[:, p, p] = 1.0  # mu = 0
+            out[i : i + step] = _stack_solve(M, rhs)
+        return out
+
+
+def _stack_solve(M: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve symmetric systems ``M (n, k, k) x = rhs (n, k)``: LU, then a pseudo-inverse
+    (eigendecomposition, as `_pinv`) for the singular or inaccurate ones."""
+    with np.errstate(all="ignore"):
+        try:
+            x = np.linalg.solve(M, rhs[..., None])[..., 0]
+            r = np.einsum("nij,nj->ni", M, x) - rhs
+            scale = np.abs(M).max(axis=(1, 2)) * np.abs(x).max(axis=1) + np.abs(rhs).max(axis=1)
+            bad = ~(np.abs(r).max(axis=1) <= 1e-10 * scale)
+        except np.linalg.LinAlgError:
+            x = np.empty_like(rhs)
+            bad = np.ones(rhs.shape[0], bool)
+    if bad.any():
+        w, V = np.linalg.eigh(M[bad])
+        wmax = np.abs(w).max(axis=1, keepdims=True)
+        big = np.abs(w) > 1e-13 * np.maximum(wmax, 1e-300)
+        coef = np.einsum("nji,nj->ni", V, rhs[bad])
+        coef = np.where(big, coef / np.where(big, w, 1.0), 0.0)
+        x[bad] = np.einsum("nij,nj->ni", V, coef)
+    return x
 
 
 def _pinv(M: np.ndarray) -> np.ndarray:
