@@ -214,6 +214,7 @@ class _EqpCache:
         self._pow = np.int64(1) << np.arange(p, dtype=np.int64) if p <= 62 else None
         # p <= 20: a direct code -> slot table (at most 4 MB) instead of a sorted search
         self._table = np.full(1 << p, -1, np.int32) if p <= 20 else None
+        self._free: tuple[np.ndarray, np.ndarray] | None = None
 
     def _map(self, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
@@ -287,16 +288,20 @@ class _EqpCache:
                 slot = self._lookup(codes)
         return slot
 
+    def solve_free(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The EQP with no bound active (plain or sum-to-one least squares) for all pixels."""
+        if self._free is None:
+            self._free = self._map(np.ones(self.p, bool))
+        K, c = self._free
+        out = _matmul_rows(b, K.T)
+        out += c
+        return out[:, : self.p], out[:, self.p]
+
     def solve(self, b: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Solve the EQP for every pixel: ``b (n, p)``, working sets ``W (n, p)`` -> ``a, mu``."""
         n, p = b.shape
         out = np.empty((n, p + 1))
         if n == 0:
-            return out[:, :p], out[:, p]
-        if not W.any():  # one working set (the empty one): one map for all
-            K, c = self._map(np.ones(p, bool))
-            _matmul_rows(b, K.T, out=out)
-            out += c
             return out[:, :p], out[:, p]
         slot = self.slots(W)
         Ks, cs = self._Ks, self._cs  # read after the slots: holds every slot handed out
@@ -471,64 +476,88 @@ def _n_threads(n_threads: int | None) -> int:
     return int(n_threads)
 
 
-def _simplex_solve(
-    Y, E, *, sum_to_one: bool, nonneg: bool, tol: float, max_iter: int | None,
-    batch_size: int, precision: str, what: str, n_threads: int | None = None,
-) -> np.ndarray:
-    Y, E = _check(Y, E)
-    n, _ = Y.shape
-    p = E.shape[0]
-    if batch_size < 1:
-        raise InputError(f"batch_size={batch_size}; expected >= 1")
-    gram = _Gram(E, shift=sum_to_one, precision=precision)
-    cache = _EqpCache(gram.G, sum_to_one)
-    tau = 1e-4 * tol
-    max_iter = max_iter if max_iter is not None else 10 * p + 20
-    out = np.empty((n, p), np.float32)
-    all_free = np.zeros(p, bool)
+class _LinearInverter:
+    """FCLS / NNLS / SCLS / LS for one set of endmembers, reusable over many pixel blocks.
 
-    def solve_batch(s: int) -> int:
-        Yb = Y[s : s + batch_size]
-        b = gram.b(Yb)
+    Holds the Gram reduction and the working-set cache, so tiles of one scene share them.
+    ``__call__(Y)`` returns ``(A float32 (N, p), n_unconverged)``.
+    """
+
+    def __init__(self, E, *, sum_to_one: bool, nonneg: bool, tol: float = 1e-6,
+                 max_iter: int | None = None, batch_size: int = 65536, precision: str = "auto",
+                 n_threads: int | None = None):
+        E = np.asarray(E)
+        if batch_size < 1:
+            raise InputError(f"batch_size={batch_size}; expected >= 1")
+        if tol <= 0:
+            raise InputError(f"tol={tol}; expected > 0")
+        self.p = p = E.shape[0]
+        self.bands = E.shape[1]
+        self.sum_to_one, self.nonneg = sum_to_one, nonneg
+        self.gram = _Gram(E, shift=sum_to_one, precision=precision)
+        self.cache = _EqpCache(self.gram.G, sum_to_one)
+        self.tau = 1e-4 * tol
+        self.max_iter = max_iter if max_iter is not None else 10 * p + 20
+        self.batch_size = batch_size
+        self.workers = _n_threads(n_threads)
+
+    def _solve_batch(self, Yb: np.ndarray, ob: np.ndarray) -> int:
+        b = self.gram.b(Yb)
         bad = ~np.isfinite(b).all(axis=1)
         if bad.any():
             b[bad] = 0.0
-        x, _ = cache.solve(b, np.broadcast_to(all_free, b.shape))
-        a = x
+        x, _ = self.cache.solve_free(b)
         nu = 0
-        if nonneg:
+        if self.nonneg:
             # pixels whose unconstrained (sum-to-one) solution is feasible are optimal already
             todo = np.flatnonzero((x < 0).any(axis=1) & ~bad)
             if todo.size:
                 xt = x[todo]
-                a0 = project_simplex(xt) if sum_to_one else np.maximum(xt, 0.0)
+                a0 = project_simplex(xt) if self.sum_to_one else np.maximum(xt, 0.0)
                 W = a0 <= 0.0
-                if sum_to_one:  # cannot happen for finite input; keep one entry free regardless
+                if self.sum_to_one:  # cannot happen for finite input; keep one entry free anyway
                     W[W.all(axis=1), 0] = False
                 a0[W] = 0.0
-                at, _, nu = _active_set(cache, b[todo], a0, W, tau, max_iter)
-                a[todo] = at
-        ob = out[s : s + batch_size]
-        ob[...] = a
+                at, _, nu = _active_set(self.cache, b[todo], a0, W, self.tau, self.max_iter)
+                x[todo] = at
+        ob[...] = x
         ob[bad] = np.nan
         return nu
 
-    workers = _n_threads(n_threads) if n >= 16384 else 1
-    # at least one batch per worker, so both cores work on mid-sized inputs too
-    batch_size = max(1, min(batch_size, -(-n // workers)))
-    starts = range(0, n, batch_size)
-    if workers > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            unconverged = sum(pool.map(solve_batch, starts))
-    else:
-        unconverged = sum(map(solve_batch, starts))
+    def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, int]:
+        n = Y.shape[0]
+        out = np.empty((n, self.p), np.float32)
+        workers = self.workers if n >= 16384 else 1
+        # at least one batch per worker, so both cores work on mid-sized inputs too
+        bs = max(1, min(self.batch_size, -(-n // workers)))
+        starts = range(0, n, bs)
+
+        def run(s: int) -> int:
+            return self._solve_batch(Y[s : s + bs], out[s : s + bs])
+
+        if workers > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                unconverged = sum(pool.map(run, starts))
+        else:
+            unconverged = sum(map(run, starts))
+        return out, unconverged
+
+
+def _warn_unconverged(what: str, unconverged: int, n: int, max_iter: int, stacklevel: int) -> None:
     if unconverged:
         warnings.warn(
             f"{what}: {unconverged} of {n} pixels did not meet the KKT conditions in "
             f"{max_iter} active-set iterations; their abundances are feasible but may not be optimal",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
+
+
+def _simplex_solve(Y, E, *, what: str, **kw) -> np.ndarray:
+    Y, E = _check(Y, E)
+    inv = _LinearInverter(E, **kw)
+    out, unconverged = inv(Y)
+    _warn_unconverged(what, unconverged, Y.shape[0], inv.max_iter, stacklevel=4)
     return out
 
 
@@ -611,6 +640,13 @@ def sunsal(Y, E, **kw) -> np.ndarray:
     return _sunsal(Y, E, **kw)
 
 
+_LINEAR = {
+    "fcls": {"sum_to_one": True, "nonneg": True},
+    "nnls": {"sum_to_one": False, "nonneg": True},
+    "scls": {"sum_to_one": True, "nonneg": False},
+    "ls": {"sum_to_one": False, "nonneg": False},
+}
+
 METHODS: dict[str, Callable[..., np.ndarray]] = {
     "fcls": fcls,
     "nnls": nnls,
@@ -639,7 +675,8 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     ``(p, n_good_bands)``. Invalid pixels are not solved and are NaN in the result. Only
     one tile of the cube is read at a time (``tile_size`` x ``tile_size`` pixels), so the
     extra memory is about two tiles plus the result. A transient progress bar appears on a
-    terminal when the inversion runs longer than a second.
+    terminal when the inversion runs longer than a second (``progress=False`` hides it).
+    ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     E = np.asarray(E)
     good = scene.good_bands
@@ -656,6 +693,20 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
         )
     if method not in METHODS:
         invert(np.zeros((0, E_use.shape[1]), np.float32), E_use, method)  # raises
+    _check(np.zeros((0, E_use.shape[1]), np.float32), E_use)
+    linear = _LINEAR.get(method)
+    if linear is not None:  # one Gram reduction and working-set cache for all tiles
+        solver = _LinearInverter(E_use, **linear, **kw)
+        unconverged = 0
+
+        def solve(Yt):
+            nonlocal unconverged
+            A, nu = solver(Yt)
+            unconverged += nu
+            return A
+    else:
+        def solve(Yt):
+            return invert(Yt, E_use, method, **kw)
     out = np.full((scene.rows, scene.cols, E.shape[0]), np.nan, np.float32)
     n_tiles = -(-scene.rows // tile_size) * -(-scene.cols // tile_size)
     t0 = time.perf_counter()
@@ -664,15 +715,17 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     try:
         for i, tile in enumerate(scene.tiles(tile_size)):
             m = tile.mask
-            if m.any():
+            if m.all() and good.all():  # no copy: the tile's own pixels, as (N, bands)
+                out[tile.rows, tile.cols] = solve(tile.data.reshape(-1, tile.data.shape[-1])
+                                                  ).reshape(m.shape + (E.shape[0],))
+            elif m.any():
                 Yt = tile.data[m]
                 if not good.all():
                     Yt = Yt[:, good]
-                rows, cols = tile.rows, tile.cols
-                del tile  # free the tile's cube before solving
-                view = out[rows, cols]
-                view[m] = invert(Yt, E_use, method, **kw)
+                view = out[tile.rows, tile.cols]
+                view[m] = solve(Yt)
                 del Yt
+            del tile
             if progress and bar is None and time.perf_counter() - t0 > 1.0:
                 bar, task = _start_bar(n_tiles, method)
             if bar is not None:
@@ -680,6 +733,8 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     finally:
         if bar is not None:
             bar.stop()
+    if linear is not None:
+        _warn_unconverged(method, unconverged, int(scene.mask.sum()), solver.max_iter, stacklevel=2)
     return out
 
 
