@@ -15,17 +15,20 @@ Methods (the model is ``y = a @ E``):
 - `sunsal` sparse (L1) regularised inversion by ADMM, for large libraries (see ``admm.py``).
 
 `fcls` and `nnls` are *exact*: a batched primal active-set method. Each pixel carries its
-own working set (the abundances held at zero). Pixels are grouped by working set; for each
-distinct set the equality-constrained KKT system is factorised once (``float64``, at most
-``(p+1) x (p+1)``, pseudo-inverse so singular or near-collinear endmembers are handled) and
-applied to all pixels of the group with one matrix product. A pixel then takes the
-usual active-set step (full step, or a partial step to the first blocking bound), and a
-pixel at its equality-constrained optimum frees the bound with the most negative Lagrange
-multiplier. The iteration ends when every pixel satisfies the KKT conditions, so the result
-is the QP solution up to the accuracy of the small linear solves. The start is the
-Euclidean projection of the unconstrained (sum-to-one) solution onto the feasible set,
-whose zero pattern is usually already the optimal working set, so most pixels finish in
-one or two iterations.
+own working set (the abundances held at zero). Every iteration solves, for all pixels at
+once, the equality-constrained QP on each pixel's free set: a working set shared by
+several pixels has its ``(p+1) x (p+1)`` KKT system factorised once in float64
+(pseudo-inverse, so singular or near-collinear endmembers are handled) and cached as an
+affine map applied by a gathered product; rare working sets are solved per pixel as a
+stack of small systems. A pixel then takes the usual active-set step (full step, or a
+partial step to the first blocking bound, which joins the working set); a pixel at its
+equality-constrained optimum checks the Lagrange multipliers of its working set and frees
+the most negative one (all negative ones in the first two iterations). Pixels leave the
+iteration when the KKT conditions hold, so the result is the QP solution up to the
+accuracy of the small linear solves. Pixels whose unconstrained (sum-to-one) solution is
+already feasible are optimal at once; the others start from the Euclidean projection of
+that solution onto the feasible set, whose zero pattern is usually close to the optimal
+working set: on mixed scenes with p = 5-9 almost all pixels finish within 3 iterations.
 
 Precision: ``b`` is computed as ``(y - c) @ D^T`` plus a per-endmember constant, with
 ``c`` the mean endmember and, for sum-to-one methods, ``D = E - c`` (a constant shift of
