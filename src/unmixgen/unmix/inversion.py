@@ -60,7 +60,10 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
 
-__all__ = ["fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "METHODS"]
+__all__ = [
+    "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
+    "METHODS",
+]
 
 #: ``precision="auto"`` switches to float64 products above this estimated abundance error
 _SINGLE_PRECISION_ERROR = 2e-5
@@ -683,6 +686,8 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     """
     E = np.asarray(E)
     good = scene.good_bands
+    if tile_size < 1:
+        raise InputError(f"tile_size={tile_size}; expected >= 1")
     if E.ndim != 2:
         raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
     if E.shape[1] == scene.bands:
