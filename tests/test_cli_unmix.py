@@ -1,0 +1,131 @@
+"""`unmixgen unmix` and `unmixgen evaluate` end to end on small synthetic scenes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unmixgen.io import read_scene, write_scene
+from unmixgen.scene import Scene
+from unmixgen.synthetic import make_scene
+from unmixgen.unmix.inversion import fcls
+
+
+@pytest.fixture
+def scene_file(tmp_path):
+    """A non-square 24x37 scene with 3 endmembers, pure pixels, two invalid pixels, truth attached."""
+    s = make_scene(rows=24, cols=37, p=3, snr_db=40, seed=3)
+    cube = s.cube.copy()
+    cube[2, 5] = np.nan
+    cube[20, 30] = 0
+    scene = Scene(cube, wavelengths=s.wavelengths, truth=s.truth,
+                  crs="EPSG:32633", transform=(30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0))
+    path = tmp_path / "scene.npz"
+    write_scene(scene, path)
+    return path, s
+
+
+def test_blind_unmix_writes_the_output_folder(run_cli, scene_file, tmp_path):
+    path, truth_scene = scene_file
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers", "3", "--method", "vca", "--out", out, "--no-figures")
+    assert code == 0, err
+    with np.load(out / "result.npz") as r:
+        E, A, mask, wl = r["endmembers"], r["abundances"], r["mask"], r["wavelengths"]
+    assert E.shape == (3, truth_scene.bands) and A.shape == (24, 37, 3)
+    assert not mask[2, 5] and not mask[20, 30] and mask.sum() == 24 * 37 - 2
+    assert np.isnan(A[2, 5]).all() and np.isnan(A[20, 30]).all()
+    valid = A[mask]
+    assert (valid >= -1e-6).all() and np.allclose(valid.sum(-1), 1, atol=1e-5)
+    assert np.allclose(wl, truth_scene.wavelengths)
+    # the maps keep the input's georeferencing
+    maps = read_scene(out / "abundances.tif")
+    assert maps.crs is not None and "32633" in maps.crs
+    assert np.allclose(maps.transform, (30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0))
+    assert np.allclose(maps.cube[mask], valid, atol=1e-6)
+    header = (out / "endmembers.csv").read_text().splitlines()[0]
+    assert header.startswith("wavelength_nm,")
+    run = json.loads((out / "run.json").read_text())
+    assert run["method"] == "vca" and run["seed"] == 0
+    assert {"read", "write"} <= set(run["timings_s"])
+    # truth travelled with the .npz, so metrics are in run.json; VCA on 40 dB pure pixels is close
+    assert run["metrics"]["sad_deg_mean"] < 3.0
+
+
+def test_given_endmembers_match_direct_fcls(run_cli, scene_file, tmp_path):
+    path, s = scene_file
+    first = tmp_path / "blind"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", first, "--no-figures")[0] == 0
+    out = tmp_path / "given"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", first / "endmembers.csv",
+                           "--method", "fcls", "--out", out, "--no-figures")
+    assert code == 0, err
+    with np.load(out / "result.npz") as r:
+        A, mask = r["abundances"], r["mask"]
+    with np.load(first / "result.npz") as r:
+        E = r["endmembers"]
+    scene = read_scene(path)
+    ref = fcls(scene.valid_pixels(), E)
+    assert np.abs(A[mask] - ref).max() < 1e-4
+
+
+def test_endmember_file_without_overlap_is_refused(run_cli, scene_file, tmp_path):
+    path, s = scene_file
+    csv = tmp_path / "far.csv"
+    wl = np.linspace(3000, 4000, 20)
+    csv.write_text("wavelength_nm,a,b\n" + "\n".join(f"{w},{0.1},{0.2}" for w in wl))
+    out = tmp_path / "x"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", csv, "--out", out)
+    assert code == 2 and "do not overlap" in err and "far.csv" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("p, message", [("1", "too few"), ("500", "exceeds"), ("three", "not a number")])
+def test_bad_endmember_counts(run_cli, scene_file, tmp_path, p, message):
+    path, _ = scene_file
+    code, _, err = run_cli("unmix", path, "--endmembers", p, "--out", tmp_path / "o")
+    assert code == 2 and message in err and "--endmembers" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_constant_scene_is_refused(run_cli, tmp_path):
+    path = tmp_path / "flat.npy"
+    np.save(path, np.full((6, 9, 12), 0.3, np.float32))
+    code, _, err = run_cli("unmix", path, "--endmembers", "2", "--out", tmp_path / "o")
+    assert code == 2 and "constant" in err
+
+
+def test_existing_output_needs_overwrite(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run_cli("unmix", path, "-p", "3", "--out", out)
+    assert code == 2 and "--overwrite" in err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
+    path, s = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=s.truth.endmembers, abundances=s.truth.abundances)
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--json")
+    assert code == 0, err
+    res = json.loads(stdout)
+    run = json.loads((out / "run.json").read_text())
+    assert res["abundance_rmse_percent"] == pytest.approx(run["metrics"]["abundance_rmse_percent"], rel=1e-6)
+    assert (out / "evaluation.json").is_file()
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 0 and "SAD" in stdout
+
+
+def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, abundances=np.full((10, 10, 3), 1 / 3))
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 2 and "truth.npz" in err
