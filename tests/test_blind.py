@@ -1,0 +1,183 @@
+"""Blind iterative unmixing methods (archetypal analysis, min-volume NMF) and the registry."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from unmixgen.errors import ConvergenceWarning, InputError
+from unmixgen.scene import Scene
+from unmixgen.unmix.archetypal import ArchetypalAnalysis, normalize_brightness, select_restart
+from unmixgen.unmix.minvol import MinVolNMF, _project_simplex
+from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS, make_method
+
+ROWS, COLS, BANDS, P = 30, 40, 50, 3
+
+
+def _truth(seed: int = 0, max_abundance: float = 0.92):
+    """Smooth positive spectra and abundances on the simplex, capped (few pure pixels)."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, BANDS)
+    E = np.stack([
+        0.2 + 0.5 * x,
+        0.6 - 0.4 * x + 0.1 * np.sin(6 * x),
+        0.3 + 0.3 * np.exp(-((x - 0.5) ** 2) / 0.02),
+    ]).astype(np.float32)
+    A = rng.dirichlet(np.full(P, 0.4), size=ROWS * COLS)
+    # make the scene reach near the vertices but leave no exactly pure pixel
+    A[: 3 * P] = np.repeat(np.eye(P), 3, axis=0) * max_abundance + (1 - max_abundance) / P
+    rng.shuffle(A)
+    A = A.astype(np.float32)
+    return E, A
+
+
+def _scene(seed: int = 0, noise: float = 0.002, invalid: bool = False):
+    E, A = _truth(seed)
+    rng = np.random.default_rng(seed + 100)
+    Y = A @ E + noise * rng.standard_normal((ROWS * COLS, BANDS)).astype(np.float32)
+    cube = Y.reshape(ROWS, COLS, BANDS).astype(np.float32)
+    if invalid:
+        cube[2, 5] = np.nan
+        cube[7, 11] = 0.0
+    return Scene(cube), E, A.reshape(ROWS, COLS, P)
+
+
+def _match(E_est, A_est, E, A):
+    """Abundance RMSE and max SAD (deg) after the best permutation (p = 3: all 6)."""
+    from itertools import permutations
+
+    best = None
+    a_est = A_est.reshape(-1, P)
+    a = A.reshape(-1, P)
+    for perm in permutations(range(P)):
+        perm = list(perm)
+        rmse = float(np.sqrt(np.nanmean((a_est[:, perm] - a) ** 2)))
+        if best is None or rmse < best[0]:
+            cos = (E_est[perm] * E).sum(1) / np.linalg.norm(E_est[perm], axis=1) / np.linalg.norm(E, axis=1)
+            best = (rmse, float(np.degrees(np.arccos(np.clip(cos, -1, 1))).max()))
+    return best
+
+
+FAST = {
+    "edaa": {"n_restarts": 4, "n_outer": 60, "n_inner": 15, "brightness": "none"},
+    "mvnmf": {"max_iter": 200},
+}
+
+
+@pytest.mark.parametrize("name", ["edaa", "mvnmf"])
+def test_recovers_known_endmembers_and_abundances(name):
+    scene, E, A = _scene()
+    m = make_method(name, P, seed=0, **FAST[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(scene)
+    rmse, sad_max = _match(m.endmembers_, m.abundances_, E, A)
+    assert sad_max < 3.0, sad_max
+    assert rmse < 0.05, rmse
+    a = m.abundances_.reshape(-1, P)
+    assert (a >= 0).all()
+    np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-4)
+    conv = m.info_["convergence"]
+    assert conv["iterations"] >= 1 and len(conv["objective_history"]) >= 1
+    assert isinstance(conv["converged"], bool) and "selected_restart" in conv
+
+
+def test_brightness_normalisation_handles_scaled_pixels():
+    """Per-pixel illumination scaling (y = s * a @ E) leaves EDAA's abundances intact."""
+    E, A = _truth(1)
+    s = np.random.default_rng(5).uniform(0.6, 1.4, size=(ROWS * COLS, 1)).astype(np.float32)
+    cube = (s * (A @ E)).reshape(ROWS, COLS, BANDS)
+    m = ArchetypalAnalysis(P, seed=0, n_restarts=4, n_outer=60, brightness="normalize", brightness_floor=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(Scene(cube))
+    # abundances of the sum-normalised model are weighted by each endmember's band sum
+    w = A * E.sum(1)
+    w /= w.sum(1, keepdims=True)
+    rmse, sad_max = _match(m.endmembers_, m.abundances_, E, w.reshape(ROWS, COLS, P))
+    assert sad_max < 3.0 and rmse < 0.05, (rmse, sad_max)
+
+
+def test_normalize_brightness_floor():
+    Y = np.array([[1.0, 1.0], [2.0, 2.0], [0.1, 0.1]], np.float32)
+    out = normalize_brightness(Y, floor=0.5)
+    med = 2.0
+    np.testing.assert_allclose(out[0], Y[0] * med / 2.0)
+    np.testing.assert_allclose(out[1], Y[1] * med / 4.0)
+    np.testing.assert_allclose(out[2], Y[2] * med / 1.0)  # floored at 0.5 * median
+
+
+@pytest.mark.parametrize("name", ["edaa", "mvnmf"])
+def test_deterministic_for_a_seed(name):
+    scene, _, _ = _scene(2)
+    kw = {"edaa": {"n_restarts": 3, "n_outer": 5}, "mvnmf": {"max_iter": 10}}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = make_method(name, P, seed=3, **kw).fit(scene)
+        b = make_method(name, P, seed=3, **kw).fit(scene)
+    np.testing.assert_array_equal(a.endmembers_, b.endmembers_)
+    np.testing.assert_array_equal(a.abundances_, b.abundances_)
+
+
+@pytest.mark.parametrize("name,kw", [("edaa", {"n_outer": 1, "n_restarts": 2}), ("mvnmf", {"max_iter": 1})])
+def test_convergence_warning_when_iterations_run_out(name, kw):
+    scene, _, _ = _scene(3)
+    m = make_method(name, P, seed=0, **kw)
+    with pytest.warns(ConvergenceWarning):
+        m.fit(scene)
+    assert m.info_["convergence"]["converged"] is False
+    assert m.info_["warnings"]
+
+
+@pytest.mark.parametrize("name", ["edaa", "mvnmf"])
+def test_invalid_pixels_stay_nan(name):
+    scene, _, _ = _scene(4, invalid=True)
+    kw = {"edaa": {"n_restarts": 2, "n_outer": 5}, "mvnmf": {"max_iter": 5}}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = make_method(name, P, seed=0, **kw).fit(scene)
+    A = m.abundances_
+    assert np.isnan(A[2, 5]).all() and np.isnan(A[7, 11]).all()
+    valid = scene.mask
+    assert np.isfinite(A[valid]).all()
+    assert np.isfinite(m.endmembers_).all()
+
+
+def test_registry():
+    assert {"vca", "nfindr", "atgp", "edaa", "mvnmf"} <= set(METHODS)
+    assert DEFAULT_METHOD in METHODS
+    assert isinstance(make_method("edaa", 3, seed=1), ArchetypalAnalysis)
+    assert isinstance(make_method("mvnmf", 3), MinVolNMF)
+    with pytest.raises(InputError, match=r"--method: 'nope' is unknown; expected one of .*edaa"):
+        make_method("nope", 3)
+    with pytest.raises(InputError, match="--method edaa"):
+        make_method("edaa", 3, no_such_param=1)
+
+
+def test_invalid_parameters_are_input_errors():
+    scene, _, _ = _scene(5)
+    with pytest.raises(InputError, match="brightness"):
+        ArchetypalAnalysis(P, brightness="bogus").fit(scene)
+    with pytest.raises(InputError, match="n_restarts"):
+        ArchetypalAnalysis(P, n_restarts=0).fit(scene)
+
+
+def test_select_restart_prefers_low_correlation_among_good_fits():
+    l1 = np.array([100.0, 102.0, 130.0, 101.0])
+    corr = np.array([0.9, 0.5, 0.1, 0.7])
+    assert select_restart(l1, corr) == 1  # index 2 fits too badly to be chosen
+
+
+def test_project_simplex_matches_definition():
+    import torch
+
+    rng = np.random.default_rng(0)
+    V = torch.from_numpy(rng.normal(size=(200, 5)))
+    X = _project_simplex(V).numpy()
+    assert (X >= 0).all()
+    np.testing.assert_allclose(X.sum(1), 1.0, atol=1e-12)
+    # optimality: x = max(v - theta, 0) for one theta per row, and no feasible point is closer
+    Q = rng.dirichlet(np.ones(5), size=200)
+    assert (((X - V.numpy()) ** 2).sum(1) <= ((Q - V.numpy()) ** 2).sum(1) + 1e-12).all()
