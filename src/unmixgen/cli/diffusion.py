@@ -28,7 +28,7 @@ def train_abundance(
     max_steps: int = typer.Option(None, "--max-steps", help="Total number of training steps to reach."),
     representation: str = typer.Option("clr", "--representation", help="Diffusion space: clr (log-ratio, softmax back-map) or simplex (linear, simplex projection)."),
     width: int = typer.Option(32, "--width", help="Network width (channels at the first level)."),
-    prediction: str = typer.Option("epsilon", "--prediction", help="epsilon or v_prediction."),
+    prediction: str = typer.Option("v_prediction", "--prediction", help="v_prediction or epsilon."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per training step."),
     lr: float = typer.Option(1e-3, "--lr", help="AdamW learning rate."),
     label_from: str = typer.Option("none", "--label-from", help="Conditioning label per map: folder (folder name), method (unmixing method from run.json) or none."),

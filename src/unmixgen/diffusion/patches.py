@@ -4,13 +4,14 @@ matching across folders, the interleaved spatial hold-out, and augmented patch b
 Hold-out
 --------
 Each map is cut into a grid of ``block x block`` blocks (``block`` = the patch size by
-default). Blocks in odd block-rows are kept out of training and alternate between the
-*held-out* set (compared with samples) and the *floor* set (a second, disjoint set of
-real blocks: how far two real sets differ); the alternation is staggered from one odd row
-to the next so both sets spread over the whole scene, like a checkerboard. Even
-block-rows, and the pixels right of / below the last whole block, are the training region;
-training patches are crops lying entirely inside it (any offset, so strips give many
-distinct crops) and away from invalid (NaN) pixels. Real scenes are not stationary, so an
+default); pairs of horizontally adjacent blocks ("dominoes") are coloured like a
+checkerboard. Dominoes of one colour are training region; in each domino of the other
+colour one block goes to the *held-out* set (compared with samples) and the other to the
+*floor* set (a second, disjoint set of real blocks: how far two real sets differ), with
+the roles alternating across the scene (`block_classes`). The pixels right of / below the
+last whole block are training region too. Training patches are crops lying entirely
+inside the training region (any offset, so each domino gives ``block + 1`` crops) and away
+from invalid (NaN) pixels. Real scenes are not stationary, so an
 interleaved hold-out is needed: a contiguous strip would differ from the rest as much as a
 baseline does.
 
@@ -141,13 +142,26 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
 
 
 def block_classes(shape: tuple[int, int], block: int) -> np.ndarray:
-    """Per-pixel class (rows, cols) int8: TRAIN, HELDOUT or FLOOR (see the module docstring)."""
+    """Per-pixel class (rows, cols) int8: TRAIN, HELDOUT or FLOOR (see the module docstring).
+
+    Blocks are paired along rows into "dominoes" (block columns 2k, 2k+1; a last odd block
+    column forms its own domino). Dominoes form a checkerboard: on one colour both blocks
+    are TRAIN, on the other one block is HELDOUT and its partner FLOOR (which one is which
+    alternates from row to row). All three sets thus spread over every part of the scene,
+    and each training domino still offers ``block + 1`` horizontal crop offsets.
+    """
     rows, cols = shape
     nbr, nbc = rows // block, cols // block
     cls = np.full((rows, cols), TRAIN, np.int8)
-    for i in range(1, nbr, 2):
+    for i in range(nbr):
         for j in range(nbc):
-            c = HELDOUT if (j + i // 2) % 2 == 0 else FLOOR
+            d = j // 2
+            if (i + d) % 2 == 0:
+                continue
+            first = (j % 2 == 0)
+            c = HELDOUT if first == ((i // 2 + d // 2) % 2 == 0) else FLOOR
+            if j == nbc - 1 and nbc % 2 == 1:  # a lone last block: alternate by row
+                c = HELDOUT if (i // 2) % 2 == 0 else FLOOR
             cls[i * block:(i + 1) * block, j * block:(j + 1) * block] = c
     return cls
 

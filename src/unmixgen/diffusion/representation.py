@@ -7,7 +7,8 @@ Two representations, compared in ``benchmarks/synthesis.py``:
 ``"clr"`` (default)
     Centred log-ratio: ``x = (log(a + eps) - mean_k log(a + eps)) / scale`` with ``scale`` the
     standard deviation of the training values (so the data have about unit variance, like
-    the noise). The back-map is a softmax, ``a = softmax(scale * x)``, which is non-negative
+    the noise). While sampling, the clean-sample estimate is clipped to the range of the
+    training values (DDIM, DDPM), which only bounds how extreme a log-ratio can get. The back-map is a softmax, ``a = softmax(scale * x)``, which is non-negative
     and sums to one for *any* real ``x``; the component of ``x`` along the all-ones direction
     (which the noise adds) is ignored by the softmax. ``eps`` bounds how close to 0 a value
     can be represented (``eps / (1 + p eps)``).
@@ -70,9 +71,15 @@ class CenteredLogRatio(Representation):
 
     name = "clr"
 
-    def __init__(self, eps: float = 1e-3, scale: float = 1.0):
+    def __init__(self, eps: float = 1e-3, scale: float = 1.0, bound: float | None = None):
         self.eps = float(eps)
         self.scale = float(scale)
+        self.bound = None if bound is None else float(bound)
+
+    @property
+    def clip_range(self) -> float | None:  # type: ignore[override]
+        """Largest |x| of the training data (+10%): the clean-sample estimate is clipped to it."""
+        return self.bound
 
     def clr(self, a: torch.Tensor) -> torch.Tensor:
         la = torch.log(a.clamp(min=0.0) + self.eps)
@@ -80,8 +87,10 @@ class CenteredLogRatio(Representation):
 
     def fit(self, a: torch.Tensor) -> CenteredLogRatio:
         """Set ``scale`` to the standard deviation of the clr values of training maps ``a``."""
-        s = float(self.clr(a).std())
+        z = self.clr(a)
+        s = float(z.std())
         self.scale = s if math.isfinite(s) and s > 1e-6 else 1.0
+        self.bound = 1.1 * float(z.abs().max()) / self.scale
         return self
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:
@@ -91,7 +100,7 @@ class CenteredLogRatio(Representation):
         return torch.softmax(x * self.scale, dim=1)
 
     def config(self) -> dict:
-        return {"name": self.name, "eps": self.eps, "scale": self.scale}
+        return {"name": self.name, "eps": self.eps, "scale": self.scale, "bound": self.bound}
 
 
 class SimplexLinear(Representation):
@@ -122,7 +131,7 @@ def make_representation(cfg: dict | str) -> Representation:
         cfg = {"name": cfg}
     name = cfg.get("name")
     if name == "clr":
-        return CenteredLogRatio(eps=cfg.get("eps", 1e-3), scale=cfg.get("scale", 1.0))
+        return CenteredLogRatio(eps=cfg.get("eps", 1e-3), scale=cfg.get("scale", 1.0), bound=cfg.get("bound"))
     if name == "simplex":
         return SimplexLinear()
     raise ValueError(f"unknown representation {name!r}; expected one of {REPRESENTATIONS}")

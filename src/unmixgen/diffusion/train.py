@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "channel_mult": [1, 2, 2],
     "blocks": 1,
     "dropout": 0.0,
-    "prediction_type": "epsilon",
+    "prediction_type": "v_prediction",
     "beta_schedule": "squaredcos_cap_v2",
     "num_train_timesteps": 1000,
     "batch_size": 32,
