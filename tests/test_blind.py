@@ -89,7 +89,7 @@ def test_brightness_normalisation_handles_scaled_pixels():
     E, A = _truth(1)
     s = np.random.default_rng(5).uniform(0.6, 1.4, size=(ROWS * COLS, 1)).astype(np.float32)
     cube = (s * (A @ E)).reshape(ROWS, COLS, BANDS)
-    m = ArchetypalAnalysis(P, seed=0, n_restarts=4, n_outer=60, brightness="normalize", brightness_floor=0.0)
+    m = ArchetypalAnalysis(P, seed=0, n_restarts=4, n_outer=60, brightness="sum", brightness_floor=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         m.fit(Scene(cube))
@@ -102,11 +102,14 @@ def test_brightness_normalisation_handles_scaled_pixels():
 
 def test_normalize_brightness_floor():
     Y = np.array([[1.0, 1.0], [2.0, 2.0], [0.1, 0.1]], np.float32)
-    out = normalize_brightness(Y, floor=0.5)
+    out = normalize_brightness(Y, floor=0.5, norm="sum")
     med = 2.0
     np.testing.assert_allclose(out[0], Y[0] * med / 2.0)
     np.testing.assert_allclose(out[1], Y[1] * med / 4.0)
     np.testing.assert_allclose(out[2], Y[2] * med / 1.0)  # floored at 0.5 * median
+    out = normalize_brightness(Y, floor=0.0, norm="l2")
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), np.median(np.linalg.norm(Y, axis=1)), rtol=1e-6)
+    assert normalize_brightness(Y, norm="none") is Y
 
 
 @pytest.mark.parametrize("name", ["edaa", "mvnmf"])

@@ -18,11 +18,13 @@ Two choices make the method robust on real scenes (see ``benchmarks/unmixing_qua
 
 - The iterations run on the data projected onto its leading ``subspace_dim`` principal
   directions (a denoising projection; the final endmembers are ``W @ Y`` on all bands).
-- ``brightness="normalize"`` divides each pixel by its band sum (floored at a fraction of
-  the median so dark pixels are not blown up) before the archetypes are sought. Real scenes
-  mix materials under varying illumination and topography (the scaled linear mixing model
-  ``y = s * a @ E``); the normalisation removes ``s``, so archetypes describe spectral
-  shape and abundances describe fractions rather than brightness.
+- ``brightness="l2"`` divides each pixel by its Euclidean norm (floored at a fraction of
+  the median norm so dark pixels, e.g. water, are not blown up into noise) before the
+  archetypes are sought. Real scenes mix materials under varying illumination and
+  topography (the scaled linear mixing model ``y = s * a @ E``); the normalisation removes
+  most of ``s``, so archetypes describe spectral shape rather than the brightest pixels and
+  abundances describe fractions rather than brightness. ``"sum"`` divides by the band sum
+  instead (exactly a simplex again under the scaled model); ``"none"`` keeps the data.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import torch
 from ..errors import ConvergenceWarning, InputError
 from .base import BlindUnmixer
 
-_BRIGHTNESS = ("normalize", "none")
+_BRIGHTNESS = ("l2", "sum", "none")
 
 
 class ArchetypalAnalysis(BlindUnmixer):
@@ -59,11 +61,11 @@ class ArchetypalAnalysis(BlindUnmixer):
     subspace_dim : int or None
         Dimension of the principal subspace the iterations run in (None: ``max(p + 3, 8)``
         capped by the number of bands).
-    brightness : {"normalize", "none"}
+    brightness : {"l2", "sum", "none"}
         Normalise pixel brightness before the archetype search (see the module docstring).
     brightness_floor : float
-        Pixels darker than this fraction of the median band sum are divided by the floor
-        instead of their own sum.
+        Pixels darker than this fraction of the median brightness are divided by the floor
+        instead of their own brightness.
     tol : float
         Converged when the relative objective change over one outer iteration is below it.
     device : str
@@ -78,13 +80,13 @@ class ArchetypalAnalysis(BlindUnmixer):
         *,
         seed: int = 0,
         n_restarts: int = 12,
-        n_outer: int = 40,
+        n_outer: int = 60,
         n_inner: int = 15,
         step_factors: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
         subspace_dim: int | None = None,
-        brightness: str = "normalize",
+        brightness: str = "l2",
         brightness_floor: float = 0.5,
-        tol: float = 1e-4,
+        tol: float = 1e-3,
         device: str = "cpu",
     ):
         super().__init__(n_endmembers, seed=seed)
@@ -113,7 +115,7 @@ class ArchetypalAnalysis(BlindUnmixer):
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         self._validate()
         dev = torch.device(self.device)
-        X = normalize_brightness(Y, self.brightness_floor) if self.brightness == "normalize" else Y
+        X = normalize_brightness(Y, self.brightness_floor, self.brightness)
         d = self.subspace_dim or max(p + 3, 8)
         d = int(min(d, Y.shape[1]))
         Z = principal_coordinates(X, d)
@@ -161,12 +163,20 @@ class ArchetypalAnalysis(BlindUnmixer):
 
 # -- building blocks (also used by other methods in this package) -------------------------
 
-def normalize_brightness(Y: np.ndarray, floor: float = 0.5) -> np.ndarray:
-    """Divide each pixel ``(N, B)`` by its band sum, floored at ``floor`` x the median sum.
+def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") -> np.ndarray:
+    """Divide each pixel ``(N, B)`` by its brightness, floored at ``floor`` x the median.
 
-    The result is rescaled by the median sum so values stay in the data's range.
+    ``norm``: ``"l2"`` (Euclidean norm), ``"sum"`` (band sum) or ``"none"`` (return ``Y``).
+    The result is rescaled by the median brightness so values stay in the data's range.
     """
-    s = Y.sum(axis=1, dtype=np.float64)
+    if norm == "none":
+        return Y
+    if norm == "l2":
+        s = np.sqrt(np.einsum("ij,ij->i", Y.astype(np.float64), Y.astype(np.float64)))
+    elif norm == "sum":
+        s = Y.sum(axis=1, dtype=np.float64)
+    else:
+        raise InputError(f"brightness={norm!r} is unknown; expected one of {', '.join(_BRIGHTNESS)}")
     med = float(np.median(s))
     if not med > 0:
         return Y

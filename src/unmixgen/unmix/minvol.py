@@ -46,7 +46,7 @@ class MinVolNMF(BlindUnmixer):
         Outer iterations (one E update and one A update each).
     inner : int
         Fast-gradient steps per factor per outer iteration.
-    brightness : {"none", "normalize"}
+    brightness : {"none", "l2", "sum"}
         Normalise pixel brightness first (see `archetypal.normalize_brightness`).
     tol : float
         Converged when the relative objective change over one outer iteration is below it.
@@ -71,13 +71,13 @@ class MinVolNMF(BlindUnmixer):
         from .extraction import vca
         from .inversion import fcls
 
-        if self.brightness not in ("none", "normalize"):
-            raise InputError(f"mvnmf: brightness={self.brightness!r} is unknown; expected 'none' or 'normalize'")
+        if self.brightness not in ("none", "l2", "sum"):
+            raise InputError(f"mvnmf: brightness={self.brightness!r} is unknown; expected 'none', 'l2' or 'sum'")
         if not (self.lam >= 0 and self.delta > 0):
             raise InputError(f"mvnmf: lam={self.lam!r}, delta={self.delta!r}; expected lam >= 0 and delta > 0")
         if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise InputError(f"mvnmf: max_iter={self.max_iter!r}; expected an integer >= 1")
-        X = normalize_brightness(Y) if self.brightness == "normalize" else Y
+        X = normalize_brightness(Y, 0.5, self.brightness)
         _, E0 = vca(X, p, seed=rng.integers(2**31))
         A0 = fcls(X, E0)
         dev = torch.device(self.device)
@@ -120,7 +120,7 @@ class MinVolNMF(BlindUnmixer):
                           f"{rel:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
         E_np = E.cpu().numpy().astype(np.float32)
         A_np = A.cpu().numpy().astype(np.float32)
-        if self.brightness == "normalize":
+        if self.brightness != "none":
             # endmembers back in the data's units: least squares of the raw pixels on A
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
             E_np = np.clip(E_np, 0, None).astype(np.float32)
