@@ -184,3 +184,14 @@ def test_project_simplex_matches_definition():
     # optimality: x = max(v - theta, 0) for one theta per row, and no feasible point is closer
     Q = rng.dirichlet(np.ones(5), size=200)
     assert (((X - V.numpy()) ** 2).sum(1) <= ((Q - V.numpy()) ** 2).sum(1) + 1e-12).all()
+
+
+def test_consensus_selection_picks_the_solution_most_restarts_agree_on():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 1.0, size=(3, 20))
+    other = rng.uniform(0.1, 1.0, size=(3, 20))
+    E = np.stack([base + 1e-3 * rng.normal(size=base.shape) for _ in range(3)] + [other, other[::-1]])
+    l1 = np.array([100.0, 101.0, 100.5, 100.2, 100.1])
+    corr = np.array([0.9, 0.9, 0.9, 0.1, 0.1])
+    assert select_restart(l1, corr) in (3, 4)  # correlation rule
+    assert select_restart(l1, corr, endmembers=E) in (0, 1, 2)  # consensus of three restarts

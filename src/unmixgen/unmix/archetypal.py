@@ -68,6 +68,9 @@ class ArchetypalAnalysis(BlindUnmixer):
         instead of their own brightness.
     tol : float
         Converged when the relative objective change over one outer iteration is below it.
+    selection : {"correlation", "consensus"}
+        How the restart is chosen among those that fit within 5 % of the best (see
+        `select_restart`); "correlation" is the EDAA paper's rule.
     device : str
         torch device ("cpu" or "cuda").
     """
@@ -79,7 +82,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         n_endmembers: int | str = "auto",
         *,
         seed: int = 0,
-        n_restarts: int = 12,
+        n_restarts: int = 24,
         n_outer: int = 60,
         n_inner: int = 15,
         step_factors: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
@@ -87,6 +90,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         brightness: str = "l2",
         brightness_floor: float = 0.5,
         tol: float = 1e-3,
+        selection: str = "correlation",
         device: str = "cpu",
     ):
         super().__init__(n_endmembers, seed=seed)
@@ -98,6 +102,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         self.brightness = brightness
         self.brightness_floor = brightness_floor
         self.tol = tol
+        self.selection = selection
         self.device = device
 
     def _validate(self) -> None:
@@ -109,6 +114,8 @@ class ArchetypalAnalysis(BlindUnmixer):
             raise InputError(f"edaa: brightness={self.brightness!r} is unknown; expected one of {', '.join(_BRIGHTNESS)}")
         if not self.step_factors or min(self.step_factors) <= 0:
             raise InputError(f"edaa: step_factors={self.step_factors!r}; expected positive numbers")
+        if self.selection not in ("consensus", "correlation"):
+            raise InputError(f"edaa: selection={self.selection!r}; expected 'consensus' or 'correlation'")
         if not 0 <= self.brightness_floor <= 1:
             raise InputError(f"edaa: brightness_floor={self.brightness_floor!r}; expected a number in [0, 1]")
 
@@ -129,7 +136,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         l1 = np.abs(R).sum(axis=(1, 2))
         E_all = W @ Y  # (M, p, B) archetypes on all bands, in the data's own units
         corr = np.array([max_correlation(e) for e in E_all])
-        best = select_restart(l1, corr)
+        best = select_restart(l1, corr, endmembers=E_all if self.selection == "consensus" else None)
         E, A = E_all[best], A[best]
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
@@ -156,6 +163,7 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "n_restarts": self.n_restarts, "n_outer": self.n_outer, "n_inner": self.n_inner,
                 "step_factors": list(map(float, self.step_factors)), "subspace_dim": d,
                 "brightness": self.brightness, "brightness_floor": self.brightness_floor, "tol": self.tol,
+                "selection": self.selection,
             },
         }
         return E.astype(np.float32), A.astype(np.float32), info
@@ -269,10 +277,34 @@ def max_correlation(E: np.ndarray) -> float:
     return float(C.max())
 
 
-def select_restart(l1: np.ndarray, corr: np.ndarray, tol: float = 0.05) -> int:
-    """Among restarts within ``tol`` (relative) of the best L1 error, the least correlated one."""
+def select_restart(l1: np.ndarray, corr: np.ndarray, tol: float = 0.05,
+                   endmembers: np.ndarray | None = None) -> int:
+    """Pick a restart without ground truth.
+
+    Candidates are the restarts within ``tol`` (relative) of the best L1 error. Without
+    ``endmembers`` the least correlated candidate wins (the EDAA rule). With
+    ``endmembers (M, p, B)`` the consensus candidate wins: the one whose endmembers have the
+    smallest median spectral angle (after matching) to the other candidates' endmembers,
+    ties broken by correlation; it is the solution most restarts agree on, which is steadier
+    than the correlation rule when several local optima fit equally well.
+    """
     ok = np.flatnonzero(np.abs(l1 - l1.min()) <= tol * np.abs(l1))
-    return int(ok[np.argmin(corr[ok])])
+    if endmembers is None or ok.size < 3:
+        return int(ok[np.argmin(corr[ok])])
+    from scipy.optimize import linear_sum_assignment
+
+    U = endmembers[ok].astype(np.float64)
+    U /= np.maximum(np.linalg.norm(U, axis=2, keepdims=True), 1e-30)
+    k = ok.size
+    D = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i + 1, k):
+            ang = np.degrees(np.arccos(np.clip(U[i] @ U[j].T, -1.0, 1.0)))
+            r, c = linear_sum_assignment(ang)
+            D[i, j] = D[j, i] = ang[r, c].mean()
+    score = np.array([np.median(np.delete(D[i], i)) for i in range(k)])
+    order = np.lexsort((corr[ok], np.round(score, 6)))
+    return int(ok[order[0]])
 
 
 def subsample(history: np.ndarray, n: int = 50) -> list[float]:
