@@ -127,7 +127,9 @@ def run_one(scene: str, source: str, rep: str, args, work: Path) -> dict:
             model.sample(args.speed_maps, size=64, sampler=sampler, steps=steps, seed=1,
                          batch_size=args.speed_maps, progress=False)
             speed[key] = (time.perf_counter() - t0) / args.speed_maps
-        print(f"   {key}: {n} maps of {b}x{b} in {dt:.1f} s", flush=True)
+        proj = (f", mean simplex-projection distance {model.last_projection_distance:.4f}"
+                if model.rep.name == "simplex" else "")
+        print(f"   {key}: {n} maps of {b}x{b} in {dt:.1f} s{proj}", flush=True)
     # reference: the real training crops themselves (what a model that reproduced its training
     # distribution exactly would score; the scenes are not stationary, so this can exceed the floor)
     from unmixgen.realism import realism_metrics
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", default="samson,jasper_ridge")
     ap.add_argument("--source", default="unmix,truth", help="unmix, truth or both (comma-separated)")
-    ap.add_argument("--representations", default="clr", help="clr, simplex (comma-separated)")
+    ap.add_argument("--representations", default="simplex", help="simplex, clr (comma-separated)")
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per model (minutes)")
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--patch", type=int, default=16)

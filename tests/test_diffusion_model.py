@@ -56,15 +56,16 @@ def endmembers(p: int, bands: int = 20, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.05, 1.0, (p, bands))
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A tiny model (p=3, 8 px patches) trained for a few steps on a 40x36 map."""
+@pytest.fixture(scope="module", params=["simplex", "clr"])
+def trained(tmp_path_factory, request) -> Path:
+    """A tiny model (p=3, 8 px patches) trained for a few steps on a 40x36 map, for each
+    representation."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("diff")
     res = write_result(root / "res", smooth_maps(40, 36, 3, 0), endmembers(3))
     model = root / "model"
     model.mkdir()
-    create_model_folder(model, load_training_maps([res]), **TINY)
+    create_model_folder(model, load_training_maps([res]), **TINY, representation=request.param)
     train(model, max_steps=6, progress=False)
     return model
 

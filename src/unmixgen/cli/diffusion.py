@@ -26,7 +26,7 @@ def train_abundance(
                               "16 suits ~100 px scenes such as Samson or Jasper Ridge; 32-64 larger scenes."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-time budget for this run, minutes."),
     max_steps: int = typer.Option(None, "--max-steps", help="Total number of training steps to reach."),
-    representation: str = typer.Option("clr", "--representation", help="Diffusion space: clr (log-ratio, softmax back-map) or simplex (linear, simplex projection)."),
+    representation: str = typer.Option("simplex", "--representation", help="Diffusion space: simplex (linear, simplex projection; the default, better in benchmarks/synthesis.py) or clr (log-ratio, softmax back-map)."),
     width: int = typer.Option(32, "--width", help="Network width (channels at the first level)."),
     prediction: str = typer.Option("v_prediction", "--prediction", help="v_prediction or epsilon."),
     batch_size: int = typer.Option(32, "--batch-size", help="Patches per training step."),
@@ -43,9 +43,7 @@ def train_abundance(
 ) -> None:
     """Train a diffusion model of abundance maps from unmixing results.
 
-    Maps are cut into patches (flips, 90-degree rotations); interleaved blocks are held out
-    for evaluation and saved with the model. Endmembers of several folders are matched to
-    the first folder's by spectral angle.
+    Maps are cut into patches (flips, 90-degree rotations); interleaved blocks are held out for evaluation and saved with the model. Endmembers of several folders are matched to the first folder's by spectral angle (Hungarian matching); folders with other band or endmember counts, or a poor match, are refused. --resume continues a killed or finished run from its last checkpoint.
 
     Example: unmixgen train-abundance runs/samson-vca --out models/samson --patch 16 --max-minutes 20
     """
@@ -100,8 +98,7 @@ def synthesize(
 ) -> None:
     """Synthesize new abundance maps with a trained model.
 
-    Writes abundances.npz (`abundances` (N, size, size, p)), one GeoTIFF per map and a PNG grid.
-    Every map is non-negative and sums to one per pixel by construction.
+    Writes abundances.npz (`abundances` (N, size, size, p)), one GeoTIFF per map, a PNG grid and run.json. Every map is non-negative and sums to one per pixel by construction; maps larger than the training patch are sampled with blended overlapping tiles.
 
     Example: unmixgen synthesize models/samson --count 16 --size 64 --sampler dpm --steps 20 --out synth
     """

@@ -8,8 +8,8 @@ default); pairs of horizontally adjacent blocks ("dominoes") are coloured like a
 checkerboard. Dominoes of one colour are training region; in each domino of the other
 colour one block goes to the *held-out* set (compared with samples) and the other to the
 *floor* set (a second, disjoint set of real blocks: how far two real sets differ), with
-the roles alternating across the scene (`block_classes`). The pixels right of / below the
-last whole block are training region too. Training patches are crops lying entirely
+the roles alternating across the scene (`block_classes`; the pattern is fixed, not chosen
+from the data). The pixels right of / below the last whole block are training region too. Training patches are crops lying entirely
 inside the training region (any offset, so each domino gives ``block + 1`` crops) and away
 from invalid (NaN) pixels. Real scenes are not stationary, so an
 interleaved hold-out is needed: a contiguous strip would differ from the rest as much as a
@@ -141,29 +141,33 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
     return TrainingMaps(maps, names, None if label_from == "none" else labels, sources, match)
 
 
-def block_classes(shape: tuple[int, int], block: int) -> np.ndarray:
+
+
+def block_classes(shape: tuple[int, int], block: int, phase: tuple[int, int, int, int] = (0, 0, 0, 0)
+                  ) -> np.ndarray:
     """Per-pixel class (rows, cols) int8: TRAIN, HELDOUT or FLOOR (see the module docstring).
 
-    Blocks are paired along rows into "dominoes" (block columns 2k, 2k+1; a last odd block
-    column forms its own domino). Dominoes form a checkerboard: on one colour both blocks
-    are TRAIN, on the other one block is HELDOUT and its partner FLOOR (which one is which
-    alternates from row to row). All three sets thus spread over every part of the scene,
-    and each training domino still offers ``block + 1`` horizontal crop offsets.
+    Blocks are paired along rows into "dominoes" (block columns ``2k - c, 2k + 1 - c``; a
+    block without partner at the edge is a domino of its own). Dominoes form a checkerboard:
+    on one colour both blocks are TRAIN, on the other one block is HELDOUT and its partner
+    FLOOR (which is which alternates across the scene). All three sets thus spread over
+    every part of the scene, and each training domino still offers ``block + 1`` crop
+    offsets. ``phase = (r, c, f, t)``: checkerboard colour ``r``, pairing offset ``c``,
+    held-out/floor swap ``f``, vertical dominoes ``t``.
     """
-    rows, cols = shape
+    r0, c0, flip, transpose = phase
+    rows, cols = shape[::-1] if transpose else shape
     nbr, nbc = rows // block, cols // block
     cls = np.full((rows, cols), TRAIN, np.int8)
     for i in range(nbr):
         for j in range(nbc):
-            d = j // 2
-            if (i + d) % 2 == 0:
+            d = (j + c0) // 2
+            if (i + d + r0) % 2 == 0:
                 continue
-            first = (j % 2 == 0)
-            c = HELDOUT if first == ((i // 2 + d // 2) % 2 == 0) else FLOOR
-            if j == nbc - 1 and nbc % 2 == 1:  # a lone last block: alternate by row
-                c = HELDOUT if (i // 2) % 2 == 0 else FLOOR
+            first = (j + c0) % 2 == 0
+            c = HELDOUT if first == ((i // 2 + d // 2 + flip) % 2 == 0) else FLOOR
             cls[i * block:(i + 1) * block, j * block:(j + 1) * block] = c
-    return cls
+    return cls.T.copy() if transpose else cls
 
 
 def _windows_all(ok: np.ndarray, size: int) -> np.ndarray:
@@ -182,10 +186,12 @@ class HoldoutSplit:
     floor: np.ndarray  # (L, block, block, p)
     train_blocks: np.ndarray  # (K', patch, patch, p) training crops for the memorization check
     classes: list[np.ndarray]  # per map (rows, cols) int8
+    phases: list[tuple[int, int, int, int]] = field(default_factory=list)  # per map
 
 
 def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
-               max_train_blocks: int = 4096) -> HoldoutSplit:
+               max_train_blocks: int = 4096, phase: tuple[int, int, int, int] = (0, 0, 0, 0)
+               ) -> HoldoutSplit:
     """Interleaved hold-out split and training crop positions. Raises `InputError` when the
     maps are smaller than a patch or leave too few training patches / held-out blocks."""
     block = block or patch
@@ -193,11 +199,12 @@ def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
     if patch > smallest or block > smallest:
         raise InputError(f"--patch: {max(patch, block)} px is larger than the maps ({smallest} px on the "
                          "short side); choose a smaller --patch")
-    positions, heldout, floor, classes = [], [], [], []
+    positions, heldout, floor, classes, phases = [], [], [], [], []
     for k, m in enumerate(maps):
         valid = np.isfinite(m).all(-1)
-        cls = block_classes(m.shape[:2], block)
+        cls = block_classes(m.shape[:2], block, phase)
         classes.append(cls)
+        phases.append(phase)
         win = _windows_all(valid & (cls == TRAIN), patch)
         r, c = np.nonzero(win)
         positions.append(np.stack([np.full_like(r, k), r, c], 1))
@@ -223,7 +230,7 @@ def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
     empty = np.zeros((0, block, block, p), np.float32)
     return HoldoutSplit(pos, np.stack(heldout).astype(np.float32) if heldout else empty,
                         np.stack(floor).astype(np.float32) if floor else empty,
-                        train_blocks.astype(np.float32), classes)
+                        train_blocks.astype(np.float32), classes, phases)
 
 
 def renormalise(maps: np.ndarray) -> np.ndarray:

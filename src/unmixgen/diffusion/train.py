@@ -33,7 +33,7 @@ from .representation import make_representation
 DEFAULTS: dict[str, Any] = {
     "patch": 16,
     "block": None,  # hold-out block size; None = patch
-    "representation": "clr",
+    "representation": "simplex",
     "clr_eps": 1e-3,
     "width": 32,
     "channel_mult": [1, 2, 2],
@@ -117,6 +117,7 @@ def create_model_folder(folder: Path, data: TrainingMaps, **options: Any) -> dic
                  "map_shapes": [list(m.shape) for m in data.maps],
                  "n_train_positions": len(split.positions), "n_heldout": len(split.heldout),
                  "n_floor": len(split.floor), "n_train_blocks": len(split.train_blocks),
+                 "holdout_phases": [list(ph) for ph in split.phases],
                  "map_labels": [labels[i] for i in map_labels] if labels else None},
     }
     arrays = {f"map_{i}": m for i, m in enumerate(data.maps)}
