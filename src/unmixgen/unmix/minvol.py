@@ -56,8 +56,8 @@ class MinVolNMF(BlindUnmixer):
     name = "mvnmf"
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, lam: float = 0.05,
-                 delta: float = 0.1, max_iter: int = 150, inner: int = 10, brightness: str = "none",
-                 tol: float = 1e-5, device: str = "cpu"):
+                 delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none",
+                 tol: float = 1e-4, device: str = "cpu"):
         super().__init__(n_endmembers, seed=seed)
         self.lam = lam
         self.delta = delta
