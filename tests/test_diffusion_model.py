@@ -192,3 +192,14 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(trained, tmp_path, monkeypatch
         train(d, max_steps=10, progress=False)
     monkeypatch.undo()
     assert load_model(d).step == 6
+
+
+def test_shipped_demo_model_samples_valid_maps():
+    from unmixgen.diffusion.model import shipped_demo_model
+
+    model = shipped_demo_model()
+    x = model.sample(2, size=24, sampler="dpm", steps=4, progress=False)
+    assert x.shape == (2, 24, 24, model.n_endmembers)
+    assert (x >= 0).all() and np.allclose(x.sum(-1), 1, atol=1e-5)
+    h = model.holdout()
+    assert h["heldout"].shape[1:3] == (model.block_size, model.block_size)
