@@ -113,15 +113,17 @@ def save_checkpoint(model_dir: Path, *, step: int, model: torch.nn.Module, ema: 
         st["step"] = step
         st["param_groups"] = opt["param_groups"]
         (tmp / "state.json").write_text(json.dumps(st) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # same step saved again: keep the old one until the new is in place
+            aside = ck_root / f".{name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(final, aside)
+            write_json_atomic(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{aside.name}"})
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     write_json_atomic(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{name}"})
-    for old in ck_root.iterdir():
-        if old.name != name and old.name.startswith("step-"):
+    for old in ck_root.iterdir():  # older checkpoints and leftovers of killed saves
+        if old.name != name and (old.name.startswith("step-") or old.name.startswith(".step-")):
             shutil.rmtree(old, ignore_errors=True)
     return final
 

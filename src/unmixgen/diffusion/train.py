@@ -293,7 +293,8 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     if window:
         state["loss_steps"].append(step)
         state["losses"].append(float(np.mean(window)))
-    save(step)
+    if step != last_good_step or ckpt is None:
+        save(step)
     if state["losses"]:
         _plot_curve(state["loss_steps"], state["losses"], model_dir / "training_curve.png")
     minutes = (now - t_start) / 60.0
