@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
-from .app import app
-
 # Subcommand modules; each registers its commands on `app` when imported.
-_COMMAND_MODULES = ["data", "datasets", "demo", "unmix", "diffusion", "simulate"]
-for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"{__name__}.{_name}":
-            raise
+from . import data, datasets, demo, diffusion, simulate, unmix  # noqa: E402,F401
+from .app import app
 
 
 def main() -> None:

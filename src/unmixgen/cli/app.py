@@ -51,9 +51,18 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr (source location only with --debug)."""
+    where = f" ({filename}:{lineno})" if _state["debug"] else ""
+    print(f"warning: {message}{where}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: run the app and map exceptions to exit codes."""
+    import warnings
+
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    warnings.showwarning = _show_warning
     try:
         app(args=argv, standalone_mode=False)
     except InputError as exc:

@@ -32,7 +32,7 @@ def unmix(
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
                                          help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
-                               help="Blind method (see --list-methods), or fcls|nnls|scls|ls|sunsal with --endmembers-file."),
+                               help="Blind method: edaa (default), mvnmf, vca, nfindr, atgp; with --endmembers-file: fcls (default), nnls, scls, ls, sunsal."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
@@ -83,8 +83,6 @@ def unmix(
         save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)
-    for w in record.get("warnings", []):
-        print(f"warning: {w}")
     _summary(out, E, record)
 
 
@@ -112,6 +110,7 @@ def _given(scene, source, method):
     warnings = []
     if not covered.all():
         warnings.append(f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not used")
+        _warn(warnings[-1])
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     Y = scene.valid_pixels()[:, use]
@@ -120,6 +119,12 @@ def _given(scene, source, method):
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": warnings, "timings_s": timings}
     return E, scene.to_image(A), em.names, info
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _summary(out: Path, E: np.ndarray, record: dict) -> None:
