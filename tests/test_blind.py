@@ -195,3 +195,40 @@ def test_consensus_selection_picks_the_solution_most_restarts_agree_on():
     corr = np.array([0.9, 0.9, 0.9, 0.1, 0.1])
     assert select_restart(l1, corr) in (3, 4)  # correlation rule
     assert select_restart(l1, corr, endmembers=E) in (0, 1, 2)  # consensus of three restarts
+
+
+def test_brightness_ratio_detects_per_pixel_scaling():
+    from unmixgen.unmix.archetypal import brightness_ratio
+
+    E, A = _truth(2)
+    rng = np.random.default_rng(7)
+    Y = A @ E + 0.002 * rng.standard_normal((A.shape[0], BANDS)).astype(np.float32)
+    s = rng.uniform(0.6, 1.4, size=(A.shape[0], 1)).astype(np.float32)
+    flat = brightness_ratio(Y, P)
+    assert abs(flat - (BANDS - P + 1) / (BANDS - P)) < 0.02, flat  # noise only
+    assert brightness_ratio(s * Y, P) > 1.5
+    # "auto" follows the ratio
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5, refine_iter=5).fit(Scene((s * Y).reshape(ROWS, COLS, BANDS)))
+        assert m.info_["params"]["brightness_used"] == "l2" and m.info_["params"]["refine_used"] == "none"
+        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5, refine_iter=5).fit(Scene(Y.reshape(ROWS, COLS, BANDS)))
+        assert m.info_["params"]["brightness_used"] == "none" and m.info_["params"]["refine_used"] == "minvol"
+
+
+def test_minvol_refinement_recovers_vertices_without_pure_pixels():
+    """Archetypes lie inside the hull when no pixel is pure; the refinement moves them out."""
+    E, _ = _truth(3)
+    rng = np.random.default_rng(11)
+    A = rng.dirichlet(np.ones(P), size=20 * ROWS * COLS)
+    A = A[A.max(1) <= 0.75][: ROWS * COLS].astype(np.float32)
+    Y = A @ E + 0.001 * rng.standard_normal((ROWS * COLS, BANDS)).astype(np.float32)
+    scene = Scene(Y.reshape(ROWS, COLS, BANDS))
+    res = {}
+    for refine in ("none", "minvol"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m = ArchetypalAnalysis(P, seed=0, n_restarts=4, brightness="none", refine=refine).fit(scene)
+        res[refine] = _match(m.endmembers_, m.abundances_, E, A.reshape(ROWS, COLS, P))
+    assert res["minvol"][0] < 0.5 * res["none"][0] and res["minvol"][1] < 0.6 * res["none"][1], res
+    assert res["minvol"][0] < 0.045 and res["minvol"][1] < 4.5, res

@@ -80,46 +80,16 @@ class MinVolNMF(BlindUnmixer):
         X = normalize_brightness(Y, 0.5, self.brightness)
         _, E0 = vca(X, p, seed=rng.integers(2**31))
         A0 = fcls(X, E0)
-        dev = torch.device(self.device)
-        Xt = torch.from_numpy(np.ascontiguousarray(X, np.float32)).to(dev, torch.float64)
-        E = torch.from_numpy(np.asarray(E0, np.float64)).to(dev)
-        A = torch.from_numpy(np.asarray(A0, np.float64)).to(dev)
-        eye = torch.eye(p, dtype=E.dtype, device=dev)
-        delta = self.delta * float((E * E).sum()) / p
-        fit0 = 0.5 * float(((Xt - A @ E) ** 2).sum())
-        ld0 = abs(float(torch.logdet(E @ E.T + delta * eye)))
-        lam = self.lam * max(fit0, 1e-30) / max(ld0, 1e-12)
-
-        def objective(A, E):
-            return 0.5 * float(((Xt - A @ E) ** 2).sum()) + 0.5 * lam * float(torch.logdet(E @ E.T + delta * eye))
-
-        history = [objective(A, E)]
-        rel = float("inf")
-        it = 0
-        while it < self.max_iter:
-            it += 1
-            # E step: quadratic majoriser, projected fast gradient (E >= 0)
-            P = torch.linalg.inv(E @ E.T + delta * eye)
-            AtA = A.T @ A
-            AtX = A.T @ Xt
-            H = AtA + lam * P
-            L = float(torch.linalg.eigvalsh(H)[-1])
-            E = _fast_projected(E, lambda V, H=H, C=AtX: H @ V - C, L, self.inner, lambda V: V.clamp_min(0))
-            # A step: projected fast gradient on the simplex
-            EEt = E @ E.T
-            XEt = Xt @ E.T
-            L = float(torch.linalg.eigvalsh(EEt)[-1])
-            A = _fast_projected(A, lambda V, Q=EEt, C=XEt: V @ Q - C, L, self.inner, _project_simplex)
-            history.append(objective(A, E))
-            rel = abs(history[-2] - history[-1]) / max(abs(history[-1]), 1e-30)
-            if rel < self.tol:
-                break
+        E, A, history, it, rel, lam = minvol_refine(
+            X, E0, A0, lam=self.lam, delta=self.delta, max_iter=self.max_iter, inner=self.inner, tol=self.tol,
+            device=self.device,
+        )
         conv = rel < self.tol
         if not conv:
             warnings.warn(f"mvnmf: stopped after {it} iterations with relative objective change "
                           f"{rel:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
-        E_np = E.cpu().numpy().astype(np.float32)
-        A_np = A.cpu().numpy().astype(np.float32)
+        E_np = E.astype(np.float32)
+        A_np = A.astype(np.float32)
         if self.brightness != "none":
             # endmembers back in the data's units: least squares of the raw pixels on A
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
@@ -131,6 +101,52 @@ class MinVolNMF(BlindUnmixer):
                        "inner": self.inner, "brightness": self.brightness, "tol": self.tol},
         }
         return E_np, A_np, info
+
+
+def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, delta: float, max_iter: int,
+                  inner: int, tol: float, device: str = "cpu"):
+    """Minimum-volume NMF iterations on ``X (N, B)`` from ``E0 (p, B)``, ``A0 (N, p)``.
+
+    ``lam`` and ``delta`` are relative (module docstring). Returns float64 numpy ``E``,
+    ``A``, the objective history, the iteration count, the last relative change and the
+    absolute volume weight.
+    """
+    p = E0.shape[0]
+    dev = torch.device(device)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, np.float32)).to(dev, torch.float64)
+    E = torch.from_numpy(np.asarray(E0, np.float64)).to(dev)
+    A = torch.from_numpy(np.asarray(A0, np.float64)).to(dev)
+    eye = torch.eye(p, dtype=E.dtype, device=dev)
+    delta = delta * float((E * E).sum()) / p
+    fit0 = 0.5 * float(((Xt - A @ E) ** 2).sum())
+    ld0 = abs(float(torch.logdet(E @ E.T + delta * eye)))
+    lam = lam * max(fit0, 1e-30) / max(ld0, 1e-12)
+
+    def objective(A, E):
+        return 0.5 * float(((Xt - A @ E) ** 2).sum()) + 0.5 * lam * float(torch.logdet(E @ E.T + delta * eye))
+
+    history = [objective(A, E)]
+    rel = float("inf")
+    it = 0
+    while it < max_iter:
+        it += 1
+        # E step: quadratic majoriser, projected fast gradient (E >= 0)
+        P = torch.linalg.inv(E @ E.T + delta * eye)
+        AtA = A.T @ A
+        AtX = A.T @ Xt
+        H = AtA + lam * P
+        L = float(torch.linalg.eigvalsh(H)[-1])
+        E = _fast_projected(E, lambda V, H=H, C=AtX: H @ V - C, L, inner, lambda V: V.clamp_min(0))
+        # A step: projected fast gradient on the simplex
+        EEt = E @ E.T
+        XEt = Xt @ E.T
+        L = float(torch.linalg.eigvalsh(EEt)[-1])
+        A = _fast_projected(A, lambda V, Q=EEt, C=XEt: V @ Q - C, L, inner, _project_simplex)
+        history.append(objective(A, E))
+        rel = abs(history[-2] - history[-1]) / max(abs(history[-1]), 1e-30)
+        if rel < tol:
+            break
+    return E.cpu().numpy(), A.cpu().numpy(), history, it, rel, lam
 
 
 def _fast_projected(V, grad, L, steps, proj):
