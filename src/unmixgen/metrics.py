@@ -28,6 +28,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from .errors import InputError
+from .outputs import jsonable
 
 __all__ = [
     "abundance_rmse",
@@ -418,19 +419,6 @@ def match_endmembers(est: Any, ref: Any, by: str = "abundance", *,
 # ----------------------------------------------------------------------------------------
 # everything at once
 # ----------------------------------------------------------------------------------------
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return [_jsonable(v) for v in x.tolist()]
-    if isinstance(x, float | np.floating):
-        x = float(x)
-        return x if np.isfinite(x) else (None if np.isnan(x) else ("inf" if x > 0 else "-inf"))
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, list):
-        return [_jsonable(v) for v in x]
-    return x
-
-
 def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | None = None,
              ref_endmembers: np.ndarray | None = None, ref_abundances: np.ndarray | None = None,
              cube: np.ndarray | None = None, mask: np.ndarray | None = None,
@@ -536,8 +524,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         out["psnr_db"] = psnr(y, y_hat, mask=mask)
         out["sam_deg_mean"] = float(np.nanmean(sam_map(y, y_hat, mask)))
     if "per_endmember" in out:
-        out["per_endmember"] = [{k: _jsonable(v) for k, v in r.items()} for r in out["per_endmember"]]
-    return {k: _jsonable(v) for k, v in out.items()}
+        out["per_endmember"] = [{k: jsonable(v) for k, v in r.items()} for r in out["per_endmember"]]
+    return {k: jsonable(v) for k, v in out.items()}
 
 
 def _fmt(v: Any, width: int = 10) -> str:

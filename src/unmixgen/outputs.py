@@ -109,26 +109,29 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """``obj`` as valid JSON: numpy values as Python ones, NaN as null, +-Inf as "inf"/"-inf"."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):  # JSON has no NaN/Inf
+        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, Path):
         return str(obj)
     return obj
 
 
 def write_json(path: Path, info: dict[str, Any]) -> None:
-    with open(path, "w") as f:
-        json.dump(_jsonable(info), f, indent=2)
-        f.write("\n")
+    """Write ``info`` as indented JSON, atomically."""
+    from .atomic import atomic_file
+
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(jsonable(info), indent=2) + "\n")
 
 
 def run_record(command: str, parameters: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
@@ -203,6 +206,7 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 
 __all__ = [
     "InputError",
+    "jsonable",
     "load_result",
     "read_endmembers_csv",
     "run_record",

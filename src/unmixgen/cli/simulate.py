@@ -11,6 +11,7 @@ import numpy as np
 import typer
 
 from ..errors import InputError, in_file
+from ..outputs import jsonable
 from .app import app
 
 FORMATS = ("envi", "tif")
@@ -127,20 +128,6 @@ def _reference_arrays(path: Path) -> dict[str, np.ndarray]:
         raise in_file(path, f"cannot read as .npz ({exc})") from None
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 @app.command("evaluate-synthesis")
 def evaluate_synthesis_cmd(
     source: Path = typer.Argument(..., metavar="MODEL_DIR|SAMPLES",
@@ -213,6 +200,6 @@ def evaluate_synthesis_cmd(
         result["sampler"] = sampler
         result["steps"] = steps
     if as_json:
-        print(json.dumps(_jsonable(result)))
+        print(json.dumps(jsonable(result)))
     else:
         print(format_realism_table(result))

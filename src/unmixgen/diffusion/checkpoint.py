@@ -39,10 +39,9 @@ FORMAT_VERSION = 1
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    from ..outputs import _jsonable
+    from ..outputs import write_json
 
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(obj), indent=2) + "\n")
+    write_json(path, obj)
 
 
 def read_config(model_dir: str | os.PathLike) -> dict:
