@@ -243,3 +243,27 @@ def test_writer_crs_round_trip(tmp_path, epsg, transform):
     back = read_scene(tmp_path / "c.hdr")
     assert CRS.from_wkt(back.crs).to_epsg() == epsg
     np.testing.assert_allclose(back.transform, transform)
+
+
+def test_overlapping_detector_wavelengths_are_sorted(tmp_path):
+    """Bands whose wavelengths step back (overlapping spectrometers) come out sorted."""
+    import numpy as np
+
+    from unmixgen.io import read_scene
+
+    rows, cols, bands = 3, 5, 4
+    cube = np.arange(rows * cols * bands, dtype=np.float32).reshape(rows, cols, bands) + 1
+    wl = [400.0, 700.0, 650.0, 900.0]  # band 3 steps back
+    (tmp_path / "s.img").write_bytes(cube.transpose(2, 0, 1).astype("<f4").tobytes())  # bsq
+    (tmp_path / "s.hdr").write_text(
+        "ENVI\nsamples = 5\nlines = 3\nbands = 4\nheader offset = 0\nfile type = ENVI Standard\n"
+        "data type = 4\ninterleave = bsq\nbyte order = 0\n"
+        "wavelength = {400, 700, 650, 900}\nfwhm = {10, 11, 12, 13}\nbbl = {1, 1, 0, 1}\n"
+    )
+    s = read_scene(tmp_path / "s.hdr")
+    order = np.argsort(wl)
+    assert np.allclose(s.wavelengths, np.sort(wl))
+    assert np.allclose(s.fwhm, np.array([10, 11, 12, 13])[order])
+    assert list(s.good_bands) == [True, False, True, True]
+    assert np.array_equal(s.cube, cube[..., order])
+    assert np.array_equal(s.read(slice(1, 3), slice(2, 4)), cube[1:3, 2:4][..., order])

@@ -43,20 +43,28 @@ class ArraySource:
 
     ``scale`` and ``offset`` map stored values to physical ones: ``value = stored * scale +
     offset``, applied per window in float32 so a memory map is never loaded whole.
+    ``band_order`` (indices into the stored bands) reorders bands on read, e.g. to sort
+    files whose detectors overlap into increasing wavelength.
     """
 
-    def __init__(self, array: np.ndarray, scale: float | np.ndarray = 1.0, offset: float = 0.0):
+    def __init__(self, array: np.ndarray, scale: float | np.ndarray = 1.0, offset: float = 0.0,
+                 band_order: np.ndarray | None = None):
         if array.ndim != 3:
             raise InputError(f"cube has {array.ndim} dimensions; expected (rows, cols, bands)")
         self.array = array
-        self.shape = tuple(int(s) for s in array.shape)
+        self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
+        nb = array.shape[2] if self.band_order is None else self.band_order.size
+        self.shape = (int(array.shape[0]), int(array.shape[1]), int(nb))
         self.dtype = array.dtype
         self.scale = np.float32(scale) if np.ndim(scale) == 0 else np.asarray(scale, np.float32)
         self.offset = np.float32(offset)
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         # A copy, so callers may write into it without touching the source.
-        out = np.array(self.array[rows, cols, :], dtype=np.float32)
+        block = self.array[rows, cols, :]
+        if self.band_order is not None:
+            block = block[..., self.band_order]
+        out = np.array(block, dtype=np.float32)
         if np.ndim(self.scale) or self.scale != 1.0:
             out *= self.scale
         if self.offset != 0.0:
@@ -252,6 +260,7 @@ class Scene:
                 isinstance(src, ArraySource)
                 and isinstance(src.array, np.ndarray)
                 and not isinstance(src.array, np.memmap)
+                and src.band_order is None
                 and src.array.dtype == np.float32
                 and np.ndim(src.scale) == 0
                 and src.scale == 1.0

@@ -358,7 +358,18 @@ def read(path: Path, **options) -> Scene:
     units = None
     if "reflectance scale factor" in h:
         units = "reflectance"
-    source = ArraySource(array, scale=1.0 / factor)
+    order = None
+    if wavelengths is not None and bands > 1 and np.any(np.diff(wavelengths) <= 0):
+        # Overlapping detectors (e.g. AVIRIS): present bands sorted by wavelength; duplicates
+        # are still refused by Scene.
+        order = np.argsort(wavelengths, kind="stable")
+        wavelengths = wavelengths[order]
+        fwhm = None if fwhm is None else fwhm[order]
+        good = None if good is None else good[order]
+        if "band_names" in metadata:
+            metadata["band_names"] = [metadata["band_names"][i] for i in order]
+        metadata["band_order"] = "sorted by wavelength"
+    source = ArraySource(array, scale=1.0 / factor, band_order=order)
     source.dtype = np.dtype(DATA_TYPES[code])  # report int16, not >i2
     return Scene(
         source,
