@@ -25,6 +25,9 @@ import numpy as np
 from ..errors import ConvergenceWarning, InputError
 from ..scene import Scene
 
+#: ``n_endmembers="auto"`` estimates above this get a warning (rarely that many materials)
+AUTO_P_WARN = 20
+
 
 class BlindUnmixer:
     """Base class: see the module docstring."""
@@ -89,6 +92,15 @@ class BlindUnmixer:
             est = hysime(Y)
             info["rank_estimate"] = est.as_dict()
             p = max(2, int(est.n_endmembers))
+            if p > AUTO_P_WARN:
+                # HySime counts band-correlated noise (striping, calibration residue) as
+                # signal, so real scenes can come out far above their material count.
+                warnings.warn(
+                    f"--endmembers auto: HySime estimated {p} endmembers; band-correlated noise "
+                    "inflates this estimate on real scenes; pass --endmembers N if it is too many",
+                    UserWarning, stacklevel=3,
+                )
+                info["warnings"].append(f"HySime estimated {p} endmembers (large; check --endmembers)")
         p = int(p)
         if p < 2:
             raise InputError(f"--endmembers: {p} is too few; expected at least 2")
