@@ -210,10 +210,16 @@ def test_brightness_ratio_detects_per_pixel_scaling():
     # "auto" follows the ratio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5, refine_iter=5).fit(Scene((s * Y).reshape(ROWS, COLS, BANDS)))
+        kw = {"n_restarts": 2, "n_outer": 5, "refine_iter": 5, "brightness": "auto", "refine": "auto"}
+        m = ArchetypalAnalysis(P, seed=0, **kw).fit(Scene((s * Y).reshape(ROWS, COLS, BANDS)))
         assert m.info_["params"]["brightness_used"] == "l2" and m.info_["params"]["refine_used"] == "none"
-        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5, refine_iter=5).fit(Scene(Y.reshape(ROWS, COLS, BANDS)))
+        m = ArchetypalAnalysis(P, seed=0, **kw).fit(Scene(Y.reshape(ROWS, COLS, BANDS)))
         assert m.info_["params"]["brightness_used"] == "none" and m.info_["params"]["refine_used"] == "minvol"
+        # default: l2 normalisation, abundances re-fitted to the raw pixels when brightness is flat
+        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5).fit(Scene(Y.reshape(ROWS, COLS, BANDS)))
+        assert m.info_["params"]["abundances_used"] == "scaled"
+        m = ArchetypalAnalysis(P, seed=0, n_restarts=2, n_outer=5).fit(Scene((s * Y).reshape(ROWS, COLS, BANDS)))
+        assert m.info_["params"]["abundances_used"] == "model"
 
 
 def test_minvol_refinement_recovers_vertices_without_pure_pixels():

@@ -84,8 +84,11 @@ class ArchetypalAnalysis(BlindUnmixer):
         the refinement hurt on every scene measured).
     refine_lam, refine_iter, refine_tol : float, int, float
         Relative volume weight, iterations and tolerance of the refinement.
-    abundances : {"model", "scaled", "fcls"}
-        "model": the factorisation's abundances; "scaled": NNLS of the raw pixels on the
+    abundances : {"auto", "model", "scaled", "fcls"}
+        "auto": "scaled" when the data were brightness-normalised although `brightness_ratio`
+        is at most ``brightness_threshold`` (brightness follows the mixing, so the
+        normalisation only bent the simplex and its abundances do not reconstruct the
+        pixels), else "model". "model": the factorisation's abundances; "scaled": NNLS of the raw pixels on the
         endmembers divided by its sum (the scaled model ``y = s * a @ E``; the scale
         percentiles go to ``info_["scale"]``); "fcls": FCLS of the raw pixels.
     selection : {"correlation", "consensus"}
@@ -107,16 +110,16 @@ class ArchetypalAnalysis(BlindUnmixer):
         n_inner: int = 15,
         step_factors: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0),
         subspace_dim: int | None = None,
-        brightness: str = "auto",
+        brightness: str = "l2",
         brightness_threshold: float = 1.1,
         brightness_floor: float = 0.5,
         tol: float = 1e-3,
         selection: str = "correlation",
-        refine: str = "auto",
+        refine: str = "none",
         refine_lam: float = 0.05,
         refine_iter: int = 1000,
         refine_tol: float = 1e-6,
-        abundances: str = "model",
+        abundances: str = "auto",
         device: str = "cpu",
     ):
         super().__init__(n_endmembers, seed=seed)
@@ -153,8 +156,8 @@ class ArchetypalAnalysis(BlindUnmixer):
             raise InputError(f"edaa: selection={self.selection!r}; expected 'consensus' or 'correlation'")
         if self.refine not in ("auto", "minvol", "none"):
             raise InputError(f"edaa: refine={self.refine!r}; expected 'auto', 'minvol' or 'none'")
-        if self.abundances not in ("model", "scaled", "fcls"):
-            raise InputError(f"edaa: abundances={self.abundances!r}; expected 'model', 'scaled' or 'fcls'")
+        if self.abundances not in ("auto", "model", "scaled", "fcls"):
+            raise InputError(f"edaa: abundances={self.abundances!r}; expected 'auto', 'model', 'scaled' or 'fcls'")
         if not (self.refine_lam >= 0 and self.refine_tol > 0) or int(self.refine_iter) < 1:
             raise InputError(f"edaa: refine_lam={self.refine_lam!r}, refine_tol={self.refine_tol!r}, "
                              f"refine_iter={self.refine_iter!r}; expected lam >= 0, tol > 0, iter >= 1")
@@ -200,7 +203,10 @@ class ArchetypalAnalysis(BlindUnmixer):
                 # back to the data's units: least squares of the raw pixels on the abundances
                 E = np.clip(np.linalg.lstsq(A.astype(np.float64), Y.astype(np.float64), rcond=None)[0], 0, None)
             extra["refine"] = {"iterations": int(rit), "rel_change": float(rrel), "lam_absolute": float(rlam)}
-        if self.abundances == "scaled":
+        abund = self.abundances
+        if abund == "auto":
+            abund = "scaled" if norm != "none" and ratio <= self.brightness_threshold else "model"
+        if abund == "scaled":
             from .inversion import nnls
 
             S = nnls(Y, E.astype(np.float32)).astype(np.float64)
@@ -208,7 +214,7 @@ class ArchetypalAnalysis(BlindUnmixer):
             A = np.where(s > 0, S / np.maximum(s, 1e-30), 1.0 / p)
             extra["scale"] = {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
                               "p95": float(np.percentile(s, 95))}
-        elif self.abundances == "fcls":
+        elif abund == "fcls":
             from .inversion import fcls
 
             A = fcls(Y, E.astype(np.float32))
@@ -240,7 +246,7 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "brightness_threshold": self.brightness_threshold, "brightness_floor": self.brightness_floor, "tol": self.tol,
                 "selection": self.selection, "refine": self.refine, "refine_used": refine,
                 "refine_lam": self.refine_lam, "refine_iter": self.refine_iter, "refine_tol": self.refine_tol,
-                "abundances": self.abundances,
+                "abundances": self.abundances, "abundances_used": abund,
             },
             **extra,
         }
