@@ -18,7 +18,8 @@ the mixing (`archetypal.brightness_ratio` <= 1.1, e.g. synthetic scenes; Samson 
 are 1.44 and 1.19 and keep exactly the numbers above) edaa re-fits its abundances to the raw
 pixels under the scaled model: synthetic no-pure-pixel 30 dB, seeds 0-2, abundance RMSE
 16.40 / 16.04 / 18.85 -> 10.57 / 8.79 / 8.42 % (SAD unchanged, 14 deg); demo scene
-(`synthetic.default_scene`) seed 0 15.09 -> 6.71 %, seed 1 13.82 -> 14.24 %.
+(`synthetic.default_scene`) seeds 0-2 15.09 / 13.82 / 14.08 -> 6.71 / 14.24 / 8.34 %;
+synthetic 20 dB seed 0 17.56 -> 13.38 %, 40 dB seed 0 19.19 -> 12.88 %.
 
 Without pure pixels on a plain linear-mixing scene, "mvnmf" recovers the spectra best
 (archetypes stay inside the data's convex hull); choose it with ``--method mvnmf`` there.
