@@ -32,62 +32,12 @@ from typing import Any
 from ..errors import InputError
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
+from .extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS
 from .minvol import MinVolNMF
 
-
-def _extractors() -> dict[str, type[BlindUnmixer]]:
-    from .extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS
-
-    return {"vca": VCAFCLS, "nfindr": NFINDRFCLS, "atgp": ATGPFCLS}
-
-
-class _Methods(dict):
-    """``dict[str, type[BlindUnmixer]]`` that imports the extractors on first use."""
-
-    _loaded = False
-
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for k, v in _extractors().items():
-                self.setdefault(k, v)
-
-    def __getitem__(self, key):
-        self._load()
-        return super().__getitem__(key)
-
-    def __contains__(self, key):
-        self._load()
-        return super().__contains__(key)
-
-    def __iter__(self):
-        self._load()
-        return super().__iter__()
-
-    def __len__(self):
-        self._load()
-        return super().__len__()
-
-    def keys(self):
-        self._load()
-        return super().keys()
-
-    def items(self):
-        self._load()
-        return super().items()
-
-    def values(self):
-        self._load()
-        return super().values()
-
-    def get(self, key, default=None):
-        self._load()
-        return super().get(key, default)
-
-
-METHODS: dict[str, type[BlindUnmixer]] = _Methods(
-    {ArchetypalAnalysis.name: ArchetypalAnalysis, MinVolNMF.name: MinVolNMF}
-)
+METHODS: dict[str, type[BlindUnmixer]] = {
+    cls.name: cls for cls in (ArchetypalAnalysis, MinVolNMF, VCAFCLS, NFINDRFCLS, ATGPFCLS)
+}
 DEFAULT_METHOD: str = "edaa"
 
 
