@@ -5,18 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spectra_fixture import smooth_spectra
 from unmixgen.errors import ConvergenceWarning, InputError
 from unmixgen.metrics import match_endmembers, sad
 from unmixgen.scene import Scene
 from unmixgen.unmix.extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS, atgp, nfindr, vca
-
-
-def smooth_spectra(p: int, bands: int, rng: np.random.Generator) -> np.ndarray:
-    x = np.linspace(0.0, 1.0, bands)
-    c = rng.uniform(-0.1, 1.1, (p, 6, 1))
-    w = rng.uniform(0.04, 0.2, (p, 6, 1))
-    h = rng.uniform(0.1, 1.0, (p, 6, 1))
-    return (h * np.exp(-0.5 * ((x - c) / w) ** 2)).sum(axis=1) + rng.uniform(0.05, 0.3, (p, 1))
 
 
 def pure_pixel_scene(p: int, snr_db: float = 40.0, *, n: int = 1500, bands: int = 50, seed: int = 0):
