@@ -39,16 +39,10 @@ def scene_maps(name: str, source: str, data_dir: Path, method: str | None, seed:
         t = scene.truth
         return np.asarray(t.abundances, np.float32), np.asarray(t.endmembers, np.float32), None, "ground truth"
     p = scene.truth.n_endmembers if scene.truth is not None else datasets.get(name).endmembers
-    try:
-        from unmixgen.unmix import registry
+    from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 
-        meth = method or getattr(registry, "DEFAULT_METHOD", None) or "vca"
-        est = registry.make_method(meth, p)
-    except ImportError:  # registry not there yet: VCA + FCLS directly
-        from unmixgen.unmix.extraction import VCAFCLS
-
-        meth = "vca (fallback)"
-        est = VCAFCLS(p, seed=seed)
+    meth = method or DEFAULT_METHOD
+    est = make_method(meth, p, seed=seed)
     t0 = time.perf_counter()
     est.fit(scene)
     info = f"blind unmix: {meth}, p={p}, {time.perf_counter() - t0:.1f} s"

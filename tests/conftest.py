@@ -30,3 +30,14 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return _run
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Run a test with one torch thread (small nets are fastest so, and it does not fight other work)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

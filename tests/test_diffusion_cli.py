@@ -7,20 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from test_diffusion_model import TINY, endmembers, smooth_maps, write_result
 from unmixgen.diffusion.model import load_model
 from unmixgen.diffusion.patches import load_training_maps
 from unmixgen.diffusion.train import create_model_folder, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def dominated(rows, cols, p, k, seed):

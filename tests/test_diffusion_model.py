@@ -25,12 +25,7 @@ from unmixgen.diffusion.train import create_model_folder, train
 TINY = {"patch": 8, "width": 8, "channel_mult": [1, 2], "batch_size": 8, "checkpoint_every_s": 1e9}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def smooth_maps(rows: int, cols: int, p: int, seed: int, sharp: float = 4.0) -> np.ndarray:

@@ -51,26 +51,14 @@ class TrainingMaps:
     match: list[dict] = field(default_factory=list)  # per folder: permutation + SAD
 
 
-def spectral_angles(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spectral angle (radians) between every row of ``a`` (p, B) and every row of ``b`` (q, B)."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    na = np.linalg.norm(a, axis=1, keepdims=True)
-    nb = np.linalg.norm(b, axis=1, keepdims=True)
-    cos = (a @ b.T) / np.maximum(na * nb.T, 1e-30)
-    return np.arccos(np.clip(cos, -1.0, 1.0))
-
-
 def match_endmembers(reference: np.ndarray, endmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Permutation ``perm`` with ``endmembers[perm[k]]`` matched to ``reference[k]`` (Hungarian on
-    SAD), and the matched angles (p,) in radians."""
-    from scipy.optimize import linear_sum_assignment
+    SAD, `unmixgen.metrics.match_endmembers`), and the matched angles (p,) in radians."""
+    from ..metrics import match_endmembers as hungarian
+    from ..metrics import sad
 
-    sad = spectral_angles(reference, endmembers)
-    rows, cols = linear_sum_assignment(sad)
-    perm = np.empty(len(rows), dtype=int)
-    perm[rows] = cols
-    return perm, sad[np.arange(len(perm)), perm]
+    perm = hungarian(endmembers, reference, by="sad")
+    return perm, np.radians(sad(endmembers[perm], reference))
 
 
 def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
