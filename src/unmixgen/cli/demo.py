@@ -106,7 +106,6 @@ def demo(
             plot_rgb(sim_scene, tmp / "simulated" / f"scene_{i:03d}_rgb.png")
         timings["simulate"] = time.perf_counter() - t
 
-        write_json(tmp / "run.json", record)
         m = metrics
         unmix_rows = [{"metric": k, "value": f"{m[k]:.3f}"} for k in
                       ("abundance_rmse_percent", "sad_deg_mean", "sre_db", "reconstruction_rmse", "psnr_db", "ssim_mean")
