@@ -129,3 +129,23 @@ def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     np.savez(truth, abundances=np.full((10, 10, 3), 1 / 3))
     code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
     assert code == 2 and "truth.npz" in err
+
+
+def test_endmembers_covering_part_of_the_scene_use_only_those_bands(run_cli, scene_file, tmp_path):
+    path, s = scene_file
+    wl = s.wavelengths
+    keep = wl <= 1500  # the endmember file stops at 1500 nm
+    csv = tmp_path / "part.csv"
+    E = s.truth.endmembers[:, keep]
+    csv.write_text("wavelength_nm,a,b,c\n" + "\n".join(
+        f"{w},{E[0, i]},{E[1, i]},{E[2, i]}" for i, w in enumerate(wl[keep])))
+    out = tmp_path / "part"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", csv, "--out", out, "--no-figures")
+    assert code == 0, err
+    assert "outside the endmembers' wavelengths" in err
+    run = json.loads((out / "run.json").read_text())
+    assert run["bands_used"] == int(keep.sum())
+    with np.load(out / "result.npz") as r:
+        A, mask = r["abundances"], r["mask"]
+    ref = fcls(read_scene(path).valid_pixels()[:, keep], E)
+    assert np.abs(A[mask] - ref).max() < 1e-4

@@ -99,7 +99,7 @@ def _blind(scene, p, method, seed):
 
 def _given(scene, source, method):
     from ..endmembers import fit_to_bands, load_endmembers
-    from ..unmix.inversion import invert
+    from ..unmix.inversion import invert_scene
 
     if method not in INVERTERS:
         raise InputError(f"--method: {method!r} does not apply to given endmembers; expected one of {', '.join(INVERTERS)}")
@@ -113,12 +113,11 @@ def _given(scene, source, method):
         _warn(warnings[-1])
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
-    Y = scene.valid_pixels()[:, use]
-    A = invert(Y, E[:, use], method=method)
+    A = invert_scene(scene, E, method, bands=use)
     timings = {"load_endmembers+invert": time.perf_counter() - t}
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": warnings, "timings_s": timings}
-    return E, scene.to_image(A), em.names, info
+    return E, A, em.names, info
 
 
 def _warn(message: str) -> None:

@@ -674,18 +674,19 @@ def invert(Y, E, method: str = "fcls", **kw) -> np.ndarray:
 
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
-                 **kw) -> np.ndarray:
+                 bands: np.ndarray | None = None, **kw) -> np.ndarray:
     """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``.
 
     ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
-    ``(p, n_good_bands)``. Invalid pixels are not solved and are NaN in the result. Only
+    ``(p, n_good_bands)``; ``bands`` (bool, one per scene band) replaces the good-band mask,
+    e.g. to use only the bands a given endmember file covers. Invalid pixels are not solved and are NaN in the result. Only
     one tile of the cube is read at a time (``tile_size`` x ``tile_size`` pixels), so the
     extra memory is about two tiles plus the result. A transient progress bar appears on a
     terminal when the inversion runs longer than a second (``progress=False`` hides it).
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     E = np.asarray(E)
-    good = scene.good_bands
+    good = scene.good_bands if bands is None else np.asarray(bands, bool)
     if tile_size < 1:
         raise InputError(f"tile_size={tile_size}; expected >= 1")
     if E.ndim != 2:
