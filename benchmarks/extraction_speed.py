@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from unmixgen.metrics import match_endmembers, sad
+from unmixgen.evaluate.unmixing import match_endmembers, sad
 from unmixgen.unmix.extraction import atgp, nfindr, vca
 from unmixgen.unmix.rank import hysime
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unmixgen.mixing import add_noise, linear
-from unmixgen.synthetic import abundance_maps, library
+from unmixgen.simulate.mixing import add_noise, linear
+from unmixgen.simulate.procedural import abundance_maps, library
 
 
 def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 0) -> None:

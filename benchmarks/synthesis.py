@@ -2,9 +2,9 @@
 
 For each scene (Samson, Jasper Ridge) and each map source (``unmix``: blind unmixing of the
 raw scene, the unsupervised path; ``truth``: the ground-truth maps, for reference), trains
-the abundance diffusion model with ``unmixgen.diffusion`` on the training region of the
+the abundance diffusion model with ``unmixgen.priors.abundance`` on the training region of the
 interleaved hold-out, samples maps of the hold-out block size with DDIM-50, DPM-Solver++-20
-and DDPM-1000, and prints the realism table of `unmixgen.realism.evaluate_synthesis`
+and DDPM-1000, and prints the realism table of `unmixgen.evaluate.realism.evaluate_synthesis`
 (model vs per-pixel Dirichlet, Gaussian random field, and the floor = a second disjoint
 set of real blocks), the ratios to the floor, the memorization check, and seconds per
 64x64 map for each sampler (overlapping-tile sampling).
@@ -32,7 +32,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 def scene_maps(name: str, source: str, data_dir: Path, method: str | None, seed: int):
     """(abundances (rows, cols, p), endmembers (p, B), names, info) from truth or blind unmixing."""
-    from unmixgen import datasets
+    from unmixgen.io import datasets
 
     scene = datasets.load(name, data_dir)
     if source == "truth":
@@ -47,7 +47,7 @@ def scene_maps(name: str, source: str, data_dir: Path, method: str | None, seed:
     est.fit(scene)
     info = f"blind unmix: {meth}, p={p}, {time.perf_counter() - t0:.1f} s"
     if scene.truth is not None:
-        from unmixgen.diffusion.patches import match_endmembers
+        from unmixgen.priors.abundance.patches import match_endmembers
 
         perm, sad = match_endmembers(scene.truth.endmembers, est.endmembers_)
         info += f", SAD to truth {np.round(sad, 3).tolist()} rad"
@@ -77,10 +77,10 @@ def print_table(title: str, rows: dict[str, dict], cols: list[str]) -> None:
 
 
 def run_one(scene: str, source: str, rep: str, args, work: Path) -> dict:
-    from unmixgen.diffusion.model import load_model
-    from unmixgen.diffusion.patches import load_training_maps
-    from unmixgen.diffusion.train import create_model_folder, train
-    from unmixgen.realism import evaluate_synthesis
+    from unmixgen.evaluate.realism import evaluate_synthesis
+    from unmixgen.priors.abundance.model import load_model
+    from unmixgen.priors.abundance.train import create_model_folder, train
+    from unmixgen.runs.sources import load_training_maps
 
     a, e, _, info = scene_maps(scene, source, args.data, args.method, args.seed)
     res = write_result(work / f"{scene}-{source}", a, e)
@@ -126,7 +126,7 @@ def run_one(scene: str, source: str, rep: str, args, work: Path) -> dict:
         print(f"   {key}: {n} maps of {b}x{b} in {dt:.1f} s{proj}", flush=True)
     # reference: the real training crops themselves (what a model that reproduced its training
     # distribution exactly would score; the scenes are not stationary, so this can exceed the floor)
-    from unmixgen.realism import realism_metrics
+    from unmixgen.evaluate.realism import realism_metrics
 
     tb = h["train"][:, :b, :b]
     tb = tb[np.random.default_rng(args.seed).permutation(len(tb))[:max(len(h["heldout"]), 64)]]

@@ -4,7 +4,7 @@ Scenes: Samson and Jasper Ridge from ../shared/data (skipped when absent; ground
 F. Zhu), and synthetic scenes without pure pixels (`synthetic.make_scene`, max abundance
 0.8) at 20, 30 and 40 dB, and the demo scene (`synthetic.default_scene`, pure pixels, 30 dB). Every method runs with its default parameters (nothing is tuned
 per scene); each (method, scene) pair runs with several seeds, and the table prints
-mean +- standard deviation over the seeds. Metrics come from `unmixgen.metrics.evaluate`
+mean +- standard deviation over the seeds. Metrics come from `unmixgen.evaluate.unmixing.evaluate`
 after Hungarian alignment on abundances.
 
     .venv/bin/python benchmarks/unmixing_quality.py                 # all methods, 3 seeds
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from unmixgen.errors import ConvergenceWarning
-from unmixgen.metrics import evaluate
+from unmixgen.evaluate.unmixing import evaluate
 from unmixgen.scene import Scene
 from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS, make_method
 
@@ -36,7 +36,8 @@ REAL = {
 
 
 def real_scene(name: str) -> Scene | None:
-    from unmixgen.io import read_scene, read_truth
+    from unmixgen.io import read_scene
+    from unmixgen.runs.sources import read_truth
 
     cube, truth = REAL[name]
     if not (DATA / cube).exists():
@@ -47,7 +48,7 @@ def real_scene(name: str) -> Scene | None:
 
 
 def synthetic_scene(snr_db: float, seed: int, quick: bool) -> Scene:
-    from unmixgen.synthetic import make_scene
+    from unmixgen.simulate.procedural import make_scene
 
     rows, cols = (48, 60) if quick else (90, 110)
     return make_scene(rows=rows, cols=cols, bands=None if not quick else 100, p=4, snr_db=snr_db,
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{sc:8s} (data not found under {DATA})")
                         break
                 elif sc == "demo":
-                    from unmixgen.synthetic import default_scene
+                    from unmixgen.simulate.procedural import default_scene
 
                     scene = default_scene(seed)
                 else:

@@ -7,7 +7,7 @@ import pytest
 
 from unmixgen.io import read_scene, write_scene
 from unmixgen.scene import Scene
-from unmixgen.synthetic import make_scene
+from unmixgen.simulate.procedural import make_scene
 from unmixgen.unmix.inversion import fcls
 
 

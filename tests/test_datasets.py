@@ -9,8 +9,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from unmixgen import datasets
 from unmixgen.errors import InputError
+from unmixgen.io import datasets
 
 
 def test_registry_entries_are_consistent():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from test_diffusion_model import TINY, endmembers, smooth_maps, write_result
-from unmixgen.diffusion.model import load_model
-from unmixgen.diffusion.patches import load_training_maps
-from unmixgen.diffusion.train import create_model_folder, train
+from unmixgen.priors.abundance.model import load_model
+from unmixgen.priors.abundance.train import create_model_folder, train
+from unmixgen.runs.sources import load_training_maps
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

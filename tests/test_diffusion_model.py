@@ -9,18 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from unmixgen.diffusion import checkpoint as ck
-from unmixgen.diffusion.model import load_model
-from unmixgen.diffusion.patches import (
-    FLOOR,
-    HELDOUT,
-    TRAIN,
-    load_training_maps,
-    match_endmembers,
-    split_maps,
+from unmixgen.nn import checkpoint as ck
+from unmixgen.priors.abundance.model import load_model
+from unmixgen.priors.abundance.patches import FLOOR, HELDOUT, TRAIN, match_endmembers, split_maps
+from unmixgen.priors.abundance.representation import (
+    CenteredLogRatio,
+    SimplexLinear,
+    project_simplex,
 )
-from unmixgen.diffusion.representation import CenteredLogRatio, SimplexLinear, project_simplex
-from unmixgen.diffusion.train import create_model_folder, train
+from unmixgen.priors.abundance.train import create_model_folder, train
+from unmixgen.runs.sources import load_training_maps
 
 TINY = {"patch": 8, "width": 8, "channel_mult": [1, 2], "batch_size": 8, "checkpoint_every_s": 1e9}
 
@@ -176,8 +174,8 @@ def test_holdout_saved_with_model(trained):
 def test_nan_loss_stops_and_keeps_last_checkpoint(trained, tmp_path, monkeypatch):
     import shutil
 
-    from unmixgen.diffusion import network
     from unmixgen.errors import InputError
+    from unmixgen.priors.abundance import network
 
     d = tmp_path / "m"
     shutil.copytree(trained, d)
@@ -190,7 +188,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(trained, tmp_path, monkeypatch
 
 
 def test_shipped_demo_model_samples_valid_maps():
-    from unmixgen.diffusion.model import shipped_demo_model
+    from unmixgen.priors.abundance.model import shipped_demo_model
 
     model = shipped_demo_model()
     x = model.sample(2, size=24, sampler="dpm", steps=4, progress=False)

@@ -7,7 +7,7 @@ import pytest
 
 from spectra_fixture import smooth_spectra
 from unmixgen.errors import ConvergenceWarning, InputError
-from unmixgen.metrics import match_endmembers, sad
+from unmixgen.evaluate.unmixing import match_endmembers, sad
 from unmixgen.scene import Scene
 from unmixgen.unmix.extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS, atgp, nfindr, vca
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from unmixgen.errors import InputError
-from unmixgen.metrics import (
+from unmixgen.evaluate.unmixing import (
     abundance_rmse,
     evaluate,
     format_table,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unmixgen import mixing
+from unmixgen.simulate import mixing
 
 
 def _simplex(rng, shape):

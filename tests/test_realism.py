@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import wasserstein_distance
 
 from unmixgen.errors import InputError
-from unmixgen.realism import (
+from unmixgen.evaluate.realism import (
     METRICS,
     DirichletBaseline,
     GaussianFieldBaseline,

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from unmixgen import report, synthetic
+from unmixgen.report import figures as report
+from unmixgen.report import html
 from unmixgen.scene import Scene
+from unmixgen.simulate import procedural as synthetic
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -97,10 +99,10 @@ def test_plot_training_curve(tmp_path):
 
 def test_html_report_links_images_and_escapes(tmp_path):
     report.plot_training_curve([0, 1, 2], [3.0, 2.0, 1.0], tmp_path / "loss.png")
-    table = report.html_table([{"method": "<VCA>", "SAD": 0.123456}, {"method": "N&FINDR", "RMSE": float("nan")}])
-    out = report.write_html_report(
+    table = html.html_table([{"method": "<VCA>", "SAD": 0.123456}, {"method": "N&FINDR", "RMSE": float("nan")}])
+    out = html.write_html_report(
         tmp_path, "Run <1> & co",
-        [("Loss <curve>", [tmp_path / "loss.png", "absent.png"], report.html_text("a < b\n\nsecond")),
+        [("Loss <curve>", [tmp_path / "loss.png", "absent.png"], html.html_text("a < b\n\nsecond")),
          ("Metrics", [], "Method <b>x</b>." + table)],
     )
     text = out.read_text()

@@ -10,8 +10,9 @@ import scipy.io as sio
 from scipy.ndimage import gaussian_filter
 
 from unmixgen.errors import InputError
-from unmixgen.mixing import snr_db
-from unmixgen.simulate import load_abundance_maps, load_sensor, simulate, smooth_log_normal_scales
+from unmixgen.runs.sources import load_abundance_maps, load_sensor
+from unmixgen.simulate.mixing import snr_db
+from unmixgen.simulate.scene import simulate, smooth_log_normal_scales
 
 ROWS, COLS, P, BANDS = 12, 9, 3, 40
 
@@ -290,7 +291,7 @@ class FakeModel:
 
 
 def test_cli_evaluate_synthesis_model_folder(tmp_path, run_cli, monkeypatch):
-    import unmixgen.diffusion.model as model_mod
+    import unmixgen.priors.abundance.model as model_mod
 
     fake = FakeModel()
     monkeypatch.setattr(model_mod, "load_model", lambda path, device="cpu": fake)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unmixgen.errors import InputError
-from unmixgen.spectral_response import gaussian_srf_matrix, linear_resample, resample
+from unmixgen.simulate.spectral_response import gaussian_srf_matrix, linear_resample, resample
 
 
 def irregular_grid(seed=0):

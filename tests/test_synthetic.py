@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unmixgen import mixing, synthetic
 from unmixgen.errors import InputError
 from unmixgen.scene import Scene
+from unmixgen.simulate import mixing
+from unmixgen.simulate import procedural as synthetic
 
 
 @pytest.fixture(scope="module")

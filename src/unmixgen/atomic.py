@@ -1,4 +1,5 @@
-"""Atomic writes: build under a temporary name beside the target, rename when complete.
+"""Atomic writes: build under a temporary name beside the target, rename when complete;
+and the one JSON encoder (`jsonable`) every record uses.
 
 A failure (or a kill) leaves the target untouched and no half-written file under its name;
 at worst a hidden ``.name.tmp-*`` sibling remains.
@@ -6,12 +7,16 @@ at worst a hidden ``.name.tmp-*`` sibling remains.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .errors import in_file
 
@@ -84,3 +89,26 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as valid JSON: numpy values as Python ones, NaN as null, +-Inf as "inf"/"-inf"."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):  # JSON has no NaN/Inf
+        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` as indented JSON, atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(jsonable(info), indent=2) + "\n")

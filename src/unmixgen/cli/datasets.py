@@ -25,7 +25,7 @@ def list_(data_dir: Path | None = _DATA_DIR) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .. import datasets
+    from ..io import datasets
 
     table = Table(title="unmixgen datasets")
     for col in ("name", "size (r x c x b)", "endmembers", "files", "MB", "status"):
@@ -51,7 +51,7 @@ def fetch(
 
     Example: unmixgen datasets fetch samson --data-dir ../shared/data
     """
-    from .. import datasets
+    from ..io import datasets
 
     paths = datasets.fetch(name, data_dir, allow_unpinned=allow_unpinned, progress=True)
     for fname, p in paths.items():

@@ -29,15 +29,16 @@ def demo(
 
     Example: unmixgen demo --out demo-output --overwrite
     """
-    from ..atomic import atomic_dir, check_output_dir
-    from ..diffusion.model import load_model, shipped_demo_model
+    from ..atomic import atomic_dir, check_output_dir, write_json
+    from ..evaluate.realism import evaluate_synthesis, format_realism_table
+    from ..evaluate.unmixing import evaluate
     from ..io import write_scene
-    from ..metrics import evaluate
-    from ..outputs import run_record, save_result, write_json
-    from ..realism import evaluate_synthesis, format_realism_table
-    from ..report import html_table, plot_abundance_grid, plot_rgb, write_html_report
-    from ..simulate import simulate
-    from ..synthetic import default_scene
+    from ..priors.abundance.model import load_model, shipped_demo_model
+    from ..report.figures import plot_abundance_grid, plot_rgb
+    from ..report.html import html_table, write_html_report
+    from ..runs.folder import run_record, save_result
+    from ..simulate.procedural import default_scene
+    from ..simulate.scene import simulate
     from ..unmix.registry import DEFAULT_METHOD, make_method
 
     check_output_dir(out, overwrite)
@@ -65,7 +66,7 @@ def demo(
         # 2. abundance prior: shipped checkpoint or a fresh short training on the unmixed maps
         t = time.perf_counter()
         if train:
-            from ..diffusion.train import train_abundance_model
+            from ..workflows import train_abundance_model
 
             model_dir = tmp / "model"
             train_abundance_model([tmp / "unmix"], model_dir, max_minutes=train_minutes, seed=seed)

@@ -48,8 +48,9 @@ def train_abundance(
     Example: unmixgen train-abundance runs/samson-vca --out models/samson --patch 16 --max-minutes 20
     """
     from ..atomic import atomic_dir
-    from ..diffusion.patches import load_training_maps
-    from ..diffusion.train import create_model_folder, export_for_sampling, resolve_device, train
+    from ..nn.device import resolve_device
+    from ..priors.abundance.train import create_model_folder, export_for_sampling, train
+    from ..runs.sources import load_training_maps
 
     _threads(threads)
     resolve_device(device)
@@ -104,9 +105,9 @@ def synthesize(
     """
     import numpy as np
 
-    from ..atomic import atomic_dir, check_output_dir
-    from ..diffusion.model import load_model
-    from ..outputs import run_record, write_json
+    from ..atomic import atomic_dir, check_output_dir, write_json
+    from ..priors.abundance.model import load_model
+    from ..runs.folder import run_record
 
     _threads(threads)
     if steps is not None and steps < 1:
@@ -152,7 +153,7 @@ def _write_geotiffs(folder: Path, maps, names: list[str], rec: dict) -> None:
 
 def _write_grid(path: Path, maps, names: list[str]) -> None:
     try:
-        from ..report import plot_abundance_grid  # type: ignore[attr-defined]
+        from ..report.figures import plot_abundance_grid  # type: ignore[attr-defined]
     except (ImportError, AttributeError):
         plot_abundance_grid = None
     if plot_abundance_grid is not None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from ..atomic import jsonable
 from ..errors import InputError, in_file
-from ..outputs import jsonable
 from .app import app
 
 FORMATS = ("envi", "tif")
@@ -42,12 +42,12 @@ def simulate_cmd(
 
     Example: unmixgen simulate --abundances synth/ --endmembers USGS_1995_Library.mat:kaolinite,alunite,muscovite --snr 30 --out sim
     """
-    from ..atomic import atomic_dir, check_output_dir
-    from ..endmembers import load_endmembers
+    from ..atomic import atomic_dir, check_output_dir, write_json
     from ..io import write_scene
-    from ..mixing import snr_db as measure_snr
-    from ..outputs import run_record, write_endmembers_csv, write_json
-    from ..simulate import load_abundance_maps, load_sensor, simulate
+    from ..runs.folder import run_record, write_endmembers_csv
+    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
+    from ..simulate.mixing import snr_db as measure_snr
+    from ..simulate.scene import simulate
 
     check_output_dir(out, overwrite)
     fmt = {"geotiff": "tif", "tiff": "tif", "hdr": "envi"}.get(fmt.lower(), fmt.lower())
@@ -108,11 +108,11 @@ def _is_maps_folder(path: Path) -> bool:
 def _reference_arrays(path: Path) -> dict[str, np.ndarray]:
     """``heldout`` (+ optional ``floor``, ``train``) from an .npz, a maps folder or a model folder."""
     if path.is_dir() and not _is_maps_folder(path):
-        from ..diffusion.model import load_model
+        from ..priors.abundance.model import load_model
 
         return dict(load_model(path).holdout())
     if path.is_dir() or path.suffix.lower() != ".npz":
-        from ..simulate import load_abundance_maps
+        from ..runs.sources import load_abundance_maps
 
         return {"heldout": load_abundance_maps(path)[0]}
     try:
@@ -148,8 +148,8 @@ def evaluate_synthesis_cmd(
     Example: unmixgen evaluate-synthesis models/samson --sampler dpm --steps 20
     Example: unmixgen evaluate-synthesis synth/ --reference models/samson --json
     """
-    from ..realism import evaluate_synthesis, format_realism_table
-    from ..simulate import load_abundance_maps
+    from ..evaluate.realism import evaluate_synthesis, format_realism_table
+    from ..runs.sources import load_abundance_maps
 
     if count is not None and count < 1:
         raise InputError(f"--count {count}: expected at least 1")
@@ -160,7 +160,7 @@ def evaluate_synthesis_cmd(
     is_model = source.is_dir() and not _is_maps_folder(source)
     model = None
     if is_model:
-        from ..diffusion.model import load_model
+        from ..priors.abundance.model import load_model
 
         model = load_model(source)
     if reference is not None:

@@ -43,9 +43,10 @@ def unmix(
     Blind:  unmixgen unmix scene.hdr --endmembers auto --out run1
     Given:  unmixgen unmix scene.hdr --endmembers-file run1/endmembers.csv --method fcls --out run2
     """
-    from ..atomic import atomic_dir, check_output_dir
-    from ..io import read_scene, read_truth
-    from ..outputs import run_record, save_result, write_json
+    from ..atomic import atomic_dir, check_output_dir, write_json
+    from ..io import read_scene
+    from ..runs.folder import run_record, save_result
+    from ..runs.sources import read_truth
 
     check_output_dir(out, overwrite)
     if (endmembers is None) == (endmembers_file is None):
@@ -71,7 +72,7 @@ def unmix(
     record.update(details)
     record["timings_s"] = timings
     if scene.truth is not None:
-        from ..metrics import evaluate
+        from ..evaluate.unmixing import evaluate
 
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
@@ -98,7 +99,7 @@ def _blind(scene, p, method, seed):
 
 
 def _given(scene, source, method):
-    from ..endmembers import fit_to_bands, load_endmembers
+    from ..runs.sources import fit_to_bands, load_endmembers
     from ..unmix.inversion import invert_scene
 
     if method not in INVERTERS:
@@ -149,10 +150,11 @@ def evaluate(
 
     Example: unmixgen evaluate --truth end3.mat --estimate run1
     """
-    from ..io import read_truth
-    from ..metrics import evaluate as evaluate_metrics
-    from ..metrics import format_table
-    from ..outputs import load_result, write_json
+    from ..atomic import write_json
+    from ..evaluate.unmixing import evaluate as evaluate_metrics
+    from ..evaluate.unmixing import format_table
+    from ..runs.folder import load_result
+    from ..runs.sources import read_truth
 
     if align not in ("abundance", "sad"):
         raise InputError(f"--align: {align!r}; expected 'abundance' or 'sad'")

@@ -15,7 +15,7 @@ import importlib
 import os
 from pathlib import Path
 
-from ..errors import InputError, in_file
+from ..errors import in_file
 from ..scene import Scene
 
 # extension -> format module (lower case; ENVI data files are recognised by their header)
@@ -127,39 +127,4 @@ def _envi_header_for(path: Path) -> Path | None:
 
 
 
-def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None):
-    """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
-
-    Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
-    ``(rows, cols, p)``; ``rows``/``cols`` say how to unfold flat (p, pixels) matrices
-    (column-major, the MATLAB benchmark convention).
-    """
-    import numpy as np
-
-    from ..scene import GroundTruth
-
-    path = Path(path)
-    if not path.exists():
-        raise in_file(path, "no such file or folder")
-    if path.is_dir() or path.name == "result.npz":
-        from ..outputs import load_result
-
-        r = load_result(path)
-        return GroundTruth(r.get("endmembers"), r.get("abundances"), r.get("names"), str(path))
-    ext = path.suffix.lower()
-    if ext == ".mat":
-        return _module("matlab").read_truth(path, rows, cols, bands)
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            e = z["endmembers"] if "endmembers" in z.files else None
-            a = z["abundances"] if "abundances" in z.files else None
-            names = [str(n) for n in z["names"]] if "names" in z.files else None
-        if e is None and a is None:
-            raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")
-        if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
-            if a.shape[1] != rows * cols:
-                raise in_file(path, f"abundances hold {a.shape[1]} pixels; expected {rows}x{cols}")
-            a = a.T.reshape((rows, cols, -1), order="F")
-        return GroundTruth(e, a, names, str(path))
-    raise in_file(path, "unsupported ground-truth file; expected .mat, .npz or a result folder")
-__all__ = ["InputError", "detect_format", "read_scene", "read_truth", "write_scene"]
+__all__ = ["detect_format", "read_scene", "write_scene"]

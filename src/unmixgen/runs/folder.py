@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import InputError, in_file
-from .scene import Scene
+from .. import __version__
+from ..errors import in_file
+from ..scene import Scene
 
 
 def versions() -> dict[str, str]:
@@ -53,7 +53,7 @@ def endmember_names(p: int, names: list[str] | None = None) -> list[str]:
 def save_maps(folder: Path, scene: Scene, maps: np.ndarray, *, stem: str = "abundances",
               names: list[str] | None = None, fmt: str | None = None) -> Path:
     """Write ``maps`` (rows, cols, k) georeferenced like ``scene``; invalid pixels as NaN."""
-    from .io import write_scene
+    from ..io import write_scene
 
     fmt = fmt or map_format_for(scene)
     maps = np.asarray(maps, np.float32)
@@ -89,7 +89,7 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
 
     Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``.
     """
-    from .wavelengths import to_nm
+    from ..wavelengths import to_nm
 
     path = Path(path)
     try:
@@ -107,31 +107,6 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     first = header[0].strip().lower()
     wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` as valid JSON: numpy values as Python ones, NaN as null, +-Inf as "inf"/"-inf"."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):  # JSON has no NaN/Inf
-        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: Path, info: dict[str, Any]) -> None:
-    """Write ``info`` as indented JSON, atomically."""
-    from .atomic import atomic_file
-
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(jsonable(info), indent=2) + "\n")
 
 
 def run_record(command: str, parameters: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
@@ -168,7 +143,7 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
     if endmembers is not None:
         write_endmembers_csv(folder / "endmembers.csv", endmembers, scene.wavelengths, names)
     if figures:
-        from . import report
+        from ..report import figures as report
 
         report.plot_rgb(scene, folder / "rgb.png")
         if abundances is not None:
@@ -205,13 +180,10 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
-    "InputError",
-    "jsonable",
     "load_result",
     "read_endmembers_csv",
     "run_record",
     "save_maps",
     "save_result",
     "write_endmembers_csv",
-    "write_json",
 ]

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from ..errors import InputError
-from . import checkpoint as ck
+from ... import __version__
+from ...errors import InputError
+from ...nn import checkpoint as ck
+from ...nn.device import resolve_device
 from .network import build_network
 from .patches import PatchSampler, TrainingMaps, renormalise, split_maps
 from .representation import make_representation
@@ -56,17 +57,6 @@ DEFAULTS: dict[str, Any] = {
 
 class TrainingDiverged(InputError):
     """The loss became NaN/Inf; the last good checkpoint was kept."""
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU -> InputError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device: {device!r} is not one of auto, cpu, cuda")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    return device
 
 
 def create_model_folder(folder: Path, data: TrainingMaps, **options: Any) -> dict:
@@ -142,7 +132,7 @@ def make_train_scheduler(schedule: dict):
 
 def _plot_curve(steps: list[int], losses: list[float], path: Path) -> None:
     try:
-        from ..report import plot_training_curve  # type: ignore[attr-defined]
+        from ...report.figures import plot_training_curve  # type: ignore[attr-defined]
     except (ImportError, AttributeError):
         plot_training_curve = None
     if plot_training_curve is not None:
@@ -303,32 +293,13 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
             "steps_per_s": (step - start_step) / max(1e-9, now - t_start)}
 
 
-def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
-                          max_steps: int | None = None, label_from: str = "none", max_sad: float = 0.3,
-                          overwrite: bool = False, device: str = "cpu", progress: bool = True,
-                          **options: Any) -> dict:
-    """Create a model folder ``out`` from ``unmix`` result folders and train it (the Python
-    form of ``unmixgen train-abundance``). ``options`` are keys of `DEFAULTS` (``patch``,
-    ``width``, ``representation``, ``seed``, ...). Returns `train`'s summary."""
-    from ..atomic import atomic_dir
-    from .patches import load_training_maps
-
-    if max_steps is None and max_minutes is None:
-        raise InputError("give --max-steps or --max-minutes (a training budget)")
-    resolve_device(device)
-    data = load_training_maps(list(results), label_from=label_from, max_sad=max_sad)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        create_model_folder(tmp, data, **options)
-    return train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
-
-
 def export_for_sampling(model_dir: str | Path, dest: str | Path, *, overwrite: bool = False) -> Path:
     """Copy what sampling needs (config, hold-out, EMA weights, state.json, training curve) to
     ``dest``, without the training maps and optimizer state: a small folder to ship. It
     samples and evaluates like the original but cannot be resumed."""
     import shutil
 
-    from ..atomic import atomic_dir
+    from ...atomic import atomic_dir
 
     model_dir = Path(model_dir)
     ck.read_config(model_dir)

@@ -3,15 +3,15 @@
 For each abundance map ``A (rows, cols, p)``:
 
 1. optional sensor: the endmember spectra are resampled to the sensor's bands with Gaussian
-   spectral responses (`unmixgen.spectral_response.resample`, centres + FWHM in nm);
+   spectral responses (`unmixgen.simulate.spectral_response.resample`, centres + FWHM in nm);
 2. optional endmember variability, the scaling form of the extended linear mixing model
    (ELMM): every endmember gets a spatially smooth log-normal scaling field
    ``s_k(x) = exp(std * z_k(x))``, ``z_k`` a Gaussian random field (white noise blurred with
    a Gaussian of ``corr_px`` pixels, periodic, standardised to mean 0 and std 1 over the
    map), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
    ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
-3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.mixing`);
-4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.mixing.add_noise`).
+3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
+4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
 
 The abundances are kept as given (in the ELMM the scaling belongs to the endmembers).
 `SimulatedScene.to_scene` gives a `Scene` with `GroundTruth` (reference endmembers
@@ -19,20 +19,18 @@ The abundances are kept as given (in the ELMM the scaling belongs to the endmemb
 
 Sources: `load_abundance_maps` (``.npz`` with ``abundances``, a result folder, a
 ``synthesize`` output folder) and `load_sensor` (a scene file or a CSV of centre, FWHM);
-endmembers come from `unmixgen.endmembers.load_endmembers` (result folder, CSV, ``.npz``,
+endmembers come from `unmixgen.runs.sources.load_endmembers` (result folder, CSV, ``.npz``,
 ``LIB.mat:name1,name2``).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, in_file
-from .scene import GroundTruth, Scene
+from ..errors import InputError
+from ..scene import GroundTruth, Scene
 
 
 @dataclass
@@ -247,115 +245,6 @@ def simulate(
 # --------------------------------------------------------------------------------------
 # sources
 # --------------------------------------------------------------------------------------
-def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "abundances" not in z.files:
-                raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
-                                    "expected abundances (N, rows, cols, p) or (rows, cols, p)")
-            a = np.asarray(z["abundances"], np.float32)
-            names = None
-            for key in ("names", "endmember_names"):
-                if key in z.files:
-                    names = [str(n) for n in z[key]]
-    except (OSError, ValueError) as exc:
-        raise in_file(path, f"cannot read as .npz ({exc})") from None
-    return a, names
 
 
-def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | None]:
-    """Abundance maps ``(N, rows, cols, p)`` float32 and endmember names (or None).
-
-    ``source``: an ``.npz`` with ``abundances`` ((N, rows, cols, p) or (rows, cols, p)), an
-    ``unmix`` result folder (its ``result.npz``) or a ``synthesize`` output folder
-    (``abundances.npz``).
-    """
-    path = Path(source)
-    if not path.exists():
-        raise in_file(path, "no such file or folder; expected an .npz with 'abundances', "
-                            "a result folder or a synthesize output folder")
-    if path.is_dir():
-        if (path / "abundances.npz").is_file():
-            a, names = _from_npz(path / "abundances.npz")
-        elif (path / "result.npz").is_file():
-            a, names = _from_npz(path / "result.npz")
-        else:
-            raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
-                                "result.npz (unmix result)")
-    elif path.suffix.lower() == ".npz":
-        a, names = _from_npz(path)
-    else:
-        raise in_file(path, "unsupported abundance source; expected an .npz with 'abundances' or a folder")
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4:
-        raise in_file(path, f"abundances have shape {a.shape}; expected (N, rows, cols, p) or (rows, cols, p)")
-    if not np.all(np.isfinite(a)):
-        n = int((~np.isfinite(a).all(-1)).sum())
-        raise in_file(path, f"abundances have {n} invalid (NaN) pixels; expected complete maps")
-    return a, names
-
-
-def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
-    except OSError as exc:
-        raise in_file(path, f"cannot read ({exc.strerror})") from None
-    if not rows:
-        raise in_file(path, "empty; expected columns centre,fwhm in nm")
-    header = [h.strip().lower() for h in rows[0]]
-    body = rows[1:]
-    try:
-        float(header[0])
-        body, header = rows, []
-    except ValueError:
-        pass
-    ci, fi = 0, 1
-    if header:
-        cands_c = [i for i, h in enumerate(header) if h.startswith(("centre", "center", "wavelength", "wl"))]
-        cands_f = [i for i, h in enumerate(header) if h.startswith(("fwhm", "width", "bandwidth"))]
-        if not cands_c or not cands_f:
-            raise in_file(path, f"header {rows[0]} has no centre and fwhm columns; expected 'centre,fwhm' (nm)")
-        ci, fi = cands_c[0], cands_f[0]
-    try:
-        data = np.array([[float(r[ci]), float(r[fi])] for r in body], np.float64)
-    except (ValueError, IndexError) as exc:
-        raise in_file(path, f"bad row ({exc}); expected numbers in the centre and fwhm columns") from None
-    if len(data) < 1:
-        raise in_file(path, "no bands; expected one row per band: centre,fwhm in nm")
-    return data[:, 0], data[:, 1]
-
-
-def load_sensor(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Band centres and FWHM ``(K,), (K,)`` in nm from a CSV or a scene file.
-
-    CSV: a header naming a centre column (``centre``/``center``/``wavelength``) and a
-    ``fwhm`` column, or two unlabelled columns centre, fwhm. Scene file (anything
-    `unmixgen.io.read_scene` reads): its wavelengths and FWHM; without FWHM the band spacing
-    is used as FWHM.
-    """
-    path = Path(source)
-    if not path.exists():
-        raise in_file(path, "no such sensor file; expected a CSV (centre,fwhm in nm) or a scene file")
-    if path.suffix.lower() == ".csv":
-        centres, fwhm = _sensor_csv(path)
-    else:
-        from .io import read_scene
-
-        scene = read_scene(path)
-        if scene.wavelengths is None:
-            raise in_file(path, "scene has no wavelengths; expected band centres in nm for --sensor")
-        centres = scene.wavelengths
-        fwhm = scene.fwhm if scene.fwhm is not None else (
-            np.gradient(centres) if centres.size > 1 else np.ones(1))
-    if np.any(np.diff(centres) <= 0) or not np.all(np.isfinite(centres)):
-        raise in_file(path, "band centres must be finite and strictly increasing (nm)")
-    if np.any(fwhm <= 0) or not np.all(np.isfinite(fwhm)):
-        raise in_file(path, "FWHM values must be finite and positive (nm)")
-    if np.nanmax(centres) < 100:  # micrometres
-        centres, fwhm = centres * 1e3, fwhm * 1e3
-    return centres.astype(np.float64), np.asarray(fwhm, np.float64)
-
-
-__all__ = ["SimulatedScene", "load_abundance_maps", "load_sensor", "simulate", "smooth_log_normal_scales"]
+__all__ = ["SimulatedScene", "simulate", "smooth_log_normal_scales"]

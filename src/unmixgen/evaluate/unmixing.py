@@ -27,8 +27,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from .errors import InputError
-from .outputs import jsonable
+from ..atomic import jsonable
+from ..errors import InputError
 
 __all__ = [
     "abundance_rmse",

@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    from ..outputs import write_json
+    from ..atomic import write_json
 
     write_json(path, obj)
 

@@ -28,12 +28,11 @@ than ``max_sad`` radians apart (default 0.3 rad, about 17 degrees).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import InputError, in_file
+from ...errors import InputError
 
 MIN_TRAIN_PATCHES = 8
 MIN_EVAL_BLOCKS = 2
@@ -53,82 +52,12 @@ class TrainingMaps:
 
 def match_endmembers(reference: np.ndarray, endmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Permutation ``perm`` with ``endmembers[perm[k]]`` matched to ``reference[k]`` (Hungarian on
-    SAD, `unmixgen.metrics.match_endmembers`), and the matched angles (p,) in radians."""
-    from ..metrics import match_endmembers as hungarian
-    from ..metrics import sad
+    SAD, `unmixgen.evaluate.unmixing.match_endmembers`), and the matched angles (p,) in radians."""
+    from ...evaluate.unmixing import match_endmembers as hungarian
+    from ...evaluate.unmixing import sad
 
     perm = hungarian(endmembers, reference, by="sad")
     return perm, np.radians(sad(endmembers[perm], reference))
-
-
-def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
-    if label_from == "none":
-        return None
-    if label_from == "folder":
-        return folder.name
-    run = result.get("run") or {}
-    params = run.get("parameters") or {}
-    method = params.get("method") or run.get("method")
-    if not method:
-        raise in_file(folder, "run.json names no unmixing method; use --label-from folder or none")
-    return str(method)
-
-
-def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
-                       max_sad: float = 0.3) -> TrainingMaps:
-    """Read the abundance maps of ``unmix`` result folders, matching endmembers to the first.
-
-    Raises `InputError` for missing maps, differing band / endmember counts, or a poor match.
-    """
-    from ..outputs import load_result
-
-    if label_from not in ("none", "folder", "method"):
-        raise InputError(f"--label-from: {label_from!r} is not one of folder, method, none")
-    if not folders:
-        raise InputError("no result folders given; expected one or more `unmixgen unmix` --out folders")
-    maps, labels, sources, match = [], [], [], []
-    ref_e = None
-    ref_p = None
-    names: list[str] = []
-    for i, folder in enumerate(folders):
-        folder = Path(folder)
-        res = load_result(folder)
-        if "abundances" not in res:
-            raise in_file(folder, "result.npz holds no abundances; expected the output of `unmixgen unmix`")
-        a = np.asarray(res["abundances"], np.float32)
-        if a.ndim != 3 or a.shape[-1] < 2:
-            raise in_file(folder, f"abundances have shape {a.shape}; expected (rows, cols, p) with p >= 2")
-        e = res.get("endmembers")
-        if "mask" in res:
-            m = np.asarray(res["mask"], bool)
-            if m.shape == a.shape[:2]:
-                a = np.where(m[..., None], a, np.nan).astype(np.float32)
-        if i == 0:
-            ref_p, ref_e = a.shape[-1], e
-            names = list(res.get("names") or [f"em{k + 1}" for k in range(ref_p)])
-            perm, sad = np.arange(ref_p), np.zeros(ref_p)
-        else:
-            if a.shape[-1] != ref_p:
-                raise in_file(folder, f"has {a.shape[-1]} endmembers but {folders[0]} has {ref_p}; "
-                              "train one model per endmember set")
-            if e is None or ref_e is None:
-                raise in_file(folder, "has no endmember spectra to match against the first folder; "
-                              "expected endmembers in result.npz")
-            if e.shape[1] != ref_e.shape[1]:
-                raise in_file(folder, f"endmembers have {e.shape[1]} bands but {folders[0]} has "
-                              f"{ref_e.shape[1]}; maps of different sensors cannot be matched")
-            perm, sad = match_endmembers(ref_e, e)
-            if sad.max() > max_sad:
-                raise in_file(folder, f"endmembers do not match those of {folders[0]} (worst spectral "
-                              f"angle {sad.max():.2f} rad > {max_sad} rad); train separate models")
-            a = a[..., perm]
-        maps.append(a)
-        labels.append(_label_for(folder, res, label_from))
-        sources.append(str(folder))
-        match.append({"folder": str(folder), "permutation": perm.tolist(), "sad_rad": np.round(sad, 4).tolist()})
-    return TrainingMaps(maps, names, None if label_from == "none" else labels, sources, match)
-
-
 
 
 def block_classes(shape: tuple[int, int], block: int, phase: tuple[int, int, int, int] = (0, 0, 0, 0)

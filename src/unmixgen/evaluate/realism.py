@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 from scipy.special import digamma, polygamma
 
-from .errors import InputError
+from ..errors import InputError
 
 METRICS = ("w1", "sliced_w1", "power_spectrum", "variogram")
 _EPS = 1e-12  # added to powers / variogram values before log10 (constant maps)

@@ -9,7 +9,7 @@ Nothing here downloads anything. A scene is built from
   noise with a power-law spectrum), one per endmember, mapped onto the simplex with a
   softmax (higher ``purity`` = sharper, purer regions), with optional Voronoi regions,
   optional pure pixels and an optional cap on the largest abundance;
-- linear mixing and noise at a given SNR (`unmixgen.mixing`).
+- linear mixing and noise at a given SNR (`unmixgen.simulate.mixing`).
 
 `make_scene` returns a `Scene` with `GroundTruth` attached; `default_scene` is the demo scene.
 """
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+from ..scene import GroundTruth, Scene
 from . import mixing
-from .errors import InputError
-from .scene import GroundTruth, Scene
 
 __all__ = [
     "DEFAULT_KINDS",

@@ -30,9 +30,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_file
-from .errors import InputError, in_file
-from .scene import Scene
+from ..atomic import atomic_file
+from ..errors import InputError, in_file
+from ..scene import Scene
 
 _urlopen = urllib.request.urlopen  # replaced in tests
 
@@ -288,7 +288,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, allow_unpinned
 
     Files come from ``data_dir``/``$UNMIXGEN_DATA`` or the cache (downloaded once).
     """
-    from .io import matlab
+    from . import matlab
 
     ds = get(name)
     paths = fetch(ds.name, data_dir, allow_unpinned=allow_unpinned)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from .errors import InputError
+from ..errors import InputError
 
 _SIGMA_PER_FWHM = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 

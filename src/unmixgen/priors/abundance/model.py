@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
-from . import checkpoint as ck
+from ...errors import InputError
+from ...nn import checkpoint as ck
+from ...nn.device import resolve_device
 from .network import build_network
 from .representation import make_representation
 from .sample import (
@@ -28,7 +29,6 @@ from .sample import (
     sample_canvas,
     seed_generators,
 )
-from .train import resolve_device
 
 
 class AbundanceModel:
@@ -141,7 +141,7 @@ class AbundanceModel:
         return out
 
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo_abundance"
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "assets" / "demo_abundance"
 
 
 def shipped_demo_model(device: str = "cpu") -> AbundanceModel:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ...errors import InputError
 from .representation import Representation
 
 SAMPLERS = ("ddim", "dpm", "ddpm")

@@ -1,0 +1,1 @@
+"""EVALUATE: pure functions over arrays: unmixing metrics, realism distances, baselines."""

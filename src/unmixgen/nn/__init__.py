@@ -1,0 +1,1 @@
+"""Torch infrastructure shared by every network: devices, checkpoints, the trainer."""

@@ -1,0 +1,1 @@
+"""The 2D diffusion prior over abundance maps: patches, representation, network, training, sampling."""

@@ -1,0 +1,105 @@
+"""HTML reports: escaped text, tables and one self-contained page of sections with figures."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_file
+
+
+def html_text(text: str) -> str:
+    """Plain text as escaped HTML paragraphs (blank lines separate paragraphs)."""
+    return "".join(f"<p>{html.escape(par.strip())}</p>" for par in str(text).split("\n\n") if par.strip())
+
+
+def _cell(v) -> str:
+    if isinstance(v, float | np.floating):
+        if not np.isfinite(v):
+            return "&ndash;"
+        return html.escape(f"{float(v):.4g}")
+    if v is None:
+        return "&ndash;"
+    return html.escape(str(v))
+
+
+def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    """A simple HTML table, one row per dict; every value and header is escaped.
+
+    ``columns`` fixes the column order (default: keys in order of first appearance).
+    Floats are shown with 4 significant digits; None/NaN as a dash.
+    """
+    if columns is None:
+        columns = []
+        for r in rows:
+            for k in r:
+                if k not in columns:
+                    columns.append(k)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_html_report(folder, title: str, sections, filename: str = "report.html") -> Path:
+    """Write ``folder/report.html``: a title and sections of figures, text and tables.
+
+    Parameters
+    ----------
+    folder : the run folder; images are linked relative to it (keep them inside it)
+    title : page title (escaped)
+    sections : list of ``(heading, images, body)``
+        ``heading`` str (escaped); ``images`` list of PNG paths (absolute or relative to
+        ``folder``), shown with their file name as caption (escaped); ``body`` an HTML
+        fragment inserted as is (may be empty): build it from escaped pieces, e.g.
+        `html_table` and `html_text`, never from raw user text.
+
+    Returns the path of the report. No external CSS, fonts or JavaScript.
+    """
+    folder = Path(folder)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(str(title))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(str(title))}</h1>",
+    ]
+    for heading, images, body in sections:
+        parts.append(f"<section><h2>{html.escape(str(heading))}</h2>")
+        if body:
+            parts.append(f"<div>{body}</div>")
+        for img in images or []:
+            p = Path(img)
+            full = p if p.is_absolute() else folder / p
+            rel = Path(os.path.relpath(full, folder)).as_posix()
+            cap = html.escape(rel)
+            if full.is_file():
+                parts.append(
+                    f'<figure><img src="{html.escape(rel, quote=True)}" alt="{cap}">'
+                    f"<figcaption>{cap}</figcaption></figure>"
+                )
+            else:
+                parts.append(f'<p class="missing">missing figure: {cap}</p>')
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    out = folder / filename
+    with atomic_file(out) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
+max-width:1200px;padding:0 1em;color:#222;line-height:1.4}
+h1{font-size:1.6em;border-bottom:2px solid #ccc;padding-bottom:.3em}
+h2{font-size:1.25em;margin-top:2em}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:.85em;color:#555}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+.missing{color:#a00}
+"""

@@ -1,0 +1,364 @@
+"""Inputs that are "a file *or* a run folder": endmembers, ground truth, abundance maps,
+sensor band sets, training maps; and fitting endmembers to a scene's bands.
+
+Endmember sources users name on the command line:
+
+A source is one of
+
+- a result folder of ``unmixgen unmix`` (its ``result.npz``),
+- a CSV with a wavelength column and one column per endmember (``endmembers.csv``),
+- an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names``,
+- named spectra of a spectral library, ``LIB.mat:name1,name2`` (the USGS 1995 library
+  layout: ``datalib`` (bands, 3 + n) with wavelengths in um in column 0, spectra from
+  column 3, and a ``names`` char array).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, in_file
+from ..io import matlab
+from ..priors.abundance.patches import TrainingMaps, match_endmembers
+from ..wavelengths import to_nm
+
+
+@dataclass
+class Endmembers:
+    """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known."""
+
+    spectra: np.ndarray
+    wavelengths: np.ndarray | None
+    names: list[str]
+    source: str
+
+
+def load_endmembers(source: str | Path) -> Endmembers:
+    """Read endmembers from any supported source (see module docstring)."""
+    text = str(source)
+    if ":" in text and not Path(text).exists():
+        lib, _, names = text.rpartition(":")
+        return load_library_spectra(lib, [n for n in names.split(",") if n.strip()])
+    path = Path(text)
+    if not path.exists():
+        raise in_file(path, "no such file or folder; expected a result folder, .csv, .npz or LIB.mat:names")
+    if path.is_dir() or path.name == "result.npz":
+        from .folder import load_result
+
+        r = load_result(path)
+        if "endmembers" not in r:
+            raise in_file(path, "result has no endmembers")
+        return Endmembers(np.asarray(r["endmembers"], np.float32), r.get("wavelengths"),
+                          r.get("names") or _default_names(len(r["endmembers"])), text)
+    ext = path.suffix.lower()
+    if ext == ".csv":
+        from .folder import read_endmembers_csv
+
+        e, wl, names = read_endmembers_csv(path)
+        return Endmembers(e, wl, names, text)
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "endmembers" not in z.files:
+                raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
+            e = np.asarray(z["endmembers"], np.float32)
+            wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
+            names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
+        if e.ndim != 2:
+            raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
+        return Endmembers(e, wl, names, text)
+    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz or LIB.mat:names")
+
+
+def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
+    """Pick spectra by (case-insensitive, substring) name from a USGS-1995-layout library .mat."""
+    from scipy.io import loadmat
+
+    path = Path(library)
+    if not path.is_file():
+        raise in_file(path, "no such spectral library file")
+    if not names:
+        raise in_file(path, "no spectrum names given; expected LIB.mat:name1,name2")
+    try:
+        m = loadmat(path)
+    except Exception as exc:
+        raise in_file(path, f"cannot read as a MATLAB file ({exc})") from None
+    if "datalib" not in m or "names" not in m:
+        raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib' and 'names')")
+    data = np.asarray(m["datalib"], np.float64)
+    all_names = [bytes(np.asarray(r, np.uint8)).decode("latin1").strip() for r in m["names"]]
+    order = np.argsort(data[:, 0], kind="stable")
+    wl = to_nm(data[order, 0], "um")
+    spectra, picked = [], []
+    for want in names:
+        key = want.strip().lower()
+        hits = [i for i in range(3, len(all_names)) if key in all_names[i].lower()]
+        exact = [i for i in hits if all_names[i].lower() == key]
+        if not hits:
+            close = [n for n in all_names[3:] if key[:4] in n.lower()][:5]
+            hint = f"; similar: {', '.join(close)}" if close else ""
+            raise in_file(path, f"no spectrum named {want!r}{hint}")
+        i = (exact or hits)[0]
+        spectra.append(data[order, i])
+        picked.append(all_names[i])
+    return Endmembers(np.asarray(spectra, np.float32), wl, picked, f"{path}:{','.join(names)}")
+
+
+def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Endmembers on the scene's bands, and the bands they cover.
+
+    Returns ``(E (p, bands) float32, covered (bands,) bool)``. Same wavelengths (or no
+    wavelengths and the same band count): used as they are. Different wavelengths that
+    overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
+    range; bands outside it are marked not covered (the caller unmixes on covered bands).
+    No overlap: `InputError`.
+    """
+    e = em.spectra
+    p, b = e.shape
+    if em.wavelengths is None or scene_wl is None:
+        if b != scene_bands:
+            raise InputError(
+                f"{em.source}: {b} endmember bands but the scene has {scene_bands}, and wavelengths are "
+                "missing on one side; expected the same bands or wavelengths on both"
+            )
+        return e, np.ones(scene_bands, bool)
+    ewl = np.asarray(em.wavelengths, np.float64)
+    if ewl.shape == scene_wl.shape and np.allclose(ewl, scene_wl, rtol=0, atol=0.5):
+        return e, np.ones(scene_bands, bool)
+    tol = 0.5  # nm: rounding in files
+    covered = (scene_wl >= ewl[0] - tol) & (scene_wl <= ewl[-1] + tol)
+    if covered.sum() < 2:
+        raise InputError(
+            f"{em.source}: endmember wavelengths {ewl[0]:.0f}-{ewl[-1]:.0f} nm do not overlap the scene's "
+            f"{scene_wl[0]:.0f}-{scene_wl[-1]:.0f} nm; expected spectra covering the scene's bands"
+        )
+    out = np.zeros((p, scene_bands), np.float32)
+    x = np.clip(scene_wl[covered], ewl[0], ewl[-1])
+    for i in range(p):
+        out[i, covered] = np.interp(x, ewl, e[i])
+    return out, covered
+
+
+def _default_names(p: int) -> list[str]:
+    return [f"em{i + 1}" for i in range(p)]
+
+
+def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None):
+    """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
+
+    Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
+    ``(rows, cols, p)``; ``rows``/``cols`` say how to unfold flat (p, pixels) matrices
+    (column-major, the MATLAB benchmark convention).
+    """
+    import numpy as np
+
+    from ..scene import GroundTruth
+
+    path = Path(path)
+    if not path.exists():
+        raise in_file(path, "no such file or folder")
+    if path.is_dir() or path.name == "result.npz":
+        from ..runs.folder import load_result
+
+        r = load_result(path)
+        return GroundTruth(r.get("endmembers"), r.get("abundances"), r.get("names"), str(path))
+    ext = path.suffix.lower()
+    if ext == ".mat":
+        return matlab.read_truth(path, rows, cols, bands)
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            e = z["endmembers"] if "endmembers" in z.files else None
+            a = z["abundances"] if "abundances" in z.files else None
+            names = [str(n) for n in z["names"]] if "names" in z.files else None
+        if e is None and a is None:
+            raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")
+        if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
+            if a.shape[1] != rows * cols:
+                raise in_file(path, f"abundances hold {a.shape[1]} pixels; expected {rows}x{cols}")
+            a = a.T.reshape((rows, cols, -1), order="F")
+        return GroundTruth(e, a, names, str(path))
+    raise in_file(path, "unsupported ground-truth file; expected .mat, .npz or a result folder")
+
+
+def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "abundances" not in z.files:
+                raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
+                                    "expected abundances (N, rows, cols, p) or (rows, cols, p)")
+            a = np.asarray(z["abundances"], np.float32)
+            names = None
+            for key in ("names", "endmember_names"):
+                if key in z.files:
+                    names = [str(n) for n in z[key]]
+    except (OSError, ValueError) as exc:
+        raise in_file(path, f"cannot read as .npz ({exc})") from None
+    return a, names
+
+
+def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Abundance maps ``(N, rows, cols, p)`` float32 and endmember names (or None).
+
+    ``source``: an ``.npz`` with ``abundances`` ((N, rows, cols, p) or (rows, cols, p)), an
+    ``unmix`` result folder (its ``result.npz``) or a ``synthesize`` output folder
+    (``abundances.npz``).
+    """
+    path = Path(source)
+    if not path.exists():
+        raise in_file(path, "no such file or folder; expected an .npz with 'abundances', "
+                            "a result folder or a synthesize output folder")
+    if path.is_dir():
+        if (path / "abundances.npz").is_file():
+            a, names = _from_npz(path / "abundances.npz")
+        elif (path / "result.npz").is_file():
+            a, names = _from_npz(path / "result.npz")
+        else:
+            raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
+                                "result.npz (unmix result)")
+    elif path.suffix.lower() == ".npz":
+        a, names = _from_npz(path)
+    else:
+        raise in_file(path, "unsupported abundance source; expected an .npz with 'abundances' or a folder")
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise in_file(path, f"abundances have shape {a.shape}; expected (N, rows, cols, p) or (rows, cols, p)")
+    if not np.all(np.isfinite(a)):
+        n = int((~np.isfinite(a).all(-1)).sum())
+        raise in_file(path, f"abundances have {n} invalid (NaN) pixels; expected complete maps")
+    return a, names
+
+
+def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+    except OSError as exc:
+        raise in_file(path, f"cannot read ({exc.strerror})") from None
+    if not rows:
+        raise in_file(path, "empty; expected columns centre,fwhm in nm")
+    header = [h.strip().lower() for h in rows[0]]
+    body = rows[1:]
+    try:
+        float(header[0])
+        body, header = rows, []
+    except ValueError:
+        pass
+    ci, fi = 0, 1
+    if header:
+        cands_c = [i for i, h in enumerate(header) if h.startswith(("centre", "center", "wavelength", "wl"))]
+        cands_f = [i for i, h in enumerate(header) if h.startswith(("fwhm", "width", "bandwidth"))]
+        if not cands_c or not cands_f:
+            raise in_file(path, f"header {rows[0]} has no centre and fwhm columns; expected 'centre,fwhm' (nm)")
+        ci, fi = cands_c[0], cands_f[0]
+    try:
+        data = np.array([[float(r[ci]), float(r[fi])] for r in body], np.float64)
+    except (ValueError, IndexError) as exc:
+        raise in_file(path, f"bad row ({exc}); expected numbers in the centre and fwhm columns") from None
+    if len(data) < 1:
+        raise in_file(path, "no bands; expected one row per band: centre,fwhm in nm")
+    return data[:, 0], data[:, 1]
+
+
+def load_sensor(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Band centres and FWHM ``(K,), (K,)`` in nm from a CSV or a scene file.
+
+    CSV: a header naming a centre column (``centre``/``center``/``wavelength``) and a
+    ``fwhm`` column, or two unlabelled columns centre, fwhm. Scene file (anything
+    `unmixgen.io.read_scene` reads): its wavelengths and FWHM; without FWHM the band spacing
+    is used as FWHM.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise in_file(path, "no such sensor file; expected a CSV (centre,fwhm in nm) or a scene file")
+    if path.suffix.lower() == ".csv":
+        centres, fwhm = _sensor_csv(path)
+    else:
+        from ..io import read_scene
+
+        scene = read_scene(path)
+        if scene.wavelengths is None:
+            raise in_file(path, "scene has no wavelengths; expected band centres in nm for --sensor")
+        centres = scene.wavelengths
+        fwhm = scene.fwhm if scene.fwhm is not None else (
+            np.gradient(centres) if centres.size > 1 else np.ones(1))
+    if np.any(np.diff(centres) <= 0) or not np.all(np.isfinite(centres)):
+        raise in_file(path, "band centres must be finite and strictly increasing (nm)")
+    if np.any(fwhm <= 0) or not np.all(np.isfinite(fwhm)):
+        raise in_file(path, "FWHM values must be finite and positive (nm)")
+    if np.nanmax(centres) < 100:  # micrometres
+        centres, fwhm = centres * 1e3, fwhm * 1e3
+    return centres.astype(np.float64), np.asarray(fwhm, np.float64)
+
+
+def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
+    if label_from == "none":
+        return None
+    if label_from == "folder":
+        return folder.name
+    run = result.get("run") or {}
+    params = run.get("parameters") or {}
+    method = params.get("method") or run.get("method")
+    if not method:
+        raise in_file(folder, "run.json names no unmixing method; use --label-from folder or none")
+    return str(method)
+
+
+def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
+                       max_sad: float = 0.3) -> TrainingMaps:
+    """Read the abundance maps of ``unmix`` result folders, matching endmembers to the first.
+
+    Raises `InputError` for missing maps, differing band / endmember counts, or a poor match.
+    """
+    from .folder import load_result
+
+    if label_from not in ("none", "folder", "method"):
+        raise InputError(f"--label-from: {label_from!r} is not one of folder, method, none")
+    if not folders:
+        raise InputError("no result folders given; expected one or more `unmixgen unmix` --out folders")
+    maps, labels, sources, match = [], [], [], []
+    ref_e = None
+    ref_p = None
+    names: list[str] = []
+    for i, folder in enumerate(folders):
+        folder = Path(folder)
+        res = load_result(folder)
+        if "abundances" not in res:
+            raise in_file(folder, "result.npz holds no abundances; expected the output of `unmixgen unmix`")
+        a = np.asarray(res["abundances"], np.float32)
+        if a.ndim != 3 or a.shape[-1] < 2:
+            raise in_file(folder, f"abundances have shape {a.shape}; expected (rows, cols, p) with p >= 2")
+        e = res.get("endmembers")
+        if "mask" in res:
+            m = np.asarray(res["mask"], bool)
+            if m.shape == a.shape[:2]:
+                a = np.where(m[..., None], a, np.nan).astype(np.float32)
+        if i == 0:
+            ref_p, ref_e = a.shape[-1], e
+            names = list(res.get("names") or [f"em{k + 1}" for k in range(ref_p)])
+            perm, sad = np.arange(ref_p), np.zeros(ref_p)
+        else:
+            if a.shape[-1] != ref_p:
+                raise in_file(folder, f"has {a.shape[-1]} endmembers but {folders[0]} has {ref_p}; "
+                              "train one model per endmember set")
+            if e is None or ref_e is None:
+                raise in_file(folder, "has no endmember spectra to match against the first folder; "
+                              "expected endmembers in result.npz")
+            if e.shape[1] != ref_e.shape[1]:
+                raise in_file(folder, f"endmembers have {e.shape[1]} bands but {folders[0]} has "
+                              f"{ref_e.shape[1]}; maps of different sensors cannot be matched")
+            perm, sad = match_endmembers(ref_e, e)
+            if sad.max() > max_sad:
+                raise in_file(folder, f"endmembers do not match those of {folders[0]} (worst spectral "
+                              f"angle {sad.max():.2f} rad > {max_sad} rad); train separate models")
+            a = a[..., perm]
+        maps.append(a)
+        labels.append(_label_for(folder, res, label_from))
+        sources.append(str(folder))
+        match.append({"folder": str(folder), "permutation": perm.tolist(), "sad_rad": np.round(sad, 4).tolist()})
+    return TrainingMaps(maps, names, None if label_from == "none" else labels, sources, match)
