@@ -22,3 +22,41 @@ def in_file(path: str | os.PathLike, message: str) -> InputError:
 
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped at its iteration limit before meeting its tolerance."""
+
+
+class ParameterError(InputError):
+    """A bad value for a named parameter of the library: ``name=value: what is expected``.
+
+    Library code names the *parameter* (``n_endmembers=1: expected >= 2``); the CLI maps
+    ``name`` to its flag in one place (`unmixgen.cli.flags`) so a command-line user reads
+    ``--endmembers 1: expected >= 2``.
+    """
+
+    def __init__(self, name: str, value: object, expected: str):
+        self.name, self.value, self.expected = name, value, expected
+        super().__init__(f"{name}={value!r}: {expected}")
+
+
+def check_range(name: str, value, *, low=None, high=None, low_open: bool = False,
+                high_open: bool = False, integer: bool = False):
+    """Return ``value`` when it is a finite number inside the bounds, else `ParameterError`.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``integer`` also
+    refuses non-integers (and bools).
+    """
+    import math
+    import numbers
+
+    ok_type = isinstance(value, numbers.Integral) if integer else isinstance(value, numbers.Real)
+    if isinstance(value, bool) or not ok_type:
+        raise ParameterError(name, value, "expected an integer" if integer else "expected a number")
+    if not math.isfinite(value):
+        raise ParameterError(name, value, "expected a finite number")
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high}"
+    bounds = " and ".join(b for b in (lo, hi) if b)
+    if low is not None and (value <= low if low_open else value < low):
+        raise ParameterError(name, value, f"expected {bounds}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ParameterError(name, value, f"expected {bounds}")
+    return value
