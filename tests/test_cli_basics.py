@@ -43,3 +43,54 @@ def test_nan_pixels_are_counted_not_refused(run_cli, tmp_path):
     code, out, _ = run_cli("info", p, "--json")
     info = json.loads(out)
     assert code == 0 and info["invalid_pixels"] == 2 and info["valid_fraction"] == 18 / 20
+
+
+def test_usage_errors_are_one_line_exit_2(run_cli):
+    # typer raises its own (vendored) click exceptions: they must not surface as internal errors
+    for args in (("unmix", "--bogus", "x"), ("nosuchcommand",), ("simulate", "--seed", "abc"), ("unmix",)):
+        code, _, err = run_cli(*args)
+        assert code == 2, (args, err)
+        assert "internal error" not in err and err.strip().count("\n") == 0, (args, err)
+
+
+def test_parameter_errors_are_shown_with_the_flag():
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import as_cli_message
+    from unmixgen.errors import ParameterError
+
+    synth = typer.main.get_command(app).commands["synthesize"]
+    assert as_cli_message(ParameterError("count", 0, "expected >= 1"), synth) == "--count 0: expected >= 1"
+    # a library name the command spells differently comes from the alias table
+    unmix = typer.main.get_command(app).commands["unmix"]
+    assert as_cli_message(ParameterError("n_endmembers", 1, "expected >= 2"), unmix).startswith("--endmembers 1:")
+    # a parameter no flag sets keeps the library's wording
+    assert as_cli_message(ParameterError("inner_tol", -1, "expected > 0"), unmix) == "inner_tol=-1: expected > 0"
+
+
+def test_a_parameter_error_in_a_command_exits_2_naming_the_flag(run_cli, monkeypatch, tmp_path):
+    import unmixgen.io
+    from unmixgen.errors import ParameterError
+
+    def refuse(*args, **kwargs):
+        raise ParameterError("n_endmembers", 1, "expected >= 2")
+
+    monkeypatch.setattr(unmixgen.io, "read_scene", refuse)
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "1", "--out", tmp_path / "o")
+    assert code == 2 and err.strip() == "error: --endmembers 1: expected >= 2"
+    assert not (tmp_path / "o").exists()
+
+
+def test_package_root_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    import unmixgen
+
+    # importing the package must not load torch (the CLI's `info` stays fast)
+    out = subprocess.run([sys.executable, "-c", "import unmixgen, sys; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    for name in unmixgen.__all__:
+        assert getattr(unmixgen, name) is not None, name

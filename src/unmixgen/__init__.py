@@ -1,1 +1,70 @@
-__version__ = "0.1.0"
+"""unmixgen: hyperspectral unmixing, and diffusion models of what it finds.
+
+The public API for notebook users; the ``unmixgen`` command is a thin caller of it::
+
+    import unmixgen as ug
+
+    scene = ug.read_scene("scene.hdr")                 # lazy: nothing is read yet
+    method = ug.make_method("vca", n_endmembers=4, seed=0)
+    method.fit(scene)                                  # endmembers_ (p, bands), abundances_ (rows, cols, p)
+    ug.evaluate(endmembers=method.endmembers_, abundances=method.abundances_,
+                ref_endmembers=E_true, ref_abundances=A_true)
+
+Names are imported on first use, so ``import unmixgen`` stays fast and does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+# public name -> module that defines it
+_API = {
+    # read and write
+    "Scene": "unmixgen.scene",
+    "read_scene": "unmixgen.io",
+    "write_scene": "unmixgen.io",
+    "map_tiles": "unmixgen.tiling",
+    # simulate
+    "simulate": "unmixgen.simulate.scene",
+    "make_scene": "unmixgen.simulate.procedural",
+    # evaluate
+    "evaluate": "unmixgen.evaluate.unmixing",
+    "match_endmembers": "unmixgen.evaluate.unmixing",
+    "evaluate_synthesis": "unmixgen.evaluate.realism",
+    # unmix
+    "make_method": "unmixgen.unmix.registry",
+    "METHODS": "unmixgen.unmix.registry",
+    "DEFAULT_METHOD": "unmixgen.unmix.registry",
+    "hysime": "unmixgen.unmix.rank",
+    "fcls": "unmixgen.unmix.inversion",
+    "invert": "unmixgen.unmix.inversion",
+    "invert_scene": "unmixgen.unmix.inversion",
+    "ArchetypalAnalysis": "unmixgen.unmix.archetypal",
+    "MinVolNMF": "unmixgen.unmix.minvol",
+    # priors
+    "AbundanceModel": "unmixgen.priors.abundance.model",
+    "load_model": "unmixgen.priors.abundance.model",
+    # run folders and whole workflows
+    "load_result": "unmixgen.runs.folder",
+    "load_endmembers": "unmixgen.runs.sources",
+    "train_abundance_model": "unmixgen.workflows",
+    "run_demo": "unmixgen.workflows",
+}
+
+__all__ = ["__version__", *sorted(_API)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'unmixgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

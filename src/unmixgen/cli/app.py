@@ -11,8 +11,8 @@ import traceback
 
 import typer
 
-from .. import __version__
-from ..errors import InputError
+from .._version import __version__
+from ..errors import InputError, ParameterError
 
 app = typer.Typer(
     name="unmixgen",
@@ -57,14 +57,52 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}{where}", file=sys.stderr)
 
 
+def _invoked_command(argv: list[str]):
+    """The click command that ``argv`` names (for mapping parameter names to its flags)."""
+    try:
+        group = typer.main.get_command(app)
+        for word in argv:
+            if word.startswith("-"):
+                continue
+            cmd = group.commands.get(word) if hasattr(group, "commands") else None
+            if cmd is None:
+                return None
+            if hasattr(cmd, "commands"):  # a sub-group (`datasets list`)
+                group = cmd
+                continue
+            return cmd
+    except Exception:  # mapping flags is a courtesy; never let it hide the real error
+        return None
+    return None
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Click's and typer's (vendored) usage exceptions: they know how to show themselves."""
+    import click
+
+    return isinstance(exc, (click.ClickException, typer.exceptions.TyperException)) and hasattr(exc, "show")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: run the app and map exceptions to exit codes."""
+    """Console entry point: run the app and map exceptions to exit codes.
+
+    0 success; 2 bad input or usage (`InputError`, click/typer usage errors); 1 anything
+    else, including a numerical divergence (not the user's input).
+    """
     import warnings
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    from .flags import as_cli_message
+
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
     warnings.showwarning = _show_warning
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=args, standalone_mode=False)
+    except ParameterError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {as_cli_message(exc, _invoked_command(args))}", file=sys.stderr)
+        return 2
     except InputError as exc:
         if debug:
             traceback.print_exc()
@@ -77,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # click usage errors are handled below; the rest is ours
+    except Exception as exc:
         import click
 
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click.exceptions.Abort) or type(exc).__name__ == "Abort":
             return 130
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+        if _is_usage_error(exc):
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            print(f"error: {exc.format_message()}{where}", file=sys.stderr)
+            return 2
         if debug:
             traceback.print_exc()
         print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",

@@ -277,11 +277,6 @@ def _progress_bar(label: str, total: int):
     return prog, prog.add_task(label, total=total or None)
 
 
-def clear_cache(name: str) -> None:
-    """Remove the cached files of dataset ``name``."""
-    shutil.rmtree(cache_dir() / get(name).folder, ignore_errors=True)
-
-
 # -- loading ---------------------------------------------------------------------------------
 def load(name: str, data_dir: str | os.PathLike | None = None, *, allow_unpinned: bool = False) -> Scene:
     """The benchmark scene ``name`` with its ground truth attached (`Scene.truth`).

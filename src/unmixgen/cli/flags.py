@@ -1,0 +1,56 @@
+"""Library parameter names -> command-line flags, in one place.
+
+The library raises `ParameterError` naming the Python parameter (``n_endmembers=1: ...``).
+The CLI shows the flag a command-line user typed instead (``--endmembers 1: ...``): first
+the invoked command's own option whose Python name matches, then `ALIASES` for library
+parameters whose name differs from the command's option.
+"""
+
+from __future__ import annotations
+
+from ..errors import ParameterError
+
+# library parameter -> flag, where the command's option has another name
+ALIASES = {
+    "n_endmembers": "--endmembers",
+    "count": "--count",
+    "n_samples": "--samples",
+    "max_minutes": "--max-minutes",
+    "max_steps": "--max-steps",
+    "prediction_type": "--prediction",
+    "snr_db": "--snr",
+    "tile_size": "--tile",
+    "batch_size": "--batch-size",
+    "method": "--method",
+    "device": "--device",
+    "seed": "--seed",
+}
+
+
+def command_flags(command) -> dict[str, str]:
+    """Python parameter name -> its longest flag, for one click/typer command."""
+    out: dict[str, str] = {}
+    for param in getattr(command, "params", []):
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+        if param.name and opts:
+            out[param.name] = max(opts, key=len)
+    return out
+
+
+def flag_for(name: str, command=None) -> str | None:
+    """The flag that sets library parameter ``name`` (None when no flag does)."""
+    flags = command_flags(command) if command is not None else {}
+    return flags.get(name) or ALIASES.get(name)
+
+
+def as_cli_message(exc: ParameterError, command=None) -> str:
+    """``--flag value: expected`` when a flag sets the parameter, else the library message."""
+    flag = flag_for(exc.name, command)
+    if flag is None:
+        return str(exc)
+    return f"{flag} {exc.value}: {exc.expected}"
+
+
+def given(**options):
+    """The options the user gave (not None): the library's signature holds the defaults, once."""
+    return {k: v for k, v in options.items() if v is not None}
