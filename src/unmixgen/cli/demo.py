@@ -27,7 +27,6 @@ def demo(
     Example: unmixgen demo --out demo-output --overwrite
     """
     from ..workflows import run_demo
-
     from .flags import given
 
     record = run_demo(out, train=train, overwrite=overwrite,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import urllib.request
 import warnings
 from dataclasses import dataclass, field
