@@ -93,3 +93,50 @@ def test_convert_bad_input_is_one_line(tmp_path, run_cli):
     code, _, err = run_cli("convert", hdr, tmp_path / "o.npz")
     assert code == 2 and "scene.hdr: header says 5 bands" in err and "Traceback" not in err
     assert not (tmp_path / "o.npz").exists()
+
+
+def _digest(paths):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_convert_never_destroys_its_input(run_cli, envi_scene, tmp_path):
+    hdr, _, _ = envi_scene
+    npz = tmp_path / "s.npz"
+    assert run_cli("convert", hdr, npz)[0] == 0
+    before = _digest(sorted(tmp_path.iterdir()))
+    # the same file, the same ENVI pair (header or data file named), with --overwrite
+    data = next(p for p in tmp_path.iterdir() if p.suffix.lower() in (".img", ".bil", "") and p != hdr)
+    for src, dst in ((npz, npz), (hdr, hdr), (hdr, data.with_suffix(".hdr")), (hdr, data)):
+        code, _, err = run_cli("convert", src, dst, "--overwrite")
+        assert code == 2 and "input" in err and err.strip().count("\n") == 0, (src, dst, err)
+    assert _digest(sorted(tmp_path.iterdir())) == before
+
+
+def test_convert_refuses_to_shadow_or_replace_unrelated_files(run_cli, envi_scene, tmp_path):
+    hdr, _, _ = envi_scene
+    out = tmp_path / "out"
+    out.mkdir()
+    img = out / "o.img"
+    img.write_bytes(b"someone else's data")
+    code, _, err = run_cli("convert", hdr, out / "o.hdr")
+    assert code == 2 and "o.img" in err and "--overwrite" in err
+    assert img.read_bytes() == b"someone else's data"
+    # a stale data file without extension is what readers of o.hdr would open: refused even with --overwrite
+    img.unlink()
+    (out / "o").write_bytes(b"stale")
+    code, _, err = run_cli("convert", hdr, out / "o.hdr", "--overwrite")
+    assert code == 2 and "instead of o.img" in err
+    assert not (out / "o.hdr").exists()
+
+
+def test_outputs_that_cannot_be_written_are_bad_input(run_cli, envi_scene, tmp_path):
+    hdr, _, _ = envi_scene
+    afile = tmp_path / "plain.txt"
+    afile.write_text("x")
+    for dst in (afile / "o.npz", tmp_path / "missing" / "o.npz"):
+        code, _, err = run_cli("convert", hdr, dst)
+        assert code == 2 and "internal error" not in err, err
+    code, _, err = run_cli("unmix", hdr, "-p", "2", "--method", "vca", "--out", afile / "run")
+    assert code == 2 and "plain.txt" in err

@@ -21,6 +21,12 @@ import numpy as np
 from .errors import in_file
 
 
+def _about(exc: OSError, *paths: Path) -> bool:
+    """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not ours)."""
+    names = {os.path.realpath(p) for p in paths} | {os.path.realpath(Path(p).parent) for p in paths}
+    return any(f is not None and os.path.realpath(f) in names for f in (exc.filename, exc.filename2))
+
+
 def _temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
@@ -33,6 +39,10 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if _about(exc, tmp, path):
+            raise in_file(path, f"cannot write ({exc.strerror}); expected a writable location") from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -56,27 +66,50 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
                 tmp.unlink()
 
 
-def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output folder unless ``overwrite``; refuse a file in its place."""
+def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Path:
+    """Refuse an output folder that cannot be written or must not be replaced.
+
+    Refused: an existing folder without ``overwrite``; a file in its place; a parent that is
+    a file; an output that is, or contains, one of ``inputs`` (files or folders the command
+    reads), which replacing the folder would destroy.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise in_file(path, "exists and is not a folder; expected a folder name for the output")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise in_file(parent, "is a file, not a folder; expected a folder path for the output")
+            break
+    out = os.path.realpath(path)
+    for item in inputs:
+        if item is None:
+            continue
+        src = os.path.realpath(item)
+        if src == out or src.startswith(out.rstrip(os.sep) + os.sep):
+            raise in_file(path, f"contains the input {os.fspath(item)}; replacing it would destroy the "
+                                "input, so choose another output folder")
     if path.exists() and not overwrite:
         raise in_file(path, "output folder exists; pass --overwrite to replace it or choose another --out")
     return path
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it becomes ``path``.
 
     An existing ``path`` is refused unless ``overwrite``, and then replaced only after the
-    new folder is complete.
+    new folder is complete; ``inputs`` are never inside it (`check_output_dir`). A folder
+    that cannot be created (read-only, no space) is an `InputError` naming it.
     """
-    path = check_output_dir(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_dir(path, overwrite, inputs)
     tmp = _temp_sibling(path)
-    tmp.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise in_file(path, f"cannot create the output folder ({exc.strerror}); expected a writable "
+                            "location") from None
     try:
         yield tmp
         if path.exists():

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..errors import in_file
 from .app import app
 
 
@@ -50,10 +49,9 @@ def convert(
 
     Example: unmixgen convert scene.hdr scene.npz
     """
-    from ..io import read_scene, write_scene
+    from ..io import check_output_file, read_scene, write_scene
 
-    if dst.exists() and not overwrite:
-        raise in_file(dst, "exists; pass --overwrite to replace it")
+    check_output_file(dst, overwrite=overwrite, inputs=[src])
     scene = read_scene(src)
     scene.require_valid()
     write_scene(scene, dst)

@@ -15,7 +15,7 @@ import importlib
 import os
 from pathlib import Path
 
-from ..errors import in_file
+from ..errors import InputError, in_file
 from ..scene import Scene
 
 # extension -> format module (lower case; ENVI data files are recognised by their header)
@@ -106,6 +106,75 @@ def write_scene(scene: Scene, path: str | os.PathLike, **options) -> None:
     _module(_WRITE_EXT[ext]).write(scene, path, **options)
 
 
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """Every file reading ``path`` opens: the file itself, an ENVI header *and* its data
+    file, every file of an EnMAP folder. Outputs must never be one of these."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file())
+    files = [path]
+    try:
+        if detect_format(path) == "envi":
+            from .envi import find_data_file, header_and_data
+
+            hdr, data = header_and_data(path)
+            files = [hdr, data if data is not None else find_data_file(hdr)]
+    except InputError:
+        pass  # the reader reports what is wrong with the input itself
+    return files
+
+
+def written_files(path: str | os.PathLike) -> list[Path]:
+    """The files `write_scene` creates for ``path`` (ENVI: the header and the data file)."""
+    path = Path(path)
+    if _WRITE_EXT.get(path.suffix.lower()) == "envi":
+        if path.suffix.lower() == ".hdr":
+            return [path, path.with_suffix(".img")]
+        return [path.with_suffix(".hdr"), path]
+    return [path]
+
+
+def check_output_file(path: str | os.PathLike, *, overwrite: bool, inputs=()) -> list[Path]:
+    """Refuse to write a scene to ``path`` when that would destroy an input, replace an
+    existing file without ``overwrite``, or leave a stale file that readers would open
+    instead (an ENVI data file named like the header, beside the one we write).
+
+    Returns the files the write will create.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _WRITE_EXT:
+        raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
+    out = written_files(path)
+    protected = {_same_file_key(p) for f in inputs for p in input_files(f)}
+    for f in out:
+        if _same_file_key(f) in protected:
+            raise in_file(f, "is also an input of this command; expected a different output name")
+        if f.is_dir():
+            raise in_file(f, "is a folder; expected a file name for the output")
+        if f.exists() and not overwrite:
+            raise in_file(f, "exists; pass --overwrite to replace it")
+        if not f.parent.is_dir():
+            what = "is not a folder" if f.parent.exists() else "does not exist"
+            raise in_file(f.parent, f"{what}; expected an existing folder for the output")
+    if _WRITE_EXT[ext] == "envi":
+        from .envi import find_data_file
+
+        hdr, data = out
+        try:
+            picked = find_data_file(hdr)
+        except InputError:
+            picked = None
+        if picked is not None and picked != data:
+            raise in_file(picked, f"readers of {hdr.name} would open this file instead of {data.name}; "
+                                  "remove it or choose another output name")
+    return out
+
+
+def _same_file_key(path: Path) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
 def _enmap_metadata_beside(path: Path) -> Path | None:
     if "SPECTRAL_IMAGE" not in path.name.upper():
         return None
@@ -127,4 +196,4 @@ def _envi_header_for(path: Path) -> Path | None:
 
 
 
-__all__ = ["detect_format", "read_scene", "write_scene"]
+__all__ = ["check_output_file", "detect_format", "input_files", "read_scene", "write_scene", "written_files"]
