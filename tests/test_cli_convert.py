@@ -56,7 +56,7 @@ def test_convert_chain_envi_npz_tif_envi(envi_scene, tmp_path, run_cli):
         assert code == 0, err
     first, last = read_scene(hdr), read_scene(chain[-1])
     np.testing.assert_array_equal(last.mask, valid)
-    np.testing.assert_array_equal(last.cube[valid], first.cube[valid])
+    np.testing.assert_array_equal(last.load()[valid], first.load()[valid])
     np.testing.assert_array_equal(last.wavelengths, first.wavelengths)
     np.testing.assert_allclose(last.transform, UTM33N_TRANSFORM)
     assert CRS.from_user_input(last.crs).to_epsg() == 32633

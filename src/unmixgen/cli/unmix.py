@@ -57,14 +57,16 @@ def unmix(
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
     scene.require_valid()
-    _ = scene.cube
-    timings["read"] = time.perf_counter() - t
-
     params = {"scene": str(scene_path), "seed": seed}
     if endmembers_file is not None:
+        # Inversion reads the cube tile by tile (invert_scene): the whole cube is never
+        # loaded, so "read" covers the header and the valid-pixel mask only.
+        timings["read"] = time.perf_counter() - t
         E, A, names, details = _given(scene, endmembers_file, method or "fcls")
         params.update(endmembers_file=str(endmembers_file), method=method or "fcls")
     else:
+        scene.load()  # blind methods learn from all valid pixels at once
+        timings["read"] = time.perf_counter() - t
         E, A, names, details = _blind(scene, _parse_p(endmembers), method, seed)
         params.update(endmembers=endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
@@ -74,9 +76,11 @@ def unmix(
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
 
+        # the reconstruction metrics need every pixel: the one load on the
+        # --endmembers-file path, and only with ground truth
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-            ref_abundances=scene.truth.abundances, cube=scene.cube, mask=scene.mask,
+            ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
             names=scene.truth.names,
         )
     t = time.perf_counter()
