@@ -56,7 +56,7 @@ def test_convert_chain_envi_npz_tif_envi(envi_scene, tmp_path, run_cli):
         assert code == 0, err
     first, last = read_scene(hdr), read_scene(chain[-1])
     np.testing.assert_array_equal(last.mask, valid)
-    np.testing.assert_array_equal(last.cube[valid], first.cube[valid])
+    np.testing.assert_array_equal(last.load()[valid], first.load()[valid])
     np.testing.assert_array_equal(last.wavelengths, first.wavelengths)
     np.testing.assert_allclose(last.transform, UTM33N_TRANSFORM)
     assert CRS.from_user_input(last.crs).to_epsg() == 32633
@@ -140,3 +140,7 @@ def test_outputs_that_cannot_be_written_are_bad_input(run_cli, envi_scene, tmp_p
         assert code == 2 and "internal error" not in err, err
     code, _, err = run_cli("unmix", hdr, "-p", "2", "--method", "vca", "--out", afile / "run")
     assert code == 2 and "plain.txt" in err
+    # an output folder that contains the input would be destroyed by --overwrite
+    code, _, err = run_cli("unmix", hdr, "-p", "2", "--method", "vca", "--out", tmp_path, "--overwrite")
+    assert code == 2 and "input" in err
+    assert hdr.exists()

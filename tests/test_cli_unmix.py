@@ -15,7 +15,7 @@ from unmixgen.unmix.inversion import fcls
 def scene_file(tmp_path):
     """A non-square 24x37 scene with 3 endmembers, pure pixels, two invalid pixels, truth attached."""
     s = make_scene(rows=24, cols=37, p=3, snr_db=40, seed=3)
-    cube = s.cube.copy()
+    cube = s.load().copy()
     cube[2, 5] = np.nan
     cube[20, 30] = 0
     scene = Scene(cube, wavelengths=s.wavelengths, truth=s.truth,
@@ -42,7 +42,7 @@ def test_blind_unmix_writes_the_output_folder(run_cli, scene_file, tmp_path):
     maps = read_scene(out / "abundances.tif")
     assert maps.crs is not None and "32633" in maps.crs
     assert np.allclose(maps.transform, (30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0))
-    assert np.allclose(maps.cube[mask], valid, atol=1e-6)
+    assert np.allclose(maps.load()[mask], valid, atol=1e-6)
     header = (out / "endmembers.csv").read_text().splitlines()[0]
     assert header.startswith("wavelength_nm,")
     run = json.loads((out / "run.json").read_text())
@@ -149,3 +149,56 @@ def test_endmembers_covering_part_of_the_scene_use_only_those_bands(run_cli, sce
         A, mask = r["abundances"], r["mask"]
     ref = fcls(read_scene(path).valid_pixels()[:, keep], E)
     assert np.abs(A[mask] - ref).max() < 1e-4
+
+
+def test_given_endmembers_never_load_the_whole_cube(run_cli, tmp_path, monkeypatch):
+    """`unmix --endmembers-file` (figures on, the default) reads the cube tile by tile only."""
+    from unmixgen.runs.folder import write_endmembers_csv
+    from unmixgen.scene import ArraySource
+
+    # taller than every tile (mask 512, inversion 256, figures 512): a whole-cube read shows
+    s = make_scene(rows=520, cols=48, bands=30, p=3, snr_db=40, seed=5)
+    cube = s.load().copy()
+    cube[510, 3] = np.nan
+    path = tmp_path / "tall.hdr"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), path)  # ENVI: memory-mapped, read lazily
+    csv = tmp_path / "em.csv"
+    write_endmembers_csv(csv, s.truth.endmembers, s.wavelengths)
+
+    largest = []
+    real_read = ArraySource.read
+
+    def recording_read(self, rows, cols):
+        r0, r1, c0, c1 = rows.indices(self.shape[0])[:2] + cols.indices(self.shape[1])[:2]
+        largest.append((r1 - r0) * (c1 - c0))
+        return real_read(self, rows, cols)
+
+    def no_load(self):
+        raise AssertionError("Scene.load() called: the whole cube would be in memory")
+
+    monkeypatch.setattr(ArraySource, "read", recording_read)
+    monkeypatch.setattr(Scene, "load", no_load)
+    out = tmp_path / "given"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", csv, "--out", out, "--no-figures")
+    assert code == 0, err
+    assert largest and max(largest) < 520 * 48
+    monkeypatch.undo()
+    with np.load(out / "result.npz") as r:
+        A, mask = r["abundances"], r["mask"]
+    assert not mask[510, 3] and np.isnan(A[510, 3]).all()
+    ref = fcls(cube[mask], s.truth.endmembers)
+    assert np.abs(A[mask] - ref).max() < 1e-4
+
+
+def test_rgb_figure_of_an_unloaded_scene_reads_tiles(tmp_path, monkeypatch):
+    """The one figure of `unmix` that reads the cube (rgb.png) does so tile by tile."""
+    from recording_source import RecordingSource
+    from unmixgen.report.figures import plot_rgb
+
+    cube = np.random.default_rng(0).uniform(0.1, 1.0, (520, 48, 12))
+    src = RecordingSource(cube)
+    scene = Scene(src, wavelengths=np.linspace(400, 1000, 12))
+    monkeypatch.setattr(Scene, "load", lambda self: pytest.fail("plot_rgb loaded the whole cube"))
+    plot_rgb(scene, tmp_path / "rgb.png")
+    assert (tmp_path / "rgb.png").stat().st_size > 0
+    assert 0 < src.largest_window() < 520 * 48

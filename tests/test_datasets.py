@@ -33,7 +33,7 @@ def test_load_from_local_folder(shared_data, monkeypatch):
     assert np.allclose(s.truth.abundances.sum(-1), 1, atol=1e-5)
     monkeypatch.setenv("UNMIXGEN_DATA", str(shared_data))
     j = datasets.load("jasper_ridge")
-    assert j.shape == (100, 100, 198) and j.cube.max() < 1.2  # divided by maxValue
+    assert j.shape == (100, 100, 198) and j.load().max() < 1.2  # divided by maxValue
     assert datasets.status("samson", shared_data) == "local"
 
 

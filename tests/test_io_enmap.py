@@ -33,7 +33,7 @@ def test_read_from_folder_xml_or_tif(product, which):
     np.testing.assert_allclose(s.wavelengths, WL)  # bands sorted by number, not XML order
     np.testing.assert_allclose(s.fwhm, FWHM)
     expected = stored * GAIN.astype(np.float32) + OFFSET.astype(np.float32)
-    np.testing.assert_allclose(s.cube[s.mask], expected[s.mask], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(s.load()[s.mask], expected[s.mask], rtol=1e-6, atol=1e-7)
     assert s.mask.sum() == 76 and not s.mask[2, 3]
     np.testing.assert_allclose(s.transform, UTM33N_TRANSFORM)
     assert s.crs is not None and s.units == "reflectance"

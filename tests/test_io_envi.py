@@ -28,7 +28,7 @@ def test_interleave_and_byte_order(tmp_path, interleave, byte_order):
     hdr = write_envi(tmp_path, stored, interleave=interleave, byte_order=byte_order, wavelengths=WL_NM)
     scene = read_scene(hdr)
     assert scene.shape == (7, 11, 5)
-    np.testing.assert_array_equal(scene.cube, stored.astype(np.float32))
+    np.testing.assert_array_equal(scene.load(), stored.astype(np.float32))
     np.testing.assert_array_equal(scene.wavelengths, WL_NM)
     assert scene.metadata["format"] == "envi" and scene.path == str(hdr) and scene.name == "scene"
     assert scene.dtype == np.dtype("i2")
@@ -39,7 +39,7 @@ def test_all_data_types(tmp_path, dtype):
     stored = _stored(dtype)
     hdr = write_envi(tmp_path, stored, interleave="bil", byte_order=1)
     scene = read_scene(hdr)
-    np.testing.assert_array_equal(scene.cube, stored.astype(np.float32))
+    np.testing.assert_array_equal(scene.load(), stored.astype(np.float32))
     assert scene.dtype.kind == np.dtype(dtype).kind and scene.dtype.itemsize == np.dtype(dtype).itemsize
 
 
@@ -51,7 +51,7 @@ def test_header_offset_micrometres_fwhm_scale_factor(tmp_path):
     scene = read_scene(hdr)
     np.testing.assert_allclose(scene.wavelengths, WL_NM)
     np.testing.assert_allclose(scene.fwhm, [10, 10, 20, 20, 30])
-    np.testing.assert_allclose(scene.cube, stored / 1000.0, rtol=1e-6)
+    np.testing.assert_allclose(scene.load(), stored / 1000.0, rtol=1e-6)
 
 
 def test_wavelength_units_inferred_from_magnitude(tmp_path):
@@ -94,10 +94,10 @@ def test_lazy_memory_map_and_window(tmp_path):
 def test_data_file_found_beside_header_and_opened_directly(tmp_path, ext):
     stored = _stored("f4")
     hdr = write_envi(tmp_path, stored, data_ext=ext)
-    np.testing.assert_array_equal(read_scene(hdr).cube, stored)
+    np.testing.assert_array_equal(read_scene(hdr).load(), stored)
     data = tmp_path / f"scene{ext}"
     assert detect_format(data) == "envi"
-    np.testing.assert_array_equal(read_scene(data).cube, stored)
+    np.testing.assert_array_equal(read_scene(data).load(), stored)
 
 
 def test_map_info_utm_and_coordinate_system_string(tmp_path):
@@ -136,8 +136,8 @@ def test_writer_round_trip(tmp_path, target):
     write_scene(scene, tmp_path / target)
     back = read_scene(tmp_path / target)
     np.testing.assert_array_equal(back.mask, scene.mask)
-    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
-    assert np.isnan(back.cube[~back.mask]).all()  # invalid pixels written as nodata (NaN)
+    np.testing.assert_array_equal(back.load()[back.mask], scene.load()[scene.mask])
+    assert np.isnan(back.load()[~back.mask]).all()  # invalid pixels written as nodata (NaN)
     np.testing.assert_allclose(back.wavelengths, WL_NM)
     np.testing.assert_allclose(back.fwhm, scene.fwhm)
     np.testing.assert_array_equal(back.good_bands, scene.good_bands)
@@ -172,7 +172,7 @@ def test_writer_rotation_interleave_and_integer_dtype(tmp_path, interleave):
     back = read_scene(tmp_path / "r.hdr")
     assert back.dtype == np.dtype("int16") and back.metadata["interleave"] == interleave
     assert back.nodata == np.iinfo(np.int16).min and not back.mask[0, 0] and back.mask.sum() == 76
-    np.testing.assert_array_equal(back.cube[back.mask], cube[scene.mask])
+    np.testing.assert_array_equal(back.load()[back.mask], cube[scene.mask])
     np.testing.assert_allclose(back.transform, t, atol=1e-9)
 
 
@@ -265,5 +265,5 @@ def test_overlapping_detector_wavelengths_are_sorted(tmp_path):
     assert np.allclose(s.wavelengths, np.sort(wl))
     assert np.allclose(s.fwhm, np.array([10, 11, 12, 13])[order])
     assert list(s.good_bands) == [True, False, True, True]
-    assert np.array_equal(s.cube, cube[..., order])
+    assert np.array_equal(s.load(), cube[..., order])
     assert np.array_equal(s.read(slice(1, 3), slice(2, 4)), cube[1:3, 2:4][..., order])

@@ -34,8 +34,8 @@ def test_round_trip(tmp_path):
     back = read_scene(tmp_path / "s.tif")
     assert back.metadata["format"] == "geotiff" and back.path == str(tmp_path / "s.tif")
     np.testing.assert_array_equal(back.mask, scene.mask)
-    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
-    assert np.isnan(back.cube[~back.mask]).all()
+    np.testing.assert_array_equal(back.load()[back.mask], scene.load()[scene.mask])
+    assert np.isnan(back.load()[~back.mask]).all()
     np.testing.assert_allclose(back.wavelengths, WL_NM)
     np.testing.assert_allclose(back.fwhm, scene.fwhm)
     np.testing.assert_array_equal(back.good_bands, scene.good_bands)
@@ -64,7 +64,7 @@ def test_band_tags_in_micrometres_with_scales_and_nodata(tmp_path):
     np.testing.assert_allclose(s.wavelengths, WL_NM)
     np.testing.assert_allclose(s.fwhm, [10.0] * 5)
     assert s.nodata == -1 and s.mask.sum() == 76 and not s.mask[0, 5]
-    np.testing.assert_allclose(s.cube, stored * 0.001 + 0.5, rtol=1e-6)
+    np.testing.assert_allclose(s.load(), stored * 0.001 + 0.5, rtol=1e-6)
     assert s.dtype == np.dtype("int16")
 
 
@@ -109,4 +109,4 @@ def test_tiled_large_scene_streams_in_blocks(tmp_path):
     write_scene(scene, tmp_path / "big.tif", block_rows=64)
     with rasterio.open(tmp_path / "big.tif") as ds:
         assert ds.block_shapes[0] == (256, 256)
-    np.testing.assert_array_equal(read_scene(tmp_path / "big.tif").cube, cube)
+    np.testing.assert_array_equal(read_scene(tmp_path / "big.tif").load(), cube)

@@ -37,10 +37,10 @@ def test_zhu_pixel_order_non_square(tmp_path):
     s = read_scene(p)
     assert s.metadata["format"] == "matlab" and s.metadata["layout"] == "zhu"
     assert s.shape == (ROWS, COLS, BANDS) and s.name == "zhu" and s.path == str(p)
-    assert s.cube[3, 6, 2] == pytest.approx((300 + 60 + 2 + 1) / 1000)
-    np.testing.assert_allclose(s.cube, cube / 1000, rtol=1e-6)
+    assert s.load()[3, 6, 2] == pytest.approx((300 + 60 + 2 + 1) / 1000)
+    np.testing.assert_allclose(s.load(), cube / 1000, rtol=1e-6)
     raw = matlab.read(p, scale_max_value=False)
-    np.testing.assert_allclose(raw.cube, cube)
+    np.testing.assert_allclose(raw.load(), cube)
 
 
 def test_v73_reads_like_v5(tmp_path):
@@ -59,8 +59,8 @@ def test_v73_reads_like_v5(tmp_path):
     with open(v73, "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
     a, b = read_scene(v5), read_scene(v73)
-    np.testing.assert_array_equal(a.cube, b.cube)
-    np.testing.assert_array_equal(b.cube[..., 0], cube[..., 0])
+    np.testing.assert_array_equal(a.load(), b.load())
+    np.testing.assert_array_equal(b.load()[..., 0], cube[..., 0])
 
 
 def test_cube_any_key_and_truth_file(tmp_path):
@@ -124,7 +124,7 @@ def test_hysupp_round_trip_with_truth(tmp_path):
     back = read_scene(out)
     assert back.metadata["layout"] == "hysupp"
     np.testing.assert_array_equal(back.mask, mask)
-    np.testing.assert_allclose(back.cube[mask], cube[mask], rtol=1e-6)
+    np.testing.assert_allclose(back.load()[mask], cube[mask], rtol=1e-6)
     np.testing.assert_allclose(back.wavelengths, wl)
     np.testing.assert_allclose(back.truth.abundances, a, rtol=1e-6)
     np.testing.assert_allclose(back.truth.endmembers, e, rtol=1e-6)
@@ -141,9 +141,9 @@ def test_samson_truth_matches_palsson_file(shared_data):
     np.testing.assert_array_equal(s.truth.abundances, ref.astype(np.float32))
     np.testing.assert_array_equal(p.truth.abundances, s.truth.abundances)
     np.testing.assert_array_equal(p.truth.endmembers, s.truth.endmembers)
-    np.testing.assert_array_equal(p.cube, s.cube)
+    np.testing.assert_array_equal(p.load(), s.load())
     clean = read_scene(shared_data / "samson/rasti_misicnet/Y_clean.mat")
-    np.testing.assert_array_equal(clean.cube, s.cube)
+    np.testing.assert_array_equal(clean.load(), s.load())
 
 
 def test_jasper_scaled_and_truth_error(shared_data):
@@ -151,8 +151,8 @@ def test_jasper_scaled_and_truth_error(shared_data):
                    truth=shared_data / "jasper_ridge/end4.mat")
     raw = sio.loadmat(shared_data / "jasper_ridge/jasperRidge2_R198.mat")["Y"]
     assert j.shape == (100, 100, 198)
-    assert j.cube.max() == pytest.approx(raw.max() / 5000, rel=1e-6)
-    y = j.cube.reshape(-1, 198).astype(np.float64)
+    assert j.load().max() == pytest.approx(raw.max() / 5000, rel=1e-6)
+    y = j.load().reshape(-1, 198).astype(np.float64)
     rec = j.truth.abundances.reshape(-1, 4).astype(np.float64) @ j.truth.endmembers.astype(np.float64)
     assert np.linalg.norm(y - rec) / np.linalg.norm(y) == pytest.approx(0.175, abs=0.002)
     pal = read_scene(shared_data / "jasper_ridge/Jasper.mat")

@@ -35,7 +35,7 @@ def test_npz_round_trip_with_truth(tmp_path):
     back = read_scene(tmp_path / "s.npz")
     assert back.metadata["format"] == "numpy"
     np.testing.assert_array_equal(back.mask, scene.mask)
-    np.testing.assert_array_equal(back.cube[back.mask], scene.cube[scene.mask])
+    np.testing.assert_array_equal(back.load()[back.mask], scene.load()[scene.mask])
     np.testing.assert_array_equal(back.wavelengths, scene.wavelengths)
     np.testing.assert_array_equal(back.fwhm, scene.fwhm)
     np.testing.assert_array_equal(back.good_bands, scene.good_bands)
@@ -59,7 +59,7 @@ def test_npy_is_memory_mapped(tmp_path):
 def test_npz_single_array_and_micrometres(tmp_path):
     cube = scene_cube()
     np.savez(tmp_path / "one.npz", data=cube)
-    np.testing.assert_array_equal(read_scene(tmp_path / "one.npz").cube, cube)
+    np.testing.assert_array_equal(read_scene(tmp_path / "one.npz").load(), cube)
     np.savez(tmp_path / "um.npz", cube=cube, wavelengths=np.array([0.45, 0.55, 0.65, 0.75, 0.85]))
     np.testing.assert_allclose(read_scene(tmp_path / "um.npz").wavelengths, [450, 550, 650, 750, 850])
 

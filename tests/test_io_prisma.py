@@ -73,7 +73,7 @@ def test_overlap_policy_and_scaling_of_one_pixel(l2d, overlap):
     wl, val = _expected_pixel(l2d, r, c, overlap)
     np.testing.assert_allclose(s.wavelengths, wl, rtol=0, atol=1e-3)
     np.testing.assert_allclose(s.read(slice(r, r + 1), slice(c, c + 1))[0, 0], val, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(s.cube[r, c], val, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s.load()[r, c], val, rtol=1e-5, atol=1e-6)
     if overlap == "swir":
         assert s.wavelengths[0] < 920 and s.wavelengths[-1] > 2400
         in_ov = (s.wavelengths >= 920) & (s.wavelengths <= 1010)
@@ -87,7 +87,7 @@ def test_bad_overlap_policy(l2d):
 
 def test_full_cube_matches_formula_everywhere(l2d):
     s = read_scene(l2d.path)
-    cube = s.cube
+    cube = s.load()
     assert cube.shape == (ROWS, COLS, s.bands) and cube.dtype == np.float32
     rr, cc = np.meshgrid(np.arange(ROWS), np.arange(COLS), indexing="ij")
     # band 0 is the shortest VNIR wavelength: the last used VNIR slot (descending storage)
@@ -150,11 +150,11 @@ def test_l1_radiance(tmp_path):
     slot = int(np.flatnonzero(fp.cw_swir > 0)[0])
     dn = float(expected_dn(r, c, slot, "swir"))
     exp = dn / float(fp.attrs["ScaleFactor_Swir"]) - float(fp.attrs["Offset_Swir"])
-    assert s.cube[r, c, -1] == pytest.approx(exp, rel=1e-6)
+    assert s.load()[r, c, -1] == pytest.approx(exp, rel=1e-6)
     slot = int(np.flatnonzero(fp.cw_vnir > 0)[-1])
     dn = float(expected_dn(r, c, slot, "vnir"))
     exp = dn / float(fp.attrs["ScaleFactor_Vnir"]) - float(fp.attrs["Offset_Vnir"])
-    assert s.cube[r, c, 0] == pytest.approx(exp, rel=1e-6)
+    assert s.load()[r, c, 0] == pytest.approx(exp, rel=1e-6)
     assert not s.mask[fp.flagged_pixels[0]]  # L1 saturation matrix
 
 
@@ -163,7 +163,7 @@ def test_l2c_swath_has_no_crs_and_chunked_layout(tmp_path):
     s = read_scene(fp.path)
     assert s.crs is None and s.transform is None and s.units == "reflectance"
     wl, val = _expected_pixel(fp, 5, 2)
-    np.testing.assert_allclose(s.cube[5, 2], val, rtol=1e-5)
+    np.testing.assert_allclose(s.load()[5, 2], val, rtol=1e-5)
 
 
 def test_missing_cubes_is_input_error_and_exit_2(tmp_path, run_cli):

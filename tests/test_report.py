@@ -28,7 +28,7 @@ def scene() -> Scene:
 
 
 def test_plot_rgb_true_colour_and_invalid_grey(scene, tmp_path):
-    cube = scene.cube.copy()
+    cube = scene.load().copy()
     cube[:4, :5] = np.nan
     s = Scene(cube, wavelengths=scene.wavelengths, name="with holes")
     out = report.plot_rgb(s, tmp_path / "rgb.png")
@@ -39,11 +39,11 @@ def test_plot_rgb_true_colour_and_invalid_grey(scene, tmp_path):
 
 
 def test_plot_rgb_without_wavelengths_and_outside_visible(scene, tmp_path):
-    s = Scene(scene.cube)
+    s = Scene(scene.load())
     _check_png(report.plot_rgb(s, tmp_path / "a.png"))
     idx, how = report._rgb_bands(s)
     assert how.startswith("false colour") and len(set(idx)) == 3
-    swir = Scene(scene.cube[..., :20], wavelengths=np.linspace(1000, 2400, 20))
+    swir = Scene(scene.load()[..., :20], wavelengths=np.linspace(1000, 2400, 20))
     assert report._rgb_bands(swir)[1].startswith("false colour")
 
 

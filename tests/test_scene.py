@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from recording_source import RecordingSource
 from unmixgen.errors import InputError
-from unmixgen.scene import GroundTruth, Scene
+from unmixgen.scene import GroundTruth, Scene, describe
 from unmixgen.wavelengths import to_nm
 
 
@@ -81,3 +82,39 @@ def test_scale_applied_per_window_without_loading_memmap(tmp_path):
     s = Scene(ArraySource(np.load(tmp_path / "c.npy", mmap_mode="r"), scale=0.5))
     assert s.read(slice(1, 2), slice(0, 2)).dtype == np.float32
     assert np.allclose(s.read(slice(1, 2), slice(0, 2)), raw[1:2, 0:2] * 0.5)
+
+
+def test_only_load_reads_the_whole_cube():
+    # taller than the mask's 512-pixel tiles, so a whole-cube read would show as one window
+    cube = _cube(600, 9, 3)
+    cube[550, 4] = np.nan
+    src = RecordingSource(cube.astype(np.float64))  # float64 storage: load() reads, not wraps
+    s = Scene(src)
+    assert s.shape == (600, 9, 3) and s.dtype == np.float64  # storage dtype
+    assert s.mask.sum() == 600 * 9 - 1 and not s.mask[550, 4]
+    s.require_valid()
+    assert 0 < s.valid_fraction < 1 and describe(s)["invalid_pixels"] == 1
+    assert np.array_equal(s.read(slice(10, 12), slice(2, 5)), cube[10:12, 2:5])
+    assert sum(t.mask.sum() for t in s.tiles(100, halo=3)) > 0
+    assert not s.is_loaded
+    assert 0 < src.largest_window() < 600 * 9
+    loaded = s.load()
+    assert src.largest_window() == 600 * 9 and s.is_loaded
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, cube, equal_nan=True)
+    n_reads = len(src.windows)
+    assert s.load() is loaded and len(src.windows) == n_reads  # kept, not read again
+    assert np.array_equal(s.read(slice(0, 2), slice(0, 2)), cube[:2, :2])  # from the loaded cube
+    assert len(src.windows) == n_reads
+
+
+def test_valid_pixels_loads_the_cube():
+    cube = _cube(4, 6, 2)
+    s = Scene(RecordingSource(cube.astype(np.float64)))
+    assert not s.is_loaded
+    assert np.array_equal(s.valid_pixels(), cube.reshape(-1, 2))
+    assert s.is_loaded
+
+
+def test_float32_array_is_loaded_without_a_copy():
+    cube = _cube(3, 4, 2)
+    assert Scene(cube).load() is cube

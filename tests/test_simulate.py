@@ -166,9 +166,9 @@ def test_cli_simulate_round_trip(inputs, run_cli):
     assert sc.shape == (ROWS, COLS, BANDS)
     np.testing.assert_allclose(sc.truth.abundances, a[1], atol=1e-6)
     np.testing.assert_allclose(sc.truth.endmembers, e, rtol=1e-6)
-    np.testing.assert_allclose(sc.cube, a[1] @ e, rtol=1e-5)
+    np.testing.assert_allclose(sc.load(), a[1] @ e, rtol=1e-5)
     envi = read_scene(out / "scene_000.hdr")
-    np.testing.assert_allclose(envi.cube, a[0] @ e, rtol=1e-6)
+    np.testing.assert_allclose(envi.load(), a[0] @ e, rtol=1e-6)
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "simulate" and run["scenes"] == 2
     # existing output without --overwrite: one line, exit 2

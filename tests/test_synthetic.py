@@ -122,7 +122,7 @@ def test_regions_add_patches():
 # -- scenes ----------------------------------------------------------------------------
 def test_make_scene_shapes_truth_and_metadata(scene):
     assert scene.shape == (40, 56, 120)
-    assert scene.cube.dtype == np.float32
+    assert scene.load().dtype == np.float32
     assert scene.metadata["format"] == "synthetic"
     assert scene.wavelengths[0] == 400 and scene.wavelengths[-1] == 2500
     assert scene.fwhm.shape == (120,) and np.all(scene.fwhm > 0)
@@ -137,9 +137,9 @@ def test_make_scene_shapes_truth_and_metadata(scene):
 
 def test_make_scene_snr_and_mixing(scene):
     clean = mixing.linear(scene.truth.abundances, scene.truth.endmembers)
-    assert abs(mixing.snr_db(clean, scene.cube) - 30.0) < 0.1
+    assert abs(mixing.snr_db(clean, scene.load()) - 30.0) < 0.1
     quiet = synthetic.make_scene(rows=10, cols=12, bands=30, snr_db=None, seed=1)
-    np.testing.assert_allclose(quiet.cube, mixing.linear(quiet.truth.abundances, quiet.truth.endmembers),
+    np.testing.assert_allclose(quiet.load(), mixing.linear(quiet.truth.abundances, quiet.truth.endmembers),
                                atol=1e-6)
 
 
@@ -147,9 +147,9 @@ def test_make_scene_deterministic_per_seed():
     a = synthetic.make_scene(rows=12, cols=17, bands=25, seed=9)
     b = synthetic.make_scene(rows=12, cols=17, bands=25, seed=9)
     c = synthetic.make_scene(rows=12, cols=17, bands=25, seed=10)
-    np.testing.assert_array_equal(a.cube, b.cube)
+    np.testing.assert_array_equal(a.load(), b.load())
     np.testing.assert_array_equal(a.truth.abundances, b.truth.abundances)
-    assert not np.array_equal(a.cube, c.cube)
+    assert not np.array_equal(a.load(), c.load())
 
 
 def test_make_scene_options():

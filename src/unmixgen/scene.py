@@ -7,8 +7,10 @@ scenes, ground truth.
 
 The cube need not be in memory. Readers hand the scene a *source*: anything with a
 ``shape`` and a ``read(rows, cols)`` method returning float32 ``(r, c, bands)``. Plain
-arrays and memory maps are wrapped in `ArraySource`. `Scene.read` and `Scene.tiles` read
-only the window asked for; `Scene.cube` reads (and keeps) the whole cube.
+arrays and memory maps are wrapped in `ArraySource`. `Scene.read`, `Scene.tiles` and
+`unmixgen.tiling.map_tiles` read only the window asked for. The whole cube is read only
+by an explicit `Scene.load()` (which keeps it), never as a side effect of a property;
+`Scene.valid_pixels()` calls `load()`.
 
 Invalid pixels (NaN, Inf, all bands zero, all bands equal to the nodata value, flagged by
 the file) are ``False`` in `Scene.mask`. Every method skips them and every writer writes
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InputError
+from .tiling import Tile, iter_tiles, map_tiles
 from .wavelengths import check_wavelengths
 
 
@@ -88,33 +91,6 @@ class GroundTruth:
         if self.abundances is not None:
             return int(self.abundances.shape[-1])
         return 0
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One spatial tile of a scene.
-
-    ``rows``/``cols`` are the tile's own region in scene coordinates; ``outer_rows`` /
-    ``outer_cols`` add the halo (clipped at the scene border). ``data`` ``(r, c, bands)``
-    float32 and ``mask`` ``(r, c)`` cover the outer region; ``inner`` indexes the tile's own
-    region inside them.
-    """
-
-    rows: slice
-    cols: slice
-    outer_rows: slice
-    outer_cols: slice
-    data: np.ndarray
-    mask: np.ndarray
-
-    @property
-    def inner(self) -> tuple[slice, slice]:
-        r0 = self.rows.start - self.outer_rows.start
-        c0 = self.cols.start - self.outer_cols.start
-        return (
-            slice(r0, r0 + self.rows.stop - self.rows.start),
-            slice(c0, c0 + self.cols.stop - self.cols.start),
-        )
 
 
 def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
@@ -236,12 +212,6 @@ class Scene:
         """Storage dtype of the file (the cube itself is always read as float32)."""
         return np.dtype(self.source.dtype)
 
-    def band_axis(self) -> np.ndarray:
-        """Wavelengths in nm, or band numbers 1..bands when the scene has none."""
-        if self.wavelengths is not None:
-            return self.wavelengths
-        return np.arange(1, self.bands + 1, dtype=np.float64)
-
     # -- data ------------------------------------------------------------------------
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
         """Read a window as float32 ``(r, c, bands)``; only that window is read from disk."""
@@ -252,8 +222,17 @@ class Scene:
         return self.source.read(rows, cols)
 
     @property
-    def cube(self) -> np.ndarray:
-        """The whole cube, float32 ``(rows, cols, bands)``, read once and kept."""
+    def is_loaded(self) -> bool:
+        """Whether `load()` has put the whole cube in memory."""
+        return self._cube is not None
+
+    def load(self) -> np.ndarray:
+        """Read the whole cube once and keep it; returns float32 ``(rows, cols, bands)``.
+
+        The only call that puts the whole cube in memory (`valid_pixels` calls it). A
+        float32 in-memory array without scaling or band reordering is kept as is, not
+        copied. After `load()`, `read`, `tiles` and `map_tiles` slice the loaded cube.
+        """
         if self._cube is None:
             src = self.source
             if (
@@ -278,10 +257,11 @@ class Scene:
             if self._mask_fn is not None:
                 self._mask = self._checked_mask(self._mask_fn())
             else:
-                m = np.empty((self.rows, self.cols), bool)
-                for t in self.tiles(512, with_mask=False):
-                    m[t.rows, t.cols] = pixel_validity(t.data, self.nodata)
-                self._mask = m
+                nodata = self.nodata
+                self._mask = map_tiles(
+                    self, lambda data, _: pixel_validity(data, nodata)[..., None], tile=512,
+                    out_channels=1, dtype=bool, fill=False, masked=False,
+                )[..., 0]
         return self._mask
 
     @property
@@ -296,33 +276,22 @@ class Scene:
                 "nodata or flagged); expected at least one"
             )
 
-    def tiles(self, size: int = 512, halo: int = 0, *, with_mask: bool = True) -> Iterator[Tile]:
-        """Iterate over ``size`` x ``size`` tiles (row-major), each read from disk on its own.
+    def tiles(self, tile: int = 512, halo: int = 0, *, with_mask: bool = True) -> Iterator[Tile]:
+        """Iterate over ``tile`` x ``tile`` tiles (row-major), each read on its own.
 
         ``halo`` extra pixels on every side are read too (clipped at the border) for methods
-        that need neighbours; ``Tile.inner`` selects the tile's own region.
+        that need neighbours; ``Tile.inner`` selects the tile's own region. To map a
+        function over tiles and assemble the result, use `unmixgen.tiling.map_tiles`.
         """
-        if size < 1 or halo < 0:
-            raise ValueError(f"tile size must be >= 1 and halo >= 0, got {size}, {halo}")
-        for r0 in range(0, self.rows, size):
-            r1 = min(r0 + size, self.rows)
-            for c0 in range(0, self.cols, size):
-                c1 = min(c0 + size, self.cols)
-                orows = slice(max(r0 - halo, 0), min(r1 + halo, self.rows))
-                ocols = slice(max(c0 - halo, 0), min(c1 + halo, self.cols))
-                data = self.read(orows, ocols)
-                if with_mask:
-                    mask = self.mask[orows, ocols]
-                else:
-                    mask = np.ones(data.shape[:2], bool)
-                yield Tile(slice(r0, r1), slice(c0, c1), orows, ocols, data, mask)
+        return iter_tiles(self, tile, halo, with_mask=with_mask)
 
     def valid_pixels(self) -> np.ndarray:
         """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order.
 
-        A view of the cube when every pixel is valid (no copy of a large scene).
+        Loads the whole cube (`load`). A view of the cube when every pixel is valid (no
+        copy of a large scene).
         """
-        cube = self.cube
+        cube = self.load()
         if self.mask.all() and cube.flags.c_contiguous:
             return cube.reshape(-1, self.bands)
         return cube[self.mask]

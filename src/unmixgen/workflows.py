@@ -77,7 +77,7 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
         save_result(tmp / "unmix", scene, endmembers=est.endmembers_, abundances=est.abundances_)
         metrics = evaluate(endmembers=est.endmembers_, abundances=est.abundances_,
                            ref_endmembers=scene.truth.endmembers, ref_abundances=scene.truth.abundances,
-                           cube=scene.cube, mask=scene.mask, names=scene.truth.names)
+                           cube=scene.load(), mask=scene.mask, names=scene.truth.names)
         write_json(tmp / "unmix" / "run.json", {**run_record("unmix", {"method": est.name}, seed=seed),
                                                 **est.info_, "metrics": metrics})
         record["unmix"] = {"method": est.name, "metrics": metrics}

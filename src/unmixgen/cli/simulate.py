@@ -49,7 +49,8 @@ def simulate_cmd(
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate
 
-    check_output_dir(out, overwrite)
+    inputs = [abundances, sensor, endmembers.rpartition(':')[0] if ':' in endmembers and not Path(endmembers).exists() else endmembers]
+    check_output_dir(out, overwrite, inputs)
     fmt = {"geotiff": "tif", "tiff": "tif", "hdr": "envi"}.get(fmt.lower(), fmt.lower())
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -77,7 +78,7 @@ def simulate_cmd(
         "format": fmt, "out": str(out),
     }, seed=seed)
     first = scenes[0]
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, inputs) as tmp:
         measured = []
         for i, sc in enumerate(scenes):
             stem = f"scene_{i:03d}"

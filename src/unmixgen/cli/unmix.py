@@ -48,7 +48,8 @@ def unmix(
     from ..runs.folder import run_record, save_result
     from ..runs.sources import read_truth
 
-    check_output_dir(out, overwrite)
+    inputs = [scene_path, endmembers_file, truth]
+    check_output_dir(out, overwrite, inputs)
     if (endmembers is None) == (endmembers_file is None):
         raise InputError("give exactly one of --endmembers N|auto (blind) or --endmembers-file FILE")
     timings: dict[str, float] = {}
@@ -57,14 +58,16 @@ def unmix(
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
     scene.require_valid()
-    _ = scene.cube
-    timings["read"] = time.perf_counter() - t
-
     params = {"scene": str(scene_path), "seed": seed}
     if endmembers_file is not None:
+        # Inversion reads the cube tile by tile (invert_scene): the whole cube is never
+        # loaded, so "read" covers the header and the valid-pixel mask only.
+        timings["read"] = time.perf_counter() - t
         E, A, names, details = _given(scene, endmembers_file, method or "fcls")
         params.update(endmembers_file=str(endmembers_file), method=method or "fcls")
     else:
+        scene.load()  # blind methods learn from all valid pixels at once
+        timings["read"] = time.perf_counter() - t
         E, A, names, details = _blind(scene, _parse_p(endmembers), method, seed)
         params.update(endmembers=endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
@@ -74,13 +77,15 @@ def unmix(
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
 
+        # the reconstruction metrics need every pixel: the one load on the
+        # --endmembers-file path, and only with ground truth
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-            ref_abundances=scene.truth.abundances, cube=scene.cube, mask=scene.mask,
+            ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
             names=scene.truth.names,
         )
     t = time.perf_counter()
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)

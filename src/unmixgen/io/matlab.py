@@ -278,7 +278,7 @@ def write(scene: Scene, path: Path, **options) -> None:
     import scipy.io as sio
 
     path = Path(path)
-    cube = scene.cube
+    cube = scene.load()
     h, w, bands = cube.shape
     mask = scene.mask
     y = np.where(mask[..., None], cube, np.nan).reshape(h * w, bands).T.astype(np.float64)

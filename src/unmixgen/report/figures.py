@@ -133,8 +133,8 @@ def _rgb_bands(scene) -> tuple[list[int], str]:
 def _strided_bands(scene, bands: list[int], stride: int) -> np.ndarray:
     """(rows/stride, cols/stride, len(bands)) from the scene, read tile by tile when the
     cube is not already in memory (only the needed bands are kept)."""
-    if getattr(scene, "_cube", None) is not None or scene.rows * scene.cols * scene.bands < 2e8:
-        return np.asarray(scene.cube[::stride, ::stride][..., bands], np.float32)
+    if scene.is_loaded:
+        return np.asarray(scene.load()[::stride, ::stride][..., bands], np.float32)
     size = stride * max(1, 512 // stride)
     out = np.empty((len(range(0, scene.rows, stride)), len(range(0, scene.cols, stride)), len(bands)),
                    np.float32)

@@ -19,13 +19,16 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError, in_file
 from ..io import matlab
-from ..priors.abundance.patches import TrainingMaps, match_endmembers
 from ..wavelengths import to_nm
+
+if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
+    from ..priors.abundance.patches import TrainingMaps
 
 
 @dataclass
@@ -315,6 +318,7 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
 
     Raises `InputError` for missing maps, differing band / endmember counts, or a poor match.
     """
+    from ..priors.abundance.patches import TrainingMaps, match_endmembers
     from .folder import load_result
 
     if label_from not in ("none", "folder", "method"):

@@ -679,16 +679,21 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
 
     ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
     ``(p, n_good_bands)``; ``bands`` (bool, one per scene band) replaces the good-band mask,
-    e.g. to use only the bands a given endmember file covers. Invalid pixels are not solved and are NaN in the result. Only
-    one tile of the cube is read at a time (``tile_size`` x ``tile_size`` pixels), so the
+    e.g. to use only the bands a given endmember file covers. Invalid pixels are not solved
+    and are NaN in the result. The tiles go through `unmixgen.tiling.map_tiles` (serial
+    backend: the solver's working-set cache is shared by all tiles and is not thread-safe;
+    the solver itself uses ``n_threads``). Only one ``tile_size`` x ``tile_size`` tile is
+    read at a time, and the whole cube is never loaded unless the scene already is, so the
     extra memory is about two tiles plus the result. A transient progress bar appears on a
     terminal when the inversion runs longer than a second (``progress=False`` hides it).
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
+    from ..errors import check_range
+    from ..tiling import map_tiles
+
     E = np.asarray(E)
     good = scene.good_bands if bands is None else np.asarray(bands, bool)
-    if tile_size < 1:
-        raise InputError(f"tile_size={tile_size}; expected >= 1")
+    check_range("tile_size", tile_size, low=1, integer=True)
     if E.ndim != 2:
         raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
     if E.shape[1] == scene.bands:
@@ -716,29 +721,33 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     else:
         def solve(Yt):
             return invert(Yt, E_use, method, **kw)
-    out = np.full((scene.rows, scene.cols, E.shape[0]), np.nan, np.float32)
-    n_tiles = -(-scene.rows // tile_size) * -(-scene.cols // tile_size)
+    p = E.shape[0]
+    all_good = bool(good.all())
+
+    def tile_abundances(data, mask):
+        if mask.all() and all_good:  # no copy: the tile's own pixels, as (N, bands)
+            return solve(data.reshape(-1, data.shape[-1])).reshape(mask.shape + (p,))
+        Yt = data[mask]
+        if not all_good:
+            Yt = Yt[:, good]
+        out = np.full(mask.shape + (p,), np.nan, np.float32)
+        out[mask] = solve(Yt)
+        return out
+
     t0 = time.perf_counter()
     bar = None
     task = None
+
+    def on_tile(done, total):
+        nonlocal bar, task
+        if progress and bar is None and time.perf_counter() - t0 > 1.0:
+            bar, task = _start_bar(total, method)
+        if bar is not None:
+            bar.update(task, completed=done)
+
     try:
-        for i, tile in enumerate(scene.tiles(tile_size)):
-            m = tile.mask
-            if m.all() and good.all():  # no copy: the tile's own pixels, as (N, bands)
-                out[tile.rows, tile.cols] = solve(tile.data.reshape(-1, tile.data.shape[-1])
-                                                  ).reshape(m.shape + (E.shape[0],))
-            elif m.any():
-                Yt = tile.data[m]
-                if not good.all():
-                    Yt = Yt[:, good]
-                view = out[tile.rows, tile.cols]
-                view[m] = solve(Yt)
-                del Yt
-            del tile
-            if progress and bar is None and time.perf_counter() - t0 > 1.0:
-                bar, task = _start_bar(n_tiles, method)
-            if bar is not None:
-                bar.update(task, completed=i + 1)
+        out = map_tiles(scene, tile_abundances, tile=tile_size, out_channels=p, fill=np.nan,
+                        on_tile=on_tile)
     finally:
         if bar is not None:
             bar.stop()
