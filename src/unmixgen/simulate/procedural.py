@@ -5,8 +5,8 @@ Nothing here downloads anything. A scene is built from
 - endmember spectra drawn by `spectrum` from simple physical shapes (pigment and water
   absorptions, red edge, mineral and hydrocarbon features) that evaluate on any
   wavelength grid in nm;
-- abundance maps from `abundance_maps`: smooth Gaussian random fields (FFT-filtered white
-  noise with a power-law spectrum), one per endmember, mapped onto the simplex with a
+- abundance maps from `abundance_maps`: smooth Gaussian random fields (white noise filtered
+  to a power-law spectrum, `unmixgen.simulate.random_fields`), one per endmember, mapped onto the simplex with a
   softmax (higher ``purity`` = sharper, purer regions), with optional Voronoi regions,
   optional pure pixels and an optional cap on the largest abundance;
 - linear mixing and noise at a given SNR (`unmixgen.simulate.mixing`).
@@ -21,6 +21,12 @@ import numpy as np
 from ..errors import InputError
 from ..scene import GroundTruth, Scene
 from . import mixing
+from .random_fields import (
+    gaussian_amplitude,
+    gaussian_random_fields,
+    power_law_amplitude,
+    spectral_filter,
+)
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -262,30 +268,10 @@ def library(wavelengths, kinds=None, rng=None) -> tuple[np.ndarray, list[str]]:
 # --------------------------------------------------------------------------------------
 # abundance maps
 # --------------------------------------------------------------------------------------
-def _random_fields(rows: int, cols: int, n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` Gaussian random fields (rows, cols, n) with power spectrum ~ 1 / (f^2 + f0^2)^(beta/2).
-
-    Zero mean and unit standard deviation per field.
-    """
-    fy = np.fft.fftfreq(rows)[:, None]
-    fx = np.fft.rfftfreq(cols)[None, :]
-    f0 = 1.0 / max(rows, cols)  # no power below the scene size
-    amp = (fy**2 + fx**2 + f0**2) ** (-beta / 4.0)
-    amp[0, 0] = 0.0
-    noise = rng.standard_normal((n, rows, cols))
-    fields = np.fft.irfft2(np.fft.rfft2(noise) * amp, s=(rows, cols))
-    fields -= fields.mean(axis=(1, 2), keepdims=True)
-    fields /= fields.std(axis=(1, 2), keepdims=True) + 1e-12
-    return np.moveaxis(fields, 0, -1)
-
-
 def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of (rows, cols, n) images (periodic, via FFT); sigma in pixels."""
     rows, cols = images.shape[:2]
-    fy = np.fft.fftfreq(rows)[:, None, None]
-    fx = np.fft.rfftfreq(cols)[None, :, None]
-    h = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))
-    return np.fft.irfft2(np.fft.rfft2(images, axes=(0, 1)) * h, s=(rows, cols), axes=(0, 1))
+    return spectral_filter(images, gaussian_amplitude(rows, cols, sigma)[..., None], axes=(0, 1))
 
 
 def _regions(rows, cols, p, n_regions, rng) -> np.ndarray:
@@ -354,7 +340,9 @@ def abundance_maps(
         if pure_pixels and max_abundance < 1.0:
             raise InputError("pure_pixels and max_abundance < 1 contradict each other; choose one")
     rng = np.random.default_rng(rng)
-    z = _random_fields(rows, cols, p, float(smoothness), rng)
+    amp = power_law_amplitude(rows, cols, float(smoothness))
+    z = gaussian_random_fields((p, rows, cols), amp, rng, axes=(1, 2), normalize=True)
+    z = np.moveaxis(z, 0, -1)
     if regions > 0:
         z = z + region_strength * _regions(rows, cols, p, int(regions), rng)
     logits = float(purity) * z

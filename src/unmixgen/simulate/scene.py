@@ -8,7 +8,7 @@ For each abundance map ``A (rows, cols, p)``:
    (ELMM): every endmember gets a spatially smooth log-normal scaling field
    ``s_k(x) = exp(std * z_k(x))``, ``z_k`` a Gaussian random field (white noise blurred with
    a Gaussian of ``corr_px`` pixels, periodic, standardised to mean 0 and std 1 over the
-   map), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
+   map; `unmixgen.simulate.random_fields`), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
    ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
 3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
 4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..scene import GroundTruth, Scene
+from .random_fields import gaussian_amplitude, gaussian_random_fields
 
 
 @dataclass
@@ -117,14 +118,8 @@ def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.ra
     rows, cols, p = shape
     if corr_px is None:
         corr_px = max(1.0, min(rows, cols) / 8.0)
-    white = rng.standard_normal((rows, cols, p))
-    fy = np.fft.fftfreq(rows)[:, None, None]
-    fx = np.fft.fftfreq(cols)[None, :, None]
-    kernel = np.exp(-2.0 * (np.pi * corr_px) ** 2 * (fy**2 + fx**2))  # FT of a Gaussian blur
-    z = np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * kernel, axes=(0, 1)).real
-    z -= z.mean(axis=(0, 1), keepdims=True)
-    sd = z.std(axis=(0, 1), keepdims=True)
-    z /= np.where(sd > 0, sd, 1.0)
+    amp = gaussian_amplitude(rows, cols, corr_px)[..., None]  # the same blur for every field
+    z = gaussian_random_fields((rows, cols, p), amp, rng, axes=(0, 1), normalize=True)
     return np.exp(std * z).astype(np.float32)
 
 
