@@ -4,7 +4,7 @@ For each scene (Samson, Jasper Ridge) and each map source (``unmix``: blind unmi
 raw scene, the unsupervised path; ``truth``: the ground-truth maps, for reference), trains
 the abundance diffusion model with ``unmixgen.priors.abundance`` on the training region of the
 interleaved hold-out, samples maps of the hold-out block size with DDIM-50, DPM-Solver++-20
-and DDPM-1000, and prints the realism table of `unmixgen.evaluate.realism.evaluate_synthesis`
+and DDPM-1000, and prints the realism table of `unmixgen.evaluate.synthesis.evaluate_synthesis`
 (model vs per-pixel Dirichlet, Gaussian random field, and the floor = a second disjoint
 set of real blocks), the ratios to the floor, the memorization check, and seconds per
 64x64 map for each sampler (overlapping-tile sampling).
@@ -77,7 +77,7 @@ def print_table(title: str, rows: dict[str, dict], cols: list[str]) -> None:
 
 
 def run_one(scene: str, source: str, rep: str, args, work: Path) -> dict:
-    from unmixgen.evaluate.realism import evaluate_synthesis
+    from unmixgen.evaluate.synthesis import evaluate_synthesis
     from unmixgen.priors.abundance.model import load_model
     from unmixgen.priors.abundance.train import create_model_folder, train
     from unmixgen.runs.sources import load_training_maps
