@@ -47,9 +47,11 @@ def scene_maps(name: str, source: str, data_dir: Path, method: str | None, seed:
     est.fit(scene)
     info = f"blind unmix: {meth}, p={p}, {time.perf_counter() - t0:.1f} s"
     if scene.truth is not None:
-        from unmixgen.priors.abundance.patches import match_endmembers
+        from unmixgen.evaluate.unmixing import match_endmembers
+        from unmixgen.evaluate.unmixing import sad as spectral_angles
 
-        perm, sad = match_endmembers(scene.truth.endmembers, est.endmembers_)
+        perm = match_endmembers(est.endmembers_, scene.truth.endmembers, by="sad")
+        sad = np.radians(spectral_angles(est.endmembers_[perm], scene.truth.endmembers))
         info += f", SAD to truth {np.round(sad, 3).tolist()} rad"
     return np.asarray(est.abundances_, np.float32), np.asarray(est.endmembers_, np.float32), None, info
 

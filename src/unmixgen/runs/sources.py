@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, in_file
+from ..evaluate.unmixing import match_endmembers
+from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..priors.abundance.patches import TrainingMaps, match_endmembers
+from ..priors.abundance.patches import TrainingMaps
 from ..wavelengths import to_nm
 
 
@@ -352,7 +354,8 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
             if e.shape[1] != ref_e.shape[1]:
                 raise in_file(folder, f"endmembers have {e.shape[1]} bands but {folders[0]} has "
                               f"{ref_e.shape[1]}; maps of different sensors cannot be matched")
-            perm, sad = match_endmembers(ref_e, e)
+            perm = match_endmembers(e, ref_e, by="sad")
+            sad = np.radians(spectral_angles(e[perm], ref_e))
             if sad.max() > max_sad:
                 raise in_file(folder, f"endmembers do not match those of {folders[0]} (worst spectral "
                               f"angle {sad.max():.2f} rad > {max_sad} rad); train separate models")
