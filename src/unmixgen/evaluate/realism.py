@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from .maps import check_maps, check_pair, subsample_pixels
 
 METRICS = ("w1", "sliced_w1", "power_spectrum", "variogram")
@@ -136,7 +136,7 @@ def radial_power_spectrum(maps, *, window: str | None = None) -> np.ndarray:
         win = np.outer(np.hanning(h), np.hanning(w))
         a = a * (win / np.sqrt((win**2).mean()))[None, :, :, None]
     elif window is not None:
-        raise InputError(f"window {window!r} is not known; expected None or 'hann'")
+        raise ParameterError("window", window, "expected None or 'hann'")
     power = (np.abs(np.fft.fft2(a, axes=(1, 2))) ** 2).mean(axis=0) / (h * w)  # (h, w, p)
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.fftfreq(w)[None, :]

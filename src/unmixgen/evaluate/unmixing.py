@@ -28,7 +28,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from ..atomic import jsonable
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 
 __all__ = [
     "abundance_rmse",
@@ -401,7 +401,7 @@ def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
         estimates are left out.
     """
     if by not in ("abundance", "sad", "both"):
-        raise InputError(f"match_endmembers: by={by!r}; expected 'abundance', 'sad' or 'both'")
+        raise ParameterError("by", by, "expected 'abundance', 'sad' or 'both'")
     E_est, A_est = _split(estimate, by)
     E_ref, A_ref = _split(reference, by)
     cost = None
@@ -453,7 +453,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     that cannot be computed from what was given are absent.
     """
     if align not in ("abundance", "sad", "both", "none"):
-        raise InputError(f"--align: {align!r}; expected 'abundance', 'sad', 'both' or 'none'")
+        raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
     have_a = abundances is not None and ref_abundances is not None
     have_e = endmembers is not None and ref_endmembers is not None
     p_est = (np.shape(endmembers)[0] if endmembers is not None

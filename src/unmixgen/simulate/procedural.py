@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError, check_range
 from ..scene import GroundTruth, Scene
 from . import mixing
 from .random_fields import (
@@ -178,14 +178,14 @@ def _kind(kind: str) -> str:
     k = str(kind).strip().lower().replace("-", "_").replace(" ", "_")
     k = _ALIASES.get(k, k)
     if k not in _KIND_FUNCS:
-        raise InputError(f"unknown endmember kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise ParameterError("kind", kind, f"unknown endmember kind; expected one of {', '.join(KINDS)}")
     return k
 
 
 def _wavelengths(wavelengths) -> np.ndarray:
     wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
     if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
-        raise InputError("wavelengths must be finite positive values in nm")
+        raise InputError("wavelengths: expected finite positive values in nm")
     return wl
 
 
@@ -252,7 +252,7 @@ def library(wavelengths, kinds=None, rng=None) -> tuple[np.ndarray, list[str]]:
     """
     kinds = list(DEFAULT_KINDS if kinds is None else kinds)
     if not kinds:
-        raise InputError("kinds: empty list; expected at least one endmember kind")
+        raise ParameterError("kinds", kinds, "expected at least one endmember kind")
     gen = None if rng is None else np.random.default_rng(rng)
     rows, names, seen = [], [], {}
     for kind in kinds:
@@ -330,15 +330,18 @@ def abundance_maps(
     -------
     ndarray (rows, cols, p) float32, non-negative, each pixel summing to one
     """
-    if rows < 1 or cols < 1 or p < 1:
-        raise InputError(f"abundance maps need rows, cols, p >= 1; got {rows}, {cols}, {p}")
+    for name, value in (("rows", rows), ("cols", cols), ("p", p)):
+        check_range(name, value, low=1, integer=True)
+    for name, value in (("smoothness", smoothness), ("purity", purity), ("region_strength", region_strength)):
+        check_range(name, value)
+    check_range("regions", regions, low=0, integer=True)
+    if not isinstance(pure_pixels, bool):
+        check_range("pure_pixels", pure_pixels, low=0, integer=True)
     if max_abundance is not None:
-        if not (1.0 / p < max_abundance <= 1.0):
-            raise InputError(
-                f"max_abundance={max_abundance}; expected a value in (1/p, 1] = ({1.0 / p:.3g}, 1]"
-            )
+        check_range("max_abundance", max_abundance, low=1.0 / p, high=1.0, low_open=True)
         if pure_pixels and max_abundance < 1.0:
-            raise InputError("pure_pixels and max_abundance < 1 contradict each other; choose one")
+            raise ParameterError("pure_pixels", pure_pixels,
+                                 f"contradicts max_abundance={max_abundance} < 1; choose one")
     rng = np.random.default_rng(rng)
     amp = power_law_amplitude(rows, cols, float(smoothness))
     z = gaussian_random_fields((p, rows, cols), amp, rng, axes=(1, 2), normalize=True)
@@ -455,8 +458,7 @@ def make_scene(
         if bands is None:
             wl = default_wavelengths(drop_water_vapour=drop_water_vapour)
         else:
-            if int(bands) < 1:
-                raise InputError(f"bands={bands}; expected at least 1")
+            check_range("bands", bands, low=1, integer=True)
             wl = np.linspace(400.0, 2500.0, int(bands))
             if drop_water_vapour:
                 keep = np.ones(wl.size, bool)
@@ -467,9 +469,13 @@ def make_scene(
         wl = _wavelengths(wavelengths)
         if wl.size > 1 and not np.all(np.diff(wl) > 0):
             raise InputError("wavelengths: expected strictly increasing values in nm")
+    if noise not in ("white", "signal"):
+        raise ParameterError("noise", noise, "expected 'white' or 'signal'")
+    if snr_db is not None:
+        check_range("snr_db", snr_db)
+    check_range("seed", seed, low=0, integer=True)
     if kinds is None:
-        if not 1 <= p <= len(DEFAULT_KINDS) * 3:
-            raise InputError(f"p={p}; expected 1..{len(DEFAULT_KINDS) * 3} endmembers")
+        check_range("p", p, low=1, high=len(DEFAULT_KINDS) * 3, integer=True)
         kinds = [DEFAULT_KINDS[i % len(DEFAULT_KINDS)] for i in range(p)]
     kinds = list(kinds)
     p = len(kinds)
