@@ -4,7 +4,7 @@ For each scene (Samson, Jasper Ridge) and each map source (``unmix``: blind unmi
 raw scene, the unsupervised path; ``truth``: the ground-truth maps, for reference), trains
 the abundance diffusion model with ``unmixgen.priors.abundance`` on the training region of the
 interleaved hold-out, samples maps of the hold-out block size with DDIM-50, DPM-Solver++-20
-and DDPM-1000, and prints the realism table of `unmixgen.evaluate.realism.evaluate_synthesis`
+and DDPM-1000, and prints the realism table of `unmixgen.evaluate.synthesis.evaluate_synthesis`
 (model vs per-pixel Dirichlet, Gaussian random field, and the floor = a second disjoint
 set of real blocks), the ratios to the floor, the memorization check, and seconds per
 64x64 map for each sampler (overlapping-tile sampling).
@@ -47,9 +47,11 @@ def scene_maps(name: str, source: str, data_dir: Path, method: str | None, seed:
     est.fit(scene)
     info = f"blind unmix: {meth}, p={p}, {time.perf_counter() - t0:.1f} s"
     if scene.truth is not None:
-        from unmixgen.priors.abundance.patches import match_endmembers
+        from unmixgen.evaluate.unmixing import match_endmembers
+        from unmixgen.evaluate.unmixing import sad as spectral_angles
 
-        perm, sad = match_endmembers(scene.truth.endmembers, est.endmembers_)
+        perm = match_endmembers(est.endmembers_, scene.truth.endmembers, by="sad")
+        sad = np.radians(spectral_angles(est.endmembers_[perm], scene.truth.endmembers))
         info += f", SAD to truth {np.round(sad, 3).tolist()} rad"
     return np.asarray(est.abundances_, np.float32), np.asarray(est.endmembers_, np.float32), None, info
 
@@ -77,7 +79,7 @@ def print_table(title: str, rows: dict[str, dict], cols: list[str]) -> None:
 
 
 def run_one(scene: str, source: str, rep: str, args, work: Path) -> dict:
-    from unmixgen.evaluate.realism import evaluate_synthesis
+    from unmixgen.evaluate.synthesis import evaluate_synthesis
     from unmixgen.priors.abundance.model import load_model
     from unmixgen.priors.abundance.train import create_model_folder, train
     from unmixgen.runs.sources import load_training_maps

@@ -93,14 +93,97 @@ def test_ssim_identical_is_one_and_constant_maps_closed_form():
     assert ssim_maps(x, y)[1] == pytest.approx(expected, rel=1e-9)
 
 
-def test_ssim_drops_with_noise_and_ignores_masked_pixels():
+def _smooth_maps(rows, cols, p, seed, sigma=2.0, gain=6.0):
+    """Spatially structured maps on the simplex (softmax of blurred noise)."""
+    from scipy.ndimage import gaussian_filter
+
+    z = gaussian_filter(np.random.default_rng(seed).standard_normal((rows, cols, p)), (sigma, sigma, 0))
+    e = np.exp(gain * (z - z.max(-1, keepdims=True)))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("rows, cols, p, seed", [(20, 23, 3, 0), (31, 17, 4, 1), (12, 40, 2, 2)])
+def test_ssim_matches_scikit_image_on_random_maps(rows, cols, p, seed):
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+    rng = np.random.default_rng(seed)
+    pairs = [
+        (_maps(rows, cols, p, seed), _maps(rows, cols, p, seed + 10)),  # independent noise maps
+        (_smooth_maps(rows, cols, p, seed), _smooth_maps(rows, cols, p, seed + 10)),  # unrelated structure
+    ]
+    ref = _smooth_maps(rows, cols, p, seed + 20)
+    noisy = np.clip(ref + rng.normal(0, 0.05, ref.shape), 0, 1)
+    pairs.append((noisy / noisy.sum(-1, keepdims=True), ref))  # a degraded estimate
+    for est, ref in pairs:
+        per, mean = ssim_maps(est, ref)
+        want = [structural_similarity(est[..., k].astype(np.float64), ref[..., k].astype(np.float64),
+                                      data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                      use_sample_covariance=False) for k in range(p)]
+        np.testing.assert_allclose(per, want, rtol=1e-7, atol=1e-9)
+        assert mean == pytest.approx(np.mean(want), rel=1e-7, abs=1e-9)
+    assert ssim_maps(*pairs[2])[1] > ssim_maps(*pairs[1])[1]  # degraded copy beats unrelated maps
+
+
+def test_ssim_drops_with_noise():
     a = _maps(20, 23)
     noisy = a + np.random.default_rng(1).normal(0, 0.1, a.shape)
     assert ssim_maps(noisy, a)[1] < 0.9
-    spoiled = a.copy()
-    spoiled[10, 10] = np.nan
-    per, _ = ssim_maps(spoiled, a)
-    assert np.isfinite(per).all()
+
+
+def _masked_case(seed=0):
+    rng = np.random.default_rng(seed)
+    rows, cols, p, bands = 14, 19, 3, 12
+    e = rng.uniform(0.1, 1.0, (p, bands))
+    ref = _smooth_maps(rows, cols, p, seed)
+    est = np.clip(ref + rng.normal(0, 0.05, ref.shape), 0, None)
+    est /= est.sum(-1, keepdims=True)
+    cube = ref @ e + rng.normal(0, 0.01, (rows, cols, bands))
+    mask = rng.random((rows, cols)) > 0.2
+    return est, ref, e, cube, mask
+
+
+# Each metric as a function of (estimated maps, reference maps, endmembers, cube, mask).
+MASKED_METRICS = {
+    "abundance_rmse": lambda est, ref, e, cube, m: abundance_rmse(est, ref, m),
+    "sre": lambda est, ref, e, cube, m: sre(est, ref, m),
+    "ssim": lambda est, ref, e, cube, m: ssim_maps(est, ref, m),
+    "sam": lambda est, ref, e, cube, m: sam_map(cube, est @ e, m),
+    "reconstruction_rmse": lambda est, ref, e, cube, m: reconstruction_rmse(cube, e, est, m),
+    "psnr": lambda est, ref, e, cube, m: psnr(cube, est @ e, mask=m),
+    "match": lambda est, ref, e, cube, m: match_endmembers(est[..., ::-1], ref, by="abundance", mask=m),
+    "evaluate": lambda est, ref, e, cube, m: json.dumps(evaluate(
+        endmembers=e, abundances=est, ref_endmembers=e, ref_abundances=ref, cube=cube, mask=m)),
+}
+
+
+def _same(x, y) -> bool:
+    if isinstance(x, str):
+        return x == y
+    if isinstance(x, tuple):
+        return all(_same(a, b) for a, b in zip(x, y, strict=True))
+    return np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+
+
+@pytest.mark.parametrize("name", list(MASKED_METRICS))
+def test_changing_masked_pixels_does_not_change_the_metric(name):
+    metric = MASKED_METRICS[name]
+    est, ref, e, cube, mask = _masked_case()
+    before = metric(est, ref, e, cube, mask)
+    rng = np.random.default_rng(7)
+    hidden = ~mask
+    est2, ref2, cube2 = est.copy(), ref.copy(), cube.copy()
+    est2[hidden] = np.eye(3)[rng.integers(0, 3, hidden.sum())]  # pure pixels, unlike the reference
+    ref2[hidden] = rng.dirichlet(np.full(3, 0.3), hidden.sum())
+    cube2[hidden] = rng.uniform(5.0, 50.0, (hidden.sum(), cube.shape[-1]))  # far brighter than the scene
+    assert _same(metric(est2, ref2, e, cube2, mask), before)
+    # NaN in a pixel hides it like the mask does
+    est3, cube3 = est2.copy(), cube2.copy()
+    est3[hidden] = np.nan
+    cube3[hidden] = np.nan
+    assert _same(metric(est3, ref2, e, cube3, None), before)
+    # and the metric does look at the valid pixels (else the checks above prove nothing)
+    est4 = est.copy()
+    est4[mask] = est[mask][:, [2, 0, 1]]
+    assert not _same(metric(est4, ref, e, cube, mask), before)
 
 
 def test_reconstruction_rmse_psnr_and_sam():
@@ -134,6 +217,10 @@ def test_match_recovers_shuffled_estimate():
         perm = match_endmembers(est, ref, by=by)
         np.testing.assert_array_equal(e_est[perm], e_ref)
         np.testing.assert_array_equal(shuffle[perm], np.arange(5))
+    # estimate first, reference second; by name the order does not matter
+    np.testing.assert_array_equal(match_endmembers(reference=e_ref, estimate=e_est, by="sad"), np.argsort(shuffle))
+    with pytest.raises(TypeError):
+        match_endmembers(e_est, e_ref, "sad")  # by is keyword-only
 
 
 def test_alignment_by_abundance_vs_by_sad_differ_when_they_disagree():

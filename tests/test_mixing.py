@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from unmixgen.errors import ParameterError
 from unmixgen.simulate import mixing
 
 
@@ -113,5 +114,8 @@ def test_noise_seed_is_deterministic():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     np.testing.assert_array_equal(mixing.add_noise(clean, None), clean.astype(np.float32))
-    with pytest.raises(ValueError, match="kind"):
+    with pytest.raises(ParameterError, match="kind='pink'"):
         mixing.add_noise(clean, 25.0, kind="pink")
+    with pytest.raises(ParameterError, match="snr_db=nan"):  # NaN would fill the cube with NaN
+        mixing.add_noise(clean, float("nan"))
+    np.testing.assert_array_equal(mixing.add_noise(clean, float("inf")), clean.astype(np.float32))

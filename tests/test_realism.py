@@ -8,24 +8,21 @@ from scipy.ndimage import gaussian_filter
 from scipy.stats import wasserstein_distance
 
 from unmixgen.errors import InputError
+from unmixgen.evaluate.baselines import DirichletBaseline, GaussianFieldBaseline, fit_dirichlet
 from unmixgen.evaluate.realism import (
     METRICS,
-    DirichletBaseline,
-    GaussianFieldBaseline,
     dihedral,
     diversity,
-    evaluate_synthesis,
-    fit_dirichlet,
-    format_realism_table,
     memorization,
     power_spectrum_distance,
     realism_metrics,
     semivariogram,
     sliced_wasserstein,
-    split_blocks,
     variogram_distance,
     wasserstein_1d,
 )
+from unmixgen.evaluate.synthesis import evaluate_synthesis, format_realism_table
+from unmixgen.priors.abundance.patches import split_maps
 
 
 def smooth_maps(n, size=(24, 20), p=3, sigma=2.5, scale=12.0, seed=0):
@@ -181,15 +178,6 @@ def test_size_mismatch_and_invalid_maps_raise():
         wasserstein_1d(bad, smooth_maps(2))
 
 
-def test_split_blocks_interleaves():
-    a = smooth_maps(1, size=(50, 66))[0]
-    s = split_blocks(a, 16)
-    # 3 x 4 blocks: 6 train, the other 6 alternate held-out / floor
-    assert len(s["train"]) == 6 and len(s["heldout"]) == 3 and len(s["floor"]) == 3
-    np.testing.assert_array_equal(s["train"][0], a[:16, :16])
-    np.testing.assert_array_equal(s["heldout"][0], a[:16, 16:32])
-
-
 @pytest.mark.parametrize("scene", ["samson", "jasper"])
 def test_floor_beats_baselines_on_ground_truth_maps(shared_data, scene):
     from scipy.io import loadmat
@@ -198,8 +186,8 @@ def test_floor_beats_baselines_on_ground_truth_maps(shared_data, scene):
         a = loadmat(shared_data / "samson" / "end3.mat")["A"].T.reshape((95, 95, 3), order="F")
     else:
         a = loadmat(shared_data / "jasper_ridge" / "end4.mat")["A"].T.reshape((100, 100, 4), order="F")
-    s = split_blocks(a, 16)
-    r = evaluate_synthesis(s["floor"], s["heldout"], train=s["train"], floor=s["floor"])
+    split = split_maps([a.astype(np.float32)], patch=16)  # the product's interleaved domino hold-out
+    r = evaluate_synthesis(split.floor, split.heldout, train=split.train_blocks, floor=split.floor)
     rows = r["rows"]
     for metric in ("power_spectrum", "variogram"):
         assert rows["floor"][metric] < rows["dirichlet"][metric]

@@ -9,7 +9,7 @@ import pytest
 import scipy.io as sio
 from scipy.ndimage import gaussian_filter
 
-from unmixgen.errors import InputError
+from unmixgen.errors import InputError, ParameterError
 from unmixgen.runs.sources import load_abundance_maps, load_sensor
 from unmixgen.simulate.mixing import snr_db
 from unmixgen.simulate.scene import simulate, smooth_log_normal_scales
@@ -97,6 +97,19 @@ def test_sensor_resampling_before_mixing():
         simulate(a, e, wavelengths=wl, sensor=(np.array([900.0, 1100.0]), np.array([10.0, 10.0])))
     with pytest.raises(InputError, match="no wavelengths"):
         simulate(a, e, sensor=(centres, np.full(4, 20.0)))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("snr_db", float("nan")), ("snr_db", float("inf")), ("variability", float("nan")),
+    ("variability", float("inf")), ("variability", -0.1), ("corr_px", 0.0), ("corr_px", float("nan")),
+    ("seed", -1), ("seed", 1.5), ("noise", "pink"),
+])
+def test_bad_numeric_parameters_are_refused_by_name(name, value):
+    # NaN / Inf must never reach the cube: each is refused, naming the parameter (not a flag)
+    e, wl = spectra()
+    with pytest.raises(ParameterError) as err:
+        simulate(maps(1), e, wavelengths=wl, **{name: value})
+    assert err.value.name == name and str(err.value).startswith(f"{name}=") and "--" not in str(err.value)
 
 
 def test_p_mismatch_raises():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unmixgen.errors import InputError
+from unmixgen.errors import InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.simulate import mixing
 from unmixgen.simulate import procedural as synthetic
@@ -67,7 +67,7 @@ def test_spectrum_variability_and_errors():
     np.testing.assert_array_equal(a, synthetic.spectrum("soil", wl, rng=1))
     assert not np.allclose(a, synthetic.spectrum("soil", wl, rng=2))
     assert not np.allclose(synthetic.spectrum("soil", wl, variant=0.8), synthetic.spectrum("soil", wl))
-    with pytest.raises(InputError, match="unknown endmember kind 'lava'"):
+    with pytest.raises(ParameterError, match="kind='lava': unknown endmember kind"):
         synthetic.spectrum("lava", wl)
 
 
@@ -168,3 +168,24 @@ def test_default_scene_is_demo_sized():
     s = synthetic.default_scene()
     assert s.rows != s.cols and s.rows * s.cols <= 20000
     assert 150 <= s.bands <= 256 and s.truth.n_endmembers >= 4
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: synthetic.abundance_maps(0, 9, 3), "rows"),
+    (lambda: synthetic.abundance_maps(8, 9, 3, smoothness=float("nan")), "smoothness"),
+    (lambda: synthetic.abundance_maps(8, 9, 3, purity=float("inf")), "purity"),
+    (lambda: synthetic.abundance_maps(8, 9, 3, regions=-1), "regions"),
+    (lambda: synthetic.abundance_maps(8, 9, 3, pure_pixels=-2), "pure_pixels"),
+    (lambda: synthetic.abundance_maps(8, 9, 4, max_abundance=0.2), "max_abundance"),
+    (lambda: synthetic.make_scene(rows=5, cols=6, bands=0), "bands"),
+    (lambda: synthetic.make_scene(rows=5, cols=6, p=0), "p"),
+    (lambda: synthetic.make_scene(rows=5, cols=6, snr_db=float("nan")), "snr_db"),
+    (lambda: synthetic.make_scene(rows=5, cols=6, noise="pink"), "noise"),
+    (lambda: synthetic.make_scene(rows=5, cols=6, seed=-1), "seed"),
+    (lambda: synthetic.library(np.linspace(400, 900, 20), []), "kinds"),
+])
+def test_bad_parameters_are_named(call, name):
+    with pytest.raises(ParameterError) as err:
+        call()
+    assert err.value.name == name and str(err.value).startswith(f"{name}=")
+    assert "--" not in str(err.value)  # the library names parameters, not command-line flags

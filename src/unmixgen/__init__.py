@@ -33,7 +33,7 @@ _API = {
     # evaluate
     "evaluate": "unmixgen.evaluate.unmixing",
     "match_endmembers": "unmixgen.evaluate.unmixing",
-    "evaluate_synthesis": "unmixgen.evaluate.realism",
+    "evaluate_synthesis": "unmixgen.evaluate.synthesis",
     # unmix
     "make_method": "unmixgen.unmix.registry",
     "METHODS": "unmixgen.unmix.registry",

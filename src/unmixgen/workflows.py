@@ -48,7 +48,7 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
     """
     out = Path(out)
     from .atomic import atomic_dir, check_output_dir, write_json
-    from .evaluate.realism import evaluate_synthesis, format_realism_table
+    from .evaluate.synthesis import evaluate_synthesis, format_realism_table
     from .evaluate.unmixing import evaluate
     from .io import write_scene
     from .priors.abundance.model import load_model, shipped_demo_model

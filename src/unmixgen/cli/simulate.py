@@ -149,7 +149,7 @@ def evaluate_synthesis_cmd(
     Example: unmixgen evaluate-synthesis models/samson --sampler dpm --steps 20
     Example: unmixgen evaluate-synthesis synth/ --reference models/samson --json
     """
-    from ..evaluate.realism import evaluate_synthesis, format_realism_table
+    from ..evaluate.synthesis import evaluate_synthesis, format_realism_table
     from ..runs.sources import load_abundance_maps
 
     if count is not None and count < 1:

@@ -1,4 +1,4 @@
-"""Realism of synthetic abundance maps: distances to held-out real maps, with baselines.
+"""Realism of synthetic abundance maps: distances to held-out real maps.
 
 Every metric compares two sets of maps of the same size, float arrays ``(N, h, w, p)`` on the
 simplex (each pixel non-negative, summing to one): a *candidate* set (model samples, a
@@ -31,9 +31,9 @@ Metrics
     over endmembers. Units: decades.
 ``diversity``
     Mean pairwise RMSE between the maps of one set (up to ``max_pairs`` seeded random
-    pairs). Not a distance: `evaluate_synthesis` reports it for every set and its ratio to
-    the held-out maps' own diversity (``diversity_ratio``, best near 1; far below 1 is mode
-    collapse).
+    pairs). Not a distance: `unmixgen.evaluate.synthesis.evaluate_synthesis` reports it for
+    every set and its ratio to the held-out maps' own diversity (``diversity_ratio``, best
+    near 1; far below 1 is mode collapse).
 ``memorization``
     For each candidate map, the nearest-neighbour RMSE to the training patches under all
     dihedral transforms (8 for square maps: rotations by 90 degrees and flips; 4 otherwise).
@@ -43,23 +43,9 @@ Metrics
     distances: a sample that much closer to a training patch than any real map ever gets
     is a (near-)copy. The summary is the fraction flagged (best 0).
 
-Baselines (fitted on the *training* patches, sampled at the held-out size)
-----------------------------------------------------------------------------
-`DirichletBaseline`
-    Every pixel an independent draw of one Dirichlet distribution fitted by maximum
-    likelihood (Minka's fixed-point iteration) to the training pixels: right marginals by
-    construction, no spatial structure.
-`GaussianFieldBaseline`
-    A Gaussian random field through softmax. The training maps are mapped to centred
-    log-ratios ``z = log(a + eps) - mean_k log(a + eps)``; the pixel covariance of ``z`` is
-    diagonalised (PCA, so the components are uncorrelated at lag 0); each component gets the
-    2D power spectrum averaged over the training patches (including the DC term, so the
-    variation of patch means is kept); new fields are ``IFFT2(FFT2(white noise) *
-    sqrt(S))``, rotated back, shifted by the mean and mapped to abundances with softmax.
-    Spatial correlations and marginal spread match in log-ratio space, but the fields are
-    Gaussian (no sharp boundaries, no exact zeros).
-
-`evaluate_synthesis` puts everything into one table; `format_realism_table` prints it.
+The candidate sets scored against the held-out maps are the model's samples, the
+baselines of `unmixgen.evaluate.baselines` and the floor;
+`unmixgen.evaluate.synthesis.evaluate_synthesis` puts them into one table.
 """
 
 from __future__ import annotations
@@ -67,47 +53,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, polygamma
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
+from .maps import check_maps, check_pair, subsample_pixels
 
 METRICS = ("w1", "sliced_w1", "power_spectrum", "variogram")
 _EPS = 1e-12  # added to powers / variogram values before log10 (constant maps)
-
-
-# --------------------------------------------------------------------------------------
-# input checks
-# --------------------------------------------------------------------------------------
-def check_maps(maps, what: str = "maps", *, atol: float = 1e-3) -> np.ndarray:
-    """Return ``maps`` as float64 ``(N, h, w, p)``; a single ``(h, w, p)`` map becomes N=1.
-
-    Raises `InputError` unless the values are finite, non-negative and sum to one per pixel
-    (within ``atol``).
-    """
-    a = np.asarray(maps, dtype=np.float64)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4 or min(a.shape) < 1:
-        raise InputError(f"{what}: shape {a.shape}; expected (N, rows, cols, p) abundance maps")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{what}: contains NaN or Inf; expected abundances on the simplex")
-    if a.min() < -atol:
-        raise InputError(f"{what}: negative abundance {a.min():.3g}; expected values >= 0")
-    dev = np.abs(a.sum(-1) - 1.0).max()
-    if dev > atol:
-        raise InputError(f"{what}: pixel sums deviate from 1 by up to {dev:.3g}; expected sum-to-one")
-    return a
-
-
-def _check_pair(cand: np.ndarray, ref: np.ndarray, names=("candidate maps", "reference maps")):
-    cand = check_maps(cand, names[0])
-    ref = check_maps(ref, names[1])
-    if cand.shape[1:] != ref.shape[1:]:
-        raise InputError(
-            f"{names[0]} have size {cand.shape[1:]} (rows, cols, p) but {names[1]} "
-            f"have {ref.shape[1:]}; expected the same map size and endmember count"
-        )
-    return cand, ref
 
 
 # --------------------------------------------------------------------------------------
@@ -129,22 +80,17 @@ def _w1_columns(x: np.ndarray, y: np.ndarray, max_grid: int = 20000) -> np.ndarr
     return np.abs(qx - qy).mean(axis=0)
 
 
-def _pixels(a: np.ndarray, max_pixels: int, rng: np.random.Generator) -> np.ndarray:
-    px = a.reshape(-1, a.shape[-1])
-    if px.shape[0] > max_pixels:
-        px = px[rng.choice(px.shape[0], max_pixels, replace=False)]
-    return px
-
-
 def wasserstein_1d(cand, ref, *, max_pixels: int = 200_000, seed: int = 0) -> float:
     """Mean over endmembers of the 1D W1 distance of abundance values (see module doc).
 
     ``cand``, ``ref``: ``(N, h, w, p)``. At most ``max_pixels`` pixels per set are used
     (seeded subsample). Lower is better; 0 for identical sets.
     """
-    cand, ref = _check_pair(cand, ref)
+    cand, ref = check_pair(cand, ref)
     rng = np.random.default_rng(seed)
-    return float(_w1_columns(_pixels(cand, max_pixels, rng), _pixels(ref, max_pixels, rng)).mean())
+    x = subsample_pixels(cand, max_pixels, rng)
+    y = subsample_pixels(ref, max_pixels, rng)
+    return float(_w1_columns(x, y).mean())
 
 
 def simplex_directions(p: int, n: int, seed: int = 0) -> np.ndarray:
@@ -162,14 +108,14 @@ def sliced_wasserstein(cand, ref, *, n_projections: int = 128, max_pixels: int =
 
     Lower is better; 0 for identical sets.
     """
-    cand, ref = _check_pair(cand, ref)
+    cand, ref = check_pair(cand, ref)
     p = cand.shape[-1]
     if p < 2:
         return 0.0
     rng = np.random.default_rng(seed)
     d = simplex_directions(p, n_projections, seed)
-    x = _pixels(cand, max_pixels, rng) @ d.T
-    y = _pixels(ref, max_pixels, rng) @ d.T
+    x = subsample_pixels(cand, max_pixels, rng) @ d.T
+    y = subsample_pixels(ref, max_pixels, rng) @ d.T
     return float(_w1_columns(x, y).mean())
 
 
@@ -190,7 +136,7 @@ def radial_power_spectrum(maps, *, window: str | None = None) -> np.ndarray:
         win = np.outer(np.hanning(h), np.hanning(w))
         a = a * (win / np.sqrt((win**2).mean()))[None, :, :, None]
     elif window is not None:
-        raise InputError(f"window {window!r} is not known; expected None or 'hann'")
+        raise ParameterError("window", window, "expected None or 'hann'")
     power = (np.abs(np.fft.fft2(a, axes=(1, 2))) ** 2).mean(axis=0) / (h * w)  # (h, w, p)
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.fftfreq(w)[None, :]
@@ -210,7 +156,7 @@ def power_spectrum_distance(cand, ref, *, window: str | None = None) -> float:
 
     See `radial_power_spectrum`. Lower is better; 0 for identical sets.
     """
-    cand, ref = _check_pair(cand, ref)
+    cand, ref = check_pair(cand, ref)
     pc = radial_power_spectrum(cand, window=window)
     pr = radial_power_spectrum(ref, window=window)
     return float(np.abs(np.log10(pc + _EPS) - np.log10(pr + _EPS)).mean())
@@ -239,7 +185,7 @@ def semivariogram(maps, max_lag: int = 16) -> np.ndarray:
 
 def variogram_distance(cand, ref, *, max_lag: int = 16) -> float:
     """``mean |log10(gamma_cand(l) / gamma_ref(l))|`` over lags and endmembers (lower is better)."""
-    cand, ref = _check_pair(cand, ref)
+    cand, ref = check_pair(cand, ref)
     gc = semivariogram(cand, max_lag)
     gr = semivariogram(ref, max_lag)
     return float(np.abs(np.log10(gc + _EPS) - np.log10(gr + _EPS)).mean())
@@ -388,197 +334,10 @@ def memorization(samples, train, heldout, *, copy_fraction: float = 0.5) -> dict
     return memorization_many({"samples": samples}, train, heldout, copy_fraction=copy_fraction)["samples"]
 
 
-# --------------------------------------------------------------------------------------
-# baselines
-# --------------------------------------------------------------------------------------
-def _inv_digamma(y: np.ndarray, iters: int = 6) -> np.ndarray:
-    """Inverse of the digamma function (Minka's initialisation + Newton steps)."""
-    y = np.asarray(y, np.float64)
-    x = np.where(y >= -2.22, np.exp(y) + 0.5, -1.0 / (y - digamma(1.0)))
-    for _ in range(iters):
-        x = x - (digamma(x) - y) / polygamma(1, x)
-        x = np.maximum(x, 1e-8)
-    return x
-
-
-def fit_dirichlet(pixels: np.ndarray, *, eps: float = 1e-6, max_iter: int = 1000,
-                  tol: float = 1e-9) -> np.ndarray:
-    """Maximum-likelihood Dirichlet parameters ``(p,)`` for pixels ``(n, p)`` on the simplex.
-
-    Minka's fixed point ``psi(alpha_k) = psi(sum alpha) + mean(log x_k)``, started from the
-    moment estimate. Values are clipped to ``eps`` (exact zeros have no Dirichlet density)
-    and renormalised first.
-    """
-    x = np.clip(np.asarray(pixels, np.float64), eps, None)
-    x /= x.sum(axis=1, keepdims=True)
-    logx = np.log(x).mean(axis=0)
-    m = x.mean(axis=0)
-    m2 = (x[:, 0] ** 2).mean()
-    s = (m[0] - m2) / max(m2 - m[0] ** 2, 1e-12)
-    alpha = np.maximum(m * max(s, 1e-3), 1e-3)
-    for _ in range(max_iter):
-        new = _inv_digamma(digamma(alpha.sum()) + logx)
-        if np.max(np.abs(new - alpha)) < tol * max(1.0, alpha.max()):
-            alpha = new
-            break
-        alpha = new
-    return alpha
-
-
-def _sample_dirichlet(alpha: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    out = rng.dirichlet(alpha, size=n)
-    bad = ~np.isfinite(out).all(axis=1) | (np.abs(out.sum(axis=1) - 1) > 1e-6)
-    if bad.any():  # degenerate draws (all gammas underflow): fall back to the largest alpha
-        out[bad] = 0.0
-        out[bad, int(np.argmax(alpha))] = 1.0
-    return out
-
-
-class DirichletBaseline:
-    """Per-pixel i.i.d. Dirichlet fitted by maximum likelihood (no spatial structure).
-
-    Parameters
-    ----------
-    eps : float
-        Clip level for zeros before fitting (see `fit_dirichlet`).
-    max_pixels : int
-        At most this many training pixels are used (seeded subsample).
-    """
-
-    def __init__(self, eps: float = 1e-6, max_pixels: int = 500_000):
-        self.eps = eps
-        self.max_pixels = max_pixels
-
-    def fit(self, maps, seed: int = 0) -> DirichletBaseline:
-        """Fit ``alpha_`` ``(p,)`` to training maps ``(N, h, w, p)``."""
-        a = check_maps(maps, "training maps")
-        px = _pixels(a, self.max_pixels, np.random.default_rng(seed))
-        self.alpha_ = fit_dirichlet(px, eps=self.eps)
-        return self
-
-    def sample(self, n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-        """``n`` maps ``(n, h, w, p)`` float32, every pixel an independent Dirichlet draw."""
-        h, w = size
-        rng = np.random.default_rng(seed)
-        x = _sample_dirichlet(self.alpha_, n * h * w, rng)
-        return x.reshape(n, h, w, -1).astype(np.float32)
-
-
-def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-class GaussianFieldBaseline:
-    """Gaussian random field with a fitted power spectrum, mapped through softmax.
-
-    See the module doc. Fitted attributes: ``mean_`` (p,) centred-log-ratio mean,
-    ``components_`` (p, p) PCA basis (rows), ``spectra_`` (h, w, p) power spectrum per
-    component on the training patch grid, ``radial_`` (K, p) its radial average (used for
-    other sizes), ``size_`` (h, w).
-
-    Parameters
-    ----------
-    eps : float
-        Added to abundances before the log (bounded log-ratios for exact zeros).
-    max_maps : int
-        At most this many training maps are used (seeded subsample).
-    """
-
-    def __init__(self, eps: float = 1e-3, max_maps: int = 512):
-        self.eps = eps
-        self.max_maps = max_maps
-
-    def _clr(self, a: np.ndarray) -> np.ndarray:
-        z = np.log(a + self.eps)
-        return z - z.mean(axis=-1, keepdims=True)
-
-    def fit(self, maps, seed: int = 0) -> GaussianFieldBaseline:
-        """Fit to training maps ``(N, h, w, p)``."""
-        a = check_maps(maps, "training maps")
-        if len(a) > self.max_maps:
-            a = a[np.sort(np.random.default_rng(seed).choice(len(a), self.max_maps, replace=False))]
-        n, h, w, p = a.shape
-        z = self._clr(a)
-        self.mean_ = z.reshape(-1, p).mean(axis=0)
-        zc = z - self.mean_
-        cov = np.cov(zc.reshape(-1, p), rowvar=False).reshape(p, p)
-        _, vecs = np.linalg.eigh(cov)
-        self.components_ = vecs.T  # rows: directions
-        y = zc @ vecs  # (n, h, w, p) uncorrelated components
-        self.spectra_ = (np.abs(np.fft.fft2(y, axes=(1, 2))) ** 2).mean(axis=0) / (h * w)
-        self.size_ = (h, w)
-        # radial profile (cycles/pixel) for sampling at other sizes
-        f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2).ravel()
-        edges = np.linspace(0, f.max() + 1e-9, max(h, w) // 2 + 2)
-        idx = np.clip(np.digitize(f, edges) - 1, 0, len(edges) - 2)
-        cnt = np.bincount(idx, minlength=len(edges) - 1)
-        flat = self.spectra_.reshape(-1, p)
-        rad = np.stack([np.bincount(idx, weights=flat[:, j], minlength=len(edges) - 1)
-                        for j in range(p)], 1)
-        keep = cnt > 0
-        self.radial_f_ = (0.5 * (edges[:-1] + edges[1:]))[keep]
-        self.radial_f_[0] = 0.0
-        self.radial_ = rad[keep] / cnt[keep][:, None]
-        self.patch_area_ = h * w
-        return self
-
-    def _spectrum(self, h: int, w: int) -> np.ndarray:
-        if (h, w) == self.size_:
-            return self.spectra_
-        # Power per frequency scales with the patch area for a fixed spatial covariance
-        # (P = |FFT|^2 / (h w) is the Fourier transform of the covariance at that frequency),
-        # so the radial profile is reused as is; the DC term carries the patch-mean variance.
-        f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
-        out = np.stack([np.interp(f, self.radial_f_, self.radial_[:, j]) for j in range(self.radial_.shape[1])], -1)
-        return out
-
-    def sample(self, n: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-        """``n`` maps ``(n, h, w, p)`` float32 on the simplex."""
-        h, w = size
-        rng = np.random.default_rng(seed)
-        spec = self._spectrum(h, w)  # (h, w, p)
-        p = spec.shape[-1]
-        white = rng.standard_normal((n, h, w, p))
-        y = np.fft.ifft2(np.fft.fft2(white, axes=(1, 2)) * np.sqrt(spec)[None], axes=(1, 2)).real
-        z = y @ self.components_ + self.mean_
-        return _softmax(z).astype(np.float32)
-
-
-# --------------------------------------------------------------------------------------
-# the table
-# --------------------------------------------------------------------------------------
-def split_blocks(maps, block: int) -> dict[str, np.ndarray]:
-    """Cut ``(h, w, p)`` maps into ``block`` x ``block`` tiles split train / held-out / floor.
-
-    Tiles ``(i, j)`` with ``i + j`` even go to ``train``; the others alternate (in
-    row-major order) between ``heldout`` and ``floor``, so all three sets are interleaved
-    over the scene. Incomplete border tiles are dropped. Returns ``(K, block, block, p)``
-    arrays.
-    """
-    a = np.asarray(maps)
-    h, w, p = a.shape
-    nr, nc = h // block, w // block
-    if nr * nc < 4:
-        raise InputError(f"a {h}x{w} map holds {nr * nc} blocks of {block} px; expected at least 4")
-    sets: dict[str, list[np.ndarray]] = {"train": [], "heldout": [], "floor": []}
-    other = 0
-    for i in range(nr):
-        for j in range(nc):
-            tile = a[i * block:(i + 1) * block, j * block:(j + 1) * block]
-            if (i + j) % 2 == 0:
-                sets["train"].append(tile)
-            else:
-                sets["heldout" if other % 2 == 0 else "floor"].append(tile)
-                other += 1
-    return {k: np.stack(v).astype(np.float32) for k, v in sets.items()}
-
-
 def realism_metrics(cand, ref, *, seed: int = 0, window: str | None = None,
                     max_lag: int = 16) -> dict[str, float]:
     """All distance metrics of ``cand`` vs ``ref`` (both ``(N, h, w, p)``) in one dict."""
-    cand, ref = _check_pair(cand, ref)
+    cand, ref = check_pair(cand, ref)
     return {
         "w1": wasserstein_1d(cand, ref, seed=seed),
         "sliced_w1": sliced_wasserstein(cand, ref, seed=seed),
@@ -587,151 +346,13 @@ def realism_metrics(cand, ref, *, seed: int = 0, window: str | None = None,
     }
 
 
-def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 0,
-                       window: str | None = None, copy_fraction: float = 0.5) -> dict[str, Any]:
-    """Realism table of model ``samples`` vs ``heldout`` real maps, with baselines and floor.
-
-    Parameters
-    ----------
-    samples, heldout : (N, h, w, p), (M, h, w, p)
-        Model samples and held-out real maps, same size and endmember count.
-    train : (K, h', w', p) or None
-        Training patches: baselines are fitted on them and the memorization check uses
-        them (patches larger than the held-out maps are cut into windows of that size,
-        see `crops_of_size`; smaller ones skip the check). ``None`` skips both baselines
-        and the memorization check.
-    floor : (L, h, w, p) or None
-        A second disjoint set of real maps; its row is the floor.
-    seed : int
-        Seeds the baselines, projections and subsamples.
-
-    Returns
-    -------
-    dict with ``rows`` (set name -> metric -> value; sets ``model``, ``dirichlet``,
-    ``grf``, ``floor`` when available; metrics `METRICS` plus ``diversity``,
-    ``diversity_ratio`` and, with ``train``, ``copied_fraction``), ``ratio_to_floor``
-    (set -> metric -> value / floor value), ``diversity`` (``heldout`` and per set),
-    ``memorization`` (summary for the model samples), and ``n_samples``, ``n_heldout``,
-    ``size``, ``p``.
-    """
-    samples, heldout = _check_pair(samples, heldout, ("samples", "held-out maps"))
-    _, h, w, p = heldout.shape
-    sets: dict[str, np.ndarray] = {"model": samples}
-    if train is not None:
-        train = check_maps(train, "training maps")
-        if train.shape[-1] != p:
-            raise InputError(f"training maps have {train.shape[-1]} endmembers; held-out maps have {p}")
-        n_base = max(len(samples), len(heldout))
-        sets["dirichlet"] = DirichletBaseline().fit(train, seed).sample(n_base, (h, w), seed + 1)
-        sets["grf"] = GaussianFieldBaseline().fit(train, seed).sample(n_base, (h, w), seed + 2)
-    if floor is not None:
-        floor, _ = _check_pair(floor, heldout, ("floor maps", "held-out maps"))
-        sets["floor"] = floor
-    div_ref = diversity(heldout, seed=seed)
-    bank = None if train is None else crops_of_size(train, h, w)
-    mem_ok = bank is not None
-    rows: dict[str, dict[str, float]] = {}
-    memos = memorization_many(sets, bank, heldout, copy_fraction=copy_fraction) if mem_ok else {}
-    memo = memos.get("model")
-    for name, maps in sets.items():
-        row = realism_metrics(maps, heldout, seed=seed, window=window)
-        row["diversity"] = diversity(maps, seed=seed)
-        row["diversity_ratio"] = row["diversity"] / div_ref if div_ref > 0 else float("nan")
-        if name in memos:
-            row["copied_fraction"] = memos[name]["flagged_fraction"]
-        rows[name] = row
-    ratios: dict[str, dict[str, float]] = {}
-    if "floor" in rows:
-        for name, row in rows.items():
-            ratios[name] = {
-                k: (row[k] / rows["floor"][k] if rows["floor"][k] > 0 else float("nan")) for k in METRICS
-            }
-    memo_summary = None
-    if memo is not None:
-        memo_summary = {
-            "flagged_fraction": memo["flagged_fraction"],
-            "n_flagged": int(memo["flagged"].sum()),
-            "threshold_rmse": memo["threshold"],
-            "sample_nn_rmse_median": float(np.median(memo["nn_rmse"])),
-            "heldout_nn_rmse_median": float(np.median(memo["heldout_nn_rmse"])),
-            "median_ratio": memo["median_ratio"],
-            "rule": f"copy when NN RMSE to training patches (8 dihedral transforms) < "
-                    f"{copy_fraction} x 1st percentile of held-out maps' NN RMSE",
-        }
-    return {
-        "rows": rows,
-        "ratio_to_floor": ratios,
-        "diversity": {"heldout": div_ref, **{k: r["diversity"] for k, r in rows.items()}},
-        "memorization": memo_summary,
-        "n_samples": int(len(samples)),
-        "n_heldout": int(len(heldout)),
-        "n_train": None if train is None else int(len(train)),
-        "n_floor": None if floor is None else int(len(floor)),
-        "size": [int(h), int(w)],
-        "p": int(p),
-        "metrics_lower_is_better": list(METRICS),
-    }
-
-
-_LABELS = {
-    "w1": "W1",
-    "sliced_w1": "sliced W1",
-    "power_spectrum": "PSD |log10|",
-    "variogram": "variogram |log10|",
-    "diversity": "diversity",
-    "diversity_ratio": "div. ratio",
-    "copied_fraction": "copied",
-}
-
-
-def format_realism_table(result: dict[str, Any]) -> str:
-    """Plain-text aligned table of an `evaluate_synthesis` result (plus ratios to the floor)."""
-    rows = result["rows"]
-    cols = [c for c in _LABELS if any(c in r for r in rows.values())]
-
-    def fmt(v) -> str:
-        if v is None or (isinstance(v, float) and not np.isfinite(v)):
-            return "-"
-        return f"{v:.4g}"
-
-    def table(title: str, data: dict[str, dict[str, float]], columns: list[str]) -> list[str]:
-        head = ["set"] + [_LABELS[c] for c in columns]
-        body = [[name] + [fmt(r.get(c)) for c in columns] for name, r in data.items()]
-        widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
-        line = lambda cells: "  ".join(  # noqa: E731
-            c.ljust(wd) if i == 0 else c.rjust(wd) for i, (c, wd) in enumerate(zip(cells, widths, strict=True))
-        )
-        return [title, line(head), line(["-" * wd for wd in widths])] + [line(b) for b in body]
-
-    h, w = result["size"]
-    lines = table(
-        f"realism vs {result['n_heldout']} held-out maps of {h}x{w} px, p={result['p']} "
-        f"(distances: lower is better)",
-        rows,
-        cols,
-    )
-    if result.get("ratio_to_floor"):
-        lines += [""] + table("ratio to the floor (real vs real)", result["ratio_to_floor"], list(METRICS))
-    m = result.get("memorization")
-    if m:
-        lines += ["", f"memorization: {m['n_flagged']} of {result['n_samples']} samples flagged as copies "
-                      f"(median NN RMSE {m['sample_nn_rmse_median']:.4g} vs held-out "
-                      f"{m['heldout_nn_rmse_median']:.4g}; threshold {m['threshold_rmse']:.4g})"]
-    return "\n".join(lines)
-
-
 __all__ = [
     "METRICS",
-    "DirichletBaseline",
-    "GaussianFieldBaseline",
     "check_maps",
     "crops_of_size",
     "dihedral",
     "dihedral_views",
     "diversity",
-    "evaluate_synthesis",
-    "fit_dirichlet",
-    "format_realism_table",
     "memorization",
     "memorization_many",
     "nearest_neighbour_rmse",
@@ -741,7 +362,6 @@ __all__ = [
     "semivariogram",
     "simplex_directions",
     "sliced_wasserstein",
-    "split_blocks",
     "variogram_distance",
     "wasserstein_1d",
 ]

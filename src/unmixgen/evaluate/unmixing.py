@@ -28,7 +28,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from ..atomic import jsonable
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 
 __all__ = [
     "abundance_rmse",
@@ -374,15 +374,19 @@ def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0) / a.shape[0])
 
 
-def match_endmembers(est: Any, ref: Any, by: str = "abundance", *,
+def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
                      mask: np.ndarray | None = None) -> np.ndarray:
-    """Hungarian matching of estimated endmembers to reference ones.
+    """Hungarian matching of estimated endmembers to reference ones: the one matcher.
+
+    Argument order: the **estimate first, the reference second**, as in every metric of
+    this module (``sad(E_est, E_ref)``); ``by`` and ``mask`` are keyword-only. Passing all by
+    name, ``match_endmembers(estimate=E_hat, reference=E, by="sad")``, reads unambiguously.
 
     Parameters
     ----------
-    est, ref : the estimate and the reference, each either an ``(endmembers, abundances)``
-        pair (either item may be None) or one array: abundances ``(rows, cols, p)`` /
-        ``(N, p)`` when ``by="abundance"``, spectra ``(p, bands)`` when ``by="sad"``.
+    estimate, reference : each either an ``(endmembers, abundances)`` pair (either item may
+        be None) or one array: abundances ``(rows, cols, p)`` / ``(N, p)`` when
+        ``by="abundance"``, spectra ``(p, bands)`` when ``by="sad"``.
     by : the cost minimised by the assignment (`scipy.optimize.linear_sum_assignment`):
         ``"abundance"`` - RMSE between abundance maps; ``"sad"`` - spectral angle between
         spectra; ``"both"`` - abundance RMSE (fraction, in [0, 1]) + SAD / 90 degrees.
@@ -392,13 +396,14 @@ def match_endmembers(est: Any, ref: Any, by: str = "abundance", *,
     -------
     perm : ``(p_ref,)`` int array; ``perm[j]`` is the estimated endmember matched to
         reference endmember ``j``, so ``E_est[perm]`` / ``A_est[..., perm]`` line up with
-        the reference. When there are fewer estimates than references the unmatched
-        references get ``-1``; surplus estimates are left out.
+        the reference (and ``sad(E_est[perm], E_ref)`` gives the matched angles). When there
+        are fewer estimates than references the unmatched references get ``-1``; surplus
+        estimates are left out.
     """
     if by not in ("abundance", "sad", "both"):
-        raise InputError(f"match_endmembers: by={by!r}; expected 'abundance', 'sad' or 'both'")
-    E_est, A_est = _split(est, by)
-    E_ref, A_ref = _split(ref, by)
+        raise ParameterError("by", by, "expected 'abundance', 'sad' or 'both'")
+    E_est, A_est = _split(estimate, by)
+    E_ref, A_ref = _split(reference, by)
     cost = None
     if by in ("abundance", "both"):
         if A_est is None or A_ref is None:
@@ -448,7 +453,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     that cannot be computed from what was given are absent.
     """
     if align not in ("abundance", "sad", "both", "none"):
-        raise InputError(f"--align: {align!r}; expected 'abundance', 'sad', 'both' or 'none'")
+        raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
     have_a = abundances is not None and ref_abundances is not None
     have_e = endmembers is not None and ref_endmembers is not None
     p_est = (np.shape(endmembers)[0] if endmembers is not None

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError, in_file
+from ..evaluate.unmixing import match_endmembers
+from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
 from ..wavelengths import to_nm
 
@@ -318,7 +320,7 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
 
     Raises `InputError` for missing maps, differing band / endmember counts, or a poor match.
     """
-    from ..priors.abundance.patches import TrainingMaps, match_endmembers
+    from ..priors.abundance.patches import TrainingMaps
     from .folder import load_result
 
     if label_from not in ("none", "folder", "method"):
@@ -356,7 +358,8 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
             if e.shape[1] != ref_e.shape[1]:
                 raise in_file(folder, f"endmembers have {e.shape[1]} bands but {folders[0]} has "
                               f"{ref_e.shape[1]}; maps of different sensors cannot be matched")
-            perm, sad = match_endmembers(ref_e, e)
+            perm = match_endmembers(e, ref_e, by="sad")
+            sad = np.radians(spectral_angles(e[perm], ref_e))
             if sad.max() > max_sad:
                 raise in_file(folder, f"endmembers do not match those of {folders[0]} (worst spectral "
                               f"angle {sad.max():.2f} rad > {max_sad} rad); train separate models")

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError, ParameterError
+
 __all__ = [
     "add_noise",
     "bilinear",
@@ -40,10 +42,11 @@ def _as_f32(x) -> np.ndarray:
 
 def _check_ae(A: np.ndarray, E: np.ndarray) -> None:
     if E.ndim != 2:
-        raise ValueError(f"endmembers must have shape (p, bands); got {E.shape}")
+        raise InputError(f"E: endmembers have shape {E.shape}; expected (p, bands)")
     if A.shape[-1] != E.shape[0]:
-        raise ValueError(
-            f"abundances have {A.shape[-1]} endmembers (last axis) but endmembers have {E.shape[0]} rows"
+        raise InputError(
+            f"A: abundances have {A.shape[-1]} endmembers (last axis) but E has {E.shape[0]} rows; "
+            "expected the same number"
         )
 
 
@@ -120,7 +123,7 @@ def bilinear(A, E, gamma=1.0, kind: str = "fan") -> np.ndarray:
     A, E = _as_f32(A), _as_f32(E)
     _check_ae(A, E)
     if kind not in ("fan", "nascimento"):
-        raise ValueError(f"kind must be 'fan' or 'nascimento'; got {kind!r}")
+        raise ParameterError("kind", kind, "expected 'fan' or 'nascimento'")
     i, j = _pairs(E.shape[0])
     b = A[..., i] * A[..., j] * _as_f32(gamma)  # (..., n_pairs)
     y = A @ E + b @ (E[i] * E[j])
@@ -145,7 +148,7 @@ def linear_variable(A, E) -> np.ndarray:
     """
     A, E = _as_f32(A), _as_f32(E)
     if E.ndim < 2 or E.shape[-2] != A.shape[-1]:
-        raise ValueError(f"endmembers must have shape (..., {A.shape[-1]}, bands); got {E.shape}")
+        raise InputError(f"E: endmembers have shape {E.shape}; expected (..., {A.shape[-1]}, bands)")
     return np.matmul(A[..., None, :], E)[..., 0, :]
 
 
@@ -187,7 +190,9 @@ def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white") -> np.
     """
     clean = _as_f32(clean)
     if kind not in ("white", "signal"):
-        raise ValueError(f"noise kind must be 'white' or 'signal'; got {kind!r}")
+        raise ParameterError("kind", kind, "expected 'white' or 'signal'")
+    if snr_db is not None and np.isnan(snr_db):
+        raise ParameterError("snr_db", snr_db, "expected a number of dB (None or inf: no noise)")
     if snr_db is None or np.isinf(snr_db):
         return clean.copy()
     rng = np.random.default_rng(rng)
@@ -204,7 +209,7 @@ def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white") -> np.
         level = np.where(finite, np.maximum(c64, 0.0), 0.0)
         total = float(level.sum())
         if total <= 0:
-            raise ValueError("signal-dependent noise needs a signal with positive values")
+            raise InputError("clean: signal-dependent noise needs a signal with positive values")
         scale = np.sqrt(noise_energy / total)
         noise = z * (np.sqrt(level) * scale).astype(np.float32)
     return clean + noise

@@ -5,8 +5,8 @@ Nothing here downloads anything. A scene is built from
 - endmember spectra drawn by `spectrum` from simple physical shapes (pigment and water
   absorptions, red edge, mineral and hydrocarbon features) that evaluate on any
   wavelength grid in nm;
-- abundance maps from `abundance_maps`: smooth Gaussian random fields (FFT-filtered white
-  noise with a power-law spectrum), one per endmember, mapped onto the simplex with a
+- abundance maps from `abundance_maps`: smooth Gaussian random fields (white noise filtered
+  to a power-law spectrum, `unmixgen.simulate.random_fields`), one per endmember, mapped onto the simplex with a
   softmax (higher ``purity`` = sharper, purer regions), with optional Voronoi regions,
   optional pure pixels and an optional cap on the largest abundance;
 - linear mixing and noise at a given SNR (`unmixgen.simulate.mixing`).
@@ -18,9 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError, check_range
 from ..scene import GroundTruth, Scene
 from . import mixing
+from .random_fields import (
+    gaussian_amplitude,
+    gaussian_random_fields,
+    power_law_amplitude,
+    spectral_filter,
+)
 
 __all__ = [
     "DEFAULT_KINDS",
@@ -172,14 +178,14 @@ def _kind(kind: str) -> str:
     k = str(kind).strip().lower().replace("-", "_").replace(" ", "_")
     k = _ALIASES.get(k, k)
     if k not in _KIND_FUNCS:
-        raise InputError(f"unknown endmember kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise ParameterError("kind", kind, f"unknown endmember kind; expected one of {', '.join(KINDS)}")
     return k
 
 
 def _wavelengths(wavelengths) -> np.ndarray:
     wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
     if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
-        raise InputError("wavelengths must be finite positive values in nm")
+        raise InputError("wavelengths: expected finite positive values in nm")
     return wl
 
 
@@ -246,7 +252,7 @@ def library(wavelengths, kinds=None, rng=None) -> tuple[np.ndarray, list[str]]:
     """
     kinds = list(DEFAULT_KINDS if kinds is None else kinds)
     if not kinds:
-        raise InputError("kinds: empty list; expected at least one endmember kind")
+        raise ParameterError("kinds", kinds, "expected at least one endmember kind")
     gen = None if rng is None else np.random.default_rng(rng)
     rows, names, seen = [], [], {}
     for kind in kinds:
@@ -262,30 +268,10 @@ def library(wavelengths, kinds=None, rng=None) -> tuple[np.ndarray, list[str]]:
 # --------------------------------------------------------------------------------------
 # abundance maps
 # --------------------------------------------------------------------------------------
-def _random_fields(rows: int, cols: int, n: int, beta: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` Gaussian random fields (rows, cols, n) with power spectrum ~ 1 / (f^2 + f0^2)^(beta/2).
-
-    Zero mean and unit standard deviation per field.
-    """
-    fy = np.fft.fftfreq(rows)[:, None]
-    fx = np.fft.rfftfreq(cols)[None, :]
-    f0 = 1.0 / max(rows, cols)  # no power below the scene size
-    amp = (fy**2 + fx**2 + f0**2) ** (-beta / 4.0)
-    amp[0, 0] = 0.0
-    noise = rng.standard_normal((n, rows, cols))
-    fields = np.fft.irfft2(np.fft.rfft2(noise) * amp, s=(rows, cols))
-    fields -= fields.mean(axis=(1, 2), keepdims=True)
-    fields /= fields.std(axis=(1, 2), keepdims=True) + 1e-12
-    return np.moveaxis(fields, 0, -1)
-
-
 def _blur(images: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of (rows, cols, n) images (periodic, via FFT); sigma in pixels."""
     rows, cols = images.shape[:2]
-    fy = np.fft.fftfreq(rows)[:, None, None]
-    fx = np.fft.rfftfreq(cols)[None, :, None]
-    h = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fy**2 + fx**2))
-    return np.fft.irfft2(np.fft.rfft2(images, axes=(0, 1)) * h, s=(rows, cols), axes=(0, 1))
+    return spectral_filter(images, gaussian_amplitude(rows, cols, sigma)[..., None], axes=(0, 1))
 
 
 def _regions(rows, cols, p, n_regions, rng) -> np.ndarray:
@@ -344,17 +330,22 @@ def abundance_maps(
     -------
     ndarray (rows, cols, p) float32, non-negative, each pixel summing to one
     """
-    if rows < 1 or cols < 1 or p < 1:
-        raise InputError(f"abundance maps need rows, cols, p >= 1; got {rows}, {cols}, {p}")
+    for name, value in (("rows", rows), ("cols", cols), ("p", p)):
+        check_range(name, value, low=1, integer=True)
+    for name, value in (("smoothness", smoothness), ("purity", purity), ("region_strength", region_strength)):
+        check_range(name, value)
+    check_range("regions", regions, low=0, integer=True)
+    if not isinstance(pure_pixels, bool):
+        check_range("pure_pixels", pure_pixels, low=0, integer=True)
     if max_abundance is not None:
-        if not (1.0 / p < max_abundance <= 1.0):
-            raise InputError(
-                f"max_abundance={max_abundance}; expected a value in (1/p, 1] = ({1.0 / p:.3g}, 1]"
-            )
+        check_range("max_abundance", max_abundance, low=1.0 / p, high=1.0, low_open=True)
         if pure_pixels and max_abundance < 1.0:
-            raise InputError("pure_pixels and max_abundance < 1 contradict each other; choose one")
+            raise ParameterError("pure_pixels", pure_pixels,
+                                 f"contradicts max_abundance={max_abundance} < 1; choose one")
     rng = np.random.default_rng(rng)
-    z = _random_fields(rows, cols, p, float(smoothness), rng)
+    amp = power_law_amplitude(rows, cols, float(smoothness))
+    z = gaussian_random_fields((p, rows, cols), amp, rng, axes=(1, 2), normalize=True)
+    z = np.moveaxis(z, 0, -1)
     if regions > 0:
         z = z + region_strength * _regions(rows, cols, p, int(regions), rng)
     logits = float(purity) * z
@@ -467,8 +458,7 @@ def make_scene(
         if bands is None:
             wl = default_wavelengths(drop_water_vapour=drop_water_vapour)
         else:
-            if int(bands) < 1:
-                raise InputError(f"bands={bands}; expected at least 1")
+            check_range("bands", bands, low=1, integer=True)
             wl = np.linspace(400.0, 2500.0, int(bands))
             if drop_water_vapour:
                 keep = np.ones(wl.size, bool)
@@ -479,9 +469,13 @@ def make_scene(
         wl = _wavelengths(wavelengths)
         if wl.size > 1 and not np.all(np.diff(wl) > 0):
             raise InputError("wavelengths: expected strictly increasing values in nm")
+    if noise not in ("white", "signal"):
+        raise ParameterError("noise", noise, "expected 'white' or 'signal'")
+    if snr_db is not None:
+        check_range("snr_db", snr_db)
+    check_range("seed", seed, low=0, integer=True)
     if kinds is None:
-        if not 1 <= p <= len(DEFAULT_KINDS) * 3:
-            raise InputError(f"p={p}; expected 1..{len(DEFAULT_KINDS) * 3} endmembers")
+        check_range("p", p, low=1, high=len(DEFAULT_KINDS) * 3, integer=True)
         kinds = [DEFAULT_KINDS[i % len(DEFAULT_KINDS)] for i in range(p)]
     kinds = list(kinds)
     p = len(kinds)

@@ -8,7 +8,7 @@ For each abundance map ``A (rows, cols, p)``:
    (ELMM): every endmember gets a spatially smooth log-normal scaling field
    ``s_k(x) = exp(std * z_k(x))``, ``z_k`` a Gaussian random field (white noise blurred with
    a Gaussian of ``corr_px`` pixels, periodic, standardised to mean 0 and std 1 over the
-   map), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
+   map; `unmixgen.simulate.random_fields`), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
    ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
 3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
 4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError, check_range
 from ..scene import GroundTruth, Scene
+from .random_fields import gaussian_amplitude, gaussian_random_fields
 
 
 @dataclass
@@ -117,14 +118,8 @@ def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.ra
     rows, cols, p = shape
     if corr_px is None:
         corr_px = max(1.0, min(rows, cols) / 8.0)
-    white = rng.standard_normal((rows, cols, p))
-    fy = np.fft.fftfreq(rows)[:, None, None]
-    fx = np.fft.fftfreq(cols)[None, :, None]
-    kernel = np.exp(-2.0 * (np.pi * corr_px) ** 2 * (fy**2 + fx**2))  # FT of a Gaussian blur
-    z = np.fft.ifft2(np.fft.fft2(white, axes=(0, 1)) * kernel, axes=(0, 1)).real
-    z -= z.mean(axis=(0, 1), keepdims=True)
-    sd = z.std(axis=(0, 1), keepdims=True)
-    z /= np.where(sd > 0, sd, 1.0)
+    amp = gaussian_amplitude(rows, cols, corr_px)[..., None]  # the same blur for every field
+    z = gaussian_random_fields((rows, cols, p), amp, rng, axes=(0, 1), normalize=True)
     return np.exp(std * z).astype(np.float32)
 
 
@@ -163,21 +158,29 @@ def simulate(
     wavelengths : (bands,) nm or None
         Needed when ``sensor`` is given.
     snr_db : float or None
-        Global SNR of the added Gaussian noise; None adds none.
+        Global SNR of the added Gaussian noise, a finite number of dB; None adds none.
     noise : ``"white"`` or ``"signal"``
     variability : float or None
-        Standard deviation of the log scaling factors (ELMM); None or 0: none.
+        Standard deviation of the log scaling factors (ELMM), finite and >= 0; None or 0:
+        none.
     corr_px : float or None
-        Correlation length (pixels) of the scaling fields.
+        Correlation length (pixels, > 0) of the scaling fields; None: ``min(rows, cols) / 8``
+        (at least 1).
     sensor : (centres (K,), fwhm (K,)) nm or None
         Resample the endmembers to these bands before mixing.
     names : endmember names
     seed : int
-        Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed).
+        Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed);
+        an integer >= 0.
 
     Returns
     -------
     list of `SimulatedScene`, one per map.
+
+    Raises
+    ------
+    ParameterError
+        For a parameter outside its range (NaN or Inf included), named as in the signature.
     """
     from . import mixing
     from .spectral_response import resample
@@ -195,14 +198,18 @@ def simulate(
     if not np.all(np.isfinite(e)):
         raise InputError("endmembers contain NaN/Inf; expected finite spectra")
     if noise not in ("white", "signal"):
-        raise InputError(f"--noise {noise!r}: expected 'white' or 'signal'")
-    if snr_db is not None and not np.isfinite(snr_db):
-        snr_db = None
-    if variability is not None and variability < 0:
-        raise InputError(f"--variability {variability}: expected a standard deviation >= 0")
+        raise ParameterError("noise", noise, "expected 'white' or 'signal'")
+    if snr_db is not None:
+        check_range("snr_db", snr_db)
+    if variability is not None:
+        check_range("variability", variability, low=0)
+    if corr_px is not None:
+        check_range("corr_px", corr_px, low=0, low_open=True)
+    check_range("seed", seed, low=0, integer=True)
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
     if wl is not None and wl.size != e.shape[1]:
-        raise InputError(f"{wl.size} wavelengths for endmembers with {e.shape[1]} bands")
+        raise InputError(f"wavelengths: {wl.size} values for endmembers with {e.shape[1]} bands; "
+                         "expected one per band")
     fwhm = None
     if sensor is not None:
         if wl is None:

@@ -59,6 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError
+from ..simplex import project_simplex
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
@@ -382,21 +383,6 @@ def _pinv(M: np.ndarray) -> np.ndarray:
     w, V = np.linalg.eigh(M)
     big = np.abs(w) > 1e-13 * max(float(np.abs(w).max()), 1e-300)
     return (V[:, big] / w[big]) @ V[:, big].T
-
-
-# -- feasible starting points --------------------------------------------------------------------
-
-
-def project_simplex(V: np.ndarray) -> np.ndarray:
-    """Euclidean projection of each row of ``V (n, p)`` onto the unit simplex (sort-based)."""
-    n, p = V.shape
-    U = -np.sort(-V, axis=1)
-    css = np.cumsum(U, axis=1) - 1.0
-    idx = np.arange(1, p + 1)
-    cond = U - css / idx > 0
-    rho = p - 1 - np.argmax(cond[:, ::-1], axis=1)
-    theta = css[np.arange(n), rho] / (rho + 1)
-    return np.maximum(V - theta[:, None], 0.0)
 
 
 # -- the batched primal active-set method ----------------------------------------------------------

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceWarning, InputError
+from ..simplex import project_simplex_torch as _project_simplex
 from .archetypal import normalize_brightness, subsample
 from .base import BlindUnmixer
 
@@ -160,15 +161,3 @@ def _fast_projected(V, grad, L, steps, proj):
         Wk = cur + ((t - 1) / tn) * (cur - prev)
         prev, t = cur, tn
     return prev
-
-
-def _project_simplex(V: torch.Tensor) -> torch.Tensor:
-    """Euclidean projection of each row of ``V (N, p)`` onto the probability simplex."""
-    p = V.shape[1]
-    U, _ = torch.sort(V, dim=1, descending=True)
-    css = U.cumsum(dim=1) - 1.0
-    k = torch.arange(1, p + 1, dtype=V.dtype, device=V.device)
-    cond = U - css / k > 0
-    rho = (cond * k).argmax(dim=1, keepdim=True)  # last index where the condition holds
-    theta = css.gather(1, rho) / (rho + 1).to(V.dtype)
-    return (V - theta).clamp_min(0)

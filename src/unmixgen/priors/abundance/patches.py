@@ -50,16 +50,6 @@ class TrainingMaps:
     match: list[dict] = field(default_factory=list)  # per folder: permutation + SAD
 
 
-def match_endmembers(reference: np.ndarray, endmembers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Permutation ``perm`` with ``endmembers[perm[k]]`` matched to ``reference[k]`` (Hungarian on
-    SAD, `unmixgen.evaluate.unmixing.match_endmembers`), and the matched angles (p,) in radians."""
-    from ...evaluate.unmixing import match_endmembers as hungarian
-    from ...evaluate.unmixing import sad
-
-    perm = hungarian(endmembers, reference, by="sad")
-    return perm, np.radians(sad(endmembers[perm], reference))
-
-
 def block_classes(shape: tuple[int, int], block: int, phase: tuple[int, int, int, int] = (0, 0, 0, 0)
                   ) -> np.ndarray:
     """Per-pixel class (rows, cols) int8: TRAIN, HELDOUT or FLOOR (see the module docstring).

@@ -33,25 +33,9 @@ import math
 
 import torch
 
+from ...simplex import project_simplex_torch as project_simplex
+
 REPRESENTATIONS = ("clr", "simplex")
-
-
-def project_simplex(v: torch.Tensor, dim: int = 1) -> torch.Tensor:
-    """Euclidean projection of each vector along ``dim`` onto the probability simplex.
-
-    Sort-based algorithm (Held et al. 1974; Duchi et al. 2008), vectorised over all pixels.
-    """
-    v = v.movedim(dim, -1)
-    p = v.shape[-1]
-    u, _ = torch.sort(v, dim=-1, descending=True)
-    css = torch.cumsum(u, dim=-1) - 1.0
-    k = torch.arange(1, p + 1, device=v.device, dtype=v.dtype)
-    cond = (u - css / k) > 0
-    rho = cond.to(v.dtype).cumsum(-1).argmax(-1, keepdim=True)  # last index where cond holds
-    rho = torch.where(cond.any(-1, keepdim=True), rho, torch.zeros_like(rho))
-    theta = css.gather(-1, rho) / (rho + 1).to(v.dtype)
-    out = torch.clamp(v - theta, min=0.0)
-    return out.movedim(-1, dim)
 
 
 class Representation:
