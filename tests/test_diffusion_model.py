@@ -254,6 +254,40 @@ def test_large_map_tiled_sampling_is_valid(trained):
     np.testing.assert_allclose(x.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"count": 0}, "count=0: expected >= 1"),
+    ({"count": 1, "sampler": "euler"}, "sampler='euler': expected one of ddim, dpm, ddpm"),
+    ({"count": 1, "steps": 1001}, "steps=1001: expected >= 1 and <= 1000"),
+    ({"count": 1, "size": 0}, "size=0: expected >= 1"),
+    ({"count": 1, "guidance": 2.0}, "guidance=2.0: needs a label (the label to guide towards)"),
+    ({"count": 1, "label": "water"}, "label='water': this model was trained without labels"),
+])
+def test_sampling_errors_name_the_parameter(trained, kwargs, message):
+    from unmixgen.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        load_model(trained).sample(**kwargs, progress=False)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"patch": 10}, "patch=10: expected a multiple of 4 from 8 to 256"),
+    ({"patch": 512}, "patch=512: expected >= 8 and <= 256"),
+    ({"representation": "ilr"}, "representation='ilr': expected one of simplex, clr"),
+    ({"prediction_type": "x0"}, "prediction_type='x0': expected one of v_prediction, epsilon"),
+    ({"lr": 0.0}, "lr=0.0: expected > 0"),
+    ({"checkpoint_every_steps": 0}, "checkpoint_every_steps=0: expected >= 1"),
+])
+def test_training_settings_errors_name_the_parameter(tmp_path, options, message):
+    from unmixgen.errors import ParameterError
+
+    res = write_result(tmp_path / "res", smooth_maps(40, 36, 3, 0), endmembers(3))
+    with pytest.raises(ParameterError) as err:
+        create_model_folder(tmp_path, load_training_maps([res]), **options)
+    assert str(err.value) == message
+    assert not (tmp_path / "config.json").exists()
+
+
 def test_holdout_saved_with_model(trained):
     h = load_model(trained).holdout()
     assert h["heldout"].shape[1:] == (8, 8, 3) and h["floor"].shape[1:] == (8, 8, 3)
