@@ -158,17 +158,19 @@ def parse_samplers(text: str) -> list[tuple[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from unmixgen.priors.abundance.settings import DEFAULTS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", default="samson,jasper_ridge")
     ap.add_argument("--source", default="unmix,truth", help="unmix, truth or both (comma-separated)")
     ap.add_argument("--representations", default="simplex", help="simplex, clr (comma-separated)")
     ap.add_argument("--minutes", type=float, default=30.0, help="training budget per model (minutes)")
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--patch", type=int, default=16)
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--prediction", default="v_prediction")
+    ap.add_argument("--patch", type=int, default=DEFAULTS["patch"])
+    ap.add_argument("--width", type=int, default=DEFAULTS["width"])
+    ap.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    ap.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    ap.add_argument("--prediction", default=DEFAULTS["prediction_type"])
     ap.add_argument("--samplers", default="ddim-50,dpm-20,ddpm-1000", type=parse_samplers)
     ap.add_argument("--samples", type=int, default=64, help="maps per sampler")
     ap.add_argument("--ddpm-samples", type=int, default=64, help="maps for DDPM (slow)")

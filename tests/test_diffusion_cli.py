@@ -59,6 +59,7 @@ def test_train_and_synthesize_commands(results, tmp_path, run_cli):
                              "--max-steps", "3", "--no-progress", "--threads", "1")
     assert code == 0, err
     assert (model / "config.json").is_file() and (model / "checkpoint.json").is_file()
+    assert (model / "training_curve.png").is_file()
     code, out, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "5", "--no-progress",
                              "--export", tmp_path / "slim")
     assert code == 0, err
@@ -67,6 +68,7 @@ def test_train_and_synthesize_commands(results, tmp_path, run_cli):
     np.testing.assert_array_equal(slim.sample(1, steps=2, progress=False),
                                   load_model(model).sample(1, steps=2, progress=False))
     assert not (tmp_path / "slim" / "data.npz").exists()
+    assert (tmp_path / "slim" / "training_curve.png").is_file()
     code, out, err = run_cli("train-abundance", "--resume", "--out", tmp_path / "slim", "--max-steps", "6")
     assert code == 2 and "cannot be resumed" in err
     synth = tmp_path / "synth"
@@ -77,9 +79,7 @@ def test_train_and_synthesize_commands(results, tmp_path, run_cli):
         a = z["abundances"]
     assert a.shape == (3, 12, 12, 3) and (a >= 0).all() and np.allclose(a.sum(-1), 1, atol=1e-5)
     assert (synth / "abundances.png").is_file() and (synth / "run.json").is_file()
-    tifs = sorted(synth.glob("map_*.tif"))
-    if tifs:  # the GeoTIFF writer is optional until io.geotiff lands
-        assert len(tifs) == 3
+    assert len(sorted(synth.glob("map_*.tif"))) == 3
     code, out, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--out", synth, "--no-progress")
     assert code == 2 and "exists" in err and "--overwrite" in err
 
@@ -94,6 +94,14 @@ def test_train_bad_input(results, tmp_path, run_cli, args, message):
                              "--no-progress", *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_divergence_exits_1_and_keeps_no_half_checkpoint(results, tmp_path, run_cli):
+    """A numerical divergence is an internal failure (status 1), not bad input (2)."""
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", tmp_path / "m", "--patch", "8", "--width", "8",
+                           "--lr", "1e30", "--max-steps", "20", "--no-progress")
+    assert code == 1 and "diverged" in err and "no checkpoint was written yet" in err, err
+    assert not (tmp_path / "m" / "checkpoint.json").exists()
 
 
 def test_train_refuses_mismatched_folders(results, tmp_path, run_cli):
@@ -122,13 +130,16 @@ def test_synthesize_bad_input(results, tmp_path, run_cli):
     create_model_folder(incomplete, load_training_maps([results / "r1"]), **TINY)
     code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--out", tmp_path / "s")
     assert code == 2 and "incomplete" in err
+    train(incomplete, max_steps=1, progress=False)
+    for args, name in ((["--count", "1", "--steps", "0"], "steps"), (["--count", "0"], "count"),
+                       (["--count", "1", "--sampler", "euler"], "sampler")):
+        code, _, err = run_cli("synthesize", incomplete, *args, "--out", tmp_path / "s")
+        assert code == 2 and name in err and len(err.strip().splitlines()) == 1, err
     cfg = json.loads((incomplete / "config.json").read_text())
     cfg["format_version"] = 99
     (incomplete / "config.json").write_text(json.dumps(cfg))
     code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--out", tmp_path / "s")
     assert code == 2 and "version" in err
-    code, _, err = run_cli("synthesize", incomplete, "--count", "1", "--steps", "0", "--out", tmp_path / "s")
-    assert code == 2 and "--steps" in err
     assert not (tmp_path / "s").exists()
 
 

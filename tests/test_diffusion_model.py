@@ -117,26 +117,115 @@ def test_endmember_matching_reorders_channels(tmp_path):
     np.testing.assert_allclose(data.maps[1], data.maps[0])
 
 
-def test_checkpoint_round_trip_and_resume_equals_uninterrupted(tmp_path):
+def test_resume_equals_uninterrupted_weights_samples_and_loss_log(tmp_path):
     res = write_result(tmp_path / "res", smooth_maps(40, 36, 3, 4), endmembers(3))
     data = load_training_maps([res])
     dirs = []
     for name in ("straight", "resumed"):
         d = tmp_path / name
         d.mkdir()
-        create_model_folder(d, data, **TINY)
+        create_model_folder(d, data, **{**TINY, "warmup_steps": 4})
         dirs.append(d)
-    train(dirs[0], max_steps=6, progress=False)
-    train(dirs[1], max_steps=3, progress=False)  # "killed" after its checkpoint at step 3
-    assert json.loads((dirs[1] / "checkpoint.json").read_text())["step"] == 3
-    train(dirs[1], max_steps=6, progress=False)
-    a, b = (ck.load_ema(ck.latest_checkpoint(d)) for d in dirs)
+    straight = train(dirs[0], max_steps=14, progress=False, log_every=4)
+    train(dirs[1], max_steps=6, progress=False, log_every=4)  # "killed" after its checkpoint at step 6
+    assert json.loads((dirs[1] / "checkpoint.json").read_text())["step"] == 6
+    resumed = train(dirs[1], max_steps=14, progress=False, log_every=4)
+    a, b = (ck.load_weights(ck.latest_checkpoint(d)) for d in dirs)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+    # the loss log (and the printed loss) continue the uninterrupted run's
+    assert resumed["loss"] == straight["loss"]
+    assert resumed["curve_steps"] == straight["curve_steps"] == [4, 8, 12, 14]
+    assert resumed["curve_losses"] == straight["curve_losses"]
     m1, m2 = load_model(dirs[0]), load_model(dirs[1])
-    assert m1.step == m2.step == 6
+    assert m1.step == m2.step == 14
     np.testing.assert_array_equal(m1.sample(2, steps=3, progress=False), m2.sample(2, steps=3, progress=False))
-    assert (dirs[0] / "training_curve.png").is_file()
+
+
+def test_training_target_is_the_velocity_of_the_noise_schedule():
+    """The objective noises x0 with the DDPM schedule and regresses v = sqrt(abar) noise -
+    sqrt(1 - abar) x0 (checked against diffusers and against the closed form)."""
+    from unmixgen.priors.diffusion import diffusion_loss, noisy_and_target, train_scheduler
+
+    sched = train_scheduler({"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                             "prediction_type": "v_prediction"})
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.tensor([0, 10, 500, 999])
+    xt, target = noisy_and_target(sched, x0, noise, t)
+    torch.testing.assert_close(target, sched.get_velocity(x0, noise, t), rtol=0, atol=0)
+    abar = sched.alphas_cumprod.double()[t][:, None, None, None]
+    x0d, nd = x0.double(), noise.double()
+    torch.testing.assert_close(xt.double(), abar.sqrt() * x0d + (1 - abar).sqrt() * nd, rtol=0, atol=1e-6)
+    torch.testing.assert_close(target.double(), abar.sqrt() * nd - (1 - abar).sqrt() * x0d, rtol=0, atol=1e-6)
+    # x0 is recoverable from (x_t, v): the parameterisation the samplers assume
+    torch.testing.assert_close(abar.sqrt() * xt.double() - (1 - abar).sqrt() * target.double(), x0d,
+                               rtol=0, atol=1e-5)
+
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, tt, labels):
+            seen["x"], seen["t"] = x, tt
+            return torch.zeros_like(x)
+
+    loss = diffusion_loss(Spy(), sched, x0, noise, t)
+    torch.testing.assert_close(seen["x"], xt)
+    assert torch.equal(seen["t"], t)
+    torch.testing.assert_close(loss, (target ** 2).mean())
+    eps = train_scheduler({"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                           "prediction_type": "epsilon"})
+    assert torch.equal(noisy_and_target(eps, x0, noise, t)[1], noise)
+
+
+def constant_result(root: Path, name: str, a: np.ndarray, rows: int = 24, cols: int = 24) -> Path:
+    """A result folder whose map is the abundance vector ``a`` everywhere."""
+    maps = np.broadcast_to(np.asarray(a, np.float32), (rows, cols, len(a))).copy()
+    return write_result(root / name, maps, endmembers(len(a)))
+
+
+LEARN = {**TINY, "lr": 3e-3, "warmup_steps": 10, "ema_decay": 0.95}
+CONSTANT = np.array([0.7, 0.2, 0.1], np.float32)
+
+
+@pytest.fixture(scope="module")
+def constant_model(tmp_path_factory) -> tuple[Path, dict]:
+    """A tiny model trained briefly on maps that are `CONSTANT` everywhere (a trivially
+    learnable set: the clean sample is the same in every patch), and its training summary."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("constant")
+    m = root / "m"
+    m.mkdir()
+    create_model_folder(m, load_training_maps([constant_result(root, "c", CONSTANT)]), **LEARN)
+    return m, train(m, max_steps=100, progress=False)
+
+
+def test_loss_falls_on_a_trivially_learnable_set(constant_model):
+    losses = constant_model[1]["curve_losses"]
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_model_trained_on_constant_maps_samples_near_them(constant_model):
+    x = load_model(constant_model[0]).sample(8, steps=10, seed=0, progress=False)
+    err = np.abs(x.mean((1, 2)) - CONSTANT).max(-1)  # per sample: its mean vs the constant
+    assert (err < 0.1).all(), err
+
+
+def test_model_trained_on_two_mode_maps_samples_both_modes(tmp_path):
+    """Maps either all material 0 or all material 2: samples land near one of the two modes
+    (not at their average, 0.42 away from both), and both modes are drawn."""
+    modes = np.array([[0.9, 0.05, 0.05], [0.05, 0.05, 0.9]], np.float32)
+    folders = [constant_result(tmp_path, f"m{k}", a) for k, a in enumerate(modes)]
+    m = tmp_path / "m"
+    m.mkdir()
+    create_model_folder(m, load_training_maps(folders), **{**LEARN, "width": 16, "batch_size": 16})
+    train(m, max_steps=150, progress=False)
+    x = load_model(m).sample(16, steps=10, seed=0, progress=False).mean((1, 2))  # (16, 3)
+    dist = np.abs(x[:, None, :] - modes[None]).max(-1)  # (16, 2)
+    near = dist.min(1) < 0.15
+    assert near.sum() >= 14, np.round(x, 2)
+    assert np.bincount(dist.argmin(1)[near], minlength=2).min() >= 2, np.round(x, 2)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm", "ddpm"])
@@ -166,6 +255,40 @@ def test_large_map_tiled_sampling_is_valid(trained):
     np.testing.assert_allclose(x.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"count": 0}, "count=0: expected >= 1"),
+    ({"count": 1, "sampler": "euler"}, "sampler='euler': expected one of ddim, dpm, ddpm"),
+    ({"count": 1, "steps": 1001}, "steps=1001: expected >= 1 and <= 1000"),
+    ({"count": 1, "size": 0}, "size=0: expected >= 1"),
+    ({"count": 1, "guidance": 2.0}, "guidance=2.0: needs a label (the label to guide towards)"),
+    ({"count": 1, "label": "water"}, "label='water': this model was trained without labels"),
+])
+def test_sampling_errors_name_the_parameter(trained, kwargs, message):
+    from unmixgen.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        load_model(trained).sample(**kwargs, progress=False)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"patch": 10}, "patch=10: expected a multiple of 4 from 8 to 256"),
+    ({"patch": 512}, "patch=512: expected >= 8 and <= 256"),
+    ({"representation": "ilr"}, "representation='ilr': expected one of simplex, clr"),
+    ({"prediction_type": "x0"}, "prediction_type='x0': expected one of v_prediction, epsilon"),
+    ({"lr": 0.0}, "lr=0.0: expected > 0"),
+    ({"checkpoint_every_steps": 0}, "checkpoint_every_steps=0: expected >= 1"),
+])
+def test_training_settings_errors_name_the_parameter(tmp_path, options, message):
+    from unmixgen.errors import ParameterError
+
+    res = write_result(tmp_path / "res", smooth_maps(40, 36, 3, 0), endmembers(3))
+    with pytest.raises(ParameterError) as err:
+        create_model_folder(tmp_path, load_training_maps([res]), **options)
+    assert str(err.value) == message
+    assert not (tmp_path / "config.json").exists()
+
+
 def test_holdout_saved_with_model(trained):
     h = load_model(trained).holdout()
     assert h["heldout"].shape[1:] == (8, 8, 3) and h["floor"].shape[1:] == (8, 8, 3)
@@ -175,15 +298,16 @@ def test_holdout_saved_with_model(trained):
 def test_nan_loss_stops_and_keeps_last_checkpoint(trained, tmp_path, monkeypatch):
     import shutil
 
-    from unmixgen.errors import InputError
+    from unmixgen.errors import InputError, TrainingDiverged
     from unmixgen.priors.abundance import network
 
     d = tmp_path / "m"
     shutil.copytree(trained, d)
     orig = network.ResUNet.forward
     monkeypatch.setattr(network.ResUNet, "forward", lambda self, *a, **k: orig(self, *a, **k) * float("nan"))
-    with pytest.raises(InputError, match="diverged.*step 6"):
+    with pytest.raises(TrainingDiverged, match="diverged.*step 7.*checkpoint \\(step 6\\)") as err:
         train(d, max_steps=10, progress=False)
+    assert not isinstance(err.value, InputError)  # a numerical failure, not bad input
     monkeypatch.undo()
     assert load_model(d).step == 6
 

@@ -20,6 +20,14 @@ def in_file(path: str | os.PathLike, message: str) -> InputError:
     return InputError(f"{os.fspath(path)}: {message}")
 
 
+class TrainingDiverged(RuntimeError):
+    """Training stopped because the loss became NaN or infinite.
+
+    Not bad input (the CLI exits with status 1, not 2): the numbers ran away, e.g. with a
+    learning rate too large for the data. The last good checkpoint is kept.
+    """
+
+
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped at its iteration limit before meeting its tolerance."""
 

@@ -24,6 +24,20 @@ ALIASES = {
     "method": "--method",
     "device": "--device",
     "seed": "--seed",
+    "checkpoint_every_s": "--checkpoint-seconds",
+    "checkpoint_every_steps": "--checkpoint-steps",
+    "noise": "--noise",
+    "variability": "--variability",
+    "sampler": "--sampler",
+    "steps": "--steps",
+    "size": "--size",
+    "guidance": "--guidance",
+    "patch": "--patch",
+    "representation": "--representation",
+    "width": "--width",
+    "lr": "--lr",
+    "label_from": "--label-from",
+    "max_sad": "--max-sad",
 }
 
 

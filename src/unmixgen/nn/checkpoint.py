@@ -1,20 +1,23 @@
-"""The model folder: JSON config + safetensors weights (never pickle), written atomically.
+"""The model folder every network is saved in: a JSON config naming the model's ``kind``,
+and safetensors checkpoints (never pickle), written atomically and resumable.
 
 Layout of ``MODEL_DIR``::
 
-    config.json            format, version, network / representation / schedule / training
-                           settings, endmember names, labels, sources (written once)
-    data.npz               training maps (map_0, map_1, ...), crop positions, map labels
-    holdout.npz            heldout (M,b,b,p), floor (L,b,b,p), train (K,P,P,p) real blocks
+    config.json            format, format_version, kind, unmixgen_version and the settings of
+                           the network, its data and its training (written once)
     checkpoint.json        pointer to the latest complete checkpoint (written last, atomically)
-    checkpoints/step-N/    ema.safetensors (sampling weights), state.safetensors (raw weights,
-                           AdamW moments, RNG states), state.json (step, losses, optimizer
-                           hyper-parameters)
-    training_curve.png     loss against step
+    checkpoints/step-N/    ema.safetensors    the weights to use (EMA of the trained weights)
+                           state.safetensors  what resuming needs: raw weights, optimizer
+                                              moments, RNG states
+                           state.json         step, loss log, optimizer hyper-parameters
 
+The kind's own module adds its files (the abundance prior: ``data.npz``, ``holdout.npz``).
 A checkpoint folder is filled under a temporary name and renamed when complete; only then
-is ``checkpoint.json`` replaced (one rename), and older checkpoint folders are removed.
-A kill at any moment therefore leaves the previous checkpoint usable.
+is ``checkpoint.json`` replaced (one rename) and older checkpoint folders removed, so a kill
+at any moment leaves the previous checkpoint usable.
+
+Folders written before ``kind`` existed (format ``unmixgen-abundance-diffusion``, the shipped
+demo model among them) are read as abundance priors.
 """
 
 from __future__ import annotations
@@ -31,135 +34,186 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..atomic import atomic_file
-from ..errors import in_file
+from ..atomic import atomic_file, write_json
+from ..errors import ParameterError, in_file
 
-FORMAT = "unmixgen-abundance-diffusion"
+FORMAT = "unmixgen-model"
 FORMAT_VERSION = 1
+KINDS = ("abundance_prior", "spectra_prior", "hybridstu")
+LEGACY_FORMATS = {"unmixgen-abundance-diffusion": "abundance_prior"}
+"""Formats of folders without a ``kind`` field, and the kind they hold."""
+
+EMA_FILE, STATE_FILE, STATE_JSON = "ema.safetensors", "state.safetensors", "state.json"
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    from ..atomic import write_json
+def new_config(kind: str, **settings: Any) -> dict:
+    """The head of a model's config.json (format, version, ``kind``) followed by ``settings``."""
+    if kind not in KINDS:
+        raise ParameterError("kind", kind, f"expected one of {', '.join(KINDS)}")
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
+            "unmixgen_version": __version__, **settings}
 
-    write_json(path, obj)
+
+def write_config(model_dir: Path, config: dict) -> None:
+    """Write ``config.json`` into ``model_dir`` atomically."""
+    write_json(Path(model_dir) / "config.json", config)
 
 
-def read_config(model_dir: str | os.PathLike) -> dict:
-    """The model's config.json, checked for format and version. Raises `InputError`."""
+def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
+    """The model's config.json, checked for format, version and (when given) ``kind``.
+
+    A legacy folder without ``kind`` gets the kind of its format filled in. Raises
+    `InputError` naming the folder or file when any check fails.
+    """
     model_dir = Path(model_dir)
     path = model_dir / "config.json"
     if not model_dir.is_dir():
-        raise in_file(model_dir, "no such model folder; expected the --out of `unmixgen train-abundance`")
+        raise in_file(model_dir, "no such model folder; expected a folder written by unmixgen training")
     if not path.is_file():
-        raise in_file(model_dir, "not an abundance model folder (no config.json); expected the --out of "
-                      "`unmixgen train-abundance`")
+        raise in_file(model_dir, "not a model folder (no config.json); expected a folder written by "
+                      "unmixgen training")
     try:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise in_file(path, f"is not valid JSON ({exc})") from None
-    if cfg.get("format") != FORMAT:
-        raise in_file(model_dir, f"config.json format is {cfg.get('format')!r}; expected {FORMAT!r}")
+    fmt = cfg.get("format")
+    if fmt not in (FORMAT, *LEGACY_FORMATS):
+        raise in_file(model_dir, f"config.json format is {fmt!r}; expected {FORMAT!r}")
     if cfg.get("format_version") != FORMAT_VERSION:
         raise in_file(model_dir, f"model folder has format version {cfg.get('format_version')} (written by "
                       f"unmixgen {cfg.get('unmixgen_version', '?')}); this unmixgen ({__version__}) reads "
-                      f"version {FORMAT_VERSION}: retrain with `unmixgen train-abundance`")
+                      f"version {FORMAT_VERSION}: retrain the model")
+    cfg.setdefault("kind", LEGACY_FORMATS.get(fmt))
+    if kind is not None and cfg["kind"] != kind:
+        raise in_file(model_dir, f"holds a {cfg['kind']} model; expected a {kind} model")
     return cfg
 
 
-def latest_checkpoint(model_dir: Path, *, required: bool = True) -> Path | None:
-    """The folder of the latest complete checkpoint, or None (raises when ``required``)."""
+def latest_checkpoint(model_dir: str | os.PathLike, *, required: bool = True) -> Path | None:
+    """The folder of the latest complete checkpoint, or None when there is none yet.
+
+    Raises `InputError` when ``required`` and there is none, when ``checkpoint.json`` is
+    damaged or points outside ``model_dir``, or when the checkpoint lacks its files.
+    """
+    model_dir = Path(model_dir)
     ptr = model_dir / "checkpoint.json"
     if not ptr.is_file():
         if required:
-            raise in_file(model_dir, "model folder is incomplete (no finished checkpoint); resume with "
-                          "`unmixgen train-abundance --resume MODEL_DIR` or retrain")
+            raise in_file(model_dir, "model folder is incomplete (no finished checkpoint); resume the "
+                          "training or retrain")
         return None
     try:
         info = json.loads(ptr.read_text())
-        path = model_dir / info["path"]
+        rel = info["path"]
+        if not isinstance(rel, str):
+            raise TypeError(f"path is {rel!r}")
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise in_file(ptr, f"is damaged ({exc}); retrain the model") from None
-    needed = ("ema.safetensors", "state.json")  # state.safetensors: only to resume training
+    path = model_dir / rel
+    root = model_dir.resolve()
+    if root not in path.resolve().parents:
+        raise in_file(ptr, f"points outside the model folder ({rel!r}); expected a checkpoint folder "
+                      "inside it")
+    needed = (EMA_FILE, STATE_JSON)  # STATE_FILE: only to resume training
     if not all((path / f).is_file() for f in needed):
-        raise in_file(model_dir, f"checkpoint {info['path']} is incomplete (expected {', '.join(needed)}); "
+        raise in_file(model_dir, f"checkpoint {rel} is incomplete (expected {', '.join(needed)}); "
                       "retrain the model")
     return path
 
 
-def save_checkpoint(model_dir: Path, *, step: int, model: torch.nn.Module, ema: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    state: dict) -> Path:
-    """Write checkpoint ``step`` completely, then point checkpoint.json at it."""
+def save_checkpoint(model_dir: Path, step: int, *, weights: dict[str, torch.Tensor],
+                    training: dict[str, torch.Tensor], state: dict) -> Path:
+    """Write checkpoint ``step`` completely, then point checkpoint.json at it.
+
+    Parameters
+    ----------
+    weights : the weights to use (EMA), saved as ``ema.safetensors``.
+    training : further tensors needed to resume (raw weights, optimizer moments, RNG
+        states), saved as ``state.safetensors``.
+    state : JSON-able record saved as ``state.json`` with ``step`` added.
+    """
+    model_dir = Path(model_dir)
     ck_root = model_dir / "checkpoints"
     ck_root.mkdir(exist_ok=True)
     name = f"step-{step:08d}"
     final = ck_root / name
     tmp = ck_root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    meta = {"format": FORMAT, "step": str(step)}
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()},
-                  str(tmp / "ema.safetensors"), metadata={"format": FORMAT, "step": str(step)})
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        opt = optimizer.state_dict()
-        for idx, st in opt["state"].items():
-            for key, val in st.items():
-                t = val if torch.is_tensor(val) else torch.tensor(val)
-                tensors[f"opt.{idx}.{key}"] = t.detach().cpu().contiguous()
-        tensors["rng.generator"] = generator.get_state()
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(tmp / "state.safetensors"), metadata={"format": FORMAT, "step": str(step)})
-        st = dict(state)
-        st["step"] = step
-        st["param_groups"] = opt["param_groups"]
-        (tmp / "state.json").write_text(json.dumps(st) + "\n")
+        save_file(_plain(weights), str(tmp / EMA_FILE), metadata=meta)
+        save_file(_plain(training), str(tmp / STATE_FILE), metadata=meta)
+        (tmp / STATE_JSON).write_text(json.dumps({**state, "step": step}) + "\n")
         if final.exists():  # same step saved again: keep the old one until the new is in place
             aside = ck_root / f".{name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(final, aside)
-            write_json_atomic(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{aside.name}"})
+            write_json(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{aside.name}"})
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    write_json_atomic(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{name}"})
+    write_json(model_dir / "checkpoint.json", {"step": step, "path": f"checkpoints/{name}"})
     for old in ck_root.iterdir():  # older checkpoints and leftovers of killed saves
         if old.name != name and (old.name.startswith("step-") or old.name.startswith(".step-")):
             shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def load_ema(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    return load_file(str(path / "ema.safetensors"), device=device)
+def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
-def load_training_state(path: Path, model: torch.nn.Module, ema: torch.nn.Module,
-                        optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
-    """Restore model, EMA, optimizer and RNG states from checkpoint folder ``path``; returns
-    the state.json dict (``step``, ``losses``, ...)."""
-    if not (path / "state.safetensors").is_file():
+def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The weights to use (EMA) of checkpoint folder ``path``."""
+    return load_file(str(path / EMA_FILE), device=device)
+
+
+def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The training tensors and the state.json record of checkpoint folder ``path``.
+
+    Raises `InputError` when the folder holds no training state (a sampling-only export).
+    """
+    if not (path / STATE_FILE).is_file():
         raise in_file(path.parent.parent, "holds no training state (an exported model for sampling); "
                       "it cannot be resumed: train a new model")
-    tensors = load_file(str(path / "state.safetensors"))
-    state = json.loads((path / "state.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict(load_ema(path))
-    opt_state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, key = k.split(".", 2)
-            opt_state.setdefault(int(idx), {})[key] = v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    generator.set_state(tensors["rng.generator"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return state
+    return load_file(str(path / STATE_FILE)), json.loads((path / STATE_JSON).read_text())
+
+
+def read_state(path: Path) -> dict:
+    """The state.json record (``step``, loss log, ...) of checkpoint folder ``path``."""
+    return json.loads((path / STATE_JSON).read_text())
+
+
+def export_for_use(model_dir: str | os.PathLike, dest: str | os.PathLike, *, files: tuple[str, ...] = (),
+                   overwrite: bool = False) -> Path:
+    """Copy what using a model needs to ``dest``: config.json, checkpoint.json, the ``files``
+    named (when present) and the latest checkpoint's weights and state.json, without the
+    training state. The copy loads like the original but cannot be resumed."""
+    from ..atomic import atomic_dir
+
+    model_dir = Path(model_dir)
+    read_config(model_dir)
+    src = latest_checkpoint(model_dir)
+    rel = src.relative_to(model_dir)
+    with atomic_dir(dest, overwrite=overwrite) as tmp:
+        for name in ("config.json", "checkpoint.json", *files):
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+        (tmp / rel).mkdir(parents=True)
+        for name in (EMA_FILE, STATE_JSON):
+            shutil.copy2(src / name, tmp / rel / name)
+    return Path(dest)
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to the .npz ``path`` (compressed, atomically)."""
     with atomic_file(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of the .npz ``path`` of a model folder (no pickles)."""
     if not path.is_file():
         raise in_file(path.parent, f"model folder is incomplete (no {path.name}); retrain the model")
     with np.load(path, allow_pickle=False) as z:

@@ -1,18 +1,28 @@
-"""Devices and seeds for every network: ``auto|cpu|cuda`` resolution."""
+"""Which torch device a network runs on: ``auto``, ``cpu`` or ``cuda``."""
 
 from __future__ import annotations
 
 import torch
 
-from ..errors import InputError
+from ..errors import ParameterError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU -> InputError."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise InputError(f"--device: {device!r} is not one of auto, cpu, cuda")
+    """The device to use: ``"cpu"`` or ``"cuda"``.
+
+    ``"auto"`` picks ``"cuda"`` when a GPU is available and ``"cpu"`` otherwise.
+
+    Raises
+    ------
+    ParameterError
+        ``device`` is not one of `DEVICES`, or is ``"cuda"`` on a machine without a GPU.
+    """
+    if device not in DEVICES:
+        raise ParameterError("device", device, f"expected one of {', '.join(DEVICES)}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available; use --device cpu or auto")
+        raise ParameterError("device", device, "no CUDA device is available; expected cpu or auto")
     return device

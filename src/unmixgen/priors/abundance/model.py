@@ -16,19 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import InputError
+from ...errors import InputError, ParameterError, check_range
 from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
+from ...nn.seeds import sample_generators
+from ..canvas import TiledDenoiser
+from ..diffusion import GuidedNet, sample, sampling_scheduler
+from ..samplers import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLER, check_sampling
 from .network import build_network
 from .representation import make_representation
-from .sample import (
-    DEFAULT_STEPS,
-    SAMPLERS,
-    Denoiser,
-    make_scheduler,
-    sample_canvas,
-    seed_generators,
-)
+from .settings import KIND
 
 
 class AbundanceModel:
@@ -39,19 +36,22 @@ class AbundanceModel:
     config : dict, the model's config.json.
     n_endmembers : int, p.
     patch_size : int, training patch size in pixels.
+    block_size : int, size of the held-out blocks in pixels.
     labels : list[str] or None, the conditioning labels.
     names : list[str], endmember names.
     step : int, training steps of the loaded checkpoint.
+    last_projection_distance : float, mean per-pixel distance of the simplex projection in
+        the last `sample` call (``simplex`` representation; 0 otherwise).
     """
 
     def __init__(self, model_dir: str | os.PathLike, device: str = "cpu"):
         self.model_dir = Path(model_dir)
-        self.config = ck.read_config(self.model_dir)
+        self.config = ck.read_config(self.model_dir, kind=KIND)
         path = ck.latest_checkpoint(self.model_dir)
         self.device = resolve_device(device)
         self.net = build_network(self.config["network"])
         try:
-            self.net.load_state_dict(ck.load_ema(path))
+            self.net.load_state_dict(ck.load_weights(path))
         except (RuntimeError, OSError) as exc:
             raise InputError(f"{self.model_dir}: weights do not fit the config ({exc}); retrain") from None
         self.net.to(self.device).eval().requires_grad_(False)
@@ -61,9 +61,7 @@ class AbundanceModel:
         self.block_size: int = int(self.config.get("block_size", self.patch_size))
         self.labels: list[str] | None = self.config.get("labels")
         self.names: list[str] = self.config.get("names") or [f"em{i + 1}" for i in range(self.n_endmembers)]
-        import json
-
-        self.step = int(json.loads((path / "state.json").read_text())["step"])
+        self.step = int(ck.read_state(path)["step"])
         self.last_projection_distance = 0.0
 
     def holdout(self) -> dict[str, np.ndarray]:
@@ -72,65 +70,50 @@ class AbundanceModel:
         return ck.load_arrays(self.model_dir / "holdout.npz")
 
     def label_index(self, label: str | None) -> int | None:
+        """Index of ``label`` among the model's labels (None for None)."""
         if label is None:
             return None
         if not self.labels:
-            raise InputError(f"--label {label!r}: this model was trained without labels")
+            raise ParameterError("label", label, "this model was trained without labels")
         if label not in self.labels:
-            raise InputError(f"--label {label!r}: not a label of this model; expected one of {', '.join(self.labels)}")
+            raise ParameterError("label", label, f"not a label of this model; expected one of "
+                                 f"{', '.join(self.labels)}")
         return self.labels.index(label)
 
     @torch.no_grad()
-    def sample(self, n: int, *, size: int | None = None, sampler: str = "ddim", steps: int | None = None,
-               seed: int = 0, guidance: float | None = None, label: str | None = None,
-               batch_size: int = 16, progress: bool = True) -> np.ndarray:
-        """Sample ``n`` abundance maps (n, size, size, p) float32 on the simplex.
+    def sample(self, count: int, *, size: int | None = None, sampler: str = DEFAULT_SAMPLER,
+               steps: int | None = None, seed: int = 0, guidance: float | None = None,
+               label: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> np.ndarray:
+        """Sample ``count`` abundance maps (count, size, size, p) float32 on the simplex.
 
         ``size`` defaults to the patch size; larger maps are sampled with blended overlapping
-        tiles. ``guidance`` is the classifier-free guidance scale (1 = conditional model
-        only, 0 = unconditional, > 1 strengthens the label); it needs ``label``.
+        tiles (`unmixgen.priors.canvas`). ``sampler`` is one of
+        `unmixgen.priors.samplers.SAMPLERS`, ``steps`` defaults to the sampler's default.
+        ``guidance`` is the classifier-free guidance scale (1 = conditional model only,
+        0 = unconditional, > 1 strengthens the label); it needs ``label``. Sample ``i`` is
+        seeded by ``(seed, i)``, whatever ``batch_size``.
         """
-        if sampler not in SAMPLERS:
-            raise InputError(f"--sampler: {sampler!r} is not one of {', '.join(SAMPLERS)}")
-        steps = DEFAULT_STEPS[sampler] if steps is None else int(steps)
-        T = self.config["schedule"]["num_train_timesteps"]
-        if steps < 1 or steps > T:
-            raise InputError(f"--steps: {steps} is out of range; expected 1 to {T}")
-        if n < 1:
-            raise InputError(f"--count: {n} < 1; expected at least one map")
-        size = self.patch_size if size is None else int(size)
-        if size < 1:
-            raise InputError(f"--size: {size} < 1; expected a positive number of pixels")
+        steps = check_sampling(sampler, steps, self.config["schedule"]["num_train_timesteps"])
+        check_range("count", count, low=1, integer=True)
+        size = self.patch_size if size is None else check_range("size", size, low=1, integer=True)
+        check_range("batch_size", batch_size, low=1, integer=True)
         if guidance is not None and label is None:
-            raise InputError("--guidance needs --label (the label to guide towards)")
+            raise ParameterError("guidance", guidance, "needs a label (the label to guide towards)")
         lab = self.label_index(label)
-        g = 1.0 if guidance is None else float(guidance)
         canvas = max(size, self.patch_size)  # smaller maps: a crop of a patch-sized sample
         null = self.config["network"]["num_labels"] if self.labels else None
-        den = Denoiser(self.net, self.patch_size, null_label=null, label=lab, guidance=g)
-        C = self.config["network"]["channels"]
-        out = np.empty((n, size, size, self.n_endmembers), np.float32)
-        bar = None
-        tick = None
-        if progress:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            bar = Progress(TextColumn(f"sampling ({sampler}, {steps} steps)"), BarColumn(),
-                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
-            bar.start()
-            nb = -(-n // batch_size)
-            task = bar.add_task("sample", total=nb * steps)
-
-            def tick() -> None:
-                bar.advance(task)
-
+        guided = GuidedNet(self.net, null_label=null, label=lab, guidance=1.0 if guidance is None else float(guidance))
+        denoise = TiledDenoiser(guided, self.patch_size)
+        channels = self.config["network"]["channels"]
+        out = np.empty((count, size, size, self.n_endmembers), np.float32)
+        bar = _Bar(f"sampling ({sampler}, {steps} steps)", -(-count // batch_size) * steps) if progress else None
         dist = []
         try:
-            for s in range(0, n, batch_size):
-                m = min(batch_size, n - s)
-                sched = make_scheduler(sampler, self.config["schedule"], self.rep)
-                gens = seed_generators(seed, s, m)
-                x = sample_canvas(den, sched, (m, C, canvas, canvas), gens, steps, self.device, tick)
+            for s in range(0, count, batch_size):
+                m = min(batch_size, count - s)
+                sched = sampling_scheduler(sampler, self.config["schedule"], self.rep.clip_range)
+                x = sample(denoise, sched, (m, channels, canvas, canvas), sample_generators(seed, s, m), steps,
+                           self.device, None if bar is None else bar.advance)
                 a = self.rep.decode(x)[:, :, :size, :size]
                 dist.append(getattr(self.rep, "last_projection_distance", 0.0))
                 out[s:s + m] = a.permute(0, 2, 3, 1).float().cpu().numpy()
@@ -139,6 +122,24 @@ class AbundanceModel:
                 bar.stop()
         self.last_projection_distance = float(np.mean(dist)) if dist else 0.0
         return out
+
+
+class _Bar:
+    """A rich progress bar over sampler steps."""
+
+    def __init__(self, title: str, total: int):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn(title), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TimeElapsedColumn())
+        self.progress.start()
+        self.task = self.progress.add_task("sample", total=total)
+
+    def advance(self) -> None:
+        self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        self.progress.stop()
 
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "assets" / "demo_abundance"

@@ -12,22 +12,17 @@ Class conditioning: ``num_labels`` labels plus one extra "null" label (index
 
 from __future__ import annotations
 
-import math
-
 import torch
+from diffusers.models.embeddings import get_timestep_embedding
 from torch import nn
 from torch.nn import functional as F
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding ``(N, dim)`` of timesteps ``t`` (N,)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
-    if dim % 2:
-        emb = F.pad(emb, (0, 1))
-    return emb
+    """Sinusoidal embedding ``(N, dim)`` of timesteps ``t`` (N,): ``[cos(t f_k), sin(t f_k)]``
+    with frequencies ``f_k = 10000 ** (-k / (dim // 2))`` (diffusers' `get_timestep_embedding`,
+    cosines first, no frequency shift: the layout the saved models were trained with)."""
+    return get_timestep_embedding(t, dim, flip_sin_to_cos=True, downscale_freq_shift=0)
 
 
 def _groups(ch: int) -> int:

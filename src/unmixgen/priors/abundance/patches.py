@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ...errors import InputError
+from ...errors import ParameterError
 
 MIN_TRAIN_PATCHES = 8
 MIN_EVAL_BLOCKS = 2
@@ -104,8 +104,9 @@ def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
     block = block or patch
     smallest = min(min(m.shape[:2]) for m in maps)
     if patch > smallest or block > smallest:
-        raise InputError(f"--patch: {max(patch, block)} px is larger than the maps ({smallest} px on the "
-                         "short side); choose a smaller --patch")
+        name, value = ("patch", patch) if patch >= block else ("block", block)
+        raise ParameterError(name, value, f"larger than the maps ({smallest} px on the short side); "
+                             f"expected at most {smallest}")
     positions, heldout, floor, classes, phases = [], [], [], [], []
     for k, m in enumerate(maps):
         valid = np.isfinite(m).all(-1)
@@ -125,11 +126,12 @@ def split_maps(maps: list[np.ndarray], patch: int, block: int | None = None, *,
                 (heldout if c0 == HELDOUT else floor).append(m[sl])
     pos = np.concatenate(positions, 0) if positions else np.zeros((0, 3), int)
     if len(pos) < MIN_TRAIN_PATCHES:
-        raise InputError(f"--patch {patch}: the maps give only {len(pos)} training patches (minimum "
-                         f"{MIN_TRAIN_PATCHES}); use a smaller --patch or more/larger maps")
+        raise ParameterError("patch", patch, f"the maps give only {len(pos)} training patches (minimum "
+                             f"{MIN_TRAIN_PATCHES}); expected a smaller patch, or more or larger maps")
     if len(heldout) < MIN_EVAL_BLOCKS or len(floor) < MIN_EVAL_BLOCKS:
-        raise InputError(f"--patch {block}: the maps give only {len(heldout)} held-out and {len(floor)} "
-                         f"floor blocks (minimum {MIN_EVAL_BLOCKS} each); use a smaller --patch or larger maps")
+        raise ParameterError("block", block, f"the maps give only {len(heldout)} held-out and {len(floor)} "
+                             f"floor blocks (minimum {MIN_EVAL_BLOCKS} each); expected a smaller block (or "
+                             "patch), or larger maps")
     stride = max(1, int(np.ceil(np.sqrt(len(pos) / max_train_blocks))))
     keep = pos[(pos[:, 1] % stride == 0) & (pos[:, 2] % stride == 0)][:max_train_blocks]
     train_blocks = np.stack([maps[i][r:r + patch, c:c + patch] for i, r, c in keep])

@@ -2,11 +2,10 @@
 sampler's output is a valid abundance map (non-negative, sums to one per pixel) by
 construction.
 
-Two representations, compared in ``benchmarks/synthesis.py``; ``"simplex"`` is the default
-because it was better there (5-minute budget, blind-unmixing maps, model/floor ratios of
-power spectrum / variogram distance: Samson 0.77 / 0.57 vs 0.99 / 0.99 for clr, Jasper
-Ridge 1.08 / 1.11 vs 1.39 / 1.32; DPM-Solver-20 closer to DDIM-50), while clr was better
-on the value distribution of Jasper Ridge (W1 0.84 vs 1.14 of the floor).
+Two representations, compared with ``benchmarks/synthesis.py --representations clr,simplex``;
+``"simplex"`` is the default because its samples' spatial statistics (power spectrum,
+variogram) came closer to the held-out maps there, while clr came closer on the value
+distribution of one scene (numbers in ``benchmarks/RESULTS.md``).
 
 ``"clr"``
     Centred log-ratio: ``x = (log(a + eps) - mean_k log(a + eps)) / scale`` with ``scale`` the
@@ -33,9 +32,9 @@ import math
 
 import torch
 
+from ...errors import ParameterError
 from ...simplex import project_simplex_torch as project_simplex
-
-REPRESENTATIONS = ("clr", "simplex")
+from .settings import REPRESENTATIONS
 
 
 class Representation:
@@ -122,4 +121,4 @@ def make_representation(cfg: dict | str) -> Representation:
         return CenteredLogRatio(eps=cfg.get("eps", 1e-3), scale=cfg.get("scale", 1.0), bound=cfg.get("bound"))
     if name == "simplex":
         return SimplexLinear()
-    raise ValueError(f"unknown representation {name!r}; expected one of {REPRESENTATIONS}")
+    raise ParameterError("representation", name, f"expected one of {', '.join(REPRESENTATIONS)}")

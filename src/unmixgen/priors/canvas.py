@@ -1,0 +1,65 @@
+"""Sampling 2D canvases larger than the network's training patch: blended overlapping tiles.
+
+The canvas (N, C, H, W) is covered by overlapping tiles of the patch size (stride about half
+a tile). At *every* sampling step the network runs on all tiles and the outputs are blended
+into one canvas-sized model output with a separable squared-triangular window (weights fall
+towards tile edges, so no seams); the scheduler then updates the whole canvas. Every tile
+therefore sees one consistent noisy canvas and neighbouring tiles agree where they overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .diffusion import Denoise
+
+
+def tile_starts(size: int, tile: int, overlap: float = 0.5) -> list[int]:
+    """Start offsets (px) of tiles of ``tile`` px covering ``size`` px, overlapping by at
+    least ``overlap`` of a tile; the first starts at 0 and the last ends at ``size``."""
+    if size <= tile:
+        return [0]
+    stride = max(1, int(tile * (1 - overlap)))
+    n = int(np.ceil((size - tile) / stride)) + 1
+    return sorted({int(round(v)) for v in np.linspace(0, size - tile, n)})
+
+
+def blend_window(tile: int) -> torch.Tensor:
+    """Blending weights (tile, tile): separable, squared-triangular, strictly positive and
+    highest in the centre, so the output near a tile's edge (zero padding, little context)
+    counts little. Squared rather than plain triangular: seams are fainter (see
+    ``benchmarks/RESULTS.md``)."""
+    i = torch.arange(tile, dtype=torch.float32)
+    w = torch.minimum(i + 1, tile - i) ** 2
+    return (w[:, None] * w[None, :]) / float(w.max() ** 2)
+
+
+class TiledDenoiser:
+    """``denoise(x, t)`` on canvases larger than ``tile``: blended overlapping tiles.
+
+    Canvases no larger than ``tile`` on both sides go to ``denoise`` whole.
+    """
+
+    def __init__(self, denoise: Denoise, tile: int):
+        self.denoise = denoise
+        self.tile = tile
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        T = self.tile
+        if h <= T and w <= T:
+            return self.denoise(x, t)
+        rs, cs = tile_starts(h, T), tile_starts(w, T)
+        crops = torch.cat([x[:, :, r:r + T, q:q + T] for r in rs for q in cs])
+        out = self.denoise(crops, t)
+        win = blend_window(T).to(x.device, x.dtype)
+        acc = torch.zeros_like(x)
+        wsum = torch.zeros((1, 1, h, w), dtype=x.dtype, device=x.device)
+        k = 0
+        for r in rs:
+            for q in cs:
+                acc[:, :, r:r + T, q:q + T] += out[k * n:(k + 1) * n] * win
+                wsum[:, :, r:r + T, q:q + T] += win
+                k += 1
+        return acc / wsum

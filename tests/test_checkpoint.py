@@ -1,0 +1,87 @@
+"""The model folder: kind, legacy folders, checkpoint pointer safety, atomic re-saves."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from unmixgen.errors import InputError, ParameterError
+from unmixgen.nn import checkpoint as ck
+from unmixgen.priors.abundance.model import DEMO_MODEL, load_model
+
+
+def saved_folder(path, kind="spectra_prior", step=3):
+    """A model folder of ``kind`` with one checkpoint."""
+    path.mkdir()
+    ck.write_config(path, ck.new_config(kind, width=4))
+    ck.save_checkpoint(path, step, weights={"w": torch.arange(4.0)}, training={"model.w": torch.ones(4)},
+                       state={"losses": [1.0]})
+    return path
+
+
+@pytest.mark.parametrize("kind", ck.KINDS)
+def test_kind_round_trips_and_a_wrong_kind_is_refused(tmp_path, kind):
+    folder = saved_folder(tmp_path / "m", kind)
+    cfg = ck.read_config(folder, kind=kind)
+    assert cfg["kind"] == kind and cfg["width"] == 4 and cfg["format"] == ck.FORMAT
+    other = next(k for k in ck.KINDS if k != kind)
+    with pytest.raises(InputError, match=f"holds a {kind} model; expected a {other} model"):
+        ck.read_config(folder, kind=other)
+    path = ck.latest_checkpoint(folder)
+    assert torch.equal(ck.load_weights(path)["w"], torch.arange(4.0))
+    tensors, state = ck.load_state(path)
+    assert torch.equal(tensors["model.w"], torch.ones(4)) and state == {"losses": [1.0], "step": 3}
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ParameterError, match="^kind='cnn': expected one of"):
+        ck.new_config("cnn")
+
+
+def test_folder_without_kind_loads_as_an_abundance_prior(tmp_path):
+    cfg = json.loads((DEMO_MODEL / "config.json").read_text())
+    assert "kind" not in cfg and cfg["format"] == "unmixgen-abundance-diffusion"  # as shipped
+    assert ck.read_config(DEMO_MODEL, kind="abundance_prior")["kind"] == "abundance_prior"
+    assert load_model(DEMO_MODEL).n_endmembers == cfg["n_endmembers"]
+
+
+def test_abundance_model_refuses_another_kind(tmp_path):
+    demo = tmp_path / "demo"
+    shutil.copytree(DEMO_MODEL, demo)
+    cfg = json.loads((demo / "config.json").read_text())
+    (demo / "config.json").write_text(json.dumps({**cfg, "format": ck.FORMAT, "kind": "spectra_prior"}))
+    with pytest.raises(InputError, match="holds a spectra_prior model; expected a abundance_prior"):
+        load_model(demo)
+
+
+@pytest.mark.parametrize("pointer", ["../outside/step-00000003", "{outside}", ".",
+                                     "checkpoints/../../outside/step-00000003"])
+def test_checkpoint_pointer_outside_the_folder_is_refused(tmp_path, pointer):
+    folder = saved_folder(tmp_path / "m")
+    outside = tmp_path / "outside" / "step-00000003"
+    shutil.copytree(ck.latest_checkpoint(folder), outside)  # a complete checkpoint, elsewhere
+    (folder / "checkpoint.json").write_text(json.dumps({"step": 3, "path": pointer.format(outside=outside)}))
+    with pytest.raises(InputError) as err:
+        ck.latest_checkpoint(folder)
+    assert str(err.value).startswith(f"{folder / 'checkpoint.json'}: points outside the model folder")
+
+
+def test_resaving_a_step_replaces_it_and_removes_older_checkpoints(tmp_path):
+    folder = saved_folder(tmp_path / "m", step=3)
+    ck.save_checkpoint(folder, 5, weights={"w": torch.zeros(4)}, training={}, state={})
+    ck.save_checkpoint(folder, 5, weights={"w": torch.full((4,), 7.0)}, training={}, state={})
+    assert [p.name for p in (folder / "checkpoints").iterdir()] == ["step-00000005"]
+    assert torch.equal(ck.load_weights(ck.latest_checkpoint(folder))["w"], torch.full((4,), 7.0))
+
+
+def test_damaged_or_incomplete_pointer(tmp_path):
+    folder = saved_folder(tmp_path / "m")
+    (folder / "checkpoint.json").write_text("{not json")
+    with pytest.raises(InputError, match="checkpoint.json: is damaged"):
+        ck.latest_checkpoint(folder)
+    (folder / "checkpoint.json").write_text(json.dumps({"step": 9, "path": "checkpoints/step-00000009"}))
+    with pytest.raises(InputError, match="incomplete"):
+        ck.latest_checkpoint(folder)
