@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, in_file
+from ..errors import InputError, ParameterError, in_file
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
@@ -310,7 +310,7 @@ def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
     params = run.get("parameters") or {}
     method = params.get("method") or run.get("method")
     if not method:
-        raise in_file(folder, "run.json names no unmixing method; use --label-from folder or none")
+        raise in_file(folder, "run.json names no unmixing method; expected label_from='folder' or 'none' for this folder")
     return str(method)
 
 
@@ -324,9 +324,9 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
     from .folder import load_result
 
     if label_from not in ("none", "folder", "method"):
-        raise InputError(f"--label-from: {label_from!r} is not one of folder, method, none")
+        raise ParameterError("label_from", label_from, "expected one of folder, method, none")
     if not folders:
-        raise InputError("no result folders given; expected one or more `unmixgen unmix` --out folders")
+        raise ParameterError("folders", [], "expected one or more `unmixgen unmix` result folders")
     maps, labels, sources, match = [], [], [], []
     ref_e = None
     ref_p = None

@@ -18,8 +18,9 @@ baseline does.
 Matching endmembers
 -------------------
 Maps from several result folders are only mixed in one model when their channels mean the
-same materials: each folder's endmember spectra are matched to the first folder's by the
-Hungarian algorithm on the spectral angle (SAD); the folder's channels are reordered
+same materials. `unmixgen.runs.sources.load_training_maps` reads the folders and matches
+each folder's endmember spectra to the first folder's (`unmixgen.evaluate.unmixing.
+match_endmembers` on the spectral angle); the folder's channels are reordered
 accordingly. A folder is refused when its band count or endmember count differs, when
 it has no endmember spectra (with more than one folder), or when a matched pair is more
 than ``max_sad`` radians apart (default 0.3 rad, about 17 degrees).
