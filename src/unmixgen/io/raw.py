@@ -37,6 +37,8 @@ def strided_cube(data, dtype: np.dtype, shape: tuple[int, int, int], interleave:
     """
     rows, cols, bands = shape
     item = dtype.itemsize
+    where = path if path is not None else data
+    _check_padding(interleave, cols, bands, item, row_bytes, band_row_bytes, where)
     if interleave == "bil":
         brb = band_row_bytes if band_row_bytes is not None else cols * item
         rb = row_bytes if row_bytes is not None else bands * brb
@@ -52,7 +54,6 @@ def strided_cube(data, dtype: np.dtype, shape: tuple[int, int, int], interleave:
         strides = (rb, item, band_stride)
         last = (bands - 1) * band_stride + (rows - 1) * rb + cols * item
     need = offset + last
-    where = path if path is not None else data
     size = data.stat().st_size
     if size < need:
         raise in_file(where, f"the data file {data.name} holds {size} bytes; the header's layout "
@@ -65,6 +66,17 @@ def strided_cube(data, dtype: np.dtype, shape: tuple[int, int, int], interleave:
     view = np.ndarray(shape, dtype=dtype, buffer=mm, offset=offset, strides=strides)
     view.flags.writeable = False
     return view
+
+
+def _check_padding(interleave, cols, bands, item, row_bytes, band_row_bytes, where) -> None:
+    """Row/band strides from a header must leave room for the samples they step over."""
+    band_row = cols * item
+    if interleave == "bil" and band_row_bytes is not None and band_row_bytes < band_row:
+        raise in_file(where, f"BANDROWBYTES = {band_row_bytes} is less than one row of a band "
+                             f"({cols} x {item} bytes); expected >= {band_row}")
+    need_row = {"bil": bands * (band_row_bytes or band_row), "bip": bands * band_row, "bsq": band_row}[interleave]
+    if row_bytes is not None and row_bytes < need_row:
+        raise in_file(where, f"row size {row_bytes} bytes is less than one row of data ({need_row} bytes)")
 
 
 class RawSource:
