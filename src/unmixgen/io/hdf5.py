@@ -141,6 +141,74 @@ def text(value) -> str | None:
     return str(value)
 
 
+def string_dataset(group: h5py.Group, relpath: str, path, *, allow_external: bool = False,
+                   required: bool = True) -> str | None:
+    """A scalar (or one-element) string dataset's text, e.g. NEON's ``Map_Info``."""
+    obj = get(group, relpath, path, allow_external=allow_external, required=required)
+    if obj is None:
+        return None
+    if not isinstance(obj, h5py.Dataset) or obj.size != 1:
+        raise in_file(path, f"{obj.name} is not a single text value")
+    if not allow_external and (obj.is_virtual or obj.external):
+        raise in_file(path, f"{obj.name} keeps its data in other files; refused ({_OPT_IN})")
+    with reading(path, f"read {obj.name}", hdf5=True):
+        value = obj[()]
+    return text(value)
+
+
+class H5CubeSource:
+    """A `CubeSource` over a ``(rows, cols, bands)`` HDF5 dataset (EMIT, NEON).
+
+    Each `read` opens the file, reads the window's hyperslab and closes it again. Stored
+    ``fill`` values become NaN (never scaled into data); the rest is ``stored * scale +
+    offset``; ``order`` picks and orders the stored bands.
+    """
+
+    def __init__(self, path: Path, name: str, shape, dtype, *, scale: float = 1.0, offset: float = 0.0,
+                 fill: float | None = None, order=None):
+        self.path = Path(path)
+        self.name = name
+        self.order = None if order is None else np.asarray(order, np.intp)
+        bands = shape[2] if self.order is None else self.order.size
+        self.shape = (int(shape[0]), int(shape[1]), int(bands))
+        self.dtype = np.dtype(dtype)
+        self.scale, self.offset, self.fill = np.float32(scale), np.float32(offset), fill
+
+    def read_raw(self, rows: slice, cols: slice) -> np.ndarray:
+        """Physical values of the window ``[rows, cols]`` in stored geometry, all bands kept."""
+        with reading(self.path, f"read {self.name}", hdf5=True), h5py.File(self.path, "r") as f:
+            block = f[self.name][rows, cols, :]
+        out = np.asarray(block, dtype=np.float32)
+        bad = None
+        if self.fill is not None:
+            bad = (block == self.fill) if not np.isnan(self.fill) else np.isnan(out)
+        if self.scale != 1:
+            out *= self.scale
+        if self.offset != 0:
+            out += self.offset
+        if bad is not None and bad.any():
+            out[bad] = np.nan
+        return out
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        out = self.read_raw(rows, cols)
+        return out if self.order is None else out[..., self.order]
+
+
+def validity_by_reading(source, good=None, block_rows: int = 128) -> np.ndarray:
+    """Valid pixels ``(rows, cols)`` of a source whose fill values read as NaN, judged on the
+    good bands (bool per presented band), a block of rows at a time."""
+    from ..scene import pixel_validity
+
+    rows, cols, _ = source.shape
+    sel = None if good is None or np.all(good) else np.flatnonzero(good)
+    out = np.empty((rows, cols), bool)
+    for r0 in range(0, rows, block_rows):
+        blk = source.read(slice(r0, min(r0 + block_rows, rows)), slice(0, cols))
+        out[r0 : r0 + block_rows] = pixel_validity(blk if sel is None else blk[..., sel])
+    return out
+
+
 def sniff(path: Path) -> str | None:
     """Which reader an HDF5 file is for, by its content: ``"prisma"``, ``"emit"``,
     ``"neon"``, or None. Only names and link types are looked at (no link is followed)."""
@@ -174,5 +242,5 @@ def top_level(path: Path) -> str:
     return shown or "nothing"
 
 
-__all__ = ["HDF5_MAGIC", "attr", "check_dataset", "dataset", "get", "link_kind", "open_file",
+__all__ = ["HDF5_MAGIC", "H5CubeSource", "attr", "string_dataset", "validity_by_reading", "check_dataset", "dataset", "get", "link_kind", "open_file",
            "read_small", "sniff", "text", "top_level"]
