@@ -135,7 +135,7 @@ def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> i
         raise in_file(path, f"{what} is {type(value).__name__}; expected an integer >= {low}")
     if isinstance(v, (float, np.floating)):
         if not math.isfinite(v) or v != math.floor(v):
-            raise in_file(path, f"{what} = {v!r} is not a whole number; expected an integer >= {low}")
+            raise in_file(path, f"{what} = {float(v)!r} is not a whole number; expected an integer >= {low}")
     n = int(v)
     if n < low or (high is not None and n > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
