@@ -145,13 +145,15 @@ def _numpy_dtype(name: str, path: Path) -> np.dtype:
     return dt
 
 
-def empty_bands(path: Path, nodata: float | None, sample: int = 64, block_rows: int = 256) -> np.ndarray | None:
+def empty_bands(path: Path, nodata: float | None, sample: int = 64, block_rows: int = 256,
+                full_limit: int = 1 << 24) -> np.ndarray | None:
     """Bool per stored band: True where every pixel of the band is ``nodata`` (or NaN when
     the nodata value is NaN), None when the file declares no nodata value.
 
     A nearest-neighbour sample of at most ``sample`` x ``sample`` pixels per band picks the
-    candidates; only those bands are then read whole (row blocks, stopping at the first
-    valid value), so a normal file costs one small decimated read.
+    candidates. Rasters up to ``full_limit`` pixels then read each candidate band whole (row
+    blocks, stopping at the first valid value); larger ones are judged on a denser 1024 x
+    1024 sample instead, so a huge sparse file never costs a full read here.
     """
     if nodata is None:
         return None
@@ -159,14 +161,18 @@ def empty_bands(path: Path, nodata: float | None, sample: int = 64, block_rows: 
     from rasterio.windows import Window
 
     def all_nodata(a):
-        return np.all(np.isnan(a)) if np.isnan(nodata) else np.all(a == nodata)
+        return bool(np.all(np.isnan(a))) if np.isnan(nodata) else bool(np.all(a == nodata))
 
     with reading(path, "read the raster"), open_raster(path) as ds:
         h, w = ds.height, ds.width
-        out_shape = (ds.count, min(h, sample), min(w, sample))
-        small = ds.read(out_shape=out_shape, resampling=Resampling.nearest)
+        small = ds.read(out_shape=(ds.count, min(h, sample), min(w, sample)), resampling=Resampling.nearest)
         cand = np.array([all_nodata(small[b]) for b in range(ds.count)])
         for b in np.flatnonzero(cand):
+            if h * w > full_limit:
+                dense = ds.read(int(b) + 1, out_shape=(min(h, 1024), min(w, 1024)),
+                                resampling=Resampling.nearest)
+                cand[b] = all_nodata(dense)
+                continue
             for r0 in range(0, h, block_rows):
                 blk = ds.read(int(b) + 1, window=Window(0, r0, w, min(block_rows, h - r0)))
                 if not all_nodata(blk):

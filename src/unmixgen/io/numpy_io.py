@@ -18,6 +18,7 @@ scene has. The cube is streamed into the archive a block of rows at a time.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -39,7 +40,39 @@ def _check_array_dtype(dtype: np.dtype, path: Path, what: str) -> None:
         raise in_file(path, f"{what} dtype {dtype} is not numeric; expected a numeric (rows, cols, bands) cube")
 
 
+_HEADER_ERRORS = (ValueError, SyntaxError, EOFError, TypeError, KeyError, UnicodeDecodeError,
+                  RecursionError, MemoryError, tokenize.TokenError)
+
+
+def _read_header(fh, path: Path, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header length)`` of the .npy stream ``fh``, checked.
+
+    numpy parses the header text as a Python literal; a damaged one raises whatever the
+    tokenizer meets, so every such failure becomes `InputError`. Object dtypes (pickle) are
+    refused.
+    """
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # 3.0: 2.0's layout
+        shape, _fortran, dtype = read_header(fh)
+    except _HEADER_ERRORS as exc:
+        raise in_file(path, f"{what} has a bad .npy header ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise in_file(path, f"{what} header has shape {shape!r}; expected non-negative integers")
+    if dtype.hasobject:
+        raise in_file(path, f"{what} holds Python objects (needs pickle); expected plain numeric arrays")
+    return shape, dtype, fh.tell()
+
+
 def _read_npy(path: Path) -> Scene:
+    with open(path, "rb") as fh:
+        shape, dtype, header_len = _read_header(fh, path, "array")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = path.stat().st_size - header_len
+    if claimed > held:
+        raise in_file(path, f"header claims shape {shape} ({claimed} bytes) but the file holds {held} "
+                            "bytes of data; the file is truncated or damaged")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
@@ -63,17 +96,7 @@ def _member_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 continue
             key = info.filename[:-4]
             with zf.open(info) as fh:
-                try:
-                    version = np.lib.format.read_magic(fh)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)  # 3.0: 2.0's layout
-                    shape, _fortran, dtype = read_header(fh)
-                except (ValueError, SyntaxError, EOFError, TypeError) as exc:
-                    raise in_file(path, f"member {info.filename!r} has a bad .npy header ({str(exc)[:120]})") from None
-                header_len = fh.tell()
-            if dtype.hasobject:
-                raise in_file(path, f"member {info.filename!r} holds Python objects (needs pickle); "
-                                    "expected plain numeric/string arrays")
+                shape, dtype, header_len = _read_header(fh, path, f"member {info.filename!r}")
             claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
             held = info.file_size - header_len
             if claimed > held:
