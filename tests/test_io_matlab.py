@@ -226,3 +226,16 @@ def test_v73_external_storage_and_links_are_refused(tmp_path):
         read_scene(q)
     with pytest.raises(InputError, match="link.mat: cannot open /Y"):
         read_scene(q, allow_external=True)
+
+
+def test_v5_dimensions_that_disagree_with_the_data_are_refused(tmp_path):
+    """scipy's compiled reader trusts the sizes inside the file; dimensions larger than the
+    data made it read past its buffer (found by the fuzz test). The structure is checked first."""
+    p = tmp_path / "dims.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()), "nRow": float(ROWS), "nCol": float(COLS)})
+    raw = bytearray(p.read_bytes())
+    assert raw[152:156] == (5).to_bytes(4, "little")  # dims tag of the first variable (miINT32)
+    raw[164:168] = (10**9).to_bytes(4, "little")  # Y's second dimension: 40 -> 1e9
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="dims.mat: is a damaged MATLAB v5 file"):
+        read_scene(p)

@@ -17,6 +17,7 @@ from ..errors import in_file
 from ..scene import Scene
 from . import geotiff
 from .bands import overlap_policy
+from .checks import require_regular_file
 
 
 def product_files(path: Path) -> tuple[Path, Path]:
@@ -50,6 +51,7 @@ def _local(tag: str) -> str:
 
 def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
     """Per-band ``wavelength``, ``fwhm``, ``gain``, ``offset`` (sorted by band number)."""
+    require_regular_file(xml, "metadata XML")
     try:
         root = ET.parse(xml).getroot()
     except (ET.ParseError, OSError) as exc:

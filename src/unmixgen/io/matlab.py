@@ -47,6 +47,7 @@ from ..scene import GroundTruth, Scene
 from ..wavelengths import to_nm
 from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
 from .hdf5 import HDF5_MAGIC
+from .matv5 import check_v5
 
 _HYSUPP_INTS = ("H", "W", "p", "L", "N")
 
@@ -64,10 +65,19 @@ def load_mat(path: str | Path, *, allow_external: bool = False) -> dict[str, Any
         return _load_v73(path, allow_external)
     try:
         with reading(path, "read the MATLAB file"):
+            major = sio.matlab.matfile_version(path)[0]
+    except (ValueError, TypeError, MatReadError, IndexError) as exc:
+        raise in_file(path, f"not a readable MATLAB file ({str(exc)[:160]}); expected a .mat file") from None
+    if major == 1:
+        check_v5(path)  # scipy's compiled parser trusts the sizes in the file: check them first
+    try:
+        with reading(path, "read the MATLAB file"):
             d = sio.loadmat(path)
         return {k: v for k, v in d.items() if not k.startswith("__")}
     except NotImplementedError:  # v7.3 without the usual header text
         return _load_v73(path, allow_external)
+    except InputError:
+        raise
     except (ValueError, TypeError, MatReadError, UnicodeDecodeError, IndexError) as exc:
         # scipy's parser meets a damaged file with whatever exception the broken byte causes
         raise in_file(path, f"not a readable MATLAB file ({str(exc)[:160]}); expected a .mat file") from None
