@@ -97,12 +97,27 @@ def quiet_gdal() -> Iterator[None]:
 
     Outside a ``rasterio.Env`` GDAL prints its own ``ERROR 1: ...`` lines (for example when
     PROJ cannot parse a CRS string) before our one-line message; inside one, rasterio
-    turns them into log records and exceptions.
+    turns them into log records and exceptions. A damaged file can also make GDAL report
+    bytes that are not UTF-8, which rasterio's logging callback cannot decode: Python would
+    print that as an "Exception ignored" traceback, so those are dropped here too.
     """
+    import sys
+
     import rasterio
 
-    with rasterio.Env():
-        yield
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) and "rasterio" in repr(unraisable.object):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        with rasterio.Env():
+            yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> int:

@@ -47,11 +47,12 @@ def _rasterio():
 
 @contextmanager
 def open_raster(path, mode: str = "r", **profile):
-    """``rasterio.open`` without the warning about files lacking georeferencing (allowed)."""
+    """``rasterio.open`` without the warning about files lacking georeferencing (allowed),
+    inside `quiet_gdal` (GDAL's messages never reach stderr on their own)."""
     rio = _rasterio()
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_gdal():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rio.open(path, mode, **profile) as ds:
             yield ds
