@@ -125,13 +125,15 @@ def make_prisma_he5(
         attrs.update(L2ScaleVnirMin=np.float32(0.0), L2ScaleVnirMax=np.float32(0.8),
                      L2ScaleSwirMin=np.float32(0.01), L2ScaleSwirMax=np.float32(0.6))
     if level == "L2D":
-        ul_e, ul_n = 500000.0, 4600000.0
+        # The corner attributes are the CENTRES of the corner pixels of a 30 m grid (as
+        # prismaread's pr_setext_L2D and the EnMAP-Box importer read them).
+        ul_e, ul_n = 500015.0, 4599985.0
         attrs.update(Epsg_Code=np.int32(32633), Projection_Name="UTM",
                      Product_ULcorner_easting=ul_e, Product_ULcorner_northing=ul_n,
-                     Product_URcorner_easting=ul_e + 30.0 * cols, Product_URcorner_northing=ul_n,
-                     Product_LLcorner_easting=ul_e, Product_LLcorner_northing=ul_n - 30.0 * rows,
-                     Product_LRcorner_easting=ul_e + 30.0 * cols,
-                     Product_LRcorner_northing=ul_n - 30.0 * rows)
+                     Product_URcorner_easting=ul_e + 30.0 * (cols - 1), Product_URcorner_northing=ul_n,
+                     Product_LLcorner_easting=ul_e, Product_LLcorner_northing=ul_n - 30.0 * (rows - 1),
+                     Product_LRcorner_easting=ul_e + 30.0 * (cols - 1),
+                     Product_LRcorner_northing=ul_n - 30.0 * (rows - 1))
     err_name = "PIXEL_SAT_ERR_MATRIX" if level == "L1" else "PIXEL_L2_ERR_MATRIX"
     with h5py.File(path, "w") as f:
         for k, v in attrs.items():

@@ -66,3 +66,42 @@ def test_xml_without_band_characterisation(tmp_path):
     (tmp_path / "X-SPECTRAL_IMAGE.TIF").write_bytes(b"")
     with pytest.raises(InputError, match="no specific/bandCharacterisation"):
         read_scene(tmp_path / "X-METADATA.XML")
+
+
+# -- issue 10: EnMAP L2A as DLR delivers it ------------------------------------------------------
+def _dlr_product(folder, empty=(), nodata=-32768):
+    """VNIR bands 1-5 up to 993 nm, then SWIR bands 6-9 from 902 nm (wavelengths step back at
+    the detector overlap, as in every real L2A product), int16 with gain 1e-4."""
+    wl = np.array([420.0, 550.0, 700.0, 900.0, 993.0, 902.0, 1000.0, 1650.0, 2200.0])
+    fwhm = np.full(9, 8.0)
+    gain = np.full(9, 1e-4)
+    offset = np.zeros(9)
+    stored = np.rint(scene_cube(bands=9) * 10000).astype(np.int16)
+    for b in empty:
+        stored[..., b] = nodata
+    stored[0, 0] = nodata
+    tif, xml = write_enmap(folder, stored, wl, fwhm, gain, offset, nodata=nodata)
+    return wl, stored, tif, xml
+
+
+def test_dlr_vnir_then_swir_product_is_read_and_sorted(tmp_path):
+    wl, stored, tif, xml = _dlr_product(tmp_path / "p")
+    s = read_scene(tmp_path / "p")
+    order = np.argsort(wl, kind="stable")
+    np.testing.assert_allclose(s.wavelengths, wl[order])
+    np.testing.assert_allclose(s.load()[s.mask], (stored[..., order] * np.float32(1e-4))[s.mask], rtol=1e-6)
+    long = read_scene(tmp_path / "p", overlap="long")  # drop the VNIR bands >= 902 nm
+    np.testing.assert_allclose(long.wavelengths, [420, 550, 700, 900, 902, 1000, 1650, 2200])
+    short = read_scene(tmp_path / "p", overlap="short")  # drop the SWIR bands <= 993 nm
+    np.testing.assert_allclose(short.wavelengths, [420, 550, 700, 900, 993, 1000, 1650, 2200])
+
+
+def test_dlr_bands_of_nodata_are_bad_bands(tmp_path):
+    wl, stored, tif, xml = _dlr_product(tmp_path / "p", empty=(6, 8))
+    s = read_scene(tmp_path / "p")
+    order = np.argsort(wl, kind="stable")
+    bad = np.isin(order, [6, 8])
+    np.testing.assert_array_equal(s.good_bands, ~bad)
+    assert np.isnan(s.load()[..., bad]).all()
+    assert np.nanmin(s.load()[s.mask]) > 0  # no -3.2768 anywhere
+    assert s.mask.sum() == 7 * 11 - 1 and not s.mask[0, 0]

@@ -203,8 +203,8 @@ def test_non_length_wavelength_units(tmp_path, run_cli):
 
 def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):
     hdr = write_envi(tmp_path, _stored("f4"), wavelengths=WL_NM[:4])
-    with pytest.raises(InputError, match="4 wavelengths for 5 bands"):
-        read_scene(hdr)
+    with pytest.warns(UserWarning, match="scene.hdr: 4 wavelengths for 5 bands"):
+        assert read_scene(hdr).wavelengths is None
     hdr = write_envi(tmp_path, _stored("f4"), name="cplx", extra={"data type": "6"})
     with pytest.raises(InputError, match="data type 6 is not supported"):
         read_scene(hdr)
@@ -267,3 +267,155 @@ def test_overlapping_detector_wavelengths_are_sorted(tmp_path):
     assert list(s.good_bands) == [True, False, True, True]
     assert np.array_equal(s.load(), cube[..., order])
     assert np.array_equal(s.read(slice(1, 3), slice(2, 4)), cube[1:3, 2:4][..., order])
+
+
+# -- issue 10: gains, band names, short wavelength lists, detector overlap, bad values --------
+def _gdal_envi(path, stored, *, scales=None, offsets=None, descriptions=None):
+    """An ENVI file written by GDAL itself (rasterio's ENVI driver): GDAL stores band
+    scales/offsets as ``data gain values``/``data offset values`` and descriptions as
+    ``band names``."""
+    import rasterio
+
+    rows, cols, bands = stored.shape
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):
+        with rasterio.open(path, "w", driver="ENVI", width=cols, height=rows, count=bands,
+                           dtype=stored.dtype.name) as ds:
+            ds.write(np.ascontiguousarray(stored.transpose(2, 0, 1)))
+            if scales is not None:
+                ds.scales = tuple(scales)
+            if offsets is not None:
+                ds.offsets = tuple(offsets)
+            for b, d in enumerate(descriptions or []):
+                ds.set_band_description(b + 1, d)
+    return path.with_suffix(".hdr")
+
+
+def test_gdal_gain_offset_values_and_band_name_wavelengths(tmp_path):
+    stored = np.rint(scene_cube() * 10000).astype(np.int16)
+    gains = [1e-4, 1e-4, 2e-4, 1e-4, 5e-5]
+    offsets = [0.0, 0.01, 0.0, -0.02, 0.0]
+    names = ["376.44 Nanometers", "501 Nanometers", "0.6127 Micrometers", "Band 4 (705.5 nm)", "881 nm"]
+    hdr = _gdal_envi(tmp_path / "g.img", stored, scales=gains, offsets=offsets, descriptions=names)
+    text = hdr.read_text()
+    assert "data gain values" in text and "data offset values" in text and "wavelength =" not in text
+    s = read_scene(hdr)
+    expected = stored * np.float32(gains) + np.float32(offsets)
+    np.testing.assert_allclose(s.load(), expected, rtol=1e-6, atol=1e-7)  # not 10,000x too large
+    np.testing.assert_allclose(s.wavelengths, [376.44, 501.0, 612.7, 705.5, 881.0])
+    np.testing.assert_allclose(s.read(slice(2, 4), slice(3, 6)), expected[2:4, 3:6], rtol=1e-6, atol=1e-7)
+
+
+def test_gains_with_wrong_count_or_zero_are_refused(tmp_path):
+    hdr = write_envi(tmp_path, _stored("i2"), extra={"data gain values": "{1, 2}"})
+    with pytest.raises(InputError, match="scene.hdr: header 'data gain values' has 2 values for 5 bands"):
+        read_scene(hdr)
+    hdr = write_envi(tmp_path, _stored("i2"), name="z", extra={"data gain values": "{1, 1, 0, 1, 1}"})
+    with pytest.raises(InputError, match="z.hdr: .*zero gain"):
+        read_scene(hdr)
+
+
+def test_camera_header_with_fewer_wavelengths_than_bands(tmp_path):
+    """A lab camera header listing 35 wavelengths for 978 bands: read, warned, band numbers."""
+    stored = np.random.default_rng(0).integers(1, 4000, (3, 4, 978)).astype(np.uint16)
+    hdr = write_envi(tmp_path, stored, interleave="bil", wavelengths=np.linspace(400, 1000, 35),
+                     extra={"fwhm": "{" + ", ".join(["2.5"] * 35) + "}"})
+    with pytest.warns(UserWarning, match="35 wavelengths for 978 bands") as rec:
+        s = read_scene(hdr)
+    assert s.wavelengths is None and s.fwhm is None and s.bands == 978
+    assert any("fwhm" in str(w.message) for w in rec)
+    np.testing.assert_array_equal(s.load(), stored)
+
+
+VNIR_SWIR = [420.0, 500.0, 600.0, 700.0, 800.0, 900.0, 993.0, 902.0, 950.0, 1000.0, 1500.0, 2200.0]
+
+
+@pytest.mark.parametrize("overlap, kept", [
+    ("sort", [420, 500, 600, 700, 800, 900, 902, 950, 993, 1000, 1500, 2200]),
+    ("long", [420, 500, 600, 700, 800, 900, 902, 950, 1000, 1500, 2200]),
+    ("swir", [420, 500, 600, 700, 800, 900, 902, 950, 1000, 1500, 2200]),
+    ("short", [420, 500, 600, 700, 800, 900, 993, 1000, 1500, 2200]),
+])
+def test_vnir_then_swir_overlap_policies(tmp_path, overlap, kept):
+    """EnMAP-style band order: VNIR up to 993 nm, then SWIR from 902 nm."""
+    stored = np.arange(1, 2 * 3 * 12 + 1, dtype=np.float32).reshape(2, 3, 12)
+    hdr = write_envi(tmp_path, stored, wavelengths=VNIR_SWIR, extra={"bbl": "{" + ", ".join(
+        "0" if w == 1500 else "1" for w in VNIR_SWIR) + "}"})
+    s = read_scene(hdr, overlap=overlap)
+    np.testing.assert_allclose(s.wavelengths, kept)
+    idx = [VNIR_SWIR.index(w) for w in kept]
+    np.testing.assert_array_equal(s.load(), stored[..., idx])
+    assert list(s.good_bands) == [w != 1500 for w in kept]
+
+
+def test_overlap_duplicates_and_unknown_policy(tmp_path):
+    from unmixgen.errors import ParameterError
+
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[400, 900, 950, 900, 1200])
+    with pytest.raises(InputError, match="two bands at 900 nm with overlap='sort'.*'short' or 'long'"):
+        read_scene(hdr)
+    np.testing.assert_allclose(read_scene(hdr, overlap="long").wavelengths, [400, 900, 1200])
+    with pytest.raises(ParameterError, match="overlap='mean'"):
+        read_scene(hdr, overlap="mean")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("header offset", "-4", "header offset = -4; expected >= 0"),
+    ("map info", "{UTM, 1, 1, 500000, 4000000, 30, 30, 33, North, WGS-84, rotation=abc}",
+     "'map info' rotation = 'abc' is not a number"),
+    ("map info", "{UTM, 1, 1, 500000, nan, 30, 30, 33, North}", "'map info' item 5 = nan"),
+    ("samples", "eleven", "'samples' = 'eleven' is not an integer"),
+    ("data ignore value", "none", "'data ignore value' = 'none' is not a number"),
+    ("reflectance scale factor", "0", "'reflectance scale factor' = 0; expected a non-zero"),
+])
+def test_bad_header_values_are_input_errors_naming_the_file(tmp_path, run_cli, field, value, message):
+    hdr = write_envi(tmp_path, _stored("f4"), extra={field: value})
+    with pytest.raises(InputError) as err:
+        read_scene(hdr)
+    assert str(err.value).startswith(str(hdr)) and message in str(err.value)
+    code, _, stderr = run_cli("info", hdr)
+    assert code == 2 and stderr.strip().count("\n") == 0 and "Traceback" not in stderr
+
+
+def test_unparsable_crs_prints_no_proj_error_line(tmp_path, capfd):
+    hdr = write_envi(tmp_path, _stored("f4"), extra={
+        "map info": "{UTM, 1, 1, 500000, 4000000, 30, 30, 99, North, WGS-84}",
+        "coordinate system string": '{PROJCS["broken",GEOGCS["x"]]}'})
+    s = read_scene(hdr)
+    assert s.crs is None and s.transform is not None
+    assert "ERROR" not in capfd.readouterr().err
+
+
+def test_fifo_is_refused_before_open(tmp_path):
+    import os
+    import threading
+
+    fifo = tmp_path / "scene.img"
+    os.mkfifo(fifo)
+    hdr = write_envi(tmp_path, _stored("f4"), name="other")
+    (tmp_path / "other.img").unlink()
+    hdr.rename(tmp_path / "scene.hdr")
+    result = {}
+
+    def attempt():
+        try:
+            read_scene(tmp_path / "scene.hdr")
+        except InputError as exc:
+            result["err"] = str(exc)
+
+    t = threading.Thread(target=attempt, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "reading a FIFO hung"
+    assert "FIFO" in result["err"]
+    t = threading.Thread(target=lambda: result.update(direct=_catch(fifo)), daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive() and "FIFO" in result["direct"]
+
+
+def _catch(path):
+    try:
+        read_scene(path)
+    except InputError as exc:
+        return str(exc)
+    return "no error"

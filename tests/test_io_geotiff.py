@@ -88,8 +88,8 @@ def test_non_length_unit_and_count_mismatch(tmp_path, run_cli):
     code, _, err = run_cli("info", p)
     assert code == 2 and "w.tif" in err and "wavenumber" in err and err.strip().count("\n") == 0
     p = write_tif(tmp_path / "c.tif", stored, dataset_tags={"wavelength": "{400, 500}"})
-    with pytest.raises(InputError, match="c.tif: metadata lists 2 wavelength values for 5 bands"):
-        read_scene(p)
+    with pytest.warns(UserWarning, match="c.tif: 2 wavelength values in the metadata for 5 bands"):
+        assert read_scene(p).wavelengths is None
 
 
 def test_window_read_and_no_leaked_handle(tmp_path):
@@ -110,3 +110,64 @@ def test_tiled_large_scene_streams_in_blocks(tmp_path):
     with rasterio.open(tmp_path / "big.tif") as ds:
         assert ds.block_shapes[0] == (256, 256)
     np.testing.assert_array_equal(read_scene(tmp_path / "big.tif").load(), cube)
+
+
+# -- issue 10: detector overlap, bad-band tags, empty bands, complex data ---------------------
+VNIR_SWIR = [420.0, 550.0, 700.0, 993.0, 902.0, 1100.0, 2200.0]  # SWIR starts below VNIR's end
+
+
+def test_vnir_then_swir_band_tags_are_sorted_not_refused(tmp_path):
+    stored = np.arange(1, 3 * 4 * 7 + 1, dtype=np.float32).reshape(3, 4, 7)
+    tags = [{"wavelength": f"{w:g}", "wavelength_units": "Nanometers"} for w in VNIR_SWIR]
+    p = write_tif(tmp_path / "vs.tif", stored, band_tags=tags,
+                  descriptions=[f"band {i + 1}" for i in range(7)])
+    s = read_scene(p)
+    order = np.argsort(VNIR_SWIR)
+    np.testing.assert_allclose(s.wavelengths, np.sort(VNIR_SWIR))
+    np.testing.assert_array_equal(s.load(), stored[..., order])
+    np.testing.assert_array_equal(s.read(slice(1, 3), slice(2, 4)), stored[1:3, 2:4][..., order])
+    assert s.metadata["band_names"] == [f"band {i + 1}" for i in order]
+    short = read_scene(p, overlap="short")
+    np.testing.assert_allclose(short.wavelengths, [420, 550, 700, 993, 1100, 2200])
+    np.testing.assert_array_equal(short.load(), stored[..., [0, 1, 2, 3, 5, 6]])
+
+
+def test_enmap_box_per_band_bbl_tags(tmp_path):
+    """EnMAP-Box's RasterWriter stores a bad-band flag per band as the band tag ``bbl``
+    (older versions: ``bad_band_multiplier``)."""
+    stored = scene_cube()
+    tags = [{"wavelength": f"{w:g}", "wavelength_units": "nanometers", "bbl": "1"} for w in WL_NM]
+    tags[1]["bbl"] = "0"
+    del tags[3]["bbl"]
+    tags[3]["bad_band_multiplier"] = "0"
+    s = read_scene(write_tif(tmp_path / "bb.tif", stored, band_tags=tags))
+    np.testing.assert_array_equal(s.good_bands, [True, False, True, False, True])
+    tags[1]["bbl"] = "maybe"
+    with pytest.raises(InputError, match="bb2.tif: band tag 'bbl' holds a non-numeric value"):
+        read_scene(write_tif(tmp_path / "bb2.tif", stored, band_tags=tags))
+
+
+def test_band_that_is_entirely_nodata_is_bad_and_never_scaled(tmp_path):
+    stored = np.rint(scene_cube() * 10000).astype(np.int16)
+    stored[..., 2] = -32768  # a whole band of nodata
+    stored[4, 5] = -32768  # and one nodata pixel
+    p = write_tif(tmp_path / "nd.tif", stored, nodata=-32768, scales=[1e-4] * 5, offsets=[0] * 5)
+    s = read_scene(p)
+    np.testing.assert_array_equal(s.good_bands, [True, True, False, True, True])
+    assert np.isnan(s.load()[..., 2]).all()  # not -3.2768 "reflectance"
+    assert s.load()[..., [0, 1, 3, 4]][s.mask].min() > 0
+    expected_mask = np.ones((7, 11), bool)
+    expected_mask[4, 5] = False
+    np.testing.assert_array_equal(s.mask, expected_mask)
+    # written out (NaN in the empty band) and read back: still the same valid pixels
+    write_scene(s, tmp_path / "back.tif")
+    back = read_scene(tmp_path / "back.tif")
+    np.testing.assert_array_equal(back.mask, expected_mask)
+    np.testing.assert_array_equal(back.good_bands, s.good_bands)
+
+
+def test_complex_geotiff_is_refused(tmp_path):
+    stored = (scene_cube() + 1j * scene_cube(seed=1)).astype(np.complex64)
+    p = write_tif(tmp_path / "cx.tif", stored)
+    with pytest.raises(InputError, match="cx.tif: raster has complex type"):
+        read_scene(p)

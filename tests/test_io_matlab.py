@@ -157,3 +157,85 @@ def test_jasper_scaled_and_truth_error(shared_data):
     assert np.linalg.norm(y - rec) / np.linalg.norm(y) == pytest.approx(0.175, abs=0.002)
     pal = read_scene(shared_data / "jasper_ridge/Jasper.mat")
     np.testing.assert_array_equal(pal.truth.abundances, j.truth.abundances)
+
+
+# -- issue 10: every value from the file checked; complex refused; v7.3 links refused --------
+def test_zero_byte_mat(tmp_path, run_cli):
+    p = tmp_path / "empty.mat"
+    p.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.mat: not a readable MATLAB file"):
+        read_scene(p)
+    code, _, err = run_cli("info", p)
+    assert code == 2 and err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("five", "variable 'nRow' = 'five' is not a number"),
+    (np.nan, "variable 'nRow' = nan is not a whole number"),
+    (-5.0, "variable 'nRow' = -5; expected an integer >= 1"),
+    (2.5, "variable 'nRow' = 2.5 is not a whole number"),
+])
+def test_bad_nrow(tmp_path, value, message):
+    p = tmp_path / "zhu.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()), "nRow": value, "nCol": float(COLS)})
+    with pytest.raises(InputError) as err:
+        read_scene(p)
+    assert str(err.value).startswith(str(p)) and message in str(err.value)
+
+
+def test_max_value_as_text(tmp_path):
+    p = tmp_path / "zhu.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()), "nRow": float(ROWS), "nCol": float(COLS),
+                    "maxValue": "five thousand"})
+    with pytest.raises(InputError, match="zhu.mat: variable 'maxValue' = 'five thousand' is not a number"):
+        read_scene(p)
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()), "nRow": float(ROWS), "nCol": float(COLS), "maxValue": 0.0})
+    with pytest.raises(InputError, match="zhu.mat: variable 'maxValue' = 0; expected a positive number"):
+        read_scene(p)
+
+
+def test_complex_mat_is_refused(tmp_path):
+    p = tmp_path / "cx.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()) * (1 + 1j), "nRow": float(ROWS), "nCol": float(COLS)})
+    with pytest.raises(InputError, match="cx.mat: variable 'Y' has complex type"):
+        read_scene(p)
+
+
+def _v73(path, make):
+    with h5py.File(path, "w", userblock_size=512) as f:
+        make(f)
+        for k, v in (("nRow", ROWS), ("nCol", COLS)):
+            f.create_dataset(k, data=np.array([[float(v)]]))
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+
+
+def test_v73_external_storage_and_links_are_refused(tmp_path):
+    y = _zhu_matrix(_cube()).T.astype("<f8")  # as h5py sees MATLAB's column-major Y
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(y.tobytes())
+    p = tmp_path / "ext.mat"
+    _v73(p, lambda f: f.create_dataset("Y", shape=y.shape, dtype="<f8",
+                                       external=[(str(secret), 0, y.nbytes)]))
+    with pytest.raises(InputError, match="ext.mat: /Y keeps its data in external files; refused"):
+        read_scene(p)
+    np.testing.assert_array_equal(read_scene(p, allow_external=True).load()[..., 0], _cube()[..., 0])
+    q = tmp_path / "link.mat"
+    _v73(q, lambda f: f.__setitem__("Y", h5py.ExternalLink(str(tmp_path / "other.mat"), "/Y")))
+    with pytest.raises(InputError, match="link.mat: /Y is an external link; refused"):
+        read_scene(q)
+    with pytest.raises(InputError, match="link.mat: cannot open /Y"):
+        read_scene(q, allow_external=True)
+
+
+def test_v5_dimensions_that_disagree_with_the_data_are_refused(tmp_path):
+    """scipy's compiled reader trusts the sizes inside the file; dimensions larger than the
+    data made it read past its buffer (found by the fuzz test). The structure is checked first."""
+    p = tmp_path / "dims.mat"
+    sio.savemat(p, {"Y": _zhu_matrix(_cube()), "nRow": float(ROWS), "nCol": float(COLS)})
+    raw = bytearray(p.read_bytes())
+    assert raw[152:156] == (5).to_bytes(4, "little")  # dims tag of the first variable (miINT32)
+    raw[164:168] = (10**9).to_bytes(4, "little")  # Y's second dimension: 40 -> 1e9
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="dims.mat: is a damaged MATLAB v5 file"):
+        read_scene(p)

@@ -82,3 +82,58 @@ def test_npz_bad_input(tmp_path, run_cli):
         from unmixgen.io import numpy_io
 
         numpy_io.write(Scene(cube), tmp_path / "x.npy")
+
+
+# -- issue 10: damaged archives, lying headers, complex data, empty cubes ----------------------
+def test_corrupt_npz_member_bad_crc(tmp_path, run_cli):
+    p = tmp_path / "crc.npz"
+    np.savez(p, cube=scene_cube())
+    raw = bytearray(p.read_bytes())
+    i = raw.index(b"cube.npy") + 200  # inside the stored member's data
+    raw[i] ^= 0xFF
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="crc.npz: cannot read the .npz archive"):
+        read_scene(p)
+    code, _, err = run_cli("info", p)
+    assert code == 2 and err.strip().count("\n") == 0
+
+
+def test_npz_member_header_claiming_4_tb(tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False,
+                                               "shape": (100000, 100000, 100)})
+    buf.write(b"\0" * 64)
+    p = tmp_path / "huge.npz"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("cube.npy", buf.getvalue())
+    with pytest.raises(InputError, match=r"huge.npz: member 'cube.npy' claims shape \(100000, 100000, 100\) "
+                                         r"\(4000000000000 bytes\) but holds 64 bytes"):
+        read_scene(p)
+
+
+def test_complex_arrays_are_refused(tmp_path):
+    c = (scene_cube() + 1j).astype(np.complex64)
+    np.save(tmp_path / "c.npy", c)
+    with pytest.raises(InputError, match="c.npy: array has complex type complex64"):
+        read_scene(tmp_path / "c.npy")
+    np.savez(tmp_path / "c.npz", cube=c)
+    with pytest.raises(InputError, match="c.npz: 'cube' has complex type"):
+        read_scene(tmp_path / "c.npz")
+
+
+def test_empty_cube_message_names_the_file(tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 5, 8), np.float32))
+    with pytest.raises(InputError, match=r"empty.npy: cube shape \(0, 5, 8\) is empty"):
+        read_scene(tmp_path / "empty.npy")
+
+
+def test_npz_optional_members_are_checked(tmp_path):
+    np.savez(tmp_path / "f.npz", cube=scene_cube(), fwhm=np.array(["a", "b", "c", "d", "e"]))
+    with pytest.raises(InputError, match="f.npz: 'fwhm' has type <U1; expected numbers"):
+        read_scene(tmp_path / "f.npz")
+    np.savez(tmp_path / "t.npz", cube=scene_cube(), transform=np.array([1, 2, np.nan, 4, 5, 6.0]))
+    with pytest.raises(InputError, match="t.npz: 'transform'"):
+        read_scene(tmp_path / "t.npz")

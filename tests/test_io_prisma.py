@@ -21,7 +21,7 @@ def l2d(tmp_path_factory):
     return make_prisma_he5(p, ROWS, COLS, "L2D", partly_zero_pixel=(4, 6))
 
 
-def _expected_pixel(fp, r, c, overlap="swir"):
+def _expected_pixel(fp, r, c, overlap="sort"):
     """(wavelengths, values) of pixel (r, c) computed from the product's attributes."""
     a = fp.attrs
     wl, val = [], []
@@ -38,9 +38,9 @@ def _expected_pixel(fp, r, c, overlap="swir"):
     vnir_max = fp.cw_vnir.max()
     n_v = int((fp.cw_vnir > 0).sum())
     is_v = np.arange(wl.size) < n_v
-    if overlap == "swir":
+    if overlap in ("swir", "long"):
         keep = ~is_v | (wl < swir_min)
-    elif overlap == "vnir":
+    elif overlap in ("vnir", "short"):
         keep = is_v | (wl > vnir_max)
     else:
         keep = np.ones(wl.size, bool)
@@ -50,11 +50,12 @@ def _expected_pixel(fp, r, c, overlap="swir"):
 
 
 def test_wavelengths_increasing_zero_slots_dropped(l2d):
-    s = read_scene(l2d.path)
+    n_used = 66 - len(VNIR_ZERO_SLOTS) + 173 - len(SWIR_ZERO_SLOTS)
+    assert read_scene(l2d.path).bands == n_used  # default overlap="sort": every band, sorted
+    s = read_scene(l2d.path, overlap="swir")
     assert s.metadata["format"] == "prisma" and s.metadata["level"] == "L2D"
     assert s.path == str(l2d.path) and s.name == l2d.path.stem
     assert np.all(np.diff(s.wavelengths) > 0) and np.all(s.wavelengths > 0)
-    n_used = 66 - len(VNIR_ZERO_SLOTS) + 173 - len(SWIR_ZERO_SLOTS)
     swir_min = l2d.cw_swir[l2d.cw_swir > 0].min()
     n_vnir_overlap = int(((l2d.cw_vnir > 0) & (l2d.cw_vnir >= swir_min)).sum())
     assert n_vnir_overlap > 0
@@ -66,7 +67,7 @@ def test_wavelengths_increasing_zero_slots_dropped(l2d):
     np.testing.assert_allclose(s.fwhm[high], 9 + s.wavelengths[high] / 2000, rtol=1e-5)
 
 
-@pytest.mark.parametrize("overlap", ["swir", "vnir", "both"])
+@pytest.mark.parametrize("overlap", ["swir", "vnir", "both", "sort", "short", "long"])
 def test_overlap_policy_and_scaling_of_one_pixel(l2d, overlap):
     s = read_scene(l2d.path, overlap=overlap)
     r, c = 6, 11  # rows != cols, and r != c: a transposed read would give another pixel
@@ -74,7 +75,7 @@ def test_overlap_policy_and_scaling_of_one_pixel(l2d, overlap):
     np.testing.assert_allclose(s.wavelengths, wl, rtol=0, atol=1e-3)
     np.testing.assert_allclose(s.read(slice(r, r + 1), slice(c, c + 1))[0, 0], val, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s.load()[r, c], val, rtol=1e-5, atol=1e-6)
-    if overlap == "swir":
+    if overlap in ("swir", "long"):
         assert s.wavelengths[0] < 920 and s.wavelengths[-1] > 2400
         in_ov = (s.wavelengths >= 920) & (s.wavelengths <= 1010)
         assert in_ov.sum() == ((l2d.cw_swir >= 920) & (l2d.cw_swir <= 1010)).sum()
@@ -128,17 +129,18 @@ def test_invalid_pixels(l2d):
 
 
 def test_l2d_crs_and_transform(l2d):
+    """Corner attributes are pixel centres on a 30 m grid (prismaread pr_setext_L2D): the grid's
+    left edge is min easting - 15 m, its top edge min northing - 15 m + 30 m * rows."""
     s = read_scene(l2d.path)
     a = l2d.attrs
     assert s.crs == "EPSG:32633"
-    px = (a["Product_LRcorner_easting"] - a["Product_ULcorner_easting"]) / COLS
-    py = (a["Product_ULcorner_northing"] - a["Product_LRcorner_northing"]) / ROWS
-    assert s.transform == pytest.approx((px, 0.0, a["Product_ULcorner_easting"], 0.0, -py,
-                                         a["Product_ULcorner_northing"]))
-    sc = read_scene(l2d.path, corners="center")
-    pxc = (a["Product_LRcorner_easting"] - a["Product_ULcorner_easting"]) / (COLS - 1)
-    assert sc.transform[0] == pytest.approx(pxc)
-    assert sc.transform[2] == pytest.approx(a["Product_ULcorner_easting"] - pxc / 2)
+    assert s.transform == pytest.approx((30.0, 0.0, a["Product_ULcorner_easting"] - 15.0, 0.0, -30.0,
+                                         a["Product_ULcorner_northing"] + 15.0))
+    # the centre of the lower-right pixel is the LR corner attribute
+    from rasterio.transform import Affine
+
+    x, y = Affine(*s.transform) @ (COLS - 0.5, ROWS - 0.5)
+    assert (x, y) == pytest.approx((a["Product_LRcorner_easting"], a["Product_LRcorner_northing"]))
 
 
 def test_l1_radiance(tmp_path):
@@ -182,3 +184,93 @@ def test_info_json(l2d, run_cli):
     d = json.loads(out)
     assert d["rows"] == ROWS and d["cols"] == COLS and d["crs"] == "EPSG:32633"
     assert d["invalid_pixels"] == len(l2d.zero_pixels) + len(l2d.flagged_pixels)
+
+
+# -- issue 10: values read from the file are checked; links and external storage refused -------
+def _small(tmp_path, name="p.he5", level="L2D"):
+    return make_prisma_he5(tmp_path / name, 3, 4, level, zero_pixels=[], flagged_pixels=[])
+
+
+def _replace_vnir(fp, make):
+    """Delete VNIR_Cube and let ``make(fields_group, file)`` put something else there."""
+    with h5py.File(fp.path, "r+") as f:
+        fields = f[f"HDFEOS/SWATHS/PRS_{fp.level}_HCO/Data Fields"]
+        del fields["VNIR_Cube"]
+        make(fields, f)
+
+
+@pytest.mark.parametrize("attr, value, message", [
+    ("L2ScaleVnirMax", "0.8 reflectance", "attribute 'L2ScaleVnirMax' = '0.8 reflectance' is not a number"),
+    ("L2ScaleSwirMin", np.float32(np.nan), "attribute 'L2ScaleSwirMin' = nan"),
+    ("Epsg_Code", "UTM33", "attribute 'Epsg_Code' = 'UTM33' is not a number"),
+    ("List_Cw_Vnir", "400, 500", "List_Cw_Vnir has type"),
+])
+def test_bad_attributes_are_input_errors(tmp_path, run_cli, attr, value, message):
+    fp = _small(tmp_path)
+    with h5py.File(fp.path, "r+") as f:
+        f.attrs[attr] = value
+    with pytest.raises(InputError) as err:
+        read_scene(fp.path)
+    assert str(err.value).startswith(str(fp.path)) and message in str(err.value)
+    code, _, stderr = run_cli("info", fp.path)
+    assert code == 2 and stderr.strip().count("\n") == 0
+
+
+def test_l1_scale_factor_zero(tmp_path):
+    fp = _small(tmp_path, level="L1")
+    with h5py.File(fp.path, "r+") as f:
+        f.attrs["ScaleFactor_Vnir"] = np.float32(0)
+    with pytest.raises(InputError, match="'ScaleFactor_Vnir' = 0; expected a non-zero number"):
+        read_scene(fp.path)
+
+
+def test_cube_that_is_a_group(tmp_path):
+    fp = _small(tmp_path)
+    _replace_vnir(fp, lambda g, f: g.create_group("VNIR_Cube"))
+    with pytest.raises(InputError, match="VNIR_Cube is a group, not a dataset"):
+        read_scene(fp.path)
+
+
+def test_soft_links_refused_and_cycles_are_input_errors(tmp_path):
+    fp = _small(tmp_path)
+    _replace_vnir(fp, lambda g, f: (g.__setitem__("VNIR_Cube", h5py.SoftLink(g.name + "/Loop")),
+                                    g.__setitem__("Loop", h5py.SoftLink(g.name + "/VNIR_Cube"))))
+    with pytest.raises(InputError, match="VNIR_Cube is a soft link; refused.*allow_external=True"):
+        read_scene(fp.path)
+    with pytest.raises(InputError, match="p.he5: cannot open .*VNIR_Cube"):
+        read_scene(fp.path, allow_external=True)
+
+
+def test_external_link_refused_and_missing_target_is_input_error(tmp_path):
+    fp = _small(tmp_path)
+    _replace_vnir(fp, lambda g, f: g.__setitem__("VNIR_Cube", h5py.ExternalLink("gone.h5", "/cube")))
+    with pytest.raises(InputError, match="VNIR_Cube is an external link; refused"):
+        read_scene(fp.path)
+    with pytest.raises(InputError, match="p.he5: cannot open"):
+        read_scene(fp.path, allow_external=True)
+
+
+def test_external_raw_storage_and_virtual_dataset_refused(tmp_path):
+    """A crafted product whose VNIR cube stores its bytes in another file would copy that
+    file into any output: refused unless the user opts in."""
+    secret = tmp_path / "secret.bin"
+    n = 3 * 66 * 4
+    secret.write_bytes(np.arange(1, n + 1, dtype="<u2").tobytes())
+    fp = _small(tmp_path)
+    _replace_vnir(fp, lambda g, f: g.create_dataset("VNIR_Cube", shape=(3, 66, 4), dtype="<u2",
+                                                    external=[(str(secret), 0, 2 * n)]))
+    with pytest.raises(InputError, match="VNIR_Cube keeps its data in external files; refused"):
+        read_scene(fp.path)
+    opted = read_scene(fp.path, allow_external=True)
+    assert opted.bands > 0 and np.isfinite(opted.read(slice(0, 1), slice(0, 1))).all()
+
+    fp2 = _small(tmp_path, "v.he5")
+
+    def virtual(g, f):
+        layout = h5py.VirtualLayout(shape=(3, 66, 4), dtype="<u2")
+        layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "data", shape=(3, 66, 4))
+        g.create_virtual_dataset("VNIR_Cube", layout, fillvalue=0)
+
+    _replace_vnir(fp2, virtual)
+    with pytest.raises(InputError, match="VNIR_Cube is a virtual dataset that maps other files; refused"):
+        read_scene(fp2.path)

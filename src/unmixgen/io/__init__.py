@@ -17,21 +17,20 @@ from pathlib import Path
 
 from ..errors import InputError, in_file
 from ..scene import Scene
+from . import hdf5
+from .checks import quiet_gdal, reading, require_regular_file
 
-# extension -> format module (lower case; ENVI data files are recognised by their header)
+# extension -> format module (lower case; ENVI/EHdr data files are recognised by their header,
+# HDF5 files by their content)
 _READ_EXT = {
-    ".hdr": "envi",
     ".tif": "geotiff",
     ".tiff": "geotiff",
-    ".he5": "prisma",
-    ".h5": "prisma",
-    ".hdf5": "prisma",
-    ".hdf": "prisma",
     ".mat": "matlab",
     ".npy": "numpy_io",
     ".npz": "numpy_io",
     ".xml": "enmap",
 }
+_HDF5_EXT = (".he5", ".h5", ".hdf5", ".hdf", ".nc", ".nc4")
 _WRITE_EXT = {
     ".hdr": "envi",
     ".img": "envi",
@@ -42,7 +41,6 @@ _WRITE_EXT = {
     ".mat": "matlab",
 }
 _MAGIC = [
-    (b"\x89HDF\r\n\x1a\n", "prisma"),
     (b"II*\x00", "geotiff"),
     (b"MM\x00*", "geotiff"),
     (b"II+\x00", "geotiff"),
@@ -53,7 +51,9 @@ _MAGIC = [
     (b"ENVI", "envi"),
 ]
 
-READ_FORMATS = "ENVI (.hdr + data), GeoTIFF (.tif), EnMAP L2A (folder or METADATA.XML), PRISMA (.he5), MATLAB (.mat), NumPy (.npy/.npz)"
+READ_FORMATS = ("ENVI (.hdr + data), ESRI BIL/EHdr (.hdr + .bil/.bip/.bsq), GeoTIFF (.tif), "
+                "EnMAP L2A (folder or METADATA.XML), PRISMA (.he5), EMIT L1B/L2A (.nc), "
+                "NEON AOP reflectance (.h5), MATLAB (.mat), NumPy (.npy/.npz)")
 WRITE_FORMATS = "ENVI (.hdr/.img), GeoTIFF (.tif), NumPy (.npz), HySUPP-style MATLAB (.mat)"
 
 
@@ -64,7 +64,8 @@ def _module(name: str):
 def detect_format(path: str | os.PathLike) -> str:
     """The name of the format module that reads ``path``.
 
-    Raises `InputError` when the file is missing or no format recognises it.
+    Raises `InputError` when the file is missing, is not a regular file (a FIFO is refused
+    before anything opens it), or no format recognises it.
     """
     path = Path(path)
     if not path.exists():
@@ -73,28 +74,60 @@ def detect_format(path: str | os.PathLike) -> str:
         if any(p.name.upper().endswith("METADATA.XML") for p in path.iterdir()):
             return "enmap"
         raise in_file(path, f"is a folder without an EnMAP METADATA.XML; expected one of: {READ_FORMATS}")
+    require_regular_file(path)
     ext = path.suffix.lower()
     if ext in (".tif", ".tiff") and _enmap_metadata_beside(path):
         return "enmap"
-    if ext == ".mat" or ext in (".h5", ".he5", ".hdf5", ".hdf"):
-        # MATLAB v7.3 files are HDF5 too; the extension decides between MATLAB and PRISMA.
-        return _READ_EXT[ext]
+    if ext == ".hdr":
+        return _header_kind(path)
     if ext in _READ_EXT:
         return _READ_EXT[ext]
-    if _envi_header_for(path) is not None:
-        return "envi"
     with open(path, "rb") as f:
         head = f.read(16)
+    if ext in _HDF5_EXT or head.startswith(hdf5.HDF5_MAGIC):
+        if head.startswith(b"MATLAB"):  # v7.3 .mat under another name (HDF5 after a user block)
+            return "matlab"
+        kind = hdf5.sniff(path)
+        if kind is None:
+            raise in_file(path, f"HDF5/NetCDF file whose content no reader knows (top level: "
+                                f"{hdf5.top_level(path)}); format not supported. Supported: {READ_FORMATS}")
+        return kind
+    hdr = _envi_header_for(path)
+    if hdr is not None:
+        return _header_kind(hdr)
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
-    raise in_file(path, f"unknown format (extension {ext or 'none'!r}); expected one of: {READ_FORMATS}")
+    raise in_file(path, f"unknown format (extension {ext or 'none'!r}); format not supported. "
+                        f"Supported: {READ_FORMATS}")
+
+
+def _header_kind(hdr: Path) -> str:
+    """"envi" or "ehdr" for a ``.hdr`` file, by its first line / keywords."""
+    from .ehdr import looks_like_ehdr
+
+    require_regular_file(hdr, "header")
+    with open(hdr, "rb") as f:
+        text = f.read(1 << 16).decode("utf-8", "replace")
+    if text.lstrip().upper().startswith("ENVI"):
+        return "envi"
+    return "ehdr" if looks_like_ehdr(text) else "envi"
 
 
 def read_scene(path: str | os.PathLike, **options) -> Scene:
-    """Read any supported scene file into a `Scene` (lazily where the format allows)."""
+    """Read any supported scene file into a `Scene` (lazily where the format allows).
+
+    Every failure is an `InputError` whose message starts with the file's name.
+    """
     fmt = detect_format(path)
-    return _module(fmt).read(Path(path), **options)
+    try:
+        with quiet_gdal(), reading(path, "read the file", hdf5=fmt in ("prisma", "emit", "neon", "matlab")):
+            return _module(fmt).read(Path(path), **options)
+    except InputError as exc:
+        text = str(exc)
+        if type(exc) is InputError and str(path) not in text and Path(path).stem not in text:
+            raise in_file(path, str(exc)) from None
+        raise
 
 
 def write_scene(scene: Scene, path: str | os.PathLike, **options) -> None:
@@ -191,9 +224,6 @@ def _envi_header_for(path: Path) -> Path | None:
         if cand != path and cand.is_file():
             return cand
     return None
-
-
-
 
 
 __all__ = ["check_output_file", "detect_format", "input_files", "read_scene", "write_scene", "written_files"]

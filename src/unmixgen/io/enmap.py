@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import in_file
 from ..scene import Scene
-from ..wavelengths import check_wavelengths
 from . import geotiff
+from .bands import overlap_policy
+from .checks import require_regular_file
 
 
 def product_files(path: Path) -> tuple[Path, Path]:
@@ -50,6 +51,7 @@ def _local(tag: str) -> str:
 
 def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
     """Per-band ``wavelength``, ``fwhm``, ``gain``, ``offset`` (sorted by band number)."""
+    require_regular_file(xml, "metadata XML")
     try:
         root = ET.parse(xml).getroot()
     except (ET.ParseError, OSError) as exc:
@@ -80,17 +82,31 @@ def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
             "gain": arr[:, 3], "offset": arr[:, 4]}
 
 
-def read(path: Path, **options) -> Scene:
-    """Read an EnMAP L2A product lazily (``metadata["format"] = "enmap"``)."""
+def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
+    """Read an EnMAP L2A product lazily (``metadata["format"] = "enmap"``).
+
+    DLR stores the VNIR bands, then the SWIR bands: the wavelengths step back at the
+    detector overlap (~993 nm, then ~902 nm). ``overlap`` says what to present there (see
+    `io.bands`; default: every band, sorted by wavelength). Bands that hold only nodata and
+    bands flagged bad in the image are bad bands (see `io.geotiff.read`).
+    """
+    overlap_policy(overlap)
     tif, xml = product_files(Path(path))
     bc = band_characterisation(xml)
     n = bc["wavelength"].size
     probe = geotiff.GeoTiffSource(tif)
     if probe.shape[2] != n:
         raise in_file(xml, f"describes {n} bands but {tif.name} has {probe.shape[2]}; expected the same")
-    wl = check_wavelengths(bc["wavelength"], n, what=f"{xml}: wavelengths")
+    if not np.all(np.isfinite(bc["wavelength"])) or np.any(bc["wavelength"] <= 0):
+        raise in_file(xml, "wavelengthCenterOfBand holds a value that is not a positive number (nm)")
+    for key, name in (("gain", "GainOfBand"), ("offset", "OffsetOfBand")):
+        if not np.all(np.isfinite(bc[key])):
+            raise in_file(xml, f"{name} holds a non-finite value; expected finite numbers")
+    if np.any(bc["gain"] == 0):
+        raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
     fwhm = bc["fwhm"] if np.all(np.isfinite(bc["fwhm"])) else None
-    scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=wl, fwhm=fwhm)
+    scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],
+                         fwhm=fwhm, overlap=overlap)
     scene.metadata.update(format="enmap", metadata_xml=str(xml), product="EnMAP L2A")
     scene.metadata.pop("band_names", None)
     scene.units = "reflectance"

@@ -1,15 +1,21 @@
 """ENVI raster: a text header (``name.hdr``) beside a raw binary data file.
 
 Reading is lazy: the data file is memory-mapped with the header's data type, byte order,
-header offset and interleave, and viewed as ``(rows, cols, bands)`` through transposes (no
-copy). `Scene.read` then touches only the window asked for.
+header offset and interleave, and viewed as ``(rows, cols, bands)`` through strides (no
+copy, `io.raw`). `Scene.read` then touches only the window asked for.
 
 Header fields used
 ------------------
 ``samples``, ``lines``, ``bands``, ``data type``, ``interleave`` (required);
 ``byte order``, ``header offset``, ``wavelength`` + ``wavelength units``, ``fwhm``, ``bbl``,
-``band names``, ``data ignore value``, ``reflectance scale factor`` (physical value =
-stored / factor), ``map info``, ``coordinate system string``.
+``band names`` (also the wavelengths, when ``wavelength`` is absent and every name holds
+one, e.g. ``376.44 Nanometers``), ``data ignore value``, ``data gain values`` and ``data
+offset values`` (physical = stored * gain + offset, per band), ``reflectance scale factor``
+(physical = stored / factor, used when no gains are given), ``map info``, ``coordinate
+system string``. Every value is checked before use; a per-band list whose length is not
+the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
+warning, as GDAL and SPy do. Bands of overlapping detectors are ordered by the
+``overlap=`` policy of `io.bands` (default: sorted by wavelength).
 
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
@@ -18,14 +24,25 @@ and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the noda
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_files
 from ..errors import InputError, in_file
-from ..scene import ArraySource, Scene, pixel_validity
+from ..scene import Scene
 from ..wavelengths import to_nm
+from .bands import (
+    arrange,
+    fwhm_in_nm,
+    overlap_policy,
+    per_band,
+    require_good_band,
+    wavelengths_from_labels,
+)
+from .checks import make_scene, number, quiet_gdal, require_regular_file
+from .raw import INTERLEAVES, RawSource, stored_validity, strided_cube
 
 # ENVI data type code -> numpy dtype (without byte order)
 DATA_TYPES: dict[int, str] = {
@@ -40,6 +57,7 @@ DATA_TYPES: dict[int, str] = {
     15: "u8",
 }
 _CODE_OF = {np.dtype(v).str[1:]: k for k, v in DATA_TYPES.items()}
+MAX_HEADER_BYTES = 16 << 20  # a text header; anything larger is not one
 REQUIRED = ("samples", "lines", "bands", "data type", "interleave")
 DATA_EXTENSIONS = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
 
@@ -51,6 +69,10 @@ def parse_header(path: Path) -> dict[str, str]:
     Brace values ``{...}`` may span lines; braces are kept in the value. Raises
     `InputError` when the file is not an ENVI header.
     """
+    require_regular_file(path, "header")
+    if path.stat().st_size > MAX_HEADER_BYTES:
+        raise in_file(path, f"header is {path.stat().st_size} bytes; expected a text header "
+                            f"under {MAX_HEADER_BYTES >> 20} MiB")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -91,10 +113,11 @@ def _int_field(header: dict, key: str, hdr: Path, default: int | None = None) ->
             raise in_file(hdr, f"header is missing the required field {key!r}; expected "
                           f"all of: {', '.join(REQUIRED)}")
         return default
+    text = header[key].strip("{} \n")
     try:
-        return int(header[key].strip("{} \n"))
+        return int(text)
     except ValueError:
-        raise in_file(hdr, f"header field {key!r} = {header[key]!r} is not an integer") from None
+        raise in_file(hdr, f"header field {key!r} = {text[:40]!r} is not an integer") from None
 
 
 def _floats(header: dict, key: str, hdr: Path) -> np.ndarray | None:
@@ -112,9 +135,7 @@ def header_and_data(path: Path) -> tuple[Path, Path | None]:
     (use `find_data_file` once the header is known to be good)."""
     path = Path(path)
     if path.suffix.lower() == ".hdr":
-        if not path.is_file():
-            raise in_file(path, "no such file")
-        return path, None
+        return require_regular_file(path, "header"), None
     from . import _envi_header_for
 
     hdr = _envi_header_for(path)
@@ -134,14 +155,14 @@ def find_data_file(hdr: Path) -> Path:
             c = base.with_name(base.name + e)
             if c != hdr and c not in cands:
                 cands.append(c)
-    for c in cands:
-        if c.is_file():
+    for c in cands:  # any entry that is not a folder: a FIFO is found here and refused later
+        if c.exists() and not c.is_dir():
             return c
     # case-insensitive match in the folder (e.g. SCENE.IMG for scene.hdr)
     want = {c.name.lower() for c in cands}
     try:
         for p in hdr.parent.iterdir():
-            if p.name.lower() in want and p != hdr and p.is_file():
+            if p.name.lower() in want and p != hdr and not p.is_dir():
                 return p
     except OSError:
         pass
@@ -151,12 +172,16 @@ def find_data_file(hdr: Path) -> Path:
 
 # -- georeferencing -------------------------------------------------------------------
 def _crs_wkt(user_input) -> str | None:
-    """WKT of a CRS given as WKT/EPSG/PROJ; an EPSG-identified WKT when one matches."""
+    """WKT of a CRS given as WKT/EPSG/PROJ; an EPSG-identified WKT when one matches.
+
+    Runs inside `quiet_gdal`, so PROJ's own ``ERROR 1:`` lines never reach stderr.
+    """
     from rasterio.crs import CRS
 
-    crs = CRS.from_user_input(user_input)
-    epsg = crs.to_epsg()
-    return CRS.from_epsg(epsg).to_wkt() if epsg else crs.to_wkt()
+    with quiet_gdal():
+        crs = CRS.from_user_input(user_input)
+        epsg = crs.to_epsg()
+        return CRS.from_epsg(epsg).to_wkt() if epsg else crs.to_wkt()
 
 
 def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str | None]:
@@ -165,15 +190,15 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
         raise in_file(hdr, f"'map info' has {len(items)} items; expected at least 7 "
                       "(projection, ref x, ref y, easting, northing, x size, y size)")
     name = items[0].strip().lower()
-    try:
-        refx, refy, east, north, xs, ys = (float(v) for v in items[1:7])
-    except ValueError:
-        raise in_file(hdr, "'map info' items 2-7 are not numbers") from None
+    refx, refy, east, north, xs, ys = (
+        number(v, f"'map info' item {i + 2}", hdr) for i, v in enumerate(items[1:7]))
+    if xs == 0 or ys == 0:
+        raise in_file(hdr, f"'map info' pixel size is {xs:g} x {ys:g}; expected non-zero sizes")
     rotation = 0.0
     extra = []
     for it in items[7:]:
         if it.lower().startswith("rotation="):
-            rotation = float(it.split("=", 1)[1])
+            rotation = number(it.split("=", 1)[1], "'map info' rotation", hdr)
         else:
             extra.append(it)
     th = math.radians(rotation)
@@ -191,8 +216,10 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
         try:
             zone = int(float(extra[0]))
             south = extra[1].strip().lower().startswith("s")
-            crs = _crs_wkt(f"EPSG:{(32700 if south else 32600) + zone}")
-        except ValueError:
+            crs = _crs_wkt(f"EPSG:{(32700 if south else 32600) + zone}") if 1 <= zone <= 60 else None
+        except (ValueError, OverflowError):
+            crs = None
+        except Exception:  # noqa: BLE001 - rasterio's CRSError: an unknown CRS is no CRS
             crs = None
     elif name.startswith("geographic") and wgs84:
         crs = _crs_wkt("EPSG:4326")
@@ -210,7 +237,8 @@ def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
         from rasterio.crs import CRS
 
         try:
-            obj = CRS.from_user_input(crs)
+            with quiet_gdal():
+                obj = CRS.from_user_input(crs)
         except Exception:  # noqa: BLE001 - an unusable CRS is written as no CRS
             obj = None
         if obj is not None:
@@ -233,64 +261,117 @@ def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
 
 
 # -- reading --------------------------------------------------------------------------
-def memmap_cube(data: Path, dtype: np.dtype, shape: tuple[int, int, int], interleave: str,
-                offset: int) -> np.ndarray:
-    """Memory-map ``data`` and return a ``(rows, cols, bands)`` view (no copy)."""
-    rows, cols, bands = shape
-    storage = {"bsq": (bands, rows, cols), "bil": (rows, bands, cols), "bip": (rows, cols, bands)}[interleave]
-    mm = np.memmap(data, dtype=dtype, mode="r", offset=offset, shape=storage)
-    if interleave == "bsq":
-        return mm.transpose(1, 2, 0)
-    if interleave == "bil":
-        return mm.transpose(0, 2, 1)
-    return mm
+def _scalar_field(h: dict, key: str, hdr: Path, **checks) -> float | None:
+    if key not in h:
+        return None
+    return number(h[key].strip("{} \n"), f"header field {key!r}", hdr, **checks)
 
 
-def stored_validity(array: np.ndarray, nodata: float | None, block_rows: int = 256) -> np.ndarray:
-    """Valid-pixel mask ``(rows, cols)`` computed on the *stored* values of ``array``
-    ``(rows, cols, bands)`` (see `pixel_validity`), a block of rows at a time."""
-    rows, cols = array.shape[:2]
-    out = np.empty((rows, cols), bool)
-    for r0 in range(0, rows, block_rows):
-        blk = np.asarray(array[r0 : r0 + block_rows], dtype=np.float32)
-        out[r0 : r0 + block_rows] = pixel_validity(blk, nodata)
-    return out
+def _nodata(h: dict, hdr: Path) -> float | None:
+    """``data ignore value`` as a float (NaN allowed: GDAL writes ``nan``), or None."""
+    if "data ignore value" not in h:
+        return None
+    text = h["data ignore value"].strip("{} \n")
+    if text.lower().lstrip("+-") == "nan":
+        return float("nan")
+    return _scalar_field(h, "data ignore value", hdr)
 
 
-def read(path: Path, **options) -> Scene:
-    """Read an ENVI scene (header path or data file path) lazily.
+def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
+    """Per-band ``(gain, offset)`` so that physical = stored * gain + offset; the reflectance
+    scale factor (1 if none); and the units that implies.
 
-    Returns a `Scene` whose source is a memory map wrapped in `ArraySource` with
-    ``scale = 1 / reflectance scale factor``. ``scene.nodata`` is the stored
-    ``data ignore value``; ``scene.metadata`` holds ``format="envi"``, ``interleave``,
-    ``band_names`` and ``description`` when present.
+    ``data gain values``/``data offset values`` (written by ENVI and GDAL) take precedence.
+    ``reflectance scale factor`` F means physical = stored / F; it is applied only when no
+    gains are given (files that carry both usually state one scaling twice, gain = 1/F).
     """
-    hdr, data = header_and_data(Path(path))
-    h = parse_header(hdr)
+    gains = _floats(h, "data gain values", hdr)
+    offsets = _floats(h, "data offset values", hdr)
+    for name, v in (("data gain values", gains), ("data offset values", offsets)):
+        if v is None:
+            continue
+        if v.size != bands:
+            raise in_file(hdr, f"header {name!r} has {v.size} values for {bands} bands; expected one per band")
+        if not np.all(np.isfinite(v)):
+            raise in_file(hdr, f"header {name!r} holds a non-finite value; expected finite numbers")
+    if gains is not None and np.any(gains == 0):
+        raise in_file(hdr, f"header 'data gain values' has a zero gain (band {int(np.argmin(gains != 0)) + 1}); "
+                           "expected non-zero gains")
+    factor = _scalar_field(h, "reflectance scale factor", hdr, nonzero=True)
+    units = "reflectance" if factor is not None else None
+    if gains is None and offsets is None:
+        f = 1.0 if factor is None else factor
+        return np.full(bands, 1.0 / f), np.zeros(bands), f, units
+    gains = np.ones(bands) if gains is None else gains
+    offsets = np.zeros(bands) if offsets is None else offsets
+    if factor is not None and not np.allclose(gains * factor, 1.0, rtol=1e-6):
+        warnings.warn(f"{hdr}: header has both 'data gain values' and 'reflectance scale factor' = "
+                      f"{factor:g}; the gains are applied, the scale factor is not", UserWarning, stacklevel=3)
+    return gains, offsets, (1.0 if factor is None else factor), units
+
+
+def _spectral(h: dict, hdr: Path, bands: int, names: list[str] | None):
+    """(wavelengths nm or None, fwhm nm or None, good bands or None), stored order."""
+    wl_raw = per_band(_floats(h, "wavelength", hdr), bands, "wavelengths", hdr)
+    wavelengths = None
+    if wl_raw is not None:
+        units = h.get("wavelength units")
+        units = units.strip("{} ") if units else None
+        wavelengths = to_nm(wl_raw, units, what=f"{hdr}: wavelengths")
+    elif names is not None and len(names) == bands:
+        wavelengths = wavelengths_from_labels(names, what=f"{hdr}: band names")
+    fwhm = per_band(_floats(h, "fwhm", hdr), bands, "fwhm values", hdr)
+    if fwhm is not None:
+        fwhm = fwhm_in_nm(fwhm, wl_raw, wavelengths)  # fwhm shares the wavelength unit
+    bbl = per_band(_floats(h, "bbl", hdr), bands, "bad-band flags (bbl)", hdr)
+    good = None if bbl is None else bbl != 0
+    return wavelengths, fwhm, good
+
+
+def _layout(h: dict, hdr: Path) -> tuple[int, int, int, np.dtype, str, int, int]:
+    """(rows, cols, bands, dtype, interleave, header offset, byte order), all checked."""
     cols = _int_field(h, "samples", hdr)
     rows = _int_field(h, "lines", hdr)
     bands = _int_field(h, "bands", hdr)
     code = _int_field(h, "data type", hdr)
     if "interleave" not in h:
         _int_field(h, "interleave", hdr)  # raises the missing-field error
-    interleave = h["interleave"].strip().lower()
-    if interleave not in ("bsq", "bil", "bip"):
+    interleave = h["interleave"].strip("{} \n").lower()
+    if interleave not in INTERLEAVES:
         raise in_file(hdr, f"interleave {interleave!r} is not supported; expected bsq, bil or bip")
     if code not in DATA_TYPES:
         raise in_file(hdr, f"data type {code} is not supported; expected one of "
-                      f"{sorted(DATA_TYPES)} (complex types 6 and 9 are not)")
+                      f"{sorted(DATA_TYPES)} (complex types 6 and 9 are not: unmixing needs real values)")
     if min(rows, cols, bands) < 1:
         raise in_file(hdr, f"header says {rows} lines x {cols} samples x {bands} bands; expected >= 1 each")
     byte_order = _int_field(h, "byte order", hdr, default=0)
     if byte_order not in (0, 1):
         raise in_file(hdr, f"byte order {byte_order} is not 0 (little endian) or 1 (big endian)")
     offset = _int_field(h, "header offset", hdr, default=0)
+    if offset < 0:
+        raise in_file(hdr, f"header offset = {offset}; expected >= 0 bytes")
     dtype = np.dtype(("<" if byte_order == 0 else ">") + DATA_TYPES[code])
+    return rows, cols, bands, dtype, interleave, offset, byte_order
 
+
+def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
+    """Read an ENVI scene (header path or data file path) lazily.
+
+    Returns a `Scene` whose source reads windows of a memory map (`io.raw.RawSource`):
+    physical = stored * gain + offset per band (``data gain values``/``data offset values``,
+    or 1 / ``reflectance scale factor``). Wavelengths come from ``wavelength`` or, when it is
+    absent, from ``band names`` such as ``376.44 Nanometers``; per-band lists with the wrong
+    count are ignored with a warning. ``overlap`` orders bands of overlapping detectors (see
+    `io.bands`). ``scene.nodata`` is the stored ``data ignore value``; ``scene.metadata``
+    holds ``format="envi"``, ``interleave``, ``band_names`` and ``description`` when present.
+    """
+    overlap_policy(overlap)
+    hdr, data = header_and_data(Path(path))
+    h = parse_header(hdr)
+    rows, cols, bands, dtype, interleave, offset, byte_order = _layout(h, hdr)
     if data is None:
         data = find_data_file(hdr)
-    if not data.is_file():
-        raise in_file(data, "data file is missing")
+    require_regular_file(data, "data file")
     size = data.stat().st_size
     expected = offset + rows * cols * bands * dtype.itemsize
     if size != expected:
@@ -299,40 +380,10 @@ def read(path: Path, **options) -> Scene:
                       f"({held:.6g} bands); expected lines*samples*bands*{dtype.itemsize} + "
                       f"header offset = {rows}*{cols}*{bands}*{dtype.itemsize} + {offset} = {expected} bytes")
 
-    wavelengths = None
-    wl = _floats(h, "wavelength", hdr)
-    if wl is not None:
-        if wl.size != bands:
-            raise in_file(hdr, f"header lists {wl.size} wavelengths for {bands} bands; expected one per band")
-        units = h.get("wavelength units")
-        units = units.strip("{} ") if units else None
-        wavelengths = to_nm(wl, units, what=f"{hdr}: wavelengths")
-    fwhm = _floats(h, "fwhm", hdr)
-    if fwhm is not None:
-        if fwhm.size != bands:
-            raise in_file(hdr, f"header lists {fwhm.size} fwhm values for {bands} bands; expected one per band")
-        if wl is not None:
-            fwhm = wl_scale(wl, wavelengths) * fwhm  # fwhm shares the wavelength unit
-    bbl = _floats(h, "bbl", hdr)
-    if bbl is not None and bbl.size != bands:
-        raise in_file(hdr, f"header 'bbl' has {bbl.size} values for {bands} bands; expected one per band")
-    good = None if bbl is None else bbl != 0
-
-    factor = 1.0
-    if "reflectance scale factor" in h:
-        try:
-            factor = float(h["reflectance scale factor"].strip("{} "))
-        except ValueError:
-            raise in_file(hdr, "'reflectance scale factor' is not a number") from None
-        if not np.isfinite(factor) or factor == 0:
-            raise in_file(hdr, f"'reflectance scale factor' = {factor:g}; expected a finite non-zero number")
-    nodata = None
-    if "data ignore value" in h:
-        try:
-            nodata = float(h["data ignore value"].strip("{} "))
-        except ValueError:
-            raise in_file(hdr, "'data ignore value' is not a number") from None
-
+    names = _list(h["band names"]) if "band names" in h else None
+    wavelengths, fwhm, good = _spectral(h, hdr, bands, names)
+    gains, offsets, factor, units = _gains_offsets(h, hdr, bands)
+    nodata = _nodata(h, hdr)
     crs = transform = None
     if "map info" in h:
         transform, crs = parse_map_info(_list(h["map info"]), hdr)
@@ -344,53 +395,37 @@ def read(path: Path, **options) -> Scene:
         except Exception:  # noqa: BLE001 - keep the map info CRS, if any
             pass
 
-    try:
-        array = memmap_cube(data, dtype, (rows, cols, bands), interleave, offset)
-    except (OSError, ValueError) as exc:
-        raise in_file(data, f"cannot memory-map the data file ({exc})") from None
-    names = _list(h["band names"]) if "band names" in h else None
+    array = strided_cube(data, dtype, (rows, cols, bands), interleave, offset=offset, path=hdr)
     metadata = {"format": "envi", "interleave": interleave, "byte_order": byte_order,
                 "reflectance_scale_factor": factor}
     if names is not None and len(names) == bands:
         metadata["band_names"] = names
     if "description" in h:
         metadata["description"] = h["description"].strip("{} \n")
-    units = None
-    if "reflectance scale factor" in h:
-        units = "reflectance"
-    order = None
-    if wavelengths is not None and bands > 1 and np.any(np.diff(wavelengths) <= 0):
-        # Overlapping detectors (e.g. AVIRIS): present bands sorted by wavelength; duplicates
-        # are still refused by Scene.
-        order = np.argsort(wavelengths, kind="stable")
-        wavelengths = wavelengths[order]
-        fwhm = None if fwhm is None else fwhm[order]
-        good = None if good is None else good[order]
+    arr = arrange(wavelengths, overlap, path=hdr)
+    if arr.order is not None:
+        metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
+            f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"
         if "band_names" in metadata:
-            metadata["band_names"] = [metadata["band_names"][i] for i in order]
-        metadata["band_order"] = "sorted by wavelength"
-    source = ArraySource(array, scale=1.0 / factor, band_order=order)
-    source.dtype = np.dtype(DATA_TYPES[code])  # report int16, not >i2
-    return Scene(
+            metadata["band_names"] = arr.take(metadata["band_names"])
+    good_stored = good
+    source = RawSource(array, gain=gains, offset=offsets, order=arr.order, dtype=dtype.str[1:], path=data)
+    good = arr.take(good)
+    require_good_band(good, hdr)
+    return make_scene(
+        path,
         source,
-        wavelengths=wavelengths,
-        fwhm=fwhm,
+        wavelengths=arr.wavelengths,
+        fwhm=arr.take(fwhm),
         good_bands=good,
-        mask=lambda: stored_validity(array, nodata),
+        mask=lambda: stored_validity(array, nodata, good_stored),
         nodata=nodata,
         crs=crs,
         transform=transform,
         name=hdr.stem,
-        path=str(path),
         units=units,
         metadata=metadata,
     )
-
-
-def wl_scale(raw: np.ndarray, nm: np.ndarray) -> float:
-    """The factor that took ``raw`` wavelengths to ``nm`` (1, 1000, ...)."""
-    i = int(np.argmax(np.abs(raw)))
-    return float(nm[i] / raw[i]) if raw[i] != 0 else 1.0
 
 
 # -- writing --------------------------------------------------------------------------

@@ -3,9 +3,14 @@
 Wavelengths are looked for, in order, in: per-band tags ``wavelength`` (+ ``wavelength_units``),
 GDAL's ``IMAGERY`` domain ``CENTRAL_WAVELENGTH_UM``, dataset tags ``wavelength = {...}``
 (default or ``ENVI`` domain, as GDAL copies them from ENVI headers), and finally band
-descriptions holding a number with a unit (``"450.5 nm"``, ``"Band 3 (0.55 um)"``). FWHM is
-looked up the same way (``fwhm``, ``FWHM_UM``). The file's nodata value marks invalid
-pixels; band scales/offsets give physical values.
+descriptions holding a number with a unit (``"450.5 nm"``, ``"Band 3 (0.55 um)"``; the same
+parser as ENVI band names, `io.bands.wavelengths_from_labels`). FWHM is looked up the same
+way (``fwhm``, ``FWHM_UM``). The file's nodata value marks invalid pixels; band
+scales/offsets give physical values. Bad bands are the per-band ``bbl`` /
+``bad_band_multiplier`` tags (as EnMAP-Box writes them), else a dataset-level ``bbl`` list,
+plus every band that holds nothing but nodata (read as NaN, never as scaled nodata).
+Bands of overlapping detectors (VNIR then SWIR) are ordered by the ``overlap=`` policy of
+`io.bands`.
 
 Writing produces a float32, band-interleaved, deflate-compressed (tiled when large) GeoTIFF
 with NaN as nodata at invalid pixels, per-band descriptions and ``wavelength``/``fwhm``
@@ -14,7 +19,6 @@ tags, dataset-level ``wavelength``/``wavelength_units``/``fwhm`` lists, CRS and 
 
 from __future__ import annotations
 
-import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +29,14 @@ from ..atomic import atomic_file
 from ..errors import InputError, in_file
 from ..scene import Scene, pixel_validity
 from ..wavelengths import to_nm
-
-_NUM_UNIT = re.compile(
-    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(nm|nanomet\w*|um|µm|μm|micromet\w*|microns?)\b",
-    re.IGNORECASE,
+from .bands import (
+    arrange,
+    overlap_policy,
+    per_band,
+    require_good_band,
+    wavelengths_from_labels,
 )
+from .checks import make_scene, quiet_gdal, reading, refuse_complex, require_regular_file
 
 
 def _rasterio():
@@ -40,11 +47,12 @@ def _rasterio():
 
 @contextmanager
 def open_raster(path, mode: str = "r", **profile):
-    """``rasterio.open`` without the warning about files lacking georeferencing (allowed)."""
+    """``rasterio.open`` without the warning about files lacking georeferencing (allowed),
+    inside `quiet_gdal` (GDAL's messages never reach stderr on their own)."""
     rio = _rasterio()
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_gdal():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rio.open(path, mode, **profile) as ds:
             yield ds
@@ -53,36 +61,56 @@ def open_raster(path, mode: str = "r", **profile):
 class GeoTiffSource:
     """A lazily read ``(rows, cols, bands)`` cube over a raster file (a `CubeSource`).
 
-    Each `read` opens the file, reads one window of all bands and closes it again, so no
-    handle outlives a call. Stored values become physical ones as
-    ``stored * scale + offset`` per band (rasterio's scales/offsets, or the ones given).
+    Each `read` opens the file, reads one window of the bands asked for and closes it
+    again, so no handle outlives a call. Stored values become physical ones as
+    ``stored * scale + offset`` per band (rasterio's scales/offsets, or the ones given, one
+    per stored band). ``order`` (stored band indices) picks and orders the bands presented;
+    ``empty`` (bool per stored band) marks bands that hold only nodata: they read as NaN.
     """
 
-    def __init__(self, path: Path, *, scales=None, offsets=None):
+    def __init__(self, path: Path, *, scales=None, offsets=None, order=None, empty=None):
         self.path = Path(path)
-        with open_raster(self.path) as ds:
-            self.shape = (ds.height, ds.width, ds.count)
-            self.dtype = np.dtype(ds.dtypes[0])
+        with reading(self.path, "open as a raster"), open_raster(self.path) as ds:
+            stored = (ds.height, ds.width, ds.count)
+            dtypes = set(ds.dtypes)
             file_scales, file_offsets = ds.scales, ds.offsets
-        scales = file_scales if scales is None else scales
-        offsets = file_offsets if offsets is None else offsets
-        self.scales = np.asarray(scales, np.float32).reshape(-1)
-        self.offsets = np.asarray(offsets, np.float32).reshape(-1)
-        bands = self.shape[2]
-        if self.scales.size != bands or self.offsets.size != bands:
-            raise in_file(self.path, f"{self.scales.size} scales / {self.offsets.size} offsets for "
+        if len(dtypes) != 1:
+            raise in_file(self.path, f"bands have different data types ({', '.join(sorted(dtypes))}); "
+                                     "expected one type for the cube")
+        self.dtype = _numpy_dtype(dtypes.pop(), self.path)
+        if min(stored) < 1:
+            raise in_file(self.path, f"raster is {stored[0]} x {stored[1]} x {stored[2]} bands; expected >= 1 each")
+        bands = stored[2]
+        scales = np.asarray(file_scales if scales is None else scales, np.float64).reshape(-1)
+        offsets = np.asarray(file_offsets if offsets is None else offsets, np.float64).reshape(-1)
+        if scales.size != bands or offsets.size != bands:
+            raise in_file(self.path, f"{scales.size} scales / {offsets.size} offsets for "
                           f"{bands} bands; expected one per band")
+        if not (np.all(np.isfinite(scales)) and np.all(np.isfinite(offsets))):
+            raise in_file(self.path, "band scales/offsets hold a non-finite value; expected finite numbers")
+        if np.any(scales == 0):
+            raise in_file(self.path, f"band {int(np.argmin(scales != 0)) + 1} has scale 0; expected non-zero scales")
+        self.order = np.arange(bands) if order is None else np.asarray(order, np.intp)
+        self.scales = scales[self.order].astype(np.float32)
+        self.offsets = offsets[self.order].astype(np.float32)
+        empty = np.zeros(bands, bool) if empty is None else np.asarray(empty, bool)
+        self.empty = empty[self.order] if empty.any() else None
+        self.shape = (stored[0], stored[1], int(self.order.size))
         self._identity = bool(np.all(self.scales == 1) and np.all(self.offsets == 0))
 
-    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
-        """The stored values of a window, ``(r, c, bands)`` in the file's dtype."""
+    def read_stored(self, rows: slice, cols: slice, bands=None) -> np.ndarray:
+        """The stored values of a window, ``(r, c, bands)`` in the file's dtype.
+
+        ``bands``: stored band indices (default: the presented bands, in order).
+        """
         from rasterio.windows import Window
 
         r0, r1, _ = rows.indices(self.shape[0])
         c0, c1, _ = cols.indices(self.shape[1])
         win = Window(c0, r0, max(c1 - c0, 0), max(r1 - r0, 0))
-        with open_raster(self.path) as ds:
-            data = ds.read(window=win)
+        idx = self.order if bands is None else np.asarray(bands, np.intp)
+        with reading(self.path, "read the raster"), open_raster(self.path) as ds:
+            data = ds.read(indexes=[int(i) + 1 for i in idx], window=win)
         return np.moveaxis(data, 0, -1)
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
@@ -90,16 +118,68 @@ class GeoTiffSource:
         if not self._identity:
             out *= self.scales
             out += self.offsets
+        if self.empty is not None:
+            out[..., self.empty] = np.nan
         return out
 
-    def validity(self, nodata: float | None, block_rows: int = 256) -> np.ndarray:
-        """Valid pixels ``(rows, cols)`` judged on the stored values (see `pixel_validity`)."""
+    def validity(self, nodata: float | None, good=None, block_rows: int = 256) -> np.ndarray:
+        """Valid pixels ``(rows, cols)`` judged on the stored values (see `pixel_validity`) of
+        the good bands (``good``: bool per presented band; default all)."""
         rows, cols, _ = self.shape
+        use = self.order if good is None else self.order[np.asarray(good, bool)]
         out = np.empty((rows, cols), bool)
         for r0 in range(0, rows, block_rows):
-            blk = self.read_stored(slice(r0, r0 + block_rows), slice(0, cols)).astype(np.float32)
+            blk = self.read_stored(slice(r0, r0 + block_rows), slice(0, cols), use).astype(np.float32)
             out[r0 : r0 + block_rows] = pixel_validity(blk, nodata)
         return out
+
+
+def _numpy_dtype(name: str, path: Path) -> np.dtype:
+    if "complex" in name:
+        raise in_file(path, f"raster has complex type {name}; expected real numbers "
+                            "(convert to magnitude or take one part explicitly)")
+    try:
+        dt = np.dtype(name)
+    except TypeError:
+        raise in_file(path, f"raster data type {name} is not supported") from None
+    refuse_complex(dt, path, "raster")
+    return dt
+
+
+def empty_bands(path: Path, nodata: float | None, sample: int = 64, block_rows: int = 256,
+                full_limit: int = 1 << 24) -> np.ndarray | None:
+    """Bool per stored band: True where every pixel of the band is ``nodata`` (or NaN when
+    the nodata value is NaN), None when the file declares no nodata value.
+
+    A nearest-neighbour sample of at most ``sample`` x ``sample`` pixels per band picks the
+    candidates. Rasters up to ``full_limit`` pixels then read each candidate band whole (row
+    blocks, stopping at the first valid value); larger ones are judged on a denser 1024 x
+    1024 sample instead, so a huge sparse file never costs a full read here.
+    """
+    if nodata is None:
+        return None
+    from rasterio.enums import Resampling
+    from rasterio.windows import Window
+
+    def all_nodata(a):
+        return bool(np.all(np.isnan(a))) if np.isnan(nodata) else bool(np.all(a == nodata))
+
+    with reading(path, "read the raster"), open_raster(path) as ds:
+        h, w = ds.height, ds.width
+        small = ds.read(out_shape=(ds.count, min(h, sample), min(w, sample)), resampling=Resampling.nearest)
+        cand = np.array([all_nodata(small[b]) for b in range(ds.count)])
+        for b in np.flatnonzero(cand):
+            if h * w > full_limit:
+                dense = ds.read(int(b) + 1, out_shape=(min(h, 1024), min(w, 1024)),
+                                resampling=Resampling.nearest)
+                cand[b] = all_nodata(dense)
+                continue
+            for r0 in range(0, h, block_rows):
+                blk = ds.read(int(b) + 1, window=Window(0, r0, w, min(block_rows, h - r0)))
+                if not all_nodata(blk):
+                    cand[b] = False
+                    break
+    return cand
 
 
 def _braced(value: str) -> list[str]:
@@ -117,10 +197,19 @@ def _tag(tags: dict, *names: str) -> str | None:
     return None
 
 
+def _numbers(items, what: str, path: Path) -> np.ndarray:
+    try:
+        return np.array([float(x) for x in items], np.float64)
+    except (TypeError, ValueError):
+        raise in_file(path, f"{what} holds a non-numeric value; expected numbers") from None
+
+
 def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
-    """Band centres (``kind="wavelength"``) or widths (``kind="fwhm"``) in nm, or None.
+    """Band centres (``kind="wavelength"``) or widths (``kind="fwhm"``) in nm, stored
+    band order, or None.
 
     ``ds`` is an open rasterio dataset; see the module docstring for where they are found.
+    A dataset-level list with the wrong number of values is ignored with a warning.
     """
     bands = ds.count
     what = f"{path}: {kind}"
@@ -136,19 +225,14 @@ def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
         vals.append(v)
         units = units or _tag(t, "wavelength_units", "wavelength units", "units_wavelength")
     if vals:
-        try:
-            return to_nm([float(v) for v in vals], units, what=what)
-        except InputError:
-            raise
-        except ValueError:
-            raise in_file(path, f"band tag {kind!r} is not a number") from None
+        return to_nm(_numbers(vals, f"band tag {kind!r}", path), units, what=what)
     # 2. GDAL IMAGERY domain (micrometres)
     try:
         vals = [ds.tags(b, ns="IMAGERY").get(um_key) for b in range(1, bands + 1)]
     except Exception:  # noqa: BLE001 - old GDAL without the domain
         vals = [None]
     if all(v is not None for v in vals):
-        return to_nm([float(v) for v in vals], "um", what=what)
+        return to_nm(_numbers(vals, f"IMAGERY {um_key}", path), "um", what=what)
     # 3. dataset-level lists (default domain, then ENVI domain)
     for ns in (None, "ENVI"):
         try:
@@ -157,71 +241,101 @@ def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
             continue
         v = _tag(t, kind)
         if v is not None:
-            items = _braced(v)
-            if len(items) != bands:
-                raise in_file(path, f"metadata lists {len(items)} {kind} values for {bands} bands; "
-                              "expected one per band")
-            try:
-                nums = [float(x) for x in items]
-            except ValueError:
-                raise in_file(path, f"metadata {kind!r} holds a non-numeric value") from None
+            nums = per_band(_numbers(_braced(v), f"metadata {kind!r}", path), bands,
+                            f"{kind} values in the metadata", path)
+            if nums is None:
+                return None
             return to_nm(nums, _tag(t, "wavelength_units", "wavelength units"), what=what)
-    # 4. band descriptions: "450 nm", "Band 3 (0.55 um)"
+    # 4. band descriptions: "450 nm", "Band 3 (0.55 um)", "376.44 Nanometers"
     if kind == "wavelength":
-        desc = ds.descriptions
-        found = [_NUM_UNIT.search(d) if d else None for d in desc]
-        if bands and all(found):
-            nm = [to_nm([float(m.group(1))], m.group(2), what=what)[0] for m in found]
-            return np.asarray(nm, np.float64)
+        return wavelengths_from_labels(list(ds.descriptions), what=f"{path}: band descriptions")
+    return None
+
+
+def bad_band_flags(ds, path: Path) -> np.ndarray | None:
+    """Good bands (bool per stored band) from bad-band flags, or None when there are none.
+
+    Per-band tags ``bbl`` or ``bad_band_multiplier`` (0 = bad; EnMAP-Box writes them per
+    band, default or ENVI domain) take precedence over a dataset-level ``bbl = {...}`` list.
+    """
+    per = []
+    for b in range(1, ds.count + 1):
+        v = None
+        for ns in (None, "ENVI"):
+            try:
+                t = ds.tags(b) if ns is None else ds.tags(b, ns=ns)
+            except Exception:  # noqa: BLE001
+                continue
+            v = _tag(t, "bbl", "bad_band_multiplier")
+            if v is not None:
+                break
+        per.append(v)
+    if any(v is not None for v in per):
+        flags = _numbers(["1" if v is None else v for v in per], "band tag 'bbl'", path)
+        return flags != 0
+    for ns in (None, "ENVI"):
+        try:
+            t = ds.tags() if ns is None else ds.tags(ns=ns)
+        except Exception:  # noqa: BLE001
+            continue
+        v = _tag(t, "bbl")
+        if v is not None:
+            flags = per_band(_numbers(_braced(v), "metadata 'bbl'", path), ds.count,
+                             "bad-band flags (bbl)", path)
+            return None if flags is None else flags != 0
     return None
 
 
 def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
-         nodata: float | None = None, **options) -> Scene:
+         nodata: float | None = None, overlap: str = "sort", **options) -> Scene:
     """Read a GeoTIFF lazily into a `Scene` (``metadata["format"] = "geotiff"``).
 
-    ``scales``/``offsets`` (per band) override the file's; ``wavelengths``/``fwhm`` (nm)
-    and ``nodata`` override what the file says (the EnMAP reader uses these).
+    ``scales``/``offsets`` (per stored band) override the file's; ``wavelengths``/``fwhm``
+    (nm, stored band order) and ``nodata`` override what the file says (the EnMAP reader
+    uses these). Bands of overlapping detectors are ordered by ``overlap`` (`io.bands`).
+    Bad bands: the file's bad-band flags, plus every band that holds only nodata; such an
+    empty band reads as NaN (its nodata value is never scaled into data) and does not make
+    pixels invalid.
     """
-    from rasterio.errors import RasterioIOError
-
-    path = Path(path)
-    try:
-        source = GeoTiffSource(path, scales=scales, offsets=offsets)
-        with open_raster(path) as ds:
-            wl = wavelengths if wavelengths is not None else spectral_axis(ds, "wavelength", path)
-            fw = fwhm if fwhm is not None else spectral_axis(ds, "fwhm", path)
-            file_nodata = ds.nodata
-            crs = ds.crs.to_wkt() if ds.crs else None
-            transform = tuple(ds.transform)[:6]
-            has_geo = ds.crs is not None or not ds.transform.is_identity
-            descriptions = list(ds.descriptions)
-            tags = ds.tags()
-    except RasterioIOError as exc:
-        raise in_file(path, f"cannot open as a raster ({exc})") from None
+    overlap_policy(overlap)
+    path = require_regular_file(path)
+    with reading(path, "open as a raster"), open_raster(path) as ds:
+        wl = wavelengths if wavelengths is not None else spectral_axis(ds, "wavelength", path)
+        fw = fwhm if fwhm is not None else spectral_axis(ds, "fwhm", path)
+        file_nodata = ds.nodata
+        crs = ds.crs.to_wkt() if ds.crs else None
+        transform = tuple(ds.transform)[:6]
+        has_geo = ds.crs is not None or not ds.transform.is_identity
+        descriptions = list(ds.descriptions)
+        good = bad_band_flags(ds, path)
     nodata = file_nodata if nodata is None else nodata
-    good = None
-    bbl = _tag(tags, "bbl")
-    if bbl is not None:
-        try:
-            g = np.array([float(x) for x in _braced(bbl)]) != 0
-            good = g if g.size == source.shape[2] else None
-        except ValueError:
-            good = None
+    nodata = None if nodata is None else float(nodata)
+    arr = arrange(wl, overlap, path=path)
+    empty = empty_bands(path, nodata)
+    source = GeoTiffSource(path, scales=scales, offsets=offsets, order=arr.order, empty=empty)
+    stored_good = np.ones(len(descriptions), bool) if good is None else good
+    if empty is not None:
+        stored_good = stored_good & ~empty
+    good = arr.take(stored_good)
+    require_good_band(good, path)
     metadata = {"format": "geotiff"}
     if all(descriptions):
-        metadata["band_names"] = descriptions
-    return Scene(
+        metadata["band_names"] = arr.take(descriptions)
+    if empty is not None and empty.any():
+        metadata["empty_bands"] = [int(i) + 1 for i in np.flatnonzero(empty)]  # 1-based, stored
+    if arr.order is not None:
+        metadata["band_order"] = f"overlap={overlap_policy(overlap)!r}"
+    return make_scene(
+        path,
         source,
-        wavelengths=wl,
-        fwhm=fw,
+        wavelengths=arr.wavelengths,
+        fwhm=arr.take(fw),
         good_bands=good,
-        mask=lambda: source.validity(nodata),
-        nodata=None if nodata is None else float(nodata),
+        mask=lambda: source.validity(nodata, good),
+        nodata=nodata,
         crs=crs,
         transform=transform if has_geo else None,
         name=path.stem,
-        path=str(path),
         metadata=metadata,
     )
 
@@ -256,7 +370,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if scene.crs:
         try:
-            profile["crs"] = CRS.from_user_input(scene.crs)
+            with quiet_gdal():
+                profile["crs"] = CRS.from_user_input(scene.crs)
         except Exception as exc:  # noqa: BLE001
             raise InputError(f"{scene.path or 'scene'}: CRS is not usable ({exc})") from None
     if scene.transform is not None:

@@ -21,7 +21,13 @@ Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`
 from another file with `read_truth` instead.
 
 MATLAB v7.3 files are HDF5: they are read with h5py, and every array is transposed back
-(MATLAB writes column-major, so h5py sees the axes reversed).
+(MATLAB writes column-major, so h5py sees the axes reversed). Variables behind soft or
+external links, with external raw storage or virtual layouts are refused unless
+``allow_external=True`` (they can make the reader copy other files; see `io.hdf5`).
+
+Every value used is checked first: sizes (``nRow``, ``H``, ...) must be whole numbers >= 1,
+``maxValue`` a positive number, the cube numeric and real (complex data is refused, never
+silently made real).
 
 `write` produces the HySUPP layout (row-major pixels, see 1.) so HySUPP can load it, with
 ``wavelengths`` and ``mask`` added; invalid pixels are written as NaN in ``Y``.
@@ -32,66 +38,86 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, in_file
+from ..errors import InputError, ParameterError, in_file
 from ..scene import GroundTruth, Scene
 from ..wavelengths import to_nm
+from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
+from .hdf5 import HDF5_MAGIC
+from .matv5 import check_v5
 
 _HYSUPP_INTS = ("H", "W", "p", "L", "N")
 
 
 # -- loading --------------------------------------------------------------------------------
-def load_mat(path: str | Path) -> dict[str, Any]:
+def load_mat(path: str | Path, *, allow_external: bool = False) -> dict[str, Any]:
     """All variables of a ``.mat`` file (v4-v7 via scipy, v7.3 via h5py), MATLAB shapes."""
-    path = Path(path)
-    if not path.is_file():
-        raise in_file(path, "no such file")
+    path = require_regular_file(path)
     import scipy.io as sio
+    from scipy.io.matlab import MatReadError
 
+    with open(path, "rb") as fh:
+        head = fh.read(128)
+    if b"MATLAB 7.3" in head[:128] or head.startswith(HDF5_MAGIC):
+        return _load_v73(path, allow_external)
     try:
-        d = sio.loadmat(path)
+        with reading(path, "read the MATLAB file"):
+            major = sio.matlab.matfile_version(path)[0]
+    except (ValueError, TypeError, MatReadError, IndexError) as exc:
+        raise in_file(path, f"not a readable MATLAB file ({str(exc)[:160]}); expected a .mat file") from None
+    if major == 1:
+        check_v5(path)  # scipy's compiled parser trusts the sizes in the file: check them first
+    try:
+        with reading(path, "read the MATLAB file"):
+            d = sio.loadmat(path)
         return {k: v for k, v in d.items() if not k.startswith("__")}
-    except NotImplementedError:  # v7.3
-        return _load_v73(path)
-    except (ValueError, TypeError, OSError) as exc:
-        try:
-            return _load_v73(path)
-        except InputError:
-            raise in_file(path, f"not a readable MATLAB file ({exc}); expected a .mat file") from None
+    except NotImplementedError:  # v7.3 without the usual header text
+        return _load_v73(path, allow_external)
+    except InputError:
+        raise
+    except (ValueError, TypeError, MatReadError, UnicodeDecodeError, IndexError) as exc:
+        # scipy's parser meets a damaged file with whatever exception the broken byte causes
+        raise in_file(path, f"not a readable MATLAB file ({str(exc)[:160]}); expected a .mat file") from None
 
 
-def _load_v73(path: Path) -> dict[str, Any]:
-    import h5py
+def _load_v73(path: Path, allow_external: bool) -> dict[str, Any]:
+    from . import hdf5
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise in_file(path, f"not a MATLAB v7.3 (HDF5) file ({exc})") from None
+    f = hdf5.open_file(path, "a MATLAB .mat file (v4-v7.3)")
     out: dict[str, Any] = {}
-    with f:
-        for k, obj in f.items():
-            if k.startswith("#") or not isinstance(obj, h5py.Dataset):
+    with f, reading(path, "read the MATLAB v7.3 file", hdf5=True):
+        for k in f.keys():
+            if k.startswith("#"):
+                continue  # #refs#/#subsystem#: the targets of cells/structs, not variables
+            obj = hdf5.get(f, k, path, allow_external=allow_external)
+            if not isinstance(obj, h5py.Dataset):
                 continue
-            cls = obj.attrs.get("MATLAB_class", b"")
-            cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+            if not allow_external and (obj.is_virtual or obj.external):
+                hdf5.check_dataset(obj, obj.name, path)  # raises the refusal
+            cls = hdf5.text(hdf5.attr(obj, "MATLAB_class")) or ""
+            names = set(obj.dtype.names or ())
+            if names == {"real", "imag"}:
+                raw = hdf5.read_small(obj, path, limit=1 << 31)
+                out[k] = (raw["real"] + 1j * raw["imag"]).T  # refused when used as data
+                continue
             if obj.dtype.kind not in "biuf":
                 continue  # cells/structs (object references) are not needed here
-            arr = obj[()]
-            arr = np.asarray(arr).T  # MATLAB column-major -> MATLAB shape
+            arr = np.asarray(hdf5.read_small(obj, path, limit=1 << 31)).T  # column-major -> MATLAB shape
             if cls == "char":
-                out[k] = "".join(chr(c) for c in arr.ravel(order="F"))
+                out[k] = "".join(chr(int(c)) for c in arr.ravel(order="F") if 0 <= int(c) < 0x110000)
                 continue
             out[k] = arr
     return out
 
 
-def _int(d: dict, key: str) -> int | None:
+def _int(d: dict, key: str, path: Path | None = None, *, low: int = 1) -> int | None:
+    """A size read from the file (``nRow``, ``H``, ...): None when absent, else checked."""
     if key not in d:
         return None
-    v = np.asarray(d[key]).reshape(-1)
-    return int(v[0]) if v.size else None
+    return count(d[key], f"variable {key!r}", path or "MATLAB file", low=low)
 
 
 def _names(d: dict) -> list[str] | None:
@@ -185,9 +211,9 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
     ``order`` overrides the layout's pixel order of (bands, pixels) matrices.
     """
     meta: dict[str, Any] = {}
-    if "Y" in d and _int(d, "H") is not None and _int(d, "W") is not None:
-        y = np.asarray(d["Y"])
-        h, w = _int(d, "H"), _int(d, "W")
+    if "Y" in d and "H" in d and "W" in d:
+        y = _matrix(d, "Y", path)
+        h, w = _int(d, "H", path), _int(d, "W", path)
         if y.ndim != 2 or h * w not in y.shape:
             raise in_file(path, f"Y has shape {y.shape} but H*W = {h}*{w}; expected (L, {h * w})")
         if y.shape[1] != h * w:
@@ -195,29 +221,29 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
         order = order or "C"
         return y.T.reshape((h, w, y.shape[0]), order=order), "hysupp", order, meta
     for rk, ck, layout in (("nRow", "nCol", "zhu"), ("lines", "cols", "palsson")):
-        r, c = _int(d, rk), _int(d, ck)
-        if r is None or c is None:
+        if rk not in d or ck not in d:
             continue
+        r, c = _int(d, rk, path), _int(d, ck, path)
         key = "Y" if "Y" in d else ("V" if "V" in d else None)
         if key is None:
             raise in_file(path, f"has {rk}/{ck} but no Y or V matrix; expected Y (bands, pixels)")
-        y = np.asarray(d[key])
+        y = _matrix(d, key, path)
         if y.ndim != 2 or r * c not in y.shape:
             raise in_file(path, f"{key} has shape {y.shape} but {rk}*{ck} = {r}*{c}; expected (bands, {r * c})")
         if y.shape[1] != r * c:
             y = y.T
         order = order or "F"
         cube = y.T.reshape((r, c, y.shape[0]), order=order)
-        mv = _int(d, "maxValue") if "maxValue" in d else None
-        if mv:
-            meta["max_value"] = mv
+        if "maxValue" in d:
+            meta["max_value"] = number(d["maxValue"], "variable 'maxValue'", path, positive=True)
         return cube, layout, order, meta
     arrays = {k: v for k, v in d.items()
-              if isinstance(v, np.ndarray) and v.ndim == 3 and v.dtype.kind in "biuf"}
+              if isinstance(v, np.ndarray) and v.ndim == 3 and v.dtype.kind in "biufc"}
     if "Y" in arrays:
         arrays = {"Y": arrays["Y"]}
     if len(arrays) == 1:
         (k, v), = arrays.items()
+        refuse_complex(v.dtype, path, f"variable {k!r}")
         meta["variable"] = k
         return v, "cube", None, meta
     found = ", ".join(f"{k} {np.shape(v)}" for k, v in d.items() if isinstance(v, np.ndarray)) or "none"
@@ -225,8 +251,19 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
                         "nRow/nCol, lines/cols or H/W, or one 3-D (rows, cols, bands) array")
 
 
+def _matrix(d: dict, key: str, path: Path) -> np.ndarray:
+    """Variable ``key`` as a real numeric array; `InputError` for text, cells, complex."""
+    v = d[key]
+    if not isinstance(v, np.ndarray):
+        raise in_file(path, f"variable {key!r} is {type(v).__name__}; expected a numeric matrix")
+    refuse_complex(v.dtype, path, f"variable {key!r}")
+    if v.dtype.kind not in "biuf":
+        raise in_file(path, f"variable {key!r} has type {v.dtype}; expected a numeric matrix")
+    return v
+
+
 def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None = None,
-         scale_max_value: bool = True) -> Scene:
+         scale_max_value: bool = True, allow_external: bool = False) -> Scene:
     """Read a MATLAB benchmark scene (see the module docstring for the layouts).
 
     Parameters
@@ -235,13 +272,14 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
         ground truth inside the scene file.
     pixel_order : force "F" or "C" for (bands, pixels) matrices (default: by layout).
     scale_max_value : divide by ``maxValue`` when the file has it (Zhu's files).
+    allow_external : v7.3 only: follow links and external/virtual storage (refused by default).
 
     Returns a `Scene` with the cube in memory, float32 ``(rows, cols, bands)``.
     """
     path = Path(path)
-    d = load_mat(path)
     if pixel_order is not None and pixel_order not in ("C", "F"):
-        raise InputError(f"pixel_order={pixel_order!r}; expected 'C' or 'F'")
+        raise ParameterError("pixel_order", pixel_order, "expected 'C' or 'F'")
+    d = load_mat(path, allow_external=allow_external)
     cube, layout, order, meta = _cube_from(d, path, pixel_order)
     cube = np.asarray(cube, np.float32)
     if scale_max_value and meta.get("max_value"):
@@ -251,13 +289,13 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     wl = None
     for key in ("wavelengths", "wavelength", "wl"):
         if key in d:
-            wl = to_nm(np.asarray(d[key], np.float64).reshape(-1), what=f"{path}: {key}")
+            wl = to_nm(np.asarray(d[key]).reshape(-1), what=f"{path}: {key}")
             break
     mask = None
-    if "mask" in d and np.shape(d["mask"]) == (rows, cols):
+    if "mask" in d and np.shape(d["mask"]) == (rows, cols) and np.asarray(d["mask"]).dtype.kind in "biuf":
         mask = np.asarray(d["mask"]).astype(bool) & np.isfinite(cube).all(axis=-1)
-    scene = Scene(cube, wavelengths=wl, mask=mask, name=path.stem, path=str(path),
-                  metadata={"format": "matlab", "layout": layout, "pixel_order": order, **meta})
+    scene = make_scene(path, cube, wavelengths=wl, mask=mask, name=path.stem,
+                       metadata={"format": "matlab", "layout": layout, "pixel_order": order, **meta})
     if truth is not None:
         scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order))
     else:

@@ -18,6 +18,7 @@ scene has. The cube is streamed into the archive a block of rows at a time.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -27,81 +28,159 @@ from ..atomic import atomic_file
 from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity
 from ..wavelengths import to_nm
+from .checks import make_scene, reading, refuse_complex, require_regular_file
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
                  "endmembers", "abundances", "endmember_names", "wavelength_units")
 
 
+def _check_array_dtype(dtype: np.dtype, path: Path, what: str) -> None:
+    refuse_complex(dtype, path, what)
+    if not (np.issubdtype(dtype, np.number) or dtype.kind == "b"):
+        raise in_file(path, f"{what} dtype {dtype} is not numeric; expected a numeric (rows, cols, bands) cube")
+
+
+_HEADER_ERRORS = (ValueError, SyntaxError, EOFError, TypeError, KeyError, UnicodeDecodeError,
+                  RecursionError, MemoryError, tokenize.TokenError)
+
+
+def _read_header(fh, path: Path, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, header length)`` of the .npy stream ``fh``, checked.
+
+    numpy parses the header text as a Python literal; a damaged one raises whatever the
+    tokenizer meets, so every such failure becomes `InputError`. Object dtypes (pickle) are
+    refused.
+    """
+    try:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # 3.0: 2.0's layout
+        shape, _fortran, dtype = read_header(fh)
+    except _HEADER_ERRORS as exc:
+        raise in_file(path, f"{what} has a bad .npy header ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise in_file(path, f"{what} header has shape {shape!r}; expected non-negative integers")
+    if dtype.hasobject:
+        raise in_file(path, f"{what} holds Python objects (needs pickle); expected plain numeric arrays")
+    return shape, dtype, fh.tell()
+
+
 def _read_npy(path: Path) -> Scene:
+    with open(path, "rb") as fh:
+        shape, dtype, header_len = _read_header(fh, path, "array")
+    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = path.stat().st_size - header_len
+    if claimed > held:
+        raise in_file(path, f"header claims shape {shape} ({claimed} bytes) but the file holds {held} "
+                            "bytes of data; the file is truncated or damaged")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise in_file(path, f"cannot read as a .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise in_file(path, f"cannot read as a .npy array ({str(exc)[:160]})") from None
     if arr.ndim != 3:
         raise in_file(path, f"array has shape {arr.shape}; expected a (rows, cols, bands) cube")
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise in_file(path, f"array dtype {arr.dtype} is not numeric")
-    return Scene(ArraySource(arr), name=path.stem, path=str(path), metadata={"format": "numpy"})
+    _check_array_dtype(arr.dtype, path, "array")
+    return make_scene(path, ArraySource(arr), name=path.stem, metadata={"format": "numpy"})
+
+
+def _member_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{key: (shape, dtype)}`` of every ``.npy`` member, read from the headers alone.
+
+    Refuses a member whose header claims more bytes than the member holds (a 4 TB claim in
+    a small file would otherwise be allocated before anything notices).
+    """
+    out = {}
+    with reading(path, "read the .npz archive"), zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[:-4]
+            with zf.open(info) as fh:
+                shape, dtype, header_len = _read_header(fh, path, f"member {info.filename!r}")
+            claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            held = info.file_size - header_len
+            if claimed > held:
+                raise in_file(path, f"member {info.filename!r} claims shape {shape} ({claimed} bytes) "
+                                    f"but holds {held} bytes; the archive is damaged")
+            out[key] = (tuple(shape), dtype)
+    return out
+
+
+def _numbers(extra: dict, key: str, path: Path, ndim: int | None = None):
+    """An optional numeric member, checked (None when absent)."""
+    if key not in extra:
+        return None
+    v = np.asarray(extra[key])
+    if v.dtype.kind not in "biuf":
+        raise in_file(path, f"'{key}' has type {v.dtype}; expected numbers")
+    if ndim is not None and v.ndim != ndim:
+        raise in_file(path, f"'{key}' has shape {v.shape}; expected {ndim} dimension(s)")
+    return v
 
 
 def _read_npz(path: Path) -> Scene:
+    headers = _member_headers(path)
+    keys = list(headers)
+    if "cube" in keys:
+        key = "cube"
+    elif len(keys) == 1:
+        key = keys[0]
+    else:
+        raise in_file(path, f"no 'cube' array among {keys}; expected key 'cube' (rows, cols, bands)")
+    shape, dtype = headers[key]
+    if len(shape) != 3:
+        raise in_file(path, f"'{key}' has shape {shape}; expected (rows, cols, bands)")
+    _check_array_dtype(dtype, path, f"'{key}'")
     try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise in_file(path, f"cannot read as a .npz archive ({exc})") from None
-    with z:
-        keys = list(z.files)
-        if "cube" in keys:
-            key = "cube"
-        elif len(keys) == 1:
-            key = keys[0]
-        else:
-            raise in_file(path, f"no 'cube' array among {keys}; expected key 'cube' (rows, cols, bands)")
-        try:
+        with reading(path, "read the .npz archive"), np.load(path, allow_pickle=False) as z:
             cube = z[key]
             extra = {k: z[k] for k in OPTIONAL_KEYS if k in keys}
-        except ValueError as exc:  # object arrays need pickle: refuse
-            raise in_file(path, f"cannot load arrays ({exc}); expected plain numeric/string arrays") from None
-    if cube.ndim != 3:
-        raise in_file(path, f"'{key}' has shape {cube.shape}; expected (rows, cols, bands)")
-    if not np.issubdtype(cube.dtype, np.number):
-        raise in_file(path, f"'{key}' dtype {cube.dtype} is not numeric")
+    except ValueError as exc:  # object arrays need pickle: refuse
+        raise in_file(path, f"cannot load arrays ({str(exc)[:160]}); expected plain numeric/string arrays") from None
     rows, cols, bands = cube.shape
     what = f"{path}: "
     wl = None
     if "wavelengths" in extra:
         units = str(extra["wavelength_units"]) if "wavelength_units" in extra else None
         wl = to_nm(extra["wavelengths"], units, what=what + "wavelengths")
-    computed = pixel_validity(np.asarray(cube, np.float32))
+    computed = pixel_validity(np.asarray(cube, np.float32)) if cube.size else None
     mask = computed
-    if "mask" in extra:
-        m = np.asarray(extra["mask"])
+    m = _numbers(extra, "mask", path)
+    if m is not None:
         if m.shape != (rows, cols):
             raise in_file(path, f"'mask' has shape {m.shape}; expected ({rows}, {cols}) bool, True = valid")
         mask = m.astype(bool) & computed
     crs = None
     if "crs" in extra:
-        crs = str(extra["crs"]) or None
+        c = np.asarray(extra["crs"])
+        if c.dtype.kind not in "US" or c.size != 1:
+            raise in_file(path, "'crs' is not one string; expected WKT or 'EPSG:n'")
+        crs = str(c.reshape(-1)[0]) or None
     transform = None
-    if "transform" in extra:
-        t = np.asarray(extra["transform"], np.float64).reshape(-1)
-        if t.size not in (6, 9):
-            raise in_file(path, f"'transform' has {t.size} values; expected 6 (a, b, c, d, e, f)")
+    t = _numbers(extra, "transform", path)
+    if t is not None:
+        t = t.astype(np.float64).reshape(-1)
+        if t.size not in (6, 9) or not np.all(np.isfinite(t[:6])):
+            raise in_file(path, f"'transform' has {t.size} values; expected 6 finite numbers (a, b, c, d, e, f)")
         transform = tuple(t[:6])
+    fwhm = _numbers(extra, "fwhm", path)
+    good = _numbers(extra, "good_bands", path)
     truth = None
     if "endmembers" in extra or "abundances" in extra:
-        names = [str(n) for n in extra["endmember_names"]] if "endmember_names" in extra else None
-        truth = GroundTruth(extra.get("endmembers"), extra.get("abundances"), names, str(path))
-    scene = Scene(
+        names = [str(n) for n in np.asarray(extra["endmember_names"]).reshape(-1)] \
+            if "endmember_names" in extra else None
+        truth = GroundTruth(_numbers(extra, "endmembers", path), _numbers(extra, "abundances", path),
+                            names, str(path))
+    scene = make_scene(
+        path,
         cube,
         wavelengths=None if wl is None else wl,
-        fwhm=extra.get("fwhm"),
-        good_bands=extra.get("good_bands"),
+        fwhm=fwhm,
+        good_bands=good,
         mask=mask,
         crs=crs,
         transform=transform,
         name=path.stem,
-        path=str(path),
         metadata={"format": "numpy"},
     )
     if truth is not None:
@@ -110,8 +189,12 @@ def _read_npz(path: Path) -> Scene:
 
 
 def read(path: Path, **options) -> Scene:
-    """Read ``.npy`` (memory-mapped) or ``.npz`` into a `Scene` (``metadata["format"] = "numpy"``)."""
-    path = Path(path)
+    """Read ``.npy`` (memory-mapped) or ``.npz`` into a `Scene` (``metadata["format"] = "numpy"``).
+
+    Every member is checked before it is loaded: its header's size against the bytes it
+    holds, its type (numeric and real: complex data is refused, not made real).
+    """
+    path = require_regular_file(path)
     with open(path, "rb") as f:
         head = f.read(6)
     if head.startswith(b"\x93NUMPY"):

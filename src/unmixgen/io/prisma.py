@@ -23,15 +23,12 @@ such as prismaread and the EnMAP-Box importers):
   latitude/longitude arrays in ``Geolocation Fields``; their ``crs`` stays None (the
   geolocation arrays are not a regular grid; ``metadata["geolocation"]`` says where they are).
 
-VNIR/SWIR overlap (about 920-1010 nm: both spectrometers measure there). ``overlap=``:
-
-- ``"swir"`` (default): keep the SWIR bands in the overlap and drop the VNIR bands at or
-  above the shortest SWIR wavelength. The silicon VNIR detector's response falls off
-  towards 1 um, so its last bands are the noisiest; the SWIR detector is well inside its
-  range there. This matches common practice (e.g. joining with SWIR priority).
-- ``"vnir"``: keep the VNIR bands, drop the SWIR bands at or below the longest VNIR one.
-- ``"both"``: keep every band, sorted by wavelength (exact duplicates are an error, since
-  wavelengths must be strictly increasing).
+VNIR/SWIR overlap (about 920-1010 nm: both spectrometers measure there): ``overlap=`` is
+the policy every reader shares (`io.bands`): ``"sort"`` (default) keeps every band sorted
+by wavelength; ``"long"`` (alias ``"swir"``) keeps the SWIR bands there and drops the VNIR
+bands at or above the shortest SWIR wavelength (the silicon VNIR detector's response
+falls off towards 1 um, so its last bands are the noisiest); ``"short"`` (alias
+``"vnir"``) keeps the VNIR bands and drops the SWIR bands at or below the longest VNIR one.
 
 The cube is never read by `read`: the scene's source (`PrismaSource`) reads the
 hyperslab ``[rows, :, cols]`` of both cubes per request, in row blocks, and converts
@@ -50,12 +47,16 @@ Invalid pixels (``scene.mask`` is a callable, evaluated on first use, see `_Pris
   band) do not discard a pixel; the matrices are read in row blocks (uint8, half the cube's
   bytes) so memory stays bounded. ``flagged_fraction=None`` ignores the error matrices.
 
-Georeferencing of L2D: the corner attributes are taken as the outer *edges* of the grid
-(pixel corners, ``corners="edge"``, as prismaread does), so the pixel size is
-``(max easting - min easting) / cols`` and ``(max northing - min northing) / rows``;
-``corners="center"`` treats them as the centres of the corner pixels (``n - 1`` intervals,
-the transform is shifted by half a pixel). The transform follows rasterio: it maps pixel
-corners, x = a*col + c, y = e*row + f with e < 0 (north up).
+Georeferencing of L2D: the corner attributes are the *centres* of the corner pixels and
+the grid has 30 m pixels, as prismaread (``pr_setext_L2D``) and the EnMAP-Box PRISMA
+importer read them: the grid's left edge is ``min easting - 15`` and its bottom edge
+``min northing - 15``; the top edge is ``bottom + 30 * rows``. The transform follows
+rasterio: it maps pixel corners, x = a*col + c, y = e*row + f with e < 0 (north up).
+
+Security: the cubes and error matrices must be datasets stored in the file itself; soft
+and external links, external raw storage and virtual datasets are refused unless
+``allow_external=True`` (see `io.hdf5`). Every attribute used is checked (a number, finite;
+scale factors non-zero) before use.
 """
 
 from __future__ import annotations
@@ -66,40 +67,42 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import in_file
+from ..errors import check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
+from . import hdf5
+from .bands import arrange, overlap_policy
+from .checks import count, make_scene, number, reading
 
 LEVELS = ("L1", "L2B", "L2C", "L2D")
-OVERLAP_POLICIES = ("swir", "vnir", "both")
 _BLOCK_BYTES = 8 << 20  # target size of one row block of a uint16 cube read
 _THREADS = min(4, os.cpu_count() or 1)  # conversion threads for large reads
 
 
+L2D_PIXEL_M = 30.0  # PRISMA's hyperspectral ground sampling distance
+
+
 def _attr(f: h5py.File, name: str, default=None):
-    if name not in f.attrs:
-        return default
-    v = f.attrs[name]
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v
+    v = hdf5.attr(f, name)
+    return default if v is None else v
 
 
-def _scalar(f: h5py.File, name: str, path: Path) -> float:
+def _scalar(f: h5py.File, name: str, path: Path, **checks) -> float:
     v = _attr(f, name)
     if v is None:
         raise in_file(path, f"attribute {name!r} missing; a PRISMA product has it at the root")
-    return float(np.asarray(v).reshape(-1)[0])
+    return number(v, f"attribute {name!r}", path, **checks)
 
 
-def _find_swath(f: h5py.File, path: Path, source: str) -> tuple[str, str]:
+def _find_swath(f: h5py.File, path: Path, source: str, allow_external: bool) -> tuple[str, str]:
     """The swath group holding the hyperspectral cubes and the processing level."""
-    swaths = f.get("HDFEOS/SWATHS")
+    swaths = hdf5.get(f, "HDFEOS/SWATHS", path, allow_external=allow_external, required=False)
     names = list(swaths.keys()) if isinstance(swaths, h5py.Group) else []
     for level in LEVELS:
         name = f"PRS_{level}_{source}"
         if name in names:
-            fields = swaths[name].get("Data Fields")
+            fields = hdf5.get(swaths, f"{name}/Data Fields", path, allow_external=allow_external,
+                              required=False)
             if isinstance(fields, h5py.Group) and ("VNIR_Cube" in fields or "SWIR_Cube" in fields):
                 return f"HDFEOS/SWATHS/{name}", level
     raise in_file(
@@ -157,7 +160,7 @@ class PrismaSource:
         out = np.empty((nr, nc, self.shape[2]), np.float32)
         if nr == 0 or nc == 0:
             return out
-        with h5py.File(self.path, "r") as f:
+        with reading(self.path, "read the PRISMA cube", hdf5=True), h5py.File(self.path, "r") as f:
             blocks = []
             for part in self.parts:
                 nb = f[part.name].shape[1]
@@ -218,7 +221,7 @@ class _PrismaMask:
     def __call__(self) -> np.ndarray:
         rows, cols = self.shape
         valid = np.ones((rows, cols), bool)
-        with h5py.File(self.path, "r") as f:
+        with reading(self.path, "read the PRISMA cube", hdf5=True), h5py.File(self.path, "r") as f:
             self._zero_dn(f, valid)
             if self.flagged_fraction is not None:
                 self._flags(f, valid)
@@ -281,42 +284,74 @@ def _band_table(f: h5py.File, cube: str, nb: int, path: Path) -> tuple[np.ndarra
     cw = _attr(f, f"List_Cw_{cube}")
     if cw is None:
         raise in_file(path, f"attribute List_Cw_{cube} missing; expected the PRISMA band-centre list")
-    cw = to_nm(np.asarray(cw, np.float64).reshape(-1), "nm", what=f"{path}: List_Cw_{cube}")
+    cw = np.asarray(cw).reshape(-1)
+    if cw.dtype.kind not in "iuf":
+        raise in_file(path, f"attribute List_Cw_{cube} has type {cw.dtype}; expected numbers (nm)")
+    cw = to_nm(cw.astype(np.float64), "nm", what=f"{path}: List_Cw_{cube}")
     if cw.size != nb:
         raise in_file(path, f"List_Cw_{cube} has {cw.size} values but the {cube.upper()} cube has {nb} bands")
     use = np.isfinite(cw) & (cw > 0)
     flags = _attr(f, f"List_Cw_{cube}_Flags")
     if flags is not None:
         flags = np.asarray(flags).reshape(-1)
-        if flags.size == nb:
+        if flags.size == nb and flags.dtype.kind in "biuf":
             use &= flags != 0
     fw = _attr(f, f"List_Fwhm_{cube}")
-    fw = None if fw is None else np.asarray(fw, np.float64).reshape(-1)
-    if fw is not None and fw.size != nb:
+    fw = None if fw is None else np.asarray(fw).reshape(-1)
+    if fw is not None and (fw.size != nb or fw.dtype.kind not in "iuf"):
         fw = None
     slots = np.flatnonzero(use)
-    return slots, cw[slots], (None if fw is None else fw[slots])
+    return slots, cw[slots], (None if fw is None else fw[slots].astype(np.float64))
+
+
+def _scaling(f: h5py.File, cube: str, level: str, path: Path) -> tuple[float, float]:
+    """(scale, offset) so that value = DN * scale + offset."""
+    if level == "L1":
+        factor = _scalar(f, f"ScaleFactor_{cube}", path, nonzero=True)
+        off = _attr(f, f"Offset_{cube}")
+        offset = 0.0 if off is None else number(
+            off, f"attribute 'Offset_{cube}'", path)
+        return 1.0 / factor, -offset
+    lo = _scalar(f, f"L2Scale{cube}Min", path)
+    hi = _scalar(f, f"L2Scale{cube}Max", path)
+    if hi == lo:
+        raise in_file(path, f"L2Scale{cube}Min = L2Scale{cube}Max = {lo:g}; expected a range")
+    return (hi - lo) / 65535.0, lo
+
+
+def _parts(tables: dict, order: np.ndarray) -> list[_CubePart]:
+    """The cube parts that fill the output bands: ``order`` indexes the concatenation of the
+    cubes' usable slots (VNIR first), output band k takes entry ``order[k]``."""
+    parts, start = [], 0
+    for name, slots, _wl, _fw, scale, offset in tables.values():
+        stop = start + slots.size
+        dst = np.flatnonzero((order >= start) & (order < stop))
+        if dst.size:
+            parts.append(_CubePart(name, slots[order[dst] - start], dst, scale, offset))
+        start = stop
+    return parts
 
 
 def read(
     path: Path,
     *,
-    overlap: str = "swir",
+    overlap: str = "sort",
     flagged_fraction: float | None = 0.5,
-    corners: str = "edge",
     source: str = "HCO",
+    allow_external: bool = False,
 ) -> Scene:
     """Read a PRISMA HE5 product lazily.
 
     Parameters
     ----------
     path : the ``.he5`` file.
-    overlap : "swir" (default), "vnir" or "both": which bands to keep where VNIR and SWIR
-        overlap (see the module docstring).
+    overlap : "sort" (default), "short"/"vnir" or "long"/"swir": which bands to keep where
+        VNIR and SWIR overlap (see the module docstring and `io.bands`).
     flagged_fraction : a pixel flagged in more than this fraction of its bands by the
         error matrices is invalid; None ignores the error matrices.
-    corners : "edge" (default) or "center": what the L2D corner coordinates denote.
     source : swath cube type, "HCO" (coregistered cube, default) or "HRC" (L1 only).
+    allow_external : follow soft/external links and read external or virtual datasets
+        (refused by default: they can read other files).
 
     Returns
     -------
@@ -324,117 +359,86 @@ def read(
     (L1 in W/(m2 sr um), L2B), bands in increasing wavelength order.
     """
     path = Path(path)
-    if overlap not in OVERLAP_POLICIES:
-        raise in_file(path, f"overlap policy {overlap!r} unknown; expected one of {', '.join(OVERLAP_POLICIES)}")
-    if corners not in ("edge", "center"):
-        raise in_file(path, f"corners={corners!r}; expected 'edge' or 'center'")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise in_file(path, f"cannot be opened as HDF5 ({exc}); expected a PRISMA .he5 product") from None
-    with f:
-        swath, level = _find_swath(f, path, source.upper())
-        fields = f[f"{swath}/Data Fields"]
+    overlap_policy(overlap)
+    if flagged_fraction is not None:
+        check_range("flagged_fraction", flagged_fraction, low=0, high=1)
+    f = hdf5.open_file(path, "a PRISMA .he5 product")
+    with f, reading(path, "read the PRISMA product", hdf5=True):
+        swath, level = _find_swath(f, path, str(source).upper(), allow_external)
+        fields = hdf5.get(f, f"{swath}/Data Fields", path, allow_external=allow_external)
         tables = {}
         shape2 = None
         for cube in ("Vnir", "Swir"):
             name = f"{cube.upper()}_Cube"
-            if name not in fields:
+            if hdf5.link_kind(fields, name) is None:
                 continue
-            ds = fields[name]
-            if ds.ndim != 3:
-                raise in_file(path, f"{swath}/Data Fields/{name} has shape {ds.shape}; expected (rows, bands, cols)")
+            ds = hdf5.dataset(fields, name, path, allow_external=allow_external, ndim=3)
             if shape2 is None:
                 shape2 = (ds.shape[0], ds.shape[2])
             elif (ds.shape[0], ds.shape[2]) != shape2:
                 raise in_file(path, f"VNIR and SWIR cubes differ in size: {shape2} vs {(ds.shape[0], ds.shape[2])}")
             slots, wl, fw = _band_table(f, cube, ds.shape[1], path)
-            if level == "L1":
-                scale = 1.0 / _scalar(f, f"ScaleFactor_{cube}", path)
-                offset = -float(np.asarray(_attr(f, f"Offset_{cube}", 0.0)).reshape(-1)[0])
-            else:
-                lo = _scalar(f, f"L2Scale{cube}Min", path)
-                hi = _scalar(f, f"L2Scale{cube}Max", path)
-                scale, offset = (hi - lo) / 65535.0, lo
+            scale, offset = _scaling(f, cube, level, path)
             tables[cube] = (f"{swath}/Data Fields/{name}", slots, wl, fw, scale, offset)
 
-        # -- overlap policy --------------------------------------------------------------
-        if "Vnir" in tables and "Swir" in tables:
-            v, s = tables["Vnir"], tables["Swir"]
-            if overlap == "swir" and s[2].size:
-                keep = v[2] < s[2].min()
-                tables["Vnir"] = (v[0], v[1][keep], v[2][keep], None if v[3] is None else v[3][keep], *v[4:])
-            elif overlap == "vnir" and v[2].size:
-                keep = s[2] > v[2].max()
-                tables["Swir"] = (s[0], s[1][keep], s[2][keep], None if s[3] is None else s[3][keep], *s[4:])
         wl_all = np.concatenate([t[2] for t in tables.values()])
         if wl_all.size == 0:
             raise in_file(path, "no band has a wavelength (all List_Cw_* slots are 0); expected a PRISMA product")
-        order = np.argsort(wl_all, kind="stable")
-        wl_sorted = wl_all[order]
-        dup = np.flatnonzero(np.diff(wl_sorted) <= 0)
-        if dup.size:
-            raise in_file(path, f"two bands at {wl_sorted[dup[0]]:g} nm with overlap='{overlap}'; "
-                                "use overlap='swir' or 'vnir'")
-        pos = np.empty_like(order)
-        pos[order] = np.arange(order.size)
-        parts, fwhm, k = [], [], 0
+        detector = np.concatenate([np.full(t[1].size, i) for i, t in enumerate(tables.values())])
+        arr = arrange(wl_all, overlap, detectors=detector, path=path)
+        order = np.arange(wl_all.size) if arr.order is None else arr.order
+        parts = _parts(tables, order)
         fw_ok = all(t[3] is not None for t in tables.values())
-        for name, slots, _wl, fw, scale, offset in tables.values():
-            dst = pos[k : k + slots.size]
-            k += slots.size
-            srt = np.argsort(dst)
-            if slots.size:
-                parts.append(_CubePart(name, slots[srt], dst[srt], scale, offset))
-            if fw_ok:
-                fwhm.append(fw)
-        fwhm_sorted = np.concatenate(fwhm)[order] if fw_ok else None
+        fwhm = np.concatenate([t[3] for t in tables.values()])[order] if fw_ok else None
 
         err_kind = "PIXEL_SAT_ERR_MATRIX" if level == "L1" else "PIXEL_L2_ERR_MATRIX"
-        errs = [f"{swath}/Data Fields/{c.upper()}_{err_kind}" for c in tables
-                if f"{c.upper()}_{err_kind}" in fields]
+        errs = []
+        for c, t in tables.items():
+            e = hdf5.dataset(fields, f"{c.upper()}_{err_kind}", path, allow_external=allow_external,
+                             required=False)
+            if e is not None and e.shape == f[t[0]].shape:
+                errs.append(e.name)
 
         crs = transform = None
-        metadata = {"format": "prisma", "level": level, "overlap": overlap,
-                    "product_id": _attr(f, "Product_ID")}
+        metadata = {"format": "prisma", "level": level, "overlap": overlap_policy(overlap),
+                    "product_id": hdf5.text(_attr(f, "Product_ID"))}
         if level == "L2D":
-            crs, transform = _l2d_geo(f, path, shape2, corners)
+            crs, transform = _l2d_geo(f, path, shape2)
         else:
             metadata["geolocation"] = f"{swath}/Geolocation Fields (latitude/longitude arrays)"
 
     rows, cols = shape2
-    src = PrismaSource(path, parts, (rows, cols, int(wl_sorted.size)))
+    src = PrismaSource(path, parts, (rows, cols, int(order.size)))
     mask = _PrismaMask(path, [t[0] for t in tables.values()], errs, (rows, cols), flagged_fraction)
-    return Scene(
+    return make_scene(
+        path,
         src,
-        wavelengths=wl_sorted,
-        fwhm=fwhm_sorted,
+        wavelengths=wl_all[order],
+        fwhm=fwhm,
         mask=mask,
         crs=crs,
         transform=transform,
         name=path.stem,
-        path=str(path),
         units="radiance" if level in ("L1", "L2B") else "reflectance",
         metadata=metadata,
     )
 
 
-def _l2d_geo(f: h5py.File, path: Path, shape2, corners: str):
+def _l2d_geo(f: h5py.File, path: Path, shape2):
+    """(``"EPSG:n"``, transform) of an L2D grid; corners are pixel centres, pixels 30 m."""
     epsg = _attr(f, "Epsg_Code")
     keys = [f"Product_{c}corner_{a}" for c in ("UL", "UR", "LL", "LR") for a in ("easting", "northing")]
     vals = {k: _attr(f, k) for k in keys}
     if epsg is None or vals["Product_ULcorner_easting"] is None or vals["Product_LRcorner_easting"] is None:
         return None, None
-    east = [float(np.asarray(v).reshape(-1)[0]) for k, v in vals.items() if v is not None and k.endswith("easting")]
-    north = [float(np.asarray(v).reshape(-1)[0]) for k, v in vals.items() if v is not None and k.endswith("northing")]
-    rows, cols = shape2
-    x0, x1, y0, y1 = min(east), max(east), min(north), max(north)
-    if corners == "edge":
-        px, py = (x1 - x0) / cols, (y1 - y0) / rows
-        left, top = x0, y1
-    else:
-        px = (x1 - x0) / max(cols - 1, 1)
-        py = (y1 - y0) / max(rows - 1, 1)
-        left, top = x0 - px / 2, y1 + py / 2
-    crs = f"EPSG:{int(np.asarray(epsg).reshape(-1)[0])}"
-    return crs, (px, 0.0, left, 0.0, -py, top)
+    code = count(epsg, "attribute 'Epsg_Code'",
+                 path, low=1024, high=999999)
+    east = [number(v, f"attribute {k!r}", path)
+            for k, v in vals.items() if v is not None and k.endswith("easting")]
+    north = [number(v, f"attribute {k!r}", path)
+             for k, v in vals.items() if v is not None and k.endswith("northing")]
+    rows, _cols = shape2
+    half = L2D_PIXEL_M / 2
+    left, bottom = min(east) - half, min(north) - half
+    top = bottom + L2D_PIXEL_M * rows
+    return f"EPSG:{code}", (L2D_PIXEL_M, 0.0, left, 0.0, -L2D_PIXEL_M, top)

@@ -1,0 +1,189 @@
+"""Per-band metadata shared by every reader: the detector-overlap policy, band labels as
+wavelengths, and per-band lists that do not match the band count.
+
+Detector overlap
+----------------
+Instruments with two or more spectrometers (EnMAP and PRISMA: VNIR + SWIR; AVIRIS
+classic: four) measure a short stretch of the spectrum twice. Files store the bands
+detector by detector, so the wavelengths step back where the next detector starts
+(EnMAP: ~993 nm, then ~902 nm). Every reader hands its stored wavelengths to `arrange`,
+which returns the band order to present, always strictly increasing. ``overlap=`` selects
+what happens where detectors overlap; the same values are accepted by every reader:
+
+``"sort"`` (default)
+    Keep every band, sorted by wavelength. Two bands at exactly the same wavelength
+    cannot be sorted apart: that is an `InputError` asking for one of the others.
+``"short"`` (alias ``"vnir"``)
+    In each overlap keep the bands of the detector that covers the shorter wavelengths
+    and drop the other detector's bands at or below its last wavelength.
+``"long"`` (alias ``"swir"``)
+    Keep the bands of the detector that covers the longer wavelengths; drop the other
+    detector's bands at or above its first wavelength. (Silicon VNIR detectors lose
+    sensitivity towards 1 um, so their last bands are usually the noisier ones.)
+
+Detectors are told apart by the readers that know them (PRISMA stores VNIR and SWIR in
+separate cubes); otherwise each run of increasing wavelengths in file order is one
+detector. A file whose wavelengths already increase is returned as it is (no reordering,
+nothing dropped), whatever the policy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, ParameterError, in_file
+from ..wavelengths import to_nm
+
+OVERLAP_POLICIES = ("sort", "short", "long")
+_ALIASES = {"vnir": "short", "swir": "long", "both": "sort"}
+
+# "450.5 nm", "Band 3 (0.55 um)", "376.44 Nanometers", "2.1 micrometers"
+_NUM_UNIT = re.compile(
+    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(nm|nanomet\w*|um|µm|μm|micromet\w*|microns?)\b",
+    re.IGNORECASE,
+)
+
+
+def overlap_policy(overlap: str) -> str:
+    """The canonical name of an overlap policy; `ParameterError` for an unknown one."""
+    key = str(overlap).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in OVERLAP_POLICIES:
+        raise ParameterError("overlap", overlap, "expected 'sort', 'short' (or 'vnir') or 'long' (or 'swir')")
+    return key
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """What `arrange` decided: ``order`` indexes the stored bands (None = keep as stored)."""
+
+    order: np.ndarray | None
+    wavelengths: np.ndarray | None
+
+    def take(self, values):
+        """``values`` (one per stored band, array or list) in the presented order."""
+        if values is None or self.order is None:
+            return values
+        if isinstance(values, list):
+            return [values[i] for i in self.order]
+        return np.asarray(values)[self.order]
+
+
+def detector_runs(wavelengths: np.ndarray) -> np.ndarray:
+    """Detector label per band: a new detector starts wherever the wavelength does not increase."""
+    wl = np.asarray(wavelengths, np.float64)
+    steps = np.concatenate([[False], np.diff(wl) <= 0])
+    return np.cumsum(steps)
+
+
+def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
+            path: str | os.PathLike | None = None) -> Arrangement:
+    """Band order that presents ``wavelengths`` (nm, stored order) strictly increasing.
+
+    Parameters
+    ----------
+    wavelengths : array (bands,) or None
+        Stored band centres in nm. None (no wavelengths) keeps the stored order.
+    overlap : "sort", "short"/"vnir" or "long"/"swir"
+        See the module docstring.
+    detectors : int array (bands,), optional
+        Detector label of each stored band; default `detector_runs`.
+    path : the file, for error messages.
+
+    Returns
+    -------
+    Arrangement whose ``order`` is None when the stored order is already increasing.
+
+    Raises
+    ------
+    ParameterError
+        Unknown policy.
+    InputError
+        Wavelengths that are not finite and positive, or two bands at the same
+        wavelength that the policy keeps both of.
+    """
+    policy = overlap_policy(overlap)
+    if wavelengths is None:
+        return Arrangement(None, None)
+    wl = np.asarray(wavelengths, np.float64).reshape(-1)
+    where = f"{os.fspath(path)}: " if path is not None else ""
+    if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
+        raise InputError(f"{where}wavelengths must be finite and positive (nm)")
+    if wl.size < 2 or np.all(np.diff(wl) > 0):
+        return Arrangement(None, wl)
+    det = detector_runs(wl) if detectors is None else np.asarray(detectors).reshape(-1)
+    keep = np.ones(wl.size, bool)
+    if policy != "sort":
+        # detectors ordered by where they start; each neighbouring pair shares an overlap
+        labels = sorted(set(det.tolist()), key=lambda d: wl[det == d].min())
+        for lo, hi in zip(labels[:-1], labels[1:], strict=True):
+            in_lo, in_hi = keep & (det == lo), keep & (det == hi)
+            if not in_lo.any() or not in_hi.any():
+                continue
+            if policy == "long":
+                keep &= ~(in_lo & (wl >= wl[in_hi].min()))
+            else:
+                keep &= ~(in_hi & (wl <= wl[in_lo].max()))
+    kept = np.flatnonzero(keep)
+    order = kept[np.argsort(wl[kept], kind="stable")]
+    sorted_wl = wl[order]
+    dup = np.flatnonzero(np.diff(sorted_wl) <= 0)
+    if dup.size:
+        raise InputError(
+            f"{where}two bands at {sorted_wl[dup[0]]:g} nm with overlap={policy!r}; expected "
+            "distinct wavelengths: use overlap='short' or 'long' to keep one detector's bands"
+        )
+    return Arrangement(order, sorted_wl)
+
+
+def wavelengths_from_labels(labels, *, what: str = "band names") -> np.ndarray | None:
+    """Wavelengths (nm) read from band labels such as ``"376.44 Nanometers"`` or
+    ``"Band 3 (0.55 um)"``; None unless every label holds a number with a length unit."""
+    if not labels:
+        return None
+    found = [_NUM_UNIT.search(str(s)) if s else None for s in labels]
+    if not all(found):
+        return None
+    return np.array([to_nm([float(m.group(1))], m.group(2), what=what)[0] for m in found])
+
+
+def per_band(values, bands: int, what: str, path: str | os.PathLike):
+    """``values`` when it has one entry per band; otherwise None with a warning naming the file.
+
+    Real headers list fewer wavelengths than bands (a camera header with 35 for 978
+    bands); GDAL and SPy open such files without the list, and so do the readers here.
+    """
+    if values is None or len(values) == bands:
+        return values
+    warnings.warn(
+        f"{os.fspath(path)}: {len(values)} {what} for {bands} bands; expected one per band, "
+        f"so the {what} are ignored" + (" (bands are numbered instead)" if what == "wavelengths" else ""),
+        UserWarning, stacklevel=3,
+    )
+    return None
+
+
+def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
+    """FWHM in the unit of the raw wavelengths, converted with the same factor to nm."""
+    if fwhm is None or raw_wavelengths is None or wavelengths_nm is None:
+        return fwhm
+    raw = np.asarray(raw_wavelengths, np.float64)
+    i = int(np.argmax(np.abs(raw)))
+    factor = float(wavelengths_nm[i] / raw[i]) if raw[i] != 0 else 1.0
+    return np.asarray(fwhm, np.float64) * factor
+
+
+def require_good_band(good: np.ndarray | None, path) -> None:
+    """`InputError` when a good-band list marks every band bad."""
+    if good is not None and good.size and not np.any(good):
+        raise in_file(path, "every band is marked bad (bad-band list or empty bands); "
+                            "expected at least one good band")
+
+
+__all__ = ["OVERLAP_POLICIES", "Arrangement", "arrange", "detector_runs", "fwhm_in_nm",
+           "overlap_policy", "per_band", "require_good_band", "wavelengths_from_labels"]

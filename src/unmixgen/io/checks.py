@@ -1,0 +1,212 @@
+"""Checks every reader applies to what it takes from a file, and the one place that turns
+a library's "this file is broken" exceptions into `InputError`.
+
+Readers validate each value before using it (`count`, `number`); `reading` is the safety
+net around a read for the failures that only the decoding library can see (a bad CRC in
+a zip member, a truncated TIFF strip, an HDF5 object that cannot be opened). Programming
+errors (TypeError, AttributeError, IndexError, ...) are deliberately not caught, so a test
+that feeds readers mutated files finds them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import InputError, in_file
+
+
+def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` when it is a regular file (after following symlinks); `InputError` otherwise.
+
+    Checked before any ``open()``: opening a FIFO blocks until a writer appears, and a
+    device or socket is never a scene.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise in_file(path, f"no such {what}") from None
+    except OSError as exc:
+        raise in_file(path, f"cannot access the {what} ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise in_file(path, f"is a folder; expected a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if
+                (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) else "not a regular file")
+        raise in_file(path, f"is {kind}; expected a regular {what}")
+    return path
+
+
+def _broken_file_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                                       MemoryError, OverflowError]
+    try:
+        from rasterio.errors import RasterioError
+
+        errs.append(RasterioError)
+    except ImportError:  # pragma: no cover - rasterio is a dependency
+        pass
+    try:
+        from scipy.io.matlab import MatReadError
+
+        errs.append(MatReadError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errs)
+
+
+@contextmanager
+def reading(path: str | os.PathLike, what: str = "read the file", *, hdf5: bool = False) -> Iterator[None]:
+    """Turn decoding failures of ``path`` into ``InputError("path: cannot <what> (...)")``.
+
+    `InputError` passes through unchanged. ``hdf5=True`` also converts KeyError and
+    RuntimeError, which is how h5py reports an object it cannot open (a dangling or
+    cyclic link, a missing external file).
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except _broken_file_errors() as exc:
+        if isinstance(exc, MemoryError):
+            raise in_file(path, f"cannot {what}: the file asks for more memory than there is") from None
+        raise in_file(path, f"cannot {what} ({_short(exc)}); the file looks damaged or is not in "
+                            "the format its name says") from None
+    except (KeyError, RuntimeError) as exc:
+        if not hdf5:
+            raise
+        raise in_file(path, f"cannot {what} ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextmanager
+def quiet_gdal() -> Iterator[None]:
+    """Route GDAL/PROJ messages through rasterio instead of stderr.
+
+    Outside a ``rasterio.Env`` GDAL prints its own ``ERROR 1: ...`` lines (for example when
+    PROJ cannot parse a CRS string) before our one-line message; inside one, rasterio
+    turns them into log records and exceptions. A damaged file can also make GDAL report
+    bytes that are not UTF-8, which rasterio's logging callback cannot decode: Python would
+    print that as an "Exception ignored" traceback, so those are dropped here too.
+    """
+    import sys
+
+    import rasterio
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) and "rasterio" in repr(unraisable.object):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        with rasterio.Env():
+            yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> int:
+    """An integer count read from a file, checked: a whole number in ``[low, high]``.
+
+    Accepts ints, integral floats and numeric strings; refuses NaN, text, fractions,
+    booleans and values out of range with `InputError` naming the file and the field.
+    """
+    import numpy as np
+
+    v = value
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray):
+        if v.size != 1:
+            raise in_file(path, f"{what} has {v.size} values; expected one integer")
+        v = v.reshape(-1)[0]
+    if isinstance(v, (bytes, np.bytes_)):
+        v = bytes(v).decode("utf-8", "replace")
+    if isinstance(v, (str, np.str_)):
+        text = str(v).strip()
+        try:
+            v = int(text)
+        except ValueError:
+            try:
+                v = float(text)
+            except ValueError:
+                raise in_file(path, f"{what} = {text[:40]!r} is not a number; expected an integer >= {low}") from None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise in_file(path, f"{what} is {type(value).__name__}; expected an integer >= {low}")
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(v) or v != math.floor(v):
+            raise in_file(path, f"{what} = {float(v)!r} is not a whole number; expected an integer >= {low}")
+    n = int(v)
+    if n < low or (high is not None and n > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise in_file(path, f"{what} = {n}; expected an integer {bound}")
+    return n
+
+
+def number(value, what: str, path, *, nonzero: bool = False, positive: bool = False) -> float:
+    """A finite real number read from a file (scalar, 1-element array, or numeric text)."""
+    import numpy as np
+
+    v = value
+    if isinstance(v, np.ndarray):
+        if v.size != 1:
+            raise in_file(path, f"{what} has {v.size} values; expected one number")
+        v = v.reshape(-1)[0]
+    if isinstance(v, (bytes, np.bytes_)):
+        v = bytes(v).decode("utf-8", "replace")
+    if isinstance(v, (bool, np.bool_)):
+        raise in_file(path, f"{what} is a boolean; expected a number")
+    try:
+        f = float(str(v).strip()) if isinstance(v, (str, np.str_)) else float(v)
+    except (TypeError, ValueError):
+        raise in_file(path, f"{what} = {str(v)[:40]!r} is not a number") from None
+    if not math.isfinite(f):
+        raise in_file(path, f"{what} = {f}; expected a finite number")
+    if positive and f <= 0:
+        raise in_file(path, f"{what} = {f:g}; expected a positive number")
+    if nonzero and f == 0:
+        raise in_file(path, f"{what} = 0; expected a non-zero number")
+    return f
+
+
+def refuse_complex(dtype, path, what: str = "data") -> None:
+    """`InputError` for complex (or complex-like compound) sample types: unmixing needs real
+    values, and dropping the imaginary part silently would change the data."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    names = {n.lower() for n in (dt.names or ())}
+    if dt.kind == "c" or names in ({"real", "imag"}, {"r", "i"}, {"re", "im"}):
+        raise in_file(path, f"{what} has complex type {dt}; expected real numbers "
+                            "(convert to magnitude or take one part explicitly)")
+
+
+def make_scene(path, source, **fields):
+    """``Scene(source, path=str(path), **fields)``, with any `InputError` the Scene raises
+    (an empty cube, a wavelength list that does not fit) prefixed by the file name."""
+    from ..scene import Scene
+
+    try:
+        return Scene(source, path=str(path), **fields)
+    except InputError as exc:
+        if str(path) in str(exc):
+            raise
+        raise in_file(path, str(exc)) from None
+
+
+__all__ = ["count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex", "require_regular_file"]
