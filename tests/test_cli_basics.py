@@ -94,3 +94,25 @@ def test_package_root_api_is_lazy_and_complete():
     assert out.stdout.strip() == "False"
     for name in unmixgen.__all__:
         assert getattr(unmixgen, name) is not None, name
+
+
+def test_numeric_options_are_checked_before_any_work(run_cli, tmp_path):
+    import numpy as np
+
+    from unmixgen.priors.abundance.model import DEMO_MODEL
+
+    scene = tmp_path / "s.npy"
+    np.save(scene, np.random.default_rng(0).random((12, 14, 6)).astype(np.float32) + 0.1)
+    assert run_cli("unmix", scene, "-p", "3", "--method", "vca", "--out", tmp_path / "r", "--no-figures")[0] == 0
+    cases = [
+        (("synthesize", DEMO_MODEL, "--count", "2", "--size", "100000", "--out", tmp_path / "o1"), "--size 100000"),
+        (("train-abundance", tmp_path / "r", "--out", tmp_path / "m", "--max-sad", "nan", "--max-steps", "1"), "--max-sad nan"),
+        (("simulate", "--abundances", tmp_path / "r", "--endmembers", tmp_path / "r", "--snr", "-1000",
+          "--out", tmp_path / "o2"), "--snr -1000"),
+        (("simulate", "--abundances", tmp_path / "r", "--endmembers", tmp_path / "r", "--variability", "nan",
+          "--out", tmp_path / "o3"), "--variability nan"),
+    ]
+    for args, start in cases:
+        code, _, err = run_cli(*args)
+        assert code == 2 and err.startswith(f"error: {start}"), (args, err)
+    assert not any((tmp_path / n).exists() for n in ("o1", "m", "o2", "o3"))

@@ -68,3 +68,19 @@ def check_range(name: str, value, *, low=None, high=None, low_open: bool = False
     if high is not None and (value >= high if high_open else value > high):
         raise ParameterError(name, value, f"expected {bounds}")
     return value
+
+
+def check_memory(name: str, value, nbytes: float, *, fraction: float = 0.5):
+    """Refuse ``value`` of parameter ``name`` when the arrays it asks for (``nbytes``) would not
+    fit in ``fraction`` of this machine's physical memory: a clear error instead of a
+    MemoryError (or swapping) halfway through."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return value
+    if nbytes > fraction * total:
+        raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for its arrays but this "
+                                          f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
+    return value

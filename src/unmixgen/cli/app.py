@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     warnings.showwarning = _show_warning
     try:
-        app(args=args, standalone_mode=False)
+        app(args=args, prog_name="unmixgen", standalone_mode=False)
     except ParameterError as exc:
         if debug:
             traceback.print_exc()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, ParameterError, check_range, in_file
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
@@ -323,6 +323,7 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
     from ..priors.abundance.patches import TrainingMaps
     from .folder import load_result
 
+    check_range("max_sad", max_sad, low=0, low_open=True, high=3.1416)
     if label_from not in ("none", "folder", "method"):
         raise ParameterError("label_from", label_from, "expected one of folder, method, none")
     if not folders:

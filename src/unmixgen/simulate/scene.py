@@ -199,10 +199,10 @@ def simulate(
         raise InputError("endmembers contain NaN/Inf; expected finite spectra")
     if noise not in ("white", "signal"):
         raise ParameterError("noise", noise, "expected 'white' or 'signal'")
-    if snr_db is not None:
-        check_range("snr_db", snr_db)
-    if variability is not None:
-        check_range("variability", variability, low=0)
+    if snr_db is not None:  # beyond these, noise (or its absence) is below float32's resolution
+        check_range("snr_db", snr_db, low=-40, high=300)
+    if variability is not None:  # std of log-scales: exp(5 sigma) already spans 10^10
+        check_range("variability", variability, low=0, high=2)
     if corr_px is not None:
         check_range("corr_px", corr_px, low=0, low_open=True)
     check_range("seed", seed, low=0, integer=True)
@@ -234,6 +234,10 @@ def simulate(
             clean = mixing.linear(amap, e)
             em = e
         cube = mixing.add_noise(clean, snr_db, rng, kind=noise)
+        if not np.isfinite(cube).all():
+            raise ParameterError("snr_db" if snr_db is not None else "variability",
+                                 snr_db if snr_db is not None else variability,
+                                 "gives a cube with NaN/Inf values; expected a value that keeps it finite")
         out.append(SimulatedScene(
             cube=cube.astype(np.float32),
             clean=clean.astype(np.float32),

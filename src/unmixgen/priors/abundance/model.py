@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import InputError, ParameterError, check_range
+from ...errors import InputError, ParameterError, check_memory, check_range
 from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
 from ...nn.seeds import sample_generators
@@ -97,6 +97,10 @@ class AbundanceModel:
         check_range("count", count, low=1, integer=True)
         size = self.patch_size if size is None else check_range("size", size, low=1, integer=True)
         check_range("batch_size", batch_size, low=1, integer=True)
+        canvas = max(size, self.patch_size)
+        # the output plus a few canvas-sized states per batch (the network sees patch-sized tiles)
+        check_memory("size", size, 4.0 * self.n_endmembers * (count * size * size
+                                                              + 6 * min(batch_size, count) * canvas * canvas))
         if guidance is not None and label is None:
             raise ParameterError("guidance", guidance, "needs a label (the label to guide towards)")
         lab = self.label_index(label)
