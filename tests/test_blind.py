@@ -9,8 +9,9 @@ import pytest
 
 from unmixgen.errors import ConvergenceWarning, InputError
 from unmixgen.scene import Scene
-from unmixgen.unmix.archetypal import ArchetypalAnalysis, normalize_brightness, select_restart
+from unmixgen.unmix.archetypal import ArchetypalAnalysis, select_restart
 from unmixgen.unmix.minvol import MinVolNMF, _project_simplex
+from unmixgen.unmix.preprocessing import brightness_ratio, normalize_brightness
 from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS, make_method
 
 ROWS, COLS, BANDS, P = 30, 40, 50, 3
@@ -198,8 +199,6 @@ def test_consensus_selection_picks_the_solution_most_restarts_agree_on():
 
 
 def test_brightness_ratio_detects_per_pixel_scaling():
-    from unmixgen.unmix.archetypal import brightness_ratio
-
     E, A = _truth(2)
     rng = np.random.default_rng(7)
     Y = A @ E + 0.002 * rng.standard_normal((A.shape[0], BANDS)).astype(np.float32)

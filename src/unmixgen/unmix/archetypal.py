@@ -44,10 +44,17 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceWarning, InputError
-from .base import BlindUnmixer
+from .base import BlindUnmixer, thin_history
+from .minvol import minvol_refine
+from .preprocessing import (
+    BRIGHTNESS,
+    brightness_ratio,
+    normalize_brightness,
+    principal_coordinates,
+    random_vertices,
+)
 
-_BRIGHTNESS = ("l2", "sum", "none")
-_BRIGHTNESS_MODES = ("auto", *_BRIGHTNESS)
+_BRIGHTNESS_MODES = ("auto", *BRIGHTNESS)
 
 
 class ArchetypalAnalysis(BlindUnmixer):
@@ -199,8 +206,6 @@ class ArchetypalAnalysis(BlindUnmixer):
         if refine == "auto":
             refine = "minvol" if norm == "none" else "none"
         if refine == "minvol":
-            from .minvol import minvol_refine
-
             En = W[best] @ X
             En, A, rhist, rit, rrel, rlam = minvol_refine(
                 X, En, A, lam=self.refine_lam, delta=0.1, max_iter=self.refine_iter, inner=10, tol=self.refine_tol,
@@ -238,7 +243,7 @@ class ArchetypalAnalysis(BlindUnmixer):
             "convergence": {
                 "iterations": int(res["iterations"]),
                 "inner_steps": int(self.n_inner),
-                "objective_history": subsample(hist),
+                "objective_history": thin_history(hist),
                 "converged": conv,
                 "restarts": int(self.n_restarts),
                 "selected_restart": int(best),
@@ -260,72 +265,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         return E.astype(np.float32), A.astype(np.float32), info
 
 
-# -- building blocks (also used by other methods in this package) -------------------------
-
-def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") -> np.ndarray:
-    """Divide each pixel ``(N, B)`` by its brightness, floored at ``floor`` x the median.
-
-    ``norm``: ``"l2"`` (Euclidean norm), ``"sum"`` (band sum) or ``"none"`` (return ``Y``).
-    The result is rescaled by the median brightness so values stay in the data's range.
-    """
-    if norm == "none":
-        return Y
-    if norm == "l2":
-        s = np.sqrt(np.einsum("ij,ij->i", Y.astype(np.float64), Y.astype(np.float64)))
-    elif norm == "sum":
-        s = Y.sum(axis=1, dtype=np.float64)
-    else:
-        raise InputError(f"brightness={norm!r} is unknown; expected one of {', '.join(_BRIGHTNESS)}")
-    med = float(np.median(s))
-    if not med > 0:
-        return Y
-    denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
-    return (Y * (med / denom)[:, None]).astype(np.float32)
-
-
-def brightness_ratio(Y: np.ndarray, p: int) -> float:
-    """How much pixel brightness varies beyond what linear mixing explains (>= 1, unitless).
-
-    Under the linear mixing model with sum-to-one abundances the pixels ``Y (N, B)`` lie on
-    a ``(p - 1)``-dimensional affine subspace; under the scaled model ``y = s * a @ E`` they
-    fill a ``p``-dimensional linear subspace instead. The ratio is the residual energy of the
-    best ``(p - 1)``-dimensional affine fit (centred PCA) over that of the best
-    ``p``-dimensional linear fit (uncentred PCA): both residuals are noise, and the ratio
-    about ``(B - p + 1) / (B - p)``, when brightness follows the mixing; it grows with
-    per-pixel scaling (illumination, topography).
-    """
-    Y = Y.astype(np.float64)
-    n = Y.shape[0]
-    ev = np.linalg.eigvalsh(Y.T @ Y / n)[::-1]
-    Yc = Y - Y.mean(0)
-    aff = np.linalg.eigvalsh(Yc.T @ Yc / n)[::-1][p - 1:].sum()
-    eps = 1e-9 * max(float(ev.sum()), 1e-300)  # noise-free data: both residuals vanish
-    return float((max(aff, 0.0) + eps) / (max(ev[p:].sum(), 0.0) + eps))
-
-
-def principal_coordinates(Y: np.ndarray, d: int) -> np.ndarray:
-    """Coordinates ``(N, d)`` of the pixels on the ``d`` leading (uncentred) principal axes."""
-    G = (Y.T.astype(np.float64) @ Y.astype(np.float64)) / Y.shape[0]
-    w, V = np.linalg.eigh(G)
-    V = V[:, ::-1][:, :d]
-    return (Y @ V.astype(np.float32)).astype(np.float32)
-
-
-def random_vertices(Z: np.ndarray, p: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``p`` extreme pixels found by random directions orthogonal to those found."""
-    n, d = Z.shape
-    idx: list[int] = []
-    for _ in range(p):
-        w = rng.standard_normal(d)
-        if idx:
-            Q, _ = np.linalg.qr(Z[idx].T.astype(np.float64))
-            w = w - Q @ (Q.T @ w)
-        v = np.abs(Z.astype(np.float64) @ w)
-        if idx:
-            v[idx] = -1.0
-        idx.append(int(np.argmax(v)))
-    return np.asarray(idx)
-
+# -- building blocks -----------------------------------------------------------------------
 
 @torch.no_grad()
 def entropic_aa(Z: torch.Tensor, idx: np.ndarray, factors: np.ndarray, *, n_outer: int, n_inner: int,
@@ -416,12 +356,3 @@ def select_restart(l1: np.ndarray, corr: np.ndarray, tol: float = 0.05,
     score = np.array([np.median(np.delete(D[i], i)) for i in range(k)])
     order = np.lexsort((corr[ok], np.round(score, 6)))
     return int(ok[order[0]])
-
-
-def subsample(history: np.ndarray, n: int = 50) -> list[float]:
-    """At most ``n`` evenly spaced values of a 1-D history, last value included."""
-    h = np.asarray(history, np.float64).ravel()
-    if h.size <= n:
-        return [float(v) for v in h]
-    sel = np.unique(np.linspace(0, h.size - 1, n).round().astype(int))
-    return [float(v) for v in h[sel]]

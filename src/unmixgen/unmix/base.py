@@ -135,3 +135,15 @@ def fill_bad_bands(E_good: np.ndarray, A: np.ndarray, Y_all: np.ndarray, good: n
     E[:, good] = E_good
     E[:, ~good] = np.linalg.lstsq(A.astype(np.float64), Y_all[:, ~good].astype(np.float64), rcond=None)[0]
     return E
+
+
+def thin_history(history: np.ndarray, n: int = 50) -> list[float]:
+    """At most ``n`` evenly spaced values of a 1-D objective history, last value included.
+
+    For the convergence record in ``info_`` (JSON-ready floats).
+    """
+    h = np.asarray(history, np.float64).ravel()
+    if h.size <= n:
+        return [float(v) for v in h]
+    sel = np.unique(np.linspace(0, h.size - 1, n).round().astype(int))
+    return [float(v) for v in h[sel]]

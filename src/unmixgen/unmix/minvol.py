@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceWarning, InputError
-from .archetypal import normalize_brightness, subsample
-from .base import BlindUnmixer
+from .base import BlindUnmixer, thin_history
+from .preprocessing import normalize_brightness
 
 
 class MinVolNMF(BlindUnmixer):
@@ -47,7 +47,7 @@ class MinVolNMF(BlindUnmixer):
     inner : int
         Fast-gradient steps per factor per outer iteration.
     brightness : {"none", "l2", "sum"}
-        Normalise pixel brightness first (see `archetypal.normalize_brightness`).
+        Normalise pixel brightness first (see `preprocessing.normalize_brightness`).
     tol : float
         Converged when the relative objective change over one outer iteration is below it.
     device : str
@@ -95,7 +95,7 @@ class MinVolNMF(BlindUnmixer):
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
             E_np = np.clip(E_np, 0, None).astype(np.float32)
         info: dict[str, Any] = {
-            "convergence": {"iterations": it, "objective_history": subsample(history), "converged": bool(conv),
+            "convergence": {"iterations": it, "objective_history": thin_history(history), "converged": bool(conv),
                             "restarts": 1, "selected_restart": 0},
             "params": {"lam": self.lam, "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter,
                        "inner": self.inner, "brightness": self.brightness, "tol": self.tol},
