@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from unmixgen.errors import ConvergenceWarning, InputError
+from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.unmix.archetypal import ArchetypalAnalysis, select_restart
 from unmixgen.unmix.minvol import MinVolNMF, _project_simplex
@@ -154,10 +154,17 @@ def test_registry():
     assert DEFAULT_METHOD in METHODS
     assert isinstance(make_method("edaa", 3, seed=1), ArchetypalAnalysis)
     assert isinstance(make_method("mvnmf", 3), MinVolNMF)
-    with pytest.raises(InputError, match=r"--method: 'nope' is unknown; expected one of .*edaa"):
+    for name in ("vca", "nfindr", "atgp"):
+        m = make_method(name, 3, seed=2)
+        assert m.name == name and m.inverter == "fcls" and m.seed == 2
+    assert make_method("vca", 3, snr=25.0).extractor.snr == 25.0
+    assert make_method("atgp", 3).extractor.subspace is True  # the blind method's default
+    with pytest.raises(ParameterError, match=r"^method='nope': expected one of atgp, edaa, mvnmf, nfindr, vca$"):
         make_method("nope", 3)
-    with pytest.raises(InputError, match="--method edaa"):
+    with pytest.raises(ParameterError, match=r"^no_such_param=1: not a parameter of method 'edaa'; expected one of n_restarts, "):
         make_method("edaa", 3, no_such_param=1)
+    with pytest.raises(ParameterError, match=r"^snr=30: not a parameter of method 'nfindr'; expected one of inverter, max_iter$"):
+        make_method("nfindr", 3, snr=30)
 
 
 def test_invalid_parameters_are_input_errors():

@@ -20,13 +20,16 @@ relative to the mean squared endmember norm at initialisation.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import ConvergenceWarning, InputError
+from ..errors import ConvergenceWarning
 from .base import BlindUnmixer, thin_history
+from .extraction import vca
+from .inversion import fcls
+from .params import Constraint, InstanceOf, Interval, Options
 from .preprocessing import normalize_brightness
 
 
@@ -35,8 +38,8 @@ class MinVolNMF(BlindUnmixer):
 
     Parameters
     ----------
-    n_endmembers : int or "auto"
-    seed : int
+    n_endmembers : int >= 2 or "auto"
+    seed : int >= 0
         Seeds the VCA initialisation.
     lam : float
         Relative weight of the volume term (see the module docstring).
@@ -54,6 +57,16 @@ class MinVolNMF(BlindUnmixer):
     """
 
     name = "mvnmf"
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        **BlindUnmixer._parameter_constraints,
+        "lam": [Interval(low=0)],
+        "delta": [Interval(low=0, low_open=True)],
+        "max_iter": [Interval(integer=True, low=1)],
+        "inner": [Interval(integer=True, low=1)],
+        "brightness": [Options(("none", "l2", "sum"))],
+        "tol": [Interval(low=0, low_open=True)],
+        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+    }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, lam: float = 0.05,
                  delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none",
@@ -68,15 +81,6 @@ class MinVolNMF(BlindUnmixer):
         self.device = device
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
-        from .extraction import vca
-        from .inversion import fcls
-
-        if self.brightness not in ("none", "l2", "sum"):
-            raise InputError(f"mvnmf: brightness={self.brightness!r} is unknown; expected 'none', 'l2' or 'sum'")
-        if not (self.lam >= 0 and self.delta > 0):
-            raise InputError(f"mvnmf: lam={self.lam!r}, delta={self.delta!r}; expected lam >= 0 and delta > 0")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise InputError(f"mvnmf: max_iter={self.max_iter!r}; expected an integer >= 1")
         X = normalize_brightness(Y, 0.5, self.brightness)
         _, E0 = vca(X, p, seed=rng.integers(2**31))
         A0 = fcls(X, E0)
