@@ -195,7 +195,7 @@ def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
     rng = np.random.default_rng(0)
     Ys = Y if Y.shape[0] <= sample else Y[rng.choice(Y.shape[0], sample, replace=False)]
     Yc = Ys.astype(np.float64) - Ys.mean(axis=0, dtype=np.float64)
-    # Singular values from the (bands x bands) Gram matrix: ~10x cheaper than an SVD of Yc.
+    # Singular values from the (bands x bands) Gram matrix: far cheaper than an SVD of Yc.
     s = np.sqrt(np.clip(np.linalg.eigvalsh(Yc.T @ Yc), 0.0, None))
     scale = max(float(np.abs(Ys).max()), 1e-30) * np.sqrt(Yc.shape[0])
     rank = int((s > 1e-6 * scale).sum())
