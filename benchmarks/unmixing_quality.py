@@ -1,8 +1,9 @@
 """Blind unmixing quality on real and synthetic scenes: abundance RMSE, SAD, SRE, time.
 
 Scenes: Samson and Jasper Ridge from ../shared/data (skipped when absent; ground truth of
-F. Zhu), and synthetic scenes without pure pixels (`synthetic.make_scene`, max abundance
-0.8) at 20, 30 and 40 dB, and the demo scene (`synthetic.default_scene`, pure pixels, 30 dB). Every method runs with its default parameters (nothing is tuned
+F. Zhu), and synthetic scenes without pure pixels (`simulate.procedural.make_scene`, max
+abundance 0.8) at 20, 30 and 40 dB, and the demo scene (`simulate.procedural.default_scene`,
+pure pixels, 30 dB). Every method runs with its default parameters (nothing is tuned
 per scene); each (method, scene) pair runs with several seeds, and the table prints
 mean +- standard deviation over the seeds. Metrics come from `unmixgen.evaluate.unmixing.evaluate`
 after Hungarian alignment on abundances.

@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 import pytest
 
-from unmixgen.errors import ConvergenceWarning, InputError
+from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.scene import Scene
-from unmixgen.unmix.archetypal import ArchetypalAnalysis, normalize_brightness, select_restart
+from unmixgen.unmix.archetypal import ArchetypalAnalysis, select_restart
 from unmixgen.unmix.minvol import MinVolNMF, _project_simplex
+from unmixgen.unmix.preprocessing import brightness_ratio, normalize_brightness
 from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS, make_method
 
 ROWS, COLS, BANDS, P = 30, 40, 50, 3
@@ -153,10 +154,17 @@ def test_registry():
     assert DEFAULT_METHOD in METHODS
     assert isinstance(make_method("edaa", 3, seed=1), ArchetypalAnalysis)
     assert isinstance(make_method("mvnmf", 3), MinVolNMF)
-    with pytest.raises(InputError, match=r"--method: 'nope' is unknown; expected one of .*edaa"):
+    for name in ("vca", "nfindr", "atgp"):
+        m = make_method(name, 3, seed=2)
+        assert m.name == name and m.inverter == "fcls" and m.seed == 2
+    assert make_method("vca", 3, snr=25.0).extractor.snr == 25.0
+    assert make_method("atgp", 3).extractor.subspace is True  # the blind method's default
+    with pytest.raises(ParameterError, match=r"^method='nope': expected one of atgp, edaa, mvnmf, nfindr, vca$"):
         make_method("nope", 3)
-    with pytest.raises(InputError, match="--method edaa"):
+    with pytest.raises(ParameterError, match=r"^no_such_param=1: not a parameter of method 'edaa'; expected one of n_restarts, "):
         make_method("edaa", 3, no_such_param=1)
+    with pytest.raises(ParameterError, match=r"^snr=30: not a parameter of method 'nfindr'; expected one of inverter, max_iter$"):
+        make_method("nfindr", 3, snr=30)
 
 
 def test_invalid_parameters_are_input_errors():
@@ -198,8 +206,6 @@ def test_consensus_selection_picks_the_solution_most_restarts_agree_on():
 
 
 def test_brightness_ratio_detects_per_pixel_scaling():
-    from unmixgen.unmix.archetypal import brightness_ratio
-
     E, A = _truth(2)
     rng = np.random.default_rng(7)
     Y = A @ E + 0.002 * rng.standard_normal((A.shape[0], BANDS)).astype(np.float32)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from spectra_fixture import smooth_spectra
-from unmixgen.errors import ConvergenceWarning, InputError
+from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.evaluate.unmixing import match_endmembers, sad
 from unmixgen.scene import Scene
-from unmixgen.unmix.extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS, atgp, nfindr, vca
+from unmixgen.unmix.extract_then_invert import ExtractThenInvert
+from unmixgen.unmix.extraction import atgp, nfindr, vca
 
 
 def pure_pixel_scene(p: int, snr_db: float = 40.0, *, n: int = 1500, bands: int = 50, seed: int = 0):
@@ -113,17 +114,18 @@ def test_atgp_first_target_is_the_brightest_pixel():
     assert len(set(idx.tolist())) == 3
 
 
-def test_bad_p_raises_input_error():
+def test_bad_p_raises_parameter_error():
     Y, *_ = pure_pixel_scene(3, seed=0)
-    with pytest.raises(InputError, match="too few"):
+    with pytest.raises(ParameterError, match=r"^p=1: expected >= 2$"):
         vca(Y, 1)
-    with pytest.raises(InputError, match="exceeds"):
+    with pytest.raises(ParameterError, match=r"^p=6: exceeds min\(pixels, bands\); expected <= 4$"):
         nfindr(Y[:, :4], 6)
+    with pytest.raises(ParameterError, match=r"^max_iter=0: expected >= 1$"):
+        nfindr(Y, 3, max_iter=0)
 
 
-@pytest.mark.parametrize("cls", [VCAFCLS, NFINDRFCLS, ATGPFCLS])
-def test_blind_unmixers_on_a_non_square_scene_with_invalid_pixels(cls):
-    pytest.importorskip("unmixgen.unmix.inversion")
+@pytest.mark.parametrize("extractor", ["vca", "nfindr", "atgp"])
+def test_blind_unmixers_on_a_non_square_scene_with_invalid_pixels(extractor):
     rows, cols, p = 30, 50, 3
     Y, E, A, pure = pure_pixel_scene(p, n=rows * cols, seed=21)
     cube = Y.reshape(rows, cols, -1).copy()
@@ -131,7 +133,7 @@ def test_blind_unmixers_on_a_non_square_scene_with_invalid_pixels(cls):
     bad = [rc for rc in bad if rc[0] * cols + rc[1] not in pure]
     for r, c in bad:
         cube[r, c] = np.nan
-    est = cls(p, seed=0).fit(Scene(cube))
+    est = ExtractThenInvert(p, extractor=extractor, seed=0).fit(Scene(cube))
     assert est.name in ("vca", "nfindr", "atgp")
     assert est.endmembers_.shape == (p, cube.shape[2]) and est.abundances_.shape == (rows, cols, p)
     for r, c in bad:
@@ -147,9 +149,8 @@ def test_blind_unmixers_on_a_non_square_scene_with_invalid_pixels(cls):
 
 
 def test_auto_number_of_endmembers_uses_hysime():
-    pytest.importorskip("unmixgen.unmix.inversion")
     Y, E, _, _ = pure_pixel_scene(4, n=20 * 35, seed=2)
-    est = VCAFCLS("auto", seed=0).fit(Scene(Y.reshape(20, 35, -1)))
+    est = ExtractThenInvert("auto", extractor="vca", seed=0).fit(Scene(Y.reshape(20, 35, -1)))
     assert est.n_endmembers_ == 4 and est.info_["rank_estimate"]["n_endmembers"] == 4
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls as scipy_nnls
 
-from unmixgen.errors import InputError
+from unmixgen.errors import InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.unmix.inversion import (
     fcls,
@@ -270,12 +270,41 @@ def test_sunsal_recovers_sparse_support_from_library():
 
 def test_bad_arguments_raise_input_error():
     E = np.ones((3, 10), np.float32)
-    with pytest.raises(InputError, match="unknown inversion method"):
+    with pytest.raises(ParameterError, match=r"^method='magic': not an inversion method; expected one of fcls, "):
         invert(np.ones((4, 10), np.float32), E, "magic")
     with pytest.raises(InputError, match="bands"):
         fcls(np.ones((4, 9), np.float32), E)
     with pytest.raises(InputError, match="endmembers"):
         invert_scene(Scene(np.ones((2, 3, 10), np.float32)), np.ones((3, 7), np.float32))
+
+
+@pytest.mark.parametrize("method, kw, message", [
+    ("fcls", {"tol": 0.0}, "tol=0.0: expected > 0"),
+    ("nnls", {"batch_size": 0}, "batch_size=0: expected >= 1"),
+    ("fcls", {"n_threads": 0}, "n_threads=0: expected >= 1"),
+    ("fcls", {"precision": "half"}, "precision='half': expected 'auto', 'single' or 'double'"),
+    ("sunsal", {"lam": -1.0}, "lam=-1.0: expected >= 0"),
+    ("sunsal", {"mu": 0.0}, "mu=0.0: expected > 0"),
+    ("sunsal", {"max_iter": 0}, "max_iter=0: expected >= 1"),
+    ("sunsal", {"n_threads": 0}, "n_threads=0: expected >= 1"),
+])
+def test_bad_solver_parameters_are_named(method, kw, message):
+    """Errors name the solver's parameter (the CLI maps names to flags), whatever the input size."""
+    E = np.eye(3, 10, dtype=np.float32) + 0.1
+    with pytest.raises(ParameterError) as err:
+        invert(np.ones((4, 10), np.float32), E, method, **kw)
+    assert str(err.value) == message
+    assert err.value.name == next(iter(kw))
+
+
+def test_sunsal_threads_give_identical_results():
+    rng = np.random.default_rng(18)
+    E = rng.random((4, 12)).astype(np.float32)
+    Y = mixed_pixels(rng, E, 20000)
+    # ADMM stops per batch, so only equal batches give equal results; threads must not matter
+    one = sunsal(Y, E, lam=1e-4, n_threads=1, batch_size=5000)
+    np.testing.assert_array_equal(sunsal(Y, E, lam=1e-4, n_threads=2, batch_size=5000), one)
+    assert (one >= 0).all()
 
 
 def test_threads_and_batches_give_identical_results():

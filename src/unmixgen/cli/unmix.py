@@ -10,9 +10,8 @@ import numpy as np
 import typer
 
 from ..errors import InputError, in_file
+from ..unmix.inversion import METHODS as INVERTERS
 from .app import app
-
-INVERTERS = ("fcls", "nnls", "scls", "ls", "sunsal")
 
 
 def _parse_p(value: str) -> int | str:
@@ -32,7 +31,7 @@ def unmix(
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
                                          help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
-                               help="Blind method: edaa (default), mvnmf, vca, nfindr, atgp; with --endmembers-file: fcls (default), nnls, scls, ls, sunsal."),
+                               help=f"Blind method: edaa (default), mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),

@@ -17,11 +17,11 @@ active-set method would meet too many distinct supports.
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError
+from ..errors import ConvergenceWarning, check_range
+from .batched import Gram, check_inputs, matmul_rows, run_batches, thread_count
 
 __all__ = ["sunsal"]
 
@@ -62,7 +62,8 @@ def sunsal(
     batch_size : int
         Pixels solved together (each batch has its own convergence test).
     n_threads : int or None
-        Worker threads over batches (default: all cores), as in `unmixgen.unmix.inversion`.
+        Worker threads over batches (default: all cores, at most 8; see
+        `unmixgen.unmix.batched.run_batches`).
 
     Returns
     -------
@@ -70,43 +71,34 @@ def sunsal(
         Abundances; exactly ``>= 0`` with ``positivity``; sum to one up to ``tol`` with
         ``sum_to_one``. NaN rows where ``Y`` had NaN/Inf.
     """
-    from .inversion import _check, _Gram, _matmul_rows, _n_threads
-
-    Y, E = _check(Y, E)
-    if lam < 0:
-        raise InputError(f"lam={lam}; expected >= 0")
-    if max_iter < 1 or batch_size < 1:
-        raise InputError(f"max_iter={max_iter}, batch_size={batch_size}; expected >= 1")
+    Y, E = check_inputs(Y, E)
+    check_range("lam", lam, low=0)
+    check_range("max_iter", max_iter, low=1, integer=True)
+    check_range("batch_size", batch_size, low=1, integer=True)
+    if mu is not None:
+        check_range("mu", mu, low=0, low_open=True)
+    workers = thread_count(n_threads)
     n = Y.shape[0]
     p = E.shape[0]
     # G and b normalised so that mean(diag(G)) = 1: penalties and tolerances are scale free
-    gram = _Gram(E, shift=False, precision="double")
+    gram = Gram(E, shift=False, precision="double")
     g = gram.scale
     mu0 = float(mu) / g if mu is not None else 0.01
-    if mu0 <= 0:
-        raise InputError(f"mu={mu}; expected > 0")
     out = np.empty((n, p), np.float32)
 
-    def solve_batch(s: int) -> int:
-        b = gram.b(Y[s : s + batch_size])
+    def solve_batch(start: int, stop: int) -> int:
+        b = gram.b(Y[start:stop])
         bad = ~np.isfinite(b).all(axis=1)
         if bad.any():
             b[bad] = 0.0
         Z, converged = _admm(gram.G, b, lam / g, positivity, sum_to_one, mu0, tol, max_iter,
-                             _matmul_rows)
-        ob = out[s : s + batch_size]
+                             matmul_rows)
+        ob = out[start:stop]
         ob[...] = Z
         ob[bad] = np.nan
         return 0 if converged else 1
 
-    workers = _n_threads(n_threads) if n >= 16384 else 1
-    batch_size = max(1, min(batch_size, -(-n // workers)))
-    starts = range(0, n, batch_size)
-    if workers > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            slow = sum(pool.map(solve_batch, starts))
-    else:
-        slow = sum(map(solve_batch, starts))
+    slow = run_batches(n, batch_size, workers, solve_batch)
     if slow:
         warnings.warn(
             f"sunsal: {slow} pixel batch(es) stopped at max_iter={max_iter} before reaching tol={tol}",

@@ -27,27 +27,37 @@ Two choices make the method robust on real scenes (see ``benchmarks/unmixing_qua
   instead (exactly a simplex again under the scaled model); ``"none"`` keeps the data.
 - The normalisation is wrong when brightness already follows the mixing (plain linear
   mixing, e.g. synthetic scenes): it bends the flat simplex, and the abundances of the
-  normalised model neither are fractions nor reconstruct the pixels (demo scene: 15 %
-  abundance RMSE, reconstruction PSNR 18 dB). `brightness_ratio` detects that case from the
-  data (affine vs linear subspace residual; 1.005 on synthetic scenes, 1.19 / 1.44 on
-  Jasper Ridge / Samson); there the default re-fits the abundances to the raw pixels under
-  the scaled model (NNLS, then divided by the sum: ``y = s * a @ E``).
+  normalised model neither are fractions nor reconstruct the pixels. `brightness_ratio`
+  detects that case from the data (affine vs linear subspace residual, close to 1 without
+  per-pixel scaling); there the default re-fits the abundances to the raw pixels under the
+  scaled model (NNLS, then divided by the sum: ``y = s * a @ E``).
+
+The measurements behind these choices are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import ConvergenceWarning, InputError
-from .base import BlindUnmixer
+from ..errors import ConvergenceWarning
+from .base import BlindUnmixer, thin_history
+from .inversion import fcls, nnls
+from .minvol import minvol_refine
+from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf
+from .preprocessing import (
+    BRIGHTNESS,
+    brightness_ratio,
+    normalize_brightness,
+    principal_coordinates,
+    random_vertices,
+)
 
-_BRIGHTNESS = ("l2", "sum", "none")
-_BRIGHTNESS_MODES = ("auto", *_BRIGHTNESS)
+_BRIGHTNESS_MODES = ("auto", *BRIGHTNESS)
 
 
 class ArchetypalAnalysis(BlindUnmixer):
@@ -55,8 +65,8 @@ class ArchetypalAnalysis(BlindUnmixer):
 
     Parameters
     ----------
-    n_endmembers : int or "auto"
-    seed : int
+    n_endmembers : int >= 2 or "auto"
+    seed : int >= 0
         Seeds the initial archetypes and step factors; equal seeds give equal results.
     n_restarts : int
         Number of restarts run in one batch (initial archetypes and step factors differ).
@@ -74,9 +84,9 @@ class ArchetypalAnalysis(BlindUnmixer):
         "auto" uses "l2" when `brightness_ratio` exceeds ``brightness_threshold`` (pixel
         brightness varies beyond what the mixing explains, as on real scenes) and "none"
         otherwise (the normalisation would only bend a flat simplex).
-    brightness_threshold : float
-        Threshold of "auto" on `brightness_ratio` (1.0 + noise: no scaling; measured 1.19
-        on Jasper Ridge, 1.44 on Samson, 1.005 on linear-mixing synthetic scenes).
+    brightness_threshold : float >= 1
+        Threshold of "auto" on `brightness_ratio` (1.0 + noise when there is no per-pixel
+        scaling; real scenes measure above it, see ``benchmarks/RESULTS.md``).
     brightness_floor : float
         Pixels darker than this fraction of the median brightness are divided by the floor
         instead of their own brightness.
@@ -103,9 +113,35 @@ class ArchetypalAnalysis(BlindUnmixer):
         `select_restart`); "correlation" is the EDAA paper's rule.
     device : str
         torch device ("cpu" or "cuda").
+
+    Notes
+    -----
+    `transform` inverts other pixels on ``endmembers_`` the way `fit` made the abundances
+    from the raw pixels: NNLS divided by its sum when the abundances used were "scaled",
+    FCLS otherwise (the factorisation's "model" abundances exist only for the fitted
+    pixels).
     """
 
     name = "edaa"
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        **BlindUnmixer._parameter_constraints,
+        "n_restarts": [Interval(integer=True, low=1)],
+        "n_outer": [Interval(integer=True, low=1)],
+        "n_inner": [Interval(integer=True, low=1)],
+        "step_factors": [SequenceOf(Interval(low=0, low_open=True))],
+        "subspace_dim": [NONE, Interval(integer=True, low=1)],
+        "brightness": [Options(_BRIGHTNESS_MODES)],
+        "brightness_threshold": [Interval(low=1)],
+        "brightness_floor": [Interval(low=0, high=1)],
+        "tol": [Interval(low=0, low_open=True)],
+        "selection": [Options(("correlation", "consensus"))],
+        "refine": [Options(("auto", "minvol", "none"))],
+        "refine_lam": [Interval(low=0)],
+        "refine_iter": [Interval(integer=True, low=1)],
+        "refine_tol": [Interval(low=0, low_open=True)],
+        "abundances": [Options(("auto", "model", "scaled", "fcls"))],
+        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+    }
 
     def __init__(
         self,
@@ -147,32 +183,15 @@ class ArchetypalAnalysis(BlindUnmixer):
         self.abundances = abundances
         self.device = device
 
-    def _validate(self) -> None:
-        for key in ("n_restarts", "n_outer", "n_inner"):
-            v = getattr(self, key)
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise InputError(f"edaa: {key}={v!r} is invalid; expected an integer >= 1")
-        if self.brightness not in _BRIGHTNESS_MODES:
-            raise InputError(
-                f"edaa: brightness={self.brightness!r} is unknown; expected one of {', '.join(_BRIGHTNESS_MODES)}")
-        if not self.brightness_threshold >= 1:
-            raise InputError(f"edaa: brightness_threshold={self.brightness_threshold!r}; expected a number >= 1")
-        if not self.step_factors or min(self.step_factors) <= 0:
-            raise InputError(f"edaa: step_factors={self.step_factors!r}; expected positive numbers")
-        if self.selection not in ("consensus", "correlation"):
-            raise InputError(f"edaa: selection={self.selection!r}; expected 'consensus' or 'correlation'")
-        if self.refine not in ("auto", "minvol", "none"):
-            raise InputError(f"edaa: refine={self.refine!r}; expected 'auto', 'minvol' or 'none'")
-        if self.abundances not in ("auto", "model", "scaled", "fcls"):
-            raise InputError(f"edaa: abundances={self.abundances!r}; expected 'auto', 'model', 'scaled' or 'fcls'")
-        if not (self.refine_lam >= 0 and self.refine_tol > 0) or int(self.refine_iter) < 1:
-            raise InputError(f"edaa: refine_lam={self.refine_lam!r}, refine_tol={self.refine_tol!r}, "
-                             f"refine_iter={self.refine_iter!r}; expected lam >= 0, tol > 0, iter >= 1")
-        if not 0 <= self.brightness_floor <= 1:
-            raise InputError(f"edaa: brightness_floor={self.brightness_floor!r}; expected a number in [0, 1]")
+    def _transform_method(self) -> str:
+        return "nnls" if self._fitted("info_")["params"]["abundances_used"] == "scaled" else "fcls"
+
+    def _transform_finish(self, A: np.ndarray) -> np.ndarray:
+        if self.info_["params"]["abundances_used"] != "scaled":
+            return A
+        return scale_to_simplex(A)[0].astype(np.float32)
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
-        self._validate()
         dev = torch.device(self.device)
         ratio = brightness_ratio(Y, p)
         norm = self.brightness
@@ -199,8 +218,6 @@ class ArchetypalAnalysis(BlindUnmixer):
         if refine == "auto":
             refine = "minvol" if norm == "none" else "none"
         if refine == "minvol":
-            from .minvol import minvol_refine
-
             En = W[best] @ X
             En, A, rhist, rit, rrel, rlam = minvol_refine(
                 X, En, A, lam=self.refine_lam, delta=0.1, max_iter=self.refine_iter, inner=10, tol=self.refine_tol,
@@ -214,16 +231,10 @@ class ArchetypalAnalysis(BlindUnmixer):
         if abund == "auto":
             abund = "scaled" if norm != "none" and ratio <= self.brightness_threshold else "model"
         if abund == "scaled":
-            from .inversion import nnls
-
-            S = nnls(Y, E.astype(np.float32)).astype(np.float64)
-            s = S.sum(1, keepdims=True)
-            A = np.where(s > 0, S / np.maximum(s, 1e-30), 1.0 / p)
+            A, s = scale_to_simplex(nnls(Y, E.astype(np.float32)))
             extra["scale"] = {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
                               "p95": float(np.percentile(s, 95))}
         elif abund == "fcls":
-            from .inversion import fcls
-
             A = fcls(Y, E.astype(np.float32))
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
@@ -238,7 +249,7 @@ class ArchetypalAnalysis(BlindUnmixer):
             "convergence": {
                 "iterations": int(res["iterations"]),
                 "inner_steps": int(self.n_inner),
-                "objective_history": subsample(hist),
+                "objective_history": thin_history(hist),
                 "converged": conv,
                 "restarts": int(self.n_restarts),
                 "selected_restart": int(best),
@@ -260,71 +271,19 @@ class ArchetypalAnalysis(BlindUnmixer):
         return E.astype(np.float32), A.astype(np.float32), info
 
 
-# -- building blocks (also used by other methods in this package) -------------------------
+# -- building blocks -----------------------------------------------------------------------
 
-def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") -> np.ndarray:
-    """Divide each pixel ``(N, B)`` by its brightness, floored at ``floor`` x the median.
+def scale_to_simplex(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Abundances under the scaled model ``y = s * a @ E`` from non-negative ones ``S (..., p)``.
 
-    ``norm``: ``"l2"`` (Euclidean norm), ``"sum"`` (band sum) or ``"none"`` (return ``Y``).
-    The result is rescaled by the median brightness so values stay in the data's range.
+    Returns float64 ``A = S / s`` with ``s = sum(S)`` over the last axis (``1 / p`` where
+    ``s = 0``; NaN where ``S`` has NaN) and the scales ``s (..., 1)``.
     """
-    if norm == "none":
-        return Y
-    if norm == "l2":
-        s = np.sqrt(np.einsum("ij,ij->i", Y.astype(np.float64), Y.astype(np.float64)))
-    elif norm == "sum":
-        s = Y.sum(axis=1, dtype=np.float64)
-    else:
-        raise InputError(f"brightness={norm!r} is unknown; expected one of {', '.join(_BRIGHTNESS)}")
-    med = float(np.median(s))
-    if not med > 0:
-        return Y
-    denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
-    return (Y * (med / denom)[:, None]).astype(np.float32)
-
-
-def brightness_ratio(Y: np.ndarray, p: int) -> float:
-    """How much pixel brightness varies beyond what linear mixing explains (>= 1, unitless).
-
-    Under the linear mixing model with sum-to-one abundances the pixels ``Y (N, B)`` lie on
-    a ``(p - 1)``-dimensional affine subspace; under the scaled model ``y = s * a @ E`` they
-    fill a ``p``-dimensional linear subspace instead. The ratio is the residual energy of the
-    best ``(p - 1)``-dimensional affine fit (centred PCA) over that of the best
-    ``p``-dimensional linear fit (uncentred PCA): both residuals are noise, and the ratio
-    about ``(B - p + 1) / (B - p)``, when brightness follows the mixing; it grows with
-    per-pixel scaling (illumination, topography).
-    """
-    Y = Y.astype(np.float64)
-    n = Y.shape[0]
-    ev = np.linalg.eigvalsh(Y.T @ Y / n)[::-1]
-    Yc = Y - Y.mean(0)
-    aff = np.linalg.eigvalsh(Yc.T @ Yc / n)[::-1][p - 1:].sum()
-    eps = 1e-9 * max(float(ev.sum()), 1e-300)  # noise-free data: both residuals vanish
-    return float((max(aff, 0.0) + eps) / (max(ev[p:].sum(), 0.0) + eps))
-
-
-def principal_coordinates(Y: np.ndarray, d: int) -> np.ndarray:
-    """Coordinates ``(N, d)`` of the pixels on the ``d`` leading (uncentred) principal axes."""
-    G = (Y.T.astype(np.float64) @ Y.astype(np.float64)) / Y.shape[0]
-    w, V = np.linalg.eigh(G)
-    V = V[:, ::-1][:, :d]
-    return (Y @ V.astype(np.float32)).astype(np.float32)
-
-
-def random_vertices(Z: np.ndarray, p: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``p`` extreme pixels found by random directions orthogonal to those found."""
-    n, d = Z.shape
-    idx: list[int] = []
-    for _ in range(p):
-        w = rng.standard_normal(d)
-        if idx:
-            Q, _ = np.linalg.qr(Z[idx].T.astype(np.float64))
-            w = w - Q @ (Q.T @ w)
-        v = np.abs(Z.astype(np.float64) @ w)
-        if idx:
-            v[idx] = -1.0
-        idx.append(int(np.argmax(v)))
-    return np.asarray(idx)
+    S = np.asarray(S).astype(np.float64)
+    s = S.sum(-1, keepdims=True)
+    A = np.where(s > 0, S / np.maximum(s, 1e-30), 1.0 / S.shape[-1])
+    A[np.isnan(s[..., 0])] = np.nan
+    return A, s
 
 
 @torch.no_grad()
@@ -416,12 +375,3 @@ def select_restart(l1: np.ndarray, corr: np.ndarray, tol: float = 0.05,
     score = np.array([np.median(np.delete(D[i], i)) for i in range(k)])
     order = np.lexsort((corr[ok], np.round(score, 6)))
     return int(ok[order[0]])
-
-
-def subsample(history: np.ndarray, n: int = 50) -> list[float]:
-    """At most ``n`` evenly spaced values of a 1-D history, last value included."""
-    h = np.asarray(history, np.float64).ravel()
-    if h.size <= n:
-        return [float(v) for v in h]
-    sel = np.unique(np.linspace(0, h.size - 1, n).round().astype(int))
-    return [float(v) for v in h[sel]]

@@ -1,7 +1,8 @@
 """The contract every blind unmixing method follows (scikit-learn style).
 
-A method is one class. Parameters are stored in ``__init__`` (not validated there);
-``fit(scene)`` validates, learns from the scene's valid pixels and sets
+A method is one class. Parameters are stored in ``__init__`` (not validated there) and
+declared in ``_parameter_constraints`` (see `unmixgen.unmix.params`); ``fit(scene)``
+validates them, learns from the scene's valid pixels and sets
 
 - ``endmembers_``  float32 ``(p, bands)``, rows are spectra, in the scene's units;
 - ``abundances_``  float32 ``(rows, cols, p)``, on the simplex where the method says so,
@@ -10,8 +11,12 @@ A method is one class. Parameters are stored in ``__init__`` (not validated ther
 - ``info_``        a JSON-ready dict for run.json (convergence record, timings, rank
   estimate, warnings).
 
+``transform(scene_or_pixels)`` applies the fitted endmembers to another scene, tile or
+pixel array with the method's inverter (FCLS unless the method says otherwise).
+
 Subclasses implement ``_fit_pixels(Y, p, rng) -> (E, A, info)`` on the valid pixels
-``Y`` (N, bands) float32 of the good bands.
+``Y (N, bands)`` float32 of the good bands, and may override ``_transform_method`` /
+``_transform_finish`` to change how `transform` inverts.
 """
 
 from __future__ import annotations
@@ -22,32 +27,66 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError
+from ..errors import ConvergenceWarning, InputError, ParameterError
 from ..scene import Scene
+from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
+from .inversion import invert, invert_scene
+from .params import Constraint, EstimatorParams, Interval, Options
 
 #: ``n_endmembers="auto"`` estimates above this get a warning (rarely that many materials)
 AUTO_P_WARN = 20
 
 
-class BlindUnmixer:
-    """Base class: see the module docstring."""
+class NotFittedError(ValueError, AttributeError):
+    """`transform` (or a fitted attribute) was asked for before `fit`."""
 
+
+class BlindUnmixer(EstimatorParams):
+    """Base class: see the module docstring.
+
+    Parameters
+    ----------
+    n_endmembers : int >= 2 or "auto"
+        Number of endmembers p; "auto" estimates it with HySime (`unmixgen.unmix.rank`).
+    seed : int >= 0
+        Seeds every random choice of the method; equal seeds give equal results.
+    """
+
+    #: the registry name (`unmixgen.unmix.registry.METHODS`), recorded in ``info_["method"]``
     name: ClassVar[str] = "base"
-    #: True when abundances are non-negative and sum to one per pixel
-    simplex: ClassVar[bool] = True
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "n_endmembers": [Interval(integer=True, low=2), Options(("auto",))],
+        "seed": [Interval(integer=True, low=0)],
+    }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0):
         self.n_endmembers = n_endmembers
         self.seed = seed
 
-    # -- subclass hook ---------------------------------------------------------------
+    # -- subclass hooks ----------------------------------------------------------------
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator
                     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         """Learn ``E (p, B)`` and ``A (N, p)`` from ``Y (N, B)``; return them and an info dict."""
         raise NotImplementedError
 
+    def _transform_method(self) -> str:
+        """The inverter (a key of `unmixgen.unmix.inversion.METHODS`) `transform` uses."""
+        return DEFAULT_INVERTER
+
+    def _transform_finish(self, A: np.ndarray) -> np.ndarray:
+        """Last step of `transform` on the inverter's abundances ``(..., p)``; identity here."""
+        return A
+
     # -- public API --------------------------------------------------------------------
-    def fit(self, scene: Scene) -> BlindUnmixer:
+    def fit(self, scene: Scene | np.ndarray) -> BlindUnmixer:
+        """Learn endmembers and abundances from a `Scene` (or a ``(rows, cols, bands)`` array).
+
+        Raises `ParameterError` for a parameter outside its constraints and `InputError`
+        for a scene that cannot be unmixed into ``n_endmembers`` (constant, too few valid
+        pixels or bands, rank too low). Returns self.
+        """
+        self.validate_params()
+        scene = _as_scene(scene)
         t0 = time.perf_counter()
         scene.require_valid()
         good = scene.good_bands
@@ -77,16 +116,48 @@ class BlindUnmixer:
         self.info_ = info
         return self
 
-    def fit_transform(self, scene: Scene) -> np.ndarray:
+    def fit_transform(self, scene: Scene | np.ndarray) -> np.ndarray:
+        """`fit`, then return ``abundances_`` (the fit's own abundances, not a re-inversion)."""
         return self.fit(scene).abundances_
 
+    def transform(self, X: Scene | np.ndarray) -> np.ndarray:
+        """Abundances of other pixels under the fitted endmembers ``endmembers_``.
+
+        Parameters
+        ----------
+        X : Scene, array (rows, cols, bands) or array (N, bands)
+            A scene or tile (invalid pixels are skipped; only the scene's good bands are
+            used) or a pixel matrix (every band is used; NaN/Inf rows give NaN). Bands are
+            those of the fitted scene, in its units.
+
+        Returns
+        -------
+        float32 ``(rows, cols, p)`` with NaN at invalid pixels, or ``(N, p)`` for a pixel
+        matrix. Inverted with ``_transform_method()`` (FCLS unless the method says
+        otherwise), so for pixels of the fitted scene the result agrees with
+        ``abundances_`` exactly when the method's own abundances are that inversion.
+        """
+        E = self._fitted("endmembers_")
+        method = self._transform_method()
+        if isinstance(X, Scene) or np.ndim(X) == 3:
+            A = invert_scene(_as_scene(X), E, method)
+        elif np.ndim(X) == 2:
+            A = invert(X, E, method)
+        else:
+            raise InputError(f"X has shape {np.shape(X)}; expected a Scene, (rows, cols, bands) or (N, bands)")
+        return self._transform_finish(A)
+
     # -- helpers ---------------------------------------------------------------------
+    def _fitted(self, attribute: str) -> Any:
+        try:
+            return getattr(self, attribute)
+        except AttributeError:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(scene) first") from None
+
     def _resolve_p(self, Y: np.ndarray, info: dict[str, Any]) -> int:
         n, bands = Y.shape
         p = self.n_endmembers
-        if isinstance(p, str):
-            if p != "auto":
-                raise InputError(f"--endmembers: {p!r} is not a number; expected an integer >= 2 or 'auto'")
+        if p == "auto":
             from .rank import hysime
 
             est = hysime(Y)
@@ -96,19 +167,27 @@ class BlindUnmixer:
                 # HySime counts band-correlated noise (striping, calibration residue) as
                 # signal, so real scenes can come out far above their material count.
                 warnings.warn(
-                    f"--endmembers auto: HySime estimated {p} endmembers; band-correlated noise "
-                    "inflates this estimate on real scenes; pass --endmembers N if it is too many",
+                    f"n_endmembers='auto': HySime estimated {p} endmembers; band-correlated noise "
+                    "inflates this estimate on real scenes; give n_endmembers as a number if it is "
+                    "too many",
                     UserWarning, stacklevel=3,
                 )
-                info["warnings"].append(f"HySime estimated {p} endmembers (large; check --endmembers)")
+                info["warnings"].append(f"HySime estimated {p} endmembers (large; check n_endmembers)")
         p = int(p)
-        if p < 2:
-            raise InputError(f"--endmembers: {p} is too few; expected at least 2")
         if p > bands:
-            raise InputError(f"--endmembers: {p} exceeds the scene's {bands} (good) bands")
+            raise ParameterError("n_endmembers", p, f"exceeds the scene's {bands} (good) bands; expected <= {bands}")
         if p > n:
-            raise InputError(f"--endmembers: {p} exceeds the scene's {n} valid pixels")
+            raise ParameterError("n_endmembers", p, f"exceeds the scene's {n} valid pixels; expected <= {n}")
         return p
+
+
+def _as_scene(X: Scene | np.ndarray) -> Scene:
+    if isinstance(X, Scene):
+        return X
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands)")
+    return Scene(X)
 
 
 def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
@@ -116,16 +195,16 @@ def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
     rng = np.random.default_rng(0)
     Ys = Y if Y.shape[0] <= sample else Y[rng.choice(Y.shape[0], sample, replace=False)]
     Yc = Ys.astype(np.float64) - Ys.mean(axis=0, dtype=np.float64)
-    # Singular values from the (bands x bands) Gram matrix: ~10x cheaper than an SVD of Yc.
+    # Singular values from the (bands x bands) Gram matrix: far cheaper than an SVD of Yc.
     s = np.sqrt(np.clip(np.linalg.eigvalsh(Yc.T @ Yc), 0.0, None))
     scale = max(float(np.abs(Ys).max()), 1e-30) * np.sqrt(Yc.shape[0])
     rank = int((s > 1e-6 * scale).sum())
     if rank == 0:
         raise InputError("scene is constant (all valid pixels have the same spectrum); nothing to unmix")
     if rank < p - 1:
-        raise InputError(
-            f"scene data span only {rank + 1} affinely independent spectra; "
-            f"cannot unmix into {p} endmembers (expected --endmembers <= {rank + 1})"
+        raise ParameterError(
+            "n_endmembers", p,
+            f"expected <= {rank + 1}: the scene's data span only {rank + 1} affinely independent spectra",
         )
 
 
@@ -135,3 +214,15 @@ def fill_bad_bands(E_good: np.ndarray, A: np.ndarray, Y_all: np.ndarray, good: n
     E[:, good] = E_good
     E[:, ~good] = np.linalg.lstsq(A.astype(np.float64), Y_all[:, ~good].astype(np.float64), rcond=None)[0]
     return E
+
+
+def thin_history(history: np.ndarray, n: int = 50) -> list[float]:
+    """At most ``n`` evenly spaced values of a 1-D objective history, last value included.
+
+    For the convergence record in ``info_`` (JSON-ready floats).
+    """
+    h = np.asarray(history, np.float64).ravel()
+    if h.size <= n:
+        return [float(v) for v in h]
+    sel = np.unique(np.linspace(0, h.size - 1, n).round().astype(int))
+    return [float(v) for v in h[sel]]

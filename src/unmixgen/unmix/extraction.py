@@ -17,22 +17,19 @@ pixel with one float32 matrix product.
 - `atgp`: Automatic Target Generation Process (Ren & Chang 2003), repeated selection of
   the pixel with the largest residual outside the span of those already selected.
 
-The `BlindUnmixer` classes `VCAFCLS`, `NFINDRFCLS`, `ATGPFCLS` extract endmembers and
-invert abundances with FCLS (`unmixgen.unmix.inversion.fcls`).
+`unmixgen.unmix.extract_then_invert` turns these functions into blind unmixing methods
+(extraction, then abundances by an inverter such as FCLS).
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError
-from .base import BlindUnmixer
+from ..errors import ConvergenceWarning, InputError, ParameterError, check_range
 
-__all__ = ["ATGPFCLS", "NFINDRFCLS", "VCAFCLS", "atgp", "nfindr", "vca"]
+__all__ = ["atgp", "nfindr", "vca"]
 
 SeedLike = int | np.random.Generator | None
 
@@ -45,11 +42,9 @@ def _pixels(Y: np.ndarray, p: int, min_p: int = 1) -> np.ndarray:
     if Y.ndim != 2:
         raise InputError(f"pixels have shape {Y.shape}; expected (N, bands)")
     n, bands = Y.shape
-    p = int(p)
-    if p < min_p:
-        raise InputError(f"--endmembers: {p} is too few; expected at least {min_p}")
+    p = int(check_range("p", p, low=min_p, integer=True))
     if p > min(n, bands):
-        raise InputError(f"--endmembers: {p} exceeds min(pixels, bands) = {min(n, bands)}")
+        raise ParameterError("p", p, f"exceeds min(pixels, bands); expected <= {min(n, bands)}")
     return np.ascontiguousarray(Y, dtype=np.float32)
 
 
@@ -158,7 +153,7 @@ def vca(Y: np.ndarray, p: int, *, seed: SeedLike = 0, snr: float | None = None,
     """
     Y = _pixels(Y, p, 2)
     if projection not in ("auto", "projective", "orthogonal"):
-        raise InputError(f"projection: {projection!r}; expected 'auto', 'projective' or 'orthogonal'")
+        raise ParameterError("projection", projection, "expected 'auto', 'projective' or 'orthogonal'")
     n, bands = Y.shape
     rng = np.random.default_rng(seed)
     R, mean = _moments(_subsample(Y, sample, rng))
@@ -238,8 +233,7 @@ def nfindr(Y: np.ndarray, p: int, *, seed: SeedLike = 0, max_iter: int = 3,
     """
     Y = _pixels(Y, p, 2)
     n, bands = Y.shape
-    if int(max_iter) < 1:
-        raise InputError(f"max_iter: {max_iter}; expected at least 1")
+    check_range("max_iter", max_iter, low=1, integer=True)
     rng = np.random.default_rng(seed)
     U, mean = _top_eigvecs(_subsample(Y, sample, rng), p - 1, center=True)
     Z = np.empty((n, p), np.float64)
@@ -255,9 +249,9 @@ def nfindr(Y: np.ndarray, p: int, *, seed: SeedLike = 0, max_iter: int = 3,
     if init is not None:
         idx = np.asarray(init, np.int64).copy()
         if idx.shape != (p,) or idx.min() < 0 or idx.max() >= n:
-            raise InputError(f"init: expected {p} pixel indices in [0, {n})")
+            raise ParameterError("init", idx.tolist(), f"expected {p} pixel indices in [0, {n})")
         if not volume_ok(idx):
-            raise InputError("init: the initial pixels span a degenerate simplex; expected affinely independent pixels")
+            raise ParameterError("init", idx.tolist(), "the pixels span a degenerate simplex; expected affinely independent pixels")
     else:
         for _ in range(20):
             idx = rng.choice(n, p, replace=False)
@@ -337,73 +331,3 @@ def atgp(Y: np.ndarray, p: int, *, subspace: bool = False, sample: int | None = 
         proj = (X @ q.astype(np.float32)).astype(np.float64)
         resid -= proj * proj
     return _result(Y, idx)
-
-
-# ----------------------------------------------------------------------------------------
-# blind methods: extraction + FCLS
-# ----------------------------------------------------------------------------------------
-class _ExtractThenFCLS(BlindUnmixer):
-    """Extract endmembers among the pixels, then invert abundances with FCLS."""
-
-    simplex: ClassVar[bool] = True
-
-    def _extract(self, Y: np.ndarray, p: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        from .inversion import fcls
-
-        t0 = time.perf_counter()
-        idx, E = self._extract(Y, p, rng)
-        t1 = time.perf_counter()
-        A = fcls(Y, E)
-        t2 = time.perf_counter()
-        info = {
-            "extractor": self.name,
-            "inversion": "fcls",
-            # rows of the scene's valid pixels (row-major order of Scene.mask)
-            "endmember_pixel_indices": [int(i) for i in idx],
-            "extraction_s": t1 - t0,
-            "inversion_s": t2 - t1,
-        }
-        return E, A, info
-
-
-class VCAFCLS(_ExtractThenFCLS):
-    """VCA endmembers + FCLS abundances (see `vca`)."""
-
-    name: ClassVar[str] = "vca"
-
-    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, snr: float | None = None):
-        super().__init__(n_endmembers, seed=seed)
-        self.snr = snr
-
-    def _extract(self, Y, p, rng):
-        return vca(Y, p, seed=rng, snr=self.snr)
-
-
-class NFINDRFCLS(_ExtractThenFCLS):
-    """N-FINDR endmembers + FCLS abundances (see `nfindr`)."""
-
-    name: ClassVar[str] = "nfindr"
-
-    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, max_iter: int = 3):
-        super().__init__(n_endmembers, seed=seed)
-        self.max_iter = max_iter
-
-    def _extract(self, Y, p, rng):
-        return nfindr(Y, p, seed=rng, max_iter=self.max_iter)
-
-
-class ATGPFCLS(_ExtractThenFCLS):
-    """ATGP endmembers + FCLS abundances (see `atgp`)."""
-
-    name: ClassVar[str] = "atgp"
-
-    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, subspace: bool = True):
-        super().__init__(n_endmembers, seed=seed)
-        self.subspace = subspace
-
-    def _extract(self, Y, p, rng):
-        return atgp(Y, p, subspace=self.subspace, seed=rng)

@@ -28,7 +28,7 @@ iteration when the KKT conditions hold, so the result is the QP solution up to t
 accuracy of the small linear solves. Pixels whose unconstrained (sum-to-one) solution is
 already feasible are optimal at once; the others start from the Euclidean projection of
 that solution onto the feasible set, whose zero pattern is usually close to the optimal
-working set: on mixed scenes with p = 5-9 almost all pixels finish within 3 iterations.
+working set, so on mixed scenes most pixels finish within a few iterations.
 
 Precision: ``b`` is computed as ``(y - c) @ D^T`` plus a per-endmember constant, with
 ``c`` the mean endmember and, for sum-to-one methods, ``D = E - c`` (a constant shift of
@@ -41,7 +41,8 @@ Threads: batches are solved by a pool of ``n_threads`` Python threads (default: 
 the process may use); numpy releases the GIL in its array operations, so both cores of a
 2-core machine work. Every BLAS call is kept small (row chunks below OpenBLAS's own
 threading threshold), because OpenBLAS's threads busy-wait and make skinny products
-10-30x slower on a loaded machine. Nothing here uses torch.
+much slower on a loaded machine. The Gram reduction, the row-chunked products and the
+thread pool live in `unmixgen.unmix.batched`, shared with `admm`. Nothing here uses torch.
 
 Invalid input rows (any NaN/Inf) give NaN abundances; use `invert_scene` to skip the
 scene's invalid pixels altogether.
@@ -49,141 +50,23 @@ scene's invalid pixels altogether.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError
+from ..errors import ConvergenceWarning, InputError, ParameterError, check_range
 from ..simplex import project_simplex
+from .admm import sunsal
+from .batched import Gram, matmul_rows, run_batches, thread_count
+from .batched import check_inputs as _check  # the name `invert_scene` uses
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
-    "METHODS",
+    "check_method", "DEFAULT_METHOD", "METHODS",
 ]
-
-#: ``precision="auto"`` switches to float64 products above this estimated abundance error
-_SINGLE_PRECISION_ERROR = 2e-5
-_EPS32 = float(np.finfo(np.float32).eps)
-
-
-# -- input checks -------------------------------------------------------------------------
-
-
-def _check(Y, E) -> tuple[np.ndarray, np.ndarray]:
-    Y = np.asarray(Y)
-    E = np.asarray(E)
-    if E.ndim != 2:
-        raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
-    if Y.ndim != 2:
-        raise InputError(f"pixels have shape {Y.shape}; expected (N, bands)")
-    if Y.shape[1] != E.shape[1]:
-        raise InputError(
-            f"pixels have {Y.shape[1]} bands but endmembers have {E.shape[1]}; expected the same bands"
-        )
-    if E.shape[0] < 1:
-        raise InputError("no endmembers given; expected at least one (p >= 1)")
-    if not np.isfinite(E).all():
-        raise InputError("endmembers contain NaN or Inf; expected finite spectra")
-    return Y, E
-
-
-# -- the Gram-system reduction ---------------------------------------------------------------
-
-
-class _Gram:
-    """``G = D D^T`` (float64, normalised) and a batch map ``Y -> b`` for one set of endmembers.
-
-    ``shift`` is True for sum-to-one problems, where ``D = E - mean(E)`` may be used.
-    Both ``G`` and ``b`` are divided by ``scale = trace(E E^T) / p`` so the KKT systems and
-    multiplier tolerances are scale free.
-    """
-
-    def __init__(self, E: np.ndarray, *, shift: bool, precision: str):
-        if precision not in ("auto", "single", "double"):
-            raise InputError(f"precision={precision!r}; expected 'auto', 'single' or 'double'")
-        E64 = np.asarray(E, np.float64)
-        p, bands = E64.shape
-        c = E64.mean(axis=0)
-        D = E64 - c if shift else E64
-        self.G_raw = E64 @ E64.T
-        tr = float(np.trace(self.G_raw)) / p
-        self.scale = tr if tr > 0 else 1.0
-        G = (D @ D.T) / self.scale
-        self.G = 0.5 * (G + G.T)
-        self.p = p
-        self.c32 = c.astype(np.float32)
-        self.D32 = np.ascontiguousarray(D.T.astype(np.float32))  # (bands, p)
-        self.D64 = np.ascontiguousarray(D.T)
-        # b = D (y - c) for sum-to-one problems (||y - aE|| = ||(y - c) - aD|| when sum(a) = 1),
-        # b = E (y - c) + E c otherwise
-        self.const = np.zeros(p) if shift else (E64 @ c) / self.scale
-        if precision == "auto":
-            precision = "double" if self._single_error(E64, c, D, shift) > _SINGLE_PRECISION_ERROR else "single"
-        self.precision = precision
-
-    def _single_error(self, E64, c, D, shift) -> float:
-        """Rough bound on the abundance error caused by float32 products."""
-        G = D @ D.T
-        if shift:
-            p = G.shape[0]
-            P = np.eye(p) - 1.0 / p
-            ev = np.linalg.eigvalsh(P @ G @ P)[1:]  # drop the null direction of ones
-        else:
-            ev = np.linalg.eigvalsh(G)
-        lmin = float(ev.min()) if ev.size else 1.0
-        if lmin <= 0:
-            return np.inf
-        ry = float(np.linalg.norm(E64 - c, axis=1).max()) + 1e-30
-        dn = float(np.linalg.norm(D, axis=1).max())
-        # typical (not worst-case) propagation of float32 rounding of b through G^-1; checked
-        # against float64 on the benchmark scenes (estimate 6e-6, observed 5e-6 for p = 9)
-        return _EPS32 * ry * dn / lmin
-
-    def b(self, Yb: np.ndarray) -> np.ndarray:
-        """``b (n, p)`` float64 for a batch ``Yb (n, bands)`` (float32 or float64 rows).
-
-        Done in row chunks small enough to stay in cache and below OpenBLAS's threading
-        threshold (see `_matmul_rows`); parallelism comes from the batch thread pool.
-        """
-        n, bands = Yb.shape
-        double = self.precision == "double"
-        D = self.D64 if double else self.D32
-        c = self.c32.astype(np.float64) if double else self.c32
-        dt = np.float64 if double else np.float32
-        out = np.empty((n, self.p), dt)
-        step = max(32, 200_000 // max(1, bands * self.p))
-        tmp = np.empty((min(step, n), bands), dt)
-        for i in range(0, n, step):
-            j = min(i + step, n)
-            t = tmp[: j - i]
-            np.subtract(Yb[i:j], c, out=t, casting="unsafe")
-            np.matmul(t, D, out=out[i:j])
-        out = out.astype(np.float64, copy=False)
-        out /= self.scale
-        out += self.const
-        return out
-
-
-def _matmul_rows(X: np.ndarray, M: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``X (n, k) @ M (k, m)`` for skinny products, in row chunks.
-
-    Each chunk stays below OpenBLAS's multithreading threshold (about 2.6e5 multiply-adds):
-    threading such memory-bound products costs far more than it saves, and on a loaded
-    machine a threaded call can be 10-30x slower than the single-threaded one.
-    """
-    n = X.shape[0]
-    if out is None:
-        out = np.empty((n, M.shape[1]), np.result_type(X, M))
-    step = max(256, 200_000 // max(1, M.shape[0] * M.shape[1]))
-    for i in range(0, n, step):
-        np.matmul(X[i : i + step], M, out=out[i : i + step])
-    return out
-
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
 
@@ -300,7 +183,7 @@ class _EqpCache:
         if self._free is None:
             self._free = self._map(np.ones(self.p, bool))
         K, c = self._free
-        out = _matmul_rows(b, K.T)
+        out = matmul_rows(b, K.T)
         out += c
         return out[:, : self.p], out[:, self.p]
 
@@ -435,7 +318,7 @@ def _active_set(
             af = x[fr]
             np.maximum(af, 0.0, out=af)
             aa[fr] = af
-            lam = _matmul_rows(af, G)
+            lam = matmul_rows(af, G)
             lam -= ba[fr]
             if sum_to_one:
                 lam += mu[fr, None]
@@ -459,15 +342,6 @@ def _active_set(
     return a, it, int(idx.size)
 
 
-def _n_threads(n_threads: int | None) -> int:
-    if n_threads is None:
-        return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                          else (os.cpu_count() or 1), 8))
-    if n_threads < 1:
-        raise InputError(f"n_threads={n_threads}; expected >= 1 or None (all cores)")
-    return int(n_threads)
-
-
 class _LinearInverter:
     """FCLS / NNLS / SCLS / LS for one set of endmembers, reusable over many pixel blocks.
 
@@ -479,19 +353,19 @@ class _LinearInverter:
                  max_iter: int | None = None, batch_size: int = 65536, precision: str = "auto",
                  n_threads: int | None = None):
         E = np.asarray(E)
-        if batch_size < 1:
-            raise InputError(f"batch_size={batch_size}; expected >= 1")
-        if tol <= 0:
-            raise InputError(f"tol={tol}; expected > 0")
+        check_range("batch_size", batch_size, low=1, integer=True)
+        check_range("tol", tol, low=0, low_open=True)
+        if max_iter is not None:
+            check_range("max_iter", max_iter, low=0, integer=True)
         self.p = p = E.shape[0]
         self.bands = E.shape[1]
         self.sum_to_one, self.nonneg = sum_to_one, nonneg
-        self.gram = _Gram(E, shift=sum_to_one, precision=precision)
+        self.gram = Gram(E, shift=sum_to_one, precision=precision)
         self.cache = _EqpCache(self.gram.G, sum_to_one)
         self.tau = 1e-4 * tol
         self.max_iter = max_iter if max_iter is not None else 10 * p + 20
         self.batch_size = batch_size
-        self.workers = _n_threads(n_threads)
+        self.workers = thread_count(n_threads)
 
     def _solve_batch(self, Yb: np.ndarray, ob: np.ndarray) -> int:
         b = self.gram.b(Yb)
@@ -519,20 +393,11 @@ class _LinearInverter:
     def __call__(self, Y: np.ndarray) -> tuple[np.ndarray, int]:
         n = Y.shape[0]
         out = np.empty((n, self.p), np.float32)
-        workers = self.workers if n >= 16384 else 1
-        # at least one batch per worker, so both cores work on mid-sized inputs too
-        bs = max(1, min(self.batch_size, -(-n // workers)))
-        starts = range(0, n, bs)
 
-        def run(s: int) -> int:
-            return self._solve_batch(Y[s : s + bs], out[s : s + bs])
+        def run(start: int, stop: int) -> int:
+            return self._solve_batch(Y[start:stop], out[start:stop])
 
-        if workers > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                unconverged = sum(pool.map(run, starts))
-        else:
-            unconverged = sum(map(run, starts))
-        return out, unconverged
+        return out, run_batches(n, self.batch_size, self.workers, run)
 
 
 def _warn_unconverged(what: str, unconverged: int, n: int, max_iter: int, stacklevel: int) -> None:
@@ -625,13 +490,6 @@ def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto",
                           n_threads=n_threads)
 
 
-def sunsal(Y, E, **kw) -> np.ndarray:
-    """Sparse regularised inversion by ADMM (SUnSAL); see `unmixgen.unmix.admm.sunsal`."""
-    from .admm import sunsal as _sunsal
-
-    return _sunsal(Y, E, **kw)
-
-
 _LINEAR = {
     "fcls": {"sum_to_one": True, "nonneg": True},
     "nnls": {"sum_to_one": False, "nonneg": True},
@@ -639,6 +497,7 @@ _LINEAR = {
     "ls": {"sum_to_one": False, "nonneg": False},
 }
 
+#: the inverters by name (the CLI's ``--method`` choices with ``--endmembers-file``)
 METHODS: dict[str, Callable[..., np.ndarray]] = {
     "fcls": fcls,
     "nnls": nnls,
@@ -646,17 +505,20 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "ls": unconstrained,
     "sunsal": sunsal,
 }
+DEFAULT_METHOD: str = "fcls"
 
 
-def invert(Y, E, method: str = "fcls", **kw) -> np.ndarray:
+def invert(Y, E, method: str = DEFAULT_METHOD, **kw) -> np.ndarray:
     """Abundances ``(N, p)`` float32 of pixels ``Y (N, bands)`` by ``method`` (a key of `METHODS`)."""
-    try:
-        fn = METHODS[method]
-    except KeyError:
-        raise InputError(
-            f"--method: unknown inversion method {method!r}; expected one of {', '.join(METHODS)}"
-        ) from None
-    return fn(Y, E, **kw)
+    check_method(method)
+    return METHODS[method](Y, E, **kw)
+
+
+def check_method(method: str) -> str:
+    """``method`` when it names an inverter of `METHODS`, else `ParameterError` naming ``method``."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ParameterError("method", method, f"not an inversion method; expected one of {', '.join(METHODS)}")
+    return method
 
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,

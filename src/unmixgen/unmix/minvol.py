@@ -20,15 +20,18 @@ relative to the mean squared endmember norm at initialisation.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import ConvergenceWarning, InputError
+from ..errors import ConvergenceWarning
 from ..simplex import project_simplex_torch as _project_simplex
-from .archetypal import normalize_brightness, subsample
-from .base import BlindUnmixer
+from .base import BlindUnmixer, thin_history
+from .extraction import vca
+from .inversion import fcls
+from .params import Constraint, InstanceOf, Interval, Options
+from .preprocessing import normalize_brightness
 
 
 class MinVolNMF(BlindUnmixer):
@@ -36,8 +39,8 @@ class MinVolNMF(BlindUnmixer):
 
     Parameters
     ----------
-    n_endmembers : int or "auto"
-    seed : int
+    n_endmembers : int >= 2 or "auto"
+    seed : int >= 0
         Seeds the VCA initialisation.
     lam : float
         Relative weight of the volume term (see the module docstring).
@@ -48,13 +51,23 @@ class MinVolNMF(BlindUnmixer):
     inner : int
         Fast-gradient steps per factor per outer iteration.
     brightness : {"none", "l2", "sum"}
-        Normalise pixel brightness first (see `archetypal.normalize_brightness`).
+        Normalise pixel brightness first (see `preprocessing.normalize_brightness`).
     tol : float
         Converged when the relative objective change over one outer iteration is below it.
     device : str
     """
 
     name = "mvnmf"
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        **BlindUnmixer._parameter_constraints,
+        "lam": [Interval(low=0)],
+        "delta": [Interval(low=0, low_open=True)],
+        "max_iter": [Interval(integer=True, low=1)],
+        "inner": [Interval(integer=True, low=1)],
+        "brightness": [Options(("none", "l2", "sum"))],
+        "tol": [Interval(low=0, low_open=True)],
+        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+    }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, lam: float = 0.05,
                  delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none",
@@ -69,15 +82,6 @@ class MinVolNMF(BlindUnmixer):
         self.device = device
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
-        from .extraction import vca
-        from .inversion import fcls
-
-        if self.brightness not in ("none", "l2", "sum"):
-            raise InputError(f"mvnmf: brightness={self.brightness!r} is unknown; expected 'none', 'l2' or 'sum'")
-        if not (self.lam >= 0 and self.delta > 0):
-            raise InputError(f"mvnmf: lam={self.lam!r}, delta={self.delta!r}; expected lam >= 0 and delta > 0")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise InputError(f"mvnmf: max_iter={self.max_iter!r}; expected an integer >= 1")
         X = normalize_brightness(Y, 0.5, self.brightness)
         _, E0 = vca(X, p, seed=rng.integers(2**31))
         A0 = fcls(X, E0)
@@ -96,7 +100,7 @@ class MinVolNMF(BlindUnmixer):
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
             E_np = np.clip(E_np, 0, None).astype(np.float32)
         info: dict[str, Any] = {
-            "convergence": {"iterations": it, "objective_history": subsample(history), "converged": bool(conv),
+            "convergence": {"iterations": it, "objective_history": thin_history(history), "converged": bool(conv),
                             "restarts": 1, "selected_restart": 0},
             "params": {"lam": self.lam, "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter,
                        "inner": self.inner, "brightness": self.brightness, "tol": self.tol},

@@ -1,55 +1,79 @@
-"""The blind unmixing methods by name, for the CLI (``--method``) and benchmarks.
+"""The blind unmixing methods by name, for the CLI (``--method``), the demo and benchmarks.
 
-``DEFAULT_METHOD`` is the most accurate method on real scenes that unmixes a
-100 x 100 x 200 scene in under a minute on two CPU cores: "edaa" (archetypal analysis with
-L2 brightness normalisation and 24 restarts; about 10 s on Jasper Ridge). Measured with
-``benchmarks/unmixing_quality.py --seeds 3`` (mean over seeds; abundance RMSE %, mean SAD deg):
+=========  ===========================================================================
+name       method
+=========  ===========================================================================
+edaa       `ArchetypalAnalysis`: entropic-descent archetypal analysis with restarts and
+           brightness normalisation (the default)
+mvnmf      `MinVolNMF`: minimum-volume NMF, for scenes without pure pixels
+vca        `ExtractThenInvert` with `VCA` endmembers and FCLS abundances
+nfindr     `ExtractThenInvert` with `NFINDR` endmembers and FCLS abundances
+atgp       `ExtractThenInvert` with `ATGP` endmembers and FCLS abundances
+=========  ===========================================================================
 
-=========  ===============  ===============  ============================
-method     Samson           Jasper Ridge     synthetic, no pure px, 30 dB
-=========  ===============  ===============  ============================
-edaa       10.35 / 1.48     6.61 / 3.81      17.10 / 14.07
-mvnmf      32.61 / 7.24     17.87 / 11.28    11.38 / 7.67
-vca        31.98 / 10.02    15.94 / 8.95     12.83 / 14.92
-=========  ===============  ===============  ============================
-
-(edaa row measured before its abundance switch.) Since then, when pixel brightness follows
-the mixing (`archetypal.brightness_ratio` <= 1.1, e.g. synthetic scenes; Samson and Jasper
-are 1.44 and 1.19 and keep exactly the numbers above) edaa re-fits its abundances to the raw
-pixels under the scaled model: synthetic no-pure-pixel 30 dB, seeds 0-2, abundance RMSE
-16.40 / 16.04 / 18.85 -> 10.57 / 8.79 / 8.42 % (SAD unchanged, 14 deg); demo scene
-(`synthetic.default_scene`) seeds 0-2 15.09 / 13.82 / 14.08 -> 6.71 / 14.24 / 8.34 %;
-synthetic 20 dB seed 0 17.56 -> 13.38 %, 40 dB seed 0 19.19 -> 12.88 %.
-
-Without pure pixels on a plain linear-mixing scene, "mvnmf" recovers the spectra best
-(archetypes stay inside the data's convex hull); choose it with ``--method mvnmf`` there.
+``DEFAULT_METHOD`` is the most accurate method on the real benchmark scenes among those
+that unmix a 100 x 100 x 200 scene in under a minute on two CPU cores. On a plain
+linear-mixing scene without pure pixels, "mvnmf" recovers the spectra best (its simplex is
+not confined to the data's convex hull). The measurements behind both statements are in
+``benchmarks/RESULTS.md`` (``benchmarks/unmixing_quality.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ParameterError
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
-from .extraction import ATGPFCLS, NFINDRFCLS, VCAFCLS
+from .extract_then_invert import EXTRACTORS, Extractor, ExtractThenInvert
+from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .minvol import MinVolNMF
 
-METHODS: dict[str, type[BlindUnmixer]] = {
-    cls.name: cls for cls in (ArchetypalAnalysis, MinVolNMF, VCAFCLS, NFINDRFCLS, ATGPFCLS)
+__all__ = ["DEFAULT_METHOD", "METHODS", "make_method", "method_parameters"]
+
+
+class _PurePixelMethod:
+    """Constructor of a registry method "extractor + inverter": ``(n_endmembers, *, seed,
+    inverter, **extractor_params) -> ExtractThenInvert``."""
+
+    def __init__(self, extractor: type[Extractor]):
+        self.extractor = extractor
+
+    def _param_defaults(self) -> dict[str, Any]:
+        return {"n_endmembers": "auto", "seed": 0, "inverter": DEFAULT_INVERTER,
+                **self.extractor._param_defaults()}
+
+    def __call__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
+                 inverter: str = DEFAULT_INVERTER, **extractor_params: Any) -> ExtractThenInvert:
+        return ExtractThenInvert(n_endmembers, extractor=self.extractor(**extractor_params),
+                                 inverter=inverter, seed=seed)
+
+
+#: registry name -> constructor ``(n_endmembers, *, seed, **params) -> BlindUnmixer``
+METHODS: dict[str, Any] = {
+    ArchetypalAnalysis.name: ArchetypalAnalysis,
+    MinVolNMF.name: MinVolNMF,
+    **{name: _PurePixelMethod(cls) for name, cls in EXTRACTORS.items()},
 }
 DEFAULT_METHOD: str = "edaa"
+
+
+def method_parameters(name: str) -> list[str]:
+    """The parameters `make_method` takes for method ``name`` besides ``n_endmembers`` and ``seed``."""
+    if not isinstance(name, str) or name not in METHODS:
+        raise ParameterError("method", name, f"expected one of {', '.join(sorted(METHODS))}")
+    return [k for k in METHODS[name]._param_defaults() if k not in ("n_endmembers", "seed")]
 
 
 def make_method(name: str, n_endmembers: int | str = "auto", seed: int = 0, **params: Any) -> BlindUnmixer:
     """An unfitted method by registry name; ``params`` go to its constructor.
 
-    Raises `InputError` for an unknown name or a parameter the method does not take.
+    Raises `ParameterError` for an unknown ``name`` (naming ``method``) or a parameter the
+    method does not take (naming that parameter). Parameter values are checked by ``fit``.
     """
-    if name not in METHODS:
-        raise InputError(f"--method: {name!r} is unknown; expected one of {', '.join(sorted(METHODS))}")
-    cls = METHODS[name]
-    try:
-        return cls(n_endmembers, seed=seed, **params)
-    except TypeError as err:
-        raise InputError(f"--method {name}: {err}") from None
+    accepted = method_parameters(name)
+    for key, value in params.items():
+        if key not in accepted:
+            raise ParameterError(key, value, f"not a parameter of method {name!r}; "
+                                             f"expected one of {', '.join(accepted)}")
+    return METHODS[name](n_endmembers, seed=seed, **params)
