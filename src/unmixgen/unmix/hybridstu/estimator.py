@@ -113,7 +113,8 @@ class HybridSTU:
         return {key: getattr(self, key) for key in keys}
 
     # ------------------------------------------------------------------ validation
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Refuse parameters out of range (`ParameterError` naming the parameter)."""
         check_range("n_endmembers", self.n_endmembers, low=2, integer=True)
         check_k(self.k)
         for name in ("lam", "recon", "variability", "jitter"):
@@ -129,7 +130,7 @@ class HybridSTU:
         check_budget(self.max_steps, self.max_minutes)
         resolve_device(self.device)
 
-    def _check_scene(self, scene: Scene) -> np.ndarray:
+    def check_scene(self, scene: Scene) -> np.ndarray:
         """The good-band mask, after refusing scenes the network cannot take."""
         k = check_k(self.k)
         if k > min(scene.rows, scene.cols):
@@ -167,9 +168,9 @@ class HybridSTU:
             The loss became NaN/Inf.
         """
         t0 = time.perf_counter()
-        self._check_params()
+        self.check_params()
         device = resolve_device(self.device)
-        good = self._check_scene(scene)
+        good = self.check_scene(scene)
         E = self._check_endmembers(endmembers, scene.bands)
         scene.require_valid()
         n_valid = int(scene.mask.sum())
@@ -214,11 +215,9 @@ class HybridSTU:
             if maps == "dirichlet":
                 model = DirichletBaseline().fit(A[scene.mask][None, None], seed=self.seed)
             else:
-                # the GRF spectrum is fitted on complete blocks (no invalid pixel)
-                blocks = _complete_blocks(A, scene.mask, min(self.map_size, scene.rows, scene.cols))
-                if not blocks:
-                    raise InputError(f"{scene.name or 'scene'}: no {self.map_size}x{self.map_size} block without "
-                                     "invalid pixels to fit the random field to; use maps='dirichlet'")
+                # invalid pixels take the mean abundance, so every block can be used
+                A[~scene.mask] = np.nanmean(A[scene.mask], axis=0)
+                blocks = _blocks(A, min(self.map_size, scene.rows, scene.cols))
                 model = GaussianFieldBaseline().fit(np.stack(blocks), seed=self.seed)
             out = model.sample(self.n_maps, (self.map_size, self.map_size), seed=self.seed)
             return D.as_map_list(out, p), maps
@@ -278,7 +277,7 @@ class HybridSTU:
         larger than the scene.
         """
         self._check_fitted()
-        good = self._check_scene(scene)
+        good = self.check_scene(scene)
         if scene.bands != self.good_bands_.size or not np.array_equal(good, self.good_bands_):
             raise InputError(f"{scene.name or 'scene'}: {scene.bands} bands ({int(good.sum())} good) but the model was "
                              f"trained on {self.good_bands_.size} bands ({int(self.good_bands_.sum())} good); "
@@ -363,11 +362,7 @@ def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
     return math.sqrt(se / max(n, 1))
 
 
-def _complete_blocks(A: np.ndarray, mask: np.ndarray, size: int) -> list[np.ndarray]:
-    """Non-overlapping ``size x size`` blocks of ``A (rows, cols, p)`` with only valid pixels."""
-    out = []
-    for r in range(0, A.shape[0] - size + 1, size):
-        for c in range(0, A.shape[1] - size + 1, size):
-            if mask[r:r + size, c:c + size].all():
-                out.append(A[r:r + size, c:c + size])
-    return out
+def _blocks(A: np.ndarray, size: int) -> list[np.ndarray]:
+    """The non-overlapping ``size x size`` blocks of ``A (rows, cols, p)``."""
+    return [A[r:r + size, c:c + size] for r in range(0, A.shape[0] - size + 1, size)
+            for c in range(0, A.shape[1] - size + 1, size)]
