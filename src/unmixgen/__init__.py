@@ -44,6 +44,7 @@ _API = {
     "invert_scene": "unmixgen.unmix.inversion",
     "ArchetypalAnalysis": "unmixgen.unmix.archetypal",
     "MinVolNMF": "unmixgen.unmix.minvol",
+    "HybridSTU": "unmixgen.unmix.hybridstu",
     # priors
     "AbundanceModel": "unmixgen.priors.abundance.model",
     "load_model": "unmixgen.priors.abundance.model",
@@ -52,6 +53,8 @@ _API = {
     "load_endmembers": "unmixgen.runs.sources",
     "train_abundance_model": "unmixgen.workflows",
     "run_demo": "unmixgen.workflows",
+    "train_stu": "unmixgen.workflows",
+    "unmix_hybridstu": "unmixgen.workflows",
 }
 
 __all__ = ["__version__", *sorted(_API)]

@@ -34,6 +34,10 @@ def unmix(
                                help=f"Blind method: edaa (default), mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
+    model: Path = typer.Option(None, "--model", help="hybridstu: a model folder written by train-stu."),
+    maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE)."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most."),
+    device: str = typer.Option(None, "--device", help="hybridstu: auto, cpu or cuda."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
@@ -41,15 +45,21 @@ def unmix(
 
     Blind:  unmixgen unmix scene.hdr --endmembers auto --out run1
     Given:  unmixgen unmix scene.hdr --endmembers-file run1/endmembers.csv --method fcls --out run2
+    CNN:    unmixgen unmix scene.hdr --method hybridstu --model stu-model --out run3
     """
     from ..atomic import atomic_dir, check_output_dir, write_json
     from ..io import read_scene
     from ..runs.folder import run_record, save_result
     from ..runs.sources import read_truth
 
-    inputs = [scene_path, endmembers_file, truth]
+    inputs = [scene_path, endmembers_file, truth, model]
     check_output_dir(out, overwrite, inputs)
-    if (endmembers is None) == (endmembers_file is None):
+    hybrid = method == "hybridstu"
+    if not hybrid and (model is not None or maps is not None):
+        raise InputError("--model and --maps apply to --method hybridstu only")
+    if hybrid and sum(v is not None for v in (model, endmembers_file, endmembers)) != 1:
+        raise InputError("--method hybridstu: give exactly one of --model, --endmembers-file or --endmembers N")
+    if not hybrid and (endmembers is None) == (endmembers_file is None):
         raise InputError("give exactly one of --endmembers N|auto (blind) or --endmembers-file FILE")
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -58,7 +68,18 @@ def unmix(
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
     scene.require_valid()
     params = {"scene": str(scene_path), "seed": seed}
-    if endmembers_file is not None:
+    if hybrid:
+        from ..workflows import unmix_hybridstu
+        from .flags import given
+
+        timings["read"] = time.perf_counter() - t
+        E, A, names, details = unmix_hybridstu(
+            scene, model=model, endmembers_file=endmembers_file,
+            n_endmembers=None if endmembers is None else _parse_p(endmembers), seed=seed,
+            **given(maps=maps, max_minutes=max_minutes, device=device, progress=True if model is None else None))
+        params.update(method="hybridstu", **given(model=model and str(model), endmembers_file=endmembers_file
+                                                  and str(endmembers_file), maps=maps))
+    elif endmembers_file is not None:
         # Inversion reads the cube tile by tile (invert_scene): the whole cube is never
         # loaded, so "read" covers the header and the valid-pixel mask only.
         timings["read"] = time.perf_counter() - t

@@ -1,0 +1,215 @@
+"""Semi-blind unmixing with HybridSTU against FCLS, its k = 1 ablation and the blind default.
+
+Suites (``--suite``):
+
+- ``sim``: scenes mixed from USGS 1995 library spectra (``../shared/data/usgs_library``;
+  ``p`` spectra drawn per seed, at least 8 degrees apart), maps from
+  `simulate.procedural.abundance_maps` without pure pixels (max abundance 0.8), at each
+  ``--snr`` with and without ELMM brightness variability (log-std ``--variability``).
+  HybridSTU trains on GRF maps fitted to the scene's FCLS maps (its default source).
+- ``real``: Samson and Jasper Ridge with the reference endmembers, and with endmembers
+  extracted by the blind default.
+- ``speed``: inference time and peak memory (ru_maxrss of a child process) of a trained-size
+  network on memory-mapped ``.npy`` scenes of ``--speed-sizes`` pixels squared x 230 bands.
+
+Metrics: abundance RMSE %, SAD (deg), SRE (dB), reconstruction RMSE, PSNR (dB), mean SAM
+(deg), train and inference seconds (`unmixgen.evaluate.unmixing.evaluate`).
+
+    PYTHONPATH=src python benchmarks/semiblind.py --suite sim --seeds 1 --threads 1
+    PYTHONPATH=src python benchmarks/semiblind.py --suite speed --speed-sizes 500,1000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int):
+    from scipy.io import loadmat
+
+    from unmixgen.evaluate.unmixing import sad_matrix
+    from unmixgen.simulate.procedural import abundance_maps
+    from unmixgen.simulate.scene import simulate
+
+    m = loadmat(DATA / "usgs_library" / "USGS_1995_Library.mat")
+    lib = np.asarray(m["datalib"], np.float64)
+    order = np.argsort(lib[:, 0])
+    wl = lib[order, 0] * 1000.0
+    spectra = lib[order, 3:].T
+    rng = np.random.default_rng(seed)
+    picked: list[int] = []
+    for i in rng.permutation(len(spectra)):
+        s = spectra[i]
+        if not np.all(np.isfinite(s)) or s.min() <= 0:
+            continue
+        if all(sad_matrix(s[None], spectra[j][None])[0, 0] > 8.0 for j in picked):
+            picked.append(int(i))
+        if len(picked) == p:
+            break
+    E = spectra[picked].astype(np.float32)
+    A = abundance_maps(size, size, p, seed, max_abundance=0.8)
+    sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, seed=seed)[0]
+    return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
+
+
+def real_scene(name: str):
+    from unmixgen.io import read_scene
+    from unmixgen.runs.sources import read_truth
+
+    cube, truth = {"samson": ("samson/samson_1.mat", "samson/end3.mat"),
+                   "jasper": ("jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat")}[name]
+    scene = read_scene(DATA / cube)
+    scene.attach_truth(read_truth(DATA / truth, scene.rows, scene.cols, scene.bands))
+    return scene
+
+
+def metrics(scene, E, A) -> dict[str, float]:
+    from unmixgen.evaluate.unmixing import evaluate, sam_map
+
+    cube = scene.load()
+    r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
+                 ref_abundances=scene.truth.abundances, cube=cube, mask=scene.mask)
+    sam = float(np.nanmean(sam_map(cube, A @ E, scene.mask)))
+    return {"rmse": r["abundance_rmse_percent"], "sad": r["sad_deg_mean"], "sre": r["sre_db"],
+            "rec": r["reconstruction_rmse"], "psnr": r["psnr_db"], "sam": sam}
+
+
+def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
+    from unmixgen.unmix.hybridstu import HybridSTU
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
+
+    rows = []
+    t = time.perf_counter()
+    A = scene.to_image(fcls(scene.valid_pixels(), E))
+    rows.append({"method": "fcls", **metrics(scene, E, A), "train_s": 0.0, "infer_s": time.perf_counter() - t})
+    for k in args.ks:
+        est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed)
+        est.fit(scene, endmembers=E)
+        h = est.history_
+        rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_), "train_s": h["timings_s"]["train"],
+                     "infer_s": h["timings_s"]["apply"], "steps": h["steps"], "best": h["best_step"]})
+    if blind:
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = make_method(DEFAULT_METHOD, E.shape[0], seed=seed).fit(scene)
+        rows.append({"method": DEFAULT_METHOD, **metrics(scene, m.endmembers_, m.abundances_), "train_s": 0.0,
+                     "infer_s": time.perf_counter() - t})
+    return rows
+
+
+def fmt(case: str, r: dict) -> str:
+    extra = f"  steps {r['steps']} (best {r['best']})" if "steps" in r else ""
+    return (f"{case:<28} {r['method']:<10} {r['rmse']:7.2f} {r['sad']:6.2f} {r['sre']:6.2f} {r['rec']:8.4f} "
+            f"{r['psnr']:6.2f} {r['sam']:6.2f} {r['train_s']:7.1f} {r['infer_s']:6.2f}{extra}")
+
+
+HEADER = (f"{'case':<28} {'method':<10} {'RMSE%':>7} {'SAD':>6} {'SRE':>6} {'recRMSE':>8} {'PSNR':>6} "
+          f"{'SAM':>6} {'train_s':>7} {'inf_s':>6}")
+
+
+def suite_sim(args) -> None:
+    print(HEADER, flush=True)
+    for snr in args.snr:
+        for var in (0.0, args.variability):
+            for seed in range(args.seeds):
+                scene, E = usgs_scene(args.p, args.size, snr, var, seed)
+                case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}"
+                for r in run_methods(scene, E, args, seed, blind=args.blind):
+                    print(fmt(case, r), flush=True)
+
+
+def suite_real(args) -> None:
+    from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
+
+    print(HEADER, flush=True)
+    for name in ("samson", "jasper"):
+        scene = real_scene(name)
+        E = scene.truth.endmembers
+        for r in run_methods(scene, E, args, 0, blind=True):
+            print(fmt(f"{name} reference E", r), flush=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Ex = make_method(DEFAULT_METHOD, E.shape[0], seed=0).fit(scene).endmembers_
+        for r in run_methods(scene, Ex, args, 0, blind=False):
+            print(fmt(f"{name} extracted E", r), flush=True)
+
+
+SPEED_CHILD = """
+import json, resource, sys, time, numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))
+from unmixgen.scene import Scene
+from unmixgen.unmix.hybridstu import HybridSTU
+from unmixgen.unmix.hybridstu.network import HybridSTUNet
+cube = np.load(sys.argv[1], mmap_mode="r")
+scene = Scene(cube, mask=np.ones(cube.shape[:2], bool))
+est = HybridSTU(5, k=int(sys.argv[3]), tile=int(sys.argv[4]))
+torch.manual_seed(0)
+est.net_ = HybridSTUNet(cube.shape[2], 5, est.k, est.width).eval()
+est.good_bands_ = np.ones(cube.shape[2], bool); est.scale_ = 0.3; est.endmembers_ = np.ones((5, cube.shape[2]), np.float32)
+t = time.perf_counter(); A = est.transform(scene); dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "output_mb": A.nbytes / 2**20, "simplex": bool(np.allclose(A.sum(-1), 1, atol=1e-4))}))
+"""
+
+
+def suite_speed(args) -> None:
+    print(f"{'size':>10} {'bands':>5} {'k':>2} {'tile':>4} {'threads':>7} {'seconds':>8} {'peak RSS MB':>11} "
+          f"{'output MB':>9}", flush=True)
+    for n in args.speed_sizes:
+        with tempfile.TemporaryDirectory(dir=args.tmp) as d:
+            path = Path(d) / "cube.npy"
+            mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, n, 230))
+            rng = np.random.default_rng(0)
+            for r0 in range(0, n, 100):
+                mm[r0:r0 + 100] = rng.random((min(100, n - r0), n, 230), dtype=np.float32) * 0.5
+            mm.flush()
+            del mm
+            out = subprocess.run([sys.executable, "-c", SPEED_CHILD, str(path), str(args.threads), str(args.ks[0]),
+                                  str(args.tile)], capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{n}x{n:<6} {230:>5} {args.ks[0]:>2} {args.tile:>4} {args.threads:>7} {r['seconds']:8.1f} "
+                  f"{r['peak_rss_mb']:11.0f} {r['output_mb']:9.0f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", choices=("sim", "real", "speed"), default="sim")
+    ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
+    ap.add_argument("--variability", type=float, default=0.15)
+    ap.add_argument("--p", type=int, default=5)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--ks", type=lambda s: [int(v) for v in s.split(",")], default=[5, 1])
+    ap.add_argument("--lam", type=float, default=0.0)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--blind", action="store_true", help="also run the blind default on simulated scenes")
+    ap.add_argument("--speed-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[500, 1000])
+    ap.add_argument("--tile", type=int, default=128)
+    ap.add_argument("--tmp", default=None, help="folder for the speed suite's memory-mapped cubes")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print("#", " ".join(shlex.quote(a) for a in ["benchmarks/semiblind.py", *(argv or sys.argv[1:])]), flush=True)
+    {"sim": suite_sim, "real": suite_real, "speed": suite_speed}[args.suite](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

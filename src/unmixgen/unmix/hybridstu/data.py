@@ -1,0 +1,146 @@
+"""Training pairs for HybridSTU: scenes simulated from abundance maps and the given endmembers.
+
+For every training map ``A (h, w, p)`` (`training_pairs`):
+
+1. the endmembers get a small smooth spectral perturbation, one per map and endmember:
+   ``e_k(b) * (1 + jitter * z_k(b))``, ``z_k`` a Gaussian random field along the bands
+   (correlation length ``bands / 16``, standardised), so the network does not learn the
+   exact library spectra;
+2. `unmixgen.simulate.scene.simulate` mixes them with per-pixel ELMM brightness scaling
+   (log-normal, standard deviation ``variability``) and adds white noise at ``snr_db``,
+   which the estimator takes from the scene itself (`estimate_snr_db`, the HySime noise
+   estimate of `unmixgen.unmix.rank`).
+
+Maps are split into spatially disjoint training and validation parts (`split_maps`): whole
+maps when there are several, else the bottom rows of each map with a gap of ``k`` rows, so
+no validation pixel shares a receptive field with a training pixel.
+
+`PairSampler` draws batches of random crops (with flips and quarter turns) from the
+training part, from a torch generator only, so a resumed training draws the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
+from ...simulate.scene import simulate
+from ..rank import estimate_noise
+
+
+def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float:
+    """SNR in dB of pixels ``Y (N, bands)``: ``10 log10(sum x^2 / sum w^2)`` with ``w`` the
+    HySime regression noise estimate and ``x = Y - w`` (a seeded subsample of ``sample``
+    pixels)."""
+    Y = np.asarray(Y, np.float32)
+    if Y.shape[0] > sample:
+        Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
+    w, _ = estimate_noise(Y)
+    w = w.astype(np.float64)
+    x = Y.astype(np.float64) - w
+    return float(10.0 * np.log10(np.sum(x**2) / max(np.sum(w**2), 1e-30)))
+
+
+def as_map_list(maps, p: int) -> list[np.ndarray]:
+    """Abundance maps ``(N, h, w, p)`` or an iterable of ``(h, w, p)`` as a list of float32
+    maps renormalised onto the simplex; `InputError` for a wrong ``p``, NaN or negatives."""
+    if isinstance(maps, np.ndarray):
+        items: Iterable = maps[None] if maps.ndim == 3 else maps
+    else:
+        items = maps
+    out = []
+    for i, m in enumerate(items):
+        m = np.asarray(m, np.float32)
+        if m.ndim != 3 or m.shape[-1] != p:
+            raise InputError(f"maps[{i}]: shape {m.shape}; expected (rows, cols, {p}) abundance maps")
+        if not np.all(np.isfinite(m)) or (m < -1e-4).any():
+            raise InputError(f"maps[{i}]: NaN or negative abundances; expected maps on the simplex")
+        m = np.clip(m, 0.0, None)
+        out.append(m / np.maximum(m.sum(-1, keepdims=True), 1e-12))
+    if not out:
+        raise InputError("maps: no abundance map given; expected at least one")
+    return out
+
+
+def perturb_spectra(E: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """``E (p, bands)`` times ``1 + jitter * z``, ``z`` smooth along bands (see module doc)."""
+    p, bands = E.shape
+    if jitter <= 0 or bands < 2:
+        return E.astype(np.float32)
+    amp = gaussian_amplitude(1, bands, max(1.0, bands / 16.0))[..., None]
+    z = gaussian_random_fields((1, bands, p), amp, rng, axes=(0, 1), normalize=True)[0].T
+    return (E * np.clip(1.0 + jitter * z, 0.2, None)).astype(np.float32)
+
+
+def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | None, variability: float,
+                   jitter: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, m in enumerate(maps):
+        e = perturb_spectra(E, jitter, rng)
+        sim = simulate(m, e, snr_db=snr_db, variability=variability or None, seed=seed + i)[0]
+        out.append((sim.cube, m))
+    return out
+
+
+def split_maps(pairs: list[tuple[np.ndarray, np.ndarray]], gap: int
+               ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+    """Spatially disjoint (train, validation) parts: the last fifth of the maps when there are
+    at least 5, else the bottom fifth of every map's rows after a gap of ``gap`` rows."""
+    n = len(pairs)
+    if n >= 5:
+        n_val = max(1, n // 5)
+        return pairs[: n - n_val], pairs[n - n_val:]
+    train, val = [], []
+    for y, a in pairs:
+        h = y.shape[0]
+        n_val = max(1, h // 5)
+        cut = h - n_val - gap
+        if cut < 1:
+            raise InputError(f"maps: a {h}-row map is too small to hold out validation rows with a gap of "
+                             f"{gap}; expected at least {n_val + gap + 1} rows or 5 maps")
+        train.append((y[:cut], a[:cut]))
+        val.append((y[h - n_val:], a[h - n_val:]))
+    return train, val
+
+
+def to_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], scale: float
+               ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x (bands, h, w), a (p, h, w))`` float32 tensors, ``x`` divided by ``scale``."""
+    return [(torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1) / scale, np.float32)),
+             torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))) for y, a in pairs]
+
+
+class PairSampler:
+    """Random ``crop x crop`` training crops of the (x, a) tensor pairs.
+
+    The crop is the map's size when a map is smaller; a batch then uses the smallest map
+    side so its crops stack.
+    """
+
+    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], crop: int):
+        self.pairs = pairs
+        self.crop = int(min(crop, *(min(x.shape[1:]) for x, _ in pairs)))
+
+    def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (n, bands, c, c)``, ``a (n, p, c, c)``."""
+        c = self.crop
+        idx = torch.randint(0, len(self.pairs), (n,), generator=gen).tolist()
+        xs, as_ = [], []
+        for i in idx:  # a loop over the crops of a batch, not over pixels
+            x, a = self.pairs[i]
+            r0 = int(torch.randint(0, x.shape[1] - c + 1, (1,), generator=gen))
+            c0 = int(torch.randint(0, x.shape[2] - c + 1, (1,), generator=gen))
+            turn, flip = torch.randint(0, 4, (2,), generator=gen).tolist()
+            xc, ac = x[:, r0:r0 + c, c0:c0 + c], a[:, r0:r0 + c, c0:c0 + c]
+            xc, ac = torch.rot90(xc, turn, (1, 2)), torch.rot90(ac, turn, (1, 2))
+            if flip % 2:
+                xc, ac = xc.flip(2), ac.flip(2)
+            xs.append(xc)
+            as_.append(ac)
+        return torch.stack(xs), torch.stack(as_)

@@ -1,0 +1,368 @@
+"""`HybridSTU`: semi-blind unmixing (known endmembers) with a CNN trained on simulated scenes.
+
+``fit(scene, endmembers=E, maps=...)``:
+
+1. validates the scene and ``E (p, bands)`` (on the scene's bands), the neighbourhood ``k``
+   and the number of valid pixels;
+2. estimates the scene's SNR (HySime noise estimate) unless ``snr_db`` is given;
+3. takes training maps from ``maps``: arrays ``(N, h, w, p)`` or an iterable of
+   ``(h, w, p)`` (e.g. maps synthesized by an abundance prior, or real maps), or
+   ``"grf"`` / ``"dirichlet"``: a Gaussian random field or a per-pixel Dirichlet fitted to
+   the scene's own FCLS abundances with ``E`` (`unmixgen.evaluate.baselines`);
+4. simulates training pairs (`unmixgen.unmix.hybridstu.data`) and trains the network
+   (`unmixgen.nn.trainer.Trainer`) with early stopping on a spatially disjoint validation
+   part: the weights kept are the EMA weights of the best validation abundance RMSE;
+5. applies the network to the scene (`transform`), tile by tile with a halo of the
+   receptive radius (`unmixgen.tiling.map_tiles`), so the result equals the untiled one.
+
+Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like the zero
+padding beyond the scene border) and come out as NaN. Bands the scene marks bad are not
+used. The model folder (`save_pretrained`) is an `unmixgen.nn.checkpoint` folder of kind
+``"hybridstu"`` with the endmembers in ``endmembers.npz``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import InputError, ParameterError, check_range, in_file
+from ...nn import checkpoint as ck
+from ...nn.device import resolve_device
+from ...nn.seeds import seed_torch
+from ...nn.trainer import Trainer, check_budget
+from ...scene import Scene
+from ...tiling import map_tiles
+from . import data as D
+from .loss import stu_loss
+from .network import HybridSTUNet, check_k, receptive_radius
+
+KIND = "hybridstu"
+MAP_SOURCES = ("grf", "dirichlet")
+MIN_VALID_PIXELS = 64
+
+
+class HybridSTU:
+    """Semi-blind unmixing with the HybridSTU CNN; see the module docstring.
+
+    Parameters
+    ----------
+    n_endmembers : int
+        ``p``; must equal the number of endmember spectra given to `fit`.
+    k : int
+        Odd neighbourhood size (``k x k`` pixels of context); 1 = spectral only.
+    lam : float
+        Weight of the spectral-angle term of the loss (`unmixgen.unmix.hybridstu.loss`).
+    recon : float
+        Weight of the reconstruction-MSE term.
+    width : int
+        Features of the network's 2D layers.
+    n_maps, map_size : int
+        Training maps drawn for ``maps="grf"``/``"dirichlet"`` and their side in pixels.
+    snr_db : float or None
+        Noise of the training scenes; None: the scene's estimated SNR.
+    variability : float
+        Standard deviation of the log ELMM brightness scaling of the training scenes.
+    jitter : float
+        Relative amplitude of the smooth spectral perturbation of the training endmembers.
+    max_steps, max_minutes : training budget (at least one).
+    batch_size, crop : crops per step and their side.
+    lr : peak learning rate (AdamW, warm-up, EMA as in `Trainer`).
+    eval_every, patience : validation every this many steps; stop after ``patience``
+        validations without improvement.
+    tile : side of the tiles of inference.
+    device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    seed : seeds the training maps, the simulation, the weights and the batches.
+    progress : show progress bars.
+
+    Attributes
+    ----------
+    endmembers_ : (p, bands) float32
+    abundances_ : (rows, cols, p) float32, on the simplex, NaN at invalid pixels
+    history_ : dict
+        SNR used, map source, steps, validation curve, best step, timings.
+    """
+
+    def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
+                 width: int = 48, n_maps: int = 24, map_size: int = 48, snr_db: float | None = None,
+                 variability: float = 0.1, jitter: float = 0.02, max_steps: int | None = 1500,
+                 max_minutes: float | None = 4.0, batch_size: int = 8, crop: int = 24, lr: float = 2e-3,
+                 eval_every: int = 100, patience: int = 5, tile: int = 128, device: str = "cpu",
+                 seed: int = 0, progress: bool = False):
+        self.n_endmembers = n_endmembers
+        self.k, self.lam, self.recon, self.width = k, lam, recon, width
+        self.n_maps, self.map_size = n_maps, map_size
+        self.snr_db, self.variability, self.jitter = snr_db, variability, jitter
+        self.max_steps, self.max_minutes = max_steps, max_minutes
+        self.batch_size, self.crop, self.lr = batch_size, crop, lr
+        self.eval_every, self.patience = eval_every, patience
+        self.tile, self.device, self.seed, self.progress = tile, device, seed, progress
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters (scikit-learn style)."""
+        keys = ("n_endmembers", "k", "lam", "recon", "width", "n_maps", "map_size", "snr_db", "variability",
+                "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
+                "tile", "device", "seed")
+        return {key: getattr(self, key) for key in keys}
+
+    # ------------------------------------------------------------------ validation
+    def check_params(self) -> None:
+        """Refuse parameters out of range (`ParameterError` naming the parameter)."""
+        check_range("n_endmembers", self.n_endmembers, low=2, integer=True)
+        check_k(self.k)
+        for name in ("lam", "recon", "variability", "jitter"):
+            check_range(name, getattr(self, name), low=0)
+        for name in ("width", "n_maps", "batch_size", "eval_every", "patience", "tile"):
+            check_range(name, getattr(self, name), low=1, integer=True)
+        check_range("map_size", self.map_size, low=4, integer=True)
+        check_range("crop", self.crop, low=4, integer=True)
+        check_range("lr", self.lr, low=0, low_open=True)
+        check_range("seed", self.seed, low=0, integer=True)
+        if self.snr_db is not None:
+            check_range("snr_db", self.snr_db)
+        check_budget(self.max_steps, self.max_minutes)
+        resolve_device(self.device)
+
+    def check_scene(self, scene: Scene) -> np.ndarray:
+        """The good-band mask, after refusing scenes the network cannot take."""
+        k = check_k(self.k)
+        if k > min(scene.rows, scene.cols):
+            raise ParameterError("k", k, f"expected at most the scene's smaller side ({min(scene.rows, scene.cols)} "
+                                 "pixels)")
+        good = np.asarray(scene.good_bands, bool)
+        if not good.any():
+            raise InputError(f"{scene.name or 'scene'}: every band is marked bad; expected usable bands")
+        return good
+
+    def _check_endmembers(self, endmembers, bands: int) -> np.ndarray:
+        if endmembers is None:
+            raise ParameterError("endmembers", None, "expected the endmember spectra (p, bands)")
+        E = np.asarray(endmembers, np.float32)
+        if E.ndim != 2 or E.shape[1] != bands:
+            raise InputError(f"endmembers have shape {E.shape}; expected ({self.n_endmembers}, {bands}) on the "
+                             "scene's bands (resample them first, e.g. runs.sources.fit_to_bands)")
+        if E.shape[0] != self.n_endmembers:
+            raise ParameterError("n_endmembers", self.n_endmembers,
+                                 f"expected the number of endmember spectra given ({E.shape[0]})")
+        if not np.all(np.isfinite(E)):
+            raise InputError("endmembers contain NaN/Inf; expected finite spectra")
+        return E
+
+    # ------------------------------------------------------------------ training
+    def fit(self, scene: Scene, endmembers=None, maps="grf") -> HybridSTU:
+        """Train on scenes simulated for ``scene`` and unmix it; see the module docstring.
+
+        Raises
+        ------
+        ParameterError, InputError
+            Bad parameters, endmembers not on the scene's bands or with another ``p``,
+            ``k`` larger than the scene, too few valid pixels, bad maps.
+        TrainingDiverged
+            The loss became NaN/Inf.
+        """
+        t0 = time.perf_counter()
+        self.check_params()
+        device = resolve_device(self.device)
+        good = self.check_scene(scene)
+        E = self._check_endmembers(endmembers, scene.bands)
+        scene.require_valid()
+        n_valid = int(scene.mask.sum())
+        needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1 if self.snr_db is None else 0)
+        if n_valid < needed:
+            raise InputError(f"{scene.name or 'scene'}: {n_valid} valid pixels; expected at least {needed} "
+                             "(to estimate the noise and fit the training maps)")
+        Y = scene.valid_pixels()[:, good]
+        Eg = E[:, good]
+        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
+        t_prep = time.perf_counter()
+        map_list, source = self._training_maps(maps, scene, Y, Eg)
+        self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
+        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=self.variability, jitter=self.jitter,
+                                 seed=self.seed)
+        train, val = D.split_maps(pairs, gap=self.k)
+        t_train = time.perf_counter()
+        curve = self._train(D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_),
+                            torch.from_numpy(Eg / self.scale_), device)
+        self.endmembers_ = E
+        self.good_bands_ = good
+        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "map_source": source,
+                         "n_training_maps": len(map_list), "n_train_parts": len(train),
+                         "n_validation_parts": len(val), **curve}
+        t_apply = time.perf_counter()
+        self.abundances_ = self.transform(scene)
+        t_end = time.perf_counter()
+        self.history_["timings_s"] = {"prepare": t_train - t0, "maps": t_train - t_prep,
+                                      "train": t_apply - t_train, "apply": t_end - t_apply, "total": t_end - t0}
+        return self
+
+    def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray) -> tuple[list[np.ndarray], str]:
+        p = E.shape[0]
+        if isinstance(maps, str):
+            if maps not in MAP_SOURCES:
+                raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of "
+                                     f"{', '.join(MAP_SOURCES)}")
+            from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
+            from ..inversion import fcls
+
+            A = scene.to_image(fcls(Y, E), fill=np.nan)
+            if maps == "dirichlet":
+                model = DirichletBaseline().fit(A[scene.mask][None, None], seed=self.seed)
+            else:
+                # invalid pixels take the mean abundance, so every block can be used
+                A[~scene.mask] = np.nanmean(A[scene.mask], axis=0)
+                blocks = _blocks(A, min(self.map_size, scene.rows, scene.cols))
+                model = GaussianFieldBaseline().fit(np.stack(blocks), seed=self.seed)
+            out = model.sample(self.n_maps, (self.map_size, self.map_size), seed=self.seed)
+            return D.as_map_list(out, p), maps
+        return D.as_map_list(maps, p), "given"
+
+    def _train(self, train, val, E: torch.Tensor, device: str) -> dict[str, Any]:
+        seed_torch(self.seed)
+        self.net_ = HybridSTUNet(E.shape[1], E.shape[0], self.k, self.width)
+        sampler = D.PairSampler(train, self.crop)
+        E = E.to(device)
+        lam, recon, n = self.lam, self.recon, self.batch_size
+
+        def loss_fn(net: torch.nn.Module, gen: torch.Generator) -> torch.Tensor:
+            x, a = sampler.batch(n, gen)
+            x, a = x.to(device), a.to(device)
+            return stu_loss(net(x), a, x, E, lam=lam, recon=recon)
+
+        target = self.max_steps if self.max_steps is not None else math.inf
+        deadline = time.monotonic() + 60.0 * self.max_minutes if self.max_minutes is not None else math.inf
+        best, best_step, best_state, waited = math.inf, 0, None, 0
+        val_steps, val_rmse = [], []
+        with tempfile.TemporaryDirectory(prefix="hybridstu-") as folder:
+            trainer = Trainer(self.net_, loss_fn, folder, lr=self.lr, warmup_steps=50, ema_decay=0.99,
+                              seed=self.seed + 1, checkpoint_every_s=None, log_every=10, device=device)
+            summary = None
+            while trainer.step < target and time.monotonic() < deadline:
+                chunk = int(min(trainer.step + self.eval_every, target))
+                minutes = max(1e-3, (deadline - time.monotonic()) / 60.0) if math.isfinite(deadline) else None
+                summary = trainer.fit(max_steps=chunk, max_minutes=minutes, progress=self.progress)
+                rmse = _validation_rmse(trainer.ema.module, val, device)
+                val_steps.append(trainer.step)
+                val_rmse.append(rmse)
+                if rmse < best:
+                    best, best_step, waited = rmse, trainer.step, 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in trainer.ema.module.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= self.patience:
+                        break
+            self.net_.load_state_dict(best_state)
+        self.net_.to("cpu").eval()
+        return {"steps": trainer.step, "best_step": best_step, "best_validation_rmse": best,
+                "validation_steps": val_steps, "validation_rmse": val_rmse,
+                "curve_steps": summary.curve_steps if summary else [],
+                "curve_losses": summary.curve_losses if summary else [],
+                "early_stopped": waited >= self.patience}
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise InputError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
+
+    def transform(self, scene: Scene, *, backend: str = "serial", on_tile=None) -> np.ndarray:
+        """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels.
+
+        Raises `InputError` when the scene's bands differ from the model's, or when ``k`` is
+        larger than the scene.
+        """
+        self._check_fitted()
+        good = self.check_scene(scene)
+        if scene.bands != self.good_bands_.size or not np.array_equal(good, self.good_bands_):
+            raise InputError(f"{scene.name or 'scene'}: {scene.bands} bands ({int(good.sum())} good) but the model was "
+                             f"trained on {self.good_bands_.size} bands ({int(self.good_bands_.sum())} good); "
+                             "expected a scene from the same sensor")
+        device = resolve_device(self.device)
+        net = self.net_.to(device).eval()
+        scale = np.float32(self.scale_)
+        idx = np.flatnonzero(good) if not good.all() else None
+
+        def apply(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            x = block if idx is None else block[..., idx]
+            x = np.where(mask[..., None], x, 0.0).astype(np.float32) / scale
+            with torch.inference_mode():
+                t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
+                return net(t)[0].permute(1, 2, 0).cpu().numpy()
+
+        return map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
+                         out_channels=int(self.endmembers_.shape[0]), backend=backend, on_tile=on_tile)
+
+    def fit_transform(self, scene: Scene, endmembers=None, maps="grf") -> np.ndarray:
+        return self.fit(scene, endmembers=endmembers, maps=maps).abundances_
+
+    # ------------------------------------------------------------------ model folder
+    def save_pretrained(self, folder: str | Path, *, overwrite: bool = False, names: list[str] | None = None,
+                        wavelengths=None) -> Path:
+        """Write the trained network as a model folder of kind ``"hybridstu"`` (atomically)."""
+        from ...atomic import atomic_dir
+
+        self._check_fitted()
+        cfg = ck.new_config(KIND, n_endmembers=int(self.endmembers_.shape[0]), bands=int(self.good_bands_.size),
+                            good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
+                            scale=self.scale_, names=names,
+                            parameters={k: v for k, v in self.get_params().items() if k != "device"},
+                            history=getattr(self, "history_", {}))
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
+            ck.write_config(tmp, cfg)
+            arrays = {"endmembers": self.endmembers_}
+            if wavelengths is not None:
+                arrays["wavelengths"] = np.asarray(wavelengths, np.float64)
+            ck.save_arrays(tmp / "endmembers.npz", arrays)
+            state = {"best_step": getattr(self, "history_", {}).get("best_step")}
+            ck.save_checkpoint(tmp, int(getattr(self, "history_", {}).get("steps", 0)),
+                               weights=self.net_.state_dict(), training={}, state=state)
+        return Path(folder)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, *, device: str = "cpu", tile: int = 128) -> HybridSTU:
+        """A trained `HybridSTU` read from a model folder (`InputError` for another kind)."""
+        cfg = ck.read_config(folder, kind=KIND)
+        path = ck.latest_checkpoint(folder)
+        arrays = ck.load_arrays(Path(folder) / "endmembers.npz")
+        known = inspect.signature(cls).parameters
+        params = {k: v for k, v in cfg.get("parameters", {}).items() if k in known}
+        params.pop("n_endmembers", None)
+        params.update(device=device, tile=tile)
+        est = cls(int(cfg["n_endmembers"]), **params)
+        est.good_bands_ = np.asarray(cfg["good_bands"], bool)
+        est.scale_ = float(cfg["scale"])
+        est.endmembers_ = arrays["endmembers"].astype(np.float32)
+        est.net_ = HybridSTUNet(int(est.good_bands_.sum()), est.endmembers_.shape[0], int(cfg["k"]), int(cfg["width"]))
+        try:
+            est.net_.load_state_dict(ck.load_weights(path))
+        except RuntimeError as exc:
+            raise in_file(folder, f"weights do not fit the network of its config.json ({exc}); retrain") from None
+        est.net_.eval()
+        est.history_ = cfg.get("history", {})
+        est.names_ = cfg.get("names")
+        est.wavelengths_ = arrays.get("wavelengths")
+        return est
+
+
+def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
+    """Abundance RMSE over every validation pixel (each part in one forward pass)."""
+    net.eval()
+    se, n = 0.0, 0
+    with torch.inference_mode():
+        for x, a in val:
+            d = net(x[None].to(device))[0].cpu() - a
+            se += float((d**2).sum())
+            n += d.numel()
+    net.train()
+    return math.sqrt(se / max(n, 1))
+
+
+def _blocks(A: np.ndarray, size: int) -> list[np.ndarray]:
+    """The non-overlapping ``size x size`` blocks of ``A (rows, cols, p)``."""
+    return [A[r:r + size, c:c + size] for r in range(0, A.shape[0] - size + 1, size)
+            for c in range(0, A.shape[1] - size + 1, size)]

@@ -1,0 +1,103 @@
+"""`unmixgen train-stu` and `unmixgen unmix --method hybridstu` end to end, and their refusals of
+bad input (one line, exit 2, nothing written)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unmixgen.io import write_scene
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import make_scene
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A non-square 24x37x40 scene (one invalid pixel) and its true endmembers as .npz."""
+    s = make_scene(rows=24, cols=37, p=3, bands=40, snr_db=30, seed=3)
+    cube = s.load().copy()
+    cube[2, 5] = np.nan
+    path = tmp_path / "scene.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), path)
+    em = tmp_path / "em.npz"
+    np.savez(em, endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    return path, em, s
+
+
+def test_train_then_unmix_with_the_model(run_cli, files, tmp_path, torch_one_thread):
+    path, em, s = files
+    model = tmp_path / "stu"
+    code, out, err = run_cli("train-stu", path, "--endmembers-file", em, "--maps", "dirichlet", "--out", model,
+                             "--k", "3", "--max-steps", "20")
+    assert code == 0, err
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["kind"] == "hybridstu" and cfg["k"] == 3 and cfg["history"]["map_source"] == "dirichlet"
+    run = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--method", "hybridstu", "--model", model, "--out", run, "--no-figures")
+    assert code == 0, err
+    with np.load(run / "result.npz") as r:
+        A, mask, E = r["abundances"], r["mask"], r["endmembers"]
+    assert A.shape == (24, 37, 3) and np.isnan(A[2, 5]).all() and not mask[2, 5]
+    assert np.allclose(A[mask].sum(-1), 1, atol=1e-5) and (A[mask] >= 0).all()
+    np.testing.assert_allclose(E, s.truth.endmembers, rtol=1e-6)
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["method"] == "hybridstu" and rec["training"]["steps"] == 20
+
+
+def test_unmix_trains_in_one_command(run_cli, files, tmp_path, torch_one_thread, monkeypatch):
+    from unmixgen.unmix.hybridstu import HybridSTU
+
+    monkeypatch.setattr(HybridSTU.__init__, "__kwdefaults__",
+                        {**HybridSTU.__init__.__kwdefaults__, "max_steps": 10, "n_maps": 4, "map_size": 24})
+    path, em, s = files
+    run = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--method", "hybridstu", "--endmembers-file", em, "--out", run,
+                           "--no-figures")
+    assert code == 0, err
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["training"]["map_source"] == "grf" and rec["training"]["steps"] == 10
+
+
+def _refused(run_cli, args, out, match):
+    code, _, err = run_cli(*args)
+    assert code == 2, err
+    assert match in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_bad_input_exits_2_and_writes_nothing(run_cli, files, tmp_path, torch_one_thread):
+    path, em, s = files
+    out = tmp_path / "out"
+    # endmembers that do not cover the scene's bands
+    short = tmp_path / "short.npz"
+    np.savez(short, endmembers=s.truth.endmembers[:, :20], wavelengths=s.wavelengths[:20])
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", short, "--out", out], out, "good bands")
+    # k larger than the scene
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--k", "31"], out, "--k 31")
+    # fewer valid pixels than needed
+    cube = s.load().copy()
+    cube[1:] = np.nan  # 37 valid pixels
+    few = tmp_path / "few.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), few)
+    _refused(run_cli, ["train-stu", few, "--endmembers-file", em, "--out", out], out, "valid pixels")
+    # a scene with a NaN band
+    cube = s.load().copy()
+    cube[..., 7] = np.nan
+    nanband = tmp_path / "nanband.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), nanband)
+    _refused(run_cli, ["train-stu", nanband, "--endmembers-file", em, "--out", out], out, "no valid pixel")
+    # training maps for another p
+    maps = tmp_path / "maps.npz"
+    np.savez(maps, abundances=np.full((2, 8, 8, 4), 0.25, np.float32))
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--maps", str(maps), "--out", out], out,
+             "expected 3")
+    # a model trained for other bands
+    model = tmp_path / "stu"
+    assert run_cli("train-stu", path, "--endmembers-file", em, "--out", model, "--k", "1", "--max-steps", "5")[0] == 0
+    other = tmp_path / "other.npz"
+    write_scene(Scene(s.load()[..., :30], wavelengths=s.wavelengths[:30]), other)
+    _refused(run_cli, ["unmix", other, "--method", "hybridstu", "--model", model, "--out", out], out,
+             "trained on 40 bands")
+    # a model and endmembers at once
+    _refused(run_cli, ["unmix", path, "--method", "hybridstu", "--model", model, "--endmembers-file", em,
+                       "--out", out], out, "exactly one")

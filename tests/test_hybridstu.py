@@ -1,0 +1,191 @@
+"""HybridSTU: the network's receptive field, tiled == untiled inference, training on simulated
+scenes, the model folder, and the refusals of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unmixgen.errors import InputError, ParameterError
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import abundance_maps
+from unmixgen.simulate.scene import simulate
+from unmixgen.unmix.hybridstu import HybridSTU
+from unmixgen.unmix.hybridstu import data as D
+from unmixgen.unmix.hybridstu.network import HybridSTUNet, receptive_radius
+
+BANDS, P = 30, 3
+
+
+def endmembers(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, BANDS)
+    # three smooth, clearly different spectra
+    E = np.stack([0.2 + 0.6 * x, 0.8 - 0.5 * x, 0.3 + 0.3 * np.sin(6 * x) ** 2])
+    return (E + 0.01 * rng.standard_normal(E.shape)).astype(np.float32)
+
+
+def sim_scene(rows=28, cols=32, snr=30.0, seed=0) -> tuple[Scene, np.ndarray, np.ndarray]:
+    A = abundance_maps(rows, cols, P, seed, max_abundance=0.9)
+    E = endmembers()
+    s = simulate(A, E, snr_db=snr, seed=seed)[0].to_scene()
+    return s, E, A
+
+
+def small(**kw) -> HybridSTU:
+    opts = dict(k=3, width=8, n_maps=6, map_size=16, max_steps=150, max_minutes=None, batch_size=4, crop=12,
+                eval_every=50, tile=64)
+    opts.update(kw)
+    return HybridSTU(P, **opts)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_output_is_on_the_simplex_and_depends_only_on_the_k_by_k_neighbourhood(k, torch_one_thread):
+    torch.manual_seed(0)
+    net = HybridSTUNet(BANDS, P, k=k, width=8).eval()
+    x = torch.rand(1, BANDS, 15, 15)
+    with torch.no_grad():
+        a = net(x)
+        x2 = x.clone()
+        x2[0, :, 7, 7] += 1.0  # change one pixel
+        changed = (net(x2) - a).abs().amax(1)[0] > 0
+    assert torch.all(a >= 0) and torch.allclose(a.sum(1), torch.ones(1, 15, 15), atol=1e-6)
+    r = receptive_radius(k)
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert changed[7, 7]
+    # the change reaches exactly r pixels in every direction, no further
+    assert int(rows.min()) == 7 - r and int(rows.max()) == 7 + r
+    assert int(cols.min()) == 7 - r and int(cols.max()) == 7 + r
+
+
+def trained(torch_one_thread=None, **kw):
+    scene, E, A = sim_scene()
+    est = small(**kw).fit(scene, endmembers=E)
+    return est, scene, E, A
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield trained()
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
+    est, scene, E, A = fitted
+    a = est.abundances_
+    assert a.shape == A.shape and a.dtype == np.float32
+    assert np.all(a >= 0) and np.allclose(a.sum(-1), 1, atol=1e-5)
+    rmse = np.sqrt(np.mean((a - A) ** 2))
+    uniform = np.sqrt(np.mean((1.0 / P - A) ** 2))
+    assert rmse < 0.7 * uniform
+    assert np.array_equal(est.endmembers_, E)
+    h = est.history_
+    assert abs(h["snr_db"] - 30.0) < 1.5  # the scene's SNR, estimated
+    assert h["steps"] >= h["best_step"] > 0 and len(h["validation_rmse"]) == len(h["validation_steps"])
+
+
+def test_tiled_inference_equals_untiled_and_keeps_invalid_pixels_nan(fitted):
+    est, scene, E, A = fitted
+    cube = scene.load().copy()
+    cube[3, 5] = np.nan
+    cube[20, 20] = 0.0
+    s = Scene(cube)
+    est.tile = 7  # many tiles, edge tiles of other sizes
+    tiled = est.transform(s)
+    est.tile = 512
+    whole = est.transform(s)
+    assert np.isnan(tiled[3, 5]).all() and np.isnan(tiled[20, 20]).all()
+    np.testing.assert_allclose(tiled, whole, atol=2e-6, equal_nan=True)
+    ok = s.mask
+    assert np.allclose(tiled[ok].sum(-1), 1, atol=1e-5)
+
+
+def test_same_seed_same_result(fitted):
+    est, scene, E, A = fitted
+    again = small().fit(scene, endmembers=E)
+    np.testing.assert_array_equal(again.abundances_, est.abundances_)
+
+
+def test_save_and_load_give_the_same_abundances(fitted, tmp_path):
+    est, scene, E, A = fitted
+    est.save_pretrained(tmp_path / "m")
+    loaded = HybridSTU.from_pretrained(tmp_path / "m")
+    np.testing.assert_allclose(loaded.transform(scene), est.transform(scene), atol=1e-6)
+    np.testing.assert_array_equal(loaded.endmembers_, E)
+    with pytest.raises(InputError, match="exists"):
+        est.save_pretrained(tmp_path / "m")
+
+
+def test_a_model_folder_of_another_kind_is_refused(tmp_path):
+    from unmixgen.nn import checkpoint as ck
+
+    (tmp_path / "prior").mkdir()
+    ck.write_config(tmp_path / "prior", ck.new_config("abundance_prior"))
+    with pytest.raises(InputError, match="expected a hybridstu model"):
+        HybridSTU.from_pretrained(tmp_path / "prior")
+
+
+def test_a_scene_with_other_bands_is_refused_by_a_trained_model(fitted):
+    est, scene, E, A = fitted
+    other = Scene(scene.load()[..., :-2])
+    with pytest.raises(InputError, match="trained on 30 bands"):
+        est.transform(other)
+
+
+def test_given_maps_train_the_network():
+    scene, E, A = sim_scene()
+    maps = np.stack([abundance_maps(16, 16, P, s) for s in range(5)])
+    est = small(max_steps=20).fit(scene, endmembers=E, maps=maps)
+    assert est.history_["map_source"] == "given" and est.history_["n_training_maps"] == 5
+    with pytest.raises(InputError, match="expected \\(rows, cols, 3\\)"):
+        small().fit(scene, endmembers=E, maps=maps[..., :2])
+
+
+@pytest.mark.parametrize("case", ["bands", "p", "k", "pixels", "nan_band", "maps"])
+def test_bad_input_is_refused_before_training(case):
+    scene, E, A = sim_scene()
+    est = small()
+    if case == "bands":
+        with pytest.raises(InputError, match="on the scene's bands"):
+            est.fit(scene, endmembers=E[:, :-1])
+    elif case == "p":
+        with pytest.raises(ParameterError, match="n_endmembers"):
+            HybridSTU(4, k=3).fit(scene, endmembers=E)
+    elif case == "k":
+        tiny = Scene(scene.load()[:4, :6])
+        with pytest.raises(ParameterError, match="smaller side"):
+            small(k=5).fit(tiny, endmembers=E)
+    elif case == "pixels":
+        cube = scene.load().copy()
+        cube[1:] = np.nan  # one valid row of 32 pixels
+        with pytest.raises(InputError, match="valid pixels; expected at least"):
+            est.fit(Scene(cube), endmembers=E)
+    elif case == "nan_band":
+        cube = scene.load().copy()
+        cube[..., 4] = np.nan
+        with pytest.raises(InputError, match="no valid pixel"):
+            est.fit(Scene(cube), endmembers=E)
+    else:
+        with pytest.raises(ParameterError, match="maps"):
+            est.fit(scene, endmembers=E, maps="procedural")
+
+
+def test_split_is_spatially_disjoint():
+    pairs = [(np.zeros((20, 10, 2)), np.zeros((20, 10, 3)))]
+    train, val = D.split_maps(pairs, gap=5)
+    assert train[0][0].shape[0] + 5 + val[0][0].shape[0] <= 20
+    many = [(np.full((4, 4, 2), i), np.zeros((4, 4, 3))) for i in range(10)]
+    train, val = D.split_maps(many, gap=5)
+    assert {int(t[0][0, 0, 0]) for t in train}.isdisjoint({int(v[0][0, 0, 0]) for v in val})
+
+
+def test_snr_estimate_follows_the_added_noise():
+    A = abundance_maps(40, 40, P, 1)
+    for snr in (15.0, 30.0):
+        cube = simulate(A, endmembers(), snr_db=snr, seed=2)[0].cube
+        assert abs(D.estimate_snr_db(cube.reshape(-1, BANDS)) - snr) < 1.5
