@@ -189,3 +189,73 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         write_json(tmp / "run.json", record)
     return record
+
+
+def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Spectra of every source on the first source's wavelengths: a USGS-layout library
+    ``.mat`` (all its spectra), or anything `unmixgen.runs.sources.load_endmembers` reads
+    (result folders, .csv, .npz); every source needs wavelengths."""
+    from scipy.io import loadmat
+
+    from .errors import InputError, in_file
+    from .runs.sources import load_endmembers
+    from .wavelengths import to_nm
+
+    blocks, names = [], []
+    wl0 = None
+    for src in sources:
+        path = Path(src)
+        if path.suffix.lower() == ".mat" and path.is_file():
+            m = loadmat(path)
+            if "datalib" not in m:
+                raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib')")
+            d = np.asarray(m["datalib"], np.float64)
+            order = np.argsort(d[:, 0], kind="stable")
+            wl, s = to_nm(d[order, 0], "um"), d[order, 3:].T
+        else:
+            em = load_endmembers(src)
+            if em.wavelengths is None:
+                raise in_file(path, "endmembers have no wavelengths; the spectra prior needs them")
+            wl, s = em.wavelengths, em.spectra.astype(np.float64)
+        if wl0 is None:
+            wl0 = np.asarray(wl, np.float64)
+        else:
+            s = np.stack([np.interp(wl0, wl, row) for row in s])
+        blocks.append(s)
+        names.append(str(src))
+    if wl0 is None:
+        raise InputError("no training spectra given; expected a USGS library .mat or result folders")
+    return np.concatenate(blocks), wl0, names
+
+
+def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+                        max_steps: int | None = None, overwrite: bool = False, device: str = "cpu",
+                        progress: bool = True, **options: Any) -> dict:
+    """Train a 1D spectra prior (the Python form of ``unmixgen train-spectra``).
+
+    Parameters
+    ----------
+    sources : a USGS-layout spectral library ``.mat`` and/or endmember sources (result
+        folders, .csv, .npz) with wavelengths.
+    out : model folder to create (refused when it exists, unless ``overwrite``).
+    max_minutes, max_steps : training budget (at least one).
+    options : keys of `unmixgen.priors.spectra.train.DEFAULTS` (None: the default).
+
+    Returns the training summary; the curve is drawn to ``out/training_curve.png``.
+    """
+    from .nn.trainer import check_budget
+    from .priors.spectra import train as spectra_train
+    from .report.figures import plot_training_curve
+
+    check_budget(max_steps, max_minutes)
+    resolve_device(device)
+    spectra_train.resolve_options(options)
+    spectra, wl, names = _training_spectra(list(sources))
+    out = Path(out)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
+    info = spectra_train.train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    if info["curve_steps"]:
+        plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
+                            ylabel="loss (MSE)")
+    return info
