@@ -69,8 +69,9 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
                          "(p from the abundances, the scene's bands)")
     if A0.shape[2] < 2:
         raise InputError("init has fewer than 2 endmembers; expected p >= 2")
-    if not mask.any():
-        raise InputError("the scene has no valid pixel")
+    if mask.shape != (rows, cols) or not mask.any():
+        raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
+                         f"({rows}, {cols}) with at least one")
 
 
 class _Abundances:
@@ -172,10 +173,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     cube = np.asarray(cube, np.float32)
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
-    if mask is None:
-        mask = np.all(np.isfinite(cube), axis=-1)
-    mask = np.asarray(mask, bool) & np.all(np.isfinite(A0), axis=-1)
+    mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
     check_inputs(cube, E0, A0, mask)
+    mask = mask & np.all(np.isfinite(A0), axis=-1)
     rows, cols, B = cube.shape
     p = E0.shape[0]
     adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile)
