@@ -50,12 +50,19 @@ class Refined:
     endmembers: np.ndarray
     endmembers_std: np.ndarray
     abundance_samples: np.ndarray  # (K, rows, cols, p)
+    pixels_kept: np.ndarray  # (rows, cols) bool: where the guard kept the refined abundances
     record: dict = field(default_factory=dict)
 
 
 def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: str) -> torch.Tensor:
     """Noise for all samples: ``shape`` per sample from its own generator, concatenated."""
     return torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
+
+
+def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(mask.shape, bool)
+    out[mask] = values
+    return out
 
 
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
@@ -231,5 +238,6 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                    abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
                    endmembers=g["E"].astype(np.float32),
                    endmembers_std=(e_s.std(axis=0) if g["endmembers_kept"] else np.zeros_like(E0)).astype(np.float32),
+                   pixels_kept=_scatter(mask, g["pixels_kept"]),
                    abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
                    record=record)
