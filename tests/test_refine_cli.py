@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_refine import tiny_prior
+from test_spectra_prior import smooth_spectra
 from unmixgen.io import write_scene
 from unmixgen.runs.folder import save_result
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.unmix.inversion import fcls
-
-from test_refine import tiny_prior
-from test_spectra_prior import smooth_spectra
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 WL = np.arange(400.0, 2451.0, 50.0)
