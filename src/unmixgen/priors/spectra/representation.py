@@ -89,7 +89,15 @@ class SpectralGrid:
         """(G, bands) weights taking grid spectra to the sensor's bands (Gaussian SRFs)."""
         wl = np.asarray(wavelengths, np.float64)
         f = band_widths(wl) if fwhm is None else np.asarray(fwhm, np.float64)
-        return gaussian_srf_matrix(self.grid, wl, f, min_coverage=0.5).astype(np.float32)
+        # bands reaching past the grid's ends see the edge value there (one extra node per
+        # side, folded back onto the edge row)
+        lo = min(self.grid[0], float(np.min(wl - 3 * f))) - 1.0
+        hi = max(self.grid[-1], float(np.max(wl + 3 * f))) + 1.0
+        ext = np.concatenate([[lo], self.grid, [hi]])
+        w = gaussian_srf_matrix(ext, wl, f, min_coverage=0.5)
+        w[1] += w[0]
+        w[-2] += w[-1]
+        return w[1:-1].astype(np.float32)
 
     def from_grid(self, x: np.ndarray, brightness: np.ndarray, srf: np.ndarray) -> np.ndarray:
         """Grid values x (n, G) -> spectra (n, bands) on the sensor of ``srf``."""
