@@ -112,7 +112,7 @@ def main() -> None:
                 m1, perm1 = metrics(r.endmembers, r.abundances, em.spectra, At, Y)
                 c = calibration(r.abundance_samples[..., perm1], At)
                 g = r.record["guard"]
-                f = lambda k: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
+                f = lambda k, m0=m0, m1=m1: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
                 print(f"| {snr:.0f} | {seed} | {init} | {f('abundance_rmse_percent')} | {f('sad_deg_mean')} | "
                       f"{f('sre_db')} | {f('psnr_db')} | {100 * g['pixels_kept_fraction']:.0f}% | "
                       f"{g['endmembers_kept']} | {c['cov50']:.2f} | {c['cov90']:.2f} | {c['spearman']:.2f} | "
