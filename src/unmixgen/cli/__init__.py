@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 # Subcommand modules; each registers its commands on `app` when imported.
-from . import data, datasets, demo, diffusion, semiblind, simulate, unmix  # noqa: E402,F401
+from . import data, datasets, demo, diffusion, refine, semiblind, simulate, unmix  # noqa: E402,F401
 from .app import app
 
 

@@ -38,6 +38,11 @@ ALIASES = {
     "lr": "--lr",
     "label_from": "--label-from",
     "max_sad": "--max-sad",
+    "samples": "--samples",
+    "t0": "--t0",
+    "rounds": "--rounds",
+    "abundance_prior": "--abundance-prior",
+    "spectra_prior": "--spectra-prior",
 }
 
 

@@ -416,3 +416,34 @@ def plot_training_curve(steps, losses, path, title: str = "training loss", ylabe
 # HTML report
 # --------------------------------------------------------------------------------------
 
+
+
+def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation") -> Path:
+    """One panel per endmember of a per-pixel uncertainty map ``std`` (rows, cols, p), on a
+    common colour scale from 0 to the largest value (invalid pixels grey)."""
+    s = np.asarray(std, np.float32)
+    rows, cols, p = s.shape
+    stride = _stride(rows, cols)
+    est = _masked_maps(s, mask, stride)
+    vmax = float(np.nanmax(s)) if np.isfinite(s).any() else 1.0
+    grid_cols = min(p, 6)
+    grid_rows = math.ceil(p / grid_cols)
+    fig = Figure(figsize=_figsize_for_grid(grid_rows, grid_cols, est.shape[0] / est.shape[1], extra_w=1.2,
+                                           extra_h=0.55))
+    axes = fig.subplots(grid_rows, grid_cols, squeeze=False)
+    im = None
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k, label in enumerate(_names(p, names)):
+        ax = axes.flat[k]
+        ax.set_axis_on()
+        im = ax.imshow(est[..., k], vmin=0.0, vmax=max(vmax, 1e-6), cmap=_cmap_with_invalid("magma"),
+                       interpolation="nearest")
+        ax.set_title(label, fontsize=9)
+        r, c = divmod(k, grid_cols)
+        _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
+    cb.set_label("abundance std", fontsize=8)
+    return _save(fig, path)

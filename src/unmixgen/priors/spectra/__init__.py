@@ -1,0 +1,1 @@
+"""The 1D diffusion prior over endmember spectra (`unmixgen train-spectra`)."""

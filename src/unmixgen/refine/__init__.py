@@ -1,0 +1,1 @@
+"""Refinement of an unmixing result by posterior sampling with diffusion priors."""

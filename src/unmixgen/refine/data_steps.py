@@ -1,0 +1,42 @@
+"""Data-consistency steps on the linear mixing model ``Y ~ A E`` (torch, batched over
+samples).
+
+Shapes: ``Y`` (N, B) valid pixels, ``A`` (K, N, p), ``E`` (K, p, B).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..simplex import project_simplex_torch
+
+
+def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: float) -> torch.Tensor:
+    """Per pixel ``argmin_a ||y - a E||^2 + mu ||a - a_hat||^2`` (closed form, one p x p
+    system per sample), then projected onto the simplex.
+
+    ``mu`` weighs the prior's estimate against the data: the caller sets it to
+    ``lam * sigma_noise^2 / s_t^2`` (noise variance per band over the prior's error variance
+    at this step), so the step is scale-free.
+    """
+    p = E.shape[1]
+    G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)  # (K, p, p)
+    rhs = Y[None] @ E.transpose(1, 2) + mu * A_hat  # (K, N, p)
+    a = torch.linalg.solve(G, rhs.transpose(1, 2)).transpose(1, 2)
+    return project_simplex_torch(a, dim=-1)
+
+
+def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterations: int) -> torch.Tensor:
+    """``iterations`` gradient steps on ``0.5 ||Y - A E||^2`` from ``E_hat``, each with the
+    exact line search of the quadratic (step ``||G||^2 / ||A G||^2``), then clipped at 0
+    (reflectances). Few iterations keep the result near the prior's estimate; many reach
+    the least-squares solution."""
+    E = E_hat
+    AtA = A.transpose(1, 2) @ A  # (K, p, p)
+    AtY = A.transpose(1, 2) @ Y[None]  # (K, p, B)
+    for _ in range(iterations):
+        G = AtA @ E - AtY
+        num = (G * G).sum(dim=(1, 2))
+        den = (G * (AtA @ G)).sum(dim=(1, 2)).clamp_min(1e-20)
+        E = E - (num / den)[:, None, None] * G
+    return E.clamp_min(0.0)

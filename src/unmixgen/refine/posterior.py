@@ -1,0 +1,243 @@
+"""Posterior sampling of abundances and endmembers around an initial unmixing result.
+
+For each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
+
+1. abundances: the initial maps, encoded for the 2D prior (`abundance_prior`), noised to
+   ``t0`` and denoised for ``steps`` steps; after every step the prior's clean estimate is
+   corrected by the closed-form data step (`data_steps.abundance_step`, weight
+   ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
+   (`schedule.renoise`). Maps leave every step on the simplex (projection).
+2. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
+   the prior's grid, noised to ``t0``, denoised for ``steps`` steps, each clean estimate
+   brought back to the scene's bands (spectral response functions) and moved towards the
+   least-squares fit to the current abundances (`data_steps.endmember_step`).
+
+The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
+(`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
+every step through the blended tiled denoiser (`unmixgen.priors.canvas`), so tile borders
+see one consistent canvas.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ParameterError, check_range
+from ..nn.seeds import sample_generators
+from ..priors.abundance.model import AbundanceModel
+from ..priors.diffusion import train_scheduler
+from ..priors.spectra.model import SpectraModel
+from . import schedule as sch
+from .abundance_prior import AbundancePriorAdapter
+from .data_steps import abundance_step, endmember_step
+from .guard import guard
+
+
+@dataclass
+class Refined:
+    """What `refine` returns. Maps are (rows, cols, p) float32 with NaN at invalid pixels;
+    endmembers (p, bands) float32."""
+
+    abundances: np.ndarray
+    abundances_std: np.ndarray
+    abundances_q05: np.ndarray
+    abundances_q95: np.ndarray
+    endmembers: np.ndarray
+    endmembers_std: np.ndarray
+    abundance_samples: np.ndarray  # (K, rows, cols, p)
+    pixels_kept: np.ndarray  # (rows, cols) bool: where the guard kept the refined abundances
+    record: dict = field(default_factory=dict)
+
+
+def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: str) -> torch.Tensor:
+    """Noise for all samples: ``shape`` per sample from its own generator, concatenated."""
+    return torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
+
+
+def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(mask.shape, bool)
+    out[mask] = values
+    return out
+
+
+def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
+    """Refuse an initial result that does not belong to the scene (`InputError`)."""
+    rows, cols, bands = cube.shape
+    if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
+        raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
+                         "(an init from another scene?)")
+    if E0.ndim != 2 or E0.shape != (A0.shape[2], bands):
+        raise InputError(f"init endmembers have shape {E0.shape}; expected ({A0.shape[2]}, {bands}) "
+                         "(p from the abundances, the scene's bands)")
+    if A0.shape[2] < 2:
+        raise InputError("init has fewer than 2 endmembers; expected p >= 2")
+    if mask.shape != (rows, cols) or not mask.any():
+        raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
+                         f"({rows}, {cols}) with at least one")
+
+
+class _Abundances:
+    def __init__(self, adapter: AbundancePriorAdapter, lam: float, eta: float, device: str):
+        self.adapter, self.lam, self.eta, self.device = adapter, lam, eta, device
+        self.abar = train_scheduler(adapter.schedule).alphas_cumprod.double().numpy()
+        self.pred = adapter.schedule["prediction_type"]
+
+    def run(self, A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, sigma2: float,
+            ts: list[int], gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
+        K, p, H, W = A.shape
+        x0 = self.adapter.encode(A)
+        per = (x0.shape[0] // K, *x0.shape[1:])
+        x = sch.start(x0, float(self.abar[ts[0]]), _noise(gens, per, self.device))
+        out_a = A
+        for i in range(len(ts) - 1):
+            t, tn = ts[i], ts[i + 1]
+            ab, abn = float(self.abar[t]), float(self.abar[tn])
+            with torch.no_grad():
+                out = self.adapter(x, torch.tensor(t, device=self.device))
+            x0 = sch.x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
+            A_hat = self.adapter.decode(x0)
+            s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
+            a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
+            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12))
+            out_a = A_hat.clone()
+            out_a[:, :, valid] = a_v.transpose(1, 2)
+            if i < len(ts) - 2:
+                x = sch.renoise(x, self.adapter.encode(out_a), ab, abn, self.eta, _noise(gens, per, self.device))
+            tick()
+        return out_a
+
+
+class _Endmembers:
+    def __init__(self, prior: SpectraModel, wavelengths: np.ndarray, fwhm: np.ndarray | None,
+                 ls_iterations: int, eta: float, device: str):
+        self.prior, self.wl = prior, np.asarray(wavelengths, np.float64)
+        self.rep = prior.rep
+        self.srf = self.rep.srf(self.wl, fwhm)
+        self.ls, self.eta, self.device = ls_iterations, eta, device
+
+    def run(self, E: torch.Tensor, A_v: torch.Tensor, Yv: torch.Tensor, ts: list[int],
+            gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
+        K, p, B = E.shape
+        abar = self.prior.alphas_cumprod
+        flat = E.reshape(K * p, B).cpu().numpy()
+        x0, bright, obs = self.rep.to_grid(flat, self.wl)
+        obs_t = torch.from_numpy(obs).to(self.device)
+        x = sch.start(torch.from_numpy(x0).to(self.device), float(abar[ts[0]]),
+                      _noise(gens, (p, x0.shape[1]), self.device))
+        E_out = E
+        for i in range(len(ts) - 1):
+            t, tn = ts[i], ts[i + 1]
+            ab, abn = float(abar[t]), float(abar[tn])
+            x0_hat = self.prior.x0_estimate(x[:, None, :], t)[:, 0]
+            E_hat = self.rep.from_grid(x0_hat.cpu().numpy(), bright, self.srf)
+            E_hat_t = torch.from_numpy(E_hat).to(self.device).reshape(K, p, B)
+            E_out = endmember_step(Yv, A_v, E_hat_t, self.ls)
+            if i < len(ts) - 2:
+                x_dc, bright, _ = self.rep.to_grid(E_out.reshape(K * p, B).cpu().numpy(), self.wl)
+                x_dc_t = torch.where(obs_t, torch.from_numpy(x_dc).to(self.device), x0_hat)
+                x = sch.renoise(x, x_dc_t, ab, abn, self.eta, _noise(gens, (p, x0.shape[1]), self.device))
+            tick()
+        return E_out
+
+
+def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
+           spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
+           wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
+           steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
+           ls_iterations: int = 2, guard_z: float = 2.0, tile: int = 64, seed: int = 0, device: str = "cpu",
+           progress: Callable[[int, int], None] | None = None) -> Refined:
+    """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
+
+    Parameters
+    ----------
+    cube : (rows, cols, bands) float32; mask : (rows, cols) bool valid pixels (None: finite).
+    E0 : (p, bands); A0 : (rows, cols, p) the initial estimate.
+    abundance_prior : a loaded 2D prior (one-vs-rest p = 2, or trained on this p).
+    spectra_prior : a loaded 1D prior, or None to keep the endmembers.
+    wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
+    samples : K posterior samples; steps : denoising steps per round and prior.
+    rounds : alternations abundances -> endmembers.
+    t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
+    eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
+    ls_iterations : line-searched gradient steps of the endmember data step.
+    guard_z : per-pixel tolerance of the guard in noise standard deviations.
+    progress : called as ``progress(done, total)`` after every step.
+    """
+    check_range("samples", samples, low=1, integer=True)
+    check_range("steps", steps, low=1, integer=True)
+    check_range("rounds", rounds, low=1, integer=True)
+    check_range("eta", eta, low=0, high=1)
+    check_range("lam", lam, low=0, low_open=True)
+    check_range("ls_iterations", ls_iterations, low=0, integer=True)
+    check_range("guard_z", guard_z, low=0)
+    T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
+    ts = sch.timesteps(t0, steps, T)
+    cube = np.asarray(cube, np.float32)
+    E0 = np.asarray(E0, np.float32)
+    A0 = np.asarray(A0, np.float32)
+    mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
+    check_inputs(cube, E0, A0, mask)
+    mask = mask & np.all(np.isfinite(A0), axis=-1)
+    rows, cols, B = cube.shape
+    p = E0.shape[0]
+    adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile)
+    use_spectra = spectra_prior is not None and wavelengths is not None
+    if spectra_prior is not None and wavelengths is None:
+        raise ParameterError("spectra_prior", str(spectra_prior.model_dir), "needs the scene's wavelengths; "
+                             "this scene has none")
+    endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
+    t_start = time.perf_counter()
+    Yv_np = cube[mask]
+    Yv = torch.from_numpy(Yv_np).to(device)
+    valid = torch.from_numpy(mask).to(device)
+    A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
+    from .guard import noise_variance, residuals
+
+    sigma2 = noise_variance(Yv_np, residuals(Yv_np, A0c[mask], E0), p)
+    gens = sample_generators(seed, 0, samples)
+    A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
+    E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
+    total, done = rounds * steps * (2 if endm else 1), [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    abund = _Abundances(adapter, lam, eta, device)
+    for _ in range(rounds):
+        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+        if endm is not None:
+            E = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+    a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
+    e_s = E.cpu().numpy().astype(np.float32)
+    a_mean = a_s.mean(axis=0)
+    e_mean = e_s.mean(axis=0)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, z=guard_z)
+    out = np.full((rows, cols, p), np.nan, np.float32)
+    out[mask] = g["A"]
+
+    def stat(v: np.ndarray) -> np.ndarray:
+        return np.where(mask[..., None], v, np.nan).astype(np.float32)
+
+    record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
+              "lam": lam, "ls_iterations": ls_iterations, "guard_z": guard_z, "prior_mode": adapter.mode,
+              "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
+              "guard": {"endmembers_kept": g["endmembers_kept"],
+                        "pixels_kept_fraction": float(g["pixels_kept"].mean()),
+                        "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
+                        "residual_final": g["residual_final"]},
+              "seconds": time.perf_counter() - t_start}
+    return Refined(abundances=out, abundances_std=stat(a_s.std(axis=0)),
+                   abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
+                   abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
+                   endmembers=g["E"].astype(np.float32),
+                   endmembers_std=(e_s.std(axis=0) if g["endmembers_kept"] else np.zeros_like(E0)).astype(np.float32),
+                   pixels_kept=_scatter(mask, g["pixels_kept"]),
+                   abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
+                   record=record)

@@ -1,0 +1,115 @@
+"""Refinement: the data steps against exact solvers, the guard, and posterior sampling with
+tiny priors (valid abundances, shapes, bad input)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unmixgen.errors import InputError, ParameterError
+from unmixgen.priors.abundance.model import AbundanceModel
+from unmixgen.priors.abundance.patches import TrainingMaps
+from unmixgen.priors.abundance.train import create_model_folder, train
+from unmixgen.refine.data_steps import abundance_step, endmember_step
+from unmixgen.refine.guard import guard
+from unmixgen.refine.posterior import refine
+from unmixgen.simulate.procedural import abundance_maps
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def tiny_prior(folder: Path, p: int) -> Path:
+    maps = [abundance_maps(24, 24, p, np.random.default_rng(s)) for s in range(2)]
+    create_model_folder(folder, TrainingMaps(maps, [f"e{i}" for i in range(p)]), patch=8, width=8,
+                        channel_mult=[1, 2])
+    train(folder, max_steps=2, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def one_vs_rest(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("prior") / "p2"
+    folder.mkdir()
+    return tiny_prior(folder, 2)
+
+
+def scene(rows=12, cols=10, p=3, bands=20, seed=0, snr=None):
+    rng = np.random.default_rng(seed)
+    A = abundance_maps(rows, cols, p, rng)
+    E = rng.uniform(0.1, 1.0, (p, bands)).astype(np.float32)
+    Y = (A @ E).astype(np.float32)
+    if snr is not None:
+        Y = Y + rng.normal(0, np.sqrt(np.mean(Y ** 2) / 10 ** (snr / 10)), Y.shape).astype(np.float32)
+    return Y, E, A
+
+
+def test_abundance_step_recovers_noiseless_abundances_and_tends_to_the_prior():
+    Y, E, A = scene()
+    Yv = torch.from_numpy(Y.reshape(-1, Y.shape[-1]))
+    Et = torch.from_numpy(E)[None]
+    far = torch.full((1, Yv.shape[0], 3), 1 / 3)
+    a = abundance_step(Yv, Et, far, mu=1e-8)[0].numpy()
+    np.testing.assert_allclose(a, A.reshape(-1, 3), atol=1e-3)
+    a_prior = abundance_step(Yv, Et, far, mu=1e8)[0].numpy()
+    np.testing.assert_allclose(a_prior, 1 / 3, atol=1e-4)
+
+
+def test_endmember_step_converges_to_least_squares():
+    Y, E, A = scene(snr=20)
+    Av = torch.from_numpy(A.reshape(-1, 3).astype(np.float32))[None]
+    Yv = torch.from_numpy(Y.reshape(-1, Y.shape[-1]))
+    start = torch.full((1, 3, Y.shape[-1]), 0.5)
+    ls = np.linalg.lstsq(A.reshape(-1, 3), Y.reshape(-1, Y.shape[-1]), rcond=None)[0]
+    out = endmember_step(Yv, Av, start, iterations=200)[0].numpy()
+    np.testing.assert_allclose(out, np.maximum(ls, 0), atol=2e-3)
+    one = endmember_step(Yv, Av, start, iterations=1)[0].numpy()
+    fit = lambda e: np.sum((Y.reshape(-1, Y.shape[-1]) - A.reshape(-1, 3) @ e) ** 2)  # noqa: E731
+    assert fit(ls) <= fit(one) < fit(start[0].numpy())
+
+
+def test_guard_keeps_equal_fit_and_rejects_a_worse_one():
+    Y, E, A = scene(snr=30)
+    Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)
+    same = guard(Yv, Av, E, Av, E)
+    assert same["endmembers_kept"] and same["pixels_kept"].all()
+    bad_a = np.roll(Av, 1, axis=1)
+    bad = guard(Yv, Av, E, bad_a, E * 3)
+    assert not bad["endmembers_kept"] and bad["pixels_kept"].mean() < 0.5
+    kept = bad["pixels_kept"]
+    np.testing.assert_array_equal(bad["A"][~kept], Av[~kept])
+
+
+def test_refine_gives_valid_posterior_summaries(one_vs_rest):
+    Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
+    A0 = A.copy()
+    mask = np.ones(Y.shape[:2], bool)
+    mask[0, 0] = False
+    r = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), mask=mask, samples=3, steps=3, tile=16)
+    assert r.abundances.shape == A.shape and r.abundance_samples.shape == (3, *A.shape)
+    assert np.isnan(r.abundances[0, 0]).all() and np.isnan(r.abundances_std[0, 0]).all()
+    v = r.abundance_samples[:, mask]
+    assert (v >= 0).all() and np.allclose(v.sum(-1), 1, atol=1e-5)
+    m = r.abundances[mask]
+    assert np.allclose(m.sum(-1), 1, atol=1e-5)
+    assert (r.abundances_q05[mask] <= r.abundances_q95[mask] + 1e-7).all()
+    assert (r.abundances_std[mask] >= 0).all() and r.abundances_std[mask].max() > 0
+    assert r.record["prior_mode"] == "one_vs_rest" and 0 <= r.record["guard"]["pixels_kept_fraction"] <= 1
+    r2 = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), mask=mask, samples=3, steps=3, tile=16)
+    np.testing.assert_array_equal(r.abundance_samples, r2.abundance_samples)  # seeded
+
+
+def test_refine_bad_input(one_vs_rest, tmp_path):
+    Y, E, A = scene(p=3)
+    prior = AbundanceModel(one_vs_rest)
+    with pytest.raises(InputError, match="another scene"):
+        refine(Y, E, A[:-1], abundance_prior=prior)
+    with pytest.raises(ParameterError, match="samples"):
+        refine(Y, E, A, abundance_prior=prior, samples=0)
+    with pytest.raises(ParameterError, match="t0"):
+        refine(Y, E, A, abundance_prior=prior, t0=1.5)
+    (tmp_path / "p4").mkdir()
+    with pytest.raises(ParameterError, match="p=4"):
+        refine(Y, E, A, abundance_prior=AbundanceModel(tiny_prior(tmp_path / "p4", 4)))

@@ -1,0 +1,85 @@
+"""`unmixgen refine` and `unmixgen train-spectra` end to end, and their bad-input exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_refine import tiny_prior
+from test_spectra_prior import smooth_spectra
+from unmixgen.io import write_scene
+from unmixgen.runs.folder import save_result
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import abundance_maps
+from unmixgen.unmix.inversion import fcls
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+WL = np.arange(400.0, 2451.0, 50.0)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("refine_cli")
+    rng = np.random.default_rng(0)
+    E = smooth_spectra(3, WL, seed=1)
+    A = abundance_maps(14, 12, 3, rng)
+    Y = (A @ E + rng.normal(0, 0.005, (14, 12, WL.size))).astype(np.float32)
+    scene = Scene(Y, wavelengths=WL)
+    write_scene(scene, root / "scene.npz")
+    A0 = fcls(Y.reshape(-1, WL.size), E).reshape(14, 12, 3)
+    (root / "init").mkdir()
+    save_result(root / "init", scene, endmembers=E, abundances=A0, figures=False)
+    other = Scene(Y[:10], wavelengths=WL)
+    (root / "other").mkdir()
+    save_result(root / "other", other, endmembers=E, abundances=A0[:10], figures=False)
+    (root / "p2").mkdir()
+    (root / "p4").mkdir()
+    np.savez(root / "lib.npz", endmembers=smooth_spectra(30, WL), wavelengths=WL)
+    return {"root": root, "scene": root / "scene.npz", "init": root / "init", "other": root / "other",
+            "p2": tiny_prior(root / "p2", 2), "p4": tiny_prior(root / "p4", 4), "lib": root / "lib.npz"}
+
+
+def test_train_spectra_then_refine(setup, run_cli):
+    root = setup["root"]
+    code, out, err = run_cli("train-spectra", setup["lib"], "--out", root / "sp", "--max-steps", "2", "--width", "8",
+                             "--batch-size", "8", "--no-progress")
+    assert code == 0, err
+    code, out, err = run_cli("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+                             "--spectra-prior", root / "sp", "--samples", "3", "--steps", "2", "--out", root / "ref",
+                             "--no-progress")
+    assert code == 0, err
+    with np.load(root / "ref" / "result.npz") as z:
+        for key in ("abundances", "abundances_std", "abundances_q05", "abundances_q95"):
+            assert z[key].shape == (14, 12, 3)
+        assert z["endmembers_std"].shape == z["endmembers"].shape == (3, WL.size)
+        assert np.allclose(z["abundances"].sum(-1), 1, atol=1e-5) and (z["abundances"] >= 0).all()
+    assert (root / "ref" / "abundances_std.png").is_file() and (root / "ref" / "run.json").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--samples", "0"], "--samples 0"),
+    (["--t0", "1.5"], "--t0 1.5"),
+    (["--steps", "0"], "--steps 0"),
+])
+def test_refine_bad_numbers(setup, run_cli, extra, message):
+    out = setup["root"] / "bad"
+    code, _, err = run_cli("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+                           "--out", out, *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_refine_bad_inputs(setup, run_cli):
+    out = setup["root"] / "bad2"
+    cases = [
+        (["--init", setup["other"], "--abundance-prior", setup["p2"]], "another scene"),
+        (["--init", setup["init"], "--abundance-prior", setup["p4"]], "p=4"),
+        (["--init", setup["init"], "--abundance-prior", setup["p2"], "--spectra-prior", setup["p2"]],
+         "expected a spectra_prior"),
+    ]
+    for extra, message in cases:
+        code, _, err = run_cli("refine", setup["scene"], *extra, "--out", out, "--no-progress")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
