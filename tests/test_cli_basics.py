@@ -24,7 +24,10 @@ def test_all_invalid_scene_exit_2(run_cli, tmp_path):
 
     p = tmp_path / "void.npy"
     np.save(p, np.full((4, 6, 3), np.nan, np.float32))
-    for args in (("info", p), ("convert", p, tmp_path / "out.npz"), ("unmix", p, "-p", "2", "--out", tmp_path / "o")):
+    # info describes such a file (with a warning); commands that need pixels refuse it
+    code, out, err = run_cli("info", p, "--json")
+    assert code == 0 and '"valid_pixels": 0' in out and "no valid pixel" in err
+    for args in (("convert", p, tmp_path / "out.npz"), ("unmix", p, "-p", "2", "--out", tmp_path / "o")):
         code, _, err = run_cli(*args)
         assert code == 2 and "void.npy" in err and "no valid pixel" in err
     assert not (tmp_path / "out.npz").exists() and not (tmp_path / "o").exists()
@@ -116,3 +119,35 @@ def test_numeric_options_are_checked_before_any_work(run_cli, tmp_path):
         code, _, err = run_cli(*args)
         assert code == 2 and err.startswith(f"error: {start}"), (args, err)
     assert not any((tmp_path / n).exists() for n in ("o1", "m", "o2", "o3"))
+
+
+def test_info_estimates_valid_pixels_from_a_sample_without_reading_the_cube(tmp_path):
+    import numpy as np
+
+    from recording_source import RecordingSource
+    from unmixgen.scene import Scene, describe
+
+    rng = np.random.default_rng(3)
+    cube = rng.random((600, 700, 4)).astype(np.float32) + 0.1
+    invalid = rng.random((600, 700)) < 0.3
+    cube[invalid] = np.nan
+    src = RecordingSource(cube)
+    d = describe(Scene(src))
+    assert d["valid_pixels_from"].startswith("sample of")
+    assert abs(d["valid_fraction"] - (1 - invalid.mean())) < 0.02
+    assert sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in src.windows) <= 65536  # not the 420,000-pixel cube
+    exact = describe(Scene(RecordingSource(cube)), count_valid=True)
+    assert exact["valid_pixels"] == int((~invalid).sum()) and exact["valid_pixels_from"] == "all pixels"
+
+
+def test_info_reports_the_stored_type_of_matlab_files(tmp_path, run_cli):
+    import json
+
+    import numpy as np
+    from scipy.io import savemat
+
+    y = np.random.default_rng(0).integers(1, 4000, (5, 6 * 7)).astype(np.uint16)
+    savemat(tmp_path / "z.mat", {"Y": y, "nRow": 6, "nCol": 7, "nBand": 5, "maxValue": 4000})
+    code, out, err = run_cli("info", tmp_path / "z.mat", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dtype"] == "uint16"

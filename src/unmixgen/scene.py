@@ -346,24 +346,39 @@ class Scene:
         return f"Scene({self.name or self.path or 'unnamed'}: {self.rows}x{self.cols}x{self.bands}, {wl})"
 
 
-def describe(scene: Scene) -> dict[str, Any]:
-    """The JSON-ready summary of a scene used by `unmixgen info --json`."""
+def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65536) -> dict[str, Any]:
+    """The JSON-ready summary of a scene used by `unmixgen info --json`.
+
+    Metadata only, unless asked: valid pixels are counted exactly (every pixel read, tile by
+    tile) when ``count_valid`` or when the mask is already known; otherwise they are
+    estimated from an evenly spread sample of at most ``sample_pixels`` pixels (64 windows),
+    and ``valid_pixels_from`` says which. A scene with no valid pixel is described, not
+    refused.
+    """
     wl = scene.wavelengths
-    mask = scene.mask
+    if count_valid or scene._mask is not None or scene.rows * scene.cols <= sample_pixels:
+        mask = scene.mask
+        valid, total, how = int(mask.sum()), int(mask.size), "all pixels"
+    else:
+        valid, total = _sampled_validity(scene, sample_pixels)
+        how = f"sample of {total} pixels"
+    fraction = valid / total if total else 0.0
     info: dict[str, Any] = {
         "path": scene.path,
         "rows": scene.rows,
         "cols": scene.cols,
         "bands": scene.bands,
-        "dtype": str(scene.dtype),
+        "dtype": str(scene.metadata.get("stored_dtype", scene.dtype)),
         "units": scene.units,
         "wavelength_min_nm": None if wl is None else float(wl[0]),
         "wavelength_max_nm": None if wl is None else float(wl[-1]),
         "has_fwhm": scene.fwhm is not None,
         "good_bands": int(scene.good_bands.sum()),
-        "valid_pixels": int(mask.sum()),
-        "invalid_pixels": int(mask.size - mask.sum()),
-        "valid_fraction": float(mask.mean()),
+        "valid_pixels": valid if how == "all pixels" else round(fraction * scene.rows * scene.cols),
+        "invalid_pixels": (total - valid) if how == "all pixels"
+        else scene.rows * scene.cols - round(fraction * scene.rows * scene.cols),
+        "valid_fraction": fraction,
+        "valid_pixels_from": how,
         "nodata": scene.nodata,
         "crs": scene.crs,
         "transform": list(scene.transform) if scene.transform is not None else None,
@@ -376,6 +391,28 @@ def describe(scene: Scene) -> dict[str, Any]:
             "has_abundances": scene.truth.abundances is not None,
         }
     for k, v in scene.metadata.items():
-        if isinstance(v, (str, int, float, bool)) or v is None:
+        if (isinstance(v, (str, int, float, bool)) or v is None) and k != "stored_dtype":
             info.setdefault(k, v)
     return info
+
+
+def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
+    """(valid, read) pixels in up to 64 small windows spread evenly over the scene."""
+    n = 8  # windows per axis at most; windows never overlap (each pixel counted once)
+    side = max(1, int(np.sqrt(max(1, sample_pixels) / (n * n))))
+
+    def starts(size: int) -> tuple[list[int], int]:
+        s = min(side, size)
+        k = min(n, max(1, size // s))
+        return sorted({int(v) for v in np.linspace(0, size - s, k)}), s
+
+    rows, side_r = starts(scene.rows)
+    cols, side_c = starts(scene.cols)
+    valid = total = 0
+    for r in rows:
+        for c in cols:
+            block = scene.read(slice(r, r + side_r), slice(c, c + side_c))
+            ok = pixel_validity(block, scene.nodata)
+            valid += int(ok.sum())
+            total += ok.size
+    return valid, total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -14,8 +15,11 @@ from .app import app
 def info(
     file: Path = typer.Argument(..., help="Scene file (ENVI .hdr, .tif, .he5, .mat, .npy/.npz) or EnMAP folder."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    count_valid: bool = typer.Option(False, "--count-valid",
+                                     help="Count valid pixels exactly (reads every pixel); default: estimate "
+                                          "from a sample."),
 ) -> None:
-    """Describe a scene without reading its cube.
+    """Describe a scene without reading its cube (valid pixels are estimated from a sample).
 
     Example: unmixgen info PRS_L2D_STD_20200101.he5 --json
     """
@@ -23,8 +27,10 @@ def info(
     from ..scene import describe
 
     scene = read_scene(file)
-    scene.require_valid()
-    d = describe(scene)
+    d = describe(scene, count_valid=count_valid)
+    if d["valid_pixels"] == 0:
+        print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
+              "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)
     if as_json:
         print(json.dumps(d))
         return

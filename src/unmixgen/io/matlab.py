@@ -281,6 +281,7 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
         raise ParameterError("pixel_order", pixel_order, "expected 'C' or 'F'")
     d = load_mat(path, allow_external=allow_external)
     cube, layout, order, meta = _cube_from(d, path, pixel_order)
+    meta["stored_dtype"] = str(np.asarray(cube).dtype)  # `info` reports what the file holds
     cube = np.asarray(cube, np.float32)
     if scale_max_value and meta.get("max_value"):
         cube = cube / np.float32(meta["max_value"])
