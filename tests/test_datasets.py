@@ -100,3 +100,31 @@ def test_unpinned_download_refused(tmp_path, monkeypatch, run_cli):
 def test_cli_list(run_cli, shared_data):
     code, out, _ = run_cli("datasets", "list", "--data-dir", shared_data)
     assert code == 0 and "samson" in out and "urban6" in out and "local" in out
+
+
+def test_download_larger_than_the_registry_size_is_cut_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UNMIXGEN_DATA", raising=False)
+    big = tmp_path / "big.bin"
+    size = datasets.get("samson").file("samson_1.mat").size
+    assert size is not None
+    big.write_bytes(b"\0" * (size + 1))
+
+    class Endless:  # a server that announces nothing and sends more than expected
+        def __init__(self):
+            self.f = open(big, "rb")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def read(self, n):
+            return self.f.read(n)
+
+    monkeypatch.setattr(datasets, "_urlopen", lambda url, timeout=None: Endless())
+    with pytest.raises(InputError, match="more than the"):
+        datasets.fetch("samson")
+    folder = tmp_path / "cache" / "unmixgen" / "samson"
+    assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))

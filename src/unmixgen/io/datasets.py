@@ -241,11 +241,20 @@ def _download(df: DataFile, dest: Path, *, allow_unpinned: bool, progress: bool)
         try:
             with atomic_file(dest) as tmp:
                 h = hashlib.sha256()
+                cap = _size_cap(df)
                 with _urlopen(url, timeout=60) as resp, open(tmp, "wb") as out:
                     total = int(resp.headers.get("Content-Length") or 0) if hasattr(resp, "headers") else 0
+                    if total > cap:
+                        raise InputError(f"{url}: announces {total} bytes, more than the {cap} expected for "
+                                         f"{df.name}; nothing was saved")
                     bar = _progress_bar(df.name, total) if progress else None
+                    got_bytes = 0
                     try:
                         while chunk := resp.read(1 << 16):
+                            got_bytes += len(chunk)
+                            if got_bytes > cap:  # checked while reading: servers can lie about the length
+                                raise InputError(f"{url}: sends more than the {cap} bytes expected for "
+                                                 f"{df.name}; nothing was saved")
                             h.update(chunk)
                             out.write(chunk)
                             if bar is not None:
@@ -266,6 +275,15 @@ def _download(df: DataFile, dest: Path, *, allow_unpinned: bool, progress: bool)
             errors.append(f"{url}: {exc}")
     raise InputError(f"{df.name}: download failed ({'; '.join(errors)}); "
                      "put the file in a folder and pass --data-dir")
+
+
+MAX_UNSIZED_DOWNLOAD = 2 << 30
+"""Bytes accepted for a registry file whose size is not recorded (2 GiB)."""
+
+
+def _size_cap(df: DataFile) -> int:
+    """The most bytes a download of ``df`` may bring before its hash is checked."""
+    return df.size if df.size is not None else MAX_UNSIZED_DOWNLOAD
 
 
 def _progress_bar(label: str, total: int):
