@@ -73,7 +73,17 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
         data = load_training_maps(list(results), **given)
         with atomic_dir(out, overwrite=overwrite) as tmp:
             create_model_folder(tmp, data, **options)
-    info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    try:
+        info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    except BaseException:
+        # a new model that failed before its first checkpoint is no model: leave nothing behind
+        from .nn.checkpoint import latest_checkpoint
+
+        if not resume and latest_checkpoint(out, required=False) is None:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if info["curve_steps"]:
         plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
                             ylabel="loss (MSE)")
