@@ -53,6 +53,7 @@ _API = {
     "load_endmembers": "unmixgen.runs.sources",
     "train_abundance_model": "unmixgen.workflows",
     "run_demo": "unmixgen.workflows",
+    "unmix_scene": "unmixgen.workflows",
     "train_stu": "unmixgen.workflows",
     "unmix_hybridstu": "unmixgen.workflows",
 }

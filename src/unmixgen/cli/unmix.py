@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import numpy as np
 import typer
 
 from ..errors import InputError, in_file
@@ -47,117 +45,22 @@ def unmix(
     Given:  unmixgen unmix scene.hdr --endmembers-file run1/endmembers.csv --method fcls --out run2
     CNN:    unmixgen unmix scene.hdr --method hybridstu --model stu-model --out run3
     """
-    from ..atomic import atomic_dir, check_output_dir, write_json
-    from ..io import read_scene
-    from ..runs.folder import run_record, save_result
-    from ..runs.sources import read_truth
+    from ..workflows import unmix_scene
+    from .flags import given
 
-    inputs = [scene_path, endmembers_file, truth, model]
-    check_output_dir(out, overwrite, inputs)
-    hybrid = method == "hybridstu"
-    if not hybrid and (model is not None or maps is not None):
-        raise InputError("--model and --maps apply to --method hybridstu only")
-    if hybrid and sum(v is not None for v in (model, endmembers_file, endmembers)) != 1:
-        raise InputError("--method hybridstu: give exactly one of --model, --endmembers-file or --endmembers N")
-    if not hybrid and (endmembers is None) == (endmembers_file is None):
-        raise InputError("give exactly one of --endmembers N|auto (blind) or --endmembers-file FILE")
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-    scene = read_scene(scene_path)
-    if truth is not None:
-        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
-    scene.require_valid()
-    params = {"scene": str(scene_path), "seed": seed}
-    if hybrid:
-        from ..workflows import unmix_hybridstu
-        from .flags import given
-
-        timings["read"] = time.perf_counter() - t
-        E, A, names, details = unmix_hybridstu(
-            scene, model=model, endmembers_file=endmembers_file,
-            n_endmembers=None if endmembers is None else _parse_p(endmembers), seed=seed,
-            **given(maps=maps, max_minutes=max_minutes, device=device, progress=True if model is None else None))
-        params.update(method="hybridstu", **given(model=model and str(model), endmembers_file=endmembers_file
-                                                  and str(endmembers_file), maps=maps))
-    elif endmembers_file is not None:
-        # Inversion reads the cube tile by tile (invert_scene): the whole cube is never
-        # loaded, so "read" covers the header and the valid-pixel mask only.
-        timings["read"] = time.perf_counter() - t
-        E, A, names, details = _given(scene, endmembers_file, method or "fcls")
-        params.update(endmembers_file=str(endmembers_file), method=method or "fcls")
-    else:
-        scene.load()  # blind methods learn from all valid pixels at once
-        timings["read"] = time.perf_counter() - t
-        E, A, names, details = _blind(scene, _parse_p(endmembers), method, seed)
-        params.update(endmembers=endmembers, method=details["method"])
-    timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
-    record = run_record("unmix", params, seed=seed)
-    record.update(details)
-    record["timings_s"] = timings
-    if scene.truth is not None:
-        from ..evaluate.unmixing import evaluate
-
-        # the reconstruction metrics need every pixel: the one load on the
-        # --endmembers-file path, and only with ground truth
-        record["metrics"] = evaluate(
-            endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-            ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
-            names=scene.truth.names,
-        )
-    t = time.perf_counter()
-    with atomic_dir(out, overwrite, inputs) as tmp:
-        save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
-        timings["write"] = time.perf_counter() - t
-        write_json(tmp / "run.json", record)
-    _summary(out, E, record)
+    record = unmix_scene(
+        scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
+        endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
+        figures=figures, overwrite=overwrite, **given(maps=maps, max_minutes=max_minutes, device=device))
+    _summary(out, record)
 
 
-def _blind(scene, p, method, seed):
-    from ..unmix.registry import DEFAULT_METHOD, make_method
-
-    est = make_method(method or DEFAULT_METHOD, p, seed=seed)
-    est.fit(scene)
-    info = dict(est.info_)
-    info["method"] = est.name
-    info["n_endmembers"] = est.n_endmembers_
-    return est.endmembers_, est.abundances_, None, info
-
-
-def _given(scene, source, method):
-    from ..runs.sources import fit_to_bands, load_endmembers
-    from ..unmix.inversion import invert_scene
-
-    if method not in INVERTERS:
-        raise InputError(f"--method: {method!r} does not apply to given endmembers; expected one of {', '.join(INVERTERS)}")
-    t = time.perf_counter()
-    em = load_endmembers(source)
-    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
-    use = covered & scene.good_bands
-    warnings = []
-    if not covered.all():
-        warnings.append(f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not used")
-        _warn(warnings[-1])
-    if E.shape[0] > use.sum():
-        raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
-    A = invert_scene(scene, E, method, bands=use)
-    timings = {"load_endmembers+invert": time.perf_counter() - t}
-    info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
-            "bands_used": int(use.sum()), "warnings": warnings, "timings_s": timings}
-    return E, A, em.names, info
-
-
-def _warn(message: str) -> None:
-    import warnings
-
-    warnings.warn(message, UserWarning, stacklevel=2)
-
-
-def _summary(out: Path, E: np.ndarray, record: dict) -> None:
+def _summary(out: Path, record: dict) -> None:
     from rich.console import Console
 
     c = Console()
     m = record.get("metrics")
-    line = f"[bold]{record.get('method')}[/bold]: {E.shape[0]} endmembers -> {out}"
+    line = f"[bold]{record.get('method')}[/bold]: {record.get('n_endmembers')} endmembers -> {out}"
     if m and m.get("abundance_rmse_percent") is not None:
         line += f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %, mean SAD {m.get('sad_deg_mean', float('nan')):.2f} deg)"
     c.print(line)
