@@ -625,3 +625,117 @@ def _invert_given(scene, source, method):
             "bands_used": int(use.sum()), "warnings": notes,
             "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
     return E, A, em.names, info
+
+
+def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size: int | None = None,
+                    sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+                    label: str | None = None, seed: int = 0, batch_size: int | None = None,
+                    device: str = "cpu", overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Sample ``count`` abundance maps from the prior in ``model_dir`` into the folder ``out``
+    (``unmixgen synthesize``): ``abundances.npz`` (``abundances`` (count, size, size, p),
+    ``names``), one GeoTIFF per map, a PNG grid and ``run.json``. Sampling options are those of
+    `unmixgen.priors.abundance.model.AbundanceModel.sample` (None: its default). Returns the
+    run record, with ``shape``."""
+    from .atomic import check_output_dir, write_json
+    from .io import write_scene
+    from .priors.abundance.model import load_model
+    from .report.figures import plot_abundance_grid
+    from .runs.folder import run_record
+    from .scene import Scene
+
+    check_output_dir(out, overwrite, [model_dir])
+    model = load_model(model_dir, device=device)
+    options = {k: v for k, v in (("size", size), ("sampler", sampler), ("batch_size", batch_size)) if v is not None}
+    t0 = time.monotonic()
+    maps = model.sample(count, steps=steps, seed=seed, guidance=guidance, label=label, progress=progress, **options)
+    seconds = time.monotonic() - t0
+    rec = run_record("synthesize", {"model": str(model_dir), "count": count, "size": maps.shape[1],
+                                    "sampler": sampler, "steps": steps, "guidance": guidance,
+                                    "label": label, "batch_size": batch_size, "device": device}, seed=seed)
+    rec["timings_s"]["sampling"] = seconds
+    rec["model_step"] = model.step
+    rec["shape"] = list(maps.shape)
+    rec["validity"] = {"min": float(maps.min()), "max_sum_error": float(np.abs(maps.sum(-1) - 1).max())}
+    if model.rep.name == "simplex":
+        rec["validity"]["mean_projection_distance"] = model.last_projection_distance
+    with atomic_dir(out, overwrite, [model_dir]) as tmp:
+        np.savez_compressed(tmp / "abundances.npz", abundances=maps, names=np.array(model.names))
+        for i, m in enumerate(maps):
+            write_scene(Scene(m, name=f"map_{i:03d}", metadata={"band_names": model.names}), tmp / f"map_{i:03d}.tif")
+        plot_abundance_grid(maps[:16], tmp / "abundances.png", names=model.names)
+        write_json(tmp / "run.json", rec)
+    return rec
+
+
+def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | Path, *,
+                    snr_db: float | None = None, noise: str = "white", variability: float | None = None,
+                    sensor: str | Path | None = None, fmt: str = "envi", seed: int = 0,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """Simulate one scene per abundance map into the folder ``out`` (``unmixgen simulate``).
+
+    ``abundances``: maps (an .npz, a synthesize or unmix folder); ``endmembers``: any endmember
+    source (`unmixgen.runs.sources.load_endmembers`); ``sensor``: band centres/FWHM to resample
+    to (CSV or scene file). Writes per map ``scene_000.npz`` (cube, clean, abundances,
+    endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
+    plus ``endmembers.csv`` and ``run.json``. Returns the run record, with ``shape`` and
+    ``scenes``.
+    """
+    from .errors import ParameterError
+
+    path_of_library = str(endmembers).rpartition(":")[0] if ":" in str(endmembers) and not Path(endmembers).exists() else endmembers
+    inputs = [abundances, sensor, path_of_library]
+    from .atomic import atomic_dir, check_output_dir, write_json
+    from .io import write_scene
+    from .runs.folder import run_record, write_endmembers_csv
+    from .runs.sources import load_abundance_maps, load_endmembers, load_sensor
+    from .simulate.mixing import snr_db as measure_snr
+    from .simulate.scene import simulate
+
+    check_output_dir(out, overwrite, inputs)
+    if fmt not in ("envi", "tif"):
+        raise ParameterError("fmt", fmt, "expected envi or tif")
+    if noise not in ("white", "signal"):
+        raise ParameterError("noise", noise, "expected white or signal")
+    if snr_db is not None:
+        check_range("snr_db", snr_db)
+    t0 = time.perf_counter()
+    maps, _ = load_abundance_maps(abundances)
+    em = load_endmembers(endmembers)
+    p = maps.shape[-1]
+    if em.spectra.shape[0] != p:
+        raise InputError(
+            f"{abundances}: {p} endmember maps but {endmembers} gives {em.spectra.shape[0]} spectra; "
+            "expected the same number"
+        )
+    bands_sensor = load_sensor(sensor) if sensor is not None else None
+    if bands_sensor is not None and em.wavelengths is None:
+        raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "
+                         "expected endmembers with wavelengths")
+    scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
+                      variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
+    record = run_record("simulate", {
+        "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
+        "variability": variability, "sensor": None if sensor is None else str(sensor),
+        "format": fmt, "out": str(out),
+    }, seed=seed)
+    first = scenes[0]
+    with atomic_dir(out, overwrite, inputs) as tmp:
+        measured = []
+        for i, sc in enumerate(scenes):
+            stem = f"scene_{i:03d}"
+            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays())
+            scene = sc.to_scene(stem)
+            write_scene(scene, tmp / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif"))
+            write_scene(scene, tmp / f"{stem}.mat")
+            if snr_db is not None:
+                measured.append(measure_snr(sc.clean, sc.cube))
+        write_endmembers_csv(tmp / "endmembers.csv", first.reference_endmembers, first.wavelengths, em.names)
+        record["scenes"] = len(scenes)
+        record["shape"] = list(first.cube.shape)
+        record["endmember_names"] = em.names
+        record["measured_snr_db"] = measured or None
+        record["timings_s"]["total"] = time.perf_counter() - t0
+        write_json(tmp / "run.json", record)
+    return record
+
+

@@ -87,42 +87,14 @@ def synthesize(
 
     Example: unmixgen synthesize models/samson --count 16 --size 64 --sampler dpm --steps 20 --out synth
     """
-    import numpy as np
-
-    from ..atomic import atomic_dir, check_output_dir, write_json
-    from ..priors.abundance.model import load_model
-    from ..report.figures import plot_abundance_grid
-    from ..runs.folder import run_record
+    from ..workflows import synthesize_maps
 
     _threads(threads)
-    check_output_dir(out, overwrite)
-    model = load_model(model_dir, device=device)
-    t0 = time.monotonic()
-    maps = model.sample(count, size=size, sampler=sampler, steps=steps, seed=seed, guidance=guidance,
-                        label=label, batch_size=batch_size, progress=progress)
-    seconds = time.monotonic() - t0
-    rec = run_record("synthesize", {"model": str(model_dir), "count": count, "size": maps.shape[1],
-                                    "sampler": sampler, "steps": steps, "guidance": guidance,
-                                    "label": label, "batch_size": batch_size, "device": device}, seed=seed)
-    rec["timings_s"]["sampling"] = seconds
-    rec["model_step"] = model.step
-    rec["validity"] = {"min": float(maps.min()), "max_sum_error": float(np.abs(maps.sum(-1) - 1).max())}
-    if model.rep.name == "simplex":
-        rec["validity"]["mean_projection_distance"] = model.last_projection_distance
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        np.savez_compressed(tmp / "abundances.npz", abundances=maps, names=np.array(model.names))
-        _write_geotiffs(tmp, maps, model.names)
-        plot_abundance_grid(maps[:16], tmp / "abundances.png", names=model.names)
-        write_json(tmp / "run.json", rec)
-    print(f"wrote {count} maps of {maps.shape[1]}x{maps.shape[2]}x{maps.shape[3]} to {out} ({seconds:.1f} s)")
-
-
-def _write_geotiffs(folder: Path, maps, names: list[str]) -> None:
-    from ..io import write_scene
-    from ..scene import Scene
-
-    for i, m in enumerate(maps):
-        write_scene(Scene(m, name=f"map_{i:03d}", metadata={"band_names": names}), folder / f"map_{i:03d}.tif")
+    rec = synthesize_maps(model_dir, count, out, size=size, sampler=sampler, steps=steps, guidance=guidance,
+                          label=label, seed=seed, batch_size=batch_size, device=device, overwrite=overwrite,
+                          progress=progress)
+    shape = rec["shape"]
+    print(f"wrote {count} maps of {shape[1]}x{shape[2]}x{shape[3]} to {out} ({rec['timings_s']['sampling']:.1f} s)")
 
 
 __all__ = ["synthesize", "train_abundance"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,61 +40,13 @@ def simulate_cmd(
 
     Example: unmixgen simulate --abundances synth/ --endmembers USGS_1995_Library.mat:kaolinite,alunite,muscovite --snr 30 --out sim
     """
-    from ..atomic import atomic_dir, check_output_dir, write_json
-    from ..io import write_scene
-    from ..runs.folder import run_record, write_endmembers_csv
-    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
-    from ..simulate.mixing import snr_db as measure_snr
-    from ..simulate.scene import simulate
+    from ..workflows import simulate_scenes
 
-    inputs = [abundances, sensor, endmembers.rpartition(':')[0] if ':' in endmembers and not Path(endmembers).exists() else endmembers]
-    check_output_dir(out, overwrite, inputs)
     fmt = {"geotiff": "tif", "tiff": "tif", "hdr": "envi"}.get(fmt.lower(), fmt.lower())
-    if fmt not in FORMATS:
-        raise InputError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    if noise not in ("white", "signal"):
-        raise InputError(f"--noise {noise!r}: expected white or signal")
-    if snr is not None and not math.isfinite(snr):
-        raise InputError(f"--snr {snr}: expected a finite number of dB")
-    t0 = time.perf_counter()
-    maps, _ = load_abundance_maps(abundances)
-    em = load_endmembers(endmembers)
-    p = maps.shape[-1]
-    if em.spectra.shape[0] != p:
-        raise InputError(
-            f"--abundances {abundances} has {p} endmember maps but --endmembers {endmembers} gives "
-            f"{em.spectra.shape[0]} spectra; expected the same number"
-        )
-    bands_sensor = load_sensor(sensor) if sensor is not None else None
-    if bands_sensor is not None and em.wavelengths is None:
-        raise InputError(f"--sensor needs endmembers with wavelengths; {endmembers} has none")
-    scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr, noise=noise,
-                      variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
-    record = run_record("simulate", {
-        "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr, "noise": noise,
-        "variability": variability, "sensor": None if sensor is None else str(sensor),
-        "format": fmt, "out": str(out),
-    }, seed=seed)
-    first = scenes[0]
-    with atomic_dir(out, overwrite, inputs) as tmp:
-        measured = []
-        for i, sc in enumerate(scenes):
-            stem = f"scene_{i:03d}"
-            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays())
-            scene = sc.to_scene(stem)
-            write_scene(scene, tmp / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif"))
-            write_scene(scene, tmp / f"{stem}.mat")
-            if snr is not None:
-                measured.append(measure_snr(sc.clean, sc.cube))
-        write_endmembers_csv(tmp / "endmembers.csv", first.reference_endmembers, first.wavelengths, em.names)
-        record["scenes"] = len(scenes)
-        record["shape"] = list(first.cube.shape)
-        record["endmember_names"] = em.names
-        record["measured_snr_db"] = measured or None
-        record["timings_s"]["total"] = time.perf_counter() - t0
-        write_json(tmp / "run.json", record)
-    rows, cols, bands = first.cube.shape
-    print(f"wrote {len(scenes)} scene(s) of {rows}x{cols}x{bands} with ground truth to {out}")
+    record = simulate_scenes(abundances, endmembers, out, snr_db=snr, noise=noise, variability=variability,
+                             sensor=sensor, fmt=fmt, seed=seed, overwrite=overwrite)
+    rows, cols, bands = record["shape"]
+    print(f"wrote {record['scenes']} scene(s) of {rows}x{cols}x{bands} with ground truth to {out}")
 
 
 # --------------------------------------------------------------------------------------
