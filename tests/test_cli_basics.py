@@ -151,3 +151,20 @@ def test_info_reports_the_stored_type_of_matlab_files(tmp_path, run_cli):
     code, out, err = run_cli("info", tmp_path / "z.mat", "--json")
     assert code == 0, err
     assert json.loads(out)["dtype"] == "uint16"
+
+
+def test_unmix_with_given_endmembers_does_not_load_torch(tmp_path):
+    """The tile-by-tile inversion path stays light: torch (~120 MB) is for networks only."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "s.npy", rng.random((9, 11, 6)).astype(np.float32) + 0.1)
+    np.savez(tmp_path / "e.npz", endmembers=rng.random((3, 6)).astype(np.float32) + 0.1)
+    code = ("import sys; import unmixgen.cli; from unmixgen.cli.app import main; "
+            f"rc = main(['unmix', r'{tmp_path / 's.npy'}', '--endmembers-file', r'{tmp_path / 'e.npz'}', "
+            f"'--out', r'{tmp_path / 'o'}', '--no-figures']); print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr

@@ -16,9 +16,9 @@ import numpy as np
 
 from .atomic import atomic_dir
 from .errors import InputError, check_range
-from .nn.device import resolve_device
-from .priors.abundance.train import create_model_folder, train
-from .runs.sources import load_training_maps
+
+# Heavy rooms (torch) are imported inside the functions that need them, so `unmixgen unmix`
+# with given endmembers never loads torch.
 
 
 def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
@@ -49,10 +49,12 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
     """
     from .atomic import check_output_dir
     from .errors import ParameterError, in_file
+    from .nn.device import resolve_device
     from .nn.trainer import check_budget
     from .priors.abundance.settings import resolve_options
-    from .priors.abundance.train import export_for_sampling
+    from .priors.abundance.train import create_model_folder, export_for_sampling, train
     from .report.figures import plot_training_curve
+    from .runs.sources import load_training_maps
 
     check_budget(max_steps, max_minutes)
     resolve_device(device)
@@ -372,6 +374,7 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
 
     Returns the training summary; the curve is drawn to ``out/training_curve.png``.
     """
+    from .nn.device import resolve_device
     from .nn.trainer import check_budget
     from .priors.spectra import train as spectra_train
     from .report.figures import plot_training_curve
@@ -432,6 +435,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
     timesteps(t0, steps, 1000)
+    from .nn.device import resolve_device
+
     device = resolve_device(device)
     res = load_result(init)
     if "abundances" not in res or "endmembers" not in res:
