@@ -27,7 +27,7 @@ def _parse_p(value: str) -> int | str:
 def unmix(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="Scene file (any readable format)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (HySime)."),
+    endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (noise-whitened eigenvalues)."),
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
                                          help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
@@ -107,6 +107,10 @@ def unmix(
     t = time.perf_counter()
     with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
+        if figures and "rank_estimate" in record:
+            from ..report.figures import plot_eigen_spectrum
+
+            plot_eigen_spectrum(record["rank_estimate"], tmp / "rank_eigenvalues.png")
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)
     _summary(out, E, record)
