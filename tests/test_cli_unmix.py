@@ -202,3 +202,14 @@ def test_rgb_figure_of_an_unloaded_scene_reads_tiles(tmp_path, monkeypatch):
     plot_rgb(scene, tmp_path / "rgb.png")
     assert (tmp_path / "rgb.png").stat().st_size > 0
     assert 0 < src.largest_window() < 520 * 48
+
+
+def test_auto_endmembers_records_the_estimate_and_its_figure(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers", "auto", "--method", "vca", "--out", out)
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    est = run["rank_estimate"]
+    assert run["n_endmembers"] == est["n_endmembers"] == 3
+    assert (out / "rank_eigenvalues.png").stat().st_size > 1000

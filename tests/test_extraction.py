@@ -148,10 +148,13 @@ def test_blind_unmixers_on_a_non_square_scene_with_invalid_pixels(extractor):
     assert est.info_["extractor"] == est.name and len(est.info_["endmember_pixel_indices"]) == p
 
 
-def test_auto_number_of_endmembers_uses_hysime():
-    Y, E, _, _ = pure_pixel_scene(4, n=20 * 35, seed=2)
-    est = ExtractThenInvert("auto", extractor="vca", seed=0).fit(Scene(Y.reshape(20, 35, -1)))
+def test_auto_number_of_endmembers_uses_the_spatial_estimate():
+    from unmixgen.simulate.procedural import make_scene
+
+    scene = make_scene(rows=30, cols=36, bands=60, p=4, snr_db=35, seed=2)
+    est = ExtractThenInvert("auto", extractor="vca", seed=0).fit(scene)
     assert est.n_endmembers_ == 4 and est.info_["rank_estimate"]["n_endmembers"] == 4
+    assert est.info_["rank_estimate"]["regime"] == "floor"
 
 
 def test_samson_endmembers_close_to_reference(shared_data):

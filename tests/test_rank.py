@@ -69,3 +69,74 @@ def test_subsampling_and_json_summary():
 def test_too_few_pixels_is_an_input_error():
     with pytest.raises(InputError, match="pixels"):
         hysime(np.random.default_rng(0).random((5, 20), dtype=np.float32))
+
+
+# --- spatial-neighbour noise estimate (the n_endmembers="auto" path) -------------------------
+def smooth_scene(p: int, snr_db: float, *, seed: int, size: int = 48, bands: int = 80):
+    from unmixgen.simulate.procedural import make_scene
+
+    return make_scene(rows=size, cols=size + 6, bands=bands, p=p, snr_db=snr_db, seed=seed,
+                      pure_pixels=False, max_abundance=0.8)
+
+
+def band_correlated_noise(shape, sigma: float, corr_bands: float, rng) -> np.ndarray:
+    """Gaussian noise independent between pixels, correlated across bands (Gaussian kernel)."""
+    bands = shape[-1]
+    d = np.arange(bands)[:, None] - np.arange(bands)[None, :]
+    K = np.exp(-0.5 * (d / corr_bands) ** 2)
+    K /= np.sqrt((K**2).sum(axis=0, keepdims=True))
+    return (rng.normal(0.0, sigma, shape) @ K).astype(np.float32)
+
+
+@pytest.mark.parametrize("p", [3, 5, 7])
+def test_spatial_rank_recovers_p_on_smooth_scenes(p):
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    scene = smooth_scene(p, 35.0, seed=40 + p)
+    est = spatial_rank(scene.load())
+    assert est.n_endmembers == p and est.regime == "floor"
+    assert np.all(np.diff(est.eigenvalues) <= 1e-9)
+    # white noise: the whitened noise floor is near 1
+    assert 0.7 < est.floor < 1.6
+
+
+def test_band_correlated_noise_fools_hysime_but_not_the_spatial_estimate():
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    scene = smooth_scene(4, None, seed=5)
+    clean = scene.load()
+    cube = clean + band_correlated_noise(clean.shape, 0.01, 3.0, np.random.default_rng(0))
+    assert hysime(cube.reshape(-1, cube.shape[-1])).n_endmembers > 8
+    assert spatial_rank(cube).n_endmembers == 4
+
+
+def test_neighbour_noise_covariance_matches_the_noise_covariance():
+    from unmixgen.unmix.spatial_rank import neighbour_noise_covariance
+
+    rng = np.random.default_rng(1)
+    noise = band_correlated_noise((90, 70, 12), 0.02, 2.0, rng)
+    # a smooth (linear ramp) signal cancels in the neighbour residual
+    ramp = np.linspace(0, 1, 90)[:, None, None] * np.linspace(0.5, 1.5, 12) + 0.3
+    R = neighbour_noise_covariance(ramp + noise)
+    flat = noise.reshape(-1, 12).astype(np.float64)
+    ref = flat.T @ flat / flat.shape[0]
+    assert np.abs(R - ref).max() < 0.08 * np.abs(ref).max()
+
+
+def test_spatial_rank_skips_invalid_pixels():
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    scene = smooth_scene(4, 35.0, seed=9)
+    cube = scene.load().copy()
+    mask = np.ones(cube.shape[:2], bool)
+    cube[5:9, 10:30] = np.nan
+    mask[5:9, 10:30] = False
+    est = spatial_rank(cube, mask)
+    assert est.n_endmembers == 4 and np.isfinite(est.eigenvalues).all()
+
+
+def test_spatial_rank_refuses_tiny_scenes():
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    with pytest.raises(InputError, match="at least 3 x 3"):
+        spatial_rank(np.ones((2, 40, 5), np.float32))

@@ -39,6 +39,7 @@ _API = {
     "METHODS": "unmixgen.unmix.registry",
     "DEFAULT_METHOD": "unmixgen.unmix.registry",
     "hysime": "unmixgen.unmix.rank",
+    "spatial_rank": "unmixgen.unmix.spatial_rank",
     "fcls": "unmixgen.unmix.inversion",
     "invert": "unmixgen.unmix.inversion",
     "invert_scene": "unmixgen.unmix.inversion",

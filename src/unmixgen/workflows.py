@@ -586,6 +586,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     t = time.perf_counter()
     with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
+        if figures and "rank_estimate" in record:
+            from .report.figures import plot_eigen_spectrum
+
+            plot_eigen_spectrum(record["rank_estimate"], tmp / "rank_eigenvalues.png")
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)
     record["n_endmembers"] = int(E.shape[0])

@@ -25,7 +25,7 @@ def _parse_p(value: str) -> int | str:
 def unmix(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="Scene file (any readable format)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (HySime)."),
+    endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (noise-whitened eigenvalues)."),
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
                                          help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",

@@ -27,6 +27,7 @@ __all__ = [
     "INVALID_COLOUR",
     "plot_abundance_grid",
     "plot_abundances",
+    "plot_eigen_spectrum",
     "plot_endmembers",
     "plot_rgb",
     "plot_training_curve",
@@ -406,6 +407,32 @@ def plot_training_curve(steps, losses, path, title: str = "training loss", ylabe
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_eigen_spectrum(estimate: dict, path, title: str = "number of endmembers") -> Path:
+    """The evidence of an ``n_endmembers="auto"`` estimate: eigenvalues and threshold.
+
+    ``estimate`` is `SpatialRankEstimate.as_dict()` (``counted``: the eigenvalues the count
+    was made on, descending; ``threshold``; ``n_endmembers``; ``regime``). Log y axis; the
+    counted eigenvalues (``n_endmembers - 1`` of them) are filled.
+    """
+    v = np.asarray(estimate["counted"], np.float64)
+    thr = float(estimate["threshold"])
+    k = np.arange(1, v.size + 1)
+    fig = Figure(figsize=(7.0, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    pos = np.clip(v, 1e-12, None)
+    ax.semilogy(k, pos, "o-", ms=3, lw=1, color="tab:blue", mfc="white", label="noise-whitened eigenvalues")
+    kept = v >= thr
+    ax.semilogy(k[kept], pos[kept], "o", ms=5, color="tab:blue", label=f"counted: {int(kept.sum())}")
+    ax.axhline(thr, color="tab:red", lw=1, ls="--", label=f"threshold ({estimate.get('regime', '')})")
+    ax.set_xlabel("component")
+    ax.set_ylabel("signal-to-noise ratio (eigenvalue)")
+    ax.set_title(f"{title}: estimate {estimate['n_endmembers']}")
     ax.grid(True, alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

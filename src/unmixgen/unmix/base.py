@@ -47,7 +47,8 @@ class BlindUnmixer(EstimatorParams):
     Parameters
     ----------
     n_endmembers : int >= 2 or "auto"
-        Number of endmembers p; "auto" estimates it with HySime (`unmixgen.unmix.rank`).
+        Number of endmembers p; "auto" estimates it from noise-whitened eigenvalues
+        (`unmixgen.unmix.spatial_rank`).
     seed : int >= 0
         Seeds every random choice of the method; equal seeds give equal results.
     """
@@ -93,7 +94,7 @@ class BlindUnmixer(EstimatorParams):
         Y_all = scene.valid_pixels()
         Y = Y_all[:, good] if not good.all() else Y_all
         info: dict[str, Any] = {"method": self.name, "seed": self.seed, "warnings": [], "timings_s": {}}
-        p = self._resolve_p(Y, info)
+        p = self._resolve_p(Y, info, scene, good)
         check_rank(Y, p)
         rng = np.random.default_rng(self.seed)
         t1 = time.perf_counter()
@@ -154,25 +155,24 @@ class BlindUnmixer(EstimatorParams):
         except AttributeError:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(scene) first") from None
 
-    def _resolve_p(self, Y: np.ndarray, info: dict[str, Any]) -> int:
+    def _resolve_p(self, Y: np.ndarray, info: dict[str, Any], scene: Scene | None = None,
+                   good: np.ndarray | None = None) -> int:
         n, bands = Y.shape
         p = self.n_endmembers
         if p == "auto":
-            from .rank import hysime
+            from .spatial_rank import spatial_rank
 
-            est = hysime(Y)
+            cube = scene.load()
+            est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
             info["rank_estimate"] = est.as_dict()
-            p = max(2, int(est.n_endmembers))
+            p = est.n_endmembers
             if p > AUTO_P_WARN:
-                # HySime counts band-correlated noise (striping, calibration residue) as
-                # signal, so real scenes can come out far above their material count.
                 warnings.warn(
-                    f"n_endmembers='auto': HySime estimated {p} endmembers; band-correlated noise "
-                    "inflates this estimate on real scenes; give n_endmembers as a number if it is "
-                    "too many",
+                    f"n_endmembers='auto': estimated {p} endmembers; give n_endmembers as a number "
+                    "if that is too many",
                     UserWarning, stacklevel=3,
                 )
-                info["warnings"].append(f"HySime estimated {p} endmembers (large; check n_endmembers)")
+                info["warnings"].append(f"estimated {p} endmembers (large; check n_endmembers)")
         p = int(p)
         if p > bands:
             raise ParameterError("n_endmembers", p, f"exceeds the scene's {bands} (good) bands; expected <= {bands}")

@@ -1,0 +1,259 @@
+"""Blind unmixing development suite: every method on 24 fixed simulated scenes + Samson, Jasper.
+
+The suite is fixed (parameters and seeds below) before any method is tuned on it, so a
+default chosen on it can be judged on scenes it was not chosen on. It spans:
+
+- purity: pure pixels, and no pure pixels (largest abundance capped at 0.5 .. 0.9);
+- p = 3 .. 9 endmembers; SNR 20 .. 40 dB (white noise); 64 .. 224 bands;
+- smooth maps and patchy maps (Voronoi regions), sparse mixtures (each pixel keeps only
+  its 2 or 3 largest abundances);
+- brightness variation (ELMM scaling of the endmembers, ``simulate(variability=...)``);
+- dark endmembers (water, a flat 2 % "shade" spectrum);
+- procedural spectra (`simulate.procedural.library`) and USGS 1995 library minerals.
+
+Per scene and method: abundance RMSE (%), mean SAD (degrees), seconds. Summary lines: for
+every scene the default's RMSE over the best of the project's own methods, and the median
+over scenes of the default's RMSE over VCA + FCLS's (targets 1.1 and 0.8, issue 11).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --threads 1
+    PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --methods edaa,vca --scenes s01,s02
+    PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --list      # the scene table
+
+``--jsonl FILE`` appends one JSON line per (scene, method) so runs can be combined.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+USGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "usgs_library" / "USGS_1995_Library.mat"
+
+#: USGS 1995 minerals used by the library scenes (substring names, see load_library_spectra)
+MINERALS = ("Alunite GDS84", "Buddingtonite GDS85", "Calcite WS272", "Kaolinite CM9", "Montmorillonite SWy-1",
+            "Muscovite GDS107", "Nontronite GDS41", "Hematite GDS27", "Lawn_Grass", "Jarosite GDS99",
+            "Pyrophyllite PYS1A fine", "Goethite WS222", "Dolomite HS102", "Chlorite HS179")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One suite scene. ``source``: "proc" (procedural kinds) or "usgs" (mineral indices)."""
+
+    name: str
+    source: str
+    members: tuple  # procedural kinds, or indices into MINERALS; "shade" = flat 2 % spectrum
+    bands: int
+    snr_db: float
+    size: int = 64
+    max_abundance: float | None = None  # None: pure pixels (3 per endmember) inserted
+    purity: float = 3.0
+    regions: int = 0
+    sparse: int = 0  # keep only the k largest abundances per pixel (0: all)
+    variability: float = 0.0  # std of log ELMM scaling factors
+    seed: int = 0
+
+
+P = "proc"
+U = "usgs"
+SUITE: tuple[Case, ...] = (
+    Case("s01", P, ("vegetation", "soil", "asphalt"), 224, 30, seed=1),
+    Case("s02", P, ("vegetation", "soil", "water", "asphalt"), 211, 30, max_abundance=0.8, seed=2),
+    Case("s03", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
+         regions=8, seed=3),
+    Case("s04", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation"), 100, 30,
+         max_abundance=0.75, seed=4),
+    Case("s05", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation"), 211, 30,
+         max_abundance=0.56, seed=5),
+    Case("s06", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof"), 150, 35,
+         regions=12, seed=6),
+    Case("s07", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof",
+                    "kaolinite", "metal"), 100, 40, size=80, seed=7),
+    Case("s08", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof",
+                    "kaolinite", "metal"), 211, 30, size=80, max_abundance=0.9, seed=8),
+    Case("s09", U, (0, 3, 7, 8, 12), 224, 30, sparse=2, seed=9),
+    Case("s10", U, (2, 4, 8, 11), 224, 20, seed=10),
+    Case("s11", U, (0, 1, 3, 6, 8, 13), 150, 40, max_abundance=0.7, seed=11),
+    Case("s12", U, (0, 1, 2, 3, 6, 7, 8, 10), 224, 25, size=72, sparse=3, regions=10, seed=12),
+    Case("s13", U, (3, 7, 8), 100, 30, max_abundance=0.6, seed=13),
+    Case("s14", P, ("vegetation", "soil", "asphalt", "roof"), 211, 30, variability=0.2, seed=14),
+    Case("s15", P, ("vegetation", "soil", "water", "concrete", "dry_vegetation"), 150, 25, max_abundance=0.8,
+         variability=0.3, seed=15),
+    Case("s16", U, (1, 2, 6, 8, 11), 224, 35, variability=0.15, regions=6, seed=16),
+    Case("s17", P, ("vegetation", "water", "shade"), 64, 30, seed=17),
+    Case("s18", P, ("vegetation", "soil", "water", "shade", "concrete"), 100, 30, max_abundance=0.8, seed=18),
+    Case("s19", U, (0, 3, 4, 8, 12, "shade"), 224, 20, regions=10, seed=19),
+    Case("s20", P, ("vegetation", "soil", "water", "asphalt"), 211, 40, max_abundance=0.5, seed=20),
+    Case("s21", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof",
+                    "kaolinite"), 150, 20, size=72, regions=14, seed=21),
+    Case("s22", U, (0, 2, 3, 6, 7, 8, 13), 64, 25, max_abundance=0.85, seed=22),
+    Case("s23", P, ("vegetation", "soil", "water", "asphalt", "concrete", "roof"), 64, 35, sparse=2, seed=23),
+    Case("s24", U, (0, 1, 2, 3, 4, 6, 7, 8, 11), 150, 30, size=80, max_abundance=0.8, seed=24),
+)
+REAL_SCENES = ("samson", "jasper")
+
+
+def _spectra(case: Case):
+    """``(E (p, bands) float32, wavelengths (bands,) nm, names)`` for a case."""
+    from unmixgen.simulate.procedural import library
+
+    if case.source == "proc":
+        wl = np.linspace(400.0, 2500.0, case.bands)
+        kinds = [k for k in case.members if k != "shade"]
+        E, names = library(wl, kinds, rng=case.seed)
+        E, names = list(E), list(names)
+    else:
+        from unmixgen.runs.sources import load_library_spectra
+
+        idx = [m for m in case.members if m != "shade"]
+        lib = load_library_spectra(USGS, [MINERALS[i] for i in idx])
+        keep = np.linspace(0, lib.spectra.shape[1] - 1, case.bands).round().astype(int)
+        wl = np.asarray(lib.wavelengths, np.float64)[keep]
+        E, names = list(lib.spectra[:, keep]), list(lib.names)
+    if "shade" in case.members:  # dark, nearly flat: shadow / deep water
+        E.append((0.02 + 0.005 * (wl - wl[0]) / (wl[-1] - wl[0])).astype(np.float32))
+        names.append("shade")
+    return np.asarray(E, np.float32), wl, names
+
+
+def _abundances(case: Case, p: int) -> np.ndarray:
+    from unmixgen.simulate.procedural import abundance_maps
+
+    rng = np.random.default_rng(1000 + case.seed)
+    A = abundance_maps(case.size, case.size, p, rng, purity=case.purity, regions=case.regions,
+                       pure_pixels=case.max_abundance is None and not case.sparse,
+                       max_abundance=case.max_abundance)
+    if case.sparse:
+        kth = np.sort(A, axis=-1)[..., -case.sparse][..., None]
+        A = np.where(A >= kth, A, 0.0)
+        A /= A.sum(-1, keepdims=True)
+        # pure pixels after sparsification, so the sparse scenes keep pure-pixel truth
+        flat = A.reshape(-1, p)
+        for k in range(p):
+            i = int(np.argmax(flat[:, k]))
+            flat[i] = 0.0
+            flat[i, k] = 1.0
+    return A.astype(np.float32)
+
+
+def build_scene(case: Case):
+    """The `Scene` (with ground truth) of a suite case, deterministic."""
+    from unmixgen.simulate.scene import simulate
+
+    E, wl, names = _spectra(case)
+    A = _abundances(case, E.shape[0])
+    sim = simulate(A, E, wavelengths=wl, snr_db=case.snr_db, variability=case.variability or None,
+                   names=names, seed=case.seed)[0]
+    return sim.to_scene(name=case.name)
+
+
+def describe(case: Case) -> str:
+    purity = "pure" if case.max_abundance is None else f"max{case.max_abundance:g}"
+    extra = [f"sparse{case.sparse}" if case.sparse else "", f"regions{case.regions}" if case.regions else "",
+             f"var{case.variability:g}" if case.variability else "", "dark" if
+             ("shade" in case.members or "water" in case.members) else ""]
+    return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
+            f"{purity} " + " ".join(e for e in extra if e))
+
+
+def get_scene(name: str):
+    if name in REAL_SCENES:
+        from unmixing_quality import real_scene
+
+        return real_scene(name)
+    return build_scene(next(c for c in SUITE if c.name == name))
+
+
+def run_method(method: str, scene, seed: int = 0) -> dict:
+    from unmixgen.errors import ConvergenceWarning
+    from unmixgen.evaluate.unmixing import evaluate
+    from unmixgen.unmix.registry import make_method
+
+    p = scene.truth.n_endmembers
+    m = make_method(method, p, seed=seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(scene)
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    r = evaluate(endmembers=m.endmembers_, abundances=m.abundances_, ref_endmembers=scene.truth.endmembers,
+                 ref_abundances=scene.truth.abundances)
+    return {"rmse": float(r["abundance_rmse_percent"]), "sad": float(r["sad_deg_mean"]), "s": dt, "cpu": cpu,
+            "chosen": m.info_.get("chosen")}
+
+
+def summarize(results: dict, default: str, methods: list[str], own: list[str]) -> list[str]:
+    """Summary lines: per-scene ratio default / best own method, median ratio default / vca."""
+    lines, ratios_best, ratios_vca = [], [], []
+    for sc, row in results.items():
+        if default not in row:
+            continue
+        best = min((row[m]["rmse"], m) for m in own if m in row)
+        rb = row[default]["rmse"] / best[0]
+        ratios_best.append(rb)
+        rv = row[default]["rmse"] / row["vca"]["rmse"] if "vca" in row else float("nan")
+        ratios_vca.append(rv)
+        flag = "ok " if rb <= 1.1 else "MISS"
+        lines.append(f"{sc:7s} default/best-own {rb:5.2f} ({best[1]} {best[0]:.2f}) {flag}  default/vca {rv:5.2f}")
+    if ratios_best:
+        rb, rv = np.array(ratios_best), np.array(ratios_vca)
+        lines.append(f"SUMMARY default={default}: scenes within 1.1x of best own method: {(rb <= 1.1).sum()}/{rb.size}"
+                     f" (worst {rb.max():.2f}); median default/vca RMSE ratio {np.nanmedian(rv):.2f} (target <= 0.8)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", default=",".join(sorted(METHODS)), help="comma-separated registry names")
+    ap.add_argument("--scenes", default=",".join([c.name for c in SUITE] + list(REAL_SCENES)))
+    ap.add_argument("--default", default=DEFAULT_METHOD, help="method judged against the targets")
+    ap.add_argument("--threads", type=int, default=1, help="torch / BLAS threads")
+    ap.add_argument("--jsonl", default=None, help="append one JSON line per (scene, method) here")
+    ap.add_argument("--list", action="store_true", help="print the scene table and exit")
+    args = ap.parse_args(argv)
+    if args.list:
+        for c in SUITE:
+            print(c.name, describe(c))
+        return 0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    methods = [m for m in args.methods.split(",") if m]
+    own = [m for m in methods if m in METHODS]
+    print("command:", shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv))
+    header = f"{'scene':7s} {'method':8s} {'RMSE %':>7s} {'SAD deg':>8s} {'s':>7s} {'cpu s':>7s}  description"
+    print(header)
+    print("-" * 100)
+    results: dict = {}
+    for sc in [s for s in args.scenes.split(",") if s]:
+        scene = get_scene(sc)
+        if scene is None:
+            print(f"{sc:7s} (data not found)")
+            continue
+        desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE if c.name == sc))
+        for method in methods:
+            r = run_method(method, scene)
+            results.setdefault(sc, {})[method] = r
+            chosen = f" [{r['chosen']}]" if r.get("chosen") else ""
+            print(f"{sc:7s} {method:8s} {r['rmse']:7.2f} {r['sad']:8.2f} {r['s']:7.2f} {r['cpu']:7.2f}  {desc}{chosen}",
+                  flush=True)
+            if args.jsonl:
+                with open(args.jsonl, "a") as f:
+                    f.write(json.dumps({"scene": sc, "method": method, **r}) + "\n")
+    print()
+    for line in summarize(results, args.default, methods, own):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

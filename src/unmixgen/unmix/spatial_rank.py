@@ -1,0 +1,177 @@
+"""Number of endmembers from a spatial-neighbour noise estimate (``n_endmembers="auto"``).
+
+HySime (`unmixgen.unmix.rank`) estimates noise by regressing each band on the others, so
+noise that is correlated across bands (striping, calibration residue) is taken for signal
+and real scenes come out with tens of endmembers. Here the noise is estimated from space
+instead: the residual of each pixel against the mean of its 8 neighbours,
+``r = y - mean_8(y)``, has covariance ``(1 + 1/8) Rn`` for noise that is independent between
+pixels, whatever its correlation across bands, while a spatially smooth signal cancels.
+
+With the data covariance ``Ry`` (mean removed) the generalised eigenvalues
+``Ry v = lambda Rn v`` are the signal-to-noise ratios of the principal directions of the
+noise-whitened data (noise-adjusted principal components, Green et al. 1988). Under the
+linear mixing model ``p`` endmembers span a ``(p - 1)``-dimensional affine set, so ``p - 1``
+eigenvalues stand above the noise floor. Two regimes:
+
+1. **A noise floor is reached.** The floor is the median of the lower half of the
+   eigenvalues; when the 13th eigenvalue is within ``flat_ratio`` of it, the data have a
+   flat noise floor and ``p - 1`` is the number of eigenvalues above ``floor_factor`` times
+   the floor. On small scenes (few pixels per band) pure-noise eigenvalues spread up to
+   the Marchenko-Pastur edge ``(1 + sqrt(bands / pixels))^2``; twice that edge replaces
+   either factor when it is larger.
+2. **No floor** (the whitened spectrum decays slowly: texture finer than a pixel, spatially
+   correlated noise and material variability on real scenes). No dimension separates signal
+   from noise, so the count is of the dominant directions: the noise is re-estimated
+   against a wider window (mean of the 9 x 9 neighbourhood, which takes more of the
+   fine-scale structure into the "noise"), and ``p - 1`` counts the eigenvalues at least
+   ``relative`` times the largest.
+
+The thresholds were set on `benchmarks/blind_suite.py` (24 simulated scenes and the
+Samson and Jasper Ridge scenes); the measurements are in ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from ..errors import InputError
+
+__all__ = ["SpatialRankEstimate", "neighbour_noise_covariance", "spatial_rank"]
+
+
+@dataclass
+class SpatialRankEstimate:
+    """Result of `spatial_rank`.
+
+    Attributes
+    ----------
+    n_endmembers : the estimate of p (the number of counted eigenvalues + 1).
+    eigenvalues : ``(B,)`` float64 generalised eigenvalues (signal-to-noise ratio of each
+        noise-adjusted principal component, descending) against the 3 x 3 noise estimate.
+    floor : median of the lower half of ``eigenvalues`` (the noise floor; 1 for white noise).
+    regime : ``"floor"`` or ``"dominant"`` (see the module docstring).
+    threshold : the eigenvalue threshold used, on ``counted`` (same units).
+    counted : ``(B,)`` the eigenvalues the count was made on (``eigenvalues`` in the floor
+        regime, those against the 9 x 9 noise estimate otherwise).
+    """
+
+    n_endmembers: int
+    eigenvalues: np.ndarray
+    floor: float
+    regime: str
+    threshold: float
+    counted: np.ndarray
+
+    def as_dict(self, max_values: int = 50) -> dict[str, Any]:
+        """JSON-ready summary; spectra truncated to the first ``max_values`` values."""
+        return {
+            "method": "spatial-noise whitened eigenvalues",
+            "n_endmembers": int(self.n_endmembers),
+            "regime": self.regime,
+            "floor": float(self.floor),
+            "threshold": float(self.threshold),
+            "eigenvalues": [float(v) for v in self.eigenvalues[:max_values]],
+            "counted": [float(v) for v in self.counted[:max_values]],
+            "truncated_to": int(max_values),
+        }
+
+
+def _box_sum(x: np.ndarray, k: int) -> np.ndarray:
+    """Sum over the ``k x k`` window of each interior position of ``x (rows, cols, ...)``
+    (output ``(rows - k + 1, cols - k + 1, ...)``), by cumulative sums."""
+    c = np.cumsum(np.cumsum(x, axis=0), axis=1)
+    c = np.pad(c, [(1, 0), (1, 0)] + [(0, 0)] * (x.ndim - 2))
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+def neighbour_noise_covariance(cube: np.ndarray, mask: np.ndarray | None = None, *, window: int = 3,
+                               strip: int = 64) -> np.ndarray:
+    """Noise covariance ``(B, B)`` float64 from each pixel's residual against its neighbours.
+
+    Parameters
+    ----------
+    cube : ``(rows, cols, B)`` scene.
+    mask : ``(rows, cols)`` bool valid pixels (None: all); only windows that are wholly
+        valid are used.
+    window : odd window size ``k``; the residual is ``y - mean`` of the other ``k*k - 1``
+        pixels, scaled by ``1 / (1 + 1 / (k*k - 1))`` to the noise of one pixel.
+    strip : rows processed at once (bounds the float64 working memory).
+    """
+    rows, cols, bands = cube.shape
+    if rows < window or cols < window:
+        raise InputError(f"scene is {rows} x {cols} pixels; the spatial noise estimate needs at least "
+                         f"{window} x {window}")
+    valid = np.ones((rows, cols), bool) if mask is None else np.asarray(mask, bool).copy()
+    h = window // 2
+    n_other = window * window - 1
+    R = np.zeros((bands, bands))
+    n = 0
+    for r0 in range(0, rows - 2 * h, strip):
+        r1 = min(rows, r0 + strip + 2 * h)
+        block = cube[r0:r1].astype(np.float64)
+        good = valid[r0:r1] & np.all(np.isfinite(block), axis=-1)
+        block[~good] = 0.0  # cumulative sums would carry a NaN across the whole strip
+        ok = _box_sum(good.astype(np.int32), window) == window * window
+        centre = block[h:r1 - r0 - h, h:cols - h]
+        resid = centre - (_box_sum(block, window) - centre) / n_other
+        resid = resid[ok]
+        R += resid.T @ resid
+        n += resid.shape[0]
+    if n <= bands:
+        raise InputError(f"only {n} pixels have a fully valid {window} x {window} neighbourhood for "
+                         f"{bands} bands; expected more pixels than bands")
+    return R / n / (1.0 + 1.0 / n_other)
+
+
+def _whitened_eigenvalues(Ry: np.ndarray, Rn: np.ndarray) -> np.ndarray:
+    bands = Ry.shape[0]
+    Rn = 0.5 * (Rn + Rn.T) + 1e-9 * np.trace(Rn) / bands * np.eye(bands)  # keeps Rn positive definite
+    return scipy.linalg.eigh(0.5 * (Ry + Ry.T), Rn, eigvals_only=True)[::-1].copy()
+
+
+def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_factor: float = 3.0,
+                 flat_ratio: float = 2.0, relative: float = 0.21) -> SpatialRankEstimate:
+    """Estimate the number of endmembers of ``cube (rows, cols, B)``; see the module docstring.
+
+    Parameters
+    ----------
+    cube : ``(rows, cols, B)`` scene, not mean-removed (any float dtype).
+    mask : ``(rows, cols)`` bool valid pixels, or None.
+    floor_factor : floor regime: count eigenvalues above this multiple of the floor.
+    flat_ratio : the floor regime applies when the 13th eigenvalue is below this multiple
+        of the floor.
+    relative : no-floor regime: count eigenvalues at least this fraction of the largest.
+
+    Returns
+    -------
+    `SpatialRankEstimate` (``n_endmembers >= 2``).
+    """
+    cube = np.asarray(cube)
+    if cube.ndim != 3:
+        raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
+    rows, cols, bands = cube.shape
+    valid = np.ones((rows, cols), bool) if mask is None else np.asarray(mask, bool)
+    Y = cube[valid].astype(np.float64)
+    Y = Y[np.all(np.isfinite(Y), axis=1)]
+    if Y.shape[0] <= bands:
+        raise InputError(f"{Y.shape[0]} valid pixels for {bands} bands; expected more pixels than bands")
+    Ry = np.cov(Y.T)
+    ev = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=3))
+    floor = float(np.median(ev[bands // 2:]))
+    # pure-noise sample eigenvalues spread up to about (1 + sqrt(bands / pixels))^2 times
+    # the floor (Marchenko-Pastur); on small scenes that edge, not the factors, decides
+    edge = 2.0 * (1.0 + np.sqrt(bands / Y.shape[0])) ** 2
+    probe = min(12, bands - 1)
+    if ev[probe] < max(flat_ratio, edge) * floor:
+        regime, counted, threshold = "floor", ev, max(floor_factor, edge) * floor
+    else:
+        regime = "dominant"
+        counted = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=9))
+        threshold = relative * float(counted[0])
+    k = int(np.sum(counted >= threshold))
+    return SpatialRankEstimate(n_endmembers=max(2, k + 1), eigenvalues=ev, floor=floor, regime=regime,
+                               threshold=threshold, counted=counted)
