@@ -96,7 +96,9 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     A = scene.to_image(fcls(scene.valid_pixels(), E))
     rows.append({"method": "fcls", **metrics(scene, E, A), "train_s": 0.0, "infer_s": time.perf_counter() - t})
     for k in args.ks:
-        est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed)
+        est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed,
+                        **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width", "eval_every",
+                                                               "patience") if getattr(args, key) is not None})
         est.fit(scene, endmembers=E)
         h = est.history_
         rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_), "train_s": h["timings_s"]["train"],
@@ -197,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lam", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--front", default=None, help="HybridSTU front end (default: the estimator's)")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--width", type=int, default=None)
+    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--patience", type=int, default=None)
     ap.add_argument("--blind", action="store_true", help="also run the blind default on simulated scenes")
     ap.add_argument("--speed-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[500, 1000])
     ap.add_argument("--tile", type=int, default=128)

@@ -30,6 +30,7 @@ from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate
 from ..rank import estimate_noise
+from .features import subspace_features
 
 
 def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float:
@@ -114,6 +115,18 @@ def to_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], scale: float
     """``(x (bands, h, w), a (p, h, w))`` float32 tensors, ``x`` divided by ``scale``."""
     return [(torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1) / scale, np.float32)),
              torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))) for y, a in pairs]
+
+
+def to_feature_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], E: np.ndarray, scale: float
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(features (2p+1, h, w), a (p, h, w))`` float32 tensors (`features.subspace_features`)."""
+    out = []
+    for y, a in pairs:
+        h, w, b = y.shape
+        f = subspace_features(y.reshape(h * w, b), E, scale).reshape(h, w, -1)
+        out.append((torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))),
+                    torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))))
+    return out
 
 
 class PairSampler:
