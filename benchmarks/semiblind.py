@@ -6,7 +6,8 @@ Suites (``--suite``):
   ``p`` spectra drawn per seed, at least 8 degrees apart), maps from
   `simulate.procedural.abundance_maps` without pure pixels (max abundance 0.8), at each
   ``--snr`` with and without ELMM brightness variability (log-std ``--variability``).
-  HybridSTU trains on GRF maps fitted to the scene's FCLS maps (its default source).
+  HybridSTU trains on GRF maps fitted to the scene's (smoothed) FCLS maps (its default
+  source), with the scene's estimated SNR and brightness variability.
 - ``real``: Samson and Jasper Ridge with the reference endmembers, and with endmembers
   extracted by the blind default.
 - ``speed``: inference time and peak memory (ru_maxrss of a child process) of a trained-size
@@ -127,7 +128,7 @@ def suite_sim(args) -> None:
     print(HEADER, flush=True)
     for snr in args.snr:
         for var in (0.0, args.variability):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scene, E = usgs_scene(args.p, args.size, snr, var, seed)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}"
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p", type=int, default=5)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--ks", type=lambda s: [int(v) for v in s.split(",")], default=[5, 1])
     ap.add_argument("--lam", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1500)

@@ -46,6 +46,31 @@ def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float
     return float(10.0 * np.log10(np.sum(x**2) / max(np.sum(w**2), 1e-30)))
 
 
+def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
+                         high: float = 1.0) -> float:
+    """Standard deviation of the log ELMM brightness scales of pixels ``Y (N, bands)`` with
+    endmembers ``E (p, bands)``.
+
+    Under ``y = s a E + n`` with ``sum(a) = 1`` the least-squares coordinates
+    ``a_ls = y E^T (E E^T)^-1`` sum to ``s`` plus noise. The noise part of that sum has the
+    variance ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``, ``R_n`` the HySime noise covariance),
+    which is removed from the sample variance; the rest, relative to the squared mean, is
+    ``exp(sigma^2) - 1`` for log-normal scales. Clipped to ``[0, high]``. Uses a seeded
+    subsample of ``sample`` pixels.
+    """
+    Y = np.asarray(Y, np.float32)
+    if Y.shape[0] > sample:
+        Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
+    _, Rn = estimate_noise(Y)
+    E64 = np.asarray(E, np.float64)
+    P = E64.T @ np.linalg.pinv(E64 @ E64.T)
+    s = Y.astype(np.float64) @ P.sum(1)
+    q = P.sum(1)
+    excess = max(0.0, float(s.var()) - float(q @ Rn @ q))
+    m2 = max(float(s.mean()) ** 2, 1e-30)
+    return float(min(high, np.sqrt(np.log1p(excess / m2))))
+
+
 def as_map_list(maps, p: int) -> list[np.ndarray]:
     """Abundance maps ``(N, h, w, p)`` or an iterable of ``(h, w, p)`` as a list of float32
     maps renormalised onto the simplex; `InputError` for a wrong ``p``, NaN or negatives."""

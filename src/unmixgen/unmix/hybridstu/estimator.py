@@ -78,8 +78,9 @@ class HybridSTU:
         of the FCLS maps; 0: none.
     snr_db : float or None
         Noise of the training scenes; None: the scene's estimated SNR.
-    variability : float
-        Standard deviation of the log ELMM brightness scaling of the training scenes.
+    variability : float or "auto"
+        Standard deviation of the log ELMM brightness scaling of the training scenes;
+        ``"auto"``: estimated from the scene (`data.estimate_variability`).
     jitter : float
         Relative amplitude of the smooth spectral perturbation of the training endmembers.
     max_steps, max_minutes : training budget (at least one).
@@ -102,9 +103,9 @@ class HybridSTU:
 
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
                  width: int = 48, front: str = "subspace", n_maps: int = 24, map_size: int = 48,
-                 map_smoothing: float = 0.0,
+                 map_smoothing: float = 1.0,
                  snr_db: float | None = None,
-                 variability: float = 0.1, jitter: float = 0.02, max_steps: int | None = 1500,
+                 variability: float | str = "auto", jitter: float = 0.0, max_steps: int | None = 1500,
                  max_minutes: float | None = 4.0, batch_size: int = 8, crop: int = 24, lr: float = 2e-3,
                  eval_every: int = 100, patience: int = 5, tile: int = 128, device: str = "cpu",
                  seed: int = 0, progress: bool = False):
@@ -131,8 +132,10 @@ class HybridSTU:
         check_k(self.k)
         if self.front not in FRONTS:
             raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
-        for name in ("lam", "recon", "variability", "jitter", "map_smoothing"):
+        for name in ("lam", "recon", "jitter", "map_smoothing"):
             check_range(name, getattr(self, name), low=0)
+        if not (isinstance(self.variability, str) and self.variability == "auto"):
+            check_range("variability", self.variability, low=0, high=2)
         for name in ("width", "n_maps", "batch_size", "eval_every", "patience", "tile"):
             check_range(name, getattr(self, name), low=1, integer=True)
         check_range("map_size", self.map_size, low=4, integer=True)
@@ -195,10 +198,12 @@ class HybridSTU:
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
         snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
+        var = (D.estimate_variability(Y, Eg, seed=self.seed) if isinstance(self.variability, str)
+               else float(self.variability))
         t_prep = time.perf_counter()
         map_list, source = self._training_maps(maps, scene, Y, Eg)
         self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
-        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=self.variability, jitter=self.jitter,
+        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
                                  seed=self.seed)
         train, val = D.split_maps(pairs, gap=self.k)
         t_train = time.perf_counter()
@@ -209,7 +214,8 @@ class HybridSTU:
         curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device)
         self.endmembers_ = E
         self.good_bands_ = good
-        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "map_source": source,
+        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
+                         "map_source": source,
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
                          "n_validation_parts": len(val), **curve}
         t_apply = time.perf_counter()
