@@ -244,3 +244,14 @@ def test_snr_estimate_follows_the_added_noise():
     for snr in (15.0, 30.0):
         cube = simulate(A, endmembers(), snr_db=snr, seed=2)[0].cube
         assert abs(D.estimate_snr_db(cube.reshape(-1, BANDS)) - snr) < 1.5
+
+
+def test_variability_estimate_follows_the_simulated_brightness_scaling():
+    A = abundance_maps(40, 40, P, 2, max_abundance=0.9)
+    E = endmembers()
+    est = {}
+    for var in (0.0, 0.2):
+        cube = simulate(A, E, snr_db=30.0, variability=var or None, seed=3)[0].cube
+        est[var] = D.estimate_variability(cube.reshape(-1, BANDS), E)
+    assert est[0.0] < 0.03
+    assert abs(est[0.2] - 0.2) < 0.05
