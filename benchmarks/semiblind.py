@@ -159,10 +159,11 @@ from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.hybridstu.network import HybridSTUNet
 cube = np.load(sys.argv[1], mmap_mode="r")
 scene = Scene(cube, mask=np.ones(cube.shape[:2], bool))
-est = HybridSTU(5, k=int(sys.argv[3]), tile=int(sys.argv[4]))
+est = HybridSTU(5, k=int(sys.argv[3]), tile=int(sys.argv[4]), front=sys.argv[5])
 torch.manual_seed(0)
-est.net_ = HybridSTUNet(cube.shape[2], 5, est.k, est.width).eval()
-est.good_bands_ = np.ones(cube.shape[2], bool); est.scale_ = 0.3; est.endmembers_ = np.ones((5, cube.shape[2]), np.float32)
+est.net_ = HybridSTUNet(cube.shape[2], 5, est.k, est.width, front=est.front).eval()
+est.good_bands_ = np.ones(cube.shape[2], bool); est.scale_ = 0.3
+est.endmembers_ = np.random.default_rng(1).random((5, cube.shape[2]), dtype=np.float32) * 0.5
 t = time.perf_counter(); A = est.transform(scene); dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "output_mb": A.nbytes / 2**20, "simplex": bool(np.allclose(A.sum(-1), 1, atol=1e-4))}))
@@ -182,7 +183,7 @@ def suite_speed(args) -> None:
             mm.flush()
             del mm
             out = subprocess.run([sys.executable, "-c", SPEED_CHILD, str(path), str(args.threads), str(args.ks[0]),
-                                  str(args.tile)], capture_output=True, text=True, check=True)
+                                  str(args.tile), args.front or "subspace"], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{n}x{n:<6} {230:>5} {args.ks[0]:>2} {args.tile:>4} {args.threads:>7} {r['seconds']:8.1f} "
                   f"{r['peak_rss_mb']:11.0f} {r['output_mb']:9.0f}", flush=True)
