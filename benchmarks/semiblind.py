@@ -6,7 +6,8 @@ Suites (``--suite``):
   ``p`` spectra drawn per seed, at least 8 degrees apart), maps from
   `simulate.procedural.abundance_maps` without pure pixels (max abundance 0.8), at each
   ``--snr`` with and without ELMM brightness variability (log-std ``--variability``).
-  HybridSTU trains on GRF maps fitted to the scene's FCLS maps (its default source).
+  HybridSTU trains on GRF maps fitted to the scene's (smoothed) FCLS maps (its default
+  source), with the scene's estimated SNR and brightness variability.
 - ``real``: Samson and Jasper Ridge with the reference endmembers, and with endmembers
   extracted by the blind default.
 - ``speed``: inference time and peak memory (ru_maxrss of a child process) of a trained-size
@@ -96,7 +97,9 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     A = scene.to_image(fcls(scene.valid_pixels(), E))
     rows.append({"method": "fcls", **metrics(scene, E, A), "train_s": 0.0, "infer_s": time.perf_counter() - t})
     for k in args.ks:
-        est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed)
+        est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed,
+                        **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width", "eval_every",
+                                                               "patience") if getattr(args, key) is not None})
         est.fit(scene, endmembers=E)
         h = est.history_
         rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_), "train_s": h["timings_s"]["train"],
@@ -125,7 +128,7 @@ def suite_sim(args) -> None:
     print(HEADER, flush=True)
     for snr in args.snr:
         for var in (0.0, args.variability):
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scene, E = usgs_scene(args.p, args.size, snr, var, seed)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}"
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
@@ -156,10 +159,11 @@ from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.hybridstu.network import HybridSTUNet
 cube = np.load(sys.argv[1], mmap_mode="r")
 scene = Scene(cube, mask=np.ones(cube.shape[:2], bool))
-est = HybridSTU(5, k=int(sys.argv[3]), tile=int(sys.argv[4]))
+est = HybridSTU(5, k=int(sys.argv[3]), tile=int(sys.argv[4]), front=sys.argv[5])
 torch.manual_seed(0)
-est.net_ = HybridSTUNet(cube.shape[2], 5, est.k, est.width).eval()
-est.good_bands_ = np.ones(cube.shape[2], bool); est.scale_ = 0.3; est.endmembers_ = np.ones((5, cube.shape[2]), np.float32)
+est.net_ = HybridSTUNet(cube.shape[2], 5, est.k, est.width, front=est.front).eval()
+est.good_bands_ = np.ones(cube.shape[2], bool); est.scale_ = 0.3
+est.endmembers_ = np.random.default_rng(1).random((5, cube.shape[2]), dtype=np.float32) * 0.5
 t = time.perf_counter(); A = est.transform(scene); dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "output_mb": A.nbytes / 2**20, "simplex": bool(np.allclose(A.sum(-1), 1, atol=1e-4))}))
@@ -179,7 +183,7 @@ def suite_speed(args) -> None:
             mm.flush()
             del mm
             out = subprocess.run([sys.executable, "-c", SPEED_CHILD, str(path), str(args.threads), str(args.ks[0]),
-                                  str(args.tile)], capture_output=True, text=True, check=True)
+                                  str(args.tile), args.front or "subspace"], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{n}x{n:<6} {230:>5} {args.ks[0]:>2} {args.tile:>4} {args.threads:>7} {r['seconds']:8.1f} "
                   f"{r['peak_rss_mb']:11.0f} {r['output_mb']:9.0f}", flush=True)
@@ -193,10 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p", type=int, default=5)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--ks", type=lambda s: [int(v) for v in s.split(",")], default=[5, 1])
     ap.add_argument("--lam", type=float, default=0.0)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--front", default=None, help="HybridSTU front end (default: the estimator's)")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--width", type=int, default=None)
+    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--patience", type=int, default=None)
     ap.add_argument("--blind", action="store_true", help="also run the blind default on simulated scenes")
     ap.add_argument("--speed-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[500, 1000])
     ap.add_argument("--tile", type=int, default=128)

@@ -74,6 +74,11 @@ def test_bad_input_exits_2_and_writes_nothing(run_cli, files, tmp_path, torch_on
     _refused(run_cli, ["train-stu", path, "--endmembers-file", short, "--out", out], out, "good bands")
     # k larger than the scene
     _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--k", "31"], out, "--k 31")
+    # a variability that is neither a number nor auto, or out of range
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--variability", "lots"], out,
+             "--variability")
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--variability", "5"], out,
+             "--variability 5")
     # fewer valid pixels than needed
     cube = s.load().copy()
     cube[1:] = np.nan  # 37 valid pixels

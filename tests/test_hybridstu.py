@@ -40,11 +40,14 @@ def small(**kw) -> HybridSTU:
     return HybridSTU(P, **opts)
 
 
+@pytest.mark.parametrize("front", ["bands", "subspace"])
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_output_is_on_the_simplex_and_depends_only_on_the_k_by_k_neighbourhood(k, torch_one_thread):
+def test_output_is_on_the_simplex_and_depends_only_on_the_k_by_k_neighbourhood(k, front, torch_one_thread):
     torch.manual_seed(0)
-    net = HybridSTUNet(BANDS, P, k=k, width=8).eval()
-    x = torch.rand(1, BANDS, 15, 15)
+    net = HybridSTUNet(BANDS, P, k=k, width=8, front=front).eval()
+    if front == "subspace":
+        torch.nn.init.normal_(net.spatial[-1].weight)  # the zero start would hide the context
+    x = torch.rand(1, BANDS if front == "bands" else 2 * P + 1, 15, 15)
     with torch.no_grad():
         a = net(x)
         x2 = x.clone()
@@ -86,7 +89,59 @@ def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
     assert np.array_equal(est.endmembers_, E)
     h = est.history_
     assert abs(h["snr_db"] - 30.0) < 1.5  # the scene's SNR, estimated
-    assert h["steps"] >= h["best_step"] > 0 and len(h["validation_rmse"]) == len(h["validation_steps"])
+    assert h["steps"] >= h["best_step"] and len(h["validation_rmse"]) == len(h["validation_steps"])
+    # the kept weights are never worse on validation than FCLS (the untrained start)
+    assert h["best_validation_rmse"] <= h["fcls_validation_rmse"] + P * 1e-4
+
+
+def test_subspace_features_and_the_untrained_network_give_fcls():
+    from unmixgen.unmix.hybridstu.features import subspace_features
+    from unmixgen.unmix.inversion import fcls
+
+    A = abundance_maps(12, 10, P, 3, max_abundance=0.9)
+    E = endmembers()
+    clean = (A @ E).reshape(-1, BANDS)
+    f = subspace_features(clean, E, scale=0.5)
+    truth = A.reshape(-1, P)
+    np.testing.assert_allclose(f[:, :P], truth, atol=1e-4)  # least squares recovers noiseless truth
+    np.testing.assert_allclose(f[:, P:2 * P], truth, atol=1e-4)
+    assert np.all(f[:, -1] < np.log(1e-3))  # no residual off the endmember subspace
+    noisy = simulate(A, E, snr_db=20.0, seed=1)[0].cube.reshape(-1, BANDS)
+    f = subspace_features(noisy, E, scale=0.5)
+    assert np.all(f[:, -1] > np.log(1e-3))
+    net = HybridSTUNet(BANDS, P, k=3, width=8, front="subspace").eval()
+    x = torch.from_numpy(f.reshape(12, 10, -1).transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        a = net(x)[0].permute(1, 2, 0).numpy().reshape(-1, P)
+    np.testing.assert_allclose(a, fcls(noisy, E), atol=P * 1e-4)
+
+
+def test_smoothed_training_maps_stay_on_the_simplex_and_invalid_pixels_stay_nan():
+    from unmixgen.unmix.hybridstu.estimator import _smooth_maps
+
+    A = abundance_maps(20, 16, P, 4)
+    noisy = np.random.default_rng(0).dirichlet(np.ones(P), size=(20, 16)).astype(np.float32)
+    mask = np.ones((20, 16), bool)
+    mask[5, 5] = False
+    X = 0.5 * A + 0.5 * noisy
+    out = _smooth_maps(X, mask, 1.5)
+    assert np.isnan(out[5, 5]).all()
+    ok = out[mask]
+    assert np.all(ok >= 0) and np.allclose(ok.sum(-1), 1, atol=1e-5)
+    # smoothing removes most of the per-pixel noise added to the smooth maps (mean 1 / P)
+    ref = 0.5 * A + 0.5 / P
+    smooth_ref = _smooth_maps(ref, mask, 1.5)[mask]
+    assert np.sqrt(np.mean((ok - smooth_ref) ** 2)) < 0.6 * np.sqrt(np.mean((X[mask] - ref[mask]) ** 2))
+
+
+def test_the_bands_front_end_still_trains_and_tiles_exactly():
+    scene, E, A = sim_scene()
+    est = small(front="bands", max_steps=20, eval_every=10).fit(scene, endmembers=E)
+    est.tile = 9
+    tiled = est.transform(scene)
+    est.tile = 512
+    np.testing.assert_allclose(tiled, est.transform(scene), atol=2e-6)
+    assert np.allclose(tiled.sum(-1), 1, atol=1e-5)
 
 
 def test_tiled_inference_equals_untiled_and_keeps_invalid_pixels_nan(fitted):
@@ -189,3 +244,14 @@ def test_snr_estimate_follows_the_added_noise():
     for snr in (15.0, 30.0):
         cube = simulate(A, endmembers(), snr_db=snr, seed=2)[0].cube
         assert abs(D.estimate_snr_db(cube.reshape(-1, BANDS)) - snr) < 1.5
+
+
+def test_variability_estimate_follows_the_simulated_brightness_scaling():
+    A = abundance_maps(40, 40, P, 2, max_abundance=0.9)
+    E = endmembers()
+    est = {}
+    for var in (0.0, 0.2):
+        cube = simulate(A, E, snr_db=30.0, variability=var or None, seed=3)[0].cube
+        est[var] = D.estimate_variability(cube.reshape(-1, BANDS), E)
+    assert est[0.0] < 0.03
+    assert abs(est[0.2] - 0.2) < 0.05

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ParameterError
 from .app import app
 from .flags import given
 
@@ -19,6 +20,8 @@ def train_stu(
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
     k: int = typer.Option(None, "--k", help="Odd neighbourhood size (1 = spectral only)."),
     lam: float = typer.Option(None, "--lam", help="Weight of the spectral-angle loss term."),
+    variability: str = typer.Option(None, "--variability",
+                                    help="ELMM brightness variability of the training scenes (log-std), or auto."),
     max_steps: int = typer.Option(None, "--max-steps", help="Training steps at most."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Training minutes at most."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
@@ -33,8 +36,13 @@ def train_stu(
 
     from ..workflows import train_stu as run
 
+    if variability is not None and variability != "auto":
+        try:
+            variability = float(variability)
+        except ValueError:
+            raise ParameterError("variability", variability, "expected a number or auto") from None
     h = run(scene_path, endmembers_file, out, maps=maps, overwrite=overwrite,
-            **given(k=k, lam=lam, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
+            **given(k=k, lam=lam, variability=variability, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
                     progress=True))
     Console().print(f"[bold]hybridstu[/bold]: {h['steps']} steps (best {h['best_step']}, validation abundance "
                     f"RMSE {100 * h['best_validation_rmse']:.2f} %, SNR {h['snr_db']:.1f} dB) -> {out}")

@@ -30,6 +30,7 @@ from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate
 from ..rank import estimate_noise
+from .features import subspace_features
 
 
 def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float:
@@ -43,6 +44,31 @@ def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float
     w = w.astype(np.float64)
     x = Y.astype(np.float64) - w
     return float(10.0 * np.log10(np.sum(x**2) / max(np.sum(w**2), 1e-30)))
+
+
+def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
+                         high: float = 1.0) -> float:
+    """Standard deviation of the log ELMM brightness scales of pixels ``Y (N, bands)`` with
+    endmembers ``E (p, bands)``.
+
+    Under ``y = s a E + n`` with ``sum(a) = 1`` the least-squares coordinates
+    ``a_ls = y E^T (E E^T)^-1`` sum to ``s`` plus noise. The noise part of that sum has the
+    variance ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``, ``R_n`` the HySime noise covariance),
+    which is removed from the sample variance; the rest, relative to the squared mean, is
+    ``exp(sigma^2) - 1`` for log-normal scales. Clipped to ``[0, high]``. Uses a seeded
+    subsample of ``sample`` pixels.
+    """
+    Y = np.asarray(Y, np.float32)
+    if Y.shape[0] > sample:
+        Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
+    _, Rn = estimate_noise(Y)
+    E64 = np.asarray(E, np.float64)
+    P = E64.T @ np.linalg.pinv(E64 @ E64.T)
+    s = Y.astype(np.float64) @ P.sum(1)
+    q = P.sum(1)
+    excess = max(0.0, float(s.var()) - float(q @ Rn @ q))
+    m2 = max(float(s.mean()) ** 2, 1e-30)
+    return float(min(high, np.sqrt(np.log1p(excess / m2))))
 
 
 def as_map_list(maps, p: int) -> list[np.ndarray]:
@@ -114,6 +140,18 @@ def to_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], scale: float
     """``(x (bands, h, w), a (p, h, w))`` float32 tensors, ``x`` divided by ``scale``."""
     return [(torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1) / scale, np.float32)),
              torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))) for y, a in pairs]
+
+
+def to_feature_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], E: np.ndarray, scale: float
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(features (2p+1, h, w), a (p, h, w))`` float32 tensors (`features.subspace_features`)."""
+    out = []
+    for y, a in pairs:
+        h, w, b = y.shape
+        f = subspace_features(y.reshape(h * w, b), E, scale).reshape(h, w, -1)
+        out.append((torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1))),
+                    torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), np.float32))))
+    return out
 
 
 class PairSampler:

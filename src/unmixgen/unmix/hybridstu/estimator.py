@@ -15,7 +15,9 @@
 5. applies the network to the scene (`transform`), tile by tile with a halo of the
    receptive radius (`unmixgen.tiling.map_tiles`), so the result equals the untiled one.
 
-Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like the zero
+The network's input is set by ``front``: by default the per-pixel endmember-subspace
+features (`unmixgen.unmix.hybridstu.features`), from which it learns a correction of FCLS;
+``front="bands"`` feeds all bands to a 3D stem. Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like the zero
 padding beyond the scene border) and come out as NaN. Bands the scene marks bad are not
 used. The model folder (`save_pretrained`) is an `unmixgen.nn.checkpoint` folder of kind
 ``"hybridstu"`` with the endmembers in ``endmembers.npz``.
@@ -41,8 +43,9 @@ from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene
 from ...tiling import map_tiles
 from . import data as D
-from .loss import stu_loss
-from .network import HybridSTUNet, check_k, receptive_radius
+from .features import subspace_features
+from .loss import stu_loss, subspace_loss
+from .network import FRONTS, HybridSTUNet, check_k, receptive_radius
 
 KIND = "hybridstu"
 MAP_SOURCES = ("grf", "dirichlet")
@@ -64,12 +67,20 @@ class HybridSTU:
         Weight of the reconstruction-MSE term.
     width : int
         Features of the network's 2D layers.
+    front : {"subspace", "bands"}
+        The network's input: per-pixel endmember-subspace features with a correction of
+        FCLS, or all bands through a 3D stem (`unmixgen.unmix.hybridstu.network`).
     n_maps, map_size : int
         Training maps drawn for ``maps="grf"``/``"dirichlet"`` and their side in pixels.
+    map_smoothing : float
+        Gaussian filter width (pixels) applied to the scene's FCLS maps before the GRF or
+        Dirichlet model is fitted to them, so the training maps do not inherit the noise
+        of the FCLS maps; 0: none.
     snr_db : float or None
         Noise of the training scenes; None: the scene's estimated SNR.
-    variability : float
-        Standard deviation of the log ELMM brightness scaling of the training scenes.
+    variability : float or "auto"
+        Standard deviation of the log ELMM brightness scaling of the training scenes;
+        ``"auto"``: estimated from the scene (`data.estimate_variability`).
     jitter : float
         Relative amplitude of the smooth spectral perturbation of the training endmembers.
     max_steps, max_minutes : training budget (at least one).
@@ -91,14 +102,16 @@ class HybridSTU:
     """
 
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
-                 width: int = 48, n_maps: int = 24, map_size: int = 48, snr_db: float | None = None,
-                 variability: float = 0.1, jitter: float = 0.02, max_steps: int | None = 1500,
+                 width: int = 48, front: str = "subspace", n_maps: int = 24, map_size: int = 48,
+                 map_smoothing: float = 1.0,
+                 snr_db: float | None = None,
+                 variability: float | str = "auto", jitter: float = 0.0, max_steps: int | None = 1500,
                  max_minutes: float | None = 4.0, batch_size: int = 8, crop: int = 24, lr: float = 2e-3,
                  eval_every: int = 100, patience: int = 5, tile: int = 128, device: str = "cpu",
                  seed: int = 0, progress: bool = False):
         self.n_endmembers = n_endmembers
-        self.k, self.lam, self.recon, self.width = k, lam, recon, width
-        self.n_maps, self.map_size = n_maps, map_size
+        self.k, self.lam, self.recon, self.width, self.front = k, lam, recon, width, front
+        self.n_maps, self.map_size, self.map_smoothing = n_maps, map_size, map_smoothing
         self.snr_db, self.variability, self.jitter = snr_db, variability, jitter
         self.max_steps, self.max_minutes = max_steps, max_minutes
         self.batch_size, self.crop, self.lr = batch_size, crop, lr
@@ -107,7 +120,7 @@ class HybridSTU:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (scikit-learn style)."""
-        keys = ("n_endmembers", "k", "lam", "recon", "width", "n_maps", "map_size", "snr_db", "variability",
+        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "n_maps", "map_size", "map_smoothing", "snr_db", "variability",
                 "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
                 "tile", "device", "seed")
         return {key: getattr(self, key) for key in keys}
@@ -117,8 +130,12 @@ class HybridSTU:
         """Refuse parameters out of range (`ParameterError` naming the parameter)."""
         check_range("n_endmembers", self.n_endmembers, low=2, integer=True)
         check_k(self.k)
-        for name in ("lam", "recon", "variability", "jitter"):
+        if self.front not in FRONTS:
+            raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
+        for name in ("lam", "recon", "jitter", "map_smoothing"):
             check_range(name, getattr(self, name), low=0)
+        if not (isinstance(self.variability, str) and self.variability == "auto"):
+            check_range("variability", self.variability, low=0, high=2)
         for name in ("width", "n_maps", "batch_size", "eval_every", "patience", "tile"):
             check_range(name, getattr(self, name), low=1, integer=True)
         check_range("map_size", self.map_size, low=4, integer=True)
@@ -181,18 +198,24 @@ class HybridSTU:
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
         snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
+        var = (D.estimate_variability(Y, Eg, seed=self.seed) if isinstance(self.variability, str)
+               else float(self.variability))
         t_prep = time.perf_counter()
         map_list, source = self._training_maps(maps, scene, Y, Eg)
         self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
-        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=self.variability, jitter=self.jitter,
+        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
                                  seed=self.seed)
         train, val = D.split_maps(pairs, gap=self.k)
         t_train = time.perf_counter()
-        curve = self._train(D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_),
-                            torch.from_numpy(Eg / self.scale_), device)
+        if self.front == "subspace":
+            tr, va = D.to_feature_tensors(train, Eg, self.scale_), D.to_feature_tensors(val, Eg, self.scale_)
+        else:
+            tr, va = D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_)
+        curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device)
         self.endmembers_ = E
         self.good_bands_ = good
-        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "map_source": source,
+        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
+                         "map_source": source,
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
                          "n_validation_parts": len(val), **curve}
         t_apply = time.perf_counter()
@@ -212,6 +235,8 @@ class HybridSTU:
             from ..inversion import fcls
 
             A = scene.to_image(fcls(Y, E), fill=np.nan)
+            if self.map_smoothing > 0:
+                A = _smooth_maps(A, scene.mask, self.map_smoothing)
             if maps == "dirichlet":
                 model = DirichletBaseline().fit(A[scene.mask][None, None], seed=self.seed)
             else:
@@ -225,20 +250,30 @@ class HybridSTU:
 
     def _train(self, train, val, E: torch.Tensor, device: str) -> dict[str, Any]:
         seed_torch(self.seed)
-        self.net_ = HybridSTUNet(E.shape[1], E.shape[0], self.k, self.width)
+        p, bands = E.shape
+        self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front)
         sampler = D.PairSampler(train, self.crop)
         E = E.to(device)
-        lam, recon, n = self.lam, self.recon, self.batch_size
+        G = E @ E.T
+        lam, recon, n, subspace = self.lam, self.recon, self.batch_size, self.front == "subspace"
 
         def loss_fn(net: torch.nn.Module, gen: torch.Generator) -> torch.Tensor:
             x, a = sampler.batch(n, gen)
             x, a = x.to(device), a.to(device)
+            if subspace:
+                return subspace_loss(net(x), a, x[:, :p], G, lam=lam, recon=recon, bands=bands)
             return stu_loss(net(x), a, x, E, lam=lam, recon=recon)
 
         target = self.max_steps if self.max_steps is not None else math.inf
         deadline = time.monotonic() + 60.0 * self.max_minutes if self.max_minutes is not None else math.inf
         best, best_step, best_state, waited = math.inf, 0, None, 0
         val_steps, val_rmse = [], []
+        if subspace:
+            # step 0 is (almost exactly) FCLS: a candidate, so training never keeps worse weights
+            best = _validation_rmse(self.net_, val, device)
+            best_state = {k: v.detach().cpu().clone() for k, v in self.net_.state_dict().items()}
+            val_steps.append(0)
+            val_rmse.append(best)
         with tempfile.TemporaryDirectory(prefix="hybridstu-") as folder:
             trainer = Trainer(self.net_, loss_fn, folder, lr=self.lr, warmup_steps=50, ema_decay=0.99,
                               seed=self.seed + 1, checkpoint_every_s=None, log_every=10, device=device)
@@ -259,7 +294,8 @@ class HybridSTU:
                         break
             self.net_.load_state_dict(best_state)
         self.net_.to("cpu").eval()
-        return {"steps": trainer.step, "best_step": best_step, "best_validation_rmse": best,
+        fcls_rmse = _fcls_validation_rmse(val, p) if subspace else None
+        return {"steps": trainer.step, "best_step": best_step, "fcls_validation_rmse": fcls_rmse, "best_validation_rmse": best,
                 "validation_steps": val_steps, "validation_rmse": val_rmse,
                 "curve_steps": summary.curve_steps if summary else [],
                 "curve_losses": summary.curve_losses if summary else [],
@@ -286,10 +322,17 @@ class HybridSTU:
         net = self.net_.to(device).eval()
         scale = np.float32(self.scale_)
         idx = np.flatnonzero(good) if not good.all() else None
+        Eg = self.endmembers_[:, good]
+        subspace = getattr(self.net_, "front", "bands") == "subspace"
 
         def apply(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
             x = block if idx is None else block[..., idx]
-            x = np.where(mask[..., None], x, 0.0).astype(np.float32) / scale
+            if subspace:
+                f = np.zeros(x.shape[:2] + (2 * Eg.shape[0] + 1,), np.float32)
+                f[mask] = subspace_features(x[mask], Eg, float(scale))
+                x = f
+            else:
+                x = np.where(mask[..., None], x, 0.0).astype(np.float32) / scale
             with torch.inference_mode():
                 t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
                 return net(t)[0].permute(1, 2, 0).cpu().numpy()
@@ -309,6 +352,7 @@ class HybridSTU:
         self._check_fitted()
         cfg = ck.new_config(KIND, n_endmembers=int(self.endmembers_.shape[0]), bands=int(self.good_bands_.size),
                             good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
+                            front=self.net_.front,
                             scale=self.scale_, names=names,
                             parameters={k: v for k, v in self.get_params().items() if k != "device"},
                             history=getattr(self, "history_", {}))
@@ -332,12 +376,14 @@ class HybridSTU:
         known = inspect.signature(cls).parameters
         params = {k: v for k, v in cfg.get("parameters", {}).items() if k in known}
         params.pop("n_endmembers", None)
+        params["front"] = cfg.get("front", "bands")
         params.update(device=device, tile=tile)
         est = cls(int(cfg["n_endmembers"]), **params)
         est.good_bands_ = np.asarray(cfg["good_bands"], bool)
         est.scale_ = float(cfg["scale"])
         est.endmembers_ = arrays["endmembers"].astype(np.float32)
-        est.net_ = HybridSTUNet(int(est.good_bands_.sum()), est.endmembers_.shape[0], int(cfg["k"]), int(cfg["width"]))
+        est.net_ = HybridSTUNet(int(est.good_bands_.sum()), est.endmembers_.shape[0], int(cfg["k"]), int(cfg["width"]),
+                               front=cfg.get("front", "bands"))  # folders written before "front" existed
         try:
             est.net_.load_state_dict(ck.load_weights(path))
         except RuntimeError as exc:
@@ -360,6 +406,30 @@ def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
             n += d.numel()
     net.train()
     return math.sqrt(se / max(n, 1))
+
+
+def _fcls_validation_rmse(val, p: int) -> float:
+    """Abundance RMSE of the FCLS channels of the subspace features on the validation parts."""
+    se, n = 0.0, 0
+    for x, a in val:
+        d = x[p:2 * p] - a
+        se += float((d**2).sum())
+        n += d.numel()
+    return math.sqrt(se / max(n, 1))
+
+
+def _smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """``A (rows, cols, p)`` filtered by a Gaussian of ``sigma`` pixels over valid pixels only
+    (normalised convolution; a convex combination per pixel, so the result stays on the
+    simplex); invalid pixels stay NaN."""
+    from scipy.ndimage import gaussian_filter
+
+    w = mask.astype(np.float64)
+    num = gaussian_filter(np.where(mask[..., None], A, 0.0).astype(np.float64), (sigma, sigma, 0), mode="nearest")
+    den = gaussian_filter(w, sigma, mode="nearest")[..., None]
+    out = (num / np.maximum(den, 1e-12)).astype(np.float32)
+    out[~mask] = np.nan
+    return out
 
 
 def _blocks(A: np.ndarray, size: int) -> list[np.ndarray]:

@@ -1,9 +1,21 @@
-"""The HybridSTU network: a 3D spectral-spatial stem, 2D spatial layers, a softmax head.
+"""The HybridSTU network: a spectral-spatial stem, 2D spatial layers, a softmax head.
 
-Input ``x (N, bands, H, W)`` (pixels divided by the model's scale), output abundances
-``(N, p, H, W)``, non-negative and summing to one by construction (softmax over ``p``).
+Output abundances ``(N, p, H, W)``, non-negative and summing to one by construction
+(softmax over ``p``). Two front ends (``front``):
 
-Layers, for a ``k x k`` neighbourhood (``k`` odd, receptive radius ``r = (k - 1) / 2``):
+- ``"subspace"`` (default): input ``x (N, 2 p + 1, H, W)``, the per-pixel features of
+  `unmixgen.unmix.hybridstu.features` (least-squares and FCLS abundances, log residual).
+  The spectral axis is already reduced to the endmember coordinates, which have no
+  spectral order, so the stem is one 2D convolution (3 x 3, 1 x 1 when ``k = 1``) over
+  them. The head predicts a *correction* of the FCLS answer: logits
+  ``log(max(a_fcls, 1e-4)) + delta``, with the last layer initialised to zero, so the
+  untrained network returns FCLS (to within ``p * 1e-4``) and training starts from the
+  exact per-pixel answer instead of from a uniform guess.
+- ``"bands"``: input ``x (N, bands, H, W)`` (pixels divided by the model's scale) and the
+  3D stem below; logits straight from the head.
+
+Layers of the ``"bands"`` front end, for a ``k x k`` neighbourhood (``k`` odd, receptive
+radius ``r = (k - 1) / 2``):
 
 1. stem: two `Conv3d` over (bands, rows, cols) on the cube seen as one channel
    ``(N, 1, bands, H, W)``; the first has a 7-band kernel with stride 4 and a 3 x 3 spatial
@@ -14,6 +26,8 @@ Layers, for a ``k x k`` neighbourhood (``k`` odd, receptive radius ``r = (k - 1)
    `Conv2d` mixes them to ``width`` features;
 3. ``r - 1`` 3 x 3 `Conv2d` layers (spatial reasoning), then a 1 x 1 layer;
 4. head: a 1 x 1 `Conv2d` to ``p`` logits and a softmax over them.
+
+The ``"subspace"`` front end shares steps 3 and 4 after its 2D stem.
 
 Every convolution pads with zeros and there is no normalisation over space, so an output
 pixel depends only on the input within ``r`` pixels: a tile read with a halo of ``r``
@@ -29,6 +43,8 @@ from ...errors import ParameterError, check_range
 
 STEM_CHANNELS = 8
 STEM = ((7, 4), (5, 2))  # (band kernel, band stride) of the two 3D layers
+FRONTS = ("subspace", "bands")
+FLOOR = 1e-4  # FCLS abundances below this enter the logits as log(FLOOR)
 
 
 def folded_bands(bands: int) -> int:
@@ -65,30 +81,46 @@ class HybridSTUNet(nn.Module):
         Odd neighbourhood size; the receptive field is ``k x k`` pixels.
     width : int
         Features of the 2D layers.
+    front : {"subspace", "bands"}
+        Input of the network (module docstring).
     """
 
-    def __init__(self, bands: int, n_endmembers: int, k: int = 5, width: int = 64):
+    def __init__(self, bands: int, n_endmembers: int, k: int = 5, width: int = 64, front: str = "bands"):
         super().__init__()
         check_k(k)
+        if front not in FRONTS:
+            raise ParameterError("front", front, f"expected one of {', '.join(FRONTS)}")
         r = receptive_radius(k)
         s = 3 if r >= 1 else 1
-        (kb1, sb1), (kb2, sb2) = STEM
-        self.stem = nn.Sequential(
-            nn.Conv3d(1, STEM_CHANNELS, (kb1, s, s), stride=(sb1, 1, 1), padding=(kb1 // 2, s // 2, s // 2)),
-            nn.LeakyReLU(0.1),
-            nn.Conv3d(STEM_CHANNELS, STEM_CHANNELS, (kb2, 1, 1), stride=(sb2, 1, 1), padding=(kb2 // 2, 0, 0)),
-            nn.LeakyReLU(0.1),
-        )
-        layers: list[nn.Module] = [nn.Conv2d(STEM_CHANNELS * folded_bands(bands), width, 1), nn.LeakyReLU(0.1)]
+        p = int(n_endmembers)
+        if front == "subspace":
+            self.stem = nn.Sequential(nn.Conv2d(2 * p + 1, width, s, padding=s // 2), nn.LeakyReLU(0.1))
+            layers: list[nn.Module] = []
+        else:
+            (kb1, sb1), (kb2, sb2) = STEM
+            self.stem = nn.Sequential(
+                nn.Conv3d(1, STEM_CHANNELS, (kb1, s, s), stride=(sb1, 1, 1), padding=(kb1 // 2, s // 2, s // 2)),
+                nn.LeakyReLU(0.1),
+                nn.Conv3d(STEM_CHANNELS, STEM_CHANNELS, (kb2, 1, 1), stride=(sb2, 1, 1), padding=(kb2 // 2, 0, 0)),
+                nn.LeakyReLU(0.1),
+            )
+            layers = [nn.Conv2d(STEM_CHANNELS * folded_bands(bands), width, 1), nn.LeakyReLU(0.1)]
         for _ in range(max(0, r - 1)):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.1)]
-        layers += [nn.Conv2d(width, width, 1), nn.LeakyReLU(0.1), nn.Conv2d(width, n_endmembers, 1)]
+        layers += [nn.Conv2d(width, width, 1), nn.LeakyReLU(0.1), nn.Conv2d(width, p, 1)]
+        if front == "subspace":
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
         self.spatial = nn.Sequential(*layers)
-        self.bands, self.n_endmembers, self.k = bands, n_endmembers, k
+        self.bands, self.n_endmembers, self.k, self.front = bands, p, k, front
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Abundance logits ``(N, p, H, W)`` of ``x (N, bands, H, W)``."""
+        """Abundance logits ``(N, p, H, W)`` of ``x (N, channels, H, W)``."""
         n, _, h, w = x.shape
+        if self.front == "subspace":
+            p = self.n_endmembers
+            base = torch.log(x[:, p:2 * p].clamp_min(FLOOR))
+            return base + self.spatial(self.stem(x))
         f = self.stem(x.unsqueeze(1))  # (N, c, bands', H, W)
         return self.spatial(f.reshape(n, -1, h, w))
 
