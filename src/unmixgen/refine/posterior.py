@@ -2,15 +2,16 @@
 
 For each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
 
-1. abundances: the initial maps, encoded for the 2D prior (`abundance_prior`), noised to
-   ``t0`` and denoised for ``steps`` steps; after every step the prior's clean estimate is
-   corrected by the closed-form data step (`data_steps.abundance_step`, weight
-   ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
-   (`schedule.renoise`). Maps leave every step on the simplex (projection).
-2. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
+1. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
    the prior's grid, noised to ``t0``, denoised for ``steps`` steps, each clean estimate
    brought back to the scene's bands (spectral response functions) and moved towards the
    least-squares fit to the current abundances (`data_steps.endmember_step`).
+2. abundances: the initial maps, encoded for the 2D prior (`abundance_prior`), noised to
+   ``t0`` and denoised for ``steps`` steps; after every step the prior's clean estimate is
+   corrected by the closed-form data step (`data_steps.abundance_step`, weight
+   ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
+   (`schedule.renoise`), under the sample's current endmembers. Maps leave every step on
+   the simplex (projection).
 
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
 (`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
@@ -149,7 +150,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, guard_z: float = 2.0, tile: int = 64, seed: int = 0, device: str = "cpu",
+           ls_iterations: int = 2, guard_level: float = 0.9, tile: int = 64, seed: int = 0, device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
@@ -165,7 +166,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
     ls_iterations : line-searched gradient steps of the endmember data step.
-    guard_z : per-pixel tolerance of the guard in noise standard deviations.
+    guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
@@ -174,7 +175,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("eta", eta, low=0, high=1)
     check_range("lam", lam, low=0, low_open=True)
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
-    check_range("guard_z", guard_z, low=0)
+    check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     cube = np.asarray(cube, np.float32)
@@ -211,25 +212,34 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
 
     abund = _Abundances(adapter, lam, eta, device)
     for _ in range(rounds):
-        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+        # endmembers first: the abundances are then refined under the endmembers they are
+        # returned with (the guard measures the pair together)
         if endm is not None:
             E = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
     a_mean = a_s.mean(axis=0)
     e_mean = e_s.mean(axis=0)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, z=guard_z)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
+    # the guard's shrink towards the init applied to every sample: their mean is the output
+    s = np.zeros((rows, cols), np.float32)
+    s[mask] = g["shrink"]
+    base = A0c.copy()
+    base[mask] = g["A_base"]
+    a_s = (base[None] + s[None, ..., None] * (a_s - base[None])).astype(np.float32)
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
-              "lam": lam, "ls_iterations": ls_iterations, "guard_z": guard_z, "prior_mode": adapter.mode,
+              "lam": lam, "ls_iterations": ls_iterations, "guard_level": guard_level, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
               "guard": {"endmembers_kept": g["endmembers_kept"],
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
+                        "mean_shrink": float(g["shrink"].mean()),
                         "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
                         "residual_final": g["residual_final"]},
               "seconds": time.perf_counter() - t_start}
