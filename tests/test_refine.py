@@ -14,7 +14,7 @@ from unmixgen.errors import InputError, ParameterError
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.abundance.patches import TrainingMaps
 from unmixgen.priors.abundance.train import create_model_folder, train
-from unmixgen.refine.data_steps import abundance_step, endmember_step
+from unmixgen.refine.data_steps import abundance_step, endmember_step, posterior_draw
 from unmixgen.refine.guard import guard, residuals
 from unmixgen.refine.posterior import refine
 from unmixgen.simulate.procedural import abundance_maps
@@ -69,6 +69,21 @@ def test_endmember_step_converges_to_least_squares():
     one = endmember_step(Yv, Av, start, iterations=1)[0].numpy()
     fit = lambda e: np.sum((Y.reshape(-1, Y.shape[-1]) - A.reshape(-1, 3) @ e) ** 2)  # noqa: E731
     assert fit(ls) <= fit(one) < fit(start[0].numpy())
+
+
+def test_posterior_draw_has_the_step_covariance_within_the_simplex_plane():
+    """Away from the simplex faces the draw is the Gaussian N(mean, sigma^2 (E E^T + mu I)^-1)
+    seen in the sum-to-one plane: covariance P C P with P the projection onto sum-zero."""
+    rng = np.random.default_rng(0)
+    p, B, N, sigma2, mu = 3, 30, 40000, 1e-5, 0.5
+    E = torch.from_numpy(rng.uniform(0.1, 1.0, (1, p, B)))
+    mean = torch.full((1, N, p), 1.0 / p, dtype=torch.float64)
+    a = posterior_draw(mean, E, sigma2, mu, torch.from_numpy(rng.standard_normal((1, N, p))))[0].numpy()
+    assert (a >= 0).all() and np.allclose(a.sum(-1), 1)
+    C = sigma2 * np.linalg.inv(E[0].numpy() @ E[0].numpy().T + mu * np.eye(p))
+    P = np.eye(p) - 1.0 / p
+    np.testing.assert_allclose(np.cov(a.T), P @ C @ P, rtol=0.05, atol=0.02 * np.abs(P @ C @ P).max())
+    np.testing.assert_allclose(a.mean(0), 1.0 / p, atol=1e-3)
 
 
 def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():

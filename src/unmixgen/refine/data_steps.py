@@ -40,3 +40,19 @@ def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterat
         den = (G * (AtA @ G)).sum(dim=(1, 2)).clamp_min(1e-20)
         E = E - (num / den)[:, None, None] * G
     return E.clamp_min(0.0)
+
+
+def posterior_draw(a_mean: torch.Tensor, E: torch.Tensor, sigma2: float, mu: float,
+                   noise: torch.Tensor) -> torch.Tensor:
+    """A draw from the Gaussian posterior of the abundance step, projected onto the simplex.
+
+    The step ``argmin ||y - a E||^2 / sigma^2 + ||a - a_hat||^2 mu / sigma^2`` is the mean of
+    the Gaussian posterior with covariance ``sigma^2 (E E^T + mu I)^-1`` (per sample, the same
+    for every pixel). Shapes: ``a_mean`` (K, N, p), ``E`` (K, p, B), ``noise`` (K, N, p)
+    standard normal -> (K, N, p). The projection makes the spread shrink next to the simplex
+    faces, where abundances cannot go further.
+    """
+    p = E.shape[1]
+    G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)
+    L = torch.linalg.cholesky(sigma2 * torch.linalg.inv(G))  # (K, p, p)
+    return project_simplex_torch(a_mean + noise @ L.transpose(1, 2), dim=-1)
