@@ -54,7 +54,9 @@ def main() -> None:
             E0, A0 = np.asarray(E0, np.float32), np.asarray(A0, np.float32)
             m0 = metrics(scene, E0, A0)
             t = time.perf_counter()
-            r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
+            # the spectra prior needs wavelengths (the Samson file has none): abundances only there
+            r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp if scene.wavelengths is not None else None,
+                       mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps)
             sec = time.perf_counter() - t
             m1 = metrics(scene, r.endmembers, r.abundances)

@@ -5,17 +5,21 @@ For fixed endmembers ``E`` and a least-squares initial estimate ``a0`` (FCLS), t
 residual of any ``a`` is ``||y - a E||^2 - ||y - a0 E||^2 = ||(a - a0) E||^2`` (the cross
 term vanishes at the least-squares optimum), and for the *true* abundances this excess is
 ``sigma^2`` times a chi-square variable with ``p - 1`` degrees of freedom (sum-to-one removes
-one). The pixel's ``level`` confidence region is therefore
+one). The pixel's ``level`` region of estimates the data cannot tell apart from the init is
+therefore
 
-    ||y - a E||^2 <= ||y - a0 E0||^2 + sigma^2 chi2_{p-1}(level)
+    | ||y - a E||^2 - ||y - a0 E0||^2 | <= sigma^2 chi2_{p-1}(level)
 
+The lower bound matters only for an init that is not a least-squares fit (e.g. archetypal
+analysis): a refined pixel fitting the data far better than the init has left the init's
+solution for the plain least-squares one, which the init method chose not to return.
 Note that the per-pixel noise norm cancels in this difference: only ``p - 1`` noise
 dimensions matter, not ``B``. A refined pixel inside the region is kept; one outside is moved
 back along the segment towards ``a0`` to the region's boundary (the largest ``s`` in [0, 1]
 with ``a0 + s (a - a0)`` inside; convex, so it stays on the simplex).
 
-The refined endmembers are kept when their best fit (FCLS abundances) is no worse on average
-than the init's. They change the least-squares centre of the region: with refined endmembers
+The refined endmembers are kept when the init is a least-squares fit and their best fit
+(FCLS abundances) is no worse on average than the init's (`accept_endmembers`). They change the least-squares centre of the region: with refined endmembers
 kept, ``a0`` is the FCLS fit to them (abundances refined under the old endmembers are not
 matched to the new ones, and the data cannot vouch for them), and the region is measured
 from that fit's residual. ``sigma^2``, the noise variance per band, is estimated from the
@@ -51,21 +55,52 @@ def noise_variance(Y: np.ndarray, r_init: np.ndarray, p: int) -> float:
 
 def shrink_factors(Y: np.ndarray, A0: np.ndarray, A_ref: np.ndarray, E: np.ndarray, r0: np.ndarray,
                    tol: np.ndarray | float) -> np.ndarray:
-    """Per pixel the largest ``s`` in [0, 1] with ``||y - (a0 + s d) E||^2 <= r0 + tol``,
-    ``d = a_ref - a0`` (0 where no ``s`` qualifies). Shapes: Y (N, B), A0 / A_ref (N, p),
-    E (p, B), r0 (N,) -> (N,)."""
+    """Per pixel the largest ``s`` in [0, 1] with ``|f(s)| <= tol``, ``f(s) = ||y - (a0 + s d)
+    E||^2 - r0``, ``d = a_ref - a0``, reached from ``s = 0`` without leaving the band (0 where
+    ``f(0)`` is already outside it). Shapes: Y (N, B), A0 / A_ref (N, p), E (p, B), r0 (N,)
+    -> (N,)."""
     E64 = E.astype(np.float64)
     R = Y.astype(np.float64) - A0.astype(np.float64) @ E64
     D = (A_ref.astype(np.float64) - A0) @ E64
-    base = np.einsum("nb,nb->n", R, R) - r0 - tol  # f(s) - tol = base - 2 g s + h s^2
+    c = np.einsum("nb,nb->n", R, R) - r0  # f(s) = c - 2 g s + h s^2
     g = np.einsum("nb,nb->n", R, D)
     h = np.einsum("nb,nb->n", D, D)
-    full = base - 2 * g + h <= 0
-    disc = g * g - h * base
+    f = lambda v: c - 2 * g * v + h * v * v  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
-        s_hi = np.where(h > 0, (g + np.sqrt(np.maximum(disc, 0))) / h, 0.0)
-    s = np.where(disc >= 0, np.clip(s_hi, 0.0, 1.0), 0.0)
-    return np.where(full, 1.0, s)
+        up = np.sqrt(np.maximum(g * g - h * (c - tol), 0))
+        s_up = np.where(f(1.0) <= tol, 1.0, np.clip(np.where(h > 0, (g + up) / h, 0.0), 0.0, 1.0))
+        # f dips below -tol before s_up (a fit much better than the init's): stop at the crossing
+        lo = np.sqrt(np.maximum(g * g - h * (c + tol), 0))
+        s_lo = np.clip(np.where(h > 0, (g - lo) / h, 0.0), 0.0, 1.0)
+        m = np.clip(np.where(h > 0, g / h, 0.0), 0.0, s_up)  # f's minimum on [0, s_up]
+    s = np.where(f(m) < -tol, s_lo, s_up)
+    return np.where(np.abs(c) <= tol, s, 0.0)
+
+
+def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray) -> dict:
+    """Refined endmembers ``E_ref`` (p, B) are accepted when the init ``(A0, E0)`` is a
+    least-squares fit (its mean residual within ``(p - 1) sigma^2`` of the FCLS fit to ``E0``:
+    replacing the init's abundances by a fit to new endmembers is only a like-for-like change
+    then) and the FCLS fit to ``E_ref`` has a mean residual no larger than the init's.
+
+    Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
+    accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0`` and
+    ``init_is_ls`` (bool).
+    """
+    p = E0.shape[0]
+    r0 = residuals(Y, A0, E0)
+    out = {"kept": False, "E": E0, "A": A0, "r": r0, "r0": r0, "init_is_ls": True}
+    if np.array_equal(E_ref, E0):
+        return {**out, "kept": True}
+    sigma2 = noise_variance(Y, r0, p)
+    out["init_is_ls"] = bool(r0.mean() <= residuals(Y, fcls(Y, E0), E0).mean() + (p - 1) * sigma2)
+    if not out["init_is_ls"]:
+        return out
+    A_fit = fcls(Y, E_ref)
+    r_fit = residuals(Y, A_fit, E_ref)
+    if r_fit.mean() <= r0.mean():
+        return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
+    return out
 
 
 def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_ref: np.ndarray, *,
@@ -85,15 +120,12 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     bool (``s == 1``), ``A`` (N, p) the abundances kept, ``sigma2`` and the mean residuals.
     """
     p, B = E0.shape
-    r0 = residuals(Y, A0, E0)
-    sigma2 = noise_variance(Y, r0, p)
-    A_fit = A0 if np.array_equal(E_ref, E0) else fcls(Y, E_ref)
-    r_fit = residuals(Y, A_fit, E_ref)
-    e_kept = bool(r_fit.mean() <= r0.mean())
-    E, A_base, r_base = (E_ref, A_fit, r_fit) if e_kept else (E0, A0, r0)
-    s = shrink_factors(Y, A_base, A_ref, E, r_base, sigma2 * float(chi2.ppf(level, max(p - 1, 1))))
+    e = accept_endmembers(Y, A0, E0, E_ref)
+    sigma2 = noise_variance(Y, e["r0"], p)
+    E, A_base = e["E"], e["A"]
+    s = shrink_factors(Y, A_base, A_ref, E, e["r"], sigma2 * float(chi2.ppf(level, max(p - 1, 1))))
     A = A_base + s[:, None] * (A_ref - A_base)
-    return {"endmembers_kept": e_kept, "E": E, "A_base": A_base.astype(np.float32), "shrink": s,
+    return {"endmembers_kept": e["kept"], "E": E, "A_base": A_base.astype(np.float32), "shrink": s,
             "pixels_kept": s >= 1.0, "A": A.astype(np.float32), "sigma2": sigma2,
-            "residual_init": float(r0.mean()), "residual_refined": float(residuals(Y, A_ref, E).mean()),
+            "residual_init": float(e["r0"].mean()), "residual_refined": float(residuals(Y, A_ref, E).mean()),
             "residual_final": float(residuals(Y, A, E).mean())}

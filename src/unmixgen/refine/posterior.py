@@ -36,7 +36,7 @@ from ..priors.spectra.model import SpectraModel
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
-from .guard import guard
+from .guard import accept_endmembers, guard
 
 
 @dataclass
@@ -104,7 +104,10 @@ class _Abundances:
             A_hat = self.adapter.decode(x0)
             s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
             a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
-            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12))
+            # the constrained solve (FISTA) only where the result is returned: it costs more
+            # than the network on large canvases, and intermediate steps are re-noised anyway
+            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12),
+                                 iterations=40 if i == len(ts) - 2 else 0)
             out_a = A_hat.clone()
             out_a[:, :, valid] = a_v.transpose(1, 2)
             if i < len(ts) - 2:
@@ -236,7 +239,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
         if endm is not None:
-            E = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+            E_new = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+            # decided before the abundances are refined under them: abundances matched to
+            # endmembers the guard later rejects would not be matched to the ones returned
+            if accept_endmembers(Yv_np, A0c[mask], E0, E_new.mean(dim=0).cpu().numpy())["kept"]:
+                E = E_new
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
     # comes from the samples with their final posterior draw
@@ -246,6 +253,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     e_s = E.cpu().numpy().astype(np.float32)
     e_mean = e_s.mean(axis=0)
     g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level)
+    e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
     # the guard's shrink towards its centre applied to every sample too
@@ -261,7 +269,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
               "lam": lam, "ls_iterations": ls_iterations, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
-              "guard": {"endmembers_kept": g["endmembers_kept"],
+              "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
                         "mean_shrink": float(g["shrink"].mean()),
                         "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
@@ -271,7 +279,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                    abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
                    abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
                    endmembers=g["E"].astype(np.float32),
-                   endmembers_std=(e_s.std(axis=0) if g["endmembers_kept"] else np.zeros_like(E0)).astype(np.float32),
+                   endmembers_std=(e_s.std(axis=0) if e_kept else np.zeros_like(E0)).astype(np.float32),
                    pixels_kept=_scatter(mask, g["pixels_kept"]),
                    abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
                    record=record)
