@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.stats import chi2
 
 from unmixgen.errors import InputError, ParameterError
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.abundance.patches import TrainingMaps
 from unmixgen.priors.abundance.train import create_model_folder, train
-from unmixgen.refine.data_steps import abundance_step, endmember_step
-from unmixgen.refine.guard import guard
+from unmixgen.refine.data_steps import abundance_step, endmember_step, posterior_draw
+from unmixgen.refine.guard import guard, residuals
 from unmixgen.refine.posterior import refine
 from unmixgen.simulate.procedural import abundance_maps
 
@@ -70,16 +71,73 @@ def test_endmember_step_converges_to_least_squares():
     assert fit(ls) <= fit(one) < fit(start[0].numpy())
 
 
-def test_guard_keeps_equal_fit_and_rejects_a_worse_one():
+def test_posterior_draw_has_the_step_covariance_within_the_simplex_plane():
+    """Away from the simplex faces the draw is the Gaussian N(mean, sigma^2 (E E^T + mu I)^-1)
+    seen in the sum-to-one plane: covariance P C P with P the projection onto sum-zero."""
+    rng = np.random.default_rng(0)
+    p, B, N, sigma2, mu = 3, 30, 40000, 1e-5, 0.5
+    E = torch.from_numpy(rng.uniform(0.1, 1.0, (1, p, B)))
+    mean = torch.full((1, N, p), 1.0 / p, dtype=torch.float64)
+    a = posterior_draw(mean, E, sigma2, mu, torch.from_numpy(rng.standard_normal((1, N, p))))[0].numpy()
+    assert (a >= 0).all() and np.allclose(a.sum(-1), 1)
+    C = sigma2 * np.linalg.inv(E[0].numpy() @ E[0].numpy().T + mu * np.eye(p))
+    P = np.eye(p) - 1.0 / p
+    np.testing.assert_allclose(np.cov(a.T), P @ C @ P, rtol=0.05, atol=0.02 * np.abs(P @ C @ P).max())
+    np.testing.assert_allclose(a.mean(0), 1.0 / p, atol=1e-3)
+
+
+def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():
     Y, E, A = scene(snr=30)
     Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)
     same = guard(Yv, Av, E, Av, E)
     assert same["endmembers_kept"] and same["pixels_kept"].all()
     bad_a = np.roll(Av, 1, axis=1)
-    bad = guard(Yv, Av, E, bad_a, E * 3)
+    bad = guard(Yv, Av, E, bad_a, E * 3, level=0.9)
     assert not bad["endmembers_kept"] and bad["pixels_kept"].mean() < 0.5
     kept = bad["pixels_kept"]
-    np.testing.assert_array_equal(bad["A"][~kept], Av[~kept])
+    np.testing.assert_array_equal(bad["A"][kept], bad_a[kept])
+    # shrunk pixels lie on the segment init -> refined, on the region's boundary, on the simplex
+    s = bad["shrink"][~kept]
+    np.testing.assert_allclose(bad["A"][~kept], Av[~kept] + s[:, None] * (bad_a[~kept] - Av[~kept]), atol=1e-6)
+    assert (s >= 0).all() and (s < 1).all() and np.allclose(bad["A"].sum(-1), 1, atol=1e-6)
+    tol = bad["sigma2"] * chi2.ppf(0.9, 2)
+    excess = residuals(Yv, bad["A"], E) - residuals(Yv, Av, E)
+    # the init (the truth here) is no least-squares fit: shrunk pixels sit on either bound
+    shrunk = ~kept & (bad["shrink"] > 0)
+    np.testing.assert_allclose(np.abs(excess[shrunk]), tol, rtol=1e-3)
+    assert (np.abs(excess) <= tol * (1 + 1e-3)).all()
+
+
+def test_guard_stops_a_far_better_fit_than_a_non_least_squares_init():
+    """An init that is no least-squares fit: refinement all the way to FCLS fits the data far
+    better than noise explains, so the guard stops it where the gain reaches the tolerance."""
+    Y, E, A = scene(snr=30)
+    Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)
+    A_init = 0.7 * Av + 0.3 / 3  # shrunk towards the centre: a poor fit
+    from unmixgen.unmix.inversion import fcls
+    g = guard(Yv, A_init, E, fcls(Yv, E), E, level=0.9)
+    tol = g["sigma2"] * chi2.ppf(0.9, 2)
+    gain = residuals(Yv, A_init, E) - residuals(Yv, g["A"], E)
+    assert (gain <= tol * (1 + 1e-3)).all() and g["shrink"].mean() < 0.5
+
+
+def test_guard_region_holds_the_truth_at_its_level():
+    """Around a sum-to-one least-squares init the truth's excess residual is sigma^2 chi2_{p-1}:
+    the guard keeps the true abundances at about ``level`` of the pixels (interior maps, so the
+    non-negativity constraint is inactive)."""
+    rng = np.random.default_rng(3)
+    p, B, N, sigma = 4, 60, 4000, 0.01
+    E = rng.uniform(0.1, 1.0, (p, B))
+    A = rng.dirichlet(np.full(p, 30.0), N)
+    Y = A @ E + rng.normal(0, sigma, (N, B))
+    G = np.linalg.inv(E @ E.T)
+    a_u = Y @ E.T @ G
+    one = np.ones(p)
+    A0 = a_u - (a_u @ one - 1)[:, None] * (G @ one)[None] / (one @ G @ one)
+    assert (A0 > 0).all()
+    for level in (0.5, 0.9):
+        kept = guard(Y, A0, E, A, E, level=level)["pixels_kept"].mean()
+        assert abs(kept - level) < 0.04, (level, kept)
 
 
 def test_refine_gives_valid_posterior_summaries(one_vs_rest):

@@ -414,7 +414,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     abundance_prior, spectra_prior : model folders (None: the shipped one-vs-rest abundance
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
-        (``options``: ``eta``, ``lam``, ``ls_iterations``, ``guard_z``, ``tile``).
+        (``options``: ``eta``, ``lam``, ``ls_iterations``, ``guard_level``, ``spread``, ``tile``).
 
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,

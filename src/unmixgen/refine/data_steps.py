@@ -11,9 +11,15 @@ import torch
 from ..simplex import project_simplex_torch
 
 
-def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: float) -> torch.Tensor:
-    """Per pixel ``argmin_a ||y - a E||^2 + mu ||a - a_hat||^2`` (closed form, one p x p
-    system per sample), then projected onto the simplex.
+def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: float,
+                   iterations: int = 40) -> torch.Tensor:
+    """Per pixel ``argmin_a ||y - a E||^2 + mu ||a - a_hat||^2`` over the simplex.
+
+    The unconstrained minimiser (closed form, one p x p system per sample) projected onto the
+    simplex starts ``iterations`` accelerated projected-gradient steps (FISTA) on the
+    constrained problem: the Euclidean projection alone is not the constrained minimiser when
+    ``E E^T`` is ill-conditioned (similar endmembers), and with a weak prior (high SNR) it
+    lands measurably farther from the truth than FCLS.
 
     ``mu`` weighs the prior's estimate against the data: the caller sets it to
     ``lam * sigma_noise^2 / s_t^2`` (noise variance per band over the prior's error variance
@@ -22,8 +28,15 @@ def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: fl
     p = E.shape[1]
     G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)  # (K, p, p)
     rhs = Y[None] @ E.transpose(1, 2) + mu * A_hat  # (K, N, p)
-    a = torch.linalg.solve(G, rhs.transpose(1, 2)).transpose(1, 2)
-    return project_simplex_torch(a, dim=-1)
+    a = project_simplex_torch(torch.linalg.solve(G, rhs.transpose(1, 2)).transpose(1, 2), dim=-1)
+    step = 1.0 / torch.linalg.eigvalsh(G)[:, -1].clamp_min(1e-20)[:, None, None]  # 1 / Lipschitz
+    z, t = a, 1.0
+    for _ in range(iterations):
+        a_next = project_simplex_torch(z - step * (z @ G - rhs), dim=-1)
+        t_next = 0.5 * (1 + (1 + 4 * t * t) ** 0.5)
+        z = a_next + ((t - 1) / t_next) * (a_next - a)
+        a, t = a_next, t_next
+    return a
 
 
 def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -40,3 +53,19 @@ def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterat
         den = (G * (AtA @ G)).sum(dim=(1, 2)).clamp_min(1e-20)
         E = E - (num / den)[:, None, None] * G
     return E.clamp_min(0.0)
+
+
+def posterior_draw(a_mean: torch.Tensor, E: torch.Tensor, sigma2: float, mu: float,
+                   noise: torch.Tensor) -> torch.Tensor:
+    """A draw from the Gaussian posterior of the abundance step, projected onto the simplex.
+
+    The step ``argmin ||y - a E||^2 / sigma^2 + ||a - a_hat||^2 mu / sigma^2`` is the mean of
+    the Gaussian posterior with covariance ``sigma^2 (E E^T + mu I)^-1`` (per sample, the same
+    for every pixel). Shapes: ``a_mean`` (K, N, p), ``E`` (K, p, B), ``noise`` (K, N, p)
+    standard normal -> (K, N, p). The projection makes the spread shrink next to the simplex
+    faces, where abundances cannot go further.
+    """
+    p = E.shape[1]
+    G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)
+    L = torch.linalg.cholesky(sigma2 * torch.linalg.inv(G))  # (K, p, p)
+    return project_simplex_torch(a_mean + noise @ L.transpose(1, 2), dim=-1)

@@ -1,22 +1,37 @@
-"""The guard: a refined estimate is kept only where it does not worsen the data fit of the
-initial estimate by more than the noise explains.
+"""The guard: a refined estimate is kept only inside the region of abundances that the data
+cannot tell apart from the initial estimate, given the noise.
 
-The initial abundances usually come from a least-squares fit (FCLS), which absorbs about
-``p`` noise dimensions per pixel: its residual ``||y - a0 E0||^2`` is *below* that of the
-true abundances by about ``p sigma^2``. A strict "no worse residual" rule would therefore
-reject every estimate closer to the truth. The rule here: keep the refined pixel when
+For fixed endmembers ``E`` and a least-squares initial estimate ``a0`` (FCLS), the excess
+residual of any ``a`` is ``||y - a E||^2 - ||y - a0 E||^2 = ||(a - a0) E||^2`` (the cross
+term vanishes at the least-squares optimum), and for the *true* abundances this excess is
+``sigma^2`` times a chi-square variable with ``p - 1`` degrees of freedom (sum-to-one removes
+one). The pixel's ``level`` region of estimates the data cannot tell apart from the init is
+therefore
 
-    ||y - a E||^2 <= ||y - a0 E0||^2 + (p + z sqrt(2 B)) sigma^2
+    | ||y - a E||^2 - ||y - a0 E0||^2 | <= sigma^2 chi2_{p-1}(level)
 
-(``sqrt(2 B) sigma^2`` is the standard deviation of a pixel's squared noise norm), and keep
-the refined endmembers when the mean residual over pixels obeys the same rule with
-``z = 0``. ``sigma^2``, the noise variance per band, is estimated from the data
-(`noise_variance`).
+The lower bound matters only for an init that is not a least-squares fit (e.g. archetypal
+analysis): a refined pixel fitting the data far better than the init has left the init's
+solution for the plain least-squares one, which the init method chose not to return.
+Note that the per-pixel noise norm cancels in this difference: only ``p - 1`` noise
+dimensions matter, not ``B``. A refined pixel inside the region is kept; one outside is moved
+back along the segment towards ``a0`` to the region's boundary (the largest ``s`` in [0, 1]
+with ``a0 + s (a - a0)`` inside; convex, so it stays on the simplex).
+
+The refined endmembers are kept when the init is a least-squares fit and their best fit
+(FCLS abundances) is no worse on average than the init's (`accept_endmembers`). They change the least-squares centre of the region: with refined endmembers
+kept, ``a0`` is the FCLS fit to them (abundances refined under the old endmembers are not
+matched to the new ones, and the data cannot vouch for them), and the region is measured
+from that fit's residual. ``sigma^2``, the noise variance per band, is estimated from the
+data (`noise_variance`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import chi2
+
+from ..unmix.inversion import fcls
 
 
 def residuals(Y: np.ndarray, A: np.ndarray, E: np.ndarray) -> np.ndarray:
@@ -38,28 +53,79 @@ def noise_variance(Y: np.ndarray, r_init: np.ndarray, p: int) -> float:
     return max(min(est), 1e-20)
 
 
+def shrink_factors(Y: np.ndarray, A0: np.ndarray, A_ref: np.ndarray, E: np.ndarray, r0: np.ndarray,
+                   tol: np.ndarray | float) -> np.ndarray:
+    """Per pixel the largest ``s`` in [0, 1] with ``|f(s)| <= tol``, ``f(s) = ||y - (a0 + s d)
+    E||^2 - r0``, ``d = a_ref - a0``, reached from ``s = 0`` without leaving the band (0 where
+    ``f(0)`` is already outside it). Shapes: Y (N, B), A0 / A_ref (N, p), E (p, B), r0 (N,)
+    -> (N,)."""
+    E64 = E.astype(np.float64)
+    R = Y.astype(np.float64) - A0.astype(np.float64) @ E64
+    D = (A_ref.astype(np.float64) - A0) @ E64
+    c = np.einsum("nb,nb->n", R, R) - r0  # f(s) = c - 2 g s + h s^2
+    g = np.einsum("nb,nb->n", R, D)
+    h = np.einsum("nb,nb->n", D, D)
+    f = lambda v: c - 2 * g * v + h * v * v  # noqa: E731
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.sqrt(np.maximum(g * g - h * (c - tol), 0))
+        s_up = np.where(f(1.0) <= tol, 1.0, np.clip(np.where(h > 0, (g + up) / h, 0.0), 0.0, 1.0))
+        # f dips below -tol before s_up (a fit much better than the init's): stop at the crossing
+        lo = np.sqrt(np.maximum(g * g - h * (c + tol), 0))
+        s_lo = np.clip(np.where(h > 0, (g - lo) / h, 0.0), 0.0, 1.0)
+        m = np.clip(np.where(h > 0, g / h, 0.0), 0.0, s_up)  # f's minimum on [0, s_up]
+    s = np.where(f(m) < -tol, s_lo, s_up)
+    return np.where(np.abs(c) <= tol, s, 0.0)
+
+
+def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray) -> dict:
+    """Refined endmembers ``E_ref`` (p, B) are accepted when the init ``(A0, E0)`` is a
+    least-squares fit (its mean residual within ``(p - 1) sigma^2`` of the FCLS fit to ``E0``:
+    replacing the init's abundances by a fit to new endmembers is only a like-for-like change
+    then) and the FCLS fit to ``E_ref`` has a mean residual no larger than the init's.
+
+    Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
+    accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0`` and
+    ``init_is_ls`` (bool).
+    """
+    p = E0.shape[0]
+    r0 = residuals(Y, A0, E0)
+    out = {"kept": False, "E": E0, "A": A0, "r": r0, "r0": r0, "init_is_ls": True}
+    if np.array_equal(E_ref, E0):
+        return {**out, "kept": True}
+    sigma2 = noise_variance(Y, r0, p)
+    out["init_is_ls"] = bool(r0.mean() <= residuals(Y, fcls(Y, E0), E0).mean() + (p - 1) * sigma2)
+    if not out["init_is_ls"]:
+        return out
+    A_fit = fcls(Y, E_ref)
+    r_fit = residuals(Y, A_fit, E_ref)
+    if r_fit.mean() <= r0.mean():
+        return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
+    return out
+
+
 def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_ref: np.ndarray, *,
-          z: float = 2.0) -> dict:
+          level: float = 0.9) -> dict:
     """Decide what of the refined result to keep.
 
     Parameters
     ----------
     Y : (N, B) valid pixels; A0, A_ref : (N, p); E0, E_ref : (p, B).
+    level : confidence level of the per-pixel region, in (0, 1).
 
     Returns
     -------
-    dict with ``endmembers_kept`` (bool), ``E`` (p, B) the endmembers kept, ``pixels_kept``
-    (N,) bool, ``A`` (N, p) the abundances kept, ``sigma2`` and the mean residuals.
+    dict with ``endmembers_kept`` (bool), ``E`` (p, B) the endmembers kept, ``A_base`` (N, p)
+    the region's centre (``A0``, or the FCLS fit to kept refined endmembers), ``shrink`` (N,)
+    the factor ``s`` applied to each pixel's refinement (1: kept whole), ``pixels_kept`` (N,)
+    bool (``s == 1``), ``A`` (N, p) the abundances kept, ``sigma2`` and the mean residuals.
     """
     p, B = E0.shape
-    r0 = residuals(Y, A0, E0)
-    sigma2 = noise_variance(Y, r0, p)
-    r_with_ref = residuals(Y, A_ref, E_ref)
-    e_kept = bool(r_with_ref.mean() <= r0.mean() + p * sigma2)
-    E = E_ref if e_kept else E0
-    r = r_with_ref if e_kept else residuals(Y, A_ref, E0)
-    keep = r <= r0 + (p + z * np.sqrt(2.0 * B)) * sigma2
-    A = np.where(keep[:, None], A_ref, A0)
-    return {"endmembers_kept": e_kept, "E": E, "pixels_kept": keep, "A": A, "sigma2": sigma2,
-            "residual_init": float(r0.mean()), "residual_refined": float(r.mean()),
+    e = accept_endmembers(Y, A0, E0, E_ref)
+    sigma2 = noise_variance(Y, e["r0"], p)
+    E, A_base = e["E"], e["A"]
+    s = shrink_factors(Y, A_base, A_ref, E, e["r"], sigma2 * float(chi2.ppf(level, max(p - 1, 1))))
+    A = A_base + s[:, None] * (A_ref - A_base)
+    return {"endmembers_kept": e["kept"], "E": E, "A_base": A_base.astype(np.float32), "shrink": s,
+            "pixels_kept": s >= 1.0, "A": A.astype(np.float32), "sigma2": sigma2,
+            "residual_init": float(e["r0"].mean()), "residual_refined": float(residuals(Y, A_ref, E).mean()),
             "residual_final": float(residuals(Y, A, E).mean())}

@@ -2,15 +2,16 @@
 
 For each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
 
-1. abundances: the initial maps, encoded for the 2D prior (`abundance_prior`), noised to
-   ``t0`` and denoised for ``steps`` steps; after every step the prior's clean estimate is
-   corrected by the closed-form data step (`data_steps.abundance_step`, weight
-   ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
-   (`schedule.renoise`). Maps leave every step on the simplex (projection).
-2. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
+1. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
    the prior's grid, noised to ``t0``, denoised for ``steps`` steps, each clean estimate
    brought back to the scene's bands (spectral response functions) and moved towards the
    least-squares fit to the current abundances (`data_steps.endmember_step`).
+2. abundances: the initial maps, encoded for the 2D prior (`abundance_prior`), noised to
+   ``t0`` and denoised for ``steps`` steps; after every step the prior's clean estimate is
+   corrected by the closed-form data step (`data_steps.abundance_step`, weight
+   ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
+   (`schedule.renoise`), under the sample's current endmembers. Maps leave every step on
+   the simplex (projection).
 
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
 (`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
@@ -34,8 +35,8 @@ from ..priors.diffusion import train_scheduler
 from ..priors.spectra.model import SpectraModel
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
-from .data_steps import abundance_step, endmember_step
-from .guard import guard
+from .data_steps import abundance_step, endmember_step, posterior_draw
+from .guard import accept_endmembers, guard
 
 
 @dataclass
@@ -82,14 +83,14 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
 
 
 class _Abundances:
-    def __init__(self, adapter: AbundancePriorAdapter, lam: float, eta: float, device: str):
-        self.adapter, self.lam, self.eta, self.device = adapter, lam, eta, device
+    def __init__(self, adapter: AbundancePriorAdapter, lam: float, eta: float, spread: float, device: str):
+        self.adapter, self.lam, self.eta, self.spread, self.device = adapter, lam, eta, spread, device
         self.abar = train_scheduler(adapter.schedule).alphas_cumprod.double().numpy()
         self.pred = adapter.schedule["prediction_type"]
 
     def run(self, A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, sigma2: float,
             ts: list[int], gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
-        K, p, H, W = A.shape
+        K = A.shape[0]
         x0 = self.adapter.encode(A)
         per = (x0.shape[0] // K, *x0.shape[1:])
         x = sch.start(x0, float(self.abar[ts[0]]), _noise(gens, per, self.device))
@@ -103,12 +104,32 @@ class _Abundances:
             A_hat = self.adapter.decode(x0)
             s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
             a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
-            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12))
+            # the constrained solve (FISTA) only where the result is returned: it costs more
+            # than the network on large canvases, and intermediate steps are re-noised anyway
+            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12),
+                                 iterations=40 if i == len(ts) - 2 else 0)
             out_a = A_hat.clone()
             out_a[:, :, valid] = a_v.transpose(1, 2)
             if i < len(ts) - 2:
                 x = sch.renoise(x, self.adapter.encode(out_a), ab, abn, self.eta, _noise(gens, per, self.device))
             tick()
+        return out_a
+
+    def draw(self, A: torch.Tensor, E: torch.Tensor, valid: torch.Tensor, sigma2: float, ts: list[int],
+             gens: list[torch.Generator]) -> torch.Tensor:
+        """The samples ``A`` (K, p, H, W) with the final posterior draw added (see `refine`)."""
+        out_a = A
+        if self.spread > 0:
+            # the last step's mean is the sample's clean estimate; the prior's error level at
+            # t0 stands for what the prior knows about a pixel, so each sample ends with a
+            # draw from the data step's posterior under that prior variance
+            ab0 = float(self.abar[ts[0]])
+            mu0 = self.lam * sigma2 / max(0.25 * (1 - ab0) / ab0, 1e-12)
+            a_v = out_a[:, :, valid].transpose(1, 2)
+            a_v = posterior_draw(a_v, E, self.spread ** 2 * sigma2, mu0,
+                                 _noise(gens, a_v.shape[1:], self.device).reshape(a_v.shape))
+            out_a = out_a.clone()
+            out_a[:, :, valid] = a_v.transpose(1, 2)
         return out_a
 
 
@@ -149,7 +170,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, guard_z: float = 2.0, tile: int = 64, seed: int = 0, device: str = "cpu",
+           ls_iterations: int = 2, guard_level: float = 0.9, spread: float = 1.5, tile: int = 64, seed: int = 0,
+           device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
@@ -165,7 +187,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
     ls_iterations : line-searched gradient steps of the endmember data step.
-    guard_z : per-pixel tolerance of the guard in noise standard deviations.
+    spread : scale of the final posterior draw of every abundance sample
+        (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
+    guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
@@ -174,7 +198,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("eta", eta, low=0, high=1)
     check_range("lam", lam, low=0, low_open=True)
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
-    check_range("guard_z", guard_z, low=0)
+    check_range("spread", spread, low=0)
+    check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     cube = np.asarray(cube, np.float32)
@@ -209,27 +234,44 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         if progress is not None:
             progress(done[0], total)
 
-    abund = _Abundances(adapter, lam, eta, device)
+    abund = _Abundances(adapter, lam, eta, spread, device)
     for _ in range(rounds):
-        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+        # endmembers first: the abundances are then refined under the endmembers they are
+        # returned with (the guard measures the pair together)
         if endm is not None:
-            E = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+            E_new = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+            # decided before the abundances are refined under them: abundances matched to
+            # endmembers the guard later rejects would not be matched to the ones returned
+            if accept_endmembers(Yv_np, A0c[mask], E0, E_new.mean(dim=0).cpu().numpy())["kept"]:
+                E = E_new
+        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+    # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
+    # comes from the samples with their final posterior draw
+    a_mean = A.mean(dim=0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    A = abund.draw(A, E, valid, sigma2, ts, gens)
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
-    a_mean = a_s.mean(axis=0)
     e_mean = e_s.mean(axis=0)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, z=guard_z)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level)
+    e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
+    # the guard's shrink towards its centre applied to every sample too
+    s = np.zeros((rows, cols), np.float32)
+    s[mask] = g["shrink"]
+    base = A0c.copy()
+    base[mask] = g["A_base"]
+    a_s = (base[None] + s[None, ..., None] * (a_s - base[None])).astype(np.float32)
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
-              "lam": lam, "ls_iterations": ls_iterations, "guard_z": guard_z, "prior_mode": adapter.mode,
+              "lam": lam, "ls_iterations": ls_iterations, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
-              "guard": {"endmembers_kept": g["endmembers_kept"],
+              "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
+                        "mean_shrink": float(g["shrink"].mean()),
                         "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
                         "residual_final": g["residual_final"]},
               "seconds": time.perf_counter() - t_start}
@@ -237,7 +279,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                    abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
                    abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
                    endmembers=g["E"].astype(np.float32),
-                   endmembers_std=(e_s.std(axis=0) if g["endmembers_kept"] else np.zeros_like(E0)).astype(np.float32),
+                   endmembers_std=(e_s.std(axis=0) if e_kept else np.zeros_like(E0)).astype(np.float32),
                    pixels_kept=_scatter(mask, g["pixels_kept"]),
                    abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
                    record=record)
