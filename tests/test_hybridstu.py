@@ -255,3 +255,18 @@ def test_variability_estimate_follows_the_simulated_brightness_scaling():
         est[var] = D.estimate_variability(cube.reshape(-1, BANDS), E)
     assert est[0.0] < 0.03
     assert abs(est[0.2] - 0.2) < 0.05
+
+
+def test_subspace_loss_equals_the_band_loss_for_pixels_in_the_endmember_span():
+    from unmixgen.unmix.hybridstu.loss import reconstruct, stu_loss, subspace_loss
+
+    g = torch.Generator().manual_seed(0)
+    E = torch.from_numpy(endmembers())
+    a_ls = torch.rand(2, P, 4, 5, generator=g) + 0.1  # ELMM-like: sums not one
+    a_hat = torch.softmax(torch.randn(2, P, 4, 5, generator=g), 1)
+    a = torch.softmax(torch.randn(2, P, 4, 5, generator=g), 1)
+    x = reconstruct(a_ls, E)
+    for lam, recon in ((0.0, 0.0), (0.5, 0.0), (0.3, 2.0)):
+        want = stu_loss(a_hat, a, x, E, lam=lam, recon=recon)
+        got = subspace_loss(a_hat, a, a_ls, E @ E.T, lam=lam, recon=recon, bands=BANDS)
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
