@@ -96,9 +96,10 @@ def main() -> None:
     ap.add_argument("--eta", type=float, default=None)
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
+    ap.add_argument("--spread", type=float, default=None)
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
-                              ("guard_level", args.guard_level)) if v is not None}
+                              ("guard_level", args.guard_level), ("spread", args.spread)) if v is not None}
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(1)
     summary: dict = {}

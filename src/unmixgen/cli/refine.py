@@ -64,7 +64,7 @@ def refine(
 ) -> None:
     """Refine an unmixing result by diffusion posterior sampling, with per-pixel uncertainty.
 
-    Writes result.npz with abundances (guarded posterior mean), abundances_std, abundances_q05, abundances_q95, endmembers_std, and uncertainty figures. The refined result is kept only where it does not worsen the data fit beyond what the noise explains (run.json says what was kept).
+    Writes result.npz with abundances (guarded posterior mean), abundances_std, abundances_q05, abundances_q95, endmembers_std, and uncertainty figures. Each refined pixel is kept only while its data fit stays within what the noise explains of the init's (a chi-square region with p-1 degrees of freedom); pixels outside are moved back towards the init to the region's edge (run.json says how many were kept whole).
 
     Example: unmixgen refine samson.mat --init runs/samson-fcls --samples 16 --steps 20 --out runs/samson-refined
     """

@@ -170,7 +170,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, guard_level: float = 0.9, spread: float = 1.5, tile: int = 64, seed: int = 0,
+           ls_iterations: int = 2, guard_level: float = 0.9, spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
