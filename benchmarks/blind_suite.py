@@ -18,8 +18,11 @@ over scenes of the default's RMSE over VCA + FCLS's (targets 1.1 and 0.8, issue 
     PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --threads 1
     PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --methods edaa,vca --scenes s01,s02
     PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --list      # the scene table
+    PYTHONPATH=src .venv/bin/python benchmarks/blind_suite.py --methods auto --threads 2 \
+        --scenes speed-p6,speed-p6-var,speed-p9,speed-p9-var          # 100 x 100 x 200 speed cases
 
-``--jsonl FILE`` appends one JSON line per (scene, method) so runs can be combined.
+``--jsonl FILE`` appends one JSON line per (scene, method); ``--previous FILE`` adds the rows
+of an earlier run to the summary, so a new default can be compared with methods run before.
 """
 
 from __future__ import annotations
@@ -98,6 +101,17 @@ SUITE: tuple[Case, ...] = (
     Case("s24", U, (0, 1, 2, 3, 4, 6, 7, 8, 11), 150, 30, size=80, max_abundance=0.8, seed=24),
 )
 REAL_SCENES = ("samson", "jasper")
+#: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
+SPEED = (
+    Case("speed-p6", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation"), 200, 30,
+         size=100, max_abundance=0.8, seed=101),
+    Case("speed-p6-var", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation"), 200, 30,
+         size=100, max_abundance=0.8, variability=0.2, seed=102),
+    Case("speed-p9", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof",
+                         "kaolinite", "metal"), 200, 30, size=100, max_abundance=0.8, seed=103),
+    Case("speed-p9-var", P, ("vegetation", "soil", "water", "asphalt", "concrete", "dry_vegetation", "roof",
+                             "kaolinite", "metal"), 200, 30, size=100, max_abundance=0.8, variability=0.2, seed=104),
+)
 
 
 def _spectra(case: Case):
@@ -168,7 +182,7 @@ def get_scene(name: str):
         from unmixing_quality import real_scene
 
         return real_scene(name)
-    return build_scene(next(c for c in SUITE if c.name == name))
+    return build_scene(next(c for c in SUITE + SPEED if c.name == name))
 
 
 def run_method(method: str, scene, seed: int = 0) -> dict:
@@ -209,6 +223,31 @@ def summarize(results: dict, default: str, methods: list[str], own: list[str]) -
     return lines
 
 
+def rank_table(scenes: list[str]) -> int:
+    """Print the spatial estimate and HySime's against the true p; "ok" when within 1."""
+    from unmixgen.unmix.rank import hysime
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    print(f"{'scene':7s} {'true p':>6s} {'SNR':>4s} {'auto':>5s} {'regime':9s} {'HySime':>6s}  within 1")
+    hits = 0
+    counted = 0
+    for sc in scenes:
+        scene = get_scene(sc)
+        if scene is None:
+            continue
+        p = scene.truth.n_endmembers
+        snr = "real" if sc in REAL_SCENES else f"{next(c for c in SUITE + SPEED if c.name == sc).snr_db:g}"
+        est = spatial_rank(scene.load(), scene.mask)
+        hy = hysime(scene.valid_pixels()).n_endmembers
+        ok = abs(est.n_endmembers - p) <= 1
+        if snr == "real" or float(snr) >= 25:
+            counted += 1
+            hits += ok
+        print(f"{sc:7s} {p:6d} {snr:>4s} {est.n_endmembers:5d} {est.regime:9s} {hy:6d}  {'ok' if ok else 'MISS'}")
+    print(f"within 1 of the true p on {hits}/{counted} scenes with SNR >= 25 dB or real")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS
 
@@ -218,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--default", default=DEFAULT_METHOD, help="method judged against the targets")
     ap.add_argument("--threads", type=int, default=1, help="torch / BLAS threads")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per (scene, method) here")
+    ap.add_argument("--previous", default=None,
+                    help="a --jsonl file of an earlier run: its rows join the summary (rows run now win)")
     ap.add_argument("--list", action="store_true", help="print the scene table and exit")
+    ap.add_argument("--rank", action="store_true",
+                    help="print the n_endmembers='auto' estimate (and HySime's) per scene and exit")
     args = ap.parse_args(argv)
     if args.list:
         for c in SUITE:
@@ -227,19 +270,25 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.rank:
+        return rank_table([s for s in args.scenes.split(",") if s])
     methods = [m for m in args.methods.split(",") if m]
-    own = [m for m in methods if m in METHODS]
+    own = sorted(METHODS)
     print("command:", shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv))
     header = f"{'scene':7s} {'method':8s} {'RMSE %':>7s} {'SAD deg':>8s} {'s':>7s} {'cpu s':>7s}  description"
     print(header)
     print("-" * 100)
     results: dict = {}
+    if args.previous:
+        for line in Path(args.previous).read_text().splitlines():
+            row = json.loads(line)
+            results.setdefault(row.pop("scene"), {})[row.pop("method")] = row
     for sc in [s for s in args.scenes.split(",") if s]:
         scene = get_scene(sc)
         if scene is None:
             print(f"{sc:7s} (data not found)")
             continue
-        desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE if c.name == sc))
+        desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE + SPEED if c.name == sc))
         for method in methods:
             r = run_method(method, scene)
             results.setdefault(sc, {})[method] = r

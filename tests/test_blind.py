@@ -159,7 +159,7 @@ def test_registry():
         assert m.name == name and m.inverter == "fcls" and m.seed == 2
     assert make_method("vca", 3, snr=25.0).extractor.snr == 25.0
     assert make_method("atgp", 3).extractor.subspace is True  # the blind method's default
-    with pytest.raises(ParameterError, match=r"^method='nope': expected one of atgp, edaa, mvnmf, nfindr, vca$"):
+    with pytest.raises(ParameterError, match=r"^method='nope': expected one of atgp, auto, edaa, mvnmf, nfindr, vca$"):
         make_method("nope", 3)
     with pytest.raises(ParameterError, match=r"^no_such_param=1: not a parameter of method 'edaa'; expected one of n_restarts, "):
         make_method("edaa", 3, no_such_param=1)
@@ -244,3 +244,42 @@ def test_minvol_refinement_recovers_vertices_without_pure_pixels():
         res[refine] = _match(m.endmembers_, m.abundances_, E, A.reshape(ROWS, COLS, P))
     assert res["minvol"][0] < 0.5 * res["none"][0] and res["minvol"][1] < 0.6 * res["none"][1], res
     assert res["minvol"][0] < 0.045 and res["minvol"][1] < 4.5, res
+
+
+# --- the default: selection between edaa and mvnmf ---------------------------------------------
+def _selector_scenes():
+    """A plain linear-mixing scene and the same maps with ELMM brightness scaling (tiny)."""
+    from unmixgen.simulate.procedural import abundance_maps, library
+    from unmixgen.simulate.scene import simulate
+
+    wl = np.linspace(400, 2500, 50)
+    E, _ = library(wl, ["vegetation", "soil", "asphalt"])
+    A = abundance_maps(20, 26, 3, 0, pure_pixels=True)
+    plain = simulate(A, E, wavelengths=wl, snr_db=35, seed=1)[0].to_scene()
+    scaled = simulate(A, E, wavelengths=wl, snr_db=35, variability=0.25, seed=1)[0].to_scene()
+    return plain, scaled
+
+
+def test_brightness_excess_is_about_one_without_scaling_and_large_with_it():
+    from unmixgen.unmix.selector import brightness_excess
+
+    plain, scaled = _selector_scenes()
+    assert 0.5 < brightness_excess(plain.valid_pixels(), 3) < 1.6
+    assert brightness_excess(scaled.valid_pixels(), 3) > 5.0
+
+
+def test_auto_picks_mvnmf_on_plain_mixing_and_edaa_under_scaling_and_reproduces_them():
+    from unmixgen.unmix.archetypal import ArchetypalAnalysis
+    from unmixgen.unmix.minvol import MinVolNMF
+
+    plain, scaled = _selector_scenes()
+    for scene, cls, kw in ((plain, MinVolNMF, {}), (scaled, ArchetypalAnalysis, {"n_restarts": 3})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            auto = make_method("auto", 3, seed=2, n_restarts=3).fit(scene)
+            direct = cls(3, seed=2, **kw).fit(scene)
+        assert auto.info_["chosen"] == cls.name and isinstance(auto.chosen_, cls)
+        np.testing.assert_array_equal(auto.endmembers_, direct.endmembers_)
+        np.testing.assert_array_equal(auto.abundances_, direct.abundances_)
+        A = auto.transform(scene)
+        assert (A >= -1e-6).all() and np.allclose(A.sum(-1), 1.0, atol=1e-4)

@@ -29,7 +29,7 @@ def unmix(
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
                                          help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
-                               help=f"Blind method: edaa (default), mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
+                               help=f"Blind method: auto (default: edaa or mvnmf, chosen from the data), edaa, mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     model: Path = typer.Option(None, "--model", help="hybridstu: a model folder written by train-stu."),

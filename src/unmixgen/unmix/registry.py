@@ -3,19 +3,19 @@
 =========  ===========================================================================
 name       method
 =========  ===========================================================================
+auto       `AutoUnmixer` (the default): "edaa" when pixel brightness varies beyond linear
+           mixing, "mvnmf" otherwise
 edaa       `ArchetypalAnalysis`: entropic-descent archetypal analysis with restarts and
-           brightness normalisation (the default)
+           brightness normalisation
 mvnmf      `MinVolNMF`: minimum-volume NMF, for scenes without pure pixels
 vca        `ExtractThenInvert` with `VCA` endmembers and FCLS abundances
 nfindr     `ExtractThenInvert` with `NFINDR` endmembers and FCLS abundances
 atgp       `ExtractThenInvert` with `ATGP` endmembers and FCLS abundances
 =========  ===========================================================================
 
-``DEFAULT_METHOD`` is the most accurate method on the real benchmark scenes among those
-that unmix a 100 x 100 x 200 scene in under a minute on two CPU cores. On a plain
-linear-mixing scene without pure pixels, "mvnmf" recovers the spectra best (its simplex is
-not confined to the data's convex hull). The measurements behind both statements are in
-``benchmarks/RESULTS.md`` (``benchmarks/unmixing_quality.py``).
+``DEFAULT_METHOD`` is the method with the best abundances across the development suite
+(``benchmarks/blind_suite.py``: 24 simulated scenes and Samson, Jasper Ridge); the
+measurements are in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .base import BlindUnmixer
 from .extract_then_invert import EXTRACTORS, Extractor, ExtractThenInvert
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .minvol import MinVolNMF
+from .selector import AutoUnmixer
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "make_method", "method_parameters"]
 
@@ -51,11 +52,12 @@ class _PurePixelMethod:
 
 #: registry name -> constructor ``(n_endmembers, *, seed, **params) -> BlindUnmixer``
 METHODS: dict[str, Any] = {
+    AutoUnmixer.name: AutoUnmixer,
     ArchetypalAnalysis.name: ArchetypalAnalysis,
     MinVolNMF.name: MinVolNMF,
     **{name: _PurePixelMethod(cls) for name, cls in EXTRACTORS.items()},
 }
-DEFAULT_METHOD: str = "edaa"
+DEFAULT_METHOD: str = "auto"
 
 
 def method_parameters(name: str) -> list[str]:

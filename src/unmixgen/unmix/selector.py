@@ -1,0 +1,101 @@
+"""The default blind method: choose between archetypal analysis and minimum-volume NMF
+from the data ("auto").
+
+The choice is made by one truth-free test, how much pixel brightness varies beyond what
+linear mixing explains:
+
+- Under plain linear mixing with sum-to-one abundances the pixels ``Y (N, B)`` lie on a
+  ``(p - 1)``-dimensional affine subspace, so the residual of the best affine fit equals
+  that of the best ``p``-dimensional linear fit up to one more noise dimension.
+- Under the scaled model ``y = s * a @ E`` (illumination, topography, ELMM scaling) the
+  scaling adds a ``p``-th direction. Its energy in units of one noise dimension is
+  ``excess = (ratio - 1) * (B - p)`` with ``ratio`` = `preprocessing.brightness_ratio`
+  (the linear residual divided by ``B - p`` is the noise energy per dimension); about 1
+  when brightness follows the mixing.
+
+When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
+(brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
+(minimum volume: its simplex may reach beyond the data, so it also fits scenes without pure
+pixels). Otherwise both run with their own defaults. The measurements behind the rule and its threshold are in
+``benchmarks/RESULTS.md`` (``benchmarks/blind_suite.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .archetypal import ArchetypalAnalysis
+from .base import BlindUnmixer
+from .minvol import MinVolNMF
+from .params import Constraint, InstanceOf, Interval
+from .preprocessing import brightness_ratio
+
+__all__ = ["AutoUnmixer", "brightness_excess"]
+
+
+def brightness_excess(Y: np.ndarray, p: int) -> float:
+    """Energy of the brightness direction beyond linear mixing, in noise dimensions (>= 0).
+
+    ``(brightness_ratio(Y, p) - 1) * (B - p)`` for pixels ``Y (N, B)``; about 1 under plain
+    linear mixing with white noise, larger with per-pixel scaling.
+    """
+    return float((brightness_ratio(Y, p) - 1.0) * max(Y.shape[1] - p, 1))
+
+
+class AutoUnmixer(BlindUnmixer):
+    """Archetypal analysis for scenes with brightness variation, minimum-volume NMF otherwise ("auto").
+
+    Parameters
+    ----------
+    n_endmembers : int >= 2 or "auto"
+    seed : int >= 0
+        Passed to the chosen method (equal seeds give that method's result exactly).
+    brightness_excess : float > 0
+        Threshold on `brightness_excess` above which `ArchetypalAnalysis` is chosen.
+    n_restarts : int >= 1
+        Restarts of `ArchetypalAnalysis` when it is chosen (fewer than its own default,
+        for speed).
+    device : str
+        Torch device of the chosen method.
+
+    Attributes
+    ----------
+    chosen_ : the fitted `ArchetypalAnalysis` or `MinVolNMF`.
+    """
+
+    name = "auto"
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        **BlindUnmixer._parameter_constraints,
+        "brightness_excess": [Interval(low=0, low_open=True)],
+        "n_restarts": [Interval(integer=True, low=1)],
+        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+    }
+
+    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
+                 n_restarts: int = 8, device: str = "cpu"):
+        super().__init__(n_endmembers, seed=seed)
+        self.brightness_excess = brightness_excess
+        self.n_restarts = n_restarts
+        self.device = device
+
+    def _transform_method(self) -> str:
+        return self._fitted("chosen_")._transform_method()
+
+    def _transform_finish(self, A: np.ndarray) -> np.ndarray:
+        return self._fitted("chosen_")._transform_finish(A)
+
+    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
+        excess = brightness_excess(Y, p)
+        cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
+        extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
+        chosen = cls(p, seed=self.seed, device=self.device, **extra)
+        E, A, info = chosen._fit_pixels(Y, p, rng)
+        chosen.info_ = info  # what the chosen method's transform hooks read
+        self.chosen_ = chosen
+        out: dict[str, Any] = dict(info)
+        out["chosen"] = cls.name
+        out["selection"] = {"brightness_excess": excess, "threshold": float(self.brightness_excess),
+                            "chosen": cls.name}
+        return E, A, out
