@@ -27,7 +27,7 @@ from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.inversion import fcls
-from unmixgen.workflows import DEFAULT_ABUNDANCE_PRIOR, _shipped
+from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
 
 LIB = "../shared/data/usgs_library/USGS_1995_Library.mat"
 NAMES = ["Alunite", "Kaolinite", "Muscovite", "Calcite"]

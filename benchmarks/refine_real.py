@@ -23,7 +23,7 @@ from unmixgen.refine.posterior import refine
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.inversion import fcls
 from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
-from unmixgen.workflows import DEFAULT_ABUNDANCE_PRIOR, _shipped
+from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
 
 
 def main() -> None:

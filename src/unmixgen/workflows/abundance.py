@@ -1,0 +1,124 @@
+"""Training an abundance prior from result folders, and synthesizing maps with it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_dir
+
+
+def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+                          max_steps: int | None = None, resume: bool = False, export: str | Path | None = None,
+                          label_from: str | None = None, max_sad: float | None = None, overwrite: bool = False,
+                          device: str = "cpu", progress: bool = True, **options: Any) -> dict:
+    """Train an abundance prior from ``unmix`` result folders (the Python form of
+    ``unmixgen train-abundance``).
+
+    Parameters
+    ----------
+    results : result folders whose abundance maps to learn (none when ``resume``).
+    out : model folder to create (refused when it exists, unless ``overwrite``), or to
+        continue training when ``resume``.
+    max_minutes, max_steps : training budget of this call (at least one).
+    resume : continue the model in ``out`` from its last checkpoint, with its saved data and
+        settings (``options`` are then ignored).
+    export : also write a small sampling-only copy of the model to this folder.
+    label_from, max_sad : how maps are labelled and matched across folders
+        (`unmixgen.runs.sources.load_training_maps`; None: its default).
+    options : settings of the prior, keys of `unmixgen.priors.abundance.settings.DEFAULTS`
+        (``patch``, ``width``, ``representation``, ``seed``, ...; None: the default).
+
+    Returns
+    -------
+    The training summary (`unmixgen.nn.trainer.TrainingSummary.as_dict`). The training
+    curve is drawn to ``out/training_curve.png``.
+    """
+    from ..atomic import check_output_dir
+    from ..errors import ParameterError, in_file
+    from ..nn.device import resolve_device
+    from ..nn.trainer import check_budget
+    from ..priors.abundance.settings import resolve_options
+    from ..priors.abundance.train import create_model_folder, export_for_sampling, train
+    from ..report.figures import plot_training_curve
+    from ..runs.sources import load_training_maps
+
+    check_budget(max_steps, max_minutes)
+    resolve_device(device)
+    if export is not None:
+        check_output_dir(export, overwrite)
+    out = Path(out)
+    if resume:
+        if results:
+            raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "
+                                 "folder holds its training data)")
+        if not out.is_dir():
+            raise in_file(out, "no such model folder to resume")
+    else:
+        resolve_options(options)  # bad settings fail before any map is read
+        if not results:
+            raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
+        given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
+        data = load_training_maps(list(results), **given)
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            create_model_folder(tmp, data, **options)
+    try:
+        info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    except BaseException:
+        # a new model that failed before its first checkpoint is no model: leave nothing behind
+        from ..nn.checkpoint import latest_checkpoint
+
+        if not resume and latest_checkpoint(out, required=False) is None:
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if info["curve_steps"]:
+        plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
+                            ylabel="loss (MSE)")
+    if export is not None:
+        export_for_sampling(out, export, overwrite=overwrite)
+    return info
+
+
+def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size: int | None = None,
+                    sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
+                    label: str | None = None, seed: int = 0, batch_size: int | None = None,
+                    device: str = "cpu", overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Sample ``count`` abundance maps from the prior in ``model_dir`` into the folder ``out``
+    (``unmixgen synthesize``): ``abundances.npz`` (``abundances`` (count, size, size, p),
+    ``names``), one GeoTIFF per map, a PNG grid and ``run.json``. Sampling options are those of
+    `unmixgen.priors.abundance.model.AbundanceModel.sample` (None: its default). Returns the
+    run record, with ``shape``."""
+    from ..atomic import check_output_dir, write_json
+    from ..io import write_scene
+    from ..priors.abundance.model import load_model
+    from ..report.figures import plot_abundance_grid
+    from ..runs.folder import run_record
+    from ..scene import Scene
+
+    check_output_dir(out, overwrite, [model_dir])
+    model = load_model(model_dir, device=device)
+    options = {k: v for k, v in (("size", size), ("sampler", sampler), ("batch_size", batch_size)) if v is not None}
+    t0 = time.monotonic()
+    maps = model.sample(count, steps=steps, seed=seed, guidance=guidance, label=label, progress=progress, **options)
+    seconds = time.monotonic() - t0
+    rec = run_record("synthesize", {"model": str(model_dir), "count": count, "size": maps.shape[1],
+                                    "sampler": sampler, "steps": steps, "guidance": guidance,
+                                    "label": label, "batch_size": batch_size, "device": device}, seed=seed)
+    rec["timings_s"]["sampling"] = seconds
+    rec["model_step"] = model.step
+    rec["shape"] = list(maps.shape)
+    rec["validity"] = {"min": float(maps.min()), "max_sum_error": float(np.abs(maps.sum(-1) - 1).max())}
+    if model.rep.name == "simplex":
+        rec["validity"]["mean_projection_distance"] = model.last_projection_distance
+    with atomic_dir(out, overwrite, [model_dir]) as tmp:
+        np.savez_compressed(tmp / "abundances.npz", abundances=maps, names=np.array(model.names))
+        for i, m in enumerate(maps):
+            write_scene(Scene(m, name=f"map_{i:03d}", metadata={"band_names": model.names}), tmp / f"map_{i:03d}.tif")
+        plot_abundance_grid(maps[:16], tmp / "abundances.png", names=model.names)
+        write_json(tmp / "run.json", rec)
+    return rec

@@ -1,0 +1,195 @@
+"""The 1D spectra prior's training and diffusion refinement of a result folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_dir
+from ..errors import InputError, check_range
+
+
+def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Spectra of every source on the first source's wavelengths: a USGS-layout library
+    ``.mat`` (all its spectra), or anything `unmixgen.runs.sources.load_endmembers` reads
+    (result folders, .csv, .npz); every source needs wavelengths."""
+    from scipy.io import loadmat
+
+    from ..errors import in_file
+    from ..runs.sources import load_endmembers
+    from ..wavelengths import to_nm
+
+    blocks, names = [], []
+    wl0 = None
+    for src in sources:
+        path = Path(src)
+        if path.suffix.lower() == ".mat" and path.is_file():
+            m = loadmat(path)
+            if "datalib" not in m:
+                raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib')")
+            d = np.asarray(m["datalib"], np.float64)
+            order = np.argsort(d[:, 0], kind="stable")
+            wl, s = to_nm(d[order, 0], "um"), d[order, 3:].T
+        else:
+            em = load_endmembers(src)
+            if em.wavelengths is None:
+                raise in_file(path, "endmembers have no wavelengths; the spectra prior needs them")
+            wl, s = em.wavelengths, em.spectra.astype(np.float64)
+        if wl0 is None:
+            wl0 = np.asarray(wl, np.float64)
+        else:
+            s = np.stack([np.interp(wl0, wl, row) for row in s])
+        blocks.append(s)
+        names.append(str(src))
+    if wl0 is None:
+        raise InputError("no training spectra given; expected a USGS library .mat or result folders")
+    return np.concatenate(blocks), wl0, names
+
+
+def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+                        max_steps: int | None = None, overwrite: bool = False, device: str = "cpu",
+                        progress: bool = True, **options: Any) -> dict:
+    """Train a 1D spectra prior (the Python form of ``unmixgen train-spectra``).
+
+    Parameters
+    ----------
+    sources : a USGS-layout spectral library ``.mat`` and/or endmember sources (result
+        folders, .csv, .npz) with wavelengths.
+    out : model folder to create (refused when it exists, unless ``overwrite``).
+    max_minutes, max_steps : training budget (at least one).
+    options : keys of `unmixgen.priors.spectra.train.DEFAULTS` (None: the default).
+
+    Returns the training summary; the curve is drawn to ``out/training_curve.png``.
+    """
+    from ..nn.device import resolve_device
+    from ..nn.trainer import check_budget
+    from ..priors.spectra import train as spectra_train
+    from ..report.figures import plot_training_curve
+
+    check_budget(max_steps, max_minutes)
+    resolve_device(device)
+    spectra_train.resolve_options(options)
+    spectra, wl, names = _training_spectra(list(sources))
+    out = Path(out)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
+    info = spectra_train.train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+    if info["curve_steps"]:
+        plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
+                            ylabel="loss (MSE)")
+    return info
+
+
+def _shipped(name: str) -> Path:
+    return Path(__file__).resolve().parent / "assets" / name
+
+
+DEFAULT_ABUNDANCE_PRIOR = "refine_abundance"
+"""The shipped one-vs-rest abundance prior (any p) under ``assets/``."""
+
+
+def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
+                  abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
+                  samples: int = 16, steps: int = 20, rounds: int = 1, t0: float = 0.3, seed: int = 0,
+                  device: str = "cpu", overwrite: bool = False, figures: bool = True,
+                  progress: bool = True, **options: Any) -> dict:
+    """Refine the result folder ``init`` of ``scene_path`` by posterior sampling (the Python
+    form of ``unmixgen refine``); writes the run folder ``out``.
+
+    Parameters
+    ----------
+    abundance_prior, spectra_prior : model folders (None: the shipped one-vs-rest abundance
+        prior and the USGS spectra prior).
+    samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
+        (``options``: ``eta``, ``lam``, ``ls_iterations``, ``guard_level``, ``spread``, ``tile``).
+
+    Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
+    ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
+    ``abundances_q95``, ``endmembers``, ``endmembers_std``, ``init_abundances``,
+    ``init_endmembers`` and ``pixels_kept``.
+    """
+    from ..atomic import check_output_dir, write_json
+    from ..io import read_scene
+    from ..priors.abundance.model import AbundanceModel
+    from ..priors.spectra.model import load_spectra_prior
+    from ..refine.posterior import refine
+    from ..refine.schedule import timesteps
+    from ..report.figures import plot_uncertainty
+    from ..runs.folder import load_result, run_record, save_result
+
+    check_output_dir(out, overwrite, [scene_path, init])
+    check_range("samples", samples, low=1, integer=True)
+    check_range("steps", steps, low=1, integer=True)
+    timesteps(t0, steps, 1000)
+    from ..nn.device import resolve_device
+
+    device = resolve_device(device)
+    res = load_result(init)
+    if "abundances" not in res or "endmembers" not in res:
+        raise InputError(f"{init}: result holds no abundances or no endmembers; expected an `unmixgen unmix` "
+                         "result folder")
+    scene = read_scene(scene_path)
+    A0, E0 = np.asarray(res["abundances"], np.float32), np.asarray(res["endmembers"], np.float32)
+    if A0.shape[:2] != (scene.rows, scene.cols) or E0.shape[-1] != scene.bands:
+        raise InputError(f"{init}: result is for a {A0.shape[0]}x{A0.shape[1]} scene with {E0.shape[-1]} bands; "
+                         f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
+                         "another scene?)")
+    ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
+    sp = None
+    if scene.wavelengths is not None:
+        sp = load_spectra_prior(spectra_prior, device)
+    elif spectra_prior is not None:
+        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them")
+    cube = scene.load()
+    record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
+                                   "spectra_prior": None if sp is None else str(sp.model_dir),
+                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
+                                   **options}, seed=seed)
+    bar = _steps_bar(progress)
+    try:
+        r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
+                   wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=samples, steps=steps, rounds=rounds,
+                   t0=t0, seed=seed, device=device, progress=bar, **options)
+    finally:
+        if bar is not None:
+            bar.stop()
+    record["refine"] = r.record
+    record["timings_s"]["refine"] = r.record["seconds"]
+    if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
+        record["warnings"].append(
+            f"guard: refined abundances kept at {100 * r.record['guard']['pixels_kept_fraction']:.1f} % of valid "
+            f"pixels; refined endmembers {'kept' if r.record['guard']['endmembers_kept'] else 'rejected'}")
+    names = res.get("names")
+    with atomic_dir(out, overwrite, [scene_path, init]) as tmp:
+        save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
+                    extra={"abundances_std": r.abundances_std, "abundances_q05": r.abundances_q05,
+                           "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
+                           "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept})
+        if figures:
+            plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
+            plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
+                             mask=scene.mask, title="width of the 90 % posterior interval")
+        write_json(tmp / "run.json", record)
+    return record
+
+
+class _StepsBar:
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("refining"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TimeElapsedColumn())
+        self.progress.start()
+        self.task = self.progress.add_task("refine", total=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _steps_bar(progress: bool):
+    return _StepsBar() if progress else None

@@ -1,0 +1,129 @@
+"""Semi-blind unmixing with HybridSTU: endmembers, training maps, training and application."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+
+# ---------------------------------------------------------------------------------------------
+# semi-blind unmixing with HybridSTU
+# ---------------------------------------------------------------------------------------------
+def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
+    """Endmembers from ``source`` (CSV, .npz, result folder, ``LIB.mat:names``) on the scene's
+    bands (`unmixgen.runs.sources.fit_to_bands`); `InputError` when they do not cover every
+    good band of the scene (the network reads every band)."""
+    from ..errors import in_file
+    from ..runs.sources import fit_to_bands, load_endmembers
+
+    em = load_endmembers(source)
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
+    missing = int((~covered & scene.good_bands).sum())
+    if missing:
+        raise in_file(source, f"endmembers cover {int((covered & scene.good_bands).sum())} of the scene's "
+                      f"{int(scene.good_bands.sum())} good bands ({missing} outside their wavelengths); expected "
+                      "spectra covering every band of the scene")
+    return E, list(em.names)
+
+
+def stu_training_maps(spec: str, p: int, *, n_maps: int = 24, map_size: int = 48, seed: int = 0,
+                      device: str = "cpu"):
+    """The training maps named by ``spec``: ``"grf"`` or ``"dirichlet"`` (fitted by the
+    estimator), ``"prior:MODEL"`` (``n_maps`` maps of ``map_size`` pixels sampled from an
+    abundance prior, or ``prior:demo`` for the shipped one) or a file/folder of maps
+    (`unmixgen.runs.sources.load_abundance_maps`). `InputError` when the count of maps
+    differs from ``p``."""
+    from ..errors import in_file
+    from ..runs.sources import load_abundance_maps
+
+    if spec in ("grf", "dirichlet"):
+        return spec
+    if spec.startswith("prior:"):
+        from ..priors.abundance.model import load_model, shipped_demo_model
+
+        name = spec[len("prior:"):]
+        model = shipped_demo_model(device) if name == "demo" else load_model(name, device)
+        if model.n_endmembers != p:
+            raise InputError(f"{spec}: the abundance prior makes maps of {model.n_endmembers} endmembers; "
+                             f"expected {p} (one per given endmember)")
+        return model.sample(n_maps, size=map_size, sampler="dpm", steps=20, seed=seed)
+    maps, _ = load_abundance_maps(spec)
+    if maps.shape[-1] != p:
+        raise in_file(spec, f"maps have {maps.shape[-1]} endmembers; expected {p} (one per given endmember)")
+    return maps
+
+
+def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Path, *, maps: str = "grf",
+              overwrite: bool = False, **params: Any) -> dict:
+    """Train a HybridSTU model for a scene and write its model folder (``unmixgen train-stu``).
+
+    ``params`` go to `unmixgen.unmix.hybridstu.HybridSTU`; the scene is unmixed as part of
+    training (its abundances are not written here). Returns the training history.
+    """
+    from ..atomic import check_output_dir
+    from ..io import read_scene
+    from ..unmix.hybridstu import HybridSTU
+
+    check_output_dir(out, overwrite, [scene_path, endmembers_file])
+    scene = read_scene(scene_path)
+    scene.require_valid()
+    E, names = stu_endmembers(scene, endmembers_file)
+    est = HybridSTU(int(E.shape[0]), **params)
+    est.check_params()
+    est.check_scene(scene)
+    training = stu_training_maps(maps, int(E.shape[0]), n_maps=est.n_maps, map_size=est.map_size, seed=est.seed,
+                                 device=est.device)
+    est.fit(scene, endmembers=E, maps=training)
+    est.history_["maps"] = maps
+    est.save_pretrained(out, overwrite=overwrite, names=names, wavelengths=scene.wavelengths)
+    return est.history_
+
+
+def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: str | Path | None = None,
+                    n_endmembers: int | str | None = None, maps: str = "grf", seed: int = 0,
+                    **params: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None, dict]:
+    """Semi-blind abundances of ``scene`` with HybridSTU (``unmixgen unmix --method hybridstu``).
+
+    With ``model``: apply a trained model. Else take the endmembers from ``endmembers_file``,
+    or extract ``n_endmembers`` with the blind default method, then simulate, train and
+    apply in one go. Returns ``(E, A, names, info)`` for the run folder.
+    """
+    from ..unmix.hybridstu import HybridSTU
+
+    t0 = time.perf_counter()
+    if model is not None:
+        if endmembers_file is not None:
+            raise InputError("give either a trained model or endmembers to train one, not both")
+        est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
+        A = est.transform(scene)
+        info = {"method": "hybridstu", "model": str(model), "n_endmembers": int(est.endmembers_.shape[0]),
+                "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0}}
+        return est.endmembers_, A, est.names_, info
+    info: dict[str, Any] = {"method": "hybridstu"}
+    if endmembers_file is not None:
+        E, names = stu_endmembers(scene, endmembers_file)
+        info["endmember_source"] = str(endmembers_file)
+    else:
+        from ..unmix.registry import DEFAULT_METHOD, make_method
+
+        if n_endmembers is None:
+            raise InputError("hybridstu needs endmembers: give a model, an endmembers file or a number of "
+                             "endmembers to extract")
+        blind = make_method(DEFAULT_METHOD, n_endmembers, seed=seed).fit(scene)
+        E, names = blind.endmembers_, None
+        info["endmember_source"] = f"extracted by {DEFAULT_METHOD}"
+    est = HybridSTU(int(E.shape[0]), seed=seed, **params)
+    est.check_params()
+    est.check_scene(scene)
+    training = stu_training_maps(maps, int(E.shape[0]), n_maps=est.n_maps, map_size=est.map_size, seed=seed,
+                                 device=est.device)
+    est.fit(scene, endmembers=E, maps=training)
+    info.update({"n_endmembers": int(E.shape[0]), "maps": maps, "training": est.history_,
+                 "parameters": {k: v for k, v in est.get_params().items()},
+                 "timings_s": {"total": time.perf_counter() - t0}})
+    return E, est.abundances_, names, info

@@ -1,0 +1,140 @@
+"""Unmixing a scene file into a run folder: blind, given endmembers, or HybridSTU."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_dir
+from ..errors import InputError
+from .semiblind import unmix_hybridstu
+
+
+def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | str | None = None,
+                endmembers_file: str | Path | None = None, method: str | None = None,
+                truth: str | Path | None = None, seed: int = 0, model: str | Path | None = None,
+                maps: str | None = None, max_minutes: float | None = None, device: str | None = None,
+                figures: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
+
+    Exactly one way to get endmembers:
+
+    - blind: ``n_endmembers`` (a number, or ``"auto"``) with a blind ``method`` (registry
+      name; default the registry's default); the cube is loaded (all valid pixels at once);
+    - given: ``endmembers_file`` (CSV, .npz, result folder, ``LIB.mat:names``), resampled to
+      the scene's bands, inverted tile by tile with an inverter ``method`` (default FCLS):
+      the whole cube is never loaded (unless ``truth`` asks for reconstruction metrics);
+    - ``method="hybridstu"``: a trained ``model``, or train one from ``endmembers_file`` /
+      ``n_endmembers`` extracted endmembers (``maps``, ``max_minutes``, ``device``).
+
+    ``truth`` (a benchmark file or result folder) adds metrics to run.json. Returns the
+    run record (also written as ``out/run.json``), with ``n_endmembers``.
+    """
+    from ..atomic import check_output_dir, write_json
+    from ..errors import ParameterError
+    from ..io import read_scene
+    from ..runs.folder import run_record, save_result
+    from ..runs.sources import read_truth
+    from ..unmix.inversion import DEFAULT_METHOD as INVERTER
+
+    hybrid = method == "hybridstu"
+    inputs = [scene_path, endmembers_file, truth, model]
+    check_output_dir(out, overwrite, inputs)
+    if not hybrid and (model is not None or maps is not None):
+        raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
+                             "applies to method='hybridstu' only")
+    if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
+        raise ParameterError("method", method, "needs exactly one of model, endmembers_file or n_endmembers")
+    if not hybrid and (n_endmembers is None) == (endmembers_file is None):
+        raise ParameterError("n_endmembers", n_endmembers, "give exactly one of n_endmembers (blind: a number "
+                             "or 'auto') and endmembers_file (given endmembers)")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    scene = read_scene(scene_path)
+    if truth is not None:
+        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
+    scene.require_valid()
+    params: dict[str, Any] = {"scene": str(scene_path), "seed": seed}
+    if hybrid:
+        timings["read"] = time.perf_counter() - t
+        options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("device", device)) if v is not None}
+        E, A, names, details = unmix_hybridstu(scene, model=model, endmembers_file=endmembers_file,
+                                               n_endmembers=n_endmembers, seed=seed,
+                                               progress=model is None, **options)
+        params.update(method="hybridstu", model=None if model is None else str(model),
+                      endmembers_file=None if endmembers_file is None else str(endmembers_file), maps=maps)
+    elif endmembers_file is not None:
+        # inversion reads the cube tile by tile: "read" covers the header and the mask only
+        timings["read"] = time.perf_counter() - t
+        E, A, names, details = _invert_given(scene, endmembers_file, method or INVERTER)
+        params.update(endmembers_file=str(endmembers_file), method=method or INVERTER)
+    else:
+        scene.load()  # blind methods learn from all valid pixels at once
+        timings["read"] = time.perf_counter() - t
+        E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed)
+        params.update(endmembers=n_endmembers, method=details["method"])
+    timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
+    record = run_record("unmix", params, seed=seed)
+    record.update(details)
+    record["timings_s"] = timings
+    if scene.truth is not None:
+        from ..evaluate.unmixing import evaluate
+
+        # the reconstruction metrics need every pixel: the one load of the given path
+        record["metrics"] = evaluate(
+            endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
+            ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
+            names=scene.truth.names,
+        )
+    t = time.perf_counter()
+    with atomic_dir(out, overwrite, inputs) as tmp:
+        save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
+        if figures and "rank_estimate" in record:
+            from ..report.figures import plot_eigen_spectrum
+
+            plot_eigen_spectrum(record["rank_estimate"], tmp / "rank_eigenvalues.png")
+        timings["write"] = time.perf_counter() - t
+        write_json(tmp / "run.json", record)
+    record["n_endmembers"] = int(E.shape[0])
+    return record
+
+
+def _unmix_blind(scene, n_endmembers, method, seed):
+    from ..unmix.registry import DEFAULT_METHOD, make_method
+
+    est = make_method(method or DEFAULT_METHOD, n_endmembers, seed=seed)
+    est.fit(scene)
+    info = dict(est.info_)
+    info["method"] = est.name
+    info["n_endmembers"] = est.n_endmembers_
+    return est.endmembers_, est.abundances_, None, info
+
+
+def _invert_given(scene, source, method):
+    """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
+    import warnings
+
+    from ..errors import ParameterError
+    from ..runs.sources import fit_to_bands, load_endmembers
+    from ..unmix.inversion import METHODS as INVERTERS
+    from ..unmix.inversion import invert_scene
+
+    if method not in INVERTERS:
+        raise ParameterError("method", method, f"does not apply to given endmembers; expected one of "
+                                               f"{', '.join(INVERTERS)}")
+    t = time.perf_counter()
+    em = load_endmembers(source)
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
+    use = covered & scene.good_bands
+    notes = []
+    if not covered.all():
+        notes.append(f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not used")
+        warnings.warn(notes[-1], UserWarning, stacklevel=3)
+    if E.shape[0] > use.sum():
+        raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
+    A = invert_scene(scene, E, method, bands=use)
+    info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
+            "bands_used": int(use.sum()), "warnings": notes,
+            "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
+    return E, A, em.names, info
