@@ -181,14 +181,20 @@ def sam_map(cube: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray | Non
 # ----------------------------------------------------------------------------------------
 # abundances
 # ----------------------------------------------------------------------------------------
-def _paired_abundances(A_est, A_ref, mask) -> tuple[np.ndarray, np.ndarray]:
-    af = _flat_pixels(_f64(A_est, "A_est"), "A_est")
-    bf = _flat_pixels(_f64(A_ref, "A_ref"), "A_ref")
-    _same_shape(af, bf, "abundances")
+def _paired_pixels(a, b, mask, names: tuple[str, str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The valid pixels of two same-shaped arrays as float64 ``(N, k)`` pairs (mask and NaN/Inf
+    rows dropped); `InputError` naming ``what`` when none is left."""
+    af = _flat_pixels(_f64(a, names[0]), names[0])
+    bf = _flat_pixels(_f64(b, names[1]), names[1])
+    _same_shape(af, bf, what)
     valid = _valid_rows(mask, af.shape[0], af, bf)
     if not valid.any():
-        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
+        raise InputError(f"{what}: no valid pixel to compare (all masked or NaN)")
     return af[valid], bf[valid]
+
+
+def _paired_abundances(A_est, A_ref, mask) -> tuple[np.ndarray, np.ndarray]:
+    return _paired_pixels(A_est, A_ref, mask, ("A_est", "A_ref"), "abundances")
 
 
 def abundance_rmse(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None
@@ -331,13 +337,7 @@ def psnr(Y: np.ndarray, Y_hat: np.ndarray, data_range: float | None = None,
     valid pixels (reflectance cubes have no fixed maximum, so the scene's own peak is
     used rather than a nominal 1.0). ``inf`` for a perfect reconstruction.
     """
-    y = _flat_pixels(_f64(Y, "cube"), "cube")
-    yh = _flat_pixels(_f64(Y_hat, "reconstruction"), "reconstruction")
-    _same_shape(y, yh, "psnr")
-    valid = _valid_rows(mask, y.shape[0], y, yh)
-    if not valid.any():
-        raise InputError("psnr: no valid pixel to compare (all masked or NaN)")
-    y, yh = y[valid], yh[valid]
+    y, yh = _paired_pixels(Y, Y_hat, mask, ("cube", "reconstruction"), "psnr")
     peak = float(np.abs(y).max()) if data_range is None else float(data_range)
     err = float(np.sqrt(np.mean((y - yh) ** 2)))
     if err == 0.0:
