@@ -120,6 +120,20 @@ def quiet_gdal() -> Iterator[None]:
         sys.unraisablehook = previous
 
 
+def _one_value(value, what: str, path, expected: str):
+    """A scalar read from a file: a 1-element array unwrapped, bytes decoded as UTF-8."""
+    import numpy as np
+
+    v = value
+    if isinstance(v, np.ndarray):
+        if v.size != 1:
+            raise in_file(path, f"{what} has {v.size} values; expected {expected}")
+        v = v.reshape(-1)[0]
+    if isinstance(v, (bytes, np.bytes_)):
+        v = bytes(v).decode("utf-8", "replace")
+    return v
+
+
 def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> int:
     """An integer count read from a file, checked: a whole number in ``[low, high]``.
 
@@ -128,15 +142,7 @@ def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> i
     """
     import numpy as np
 
-    v = value
-    if isinstance(v, bytes):
-        v = v.decode("utf-8", "replace")
-    if isinstance(v, np.ndarray):
-        if v.size != 1:
-            raise in_file(path, f"{what} has {v.size} values; expected one integer")
-        v = v.reshape(-1)[0]
-    if isinstance(v, (bytes, np.bytes_)):
-        v = bytes(v).decode("utf-8", "replace")
+    v = _one_value(value, what, path, "one integer")
     if isinstance(v, (str, np.str_)):
         text = str(v).strip()
         try:
@@ -162,13 +168,7 @@ def number(value, what: str, path, *, nonzero: bool = False, positive: bool = Fa
     """A finite real number read from a file (scalar, 1-element array, or numeric text)."""
     import numpy as np
 
-    v = value
-    if isinstance(v, np.ndarray):
-        if v.size != 1:
-            raise in_file(path, f"{what} has {v.size} values; expected one number")
-        v = v.reshape(-1)[0]
-    if isinstance(v, (bytes, np.bytes_)):
-        v = bytes(v).decode("utf-8", "replace")
+    v = _one_value(value, what, path, "one number")
     if isinstance(v, (bool, np.bool_)):
         raise in_file(path, f"{what} is a boolean; expected a number")
     try:
