@@ -87,6 +87,10 @@ def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
     uniform = np.sqrt(np.mean((1.0 / P - A) ** 2))
     assert rmse < 0.7 * uniform
     assert np.array_equal(est.endmembers_, E)
+    E_before = E.copy()
+    E *= 2.0  # the estimator keeps its own copy of the endmembers it was given
+    assert np.array_equal(est.endmembers_, E_before)
+    E /= 2.0
     h = est.history_
     assert abs(h["snr_db"] - 30.0) < 1.5  # the scene's SNR, estimated
     assert h["steps"] >= h["best_step"] and len(h["validation_rmse"]) == len(h["validation_steps"])

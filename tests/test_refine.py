@@ -155,6 +155,8 @@ def test_refine_gives_valid_posterior_summaries(one_vs_rest):
     assert (r.abundances_q05[mask] <= r.abundances_q95[mask] + 1e-7).all()
     assert (r.abundances_std[mask] >= 0).all() and r.abundances_std[mask].max() > 0
     assert r.record["prior_mode"] == "one_vs_rest" and 0 <= r.record["guard"]["pixels_kept_fraction"] <= 1
+    # started from the truth, the guarded posterior mean stays near it
+    assert np.sqrt(np.mean((m - A[mask]) ** 2)) < 0.05
     r2 = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), mask=mask, samples=3, steps=3, tile=16)
     np.testing.assert_array_equal(r.abundance_samples, r2.abundance_samples)  # seeded
 

@@ -7,8 +7,8 @@ The public API for notebook users; the ``unmixgen`` command is a thin caller of 
     scene = ug.read_scene("scene.hdr")                 # lazy: nothing is read yet
     method = ug.make_method("vca", n_endmembers=4, seed=0)
     method.fit(scene)                                  # endmembers_ (p, bands), abundances_ (rows, cols, p)
-    ug.evaluate(endmembers=method.endmembers_, abundances=method.abundances_,
-                ref_endmembers=E_true, ref_abundances=A_true)
+    ug.evaluate_unmixing(endmembers=method.endmembers_, abundances=method.abundances_,
+                          ref_endmembers=E_true, ref_abundances=A_true)
 
 Names are imported on first use, so ``import unmixgen`` stays fast and does not load torch.
 """
@@ -28,10 +28,12 @@ _API = {
     "write_scene": "unmixgen.io",
     "map_tiles": "unmixgen.tiling",
     # simulate
-    "simulate": "unmixgen.simulate.scene",
+    # (the function `simulate` stays in unmixgen.simulate.scene: the root name is its room)
     "make_scene": "unmixgen.simulate.procedural",
     # evaluate
-    "evaluate": "unmixgen.evaluate.unmixing",
+    # rooms named like a function (evaluate, simulate) keep their name: the function is exported
+    # under a longer one
+    "evaluate_unmixing": ("unmixgen.evaluate.unmixing", "evaluate"),
     "match_endmembers": "unmixgen.evaluate.unmixing",
     "evaluate_synthesis": "unmixgen.evaluate.synthesis",
     # unmix
@@ -55,6 +57,7 @@ _API = {
     "train_abundance_model": "unmixgen.workflows",
     "run_demo": "unmixgen.workflows",
     "unmix_scene": "unmixgen.workflows",
+    "simulate_scenes": "unmixgen.workflows",
     "train_stu": "unmixgen.workflows",
     "unmix_hybridstu": "unmixgen.workflows",
 }
@@ -66,7 +69,8 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'unmixgen' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, attr = module if isinstance(module, tuple) else (module, name)
+    value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
 

@@ -29,6 +29,8 @@ def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: fl
     G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)  # (K, p, p)
     rhs = Y[None] @ E.transpose(1, 2) + mu * A_hat  # (K, N, p)
     a = project_simplex_torch(torch.linalg.solve(G, rhs.transpose(1, 2)).transpose(1, 2), dim=-1)
+    if iterations < 1:
+        return a
     step = 1.0 / torch.linalg.eigvalsh(G)[:, -1].clamp_min(1e-20)[:, None, None]  # 1 / Lipschitz
     z, t = a, 1.0
     for _ in range(iterations):

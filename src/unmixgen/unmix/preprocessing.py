@@ -86,12 +86,13 @@ def random_vertices(Z: np.ndarray, p: int, rng: np.random.Generator) -> np.ndarr
     """
     n, d = Z.shape
     idx: list[int] = []
+    Z64 = Z.astype(np.float64)  # once, not once per vertex
     for _ in range(p):
         w = rng.standard_normal(d)
         if idx:
-            Q, _ = np.linalg.qr(Z[idx].T.astype(np.float64))
+            Q, _ = np.linalg.qr(Z64[idx].T)
             w = w - Q @ (Q.T @ w)
-        v = np.abs(Z.astype(np.float64) @ w)
+        v = np.abs(Z64 @ w)
         if idx:
             v[idx] = -1.0
         idx.append(int(np.argmax(v)))

@@ -63,7 +63,7 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
         data = load_training_maps(list(results), **given)
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, inputs=results) as tmp:
             create_model_folder(tmp, data, **options)
     try:
         info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)

@@ -212,7 +212,7 @@ class HybridSTU:
         else:
             tr, va = D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_)
         curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device)
-        self.endmembers_ = E
+        self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
         self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
                          "map_source": source,
