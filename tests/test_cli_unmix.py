@@ -213,3 +213,20 @@ def test_auto_endmembers_records_the_estimate_and_its_figure(run_cli, scene_file
     est = run["rank_estimate"]
     assert run["n_endmembers"] == est["n_endmembers"] == 3
     assert (out / "rank_eigenvalues.png").stat().st_size > 1000
+
+
+def test_bad_endmember_npz_files_are_one_line_errors(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    e = np.random.default_rng(0).random((3, 4)).astype(np.float32) + 0.1
+    bad = {
+        "unsorted.npz": {"endmembers": e, "wavelengths": np.array([500.0, 400.0, 600.0, 700.0])},
+        "short.npz": {"endmembers": e, "wavelengths": np.array([400.0, 500.0])},
+        "nan.npz": {"endmembers": np.where(np.eye(3, 4, dtype=bool), np.nan, e)},
+    }
+    for name, arrays in bad.items():
+        np.savez(tmp_path / name, **arrays)
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip")
+    for name in [*bad, "broken.npz"]:
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
+        assert code == 2 and name in err and len(err.strip().splitlines()) == 1, (name, err)
+    assert not (tmp_path / "o").exists()

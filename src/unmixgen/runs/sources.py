@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from ..errors import InputError, ParameterError, check_range, in_file
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..wavelengths import to_nm
+from ..wavelengths import check_wavelengths, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
     from ..priors.abundance.patches import TrainingMaps
@@ -67,14 +68,23 @@ def load_endmembers(source: str | Path) -> Endmembers:
         e, wl, names = read_endmembers_csv(path)
         return Endmembers(e, wl, names, text)
     if ext == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "endmembers" not in z.files:
-                raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
-            e = np.asarray(z["endmembers"], np.float32)
-            wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
-            names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "endmembers" not in z.files:
+                    raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
+                e = np.asarray(z["endmembers"], np.float32)
+                wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
+                names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise in_file(path, f"cannot read as .npz ({exc})") from None
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
+        if not np.isfinite(e).all():
+            raise in_file(path, "endmembers contain NaN/Inf; expected finite spectra")
+        if wl is not None:
+            wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
         return Endmembers(e, wl, names, text)
     raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz or LIB.mat:names")
 
