@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", default=",".join([c.name for c in SUITE] + list(REAL_SCENES)))
     ap.add_argument("--default", default=DEFAULT_METHOD, help="method judged against the targets")
     ap.add_argument("--threads", type=int, default=1, help="torch / BLAS threads")
+    ap.add_argument("--seed", type=int, default=0, help="the methods' seed (the scenes stay fixed)")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per (scene, method) here")
     ap.add_argument("--previous", default=None,
                     help="a --jsonl file of an earlier run: its rows join the summary (rows run now win)")
@@ -290,14 +291,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE + SPEED if c.name == sc))
         for method in methods:
-            r = run_method(method, scene)
+            r = run_method(method, scene, seed=args.seed)
             results.setdefault(sc, {})[method] = r
             chosen = f" [{r['chosen']}]" if r.get("chosen") else ""
             print(f"{sc:7s} {method:8s} {r['rmse']:7.2f} {r['sad']:8.2f} {r['s']:7.2f} {r['cpu']:7.2f}  {desc}{chosen}",
                   flush=True)
             if args.jsonl:
                 with open(args.jsonl, "a") as f:
-                    f.write(json.dumps({"scene": sc, "method": method, **r}) + "\n")
+                    f.write(json.dumps({"scene": sc, "method": method, "seed": args.seed, **r}) + "\n")
     print()
     for line in summarize(results, args.default, methods, own):
         print(line)

@@ -9,8 +9,9 @@ import pytest
 
 from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.scene import Scene
+from unmixgen.simplex import project_simplex_torch as _project_simplex
 from unmixgen.unmix.archetypal import ArchetypalAnalysis, select_restart
-from unmixgen.unmix.minvol import MinVolNMF, _project_simplex
+from unmixgen.unmix.minvol import MinVolNMF
 from unmixgen.unmix.preprocessing import brightness_ratio, normalize_brightness
 from unmixgen.unmix.registry import DEFAULT_METHOD, METHODS, make_method
 
@@ -283,3 +284,58 @@ def test_auto_picks_mvnmf_on_plain_mixing_and_edaa_under_scaling_and_reproduces_
         np.testing.assert_array_equal(auto.abundances_, direct.abundances_)
         A = auto.transform(scene)
         assert (A >= -1e-6).all() and np.allclose(A.sum(-1), 1.0, atol=1e-4)
+
+
+def test_simplex_fit_and_selection_prefer_the_smallest_simplex_that_holds_the_data():
+    """The true simplex holds the noisy pixels; a shrunk one does not, an inflated one is larger."""
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.minvol import select_simplex, simplex_fit
+
+    E, A = _truth(6)
+    Y = A @ E + 0.002 * np.random.default_rng(6).standard_normal(A.shape[:1] + (BANDS,)).astype(np.float32)
+    centre = E.mean(0)
+    cands = np.stack([centre + 0.8 * (E - centre), E, centre + 1.3 * (E - centre)]).astype(np.float32)
+    abund = np.stack([fcls(Y, e) for e in cands])
+    volume, residual = simplex_fit(Y, cands, abund)
+    assert volume[0] < volume[1] < volume[2]
+    # in noise units: the truth and the inflated simplex explain the data (up to their
+    # FCLS fit of the noise), the shrunk one leaves a residual of many noise bands
+    assert residual[1] < 1.0 and residual[2] < 1.0 and residual[0] > 20.0, residual
+    assert select_simplex(volume, residual) == 1
+    # with the residual test off (everything passes) the smallest wins; with only one, it wins
+    assert select_simplex(volume, residual, margin=1e9) == 0
+    assert select_simplex(volume[2:], residual[2:]) == 0
+
+
+def test_batched_minvol_runs_each_initialisation_independently():
+    """Initialisation 0 of a batch gives what it gives alone (the weights come from it)."""
+    from unmixgen.unmix.extraction import nfindr, vca
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.minvol import minvol_refine
+
+    scene, _, _ = _scene(7)
+    Y = scene.valid_pixels()
+    E0 = np.stack([nfindr(Y, P, seed=0)[1], vca(Y, P, seed=0)[1]])
+    A0 = np.stack([fcls(Y, e) for e in E0])
+    kw = {"lam": 0.05, "delta": 0.1, "max_iter": 40, "inner": 5, "tol": 1e-12}
+    Eb, Ab, hist, it, rel, _ = minvol_refine(Y, E0, A0, **kw)
+    Es, As, hs, its, rels, _ = minvol_refine(Y, E0[0], A0[0], **kw)
+    assert Eb.shape == (2, P, BANDS) and Ab.shape == (2, Y.shape[0], P) and hist.shape == (it + 1, 2)
+    np.testing.assert_allclose(Eb[0], Es, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(Ab[0], As, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist[:, 0], hs, rtol=1e-9)
+    assert hist[-1, 0] < hist[0, 0]  # the objective went down
+
+
+def test_mvnmf_records_its_choice_among_initialisations():
+    scene, E, A = _scene(8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = MinVolNMF(P, seed=0, init=("nfindr", "vca", "atgp"), max_iter=200).fit(scene)
+    sel = m.info_["selection"]
+    assert sel["candidates"][0] == "nfindr#0" and sel["chosen"] in sel["candidates"]
+    assert len(sel["log_volume"]) == len(sel["candidates"]) == len(sel["excess_residual"]) >= 2
+    rmse, sad_max = _match(m.endmembers_, m.abundances_, E, A)
+    assert rmse < 0.05 and sad_max < 3.0, (rmse, sad_max)
+    with pytest.raises(ParameterError, match=r"init\[0\]='pca'"):
+        MinVolNMF(P, init=("pca",)).fit(scene)

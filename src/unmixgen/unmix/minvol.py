@@ -12,9 +12,20 @@ the current ``E`` by ``trace(P E E^T)`` with ``P = (E E^T + delta I)^-1``, which
 ``E`` subproblem a convex quadratic solved by a few projected fast-gradient steps; ``A`` is
 updated by projected fast-gradient steps onto the simplex.
 
+The data term is evaluated on the pixels projected onto their ``p`` leading (uncentred)
+principal axes, a denoising projection that also makes every iteration cost ``O(N p^2)``
+instead of ``O(N p B)``; the objective keeps the energy outside those axes as a constant,
+so its relative change (the stopping test) is that of the full objective.
+
 ``lam`` is relative: the actual weight is ``lam * ||Y - A0 E0||^2 / |logdet(E0 E0^T + delta I)|``
-at the VCA + FCLS initialisation, so it does not depend on the data's units. ``delta`` is
-relative to the mean squared endmember norm at initialisation.
+at the first initialisation, so it does not depend on the data's units. ``delta`` is
+relative to the mean squared endmember norm of that initialisation.
+
+Several initialisations (pure-pixel extractions: N-FINDR, VCA, ATGP) run at once as one
+batched computation with the same weights. The result kept is chosen without ground truth by
+`select_simplex`: the smallest simplex among those that explain the data about as well as the
+best one. The measurements behind the initialisations and the rule are in
+``benchmarks/RESULTS.md`` (``benchmarks/blind_suite.py``).
 """
 
 from __future__ import annotations
@@ -26,22 +37,33 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceWarning
-from ..simplex import project_simplex_torch as _project_simplex
+from ..simplex import project_simplex_torch
 from .base import BlindUnmixer, thin_history
-from .extraction import vca
+from .extraction import atgp, nfindr, vca
 from .inversion import fcls
-from .params import Constraint, InstanceOf, Interval, Options
+from .params import Constraint, InstanceOf, Interval, Options, SequenceOf
 from .preprocessing import normalize_brightness
+
+__all__ = ["INITS", "MinVolNMF", "minvol_refine", "select_simplex", "simplex_fit"]
+
+#: the pure-pixel extractions `MinVolNMF` can start from
+INITS = ("nfindr", "vca", "atgp")
 
 
 class MinVolNMF(BlindUnmixer):
-    """Minimum-volume NMF initialised by VCA + FCLS ("mvnmf").
+    """Minimum-volume NMF started from pure-pixel extractions ("mvnmf").
 
     Parameters
     ----------
     n_endmembers : int >= 2 or "auto"
     seed : int >= 0
-        Seeds the VCA initialisation.
+        Seeds the initial extractions.
+    init : sequence of {"nfindr", "vca", "atgp"}
+        Extractions (each followed by FCLS) the iterations start from.
+    n_restarts : int >= 1
+        Runs of each extraction with fresh random draws (ATGP, deterministic, runs once;
+        repeated pixel sets are dropped). All starts run in one batch and `select_simplex`
+        keeps one result.
     lam : float
         Relative weight of the volume term (see the module docstring).
     delta : float
@@ -53,105 +75,231 @@ class MinVolNMF(BlindUnmixer):
     brightness : {"none", "l2", "sum"}
         Normalise pixel brightness first (see `preprocessing.normalize_brightness`).
     tol : float
-        Converged when the relative objective change over one outer iteration is below it.
+        An initialisation stops when the relative objective change over one outer iteration
+        is below it.
+    residual_factor, residual_margin : float
+        `select_simplex` thresholds.
     device : str
     """
 
     name = "mvnmf"
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         **BlindUnmixer._parameter_constraints,
+        "init": [SequenceOf(Options(INITS))],
+        "n_restarts": [Interval(integer=True, low=1)],
         "lam": [Interval(low=0)],
         "delta": [Interval(low=0, low_open=True)],
         "max_iter": [Interval(integer=True, low=1)],
         "inner": [Interval(integer=True, low=1)],
         "brightness": [Options(("none", "l2", "sum"))],
         "tol": [Interval(low=0, low_open=True)],
+        "residual_factor": [Interval(low=1)],
+        "residual_margin": [Interval(low=0)],
         "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
     }
 
-    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, lam: float = 0.05,
-                 delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none",
-                 tol: float = 1e-4, device: str = "cpu"):
+    def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
+                 init: tuple[str, ...] = ("nfindr", "vca"), n_restarts: int = 3, lam: float = 0.05, delta: float = 0.1,
+                 max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
+                 residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu"):
         super().__init__(n_endmembers, seed=seed)
+        self.init = init
+        self.n_restarts = n_restarts
         self.lam = lam
         self.delta = delta
         self.max_iter = max_iter
         self.inner = inner
         self.brightness = brightness
         self.tol = tol
+        self.residual_factor = residual_factor
+        self.residual_margin = residual_margin
         self.device = device
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         X = normalize_brightness(Y, 0.5, self.brightness)
-        _, E0 = vca(X, p, seed=rng.integers(2**31))
-        A0 = fcls(X, E0)
+        names, E0 = _initial_endmembers(X, p, list(dict.fromkeys(self.init)), self.n_restarts, rng)
+        A0 = np.stack([fcls(X, e) for e in E0])
         E, A, history, it, rel, lam = minvol_refine(
             X, E0, A0, lam=self.lam, delta=self.delta, max_iter=self.max_iter, inner=self.inner, tol=self.tol,
             device=self.device,
         )
-        conv = rel < self.tol
+        volume, residual = simplex_fit(X, E, A)
+        best = select_simplex(volume, residual, factor=self.residual_factor, margin=self.residual_margin)
+        conv = bool(rel[best] < self.tol)
         if not conv:
             warnings.warn(f"mvnmf: stopped after {it} iterations with relative objective change "
-                          f"{rel:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
-        E_np = E.astype(np.float32)
-        A_np = A.astype(np.float32)
+                          f"{rel[best]:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
+        E_np = E[best].astype(np.float32)
+        A_np = A[best].astype(np.float32)
         if self.brightness != "none":
             # endmembers back in the data's units: least squares of the raw pixels on A
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
             E_np = np.clip(E_np, 0, None).astype(np.float32)
         info: dict[str, Any] = {
-            "convergence": {"iterations": it, "objective_history": thin_history(history), "converged": bool(conv),
-                            "restarts": 1, "selected_restart": 0},
-            "params": {"lam": self.lam, "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter,
-                       "inner": self.inner, "brightness": self.brightness, "tol": self.tol},
+            "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),
+                            "converged": conv, "restarts": len(names), "selected_restart": best},
+            "selection": {"candidates": names, "chosen": names[best], "log_volume": volume.tolist(),
+                          "excess_residual": residual.tolist()},
+            "params": {"init": list(self.init), "n_restarts": self.n_restarts, "lam": self.lam, "delta": self.delta, "lam_absolute": lam,
+                       "max_iter": self.max_iter, "inner": self.inner, "brightness": self.brightness,
+                       "tol": self.tol, "residual_factor": self.residual_factor,
+                       "residual_margin": self.residual_margin},
         }
         return E_np, A_np, info
 
 
+def _initial_endmembers(X: np.ndarray, p: int, inits: list[str], restarts: int,
+                        rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+    """Distinct pure-pixel extractions from ``X (N, B)``: names ``"nfindr#0"``... and ``E0 (M, p, B)``.
+
+    Each of ``inits`` runs ``restarts`` times with fresh random draws (ATGP, deterministic,
+    once); an extraction that picks the same pixels as an earlier one is dropped.
+    """
+    names: list[str] = []
+    found: list[np.ndarray] = []
+    seen: set[tuple[int, ...]] = set()
+    for r in range(restarts):
+        for name in inits:
+            if name == "atgp" and r > 0:
+                continue
+            if name == "vca":
+                idx, E = vca(X, p, seed=rng.integers(2**31))
+            elif name == "nfindr":
+                idx, E = nfindr(X, p, seed=rng.integers(2**31))
+            else:
+                idx, E = atgp(X, p)
+            key = tuple(sorted(int(i) for i in np.ravel(idx)))
+            if key in seen:
+                continue
+            seen.add(key)
+            names.append(f"{name}#{r}")
+            found.append(E)
+    return names, np.stack(found)
+
+
+def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Volume and data misfit of candidate factorisations ``X (N, B) ~ A[m] @ E[m]``.
+
+    ``E (M, p, B)``, ``A (M, N, p)``. Returns float64 arrays ``(M,)``:
+
+    - ``log_volume``: log of the simplex volume (up to a constant) of the endmembers projected
+      on the ``p - 1`` leading principal axes of the centred pixels (the plane the data span;
+      off-plane noise does not inflate it);
+    - ``excess_residual``: mean squared residual per pixel beyond the best ``(p - 1)``-dim
+      affine fit, in units of the noise energy per band (the residual of that fit divided by
+      the ``B - p + 1`` dimensions it leaves); about 0 when the simplex holds the data.
+    """
+    X = X.astype(np.float64)
+    n, bands = X.shape
+    p = E.shape[1]
+    mu = X.mean(0)
+    Xc = X - mu
+    w, V = np.linalg.eigh(Xc.T @ Xc / n)
+    w, V = w[::-1], V[:, ::-1]
+    floor = max(float(w[p - 1:].sum()), 1e-30)
+    noise = floor / max(bands - p + 1, 1)
+    Vp = V[:, :p - 1]
+    volume = np.empty(len(E))
+    residual = np.empty(len(E))
+    for m in range(len(E)):
+        Ez = (E[m].astype(np.float64) - mu) @ Vp
+        D = Ez[1:] - Ez[0]
+        volume[m] = 0.5 * np.linalg.slogdet(D @ D.T)[1]
+        R = X - A[m].astype(np.float64) @ E[m].astype(np.float64)
+        residual[m] = (np.einsum("ij,ij->", R, R) / n - floor) / noise
+    return volume, residual
+
+
+def select_simplex(volume: np.ndarray, residual: np.ndarray, *, factor: float = 1.5, margin: float = 0.25) -> int:
+    """Index of the smallest simplex among those that fit the data nearly as well as the best.
+
+    Candidates have ``residual <= factor * min(residual) + margin`` (residuals in noise units,
+    see `simplex_fit`); the minimum-volume principle then picks the smallest of them. A
+    simplex too small to hold the data is excluded by its residual, one larger than needed
+    loses on volume.
+    """
+    ok = np.flatnonzero(residual <= factor * max(float(residual.min()), 0.0) + margin)
+    return int(ok[np.argmin(volume[ok])])
+
+
+@torch.no_grad()
 def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, delta: float, max_iter: int,
                   inner: int, tol: float, device: str = "cpu"):
-    """Minimum-volume NMF iterations on ``X (N, B)`` from ``E0 (p, B)``, ``A0 (N, p)``.
+    """Minimum-volume NMF iterations on ``X (N, B)`` from ``E0 (M, p, B)``, ``A0 (M, N, p)``.
 
-    ``lam`` and ``delta`` are relative (module docstring). Returns float64 numpy ``E``,
-    ``A``, the objective history, the iteration count, the last relative change and the
+    The ``M`` initialisations run as one batch with the same absolute weights (computed from
+    the first); ``(p, B)`` / ``(N, p)`` inputs are one initialisation and give unbatched
+    outputs. ``lam`` and ``delta`` are relative (module docstring); each initialisation stops
+    once its relative objective change is below ``tol``. Returns float64 numpy ``E``, ``A``,
+    the objective history ``(iterations + 1, M)`` (``(iterations + 1,)`` unbatched), the
+    iteration count, the last relative change per initialisation (a float unbatched) and the
     absolute volume weight.
     """
-    p = E0.shape[0]
+    single = np.ndim(E0) == 2
+    if single:
+        E0, A0 = np.asarray(E0)[None], np.asarray(A0)[None]
+    M, p, _ = E0.shape
     dev = torch.device(device)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, np.float32)).to(dev, torch.float64)
+    X64 = np.asarray(X, np.float64)
+    G = X64.T @ X64
+    _, V = np.linalg.eigh(G)
+    U = torch.from_numpy(np.ascontiguousarray(V[:, ::-1][:, :p])).to(dev)
+    Z = torch.from_numpy(X64).to(dev) @ U  # (N, p) coordinates on the p leading axes
+    outside = float(np.trace(G)) - float((Z * Z).sum())  # energy off those axes: a constant
+    zz = float((Z * Z).sum())
     E = torch.from_numpy(np.asarray(E0, np.float64)).to(dev)
     A = torch.from_numpy(np.asarray(A0, np.float64)).to(dev)
     eye = torch.eye(p, dtype=E.dtype, device=dev)
-    delta = delta * float((E * E).sum()) / p
-    fit0 = 0.5 * float(((Xt - A @ E) ** 2).sum())
-    ld0 = abs(float(torch.logdet(E @ E.T + delta * eye)))
+    delta = delta * float((E[0] * E[0]).sum()) / p
+
+    def fit(A, E):
+        """0.5 ||X - A E||^2 with X replaced by its projection, plus the constant."""
+        cross = (A * (Z @ (E @ U).transpose(1, 2))).sum((1, 2))
+        quad = ((A.transpose(1, 2) @ A) * (E @ E.transpose(1, 2))).sum((1, 2))
+        return 0.5 * (outside + zz - 2 * cross + quad)
+
+    def logdet(E):
+        return torch.logdet(E @ E.transpose(1, 2) + delta * eye)
+
+    fit0, ld0 = float(fit(A, E)[0]), abs(float(logdet(E)[0]))
     lam = lam * max(fit0, 1e-30) / max(ld0, 1e-12)
 
     def objective(A, E):
-        return 0.5 * float(((Xt - A @ E) ** 2).sum()) + 0.5 * lam * float(torch.logdet(E @ E.T + delta * eye))
+        return fit(A, E) + 0.5 * lam * logdet(E)
 
-    history = [objective(A, E)]
-    rel = float("inf")
+    prev = objective(A, E)
+    history = [prev.cpu().numpy()]
+    rel = torch.full((M,), float("inf"), dtype=E.dtype, device=dev)
+    active = torch.ones(M, dtype=torch.bool, device=dev)
     it = 0
-    while it < max_iter:
+    while it < max_iter and bool(active.any()):
         it += 1
         # E step: quadratic majoriser, projected fast gradient (E >= 0)
-        P = torch.linalg.inv(E @ E.T + delta * eye)
-        AtA = A.T @ A
-        AtX = A.T @ Xt
-        H = AtA + lam * P
-        L = float(torch.linalg.eigvalsh(H)[-1])
-        E = _fast_projected(E, lambda V, H=H, C=AtX: H @ V - C, L, inner, lambda V: V.clamp_min(0))
+        P = torch.linalg.inv(E @ E.transpose(1, 2) + delta * eye)
+        H = A.transpose(1, 2) @ A + lam * P
+        C = (A.transpose(1, 2) @ Z) @ U.T
+        L = torch.linalg.eigvalsh(H)[:, -1, None, None]
+        E_new = _fast_projected(E, lambda V, H=H, C=C: H @ V - C, L, inner, lambda V: V.clamp_min(0))
         # A step: projected fast gradient on the simplex
-        EEt = E @ E.T
-        XEt = Xt @ E.T
-        L = float(torch.linalg.eigvalsh(EEt)[-1])
-        A = _fast_projected(A, lambda V, Q=EEt, C=XEt: V @ Q - C, L, inner, _project_simplex)
-        history.append(objective(A, E))
-        rel = abs(history[-2] - history[-1]) / max(abs(history[-1]), 1e-30)
-        if rel < tol:
-            break
-    return E.cpu().numpy(), A.cpu().numpy(), history, it, rel, lam
+        Q = E_new @ E_new.transpose(1, 2)
+        C = Z @ (E_new @ U).transpose(1, 2)
+        L = torch.linalg.eigvalsh(Q)[:, -1, None, None]
+        A_new = _fast_projected(A, lambda V, Q=Q, C=C: V @ Q - C, L, inner,
+                                lambda V: project_simplex_torch(V, dim=-1))
+        keep = active[:, None, None]  # finished initialisations stay where they stopped
+        E = torch.where(keep, E_new, E)
+        A = torch.where(keep, A_new, A)
+        cur = objective(A, E)
+        step = (prev - cur).abs() / cur.abs().clamp_min(1e-30)
+        rel = torch.where(active, step, rel)
+        active = active & (step >= tol)
+        prev = cur
+        history.append(cur.cpu().numpy())
+    E_out, A_out = E.cpu().numpy(), A.cpu().numpy()
+    hist, rel_out = np.asarray(history), rel.cpu().numpy()
+    if single:
+        return E_out[0], A_out[0], hist[:, 0], it, float(rel_out[0]), lam
+    return E_out, A_out, hist, it, rel_out, lam
 
 
 def _fast_projected(V, grad, L, steps, proj):

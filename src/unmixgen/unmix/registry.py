@@ -7,7 +7,8 @@ auto       `AutoUnmixer` (the default): "edaa" when pixel brightness varies beyo
            mixing, "mvnmf" otherwise
 edaa       `ArchetypalAnalysis`: entropic-descent archetypal analysis with restarts and
            brightness normalisation
-mvnmf      `MinVolNMF`: minimum-volume NMF, for scenes without pure pixels
+mvnmf      `MinVolNMF`: minimum-volume NMF from several pure-pixel starts, the smallest
+           simplex that explains the data kept; with or without pure pixels
 vca        `ExtractThenInvert` with `VCA` endmembers and FCLS abundances
 nfindr     `ExtractThenInvert` with `NFINDR` endmembers and FCLS abundances
 atgp       `ExtractThenInvert` with `ATGP` endmembers and FCLS abundances

@@ -15,8 +15,9 @@ linear mixing explains:
 
 When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
 (brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
-(minimum volume: its simplex may reach beyond the data, so it also fits scenes without pure
-pixels). Otherwise both run with their own defaults. The measurements behind the rule and its threshold are in
+(minimum volume from several pure-pixel starts: its simplex may reach beyond the data, so it
+also fits scenes without pure pixels). Both run with their own defaults except
+``n_restarts`` of `ArchetypalAnalysis`. The measurements behind the rule and its threshold are in
 ``benchmarks/RESULTS.md`` (``benchmarks/blind_suite.py``).
 """
 
