@@ -332,10 +332,20 @@ def test_mvnmf_records_its_choice_among_initialisations():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         m = MinVolNMF(P, seed=0, init=("nfindr", "vca", "atgp"), max_iter=200).fit(scene)
-    sel = m.info_["selection"]
+    sel = m.info_["starts"]
     assert sel["candidates"][0] == "nfindr#0" and sel["chosen"] in sel["candidates"]
     assert len(sel["log_volume"]) == len(sel["candidates"]) == len(sel["excess_residual"]) >= 2
     rmse, sad_max = _match(m.endmembers_, m.abundances_, E, A)
     assert rmse < 0.05 and sad_max < 3.0, (rmse, sad_max)
     with pytest.raises(ParameterError, match=r"init\[0\]='pca'"):
         MinVolNMF(P, init=("pca",)).fit(scene)
+
+
+def test_auto_keeps_the_record_of_the_method_it_chose():
+    """auto's own selection record and mvnmf's record of its starts are both in info_."""
+    scene, _, _ = _scene(9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = make_method("auto", P, seed=0).fit(scene)
+    assert m.info_["selection"]["chosen"] == m.info_["chosen"] == "mvnmf"  # plain linear mixing
+    assert m.info_["starts"]["chosen"] in m.info_["starts"]["candidates"]

@@ -99,8 +99,8 @@ class MinVolNMF(BlindUnmixer):
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
-                 init: tuple[str, ...] = ("nfindr", "vca"), n_restarts: int = 3, lam: float = 0.05, delta: float = 0.1,
-                 max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
+                 init: tuple[str, ...] = ("nfindr", "vca"), n_restarts: int = 3, lam: float = 0.05,
+                 delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
                  residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu"):
         super().__init__(n_endmembers, seed=seed)
         self.init = init
@@ -138,10 +138,10 @@ class MinVolNMF(BlindUnmixer):
         info: dict[str, Any] = {
             "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),
                             "converged": conv, "restarts": len(names), "selected_restart": best},
-            "selection": {"candidates": names, "chosen": names[best], "log_volume": volume.tolist(),
+            "starts": {"candidates": names, "chosen": names[best], "log_volume": volume.tolist(),
                           "excess_residual": residual.tolist()},
-            "params": {"init": list(self.init), "n_restarts": self.n_restarts, "lam": self.lam, "delta": self.delta, "lam_absolute": lam,
-                       "max_iter": self.max_iter, "inner": self.inner, "brightness": self.brightness,
+            "params": {"init": list(self.init), "n_restarts": self.n_restarts, "lam": self.lam,
+                       "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter, "inner": self.inner, "brightness": self.brightness,
                        "tol": self.tol, "residual_factor": self.residual_factor,
                        "residual_margin": self.residual_margin},
         }
