@@ -173,3 +173,11 @@ def test_refine_bad_input(one_vs_rest, tmp_path):
     (tmp_path / "p4").mkdir()
     with pytest.raises(ParameterError, match="p=4"):
         refine(Y, E, A, abundance_prior=AbundanceModel(tiny_prior(tmp_path / "p4", 4)))
+
+
+def test_shipped_refine_abundance_prior_is_found_and_loads():
+    from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
+
+    path = _shipped(DEFAULT_ABUNDANCE_PRIOR)
+    assert (path / "config.json").is_file()
+    assert AbundanceModel(path).n_endmembers == 2
