@@ -74,6 +74,15 @@ def noisy_and_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.
     return xt, scheduler.get_velocity(x0, noise, t)
 
 
+def x0_from_output(out: torch.Tensor, x: torch.Tensor, abar: float, prediction_type: str) -> torch.Tensor:
+    """The clean estimate implied by a network output ``out`` for the noisy sample ``x`` (same
+    shape) at cumulative alpha ``abar``: from predicted noise (``epsilon``) or velocity
+    (``v_prediction``)."""
+    if prediction_type == "epsilon":
+        return (x - (1 - abar) ** 0.5 * out) / abar ** 0.5
+    return abar ** 0.5 * x - (1 - abar) ** 0.5 * out
+
+
 def diffusion_loss(net: torch.nn.Module, scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
                    labels: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error between ``net(x_t, t, labels)`` and the target (`noisy_and_target`)."""

@@ -31,7 +31,7 @@ import torch
 from ..errors import InputError, ParameterError, check_range
 from ..nn.seeds import sample_generators
 from ..priors.abundance.model import AbundanceModel
-from ..priors.diffusion import train_scheduler
+from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
@@ -100,7 +100,7 @@ class _Abundances:
             ab, abn = float(self.abar[t]), float(self.abar[tn])
             with torch.no_grad():
                 out = self.adapter(x, torch.tensor(t, device=self.device))
-            x0 = sch.x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
+            x0 = x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
             A_hat = self.adapter.decode(x0)
             s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
             a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
