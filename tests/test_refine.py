@@ -15,7 +15,7 @@ from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.abundance.patches import TrainingMaps
 from unmixgen.priors.abundance.train import create_model_folder, train
 from unmixgen.refine.data_steps import abundance_step, endmember_step, posterior_draw
-from unmixgen.refine.guard import guard, residuals
+from unmixgen.refine.guard import accept_endmembers, guard, residuals
 from unmixgen.refine.posterior import refine
 from unmixgen.simulate.procedural import abundance_maps
 
@@ -106,6 +106,19 @@ def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():
     shrunk = ~kept & (bad["shrink"] > 0)
     np.testing.assert_allclose(np.abs(excess[shrunk]), tol, rtol=1e-3)
     assert (np.abs(excess) <= tol * (1 + 1e-3)).all()
+
+
+def test_guard_uses_a_given_endmember_decision():
+    Y, E, A = scene(snr=30)
+    Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)
+    E_ref = E * 1.01
+    e = accept_endmembers(Yv, Av, E, E_ref)
+    own, given = guard(Yv, Av, E, Av, E_ref), guard(Yv, Av, E, Av, E_ref, accepted=e)
+    for k in ("A", "shrink", "E", "A_base"):
+        np.testing.assert_array_equal(given[k], own[k])
+    # the decision is taken from `accepted`, not recomputed
+    flipped = guard(Yv, Av, E, Av, E_ref, accepted={**e, "kept": not e["kept"]})
+    assert flipped["endmembers_kept"] != own["endmembers_kept"]
 
 
 def test_guard_stops_a_far_better_fit_than_a_non_least_squares_init():
