@@ -105,8 +105,8 @@ class GuidedNet:
     max_batch : largest batch given to ``net`` at once.
     max_pixels : when given, also at most this many pixels (items x spatial size) per batch,
         at least one item. On a CPU the activations of a small batch stay in the caches: for
-        the 16-channel refine prior on 64 x 64 tiles, batches of 16 run about 2.5x faster per
-        item than batches of 256 (``benchmarks/RESULTS.md``, "Refinement speed").
+        the 16-channel refine prior on 64 x 64 tiles, batches of 16 run faster per item than
+        batches of 64 or 256 (``benchmarks/RESULTS.md``, "Refinement speed (issue 9)").
     channels_last : give ``net`` its input in the channels-last memory format (4D inputs;
         pair with a network converted by `channels_last_copy`); faster convolutions on a
         CPU. The output is returned in the default (contiguous) format.

@@ -22,7 +22,8 @@ from ..simplex import project_simplex_torch
 
 CPU_BATCH_PIXELS = 2 ** 16
 """Pixels per network call on a CPU (sixteen 64 x 64 tiles): the fastest batch size measured
-for the shipped prior (``benchmarks/RESULTS.md``, "Refinement speed")."""
+for the shipped prior (``benchmarks/refine_network_batch.py``; ``benchmarks/RESULTS.md``,
+"Refinement speed (issue 9)")."""
 
 
 class _Padded:
