@@ -3,6 +3,7 @@ calibration, the spectra prior's denoising against the empirical-library MMSE de
 and the 100x100 timing. Prints markdown tables.
 
     PYTHONPATH=src python benchmarks/refine.py --size 32 --seeds 3 --samples 16 --steps 10
+    PYTHONPATH=src python benchmarks/refine.py --timing-only --threads 1   # the 100x100 timing alone
 
 The suite is fixed: seeds 0..seeds-1 per SNR (maps from rng 100 + seed, noise from seed),
 two inits per scene (VCA + FCLS, FCLS with the true endmembers); a summary table gives the
@@ -90,7 +91,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--snrs", default="15,20,30,40")
     ap.add_argument("--spectra-prior", default=None)
-    ap.add_argument("--timing", action="store_true")
+    ap.add_argument("--timing", action="store_true", help="also time one 100x100 scene, 8 samples x 20 steps")
+    ap.add_argument("--timing-only", action="store_true", help="only the 100x100 timing (no suite)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the timing run to this file")
+    ap.add_argument("--timing-save", default=None, help="save the timing run's result arrays to this .npz")
     ap.add_argument("--denoising", action="store_true", help="also the spectra prior's denoising table")
     ap.add_argument("--t0", type=float, default=None)
     ap.add_argument("--eta", type=float, default=None)
@@ -101,11 +106,49 @@ def main() -> None:
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread)) if v is not None}
     print(f"options: {opts or 'defaults'}")
-    torch.set_num_threads(1)
-    summary: dict = {}
+    torch.set_num_threads(args.threads)
     em = load_library_spectra(LIB, NAMES)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
     sp = load_spectra_prior(args.spectra_prior)
+    if not args.timing_only:
+        suite(args, opts, em, ab, sp)
+    if args.timing or args.timing_only:
+        timing(em, ab, sp, opts, args.profile, args.timing_save)
+
+
+def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None = None) -> None:
+    """One 100x100 scene (20 dB, true endmembers, FCLS init), 8 samples x 20 steps: wall and
+    CPU (process) seconds of `refine` and the load average (other jobs inflate wall time)."""
+    import cProfile
+    import os
+
+    At = abundance_maps(100, 100, 4, np.random.default_rng(0), purity=2.0, max_abundance=0.8)
+    Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0)[0].to_scene().load(),
+                   np.float32)
+    A0 = fcls(Y.reshape(-1, Y.shape[-1]), em.spectra).reshape(100, 100, 4)
+    prof = cProfile.Profile() if profile else None
+    t, c = time.perf_counter(), time.process_time()
+    if prof is not None:
+        prof.enable()
+    r = refine(Y, em.spectra, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths, samples=8,
+               steps=20, **opts)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    if save:
+        np.savez(save, abundances=r.abundances, abundance_samples=r.abundance_samples, endmembers=r.endmembers,
+                 abundances_std=r.abundances_std)
+    m, _ = metrics(r.endmembers, r.abundances, em.spectra, At, Y)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\ntiming: 100x100x{Y.shape[-1]}, p=4, 8 samples x 20 steps (+20 endmember steps): "
+          f"{wall:.1f} s wall, {cpu:.1f} s CPU, torch threads {torch.get_num_threads()}, load average {load}; "
+          f"RMSE {m['abundance_rmse_percent']:.3f} %, SAD {m['sad_deg_mean']:.3f} deg")
+
+
+def suite(args, opts: dict, em, ab, sp) -> None:
+    """The accuracy / calibration suite and its summary (see the module doc)."""
+    summary: dict = {}
     print("| SNR | seed | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | kept px | E kept | cov50 | cov90 | Spearman | CRPS | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for snr in [float(v) for v in args.snrs.split(",")]:
@@ -151,16 +194,6 @@ def main() -> None:
     print("|---|---|---|---|")
     for row in rows:
         print(f"| {row['sigma']} | {row['noisy']:.2f} | {row['prior']:.2f} | {row.get('empirical_mmse', float('nan')):.2f} |")
-    if args.timing:
-        At = abundance_maps(100, 100, 4, np.random.default_rng(0), purity=2.0, max_abundance=0.8)
-        Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0)[0].to_scene().load(),
-                       np.float32)
-        A0 = fcls(Y.reshape(-1, Y.shape[-1]), em.spectra).reshape(100, 100, 4)
-        t = time.perf_counter()
-        refine(Y, em.spectra, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths, samples=8,
-               steps=20, **opts)
-        print(f"\ntiming: 100x100x{Y.shape[-1]}, p=4, 8 samples x 20 steps (+20 endmember steps): "
-              f"{time.perf_counter() - t:.1f} s, torch threads {torch.get_num_threads()}")
 
 
 if __name__ == "__main__":

@@ -321,3 +321,24 @@ def test_shipped_demo_model_samples_valid_maps():
     assert (x >= 0).all() and np.allclose(x.sum(-1), 1, atol=1e-5)
     h = model.holdout()
     assert h["heldout"].shape[1:3] == (model.block_size, model.block_size)
+
+
+def test_network_gives_the_same_output_with_and_without_autograd():
+    """Without autograd the blocks work in place; the values must not change, and with
+    autograd the input and the gradient path stay intact."""
+    from unmixgen.priors.abundance.network import ResUNet
+
+    torch.manual_seed(0)
+    net = ResUNet(channels=2, width=8, channel_mult=(1, 2), blocks=1)
+    for p in net.parameters():  # the output layer starts at zero; make every path count
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(3, 2, 16, 16)
+    x_copy = x.clone()
+    t = torch.tensor([5, 500, 900])
+    with torch.no_grad():
+        fast = net(x, t)
+    slow = net(x.requires_grad_(True), t)
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=0)
+    slow.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(x.detach(), x_copy, rtol=0, atol=0)

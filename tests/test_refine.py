@@ -15,7 +15,7 @@ from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.abundance.patches import TrainingMaps
 from unmixgen.priors.abundance.train import create_model_folder, train
 from unmixgen.refine.data_steps import abundance_step, endmember_step, posterior_draw
-from unmixgen.refine.guard import guard, residuals
+from unmixgen.refine.guard import accept_endmembers, guard, residuals
 from unmixgen.refine.posterior import refine
 from unmixgen.simulate.procedural import abundance_maps
 
@@ -108,6 +108,19 @@ def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():
     assert (np.abs(excess) <= tol * (1 + 1e-3)).all()
 
 
+def test_guard_uses_a_given_endmember_decision():
+    Y, E, A = scene(snr=30)
+    Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)
+    E_ref = E * 1.01
+    e = accept_endmembers(Yv, Av, E, E_ref)
+    own, given = guard(Yv, Av, E, Av, E_ref), guard(Yv, Av, E, Av, E_ref, accepted=e)
+    for k in ("A", "shrink", "E", "A_base"):
+        np.testing.assert_array_equal(given[k], own[k])
+    # the decision is taken from `accepted`, not recomputed
+    flipped = guard(Yv, Av, E, Av, E_ref, accepted={**e, "kept": not e["kept"]})
+    assert flipped["endmembers_kept"] != own["endmembers_kept"]
+
+
 def test_guard_stops_a_far_better_fit_than_a_non_least_squares_init():
     """An init that is no least-squares fit: refinement all the way to FCLS fits the data far
     better than noise explains, so the guard stops it where the gain reaches the tolerance."""
@@ -173,3 +186,60 @@ def test_refine_bad_input(one_vs_rest, tmp_path):
     (tmp_path / "p4").mkdir()
     with pytest.raises(ParameterError, match="p=4"):
         refine(Y, E, A, abundance_prior=AbundanceModel(tiny_prior(tmp_path / "p4", 4)))
+
+
+def test_shipped_refine_abundance_prior_is_found_and_loads():
+    from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
+
+    path = _shipped(DEFAULT_ABUNDANCE_PRIOR)
+    assert (path / "config.json").is_file()
+    assert AbundanceModel(path).n_endmembers == 2
+
+
+def test_batched_samples_equal_separate_runs_whatever_the_network_batch(one_vs_rest):
+    """Sample k of a K-sample run depends only on its own generator (seed, k): the same as a
+    run of that sample alone, however the tiles are chunked through the network."""
+    from unmixgen.nn.seeds import sample_generators
+    from unmixgen.refine.abundance_prior import AbundancePriorAdapter
+    from unmixgen.refine.posterior import _Abundances
+    from unmixgen.refine.schedule import timesteps
+
+    Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
+    model = AbundanceModel(one_vs_rest)
+    valid = torch.ones(Y.shape[:2], dtype=torch.bool)
+    Yv = torch.from_numpy(Y.reshape(-1, Y.shape[-1]))
+    K, ts = 3, timesteps(0.3, 3, 1000)
+    A_t = torch.from_numpy(A).permute(2, 0, 1)[None].repeat(K, 1, 1, 1)
+    E_t = torch.from_numpy(E)[None].repeat(K, 1, 1)
+
+    def run(adapter, k0, k):
+        ab = _Abundances(adapter, lam=1.0, eta=0.5, spread=1.0, device="cpu")
+        return ab.run(A_t[k0:k0 + k], E_t[k0:k0 + k], Yv, valid, 1e-4, ts, sample_generators(5, k0, k),
+                      lambda: None)
+
+    # 3 samples x 3 maps x 4 tiles of 16 x 16 = 36 network items, 5 per call
+    together = run(AbundancePriorAdapter(model, 3, tile=16, max_pixels=5 * 16 * 16), 0, K)
+    alone = torch.cat([run(AbundancePriorAdapter(model, 3, tile=16), k, 1) for k in range(K)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
+    assert (together[0] - together[1]).abs().max() > 1e-3  # the samples do differ
+
+
+def test_prior_adapter_batches_by_pixels_on_a_channels_last_copy(one_vs_rest):
+    from unmixgen.priors.diffusion import GuidedNet
+    from unmixgen.refine.abundance_prior import AbundancePriorAdapter
+
+    model = AbundanceModel(one_vs_rest)
+    adapter = AbundancePriorAdapter(model, 3, tile=16, max_pixels=5 * 16 * 16)
+    guided = adapter.denoiser.denoise.denoise
+    assert guided.batch_size(torch.zeros(40, 2, 16, 16)) == 5
+    assert guided.batch_size(torch.zeros(40, 2, 100, 100)) == 1  # at least one item
+    assert guided.net is not model.net  # the caller's network is not converted
+    assert model.net.conv_in.weight.is_contiguous()
+    assert guided.net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(12, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(200)
+    with torch.no_grad():
+        out = adapter(x, t)
+        ref = GuidedNet(model.net)(x, t)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)

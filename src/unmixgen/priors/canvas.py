@@ -38,28 +38,44 @@ def blend_window(tile: int) -> torch.Tensor:
 class TiledDenoiser:
     """``denoise(x, t)`` on canvases larger than ``tile``: blended overlapping tiles.
 
-    Canvases no larger than ``tile`` on both sides go to ``denoise`` whole.
+    Canvases no larger than ``tile`` on both sides go to ``denoise`` whole. The tile layout,
+    the window and its per-pixel sum (all fixed by the canvas size) are computed once per
+    canvas size, dtype and device and then reused (a sampling loop calls with one size).
     """
 
     def __init__(self, denoise: Denoise, tile: int):
         self.denoise = denoise
         self.tile = tile
+        self._layouts: dict[tuple, tuple[list[int], list[int], torch.Tensor, torch.Tensor]] = {}
+
+    def layout(self, h: int, w: int, dtype: torch.dtype, device) -> tuple[list[int], list[int], torch.Tensor,
+                                                                          torch.Tensor]:
+        """Row starts, column starts, the window (tile, tile) and the window sum (1, 1, h, w)
+        for an ``h`` x ``w`` canvas."""
+        key = (h, w, dtype, str(device))
+        if key not in self._layouts:
+            T = self.tile
+            rs, cs = tile_starts(h, T), tile_starts(w, T)
+            win = blend_window(T).to(device, dtype)
+            wsum = torch.zeros((1, 1, h, w), dtype=dtype, device=device)
+            for r in rs:
+                for q in cs:
+                    wsum[:, :, r:r + T, q:q + T] += win
+            self._layouts[key] = (rs, cs, win, wsum)
+        return self._layouts[key]
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         T = self.tile
         if h <= T and w <= T:
             return self.denoise(x, t)
-        rs, cs = tile_starts(h, T), tile_starts(w, T)
+        rs, cs, win, wsum = self.layout(h, w, x.dtype, x.device)
         crops = torch.cat([x[:, :, r:r + T, q:q + T] for r in rs for q in cs])
         out = self.denoise(crops, t)
-        win = blend_window(T).to(x.device, x.dtype)
         acc = torch.zeros_like(x)
-        wsum = torch.zeros((1, 1, h, w), dtype=x.dtype, device=x.device)
         k = 0
         for r in rs:
             for q in cs:
                 acc[:, :, r:r + T, q:q + T] += out[k * n:(k + 1) * n] * win
-                wsum[:, :, r:r + T, q:q + T] += win
                 k += 1
         return acc / wsum

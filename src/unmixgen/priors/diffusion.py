@@ -13,6 +13,7 @@ predicts ``v = sqrt(abar_t) noise - sqrt(1 - abar_t) x0``).
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable
 
@@ -73,6 +74,15 @@ def noisy_and_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.
     return xt, scheduler.get_velocity(x0, noise, t)
 
 
+def x0_from_output(out: torch.Tensor, x: torch.Tensor, abar: float, prediction_type: str) -> torch.Tensor:
+    """The clean estimate implied by a network output ``out`` for the noisy sample ``x`` (same
+    shape) at cumulative alpha ``abar``: from predicted noise (``epsilon``) or velocity
+    (``v_prediction``)."""
+    if prediction_type == "epsilon":
+        return (x - (1 - abar) ** 0.5 * out) / abar ** 0.5
+    return abar ** 0.5 * x - (1 - abar) ** 0.5 * out
+
+
 def diffusion_loss(net: torch.nn.Module, scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
                    labels: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error between ``net(x_t, t, labels)`` and the target (`noisy_and_target`)."""
@@ -93,12 +103,21 @@ class GuidedNet:
     guidance : ``out = out_null + guidance * (out_label - out_null)``: 1 is the conditional
         model, 0 the unconditional one, > 1 strengthens the label.
     max_batch : largest batch given to ``net`` at once.
+    max_pixels : when given, also at most this many pixels (items x spatial size) per batch,
+        at least one item. On a CPU the activations of a small batch stay in the caches: for
+        the 16-channel refine prior on 64 x 64 tiles, batches of 16 run faster per item than
+        batches of 64 or 256 (``benchmarks/RESULTS.md``, "Refinement speed (issue 9)").
+    channels_last : give ``net`` its input in the channels-last memory format (4D inputs;
+        pair with a network converted by `channels_last_copy`); faster convolutions on a
+        CPU. The output is returned in the default (contiguous) format.
     """
 
     def __init__(self, net: torch.nn.Module, *, null_label: int | None = None, label: int | None = None,
-                 guidance: float = 1.0, max_batch: int = 256):
+                 guidance: float = 1.0, max_batch: int = 256, max_pixels: int | None = None,
+                 channels_last: bool = False):
         self.net, self.null, self.label = net, null_label, label
         self.guidance, self.max_batch = guidance, max_batch
+        self.max_pixels, self.channels_last = max_pixels, channels_last
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -118,12 +137,27 @@ class GuidedNet:
     def _full(value: int, n: int, device) -> torch.Tensor:
         return torch.full((n,), value, dtype=torch.long, device=device)
 
+    def batch_size(self, x: torch.Tensor) -> int:
+        """Items per network call for inputs shaped like ``x`` (N, C, *spatial)."""
+        if self.max_pixels is None:
+            return self.max_batch
+        return max(1, min(self.max_batch, self.max_pixels // max(1, x[0, 0].numel())))
+
     def _chunks(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         outs = []
-        for s in range(0, x.shape[0], self.max_batch):
-            sl = slice(s, s + self.max_batch)
-            outs.append(self.net(x[sl], t[sl], None if labels is None else labels[sl]))
-        return torch.cat(outs)
+        b = self.batch_size(x)
+        cl = self.channels_last and x.ndim == 4
+        for s in range(0, x.shape[0], b):
+            sl = slice(s, s + b)
+            xs = x[sl].contiguous(memory_format=torch.channels_last) if cl else x[sl]
+            outs.append(self.net(xs, t[sl], None if labels is None else labels[sl]))
+        return torch.cat(outs).contiguous()
+
+
+def channels_last_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a 2D network with its weights in the channels-last memory format (the
+    caller's network is left as it is); same outputs up to float rounding."""
+    return copy.deepcopy(net).to(memory_format=torch.channels_last)
 
 
 def sample(denoise: Denoise, scheduler, shape: tuple[int, ...], generators: list[torch.Generator],

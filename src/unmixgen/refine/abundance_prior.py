@@ -17,8 +17,13 @@ import torch.nn.functional as F
 from ..errors import ParameterError
 from ..priors.abundance.model import AbundanceModel
 from ..priors.canvas import TiledDenoiser
-from ..priors.diffusion import GuidedNet
+from ..priors.diffusion import GuidedNet, channels_last_copy
 from ..simplex import project_simplex_torch
+
+CPU_BATCH_PIXELS = 2 ** 16
+"""Pixels per network call on a CPU (sixteen 64 x 64 tiles): the fastest batch size measured
+for the shipped prior (``benchmarks/refine_network_batch.py``; ``benchmarks/RESULTS.md``,
+"Refinement speed (issue 9)")."""
 
 
 class _Padded:
@@ -44,9 +49,13 @@ class AbundancePriorAdapter:
     model : a loaded `AbundanceModel` with the ``simplex`` representation.
     p : the scene's endmember count.
     tile : canvas tile (px) of the blended tiled denoiser (`unmixgen.priors.canvas`).
+    max_batch, max_pixels : the largest network batch in items and, on a CPU, in pixels
+        (`unmixgen.priors.diffusion.GuidedNet`); the results do not depend on them (up to
+        float rounding). On a CPU the network runs on a channels-last copy of its weights.
     """
 
-    def __init__(self, model: AbundanceModel, p: int, tile: int = 64, max_batch: int = 256):
+    def __init__(self, model: AbundanceModel, p: int, tile: int = 64, max_batch: int = 256,
+                 max_pixels: int | None = CPU_BATCH_PIXELS):
         rep = model.config["representation"]["name"]
         if rep != "simplex":
             raise ParameterError("abundance_prior", str(model.model_dir),
@@ -65,7 +74,10 @@ class AbundancePriorAdapter:
         self.model, self.p = model, p
         factor = model.net.down_factor
         tile = max(factor, tile - tile % factor)
-        self.denoiser = TiledDenoiser(_Padded(GuidedNet(model.net, max_batch=max_batch), factor), tile)
+        cpu = torch.device(model.device).type == "cpu"
+        net = channels_last_copy(model.net) if cpu else model.net
+        guided = GuidedNet(net, max_batch=max_batch, max_pixels=max_pixels if cpu else None, channels_last=cpu)
+        self.denoiser = TiledDenoiser(_Padded(guided, factor), tile)
         self.schedule = model.config["schedule"]
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:

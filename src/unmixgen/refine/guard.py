@@ -104,13 +104,15 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
 
 
 def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_ref: np.ndarray, *,
-          level: float = 0.9) -> dict:
+          level: float = 0.9, accepted: dict | None = None) -> dict:
     """Decide what of the refined result to keep.
 
     Parameters
     ----------
     Y : (N, B) valid pixels; A0, A_ref : (N, p); E0, E_ref : (p, B).
     level : confidence level of the per-pixel region, in (0, 1).
+    accepted : `accept_endmembers` ``(Y, A0, E0, E_ref)`` when the caller already has it (its
+        two FCLS fits are then not repeated); None: computed here.
 
     Returns
     -------
@@ -120,7 +122,7 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     bool (``s == 1``), ``A`` (N, p) the abundances kept, ``sigma2`` and the mean residuals.
     """
     p, B = E0.shape
-    e = accept_endmembers(Y, A0, E0, E_ref)
+    e = accept_endmembers(Y, A0, E0, E_ref) if accepted is None else accepted
     sigma2 = noise_variance(Y, e["r0"], p)
     E, A_base = e["E"], e["A"]
     s = shrink_factors(Y, A_base, A_ref, E, e["r"], sigma2 * float(chi2.ppf(level, max(p - 1, 1))))

@@ -31,7 +31,7 @@ import torch
 from ..errors import InputError, ParameterError, check_range
 from ..nn.seeds import sample_generators
 from ..priors.abundance.model import AbundanceModel
-from ..priors.diffusion import train_scheduler
+from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
@@ -100,7 +100,7 @@ class _Abundances:
             ab, abn = float(self.abar[t]), float(self.abar[tn])
             with torch.no_grad():
                 out = self.adapter(x, torch.tensor(t, device=self.device))
-            x0 = sch.x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
+            x0 = x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
             A_hat = self.adapter.decode(x0)
             s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
             a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
@@ -235,6 +235,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             progress(done[0], total)
 
     abund = _Abundances(adapter, lam, eta, spread, device)
+    accepted = None  # (mean refined endmembers, their accept_endmembers result), for the guard
     for _ in range(rounds):
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
@@ -242,7 +243,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             E_new = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
-            if accept_endmembers(Yv_np, A0c[mask], E0, E_new.mean(dim=0).cpu().numpy())["kept"]:
+            e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)  # as e_mean below
+            accepted = (e_new, accept_endmembers(Yv_np, A0c[mask], E0, e_new))
+            if accepted[1]["kept"]:
                 E = E_new
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
@@ -252,7 +255,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
     e_mean = e_s.mean(axis=0)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level)
+    same = accepted is not None and np.array_equal(accepted[0], e_mean)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level, accepted=accepted[1] if same else None)
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]

@@ -27,13 +27,6 @@ def timesteps(t0_frac: float, steps: int, num_train_timesteps: int) -> list[int]
     return [int(v) for v in np.round(np.linspace(t0, 0, steps + 1))]
 
 
-def x0_from_output(out: torch.Tensor, x: torch.Tensor, abar: float, prediction_type: str) -> torch.Tensor:
-    """The clean estimate from a network output at cumulative alpha ``abar``."""
-    if prediction_type == "epsilon":
-        return (x - (1 - abar) ** 0.5 * out) / abar ** 0.5
-    return abar ** 0.5 * x - (1 - abar) ** 0.5 * out
-
-
 def renoise(x: torch.Tensor, x0: torch.Tensor, abar: float, abar_next: float, eta: float,
             noise: torch.Tensor) -> torch.Tensor:
     """The sample at the next timestep from the corrected clean estimate ``x0``."""

@@ -83,7 +83,9 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
 
 
 def _shipped(name: str) -> Path:
-    return Path(__file__).resolve().parent / "assets" / name
+    """A model folder shipped under the package's ``assets/`` (``unmixgen/assets``, one level
+    above this ``workflows`` package)."""
+    return Path(__file__).resolve().parents[1] / "assets" / name
 
 
 DEFAULT_ABUNDANCE_PRIOR = "refine_abundance"

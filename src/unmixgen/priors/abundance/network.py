@@ -44,10 +44,15 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))
-        return h + self.skip(x)
+        # without autograd (sampling) the activations and sums reuse their buffers: the same
+        # values, less memory traffic
+        ip = not torch.is_grad_enabled()
+        h = self.conv1(F.silu(self.norm1(x), inplace=ip))
+        e = self.emb(emb)[:, :, None, None]
+        h = h.add_(e) if ip else h + e
+        h = self.conv2(self.drop(F.silu(self.norm2(h), inplace=ip)))
+        s = self.skip(x)
+        return h.add_(s) if ip else h + s
 
 
 class ResUNet(nn.Module):
@@ -128,7 +133,7 @@ class ResUNet(nn.Module):
                 h = block(torch.cat([h, hs.pop()], dim=1), emb)
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h), inplace=not torch.is_grad_enabled()))
 
 
 def build_network(cfg: dict) -> ResUNet:

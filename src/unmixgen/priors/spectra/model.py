@@ -15,7 +15,7 @@ import torch
 from ...errors import InputError
 from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
-from ..diffusion import train_scheduler
+from ..diffusion import train_scheduler, x0_from_output
 from .network import build_network
 from .representation import SpectralGrid
 from .train import KIND
@@ -58,10 +58,8 @@ class SpectraModel:
         timestep ``t``."""
         ab = float(self.alphas_cumprod[t])
         tt = torch.full((xt.shape[0],), int(t), dtype=torch.long, device=self.device)
-        out = self.net(xt.to(self.device), tt)
-        if self.config["schedule"]["prediction_type"] == "epsilon":
-            return (xt - (1 - ab) ** 0.5 * out) / ab ** 0.5
-        return ab ** 0.5 * xt - (1 - ab) ** 0.5 * out
+        xt = xt.to(self.device)
+        return x0_from_output(self.net(xt, tt), xt, ab, self.config["schedule"]["prediction_type"])
 
     def timestep_for_sigma(self, sigma: float) -> int:
         """The timestep whose noise-to-signal ratio ``sqrt((1 - abar) / abar)`` is closest to
