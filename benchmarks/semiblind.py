@@ -15,7 +15,8 @@ Suites (``--suite``):
   for ``--prior-minutes`` on the scene's own smoothed FCLS maps, (b) GRF and (c) Dirichlet fitted
   by the estimator to the same maps, (d) the reference maps of the other (left/right) half;
   every source scored on the same test half against its reference maps (``--both-ways``: each
-  half in turn). FCLS is the baseline row.
+  half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
+  (``--align none``): the reference endmembers and maps share it.
 - ``speed``: inference time and peak memory (ru_maxrss of a child process) of a trained-size
   network on memory-mapped ``.npy`` scenes of ``--speed-sizes`` pixels squared x 230 bands.
 
@@ -83,14 +84,15 @@ def real_scene(name: str):
     return scene
 
 
-def metrics(scene, E, A, mask=None) -> dict[str, float]:
-    """Metrics against the scene's reference over its valid pixels, or over ``mask`` of them."""
+def metrics(scene, E, A, mask=None, align: str = "abundance") -> dict[str, float]:
+    """Metrics against the scene's reference over its valid pixels, or over ``mask`` of them;
+    ``align`` as in `evaluate` (``"none"``: channel j is reference endmember j)."""
     from unmixgen.evaluate.unmixing import evaluate, sam_map
 
     cube = scene.load()
     mask = scene.mask if mask is None else mask & scene.mask
     r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-                 ref_abundances=scene.truth.abundances, cube=cube, mask=mask)
+                 ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align)
     sam = float(np.nanmean(sam_map(cube, A @ E, mask)))
     return {"rmse": r["abundance_rmse_percent"], "sad": r["sad_deg_mean"], "sre": r["sre_db"],
             "rec": r["reconstruction_rmse"], "psnr": r["psnr_db"], "sam": sam}
@@ -201,7 +203,8 @@ def suite_sources(args) -> None:
             extra = {}
             if source == "prior":
                 with tempfile.TemporaryDirectory(dir=args.tmp) as d:
-                    model = train_scene_prior(scene, E, Path(d) / name, max_minutes=args.prior_minutes,
+                    folder = Path(args.keep_prior or d) / name
+                    model = train_scene_prior(scene, E, folder, max_minutes=args.prior_minutes,
                                               seed=0, smoothing=est_for().map_smoothing)
                     t1 = time.perf_counter()
                     est = est_for()
@@ -228,7 +231,7 @@ def suite_sources(args) -> None:
                     continue
                 A, h, wall, cpu = results[source]
                 r = {"method": source if source == "fcls" else f"stu {source}",
-                     **metrics(scene, E, A, masks[test]),
+                     **metrics(scene, E, A, masks[test], align=args.align),
                      "train_s": h["timings_s"]["train"] if h else 0.0,
                      "infer_s": h["timings_s"]["apply"] if h else wall}
                 if h:
@@ -284,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--other", type=lambda s: s.split(","), default=["other-half"],
                     help="sources suite: 'other-half' to also train on the other half's reference maps, '' not")
     ap.add_argument("--prior-minutes", type=float, default=3.0, help="sources suite: abundance prior training")
+    ap.add_argument("--align", default="none", choices=("none", "abundance"),
+                    help="sources suite: channel matching of the metrics (none: the given endmembers' order, "
+                         "which the reference maps share; abundance: Hungarian on the maps, as the other suites)")
+    ap.add_argument("--keep-prior", default=None, help="sources suite: keep the trained priors in this folder")
     ap.add_argument("--both-ways", action="store_true", help="sources suite: also test on the left half")
     ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
     ap.add_argument("--variability", type=float, default=0.15)
