@@ -12,7 +12,7 @@ Suites (``--suite``):
   extracted by the blind default.
 - ``sources``: train-on-synthetic, test-on-real (issue 8): Samson and Jasper Ridge with the
   reference endmembers, HybridSTU trained on maps from (a) an abundance diffusion prior trained
-  for ``--prior-minutes`` on the scene's own smoothed FCLS maps, (b) GRF and (c) Dirichlet fitted
+  for ``--prior-steps`` on the scene's own smoothed FCLS maps, (b) GRF and (c) Dirichlet fitted
   by the estimator to the same maps, (d) the reference maps of the other (left/right) half;
   every source scored on the same test half against its reference maps (``--both-ways``: each
   half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
@@ -25,7 +25,7 @@ Metrics: abundance RMSE %, SAD (deg), SRE (dB), reconstruction RMSE, PSNR (dB), 
 
     PYTHONPATH=src python benchmarks/semiblind.py --suite sim --seeds 1 --threads 1
     PYTHONPATH=src python benchmarks/semiblind.py --suite speed --speed-sizes 500,1000 --threads 2
-    PYTHONPATH=src python benchmarks/semiblind.py --suite sources --steps 1000 --both-ways --threads 1
+    PYTHONPATH=src python benchmarks/semiblind.py --suite sources --steps 1000 --prior-steps 1500 --both-ways --threads 1
 """
 
 from __future__ import annotations
@@ -205,7 +205,8 @@ def suite_sources(args) -> None:
                 with tempfile.TemporaryDirectory(dir=args.tmp) as d:
                     folder = Path(args.keep_prior or d) / name
                     model = train_scene_prior(scene, E, folder, max_minutes=args.prior_minutes,
-                                              seed=0, smoothing=est_for().map_smoothing)
+                                              max_steps=args.prior_steps or None, seed=0,
+                                              smoothing=est_for().map_smoothing)
                     t1 = time.perf_counter()
                     est = est_for()
                     maps = stu_training_maps(f"prior:{model}", p, n_maps=est.n_maps, map_size=est.map_size, seed=0)
@@ -286,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="sources suite: map sources fitted on the whole scene (prior, grf, dirichlet)")
     ap.add_argument("--other", type=lambda s: s.split(","), default=["other-half"],
                     help="sources suite: 'other-half' to also train on the other half's reference maps, '' not")
-    ap.add_argument("--prior-minutes", type=float, default=3.0, help="sources suite: abundance prior training")
+    ap.add_argument("--prior-minutes", type=float, default=None,
+                    help="sources suite: time budget of the abundance prior's training (default: none)")
+    ap.add_argument("--prior-steps", type=int, default=1500,
+                    help="sources suite: step budget of the abundance prior's training (0: none)")
     ap.add_argument("--align", default="none", choices=("none", "abundance"),
                     help="sources suite: channel matching of the metrics (none: the given endmembers' order, "
                          "which the reference maps share; abundance: Hungarian on the maps, as the other suites)")
