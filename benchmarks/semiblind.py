@@ -10,6 +10,13 @@ Suites (``--suite``):
   source), with the scene's estimated SNR and brightness variability.
 - ``real``: Samson and Jasper Ridge with the reference endmembers, and with endmembers
   extracted by the blind default.
+- ``sources``: train-on-synthetic, test-on-real (issue 8): Samson and Jasper Ridge with the
+  reference endmembers, HybridSTU trained on maps from (a) an abundance diffusion prior trained
+  for ``--prior-steps`` on the scene's own smoothed FCLS maps, (b) GRF and (c) Dirichlet fitted
+  by the estimator to the same maps, (d) the reference maps of the other (left/right) half;
+  every source scored on the same test half against its reference maps (``--both-ways``: each
+  half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
+  (``--align none``): the reference endmembers and maps share it.
 - ``speed``: inference time and peak memory (ru_maxrss of a child process) of a trained-size
   network on memory-mapped ``.npy`` scenes of ``--speed-sizes`` pixels squared x 230 bands.
 
@@ -18,6 +25,7 @@ Metrics: abundance RMSE %, SAD (deg), SRE (dB), reconstruction RMSE, PSNR (dB), 
 
     PYTHONPATH=src python benchmarks/semiblind.py --suite sim --seeds 1 --threads 1
     PYTHONPATH=src python benchmarks/semiblind.py --suite speed --speed-sizes 500,1000 --threads 2
+    PYTHONPATH=src python benchmarks/semiblind.py --suite sources --steps 1000 --prior-steps 1500 --both-ways --threads 1
 """
 
 from __future__ import annotations
@@ -76,13 +84,16 @@ def real_scene(name: str):
     return scene
 
 
-def metrics(scene, E, A) -> dict[str, float]:
+def metrics(scene, E, A, mask=None, align: str = "abundance") -> dict[str, float]:
+    """Metrics against the scene's reference over its valid pixels, or over ``mask`` of them;
+    ``align`` as in `evaluate` (``"none"``: channel j is reference endmember j)."""
     from unmixgen.evaluate.unmixing import evaluate, sam_map
 
     cube = scene.load()
+    mask = scene.mask if mask is None else mask & scene.mask
     r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-                 ref_abundances=scene.truth.abundances, cube=cube, mask=scene.mask)
-    sam = float(np.nanmean(sam_map(cube, A @ E, scene.mask)))
+                 ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align)
+    sam = float(np.nanmean(sam_map(cube, A @ E, mask)))
     return {"rmse": r["abundance_rmse_percent"], "sad": r["sad_deg_mean"], "sre": r["sre_db"],
             "rec": r["reconstruction_rmse"], "psnr": r["psnr_db"], "sam": sam}
 
@@ -116,11 +127,11 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
 
 def fmt(case: str, r: dict) -> str:
     extra = f"  steps {r['steps']} (best {r['best']})" if "steps" in r else ""
-    return (f"{case:<28} {r['method']:<10} {r['rmse']:7.2f} {r['sad']:6.2f} {r['sre']:6.2f} {r['rec']:8.4f} "
+    return (f"{case:<28} {r['method']:<14} {r['rmse']:7.2f} {r['sad']:6.2f} {r['sre']:6.2f} {r['rec']:8.4f} "
             f"{r['psnr']:6.2f} {r['sam']:6.2f} {r['train_s']:7.1f} {r['infer_s']:6.2f}{extra}")
 
 
-HEADER = (f"{'case':<28} {'method':<10} {'RMSE%':>7} {'SAD':>6} {'SRE':>6} {'recRMSE':>8} {'PSNR':>6} "
+HEADER = (f"{'case':<28} {'method':<14} {'RMSE%':>7} {'SAD':>6} {'SRE':>6} {'recRMSE':>8} {'PSNR':>6} "
           f"{'SAM':>6} {'train_s':>7} {'inf_s':>6}")
 
 
@@ -149,6 +160,84 @@ def suite_real(args) -> None:
             Ex = make_method(DEFAULT_METHOD, E.shape[0], seed=0).fit(scene).endmembers_
         for r in run_methods(scene, Ex, args, 0, blind=False):
             print(fmt(f"{name} extracted E", r), flush=True)
+
+
+def suite_sources(args) -> None:
+    """Train-on-synthetic, test-on-real: HybridSTU trained on maps from (a) an abundance prior
+    trained on the scene's own smoothed FCLS maps, (b) GRF, (c) Dirichlet (both fitted by the
+    estimator to the same smoothed FCLS maps), (d) the reference maps of the other half of
+    the scene; scored on one half against its reference maps, both ways round. (a)-(c) use
+    no reference map and are fitted once on the whole scene; (d) once per training half."""
+    from unmixgen.unmix.hybridstu import HybridSTU
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.workflows.semiblind import scene_halves, stu_training_maps, train_scene_prior
+
+    k = args.ks[0]
+    print("# columns: case, method, RMSE%, SAD, SRE, recRMSE, PSNR, SAM, train_s (network), inf_s; then the fit's "
+          "wall and CPU seconds (incl. prior training and sampling for (a))", flush=True)
+    print(HEADER, flush=True)
+    for name in args.scenes:
+        scene = real_scene(name)
+        E = scene.truth.endmembers
+        p = int(E.shape[0])
+        halves = scene_halves(scene.rows, scene.cols, axis=1)
+        masks = []
+        for h in halves:
+            m = np.zeros((scene.rows, scene.cols), bool)
+            m[h] = True
+            masks.append(m)
+        side = ("left", "right")
+
+        def est_for(p: int = p) -> HybridSTU:
+            return HybridSTU(p, k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=0,
+                             **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width",
+                                                                    "eval_every", "patience")
+                                if getattr(args, key) is not None})
+
+        results: dict[str, tuple] = {}  # source -> (A, history, wall, cpu)
+        t, c = time.perf_counter(), time.process_time()
+        A = scene.to_image(fcls(scene.valid_pixels(), E))
+        results["fcls"] = (A, None, time.perf_counter() - t, time.process_time() - c)
+        for source in args.sources:
+            t, c = time.perf_counter(), time.process_time()
+            extra = {}
+            if source == "prior":
+                with tempfile.TemporaryDirectory(dir=args.tmp) as d:
+                    folder = Path(args.keep_prior or d) / name
+                    model = train_scene_prior(scene, E, folder, max_minutes=args.prior_minutes,
+                                              max_steps=args.prior_steps or None, seed=0,
+                                              smoothing=est_for().map_smoothing)
+                    t1 = time.perf_counter()
+                    est = est_for()
+                    maps = stu_training_maps(f"prior:{model}", p, n_maps=est.n_maps, map_size=est.map_size, seed=0)
+                    extra = {"prior_s": t1 - t, "sample_s": time.perf_counter() - t1,
+                             "map_mean": np.round(maps.mean(axis=(0, 1, 2)), 3).tolist()}
+            else:
+                est, maps = est_for(), source
+            est.fit(scene, endmembers=E, maps=maps)
+            results[source] = (est.abundances_, {**est.history_, **extra}, time.perf_counter() - t,
+                               time.process_time() - c)
+            print(f"# {name} {source}: {extra}", flush=True)
+        for test in (1, 0) if args.both_ways else (1,):
+            train = 1 - test
+            case = f"{name} test={side[test]}"
+            if "other-half" in args.other:
+                t, c = time.perf_counter(), time.process_time()
+                est = est_for()
+                est.fit(scene, endmembers=E, maps=scene.truth.abundances[halves[train]][None])
+                results[f"ref {side[train]}"] = (est.abundances_, est.history_, time.perf_counter() - t,
+                                                 time.process_time() - c)
+            for source in ("fcls", *args.sources, f"ref {side[train]}"):
+                if source not in results:
+                    continue
+                A, h, wall, cpu = results[source]
+                r = {"method": source if source == "fcls" else f"stu {source}",
+                     **metrics(scene, E, A, masks[test], align=args.align),
+                     "train_s": h["timings_s"]["train"] if h else 0.0,
+                     "infer_s": h["timings_s"]["apply"] if h else wall}
+                if h:
+                    r.update(steps=h["steps"], best=h["best_step"])
+                print(fmt(case, r) + f"  wall {wall:.0f} s cpu {cpu:.0f} s", flush=True)
 
 
 SPEED_CHILD = """
@@ -191,7 +280,22 @@ def suite_speed(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=("sim", "real", "speed"), default="sim")
+    ap.add_argument("--suite", choices=("sim", "real", "speed", "sources"), default="sim")
+    ap.add_argument("--scenes", type=lambda s: s.split(","), default=["samson", "jasper"],
+                    help="sources suite: the real scenes")
+    ap.add_argument("--sources", type=lambda s: s.split(","), default=["prior", "grf", "dirichlet"],
+                    help="sources suite: map sources fitted on the whole scene (prior, grf, dirichlet)")
+    ap.add_argument("--other", type=lambda s: s.split(","), default=["other-half"],
+                    help="sources suite: 'other-half' to also train on the other half's reference maps, '' not")
+    ap.add_argument("--prior-minutes", type=float, default=None,
+                    help="sources suite: time budget of the abundance prior's training (default: none)")
+    ap.add_argument("--prior-steps", type=int, default=1500,
+                    help="sources suite: step budget of the abundance prior's training (0: none)")
+    ap.add_argument("--align", default="none", choices=("none", "abundance"),
+                    help="sources suite: channel matching of the metrics (none: the given endmembers' order, "
+                         "which the reference maps share; abundance: Hungarian on the maps, as the other suites)")
+    ap.add_argument("--keep-prior", default=None, help="sources suite: keep the trained priors in this folder")
+    ap.add_argument("--both-ways", action="store_true", help="sources suite: also test on the left half")
     ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
     ap.add_argument("--variability", type=float, default=0.15)
     ap.add_argument("--p", type=int, default=5)
@@ -218,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     print("#", " ".join(shlex.quote(a) for a in ["benchmarks/semiblind.py", *(argv or sys.argv[1:])]), flush=True)
-    {"sim": suite_sim, "real": suite_real, "speed": suite_speed}[args.suite](args)
+    {"sim": suite_sim, "real": suite_real, "speed": suite_speed, "sources": suite_sources}[args.suite](args)
     return 0
 
 

@@ -58,6 +58,60 @@ def stu_training_maps(spec: str, p: int, *, n_maps: int = 24, map_size: int = 48
     return maps
 
 
+def scene_halves(rows: int, cols: int, axis: int = 1) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Two spatially disjoint halves of a ``rows x cols`` grid as ``(row slice, column slice)``
+    pairs: the first ``n // 2`` columns (``axis=1``, left/right) or rows (``axis=0``,
+    top/bottom) and the rest. Together they cover every pixel exactly once; index a map
+    ``A (rows, cols, p)`` with ``A[half]``."""
+    from ..errors import ParameterError
+
+    if axis not in (0, 1):
+        raise ParameterError("axis", axis, "expected 0 (top/bottom) or 1 (left/right)")
+    n = (rows, cols)[axis]
+    if n < 2:
+        raise InputError(f"a grid of {rows} x {cols} pixels cannot be cut into two halves along axis {axis}")
+    cut = n // 2
+    whole = slice(0, (rows, cols)[1 - axis])
+    first, second = slice(0, cut), slice(cut, n)
+    if axis == 1:
+        return (whole, first), (whole, second)
+    return (first, whole), (second, whole)
+
+
+def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float | None = None,
+                      max_steps: int | None = 1500, smoothing: float = 1.0, seed: int = 0, device: str = "cpu",
+                      progress: bool = False, **options: Any) -> Path:
+    """Train an abundance diffusion prior on the scene's own coarse maps, unsupervised.
+
+    The coarse maps are the FCLS abundances of ``scene`` with ``endmembers (p, bands)`` on its
+    good bands, smoothed by a Gaussian of ``smoothing`` pixels like the maps the GRF and
+    Dirichlet sources of `HybridSTU` are fitted to (``map_smoothing``), so the three sources
+    start from the same maps and the prior's channels are the endmembers' order. They are
+    written as a result folder ``out/unmix`` and the prior is trained into ``out/model``
+    (`unmixgen.workflows.abundance.train_abundance_model`; ``options`` are prior settings).
+    The default budget is a step count, not a time: 3 minutes on a loaded CPU gave ~560
+    steps and a prior whose samples were under-dispersed (on Samson the per-channel standard
+    deviation was half that of the maps it learned) and differed from run to run.
+    Returns the model folder, for ``stu_training_maps("prior:" + str(folder), p)``.
+    """
+    from ..runs.folder import save_result
+    from ..unmix.hybridstu.estimator import _smooth_maps
+    from ..unmix.inversion import fcls
+    from .abundance import train_abundance_model
+
+    out = Path(out)
+    good = np.asarray(scene.good_bands, bool)
+    E = np.asarray(endmembers, np.float32)
+    A = scene.to_image(fcls(scene.valid_pixels()[:, good], E[:, good]), fill=np.nan)
+    if smoothing > 0:
+        A = _smooth_maps(A, scene.mask, smoothing)
+    (out / "unmix").mkdir(parents=True, exist_ok=True)
+    save_result(out / "unmix", scene, endmembers=E, abundances=A, figures=False)
+    train_abundance_model([out / "unmix"], out / "model", max_minutes=max_minutes, max_steps=max_steps,
+                          device=device, progress=progress, seed=seed, **options)
+    return out / "model"
+
+
 def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Path, *, maps: str = "grf",
               overwrite: bool = False, **params: Any) -> dict:
     """Train a HybridSTU model for a scene and write its model folder (``unmixgen train-stu``).
