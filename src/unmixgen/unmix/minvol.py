@@ -135,6 +135,10 @@ class MinVolNMF(BlindUnmixer):
             # endmembers back in the data's units: least squares of the raw pixels on A
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
             E_np = np.clip(E_np, 0, None).astype(np.float32)
+        # the exact abundances for the kept endmembers: the iterations stop on the joint
+        # objective, before A has converged for the final E (on the demo scene 5.3 % RMSE
+        # from the iterations, 3.5 % from FCLS)
+        A_np = fcls(Y, E_np).astype(np.float32)
         info: dict[str, Any] = {
             "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),
                             "converged": conv, "restarts": len(names), "selected_restart": best},
