@@ -12,11 +12,23 @@ from unmixgen.io import read_scene
 
 def test_demo_runs_the_whole_chain(run_cli, tmp_path):
     out = tmp_path / "demo"
-    code, stdout, err = run_cli("demo", "--out", out, "--count", "2")
+    code, stdout, err = run_cli("demo", "--out", out, "--count", "2", "--semiblind-minutes", "0.1")
     assert code == 0, err
     run = json.loads((out / "run.json").read_text())
     # blind unmixing scored against the scene's exact ground truth
     assert run["unmix"]["metrics"]["sad_deg_mean"] < 10
+    # semi-blind chain: HybridSTU starts from FCLS's answer (zero-initialised correction), the
+    # refinement's guard keeps its data fit; both scored on the truth like the blind step
+    semi = run["semiblind"]
+    rmse = {k: semi[k]["abundance_rmse_percent"] for k in ("fcls_same_endmembers", "hybridstu", "refined")}
+    assert all(math.isfinite(v) and v > 0 for v in rmse.values()), rmse
+    assert rmse["hybridstu"] < 1.5 * rmse["fcls_same_endmembers"], rmse
+    assert rmse["refined"] < 1.2 * rmse["hybridstu"], rmse
+    with np.load(out / "refine" / "result.npz") as z:
+        A, std, lo, hi = z["abundances"], z["abundances_std"], z["abundances_q05"], z["abundances_q95"]
+    assert A.shape == std.shape == lo.shape == hi.shape == (96, 128, 5)
+    assert (A >= 0).all() and np.allclose(A.sum(-1), 1, atol=1e-4)
+    assert (std >= 0).all() and (lo <= hi + 1e-6).all() and std.max() > 0
     # synthetic maps are valid abundances
     with np.load(out / "synthetic_abundances.npz") as z:
         maps = z["abundances"]
@@ -38,7 +50,8 @@ def test_demo_runs_the_whole_chain(run_cli, tmp_path):
     sim = read_scene(out / "simulated" / "scene_000.npz")
     assert sim.truth is not None and sim.truth.abundances.shape == (64, 64, maps.shape[-1])
     html = (out / "report.html").read_text()
-    for fig in ("unmix/abundances.png", "synthetic_maps.png", "real_blocks.png"):
+    for fig in ("unmix/abundances.png", "semiblind/abundances.png", "refine/abundances_std.png", "synthetic_maps.png",
+                "real_blocks.png"):
         assert fig in html and (out / fig).is_file()
     # a second run refuses to overwrite without --overwrite, leaving the folder alone
     before = sorted(p.name for p in out.iterdir())
