@@ -1,9 +1,10 @@
 """Refinement benchmark: init vs refined unmixing on simulated USGS scenes, uncertainty
-calibration, the spectra prior's denoising against the empirical-library MMSE denoiser,
-and the 100x100 timing. Prints markdown tables.
+calibration, the spectra prior's denoising against the empirical-library MMSE denoiser and
+the per-pixel MLP prior (`spectra_mlp_baseline`), and the 100x100 timing. Prints markdown tables.
 
     PYTHONPATH=src python benchmarks/refine.py --size 32 --seeds 3 --samples 16 --steps 10
     PYTHONPATH=src python benchmarks/refine.py --timing-only --threads 1   # the 100x100 timing alone
+    PYTHONPATH=src python benchmarks/refine.py --denoising-only   # the spectra denoising table alone
 
 The suite is fixed: seeds 0..seeds-1 per SNR (maps from rng 100 + seed, noise from seed),
 two inits per scene (VCA + FCLS, FCLS with the true endmembers); a summary table gives the
@@ -55,14 +56,17 @@ def metrics(E, A, Et, At, Y) -> dict:
     return {k: m.get(k) for k in ("abundance_rmse_percent", "sad_deg_mean", "sre_db", "psnr_db")}, perm
 
 
-def spectra_denoising(prior, seed: int = 0) -> list[dict]:
+def spectra_denoising(prior, seed: int = 0, mlp=None) -> list[dict]:
     """Denoising SAM (deg) on the prior's held-out USGS spectra: the prior's MMSE estimate vs
-    the exact MMSE denoiser of the training spectra's empirical distribution."""
+    the exact MMSE denoiser of the training spectra's empirical distribution and, when given,
+    the per-pixel MLP prior ``mlp`` (`spectra_mlp_baseline.MLPDenoiser`). The training
+    spectra are the prior's ``data.npz``, or its split rebuilt from the USGS library
+    (`spectra_mlp_baseline.training_split`)."""
+    from spectra_mlp_baseline import training_split
     from unmixgen.nn import checkpoint as ck
 
     held = ck.load_arrays(prior.model_dir / "holdout.npz")["x"]
-    train_path = prior.model_dir / "data.npz"
-    train = ck.load_arrays(train_path)["x"] if train_path.is_file() else None
+    train = training_split(prior)[0]
     good = prior.rep.good
     rng = np.random.default_rng(seed)
     rows = []
@@ -75,12 +79,34 @@ def spectra_denoising(prior, seed: int = 0) -> list[dict]:
     for sigma in (0.05, 0.1, 0.2, 0.4):
         noisy = held + rng.normal(0, sigma, held.shape).astype(np.float32)
         row = {"sigma": sigma, "noisy": sam(noisy, held), "prior": sam(prior.denoise(noisy, sigma), held)}
-        if train is not None:
-            d2 = ((noisy[:, None, good] - train[None, :, good]) ** 2).sum(-1)
-            w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * sigma ** 2))
-            row["empirical_mmse"] = sam((w @ train) / w.sum(1, keepdims=True), held)
+        d2 = ((noisy[:, None, good] - train[None, :, good]) ** 2).sum(-1)
+        w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * sigma ** 2))
+        row["empirical_mmse"] = sam((w @ train) / w.sum(1, keepdims=True), held)
+        if mlp is not None:
+            row["mlp"] = sam(mlp.denoise(noisy, sigma), held)
         rows.append(row)
     return rows
+
+
+def denoising_table(sp, mlp_steps: int) -> None:
+    """Train the per-pixel MLP baseline (``mlp_steps`` steps, seed 0; 0: none) and print the
+    denoising table: noisy, prior, empirical-library MMSE, per-pixel MLP."""
+    mlp = None
+    if mlp_steps > 0:
+        from spectra_mlp_baseline import train_mlp_baseline
+
+        mlp = train_mlp_baseline(sp, steps=mlp_steps, seed=0)
+        i = mlp.info
+        print(f"\nper-pixel MLP baseline: {i['params']} parameters, {i['steps']} steps (seed {i['seed']}) on the "
+              f"prior's {i['n_train']} training spectra, final loss {i['loss']:.4f}; "
+              f"{i['wall_s']:.0f} s wall, {i['cpu_s']:.0f} s CPU")
+    rows = spectra_denoising(sp, mlp=mlp)
+    print("\nspectra prior denoising, held-out USGS spectra, mean SAM (deg) on good bands")
+    print("| sigma (grid units) | noisy | prior (1 step MMSE) | empirical-library MMSE | per-pixel MLP |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['sigma']} | {row['noisy']:.2f} | {row['prior']:.2f} | {row['empirical_mmse']:.2f} | "
+              f"{row.get('mlp', float('nan')):.2f} |")
 
 
 def main() -> None:
@@ -97,6 +123,9 @@ def main() -> None:
     ap.add_argument("--profile", default=None, help="write a cProfile of the timing run to this file")
     ap.add_argument("--timing-save", default=None, help="save the timing run's result arrays to this .npz")
     ap.add_argument("--denoising", action="store_true", help="also the spectra prior's denoising table")
+    ap.add_argument("--denoising-only", action="store_true", help="only the denoising table (no suite, no timing)")
+    ap.add_argument("--mlp-steps", type=int, default=6000,
+                    help="training steps of the per-pixel MLP baseline in the denoising table (0: none)")
     ap.add_argument("--t0", type=float, default=None)
     ap.add_argument("--eta", type=float, default=None)
     ap.add_argument("--lam", type=float, default=None)
@@ -110,8 +139,13 @@ def main() -> None:
     em = load_library_spectra(LIB, NAMES)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
     sp = load_spectra_prior(args.spectra_prior)
+    if args.denoising_only:
+        denoising_table(sp, args.mlp_steps)
+        return
     if not args.timing_only:
         suite(args, opts, em, ab, sp)
+        if args.denoising:
+            denoising_table(sp, args.mlp_steps)
     if args.timing or args.timing_only:
         timing(em, ab, sp, opts, args.profile, args.timing_save)
 
@@ -185,15 +219,6 @@ def suite(args, opts: dict, em, ab, sp) -> None:
         v = np.asarray(v)
         print(f"| {snr:.0f} | {init} | {100 * v[:, 0].mean():+.1f} ({100 * v[:, 0].min():+.1f}, "
               f"{100 * v[:, 0].max():+.1f}) | {v[:, 2].mean():+.2f} | {v[:, 3].mean():.2f} | {v[:, 4].mean():.2f} |")
-    if not args.denoising:
-        rows = []
-    else:
-        rows = spectra_denoising(sp)
-    print("\nspectra prior denoising, held-out USGS spectra, mean SAM (deg) on good bands")
-    print("| sigma (grid units) | noisy | prior (1 step MMSE) | empirical-library MMSE |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['sigma']} | {row['noisy']:.2f} | {row['prior']:.2f} | {row.get('empirical_mmse', float('nan')):.2f} |")
 
 
 if __name__ == "__main__":
