@@ -24,8 +24,10 @@ relative to the mean squared endmember norm of that initialisation.
 Several initialisations (pure-pixel extractions: N-FINDR, VCA, ATGP) run at once as one
 batched computation with the same weights. The result kept is chosen without ground truth by
 `select_simplex`: the smallest simplex among those that explain the data about as well as the
-best one. The measurements behind the initialisations and the rule are in
-``benchmarks/RESULTS.md`` (``benchmarks/blind_suite.py``).
+best one. Its abundances are then recomputed exactly by FCLS for the kept endmembers (the
+iterations stop on the joint objective, before the abundances have converged). The
+measurements behind the initialisations and the rule are in ``benchmarks/RESULTS.md``
+(``benchmarks/blind_suite.py``).
 """
 
 from __future__ import annotations
