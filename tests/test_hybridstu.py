@@ -121,20 +121,20 @@ def test_subspace_features_and_the_untrained_network_give_fcls():
 
 
 def test_smoothed_training_maps_stay_on_the_simplex_and_invalid_pixels_stay_nan():
-    from unmixgen.unmix.hybridstu.estimator import _smooth_maps
+    from unmixgen.unmix.hybridstu.estimator import smooth_maps
 
     A = abundance_maps(20, 16, P, 4)
     noisy = np.random.default_rng(0).dirichlet(np.ones(P), size=(20, 16)).astype(np.float32)
     mask = np.ones((20, 16), bool)
     mask[5, 5] = False
     X = 0.5 * A + 0.5 * noisy
-    out = _smooth_maps(X, mask, 1.5)
+    out = smooth_maps(X, mask, 1.5)
     assert np.isnan(out[5, 5]).all()
     ok = out[mask]
     assert np.all(ok >= 0) and np.allclose(ok.sum(-1), 1, atol=1e-5)
     # smoothing removes most of the per-pixel noise added to the smooth maps (mean 1 / P)
     ref = 0.5 * A + 0.5 / P
-    smooth_ref = _smooth_maps(ref, mask, 1.5)[mask]
+    smooth_ref = smooth_maps(ref, mask, 1.5)[mask]
     assert np.sqrt(np.mean((ok - smooth_ref) ** 2)) < 0.6 * np.sqrt(np.mean((X[mask] - ref[mask]) ** 2))
 
 

@@ -40,7 +40,7 @@ def test_scene_halves_refuses_what_cannot_be_halved():
 def test_scene_prior_learns_the_smoothed_fcls_maps_in_endmember_order(tmp_path, torch_one_thread):
     from unmixgen.priors.abundance.model import load_model
     from unmixgen.simulate.procedural import make_scene
-    from unmixgen.unmix.hybridstu.estimator import _smooth_maps
+    from unmixgen.unmix.hybridstu.estimator import smooth_maps
     from unmixgen.unmix.inversion import fcls
 
     s = make_scene(rows=32, cols=32, p=3, bands=20, snr_db=40, seed=1)
@@ -50,7 +50,7 @@ def test_scene_prior_learns_the_smoothed_fcls_maps_in_endmember_order(tmp_path, 
     model = load_model(model_dir)
     assert model.n_endmembers == 3
     data = np.load(model_dir / "data.npz")
-    expected = _smooth_maps(s.to_image(fcls(s.valid_pixels(), E), fill=np.nan), s.mask, 1.0)
+    expected = smooth_maps(s.to_image(fcls(s.valid_pixels(), E), fill=np.nan), s.mask, 1.0)
     np.testing.assert_allclose(data["map_0"], expected, atol=1e-5)
     # the coarse maps follow the scene: the FCLS map with E reversed matches the reversed truth
     truth = s.truth.abundances[..., ::-1]

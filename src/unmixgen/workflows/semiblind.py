@@ -95,7 +95,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     Returns the model folder, for ``stu_training_maps("prior:" + str(folder), p)``.
     """
     from ..runs.folder import save_result
-    from ..unmix.hybridstu.estimator import _smooth_maps
+    from ..unmix.hybridstu.estimator import smooth_maps
     from ..unmix.inversion import fcls
     from .abundance import train_abundance_model
 
@@ -104,7 +104,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     E = np.asarray(endmembers, np.float32)
     A = scene.to_image(fcls(scene.valid_pixels()[:, good], E[:, good]), fill=np.nan)
     if smoothing > 0:
-        A = _smooth_maps(A, scene.mask, smoothing)
+        A = smooth_maps(A, scene.mask, smoothing)
     (out / "unmix").mkdir(parents=True, exist_ok=True)
     save_result(out / "unmix", scene, endmembers=E, abundances=A, figures=False)
     train_abundance_model([out / "unmix"], out / "model", max_minutes=max_minutes, max_steps=max_steps,

@@ -236,7 +236,7 @@ class HybridSTU:
 
             A = scene.to_image(fcls(Y, E), fill=np.nan)
             if self.map_smoothing > 0:
-                A = _smooth_maps(A, scene.mask, self.map_smoothing)
+                A = smooth_maps(A, scene.mask, self.map_smoothing)
             if maps == "dirichlet":
                 model = DirichletBaseline().fit(A[scene.mask][None, None], seed=self.seed)
             else:
@@ -418,7 +418,7 @@ def _fcls_validation_rmse(val, p: int) -> float:
     return math.sqrt(se / max(n, 1))
 
 
-def _smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+def smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     """``A (rows, cols, p)`` filtered by a Gaussian of ``sigma`` pixels over valid pixels only
     (normalised convolution; a convex combination per pixel, so the result stays on the
     simplex); invalid pixels stay NaN."""
