@@ -230,3 +230,19 @@ def test_bad_endmember_npz_files_are_one_line_errors(run_cli, scene_file, tmp_pa
         code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
         assert code == 2 and name in err and len(err.strip().splitlines()) == 1, (name, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_path):
+    """Ragged rows and NaN/infinite values are refused naming the file and the row."""
+    path, _ = scene_file
+    good_rows = ["wavelength,a,b", "400,0.1,0.2", "500,0.2,0.3", "600,0.3,0.4"]
+    bad = {
+        "ragged.csv": (good_rows[:2] + ["500,0.2"] + good_rows[3:], "row 3 has 2 values; expected 3"),
+        "nan.csv": (good_rows[:3] + ["600,nan,0.4"], "row 4 holds NaN or infinity"),
+        "inf.csv": (good_rows[:2] + ["500,0.2,inf"] + good_rows[3:], "row 3 holds NaN or infinity"),
+    }
+    for name, (rows, message) in bad.items():
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
+        assert code == 2 and name in err and message in err and len(err.strip().splitlines()) == 1, (name, err)
+    assert not (tmp_path / "o").exists()

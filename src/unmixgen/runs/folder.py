@@ -100,10 +100,16 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     if len(rows) < 3 or len(rows[0]) < 2:
         raise in_file(path, "expected a header row, a wavelength column and one column per endmember")
     header, body = rows[0], rows[1:]
+    for i, r in enumerate(body, start=2):
+        if len(r) != len(header):
+            raise in_file(path, f"row {i} has {len(r)} values; expected {len(header)}, one per header column")
     try:
         data = np.array([[float(v) for v in r] for r in body], dtype=np.float64)
     except ValueError as exc:
         raise in_file(path, f"non-numeric value ({exc}); expected numbers below the header row") from None
+    if not np.isfinite(data).all():
+        i = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0]) + 2
+        raise in_file(path, f"row {i} holds NaN or infinity; expected finite numbers")
     first = header[0].strip().lower()
     wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
