@@ -217,6 +217,14 @@ def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):
         envi.read(hdr)
 
 
+@pytest.mark.parametrize("dtype, nodata", [("uint16", -1), ("int16", 40000), ("int16", float("nan")), ("uint8", 2.5)])
+def test_integer_nodata_outside_the_type_is_refused_before_writing(tmp_path, dtype, nodata):
+    """Invalid pixels are written as nodata: one that the type cannot hold would wrap around."""
+    with pytest.raises(InputError, match=rf"^nodata .*: expected an integer from .* for {dtype} data"):
+        write_scene(Scene(scene_cube()), tmp_path / "n.hdr", dtype=dtype, nodata=nodata)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_writer_leaves_nothing_on_failure(tmp_path):
     class Boom:
         shape = (7, 11, 5)

@@ -460,6 +460,11 @@ def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interl
     if nodata is None:
         nodata = float("nan") if is_float else float(
             np.iinfo(dt).min if dt.kind == "i" else np.iinfo(dt).max)
+    elif not is_float:
+        info = np.iinfo(dt)
+        if not (np.isfinite(nodata) and float(nodata).is_integer() and info.min <= nodata <= info.max):
+            raise InputError(f"nodata {nodata!r}: expected an integer from {info.min} to {info.max} for "
+                             f"{dt.name} data (invalid pixels are written as it)")
     rows, cols, bands = scene.shape
     mask = scene.mask
     for p in (hdr, data):
