@@ -46,6 +46,15 @@ ALIASES = {
 }
 
 
+def default_text(func) -> dict[str, str]:
+    """Parameter name -> its default as shown in ``--help``, from ``func``'s signature, so a
+    command's help cannot disagree with the library default its ``None`` option falls back to."""
+    import inspect
+
+    return {name: str(p.default) for name, p in inspect.signature(func).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 def command_flags(command) -> dict[str, str]:
     """Python parameter name -> its longest flag, for one click/typer command."""
     out: dict[str, str] = {}

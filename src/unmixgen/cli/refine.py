@@ -6,8 +6,12 @@ from pathlib import Path
 
 import typer
 
+from ..workflows.refinement import refine_result as _refine_result
 from .app import app
-from .flags import given
+from .flags import default_text, given
+
+# the library's defaults, shown in --help (one source: the function's signature)
+_REFINE = default_text(_refine_result)
 
 
 def _threads(n: int) -> None:
@@ -52,10 +56,10 @@ def refine(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     abundance_prior: Path = typer.Option(None, "--abundance-prior", help="Abundance prior folder: one-vs-rest (p=2, any scene) or trained on this scene's p.", show_default="the shipped one-vs-rest prior"),
     spectra_prior: Path = typer.Option(None, "--spectra-prior", help="Spectra prior folder.", show_default="the shipped USGS prior"),
-    samples: int = typer.Option(None, "--samples", "-k", help="Posterior samples.", show_default="16"),
-    steps: int = typer.Option(None, "--steps", help="Denoising steps per round and prior.", show_default="20"),
-    rounds: int = typer.Option(None, "--rounds", help="Abundance/endmember alternations.", show_default="1"),
-    t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default="0.3"),
+    samples: int = typer.Option(None, "--samples", "-k", help="Posterior samples.", show_default=_REFINE["samples"]),
+    steps: int = typer.Option(None, "--steps", help="Denoising steps per round and prior.", show_default=_REFINE["steps"]),
+    rounds: int = typer.Option(None, "--rounds", help="Abundance/endmember alternations.", show_default=_REFINE["rounds"]),
+    t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default=_REFINE["t0"]),
     seed: int = typer.Option(None, "--seed", help="Random seed.", show_default="0"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),
