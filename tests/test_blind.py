@@ -349,3 +349,17 @@ def test_auto_keeps_the_record_of_the_method_it_chose():
         m = make_method("auto", P, seed=0).fit(scene)
     assert m.info_["selection"]["chosen"] == m.info_["chosen"] == "mvnmf"  # plain linear mixing
     assert m.info_["starts"]["chosen"] in m.info_["starts"]["candidates"]
+
+
+def test_second_moments_match_the_direct_products_in_any_chunking():
+    from unmixgen.unmix.preprocessing import second_moments
+
+    rng = np.random.default_rng(3)
+    Y = (rng.random((1003, 17)) * 0.3 + 0.5).astype(np.float32)
+    Y64 = Y.astype(np.float64)
+    G_ref = Y64.T @ Y64 / len(Y)
+    C_ref = (Y64 - Y64.mean(0)).T @ (Y64 - Y64.mean(0)) / len(Y)
+    for chunk in (17, 17 * 100, 2**22):  # one row, 100-row chunks, one chunk
+        G, C = second_moments(Y, chunk_values=chunk)
+        np.testing.assert_allclose(G, G_ref, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(C, C_ref, rtol=1e-9, atol=1e-14)

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ParameterError
 
 __all__ = ["BRIGHTNESS", "brightness_ratio", "normalize_brightness", "principal_coordinates",
-           "random_vertices"]
+           "random_vertices", "second_moments"]
 
 #: the brightness normalisations of `normalize_brightness`
 BRIGHTNESS = ("l2", "sum", "none")
@@ -56,13 +56,31 @@ def brightness_ratio(Y: np.ndarray, p: int) -> float:
     residuals are noise and the ratio is about ``(B - p + 1) / (B - p)``; it grows with
     per-pixel scaling (illumination, topography).
     """
-    Y = Y.astype(np.float64)
-    n = Y.shape[0]
-    ev = np.linalg.eigvalsh(Y.T @ Y / n)[::-1]
-    Yc = Y - Y.mean(0)
-    aff = np.linalg.eigvalsh(Yc.T @ Yc / n)[::-1][p - 1:].sum()
+    G, C = second_moments(Y)
+    ev = np.linalg.eigvalsh(G)[::-1]
+    aff = np.linalg.eigvalsh(C)[::-1][p - 1:].sum()
     eps = 1e-9 * max(float(ev.sum()), 1e-300)  # noise-free data: both residuals vanish
     return float((max(aff, 0.0) + eps) / (max(ev[p:].sum(), 0.0) + eps))
+
+
+def second_moments(Y: np.ndarray, chunk_values: int = 2**22) -> tuple[np.ndarray, np.ndarray]:
+    """Uncentred ``Y^T Y / N`` and centred covariance ``(B, B)`` of pixels ``Y (N, B)``, float64.
+
+    Accumulated over row chunks of about ``chunk_values`` values, so a million-pixel scene is
+    never copied to float64 whole (1.8 GB for 230 bands); the centred one subtracts the mean
+    before the product, so its small (noise) eigenvalues do not drown in rounding.
+    """
+    n, bands = Y.shape
+    mean = Y.mean(axis=0, dtype=np.float64)
+    G = np.zeros((bands, bands))
+    C = np.zeros((bands, bands))
+    step = max(1, chunk_values // max(bands, 1))
+    for i in range(0, n, step):
+        c = Y[i:i + step].astype(np.float64)
+        G += c.T @ c
+        c -= mean
+        C += c.T @ c
+    return 0.5 * (G + G.T) / n, 0.5 * (C + C.T) / n
 
 
 def principal_coordinates(Y: np.ndarray, d: int) -> np.ndarray:
@@ -71,7 +89,7 @@ def principal_coordinates(Y: np.ndarray, d: int) -> np.ndarray:
     The axes are the top eigenvectors of ``Y^T Y / N`` (float64); returns float32 ``(N, d)``
     in the data's units.
     """
-    G = (Y.T.astype(np.float64) @ Y.astype(np.float64)) / Y.shape[0]
+    G, _ = second_moments(Y)
     w, V = np.linalg.eigh(G)
     V = V[:, ::-1][:, :d]
     return (Y @ V.astype(np.float32)).astype(np.float32)
