@@ -41,10 +41,11 @@ import torch
 from ..errors import ConvergenceWarning
 from ..simplex import project_simplex_torch
 from .base import BlindUnmixer, thin_history
-from .extraction import atgp, nfindr, vca
+from .batched import matmul_rows
+from .extract_then_invert import ATGP, NFINDR, VCA
 from .inversion import fcls
 from .params import Constraint, InstanceOf, Interval, Options, SequenceOf
-from .preprocessing import normalize_brightness
+from .preprocessing import normalize_brightness, second_moments
 
 __all__ = ["INITS", "MinVolNMF", "minvol_refine", "select_simplex", "simplex_fit"]
 
@@ -154,6 +155,11 @@ class MinVolNMF(BlindUnmixer):
         return E_np, A_np, info
 
 
+#: the extractor each start uses: the registry's classes; ATGP searches the raw spectra here
+#: (``subspace=False``), as mvnmf's ATGP start always did
+_STARTS = {"vca": VCA(), "nfindr": NFINDR(), "atgp": ATGP(subspace=False)}
+
+
 def _initial_endmembers(X: np.ndarray, p: int, inits: list[str], restarts: int,
                         rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
     """Distinct pure-pixel extractions from ``X (N, B)``: names ``"nfindr#0"``... and ``E0 (M, p, B)``.
@@ -168,12 +174,8 @@ def _initial_endmembers(X: np.ndarray, p: int, inits: list[str], restarts: int,
         for name in inits:
             if name == "atgp" and r > 0:
                 continue
-            if name == "vca":
-                idx, E = vca(X, p, seed=rng.integers(2**31))
-            elif name == "nfindr":
-                idx, E = nfindr(X, p, seed=rng.integers(2**31))
-            else:
-                idx, E = atgp(X, p)
+            seed = 0 if name == "atgp" else rng.integers(2**31)
+            idx, E = _STARTS[name].extract(X, p, np.random.default_rng(seed))
             key = tuple(sorted(int(i) for i in np.ravel(idx)))
             if key in seen:
                 continue
@@ -195,24 +197,30 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray
       affine fit, in units of the noise energy per band (the residual of that fit divided by
       the ``B - p + 1`` dimensions it leaves); about 0 when the simplex holds the data.
     """
-    X = X.astype(np.float64)
     n, bands = X.shape
     p = E.shape[1]
-    mu = X.mean(0)
-    Xc = X - mu
-    w, V = np.linalg.eigh(Xc.T @ Xc / n)
+    mu = X.mean(axis=0, dtype=np.float64)
+    G, C = second_moments(X)
+    w, V = np.linalg.eigh(C)
     w, V = w[::-1], V[:, ::-1]
     floor = max(float(w[p - 1:].sum()), 1e-30)
     noise = floor / max(bands - p + 1, 1)
     Vp = V[:, :p - 1]
+    E = E.astype(np.float64)
+    A = A.astype(np.float64)
+    # ||X - A E||^2 = tr(X^T X) - 2 <A^T X, E> + <A^T A, E E^T>, with A^T X summed over row chunks
+    AtX = np.zeros((len(E), p, bands))
+    step = max(1, 2**22 // max(bands, 1))
+    for i in range(0, n, step):
+        AtX += A[:, i:i + step].transpose(0, 2, 1) @ X[i:i + step].astype(np.float64)
     volume = np.empty(len(E))
     residual = np.empty(len(E))
     for m in range(len(E)):
-        Ez = (E[m].astype(np.float64) - mu) @ Vp
+        Ez = (E[m] - mu) @ Vp
         D = Ez[1:] - Ez[0]
         volume[m] = 0.5 * np.linalg.slogdet(D @ D.T)[1]
-        R = X - A[m].astype(np.float64) @ E[m].astype(np.float64)
-        residual[m] = (np.einsum("ij,ij->", R, R) / n - floor) / noise
+        sq = n * np.trace(G) - 2 * np.sum(AtX[m] * E[m]) + np.sum((A[m].T @ A[m]) * (E[m] @ E[m].T))
+        residual[m] = (sq / n - floor) / noise
     return volume, residual
 
 
@@ -246,12 +254,12 @@ def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, 
         E0, A0 = np.asarray(E0)[None], np.asarray(A0)[None]
     M, p, _ = E0.shape
     dev = torch.device(device)
-    X64 = np.asarray(X, np.float64)
-    G = X64.T @ X64
+    G, _ = second_moments(X)  # X^T X / N, without a float64 copy of the pixels
     _, V = np.linalg.eigh(G)
-    U = torch.from_numpy(np.ascontiguousarray(V[:, ::-1][:, :p])).to(dev)
-    Z = torch.from_numpy(X64).to(dev) @ U  # (N, p) coordinates on the p leading axes
-    outside = float(np.trace(G)) - float((Z * Z).sum())  # energy off those axes: a constant
+    U_np = np.ascontiguousarray(V[:, ::-1][:, :p])
+    U = torch.from_numpy(U_np).to(dev)
+    Z = torch.from_numpy(matmul_rows(X, U_np)).to(dev)  # (N, p) float64 coordinates on the p leading axes
+    outside = X.shape[0] * float(np.trace(G)) - float((Z * Z).sum())  # energy off those axes: a constant
     zz = float((Z * Z).sum())
     E = torch.from_numpy(np.asarray(E0, np.float64)).to(dev)
     A = torch.from_numpy(np.asarray(A0, np.float64)).to(dev)
