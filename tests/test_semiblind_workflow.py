@@ -59,3 +59,8 @@ def test_scene_prior_learns_the_smoothed_fcls_maps_in_endmember_order(tmp_path, 
     assert maps.shape == (2, 16, 16, 3) and np.allclose(maps.sum(-1), 1, atol=1e-4)
     with pytest.raises(InputError):
         stu_training_maps(f"prior:{model_dir}", 4)
+    # the folders are its own: a second run into the same place is refused, the first kept
+    before = sorted(p.name for p in (tmp_path / "prior").rglob("*"))
+    with pytest.raises(InputError, match="unmix"):
+        train_scene_prior(s, E, tmp_path / "prior", max_steps=2, width=8, batch_size=4, patch=8)
+    assert sorted(p.name for p in (tmp_path / "prior").rglob("*")) == before

@@ -157,10 +157,11 @@ def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str,
 
     timings = record["timings_s"]
     truth = scene.truth
+    cube = scene.load()  # once, for the three scores
 
     def score(E, A):
         m = evaluate(endmembers=E, abundances=A, ref_endmembers=truth.endmembers, ref_abundances=truth.abundances,
-                     cube=scene.load(), mask=scene.mask, names=truth.names)
+                     cube=cube, mask=scene.mask, names=truth.names)
         return {k: float(m[k]) for k in _SCORES if isinstance(m.get(k), (int, float))}
 
     t = time.perf_counter()

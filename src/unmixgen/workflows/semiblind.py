@@ -94,18 +94,21 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     deviation was half that of the maps it learned) and differed from run to run.
     Returns the model folder, for ``stu_training_maps("prior:" + str(folder), p)``.
     """
+    from ..atomic import check_output_dir
     from ..runs.folder import save_result
     from ..unmix.hybridstu.estimator import smooth_maps
-    from ..unmix.inversion import fcls
+    from ..unmix.inversion import invert_scene
     from .abundance import train_abundance_model
 
     out = Path(out)
-    good = np.asarray(scene.good_bands, bool)
+    # both folders are created here: an existing one (someone's result or model) is refused
+    check_output_dir(out / "unmix", False)
+    check_output_dir(out / "model", False)
     E = np.asarray(endmembers, np.float32)
-    A = scene.to_image(fcls(scene.valid_pixels()[:, good], E[:, good]), fill=np.nan)
+    A = invert_scene(scene, E, "fcls", progress=False)  # tiled, on the good bands
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)
-    (out / "unmix").mkdir(parents=True, exist_ok=True)
+    (out / "unmix").mkdir(parents=True)
     save_result(out / "unmix", scene, endmembers=E, abundances=A, figures=False)
     train_abundance_model([out / "unmix"], out / "model", max_minutes=max_minutes, max_steps=max_steps,
                           device=device, progress=progress, seed=seed, **options)
