@@ -33,21 +33,33 @@ from ..rank import estimate_noise
 from .features import subspace_features
 
 
-def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0) -> float:
-    """SNR in dB of pixels ``Y (N, bands)``: ``10 log10(sum x^2 / sum w^2)`` with ``w`` the
-    HySime regression noise estimate and ``x = Y - w`` (a seeded subsample of ``sample``
-    pixels)."""
+def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The HySime regression noise estimate of a seeded subsample of ``sample`` pixels of
+    ``Y (N, bands)``: ``(pixels (n, bands) float32, noise (n, bands), noise covariance
+    (bands, bands))``. `estimate_snr_db` and `estimate_variability` share it (the estimator
+    computes it once for both)."""
     Y = np.asarray(Y, np.float32)
     if Y.shape[0] > sample:
         Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
-    w, _ = estimate_noise(Y)
+    w, Rn = estimate_noise(Y)
+    return Y, w, Rn
+
+
+def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0, *,
+                    noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
+    """SNR in dB of pixels ``Y (N, bands)``: ``10 log10(sum x^2 / sum w^2)`` with ``w`` the
+    HySime regression noise estimate and ``x = Y - w`` (a seeded subsample of ``sample``
+    pixels; ``noise``: `noise_estimate` of the same, when the caller has it)."""
+    Ys, w, _ = noise_estimate(Y, sample, seed) if noise is None else noise
     w = w.astype(np.float64)
-    x = Y.astype(np.float64) - w
+    x = Ys.astype(np.float64) - w
     return float(10.0 * np.log10(np.sum(x**2) / max(np.sum(w**2), 1e-30)))
 
 
 def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
-                         high: float = 1.0) -> float:
+                         high: float = 1.0, *,
+                         noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
     """Standard deviation of the log ELMM brightness scales of pixels ``Y (N, bands)`` with
     endmembers ``E (p, bands)``.
 
@@ -56,12 +68,9 @@ def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, see
     variance ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``, ``R_n`` the HySime noise covariance),
     which is removed from the sample variance; the rest, relative to the squared mean, is
     ``exp(sigma^2) - 1`` for log-normal scales. Clipped to ``[0, high]``. Uses a seeded
-    subsample of ``sample`` pixels.
+    subsample of ``sample`` pixels (``noise``: its `noise_estimate`, when the caller has it).
     """
-    Y = np.asarray(Y, np.float32)
-    if Y.shape[0] > sample:
-        Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
-    _, Rn = estimate_noise(Y)
+    Y, _, Rn = noise_estimate(Y, sample, seed) if noise is None else noise
     E64 = np.asarray(E, np.float64)
     P = E64.T @ np.linalg.pinv(E64 @ E64.T)
     s = Y.astype(np.float64) @ P.sum(1)

@@ -197,9 +197,10 @@ class HybridSTU:
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
-        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
-        var = (D.estimate_variability(Y, Eg, seed=self.seed) if isinstance(self.variability, str)
-               else float(self.variability))
+        estimate_var = isinstance(self.variability, str)
+        noise = D.noise_estimate(Y, seed=self.seed) if self.snr_db is None or estimate_var else None
+        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, noise=noise)
+        var = D.estimate_variability(Y, Eg, noise=noise) if estimate_var else float(self.variability)
         t_prep = time.perf_counter()
         map_list, source = self._training_maps(maps, scene, Y, Eg)
         self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
