@@ -33,7 +33,7 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") ->
     if norm == "none":
         return Y
     if norm == "l2":
-        s = np.sqrt(np.einsum("ij,ij->i", Y.astype(np.float64), Y.astype(np.float64)))
+        s = np.sqrt(np.einsum("ij,ij->i", Y, Y, dtype=np.float64))
     elif norm == "sum":
         s = Y.sum(axis=1, dtype=np.float64)
     else:

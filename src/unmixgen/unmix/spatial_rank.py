@@ -39,6 +39,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError
+from .preprocessing import second_moments
 
 __all__ = ["SpatialRankEstimate", "neighbour_noise_covariance", "spatial_rank"]
 
@@ -155,11 +156,12 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
         raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape
     valid = np.ones((rows, cols), bool) if mask is None else np.asarray(mask, bool)
-    Y = cube[valid].astype(np.float64)
+    Y = cube[valid]
     Y = Y[np.all(np.isfinite(Y), axis=1)]
-    if Y.shape[0] <= bands:
-        raise InputError(f"{Y.shape[0]} valid pixels for {bands} bands; expected more pixels than bands")
-    Ry = np.cov(Y.T)
+    n = Y.shape[0]
+    if n <= bands:
+        raise InputError(f"{n} valid pixels for {bands} bands; expected more pixels than bands")
+    Ry = second_moments(Y)[1] * (n / (n - 1))  # the sample covariance, without a float64 copy of Y
     ev = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=3))
     floor = float(np.median(ev[bands // 2:]))
     # pure-noise sample eigenvalues spread up to about (1 + sqrt(bands / pixels))^2 times
