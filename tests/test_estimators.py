@@ -113,7 +113,7 @@ def test_bad_common_parameters_are_named_in_fit(scenes, name, params, message):
 
 @pytest.mark.parametrize("estimator, message", [
     (ExtractThenInvert(P, inverter="magic"),
-     "inverter='magic': expected one of 'fcls', 'nnls', 'scls', 'ls', 'sunsal'"),
+     "inverter='magic': expected one of 'fcls', 'nnls', 'scls', 'scaled', 'ls', 'sunsal'"),
     (ExtractThenInvert(P, extractor="ppi"),
      "extractor='ppi': expected one of 'vca', 'nfindr', 'atgp' or an Extractor (VCA, NFINDR, ATGP)"),
     (ExtractThenInvert(P, extractor=3),

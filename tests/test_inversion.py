@@ -17,6 +17,7 @@ from unmixgen.unmix.inversion import (
     invert_scene,
     nnls,
     project_simplex,
+    scaled,
     scls,
     sunsal,
     unconstrained,
@@ -171,6 +172,24 @@ def test_nnls_matches_scipy():
     assert A.dtype == np.float32
     assert np.abs(A - ref).max() < 1e-5
     assert (A >= 0).all()
+
+
+def test_scaled_is_brightness_free_and_matches_scipy_nnls_normalised():
+    rng = np.random.default_rng(4)
+    E = rng.random((4, 30)).astype(np.float32) + 0.1
+    A = rng.dirichlet(np.ones(4), 300)
+    s = rng.uniform(0.1, 3.0, (300, 1))  # brightness per pixel
+    clean = (s * A @ E).astype(np.float32)
+    np.testing.assert_allclose(scaled(clean, E), A, atol=1e-4)  # the truth, whatever the brightness
+    assert np.abs(fcls(clean, E) - A).max() > 0.1  # the linear model's answer is not
+    Y = clean + 0.05 * rng.standard_normal(clean.shape).astype(np.float32)
+    Y[:5] = -1.0  # NNLS gives all zeros: uniform abundances
+    ref = np.stack([scipy_nnls(E.T.astype(np.float64), y.astype(np.float64))[0] for y in Y])
+    total = ref.sum(1, keepdims=True)
+    ref = np.where(total > 0, ref / np.where(total > 0, total, 1), 0.25)
+    got = invert(Y, E, "scaled")
+    assert got.dtype == np.float32 and np.abs(got - ref).max() < 1e-4
+    np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
 def test_scls_closed_form_sum_to_one():

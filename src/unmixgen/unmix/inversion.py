@@ -482,6 +482,21 @@ def scls(Y, E, *, batch_size: int = 65536, precision: str = "auto",
                           n_threads=n_threads)
 
 
+def scaled(Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: int = 65536,
+           precision: str = "auto", n_threads: int | None = None) -> np.ndarray:
+    """Brightness-free abundances: the exact per-pixel answer of the scaled linear model
+    ``y = s a E + n`` (``a`` on the simplex, a free brightness ``s > 0`` per pixel, e.g.
+    illumination and topography, or a library at another scale than the pixels).
+
+    Minimising ``||y - s a E||`` over ``s`` and ``a`` is NNLS on ``b = s a``; ``a = b / sum(b)``
+    (uniform where NNLS gives all zeros). Arguments as `nnls`; returns float32 ``(N, p)``.
+    """
+    b = nnls(Y, E, tol=tol, max_iter=max_iter, batch_size=batch_size, precision=precision,
+             n_threads=n_threads).astype(np.float64)
+    total = b.sum(1, keepdims=True)
+    return np.where(total > 1e-12, b / np.maximum(total, 1e-12), 1.0 / max(b.shape[1], 1)).astype(np.float32)
+
+
 def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto",
                   n_threads: int | None = None) -> np.ndarray:
     """Ordinary least squares ``a = y E^T (E E^T)^+``; returns float32 ``(N, p)``."""
@@ -502,6 +517,7 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "fcls": fcls,
     "nnls": nnls,
     "scls": scls,
+    "scaled": scaled,
     "ls": unconstrained,
     "sunsal": sunsal,
 }
