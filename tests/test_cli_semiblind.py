@@ -79,6 +79,10 @@ def test_bad_input_exits_2_and_writes_nothing(run_cli, files, tmp_path, torch_on
              "--variability")
     _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--variability", "5"], out,
              "--variability 5")
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--scaling", "sideways"], out,
+             "--scaling sideways")
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--base", "sunsal"], out,
+             "--base sunsal")
     # fewer valid pixels than needed
     cube = s.load().copy()
     cube[1:] = np.nan  # 37 valid pixels

@@ -13,6 +13,7 @@ from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate
 from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.hybridstu import data as D
+from unmixgen.unmix.hybridstu.features import n_features
 from unmixgen.unmix.hybridstu.network import HybridSTUNet, receptive_radius
 
 BANDS, P = 30, 3
@@ -47,7 +48,7 @@ def test_output_is_on_the_simplex_and_depends_only_on_the_k_by_k_neighbourhood(k
     net = HybridSTUNet(BANDS, P, k=k, width=8, front=front).eval()
     if front == "subspace":
         torch.nn.init.normal_(net.spatial[-1].weight)  # the zero start would hide the context
-    x = torch.rand(1, BANDS if front == "bands" else 2 * P + 1, 15, 15)
+    x = torch.rand(1, BANDS if front == "bands" else n_features(P), 15, 15)
     with torch.no_grad():
         a = net(x)
         x2 = x.clone()
@@ -118,6 +119,30 @@ def test_subspace_features_and_the_untrained_network_give_fcls():
     with torch.no_grad():
         a = net(x)[0].permute(1, 2, 0).numpy().reshape(-1, P)
     np.testing.assert_allclose(a, fcls(noisy, E), atol=P * 1e-4)
+
+
+def test_the_scaled_channels_are_the_brightness_free_answer_and_the_scaled_network_starts_from_it():
+    from scipy.optimize import nnls
+
+    from unmixgen.unmix.hybridstu.features import subspace_features
+
+    A = abundance_maps(12, 10, P, 3, max_abundance=0.9).reshape(-1, P)
+    E = endmembers()
+    s = np.random.default_rng(0).uniform(0.2, 0.6, (A.shape[0], 1))  # dark pixels, one scale each
+    clean = (s * A @ E).astype(np.float32)
+    f = subspace_features(clean, E, scale=0.5)
+    np.testing.assert_allclose(f[:, 2 * P:3 * P], A, atol=1e-4)  # the scaled model recovers the truth
+    assert np.abs(f[:, P:2 * P] - A).max() > 0.1  # FCLS does not
+    noisy = clean + 0.01 * np.random.default_rng(1).standard_normal(clean.shape).astype(np.float32)
+    ref = np.stack([nnls(E.T.astype(np.float64), y.astype(np.float64))[0] for y in noisy])
+    ref /= ref.sum(1, keepdims=True)
+    f = subspace_features(noisy, E, scale=0.5)
+    np.testing.assert_allclose(f[:, 2 * P:3 * P], ref, atol=1e-4)
+    net = HybridSTUNet(BANDS, P, k=3, width=8, front="subspace", base="scaled").eval()
+    x = torch.from_numpy(f.reshape(12, 10, -1).transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        a = net(x)[0].permute(1, 2, 0).numpy().reshape(-1, P)
+    np.testing.assert_allclose(a, ref, atol=P * 1e-4)
 
 
 def test_smoothed_training_maps_stay_on_the_simplex_and_invalid_pixels_stay_nan():
@@ -250,6 +275,30 @@ def test_snr_estimate_follows_the_added_noise():
         assert abs(D.estimate_snr_db(cube.reshape(-1, BANDS)) - snr) < 1.5
 
 
+def test_brightness_estimate_finds_endmembers_brighter_than_the_pixels():
+    A = abundance_maps(40, 40, P, 2, max_abundance=0.9)
+    E = endmembers()
+    cube = simulate(A, 0.4 * E, snr_db=30.0, variability=0.2, seed=3)[0].cube
+    median, sigma = D.estimate_brightness(cube.reshape(-1, BANDS), E)
+    assert abs(median - 0.4) < 0.04 and abs(sigma - 0.2) < 0.05
+
+
+def test_auto_base_takes_the_scaled_answer_for_brightness_scaled_pixels(torch_one_thread):
+    A = abundance_maps(28, 32, P, 0, max_abundance=0.9)
+    E = endmembers()
+    scene = simulate(A, 0.5 * E, snr_db=30.0, variability=0.4, seed=0)[0].to_scene()
+    est = small(max_steps=50).fit(scene, endmembers=E)
+    h = est.history_
+    assert h["base"] == "scaled" and h["base_validation_rmse"]["scaled"] < h["base_validation_rmse"]["fcls"]
+    assert abs(h["brightness"] - 0.5) < 0.1
+    from unmixgen.unmix.inversion import fcls
+
+    rmse = np.sqrt(np.mean((est.abundances_ - A) ** 2))
+    assert rmse < 0.8 * np.sqrt(np.mean((scene.to_image(fcls(scene.valid_pixels(), E)) - A) ** 2))
+    plain = small(max_steps=50).fit(sim_scene()[0], endmembers=E)
+    assert plain.history_["base"] == "fcls"
+
+
 def test_variability_estimate_follows_the_simulated_brightness_scaling():
     A = abundance_maps(40, 40, P, 2, max_abundance=0.9)
     E = endmembers()
@@ -274,3 +323,68 @@ def test_subspace_loss_equals_the_band_loss_for_pixels_in_the_endmember_span():
         want = stu_loss(a_hat, a, x, E, lam=lam, recon=recon)
         got = subspace_loss(a_hat, a, a_ls, E @ E.T, lam=lam, recon=recon, bands=BANDS)
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_training_scenes_scale_whole_pixels_or_each_endmember_as_asked():
+    A = abundance_maps(16, 16, P, 5, max_abundance=0.9)
+    E = endmembers()
+    clean = A @ E
+    (pix, a), = D.training_pairs([A], E, snr_db=None, variability=0.3, jitter=0.0, seed=0, brightness=0.5,
+                                 scaling="pixel")
+    ratio = pix / clean  # one scale per pixel: the same for every band
+    assert np.allclose(ratio, ratio[..., :1], rtol=1e-4) and np.array_equal(a, A)
+    assert abs(np.median(ratio[..., 0]) - 0.5) < 0.1 and np.std(np.log(ratio[..., 0])) > 0.1
+    (per, _), = D.training_pairs([A], E, snr_db=None, variability=0.3, jitter=0.0, seed=0, scaling="endmember")
+    ratio = per / clean
+    assert np.abs(ratio - ratio[..., :1]).max() > 0.05  # endmembers scaled apart change the direction
+    pairs = D.training_pairs([A, A], E, snr_db=None, variability=0.3, jitter=0.0, seed=0, scaling="mixed")
+    r0, r1 = pairs[0][0] / clean, pairs[1][0] / clean
+    assert np.allclose(r0, r0[..., :1], rtol=1e-4) and np.abs(r1 - r1[..., :1]).max() > 0.05
+
+
+def test_guard_excess_is_the_band_space_residual_difference_and_the_shrink_stops_at_tau():
+    from unmixgen.unmix.hybridstu.features import subspace_features
+    from unmixgen.unmix.hybridstu.guard import calibrate, excess_residual, guarded
+    from unmixgen.unmix.inversion import fcls, scaled
+
+    rng = np.random.default_rng(0)
+    A = abundance_maps(10, 12, P, 1, max_abundance=0.9).reshape(-1, P)
+    E = endmembers()
+    Y = (rng.uniform(0.5, 1.5, (A.shape[0], 1)) * A @ E).astype(np.float32)
+    Y += 0.02 * rng.standard_normal(Y.shape).astype(np.float32)
+    f = subspace_features(Y, E, scale=0.5)
+    G = E.astype(np.float64) @ E.T.astype(np.float64)
+    other = rng.dirichlet(np.ones(P), A.shape[0])
+    other[::2] = A[::2]  # the truth: half of it within the median excess
+    for base, a0 in (("fcls", fcls(Y, E)), ("scaled", scaled(Y, E))):
+        if base == "fcls":
+            c = np.ones((len(Y), 1))
+        else:  # the brightness that fits a0 best
+            fit = a0.astype(np.float64) @ E
+            c = (np.sum(fit * Y, 1) / np.sum(fit * fit, 1))[:, None]
+        res = lambda a, c=c: np.sum((Y - c * a.astype(np.float64) @ E) ** 2, 1)  # noqa: E731
+        np.testing.assert_allclose(excess_residual(f, other, G, base), res(other) - res(a0), rtol=1e-3, atol=1e-6)
+        tau = calibrate(f, A, G, base, 0.5)
+        assert tau == pytest.approx(np.quantile(res(A) - res(a0), 0.5), rel=1e-3, abs=1e-7)
+        out, t = guarded(f, other, G, base, tau)
+        ex = excess_residual(f, out, G, base)
+        assert np.all(ex <= tau * (1 + 1e-4) + 1e-7)
+        far = t < 1
+        assert far.any() and (~far).any()
+        np.testing.assert_allclose(ex[far], tau, rtol=1e-3)  # moved back exactly to the boundary
+        np.testing.assert_allclose(out[~far], other[~far], atol=1e-6)  # inside: kept
+        assert np.allclose(out.sum(1), 1, atol=1e-5) and out.min() >= -1e-6
+
+
+def test_brightness_estimate_from_neighbours_ignores_the_noise():
+    A = abundance_maps(48, 48, P, 2, max_abundance=0.9)
+    E = endmembers()
+    mask = np.ones((48, 48), bool)
+    for snr in (12.0, 30.0):
+        cube = simulate(A, E, snr_db=snr, seed=3)[0].cube
+        _, sigma = D.estimate_brightness(cube.reshape(-1, BANDS), E, mask=mask)
+        assert sigma < 0.02
+    s = D.smooth_log_normal_scales((48, 48, 1), 0.2, np.random.default_rng(0))
+    cube = simulate(A * s, 0.5 * E, snr_db=15.0, seed=3)[0].cube
+    median, sigma = D.estimate_brightness(cube.reshape(-1, BANDS), E, mask=mask)
+    assert abs(sigma - 0.2) < 0.04 and abs(median - 0.5) < 0.05

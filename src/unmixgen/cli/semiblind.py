@@ -22,6 +22,11 @@ def train_stu(
     lam: float = typer.Option(None, "--lam", help="Weight of the spectral-angle loss term."),
     variability: str = typer.Option(None, "--variability",
                                     help="ELMM brightness variability of the training scenes (log-std), or auto."),
+    scaling: str = typer.Option(None, "--scaling",
+                                help="How the training scenes' brightness varies: mixed, pixel (illumination) or "
+                                     "endmember (ELMM)."),
+    base: str = typer.Option(None, "--base",
+                             help="Per-pixel answer the network corrects: auto, fcls, or scaled (brightness-free NNLS)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Training steps at most."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Training minutes at most."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
@@ -42,7 +47,8 @@ def train_stu(
         except ValueError:
             raise ParameterError("variability", variability, "expected a number or auto") from None
     h = run(scene_path, endmembers_file, out, maps=maps, overwrite=overwrite,
-            **given(k=k, lam=lam, variability=variability, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
+            **given(k=k, lam=lam, variability=variability, scaling=scaling, base=base, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
                     progress=True))
     Console().print(f"[bold]hybridstu[/bold]: {h['steps']} steps (best {h['best_step']}, validation abundance "
-                    f"RMSE {100 * h['best_validation_rmse']:.2f} %, SNR {h['snr_db']:.1f} dB) -> {out}")
+                    f"RMSE {100 * h['best_validation_rmse']:.2f} %, SNR {h['snr_db']:.1f} dB, corrects "
+                    f"{h.get('base') or 'bands'}) -> {out}")

@@ -79,14 +79,16 @@ def scene_halves(rows: int, cols: int, axis: int = 1) -> tuple[tuple[slice, slic
 
 
 def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float | None = None,
-                      max_steps: int | None = 1500, smoothing: float = 1.0, seed: int = 0, device: str = "cpu",
-                      progress: bool = False, **options: Any) -> Path:
+                      max_steps: int | None = 1500, smoothing: float = 1.0, method: str = "fcls", seed: int = 0,
+                      device: str = "cpu", progress: bool = False, **options: Any) -> Path:
     """Train an abundance diffusion prior on the scene's own coarse maps, unsupervised.
 
-    The coarse maps are the FCLS abundances of ``scene`` with ``endmembers (p, bands)`` on its
-    good bands, smoothed by a Gaussian of ``smoothing`` pixels like the maps the GRF and
-    Dirichlet sources of `HybridSTU` are fitted to (``map_smoothing``), so the three sources
-    start from the same maps and the prior's channels are the endmembers' order. They are
+    The coarse maps are the abundances of ``scene`` with ``endmembers (p, bands)`` on its
+    good bands by ``method`` (an inverter of `unmixgen.unmix.inversion.METHODS`: FCLS, or
+    ``"scaled"`` where `HybridSTU` corrects the brightness-free answer, its ``base``),
+    smoothed by a Gaussian of ``smoothing`` pixels like the maps the GRF and Dirichlet sources
+    of `HybridSTU` are fitted to (``map_smoothing``), so the three sources start from the same
+    maps and the prior's channels are the endmembers' order. They are
     written as a result folder ``out/unmix`` and the prior is trained into ``out/model``
     (`unmixgen.workflows.abundance.train_abundance_model`; ``options`` are prior settings).
     The default budget is a step count, not a time: 3 minutes on a loaded CPU gave ~560
@@ -105,7 +107,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     check_output_dir(out / "unmix", False)
     check_output_dir(out / "model", False)
     E = np.asarray(endmembers, np.float32)
-    A = invert_scene(scene, E, "fcls", progress=False)  # tiled, on the good bands
+    A = invert_scene(scene, E, method, progress=False)  # tiled, on the good bands
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)
     (out / "unmix").mkdir(parents=True)

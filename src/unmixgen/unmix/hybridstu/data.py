@@ -6,10 +6,12 @@ For every training map ``A (h, w, p)`` (`training_pairs`):
    ``e_k(b) * (1 + jitter * z_k(b))``, ``z_k`` a Gaussian random field along the bands
    (correlation length ``bands / 16``, standardised), so the network does not learn the
    exact library spectra;
-2. `unmixgen.simulate.scene.simulate` mixes them with per-pixel ELMM brightness scaling
-   (log-normal, standard deviation ``variability``) and adds white noise at ``snr_db``,
-   which the estimator takes from the scene itself (`estimate_snr_db`, the HySime noise
-   estimate of `unmixgen.unmix.rank`).
+2. `unmixgen.simulate.scene.simulate` mixes them with per-pixel brightness scaling
+   (log-normal, standard deviation ``variability``, median ``brightness``; per endmember as
+   in the ELMM, or shared by the endmembers of a pixel: ``scaling``) and adds white
+   noise at ``snr_db``; the estimator takes all three from the scene itself
+   (`estimate_snr_db`, `estimate_brightness`, from the HySime noise estimate of
+   `unmixgen.unmix.rank`).
 
 Maps are split into spatially disjoint training and validation parts (`split_maps`): whole
 maps when there are several, else the bottom rows of each map with a gap of ``k`` rows, so
@@ -21,6 +23,7 @@ training part, from a torch generator only, so a resumed training draws the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -28,7 +31,7 @@ import torch
 
 from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
-from ...simulate.scene import simulate
+from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..rank import estimate_noise
 from .features import subspace_features
 
@@ -57,27 +60,58 @@ def estimate_snr_db(Y: np.ndarray, sample: int = 20_000, seed: int = 0, *,
     return float(10.0 * np.log10(np.sum(x**2) / max(np.sum(w**2), 1e-30)))
 
 
-def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
-                         high: float = 1.0, *,
-                         noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
-    """Standard deviation of the log ELMM brightness scales of pixels ``Y (N, bands)`` with
+def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
+                        high: float = 1.0, *,
+                        noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        mask: np.ndarray | None = None) -> tuple[float, float]:
+    """``(median, log_std)`` of the ELMM brightness scales of pixels ``Y (N, bands)`` with
     endmembers ``E (p, bands)``.
 
     Under ``y = s a E + n`` with ``sum(a) = 1`` the least-squares coordinates
-    ``a_ls = y E^T (E E^T)^-1`` sum to ``s`` plus noise. The noise part of that sum has the
-    variance ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``, ``R_n`` the HySime noise covariance),
-    which is removed from the sample variance; the rest, relative to the squared mean, is
-    ``exp(sigma^2) - 1`` for log-normal scales. Clipped to ``[0, high]``. Uses a seeded
-    subsample of ``sample`` pixels (``noise``: its `noise_estimate`, when the caller has it).
+    ``a_ls = y E^T (E E^T)^-1`` sum to ``s`` plus noise. The variance of the scales, relative
+    to their squared mean, is ``exp(sigma^2) - 1`` for log-normal scales, and their median is
+    ``mean / exp(sigma^2 / 2)``; ``log_std`` is clipped to ``[0, high]``. The median is 1 when
+    the endmembers have the pixels' brightness and e.g. 0.4 when they are 2.5 times brighter.
+
+    The variance is measured without the noise's share in one of two ways:
+
+    - with ``mask (rows, cols)`` (``Y`` then holds every valid pixel, in ``mask``'s row-major
+      order): the covariance of the sums of 4-neighbour pixel pairs. Brightness (illumination,
+      topography, the ELMM's smooth scaling fields) varies smoothly in space and the noise is
+      independent from pixel to pixel, so the noise adds nothing to it, whatever its level.
+    - else: the sample variance minus the noise part ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``,
+      ``R_n`` the HySime noise covariance) on a seeded subsample of ``sample`` pixels
+      (``noise``: its `noise_estimate`). An underestimated noise shows as variability (0.07
+      at 15 dB on scenes with none).
     """
-    Y, _, Rn = noise_estimate(Y, sample, seed) if noise is None else noise
     E64 = np.asarray(E, np.float64)
     P = E64.T @ np.linalg.pinv(E64 @ E64.T)
-    s = Y.astype(np.float64) @ P.sum(1)
     q = P.sum(1)
-    excess = max(0.0, float(s.var()) - float(q @ Rn @ q))
-    m2 = max(float(s.mean()) ** 2, 1e-30)
-    return float(min(high, np.sqrt(np.log1p(excess / m2))))
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        img = np.full(mask.shape, np.nan)
+        img[mask] = np.asarray(Y, np.float64) @ q
+        m = float(np.nanmean(img))
+        d = img - m
+        pairs = [d[:, :-1] * d[:, 1:], d[:-1, :] * d[1:, :]]
+        prods = np.concatenate([v[np.isfinite(v)] for v in pairs])
+        excess = max(0.0, float(prods.mean())) if prods.size else 0.0
+    else:
+        Y, _, Rn = noise_estimate(Y, sample, seed) if noise is None else noise
+        s = Y.astype(np.float64) @ q
+        excess = max(0.0, float(s.var()) - float(q @ Rn @ q))
+        m = float(s.mean())
+    sigma = float(min(high, np.sqrt(np.log1p(excess / max(m * m, 1e-30)))))
+    median = m / math.exp(sigma**2 / 2.0) if m > 0 else 1.0
+    return float(median), sigma
+
+
+def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
+                         high: float = 1.0, *,
+                         noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                         mask: np.ndarray | None = None) -> float:
+    """Standard deviation of the log ELMM brightness scales (`estimate_brightness`)."""
+    return estimate_brightness(Y, E, sample, seed, high, noise=noise, mask=mask)[1]
 
 
 def as_map_list(maps, p: int) -> list[np.ndarray]:
@@ -111,14 +145,31 @@ def perturb_spectra(E: np.ndarray, jitter: float, rng: np.random.Generator) -> n
     return (E * np.clip(1.0 + jitter * z, 0.2, None)).astype(np.float32)
 
 
+SCALINGS = ("mixed", "pixel", "endmember")
+
+
 def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | None, variability: float,
-                   jitter: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map."""
+                   jitter: float, seed: int, brightness: float = 1.0, scaling: str = "endmember"
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map.
+
+    Brightness scales have median ``brightness`` and log-std ``variability``; ``scaling``
+    says how they vary: ``"endmember"``, one smooth field per endmember (the ELMM of
+    `unmixgen.simulate.scene.simulate`, which also changes the mixing proportions seen in
+    the pixel); ``"pixel"``, one field shared by the endmembers (illumination and
+    topography: the pixel's direction stays that of ``a E``); ``"mixed"``, the two
+    alternating from map to map.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for i, m in enumerate(maps):
-        e = perturb_spectra(E, jitter, rng)
-        sim = simulate(m, e, snr_db=snr_db, variability=variability or None, seed=seed + i)[0]
+        e = perturb_spectra(E, jitter, rng) * np.float32(brightness)
+        common = scaling == "pixel" or (scaling == "mixed" and i % 2 == 0)
+        if common and variability > 0:
+            s = smooth_log_normal_scales(m.shape[:2] + (1,), variability, np.random.default_rng([seed, i]))
+            sim = simulate(m * s, e, snr_db=snr_db, seed=seed + i)[0]
+        else:
+            sim = simulate(m, e, snr_db=snr_db, variability=variability or None, seed=seed + i)[0]
         out.append((sim.cube, m))
     return out
 
@@ -153,7 +204,7 @@ def to_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], scale: float
 
 def to_feature_tensors(pairs: list[tuple[np.ndarray, np.ndarray]], E: np.ndarray, scale: float
                        ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(features (2p+1, h, w), a (p, h, w))`` float32 tensors (`features.subspace_features`)."""
+    """``(features (3p+1, h, w), a (p, h, w))`` float32 tensors (`features.subspace_features`)."""
     out = []
     for y, a in pairs:
         h, w, b = y.shape

@@ -16,7 +16,12 @@
    receptive radius (`unmixgen.tiling.map_tiles`), so the result equals the untiled one.
 
 The network's input is set by ``front``: by default the per-pixel endmember-subspace
-features (`unmixgen.unmix.hybridstu.features`), from which it learns a correction of FCLS;
+features (`unmixgen.unmix.hybridstu.features`), from which it learns a correction of a
+per-pixel answer (``base``): FCLS, or the brightness-free NNLS answer of the scaled model
+(``"scaled"``), for scenes whose pixels are brightness-scaled mixtures of the endmembers.
+``base="auto"`` takes the one with the lower abundance RMSE on the simulated validation
+part (no reference map is used), and then fits ``"grf"``/``"dirichlet"`` training maps to
+the scene's maps of that answer;
 ``front="bands"`` feeds all bands to a 3D stem. Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like the zero
 padding beyond the scene border) and come out as NaN. Bands the scene marks bad are not
 used. The model folder (`save_pretrained`) is an `unmixgen.nn.checkpoint` folder of kind
@@ -43,7 +48,8 @@ from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene
 from ...tiling import map_tiles
 from . import data as D
-from .features import subspace_features
+from .features import BASES, n_features, subspace_features
+from .guard import calibrate, guarded
 from .loss import stu_loss, subspace_loss
 from .network import FRONTS, HybridSTUNet, check_k, receptive_radius
 
@@ -69,7 +75,9 @@ class HybridSTU:
         Features of the network's 2D layers.
     front : {"subspace", "bands"}
         The network's input: per-pixel endmember-subspace features with a correction of
-        FCLS, or all bands through a 3D stem (`unmixgen.unmix.hybridstu.network`).
+        a per-pixel answer, or all bands through a 3D stem (`unmixgen.unmix.hybridstu.network`).
+    base : {"auto", "fcls", "scaled"}
+        The per-pixel answer the subspace network corrects (module docstring).
     n_maps, map_size : int
         Training maps drawn for ``maps="grf"``/``"dirichlet"`` and their side in pixels.
     map_smoothing : float
@@ -80,7 +88,12 @@ class HybridSTU:
         Noise of the training scenes; None: the scene's estimated SNR.
     variability : float or "auto"
         Standard deviation of the log ELMM brightness scaling of the training scenes;
-        ``"auto"``: estimated from the scene (`data.estimate_variability`).
+        ``"auto"``: estimated from the scene (`data.estimate_brightness`). The training
+        scenes' median brightness is always the scene's (endmembers brighter or darker
+        than the pixels, e.g. a library at another scale, give training pixels alike).
+    scaling : {"mixed", "pixel", "endmember"}
+        How the training scenes' brightness varies (`data.training_pairs`): one scale per
+        endmember (ELMM), one per pixel (illumination), or the two on alternate maps.
     jitter : float
         Relative amplitude of the smooth spectral perturbation of the training endmembers.
     max_steps, max_minutes : training budget (at least one).
@@ -88,6 +101,9 @@ class HybridSTU:
     lr : peak learning rate (AdamW, warm-up, EMA as in `Trainer`).
     eval_every, patience : validation every this many steps; stop after ``patience``
         validations without improvement.
+    guard_level : keep the network's answer only as far from the base answer as the data
+        allow: the level of the true abundances' excess residual on the simulated validation
+        pixels that a pixel may reach (`unmixgen.unmix.hybridstu.guard`); None or 0: no guard.
     tile : side of the tiles of inference.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     seed : seeds the training maps, the simulation, the weights and the batches.
@@ -102,27 +118,27 @@ class HybridSTU:
     """
 
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
-                 width: int = 48, front: str = "subspace", n_maps: int = 24, map_size: int = 48,
-                 map_smoothing: float = 1.0,
-                 snr_db: float | None = None,
-                 variability: float | str = "auto", jitter: float = 0.0, max_steps: int | None = 1500,
-                 max_minutes: float | None = 4.0, batch_size: int = 8, crop: int = 24, lr: float = 2e-3,
-                 eval_every: int = 100, patience: int = 5, tile: int = 128, device: str = "cpu",
-                 seed: int = 0, progress: bool = False):
+                 width: int = 48, front: str = "subspace", base: str = "auto", n_maps: int = 24,
+                 map_size: int = 48, map_smoothing: float = 1.0, snr_db: float | None = None,
+                 variability: float | str = "auto", scaling: str = "mixed", jitter: float = 0.0,
+                 max_steps: int | None = 3000, max_minutes: float | None = 4.0, batch_size: int = 8,
+                 crop: int = 24, lr: float = 2e-3, eval_every: int = 100, patience: int = 5,
+                 guard_level: float | None = 0.95, tile: int = 128, device: str = "cpu", seed: int = 0,
+                 progress: bool = False):
         self.n_endmembers = n_endmembers
-        self.k, self.lam, self.recon, self.width, self.front = k, lam, recon, width, front
+        self.k, self.lam, self.recon, self.width, self.front, self.base = k, lam, recon, width, front, base
         self.n_maps, self.map_size, self.map_smoothing = n_maps, map_size, map_smoothing
-        self.snr_db, self.variability, self.jitter = snr_db, variability, jitter
+        self.snr_db, self.variability, self.scaling, self.jitter = snr_db, variability, scaling, jitter
         self.max_steps, self.max_minutes = max_steps, max_minutes
         self.batch_size, self.crop, self.lr = batch_size, crop, lr
-        self.eval_every, self.patience = eval_every, patience
+        self.eval_every, self.patience, self.guard_level = eval_every, patience, guard_level
         self.tile, self.device, self.seed, self.progress = tile, device, seed, progress
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (scikit-learn style)."""
-        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "n_maps", "map_size", "map_smoothing", "snr_db", "variability",
+        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db", "variability", "scaling",
                 "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
-                "tile", "device", "seed")
+                "guard_level", "tile", "device", "seed")
         return {key: getattr(self, key) for key in keys}
 
     # ------------------------------------------------------------------ validation
@@ -132,6 +148,10 @@ class HybridSTU:
         check_k(self.k)
         if self.front not in FRONTS:
             raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
+        if self.scaling not in D.SCALINGS:
+            raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
+        if self.base not in ("auto", *BASES):
+            raise ParameterError("base", self.base, f"expected one of auto, {', '.join(BASES)}")
         for name in ("lam", "recon", "jitter", "map_smoothing"):
             check_range(name, getattr(self, name), low=0)
         if not (isinstance(self.variability, str) and self.variability == "auto"):
@@ -141,6 +161,8 @@ class HybridSTU:
         check_range("map_size", self.map_size, low=4, integer=True)
         check_range("crop", self.crop, low=4, integer=True)
         check_range("lr", self.lr, low=0, low_open=True)
+        if self.guard_level is not None:
+            check_range("guard_level", self.guard_level, low=0, high=1, high_open=True)
         check_range("seed", self.seed, low=0, integer=True)
         if self.snr_db is not None:
             check_range("snr_db", self.snr_db)
@@ -191,51 +213,90 @@ class HybridSTU:
         E = self._check_endmembers(endmembers, scene.bands)
         scene.require_valid()
         n_valid = int(scene.mask.sum())
-        needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1 if self.snr_db is None else 0)
+        needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1)
         if n_valid < needed:
             raise InputError(f"{scene.name or 'scene'}: {n_valid} valid pixels; expected at least {needed} "
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
-        estimate_var = isinstance(self.variability, str)
-        noise = D.noise_estimate(Y, seed=self.seed) if self.snr_db is None or estimate_var else None
+        noise = D.noise_estimate(Y, seed=self.seed)
         snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, noise=noise)
-        var = D.estimate_variability(Y, Eg, noise=noise) if estimate_var else float(self.variability)
+        brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
+        if not isinstance(self.variability, str):
+            var = float(self.variability)
         t_prep = time.perf_counter()
-        map_list, source = self._training_maps(maps, scene, Y, Eg)
         self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
-        pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
-                                 seed=self.seed)
-        train, val = D.split_maps(pairs, gap=self.k)
+        subspace = self.front == "subspace"
+        base = "fcls" if self.base == "auto" or not subspace else self.base
+        bases_rmse = None
+
+        def simulated(base: str):
+            map_list, source = self._training_maps(maps, scene, Y, Eg, base)
+            pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
+                                     seed=self.seed, brightness=brightness, scaling=self.scaling)
+            train, val = D.split_maps(pairs, gap=self.k)
+            if subspace:
+                return map_list, source, train, val, D.to_feature_tensors(train, Eg, self.scale_), \
+                    D.to_feature_tensors(val, Eg, self.scale_)
+            return map_list, source, train, val, D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_)
+
+        map_list, source, train, val, tr, va = simulated(base)
+        if subspace and self.base == "auto":
+            p = Eg.shape[0]
+            bases_rmse = {name: _feature_validation_rmse(va, p, c) for name, c in BASES.items()}
+            best = min(bases_rmse, key=bases_rmse.get)
+            if best != base:
+                base = best
+                if isinstance(maps, str):  # refit the training maps to the scene's maps of that answer
+                    map_list, source, train, val, tr, va = simulated(base)
         t_train = time.perf_counter()
-        if self.front == "subspace":
-            tr, va = D.to_feature_tensors(train, Eg, self.scale_), D.to_feature_tensors(val, Eg, self.scale_)
-        else:
-            tr, va = D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_)
-        curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device)
+        curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device, base)
         self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
+        self.guard_tau_ = None
+        guard_record = None
+        if subspace and self.guard_level:
+            guard_record = self._calibrate_guard(va, Eg, base)
         self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
-                         "map_source": source,
+                         "brightness": brightness, "base": base if subspace else None,
+                         "base_validation_rmse": bases_rmse, "map_source": source,
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
-                         "n_validation_parts": len(val), **curve}
+                         "n_validation_parts": len(val), **curve, "guard": guard_record}
         t_apply = time.perf_counter()
         self.abundances_ = self.transform(scene)
         t_end = time.perf_counter()
+        if guard_record is not None:
+            guard_record["scene_pixels_kept_fraction"] = self.guard_kept_fraction_
         self.history_["timings_s"] = {"prepare": t_train - t0, "maps": t_train - t_prep,
                                       "train": t_apply - t_train, "apply": t_end - t_apply, "total": t_end - t0}
         return self
 
-    def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray) -> tuple[list[np.ndarray], str]:
+    def _calibrate_guard(self, val, E: np.ndarray, base: str) -> dict[str, Any]:
+        """Set ``guard_tau_`` from the validation parts (`guard.calibrate`); returns the record."""
+        p = E.shape[0]
+        G = E.astype(np.float64) @ E.T.astype(np.float64)
+        f = np.concatenate([x.numpy().reshape(x.shape[0], -1).T for x, _ in val])
+        a = np.concatenate([t.numpy().reshape(p, -1).T for _, t in val])
+        self.guard_tau_ = calibrate(f, a, G, base, float(self.guard_level))
+        net = self.net_.eval()
+        with torch.inference_mode():
+            pred = np.concatenate([net(x[None])[0].numpy().reshape(p, -1).T for x, _ in val])
+        kept, t = guarded(f, pred, G, base, self.guard_tau_)
+        return {"level": float(self.guard_level), "tau": self.guard_tau_,
+                "validation_rmse": float(np.sqrt(np.mean((kept - a) ** 2))),
+                "validation_pixels_kept_fraction": float(np.mean(t >= 1.0))}
+
+    def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray, base: str = "fcls"
+                       ) -> tuple[list[np.ndarray], str]:
         p = E.shape[0]
         if isinstance(maps, str):
             if maps not in MAP_SOURCES:
                 raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of "
                                      f"{', '.join(MAP_SOURCES)}")
             from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
-            from ..inversion import fcls
+            from ..inversion import invert
 
-            A = scene.to_image(fcls(Y, E), fill=np.nan)
+            A = scene.to_image(invert(Y, E, base), fill=np.nan)
             if self.map_smoothing > 0:
                 A = smooth_maps(A, scene.mask, self.map_smoothing)
             if maps == "dirichlet":
@@ -249,10 +310,10 @@ class HybridSTU:
             return D.as_map_list(out, p), maps
         return D.as_map_list(maps, p), "given"
 
-    def _train(self, train, val, E: torch.Tensor, device: str) -> dict[str, Any]:
+    def _train(self, train, val, E: torch.Tensor, device: str, base: str = "fcls") -> dict[str, Any]:
         seed_torch(self.seed)
         p, bands = E.shape
-        self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front)
+        self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front, base=base)
         sampler = D.PairSampler(train, self.crop)
         E = E.to(device)
         G = E @ E.T
@@ -270,7 +331,7 @@ class HybridSTU:
         best, best_step, best_state, waited = math.inf, 0, None, 0
         val_steps, val_rmse = [], []
         if subspace:
-            # step 0 is (almost exactly) FCLS: a candidate, so training never keeps worse weights
+            # step 0 is (almost exactly) the base answer: a candidate, so training never keeps worse weights
             best = _validation_rmse(self.net_, val, device)
             best_state = {k: v.detach().cpu().clone() for k, v in self.net_.state_dict().items()}
             val_steps.append(0)
@@ -295,7 +356,7 @@ class HybridSTU:
                         break
             self.net_.load_state_dict(best_state)
         self.net_.to("cpu").eval()
-        fcls_rmse = _fcls_validation_rmse(val, p) if subspace else None
+        fcls_rmse = _feature_validation_rmse(val, p, BASES["fcls"]) if subspace else None
         return {"steps": trainer.step, "best_step": best_step, "fcls_validation_rmse": fcls_rmse, "best_validation_rmse": best,
                 "validation_steps": val_steps, "validation_rmse": val_rmse,
                 "curve_steps": summary.curve_steps if summary else [],
@@ -325,21 +386,31 @@ class HybridSTU:
         idx = np.flatnonzero(good) if not good.all() else None
         Eg = self.endmembers_[:, good]
         subspace = getattr(self.net_, "front", "bands") == "subspace"
+        tau = getattr(self, "guard_tau_", None) if subspace else None
+        G = Eg.astype(np.float64) @ Eg.T.astype(np.float64)
+        counts = [0, 0]  # pixels kept whole by the guard, pixels guarded (halo pixels included)
 
         def apply(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
             x = block if idx is None else block[..., idx]
             if subspace:
-                f = np.zeros(x.shape[:2] + (2 * Eg.shape[0] + 1,), np.float32)
+                f = np.zeros(x.shape[:2] + (n_features(Eg.shape[0]),), np.float32)
                 f[mask] = subspace_features(x[mask], Eg, float(scale))
                 x = f
             else:
                 x = np.where(mask[..., None], x, 0.0).astype(np.float32) / scale
             with torch.inference_mode():
                 t = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(device)
-                return net(t)[0].permute(1, 2, 0).cpu().numpy()
+                a = net(t)[0].permute(1, 2, 0).cpu().numpy()
+            if tau is not None:
+                a[mask], kept = guarded(f[mask], a[mask], G, self.net_.base, tau)
+                counts[0] += int(np.sum(kept >= 1.0))
+                counts[1] += kept.size
+            return a
 
-        return map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
-                         out_channels=int(self.endmembers_.shape[0]), backend=backend, on_tile=on_tile)
+        out = map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
+                        out_channels=int(self.endmembers_.shape[0]), backend=backend, on_tile=on_tile)
+        self.guard_kept_fraction_ = counts[0] / counts[1] if counts[1] else None
+        return out
 
     def fit_transform(self, scene: Scene, endmembers=None, maps="grf") -> np.ndarray:
         return self.fit(scene, endmembers=endmembers, maps=maps).abundances_
@@ -353,8 +424,8 @@ class HybridSTU:
         self._check_fitted()
         cfg = ck.new_config(KIND, n_endmembers=int(self.endmembers_.shape[0]), bands=int(self.good_bands_.size),
                             good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
-                            front=self.net_.front,
-                            scale=self.scale_, names=names,
+                            front=self.net_.front, base=self.net_.base,
+                            scale=self.scale_, names=names, guard_tau=getattr(self, "guard_tau_", None),
                             parameters={k: v for k, v in self.get_params().items() if k != "device"},
                             history=getattr(self, "history_", {}))
         with atomic_dir(folder, overwrite=overwrite) as tmp:
@@ -378,13 +449,15 @@ class HybridSTU:
         params = {k: v for k, v in cfg.get("parameters", {}).items() if k in known}
         params.pop("n_endmembers", None)
         params["front"] = cfg.get("front", "bands")
+        params["base"] = cfg.get("base", "fcls")
         params.update(device=device, tile=tile)
         est = cls(int(cfg["n_endmembers"]), **params)
         est.good_bands_ = np.asarray(cfg["good_bands"], bool)
         est.scale_ = float(cfg["scale"])
+        est.guard_tau_ = cfg.get("guard_tau")
         est.endmembers_ = arrays["endmembers"].astype(np.float32)
         est.net_ = HybridSTUNet(int(est.good_bands_.sum()), est.endmembers_.shape[0], int(cfg["k"]), int(cfg["width"]),
-                               front=cfg.get("front", "bands"))  # folders written before "front" existed
+                               front=cfg.get("front", "bands"), base=cfg.get("base", "fcls"))
         try:
             est.net_.load_state_dict(ck.load_weights(path))
         except RuntimeError as exc:
@@ -409,11 +482,12 @@ def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
     return math.sqrt(se / max(n, 1))
 
 
-def _fcls_validation_rmse(val, p: int) -> float:
-    """Abundance RMSE of the FCLS channels of the subspace features on the validation parts."""
+def _feature_validation_rmse(val, p: int, block: int) -> float:
+    """Abundance RMSE on the validation parts of the per-pixel answer in channels
+    ``block * p`` to ``(block + 1) * p`` of the subspace features (`features.BASES`)."""
     se, n = 0.0, 0
     for x, a in val:
-        d = x[p:2 * p] - a
+        d = x[block * p:(block + 1) * p] - a
         se += float((d**2).sum())
         n += d.numel()
     return math.sqrt(se / max(n, 1))

@@ -3,14 +3,15 @@
 Output abundances ``(N, p, H, W)``, non-negative and summing to one by construction
 (softmax over ``p``). Two front ends (``front``):
 
-- ``"subspace"`` (default): input ``x (N, 2 p + 1, H, W)``, the per-pixel features of
-  `unmixgen.unmix.hybridstu.features` (least-squares and FCLS abundances, log residual).
-  The spectral axis is already reduced to the endmember coordinates, which have no
-  spectral order, so the stem is one 2D convolution (3 x 3, 1 x 1 when ``k = 1``) over
-  them. The head predicts a *correction* of the FCLS answer: logits
-  ``log(max(a_fcls, 1e-4)) + delta``, with the last layer initialised to zero, so the
-  untrained network returns FCLS (to within ``p * 1e-4``) and training starts from the
-  exact per-pixel answer instead of from a uniform guess.
+- ``"subspace"`` (default): input ``x (N, 3 p + 1, H, W)``, the per-pixel features of
+  `unmixgen.unmix.hybridstu.features` (least-squares, FCLS and brightness-free NNLS
+  abundances, log residual). The spectral axis is already reduced to the endmember
+  coordinates, which have no spectral order, so the stem is one 2D convolution (3 x 3,
+  1 x 1 when ``k = 1``) over them. The head predicts a *correction* of a per-pixel answer
+  (``base``: ``"fcls"`` for the linear model, ``"scaled"`` for the brightness-scaled one):
+  logits ``log(max(a_base, 1e-4)) + delta``, with the last layer initialised to zero, so
+  the untrained network returns that answer (to within ``p * 1e-4``) and training starts
+  from the exact per-pixel answer instead of from a uniform guess.
 - ``"bands"``: input ``x (N, bands, H, W)`` (pixels divided by the model's scale) and the
   3D stem below; logits straight from the head.
 
@@ -40,6 +41,7 @@ import torch
 from torch import nn
 
 from ...errors import ParameterError, check_range
+from .features import BASES, n_features
 
 STEM_CHANNELS = 8
 STEM = ((7, 4), (5, 2))  # (band kernel, band stride) of the two 3D layers
@@ -83,18 +85,23 @@ class HybridSTUNet(nn.Module):
         Features of the 2D layers.
     front : {"subspace", "bands"}
         Input of the network (module docstring).
+    base : {"fcls", "scaled"}
+        The per-pixel answer the ``"subspace"`` network corrects (module docstring).
     """
 
-    def __init__(self, bands: int, n_endmembers: int, k: int = 5, width: int = 64, front: str = "bands"):
+    def __init__(self, bands: int, n_endmembers: int, k: int = 5, width: int = 64, front: str = "bands",
+                 base: str = "fcls"):
         super().__init__()
         check_k(k)
         if front not in FRONTS:
             raise ParameterError("front", front, f"expected one of {', '.join(FRONTS)}")
+        if base not in BASES:
+            raise ParameterError("base", base, f"expected one of {', '.join(BASES)}")
         r = receptive_radius(k)
         s = 3 if r >= 1 else 1
         p = int(n_endmembers)
         if front == "subspace":
-            self.stem = nn.Sequential(nn.Conv2d(2 * p + 1, width, s, padding=s // 2), nn.LeakyReLU(0.1))
+            self.stem = nn.Sequential(nn.Conv2d(n_features(p), width, s, padding=s // 2), nn.LeakyReLU(0.1))
             layers: list[nn.Module] = []
         else:
             (kb1, sb1), (kb2, sb2) = STEM
@@ -112,14 +119,14 @@ class HybridSTUNet(nn.Module):
             nn.init.zeros_(layers[-1].weight)
             nn.init.zeros_(layers[-1].bias)
         self.spatial = nn.Sequential(*layers)
-        self.bands, self.n_endmembers, self.k, self.front = bands, p, k, front
+        self.bands, self.n_endmembers, self.k, self.front, self.base = bands, p, k, front, base
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Abundance logits ``(N, p, H, W)`` of ``x (N, channels, H, W)``."""
         n, _, h, w = x.shape
         if self.front == "subspace":
-            p = self.n_endmembers
-            base = torch.log(x[:, p:2 * p].clamp_min(FLOOR))
+            p, c = self.n_endmembers, BASES[self.base] * self.n_endmembers
+            base = torch.log(x[:, c:c + p].clamp_min(FLOOR))
             return base + self.spatial(self.stem(x))
         f = self.stem(x.unsqueeze(1))  # (N, c, bands', H, W)
         return self.spatial(f.reshape(n, -1, h, w))
