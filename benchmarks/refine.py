@@ -7,8 +7,12 @@ the per-pixel MLP prior (`spectra_mlp_baseline`), and the 100x100 timing. Prints
     PYTHONPATH=src python benchmarks/refine.py --denoising-only   # the spectra denoising table alone
 
 The suite is fixed: seeds 0..seeds-1 per SNR (maps from rng 100 + seed, noise from seed),
-two inits per scene (VCA + FCLS, FCLS with the true endmembers); a summary table gives the
-mean relative change of RMSE and SAD per SNR and init over the seeds.
+inits per scene chosen by ``--inits`` (default: VCA + FCLS, FCLS with the true endmembers;
+also ``auto``: the blind default, and ``stu``: HybridSTU with the blind default's
+endmembers, ``--stu-steps`` training steps); a summary table gives the mean relative change
+of RMSE and SAD per SNR and init over the seeds.
+
+    PYTHONPATH=src python benchmarks/refine.py --size 32 --seeds 3 --inits auto,stu   # the other inits
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
 from unmixgen.refine.posterior import refine
 from unmixgen.runs.sources import load_library_spectra
+from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate
 from unmixgen.unmix.extraction import vca
+from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.inversion import fcls
+from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
 
 LIB = "../shared/data/usgs_library/USGS_1995_Library.mat"
@@ -131,6 +138,10 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
     ap.add_argument("--spread", type=float, default=None)
+    ap.add_argument("--inits", default="vca+fcls,true-E fcls",
+                    help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
+                         "the blind default's endmembers)")
+    ap.add_argument("--stu-steps", type=int, default=600, help="training steps of the stu init")
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread)) if v is not None}
@@ -192,9 +203,19 @@ def suite(args, opts: dict, em, ab, sp) -> None:
             Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed)[0]
                            .to_scene().load(), np.float32)
             B = Y.shape[-1]
-            for init in ("vca+fcls", "true-E fcls"):
-                E0 = vca(Y.reshape(-1, B), 4, seed=seed)[1] if init == "vca+fcls" else em.spectra
-                A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], 4)
+            blind = None
+            for init in args.inits.split(","):
+                if init in ("auto", "stu") and blind is None:
+                    blind = make_method(DEFAULT_METHOD, 4, seed=seed).fit(Scene(Y, wavelengths=em.wavelengths))
+                if init == "auto":
+                    E0, A0 = blind.endmembers_, blind.abundances_
+                elif init == "stu":
+                    E0 = blind.endmembers_
+                    stu = HybridSTU(4, max_steps=args.stu_steps, max_minutes=None, seed=seed)
+                    A0 = stu.fit(Scene(Y, wavelengths=em.wavelengths), endmembers=E0).abundances_
+                else:
+                    E0 = vca(Y.reshape(-1, B), 4, seed=seed)[1] if init == "vca+fcls" else em.spectra
+                    A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], 4)
                 m0, perm = metrics(E0, A0, em.spectra, At, Y)
                 t = time.perf_counter()
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,
