@@ -192,7 +192,7 @@ def suite_sources(args) -> None:
         side = ("left", "right")
 
         def est_for(p: int = p) -> HybridSTU:
-            return HybridSTU(p, k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=0,
+            return HybridSTU(p, k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=args.seed,
                              **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width",
                                                                     "eval_every", "patience")
                                 if getattr(args, key) is not None})
@@ -210,11 +210,12 @@ def suite_sources(args) -> None:
                 with tempfile.TemporaryDirectory(dir=args.tmp) as d:
                     folder = Path(args.keep_prior or d) / name
                     model = train_scene_prior(scene, E, folder, max_minutes=args.prior_minutes,
-                                              max_steps=args.prior_steps or None, seed=0,
+                                              max_steps=args.prior_steps or None, seed=args.seed,
                                               smoothing=est_for().map_smoothing, method=base)
                     t1 = time.perf_counter()
                     est = est_for()
-                    maps = stu_training_maps(f"prior:{model}", p, n_maps=est.n_maps, map_size=est.map_size, seed=0)
+                    maps = stu_training_maps(f"prior:{model}", p, n_maps=est.n_maps, map_size=est.map_size,
+                                             seed=args.seed)
                     extra = {"prior_on": base, "prior_s": t1 - t, "sample_s": time.perf_counter() - t1,
                              "map_mean": np.round(maps.mean(axis=(0, 1, 2)), 3).tolist()}
             else:
@@ -243,6 +244,13 @@ def suite_sources(args) -> None:
                 if h:
                     r.update(steps=h["steps"], best=h["best_step"])
                 print(fmt(case, r) + f"  wall {wall:.0f} s cpu {cpu:.0f} s", flush=True)
+        # (a)-(c) saw no reference map: they can also be scored on the whole scene
+        for source in ("fcls", *args.sources):
+            A, h, _, _ = results[source]
+            r = {"method": source if source == "fcls" else f"stu {source}",
+                 **metrics(scene, E, A, align=args.align), "train_s": h["timings_s"]["train"] if h else 0.0,
+                 "infer_s": h["timings_s"]["apply"] if h else 0.0}
+            print(fmt(f"{name} whole scene", r), flush=True)
 
 
 SPEED_CHILD = """
@@ -321,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                          "which the reference maps share; abundance: Hungarian on the maps, as the other suites)")
     ap.add_argument("--keep-prior", default=None, help="sources suite: keep the trained priors in this folder")
     ap.add_argument("--both-ways", action="store_true", help="sources suite: also test on the left half")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="sources suite: seed of the networks, the prior's training and its sampled maps")
     ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
     ap.add_argument("--variability", type=float, default=0.15)
     ap.add_argument("--p", type=int, default=5)

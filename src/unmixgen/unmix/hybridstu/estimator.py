@@ -4,16 +4,19 @@
 
 1. validates the scene and ``E (p, bands)`` (on the scene's bands), the neighbourhood ``k``
    and the number of valid pixels;
-2. estimates the scene's SNR (HySime noise estimate) unless ``snr_db`` is given;
+2. estimates the scene's SNR (HySime noise estimate) unless ``snr_db`` is given, and the
+   brightness of its pixels relative to ``E`` (median and log-std, `data.estimate_brightness`);
 3. takes training maps from ``maps``: arrays ``(N, h, w, p)`` or an iterable of
    ``(h, w, p)`` (e.g. maps synthesized by an abundance prior, or real maps), or
    ``"grf"`` / ``"dirichlet"``: a Gaussian random field or a per-pixel Dirichlet fitted to
-   the scene's own FCLS abundances with ``E`` (`unmixgen.evaluate.baselines`);
-4. simulates training pairs (`unmixgen.unmix.hybridstu.data`) and trains the network
-   (`unmixgen.nn.trainer.Trainer`) with early stopping on a spatially disjoint validation
-   part: the weights kept are the EMA weights of the best validation abundance RMSE;
-5. applies the network to the scene (`transform`), tile by tile with a halo of the
-   receptive radius (`unmixgen.tiling.map_tiles`), so the result equals the untiled one.
+   the scene's own (smoothed) maps of the base answer (`unmixgen.evaluate.baselines`);
+4. simulates training pairs with the scene's SNR and brightness (`unmixgen.unmix.hybridstu.data`)
+   and trains the network (`unmixgen.nn.trainer.Trainer`) with early stopping on a spatially
+   disjoint validation part: the weights kept are the EMA weights of the best validation
+   abundance RMSE (step 0, the base answer itself, included);
+5. calibrates the data-fit guard on the validation pixels (`unmixgen.unmix.hybridstu.guard`);
+6. applies the network and the guard to the scene (`transform`), tile by tile with a halo of
+   the receptive radius (`unmixgen.tiling.map_tiles`), so the result equals the untiled one.
 
 The network's input is set by ``front``: by default the per-pixel endmember-subspace
 features (`unmixgen.unmix.hybridstu.features`), from which it learns a correction of a
@@ -21,11 +24,12 @@ per-pixel answer (``base``): FCLS, or the brightness-free NNLS answer of the sca
 (``"scaled"``), for scenes whose pixels are brightness-scaled mixtures of the endmembers.
 ``base="auto"`` takes the one with the lower abundance RMSE on the simulated validation
 part (no reference map is used), and then fits ``"grf"``/``"dirichlet"`` training maps to
-the scene's maps of that answer;
-``front="bands"`` feeds all bands to a 3D stem. Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like the zero
-padding beyond the scene border) and come out as NaN. Bands the scene marks bad are not
-used. The model folder (`save_pretrained`) is an `unmixgen.nn.checkpoint` folder of kind
-``"hybridstu"`` with the endmembers in ``endmembers.npz``.
+the scene's maps of that answer; ``front="bands"`` feeds all bands to a 3D stem (no base,
+no guard). Invalid pixels (NaN, nodata, ...) are zeroed before the network sees them (like
+the zero padding beyond the scene border) and come out as NaN. Bands the scene marks bad
+are not used. The model folder (`save_pretrained`) is an `unmixgen.nn.checkpoint` folder of
+kind ``"hybridstu"`` with the endmembers in ``endmembers.npz``; folders written before the
+``3 p + 1`` features are refused with a request to retrain.
 """
 
 from __future__ import annotations
@@ -213,14 +217,13 @@ class HybridSTU:
         E = self._check_endmembers(endmembers, scene.bands)
         scene.require_valid()
         n_valid = int(scene.mask.sum())
-        needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1)
+        needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1 if self.snr_db is None else 0)
         if n_valid < needed:
             raise InputError(f"{scene.name or 'scene'}: {n_valid} valid pixels; expected at least {needed} "
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
-        noise = D.noise_estimate(Y, seed=self.seed)
-        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, noise=noise)
+        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
         if not isinstance(self.variability, str):
             var = float(self.variability)
