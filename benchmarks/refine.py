@@ -138,13 +138,15 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
     ap.add_argument("--spread", type=float, default=None)
+    ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
                     help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
                          "the blind default's endmembers)")
     ap.add_argument("--stu-steps", type=int, default=600, help="training steps of the stu init")
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
-                              ("guard_level", args.guard_level), ("spread", args.spread)) if v is not None}
+                              ("guard_level", args.guard_level), ("spread", args.spread),
+                              ("rounds", args.rounds)) if v is not None}
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(args.threads)
     em = load_library_spectra(LIB, NAMES)
