@@ -23,8 +23,8 @@ def train_stu(
     variability: str = typer.Option(None, "--variability",
                                     help="ELMM brightness variability of the training scenes (log-std), or auto."),
     scaling: str = typer.Option(None, "--scaling",
-                                help="How the training scenes' brightness varies: mixed, pixel (illumination) or "
-                                     "endmember (ELMM)."),
+                                help="How the training scenes' brightness varies: pixel (illumination, the default), "
+                                     "endmember (ELMM) or mixed."),
     base: str = typer.Option(None, "--base",
                              help="Per-pixel answer the network corrects: auto, fcls, or scaled (brightness-free NNLS)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Training steps at most."),

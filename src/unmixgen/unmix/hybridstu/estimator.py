@@ -95,9 +95,10 @@ class HybridSTU:
         ``"auto"``: estimated from the scene (`data.estimate_brightness`). The training
         scenes' median brightness is always the scene's (endmembers brighter or darker
         than the pixels, e.g. a library at another scale, give training pixels alike).
-    scaling : {"mixed", "pixel", "endmember"}
+    scaling : {"pixel", "mixed", "endmember"}
         How the training scenes' brightness varies (`data.training_pairs`): one scale per
-        endmember (ELMM), one per pixel (illumination), or the two on alternate maps.
+        pixel (illumination, topography; the default), one per endmember (ELMM), or the two
+        on alternate maps.
     jitter : float
         Relative amplitude of the smooth spectral perturbation of the training endmembers.
     max_steps, max_minutes : training budget (at least one).
@@ -124,7 +125,7 @@ class HybridSTU:
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
                  width: int = 48, front: str = "subspace", base: str = "auto", n_maps: int = 24,
                  map_size: int = 48, map_smoothing: float = 1.0, snr_db: float | None = None,
-                 variability: float | str = "auto", scaling: str = "mixed", jitter: float = 0.0,
+                 variability: float | str = "auto", scaling: str = "pixel", jitter: float = 0.0,
                  max_steps: int | None = 3000, max_minutes: float | None = 4.0, batch_size: int = 8,
                  crop: int = 24, lr: float = 2e-3, eval_every: int = 100, patience: int = 5,
                  guard_level: float | None = 0.95, tile: int = 128, device: str = "cpu", seed: int = 0,
