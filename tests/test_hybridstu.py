@@ -205,6 +205,21 @@ def test_save_and_load_give_the_same_abundances(fitted, tmp_path):
         est.save_pretrained(tmp_path / "m")
 
 
+@pytest.mark.parametrize("key, value", [("guard_tau", "wide"), ("guard_tau", -1.0), ("guard_tau", float("nan")),
+                                        ("base", "sunsal")])
+def test_a_model_folder_with_a_bad_guard_or_base_is_refused(fitted, tmp_path, key, value):
+    import json
+
+    est = fitted[0]
+    est.save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg[key] = value
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=f"config.json {key}"):
+        HybridSTU.from_pretrained(tmp_path / "m")
+
+
 def test_a_model_folder_of_another_kind_is_refused(tmp_path):
     from unmixgen.nn import checkpoint as ck
 

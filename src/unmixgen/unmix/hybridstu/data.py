@@ -32,6 +32,7 @@ import torch
 from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
+from ..batched import matmul_rows
 from ..rank import estimate_noise
 from .features import subspace_features
 
@@ -40,8 +41,8 @@ def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The HySime regression noise estimate of a seeded subsample of ``sample`` pixels of
     ``Y (N, bands)``: ``(pixels (n, bands) float32, noise (n, bands), noise covariance
-    (bands, bands))``. `estimate_snr_db` and `estimate_variability` share it (the estimator
-    computes it once for both)."""
+    (bands, bands))``, for `estimate_snr_db` and for `estimate_brightness` without a mask
+    (pass it to both to compute it once)."""
     Y = np.asarray(Y, np.float32)
     if Y.shape[0] > sample:
         Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
@@ -90,7 +91,7 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
     if mask is not None:
         mask = np.asarray(mask, bool)
         img = np.full(mask.shape, np.nan)
-        img[mask] = np.asarray(Y, np.float64) @ q
+        img[mask] = matmul_rows(Y, q[:, None])[:, 0]  # float64 by row chunks, not a copy of Y
         m = float(np.nanmean(img))
         d = img - m
         pairs = [d[:, :-1] * d[:, 1:], d[:-1, :] * d[1:, :]]

@@ -454,14 +454,20 @@ class HybridSTU:
         params.pop("n_endmembers", None)
         params["front"] = cfg.get("front", "bands")
         params["base"] = cfg.get("base", "fcls")
+        if params["base"] not in BASES:
+            raise in_file(folder, f"config.json base {params['base']!r}; expected one of {', '.join(BASES)}")
+        tau = cfg.get("guard_tau")
+        if tau is not None and not (isinstance(tau, (int, float)) and not isinstance(tau, bool)
+                                    and math.isfinite(tau) and tau >= 0):
+            raise in_file(folder, f"config.json guard_tau {tau!r}; expected a finite number >= 0 or null")
         params.update(device=device, tile=tile)
         est = cls(int(cfg["n_endmembers"]), **params)
         est.good_bands_ = np.asarray(cfg["good_bands"], bool)
         est.scale_ = float(cfg["scale"])
-        est.guard_tau_ = cfg.get("guard_tau")
+        est.guard_tau_ = None if tau is None else float(tau)
         est.endmembers_ = arrays["endmembers"].astype(np.float32)
         est.net_ = HybridSTUNet(int(est.good_bands_.sum()), est.endmembers_.shape[0], int(cfg["k"]), int(cfg["width"]),
-                               front=cfg.get("front", "bands"), base=cfg.get("base", "fcls"))
+                               front=cfg.get("front", "bands"), base=params["base"])
         try:
             est.net_.load_state_dict(ck.load_weights(path))
         except RuntimeError as exc:
