@@ -17,6 +17,12 @@ Suites (``--suite``):
   every source scored on the same test half against its reference maps (``--both-ways``: each
   half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
   (``--align none``): the reference endmembers and maps share it.
+- ``bound``: what spatial filtering of FCLS can gain at most on the ``sim`` scenes, from two
+  oracles that see the true maps: the best isotropic Gaussian smoothing (sigma picked against
+  the truth) and a per-frequency Wiener filter of every FCLS map (gain ``|T|^2 / (|T|^2 +
+  |F - T|^2)`` per 2D frequency, ``T`` and ``F`` the Fourier transforms of the true and FCLS
+  maps), which no linear shift-invariant filter can beat on that scene. Ratios to FCLS's
+  RMSE, to set beside HybridSTU's ``x FCLS`` of the ``sim`` suite; no network is trained.
 - ``speed``: inference time and peak memory of a trained-size network on memory-mapped ``.npy``
   scenes of ``--speed-sizes`` pixels squared x 230 bands, in a child process: ru_maxrss (counts the
   touched file pages of the cube) and the peak of its anonymous (private) memory, polled every 20 ms
@@ -26,6 +32,7 @@ Metrics: abundance RMSE %, SAD (deg), SRE (dB), reconstruction RMSE, PSNR (dB), 
 (deg), train and inference seconds (`unmixgen.evaluate.unmixing.evaluate`).
 
     PYTHONPATH=src python benchmarks/semiblind.py --suite sim --seeds 1 --threads 1
+    PYTHONPATH=src python benchmarks/semiblind.py --suite bound --seeds 4
     PYTHONPATH=src python benchmarks/semiblind.py --suite speed --speed-sizes 500,1000 --threads 2
     PYTHONPATH=src python benchmarks/semiblind.py --suite sources --steps 1000 --prior-steps 1500 --both-ways --threads 1
 """
@@ -146,6 +153,46 @@ def suite_sim(args) -> None:
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}"
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
+
+
+def oracle_filter_ratios(A: np.ndarray, truth: np.ndarray,
+                         sigmas=(0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.5)) -> tuple[float, float, float]:
+    """RMSE ratios to ``A``'s of the two oracle filters of the ``bound`` suite, for maps
+    ``A`` and ``truth`` (rows, cols, p) without NaN: (best Gaussian, its sigma or 0 when no
+    smoothing helps, per-frequency Wiener)."""
+    from scipy.ndimage import gaussian_filter
+
+    def rmse(X: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((X - truth) ** 2)))
+
+    r0 = rmse(A)
+    best, best_sigma = 1.0, 0.0
+    for s in sigmas:
+        r = rmse(gaussian_filter(A, (s, s, 0), mode="reflect")) / r0
+        if r < best:
+            best, best_sigma = r, s
+    F = np.fft.fft2(A - A.mean(axis=(0, 1)), axes=(0, 1))
+    T = np.fft.fft2(truth - truth.mean(axis=(0, 1)), axes=(0, 1))
+    S = np.abs(T) ** 2
+    W = S / np.maximum(S + np.abs(F - T) ** 2, 1e-30)
+    wiener = np.real(np.fft.ifft2(F * W, axes=(0, 1))) + A.mean(axis=(0, 1))
+    return best, best_sigma, rmse(wiener) / r0
+
+
+def suite_bound(args) -> None:
+    from unmixgen.unmix.inversion import fcls
+
+    print("| SNR | var | seed | FCLS RMSE % | best Gaussian (x FCLS, sigma px) | per-frequency Wiener oracle (x FCLS) |")
+    print("|---|---|---|---|---|---|")
+    for snr in args.snr:
+        for var in (0.0, args.variability):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                scene, E = usgs_scene(args.p, args.size, snr, var, seed)
+                A = scene.to_image(fcls(scene.valid_pixels(), E))
+                truth = scene.truth.abundances
+                g, sigma, w = oracle_filter_ratios(A, truth)
+                r0 = 100 * float(np.sqrt(np.mean((A - truth) ** 2)))
+                print(f"| {snr:g} | {var:g} | {seed} | {r0:.2f} | {g:.2f} ({sigma:g}) | {w:.2f} |", flush=True)
 
 
 def suite_real(args) -> None:
@@ -312,7 +359,7 @@ def suite_speed(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=("sim", "real", "speed", "sources"), default="sim")
+    ap.add_argument("--suite", choices=("sim", "real", "speed", "sources", "bound"), default="sim")
     ap.add_argument("--scenes", type=lambda s: s.split(","), default=["samson", "jasper"],
                     help="sources suite: the real scenes")
     ap.add_argument("--sources", type=lambda s: s.split(","), default=["grf", "dirichlet", "prior"],
@@ -357,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     print("#", " ".join(shlex.quote(a) for a in ["benchmarks/semiblind.py", *(argv or sys.argv[1:])]), flush=True)
-    {"sim": suite_sim, "real": suite_real, "speed": suite_speed, "sources": suite_sources}[args.suite](args)
+    {"sim": suite_sim, "real": suite_real, "speed": suite_speed, "sources": suite_sources,
+     "bound": suite_bound}[args.suite](args)
     return 0
 
 
