@@ -93,15 +93,16 @@ def real_scene(name: str):
     return scene
 
 
-def metrics(scene, E, A, mask=None, align: str = "abundance") -> dict[str, float]:
+def metrics(scene, E, A, mask=None, align: str = "abundance", brightness=None) -> dict[str, float]:
     """Metrics against the scene's reference over its valid pixels, or over ``mask`` of them;
-    ``align`` as in `evaluate` (``"none"``: channel j is reference endmember j)."""
+    ``align`` as in `evaluate` (``"none"``: channel j is reference endmember j); ``brightness``
+    (rows, cols) scales the reconstruction (the scaled model's results)."""
     from unmixgen.evaluate.unmixing import evaluate, sam_map
 
     cube = scene.load()
     mask = scene.mask if mask is None else mask & scene.mask
     r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
-                 ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align)
+                 ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align, brightness=brightness)
     sam = float(np.nanmean(sam_map(cube, A @ E, mask)))
     return {"rmse": r["abundance_rmse_percent"], "sad": r["sad_deg_mean"], "sre": r["sre_db"],
             "rec": r["reconstruction_rmse"], "psnr": r["psnr_db"], "sam": sam}
@@ -109,7 +110,7 @@ def metrics(scene, E, A, mask=None, align: str = "abundance") -> dict[str, float
 
 def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     from unmixgen.unmix.hybridstu import HybridSTU
-    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.inversion import brightness_map, fcls
     from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 
     rows = []
@@ -122,7 +123,9 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
                                                                "patience") if getattr(args, key) is not None})
         est.fit(scene, endmembers=E)
         h = est.history_
-        rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_), "train_s": h["timings_s"]["train"],
+        b = (brightness_map(scene, est.abundances_, E, bands=est.good_bands_) if h["base"] == "scaled" else None)
+        rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_, brightness=b),
+                     "train_s": h["timings_s"]["train"],
                      "infer_s": h["timings_s"]["apply"], "steps": h["steps"], "best": h["best_step"]})
     if blind:
         t = time.perf_counter()

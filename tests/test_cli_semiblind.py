@@ -24,11 +24,12 @@ def files(tmp_path):
     return path, em, s
 
 
-def test_train_then_unmix_with_the_model(run_cli, files, tmp_path, torch_one_thread):
+@pytest.mark.parametrize("base", ["fcls", "scaled"])
+def test_train_then_unmix_with_the_model(run_cli, files, tmp_path, torch_one_thread, base):
     path, em, s = files
     model = tmp_path / "stu"
     code, out, err = run_cli("train-stu", path, "--endmembers-file", em, "--maps", "dirichlet", "--out", model,
-                             "--k", "3", "--max-steps", "20")
+                             "--k", "3", "--max-steps", "20", "--base", base)
     assert code == 0, err
     cfg = json.loads((model / "config.json").read_text())
     assert cfg["kind"] == "hybridstu" and cfg["k"] == 3 and cfg["history"]["map_source"] == "dirichlet"
@@ -42,6 +43,17 @@ def test_train_then_unmix_with_the_model(run_cli, files, tmp_path, torch_one_thr
     np.testing.assert_allclose(E, s.truth.endmembers, rtol=1e-6)
     rec = json.loads((run / "run.json").read_text())
     assert rec["method"] == "hybridstu" and rec["training"]["steps"] == 20
+    # a model correcting the brightness-free answer returns fractions: the run folder adds
+    # each pixel's least-squares brightness, so that brightness * (a E) reconstructs it
+    assert (run / "brightness.tif").exists() == (base == "scaled") == ("brightness" in rec)
+    if base == "scaled":
+        from unmixgen.unmix.inversion import pixel_brightness
+
+        with np.load(run / "result.npz") as r:
+            b = r["brightness"]
+        cube = s.load()
+        np.testing.assert_allclose(b[mask], pixel_brightness(cube[mask], A[mask], E), rtol=1e-5)
+        assert np.isnan(b[2, 5])
 
 
 def test_unmix_trains_in_one_command(run_cli, files, tmp_path, torch_one_thread, monkeypatch):

@@ -67,9 +67,23 @@ def test_given_endmembers_match_the_inverter_called_directly(run_cli, scene_file
         A, mask = r["abundances"], r["mask"]
     with np.load(first / "result.npz") as r:
         E = r["endmembers"]
-    ref = invert(read_scene(path).valid_pixels(), E, method)
+    Y = read_scene(path).valid_pixels()
+    ref = invert(Y, E, method)
     assert np.abs(A[mask] - ref).max() < 1e-4
     assert np.allclose(A[mask].sum(-1), 1, atol=1e-5)  # both keep abundances on the simplex
+    # the scaled model's maps are fractions: the run folder also holds each pixel's brightness
+    # (the NNLS sum), so that brightness * (a E) reconstructs the pixel
+    assert (out / "brightness.tif").exists() == (method == "scaled")
+    if method == "scaled":
+        from scipy.optimize import nnls as scipy_nnls
+
+        with np.load(out / "result.npz") as r:
+            b = r["brightness"]
+        sums = [scipy_nnls(E.T.astype(np.float64), y.astype(np.float64))[0].sum() for y in Y[:50]]
+        np.testing.assert_allclose(b[mask][:50], sums, rtol=1e-3)
+        assert np.allclose(read_scene(out / "brightness.tif").load()[..., 0][mask], b[mask])
+        run = json.loads((out / "run.json").read_text())
+        assert run["brightness"]["median"] == pytest.approx(float(np.median(b[mask])))
 
 
 def test_endmember_file_without_overlap_is_refused(run_cli, scene_file, tmp_path):

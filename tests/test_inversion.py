@@ -192,6 +192,48 @@ def test_scaled_is_brightness_free_and_matches_scipy_nnls_normalised():
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
+def test_pixel_brightness_is_the_nnls_sum_for_scaled_and_the_least_squares_scale_otherwise():
+    from unmixgen.unmix.inversion import pixel_brightness
+
+    rng = np.random.default_rng(5)
+    E = rng.random((3, 25)).astype(np.float32) + 0.1
+    A = rng.dirichlet(np.ones(3), 200)
+    s = rng.uniform(0.2, 3.0, 200)
+    Y = (s[:, None] * A @ E + 0.01 * rng.standard_normal((200, 25))).astype(np.float32)
+    nn = np.stack([scipy_nnls(E.T.astype(np.float64), y.astype(np.float64))[0] for y in Y])
+    np.testing.assert_allclose(pixel_brightness(Y, scaled(Y, E), E), nn.sum(1), rtol=1e-3)
+    # any abundances: the scale minimising ||y - s aE||, checked on a fine grid of s
+    B = rng.dirichlet(np.ones(3), 200)
+    got = pixel_brightness(Y, B, E)
+    grid = np.linspace(0, 6, 6001)
+    R = B @ E
+    cost = ((Y[:, None, :] - grid[None, :, None] * R[:, None, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(got, grid[cost.argmin(1)], atol=2e-3)
+    # a pixel anti-correlated with aE gets 0; a zero reconstruction or NaN abundances give NaN
+    Z = np.zeros((3, 3), np.float32)
+    Z[1, 0] = np.nan
+    out = pixel_brightness(np.stack([-E[0], E[0], E[1]]), np.vstack([[1, 0, 0], [np.nan, 0, 0], [0, 0, 0]]), E)
+    assert out[0] == 0.0 and np.isnan(out[1]) and np.isnan(out[2])
+
+
+def test_brightness_map_by_tiles_equals_the_pixels_on_a_non_square_scene():
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.inversion import brightness_map, pixel_brightness
+
+    rng = np.random.default_rng(6)
+    E = rng.random((3, 12)).astype(np.float32) + 0.1
+    A = rng.dirichlet(np.ones(3), (7, 11)).astype(np.float32)
+    cube = (rng.uniform(0.5, 2.0, (7, 11, 1)) * (A @ E)).astype(np.float32)
+    cube[2, 3] = np.nan  # an invalid pixel
+    scene = Scene(cube)
+    good = np.ones(12, bool)
+    good[[0, 5]] = False  # two bands not fitted
+    got = brightness_map(scene, A, E, bands=good, tile_size=4)
+    assert got.shape == (7, 11) and np.isnan(got[2, 3])
+    m = scene.mask
+    np.testing.assert_allclose(got[m], pixel_brightness(cube[m][:, good], A[m], E[:, good]), rtol=1e-6)
+
+
 def test_scls_closed_form_sum_to_one():
     rng = np.random.default_rng(4)
     E = rng.random((4, 30)).astype(np.float32)

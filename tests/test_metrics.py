@@ -205,6 +205,20 @@ def test_reconstruction_rmse_psnr_and_sam():
     assert np.isnan(sam_map(y, y, mask)[1, 2])
 
 
+def test_evaluate_reconstructs_with_the_per_pixel_brightness_when_given():
+    rng = np.random.default_rng(1)
+    e = rng.uniform(0.1, 1.0, (3, 8))
+    a = _maps(5, 7).astype(np.float64)
+    s = rng.uniform(0.3, 2.0, (5, 7))
+    y = s[..., None] * (a @ e)  # the scaled model, exactly
+    plain = evaluate(endmembers=e, abundances=a, cube=y)
+    scaled = evaluate(endmembers=e, abundances=a, cube=y, brightness=s)
+    assert plain["reconstruction_rmse"] > 0.05
+    assert scaled["reconstruction_rmse"] == pytest.approx(0.0, abs=1e-12) and scaled["psnr_db"] > 200
+    with pytest.raises(InputError, match="brightness has 6 pixels"):
+        evaluate(endmembers=e, abundances=a, cube=y, brightness=np.ones(6))
+
+
 def test_match_recovers_shuffled_estimate():
     rng = np.random.default_rng(3)
     e_ref = rng.uniform(0, 1, (5, 30))

@@ -427,7 +427,8 @@ def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
 def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | None = None,
              ref_endmembers: np.ndarray | None = None, ref_abundances: np.ndarray | None = None,
              cube: np.ndarray | None = None, mask: np.ndarray | None = None,
-             names: Sequence[str] | None = None, align: str = "abundance") -> dict[str, Any]:
+             names: Sequence[str] | None = None, align: str = "abundance",
+             brightness: np.ndarray | None = None) -> dict[str, Any]:
     """Score an unmixing result against a reference, after Hungarian alignment.
 
     Parameters
@@ -441,6 +442,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     names : reference endmember names (defaults ``em0, em1, ...``).
     align : ``"abundance"`` (the default, used when both sides have abundances; otherwise
         falls back to ``"sad"``), ``"sad"``, ``"both"`` or ``"none"`` (keep the given order).
+    brightness : optional per-pixel scale ``(rows, cols)`` / ``(N,)`` of the reconstruction,
+        for results of the scaled mixing model ``y = s a E`` (abundances on the simplex, a
+        brightness ``s`` per pixel): the reconstruction is then ``s a E``.
 
     Returns
     -------
@@ -524,6 +528,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                 f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
                 "are inconsistent; expected (N, B), (p, B), (N, p)"
             )
+        if brightness is not None:
+            s = np.asarray(brightness, np.float64).reshape(-1)
+            if s.shape[0] != a.shape[0]:
+                raise InputError(f"reconstruction: brightness has {s.shape[0]} pixels, abundances {a.shape[0]}")
+            a = a * s[:, None]
         y_hat = a @ e  # NaN rows stay NaN and are skipped below
         out["reconstruction_rmse"] = reconstruction_rmse(y, e, a, mask)
         out["psnr_db"] = psnr(y, y_hat, mask=mask)

@@ -3,6 +3,9 @@
     result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask, ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
+    brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
+                      fractions of the pixel's brightness: `--method scaled`, HybridSTU on that
+                      base); also ``brightness`` in result.npz
     endmembers.csv    wavelength_nm (or band) column + one column per endmember
     run.json          command, parameters, versions, seed, timings, metrics
     *.png             figures

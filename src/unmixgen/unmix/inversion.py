@@ -65,7 +65,7 @@ from .batched import check_inputs as _check  # the name `invert_scene` uses
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
-    "check_method", "DEFAULT_METHOD", "METHODS",
+    "check_method", "DEFAULT_METHOD", "METHODS", "pixel_brightness", "brightness_map",
 ]
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
@@ -495,6 +495,54 @@ def scaled(Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: 
              n_threads=n_threads).astype(np.float64)
     total = b.sum(1, keepdims=True)
     return np.where(total > 1e-12, b / np.maximum(total, 1e-12), 1.0 / max(b.shape[1], 1)).astype(np.float32)
+
+
+def pixel_brightness(Y, A, E) -> np.ndarray:
+    """The per-pixel brightness of the scaled linear model ``y = s a E`` for given abundances:
+    the least-squares ``s = max(<y, a E>, 0) / ||a E||^2``.
+
+    For the abundances of `scaled` it is the sum of the NNLS coefficients; for other
+    abundances on the simplex it is the brightness that best fits each pixel, so that
+    ``s a E`` (not ``a E``) is the model's reconstruction. ``Y (N, bands)``, ``A (N, p)``,
+    ``E (p, bands)``; returns float32 ``(N,)``, NaN where ``a E`` is zero or not finite.
+    """
+    Y, A, E = (np.asarray(v, np.float64) for v in (Y, A, E))
+    if Y.ndim != 2 or A.ndim != 2 or E.shape != (A.shape[1], Y.shape[1]) or A.shape[0] != Y.shape[0]:
+        raise InputError(f"brightness: pixels {Y.shape}, abundances {A.shape}, endmembers {E.shape} are "
+                         "inconsistent; expected (N, bands), (N, p), (p, bands)")
+    out = np.full(Y.shape[0], np.nan, np.float32)
+    for start in range(0, Y.shape[0], 65536):
+        sl = slice(start, start + 65536)
+        R = A[sl] @ E
+        den = np.einsum("nb,nb->n", R, R)
+        num = np.einsum("nb,nb->n", Y[sl], R)
+        ok = np.isfinite(den) & np.isfinite(num) & (den > 0)
+        out[sl][ok] = np.maximum(num[ok], 0.0) / den[ok]
+    return out
+
+
+def brightness_map(scene, A: np.ndarray, E: np.ndarray, *, bands: np.ndarray | None = None,
+                   tile_size: int = 256) -> np.ndarray:
+    """`pixel_brightness` of every valid pixel of ``scene``, read tile by tile.
+
+    ``A (rows, cols, p)``; ``E (p, bands)`` over all the scene's bands; ``bands`` (bool, one
+    per scene band; default the good bands) are the bands fitted. Returns float32
+    ``(rows, cols)``, NaN at invalid pixels.
+    """
+    from ..tiling import iter_tiles
+
+    A = np.asarray(A)
+    E = np.asarray(E)
+    use = scene.good_bands if bands is None else np.asarray(bands, bool)
+    if A.shape != (scene.rows, scene.cols, E.shape[0]) or E.shape[1] != scene.bands:
+        raise InputError(f"brightness: abundances {A.shape} and endmembers {E.shape} do not fit a scene of "
+                         f"{scene.rows} x {scene.cols} x {scene.bands}")
+    out = np.full((scene.rows, scene.cols), np.nan, np.float32)
+    for t in iter_tiles(scene, tile_size):
+        m = t.mask
+        if m.any():
+            out[t.rows, t.cols][m] = pixel_brightness(t.data[m][:, use], A[t.rows, t.cols][m], E[:, use])
+    return out
 
 
 def unconstrained(Y, E, *, batch_size: int = 65536, precision: str = "auto",

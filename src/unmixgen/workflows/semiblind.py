@@ -161,7 +161,8 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
         A = est.transform(scene)
         info = {"method": "hybridstu", "model": str(model), "n_endmembers": int(est.endmembers_.shape[0]),
-                "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0}}
+                "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0},
+                **_brightness(scene, est, A)}
         return est.endmembers_, A, est.names_, info
     info: dict[str, Any] = {"method": "hybridstu"}
     if endmembers_file is not None:
@@ -184,5 +185,15 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     est.fit(scene, endmembers=E, maps=training)
     info.update({"n_endmembers": int(E.shape[0]), "maps": maps, "training": est.history_,
                  "parameters": {k: v for k, v in est.get_params().items()},
-                 "timings_s": {"total": time.perf_counter() - t0}})
+                 "timings_s": {"total": time.perf_counter() - t0}, **_brightness(scene, est, est.abundances_)})
     return E, est.abundances_, names, info
+
+
+def _brightness(scene, est, A: np.ndarray) -> dict[str, Any]:
+    """``{"arrays": {"brightness": (rows, cols)}}`` when ``est`` corrects the brightness-free
+    answer (its maps are then fractions of each pixel's brightness), else ``{}``."""
+    from ..unmix.inversion import brightness_map
+
+    if (est.history_ or {}).get("base") != "scaled":
+        return {}
+    return {"arrays": {"brightness": brightness_map(scene, A, est.endmembers_, bands=est.good_bands_)}}

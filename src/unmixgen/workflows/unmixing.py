@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_dir
 from ..errors import InputError
 from .semiblind import unmix_hybridstu
@@ -75,8 +77,17 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed)
         params.update(endmembers=n_endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
+    # per-pixel brightness of the scaled mixing model y = s a E (method "scaled", or HybridSTU
+    # correcting it): the maps are fractions, the brightness is the rest of the reconstruction
+    arrays = details.pop("arrays", {})
+    brightness = arrays.get("brightness")
     record = run_record("unmix", params, seed=seed)
     record.update(details)
+    if brightness is not None:
+        b = brightness[np.isfinite(brightness)]
+        record["brightness"] = {"model": "y = s a E, s per pixel (brightness.tif)",
+                                **({"median": float(np.median(b)), "q05": float(np.quantile(b, 0.05)),
+                                    "q95": float(np.quantile(b, 0.95))} if b.size else {})}
     record["timings_s"] = timings
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
@@ -85,11 +96,15 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
             ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
-            names=scene.truth.names,
+            names=scene.truth.names, brightness=brightness,
         )
     t = time.perf_counter()
     with atomic_dir(out, overwrite, inputs) as tmp:
-        save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures)
+        save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures, extra=arrays)
+        if brightness is not None:
+            from ..runs.folder import save_maps
+
+            save_maps(tmp, scene, brightness[..., None], stem="brightness", names=["brightness"])
         if figures and "rank_estimate" in record:
             from ..report.figures import plot_eigen_spectrum
 
@@ -137,4 +152,8 @@ def _invert_given(scene, source, method):
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,
             "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
+    if method == "scaled":
+        from ..unmix.inversion import brightness_map
+
+        info["arrays"] = {"brightness": brightness_map(scene, A, E, bands=use)}
     return E, A, em.names, info
