@@ -83,3 +83,47 @@ def test_refine_bad_inputs(setup, run_cli):
         code, _, err = run_cli("refine", setup["scene"], *extra, "--out", out, "--no-progress")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, run_cli, monkeypatch):
+    import unmixgen.refine.posterior as posterior
+
+    root = setup["root"]
+    rng = np.random.default_rng(2)
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    b = rng.uniform(0.5, 2.0, Y.shape[:2]).astype(np.float32)
+    b[0, 0] = np.nan  # a pixel without a brightness is refined as it is
+    init = root / "scaled_init"
+    init.mkdir()
+    scene = Scene(Y, wavelengths=WL)
+    with np.load(setup["init"] / "result.npz") as z:
+        save_result(init, scene, endmembers=z["endmembers"], abundances=z["abundances"], figures=False,
+                    extra={"brightness": b})
+    seen = {}
+    real = posterior.refine
+
+    def spy(cube, *args, **kw):
+        seen["cube"] = cube.copy()
+        return real(cube, *args, **kw)
+
+    monkeypatch.setattr(posterior, "refine", spy)
+    out = root / "ref_scaled"
+    code, _, err = run_cli("refine", setup["scene"], "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    expected = Y / np.where(np.isfinite(b), b, 1.0)[..., None]
+    np.testing.assert_allclose(seen["cube"], expected, rtol=1e-6)
+    with np.load(out / "result.npz") as z:
+        np.testing.assert_array_equal(z["brightness"], b)
+    # a brightness that does not fit the scene is refused in one line, nothing written
+    bad = root / "bad_brightness"
+    bad.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        save_result(bad, scene, endmembers=z["endmembers"], abundances=z["abundances"], figures=False,
+                    extra={"brightness": -b})
+    out2 = root / "ref_bad"
+    code, _, err = run_cli("refine", setup["scene"], "--init", bad, "--abundance-prior", setup["p2"],
+                           "--out", out2, "--no-progress")
+    assert code == 2 and "brightness has negative" in err and len(err.strip().splitlines()) == 1
+    assert not out2.exists()

@@ -110,7 +110,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
     ``abundances_q95``, ``endmembers``, ``endmembers_std``, ``init_abundances``,
-    ``init_endmembers`` and ``pixels_kept``.
+    ``init_endmembers`` and ``pixels_kept``. An init of the scaled mixing model ``y = s a E``
+    (its result holds a per-pixel ``brightness``: `unmix --method scaled`, HybridSTU on that
+    base) is refined on the pixels divided by that brightness, where the linear model holds,
+    and its brightness is carried into ``out``.
     """
     from ..atomic import check_output_dir, write_json
     from ..io import read_scene
@@ -144,7 +147,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         sp = load_spectra_prior(spectra_prior, device)
     elif spectra_prior is not None:
         raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them")
+    brightness = _init_brightness(res, init, scene.rows, scene.cols)
     cube = scene.load()
+    if brightness is not None:
+        ok = np.isfinite(brightness) & (brightness > 0)
+        cube = (cube / np.where(ok, brightness, 1.0)[..., None]).astype(np.float32)  # a new array
     record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
                                    "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
@@ -158,6 +165,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         if bar is not None:
             bar.stop()
     record["refine"] = r.record
+    record["refine"]["brightness_divided"] = brightness is not None
     record["timings_s"]["refine"] = r.record["seconds"]
     if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
         record["warnings"].append(
@@ -168,13 +176,30 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
                     extra={"abundances_std": r.abundances_std, "abundances_q05": r.abundances_q05,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
-                           "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept})
+                           "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
+                           **({"brightness": brightness} if brightness is not None else {})})
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
                              mask=scene.mask, title="width of the 90 % posterior interval")
         write_json(tmp / "run.json", record)
     return record
+
+
+def _init_brightness(res: dict, init, rows: int, cols: int) -> np.ndarray | None:
+    """The init's per-pixel brightness (rows, cols) float32, or None; `InputError` when it is
+    not a map of the scene's size with non-negative values (NaN: invalid pixels)."""
+    if "brightness" not in res:
+        return None
+    b = np.asarray(res["brightness"])
+    if b.shape != (rows, cols) or b.dtype.kind not in "fiu":
+        raise InputError(f"{init}: brightness has shape {b.shape} ({b.dtype}); expected ({rows}, {cols}) numbers "
+                         "like the scene")
+    b = b.astype(np.float32)
+    if np.any(b[np.isfinite(b)] < 0) or np.isinf(b).any():
+        raise InputError(f"{init}: brightness has negative or infinite values; expected values >= 0 (NaN at "
+                         "invalid pixels)")
+    return b
 
 
 class _StepsBar:
