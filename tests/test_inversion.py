@@ -209,6 +209,12 @@ def test_pixel_brightness_is_the_nnls_sum_for_scaled_and_the_least_squares_scale
     R = B @ E
     cost = ((Y[:, None, :] - grid[None, :, None] * R[:, None, :]) ** 2).sum(-1)
     np.testing.assert_allclose(got, grid[cost.argmin(1)], atol=2e-3)
+    # more pixels than one chunk: the same closed form for every row
+    Yb = np.tile(Y, (200, 1))
+    Bb = np.tile(B, (200, 1))
+    Rb = Bb @ E.astype(np.float64)
+    np.testing.assert_allclose(pixel_brightness(Yb, Bb, E),
+                               np.maximum((Yb * Rb).sum(1), 0) / (Rb * Rb).sum(1), rtol=1e-5)
     # a pixel anti-correlated with aE gets 0; a zero reconstruction or NaN abundances give NaN
     Z = np.zeros((3, 3), np.float32)
     Z[1, 0] = np.nan

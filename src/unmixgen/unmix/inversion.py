@@ -506,16 +506,16 @@ def pixel_brightness(Y, A, E) -> np.ndarray:
     ``s a E`` (not ``a E``) is the model's reconstruction. ``Y (N, bands)``, ``A (N, p)``,
     ``E (p, bands)``; returns float32 ``(N,)``, NaN where ``a E`` is zero or not finite.
     """
-    Y, A, E = (np.asarray(v, np.float64) for v in (Y, A, E))
+    Y, A, E = np.asarray(Y), np.asarray(A), np.asarray(E, np.float64)
     if Y.ndim != 2 or A.ndim != 2 or E.shape != (A.shape[1], Y.shape[1]) or A.shape[0] != Y.shape[0]:
         raise InputError(f"brightness: pixels {Y.shape}, abundances {A.shape}, endmembers {E.shape} are "
                          "inconsistent; expected (N, bands), (N, p), (p, bands)")
     out = np.full(Y.shape[0], np.nan, np.float32)
-    for start in range(0, Y.shape[0], 65536):
-        sl = slice(start, start + 65536)
-        R = A[sl] @ E
+    for start in range(0, Y.shape[0], 16384):  # float64 by row chunks, not a copy of every pixel
+        sl = slice(start, start + 16384)
+        R = A[sl].astype(np.float64) @ E
         den = np.einsum("nb,nb->n", R, R)
-        num = np.einsum("nb,nb->n", Y[sl], R)
+        num = np.einsum("nb,nb->n", Y[sl].astype(np.float64), R)
         ok = np.isfinite(den) & np.isfinite(num) & (den > 0)
         out[sl][ok] = np.maximum(num[ok], 0.0) / den[ok]
     return out
