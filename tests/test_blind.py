@@ -363,3 +363,48 @@ def test_second_moments_match_the_direct_products_in_any_chunking():
         G, C = second_moments(Y, chunk_values=chunk)
         np.testing.assert_allclose(G, G_ref, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(C, C_ref, rtol=1e-9, atol=1e-14)
+
+
+# --- mvnmf's volume weight by the discrepancy principle -----------------------------------------
+def _noisy_mixed_scene(snr_db: float, seed: int = 2):
+    """32x32x100, four procedural materials, no pixel above 0.8 of one material."""
+    from unmixgen.simulate.procedural import abundance_maps, library
+    from unmixgen.simulate.scene import simulate
+
+    wl = np.linspace(400, 2500, 100)
+    E, _ = library(wl, ["vegetation", "soil", "asphalt", "kaolinite"])
+    A = abundance_maps(32, 32, 4, np.random.default_rng(100 + seed), purity=2.0, max_abundance=0.8)
+    return simulate(A, E, wavelengths=wl, snr_db=snr_db, seed=seed)[0].to_scene()
+
+
+def _scores(m, scene):
+    from unmixgen.evaluate.unmixing import evaluate
+
+    r = evaluate(endmembers=m.endmembers_, abundances=m.abundances_, ref_endmembers=scene.truth.endmembers,
+                 ref_abundances=scene.truth.abundances)
+    return r["abundance_rmse_percent"], r["sad_deg_mean"]
+
+
+def test_mvnmf_tightens_a_noise_inflated_simplex_only_within_the_noise():
+    noisy = _noisy_mixed_scene(15)
+    plain = MinVolNMF(4, seed=0, lam_path=()).fit(noisy)
+    tight = MinVolNMF(4, seed=0).fit(noisy)
+    (r0, s0), (r1, s1) = _scores(plain, noisy), _scores(tight, noisy)
+    # at 15 dB the data-fitting simplex is inflated by the noise: the stronger weight is
+    # kept and moves both the endmembers and the abundances towards the truth
+    assert r1 < 0.9 * r0 and s1 < 0.8 * s0, (r0, s0, r1, s1)
+    vw = tight.info_["volume_weight"]
+    assert vw["used"] > tight.lam and vw["excess_residual_first"] <= tight.discrepancy
+    kept = [t for t in vw["tried"] if t["lam"] <= vw["used"]]
+    assert kept and all(t["excess_residual"] <= tight.discrepancy for t in kept)
+    # at 40 dB the first simplex already misfits by more than the noise: nothing else runs
+    clean = _noisy_mixed_scene(40)
+    a, b = MinVolNMF(4, seed=0, lam_path=()).fit(clean), MinVolNMF(4, seed=0).fit(clean)
+    assert b.info_["volume_weight"]["tried"] == [] and b.info_["volume_weight"]["used"] == b.lam
+    np.testing.assert_array_equal(a.endmembers_, b.endmembers_)
+
+
+@pytest.mark.parametrize("kw, match", [({"discrepancy": 0}, "discrepancy"), ({"lam_path": (0.5, -1)}, "lam_path")])
+def test_mvnmf_refuses_bad_volume_path(kw, match):
+    with pytest.raises(ParameterError, match=match):
+        MinVolNMF(3, **kw).fit(Scene(np.random.default_rng(0).random((8, 9, 12)).astype(np.float32)))

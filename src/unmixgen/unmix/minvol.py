@@ -24,7 +24,9 @@ relative to the mean squared endmember norm of that initialisation.
 Several initialisations (pure-pixel extractions: N-FINDR, VCA, ATGP) run at once as one
 batched computation with the same weights. The result kept is chosen without ground truth by
 `select_simplex`: the smallest simplex among those that explain the data about as well as the
-best one. Its abundances are then recomputed exactly by FCLS for the kept endmembers (the
+best one. On noisy scenes that simplex is then tightened by stronger volume weights
+(``lam_path``), warm-started one from the other, for as long as the data misfit stays within
+the noise (``discrepancy``; the discrepancy principle of regularisation). Its abundances are then recomputed exactly by FCLS for the kept endmembers (the
 iterations stop on the joint objective, before the abundances have converged). The
 measurements behind the initialisations and the rule are in ``benchmarks/RESULTS.md``
 (``benchmarks/blind_suite.py``).
@@ -83,6 +85,16 @@ class MinVolNMF(BlindUnmixer):
     residual_factor, residual_margin : float
         `select_simplex` thresholds.
     device : str
+    lam_path : sequence of float
+        Larger relative volume weights tried in turn, each warm-started from the result
+        before it, while the data still allow it (``discrepancy``); ``()``: ``lam`` only.
+    discrepancy : float
+        The largest excess residual (`simplex_fit`, in units of the noise energy of one band)
+        a stronger volume weight may leave: the discrepancy principle. Noise spreads the
+        pixels beyond the simplex of the materials and a data-fitting simplex grows with
+        it; on noisy scenes a stronger pull towards small volume still fits the data to
+        within the noise, and is kept. On clean scenes the first weight already misfits by
+        more than this, and nothing else is run.
     """
 
     name = "mvnmf"
@@ -99,12 +111,15 @@ class MinVolNMF(BlindUnmixer):
         "residual_factor": [Interval(low=1)],
         "residual_margin": [Interval(low=0)],
         "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+        "lam_path": [SequenceOf(Interval(low=0), empty=True)],
+        "discrepancy": [Interval(low=0, low_open=True)],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
                  init: tuple[str, ...] = ("nfindr", "vca"), n_restarts: int = 3, lam: float = 0.05,
                  delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
-                 residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu"):
+                 residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu",
+                 lam_path: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0), discrepancy: float = 1.0):
         super().__init__(n_endmembers, seed=seed)
         self.init = init
         self.n_restarts = n_restarts
@@ -117,6 +132,8 @@ class MinVolNMF(BlindUnmixer):
         self.residual_factor = residual_factor
         self.residual_margin = residual_margin
         self.device = device
+        self.lam_path = lam_path
+        self.discrepancy = discrepancy
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         X = normalize_brightness(Y, 0.5, self.brightness)
@@ -132,8 +149,21 @@ class MinVolNMF(BlindUnmixer):
         if not conv:
             warnings.warn(f"mvnmf: stopped after {it} iterations with relative objective change "
                           f"{rel[best]:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
-        E_np = E[best].astype(np.float32)
-        A_np = A[best].astype(np.float32)
+        # discrepancy principle: raise the volume weight along lam_path while the excess
+        # residual stays within the noise (see the class docstring)
+        E_b, A_b, lam_used, path = E[best], A[best], self.lam, []
+        if self.lam > 0 and residual[best] <= self.discrepancy:
+            for lam_next in sorted(v for v in self.lam_path if v > self.lam):
+                E_n, A_n, _, _, _, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
+                                                     max_iter=self.max_iter, inner=self.inner, tol=self.tol,
+                                                     device=self.device, lam_scale=lam / self.lam)
+                r_n = float(simplex_fit(X, E_n[None], A_n[None])[1][0])
+                path.append((lam_next, r_n))
+                if r_n > self.discrepancy:
+                    break
+                E_b, A_b, lam_used = E_n, A_n, lam_next
+        E_np = E_b.astype(np.float32)
+        A_np = A_b.astype(np.float32)
         if self.brightness != "none":
             # endmembers back in the data's units: least squares of the raw pixels on A
             E_np = np.linalg.lstsq(A_np.astype(np.float64), Y.astype(np.float64), rcond=None)[0]
@@ -150,7 +180,10 @@ class MinVolNMF(BlindUnmixer):
             "params": {"init": list(self.init), "n_restarts": self.n_restarts, "lam": self.lam,
                        "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter, "inner": self.inner, "brightness": self.brightness,
                        "tol": self.tol, "residual_factor": self.residual_factor,
-                       "residual_margin": self.residual_margin},
+                       "residual_margin": self.residual_margin, "lam_path": list(self.lam_path),
+                       "discrepancy": self.discrepancy},
+            "volume_weight": {"used": lam_used, "excess_residual_first": float(residual[best]),
+                              "tried": [{"lam": v, "excess_residual": r} for v, r in path]},
         }
         return E_np, A_np, info
 
@@ -238,7 +271,7 @@ def select_simplex(volume: np.ndarray, residual: np.ndarray, *, factor: float = 
 
 @torch.no_grad()
 def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, delta: float, max_iter: int,
-                  inner: int, tol: float, device: str = "cpu"):
+                  inner: int, tol: float, device: str = "cpu", lam_scale: float | None = None):
     """Minimum-volume NMF iterations on ``X (N, B)`` from ``E0 (M, p, B)``, ``A0 (M, N, p)``.
 
     The ``M`` initialisations run as one batch with the same absolute weights (computed from
@@ -247,7 +280,9 @@ def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, 
     once its relative objective change is below ``tol``. Returns float64 numpy ``E``, ``A``,
     the objective history ``(iterations + 1, M)`` (``(iterations + 1,)`` unbatched), the
     iteration count, the last relative change per initialisation (a float unbatched) and the
-    absolute volume weight.
+    absolute volume weight. ``lam_scale`` replaces the relative scaling of ``lam`` (the
+    absolute weight is then ``lam * lam_scale``), so that a run warm-started from an earlier
+    result keeps that run's units.
     """
     single = np.ndim(E0) == 2
     if single:
@@ -275,8 +310,10 @@ def minvol_refine(X: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, lam: float, 
     def logdet(E):
         return torch.logdet(E @ E.transpose(1, 2) + delta * eye)
 
-    fit0, ld0 = float(fit(A, E)[0]), abs(float(logdet(E)[0]))
-    lam = lam * max(fit0, 1e-30) / max(ld0, 1e-12)
+    if lam_scale is None:
+        fit0, ld0 = float(fit(A, E)[0]), abs(float(logdet(E)[0]))
+        lam_scale = max(fit0, 1e-30) / max(ld0, 1e-12)
+    lam = lam * lam_scale
 
     def objective(A, E):
         return fit(A, E) + 0.5 * lam * logdet(E)

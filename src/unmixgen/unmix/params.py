@@ -98,16 +98,17 @@ class Options(Constraint):
 
 @dataclass(frozen=True)
 class SequenceOf(Constraint):
-    """A non-empty tuple or list whose every item meets ``item``."""
+    """A tuple or list whose every item meets ``item``; non-empty unless ``empty``."""
 
     specific: ClassVar[bool] = True
     item: Constraint
+    empty: bool = False
 
     def matches_type(self, value: Any) -> bool:
         return isinstance(value, tuple | list)
 
     def check(self, name: str, value: Any) -> None:
-        if not value:
+        if not value and not self.empty:
             raise ParameterError(name, value, f"expected {self.describe()}")
         for i, v in enumerate(value):
             if not self.item.matches_type(v):
@@ -115,7 +116,7 @@ class SequenceOf(Constraint):
             self.item.check(f"{name}[{i}]", v)
 
     def describe(self) -> str:
-        return f"a non-empty sequence, each item {self.item.describe()}"
+        return f"a {'' if self.empty else 'non-empty '}sequence, each item {self.item.describe()}"
 
 
 @dataclass(frozen=True)
