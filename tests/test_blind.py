@@ -408,3 +408,20 @@ def test_mvnmf_tightens_a_noise_inflated_simplex_only_within_the_noise():
 def test_mvnmf_refuses_bad_volume_path(kw, match):
     with pytest.raises(ParameterError, match=match):
         MinVolNMF(3, **kw).fit(Scene(np.random.default_rng(0).random((8, 9, 12)).astype(np.float32)))
+
+
+def test_pixel_misfit_tail_is_one_noise_dimension_inside_the_right_simplex():
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.minvol import _leading_planes, pixel_misfit_tail
+
+    rng = np.random.default_rng(3)
+    E = rng.uniform(0.1, 1.0, (4, 80))
+    A = 0.1 + 0.6 * rng.dirichlet(np.ones(4), 6000)  # every abundance >= 0.1: noise keeps pixels inside
+    X = (A @ E + 0.002 * rng.standard_normal((6000, 80))).astype(np.float32)
+    planes = _leading_planes(X, 4)
+    assert planes[1] == pytest.approx(0.002 ** 2, rel=0.1)  # the noise energy per band
+    right = pixel_misfit_tail(X, E, fcls(X, E), planes)
+    # the abundances absorb p - 1 of the p in-plane noise dimensions: chi-square(1), 99 % at 6.63
+    assert 5.0 < right < 8.5, right
+    Es = E.mean(0) + 0.5 * (E - E.mean(0))  # a simplex cut inside the data
+    assert pixel_misfit_tail(X, Es, fcls(X, Es), planes) > 10 * right

@@ -49,7 +49,7 @@ from .inversion import fcls
 from .params import Constraint, InstanceOf, Interval, Options, SequenceOf
 from .preprocessing import normalize_brightness, second_moments
 
-__all__ = ["INITS", "MinVolNMF", "minvol_refine", "select_simplex", "simplex_fit"]
+__all__ = ["INITS", "MinVolNMF", "minvol_refine", "pixel_misfit_tail", "select_simplex", "simplex_fit"]
 
 #: the pure-pixel extractions `MinVolNMF` can start from
 INITS = ("nfindr", "vca", "atgp")
@@ -95,6 +95,13 @@ class MinVolNMF(BlindUnmixer):
         it; on noisy scenes a stronger pull towards small volume still fits the data to
         within the noise, and is kept. On clean scenes the first weight already misfits by
         more than this, and nothing else is run.
+    tail_growth : float
+        How much a stronger weight may raise the 99th percentile of the pixels' misfit within
+        the data's plane (`pixel_misfit_tail`), as a factor of the first simplex's. The mean
+        misfit alone does not see a simplex cut inside the data where no pixel is pure (the
+        few outer pixels then misfit a lot while the mean barely moves); the tail does. A
+        factor rather than a level: with noise that is not white the level under the right
+        simplex is not known.
     """
 
     name = "mvnmf"
@@ -113,13 +120,15 @@ class MinVolNMF(BlindUnmixer):
         "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
         "lam_path": [SequenceOf(Interval(low=0), empty=True)],
         "discrepancy": [Interval(low=0, low_open=True)],
+        "tail_growth": [Interval(low=1)],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
                  init: tuple[str, ...] = ("nfindr", "vca"), n_restarts: int = 3, lam: float = 0.05,
                  delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
                  residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu",
-                 lam_path: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0), discrepancy: float = 1.0):
+                 lam_path: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0), discrepancy: float = 1.0,
+                 tail_growth: float = 1.3):
         super().__init__(n_endmembers, seed=seed)
         self.init = init
         self.n_restarts = n_restarts
@@ -134,6 +143,7 @@ class MinVolNMF(BlindUnmixer):
         self.device = device
         self.lam_path = lam_path
         self.discrepancy = discrepancy
+        self.tail_growth = tail_growth
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         X = normalize_brightness(Y, 0.5, self.brightness)
@@ -152,14 +162,18 @@ class MinVolNMF(BlindUnmixer):
         # discrepancy principle: raise the volume weight along lam_path while the excess
         # residual stays within the noise (see the class docstring)
         E_b, A_b, lam_used, path = E[best], A[best], self.lam, []
-        if self.lam > 0 and residual[best] <= self.discrepancy:
+        tail0 = None
+        if self.lam > 0 and residual[best] <= self.discrepancy and self.lam_path:
+            planes = _leading_planes(X, p)
+            tail0 = pixel_misfit_tail(X, E_b, A_b, planes)
             for lam_next in sorted(v for v in self.lam_path if v > self.lam):
                 E_n, A_n, _, _, _, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
                                                      max_iter=self.max_iter, inner=self.inner, tol=self.tol,
                                                      device=self.device, lam_scale=lam / self.lam)
                 r_n = float(simplex_fit(X, E_n[None], A_n[None])[1][0])
-                path.append((lam_next, r_n))
-                if r_n > self.discrepancy:
+                t_n = pixel_misfit_tail(X, E_n, A_n, planes)
+                path.append((lam_next, r_n, t_n))
+                if r_n > self.discrepancy or t_n > self.tail_growth * tail0:
                     break
                 E_b, A_b, lam_used = E_n, A_n, lam_next
         E_np = E_b.astype(np.float32)
@@ -183,7 +197,8 @@ class MinVolNMF(BlindUnmixer):
                        "residual_margin": self.residual_margin, "lam_path": list(self.lam_path),
                        "discrepancy": self.discrepancy},
             "volume_weight": {"used": lam_used, "excess_residual_first": float(residual[best]),
-                              "tried": [{"lam": v, "excess_residual": r} for v, r in path]},
+                              "pixel_misfit_q99_first": tail0,
+                              "tried": [{"lam": v, "excess_residual": r, "pixel_misfit_q99": t} for v, r, t in path]},
         }
         return E_np, A_np, info
 
@@ -255,6 +270,31 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray
         sq = n * np.trace(G) - 2 * np.sum(AtX[m] * E[m]) + np.sum((A[m].T @ A[m]) * (E[m] @ E[m].T))
         residual[m] = (sq / n - floor) / noise
     return volume, residual
+
+
+def _leading_planes(X: np.ndarray, p: int) -> tuple[np.ndarray, float]:
+    """The ``p`` leading uncentred axes ``U (B, p)`` of ``X (N, B)`` and the noise energy per
+    band (the centred covariance's eigenvalues beyond ``p - 1``, per remaining dimension)."""
+    G, C = second_moments(X)
+    _, V = np.linalg.eigh(G)
+    w = np.linalg.eigvalsh(C)[::-1]
+    bands = X.shape[1]
+    return np.ascontiguousarray(V[:, ::-1][:, :p]), max(float(w[p - 1:].sum()) / max(bands - p + 1, 1), 1e-30)
+
+
+def pixel_misfit_tail(X: np.ndarray, E: np.ndarray, A: np.ndarray, planes: tuple[np.ndarray, float],
+                      q: float = 0.99) -> float:
+    """The ``q`` quantile over pixels of ``||(x - a E) U||^2 / noise``: each pixel's misfit
+    within the ``p`` leading axes ``U`` of the data (``planes`` from `_leading_planes`), in
+    units of the noise energy per band.
+
+    Inside the right simplex the abundances absorb all but one of those ``p`` dimensions of
+    the noise, so the misfit is about one unit per pixel (chi-square, one degree of freedom);
+    pixels the noise carries outside add their distance. ``X (N, B)``, ``E (p, B)``, ``A (N, p)``.
+    """
+    U, noise = planes
+    R = matmul_rows(X, U) - np.asarray(A, np.float64) @ (np.asarray(E, np.float64) @ U)
+    return float(np.quantile(np.einsum("np,np->n", R, R), q) / noise)
 
 
 def select_simplex(volume: np.ndarray, residual: np.ndarray, *, factor: float = 1.5, margin: float = 0.25) -> int:
