@@ -117,7 +117,7 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     t = time.perf_counter()
     A = scene.to_image(fcls(scene.valid_pixels(), E))
     rows.append({"method": "fcls", **metrics(scene, E, A), "train_s": 0.0, "infer_s": time.perf_counter() - t})
-    for k in args.ks:
+    for k in () if args.no_stu else args.ks:
         est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed,
                         **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width", "eval_every",
                                                                "patience") if getattr(args, key) is not None})
@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--patience", type=int, default=None)
     ap.add_argument("--blind", action="store_true", help="also run the blind default on simulated scenes")
+    ap.add_argument("--no-stu", action="store_true", help="sim suite: baselines only (FCLS, and --blind)")
     ap.add_argument("--speed-sizes", type=lambda s: [int(v) for v in s.split(",")], default=[500, 1000])
     ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--tmp", default=None, help="folder for the speed suite's memory-mapped cubes")
