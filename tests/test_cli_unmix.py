@@ -84,6 +84,7 @@ def test_given_endmembers_match_the_inverter_called_directly(run_cli, scene_file
         assert np.allclose(read_scene(out / "brightness.tif").load()[..., 0][mask], b[mask])
         run = json.loads((out / "run.json").read_text())
         assert run["brightness"]["median"] == pytest.approx(float(np.median(b[mask])))
+        assert run["brightness"]["file"] == "brightness.tif"
 
 
 def test_endmember_file_without_overlap_is_refused(run_cli, scene_file, tmp_path):

@@ -85,7 +85,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     record.update(details)
     if brightness is not None:
         b = brightness[np.isfinite(brightness)]
-        record["brightness"] = {"model": "y = s a E, s per pixel (brightness.tif)",
+        record["brightness"] = {"model": "y = s a E, s per pixel",
                                 **({"median": float(np.median(b)), "q05": float(np.quantile(b, 0.05)),
                                     "q95": float(np.quantile(b, 0.95))} if b.size else {})}
     record["timings_s"] = timings
@@ -104,7 +104,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         if brightness is not None:
             from ..runs.folder import save_maps
 
-            save_maps(tmp, scene, brightness[..., None], stem="brightness", names=["brightness"])
+            path = save_maps(tmp, scene, brightness[..., None], stem="brightness", names=["brightness"])
+            record["brightness"]["file"] = path.name  # brightness.tif, or .hdr for ENVI input
         if figures and "rank_estimate" in record:
             from ..report.figures import plot_eigen_spectrum
 
