@@ -26,8 +26,9 @@ batched computation with the same weights. The result kept is chosen without gro
 `select_simplex`: the smallest simplex among those that explain the data about as well as the
 best one. On noisy scenes that simplex is then tightened by stronger volume weights
 (``lam_path``), warm-started one from the other, for as long as the data misfit stays within
-the noise (``discrepancy``; the discrepancy principle of regularisation). Its abundances are then recomputed exactly by FCLS for the kept endmembers (the
-iterations stop on the joint objective, before the abundances have converged). The
+the noise (``discrepancy``, ``tail_growth``: the discrepancy principle of regularisation).
+Its abundances are then recomputed exactly by FCLS for the kept endmembers (the iterations
+stop on the joint objective, before the abundances have converged). The
 measurements behind the initialisations and the rule are in ``benchmarks/RESULTS.md``
 (``benchmarks/blind_suite.py``).
 """
@@ -195,7 +196,7 @@ class MinVolNMF(BlindUnmixer):
                        "delta": self.delta, "lam_absolute": lam, "max_iter": self.max_iter, "inner": self.inner, "brightness": self.brightness,
                        "tol": self.tol, "residual_factor": self.residual_factor,
                        "residual_margin": self.residual_margin, "lam_path": list(self.lam_path),
-                       "discrepancy": self.discrepancy},
+                       "discrepancy": self.discrepancy, "tail_growth": self.tail_growth},
             "volume_weight": {"used": lam_used, "excess_residual_first": float(residual[best]),
                               "pixel_misfit_q99_first": tail0,
                               "tried": [{"lam": v, "excess_residual": r, "pixel_misfit_q99": t} for v, r, t in path]},
