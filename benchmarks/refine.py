@@ -13,6 +13,7 @@ endmembers, ``--stu-steps`` training steps); a summary table gives the mean rela
 of RMSE and SAD per SNR and init over the seeds.
 
     PYTHONPATH=src python benchmarks/refine.py --size 32 --seeds 3 --inits auto,stu   # the other inits
+    PYTHONPATH=src python benchmarks/refine.py --size 32 --seeds 3 --spearman-bound-only   # what Spearman can reach
 """
 
 from __future__ import annotations
@@ -55,6 +56,32 @@ def calibration(samples: np.ndarray, truth: np.ndarray) -> dict:
     crps = np.mean(np.abs(s - y), 0) - 0.5 * np.mean(np.abs(s[:, None] - s[None]), axis=(0, 1))
     out["crps"] = float(crps.mean())
     return out
+
+
+def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int = 32) -> None:
+    """Print what Spearman(std, |error|) an oracle reaches: per abundance entry, the true RMS
+    error of FCLS with the true endmembers over ``draws`` independent noise draws of the suite's
+    scene, against the |error| of one further draw. No uncertainty estimate can know more
+    about an entry's error than its true spread, so this bounds the suite's Spearman target
+    for noise-driven errors."""
+    print(f"\noracle Spearman: true per-entry RMS error over {draws} noise draws vs |error| of another draw "
+          "(FCLS, true endmembers)")
+    print("| SNR | " + " | ".join(f"seed {s}" for s in range(seeds)) + " |")
+    print("|---|" + "---|" * seeds)
+    for snr in snrs:
+        row = []
+        for seed in range(seeds):
+            At = abundance_maps(size, size, 4, np.random.default_rng(100 + seed), purity=2.0, max_abundance=0.8)
+            est = []
+            for k in range(draws + 1):
+                Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr,
+                                        seed=1000 * seed + k)[0].to_scene().load(), np.float32)
+                est.append(fcls(Y.reshape(-1, Y.shape[-1]), em.spectra).reshape(-1))
+            est = np.asarray(est)
+            y = At.reshape(-1)
+            sigma = np.sqrt(np.mean((est[1:] - y) ** 2, axis=0))
+            row.append(float(spearmanr(sigma, np.abs(est[0] - y)).statistic))
+        print(f"| {snr:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
 
 
 def metrics(E, A, Et, At, Y) -> dict:
@@ -143,6 +170,8 @@ def main() -> None:
                     help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
                          "the blind default's endmembers)")
     ap.add_argument("--stu-steps", type=int, default=600, help="training steps of the stu init")
+    ap.add_argument("--spearman-bound-only", action="store_true",
+                    help="only the oracle bound of Spearman(std, |error|) (`spearman_bound`)")
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
@@ -150,6 +179,9 @@ def main() -> None:
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(args.threads)
     em = load_library_spectra(LIB, NAMES)
+    if args.spearman_bound_only:
+        spearman_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, size=args.size)
+        return
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
     sp = load_spectra_prior(args.spectra_prior)
     if args.denoising_only:
