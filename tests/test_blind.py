@@ -397,6 +397,11 @@ def test_mvnmf_tightens_a_noise_inflated_simplex_only_within_the_noise():
     assert vw["used"] > tight.lam and vw["excess_residual_first"] <= tight.discrepancy
     kept = [t for t in vw["tried"] if t["lam"] <= vw["used"]]
     assert kept and all(t["excess_residual"] <= tight.discrepancy for t in kept)
+    # the tail alone stops the path: with no growth allowed, no step that widened it is kept
+    strict = MinVolNMF(4, seed=0, discrepancy=100.0, tail_growth=1.0).fit(noisy).info_["volume_weight"]
+    first = strict["pixel_misfit_q99_first"]
+    assert all(t["pixel_misfit_q99"] <= first for t in strict["tried"] if t["lam"] <= strict["used"])
+    assert strict["tried"][-1]["pixel_misfit_q99"] > first or strict["used"] == max(tight.lam_path)
     # at 40 dB the first simplex already misfits by more than the noise: nothing else runs
     clean = _noisy_mixed_scene(40)
     a, b = MinVolNMF(4, seed=0, lam_path=()).fit(clean), MinVolNMF(4, seed=0).fit(clean)
@@ -404,7 +409,8 @@ def test_mvnmf_tightens_a_noise_inflated_simplex_only_within_the_noise():
     np.testing.assert_array_equal(a.endmembers_, b.endmembers_)
 
 
-@pytest.mark.parametrize("kw, match", [({"discrepancy": 0}, "discrepancy"), ({"lam_path": (0.5, -1)}, "lam_path")])
+@pytest.mark.parametrize("kw, match", [({"discrepancy": 0}, "discrepancy"), ({"lam_path": (0.5, -1)}, "lam_path"),
+                                       ({"tail_growth": 0.9}, "tail_growth")])
 def test_mvnmf_refuses_bad_volume_path(kw, match):
     with pytest.raises(ParameterError, match=match):
         MinVolNMF(3, **kw).fit(Scene(np.random.default_rng(0).random((8, 9, 12)).astype(np.float32)))

@@ -264,3 +264,21 @@ def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_pa
         code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
         assert code == 2 and name in err and message in err and len(err.strip().splitlines()) == 1, (name, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_scaled_run_on_envi_input_writes_the_brightness_as_envi(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    envi = tmp_path / "scene.hdr"
+    write_scene(read_scene(path), envi)
+    first = tmp_path / "blind"
+    assert run_cli("unmix", envi, "-p", "3", "--method", "vca", "--out", first, "--no-figures")[0] == 0
+    out = tmp_path / "scaled"
+    code, _, err = run_cli("unmix", envi, "--endmembers-file", first / "endmembers.csv", "--method", "scaled",
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["brightness"]["file"] == "brightness.hdr" and (out / "brightness.hdr").is_file()
+    assert not (out / "brightness.tif").exists()
+    with np.load(out / "result.npz") as r:
+        b, mask = r["brightness"], r["mask"]
+    np.testing.assert_allclose(read_scene(out / "brightness.hdr").load()[..., 0][mask], b[mask], rtol=1e-6)

@@ -215,7 +215,7 @@ def test_evaluate_reconstructs_with_the_per_pixel_brightness_when_given():
     scaled = evaluate(endmembers=e, abundances=a, cube=y, brightness=s)
     assert plain["reconstruction_rmse"] > 0.05
     assert scaled["reconstruction_rmse"] == pytest.approx(0.0, abs=1e-12) and scaled["psnr_db"] > 200
-    with pytest.raises(InputError, match="brightness has 6 pixels"):
+    with pytest.raises(InputError, match=r"brightness has shape \(6,\); expected \(5, 7\)"):
         evaluate(endmembers=e, abundances=a, cube=y, brightness=np.ones(6))
 
 

@@ -116,6 +116,7 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
     np.testing.assert_allclose(seen["cube"], expected, rtol=1e-6)
     with np.load(out / "result.npz") as z:
         np.testing.assert_array_equal(z["brightness"], b)
+    assert (out / "brightness.tif").is_file()
     # a brightness that does not fit the scene is refused in one line, nothing written
     bad = root / "bad_brightness"
     bad.mkdir()

@@ -529,10 +529,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                 "are inconsistent; expected (N, B), (p, B), (N, p)"
             )
         if brightness is not None:
-            s = np.asarray(brightness, np.float64).reshape(-1)
-            if s.shape[0] != a.shape[0]:
-                raise InputError(f"reconstruction: brightness has {s.shape[0]} pixels, abundances {a.shape[0]}")
-            a = a * s[:, None]
+            want = np.shape(abundances)[:-1]
+            if np.shape(brightness) != want:
+                raise InputError(f"reconstruction: brightness has shape {np.shape(brightness)}; expected {want}, "
+                                 "one value per pixel of the abundances")
+            a = a * np.asarray(brightness, np.float64).reshape(-1)[:, None]
         y_hat = a @ e  # NaN rows stay NaN and are skipped below
         out["reconstruction_rmse"] = reconstruction_rmse(y, e, a, mask)
         out["psnr_db"] = psnr(y, y_hat, mask=mask)

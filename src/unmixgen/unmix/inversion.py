@@ -535,8 +535,8 @@ def brightness_map(scene, A: np.ndarray, E: np.ndarray, *, bands: np.ndarray | N
     E = np.asarray(E)
     use = scene.good_bands if bands is None else np.asarray(bands, bool)
     if A.shape != (scene.rows, scene.cols, E.shape[0]) or E.shape[1] != scene.bands:
-        raise InputError(f"brightness: abundances {A.shape} and endmembers {E.shape} do not fit a scene of "
-                         f"{scene.rows} x {scene.cols} x {scene.bands}")
+        raise InputError(f"brightness: abundances {A.shape} and endmembers {E.shape}; expected "
+                         f"({scene.rows}, {scene.cols}, p) and (p, {scene.bands}) for the scene")
     out = np.full((scene.rows, scene.cols), np.nan, np.float32)
     for t in iter_tiles(scene, tile_size):
         m = t.mask
@@ -586,8 +586,10 @@ def check_method(method: str) -> str:
 
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
-                 bands: np.ndarray | None = None, **kw) -> np.ndarray:
-    """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``.
+                 bands: np.ndarray | None = None, with_brightness: bool = False, **kw):
+    """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``,
+    or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
+    brightness (`pixel_brightness`) computed from the same tiles, so the scene is read once.
 
     ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
     ``(p, n_good_bands)``; ``bands`` (bool, one per scene band) replaces the good-band mask,
@@ -637,13 +639,16 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     all_good = bool(good.all())
 
     def tile_abundances(data, mask):
-        if mask.all() and all_good:  # no copy: the tile's own pixels, as (N, bands)
+        if mask.all() and all_good and not with_brightness:  # no copy: the tile's own pixels, as (N, bands)
             return solve(data.reshape(-1, data.shape[-1])).reshape(mask.shape + (p,))
         Yt = data[mask]
         if not all_good:
             Yt = Yt[:, good]
-        out = np.full(mask.shape + (p,), np.nan, np.float32)
-        out[mask] = solve(Yt)
+        out = np.full(mask.shape + (p + with_brightness,), np.nan, np.float32)
+        a = solve(Yt)
+        out[mask, :p] = a
+        if with_brightness:
+            out[mask, p] = pixel_brightness(Yt, a, E_use)
         return out
 
     t0 = time.perf_counter()
@@ -658,13 +663,15 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
             bar.update(task, completed=done)
 
     try:
-        out = map_tiles(scene, tile_abundances, tile=tile_size, out_channels=p, fill=np.nan,
+        out = map_tiles(scene, tile_abundances, tile=tile_size, out_channels=p + with_brightness, fill=np.nan,
                         on_tile=on_tile)
     finally:
         if bar is not None:
             bar.stop()
     if linear is not None:
         _warn_unconverged(method, unconverged, int(scene.mask.sum()), solver.max_iter, stacklevel=2)
+    if with_brightness:
+        return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
     return out
 
 

@@ -167,7 +167,7 @@ class MinVolNMF(BlindUnmixer):
         if self.lam > 0 and residual[best] <= self.discrepancy and self.lam_path:
             planes = _leading_planes(X, p)
             tail0 = pixel_misfit_tail(X, E_b, A_b, planes)
-            for lam_next in sorted(v for v in self.lam_path if v > self.lam):
+            for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
                 E_n, A_n, _, _, _, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
                                                      max_iter=self.max_iter, inner=self.inner, tol=self.tol,
                                                      device=self.device, lam_scale=lam / self.lam)

@@ -141,17 +141,19 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         raise InputError(f"{init}: result is for a {A0.shape[0]}x{A0.shape[1]} scene with {E0.shape[-1]} bands; "
                          f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
                          "another scene?)")
+    brightness = _init_brightness(res, init, scene.rows, scene.cols)
     ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
     sp = None
     if scene.wavelengths is not None:
         sp = load_spectra_prior(spectra_prior, device)
     elif spectra_prior is not None:
         raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them")
-    brightness = _init_brightness(res, init, scene.rows, scene.cols)
     cube = scene.load()
     if brightness is not None:
+        # pixels without a usable brightness (NaN, 0) are refined as they are
         ok = np.isfinite(brightness) & (brightness > 0)
-        cube = (cube / np.where(ok, brightness, 1.0)[..., None]).astype(np.float32)  # a new array
+        cube = np.divide(cube, np.where(ok, brightness, 1.0)[..., None].astype(np.float32),
+                         out=np.empty(cube.shape, np.float32))  # a new array: the scene's stays as read
     record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
                                    "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
@@ -166,6 +168,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
             bar.stop()
     record["refine"] = r.record
     record["refine"]["brightness_divided"] = brightness is not None
+    if brightness is not None:
+        record["brightness"] = {"model": "y = s a E, s per pixel, from the init", "file": None}
     record["timings_s"]["refine"] = r.record["seconds"]
     if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
         record["warnings"].append(
@@ -178,6 +182,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
                            "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
                            **({"brightness": brightness} if brightness is not None else {})})
+        if brightness is not None:
+            from ..runs.folder import save_maps
+
+            record["brightness"]["file"] = save_maps(tmp, scene, brightness[..., None], stem="brightness",
+                                                     names=["brightness"]).name
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,

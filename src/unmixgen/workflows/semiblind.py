@@ -150,7 +150,9 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
 
     With ``model``: apply a trained model. Else take the endmembers from ``endmembers_file``,
     or extract ``n_endmembers`` with the blind default method, then simulate, train and
-    apply in one go. Returns ``(E, A, names, info)`` for the run folder.
+    apply in one go. Returns ``(E, A, names, info)`` for the run folder; when the model corrects
+    the brightness-free answer, ``info["arrays"]["brightness"]`` is the per-pixel brightness
+    ``(rows, cols)`` (an array: the caller takes it out before writing ``info`` as JSON).
     """
     from ..unmix.hybridstu import HybridSTU
 
@@ -194,6 +196,6 @@ def _brightness(scene, est, A: np.ndarray) -> dict[str, Any]:
     answer (its maps are then fractions of each pixel's brightness), else ``{}``."""
     from ..unmix.inversion import brightness_map
 
-    if (est.history_ or {}).get("base") != "scaled":
+    if getattr(est.net_, "base", None) != "scaled" or getattr(est.net_, "front", None) != "subspace":
         return {}
     return {"arrays": {"brightness": brightness_map(scene, A, est.endmembers_, bands=est.good_bands_)}}

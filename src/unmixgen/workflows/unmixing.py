@@ -149,12 +149,11 @@ def _invert_given(scene, source, method):
         warnings.warn(notes[-1], UserWarning, stacklevel=3)
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
-    A = invert_scene(scene, E, method, bands=use)
+    result = invert_scene(scene, E, method, bands=use, with_brightness=method == "scaled")
+    A = result[0] if method == "scaled" else result
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,
             "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
     if method == "scaled":
-        from ..unmix.inversion import brightness_map
-
-        info["arrays"] = {"brightness": brightness_map(scene, A, E, bands=use)}
+        info["arrays"] = {"brightness": result[1]}
     return E, A, em.names, info
