@@ -154,7 +154,8 @@ class MinVolNMF(BlindUnmixer):
             X, E0, A0, lam=self.lam, delta=self.delta, max_iter=self.max_iter, inner=self.inner, tol=self.tol,
             device=self.device,
         )
-        volume, residual = simplex_fit(X, E, A)
+        moments = second_moments(X)  # shared by every fit measure below: one pass over the pixels
+        volume, residual = simplex_fit(X, E, A, moments)
         best = select_simplex(volume, residual, factor=self.residual_factor, margin=self.residual_margin)
         conv = bool(rel[best] < self.tol)
         if not conv:
@@ -165,13 +166,13 @@ class MinVolNMF(BlindUnmixer):
         E_b, A_b, lam_used, path = E[best], A[best], self.lam, []
         tail0 = None
         if self.lam > 0 and residual[best] <= self.discrepancy and self.lam_path:
-            planes = _leading_planes(X, p)
+            planes = _leading_planes(X, p, moments)
             tail0 = pixel_misfit_tail(X, E_b, A_b, planes)
             for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
                 E_n, A_n, _, _, _, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
                                                      max_iter=self.max_iter, inner=self.inner, tol=self.tol,
                                                      device=self.device, lam_scale=lam / self.lam)
-                r_n = float(simplex_fit(X, E_n[None], A_n[None])[1][0])
+                r_n = float(simplex_fit(X, E_n[None], A_n[None], moments)[1][0])
                 t_n = pixel_misfit_tail(X, E_n, A_n, planes)
                 path.append((lam_next, r_n, t_n))
                 if r_n > self.discrepancy or t_n > self.tail_growth * tail0:
@@ -234,10 +235,12 @@ def _initial_endmembers(X: np.ndarray, p: int, inits: list[str], restarts: int,
     return names, np.stack(found)
 
 
-def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray,
+                moments: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Volume and data misfit of candidate factorisations ``X (N, B) ~ A[m] @ E[m]``.
 
-    ``E (M, p, B)``, ``A (M, N, p)``. Returns float64 arrays ``(M,)``:
+    ``E (M, p, B)``, ``A (M, N, p)``; ``moments``: ``second_moments(X)`` when the caller has
+    them (a pass over every pixel). Returns float64 arrays ``(M,)``:
 
     - ``log_volume``: log of the simplex volume (up to a constant) of the endmembers projected
       on the ``p - 1`` leading principal axes of the centred pixels (the plane the data span;
@@ -249,7 +252,7 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray
     n, bands = X.shape
     p = E.shape[1]
     mu = X.mean(axis=0, dtype=np.float64)
-    G, C = second_moments(X)
+    G, C = second_moments(X) if moments is None else moments
     w, V = np.linalg.eigh(C)
     w, V = w[::-1], V[:, ::-1]
     floor = max(float(w[p - 1:].sum()), 1e-30)
@@ -273,10 +276,12 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray) -> tuple[np.ndarray
     return volume, residual
 
 
-def _leading_planes(X: np.ndarray, p: int) -> tuple[np.ndarray, float]:
+def _leading_planes(X: np.ndarray, p: int, moments: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, float]:
     """The ``p`` leading uncentred axes ``U (B, p)`` of ``X (N, B)`` and the noise energy per
-    band (the centred covariance's eigenvalues beyond ``p - 1``, per remaining dimension)."""
-    G, C = second_moments(X)
+    band (the centred covariance's eigenvalues beyond ``p - 1``, per remaining dimension);
+    ``moments`` as in `simplex_fit`."""
+    G, C = second_moments(X) if moments is None else moments
     _, V = np.linalg.eigh(G)
     w = np.linalg.eigvalsh(C)[::-1]
     bands = X.shape[1]
