@@ -166,6 +166,7 @@ def main() -> None:
     ap.add_argument("--guard-level", type=float, default=None)
     ap.add_argument("--spread", type=float, default=None)
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--ls-iterations", type=int, default=None)
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
                     help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
                          "the blind default's endmembers)")
@@ -175,7 +176,7 @@ def main() -> None:
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
-                              ("rounds", args.rounds)) if v is not None}
+                              ("rounds", args.rounds), ("ls_iterations", args.ls_iterations)) if v is not None}
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(args.threads)
     em = load_library_spectra(LIB, NAMES)
