@@ -431,3 +431,9 @@ def test_pixel_misfit_tail_is_one_noise_dimension_inside_the_right_simplex():
     assert 5.0 < right < 8.5, right
     Es = E.mean(0) + 0.5 * (E - E.mean(0))  # a simplex cut inside the data
     assert pixel_misfit_tail(X, Es, fcls(X, Es), planes) > 10 * right
+
+
+def test_mvnmf_warns_when_a_stronger_weight_run_does_not_converge():
+    noisy = _noisy_mixed_scene(15)
+    with pytest.warns(ConvergenceWarning, match="at volume weight 0.25 stopped after 2 iterations"):
+        MinVolNMF(4, seed=0, max_iter=2, discrepancy=100.0, tail_growth=100.0).fit(noisy)

@@ -169,9 +169,13 @@ class MinVolNMF(BlindUnmixer):
             planes = _leading_planes(X, p, moments)
             tail0 = pixel_misfit_tail(X, E_b, A_b, planes)
             for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
-                E_n, A_n, _, _, _, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
-                                                     max_iter=self.max_iter, inner=self.inner, tol=self.tol,
-                                                     device=self.device, lam_scale=lam / self.lam)
+                E_n, A_n, _, it_n, rel_n, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
+                                                            max_iter=self.max_iter, inner=self.inner, tol=self.tol,
+                                                            device=self.device, lam_scale=lam / self.lam)
+                if rel_n >= self.tol:
+                    warnings.warn(f"mvnmf: the run at volume weight {lam_next:g} stopped after {it_n} iterations "
+                                  f"with relative objective change {rel_n:.2e} > tol={self.tol:g}; raise max_iter",
+                                  ConvergenceWarning, stacklevel=2)
                 r_n = float(simplex_fit(X, E_n[None], A_n[None], moments)[1][0])
                 t_n = pixel_misfit_tail(X, E_n, A_n, planes)
                 path.append((lam_next, r_n, t_n))
