@@ -110,7 +110,7 @@ def metrics(scene, E, A, mask=None, align: str = "abundance", brightness=None) -
 
 def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     from unmixgen.unmix.hybridstu import HybridSTU
-    from unmixgen.unmix.inversion import brightness_map, fcls
+    from unmixgen.unmix.inversion import fcls
     from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 
     rows = []
@@ -123,8 +123,7 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
                                                                "patience") if getattr(args, key) is not None})
         est.fit(scene, endmembers=E)
         h = est.history_
-        b = (brightness_map(scene, est.abundances_, E, bands=est.good_bands_) if h["base"] == "scaled" else None)
-        rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_, brightness=b),
+        rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_, brightness=est.brightness_),
                      "train_s": h["timings_s"]["train"],
                      "infer_s": h["timings_s"]["apply"], "steps": h["steps"], "best": h["best_step"]})
     if blind:

@@ -74,6 +74,18 @@ def save_maps(folder: Path, scene: Scene, maps: np.ndarray, *, stem: str = "abun
     return path
 
 
+def save_brightness(folder: Path, scene: Scene, brightness: np.ndarray, note: str = "") -> dict[str, Any]:
+    """Write the per-pixel brightness ``(rows, cols)`` of a scaled-model run as a map like the
+    abundances (``brightness.tif``, or ``.hdr`` for ENVI input); returns its ``run.json`` entry
+    (model, median and 5 / 95 % quantiles over the pixels that have one, file name)."""
+    b = brightness[np.isfinite(brightness)]
+    entry: dict[str, Any] = {"model": "y = s a E, s per pixel" + (f", {note}" if note else "")}
+    if b.size:
+        entry.update(median=float(np.median(b)), q05=float(np.quantile(b, 0.05)), q95=float(np.quantile(b, 0.95)))
+    entry["file"] = save_maps(folder, scene, brightness[..., None], stem="brightness", names=["brightness"]).name
+    return entry
+
+
 def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.ndarray | None,
                          names: list[str] | None = None) -> None:
     """CSV with a ``wavelength_nm`` column (``band`` when unknown) and one column per endmember."""
@@ -192,6 +204,7 @@ __all__ = [
     "load_result",
     "read_endmembers_csv",
     "run_record",
+    "save_brightness",
     "save_maps",
     "save_result",
     "write_endmembers_csv",

@@ -161,27 +161,9 @@ class MinVolNMF(BlindUnmixer):
         if not conv:
             warnings.warn(f"mvnmf: stopped after {it} iterations with relative objective change "
                           f"{rel[best]:.2e} > tol={self.tol:g}; raise max_iter", ConvergenceWarning, stacklevel=2)
-        # discrepancy principle: raise the volume weight along lam_path while the excess
-        # residual stays within the noise (see the class docstring)
-        E_b, A_b, lam_used, path = E[best], A[best], self.lam, []
-        tail0 = None
+        E_b, A_b, lam_used, tail0, path = E[best], A[best], self.lam, None, []
         if self.lam > 0 and residual[best] <= self.discrepancy and self.lam_path:
-            planes = _leading_planes(X, p, moments)
-            tail0 = pixel_misfit_tail(X, E_b, A_b, planes)
-            for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
-                E_n, A_n, _, it_n, rel_n, _ = minvol_refine(X, E_b, A_b, lam=lam_next, delta=self.delta,
-                                                            max_iter=self.max_iter, inner=self.inner, tol=self.tol,
-                                                            device=self.device, lam_scale=lam / self.lam)
-                if rel_n >= self.tol:
-                    warnings.warn(f"mvnmf: the run at volume weight {lam_next:g} stopped after {it_n} iterations "
-                                  f"with relative objective change {rel_n:.2e} > tol={self.tol:g}; raise max_iter",
-                                  ConvergenceWarning, stacklevel=2)
-                r_n = float(simplex_fit(X, E_n[None], A_n[None], moments)[1][0])
-                t_n = pixel_misfit_tail(X, E_n, A_n, planes)
-                path.append((lam_next, r_n, t_n))
-                if r_n > self.discrepancy or t_n > self.tail_growth * tail0:
-                    break
-                E_b, A_b, lam_used = E_n, A_n, lam_next
+            E_b, A_b, lam_used, tail0, path = self._tighten(X, E_b, A_b, moments, lam / self.lam)
         E_np = E_b.astype(np.float32)
         A_np = A_b.astype(np.float32)
         if self.brightness != "none":
@@ -207,6 +189,33 @@ class MinVolNMF(BlindUnmixer):
                               "tried": [{"lam": v, "excess_residual": r, "pixel_misfit_q99": t} for v, r, t in path]},
         }
         return E_np, A_np, info
+
+
+    def _tighten(self, X: np.ndarray, E: np.ndarray, A: np.ndarray, moments, lam_scale: float):
+        """The discrepancy principle (class docstring): from the selected ``(E, A)``, run the
+        stronger weights of ``lam_path`` in turn, each warm-started from the last one kept, and
+        keep a run while its excess residual stays <= ``discrepancy`` and its misfit tail
+        within ``tail_growth`` of the first. Returns ``(E, A, lam kept, first tail, [(lam,
+        excess residual, tail) of every run])``."""
+        p = E.shape[0]
+        planes = _leading_planes(X, p, moments)
+        tail0 = pixel_misfit_tail(X, E, A, planes)
+        lam_used, path = self.lam, []
+        for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
+            E_n, A_n, _, it_n, rel_n, _ = minvol_refine(X, E, A, lam=lam_next, delta=self.delta,
+                                                        max_iter=self.max_iter, inner=self.inner, tol=self.tol,
+                                                        device=self.device, lam_scale=lam_scale)
+            if rel_n >= self.tol:
+                warnings.warn(f"mvnmf: the run at volume weight {lam_next:g} stopped after {it_n} iterations "
+                              f"with relative objective change {rel_n:.2e} > tol={self.tol:g}; raise max_iter",
+                              ConvergenceWarning, stacklevel=3)
+            r_n = float(simplex_fit(X, E_n[None], A_n[None], moments)[1][0])
+            t_n = pixel_misfit_tail(X, E_n, A_n, planes)
+            path.append((lam_next, r_n, t_n))
+            if r_n > self.discrepancy or t_n > self.tail_growth * tail0:
+                break
+            E, A, lam_used = E_n, A_n, lam_next
+        return E, A, lam_used, tail0, path
 
 
 #: the extractor each start uses: the registry's classes; ATGP searches the raw spectra here
@@ -259,8 +268,7 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray,
     G, C = second_moments(X) if moments is None else moments
     w, V = np.linalg.eigh(C)
     w, V = w[::-1], V[:, ::-1]
-    floor = max(float(w[p - 1:].sum()), 1e-30)
-    noise = floor / max(bands - p + 1, 1)
+    floor, noise = _noise_floor(w, p, bands)
     Vp = V[:, :p - 1]
     E = E.astype(np.float64)
     A = A.astype(np.float64)
@@ -280,16 +288,20 @@ def simplex_fit(X: np.ndarray, E: np.ndarray, A: np.ndarray,
     return volume, residual
 
 
+def _noise_floor(w: np.ndarray, p: int, bands: int) -> tuple[float, float]:
+    """``(floor, noise per band)`` from the centred covariance's eigenvalues ``w`` (descending):
+    the energy beyond the ``p - 1`` leading axes, and that per remaining dimension."""
+    floor = max(float(w[p - 1:].sum()), 1e-30)
+    return floor, floor / max(bands - p + 1, 1)
+
+
 def _leading_planes(X: np.ndarray, p: int, moments: tuple[np.ndarray, np.ndarray] | None = None
                     ) -> tuple[np.ndarray, float]:
     """The ``p`` leading uncentred axes ``U (B, p)`` of ``X (N, B)`` and the noise energy per
-    band (the centred covariance's eigenvalues beyond ``p - 1``, per remaining dimension);
-    ``moments`` as in `simplex_fit`."""
+    band (`_noise_floor`); ``moments`` as in `simplex_fit`."""
     G, C = second_moments(X) if moments is None else moments
     _, V = np.linalg.eigh(G)
-    w = np.linalg.eigvalsh(C)[::-1]
-    bands = X.shape[1]
-    return np.ascontiguousarray(V[:, ::-1][:, :p]), max(float(w[p - 1:].sum()) / max(bands - p + 1, 1), 1e-30)
+    return np.ascontiguousarray(V[:, ::-1][:, :p]), _noise_floor(np.linalg.eigvalsh(C)[::-1], p, X.shape[1])[1]
 
 
 def pixel_misfit_tail(X: np.ndarray, E: np.ndarray, A: np.ndarray, planes: tuple[np.ndarray, float],

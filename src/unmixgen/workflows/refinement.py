@@ -168,8 +168,6 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
             bar.stop()
     record["refine"] = r.record
     record["refine"]["brightness_divided"] = brightness is not None
-    if brightness is not None:
-        record["brightness"] = {"model": "y = s a E, s per pixel, from the init", "file": None}
     record["timings_s"]["refine"] = r.record["seconds"]
     if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
         record["warnings"].append(
@@ -183,10 +181,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                            "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
                            **({"brightness": brightness} if brightness is not None else {})})
         if brightness is not None:
-            from ..runs.folder import save_maps
+            from ..runs.folder import save_brightness
 
-            record["brightness"]["file"] = save_maps(tmp, scene, brightness[..., None], stem="brightness",
-                                                     names=["brightness"]).name
+            record["brightness"] = save_brightness(tmp, scene, brightness, "from the init")
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,

@@ -161,10 +161,11 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         if endmembers_file is not None:
             raise InputError("give either a trained model or endmembers to train one, not both")
         est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
-        A = est.transform(scene)
+        scaled = est.corrects_scaled()
+        A, brightness = est.transform(scene, with_brightness=True) if scaled else (est.transform(scene), None)
         info = {"method": "hybridstu", "model": str(model), "n_endmembers": int(est.endmembers_.shape[0]),
                 "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0},
-                **_brightness(scene, est, A)}
+                **_arrays(brightness)}
         return est.endmembers_, A, est.names_, info
     info: dict[str, Any] = {"method": "hybridstu"}
     if endmembers_file is not None:
@@ -187,15 +188,11 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     est.fit(scene, endmembers=E, maps=training)
     info.update({"n_endmembers": int(E.shape[0]), "maps": maps, "training": est.history_,
                  "parameters": {k: v for k, v in est.get_params().items()},
-                 "timings_s": {"total": time.perf_counter() - t0}, **_brightness(scene, est, est.abundances_)})
+                 "timings_s": {"total": time.perf_counter() - t0}, **_arrays(est.brightness_)})
     return E, est.abundances_, names, info
 
 
-def _brightness(scene, est, A: np.ndarray) -> dict[str, Any]:
-    """``{"arrays": {"brightness": (rows, cols)}}`` when ``est`` corrects the brightness-free
-    answer (its maps are then fractions of each pixel's brightness), else ``{}``."""
-    from ..unmix.inversion import brightness_map
-
-    if getattr(est.net_, "base", None) != "scaled" or getattr(est.net_, "front", None) != "subspace":
-        return {}
-    return {"arrays": {"brightness": brightness_map(scene, A, est.endmembers_, bands=est.good_bands_)}}
+def _arrays(brightness: np.ndarray | None) -> dict[str, Any]:
+    """``{"arrays": {"brightness": (rows, cols)}}`` for a model whose maps are fractions of each
+    pixel's brightness (`HybridSTU.corrects_scaled`), else ``{}``."""
+    return {} if brightness is None else {"arrays": {"brightness": brightness}}

@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..atomic import atomic_dir
 from ..errors import InputError
 from .semiblind import unmix_hybridstu
@@ -83,11 +81,6 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     brightness = arrays.get("brightness")
     record = run_record("unmix", params, seed=seed)
     record.update(details)
-    if brightness is not None:
-        b = brightness[np.isfinite(brightness)]
-        record["brightness"] = {"model": "y = s a E, s per pixel",
-                                **({"median": float(np.median(b)), "q05": float(np.quantile(b, 0.05)),
-                                    "q95": float(np.quantile(b, 0.95))} if b.size else {})}
     record["timings_s"] = timings
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
@@ -102,10 +95,9 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=E, abundances=A, names=names, figures=figures, extra=arrays)
         if brightness is not None:
-            from ..runs.folder import save_maps
+            from ..runs.folder import save_brightness
 
-            path = save_maps(tmp, scene, brightness[..., None], stem="brightness", names=["brightness"])
-            record["brightness"]["file"] = path.name  # brightness.tif, or .hdr for ENVI input
+            record["brightness"] = save_brightness(tmp, scene, brightness)
         if figures and "rank_estimate" in record:
             from ..report.figures import plot_eigen_spectrum
 

@@ -107,14 +107,6 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
     return float(median), sigma
 
 
-def estimate_variability(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed: int = 0,
-                         high: float = 1.0, *,
-                         noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                         mask: np.ndarray | None = None) -> float:
-    """Standard deviation of the log ELMM brightness scales (`estimate_brightness`)."""
-    return estimate_brightness(Y, E, sample, seed, high, noise=noise, mask=mask)[1]
-
-
 def as_map_list(maps, p: int) -> list[np.ndarray]:
     """Abundance maps ``(N, h, w, p)`` or an iterable of ``(h, w, p)`` as a list of float32
     maps renormalised onto the simplex; `InputError` for a wrong ``p``, NaN or negatives."""

@@ -51,6 +51,7 @@ from ...nn.seeds import seed_torch
 from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene
 from ...tiling import map_tiles
+from ..inversion import pixel_brightness
 from . import data as D
 from .features import BASES, n_features, subspace_features
 from .guard import calibrate, guarded
@@ -118,6 +119,9 @@ class HybridSTU:
     ----------
     endmembers_ : (p, bands) float32
     abundances_ : (rows, cols, p) float32, on the simplex, NaN at invalid pixels
+    brightness_ : (rows, cols) float32 or None
+        Each pixel's brightness when the network corrects the brightness-free answer
+        (`corrects_scaled`), else None.
     history_ : dict
         SNR used, map source, steps, validation curve, best step, timings.
     """
@@ -267,7 +271,11 @@ class HybridSTU:
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
                          "n_validation_parts": len(val), **curve, "guard": guard_record}
         t_apply = time.perf_counter()
-        self.abundances_ = self.transform(scene)
+        self.brightness_ = None
+        if self.corrects_scaled():
+            self.abundances_, self.brightness_ = self.transform(scene, with_brightness=True)
+        else:
+            self.abundances_ = self.transform(scene)
         t_end = time.perf_counter()
         if guard_record is not None:
             guard_record["scene_pixels_kept_fraction"] = self.guard_kept_fraction_
@@ -372,8 +380,11 @@ class HybridSTU:
         if not hasattr(self, "net_"):
             raise InputError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
 
-    def transform(self, scene: Scene, *, backend: str = "serial", on_tile=None) -> np.ndarray:
-        """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels.
+    def transform(self, scene: Scene, *, with_brightness: bool = False, backend: str = "serial", on_tile=None):
+        """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels; with
+        ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, each pixel's
+        least-squares brightness for its answer (`unmixgen.unmix.inversion.pixel_brightness`,
+        good bands) from the same tiles: the scaled model's reconstruction is ``s a E``.
 
         Raises `InputError` when the scene's bands differ from the model's, or when ``k`` is
         larger than the scene.
@@ -409,12 +420,24 @@ class HybridSTU:
                 a[mask], kept = guarded(f[mask], a[mask], G, self.net_.base, tau)
                 counts[0] += int(np.sum(kept >= 1.0))
                 counts[1] += kept.size
-            return a
+            if not with_brightness:
+                return a
+            b = np.full(mask.shape + (1,), np.nan, np.float32)
+            b[mask, 0] = pixel_brightness(block[mask] if idx is None else block[mask][:, idx], a[mask], Eg)
+            return np.concatenate([a, b], axis=-1)
 
+        p = int(self.endmembers_.shape[0])
         out = map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
-                        out_channels=int(self.endmembers_.shape[0]), backend=backend, on_tile=on_tile)
+                        out_channels=p + with_brightness, backend=backend, on_tile=on_tile)
         self.guard_kept_fraction_ = counts[0] / counts[1] if counts[1] else None
+        if with_brightness:
+            return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
         return out
+
+    def corrects_scaled(self) -> bool:
+        """True when the network corrects the brightness-free answer: its abundances are then
+        fractions of each pixel's brightness (``brightness_``, `transform`)."""
+        return getattr(self.net_, "front", "bands") == "subspace" and getattr(self.net_, "base", None) == "scaled"
 
     def fit_transform(self, scene: Scene, endmembers=None, maps="grf") -> np.ndarray:
         return self.fit(scene, endmembers=endmembers, maps=maps).abundances_
