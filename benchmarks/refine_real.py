@@ -3,6 +3,7 @@ init vs refined abundance RMSE %, SAD, SRE, reconstruction PSNR, mean SAM, the g
 decisions, calibration of the abundance samples against the reference maps, seconds.
 
     PYTHONPATH=src python benchmarks/refine_real.py --samples 16 --steps 5
+    PYTHONPATH=src python benchmarks/refine_real.py --scenes jasper --endmember-tolerance 0   # without the pull
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--scenes", default="samson,jasper")
+    ap.add_argument("--endmember-tolerance", type=float, default=None,
+                    help="refine's endmember_tolerance (0: no spectra-prior pull; default: refine's)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
@@ -57,7 +60,9 @@ def main() -> None:
             # the spectra prior needs wavelengths (the Samson file has none): abundances only there
             r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp if scene.wavelengths is not None else None,
                        mask=scene.mask,
-                       wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps)
+                       wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
+                       **({} if args.endmember_tolerance is None else
+                          {"endmember_tolerance": args.endmember_tolerance}))
             sec = time.perf_counter() - t
             m1 = metrics(scene, r.endmembers, r.abundances)
             perm = match_endmembers(r.endmembers, scene.truth.endmembers, by="sad")

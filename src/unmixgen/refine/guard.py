@@ -77,11 +77,20 @@ def shrink_factors(Y: np.ndarray, A0: np.ndarray, A_ref: np.ndarray, E: np.ndarr
     return np.where(np.abs(c) <= tol, s, 0.0)
 
 
-def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray) -> dict:
+def init_is_least_squares(Y: np.ndarray, E0: np.ndarray, r0: np.ndarray, sigma2: float) -> bool:
+    """Whether an init with per-pixel residuals ``r0`` (N,) on endmembers ``E0`` is a
+    least-squares fit: its mean residual within ``(p - 1) sigma^2`` of the FCLS fit's."""
+    return bool(r0.mean() <= residuals(Y, fcls(Y, E0), E0).mean() + (E0.shape[0] - 1) * sigma2)
+
+
+def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray,
+                      tolerance: float = 0.0) -> dict:
     """Refined endmembers ``E_ref`` (p, B) are accepted when the init ``(A0, E0)`` is a
     least-squares fit (its mean residual within ``(p - 1) sigma^2`` of the FCLS fit to ``E0``:
     replacing the init's abundances by a fit to new endmembers is only a like-for-like change
-    then) and the FCLS fit to ``E_ref`` has a mean residual no larger than the init's.
+    then) and the FCLS fit to ``E_ref`` has a mean residual at most ``tolerance sigma^2``
+    larger than the init's (the data cannot tell such endmembers from the init's; the spectra
+    prior preferred them).
 
     Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
     accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0`` and
@@ -93,12 +102,12 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
     if np.array_equal(E_ref, E0):
         return {**out, "kept": True}
     sigma2 = noise_variance(Y, r0, p)
-    out["init_is_ls"] = bool(r0.mean() <= residuals(Y, fcls(Y, E0), E0).mean() + (p - 1) * sigma2)
+    out["init_is_ls"] = init_is_least_squares(Y, E0, r0, sigma2)
     if not out["init_is_ls"]:
         return out
     A_fit = fcls(Y, E_ref)
     r_fit = residuals(Y, A_fit, E_ref)
-    if r_fit.mean() <= r0.mean():
+    if r_fit.mean() <= r0.mean() + tolerance * sigma2:
         return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
     return out
 
@@ -111,8 +120,8 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     ----------
     Y : (N, B) valid pixels; A0, A_ref : (N, p); E0, E_ref : (p, B).
     level : confidence level of the per-pixel region, in (0, 1).
-    accepted : `accept_endmembers` ``(Y, A0, E0, E_ref)`` when the caller already has it (its
-        two FCLS fits are then not repeated); None: computed here.
+    accepted : the caller's `accept_endmembers` decision on ``E_ref`` (its two FCLS fits are
+        then not repeated; it may have used a tolerance); None: computed here, with none.
 
     Returns
     -------

@@ -1,6 +1,8 @@
 """Posterior sampling of abundances and endmembers around an initial unmixing result.
 
-For each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
+First (when a spectra prior is given), the spectra prior pulls the initial endmembers within
+the data's plane as far as the data allow (`pull.prior_pull`); all samples start from there.
+Then for each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
 
 1. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
    the prior's grid, noised to ``t0``, denoised for ``steps`` steps, each clean estimate
@@ -29,14 +31,18 @@ import numpy as np
 import torch
 
 from ..errors import InputError, ParameterError, check_range
-from ..nn.seeds import sample_generators
+from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
+from ..unmix.inversion import fcls
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
-from .guard import accept_endmembers, guard
+from .guard import accept_endmembers, guard, init_is_least_squares, noise_variance, residuals
+from .pull import prior_pull
+
+_PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index reaches it
 
 
 @dataclass
@@ -165,12 +171,20 @@ class _Endmembers:
             tick()
         return E_out
 
+    def pull(self, Y: np.ndarray, E0: np.ndarray, r0: float, sigma2: float, tolerance: float, t0: float,
+             seed: int) -> tuple[np.ndarray, dict]:
+        """`pull.prior_pull` of ``E0`` on the pixels ``Y``; its noise comes from a stream of its
+        own, so the samples' streams are the same whether it moves anything or not."""
+        gen = torch.Generator().manual_seed(derive_seed(seed, _PULL_STREAM))
+        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen)
+
 
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, guard_level: float = 0.9, spread: float = 1.0, tile: int = 64, seed: int = 0,
+           ls_iterations: int = 2, endmember_tolerance: float = 0.15, guard_level: float = 0.9,
+           spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
@@ -187,6 +201,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
     ls_iterations : line-searched gradient steps of the endmember data step.
+    endmember_tolerance : the mean excess residual (noise variances per pixel) refined
+        endmembers may cost against the FCLS fit to ``E0``: it bounds the spectra prior's pull
+        within the data's plane (`pull.prior_pull`, before the sampling) and the guard's
+        acceptance of the refined endmembers (`guard.accept_endmembers`); 0: no pull, and
+        refined endmembers are kept only when they fit no worse.
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
@@ -198,6 +217,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("eta", eta, low=0, high=1)
     check_range("lam", lam, low=0, low_open=True)
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
+    check_range("endmember_tolerance", endmember_tolerance, low=0)
     check_range("spread", spread, low=0)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
@@ -221,9 +241,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
-    from .guard import noise_variance, residuals
-
-    sigma2 = noise_variance(Yv_np, residuals(Yv_np, A0c[mask], E0), p)
+    r_init = residuals(Yv_np, A0c[mask], E0)
+    sigma2 = noise_variance(Yv_np, r_init, p)
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
@@ -235,28 +254,40 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             progress(done[0], total)
 
     abund = _Abundances(adapter, lam, eta, spread, device)
-    accepted = None  # (mean refined endmembers, their accept_endmembers result), for the guard
+    A_e = A[:, :, valid].transpose(1, 2)  # the abundances the first endmember update fits to
+    # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
+    E_point, decision = E0, None
+    pulled = {"timestep": 0, "excess": 0.0}
+    if endm is not None and init_is_least_squares(Yv_np, E0, r_init, sigma2):
+        # (other inits keep their endmembers: the guard refuses refined ones for them)
+        E_p, pulled = endm.pull(Yv_np, E0, float(r_init.mean()), sigma2, endmember_tolerance, t0, seed)
+        if pulled["timestep"]:
+            E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
+            A_e = torch.from_numpy(fcls(Yv_np, E_p))[None].repeat(samples, 1, 1).to(device)
+            E_point = E_p
+            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=endmember_tolerance)
+    # the sampler's endmembers may fit worse than the init's only by what the pull spent
+    tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
     for _ in range(rounds):
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
         if endm is not None:
-            E_new = endm.run(E, A[:, :, valid].transpose(1, 2), Yv, ts, gens, tick)
+            E_new = endm.run(E, A_e, Yv, ts, gens, tick)
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
-            e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)  # as e_mean below
-            accepted = (e_new, accept_endmembers(Yv_np, A0c[mask], E0, e_new))
-            if accepted[1]["kept"]:
-                E = E_new
+            e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)
+            d = accept_endmembers(Yv_np, A0c[mask], E0, e_new, tolerance=tol)
+            if d["kept"]:
+                E, E_point, decision = E_new, e_new, d
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+        A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
     # comes from the samples with their final posterior draw
     a_mean = A.mean(dim=0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
     A = abund.draw(A, E, valid, sigma2, ts, gens)
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
-    e_mean = e_s.mean(axis=0)
-    same = accepted is not None and np.array_equal(accepted[0], e_mean)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], e_mean, level=guard_level, accepted=accepted[1] if same else None)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision)
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
@@ -271,7 +302,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
-              "lam": lam, "ls_iterations": ls_iterations, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
+              "lam": lam, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
+              "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
               "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
