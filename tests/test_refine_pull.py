@@ -167,3 +167,25 @@ def test_the_pull_fades_out_as_the_noise_does():
     steps = [pull(StandIn(E), mixed_scene(E, snr_db=snr), E0, snr)[1]["timestep"] for snr in (15, 35, 60)]
     assert round(0.3 * 999) >= steps[0] > steps[1] > steps[2] > 0  # t0 caps them all
     assert steps[2] < 10
+
+
+def test_refine_starts_from_the_pulled_endmembers_and_records_the_pull(tmp_path):
+    from test_refine import tiny_prior
+    from unmixgen.priors.abundance.model import AbundanceModel
+    from unmixgen.refine.posterior import refine
+
+    E = spectra(3)
+    size = 16
+    Y = mixed_scene(E, snr_db=25, size=size)
+    E0 = shrunk(E, 0.15)
+    A0 = fcls(Y, E0).reshape(size, size, 3)
+    (tmp_path / "p2").mkdir()
+    prior = AbundanceModel(tiny_prior(tmp_path / "p2", 2))
+    r = refine(Y.reshape(size, size, -1), E0, A0, abundance_prior=prior, spectra_prior=StandIn(E), wavelengths=WL,
+               samples=2, steps=2)
+    rec = r.record["endmember_pull"]
+    assert rec["timestep"] > 0
+    np.testing.assert_allclose(rec["excess_limit"], 2.0 * np.sqrt(2 * 2 / size ** 2))
+    assert rec["excess"] <= rec["excess_limit"]
+    assert r.record["guard"]["endmembers_kept"]
+    assert sad_deg(r.endmembers, E) < 0.5 * sad_deg(E0, E)

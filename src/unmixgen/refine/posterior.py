@@ -183,7 +183,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, endmember_tolerance: float = 0.15, guard_level: float = 0.9,
+           ls_iterations: int = 2, endmember_tolerance: float = 2.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
@@ -201,11 +201,13 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
     ls_iterations : line-searched gradient steps of the endmember data step.
-    endmember_tolerance : the mean excess residual (noise variances per pixel) refined
-        endmembers may cost against the FCLS fit to ``E0``: it bounds the spectra prior's pull
-        within the data's plane (`pull.prior_pull`, before the sampling) and the guard's
-        acceptance of the refined endmembers (`guard.accept_endmembers`); 0: no pull, and
-        refined endmembers are kept only when they fit no worse.
+    endmember_tolerance : how much worse than the init's the fit of refined endmembers may
+        be, in standard errors of a mean excess residual over the ``N`` valid pixels
+        (``sqrt(2 (p - 1) / N)`` noise variances per pixel: the more pixels, the better the
+        data fix the endmembers and the less the prior may move them). It bounds the spectra
+        prior's pull within the data's plane (`pull.prior_pull`, before the sampling); the
+        sampler's endmembers may then cost what the pull spent. 0: no pull, and refined
+        endmembers are kept only when they fit no worse than the init's.
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
@@ -260,12 +262,14 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     pulled = {"timestep": 0, "excess": 0.0}
     if endm is not None and init_is_least_squares(Yv_np, E0, r_init, sigma2):
         # (other inits keep their endmembers: the guard refuses refined ones for them)
-        E_p, pulled = endm.pull(Yv_np, E0, float(r_init.mean()), sigma2, endmember_tolerance, t0, seed)
+        excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
+        E_p, pulled = endm.pull(Yv_np, E0, float(r_init.mean()), sigma2, excess_limit, t0, seed)
+        pulled["excess_limit"] = excess_limit
         if pulled["timestep"]:
             E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
             A_e = torch.from_numpy(fcls(Yv_np, E_p))[None].repeat(samples, 1, 1).to(device)
             E_point = E_p
-            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=endmember_tolerance)
+            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=excess_limit)
     # the sampler's endmembers may fit worse than the init's only by what the pull spent
     tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
     for _ in range(rounds):
