@@ -35,9 +35,14 @@ from ..unmix.inversion import fcls
 
 
 def residuals(Y: np.ndarray, A: np.ndarray, E: np.ndarray) -> np.ndarray:
-    """Per-pixel squared residual ``||y - a E||^2``: Y (N, B), A (N, p), E (p, B) -> (N,)."""
-    R = Y.astype(np.float64) - A.astype(np.float64) @ E.astype(np.float64)
-    return np.einsum("nb,nb->n", R, R)
+    """Per-pixel squared residual ``||y - a E||^2``: Y (N, B), A (N, p), E (p, B) -> (N,).
+    In float64, by blocks of pixels (a scene of millions of pixels is not copied whole)."""
+    E64 = E.astype(np.float64)
+    out = np.empty(len(Y))
+    for i in range(0, len(Y), 65536):
+        R = Y[i:i + 65536].astype(np.float64) - A[i:i + 65536].astype(np.float64) @ E64
+        out[i:i + 65536] = np.einsum("nb,nb->n", R, R)
+    return out
 
 
 def noise_variance(Y: np.ndarray, r_init: np.ndarray, p: int) -> float:
@@ -48,8 +53,11 @@ def noise_variance(Y: np.ndarray, r_init: np.ndarray, p: int) -> float:
     B = Y.shape[1]
     est = [float(np.median(r_init)) / max(B - p, 1)]
     if B >= 3:
-        d = Y[:, 1:-1] - 0.5 * (Y[:, :-2] + Y[:, 2:])
-        est.append(float(np.median(np.mean(d.astype(np.float64) ** 2, axis=1))) / 1.5)
+        per_pixel = np.empty(len(Y))
+        for i in range(0, len(Y), 65536):  # by blocks: no whole-scene float64 copy
+            y = Y[i:i + 65536].astype(np.float64)
+            per_pixel[i:i + 65536] = np.mean((y[:, 1:-1] - 0.5 * (y[:, :-2] + y[:, 2:])) ** 2, axis=1)
+        est.append(float(np.median(per_pixel)) / 1.5)
     return max(min(est), 1e-20)
 
 
