@@ -189,3 +189,18 @@ def test_refine_starts_from_the_pulled_endmembers_and_records_the_pull(tmp_path)
     assert rec["excess"] <= rec["excess_limit"]
     assert r.record["guard"]["endmembers_kept"]
     assert sad_deg(r.endmembers, E) < 0.5 * sad_deg(E0, E)
+
+
+def test_refine_does_not_pull_on_a_few_pixels(tmp_path):
+    from test_refine import tiny_prior
+    from unmixgen.priors.abundance.model import AbundanceModel
+    from unmixgen.refine.posterior import refine
+
+    E = spectra(3)
+    Y = mixed_scene(E, snr_db=25, size=5)  # 25 pixels for 3 endmembers: no plane to trust
+    E0 = shrunk(E, 0.15)
+    (tmp_path / "p2").mkdir()
+    prior = AbundanceModel(tiny_prior(tmp_path / "p2", 2))
+    r = refine(Y.reshape(5, 5, -1), E0, fcls(Y, E0).reshape(5, 5, 3), abundance_prior=prior,
+               spectra_prior=StandIn(E), wavelengths=WL, samples=2, steps=2)
+    assert r.record["endmember_pull"]["timestep"] == 0

@@ -260,8 +260,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
     E_point, decision = E0, None
     pulled = {"timestep": 0, "excess": 0.0}
-    if endm is not None and init_is_least_squares(Yv_np, E0, r_init, sigma2):
-        # (other inits keep their endmembers: the guard refuses refined ones for them)
+    # (an init that is not a least-squares fit keeps its endmembers: the guard refuses refined
+    # ones for it; the plane and the excess's standard error need many more pixels than p)
+    if endm is not None and len(Yv_np) >= 10 * p and init_is_least_squares(Yv_np, E0, r_init, sigma2):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
         E_p, pulled = endm.pull(Yv_np, E0, float(r_init.mean()), sigma2, excess_limit, t0, seed)
         pulled["excess_limit"] = excess_limit
