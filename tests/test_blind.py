@@ -426,11 +426,11 @@ def test_pixel_misfit_tail_is_one_noise_dimension_inside_the_right_simplex():
     X = (A @ E + 0.002 * rng.standard_normal((6000, 80))).astype(np.float32)
     planes = _leading_planes(X, 4)
     assert planes[1] == pytest.approx(0.002 ** 2, rel=0.1)  # the noise energy per band
-    right = pixel_misfit_tail(X, E, fcls(X, E), planes)
+    right = pixel_misfit_tail(E, fcls(X, E), planes)
     # the abundances absorb p - 1 of the p in-plane noise dimensions: chi-square(1), 99 % at 6.63
     assert 5.0 < right < 8.5, right
     Es = E.mean(0) + 0.5 * (E - E.mean(0))  # a simplex cut inside the data
-    assert pixel_misfit_tail(X, Es, fcls(X, Es), planes) > 10 * right
+    assert pixel_misfit_tail(Es, fcls(X, Es), planes) > 10 * right
 
 
 def test_mvnmf_warns_when_a_stronger_weight_run_does_not_converge():

@@ -222,9 +222,9 @@ def test_pixel_brightness_is_the_nnls_sum_for_scaled_and_the_least_squares_scale
     assert out[0] == 0.0 and np.isnan(out[1]) and np.isnan(out[2])
 
 
-def test_brightness_map_by_tiles_equals_the_pixels_on_a_non_square_scene():
+def test_scene_brightness_by_tiles_equals_the_pixels_on_a_non_square_scene():
     from unmixgen.scene import Scene
-    from unmixgen.unmix.inversion import brightness_map, pixel_brightness
+    from unmixgen.unmix.inversion import invert_scene, pixel_brightness
 
     rng = np.random.default_rng(6)
     E = rng.random((3, 12)).astype(np.float32) + 0.1
@@ -234,7 +234,7 @@ def test_brightness_map_by_tiles_equals_the_pixels_on_a_non_square_scene():
     scene = Scene(cube)
     good = np.ones(12, bool)
     good[[0, 5]] = False  # two bands not fitted
-    got = brightness_map(scene, A, E, bands=good, tile_size=4)
+    A, got = invert_scene(scene, E, "scaled", bands=good, tile_size=4, progress=False, with_brightness=True)
     assert got.shape == (7, 11) and np.isnan(got[2, 3])
     m = scene.mask
     np.testing.assert_allclose(got[m], pixel_brightness(cube[m][:, good], A[m], E[:, good]), rtol=1e-6)

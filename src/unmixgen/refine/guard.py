@@ -68,11 +68,16 @@ def shrink_factors(Y: np.ndarray, A0: np.ndarray, A_ref: np.ndarray, E: np.ndarr
     ``f(0)`` is already outside it). Shapes: Y (N, B), A0 / A_ref (N, p), E (p, B), r0 (N,)
     -> (N,)."""
     E64 = E.astype(np.float64)
-    R = Y.astype(np.float64) - A0.astype(np.float64) @ E64
-    D = (A_ref.astype(np.float64) - A0) @ E64
-    c = np.einsum("nb,nb->n", R, R) - r0  # f(s) = c - 2 g s + h s^2
-    g = np.einsum("nb,nb->n", R, D)
-    h = np.einsum("nb,nb->n", D, D)
+    c, g, h = (np.empty(len(Y)) for _ in range(3))  # f(s) = c - 2 g s + h s^2
+    for i in range(0, len(Y), 65536):  # by blocks of pixels: no whole-scene float64 copies
+        sl = slice(i, i + 65536)
+        a0 = A0[sl].astype(np.float64)
+        R = Y[sl].astype(np.float64) - a0 @ E64
+        D = (A_ref[sl].astype(np.float64) - a0) @ E64
+        c[sl] = np.einsum("nb,nb->n", R, R)
+        g[sl] = np.einsum("nb,nb->n", R, D)
+        h[sl] = np.einsum("nb,nb->n", D, D)
+    c -= r0
     f = lambda v: c - 2 * g * v + h * v * v  # noqa: E731
     with np.errstate(divide="ignore", invalid="ignore"):
         up = np.sqrt(np.maximum(g * g - h * (c - tol), 0))
@@ -85,32 +90,43 @@ def shrink_factors(Y: np.ndarray, A0: np.ndarray, A_ref: np.ndarray, E: np.ndarr
     return np.where(np.abs(c) <= tol, s, 0.0)
 
 
-def init_is_least_squares(Y: np.ndarray, E0: np.ndarray, r0: np.ndarray, sigma2: float) -> bool:
-    """Whether an init with per-pixel residuals ``r0`` (N,) on endmembers ``E0`` is a
-    least-squares fit: its mean residual within ``(p - 1) sigma^2`` of the FCLS fit's."""
-    return bool(r0.mean() <= residuals(Y, fcls(Y, E0), E0).mean() + (E0.shape[0] - 1) * sigma2)
+def init_fit(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray) -> dict:
+    """What every decision on refined endmembers measures against, computed once per
+    refinement: the init's per-pixel residuals ``r0`` (N,) and the noise variance ``sigma2``
+    (`noise_variance`). `init_is_least_squares` adds its answer to the same dict."""
+    r0 = residuals(Y, A0, E0)
+    return {"r0": r0, "sigma2": noise_variance(Y, r0, E0.shape[0])}
+
+
+def init_is_least_squares(Y: np.ndarray, E0: np.ndarray, base: dict) -> bool:
+    """Whether the init of ``base`` (`init_fit`) on endmembers ``E0`` is a least-squares fit:
+    its mean residual within ``(p - 1) sigma^2`` of the FCLS fit's. The FCLS fit runs once;
+    the answer is kept in ``base``."""
+    if "init_is_ls" not in base:
+        r_ls = residuals(Y, fcls(Y, E0), E0).mean()
+        base["init_is_ls"] = bool(base["r0"].mean() <= r_ls + (E0.shape[0] - 1) * base["sigma2"])
+    return base["init_is_ls"]
 
 
 def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray,
-                      tolerance: float = 0.0) -> dict:
+                      tolerance: float = 0.0, base: dict | None = None) -> dict:
     """Refined endmembers ``E_ref`` (p, B) are accepted when the init ``(A0, E0)`` is a
     least-squares fit (its mean residual within ``(p - 1) sigma^2`` of the FCLS fit to ``E0``:
     replacing the init's abundances by a fit to new endmembers is only a like-for-like change
     then) and the FCLS fit to ``E_ref`` has a mean residual at most ``tolerance sigma^2``
     larger than the init's (the data cannot tell such endmembers from the init's; the spectra
-    prior preferred them).
+    prior preferred them). ``base``: `init_fit` ``(Y, A0, E0)`` when the caller has it.
 
     Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
-    accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0`` and
+    accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0``, ``sigma2`` and
     ``init_is_ls`` (bool).
     """
-    p = E0.shape[0]
-    r0 = residuals(Y, A0, E0)
-    out = {"kept": False, "E": E0, "A": A0, "r": r0, "r0": r0, "init_is_ls": True}
+    base = init_fit(Y, A0, E0) if base is None else base
+    r0, sigma2 = base["r0"], base["sigma2"]
+    out = {"kept": False, "E": E0, "A": A0, "r": r0, "r0": r0, "sigma2": sigma2, "init_is_ls": True}
     if np.array_equal(E_ref, E0):
         return {**out, "kept": True}
-    sigma2 = noise_variance(Y, r0, p)
-    out["init_is_ls"] = init_is_least_squares(Y, E0, r0, sigma2)
+    out["init_is_ls"] = init_is_least_squares(Y, E0, base)
     if not out["init_is_ls"]:
         return out
     A_fit = fcls(Y, E_ref)
@@ -121,7 +137,7 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
 
 
 def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_ref: np.ndarray, *,
-          level: float = 0.9, accepted: dict | None = None) -> dict:
+          level: float = 0.9, accepted: dict | None = None, base: dict | None = None) -> dict:
     """Decide what of the refined result to keep.
 
     Parameters
@@ -130,6 +146,7 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     level : confidence level of the per-pixel region, in (0, 1).
     accepted : the caller's `accept_endmembers` decision on ``E_ref`` (its two FCLS fits are
         then not repeated; it may have used a tolerance); None: computed here, with none.
+    base : `init_fit` ``(Y, A0, E0)`` when the caller has it.
 
     Returns
     -------
@@ -139,8 +156,8 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     bool (``s == 1``), ``A`` (N, p) the abundances kept, ``sigma2`` and the mean residuals.
     """
     p, B = E0.shape
-    e = accept_endmembers(Y, A0, E0, E_ref) if accepted is None else accepted
-    sigma2 = noise_variance(Y, e["r0"], p)
+    e = accept_endmembers(Y, A0, E0, E_ref, base=base) if accepted is None else accepted
+    sigma2 = e["sigma2"]
     E, A_base = e["E"], e["A"]
     s = shrink_factors(Y, A_base, A_ref, E, e["r"], sigma2 * float(chi2.ppf(level, max(p - 1, 1))))
     A = A_base + s[:, None] * (A_ref - A_base)

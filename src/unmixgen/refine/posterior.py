@@ -35,11 +35,10 @@ from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
-from ..unmix.inversion import fcls
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
-from .guard import accept_endmembers, guard, init_is_least_squares, noise_variance, residuals
+from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
 from .pull import prior_pull
 
 _PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index reaches it
@@ -243,8 +242,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
-    r_init = residuals(Yv_np, A0c[mask], E0)
-    sigma2 = noise_variance(Yv_np, r_init, p)
+    base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
+    sigma2 = base["sigma2"]
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
@@ -262,15 +261,16 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     pulled = {"timestep": 0, "excess": 0.0}
     # (an init that is not a least-squares fit keeps its endmembers: the guard refuses refined
     # ones for it; the plane and the excess's standard error need many more pixels than p)
-    if endm is not None and len(Yv_np) >= 10 * p and init_is_least_squares(Yv_np, E0, r_init, sigma2):
+    if endm is not None and len(Yv_np) >= 10 * p and init_is_least_squares(Yv_np, E0, base):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
-        E_p, pulled = endm.pull(Yv_np, E0, float(r_init.mean()), sigma2, excess_limit, t0, seed)
+        E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, t0, seed)
         pulled["excess_limit"] = excess_limit
         if pulled["timestep"]:
-            E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
-            A_e = torch.from_numpy(fcls(Yv_np, E_p))[None].repeat(samples, 1, 1).to(device)
             E_point = E_p
-            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=excess_limit)
+            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=excess_limit, base=base)
+            E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
+            # the sampler's endmembers are fitted to the FCLS abundances of the pulled ones
+            A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
     # the sampler's endmembers may fit worse than the init's only by what the pull spent
     tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
     for _ in range(rounds):
@@ -281,7 +281,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
             e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)
-            d = accept_endmembers(Yv_np, A0c[mask], E0, e_new, tolerance=tol)
+            d = accept_endmembers(Yv_np, A0c[mask], E0, e_new, tolerance=tol, base=base)
             if d["kept"]:
                 E, E_point, decision = E_new, e_new, d
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
@@ -292,7 +292,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A = abund.draw(A, E, valid, sigma2, ts, gens)
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision)
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision, base=base)
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]

@@ -29,22 +29,17 @@ import torch
 
 from ..priors.spectra.model import SpectraModel
 from ..unmix.inversion import fcls
+from ..unmix.preprocessing import second_moments
 from .guard import residuals
 
 NOISE_FACTOR = 2.0  # measured: benchmarks/RESULTS.md, "The spectra prior's pull"
 
 
-def data_plane(Y: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Centre (B,) and orthonormal axes (B, p - 1) of the ``p - 1``-dimensional affine plane
-    that holds most of the pixels ``Y`` (N, B): their mean and leading principal axes."""
-    c = np.mean(Y, axis=0, dtype=np.float64)
-    # the (B, B) scatter in blocks of pixels, not an SVD of Y: N may be millions
-    S = np.zeros((len(c), len(c)))
-    for i in range(0, len(Y), 65536):
-        Yc = np.asarray(Y[i:i + 65536], np.float64) - c
-        S += Yc.T @ Yc
-    _, V = np.linalg.eigh(S)
-    return c, V[:, ::-1][:, : p - 1]
+def data_plane(Y: np.ndarray, p: int) -> np.ndarray:
+    """Orthonormal axes (B, p - 1) of the ``p - 1``-dimensional plane through the mean of the
+    pixels ``Y`` (N, B) that holds most of them: their leading principal axes."""
+    _, C = second_moments(Y)
+    return np.linalg.eigh(C)[1][:, ::-1][:, : p - 1]
 
 
 def in_plane_move(E0: np.ndarray, D: np.ndarray, axes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +73,7 @@ def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y:
     if tolerance <= 0:
         return E0, info
     p = E0.shape[0]
-    _, axes = data_plane(Y, p)
+    axes = data_plane(Y, p)
     abar = prior.alphas_cumprod
     x0, bright, _ = prior.rep.to_grid(E0, np.asarray(wavelengths, np.float64))
     x0_t = torch.from_numpy(np.asarray(x0, np.float32)).repeat(draws, 1)  # (draws * p, G)

@@ -65,7 +65,7 @@ from .batched import check_inputs as _check  # the name `invert_scene` uses
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
-    "check_method", "DEFAULT_METHOD", "METHODS", "pixel_brightness", "brightness_map",
+    "check_method", "DEFAULT_METHOD", "METHODS", "pixel_brightness",
 ]
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
@@ -518,30 +518,6 @@ def pixel_brightness(Y, A, E) -> np.ndarray:
         num = np.einsum("nb,nb->n", Y[sl].astype(np.float64), R)
         ok = np.isfinite(den) & np.isfinite(num) & (den > 0)
         out[sl][ok] = np.maximum(num[ok], 0.0) / den[ok]
-    return out
-
-
-def brightness_map(scene, A: np.ndarray, E: np.ndarray, *, bands: np.ndarray | None = None,
-                   tile_size: int = 256) -> np.ndarray:
-    """`pixel_brightness` of every valid pixel of ``scene``, read tile by tile.
-
-    ``A (rows, cols, p)``; ``E (p, bands)`` over all the scene's bands; ``bands`` (bool, one
-    per scene band; default the good bands) are the bands fitted. Returns float32
-    ``(rows, cols)``, NaN at invalid pixels.
-    """
-    from ..tiling import iter_tiles
-
-    A = np.asarray(A)
-    E = np.asarray(E)
-    use = scene.good_bands if bands is None else np.asarray(bands, bool)
-    if A.shape != (scene.rows, scene.cols, E.shape[0]) or E.shape[1] != scene.bands:
-        raise InputError(f"brightness: abundances {A.shape} and endmembers {E.shape}; expected "
-                         f"({scene.rows}, {scene.cols}, p) and (p, {scene.bands}) for the scene")
-    out = np.full((scene.rows, scene.cols), np.nan, np.float32)
-    for t in iter_tiles(scene, tile_size):
-        m = t.mask
-        if m.any():
-            out[t.rows, t.cols][m] = pixel_brightness(t.data[m][:, use], A[t.rows, t.cols][m], E[:, use])
     return out
 
 

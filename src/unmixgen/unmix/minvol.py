@@ -199,7 +199,7 @@ class MinVolNMF(BlindUnmixer):
         excess residual, tail) of every run])``."""
         p = E.shape[0]
         planes = _leading_planes(X, p, moments)
-        tail0 = pixel_misfit_tail(X, E, A, planes)
+        tail0 = pixel_misfit_tail(E, A, planes)
         lam_used, path = self.lam, []
         for lam_next in sorted({float(v) for v in self.lam_path if v > self.lam}):
             E_n, A_n, _, it_n, rel_n, _ = minvol_refine(X, E, A, lam=lam_next, delta=self.delta,
@@ -210,7 +210,7 @@ class MinVolNMF(BlindUnmixer):
                               f"with relative objective change {rel_n:.2e} > tol={self.tol:g}; raise max_iter",
                               ConvergenceWarning, stacklevel=3)
             r_n = float(simplex_fit(X, E_n[None], A_n[None], moments)[1][0])
-            t_n = pixel_misfit_tail(X, E_n, A_n, planes)
+            t_n = pixel_misfit_tail(E_n, A_n, planes)
             path.append((lam_next, r_n, t_n))
             if r_n > self.discrepancy or t_n > self.tail_growth * tail0:
                 break
@@ -296,15 +296,17 @@ def _noise_floor(w: np.ndarray, p: int, bands: int) -> tuple[float, float]:
 
 
 def _leading_planes(X: np.ndarray, p: int, moments: tuple[np.ndarray, np.ndarray] | None = None
-                    ) -> tuple[np.ndarray, float]:
-    """The ``p`` leading uncentred axes ``U (B, p)`` of ``X (N, B)`` and the noise energy per
-    band (`_noise_floor`); ``moments`` as in `simplex_fit`."""
+                    ) -> tuple[np.ndarray, float, np.ndarray]:
+    """The ``p`` leading uncentred axes ``U (B, p)`` of ``X (N, B)``, the noise energy per band
+    (`_noise_floor`) and the pixels' coordinates on those axes ``X U (N, p)`` (one pass over the
+    pixels, shared by every `pixel_misfit_tail`); ``moments`` as in `simplex_fit`."""
     G, C = second_moments(X) if moments is None else moments
     _, V = np.linalg.eigh(G)
-    return np.ascontiguousarray(V[:, ::-1][:, :p]), _noise_floor(np.linalg.eigvalsh(C)[::-1], p, X.shape[1])[1]
+    U = np.ascontiguousarray(V[:, ::-1][:, :p])
+    return U, _noise_floor(np.linalg.eigvalsh(C)[::-1], p, X.shape[1])[1], matmul_rows(X, U)
 
 
-def pixel_misfit_tail(X: np.ndarray, E: np.ndarray, A: np.ndarray, planes: tuple[np.ndarray, float],
+def pixel_misfit_tail(E: np.ndarray, A: np.ndarray, planes: tuple[np.ndarray, float, np.ndarray],
                       q: float = 0.99) -> float:
     """The ``q`` quantile over pixels of ``||(x - a E) U||^2 / noise``: each pixel's misfit
     within the ``p`` leading axes ``U`` of the data (``planes`` from `_leading_planes`), in
@@ -312,10 +314,10 @@ def pixel_misfit_tail(X: np.ndarray, E: np.ndarray, A: np.ndarray, planes: tuple
 
     Inside the right simplex the abundances absorb all but one of those ``p`` dimensions of
     the noise, so the misfit is about one unit per pixel (chi-square, one degree of freedom);
-    pixels the noise carries outside add their distance. ``X (N, B)``, ``E (p, B)``, ``A (N, p)``.
+    pixels the noise carries outside add their distance. ``E (p, B)``, ``A (N, p)``.
     """
-    U, noise = planes
-    R = matmul_rows(X, U) - np.asarray(A, np.float64) @ (np.asarray(E, np.float64) @ U)
+    U, noise, XU = planes
+    R = XU - np.asarray(A, np.float64) @ (np.asarray(E, np.float64) @ U)
     return float(np.quantile(np.einsum("np,np->n", R, R), q) / noise)
 
 

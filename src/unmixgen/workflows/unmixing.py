@@ -141,11 +141,12 @@ def _invert_given(scene, source, method):
         warnings.warn(notes[-1], UserWarning, stacklevel=3)
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
-    result = invert_scene(scene, E, method, bands=use, with_brightness=method == "scaled")
-    A = result[0] if method == "scaled" else result
+    scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
+    result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
+    A, brightness = result if scaled else (result, None)
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,
             "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
-    if method == "scaled":
-        info["arrays"] = {"brightness": result[1]}
+    if brightness is not None:
+        info["arrays"] = {"brightness": brightness}
     return E, A, em.names, info
