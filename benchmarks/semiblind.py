@@ -16,7 +16,8 @@ Suites (``--suite``):
   by the estimator to the same maps, (d) the reference maps of the other (left/right) half;
   every source scored on the same test half against its reference maps (``--both-ways``: each
   half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
-  (``--align none``): the reference endmembers and maps share it.
+  (``--align none``): the reference endmembers and maps share it. ``--add-snr DB`` first adds
+  white noise to the real scene (its maps under a poorer sensor, where spatial context counts).
 - ``bound``: what spatial filtering of FCLS can gain at most on the ``sim`` scenes, from two
   oracles that see the true maps: the best isotropic Gaussian smoothing (sigma picked against
   the truth) and a per-frequency Wiener filter of every FCLS map (gain ``|T|^2 / (|T|^2 +
@@ -91,6 +92,18 @@ def real_scene(name: str):
     scene = read_scene(DATA / cube)
     scene.attach_truth(read_truth(DATA / truth, scene.rows, scene.cols, scene.bands))
     return scene
+
+
+def noisier(scene, snr_db: float, seed: int):
+    """``scene`` with white Gaussian noise added at ``snr_db`` (over the scene's own signal),
+    the same truth and wavelengths: a real scene's maps under the noise of a poorer sensor."""
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.mixing import add_noise
+
+    cube = add_noise(scene.load(), snr_db, np.random.default_rng(10_000 + seed))
+    out = Scene(cube, wavelengths=scene.wavelengths, name=f"{scene.name}+{snr_db:g}dB")
+    out.attach_truth(scene.truth)
+    return out
 
 
 def metrics(scene, E, A, mask=None, align: str = "abundance", brightness=None) -> dict[str, float]:
@@ -230,6 +243,8 @@ def suite_sources(args) -> None:
     print(HEADER, flush=True)
     for name in args.scenes:
         scene = real_scene(name)
+        if args.add_snr is not None:
+            scene = noisier(scene, args.add_snr, args.seed)
         E = scene.truth.endmembers
         p = int(E.shape[0])
         halves = scene_halves(scene.rows, scene.cols, axis=1)
@@ -376,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--align", default="none", choices=("none", "abundance"),
                     help="sources suite: channel matching of the metrics (none: the given endmembers' order, "
                          "which the reference maps share; abundance: Hungarian on the maps, as the other suites)")
+    ap.add_argument("--add-snr", type=float, default=None,
+                    help="sources suite: add white noise at this SNR (dB) to the real scene first")
     ap.add_argument("--keep-prior", default=None, help="sources suite: keep the trained priors in this folder")
     ap.add_argument("--both-ways", action="store_true", help="sources suite: also test on the left half")
     ap.add_argument("--seed", type=int, default=0,

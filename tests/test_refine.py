@@ -16,7 +16,7 @@ from unmixgen.priors.abundance.patches import TrainingMaps
 from unmixgen.priors.abundance.train import create_model_folder, train
 from unmixgen.refine.data_steps import abundance_step, endmember_step, posterior_draw
 from unmixgen.refine.guard import accept_endmembers, guard, residuals
-from unmixgen.refine.posterior import refine
+from unmixgen.refine.posterior import endmember_standard_error, refine
 from unmixgen.simulate.procedural import abundance_maps
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -172,6 +172,28 @@ def test_refine_gives_valid_posterior_summaries(one_vs_rest):
     assert np.sqrt(np.mean((m - A[mask]) ** 2)) < 0.05
     r2 = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), mask=mask, samples=3, steps=3, tile=16)
     np.testing.assert_array_equal(r.abundance_samples, r2.abundance_samples)  # seeded
+    # endmembers not sampled (no spectra prior): their std is the data's standard error, not 0
+    assert r.record["endmembers_std_from"] == "least_squares_standard_error"
+    want = endmember_standard_error(r.abundances[mask], r.record["noise_sigma2"], Y.shape[-1])
+    np.testing.assert_allclose(r.endmembers_std, want, rtol=1e-5)
+    assert (r.endmembers_std > 0).all()
+
+
+def test_endmember_standard_error_is_the_spread_of_least_squares_endmembers():
+    # reference: the spread of least-squares endmembers over many noise draws with the
+    # abundances known (the quantity the formula states)
+    rng = np.random.default_rng(3)
+    A = rng.dirichlet([1.0, 2.0, 0.5], size=400)
+    E = rng.uniform(0.1, 1.0, (3, 6))
+    sigma = 0.02
+    fits = [np.linalg.lstsq(A, A @ E + rng.normal(0, sigma, (400, 6)), rcond=None)[0] for _ in range(2000)]
+    se = endmember_standard_error(A, sigma ** 2, 6)
+    assert se.shape == (3, 6)
+    np.testing.assert_allclose(np.std(fits, axis=0), se, rtol=0.06)
+    # an endmember with no abundance anywhere is not determined by the data
+    A0 = np.column_stack([A[:, :2] / A[:, :2].sum(1, keepdims=True), np.zeros(400)])
+    se0 = endmember_standard_error(A0, sigma ** 2, 6)
+    assert np.isinf(se0[2]).all() and np.isfinite(se0[:2]).all()
 
 
 def test_refine_bad_input(one_vs_rest, tmp_path):

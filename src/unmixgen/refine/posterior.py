@@ -54,7 +54,7 @@ class Refined:
     abundances_q05: np.ndarray
     abundances_q95: np.ndarray
     endmembers: np.ndarray
-    endmembers_std: np.ndarray
+    endmembers_std: np.ndarray  # the samples' spread, or `endmember_standard_error` when they share one set
     abundance_samples: np.ndarray  # (K, rows, cols, p)
     pixels_kept: np.ndarray  # (rows, cols) bool: where the guard kept the refined abundances
     record: dict = field(default_factory=dict)
@@ -69,6 +69,20 @@ def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(mask.shape, bool)
     out[mask] = values
     return out
+
+
+def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.ndarray:
+    """Standard error of least-squares endmembers given abundances ``A`` (N, p) under white
+    noise of variance ``sigma2`` per band: ``sigma sqrt([(A^T A)^-1]_jj)``, the same in every
+    band -> (p, bands). The noise-driven uncertainty the data leave on endmembers that were
+    not sampled (a lower bound: it takes the abundances as known). An endmember with no
+    abundance anywhere is not determined by the data: inf."""
+    A = np.asarray(A, np.float64)
+    G = A.T @ A
+    d = np.diag(np.linalg.pinv(G, hermitian=True))
+    d = np.where(np.diag(G) > 0, np.maximum(d, 0.0), np.inf)
+    se = np.sqrt(max(float(sigma2), 0.0) * d)
+    return np.repeat(se[:, None], bands, axis=1)
 
 
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
@@ -258,6 +272,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A_e = A[:, :, valid].transpose(1, 2)  # the abundances the first endmember update fits to
     # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
     E_point, decision = E0, None
+    sampled = False  # whether the samples carry endmembers of their own (the sampler's kept)
     pulled = {"timestep": 0, "excess": 0.0}
     # (an init that is not a least-squares fit keeps its endmembers: the guard refuses refined
     # ones for it; the plane and the excess's standard error need many more pixels than p)
@@ -284,6 +299,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             d = accept_endmembers(Yv_np, A0c[mask], E0, e_new, tolerance=tol, base=base)
             if d["kept"]:
                 E, E_point, decision = E_new, e_new, d
+                sampled = True
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
         A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
@@ -294,6 +310,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     e_s = E.cpu().numpy().astype(np.float32)
     g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision, base=base)
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
+    # the samples' spread when they carry their own endmembers; otherwise they all share one
+    # set (the init's or the pulled one) and what is known of it is the data's standard error
+    e_sampled = e_kept and sampled and np.array_equal(g["E"], E_point)
+    e_std = e_s.std(axis=0) if e_sampled else endmember_standard_error(g["A"], g["sigma2"], B)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
     # the guard's shrink towards its centre applied to every sample too
@@ -310,6 +330,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
               "lam": lam, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
+              "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",
               "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
                         "mean_shrink": float(g["shrink"].mean()),
@@ -320,7 +341,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                    abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
                    abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
                    endmembers=g["E"].astype(np.float32),
-                   endmembers_std=(e_s.std(axis=0) if e_kept else np.zeros_like(E0)).astype(np.float32),
+                   endmembers_std=e_std.astype(np.float32),
                    pixels_kept=_scatter(mask, g["pixels_kept"]),
                    abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
                    record=record)

@@ -110,7 +110,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
     ``abundances_q95``, ``endmembers``, ``endmembers_std``, ``init_abundances``,
-    ``init_endmembers`` and ``pixels_kept``. An init of the scaled mixing model ``y = s a E``
+    ``init_endmembers`` and ``pixels_kept`` (``endmembers_std``: the samples' spread where they
+    carry endmembers of their own, else the data's least-squares standard error; run.json's
+    ``refine.endmembers_std_from`` says which). An init of the scaled mixing model ``y = s a E``
     (its result holds a per-pixel ``brightness``: `unmix --method scaled`, HybridSTU on that
     base) is refined on the pixels divided by that brightness, where the linear model holds,
     and its brightness is carried into ``out``.
