@@ -27,17 +27,21 @@ class Pointwise(torch.nn.Module):
         return torch.tanh(self.mix(x)) * (1 + t.float()[:, None, None, None] / 1000)
 
 
-@pytest.mark.parametrize("sampler", ["ddim", "dpm", "ddpm"])
-def test_tiled_sampling_with_a_position_independent_network_equals_untiled(sampler):
+@pytest.mark.parametrize(("sampler", "rows", "cols"), [("ddim", 21, 19), ("dpm", 21, 19), ("ddpm", 21, 19),
+                                                       ("ddim", 5, 19), ("ddim", 19, 5)])
+def test_tiled_sampling_with_a_position_independent_network_equals_untiled(sampler, rows, cols):
+    # neither side a multiple of the tile; or one side narrower than a tile (tiled along the other)
     net = Pointwise()
     whole = GuidedNet(net)
     tiled = TiledDenoiser(whole, tile=8)
     seen = []
     tiled.denoise = lambda x, t: seen.append(x.shape) or whole(x, t)
-    shape = (2, 3, 21, 19)  # neither side a multiple of the tile
+    shape = (2, 3, rows, cols)
     runs = [sample(d, sampling_scheduler(sampler, SCHEDULE, clip_range=1.0), shape, sample_generators(0, 0, 2),
                    6, "cpu") for d in (whole, tiled)]
-    assert all(s[-2:] == (8, 8) for s in seen) and seen[0][0] == 2 * len(tile_starts(21, 8)) * len(tile_starts(19, 8))
+    th, tw = min(rows, 8), min(cols, 8)
+    assert all(s[-2:] == (th, tw) for s in seen)
+    assert seen[0][0] == 2 * len(tile_starts(rows, th)) * len(tile_starts(cols, tw))
     torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=1e-5)
 
 

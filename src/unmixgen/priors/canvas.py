@@ -25,14 +25,17 @@ def tile_starts(size: int, tile: int, overlap: float = 0.5) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, size - tile, n)})
 
 
-def blend_window(tile: int) -> torch.Tensor:
-    """Blending weights (tile, tile): separable, squared-triangular, strictly positive and
-    highest in the centre, so the output near a tile's edge (zero padding, little context)
-    counts little. Squared rather than plain triangular: seams are fainter (see
-    ``benchmarks/RESULTS.md``)."""
-    i = torch.arange(tile, dtype=torch.float32)
-    w = torch.minimum(i + 1, tile - i) ** 2
-    return (w[:, None] * w[None, :]) / float(w.max() ** 2)
+def blend_window(rows: int, cols: int | None = None) -> torch.Tensor:
+    """Blending weights (rows, cols), square when ``cols`` is None: separable,
+    squared-triangular, strictly positive and highest in the centre, so the output near a
+    tile's edge (zero padding, little context) counts little. Squared rather than plain
+    triangular: seams are fainter (see ``benchmarks/RESULTS.md``)."""
+    def profile(n: int) -> torch.Tensor:
+        i = torch.arange(n, dtype=torch.float32)
+        w = torch.minimum(i + 1, n - i) ** 2
+        return w / w.max()
+
+    return profile(rows)[:, None] * profile(rows if cols is None else cols)[None, :]
 
 
 class TiledDenoiser:
@@ -50,32 +53,33 @@ class TiledDenoiser:
 
     def layout(self, h: int, w: int, dtype: torch.dtype, device) -> tuple[list[int], list[int], torch.Tensor,
                                                                           torch.Tensor]:
-        """Row starts, column starts, the window (tile, tile) and the window sum (1, 1, h, w)
-        for an ``h`` x ``w`` canvas."""
+        """Row starts, column starts, the window (th, tw) and the window sum (1, 1, h, w)
+        for an ``h`` x ``w`` canvas; tiles are ``th = min(h, tile)`` by ``tw = min(w, tile)``
+        (a canvas narrower than a tile on one side is tiled along the other only)."""
         key = (h, w, dtype, str(device))
         if key not in self._layouts:
-            T = self.tile
-            rs, cs = tile_starts(h, T), tile_starts(w, T)
-            win = blend_window(T).to(device, dtype)
+            th, tw = min(h, self.tile), min(w, self.tile)
+            rs, cs = tile_starts(h, th), tile_starts(w, tw)
+            win = blend_window(th, tw).to(device, dtype)
             wsum = torch.zeros((1, 1, h, w), dtype=dtype, device=device)
             for r in rs:
                 for q in cs:
-                    wsum[:, :, r:r + T, q:q + T] += win
+                    wsum[:, :, r:r + th, q:q + tw] += win
             self._layouts[key] = (rs, cs, win, wsum)
         return self._layouts[key]
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        T = self.tile
-        if h <= T and w <= T:
+        if h <= self.tile and w <= self.tile:
             return self.denoise(x, t)
         rs, cs, win, wsum = self.layout(h, w, x.dtype, x.device)
-        crops = torch.cat([x[:, :, r:r + T, q:q + T] for r in rs for q in cs])
+        th, tw = win.shape
+        crops = torch.cat([x[:, :, r:r + th, q:q + tw] for r in rs for q in cs])
         out = self.denoise(crops, t)
         acc = torch.zeros_like(x)
         k = 0
         for r in rs:
             for q in cs:
-                acc[:, :, r:r + T, q:q + T] += out[k * n:(k + 1) * n] * win
+                acc[:, :, r:r + th, q:q + tw] += out[k * n:(k + 1) * n] * win
                 k += 1
         return acc / wsum
