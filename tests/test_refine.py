@@ -86,6 +86,26 @@ def test_posterior_draw_has_the_step_covariance_within_the_simplex_plane():
     np.testing.assert_allclose(a.mean(0), 1.0 / p, atol=1e-3)
 
 
+def test_posterior_draw_with_dependent_endmembers_spreads_along_the_unidentified_direction():
+    # endmembers 4-6 are mixtures of 1-3: E E^T has rank 3, only mu bounds the rest (float32
+    # inverse of E E^T + mu I is then not positive definite)
+    rng = np.random.default_rng(1)
+    E3 = rng.uniform(0.1, 1.0, (3, 30))
+    mix = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.2, 0.3, 0.5]])
+    E = torch.from_numpy(np.vstack([E3, mix @ E3]).astype(np.float32))[None]
+    mean = torch.full((1, 20000, 6), 1 / 6)
+    sigma2, mu = 1e-6, 1e-7
+    a = posterior_draw(mean, E, sigma2, mu, torch.from_numpy(rng.standard_normal((1, 20000, 6))).float())[0]
+    assert torch.isfinite(a).all() and (a >= 0).all() and torch.allclose(a.sum(-1), torch.ones(20000), atol=1e-5)
+    # moving (1/2, 1/2, 0, -1, 0, 0) leaves a E unchanged: the data do not fix it, so it spreads
+    # most (with a prior weight that keeps the spread inside the simplex)
+    a = posterior_draw(mean, E, sigma2, 1e-4, torch.from_numpy(rng.standard_normal((1, 20000, 6))).float())[0]
+    d = a - a.mean(0)
+    along = d @ torch.tensor([0.5, 0.5, 0.0, -1.0, 0.0, 0.0]) / 1.5 ** 0.5
+    assert along.std() > 0.05  # while the mixtures a E stay within a few sigma of each other
+    assert (d @ E[0]).std() < 5 * sigma2 ** 0.5
+
+
 def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():
     Y, E, A = scene(snr=30)
     Yv, Av = Y.reshape(-1, Y.shape[-1]), A.reshape(-1, 3)

@@ -68,6 +68,13 @@ def posterior_draw(a_mean: torch.Tensor, E: torch.Tensor, sigma2: float, mu: flo
     faces, where abundances cannot go further.
     """
     p = E.shape[1]
-    G = E @ E.transpose(1, 2) + mu * torch.eye(p, dtype=E.dtype, device=E.device)
-    L = torch.linalg.cholesky(sigma2 * torch.linalg.inv(G))  # (K, p, p)
+    E64 = E.double()
+    G = E64 @ E64.transpose(1, 2) + mu * torch.eye(p, dtype=torch.float64, device=E.device)
+    # a square root of sigma^2 G^-1 by eigendecomposition, not a Cholesky factor of the
+    # inverse: with (nearly) dependent endmembers G's smallest eigenvalue is about mu and the
+    # inverse is not positive definite in floating point; G >= mu I bounds the eigenvalues
+    lam, V = torch.linalg.eigh(G)
+    lam = torch.maximum(lam, torch.maximum(torch.tensor(mu, dtype=lam.dtype, device=lam.device),
+                                           1e-12 * lam[:, -1:]))
+    L = (V * torch.sqrt(sigma2 / lam)[:, None, :]).to(E.dtype)  # (K, p, p), L L^T = sigma^2 G^-1
     return project_simplex_torch(a_mean + noise @ L.transpose(1, 2), dim=-1)
