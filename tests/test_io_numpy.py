@@ -56,6 +56,15 @@ def test_npy_is_memory_mapped(tmp_path):
     assert s.wavelengths is None and s.metadata["format"] == "numpy"
 
 
+def test_npz_bad_bands_do_not_decide_validity(tmp_path):
+    cube = scene_cube()
+    cube[..., 2] = np.nan  # the band flagged bad holds NaN everywhere
+    cube[4, 5, 0] = np.nan  # a good band's NaN
+    np.savez(tmp_path / "bad_band.npz", cube=cube, good_bands=np.array([1, 1, 0, 1, 1], bool))
+    s = read_scene(tmp_path / "bad_band.npz")
+    assert s.mask.sum() == cube.shape[0] * cube.shape[1] - 1 and not s.mask[4, 5]
+
+
 def test_npz_single_array_and_micrometres(tmp_path):
     cube = scene_cube()
     np.savez(tmp_path / "one.npz", data=cube)

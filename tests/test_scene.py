@@ -22,6 +22,14 @@ def test_invalid_pixels_are_masked_not_errors():
     assert s.valid_pixels().shape == (32, 4)
 
 
+def test_bad_bands_do_not_decide_validity():
+    cube = _cube()
+    cube[..., 2] = np.nan  # a band flagged bad, all NaN (as bad bands often are)
+    cube[3, 1, 0] = np.nan  # a good band's NaN still invalidates its pixel
+    s = Scene(cube, good_bands=[True, True, False, True])
+    assert s.mask.sum() == 5 * 7 - 1 and not s.mask[3, 1]
+
+
 def test_nodata_value_marks_pixels_invalid():
     cube = _cube()
     cube[2, 3, :] = -9999

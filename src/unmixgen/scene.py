@@ -252,16 +252,20 @@ class Scene:
 
     @property
     def mask(self) -> np.ndarray:
-        """Valid pixels, bool ``(rows, cols)``."""
+        """Valid pixels, bool ``(rows, cols)``: `pixel_validity` on the good bands (a band
+        flagged bad may hold anything)."""
         if self._mask is None:
             if self._mask_fn is not None:
                 self._mask = self._checked_mask(self._mask_fn())
             else:
                 nodata = self.nodata
-                self._mask = map_tiles(
-                    self, lambda data, _: pixel_validity(data, nodata)[..., None], tile=512,
-                    out_channels=1, dtype=bool, fill=False, masked=False,
-                )[..., 0]
+                good = None if self.good_bands.all() else self.good_bands
+
+                def valid(data: np.ndarray, _) -> np.ndarray:
+                    return pixel_validity(data if good is None else data[..., good], nodata)[..., None]
+
+                self._mask = map_tiles(self, valid, tile=512, out_channels=1, dtype=bool, fill=False,
+                                       masked=False)[..., 0]
         return self._mask
 
     @property

@@ -143,7 +143,11 @@ def _read_npz(path: Path) -> Scene:
     if "wavelengths" in extra:
         units = str(extra["wavelength_units"]) if "wavelength_units" in extra else None
         wl = to_nm(extra["wavelengths"], units, what=what + "wavelengths")
-    computed = pixel_validity(np.asarray(cube, np.float32)) if cube.size else None
+    good = _numbers(extra, "good_bands", path)
+    # validity on the good bands only (a bad band may hold anything); a good-band list of the
+    # wrong length is refused by the scene below
+    judged = cube if good is None or good.size != bands else cube[..., good.reshape(-1).astype(bool)]
+    computed = pixel_validity(np.asarray(judged, np.float32)) if cube.size else None
     mask = computed
     m = _numbers(extra, "mask", path)
     if m is not None:
@@ -164,7 +168,6 @@ def _read_npz(path: Path) -> Scene:
             raise in_file(path, f"'transform' has {t.size} values; expected 6 finite numbers (a, b, c, d, e, f)")
         transform = tuple(t[:6])
     fwhm = _numbers(extra, "fwhm", path)
-    good = _numbers(extra, "good_bands", path)
     truth = None
     if "endmembers" in extra or "abundances" in extra:
         names = [str(n) for n in np.asarray(extra["endmember_names"]).reshape(-1)] \
