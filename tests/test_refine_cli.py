@@ -128,3 +128,55 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
                            "--out", out2, "--no-progress")
     assert code == 2 and "brightness has negative" in err and len(err.strip().splitlines()) == 1
     assert not out2.exists()
+
+
+def test_refine_refuses_inits_off_the_simplex_or_from_another_grid(setup, run_cli):
+    root = setup["root"]
+    with np.load(setup["init"] / "result.npz") as z:
+        E, A0 = z["endmembers"], z["abundances"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    cases = {
+        # an unconstrained least-squares result: sums off one
+        "ls_init": (Scene(Y, wavelengths=WL), 1.2 * A0, "not on the simplex"),
+        # the same band count on another wavelength grid (another sensor)
+        "shifted_init": (Scene(Y, wavelengths=WL + 30.0), A0, "differ from the scene's"),
+    }
+    for name, (scene, A, message) in cases.items():
+        (root / name).mkdir()
+        save_result(root / name, scene, endmembers=E, abundances=A, figures=False)
+        out = root / f"ref_{name}"
+        code, _, err = run_cli("refine", setup["scene"], "--init", root / name, "--abundance-prior", setup["p2"],
+                               "--out", out, "--no-progress")
+        assert code == 2 and message in err and str(root / name) in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_refine_leaves_bad_bands_out(setup, run_cli):
+    """A band flagged bad (ENVI bbl) holding garbage changes nothing refined; the refined
+    endmembers keep the init's values there, with an unknown (NaN) spread."""
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    with np.load(setup["init"] / "result.npz") as z:
+        E = z["endmembers"]
+    good = np.ones(WL.size, bool)
+    good[5] = False
+    results = []
+    for name, fill in (("clean", None), ("garbage", 50.0), ("nan", np.nan)):
+        Yb = Y.copy()
+        if fill is not None:
+            Yb[..., 5] = fill
+        scene = Scene(Yb, wavelengths=WL, good_bands=good)
+        write_scene(scene, root / f"bbl_{name}.hdr")
+        code, _, err = run_cli("refine", root / f"bbl_{name}.hdr", "--init", setup["init"], "--abundance-prior",
+                               setup["p2"], "--samples", "2", "--steps", "2", "--out", root / f"ref_bbl_{name}",
+                               "--no-progress")
+        assert code == 0, err
+        with np.load(root / f"ref_bbl_{name}" / "result.npz") as z:
+            results.append({k: z[k] for k in ("abundances", "endmembers", "endmembers_std")})
+    for r in results[1:]:
+        for key in r:
+            np.testing.assert_array_equal(r[key], results[0][key])
+    np.testing.assert_array_equal(results[0]["endmembers"][:, 5], E[:, 5])
+    assert np.isnan(results[0]["endmembers_std"][:, 5]).all() and np.isfinite(results[0]["endmembers_std"][:, good]).all()

@@ -63,6 +63,8 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
 
     Returns the training summary; the curve is drawn to ``out/training_curve.png``.
     """
+    from ..atomic import model_dir_build
+    from ..nn.checkpoint import has_checkpoint
     from ..nn.device import resolve_device
     from ..nn.trainer import check_budget
     from ..priors.spectra import train as spectra_train
@@ -72,13 +74,16 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
     resolve_device(device)
     spectra_train.resolve_options(options)
     spectra, wl, names = _training_spectra(list(sources))
-    out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
-    info = spectra_train.train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
-    if info["curve_steps"]:
-        plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
-                            ylabel="loss (MSE)")
+    # a new model that failed before its first checkpoint is no model; a replaced one is kept
+    # until the new one is trained
+    with model_dir_build(out, overwrite, usable=has_checkpoint) as build:
+        with atomic_dir(build) as tmp:
+            spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
+        info = spectra_train.train(build, max_steps=max_steps, max_minutes=max_minutes, device=device,
+                                   progress=progress)
+        if info["curve_steps"]:
+            plot_training_curve(info["curve_steps"], info["curve_losses"], build / "training_curve.png",
+                                ylabel="loss (MSE)")
     return info
 
 
@@ -143,6 +148,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         raise InputError(f"{init}: result is for a {A0.shape[0]}x{A0.shape[1]} scene with {E0.shape[-1]} bands; "
                          f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
                          "another scene?)")
+    _check_init(res, A0, E0, init, scene)
     brightness = _init_brightness(res, init, scene.rows, scene.cols)
     ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
     sp = None
@@ -160,15 +166,27 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
                                    "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
                                    **options}, seed=seed)
+    # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
+    good = np.asarray(scene.good_bands, bool)
+    pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)
     bar = _steps_bar(progress)
     try:
-        r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
-                   wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=samples, steps=steps, rounds=rounds,
-                   t0=t0, seed=seed, device=device, progress=bar, **options)
+        r = refine(pick(cube), pick(E0), A0, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
+                   wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
+                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, **options)
     finally:
         if bar is not None:
             bar.stop()
+    if not good.all():  # back on all bands: the bad ones keep the init's values, their std unknown
+        E_full, std_full = E0.copy(), np.full(E0.shape, np.nan, np.float32)
+        E_full[:, good], std_full[:, good] = r.endmembers, r.endmembers_std
+        r.endmembers, r.endmembers_std = E_full, std_full
     record["refine"] = r.record
+    record["refine"]["bands_used"] = int(good.sum())
+    no_init = int((scene.mask & ~np.all(np.isfinite(A0), axis=-1)).sum())
+    if no_init:
+        record["warnings"].append(f"{init}: {no_init} valid pixels of the scene have no init abundances (NaN); "
+                                  "they are left NaN")
     record["refine"]["brightness_divided"] = brightness is not None
     record["timings_s"]["refine"] = r.record["seconds"]
     if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
@@ -192,6 +210,30 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                              mask=scene.mask, title="width of the 90 % posterior interval")
         write_json(tmp / "run.json", record)
     return record
+
+
+def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
+    """`InputError` unless the init's abundances lie on the simplex (refinement's priors and
+    data steps are of sum-to-one, non-negative abundances), its endmembers are finite on the
+    scene's good bands, and its wavelengths (when it has them) are the scene's."""
+    if A0.ndim != 3 or E0.ndim != 2 or E0.shape[0] != A0.shape[-1]:
+        raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
+                         "(p, bands) and (rows, cols, p) with the same p")
+    a = A0[np.all(np.isfinite(A0), axis=-1)]
+    if a.size and (a.min() < -1e-3 or np.abs(a.sum(-1) - 1).max() > 1e-3):
+        raise InputError(f"{init}: abundances are not on the simplex (min {a.min():.3g}, largest |sum - 1| "
+                         f"{np.abs(a.sum(-1) - 1).max():.3g}); expected non-negative abundances that sum to one "
+                         "(e.g. unmix --method fcls, scaled, hybridstu or the default; scaled is nnls without its "
+                         "brightness)")
+    if not np.isfinite(E0[:, scene.good_bands]).all():
+        raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
+    wl = res.get("wavelengths")
+    if wl is not None and scene.wavelengths is not None:
+        wl = np.asarray(wl, np.float64).reshape(-1)
+        if wl.shape == scene.wavelengths.shape and np.abs(wl - scene.wavelengths).max() > 0.5:
+            raise InputError(f"{init}: result's wavelengths {wl.min():.0f}-{wl.max():.0f} nm differ from the "
+                             f"scene's {scene.wavelengths.min():.0f}-{scene.wavelengths.max():.0f} nm by up to "
+                             f"{np.abs(wl - scene.wavelengths).max():.1f} nm; expected a result of this scene")
 
 
 def _init_brightness(res: dict, init, rows: int, cols: int) -> np.ndarray | None:
