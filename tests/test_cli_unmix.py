@@ -258,12 +258,25 @@ def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_pa
         "ragged.csv": (good_rows[:2] + ["500,0.2"] + good_rows[3:], "row 3 has 2 values; expected 3"),
         "nan.csv": (good_rows[:3] + ["600,nan,0.4"], "row 4 holds NaN or infinity"),
         "inf.csv": (good_rows[:2] + ["500,0.2,inf"] + good_rows[3:], "row 3 holds NaN or infinity"),
+        # two rows swapped; a file without its wavelength column (the first spectrum read as one)
+        "swapped.csv": (good_rows[:1] + good_rows[2:3] + good_rows[1:2] + good_rows[3:], "does not increase at row 3"),
+        "no_wavelengths.csv": (["a,b,c", "0.3,0.2,0.1", "0.1,0.3,0.2", "0.2,0.4,0.3"], "does not increase at row 3"),
     }
     for name, (rows, message) in bad.items():
         (tmp_path / name).write_text("\n".join(rows) + "\n")
         code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
         assert code == 2 and name in err and message in err and len(err.strip().splitlines()) == 1, (name, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_endmember_csv_listed_from_long_to_short_wavelengths_reads_reversed(tmp_path):
+    from unmixgen.runs.folder import read_endmembers_csv
+
+    (tmp_path / "down.csv").write_text("wavelength,a,b\n600,0.3,0.4\n500,0.2,0.3\n400,0.1,0.2\n")
+    E, wl, names = read_endmembers_csv(tmp_path / "down.csv")
+    np.testing.assert_array_equal(wl, [400, 500, 600])
+    np.testing.assert_allclose(E, [[0.1, 0.2, 0.3], [0.2, 0.3, 0.4]])
+    assert names == ["a", "b"]
 
 
 def test_scaled_run_on_envi_input_writes_the_brightness_as_envi(run_cli, scene_file, tmp_path):

@@ -100,7 +100,8 @@ def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.nda
 
 
 def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """Read an endmember CSV: first column wavelengths (nm, or um when < 100) or band numbers.
+    """Read an endmember CSV: first column wavelengths (nm, or um when < 100) or band numbers,
+    strictly increasing (or strictly decreasing: the rows are then reversed).
 
     Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``.
     """
@@ -125,6 +126,13 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     if not np.isfinite(data).all():
         i = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0]) + 2
         raise in_file(path, f"row {i} holds NaN or infinity; expected finite numbers")
+    d = np.diff(data[:, 0])
+    if (d < 0).all():  # listed from long to short wavelengths: the same spectra
+        data, d = data[::-1], -d[::-1]
+    if not (d > 0).all():
+        i = int(np.flatnonzero(d <= 0)[0]) + 3
+        raise in_file(path, f"first column ({header[0].strip()!r}) does not increase at row {i}; expected "
+                            "wavelengths (nm or um) or band numbers in order, then one column per endmember")
     first = header[0].strip().lower()
     wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
