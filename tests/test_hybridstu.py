@@ -236,6 +236,25 @@ def test_a_scene_with_other_bands_is_refused_by_a_trained_model(fitted):
         est.transform(other)
 
 
+def test_a_scene_on_another_wavelength_grid_is_refused_by_a_trained_model(fitted, tmp_path):
+    est, scene, E, A = fitted
+    wl = np.linspace(400.0, 1000.0, scene.bands)
+    est.save_pretrained(tmp_path / "m", wavelengths=wl)
+    loaded = HybridSTU.from_pretrained(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.wavelengths_, wl)
+    cube = scene.load()
+    same = loaded.transform(Scene(cube, wavelengths=wl))
+    np.testing.assert_array_equal(same, loaded.transform(Scene(cube)))  # no wavelengths: not checked
+    with pytest.raises(InputError, match="differ from the model's"):
+        loaded.transform(Scene(cube, wavelengths=wl + 30.0))  # the same band count, another sensor
+
+
+def test_more_endmembers_than_bands_are_refused():
+    cube = np.random.default_rng(0).uniform(0.1, 1.0, (12, 12, 2)).astype(np.float32)
+    with pytest.raises(InputError, match="3 endmembers but only 2 usable bands"):
+        small().fit(Scene(cube), endmembers=endmembers()[:, :2])
+
+
 def test_given_maps_train_the_network():
     scene, E, A = sim_scene()
     maps = np.stack([abundance_maps(16, 16, P, s) for s in range(5)])

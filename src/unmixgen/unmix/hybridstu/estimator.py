@@ -220,6 +220,9 @@ class HybridSTU:
         device = resolve_device(self.device)
         good = self.check_scene(scene)
         E = self._check_endmembers(endmembers, scene.bands)
+        if E.shape[0] > int(good.sum()):
+            raise InputError(f"{scene.name or 'scene'}: {E.shape[0]} endmembers but only {int(good.sum())} usable "
+                             "bands; expected at most as many endmembers as good bands")
         scene.require_valid()
         n_valid = int(scene.mask.sum())
         needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1 if self.snr_db is None else 0)
@@ -261,6 +264,7 @@ class HybridSTU:
         curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device, base)
         self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
+        self.wavelengths_ = scene.wavelengths
         self.guard_tau_ = None
         guard_record = None
         if subspace and self.guard_level:
@@ -395,6 +399,12 @@ class HybridSTU:
             raise InputError(f"{scene.name or 'scene'}: {scene.bands} bands ({int(good.sum())} good) but the model was "
                              f"trained on {self.good_bands_.size} bands ({int(self.good_bands_.sum())} good); "
                              "expected a scene from the same sensor")
+        wl = getattr(self, "wavelengths_", None)
+        if wl is not None and scene.wavelengths is not None and np.abs(scene.wavelengths - wl).max() > 0.5:
+            raise InputError(f"{scene.name or 'scene'}: wavelengths {scene.wavelengths.min():.0f}-"
+                             f"{scene.wavelengths.max():.0f} nm differ from the model's {wl.min():.0f}-{wl.max():.0f} "
+                             f"nm by up to {np.abs(scene.wavelengths - wl).max():.1f} nm; expected a scene from the "
+                             "same sensor")
         device = resolve_device(self.device)
         net = self.net_.to(device).eval()
         scale = np.float32(self.scale_)
@@ -458,6 +468,7 @@ class HybridSTU:
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             ck.write_config(tmp, cfg)
             arrays = {"endmembers": self.endmembers_}
+            wavelengths = getattr(self, "wavelengths_", None) if wavelengths is None else wavelengths
             if wavelengths is not None:
                 arrays["wavelengths"] = np.asarray(wavelengths, np.float64)
             ck.save_arrays(tmp / "endmembers.npz", arrays)
@@ -498,7 +509,13 @@ class HybridSTU:
         est.net_.eval()
         est.history_ = cfg.get("history", {})
         est.names_ = cfg.get("names")
-        est.wavelengths_ = arrays.get("wavelengths")
+        wl = arrays.get("wavelengths")
+        if wl is not None:
+            wl = np.asarray(wl, np.float64).reshape(-1)
+            if wl.size != est.good_bands_.size or not np.isfinite(wl).all():
+                raise in_file(folder, f"endmembers.npz holds {wl.size} wavelengths for {est.good_bands_.size} bands "
+                                      "(or non-finite ones); expected one per band")
+        est.wavelengths_ = wl
         return est
 
 
