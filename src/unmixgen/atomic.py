@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,32 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def model_dir_build(path: str | os.PathLike, overwrite: bool = False, inputs=(),
+                    usable: Callable[[Path], bool] = lambda _: False) -> Iterator[Path]:
+    """Yield the folder to build and train a model ``path`` in.
+
+    A new ``path`` is built in place, so a run stopped after its first checkpoint leaves a
+    usable (resumable) model; on failure it is removed unless ``usable(path)``. An existing
+    ``path`` (with ``overwrite``) is built in a temporary sibling that replaces it only on
+    success: a failed or stopped run keeps the old model whole.
+    """
+    path = check_output_dir(path, overwrite, inputs)
+    staged = path.exists()
+    build = _temp_sibling(path) if staged else path
+    try:
+        yield build
+    except BaseException:
+        if build.exists() and (staged or not usable(build)):
+            shutil.rmtree(build, ignore_errors=True)
+        raise
+    if staged:
+        old = _temp_sibling(path)
+        os.replace(path, old)
+        os.replace(build, path)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def jsonable(obj: Any) -> Any:

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..atomic import atomic_file, write_json
-from ..errors import ParameterError, in_file
+from ..errors import InputError, ParameterError, in_file
 
 FORMAT = "unmixgen-model"
 FORMAT_VERSION = 1
@@ -87,6 +87,14 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     if kind is not None and cfg["kind"] != kind:
         raise in_file(model_dir, f"holds a {cfg['kind']} model; expected a {kind} model")
     return cfg
+
+
+def has_checkpoint(model_dir: str | os.PathLike) -> bool:
+    """Whether ``model_dir`` holds a complete checkpoint (a usable, resumable model)."""
+    try:
+        return latest_checkpoint(model_dir, required=False) is not None
+    except InputError:
+        return False
 
 
 def latest_checkpoint(model_dir: str | os.PathLike, *, required: bool = True) -> Path | None:

@@ -37,8 +37,9 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
     The training summary (`unmixgen.nn.trainer.TrainingSummary.as_dict`). The training
     curve is drawn to ``out/training_curve.png``.
     """
-    from ..atomic import check_output_dir
+    from ..atomic import check_output_dir, model_dir_build
     from ..errors import ParameterError, in_file
+    from ..nn.checkpoint import has_checkpoint
     from ..nn.device import resolve_device
     from ..nn.trainer import check_budget
     from ..priors.abundance.settings import resolve_options
@@ -63,22 +64,23 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
         data = load_training_maps(list(results), **given)
-        with atomic_dir(out, overwrite=overwrite, inputs=results) as tmp:
-            create_model_folder(tmp, data, **options)
-    try:
-        info = train(out, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
-    except BaseException:
-        # a new model that failed before its first checkpoint is no model: leave nothing behind
-        from ..nn.checkpoint import latest_checkpoint
 
-        if not resume and latest_checkpoint(out, required=False) is None:
-            import shutil
+    def trained(folder: Path) -> dict:
+        info = train(folder, max_steps=max_steps, max_minutes=max_minutes, device=device, progress=progress)
+        if info["curve_steps"]:
+            plot_training_curve(info["curve_steps"], info["curve_losses"], folder / "training_curve.png",
+                                ylabel="loss (MSE)")
+        return info
 
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    if info["curve_steps"]:
-        plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
-                            ylabel="loss (MSE)")
+    if resume:
+        info = trained(out)
+    else:
+        # a new model that failed before its first checkpoint is no model; a replaced one is
+        # kept until the new one is trained
+        with model_dir_build(out, overwrite, inputs=results, usable=has_checkpoint) as build:
+            with atomic_dir(build, inputs=results) as tmp:
+                create_model_folder(tmp, data, **options)
+            info = trained(build)
     if export is not None:
         export_for_sampling(out, export, overwrite=overwrite)
     return info

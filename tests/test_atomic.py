@@ -1,0 +1,37 @@
+"""Model folders built for training: a replaced model survives a failed run."""
+
+from __future__ import annotations
+
+import pytest
+
+from unmixgen.atomic import model_dir_build
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_run_over_an_existing_model_keeps_it_whole(tmp_path):
+    old = tmp_path / "model"
+    old.mkdir()
+    (old / "weights").write_text("old")
+    with pytest.raises(RuntimeError), model_dir_build(old, overwrite=True, usable=lambda _: True) as build:
+        assert build != old  # built beside it
+        build.mkdir()
+        (build / "weights").write_text("half")
+        raise RuntimeError("out of memory")
+    assert (old / "weights").read_text() == "old" and _files(tmp_path) == ["model"]
+    with model_dir_build(old, overwrite=True) as build:
+        build.mkdir()
+        (build / "weights").write_text("new")
+    assert (old / "weights").read_text() == "new" and _files(tmp_path) == ["model"]
+
+
+def test_a_new_model_is_built_in_place_and_kept_only_when_usable(tmp_path):
+    for usable, kept in ((False, False), (True, True)):
+        out = tmp_path / f"m{usable}"
+        with pytest.raises(KeyboardInterrupt), model_dir_build(out, usable=lambda _, u=usable: u) as build:
+            assert build == out
+            build.mkdir()
+            raise KeyboardInterrupt
+        assert out.exists() == kept
