@@ -167,6 +167,15 @@ def test_endmembers_covering_part_of_the_scene_use_only_those_bands(run_cli, sce
         A, mask = r["abundances"], r["mask"]
     ref = fcls(read_scene(path).valid_pixels()[:, keep], E)
     assert np.abs(A[mask] - ref).max() < 1e-4
+    with np.load(out / "result.npz") as r:  # not known beyond the file's range: NaN, not zeros
+        assert np.isnan(r["endmembers"][:, ~keep]).all() and np.isfinite(r["endmembers"][:, keep]).all()
+    # scored against the truth on the bands the endmembers cover, not turned into NaN
+    out2 = tmp_path / "part_truth"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", csv, "--truth", path, "--out", out2, "--no-figures")
+    assert code == 0, err
+    metrics = json.loads((out2 / "run.json").read_text())["metrics"]
+    assert metrics["bands_compared"] == int(keep.sum()) and metrics["sad_deg_mean"] < 1e-3
+    assert np.isfinite(metrics["psnr_db"])
 
 
 def test_given_endmembers_never_load_the_whole_cube(run_cli, tmp_path, monkeypatch):

@@ -454,7 +454,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
-    that cannot be computed from what was given are absent.
+    that cannot be computed from what was given are absent. Bands where the estimated
+    endmembers are not finite are left out of SAD and the reconstruction (``bands_compared``
+    then says how many were used).
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
@@ -465,6 +467,17 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     p_ref = (np.shape(ref_endmembers)[0] if ref_endmembers is not None
              else np.shape(ref_abundances)[-1] if ref_abundances is not None else None)
     out: dict[str, Any] = {}
+    if endmembers is not None and np.ndim(endmembers) == 2:
+        # bands where the estimate is not defined (bad bands, bands its library did not cover)
+        # are left out of the spectral comparisons rather than turning them into NaN
+        have = np.isfinite(np.asarray(endmembers, np.float64)).all(axis=0)
+        if have.any() and not have.all():
+            endmembers = np.asarray(endmembers)[:, have]
+            if ref_endmembers is not None and np.shape(ref_endmembers)[-1] == have.size:
+                ref_endmembers = np.asarray(ref_endmembers)[:, have]
+            if cube is not None and np.shape(cube)[-1] == have.size:
+                cube = np.asarray(cube)[..., have]
+            out["bands_compared"] = int(have.sum())
     if names is not None and p_ref is not None and len(names) != p_ref:
         raise InputError(f"names: {len(names)} names for {p_ref} reference endmembers")
 

@@ -130,7 +130,8 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     Returns ``(E (p, bands) float32, covered (bands,) bool)``. Same wavelengths (or no
     wavelengths and the same band count): used as they are. Different wavelengths that
     overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
-    range; bands outside it are marked not covered (the caller unmixes on covered bands).
+    range; bands outside it are marked not covered and hold NaN (the caller unmixes on
+    covered bands).
     No overlap: `InputError`.
     """
     e = em.spectra
@@ -152,7 +153,7 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
             f"{em.source}: endmember wavelengths {ewl[0]:.0f}-{ewl[-1]:.0f} nm do not overlap the scene's "
             f"{scene_wl[0]:.0f}-{scene_wl[-1]:.0f} nm; expected spectra covering the scene's bands"
         )
-    out = np.zeros((p, scene_bands), np.float32)
+    out = np.full((p, scene_bands), np.nan, np.float32)  # not known outside their range
     x = np.clip(scene_wl[covered], ewl[0], ewl[-1])
     for i in range(p):
         out[i, covered] = np.interp(x, ewl, e[i])

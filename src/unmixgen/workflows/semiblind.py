@@ -28,6 +28,10 @@ def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
         raise in_file(source, f"endmembers cover {int((covered & scene.good_bands).sum())} of the scene's "
                       f"{int(scene.good_bands.sum())} good bands ({missing} outside their wavelengths); expected "
                       "spectra covering every band of the scene")
+    bad = int((~np.isfinite(E[:, scene.good_bands])).any(axis=0).sum())
+    if bad:
+        raise in_file(source, f"endmembers are NaN or Inf at {bad} of the scene's good bands (a result unmixed on "
+                      "fewer bands?); expected spectra defined on every good band")
     return E, list(em.names)
 
 

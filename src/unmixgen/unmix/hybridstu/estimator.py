@@ -189,7 +189,9 @@ class HybridSTU:
             raise InputError(f"{scene.name or 'scene'}: every band is marked bad; expected usable bands")
         return good
 
-    def _check_endmembers(self, endmembers, bands: int) -> np.ndarray:
+    def _check_endmembers(self, endmembers, bands: int, good: np.ndarray | None = None) -> np.ndarray:
+        """``endmembers`` as (p, bands) float32, finite on the ``good`` bands (the network and
+        the simulation read only those; a bad band may be NaN, as blind results leave it)."""
         if endmembers is None:
             raise ParameterError("endmembers", None, "expected the endmember spectra (p, bands)")
         E = np.asarray(endmembers, np.float32)
@@ -199,8 +201,8 @@ class HybridSTU:
         if E.shape[0] != self.n_endmembers:
             raise ParameterError("n_endmembers", self.n_endmembers,
                                  f"expected the number of endmember spectra given ({E.shape[0]})")
-        if not np.all(np.isfinite(E)):
-            raise InputError("endmembers contain NaN/Inf; expected finite spectra")
+        if not np.all(np.isfinite(E if good is None else E[:, good])):
+            raise InputError("endmembers contain NaN/Inf on the scene's good bands; expected finite spectra")
         return E
 
     # ------------------------------------------------------------------ training
@@ -219,7 +221,7 @@ class HybridSTU:
         self.check_params()
         device = resolve_device(self.device)
         good = self.check_scene(scene)
-        E = self._check_endmembers(endmembers, scene.bands)
+        E = self._check_endmembers(endmembers, scene.bands, good)
         if E.shape[0] > int(good.sum()):
             raise InputError(f"{scene.name or 'scene'}: {E.shape[0]} endmembers but only {int(good.sum())} usable "
                              "bands; expected at most as many endmembers as good bands")
