@@ -180,3 +180,27 @@ def test_refine_leaves_bad_bands_out(setup, run_cli):
             np.testing.assert_array_equal(r[key], results[0][key])
     np.testing.assert_array_equal(results[0]["endmembers"][:, 5], E[:, 5])
     assert np.isnan(results[0]["endmembers_std"][:, 5]).all() and np.isfinite(results[0]["endmembers_std"][:, good]).all()
+
+
+def test_train_spectra_bad_sources_are_one_line_errors(setup, run_cli, tmp_path):
+    from scipy.io import savemat
+
+    (tmp_path / "corrupt.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    savemat(tmp_path / "text.mat", {"datalib": "hello"})
+    wl_um = np.linspace(0.4, 2.5, 60)
+    spectra = 0.3 + 0.1 * np.sin(np.outer(np.arange(1, 31), wl_um)).T
+    nan = spectra.copy()
+    nan[3, 4] = np.nan
+    savemat(tmp_path / "nan.mat", {"datalib": np.column_stack([wl_um, np.zeros((60, 2)), nan])})
+    # a second source narrower than the first would be extended flat over the rest
+    np.savez(tmp_path / "narrow.npz", endmembers=smooth_spectra(3, WL[WL <= 1000], seed=2),
+             wavelengths=WL[WL <= 1000])
+    cases = [([tmp_path / "corrupt.mat"], "cannot read as a MATLAB file"),
+             ([tmp_path / "text.mat"], "expected numbers"),
+             ([tmp_path / "nan.mat"], "NaN/Inf"),
+             ([setup["lib"], tmp_path / "narrow.npz"], "less than the first source's")]
+    for sources, message in cases:
+        out = tmp_path / "sp"
+        code, _, err = run_cli("train-spectra", *sources, "--out", out, "--max-steps", "2", "--no-progress")
+        assert code == 2 and message in err and str(sources[-1]) in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()

@@ -89,25 +89,48 @@ def load_endmembers(source: str | Path) -> Endmembers:
     raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz or LIB.mat:names")
 
 
-def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
-    """Pick spectra by (case-insensitive, substring) name from a USGS-1995-layout library .mat."""
+def read_usgs_library(library: str | Path, *, need_names: bool = True
+                      ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """A USGS-1995-layout library .mat: ``datalib`` (bands, 3 + n) with wavelengths (um) in
+    its first column and one spectrum per column from the fourth; ``names`` one row of
+    characters per column. Returns ``(data (bands, 3 + n) float64 sorted by wavelength,
+    wavelengths nm (bands,), names or None)``; `InputError` naming the file otherwise."""
     from scipy.io import loadmat
 
     path = Path(library)
     if not path.is_file():
         raise in_file(path, "no such spectral library file")
-    if not names:
-        raise in_file(path, "no spectrum names given; expected LIB.mat:name1,name2")
     try:
         m = loadmat(path)
     except Exception as exc:
         raise in_file(path, f"cannot read as a MATLAB file ({exc})") from None
-    if "datalib" not in m or "names" not in m:
-        raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib' and 'names')")
-    data = np.asarray(m["datalib"], np.float64)
-    all_names = [bytes(np.asarray(r, np.uint8)).decode("latin1").strip() for r in m["names"]]
+    if "datalib" not in m or (need_names and "names" not in m):
+        raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib'"
+                            + (" and 'names')" if need_names else ")"))
+    data = np.asarray(m["datalib"])
+    if data.dtype.kind not in "fiu" or data.ndim != 2 or data.shape[1] < 4 or data.shape[0] < 2:
+        raise in_file(path, f"'datalib' is {data.dtype} of shape {data.shape}; expected numbers (bands, 3 + spectra) "
+                            "with wavelengths (um) in the first column")
+    data = data.astype(np.float64)
     order = np.argsort(data[:, 0], kind="stable")
-    wl = to_nm(data[order, 0], "um")
+    data = data[order]
+    if not np.isfinite(data[:, 0]).all() or data[0, 0] <= 0 or not (np.diff(data[:, 0]) > 0).all():
+        raise in_file(path, "'datalib' wavelengths (first column) are not finite, positive and distinct; "
+                            "expected um")
+    names = None
+    if "names" in m:
+        names = [bytes(np.asarray(r, np.uint8).reshape(-1)).decode("latin1").strip() for r in np.atleast_2d(m["names"])]
+        if len(names) != data.shape[1]:
+            raise in_file(path, f"{len(names)} names for {data.shape[1]} 'datalib' columns; expected one per column")
+    return data, to_nm(data[:, 0], "um"), names
+
+
+def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
+    """Pick spectra by (case-insensitive, substring) name from a USGS-1995-layout library .mat."""
+    path = Path(library)
+    if not names:
+        raise in_file(path, "no spectrum names given; expected LIB.mat:name1,name2")
+    data, wl, all_names = read_usgs_library(path)
     spectra, picked = [], []
     for want in names:
         key = want.strip().lower()
@@ -118,7 +141,7 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise in_file(path, f"no spectrum named {want!r}{hint}")
         i = (exact or hits)[0]
-        spectra.append(data[order, i])
+        spectra.append(data[:, i])
         picked.append(all_names[i])
     return Endmembers(np.asarray(spectra, np.float32), wl, picked, f"{path}:{','.join(names)}")
 

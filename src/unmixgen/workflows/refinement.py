@@ -15,31 +15,31 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
     """Spectra of every source on the first source's wavelengths: a USGS-layout library
     ``.mat`` (all its spectra), or anything `unmixgen.runs.sources.load_endmembers` reads
     (result folders, .csv, .npz); every source needs wavelengths."""
-    from scipy.io import loadmat
-
     from ..errors import in_file
-    from ..runs.sources import load_endmembers
-    from ..wavelengths import to_nm
+    from ..runs.sources import load_endmembers, read_usgs_library
 
     blocks, names = [], []
     wl0 = None
     for src in sources:
         path = Path(src)
         if path.suffix.lower() == ".mat" and path.is_file():
-            m = loadmat(path)
-            if "datalib" not in m:
-                raise in_file(path, "not a spectral library in the USGS 1995 layout (needs 'datalib')")
-            d = np.asarray(m["datalib"], np.float64)
-            order = np.argsort(d[:, 0], kind="stable")
-            wl, s = to_nm(d[order, 0], "um"), d[order, 3:].T
+            d, wl, _ = read_usgs_library(path, need_names=False)
+            s = d[:, 3:].T
         else:
             em = load_endmembers(src)
             if em.wavelengths is None:
                 raise in_file(path, "endmembers have no wavelengths; the spectra prior needs them")
             wl, s = em.wavelengths, em.spectra.astype(np.float64)
+        if not np.isfinite(s).all() or np.any(s.mean(axis=1) <= 0):
+            raise in_file(path, "spectra hold NaN/Inf or one with a mean <= 0; expected reflectances")
         if wl0 is None:
             wl0 = np.asarray(wl, np.float64)
         else:
+            # a source narrower than the first would be extended flat: refused instead
+            if wl[0] > wl0[0] + 0.5 or wl[-1] < wl0[-1] - 0.5:
+                raise in_file(path, f"spectra cover {wl[0]:.0f}-{wl[-1]:.0f} nm, less than the first source's "
+                                    f"{wl0[0]:.0f}-{wl0[-1]:.0f} nm; expected sources covering its range (give "
+                                    "the narrowest source first to train on its range)")
             s = np.stack([np.interp(wl0, wl, row) for row in s])
         blocks.append(s)
         names.append(str(src))
