@@ -62,6 +62,8 @@ def test_train_spectra_then_refine(setup, run_cli):
     (["--samples", "0"], "--samples 0"),
     (["--t0", "1.5"], "--t0 1.5"),
     (["--steps", "0"], "--steps 0"),
+    (["--threads", "-1"], "--threads -1"),
+    (["--samples", "100000000"], "GB available"),
 ])
 def test_refine_bad_numbers(setup, run_cli, extra, message):
     out = setup["root"] / "bad"

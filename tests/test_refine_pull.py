@@ -193,7 +193,7 @@ def test_refine_starts_from_the_pulled_endmembers_and_records_the_pull(tmp_path)
     assert sad_deg(r.endmembers, E) < 0.5 * sad_deg(E0, E)
 
 
-def test_refine_does_not_pull_on_a_few_pixels(tmp_path):
+def test_refine_keeps_the_endmembers_on_a_few_pixels(tmp_path):
     from test_refine import tiny_prior
     from unmixgen.priors.abundance.model import AbundanceModel
     from unmixgen.refine.posterior import refine
@@ -206,3 +206,5 @@ def test_refine_does_not_pull_on_a_few_pixels(tmp_path):
     r = refine(Y.reshape(5, 5, -1), E0, fcls(Y, E0).reshape(5, 5, 3), abundance_prior=prior,
                spectra_prior=StandIn(E), wavelengths=WL, samples=2, steps=2)
     assert r.record["endmember_pull"]["timestep"] == 0
+    # nor are they sampled: the endmembers come back as given
+    assert not r.record["endmembers_refined"] and np.array_equal(r.endmembers, E0)

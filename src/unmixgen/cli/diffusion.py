@@ -12,13 +12,6 @@ from ..priors.samplers import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from .app import app
 
 
-def _threads(n: int) -> None:
-    if n > 0:
-        import torch
-
-        torch.set_num_threads(n)
-
-
 @app.command("train-abundance")
 def train_abundance(
     results: list[Path] = typer.Argument(None, help="`unmixgen unmix` result folders (abundance maps to learn from)."),
@@ -50,9 +43,10 @@ def train_abundance(
 
     Example: unmixgen train-abundance runs/samson-vca --out models/samson --patch 16 --max-minutes 20
     """
+    from ..nn.device import set_threads
     from ..workflows import train_abundance_model
 
-    _threads(threads)
+    set_threads(threads)
     t0 = time.monotonic()
     info = train_abundance_model(
         results or [], out, max_minutes=max_minutes, max_steps=max_steps, resume=resume, export=export,
@@ -87,9 +81,10 @@ def synthesize(
 
     Example: unmixgen synthesize models/samson --count 16 --size 64 --sampler dpm --steps 20 --out synth
     """
+    from ..nn.device import set_threads
     from ..workflows import synthesize_maps
 
-    _threads(threads)
+    set_threads(threads)
     rec = synthesize_maps(model_dir, count, out, size=size, sampler=sampler, steps=steps, guidance=guidance,
                           label=label, seed=seed, batch_size=batch_size, device=device, overwrite=overwrite,
                           progress=progress)

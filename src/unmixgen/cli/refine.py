@@ -14,13 +14,6 @@ from .flags import default_text, given
 _REFINE = default_text(_refine_result)
 
 
-def _threads(n: int) -> None:
-    if n > 0:
-        import torch
-
-        torch.set_num_threads(n)
-
-
 @app.command("train-spectra")
 def train_spectra(
     sources: list[Path] = typer.Argument(..., help="A USGS-layout spectral library .mat and/or endmember sources (result folders, .csv, .npz) with wavelengths."),
@@ -40,9 +33,10 @@ def train_spectra(
 
     Example: unmixgen train-spectra ../shared/data/usgs_library/USGS_1995_Library.mat --out models/spectra --max-minutes 10
     """
+    from ..nn.device import set_threads
     from ..workflows import train_spectra_model
 
-    _threads(threads)
+    set_threads(threads)
     info = train_spectra_model(sources, out, max_minutes=max_minutes, max_steps=max_steps, overwrite=overwrite,
                                device=device, progress=progress,
                                **given(width=width, batch_size=batch_size, lr=lr, seed=seed))
@@ -72,9 +66,10 @@ def refine(
 
     Example: unmixgen refine samson.mat --init runs/samson-fcls --samples 16 --steps 20 --out runs/samson-refined
     """
+    from ..nn.device import set_threads
     from ..workflows import refine_result
 
-    _threads(threads)
+    set_threads(threads)
     rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
                                 steps=steps, rounds=rounds, t0=t0, seed=seed))

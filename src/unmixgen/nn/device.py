@@ -26,3 +26,11 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise ParameterError("device", device, "no CUDA device is available; expected cpu or auto")
     return device
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in torch (0: torch's default); `ParameterError` when negative."""
+    if not isinstance(n, int) or n < 0:
+        raise ParameterError("threads", n, "expected 0 (torch's default) or a positive number of threads")
+    if n > 0:
+        torch.set_num_threads(n)

@@ -85,6 +85,33 @@ def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.nda
     return np.repeat(se[:, None], bands, axis=1)
 
 
+_BYTES_PER_SAMPLE_VALUE = 96  # measured peak per sample, pixel and endmember (about 24 float32 copies)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(samples: int, pixels: int, p: int) -> None:
+    """`ParameterError` on ``samples`` when ``samples`` posterior samples of ``pixels`` x
+    ``p`` abundances would not fit in the memory available (a clear refusal instead of a
+    MemoryError or the system killing the run)."""
+    need = _BYTES_PER_SAMPLE_VALUE * samples * pixels * p
+    avail = available_memory()
+    if avail is not None and need > avail:
+        most = max(1, int(avail // (_BYTES_PER_SAMPLE_VALUE * pixels * p)))
+        raise ParameterError("samples", samples, f"needs about {need / 2**30:.1f} GB for {pixels} pixels x {p} "
+                             f"endmembers, {avail / 2**30:.1f} GB available; expected at most {most}")
+
+
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
     """Refuse an initial result that does not belong to the scene (`InputError`)."""
     rows, cols, bands = cube.shape
@@ -207,7 +234,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     cube : (rows, cols, bands) float32; mask : (rows, cols) bool valid pixels (None: finite).
     E0 : (p, bands); A0 : (rows, cols, p) the initial estimate.
     abundance_prior : a loaded 2D prior (one-vs-rest p = 2, or trained on this p).
-    spectra_prior : a loaded 1D prior, or None to keep the endmembers.
+    spectra_prior : a loaded 1D prior, or None to keep the endmembers (kept too on fewer than
+        10 p valid pixels: they do not fix p x bands endmember values).
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations abundances -> endmembers.
@@ -242,14 +270,16 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A0 = np.asarray(A0, np.float32)
     mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
     check_inputs(cube, E0, A0, mask)
+    check_memory(samples, mask.size, E0.shape[0])
     mask = mask & np.all(np.isfinite(A0), axis=-1)
     rows, cols, B = cube.shape
     p = E0.shape[0]
     adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile)
-    use_spectra = spectra_prior is not None and wavelengths is not None
     if spectra_prior is not None and wavelengths is None:
         raise ParameterError("spectra_prior", str(spectra_prior.model_dir), "needs the scene's wavelengths; "
                              "this scene has none")
+    # p x bands endmember values are not fixed by a handful of pixels: kept as given then
+    use_spectra = spectra_prior is not None and int(mask.sum()) >= 10 * p
     endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
     t_start = time.perf_counter()
     Yv_np = cube[mask]
@@ -275,8 +305,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     sampled = False  # whether the samples carry endmembers of their own (the sampler's kept)
     pulled = {"timestep": 0, "excess": 0.0}
     # (an init that is not a least-squares fit keeps its endmembers: the guard refuses refined
-    # ones for it; the plane and the excess's standard error need many more pixels than p)
-    if endm is not None and len(Yv_np) >= 10 * p and init_is_least_squares(Yv_np, E0, base):
+    # ones for it)
+    if endm is not None and init_is_least_squares(Yv_np, E0, base):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
         E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, t0, seed)
         pulled["excess_limit"] = excess_limit
