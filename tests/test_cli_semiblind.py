@@ -43,6 +43,12 @@ def test_train_then_unmix_with_the_model(run_cli, files, tmp_path, torch_one_thr
     np.testing.assert_allclose(E, s.truth.endmembers, rtol=1e-6)
     rec = json.loads((run / "run.json").read_text())
     assert rec["method"] == "hybridstu" and rec["training"]["steps"] == 20
+    # training options with a trained model would be silently ignored: refused
+    for extra in (["--maps", "grf"], ["--max-minutes", "1"]):
+        code, _, err = run_cli("unmix", path, "--method", "hybridstu", "--model", model, *extra,
+                               "--out", tmp_path / "run2", "--no-figures")
+        assert code == 2 and extra[0] in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "run2").exists()
     # a model correcting the brightness-free answer returns fractions: the run folder adds
     # each pixel's least-squares brightness, so that brightness * (a E) reconstructs it
     assert (run / "brightness.tif").exists() == (base == "scaled") == ("brightness" in rec)

@@ -149,6 +149,27 @@ def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     assert code == 2 and "truth.npz" in err
 
 
+def test_inversion_warnings_are_kept_in_the_run_record(run_cli, scene_file, tmp_path, monkeypatch):
+    import warnings
+
+    import unmixgen.unmix.inversion as inversion
+    from unmixgen.errors import ConvergenceWarning
+
+    path, s = scene_file
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    real = inversion.invert_scene
+
+    def warns(*args, **kw):
+        warnings.warn("fcls: 2 of 90 pixels did not meet the KKT conditions", ConvergenceWarning, stacklevel=2)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(inversion, "invert_scene", warns)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--out", out, "--no-figures")
+    assert code == 0 and "KKT" in err, err
+    assert any("KKT" in w for w in json.loads((out / "run.json").read_text())["warnings"])
+
+
 def test_endmembers_covering_part_of_the_scene_use_only_those_bands(run_cli, scene_file, tmp_path):
     path, s = scene_file
     wl = s.wavelengths

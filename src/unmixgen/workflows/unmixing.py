@@ -46,6 +46,11 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                              "applies to method='hybridstu' only")
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
         raise ParameterError("method", method, "needs exactly one of model, endmembers_file or n_endmembers")
+    if hybrid and model is not None:
+        for name, value in (("maps", maps), ("max_minutes", max_minutes)):
+            if value is not None:
+                raise ParameterError(name, value, "sets the training of hybridstu without a model; a trained model "
+                                     "is applied as it is")
     if not hybrid and (n_endmembers is None) == (endmembers_file is None):
         raise ParameterError("n_endmembers", n_endmembers, "give exactly one of n_endmembers (blind: a number "
                              "or 'auto') and endmembers_file (given endmembers)")
@@ -123,7 +128,7 @@ def _invert_given(scene, source, method):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
     import warnings
 
-    from ..errors import ParameterError
+    from ..errors import ConvergenceWarning, ParameterError
     from ..runs.sources import fit_to_bands, load_endmembers
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
@@ -142,7 +147,13 @@ def _invert_given(scene, source, method):
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
-    result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
+    for w in caught:  # shown as before, and kept in run.json
+        if issubclass(w.category, ConvergenceWarning):
+            notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     A, brightness = result if scaled else (result, None)
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,
