@@ -291,6 +291,7 @@ def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_pa
         # two rows swapped; a file without its wavelength column (the first spectrum read as one)
         "swapped.csv": (good_rows[:1] + good_rows[2:3] + good_rows[1:2] + good_rows[3:], "does not increase at row 3"),
         "no_wavelengths.csv": (["a,b,c", "0.3,0.2,0.1", "0.1,0.3,0.2", "0.2,0.4,0.3"], "does not increase at row 3"),
+        "one.csv": (["wavelength,a", "400,0.1", "500,0.2", "600,0.3"], "expected at least 2"),
     }
     for name, (rows, message) in bad.items():
         (tmp_path / name).write_text("\n".join(rows) + "\n")

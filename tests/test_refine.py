@@ -225,6 +225,10 @@ def test_refine_bad_input(one_vs_rest, tmp_path):
         refine(Y, E, A, abundance_prior=prior, samples=0)
     with pytest.raises(ParameterError, match="t0"):
         refine(Y, E, A, abundance_prior=prior, t0=1.5)
+    with pytest.raises(InputError, match="not on the simplex"):
+        refine(Y, E, 1.5 * A, abundance_prior=prior)
+    with pytest.raises(InputError, match="no abundances"):
+        refine(Y, E, np.full_like(A, np.nan), abundance_prior=prior)
     (tmp_path / "p4").mkdir()
     with pytest.raises(ParameterError, match="p=4"):
         refine(Y, E, A, abundance_prior=AbundanceModel(tiny_prior(tmp_path / "p4", 4)))

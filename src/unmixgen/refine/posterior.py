@@ -2,7 +2,8 @@
 
 First (when a spectra prior is given), the spectra prior pulls the initial endmembers within
 the data's plane as far as the data allow (`pull.prior_pull`); all samples start from there.
-Then for each of ``samples`` posterior samples (seed ``(seed, k)``), ``rounds`` times:
+Then for each of ``samples`` posterior samples (noise from seed ``(seed, k)``; the endmembers
+kept are the samples' mean, so a sample also depends on how many there are), ``rounds`` times:
 
 1. endmembers (when a spectra prior is given and the scene has wavelengths): the spectra on
    the prior's grid, noised to ``t0``, denoised for ``steps`` steps, each clean estimate
@@ -112,6 +113,12 @@ def check_memory(samples: int, pixels: int, p: int) -> None:
                              f"endmembers, {avail / 2**30:.1f} GB available; expected at most {most}")
 
 
+def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
+    """How abundances ``A`` (N, p) leave the simplex beyond ``tol`` ("" when they do not)."""
+    low, dev = float(A.min()), float(np.abs(A.sum(-1) - 1).max())
+    return f"min {low:.3g}, largest |sum - 1| {dev:.3g}" if low < -tol or dev > tol else ""
+
+
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
     """Refuse an initial result that does not belong to the scene (`InputError`)."""
     rows, cols, bands = cube.shape
@@ -126,6 +133,13 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
     if mask.shape != (rows, cols) or not mask.any():
         raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
                          f"({rows}, {cols}) with at least one")
+    have = mask & np.all(np.isfinite(A0), axis=-1)
+    if not have.any():
+        raise InputError("init has no abundances (NaN) at any valid pixel; expected an init of this scene")
+    off = off_simplex(A0[have])
+    if off:
+        raise InputError(f"init abundances are not on the simplex ({off}); expected non-negative abundances that "
+                         "sum to one")
 
 
 class _Abundances:

@@ -219,12 +219,14 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
     if A0.ndim != 3 or E0.ndim != 2 or E0.shape[0] != A0.shape[-1]:
         raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
                          "(p, bands) and (rows, cols, p) with the same p")
+    from ..refine.posterior import off_simplex
+
     a = A0[np.all(np.isfinite(A0), axis=-1)]
-    if a.size and (a.min() < -1e-3 or np.abs(a.sum(-1) - 1).max() > 1e-3):
-        raise InputError(f"{init}: abundances are not on the simplex (min {a.min():.3g}, largest |sum - 1| "
-                         f"{np.abs(a.sum(-1) - 1).max():.3g}); expected non-negative abundances that sum to one "
-                         "(e.g. unmix --method fcls, scaled, hybridstu or the default; scaled is nnls without its "
-                         "brightness)")
+    off = off_simplex(a) if a.size else ""
+    if off:
+        raise InputError(f"{init}: abundances are not on the simplex ({off}); expected non-negative abundances "
+                         "that sum to one (e.g. unmix --method fcls, scaled, hybridstu or the default; scaled is "
+                         "nnls without its brightness)")
     if not np.isfinite(E0[:, scene.good_bands]).all():
         raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
     wl = res.get("wavelengths")

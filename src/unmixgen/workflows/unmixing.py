@@ -138,6 +138,9 @@ def _invert_given(scene, source, method):
                                                f"{', '.join(INVERTERS)}")
     t = time.perf_counter()
     em = load_endmembers(source)
+    if em.spectra.shape[0] < 2:
+        raise InputError(f"{source}: {em.spectra.shape[0]} endmember; expected at least 2 (one endmember is every "
+                         "pixel whole)")
     E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
     use = covered & scene.good_bands
     notes = []
