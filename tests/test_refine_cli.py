@@ -206,3 +206,9 @@ def test_train_spectra_bad_sources_are_one_line_errors(setup, run_cli, tmp_path)
         code, _, err = run_cli("train-spectra", *sources, "--out", out, "--max-steps", "2", "--no-progress")
         assert code == 2 and message in err and str(sources[-1]) in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_train_spectra_refuses_a_batch_that_cannot_fit(setup, run_cli, tmp_path):
+    out = tmp_path / "sp"
+    code, _, err = run_cli("train-spectra", setup["lib"], "--out", out, "--batch-size", "100000", "--max-steps", "1")
+    assert code == 2 and "--batch-size 100000" in err and len(err.strip().splitlines()) == 1 and not out.exists()

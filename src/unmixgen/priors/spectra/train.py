@@ -45,6 +45,9 @@ def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
     o = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     for key in ("width", "batch_size", "num_train_timesteps", "holdout_every"):
         check_range(key, o[key], low=1, integer=True)
+    # beyond these a CPU run exhausts memory before its first step (batch 100000: 23 GB)
+    check_range("batch_size", o["batch_size"], high=4096)
+    check_range("width", o["width"], high=512)
     if o["prediction_type"] not in ("v_prediction", "epsilon"):
         raise ParameterError("prediction_type", o["prediction_type"], "expected v_prediction or epsilon")
     check_range("lr", o["lr"], low=0, low_open=True)
