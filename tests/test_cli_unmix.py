@@ -149,6 +149,15 @@ def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     assert code == 2 and "truth.npz" in err
 
 
+def test_unmix_without_endmembers_or_with_an_unknown_method_says_so(run_cli, scene_file, tmp_path):
+    path, _ = scene_file
+    for args, message in ((("--out", tmp_path / "o"), "no endmembers asked for"),
+                          (("-m", "bogus", "--out", tmp_path / "o"), "--method bogus")):
+        code, _, err = run_cli("unmix", path, *args)
+        assert code == 2 and message in err and "None" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_inversion_warnings_are_kept_in_the_run_record(run_cli, scene_file, tmp_path, monkeypatch):
     import warnings
 

@@ -190,6 +190,16 @@ def test_cli_simulate_round_trip(inputs, run_cli):
     assert code == 2 and "exists" in err and err.strip().count("\n") == 0
 
 
+def test_cli_simulate_refuses_maps_that_are_not_abundances(inputs, run_cli):
+    tmp, a, e, wl = inputs
+    for name, bad, message in (("neg.npz", 2 * a - 0.5, "negative abundance"), ("sum.npz", 0.5 * a, "sum-to-one")):
+        np.savez(tmp / name, abundances=bad)
+        out = tmp / f"sim_{name}"
+        code, _, err = run_cli("simulate", "-a", tmp / name, "-e", tmp / "em.csv", "--out", out)
+        assert code == 2 and name in err and message in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+
 def test_cli_simulate_noise_variability_sensor_tif(inputs, run_cli):
     tmp, a, e, wl = inputs
     (tmp / "sensor.csv").write_text("centre,fwhm\n" + "\n".join(f"{c},15" for c in range(500, 860, 20)) + "\n")

@@ -30,6 +30,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     path_of_library = str(endmembers).rpartition(":")[0] if ":" in str(endmembers) and not Path(endmembers).exists() else endmembers
     inputs = [abundances, sensor, path_of_library]
     from ..atomic import check_output_dir, write_json
+    from ..evaluate.maps import check_maps
     from ..io import write_scene
     from ..runs.folder import run_record, write_endmembers_csv
     from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
@@ -45,6 +46,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         check_range("snr_db", snr_db)
     t0 = time.perf_counter()
     maps, _ = load_abundance_maps(abundances)
+    # the maps become the scenes' exact ground truth: they must be abundances
+    check_maps(maps, str(abundances))
     em = load_endmembers(endmembers)
     p = maps.shape[-1]
     if em.spectra.shape[0] != p:

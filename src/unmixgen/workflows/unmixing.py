@@ -51,9 +51,18 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
             if value is not None:
                 raise ParameterError(name, value, "sets the training of hybridstu without a model; a trained model "
                                      "is applied as it is")
-    if not hybrid and (n_endmembers is None) == (endmembers_file is None):
-        raise ParameterError("n_endmembers", n_endmembers, "give exactly one of n_endmembers (blind: a number "
-                             "or 'auto') and endmembers_file (given endmembers)")
+    if method is not None and not hybrid:
+        from ..unmix.inversion import METHODS as INVERTERS
+        from ..unmix.registry import METHODS as BLIND
+
+        if method not in BLIND and method not in INVERTERS:
+            raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
+    if not hybrid and n_endmembers is None and endmembers_file is None:
+        raise InputError("no endmembers asked for: expected a number of endmembers for blind unmixing (-p N or "
+                         "-p auto; n_endmembers in Python) or given ones (--endmembers-file; endmembers_file)")
+    if not hybrid and n_endmembers is not None and endmembers_file is not None:
+        raise ParameterError("n_endmembers", n_endmembers, "expected either a number of endmembers (blind) or an "
+                             "endmembers file, not both")
     timings: dict[str, float] = {}
     t = time.perf_counter()
     scene = read_scene(scene_path)
