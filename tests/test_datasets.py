@@ -51,6 +51,10 @@ def test_hash_mismatch_is_clear_error(shared_data, tmp_path, run_cli):
         datasets.fetch("samson", tmp_path)
     code, _, err = run_cli("datasets", "fetch", "samson", "--data-dir", tmp_path)
     assert code == 2 and "end3.mat" in err and "sha256" in err and err.strip().count("\n") == 0
+    # a truncated file is listed as damaged, not as present (its size differs from the registry's)
+    assert datasets.status("samson", tmp_path) == "local"  # same size, flipped byte: fetch's hash finds it
+    bad.write_bytes(bytes(data[:1000]))
+    assert datasets.status("samson", tmp_path) == "damaged"
 
 
 def test_download_path_with_file_urls(shared_data, tmp_path, monkeypatch):

@@ -191,14 +191,16 @@ def _find_local(root: Path, ds: Dataset, df: DataFile) -> Path | None:
 
 
 def status(name: str, data_dir: str | os.PathLike | None = None) -> str:
-    """"local", "cached", "partial" or "missing" (files present; hashes not checked)."""
+    """"local", "cached", "partial", "missing" or "damaged" (a file of another size than the
+    registry's; hashes are not checked here: `fetch` does)."""
     ds = get(name)
     root = local_dir(data_dir)
-    if root is not None:
-        n = sum(_find_local(root, ds, f) is not None for f in ds.files)
-        return "local" if n == len(ds.files) else ("partial" if n else "missing")
-    n = sum((cache_dir() / ds.folder / f.name).is_file() for f in ds.files)
-    return "cached" if n == len(ds.files) else ("partial" if n else "missing")
+    found = [_find_local(root, ds, f) if root is not None else cache_dir() / ds.folder / f.name for f in ds.files]
+    present = [(f, p) for f, p in zip(ds.files, found, strict=True) if p is not None and p.is_file()]
+    if any(f.size is not None and p.stat().st_size != f.size for f, p in present):
+        return "damaged"
+    n = len(present)
+    return ("local" if root is not None else "cached") if n == len(ds.files) else ("partial" if n else "missing")
 
 
 # -- fetching --------------------------------------------------------------------------------
