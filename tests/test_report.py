@@ -66,6 +66,15 @@ def test_plot_abundances_with_mask_nan_and_truth(scene, tmp_path):
         report.plot_abundances(a[0], tmp_path / "c.png")
 
 
+def test_one_row_and_one_column_scenes_get_readable_figures(tmp_path):
+    a = np.random.default_rng(0).dirichlet([1, 1, 1], size=(1, 40)).astype(np.float32)
+    for name, maps in (("row", a), ("col", a.transpose(1, 0, 2).copy())):
+        report.plot_abundances(maps, tmp_path / f"{name}.png")
+        h, w = imread(tmp_path / f"{name}.png").shape[:2]
+        # a 1-row panel keeps room for the colour bar; a 1-column one is not 40 panels tall
+        assert h >= 150 if name == "row" else h <= 1000, (name, h, w)
+
+
 def test_plot_endmembers_with_and_without_wavelengths(scene, tmp_path):
     E = scene.truth.endmembers
     _check_png(report.plot_endmembers(E, scene.wavelengths, tmp_path / "e.png",

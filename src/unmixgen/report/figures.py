@@ -85,12 +85,21 @@ def _image_axes_labels(ax, stride: int, left: bool = True, bottom: bool = True) 
     if left:
         ax.set_ylabel(f"row ({unit})", fontsize=8)
     ax.tick_params(labelsize=7)
+    # an image a few pixels high or wide: one tick per pixel (a 1-row image had -0.5 / 0.5 overlapping)
+    for lim, set_ticks in ((ax.get_ylim(), ax.set_yticks), (ax.get_xlim(), ax.set_xticks)):
+        n = int(round(abs(lim[1] - lim[0])))
+        if 0 < n <= 4:
+            set_ticks(range(n))
 
 
 def _figsize_for_grid(nrows: int, ncols: int, aspect: float, panel_w: float = 2.6,
                       extra_w: float = 1.0, extra_h: float = 0.9) -> tuple[float, float]:
-    """Figure size (inches) for a grid of image panels of height/width ``aspect``."""
-    return (ncols * panel_w + extra_w, nrows * panel_w * aspect + extra_h * nrows + 0.4)
+    """Figure size (inches) for a grid of image panels of height/width ``aspect``. A panel is
+    kept between 0.8 in and 3 panel widths high, so a 1-row scene's colour bar keeps its
+    label and a 1-column scene does not make a figure metres tall (the image keeps its
+    aspect inside the panel)."""
+    panel_h = min(max(panel_w * aspect, 0.8), 3 * panel_w)
+    return (ncols * panel_w + extra_w, nrows * panel_h + extra_h * nrows + 0.4)
 
 
 def _percentile_stretch(channels: np.ndarray, valid: np.ndarray) -> np.ndarray:
