@@ -189,6 +189,9 @@ def test_train_spectra_bad_sources_are_one_line_errors(setup, run_cli, tmp_path)
 
     (tmp_path / "corrupt.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
     savemat(tmp_path / "text.mat", {"datalib": "hello"})
+    savemat(tmp_path / "float_names.mat", {"datalib": np.column_stack([np.linspace(0.4, 2.5, 60), np.zeros((60, 2)),
+                                                                       np.full((60, 30), 0.3)]),
+                                           "names": np.full((33, 4), 0.5)})
     wl_um = np.linspace(0.4, 2.5, 60)
     spectra = 0.3 + 0.1 * np.sin(np.outer(np.arange(1, 31), wl_um)).T
     nan = spectra.copy()
@@ -199,6 +202,7 @@ def test_train_spectra_bad_sources_are_one_line_errors(setup, run_cli, tmp_path)
              wavelengths=WL[WL <= 1000])
     cases = [([tmp_path / "corrupt.mat"], "cannot read as a MATLAB file"),
              ([tmp_path / "text.mat"], "expected numbers"),
+             ([tmp_path / "float_names.mat"], "'names' is float64"),
              ([tmp_path / "nan.mat"], "NaN/Inf"),
              ([setup["lib"], tmp_path / "narrow.npz"], "less than the first source's")]
     for sources, message in cases:

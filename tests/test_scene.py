@@ -4,7 +4,7 @@ import pytest
 from recording_source import RecordingSource
 from unmixgen.errors import InputError
 from unmixgen.scene import GroundTruth, Scene, describe
-from unmixgen.wavelengths import to_nm
+from unmixgen.wavelengths import grid_offset_nm, to_nm
 
 
 def _cube(rows=5, cols=7, bands=4, seed=0):
@@ -126,3 +126,10 @@ def test_valid_pixels_loads_the_cube():
 def test_float32_array_is_loaded_without_a_copy():
     cube = _cube(3, 4, 2)
     assert Scene(cube).load() is cube
+
+
+def test_grid_offset_is_the_largest_band_centre_difference():
+    wl = np.array([400.0, 500.0, 600.0])
+    assert grid_offset_nm(wl, wl + [0.0, 0.3, -0.2]) == pytest.approx(0.3)
+    assert grid_offset_nm(wl, wl[:2]) == np.inf  # another band count is never the same grid
+    assert grid_offset_nm(wl, [400.0, np.nan, 600.0]) == np.inf

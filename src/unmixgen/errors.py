@@ -9,6 +9,9 @@ expected, e.g. ``scene.hdr: header says 198 bands but the data file holds 196``.
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class InputError(ValueError):
@@ -30,6 +33,19 @@ class TrainingDiverged(RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped at its iteration limit before meeting its tolerance."""
+
+
+@contextmanager
+def noting_convergence(notes: list[str]) -> Iterator[None]:
+    """Run the block showing every warning as usual, and append the message of each
+    `ConvergenceWarning` (repeats included) to ``notes`` (a run record's ``warnings``)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 class ParameterError(InputError):

@@ -89,3 +89,19 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths") 
             f"{what}: not strictly increasing ({wl[i]:g} nm then {wl[i + 1]:g} nm at band {i + 1})"
         )
     return wl
+
+
+SAME_GRID_NM = 0.5  # band centres closer than this are the same band (rounding in files)
+
+
+def grid_offset_nm(a, b) -> float:
+    """Largest ``|a - b|`` (nm) between two band-centre grids; inf when their lengths differ
+    or a value is not finite (so such grids are never the same)."""
+    a = np.asarray(a, np.float64).reshape(-1)
+    b = np.asarray(b, np.float64).reshape(-1)
+    if a.shape != b.shape:
+        return float("inf")
+    if not a.size:
+        return 0.0
+    d = float(np.abs(a - b).max())
+    return d if np.isfinite(d) else float("inf")

@@ -119,8 +119,9 @@ def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
     return f"min {low:.3g}, largest |sum - 1| {dev:.3g}" if low < -tol or dev > tol else ""
 
 
-def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> None:
-    """Refuse an initial result that does not belong to the scene (`InputError`)."""
+def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Refuse an initial result that does not belong to the scene (`InputError`); return the
+    pixels to refine, (rows, cols) bool: valid ones where the init has abundances."""
     rows, cols, bands = cube.shape
     if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
         raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
@@ -140,6 +141,7 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
     if off:
         raise InputError(f"init abundances are not on the simplex ({off}); expected non-negative abundances that "
                          "sum to one")
+    return have
 
 
 class _Abundances:
@@ -283,9 +285,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
     mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
-    check_inputs(cube, E0, A0, mask)
+    mask = check_inputs(cube, E0, A0, mask)
     check_memory(samples, mask.size, E0.shape[0])
-    mask = mask & np.all(np.isfinite(A0), axis=-1)
     rows, cols, B = cube.shape
     p = E0.shape[0]
     adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile)
@@ -356,7 +357,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     # the samples' spread when they carry their own endmembers; otherwise they all share one
     # set (the init's or the pulled one) and what is known of it is the data's standard error
-    e_sampled = e_kept and sampled and np.array_equal(g["E"], E_point)
+    e_sampled = e_kept and sampled  # the guard keeps E0 or E_point, the sampler's mean then
     e_std = e_s.std(axis=0) if e_sampled else endmember_standard_error(g["A"], g["sigma2"], B)
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]

@@ -28,7 +28,7 @@ from ..errors import InputError, ParameterError, check_range, in_file
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..wavelengths import check_wavelengths, to_nm
+from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
     from ..priors.abundance.patches import TrainingMaps
@@ -119,7 +119,14 @@ def read_usgs_library(library: str | Path, *, need_names: bool = True
                             "expected um")
     names = None
     if "names" in m:
-        names = [bytes(np.asarray(r, np.uint8).reshape(-1)).decode("latin1").strip() for r in np.atleast_2d(m["names"])]
+        raw = np.asarray(m["names"])
+        if raw.dtype.kind == "U":  # a MATLAB char matrix: one string per row
+            names = [str(r).strip() for r in raw.reshape(-1)]
+        elif raw.dtype.kind in "iu":  # character codes, one row per name (the USGS file)
+            names = [bytes(np.asarray(r, np.uint8).reshape(-1)).decode("latin1").strip() for r in np.atleast_2d(raw)]
+        else:
+            raise in_file(path, f"'names' is {raw.dtype}; expected text or character codes, one row per 'datalib' "
+                                "column")
         if len(names) != data.shape[1]:
             raise in_file(path, f"{len(names)} names for {data.shape[1]} 'datalib' columns; expected one per column")
     return data, to_nm(data[:, 0], "um"), names
@@ -167,9 +174,9 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
             )
         return e, np.ones(scene_bands, bool)
     ewl = np.asarray(em.wavelengths, np.float64)
-    if ewl.shape == scene_wl.shape and np.allclose(ewl, scene_wl, rtol=0, atol=0.5):
+    if grid_offset_nm(ewl, scene_wl) <= SAME_GRID_NM:
         return e, np.ones(scene_bands, bool)
-    tol = 0.5  # nm: rounding in files
+    tol = SAME_GRID_NM
     covered = (scene_wl >= ewl[0] - tol) & (scene_wl <= ewl[-1] + tol)
     if covered.sum() < 2:
         raise InputError(

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError, ParameterError
+from ..errors import InputError, ParameterError, noting_convergence
 from ..scene import Scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert, invert_scene
@@ -98,13 +98,8 @@ class BlindUnmixer(EstimatorParams):
         check_rank(Y, p)
         rng = np.random.default_rng(self.seed)
         t1 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
+        with noting_convergence(info["warnings"]):
             E, A, fit_info = self._fit_pixels(np.ascontiguousarray(Y, dtype=np.float32), p, rng)
-        for w in caught:
-            if issubclass(w.category, ConvergenceWarning):
-                info["warnings"].append(str(w.message))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         info["timings_s"]["fit"] = time.perf_counter() - t1
         info.update(fit_info)
         E = np.asarray(E, np.float32)

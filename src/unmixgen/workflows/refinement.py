@@ -76,7 +76,7 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
     spectra, wl, names = _training_spectra(list(sources))
     # a new model that failed before its first checkpoint is no model; a replaced one is kept
     # until the new one is trained
-    with model_dir_build(out, overwrite, usable=has_checkpoint) as build:
+    with model_dir_build(out, overwrite, inputs=list(sources), usable=has_checkpoint) as build:
         with atomic_dir(build) as tmp:
             spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
         info = spectra_train.train(build, max_steps=max_steps, max_minutes=max_minutes, device=device,
@@ -220,6 +220,7 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
         raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
                          "(p, bands) and (rows, cols, p) with the same p")
     from ..refine.posterior import off_simplex
+    from ..wavelengths import SAME_GRID_NM, grid_offset_nm
 
     a = A0[np.all(np.isfinite(A0), axis=-1)]
     off = off_simplex(a) if a.size else ""
@@ -231,11 +232,12 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
         raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
     wl = res.get("wavelengths")
     if wl is not None and scene.wavelengths is not None:
-        wl = np.asarray(wl, np.float64).reshape(-1)
-        if wl.shape == scene.wavelengths.shape and np.abs(wl - scene.wavelengths).max() > 0.5:
-            raise InputError(f"{init}: result's wavelengths {wl.min():.0f}-{wl.max():.0f} nm differ from the "
-                             f"scene's {scene.wavelengths.min():.0f}-{scene.wavelengths.max():.0f} nm by up to "
-                             f"{np.abs(wl - scene.wavelengths).max():.1f} nm; expected a result of this scene")
+        off = grid_offset_nm(wl, scene.wavelengths)  # the band counts already agree
+        if off > SAME_GRID_NM:
+            wl = np.asarray(wl, np.float64).reshape(-1)
+            raise InputError(f"{init}: result's wavelengths {np.nanmin(wl):.0f}-{np.nanmax(wl):.0f} nm differ from "
+                             f"the scene's {scene.wavelengths.min():.0f}-{scene.wavelengths.max():.0f} nm by up to "
+                             f"{off:.1f} nm; expected a result of this scene")
 
 
 def _init_brightness(res: dict, init, rows: int, cols: int) -> np.ndarray | None:

@@ -137,7 +137,7 @@ def _invert_given(scene, source, method):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
     import warnings
 
-    from ..errors import ConvergenceWarning, ParameterError
+    from ..errors import ParameterError, noting_convergence
     from ..runs.sources import fit_to_bands, load_endmembers
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
@@ -159,13 +159,8 @@ def _invert_given(scene, source, method):
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with noting_convergence(notes):  # shown as before, and kept in run.json
         result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
-    for w in caught:  # shown as before, and kept in run.json
-        if issubclass(w.category, ConvergenceWarning):
-            notes.append(str(w.message))
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     A, brightness = result if scaled else (result, None)
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,

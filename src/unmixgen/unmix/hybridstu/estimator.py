@@ -51,6 +51,7 @@ from ...nn.seeds import seed_torch
 from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene
 from ...tiling import map_tiles
+from ...wavelengths import SAME_GRID_NM, grid_offset_nm
 from ..inversion import pixel_brightness
 from . import data as D
 from .features import BASES, n_features, subspace_features
@@ -402,11 +403,11 @@ class HybridSTU:
                              f"trained on {self.good_bands_.size} bands ({int(self.good_bands_.sum())} good); "
                              "expected a scene from the same sensor")
         wl = getattr(self, "wavelengths_", None)
-        if wl is not None and scene.wavelengths is not None and np.abs(scene.wavelengths - wl).max() > 0.5:
+        off = grid_offset_nm(scene.wavelengths, wl) if wl is not None and scene.wavelengths is not None else 0.0
+        if off > SAME_GRID_NM:
             raise InputError(f"{scene.name or 'scene'}: wavelengths {scene.wavelengths.min():.0f}-"
                              f"{scene.wavelengths.max():.0f} nm differ from the model's {wl.min():.0f}-{wl.max():.0f} "
-                             f"nm by up to {np.abs(scene.wavelengths - wl).max():.1f} nm; expected a scene from the "
-                             "same sensor")
+                             f"nm by up to {off:.1f} nm; expected a scene from the same sensor")
         device = resolve_device(self.device)
         net = self.net_.to(device).eval()
         scale = np.float32(self.scale_)
