@@ -173,3 +173,19 @@ def test_unmix_with_given_endmembers_does_not_load_torch(tmp_path):
             f"'--out', r'{tmp_path / 'o'}', '--no-figures']); print(rc, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["0", "False"], out.stdout + out.stderr
+
+
+def test_interrupt_exits_130_not_0(run_cli, tmp_path, monkeypatch):
+    # Ctrl-C inside a command: click hands the status back instead of raising it
+    import numpy as np
+
+    import unmixgen.io as io
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    p = tmp_path / "s.npy"
+    np.save(p, np.ones((4, 6, 3), np.float32))
+    monkeypatch.setattr(io, "read_scene", interrupted)
+    code, _, err = run_cli("info", p)
+    assert code == 130 and "interrupted" in err

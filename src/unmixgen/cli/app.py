@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     warnings.showwarning = _show_warning
     try:
-        app(args=args, prog_name="unmixgen", standalone_mode=False)
+        # without standalone mode click returns (not raises) the status of an Exit or an
+        # interrupt (Ctrl-C: 130); that status is the run's
+        rc = app(args=args, prog_name="unmixgen", standalone_mode=False)
     except ParameterError as exc:
         if debug:
             traceback.print_exc()
@@ -130,4 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
               file=sys.stderr)
         return 1
+    if isinstance(rc, int) and rc:
+        if rc == 130:
+            print("interrupted", file=sys.stderr)
+        return rc
     return 0
