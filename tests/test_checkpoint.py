@@ -85,3 +85,29 @@ def test_damaged_or_incomplete_pointer(tmp_path):
     (folder / "checkpoint.json").write_text(json.dumps({"step": 9, "path": "checkpoints/step-00000009"}))
     with pytest.raises(InputError, match="incomplete"):
         ck.latest_checkpoint(folder)
+
+
+def _truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_damaged_weights_state_and_arrays_are_input_errors(tmp_path):
+    # a truncated file of a model folder is bad input (exit 2 naming it), not an internal error
+    import numpy as np
+
+    folder = saved_folder(tmp_path / "m")
+    path = ck.latest_checkpoint(folder)
+    for name, load in ((ck.EMA_FILE, lambda: ck.load_weights(path)), (ck.STATE_FILE, lambda: ck.load_state(path))):
+        shutil.copy(path / name, tmp_path / "keep")
+        _truncate(path / name)
+        with pytest.raises(InputError, match=f"{name}: cannot read .*damaged"):
+            load()
+        shutil.copy(tmp_path / "keep", path / name)
+    (path / ck.STATE_JSON).write_text("{not json")
+    with pytest.raises(InputError, match="state.json: is damaged"):
+        ck.read_state(path)
+    ck.save_arrays(folder / "endmembers.npz", {"e": np.arange(1000.0)})
+    _truncate(folder / "endmembers.npz")
+    with pytest.raises(InputError, match="endmembers.npz: cannot read .*damaged"):
+        ck.load_arrays(folder / "endmembers.npz")

@@ -216,3 +216,27 @@ def test_train_spectra_refuses_a_batch_that_cannot_fit(setup, run_cli, tmp_path)
     out = tmp_path / "sp"
     code, _, err = run_cli("train-spectra", setup["lib"], "--out", out, "--batch-size", "100000", "--max-steps", "1")
     assert code == 2 and "--batch-size 100000" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_damaged_init_result_or_prior_is_refused_in_one_line(setup, run_cli):
+    import shutil
+
+    from unmixgen.nn import checkpoint as ck
+
+    root = setup["root"]
+    init = root / "trunc_init"
+    shutil.copytree(setup["init"], init)
+    data = (init / "result.npz").read_bytes()
+    (init / "result.npz").write_bytes(data[: len(data) // 2])
+    prior = root / "trunc_prior"
+    shutil.copytree(setup["p2"], prior)
+    weights = ck.latest_checkpoint(prior) / ck.EMA_FILE
+    weights.write_bytes(weights.read_bytes()[:100])
+    out = root / "bad3"
+    for extra, name in ((["--init", init, "--abundance-prior", setup["p2"]], "result.npz"),
+                        (["--init", setup["init"], "--abundance-prior", prior], ck.EMA_FILE)):
+        code, _, err = run_cli("refine", setup["scene"], *extra, "--out", out, "--no-progress")
+        assert code == 2 and f"{name}: cannot read" in err and "damaged" in err, err
+        assert len(err.strip().splitlines()) == 1 and not out.exists()
+    code, _, err = run_cli("evaluate", "--truth", init / "result.npz", "--estimate", setup["init"])
+    assert code == 2 and "result.npz: cannot read" in err, err

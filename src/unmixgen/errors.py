@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -100,3 +102,50 @@ def check_memory(name: str, value, nbytes: float, *, fraction: float = 0.5):
         raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for its arrays but this "
                                           f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
     return value
+
+
+def _broken_file_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                                       MemoryError, OverflowError]
+    # the decoding libraries' own "broken file" errors, imported only when one is raised
+    for module, name in (("rasterio.errors", "RasterioError"), ("scipy.io.matlab", "MatReadError"),
+                         ("safetensors", "SafetensorError")):
+        try:
+            errs.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):  # pragma: no cover - all are dependencies
+            pass
+    return tuple(errs)
+
+
+@contextmanager
+def reading(path: str | os.PathLike, what: str = "read the file", *, hdf5: bool = False,
+            also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn decoding failures of ``path`` into ``InputError("path: cannot <what> (...)")``.
+
+    The one place that maps a library's "this file is broken" exceptions (a bad CRC in a
+    zip member, a truncated TIFF strip or safetensors header) to bad input. `InputError`
+    passes through unchanged. ``hdf5=True`` also converts KeyError and RuntimeError, which
+    is how h5py reports an object it cannot open (a dangling or cyclic link, a missing
+    external file). ``also``: more exception types that mean a bad file here (ValueError
+    around ``np.load``: an object array or a bad header). Programming errors (TypeError,
+    AttributeError, IndexError, ...) are deliberately not caught, so a test that feeds
+    readers mutated files finds them.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except _broken_file_errors() as exc:
+        if isinstance(exc, MemoryError):
+            raise in_file(path, f"cannot {what}: the file asks for more memory than there is") from None
+        raise in_file(path, f"cannot {what} ({_short(exc)}); the file looks damaged or is not in "
+                            "the format its name says") from None
+    except (KeyError, RuntimeError, *also) as exc:
+        if not (hdf5 or isinstance(exc, also)):
+            raise
+        raise in_file(path, f"cannot {what} ({_short(exc)})") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..atomic import jsonable
-from ..errors import InputError, in_file
+from ..errors import InputError, in_file, reading
 from .app import app
 
 FORMATS = ("envi", "tif")
@@ -66,17 +66,14 @@ def _reference_arrays(path: Path) -> dict[str, np.ndarray]:
         from ..runs.sources import load_abundance_maps
 
         return {"heldout": load_abundance_maps(path)[0]}
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = z.files
-            if "heldout" in keys:
-                return {k: np.asarray(z[k], np.float32) for k in ("heldout", "floor", "train") if k in keys}
-            if "abundances" in keys:
-                a = np.asarray(z["abundances"], np.float32)
-                return {"heldout": a[None] if a.ndim == 3 else a}
-            raise in_file(path, f"has neither 'heldout' nor 'abundances' (keys: {', '.join(keys)})")
-    except (OSError, ValueError) as exc:
-        raise in_file(path, f"cannot read as .npz ({exc})") from None
+    with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
+        keys = z.files
+        if "heldout" in keys:
+            return {k: np.asarray(z[k], np.float32) for k in ("heldout", "floor", "train") if k in keys}
+        if "abundances" in keys:
+            a = np.asarray(z["abundances"], np.float32)
+            return {"heldout": a[None] if a.ndim == 3 else a}
+        raise in_file(path, f"has neither 'heldout' nor 'abundances' (keys: {', '.join(keys)})")
 
 
 @app.command("evaluate-synthesis")

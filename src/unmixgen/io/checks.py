@@ -1,11 +1,9 @@
-"""Checks every reader applies to what it takes from a file, and the one place that turns
-a library's "this file is broken" exceptions into `InputError`.
+"""Checks every reader applies to what it takes from a file.
 
-Readers validate each value before using it (`count`, `number`); `reading` is the safety
-net around a read for the failures that only the decoding library can see (a bad CRC in
-a zip member, a truncated TIFF strip, an HDF5 object that cannot be opened). Programming
-errors (TypeError, AttributeError, IndexError, ...) are deliberately not caught, so a test
-that feeds readers mutated files finds them.
+Readers validate each value before using it (`count`, `number`); `reading`
+(`unmixgen.errors.reading`, re-exported here) is the safety net around a read for the
+failures that only the decoding library can see (a bad CRC in a zip member, a truncated
+TIFF strip, an HDF5 object that cannot be opened).
 """
 
 from __future__ import annotations
@@ -13,13 +11,11 @@ from __future__ import annotations
 import math
 import os
 import stat
-import zipfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import InputError, in_file
+from ..errors import InputError, in_file, reading
 
 
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -43,52 +39,6 @@ def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
                 (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) else "not a regular file")
         raise in_file(path, f"is {kind}; expected a regular {what}")
     return path
-
-
-def _broken_file_errors() -> tuple[type[BaseException], ...]:
-    errs: list[type[BaseException]] = [OSError, EOFError, zipfile.BadZipFile, zlib.error,
-                                       MemoryError, OverflowError]
-    try:
-        from rasterio.errors import RasterioError
-
-        errs.append(RasterioError)
-    except ImportError:  # pragma: no cover - rasterio is a dependency
-        pass
-    try:
-        from scipy.io.matlab import MatReadError
-
-        errs.append(MatReadError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errs)
-
-
-@contextmanager
-def reading(path: str | os.PathLike, what: str = "read the file", *, hdf5: bool = False) -> Iterator[None]:
-    """Turn decoding failures of ``path`` into ``InputError("path: cannot <what> (...)")``.
-
-    `InputError` passes through unchanged. ``hdf5=True`` also converts KeyError and
-    RuntimeError, which is how h5py reports an object it cannot open (a dangling or
-    cyclic link, a missing external file).
-    """
-    try:
-        yield
-    except InputError:
-        raise
-    except _broken_file_errors() as exc:
-        if isinstance(exc, MemoryError):
-            raise in_file(path, f"cannot {what}: the file asks for more memory than there is") from None
-        raise in_file(path, f"cannot {what} ({_short(exc)}); the file looks damaged or is not in "
-                            "the format its name says") from None
-    except (KeyError, RuntimeError) as exc:
-        if not hdf5:
-            raise
-        raise in_file(path, f"cannot {what} ({_short(exc)})") from None
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 @contextmanager

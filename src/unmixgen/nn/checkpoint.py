@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..atomic import atomic_file, write_json
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, ParameterError, in_file, reading
 
 FORMAT = "unmixgen-model"
 FORMAT_VERSION = 1
@@ -173,7 +173,8 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
     """The weights to use (EMA) of checkpoint folder ``path``."""
-    return load_file(str(path / EMA_FILE), device=device)
+    with reading(path / EMA_FILE, "read the model weights"):
+        return load_file(str(path / EMA_FILE), device=device)
 
 
 def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -184,12 +185,20 @@ def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not (path / STATE_FILE).is_file():
         raise in_file(path.parent.parent, "holds no training state (an exported model for sampling); "
                       "it cannot be resumed: train a new model")
-    return load_file(str(path / STATE_FILE)), json.loads((path / STATE_JSON).read_text())
+    with reading(path / STATE_FILE, "read the training state"):
+        tensors = load_file(str(path / STATE_FILE))
+    return tensors, read_state(path)
 
 
 def read_state(path: Path) -> dict:
     """The state.json record (``step``, loss log, ...) of checkpoint folder ``path``."""
-    return json.loads((path / STATE_JSON).read_text())
+    try:
+        state = json.loads((path / STATE_JSON).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise in_file(path / STATE_JSON, f"is damaged ({exc}); retrain the model") from None
+    if not isinstance(state, dict):
+        raise in_file(path / STATE_JSON, "is damaged (not a JSON object); retrain the model")
+    return state
 
 
 def export_for_use(model_dir: str | os.PathLike, dest: str | os.PathLike, *, files: tuple[str, ...] = (),
@@ -224,5 +233,5 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
     """All arrays of the .npz ``path`` of a model folder (no pickles)."""
     if not path.is_file():
         raise in_file(path.parent, f"model folder is incomplete (no {path.name}); retrain the model")
-    with np.load(path, allow_pickle=False) as z:
+    with reading(path, "read the model's arrays"), np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import in_file
+from ..errors import in_file, reading
 from ..scene import Scene
 
 
@@ -192,11 +192,8 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
         raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            out: dict[str, Any] = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise in_file(path, f"cannot read ({exc})") from None
+    with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
+        out: dict[str, Any] = {k: z[k] for k in z.files}
     run = path.parent / "run.json"
     if run.is_file():
         try:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import csv
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, check_range, in_file
+from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
@@ -68,17 +67,12 @@ def load_endmembers(source: str | Path) -> Endmembers:
         e, wl, names = read_endmembers_csv(path)
         return Endmembers(e, wl, names, text)
     if ext == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "endmembers" not in z.files:
-                    raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
-                e = np.asarray(z["endmembers"], np.float32)
-                wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
-                names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise in_file(path, f"cannot read as .npz ({exc})") from None
+        with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
+            if "endmembers" not in z.files:
+                raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
+            e = np.asarray(z["endmembers"], np.float32)
+            wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
+            names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
         if not np.isfinite(e).all():
@@ -217,7 +211,7 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     if ext == ".mat":
         return matlab.read_truth(path, rows, cols, bands)
     if ext == ".npz":
-        with np.load(path, allow_pickle=False) as z:
+        with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
             e = z["endmembers"] if "endmembers" in z.files else None
             a = z["abundances"] if "abundances" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else None
@@ -232,18 +226,15 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
 
 
 def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "abundances" not in z.files:
-                raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
-                                    "expected abundances (N, rows, cols, p) or (rows, cols, p)")
-            a = np.asarray(z["abundances"], np.float32)
-            names = None
-            for key in ("names", "endmember_names"):
-                if key in z.files:
-                    names = [str(n) for n in z[key]]
-    except (OSError, ValueError) as exc:
-        raise in_file(path, f"cannot read as .npz ({exc})") from None
+    with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
+        if "abundances" not in z.files:
+            raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
+                                "expected abundances (N, rows, cols, p) or (rows, cols, p)")
+        a = np.asarray(z["abundances"], np.float32)
+        names = None
+        for key in ("names", "endmember_names"):
+            if key in z.files:
+                names = [str(n) for n in z[key]]
     return a, names
 
 
