@@ -240,3 +240,26 @@ def test_damaged_init_result_or_prior_is_refused_in_one_line(setup, run_cli):
         assert len(err.strip().splitlines()) == 1 and not out.exists()
     code, _, err = run_cli("evaluate", "--truth", init / "result.npz", "--estimate", setup["init"])
     assert code == 2 and "result.npz: cannot read" in err, err
+
+
+def test_valid_pixels_the_init_left_nan_are_refined_from_fcls(setup, run_cli):
+    # an init run with another mask: every pixel valid in the scene gets refined abundances
+    root = setup["root"]
+    init = root / "holes_init"
+    init.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        E, A0 = z["endmembers"], z["abundances"].copy()
+    A0[0, 0] = A0[5, 7] = np.nan
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    save_result(init, Scene(Y, wavelengths=WL), endmembers=E, abundances=A0, figures=False)
+    out = root / "ref_holes"
+    code, _, err = run_cli("refine", setup["scene"], "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert "2 valid pixels of the scene have no init abundances" in err
+    with np.load(out / "result.npz") as z:
+        for key in ("abundances", "abundances_std", "abundances_q05", "abundances_q95"):
+            assert np.isfinite(z[key]).all(), key
+        assert np.allclose(z["abundances"].sum(-1), 1, atol=1e-5)
+        assert np.isnan(z["init_abundances"][0, 0]).all()  # the init as it was given

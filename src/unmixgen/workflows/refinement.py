@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     ``refine.endmembers_std_from`` says which). An init of the scaled mixing model ``y = s a E``
     (its result holds a per-pixel ``brightness``: `unmix --method scaled`, HybridSTU on that
     base) is refined on the pixels divided by that brightness, where the linear model holds,
-    and its brightness is carried into ``out``.
+    and its brightness is carried into ``out``. Valid pixels the init has no abundances for
+    (NaN: it was run with another mask) start from FCLS with the init's endmembers (a warning
+    says how many).
     """
     from ..atomic import check_output_dir, write_json
     from ..io import read_scene
@@ -169,9 +172,21 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
     good = np.asarray(scene.good_bands, bool)
     pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)
+    # valid pixels the init left without abundances (it was run with another mask) start from
+    # the least-squares abundances of the init's endmembers, so every valid pixel is refined
+    missing = scene.mask & ~np.all(np.isfinite(A0), axis=-1)
+    A_start = A0
+    if missing.any():
+        from ..unmix.inversion import fcls
+
+        A_start = A0.copy()
+        A_start[missing] = fcls(pick(cube)[missing], pick(E0))
+        record["warnings"].append(f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
+                                  "abundances (NaN); they start from FCLS with the init's endmembers")
+        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
     bar = _steps_bar(progress)
     try:
-        r = refine(pick(cube), pick(E0), A0, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
+        r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
                    wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
                    rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, **options)
     finally:
@@ -183,10 +198,6 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         r.endmembers, r.endmembers_std = E_full, std_full
     record["refine"] = r.record
     record["refine"]["bands_used"] = int(good.sum())
-    no_init = int((scene.mask & ~np.all(np.isfinite(A0), axis=-1)).sum())
-    if no_init:
-        record["warnings"].append(f"{init}: {no_init} valid pixels of the scene have no init abundances (NaN); "
-                                  "they are left NaN")
     record["refine"]["brightness_divided"] = brightness is not None
     record["timings_s"]["refine"] = r.record["seconds"]
     if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
