@@ -76,6 +76,9 @@ def evaluate(
 ) -> None:
     """Score an unmixing result against ground truth (Hungarian-aligned).
 
+    For a `refine` result it also scores the uncertainty: coverage of the 90 % intervals
+    (overall, per endmember and by true abundance level), Spearman(std, |error|) and CRPS.
+
     Example: unmixgen evaluate --truth end3.mat --estimate run1
     """
     from ..atomic import write_json
@@ -101,6 +104,7 @@ def evaluate(
     result = evaluate_metrics(
         endmembers=E, abundances=A, ref_endmembers=gt.endmembers, ref_abundances=gt.abundances,
         mask=r.get("mask"), names=gt.names, align=align,
+        uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
     )
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)

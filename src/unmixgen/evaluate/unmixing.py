@@ -428,7 +428,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
              ref_endmembers: np.ndarray | None = None, ref_abundances: np.ndarray | None = None,
              cube: np.ndarray | None = None, mask: np.ndarray | None = None,
              names: Sequence[str] | None = None, align: str = "abundance",
-             brightness: np.ndarray | None = None) -> dict[str, Any]:
+             brightness: np.ndarray | None = None,
+             uncertainty: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Score an unmixing result against a reference, after Hungarian alignment.
 
     Parameters
@@ -445,6 +446,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     brightness : optional per-pixel scale ``(rows, cols)`` / ``(N,)`` of the reconstruction,
         for results of the scaled mixing model ``y = s a E`` (abundances on the simplex, a
         brightness ``s`` per pixel): the reconstruction is then ``s a E``.
+    uncertainty : optional per-pixel uncertainty of ``abundances`` (a refinement's), any of
+        ``std``, ``q05``, ``q95`` shaped like them; with reference abundances it adds the
+        `unmixgen.evaluate.uncertainty.interval_scores` (``coverage90``, ...).
 
     Returns
     -------
@@ -517,6 +521,16 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
             out["sre_db"] = sre(A_e, A_r, mask)
             for r, v in zip(rows, per, strict=True):
                 r["abundance_rmse_percent"] = v
+            if uncertainty:
+                from .uncertainty import interval_scores
+
+                scores = interval_scores(A_e, A_r, mask=mask, **{
+                    k: np.asarray(v)[..., sel] for k, v in uncertainty.items() if v is not None})
+                per_cov = scores.pop("coverage90_per_endmember", None)
+                out.update(scores)
+                if per_cov is not None:
+                    for r, v in zip(rows, per_cov, strict=True):
+                        r["coverage90"] = v
             if np.ndim(A_e) == 3:
                 ss, ss_mean = ssim_maps(A_e, A_r, mask)
                 out["ssim_per_endmember"] = ss
@@ -576,6 +590,10 @@ def format_table(result: dict[str, Any]) -> str:
         ("reconstruction RMSE", "reconstruction_rmse"),
         ("PSNR (dB)", "psnr_db"),
         ("SAM (deg, mean)", "sam_deg_mean"),
+        ("90 % interval coverage", "coverage90"),
+        ("90 % interval width", "interval90_width_mean"),
+        ("Spearman(std, |error|)", "spearman_std_abs_error"),
+        ("CRPS (Gaussian)", "crps_gaussian_mean"),
     ]
     lines = []
     if "alignment" in result:
@@ -586,10 +604,15 @@ def format_table(result: dict[str, Any]) -> str:
         if key in result:
             v = result[key]
             lines.append(f"{label.ljust(label_w)}  {_fmt(v).strip()}")
+    by = result.get("coverage90_by_abundance")
+    if by:
+        parts = [f"{b['abundance_from']:g}-{b['abundance_to']:g}: "
+                 f"{'-' if b['coverage90'] is None else format(b['coverage90'], '.3f')} ({b['pixels']})" for b in by]
+        lines.append("90 % coverage by true abundance (values): " + ", ".join(parts))
     rows = result.get("per_endmember") or []
     if rows:
         cols = [("estimate", "estimate_index"), ("SAD (deg)", "sad_deg"),
-                ("RMSE (%)", "abundance_rmse_percent"), ("SSIM", "ssim")]
+                ("RMSE (%)", "abundance_rmse_percent"), ("SSIM", "ssim"), ("cover 90", "coverage90")]
         cols = [(h, k) for h, k in cols if any(k in r for r in rows)]
         name_w = max(8, *(len(str(r["name"])) for r in rows))
         widths = [max(10, len(h)) for h, _ in cols]

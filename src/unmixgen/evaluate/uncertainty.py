@@ -1,0 +1,96 @@
+"""How well per-pixel uncertainty (a refinement's ``abundances_std`` and 90 % interval
+``abundances_q05`` .. ``abundances_q95``) describes the actual error against ground truth.
+
+- coverage: the fraction of true abundances inside the 90 % interval (0.90 when the
+  intervals are calibrated), overall, per endmember and by true abundance level;
+- Spearman rank correlation between the standard deviation and the absolute error (do
+  larger spreads mark larger errors?);
+- CRPS of the Gaussian with the estimate's mean and standard deviation (abundance units,
+  lower is better; the mean absolute error when the std is 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr
+from scipy.stats import spearmanr
+
+from ..errors import InputError
+
+LEVEL_BINS = (0.0, 0.05, 0.25, 0.5, 1.0 + 1e-9)
+"""Edges of the true-abundance bins of ``coverage90_by_abundance`` (last one closed)."""
+
+_SLACK = 1e-6  # float32 rounding of quantiles that sit on 0 or 1
+
+
+def gaussian_crps(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """CRPS of ``N(mean, std^2)`` at ``truth``, elementwise (``|mean - truth|`` where std is 0)."""
+    mean, std, truth = (np.asarray(v, np.float64) for v in (mean, std, truth))
+    s = np.maximum(std, 1e-12)
+    z = (truth - mean) / s
+    pdf = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    crps = s * (z * (2 * ndtr(z) - 1) + 2 * pdf - 1 / np.sqrt(np.pi))
+    return np.where(std > 0, crps, np.abs(truth - mean))
+
+
+def _flat(a: np.ndarray | None, p: int, what: str) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.asarray(a, np.float64)
+    if a.shape[-1] != p:
+        raise InputError(f"{what}: {a.shape[-1]} endmembers; expected {p} like the abundances")
+    return a.reshape(-1, p)
+
+
+def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | None = None,
+                    q05: np.ndarray | None = None, q95: np.ndarray | None = None,
+                    mask: np.ndarray | None = None) -> dict[str, Any]:
+    """Scores of the uncertainty of ``A_est`` against the truth ``A_ref``.
+
+    Parameters
+    ----------
+    A_est, A_ref : ``(rows, cols, p)`` or ``(N, p)`` in matching endmember order.
+    std, q05, q95 : the estimate's standard deviation and 5 / 95 % quantiles, same shape
+        as ``A_est`` (each optional; the scores that need a missing one are absent).
+    mask : optional ``(rows, cols)`` / ``(N,)`` valid pixels.
+
+    Returns a dict: ``coverage90`` (+ ``_per_endmember``, ``_by_abundance`` with the bins'
+    ``pixels``), ``interval90_width_mean`` (abundance units), ``spearman_std_abs_error``,
+    ``crps_gaussian_mean``; computed over pixels where every given array is finite.
+    """
+    p = np.shape(A_est)[-1]
+    if np.shape(A_ref) != np.shape(A_est):
+        raise InputError(f"uncertainty: estimate {np.shape(A_est)} and truth {np.shape(A_ref)} differ in shape")
+    a, t = _flat(A_est, p, "abundances"), _flat(A_ref, p, "truth")
+    s, lo, hi = _flat(std, p, "abundances_std"), _flat(q05, p, "abundances_q05"), _flat(q95, p, "abundances_q95")
+    given = [v for v in (a, t, s, lo, hi) if v is not None]
+    valid = np.all([np.isfinite(v).all(axis=1) for v in given], axis=0)
+    if mask is not None:
+        valid &= np.asarray(mask, bool).reshape(-1)
+    if not valid.any():
+        raise InputError("uncertainty: no valid pixel to compare (all masked or NaN)")
+    a, t = a[valid], t[valid]
+    out: dict[str, Any] = {}
+    if lo is not None and hi is not None:
+        lo, hi = lo[valid], hi[valid]
+        inside = (t >= lo - _SLACK) & (t <= hi + _SLACK)
+        out["coverage90"] = float(inside.mean())
+        out["coverage90_per_endmember"] = inside.mean(axis=0)
+        out["interval90_width_mean"] = float((hi - lo).mean())
+        by = []
+        for low, high in zip(LEVEL_BINS[:-1], LEVEL_BINS[1:], strict=True):
+            sel = (t >= low) & (t < high)
+            by.append({"abundance_from": low, "abundance_to": min(high, 1.0), "pixels": int(sel.sum()),
+                       "coverage90": float(inside[sel].mean()) if sel.any() else None})
+        out["coverage90_by_abundance"] = by
+    if s is not None:
+        s = s[valid]
+        err = np.abs(a - t).reshape(-1)
+        sd = s.reshape(-1)
+        # a constant std or error ranks nothing
+        out["spearman_std_abs_error"] = (float(spearmanr(sd, err).statistic)
+                                         if np.ptp(sd) > 0 and np.ptp(err) > 0 else None)
+        out["crps_gaussian_mean"] = float(gaussian_crps(a, s, t).mean())
+    return out
