@@ -335,3 +335,17 @@ def test_scaled_run_on_envi_input_writes_the_brightness_as_envi(run_cli, scene_f
     with np.load(out / "result.npz") as r:
         b, mask = r["brightness"], r["mask"]
     np.testing.assert_allclose(read_scene(out / "brightness.hdr").load()[..., 0][mask], b[mask], rtol=1e-6)
+
+
+@pytest.mark.parametrize("factor, method, warned", [(100.0, "fcls", True), (0.01, "fcls", True),
+                                                    (1.0, "fcls", False), (100.0, "scaled", False)])
+def test_endmembers_on_another_scale_are_named(run_cli, scene_file, tmp_path, factor, method, warned):
+    # reflectance 0-1 endmembers on a percent scene: FCLS cannot absorb the factor
+    path, s = scene_file
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers * factor, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--method", method,
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    notes = json.loads((out / "run.json").read_text())["warnings"]
+    assert ("same scale" in err) is warned and any("same scale" in w for w in notes) is warned

@@ -400,9 +400,10 @@ def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65
     return info
 
 
-def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
-    """(valid, read) pixels in up to 64 small windows spread evenly over the scene."""
-    n = 8  # windows per axis at most; windows never overlap (each pixel counted once)
+def _sample_windows(scene: Scene, sample_pixels: int) -> Iterator[np.ndarray]:
+    """Blocks ``(r, c, bands)`` of up to 64 small windows spread evenly over the scene, about
+    ``sample_pixels`` pixels in all; windows never overlap (each pixel read once)."""
+    n = 8  # windows per axis at most
     side = max(1, int(np.sqrt(max(1, sample_pixels) / (n * n))))
 
     def starts(size: int) -> tuple[list[int], int]:
@@ -412,11 +413,28 @@ def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
 
     rows, side_r = starts(scene.rows)
     cols, side_c = starts(scene.cols)
-    valid = total = 0
     for r in rows:
         for c in cols:
-            block = scene.read(slice(r, r + side_r), slice(c, c + side_c))
-            ok = pixel_validity(block, scene.nodata)
-            valid += int(ok.sum())
-            total += ok.size
+            yield scene.read(slice(r, r + side_r), slice(c, c + side_c))
+
+
+def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
+    """(valid, read) pixels in up to 64 small windows spread evenly over the scene."""
+    valid = total = 0
+    for block in _sample_windows(scene, sample_pixels):
+        ok = pixel_validity(block, scene.nodata)
+        valid += int(ok.sum())
+        total += ok.size
     return valid, total
+
+
+def sample_valid_pixels(scene: Scene, sample_pixels: int = 4096) -> np.ndarray:
+    """About ``sample_pixels`` pixels spread over the scene (small windows, read on their
+    own: the cube is not loaded), the valid ones (judged on the good bands) as float32
+    ``(N, bands)``."""
+    good = scene.good_bands
+    out = []
+    for block in _sample_windows(scene, sample_pixels):
+        ok = pixel_validity(block[..., good], scene.nodata)
+        out.append(block[ok])
+    return np.concatenate(out, axis=0).astype(np.float32, copy=False)

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_dir
 from ..errors import InputError
 from .semiblind import unmix_hybridstu
@@ -133,6 +135,35 @@ def _unmix_blind(scene, n_endmembers, method, seed):
     return est.endmembers_, est.abundances_, None, info
 
 
+SCALE_FACTOR = 3.0
+"""How far the scene's typical pixel brightness may lie outside the endmembers' range before
+`scale_mismatch` speaks (brightness variability of real scenes stays well within it)."""
+
+
+def scale_mismatch(scene, E: np.ndarray, bands: np.ndarray) -> str:
+    """A sentence when the scene's pixels (a sample) are far brighter or darker than any
+    mixture of the endmembers ``E`` (p, bands) can be, on ``bands`` (bool per scene band);
+    "" otherwise. Under sum-to-one a pixel's mean is within the endmembers' means, so a
+    median pixel SCALE_FACTOR times outside them means another scale (reflectance 0-1
+    against 0-10000 or percent), which FCLS cannot absorb."""
+    from ..scene import sample_valid_pixels
+
+    Y = sample_valid_pixels(scene)
+    if not len(Y):
+        return ""
+    pixel = float(np.median(Y[:, bands].mean(axis=1)))
+    means = np.asarray(E, np.float64)[:, bands].mean(axis=1)
+    lo, hi = float(means.min()), float(means.max())
+    if hi <= 0:
+        return ""
+    if pixel > SCALE_FACTOR * hi or pixel < lo / SCALE_FACTOR:
+        return (f"the scene's median pixel mean ({pixel:.4g}) lies outside the endmembers' means ({lo:.4g} to "
+                f"{hi:.4g}) by a factor {max(pixel / hi, lo / max(pixel, 1e-30)):.1f}: are they on the same "
+                "scale (e.g. reflectance 0-1 against 0-10000 or percent)? Sum-to-one abundances cannot absorb "
+                "it; rescale one of them or use --method scaled (a brightness per pixel)")
+    return ""
+
+
 def _invert_given(scene, source, method):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
     import warnings
@@ -159,6 +190,11 @@ def _invert_given(scene, source, method):
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
+    if method in ("fcls", "scls"):  # sum-to-one: the pixels must be as bright as mixtures of E
+        mismatch = scale_mismatch(scene, E, use)
+        if mismatch:
+            notes.append(f"{source}: {mismatch}")
+            warnings.warn(notes[-1], UserWarning, stacklevel=3)
     with noting_convergence(notes):  # shown as before, and kept in run.json
         result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
     A, brightness = result if scaled else (result, None)
