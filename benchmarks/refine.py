@@ -166,6 +166,7 @@ def main() -> None:
     ap.add_argument("--mlp-steps", type=int, default=6000,
                     help="training steps of the per-pixel MLP baseline in the denoising table (0: none)")
     ap.add_argument("--t0", type=float, default=None)
+    ap.add_argument("--spectra-t0", type=float, default=None)
     ap.add_argument("--eta", type=float, default=None)
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
@@ -183,7 +184,7 @@ def main() -> None:
     ap.add_argument("--spearman-bound-only", action="store_true",
                     help="only the oracle bound of Spearman(std, |error|) (`spearman_bound`)")
     args = ap.parse_args()
-    opts = {k: v for k, v in (("t0", args.t0), ("eta", args.eta), ("lam", args.lam),
+    opts = {k: v for k, v in (("t0", args.t0), ("spectra_t0", args.spectra_t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
                               ("rounds", args.rounds), ("ls_iterations", args.ls_iterations),
                               ("endmember_tolerance", args.endmember_tolerance)) if v is not None}

@@ -61,6 +61,7 @@ def test_train_spectra_then_refine(setup, run_cli):
 @pytest.mark.parametrize("extra, message", [
     (["--samples", "0"], "--samples 0"),
     (["--t0", "1.5"], "--t0 1.5"),
+    (["--spectra-t0", "0"], "--spectra-t0 0"),
     (["--steps", "0"], "--steps 0"),
     (["--threads", "-1"], "--threads -1"),
     (["--samples", "100000000"], "GB available"),

@@ -208,3 +208,36 @@ def test_refine_keeps_the_endmembers_on_a_few_pixels(tmp_path):
     assert r.record["endmember_pull"]["timestep"] == 0
     # nor are they sampled: the endmembers come back as given
     assert not r.record["endmembers_refined"] and np.array_equal(r.endmembers, E0)
+
+
+@pytest.mark.parametrize("snr, later", [(12, True), (40, False)])
+def test_the_endmembers_start_as_far_out_as_the_noise_leaves_them(tmp_path, snr, later):
+    """By default the spectra prior starts at t0 or, on a noisy scene, at the timestep whose
+    noise is twice the pixels' relative to the endmembers (`noise_timestep`); an explicit
+    ``spectra_t0`` replaces both."""
+    from test_refine import tiny_prior
+    from unmixgen.priors.abundance.model import AbundanceModel
+    from unmixgen.refine.guard import init_fit
+    from unmixgen.refine.posterior import refine
+    from unmixgen.refine.pull import noise_timestep
+
+    E = spectra(3)
+    size = 16
+    Y = mixed_scene(E, snr_db=snr, size=size)
+    A0 = fcls(Y, E)
+    (tmp_path / "p2").mkdir()
+    prior = AbundanceModel(tiny_prior(tmp_path / "p2", 2))
+    stand_in = StandIn(E)
+    t_noise = noise_timestep(stand_in, E, WL, init_fit(Y, A0, E)["sigma2"]) / 999
+    r = refine(Y.reshape(size, size, -1), E, A0.reshape(size, size, 3), abundance_prior=prior,
+               spectra_prior=stand_in, wavelengths=WL, samples=2, steps=2, t0=0.3)
+    assert (t_noise > 0.3) is later
+    assert r.record["spectra_t0"] == pytest.approx(max(0.3, t_noise))
+    assert r.record["spectra_timesteps"][0] == round(max(0.3, t_noise) * 999)
+    assert r.record["timesteps"][0] == round(0.3 * 999)  # the abundances' start is t0 whatever the noise
+    fixed = refine(Y.reshape(size, size, -1), E, A0.reshape(size, size, 3), abundance_prior=prior,
+                   spectra_prior=stand_in, wavelengths=WL, samples=2, steps=2, t0=0.3, spectra_t0=0.2)
+    assert fixed.record["spectra_timesteps"][0] == round(0.2 * 999)
+    with pytest.raises(ParameterError, match="spectra_t0"):
+        refine(Y.reshape(size, size, -1), E, A0.reshape(size, size, 3), abundance_prior=prior,
+               spectra_prior=stand_in, wavelengths=WL, samples=2, steps=2, spectra_t0=1.5)

@@ -40,6 +40,7 @@ ALIASES = {
     "max_sad": "--max-sad",
     "samples": "--samples",
     "t0": "--t0",
+    "spectra_t0": "--spectra-t0",
     "rounds": "--rounds",
     "abundance_prior": "--abundance-prior",
     "spectra_prior": "--spectra-prior",

@@ -54,6 +54,7 @@ def refine(
     steps: int = typer.Option(None, "--steps", help="Denoising steps per round and prior.", show_default=_REFINE["steps"]),
     rounds: int = typer.Option(None, "--rounds", help="Abundance/endmember alternations.", show_default=_REFINE["rounds"]),
     t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default=_REFINE["t0"]),
+    spectra_t0: float = typer.Option(None, "--spectra-t0", help="The endmembers' starting noise level (same units as --t0).", show_default="--t0, or more on noisy scenes (twice the pixels' noise)"),
     seed: int = typer.Option(None, "--seed", help="Random seed.", show_default="0"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),
@@ -72,7 +73,7 @@ def refine(
     set_threads(threads)
     rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
-                                steps=steps, rounds=rounds, t0=t0, seed=seed))
+                                steps=steps, rounds=rounds, t0=t0, spectra_t0=spectra_t0, seed=seed))
     g = rec["refine"]["guard"]
     print(f"refined {init} -> {out}: {rec['refine']['samples']} samples, "
           f"{100 * g['pixels_kept_fraction']:.1f} % of pixels kept, endmembers "

@@ -40,7 +40,7 @@ from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
-from .pull import prior_pull
+from .pull import noise_timestep, prior_pull
 
 _PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index reaches it
 
@@ -227,6 +227,9 @@ class _Endmembers:
             tick()
         return E_out
 
+    def noise_timestep(self, E0: np.ndarray, sigma2: float) -> int:
+        return noise_timestep(self.prior, E0, self.wl, sigma2)
+
     def pull(self, Y: np.ndarray, E0: np.ndarray, r0: float, sigma2: float, tolerance: float, t0: float,
              seed: int) -> tuple[np.ndarray, dict]:
         """`pull.prior_pull` of ``E0`` on the pixels ``Y``; its noise comes from a stream of its
@@ -238,8 +241,8 @@ class _Endmembers:
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
-           steps: int = 20, rounds: int = 1, t0: float = 0.3, eta: float = 0.5, lam: float = 1.0,
-           ls_iterations: int = 2, endmember_tolerance: float = 2.0, guard_level: float = 0.9,
+           steps: int = 20, rounds: int = 1, t0: float = 0.3, spectra_t0: float | None = None,
+           eta: float = 0.5, lam: float = 1.0, ls_iterations: int = 2, endmember_tolerance: float = 2.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
@@ -256,6 +259,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations abundances -> endmembers.
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
+    spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
+        pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
+        is twice the pixels' relative to the endmembers' brightness (`pull.noise_timestep`).
     eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
     ls_iterations : line-searched gradient steps of the endmember data step.
     endmember_tolerance : how much worse than the init's the fit of refined endmembers may
@@ -281,6 +287,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
+    if spectra_t0 is not None:
+        check_range("spectra_t0", spectra_t0, low=0, high=1, low_open=True)
     cube = np.asarray(cube, np.float32)
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
@@ -303,6 +311,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
     sigma2 = base["sigma2"]
+    if endm is not None and spectra_t0 is None:
+        # on noisy scenes the endmembers start as far out as the scene's noise leaves them open
+        spectra_t0 = max(t0, endm.noise_timestep(E0, sigma2) / (len(endm.prior.alphas_cumprod) - 1))
+    spectra_t0 = t0 if spectra_t0 is None else spectra_t0
+    ts_e = sch.timesteps(spectra_t0, steps, T)
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
@@ -323,7 +336,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # ones for it)
     if endm is not None and init_is_least_squares(Yv_np, E0, base):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
-        E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, t0, seed)
+        E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, spectra_t0,
+                                   seed)
         pulled["excess_limit"] = excess_limit
         if pulled["timestep"]:
             E_point = E_p
@@ -337,7 +351,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
         if endm is not None:
-            E_new = endm.run(E, A_e, Yv, ts, gens, tick)
+            E_new = endm.run(E, A_e, Yv, ts_e, gens, tick)
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
             e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)
@@ -371,7 +385,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
-    record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts, "eta": eta,
+    record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts,
+              "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],

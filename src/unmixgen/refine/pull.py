@@ -53,6 +53,16 @@ def in_plane_move(E0: np.ndarray, D: np.ndarray, axes: np.ndarray) -> tuple[np.n
     return E0 + f[:, None] * along, f
 
 
+def noise_timestep(prior: SpectraModel, E0: np.ndarray, wavelengths: np.ndarray, sigma2: float) -> int:
+    """The spectra prior's timestep whose noise level (grid units) is `NOISE_FACTOR` times the
+    pixels' noise ``sqrt(sigma2)`` relative to the endmembers ``E0``'s mean brightness: how far
+    the scene's noise leaves endmembers open to the prior (large on noisy scenes, small at
+    high SNR)."""
+    _, bright, _ = prior.rep.to_grid(np.asarray(E0, np.float32), np.asarray(wavelengths, np.float64))
+    relative_noise = NOISE_FACTOR * float(np.sqrt(sigma2) / np.mean(bright)) / prior.rep.scale
+    return prior.timestep_for_sigma(relative_noise)
+
+
 def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y: np.ndarray, E0: np.ndarray,
                r0: float, sigma2: float, tolerance: float, t0: float, generator: torch.Generator,
                draws: int = 16, fractions: tuple[float, ...] = (1 / 3, 2 / 3, 1.0)) -> tuple[np.ndarray, dict]:
@@ -77,11 +87,9 @@ def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y:
     abar = prior.alphas_cumprod
     x0, bright, _ = prior.rep.to_grid(E0, np.asarray(wavelengths, np.float64))
     x0_t = torch.from_numpy(np.asarray(x0, np.float32)).repeat(draws, 1)  # (draws * p, G)
-    # the strongest pull matches the scene's noise: the prior's noise level (grid units) at most
-    # NOISE_FACTOR times the pixels' noise relative to the endmembers' brightness; at high SNR
-    # the pull fades out (the data fix the endmembers better than the prior knows them)
-    relative_noise = NOISE_FACTOR * float(np.sqrt(sigma2) / np.mean(bright)) / prior.rep.scale
-    t_max = min(t0 * (len(abar) - 1), prior.timestep_for_sigma(relative_noise))
+    # the strongest pull matches the scene's noise; at high SNR the pull fades out (the data
+    # fix the endmembers better than the prior knows them)
+    t_max = min(t0 * (len(abar) - 1), noise_timestep(prior, E0, wavelengths, sigma2))
     best = E0
     for frac in fractions:
         t = int(round(frac * t_max))

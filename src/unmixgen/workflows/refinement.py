@@ -111,7 +111,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     abundance_prior, spectra_prior : model folders (None: the shipped one-vs-rest abundance
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
-        (``options``: ``eta``, ``lam``, ``ls_iterations``, ``guard_level``, ``spread``, ``tile``).
+        (``options``: ``spectra_t0``, ``eta``, ``lam``, ``ls_iterations``, ``guard_level``,
+        ``spread``, ``tile``).
 
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
@@ -138,6 +139,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
     timesteps(t0, steps, 1000)
+    if options.get("spectra_t0") is not None:
+        check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
     from ..nn.device import resolve_device
 
     device = resolve_device(device)
