@@ -56,6 +56,7 @@ def test_train_spectra_then_refine(setup, run_cli):
         assert z["endmembers_std"].shape == z["endmembers"].shape == (3, WL.size)
         assert np.allclose(z["abundances"].sum(-1), 1, atol=1e-5) and (z["abundances"] >= 0).all()
     assert (root / "ref" / "abundances_std.png").is_file() and (root / "ref" / "run.json").is_file()
+    assert "--samples 3: the std and 5 / 95 % quantiles" in err  # too few for intervals: said so
 
 
 @pytest.mark.parametrize("extra, message", [

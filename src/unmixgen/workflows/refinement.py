@@ -98,6 +98,10 @@ DEFAULT_ABUNDANCE_PRIOR = "refine_abundance"
 """The shipped one-vs-rest abundance prior (any p) under ``assets/``."""
 
 
+FEW_SAMPLES = 8
+"""Below this many posterior samples the run warns that its intervals are rough."""
+
+
 def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
                   samples: int = 16, steps: int = 20, rounds: int = 1, t0: float = 0.3, seed: int = 0,
@@ -186,6 +190,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         A_start[missing] = fcls(pick(cube)[missing], pick(E0))
         record["warnings"].append(f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
                                   "abundances (NaN); they start from FCLS with the init's endmembers")
+        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
+    if samples < FEW_SAMPLES:
+        record["warnings"].append(f"--samples {samples}: the std and 5 / 95 % quantiles of fewer than {FEW_SAMPLES} "
+                                  "samples are rough (the mean may even lie outside its interval); use 16 or more "
+                                  "for uncertainty")
         warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
     bar = _steps_bar(progress)
     try:

@@ -47,7 +47,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
                              "applies to method='hybridstu' only")
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
-        raise ParameterError("method", method, "needs exactly one of model, endmembers_file or n_endmembers")
+        raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
+                             "(--endmembers-file) or an endmember count (-p)")
     if hybrid and model is not None:
         for name, value in (("maps", maps), ("max_minutes", max_minutes)):
             if value is not None:
