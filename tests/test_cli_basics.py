@@ -189,3 +189,16 @@ def test_interrupt_exits_130_not_0(run_cli, tmp_path, monkeypatch):
     monkeypatch.setattr(io, "read_scene", interrupted)
     code, _, err = run_cli("info", p)
     assert code == 130 and "interrupted" in err
+
+
+def test_a_band_that_is_nan_everywhere_is_named(run_cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0.1, 0.9, (6, 7, 5)).astype(np.float32)
+    cube[..., 2] = np.nan  # a dropped band
+    p = tmp_path / "s.npy"
+    np.save(p, cube)
+    code, _, err = run_cli("unmix", p, "-p", "2", "--out", tmp_path / "o")
+    assert code == 2 and "band 3 is NaN/nodata in every pixel" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()

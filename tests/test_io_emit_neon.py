@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hdf5_fixtures import make_emit_nc, make_neon_h5
+from hdf5_fixtures import EMIT_FILL, make_emit_nc, make_neon_h5
 from unmixgen.errors import InputError
 from unmixgen.io import detect_format, read_scene
 
@@ -111,3 +111,13 @@ def test_emit_cube_behind_external_link_is_refused(tmp_path):
         f["reflectance"] = h5py.ExternalLink("elsewhere.nc", "/reflectance")
     with pytest.raises(InputError, match="reflectance is an external link; refused"):
         read_scene(e["path"])
+
+
+def test_a_good_band_of_nothing_but_fill_is_named_when_it_leaves_no_valid_pixel(tmp_path):
+    # the pixels are fine but for one band: the refusal names it instead of blaming the pixels
+    e = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc")
+    with h5py.File(e["path"], "r+") as f:
+        f[e["variable"]][:, :, 1] = EMIT_FILL  # 450 nm, flagged good
+    scene = read_scene(e["path"])
+    with pytest.raises(InputError, match=r"no valid pixel: band 2 \(450 nm\) is NaN/nodata in every pixel"):
+        scene.require_valid()

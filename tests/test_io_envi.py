@@ -76,6 +76,24 @@ def test_bbl_band_names_and_data_ignore_value(tmp_path):
     np.testing.assert_array_equal(scene.mask, expected)
 
 
+@pytest.mark.parametrize("interleave", ["bsq", "bip"])
+@pytest.mark.parametrize("nodata", ["-9999", "nan"])
+def test_a_band_of_nothing_but_the_ignore_value_is_a_bad_band(tmp_path, interleave, nodata):
+    # the fill would otherwise be unmixed as a reflectance of -99.99
+    stored = _stored("f4")
+    stored[..., 3] = float(nodata)
+    stored[2, 3, :] = float(nodata)  # and one nodata pixel
+    hdr = write_envi(tmp_path, stored, interleave=interleave, extra={
+        "bbl": "{1, 0, 1, 1, 1}", "data ignore value": nodata, "reflectance scale factor": "100"})
+    scene = read_scene(hdr)
+    np.testing.assert_array_equal(scene.good_bands, [True, False, True, False, True])
+    assert scene.metadata["empty_bands"] == [4]
+    assert np.isnan(scene.load()[..., 3]).all()  # never the scaled fill
+    expected = np.ones((7, 11), bool)
+    expected[2, 3] = False
+    np.testing.assert_array_equal(scene.mask, expected)
+
+
 def test_lazy_memory_map_and_window(tmp_path):
     stored = _stored("u2")
     hdr = write_envi(tmp_path, stored, interleave="bsq", byte_order=1, header_offset=5,

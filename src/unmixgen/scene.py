@@ -256,17 +256,34 @@ class Scene:
         flagged bad may hold anything)."""
         if self._mask is None:
             if self._mask_fn is not None:
-                self._mask = self._checked_mask(self._mask_fn())
+                mask = self._checked_mask(self._mask_fn())
             else:
-                nodata = self.nodata
-                good = None if self.good_bands.all() else self.good_bands
-
-                def valid(data: np.ndarray, _) -> np.ndarray:
-                    return pixel_validity(data if good is None else data[..., good], nodata)[..., None]
-
-                self._mask = map_tiles(self, valid, tile=512, out_channels=1, dtype=bool, fill=False,
-                                       masked=False)[..., 0]
+                mask = self._values_validity()
+            self._mask = mask
         return self._mask
+
+    def _values_validity(self) -> np.ndarray:
+        """`pixel_validity` of the presented values on the good bands, tile by tile."""
+        nodata = self.nodata
+        good = None if self.good_bands.all() else self.good_bands
+
+        def valid(data: np.ndarray, _) -> np.ndarray:
+            return pixel_validity(data if good is None else data[..., good], nodata)[..., None]
+
+        return map_tiles(self, valid, tile=512, out_channels=1, dtype=bool, fill=False, masked=False)[..., 0]
+
+    def _empty_good_bands(self) -> np.ndarray:
+        """Bool per band: good bands that hold no valid value in any pixel (NaN or nodata
+        everywhere, e.g. a band the producer dropped and filled). Reads the whole scene."""
+        nd = self.nodata
+        has = np.zeros(self.bands, bool)
+        for r0 in range(0, self.rows, 256):
+            blk = self.read(slice(r0, min(r0 + 256, self.rows)), slice(0, self.cols))
+            ok = np.isfinite(blk)
+            if nd is not None and np.isfinite(nd) and nd != 0:
+                ok &= blk != np.float32(nd)
+            has |= ok.any(axis=(0, 1))
+        return self.good_bands & ~has
 
     @property
     def valid_fraction(self) -> float:
@@ -275,6 +292,18 @@ class Scene:
     def require_valid(self) -> None:
         """Raise `InputError` when no pixel of the scene is valid."""
         if not self.mask.any():
+            empty = self._empty_good_bands()
+            if empty.any() and not empty[self.good_bands].all():
+                # the pixels are fine but for bands that hold nothing: name those
+                idx = np.flatnonzero(empty)
+                where = ", ".join(f"{i + 1}" + (f" ({self.wavelengths[i]:.0f} nm)" if self.wavelengths is not None
+                                                else "") for i in idx[:5])
+                more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+                raise InputError(
+                    f"{self._what('scene')}: no valid pixel: band{'s' if idx.size > 1 else ''} {where}{more} "
+                    f"{'are' if idx.size > 1 else 'is'} NaN/nodata in every pixel; expected them marked bad "
+                    "(e.g. ENVI bbl, .npz good_bands) or removed"
+                )
             raise InputError(
                 f"{self._what('scene')}: no valid pixel (every pixel is NaN/Inf, all-zero, "
                 "nodata or flagged); expected at least one"

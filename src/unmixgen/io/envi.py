@@ -42,7 +42,7 @@ from .bands import (
     wavelengths_from_labels,
 )
 from .checks import make_scene, number, quiet_gdal, require_regular_file
-from .raw import INTERLEAVES, RawSource, stored_validity, strided_cube
+from .raw import INTERLEAVES, RawSource, stored_empty_bands, stored_validity, strided_cube
 
 # ENVI data type code -> numpy dtype (without byte order)
 DATA_TYPES: dict[int, str] = {
@@ -408,8 +408,15 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
             f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"
         if "band_names" in metadata:
             metadata["band_names"] = arr.take(metadata["band_names"])
+    # a band that holds nothing but the data ignore value is a bad band (read as NaN), not
+    # data: its fill would otherwise be unmixed as a reflectance
+    empty = stored_empty_bands(array, nodata)
+    if empty is not None and empty.any():
+        good = (np.ones(bands, bool) if good is None else np.asarray(good, bool)) & ~empty
+        metadata["empty_bands"] = [int(i) + 1 for i in np.flatnonzero(empty)]  # 1-based, stored
     good_stored = good
-    source = RawSource(array, gain=gains, offset=offsets, order=arr.order, dtype=dtype.str[1:], path=data)
+    source = RawSource(array, gain=gains, offset=offsets, order=arr.order, empty=empty, dtype=dtype.str[1:],
+                       path=data)
     good = arr.take(good)
     require_good_band(good, hdr)
     return make_scene(

@@ -122,6 +122,34 @@ class RawSource:
         return out
 
 
+def stored_empty_bands(array: np.ndarray, nodata: float | None, sample: int = 64,
+                       block_rows: int = 256) -> np.ndarray | None:
+    """Bool per stored band of ``array`` (rows, cols, bands): True where every stored value
+    of the band is ``nodata`` (NaN counts as nodata too); None without a nodata value.
+
+    A strided sample of at most ``sample`` x ``sample`` pixels picks the candidates; each
+    candidate band is then read whole, a block of rows at a time, stopping at its first
+    value that is not nodata (a band with data costs the sample only).
+    """
+    if nodata is None:
+        return None
+    rows, cols = array.shape[:2]
+    nd = np.float32(nodata)
+
+    def all_nodata(a: np.ndarray) -> bool:
+        a = np.asarray(a, np.float32)
+        return bool(np.all(np.isnan(a) | (a == nd)))
+
+    small = array[:: max(1, rows // sample), :: max(1, cols // sample), :]
+    cand = np.array([all_nodata(small[..., b]) for b in range(array.shape[2])])
+    for b in np.flatnonzero(cand):
+        for r0 in range(0, rows, block_rows):
+            if not all_nodata(array[r0 : r0 + block_rows, :, int(b)]):
+                cand[b] = False
+                break
+    return cand
+
+
 def stored_validity(array: np.ndarray, nodata: float | None, good=None, block_rows: int = 256) -> np.ndarray:
     """Valid pixels ``(rows, cols)`` judged on the stored values of ``array`` (see
     `pixel_validity`), a block of rows at a time, on the good bands only (``good``: bool per
@@ -137,4 +165,4 @@ def stored_validity(array: np.ndarray, nodata: float | None, good=None, block_ro
     return out
 
 
-__all__ = ["INTERLEAVES", "RawSource", "stored_validity", "strided_cube"]
+__all__ = ["INTERLEAVES", "RawSource", "stored_empty_bands", "stored_validity", "strided_cube"]
