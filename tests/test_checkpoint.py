@@ -111,3 +111,15 @@ def test_damaged_weights_state_and_arrays_are_input_errors(tmp_path):
     _truncate(folder / "endmembers.npz")
     with pytest.raises(InputError, match="endmembers.npz: cannot read .*damaged"):
         ck.load_arrays(folder / "endmembers.npz")
+
+
+def test_weights_are_written_with_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    folder = saved_folder(tmp_path / "m")
+    path = ck.latest_checkpoint(folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in (ck.EMA_FILE, ck.STATE_FILE, ck.STATE_JSON):
+        assert stat.S_IMODE((path / name).stat().st_mode) == 0o666 & ~umask, name

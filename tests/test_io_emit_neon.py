@@ -121,3 +121,11 @@ def test_a_good_band_of_nothing_but_fill_is_named_when_it_leaves_no_valid_pixel(
     scene = read_scene(e["path"])
     with pytest.raises(InputError, match=r"no valid pixel: band 2 \(450 nm\) is NaN/nodata in every pixel"):
         scene.require_valid()
+
+
+def test_a_truncated_emit_file_is_damaged_not_unknown(tmp_path):
+    e = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc")
+    data = e["path"].read_bytes()
+    e["path"].write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cannot open as HDF5/NetCDF .*damaged"):
+        detect_format(e["path"])

@@ -88,6 +88,9 @@ def detect_format(path: str | os.PathLike) -> str:
         if head.startswith(b"MATLAB"):  # v7.3 .mat under another name (HDF5 after a user block)
             return "matlab"
         kind = hdf5.sniff(path)
+        if kind is None and head.startswith(hdf5.HDF5_MAGIC):
+            with reading(path, "open as HDF5/NetCDF"):  # a truncated file is damaged, not unknown
+                hdf5.h5py.File(path, "r").close()
         if kind is None:
             raise in_file(path, f"HDF5/NetCDF file whose content no reader knows (top level: "
                                 f"{hdf5.top_level(path)}); format not supported. Supported: {READ_FORMATS}")

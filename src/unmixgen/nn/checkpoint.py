@@ -151,6 +151,8 @@ def save_checkpoint(model_dir: Path, step: int, *, weights: dict[str, torch.Tens
     try:
         save_file(_plain(weights), str(tmp / EMA_FILE), metadata=meta)
         save_file(_plain(training), str(tmp / STATE_FILE), metadata=meta)
+        for file in (EMA_FILE, STATE_FILE):  # safetensors writes 0600; the folder's other files follow the umask
+            _usual_mode(tmp / file)
         (tmp / STATE_JSON).write_text(json.dumps({**state, "step": step}) + "\n")
         if final.exists():  # same step saved again: keep the old one until the new is in place
             aside = ck_root / f".{name}.old-{uuid.uuid4().hex[:8]}"
@@ -165,6 +167,13 @@ def save_checkpoint(model_dir: Path, step: int, *, weights: dict[str, torch.Tens
         if old.name != name and (old.name.startswith("step-") or old.name.startswith(".step-")):
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _usual_mode(path: Path) -> None:
+    """Give ``path`` the permissions a plain ``open(path, "w")`` would (0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
