@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_envi
-from unmixgen.io import read_scene
+from unmixgen.io import read_scene, write_scene
+from unmixgen.scene import Scene
 
 MAP_INFO = "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84, units=Meters}"
 WL_UM = [0.45, 0.55, 0.65, 0.75, 0.85]
@@ -144,3 +145,29 @@ def test_outputs_that_cannot_be_written_are_bad_input(run_cli, envi_scene, tmp_p
     code, _, err = run_cli("unmix", hdr, "-p", "2", "--method", "vca", "--out", tmp_path, "--overwrite")
     assert code == 2 and "input" in err
     assert hdr.exists()
+
+
+def test_convert_gives_a_scene_without_wavelengths_its_bands(tmp_path, run_cli):
+    # a MATLAB benchmark (Samson) stores none; the spectra prior and library resampling need them
+    rng = np.random.default_rng(0)
+    src = tmp_path / "nowl.npz"
+    write_scene(Scene(rng.uniform(0.1, 0.9, (5, 6, 8)).astype(np.float32)), src)
+    out = tmp_path / "wl.hdr"
+    code, _, err = run_cli("convert", src, out, "--wavelengths", "401:889")
+    assert code == 0, err
+    np.testing.assert_allclose(read_scene(out).wavelengths, np.linspace(401, 889, 8), rtol=1e-6)
+    listed = tmp_path / "wl.csv"
+    listed.write_text("wavelength_um\n" + "\n".join(f"{v:.3f}" for v in np.linspace(0.4, 2.5, 8)))
+    code, _, err = run_cli("convert", src, tmp_path / "wl2.npz", "--wavelengths", listed)
+    assert code == 0, err
+    np.testing.assert_allclose(read_scene(tmp_path / "wl2.npz").wavelengths, np.linspace(400, 2500, 8), atol=1e-6)
+    for spec, message in (("889:401", "increasing"), ("4o1:889", "START:STOP"), (str(tmp_path / "none.csv"), "no such"),
+                          ("1:2:3", "no such file")):
+        bad = tmp_path / "bad.npz"
+        code, _, err = run_cli("convert", src, bad, "--wavelengths", spec)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (spec, err)
+        assert not bad.exists()
+    short = tmp_path / "short.csv"
+    short.write_text("500\n600\n")
+    code, _, err = run_cli("convert", src, tmp_path / "bad.npz", "--wavelengths", short)
+    assert code == 2 and "2 values for 8 bands" in err

@@ -94,6 +94,43 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths") 
 SAME_GRID_NM = 0.5  # band centres closer than this are the same band (rounding in files)
 
 
+def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths") -> np.ndarray:
+    """Wavelengths (nm, float64) for a scene of ``bands`` bands from ``spec``: ``START:STOP``
+    (band centres evenly spaced from the first to the last, e.g. ``401:889`` for Samson) or a
+    text / CSV file whose first column holds one wavelength per band (a header line is
+    allowed). Values below 100 are read as micrometres. `InputError` naming ``what`` unless
+    the result has one increasing, positive value per band."""
+    import os
+
+    text = spec.strip()
+    if not os.path.exists(text) and text.count(":") == 1:
+        try:
+            start, stop = (float(v) for v in text.split(":"))
+        except ValueError:
+            raise InputError(f"{what} {spec!r}: expected START:STOP in nm (e.g. 401:889) or a file with one "
+                             "wavelength per band") from None
+        wl = to_nm(np.linspace(start, stop, bands), what=f"{what} {spec!r}")
+    else:
+        if not os.path.isfile(text):
+            raise InputError(f"{what} {spec!r}: no such file, and not START:STOP; expected START:STOP in nm or a "
+                             "file with one wavelength per band")
+        values = []
+        with open(text, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f):
+                cell = line.replace(";", ",").replace("\t", ",").split(",")[0].strip()
+                if not cell or cell.startswith("#"):
+                    continue
+                try:
+                    values.append(float(cell))
+                except ValueError:
+                    if n == 0 and not values:
+                        continue  # a header line
+                    raise InputError(f"{text}: line {n + 1} {cell!r} is not a number; expected one wavelength "
+                                     "per line (first column)") from None
+        wl = to_nm(values, what=text)
+    return check_wavelengths(wl, bands, what=f"{what} {spec!r}")
+
+
 def grid_offset_nm(a, b) -> float:
     """Largest ``|a - b|`` (nm) between two band-centre grids; inf when their lengths differ
     or a value is not finite (so such grids are never the same)."""

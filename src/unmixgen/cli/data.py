@@ -49,16 +49,26 @@ def info(
 def convert(
     src: Path = typer.Argument(..., help="Input scene, any readable format."),
     dst: Path = typer.Argument(..., help="Output file: .npz, .tif, .hdr (ENVI) or .mat (HySUPP layout)."),
+    wavelengths: str = typer.Option(None, "--wavelengths", help="Band centres for a scene whose file has none (MATLAB benchmarks): START:STOP in nm, evenly spaced (Samson: 401:889), or a text/CSV file with one per band."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Convert a scene to another format, in physical units, with its mask and wavelengths.
 
-    Example: unmixgen convert scene.hdr scene.npz
+    Example: unmixgen convert samson_1.mat samson.hdr --wavelengths 401:889
     """
+    import warnings
+
     from ..io import check_output_file, read_scene, write_scene
+    from ..wavelengths import wavelengths_from_spec
 
     check_output_file(dst, overwrite=overwrite, inputs=[src])
     scene = read_scene(src)
+    if wavelengths is not None:
+        wl = wavelengths_from_spec(wavelengths, scene.bands)
+        if scene.wavelengths is not None:
+            warnings.warn(f"{src}: its own wavelengths ({scene.wavelengths[0]:.0f}-{scene.wavelengths[-1]:.0f} nm) "
+                          f"are replaced by --wavelengths ({wl[0]:.0f}-{wl[-1]:.0f} nm)", UserWarning, stacklevel=2)
+        scene.wavelengths = wl
     scene.require_valid()
     write_scene(scene, dst)
     print(f"wrote {dst}")
