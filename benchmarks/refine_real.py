@@ -4,6 +4,7 @@ decisions, calibration of the abundance samples against the reference maps, seco
 
     PYTHONPATH=src python benchmarks/refine_real.py --samples 16 --steps 5
     PYTHONPATH=src python benchmarks/refine_real.py --scenes jasper --endmember-tolerance 0   # without the pull
+    PYTHONPATH=src python benchmarks/refine_real.py --scenes samson --samson-wavelengths 401:889   # with the spectra prior
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from unmixgen.refine.posterior import refine
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.inversion import fcls
 from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
+from unmixgen.wavelengths import wavelengths_from_spec
 from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
 
 
@@ -34,6 +36,9 @@ def main() -> None:
     ap.add_argument("--scenes", default="samson,jasper")
     ap.add_argument("--endmember-tolerance", type=float, default=None,
                     help="refine's endmember_tolerance (0: no spectra-prior pull; default: refine's)")
+    ap.add_argument("--samson-wavelengths", default=None,
+                    help="START:STOP band centres for Samson (its file has none; Zhu: about 401-889 nm), so the "
+                         "spectra prior runs there too")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
@@ -43,6 +48,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.scenes.split(","):
         scene = real_scene(name)
+        if name == "samson" and args.samson_wavelengths:
+            scene.wavelengths = wavelengths_from_spec(args.samson_wavelengths, scene.bands)
         cube = scene.load()
         p = scene.truth.endmembers.shape[0]
         for init in ("vca+fcls", DEFAULT_METHOD):
