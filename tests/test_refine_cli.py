@@ -265,3 +265,21 @@ def test_valid_pixels_the_init_left_nan_are_refined_from_fcls(setup, run_cli):
             assert np.isfinite(z[key]).all(), key
         assert np.allclose(z["abundances"].sum(-1), 1, atol=1e-5)
         assert np.isnan(z["init_abundances"][0, 0]).all()  # the init as it was given
+
+
+def test_a_scene_without_wavelengths_keeps_its_endmembers_and_says_how_to_refine_them(setup, run_cli):
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    write_scene(Scene(Y), root / "nowl.npz")
+    init = root / "nowl_init"
+    init.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        save_result(init, Scene(Y), endmembers=z["endmembers"], abundances=z["abundances"], figures=False)
+    out = root / "ref_nowl"
+    code, _, err = run_cli("refine", root / "nowl.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "8", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert "no wavelengths" in err and "--wavelengths START:STOP" in err
+    with np.load(out / "result.npz") as z, np.load(init / "result.npz") as z0:
+        np.testing.assert_array_equal(z["endmembers"], z0["endmembers"])

@@ -165,7 +165,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if scene.wavelengths is not None:
         sp = load_spectra_prior(spectra_prior, device)
     elif spectra_prior is not None:
-        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them")
+        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them (give it band "
+                         "centres: unmixgen convert SCENE OUT --wavelengths START:STOP)")
     cube = scene.load()
     if brightness is not None:
         # pixels without a usable brightness (NaN, 0) are refined as they are
@@ -190,6 +191,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         A_start[missing] = fcls(pick(cube)[missing], pick(E0))
         record["warnings"].append(f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
                                   "abundances (NaN); they start from FCLS with the init's endmembers")
+        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
+    if sp is None:
+        record["warnings"].append(f"{scene_path}: the scene has no wavelengths, so its endmembers are kept as the init "
+                                  "has them (the spectra prior needs band centres: unmixgen convert SCENE OUT "
+                                  "--wavelengths START:STOP)")
         warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
     if samples < FEW_SAMPLES:
         record["warnings"].append(f"--samples {samples}: the std and 5 / 95 % quantiles of fewer than {FEW_SAMPLES} "
