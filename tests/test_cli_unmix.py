@@ -137,6 +137,10 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     assert (out / "evaluation.json").is_file()
     code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out)
     assert code == 0 and "SAD" in stdout
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "both", "--json")
+    assert code == 0 and json.loads(stdout)["alignment"] == "both"
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "names")
+    assert code == 2 and "--align: 'names'" in err
 
 
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):

@@ -70,7 +70,7 @@ def _summary(out: Path, record: dict) -> None:
 def evaluate(
     truth: Path = typer.Option(..., "--truth", help="Ground truth: benchmark .mat, .npz with endmembers/abundances, or result folder."),
     estimate: Path = typer.Option(..., "--estimate", help="Result folder of `unmixgen unmix`."),
-    align: str = typer.Option("abundance", "--align", help="Match endmembers by 'abundance' maps or spectral angle 'sad'."),
+    align: str = typer.Option("abundance", "--align", help="Match endmembers by 'abundance' maps, spectral angle 'sad', or 'both' (RMSE + SAD/90 deg: steadier when either is poor)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     save: Path = typer.Option(None, "--save", help="Where to write the JSON (default: ESTIMATE/evaluation.json)."),
 ) -> None:
@@ -87,8 +87,8 @@ def evaluate(
     from ..runs.folder import load_result
     from ..runs.sources import read_truth
 
-    if align not in ("abundance", "sad"):
-        raise InputError(f"--align: {align!r}; expected 'abundance' or 'sad'")
+    if align not in ("abundance", "sad", "both"):
+        raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
     r = load_result(estimate)
     A = r.get("abundances")
     E = r.get("endmembers")
