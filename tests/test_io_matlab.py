@@ -239,3 +239,38 @@ def test_v5_dimensions_that_disagree_with_the_data_are_refused(tmp_path):
     p.write_bytes(bytes(raw))
     with pytest.raises(InputError, match="dims.mat: is a damaged MATLAB v5 file"):
         read_scene(p)
+
+
+def test_written_mat_keeps_good_bands_and_fwhm(tmp_path):
+    # bad bands hold NaN at valid pixels: without the list every pixel read back invalid
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0.05, 0.95, (10, 13, 6)).astype(np.float32)
+    cube[..., 3:5] = np.nan
+    good = np.array([1, 1, 1, 0, 0, 1], bool)
+    wl = np.array([450.0, 550.0, 650.0, 1400.0, 1900.0, 2200.0])
+    scene = Scene(cube, wavelengths=wl, fwhm=np.full(6, 10.0), good_bands=good)
+    write_scene(scene, tmp_path / "s.mat")
+    back = read_scene(tmp_path / "s.mat")
+    np.testing.assert_array_equal(back.good_bands, good)
+    np.testing.assert_allclose(back.fwhm, 10.0)
+    assert back.mask.all()
+    np.testing.assert_array_equal(back.load()[..., good], cube[..., good])
+
+
+def test_bad_good_band_flags_are_refused(tmp_path):
+    import scipy.io as sio
+
+    cube = np.random.default_rng(1).uniform(0.1, 0.9, (4 * 5, 3)).T
+    for flags, message in (([1, 2, 1], "flags of 0 or 1"), ([1, 1], "expected 3 flags"), ([0, 0, 0], "every band")):
+        sio.savemat(tmp_path / "b.mat", {"Y": cube, "H": 4, "W": 5, "good_bands": np.array(flags)})
+        with pytest.raises(InputError, match=message):
+            read_scene(tmp_path / "b.mat")
+
+
+def test_fwhm_follows_the_wavelengths_unit(tmp_path):
+    cube = np.random.default_rng(2).uniform(0.1, 0.9, (3, 4 * 5))
+    sio.savemat(tmp_path / "um.mat", {"Y": cube, "H": 4, "W": 5, "wavelengths": np.array([0.5, 0.6, 0.7]),
+                                       "fwhm": np.array([0.01, 0.01, 0.02])})
+    back = read_scene(tmp_path / "um.mat")
+    np.testing.assert_allclose(back.wavelengths, [500, 600, 700])
+    np.testing.assert_allclose(back.fwhm, [10, 10, 20])

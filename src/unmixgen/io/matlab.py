@@ -16,7 +16,8 @@ Layouts recognised by `read` (first match wins):
 4. A cube stored ``(rows, cols, bands)`` under any key (e.g. MiSiCNet's ``Y_clean``): the
    single 3-D numeric array of the file.
 
-Optional keys in any layout: ``wavelengths`` (nm, or um when < 100), ``mask`` (rows, cols).
+Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
+``good_bands`` (0/1 per band), ``mask`` (rows, cols).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
 from another file with `read_truth` instead.
 
@@ -287,15 +288,26 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
         cube = cube / np.float32(meta["max_value"])
     cube = np.ascontiguousarray(cube)
     rows, cols, bands = cube.shape
-    wl = None
+    wl, fwhm_unit = None, 1.0
     for key in ("wavelengths", "wavelength", "wl"):
         if key in d:
-            wl = to_nm(np.asarray(d[key]).reshape(-1), what=f"{path}: {key}")
+            raw = np.asarray(d[key]).reshape(-1)
+            wl = to_nm(raw, what=f"{path}: {key}")
+            if raw.size and raw.dtype.kind in "iuf" and np.all(np.isfinite(raw)) and wl[0] != raw[0]:
+                fwhm_unit = 1e3  # widths in the wavelengths' unit (um); their magnitude cannot tell
             break
+    good = _band_flags(d, "good_bands", bands, path)
+    fwhm = None
+    if "fwhm" in d:
+        fwhm = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm") * fwhm_unit
+        if fwhm.shape != (bands,) or not np.all(np.isfinite(fwhm) & (fwhm > 0)):
+            raise in_file(path, f"fwhm: {fwhm.size} values; expected {bands} positive widths, one per band")
     mask = None
     if "mask" in d and np.shape(d["mask"]) == (rows, cols) and np.asarray(d["mask"]).dtype.kind in "biuf":
-        mask = np.asarray(d["mask"]).astype(bool) & np.isfinite(cube).all(axis=-1)
-    scene = make_scene(path, cube, wavelengths=wl, mask=mask, name=path.stem,
+        # validity on the good bands: bad bands are NaN in files this package writes
+        on = cube if good is None else cube[..., good]
+        mask = np.asarray(d["mask"]).astype(bool) & np.isfinite(on).all(axis=-1)
+    scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
                        metadata={"format": "matlab", "layout": layout, "pixel_order": order, **meta})
     if truth is not None:
         scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order))
@@ -307,12 +319,28 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
 
 
 # -- writer ----------------------------------------------------------------------------------
+def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
+    """The optional 0/1 flag per band ``d[key]`` as bool, checked; None when absent."""
+    if key not in d:
+        return None
+    v = np.asarray(d[key])
+    if v.dtype.kind not in "biuf" or v.size != bands or not np.isin(v, (0, 1)).all():
+        raise in_file(path, f"{key}: {v.size} values of type {v.dtype}; expected {bands} flags of 0 or 1, one "
+                      "per band")
+    good = v.reshape(-1).astype(bool)
+    if not good.any():
+        raise in_file(path, f"{key}: every band is flagged bad; expected at least one good band")
+    return good
+
+
 def write(scene: Scene, path: Path, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
     Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
     ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p), ``A`` (p, N), ``p``,
-    ``labels``; plus ``wavelengths`` (nm) when known and ``mask`` (H, W) uint8.
+    ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known, ``good_bands`` (1, L)
+    uint8 when a band is bad, and ``mask`` (H, W) uint8. Georeferencing has no place here
+    (use .tif or ENVI for it).
     """
     import scipy.io as sio
 
@@ -325,6 +353,10 @@ def write(scene: Scene, path: Path, **options) -> None:
                            "mask": mask.astype(np.uint8)}
     if scene.wavelengths is not None:
         out["wavelengths"] = scene.wavelengths.reshape(1, -1)
+    if scene.fwhm is not None:
+        out["fwhm"] = scene.fwhm.reshape(1, -1)
+    if not scene.good_bands.all():
+        out["good_bands"] = scene.good_bands.astype(np.uint8).reshape(1, -1)
     t = scene.truth
     if t is not None:
         if t.endmembers is not None:
