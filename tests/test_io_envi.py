@@ -194,6 +194,20 @@ def test_writer_rotation_interleave_and_integer_dtype(tmp_path, interleave):
     np.testing.assert_allclose(back.transform, t, atol=1e-9)
 
 
+@pytest.mark.parametrize("t", [(30.0, 0.0, 5e5, 0.0, 30.0, 58e5), (-30.0, 0.0, 5e5, 0.0, -30.0, 58e5),
+                               (-30.0, 0.0, 5e5, 0.0, 30.0, 58e5)])
+def test_south_up_and_mirrored_grids_round_trip(tmp_path, t):
+    # map info keeps the pixel sizes' signs; it wrote them positive and flipped the scene
+    write_scene(Scene(scene_cube(), transform=t, crs="EPSG:32633"), tmp_path / "s.hdr")
+    np.testing.assert_allclose(read_scene(tmp_path / "s.hdr").transform, t, atol=1e-9)
+
+
+def test_a_sheared_grid_is_refused_not_approximated(tmp_path):
+    with pytest.raises(InputError, match="sheared"):
+        write_scene(Scene(scene_cube(), transform=(30.0, 5.0, 5e5, 3.0, -30.0, 58e5)), tmp_path / "s.hdr")
+    assert not list(tmp_path.iterdir())
+
+
 # -- bad input --------------------------------------------------------------------------
 @pytest.mark.parametrize("field", ["samples", "lines", "bands", "data type", "interleave"])
 def test_missing_required_field(tmp_path, run_cli, field):

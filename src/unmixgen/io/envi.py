@@ -229,9 +229,22 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
 def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
     """``(map info value, coordinate system string or None)`` for a header."""
     a, b, c, d, e, f = transform
-    xs = math.hypot(a, d)
-    ys = math.hypot(b, e)
-    rotation = math.degrees(math.atan2(d, a))
+    if b == 0 and d == 0:  # north-up, south-up or mirrored: signed pixel sizes, no rotation
+        xs, ys, rotation = a, -e, 0.0
+    else:
+        th = math.atan2(d, a)
+        xs = math.hypot(a, d)
+        ct, st = math.cos(th), math.sin(th)
+        ys = -e / ct if abs(ct) > abs(st) else b / st
+        rotation = math.degrees(th)
+    # map info is x = c + xs cos(r) i + ys sin(r) j, y = f + xs sin(r) i - ys cos(r) j: a
+    # sheared transform has no such form, and writing an approximation would move the scene
+    ct, st = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    back = (xs * ct, ys * st, xs * st, -ys * ct)
+    scale = max(abs(a), abs(b), abs(d), abs(e))
+    if max(abs(u - v) for u, v in zip(back, (a, b, d, e), strict=True)) > 1e-9 * scale:
+        raise InputError(f"transform {tuple(transform)}: sheared, which ENVI 'map info' cannot express; expected a "
+                         "rotated or axis-aligned grid (write .tif for this one)")
     name, tail, css = "Arbitrary", [], None
     if crs:
         from rasterio.crs import CRS
