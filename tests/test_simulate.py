@@ -210,11 +210,16 @@ def test_cli_simulate_noise_variability_sensor_tif(inputs, run_cli):
     assert code == 0, err
     with np.load(out / "scene_000.npz") as z:
         assert z["cube"].shape == (ROWS, COLS, 18)
-        assert z["endmembers"].shape == (ROWS, COLS, P, 18)
+        assert z["pixel_endmembers"].shape == (ROWS, COLS, P, 18)
+        assert z["endmembers"].shape == (P, 18)  # the reference set: the file reads as a scene with truth
         assert z["scales"].shape == (ROWS, COLS, P)
         np.testing.assert_allclose(z["wavelengths"], np.arange(500, 860, 20))
         assert snr_db(z["clean"], z["cube"]) == pytest.approx(20.0, abs=0.6)
     assert (out / "scene_001.tif").is_file()
+    for args in (("info", out / "scene_000.npz"), ("unmix", out / "scene_000.npz", "-p", "3", "--method", "vca",
+                                                   "--out", tmp / "sim2run", "--no-figures")):
+        code, _, err = run_cli(*args)
+        assert code == 0, err
 
 
 def test_cli_simulate_bad_inputs(inputs, run_cli):

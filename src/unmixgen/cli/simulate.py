@@ -35,7 +35,8 @@ def simulate_cmd(
 ) -> None:
     """Simulate hyperspectral scenes with exact ground truth from abundance maps and endmembers.
 
-    Writes per map scene_000.npz (cube, clean, abundances, endmembers, wavelengths), the cube
+    Writes per map scene_000.npz (cube, clean, abundances, endmembers, wavelengths; with
+    --variability also pixel_endmembers and scales), the cube
     as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv and run.json.
 
     Example: unmixgen simulate --abundances synth/ --endmembers USGS_1995_Library.mat:kaolinite,alunite,muscovite --snr 30 --out sim

@@ -88,12 +88,18 @@ class SimulatedScene:
         )
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales`` when known)."""
+        """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales`` when known).
+
+        ``endmembers`` is always the (p, bands) reference set, so the file reads as a scene
+        with ground truth everywhere; with variability the per-pixel spectra (rows, cols, p,
+        bands) are ``pixel_endmembers``."""
+        per_pixel = self.endmembers.ndim == 4
         out = {
             "cube": self.cube,
             "clean": self.clean,
             "abundances": self.abundances,
-            "endmembers": self.endmembers,
+            "endmembers": self.reference_endmembers,
+            **({"pixel_endmembers": self.endmembers} if per_pixel else {}),
             "reference_endmembers": self.reference_endmembers,
             "endmember_names": np.array(self.names or [f"em{i + 1}" for i in range(self.abundances.shape[-1])]),
             "snr_db": np.array(np.nan if self.snr_db is None else self.snr_db),
