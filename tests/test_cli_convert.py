@@ -171,3 +171,16 @@ def test_convert_gives_a_scene_without_wavelengths_its_bands(tmp_path, run_cli):
     short.write_text("500\n600\n")
     code, _, err = run_cli("convert", src, tmp_path / "bad.npz", "--wavelengths", short)
     assert code == 2 and "2 values for 8 bands" in err
+
+
+def test_a_crs_without_a_transform_stays_without_one_and_info_json_is_strict(tmp_path, run_cli):
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0.05, 0.95, (10, 13, 4)).astype(np.float32)
+    cube[0, 0] = np.nan
+    write_scene(Scene(cube, crs="EPSG:4326"), tmp_path / "crs.npz")
+    assert run_cli("convert", tmp_path / "crs.npz", tmp_path / "out.tif")[0] == 0
+    back = read_scene(tmp_path / "out.tif")
+    assert back.transform is None  # GDAL's identity default is not a georeference
+    code, out, _ = run_cli("info", tmp_path / "out.tif", "--json")
+    d = json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))  # NaN is not JSON
+    assert code == 0 and d["nodata"] == "nan" and d["transform"] is None

@@ -32,7 +32,11 @@ def info(
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)
     if as_json:
-        print(json.dumps(d))
+        from ..atomic import jsonable
+
+        if isinstance(d.get("nodata"), float) and d["nodata"] != d["nodata"]:
+            d["nodata"] = "nan"  # a NaN nodata value, not "none declared" (null)
+        print(json.dumps(jsonable(d), allow_nan=False))
         return
     from rich.console import Console
     from rich.table import Table

@@ -305,7 +305,8 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         file_nodata = ds.nodata
         crs = ds.crs.to_wkt() if ds.crs else None
         transform = tuple(ds.transform)[:6]
-        has_geo = ds.crs is not None or not ds.transform.is_identity
+        # GDAL reports the identity when a file has no geotransform: a CRS alone places nothing
+        has_geo = not ds.transform.is_identity
         descriptions = list(ds.descriptions)
         good = bad_band_flags(ds, path)
     nodata = file_nodata if nodata is None else nodata
