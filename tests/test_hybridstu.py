@@ -422,3 +422,13 @@ def test_brightness_estimate_from_neighbours_ignores_the_noise():
     cube = simulate(A * s, 0.5 * E, snr_db=15.0, seed=3)[0].cube
     median, sigma = D.estimate_brightness(cube.reshape(-1, BANDS), E, mask=mask)
     assert abs(sigma - 0.2) < 0.04 and abs(median - 0.5) < 0.05
+
+
+def test_a_numpy_cube_works_like_a_scene(fitted):
+    # like the blind methods, the estimator takes a (rows, cols, bands) array
+    est, scene, E, A = fitted
+    np.testing.assert_array_equal(est.transform(scene.load()), est.transform(scene))
+    again = small().fit(scene.load(), endmembers=E)
+    np.testing.assert_array_equal(again.abundances_, est.abundances_)
+    with pytest.raises(InputError, match="expected \\(rows, cols, bands\\)"):
+        est.transform(scene.load()[0])

@@ -96,3 +96,15 @@ def test_cli_evaluate_reports_the_uncertainty_of_a_refine_result(run_cli, tmp_pa
     assert res["coverage90"] == pytest.approx(0.5) and "crps_gaussian_mean" in res
     code, out, _ = run_cli("evaluate", "--truth", tmp_path / "truth.npz", "--estimate", run)
     assert code == 0 and "90 % interval coverage" in out and "0.5000" in out
+
+
+def test_misshapen_uncertainty_is_named():
+    truth = np.full((4, 5, 2), 0.5)
+    with pytest.raises(InputError, match=r"abundances_std: shape \(4, 2\); expected \(4, 5, 2\)"):
+        interval_scores(truth, truth, std=np.ones((4, 2)))
+    with pytest.raises(InputError, match="abundances_q05: not a numeric array"):
+        interval_scores(truth, truth, q05=[[1, 2], [3]], q95=truth)
+    with pytest.raises(InputError, match="truth: shape"):
+        interval_scores(truth, truth[:3])
+    with pytest.raises(InputError, match="abundances_std: shape"):
+        evaluate(abundances=truth, ref_abundances=truth, uncertainty={"std": np.ones((4, 5, 3))})

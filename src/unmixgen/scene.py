@@ -93,6 +93,17 @@ class GroundTruth:
         return 0
 
 
+def as_scene(X: Scene | np.ndarray) -> Scene:
+    """``X`` itself when it is a `Scene`; a ``(rows, cols, bands)`` array wrapped in one (no
+    wavelengths); `InputError` for any other shape."""
+    if isinstance(X, Scene):
+        return X
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
+    return Scene(X)
+
+
 def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
     """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
 

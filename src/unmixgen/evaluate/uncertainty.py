@@ -35,13 +35,16 @@ def gaussian_crps(mean: np.ndarray, std: np.ndarray, truth: np.ndarray) -> np.nd
     return np.where(std > 0, crps, np.abs(truth - mean))
 
 
-def _flat(a: np.ndarray | None, p: int, what: str) -> np.ndarray | None:
+def _flat(a: np.ndarray | None, shape: tuple[int, ...], what: str) -> np.ndarray | None:
     if a is None:
         return None
-    a = np.asarray(a, np.float64)
-    if a.shape[-1] != p:
-        raise InputError(f"{what}: {a.shape[-1]} endmembers; expected {p} like the abundances")
-    return a.reshape(-1, p)
+    try:
+        a = np.asarray(a, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: not a numeric array ({exc}); expected shape {shape}") from None
+    if a.shape != shape:
+        raise InputError(f"{what}: shape {a.shape}; expected {shape} like the abundances")
+    return a.reshape(-1, shape[-1])
 
 
 def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | None = None,
@@ -60,11 +63,12 @@ def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | N
     ``pixels``), ``interval90_width_mean`` (abundance units), ``spearman_std_abs_error``,
     ``crps_gaussian_mean``; computed over pixels where every given array is finite.
     """
-    p = np.shape(A_est)[-1]
-    if np.shape(A_ref) != np.shape(A_est):
-        raise InputError(f"uncertainty: estimate {np.shape(A_est)} and truth {np.shape(A_ref)} differ in shape")
-    a, t = _flat(A_est, p, "abundances"), _flat(A_ref, p, "truth")
-    s, lo, hi = _flat(std, p, "abundances_std"), _flat(q05, p, "abundances_q05"), _flat(q95, p, "abundances_q95")
+    shape = np.shape(A_est)
+    if len(shape) < 2:
+        raise InputError(f"abundances: shape {shape}; expected (rows, cols, p) or (N, p)")
+    a, t = _flat(A_est, shape, "abundances"), _flat(A_ref, shape, "truth")
+    s, lo, hi = (_flat(std, shape, "abundances_std"), _flat(q05, shape, "abundances_q05"),
+                 _flat(q95, shape, "abundances_q95"))
     given = [v for v in (a, t, s, lo, hi) if v is not None]
     valid = np.all([np.isfinite(v).all(axis=1) for v in given], axis=0)
     if mask is not None:

@@ -524,8 +524,15 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
             if uncertainty:
                 from .uncertainty import interval_scores
 
-                scores = interval_scores(A_e, A_r, mask=mask, **{
-                    k: np.asarray(v)[..., sel] for k, v in uncertainty.items() if v is not None})
+                given = {k: v for k, v in uncertainty.items() if v is not None}
+                if set(given) - {"std", "q05", "q95"}:
+                    raise ParameterError("uncertainty", sorted(given), "expected keys among 'std', 'q05', 'q95'")
+                for k, v in given.items():
+                    if np.shape(v) != np.shape(abundances):
+                        raise InputError(f"abundances_{k}: shape {np.shape(v)}; expected {np.shape(abundances)} "
+                                         "like the abundances")
+                scores = interval_scores(A_e, A_r, mask=mask, **{k: np.asarray(v)[..., sel]
+                                                                for k, v in given.items()})
                 per_cov = scores.pop("coverage90_per_endmember", None)
                 out.update(scores)
                 if per_cov is not None:

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError, ParameterError, noting_convergence
-from ..scene import Scene
+from ..scene import Scene, as_scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert, invert_scene
 from .params import Constraint, EstimatorParams, Interval, Options
@@ -87,7 +87,7 @@ class BlindUnmixer(EstimatorParams):
         pixels or bands, rank too low). Returns self.
         """
         self.validate_params()
-        scene = _as_scene(scene)
+        scene = as_scene(scene)
         t0 = time.perf_counter()
         scene.require_valid()
         good = scene.good_bands
@@ -136,7 +136,7 @@ class BlindUnmixer(EstimatorParams):
         E = self._fitted("endmembers_")
         method = self._transform_method()
         if isinstance(X, Scene) or np.ndim(X) == 3:
-            A = invert_scene(_as_scene(X), E, method)
+            A = invert_scene(as_scene(X), E, method)
         elif np.ndim(X) == 2:
             A = invert(X, E, method)
         else:
@@ -174,15 +174,6 @@ class BlindUnmixer(EstimatorParams):
         if p > n:
             raise ParameterError("n_endmembers", p, f"exceeds the scene's {n} valid pixels; expected <= {n}")
         return p
-
-
-def _as_scene(X: Scene | np.ndarray) -> Scene:
-    if isinstance(X, Scene):
-        return X
-    X = np.asarray(X)
-    if X.ndim != 3:
-        raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands)")
-    return Scene(X)
 
 
 def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:

@@ -49,7 +49,7 @@ from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
 from ...nn.seeds import seed_torch
 from ...nn.trainer import Trainer, check_budget
-from ...scene import Scene
+from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, grid_offset_nm
 from ..inversion import pixel_brightness
@@ -207,7 +207,7 @@ class HybridSTU:
         return E
 
     # ------------------------------------------------------------------ training
-    def fit(self, scene: Scene, endmembers=None, maps="grf") -> HybridSTU:
+    def fit(self, scene: Scene | np.ndarray, endmembers=None, maps="grf") -> HybridSTU:
         """Train on scenes simulated for ``scene`` and unmix it; see the module docstring.
 
         Raises
@@ -218,6 +218,7 @@ class HybridSTU:
         TrainingDiverged
             The loss became NaN/Inf.
         """
+        scene = as_scene(scene)
         t0 = time.perf_counter()
         self.check_params()
         device = resolve_device(self.device)
@@ -387,7 +388,7 @@ class HybridSTU:
         if not hasattr(self, "net_"):
             raise InputError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
 
-    def transform(self, scene: Scene, *, with_brightness: bool = False, backend: str = "serial", on_tile=None):
+    def transform(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial", on_tile=None):
         """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels; with
         ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, each pixel's
         least-squares brightness for its answer (`unmixgen.unmix.inversion.pixel_brightness`,
@@ -396,6 +397,7 @@ class HybridSTU:
         Raises `InputError` when the scene's bands differ from the model's, or when ``k`` is
         larger than the scene.
         """
+        scene = as_scene(scene)
         self._check_fitted()
         good = self.check_scene(scene)
         if scene.bands != self.good_bands_.size or not np.array_equal(good, self.good_bands_):
@@ -452,7 +454,7 @@ class HybridSTU:
         fractions of each pixel's brightness (``brightness_``, `transform`)."""
         return getattr(self.net_, "front", "bands") == "subspace" and getattr(self.net_, "base", None) == "scaled"
 
-    def fit_transform(self, scene: Scene, endmembers=None, maps="grf") -> np.ndarray:
+    def fit_transform(self, scene: Scene | np.ndarray, endmembers=None, maps="grf") -> np.ndarray:
         return self.fit(scene, endmembers=endmembers, maps=maps).abundances_
 
     # ------------------------------------------------------------------ model folder
