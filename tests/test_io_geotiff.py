@@ -171,3 +171,15 @@ def test_complex_geotiff_is_refused(tmp_path):
     p = write_tif(tmp_path / "cx.tif", stored)
     with pytest.raises(InputError, match="cx.tif: raster has complex type"):
         read_scene(p)
+
+
+def test_a_tif_cut_short_is_damaged_not_read_without_its_tags(tmp_path):
+    # GDAL skips the unreadable metadata tag with a warning; the wavelengths would vanish silently
+
+    write_tif(tmp_path / "f.tif", scene_cube(10, 13, 6),
+              band_tags=[{"wavelength": str(w), "wavelength_units": "nm"} for w in (450, 550, 650, 1400, 1900, 2200)])
+    data = (tmp_path / "f.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: int(len(data) * 0.9)])
+    assert read_scene(tmp_path / "f.tif").wavelengths is not None
+    with pytest.raises(InputError, match="cut.tif: cannot read the raster's tags .*damaged"):
+        read_scene(tmp_path / "cut.tif")

@@ -19,6 +19,7 @@ tags, dataset-level ``wavelength``/``wavelength_units``/``fwhm`` lists, CRS and 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,10 +53,34 @@ def open_raster(path, mode: str = "r", **profile):
     rio = _rasterio()
     from rasterio.errors import NotGeoreferencedWarning
 
-    with warnings.catch_warnings(), quiet_gdal():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rio.open(path, mode, **profile) as ds:
-            yield ds
+    seen = _GdalIoErrors()
+    log = logging.getLogger("rasterio._env")
+    log.addHandler(seen)
+    try:
+        with warnings.catch_warnings(), quiet_gdal():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rio.open(path, mode, **profile) as ds:
+                if seen.messages and mode == "r":
+                    # GDAL skips a tag it cannot read (a truncated file) with only a warning:
+                    # the wavelengths or nodata in it would silently be gone
+                    raise in_file(path, f"cannot read the raster's tags ({seen.messages[0]}); the file looks "
+                                        "damaged or truncated")
+                yield ds
+    finally:
+        log.removeHandler(seen)
+
+
+class _GdalIoErrors(logging.Handler):
+    """Collects GDAL's "IO error" warnings that rasterio logs while a file is opened."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "IO error" in text:
+            self.messages.append(" ".join(text.split())[:200])
 
 
 class GeoTiffSource:
