@@ -28,7 +28,7 @@ def test_kind_round_trips_and_a_wrong_kind_is_refused(tmp_path, kind):
     cfg = ck.read_config(folder, kind=kind)
     assert cfg["kind"] == kind and cfg["width"] == 4 and cfg["format"] == ck.FORMAT
     other = next(k for k in ck.KINDS if k != kind)
-    with pytest.raises(InputError, match=f"holds a {kind} model; expected a {other} model"):
+    with pytest.raises(InputError, match=f"holds a model of kind '{kind}'; expected kind '{other}'"):
         ck.read_config(folder, kind=other)
     path = ck.latest_checkpoint(folder)
     assert torch.equal(ck.load_weights(path)["w"], torch.arange(4.0))
@@ -53,7 +53,7 @@ def test_abundance_model_refuses_another_kind(tmp_path):
     shutil.copytree(DEMO_MODEL, demo)
     cfg = json.loads((demo / "config.json").read_text())
     (demo / "config.json").write_text(json.dumps({**cfg, "format": ck.FORMAT, "kind": "spectra_prior"}))
-    with pytest.raises(InputError, match="holds a spectra_prior model; expected a abundance_prior"):
+    with pytest.raises(InputError, match="holds a model of kind 'spectra_prior'; expected kind 'abundance_prior'"):
         load_model(demo)
 
 

@@ -225,7 +225,7 @@ def test_a_model_folder_of_another_kind_is_refused(tmp_path):
 
     (tmp_path / "prior").mkdir()
     ck.write_config(tmp_path / "prior", ck.new_config("abundance_prior"))
-    with pytest.raises(InputError, match="expected a hybridstu model"):
+    with pytest.raises(InputError, match="expected kind .hybridstu."):
         HybridSTU.from_pretrained(tmp_path / "prior")
 
 

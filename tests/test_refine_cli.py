@@ -81,7 +81,7 @@ def test_refine_bad_inputs(setup, run_cli):
         (["--init", setup["other"], "--abundance-prior", setup["p2"]], "another scene"),
         (["--init", setup["init"], "--abundance-prior", setup["p4"]], "p=4"),
         (["--init", setup["init"], "--abundance-prior", setup["p2"], "--spectra-prior", setup["p2"]],
-         "expected a spectra_prior"),
+         "expected kind 'spectra_prior'"),
     ]
     for extra, message in cases:
         code, _, err = run_cli("refine", setup["scene"], *extra, "--out", out, "--no-progress")

@@ -133,3 +133,14 @@ def test_grid_offset_is_the_largest_band_centre_difference():
     assert grid_offset_nm(wl, wl + [0.0, 0.3, -0.2]) == pytest.approx(0.3)
     assert grid_offset_nm(wl, wl[:2]) == np.inf  # another band count is never the same grid
     assert grid_offset_nm(wl, [400.0, np.nan, 600.0]) == np.inf
+
+
+def test_as_scene_wraps_real_cubes_and_refuses_others():
+    from unmixgen.scene import as_scene
+
+    cube = np.ones((3, 4, 5), np.int16)
+    s = as_scene(cube)
+    assert isinstance(s, Scene) and s.shape == (3, 4, 5) and as_scene(s) is s
+    for bad, message in ((cube[0], "shape"), (cube.astype(np.complex64), "complex"), (cube.astype(str), "dtype")):
+        with pytest.raises(InputError, match=message):
+            as_scene(bad)

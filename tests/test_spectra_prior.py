@@ -74,5 +74,5 @@ def test_train_load_and_denoise(tmp_path):
 def test_abundance_prior_is_not_a_spectra_prior():
     from unmixgen.priors.abundance.model import shipped_demo_model
 
-    with pytest.raises(InputError, match="expected a spectra_prior"):
+    with pytest.raises(InputError, match="expected kind .spectra_prior."):
         SpectraModel(shipped_demo_model().model_dir)

@@ -101,6 +101,9 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
     X = np.asarray(X)
     if X.ndim != 3:
         raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
+    if np.iscomplexobj(X) or X.dtype.kind not in "biuf":
+        raise InputError(f"scene array has dtype {X.dtype}; expected real numbers (take the magnitude or one part "
+                         "of complex data explicitly)")
     return Scene(X)
 
 

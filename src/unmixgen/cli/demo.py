@@ -30,9 +30,17 @@ def demo(
 
     Example: unmixgen demo --out demo-output --overwrite
     """
+    from ..errors import InputError
     from ..workflows import run_demo
     from .flags import given
 
+    # a budget for a stage that does not run would be dropped without a word
+    if train_minutes is not None and not train:
+        raise InputError(f"--train-minutes {train_minutes:g}: applies with --train only (the shipped model is used "
+                         "otherwise)")
+    if semiblind_minutes is not None and not semiblind:
+        raise InputError(f"--semiblind-minutes {semiblind_minutes:g}: applies to the semi-blind chain, which "
+                         "--no-semiblind turns off")
     record = run_demo(out, train=train, overwrite=overwrite, semiblind=semiblind,
                       **given(train_minutes=train_minutes, count=count, semiblind_minutes=semiblind_minutes,
                               seed=seed))

@@ -85,7 +85,7 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
                       f"version {FORMAT_VERSION}: retrain the model")
     cfg.setdefault("kind", LEGACY_FORMATS.get(fmt))
     if kind is not None and cfg["kind"] != kind:
-        raise in_file(model_dir, f"holds a {cfg['kind']} model; expected a {kind} model")
+        raise in_file(model_dir, f"holds a model of kind {cfg['kind']!r}; expected kind {kind!r}")
     return cfg
 
 
