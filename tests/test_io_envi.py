@@ -459,3 +459,13 @@ def _catch(path):
     except InputError as exc:
         return str(exc)
     return "no error"
+
+
+def test_a_crs_proj_does_not_know_is_kept_as_wkt_or_refused(tmp_path):
+    t = (30.0, 0.0, 5e5, 0.0, -30.0, 58e5)
+    with pytest.raises(InputError, match="EPSG:999999.*not a coordinate reference system"):
+        write_scene(Scene(scene_cube(), transform=t, crs="EPSG:999999"), tmp_path / "a.hdr")
+    assert not list(tmp_path.iterdir())
+    wkt = 'PROJCS["site grid",UNKNOWN[1]]'  # WKT this PROJ cannot parse: kept, not dropped
+    write_scene(Scene(scene_cube(), transform=t, crs=wkt), tmp_path / "b.hdr")
+    assert wkt in (tmp_path / "b.hdr").read_text()

@@ -226,6 +226,10 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
     return (a, b, c, d, e, f), crs
 
 
+_WKT_ROOTS = {"PROJCS", "GEOGCS", "GEOCCS", "COMPD_CS", "LOCAL_CS", "PROJCRS", "GEOGCRS", "GEODCRS", "BOUNDCRS",
+              "COMPOUNDCRS", "ENGCRS", "ENGINEERINGCRS"}
+
+
 def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
     """``(map info value, coordinate system string or None)`` for a header."""
     a, b, c, d, e, f = transform
@@ -252,8 +256,14 @@ def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
         try:
             with quiet_gdal():
                 obj = CRS.from_user_input(crs)
-        except Exception:  # noqa: BLE001 - an unusable CRS is written as no CRS
+        except Exception:  # noqa: BLE001 - PROJ's errors vary; decided below
             obj = None
+        text = str(crs).strip()
+        if obj is None and text.split("[", 1)[0].strip().upper() in _WKT_ROOTS and not set("{}") & set(text):
+            css = text  # WKT this PROJ does not know: kept verbatim rather than dropped
+        elif obj is None:
+            raise InputError(f"crs {text[:80]!r}: not a coordinate reference system PROJ knows; expected an EPSG code "
+                             "or WKT (the georeferencing would be lost)")
         if obj is not None:
             epsg = obj.to_epsg()
             if epsg and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760):
