@@ -71,6 +71,10 @@ def test_train_and_synthesize_commands(results, tmp_path, run_cli):
     assert (tmp_path / "slim" / "training_curve.png").is_file()
     code, out, err = run_cli("train-abundance", "--resume", "--out", tmp_path / "slim", "--max-steps", "6")
     assert code == 2 and "cannot be resumed" in err
+    # a setting for a resumed model would be ignored: refused instead
+    code, out, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "6", "--patch", "16")
+    assert code == 2 and "--patch: not used with --resume" in err
+    assert json.loads((model / "checkpoint.json").read_text())["step"] == 5
     synth = tmp_path / "synth"
     code, out, err = run_cli("synthesize", model, "--count", "3", "--size", "12", "--steps", "2",
                              "--out", synth, "--no-progress")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import InputError
 from ..priors.abundance.settings import DEFAULTS
 from ..priors.samplers import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from .app import app
@@ -14,6 +15,7 @@ from .app import app
 
 @app.command("train-abundance")
 def train_abundance(
+    ctx: typer.Context,
     results: list[Path] = typer.Argument(None, help="`unmixgen unmix` result folders (abundance maps to learn from)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (or to continue with --resume)."),
     patch: int = typer.Option(DEFAULTS["patch"], "--patch", help="Training patch and hold-out block size in px (multiple of 4, 8..256). "
@@ -46,6 +48,14 @@ def train_abundance(
     from ..nn.device import set_threads
     from ..workflows import train_abundance_model
 
+    if resume:  # the model continues with its saved settings: a new one given here would be ignored
+        for name, flag in (("patch", "--patch"), ("representation", "--representation"), ("width", "--width"),
+                           ("prediction", "--prediction"), ("batch_size", "--batch-size"), ("lr", "--lr"),
+                           ("seed", "--seed"), ("label_from", "--label-from"), ("max_sad", "--max-sad")):
+            source = ctx.get_parameter_source(name)
+            if source is not None and source.name == "COMMANDLINE":
+                raise InputError(f"{flag}: not used with --resume (the model continues with the settings it was "
+                                 "created with); expected it only for a new model")
     set_threads(threads)
     t0 = time.monotonic()
     info = train_abundance_model(
