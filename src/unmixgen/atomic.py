@@ -90,7 +90,7 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
             raise in_file(path, f"contains the input {os.fspath(item)}; replacing it would destroy the "
                                 "input, so choose another output folder")
     if path.exists() and not overwrite:
-        raise in_file(path, "output folder exists; pass --overwrite to replace it or choose another --out")
+        raise in_file(path, "output folder exists; pass --overwrite (overwrite=True in Python) to replace it or choose another --out")
     return path
 
 

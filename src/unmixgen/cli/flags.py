@@ -33,6 +33,7 @@ ALIASES = {
     "size": "--size",
     "guidance": "--guidance",
     "patch": "--patch",
+    "block": "--patch",  # the hold-out block is the patch size on the command line
     "representation": "--representation",
     "width": "--width",
     "lr": "--lr",

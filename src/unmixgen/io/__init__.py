@@ -189,7 +189,7 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool, inputs=()) ->
         if f.is_dir():
             raise in_file(f, "is a folder; expected a file name for the output")
         if f.exists() and not overwrite:
-            raise in_file(f, "exists; pass --overwrite to replace it")
+            raise in_file(f, "exists; pass --overwrite (overwrite=True in Python) to replace it")
         if not f.parent.is_dir():
             what = "is not a folder" if f.parent.exists() else "does not exist"
             raise in_file(f.parent, f"{what}; expected an existing folder for the output")
