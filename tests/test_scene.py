@@ -144,3 +144,15 @@ def test_as_scene_wraps_real_cubes_and_refuses_others():
     for bad, message in ((cube[0], "shape"), (cube.astype(np.complex64), "complex"), (cube.astype(str), "dtype")):
         with pytest.raises(InputError, match=message):
             as_scene(bad)
+
+
+def test_the_sampled_valid_count_judges_on_good_bands_like_the_mask():
+    # a bad band of NaN everywhere: the estimate said no pixel was valid
+    cube = np.random.default_rng(0).uniform(0.1, 0.9, (40, 50, 4)).astype(np.float32)
+    cube[..., 1] = np.nan
+    cube[:10] = np.nan  # a quarter of the rows invalid
+    scene = Scene(cube, good_bands=[True, False, True, True])
+    sampled = describe(scene, sample_pixels=256)
+    assert sampled["valid_pixels_from"] != "all pixels"
+    assert sampled["valid_pixels"] == pytest.approx(1500, rel=0.15)
+    assert describe(scene, count_valid=True)["valid_pixels"] == 1500

@@ -462,10 +462,12 @@ def _sample_windows(scene: Scene, sample_pixels: int) -> Iterator[np.ndarray]:
 
 
 def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
-    """(valid, read) pixels in up to 64 small windows spread evenly over the scene."""
+    """(valid, read) pixels in up to 64 small windows spread evenly over the scene, judged on
+    the good bands like `Scene.mask` (a bad band may hold NaN at every pixel)."""
+    good = scene.good_bands
     valid = total = 0
     for block in _sample_windows(scene, sample_pixels):
-        ok = pixel_validity(block, scene.nodata)
+        ok = pixel_validity(block[..., good], scene.nodata)
         valid += int(ok.sum())
         total += ok.size
     return valid, total
