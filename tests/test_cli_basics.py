@@ -210,3 +210,14 @@ def test_demo_refuses_budgets_for_stages_that_do_not_run(run_cli, tmp_path):
         code, _, err = run_cli("demo", "--out", tmp_path / "d", *args)
         assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "d").exists()
+
+
+def test_every_torch_command_takes_threads_and_refuses_negative_ones(run_cli, tmp_path):
+    for cmd in ("unmix", "train-stu", "refine", "train-spectra", "train-abundance", "synthesize"):
+        code, out, _ = run_cli(cmd, "--help")
+        assert code == 0 and "--threads" in out, cmd
+    import numpy as np
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 4)).astype(np.float32))
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--threads", "-1", "--out", tmp_path / "o")
+    assert code == 2 and "--threads -1" in err and not (tmp_path / "o").exists()

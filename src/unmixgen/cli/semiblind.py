@@ -30,6 +30,7 @@ def train_stu(
     max_steps: int = typer.Option(None, "--max-steps", help="Training steps at most."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Training minutes at most."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default; 1 is fastest on a busy machine)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
@@ -39,6 +40,7 @@ def train_stu(
     """
     from rich.console import Console
 
+    from ..nn.device import set_threads
     from ..workflows import train_stu as run
 
     if variability is not None and variability != "auto":
@@ -46,6 +48,7 @@ def train_stu(
             variability = float(variability)
         except ValueError:
             raise ParameterError("variability", variability, "expected a number or auto") from None
+    set_threads(threads)
     h = run(scene_path, endmembers_file, out, maps=maps, overwrite=overwrite,
             **given(k=k, lam=lam, variability=variability, scaling=scaling, base=base, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
                     progress=True))

@@ -36,6 +36,7 @@ def unmix(
     maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most."),
     device: str = typer.Option(None, "--device", help="hybridstu: auto, cpu or cuda."),
+    threads: int = typer.Option(0, "--threads", help="hybridstu: CPU threads for torch (0 = torch's default)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
@@ -48,6 +49,10 @@ def unmix(
     from ..workflows import unmix_scene
     from .flags import given
 
+    if threads:  # torch is imported only when asked (blind methods do not need it)
+        from ..nn.device import set_threads
+
+        set_threads(threads)
     record = unmix_scene(
         scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
         endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
