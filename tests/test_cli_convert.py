@@ -184,3 +184,28 @@ def test_a_crs_without_a_transform_stays_without_one_and_info_json_is_strict(tmp
     code, out, _ = run_cli("info", tmp_path / "out.tif", "--json")
     d = json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))  # NaN is not JSON
     assert code == 0 and d["nodata"] == "nan" and d["transform"] is None
+
+
+@pytest.mark.parametrize("content", [
+    "\ufeff" + "\n".join(str(400 + 25 * i) for i in range(8)),  # a byte-order mark (Excel's UTF-8 CSV)
+    "# from the sensor's sheet\nwavelength_nm\n" + "\n".join(str(400 + 25 * i) for i in range(8)),
+    "\n".join(f"{400 + 25 * i}  10  # band {i + 1}" for i in range(8)),  # whitespace columns, trailing comments
+    "\r\n".join(f"{400 + 25 * i},10" for i in range(8)),
+])
+def test_wavelength_files_as_people_write_them(tmp_path, run_cli, content):
+    src = tmp_path / "nowl.npz"
+    write_scene(Scene(np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 8)).astype(np.float32)), src)
+    (tmp_path / "wl.txt").write_text(content, encoding="utf-8")
+    code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", tmp_path / "wl.txt")
+    assert code == 0, err
+    np.testing.assert_allclose(read_scene(tmp_path / "o.npz").wavelengths, 400 + 25 * np.arange(8))
+
+
+def test_replaced_wavelengths_drop_the_old_band_widths(tmp_path, run_cli):
+    src = tmp_path / "wl.npz"
+    cube = np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 8)).astype(np.float32)
+    write_scene(Scene(cube, wavelengths=np.linspace(400, 900, 8), fwhm=np.full(8, 10.0)), src)
+    code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", "400:2500")
+    assert code == 0 and "FWHM" in err
+    back = read_scene(tmp_path / "o.npz")
+    assert back.fwhm is None and back.wavelengths[-1] == pytest.approx(2500)

@@ -469,3 +469,11 @@ def test_a_crs_proj_does_not_know_is_kept_as_wkt_or_refused(tmp_path):
     wkt = 'PROJCS["site grid",UNKNOWN[1]]'  # WKT this PROJ cannot parse: kept, not dropped
     write_scene(Scene(scene_cube(), transform=t, crs=wkt), tmp_path / "b.hdr")
     assert wkt in (tmp_path / "b.hdr").read_text()
+
+
+def test_a_float_band_of_nan_is_a_bad_band_without_a_declared_ignore_value(tmp_path):
+    stored = _stored("f4")
+    stored[..., 1] = np.nan
+    scene = read_scene(write_envi(tmp_path, stored))
+    np.testing.assert_array_equal(scene.good_bands, [True, False, True, True, True])
+    assert scene.mask.all()

@@ -274,3 +274,11 @@ def test_fwhm_follows_the_wavelengths_unit(tmp_path):
     back = read_scene(tmp_path / "um.mat")
     np.testing.assert_allclose(back.wavelengths, [500, 600, 700])
     np.testing.assert_allclose(back.fwhm, [10, 10, 20])
+
+
+def test_nm_widths_beside_micrometre_wavelengths_stay_nm(tmp_path):
+    # their magnitude cannot tell; widths wider than the whole range were not micrometres
+    cube = np.random.default_rng(3).uniform(0.1, 0.9, (3, 4 * 5))
+    sio.savemat(tmp_path / "mix.mat", {"Y": cube, "H": 4, "W": 5, "wavelengths": np.array([0.5, 0.6, 0.7]),
+                                        "fwhm": np.array([10.0, 10.0, 12.0])})
+    np.testing.assert_allclose(read_scene(tmp_path / "mix.mat").fwhm, [10, 10, 12])

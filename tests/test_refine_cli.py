@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -281,5 +282,7 @@ def test_a_scene_without_wavelengths_keeps_its_endmembers_and_says_how_to_refine
                            "--samples", "8", "--steps", "2", "--out", out, "--no-progress")
     assert code == 0, err
     assert "no wavelengths" in err and "--wavelengths START:STOP" in err
+    rec = json.loads((out / "run.json").read_text())["refine"]
+    assert rec["spectra_t0"] is None and rec["spectra_timesteps"] == []  # no endmember sampling ran
     with np.load(out / "result.npz") as z, np.load(init / "result.npz") as z0:
         np.testing.assert_array_equal(z["endmembers"], z0["endmembers"])

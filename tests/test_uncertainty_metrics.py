@@ -58,8 +58,10 @@ def test_masked_and_nan_pixels_are_left_out():
     mask[0, 0] = False
     hi[1, 1] = np.nan  # outside (NaN), but dropped
     assert interval_scores(est, truth, q05=lo, q95=hi, mask=mask)["coverage90"] == 1.0
-    with pytest.raises(InputError, match="no valid pixel"):
-        interval_scores(est, truth, q05=lo, q95=hi, mask=np.zeros((4, 5), bool))
+    none = interval_scores(est, truth, q05=lo, q95=hi, mask=np.zeros((4, 5), bool))
+    assert list(none) == ["uncertainty_note"]  # the other scores of an evaluation still stand
+    with pytest.raises(InputError, match="abundances_std: 40 negative values"):
+        interval_scores(est, truth, std=-np.ones_like(truth[..., :1]).repeat(2, -1))
 
 
 def test_evaluate_aligns_the_uncertainty_with_the_abundances():

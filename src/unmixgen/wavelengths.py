@@ -107,24 +107,34 @@ def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths")
         try:
             start, stop = (float(v) for v in text.split(":"))
         except ValueError:
-            raise InputError(f"{what} {spec!r}: expected START:STOP in nm (e.g. 401:889) or a file with one "
-                             "wavelength per band") from None
+            start = stop = float("nan")
+        if not (np.isfinite(start) and np.isfinite(stop)):
+            raise InputError(f"{what} {spec!r}: expected START:STOP in nm with finite numbers (e.g. 401:889) or a "
+                             "file with one wavelength per band")
         wl = to_nm(np.linspace(start, stop, bands), what=f"{what} {spec!r}")
     else:
+        if os.path.isdir(text):
+            raise InputError(f"{what} {spec!r}: is a folder; expected START:STOP in nm or a file with one "
+                             "wavelength per band")
         if not os.path.isfile(text):
             raise InputError(f"{what} {spec!r}: no such file, and not START:STOP; expected START:STOP in nm or a "
                              "file with one wavelength per band")
-        values = []
-        with open(text, encoding="utf-8", errors="replace") as f:
+        values: list[float] = []
+        header_seen = False
+        # utf-8-sig: a byte-order mark would otherwise make the first value a "header"
+        with open(text, encoding="utf-8-sig", errors="replace") as f:
             for n, line in enumerate(f):
-                cell = line.replace(";", ",").replace("\t", ",").split(",")[0].strip()
-                if not cell or cell.startswith("#"):
+                line = line.split("#", 1)[0]  # comments, whole-line or trailing
+                cells = line.replace(";", ",").replace("\t", ",").split(",")[0].split()
+                if not cells:
                     continue
+                cell = cells[0]  # first column, whatever separates the others
                 try:
                     values.append(float(cell))
                 except ValueError:
-                    if n == 0 and not values:
-                        continue  # a header line
+                    if not values and not header_seen:
+                        header_seen = True  # one header line before the values
+                        continue
                     raise InputError(f"{text}: line {n + 1} {cell!r} is not a number; expected one wavelength "
                                      "per line (first column)") from None
         wl = to_nm(values, what=text)

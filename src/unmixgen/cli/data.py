@@ -70,9 +70,12 @@ def convert(
     if wavelengths is not None:
         wl = wavelengths_from_spec(wavelengths, scene.bands)
         if scene.wavelengths is not None:
+            dropped = " and its band widths (FWHM) dropped" if scene.fwhm is not None else ""
             warnings.warn(f"{src}: its own wavelengths ({scene.wavelengths[0]:.0f}-{scene.wavelengths[-1]:.0f} nm) "
-                          f"are replaced by --wavelengths ({wl[0]:.0f}-{wl[-1]:.0f} nm)", UserWarning, stacklevel=2)
+                          f"are replaced by --wavelengths ({wl[0]:.0f}-{wl[-1]:.0f} nm){dropped}", UserWarning,
+                          stacklevel=2)
         scene.wavelengths = wl
+        scene.fwhm = None  # widths belong to the old band centres
     scene.require_valid()
     write_scene(scene, dst)
     print(f"wrote {dst}")

@@ -61,7 +61,8 @@ def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | N
 
     Returns a dict: ``coverage90`` (+ ``_per_endmember``, ``_by_abundance`` with the bins'
     ``pixels``), ``interval90_width_mean`` (abundance units), ``spearman_std_abs_error``,
-    ``crps_gaussian_mean``; computed over pixels where every given array is finite.
+    ``crps_gaussian_mean``; computed over pixels where every given array is finite (only
+    ``uncertainty_note`` when there is none).
     """
     shape = np.shape(A_est)
     if len(shape) < 2:
@@ -73,8 +74,8 @@ def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | N
     valid = np.all([np.isfinite(v).all(axis=1) for v in given], axis=0)
     if mask is not None:
         valid &= np.asarray(mask, bool).reshape(-1)
-    if not valid.any():
-        raise InputError("uncertainty: no valid pixel to compare (all masked or NaN)")
+    if not valid.any():  # the other scores stand; say why these are missing
+        return {"uncertainty_note": "no pixel has a finite estimate, truth and uncertainty (all masked or NaN)"}
     a, t = a[valid], t[valid]
     out: dict[str, Any] = {}
     if lo is not None and hi is not None:
@@ -91,6 +92,9 @@ def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | N
         out["coverage90_by_abundance"] = by
     if s is not None:
         s = s[valid]
+        if (s < 0).any():
+            raise InputError(f"abundances_std: {int((s < 0).sum())} negative values; expected standard deviations "
+                             ">= 0")
         err = np.abs(a - t).reshape(-1)
         sd = s.reshape(-1)
         # a constant std or error ranks nothing

@@ -611,6 +611,8 @@ def format_table(result: dict[str, Any]) -> str:
         if key in result:
             v = result[key]
             lines.append(f"{label.ljust(label_w)}  {_fmt(v).strip()}")
+    if "uncertainty_note" in result:
+        lines.append(f"uncertainty: {result['uncertainty_note']}")
     by = result.get("coverage90_by_abundance")
     if by:
         parts = [f"{b['abundance_from']:g}-{b['abundance_to']:g}: "

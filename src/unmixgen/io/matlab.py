@@ -300,6 +300,8 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     fwhm = None
     if "fwhm" in d:
         fwhm = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm") * fwhm_unit
+        if fwhm_unit != 1.0 and wl is not None and fwhm.size and np.nanmax(fwhm) > np.ptp(wl):
+            fwhm = fwhm / fwhm_unit  # widths wider than the whole range: they were in nm already
         if fwhm.shape != (bands,) or not np.all(np.isfinite(fwhm) & (fwhm > 0)):
             raise in_file(path, f"fwhm: {fwhm.size} values; expected {bands} positive widths, one per band")
     mask = None

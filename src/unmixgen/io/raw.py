@@ -125,16 +125,17 @@ class RawSource:
 def stored_empty_bands(array: np.ndarray, nodata: float | None, sample: int = 64,
                        block_rows: int = 256) -> np.ndarray | None:
     """Bool per stored band of ``array`` (rows, cols, bands): True where every stored value
-    of the band is ``nodata`` (NaN counts as nodata too); None without a nodata value.
+    of the band is ``nodata`` or NaN (a float band of NaN is empty with no nodata declared);
+    None for an integer array without a nodata value.
 
     A strided sample of at most ``sample`` x ``sample`` pixels picks the candidates; each
     candidate band is then read whole, a block of rows at a time, stopping at its first
     value that is not nodata (a band with data costs the sample only).
     """
-    if nodata is None:
-        return None
+    if nodata is None and array.dtype.kind != "f":
+        return None  # integers without a nodata value: nothing marks a sample missing
     rows, cols = array.shape[:2]
-    nd = np.float32(nodata)
+    nd = np.float32(np.nan if nodata is None else nodata)
 
     def all_nodata(a: np.ndarray) -> bool:
         a = np.asarray(a, np.float32)

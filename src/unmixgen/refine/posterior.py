@@ -316,6 +316,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         spectra_t0 = max(t0, endm.noise_timestep(E0, sigma2) / (len(endm.prior.alphas_cumprod) - 1))
     spectra_t0 = t0 if spectra_t0 is None else spectra_t0
     ts_e = sch.timesteps(spectra_t0, steps, T)
+    if endm is None:  # no endmember sampling: nothing of it to record
+        spectra_t0, ts_e = None, []
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)

@@ -218,10 +218,13 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     record["refine"]["bands_used"] = int(good.sum())
     record["refine"]["brightness_divided"] = brightness is not None
     record["timings_s"]["refine"] = r.record["seconds"]
-    if r.record["guard"]["pixels_kept_fraction"] < 1 or not r.record["guard"]["endmembers_kept"]:
-        record["warnings"].append(
-            f"guard: refined abundances kept at {100 * r.record['guard']['pixels_kept_fraction']:.1f} % of valid "
-            f"pixels; refined endmembers {'kept' if r.record['guard']['endmembers_kept'] else 'rejected'}")
+    g = r.record["guard"]
+    sampled = r.record["endmembers_refined"]
+    if g["pixels_kept_fraction"] < 1 or (sampled and not g["endmembers_kept"]):
+        what = ("refined endmembers " + ("kept" if g["endmembers_kept"] else "rejected") if sampled
+                else "endmembers not refined (kept from the init)")
+        record["warnings"].append(f"guard: refined abundances kept at {100 * g['pixels_kept_fraction']:.1f} % of "
+                                  f"valid pixels; {what}")
     names = res.get("names")
     with atomic_dir(out, overwrite, [scene_path, init]) as tmp:
         save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
