@@ -50,6 +50,13 @@ def noting_convergence(notes: list[str]) -> Iterator[None]:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def note(notes: list[str], message: str, stacklevel: int = 2) -> None:
+    """Keep ``message`` in ``notes`` (a run record's ``warnings``) and show it as a warning
+    (``stacklevel`` as for `warnings.warn`, from the caller)."""
+    notes.append(message)
+    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+
 class ParameterError(InputError):
     """A bad value for a named parameter of the library: ``name=value: what is expected``.
 
@@ -88,16 +95,42 @@ def check_range(name: str, value, *, low=None, high=None, low_open: bool = False
     return value
 
 
-def check_memory(name: str, value, nbytes: float, *, fraction: float = 0.5):
-    """Refuse ``value`` of parameter ``name`` when the arrays it asks for (``nbytes``) would not
-    fit in ``fraction`` of this machine's physical memory: a clear error instead of a
-    MemoryError (or swapping) halfway through."""
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(name: str, value, nbytes: float, *, fraction: float = 0.5, available: bool = False,
+                 what: str = "its arrays"):
+    """Refuse ``value`` of parameter ``name`` when the arrays it asks for (``nbytes``, for
+    ``what``) would not fit in ``fraction`` of this machine's physical memory or, with
+    ``available``, in the memory available now (`available_memory`; the refusal then names
+    the largest integer ``value`` that fits, the arrays growing linearly with it): a clear
+    error instead of a MemoryError (or swapping, or the system killing the run) halfway."""
     import os
 
+    avail = available_memory() if available else None
+    if avail is not None:
+        if nbytes > avail:
+            most = max(1, int(value * avail // nbytes))
+            raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GB for {what}, "
+                                              f"{avail / 2**30:.1f} GB available; expected at most {most}")
+        return value
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not available on this platform
         return value
+    if nbytes > fraction * total:
+        raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for {what} but this "
+                                          f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
+    return value
     if nbytes > fraction * total:
         raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for its arrays but this "
                                           f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
@@ -131,6 +164,7 @@ def reading(path: str | os.PathLike, what: str = "read the file", *, hdf5: bool 
     AttributeError, IndexError, ...) are deliberately not caught, so a test that feeds
     readers mutated files finds them.
     """
+    more = ((KeyError, RuntimeError) if hdf5 else ()) + tuple(also)
     try:
         yield
     except InputError:
@@ -140,9 +174,7 @@ def reading(path: str | os.PathLike, what: str = "read the file", *, hdf5: bool 
             raise in_file(path, f"cannot {what}: the file asks for more memory than there is") from None
         raise in_file(path, f"cannot {what} ({_short(exc)}); the file looks damaged or is not in "
                             "the format its name says") from None
-    except (KeyError, RuntimeError, *also) as exc:
-        if not (hdf5 or isinstance(exc, also)):
-            raise
+    except more as exc:
         raise in_file(path, f"cannot {what} ({_short(exc)})") from None
 
 

@@ -49,10 +49,10 @@ def unmix(
     from ..workflows import unmix_scene
     from .flags import given
 
-    if threads and method != "hybridstu":
-        raise InputError(f"--threads {threads}: applies to --method hybridstu only (the blind methods and "
-                         "inversions do not use torch)")
     if threads:  # torch is imported only when asked (blind methods do not need it)
+        if method != "hybridstu":
+            raise InputError(f"--threads {threads}: applies to --method hybridstu only (the blind methods and "
+                             "inversions do not use torch)")
         from ..nn.device import set_threads
 
         set_threads(threads)

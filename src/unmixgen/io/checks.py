@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError, in_file, reading
 
 
@@ -72,8 +74,6 @@ def quiet_gdal() -> Iterator[None]:
 
 def _one_value(value, what: str, path, expected: str):
     """A scalar read from a file: a 1-element array unwrapped, bytes decoded as UTF-8."""
-    import numpy as np
-
     v = value
     if isinstance(v, np.ndarray):
         if v.size != 1:
@@ -90,8 +90,6 @@ def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> i
     Accepts ints, integral floats and numeric strings; refuses NaN, text, fractions,
     booleans and values out of range with `InputError` naming the file and the field.
     """
-    import numpy as np
-
     v = _one_value(value, what, path, "one integer")
     if isinstance(v, (str, np.str_)):
         text = str(v).strip()
@@ -116,8 +114,6 @@ def count(value, what: str, path, *, low: int = 1, high: int | None = None) -> i
 
 def number(value, what: str, path, *, nonzero: bool = False, positive: bool = False) -> float:
     """A finite real number read from a file (scalar, 1-element array, or numeric text)."""
-    import numpy as np
-
     v = _one_value(value, what, path, "one number")
     if isinstance(v, (bool, np.bool_)):
         raise in_file(path, f"{what} is a boolean; expected a number")
@@ -137,8 +133,6 @@ def number(value, what: str, path, *, nonzero: bool = False, positive: bool = Fa
 def refuse_complex(dtype, path, what: str = "data") -> None:
     """`InputError` for complex (or complex-like compound) sample types: unmixing needs real
     values, and dropping the imaginary part silently would change the data."""
-    import numpy as np
-
     dt = np.dtype(dtype)
     names = {n.lower() for n in (dt.names or ())}
     if dt.kind == "c" or names in ({"real", "imag"}, {"r", "i"}, {"re", "im"}):
@@ -159,4 +153,20 @@ def make_scene(path, source, **fields):
         raise in_file(path, str(exc)) from None
 
 
-__all__ = ["count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex", "require_regular_file"]
+def confirm_empty_bands(candidates: np.ndarray, rows: int, read_rows, missing, block_rows: int = 256) -> np.ndarray:
+    """``candidates`` (bool per band, from a sample) kept only for bands with no value that is
+    not ``missing`` (``missing(block) -> bool``: every value is fill) in any row:
+    ``read_rows(band, r0, r1)`` reads rows ``r0:r1`` of one band, and a band stops at its
+    first block with data (a band with data costs the sample only)."""
+    out = np.array(candidates, bool)
+    for b in np.flatnonzero(out):
+        for r0 in range(0, rows, block_rows):
+            if not missing(read_rows(int(b), r0, min(r0 + block_rows, rows))):
+                out[b] = False
+                break
+    return out
+
+
+__all__ = ["confirm_empty_bands", "count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex",
+           "require_regular_file"]
+

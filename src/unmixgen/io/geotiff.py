@@ -37,7 +37,14 @@ from .bands import (
     require_good_band,
     wavelengths_from_labels,
 )
-from .checks import make_scene, quiet_gdal, reading, refuse_complex, require_regular_file
+from .checks import (
+    confirm_empty_bands,
+    make_scene,
+    quiet_gdal,
+    reading,
+    refuse_complex,
+    require_regular_file,
+)
 
 
 def _rasterio():
@@ -193,17 +200,12 @@ def empty_bands(path: Path, nodata: float | None, sample: int = 64, block_rows: 
         h, w = ds.height, ds.width
         small = ds.read(out_shape=(ds.count, min(h, sample), min(w, sample)), resampling=Resampling.nearest)
         cand = np.array([all_nodata(small[b]) for b in range(ds.count)])
+        if h * w <= full_limit:
+            return confirm_empty_bands(cand, h, lambda b, r0, r1: ds.read(b + 1, window=Window(0, r0, w, r1 - r0)),
+                                       all_nodata, block_rows)
         for b in np.flatnonzero(cand):
-            if h * w > full_limit:
-                dense = ds.read(int(b) + 1, out_shape=(min(h, 1024), min(w, 1024)),
-                                resampling=Resampling.nearest)
-                cand[b] = all_nodata(dense)
-                continue
-            for r0 in range(0, h, block_rows):
-                blk = ds.read(int(b) + 1, window=Window(0, r0, w, min(block_rows, h - r0)))
-                if not all_nodata(blk):
-                    cand[b] = False
-                    break
+            dense = ds.read(int(b) + 1, out_shape=(min(h, 1024), min(w, 1024)), resampling=Resampling.nearest)
+            cand[b] = all_nodata(dense)
     return cand
 
 

@@ -45,7 +45,8 @@ import numpy as np
 from ..atomic import atomic_file
 from ..errors import InputError, ParameterError, in_file
 from ..scene import GroundTruth, Scene
-from ..wavelengths import to_nm
+from ..wavelengths import check_wavelengths, to_nm
+from .bands import fwhm_in_nm, require_good_band
 from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
 from .hdf5 import HDF5_MAGIC
 from .matv5 import check_v5
@@ -288,20 +289,19 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
         cube = cube / np.float32(meta["max_value"])
     cube = np.ascontiguousarray(cube)
     rows, cols, bands = cube.shape
-    wl, fwhm_unit = None, 1.0
+    wl = raw_wl = None
     for key in ("wavelengths", "wavelength", "wl"):
         if key in d:
-            raw = np.asarray(d[key]).reshape(-1)
-            wl = to_nm(raw, what=f"{path}: {key}")
-            if raw.size and raw.dtype.kind in "iuf" and np.all(np.isfinite(raw)) and wl[0] != raw[0]:
-                fwhm_unit = 1e3  # widths in the wavelengths' unit (um); their magnitude cannot tell
+            raw_wl = np.asarray(d[key]).reshape(-1)
+            wl = check_wavelengths(to_nm(raw_wl, what=f"{path}: {key}"), bands, what=f"{path}: wavelengths")
             break
     good = _band_flags(d, "good_bands", bands, path)
     fwhm = None
     if "fwhm" in d:
-        fwhm = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm") * fwhm_unit
-        if fwhm_unit != 1.0 and wl is not None and fwhm.size and np.nanmax(fwhm) > np.ptp(wl):
-            fwhm = fwhm / fwhm_unit  # widths wider than the whole range: they were in nm already
+        given = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm")
+        fwhm = fwhm_in_nm(given, raw_wl, wl)  # in the wavelengths' unit: their magnitude cannot tell
+        if wl is not None and fwhm.size and np.nanmax(fwhm) > np.ptp(wl):
+            fwhm = given  # widths wider than the whole range: they were in nm already
         if fwhm.shape != (bands,) or not np.all(np.isfinite(fwhm) & (fwhm > 0)):
             raise in_file(path, f"fwhm: {fwhm.size} values; expected {bands} positive widths, one per band")
     mask = None
@@ -330,8 +330,7 @@ def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
         raise in_file(path, f"{key}: {v.size} values of type {v.dtype}; expected {bands} flags of 0 or 1, one "
                       "per band")
     good = v.reshape(-1).astype(bool)
-    if not good.any():
-        raise in_file(path, f"{key}: every band is flagged bad; expected at least one good band")
+    require_good_band(good, path)
     return good
 
 

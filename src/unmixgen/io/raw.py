@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import in_file
 from ..scene import pixel_validity
+from .checks import confirm_empty_bands
 
 INTERLEAVES = ("bsq", "bil", "bip")
 
@@ -143,12 +144,7 @@ def stored_empty_bands(array: np.ndarray, nodata: float | None, sample: int = 64
 
     small = array[:: max(1, rows // sample), :: max(1, cols // sample), :]
     cand = np.array([all_nodata(small[..., b]) for b in range(array.shape[2])])
-    for b in np.flatnonzero(cand):
-        for r0 in range(0, rows, block_rows):
-            if not all_nodata(array[r0 : r0 + block_rows, :, int(b)]):
-                cand[b] = False
-                break
-    return cand
+    return confirm_empty_bands(cand, rows, lambda b, r0, r1: array[r0:r1, :, b], all_nodata, block_rows)
 
 
 def stored_validity(array: np.ndarray, nodata: float | None, good=None, block_rows: int = 256) -> np.ndarray:

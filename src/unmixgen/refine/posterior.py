@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import errors
 from ..errors import InputError, ParameterError, check_range
 from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
@@ -89,28 +90,11 @@ def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.nda
 _BYTES_PER_SAMPLE_VALUE = 96  # measured peak per sample, pixel and endmember (about 24 float32 copies)
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def check_memory(samples: int, pixels: int, p: int) -> None:
     """`ParameterError` on ``samples`` when ``samples`` posterior samples of ``pixels`` x
-    ``p`` abundances would not fit in the memory available (a clear refusal instead of a
-    MemoryError or the system killing the run)."""
-    need = _BYTES_PER_SAMPLE_VALUE * samples * pixels * p
-    avail = available_memory()
-    if avail is not None and need > avail:
-        most = max(1, int(avail // (_BYTES_PER_SAMPLE_VALUE * pixels * p)))
-        raise ParameterError("samples", samples, f"needs about {need / 2**30:.1f} GB for {pixels} pixels x {p} "
-                             f"endmembers, {avail / 2**30:.1f} GB available; expected at most {most}")
+    ``p`` abundances would not fit in the memory available now."""
+    errors.check_memory("samples", samples, _BYTES_PER_SAMPLE_VALUE * samples * pixels * p, available=True,
+                        what=f"{pixels} pixels x {p} endmembers")
 
 
 def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
@@ -231,11 +215,11 @@ class _Endmembers:
         return noise_timestep(self.prior, E0, self.wl, sigma2)
 
     def pull(self, Y: np.ndarray, E0: np.ndarray, r0: float, sigma2: float, tolerance: float, t0: float,
-             seed: int) -> tuple[np.ndarray, dict]:
+             t_noise: int, seed: int) -> tuple[np.ndarray, dict]:
         """`pull.prior_pull` of ``E0`` on the pixels ``Y``; its noise comes from a stream of its
         own, so the samples' streams are the same whether it moves anything or not."""
         gen = torch.Generator().manual_seed(derive_seed(seed, _PULL_STREAM))
-        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen)
+        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen, t_noise=t_noise)
 
 
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
@@ -311,13 +295,16 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
     sigma2 = base["sigma2"]
-    if endm is not None and spectra_t0 is None:
-        # on noisy scenes the endmembers start as far out as the scene's noise leaves them open
-        spectra_t0 = max(t0, endm.noise_timestep(E0, sigma2) / (len(endm.prior.alphas_cumprod) - 1))
-    spectra_t0 = t0 if spectra_t0 is None else spectra_t0
-    ts_e = sch.timesteps(spectra_t0, steps, T)
-    if endm is None:  # no endmember sampling: nothing of it to record
-        spectra_t0, ts_e = None, []
+    ts_e: list[int] = []  # the endmember sampler's timesteps (none without one)
+    if endm is None:
+        spectra_t0 = None
+    else:
+        T_e = len(endm.prior.alphas_cumprod)
+        t_noise = endm.noise_timestep(E0, sigma2)
+        if spectra_t0 is None:
+            # on noisy scenes the endmembers start as far out as the scene's noise leaves them open
+            spectra_t0 = max(t0, t_noise / (T_e - 1))
+        ts_e = sch.timesteps(spectra_t0, steps, T_e)
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
@@ -339,7 +326,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     if endm is not None and init_is_least_squares(Yv_np, E0, base):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
         E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, spectra_t0,
-                                   seed)
+                                t_noise, seed)
         pulled["excess_limit"] = excess_limit
         if pulled["timestep"]:
             E_point = E_p

@@ -65,14 +65,16 @@ def noise_timestep(prior: SpectraModel, E0: np.ndarray, wavelengths: np.ndarray,
 
 def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y: np.ndarray, E0: np.ndarray,
                r0: float, sigma2: float, tolerance: float, t0: float, generator: torch.Generator,
-               draws: int = 16, fractions: tuple[float, ...] = (1 / 3, 2 / 3, 1.0)) -> tuple[np.ndarray, dict]:
+               draws: int = 16, fractions: tuple[float, ...] = (1 / 3, 2 / 3, 1.0),
+               t_noise: int | None = None) -> tuple[np.ndarray, dict]:
     """The endmembers ``E0`` (p, B) pulled by ``prior`` within the plane of the pixels ``Y`` (N, B).
 
     ``r0`` is the init's mean squared residual per pixel, ``sigma2`` the noise variance per
     band; ``tolerance`` the largest mean excess residual (in ``sigma2`` per pixel) of the FCLS
     fit to the pulled endmembers over ``r0`` (0: no pull); ``t0`` the largest timestep as a
     fraction of the prior's; ``draws`` noise draws averaged per clean estimate (from
-    ``generator``). ``srf`` (G, B) maps the prior's grid to the scene's bands.
+    ``generator``). ``srf`` (G, B) maps the prior's grid to the scene's bands. ``t_noise``:
+    `noise_timestep` of ``E0`` when the caller has it (computed otherwise).
 
     Returns the endmembers (p, B) float32 (``E0`` itself when no step is kept) and a record:
     ``timestep`` of the kept step (0: none), ``excess`` its mean excess residual in ``sigma2``,
@@ -89,7 +91,9 @@ def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y:
     x0_t = torch.from_numpy(np.asarray(x0, np.float32)).repeat(draws, 1)  # (draws * p, G)
     # the strongest pull matches the scene's noise; at high SNR the pull fades out (the data
     # fix the endmembers better than the prior knows them)
-    t_max = min(t0 * (len(abar) - 1), noise_timestep(prior, E0, wavelengths, sigma2))
+    if t_noise is None:
+        t_noise = noise_timestep(prior, E0, wavelengths, sigma2)
+    t_max = min(t0 * (len(abar) - 1), t_noise)
     best = E0
     for frac in fractions:
         t = int(round(frac * t_max))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, check_range
+from ..errors import InputError, check_range, note
 
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -18,6 +17,7 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
     (result folders, .csv, .npz); every source needs wavelengths."""
     from ..errors import in_file
     from ..runs.sources import load_endmembers, read_usgs_library
+    from ..wavelengths import SAME_GRID_NM
 
     blocks, names = [], []
     wl0 = None
@@ -37,7 +37,7 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
             wl0 = np.asarray(wl, np.float64)
         else:
             # a source narrower than the first would be extended flat: refused instead
-            if wl[0] > wl0[0] + 0.5 or wl[-1] < wl0[-1] - 0.5:
+            if wl[0] > wl0[0] + SAME_GRID_NM or wl[-1] < wl0[-1] - SAME_GRID_NM:
                 raise in_file(path, f"spectra cover {wl[0]:.0f}-{wl[-1]:.0f} nm, less than the first source's "
                                     f"{wl0[0]:.0f}-{wl0[-1]:.0f} nm; expected sources covering its range (give "
                                     "the narrowest source first to train on its range)")
@@ -189,19 +189,16 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 
         A_start = A0.copy()
         A_start[missing] = fcls(pick(cube)[missing], pick(E0))
-        record["warnings"].append(f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
-                                  "abundances (NaN); they start from FCLS with the init's endmembers")
-        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
+        note(record["warnings"], f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
+                                 "abundances (NaN); they start from FCLS with the init's endmembers")
     if sp is None:
-        record["warnings"].append(f"{scene_path}: the scene has no wavelengths, so its endmembers are kept as the init "
-                                  "has them (the spectra prior needs band centres: unmixgen convert SCENE OUT "
-                                  "--wavelengths START:STOP)")
-        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
+        note(record["warnings"], f"{scene_path}: the scene has no wavelengths, so its endmembers are kept as "
+                                 "the init has them (the spectra prior needs band centres: unmixgen convert SCENE "
+                                 "OUT --wavelengths START:STOP)")
     if samples < FEW_SAMPLES:
-        record["warnings"].append(f"--samples {samples}: the std and 5 / 95 % quantiles of fewer than {FEW_SAMPLES} "
-                                  "samples are rough (the mean may even lie outside its interval); use 16 or more "
-                                  "for uncertainty")
-        warnings.warn(record["warnings"][-1], UserWarning, stacklevel=2)
+        note(record["warnings"], f"--samples {samples}: the std and 5 / 95 % quantiles of fewer than "
+                                 f"{FEW_SAMPLES} samples are rough (the mean may even lie outside its interval); use "
+                                 "16 or more for uncertainty")
     bar = _steps_bar(progress)
     try:
         r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,

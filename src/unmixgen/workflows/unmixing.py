@@ -167,9 +167,7 @@ def scale_mismatch(scene, E: np.ndarray, bands: np.ndarray) -> str:
 
 def _invert_given(scene, source, method):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
-    import warnings
-
-    from ..errors import ParameterError, noting_convergence
+    from ..errors import ParameterError, note, noting_convergence
     from ..runs.sources import fit_to_bands, load_endmembers
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
@@ -186,16 +184,15 @@ def _invert_given(scene, source, method):
     use = covered & scene.good_bands
     notes = []
     if not covered.all():
-        notes.append(f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not used")
-        warnings.warn(notes[-1], UserWarning, stacklevel=3)
+        note(notes, f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not "
+                    "used", stacklevel=2)
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
     if method in ("fcls", "scls"):  # sum-to-one: the pixels must be as bright as mixtures of E
         mismatch = scale_mismatch(scene, E, use)
         if mismatch:
-            notes.append(f"{source}: {mismatch}")
-            warnings.warn(notes[-1], UserWarning, stacklevel=3)
+            note(notes, f"{source}: {mismatch}", stacklevel=2)
     with noting_convergence(notes):  # shown as before, and kept in run.json
         result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
     A, brightness = result if scaled else (result, None)

@@ -64,6 +64,11 @@ MAP_SOURCES = ("grf", "dirichlet")
 MIN_VALID_PIXELS = 64
 
 
+def _label(scene: Scene) -> str:
+    """How messages name a scene: its file, else its name."""
+    return scene.path or scene.name or "scene"
+
+
 class HybridSTU:
     """Semi-blind unmixing with the HybridSTU CNN; see the module docstring.
 
@@ -187,7 +192,7 @@ class HybridSTU:
                                  "pixels)")
         good = np.asarray(scene.good_bands, bool)
         if not good.any():
-            raise InputError(f"{scene.path or scene.name or 'scene'}: every band is marked bad; expected usable bands")
+            raise InputError(f"{_label(scene)}: every band is marked bad; expected usable bands")
         return good
 
     def _check_endmembers(self, endmembers, bands: int, good: np.ndarray | None = None) -> np.ndarray:
@@ -225,13 +230,13 @@ class HybridSTU:
         good = self.check_scene(scene)
         E = self._check_endmembers(endmembers, scene.bands, good)
         if E.shape[0] > int(good.sum()):
-            raise InputError(f"{scene.path or scene.name or 'scene'}: {E.shape[0]} endmembers but only {int(good.sum())} usable "
+            raise InputError(f"{_label(scene)}: {E.shape[0]} endmembers but only {int(good.sum())} usable "
                              "bands; expected at most as many endmembers as good bands")
         scene.require_valid()
         n_valid = int(scene.mask.sum())
         needed = max(MIN_VALID_PIXELS, int(good.sum()) + 1 if self.snr_db is None else 0)
         if n_valid < needed:
-            raise InputError(f"{scene.path or scene.name or 'scene'}: {n_valid} valid pixels; expected at least {needed} "
+            raise InputError(f"{_label(scene)}: {n_valid} valid pixels; expected at least {needed} "
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
@@ -401,13 +406,13 @@ class HybridSTU:
         self._check_fitted()
         good = self.check_scene(scene)
         if scene.bands != self.good_bands_.size or not np.array_equal(good, self.good_bands_):
-            raise InputError(f"{scene.path or scene.name or 'scene'}: {scene.bands} bands ({int(good.sum())} good) but the model was "
+            raise InputError(f"{_label(scene)}: {scene.bands} bands ({int(good.sum())} good) but the model was "
                              f"trained on {self.good_bands_.size} bands ({int(self.good_bands_.sum())} good); "
                              "expected a scene from the same sensor")
         wl = getattr(self, "wavelengths_", None)
         off = grid_offset_nm(scene.wavelengths, wl) if wl is not None and scene.wavelengths is not None else 0.0
         if off > SAME_GRID_NM:
-            raise InputError(f"{scene.path or scene.name or 'scene'}: wavelengths {scene.wavelengths.min():.0f}-"
+            raise InputError(f"{_label(scene)}: wavelengths {scene.wavelengths.min():.0f}-"
                              f"{scene.wavelengths.max():.0f} nm differ from the model's {wl.min():.0f}-{wl.max():.0f} "
                              f"nm by up to {off:.1f} nm; expected a scene from the same sensor")
         device = resolve_device(self.device)
