@@ -141,6 +141,16 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     assert code == 0 and json.loads(stdout)["alignment"] == "both"
     code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "names")
     assert code == 2 and "--align: 'names'" in err
+    # --save never overwrites an input: only a .json of its own
+    before = truth.read_bytes()
+    run_json = (out / "run.json").read_bytes()
+    for target in (truth, out / "result.npz", out, out / "run.json"):
+        code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", target)
+        assert code == 2 and "--save" in err, err
+    assert truth.read_bytes() == before and (out / "result.npz").is_file()
+    assert (out / "run.json").read_bytes() == run_json
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "scores.json")
+    assert code == 0 and json.loads((tmp_path / "scores.json").read_text())["alignment"] == "abundance"
 
 
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):

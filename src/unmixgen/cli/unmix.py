@@ -97,6 +97,11 @@ def evaluate(
 
     if align not in ("abundance", "sad", "both"):
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
+    # never onto the truth, a result file or the result's run.json: only a .json of its own
+    if save is not None and (save.suffix.lower() != ".json" or save.is_dir() or (
+            save.resolve().parent == Path(estimate).resolve() and save.name != "evaluation.json")):
+        raise InputError(f"--save {save}: expected a .json file name for the scores, outside the --estimate "
+                         "folder (or its evaluation.json)")
     r = load_result(estimate)
     A = r.get("abundances")
     E = r.get("endmembers")
