@@ -289,3 +289,27 @@ def test_prior_adapter_batches_by_pixels_on_a_channels_last_copy(one_vs_rest):
         ref = GuidedNet(model.net)(x, t)
     assert out.is_contiguous()
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+
+
+def test_abundance_step_reaches_the_constrained_minimiser_with_similar_endmembers():
+    """Against a reference QP solve (scipy SLSQP per pixel) on endmembers so alike that E E^T
+    has a condition number in the thousands, where an early stop stays far from the answer."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(3)
+    p, B, N, mu = 6, 40, 30, 1e-3
+    base = rng.uniform(0.2, 0.8, B)
+    E = (base + 0.03 * rng.normal(size=(p, B))).astype(np.float64)
+    assert np.linalg.cond(E @ E.T) > 1e3
+    A = rng.dirichlet(np.ones(p), N)
+    Y = A @ E + 1e-3 * rng.normal(size=(N, B))
+    A_hat = rng.dirichlet(np.ones(p), N)
+    out = abundance_step(torch.from_numpy(Y), torch.from_numpy(E)[None], torch.from_numpy(A_hat)[None], mu,
+                         iterations=5000, tol=1e-10)[0].numpy()
+    cons = ({"type": "eq", "fun": lambda a: a.sum() - 1},)
+    for n in range(N):
+        f = lambda a, n=n: np.sum((Y[n] - a @ E) ** 2) + mu * np.sum((a - A_hat[n]) ** 2)  # noqa: E731
+        ref = minimize(f, np.full(p, 1 / p), bounds=[(0, 1)] * p, constraints=cons, method="SLSQP",
+                       options={"ftol": 1e-14, "maxiter": 500}).x
+        assert f(out[n]) <= f(ref) + 1e-9
+        np.testing.assert_allclose(out[n], ref, atol=2e-3)

@@ -12,14 +12,17 @@ from ..simplex import project_simplex_torch
 
 
 def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: float,
-                   iterations: int = 40) -> torch.Tensor:
+                   iterations: int = 40, tol: float = 1e-6) -> torch.Tensor:
     """Per pixel ``argmin_a ||y - a E||^2 + mu ||a - a_hat||^2`` over the simplex.
 
     The unconstrained minimiser (closed form, one p x p system per sample) projected onto the
-    simplex starts ``iterations`` accelerated projected-gradient steps (FISTA) on the
-    constrained problem: the Euclidean projection alone is not the constrained minimiser when
-    ``E E^T`` is ill-conditioned (similar endmembers), and with a weak prior (high SNR) it
-    lands measurably farther from the truth than FCLS.
+    simplex starts at most ``iterations`` accelerated projected-gradient steps (FISTA, with
+    momentum restarted whenever it points uphill) on the constrained problem, stopped once no
+    abundance moves by more than ``tol`` in a step. The Euclidean projection alone is not the
+    constrained minimiser when ``E E^T`` is ill-conditioned (similar endmembers), and with a
+    weak prior (high SNR) it lands measurably farther from the truth than FCLS; so does a
+    solve stopped early (with six USGS spectra, condition number about 2000, 40 steps left
+    the refined maps worse than FCLS at 40 dB).
 
     ``mu`` weighs the prior's estimate against the data: the caller sets it to
     ``lam * sigma_noise^2 / s_t^2`` (noise variance per band over the prior's error variance
@@ -32,12 +35,18 @@ def abundance_step(Y: torch.Tensor, E: torch.Tensor, A_hat: torch.Tensor, mu: fl
     if iterations < 1:
         return a
     step = 1.0 / torch.linalg.eigvalsh(G)[:, -1].clamp_min(1e-20)[:, None, None]  # 1 / Lipschitz
-    z, t = a, 1.0
-    for _ in range(iterations):
+    z = a
+    t = torch.ones((*a.shape[:-1], 1), dtype=a.dtype, device=a.device)  # per pixel: separate problems
+    for i in range(iterations):
         a_next = project_simplex_torch(z - step * (z @ G - rhs), dim=-1)
-        t_next = 0.5 * (1 + (1 + 4 * t * t) ** 0.5)
-        z = a_next + ((t - 1) / t_next) * (a_next - a)
+        moved = a_next - a
+        # a pixel whose momentum points against the descent starts its momentum again
+        t = torch.where(((z - a_next) * moved).sum(-1, keepdim=True) > 0, torch.ones_like(t), t)
+        t_next = 0.5 * (1 + torch.sqrt(1 + 4 * t * t))
+        z = a_next + ((t - 1) / t_next) * moved
         a, t = a_next, t_next
+        if i % 10 == 9 and float(moved.abs().max()) <= tol:
+            break
     return a
 
 

@@ -153,7 +153,7 @@ class _Abundances:
             # the constrained solve (FISTA) only where the result is returned: it costs more
             # than the network on large canvases, and intermediate steps are re-noised anyway
             a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12),
-                                 iterations=40 if i == len(ts) - 2 else 0)
+                                 iterations=2000 if i == len(ts) - 2 else 0)
             out_a = A_hat.clone()
             out_a[:, :, valid] = a_v.transpose(1, 2)
             if i < len(ts) - 2:
