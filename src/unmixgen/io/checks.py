@@ -130,6 +130,21 @@ def number(value, what: str, path, *, nonzero: bool = False, positive: bool = Fa
     return f
 
 
+def quantity(value) -> str | None:
+    """The scene quantity a unit label names: ``"reflectance"``, ``"radiance"`` or None.
+
+    Accepts the words (any case) and radiance units as files write them (``W/(m2 sr um)``,
+    ``uW cm-2 sr-1 nm-1``); anything else, e.g. an empty label, is None (not known)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if "reflect" in text:
+        return "reflectance"
+    if "radian" in text or ("w" in text and "sr" in text):
+        return "radiance"
+    return None
+
+
 def refuse_complex(dtype, path, what: str = "data") -> None:
     """`InputError` for complex (or complex-like compound) sample types: unmixing needs real
     values, and dropping the imaginary part silently would change the data."""

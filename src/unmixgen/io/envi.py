@@ -543,6 +543,10 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"map info = {mi}")
         if css:
             lines.append(f"coordinate system string = {{{css}}}")
+    if scene.units == "reflectance" and dt.kind == "f":
+        # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
+        # or whatever scale the scene has); radiance has no standard header key
+        lines.append("reflectance scale factor = 1")
     if scene.wavelengths is not None:
         lines.append("wavelength units = Nanometers")
         lines.append(f"wavelength = {_fmt_list(scene.wavelengths)}")

@@ -40,6 +40,7 @@ from .bands import (
 from .checks import (
     confirm_empty_bands,
     make_scene,
+    quantity,
     quiet_gdal,
     reading,
     refuse_complex,
@@ -336,6 +337,8 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         has_geo = not ds.transform.is_identity
         descriptions = list(ds.descriptions)
         good = bad_band_flags(ds, path)
+        labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
+    units = labels.pop() if len(labels) == 1 else None
     nodata = file_nodata if nodata is None else nodata
     nodata = None if nodata is None else float(nodata)
     arr = arrange(wl, overlap, path=path)
@@ -364,6 +367,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         crs=crs,
         transform=transform if has_geo else None,
         name=path.stem,
+        units=units,
         metadata=metadata,
     )
 
@@ -416,6 +420,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 blk = np.array(scene.read(slice(r0, r1), slice(0, cols)), np.float32, copy=True)
                 blk[~mask[r0:r1]] = np.nan
                 ds.write(np.ascontiguousarray(np.moveaxis(blk, -1, 0)), window=Window(0, r0, cols, r1 - r0))
+            if scene.units:
+                ds.units = (str(scene.units),) * bands
             for b in range(bands):
                 ds.set_band_description(b + 1, str(names[b]))
                 t = {}

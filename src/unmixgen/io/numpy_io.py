@@ -8,7 +8,7 @@
     ``fwhm`` (bands,) nm, ``mask`` (rows, cols) bool ``True`` = valid, ``good_bands``
     (bands,) bool, ``crs`` (string: WKT or ``EPSG:n``), ``transform`` (6 floats, rasterio
     order), ground truth ``endmembers`` (p, bands) and/or ``abundances`` (rows, cols, p),
-    ``endmember_names`` (p,) strings.
+    ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance`` or ``radiance``).
 
 The writer (``.npz``) stores ``cube`` as float32 in physical units with **NaN at invalid
 pixels** (so the file is self-describing even without its mask) plus ``mask`` (rows, cols)
@@ -28,10 +28,10 @@ from ..atomic import atomic_file
 from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity
 from ..wavelengths import to_nm
-from .checks import make_scene, reading, refuse_complex, require_regular_file
+from .checks import make_scene, quantity, reading, refuse_complex, require_regular_file
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
-                 "endmembers", "abundances", "endmember_names", "wavelength_units")
+                 "endmembers", "abundances", "endmember_names", "wavelength_units", "units")
 
 
 def _check_array_dtype(dtype: np.dtype, path: Path, what: str) -> None:
@@ -167,6 +167,12 @@ def _read_npz(path: Path) -> Scene:
         if t.size not in (6, 9) or not np.all(np.isfinite(t[:6])):
             raise in_file(path, f"'transform' has {t.size} values; expected 6 finite numbers (a, b, c, d, e, f)")
         transform = tuple(t[:6])
+    units = None
+    if "units" in extra:
+        u = np.asarray(extra["units"])
+        if u.dtype.kind not in "US" or u.size != 1:
+            raise in_file(path, "'units' is not one string; expected 'reflectance' or 'radiance'")
+        units = quantity(u.reshape(-1)[0])
     fwhm = _numbers(extra, "fwhm", path)
     truth = None
     if "endmembers" in extra or "abundances" in extra:
@@ -184,6 +190,7 @@ def _read_npz(path: Path) -> Scene:
         crs=crs,
         transform=transform,
         name=path.stem,
+        units=units,
         metadata={"format": "numpy"},
     )
     if truth is not None:
@@ -239,6 +246,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
         _add(zf, "good_bands", scene.good_bands.astype(bool))
         if scene.crs:
             _add(zf, "crs", np.array(str(scene.crs)))
+        if scene.units:
+            _add(zf, "units", np.array(str(scene.units)))
         if scene.transform is not None:
             _add(zf, "transform", np.asarray(scene.transform, np.float64))
         t = scene.truth
