@@ -176,6 +176,9 @@ def main() -> None:
     ap.add_argument("--spectra", default="default", choices=["default", *HELD_OUT],
                     help="endmember set of the suite: the default four USGS minerals, or a set held out of "
                          "the shipped spectra prior's training")
+    ap.add_argument("--extra", default="",
+                    help="comma-separated USGS names added to the set (p = 4 + their number), e.g. "
+                         "'Jarosite GDS24,Hematite FE2602' for p = 6")
     ap.add_argument("--endmember-tolerance", type=float, default=None)
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
                     help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
@@ -190,7 +193,8 @@ def main() -> None:
                               ("endmember_tolerance", args.endmember_tolerance)) if v is not None}
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(args.threads)
-    em = load_library_spectra(LIB, NAMES if args.spectra == "default" else HELD_OUT[args.spectra])
+    names = NAMES if args.spectra == "default" else HELD_OUT[args.spectra]
+    em = load_library_spectra(LIB, names + [n for n in args.extra.split(",") if n])
     if args.spearman_bound_only:
         spearman_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, size=args.size)
         return
@@ -244,7 +248,8 @@ def suite(args, opts: dict, em, ab, sp) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
-            At = abundance_maps(args.size, args.size, 4, np.random.default_rng(100 + seed), purity=2.0,
+            p = em.spectra.shape[0]
+            At = abundance_maps(args.size, args.size, p, np.random.default_rng(100 + seed), purity=2.0,
                                 max_abundance=0.8)
             Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed)[0]
                            .to_scene().load(), np.float32)
@@ -252,16 +257,16 @@ def suite(args, opts: dict, em, ab, sp) -> None:
             blind = None
             for init in args.inits.split(","):
                 if init in ("auto", "stu") and blind is None:
-                    blind = make_method(DEFAULT_METHOD, 4, seed=seed).fit(Scene(Y, wavelengths=em.wavelengths))
+                    blind = make_method(DEFAULT_METHOD, p, seed=seed).fit(Scene(Y, wavelengths=em.wavelengths))
                 if init == "auto":
                     E0, A0 = blind.endmembers_, blind.abundances_
                 elif init == "stu":
                     E0 = blind.endmembers_
-                    stu = HybridSTU(4, max_steps=args.stu_steps, max_minutes=None, seed=seed)
+                    stu = HybridSTU(p, max_steps=args.stu_steps, max_minutes=None, seed=seed)
                     A0 = stu.fit(Scene(Y, wavelengths=em.wavelengths), endmembers=E0).abundances_
                 else:
-                    E0 = vca(Y.reshape(-1, B), 4, seed=seed)[1] if init == "vca+fcls" else em.spectra
-                    A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], 4)
+                    E0 = vca(Y.reshape(-1, B), p, seed=seed)[1] if init == "vca+fcls" else em.spectra
+                    A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], p)
                 m0, perm = metrics(E0, A0, em.spectra, At, Y)
                 t = time.perf_counter()
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,

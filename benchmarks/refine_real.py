@@ -5,6 +5,12 @@ decisions, calibration of the abundance samples against the reference maps, seco
     PYTHONPATH=src python benchmarks/refine_real.py --samples 16 --steps 5
     PYTHONPATH=src python benchmarks/refine_real.py --scenes jasper --endmember-tolerance 0   # without the pull
     PYTHONPATH=src python benchmarks/refine_real.py --scenes samson --samson-wavelengths 401:889   # with the spectra prior
+    PYTHONPATH=src python benchmarks/refine_real.py --scenes jasper --jasper-wavelengths usgs   # with the spectra prior
+
+Neither file stores band centres. Samson's are evenly spaced; Jasper Ridge's 198 bands are
+AVIRIS bands (``SlectBands``, 1-based), whose centres step back at the detector overlaps,
+so the bands are put in increasing wavelength first (`scene.take_bands`, as
+``unmixgen convert --wavelengths FILE`` does).
 """
 
 from __future__ import annotations
@@ -17,16 +23,27 @@ import numpy as np
 import torch
 
 from refine import calibration
-from semiblind import metrics, real_scene
+from semiblind import DATA, metrics, real_scene
 from unmixgen.evaluate.unmixing import match_endmembers
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
 from unmixgen.refine.posterior import refine
+from unmixgen.scene import take_bands
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.inversion import fcls
 from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 from unmixgen.wavelengths import wavelengths_from_spec
 from unmixgen.workflows.refinement import DEFAULT_ABUNDANCE_PRIOR, _shipped
+
+
+def jasper_band_centres() -> np.ndarray:
+    """Jasper Ridge's band centres in nm, in the file's band order: AVIRIS's, as the USGS
+    1995 library (resampled to AVIRIS) lists them in its first column, at ``SlectBands``."""
+    import scipy.io as sio
+
+    selected = sio.loadmat(DATA / "jasper_ridge/jasperRidge2_R198.mat")["SlectBands"].ravel().astype(int)
+    aviris_um = sio.loadmat(DATA / "usgs_library/USGS_1995_Library.mat")["datalib"][:, 0]
+    return 1000.0 * aviris_um[selected - 1].astype(np.float64)
 
 
 def main() -> None:
@@ -39,6 +56,9 @@ def main() -> None:
     ap.add_argument("--samson-wavelengths", default=None,
                     help="START:STOP band centres for Samson (its file has none; Zhu: about 401-889 nm), so the "
                          "spectra prior runs there too")
+    ap.add_argument("--jasper-wavelengths", default=None,
+                    help="'usgs' (the AVIRIS band centres of the USGS library's first column at the file's "
+                         "SlectBands) or a file with one centre per band in the file's order")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
@@ -50,6 +70,11 @@ def main() -> None:
         scene = real_scene(name)
         if name == "samson" and args.samson_wavelengths:
             scene.wavelengths = wavelengths_from_spec(args.samson_wavelengths, scene.bands)
+        if name == "jasper" and args.jasper_wavelengths:
+            wl = jasper_band_centres() if args.jasper_wavelengths == "usgs" else \
+                wavelengths_from_spec(args.jasper_wavelengths, scene.bands, any_order=True)
+            order = np.argsort(wl, kind="stable")
+            scene = take_bands(scene, order, wavelengths=wl[order])
         cube = scene.load()
         p = scene.truth.endmembers.shape[0]
         for init in ("vca+fcls", DEFAULT_METHOD):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_envi
+from unmixgen.errors import InputError
 from unmixgen.io import read_scene, write_scene
-from unmixgen.scene import Scene
+from unmixgen.scene import GroundTruth, Scene, take_bands
 
 MAP_INFO = "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84, units=Meters}"
 WL_UM = [0.45, 0.55, 0.65, 0.75, 0.85]
@@ -209,3 +210,69 @@ def test_replaced_wavelengths_drop_the_old_band_widths(tmp_path, run_cli):
     assert code == 0 and "FWHM" in err
     back = read_scene(tmp_path / "o.npz")
     assert back.fwhm is None and back.wavelengths[-1] == pytest.approx(2500)
+
+
+def test_band_centres_that_step_back_are_written_sorted_with_everything_per_band(tmp_path, run_cli):
+    # Jasper Ridge-like: a subset of AVIRIS bands, whose centres step back at detector overlaps
+    rng = np.random.default_rng(1)
+    cube = rng.uniform(0.1, 0.9, (4, 5, 7)).astype(np.float32)
+    E = rng.uniform(0.1, 0.9, (2, 7)).astype(np.float32)
+    A = rng.dirichlet(np.ones(2), (4, 5)).astype(np.float32)
+    good = np.array([1, 1, 0, 1, 1, 1, 1], bool)
+    src = tmp_path / "subset.npz"
+    scene = Scene(cube, good_bands=good)
+    scene.attach_truth(GroundTruth(E, A))
+    write_scene(scene, src)
+    wl = np.array([650.0, 660, 670, 655, 665, 1250, 1245])
+    (tmp_path / "wl.txt").write_text("\n".join(f"{v:g}" for v in wl))
+    code, out, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", tmp_path / "wl.txt")
+    assert code == 0, err
+    assert "step back" in out
+    back = read_scene(tmp_path / "o.npz")
+    order = [0, 3, 1, 4, 2, 6, 5]  # wavelengths sorted by hand
+    np.testing.assert_allclose(back.wavelengths, wl[order])
+    np.testing.assert_array_equal(back.good_bands, good[order])
+    # cube and reference spectra move with their band centres (bad band 2 is not compared)
+    np.testing.assert_allclose(back.load()[..., back.good_bands], cube[..., order][..., good[order]])
+    np.testing.assert_allclose(back.truth.endmembers, E[:, order])
+    np.testing.assert_allclose(back.truth.abundances, A)
+    # two bands at one centre cannot be ordered
+    (tmp_path / "dup.txt").write_text("\n".join(f"{v:g}" for v in [650, 660, 670, 660, 665, 1250, 1245]))
+    code, _, err = run_cli("convert", src, tmp_path / "d.npz", "--wavelengths", tmp_path / "dup.txt")
+    assert code == 2 and "two bands at 660 nm" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_take_bands_reads_lazily_and_refuses_what_is_not_a_permutation():
+    cube = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    scene = Scene(cube, wavelengths=[400.0, 500, 600, 700], fwhm=[1.0, 2, 3, 4])
+    out = take_bands(scene, [3, 2, 1, 0], wavelengths=[1.0, 2, 3, 4])
+    assert not out.is_loaded
+    np.testing.assert_array_equal(out.read(slice(0, 1), slice(1, 3)), cube[0:1, 1:3, ::-1])
+    np.testing.assert_array_equal(out.fwhm, [4.0, 3, 2, 1])
+    for bad in ([0, 1, 2], [0, 1, 2, 2], [0, 1, 2, 4]):
+        with pytest.raises(InputError, match="permutation"):
+            take_bands(scene, bad)
+
+
+@pytest.mark.parametrize("units", ["reflectance", "radiance"])
+@pytest.mark.parametrize("ext", [".npz", ".tif", ".hdr"])
+def test_convert_keeps_whether_a_scene_is_reflectance_or_radiance(tmp_path, run_cli, units, ext):
+    cube = np.random.default_rng(0).uniform(0.1, 0.9, (4, 5, 6)).astype(np.float32)
+    write_scene(Scene(cube, wavelengths=np.linspace(400, 900, 6), units=units), tmp_path / "src.npz")
+    assert read_scene(tmp_path / "src.npz").units == units
+    out = tmp_path / f"out{ext}"
+    code, _, err = run_cli("convert", tmp_path / "src.npz", out)
+    assert code == 0, err
+    back = read_scene(out)
+    # ENVI has a header key for reflectance only (its scale factor); radiance stays unknown there
+    assert back.units == (None if (ext, units) == (".hdr", "radiance") else units)
+    np.testing.assert_allclose(back.load(), cube, rtol=1e-6)  # the scale factor 1 changes no value
+
+
+def test_unit_labels_as_files_write_them():
+    from unmixgen.io.checks import quantity
+
+    assert quantity("Reflectance") == "reflectance"
+    assert quantity("W/(m2 sr um)") == "radiance" and quantity("uW cm-2 sr-1 nm-1") == "radiance"
+    assert quantity("") is None and quantity("DN") is None and quantity(None) is None

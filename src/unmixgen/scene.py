@@ -393,6 +393,56 @@ class Scene:
         return f"Scene({self.name or self.path or 'unnamed'}: {self.rows}x{self.cols}x{self.bands}, {wl})"
 
 
+class _BandsInOrder:
+    """A `CubeSource` that presents another source's bands in ``order`` (indices into them)."""
+
+    def __init__(self, source: CubeSource, order: np.ndarray):
+        self.source = source
+        self.order = np.asarray(order, np.intp)
+        rows, cols, _ = source.shape
+        self.shape = (int(rows), int(cols), int(self.order.size))
+        self.dtype = source.dtype
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        return self.source.read(rows, cols)[..., self.order]
+
+
+def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
+    """``scene`` with its bands in ``order`` (a permutation of its band indices), read
+    lazily: every per-band list (wavelengths, FWHM, good bands, band names, reference
+    endmembers) follows. ``wavelengths`` (nm, one per ordered band, increasing) replaces the
+    permuted ones, e.g. band centres given for a file that has none. The pixel mask does not
+    depend on band order and is shared."""
+    order = np.asarray(order, np.intp).reshape(-1)
+    if not np.array_equal(np.sort(order), np.arange(scene.bands)):
+        raise InputError(f"{scene._what('band order')}: expected a permutation of 0..{scene.bands - 1}")
+    source = ArraySource(scene._cube[..., order]) if scene._cube is not None else _BandsInOrder(scene.source, order)
+    metadata = dict(scene.metadata)
+    names = metadata.get("band_names")
+    if isinstance(names, list) and len(names) == scene.bands:
+        metadata["band_names"] = [names[i] for i in order]
+    truth = scene.truth
+    if truth is not None and truth.endmembers is not None:
+        truth = GroundTruth(truth.endmembers[:, order], truth.abundances, truth.names, truth.source)
+    mask = scene._mask if scene._mask is not None else scene._mask_fn
+    return Scene(
+        source,
+        wavelengths=(None if scene.wavelengths is None else scene.wavelengths[order]) if wavelengths is None
+        else wavelengths,
+        fwhm=None if scene.fwhm is None else scene.fwhm[order],
+        good_bands=scene.good_bands[order],
+        mask=mask,
+        nodata=scene.nodata,
+        crs=scene.crs,
+        transform=scene.transform,
+        truth=truth,
+        name=scene.name,
+        path=scene.path,
+        units=scene.units,
+        metadata=metadata,
+    )
+
+
 def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65536) -> dict[str, Any]:
     """The JSON-ready summary of a scene used by `unmixgen info --json`.
 

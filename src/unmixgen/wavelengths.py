@@ -73,16 +73,24 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.
     return wl
 
 
-def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths") -> np.ndarray:
+def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths",
+                      any_order: bool = False) -> np.ndarray:
     """Validate a nm wavelength vector for a scene with ``bands`` bands; return it as float64.
 
-    Raises `InputError` unless it has one finite, positive, strictly increasing value per band.
+    Raises `InputError` unless it has one finite, positive, strictly increasing value per band
+    (with ``any_order``: distinct values in any order, e.g. detectors that overlap).
     """
     wl = np.asarray(wl, dtype=np.float64).reshape(-1)
     if wl.shape != (bands,):
         raise InputError(f"{what}: {wl.size} values for {bands} bands; expected one per band")
     if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
         raise InputError(f"{what}: values must be finite and positive (nm)")
+    if any_order:
+        ranked = np.sort(wl)
+        same = np.flatnonzero(np.diff(ranked) <= 0)
+        if same.size:
+            raise InputError(f"{what}: two bands at {ranked[same[0]]:g} nm; expected one distinct centre per band")
+        return wl
     if bands > 1 and not np.all(np.diff(wl) > 0):
         i = int(np.argmin(np.diff(wl)))
         raise InputError(
@@ -94,12 +102,14 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths") 
 SAME_GRID_NM = 0.5  # band centres closer than this are the same band (rounding in files)
 
 
-def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths") -> np.ndarray:
+def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths",
+                          any_order: bool = False) -> np.ndarray:
     """Wavelengths (nm, float64) for a scene of ``bands`` bands from ``spec``: ``START:STOP``
     (band centres evenly spaced from the first to the last, e.g. ``401:889`` for Samson) or a
     text / CSV file whose first column holds one wavelength per band (a header line is
     allowed). Values below 100 are read as micrometres. `InputError` naming ``what`` unless
-    the result has one increasing, positive value per band."""
+    the result has one increasing, positive value per band (``any_order``: a file's values may
+    come in any band order, e.g. stepping back where detectors overlap, but must be distinct)."""
     import os
 
     text = spec.strip()
@@ -112,6 +122,7 @@ def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths")
             raise InputError(f"{what} {spec!r}: expected START:STOP in nm with finite numbers (e.g. 401:889) or a "
                              "file with one wavelength per band")
         wl = to_nm(np.linspace(start, stop, bands), what=f"{what} {spec!r}")
+        any_order = False  # STOP below START is a slip, not a band order
     else:
         if os.path.isdir(text):
             raise InputError(f"{what} {spec!r}: is a folder; expected START:STOP in nm or a file with one "
@@ -138,7 +149,7 @@ def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths")
                     raise InputError(f"{text}: line {n + 1} {cell!r} is not a number; expected one wavelength "
                                      "per line (first column)") from None
         wl = to_nm(values, what=text)
-    return check_wavelengths(wl, bands, what=f"{what} {spec!r}")
+    return check_wavelengths(wl, bands, what=f"{what} {spec!r}", any_order=any_order)
 
 
 def grid_offset_nm(a, b) -> float:

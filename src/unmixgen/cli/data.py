@@ -53,7 +53,7 @@ def info(
 def convert(
     src: Path = typer.Argument(..., help="Input scene, any readable format."),
     dst: Path = typer.Argument(..., help="Output file: .npz, .tif, .hdr (ENVI) or .mat (HySUPP layout)."),
-    wavelengths: str = typer.Option(None, "--wavelengths", help="Band centres for a scene whose file has none (MATLAB benchmarks): START:STOP in nm, evenly spaced (Samson: 401:889), or a text/CSV file with one per band."),
+    wavelengths: str = typer.Option(None, "--wavelengths", help="Band centres for a scene whose file has none (MATLAB benchmarks): START:STOP in nm, evenly spaced (Samson: 401:889), or a text/CSV file with one per band, in the file's band order (where the centres step back, as at AVIRIS's detector overlaps, the bands are written sorted)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Convert a scene to another format, in physical units, with its mask and wavelengths.
@@ -62,20 +62,32 @@ def convert(
     """
     import warnings
 
+    import numpy as np
+
     from ..io import check_output_file, read_scene, write_scene
+    from ..scene import take_bands
     from ..wavelengths import wavelengths_from_spec
 
     check_output_file(dst, overwrite=overwrite, inputs=[src])
     scene = read_scene(src)
     if wavelengths is not None:
-        wl = wavelengths_from_spec(wavelengths, scene.bands)
+        # band-subset files (Jasper Ridge: AVIRIS bands) step back where detectors overlap
+        wl = wavelengths_from_spec(wavelengths, scene.bands, any_order=True)
         if scene.wavelengths is not None:
             dropped = " and its band widths (FWHM) dropped" if scene.fwhm is not None else ""
             warnings.warn(f"{src}: its own wavelengths ({scene.wavelengths[0]:.0f}-{scene.wavelengths[-1]:.0f} nm) "
-                          f"are replaced by --wavelengths ({wl[0]:.0f}-{wl[-1]:.0f} nm){dropped}", UserWarning,
+                          f"are replaced by --wavelengths ({wl.min():.0f}-{wl.max():.0f} nm){dropped}", UserWarning,
                           stacklevel=2)
-        scene.wavelengths = wl
         scene.fwhm = None  # widths belong to the old band centres
+        order = np.argsort(wl, kind="stable")
+        if np.any(np.diff(wl) < 0):
+            steps = np.flatnonzero(np.diff(wl) < 0)
+            where = ", ".join(f"{wl[i]:.0f} -> {wl[i + 1]:.0f} nm" for i in steps[:4])
+            print(f"{src}: the band centres step back at band {', '.join(str(i + 2) for i in steps[:4])} "
+                  f"({where}); bands written in increasing wavelength")
+            scene = take_bands(scene, order, wavelengths=wl[order])
+        else:
+            scene.wavelengths = wl
     scene.require_valid()
     write_scene(scene, dst)
     print(f"wrote {dst}")
