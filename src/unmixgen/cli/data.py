@@ -84,7 +84,8 @@ def convert(
             steps = np.flatnonzero(np.diff(wl) < 0)
             where = ", ".join(f"{wl[i]:.0f} -> {wl[i + 1]:.0f} nm" for i in steps[:4])
             print(f"{src}: the band centres step back at band {', '.join(str(i + 2) for i in steps[:4])} "
-                  f"({where}); bands written in increasing wavelength")
+                  f"({where}); bands written in increasing wavelength (reference spectra kept in other files, "
+                  "e.g. a benchmark's endmember .mat, are still in the old band order)")
             scene = take_bands(scene, order, wavelengths=wl[order])
         else:
             scene.wavelengths = wl
