@@ -226,7 +226,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, spectra_t0: float | None = None,
-           eta: float = 0.5, lam: float = 1.0, ls_iterations: int = 2, endmember_tolerance: float = 2.0, guard_level: float = 0.9,
+           eta: float = 0.5, lam: float = 1.0, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
@@ -254,7 +254,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         data fix the endmembers and the less the prior may move them). It bounds the spectra
         prior's pull within the data's plane (`pull.prior_pull`, before the sampling); the
         sampler's endmembers may then cost what the pull spent. 0: no pull, and refined
-        endmembers are kept only when they fit no worse than the init's.
+        endmembers are kept only when they fit no worse than the init's. The default (5) lets
+        noisy scenes take the pull's full step, which the scene's noise already caps
+        (benchmarks/RESULTS.md, "The pull's tolerance").
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
