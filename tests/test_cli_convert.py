@@ -276,3 +276,60 @@ def test_unit_labels_as_files_write_them():
     assert quantity("Reflectance") == "reflectance"
     assert quantity("W/(m2 sr um)") == "radiance" and quantity("uW cm-2 sr-1 nm-1") == "radiance"
     assert quantity("") is None and quantity("DN") is None and quantity(None) is None
+    assert quantity("downwelling irradiance (W m-2 nm-1)") is None  # light arriving, not a scene quantity
+
+
+def _stepping_envi(tmp_path):
+    """An ENVI file whose own centres step back (two detectors); stored band k holds k + 1."""
+    data = np.empty((6, 3, 4), "<f4")
+    for k in range(6):
+        data[k] = k + 1
+    data.tofile(tmp_path / "det.img")
+    (tmp_path / "det.hdr").write_text("ENVI\nsamples = 4\nlines = 3\nbands = 6\nheader offset = 0\ndata type = 4\n"
+                                      "interleave = bsq\nbyte order = 0\nwavelength units = Nanometers\n"
+                                      "wavelength = {500, 600, 700, 650, 750, 800}\n")
+    return tmp_path / "det.hdr"
+
+
+def test_band_centres_cannot_replace_those_of_a_file_whose_bands_were_sorted_on_reading(tmp_path, run_cli):
+    # the reader already sorted the bands, so centres in the file's band order would land on other bands
+    src = _stepping_envi(tmp_path)
+    (tmp_path / "wl.txt").write_text("500\n600\n700\n650\n750\n800\n")
+    before = src.read_bytes(), (tmp_path / "det.img").read_bytes()
+    for spec in (str(tmp_path / "wl.txt"), "400:900"):
+        code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", spec)
+        assert code == 2 and "sorted on reading" in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o.npz").exists()
+    assert (src.read_bytes(), (tmp_path / "det.img").read_bytes()) == before
+    # without --wavelengths the sorted bands keep their own values
+    assert run_cli("convert", src, tmp_path / "o.npz")[0] == 0
+    back = read_scene(tmp_path / "o.npz")
+    np.testing.assert_allclose(back.wavelengths, [500, 600, 650, 700, 750, 800])
+    np.testing.assert_allclose(back.load()[0, 0], [1, 2, 4, 3, 5, 6])
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif"])
+def test_close_band_centres_are_written_exactly(tmp_path, run_cli, ext):
+    wl = np.array([500.0, 600.0, 600.00000001, 700.0, 750.123456789012])
+    write_scene(Scene(np.random.default_rng(0).uniform(0.1, 0.9, (3, 4, 5)).astype(np.float32), wavelengths=wl),
+                tmp_path / "s.npz")
+    assert run_cli("convert", tmp_path / "s.npz", tmp_path / f"o{ext}")[0] == 0
+    np.testing.assert_array_equal(read_scene(tmp_path / f"o{ext}").wavelengths, wl)
+
+
+def test_wavelength_files_that_mix_units_and_inputs_that_output_would_overwrite(tmp_path, run_cli):
+    src = tmp_path / "s.npz"
+    write_scene(Scene(np.random.default_rng(0).uniform(0.1, 0.9, (3, 4, 4)).astype(np.float32)), src)
+    (tmp_path / "mixed.txt").write_text("0.5\n0.6\n700\n800\n")
+    code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", tmp_path / "mixed.txt")
+    assert code == 2 and "mix micrometres and nanometres" in err
+    # the band-centre file is an input too: --overwrite must not replace it
+    (tmp_path / "wl.npz").write_bytes(b"400\n500\n600\n700\n")
+    code, _, err = run_cli("convert", src, tmp_path / "wl.npz", "--wavelengths", tmp_path / "wl.npz", "--overwrite")
+    assert code == 2 and (tmp_path / "wl.npz").read_bytes() == b"400\n500\n600\n700\n"
+
+
+def test_take_bands_refuses_a_boolean_mask():
+    scene = Scene(np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(InputError, match="integer band indices"):
+        take_bands(scene, [True, False])

@@ -413,7 +413,10 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
     endmembers) follows. ``wavelengths`` (nm, one per ordered band, increasing) replaces the
     permuted ones, e.g. band centres given for a file that has none. The pixel mask does not
     depend on band order and is shared."""
-    order = np.asarray(order, np.intp).reshape(-1)
+    given = np.asarray(order)
+    if given.dtype.kind not in "iu":
+        raise InputError(f"{scene._what('band order')}: {given.dtype} values; expected integer band indices")
+    order = given.astype(np.intp).reshape(-1)
     if not np.array_equal(np.sort(order), np.arange(scene.bands)):
         raise InputError(f"{scene._what('band order')}: expected a permutation of 0..{scene.bands - 1}")
     source = ArraySource(scene._cube[..., order]) if scene._cube is not None else _BandsInOrder(scene.source, order)

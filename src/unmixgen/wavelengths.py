@@ -149,6 +149,9 @@ def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths",
                     raise InputError(f"{text}: line {n + 1} {cell!r} is not a number; expected one wavelength "
                                      "per line (first column)") from None
         wl = to_nm(values, what=text)
+        if wl.size and np.nanmin(wl) < 100.0 <= np.nanmax(wl):
+            raise InputError(f"{text}: values from {np.nanmin(wl):g} to {np.nanmax(wl):g} mix micrometres and "
+                             "nanometres; expected every band centre in one unit")
     return check_wavelengths(wl, bands, what=f"{what} {spec!r}", any_order=any_order)
 
 

@@ -60,16 +60,26 @@ def convert(
 
     Example: unmixgen convert samson_1.mat samson.hdr --wavelengths 401:889
     """
+    import os
     import warnings
 
     import numpy as np
 
+    from ..errors import InputError
     from ..io import check_output_file, read_scene, write_scene
     from ..scene import take_bands
     from ..wavelengths import wavelengths_from_spec
 
-    check_output_file(dst, overwrite=overwrite, inputs=[src])
+    check_output_file(dst, overwrite=overwrite,
+                      inputs=[src] + ([wavelengths] if wavelengths is not None and os.path.isfile(wavelengths) else []))
     scene = read_scene(src)
+    if wavelengths is not None and scene.wavelengths is not None and (
+            "band_order" in scene.metadata or scene.metadata.get("format") == "prisma"):
+        # the reader put the bands in wavelength order: centres listed in the file's band order
+        # would be matched to other bands
+        raise InputError(f"{src}: its own band centres step back, so its bands were sorted on reading and "
+                         "--wavelengths cannot be matched to the file's band order; convert it without "
+                         "--wavelengths")
     if wavelengths is not None:
         # band-subset files (Jasper Ridge: AVIRIS bands) step back where detectors overlap
         wl = wavelengths_from_spec(wavelengths, scene.bands, any_order=True)

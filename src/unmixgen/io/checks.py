@@ -134,10 +134,13 @@ def quantity(value) -> str | None:
     """The scene quantity a unit label names: ``"reflectance"``, ``"radiance"`` or None.
 
     Accepts the words (any case) and radiance units as files write them (``W/(m2 sr um)``,
-    ``uW cm-2 sr-1 nm-1``); anything else, e.g. an empty label, is None (not known)."""
+    ``uW cm-2 sr-1 nm-1``); anything else, e.g. an empty label or irradiance, is None (not
+    known)."""
     if value is None:
         return None
     text = str(value).strip().lower()
+    if "irradiance" in text:  # light arriving, not what a scene's pixels measure
+        return None
     if "reflect" in text:
         return "reflectance"
     if "radian" in text or ("w" in text and "sr" in text):

@@ -460,7 +460,8 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
 
 # -- writing --------------------------------------------------------------------------
 def _fmt_list(values) -> str:
-    return "{" + ", ".join(f"{float(v):.10g}" for v in values) + "}"
+    # shortest text that reads back as the same float: 10 digits merged close band centres
+    return "{" + ", ".join(repr(float(v)) for v in values) + "}"
 
 
 def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interleave: str = "bsq",
@@ -543,7 +544,7 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"map info = {mi}")
         if css:
             lines.append(f"coordinate system string = {{{css}}}")
-    if scene.units == "reflectance" and dt.kind == "f":
+    if str(scene.units).lower() == "reflectance" and dt.kind == "f":
         # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
         # or whatever scale the scene has); radiance has no standard header key
         lines.append("reflectance scale factor = 1")

@@ -426,24 +426,24 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 ds.set_band_description(b + 1, str(names[b]))
                 t = {}
                 if scene.wavelengths is not None:
-                    t.update(wavelength=f"{scene.wavelengths[b]:.10g}", wavelength_units="nm")
+                    t.update(wavelength=repr(float(scene.wavelengths[b])), wavelength_units="nm")
                 if scene.fwhm is not None:
-                    t["fwhm"] = f"{scene.fwhm[b]:.10g}"
+                    t["fwhm"] = repr(float(scene.fwhm[b]))
                 if t:
                     ds.update_tags(b + 1, **t)
                 imagery = {}
                 if scene.wavelengths is not None:
-                    imagery["CENTRAL_WAVELENGTH_UM"] = f"{scene.wavelengths[b] / 1e3:.10g}"
+                    imagery["CENTRAL_WAVELENGTH_UM"] = repr(float(scene.wavelengths[b]) / 1e3)
                 if scene.fwhm is not None:
-                    imagery["FWHM_UM"] = f"{scene.fwhm[b] / 1e3:.10g}"
+                    imagery["FWHM_UM"] = repr(float(scene.fwhm[b]) / 1e3)
                 if imagery:
                     ds.update_tags(b + 1, ns="IMAGERY", **imagery)
             dtags = {}
             if scene.wavelengths is not None:
-                dtags["wavelength"] = "{" + ", ".join(f"{w:.10g}" for w in scene.wavelengths) + "}"
+                dtags["wavelength"] = "{" + ", ".join(repr(float(w)) for w in scene.wavelengths) + "}"
                 dtags["wavelength_units"] = "Nanometers"
             if scene.fwhm is not None:
-                dtags["fwhm"] = "{" + ", ".join(f"{w:.10g}" for w in scene.fwhm) + "}"
+                dtags["fwhm"] = "{" + ", ".join(repr(float(w)) for w in scene.fwhm) + "}"
             if not scene.good_bands.all():
                 dtags["bbl"] = "{" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}"
             if dtags:
