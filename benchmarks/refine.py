@@ -176,6 +176,9 @@ def main() -> None:
     ap.add_argument("--spectra", default="default", choices=["default", *HELD_OUT],
                     help="endmember set of the suite: the default four USGS minerals, or a set held out of "
                          "the shipped spectra prior's training")
+    ap.add_argument("--names", default="",
+                    help="comma-separated USGS names that replace the set (any p), e.g. "
+                         "'Walnut_Leaf,Talc TL2702,Epidote GDS26' for p = 3")
     ap.add_argument("--extra", default="",
                     help="comma-separated USGS names added to the set (p = 4 + their number), e.g. "
                          "'Jarosite GDS24,Hematite FE2602' for p = 6")
@@ -194,6 +197,7 @@ def main() -> None:
     print(f"options: {opts or 'defaults'}")
     torch.set_num_threads(args.threads)
     names = NAMES if args.spectra == "default" else HELD_OUT[args.spectra]
+    names = [n for n in args.names.split(",") if n] or names
     em = load_library_spectra(LIB, names + [n for n in args.extra.split(",") if n])
     if args.spearman_bound_only:
         spearman_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, size=args.size)
