@@ -131,10 +131,6 @@ def check_memory(name: str, value, nbytes: float, *, fraction: float = 0.5, avai
         raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for {what} but this "
                                           f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
     return value
-    if nbytes > fraction * total:
-        raise ParameterError(name, value, f"needs about {nbytes / 2**30:.1f} GiB for its arrays but this "
-                                          f"machine has {total / 2**30:.1f} GiB; expected a smaller value")
-    return value
 
 
 def _broken_file_errors() -> tuple[type[BaseException], ...]:

@@ -428,10 +428,11 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
     if truth is not None and truth.endmembers is not None:
         truth = GroundTruth(truth.endmembers[:, order], truth.abundances, truth.names, truth.source)
     mask = scene._mask if scene._mask is not None else scene._mask_fn
+    if wavelengths is None and scene.wavelengths is not None:
+        wavelengths = scene.wavelengths[order]
     return Scene(
         source,
-        wavelengths=(None if scene.wavelengths is None else scene.wavelengths[order]) if wavelengths is None
-        else wavelengths,
+        wavelengths=wavelengths,
         fwhm=None if scene.fwhm is None else scene.fwhm[order],
         good_bands=scene.good_bands[order],
         mask=mask,

@@ -89,9 +89,9 @@ def convert(
                           f"are replaced by --wavelengths ({wl.min():.0f}-{wl.max():.0f} nm){dropped}", UserWarning,
                           stacklevel=2)
         scene.fwhm = None  # widths belong to the old band centres
-        order = np.argsort(wl, kind="stable")
-        if np.any(np.diff(wl) < 0):
-            steps = np.flatnonzero(np.diff(wl) < 0)
+        steps = np.flatnonzero(np.diff(wl) < 0)
+        if steps.size:
+            order = np.argsort(wl, kind="stable")
             where = ", ".join(f"{wl[i]:.0f} -> {wl[i + 1]:.0f} nm" for i in steps[:4])
             print(f"{src}: the band centres step back at band {', '.join(str(i + 2) for i in steps[:4])} "
                   f"({where}); bands written in increasing wavelength (reference spectra kept in other files, "

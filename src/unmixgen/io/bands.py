@@ -178,6 +178,13 @@ def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
     return np.asarray(fwhm, np.float64) * factor
 
 
+def braced_list(values) -> str:
+    """``{v1, v2, ...}`` as ENVI headers and GeoTIFF metadata write per-band lists, each value
+    in the shortest text that reads back as the same float (10 digits merged close band
+    centres into one)."""
+    return "{" + ", ".join(repr(float(v)) for v in values) + "}"
+
+
 def require_good_band(good: np.ndarray | None, path) -> None:
     """`InputError` when a good-band list marks every band bad."""
     if good is not None and good.size and not np.any(good):
@@ -185,5 +192,5 @@ def require_good_band(good: np.ndarray | None, path) -> None:
                             "expected at least one good band")
 
 
-__all__ = ["OVERLAP_POLICIES", "Arrangement", "arrange", "detector_runs", "fwhm_in_nm",
+__all__ = ["OVERLAP_POLICIES", "Arrangement", "arrange", "braced_list", "detector_runs", "fwhm_in_nm",
            "overlap_policy", "per_band", "require_good_band", "wavelengths_from_labels"]

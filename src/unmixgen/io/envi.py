@@ -35,6 +35,7 @@ from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
     arrange,
+    braced_list,
     fwhm_in_nm,
     overlap_policy,
     per_band,
@@ -459,11 +460,6 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
 
 
 # -- writing --------------------------------------------------------------------------
-def _fmt_list(values) -> str:
-    # shortest text that reads back as the same float: 10 digits merged close band centres
-    return "{" + ", ".join(repr(float(v)) for v in values) + "}"
-
-
 def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interleave: str = "bsq",
           nodata: float | None = None, block_rows: int = 256, **options) -> None:
     """Write ``scene`` as ENVI: ``path`` (``.hdr``) + data file, or data file + ``.hdr``.
@@ -550,9 +546,9 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append("reflectance scale factor = 1")
     if scene.wavelengths is not None:
         lines.append("wavelength units = Nanometers")
-        lines.append(f"wavelength = {_fmt_list(scene.wavelengths)}")
+        lines.append(f"wavelength = {braced_list(scene.wavelengths)}")
     if scene.fwhm is not None:
-        lines.append(f"fwhm = {_fmt_list(scene.fwhm)}")
+        lines.append(f"fwhm = {braced_list(scene.fwhm)}")
     if not scene.good_bands.all():
         lines.append("bbl = {" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}")
     names = scene.metadata.get("band_names")

@@ -32,6 +32,7 @@ from ..scene import Scene, pixel_validity
 from ..wavelengths import to_nm
 from .bands import (
     arrange,
+    braced_list,
     overlap_policy,
     per_band,
     require_good_band,
@@ -440,10 +441,10 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                     ds.update_tags(b + 1, ns="IMAGERY", **imagery)
             dtags = {}
             if scene.wavelengths is not None:
-                dtags["wavelength"] = "{" + ", ".join(repr(float(w)) for w in scene.wavelengths) + "}"
+                dtags["wavelength"] = braced_list(scene.wavelengths)
                 dtags["wavelength_units"] = "Nanometers"
             if scene.fwhm is not None:
-                dtags["fwhm"] = "{" + ", ".join(repr(float(w)) for w in scene.fwhm) + "}"
+                dtags["fwhm"] = braced_list(scene.fwhm)
             if not scene.good_bands.all():
                 dtags["bbl"] = "{" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}"
             if dtags:

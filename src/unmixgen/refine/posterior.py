@@ -87,6 +87,7 @@ def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.nda
     return np.repeat(se[:, None], bands, axis=1)
 
 
+_FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
 _BYTES_PER_SAMPLE_VALUE = 96  # measured peak per sample, pixel and endmember (about 24 float32 copies)
 
 
@@ -153,7 +154,7 @@ class _Abundances:
             # the constrained solve (FISTA) only where the result is returned: it costs more
             # than the network on large canvases, and intermediate steps are re-noised anyway
             a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12),
-                                 iterations=2000 if i == len(ts) - 2 else 0)
+                                 iterations=_FINAL_SOLVE_ITERATIONS if i == len(ts) - 2 else 0)
             out_a = A_hat.clone()
             out_a[:, :, valid] = a_v.transpose(1, 2)
             if i < len(ts) - 2:
