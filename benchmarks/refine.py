@@ -48,6 +48,14 @@ HELD_OUT = {"minerals": ["Jarosite GDS24", "Montmorillonite SWy-1", "Hematite FE
             "leaf": ["Walnut_Leaf", "Goethite WS222", "Illite IL105", "Epidote GDS26"]}
 
 
+# the suite's map families: keyword arguments of `procedural.abundance_maps`, each without
+# pure pixels (max_abundance < 1); "procedural" is the suite's historical default
+MAPS = {"procedural": {"purity": 2.0, "max_abundance": 0.8},
+        "rough": {"smoothness": 2.5, "purity": 3.0, "max_abundance": 0.8},
+        "regions": {"smoothness": 3.0, "purity": 2.0, "regions": 8, "max_abundance": 0.85},
+        "sharp": {"smoothness": 3.5, "purity": 6.0, "max_abundance": 0.9}}
+
+
 def calibration(samples: np.ndarray, truth: np.ndarray) -> dict:
     """Coverage of central 50 / 90 % intervals, Spearman(std, |error|), ensemble CRPS."""
     s = samples.reshape(samples.shape[0], -1)
@@ -183,6 +191,13 @@ def main() -> None:
                     help="comma-separated USGS names added to the set (p = 4 + their number), e.g. "
                          "'Jarosite GDS24,Hematite FE2602' for p = 6")
     ap.add_argument("--endmember-tolerance", type=float, default=None)
+    ap.add_argument("--maps", default="procedural", choices=sorted(MAPS),
+                    help="abundance maps of the suite's scenes (`MAPS`): the default smooth fields, rough ones, "
+                         "a Voronoi patchwork, or sharp near-pure regions (all without pure pixels)")
+    ap.add_argument("--variability", type=float, default=None,
+                    help="per-pixel brightness variability of the scenes (ELMM log-scale std; none by default)")
+    ap.add_argument("--shape", default="",
+                    help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
                     help="comma-separated inits: vca+fcls, true-E fcls, auto (blind default), stu (HybridSTU on "
                          "the blind default's endmembers)")
@@ -194,7 +209,8 @@ def main() -> None:
                               ("guard_level", args.guard_level), ("spread", args.spread),
                               ("rounds", args.rounds), ("ls_iterations", args.ls_iterations),
                               ("endmember_tolerance", args.endmember_tolerance)) if v is not None}
-    print(f"options: {opts or 'defaults'}")
+    print(f"options: {opts or 'defaults'}; maps {args.maps}, variability {args.variability}, "
+          f"scenes {args.shape or f'{args.size}x{args.size}'}")
     torch.set_num_threads(args.threads)
     names = NAMES if args.spectra == "default" else HELD_OUT[args.spectra]
     names = [n for n in args.names.split(",") if n] or names
@@ -248,15 +264,15 @@ def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None 
 def suite(args, opts: dict, em, ab, sp) -> None:
     """The accuracy / calibration suite and its summary (see the module doc)."""
     summary: dict = {}
-    print("| SNR | seed | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | kept px | E kept | cov50 | cov90 | Spearman | CRPS | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| SNR | seed | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
-            At = abundance_maps(args.size, args.size, p, np.random.default_rng(100 + seed), purity=2.0,
-                                max_abundance=0.8)
-            Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed)[0]
-                           .to_scene().load(), np.float32)
+            rows, cols = (int(v) for v in args.shape.split("x")) if args.shape else (args.size, args.size)
+            At = abundance_maps(rows, cols, p, np.random.default_rng(100 + seed), **MAPS[args.maps])
+            Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
+                                    variability=args.variability)[0].to_scene().load(), np.float32)
             B = Y.shape[-1]
             blind = None
             for init in args.inits.split(","):
@@ -283,7 +299,7 @@ def suite(args, opts: dict, em, ab, sp) -> None:
                 print(f"| {snr:.0f} | {seed} | {init} | {f('abundance_rmse_percent')} | {f('sad_deg_mean')} | "
                       f"{f('sre_db')} | {f('psnr_db')} | {100 * g['pixels_kept_fraction']:.0f}% | "
                       f"{g['endmembers_kept']} | {c['cov50']:.2f} | {c['cov90']:.2f} | {c['spearman']:.2f} | "
-                      f"{c['crps']:.4f} | {sec:.1f} |", flush=True)
+                      f"{c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} |", flush=True)
                 rel = lambda k, m0=m0, m1=m1: (m1[k] - m0[k]) / max(m0[k], 1e-9)  # noqa: E731
                 summary.setdefault((snr, init), []).append(
                     [rel("abundance_rmse_percent"), rel("sad_deg_mean"), m1["sad_deg_mean"] - m0["sad_deg_mean"],

@@ -57,6 +57,8 @@ def test_train_spectra_then_refine(setup, run_cli):
         assert z["endmembers_std"].shape == z["endmembers"].shape == (3, WL.size)
         assert np.allclose(z["abundances"].sum(-1), 1, atol=1e-5) and (z["abundances"] >= 0).all()
     assert (root / "ref" / "abundances_std.png").is_file() and (root / "ref" / "run.json").is_file()
+    rec = json.loads((root / "ref" / "run.json").read_text())["refine"]
+    assert rec["lam"] == rec["prior_weight"]["chosen"] in rec["prior_weight"]["candidates"]
     assert "--samples 3: the std and 5 / 95 % quantiles" in err  # too few for intervals: said so
 
 
@@ -64,6 +66,8 @@ def test_train_spectra_then_refine(setup, run_cli):
     (["--samples", "0"], "--samples 0"),
     (["--t0", "1.5"], "--t0 1.5"),
     (["--spectra-t0", "0"], "--spectra-t0 0"),
+    (["--prior-weight", "0"], "--prior-weight 0"),
+    (["--prior-weight", "nan"], "--prior-weight nan"),
     (["--steps", "0"], "--steps 0"),
     (["--threads", "-1"], "--threads -1"),
     (["--samples", "100000000"], "GB available"),

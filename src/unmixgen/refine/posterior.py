@@ -14,7 +14,9 @@ kept are the samples' mean, so a sample also depends on how many there are), ``r
    corrected by the closed-form data step (`data_steps.abundance_step`, weight
    ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
    (`schedule.renoise`), under the sample's current endmembers. Maps leave every step on
-   the simplex (projection).
+   the simplex (projection). The weight ``lam`` is chosen per scene, before the sampling,
+   by cross-validation across the odd and even bands (`cross_validated_weight`): how much
+   a map prior knows depends on the maps' texture.
 
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
 (`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
@@ -41,9 +43,13 @@ from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
+from .prior_weight import CANDIDATES, choose_prior_weight
 from .pull import noise_timestep, prior_pull
 
 _PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index reaches it
+_WEIGHT_STREAM = 2**31 - 2  # the prior weight's cross-validation runs
+_WEIGHT_WINDOW = 64  # side of the window the prior weight is cross-validated on (bounds its cost)
+_WEIGHT_SAMPLES = 2  # samples per half and weight: two give the samples' scatter (`choose_prior_weight`)
 
 
 @dataclass
@@ -180,6 +186,45 @@ class _Abundances:
         return out_a
 
 
+def _centre_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
+    """The central ``size`` x ``size`` window of a (rows, cols) canvas (all of a smaller side)."""
+    out = []
+    for n in shape:
+        k = min(n, size)
+        out.append(slice((n - k) // 2, (n - k) // 2 + k))
+    return out[0], out[1]
+
+
+def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mask: np.ndarray, E: np.ndarray,
+                           sigma2: float, ts: list[int], eta: float, seed: int, device: str, samples: int,
+                           tick: Callable[[], None]) -> tuple[float, dict]:
+    """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
+    cross-validated on the scene's central 64 x 64 window with two samples per half and
+    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
+    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
+    fewer than ``10 p`` valid pixels."""
+    rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
+    m = mask[rs, cs]
+    p = E.shape[0]
+    if int(m.sum()) < 10 * p:
+        return 1.0, {"chosen": 1.0, "note": f"{int(m.sum())} valid pixels in the central window: too few"}
+    valid = torch.from_numpy(m).to(device)
+
+    def refine_half(lam: float, Yh: np.ndarray, Eh: np.ndarray, Ah: np.ndarray) -> np.ndarray:
+        canvas = np.full((*m.shape, p), 1.0 / p, np.float32)
+        canvas[m] = Ah
+        A = torch.from_numpy(canvas).permute(2, 0, 1)[None].repeat(_WEIGHT_SAMPLES, 1, 1, 1).to(device)
+        gens = sample_generators(derive_seed(seed, _WEIGHT_STREAM), 0, _WEIGHT_SAMPLES)
+        out = _Abundances(adapter, lam, eta, 0.0, device).run(
+            A, torch.from_numpy(np.ascontiguousarray(Eh))[None].repeat(_WEIGHT_SAMPLES, 1, 1).to(device),
+            torch.from_numpy(np.ascontiguousarray(Yh)).to(device), valid, sigma2, ts, gens, tick)
+        return out[:, :, valid].transpose(1, 2).cpu().numpy()
+
+    lam, info = choose_prior_weight(refine_half, cube[rs, cs][m], E, samples=samples)
+    info["window"] = [[rs.start, rs.stop], [cs.start, cs.stop]]
+    return lam, info
+
+
 class _Endmembers:
     def __init__(self, prior: SpectraModel, wavelengths: np.ndarray, fwhm: np.ndarray | None,
                  ls_iterations: int, eta: float, device: str):
@@ -227,7 +272,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int = 1, t0: float = 0.3, spectra_t0: float | None = None,
-           eta: float = 0.5, lam: float = 1.0, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
+           eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
@@ -247,7 +292,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
         is twice the pixels' relative to the endmembers' brightness (`pull.noise_timestep`).
-    eta : re-noising stochasticity in [0, 1]; lam : prior weight of the abundance data step.
+    eta : re-noising stochasticity in [0, 1].
+    lam : weight of the abundance prior's estimate in the abundance data step (> 0; the
+        prior's error variance is taken as its noise level over ``lam``); None: chosen per
+        scene among `prior_weight.CANDIDATES` by cross-validation across bands
+        (`cross_validated_weight`; its runs count in ``progress``).
     ls_iterations : line-searched gradient steps of the endmember data step.
     endmember_tolerance : how much worse than the init's the fit of refined endmembers may
         be, in standard errors of a mean excess residual over the ``N`` valid pixels
@@ -267,7 +316,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("steps", steps, low=1, integer=True)
     check_range("rounds", rounds, low=1, integer=True)
     check_range("eta", eta, low=0, high=1)
-    check_range("lam", lam, low=0, low_open=True)
+    if lam is not None:
+        check_range("lam", lam, low=0, low_open=True)
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
     check_range("endmember_tolerance", endmember_tolerance, low=0)
     check_range("spread", spread, low=0)
@@ -312,12 +362,18 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
     total, done = rounds * steps * (2 if endm else 1), [0]
+    if lam is None:
+        total += 2 * len(CANDIDATES) * steps
 
     def tick() -> None:
         done[0] += 1
         if progress is not None:
             progress(done[0], total)
 
+    weight: dict = {"chosen": lam, "note": "given"}
+    if lam is None:
+        lam, weight = cross_validated_weight(adapter, cube, mask, E0, sigma2, ts, eta, seed, device,
+                                              samples, tick)
     abund = _Abundances(adapter, lam, eta, spread, device)
     A_e = A[:, :, valid].transpose(1, 2)  # the abundances the first endmember update fits to
     # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
@@ -379,7 +435,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
 
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts,
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
-              "lam": lam, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
+              "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
               "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",

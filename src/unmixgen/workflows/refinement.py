@@ -145,6 +145,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     timesteps(t0, steps, 1000)
     if options.get("spectra_t0") is not None:
         check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
+    if options.get("lam") is not None:
+        check_range("lam", options["lam"], low=0, low_open=True)
     from ..nn.device import resolve_device
 
     device = resolve_device(device)
