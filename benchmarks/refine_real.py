@@ -64,8 +64,8 @@ def main() -> None:
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
     sp = load_spectra_prior(None)
     print("| scene | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | SAM° init→ref | "
-          "kept px | E kept | cov50 | cov90 | Spearman | CRPS | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.scenes.split(","):
         scene = real_scene(name)
         if name == "samson" and args.samson_wavelengths:
@@ -103,7 +103,7 @@ def main() -> None:
             f = lambda k, m0=m0, m1=m1: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
             print(f"| {name} | {init} | {f('rmse')} | {f('sad')} | {f('sre')} | {f('psnr')} | {f('sam')} | "
                   f"{100 * g['pixels_kept_fraction']:.0f}% | {g['endmembers_kept']} | {c['cov50']:.2f} | "
-                  f"{c['cov90']:.2f} | {c['spearman']:.2f} | {c['crps']:.4f} | {sec:.1f} |", flush=True)
+                  f"{c['cov90']:.2f} | {c['spearman']:.2f} | {c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -371,10 +371,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             progress(done[0], total)
 
     weight: dict = {"chosen": lam, "note": "given"}
-    if lam is None:
-        lam, weight = cross_validated_weight(adapter, cube, mask, E0, sigma2, ts, eta, seed, device,
-                                              samples, tick)
-    abund = _Abundances(adapter, lam, eta, spread, device)
+    abund: _Abundances | None = None  # made once the weight is known
     A_e = A[:, :, valid].transpose(1, 2)  # the abundances the first endmember update fits to
     # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
     E_point, decision = E0, None
@@ -407,6 +404,14 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             if d["kept"]:
                 E, E_point, decision = E_new, e_new, d
                 sampled = True
+        if abund is None:
+            if lam is None:
+                # cross-validated under the endmembers the abundances are refined under: with
+                # biased init endmembers the halves' FCLS answers share their bias, which the
+                # pulled or sampled endmembers have less of
+                lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
+                                                      ts, eta, seed, device, samples, tick)
+            abund = _Abundances(adapter, lam, eta, spread, device)
         A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
         A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
