@@ -14,9 +14,10 @@ kept are the samples' mean, so a sample also depends on how many there are), ``r
    corrected by the closed-form data step (`data_steps.abundance_step`, weight
    ``mu = lam sigma^2 / s_t^2`` with ``s_t`` the prior's error level) and re-noised
    (`schedule.renoise`), under the sample's current endmembers. Maps leave every step on
-   the simplex (projection). The weight ``lam`` is chosen per scene, before the sampling,
-   by cross-validation across the odd and even bands (`cross_validated_weight`): how much
-   a map prior knows depends on the maps' texture.
+   the simplex (projection). The weight ``lam`` is chosen per scene before the first
+   abundance round, under the endmembers it refines under, by cross-validation across the
+   odd and even bands (`cross_validated_weight`): how much a map prior knows depends on the
+   maps' texture.
 
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
 (`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
