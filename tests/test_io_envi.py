@@ -63,7 +63,8 @@ def test_bbl_band_names_and_data_ignore_value(tmp_path):
     stored = _stored("i2")
     stored[2, 3, :] = -9999  # nodata pixel
     stored[4, 9, :] = 0  # all-zero pixel
-    stored[5, 1, 2] = -9999  # one band only: still a valid pixel
+    stored[5, 1, 2] = -9999  # one bad band only: still a valid pixel
+    stored[6, 4, 1] = -9999  # one good band: a value missing, so not a pixel to unmix
     hdr = write_envi(tmp_path, stored, extra={
         "bbl": "{1, 1, 0, 1, 0}", "band names": "{a, b, c, d, e}", "data ignore value": "-9999",
         "reflectance scale factor": "100"})
@@ -72,7 +73,7 @@ def test_bbl_band_names_and_data_ignore_value(tmp_path):
     assert scene.metadata["band_names"] == ["a", "b", "c", "d", "e"]
     assert scene.nodata == -9999
     expected = np.ones((7, 11), bool)
-    expected[2, 3] = expected[4, 9] = False
+    expected[2, 3] = expected[4, 9] = expected[6, 4] = False
     np.testing.assert_array_equal(scene.mask, expected)
 
 

@@ -156,3 +156,16 @@ def test_the_sampled_valid_count_judges_on_good_bands_like_the_mask():
     assert sampled["valid_pixels_from"] != "all pixels"
     assert sampled["valid_pixels"] == pytest.approx(1500, rel=0.15)
     assert describe(scene, count_valid=True)["valid_pixels"] == 1500
+
+
+def test_pixel_validity_takes_a_nodata_value_in_any_band_as_missing():
+    from unmixgen.scene import pixel_validity
+
+    block = np.ones((1, 4, 3), np.float32)
+    block[0, 1, 2] = -9999  # one band missing
+    block[0, 2] = -9999  # all bands
+    block[0, 3] = 0  # an all-zero pixel
+    np.testing.assert_array_equal(pixel_validity(block, -9999)[0], [True, False, False, False])
+    # a zero nodata value marks only all-zero pixels (zero is a plausible value in one band)
+    block[0, 1, 2] = 0
+    np.testing.assert_array_equal(pixel_validity(block, 0)[0], [True, True, True, False])

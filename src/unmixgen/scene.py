@@ -110,14 +110,16 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
 def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
     """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
 
-    A pixel is invalid when any band is NaN/Inf, when all bands are zero, or when all bands
-    equal ``nodata``.
+    A pixel is invalid when any band is NaN/Inf, when all bands are zero, or when any band
+    equals ``nodata`` (the producer's "no value here", like a fill value an HDF5 reader
+    returns as NaN: a pixel missing one band is not unmixed with the fill as a reflectance).
+    A zero ``nodata`` marks only all-zero pixels: zero is a plausible value in one band.
     """
     finite = np.isfinite(block).all(axis=-1)
     nonzero = (block != 0).any(axis=-1)
     valid = finite & nonzero
     if nodata is not None and np.isfinite(nodata) and nodata != 0:
-        valid &= (block != np.float32(nodata)).any(axis=-1)
+        valid &= (block != np.float32(nodata)).all(axis=-1)
     return valid
 
 
