@@ -151,13 +151,14 @@ def test_band_that_is_entirely_nodata_is_bad_and_never_scaled(tmp_path):
     stored = np.rint(scene_cube() * 10000).astype(np.int16)
     stored[..., 2] = -32768  # a whole band of nodata
     stored[4, 5] = -32768  # and one nodata pixel
+    stored[1, 2, 3] = -32768  # and a pixel missing one good band
     p = write_tif(tmp_path / "nd.tif", stored, nodata=-32768, scales=[1e-4] * 5, offsets=[0] * 5)
     s = read_scene(p)
     np.testing.assert_array_equal(s.good_bands, [True, True, False, True, True])
     assert np.isnan(s.load()[..., 2]).all()  # not -3.2768 "reflectance"
     assert s.load()[..., [0, 1, 3, 4]][s.mask].min() > 0
     expected_mask = np.ones((7, 11), bool)
-    expected_mask[4, 5] = False
+    expected_mask[4, 5] = expected_mask[1, 2] = False
     np.testing.assert_array_equal(s.mask, expected_mask)
     # written out (NaN in the empty band) and read back: still the same valid pixels
     write_scene(s, tmp_path / "back.tif")
