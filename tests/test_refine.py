@@ -313,3 +313,21 @@ def test_abundance_step_reaches_the_constrained_minimiser_with_similar_endmember
                        options={"ftol": 1e-14, "maxiter": 500}).x
         assert f(out[n]) <= f(ref) + 1e-9
         np.testing.assert_allclose(out[n], ref, atol=2e-3)
+
+
+def test_samples_run_in_chunks_give_the_same_result(one_vs_rest, monkeypatch):
+    """On large scenes the abundance sampler runs a few samples at a time (memory bounded by
+    the chunk); every sample depends only on its own noise stream, so nothing changes."""
+    import unmixgen.refine.posterior as post
+
+    Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
+    prior = AbundanceModel(one_vs_rest)
+    whole = refine(Y, E, A, abundance_prior=prior, samples=3, steps=2, tile=16, lam=1.0)
+    monkeypatch.setattr(post, "_SAMPLE_CHUNK_VALUES", 20 * 18 * 3)  # one sample per chunk
+    assert post.sample_chunk(3, 20 * 18, 3) == 1
+    calls = []
+    chunked = refine(Y, E, A, abundance_prior=prior, samples=3, steps=2, tile=16, lam=1.0,
+                     progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_allclose(chunked.abundance_samples, whole.abundance_samples, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(chunked.abundances, whole.abundances, rtol=0, atol=1e-5)
+    assert calls[-1][0] == calls[-1][1] == 3 * 2  # three chunks of two steps

@@ -94,15 +94,26 @@ def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.nda
     return np.repeat(se[:, None], bands, axis=1)
 
 
+_SAMPLE_CHUNK_VALUES = 2**23  # samples x pixels x p the abundance sampler holds at once (about 1.4 GB peak)
+_BYTES_PER_CHUNK_VALUE = 170  # measured peak of the sampler per sample, pixel and endmember it runs at once
+_BYTES_PER_SAMPLE_VALUE = 24  # measured: what every sample keeps until the end (samples, quantiles)
+
+
+def sample_chunk(samples: int, pixels: int, p: int) -> int:
+    """How many posterior samples the abundance sampler runs together: all of them on small
+    scenes, fewer (at least one) once ``samples x pixels x p`` passes `_SAMPLE_CHUNK_VALUES`."""
+    return max(1, min(samples, _SAMPLE_CHUNK_VALUES // max(pixels * p, 1)))
+
+
 _FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
-_BYTES_PER_SAMPLE_VALUE = 96  # measured peak per sample, pixel and endmember (about 24 float32 copies)
 
 
 def check_memory(samples: int, pixels: int, p: int) -> None:
     """`ParameterError` on ``samples`` when ``samples`` posterior samples of ``pixels`` x
-    ``p`` abundances would not fit in the memory available now."""
-    errors.check_memory("samples", samples, _BYTES_PER_SAMPLE_VALUE * samples * pixels * p, available=True,
-                        what=f"{pixels} pixels x {p} endmembers")
+    ``p`` abundances would not fit in the memory available now (the sampler's working copies
+    for one chunk of samples, `sample_chunk`, and what every sample keeps)."""
+    need = (_BYTES_PER_CHUNK_VALUE * sample_chunk(samples, pixels, p) + _BYTES_PER_SAMPLE_VALUE * samples) * pixels * p
+    errors.check_memory("samples", samples, need, available=True, what=f"{pixels} pixels x {p} endmembers")
 
 
 def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
@@ -362,7 +373,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     gens = sample_generators(seed, 0, samples)
     A = torch.from_numpy(A0c).permute(2, 0, 1)[None].repeat(samples, 1, 1, 1).to(device)
     E = torch.from_numpy(E0)[None].repeat(samples, 1, 1).to(device)
-    total, done = rounds * steps * (2 if endm else 1), [0]
+    # the abundance sampler runs a chunk of samples at a time: its working copies then scale
+    # with the chunk, not with all samples (a sample depends only on its own noise stream)
+    chunk = sample_chunk(samples, mask.size, p)  # the sampler works on the whole canvas
+    n_chunks = -(-samples // chunk)
+    total, done = rounds * steps * ((1 + n_chunks) if endm else n_chunks), [0]
     if lam is None:
         total += 2 * len(CANDIDATES) * steps
 
@@ -413,7 +428,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
                                                       ts, eta, seed, device, samples, tick)
             abund = _Abundances(adapter, lam, eta, spread, device)
-        A = abund.run(A, E, Yv, valid, sigma2, ts, gens, tick)
+        A = torch.cat([abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts, gens[k:k + chunk], tick)
+                       for k in range(0, samples, chunk)])
         A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
     # comes from the samples with their final posterior draw
