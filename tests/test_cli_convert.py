@@ -333,3 +333,14 @@ def test_take_bands_refuses_a_boolean_mask():
     scene = Scene(np.zeros((2, 2, 2), np.float32))
     with pytest.raises(InputError, match="integer band indices"):
         take_bands(scene, [True, False])
+
+
+def test_band_centres_cannot_replace_those_of_a_prisma_product(tmp_path, run_cli):
+    # PRISMA stores each detector's bands in decreasing wavelength; the reader sorts them and
+    # says so in its metadata like every other reader, so convert refuses without a special case
+    from prisma_fixture import make_prisma_he5
+
+    src = make_prisma_he5(tmp_path / "PRS_L2D_STD_t.he5", 6, 5, "L2D").path
+    code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", "400:2500")
+    assert code == 2 and "sorted on reading" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.npz").exists()

@@ -54,6 +54,9 @@ def test_wavelengths_increasing_zero_slots_dropped(l2d):
     assert read_scene(l2d.path).bands == n_used  # default overlap="sort": every band, sorted
     s = read_scene(l2d.path, overlap="swir")
     assert s.metadata["format"] == "prisma" and s.metadata["level"] == "L2D"
+    # stored in decreasing wavelength per detector: the reordering is recorded, which `convert
+    # --wavelengths` relies on to refuse centres listed in the file's order
+    assert s.metadata["band_order"] == "overlap='long'"
     assert s.path == str(l2d.path) and s.name == l2d.path.stem
     assert np.all(np.diff(s.wavelengths) > 0) and np.all(s.wavelengths > 0)
     swir_min = l2d.cw_swir[l2d.cw_swir > 0].min()

@@ -73,10 +73,9 @@ def convert(
     check_output_file(dst, overwrite=overwrite,
                       inputs=[src] + ([wavelengths] if wavelengths is not None and os.path.isfile(wavelengths) else []))
     scene = read_scene(src)
-    if wavelengths is not None and scene.wavelengths is not None and (
-            "band_order" in scene.metadata or scene.metadata.get("format") == "prisma"):
-        # the reader put the bands in wavelength order: centres listed in the file's band order
-        # would be matched to other bands
+    if wavelengths is not None and scene.wavelengths is not None and "band_order" in scene.metadata:
+        # the reader put the bands in wavelength order (`io.bands.Arrangement.note`): centres
+        # listed in the file's band order would be matched to other bands
         raise InputError(f"{src}: its own band centres step back, so its bands were sorted on reading and "
                          "--wavelengths cannot be matched to the file's band order; convert it without "
                          "--wavelengths")

@@ -173,7 +173,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     source = RawSource(array, order=arr.order, dtype=dtype.str[1:], path=data)
     metadata = {"format": "ehdr", "interleave": layout}
     if arr.order is not None:
-        metadata["band_order"] = f"overlap={overlap_policy(overlap)!r}"
+        metadata["band_order"] = arr.note(overlap)
     return make_scene(path, source, wavelengths=arr.wavelengths,
                       mask=lambda: stored_validity(array, nodata), nodata=nodata, crs=crs,
                       transform=transform, name=hdr.stem, metadata=metadata)

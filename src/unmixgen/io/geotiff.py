@@ -356,7 +356,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     if empty is not None and empty.any():
         metadata["empty_bands"] = [int(i) + 1 for i in np.flatnonzero(empty)]  # 1-based, stored
     if arr.order is not None:
-        metadata["band_order"] = f"overlap={overlap_policy(overlap)!r}"
+        metadata["band_order"] = arr.note(overlap)
     return make_scene(
         path,
         source,

@@ -428,8 +428,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
                                                       ts, eta, seed, device, samples, tick)
             abund = _Abundances(adapter, lam, eta, spread, device)
-        A = torch.cat([abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts, gens[k:k + chunk], tick)
-                       for k in range(0, samples, chunk)])
+        for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps
+            A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts, gens[k:k + chunk],
+                                       tick)
         A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
     # comes from the samples with their final posterior draw
