@@ -242,6 +242,19 @@ def test_shipped_refine_abundance_prior_is_found_and_loads():
     assert AbundanceModel(path).n_endmembers == 2
 
 
+def test_later_rounds_run_the_lower_half_of_the_schedule():
+    """A later alternation round starts from the middle timestep and ends at 0, a one-step
+    schedule keeps its only step."""
+    from unmixgen.refine.schedule import lower_half, timesteps
+
+    ts = timesteps(0.3, 10, 1000)
+    half = lower_half(ts)
+    assert len(half) == 6 and half == ts[5:] and half[-1] == 0
+    assert half[0] < ts[0] and abs(half[0] - ts[0] / 2) <= 1
+    assert len(lower_half(timesteps(0.3, 5, 1000))) - 1 == 3  # ceil(5 / 2) steps
+    assert lower_half(timesteps(0.3, 1, 1000)) == timesteps(0.3, 1, 1000)
+
+
 def test_batched_samples_equal_separate_runs_whatever_the_network_batch(one_vs_rest):
     """Sample k of a K-sample run depends only on its own generator (seed, k): the same as a
     run of that sample alone, however the tiles are chunked through the network."""
@@ -330,4 +343,5 @@ def test_samples_run_in_chunks_give_the_same_result(one_vs_rest, monkeypatch):
                      progress=lambda done, total: calls.append((done, total)))
     np.testing.assert_allclose(chunked.abundance_samples, whole.abundance_samples, rtol=0, atol=1e-5)
     np.testing.assert_allclose(chunked.abundances, whole.abundances, rtol=0, atol=1e-5)
-    assert calls[-1][0] == calls[-1][1] == 3 * 2  # three chunks of two steps
+    # three chunks of two steps, then of one (the second round runs the lower half)
+    assert calls[-1][0] == calls[-1][1] == 3 * 2 + 3 * 1

@@ -51,6 +51,7 @@ _PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index rea
 _WEIGHT_STREAM = 2**31 - 2  # the prior weight's cross-validation runs
 _WEIGHT_WINDOW = 64  # side of the window the prior weight is cross-validated on (bounds its cost)
 _WEIGHT_SAMPLES = 2  # samples per half and weight: two give the samples' scatter (`choose_prior_weight`)
+_WEIGHT_MAX_STEPS = 10  # denoising steps of those runs: the weights were validated at 10 (a cost cap)
 
 
 @dataclass
@@ -212,9 +213,10 @@ def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mas
                            tick: Callable[[], None]) -> tuple[float, dict]:
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
     cross-validated on the scene's central 64 x 64 window with two samples per half and
-    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
-    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
-    fewer than ``10 p`` valid pixels."""
+    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the timesteps
+    ``ts`` (the run's, or fewer steps from the same ``t0``: `_WEIGHT_MAX_STEPS`), for a mean
+    of ``samples`` samples. Falls back to 1.0 on a window with fewer than ``10 p`` valid
+    pixels."""
     rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
     m = mask[rs, cs]
     p = E.shape[0]
@@ -283,7 +285,7 @@ class _Endmembers:
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
-           steps: int = 20, rounds: int = 1, t0: float = 0.3, spectra_t0: float | None = None,
+           steps: int = 20, rounds: int = 2, t0: float = 0.3, spectra_t0: float | None = None,
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
@@ -299,7 +301,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         10 p valid pixels: they do not fix p x bands endmember values).
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
-    rounds : alternations abundances -> endmembers.
+    rounds : alternations endmembers -> abundances. The first runs the whole schedule from
+        ``t0`` (and ``spectra_t0``); later ones its lower half (`schedule.lower_half`), from
+        the maps and spectra the round before left: their endmembers are fitted to refined
+        abundances, which moves biased endmembers further (benchmarks/RESULTS.md, "A second
+        alternation round").
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
@@ -377,9 +383,17 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # with the chunk, not with all samples (a sample depends only on its own noise stream)
     chunk = sample_chunk(samples, mask.size, p)  # the sampler works on the whole canvas
     n_chunks = -(-samples // chunk)
-    total, done = rounds * steps * ((1 + n_chunks) if endm else n_chunks), [0]
+
+    def schedules(r: int) -> tuple[list[int], list[int]]:
+        """The abundance and endmember timesteps of round ``r`` (0-based)."""
+        return (ts, ts_e) if r == 0 else (sch.lower_half(ts), sch.lower_half(ts_e) if ts_e else ts_e)
+
+    total = sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
+                for r in range(rounds))
+    done = [0]
     if lam is None:
-        total += 2 * len(CANDIDATES) * steps
+        ts_cv = ts if steps <= _WEIGHT_MAX_STEPS else sch.timesteps(t0, _WEIGHT_MAX_STEPS, T)
+        total += 2 * len(CANDIDATES) * (len(ts_cv) - 1)
 
     def tick() -> None:
         done[0] += 1
@@ -408,11 +422,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
     # the sampler's endmembers may fit worse than the init's only by what the pull spent
     tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
-    for _ in range(rounds):
+    for r in range(rounds):
+        ts_a, ts_en = schedules(r)
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
         if endm is not None:
-            E_new = endm.run(E, A_e, Yv, ts_e, gens, tick)
+            E_new = endm.run(E, A_e, Yv, ts_en, gens, tick)
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
             e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)
@@ -426,10 +441,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # biased init endmembers the halves' FCLS answers share their bias, which the
                 # pulled or sampled endmembers have less of
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
-                                                      ts, eta, seed, device, samples, tick)
+                                                      ts_cv, eta, seed, device, samples, tick)
             abund = _Abundances(adapter, lam, eta, spread, device)
         for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps
-            A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts, gens[k:k + chunk],
+            A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts_a, gens[k:k + chunk],
                                        tick)
         A_e = A[:, :, valid].transpose(1, 2)
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
@@ -457,6 +472,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
     record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts,
+              "later_round_timesteps": sch.lower_half(ts) if rounds > 1 else [],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,

@@ -27,6 +27,13 @@ def timesteps(t0_frac: float, steps: int, num_train_timesteps: int) -> list[int]
     return [int(v) for v in np.round(np.linspace(t0, 0, steps + 1))]
 
 
+def lower_half(ts: list[int]) -> list[int]:
+    """The lower half of a descending schedule ``ts`` (``steps + 1`` values): its last
+    ``ceil(steps / 2)`` steps, from the middle timestep (the whole of a one-step schedule).
+    Where a later alternation round starts: its maps and spectra are already refined."""
+    return ts[(len(ts) - 1) // 2:]
+
+
 def renoise(x: torch.Tensor, x0: torch.Tensor, abar: float, abar_next: float, eta: float,
             noise: torch.Tensor) -> torch.Tensor:
     """The sample at the next timestep from the corrected clean estimate ``x0``."""
