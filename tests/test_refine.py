@@ -345,3 +345,24 @@ def test_samples_run_in_chunks_give_the_same_result(one_vs_rest, monkeypatch):
     np.testing.assert_allclose(chunked.abundances, whole.abundances, rtol=0, atol=1e-5)
     # three chunks of two steps, then of one (the second round runs the lower half)
     assert calls[-1][0] == calls[-1][1] == 3 * 2 + 3 * 1
+
+
+def test_the_number_of_rounds_follows_the_prior_weight_unless_given(one_vs_rest):
+    """By default a second round runs only under a prior weighted at least 1 (chosen or given);
+    a given number of rounds is run as given; the progress count ends where it said it would."""
+    from unmixgen.refine.posterior import SECOND_ROUND_WEIGHT
+
+    Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
+    prior = AbundanceModel(one_vs_rest)
+    for lam, rounds, expected in ((SECOND_ROUND_WEIGHT / 2, None, 1), (SECOND_ROUND_WEIGHT, None, 2),
+                                  (SECOND_ROUND_WEIGHT / 2, 3, 3), (None, None, None)):
+        calls = []
+        r = refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, tile=16, lam=lam, rounds=rounds,
+                   progress=lambda done, total, calls=calls: calls.append((done, total)))
+        if expected is None:  # chosen by cross-validation: the rounds follow the weight chosen
+            expected = 2 if r.record["lam"] >= SECOND_ROUND_WEIGHT else 1
+        assert r.record["rounds"] == expected
+        assert r.record["rounds_from"] == ("given" if rounds else "prior weight")
+        assert calls[-1][0] == calls[-1][1]
+        # steps: 2 in the first round, 1 in each later one (one chunk, no spectra prior)
+        assert calls[-1][1] - (16 if lam is None else 0) == 2 + (expected - 1)

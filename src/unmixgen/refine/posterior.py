@@ -106,6 +106,7 @@ def sample_chunk(samples: int, pixels: int, p: int) -> int:
     return max(1, min(samples, _SAMPLE_CHUNK_VALUES // max(pixels * p, 1)))
 
 
+SECOND_ROUND_WEIGHT = 1.0  # measured: benchmarks/RESULTS.md, "A second alternation round"
 _FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
 
 
@@ -285,7 +286,7 @@ class _Endmembers:
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
-           steps: int = 20, rounds: int = 2, t0: float = 0.3, spectra_t0: float | None = None,
+           steps: int = 20, rounds: int | None = None, t0: float = 0.3, spectra_t0: float | None = None,
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
@@ -304,8 +305,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
         ``t0`` (and ``spectra_t0``); later ones its lower half (`schedule.lower_half`), from
         the maps and spectra the round before left: their endmembers are fitted to refined
-        abundances, which moves biased endmembers further (benchmarks/RESULTS.md, "A second
-        alternation round").
+        abundances, which moves biased endmembers further. None: two rounds when the
+        abundance prior's weight ``lam`` (given or chosen) is at least `SECOND_ROUND_WEIGHT`,
+        else one (a weakly weighted prior refines the maps too little for the endmembers
+        fitted to them to gain; benchmarks/RESULTS.md, "A second alternation round").
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
@@ -332,7 +335,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     """
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
-    check_range("rounds", rounds, low=1, integer=True)
+    if rounds is not None:
+        check_range("rounds", rounds, low=1, integer=True)
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
         check_range("lam", lam, low=0, low_open=True)
@@ -388,12 +392,22 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         """The abundance and endmember timesteps of round ``r`` (0-based)."""
         return (ts, ts_e) if r == 0 else (sch.lower_half(ts), sch.lower_half(ts_e) if ts_e else ts_e)
 
-    total = sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
-                for r in range(rounds))
+    def n_rounds(weight: float | None) -> int:
+        """The rounds to run: ``rounds`` when given, else by the prior's weight (two while it
+        is still to be chosen)."""
+        if rounds is not None:
+            return rounds
+        return 2 if weight is None or weight >= SECOND_ROUND_WEIGHT else 1
+
+    def steps_total(weight: float | None) -> int:
+        out = sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
+                  for r in range(n_rounds(weight)))
+        return out + (2 * len(CANDIDATES) * (len(ts_cv) - 1) if lam_given is None else 0)
+
+    lam_given = lam
+    ts_cv = ts if steps <= _WEIGHT_MAX_STEPS else sch.timesteps(t0, _WEIGHT_MAX_STEPS, T)
+    total = steps_total(lam)
     done = [0]
-    if lam is None:
-        ts_cv = ts if steps <= _WEIGHT_MAX_STEPS else sch.timesteps(t0, _WEIGHT_MAX_STEPS, T)
-        total += 2 * len(CANDIDATES) * (len(ts_cv) - 1)
 
     def tick() -> None:
         done[0] += 1
@@ -422,7 +436,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
     # the sampler's endmembers may fit worse than the init's only by what the pull spent
     tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
-    for r in range(rounds):
+    r = 0
+    while r < n_rounds(lam):
         ts_a, ts_en = schedules(r)
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
@@ -442,11 +457,13 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # pulled or sampled endmembers have less of
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
                                                       ts_cv, eta, seed, device, samples, tick)
+                total = steps_total(lam)  # the rounds may depend on the weight chosen
             abund = _Abundances(adapter, lam, eta, spread, device)
         for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps
             A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts_a, gens[k:k + chunk],
                                        tick)
         A_e = A[:, :, valid].transpose(1, 2)
+        r += 1
     # the point estimate is the mean of the samples' clean estimates; the spread (std, quantiles)
     # comes from the samples with their final posterior draw
     a_mean = A.mean(dim=0).permute(1, 2, 0).cpu().numpy().astype(np.float32)
@@ -471,8 +488,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
-    record = {"samples": samples, "steps": steps, "rounds": rounds, "t0": t0, "timesteps": ts,
-              "later_round_timesteps": sch.lower_half(ts) if rounds > 1 else [],
+    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "given" if rounds else "prior weight",
+              "t0": t0, "timesteps": ts, "later_round_timesteps": sch.lower_half(ts) if r > 1 else [],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
