@@ -305,3 +305,18 @@ def test_bad_inputs_raise_input_error():
         sad(np.eye(2), np.eye(3))
     with pytest.raises(InputError, match="no valid pixel"):
         abundance_rmse(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+def test_evaluate_leaves_ssim_out_when_only_border_pixels_are_valid():
+    # a scene whose few valid pixels all lie within win_size // 2 of the border: SSIM has
+    # nothing to average, but RMSE and SAD do; evaluate reports those and omits SSIM
+    rng = np.random.default_rng(0)
+    ref = _maps(12, 20, 3)
+    est = np.clip(ref + rng.normal(0, 0.02, ref.shape), 0, None)
+    mask = np.zeros((12, 20), bool)
+    mask[0, :4] = True
+    out = evaluate(abundances=est, ref_abundances=ref, mask=mask)
+    assert "ssim_mean" not in out and "ssim" not in out["per_endmember"][0]
+    assert np.isfinite(out["abundance_rmse_percent"])
+    with pytest.raises(InputError, match="away from the border"):
+        ssim_maps(est, ref, mask)  # asked for directly, it still says why it cannot
