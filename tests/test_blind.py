@@ -452,3 +452,13 @@ def test_auto_never_estimates_more_endmembers_than_the_data_span():
     assert any("affinely independent" in w for w in m.info_["warnings"])
     with pytest.raises(ParameterError, match=r"^n_endmembers=4: expected <= 3"):
         make_method("vca", 4, seed=0).fit(scene)  # a number given by the user is still refused
+
+
+def test_auto_that_cannot_estimate_names_the_parameter_and_the_way_out():
+    """A one-row strip is too small for the rank estimate: the error names n_endmembers='auto' and
+    asks for a number, rather than only describing the estimate's needs."""
+    scene, _, _ = _scene()
+    strip = Scene(scene.load()[:1])
+    with pytest.raises(ParameterError, match=r"^n_endmembers='auto': cannot estimate .*; expected a number"):
+        make_method("vca", "auto", seed=0).fit(strip)
+    assert make_method("vca", 3, seed=0).fit(strip).n_endmembers_ == 3

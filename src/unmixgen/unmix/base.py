@@ -160,7 +160,11 @@ class BlindUnmixer(EstimatorParams):
             from .spatial_rank import spatial_rank
 
             cube = scene.load()
-            est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
+            try:
+                est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
+            except InputError as exc:  # too small or too sparse for the noise estimate
+                raise ParameterError("n_endmembers", p, f"cannot estimate the number of endmembers ({exc}); "
+                                     "expected a number of endmembers for this scene") from None
             info["rank_estimate"] = est.as_dict()
             p = est.n_endmembers
             if p > AUTO_P_WARN:
