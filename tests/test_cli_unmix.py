@@ -163,6 +163,20 @@ def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     assert code == 2 and "truth.npz" in err
 
 
+def test_evaluate_estimate_that_is_a_scene_file_not_a_result_is_one_line(run_cli, scene_file, tmp_path):
+    """--estimate given a scene (.npy, .hdr) instead of a result folder: exit 2 naming it, not
+    an internal error or numpy's pickle advice."""
+    path, _ = scene_file
+    npy = tmp_path / "cube.npy"
+    np.save(npy, np.zeros((4, 5, 6), np.float32))
+    hdr = tmp_path / "scene.hdr"
+    hdr.write_text("ENVI\nsamples = 5\n")
+    for estimate in (npy, hdr):
+        code, _, err = run_cli("evaluate", "--truth", path, "--estimate", estimate)
+        assert code == 2 and str(estimate) in err and "not a result folder" in err, err
+        assert "pickle" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_unmix_without_endmembers_or_with_an_unknown_method_says_so(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     for args, message in ((("--out", tmp_path / "o"), "no endmembers asked for"),

@@ -21,6 +21,7 @@ import json
 import platform
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -186,12 +187,16 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
 def load_result(folder: str | Path) -> dict[str, Any]:
     """Read a run folder's result.npz (and run.json when present) into a dict of arrays.
 
-    Raises `InputError` when the folder has no result.npz.
+    ``folder`` may also be the result.npz itself. Raises `InputError` when the folder has no
+    result.npz, or the file given is not an .npz archive (a scene file, a .npy array).
     """
     folder = Path(folder)
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
         raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
+    if not zipfile.is_zipfile(path):  # np.load would return a .npy array or try to unpickle
+        raise in_file(folder, "not a result folder, nor a result.npz archive; expected the --out of "
+                              "`unmixgen unmix`")
     with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
         out: dict[str, Any] = {k: z[k] for k in z.files}
     run = path.parent / "run.json"
