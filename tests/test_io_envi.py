@@ -234,6 +234,16 @@ def test_non_length_wavelength_units(tmp_path, run_cli):
     assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Index'" in err
 
 
+@pytest.mark.parametrize("units, factor", [("Centimeters", 1e-7), ("cm", 1e-7), ("Angstroms", 10.0),
+                                           ("Millimeters", 1e-6), ("Meters", 1e-9)])
+def test_every_length_unit_envi_lists_is_converted(tmp_path, units, factor):
+    """ENVI's 'wavelength units' lists these lengths; each reads back in nm, none is refused
+    as 'not a length'."""
+    wl = np.array([450.0, 550.0, 650.0, 750.0, 850.0])
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=wl * factor, wavelength_units=units)
+    np.testing.assert_allclose(read_scene(hdr).wavelengths, wl, rtol=1e-6)
+
+
 def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):
     hdr = write_envi(tmp_path, _stored("f4"), wavelengths=WL_NM[:4])
     with pytest.warns(UserWarning, match="scene.hdr: 4 wavelengths for 5 bands"):
