@@ -153,6 +153,32 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     assert code == 0 and json.loads((tmp_path / "scores.json").read_text())["alignment"] == "abundance"
 
 
+def test_bad_bands_are_left_out_of_the_spectral_scores(run_cli, scene_file, tmp_path):
+    """A scene whose bad bands (bbl) hold garbage: the endmembers there are fitted to that
+    garbage, so SAD against the truth is scored on the good bands only, in run.json and by
+    evaluate alike (it was tens of degrees with near-perfect abundances)."""
+    _, s = scene_file
+    cube = s.load().copy()
+    bad = np.zeros(s.bands, bool)
+    bad[[3, 7]] = True
+    cube[..., 3], cube[..., 7] = 0.0, 5.0
+    path = tmp_path / "bbl.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths, good_bands=~bad), path)
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=s.truth.endmembers, abundances=s.truth.abundances)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", truth, "--out", out,
+                           "--no-figures")
+    assert code == 0, err
+    metrics = json.loads((out / "run.json").read_text())["metrics"]
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--json")
+    assert code == 0, err
+    scores = json.loads(stdout)
+    for res in (metrics, scores):
+        assert res["bands_compared"] == s.bands - 2 and res["sad_deg_mean"] < 5, res
+    assert scores["sad_deg_mean"] == pytest.approx(metrics["sad_deg_mean"], rel=1e-6)
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"

@@ -118,6 +118,7 @@ def evaluate(
         endmembers=E, abundances=A, ref_endmembers=gt.endmembers, ref_abundances=gt.abundances,
         mask=r.get("mask"), names=gt.names, align=align,
         uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
+        bands=r.get("good_bands"),
     )
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)

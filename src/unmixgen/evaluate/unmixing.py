@@ -440,7 +440,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
              cube: np.ndarray | None = None, mask: np.ndarray | None = None,
              names: Sequence[str] | None = None, align: str = "abundance",
              brightness: np.ndarray | None = None,
-             uncertainty: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+             uncertainty: dict[str, np.ndarray] | None = None,
+             bands: np.ndarray | None = None) -> dict[str, Any]:
     """Score an unmixing result against a reference, after Hungarian alignment.
 
     Parameters
@@ -460,6 +461,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     uncertainty : optional per-pixel uncertainty of ``abundances`` (a refinement's), any of
         ``std``, ``q05``, ``q95`` shaped like them; with reference abundances it adds the
         `unmixgen.evaluate.uncertainty.interval_scores` (``coverage90``, ...).
+    bands : optional bool ``(bands,)``, the bands spectra are compared on (a scene's good
+        bands: on bad bands the estimated endmembers are fitted to whatever the file holds
+        there); None compares on all.
 
     Returns
     -------
@@ -486,6 +490,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         # bands where the estimate is not defined (bad bands, bands its library did not cover)
         # are left out of the spectral comparisons rather than turning them into NaN
         have = np.isfinite(np.asarray(endmembers, np.float64)).all(axis=0)
+        if bands is not None:
+            if np.shape(bands) != have.shape:
+                raise InputError(f"bands: has shape {np.shape(bands)}; expected {have.shape}, one flag per band "
+                                 "of the endmembers")
+            have &= np.asarray(bands, bool)
         if have.any() and not have.all():
             endmembers = np.asarray(endmembers)[:, have]
             if ref_endmembers is not None and np.shape(ref_endmembers)[-1] == have.size:

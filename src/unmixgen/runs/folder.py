@@ -1,6 +1,7 @@
 """The output folder every run writes (see DESIGN.md, "Command line").
 
-    result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask, ...
+    result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask,
+                      good_bands (when a band is bad), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
     brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
@@ -160,6 +161,8 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
     arrays: dict[str, np.ndarray] = {"mask": scene.mask}
     if scene.wavelengths is not None:
         arrays["wavelengths"] = scene.wavelengths
+    if not scene.good_bands.all():  # `evaluate` compares spectra on these only
+        arrays["good_bands"] = scene.good_bands
     if endmembers is not None:
         arrays["endmembers"] = np.asarray(endmembers, np.float32)
     if abundances is not None:
