@@ -35,3 +35,19 @@ def test_a_new_model_is_built_in_place_and_kept_only_when_usable(tmp_path):
             build.mkdir()
             raise KeyboardInterrupt
         assert out.exists() == kept
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/.."])
+def test_the_current_folder_or_one_holding_it_is_refused_as_output(tmp_path, monkeypatch, out):
+    """--out . --overwrite crashed (empty name) and would pull the folder from under the shell;
+    it is refused as bad input, and nothing in it is touched."""
+    from unmixgen.atomic import atomic_dir
+    from unmixgen.errors import InputError
+
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "keep.txt").write_text("x")
+    monkeypatch.chdir(work)
+    with pytest.raises(InputError, match="current folder"), atomic_dir(out, overwrite=True):
+        pass
+    assert (work / "keep.txt").read_text() == "x" and _files(work) == ["keep.txt", "sub"]

@@ -70,12 +70,17 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     """Refuse an output folder that cannot be written or must not be replaced.
 
     Refused: an existing folder without ``overwrite``; a file in its place; a parent that is
-    a file; an output that is, or contains, one of ``inputs`` (files or folders the command
-    reads), which replacing the folder would destroy.
+    a file; the current folder or one that holds it (``.``, ``..``: replacing it would pull
+    the folder from under the caller); an output that is, or contains, one of ``inputs``
+    (files or folders the command reads), which replacing the folder would destroy.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise in_file(path, "exists and is not a folder; expected a folder name for the output")
+    cwd = os.path.realpath(os.getcwd())
+    here = os.path.realpath(path)
+    if cwd == here or cwd.startswith(here.rstrip(os.sep) + os.sep):
+        raise in_file(path, "is the current folder or holds it; expected a new folder name for the output")
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
