@@ -179,6 +179,36 @@ def test_bad_bands_are_left_out_of_the_spectral_scores(run_cli, scene_file, tmp_
     assert scores["sad_deg_mean"] == pytest.approx(metrics["sad_deg_mean"], rel=1e-6)
 
 
+@pytest.mark.parametrize("content", [
+    {"endmembers": "1-d"}, {"abundances": "1-d"}, {"endmembers": "text"}, {"abundances": "text"},
+    {"endmembers": "complex"}, {"endmembers": "nan"}, {"endmembers": "none"}, {"abundances": "none"},
+    {"names": "short"},
+])
+def test_malformed_truth_npz_is_one_line_naming_the_file(run_cli, scene_file, tmp_path, content):
+    """Every array of a ground-truth .npz is checked before use: a malformed one is exit 2
+    naming the file (it was an internal error, or a complex value silently made real)."""
+    path, s = scene_file
+    e, a = s.truth.endmembers, s.truth.abundances
+    bad = {"1-d": lambda x: x.ravel(), "text": lambda x: np.full(x.shape, "x"),
+           "complex": lambda x: x.astype(complex), "nan": lambda x: np.full(x.shape, np.nan),
+           "none": lambda x: x[..., :0] if x is a else x[:0]}
+    arrays = {"endmembers": e, "abundances": a}
+    for key, how in content.items():
+        if key == "names":
+            arrays["names"] = np.array(["one", "two"])
+        else:
+            arrays[key] = bad[how](arrays[key])
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, **arrays)
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    for args in (("evaluate", "--truth", truth, "--estimate", out),
+                 ("unmix", path, "-p", "3", "--method", "vca", "--truth", truth, "--out", tmp_path / "o2")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "truth.npz" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o2").exists()
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"
