@@ -170,6 +170,11 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
+        if 0 in v.shape:
+            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
+                                "with p >= 1")
+        if not np.isfinite(v).all():
+            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
         if v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
         elif v.shape[0] == bands:
@@ -184,6 +189,9 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         if v is None or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
+        if 0 in v.shape:
+            raise in_file(path, f"abundances {key!r} have shape {v.shape}; expected (p, {npix}) or "
+                                f"({rows}, {cols}, p) with p >= 1")
         if v.ndim == 3:
             if v.shape[:2] == (rows, cols):
                 a = v
@@ -203,7 +211,11 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         raise in_file(path, "no ground truth found; expected endmembers M/E/GT and/or abundances A/S_GT")
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
-    return GroundTruth(e, a, _names(d), str(path))
+    names = _names(d)
+    p = e.shape[0] if e is not None else a.shape[2]
+    if names is not None and len(names) != p:
+        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+    return GroundTruth(e, a, names, str(path))
 
 
 # -- scene -----------------------------------------------------------------------------------
