@@ -209,6 +209,20 @@ def test_malformed_truth_npz_is_one_line_naming_the_file(run_cli, scene_file, tm
     assert not (tmp_path / "o2").exists()
 
 
+def test_summary_line_survives_metrics_that_could_not_be_computed(run_cli, scene_file, tmp_path):
+    """A truth whose scores come out NaN (null in run.json) must not turn a finished run
+    into an internal error after its folder was written."""
+    path, s = scene_file
+    e = s.truth.endmembers.copy()
+    e[:, 2] = np.nan  # a reference (a result folder) with an undefined band
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    np.savez(ref / "result.npz", endmembers=e, abundances=s.truth.abundances, mask=np.ones(s.shape[:2], bool))
+    code, stdout, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", ref,
+                                "--out", tmp_path / "run", "--no-figures")
+    assert code == 0 and "abundance RMSE" in " ".join(stdout.split()), err
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"

@@ -70,7 +70,9 @@ def _summary(out: Path, record: dict) -> None:
     m = record.get("metrics")
     line = f"[bold]{record.get('method')}[/bold]: {record.get('n_endmembers')} endmembers -> {out}"
     if m and m.get("abundance_rmse_percent") is not None:
-        line += f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %, mean SAD {m.get('sad_deg_mean', float('nan')):.2f} deg)"
+        sad = m.get("sad_deg_mean")  # absent without reference spectra, None (JSON null) when NaN
+        line += (f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %"
+                 + (f", mean SAD {sad:.2f} deg)" if sad is not None else ")"))
     c.print(line)
 
 
