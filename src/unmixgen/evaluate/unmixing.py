@@ -473,9 +473,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
-    that cannot be computed from what was given are absent. Bands where the estimated
-    endmembers are not finite are left out of SAD and the reconstruction (``bands_compared``
-    then says how many were used).
+    that cannot be computed from what was given are absent. Bands where the estimated or
+    the reference endmembers are not finite, or outside ``bands``, are left out of SAD and
+    the reconstruction (``bands_compared`` then says how many were used).
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
@@ -490,6 +490,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         # bands where the estimate is not defined (bad bands, bands its library did not cover)
         # are left out of the spectral comparisons rather than turning them into NaN
         have = np.isfinite(np.asarray(endmembers, np.float64)).all(axis=0)
+        if ref_endmembers is not None and np.shape(ref_endmembers)[-1] == have.size:
+            have &= np.isfinite(np.asarray(ref_endmembers, np.float64)).all(axis=0)
         if bands is not None:
             if np.shape(bands) != have.shape:
                 raise InputError(f"bands: has shape {np.shape(bands)}; expected {have.shape}, one flag per band "
