@@ -258,7 +258,7 @@ def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
         if "abundances" not in z.files:
             raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
                                 "expected abundances (N, rows, cols, p) or (rows, cols, p)")
-        a = np.asarray(z["abundances"], np.float32)
+        a = _real(z["abundances"], "abundances", path)
         names = None
         for key in ("names", "endmember_names"):
             if key in z.files:
