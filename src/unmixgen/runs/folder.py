@@ -197,7 +197,7 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
         raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
-    if not zipfile.is_zipfile(path):  # np.load would return a .npy array or try to unpickle
+    if path.suffix.lower() != ".npz" and not zipfile.is_zipfile(path):  # a scene file (.npy: an array; text: unpickling)
         raise in_file(folder, "not a result folder, nor a result.npz archive; expected the --out of "
                               "`unmixgen unmix`")
     with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
