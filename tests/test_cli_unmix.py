@@ -447,3 +447,28 @@ def test_endmembers_on_another_scale_are_named(run_cli, scene_file, tmp_path, fa
     assert code == 0, err
     notes = json.loads((out / "run.json").read_text())["warnings"]
     assert ("same scale" in err) is warned and any("same scale" in w for w in notes) is warned
+
+
+def test_benchmark_endmember_mat_is_an_endmember_source(run_cli, scene_file, tmp_path):
+    """A benchmark's reference endmembers (Samson's end3.mat layout: ``M`` (bands, p) and
+    ``cood`` names, no wavelengths) unmix the scene as the same spectra in an .npz do; a
+    .mat without such a matrix is one line naming the file."""
+    from scipy.io import savemat
+
+    path, s = scene_file
+    E = np.asarray(s.truth.endmembers, np.float64)  # (p, bands)
+    names = np.array(["Soil", "Tree", "Water"], dtype=object)
+    savemat(tmp_path / "end3.mat", {"M": E.T, "cood": names})
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "end3.mat", "--out", tmp_path / "mat",
+                           "--no-figures")
+    assert code == 0, err
+    with np.load(tmp_path / "mat" / "result.npz") as r:
+        A, mask, E_run = r["abundances"], r["mask"], r["endmembers"]
+    np.testing.assert_allclose(E_run, E, rtol=1e-6)
+    ref = fcls(read_scene(path).valid_pixels(), E.astype(np.float32))
+    assert np.abs(A[mask] - ref).max() < 1e-4
+    assert (tmp_path / "mat" / "endmembers.csv").read_text().splitlines()[0].endswith(",Soil,Tree,Water")
+    savemat(tmp_path / "other.mat", {"X": np.ones(3)})
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "other.mat", "--out", tmp_path / "o")
+    assert code == 2 and "other.mat" in err and "no endmember matrix" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

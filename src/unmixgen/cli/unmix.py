@@ -27,7 +27,7 @@ def unmix(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (noise-whitened eigenvalues)."),
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
-                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
+                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
                                help=f"Blind method: auto (default: edaa or mvnmf, chosen from the data), edaa, mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),

@@ -8,6 +8,8 @@ A source is one of
 - a result folder of ``unmixgen unmix`` (its ``result.npz``),
 - a CSV with a wavelength column and one column per endmember (``endmembers.csv``),
 - an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names``,
+- a benchmark's reference endmembers ``.mat`` (``M`` (bands, p), e.g. Samson's ``end3.mat``;
+  no wavelengths: they must have the scene's bands),
 - named spectra of a spectral library, ``LIB.mat:name1,name2`` (the USGS 1995 library
   layout: ``datalib`` (bands, 3 + n) with wavelengths in um in column 0, spectra from
   column 3, and a ``names`` char array).
@@ -80,7 +82,11 @@ def load_endmembers(source: str | Path) -> Endmembers:
         if wl is not None:
             wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
         return Endmembers(e, wl, names, text)
-    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz or LIB.mat:names")
+    if ext == ".mat":
+        e, names = matlab.read_endmembers(path)
+        return Endmembers(e, None, names or _default_names(len(e)), text)
+    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz, a benchmark "
+                        ".mat (M) or LIB.mat:names")
 
 
 def read_usgs_library(library: str | Path, *, need_names: bool = True
