@@ -14,6 +14,7 @@ def _files(folder):
 def test_a_failed_run_over_an_existing_model_keeps_it_whole(tmp_path):
     old = tmp_path / "model"
     old.mkdir()
+    (old / "config.json").write_text("{}")
     (old / "weights").write_text("old")
     with pytest.raises(RuntimeError), model_dir_build(old, overwrite=True, usable=lambda _: True) as build:
         assert build != old  # built beside it
@@ -27,6 +28,30 @@ def test_a_failed_run_over_an_existing_model_keeps_it_whole(tmp_path):
     assert (old / "weights").read_text() == "new" and _files(tmp_path) == ["model"]
 
 
+def test_overwrite_replaces_only_empty_folders_and_unmixgen_outputs(tmp_path):
+    """--overwrite on a folder no unmixgen command wrote (a user's, given as --out by mistake)
+    is refused and the folder left whole; an empty folder, a run folder (run.json) and a
+    model folder (config.json) are replaced."""
+    from unmixgen.atomic import atomic_dir
+    from unmixgen.errors import InputError
+
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("x")
+    with pytest.raises(InputError, match="no unmixgen command wrote"), atomic_dir(mine, overwrite=True):
+        pass
+    assert _files(mine) == ["chapter1.tex"]
+    for name, marker in (("empty", None), ("run", "run.json"), ("model", "config.json")):
+        out = tmp_path / name
+        out.mkdir()
+        if marker:
+            (out / marker).write_text("{}")
+            (out / "old.npz").write_text("old")
+        with atomic_dir(out, overwrite=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+        assert _files(out) == ["new.txt"]
+
+
 def test_a_new_model_is_built_in_place_and_kept_only_when_usable(tmp_path):
     for usable, kept in ((False, False), (True, True)):
         out = tmp_path / f"m{usable}"
@@ -35,3 +60,19 @@ def test_a_new_model_is_built_in_place_and_kept_only_when_usable(tmp_path):
             build.mkdir()
             raise KeyboardInterrupt
         assert out.exists() == kept
+
+
+@pytest.mark.parametrize("out", [".", "..", "sub/.."])
+def test_the_current_folder_or_one_holding_it_is_refused_as_output(tmp_path, monkeypatch, out):
+    """--out . --overwrite crashed (empty name) and would pull the folder from under the shell;
+    it is refused as bad input, and nothing in it is touched."""
+    from unmixgen.atomic import atomic_dir
+    from unmixgen.errors import InputError
+
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "keep.txt").write_text("x")
+    monkeypatch.chdir(work)
+    with pytest.raises(InputError, match="current folder"), atomic_dir(out, overwrite=True):
+        pass
+    assert (work / "keep.txt").read_text() == "x" and _files(work) == ["keep.txt", "sub"]

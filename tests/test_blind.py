@@ -440,3 +440,25 @@ def test_mvnmf_warns_when_a_stronger_weight_run_does_not_converge():
         MinVolNMF(4, seed=0, max_iter=2, discrepancy=100.0, tail_growth=100.0).fit(noisy)
     msgs = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert any("at volume weight 0.25 stopped after 2 iterations" in m for m in msgs), msgs
+
+
+def test_auto_never_estimates_more_endmembers_than_the_data_span():
+    """A noise-free 3-endmember scene spans 3 affinely independent spectra: n_endmembers='auto'
+    must not fail with 'n_endmembers=4' (a number the user never gave); it keeps 3 and says so."""
+    scene, _, _ = _scene(noise=0.0)
+    with pytest.warns(UserWarning, match="affinely independent"):
+        m = make_method("vca", "auto", seed=0).fit(scene)
+    assert m.n_endmembers_ == P and m.endmembers_.shape == (P, BANDS)
+    assert any("affinely independent" in w for w in m.info_["warnings"])
+    with pytest.raises(ParameterError, match=r"^n_endmembers=4: expected <= 3"):
+        make_method("vca", 4, seed=0).fit(scene)  # a number given by the user is still refused
+
+
+def test_auto_that_cannot_estimate_names_the_parameter_and_the_way_out():
+    """A one-row strip is too small for the rank estimate: the error names n_endmembers='auto' and
+    asks for a number, rather than only describing the estimate's needs."""
+    scene, _, _ = _scene()
+    strip = Scene(scene.load()[:1])
+    with pytest.raises(ParameterError, match=r"^n_endmembers='auto': cannot estimate .*; expected a number"):
+        make_method("vca", "auto", seed=0).fit(strip)
+    assert make_method("vca", 3, seed=0).fit(strip).n_endmembers_ == 3

@@ -221,3 +221,18 @@ def test_every_torch_command_takes_threads_and_refuses_negative_ones(run_cli, tm
     np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 4)).astype(np.float32))
     code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--threads", "-1", "--out", tmp_path / "o")
     assert code == 2 and "--threads -1" in err and not (tmp_path / "o").exists()
+
+
+def test_threads_beyond_the_machine_are_refused(run_cli, tmp_path):
+    """--threads 9999 on a 2-core machine ran torch with 9999 threads: minutes for a tiny
+    scene. More threads than CPUs this process may use is refused, naming the limit."""
+    import os
+
+    import numpy as np
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 4)).astype(np.float32))
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--method", "hybridstu",
+                           "--threads", str(cpus + 1), "--out", tmp_path / "o")
+    assert code == 2 and f"--threads {cpus + 1}" in err and f"<= {cpus}" in err, err
+    assert not (tmp_path / "o").exists()

@@ -153,6 +153,76 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     assert code == 0 and json.loads((tmp_path / "scores.json").read_text())["alignment"] == "abundance"
 
 
+def test_bad_bands_are_left_out_of_the_spectral_scores(run_cli, scene_file, tmp_path):
+    """A scene whose bad bands (bbl) hold garbage: the endmembers there are fitted to that
+    garbage, so SAD against the truth is scored on the good bands only, in run.json and by
+    evaluate alike (it was tens of degrees with near-perfect abundances)."""
+    _, s = scene_file
+    cube = s.load().copy()
+    bad = np.zeros(s.bands, bool)
+    bad[[3, 7]] = True
+    cube[..., 3], cube[..., 7] = 0.0, 5.0
+    path = tmp_path / "bbl.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths, good_bands=~bad), path)
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=s.truth.endmembers, abundances=s.truth.abundances)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", truth, "--out", out,
+                           "--no-figures")
+    assert code == 0, err
+    metrics = json.loads((out / "run.json").read_text())["metrics"]
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--json")
+    assert code == 0, err
+    scores = json.loads(stdout)
+    for res in (metrics, scores):
+        assert res["bands_compared"] == s.bands - 2 and res["sad_deg_mean"] < 5, res
+    assert scores["sad_deg_mean"] == pytest.approx(metrics["sad_deg_mean"], rel=1e-6)
+
+
+@pytest.mark.parametrize("content", [
+    {"endmembers": "1-d"}, {"abundances": "1-d"}, {"endmembers": "text"}, {"abundances": "text"},
+    {"endmembers": "complex"}, {"endmembers": "nan"}, {"endmembers": "none"}, {"abundances": "none"},
+    {"names": "short"},
+])
+def test_malformed_truth_npz_is_one_line_naming_the_file(run_cli, scene_file, tmp_path, content):
+    """Every array of a ground-truth .npz is checked before use: a malformed one is exit 2
+    naming the file (it was an internal error, or a complex value silently made real)."""
+    path, s = scene_file
+    e, a = s.truth.endmembers, s.truth.abundances
+    bad = {"1-d": lambda x: x.ravel(), "text": lambda x: np.full(x.shape, "x"),
+           "complex": lambda x: x.astype(complex), "nan": lambda x: np.full(x.shape, np.nan),
+           "none": lambda x: x[..., :0] if x is a else x[:0]}
+    arrays = {"endmembers": e, "abundances": a}
+    for key, how in content.items():
+        if key == "names":
+            arrays["names"] = np.array(["one", "two"])
+        else:
+            arrays[key] = bad[how](arrays[key])
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, **arrays)
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    for args in (("evaluate", "--truth", truth, "--estimate", out),
+                 ("unmix", path, "-p", "3", "--method", "vca", "--truth", truth, "--out", tmp_path / "o2")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "truth.npz" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o2").exists()
+
+
+def test_summary_line_survives_metrics_that_could_not_be_computed(run_cli, scene_file, tmp_path):
+    """A truth whose scores come out NaN (null in run.json) must not turn a finished run
+    into an internal error after its folder was written."""
+    path, s = scene_file
+    e = s.truth.endmembers.copy()
+    e[:, 2] = np.nan  # a reference (a result folder) with an undefined band
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    np.savez(ref / "result.npz", endmembers=e, abundances=s.truth.abundances, mask=np.ones(s.shape[:2], bool))
+    code, stdout, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", ref,
+                                "--out", tmp_path / "run", "--no-figures")
+    assert code == 0 and "abundance RMSE" in " ".join(stdout.split()), err
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"
@@ -161,6 +231,20 @@ def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     np.savez(truth, abundances=np.full((10, 10, 3), 1 / 3))
     code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
     assert code == 2 and "truth.npz" in err
+
+
+def test_evaluate_estimate_that_is_a_scene_file_not_a_result_is_one_line(run_cli, scene_file, tmp_path):
+    """--estimate given a scene (.npy, .hdr) instead of a result folder: exit 2 naming it, not
+    an internal error or numpy's pickle advice."""
+    path, _ = scene_file
+    npy = tmp_path / "cube.npy"
+    np.save(npy, np.zeros((4, 5, 6), np.float32))
+    hdr = tmp_path / "scene.hdr"
+    hdr.write_text("ENVI\nsamples = 5\n")
+    for estimate in (npy, hdr):
+        code, _, err = run_cli("evaluate", "--truth", path, "--estimate", estimate)
+        assert code == 2 and str(estimate) in err and "not a result folder" in err, err
+        assert "pickle" not in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_unmix_without_endmembers_or_with_an_unknown_method_says_so(run_cli, scene_file, tmp_path):
@@ -363,3 +447,28 @@ def test_endmembers_on_another_scale_are_named(run_cli, scene_file, tmp_path, fa
     assert code == 0, err
     notes = json.loads((out / "run.json").read_text())["warnings"]
     assert ("same scale" in err) is warned and any("same scale" in w for w in notes) is warned
+
+
+def test_benchmark_endmember_mat_is_an_endmember_source(run_cli, scene_file, tmp_path):
+    """A benchmark's reference endmembers (Samson's end3.mat layout: ``M`` (bands, p) and
+    ``cood`` names, no wavelengths) unmix the scene as the same spectra in an .npz do; a
+    .mat without such a matrix is one line naming the file."""
+    from scipy.io import savemat
+
+    path, s = scene_file
+    E = np.asarray(s.truth.endmembers, np.float64)  # (p, bands)
+    names = np.array(["Soil", "Tree", "Water"], dtype=object)
+    savemat(tmp_path / "end3.mat", {"M": E.T, "cood": names})
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "end3.mat", "--out", tmp_path / "mat",
+                           "--no-figures")
+    assert code == 0, err
+    with np.load(tmp_path / "mat" / "result.npz") as r:
+        A, mask, E_run = r["abundances"], r["mask"], r["endmembers"]
+    np.testing.assert_allclose(E_run, E, rtol=1e-6)
+    ref = fcls(read_scene(path).valid_pixels(), E.astype(np.float32))
+    assert np.abs(A[mask] - ref).max() < 1e-4
+    assert (tmp_path / "mat" / "endmembers.csv").read_text().splitlines()[0].endswith(",Soil,Tree,Water")
+    savemat(tmp_path / "other.mat", {"X": np.ones(3)})
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "other.mat", "--out", tmp_path / "o")
+    assert code == 2 and "other.mat" in err and "no endmember matrix" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

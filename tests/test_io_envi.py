@@ -229,9 +229,31 @@ def test_data_size_mismatch(tmp_path, run_cli):
 
 
 def test_non_length_wavelength_units(tmp_path, run_cli):
-    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[1, 2, 3, 4, 5], wavelength_units="Index")
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[1, 2, 3, 4, 5], wavelength_units="Wavenumber")
     code, _, err = run_cli("info", hdr)
-    assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Index'" in err
+    assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Wavenumber'" in err
+
+
+def test_index_wavelength_units_read_without_wavelengths(tmp_path):
+    """ENVI writes 'wavelength units = Index' when the 'wavelength' values are band numbers:
+    the cube is read whole, without wavelengths (and their widths), with a warning."""
+    stored = _stored("f4")
+    hdr = write_envi(tmp_path, stored, wavelengths=[1, 2, 3, 4, 5], wavelength_units="Index",
+                     extra={"fwhm": "{1, 1, 1, 1, 1}"})
+    with pytest.warns(UserWarning, match="band numbers, not wavelengths"):
+        scene = read_scene(hdr)
+    assert scene.wavelengths is None and scene.fwhm is None
+    assert scene.load().shape[-1] == 5
+
+
+@pytest.mark.parametrize("units, factor", [("Centimeters", 1e-7), ("cm", 1e-7), ("Angstroms", 10.0),
+                                           ("Millimeters", 1e-6), ("Meters", 1e-9)])
+def test_every_length_unit_envi_lists_is_converted(tmp_path, units, factor):
+    """ENVI's 'wavelength units' lists these lengths; each reads back in nm, none is refused
+    as 'not a length'."""
+    wl = np.array([450.0, 550.0, 650.0, 750.0, 850.0])
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=wl * factor, wavelength_units=units)
+    np.testing.assert_allclose(read_scene(hdr).wavelengths, wl, rtol=1e-6)
 
 
 def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):

@@ -94,6 +94,21 @@ def test_truth_shape_mismatch_names_file(tmp_path):
         matlab.read_truth(t2, ROWS, COLS, BANDS)
 
 
+@pytest.mark.parametrize("variables, message", [
+    ({"M": np.full((BANDS, P), np.nan)}, "NaN/Inf"),
+    ({"M": np.zeros((BANDS, 0))}, "p >= 1"),
+    ({"A": np.zeros((0, ROWS * COLS))}, "p >= 1"),
+    ({"M": np.ones((BANDS, P)), "cood": np.array(["a", "b"], dtype=object)}, "2 names for 3"),
+])
+def test_truth_values_are_checked_before_use(tmp_path, variables, message):
+    """NaN spectra, no endmember at all or a names list of the wrong length: one InputError
+    naming the file (they were an internal error, or scores over zero endmembers)."""
+    t = tmp_path / "gt.mat"
+    sio.savemat(t, variables)
+    with pytest.raises(InputError, match=f"gt.mat: .*{message}"):
+        matlab.read_truth(t, ROWS, COLS, BANDS)
+
+
 def test_no_scene_in_file(tmp_path, run_cli):
     p = tmp_path / "nothing.mat"
     sio.savemat(p, {"x": np.ones((3, 4))})

@@ -305,3 +305,32 @@ def test_bad_inputs_raise_input_error():
         sad(np.eye(2), np.eye(3))
     with pytest.raises(InputError, match="no valid pixel"):
         abundance_rmse(np.full((3, 2), np.nan), np.zeros((3, 2)))
+
+
+def test_evaluate_leaves_ssim_out_when_only_border_pixels_are_valid():
+    # a scene whose few valid pixels all lie within win_size // 2 of the border: SSIM has
+    # nothing to average, but RMSE and SAD do; evaluate reports those and omits SSIM
+    rng = np.random.default_rng(0)
+    ref = _maps(12, 20, 3)
+    est = np.clip(ref + rng.normal(0, 0.02, ref.shape), 0, None)
+    mask = np.zeros((12, 20), bool)
+    mask[0, :4] = True
+    out = evaluate(abundances=est, ref_abundances=ref, mask=mask)
+    assert "ssim_mean" not in out and "ssim" not in out["per_endmember"][0]
+    assert np.isfinite(out["abundance_rmse_percent"])
+    with pytest.raises(InputError, match="away from the border"):
+        ssim_maps(est, ref, mask)  # asked for directly, it still says why it cannot
+
+
+def test_bands_undefined_in_the_reference_are_left_out_of_sad():
+    """A reference with NaN on some bands (a result folder whose library missed them) is
+    compared on the bands both sides define, as an estimate with NaN bands already is."""
+    rng = np.random.default_rng(3)
+    e = rng.uniform(0.1, 1.0, (3, 10))
+    est = e + rng.normal(0, 0.01, e.shape)
+    ref = e.copy()
+    ref[:, [2, 5]] = np.nan
+    out = evaluate(endmembers=est, ref_endmembers=ref)
+    keep = np.isfinite(ref).all(axis=0)
+    assert out["bands_compared"] == 8
+    np.testing.assert_allclose(out["sad_deg"], sad(est[:, keep], e[:, keep]), rtol=1e-9)

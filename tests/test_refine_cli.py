@@ -70,6 +70,7 @@ def test_train_spectra_then_refine(setup, run_cli):
     (["--prior-weight", "nan"], "--prior-weight nan"),
     (["--steps", "0"], "--steps 0"),
     (["--threads", "-1"], "--threads -1"),
+    (["--seed", "-1"], "--seed -1"),  # as unmix refuses it (seed -1 and 2**32 - 1 were one stream)
     (["--samples", "100000000"], "GB available"),
 ])
 def test_refine_bad_numbers(setup, run_cli, extra, message):

@@ -139,6 +139,9 @@ def test_load_sources(tmp_path):
     np.savez(tmp_path / "bad.npz", cube=a)
     with pytest.raises(InputError, match="no 'abundances'"):
         load_abundance_maps(tmp_path / "bad.npz")
+    np.savez(tmp_path / "complex.npz", abundances=a.astype(complex))  # never silently made real
+    with pytest.raises(InputError, match="complex.npz: 'abundances' has complex type"):
+        load_abundance_maps(tmp_path / "complex.npz")
     (tmp_path / "s.csv").write_text("centre,fwhm\n500,10\n600,12\n")
     c, f = load_sensor(tmp_path / "s.csv")
     np.testing.assert_array_equal(c, [500, 600])

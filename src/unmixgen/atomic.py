@@ -70,12 +70,19 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     """Refuse an output folder that cannot be written or must not be replaced.
 
     Refused: an existing folder without ``overwrite``; a file in its place; a parent that is
-    a file; an output that is, or contains, one of ``inputs`` (files or folders the command
-    reads), which replacing the folder would destroy.
+    a file; the current folder or one that holds it (``.``, ``..``: replacing it would pull
+    the folder from under the caller); an output that is, or contains, one of ``inputs``
+    (files or folders the command reads), which replacing the folder would destroy; with
+    ``overwrite``, an existing folder that is neither empty nor an unmixgen output (a user's
+    folder given as ``--out`` by mistake would be deleted whole).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise in_file(path, "exists and is not a folder; expected a folder name for the output")
+    cwd = os.path.realpath(os.getcwd())
+    here = os.path.realpath(path)
+    if cwd == here or cwd.startswith(here.rstrip(os.sep) + os.sep):
+        raise in_file(path, "is the current folder or holds it; expected a new folder name for the output")
     for parent in path.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -91,7 +98,16 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
                                 "input, so choose another output folder")
     if path.exists() and not overwrite:
         raise in_file(path, "output folder exists; pass --overwrite (overwrite=True in Python) to replace it or choose another --out")
+    if path.exists() and not _ours(path):
+        raise in_file(path, "holds files no unmixgen command wrote (no run.json or config.json); --overwrite "
+                            "replaces only an empty folder or an unmixgen output, so choose another --out")
     return path
+
+
+def _ours(folder: Path) -> bool:
+    """Whether replacing ``folder`` can lose nothing but an unmixgen output: it is empty, or
+    holds the run record (run.json) or model config (config.json) every output folder has."""
+    return not any(folder.iterdir()) or (folder / "run.json").is_file() or (folder / "config.json").is_file()
 
 
 @contextmanager

@@ -29,8 +29,13 @@ _UNITS_TO_NM = {
     "mm": 1e6,
     "millimeter": 1e6,
     "millimeters": 1e6,
+    "cm": 1e7,
+    "centimeter": 1e7,
+    "centimeters": 1e7,
     "m": 1e9,
     "meters": 1e9,
+    "angstrom": 0.1,
+    "angstroms": 0.1,
 }
 
 

@@ -21,7 +21,7 @@ def simulate_cmd(
                                     help="Abundance maps: .npz with 'abundances' (N,rows,cols,p) or (rows,cols,p), "
                                          "a synthesize output folder, or an unmix result folder."),
     endmembers: str = typer.Option(..., "--endmembers", "-e",
-                                   help="Endmembers: result folder, CSV, .npz with 'endmembers', or LIB.mat:name1,name2."),
+                                   help="Endmembers: result folder, CSV, .npz with 'endmembers', a benchmark .mat with M (bands, p), or LIB.mat:name1,name2."),
     snr: float = typer.Option(None, "--snr", help="Noise at this SNR in dB (default: no noise)."),
     noise: str = typer.Option("white", "--noise", help="Noise kind: white or signal (signal-dependent)."),
     variability: float = typer.Option(None, "--variability",

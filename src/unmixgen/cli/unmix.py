@@ -27,7 +27,7 @@ def unmix(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (noise-whitened eigenvalues)."),
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
-                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, or LIB.mat:names."),
+                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), or LIB.mat:names."),
     method: str = typer.Option(None, "--method", "-m",
                                help=f"Blind method: auto (default: edaa or mvnmf, chosen from the data), edaa, mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
@@ -70,7 +70,9 @@ def _summary(out: Path, record: dict) -> None:
     m = record.get("metrics")
     line = f"[bold]{record.get('method')}[/bold]: {record.get('n_endmembers')} endmembers -> {out}"
     if m and m.get("abundance_rmse_percent") is not None:
-        line += f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %, mean SAD {m.get('sad_deg_mean', float('nan')):.2f} deg)"
+        sad = m.get("sad_deg_mean")  # absent without reference spectra, None (JSON null) when NaN
+        line += (f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %"
+                 + (f", mean SAD {sad:.2f} deg)" if sad is not None else ")"))
     c.print(line)
 
 
@@ -118,6 +120,7 @@ def evaluate(
         endmembers=E, abundances=A, ref_endmembers=gt.endmembers, ref_abundances=gt.abundances,
         mask=r.get("mask"), names=gt.names, align=align,
         uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
+        bands=r.get("good_bands"),
     )
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)

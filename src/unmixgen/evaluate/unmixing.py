@@ -266,15 +266,12 @@ def ssim_maps(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = No
     _same_shape(x, y, "ssim_maps")
     if x.ndim != 3:
         raise InputError(f"ssim_maps: abundances have shape {x.shape}; expected (rows, cols, p) maps")
-    valid = np.isfinite(x).all(axis=-1) & np.isfinite(y).all(axis=-1)
-    if mask is not None:
-        m = np.asarray(mask, bool)
-        if m.shape != x.shape[:2]:
-            raise InputError(f"mask: has shape {m.shape}; expected {x.shape[:2]}")
-        valid &= m
+    valid, keep = _ssim_region(x, y, mask, win_size)
+    radius = win_size // 2
+    if not keep.any():
+        raise InputError("ssim_maps: no valid pixel away from the border to average over")
     x = np.where(valid[..., None], x, 0.0)
     y = np.where(valid[..., None], y, 0.0)
-    radius = win_size // 2
     truncate = radius / sigma  # window of exactly win_size pixels
 
     def filt(img: np.ndarray) -> np.ndarray:  # Gaussian over the two spatial axes only
@@ -286,16 +283,30 @@ def ssim_maps(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = No
     cxy = filt(x * y) - mx * my
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    per = smap[keep].mean(axis=0)
+    return per, float(per.mean())
+
+
+def _ssim_region(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None, win_size: int = 11
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(valid, keep)``, both ``(rows, cols)`` bool, for two ``(rows, cols, p)`` maps:
+    ``valid`` pixels are finite in both maps and in ``mask``; ``keep`` are the valid pixels
+    SSIM averages over, those at least ``win_size // 2`` from the border (all valid pixels
+    when the image is too small for that)."""
+    valid = np.isfinite(x).all(axis=-1) & np.isfinite(y).all(axis=-1)
+    if mask is not None:
+        m = np.asarray(mask, bool)
+        if m.shape != x.shape[:2]:
+            raise InputError(f"mask: has shape {m.shape}; expected {x.shape[:2]}")
+        valid &= m
     keep = valid.copy()
     rows, cols = keep.shape
+    radius = win_size // 2
     if rows > 2 * radius and cols > 2 * radius:
         border = np.zeros_like(keep)
         border[radius:rows - radius, radius:cols - radius] = True
         keep &= border
-    if not keep.any():
-        raise InputError("ssim_maps: no valid pixel away from the border to average over")
-    per = smap[keep].mean(axis=0)
-    return per, float(per.mean())
+    return valid, keep
 
 
 # ----------------------------------------------------------------------------------------
@@ -429,7 +440,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
              cube: np.ndarray | None = None, mask: np.ndarray | None = None,
              names: Sequence[str] | None = None, align: str = "abundance",
              brightness: np.ndarray | None = None,
-             uncertainty: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+             uncertainty: dict[str, np.ndarray] | None = None,
+             bands: np.ndarray | None = None) -> dict[str, Any]:
     """Score an unmixing result against a reference, after Hungarian alignment.
 
     Parameters
@@ -449,6 +461,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     uncertainty : optional per-pixel uncertainty of ``abundances`` (a refinement's), any of
         ``std``, ``q05``, ``q95`` shaped like them; with reference abundances it adds the
         `unmixgen.evaluate.uncertainty.interval_scores` (``coverage90``, ...).
+    bands : optional bool ``(bands,)``, the bands spectra are compared on (a scene's good
+        bands: on bad bands the estimated endmembers are fitted to whatever the file holds
+        there); None compares on all.
 
     Returns
     -------
@@ -458,9 +473,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
-    that cannot be computed from what was given are absent. Bands where the estimated
-    endmembers are not finite are left out of SAD and the reconstruction (``bands_compared``
-    then says how many were used).
+    that cannot be computed from what was given are absent. Bands where the estimated or
+    the reference endmembers are not finite, or outside ``bands``, are left out of SAD and
+    the reconstruction (``bands_compared`` then says how many were used).
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
@@ -475,6 +490,13 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         # bands where the estimate is not defined (bad bands, bands its library did not cover)
         # are left out of the spectral comparisons rather than turning them into NaN
         have = np.isfinite(np.asarray(endmembers, np.float64)).all(axis=0)
+        if ref_endmembers is not None and np.shape(ref_endmembers)[-1] == have.size:
+            have &= np.isfinite(np.asarray(ref_endmembers, np.float64)).all(axis=0)
+        if bands is not None:
+            if np.shape(bands) != have.shape:
+                raise InputError(f"bands: has shape {np.shape(bands)}; expected {have.shape}, one flag per band "
+                                 "of the endmembers")
+            have &= np.asarray(bands, bool)
         if have.any() and not have.all():
             endmembers = np.asarray(endmembers)[:, have]
             if ref_endmembers is not None and np.shape(ref_endmembers)[-1] == have.size:
@@ -538,7 +560,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                 if per_cov is not None:
                     for r, v in zip(rows, per_cov, strict=True):
                         r["coverage90"] = v
-            if np.ndim(A_e) == 3:
+            # SSIM is absent when no valid pixel lies away from the border (a few edge pixels)
+            if np.ndim(A_e) == 3 and _ssim_region(_f64(A_e, "abundances"), _f64(A_r, "ref_abundances"),
+                                                  mask)[1].any():
                 ss, ss_mean = ssim_maps(A_e, A_r, mask)
                 out["ssim_per_endmember"] = ss
                 out["ssim_mean"] = ss_mean

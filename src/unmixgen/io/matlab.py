@@ -141,6 +141,34 @@ def _names(d: dict) -> list[str] | None:
 
 
 # -- ground truth ----------------------------------------------------------------------------
+
+
+def read_endmembers(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Reference endmembers from a benchmark ``.mat`` (the ``end3.mat`` / ``end4.mat`` of
+    Samson, Jasper Ridge, Urban) without its scene: the first of ``M``, ``E``, ``GT``,
+    ``endmembers`` that is a 2-D matrix of numbers, as ``(p, bands)`` float32 (the longer
+    axis is the bands: the files store (bands, p)), and the names (``cood``, ...) or None.
+    `InputError` naming the file when there is none, or it is empty, not finite or its
+    names do not match."""
+    path = Path(path)
+    d = load_mat(path)
+    for key in ("M", "E", "GT", "endmembers"):
+        v = d.get(key)
+        if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
+            continue
+        v = np.asarray(v, np.float32)
+        if min(v.shape) < 1:
+            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) with p >= 1")
+        if not np.isfinite(v).all():
+            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
+        e = v.T if v.shape[0] > v.shape[1] else v
+        names = _names(d)
+        if names is not None and len(names) != e.shape[0]:
+            raise in_file(path, f"{len(names)} names for {e.shape[0]} endmembers; expected one per endmember")
+        return e, names
+    hint = " (a spectral library: name its spectra as LIB.mat:name1,name2)" if "datalib" in d else ""
+    raise in_file(path, "no endmember matrix M, E, GT or endmembers found; expected reference endmembers "
+                        f"(bands, p){hint}")
 def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_order: str | None = None,
                variables: dict | None = None) -> GroundTruth:
     """Read reference endmembers/abundances from a ``.mat`` file for a rows x cols x bands scene.
@@ -170,6 +198,11 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
+        if 0 in v.shape:
+            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
+                                "with p >= 1")
+        if not np.isfinite(v).all():
+            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
         if v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
         elif v.shape[0] == bands:
@@ -184,6 +217,9 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         if v is None or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
+        if 0 in v.shape:
+            raise in_file(path, f"abundances {key!r} have shape {v.shape}; expected (p, {npix}) or "
+                                f"({rows}, {cols}, p) with p >= 1")
         if v.ndim == 3:
             if v.shape[:2] == (rows, cols):
                 a = v
@@ -203,7 +239,11 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         raise in_file(path, "no ground truth found; expected endmembers M/E/GT and/or abundances A/S_GT")
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
-    return GroundTruth(e, a, _names(d), str(path))
+    names = _names(d)
+    p = e.shape[0] if e is not None else a.shape[2]
+    if names is not None and len(names) != p:
+        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+    return GroundTruth(e, a, names, str(path))
 
 
 # -- scene -----------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from ..errors import ParameterError
@@ -29,8 +31,14 @@ def resolve_device(device: str) -> str:
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` CPU threads in torch (0: torch's default); `ParameterError` when negative."""
+    """Use ``n`` CPU threads in torch (0: torch's default); `ParameterError` when negative or
+    more than the CPUs this process may use (oversubscribed threads slow torch down by orders
+    of magnitude)."""
     if not isinstance(n, int) or n < 0:
         raise ParameterError("threads", n, "expected 0 (torch's default) or a positive number of threads")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n > cpus:
+        raise ParameterError("threads", n, f"expected <= {cpus}, the CPUs this process may use (0: torch's "
+                                           "default)")
     if n > 0:
         torch.set_num_threads(n)

@@ -337,6 +337,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("steps", steps, low=1, integer=True)
     if rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
+    check_range("seed", seed, low=0, integer=True)  # derive_seed keeps 32 bits: -1 would be 2**32 - 1
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
         check_range("lam", lam, low=0, low_open=True)

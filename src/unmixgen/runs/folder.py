@@ -1,6 +1,7 @@
 """The output folder every run writes (see DESIGN.md, "Command line").
 
-    result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask, ...
+    result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask,
+                      good_bands (when a band is bad), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
     brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
@@ -21,6 +22,7 @@ import json
 import platform
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,8 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
     arrays: dict[str, np.ndarray] = {"mask": scene.mask}
     if scene.wavelengths is not None:
         arrays["wavelengths"] = scene.wavelengths
+    if not scene.good_bands.all():  # `evaluate` compares spectra on these only
+        arrays["good_bands"] = scene.good_bands
     if endmembers is not None:
         arrays["endmembers"] = np.asarray(endmembers, np.float32)
     if abundances is not None:
@@ -186,12 +190,16 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
 def load_result(folder: str | Path) -> dict[str, Any]:
     """Read a run folder's result.npz (and run.json when present) into a dict of arrays.
 
-    Raises `InputError` when the folder has no result.npz.
+    ``folder`` may also be the result.npz itself. Raises `InputError` when the folder has no
+    result.npz, or the file given is not an .npz archive (a scene file, a .npy array).
     """
     folder = Path(folder)
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
         raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
+    if path.suffix.lower() != ".npz" and not zipfile.is_zipfile(path):  # a scene file (.npy: an array; text: unpickling)
+        raise in_file(folder, "not a result folder, nor a result.npz archive; expected the --out of "
+                              "`unmixgen unmix`")
     with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
         out: dict[str, Any] = {k: z[k] for k in z.files}
     run = path.parent / "run.json"

@@ -8,6 +8,8 @@ A source is one of
 - a result folder of ``unmixgen unmix`` (its ``result.npz``),
 - a CSV with a wavelength column and one column per endmember (``endmembers.csv``),
 - an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names``,
+- a benchmark's reference endmembers ``.mat`` (``M`` (bands, p), e.g. Samson's ``end3.mat``;
+  no wavelengths: they must have the scene's bands),
 - named spectra of a spectral library, ``LIB.mat:name1,name2`` (the USGS 1995 library
   layout: ``datalib`` (bands, 3 + n) with wavelengths in um in column 0, spectra from
   column 3, and a ``names`` char array).
@@ -70,7 +72,7 @@ def load_endmembers(source: str | Path) -> Endmembers:
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
             if "endmembers" not in z.files:
                 raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
-            e = np.asarray(z["endmembers"], np.float32)
+            e = _real(z["endmembers"], "endmembers", path)
             wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
         if e.ndim != 2:
@@ -80,7 +82,11 @@ def load_endmembers(source: str | Path) -> Endmembers:
         if wl is not None:
             wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
         return Endmembers(e, wl, names, text)
-    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz or LIB.mat:names")
+    if ext == ".mat":
+        e, names = matlab.read_endmembers(path)
+        return Endmembers(e, None, names or _default_names(len(e)), text)
+    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz, a benchmark "
+                        ".mat (M) or LIB.mat:names")
 
 
 def read_usgs_library(library: str | Path, *, need_names: bool = True
@@ -212,11 +218,12 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
         return matlab.read_truth(path, rows, cols, bands)
     if ext == ".npz":
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
-            e = z["endmembers"] if "endmembers" in z.files else None
-            a = z["abundances"] if "abundances" in z.files else None
+            e = _real(z["endmembers"], "endmembers", path) if "endmembers" in z.files else None
+            a = _real(z["abundances"], "abundances", path) if "abundances" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else None
         if e is None and a is None:
             raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")
+        _check_truth_shapes(path, e, a, names)
         if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
             if a.shape[1] != rows * cols:
                 raise in_file(path, f"abundances hold {a.shape[1]} pixels; expected {rows}x{cols}")
@@ -225,12 +232,39 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     raise in_file(path, "unsupported ground-truth file; expected .mat, .npz or a result folder")
 
 
+def _real(value, key: str, path: Path) -> np.ndarray:
+    """Array ``key`` of an .npz as float32, refused unless its values are real numbers (text
+    would fail later, complex values would lose their imaginary part silently)."""
+    from ..io.checks import refuse_complex
+
+    v = np.asarray(value)
+    refuse_complex(v.dtype, path, f"{key!r}")
+    if v.dtype.kind not in "biuf":
+        raise in_file(path, f"{key!r} has type {v.dtype}; expected numbers")
+    return v.astype(np.float32)
+
+
+def _check_truth_shapes(path: Path, e: np.ndarray | None, a: np.ndarray | None, names: list[str] | None) -> None:
+    """Ground truth of an .npz, checked before use: endmembers ``(p, bands)`` finite,
+    abundances ``(rows, cols, p)`` or ``(p, pixels)``, p >= 1, one name per endmember."""
+    if e is not None:
+        if e.ndim != 2 or min(e.shape) < 1:
+            raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands) with p >= 1")
+        if not np.isfinite(e).all():
+            raise in_file(path, "endmembers contain NaN/Inf; expected finite spectra")
+    if a is not None and (a.ndim not in (2, 3) or min(a.shape) < 1):
+        raise in_file(path, f"abundances have shape {a.shape}; expected (rows, cols, p) or (p, pixels) with p >= 1")
+    p = e.shape[0] if e is not None else a.shape[-1] if a.ndim == 3 else a.shape[0]
+    if names is not None and len(names) != p:
+        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+
+
 def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
     with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
         if "abundances" not in z.files:
             raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
                                 "expected abundances (N, rows, cols, p) or (rows, cols, p)")
-        a = np.asarray(z["abundances"], np.float32)
+        a = _real(z["abundances"], "abundances", path)
         names = None
         for key in ("names", "endmember_names"):
             if key in z.files:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, noting_convergence
+from ..errors import InputError, ParameterError, note, noting_convergence
 from ..scene import Scene, as_scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert, invert_scene
@@ -95,6 +95,8 @@ class BlindUnmixer(EstimatorParams):
         Y = Y_all[:, good] if not good.all() else Y_all
         info: dict[str, Any] = {"method": self.name, "seed": self.seed, "warnings": [], "timings_s": {}}
         p = self._resolve_p(Y, info, scene, good)
+        if self.n_endmembers == "auto":
+            p = _cap_auto_p(Y, p, info)
         check_rank(Y, p)
         rng = np.random.default_rng(self.seed)
         t1 = time.perf_counter()
@@ -158,7 +160,11 @@ class BlindUnmixer(EstimatorParams):
             from .spatial_rank import spatial_rank
 
             cube = scene.load()
-            est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
+            try:
+                est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
+            except InputError as exc:  # too small or too sparse for the noise estimate
+                raise ParameterError("n_endmembers", p, f"cannot estimate the number of endmembers ({exc}); "
+                                     "expected a number of endmembers for this scene") from None
             info["rank_estimate"] = est.as_dict()
             p = est.n_endmembers
             if p > AUTO_P_WARN:
@@ -176,15 +182,34 @@ class BlindUnmixer(EstimatorParams):
         return p
 
 
-def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
-    """Refuse constant or rank-deficient data: p endmembers need affine rank >= p - 1."""
+def affine_rank(Y: np.ndarray, sample: int = 20000) -> int:
+    """Affine rank of the pixels ``Y (N, B)``: the data span ``rank + 1`` affinely independent
+    spectra (0 for a constant scene). Singular values below 1e-6 of the data scale count as 0;
+    at most ``sample`` pixels (a fixed random subset) are used."""
     rng = np.random.default_rng(0)
     Ys = Y if Y.shape[0] <= sample else Y[rng.choice(Y.shape[0], sample, replace=False)]
     Yc = Ys.astype(np.float64) - Ys.mean(axis=0, dtype=np.float64)
     # Singular values from the (bands x bands) Gram matrix: far cheaper than an SVD of Yc.
     s = np.sqrt(np.clip(np.linalg.eigvalsh(Yc.T @ Yc), 0.0, None))
     scale = max(float(np.abs(Ys).max()), 1e-30) * np.sqrt(Yc.shape[0])
-    rank = int((s > 1e-6 * scale).sum())
+    return int((s > 1e-6 * scale).sum())
+
+
+def _cap_auto_p(Y: np.ndarray, p: int, info: dict[str, Any]) -> int:
+    """An ``n_endmembers="auto"`` estimate ``p``, at most the number of affinely independent
+    spectra the pixels ``Y (N, B)`` span (a noise-free scene can fool the noise estimate);
+    the cap is noted in ``info["warnings"]``."""
+    span = affine_rank(Y) + 1
+    if span == 1 or p <= span:
+        return p  # a constant scene is refused by check_rank
+    note(info["warnings"], f"n_endmembers='auto': estimated {p} endmembers, but the scene's data span only "
+                           f"{span} affinely independent spectra; using {span}", stacklevel=3)
+    return span
+
+
+def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
+    """Refuse constant or rank-deficient data: p endmembers need affine rank >= p - 1."""
+    rank = affine_rank(Y, sample)
     if rank == 0:
         raise InputError("scene is constant (all valid pixels have the same spectrum); nothing to unmix")
     if rank < p - 1:

@@ -106,7 +106,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
             ref_abundances=scene.truth.abundances, cube=scene.load(), mask=scene.mask,
-            names=scene.truth.names, brightness=brightness,
+            names=scene.truth.names, brightness=brightness, bands=scene.good_bands,
         )
     t = time.perf_counter()
     with atomic_dir(out, overwrite, inputs) as tmp:
