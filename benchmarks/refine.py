@@ -179,7 +179,8 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
     ap.add_argument("--spread", type=float, default=None)
-    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--rounds", type=lambda v: None if v == "auto" else int(v), default=1,
+                    help="alternation rounds (default 1, the library's); 'auto': two when the prior weight is >= 1")
     ap.add_argument("--ls-iterations", type=int, default=None)
     ap.add_argument("--spectra", default="default", choices=["default", *HELD_OUT],
                     help="endmember set of the suite: the default four USGS minerals, or a set held out of "
@@ -207,8 +208,10 @@ def main() -> None:
     args = ap.parse_args()
     opts = {k: v for k, v in (("t0", args.t0), ("spectra_t0", args.spectra_t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
-                              ("rounds", args.rounds), ("ls_iterations", args.ls_iterations),
+                              ("ls_iterations", args.ls_iterations),
                               ("endmember_tolerance", args.endmember_tolerance)) if v is not None}
+    if args.rounds != 1:
+        opts["rounds"] = args.rounds
     print(f"options: {opts or 'defaults'}; maps {args.maps}, variability {args.variability}, "
           f"scenes {args.shape or f'{args.size}x{args.size}'}")
     torch.set_num_threads(args.threads)

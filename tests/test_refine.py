@@ -343,13 +343,13 @@ def test_samples_run_in_chunks_give_the_same_result(one_vs_rest, monkeypatch):
                      progress=lambda done, total: calls.append((done, total)))
     np.testing.assert_allclose(chunked.abundance_samples, whole.abundance_samples, rtol=0, atol=1e-5)
     np.testing.assert_allclose(chunked.abundances, whole.abundances, rtol=0, atol=1e-5)
-    # three chunks of two steps, then of one (the second round runs the lower half)
-    assert calls[-1][0] == calls[-1][1] == 3 * 2 + 3 * 1
+    assert calls[-1][0] == calls[-1][1] == 3 * 2  # three chunks of two steps
 
 
 def test_the_number_of_rounds_follows_the_prior_weight_unless_given(one_vs_rest):
-    """By default a second round runs only under a prior weighted at least 1 (chosen or given);
-    a given number of rounds is run as given; the progress count ends where it said it would."""
+    """With ``rounds=None`` a second round runs only under a prior weighted at least 1 (chosen
+    or given); a given number of rounds is run as given; the progress count ends where it
+    said it would."""
     from unmixgen.refine.posterior import SECOND_ROUND_WEIGHT
 
     Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
@@ -366,3 +366,5 @@ def test_the_number_of_rounds_follows_the_prior_weight_unless_given(one_vs_rest)
         assert calls[-1][0] == calls[-1][1]
         # steps: 2 in the first round, 1 in each later one (one chunk, no spectra prior)
         assert calls[-1][1] - (16 if lam is None else 0) == 2 + (expected - 1)
+    # the library default is one round, whatever the weight
+    assert refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, tile=16, lam=2.0).record["rounds"] == 1

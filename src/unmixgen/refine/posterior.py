@@ -51,7 +51,6 @@ _PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index rea
 _WEIGHT_STREAM = 2**31 - 2  # the prior weight's cross-validation runs
 _WEIGHT_WINDOW = 64  # side of the window the prior weight is cross-validated on (bounds its cost)
 _WEIGHT_SAMPLES = 2  # samples per half and weight: two give the samples' scatter (`choose_prior_weight`)
-_WEIGHT_MAX_STEPS = 10  # denoising steps of those runs: the weights were validated at 10 (a cost cap)
 
 
 @dataclass
@@ -214,9 +213,8 @@ def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mas
                            tick: Callable[[], None]) -> tuple[float, dict]:
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
     cross-validated on the scene's central 64 x 64 window with two samples per half and
-    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the timesteps
-    ``ts`` (the run's, or fewer steps from the same ``t0``: `_WEIGHT_MAX_STEPS`), for a mean
-    of ``samples`` samples. Falls back to 1.0 on a window with fewer than ``10 p`` valid
+    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
+    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with fewer than ``10 p`` valid
     pixels."""
     rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
     m = mask[rs, cs]
@@ -286,7 +284,7 @@ class _Endmembers:
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
-           steps: int = 20, rounds: int | None = None, t0: float = 0.3, spectra_t0: float | None = None,
+           steps: int = 20, rounds: int | None = 1, t0: float = 0.3, spectra_t0: float | None = None,
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0,
            device: str = "cpu",
@@ -305,10 +303,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
         ``t0`` (and ``spectra_t0``); later ones its lower half (`schedule.lower_half`), from
         the maps and spectra the round before left: their endmembers are fitted to refined
-        abundances, which moves biased endmembers further. None: two rounds when the
-        abundance prior's weight ``lam`` (given or chosen) is at least `SECOND_ROUND_WEIGHT`,
-        else one (a weakly weighted prior refines the maps too little for the endmembers
-        fitted to them to gain; benchmarks/RESULTS.md, "A second alternation round").
+        abundances, which moves endmembers extracted from the scene (blind, HybridSTU, VCA)
+        further towards the truth. None: two rounds when the abundance prior's weight ``lam``
+        (given or chosen) is at least `SECOND_ROUND_WEIGHT`, else one (a weakly weighted
+        prior refines the maps too little for the endmembers fitted to them to gain). The
+        default stays one round: a second costs about a third more time and loses accuracy
+        from correct endmembers (benchmarks/RESULTS.md, "A second alternation round").
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
@@ -403,10 +403,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     def steps_total(weight: float | None) -> int:
         out = sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
                   for r in range(n_rounds(weight)))
-        return out + (2 * len(CANDIDATES) * (len(ts_cv) - 1) if lam_given is None else 0)
+        return out + (2 * len(CANDIDATES) * steps if lam_given is None else 0)
 
     lam_given = lam
-    ts_cv = ts if steps <= _WEIGHT_MAX_STEPS else sch.timesteps(t0, _WEIGHT_MAX_STEPS, T)
     total = steps_total(lam)
     done = [0]
 
@@ -457,7 +456,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # biased init endmembers the halves' FCLS answers share their bias, which the
                 # pulled or sampled endmembers have less of
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
-                                                      ts_cv, eta, seed, device, samples, tick)
+                                                      ts, eta, seed, device, samples, tick)
                 total = steps_total(lam)  # the rounds may depend on the weight chosen
             abund = _Abundances(adapter, lam, eta, spread, device)
         for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps

@@ -104,7 +104,7 @@ FEW_SAMPLES = 8
 
 def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
-                  samples: int = 16, steps: int = 20, rounds: int | None = None, t0: float = 0.3, seed: int = 0,
+                  samples: int = 16, steps: int = 20, rounds: int | None = 1, t0: float = 0.3, seed: int = 0,
                   device: str = "cpu", overwrite: bool = False, figures: bool = True,
                   progress: bool = True, **options: Any) -> dict:
     """Refine the result folder ``init`` of ``scene_path`` by posterior sampling (the Python
