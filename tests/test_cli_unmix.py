@@ -472,3 +472,20 @@ def test_benchmark_endmember_mat_is_an_endmember_source(run_cli, scene_file, tmp
     code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "other.mat", "--out", tmp_path / "o")
     assert code == 2 and "other.mat" in err and "no endmember matrix" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("case", ["zero", "duplicate"])
+def test_degenerate_given_endmembers_are_refused(run_cli, scene_file, tmp_path, case):
+    """A zero spectrum or two identical ones leave the abundances undetermined (FCLS split them
+    arbitrarily, silently): one line naming the file and the endmembers, nothing written."""
+    path, s = scene_file
+    E = np.asarray(s.truth.endmembers, np.float32).copy()
+    if case == "zero":
+        E[1] = 0
+    else:
+        E[2] = E[0]
+    np.savez(tmp_path / "E.npz", endmembers=E, wavelengths=s.wavelengths, names=np.array(["a", "b", "c"]))
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--out", tmp_path / "o")
+    assert code == 2 and "E.npz" in err and len(err.strip().splitlines()) == 1, err
+    assert ("'b' is zero" in err) if case == "zero" else ("'a' and 'c' are identical" in err)
+    assert not (tmp_path / "o").exists()

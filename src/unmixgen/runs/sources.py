@@ -172,10 +172,10 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
                 f"{em.source}: {b} endmember bands but the scene has {scene_bands}, and wavelengths are "
                 "missing on one side; expected the same bands or wavelengths on both"
             )
-        return e, np.ones(scene_bands, bool)
+        return _distinct(em, e, np.ones(scene_bands, bool))
     ewl = np.asarray(em.wavelengths, np.float64)
     if grid_offset_nm(ewl, scene_wl) <= SAME_GRID_NM:
-        return e, np.ones(scene_bands, bool)
+        return _distinct(em, e, np.ones(scene_bands, bool))
     tol = SAME_GRID_NM
     covered = (scene_wl >= ewl[0] - tol) & (scene_wl <= ewl[-1] + tol)
     if covered.sum() < 2:
@@ -187,7 +187,24 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     x = np.clip(scene_wl[covered], ewl[0], ewl[-1])
     for i in range(p):
         out[i, covered] = np.interp(x, ewl, e[i])
-    return out, covered
+    return _distinct(em, out, covered)
+
+
+def _distinct(em: Endmembers, E: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(E, covered)`` once every endmember is nonzero and no two are identical on the
+    ``covered`` bands (either leaves the abundances undetermined: a zero spectrum takes any
+    share, two equal ones split theirs arbitrarily); `InputError` naming them otherwise."""
+    names = em.names if len(em.names) == len(E) else _default_names(len(E))
+    on = np.asarray(E, np.float64)[:, covered]
+    for i in range(len(on)):
+        if not np.any(on[i]):
+            raise InputError(f"{em.source}: endmember {names[i]!r} is zero on every band of the scene; expected a "
+                             "spectrum")
+        for j in range(i):
+            if np.array_equal(on[i], on[j]):
+                raise InputError(f"{em.source}: endmembers {names[j]!r} and {names[i]!r} are identical on the "
+                                 "scene's bands; expected distinct spectra")
+    return E, covered
 
 
 def _default_names(p: int) -> list[str]:
