@@ -500,3 +500,15 @@ def test_a_float_band_of_nan_is_a_bad_band_without_a_declared_ignore_value(tmp_p
     scene = read_scene(write_envi(tmp_path, stored))
     np.testing.assert_array_equal(scene.good_bands, [True, False, True, True, True])
     assert scene.mask.all()
+
+
+def test_header_with_a_utf8_byte_order_mark_is_read(tmp_path):
+    """A header saved by a Windows editor starts with a UTF-8 byte-order mark before 'ENVI':
+    read as without it (it was refused as 'not an ENVI header')."""
+    stored = _stored("f4")
+    hdr = write_envi(tmp_path, stored, wavelengths=WL_NM)
+    plain = read_scene(hdr).load()
+    hdr.write_bytes(b"\xef\xbb\xbf" + hdr.read_bytes())
+    scene = read_scene(hdr)
+    np.testing.assert_array_equal(scene.load(), plain)
+    np.testing.assert_allclose(scene.wavelengths, WL_NM)

@@ -75,7 +75,7 @@ def parse_header(path: Path) -> dict[str, str]:
         raise in_file(path, f"header is {path.stat().st_size} bytes; expected a text header "
                             f"under {MAX_HEADER_BYTES >> 20} MiB")
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark (Windows editors)
     except OSError as exc:
         raise in_file(path, f"cannot read header ({exc.strerror})") from None
     lines = text.splitlines()
