@@ -512,3 +512,14 @@ def test_header_with_a_utf8_byte_order_mark_is_read(tmp_path):
     scene = read_scene(hdr)
     np.testing.assert_array_equal(scene.load(), plain)
     np.testing.assert_allclose(scene.wavelengths, WL_NM)
+
+
+def test_band_name_wavelengths_keep_their_widths(tmp_path):
+    """Wavelengths read from band names (no 'wavelength' field) keep the header's fwhm, in nm;
+    only band-number units (Index) drop the widths."""
+    names = ["450 nm", "550 nm", "650 nm", "750 nm", "850 nm"]
+    hdr = write_envi(tmp_path, _stored("f4"),
+                     extra={"band names": "{" + ", ".join(names) + "}", "fwhm": "{10, 10, 12, 12, 14}"})
+    scene = read_scene(hdr)
+    np.testing.assert_allclose(scene.wavelengths, [450, 550, 650, 750, 850])
+    np.testing.assert_allclose(scene.fwhm, [10, 10, 12, 12, 14])

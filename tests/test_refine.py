@@ -368,3 +368,14 @@ def test_the_number_of_rounds_follows_the_prior_weight_unless_given(one_vs_rest)
         assert calls[-1][1] - (16 if lam is None else 0) == 2 + (expected - 1)
     # the library default is one round, whatever the weight
     assert refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, tile=16, lam=2.0).record["rounds"] == 1
+
+
+def test_progress_ends_at_its_total_when_the_weight_cannot_be_cross_validated(one_vs_rest):
+    """With too few bands to split (5 bands, p = 3) the weight falls back to 1 without running
+    a refinement: the progress total drops the cross-validation's steps and still ends full."""
+    Y, E, A = scene(rows=20, cols=18, p=3, bands=5, snr=25)
+    calls = []
+    r = refine(Y, E, A, abundance_prior=AbundanceModel(one_vs_rest), samples=2, steps=2, tile=16,
+               progress=lambda done, total: calls.append((done, total)))
+    assert r.record["prior_weight"]["chosen"] == 1.0 and r.record["prior_weight"]["scores"] is None
+    assert calls[-1][0] == calls[-1][1] == 2

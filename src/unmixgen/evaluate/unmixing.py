@@ -561,8 +561,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                     for r, v in zip(rows, per_cov, strict=True):
                         r["coverage90"] = v
             # SSIM is absent when no valid pixel lies away from the border (a few edge pixels)
-            if np.ndim(A_e) == 3 and _ssim_region(_f64(A_e, "abundances"), _f64(A_r, "ref_abundances"),
-                                                  mask)[1].any():
+            if np.ndim(A_e) == 3 and _ssim_region(A_e, A_r, mask)[1].any():
                 ss, ss_mean = ssim_maps(A_e, A_r, mask)
                 out["ssim_per_endmember"] = ss
                 out["ssim_mean"] = ss_mean

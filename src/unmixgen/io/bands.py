@@ -65,11 +65,12 @@ class Arrangement:
     order: np.ndarray | None
     wavelengths: np.ndarray | None
 
-    def note(self, overlap: str) -> str | None:
-        """What a scene's ``metadata["band_order"]`` says when the bands were reordered on
-        reading (None: stored order kept). `convert --wavelengths` relies on it: centres
-        listed in a file's band order cannot be matched to reordered bands."""
-        return None if self.order is None else f"overlap={overlap_policy(overlap)!r}"
+    def note(self, metadata: dict, overlap: str) -> None:
+        """Record in a scene's ``metadata["band_order"]`` that the bands were reordered on
+        reading (nothing when the stored order is kept). `convert --wavelengths` relies on
+        it: centres listed in a file's band order cannot be matched to reordered bands."""
+        if self.order is not None:
+            metadata["band_order"] = f"overlap={overlap_policy(overlap)!r}"
 
     def take(self, values):
         """``values`` (one per stored band, array or list) in the presented order."""

@@ -172,8 +172,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     arr = arrange(wavelengths, overlap, path=hdr)
     source = RawSource(array, order=arr.order, dtype=dtype.str[1:], path=data)
     metadata = {"format": "ehdr", "interleave": layout}
-    if arr.order is not None:
-        metadata["band_order"] = arr.note(overlap)
+    arr.note(metadata, overlap)
     return make_scene(path, source, wavelengths=arr.wavelengths,
                       mask=lambda: stored_validity(array, nodata), nodata=nodata, crs=crs,
                       transform=transform, name=hdr.stem, metadata=metadata)

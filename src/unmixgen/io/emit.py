@@ -156,8 +156,7 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
     raw = hdf5.H5CubeSource(path, name, (rows, cols, bands), dtype, fill=fill, order=arr.order)
     source = raw if glt is None else EmitOrthoSource(raw, *glt)
     metadata = {"format": "emit", "variable": var, "ortho": bool(ortho), "units_in_file": units_attr}
-    if arr.order is not None:
-        metadata["band_order"] = arr.note(overlap)
+    arr.note(metadata, overlap)
     if not ortho:
         metadata["geolocation"] = "location/lat, location/lon (per raw pixel); ortho=True uses the GLT"
     return make_scene(

@@ -339,7 +339,8 @@ def _spectral(h: dict, hdr: Path, bands: int, names: list[str] | None):
     wl_raw = per_band(_floats(h, "wavelength", hdr), bands, "wavelengths", hdr)
     units = h.get("wavelength units")
     units = units.strip("{} ") if units else None
-    if wl_raw is not None and units is not None and units.lower() == "index":
+    band_numbers = wl_raw is not None and units is not None and units.lower() == "index"
+    if band_numbers:
         # ENVI's unit for band numbers: the cube is readable, it just has no wavelengths
         warnings.warn(f"{hdr}: wavelength units = {units}: the 'wavelength' values are band numbers, not "
                       "wavelengths; the scene is read without wavelengths", UserWarning, stacklevel=3)
@@ -350,8 +351,8 @@ def _spectral(h: dict, hdr: Path, bands: int, names: list[str] | None):
     elif names is not None and len(names) == bands:
         wavelengths = wavelengths_from_labels(names, what=f"{hdr}: band names")
     fwhm = per_band(_floats(h, "fwhm", hdr), bands, "fwhm values", hdr)
-    if fwhm is not None and wl_raw is None:
-        fwhm = None  # widths in the unit of wavelengths the header does not give
+    if band_numbers:
+        fwhm = None  # widths in band numbers: no wavelengths to convert them with
     if fwhm is not None:
         fwhm = fwhm_in_nm(fwhm, wl_raw, wavelengths)  # fwhm shares the wavelength unit
     bbl = per_band(_floats(h, "bbl", hdr), bands, "bad-band flags (bbl)", hdr)

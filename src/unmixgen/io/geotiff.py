@@ -355,8 +355,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         metadata["band_names"] = arr.take(descriptions)
     if empty is not None and empty.any():
         metadata["empty_bands"] = [int(i) + 1 for i in np.flatnonzero(empty)]  # 1-based, stored
-    if arr.order is not None:
-        metadata["band_order"] = arr.note(overlap)
+    arr.note(metadata, overlap)
     return make_scene(
         path,
         source,

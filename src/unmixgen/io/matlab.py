@@ -143,6 +143,28 @@ def _names(d: dict) -> list[str] | None:
 # -- ground truth ----------------------------------------------------------------------------
 
 
+def _endmember_matrices(d: dict, path: Path):
+    """``(key, matrix float32)`` for each of ``M``, ``E``, ``GT``, ``endmembers`` that is a 2-D
+    matrix of numbers, in that order; `InputError` when one is empty or not finite."""
+    for key in ("M", "E", "GT", "endmembers"):
+        v = d.get(key)
+        if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
+            continue
+        v = np.asarray(v, np.float32)
+        if 0 in v.shape:
+            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
+                                "with p >= 1")
+        if not np.isfinite(v).all():
+            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
+        yield key, v
+
+
+def check_names(path, names: list[str] | None, p: int) -> None:
+    """`InputError` unless ``names`` (None: none given) has one name per endmember."""
+    if names is not None and len(names) != p:
+        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+
+
 def read_endmembers(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     """Reference endmembers from a benchmark ``.mat`` (the ``end3.mat`` / ``end4.mat`` of
     Samson, Jasper Ridge, Urban) without its scene: the first of ``M``, ``E``, ``GT``,
@@ -152,23 +174,16 @@ def read_endmembers(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     names do not match."""
     path = Path(path)
     d = load_mat(path)
-    for key in ("M", "E", "GT", "endmembers"):
-        v = d.get(key)
-        if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
-            continue
-        v = np.asarray(v, np.float32)
-        if min(v.shape) < 1:
-            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) with p >= 1")
-        if not np.isfinite(v).all():
-            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
+    for _, v in _endmember_matrices(d, path):
         e = v.T if v.shape[0] > v.shape[1] else v
         names = _names(d)
-        if names is not None and len(names) != e.shape[0]:
-            raise in_file(path, f"{len(names)} names for {e.shape[0]} endmembers; expected one per endmember")
+        check_names(path, names, e.shape[0])
         return e, names
     hint = " (a spectral library: name its spectra as LIB.mat:name1,name2)" if "datalib" in d else ""
     raise in_file(path, "no endmember matrix M, E, GT or endmembers found; expected reference endmembers "
                         f"(bands, p){hint}")
+
+
 def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_order: str | None = None,
                variables: dict | None = None) -> GroundTruth:
     """Read reference endmembers/abundances from a ``.mat`` file for a rows x cols x bands scene.
@@ -193,16 +208,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
         raise InputError(f"pixel_order={pixel_order!r}; expected 'C' (row-major) or 'F' (column-major)")
     npix = rows * cols
     e = None
-    for key in ("M", "E", "GT", "endmembers"):
-        v = d.get(key)
-        if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
-            continue
-        v = np.asarray(v, np.float32)
-        if 0 in v.shape:
-            raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
-                                "with p >= 1")
-        if not np.isfinite(v).all():
-            raise in_file(path, f"endmembers {key!r} contain NaN/Inf; expected finite spectra")
+    for key, v in _endmember_matrices(d, path):
         if v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
         elif v.shape[0] == bands:
@@ -240,9 +246,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
     names = _names(d)
-    p = e.shape[0] if e is not None else a.shape[2]
-    if names is not None and len(names) != p:
-        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+    check_names(path, names, e.shape[0] if e is not None else a.shape[2])
     return GroundTruth(e, a, names, str(path))
 
 

@@ -104,8 +104,7 @@ def read(path: Path, *, overlap: str = "sort", allow_external: bool = False, **o
     source = hdf5.H5CubeSource(path, name, (rows, cols, bands), dtype, scale=1.0 / scale,
                                fill=nodata, order=arr.order)
     metadata = {"format": "neon", "site": site, "scale_factor": scale}
-    if arr.order is not None:
-        metadata["band_order"] = arr.note(overlap)
+    arr.note(metadata, overlap)
     return make_scene(
         path, source, wavelengths=arr.wavelengths, fwhm=arr.take(fwhm), good_bands=good,
         mask=lambda: hdf5.validity_by_reading(source, good), nodata=nodata, crs=crs,

@@ -402,8 +402,7 @@ def read(
         crs = transform = None
         metadata = {"format": "prisma", "level": level, "overlap": overlap_policy(overlap),
                     "product_id": hdf5.text(_attr(f, "Product_ID"))}
-        if arr.order is not None:
-            metadata["band_order"] = arr.note(overlap)
+        arr.note(metadata, overlap)
         if level == "L2D":
             crs, transform = _l2d_geo(f, path, shape2)
         else:

@@ -400,13 +400,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             return rounds
         return 2 if weight is None or weight >= SECOND_ROUND_WEIGHT else 1
 
-    def steps_total(weight: float | None) -> int:
-        out = sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
-                  for r in range(n_rounds(weight)))
-        return out + (2 * len(CANDIDATES) * steps if lam_given is None else 0)
+    def steps_total(weight: float | None, cv_steps: int) -> int:
+        """Progress steps of the sampling rounds plus ``cv_steps`` of the weight's choice."""
+        return cv_steps + sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
+                              for r in range(n_rounds(weight)))
 
-    lam_given = lam
-    total = steps_total(lam)
+    total = steps_total(lam, 2 * len(CANDIDATES) * steps if lam is None else 0)
     done = [0]
 
     def tick() -> None:
@@ -455,9 +454,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # cross-validated under the endmembers the abundances are refined under: with
                 # biased init endmembers the halves' FCLS answers share their bias, which the
                 # pulled or sampled endmembers have less of
+                cv_start = done[0]
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
                                                       ts, eta, seed, device, samples, tick)
-                total = steps_total(lam)  # the rounds may depend on the weight chosen
+                # the rounds may depend on the weight chosen; the choice may have run no
+                # refinement at all (too few pixels or bands)
+                total = steps_total(lam, done[0] - cv_start)
             abund = _Abundances(adapter, lam, eta, spread, device)
         for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps
             A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts_a, gens[k:k + chunk],

@@ -29,6 +29,7 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
+from ..io.checks import refuse_complex
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -252,8 +253,6 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
 def _real(value, key: str, path: Path) -> np.ndarray:
     """Array ``key`` of an .npz as float32, refused unless its values are real numbers (text
     would fail later, complex values would lose their imaginary part silently)."""
-    from ..io.checks import refuse_complex
-
     v = np.asarray(value)
     refuse_complex(v.dtype, path, f"{key!r}")
     if v.dtype.kind not in "biuf":
@@ -271,9 +270,7 @@ def _check_truth_shapes(path: Path, e: np.ndarray | None, a: np.ndarray | None, 
             raise in_file(path, "endmembers contain NaN/Inf; expected finite spectra")
     if a is not None and (a.ndim not in (2, 3) or min(a.shape) < 1):
         raise in_file(path, f"abundances have shape {a.shape}; expected (rows, cols, p) or (p, pixels) with p >= 1")
-    p = e.shape[0] if e is not None else a.shape[-1] if a.ndim == 3 else a.shape[0]
-    if names is not None and len(names) != p:
-        raise in_file(path, f"{len(names)} names for {p} endmembers; expected one per endmember")
+    matlab.check_names(path, names, e.shape[0] if e is not None else a.shape[-1] if a.ndim == 3 else a.shape[0])
 
 
 def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:

@@ -95,9 +95,10 @@ class BlindUnmixer(EstimatorParams):
         Y = Y_all[:, good] if not good.all() else Y_all
         info: dict[str, Any] = {"method": self.name, "seed": self.seed, "warnings": [], "timings_s": {}}
         p = self._resolve_p(Y, info, scene, good)
+        rank = affine_rank(Y)
         if self.n_endmembers == "auto":
-            p = _cap_auto_p(Y, p, info)
-        check_rank(Y, p)
+            p = _cap_auto_p(rank, p, info)
+        check_rank(Y, p, rank=rank)
         rng = np.random.default_rng(self.seed)
         t1 = time.perf_counter()
         with noting_convergence(info["warnings"]):
@@ -195,11 +196,11 @@ def affine_rank(Y: np.ndarray, sample: int = 20000) -> int:
     return int((s > 1e-6 * scale).sum())
 
 
-def _cap_auto_p(Y: np.ndarray, p: int, info: dict[str, Any]) -> int:
-    """An ``n_endmembers="auto"`` estimate ``p``, at most the number of affinely independent
-    spectra the pixels ``Y (N, B)`` span (a noise-free scene can fool the noise estimate);
+def _cap_auto_p(rank: int, p: int, info: dict[str, Any]) -> int:
+    """An ``n_endmembers="auto"`` estimate ``p``, at most the ``rank + 1`` affinely independent
+    spectra the pixels span (`affine_rank`; a noise-free scene can fool the noise estimate);
     the cap is noted in ``info["warnings"]``."""
-    span = affine_rank(Y) + 1
+    span = rank + 1
     if span == 1 or p <= span:
         return p  # a constant scene is refused by check_rank
     note(info["warnings"], f"n_endmembers='auto': estimated {p} endmembers, but the scene's data span only "
@@ -207,9 +208,10 @@ def _cap_auto_p(Y: np.ndarray, p: int, info: dict[str, Any]) -> int:
     return span
 
 
-def check_rank(Y: np.ndarray, p: int, sample: int = 20000) -> None:
-    """Refuse constant or rank-deficient data: p endmembers need affine rank >= p - 1."""
-    rank = affine_rank(Y, sample)
+def check_rank(Y: np.ndarray, p: int, sample: int = 20000, rank: int | None = None) -> None:
+    """Refuse constant or rank-deficient data: p endmembers need affine rank >= p - 1
+    (``rank``: `affine_rank` of ``Y`` when the caller has it)."""
+    rank = affine_rank(Y, sample) if rank is None else rank
     if rank == 0:
         raise InputError("scene is constant (all valid pixels have the same spectrum); nothing to unmix")
     if rank < p - 1:
