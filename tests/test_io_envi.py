@@ -229,9 +229,28 @@ def test_data_size_mismatch(tmp_path, run_cli):
 
 
 def test_non_length_wavelength_units(tmp_path, run_cli):
-    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[1, 2, 3, 4, 5], wavelength_units="Wavenumber")
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[1, 2, 3, 4, 5], wavelength_units="Kelvin")
     code, _, err = run_cli("info", hdr)
-    assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Wavenumber'" in err
+    assert code == 2 and err.strip().count("\n") == 0 and "scene.hdr" in err and "'Kelvin'" in err
+
+
+def test_wavenumber_units_converted_and_sorted(tmp_path, run_cli):
+    """ENVI's 'Wavenumber' (cm^-1, as FTIR instruments store band centres): wavelengths are
+    1e7 / v nm, so the stored order is descending in wavelength and comes out sorted; the
+    widths convert with the local slope 1e7 / v^2."""
+    stored = _stored("f4")
+    v = np.array([25000.0, 20000.0, 12500.0, 10000.0, 5000.0])  # 400, 500, 800, 1000, 2000 nm
+    dv = np.array([250.0, 200.0, 125.0, 50.0, 25.0])
+    hdr = write_envi(tmp_path, stored, wavelengths=v, wavelength_units="Wavenumber",
+                     extra={"fwhm": "{" + ", ".join(f"{x:g}" for x in dv) + "}"})
+    s = read_scene(hdr)
+    assert np.allclose(s.wavelengths, [400, 500, 800, 1000, 2000])
+    assert np.allclose(s.fwhm, 1e7 * dv / v**2)
+    assert np.array_equal(s.load(), stored)
+    hdr = write_envi(tmp_path, stored, name="neg", wavelengths=[25000, 20000, 0, 10000, 5000],
+                     wavelength_units="Wavenumber")
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and err.strip().count("\n") == 0 and "neg.hdr" in err and "positive" in err
 
 
 def test_index_wavelength_units_read_without_wavelengths(tmp_path):

@@ -83,10 +83,10 @@ def test_envi_style_dataset_tags_and_descriptions(tmp_path):
 
 def test_non_length_unit_and_count_mismatch(tmp_path, run_cli):
     stored = scene_cube()
-    tags = [{"wavelength": str(i), "wavelength_units": "wavenumber"} for i in range(5)]
+    tags = [{"wavelength": str(i), "wavelength_units": "kelvin"} for i in range(5)]
     p = write_tif(tmp_path / "w.tif", stored, band_tags=tags)
     code, _, err = run_cli("info", p)
-    assert code == 2 and "w.tif" in err and "wavenumber" in err and err.strip().count("\n") == 0
+    assert code == 2 and "w.tif" in err and "kelvin" in err and err.strip().count("\n") == 0
     p = write_tif(tmp_path / "c.tif", stored, dataset_tags={"wavelength": "{400, 500}"})
     with pytest.warns(UserWarning, match="c.tif: 2 wavelength values in the metadata for 5 bands"):
         assert read_scene(p).wavelengths is None

@@ -67,8 +67,12 @@ def test_wavelengths_validated_and_converted():
     assert np.allclose(to_nm([0.4, 0.5], "Micrometers"), [400, 500])
     assert np.allclose(to_nm([0.4, 2.5]), [400, 2500])
     assert np.allclose(to_nm([400, 2500]), [400, 2500])
+    assert np.allclose(to_nm([10000, 20000], "Wavenumber"), [1000, 500])  # cm^-1
+    assert np.allclose(to_nm([299792.458], "GHz"), [1000])  # c / f
     with pytest.raises(InputError, match="not a length"):
-        to_nm([1000, 2000], "wavenumber")
+        to_nm([1000, 2000], "kelvin")
+    with pytest.raises(InputError, match="positive"):
+        to_nm([1000, -2000], "wavenumber")
     with pytest.raises(InputError, match="strictly increasing"):
         Scene(_cube(bands=3), wavelengths=[400, 500, 450])
 

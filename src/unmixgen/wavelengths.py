@@ -38,6 +38,18 @@ _UNITS_TO_NM = {
     "angstroms": 0.1,
 }
 
+# Units of the reciprocal of a length (wavenumbers, as FTIR and some airborne headers store
+# them) or of frequency: nm = constant / value.
+_RECIPROCAL_TO_NM = {
+    "wavenumber": 1e7,  # cm^-1, ENVI's "Wavenumber"
+    "wavenumbers": 1e7,
+    "cm-1": 1e7,
+    "cm^-1": 1e7,
+    "1/cm": 1e7,
+    "ghz": 299_792_458.0,  # c / f: 299792458 m/s over f in GHz gives nm
+    "mhz": 299_792_458.0e3,
+}
+
 
 def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.ndarray:
     """Convert a wavelength vector to nanometres (float64).
@@ -48,15 +60,17 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.
         Wavelengths as stored in a file.
     units : str or None
         The unit the file declares (``"Micrometers"``, ``"nm"``, ...; case-insensitive).
-        ``None`` or ``"unknown"`` infers it from the magnitude.
+        ``None`` or ``"unknown"`` infers it from the magnitude. Wavenumbers (``"Wavenumber"``,
+        cm^-1) and frequencies (``"GHz"``, ``"MHz"``) are converted too; their band order comes
+        out reversed, which the readers' band arrangement sorts.
     what : str
         Name used in error messages.
 
     Raises
     ------
     InputError
-        When the values are not numbers, or the unit is not a length (e.g. wavenumbers,
-        band indices) and so cannot be converted to nm.
+        When the values are not numbers, the unit is neither a length nor a wavenumber or
+        frequency (e.g. band indices), or reciprocal values are not positive.
     """
     try:
         wl = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -68,9 +82,14 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.
             units = None
         elif key in _UNITS_TO_NM:
             return wl * _UNITS_TO_NM[key]
+        elif key in _RECIPROCAL_TO_NM:
+            if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
+                raise InputError(f"{what} in {units!r} must be finite and positive to give wavelengths; "
+                                 f"found {wl[~(np.isfinite(wl) & (wl > 0))][0]:g}")
+            return _RECIPROCAL_TO_NM[key] / wl
         else:
             raise InputError(
-                f"{what} have unit {units!r}, which is not a length; expected nm or micrometers"
+                f"{what} have unit {units!r}, which is not a length; expected nm, micrometers or wavenumbers (cm^-1)"
             )
     finite = wl[np.isfinite(wl)]
     if finite.size and np.nanmax(np.abs(finite)) < 100.0:

@@ -176,13 +176,18 @@ def per_band(values, bands: int, what: str, path: str | os.PathLike):
 
 
 def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
-    """FWHM in the unit of the raw wavelengths, converted with the same factor to nm."""
+    """FWHM in the unit of the raw wavelengths, converted to nm band by band with the
+    conversion's local slope ``|nm / raw|``: a constant factor for lengths, and the same ratio
+    (``|d nm / d raw|`` of ``nm = c / raw``) for wavenumbers and frequencies."""
     if fwhm is None or raw_wavelengths is None or wavelengths_nm is None:
         return fwhm
     raw = np.asarray(raw_wavelengths, np.float64)
+    nm = np.asarray(wavelengths_nm, np.float64)
     i = int(np.argmax(np.abs(raw)))
-    factor = float(wavelengths_nm[i] / raw[i]) if raw[i] != 0 else 1.0
-    return np.asarray(fwhm, np.float64) * factor
+    slope = np.full(raw.shape, abs(nm[i] / raw[i]) if raw[i] != 0 else 1.0)
+    nonzero = raw != 0
+    slope[nonzero] = np.abs(nm[nonzero] / raw[nonzero])
+    return np.asarray(fwhm, np.float64) * slope
 
 
 def braced_list(values) -> str:
