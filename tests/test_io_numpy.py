@@ -146,3 +146,20 @@ def test_npz_optional_members_are_checked(tmp_path):
     np.savez(tmp_path / "t.npz", cube=scene_cube(), transform=np.array([1, 2, np.nan, 4, 5, 6.0]))
     with pytest.raises(InputError, match="t.npz: 'transform'"):
         read_scene(tmp_path / "t.npz")
+
+
+def test_cube_stored_bands_first(tmp_path, recwarn):
+    """Some tools save cubes (bands, rows, cols). With wavelengths matching the first axis the
+    .npz is refused with the fix; a .npy whose two last axes are equal and unlike the first
+    is read as stored, with a warning naming the fix; a usual cube gets no warning."""
+    cube = np.random.default_rng(0).random((9, 6, 6)).astype(np.float32)  # 9 bands of 6 x 6
+    np.savez(tmp_path / "bf.npz", cube=cube, wavelengths=np.linspace(400, 900, 9))
+    with pytest.raises(InputError, match=r"bf.npz: 'cube' has shape \(9, 6, 6\) and 9 wavelengths.*moveaxis"):
+        read_scene(tmp_path / "bf.npz")
+    np.save(tmp_path / "bf.npy", cube)
+    with pytest.warns(UserWarning, match=r"bf.npy: array of shape \(9, 6, 6\) is read as 9 rows .*moveaxis"):
+        assert read_scene(tmp_path / "bf.npy").bands == 6
+    np.save(tmp_path / "ok.npy", np.moveaxis(cube, 0, -1))
+    recwarn.clear()
+    assert read_scene(tmp_path / "ok.npy").bands == 9
+    assert not [w for w in recwarn if "bands come first" in str(w.message)]

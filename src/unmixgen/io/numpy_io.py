@@ -19,6 +19,7 @@ scene has. The cube is streamed into the archive a block of rows at a time.
 from __future__ import annotations
 
 import tokenize
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -65,6 +66,23 @@ def _read_header(fh, path: Path, what: str) -> tuple[tuple[int, ...], np.dtype, 
     return shape, dtype, fh.tell()
 
 
+def _looks_bands_first(shape: tuple[int, ...], path: Path, what: str, n_wavelengths: int | None = None) -> None:
+    """Flag a cube that looks stored ``(bands, rows, cols)``, as some tools write them.
+
+    With ``n_wavelengths`` matching the first axis and not the last, that is certain: refuse
+    with the fix. Without wavelengths, a first axis unlike two equal last ones (224 x 95 x 95:
+    a square scene whose columns equal its bands would be a coincidence) gets a warning.
+    """
+    rows, cols, bands = shape
+    move = "save it as (rows, cols, bands), e.g. np.moveaxis(cube, 0, -1)"
+    if n_wavelengths is not None and n_wavelengths == rows != bands:
+        raise in_file(path, f"{what} has shape {shape} and {n_wavelengths} wavelengths, which match its first "
+                            f"axis: the bands come first; {move}")
+    if n_wavelengths is None and cols == bands != rows:
+        warnings.warn(f"{path}: {what} of shape {shape} is read as {rows} rows x {cols} columns x {bands} bands; "
+                      f"if its bands come first, {move}", UserWarning, stacklevel=4)
+
+
 def _read_npy(path: Path) -> Scene:
     with open(path, "rb") as fh:
         shape, dtype, header_len = _read_header(fh, path, "array")
@@ -80,6 +98,7 @@ def _read_npy(path: Path) -> Scene:
     if arr.ndim != 3:
         raise in_file(path, f"array has shape {arr.shape}; expected a (rows, cols, bands) cube")
     _check_array_dtype(arr.dtype, path, "array")
+    _looks_bands_first(arr.shape, path, "array")
     return make_scene(path, ArraySource(arr), name=path.stem, metadata={"format": "numpy"})
 
 
@@ -143,6 +162,7 @@ def _read_npz(path: Path) -> Scene:
     if "wavelengths" in extra:
         units = str(extra["wavelength_units"]) if "wavelength_units" in extra else None
         wl = to_nm(extra["wavelengths"], units, what=what + "wavelengths")
+    _looks_bands_first(cube.shape, path, f"'{key}'", None if wl is None else wl.size)
     good = _numbers(extra, "good_bands", path)
     # validity on the good bands only (a bad band may hold anything); a good-band list of the
     # wrong length is refused by the scene below
