@@ -35,10 +35,14 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     other = Scene(Y[:10], wavelengths=WL)
     (root / "other").mkdir()
     save_result(root / "other", other, endmembers=E, abundances=A0[:10], figures=False)
+    twin = Scene(Y[::-1].copy(), wavelengths=WL)  # another scene of the same size and sensor
+    (root / "twin").mkdir()
+    save_result(root / "twin", twin, endmembers=E, abundances=A0[::-1].copy(), figures=False)
     (root / "p2").mkdir()
     (root / "p4").mkdir()
     np.savez(root / "lib.npz", endmembers=smooth_spectra(30, WL), wavelengths=WL)
     return {"root": root, "scene": root / "scene.npz", "init": root / "init", "other": root / "other",
+            "twin": root / "twin",
             "p2": tiny_prior(root / "p2", 2), "p4": tiny_prior(root / "p4", 4), "lib": root / "lib.npz"}
 
 
@@ -85,6 +89,7 @@ def test_refine_bad_inputs(setup, run_cli):
     out = setup["root"] / "bad2"
     cases = [
         (["--init", setup["other"], "--abundance-prior", setup["p2"]], "another scene"),
+        (["--init", setup["twin"], "--abundance-prior", setup["p2"]], "another scene of the same size"),
         (["--init", setup["init"], "--abundance-prior", setup["p4"]], "p=4"),
         (["--init", setup["init"], "--abundance-prior", setup["p2"], "--spectra-prior", setup["p2"]],
          "expected kind 'spectra_prior'"),

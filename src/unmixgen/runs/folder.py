@@ -1,7 +1,8 @@
 """The output folder every run writes (see DESIGN.md, "Command line").
 
     result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask,
-                      good_bands (when a band is bad), ...
+                      good_bands (when a band is bad), scene_fingerprint (4, bands: mean
+                      spectra of the central 32 x 32 pixels' quarters, to tell the scene again), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
     brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
@@ -154,11 +155,48 @@ def run_record(command: str, parameters: dict[str, Any], *, seed: int | None = N
     }
 
 
+FINGERPRINT_WINDOW = 32  # pixels on a side of the central window the fingerprint reads
+
+
+def scene_fingerprint(scene: Scene) -> np.ndarray:
+    """Mean spectra ``(4, bands)`` float64 of the valid pixels in the four quarters of the
+    scene's central window (at most 32 x 32 pixels; NaN where a quarter has no valid pixel or
+    the band holds no numbers): enough to tell a result's scene from another of the same
+    size, flipped ones included, from one window read."""
+    h, w = min(FINGERPRINT_WINDOW, scene.rows), min(FINGERPRINT_WINDOW, scene.cols)
+    r0, c0 = (scene.rows - h) // 2, (scene.cols - w) // 2
+    block = scene.read(slice(r0, r0 + h), slice(c0, c0 + w)).astype(np.float64)
+    block[~scene.mask[r0:r0 + h, c0:c0 + w]] = np.nan
+    block[~np.isfinite(block)] = np.nan
+    out = np.full((4, scene.bands), np.nan)
+    quarters = [q for half in np.array_split(block, 2, axis=0) for q in np.array_split(half, 2, axis=1)]
+    for i, q in enumerate(quarters):
+        pixels = q.reshape(-1, scene.bands)
+        counted = np.isfinite(pixels).sum(axis=0)
+        np.divide(np.nansum(pixels, axis=0), counted, out=out[i], where=counted > 0)
+    return out
+
+
+def same_scene(fingerprint: np.ndarray, scene: Scene, *, rtol: float = 1e-3) -> bool:
+    """True when ``fingerprint`` (a result's `scene_fingerprint`) matches ``scene``'s on the
+    scene's good bands where both are finite, to ``rtol`` of the spectrum's mean level (a file saved again
+    in another format matches; another scene of the same size does not)."""
+    a = np.asarray(fingerprint, np.float64)
+    b = scene_fingerprint(scene)
+    if a.shape != b.shape:
+        return False
+    both = np.isfinite(a) & np.isfinite(b) & np.asarray(scene.good_bands, bool)  # a bad band may hold anything
+    if not both.any():
+        return True  # nothing to compare (no valid pixel in the window)
+    level = max(float(np.mean(np.abs(b[both]))), 1e-30)
+    return float(np.max(np.abs(a[both] - b[both]))) <= rtol * level
+
+
 def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
                 abundances: np.ndarray | None, names: list[str] | None = None,
                 extra: dict[str, np.ndarray] | None = None, figures: bool = True) -> None:
     """Write result.npz, the georeferenced maps, endmembers.csv and the standard figures."""
-    arrays: dict[str, np.ndarray] = {"mask": scene.mask}
+    arrays: dict[str, np.ndarray] = {"mask": scene.mask, "scene_fingerprint": scene_fingerprint(scene)}
     if scene.wavelengths is not None:
         arrays["wavelengths"] = scene.wavelengths
     if not scene.good_bands.all():  # `evaluate` compares spectra on these only
@@ -219,6 +257,8 @@ __all__ = [
     "run_record",
     "save_brightness",
     "save_maps",
+    "same_scene",
     "save_result",
+    "scene_fingerprint",
     "write_endmembers_csv",
 ]

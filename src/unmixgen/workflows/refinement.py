@@ -246,7 +246,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
     """`InputError` unless the init's abundances lie on the simplex (refinement's priors and
     data steps are of sum-to-one, non-negative abundances), its endmembers are finite on the
-    scene's good bands, and its wavelengths (when it has them) are the scene's."""
+    scene's good bands, and its pixels and wavelengths (when it records them) are the scene's."""
     if A0.ndim != 3 or E0.ndim != 2 or E0.shape[0] != A0.shape[-1]:
         raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
                          "(p, bands) and (rows, cols, p) with the same p")
@@ -261,6 +261,11 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
                          "nnls without its brightness)")
     if not np.isfinite(E0[:, scene.good_bands]).all():
         raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
+    from ..runs.folder import same_scene
+
+    if "scene_fingerprint" in res and not same_scene(res["scene_fingerprint"], scene):
+        raise InputError(f"{init}: result was computed on another scene of the same size (the pixel values of its "
+                         "central window differ); expected a result of this scene")
     wl = res.get("wavelengths")
     if wl is not None and scene.wavelengths is not None:
         off = grid_offset_nm(wl, scene.wavelengths)  # the band counts already agree
