@@ -163,6 +163,40 @@ def test_smoothed_training_maps_stay_on_the_simplex_and_invalid_pixels_stay_nan(
     assert np.sqrt(np.mean((ok - smooth_ref) ** 2)) < 0.6 * np.sqrt(np.mean((X[mask] - ref[mask]) ** 2))
 
 
+def test_smoothing_width_chosen_by_the_unbiased_risk_estimate():
+    """Stein's risk estimate of `choose_smoothing` tracks the true error of the smoothed maps
+    against the noise-free ones, so the width it picks is the best of the grid or close; more
+    noise picks a wider filter, and noise-free maps are left alone."""
+    from unmixgen.unmix.hybridstu.estimator import SMOOTHING_WIDTHS, choose_smoothing, smooth_maps
+
+    clean = abundance_maps(64, 48, P, 7)
+    mask = np.ones(clean.shape[:2], bool)
+    mask[10:14, 20:30] = False  # a hole: the weights near it are renormalised
+    chosen = []
+    for std in (0.01, 0.05):
+        X = clean + np.random.default_rng(1).normal(0, std, clean.shape).astype(np.float32)
+        width, risk = choose_smoothing(X, mask, np.full(P, std**2))
+        true = {s: float(np.mean(((smooth_maps(X, mask, s) if s else X)[mask] - clean[mask]) ** 2))
+                for s in SMOOTHING_WIDTHS}
+        assert true[width] <= 1.1 * min(true.values())
+        for s in SMOOTHING_WIDTHS:
+            assert abs(risk[s] - true[s]) < 0.05 * true[s] + 0.02 * std**2
+        chosen.append(width)
+    assert chosen[0] < chosen[1]
+    assert choose_smoothing(clean, mask, np.zeros(P))[0] == 0.0
+
+
+def test_map_noise_variance_is_the_least_squares_abundance_spread():
+    from unmixgen.unmix.hybridstu.estimator import map_noise_variance
+
+    rng = np.random.default_rng(0)
+    E = endmembers()
+    band_noise = rng.uniform(0.5, 2.0, E.shape[1]) * 1e-4
+    noise = rng.normal(0, np.sqrt(band_noise), (20000, E.shape[1]))
+    spread = np.linalg.lstsq(E.T.astype(np.float64), noise.T, rcond=None)[0].var(axis=1)
+    assert np.allclose(map_noise_variance(E, band_noise), spread, rtol=0.05)
+
+
 def test_the_bands_front_end_still_trains_and_tiles_exactly():
     scene, E, A = sim_scene()
     est = small(front="bands", max_steps=20, eval_every=10).fit(scene, endmembers=E)

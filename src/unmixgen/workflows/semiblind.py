@@ -83,15 +83,17 @@ def scene_halves(rows: int, cols: int, axis: int = 1) -> tuple[tuple[slice, slic
 
 
 def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float | None = None,
-                      max_steps: int | None = 1500, smoothing: float = 1.0, method: str = "fcls", seed: int = 0,
+                      max_steps: int | None = 1500, smoothing: float | str = "auto", method: str = "fcls",
+                      seed: int = 0,
                       device: str = "cpu", progress: bool = False, **options: Any) -> Path:
     """Train an abundance diffusion prior on the scene's own coarse maps, unsupervised.
 
     The coarse maps are the abundances of ``scene`` with ``endmembers (p, bands)`` on its
     good bands by ``method`` (an inverter of `unmixgen.unmix.inversion.METHODS`: FCLS, or
     ``"scaled"`` where `HybridSTU` corrects the brightness-free answer, its ``base``),
-    smoothed by a Gaussian of ``smoothing`` pixels like the maps the GRF and Dirichlet sources
-    of `HybridSTU` are fitted to (``map_smoothing``), so the three sources start from the same
+    smoothed by a Gaussian of ``smoothing`` pixels (``"auto"``: chosen from the scene's noise
+    estimate, `unmixgen.unmix.hybridstu.estimator.choose_smoothing`) like the maps the GRF and
+    Dirichlet sources of `HybridSTU` are fitted to (``map_smoothing``), so the three sources start from the same
     maps and the prior's channels are the endmembers' order. They are
     written as a result folder ``out/unmix`` and the prior is trained into ``out/model``
     (`unmixgen.workflows.abundance.train_abundance_model`; ``options`` are prior settings).
@@ -112,6 +114,13 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     check_output_dir(out / "model", False)
     E = np.asarray(endmembers, np.float32)
     A = invert_scene(scene, E, method, progress=False)  # tiled, on the good bands
+    if smoothing == "auto":
+        from ..unmix.hybridstu.data import noise_estimate
+        from ..unmix.hybridstu.estimator import choose_smoothing, map_noise_variance
+
+        good = np.asarray(scene.good_bands, bool)
+        band_noise = np.diag(noise_estimate(scene.valid_pixels()[:, good], seed=seed)[2])
+        smoothing, _ = choose_smoothing(A, scene.mask, map_noise_variance(E[:, good], band_noise))
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)
     (out / "unmix").mkdir(parents=True)

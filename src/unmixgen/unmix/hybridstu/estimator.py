@@ -91,10 +91,12 @@ class HybridSTU:
         The per-pixel answer the subspace network corrects (module docstring).
     n_maps, map_size : int
         Training maps drawn for ``maps="grf"``/``"dirichlet"`` and their side in pixels.
-    map_smoothing : float
-        Gaussian filter width (pixels) applied to the scene's FCLS maps before the GRF or
-        Dirichlet model is fitted to them, so the training maps do not inherit the noise
-        of the FCLS maps; 0: none.
+    map_smoothing : float or "auto"
+        Gaussian filter width (pixels) applied to the scene's per-pixel maps before the GRF
+        or Dirichlet model is fitted to them, so the training maps do not inherit the noise
+        of those maps; 0: none. ``"auto"``: the width of `SMOOTHING_WIDTHS` with the least
+        estimated error against the noise-free maps (`choose_smoothing`, from the scene's
+        noise estimate); ``history_["map_smoothing"]`` records the width used.
     snr_db : float or None
         Noise of the training scenes; None: the scene's estimated SNR.
     variability : float or "auto"
@@ -134,7 +136,7 @@ class HybridSTU:
 
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
                  width: int = 48, front: str = "subspace", base: str = "auto", n_maps: int = 24,
-                 map_size: int = 48, map_smoothing: float = 1.0, snr_db: float | None = None,
+                 map_size: int = 48, map_smoothing: float | str = "auto", snr_db: float | None = None,
                  variability: float | str = "auto", scaling: str = "pixel", jitter: float = 0.0,
                  max_steps: int | None = 3000, max_minutes: float | None = 4.0, batch_size: int = 8,
                  crop: int = 24, lr: float = 2e-3, eval_every: int = 100, patience: int = 5,
@@ -167,8 +169,10 @@ class HybridSTU:
             raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
         if self.base not in ("auto", *BASES):
             raise ParameterError("base", self.base, f"expected one of auto, {', '.join(BASES)}")
-        for name in ("lam", "recon", "jitter", "map_smoothing"):
+        for name in ("lam", "recon", "jitter"):
             check_range(name, getattr(self, name), low=0)
+        if not (isinstance(self.map_smoothing, str) and self.map_smoothing == "auto"):
+            check_range("map_smoothing", self.map_smoothing, low=0)
         if not (isinstance(self.variability, str) and self.variability == "auto"):
             check_range("variability", self.variability, low=0, high=2)
         for name in ("width", "n_maps", "batch_size", "eval_every", "patience", "tile"):
@@ -240,7 +244,12 @@ class HybridSTU:
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
-        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed)
+        noise = D.noise_estimate(Y, seed=self.seed)
+        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed, noise=noise)
+        if self.snr_db is not None:  # white noise at the given SNR, as the training scenes get
+            band_noise = np.full(Y.shape[1], float(np.mean(np.square(Y, dtype=np.float64))) / 10 ** (snr / 10))
+        else:
+            band_noise = np.diag(noise[2]).astype(np.float64)
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
         if not isinstance(self.variability, str):
             var = float(self.variability)
@@ -250,8 +259,10 @@ class HybridSTU:
         base = "fcls" if self.base == "auto" or not subspace else self.base
         bases_rmse = None
 
+        smoothing: dict[str, Any] = {}
+
         def simulated(base: str):
-            map_list, source = self._training_maps(maps, scene, Y, Eg, base)
+            map_list, source = self._training_maps(maps, scene, Y, Eg, base, band_noise, smoothing)
             pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
                                      seed=self.seed, brightness=brightness, scaling=self.scaling)
             train, val = D.split_maps(pairs, gap=self.k)
@@ -279,7 +290,7 @@ class HybridSTU:
         if subspace and self.guard_level:
             guard_record = self._calibrate_guard(va, Eg, base)
         self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
-                         "brightness": brightness, "base": base if subspace else None,
+                         "brightness": brightness, "base": base if subspace else None, **smoothing,
                          "base_validation_rmse": bases_rmse, "map_source": source,
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
                          "n_validation_parts": len(val), **curve, "guard": guard_record}
@@ -311,8 +322,10 @@ class HybridSTU:
                 "validation_rmse": float(np.sqrt(np.mean((kept - a) ** 2))),
                 "validation_pixels_kept_fraction": float(np.mean(t >= 1.0))}
 
-    def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray, base: str = "fcls"
+    def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray, base: str = "fcls",
+                       band_noise: np.ndarray | None = None, record: dict | None = None
                        ) -> tuple[list[np.ndarray], str]:
+        """Training maps and their source's name; ``record`` gets the smoothing used."""
         p = E.shape[0]
         if isinstance(maps, str):
             if maps not in MAP_SOURCES:
@@ -322,8 +335,15 @@ class HybridSTU:
             from ..inversion import invert
 
             A = scene.to_image(invert(Y, E, base), fill=np.nan)
-            if self.map_smoothing > 0:
-                A = smooth_maps(A, scene.mask, self.map_smoothing)
+            sigma = self.map_smoothing
+            if sigma == "auto":
+                sigma, risks = choose_smoothing(A, scene.mask, map_noise_variance(E, band_noise))
+                if record is not None:
+                    record["map_smoothing_risk"] = risks
+            if record is not None:
+                record["map_smoothing"] = float(sigma)
+            if sigma > 0:
+                A = smooth_maps(A, scene.mask, sigma)
             if maps == "dirichlet":
                 model = DirichletBaseline().fit(A[scene.mask][None, None], seed=self.seed)
             else:
@@ -565,6 +585,51 @@ def smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     out = (num / np.maximum(den, 1e-12)).astype(np.float32)
     out[~mask] = np.nan
     return out
+
+
+SMOOTHING_WIDTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # pixels; "auto" picks one
+
+
+def map_noise_variance(E: np.ndarray, band_noise: np.ndarray) -> np.ndarray:
+    """Noise variance ``(p,)`` of each least-squares abundance of pixels with independent
+    band noise of variance ``band_noise (bands,)`` and endmembers ``E (p, bands)``: the
+    diagonal of ``G^-1 E diag(band_noise) E^T G^-1``, ``G = E E^T`` (float64)."""
+    E = np.asarray(E, np.float64)
+    M = np.linalg.solve(E @ E.T, E)  # (p, bands): the least-squares map from pixel to abundances
+    return np.einsum("pb,b,pb->p", M, np.asarray(band_noise, np.float64), M)
+
+
+def choose_smoothing(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray,
+                     widths=SMOOTHING_WIDTHS) -> tuple[float, dict[float, float]]:
+    """The Gaussian width (pixels) of `smooth_maps` that best recovers noise-free maps from
+    ``A (rows, cols, p)``, whose valid entries carry independent noise of variance
+    ``noise_var (p,)``, by Stein's unbiased risk estimate: ``||S A - A||^2 + 2 tr(S) sum(noise_var)
+    - n sum(noise_var)``, ``tr(S)`` the normalised convolution's own-pixel weights (the kernel's
+    centre over each pixel's weight sum). Returns ``(width, {width: risk per valid entry})``.
+
+    The training maps' smoothness follows: unsmoothed maps teach the noise of the per-pixel
+    answer, too smooth ones teach the network to blur maps that are sharper than it learned.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    x = A[mask].astype(np.float64)
+    n, total = x.shape[0], float(np.sum(noise_var))
+    w = mask.astype(np.float64)
+    risks = {}
+    for s in widths:
+        if s == 0:
+            risks[float(s)] = n * total  # S = I: tr(S) = n
+            continue
+        delta = np.zeros((9, 9))
+        delta[4, 4] = 1.0
+        centre = gaussian_filter(delta, s, mode="constant")[4, 4]
+        den = gaussian_filter(w, s, mode="nearest")[mask]
+        trace = float(np.sum(centre / np.maximum(den, 1e-12)))
+        S = smooth_maps(A, mask, s)[mask].astype(np.float64)
+        risks[float(s)] = float(np.sum((S - x) ** 2)) + 2.0 * trace * total - n * total
+    entries = n * A.shape[-1]
+    best = min(risks, key=risks.get)
+    return best, {k: v / entries for k, v in risks.items()}
 
 
 def _blocks(A: np.ndarray, size: int) -> list[np.ndarray]:
