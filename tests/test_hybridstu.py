@@ -97,6 +97,11 @@ def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
     assert h["steps"] >= h["best_step"] and len(h["validation_rmse"]) == len(h["validation_steps"])
     # the kept weights are never worse on validation than FCLS (the untrained start)
     assert h["best_validation_rmse"] <= h["fcls_validation_rmse"] + P * 1e-4
+    # the training maps' smoothing was chosen per scene ("auto"), among the allowed widths
+    from unmixgen.unmix.hybridstu.estimator import SMOOTHING_WIDTHS
+
+    assert h["map_smoothing"] in SMOOTHING_WIDTHS and set(h["map_smoothing_risk"]) == set(SMOOTHING_WIDTHS)
+    assert h["map_smoothing_risk"][h["map_smoothing"]] == min(h["map_smoothing_risk"].values())
 
 
 def test_subspace_features_and_the_untrained_network_give_fcls():
@@ -167,23 +172,25 @@ def test_smoothing_width_chosen_by_the_unbiased_risk_estimate():
     """Stein's risk estimate of `choose_smoothing` tracks the true error of the smoothed maps
     against the noise-free ones, so the width it picks is the best of the grid or close; more
     noise picks a wider filter, and noise-free maps are left alone."""
-    from unmixgen.unmix.hybridstu.estimator import SMOOTHING_WIDTHS, choose_smoothing, smooth_maps
+    from unmixgen.unmix.hybridstu.estimator import choose_smoothing, smooth_maps
+
+    widths = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
     clean = abundance_maps(64, 48, P, 7)
     mask = np.ones(clean.shape[:2], bool)
     mask[10:14, 20:30] = False  # a hole: the weights near it are renormalised
     chosen = []
-    for std in (0.01, 0.05):
+    for std in (0.01, 0.03):
         X = clean + np.random.default_rng(1).normal(0, std, clean.shape).astype(np.float32)
-        width, risk = choose_smoothing(X, mask, np.full(P, std**2))
+        width, risk = choose_smoothing(X, mask, np.full(P, std**2), widths)
         true = {s: float(np.mean(((smooth_maps(X, mask, s) if s else X)[mask] - clean[mask]) ** 2))
-                for s in SMOOTHING_WIDTHS}
+                for s in widths}
         assert true[width] <= 1.1 * min(true.values())
-        for s in SMOOTHING_WIDTHS:
+        for s in widths:
             assert abs(risk[s] - true[s]) < 0.05 * true[s] + 0.02 * std**2
         chosen.append(width)
     assert chosen[0] < chosen[1]
-    assert choose_smoothing(clean, mask, np.zeros(P))[0] == 0.0
+    assert choose_smoothing(clean, mask, np.zeros(P), widths)[0] == 0.0
 
 
 def test_map_noise_variance_is_the_least_squares_abundance_spread():

@@ -587,7 +587,13 @@ def smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-SMOOTHING_WIDTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # pixels; "auto" picks one
+# Gaussian widths (pixels) "auto" picks from: the network's measured optimum lies within them
+# (benchmarks/RESULTS.md, "The training maps' smoothing"). Wider ones taught it to blur: on the
+# p = 4 / 6 suite (15-30 dB) 1.0 lost to 0.75 in 19 of 22 cases, even where the risk estimate
+# preferred 1.0-1.5 (it counts the unconstrained least-squares noise, more than the simplex
+# leaves in the maps). Narrower ones taught it too little: 0.25 lost to 0.5 on both 30 dB scenes
+# where the estimate preferred 0.25.
+SMOOTHING_WIDTHS = (0.5, 0.75)
 
 
 def map_noise_variance(E: np.ndarray, band_noise: np.ndarray) -> np.ndarray:
