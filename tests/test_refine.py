@@ -379,3 +379,22 @@ def test_progress_ends_at_its_total_when_the_weight_cannot_be_cross_validated(on
                progress=lambda done, total: calls.append((done, total)))
     assert r.record["prior_weight"]["chosen"] == 1.0 and r.record["prior_weight"]["scores"] is None
     assert calls[-1][0] == calls[-1][1] == 2
+
+
+@pytest.mark.parametrize("variability", [0.0, 0.2])
+def test_refined_endmembers_are_refused_where_brightness_explains_the_misfit(variability):
+    """Pixels whose brightness varies (y = s a E): FCLS with the true endmembers misfits, and
+    least-squares endmembers refitted to its abundances fit better only by bending towards the
+    bright pixels. A per-pixel brightness with the init's endmembers explains more, so they are
+    refused; on a scene without such variability the same refit is accepted."""
+    from unmixgen.unmix.inversion import fcls
+
+    Y, E, _ = scene(rows=30, cols=30, bands=40, snr=35, seed=3)
+    Yv = Y.reshape(-1, Y.shape[-1])
+    s = np.exp(variability * np.random.default_rng(4).standard_normal((len(Yv), 1))).astype(np.float32)
+    Yv = Yv * s
+    A0 = fcls(Yv, E)
+    E_ref = np.linalg.lstsq(A0.astype(np.float64), Yv.astype(np.float64), rcond=None)[0].astype(np.float32)
+    fits_better = residuals(Yv, fcls(Yv, E_ref), E_ref).mean() < residuals(Yv, A0, E).mean()
+    assert fits_better  # the old rule alone would accept E_ref in both cases
+    assert accept_endmembers(Yv, A0, E, E_ref)["kept"] == (variability == 0.0)

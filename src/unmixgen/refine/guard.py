@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
-from ..unmix.inversion import fcls
+from ..unmix.inversion import fcls, nnls
 
 
 def residuals(Y: np.ndarray, A: np.ndarray, E: np.ndarray) -> np.ndarray:
@@ -108,6 +108,16 @@ def init_is_least_squares(Y: np.ndarray, E0: np.ndarray, base: dict) -> bool:
     return base["init_is_ls"]
 
 
+def brightness_fit_residual(Y: np.ndarray, E0: np.ndarray, base: dict) -> float:
+    """Mean residual of the init's endmembers ``E0`` when each pixel may also scale them (the
+    NNLS fit: ``y = s a E0`` with ``s`` free), plus ``sigma^2`` for the degree of freedom
+    that adds. Without brightness variability this is the FCLS fit's mean residual, within
+    the noise; with it, much less. Computed once; kept in ``base``."""
+    if "r_brightness" not in base:
+        base["r_brightness"] = float(residuals(Y, nnls(Y, E0), E0).mean()) + base["sigma2"]
+    return base["r_brightness"]
+
+
 def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray,
                       tolerance: float = 0.0, base: dict | None = None) -> dict:
     """Refined endmembers ``E_ref`` (p, B) are accepted when the init ``(A0, E0)`` is a
@@ -115,7 +125,11 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
     replacing the init's abundances by a fit to new endmembers is only a like-for-like change
     then) and the FCLS fit to ``E_ref`` has a mean residual at most ``tolerance sigma^2``
     larger than the init's (the data cannot tell such endmembers from the init's; the spectra
-    prior preferred them). ``base``: `init_fit` ``(Y, A0, E0)`` when the caller has it.
+    prior preferred them) and than `brightness_fit_residual`'s: where a per-pixel brightness
+    explains the data better than new endmembers do, the pixels' brightness varies and new
+    endmembers would only absorb it (FCLS with the true endmembers then loses its abundances
+    to endmembers bent towards the bright pixels). ``base``: `init_fit` ``(Y, A0, E0)`` when
+    the caller has it.
 
     Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
     accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0``, ``sigma2`` and
@@ -131,7 +145,8 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
         return out
     A_fit = fcls(Y, E_ref)
     r_fit = residuals(Y, A_fit, E_ref)
-    if r_fit.mean() <= r0.mean() + tolerance * sigma2:
+    if r_fit.mean() <= r0.mean() + tolerance * sigma2 and \
+            r_fit.mean() <= brightness_fit_residual(Y, E0, base) + tolerance * sigma2:
         return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
     return out
 
