@@ -478,6 +478,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # set (the init's or the pulled one) and what is known of it is the data's standard error
     e_sampled = e_kept and sampled  # the guard keeps E0 or E_point, the sampler's mean then
     e_std = e_s.std(axis=0) if e_sampled else endmember_standard_error(g["A"], g["sigma2"], B)
+    r_bright = base.get("r_brightness")  # computed when refined endmembers were judged
     out = np.full((rows, cols, p), np.nan, np.float32)
     out[mask] = g["A"]
     # the guard's shrink towards its centre applied to every sample too
@@ -501,7 +502,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
                         "mean_shrink": float(g["shrink"].mean()),
                         "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
-                        "residual_final": g["residual_final"]},
+                        "residual_final": g["residual_final"],
+                        # the init's endmembers with a free brightness per pixel: refined
+                        # endmembers that fit worse than this are refused
+                        "residual_brightness": r_bright},
               "seconds": time.perf_counter() - t_start}
     return Refined(abundances=out, abundances_std=stat(a_s.std(axis=0)),
                    abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
