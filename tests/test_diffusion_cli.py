@@ -151,3 +151,22 @@ def test_help_has_examples(run_cli):
     for cmd in ("train-abundance", "synthesize"):
         code, out, _ = run_cli(cmd, "--help")
         assert code == 0 and "Example: unmixgen " + cmd in " ".join(out.split())
+
+
+def test_export_never_replaces_an_input_or_the_model(results, tmp_path, run_cli):
+    """--export names a new folder: one of the result folders read, or --out itself, is
+    refused before any training (with --overwrite the input would be replaced by the copy)."""
+    import shutil
+
+    r1 = tmp_path / "r1"
+    shutil.copytree(results / "r1", r1)
+    (r1 / "run.json").write_text('{"command": "unmix"}')  # as every unmix result has
+    before = sorted(p.name for p in r1.iterdir())
+    tiny = ["--patch", "8", "--width", "8", "--max-steps", "1", "--no-progress", "--threads", "1"]
+    code, _, err = run_cli("train-abundance", r1, "--out", tmp_path / "m", "--export", r1, "--overwrite", *tiny)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "input" in err, err
+    assert sorted(p.name for p in r1.iterdir()) == before and (r1 / "result.npz").is_file()
+    assert not (tmp_path / "m").exists()
+    code, _, err = run_cli("train-abundance", r1, "--out", tmp_path / "m", "--export", tmp_path / "m", *tiny)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--export" in err, err
+    assert not (tmp_path / "m").exists()  # refused before training: no half-done model left
