@@ -303,6 +303,25 @@ def test_cli_evaluate_synthesis(tmp_path, run_cli):
     assert code == 2 and "--reference" in err
 
 
+
+def test_cli_evaluate_synthesis_refuses_a_negative_seed(tmp_path, run_cli, monkeypatch):
+    """--seed -1 was an internal error (exit 1) from numpy's generator; it is bad input, refused
+    before any model is loaded or sampled."""
+    import unmixgen.priors.abundance.model as model_mod
+
+    np.savez(tmp_path / "ref.npz", heldout=maps(4, 16, 16, 3, 1), train=maps(4, 16, 16, 3, 3))
+    np.savez(tmp_path / "samples.npz", abundances=maps(4, 16, 16, 3, 4))
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz",
+                           "--seed", "-1")
+    assert code == 2 and "--seed -1" in err and len(err.strip().splitlines()) == 1, err
+    fake = FakeModel()
+    monkeypatch.setattr(model_mod, "load_model", lambda path, device="cpu": fake)
+    (tmp_path / "model").mkdir()
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "model", "--seed", "-1")
+    assert code == 2 and "--seed -1" in err and len(err.strip().splitlines()) == 1, err
+    assert fake.calls == []
+
+
 class FakeModel:
     """Stands in for a trained AbundanceModel: the CLI's model path without training."""
 
