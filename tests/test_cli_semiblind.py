@@ -148,3 +148,18 @@ def test_out_never_replaces_the_training_maps_it_reads(run_cli, files, tmp_path,
         code, _, err = run_cli(*args, "--endmembers-file", em, "--maps", spec, "--out", folder, "--overwrite")
         assert code == 2 and "input" in err and len(err.strip().splitlines()) == 1, err
         assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_endmembers_with_a_scaled_copy_train(run_cli, files, tmp_path, torch_one_thread):
+    """A spectrum and a brighter copy of it are distinct endmembers (sum-to-one tells their
+    shares apart) but make E E^T singular: training choosing its maps' smoothing used to stop
+    with an internal LinAlgError (exit 1)."""
+    path, em, s = files
+    E = s.truth.endmembers
+    scaled = tmp_path / "scaled.npz"
+    np.savez(scaled, endmembers=np.stack([E[0], 2 * E[0], E[1]]), wavelengths=s.wavelengths)
+    out = tmp_path / "stu"
+    code, _, err = run_cli("train-stu", path, "--endmembers-file", scaled, "--out", out, "--k", "1",
+                           "--max-steps", "2")
+    assert code == 0, err
+    assert (out / "config.json").is_file()
