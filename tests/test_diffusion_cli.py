@@ -170,3 +170,19 @@ def test_export_never_replaces_an_input_or_the_model(results, tmp_path, run_cli)
     code, _, err = run_cli("train-abundance", r1, "--out", tmp_path / "m", "--export", tmp_path / "m", *tiny)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--export" in err, err
     assert not (tmp_path / "m").exists()  # refused before training: no half-done model left
+
+
+def test_too_many_maps_for_memory_names_count_not_size(results, tmp_path, run_cli):
+    """A --count whose maps cannot fit in memory is refused naming --count (it named the
+    default --size, which the user never gave)."""
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", model, "--patch", "8", "--width", "8",
+                           "--max-steps", "1", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    code, _, err = run_cli("synthesize", model, "--count", "1000000000", "--steps", "2", "--out", tmp_path / "s",
+                           "--no-progress")
+    assert code == 2 and err.startswith("error: --count 1000000000:") and "GiB" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+    code, _, err = run_cli("synthesize", model, "--count", "2", "--size", "100000", "--steps", "2",
+                           "--out", tmp_path / "s", "--no-progress")
+    assert code == 2 and err.startswith("error: --size 100000:") and "GiB" in err, err
