@@ -237,6 +237,18 @@ def test_cli_simulate_bad_inputs(inputs, run_cli):
     assert not (tmp / "o1").exists() and not (tmp / "o2").exists()
 
 
+
+def test_cli_simulate_refuses_an_endmember_csv_without_a_header(inputs, run_cli):
+    """The first row is the header: a CSV of numbers only lost its first band as column names
+    (a 40-band library simulated 39-band scenes, silently)."""
+    tmp, a, e, wl = inputs
+    lines = (tmp / "em.csv").read_text().splitlines()
+    (tmp / "bare.csv").write_text("\n".join(lines[1:]) + "\n")
+    code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "bare.csv", "--out", tmp / "o")
+    assert code == 2 and "bare.csv" in err and "header" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "o").exists()
+
+
 def fake_library(path, names):
     """A tiny USGS-1995-layout library: wavelengths in um, not monotonic (overlap), spectra from col 3."""
     wl = np.concatenate([np.linspace(0.40, 0.70, 20), np.linspace(0.68, 1.00, 20)])
