@@ -249,6 +249,20 @@ def test_cli_simulate_refuses_an_endmember_csv_without_a_header(inputs, run_cli)
     assert not (tmp / "o").exists()
 
 
+
+def test_cli_simulate_refuses_an_snr_for_a_signal_that_is_zero(inputs, run_cli):
+    """SNR is signal power over noise power: with zero spectra no noise level gives it, and the
+    scenes were written noise-free under the requested --snr (a NaN 'measured' SNR, exit 0)."""
+    tmp, a, e, wl = inputs
+    write_csv(tmp / "zero.csv", np.zeros_like(e), wl)
+    for kind in ("white", "signal"):
+        code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "zero.csv", "--snr", "30",
+                               "--noise", kind, "--out", tmp / "o")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert not (tmp / "o").exists()
+    assert "--snr 30" in err
+
+
 def fake_library(path, names):
     """A tiny USGS-1995-layout library: wavelengths in um, not monotonic (overlap), spectra from col 3."""
     wl = np.concatenate([np.linspace(0.40, 0.70, 20), np.linspace(0.68, 1.00, 20)])
