@@ -186,3 +186,23 @@ def test_too_many_maps_for_memory_names_count_not_size(results, tmp_path, run_cl
     code, _, err = run_cli("synthesize", model, "--count", "2", "--size", "100000", "--steps", "2",
                            "--out", tmp_path / "s", "--no-progress")
     assert code == 2 and err.startswith("error: --size 100000:") and "GiB" in err, err
+
+
+def test_guidance_that_is_not_a_usable_number_is_refused(results, tmp_path, run_cli):
+    """--guidance nan, inf or 1e30 made every map NaN (exit 0, 'non-negative and sums to one
+    by construction' broken): refused, naming --guidance, and nothing is written."""
+    other = write_result(tmp_path / "r2", smooth_maps(40, 36, 3, 1), endmembers(3))
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", results / "r1", other, "--label-from", "folder", "--out", model,
+                           "--patch", "8", "--width", "8", "--max-steps", "1", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    for g in ("nan", "inf", "1e30"):
+        code, _, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--label", "r1",
+                               "--guidance", g, "--out", tmp_path / "s", "--no-progress")
+        assert code == 2 and err.startswith("error: --guidance") and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "s").exists()
+    code, _, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--label", "r1",
+                           "--guidance", "3", "--out", tmp_path / "s", "--no-progress")
+    assert code == 0, err
+    with np.load(tmp_path / "s" / "abundances.npz") as z:
+        assert np.isfinite(z["abundances"]).all()

@@ -105,6 +105,10 @@ class AbundanceModel:
         check_memory(name, value, 4.0 * self.n_endmembers * (maps + states))
         if guidance is not None and label is None:
             raise ParameterError("guidance", guidance, "needs a label (the label to guide towards)")
+        if guidance is not None:
+            # a finite scale: NaN, inf or one that overflows float32 (1e30) made every map NaN;
+            # useful scales are a few units, so +-1000 refuses none of them
+            check_range("guidance", guidance, low=-1000, high=1000)
         lab = self.label_index(label)
         canvas = max(size, self.patch_size)  # smaller maps: a crop of a patch-sized sample
         null = self.config["network"]["num_labels"] if self.labels else None
