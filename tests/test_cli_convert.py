@@ -202,6 +202,17 @@ def test_wavelength_files_as_people_write_them(tmp_path, run_cli, content):
     np.testing.assert_allclose(read_scene(tmp_path / "o.npz").wavelengths, 400 + 25 * np.arange(8))
 
 
+def test_a_wavelength_file_led_by_band_numbers_is_refused(tmp_path, run_cli):
+    """The first column is read: a 'band,wavelength_nm' table gave band numbers 1..8 as
+    micrometres, 1000-8000 nm written as the scene's wavelengths (exit 0)."""
+    src = tmp_path / "nowl.npz"
+    write_scene(Scene(np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 8)).astype(np.float32)), src)
+    (tmp_path / "wl.csv").write_text("band,wavelength_nm\n" + "".join(f"{i + 1},{400 + 25 * i}\n" for i in range(8)))
+    code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", tmp_path / "wl.csv")
+    assert code == 2 and "wl.csv" in err and "band" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o.npz").exists()
+
+
 def test_replaced_wavelengths_drop_the_old_band_widths(tmp_path, run_cli):
     src = tmp_path / "wl.npz"
     cube = np.random.default_rng(0).uniform(0.1, 0.9, (5, 6, 8)).astype(np.float32)

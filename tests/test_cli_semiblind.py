@@ -128,3 +128,38 @@ def test_bad_input_exits_2_and_writes_nothing(run_cli, files, tmp_path, torch_on
     # a model and endmembers at once
     _refused(run_cli, ["unmix", path, "--method", "hybridstu", "--model", model, "--endmembers-file", em,
                        "--out", out], out, "exactly one")
+
+
+@pytest.mark.parametrize("command", ["train-stu", "unmix"])
+def test_out_never_replaces_the_training_maps_it_reads(run_cli, files, tmp_path, command):
+    """--maps FOLDER and --maps prior:MODEL are inputs: an --out that is (or holds) them is
+    refused before any work, --overwrite or not (it used to replace them with the new output)."""
+    path, em, s = files
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    np.savez(maps / "abundances.npz", abundances=np.full((2, 8, 8, 3), 1 / 3, np.float32))
+    (maps / "run.json").write_text('{"command": "synthesize"}')
+    prior = tmp_path / "prior"
+    prior.mkdir()
+    (prior / "config.json").write_text('{"kind": "abundance_prior"}')
+    args = ["unmix", path, "--method", "hybridstu"] if command == "unmix" else ["train-stu", path]
+    for spec, folder in ((str(maps), maps), (f"prior:{prior}", prior)):
+        before = sorted(p.name for p in folder.iterdir())
+        code, _, err = run_cli(*args, "--endmembers-file", em, "--maps", spec, "--out", folder, "--overwrite")
+        assert code == 2 and "input" in err and len(err.strip().splitlines()) == 1, err
+        assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_endmembers_with_a_scaled_copy_train(run_cli, files, tmp_path, torch_one_thread):
+    """A spectrum and a brighter copy of it are distinct endmembers (sum-to-one tells their
+    shares apart) but make E E^T singular: training choosing its maps' smoothing used to stop
+    with an internal LinAlgError (exit 1)."""
+    path, em, s = files
+    E = s.truth.endmembers
+    scaled = tmp_path / "scaled.npz"
+    np.savez(scaled, endmembers=np.stack([E[0], 2 * E[0], E[1]]), wavelengths=s.wavelengths)
+    out = tmp_path / "stu"
+    code, _, err = run_cli("train-stu", path, "--endmembers-file", scaled, "--out", out, "--k", "1",
+                           "--max-steps", "2")
+    assert code == 0, err
+    assert (out / "config.json").is_file()

@@ -151,3 +151,58 @@ def test_help_has_examples(run_cli):
     for cmd in ("train-abundance", "synthesize"):
         code, out, _ = run_cli(cmd, "--help")
         assert code == 0 and "Example: unmixgen " + cmd in " ".join(out.split())
+
+
+def test_export_never_replaces_an_input_or_the_model(results, tmp_path, run_cli):
+    """--export names a new folder: one of the result folders read, or --out itself, is
+    refused before any training (with --overwrite the input would be replaced by the copy)."""
+    import shutil
+
+    r1 = tmp_path / "r1"
+    shutil.copytree(results / "r1", r1)
+    (r1 / "run.json").write_text('{"command": "unmix"}')  # as every unmix result has
+    before = sorted(p.name for p in r1.iterdir())
+    tiny = ["--patch", "8", "--width", "8", "--max-steps", "1", "--no-progress", "--threads", "1"]
+    code, _, err = run_cli("train-abundance", r1, "--out", tmp_path / "m", "--export", r1, "--overwrite", *tiny)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "input" in err, err
+    assert sorted(p.name for p in r1.iterdir()) == before and (r1 / "result.npz").is_file()
+    assert not (tmp_path / "m").exists()
+    code, _, err = run_cli("train-abundance", r1, "--out", tmp_path / "m", "--export", tmp_path / "m", *tiny)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--export" in err, err
+    assert not (tmp_path / "m").exists()  # refused before training: no half-done model left
+
+
+def test_too_many_maps_for_memory_names_count_not_size(results, tmp_path, run_cli):
+    """A --count whose maps cannot fit in memory is refused naming --count (it named the
+    default --size, which the user never gave)."""
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", model, "--patch", "8", "--width", "8",
+                           "--max-steps", "1", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    code, _, err = run_cli("synthesize", model, "--count", "1000000000", "--steps", "2", "--out", tmp_path / "s",
+                           "--no-progress")
+    assert code == 2 and err.startswith("error: --count 1000000000:") and "GiB" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+    code, _, err = run_cli("synthesize", model, "--count", "2", "--size", "100000", "--steps", "2",
+                           "--out", tmp_path / "s", "--no-progress")
+    assert code == 2 and err.startswith("error: --size 100000:") and "GiB" in err, err
+
+
+def test_guidance_that_is_not_a_usable_number_is_refused(results, tmp_path, run_cli):
+    """--guidance nan, inf or 1e30 made every map NaN (exit 0, 'non-negative and sums to one
+    by construction' broken): refused, naming --guidance, and nothing is written."""
+    other = write_result(tmp_path / "r2", smooth_maps(40, 36, 3, 1), endmembers(3))
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", results / "r1", other, "--label-from", "folder", "--out", model,
+                           "--patch", "8", "--width", "8", "--max-steps", "1", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    for g in ("nan", "inf", "1e30"):
+        code, _, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--label", "r1",
+                               "--guidance", g, "--out", tmp_path / "s", "--no-progress")
+        assert code == 2 and err.startswith("error: --guidance") and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "s").exists()
+    code, _, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--label", "r1",
+                           "--guidance", "3", "--out", tmp_path / "s", "--no-progress")
+    assert code == 0, err
+    with np.load(tmp_path / "s" / "abundances.npz") as z:
+        assert np.isfinite(z["abundances"]).all()

@@ -237,6 +237,32 @@ def test_cli_simulate_bad_inputs(inputs, run_cli):
     assert not (tmp / "o1").exists() and not (tmp / "o2").exists()
 
 
+
+def test_cli_simulate_refuses_an_endmember_csv_without_a_header(inputs, run_cli):
+    """The first row is the header: a CSV of numbers only lost its first band as column names
+    (a 40-band library simulated 39-band scenes, silently)."""
+    tmp, a, e, wl = inputs
+    lines = (tmp / "em.csv").read_text().splitlines()
+    (tmp / "bare.csv").write_text("\n".join(lines[1:]) + "\n")
+    code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "bare.csv", "--out", tmp / "o")
+    assert code == 2 and "bare.csv" in err and "header" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "o").exists()
+
+
+
+def test_cli_simulate_refuses_an_snr_for_a_signal_that_is_zero(inputs, run_cli):
+    """SNR is signal power over noise power: with zero spectra no noise level gives it, and the
+    scenes were written noise-free under the requested --snr (a NaN 'measured' SNR, exit 0)."""
+    tmp, a, e, wl = inputs
+    write_csv(tmp / "zero.csv", np.zeros_like(e), wl)
+    for kind in ("white", "signal"):
+        code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "zero.csv", "--snr", "30",
+                               "--noise", kind, "--out", tmp / "o")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert not (tmp / "o").exists()
+    assert "--snr 30" in err
+
+
 def fake_library(path, names):
     """A tiny USGS-1995-layout library: wavelengths in um, not monotonic (overlap), spectra from col 3."""
     wl = np.concatenate([np.linspace(0.40, 0.70, 20), np.linspace(0.68, 1.00, 20)])
@@ -301,6 +327,25 @@ def test_cli_evaluate_synthesis(tmp_path, run_cli):
     assert code == 2 and "8x8" in err and "16x16" in err and err.strip().count("\n") == 0
     code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz")
     assert code == 2 and "--reference" in err
+
+
+
+def test_cli_evaluate_synthesis_refuses_a_negative_seed(tmp_path, run_cli, monkeypatch):
+    """--seed -1 was an internal error (exit 1) from numpy's generator; it is bad input, refused
+    before any model is loaded or sampled."""
+    import unmixgen.priors.abundance.model as model_mod
+
+    np.savez(tmp_path / "ref.npz", heldout=maps(4, 16, 16, 3, 1), train=maps(4, 16, 16, 3, 3))
+    np.savez(tmp_path / "samples.npz", abundances=maps(4, 16, 16, 3, 4))
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz",
+                           "--seed", "-1")
+    assert code == 2 and "--seed -1" in err and len(err.strip().splitlines()) == 1, err
+    fake = FakeModel()
+    monkeypatch.setattr(model_mod, "load_model", lambda path, device="cpu": fake)
+    (tmp_path / "model").mkdir()
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "model", "--seed", "-1")
+    assert code == 2 and "--seed -1" in err and len(err.strip().splitlines()) == 1, err
+    assert fake.calls == []
 
 
 class FakeModel:

@@ -126,6 +126,10 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths",
 SAME_GRID_NM = 0.5  # band centres closer than this are the same band (rounding in files)
 
 
+BAND_NUMBER_HEADERS = ("band", "bands", "band_number", "band_no", "band_index", "channel", "index")
+"""Header names of a column of band numbers, not band centres."""
+
+
 def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths",
                           any_order: bool = False) -> np.ndarray:
     """Wavelengths (nm, float64) for a scene of ``bands`` bands from ``spec``: ``START:STOP``
@@ -169,6 +173,9 @@ def wavelengths_from_spec(spec: str, bands: int, *, what: str = "--wavelengths",
                 except ValueError:
                     if not values and not header_seen:
                         header_seen = True  # one header line before the values
+                        if cell.lower() in BAND_NUMBER_HEADERS:  # read as micrometres: 1000 nm, 2000 nm...
+                            raise InputError(f"{text}: the first column ({cell!r}) holds band numbers; expected "
+                                             "the band centres (nm or um) in the first column") from None
                         continue
                     raise InputError(f"{text}: line {n + 1} {cell!r} is not a number; expected one wavelength "
                                      "per line (first column)") from None

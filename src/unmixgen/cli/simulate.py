@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from ..atomic import jsonable
-from ..errors import InputError, in_file, reading
+from ..errors import InputError, check_range, in_file, reading
 from .app import app
 
 FORMATS = ("envi", "tif")
@@ -104,6 +104,7 @@ def evaluate_synthesis_cmd(
         raise InputError(f"--count {count}: expected at least 1")
     if steps is not None and steps < 1:
         raise InputError(f"--steps {steps}: expected at least 1")
+    check_range("seed", seed, low=0, integer=True)  # numpy's generators take no negative seed
     if not source.exists():
         raise in_file(source, "no such file or folder; expected a model folder, a synthesize output folder or an .npz")
     is_model = source.is_dir() and not _is_maps_folder(source)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, check_range
 from .baselines import DirichletBaseline, GaussianFieldBaseline
 from .maps import check_maps, check_pair
 from .realism import METRICS, crops_of_size, diversity, memorization_many, realism_metrics
@@ -48,6 +48,7 @@ def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 
     ``memorization`` (summary for the model samples), and ``n_samples``, ``n_heldout``,
     ``size``, ``p``.
     """
+    check_range("seed", seed, low=0, integer=True)
     samples, heldout = check_pair(samples, heldout, ("samples", "held-out maps"))
     _, h, w, p = heldout.shape
     sets: dict[str, np.ndarray] = {"model": samples}

@@ -221,7 +221,7 @@ def export_for_use(model_dir: str | os.PathLike, dest: str | os.PathLike, *, fil
     read_config(model_dir)
     src = latest_checkpoint(model_dir)
     rel = src.relative_to(model_dir)
-    with atomic_dir(dest, overwrite=overwrite) as tmp:
+    with atomic_dir(dest, overwrite=overwrite, inputs=[model_dir]) as tmp:
         for name in ("config.json", "checkpoint.json", *files):
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)

@@ -119,6 +119,10 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     if len(rows) < 3 or len(rows[0]) < 2:
         raise in_file(path, "expected a header row, a wavelength column and one column per endmember")
     header, body = rows[0], rows[1:]
+    if all(_is_number(v) for v in header):  # read as column names, the first band would be lost
+        raise in_file(path, f"first row ({','.join(header[:3])}{',...' if len(header) > 3 else ''}) holds numbers, "
+                            "not column names; expected a header row (e.g. wavelength_nm,name1,name2) "
+                            "above the spectra")
     for i, r in enumerate(body, start=2):
         if len(r) != len(header):
             raise in_file(path, f"row {i} has {len(r)} values; expected {len(header)}, one per header column")
@@ -139,6 +143,14 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     first = header[0].strip().lower()
     wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def run_record(command: str, parameters: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:

@@ -199,6 +199,9 @@ def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white") -> np.
     c64 = clean.astype(np.float64)
     finite = np.isfinite(c64)
     power = float(np.sum(np.where(finite, c64, 0.0) ** 2))
+    if power <= 0:  # no noise level makes a ratio to zero signal power
+        raise ParameterError("snr_db", snr_db, "the signal is zero everywhere, so no noise level gives this "
+                             "SNR; expected a non-zero signal, or no noise")
     noise_energy = power / 10.0 ** (float(snr_db) / 10.0)
     z = rng.standard_normal(clean.shape, dtype=np.float32)
     n_values = max(int(finite.sum()), 1)

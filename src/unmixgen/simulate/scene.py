@@ -224,6 +224,9 @@ def simulate(
         centres, fwhm = (np.asarray(v, np.float64).reshape(-1) for v in sensor)
         e = resample(e, wl, centres, fwhm)
         wl = centres
+    if snr_db is not None and not np.any(e):
+        raise ParameterError("snr_db", snr_db, "the spectra are zero on every band, so no noise level gives "
+                             "this SNR; expected non-zero spectra, or no noise")
     if noise == "signal" and snr_db is not None and e.max() <= 0:
         raise InputError("signal-dependent noise needs spectra with positive values")
     seqs = np.random.SeedSequence(seed).spawn(len(a))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,14 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
 
     check_budget(max_steps, max_minutes)
     resolve_device(device)
-    if export is not None:
-        check_output_dir(export, overwrite)
     out = Path(out)
+    if export is not None:
+        # the copy replaces what is at --export: never the model it copies nor a folder it reads
+        here, model = os.path.realpath(export), os.path.realpath(out)
+        if here == model or model.startswith(here.rstrip(os.sep) + os.sep):
+            raise ParameterError("export", os.fspath(export), "is the model folder (--out) or holds it; "
+                                 "expected another folder for the sampling-only copy")
+        check_output_dir(export, overwrite, list(results))
     if resume:
         if results:
             raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "

@@ -35,6 +35,17 @@ def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
     return E, list(em.names)
 
 
+def maps_source(spec: str | None) -> str | None:
+    """The file or folder the training-map ``spec`` reads (`stu_training_maps`): the model of
+    ``prior:MODEL`` or a maps file/folder; None for ``grf``, ``dirichlet``, ``prior:demo``."""
+    if spec is None or spec in ("grf", "dirichlet"):
+        return None
+    if spec.startswith("prior:"):
+        name = spec[len("prior:"):]
+        return None if name == "demo" else name
+    return spec
+
+
 def stu_training_maps(spec: str, p: int, *, n_maps: int = 24, map_size: int = 48, seed: int = 0,
                       device: str = "cpu"):
     """The training maps named by ``spec``: ``"grf"`` or ``"dirichlet"`` (fitted by the
@@ -141,7 +152,7 @@ def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Pa
     from ..io import read_scene
     from ..unmix.hybridstu import HybridSTU
 
-    check_output_dir(out, overwrite, [scene_path, endmembers_file])
+    check_output_dir(out, overwrite, [scene_path, endmembers_file, maps_source(maps)])
     scene = read_scene(scene_path)
     scene.require_valid()
     E, names = stu_endmembers(scene, endmembers_file)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..atomic import atomic_dir
 from ..errors import InputError
-from .semiblind import unmix_hybridstu
+from .semiblind import maps_source, unmix_hybridstu
 
 
 def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | str | None = None,
@@ -41,7 +41,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     from ..unmix.inversion import DEFAULT_METHOD as INVERTER
 
     hybrid = method == "hybridstu"
-    inputs = [scene_path, endmembers_file, truth, model]
+    inputs = [scene_path, endmembers_file, truth, model, maps_source(maps)]
     check_output_dir(out, overwrite, inputs)
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),

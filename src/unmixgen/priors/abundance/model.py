@@ -98,11 +98,17 @@ class AbundanceModel:
         size = self.patch_size if size is None else check_range("size", size, low=1, integer=True)
         check_range("batch_size", batch_size, low=1, integer=True)
         canvas = max(size, self.patch_size)
-        # the output plus a few canvas-sized states per batch (the network sees patch-sized tiles)
-        check_memory("size", size, 4.0 * self.n_endmembers * (count * size * size
-                                                              + 6 * min(batch_size, count) * canvas * canvas))
+        # the output plus a few canvas-sized states per batch (the network sees patch-sized tiles);
+        # the refusal names the option that asks for more: many maps, or large ones
+        maps, states = count * size * size, 6 * min(batch_size, count) * canvas * canvas
+        name, value = ("count", count) if maps >= states else ("size", size)
+        check_memory(name, value, 4.0 * self.n_endmembers * (maps + states))
         if guidance is not None and label is None:
             raise ParameterError("guidance", guidance, "needs a label (the label to guide towards)")
+        if guidance is not None:
+            # a finite scale: NaN, inf or one that overflows float32 (1e30) made every map NaN;
+            # useful scales are a few units, so +-1000 refuses none of them
+            check_range("guidance", guidance, low=-1000, high=1000)
         lab = self.label_index(label)
         canvas = max(size, self.patch_size)  # smaller maps: a crop of a patch-sized sample
         null = self.config["network"]["num_labels"] if self.labels else None

@@ -599,9 +599,14 @@ SMOOTHING_WIDTHS = (0.5, 0.75)
 def map_noise_variance(E: np.ndarray, band_noise: np.ndarray) -> np.ndarray:
     """Noise variance ``(p,)`` of each least-squares abundance of pixels with independent
     band noise of variance ``band_noise (bands,)`` and endmembers ``E (p, bands)``: the
-    diagonal of ``G^-1 E diag(band_noise) E^T G^-1``, ``G = E E^T`` (float64)."""
+    diagonal of ``G^-1 E diag(band_noise) E^T G^-1``, ``G = E E^T`` (float64). A singular ``G``
+    (a spectrum and a scaled copy of it: still distinct endmembers under sum-to-one) takes the
+    minimum-norm least-squares map, the pseudo-inverse."""
     E = np.asarray(E, np.float64)
-    M = np.linalg.solve(E @ E.T, E)  # (p, bands): the least-squares map from pixel to abundances
+    try:
+        M = np.linalg.solve(E @ E.T, E)  # (p, bands): the least-squares map from pixel to abundances
+    except np.linalg.LinAlgError:
+        M = np.linalg.pinv(E.T)
     return np.einsum("pb,b,pb->p", M, np.asarray(band_noise, np.float64), M)
 
 
