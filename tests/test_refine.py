@@ -385,8 +385,8 @@ def test_progress_ends_at_its_total_when_the_weight_cannot_be_cross_validated(on
 def test_refined_endmembers_are_refused_where_brightness_explains_the_misfit(variability):
     """Pixels whose brightness varies (y = s a E): FCLS with the true endmembers misfits, and
     least-squares endmembers refitted to its abundances fit better only by bending towards the
-    bright pixels. A per-pixel brightness with the init's endmembers explains more, so they are
-    refused; on a scene without such variability the same refit is accepted."""
+    bright pixels. With a free brightness per pixel they fit no better than the true ones, so
+    they are refused; on a scene without such variability the same refit is accepted."""
     from unmixgen.unmix.inversion import fcls
 
     Y, E, _ = scene(rows=30, cols=30, bands=40, snr=35, seed=3)

@@ -103,19 +103,19 @@ def init_is_least_squares(Y: np.ndarray, E0: np.ndarray, base: dict) -> bool:
     its mean residual within ``(p - 1) sigma^2`` of the FCLS fit's. The FCLS fit runs once;
     the answer is kept in ``base``."""
     if "init_is_ls" not in base:
-        r_ls = residuals(Y, fcls(Y, E0), E0).mean()
+        r_ls = float(residuals(Y, fcls(Y, E0), E0).mean())
+        base["r_ls"] = r_ls
         base["init_is_ls"] = bool(base["r0"].mean() <= r_ls + (E0.shape[0] - 1) * base["sigma2"])
     return base["init_is_ls"]
 
 
-def brightness_fit_residual(Y: np.ndarray, E0: np.ndarray, base: dict) -> float:
-    """Mean residual of the init's endmembers ``E0`` when each pixel may also scale them (the
-    NNLS fit: ``y = s a E0`` with ``s`` free), plus ``sigma^2`` for the degree of freedom
-    that adds. Without brightness variability this is the FCLS fit's mean residual, within
-    the noise; with it, much less. Computed once; kept in ``base``."""
-    if "r_brightness" not in base:
-        base["r_brightness"] = float(residuals(Y, nnls(Y, E0), E0).mean()) + base["sigma2"]
-    return base["r_brightness"]
+def brightness_fit_residual(Y: np.ndarray, E: np.ndarray) -> float:
+    """Mean residual of endmembers ``E`` when each pixel may also scale them: the NNLS fit,
+    ``y = s a E`` with ``s`` free. Refined endmembers are judged under it too
+    (`accept_endmembers`): a per-pixel brightness is then already accounted for, so
+    endmembers that only absorb it gain nothing there, while endmembers nearer the truth
+    still fit better."""
+    return float(residuals(Y, nnls(Y, E), E).mean())
 
 
 def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.ndarray,
@@ -125,11 +125,12 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
     replacing the init's abundances by a fit to new endmembers is only a like-for-like change
     then) and the FCLS fit to ``E_ref`` has a mean residual at most ``tolerance sigma^2``
     larger than the init's (the data cannot tell such endmembers from the init's; the spectra
-    prior preferred them) and than `brightness_fit_residual`'s: where a per-pixel brightness
-    explains the data better than new endmembers do, the pixels' brightness varies and new
-    endmembers would only absorb it (FCLS with the true endmembers then loses its abundances
-    to endmembers bent towards the bright pixels). ``base``: `init_fit` ``(Y, A0, E0)`` when
-    the caller has it.
+    prior preferred them), and when they also do so if each pixel may scale the endmembers
+    (`brightness_fit_residual` of ``E_ref`` at most that of ``E0`` plus the same allowance: the
+    init's excess over its FCLS fit, and the tolerance). Where the pixels' brightness varies,
+    FCLS with the true endmembers misfits and endmembers bent towards the bright pixels fit it
+    better, but not once the brightness is free. ``base``: `init_fit` ``(Y, A0, E0)`` when
+    the caller has it (it keeps the fits of ``E0``).
 
     Returns a dict with ``kept`` (bool), ``E``, ``A`` (the region's centre: the FCLS fit to
     accepted endmembers, else ``A0``), ``r`` (its per-pixel residuals), ``r0``, ``sigma2`` and
@@ -145,9 +146,12 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
         return out
     A_fit = fcls(Y, E_ref)
     r_fit = residuals(Y, A_fit, E_ref)
-    if r_fit.mean() <= r0.mean() + tolerance * sigma2 and \
-            r_fit.mean() <= brightness_fit_residual(Y, E0, base) + tolerance * sigma2:
-        return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
+    if r_fit.mean() <= r0.mean() + tolerance * sigma2:
+        if "r_brightness" not in base:
+            base["r_brightness"] = brightness_fit_residual(Y, E0)
+        slack = max(float(r0.mean()) - base["r_ls"], 0.0)  # the init's excess over its FCLS fit
+        if brightness_fit_residual(Y, E_ref) <= base["r_brightness"] + slack + tolerance * sigma2:
+            return {**out, "kept": True, "E": E_ref, "A": A_fit, "r": r_fit}
     return out
 
 

@@ -504,7 +504,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                         "residual_init": g["residual_init"], "residual_refined": g["residual_refined"],
                         "residual_final": g["residual_final"],
                         # the init's endmembers with a free brightness per pixel: refined
-                        # endmembers that fit worse than this are refused
+                        # endmembers that fit worse so are refused
                         "residual_brightness": r_bright},
               "seconds": time.perf_counter() - t_start}
     return Refined(abundances=out, abundances_std=stat(a_s.std(axis=0)),
