@@ -136,7 +136,7 @@ def test_synthesize_bad_input(results, tmp_path, run_cli):
     assert code == 2 and "incomplete" in err
     train(incomplete, max_steps=1, progress=False)
     for args, name in ((["--count", "1", "--steps", "0"], "steps"), (["--count", "0"], "count"),
-                       (["--count", "1", "--sampler", "euler"], "sampler")):
+                       (["--count", "1", "--sampler", "euler"], "sampler"), (["--count", "1", "--seed", "-1"], "--seed -1")):
         code, _, err = run_cli("synthesize", incomplete, *args, "--out", tmp_path / "s")
         assert code == 2 and name in err and len(err.strip().splitlines()) == 1, err
     cfg = json.loads((incomplete / "config.json").read_text())

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
+from ..errors import check_range
 
 
 def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
@@ -108,6 +109,7 @@ def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size:
     from ..runs.folder import run_record
     from ..scene import Scene
 
+    check_range("seed", seed, low=0, integer=True)  # as every other command refuses it
     check_output_dir(out, overwrite, [model_dir])
     model = load_model(model_dir, device=device)
     options = {k: v for k, v in (("size", size), ("sampler", sampler), ("batch_size", batch_size)) if v is not None}
