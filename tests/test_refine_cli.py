@@ -296,3 +296,18 @@ def test_a_scene_without_wavelengths_keeps_its_endmembers_and_says_how_to_refine
     assert rec["spectra_t0"] is None and rec["spectra_timesteps"] == []  # no endmember sampling ran
     with np.load(out / "result.npz") as z, np.load(init / "result.npz") as z0:
         np.testing.assert_array_equal(z["endmembers"], z0["endmembers"])
+
+
+def test_refine_refuses_a_fingerprint_that_is_not_numbers(setup, run_cli, tmp_path):
+    """The scene fingerprint is read from the init's file: text there is one line, exit 2."""
+    init = tmp_path / "text_fp"
+    init.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["scene_fingerprint"] = np.array(["not", "numbers"])
+    np.savez(init / "result.npz", **arrays)
+    out = tmp_path / "out"
+    code, _, err = run_cli("refine", setup["scene"], "--init", init, "--abundance-prior", setup["p2"], "--out", out,
+                           "--no-progress")
+    assert code == 2 and "scene_fingerprint" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

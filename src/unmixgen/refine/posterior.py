@@ -214,8 +214,8 @@ def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mas
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
     cross-validated on the scene's central 64 x 64 window with two samples per half and
     weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
-    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with fewer than ``10 p`` valid
-    pixels."""
+    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
+    fewer than ``10 p`` valid pixels."""
     rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
     m = mask[rs, cs]
     p = E.shape[0]

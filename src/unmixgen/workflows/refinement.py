@@ -263,7 +263,11 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
         raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
     from ..runs.folder import same_scene
 
-    if "scene_fingerprint" in res and not same_scene(res["scene_fingerprint"], scene):
+    fp = res.get("scene_fingerprint")
+    if fp is not None and fp.dtype.kind not in "biuf":  # read from the file: checked before use
+        raise InputError(f"{init}: result's scene_fingerprint has type {fp.dtype}; expected numbers (a result "
+                         "written by unmixgen)")
+    if fp is not None and not same_scene(fp, scene):
         raise InputError(f"{init}: result was computed on another scene of the same size (the pixel values of its "
                          "central window differ); expected a result of this scene")
     wl = res.get("wavelengths")

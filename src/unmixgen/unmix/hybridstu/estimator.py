@@ -247,7 +247,10 @@ class HybridSTU:
         noise = D.noise_estimate(Y, seed=self.seed)
         snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed, noise=noise)
         if self.snr_db is not None:  # white noise at the given SNR, as the training scenes get
-            band_noise = np.full(Y.shape[1], float(np.mean(np.square(Y, dtype=np.float64))) / 10 ** (snr / 10))
+            # the pixels' mean power, by blocks of rows: no float64 copy of the scene
+            power = sum(float(np.einsum("ij,ij->", Y[i:i + 65536], Y[i:i + 65536], dtype=np.float64))
+                        for i in range(0, len(Y), 65536)) / max(Y.size, 1)
+            band_noise = np.full(Y.shape[1], power / 10 ** (snr / 10))
         else:
             band_noise = np.diag(noise[2]).astype(np.float64)
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
@@ -623,21 +626,20 @@ def choose_smoothing(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray,
     """
     from scipy.ndimage import gaussian_filter
 
-    x = A[mask].astype(np.float64)
+    x = A[mask]
     n, total = x.shape[0], float(np.sum(noise_var))
-    w = mask.astype(np.float64)
+    delta = np.zeros((9, 9))
+    delta[4, 4] = 1.0
     risks = {}
     for s in widths:
         if s == 0:
             risks[float(s)] = n * total  # S = I: tr(S) = n
             continue
-        delta = np.zeros((9, 9))
-        delta[4, 4] = 1.0
-        centre = gaussian_filter(delta, s, mode="constant")[4, 4]
-        den = gaussian_filter(w, s, mode="nearest")[mask]
-        trace = float(np.sum(centre / np.maximum(den, 1e-12)))
-        S = smooth_maps(A, mask, s)[mask].astype(np.float64)
-        risks[float(s)] = float(np.sum((S - x) ** 2)) + 2.0 * trace * total - n * total
+        centre = gaussian_filter(delta, s, mode="constant")[4, 4]  # the kernel's own-pixel weight
+        den = gaussian_filter(mask.astype(np.float32), s, mode="nearest")[mask]
+        trace = float(np.sum(centre / np.maximum(den, 1e-12), dtype=np.float64))
+        d = smooth_maps(A, mask, s)[mask] - x  # float32 differences, summed in float64
+        risks[float(s)] = float(np.einsum("ij,ij->", d, d, dtype=np.float64)) + 2.0 * trace * total - n * total
     entries = n * A.shape[-1]
     best = min(risks, key=risks.get)
     return best, {k: v / entries for k, v in risks.items()}
