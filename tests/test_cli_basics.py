@@ -85,6 +85,15 @@ def test_a_parameter_error_in_a_command_exits_2_naming_the_flag(run_cli, monkeyp
     assert not (tmp_path / "o").exists()
 
 
+def test_a_missing_training_budget_names_the_flags(run_cli, tmp_path):
+    # the library's message names max_steps / max_minutes; a command-line user must read the flags
+    lib = tmp_path / "lib.csv"
+    lib.write_text("wavelength,a,b\n" + "".join(f"{400 + 10 * i},{0.1 + i / 100},{0.5 - i / 200}\n" for i in range(30)))
+    code, _, err = run_cli("train-spectra", lib, "--out", tmp_path / "m")
+    assert code == 2 and err.strip() == "error: --max-steps: expected a training budget: --max-steps, --max-minutes or both"
+    assert "max_" not in err and not (tmp_path / "m").exists()
+
+
 def test_package_root_api_is_lazy_and_complete():
     import subprocess
     import sys

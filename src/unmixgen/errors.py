@@ -65,8 +65,10 @@ class ParameterError(InputError):
     ``--endmembers 1: expected >= 2``.
     """
 
-    def __init__(self, name: str, value: object, expected: str):
-        self.name, self.value, self.expected = name, value, expected
+    def __init__(self, name: str, value: object, expected: str, mentions: tuple[str, ...] = ()):
+        # ``mentions``: other parameter names written in ``expected``, which the CLI also
+        # replaces by their flags
+        self.name, self.value, self.expected, self.mentions = name, value, expected, tuple(mentions)
         super().__init__(f"{name}={value!r}: {expected}")
 
 

@@ -75,10 +75,18 @@ def flag_for(name: str, command=None) -> str | None:
 
 def as_cli_message(exc: ParameterError, command=None) -> str:
     """``--flag value: expected`` when a flag sets the parameter, else the library message."""
+    import re
+
     flag = flag_for(exc.name, command)
     if flag is None:
         return str(exc)
-    return f"{flag} {exc.value}: {exc.expected}"
+    expected = exc.expected
+    for name in getattr(exc, "mentions", ()):
+        other = flag_for(name, command)
+        if other is not None:
+            expected = re.sub(rf"\b{re.escape(name)}\b", other, expected)
+    shown = "" if exc.value is None else f" {exc.value}"
+    return f"{flag}{shown}: {expected}"
 
 
 def given(**options):

@@ -38,7 +38,8 @@ LossFn = Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
 def check_budget(max_steps: int | None, max_minutes: float | None) -> None:
     """Refuse a missing or non-positive training budget (`ParameterError`)."""
     if max_steps is None and max_minutes is None:
-        raise ParameterError("max_steps", None, "expected a training budget: max_steps, max_minutes or both")
+        raise ParameterError("max_steps", None, "expected a training budget: max_steps, max_minutes or both",
+                             mentions=("max_steps", "max_minutes"))
     if max_steps is not None:
         check_range("max_steps", max_steps, low=1, integer=True)
     if max_minutes is not None:
