@@ -311,3 +311,25 @@ def test_refine_refuses_a_fingerprint_that_is_not_numbers(setup, run_cli, tmp_pa
                            "--no-progress")
     assert code == 2 and "scene_fingerprint" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_train_spectra_on_a_library_with_deleted_channels(run_cli, tmp_path):
+    """USGS marks deleted channels -1.23e34: a gap inside a spectrum is filled along wavelength,
+    a spectrum not measured at the range's end is left out; never trained on as reflectance."""
+    from scipy.io import savemat
+
+    from unmixgen.workflows.refinement import _training_spectra
+
+    wl_um = np.linspace(0.4, 2.5, 60)
+    spectra = 0.3 + 0.1 * np.sin(np.outer(np.arange(1, 31), wl_um)).T
+    spectra[20:23, 4] = -1.23e34  # inside spectrum 4's range
+    spectra[0:5, 7] = -1.23e34  # spectrum 7 starts late
+    savemat(tmp_path / "lib.mat", {"datalib": np.column_stack([wl_um, np.zeros((60, 2)), spectra])})
+    with pytest.warns(UserWarning, match="1 spectra not measured over the whole range left out; 1 with deleted"):
+        s, wl, _ = _training_spectra([tmp_path / "lib.mat"])
+    assert s.shape == (29, 60) and np.isfinite(s).all() and s.min() > 0.1
+    expect = np.interp(wl_um[20:23], wl_um[[19, 23]], spectra[[19, 23], 4])
+    np.testing.assert_allclose(s[4, 20:23], expect)
+    code, _, err = run_cli("train-spectra", tmp_path / "lib.mat", "--out", tmp_path / "sp", "--max-steps", "2",
+                           "--no-progress")
+    assert code == 0 and "left out" in err, err

@@ -150,6 +150,10 @@ def test_load_sources(tmp_path):
     c, f = load_sensor(tmp_path / "um.csv")
     np.testing.assert_allclose(c, [500, 600])
     np.testing.assert_allclose(f, [10, 12])
+    # band number, centre, fwhm without labels: which column is which cannot be told
+    (tmp_path / "three.csv").write_text("1,500,10\n2,600,12\n3,700,12\n")
+    with pytest.raises(InputError, match="three.csv: rows of 3 unlabelled columns; expected two"):
+        load_sensor(tmp_path / "three.csv")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -412,3 +416,71 @@ def test_sources_result_folder_and_scene_sensor(tmp_path):
     np.testing.assert_allclose(f, [9, 10, 11])
     write_scene(Scene(np.ones((2, 3, 3), np.float32), wavelengths=wl), tmp_path / "nofwhm.npz")
     np.testing.assert_allclose(load_sensor(tmp_path / "nofwhm.npz")[1], np.gradient(wl))
+
+
+def deleted_channel_library(path):
+    """`fake_library` whose Alunite has two channels deleted as USGS marks them (-1.23e34)."""
+    fake_library(path, ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107"])
+    d = sio.loadmat(path)
+    data = d["datalib"]
+    order = np.argsort(data[:, 0], kind="stable")
+    data[order[[10, 11]], 4] = -1.23e34  # two neighbouring channels of the sorted grid
+    sio.savemat(path, {"datalib": data, "names": d["names"]})
+    return path, np.sort(data[:, 0]) * 1000, order
+
+
+def test_library_deleted_channels_are_missing_not_reflectances(tmp_path, run_cli):
+    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+
+    lib, wl, order = deleted_channel_library(tmp_path / "lib.mat")
+    em = load_endmembers(f"{lib}:kaolin,alunite,muscovite")
+    assert np.isnan(em.spectra[1, [10, 11]]).all() and np.isfinite(np.delete(em.spectra, [10, 11], axis=1)).all()
+    # on the library's own grid the deleted channels are not covered; on another grid the bands next to them
+    E, covered = fit_to_bands(em, wl, wl.size)
+    assert covered.sum() == wl.size - 2 and not covered[[10, 11]].any()
+    mid = (wl[:-1] + wl[1:]) / 2
+    E, covered = fit_to_bands(em, mid, mid.size)
+    assert not covered[[9, 10, 11]].any() and covered[[8, 12]].all() and np.isfinite(E[:, covered]).all()
+    # simulate mixes on the channels every spectrum has, and says so
+    np.savez(tmp_path / "maps.npz", abundances=maps(1))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", f"{lib}:kaolin,alunite,muscovite",
+                           "--out", tmp_path / "o")
+    assert code == 0 and "2 channels deleted" in err, err
+    with np.load(tmp_path / "o" / "scene_000.npz") as z:
+        assert z["cube"].shape == (ROWS, COLS, 38) and np.isfinite(z["cube"]).all()
+    # unmix with them leaves those bands out; the answer is FCLS on the others
+    from unmixgen.io import read_scene, write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.inversion import fcls
+
+    clean = em.spectra.copy()
+    clean[1, [10, 11]] = 0.5  # the scene itself has those bands
+    cube = (maps(1)[0] @ clean).astype(np.float32)
+    write_scene(Scene(cube, wavelengths=wl), tmp_path / "scene.npz")
+    code, _, err = run_cli("unmix", tmp_path / "scene.npz", "--endmembers-file", f"{lib}:kaolin,alunite,muscovite",
+                           "--out", tmp_path / "u")
+    assert code == 0 and "2 scene bands" in err, err
+    keep = np.ones(wl.size, bool)
+    keep[[10, 11]] = False
+    ref = fcls(read_scene(tmp_path / "scene.npz").valid_pixels()[:, keep], em.spectra[:, keep])
+    with np.load(tmp_path / "u" / "result.npz") as r:
+        np.testing.assert_allclose(r["abundances"].reshape(-1, 3), ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["negative", "dip"])
+def test_negative_endmembers(tmp_path, run_cli, case):
+    """A spectrum with no positive value is no reflectance (exit 2); one dipping well below zero
+    is used with a warning."""
+    e, wl = spectra()
+    if case == "negative":
+        e[1] = -e[1]
+    else:
+        e[1, 5] = -0.2 * e[1].max()
+    write_csv(tmp_path / "E.csv", e, wl)
+    np.savez(tmp_path / "maps.npz", abundances=maps(1))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "E.csv", "--out", tmp_path / "o")
+    if case == "negative":
+        assert code == 2 and "'m1' has no positive value" in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o").exists()
+    else:
+        assert code == 0 and "'m1' goes down to" in err, err

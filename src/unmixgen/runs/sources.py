@@ -46,8 +46,32 @@ class Endmembers:
     source: str
 
 
+NEGATIVE_WARN = 0.05  # a value below -5 % of its spectrum's peak is worth a warning
+
+
 def load_endmembers(source: str | Path) -> Endmembers:
-    """Read endmembers from any supported source (see module docstring)."""
+    """Read endmembers from any supported source (see module docstring).
+
+    A spectrum without a positive value is refused (`InputError`): reflectance and radiance
+    are >= 0. One dipping below -5 % of its peak is kept with a warning (noise in an
+    absorption band can do that; an offset or an unmarked fill value can too)."""
+    em = _read_endmembers(source)
+    import warnings
+
+    names = em.names if len(em.names) == len(em.spectra) else _default_names(len(em.spectra))
+    for name, row in zip(names, np.asarray(em.spectra, np.float64), strict=True):
+        ok = row[np.isfinite(row)]
+        if ok.size and ok.max() <= 0 < -ok.min():  # all zero: `fit_to_bands` says so on the scene's bands
+            raise in_file(em.source, f"endmember {name!r} has no positive value; expected reflectance or "
+                                     "radiance spectra (>= 0)")
+        if ok.size and ok.min() < -NEGATIVE_WARN * ok.max():
+            warnings.warn(f"{em.source}: endmember {name!r} goes down to {ok.min():.4g} (peak {ok.max():.4g}); "
+                          "negative reflectance is not physical (an offset or a fill value?)", UserWarning,
+                          stacklevel=2)
+    return em
+
+
+def _read_endmembers(source: str | Path) -> Endmembers:
     text = str(source)
     if ":" in text and not Path(text).exists():
         lib, _, names = text.rpartition(":")
@@ -90,12 +114,16 @@ def load_endmembers(source: str | Path) -> Endmembers:
                         ".mat (M) or LIB.mat:names")
 
 
+USGS_DELETED = -1e30  # at or below: the USGS libraries' deleted-channel marker (-1.23e34)
+
+
 def read_usgs_library(library: str | Path, *, need_names: bool = True
                       ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """A USGS-1995-layout library .mat: ``datalib`` (bands, 3 + n) with wavelengths (um) in
     its first column and one spectrum per column from the fourth; ``names`` one row of
     characters per column. Returns ``(data (bands, 3 + n) float64 sorted by wavelength,
-    wavelengths nm (bands,), names or None)``; `InputError` naming the file otherwise."""
+    wavelengths nm (bands,), names or None)``, deleted channels of the spectra (marked
+    -1.23e34 by USGS) as NaN; `InputError` naming the file otherwise."""
     from scipy.io import loadmat
 
     path = Path(library)
@@ -118,6 +146,11 @@ def read_usgs_library(library: str | Path, *, need_names: bool = True
     if not np.isfinite(data[:, 0]).all() or data[0, 0] <= 0 or not (np.diff(data[:, 0]) > 0).all():
         raise in_file(path, "'datalib' wavelengths (first column) are not finite, positive and distinct; "
                             "expected um")
+    # USGS libraries mark deleted channels with -1.23e34: missing, never a reflectance
+    spectra = data[:, 3:]
+    if not np.isfinite(spectra).all():
+        raise in_file(path, "'datalib' spectra hold NaN/Inf; expected reflectances (deleted channels as -1.23e34)")
+    spectra[spectra <= USGS_DELETED] = np.nan
     names = None
     if "names" in m:
         raw = np.asarray(m["names"])
@@ -149,6 +182,8 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise in_file(path, f"no spectrum named {want!r}{hint}")
         i = (exact or hits)[0]
+        if np.isnan(data[:, i]).all():
+            raise in_file(path, f"spectrum {all_names[i]!r} has every channel deleted; expected a measured spectrum")
         spectra.append(data[:, i])
         picked.append(all_names[i])
     return Endmembers(np.asarray(spectra, np.float32), wl, picked, f"{path}:{','.join(names)}")
@@ -163,6 +198,7 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
     range; bands outside it are marked not covered and hold NaN (the caller unmixes on
     covered bands).
+    A library's deleted channels (NaN) leave the scene bands next to them not covered.
     No overlap: `InputError`.
     """
     e = em.spectra
@@ -173,10 +209,10 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
                 f"{em.source}: {b} endmember bands but the scene has {scene_bands}, and wavelengths are "
                 "missing on one side; expected the same bands or wavelengths on both"
             )
-        return _distinct(em, e, np.ones(scene_bands, bool))
+        return _distinct(em, e, np.isfinite(e).all(axis=0))
     ewl = np.asarray(em.wavelengths, np.float64)
     if grid_offset_nm(ewl, scene_wl) <= SAME_GRID_NM:
-        return _distinct(em, e, np.ones(scene_bands, bool))
+        return _distinct(em, e, np.isfinite(e).all(axis=0))
     tol = SAME_GRID_NM
     covered = (scene_wl >= ewl[0] - tol) & (scene_wl <= ewl[-1] + tol)
     if covered.sum() < 2:
@@ -187,8 +223,8 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     out = np.full((p, scene_bands), np.nan, np.float32)  # not known outside their range
     x = np.clip(scene_wl[covered], ewl[0], ewl[-1])
     for i in range(p):
-        out[i, covered] = np.interp(x, ewl, e[i])
-    return _distinct(em, out, covered)
+        out[i, covered] = np.interp(x, ewl, e[i])  # NaN next to a library's deleted channel
+    return _distinct(em, out, covered & np.isfinite(out).all(axis=0))
 
 
 def _distinct(em: Endmembers, E: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -341,6 +377,11 @@ def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if not cands_c or not cands_f:
             raise in_file(path, f"header {rows[0]} has no centre and fwhm columns; expected 'centre,fwhm' (nm)")
         ci, fi = cands_c[0], cands_f[0]
+    else:
+        widths = sorted({len(r) for r in body})
+        if widths != [2]:
+            raise in_file(path, f"rows of {', '.join(map(str, widths))} unlabelled columns; expected two (centre,fwhm "
+                                "in nm), or a header naming the 'centre' and 'fwhm' columns")
     try:
         data = np.array([[float(r[ci]), float(r[fi])] for r in body], np.float64)
     except (ValueError, IndexError) as exc:

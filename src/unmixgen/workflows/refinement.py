@@ -25,7 +25,7 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
         path = Path(src)
         if path.suffix.lower() == ".mat" and path.is_file():
             d, wl, _ = read_usgs_library(path, need_names=False)
-            s = d[:, 3:].T
+            s = _fill_deleted(d[:, 3:].T, wl, path)
         else:
             em = load_endmembers(src)
             if em.wavelengths is None:
@@ -47,6 +47,32 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
     if wl0 is None:
         raise InputError("no training spectra given; expected a USGS library .mat or result folders")
     return np.concatenate(blocks), wl0, names
+
+
+def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> np.ndarray:
+    """A library's spectra ``(n, bands)`` with their deleted channels (NaN) inside the measured
+    range filled linearly along wavelength; spectra missing their first or last channel (not
+    measured over the whole range) are left out, with a warning. `InputError` when none is left."""
+    import warnings
+
+    from ..errors import in_file
+
+    holes = np.isnan(spectra)
+    if not holes.any():
+        return spectra
+    short = holes[:, 0] | holes[:, -1] | ((~holes).sum(axis=1) < 2)
+    out = spectra[~short].copy()
+    for row in out:
+        gap = np.isnan(row)
+        if gap.any():
+            row[gap] = np.interp(wl[gap], wl[~gap], row[~gap])
+    if not len(out):
+        raise in_file(path, "every spectrum misses its first or last channel (deleted, -1.23e34); expected "
+                            "spectra measured over the library's whole range")
+    filled = int(holes[~short].any(axis=1).sum())
+    warnings.warn(f"{path}: {int(short.sum())} spectra not measured over the whole range left out; "
+                  f"{filled} with deleted channels inside it filled by interpolation", UserWarning, stacklevel=3)
+    return out
 
 
 def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minutes: float | None = None,

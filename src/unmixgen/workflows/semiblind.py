@@ -26,7 +26,8 @@ def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
     missing = int((~covered & scene.good_bands).sum())
     if missing:
         raise in_file(source, f"endmembers cover {int((covered & scene.good_bands).sum())} of the scene's "
-                      f"{int(scene.good_bands.sum())} good bands ({missing} outside their wavelengths); expected "
+                      f"{int(scene.good_bands.sum())} good bands ({missing} outside their wavelengths or next to "
+                      "channels their library deleted); expected "
                       "spectra covering every band of the scene")
     bad = int((~np.isfinite(E[:, scene.good_bands])).any(axis=0).sum())
     if bad:

@@ -55,6 +55,16 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
             f"{abundances}: {p} endmember maps but {endmembers} gives {em.spectra.shape[0]} spectra; "
             "expected the same number"
         )
+    deleted = ~np.isfinite(em.spectra).all(axis=0)
+    if deleted.any():  # a library's deleted channels (-1.23e34): no spectrum to mix there
+        import warnings
+
+        if deleted.all() or em.wavelengths is None:
+            raise InputError(f"{endmembers}: no channel is defined for every spectrum; expected spectra with "
+                             "common measured channels")
+        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted in at least one spectrum are left "
+                      "out of the simulated scenes", UserWarning, stacklevel=2)
+        em.spectra, em.wavelengths = em.spectra[:, ~deleted], em.wavelengths[~deleted]
     bands_sensor = load_sensor(sensor) if sensor is not None else None
     if bands_sensor is not None and em.wavelengths is None:
         raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "

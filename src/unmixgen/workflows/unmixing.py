@@ -184,8 +184,8 @@ def _invert_given(scene, source, method):
     use = covered & scene.good_bands
     notes = []
     if not covered.all():
-        note(notes, f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths and were not "
-                    "used", stacklevel=2)
+        note(notes, f"{int((~covered).sum())} scene bands lie outside the endmembers' wavelengths (or next to "
+                    "channels their library deleted) and were not used", stacklevel=2)
     if E.shape[0] > use.sum():
         raise InputError(f"{source}: {E.shape[0]} endmembers but only {int(use.sum())} usable bands")
     scaled = method == "scaled"  # maps are fractions of each pixel's brightness, which is kept too
