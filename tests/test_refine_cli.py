@@ -333,3 +333,41 @@ def test_train_spectra_on_a_library_with_deleted_channels(run_cli, tmp_path):
     code, _, err = run_cli("train-spectra", tmp_path / "lib.mat", "--out", tmp_path / "sp", "--max-steps", "2",
                            "--no-progress")
     assert code == 0 and "left out" in err, err
+
+
+def test_rounds_follow_where_the_init_endmembers_came_from(setup, run_cli, tmp_path):
+    """Endmembers extracted from the scene get the prior-weight rule (two rounds at weight >= 1),
+    given ones one round: a refit only adds noise to correct endmembers."""
+    from unmixgen.workflows.refinement import endmember_origin
+
+    root = setup["root"]
+    code, _, err = run_cli("unmix", setup["scene"], "-p", "3", "--out", tmp_path / "blind", "--no-figures")
+    assert code == 0, err
+    np.savez(tmp_path / "E.npz", endmembers=smooth_spectra(3, WL, seed=1), wavelengths=WL)
+    code, _, err = run_cli("unmix", setup["scene"], "--endmembers-file", tmp_path / "E.npz", "--out",
+                           tmp_path / "given", "--no-figures")
+    assert code == 0, err
+    code, _, err = run_cli("unmix", setup["scene"], "--endmembers-file", tmp_path / "blind", "--out",
+                           tmp_path / "chained", "--no-figures")
+    assert code == 0, err
+    runs = {name: json.loads((tmp_path / name / "run.json").read_text()) for name in ("blind", "given", "chained")}
+    assert [endmember_origin(runs[n]) for n in ("blind", "given", "chained")] == ["scene", "given", "scene"]
+    assert endmember_origin({"command": "unmix", "parameters": {"method": "hybridstu"},
+                             "endmember_source": "extracted by auto"}) == "scene"
+    assert endmember_origin({"command": "unmix", "parameters": {"method": "hybridstu", "endmembers_file":
+                                                                "lib.mat:kaolinite,alunite"}}) == "given"
+    assert endmember_origin({"command": "unmix", "parameters": {"method": "hybridstu", "model": "m"}}) == "unknown"
+    assert endmember_origin(None) == endmember_origin({"command": "refine"}) == "unknown"
+    for name, weight, rounds in (("blind", "2", 2), ("blind", "0.5", 1), ("given", "2", 1)):
+        out = tmp_path / f"ref-{name}-{weight}"
+        code, _, err = run_cli("refine", setup["scene"], "--init", tmp_path / name, "--abundance-prior", setup["p2"],
+                               "--samples", "2", "--steps", "2", "--prior-weight", weight, "--out", out,
+                               "--no-progress")
+        assert code == 0, err
+        rec = json.loads((out / "run.json").read_text())["refine"]
+        assert rec["rounds"] == rounds and rec["init_endmembers_origin"] == ("scene" if name == "blind" else "given")
+        assert rec["rounds_from"].startswith("auto")
+    code, _, err = run_cli("refine", setup["scene"], "--init", tmp_path / "blind", "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--prior-weight", "2", "--rounds", "1", "--out",
+                           root / "ref-one", "--no-progress")
+    assert code == 0 and json.loads((root / "ref-one" / "run.json").read_text())["refine"]["rounds"] == 1, err

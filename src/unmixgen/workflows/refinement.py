@@ -130,7 +130,8 @@ FEW_SAMPLES = 8
 
 def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
-                  samples: int = 16, steps: int = 20, rounds: int | None = 1, t0: float = 0.3, seed: int = 0,
+                  samples: int = 16, steps: int = 20, rounds: int | str | None = "auto", t0: float = 0.3,
+                  seed: int = 0,
                   device: str = "cpu", overwrite: bool = False, figures: bool = True,
                   progress: bool = True, **options: Any) -> dict:
     """Refine the result folder ``init`` of ``scene_path`` by posterior sampling (the Python
@@ -142,7 +143,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
         (``options``: ``spectra_t0``, ``eta``, ``lam``, ``ls_iterations``, ``guard_level``,
-        ``spread``, ``tile``).
+        ``spread``, ``tile``). ``rounds="auto"``: by where the init's endmembers came from
+        (`endmember_origin`): extracted from the scene, the prior-weight rule (``None``: two
+        rounds when the weight is >= 1), which moves them further towards the truth; given
+        (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
 
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
@@ -166,6 +170,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     from ..runs.folder import load_result, run_record, save_result
 
     check_output_dir(out, overwrite, [scene_path, init])
+    if rounds != "auto" and rounds is not None:
+        check_range("rounds", rounds, low=1, integer=True)
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
     timesteps(t0, steps, 1000)
@@ -187,6 +193,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                          f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
                          "another scene?)")
     _check_init(res, A0, E0, init, scene)
+    origin = endmember_origin(res.get("run"))
+    auto = rounds == "auto"
+    if auto:
+        rounds = None if origin == "scene" else 1
     brightness = _init_brightness(res, init, scene.rows, scene.cols)
     ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
     sp = None
@@ -240,6 +250,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         E_full[:, good], std_full[:, good] = r.endmembers, r.endmembers_std
         r.endmembers, r.endmembers_std = E_full, std_full
     record["refine"] = r.record
+    record["refine"]["init_endmembers_origin"] = origin
+    if auto:
+        record["refine"]["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if origin == "scene"
+                                           else f"auto: endmembers {origin}")
     record["refine"]["bands_used"] = int(good.sum())
     record["refine"]["brightness_divided"] = brightness is not None
     record["timings_s"]["refine"] = r.record["seconds"]
@@ -267,6 +281,31 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                              mask=scene.mask, title="width of the 90 % posterior interval")
         write_json(tmp / "run.json", record)
     return record
+
+
+def endmember_origin(run: Any) -> str:
+    """Where a result's endmembers came from, by its run.json (``run``): ``"scene"`` (a blind
+    method, HybridSTU on extracted endmembers, or endmembers taken from another result folder,
+    itself unmixed from a scene), ``"given"`` (a library or an endmember file) or
+    ``"unknown"`` (no or another record, a trained HybridSTU model)."""
+    if not isinstance(run, dict) or run.get("command") != "unmix":
+        return "unknown"
+    params = run.get("parameters")
+    params = params if isinstance(params, dict) else {}
+    source = params.get("endmembers_file") or run.get("endmember_source")
+    if params.get("model") or run.get("model"):
+        return "unknown"
+    if source is None:
+        return "scene"  # blind, or HybridSTU on the endmembers it extracted
+    text = str(source)
+    if text.startswith("extracted by"):
+        return "scene"
+    path = Path(text)
+    if path.is_dir() or path.name == "result.npz":
+        return "scene"
+    # a library spectrum (LIB.mat:names) or an endmember file; a result folder since moved
+    # still has no suffix
+    return "given" if ".mat:" in text or path.suffix else "scene"
 
 
 def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
