@@ -105,3 +105,26 @@ def test_dlr_bands_of_nodata_are_bad_bands(tmp_path):
     assert np.isnan(s.load()[..., bad]).all()
     assert np.nanmin(s.load()[s.mask]) > 0  # no -3.2768 anywhere
     assert s.mask.sum() == 7 * 11 - 1 and not s.mask[0, 0]
+
+
+# -- the processing level in the metadata XML (level_X/base/level) -------------------------------
+def test_l1c_product_is_radiance_not_reflectance(tmp_path):
+    """An L1C product has the L2A layout (one SPECTRAL_IMAGE, per-band gain/offset) but holds
+    top-of-atmosphere radiance (EnMAP product specification; SNAP's EnMAP reader labels L1C
+    'radiance' from level_X/base/level)."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    write_enmap(tmp_path / "l1c", stored, WL, FWHM, GAIN, OFFSET, level="L1C")
+    s = read_scene(tmp_path / "l1c")
+    assert s.units == "radiance" and s.metadata["product"] == "EnMAP L1C"
+    l2a = read_scene(write_enmap(tmp_path / "l2a", stored, WL, FWHM, GAIN, OFFSET)[1])
+    assert l2a.units == "reflectance" and l2a.metadata["product"] == "EnMAP L2A"
+
+
+def test_l1b_product_is_refused_by_name(tmp_path):
+    """L1B has two images (VNIR, SWIR) in sensor geometry: refused with one clear line, not
+    with a band-count mismatch against whichever image sorts first."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    tif, xml = write_enmap(tmp_path / "l1b", stored, WL, FWHM, GAIN, OFFSET, level="L1B")
+    with pytest.raises(InputError, match="L1B") as err:
+        read_scene(xml)
+    assert "expected an EnMAP L1C or L2A product" in str(err.value) and "\n" not in str(err.value)
