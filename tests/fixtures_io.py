@@ -89,12 +89,15 @@ def write_tif(path: Path, stored: np.ndarray, *, nodata=None, transform=UTM33N_T
 
 
 def write_enmap(folder: Path, stored: np.ndarray, wavelengths, fwhm, gains, offsets, *,
-                nodata: int = -32768, level: str = "L2A") -> tuple[Path, Path]:
+                nodata: int | None = -32768, level: str = "L2A",
+                background: int | None = None) -> tuple[Path, Path]:
     """A fake EnMAP L1C or L2A product: ``*-SPECTRAL_IMAGE.TIF`` (int16) + ``*-METADATA.XML``.
 
     The XML follows the real layout: ``level_X/base/level`` (``L1B``, ``L1C`` or ``L2A``) and
     ``level_X/specific/bandCharacterisation/bandID[@number]`` with ``wavelengthCenterOfBand``,
-    ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``.
+    ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``; ``background`` writes
+    ``specific/backgroundValue`` (the no-data value of the spectral bands), ``nodata=None``
+    an image without a nodata tag.
     """
     stem = f"ENMAP01-____{level}-DT0000000001_20230101T100000Z_001_V010400_20230102T000000Z"
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,6 +108,8 @@ def write_enmap(folder: Path, stored: np.ndarray, wavelengths, fwhm, gains, offs
     ET.SubElement(base, "level").text = level
     specific = ET.SubElement(root, "specific")
     ET.SubElement(specific, "code").text = level
+    if background is not None:
+        ET.SubElement(specific, "backgroundValue").text = str(background)
     chars = ET.SubElement(specific, "bandCharacterisation")
     order = list(range(len(wavelengths)))[::-1]  # out of order on purpose: sort by number
     for i in order:

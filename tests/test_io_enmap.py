@@ -128,3 +128,24 @@ def test_l1b_product_is_refused_by_name(tmp_path):
     with pytest.raises(InputError, match="L1B") as err:
         read_scene(xml)
     assert "expected an EnMAP L1C or L2A product" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_background_value_of_the_xml_marks_nodata_when_the_image_has_no_tag(tmp_path):
+    """level_X/specific/backgroundValue is the documented no-data value of the spectral bands
+    (SNAP's EnMAP reader uses it): an image without a nodata tag must not turn -32768 into
+    reflectance -3.2768."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    stored[2, 3] = -32768
+    stored[..., 4] = -32768  # a band of background only
+    write_enmap(tmp_path / "p", stored, WL, FWHM, GAIN, OFFSET, nodata=None, background=-32768)
+    s = read_scene(tmp_path / "p")
+    assert s.nodata == -32768 and not s.mask[2, 3] and s.mask.sum() == 76
+    np.testing.assert_array_equal(s.good_bands, [True, True, True, True, False])
+    assert np.nanmin(s.load()[s.mask][:, :4]) > 0
+
+
+def test_bad_background_value_is_input_error(tmp_path):
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    _, xml = write_enmap(tmp_path / "p", stored, WL, FWHM, GAIN, OFFSET, nodata=None, background="none")
+    with pytest.raises(InputError, match="backgroundValue"):
+        read_scene(xml)

@@ -5,7 +5,8 @@ The XML root (``level_X``) holds ``base/level`` (``L1B``, ``L1C`` or ``L2A``) an
 (nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and ``OffsetOfBand``; physical value = stored *
 gain + offset. L2A holds surface reflectance; L1C has the same layout but holds top-of-
 atmosphere radiance; L1B (a VNIR and a SWIR image in sensor geometry) is refused. The
-image's nodata value marks invalid pixels. The input may be the product folder, the XML or
+image's nodata value marks invalid pixels; an image without one uses the XML's
+``specific/backgroundValue`` (the no-data value of the spectral bands). The input may be the product folder, the XML or
 the TIF.
 """
 
@@ -20,7 +21,7 @@ from ..errors import in_file
 from ..scene import Scene
 from . import geotiff
 from .bands import overlap_policy
-from .checks import require_regular_file
+from .checks import number, reading, require_regular_file
 
 
 def product_files(path: Path) -> tuple[Path, Path]:
@@ -55,20 +56,27 @@ def _local(tag: str) -> str:
 UNITS = {"L1C": "radiance", "L2A": "reflectance"}  # what each readable level's pixels hold
 
 
-def product_level(xml: Path) -> str:
-    """The processing level ``level_X/base/level`` names, ``"L1C"`` or ``"L2A"`` (``"L2A"`` when
-    the XML has none); `InputError` for L1B and anything else."""
+def product_info(xml: Path) -> tuple[str, float | None]:
+    """``(level, background)``: the processing level ``level_X/base/level`` names, ``"L1C"`` or
+    ``"L2A"`` (``"L2A"`` when the XML has none; `InputError` for L1B and anything else), and
+    ``level_X/specific/backgroundValue``, the no-data value of the spectral bands (None when
+    absent)."""
     try:
         root = ET.parse(xml).getroot()
     except (ET.ParseError, OSError) as exc:
         raise in_file(xml, f"cannot parse the metadata XML ({exc})") from None
-    base = next((c for c in root if _local(c.tag) == "base"), None)
-    el = None if base is None else next((c for c in base if _local(c.tag) == "level"), None)
+
+    def child(parent, name):
+        return None if parent is None else next((c for c in parent if _local(c.tag) == name), None)
+
+    el = child(child(root, "base"), "level")
     level = "L2A" if el is None or not (el.text or "").strip() else el.text.strip().upper()
     if level not in UNITS:
         what = " (a VNIR and a SWIR image in sensor geometry)" if level == "L1B" else ""
         raise in_file(xml, f"base/level is {level[:20]!r}{what}; expected an EnMAP L1C or L2A product")
-    return level
+    el = child(child(root, "specific"), "backgroundValue")
+    background = None if el is None else number(el.text or "", "specific/backgroundValue", xml)
+    return level, background
 
 
 def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
@@ -116,7 +124,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     overlap_policy(overlap)
     tif, xml = product_files(Path(path))
     bc = band_characterisation(xml)
-    level = product_level(xml)
+    level, background = product_info(xml)
     n = bc["wavelength"].size
     probe = geotiff.GeoTiffSource(tif)
     if probe.shape[2] != n:
@@ -129,8 +137,10 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     if np.any(bc["gain"] == 0):
         raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
     fwhm = bc["fwhm"] if np.all(np.isfinite(bc["fwhm"])) else None
+    with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
+        tagged = ds.nodata is not None
     scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],
-                         fwhm=fwhm, overlap=overlap)
+                         fwhm=fwhm, overlap=overlap, nodata=None if tagged else background)
     scene.metadata.update(format="enmap", metadata_xml=str(xml), product=f"EnMAP {level}")
     scene.metadata.pop("band_names", None)
     scene.units = UNITS[level]
