@@ -89,20 +89,27 @@ def write_tif(path: Path, stored: np.ndarray, *, nodata=None, transform=UTM33N_T
 
 
 def write_enmap(folder: Path, stored: np.ndarray, wavelengths, fwhm, gains, offsets, *,
-                nodata: int = -32768) -> tuple[Path, Path]:
-    """A fake EnMAP L2A product: ``*-SPECTRAL_IMAGE.TIF`` (int16) + ``*-METADATA.XML``.
+                nodata: int | None = -32768, level: str = "L2A",
+                background: int | None = None) -> tuple[Path, Path]:
+    """A fake EnMAP L1C or L2A product: ``*-SPECTRAL_IMAGE.TIF`` (int16) + ``*-METADATA.XML``.
 
-    The XML follows the real layout: ``level_X/specific/bandCharacterisation/bandID[@number]``
-    with ``wavelengthCenterOfBand``, ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``.
+    The XML follows the real layout: ``level_X/base/level`` (``L1B``, ``L1C`` or ``L2A``) and
+    ``level_X/specific/bandCharacterisation/bandID[@number]`` with ``wavelengthCenterOfBand``,
+    ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``; ``background`` writes
+    ``specific/backgroundValue`` (the no-data value of the spectral bands), ``nodata=None``
+    an image without a nodata tag.
     """
-    stem = "ENMAP01-____L2A-DT0000000001_20230101T100000Z_001_V010400_20230102T000000Z"
+    stem = f"ENMAP01-____{level}-DT0000000001_20230101T100000Z_001_V010400_20230102T000000Z"
     folder.mkdir(parents=True, exist_ok=True)
     tif = write_tif(folder / f"{stem}-SPECTRAL_IMAGE.TIF", stored, nodata=nodata)
     root = ET.Element("level_X")
     base = ET.SubElement(root, "base")
-    ET.SubElement(base, "format").text = "ENMAP_L2A"
+    ET.SubElement(base, "format").text = f"ENMAP_{level}"
+    ET.SubElement(base, "level").text = level
     specific = ET.SubElement(root, "specific")
-    ET.SubElement(specific, "code").text = "L2A"
+    ET.SubElement(specific, "code").text = level
+    if background is not None:
+        ET.SubElement(specific, "backgroundValue").text = str(background)
     chars = ET.SubElement(specific, "bandCharacterisation")
     order = list(range(len(wavelengths)))[::-1]  # out of order on purpose: sort by number
     for i in order:

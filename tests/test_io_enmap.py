@@ -105,3 +105,47 @@ def test_dlr_bands_of_nodata_are_bad_bands(tmp_path):
     assert np.isnan(s.load()[..., bad]).all()
     assert np.nanmin(s.load()[s.mask]) > 0  # no -3.2768 anywhere
     assert s.mask.sum() == 7 * 11 - 1 and not s.mask[0, 0]
+
+
+# -- the processing level in the metadata XML (level_X/base/level) -------------------------------
+def test_l1c_product_is_radiance_not_reflectance(tmp_path):
+    """An L1C product has the L2A layout (one SPECTRAL_IMAGE, per-band gain/offset) but holds
+    top-of-atmosphere radiance (EnMAP product specification; SNAP's EnMAP reader labels L1C
+    'radiance' from level_X/base/level)."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    write_enmap(tmp_path / "l1c", stored, WL, FWHM, GAIN, OFFSET, level="L1C")
+    s = read_scene(tmp_path / "l1c")
+    assert s.units == "radiance" and s.metadata["product"] == "EnMAP L1C"
+    l2a = read_scene(write_enmap(tmp_path / "l2a", stored, WL, FWHM, GAIN, OFFSET)[1])
+    assert l2a.units == "reflectance" and l2a.metadata["product"] == "EnMAP L2A"
+
+
+def test_l1b_product_is_refused_by_name(tmp_path):
+    """L1B has two images (VNIR, SWIR) in sensor geometry: refused with one clear line, not
+    with a band-count mismatch against whichever image sorts first."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    tif, xml = write_enmap(tmp_path / "l1b", stored, WL, FWHM, GAIN, OFFSET, level="L1B")
+    with pytest.raises(InputError, match="L1B") as err:
+        read_scene(xml)
+    assert "expected an EnMAP L1C or L2A product" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_background_value_of_the_xml_marks_nodata_when_the_image_has_no_tag(tmp_path):
+    """level_X/specific/backgroundValue is the documented no-data value of the spectral bands
+    (SNAP's EnMAP reader uses it): an image without a nodata tag must not turn -32768 into
+    reflectance -3.2768."""
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    stored[2, 3] = -32768
+    stored[..., 4] = -32768  # a band of background only
+    write_enmap(tmp_path / "p", stored, WL, FWHM, GAIN, OFFSET, nodata=None, background=-32768)
+    s = read_scene(tmp_path / "p")
+    assert s.nodata == -32768 and not s.mask[2, 3] and s.mask.sum() == 76
+    np.testing.assert_array_equal(s.good_bands, [True, True, True, True, False])
+    assert np.nanmin(s.load()[s.mask][:, :4]) > 0
+
+
+def test_bad_background_value_is_input_error(tmp_path):
+    stored = np.rint(scene_cube() * 5000).astype(np.int16)
+    _, xml = write_enmap(tmp_path / "p", stored, WL, FWHM, GAIN, OFFSET, nodata=None, background="none")
+    with pytest.raises(InputError, match="backgroundValue"):
+        read_scene(xml)

@@ -542,3 +542,20 @@ def test_band_name_wavelengths_keep_their_widths(tmp_path):
     scene = read_scene(hdr)
     np.testing.assert_allclose(scene.wavelengths, [450, 550, 650, 750, 850])
     np.testing.assert_allclose(scene.fwhm, [10, 10, 12, 12, 14])
+
+
+def test_major_frame_offsets_are_refused_by_name_and_zero_ones_read(tmp_path):
+    """ENVI's optional 'major frame offsets' = {bytes before, bytes after} each major frame
+    (line): bytes inside the data file that are not samples. Nonzero ones are refused naming
+    the field, not with a band count the data file is said to hold; {0, 0} changes nothing."""
+    stored = scene_cube(rows=3, cols=4, bands=2)
+    hdr = write_envi(tmp_path, stored, interleave="bil", extra={"major frame offsets": "{0, 0}"})
+    np.testing.assert_allclose(read_scene(hdr).load(), stored)
+    raw = stored.transpose(0, 2, 1).reshape(3, -1)  # one BIL line per row
+    pad = np.zeros((3, 2), np.float32)  # 8 bytes before each line
+    (tmp_path / "scene.img").write_bytes(np.concatenate([pad, raw], axis=1).astype("<f4").tobytes())
+    text = hdr.read_text().replace("major frame offsets = {0, 0}", "major frame offsets = {8, 0}")
+    hdr.write_text(text)
+    with pytest.raises(InputError, match="'major frame offsets'") as err:
+        read_scene(hdr)
+    assert "bands but the data file" not in str(err.value)

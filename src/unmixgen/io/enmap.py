@@ -1,9 +1,13 @@
-"""EnMAP Level-2A products: ``*SPECTRAL_IMAGE*.TIF`` + ``*METADATA.XML`` (read only).
+"""EnMAP Level-2A (and Level-1C) products: ``*SPECTRAL_IMAGE*.TIF`` + ``*METADATA.XML`` (read only).
 
-The XML root (``level_X``) holds ``specific/bandCharacterisation/bandID[@number]`` elements
-with ``wavelengthCenterOfBand`` (nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and
-``OffsetOfBand``; physical value = stored * gain + offset. The image's nodata value marks
-invalid pixels. The input may be the product folder, the XML or the TIF.
+The XML root (``level_X``) holds ``base/level`` (``L1B``, ``L1C`` or ``L2A``) and
+``specific/bandCharacterisation/bandID[@number]`` elements with ``wavelengthCenterOfBand``
+(nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and ``OffsetOfBand``; physical value = stored *
+gain + offset. L2A holds surface reflectance; L1C has the same layout but holds top-of-
+atmosphere radiance; L1B (a VNIR and a SWIR image in sensor geometry) is refused. The
+image's nodata value marks invalid pixels; an image without one uses the XML's
+``specific/backgroundValue`` (the no-data value of the spectral bands). The input may be the product folder, the XML or
+the TIF.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from ..errors import in_file
 from ..scene import Scene
 from . import geotiff
 from .bands import overlap_policy
-from .checks import require_regular_file
+from .checks import number, reading, require_regular_file
 
 
 def product_files(path: Path) -> tuple[Path, Path]:
@@ -47,6 +51,32 @@ def product_files(path: Path) -> tuple[Path, Path]:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+UNITS = {"L1C": "radiance", "L2A": "reflectance"}  # what each readable level's pixels hold
+
+
+def product_info(xml: Path) -> tuple[str, float | None]:
+    """``(level, background)``: the processing level ``level_X/base/level`` names, ``"L1C"`` or
+    ``"L2A"`` (``"L2A"`` when the XML has none; `InputError` for L1B and anything else), and
+    ``level_X/specific/backgroundValue``, the no-data value of the spectral bands (None when
+    absent)."""
+    try:
+        root = ET.parse(xml).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise in_file(xml, f"cannot parse the metadata XML ({exc})") from None
+
+    def child(parent, name):
+        return None if parent is None else next((c for c in parent if _local(c.tag) == name), None)
+
+    el = child(child(root, "base"), "level")
+    level = "L2A" if el is None or not (el.text or "").strip() else el.text.strip().upper()
+    if level not in UNITS:
+        what = " (a VNIR and a SWIR image in sensor geometry)" if level == "L1B" else ""
+        raise in_file(xml, f"base/level is {level[:20]!r}{what}; expected an EnMAP L1C or L2A product")
+    el = child(child(root, "specific"), "backgroundValue")
+    background = None if el is None else number(el.text or "", "specific/backgroundValue", xml)
+    return level, background
 
 
 def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
@@ -83,7 +113,8 @@ def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
 
 
 def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
-    """Read an EnMAP L2A product lazily (``metadata["format"] = "enmap"``).
+    """Read an EnMAP L2A (reflectance) or L1C (radiance) product lazily
+    (``metadata["format"] = "enmap"``, ``metadata["product"]`` names the level).
 
     DLR stores the VNIR bands, then the SWIR bands: the wavelengths step back at the
     detector overlap (~993 nm, then ~902 nm). ``overlap`` says what to present there (see
@@ -93,6 +124,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     overlap_policy(overlap)
     tif, xml = product_files(Path(path))
     bc = band_characterisation(xml)
+    level, background = product_info(xml)
     n = bc["wavelength"].size
     probe = geotiff.GeoTiffSource(tif)
     if probe.shape[2] != n:
@@ -105,11 +137,13 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     if np.any(bc["gain"] == 0):
         raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
     fwhm = bc["fwhm"] if np.all(np.isfinite(bc["fwhm"])) else None
+    with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
+        tagged = ds.nodata is not None
     scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],
-                         fwhm=fwhm, overlap=overlap)
-    scene.metadata.update(format="enmap", metadata_xml=str(xml), product="EnMAP L2A")
+                         fwhm=fwhm, overlap=overlap, nodata=None if tagged else background)
+    scene.metadata.update(format="enmap", metadata_xml=str(xml), product=f"EnMAP {level}")
     scene.metadata.pop("band_names", None)
-    scene.units = "reflectance"
+    scene.units = UNITS[level]
     scene.path = str(path)
     scene.name = tif.name.upper().split("-SPECTRAL_IMAGE")[0] if "-SPECTRAL_IMAGE" in tif.name.upper() else tif.stem
     return scene

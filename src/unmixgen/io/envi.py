@@ -7,7 +7,8 @@ copy, `io.raw`). `Scene.read` then touches only the window asked for.
 Header fields used
 ------------------
 ``samples``, ``lines``, ``bands``, ``data type``, ``interleave`` (required);
-``byte order``, ``header offset``, ``wavelength`` + ``wavelength units``, ``fwhm``, ``bbl``,
+``byte order``, ``header offset`` (``major frame offsets`` other than ``{0, 0}`` are refused),
+``wavelength`` + ``wavelength units``, ``fwhm``, ``bbl``,
 ``band names`` (also the wavelengths, when ``wavelength`` is absent and every name holds
 one, e.g. ``376.44 Nanometers``), ``data ignore value``, ``data gain values`` and ``data
 offset values`` (physical = stored * gain + offset, per band), ``reflectance scale factor``
@@ -382,6 +383,12 @@ def _layout(h: dict, hdr: Path) -> tuple[int, int, int, np.dtype, str, int, int]
     offset = _int_field(h, "header offset", hdr, default=0)
     if offset < 0:
         raise in_file(hdr, f"header offset = {offset}; expected >= 0 bytes")
+    frame = _floats(h, "major frame offsets", hdr)
+    if frame is not None and np.any(frame != 0):
+        # bytes before/after each line inside the data file: the samples are not where the
+        # layout below puts them, so reading on would shift every value
+        raise in_file(hdr, f"'major frame offsets' = {h['major frame offsets'].strip()[:40]} is not supported; "
+                           "expected {0, 0} (bytes around each line of the data file)")
     dtype = np.dtype(("<" if byte_order == 0 else ">") + DATA_TYPES[code])
     return rows, cols, bands, dtype, interleave, offset, byte_order
 
