@@ -166,6 +166,9 @@ def main() -> None:
     ap.add_argument("--spectra-prior", default=None)
     ap.add_argument("--timing", action="store_true", help="also time one 100x100 scene, 8 samples x 20 steps")
     ap.add_argument("--timing-only", action="store_true", help="only the 100x100 timing (no suite)")
+    ap.add_argument("--timing-init", choices=("true-E fcls", "auto"), default="true-E fcls",
+                    help="init of the timing scene: FCLS with the true endmembers (one round) or the blind "
+                         "default (the prior-weight rule's rounds, as `unmixgen refine` runs it)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--profile", default=None, help="write a cProfile of the timing run to this file")
     ap.add_argument("--timing-save", default=None, help="save the timing run's result arrays to this .npz")
@@ -235,24 +238,32 @@ def main() -> None:
         if args.denoising:
             denoising_table(sp, args.mlp_steps)
     if args.timing or args.timing_only:
-        timing(em, ab, sp, opts, args.profile, args.timing_save)
+        timing(em, ab, sp, opts, args.profile, args.timing_save, args.timing_init)
 
 
-def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None = None) -> None:
-    """One 100x100 scene (20 dB, true endmembers, FCLS init), 8 samples x 20 steps: wall and
-    CPU (process) seconds of `refine` and the load average (other jobs inflate wall time)."""
+def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None = None,
+           init: str = "true-E fcls") -> None:
+    """One 100x100 scene (20 dB), 8 samples x 20 steps: wall and CPU (process) seconds of
+    `refine` and the load average (other jobs inflate wall time). ``init``: FCLS with the true
+    endmembers (one round), or the blind default's result (``auto``: endmembers from the scene,
+    so the prior-weight rule's rounds, as `unmixgen refine` runs it)."""
     import cProfile
     import os
 
     At = abundance_maps(100, 100, 4, np.random.default_rng(0), purity=2.0, max_abundance=0.8)
     Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0)[0].to_scene().load(),
                    np.float32)
-    A0 = fcls(Y.reshape(-1, Y.shape[-1]), em.spectra).reshape(100, 100, 4)
+    E0 = em.spectra
+    if init == "auto":
+        blind = make_method(DEFAULT_METHOD, 4, seed=0).fit(Scene(Y, wavelengths=em.wavelengths))
+        E0 = blind.endmembers_
+        opts = {"rounds": None, **opts}
+    A0 = fcls(Y.reshape(-1, Y.shape[-1]), E0).reshape(100, 100, 4) if init != "auto" else blind.abundances_
     prof = cProfile.Profile() if profile else None
     t, c = time.perf_counter(), time.process_time()
     if prof is not None:
         prof.enable()
-    r = refine(Y, em.spectra, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths, samples=8,
+    r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths, samples=8,
                steps=20, **opts)
     if prof is not None:
         prof.disable()
@@ -265,7 +276,8 @@ def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None 
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\ntiming: 100x100x{Y.shape[-1]}, p=4, 8 samples x 20 steps (+20 endmember steps): "
           f"{wall:.1f} s wall, {cpu:.1f} s CPU, torch threads {torch.get_num_threads()}, load average {load}; "
-          f"RMSE {m['abundance_rmse_percent']:.3f} %, SAD {m['sad_deg_mean']:.3f} deg")
+          f"RMSE {m['abundance_rmse_percent']:.3f} %, SAD {m['sad_deg_mean']:.3f} deg; init {init}, "
+          f"rounds {r.record['rounds']}, prior weight {r.record['lam']:g}")
 
 
 def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:

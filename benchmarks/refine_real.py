@@ -93,6 +93,7 @@ def main() -> None:
             r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp if scene.wavelengths is not None else None,
                        mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
+                       rounds=None,  # both inits extract their endmembers from the scene: `refine`'s default
                        **({} if args.endmember_tolerance is None else
                           {"endmember_tolerance": args.endmember_tolerance}))
             sec = time.perf_counter() - t
@@ -103,7 +104,8 @@ def main() -> None:
             f = lambda k, m0=m0, m1=m1: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
             print(f"| {name} | {init} | {f('rmse')} | {f('sad')} | {f('sre')} | {f('psnr')} | {f('sam')} | "
                   f"{100 * g['pixels_kept_fraction']:.0f}% | {g['endmembers_kept']} | {c['cov50']:.2f} | "
-                  f"{c['cov90']:.2f} | {c['spearman']:.2f} | {c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} |", flush=True)
+                  f"{c['cov90']:.2f} | {c['spearman']:.2f} | {c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} "
+                  f"({r.record['rounds']} round{'s' if r.record['rounds'] > 1 else ''}) |", flush=True)
 
 
 if __name__ == "__main__":

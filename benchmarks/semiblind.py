@@ -55,7 +55,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int):
+def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default"):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -78,7 +78,12 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int):
         if len(picked) == p:
             break
     E = spectra[picked].astype(np.float32)
-    A = abundance_maps(size, size, p, seed, max_abundance=0.8)
+    if maps == "default":
+        A = abundance_maps(size, size, p, seed, max_abundance=0.8)
+    else:  # the refinement suite's map kinds (rough, Voronoi regions, sharp near-pure patches)
+        from refine import MAPS
+
+        A = abundance_maps(size, size, p, seed, **MAPS[maps])
     sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, seed=seed)[0]
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
 
@@ -164,8 +169,9 @@ def suite_sim(args) -> None:
     for snr in args.snr:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                scene, E = usgs_scene(args.p, args.size, snr, var, seed)
-                case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}"
+                scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps)
+                case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
+                                                                         f" {args.maps}")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -400,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
     ap.add_argument("--variability", type=float, default=0.15)
     ap.add_argument("--p", type=int, default=5)
+    ap.add_argument("--maps", choices=("default", "procedural", "rough", "regions", "sharp"), default="default",
+                    help="sim suite: the scenes' abundance maps (default: this suite's smooth fields; the others "
+                         "are benchmarks/refine.py's kinds)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--first-seed", type=int, default=0)
