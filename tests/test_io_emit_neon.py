@@ -129,3 +129,15 @@ def test_a_truncated_emit_file_is_damaged_not_unknown(tmp_path):
     e["path"].write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="cannot open as HDF5/NetCDF .*damaged"):
         detect_format(e["path"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -8.5, np.inf])
+def test_emit_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    # the cube is fine: only the widths are unusable, so they are dropped (named), not kept
+    e = make_emit_nc(tmp_path / "e.nc")
+    with h5py.File(e["path"], "r+") as f:
+        f["sensor_band_parameters/fwhm"][2] = bad
+    with pytest.warns(UserWarning, match=r"e.nc: fwhm values hold .*expected finite positive widths"):
+        s = read_scene(e["path"])
+    assert s.fwhm is None
+    np.testing.assert_array_equal(s.load()[1:], e["cube"][1:])

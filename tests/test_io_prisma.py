@@ -277,3 +277,27 @@ def test_external_raw_storage_and_virtual_dataset_refused(tmp_path):
     _replace_vnir(fp2, virtual)
     with pytest.raises(InputError, match="VNIR_Cube is a virtual dataset that maps other files; refused"):
         read_scene(fp2.path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -10.0])
+def test_bad_fwhm_of_a_used_slot_is_dropped_with_a_warning(tmp_path, bad):
+    # unused slots (wavelength 0) have FWHM 0 in real products: only used slots are judged
+    fp = _small(tmp_path)
+    fw = fp.fwhm_swir.astype(np.float32)
+    fw[5] = bad  # a used SWIR slot
+    with h5py.File(fp.path, "r+") as f:
+        f.attrs["List_Fwhm_Swir"] = fw
+    with pytest.warns(UserWarning, match=r"List_Fwhm_Swir values hold .*expected finite positive widths"):
+        s = read_scene(fp.path)
+    assert s.fwhm is None
+
+
+def test_zero_fwhm_of_unused_slots_is_not_a_bad_fwhm(tmp_path):
+    import warnings
+
+    fp = _small(tmp_path)
+    assert fp.fwhm_vnir[list(VNIR_ZERO_SLOTS)].max() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = read_scene(fp.path)
+    assert s.fwhm is not None and np.all(s.fwhm > 0)

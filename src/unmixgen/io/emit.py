@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import in_file
 from ..scene import Scene
 from . import hdf5
-from .bands import arrange, overlap_policy, per_band, require_good_band
+from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
 from .checks import make_scene, quiet_gdal, reading
 
 VARIABLES = {"reflectance": "reflectance", "radiance": "radiance"}
@@ -76,6 +76,7 @@ def _band_parameters(f: h5py.File, path: Path, bands: int, allow_external: bool)
     fw_ds = hdf5.dataset(sbp, "fwhm", path, allow_external=allow_external, ndim=1, required=False)
     fwhm = None if fw_ds is None else per_band(hdf5.read_small(fw_ds, path).astype(np.float64),
                                                bands, "fwhm values", path)
+    fwhm = usable_fwhm(fwhm, "fwhm values", path)
     gw_ds = hdf5.dataset(sbp, "good_wavelengths", path, allow_external=allow_external, ndim=1,
                          required=False)
     good = None

@@ -71,7 +71,7 @@ from ..errors import check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import hdf5
-from .bands import arrange, overlap_policy
+from .bands import arrange, overlap_policy, usable_fwhm
 from .checks import count, make_scene, number, reading
 
 LEVELS = ("L1", "L2B", "L2C", "L2D")
@@ -301,7 +301,9 @@ def _band_table(f: h5py.File, cube: str, nb: int, path: Path) -> tuple[np.ndarra
     if fw is not None and (fw.size != nb or fw.dtype.kind not in "iuf"):
         fw = None
     slots = np.flatnonzero(use)
-    return slots, cw[slots], (None if fw is None else fw[slots].astype(np.float64))
+    if fw is not None:  # judged on the used slots only: unused ones hold 0
+        fw = usable_fwhm(fw[slots].astype(np.float64), f"List_Fwhm_{cube} values", path)
+    return slots, cw[slots], fw
 
 
 def _scaling(f: h5py.File, cube: str, level: str, path: Path) -> tuple[float, float]:
