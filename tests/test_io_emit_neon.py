@@ -141,3 +141,23 @@ def test_emit_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
         s = read_scene(e["path"])
     assert s.fwhm is None
     np.testing.assert_array_equal(s.load()[1:], e["cube"][1:])
+
+
+@pytest.mark.parametrize("gt", [
+    [-116.2, 0.0, 0.0, 36.5, 0.0, -0.00054],  # zero pixel width
+    [-116.2, 0.00054, 0.0, 36.5, 0.0, 0.0],  # zero pixel height
+    [-116.2, 0.00054, 0.00054, 36.5, 0.00054, 0.00054],  # both axes along one line
+])
+def test_emit_geotransform_with_no_area_is_refused(emit, gt):
+    with h5py.File(emit["path"], "r+") as f:
+        f.attrs["geotransform"] = np.array(gt)
+    with pytest.raises(InputError, match=r"\.nc: global attribute 'geotransform' .* zero .*expected"):
+        read_scene(emit["path"], ortho=True)
+    assert read_scene(emit["path"]).transform is None  # raw geometry does not use it
+
+
+def test_emit_rotated_geotransform_is_kept(emit):
+    gt = [-116.2, 0.0, 0.0005, 36.5, -0.0005, 0.0]  # 90 degrees: zero diagonal, non-zero area
+    with h5py.File(emit["path"], "r+") as f:
+        f.attrs["geotransform"] = np.array(gt)
+    assert read_scene(emit["path"], ortho=True).transform == pytest.approx((0, 0.0005, -116.2, -0.0005, 0, 36.5))

@@ -113,6 +113,9 @@ def _ortho_geo(f: h5py.File, path: Path):
         if g.size != 6 or g.dtype.kind not in "iuf" or not np.all(np.isfinite(g.astype(float))):
             raise in_file(path, "global attribute 'geotransform' is not 6 finite numbers (GDAL order)")
         g = g.astype(np.float64)
+        if g[1] * g[5] - g[2] * g[4] == 0:  # a zero pixel size, or both axes along one line
+            raise in_file(path, f"global attribute 'geotransform' {g.tolist()} gives pixels of zero area; "
+                                "expected non-zero pixel sizes (GDAL order)")
         transform = (g[1], g[2], g[0], g[4], g[5], g[3])
     if ref:
         from rasterio.crs import CRS
