@@ -161,3 +161,13 @@ def test_emit_rotated_geotransform_is_kept(emit):
     with h5py.File(emit["path"], "r+") as f:
         f.attrs["geotransform"] = np.array(gt)
     assert read_scene(emit["path"], ortho=True).transform == pytest.approx((0, 0.0005, -116.2, -0.0005, 0, 36.5))
+
+
+@pytest.mark.parametrize("bad, shown", [(-10000.0, "-10000"), (np.inf, "inf"), (np.nan, "nan")])
+def test_neon_scale_factor_negative_or_not_finite(tmp_path, bad, shown):
+    # a negative factor would turn every reflectance negative; inf would make it all 0
+    n = make_neon_h5(tmp_path / "n.h5")
+    with h5py.File(n["path"], "r+") as f:
+        f["SERC/Reflectance/Reflectance_Data"].attrs["Scale_Factor"] = bad
+    with pytest.raises(InputError, match=rf"n.h5: .*'Scale_Factor' = {shown}; expected a (positive|finite)"):
+        read_scene(n["path"])
