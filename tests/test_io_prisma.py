@@ -301,3 +301,27 @@ def test_zero_fwhm_of_unused_slots_is_not_a_bad_fwhm(tmp_path):
         warnings.simplefilter("error")
         s = read_scene(fp.path)
     assert s.fwhm is not None and np.all(s.fwhm > 0)
+
+
+def test_flagged_fraction_counts_the_scenes_bands_not_unused_slots(tmp_path):
+    # 66 + 173 slots, 5 unused (wavelength 0): the fraction is of the 234 bands the scene has
+    fp = _small(tmp_path)
+    used_v = [s for s in range(66) if s not in VNIR_ZERO_SLOTS]  # 63
+    used_s = [s for s in range(173) if s not in SWIR_ZERO_SLOTS]  # 171
+    with h5py.File(fp.path, "r+") as f:
+        fields = f["HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields"]
+        ev, es = fields["VNIR_PIXEL_L2_ERR_MATRIX"], fields["SWIR_PIXEL_L2_ERR_MATRIX"]
+        v, s = ev[...], es[...]
+        # (1, 2): 118 of 234 bands flagged (50.4 %) -> invalid
+        v[1, used_v, 2] = 1
+        s[1, used_s[:55], 2] = 1
+        # (0, 1): 115 of 234 bands (49.1 %) plus the 5 unused slots -> valid
+        v[0, used_v, 1] = 1
+        s[0, used_s[:52], 1] = 1
+        v[0, list(VNIR_ZERO_SLOTS), 1] = 1
+        s[0, list(SWIR_ZERO_SLOTS), 1] = 1
+        ev[...], es[...] = v, s
+    m = read_scene(fp.path, flagged_fraction=0.5).mask
+    assert not m[1, 2]
+    assert m[0, 1]
+    assert m.sum() == m.size - 1

@@ -210,11 +210,11 @@ class PrismaSource:
 class _PrismaMask:
     """Valid-pixel mask of a PRISMA file, computed without reading the whole cube."""
 
-    def __init__(self, path: Path, cubes: list[str], errs: list[str], shape: tuple[int, int],
-                 flagged_fraction: float | None):
+    def __init__(self, path: Path, cubes: list[str], errs: list[tuple[str, np.ndarray]],
+                 shape: tuple[int, int], flagged_fraction: float | None):
         self.path = path
         self.cubes = cubes
-        self.errs = errs
+        self.errs = errs  # (error matrix, the stored slots the scene presents)
         self.shape = shape
         self.flagged_fraction = flagged_fraction
 
@@ -257,14 +257,16 @@ class _PrismaMask:
         if not self.errs:
             return
         rows, cols = self.shape
-        total = sum(f[n].shape[1] for n in self.errs)
-        step = max(1, (2 * _BLOCK_BYTES) // max(1, total * cols))
-        limit = self.flagged_fraction * total
+        # the fraction is of the scene's bands: unused slots (wavelength 0) and bands the
+        # overlap policy dropped count neither as flagged nor in the total
+        slots = sum(f[n].shape[1] for n, _ in self.errs)
+        step = max(1, (2 * _BLOCK_BYTES) // max(1, slots * cols))
+        limit = self.flagged_fraction * sum(idx.size for _, idx in self.errs)
         for b0 in range(0, rows, step):
             b1 = min(b0 + step, rows)
             count = np.zeros((b1 - b0, cols), np.int32)
-            for name in self.errs:
-                count += np.count_nonzero(f[name][b0:b1], axis=1)
+            for name, idx in self.errs:
+                count += np.count_nonzero(f[name][b0:b1][:, idx, :], axis=1)
             valid[b0:b1] &= ~(count > limit)
 
 
@@ -394,12 +396,13 @@ def read(
         fwhm = np.concatenate([t[3] for t in tables.values()])[order] if fw_ok else None
 
         err_kind = "PIXEL_SAT_ERR_MATRIX" if level == "L1" else "PIXEL_L2_ERR_MATRIX"
+        presented = {p.name: np.sort(p.src_idx) for p in parts}
         errs = []
         for c, t in tables.items():
             e = hdf5.dataset(fields, f"{c.upper()}_{err_kind}", path, allow_external=allow_external,
                              required=False)
-            if e is not None and e.shape == f[t[0]].shape:
-                errs.append(e.name)
+            if e is not None and e.shape == f[t[0]].shape and t[0] in presented:
+                errs.append((e.name, presented[t[0]]))
 
         crs = transform = None
         metadata = {"format": "prisma", "level": level, "overlap": overlap_policy(overlap),
