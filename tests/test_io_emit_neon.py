@@ -129,3 +129,45 @@ def test_a_truncated_emit_file_is_damaged_not_unknown(tmp_path):
     e["path"].write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="cannot open as HDF5/NetCDF .*damaged"):
         detect_format(e["path"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -8.5, np.inf])
+def test_emit_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    # the cube is fine: only the widths are unusable, so they are dropped (named), not kept
+    e = make_emit_nc(tmp_path / "e.nc")
+    with h5py.File(e["path"], "r+") as f:
+        f["sensor_band_parameters/fwhm"][2] = bad
+    with pytest.warns(UserWarning, match=r"e.nc: fwhm values hold .*expected finite positive widths"):
+        s = read_scene(e["path"])
+    assert s.fwhm is None
+    np.testing.assert_array_equal(s.load()[1:], e["cube"][1:])
+
+
+@pytest.mark.parametrize("gt", [
+    [-116.2, 0.0, 0.0, 36.5, 0.0, -0.00054],  # zero pixel width
+    [-116.2, 0.00054, 0.0, 36.5, 0.0, 0.0],  # zero pixel height
+    [-116.2, 0.00054, 0.00054, 36.5, 0.00054, 0.00054],  # both axes along one line
+])
+def test_emit_geotransform_with_no_area_is_refused(emit, gt):
+    with h5py.File(emit["path"], "r+") as f:
+        f.attrs["geotransform"] = np.array(gt)
+    with pytest.raises(InputError, match=r"\.nc: global attribute 'geotransform' .* zero .*expected"):
+        read_scene(emit["path"], ortho=True)
+    assert read_scene(emit["path"]).transform is None  # raw geometry does not use it
+
+
+def test_emit_rotated_geotransform_is_kept(emit):
+    gt = [-116.2, 0.0, 0.0005, 36.5, -0.0005, 0.0]  # 90 degrees: zero diagonal, non-zero area
+    with h5py.File(emit["path"], "r+") as f:
+        f.attrs["geotransform"] = np.array(gt)
+    assert read_scene(emit["path"], ortho=True).transform == pytest.approx((0, 0.0005, -116.2, -0.0005, 0, 36.5))
+
+
+@pytest.mark.parametrize("bad, shown", [(-10000.0, "-10000"), (np.inf, "inf"), (np.nan, "nan")])
+def test_neon_scale_factor_negative_or_not_finite(tmp_path, bad, shown):
+    # a negative factor would turn every reflectance negative; inf would make it all 0
+    n = make_neon_h5(tmp_path / "n.h5")
+    with h5py.File(n["path"], "r+") as f:
+        f["SERC/Reflectance/Reflectance_Data"].attrs["Scale_Factor"] = bad
+    with pytest.raises(InputError, match=rf"n.h5: .*'Scale_Factor' = {shown}; expected a (positive|finite)"):
+        read_scene(n["path"])

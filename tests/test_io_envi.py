@@ -327,6 +327,22 @@ def test_writer_crs_round_trip(tmp_path, epsg, transform):
     np.testing.assert_allclose(back.transform, transform)
 
 
+@pytest.mark.parametrize("epsg, transform", [
+    (4326, (0.01, 0.0, 10.0, 0.0, -0.01, 50.0)),
+    (32718, (30.0, 0.0, 300000.0, 0.0, -30.0, 8000000.0)),
+])
+def test_written_crs_is_the_same_crs_in_gdal(tmp_path, epsg, transform):
+    # QGIS opens the maps through GDAL: a 'units=Degrees' beside the coordinate system string
+    # made GDAL read WGS 84 without its EPSG identity (a CRS unequal to EPSG:4326)
+    import rasterio
+    from rasterio.crs import CRS
+
+    write_scene(Scene(scene_cube(), crs=f"EPSG:{epsg}", transform=transform), tmp_path / "c.hdr")
+    with rasterio.open(tmp_path / "c.img") as ds:
+        assert ds.crs == CRS.from_epsg(epsg) and ds.crs.to_epsg() == epsg
+        np.testing.assert_allclose(tuple(ds.transform)[:6], transform)
+
+
 def test_overlapping_detector_wavelengths_are_sorted(tmp_path):
     """Bands whose wavelengths step back (overlapping spectrometers) come out sorted."""
     import numpy as np

@@ -184,3 +184,24 @@ def test_a_tif_cut_short_is_damaged_not_read_without_its_tags(tmp_path):
     assert read_scene(tmp_path / "f.tif").wavelengths is not None
     with pytest.raises(InputError, match="cut.tif: cannot read the raster's tags .*damaged"):
         read_scene(tmp_path / "cut.tif")
+
+
+@pytest.mark.parametrize("wl, units, fwhm", [
+    ("450", None, "10"),  # nm, no unit declared: a width of 10 is 10 nm, not 10 um
+    ("0.45", None, "0.01"),  # um, no unit declared: 0.01 um
+    ("450", "nm", "10"),
+    ("0.45", "micrometers", "0.01"),
+])
+def test_fwhm_without_unit_is_in_the_wavelengths_unit(tmp_path, wl, units, fwhm):
+    # a width alone cannot tell nm from um (10 nm reads as um by magnitude); the band centres can
+    tags = [{"wavelength": f"{float(wl) * (b + 1):g}", "fwhm": fwhm, **({"wavelength_units": units} if units else {})}
+            for b in range(5)]
+    s = read_scene(write_tif(tmp_path / "f.tif", scene_cube(), band_tags=tags))
+    np.testing.assert_allclose(s.wavelengths, 450.0 * np.arange(1, 6))
+    np.testing.assert_allclose(s.fwhm, [10.0] * 5)
+
+
+def test_dataset_level_fwhm_without_unit_is_in_the_wavelengths_unit(tmp_path):
+    tags = {"wavelength": "{450, 550, 650, 750, 850}", "fwhm": "{9, 10, 11, 12, 13}"}
+    s = read_scene(write_tif(tmp_path / "f.tif", scene_cube(), dataset_tags=tags))
+    np.testing.assert_allclose(s.fwhm, [9, 10, 11, 12, 13])

@@ -277,3 +277,51 @@ def test_external_raw_storage_and_virtual_dataset_refused(tmp_path):
     _replace_vnir(fp2, virtual)
     with pytest.raises(InputError, match="VNIR_Cube is a virtual dataset that maps other files; refused"):
         read_scene(fp2.path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -10.0])
+def test_bad_fwhm_of_a_used_slot_is_dropped_with_a_warning(tmp_path, bad):
+    # unused slots (wavelength 0) have FWHM 0 in real products: only used slots are judged
+    fp = _small(tmp_path)
+    fw = fp.fwhm_swir.astype(np.float32)
+    fw[5] = bad  # a used SWIR slot
+    with h5py.File(fp.path, "r+") as f:
+        f.attrs["List_Fwhm_Swir"] = fw
+    with pytest.warns(UserWarning, match=r"List_Fwhm_Swir values hold .*expected finite positive widths"):
+        s = read_scene(fp.path)
+    assert s.fwhm is None
+
+
+def test_zero_fwhm_of_unused_slots_is_not_a_bad_fwhm(tmp_path):
+    import warnings
+
+    fp = _small(tmp_path)
+    assert fp.fwhm_vnir[list(VNIR_ZERO_SLOTS)].max() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = read_scene(fp.path)
+    assert s.fwhm is not None and np.all(s.fwhm > 0)
+
+
+def test_flagged_fraction_counts_the_scenes_bands_not_unused_slots(tmp_path):
+    # 66 + 173 slots, 5 unused (wavelength 0): the fraction is of the 234 bands the scene has
+    fp = _small(tmp_path)
+    used_v = [s for s in range(66) if s not in VNIR_ZERO_SLOTS]  # 63
+    used_s = [s for s in range(173) if s not in SWIR_ZERO_SLOTS]  # 171
+    with h5py.File(fp.path, "r+") as f:
+        fields = f["HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields"]
+        ev, es = fields["VNIR_PIXEL_L2_ERR_MATRIX"], fields["SWIR_PIXEL_L2_ERR_MATRIX"]
+        v, s = ev[...], es[...]
+        # (1, 2): 118 of 234 bands flagged (50.4 %) -> invalid
+        v[1, used_v, 2] = 1
+        s[1, used_s[:55], 2] = 1
+        # (0, 1): 115 of 234 bands (49.1 %) plus the 5 unused slots -> valid
+        v[0, used_v, 1] = 1
+        s[0, used_s[:52], 1] = 1
+        v[0, list(VNIR_ZERO_SLOTS), 1] = 1
+        s[0, list(SWIR_ZERO_SLOTS), 1] = 1
+        ev[...], es[...] = v, s
+    m = read_scene(fp.path, flagged_fraction=0.5).mask
+    assert not m[1, 2]
+    assert m[0, 1]
+    assert m.sum() == m.size - 1

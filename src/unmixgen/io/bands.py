@@ -175,6 +175,30 @@ def per_band(values, bands: int, what: str, path: str | os.PathLike):
     return None
 
 
+def usable_fwhm(fwhm, what: str, path: str | os.PathLike):
+    """``fwhm`` (nm) when every width is finite and positive; otherwise None with a warning
+    naming the file.
+
+    A band's width is auxiliary: the cube reads the same without it (as the EnMAP reader
+    drops a list with a missing width), so a bad list is dropped, like one of the wrong
+    length (`per_band`), instead of refusing the scene. Kept, a zero, negative or NaN width
+    would be written into converted files and refused later, far from its file, by the
+    sensor response of `simulate`.
+    """
+    if fwhm is None:
+        return None
+    fw = np.asarray(fwhm, np.float64).reshape(-1)
+    bad = ~np.isfinite(fw) | (fw <= 0)
+    if not bad.any():
+        return fwhm
+    i = int(np.argmax(bad))
+    warnings.warn(
+        f"{os.fspath(path)}: {what} hold {fw[i]:g} (entry {i + 1}); expected finite positive "
+        f"widths (nm), so the {what} are ignored", UserWarning, stacklevel=3,
+    )
+    return None
+
+
 def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
     """FWHM in the unit of the raw wavelengths, converted to nm band by band with the
     conversion's local slope ``|nm / raw|``: a constant factor for lengths, and the same ratio
@@ -205,4 +229,4 @@ def require_good_band(good: np.ndarray | None, path) -> None:
 
 
 __all__ = ["OVERLAP_POLICIES", "Arrangement", "arrange", "braced_list", "detector_runs", "fwhm_in_nm",
-           "overlap_policy", "per_band", "require_good_band", "wavelengths_from_labels"]
+           "overlap_policy", "per_band", "require_good_band", "usable_fwhm", "wavelengths_from_labels"]

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import in_file
 from ..scene import Scene
 from . import hdf5
-from .bands import arrange, overlap_policy, per_band, require_good_band
+from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
 from .checks import make_scene, quiet_gdal, reading
 
 VARIABLES = {"reflectance": "reflectance", "radiance": "radiance"}
@@ -76,6 +76,7 @@ def _band_parameters(f: h5py.File, path: Path, bands: int, allow_external: bool)
     fw_ds = hdf5.dataset(sbp, "fwhm", path, allow_external=allow_external, ndim=1, required=False)
     fwhm = None if fw_ds is None else per_band(hdf5.read_small(fw_ds, path).astype(np.float64),
                                                bands, "fwhm values", path)
+    fwhm = usable_fwhm(fwhm, "fwhm values", path)
     gw_ds = hdf5.dataset(sbp, "good_wavelengths", path, allow_external=allow_external, ndim=1,
                          required=False)
     good = None
@@ -112,6 +113,9 @@ def _ortho_geo(f: h5py.File, path: Path):
         if g.size != 6 or g.dtype.kind not in "iuf" or not np.all(np.isfinite(g.astype(float))):
             raise in_file(path, "global attribute 'geotransform' is not 6 finite numbers (GDAL order)")
         g = g.astype(np.float64)
+        if g[1] * g[5] - g[2] * g[4] == 0:  # a zero pixel size, or both axes along one line
+            raise in_file(path, f"global attribute 'geotransform' {g.tolist()} gives pixels of zero area; "
+                                "expected non-zero pixel sizes (GDAL order)")
         transform = (g[1], g[2], g[0], g[4], g[5], g[3])
     if ref:
         from rasterio.crs import CRS

@@ -272,7 +272,9 @@ def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
                 name = "UTM"
                 tail = [str(epsg % 100), "North" if epsg < 32700 else "South", "WGS-84", "units=Meters"]
             elif epsg == 4326:
-                name, tail = "Geographic Lat/Lon", ["WGS-84", "units=Degrees"]
+                # no "units=Degrees" (GDAL writes none): beside the coordinate system string
+                # it makes GDAL (so QGIS) read WGS 84 without its EPSG:4326 identity
+                name, tail = "Geographic Lat/Lon", ["WGS-84"]
             else:
                 name = "Arbitrary"
             try:

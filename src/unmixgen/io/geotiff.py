@@ -5,7 +5,7 @@ GDAL's ``IMAGERY`` domain ``CENTRAL_WAVELENGTH_UM``, dataset tags ``wavelength =
 (default or ``ENVI`` domain, as GDAL copies them from ENVI headers), and finally band
 descriptions holding a number with a unit (``"450.5 nm"``, ``"Band 3 (0.55 um)"``; the same
 parser as ENVI band names, `io.bands.wavelengths_from_labels`). FWHM is looked up the same
-way (``fwhm``, ``FWHM_UM``). The file's nodata value marks invalid pixels; band
+way (``fwhm``, ``FWHM_UM``; with no unit declared, in the unit of the centres). The file's nodata value marks invalid pixels; band
 scales/offsets give physical values. Bad bands are the per-band ``bbl`` /
 ``bad_band_multiplier`` tags (as EnMAP-Box writes them), else a dataset-level ``bbl`` list,
 plus every band that holds nothing but nodata (read as NaN, never as scaled nodata).
@@ -33,6 +33,7 @@ from ..wavelengths import to_nm
 from .bands import (
     arrange,
     braced_list,
+    fwhm_in_nm,
     overlap_policy,
     per_band,
     require_good_band,
@@ -233,15 +234,27 @@ def _numbers(items, what: str, path: Path) -> np.ndarray:
         raise in_file(path, f"{what} holds a non-numeric value; expected numbers") from None
 
 
-def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
+def spectral_axis(ds, kind: str, path: Path, *, raw: bool = False):
     """Band centres (``kind="wavelength"``) or widths (``kind="fwhm"``) in nm, stored
-    band order, or None.
+    band order, or None; ``raw=True`` gives ``(values as stored, declared unit or None)``.
 
     ``ds`` is an open rasterio dataset; see the module docstring for where they are found.
-    A dataset-level list with the wrong number of values is ignored with a warning.
+    A dataset-level list with the wrong number of values is ignored with a warning. Widths
+    with no declared unit are in the centres' unit (`io.bands.fwhm_in_nm`): a width alone
+    cannot tell nm from um by its size (10 nm would read as 10 um).
     """
     bands = ds.count
     what = f"{path}: {kind}"
+
+    def convert(values, units):
+        if raw:
+            return values, units
+        if kind == "fwhm" and (units is None or str(units).strip().lower() in ("", "unknown", "none")):
+            centres = spectral_axis(ds, "wavelength", path, raw=True)
+            if centres is not None and len(centres[0]) == len(values):
+                return fwhm_in_nm(values, centres[0], to_nm(*centres, what=f"{path}: wavelength"))
+        return to_nm(values, units, what=what)
+
     um_key = "CENTRAL_WAVELENGTH_UM" if kind == "wavelength" else "FWHM_UM"
     # 1. per-band tags
     vals, units = [], None
@@ -254,14 +267,14 @@ def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
         vals.append(v)
         units = units or _tag(t, "wavelength_units", "wavelength units", "units_wavelength")
     if vals:
-        return to_nm(_numbers(vals, f"band tag {kind!r}", path), units, what=what)
+        return convert(_numbers(vals, f"band tag {kind!r}", path), units)
     # 2. GDAL IMAGERY domain (micrometres)
     try:
         vals = [ds.tags(b, ns="IMAGERY").get(um_key) for b in range(1, bands + 1)]
     except Exception:  # noqa: BLE001 - old GDAL without the domain
         vals = [None]
     if all(v is not None for v in vals):
-        return to_nm(_numbers(vals, f"IMAGERY {um_key}", path), "um", what=what)
+        return convert(_numbers(vals, f"IMAGERY {um_key}", path), "um")
     # 3. dataset-level lists (default domain, then ENVI domain)
     for ns in (None, "ENVI"):
         try:
@@ -274,10 +287,11 @@ def spectral_axis(ds, kind: str, path: Path) -> np.ndarray | None:
                             f"{kind} values in the metadata", path)
             if nums is None:
                 return None
-            return to_nm(nums, _tag(t, "wavelength_units", "wavelength units"), what=what)
+            return convert(nums, _tag(t, "wavelength_units", "wavelength units"))
     # 4. band descriptions: "450 nm", "Band 3 (0.55 um)", "376.44 Nanometers"
     if kind == "wavelength":
-        return wavelengths_from_labels(list(ds.descriptions), what=f"{path}: band descriptions")
+        nm = wavelengths_from_labels(list(ds.descriptions), what=f"{path}: band descriptions")
+        return (nm, "nm") if raw and nm is not None else nm
     return None
 
 

@@ -75,7 +75,7 @@ def read(path: Path, *, overlap: str = "sort", allow_external: bool = False, **o
         scale = hdf5.attr(ds, "Scale_Factor")
         if scale is None:
             raise in_file(path, f"{name} has no Scale_Factor attribute; expected reflectance x Scale_Factor")
-        scale = number(scale, f"{name} attribute 'Scale_Factor'", path, nonzero=True)
+        scale = number(scale, f"{name} attribute 'Scale_Factor'", path, positive=True)
         ignore = hdf5.attr(ds, "Data_Ignore_Value")
         if ignore is None:
             ignore = hdf5.attr(ds, "no_data_value")

@@ -71,7 +71,7 @@ from ..errors import check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import hdf5
-from .bands import arrange, overlap_policy
+from .bands import arrange, overlap_policy, usable_fwhm
 from .checks import count, make_scene, number, reading
 
 LEVELS = ("L1", "L2B", "L2C", "L2D")
@@ -210,11 +210,11 @@ class PrismaSource:
 class _PrismaMask:
     """Valid-pixel mask of a PRISMA file, computed without reading the whole cube."""
 
-    def __init__(self, path: Path, cubes: list[str], errs: list[str], shape: tuple[int, int],
-                 flagged_fraction: float | None):
+    def __init__(self, path: Path, cubes: list[str], errs: list[tuple[str, np.ndarray]],
+                 shape: tuple[int, int], flagged_fraction: float | None):
         self.path = path
         self.cubes = cubes
-        self.errs = errs
+        self.errs = errs  # (error matrix, the stored slots the scene presents)
         self.shape = shape
         self.flagged_fraction = flagged_fraction
 
@@ -257,14 +257,16 @@ class _PrismaMask:
         if not self.errs:
             return
         rows, cols = self.shape
-        total = sum(f[n].shape[1] for n in self.errs)
-        step = max(1, (2 * _BLOCK_BYTES) // max(1, total * cols))
-        limit = self.flagged_fraction * total
+        # the fraction is of the scene's bands: unused slots (wavelength 0) and bands the
+        # overlap policy dropped count neither as flagged nor in the total
+        slots = sum(f[n].shape[1] for n, _ in self.errs)
+        step = max(1, (2 * _BLOCK_BYTES) // max(1, slots * cols))
+        limit = self.flagged_fraction * sum(idx.size for _, idx in self.errs)
         for b0 in range(0, rows, step):
             b1 = min(b0 + step, rows)
             count = np.zeros((b1 - b0, cols), np.int32)
-            for name in self.errs:
-                count += np.count_nonzero(f[name][b0:b1], axis=1)
+            for name, idx in self.errs:
+                count += np.count_nonzero(f[name][b0:b1][:, idx, :], axis=1)
             valid[b0:b1] &= ~(count > limit)
 
 
@@ -301,7 +303,9 @@ def _band_table(f: h5py.File, cube: str, nb: int, path: Path) -> tuple[np.ndarra
     if fw is not None and (fw.size != nb or fw.dtype.kind not in "iuf"):
         fw = None
     slots = np.flatnonzero(use)
-    return slots, cw[slots], (None if fw is None else fw[slots].astype(np.float64))
+    if fw is not None:  # judged on the used slots only: unused ones hold 0
+        fw = usable_fwhm(fw[slots].astype(np.float64), f"List_Fwhm_{cube} values", path)
+    return slots, cw[slots], fw
 
 
 def _scaling(f: h5py.File, cube: str, level: str, path: Path) -> tuple[float, float]:
@@ -392,12 +396,13 @@ def read(
         fwhm = np.concatenate([t[3] for t in tables.values()])[order] if fw_ok else None
 
         err_kind = "PIXEL_SAT_ERR_MATRIX" if level == "L1" else "PIXEL_L2_ERR_MATRIX"
+        presented = {p.name: np.sort(p.src_idx) for p in parts}
         errs = []
         for c, t in tables.items():
             e = hdf5.dataset(fields, f"{c.upper()}_{err_kind}", path, allow_external=allow_external,
                              required=False)
-            if e is not None and e.shape == f[t[0]].shape:
-                errs.append(e.name)
+            if e is not None and e.shape == f[t[0]].shape and t[0] in presented:
+                errs.append((e.name, presented[t[0]]))
 
         crs = transform = None
         metadata = {"format": "prisma", "level": level, "overlap": overlap_policy(overlap),
