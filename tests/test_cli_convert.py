@@ -355,3 +355,25 @@ def test_band_centres_cannot_replace_those_of_a_prisma_product(tmp_path, run_cli
     code, _, err = run_cli("convert", src, tmp_path / "o.npz", "--wavelengths", "400:2500")
     assert code == 2 and "sorted on reading" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_convert_ortho_puts_an_emit_swath_on_its_map_grid(tmp_path, run_cli, envi_scene):
+    import rasterio
+
+    from hdf5_fixtures import make_emit_nc
+
+    emit = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc")
+    code, _, err = run_cli("convert", emit["path"], tmp_path / "raw.tif")
+    assert code == 0, err
+    code, _, err = run_cli("convert", emit["path"], tmp_path / "map.tif", "--ortho")
+    assert code == 0, err
+    ortho = read_scene(emit["path"], ortho=True)
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert ds.crs is not None and ds.crs.to_epsg() == 4326
+        assert (ds.height, ds.width) == (ortho.rows, ortho.cols)
+        np.testing.assert_allclose(tuple(ds.transform)[:6], ortho.transform, rtol=1e-9)
+    with rasterio.open(tmp_path / "raw.tif") as ds:
+        assert ds.crs is None
+    # a file already on its grid: --ortho is refused, nothing written
+    code, _, err = run_cli("convert", envi_scene[0], tmp_path / "x.tif", "--ortho")
+    assert code == 2 and "--ortho applies to EMIT" in err and not (tmp_path / "x.tif").exists()

@@ -54,11 +54,13 @@ def convert(
     src: Path = typer.Argument(..., help="Input scene, any readable format."),
     dst: Path = typer.Argument(..., help="Output file: .npz, .tif, .hdr (ENVI) or .mat (HySUPP layout)."),
     wavelengths: str = typer.Option(None, "--wavelengths", help="Band centres for a scene whose file has none (MATLAB benchmarks): START:STOP in nm, evenly spaced (Samson: 401:889), or a text/CSV file with one per band, in the file's band order (where the centres step back, as at AVIRIS's detector overlaps, the bands are written sorted)."),
+    ortho: bool = typer.Option(False, "--ortho", help="EMIT: resample the swath to the product's north-up map grid through its geometry lookup table (GLT), so the output carries a CRS and opens in place in QGIS; without it the output keeps the raw swath geometry."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Convert a scene to another format, in physical units, with its mask and wavelengths.
 
     Example: unmixgen convert samson_1.mat samson.hdr --wavelengths 401:889
+    Example: unmixgen convert EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc emit.tif --ortho
     """
     import os
     import warnings
@@ -72,7 +74,13 @@ def convert(
 
     check_output_file(dst, overwrite=overwrite,
                       inputs=[src] + ([wavelengths] if wavelengths is not None and os.path.isfile(wavelengths) else []))
-    scene = read_scene(src)
+    if ortho:
+        from ..io import detect_format
+
+        if detect_format(src) != "emit":
+            raise InputError(f"{src}: --ortho applies to EMIT products (their GLT); this file is "
+                             f"{detect_format(src)}, already on its own grid")
+    scene = read_scene(src, **({"ortho": True} if ortho else {}))
     if wavelengths is not None and scene.wavelengths is not None and "band_order" in scene.metadata:
         # the reader put the bands in wavelength order (`io.bands.Arrangement.note`): centres
         # listed in the file's band order would be matched to other bands
