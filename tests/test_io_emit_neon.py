@@ -171,3 +171,14 @@ def test_neon_scale_factor_negative_or_not_finite(tmp_path, bad, shown):
         f["SERC/Reflectance/Reflectance_Data"].attrs["Scale_Factor"] = bad
     with pytest.raises(InputError, match=rf"n.h5: .*'Scale_Factor' = {shown}; expected a (positive|finite)"):
         read_scene(n["path"])
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -5.0, np.inf])
+def test_neon_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    n = make_neon_h5(tmp_path / "NEON_D02_SERC_DP3_368000_4307000_reflectance.h5")
+    with h5py.File(n["path"], "r+") as f:
+        f["SERC/Reflectance/Metadata/Spectral_Data/FWHM"][2] = bad
+    with pytest.warns(UserWarning, match=r"reflectance.h5: FWHM values hold .*expected finite positive widths"):
+        s = read_scene(n["path"])
+    assert s.fwhm is None
+    np.testing.assert_allclose(s.load()[1:], n["stored"][1:] / 10000.0, rtol=1e-6)

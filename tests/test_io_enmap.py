@@ -149,3 +149,28 @@ def test_bad_background_value_is_input_error(tmp_path):
     _, xml = write_enmap(tmp_path / "p", stored, WL, FWHM, GAIN, OFFSET, nodata=None, background="none")
     with pytest.raises(InputError, match="backgroundValue"):
         read_scene(xml)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 0.0, -7.0, np.inf])
+def test_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    # a zero or negative FWHMOfBand was kept (only NaN was dropped, silently)
+    fwhm = FWHM.copy()
+    fwhm[3] = bad
+    _, xml = write_enmap(tmp_path / "p", np.rint(scene_cube() * 5000).astype(np.int16), WL, fwhm, GAIN, OFFSET)
+    with pytest.warns(UserWarning, match=r"METADATA.XML: FWHMOfBand values hold .*expected finite positive widths"):
+        s = read_scene(xml)
+    assert s.fwhm is None
+
+
+def test_product_without_any_fwhm_reads_without_widths_or_warning(tmp_path):
+    import warnings
+
+    _, xml = write_enmap(tmp_path / "p", np.rint(scene_cube() * 5000).astype(np.int16), WL, FWHM, GAIN, OFFSET)
+    text = xml.read_text()
+    for f in FWHM:
+        text = text.replace(f"<FWHMOfBand>{f:.4f}</FWHMOfBand>", "")
+    xml.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = read_scene(xml)
+    assert s.fwhm is None

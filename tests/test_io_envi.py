@@ -575,3 +575,14 @@ def test_major_frame_offsets_are_refused_by_name_and_zero_ones_read(tmp_path):
     with pytest.raises(InputError, match="'major frame offsets'") as err:
         read_scene(hdr)
     assert "bands but the data file" not in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["0", "-10", "nan", "inf"])
+def test_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    # the cube reads the same without widths: a bad list is dropped (file named), not kept
+    stored = scene_cube()
+    hdr = write_envi(tmp_path, stored, wavelengths=WL_NM, extra={"fwhm": "{10, 10, " + bad + ", 12, 14}"})
+    with pytest.warns(UserWarning, match=r"scene.hdr: fwhm values hold .*expected finite positive widths"):
+        s = read_scene(hdr)
+    assert s.fwhm is None
+    np.testing.assert_array_equal(s.load(), stored)

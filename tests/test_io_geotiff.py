@@ -205,3 +205,24 @@ def test_dataset_level_fwhm_without_unit_is_in_the_wavelengths_unit(tmp_path):
     tags = {"wavelength": "{450, 550, 650, 750, 850}", "fwhm": "{9, 10, 11, 12, 13}"}
     s = read_scene(write_tif(tmp_path / "f.tif", scene_cube(), dataset_tags=tags))
     np.testing.assert_allclose(s.fwhm, [9, 10, 11, 12, 13])
+
+
+@pytest.mark.parametrize("bad", ["0", "-10", "nan"])
+def test_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
+    # per-band tags as GDAL/ENVI-style writers put them; the cube reads the same without widths
+    stored = scene_cube()
+    tags = [{"wavelength": f"{w:g}", "wavelength_units": "nm", "fwhm": bad if b == 2 else "10"}
+            for b, w in enumerate(WL_NM)]
+    p = write_tif(tmp_path / "s.tif", stored, band_tags=tags)
+    with pytest.warns(UserWarning, match=r"s.tif: fwhm values hold .*expected finite positive widths"):
+        s = read_scene(p)
+    assert s.fwhm is None
+    np.testing.assert_array_equal(s.load(), stored)
+
+
+def test_bad_dataset_level_fwhm_is_dropped_with_a_warning(tmp_path):
+    tags = {"wavelength": "{450, 550, 650, 750, 850}", "fwhm": "{9, 10, -11, 12, 13}"}
+    p = write_tif(tmp_path / "s.tif", scene_cube(), dataset_tags=tags)
+    with pytest.warns(UserWarning, match=r"s.tif: fwhm values hold -11 \(entry 3\)"):
+        s = read_scene(p)
+    assert s.fwhm is None

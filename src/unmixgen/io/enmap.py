@@ -3,7 +3,8 @@
 The XML root (``level_X``) holds ``base/level`` (``L1B``, ``L1C`` or ``L2A``) and
 ``specific/bandCharacterisation/bandID[@number]`` elements with ``wavelengthCenterOfBand``
 (nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and ``OffsetOfBand``; physical value = stored *
-gain + offset. L2A holds surface reflectance; L1C has the same layout but holds top-of-
+gain + offset (a ``FWHMOfBand`` list with a width that is not finite and positive is ignored
+with a warning, `io.bands.usable_fwhm`). L2A holds surface reflectance; L1C has the same layout but holds top-of-
 atmosphere radiance; L1B (a VNIR and a SWIR image in sensor geometry) is refused. The
 image's nodata value marks invalid pixels; an image without one uses the XML's
 ``specific/backgroundValue`` (the no-data value of the spectral bands). The input may be the product folder, the XML or
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import in_file
 from ..scene import Scene
 from . import geotiff
-from .bands import overlap_policy
+from .bands import overlap_policy, usable_fwhm
 from .checks import number, reading, require_regular_file
 
 
@@ -136,7 +137,8 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
             raise in_file(xml, f"{name} holds a non-finite value; expected finite numbers")
     if np.any(bc["gain"] == 0):
         raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
-    fwhm = bc["fwhm"] if np.all(np.isfinite(bc["fwhm"])) else None
+    # no FWHMOfBand element at all: no widths, nothing wrong; otherwise every width is checked
+    fwhm = None if np.all(np.isnan(bc["fwhm"])) else usable_fwhm(bc["fwhm"], "FWHMOfBand values", xml)
     with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
         tagged = ds.nodata is not None
     scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],

@@ -15,7 +15,8 @@ offset values`` (physical = stored * gain + offset, per band), ``reflectance sca
 (physical = stored / factor, used when no gains are given), ``map info``, ``coordinate
 system string``. Every value is checked before use; a per-band list whose length is not
 the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
-warning, as GDAL and SPy do. Bands of overlapping detectors are ordered by the
+warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not finite and
+positive (`io.bands.usable_fwhm`). Bands of overlapping detectors are ordered by the
 ``overlap=`` policy of `io.bands` (default: sorted by wavelength).
 
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
@@ -41,6 +42,7 @@ from .bands import (
     overlap_policy,
     per_band,
     require_good_band,
+    usable_fwhm,
     wavelengths_from_labels,
 )
 from .checks import make_scene, number, quiet_gdal, require_regular_file
@@ -358,6 +360,7 @@ def _spectral(h: dict, hdr: Path, bands: int, names: list[str] | None):
         fwhm = None  # widths in band numbers: no wavelengths to convert them with
     if fwhm is not None:
         fwhm = fwhm_in_nm(fwhm, wl_raw, wavelengths)  # fwhm shares the wavelength unit
+    fwhm = usable_fwhm(fwhm, "fwhm values", hdr)
     bbl = per_band(_floats(h, "bbl", hdr), bands, "bad-band flags (bbl)", hdr)
     good = None if bbl is None else bbl != 0
     return wavelengths, fwhm, good

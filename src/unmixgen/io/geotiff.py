@@ -5,7 +5,9 @@ GDAL's ``IMAGERY`` domain ``CENTRAL_WAVELENGTH_UM``, dataset tags ``wavelength =
 (default or ``ENVI`` domain, as GDAL copies them from ENVI headers), and finally band
 descriptions holding a number with a unit (``"450.5 nm"``, ``"Band 3 (0.55 um)"``; the same
 parser as ENVI band names, `io.bands.wavelengths_from_labels`). FWHM is looked up the same
-way (``fwhm``, ``FWHM_UM``; with no unit declared, in the unit of the centres). The file's nodata value marks invalid pixels; band
+way (``fwhm``, ``FWHM_UM``; with no unit declared, in the unit of the centres); a list with a
+width that is not finite and positive is ignored with a warning (`io.bands.usable_fwhm`).
+The file's nodata value marks invalid pixels; band
 scales/offsets give physical values. Bad bands are the per-band ``bbl`` /
 ``bad_band_multiplier`` tags (as EnMAP-Box writes them), else a dataset-level ``bbl`` list,
 plus every band that holds nothing but nodata (read as NaN, never as scaled nodata).
@@ -37,6 +39,7 @@ from .bands import (
     overlap_policy,
     per_band,
     require_good_band,
+    usable_fwhm,
     wavelengths_from_labels,
 )
 from .checks import (
@@ -344,7 +347,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     path = require_regular_file(path)
     with reading(path, "open as a raster"), open_raster(path) as ds:
         wl = wavelengths if wavelengths is not None else spectral_axis(ds, "wavelength", path)
-        fw = fwhm if fwhm is not None else spectral_axis(ds, "fwhm", path)
+        fw = fwhm if fwhm is not None else usable_fwhm(spectral_axis(ds, "fwhm", path), "fwhm values", path)
         file_nodata = ds.nodata
         crs = ds.crs.to_wkt() if ds.crs else None
         transform = tuple(ds.transform)[:6]

@@ -13,7 +13,9 @@ Product layout (NEON AOP hyperspectral HDF5 format, as NEON's own tutorials read
   ``Reflectance`` group: the water-vapour windows (e.g. 1340-1445 and 1790-1955 nm) whose
   bands are bad.
 
-Values equal to the ignore value read as NaN; pixels are judged valid on the good bands.
+Values equal to the ignore value read as NaN; pixels are judged valid on the good bands. A
+``FWHM`` list with a width that is not finite and positive is ignored with a warning
+(`io.bands.usable_fwhm`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..errors import in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import hdf5
-from .bands import arrange, overlap_policy, per_band, require_good_band
+from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
 from .checks import count, make_scene, number, reading
 
 
@@ -88,6 +90,7 @@ def read(path: Path, *, overlap: str = "sort", allow_external: bool = False, **o
         fw_ds = hdf5.dataset(spec, "FWHM", path, ndim=1, required=False, **ax)
         fwhm = None if fw_ds is None else per_band(hdf5.read_small(fw_ds, path).astype(np.float64),
                                                    bands, "FWHM values", path)
+        fwhm = usable_fwhm(fwhm, "FWHM values", path)
         good = None if wl is None else _bad_windows(refl, wl, path)
         cs = hdf5.get(refl, "Metadata/Coordinate_System", path, required=False, **ax)
         crs = transform = None
