@@ -325,3 +325,17 @@ def test_flagged_fraction_counts_the_scenes_bands_not_unused_slots(tmp_path):
     assert not m[1, 2]
     assert m[0, 1]
     assert m.sum() == m.size - 1
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda fw: fw[:-1], r"p.he5: 172 List_Fwhm_Swir values for 173 bands; expected one per band"),
+    (lambda fw: np.array([b"ten"] * fw.size), r"p.he5: List_Fwhm_Swir values have type \|S3; expected numbers"),
+])
+def test_wrong_length_or_non_numeric_fwhm_is_dropped_with_a_warning(tmp_path, make_bad, message):
+    # it was dropped silently; a bad width is named (`io.bands.usable_fwhm`), so is a bad list
+    fp = _small(tmp_path)
+    with h5py.File(fp.path, "r+") as f:
+        f.attrs["List_Fwhm_Swir"] = make_bad(fp.fwhm_swir.astype(np.float32))
+    with pytest.warns(UserWarning, match=message):
+        s = read_scene(fp.path)
+    assert s.fwhm is None

@@ -179,15 +179,21 @@ def usable_fwhm(fwhm, what: str, path: str | os.PathLike):
     """``fwhm`` (nm) when every width is finite and positive; otherwise None with a warning
     naming the file.
 
-    A band's width is auxiliary: the cube reads the same without it (as the EnMAP reader
-    drops a list with a missing width), so a bad list is dropped, like one of the wrong
-    length (`per_band`), instead of refusing the scene. Kept, a zero, negative or NaN width
-    would be written into converted files and refused later, far from its file, by the
-    sensor response of `simulate`.
+    A band's width is auxiliary: the cube reads the same without it, so a bad list (a
+    zero, negative or non-finite width, or values that are not numbers) is dropped, like
+    one of the wrong length (`per_band`), instead of refusing the scene. Kept, a zero,
+    negative or NaN width would be written into converted files and refused later, far
+    from its file, by the sensor response of `simulate`. Every reader that finds widths
+    in a file passes them through here.
     """
     if fwhm is None:
         return None
-    fw = np.asarray(fwhm, np.float64).reshape(-1)
+    fw = np.asarray(fwhm)
+    if fw.dtype.kind not in "iuf":
+        warnings.warn(f"{os.fspath(path)}: {what} have type {fw.dtype}; expected numbers (nm), so the "
+                      f"{what} are ignored", UserWarning, stacklevel=3)
+        return None
+    fw = fw.astype(np.float64).reshape(-1)
     bad = ~np.isfinite(fw) | (fw <= 0)
     if not bad.any():
         return fwhm

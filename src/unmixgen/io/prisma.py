@@ -71,7 +71,7 @@ from ..errors import check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import hdf5
-from .bands import arrange, overlap_policy, usable_fwhm
+from .bands import arrange, overlap_policy, per_band, usable_fwhm
 from .checks import count, make_scene, number, reading
 
 LEVELS = ("L1", "L2B", "L2C", "L2D")
@@ -299,12 +299,11 @@ def _band_table(f: h5py.File, cube: str, nb: int, path: Path) -> tuple[np.ndarra
         if flags.size == nb and flags.dtype.kind in "biuf":
             use &= flags != 0
     fw = _attr(f, f"List_Fwhm_{cube}")
-    fw = None if fw is None else np.asarray(fw).reshape(-1)
-    if fw is not None and (fw.size != nb or fw.dtype.kind not in "iuf"):
-        fw = None
+    what = f"List_Fwhm_{cube} values"
+    fw = None if fw is None else per_band(np.asarray(fw).reshape(-1), nb, what, path)
     slots = np.flatnonzero(use)
     if fw is not None:  # judged on the used slots only: unused ones hold 0
-        fw = usable_fwhm(fw[slots].astype(np.float64), f"List_Fwhm_{cube} values", path)
+        fw = usable_fwhm(fw[slots], what, path)
     return slots, cw[slots], fw
 
 
