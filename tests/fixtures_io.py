@@ -90,14 +90,17 @@ def write_tif(path: Path, stored: np.ndarray, *, nodata=None, transform=UTM33N_T
 
 def write_enmap(folder: Path, stored: np.ndarray, wavelengths, fwhm, gains, offsets, *,
                 nodata: int | None = -32768, level: str = "L2A",
-                background: int | None = None) -> tuple[Path, Path]:
+                background: int | None = None, channels=None) -> tuple[Path, Path]:
     """A fake EnMAP L1C or L2A product: ``*-SPECTRAL_IMAGE.TIF`` (int16) + ``*-METADATA.XML``.
 
     The XML follows the real layout: ``level_X/base/level`` (``L1B``, ``L1C`` or ``L2A``) and
     ``level_X/specific/bandCharacterisation/bandID[@number]`` with ``wavelengthCenterOfBand``,
     ``FWHMOfBand``, ``GainOfBand``, ``OffsetOfBand``; ``background`` writes
     ``specific/backgroundValue`` (the no-data value of the spectral bands), ``nodata=None``
-    an image without a nodata tag.
+    an image without a nodata tag. ``channels = (vnir, swir)`` (band numbers, 1-based) writes
+    ``specific/vnirProductQuality`` and ``specific/swirProductQuality``, each with
+    ``numChannelsExpected`` and ``expectedChannelsList`` (the numbers, comma-separated), as
+    real products say which bands each detector measured.
     """
     stem = f"ENMAP01-____{level}-DT0000000001_20230101T100000Z_001_V010400_20230102T000000Z"
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,6 +113,10 @@ def write_enmap(folder: Path, stored: np.ndarray, wavelengths, fwhm, gains, offs
     ET.SubElement(specific, "code").text = level
     if background is not None:
         ET.SubElement(specific, "backgroundValue").text = str(background)
+    for name, numbers in zip(("vnirProductQuality", "swirProductQuality"), channels or (), strict=False):
+        quality = ET.SubElement(specific, name)
+        ET.SubElement(quality, "numChannelsExpected").text = str(len(numbers))
+        ET.SubElement(quality, "expectedChannelsList").text = ",".join(str(n) for n in numbers)
     chars = ET.SubElement(specific, "bandCharacterisation")
     order = list(range(len(wavelengths)))[::-1]  # out of order on purpose: sort by number
     for i in order:

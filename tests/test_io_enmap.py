@@ -174,3 +174,69 @@ def test_product_without_any_fwhm_reads_without_widths_or_warning(tmp_path):
         warnings.simplefilter("error")
         s = read_scene(xml)
     assert s.fwhm is None
+
+
+# -- detectors named by the metadata XML (specific/{vnir,swir}ProductQuality/expectedChannelsList) --
+# 9 bands, VNIR up to 993 nm and SWIR from 902 nm (band numbers in detector order)
+VNIR_WL = [420.0, 550.0, 700.0, 950.0, 993.0]
+SWIR_WL = [902.0, 975.0, 1650.0, 2200.0]
+
+
+def _product_with_channels(folder, stored_order, channels=True):
+    """``stored_order`` "detector" (VNIR bands, then SWIR: DLR's order) or "wavelength" (the
+    same bands sorted); the XML names each detector's band numbers unless ``channels=False``."""
+    wl = np.array(VNIR_WL + SWIR_WL)
+    det = np.array([0] * 5 + [1] * 4)
+    if stored_order == "wavelength":
+        order = np.argsort(wl, kind="stable")
+        wl, det = wl[order], det[order]
+    numbers = np.arange(1, 10)
+    lists = (numbers[det == 0].tolist(), numbers[det == 1].tolist()) if channels else None
+    stored = np.rint(scene_cube(bands=9) * 10000).astype(np.int16)
+    write_enmap(folder, stored, wl, np.full(9, 8.0), np.full(9, 1e-4), np.zeros(9), channels=lists)
+    return wl, stored
+
+
+@pytest.mark.parametrize("stored_order", ["detector", "wavelength"])
+@pytest.mark.parametrize("overlap, expected", [
+    ("long", [420, 550, 700, 902, 975, 1650, 2200]),  # VNIR bands >= 902 nm dropped
+    ("short", [420, 550, 700, 950, 993, 1650, 2200]),  # SWIR bands <= 993 nm dropped
+    ("sort", sorted(VNIR_WL + SWIR_WL)),
+])
+def test_overlap_uses_the_detectors_the_xml_names_whatever_the_stored_order(tmp_path, stored_order,
+                                                                           overlap, expected):
+    # bands already sorted by wavelength were returned as they were: overlap="long"/"short" did nothing
+    wl, stored = _product_with_channels(tmp_path / "p", stored_order)
+    s = read_scene(tmp_path / "p", overlap=overlap)
+    np.testing.assert_allclose(s.wavelengths, expected)
+    idx = [int(np.flatnonzero(wl == w)[0]) for w in expected]
+    np.testing.assert_allclose(s.load()[1:], stored[1:][..., idx] * np.float32(1e-4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("overlap", ["long", "short"])
+def test_sorted_bands_without_detector_lists_warn_that_all_bands_are_kept(tmp_path, overlap):
+    _product_with_channels(tmp_path / "p", "wavelength", channels=False)
+    with pytest.warns(UserWarning, match=rf"METADATA.XML: the bands are sorted by wavelength and no "
+                                         rf".*expectedChannelsList.*; overlap='{overlap}' cannot tell the "
+                                         r"detectors apart, so all 9 bands are kept"):
+        s = read_scene(tmp_path / "p", overlap=overlap)
+    np.testing.assert_allclose(s.wavelengths, sorted(VNIR_WL + SWIR_WL))
+
+
+@pytest.mark.parametrize("vnir, swir", [
+    ("1,2,3,4", "6,7,8,9"),  # band 5 in neither list
+    ("1,2,3,4,5", "5,6,7,8,9"),  # band 5 in both
+    ("1,2,3,4,5", "6,7,8,x"),  # not a band number
+    ("1,2,3,4,5", "6,7,8,10"),  # no band 10
+])
+def test_detector_lists_that_do_not_name_each_band_once_are_ignored_with_a_warning(tmp_path, vnir, swir):
+    # the lists cannot be used: the detectors are told apart by the wavelengths' step back, as before
+    _product_with_channels(tmp_path / "p", "detector")
+    xml = next((tmp_path / "p").glob("*METADATA.XML"))
+    text = xml.read_text().replace(">1,2,3,4,5<", f">{vnir}<").replace(">6,7,8,9<", f">{swir}<")
+    xml.write_text(text)
+    with pytest.warns(UserWarning, match=r"METADATA.XML: specific/vnirProductQuality/expectedChannelsList "
+                                         r"and specific/swirProductQuality/expectedChannelsList do not name "
+                                         r"each of the 9 bands once"):
+        s = read_scene(tmp_path / "p", overlap="long")
+    np.testing.assert_allclose(s.wavelengths, [420, 550, 700, 902, 975, 1650, 2200])

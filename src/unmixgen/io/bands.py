@@ -22,9 +22,11 @@ what happens where detectors overlap; the same values are accepted by every read
     sensitivity towards 1 um, so their last bands are usually the noisier ones.)
 
 Detectors are told apart by the readers that know them (PRISMA stores VNIR and SWIR in
-separate cubes); otherwise each run of increasing wavelengths in file order is one
-detector. A file whose wavelengths already increase is returned as it is (no reordering,
-nothing dropped), whatever the policy.
+separate cubes; an EnMAP METADATA.XML lists each detector's band numbers); otherwise each
+run of increasing wavelengths in file order is one detector. With detectors given, the
+policy applies whatever the stored order. Without them, a file whose wavelengths already
+increase is returned as it is (no reordering, nothing dropped), whatever the policy: one
+run is one detector.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
     overlap : "sort", "short"/"vnir" or "long"/"swir"
         See the module docstring.
     detectors : int array (bands,), optional
-        Detector label of each stored band; default `detector_runs`.
+        Detector label of each stored band; default `detector_runs`. Given, ``"short"`` and
+        ``"long"`` apply even to wavelengths stored in increasing order.
     path : the file, for error messages.
 
     Returns
@@ -121,7 +124,8 @@ def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
     where = f"{os.fspath(path)}: " if path is not None else ""
     if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
         raise InputError(f"{where}wavelengths must be finite and positive (nm)")
-    if wl.size < 2 or np.all(np.diff(wl) > 0):
+    increasing = bool(np.all(np.diff(wl) > 0))
+    if wl.size < 2 or (increasing and (detectors is None or policy == "sort")):
         return Arrangement(None, wl)
     det = detector_runs(wl) if detectors is None else np.asarray(detectors).reshape(-1)
     keep = np.ones(wl.size, bool)
@@ -136,6 +140,8 @@ def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
                 keep &= ~(in_lo & (wl >= wl[in_hi].min()))
             else:
                 keep &= ~(in_hi & (wl <= wl[in_lo].max()))
+    if increasing and keep.all():
+        return Arrangement(None, wl)  # the detectors do not overlap: nothing to drop
     kept = np.flatnonzero(keep)
     order = kept[np.argsort(wl[kept], kind="stable")]
     sorted_wl = wl[order]

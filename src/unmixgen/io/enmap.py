@@ -9,10 +9,17 @@ atmosphere radiance; L1B (a VNIR and a SWIR image in sensor geometry) is refused
 image's nodata value marks invalid pixels; an image without one uses the XML's
 ``specific/backgroundValue`` (the no-data value of the spectral bands). The input may be the product folder, the XML or
 the TIF.
+
+Detectors: ``specific/vnirProductQuality/expectedChannelsList`` and
+``specific/swirProductQuality/expectedChannelsList`` list the band numbers (comma-separated,
+1-based) each detector measured; they say which bands ``overlap="short"``/``"long"`` keep
+whatever the stored order. Without them the wavelengths' step back at the overlap tells
+the detectors apart (see `read`).
 """
 
 from __future__ import annotations
 
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,7 +28,7 @@ import numpy as np
 from ..errors import in_file
 from ..scene import Scene
 from . import geotiff
-from .bands import overlap_policy, usable_fwhm
+from .bands import detector_runs, overlap_policy, usable_fwhm
 from .checks import number, reading, require_regular_file
 
 
@@ -113,14 +120,45 @@ def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
             "gain": arr[:, 3], "offset": arr[:, 4]}
 
 
+CHANNEL_LISTS = tuple(f"specific/{d}ProductQuality/expectedChannelsList" for d in ("vnir", "swir"))
+
+
+def detectors(xml: Path, numbers: np.ndarray) -> np.ndarray | None:
+    """Detector of each band (0 VNIR, 1 SWIR; ``numbers`` are the band numbers, in band
+    order) from the XML's `CHANNEL_LISTS`; None when the XML has neither list, or, with a
+    warning, when the lists do not name each band once."""
+    root = ET.parse(xml).getroot()  # parsed once already by band_characterisation
+    texts = []
+    for where in CHANNEL_LISTS:
+        el = root
+        for name in where.split("/"):
+            el = None if el is None else next((c for c in el if _local(c.tag) == name), None)
+        texts.append(None if el is None else (el.text or ""))
+    if texts == [None, None]:
+        return None
+    try:
+        lists = [[int(s) for s in (t or "").split(",") if s.strip()] for t in texts]
+    except ValueError:
+        lists = None
+    if lists is None or sorted(lists[0] + lists[1]) != sorted(numbers.tolist()):
+        warnings.warn(f"{xml}: {CHANNEL_LISTS[0]} and {CHANNEL_LISTS[1]} do not name each of the "
+                      f"{len(numbers)} bands once; expected every band number in exactly one list, so "
+                      "the detectors are told apart by wavelength", UserWarning, stacklevel=3)
+        return None
+    return np.isin(numbers, lists[1]).astype(int)
+
+
 def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     """Read an EnMAP L2A (reflectance) or L1C (radiance) product lazily
     (``metadata["format"] = "enmap"``, ``metadata["product"]`` names the level).
 
     DLR stores the VNIR bands, then the SWIR bands: the wavelengths step back at the
     detector overlap (~993 nm, then ~902 nm). ``overlap`` says what to present there (see
-    `io.bands`; default: every band, sorted by wavelength). Bands that hold only nodata and
-    bands flagged bad in the image are bad bands (see `io.geotiff.read`).
+    `io.bands`; default: every band, sorted by wavelength), using the detectors the XML
+    names (`detectors`). Without those lists, bands already sorted by wavelength cannot be
+    told apart by detector: ``"short"``/``"long"`` then keep every band, with a warning.
+    Bands that hold only nodata and bands flagged bad in the image are bad bands (see
+    `io.geotiff.read`).
     """
     overlap_policy(overlap)
     tif, xml = product_files(Path(path))
@@ -139,10 +177,16 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
     # no FWHMOfBand element at all: no widths, nothing wrong; otherwise every width is checked
     fwhm = None if np.all(np.isnan(bc["fwhm"])) else usable_fwhm(bc["fwhm"], "FWHMOfBand values", xml)
+    policy = overlap_policy(overlap)
+    det = None if policy == "sort" else detectors(xml, bc["number"])  # "sort" keeps every band anyway
+    if det is None and policy != "sort" and detector_runs(bc["wavelength"]).max() == 0:
+        warnings.warn(f"{xml}: the bands are sorted by wavelength and no {CHANNEL_LISTS[0]} / "
+                      f"{CHANNEL_LISTS[1]} says which detector measured each; overlap={policy!r} "
+                      f"cannot tell the detectors apart, so all {n} bands are kept", UserWarning, stacklevel=2)
     with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
         tagged = ds.nodata is not None
     scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],
-                         fwhm=fwhm, overlap=overlap, nodata=None if tagged else background)
+                         fwhm=fwhm, overlap=overlap, nodata=None if tagged else background, detectors=det)
     scene.metadata.update(format="enmap", metadata_xml=str(xml), product=f"EnMAP {level}")
     scene.metadata.pop("band_names", None)
     scene.units = UNITS[level]

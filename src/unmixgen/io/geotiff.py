@@ -333,12 +333,14 @@ def bad_band_flags(ds, path: Path) -> np.ndarray | None:
 
 
 def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
-         nodata: float | None = None, overlap: str = "sort", **options) -> Scene:
+         nodata: float | None = None, overlap: str = "sort", detectors=None, **options) -> Scene:
     """Read a GeoTIFF lazily into a `Scene` (``metadata["format"] = "geotiff"``).
 
     ``scales``/``offsets`` (per stored band) override the file's; ``wavelengths``/``fwhm``
     (nm, stored band order) and ``nodata`` override what the file says (the EnMAP reader
-    uses these). Bands of overlapping detectors are ordered by ``overlap`` (`io.bands`).
+    uses these). Bands of overlapping detectors are ordered by ``overlap`` (`io.bands`);
+    ``detectors`` (a label per stored band) says which detector measured each band, when
+    the caller knows it (default: each run of increasing wavelengths is one detector).
     Bad bands: the file's bad-band flags, plus every band that holds only nodata; such an
     empty band reads as NaN (its nodata value is never scaled into data) and does not make
     pixels invalid.
@@ -359,7 +361,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     units = labels.pop() if len(labels) == 1 else None
     nodata = file_nodata if nodata is None else nodata
     nodata = None if nodata is None else float(nodata)
-    arr = arrange(wl, overlap, path=path)
+    arr = arrange(wl, overlap, detectors=detectors, path=path)
     empty = empty_bands(path, nodata)
     source = GeoTiffSource(path, scales=scales, offsets=offsets, order=arr.order, empty=empty)
     stored_good = np.ones(len(descriptions), bool) if good is None else good
