@@ -307,8 +307,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         further towards the truth. None: two rounds when the abundance prior's weight ``lam``
         (given or chosen) is at least `SECOND_ROUND_WEIGHT`, else one (a weakly weighted
         prior refines the maps too little for the endmembers fitted to them to gain). The
-        default stays one round: a second costs about a third more time and loses accuracy
-        from correct endmembers (benchmarks/RESULTS.md, "A second alternation round").
+        default here is one round: a second costs about a third more time and loses accuracy
+        from correct endmembers (benchmarks/RESULTS.md, "A second alternation round");
+        ``unmixgen refine`` passes None when the init's endmembers were extracted from the
+        scene (`unmixgen.workflows.refinement.endmember_origin`).
     t0 : starting noise level as a fraction of the training timesteps, in (0, 1].
     spectra_t0 : the endmembers' starting noise level (same units) for the spectra prior's
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
