@@ -489,3 +489,44 @@ def test_degenerate_given_endmembers_are_refused(run_cli, scene_file, tmp_path, 
     assert code == 2 and "E.npz" in err and len(err.strip().splitlines()) == 1, err
     assert ("'b' is zero" in err) if case == "zero" else ("'a' and 'c' are identical" in err)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad", ["abundances 1-d", "endmembers 1-d", "p differs", "text", "complex", "empty",
+                                 "mask shape", "names", "no mask"])
+def test_malformed_result_folder_is_one_line_naming_it(run_cli, tmp_path, bad):
+    """The arrays of a result.npz (an --estimate, or a folder given as --truth) are checked
+    when read: exit 2 naming the folder (they were internal errors, a silently dropped
+    imaginary part, or a names error that named no file)."""
+    rng = np.random.default_rng(0)
+    e = rng.uniform(0.1, 1, (3, 8)).astype(np.float32)
+    a = rng.dirichlet(np.ones(3), (4, 5)).astype(np.float32)
+    good = {"endmembers": e, "abundances": a, "mask": np.ones((4, 5), bool)}
+    arrays = dict(good)
+    if bad == "abundances 1-d":
+        arrays["abundances"] = a.ravel()
+    elif bad == "endmembers 1-d":
+        arrays["endmembers"] = e.ravel()
+    elif bad == "p differs":
+        arrays["endmembers"] = e[:2]
+    elif bad == "text":
+        arrays["abundances"] = np.full(a.shape, "x")
+    elif bad == "complex":
+        arrays["endmembers"] = e.astype(complex)
+    elif bad == "empty":
+        arrays["endmembers"], arrays["abundances"] = e[:0], a[..., :0]
+    elif bad == "mask shape":
+        arrays["mask"] = np.ones((5, 4), bool)
+    elif bad == "names":
+        arrays["names"] = np.array(["one"])
+    else:  # endmembers only: nothing tells the scene's size
+        arrays = {"endmembers": e}
+    folder, ok = tmp_path / "bad", tmp_path / "ok"
+    for path, content in ((folder, arrays), (ok, good)):
+        path.mkdir()
+        np.savez(path / "result.npz", **content)
+    runs = [("--truth", ok, "--estimate", folder)]
+    if bad != "no mask":  # as truth, a folder without a mask is fine
+        runs.append(("--truth", folder, "--estimate", ok))
+    for args in runs:
+        code, _, err = run_cli("evaluate", *args)
+        assert code == 2 and f"{folder}:" in err and len(err.strip().splitlines()) == 1, err

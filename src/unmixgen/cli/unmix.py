@@ -109,6 +109,9 @@ def evaluate(
     E = r.get("endmembers")
     if A is None and E is None:
         raise in_file(estimate, "result has neither endmembers nor abundances")
+    if A is None and "mask" not in r:  # the scene's size unfolds the truth's (p, pixels) maps
+        raise in_file(estimate, "result has endmembers but neither abundances nor a mask; expected the --out of "
+                                "`unmixgen unmix`")
     rows, cols = (A.shape[:2] if A is not None else r["mask"].shape)
     bands = E.shape[1] if E is not None else None
     gt = read_truth(truth, rows, cols, bands)

@@ -259,8 +259,40 @@ def load_result(folder: str | Path) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise in_file(run, f"is not valid JSON ({exc})") from None
     if "names" in out:
-        out["names"] = [str(n) for n in out["names"]]
+        out["names"] = [str(n) for n in np.asarray(out["names"]).reshape(-1)]
+    _check_result(out, folder)
     return out
+
+
+def _check_result(r: dict[str, Any], folder: Path) -> None:
+    """`InputError` naming ``folder`` unless the result's arrays are what every reader of it
+    assumes: real numbers, ``endmembers`` (p, bands) and ``abundances`` (rows, cols, p) with
+    the same p >= 1, ``mask`` (rows, cols) and one name per endmember."""
+    from ..io.checks import refuse_complex
+
+    p = None
+    for key, ndim, layout in (("endmembers", 2, "(p, bands)"), ("abundances", 3, "(rows, cols, p)")):
+        v = r.get(key)
+        if v is None:
+            continue
+        refuse_complex(v.dtype, folder, f"result's {key!r}")
+        if v.dtype.kind not in "biuf":
+            raise in_file(folder, f"result's {key!r} has type {v.dtype}; expected numbers")
+        if v.ndim != ndim or 0 in v.shape:
+            raise in_file(folder, f"result's {key!r} have shape {v.shape}; expected {layout} with p >= 1")
+        n = v.shape[0] if key == "endmembers" else v.shape[-1]
+        if p is not None and n != p:
+            raise in_file(folder, f"result has {p} endmembers but {n} abundance maps; expected one map per "
+                                  "endmember")
+        p = n
+    a, m = r.get("abundances"), r.get("mask")
+    if m is not None and (m.dtype.kind not in "biuf" or m.ndim != 2
+                          or (a is not None and m.shape != a.shape[:2])):
+        want = f"{a.shape[0]}x{a.shape[1]}" if a is not None else "(rows, cols)"
+        raise in_file(folder, f"result's 'mask' is {m.dtype} of shape {m.shape}; expected a {want} map of valid "
+                              "pixels")
+    if p is not None and "names" in r and len(r["names"]) != p:
+        raise in_file(folder, f"result has {len(r['names'])} names for {p} endmembers; expected one per endmember")
 
 
 __all__ = [
