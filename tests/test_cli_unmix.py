@@ -530,3 +530,61 @@ def test_malformed_result_folder_is_one_line_naming_it(run_cli, tmp_path, bad):
     for args in runs:
         code, _, err = run_cli("evaluate", *args)
         assert code == 2 and f"{folder}:" in err and len(err.strip().splitlines()) == 1, err
+
+
+def _crafted_result(folder, rows=4, cols=5, bands=8, p=3, seed=0):
+    """A result folder with random endmembers (p, bands) and simplex maps (rows, cols, p)."""
+    rng = np.random.default_rng(seed)
+    e = rng.uniform(0.1, 1, (p, bands)).astype(np.float32)
+    a = rng.dirichlet(np.ones(p), (rows, cols)).astype(np.float32)
+    folder.mkdir()
+    np.savez(folder / "result.npz", endmembers=e, abundances=a, mask=np.ones((rows, cols), bool))
+    return e, a
+
+
+@pytest.mark.parametrize("form", ["npz", "mat", "folder"])
+@pytest.mark.parametrize("bad, message", [
+    ("percent", "expected fractions in [0, 1] (percent? divide by 100)"),
+    ("negative", "expected fractions in [0, 1]"),
+    ("p differs", "2 endmembers but 3 abundance maps"),
+    ("zero spectrum", "endmember 'em1' has no positive value"),
+])
+def test_truth_that_is_not_fractions_or_spectra_is_refused(run_cli, tmp_path, form, bad, message):
+    """Ground truth in percent (0-100) scored an abundance RMSE of thousands of percent with
+    exit 0; negative maps, an all-zero reference spectrum (SAD silently absent) and a .npz
+    with 2 spectra but 3 maps (an internal error) are refused naming the file too."""
+    from scipy.io import savemat
+
+    e, a = _crafted_result(tmp_path / "est")
+    e, a = e.copy(), a.copy()
+    if bad == "percent":
+        a = a * 100
+    elif bad == "negative":
+        a = a - 0.5
+    elif bad == "p differs":
+        e = e[:2]
+    else:
+        e[1] = 0
+    if form == "npz":
+        truth = tmp_path / "truth.npz"
+        np.savez(truth, endmembers=e, abundances=a)
+    elif form == "mat":
+        truth = tmp_path / "truth.mat"
+        savemat(truth, {"M": e.T.astype(np.float64), "A": a.reshape(-1, 3, order="F").T.astype(np.float64)})
+    else:  # a folder of two p is refused when read (load_result), in the same words
+        truth = tmp_path / "truth"
+        truth.mkdir()
+        np.savez(truth / "result.npz", endmembers=e, abundances=a)
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", tmp_path / "est")
+    assert code == 2 and f"{truth}:" in err and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "est" / "evaluation.json").exists()
+
+
+def test_truth_that_does_not_sum_to_one_is_scored_with_a_warning(run_cli, tmp_path):
+    e, a = _crafted_result(tmp_path / "est")
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=e, abundances=a * 0.5)
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", tmp_path / "est", "--json")
+    assert code == 0, err
+    assert "20 of 20 pixels do not sum to one" in err and str(truth) in err
+    assert json.loads(stdout)["abundance_rmse_percent"] > 5

@@ -253,13 +253,56 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
     ``(rows, cols, p)``; ``rows``/``cols`` say how to unfold flat (p, pixels) matrices
-    (column-major, the MATLAB benchmark convention).
+    (column-major, the MATLAB benchmark convention). Abundances must be fractions in
+    [0, 1] (`InputError` otherwise, e.g. for percent); maps that do not sum to one are kept
+    with a warning. NaN / Inf mark invalid pixels, which the metrics skip.
     """
-    import numpy as np
+    path = Path(path)
+    gt = _read_truth(path, rows, cols, bands)
+    _check_truth_values(path, gt, rows, cols)
+    return gt
 
+
+TRUTH_SLACK = 0.01
+"""How far a reference abundance may stray outside [0, 1] (rounding of the stored values)."""
+
+
+def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
+    """`InputError` unless the truth has one abundance map per endmember, spectra with a
+    positive value and abundances that are fractions; a warning when its valid pixels do not
+    sum to one (maps of another size are left to the caller to refuse)."""
+    e, a = gt.endmembers, gt.abundances
+    if e is not None and a is not None and e.shape[0] != a.shape[-1]:
+        raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[-1]} abundance maps; expected one map per "
+                            "endmember")
+    if e is not None:
+        flat = ~(np.asarray(e) > 0).any(axis=1)  # all zero or negative: no angle to a spectrum
+        if flat.any():
+            i = int(np.flatnonzero(flat)[0])
+            name = gt.names[i] if gt.names is not None and len(gt.names) == len(e) else f"em{i}"
+            raise in_file(path, f"endmember {name!r} has no positive value; expected reflectance or radiance "
+                                "spectra (>= 0)")
+    if a is None or a.shape[:2] != (rows, cols):
+        return
+    ok = a[np.isfinite(a)]
+    if ok.size and (ok.min() < -TRUTH_SLACK or ok.max() > 1 + TRUTH_SLACK):
+        hint = " (percent? divide by 100)" if 1.5 < ok.max() <= 100 + TRUTH_SLACK and ok.min() >= -TRUTH_SLACK else ""
+        raise in_file(path, f"abundances range from {ok.min():.4g} to {ok.max():.4g}; expected fractions in "
+                            f"[0, 1]{hint}")
+    flat = a.reshape(-1, a.shape[-1])
+    sums = flat[np.isfinite(flat).all(axis=1)].sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1) > TRUTH_SLACK
+    if off.any():
+        import warnings
+
+        warnings.warn(f"{path}: abundances of {int(off.sum())} of {sums.size} pixels do not sum to one (sums "
+                      f"{sums.min():.3g} to {sums.max():.3g}); they are compared as they are", UserWarning,
+                      stacklevel=3)
+
+
+def _read_truth(path: Path, rows: int, cols: int, bands: int | None):
     from ..scene import GroundTruth
 
-    path = Path(path)
     if not path.exists():
         raise in_file(path, "no such file or folder")
     if path.is_dir() or path.name == "result.npz":
