@@ -588,3 +588,19 @@ def test_truth_that_does_not_sum_to_one_is_scored_with_a_warning(run_cli, tmp_pa
     assert code == 0, err
     assert "20 of 20 pixels do not sum to one" in err and str(truth) in err
     assert json.loads(stdout)["abundance_rmse_percent"] > 5
+
+
+def test_estimate_of_maps_only_against_a_benchmark_mat(run_cli, tmp_path):
+    """A result with abundances but no endmembers, scored against an end3.mat-like file: the
+    truth's M was refused with '... with None bands' although only the maps are compared."""
+    from scipy.io import savemat
+
+    e, a = _crafted_result(tmp_path / "ref")
+    est = tmp_path / "est"
+    est.mkdir()
+    np.savez(est / "result.npz", abundances=a, mask=np.ones(a.shape[:2], bool))
+    truth = tmp_path / "end3.mat"
+    savemat(truth, {"M": e.T.astype(np.float64), "A": a.reshape(-1, 3, order="F").T.astype(np.float64)})
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", est, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["abundance_rmse_percent"] == pytest.approx(0, abs=1e-4)

@@ -184,12 +184,13 @@ def read_endmembers(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
                         f"(bands, p){hint}")
 
 
-def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_order: str | None = None,
+def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pixel_order: str | None = None,
                variables: dict | None = None) -> GroundTruth:
     """Read reference endmembers/abundances from a ``.mat`` file for a rows x cols x bands scene.
 
     Endmembers: the first of ``M``, ``E``, ``GT``, ``endmembers`` that is 2-D with one axis
-    of length ``bands``; (bands, p) is transposed to (p, bands).
+    of length ``bands``; (bands, p) is transposed to (p, bands). ``bands`` None (nothing to
+    match them with): the longer axis is the bands, as the benchmark files store (bands, p).
     Abundances: the first of ``S_GT``, ``A_true``, ``A``, ``abundances``: 3-D as
     (rows, cols, p) or (p, rows, cols); 2-D as (p, rows*cols) or (rows*cols, p) in
     ``pixel_order`` ("F" = MATLAB column-major, Zhu/Palsson; "C" = row-major, HySUPP).
@@ -209,7 +210,9 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int, *, pixel_orde
     npix = rows * cols
     e = None
     for key, v in _endmember_matrices(d, path):
-        if v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
+        if bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
+            e = np.ascontiguousarray(v.T) if v.shape[0] > v.shape[1] else v
+        elif v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
         elif v.shape[0] == bands:
             e = np.ascontiguousarray(v.T)
