@@ -132,3 +132,30 @@ def test_download_larger_than_the_registry_size_is_cut_off(tmp_path, monkeypatch
         datasets.fetch("samson")
     folder = tmp_path / "cache" / "unmixgen" / "samson"
     assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+def test_cache_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, run_cli):
+    """A cache path blocked by a file (or a read-only home) was an internal
+    NotADirectoryError; nothing is downloaded and the line says how to go on."""
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UNMIXGEN_DATA", raising=False)
+    called = []
+    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: called.append(a))
+    code, _, err = run_cli("datasets", "fetch", "samson")
+    assert code == 2 and "cannot create the download cache folder" in err and "--data-dir" in err, err
+    assert len(err.strip().splitlines()) == 1 and not called
+
+
+def test_damaged_cached_file_says_to_delete_it(tmp_path, monkeypatch, run_cli):
+    """A truncated file in the cache is never downloaded again by itself: the error says so."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UNMIXGEN_DATA", raising=False)
+    folder = tmp_path / "cache" / "unmixgen" / "samson"
+    folder.mkdir(parents=True)
+    (folder / "samson_1.mat").write_bytes(b"MATLAB 5.0 cut short")
+    called = []
+    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: called.append(a))
+    code, _, err = run_cli("datasets", "fetch", "samson")
+    assert code == 2 and "samson_1.mat" in err and "delete it to download it again" in err, err
+    assert not called and (folder / "samson_1.mat").read_bytes() == b"MATLAB 5.0 cut short"

@@ -174,13 +174,14 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check(path: Path, df: DataFile) -> None:
+def _check(path: Path, df: DataFile, *, cached: bool = False) -> None:
     if df.sha256 is None:
         return
     got = sha256_of(path)
     if got != df.sha256:
+        again = "; delete it to download it again" if cached else ""  # fetch keeps a cached file
         raise in_file(path, f"sha256 {got[:16]}... does not match the registry's {df.sha256[:16]}... "
-                            f"(corrupt or a different file); expected the file from {df.urls[0]}")
+                            f"(corrupt or a different file); expected the file from {df.urls[0]}{again}")
 
 
 def _find_local(root: Path, ds: Dataset, df: DataFile) -> Path | None:
@@ -226,7 +227,7 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, allow_unpinne
         else:
             p = cache_dir() / ds.folder / df.name
             if p.is_file():
-                _check(p, df)
+                _check(p, df, cached=True)
             else:
                 _download(df, p, allow_unpinned=allow_unpinned, progress=progress)
         paths[df.name] = p
@@ -237,7 +238,12 @@ def _download(df: DataFile, dest: Path, *, allow_unpinned: bool, progress: bool)
     if df.sha256 is None and not allow_unpinned:
         raise InputError(f"{df.name}: sha256 not pinned in the registry, so a download cannot be verified; "
                          "pass --allow-unpinned to download it anyway, or put the file in --data-dir")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, a read-only home: not the download's fault
+        raise in_file(dest.parent, f"cannot create the download cache folder ({exc.strerror}); expected a "
+                                   "writable folder (set XDG_CACHE_HOME), or put the files in a folder and pass "
+                                   "--data-dir") from None
     errors = []
     for url in df.urls:
         try:
