@@ -604,3 +604,23 @@ def test_estimate_of_maps_only_against_a_benchmark_mat(run_cli, tmp_path):
     code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", est, "--json")
     assert code == 0, err
     assert json.loads(stdout)["abundance_rmse_percent"] == pytest.approx(0, abs=1e-4)
+
+
+@pytest.mark.parametrize("content", ["npy", "text", "empty"])
+def test_npz_that_is_not_a_zip_is_one_line(run_cli, tmp_path, content):
+    """A .npy saved under an .npz name was an internal TypeError (np.load gives an array),
+    and other bytes got numpy's advice to unpickle them: as truth and as result.npz."""
+    _crafted_result(tmp_path / "est")
+    bad = tmp_path / "truth.npz"
+    if content == "npy":
+        with open(bad, "wb") as f:
+            np.save(f, np.ones((4, 5, 3), np.float32))
+    else:
+        bad.write_bytes(b"not an archive" if content == "text" else b"")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "result.npz").write_bytes(bad.read_bytes())
+    for args in (("--truth", bad, "--estimate", tmp_path / "est"), ("--truth", tmp_path / "est", "--estimate", folder)):
+        code, _, err = run_cli("evaluate", *args)
+        assert code == 2 and "cannot read" in err and "not an .npz archive" in err and "pickle" not in err, err
+        assert len(err.strip().splitlines()) == 1

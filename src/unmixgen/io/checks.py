@@ -185,6 +185,23 @@ def confirm_empty_bands(candidates: np.ndarray, rows: int, read_rows, missing, b
     return out
 
 
+def require_npz(path: str | os.PathLike, expected: str) -> Path:
+    """``path`` when it is a regular file holding a zip archive, as every ``.npz`` does;
+    `InputError` otherwise, saying what was ``expected``. Checked before ``np.load``, which
+    returns a plain array for a ``.npy`` and offers unpickling for any other bytes."""
+    import zipfile
+
+    path = require_regular_file(path)
+    try:
+        ok = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise in_file(path, f"cannot read ({exc.strerror or exc})") from None
+    if not ok:
+        raise in_file(path, f"cannot read: not an .npz archive (damaged, or another file renamed); expected "
+                            f"{expected}")
+    return path
+
+
 __all__ = ["confirm_empty_bands", "count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex",
-           "require_regular_file"]
+           "require_npz", "require_regular_file"]
 

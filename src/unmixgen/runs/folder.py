@@ -247,7 +247,10 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
         raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
-    if path.suffix.lower() != ".npz" and not zipfile.is_zipfile(path):  # a scene file (.npy: an array; text: unpickling)
+    if not zipfile.is_zipfile(path):  # a scene file, or a .npy renamed (np.load: an array; other bytes: unpickling)
+        if folder.is_dir() or path.suffix.lower() == ".npz":
+            raise in_file(path, "cannot read the result: not an .npz archive (damaged, or another file "
+                                "renamed); expected the result.npz `unmixgen unmix` writes")
         raise in_file(folder, "not a result folder, nor a result.npz archive; expected the --out of "
                               "`unmixgen unmix`")
     with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:

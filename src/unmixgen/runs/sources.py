@@ -29,7 +29,7 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..io.checks import refuse_complex
+from ..io.checks import refuse_complex, require_npz
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -94,6 +94,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         e, wl, names = read_endmembers_csv(path)
         return Endmembers(e, wl, names, text)
     if ext == ".npz":
+        require_npz(path, "an .npz with 'endmembers' (p, bands)")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
             if "endmembers" not in z.files:
                 raise in_file(path, f"has no 'endmembers' array (keys: {', '.join(z.files)})")
@@ -314,6 +315,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None):
     if ext == ".mat":
         return matlab.read_truth(path, rows, cols, bands)
     if ext == ".npz":
+        require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
             e = _real(z["endmembers"], "endmembers", path) if "endmembers" in z.files else None
             a = _real(z["abundances"], "abundances", path) if "abundances" in z.files else None
@@ -353,6 +355,7 @@ def _check_truth_shapes(path: Path, e: np.ndarray | None, a: np.ndarray | None, 
 
 
 def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    require_npz(path, "an .npz with 'abundances'")
     with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
         if "abundances" not in z.files:
             raise in_file(path, f"has no 'abundances' array (keys: {', '.join(z.files)}); "
