@@ -181,7 +181,7 @@ def test_zero_byte_mat(tmp_path, run_cli):
     with pytest.raises(InputError, match="empty.mat: not a readable MATLAB file"):
         read_scene(p)
     code, _, err = run_cli("info", p)
-    assert code == 2 and err.strip().count("\n") == 0
+    assert code == 2 and err.strip().count("\n") == 0 and err.count("empty.mat") == 1, err
 
 
 @pytest.mark.parametrize("value, message", [

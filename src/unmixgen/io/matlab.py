@@ -68,6 +68,8 @@ def load_mat(path: str | Path, *, allow_external: bool = False) -> dict[str, Any
     try:
         with reading(path, "read the MATLAB file"):
             major = sio.matlab.matfile_version(path)[0]
+    except InputError:  # `reading` already named the file: say it once
+        raise in_file(path, "not a readable MATLAB file (truncated or damaged); expected a .mat file") from None
     except (ValueError, TypeError, MatReadError, IndexError) as exc:
         raise in_file(path, f"not a readable MATLAB file ({str(exc)[:160]}); expected a .mat file") from None
     if major == 1:
