@@ -110,3 +110,6 @@ def test_misshapen_uncertainty_is_named():
         interval_scores(truth, truth[:3])
     with pytest.raises(InputError, match="abundances_std: shape"):
         evaluate(abundances=truth, ref_abundances=truth, uncertainty={"std": np.ones((4, 5, 3))})
+    # swapped quantiles would still give a (meaningless) coverage number
+    with pytest.raises(InputError, match="abundances_q05 is above abundances_q95 at 40 entries"):
+        evaluate(abundances=truth, ref_abundances=truth, uncertainty={"q05": truth + 0.1, "q95": truth - 0.1})

@@ -553,6 +553,12 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                     if np.shape(v) != np.shape(abundances):
                         raise InputError(f"abundances_{k}: shape {np.shape(v)}; expected {np.shape(abundances)} "
                                          "like the abundances")
+                if "q05" in given and "q95" in given:
+                    lo, hi = np.asarray(given["q05"], np.float64), np.asarray(given["q95"], np.float64)
+                    crossed = int(np.sum(lo > hi + 1e-6))  # NaN compares False: masked pixels pass
+                    if crossed:
+                        raise InputError(f"abundances_q05 is above abundances_q95 at {crossed} entries; expected "
+                                         "the 5 % quantile at or below the 95 % one (arrays swapped?)")
                 scores = interval_scores(A_e, A_r, mask=mask, **{k: np.asarray(v)[..., sel]
                                                                 for k, v in given.items()})
                 per_cov = scores.pop("coverage90_per_endmember", None)
