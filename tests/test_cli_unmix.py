@@ -492,7 +492,7 @@ def test_degenerate_given_endmembers_are_refused(run_cli, scene_file, tmp_path, 
 
 
 @pytest.mark.parametrize("bad", ["abundances 1-d", "endmembers 1-d", "p differs", "text", "complex", "empty",
-                                 "mask shape", "names", "no mask"])
+                                 "mask shape", "mask values", "names", "no mask"])
 def test_malformed_result_folder_is_one_line_naming_it(run_cli, tmp_path, bad):
     """The arrays of a result.npz (an --estimate, or a folder given as --truth) are checked
     when read: exit 2 naming the folder (they were internal errors, a silently dropped
@@ -518,6 +518,8 @@ def test_malformed_result_folder_is_one_line_naming_it(run_cli, tmp_path, bad):
         arrays["mask"] = np.ones((5, 4), bool)
     elif bad == "names":
         arrays["names"] = np.array(["one"])
+    elif bad == "mask values":
+        arrays["mask"] = np.full((4, 5), 0.5)
     else:  # endmembers only: nothing tells the scene's size
         arrays = {"endmembers": e}
     folder, ok = tmp_path / "bad", tmp_path / "ok"

@@ -294,6 +294,9 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
         want = f"{a.shape[0]}x{a.shape[1]}" if a is not None else "(rows, cols)"
         raise in_file(folder, f"result's 'mask' is {m.dtype} of shape {m.shape}; expected a {want} map of valid "
                               "pixels")
+    if m is not None and m.dtype.kind != "b" and not np.isin(m, (0, 1)).all():
+        raise in_file(folder, "result's 'mask' holds values other than 0 and 1; expected a map of valid pixels "
+                              "(True / False)")
     if p is not None and "names" in r and len(r["names"]) != p:
         raise in_file(folder, f"result has {len(r['names'])} names for {p} endmembers; expected one per endmember")
 
