@@ -163,3 +163,28 @@ def test_endmembers_with_a_scaled_copy_train(run_cli, files, tmp_path, torch_one
                            "--max-steps", "2")
     assert code == 0, err
     assert (out / "config.json").is_file()
+
+
+def test_no_progress_silences_the_training_bar(run_cli, files, tmp_path, monkeypatch):
+    """`train-stu` and `unmix --method hybridstu` train for minutes: scripts and logs need
+    --no-progress (the other training commands have it)."""
+    import unmixgen.workflows.semiblind as semiblind
+    import unmixgen.workflows.unmixing as unmixing
+
+    seen = []
+
+    def fake_train(*args, progress=None, **kwargs):
+        seen.append(("train-stu", progress))
+        raise semiblind.InputError("stop here")
+
+    def fake_unmix(*args, progress=None, **kwargs):
+        seen.append(("unmix", progress))
+        raise semiblind.InputError("stop here")
+
+    monkeypatch.setattr("unmixgen.workflows.train_stu", fake_train)
+    monkeypatch.setattr(unmixing, "unmix_hybridstu", fake_unmix)
+    path, em, _ = files
+    for flag in ("--progress", "--no-progress"):
+        run_cli("train-stu", path, "--endmembers-file", em, "--out", tmp_path / "m", flag)
+        run_cli("unmix", path, "--method", "hybridstu", "--endmembers-file", em, "--out", tmp_path / "r", flag)
+    assert seen == [("train-stu", True), ("unmix", True), ("train-stu", False), ("unmix", False)]

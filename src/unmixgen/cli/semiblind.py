@@ -33,6 +33,7 @@ def train_stu(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default; 1 is fastest on a busy machine)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (runs are reproducible)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a HybridSTU CNN on scenes simulated from the endmembers and training maps.
 
@@ -51,7 +52,7 @@ def train_stu(
     set_threads(threads)
     h = run(scene_path, endmembers_file, out, maps=maps, overwrite=overwrite,
             **given(k=k, lam=lam, variability=variability, scaling=scaling, base=base, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,
-                    progress=True))
+                    progress=progress))
     Console().print(f"[bold]hybridstu[/bold]: {h['steps']} steps (best {h['best_step']}, validation abundance "
                     f"RMSE {100 * h['best_validation_rmse']:.2f} %, SNR {h['snr_db']:.1f} dB, corrects "
                     f"{h.get('base') or 'bands'}) -> {out}")

@@ -38,6 +38,7 @@ def unmix(
     device: str = typer.Option(None, "--device", help="hybridstu: auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="hybridstu: CPU threads for torch (0 = torch's default)."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="hybridstu without --model: show the training progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Unmix a scene: endmembers + abundance maps into an output folder.
@@ -59,7 +60,8 @@ def unmix(
     record = unmix_scene(
         scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
         endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
-        figures=figures, overwrite=overwrite, **given(maps=maps, max_minutes=max_minutes, device=device))
+        figures=figures, overwrite=overwrite, progress=progress,
+        **given(maps=maps, max_minutes=max_minutes, device=device))
     _summary(out, record)
 
 

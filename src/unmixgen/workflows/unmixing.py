@@ -17,7 +17,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                 endmembers_file: str | Path | None = None, method: str | None = None,
                 truth: str | Path | None = None, seed: int = 0, model: str | Path | None = None,
                 maps: str | None = None, max_minutes: float | None = None, device: str | None = None,
-                figures: bool = True, overwrite: bool = False) -> dict[str, Any]:
+                figures: bool = True, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
 
     Exactly one way to get endmembers:
@@ -30,7 +30,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     - ``method="hybridstu"``: a trained ``model``, or train one from ``endmembers_file`` /
       ``n_endmembers`` extracted endmembers (``maps``, ``max_minutes``, ``device``).
 
-    ``truth`` (a benchmark file or result folder) adds metrics to run.json. Returns the
+    ``progress``: HybridSTU's training progress bar. ``truth`` (a benchmark file or result
+    folder) adds metrics to run.json. Returns the
     run record (also written as ``out/run.json``), with ``n_endmembers``.
     """
     from ..atomic import check_output_dir, write_json
@@ -78,7 +79,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("device", device)) if v is not None}
         E, A, names, details = unmix_hybridstu(scene, model=model, endmembers_file=endmembers_file,
                                                n_endmembers=n_endmembers, seed=seed,
-                                               progress=model is None, **options)
+                                               progress=progress and model is None, **options)
         params.update(method="hybridstu", model=None if model is None else str(model),
                       endmembers_file=None if endmembers_file is None else str(endmembers_file), maps=maps)
     elif endmembers_file is not None:
