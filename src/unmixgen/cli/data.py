@@ -77,9 +77,10 @@ def convert(
     if ortho:
         from ..io import detect_format
 
-        if detect_format(src) != "emit":
-            raise InputError(f"{src}: --ortho applies to EMIT products (their GLT); this file is "
-                             f"{detect_format(src)}, already on its own grid")
+        fmt = detect_format(src)
+        if fmt != "emit":
+            raise InputError(f"{src}: --ortho applies to EMIT products (their GLT); this file is {fmt}, already "
+                             "on its own grid")
     scene = read_scene(src, **({"ortho": True} if ortho else {}))
     if wavelengths is not None and scene.wavelengths is not None and "band_order" in scene.metadata:
         # the reader put the bands in wavelength order (`io.bands.Arrangement.note`): centres

@@ -553,9 +553,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                     if np.shape(v) != np.shape(abundances):
                         raise InputError(f"abundances_{k}: shape {np.shape(v)}; expected {np.shape(abundances)} "
                                          "like the abundances")
-                if "q05" in given and "q95" in given:
-                    lo, hi = np.asarray(given["q05"], np.float64), np.asarray(given["q95"], np.float64)
-                    crossed = int(np.sum(lo > hi + 1e-6))  # NaN compares False: masked pixels pass
+                lo, hi = np.asarray(given.get("q05")), np.asarray(given.get("q95"))
+                if lo.dtype.kind in "iuf" and hi.dtype.kind in "iuf":  # others: `interval_scores` refuses them
+                    crossed = int(np.count_nonzero(lo > hi + 1e-6))  # NaN compares False: masked pixels pass
                     if crossed:
                         raise InputError(f"abundances_q05 is above abundances_q95 at {crossed} entries; expected "
                                          "the 5 % quantile at or below the 95 % one (arrays swapped?)")

@@ -64,36 +64,43 @@ def _local(tag: str) -> str:
 UNITS = {"L1C": "radiance", "L2A": "reflectance"}  # what each readable level's pixels hold
 
 
-def product_info(xml: Path) -> tuple[str, float | None]:
-    """``(level, background)``: the processing level ``level_X/base/level`` names, ``"L1C"`` or
-    ``"L2A"`` (``"L2A"`` when the XML has none; `InputError` for L1B and anything else), and
-    ``level_X/specific/backgroundValue``, the no-data value of the spectral bands (None when
-    absent)."""
+def metadata_root(xml: Path) -> ET.Element:
+    """The parsed METADATA.XML (its root element); `InputError` naming it otherwise."""
+    require_regular_file(xml, "metadata XML")
     try:
-        root = ET.parse(xml).getroot()
+        return ET.parse(xml).getroot()
     except (ET.ParseError, OSError) as exc:
         raise in_file(xml, f"cannot parse the metadata XML ({exc})") from None
 
-    def child(parent, name):
-        return None if parent is None else next((c for c in parent if _local(c.tag) == name), None)
 
-    el = child(child(root, "base"), "level")
+def _find(root: ET.Element, where: str) -> ET.Element | None:
+    """The element at the slash-separated ``where`` below ``root`` (namespaces ignored)."""
+    el = root
+    for name in where.split("/"):
+        el = None if el is None else next((c for c in el if _local(c.tag) == name), None)
+    return el
+
+
+def product_info(xml: Path, root: ET.Element | None = None) -> tuple[str, float | None]:
+    """``(level, background)``: the processing level ``level_X/base/level`` names, ``"L1C"`` or
+    ``"L2A"`` (``"L2A"`` when the XML has none; `InputError` for L1B and anything else), and
+    ``level_X/specific/backgroundValue``, the no-data value of the spectral bands (None when
+    absent). ``root``: the XML already parsed (`metadata_root`)."""
+    root = metadata_root(xml) if root is None else root
+    el = _find(root, "base/level")
     level = "L2A" if el is None or not (el.text or "").strip() else el.text.strip().upper()
     if level not in UNITS:
         what = " (a VNIR and a SWIR image in sensor geometry)" if level == "L1B" else ""
         raise in_file(xml, f"base/level is {level[:20]!r}{what}; expected an EnMAP L1C or L2A product")
-    el = child(child(root, "specific"), "backgroundValue")
+    el = _find(root, "specific/backgroundValue")
     background = None if el is None else number(el.text or "", "specific/backgroundValue", xml)
     return level, background
 
 
-def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
-    """Per-band ``wavelength``, ``fwhm``, ``gain``, ``offset`` (sorted by band number)."""
-    require_regular_file(xml, "metadata XML")
-    try:
-        root = ET.parse(xml).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise in_file(xml, f"cannot parse the metadata XML ({exc})") from None
+def band_characterisation(xml: Path, root: ET.Element | None = None) -> dict[str, np.ndarray]:
+    """Per-band ``wavelength``, ``fwhm``, ``gain``, ``offset`` (sorted by band number).
+    ``root``: the XML already parsed (`metadata_root`)."""
+    root = metadata_root(xml) if root is None else root
     rows = []
     for el in root.iter():
         if _local(el.tag) != "bandID":
@@ -123,16 +130,14 @@ def band_characterisation(xml: Path) -> dict[str, np.ndarray]:
 CHANNEL_LISTS = tuple(f"specific/{d}ProductQuality/expectedChannelsList" for d in ("vnir", "swir"))
 
 
-def detectors(xml: Path, numbers: np.ndarray) -> np.ndarray | None:
+def detectors(xml: Path, numbers: np.ndarray, root: ET.Element | None = None) -> np.ndarray | None:
     """Detector of each band (0 VNIR, 1 SWIR; ``numbers`` are the band numbers, in band
     order) from the XML's `CHANNEL_LISTS`; None when the XML has neither list, or, with a
-    warning, when the lists do not name each band once."""
-    root = ET.parse(xml).getroot()  # parsed once already by band_characterisation
+    warning, when the lists do not name each band once. ``root``: the XML already parsed."""
+    root = metadata_root(xml) if root is None else root
     texts = []
     for where in CHANNEL_LISTS:
-        el = root
-        for name in where.split("/"):
-            el = None if el is None else next((c for c in el if _local(c.tag) == name), None)
+        el = _find(root, where)
         texts.append(None if el is None else (el.text or ""))
     if texts == [None, None]:
         return None
@@ -160,14 +165,16 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     Bands that hold only nodata and bands flagged bad in the image are bad bands (see
     `io.geotiff.read`).
     """
-    overlap_policy(overlap)
+    policy = overlap_policy(overlap)
     tif, xml = product_files(Path(path))
-    bc = band_characterisation(xml)
-    level, background = product_info(xml)
+    root = metadata_root(xml)  # parsed once for every field read below
+    bc = band_characterisation(xml, root)
+    level, background = product_info(xml, root)
     n = bc["wavelength"].size
-    probe = geotiff.GeoTiffSource(tif)
-    if probe.shape[2] != n:
-        raise in_file(xml, f"describes {n} bands but {tif.name} has {probe.shape[2]}; expected the same")
+    with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
+        stored, tagged = ds.count, ds.nodata is not None
+    if stored != n:
+        raise in_file(xml, f"describes {n} bands but {tif.name} has {stored}; expected the same")
     if not np.all(np.isfinite(bc["wavelength"])) or np.any(bc["wavelength"] <= 0):
         raise in_file(xml, "wavelengthCenterOfBand holds a value that is not a positive number (nm)")
     for key, name in (("gain", "GainOfBand"), ("offset", "OffsetOfBand")):
@@ -177,14 +184,11 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         raise in_file(xml, "GainOfBand is 0 for a band; expected non-zero gains")
     # no FWHMOfBand element at all: no widths, nothing wrong; otherwise every width is checked
     fwhm = None if np.all(np.isnan(bc["fwhm"])) else usable_fwhm(bc["fwhm"], "FWHMOfBand values", xml)
-    policy = overlap_policy(overlap)
-    det = None if policy == "sort" else detectors(xml, bc["number"])  # "sort" keeps every band anyway
+    det = None if policy == "sort" else detectors(xml, bc["number"], root)  # "sort" keeps every band anyway
     if det is None and policy != "sort" and detector_runs(bc["wavelength"]).max() == 0:
         warnings.warn(f"{xml}: the bands are sorted by wavelength and no {CHANNEL_LISTS[0]} / "
                       f"{CHANNEL_LISTS[1]} says which detector measured each; overlap={policy!r} "
                       f"cannot tell the detectors apart, so all {n} bands are kept", UserWarning, stacklevel=2)
-    with reading(tif, "open as a raster"), geotiff.open_raster(tif) as ds:
-        tagged = ds.nodata is not None
     scene = geotiff.read(tif, scales=bc["gain"], offsets=bc["offset"], wavelengths=bc["wavelength"],
                          fwhm=fwhm, overlap=overlap, nodata=None if tagged else background, detectors=det)
     scene.metadata.update(format="enmap", metadata_xml=str(xml), product=f"EnMAP {level}")

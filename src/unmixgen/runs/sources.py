@@ -59,16 +59,22 @@ def load_endmembers(source: str | Path) -> Endmembers:
     import warnings
 
     names = em.names if len(em.names) == len(em.spectra) else _default_names(len(em.spectra))
-    for name, row in zip(names, np.asarray(em.spectra, np.float64), strict=True):
-        ok = row[np.isfinite(row)]
-        if ok.size and ok.max() <= 0 < -ok.min():  # all zero: `fit_to_bands` says so on the scene's bands
+    for name, row, none in zip(names, em.spectra, _no_positive(em.spectra), strict=True):
+        if none and (row < 0).any():  # all zero: `fit_to_bands` says so on the scene's bands
             raise in_file(em.source, f"endmember {name!r} has no positive value; expected reflectance or "
                                      "radiance spectra (>= 0)")
+        ok = row[np.isfinite(row)]
         if ok.size and ok.min() < -NEGATIVE_WARN * ok.max():
             warnings.warn(f"{em.source}: endmember {name!r} goes down to {ok.min():.4g} (peak {ok.max():.4g}); "
                           "negative reflectance is not physical (an offset or a fill value?)", UserWarning,
                           stacklevel=2)
     return em
+
+
+def _no_positive(spectra: np.ndarray) -> np.ndarray:
+    """Bool per spectrum of ``spectra (p, bands)``: no value above zero (NaN is none), so no
+    reflectance or radiance spectrum."""
+    return ~(np.asarray(spectra) > 0).any(axis=1)
 
 
 def _read_endmembers(source: str | Path) -> Endmembers:
@@ -277,7 +283,7 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[-1]} abundance maps; expected one map per "
                             "endmember")
     if e is not None:
-        flat = ~(np.asarray(e) > 0).any(axis=1)  # all zero or negative: no angle to a spectrum
+        flat = _no_positive(e)  # all zero or negative: no angle to a spectrum
         if flat.any():
             i = int(np.flatnonzero(flat)[0])
             name = gt.names[i] if gt.names is not None and len(gt.names) == len(e) else f"em{i}"

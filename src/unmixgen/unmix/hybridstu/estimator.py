@@ -244,14 +244,15 @@ class HybridSTU:
                              "(to estimate the noise and fit the training maps)")
         Y = scene.valid_pixels()[:, good]
         Eg = E[:, good]
-        noise = D.noise_estimate(Y, seed=self.seed)
-        snr = float(self.snr_db) if self.snr_db is not None else D.estimate_snr_db(Y, seed=self.seed, noise=noise)
         if self.snr_db is not None:  # white noise at the given SNR, as the training scenes get
+            snr = float(self.snr_db)
             # the pixels' mean power, by blocks of rows: no float64 copy of the scene
             power = sum(float(np.einsum("ij,ij->", Y[i:i + 65536], Y[i:i + 65536], dtype=np.float64))
                         for i in range(0, len(Y), 65536)) / max(Y.size, 1)
             band_noise = np.full(Y.shape[1], power / 10 ** (snr / 10))
-        else:
+        else:  # the scene's own noise: its SNR and its per-band variance, from one estimate
+            noise = D.noise_estimate(Y, seed=self.seed)
+            snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = np.diag(noise[2]).astype(np.float64)
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
         if not isinstance(self.variability, str):
