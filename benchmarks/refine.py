@@ -97,9 +97,17 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
         print(f"| {snr:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
 
 
-def metrics(E, A, Et, At, Y) -> dict:
+def mixing_label(record: dict) -> str:
+    """The refinement's mixing model, its test value and (scaled) where it started."""
+    m = record["mixing"]
+    x = m.get("brightness_excess")
+    return m["model"] + ("" if x is None else f" ({x:.1f})") + (f", start {m['start']}" if "start" in m else "")
+
+
+def metrics(E, A, Et, At, Y, brightness=None) -> dict:
     perm = match_endmembers(E, Et, by="sad")
-    m = evaluate(endmembers=E[perm], abundances=A[..., perm], ref_endmembers=Et, ref_abundances=At, cube=Y)
+    m = evaluate(endmembers=E[perm], abundances=A[..., perm], ref_endmembers=Et, ref_abundances=At, cube=Y,
+                 brightness=brightness)
     return {k: m.get(k) for k in ("abundance_rmse_percent", "sad_deg_mean", "sre_db", "psnr_db")}, perm
 
 
@@ -198,6 +206,8 @@ def main() -> None:
                     help="comma-separated USGS names added to the set (p = 4 + their number), e.g. "
                          "'Jarosite GDS24,Hematite FE2602' for p = 6")
     ap.add_argument("--endmember-tolerance", type=float, default=None)
+    ap.add_argument("--mixing", default=None, choices=["auto", "linear", "scaled"],
+                    help="mixing model of the data steps (refine's default: auto)")
     ap.add_argument("--maps", default="procedural", choices=sorted(MAPS),
                     help="abundance maps of the suite's scenes (`MAPS`): the default smooth fields, rough ones, "
                          "a Voronoi patchwork, or sharp near-pure regions (all without pure pixels)")
@@ -215,7 +225,8 @@ def main() -> None:
     opts = {k: v for k, v in (("t0", args.t0), ("spectra_t0", args.spectra_t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
                               ("ls_iterations", args.ls_iterations),
-                              ("endmember_tolerance", args.endmember_tolerance)) if v is not None}
+                              ("endmember_tolerance", args.endmember_tolerance), ("mixing", args.mixing))
+            if v is not None}
     if args.rounds not in (1, "origin"):
         opts["rounds"] = args.rounds
     rounds_by_init = args.rounds == "origin"
@@ -285,8 +296,8 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
     the rounds as `unmixgen refine` picks them (`workflows.refinement.endmember_origin`): the
     prior-weight rule for endmembers extracted from the scene, one round for the true ones."""
     summary: dict = {}
-    print("| SNR | seed | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| SNR | seed | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam | mixing |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
@@ -314,14 +325,14 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,
                            samples=args.samples, steps=args.steps, seed=seed, **opts, **by_init)
                 sec = time.perf_counter() - t
-                m1, perm1 = metrics(r.endmembers, r.abundances, em.spectra, At, Y)
+                m1, perm1 = metrics(r.endmembers, r.abundances, em.spectra, At, Y, r.brightness)
                 c = calibration(r.abundance_samples[..., perm1], At)
                 g = r.record["guard"]
                 f = lambda k, m0=m0, m1=m1: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
                 print(f"| {snr:.0f} | {seed} | {init} | {f('abundance_rmse_percent')} | {f('sad_deg_mean')} | "
                       f"{f('sre_db')} | {f('psnr_db')} | {100 * g['pixels_kept_fraction']:.0f}% | "
                       f"{g['endmembers_kept']} | {c['cov50']:.2f} | {c['cov90']:.2f} | {c['spearman']:.2f} | "
-                      f"{c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} |", flush=True)
+                      f"{c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} | {mixing_label(r.record)} |", flush=True)
                 rel = lambda k, m0=m0, m1=m1: (m1[k] - m0[k]) / max(m0[k], 1e-9)  # noqa: E731
                 summary.setdefault((snr, init), []).append(
                     [rel("abundance_rmse_percent"), rel("sad_deg_mean"), m1["sad_deg_mean"] - m0["sad_deg_mean"],

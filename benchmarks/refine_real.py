@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import torch
 
-from refine import calibration
+from refine import calibration, mixing_label
 from semiblind import DATA, metrics, real_scene
 from unmixgen.evaluate.unmixing import match_endmembers
 from unmixgen.priors.abundance.model import AbundanceModel
@@ -59,13 +59,15 @@ def main() -> None:
     ap.add_argument("--jasper-wavelengths", default=None,
                     help="'usgs' (the AVIRIS band centres of the USGS library's first column at the file's "
                          "SlectBands) or a file with one centre per band in the file's order")
+    ap.add_argument("--mixing", default=None, choices=["auto", "linear", "scaled"],
+                    help="mixing model of the data steps (refine's default: auto)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
     sp = load_spectra_prior(None)
     print("| scene | init | RMSE% init→ref | SAD° init→ref | SRE dB init→ref | PSNR init→ref | SAM° init→ref | "
-          "kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "kept px | E kept | cov50 | cov90 | Spearman | CRPS | s | lam | mixing |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.scenes.split(","):
         scene = real_scene(name)
         if name == "samson" and args.samson_wavelengths:
@@ -94,10 +96,11 @@ def main() -> None:
                        mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
                        rounds=None,  # both inits extract their endmembers from the scene: `refine`'s default
+                       **({} if args.mixing is None else {"mixing": args.mixing}),
                        **({} if args.endmember_tolerance is None else
                           {"endmember_tolerance": args.endmember_tolerance}))
             sec = time.perf_counter() - t
-            m1 = metrics(scene, r.endmembers, r.abundances)
+            m1 = metrics(scene, r.endmembers, r.abundances, brightness=r.brightness)
             perm = match_endmembers(r.endmembers, scene.truth.endmembers, by="sad")
             c = calibration(r.abundance_samples[:, scene.mask][..., perm], scene.truth.abundances[scene.mask])
             g = r.record["guard"]
@@ -105,7 +108,8 @@ def main() -> None:
             print(f"| {name} | {init} | {f('rmse')} | {f('sad')} | {f('sre')} | {f('psnr')} | {f('sam')} | "
                   f"{100 * g['pixels_kept_fraction']:.0f}% | {g['endmembers_kept']} | {c['cov50']:.2f} | "
                   f"{c['cov90']:.2f} | {c['spearman']:.2f} | {c['crps']:.4f} | {sec:.1f} | {r.record['lam']:g} "
-                  f"({r.record['rounds']} round{'s' if r.record['rounds'] > 1 else ''}) |", flush=True)
+                  f"({r.record['rounds']} round{'s' if r.record['rounds'] > 1 else ''}) | {mixing_label(r.record)} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,8 @@ def metrics(scene, E, A, mask=None, align: str = "abundance", brightness=None) -
     mask = scene.mask if mask is None else mask & scene.mask
     r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
                  ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align, brightness=brightness)
-    sam = float(np.nanmean(sam_map(cube, A @ E, mask)))
+    rec = A @ E if brightness is None else (A * np.asarray(brightness)[..., None]) @ E
+    sam = float(np.nanmean(sam_map(cube, rec, mask)))
     return {"rmse": r["abundance_rmse_percent"], "sad": r["sad_deg_mean"], "sre": r["sre_db"],
             "rec": r["reconstruction_rmse"], "psnr": r["psnr_db"], "sam": sam}
 

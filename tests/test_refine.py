@@ -398,3 +398,61 @@ def test_refined_endmembers_are_refused_where_brightness_explains_the_misfit(var
     fits_better = residuals(Yv, fcls(Yv, E_ref), E_ref).mean() < residuals(Yv, A0, E).mean()
     assert fits_better  # the old rule alone would accept E_ref in both cases
     assert accept_endmembers(Yv, A0, E, E_ref)["kept"] == (variability == 0.0)
+
+
+def bright_scene(rows=24, cols=20, p=3, bands=30, snr=40, seed=5, spread=0.25):
+    """``scene`` with a smooth per-pixel brightness ``s`` (rows, cols): pixels ``s a E``."""
+    from scipy.ndimage import gaussian_filter
+
+    Y, E, A = scene(rows=rows, cols=cols, p=p, bands=bands, seed=seed, snr=snr)
+    z = gaussian_filter(np.random.default_rng(seed + 1).standard_normal((rows, cols)), 3.0)
+    s = np.exp(spread * z / z.std()).astype(np.float32)
+    return (Y * s[..., None]).astype(np.float32), E, A, s
+
+
+def test_choose_mixing_finds_brightness_beyond_linear_mixing():
+    from unmixgen.refine.mixing import choose_mixing
+
+    Y, E, _ = scene(rows=30, cols=30, p=3, bands=30, snr=30, seed=2)
+    Yb, *_ = bright_scene(rows=30, cols=30, snr=30, seed=2)
+    model, rec = choose_mixing(Y.reshape(-1, 30), 3)
+    assert model == "linear" and rec["brightness_excess"] < 2
+    model, rec = choose_mixing(Yb.reshape(-1, 30), 3)
+    assert model == "scaled" and rec["brightness_excess"] > 2
+    assert choose_mixing(Yb.reshape(-1, 30), 3, "linear")[0] == "linear"
+    assert choose_mixing(Y.reshape(-1, 30), 3, "scaled")[0] == "scaled"
+    with pytest.raises(ParameterError, match="mixing"):
+        choose_mixing(Y.reshape(-1, 30), 3, "elmm")
+
+
+def test_refine_divides_out_a_varying_brightness(one_vs_rest):
+    """Pixels ``s a E`` with the true endmembers: FCLS puts the brightness into the mixture; the
+    scaled model's refinement divides it out (its brightness is the true one), starts from the
+    scaled model's answer and ends far nearer the truth than the linear model's."""
+    from unmixgen.unmix.inversion import fcls
+
+    Yb, E, A, s = bright_scene()
+    keep = Yb.copy()
+    A0 = fcls(Yb.reshape(-1, Yb.shape[-1]), E).reshape(A.shape)
+    prior = AbundanceModel(one_vs_rest)
+    r = refine(Yb, E, A0, abundance_prior=prior, samples=2, steps=2, tile=16)
+    np.testing.assert_array_equal(Yb, keep)  # the caller's cube is not divided in place
+    assert r.record["mixing"]["model"] == "scaled" and r.record["mixing"]["start"] == "scaled"
+    np.testing.assert_allclose(r.brightness, s, rtol=0.03)
+    lin = refine(Yb, E, A0, abundance_prior=prior, samples=2, steps=2, tile=16, mixing="linear")
+    assert lin.brightness is None and lin.record["mixing"]["model"] == "linear"
+    rmse = lambda X: float(np.sqrt(np.mean((X - A) ** 2)))  # noqa: E731
+    assert rmse(r.abundances) < 0.5 * rmse(lin.abundances) and rmse(r.abundances) < 0.5 * rmse(A0)
+    v = r.abundances.reshape(-1, A.shape[-1])
+    assert (v >= 0).all() and np.allclose(v.sum(-1), 1, atol=1e-5)
+    # an init that already modelled the brightness starts as it is
+    from unmixgen.unmix.inversion import scaled
+
+    A_sc = scaled(Yb.reshape(-1, Yb.shape[-1]), E).reshape(A.shape)
+    r2 = refine(Yb, E, A_sc, abundance_prior=prior, samples=2, steps=2, tile=16)
+    assert r2.record["mixing"]["start"] == "init"
+    # a scene without brightness variability stays linear
+    Y, *_ = scene(rows=24, cols=20, p=3, bands=30, seed=5, snr=40)
+    r3 = refine(Y, E, fcls(Y.reshape(-1, 30), E).reshape(A.shape), abundance_prior=prior, samples=2, steps=2,
+                tile=16)
+    assert r3.record["mixing"]["model"] == "linear" and r3.brightness is None

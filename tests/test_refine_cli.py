@@ -109,9 +109,14 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
         Y = z[[k for k in z.files if z[k].ndim == 3][0]]
     b = rng.uniform(0.5, 2.0, Y.shape[:2]).astype(np.float32)
     b[0, 0] = np.nan  # a pixel without a brightness is refined as it is
+    # a scene whose pixels carry that brightness: divided by it the linear model holds, so
+    # refine's own test of the mixing model finds no brightness left to divide out
+    Y = (Y * np.where(np.isfinite(b), b, 1.0)[..., None]).astype(np.float32)
     init = root / "scaled_init"
     init.mkdir()
     scene = Scene(Y, wavelengths=WL)
+    scene_path = root / "bright_scene.npz"
+    write_scene(scene, scene_path)
     with np.load(setup["init"] / "result.npz") as z:
         save_result(init, scene, endmembers=z["endmembers"], abundances=z["abundances"], figures=False,
                     extra={"brightness": b})
@@ -124,7 +129,7 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
 
     monkeypatch.setattr(posterior, "refine", spy)
     out = root / "ref_scaled"
-    code, _, err = run_cli("refine", setup["scene"], "--init", init, "--abundance-prior", setup["p2"],
+    code, _, err = run_cli("refine", scene_path, "--init", init, "--abundance-prior", setup["p2"],
                            "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
     assert code == 0, err
     expected = Y / np.where(np.isfinite(b), b, 1.0)[..., None]
@@ -132,6 +137,7 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
     with np.load(out / "result.npz") as z:
         np.testing.assert_array_equal(z["brightness"], b)
     assert (out / "brightness.tif").is_file()
+    assert json.loads((out / "run.json").read_text())["refine"]["mixing"]["model"] == "linear"
     # a brightness that does not fit the scene is refused in one line, nothing written
     bad = root / "bad_brightness"
     bad.mkdir()
@@ -139,7 +145,7 @@ def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, 
         save_result(bad, scene, endmembers=z["endmembers"], abundances=z["abundances"], figures=False,
                     extra={"brightness": -b})
     out2 = root / "ref_bad"
-    code, _, err = run_cli("refine", setup["scene"], "--init", bad, "--abundance-prior", setup["p2"],
+    code, _, err = run_cli("refine", scene_path, "--init", bad, "--abundance-prior", setup["p2"],
                            "--out", out2, "--no-progress")
     assert code == 2 and "brightness has negative" in err and len(err.strip().splitlines()) == 1
     assert not out2.exists()
@@ -371,3 +377,46 @@ def test_rounds_follow_where_the_init_endmembers_came_from(setup, run_cli, tmp_p
                            "--samples", "2", "--steps", "2", "--prior-weight", "2", "--rounds", "1", "--out",
                            root / "ref-one", "--no-progress")
     assert code == 0 and json.loads((root / "ref-one" / "run.json").read_text())["refine"]["rounds"] == 1, err
+
+
+def test_refine_finds_a_varying_brightness_itself_and_writes_it(setup, run_cli):
+    """An FCLS init of a scene whose pixels carry a brightness ``s a E``: refine picks the
+    scaled model (auto), writes the brightness it divided out, and --mixing linear keeps the
+    linear model; a bad --mixing is one line, exit 2, nothing written."""
+    from scipy.ndimage import gaussian_filter
+
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    z = gaussian_filter(np.random.default_rng(5).standard_normal(Y.shape[:2]), 2.0)
+    s = np.exp(0.3 * z / z.std()).astype(np.float32)
+    Yb = (Y * s[..., None]).astype(np.float32)
+    scene = Scene(Yb, wavelengths=WL)
+    write_scene(scene, root / "varying.npz")
+    with np.load(setup["init"] / "result.npz") as r:
+        E = r["endmembers"]
+    init = root / "varying_fcls"
+    init.mkdir()
+    save_result(init, scene, endmembers=E, abundances=fcls(Yb.reshape(-1, WL.size), E).reshape(*Yb.shape[:2], 3),
+                figures=False)
+    out = root / "ref_varying"
+    code, _, err = run_cli("refine", root / "varying.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["refine"]["mixing"]["model"] == "scaled" and "estimated by refine" in rec["brightness"]["model"]
+    with np.load(out / "result.npz") as r:
+        err = np.abs(r["brightness"] / s - 1)  # NNLS under noise with similar smooth endmembers
+        assert np.median(err) < 0.02 and err.max() < 0.15
+    assert (out / "brightness.tif").is_file()
+    out_lin = root / "ref_varying_linear"
+    code, _, err = run_cli("refine", root / "varying.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--mixing", "linear", "--out", out_lin, "--no-progress")
+    assert code == 0, err
+    with np.load(out_lin / "result.npz") as r:
+        assert "brightness" not in r.files
+    bad = root / "ref_varying_bad"
+    code, _, err = run_cli("refine", root / "varying.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--mixing", "elmm", "--out", bad, "--no-progress")
+    assert code == 2 and "mixing" in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()

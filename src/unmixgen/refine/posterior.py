@@ -40,10 +40,12 @@ from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
+from ..unmix.inversion import fcls
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
+from .mixing import band_sums, check_mixing, choose_mixing
 from .prior_weight import CANDIDATES, choose_prior_weight
 from .pull import noise_timestep, prior_pull
 
@@ -67,6 +69,9 @@ class Refined:
     abundance_samples: np.ndarray  # (K, rows, cols, p)
     pixels_kept: np.ndarray  # (rows, cols) bool: where the guard kept the refined abundances
     record: dict = field(default_factory=dict)
+    # (rows, cols) float32, NaN at invalid pixels: the per-pixel brightness the pixels were
+    # divided by (the scaled mixing model; the reconstruction is then ``s a E``), or None
+    brightness: np.ndarray | None = None
 
 
 def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: str) -> torch.Tensor:
@@ -286,7 +291,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int | None = 1, t0: float = 0.3, spectra_t0: float | None = None,
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
-           spread: float = 1.0, tile: int = 64, seed: int = 0,
+           spread: float = 1.0, tile: int = 64, seed: int = 0, mixing: str = "auto",
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
@@ -333,12 +338,19 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
+    mixing : "auto", "linear" or "scaled": the mixing model of the data steps (`mixing`). Under
+        "scaled" (by "auto" when the pixels' brightness varies beyond linear mixing) pixels and
+        endmembers are refined divided by their band sums (`mixing.BandSums`), the results are
+        mapped back and ``Refined.brightness`` holds each pixel's brightness; an init that is
+        a least-squares fit of the raw pixels (FCLS) then starts from the divided pixels'
+        FCLS answer.
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
     if rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
+    check_mixing(mixing)
     check_range("seed", seed, low=0, integer=True)  # derive_seed keeps 32 bits: -1 would be 2**32 - 1
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
@@ -368,9 +380,28 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
     t_start = time.perf_counter()
     Yv_np = cube[mask]
+    A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
+    model, mixing_record = choose_mixing(Yv_np, p, mixing, seed=seed)
+    sums = band_sums(Yv_np, E0) if model == "scaled" else None
+    E_given = E0
+    if model == "scaled" and sums is None:
+        mixing_record["model"] = "linear"
+        mixing_record["note"] = "an endmember's band sum is not positive: the linear model is kept"
+    if sums is not None:
+        # an init that is a least-squares fit of the raw pixels (FCLS) modelled no brightness:
+        # it starts from the divided pixels' FCLS answer instead; any other (a blind method or
+        # HybridSTU that modelled it) starts as it is
+        linear_init = init_is_least_squares(Yv_np, E0, init_fit(Yv_np, A0c[mask], E0))
+        # from here on the data steps see the divided pixels and endmembers, where the linear
+        # model holds; a new cube, the caller's stays as given
+        Yv_np = (Yv_np / sums.t[:, None]).astype(np.float32)
+        E0 = (E0 / sums.c[:, None]).astype(np.float32)
+        cube = cube.copy()
+        cube[mask] = Yv_np
+        A0c[mask] = fcls(Yv_np, E0) if linear_init else sums.to_normalised(A0c[mask])
+        mixing_record["start"] = "scaled" if linear_init else "init"
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
-    A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
     sigma2 = base["sigma2"]
     ts_e: list[int] = []  # the endmember sampler's timesteps (none without one)
@@ -489,6 +520,14 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     base = A0c.copy()
     base[mask] = g["A_base"]
     a_s = (base[None] + s[None, ..., None] * (a_s - base[None])).astype(np.float32)
+    E_out, bright = g["E"], None
+    if sums is not None:  # back to fractions of the given endmembers' scale, with the brightness
+        bright = np.full((rows, cols), np.nan, np.float32)
+        bright[mask] = sums.brightness(g["A"])
+        out[mask] = sums.from_normalised(g["A"])
+        a_s[:, mask] = sums.from_normalised(a_s[:, mask])
+        E_out = g["E"] * sums.c[:, None] if e_kept else E_given
+        e_std = e_std * sums.c[:, None]
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
@@ -498,7 +537,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
-              "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"],
+              "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"], "mixing": mixing_record,
               "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",
               "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),
@@ -512,8 +551,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     return Refined(abundances=out, abundances_std=stat(a_s.std(axis=0)),
                    abundances_q05=stat(np.quantile(a_s, 0.05, axis=0)),
                    abundances_q95=stat(np.quantile(a_s, 0.95, axis=0)),
-                   endmembers=g["E"].astype(np.float32),
+                   endmembers=E_out.astype(np.float32),
                    endmembers_std=e_std.astype(np.float32),
                    pixels_kept=_scatter(mask, g["pixels_kept"]),
                    abundance_samples=np.where(mask[None, ..., None], a_s, np.nan).astype(np.float32),
-                   record=record)
+                   record=record, brightness=bright)

@@ -143,7 +143,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
         (``options``: ``spectra_t0``, ``eta``, ``lam``, ``ls_iterations``, ``guard_level``,
-        ``spread``, ``tile``). ``rounds="auto"``: by where the init's endmembers came from
+        ``spread``, ``tile``, ``mixing``). ``rounds="auto"``: by where the init's endmembers came from
         (`endmember_origin`): extracted from the scene, the prior-weight rule (``None``: two
         rounds when the weight is >= 1), which moves them further towards the truth; given
         (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
@@ -156,7 +156,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     ``refine.endmembers_std_from`` says which). An init of the scaled mixing model ``y = s a E``
     (its result holds a per-pixel ``brightness``: `unmix --method scaled`, HybridSTU on that
     base) is refined on the pixels divided by that brightness, where the linear model holds,
-    and its brightness is carried into ``out``. Valid pixels the init has no abundances for
+    and its brightness is carried into ``out``; so is the brightness refine divides out itself
+    under the scaled mixing model (``mixing``, `unmixgen.refine.mixing`: by default when the
+    pixels' brightness varies beyond linear mixing). Valid pixels the init has no abundances for
     (NaN: it was run with another mask) start from FCLS with the init's endmembers (a warning
     says how many).
     """
@@ -179,6 +181,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
     if options.get("lam") is not None:
         check_range("lam", options["lam"], low=0, low_open=True)
+    if options.get("mixing") is not None:
+        from ..refine.mixing import check_mixing
+
+        check_mixing(options["mixing"])
     from ..nn.device import resolve_device
 
     device = resolve_device(device)
@@ -256,6 +262,12 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                                            else f"auto: endmembers {origin}")
     record["refine"]["bands_used"] = int(good.sum())
     record["refine"]["brightness_divided"] = brightness is not None
+    brightness_from = "from the init"
+    if r.brightness is not None:  # the scaled mixing model, chosen by refine: its brightness on top
+        brightness_from = ("from the init times refine's" if brightness is not None
+                           else "estimated by refine (scaled mixing model)")
+        brightness = r.brightness if brightness is None else brightness * np.where(np.isfinite(r.brightness),
+                                                                                   r.brightness, 1.0)
     record["timings_s"]["refine"] = r.record["seconds"]
     g = r.record["guard"]
     sampled = r.record["endmembers_refined"]
@@ -274,7 +286,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         if brightness is not None:
             from ..runs.folder import save_brightness
 
-            record["brightness"] = save_brightness(tmp, scene, brightness, "from the init")
+            record["brightness"] = save_brightness(tmp, scene, brightness, brightness_from)
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
