@@ -456,3 +456,30 @@ def test_refine_divides_out_a_varying_brightness(one_vs_rest):
     r3 = refine(Y, E, fcls(Y.reshape(-1, 30), E).reshape(A.shape), abundance_prior=prior, samples=2, steps=2,
                 tile=16)
     assert r3.record["mixing"]["model"] == "linear" and r3.brightness is None
+    # an endmember without a positive band sum has no brightness to divide by: linear, said so
+    E_neg = E.copy()
+    E_neg[0] = E_neg[0] - 2 * E_neg[0].mean()
+    r4 = refine(Yb, E_neg, A0, abundance_prior=prior, samples=2, steps=2, tile=16, mixing="scaled")
+    assert r4.record["mixing"]["model"] == "linear" and "band sum" in r4.record["mixing"]["note"]
+    assert r4.brightness is None
+
+
+def test_band_sums_make_the_scaled_model_linear_and_map_fractions_back():
+    """``y = s a E`` divided by its band sum is the mixture of ``E / c`` with the re-weighted
+    fractions, exactly; the fractions and the brightness map back; an endmember without a
+    positive band sum gives no normalisation."""
+    from unmixgen.refine.mixing import band_sums
+
+    rng = np.random.default_rng(0)
+    E = rng.uniform(0.05, 1.0, (3, 12))
+    A = rng.dirichlet([1.0, 1.0, 1.0], size=50)
+    s = rng.uniform(0.3, 3.0, 50)
+    Y = s[:, None] * (A @ E)
+    n = band_sums(Y, E)
+    An = n.to_normalised(A)
+    np.testing.assert_allclose(Y / n.t[:, None], An @ (E / n.c[:, None]), rtol=1e-5)
+    np.testing.assert_allclose(n.from_normalised(An), A, atol=1e-6)
+    np.testing.assert_allclose(n.brightness(An), s, rtol=1e-5)
+    E_bad = E.copy()
+    E_bad[1] = -E_bad[1]
+    assert band_sums(Y, E_bad) is None

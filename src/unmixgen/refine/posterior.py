@@ -400,6 +400,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         cube[mask] = Yv_np
         A0c[mask] = fcls(Yv_np, E0) if linear_init else sums.to_normalised(A0c[mask])
         mixing_record["start"] = "scaled" if linear_init else "init"
+        mixing_record["residuals_of"] = "pixels divided by their band sums"  # the guard's and noise_sigma2
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
