@@ -483,3 +483,18 @@ def test_band_sums_make_the_scaled_model_linear_and_map_fractions_back():
     E_bad = E.copy()
     E_bad[1] = -E_bad[1]
     assert band_sums(Y, E_bad) is None
+
+
+def test_scaled_mixing_falls_back_to_linear_when_most_pixels_have_no_positive_band_sum(one_vs_rest):
+    """Pixels whose median band sum is not positive give no brightness to divide by (their
+    floor would be ~0 and the divided pixels overflow): the linear model is kept, as for an
+    endmember without a positive band sum, instead of failing in the sampler."""
+    from unmixgen.refine.mixing import band_sums
+    from unmixgen.unmix.inversion import fcls
+
+    Yb, E, A, _ = bright_scene()
+    Yb[:16] = -Yb[:16]
+    assert band_sums(Yb.reshape(-1, Yb.shape[-1]), E) is None
+    A0 = fcls(Yb.reshape(-1, Yb.shape[-1]), E).reshape(A.shape)
+    r = refine(Yb, E, A0, abundance_prior=AbundanceModel(one_vs_rest), samples=2, steps=2, tile=16, mixing="scaled")
+    assert r.record["mixing"]["model"] == "linear" and r.brightness is None

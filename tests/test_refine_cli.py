@@ -420,3 +420,39 @@ def test_refine_finds_a_varying_brightness_itself_and_writes_it(setup, run_cli):
                            "--mixing", "elmm", "--out", bad, "--no-progress")
     assert code == 2 and "mixing" in err and len(err.strip().splitlines()) == 1
     assert not bad.exists()
+
+
+def test_refine_brightness_times_an_init_brightness_missing_at_some_pixels(setup, run_cli, monkeypatch):
+    """A scaled init whose brightness is NaN or 0 at valid pixels (those are refined as they
+    are, divided by 1) under refine's scaled model: the brightness written there is refine's
+    own, not NaN or 0."""
+    import unmixgen.refine.posterior as posterior
+
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    b = np.random.default_rng(3).uniform(0.5, 2.0, Y.shape[:2]).astype(np.float32)
+    b[0, 0], b[1, 1] = np.nan, 0.0
+    scene = Scene((Y * np.where(b > 0, b, 1.0)[..., None]).astype(np.float32), wavelengths=WL)
+    write_scene(scene, root / "dark_holes.npz")
+    init = root / "dark_holes_init"
+    init.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        save_result(init, scene, endmembers=z["endmembers"], abundances=z["abundances"], figures=False,
+                    extra={"brightness": b})
+    seen = {}
+    real = posterior.refine
+
+    def spy(*args, **kw):
+        seen["r"] = real(*args, **kw)
+        return seen["r"]
+
+    monkeypatch.setattr(posterior, "refine", spy)
+    out = root / "ref_dark_holes"
+    code, _, err = run_cli("refine", root / "dark_holes.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--mixing", "scaled", "--out", out, "--no-progress")
+    assert code == 0, err
+    own = seen["r"].brightness
+    with np.load(out / "result.npz") as z:
+        assert np.isfinite(z["brightness"]).all() and (z["brightness"] > 0).all()
+        np.testing.assert_allclose(z["brightness"], np.where(b > 0, b, 1.0) * own, rtol=1e-6)

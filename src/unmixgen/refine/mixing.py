@@ -98,10 +98,13 @@ def _simplex(A: np.ndarray) -> np.ndarray:
 
 def band_sums(Y: np.ndarray, E: np.ndarray) -> BandSums | None:
     """`BandSums` of pixels ``Y (N, bands)`` and endmembers ``E (p, bands)``; None when an
-    endmember's band sum is not positive (no brightness to divide by)."""
+    endmember's band sum or the pixels' median band sum is not positive (no brightness to
+    divide by; the floor of the pixels' would be about 0)."""
     c = np.asarray(E, np.float64).sum(1)
     if not np.all(np.isfinite(c) & (c > 0)):
         return None
     t = np.asarray(Y, np.float64).sum(1)
-    floor = DARK * max(float(np.median(t)) if t.size else 0.0, 1e-30)
-    return BandSums(t=np.maximum(t, floor), c=c)
+    median = float(np.median(t)) if t.size else 0.0
+    if not median > 0:
+        return None
+    return BandSums(t=np.maximum(t, DARK * median), c=c)

@@ -386,7 +386,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     E_given = E0
     if model == "scaled" and sums is None:
         mixing_record["model"] = "linear"
-        mixing_record["note"] = "an endmember's band sum is not positive: the linear model is kept"
+        mixing_record["note"] = ("an endmember's band sum or the pixels' median band sum is not positive: the "
+                                  "linear model is kept")
     if sums is not None:
         # an init that is a least-squares fit of the raw pixels (FCLS) modelled no brightness:
         # it starts from the divided pixels' FCLS answer instead; any other (a blind method or

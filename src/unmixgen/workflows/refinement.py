@@ -266,8 +266,13 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if r.brightness is not None:  # the scaled mixing model, chosen by refine: its brightness on top
         brightness_from = ("from the init times refine's" if brightness is not None
                            else "estimated by refine (scaled mixing model)")
-        brightness = r.brightness if brightness is None else brightness * np.where(np.isfinite(r.brightness),
-                                                                                   r.brightness, 1.0)
+        if brightness is None:
+            brightness = r.brightness
+        else:
+            # the pixels were divided by the init's usable brightness only (NaN, 0: by 1), so
+            # those without one carry refine's alone; pixels refine left out keep the init's
+            brightness = np.where(np.isfinite(r.brightness), np.where(ok, brightness, 1.0) * r.brightness,
+                                  brightness).astype(np.float32)
     record["timings_s"]["refine"] = r.record["seconds"]
     g = r.record["guard"]
     sampled = r.record["endmembers_refined"]
