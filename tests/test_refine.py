@@ -483,6 +483,8 @@ def test_band_sums_make_the_scaled_model_linear_and_map_fractions_back():
     E_bad = E.copy()
     E_bad[1] = -E_bad[1]
     assert band_sums(Y, E_bad) is None
+    E_bad[1] = 1e-4 * E[1] / E[1].sum()  # positive, but dividing by it would blow it up
+    assert band_sums(Y, E_bad) is None
 
 
 def test_scaled_mixing_falls_back_to_linear_when_most_pixels_have_no_positive_band_sum(one_vs_rest):

@@ -456,3 +456,12 @@ def test_refine_brightness_times_an_init_brightness_missing_at_some_pixels(setup
     with np.load(out / "result.npz") as z:
         assert np.isfinite(z["brightness"]).all() and (z["brightness"] > 0).all()
         np.testing.assert_allclose(z["brightness"], np.where(b > 0, b, 1.0) * own, rtol=1e-6)
+
+
+def test_refine_result_takes_mixing_none_as_the_default(setup):
+    from unmixgen.workflows.refinement import refine_result
+
+    out = setup["root"] / "ref_mixing_none"
+    rec = refine_result(setup["scene"], setup["init"], out, abundance_prior=setup["p2"], samples=2, steps=2,
+                        figures=False, progress=False, mixing=None)
+    assert rec["refine"]["mixing"]["requested"] == "auto"

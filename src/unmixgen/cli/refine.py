@@ -56,7 +56,7 @@ def refine(
     t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default=_REFINE["t0"]),
     spectra_t0: float = typer.Option(None, "--spectra-t0", help="The endmembers' starting noise level (same units as --t0).", show_default="--t0, or more on noisy scenes (twice the pixels' noise)"),
     lam: float = typer.Option(None, "--prior-weight", help="Weight (> 0) of the abundance prior against the data: its error variance is taken as its noise level over this weight.", show_default="chosen per scene among 0.5, 1, 2, 4 by cross-validation across the odd and even bands (run.json: refine.prior_weight)"),
-    mixing: str = typer.Option(None, "--mixing", help="Mixing model of the data steps: linear (y = a E), scaled (y = s a E, a free brightness s per pixel, written as brightness.tif) or auto: scaled when the pixels' brightness varies beyond linear mixing (run.json: refine.mixing).", show_default="auto"),
+    mixing: str = typer.Option(None, "--mixing", help="Mixing model of the data steps: linear (y = a E), scaled (y = s a E, a free brightness s per pixel, written as a brightness map beside the abundances) or auto: scaled when the pixels' brightness varies beyond linear mixing (run.json: refine.mixing).", show_default="auto"),
     seed: int = typer.Option(None, "--seed", help="Random seed.", show_default="0"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),

@@ -35,7 +35,8 @@ MIXING = ("auto", "linear", "scaled")
 BRIGHTNESS_EXCESS = 2.0
 #: pixels the test looks at, at most (its second moments cost N bands^2)
 TEST_PIXELS = 100_000
-#: pixel band sums are floored at this fraction of their median (dark or negative pixels)
+#: pixel band sums are floored at this fraction of their median (dark or negative pixels);
+#: an endmember's below this fraction of the largest keeps the linear model
 DARK = 1e-3
 
 
@@ -98,10 +99,11 @@ def _simplex(A: np.ndarray) -> np.ndarray:
 
 def band_sums(Y: np.ndarray, E: np.ndarray) -> BandSums | None:
     """`BandSums` of pixels ``Y (N, bands)`` and endmembers ``E (p, bands)``; None when an
-    endmember's band sum or the pixels' median band sum is not positive (no brightness to
-    divide by; the floor of the pixels' would be about 0)."""
+    endmember's band sum is not positive or below `DARK` times the largest (dividing by it
+    would blow its spectrum up), or the pixels' median band sum is not positive (no
+    brightness to divide by; the floor of the pixels' would be about 0)."""
     c = np.asarray(E, np.float64).sum(1)
-    if not np.all(np.isfinite(c) & (c > 0)):
+    if not np.all(np.isfinite(c) & (c > 0)) or c.min() < DARK * c.max():
         return None
     t = np.asarray(Y, np.float64).sum(1)
     median = float(np.median(t)) if t.size else 0.0

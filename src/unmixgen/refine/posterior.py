@@ -69,8 +69,8 @@ class Refined:
     abundance_samples: np.ndarray  # (K, rows, cols, p)
     pixels_kept: np.ndarray  # (rows, cols) bool: where the guard kept the refined abundances
     record: dict = field(default_factory=dict)
-    # (rows, cols) float32, NaN at invalid pixels: the per-pixel brightness the pixels were
-    # divided by (the scaled mixing model; the reconstruction is then ``s a E``), or None
+    # (rows, cols) float32, NaN at invalid pixels: each pixel's brightness ``s`` under the
+    # scaled mixing model (the reconstruction is then ``s a E``), or None under the linear one
     brightness: np.ndarray | None = None
 
 
@@ -386,8 +386,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     E_given = E0
     if model == "scaled" and sums is None:
         mixing_record["model"] = "linear"
-        mixing_record["note"] = ("an endmember's band sum or the pixels' median band sum is not positive: the "
-                                  "linear model is kept")
+        mixing_record["note"] = ("an endmember's band sum is not positive or near 0 beside the others', or the "
+                                  "pixels' median band sum is not positive: the linear model is kept")
     if sums is not None:
         # an init that is a least-squares fit of the raw pixels (FCLS) modelled no brightness:
         # it starts from the divided pixels' FCLS answer instead; any other (a blind method or
