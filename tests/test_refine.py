@@ -126,6 +126,11 @@ def test_guard_keeps_equal_fit_and_shrinks_a_worse_one_to_the_region_boundary():
     shrunk = ~kept & (bad["shrink"] > 0)
     np.testing.assert_allclose(np.abs(excess[shrunk]), tol, rtol=1e-3)
     assert (np.abs(excess) <= tol * (1 + 1e-3)).all()
+    # a per-pixel noise scale widens each pixel's region by that factor
+    scale = np.where(np.arange(len(Yv)) % 2 == 0, 1.0, 1e6)
+    wide = guard(Yv, Av, E, bad_a, E * 3, level=0.9, noise_scale=scale)
+    assert wide["pixels_kept"][1::2].all()
+    np.testing.assert_array_equal(wide["shrink"][::2], bad["shrink"][::2])
 
 
 def test_guard_uses_a_given_endmember_decision():

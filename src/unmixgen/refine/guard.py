@@ -156,7 +156,8 @@ def accept_endmembers(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, E_ref: np.n
 
 
 def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_ref: np.ndarray, *,
-          level: float = 0.9, accepted: dict | None = None, base: dict | None = None) -> dict:
+          level: float = 0.9, accepted: dict | None = None, base: dict | None = None,
+          noise_scale: np.ndarray | None = None) -> dict:
     """Decide what of the refined result to keep.
 
     Parameters
@@ -166,6 +167,8 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     accepted : the caller's `accept_endmembers` decision on ``E_ref`` (its two FCLS fits are
         then not repeated; it may have used a tolerance); None: computed here, with none.
     base : `init_fit` ``(Y, A0, E0)`` when the caller has it.
+    noise_scale : (N,) each pixel's noise variance relative to ``sigma2`` (pixels divided by
+        their band sums: the square of the median band sum over the pixel's); None: 1.
 
     Returns
     -------
@@ -178,7 +181,8 @@ def guard(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, A_ref: np.ndarray, E_re
     e = accept_endmembers(Y, A0, E0, E_ref, base=base) if accepted is None else accepted
     sigma2 = e["sigma2"]
     E, A_base = e["E"], e["A"]
-    s = shrink_factors(Y, A_base, A_ref, E, e["r"], sigma2 * float(chi2.ppf(level, max(p - 1, 1))))
+    tol = sigma2 * float(chi2.ppf(level, max(p - 1, 1)))
+    s = shrink_factors(Y, A_base, A_ref, E, e["r"], tol if noise_scale is None else tol * noise_scale)
     A = A_base + s[:, None] * (A_ref - A_base)
     return {"endmembers_kept": e["kept"], "E": E, "A_base": A_base.astype(np.float32), "shrink": s,
             "pixels_kept": s >= 1.0, "A": A.astype(np.float32), "sigma2": sigma2,

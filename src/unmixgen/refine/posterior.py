@@ -507,7 +507,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A = abund.draw(A, E, valid, sigma2, ts, gens)
     a_s = A.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)  # (K, rows, cols, p)
     e_s = E.cpu().numpy().astype(np.float32)
-    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision, base=base)
+    # divided by their band sums, dark pixels carry more noise than bright ones
+    scale = None if sums is None else (float(np.median(sums.t)) / sums.t) ** 2
+    g = guard(Yv_np, A0c[mask], E0, a_mean[mask], E_point, level=guard_level, accepted=decision, base=base,
+              noise_scale=scale)
     e_kept = bool(endm) and g["endmembers_kept"] and not np.array_equal(g["E"], E0)
     # the samples' spread when they carry their own endmembers; otherwise they all share one
     # set (the init's or the pulled one) and what is known of it is the data's standard error
