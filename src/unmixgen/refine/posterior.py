@@ -215,12 +215,13 @@ def _centre_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
 
 def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mask: np.ndarray, E: np.ndarray,
                            sigma2: float, ts: list[int], eta: float, seed: int, device: str, samples: int,
-                           tick: Callable[[], None]) -> tuple[float, dict]:
+                           tick: Callable[[], None], divide_by: np.ndarray | None = None) -> tuple[float, dict]:
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
     cross-validated on the scene's central 64 x 64 window with two samples per half and
     weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
     timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
-    fewer than ``10 p`` valid pixels."""
+    fewer than ``10 p`` valid pixels. ``divide_by`` (rows, cols): the window's pixels are
+    divided by it first (the scaled mixing model's band sums)."""
     rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
     m = mask[rs, cs]
     p = E.shape[0]
@@ -238,7 +239,10 @@ def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mas
             torch.from_numpy(np.ascontiguousarray(Yh)).to(device), valid, sigma2, ts, gens, tick)
         return out[:, :, valid].transpose(1, 2).cpu().numpy()
 
-    lam, info = choose_prior_weight(refine_half, cube[rs, cs][m], E, samples=samples)
+    Yw = cube[rs, cs][m]
+    if divide_by is not None:
+        Yw = (Yw / divide_by[rs, cs][m][:, None]).astype(np.float32)
+    lam, info = choose_prior_weight(refine_half, Yw, E, samples=samples)
     info["window"] = [[rs.start, rs.stop], [cs.start, cs.stop]]
     return lam, info
 
@@ -382,6 +386,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv_np = cube[mask]
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
     model, mixing_record = choose_mixing(Yv_np, p, mixing, seed=seed)
+    divide_by = None  # (rows, cols) what the cube's pixels are divided by (the scaled model)
     sums = band_sums(Yv_np, E0) if model == "scaled" else None
     E_given = E0
     if model == "scaled" and sums is None:
@@ -394,11 +399,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         # HybridSTU that modelled it) starts as it is
         linear_init = init_is_least_squares(Yv_np, E0, init_fit(Yv_np, A0c[mask], E0))
         # from here on the data steps see the divided pixels and endmembers, where the linear
-        # model holds; a new cube, the caller's stays as given
-        Yv_np = (Yv_np / sums.t[:, None]).astype(np.float32)
+        # model holds (the caller's cube stays as given)
+        Yv_np = Yv_np / sums.t[:, None].astype(np.float32)  # float32: no float64 copy of the pixels
         E0 = (E0 / sums.c[:, None]).astype(np.float32)
-        cube = cube.copy()
-        cube[mask] = Yv_np
+        divide_by = np.ones((rows, cols), np.float32)
+        divide_by[mask] = sums.t
         A0c[mask] = fcls(Yv_np, E0) if linear_init else sums.to_normalised(A0c[mask])
         mixing_record["start"] = "scaled" if linear_init else "init"
         mixing_record["residuals_of"] = "pixels divided by their band sums"  # the guard's and noise_sigma2
@@ -491,7 +496,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # pulled or sampled endmembers have less of
                 cv_start = done[0]
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
-                                                      ts, eta, seed, device, samples, tick)
+                                                      ts, eta, seed, device, samples, tick, divide_by)
                 # the rounds may depend on the weight chosen; the choice may have run no
                 # refinement at all (too few pixels or bands)
                 total = steps_total(lam, done[0] - cv_start)
