@@ -249,21 +249,23 @@ def main() -> None:
         if args.denoising:
             denoising_table(sp, args.mlp_steps)
     if args.timing or args.timing_only:
-        timing(em, ab, sp, opts, args.profile, args.timing_save, args.timing_init)
+        timing(em, ab, sp, opts, args.profile, args.timing_save, args.timing_init, args.variability)
 
 
 def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None = None,
-           init: str = "true-E fcls") -> None:
+           init: str = "true-E fcls", variability: float | None = None) -> None:
     """One 100x100 scene (20 dB), 8 samples x 20 steps: wall and CPU (process) seconds of
     `refine` and the load average (other jobs inflate wall time). ``init``: FCLS with the true
     endmembers (one round), or the blind default's result (``auto``: endmembers from the scene,
-    so the prior-weight rule's rounds, as `unmixgen refine` runs it)."""
+    so the prior-weight rule's rounds, as `unmixgen refine` runs it). ``variability``: the
+    scene's brightness variability (`--variability`; none by default), which makes `refine`
+    take the scaled mixing model."""
     import cProfile
     import os
 
     At = abundance_maps(100, 100, 4, np.random.default_rng(0), purity=2.0, max_abundance=0.8)
-    Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0)[0].to_scene().load(),
-                   np.float32)
+    Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0,
+                            variability=variability)[0].to_scene().load(), np.float32)
     E0 = em.spectra
     if init == "auto":
         blind = make_method(DEFAULT_METHOD, 4, seed=0).fit(Scene(Y, wavelengths=em.wavelengths))
@@ -283,7 +285,7 @@ def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None 
     if save:
         np.savez(save, abundances=r.abundances, abundance_samples=r.abundance_samples, endmembers=r.endmembers,
                  abundances_std=r.abundances_std)
-    m, _ = metrics(r.endmembers, r.abundances, em.spectra, At, Y)
+    m, _ = metrics(r.endmembers, r.abundances, em.spectra, At, Y, r.brightness)
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"\ntiming: 100x100x{Y.shape[-1]}, p=4, 8 samples x 20 steps (+20 endmember steps): "
           f"{wall:.1f} s wall, {cpu:.1f} s CPU, torch threads {torch.get_num_threads()}, load average {load}; "
