@@ -19,6 +19,10 @@ kept are the samples' mean, so a sample also depends on how many there are), ``r
    odd and even bands (`cross_validated_weight`): how much a map prior knows depends on the
    maps' texture.
 
+Where the pixels' brightness varies beyond linear mixing (``mixing``, `mixing.choose_mixing`), all
+of this runs on pixels and endmembers divided by their band sums, where the scaled model
+``y = s a E`` is linear (`mixing.BandSums`); the results are mapped back, with the brightness.
+
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
 (`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
 every step through the blended tiled denoiser (`unmixgen.priors.canvas`), so tile borders
