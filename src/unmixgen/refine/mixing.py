@@ -79,12 +79,12 @@ class BandSums:
     c: np.ndarray  # (p,) float64 endmember band sums
 
     def to_normalised(self, A: np.ndarray) -> np.ndarray:
-        """Fractions ``A (..., p)`` of ``E`` -> fractions of ``E / c``."""
-        return _simplex(np.asarray(A, np.float64) * self.c)
+        """Fractions ``A (..., p)`` of ``E`` -> fractions of ``E / c`` (float32)."""
+        return _simplex(_scaled(A, self.c))
 
     def from_normalised(self, A: np.ndarray) -> np.ndarray:
         """Fractions of ``E / c`` -> fractions ``(..., p)`` of ``E`` (float32)."""
-        return _simplex(np.asarray(A, np.float64) / self.c)
+        return _simplex(_scaled(A, 1.0 / self.c))
 
     def brightness(self, A_norm: np.ndarray) -> np.ndarray:
         """The brightness ``s`` (N,) float32 of the pixels under fractions ``A_norm (N, p)`` of
@@ -92,9 +92,22 @@ class BandSums:
         return (self.t * (np.asarray(A_norm, np.float64) / self.c).sum(-1)).astype(np.float32)
 
 
+def _scaled(A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``A * w`` in ``A``'s precision when that is float32 (all the samples of a large scene
+    pass through here: no float64 copy of them), else in float64."""
+    A = np.asarray(A)
+    dtype = np.float32 if A.dtype == np.float32 else np.float64
+    return A.astype(dtype, copy=False) * w.astype(dtype)
+
+
 def _simplex(A: np.ndarray) -> np.ndarray:
+    """Rows of ``A (..., p)`` divided by their sums, uniform where the sum is not positive."""
     total = A.sum(-1, keepdims=True)
-    return np.where(total > 0, A / np.where(total > 0, total, 1.0), 1.0 / A.shape[-1]).astype(np.float32)
+    bad = ~(total > 0)
+    out = A / np.where(bad, 1.0, total).astype(A.dtype)
+    if bad.any():
+        out[np.broadcast_to(bad, out.shape)] = 1.0 / A.shape[-1]
+    return out.astype(np.float32, copy=False)
 
 
 def band_sums(Y: np.ndarray, E: np.ndarray) -> BandSums | None:
