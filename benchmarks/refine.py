@@ -28,6 +28,7 @@ from scipy.stats import spearmanr
 from unmixgen.evaluate.unmixing import evaluate, match_endmembers
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
+from unmixgen.refine.mixing import MIXING
 from unmixgen.refine.posterior import refine
 from unmixgen.runs.sources import load_library_spectra
 from unmixgen.scene import Scene
@@ -206,7 +207,7 @@ def main() -> None:
                     help="comma-separated USGS names added to the set (p = 4 + their number), e.g. "
                          "'Jarosite GDS24,Hematite FE2602' for p = 6")
     ap.add_argument("--endmember-tolerance", type=float, default=None)
-    ap.add_argument("--mixing", default=None, choices=["auto", "linear", "scaled"],
+    ap.add_argument("--mixing", default=None, choices=MIXING,
                     help="mixing model of the data steps (refine's default: auto)")
     ap.add_argument("--maps", default="procedural", choices=sorted(MAPS),
                     help="abundance maps of the suite's scenes (`MAPS`): the default smooth fields, rough ones, "

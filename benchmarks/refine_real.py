@@ -27,6 +27,7 @@ from semiblind import DATA, metrics, real_scene
 from unmixgen.evaluate.unmixing import match_endmembers
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
+from unmixgen.refine.mixing import MIXING
 from unmixgen.refine.posterior import refine
 from unmixgen.scene import take_bands
 from unmixgen.unmix.extraction import vca
@@ -59,7 +60,7 @@ def main() -> None:
     ap.add_argument("--jasper-wavelengths", default=None,
                     help="'usgs' (the AVIRIS band centres of the USGS library's first column at the file's "
                          "SlectBands) or a file with one centre per band in the file's order")
-    ap.add_argument("--mixing", default=None, choices=["auto", "linear", "scaled"],
+    ap.add_argument("--mixing", default=None, choices=MIXING,
                     help="mixing model of the data steps (refine's default: auto)")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -118,7 +118,7 @@ def band_sums(Y: np.ndarray, E: np.ndarray) -> BandSums | None:
     c = np.asarray(E, np.float64).sum(1)
     if not np.all(np.isfinite(c) & (c > 0)) or c.min() < DARK * c.max():
         return None
-    t = np.asarray(Y, np.float64).sum(1)
+    t = np.asarray(Y).sum(1, dtype=np.float64)  # accumulated in float64, no float64 copy of the pixels
     median = float(np.median(t)) if t.size else 0.0
     if not median > 0:
         return None

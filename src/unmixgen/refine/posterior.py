@@ -414,6 +414,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
+    if mixing_record.get("start") == "scaled":  # the start is the divided pixels' FCLS fit: no second FCLS
+        base.update(r_ls=float(base["r0"].mean()), init_is_ls=True)
     sigma2 = base["sigma2"]
     ts_e: list[int] = []  # the endmember sampler's timesteps (none without one)
     if endm is None:

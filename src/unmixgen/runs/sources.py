@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,8 +57,6 @@ def load_endmembers(source: str | Path) -> Endmembers:
     are >= 0. One dipping below -5 % of its peak is kept with a warning (noise in an
     absorption band can do that; an offset or an unmarked fill value can too)."""
     em = _read_endmembers(source)
-    import warnings
-
     names = em.names if len(em.names) == len(em.spectra) else _default_names(len(em.spectra))
     for name, row, none in zip(names, em.spectra, _no_positive(em.spectra), strict=True):
         if none and (row < 0).any():  # all zero: `fit_to_bands` says so on the scene's bands
@@ -300,8 +299,6 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
     sums = flat[np.isfinite(flat).all(axis=1)].sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1) > TRUTH_SLACK
     if off.any():
-        import warnings
-
         warnings.warn(f"{path}: abundances of {int(off.sum())} of {sums.size} pixels do not sum to one (sums "
                       f"{sums.min():.3g} to {sums.max():.3g}); they are compared as they are", UserWarning,
                       stacklevel=3)
