@@ -549,7 +549,7 @@ def _crafted_result(folder, rows=4, cols=5, bands=8, p=3, seed=0):
     ("percent", "expected fractions in [0, 1] (percent? divide by 100)"),
     ("negative", "expected fractions in [0, 1]"),
     ("p differs", "2 endmembers but 3 abundance maps"),
-    ("zero spectrum", "endmember 'em1' has no positive value"),
+    ("zero spectrum", "endmember 'em2' has no positive value"),
 ])
 def test_truth_that_is_not_fractions_or_spectra_is_refused(run_cli, tmp_path, form, bad, message):
     """Ground truth in percent (0-100) scored an abundance RMSE of thousands of percent with

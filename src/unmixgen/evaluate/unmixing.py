@@ -452,7 +452,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     cube : the scene ``(rows, cols, bands)`` / ``(N, bands)``; with estimated endmembers
         and abundances it adds reconstruction RMSE, PSNR and mean SAM.
     mask : optional valid-pixel mask ``(rows, cols)`` / ``(N,)``.
-    names : reference endmember names (defaults ``em0, em1, ...``).
+    names : reference endmember names (defaults ``em1, em2, ...``).
     align : ``"abundance"`` (the default, used when both sides have abundances; otherwise
         falls back to ``"sad"``), ``"sad"``, ``"both"`` or ``"none"`` (keep the given order).
     brightness : optional per-pixel scale ``(rows, cols)`` / ``(N,)`` of the reconstruction,
@@ -529,7 +529,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         out["permutation"] = perm
         out["n_endmembers_est"] = int(p_est)
         out["n_endmembers_ref"] = int(p_ref)
-        nm = list(names) if names is not None else [f"em{j}" for j in range(p_ref)]
+        nm = list(names) if names is not None else [f"em{j + 1}" for j in range(p_ref)]
         out["names"] = nm
         rows: list[dict[str, Any]] = [{"name": nm[j], "reference_index": int(j), "estimate_index": int(perm[j])}
                                       for j in matched]

@@ -285,7 +285,7 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
         flat = _no_positive(e)  # all zero or negative: no angle to a spectrum
         if flat.any():
             i = int(np.flatnonzero(flat)[0])
-            name = gt.names[i] if gt.names is not None and len(gt.names) == len(e) else f"em{i}"
+            name = gt.names[i] if gt.names is not None and len(gt.names) == len(e) else f"em{i + 1}"
             raise in_file(path, f"endmember {name!r} has no positive value; expected reflectance or radiance "
                                 "spectra (>= 0)")
     if a is None or a.shape[:2] != (rows, cols):
