@@ -260,6 +260,17 @@ def test_later_rounds_run_the_lower_half_of_the_schedule():
     assert lower_half(timesteps(0.3, 1, 1000)) == timesteps(0.3, 1, 1000)
 
 
+def test_round_schedules_are_the_whole_then_half_then_quarter_schedule():
+    from unmixgen.refine.schedule import round_schedule, timesteps
+
+    ts = timesteps(0.3, 20, 1000)
+    assert round_schedule(ts, 0) == ts
+    assert round_schedule(ts, 1) == ts[10:]
+    assert round_schedule(ts, 2) == round_schedule(ts, 3) == ts[15:] and ts[15:][-1] == 0
+    assert round_schedule([], 2) == []  # no spectra prior: no endmember steps in any round
+    assert round_schedule(timesteps(0.3, 1, 1000), 3) == timesteps(0.3, 1, 1000)
+
+
 def test_batched_samples_equal_separate_runs_whatever_the_network_batch(one_vs_rest):
     """Sample k of a K-sample run depends only on its own generator (seed, k): the same as a
     run of that sample alone, however the tiles are chunked through the network."""
@@ -355,17 +366,17 @@ def test_the_number_of_rounds_follows_the_prior_weight_unless_given(one_vs_rest)
     """With ``rounds=None`` a second round runs only under a prior weighted at least 1 (chosen
     or given); a given number of rounds is run as given; the progress count ends where it
     said it would."""
-    from unmixgen.refine.posterior import SECOND_ROUND_WEIGHT
+    from unmixgen.refine.posterior import SECOND_ROUND_WEIGHT, WEIGHTED_ROUNDS
 
     Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
     prior = AbundanceModel(one_vs_rest)
-    for lam, rounds, expected in ((SECOND_ROUND_WEIGHT / 2, None, 1), (SECOND_ROUND_WEIGHT, None, 2),
+    for lam, rounds, expected in ((SECOND_ROUND_WEIGHT / 2, None, 1), (SECOND_ROUND_WEIGHT, None, WEIGHTED_ROUNDS),
                                   (SECOND_ROUND_WEIGHT / 2, 3, 3), (None, None, None)):
         calls = []
         r = refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, tile=16, lam=lam, rounds=rounds,
                    progress=lambda done, total, calls=calls: calls.append((done, total)))
         if expected is None:  # chosen by cross-validation: the rounds follow the weight chosen
-            expected = 2 if r.record["lam"] >= SECOND_ROUND_WEIGHT else 1
+            expected = WEIGHTED_ROUNDS if r.record["lam"] >= SECOND_ROUND_WEIGHT else 1
         assert r.record["rounds"] == expected
         assert r.record["rounds_from"] == ("given" if rounds else "prior weight")
         assert calls[-1][0] == calls[-1][1]

@@ -11,6 +11,7 @@ import pytest
 from test_refine import tiny_prior
 from test_spectra_prior import smooth_spectra
 from unmixgen.io import write_scene
+from unmixgen.refine.posterior import WEIGHTED_ROUNDS
 from unmixgen.runs.folder import save_result
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
@@ -364,7 +365,7 @@ def test_rounds_follow_where_the_init_endmembers_came_from(setup, run_cli, tmp_p
                                                                 "lib.mat:kaolinite,alunite"}}) == "given"
     assert endmember_origin({"command": "unmix", "parameters": {"method": "hybridstu", "model": "m"}}) == "unknown"
     assert endmember_origin(None) == endmember_origin({"command": "refine"}) == "unknown"
-    for name, weight, rounds in (("blind", "2", 2), ("blind", "0.5", 1), ("given", "2", 1)):
+    for name, weight, rounds in (("blind", "2", WEIGHTED_ROUNDS), ("blind", "0.5", 1), ("given", "2", 1)):
         out = tmp_path / f"ref-{name}-{weight}"
         code, _, err = run_cli("refine", setup["scene"], "--init", tmp_path / name, "--abundance-prior", setup["p2"],
                                "--samples", "2", "--steps", "2", "--prior-weight", weight, "--out", out,

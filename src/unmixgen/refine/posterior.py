@@ -115,6 +115,7 @@ def sample_chunk(samples: int, pixels: int, p: int) -> int:
 
 
 SECOND_ROUND_WEIGHT = 1.0  # measured: benchmarks/RESULTS.md, "A second alternation round"
+WEIGHTED_ROUNDS = 4  # rounds at weights >= SECOND_ROUND_WEIGHT: RESULTS.md, "Four alternation rounds"
 _FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
 
 
@@ -314,10 +315,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
-        ``t0`` (and ``spectra_t0``); later ones its lower half (`schedule.lower_half`), from
+        ``t0`` (and ``spectra_t0``); later ones part of it (`schedule.round_schedule`), from
         the maps and spectra the round before left: their endmembers are fitted to refined
         abundances, which moves endmembers extracted from the scene (blind, HybridSTU, VCA)
-        further towards the truth. None: two rounds when the abundance prior's weight ``lam``
+        further towards the truth. None: `WEIGHTED_ROUNDS` (4) rounds when the abundance prior's weight ``lam``
         (given or chosen) is at least `SECOND_ROUND_WEIGHT`, else one (a weakly weighted
         prior refines the maps too little for the endmembers fitted to them to gain). The
         default here is one round: a second costs about a third more time and loses accuracy
@@ -437,14 +438,14 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
 
     def schedules(r: int) -> tuple[list[int], list[int]]:
         """The abundance and endmember timesteps of round ``r`` (0-based)."""
-        return (ts, ts_e) if r == 0 else (sch.lower_half(ts), sch.lower_half(ts_e) if ts_e else ts_e)
+        return sch.round_schedule(ts, r), sch.round_schedule(ts_e, r)
 
     def n_rounds(weight: float | None) -> int:
         """The rounds to run: ``rounds`` when given, else by the prior's weight (two while it
         is still to be chosen)."""
         if rounds is not None:
             return rounds
-        return 2 if weight is None or weight >= SECOND_ROUND_WEIGHT else 1
+        return WEIGHTED_ROUNDS if weight is None or weight >= SECOND_ROUND_WEIGHT else 1
 
     def steps_total(weight: float | None, cv_steps: int) -> int:
         """Progress steps of the sampling rounds plus ``cv_steps`` of the weight's choice."""
@@ -549,7 +550,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
     record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "given" if rounds else "prior weight",
-              "t0": t0, "timesteps": ts, "later_round_timesteps": sch.lower_half(ts) if r > 1 else [],
+              "t0": t0, "timesteps": ts, "later_round_timesteps": [sch.round_schedule(ts, k) for k in range(1, r)],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,

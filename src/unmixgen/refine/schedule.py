@@ -34,6 +34,17 @@ def lower_half(ts: list[int]) -> list[int]:
     return ts[(len(ts) - 1) // 2:]
 
 
+def round_schedule(ts: list[int], r: int) -> list[int]:
+    """The timesteps of alternation round ``r`` (0-based) from the first round's ``ts``: the
+    whole schedule, then its lower half (`lower_half`), then from the third round on the
+    lower half of that. A later round starts from maps and spectra already refined, so it
+    needs less noise; the quarter schedule of rounds 3-4 gains nearly what half ones do for
+    a fifth less time (benchmarks/RESULTS.md, "Four alternation rounds")."""
+    if r == 0 or not ts:
+        return ts
+    return lower_half(ts) if r == 1 else lower_half(lower_half(ts))
+
+
 def renoise(x: torch.Tensor, x0: torch.Tensor, abar: float, abar_next: float, eta: float,
             noise: torch.Tensor) -> torch.Tensor:
     """The sample at the next timestep from the corrected clean estimate ``x0``."""
