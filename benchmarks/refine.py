@@ -193,7 +193,7 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=None)
     ap.add_argument("--rounds", type=lambda v: v if v == "origin" else None if v == "auto" else int(v),
                     default="origin",
-                    help="alternation rounds; 'auto': two when the prior weight is >= 1; 'origin' (default, as "
+                    help="alternation rounds; 'auto': four when the prior weight is >= 1; 'origin' (default, as "
                          "`unmixgen refine`): 'auto' for endmembers extracted from the scene (VCA, the blind "
                          "default, HybridSTU on its endmembers), 1 for the true ones")
     ap.add_argument("--ls-iterations", type=int, default=None)
