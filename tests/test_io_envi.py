@@ -586,3 +586,32 @@ def test_bad_fwhm_is_dropped_with_a_warning(tmp_path, bad):
         s = read_scene(hdr)
     assert s.fwhm is None
     np.testing.assert_array_equal(s.load(), stored)
+
+
+def test_rotated_map_info_turns_the_grid_about_its_tie_point_and_matches_gdal_where_gdal_is_rigid(tmp_path):
+    """``rotation=`` rotates the pixel grid rigidly about the tie point: the tie pixel keeps its
+    map coordinates and a pixel step is one pixel size long. For square pixels tied at (1, 1),
+    GDAL's reading of the same header is the same transform."""
+    import math
+
+    import rasterio
+
+    from unmixgen.io.envi import parse_map_info
+
+    def gdal(items):
+        np.zeros((2, 4, 5), np.float32).tofile(tmp_path / "x.img")
+        (tmp_path / "x.hdr").write_text(
+            "ENVI\nsamples = 5\nlines = 4\nbands = 2\nheader offset = 0\nfile type = ENVI Standard\n"
+            "data type = 4\ninterleave = bsq\nbyte order = 0\nmap info = {" + ", ".join(items) + "}\n")
+        with rasterio.open(tmp_path / "x.img") as ds:
+            return tuple(ds.transform)[:6]
+
+    for rot in (30.0, -15.0, 120.0):
+        items = ["UTM", "1", "1", "500000", "4000000", "30", "30", "33", "North", "WGS-84", f"rotation={rot}"]
+        ours, _ = parse_map_info(items, tmp_path / "x.hdr")
+        np.testing.assert_allclose(ours, gdal(items), rtol=0, atol=1e-6)
+        tied = ["UTM", "10.5", "20.5", "500000", "4000000", "30", "20", "33", "North", "WGS-84", f"rotation={rot}"]
+        a, b, c, d, e, f = parse_map_info(tied, tmp_path / "x.hdr")[0]
+        np.testing.assert_allclose([c + a * 9.5 + b * 19.5, f + d * 9.5 + e * 19.5], [500000, 4000000], atol=1e-6)
+        assert math.isclose(math.hypot(a, d), 30) and math.isclose(math.hypot(b, e), 20)
+        assert abs(a * b + d * e) < 1e-9  # column and row steps at right angles

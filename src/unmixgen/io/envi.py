@@ -189,7 +189,12 @@ def _crs_wkt(user_input) -> str | None:
 
 
 def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str | None]:
-    """``(transform (a, b, c, d, e, f), crs WKT or None)`` from a ``map info`` list."""
+    """``(transform (a, b, c, d, e, f), crs WKT or None)`` from a ``map info`` list.
+
+    A ``rotation=`` turns the grid rigidly about the tie point, which keeps its map coordinates.
+    GDAL (3.10) agrees for square pixels tied at (1, 1). With other tie points, GDAL offsets the
+    origin as if unrotated, so the tie pixel lands elsewhere. With non-square pixels, GDAL's
+    steps are not a rotation. Both are checked in the tests."""
     if len(items) < 7:
         raise in_file(hdr, f"'map info' has {len(items)} items; expected at least 7 "
                       "(projection, ref x, ref y, easting, northing, x size, y size)")
