@@ -244,3 +244,32 @@ def test_the_endmembers_start_as_far_out_as_the_noise_leaves_them(tmp_path, snr,
     with pytest.raises(ParameterError, match="spectra_t0"):
         refine(Y.reshape(size, size, -1), E, A0.reshape(size, size, 3), abundance_prior=prior,
                spectra_prior=stand_in, wavelengths=WL, samples=2, steps=2, spectra_t0=1.5)
+
+
+def test_the_samplers_endmembers_are_judged_with_the_pulls_allowance(tmp_path, monkeypatch):
+    """Every decision on refined endmembers (the pull's and each round's sampler's) allows the
+    same excess over the init's fit, ``excess_limit``: an init that is its own joint fit (a
+    blind method's) leaves no room otherwise, and endmembers nearer the truth were refused."""
+    import unmixgen.refine.posterior as post
+    from test_refine import tiny_prior
+    from unmixgen.priors.abundance.model import AbundanceModel
+
+    E = spectra(3)
+    size = 16
+    Y = mixed_scene(E, snr_db=25, size=size)
+    E0 = shrunk(E, 0.15)
+    (tmp_path / "p2").mkdir()
+    prior = AbundanceModel(tiny_prior(tmp_path / "p2", 2))
+    seen = []
+    real = post.accept_endmembers
+
+    def spy(*args, tolerance=0.0, **kw):
+        seen.append(tolerance)
+        return real(*args, tolerance=tolerance, **kw)
+
+    monkeypatch.setattr(post, "accept_endmembers", spy)
+    r = post.refine(Y.reshape(size, size, -1), E0, fcls(Y, E0).reshape(size, size, 3), abundance_prior=prior,
+                    spectra_prior=StandIn(E), wavelengths=WL, samples=2, steps=2, rounds=2, lam=1.0)
+    limit = r.record["endmember_pull"]["excess_limit"]
+    assert r.record["endmember_pull"]["excess"] < limit
+    assert len(seen) == 3 and all(t == limit for t in seen)  # the pull's, then one per round

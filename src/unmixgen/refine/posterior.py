@@ -339,8 +339,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         be, in standard errors of a mean excess residual over the ``N`` valid pixels
         (``sqrt(2 (p - 1) / N)`` noise variances per pixel: the more pixels, the better the
         data fix the endmembers and the less the prior may move them). It bounds the spectra
-        prior's pull within the data's plane (`pull.prior_pull`, before the sampling); the
-        sampler's endmembers may then cost what the pull spent. 0: no pull, and refined
+        prior's pull within the data's plane (`pull.prior_pull`, before the sampling) and the
+        sampler's endmembers (benchmarks/RESULTS.md, "The sampler's endmembers get the pull's
+        allowance"). 0: no pull, and refined
         endmembers are kept only when they fit no worse than the init's. The default (5) lets
         noisy scenes take the pull's full step, which the scene's noise already caps
         (benchmarks/RESULTS.md, "The pull's tolerance").
@@ -480,8 +481,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
             # the sampler's endmembers are fitted to the FCLS abundances of the pulled ones
             A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
-    # the sampler's endmembers may fit worse than the init's only by what the pull spent
-    tol = max(pulled["excess"], 0.0) if pulled["timestep"] else 0.0
+    # the sampler's endmembers get the pull's allowance: a fit the data cannot tell from the
+    # init's (the init's own joint fit, e.g. a blind method's, would otherwise refuse every
+    # move, also towards the truth)
+    tol = pulled.get("excess_limit", 0.0)
     r = 0
     while r < n_rounds(lam):
         ts_a, ts_en = schedules(r)
