@@ -60,8 +60,7 @@ def main() -> None:
     ap.add_argument("--jasper-wavelengths", default=None,
                     help="'usgs' (the AVIRIS band centres of the USGS library's first column at the file's "
                          "SlectBands) or a file with one centre per band in the file's order")
-    ap.add_argument("--mixing", default=None, choices=MIXING,
-                    help="mixing model of the data steps (refine's default: auto)")
+    ap.add_argument("--mixing", default="auto", choices=MIXING, help="mixing model of the data steps")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ab = AbundanceModel(_shipped(DEFAULT_ABUNDANCE_PRIOR))
@@ -97,7 +96,7 @@ def main() -> None:
                        mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
                        rounds=None,  # both inits extract their endmembers from the scene: `refine`'s default
-                       **({} if args.mixing is None else {"mixing": args.mixing}),
+                       mixing=args.mixing,
                        **({} if args.endmember_tolerance is None else
                           {"endmember_tolerance": args.endmember_tolerance}))
             sec = time.perf_counter() - t

@@ -442,8 +442,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         return sch.round_schedule(ts, r), sch.round_schedule(ts_e, r)
 
     def n_rounds(weight: float | None) -> int:
-        """The rounds to run: ``rounds`` when given, else by the prior's weight (two while it
-        is still to be chosen)."""
+        """The rounds to run: ``rounds`` when given, else by the prior's weight
+        (`WEIGHTED_ROUNDS` while it is still to be chosen)."""
         if rounds is not None:
             return rounds
         return WEIGHTED_ROUNDS if weight is None or weight >= SECOND_ROUND_WEIGHT else 1

@@ -181,9 +181,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
     if options.get("lam") is not None:
         check_range("lam", options["lam"], low=0, low_open=True)
-    if options.get("mixing", "auto") is None:  # None: the default, as for the other options
-        del options["mixing"]
-    if "mixing" in options:
+    if options.get("mixing") is None:  # None: the default, as for the other options
+        options.pop("mixing", None)
+    else:
         from ..refine.mixing import check_mixing
 
         check_mixing(options["mixing"])
