@@ -260,13 +260,13 @@ def test_later_rounds_run_the_lower_half_of_the_schedule():
     assert lower_half(timesteps(0.3, 1, 1000)) == timesteps(0.3, 1, 1000)
 
 
-def test_round_schedules_are_the_whole_then_half_then_quarter_schedule():
+def test_round_schedules_are_the_whole_then_quarter_then_eighth_schedule():
     from unmixgen.refine.schedule import round_schedule, timesteps
 
     ts = timesteps(0.3, 20, 1000)
     assert round_schedule(ts, 0) == ts
-    assert round_schedule(ts, 1) == ts[10:]
-    assert round_schedule(ts, 2) == round_schedule(ts, 3) == ts[15:] and ts[15:][-1] == 0
+    assert round_schedule(ts, 1) == ts[15:]  # the last 5 of 20 steps
+    assert round_schedule(ts, 2) == round_schedule(ts, 7) == ts[17:] and ts[17:][-1] == 0  # the last 3
     assert round_schedule([], 2) == []  # no spectra prior: no endmember steps in any round
     assert round_schedule(timesteps(0.3, 1, 1000), 3) == timesteps(0.3, 1, 1000)
 

@@ -52,7 +52,7 @@ def refine(
     spectra_prior: Path = typer.Option(None, "--spectra-prior", help="Spectra prior folder.", show_default="the shipped USGS prior"),
     samples: int = typer.Option(None, "--samples", "-k", help="Posterior samples.", show_default=_REFINE["samples"]),
     steps: int = typer.Option(None, "--steps", help="Denoising steps per round and prior.", show_default=_REFINE["steps"]),
-    rounds: int = typer.Option(None, "--rounds", help="Endmember/abundance alternations. auto: 4 for endmembers extracted from the scene when the prior's weight is >= 1, else 1 (run.json: refine.rounds_from).", show_default=_REFINE["rounds"]),
+    rounds: int = typer.Option(None, "--rounds", help="Endmember/abundance alternations. auto: 8 for endmembers extracted from the scene when the prior's weight is >= 1, else 1 (run.json: refine.rounds_from).", show_default=_REFINE["rounds"]),
     t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default=_REFINE["t0"]),
     spectra_t0: float = typer.Option(None, "--spectra-t0", help="The endmembers' starting noise level (same units as --t0).", show_default="--t0, or more on noisy scenes (twice the pixels' noise)"),
     lam: float = typer.Option(None, "--prior-weight", help="Weight (> 0) of the abundance prior against the data: its error variance is taken as its noise level over this weight.", show_default="chosen per scene among 0.5, 1, 2, 4 by cross-validation across the odd and even bands (run.json: refine.prior_weight)"),

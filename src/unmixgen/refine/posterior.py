@@ -115,7 +115,7 @@ def sample_chunk(samples: int, pixels: int, p: int) -> int:
 
 
 SECOND_ROUND_WEIGHT = 1.0  # measured: benchmarks/RESULTS.md, "A second alternation round"
-WEIGHTED_ROUNDS = 4  # rounds at weights >= SECOND_ROUND_WEIGHT: RESULTS.md, "Four alternation rounds"
+WEIGHTED_ROUNDS = 8  # rounds at weights >= SECOND_ROUND_WEIGHT: RESULTS.md, "Eight short alternation rounds"
 _FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
 
 
@@ -318,7 +318,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         ``t0`` (and ``spectra_t0``); later ones part of it (`schedule.round_schedule`), from
         the maps and spectra the round before left: their endmembers are fitted to refined
         abundances, which moves endmembers extracted from the scene (blind, HybridSTU, VCA)
-        further towards the truth. None: `WEIGHTED_ROUNDS` (4) rounds when the abundance prior's weight ``lam``
+        further towards the truth. None: `WEIGHTED_ROUNDS` (8) rounds when the abundance prior's weight ``lam``
         (given or chosen) is at least `SECOND_ROUND_WEIGHT`, else one (a weakly weighted
         prior refines the maps too little for the endmembers fitted to them to gain). The
         default here is one round: a second costs about a third more time and loses accuracy

@@ -36,13 +36,16 @@ def lower_half(ts: list[int]) -> list[int]:
 
 def round_schedule(ts: list[int], r: int) -> list[int]:
     """The timesteps of alternation round ``r`` (0-based) from the first round's ``ts``: the
-    whole schedule, then its lower half (`lower_half`), then from the third round on the
-    lower half of that. A later round starts from maps and spectra already refined, so it
-    needs less noise; the quarter schedule of rounds 3-4 gains nearly what half ones do for
-    a fifth less time (benchmarks/RESULTS.md, "Four alternation rounds")."""
+    whole schedule, then its lower quarter (`lower_half` twice), then from the third round on
+    its lower eighth (three times). A later round starts from maps and spectra already
+    refined, so it needs little noise; what moves endmembers extracted from the scene is the
+    number of rounds more than their length, so many short rounds gain more than a few long
+    ones for the same time (benchmarks/RESULTS.md, "Eight short alternation rounds")."""
     if r == 0 or not ts:
         return ts
-    return lower_half(ts) if r == 1 else lower_half(lower_half(ts))
+    for _ in range(2 if r == 1 else 3):
+        ts = lower_half(ts)
+    return ts
 
 
 def renoise(x: torch.Tensor, x0: torch.Tensor, abar: float, abar_next: float, eta: float,
