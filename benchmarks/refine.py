@@ -30,7 +30,7 @@ from unmixgen.evaluate.unmixing import evaluate, match_endmembers
 from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
 from unmixgen.refine.mixing import MIXING
-from unmixgen.refine.posterior import refine
+from unmixgen.refine.posterior import WEIGHTED_ROUNDS, refine
 from unmixgen.runs.sources import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
@@ -99,6 +99,17 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
         print(f"| {snr:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
 
 
+def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
+                variability: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The suite's scene ``seed`` at ``snr`` dB: true maps (rows, cols, p) from rng 100 + seed
+    (`procedural.abundance_maps` with ``maps``) and the float32 cube (rows, cols, bands) with
+    noise from ``seed``."""
+    At = abundance_maps(rows, cols, em.spectra.shape[0], np.random.default_rng(100 + seed), **maps)
+    Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
+                            variability=variability)[0].to_scene().load(), np.float32)
+    return At, Y
+
+
 def wiener_bound(em, snrs: list[float], seeds: int, maps: dict, rows: int, cols: int) -> None:
     """Print what a linear spatial filter can gain over FCLS with the true endmembers: per
     endmember map, the oracle Wiener filter (the true map's power spectrum against the FCLS
@@ -113,9 +124,7 @@ def wiener_bound(em, snrs: list[float], seeds: int, maps: dict, rows: int, cols:
     for snr in snrs:
         cells, changes = [], []
         for seed in range(seeds):
-            At = abundance_maps(rows, cols, p, np.random.default_rng(100 + seed), **maps)
-            Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed)[0]
-                           .to_scene().load(), np.float32)
+            At, Y = suite_scene(em, rows, cols, maps, snr, seed)
             A = fcls(Y.reshape(-1, Y.shape[-1]), em.spectra).reshape(At.shape)
             F = np.empty_like(A)
             for j in range(p):
@@ -130,6 +139,11 @@ def wiener_bound(em, snrs: list[float], seeds: int, maps: dict, rows: int, cols:
             cells.append(f"{r0:.2f} -> {r1:.2f}")
             changes.append(100 * (r1 / r0 - 1))
         print(f"| {snr:g} | " + " | ".join(cells) + f" | {np.mean(changes):+.1f} |", flush=True)
+
+
+def scene_shape(args) -> tuple[int, int]:
+    """``(rows, cols)`` of the suite's scenes: ``--shape ROWSxCOLS`` or ``--size`` square."""
+    return tuple(int(v) for v in args.shape.split("x")) if args.shape else (args.size, args.size)
 
 
 def mixing_label(record: dict) -> str:
@@ -227,7 +241,7 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=None)
     ap.add_argument("--rounds", type=lambda v: v if v == "origin" else None if v == "auto" else int(v),
                     default="origin",
-                    help="alternation rounds; 'auto': four when the prior weight is >= 1; 'origin' (default, as "
+                    help=f"alternation rounds; 'auto': {WEIGHTED_ROUNDS} when the prior weight is >= 1; 'origin' (default, as "
                          "`unmixgen refine`): 'auto' for endmembers extracted from the scene (VCA, the blind "
                          "default, HybridSTU on its endmembers), 1 for the true ones")
     ap.add_argument("--ls-iterations", type=int, default=None)
@@ -259,6 +273,8 @@ def main() -> None:
     ap.add_argument("--spearman-bound-only", action="store_true",
                     help="only the oracle bound of Spearman(std, |error|) (`spearman_bound`)")
     args = ap.parse_args()
+    if args.wiener_bound_only and args.variability:
+        ap.error("--wiener-bound-only measures noise-driven error under linear mixing; drop --variability")
     opts = {k: v for k, v in (("t0", args.t0), ("spectra_t0", args.spectra_t0), ("eta", args.eta), ("lam", args.lam),
                               ("guard_level", args.guard_level), ("spread", args.spread),
                               ("ls_iterations", args.ls_iterations),
@@ -274,8 +290,7 @@ def main() -> None:
     names = [n for n in args.names.split(",") if n] or names
     em = load_library_spectra(LIB, names + [n for n in args.extra.split(",") if n])
     if args.wiener_bound_only:
-        rows, cols = (int(v) for v in args.shape.split("x")) if args.shape else (args.size, args.size)
-        wiener_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, MAPS[args.maps], rows, cols)
+        wiener_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, MAPS[args.maps], *scene_shape(args))
         return
     if args.spearman_bound_only:
         spearman_bound(em, [float(v) for v in args.snrs.split(",")], args.seeds, size=args.size)
@@ -344,10 +359,7 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
-            rows, cols = (int(v) for v in args.shape.split("x")) if args.shape else (args.size, args.size)
-            At = abundance_maps(rows, cols, p, np.random.default_rng(100 + seed), **MAPS[args.maps])
-            Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
-                                    variability=args.variability)[0].to_scene().load(), np.float32)
+            At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability)
             B = Y.shape[-1]
             blind = None
             for init in args.inits.split(","):
