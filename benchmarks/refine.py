@@ -50,12 +50,14 @@ HELD_OUT = {"minerals": ["Jarosite GDS24", "Montmorillonite SWy-1", "Hematite FE
             "leaf": ["Walnut_Leaf", "Goethite WS222", "Illite IL105", "Epidote GDS26"]}
 
 
-# the suite's map families: keyword arguments of `procedural.abundance_maps`, each without
-# pure pixels (max_abundance < 1); "procedural" is the suite's historical default
+# the suite's map families: keyword arguments of `procedural.abundance_maps`; all but "pure"
+# without pure pixels (max_abundance < 1); "procedural" is the suite's historical default.
+# "pure" has wide pure regions, as many real scenes do (water, fields, roofs)
 MAPS = {"procedural": {"purity": 2.0, "max_abundance": 0.8},
         "rough": {"smoothness": 2.5, "purity": 3.0, "max_abundance": 0.8},
         "regions": {"smoothness": 3.0, "purity": 2.0, "regions": 8, "max_abundance": 0.85},
-        "sharp": {"smoothness": 3.5, "purity": 6.0, "max_abundance": 0.9}}
+        "sharp": {"smoothness": 3.5, "purity": 6.0, "max_abundance": 0.9},
+        "pure": {"smoothness": 3.5, "purity": 8.0}}
 
 
 def calibration(samples: np.ndarray, truth: np.ndarray) -> dict:
@@ -259,7 +261,8 @@ def main() -> None:
                     help="mixing model of the data steps (refine's default: auto)")
     ap.add_argument("--maps", default="procedural", choices=sorted(MAPS),
                     help="abundance maps of the suite's scenes (`MAPS`): the default smooth fields, rough ones, "
-                         "a Voronoi patchwork, or sharp near-pure regions (all without pure pixels)")
+                         "a Voronoi patchwork, sharp near-pure regions (all without pure pixels), or "
+                         "regions of pure pixels")
     ap.add_argument("--variability", type=float, default=None,
                     help="per-pixel brightness variability of the scenes (ELMM log-scale std; none by default)")
     ap.add_argument("--shape", default="",

@@ -1,0 +1,91 @@
+"""Pure-pixel clusters at the vertices of a data-fitting simplex (`unmix.vertex_clusters`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import abundance_maps, library
+from unmixgen.unmix.inversion import fcls
+from unmixgen.unmix.minvol import MinVolNMF
+from unmixgen.unmix.vertex_clusters import vertex_clusters
+
+WL = np.linspace(420, 2400, 120)
+
+
+def _scene(pure: bool, snr_db: float = 20.0, seed: int = 0):
+    """A 36 x 40 scene of four procedural spectra: wide pure regions, or none (max 0.8)."""
+    E, _ = library(WL, ["soil", "vegetation", "concrete", "water"], rng=seed)
+    E = E.astype(np.float32)
+    kw = {"smoothness": 3.5, "purity": 8.0} if pure else {"purity": 2.0, "max_abundance": 0.8}
+    A = abundance_maps(36, 40, 4, np.random.default_rng(seed), **kw).reshape(-1, 4).astype(np.float32)
+    clean = A @ E
+    sigma = np.sqrt(np.mean(clean ** 2) / 10 ** (snr_db / 10))
+    Y = clean + sigma * np.random.default_rng(seed + 1).standard_normal(clean.shape).astype(np.float32)
+    return Y.astype(np.float32), E, A
+
+
+def _sad(E, Et):
+    cos = np.sum(E * Et, 1) / np.linalg.norm(E, axis=1) / np.linalg.norm(Et, axis=1)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def _rmse(Y, E, A):
+    return float(np.sqrt(np.mean((fcls(Y, E) - A) ** 2)))
+
+
+def test_vertices_beyond_pure_clusters_move_to_their_means():
+    Y, Et, A = _scene(pure=True)
+    # a simplex that encloses the noise cloud: every vertex pushed out from the centre
+    E_big = Et + 0.08 * (Et - Et.mean(axis=0))
+    E_new, rec = vertex_clusters(Y, E_big)
+    assert rec["moved"] == [0, 1, 2, 3]
+    # each vertex lands on the mean of its pure pixels (up to the noise of two pixel sets)
+    for j in range(4):
+        pure_mean = Y[A[:, j] > 0.999].mean(axis=0)
+        assert np.linalg.norm(E_new[j] - pure_mean) < 0.4 * np.linalg.norm(E_big[j] - pure_mean)
+    assert _sad(E_new, Et).mean() < 0.5 * _sad(E_big, Et).mean()
+    assert _rmse(Y, E_new, A) < 0.5 * _rmse(Y, E_big, A)
+
+
+def test_no_vertex_moves_where_no_pixel_is_pure():
+    Y, Et, A = _scene(pure=False)
+    # the true spectra lie beyond every pixel here: the nearest pixels are mixtures
+    E_new, rec = vertex_clusters(Y, Et)
+    assert rec["moved"] == []
+    np.testing.assert_array_equal(E_new, Et)
+
+
+def test_no_vertex_moves_when_one_vertex_has_no_cluster():
+    Y, Et, A = _scene(pure=True)
+    # three pure materials and a fourth that never exceeds 0.5: a partial move would shrink
+    # the simplex around the other three only
+    A2 = A.copy()
+    excess = np.maximum(A2[:, 3] - 0.5, 0)
+    A2[:, 3] -= excess
+    # spread over the other three at random, so the capped pixels form no cluster either
+    A2[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A2))
+    Y2 = A2 @ Et + (Y - A @ Et)
+    E_big = Et + 0.08 * (Et - Et.mean(axis=0))
+    E_new, rec = vertex_clusters(Y2, E_big)
+    assert rec["moved"] == []
+    np.testing.assert_array_equal(E_new, E_big)
+
+
+def test_mvnmf_reaches_the_true_spectra_accuracy_on_noisy_pure_pixels():
+    Y, Et, A = _scene(pure=True, snr_db=15.0)
+    scene = Scene(Y.reshape(36, 40, -1), wavelengths=WL)
+    plain = MinVolNMF(4, seed=0, pure_clusters=False).fit(scene)
+    tight = MinVolNMF(4, seed=0).fit(scene)
+    assert tight.info_["pure_clusters"]["moved"] == [0, 1, 2, 3]
+    assert plain.info_["pure_clusters"] is None
+
+    def err(m):
+        A_est = m.abundances_.reshape(-1, 4)
+        # match by spectral angle
+        order = [int(np.argmin(_sad(np.repeat(e[None], 4, 0), m.endmembers_))) for e in Et]
+        return float(np.sqrt(np.mean((A_est[:, order] - A) ** 2)))
+
+    truth = _rmse(Y, Et, A)
+    assert err(tight) < 0.7 * err(plain)
+    assert err(tight) < 1.2 * truth
