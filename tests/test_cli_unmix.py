@@ -417,6 +417,42 @@ def test_endmember_csv_listed_from_long_to_short_wavelengths_reads_reversed(tmp_
     assert names == ["a", "b"]
 
 
+def test_endmember_csv_led_by_band_numbers_is_not_read_as_micrometres(run_cli, scene_file, tmp_path):
+    """A first column of band numbers is never taken for band centres in um (1, 2, ... -> 1000 nm,
+    2000 nm, ...: the spectra interpolated onto the wrong bands). Under a band-number header
+    (``channel``, ``index``, ...) it is read as band numbers, the same run as with the
+    wavelengths; under any other header (``wavelength``, pandas' empty index header) it is refused."""
+    path, s = scene_file
+    E, wl = s.truth.endmembers, s.wavelengths
+    p, bands = E.shape
+
+    def write(name, header, axis):
+        rows = [",".join([header, *(f"em{i + 1}" for i in range(p))])]
+        rows += [",".join([f"{axis[b]:.6g}", *(f"{E[i, b]:.8g}" for i in range(p))]) for b in range(bands)]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+
+    write("wl.csv", "wavelength_nm", wl)
+    assert run_cli("unmix", path, "--endmembers-file", tmp_path / "wl.csv", "--out", tmp_path / "ref",
+                   "--no-figures")[0] == 0
+    with np.load(tmp_path / "ref" / "result.npz") as r:
+        ref, mask = r["abundances"], r["mask"]
+    for header, start in (("channel", 1), ("band_index", 0)):
+        write(f"{header}.csv", header, np.arange(start, start + bands))
+        out = tmp_path / header
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / f"{header}.csv", "--out", out,
+                               "--no-figures")
+        assert code == 0, err
+        with np.load(out / "result.npz") as r:
+            assert np.abs(r["abundances"][mask] - ref[mask]).max() < 1e-5, header
+    for header, start in (("wavelength", 1), ("", 0)):
+        write("numbers.csv", header, np.arange(start, start + bands))
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "numbers.csv", "--out",
+                               tmp_path / "o", "--no-figures")
+        assert code == 2 and "numbers.csv" in err and "band numbers" in err, (header, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_scaled_run_on_envi_input_writes_the_brightness_as_envi(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     envi = tmp_path / "scene.hdr"
