@@ -223,6 +223,36 @@ def test_summary_line_survives_metrics_that_could_not_be_computed(run_cli, scene
     assert code == 0 and "abundance RMSE" in " ".join(stdout.split()), err
 
 
+def test_truth_wavelengths_put_its_spectra_on_the_estimate_bands(run_cli, scene_file, tmp_path):
+    """A truth .npz carries its spectra's wavelengths: they were ignored, so spectra listed from
+    long to short wavelengths (or in um, or on other bands) were scored band by band against
+    the estimate's (SAD of tens of degrees for a perfect answer). Now they are put in increasing
+    order, and truth on other bands is refused, by evaluate and unmix --truth alike."""
+    path, s = scene_file
+    E, A, wl = s.truth.endmembers, s.truth.abundances, s.wavelengths
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    forms = {"plain.npz": (E, wl), "down.npz": (E[:, ::-1], wl[::-1]), "um.npz": (E, wl / 1000)}
+    scores = {}
+    for name, (e, w) in forms.items():
+        np.savez(tmp_path / name, endmembers=e, abundances=A, wavelengths=w)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        assert code == 0, err
+        scores[name] = json.loads(stdout)["sad_deg_mean"]
+    assert scores["down.npz"] == pytest.approx(scores["plain.npz"]) == scores["um.npz"]
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", tmp_path / "down.npz",
+                           "--out", tmp_path / "run2", "--no-figures")
+    assert code == 0, err
+    sad = json.loads((tmp_path / "run2" / "run.json").read_text())["metrics"]["sad_deg_mean"]
+    assert sad == pytest.approx(scores["plain.npz"])
+    np.savez(tmp_path / "other.npz", endmembers=E, abundances=A, wavelengths=wl + 300)
+    for args in (("evaluate", "--truth", tmp_path / "other.npz", "--estimate", out),
+                 ("unmix", path, "-p", "3", "--truth", tmp_path / "other.npz", "--out", tmp_path / "run3")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "other.npz" in err and "nm" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run3").exists()
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"
