@@ -253,6 +253,24 @@ def test_truth_wavelengths_put_its_spectra_on_the_estimate_bands(run_cli, scene_
     assert not (tmp_path / "run3").exists()
 
 
+def test_truth_npz_maps_in_the_layouts_the_mat_reader_takes(run_cli, scene_file, tmp_path):
+    """Truth maps as (p, rows, cols) (channels first, as torch keeps them) or (pixels, p) in an
+    .npz: the .mat reader takes both, the .npz one refused them with a misleading line ("3
+    endmembers but 37 abundance maps"). They score as (rows, cols, p) does."""
+    path, s = scene_file
+    E, A = s.truth.endmembers, s.truth.abundances
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    forms = {"rcp.npz": A, "prc.npz": A.transpose(2, 0, 1), "np.npz": A.reshape(-1, 3, order="F")}
+    scores = {}
+    for name, a in forms.items():
+        np.savez(tmp_path / name, endmembers=E, abundances=a)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        assert code == 0, (name, err)
+        scores[name] = json.loads(stdout)["abundance_rmse_percent"]
+    assert scores["prc.npz"] == scores["rcp.npz"] == scores["np.npz"]
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"

@@ -259,8 +259,9 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
-    ``(rows, cols, p)``; ``rows``/``cols`` say how to unfold flat (p, pixels) matrices
-    (column-major, the MATLAB benchmark convention). Abundances must be fractions in
+    ``(rows, cols, p)`` (an ``.npz`` may hold them as (p, rows, cols), (p, pixels) or
+    (pixels, p)); ``rows``/``cols`` say how to unfold flat matrices (column-major, the MATLAB
+    benchmark convention). Abundances must be fractions in
     [0, 1] (`InputError` otherwise, e.g. for percent); maps that do not sum to one are kept
     with a warning. NaN / Inf mark invalid pixels, which the metrics skip. Endmembers that
     come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
@@ -331,6 +332,11 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
             wl = _real(z["wavelengths"], "wavelengths", path) if "wavelengths" in z.files else None
         if e is None and a is None:
             raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")
+        # the other layouts the .mat reader takes: (p, rows, cols) and (pixels, p)
+        if a is not None and a.ndim == 3 and a.shape[:2] != (rows, cols) and a.shape[1:] == (rows, cols):
+            a = np.ascontiguousarray(a.transpose(1, 2, 0))
+        if a is not None and a.ndim == 2 and a.shape[0] == rows * cols != a.shape[1]:
+            a = np.ascontiguousarray(a.T)
         _check_truth_shapes(path, e, a, names)
         e = _truth_on_bands(path, e, wl, wavelengths)
         if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
