@@ -188,3 +188,26 @@ def test_no_progress_silences_the_training_bar(run_cli, files, tmp_path, monkeyp
         run_cli("train-stu", path, "--endmembers-file", em, "--out", tmp_path / "m", flag)
         run_cli("unmix", path, "--method", "hybridstu", "--endmembers-file", em, "--out", tmp_path / "r", flag)
     assert seen == [("train-stu", True), ("unmix", True), ("train-stu", False), ("unmix", False)]
+
+
+@pytest.mark.parametrize("base, warned", [("fcls", True), ("scaled", False)])
+def test_model_applied_to_a_scene_on_another_scale_is_named(run_cli, files, tmp_path, torch_one_thread, base,
+                                                             warned):
+    """A model trained on reflectance 0-1 applied to the same scene stored as 0-10000: a model
+    correcting FCLS (sum-to-one cannot absorb the factor) gave wrong maps without a word, where
+    `--method fcls` with the same endmembers warns; the brightness-free base absorbs it."""
+    path, em, s = files
+    model = tmp_path / "stu"
+    assert run_cli("train-stu", path, "--endmembers-file", em, "--out", model, "--k", "1", "--max-steps", "2",
+                   "--base", base)[0] == 0
+    cube = s.load().copy()
+    cube[2, 5] = np.nan
+    counts = tmp_path / "counts.npz"
+    write_scene(Scene(cube * 10000, wavelengths=s.wavelengths), counts)
+    for scene, name in ((path, "same"), (counts, "counts")):
+        code, _, err = run_cli("unmix", scene, "--method", "hybridstu", "--model", model, "--out", tmp_path / name,
+                               "--no-figures")
+        assert code == 0, err
+        notes = json.loads((tmp_path / name / "run.json").read_text())["warnings"]
+        expect = warned and name == "counts"
+        assert ("same scale" in err) is expect and any("same scale" in w and "stu" in w for w in notes) is expect

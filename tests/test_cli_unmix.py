@@ -223,6 +223,54 @@ def test_summary_line_survives_metrics_that_could_not_be_computed(run_cli, scene
     assert code == 0 and "abundance RMSE" in " ".join(stdout.split()), err
 
 
+def test_truth_wavelengths_put_its_spectra_on_the_estimate_bands(run_cli, scene_file, tmp_path):
+    """A truth .npz carries its spectra's wavelengths: they were ignored, so spectra listed from
+    long to short wavelengths (or in um, or on other bands) were scored band by band against
+    the estimate's (SAD of tens of degrees for a perfect answer). Now they are put in increasing
+    order, and truth on other bands is refused, by evaluate and unmix --truth alike."""
+    path, s = scene_file
+    E, A, wl = s.truth.endmembers, s.truth.abundances, s.wavelengths
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    forms = {"plain.npz": (E, wl), "down.npz": (E[:, ::-1], wl[::-1]), "um.npz": (E, wl / 1000)}
+    scores = {}
+    for name, (e, w) in forms.items():
+        np.savez(tmp_path / name, endmembers=e, abundances=A, wavelengths=w)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        assert code == 0, err
+        scores[name] = json.loads(stdout)["sad_deg_mean"]
+    assert scores["down.npz"] == pytest.approx(scores["plain.npz"]) == scores["um.npz"]
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--truth", tmp_path / "down.npz",
+                           "--out", tmp_path / "run2", "--no-figures")
+    assert code == 0, err
+    sad = json.loads((tmp_path / "run2" / "run.json").read_text())["metrics"]["sad_deg_mean"]
+    assert sad == pytest.approx(scores["plain.npz"])
+    np.savez(tmp_path / "other.npz", endmembers=E, abundances=A, wavelengths=wl + 300)
+    for args in (("evaluate", "--truth", tmp_path / "other.npz", "--estimate", out),
+                 ("unmix", path, "-p", "3", "--truth", tmp_path / "other.npz", "--out", tmp_path / "run3")):
+        code, _, err = run_cli(*args)
+        assert code == 2 and "other.npz" in err and "nm" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run3").exists()
+
+
+def test_truth_npz_maps_in_the_layouts_the_mat_reader_takes(run_cli, scene_file, tmp_path):
+    """Truth maps as (p, rows, cols) (channels first, as torch keeps them) or (pixels, p) in an
+    .npz: the .mat reader takes both, the .npz one refused them with a misleading line ("3
+    endmembers but 37 abundance maps"). They score as (rows, cols, p) does."""
+    path, s = scene_file
+    E, A = s.truth.endmembers, s.truth.abundances
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    forms = {"rcp.npz": A, "prc.npz": A.transpose(2, 0, 1), "np.npz": A.reshape(-1, 3, order="F")}
+    scores = {}
+    for name, a in forms.items():
+        np.savez(tmp_path / name, endmembers=E, abundances=a)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        assert code == 0, (name, err)
+        scores[name] = json.loads(stdout)["abundance_rmse_percent"]
+    assert scores["prc.npz"] == scores["rcp.npz"] == scores["np.npz"]
+
+
 def test_evaluate_refuses_mismatched_truth(run_cli, scene_file, tmp_path):
     path, _ = scene_file
     out = tmp_path / "run"
@@ -415,6 +463,42 @@ def test_endmember_csv_listed_from_long_to_short_wavelengths_reads_reversed(tmp_
     np.testing.assert_array_equal(wl, [400, 500, 600])
     np.testing.assert_allclose(E, [[0.1, 0.2, 0.3], [0.2, 0.3, 0.4]])
     assert names == ["a", "b"]
+
+
+def test_endmember_csv_led_by_band_numbers_is_not_read_as_micrometres(run_cli, scene_file, tmp_path):
+    """A first column of band numbers is never taken for band centres in um (1, 2, ... -> 1000 nm,
+    2000 nm, ...: the spectra interpolated onto the wrong bands). Under a band-number header
+    (``channel``, ``index``, ...) it is read as band numbers, the same run as with the
+    wavelengths; under any other header (``wavelength``, pandas' empty index header) it is refused."""
+    path, s = scene_file
+    E, wl = s.truth.endmembers, s.wavelengths
+    p, bands = E.shape
+
+    def write(name, header, axis):
+        rows = [",".join([header, *(f"em{i + 1}" for i in range(p))])]
+        rows += [",".join([f"{axis[b]:.6g}", *(f"{E[i, b]:.8g}" for i in range(p))]) for b in range(bands)]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+
+    write("wl.csv", "wavelength_nm", wl)
+    assert run_cli("unmix", path, "--endmembers-file", tmp_path / "wl.csv", "--out", tmp_path / "ref",
+                   "--no-figures")[0] == 0
+    with np.load(tmp_path / "ref" / "result.npz") as r:
+        ref, mask = r["abundances"], r["mask"]
+    for header, start in (("channel", 1), ("band_index", 0)):
+        write(f"{header}.csv", header, np.arange(start, start + bands))
+        out = tmp_path / header
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / f"{header}.csv", "--out", out,
+                               "--no-figures")
+        assert code == 0, err
+        with np.load(out / "result.npz") as r:
+            assert np.abs(r["abundances"][mask] - ref[mask]).max() < 1e-5, header
+    for header, start in (("wavelength", 1), ("", 0)):
+        write("numbers.csv", header, np.arange(start, start + bands))
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "numbers.csv", "--out",
+                               tmp_path / "o", "--no-figures")
+        assert code == 2 and "numbers.csv" in err and "band numbers" in err, (header, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_scaled_run_on_envi_input_writes_the_brightness_as_envi(run_cli, scene_file, tmp_path):

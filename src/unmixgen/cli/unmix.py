@@ -116,7 +116,7 @@ def evaluate(
                                 "`unmixgen unmix`")
     rows, cols = (A.shape[:2] if A is not None else r["mask"].shape)
     bands = E.shape[1] if E is not None else None
-    gt = read_truth(truth, rows, cols, bands)
+    gt = read_truth(truth, rows, cols, bands, r.get("wavelengths"))
     if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
         raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
     if gt.endmembers is not None and E is not None and gt.endmembers.shape[1] != E.shape[1]:

@@ -104,11 +104,13 @@ def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.nda
 
 def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Read an endmember CSV: first column wavelengths (nm, or um when < 100) or band numbers,
-    strictly increasing (or strictly decreasing: the rows are then reversed).
+    strictly increasing (or strictly decreasing: the rows are then reversed). Band numbers need
+    a band-number header (``band``, ``channel``, ``index``, ...: `wavelengths.BAND_NUMBER_HEADERS`);
+    0, 1, 2, ... or 1, 2, 3, ... under any other header is refused (it would read as um).
 
     Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``.
     """
-    from ..wavelengths import to_nm
+    from ..wavelengths import BAND_NUMBER_HEADERS, check_wavelengths, to_nm
 
     path = Path(path)
     try:
@@ -141,7 +143,14 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
         raise in_file(path, f"first column ({header[0].strip()!r}) does not increase at row {i}; expected "
                             "wavelengths (nm or um) or band numbers in order, then one column per endmember")
     first = header[0].strip().lower()
-    wl = None if first in ("band", "bands", "band_number") else to_nm(data[:, 0], what=f"{path}: wavelengths")
+    if first in BAND_NUMBER_HEADERS:
+        return data[:, 1:].T.astype(np.float32), None, [h.strip() for h in header[1:]]
+    x = data[:, 0]
+    if x[0] in (0, 1) and np.array_equal(x, np.arange(x[0], x[0] + len(x))):  # else read as um: 1000, 2000 nm...
+        raise in_file(path, f"first column ({header[0].strip()!r}) holds {x[0]:g}, {x[1]:g}, ..., {x[-1]:g}: band "
+                            "numbers, not band centres; expected wavelengths (nm or um), or 'band' as the column "
+                            "name for band numbers")
+    wl = check_wavelengths(to_nm(x, what=f"{path}: wavelengths"), len(x), what=f"{path}: wavelengths")
     return data[:, 1:].T.astype(np.float32), wl, [h.strip() for h in header[1:]]
 
 

@@ -254,17 +254,22 @@ def _default_names(p: int) -> list[str]:
     return [f"em{i + 1}" for i in range(p)]
 
 
-def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None):
+def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None,
+               wavelengths: np.ndarray | None = None):
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
-    ``(rows, cols, p)``; ``rows``/``cols`` say how to unfold flat (p, pixels) matrices
-    (column-major, the MATLAB benchmark convention). Abundances must be fractions in
+    ``(rows, cols, p)`` (an ``.npz`` may hold them as (p, rows, cols), (p, pixels) or
+    (pixels, p)); ``rows``/``cols`` say how to unfold flat matrices (column-major, the MATLAB
+    benchmark convention). Abundances must be fractions in
     [0, 1] (`InputError` otherwise, e.g. for percent); maps that do not sum to one are kept
-    with a warning. NaN / Inf mark invalid pixels, which the metrics skip.
+    with a warning. NaN / Inf mark invalid pixels, which the metrics skip. Endmembers that
+    come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
+    increasing band order, and refused unless they are on the bands of ``wavelengths`` (nm,
+    the scene's or estimate's; None: not checked).
     """
     path = Path(path)
-    gt = _read_truth(path, rows, cols, bands)
+    gt = _read_truth(path, rows, cols, bands, wavelengths)
     _check_truth_values(path, gt, rows, cols)
     return gt
 
@@ -304,7 +309,7 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
                       stacklevel=3)
 
 
-def _read_truth(path: Path, rows: int, cols: int, bands: int | None):
+def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths: np.ndarray | None):
     from ..scene import GroundTruth
 
     if not path.exists():
@@ -313,7 +318,8 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None):
         from ..runs.folder import load_result
 
         r = load_result(path)
-        return GroundTruth(r.get("endmembers"), r.get("abundances"), r.get("names"), str(path))
+        e = _truth_on_bands(path, r.get("endmembers"), r.get("wavelengths"), wavelengths)
+        return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
         return matlab.read_truth(path, rows, cols, bands)
@@ -323,15 +329,40 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None):
             e = _real(z["endmembers"], "endmembers", path) if "endmembers" in z.files else None
             a = _real(z["abundances"], "abundances", path) if "abundances" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else None
+            wl = _real(z["wavelengths"], "wavelengths", path) if "wavelengths" in z.files else None
         if e is None and a is None:
             raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")
+        # the other layouts the .mat reader takes: (p, rows, cols) and (pixels, p)
+        if a is not None and a.ndim == 3 and a.shape[:2] != (rows, cols) and a.shape[1:] == (rows, cols):
+            a = np.ascontiguousarray(a.transpose(1, 2, 0))
+        if a is not None and a.ndim == 2 and a.shape[0] == rows * cols != a.shape[1]:
+            a = np.ascontiguousarray(a.T)
         _check_truth_shapes(path, e, a, names)
+        e = _truth_on_bands(path, e, wl, wavelengths)
         if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
             if a.shape[1] != rows * cols:
                 raise in_file(path, f"abundances hold {a.shape[1]} pixels; expected {rows}x{cols}")
             a = a.T.reshape((rows, cols, -1), order="F")
         return GroundTruth(e, a, names, str(path))
     raise in_file(path, "unsupported ground-truth file; expected .mat, .npz or a result folder")
+
+
+def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None) -> np.ndarray | None:
+    """Reference endmembers ``e (p, bands)`` stored with wavelengths ``wl`` (any length unit,
+    any band order), in increasing band order; `InputError` unless they are on the bands of
+    ``wavelengths`` (nm; None: not checked). Without ``wl`` or ``e``: ``e`` as it is."""
+    if e is None or wl is None:
+        return e
+    wl = check_wavelengths(to_nm(np.asarray(wl, np.float64), what=f"{path}: wavelengths"), e.shape[1],
+                           what=f"{path}: wavelengths", any_order=True)
+    order = np.argsort(wl)
+    e, wl = np.ascontiguousarray(e[:, order]), wl[order]
+    if wavelengths is not None and grid_offset_nm(wl, wavelengths) > SAME_GRID_NM:
+        w = np.asarray(wavelengths, np.float64)
+        raise in_file(path, f"endmembers are on {wl.size} bands at {wl[0]:.6g}-{wl[-1]:.6g} nm, not the "
+                            f"{w.size} bands at {w[0]:.6g}-{w[-1]:.6g} nm of the scene; expected the truth on "
+                            "the same bands")
+    return e
 
 
 def _real(value, key: str, path: Path) -> np.ndarray:

@@ -188,9 +188,17 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
         scaled = est.corrects_scaled()
         A, brightness = est.transform(scene, with_brightness=True) if scaled else (est.transform(scene), None)
+        notes: list[str] = []
+        if not scaled:  # it corrects FCLS, which cannot absorb another scale (as `--method fcls` warns)
+            from ..errors import note
+            from .unmixing import scale_mismatch
+
+            mismatch = scale_mismatch(scene, est.endmembers_, np.asarray(scene.good_bands, bool))
+            if mismatch:
+                note(notes, f"{model}: {mismatch}", stacklevel=2)
         info = {"method": "hybridstu", "model": str(model), "n_endmembers": int(est.endmembers_.shape[0]),
                 "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0},
-                **_arrays(brightness)}
+                "warnings": notes, **_arrays(brightness)}
         return est.endmembers_, A, est.names_, info
     info: dict[str, Any] = {"method": "hybridstu"}
     if endmembers_file is not None:

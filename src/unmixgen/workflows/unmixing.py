@@ -71,7 +71,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     t = time.perf_counter()
     scene = read_scene(scene_path)
     if truth is not None:
-        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands))
+        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths))
     scene.require_valid()
     params: dict[str, Any] = {"scene": str(scene_path), "seed": seed}
     if hybrid:
