@@ -516,3 +516,31 @@ def test_scaled_mixing_falls_back_to_linear_when_most_pixels_have_no_positive_ba
     A0 = fcls(Yb.reshape(-1, Yb.shape[-1]), E).reshape(A.shape)
     r = refine(Yb, E, A0, abundance_prior=AbundanceModel(one_vs_rest), samples=2, steps=2, tile=16, mixing="scaled")
     assert r.record["mixing"]["model"] == "linear" and r.brightness is None
+
+
+def test_endmembers_at_pure_pixel_clusters_are_moved_onto_them_and_kept(one_vs_rest):
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.simulate.procedural import library
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.vertex_clusters import vertex_clusters
+
+    wl = np.linspace(420, 2400, 120)
+    E, _ = library(wl, ["soil", "vegetation", "concrete", "water"], rng=0)
+    E = E.astype(np.float32)
+    A = abundance_maps(36, 40, 4, np.random.default_rng(0), smoothness=3.5, purity=8.0).reshape(-1, 4)
+    clean = (A @ E).astype(np.float32)
+    Y = clean + np.random.default_rng(1).normal(0, np.sqrt(np.mean(clean ** 2) / 100), clean.shape).astype(np.float32)
+    # a pure-pixel extraction's answer: one noisy pure pixel per material
+    E0 = np.stack([Y[np.flatnonzero(A[:, j] > 0.999)[0]] for j in range(4)])
+    A0 = fcls(Y, E0)
+    r = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), abundance_prior=AbundanceModel(one_vs_rest),
+               spectra_prior=load_spectra_prior(None), wavelengths=wl, samples=2, steps=2, rounds=None)
+    assert r.record["pure_clusters"]["moved"] == [0, 1, 2, 3]
+    assert r.record["rounds"] == 1 and not r.record["endmembers_refined"]
+    np.testing.assert_allclose(r.endmembers, vertex_clusters(Y, E0)[0], rtol=1e-6, atol=1e-7)
+
+    def sad(Ex):
+        cos = np.sum(Ex * E, 1) / np.linalg.norm(Ex, axis=1) / np.linalg.norm(E, axis=1)
+        return np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()
+
+    assert sad(r.endmembers) < 0.5 * sad(E0)

@@ -45,6 +45,7 @@ from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
 from ..unmix.inversion import fcls
+from ..unmix.vertex_clusters import vertex_clusters
 from . import schedule as sch
 from .abundance_prior import AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
@@ -311,7 +312,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     E0 : (p, bands); A0 : (rows, cols, p) the initial estimate.
     abundance_prior : a loaded 2D prior (one-vs-rest p = 2, or trained on this p).
     spectra_prior : a loaded 1D prior, or None to keep the endmembers (kept too on fewer than
-        10 p valid pixels: they do not fix p x bands endmember values).
+        10 p valid pixels: they do not fix p x bands endmember values). Under the linear
+        model, where every endmember has a cluster of pure pixels around it
+        (`unmix.vertex_clusters.vertex_clusters`), the endmembers become the clusters' means
+        and are kept, with one round: the data fix them there.
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
@@ -413,6 +417,17 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         A0c[mask] = fcls(Yv_np, E0) if linear_init else sums.to_normalised(A0c[mask])
         mixing_record["start"] = "scaled" if linear_init else "init"
         mixing_record["residuals_of"] = "pixels divided by their band sums"  # the guard's and noise_sigma2
+    # endmembers that sit at clusters of pure pixels are fixed by the data: the spectra prior's
+    # pull and the rounds expand a simplex, as they should where no pixel is pure, and there
+    # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
+    pure = None
+    if endm is not None and sums is None:
+        E_c, pure = vertex_clusters(Yv_np, E0)
+        if pure["moved"]:
+            E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
+            A0c[mask] = fcls(Yv_np, E0)
+            endm = None
+            rounds = 1
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
@@ -552,12 +567,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
-    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "given" if rounds else "prior weight",
+    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "pure-pixel clusters" if pure and pure["moved"] else "given" if rounds else "prior weight",
               "t0": t0, "timesteps": ts, "later_round_timesteps": [sch.round_schedule(ts, k) for k in range(1, r)],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
-              "endmembers_refined": bool(endm), "noise_sigma2": g["sigma2"], "mixing": mixing_record,
+              "endmembers_refined": bool(endm), "pure_clusters": pure, "noise_sigma2": g["sigma2"], "mixing": mixing_record,
               "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",
               "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),

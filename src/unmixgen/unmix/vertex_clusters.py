@@ -123,7 +123,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, level: float = 0.99, max_sp
     expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _ in found)  # pure clusters' own tails
     after = _outside(Z, centres, noise)
     record["outside_after"] = after
-    if after > before + 1.5 * expected + 3.0 * np.sqrt(expected):
+    if after > 1.5 * expected + 3.0 * np.sqrt(expected):
         return E, record
     record["moved"] = list(range(p))
     return np.stack([Y[inside].mean(axis=0) for _, inside, _, _ in found]).astype(np.float32), record
