@@ -191,7 +191,7 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         notes: list[str] = []
         if not scaled:  # it corrects FCLS, which cannot absorb another scale (as `--method fcls` warns)
             from ..errors import note
-            from .unmixing import scale_mismatch
+            from ..runs.sources import scale_mismatch
 
             mismatch = scale_mismatch(scene, est.endmembers_, np.asarray(scene.good_bands, bool))
             if mismatch:

@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..atomic import atomic_dir
 from ..errors import InputError
 from .semiblind import maps_source, unmix_hybridstu
@@ -137,39 +135,10 @@ def _unmix_blind(scene, n_endmembers, method, seed):
     return est.endmembers_, est.abundances_, None, info
 
 
-SCALE_FACTOR = 3.0
-"""How far the scene's typical pixel brightness may lie outside the endmembers' range before
-`scale_mismatch` speaks (brightness variability of real scenes stays well within it)."""
-
-
-def scale_mismatch(scene, E: np.ndarray, bands: np.ndarray) -> str:
-    """A sentence when the scene's pixels (a sample) are far brighter or darker than any
-    mixture of the endmembers ``E`` (p, bands) can be, on ``bands`` (bool per scene band);
-    "" otherwise. Under sum-to-one a pixel's mean is within the endmembers' means, so a
-    median pixel SCALE_FACTOR times outside them means another scale (reflectance 0-1
-    against 0-10000 or percent), which FCLS cannot absorb."""
-    from ..scene import sample_valid_pixels
-
-    Y = sample_valid_pixels(scene)
-    if not len(Y):
-        return ""
-    pixel = float(np.median(Y[:, bands].mean(axis=1)))
-    means = np.asarray(E, np.float64)[:, bands].mean(axis=1)
-    lo, hi = float(means.min()), float(means.max())
-    if hi <= 0:
-        return ""
-    if pixel > SCALE_FACTOR * hi or pixel < lo / SCALE_FACTOR:
-        return (f"the scene's median pixel mean ({pixel:.4g}) lies outside the endmembers' means ({lo:.4g} to "
-                f"{hi:.4g}) by a factor {max(pixel / hi, lo / max(pixel, 1e-30)):.1f}: are they on the same "
-                "scale (e.g. reflectance 0-1 against 0-10000 or percent)? Sum-to-one abundances cannot absorb "
-                "it; rescale one of them or use --method scaled (a brightness per pixel)")
-    return ""
-
-
 def _invert_given(scene, source, method):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
     from ..errors import ParameterError, note, noting_convergence
-    from ..runs.sources import fit_to_bands, load_endmembers
+    from ..runs.sources import fit_to_bands, load_endmembers, scale_mismatch
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
 
