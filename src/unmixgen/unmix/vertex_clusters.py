@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
+from .batched import matmul_rows
 from .inversion import fcls
 from .preprocessing import second_moments
 
@@ -86,8 +87,9 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, level: float = 0.99, max_sp
     w, V = np.linalg.eigh(second_moments(Y)[1])
     w, V = w[::-1], V[:, ::-1]
     noise = max(float(w[d:].sum()), 1e-30) / max(bands - d, 1)  # per band, beyond the plane
-    U = V[:, :d]
-    Z = ((Y - mu) @ U).astype(np.float32)  # (N, d) in-plane coordinates
+    U = np.ascontiguousarray(V[:, :d], np.float32)
+    # (N, d) in-plane coordinates, without a float64 copy of the pixels (a million-pixel scene)
+    Z = matmul_rows(Y, U) - (mu @ U).astype(np.float32)
     Ze = ((E - mu) @ U).astype(np.float32)
     q = float(chi2.ppf(level, d))
     r2 = q * noise
