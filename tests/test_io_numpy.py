@@ -163,3 +163,24 @@ def test_cube_stored_bands_first(tmp_path, recwarn):
     recwarn.clear()
     assert read_scene(tmp_path / "ok.npy").bands == 9
     assert not [w for w in recwarn if "bands come first" in str(w.message)]
+
+
+def test_npz_with_bands_from_long_to_short_wavelengths_reads_as_the_sorted_file(tmp_path):
+    # ENVI and GeoTIFF present their bands sorted by wavelength; an .npz must too, with every
+    # per-band array (fwhm, good bands, truth endmembers) following its band
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0, 1, (5, 7, 6)).astype(np.float32)
+    wl = np.array([400, 500, 600, 700, 800, 900.0])
+    good = np.array([1, 1, 0, 1, 1, 1], bool)
+    E = rng.uniform(0, 1, (2, 6))
+    np.savez(tmp_path / "up.npz", cube=cube, wavelengths=wl, fwhm=wl / 100, good_bands=good, endmembers=E)
+    np.savez(tmp_path / "down.npz", cube=cube[..., ::-1], wavelengths=wl[::-1], fwhm=(wl / 100)[::-1],
+             good_bands=good[::-1], endmembers=E[:, ::-1])
+    up, down = read_scene(tmp_path / "up.npz"), read_scene(tmp_path / "down.npz")
+    np.testing.assert_array_equal(down.load(), up.load())
+    np.testing.assert_array_equal(down.wavelengths, wl)
+    np.testing.assert_array_equal(down.fwhm, up.fwhm)
+    np.testing.assert_array_equal(down.good_bands, good)
+    np.testing.assert_array_equal(down.truth.endmembers, up.truth.endmembers)
+    np.testing.assert_allclose(up.truth.endmembers, E, rtol=1e-6)
+    assert "band_order" in down.metadata and "band_order" not in up.metadata

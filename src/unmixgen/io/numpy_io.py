@@ -29,6 +29,7 @@ from ..atomic import atomic_file
 from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity
 from ..wavelengths import to_nm
+from .bands import arrange
 from .checks import make_scene, quantity, reading, refuse_complex, require_regular_file
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
@@ -137,7 +138,7 @@ def _numbers(extra: dict, key: str, path: Path, ndim: int | None = None):
     return v
 
 
-def _read_npz(path: Path) -> Scene:
+def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     headers = _member_headers(path)
     keys = list(headers)
     if "cube" in keys:
@@ -164,6 +165,20 @@ def _read_npz(path: Path) -> Scene:
         wl = to_nm(extra["wavelengths"], units, what=what + "wavelengths")
     _looks_bands_first(cube.shape, path, f"'{key}'", None if wl is None else wl.size)
     good = _numbers(extra, "good_bands", path)
+    fwhm = _numbers(extra, "fwhm", path)
+    # bands stored from long to short wavelengths (or detector overlaps) are presented sorted,
+    # as every reader does; per-band arrays follow when they have one value per band
+    arr = arrange(wl, overlap, path=path) if wl is not None and wl.size == bands else None
+    if arr is not None and arr.order is not None:
+        cube = cube[..., arr.order]
+        wl = arr.wavelengths
+        good = good if good is None or good.size != bands else arr.take(good.reshape(-1))
+        fwhm = fwhm if fwhm is None or fwhm.size != bands else arr.take(fwhm.reshape(-1))
+        if "endmembers" in extra:
+            em = np.asarray(extra["endmembers"])
+            if em.ndim == 2 and em.shape[1] == bands:
+                extra["endmembers"] = em[:, arr.order]
+        bands = cube.shape[-1]
     # validity on the good bands only (a bad band may hold anything); a good-band list of the
     # wrong length is refused by the scene below
     judged = cube if good is None or good.size != bands else cube[..., good.reshape(-1).astype(bool)]
@@ -193,13 +208,15 @@ def _read_npz(path: Path) -> Scene:
         if u.dtype.kind not in "US" or u.size != 1:
             raise in_file(path, "'units' is not one string; expected 'reflectance' or 'radiance'")
         units = quantity(u.reshape(-1)[0])
-    fwhm = _numbers(extra, "fwhm", path)
     truth = None
     if "endmembers" in extra or "abundances" in extra:
         names = [str(n) for n in np.asarray(extra["endmember_names"]).reshape(-1)] \
             if "endmember_names" in extra else None
         truth = GroundTruth(_numbers(extra, "endmembers", path), _numbers(extra, "abundances", path),
                             names, str(path))
+    metadata = {"format": "numpy"}
+    if arr is not None:
+        arr.note(metadata, overlap)
     scene = make_scene(
         path,
         cube,
@@ -211,7 +228,7 @@ def _read_npz(path: Path) -> Scene:
         transform=transform,
         name=path.stem,
         units=units,
-        metadata={"format": "numpy"},
+        metadata=metadata,
     )
     if truth is not None:
         scene.attach_truth(truth)
@@ -230,7 +247,7 @@ def read(path: Path, **options) -> Scene:
     if head.startswith(b"\x93NUMPY"):
         return _read_npy(path)
     if head.startswith(b"PK"):
-        return _read_npz(path)
+        return _read_npz(path, **{k: v for k, v in options.items() if k == "overlap"})
     raise in_file(path, "is neither a .npy array nor a .npz archive")
 
 
