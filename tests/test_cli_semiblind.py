@@ -211,3 +211,25 @@ def test_model_applied_to_a_scene_on_another_scale_is_named(run_cli, files, tmp_
         notes = json.loads((tmp_path / name / "run.json").read_text())["warnings"]
         expect = warned and name == "counts"
         assert ("same scale" in err) is expect and any("same scale" in w and "stu" in w for w in notes) is expect
+
+
+@pytest.mark.parametrize("base, warned", [("fcls", True), ("scaled", False)])
+def test_training_on_a_scene_at_another_scale_than_its_endmembers_is_named(run_cli, files, tmp_path,
+                                                                          torch_one_thread, base, warned):
+    """train-stu and unmix --method hybridstu (train + apply) on a scene stored as 0-10000 with
+    0-1 endmembers: a model correcting FCLS learns from answers sum-to-one cannot scale, and
+    trained it without a word; the brightness-free base absorbs the factor."""
+    path, em, s = files
+    counts = tmp_path / "counts.npz"
+    write_scene(Scene(s.load() * 10000, wavelengths=s.wavelengths), counts)
+    code, _, err = run_cli("train-stu", counts, "--endmembers-file", em, "--out", tmp_path / "m", "--k", "1",
+                           "--max-steps", "2", "--base", base)
+    assert code == 0, err
+    assert ("same scale" in err) is warned
+    # in one command the base is chosen ("auto"); whichever it is, the warning follows it
+    code, _, err = run_cli("unmix", counts, "--method", "hybridstu", "--endmembers-file", em,
+                           "--max-minutes", "0.02", "--out", tmp_path / "r", "--no-figures")
+    assert code == 0, err
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    corrects_fcls = record["training"]["base"] == "fcls"
+    assert any("same scale" in w for w in record["warnings"]) is corrects_fcls

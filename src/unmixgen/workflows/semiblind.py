@@ -164,6 +164,7 @@ def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Pa
                                  device=est.device)
     est.fit(scene, endmembers=E, maps=training)
     est.history_["maps"] = maps
+    est.history_["warnings"] = _scale_notes(scene, est, endmembers_file)
     est.save_pretrained(out, overwrite=overwrite, names=names, wavelengths=scene.wavelengths)
     return est.history_
 
@@ -188,14 +189,7 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
         scaled = est.corrects_scaled()
         A, brightness = est.transform(scene, with_brightness=True) if scaled else (est.transform(scene), None)
-        notes: list[str] = []
-        if not scaled:  # it corrects FCLS, which cannot absorb another scale (as `--method fcls` warns)
-            from ..errors import note
-            from ..runs.sources import scale_mismatch
-
-            mismatch = scale_mismatch(scene, est.endmembers_, np.asarray(scene.good_bands, bool))
-            if mismatch:
-                note(notes, f"{model}: {mismatch}", stacklevel=2)
+        notes = _scale_notes(scene, est, model)
         info = {"method": "hybridstu", "model": str(model), "n_endmembers": int(est.endmembers_.shape[0]),
                 "training": est.history_, "timings_s": {"apply": time.perf_counter() - t0},
                 "warnings": notes, **_arrays(brightness)}
@@ -219,10 +213,26 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     training = stu_training_maps(maps, int(E.shape[0]), n_maps=est.n_maps, map_size=est.map_size, seed=seed,
                                  device=est.device)
     est.fit(scene, endmembers=E, maps=training)
+    info["warnings"] = _scale_notes(scene, est, info["endmember_source"])
     info.update({"n_endmembers": int(E.shape[0]), "maps": maps, "training": est.history_,
                  "parameters": {k: v for k, v in est.get_params().items()},
                  "timings_s": {"total": time.perf_counter() - t0}, **_arrays(est.brightness_)})
     return E, est.abundances_, names, info
+
+
+def _scale_notes(scene, est, source) -> list[str]:
+    """``[warning]`` (also shown) when ``est`` corrects FCLS and the scene's pixels are on another
+    scale than its endmembers (from ``source``), which sum-to-one abundances cannot absorb, as
+    ``--method fcls`` warns; ``[]`` otherwise (a brightness-free model absorbs the factor)."""
+    from ..errors import note
+    from ..runs.sources import scale_mismatch
+
+    notes: list[str] = []
+    if not est.corrects_scaled():
+        mismatch = scale_mismatch(scene, est.endmembers_, np.asarray(scene.good_bands, bool))
+        if mismatch:
+            note(notes, f"{source}: {mismatch}", stacklevel=3)
+    return notes
 
 
 def _arrays(brightness: np.ndarray | None) -> dict[str, Any]:
