@@ -13,9 +13,9 @@ from unmixgen.unmix.vertex_clusters import vertex_clusters
 WL = np.linspace(420, 2400, 120)
 
 
-def _scene(pure: bool, snr_db: float = 20.0, seed: int = 0):
+def _scene(pure: bool, snr_db: float = 20.0, seed: int = 0, kinds=("soil", "vegetation", "concrete", "water")):
     """A 36 x 40 scene of four procedural spectra: wide pure regions, or none (max 0.8)."""
-    E, _ = library(WL, ["soil", "vegetation", "concrete", "water"], rng=seed)
+    E, _ = library(WL, list(kinds), rng=seed)
     E = E.astype(np.float32)
     kw = {"smoothness": 3.5, "purity": 8.0} if pure else {"purity": 2.0, "max_abundance": 0.8}
     A = abundance_maps(36, 40, 4, np.random.default_rng(seed), **kw).reshape(-1, 4).astype(np.float32)
@@ -89,3 +89,25 @@ def test_mvnmf_reaches_the_true_spectra_accuracy_on_noisy_pure_pixels():
     truth = _rmse(Y, Et, A)
     assert err(tight) < 0.7 * err(plain)
     assert err(tight) < 1.2 * truth
+
+
+def test_archetypes_move_to_pure_clusters_found_with_brightness_divided_out():
+    from unmixgen.unmix.archetypal import ArchetypalAnalysis
+
+    # bright materials: pixels darker than half the median keep their brightness (the floor),
+    # so a dark material's cluster stays spread and nothing would move
+    Y, Et, A = _scene(pure=True, snr_db=20.0, seed=2, kinds=("soil", "vegetation", "concrete", "kaolinite"))
+    # every pixel at its own brightness (illumination): clusters are tight only once divided
+    s = np.exp(0.15 * np.random.default_rng(7).standard_normal(len(Y))).astype(np.float32)
+    scene = Scene((Y * s[:, None]).reshape(36, 40, -1), wavelengths=WL)
+    plain = ArchetypalAnalysis(4, seed=0, n_restarts=8, pure_clusters=False).fit(scene)
+    tight = ArchetypalAnalysis(4, seed=0, n_restarts=8).fit(scene)
+    assert plain.info_["params"]["brightness_used"] != "none"
+    assert tight.info_["pure_clusters"]["moved"] == [0, 1, 2, 3]
+    assert tight.info_["params"]["abundances_used"] == "scaled"
+
+    def err(m):
+        order = [int(np.argmin(_sad(np.repeat(e[None], 4, 0), m.endmembers_))) for e in Et]
+        return float(np.sqrt(np.mean((m.abundances_.reshape(-1, 4)[:, order] - A) ** 2)))
+
+    assert err(tight) < 0.7 * err(plain)

@@ -312,10 +312,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     E0 : (p, bands); A0 : (rows, cols, p) the initial estimate.
     abundance_prior : a loaded 2D prior (one-vs-rest p = 2, or trained on this p).
     spectra_prior : a loaded 1D prior, or None to keep the endmembers (kept too on fewer than
-        10 p valid pixels: they do not fix p x bands endmember values). Under the linear
-        model, where every endmember has a cluster of pure pixels around it
-        (`unmix.vertex_clusters.vertex_clusters`), the endmembers become the clusters' means
-        and are kept, with one round: the data fix them there.
+        10 p valid pixels: they do not fix p x bands endmember values). Where every endmember
+        has a cluster of pure pixels around it
+        (`unmix.vertex_clusters.vertex_clusters`; under the scaled model among the pixels
+        divided by their band sums), the endmembers become the clusters' means and are kept,
+        with one round: the data fix them there.
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
@@ -421,7 +422,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # pull and the rounds expand a simplex, as they should where no pixel is pure, and there
     # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
     pure = None
-    if endm is not None and sums is None:
+    if endm is not None:  # under the scaled model among the divided pixels, where brightness is out
         E_c, pure = vertex_clusters(Yv_np, E0)
         if pure["moved"]:
             E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
@@ -561,7 +562,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         bright[mask] = sums.brightness(g["A"])
         out[mask] = sums.from_normalised(g["A"])
         a_s[:, mask] = sums.from_normalised(a_s[:, mask])
-        E_out = g["E"] * sums.c[:, None] if e_kept else E_given
+        # the clusters' means (pinned) or refined endmembers, at the given endmembers' scale
+        E_out = g["E"] * sums.c[:, None] if e_kept or (pure and pure["moved"]) else E_given
         e_std = e_std * sums.c[:, None]
 
     def stat(v: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ from .preprocessing import (
     principal_coordinates,
     random_vertices,
 )
+from .vertex_clusters import vertex_clusters
 
 _BRIGHTNESS_MODES = ("auto", *BRIGHTNESS)
 
@@ -108,6 +109,11 @@ class ArchetypalAnalysis(BlindUnmixer):
         pixels), else "model". "model": the factorisation's abundances; "scaled": NNLS of the raw pixels on the
         endmembers divided by its sum (the scaled model ``y = s * a @ E``; the scale
         percentiles go to ``info_["scale"]``); "fcls": FCLS of the raw pixels.
+    pure_clusters : bool
+        Move the archetypes to the mean raw spectra of the pure pixels clustered around them,
+        where every archetype has such a cluster among the (brightness-divided) pixels
+        (`vertex_clusters.vertex_clusters`); the abundances are then recomputed ("model" ones
+        belong to the old archetypes: "scaled" after a brightness normalisation, else "fcls").
     selection : {"correlation", "consensus"}
         How the restart is chosen among those that fit within 5 % of the best (see
         `select_restart`); "correlation" is the EDAA paper's rule.
@@ -140,6 +146,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         "refine_iter": [Interval(integer=True, low=1)],
         "refine_tol": [Interval(low=0, low_open=True)],
         "abundances": [Options(("auto", "model", "scaled", "fcls"))],
+        "pure_clusters": [InstanceOf(bool, "True or False")],
         "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
     }
 
@@ -163,6 +170,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         refine_iter: int = 1000,
         refine_tol: float = 1e-6,
         abundances: str = "auto",
+        pure_clusters: bool = True,
         device: str = "cpu",
     ):
         super().__init__(n_endmembers, seed=seed)
@@ -181,6 +189,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         self.refine_iter = refine_iter
         self.refine_tol = refine_tol
         self.abundances = abundances
+        self.pure_clusters = pure_clusters
         self.device = device
 
     def _transform_method(self) -> str:
@@ -217,8 +226,8 @@ class ArchetypalAnalysis(BlindUnmixer):
         refine = self.refine
         if refine == "auto":
             refine = "minvol" if norm == "none" else "none"
+        En = W[best] @ X  # the archetypes among the pixels they were found in (brightness divided out)
         if refine == "minvol":
-            En = W[best] @ X
             En, A, rhist, rit, rrel, rlam = minvol_refine(
                 X, En, A, lam=self.refine_lam, delta=0.1, max_iter=self.refine_iter, inner=10, tol=self.refine_tol,
                 device=self.device)
@@ -227,9 +236,19 @@ class ArchetypalAnalysis(BlindUnmixer):
                 # back to the data's units: least squares of the raw pixels on the abundances
                 E = np.clip(np.linalg.lstsq(A.astype(np.float64), Y.astype(np.float64), rcond=None)[0], 0, None)
             extra["refine"] = {"iterations": int(rit), "rel_change": float(rrel), "lam_absolute": float(rlam)}
+        clusters = None
+        if self.pure_clusters:
+            # clusters of pure pixels are found where brightness is divided out; the vertices
+            # become the mean raw spectra of their clusters' pixels
+            E_c, clusters = vertex_clusters(X, np.asarray(En, np.float32), values=Y)
+            if clusters["moved"]:
+                E = E_c
         abund = self.abundances
         if abund == "auto":
             abund = "scaled" if norm != "none" and ratio <= self.brightness_threshold else "model"
+        if clusters and clusters["moved"] and abund == "model":
+            # the factorisation's abundances belong to its own archetypes
+            abund = "scaled" if norm != "none" else "fcls"
         if abund == "scaled":
             A, s = scale_to_simplex(nnls(Y, E.astype(np.float32)))
             extra["scale"] = {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
@@ -264,8 +283,9 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "brightness_threshold": self.brightness_threshold, "brightness_floor": self.brightness_floor, "tol": self.tol,
                 "selection": self.selection, "refine": self.refine, "refine_used": refine,
                 "refine_lam": self.refine_lam, "refine_iter": self.refine_iter, "refine_tol": self.refine_tol,
-                "abundances": self.abundances, "abundances_used": abund,
+                "abundances": self.abundances, "abundances_used": abund, "pure_clusters": self.pure_clusters,
             },
+            "pure_clusters": clusters,
             **extra,
         }
         return E.astype(np.float32), A.astype(np.float32), info

@@ -53,13 +53,39 @@ def _outside(Z: np.ndarray, Ze: np.ndarray, noise: float) -> int:
     return int(np.count_nonzero(np.einsum("nd,nd->n", R, R) > _OUTSIDE * noise))
 
 
-def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, level: float = 0.99, max_spread: float = 1.35,
-                    min_pixels: int = 5, max_iter: int = 50) -> tuple[np.ndarray, dict]:
+def _mean_shift(Z: np.ndarray, c: np.ndarray, r2: float, noise: float, max_iter: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat-kernel mean shift of ``c`` (d,) over ``Z (N, d)``, radius^2 ``r2``: the centre and
+    the pixels within the radius of it."""
+    inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
+    for _ in range(max_iter):
+        if not inside.any():
+            break
+        c_next = Z[inside].mean(axis=0)
+        done = float(np.sum((c_next - c) ** 2)) <= 1e-6 * noise
+        c = c_next
+        inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
+        if done:
+            break
+    return c, inside
+
+
+def _energy_beyond(Y: np.ndarray, mu: np.ndarray, Z: np.ndarray, inside: np.ndarray, dims: int) -> float:
+    """Mean energy of the pixels ``inside`` beyond the plane, per dimension (their noise per band)."""
+    R = Y[inside].astype(np.float64) - mu
+    e = float(np.mean(np.einsum("nb,nb->n", R, R) - np.einsum("nd,nd->n", Z[inside], Z[inside]).astype(np.float64)))
+    return max(e, 1e-30) / max(dims, 1)
+
+
+def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None = None, level: float = 0.99,
+                    max_spread: float = 1.35, min_pixels: int = 5, max_iter: int = 50) -> tuple[np.ndarray, dict]:
     """Move the vertices of ``E`` to the means of their pure-pixel clusters where the data show them.
 
     Parameters
     ----------
     Y : (N, B) pixels; E : (p, B) endmembers in the pixels' units (p >= 2, B > p).
+    values : (N, B') what the moved vertices average over their clusters' pixels (None: ``Y``),
+        e.g. the raw pixels when ``Y`` are the pixels with their brightness divided out.
     level : probability of the noise's chi-square ball that delimits a cluster.
     max_spread : largest spread of a cluster within the data's plane, in units of the spread
         noise alone gives it (1 for a pure cluster of white noise).
@@ -69,7 +95,8 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, level: float = 0.99, max_sp
     Returns
     -------
     E_new : (p, B) float32: ``E`` as given, or every vertex replaced by its cluster's mean
-        spectrum (noise averaged over the cluster's pixels).
+        spectrum (noise averaged over the cluster's pixels; of ``values`` when given, then
+        (p, B') and returned only when the vertices move, else ``E``).
     record : ``{"moved": [] or [0 .. p-1], "noise_per_band", "outside_before",
         "outside_after", "clusters": [{"pixels", "spread", "travel"} per vertex]}``
         (``travel`` from the vertex to the cluster's centre, in noise std; the outside
@@ -93,39 +120,42 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, level: float = 0.99, max_sp
     Ze = ((E - mu) @ U).astype(np.float32)
     q = float(chi2.ppf(level, d))
     r2 = q * noise
-    unit = d * noise * _truncated_mean(d, q)  # a pure cluster's mean squared spread
     found = []
     for j in range(p):
         c = Z[np.argmin(np.einsum("nd,nd->n", Z - Ze[j], Z - Ze[j]))]
-        inside = None
-        for _ in range(max_iter):
-            inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
-            c_next = Z[inside].mean(axis=0)
-            done = float(np.sum((c_next - c) ** 2)) <= 1e-6 * noise
-            c = c_next
-            if done:
-                break
-        inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
+        c, inside = _mean_shift(Z, c, r2, noise, max_iter)
+        # the cluster's own noise, from its pixels' energy beyond the plane: noise differs
+        # between materials (a dark one's pixels divided by their brightness are noisier)
+        local = _energy_beyond(Y, mu, Z, inside, bands - d) if inside.any() else noise
+        r2_j = q * local
+        c, inside = _mean_shift(Z, c, r2_j, local, max_iter)
         k = int(inside.sum())
-        spread = float(np.einsum("nd,nd->n", Z[inside] - c, Z[inside] - c).mean() / unit) if k else np.inf
-        record["clusters"].append({"pixels": k, "spread": spread,
+        if k:
+            local = _energy_beyond(Y, mu, Z, inside, bands - d)
+            unit = d * local * _truncated_mean(d, r2_j / local)  # a pure cluster's mean squared spread
+            spread = float(np.einsum("nd,nd->n", Z[inside] - c, Z[inside] - c).mean() / unit)
+        else:
+            spread = np.inf
+        record["clusters"].append({"pixels": k, "spread": spread, "noise_per_band": float(local),
                                    "travel": float(np.sqrt(np.sum((c - Ze[j]) ** 2) / noise))})
-        found.append((c, inside, k, spread))
+        found.append((c, inside, k, spread, r2_j))
     before = _outside(Z, Ze, noise)
     record.update(noise_per_band=noise, outside_before=before, outside_after=before)
     # every vertex or none: where only some clusters pass, the others' vertices stay beyond
     # the data and the moved ones are judged against a simplex that is still too large
     # (moving some vertices of scenes without pure pixels lost accuracy in the measurements)
-    if any(k < min_pixels or spread > max_spread for _, _, k, spread in found):
+    if any(k < min_pixels or spread > max_spread for _, _, k, spread, _ in found):
         return E, record
-    centres = np.stack([c for c, _, _, _ in found])
+    centres = np.stack([c for c, *_ in found])
     gaps = np.einsum("ijd,ijd->ij", centres[:, None] - centres[None], centres[:, None] - centres[None])
-    if np.any(gaps[np.triu_indices(p, 1)] <= 4 * r2):
+    radii = np.array([r for *_, r in found])
+    if np.any(gaps[np.triu_indices(p, 1)] <= np.maximum(radii[:, None], radii[None])[np.triu_indices(p, 1)]):
         return E, record  # two vertices found the same cluster
-    expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _ in found)  # pure clusters' own tails
+    expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _, _ in found)  # pure clusters' own tails
     after = _outside(Z, centres, noise)
     record["outside_after"] = after
     if after > 1.5 * expected + 3.0 * np.sqrt(expected):
         return E, record
     record["moved"] = list(range(p))
-    return np.stack([Y[inside].mean(axis=0) for _, inside, _, _ in found]).astype(np.float32), record
+    src = Y if values is None else np.asarray(values, np.float32)
+    return np.stack([src[inside].mean(axis=0) for _, inside, *_ in found]).astype(np.float32), record
