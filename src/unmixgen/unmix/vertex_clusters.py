@@ -8,13 +8,16 @@ abundance error is several times what the true spectra would give.
 
 Where pure pixels exist they form a cluster whose spread *within the data's plane* (the
 ``d = p - 1`` leading principal axes of the centred pixels) is the noise alone: ``d``
-noise variances on average. `vertex_clusters` looks for such a cluster at each vertex
-(a flat-kernel mean shift from the pixel nearest the vertex, radius the noise's 99 %
-chi-square ball) and moves the vertices to their clusters' mean spectra only when
+noise variances on average, the noise per band being what the same pixels hold beyond
+the plane. `vertex_clusters` looks for such a cluster at each vertex (a flat-kernel mean
+shift from the pixel nearest the vertex, radius the noise's 99 % chi-square ball: first
+the scene's noise, then the cluster's own) and moves the vertices to their clusters' mean
+spectra only when
 
 - every vertex has a cluster of at least ``min_pixels`` pixels whose spread is that of
-  noise (``spread <= max_spread`` noise units, the truncated chi-square mean taken into
-  account), no two vertices sharing one, and
+  its own noise (``spread <= max_spread`` noise units, the truncated chi-square mean taken
+  into account; after a brightness division noise differs between materials), no two
+  vertices sharing one, and
 - the smaller simplex still holds the data: the pixels it leaves outside by more than 3
   noise standard deviations within the plane are no more than the clusters' own noise
   would put there (their expected count from the chi-square tail, with a margin).
@@ -23,7 +26,7 @@ All vertices or none: a partial move leaves the other vertices beyond the data, 
 some vertices of scenes without pure pixels lost accuracy where it was measured. Without
 pure pixels the pixels nearest a vertex are mixtures spread along the data's edges, not a
 noise ball, and a vertex moved to them leaves the data's outer pixels outside: the tests
-refuse. On real scenes, whose noise is neither white nor the only spread, they refuse too.
+refuse. On the real benchmark scenes (Samson, Jasper Ridge) they refuse too.
 The measurements are in benchmarks/RESULTS.md, "Pure-pixel clusters at the vertices".
 """
 
@@ -98,7 +101,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         spectrum (noise averaged over the cluster's pixels; of ``values`` when given, then
         (p, B') and returned only when the vertices move, else ``E``).
     record : ``{"moved": [] or [0 .. p-1], "noise_per_band", "outside_before",
-        "outside_after", "clusters": [{"pixels", "spread", "travel"} per vertex]}``
+        "outside_after", "clusters": [{"pixels", "spread", "noise_per_band", "travel"} per vertex]}``
         (``travel`` from the vertex to the cluster's centre, in noise std; the outside
         counts are pixels beyond 3 noise std of the given and the moved simplex).
     """
