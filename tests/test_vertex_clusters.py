@@ -111,3 +111,13 @@ def test_archetypes_move_to_pure_clusters_found_with_brightness_divided_out():
         return float(np.sqrt(np.mean((m.abundances_.reshape(-1, 4)[:, order] - A) ** 2)))
 
     assert err(tight) < 0.7 * err(plain)
+
+
+def test_degenerate_inputs_are_returned_as_given():
+    Y, Et, A = _scene(pure=True)
+    for E in (Et[:1], np.where(np.arange(Et.shape[1]) == 3, np.nan, Et).astype(np.float32)):
+        E_new, rec = vertex_clusters(Y, E)
+        assert rec["moved"] == [] and E_new is not None and np.array_equal(E_new, E, equal_nan=True)
+    # fewer pixels than a cluster needs per vertex
+    E_new, rec = vertex_clusters(Y[:12], Et)
+    assert rec["moved"] == []

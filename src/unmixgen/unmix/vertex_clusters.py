@@ -111,8 +111,8 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     p = E.shape[0]
     d = p - 1
     record: dict = {"moved": [], "clusters": []}
-    if n < min_pixels * p or bands <= p:
-        return E, record
+    if p < 2 or n < min_pixels * p or bands <= p or not np.all(np.isfinite(E)):
+        return E, record  # nothing to place (one endmember), too few pixels or bands
     mu = Y.mean(axis=0, dtype=np.float64)
     w, V = np.linalg.eigh(second_moments(Y)[1])
     w, V = w[::-1], V[:, ::-1]
