@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from refine import LIB, MAPS, NAMES, suite_scene
-from unmixgen.evaluate.unmixing import match_endmembers
+from unmixgen.evaluate.unmixing import match_endmembers, rmse, sad
 from unmixgen.runs.sources import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.unmix.inversion import fcls
@@ -25,15 +25,9 @@ from unmixgen.unmix.minvol import MinVolNMF
 from unmixgen.unmix.vertex_clusters import vertex_clusters
 
 
-def sad(E: np.ndarray, Et: np.ndarray) -> float:
-    """Mean spectral angle (deg) between matched rows."""
-    cos = np.sum(E * Et, 1) / np.linalg.norm(E, axis=1) / np.linalg.norm(Et, axis=1)
-    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())
-
-
-def rmse(Y: np.ndarray, E: np.ndarray, At: np.ndarray, order: np.ndarray) -> float:
+def fcls_rmse(Y: np.ndarray, E: np.ndarray, At: np.ndarray, order: np.ndarray) -> float:
     """Abundance RMSE % of FCLS with ``E`` against ``At`` (N, p), estimate columns ``order``."""
-    return float(np.sqrt(np.mean((fcls(Y, E)[:, order] - At) ** 2)) * 100)
+    return 100 * rmse(fcls(Y, E)[:, order], At)
 
 
 def main() -> None:
@@ -59,9 +53,10 @@ def main() -> None:
                         Scene(Y, wavelengths=em.wavelengths)).endmembers_
                 E1, rec = vertex_clusters(Yf, E0)
                 order = match_endmembers(E0, Et, by="sad")  # estimate rows in the truth's order
-                truth = rmse(Yf, Et, Af, np.arange(len(Et)))
-                print(f"| {maps} | {snr:g} | {seed} | {truth:.2f} | {rmse(Yf, E0, Af, order):.2f} "
-                      f"({sad(E0[order], Et):.2f}) | {rmse(Yf, E1, Af, order):.2f} ({sad(E1[order], Et):.2f}) | "
+                truth = fcls_rmse(Yf, Et, Af, np.arange(len(Et)))
+                print(f"| {maps} | {snr:g} | {seed} | {truth:.2f} | {fcls_rmse(Yf, E0, Af, order):.2f} "
+                      f"({sad(E0[order], Et).mean():.2f}) | {fcls_rmse(Yf, E1, Af, order):.2f} "
+                      f"({sad(E1[order], Et).mean():.2f}) | "
                       f"{'all' if rec['moved'] else 'none'} |", flush=True)
 
 

@@ -247,7 +247,7 @@ def read(path: Path, **options) -> Scene:
     if head.startswith(b"\x93NUMPY"):
         return _read_npy(path)
     if head.startswith(b"PK"):
-        return _read_npz(path, **{k: v for k, v in options.items() if k == "overlap"})
+        return _read_npz(path, options.get("overlap", "sort"))
     raise in_file(path, "is neither a .npy array nor a .npz archive")
 
 

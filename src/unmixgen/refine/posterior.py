@@ -421,10 +421,11 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # endmembers that sit at clusters of pure pixels are fixed by the data: the spectra prior's
     # pull and the rounds expand a simplex, as they should where no pixel is pure, and there
     # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
-    pure = None
+    pure, pinned = None, False
     if endm is not None:  # under the scaled model among the divided pixels, where brightness is out
         E_c, pure = vertex_clusters(Yv_np, E0)
-        if pure["moved"]:
+        pinned = bool(pure["moved"])
+        if pinned:
             E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
             A0c[mask] = fcls(Yv_np, E0)
             endm = None
@@ -432,7 +433,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
-    if mixing_record.get("start") == "scaled":  # the start is the divided pixels' FCLS fit: no second FCLS
+    if mixing_record.get("start") == "scaled" or pinned:  # the start is an FCLS fit: no second FCLS
         base.update(r_ls=float(base["r0"].mean()), init_is_ls=True)
     sigma2 = base["sigma2"]
     ts_e: list[int] = []  # the endmember sampler's timesteps (none without one)
@@ -563,13 +564,13 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         out[mask] = sums.from_normalised(g["A"])
         a_s[:, mask] = sums.from_normalised(a_s[:, mask])
         # the clusters' means (pinned) or refined endmembers, at the given endmembers' scale
-        E_out = g["E"] * sums.c[:, None] if e_kept or (pure and pure["moved"]) else E_given
+        E_out = g["E"] * sums.c[:, None] if e_kept or pinned else E_given
         e_std = e_std * sums.c[:, None]
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
-    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "pure-pixel clusters" if pure and pure["moved"] else "given" if rounds else "prior weight",
+    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "pure-pixel clusters" if pinned else "given" if rounds else "prior weight",
               "t0": t0, "timesteps": ts, "later_round_timesteps": [sch.round_schedule(ts, k) for k in range(1, r)],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,

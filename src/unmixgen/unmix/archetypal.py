@@ -226,7 +226,8 @@ class ArchetypalAnalysis(BlindUnmixer):
         refine = self.refine
         if refine == "auto":
             refine = "minvol" if norm == "none" else "none"
-        En = W[best] @ X  # the archetypes among the pixels they were found in (brightness divided out)
+        # the archetypes among the pixels they were found in (brightness divided out)
+        En = W[best] @ X if refine == "minvol" or self.pure_clusters else None
         if refine == "minvol":
             En, A, rhist, rit, rrel, rlam = minvol_refine(
                 X, En, A, lam=self.refine_lam, delta=0.1, max_iter=self.refine_iter, inner=10, tol=self.refine_tol,

@@ -181,7 +181,8 @@ class MinVolNMF(BlindUnmixer):
             E_np = np.clip(E_np, 0, None).astype(np.float32)
         clusters = None
         if self.pure_clusters:
-            E_np, clusters = vertex_clusters(Y, E_np)
+            # the pixels' moments are those of the fit unless it normalised their brightness
+            E_np, clusters = vertex_clusters(Y, E_np, moments=moments if X is Y else None)
         # the exact abundances for the kept endmembers: the iterations stop on the joint
         # objective, before A has converged for the final E (on the demo scene 5.3 % RMSE
         # from the iterations, 3.5 % from FCLS)

@@ -56,18 +56,24 @@ def _outside(Z: np.ndarray, Ze: np.ndarray, noise: float) -> int:
     return int(np.count_nonzero(np.einsum("nd,nd->n", R, R) > _OUTSIDE * noise))
 
 
+def _sq_dist(Z: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Squared distances ``(N,)`` of the rows of ``Z (N, d)`` to ``c (d,)``."""
+    D = Z - c
+    return np.einsum("nd,nd->n", D, D)
+
+
 def _mean_shift(Z: np.ndarray, c: np.ndarray, r2: float, noise: float, max_iter: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Flat-kernel mean shift of ``c`` (d,) over ``Z (N, d)``, radius^2 ``r2``: the centre and
     the pixels within the radius of it."""
-    inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
+    inside = _sq_dist(Z, c) <= r2
     for _ in range(max_iter):
         if not inside.any():
             break
         c_next = Z[inside].mean(axis=0)
         done = float(np.sum((c_next - c) ** 2)) <= 1e-6 * noise
         c = c_next
-        inside = np.einsum("nd,nd->n", Z - c, Z - c) <= r2
+        inside = _sq_dist(Z, c) <= r2
         if done:
             break
     return c, inside
@@ -81,7 +87,8 @@ def _energy_beyond(Y: np.ndarray, mu: np.ndarray, Z: np.ndarray, inside: np.ndar
 
 
 def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None = None, level: float = 0.99,
-                    max_spread: float = 1.35, min_pixels: int = 5, max_iter: int = 50) -> tuple[np.ndarray, dict]:
+                    max_spread: float = 1.35, min_pixels: int = 5, max_iter: int = 50,
+                    moments: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
     """Move the vertices of ``E`` to the means of their pure-pixel clusters where the data show them.
 
     Parameters
@@ -94,6 +101,8 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         noise alone gives it (1 for a pure cluster of white noise).
     min_pixels : fewest pixels a cluster needs.
     max_iter : mean-shift iterations per vertex.
+    moments : ``preprocessing.second_moments(Y)`` when the caller has them (a pass over every
+        pixel).
 
     Returns
     -------
@@ -103,7 +112,8 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     record : ``{"moved": [] or [0 .. p-1], "noise_per_band", "outside_before",
         "outside_after", "clusters": [{"pixels", "spread", "noise_per_band", "travel"} per vertex]}``
         (``travel`` from the vertex to the cluster's centre, in noise std; the outside
-        counts are pixels beyond 3 noise std of the given and the moved simplex).
+        counts are pixels beyond 3 noise std of the given and the moved simplex, None when
+        the clusters fail before that test).
     """
     Y = np.asarray(Y, np.float32)
     E = np.asarray(E, np.float32)
@@ -114,7 +124,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     if p < 2 or n < min_pixels * p or bands <= p or not np.all(np.isfinite(E)):
         return E, record  # nothing to place (one endmember), too few pixels or bands
     mu = Y.mean(axis=0, dtype=np.float64)
-    w, V = np.linalg.eigh(second_moments(Y)[1])
+    w, V = np.linalg.eigh((second_moments(Y) if moments is None else moments)[1])
     w, V = w[::-1], V[:, ::-1]
     noise = max(float(w[d:].sum()), 1e-30) / max(bands - d, 1)  # per band, beyond the plane
     U = np.ascontiguousarray(V[:, :d], np.float32)
@@ -125,7 +135,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     r2 = q * noise
     found = []
     for j in range(p):
-        c = Z[np.argmin(np.einsum("nd,nd->n", Z - Ze[j], Z - Ze[j]))]
+        c = Z[np.argmin(_sq_dist(Z, Ze[j]))]
         c, inside = _mean_shift(Z, c, r2, noise, max_iter)
         # the cluster's own noise, from its pixels' energy beyond the plane: noise differs
         # between materials (a dark one's pixels divided by their brightness are noisier)
@@ -136,14 +146,13 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         if k:
             local = _energy_beyond(Y, mu, Z, inside, bands - d)
             unit = d * local * _truncated_mean(d, r2_j / local)  # a pure cluster's mean squared spread
-            spread = float(np.einsum("nd,nd->n", Z[inside] - c, Z[inside] - c).mean() / unit)
+            spread = float(_sq_dist(Z[inside], c).mean() / unit)
         else:
             spread = np.inf
         record["clusters"].append({"pixels": k, "spread": spread, "noise_per_band": float(local),
                                    "travel": float(np.sqrt(np.sum((c - Ze[j]) ** 2) / noise))})
         found.append((c, inside, k, spread, r2_j))
-    before = _outside(Z, Ze, noise)
-    record.update(noise_per_band=noise, outside_before=before, outside_after=before)
+    record.update(noise_per_band=noise, outside_before=None, outside_after=None)
     # every vertex or none: where only some clusters pass, the others' vertices stay beyond
     # the data and the moved ones are judged against a simplex that is still too large
     # (moving some vertices of scenes without pure pixels lost accuracy in the measurements)
@@ -156,7 +165,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         return E, record  # two vertices found the same cluster
     expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _, _ in found)  # pure clusters' own tails
     after = _outside(Z, centres, noise)
-    record["outside_after"] = after
+    record.update(outside_before=_outside(Z, Ze, noise), outside_after=after)  # the first, for the record
     if after > 1.5 * expected + 3.0 * np.sqrt(expected):
         return E, record
     record["moved"] = list(range(p))
