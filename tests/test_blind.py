@@ -341,6 +341,24 @@ def test_mvnmf_records_its_choice_among_initialisations():
         MinVolNMF(P, init=("pca",)).fit(scene)
 
 
+def test_mvnmf_does_not_pass_on_its_starts_sweep_limit(monkeypatch):
+    """N-FINDR stopping at its sweep limit is worth a warning when a user runs nfindr; inside
+    mvnmf (and auto) it is only a start the iterations go on from, so nothing is said of it
+    (with 12 endmembers every unmix run printed three such lines)."""
+    from unmixgen.unmix import minvol
+    from unmixgen.unmix.extract_then_invert import NFINDR
+
+    scene, _, _ = _scene(8)
+    monkeypatch.setitem(minvol._STARTS, "nfindr", NFINDR(max_iter=1))
+    with pytest.warns(ConvergenceWarning, match="max_iter=1"):
+        NFINDR(max_iter=1).extract(scene.load().reshape(-1, BANDS), P, np.random.default_rng(0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = MinVolNMF(P, seed=0, init=("nfindr",), n_restarts=3).fit(scene)
+    assert not [str(w.message) for w in caught if "nfindr" in str(w.message)]
+    assert not [w for w in m.info_.get("warnings", []) if "nfindr" in w]
+
+
 def test_auto_keeps_the_record_of_the_method_it_chose():
     """auto's own selection record and mvnmf's record of its starts are both in info_."""
     scene, _, _ = _scene(9)

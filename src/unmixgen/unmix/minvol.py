@@ -253,7 +253,12 @@ def _initial_endmembers(X: np.ndarray, p: int, inits: list[str], restarts: int,
             if name == "atgp" and r > 0:
                 continue
             seed = 0 if name == "atgp" else rng.integers(2**31)
-            idx, E = _STARTS[name].extract(X, p, np.random.default_rng(seed))
+            with warnings.catch_warnings():
+                # a start only has to be a simplex inside the data: one that stopped at its
+                # sweep limit is iterated on like any other, and a user who asked for mvnmf
+                # (or auto) would otherwise read a warning about a method they never chose
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                idx, E = _STARTS[name].extract(X, p, np.random.default_rng(seed))
             key = tuple(sorted(int(i) for i in np.ravel(idx)))
             if key in seen:
                 continue
