@@ -329,7 +329,7 @@ def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None 
     if init == "auto":
         blind = make_method(DEFAULT_METHOD, 4, seed=0).fit(Scene(Y, wavelengths=em.wavelengths))
         E0 = blind.endmembers_
-        opts = {"rounds": None, **opts}
+        opts = {"rounds": None, "endmembers_fitted": True, **opts}
     A0 = fcls(Y.reshape(-1, Y.shape[-1]), E0).reshape(100, 100, 4) if init != "auto" else blind.abundances_
     prof = cProfile.Profile() if profile else None
     t, c = time.perf_counter(), time.process_time()
@@ -379,7 +379,9 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
                     A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], p)
                 m0, perm = metrics(E0, A0, em.spectra, At, Y)
                 t = time.perf_counter()
+                # as `unmixgen refine` does: extracted endmembers were fitted to these pixels
                 by_init = {"rounds": 1 if init == "true-E fcls" else None} if rounds_by_init else {}
+                by_init["endmembers_fitted"] = init != "true-E fcls"
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,
                            samples=args.samples, steps=args.steps, seed=seed, **opts, **by_init)
                 sec = time.perf_counter() - t

@@ -95,7 +95,8 @@ def main() -> None:
             r = refine(cube, E0, A0, abundance_prior=ab, spectra_prior=sp if scene.wavelengths is not None else None,
                        mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
-                       rounds=None,  # both inits extract their endmembers from the scene: `refine`'s default
+                       # both inits extract their endmembers from the scene, as `unmixgen refine` sees it
+                       rounds=None, endmembers_fitted=True,
                        mixing=args.mixing,
                        **({} if args.endmember_tolerance is None else
                           {"endmember_tolerance": args.endmember_tolerance}))

@@ -544,3 +544,52 @@ def test_endmembers_at_pure_pixel_clusters_are_moved_onto_them_and_kept(one_vs_r
         return np.degrees(np.arccos(np.clip(cos, -1, 1))).mean()
 
     assert sad(r.endmembers) < 0.5 * sad(E0)
+
+
+def test_an_init_fitted_to_the_pixels_refuses_the_true_endmembers_without_its_allowance():
+    """Endmembers fitted to the same noisy pixels fit their noise by about ``p bands / N``
+    noise variances per pixel better than the materials' spectra: the standard-error tolerance
+    alone refuses the true spectra against such an init, the allowance accepts them."""
+    from unmixgen.unmix.inversion import fcls
+
+    p, bands, n = 4, 60, 150
+    rng = np.random.default_rng(3)
+    E = rng.uniform(0.1, 1.0, (p, bands)).astype(np.float32)
+    A = abundance_maps(10, 15, p, rng, max_abundance=0.8).reshape(-1, p)
+    sigma = 0.02
+    Y = (A @ E + rng.normal(0, sigma, (n, bands))).astype(np.float32)
+    E0 = np.linalg.lstsq(A, Y, rcond=None)[0].astype(np.float32)  # fitted: p x bands values on n pixels
+    A0 = fcls(Y, E0)
+    tol = 5.0 * np.sqrt(2.0 * (p - 1) / n)
+    excess = (residuals(Y, fcls(Y, E), E).mean() - residuals(Y, A0, E0).mean()) / sigma ** 2
+    assert tol < excess < tol + p * bands / n
+    assert not accept_endmembers(Y, A0, E0, E, tolerance=tol)["kept"]
+    assert accept_endmembers(Y, A0, E0, E, tolerance=tol + p * bands / n)["kept"]
+
+
+def test_refine_allows_for_an_init_fitted_to_the_pixels_only_when_told(one_vs_rest, monkeypatch):
+    """The rounds' acceptance gets ``p bands / N`` more tolerance for extracted endmembers and
+    none for given ones; the pull's own step keeps its tolerance."""
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.refine import posterior
+
+    seen = []
+
+    def spy(*args, tolerance=0.0, **kw):
+        seen.append(tolerance)
+        return accept_endmembers(*args, tolerance=tolerance, **kw)
+
+    monkeypatch.setattr(posterior, "accept_endmembers", spy)
+    wl = np.linspace(420, 2400, 40)
+    Y, E, A = scene(rows=12, cols=10, p=3, bands=40, snr=25)
+    rec = {}
+    for fitted in (False, True):
+        seen.clear()
+        r = refine(Y, E, A, abundance_prior=AbundanceModel(one_vs_rest), spectra_prior=load_spectra_prior(None),
+                   wavelengths=wl, samples=2, steps=2, rounds=2, endmembers_fitted=fitted)
+        pull = r.record["endmember_pull"]
+        assert r.record["endmembers_fitted"] is fitted
+        assert pull["fitted_allowance"] == pytest.approx(3 * 40 / 120 if fitted else 0.0)
+        assert seen and all(t == pytest.approx(pull["excess_limit"] + pull["fitted_allowance"]) for t in seen)
+        rec[fitted] = pull["excess_limit"]
+    assert rec[True] == rec[False]

@@ -373,6 +373,7 @@ def test_rounds_follow_where_the_init_endmembers_came_from(setup, run_cli, tmp_p
         assert code == 0, err
         rec = json.loads((out / "run.json").read_text())["refine"]
         assert rec["rounds"] == rounds and rec["init_endmembers_origin"] == ("scene" if name == "blind" else "given")
+        assert rec["endmembers_fitted"] is (name == "blind")  # an extracted init fitted these pixels
         assert rec["rounds_from"].startswith("auto")
     code, _, err = run_cli("refine", setup["scene"], "--init", tmp_path / "blind", "--abundance-prior", setup["p2"],
                            "--samples", "2", "--steps", "2", "--prior-weight", "2", "--rounds", "1", "--out",

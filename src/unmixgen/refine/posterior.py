@@ -300,7 +300,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            spectra_prior: SpectraModel | None = None, mask: np.ndarray | None = None,
            wavelengths: np.ndarray | None = None, fwhm: np.ndarray | None = None, samples: int = 16,
            steps: int = 20, rounds: int | None = 1, t0: float = 0.3, spectra_t0: float | None = None,
-           eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0, guard_level: float = 0.9,
+           eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0,
+           endmembers_fitted: bool = False, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, seed: int = 0, mixing: str = "auto",
            device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
@@ -347,9 +348,18 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         prior's pull within the data's plane (`pull.prior_pull`, before the sampling) and the
         sampler's endmembers (benchmarks/RESULTS.md, "The sampler's endmembers get the pull's
         allowance"). 0: no pull, and refined
-        endmembers are kept only when they fit no worse than the init's. The default (5) lets
+        endmembers are kept only when they fit no worse than the init's (with the allowance of
+        ``endmembers_fitted``). The default (5) lets
         noisy scenes take the pull's full step, which the scene's noise already caps
         (benchmarks/RESULTS.md, "The pull's tolerance").
+    endmembers_fitted : the init's endmembers were extracted from these pixels (a blind
+        method, VCA, HybridSTU on such endmembers). ``p x bands`` values chosen on ``N`` pixels
+        fit their noise by about ``p bands / N`` noise variances per pixel better than the
+        materials' spectra would, so refined endmembers may fit that much worse before they
+        are refused (the rounds' and the pull's acceptance; the pull's own step keeps
+        ``endmember_tolerance``). Without it, with many endmembers or few pixels every round
+        was refused, although its endmembers were nearer the truth (benchmarks/RESULTS.md,
+        "Refined endmembers against an init fitted to the same pixels").
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
@@ -492,16 +502,19 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, spectra_t0,
                                 t_noise, seed)
         pulled["excess_limit"] = excess_limit
+        # what an init fitted to these pixels gained on their noise (0 for given endmembers)
+        pulled["fitted_allowance"] = p * Yv_np.shape[1] / len(Yv_np) if endmembers_fitted else 0.0
         if pulled["timestep"]:
             E_point = E_p
-            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, tolerance=excess_limit, base=base)
+            decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, base=base,
+                                         tolerance=excess_limit + pulled["fitted_allowance"])
             E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
             # the sampler's endmembers are fitted to the FCLS abundances of the pulled ones
             A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
     # the sampler's endmembers get the pull's allowance: a fit the data cannot tell from the
     # init's (the init's own joint fit, e.g. a blind method's, would otherwise refuse every
     # move, also towards the truth)
-    tol = pulled.get("excess_limit", 0.0)
+    tol = pulled.get("excess_limit", 0.0) + pulled.get("fitted_allowance", 0.0)
     r = 0
     while r < n_rounds(lam):
         ts_a, ts_en = schedules(r)
@@ -574,6 +587,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
               "t0": t0, "timesteps": ts, "later_round_timesteps": [sch.round_schedule(ts, k) for k in range(1, r)],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
+              "endmembers_fitted": endmembers_fitted,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "pure_clusters": pure, "noise_sigma2": g["sigma2"], "mixing": mixing_record,
               "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",

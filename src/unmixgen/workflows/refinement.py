@@ -249,7 +249,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     try:
         r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
                    wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
-                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, **options)
+                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar,
+                   **{"endmembers_fitted": origin == "scene", **options})
     finally:
         if bar is not None:
             bar.stop()
