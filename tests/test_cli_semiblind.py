@@ -215,7 +215,8 @@ def test_model_applied_to_a_scene_on_another_scale_is_named(run_cli, files, tmp_
 
 @pytest.mark.parametrize("base, warned", [("fcls", True), ("scaled", False)])
 def test_training_on_a_scene_at_another_scale_than_its_endmembers_is_named(run_cli, files, tmp_path,
-                                                                          torch_one_thread, base, warned):
+                                                                          torch_one_thread, base, warned,
+                                                                          monkeypatch):
     """train-stu and unmix --method hybridstu (train + apply) on a scene stored as 0-10000 with
     0-1 endmembers: a model correcting FCLS learns from answers sum-to-one cannot scale, and
     trained it without a word; the brightness-free base absorbs the factor."""
@@ -226,10 +227,16 @@ def test_training_on_a_scene_at_another_scale_than_its_endmembers_is_named(run_c
                            "--max-steps", "2", "--base", base)
     assert code == 0, err
     assert ("same scale" in err) is warned
-    # in one command the base is chosen ("auto"); whichever it is, the warning follows it
+    # in one command the base is chosen ("auto") by validation; made to choose this one, the
+    # warning follows it
+    from unmixgen.unmix.hybridstu import estimator
+    from unmixgen.unmix.hybridstu.features import BASES
+
+    monkeypatch.setattr(estimator, "_feature_validation_rmse",
+                        lambda val, p, block: 0.0 if block == BASES[base] else 1.0)
     code, _, err = run_cli("unmix", counts, "--method", "hybridstu", "--endmembers-file", em,
                            "--max-minutes", "0.02", "--out", tmp_path / "r", "--no-figures")
     assert code == 0, err
     record = json.loads((tmp_path / "r" / "run.json").read_text())
-    corrects_fcls = record["training"]["base"] == "fcls"
-    assert any("same scale" in w for w in record["warnings"]) is corrects_fcls
+    assert record["training"]["base"] == base
+    assert any("same scale" in w for w in record["warnings"]) is warned
