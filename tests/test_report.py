@@ -123,3 +123,26 @@ def test_html_report_links_images_and_escapes(tmp_path):
     assert "Method <b>x</b>.<table>" in text  # the body is an HTML fragment, kept as is
     assert "<td>&lt;VCA&gt;</td>" in text and "<td>N&amp;FINDR</td>" in text and "0.1235" in text
     assert "<th>RMSE</th>" in text and "<script" not in text and "http" not in text
+
+
+def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, monkeypatch):
+    """16 endmembers and their truth are 32 legend entries: placed 'best' inside the axes they
+    covered the middle of the plot; they go beside it."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    wl = np.linspace(400, 2500, 60)
+    E = np.random.default_rng(0).uniform(0.1, 0.9, (16, 60))
+    _check_png(report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E[::-1] * 0.95,
+                                      truth_names=[f"mineral {k}" for k in range(16)]))
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1  # beside the axes, inside the figure
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "mineral 15 (truth)" in labels and "em16 (truth)" not in labels
+    # a row without a match (NaN) draws nothing and names nothing
+    report.plot_endmembers(E[:3], wl, tmp_path / "f.png", truth=np.r_[E[:2], np.full((1, 60), np.nan)])
+    assert [t.get_text() for t in figs[-1].axes[0].get_legend().get_texts()] == [
+        "em1", "em2", "em3", "em1 (truth)", "em2 (truth)"]

@@ -348,7 +348,7 @@ def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
-                    title: str | None = None, ylabel: str = "reflectance") -> Path:
+                    title: str | None = None, ylabel: str = "reflectance", truth_names=None) -> Path:
     """Endmember spectra against wavelength (nm) or band number.
 
     Parameters
@@ -359,8 +359,12 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     names : list of p str or None
     truth : array (q, bands) or None
         Reference spectra, assumed aligned (row k matches estimate k), drawn dashed in
-        the same colour.
+        the same colour; an all-NaN row (no match) is left out.
     ylabel : y-axis label (the scene's units)
+    truth_names : list of q str or None
+        Names of the reference spectra; None: named after the estimate they match.
+
+    More than 12 legend entries go beside the axes, not over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -371,21 +375,30 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     q = 0 if t is None else t.shape[0]
     colours = _colours(max(p, q))
     labels = _names(p, names)
-    fig = Figure(figsize=(9.0, 5.0))
+    drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
+    entries = p + len(drawn)
+    outside = entries > 12
+    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
     for k in range(p):
         ax.plot(xs, ys[k], color=colours[k], lw=1.6, label=labels[k])
-    if t is not None and t.shape[1] == bands:
+    if drawn:
         _, ts = _with_gaps(x, t)
-        for k in range(q):
-            lab = f"{labels[k]} (truth)" if k < p else f"truth {k + 1}"
+        for k in drawn:
+            if truth_names is not None and k < len(truth_names):
+                lab = f"{truth_names[k]} (truth)"
+            else:
+                lab = f"{labels[k]} (truth)" if k < p else f"truth {k + 1}"
             ax.plot(xs, ts[k], color=colours[k], lw=1.2, ls="--", label=lab)
     ax.set_xlabel("wavelength (nm)" if wavelengths is not None else "band number")
     ax.set_ylabel(ylabel)
     ax.set_title(title or ("endmember spectra" + (" (dashed: ground truth)" if t is not None else "")))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if p + q > 6 else 1, loc="best")
+    if outside:
+        ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8, ncol=2 if entries > 6 else 1, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 
