@@ -146,3 +146,15 @@ def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, monkeypatch):
     report.plot_endmembers(E[:3], wl, tmp_path / "f.png", truth=np.r_[E[:2], np.full((1, 60), np.nan)])
     assert [t.get_text() for t in figs[-1].axes[0].get_legend().get_texts()] == [
         "em1", "em2", "em3", "em1 (truth)", "em2 (truth)"]
+
+
+def test_uncertainty_colour_bar_names_what_it_shows(tmp_path, monkeypatch):
+    """refine's abundances_interval90.png was titled 'width of the 90 % posterior interval'
+    but its colour bar said 'abundance std'."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    w = np.random.default_rng(0).uniform(0, 0.2, (10, 12, 12)).astype(np.float32)
+    report.plot_uncertainty(w, tmp_path / "s.png")
+    report.plot_uncertainty(w, tmp_path / "w.png", title="width", label="90 % interval width (abundance)")
+    assert [f.axes[-1].get_ylabel() for f in figs] == ["abundance std", "90 % interval width (abundance)"]

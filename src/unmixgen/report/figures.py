@@ -467,9 +467,11 @@ def plot_eigen_spectrum(estimate: dict, path, title: str = "number of endmembers
 
 
 
-def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation") -> Path:
+def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation",
+                     label: str = "abundance std") -> Path:
     """One panel per endmember of a per-pixel uncertainty map ``std`` (rows, cols, p), on a
-    common colour scale from 0 to the largest value (invalid pixels grey)."""
+    common colour scale from 0 to the largest value (invalid pixels grey); ``label`` names
+    the colour bar's quantity."""
     s = np.asarray(std, np.float32)
     rows, cols, p = s.shape
     stride = _stride(rows, cols)
@@ -483,16 +485,16 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
     im = None
     for ax in axes.flat:
         ax.set_axis_off()
-    for k, label in enumerate(_names(p, names)):
+    for k, name in enumerate(_names(p, names)):
         ax = axes.flat[k]
         ax.set_axis_on()
         im = ax.imshow(est[..., k], vmin=0.0, vmax=max(vmax, 1e-6), cmap=_cmap_with_invalid("magma"),
                        interpolation="nearest")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(name, fontsize=9)
         r, c = divmod(k, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
-    cb.set_label("abundance std", fontsize=8)
+    cb.set_label(label, fontsize=8)
     return _save(fig, path)
