@@ -158,3 +158,19 @@ def test_uncertainty_colour_bar_names_what_it_shows(tmp_path, monkeypatch):
     report.plot_uncertainty(w, tmp_path / "s.png")
     report.plot_uncertainty(w, tmp_path / "w.png", title="width", label="90 % interval width (abundance)")
     assert [f.axes[-1].get_ylabel() for f in figs] == ["abundance std", "90 % interval width (abundance)"]
+
+
+def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path, monkeypatch):
+    """16 endmembers make three legend rows: the fixed half-inch foot put them over the last
+    row of maps."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    maps = np.random.default_rng(0).dirichlet(np.ones(16), size=(6, 12, 12)).astype(np.float32)
+    for p in (3, 16):
+        report.plot_abundance_grid(maps[..., :p] / maps[..., :p].sum(-1, keepdims=True), tmp_path / f"g{p}.png")
+        fig = figs[-1]
+        renderer = fig.canvas.get_renderer()
+        lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert legend.y1 <= lowest and legend.y0 >= 0, (p, legend, lowest)

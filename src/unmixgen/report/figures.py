@@ -302,7 +302,9 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
     nrows = math.ceil(n / ncols)
     # manual layout in inches: header, rows of (title + panel), legend
     aspect = m.shape[1] / m.shape[2]
-    margin, gap, head, foot = 0.2, 0.12, 0.75, 0.5
+    invalid = bool(np.isnan(m).any())
+    legend_rows = math.ceil((p + invalid) / 6)
+    margin, gap, head, foot = 0.2, 0.12, 0.75, 0.3 + 0.2 * legend_rows  # room for every legend row
     title_h = 0.28 if titles is not None else 0.0
     panel_w = min(2.2, 9.0 / max(aspect, 0.25) / nrows) if nrows > 4 else 2.2
     panel_h = panel_w * aspect
@@ -321,7 +323,7 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
         if titles is not None and i < len(titles):
             ax.set_title(str(titles[i]), fontsize=8, pad=3)
     handles = [Patch(color=tuple(colours[k]), label=lab) for k, lab in enumerate(_names(p, names))]
-    if np.isnan(m).any():
+    if invalid:
         handles.append(Patch(color=INVALID_COLOUR, label="invalid"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.05 / fh),
                ncol=min(len(handles), 6), fontsize=8, frameon=False)
