@@ -710,3 +710,30 @@ def test_npz_that_is_not_a_zip_is_one_line(run_cli, tmp_path, content):
         code, _, err = run_cli("evaluate", *args)
         assert code == 2 and "cannot read" in err and "not an .npz archive" in err and "pickle" not in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_names_the_truth_of_a_scene_npz(run_cli, scene_file, tmp_path):
+    """A scene .npz (as `simulate` and `write_scene` write it) keeps its endmember names under
+    'endmember_names'; evaluate called them em1, em2, ... (with 16 minerals the table could
+    not say which was which)."""
+    path, s = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    code, stdout, err = run_cli("evaluate", "--truth", path, "--estimate", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["names"] == list(s.truth.names) != ["em1", "em2", "em3"]
+
+
+def test_evaluate_table_names_the_estimate_as_the_result_does(run_cli, scene_file, tmp_path):
+    """The per-endmember table gave the matched estimate as a 0-based index while the result
+    calls its endmembers em1, em2, ... (CSV, GeoTIFF bands, figures): 'estimate 1' was em2."""
+    path, s = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    code, stdout, err = run_cli("evaluate", "--truth", path, "--estimate", out, "--json")
+    assert code == 0, err
+    rows = json.loads(stdout)["per_endmember"]
+    assert [r["estimate_name"] for r in rows] == [f"em{r['estimate_index'] + 1}" for r in rows]
+    code, stdout, _ = run_cli("evaluate", "--truth", path, "--estimate", out)
+    table = {line.split()[0]: line.split()[1] for line in stdout.splitlines()[-3:]}
+    assert table == {r["name"]: r["estimate_name"] for r in rows}

@@ -123,3 +123,54 @@ def test_html_report_links_images_and_escapes(tmp_path):
     assert "Method <b>x</b>.<table>" in text  # the body is an HTML fragment, kept as is
     assert "<td>&lt;VCA&gt;</td>" in text and "<td>N&amp;FINDR</td>" in text and "0.1235" in text
     assert "<th>RMSE</th>" in text and "<script" not in text and "http" not in text
+
+
+def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, monkeypatch):
+    """16 endmembers and their truth are 32 legend entries: placed 'best' inside the axes they
+    covered the middle of the plot; they go beside it."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    wl = np.linspace(400, 2500, 60)
+    E = np.random.default_rng(0).uniform(0.1, 0.9, (16, 60))
+    _check_png(report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E[::-1] * 0.95,
+                                      truth_names=[f"mineral {k}" for k in range(16)]))
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1  # beside the axes, inside the figure
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "mineral 15 (truth)" in labels and "em16 (truth)" not in labels
+    # a row without a match (NaN) draws nothing and names nothing
+    report.plot_endmembers(E[:3], wl, tmp_path / "f.png", truth=np.r_[E[:2], np.full((1, 60), np.nan)])
+    assert [t.get_text() for t in figs[-1].axes[0].get_legend().get_texts()] == [
+        "em1", "em2", "em3", "em1 (truth)", "em2 (truth)"]
+
+
+def test_uncertainty_colour_bar_names_what_it_shows(tmp_path, monkeypatch):
+    """refine's abundances_interval90.png was titled 'width of the 90 % posterior interval'
+    but its colour bar said 'abundance std'."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    w = np.random.default_rng(0).uniform(0, 0.2, (10, 12, 12)).astype(np.float32)
+    report.plot_uncertainty(w, tmp_path / "s.png")
+    report.plot_uncertainty(w, tmp_path / "w.png", title="width", label="90 % interval width (abundance)")
+    assert [f.axes[-1].get_ylabel() for f in figs] == ["abundance std", "90 % interval width (abundance)"]
+
+
+def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path, monkeypatch):
+    """16 endmembers make three legend rows: the fixed half-inch foot put them over the last
+    row of maps."""
+    figs = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
+    maps = np.random.default_rng(0).dirichlet(np.ones(16), size=(6, 12, 12)).astype(np.float32)
+    for p in (3, 16):
+        report.plot_abundance_grid(maps[..., :p] / maps[..., :p].sum(-1, keepdims=True), tmp_path / f"g{p}.png")
+        fig = figs[-1]
+        renderer = fig.canvas.get_renderer()
+        lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert legend.y1 <= lowest and legend.y0 >= 0, (p, legend, lowest)

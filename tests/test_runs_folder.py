@@ -31,3 +31,31 @@ def test_fingerprint_of_a_window_without_valid_pixels_matches_anything():
     Y[:2, :2] = 1.0  # valid pixels only outside the central window (rows and columns 4-35)
     f = scene_fingerprint(Scene(Y))
     assert np.isnan(f).all() and same_scene(f, Scene(np.ones((40, 40, 3), np.float32)))
+
+
+def test_endmember_figure_draws_each_estimate_with_its_own_truth(tmp_path, monkeypatch):
+    """A blind result lists its endmembers in extraction order: the figure drew truth row k
+    dashed in estimate k's colour as 'emk (truth)', whatever mineral that was. The truth is
+    matched to the estimates by spectral angle first, and named."""
+    from unmixgen.report import figures as report
+    from unmixgen.runs.folder import save_result
+    from unmixgen.scene import GroundTruth
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=12, cols=12, bands=30, p=4, seed=0)
+    T = s.truth.endmembers
+    order = np.array([2, 0, 3, 1])
+    seen = {}
+    monkeypatch.setattr(report, "plot_endmembers", lambda *a, **k: seen.update(k))
+    scene = Scene(s.load(), wavelengths=s.wavelengths,
+                  truth=GroundTruth(T, s.truth.abundances, ["a", "b", "c", "d"]))
+    save_result(tmp_path, scene, endmembers=T[order] * 1.02, abundances=s.truth.abundances[..., order])
+    np.testing.assert_allclose(seen["truth"], T[order])
+    assert seen["truth_names"] == ["c", "a", "d", "b"]
+    # fewer estimates than truths: the unmatched truth follows; more: a NaN row stands for none
+    save_result(tmp_path, scene, endmembers=T[order[:3]], abundances=s.truth.abundances[..., order[:3]])
+    np.testing.assert_allclose(seen["truth"], T[[2, 0, 3, 1]])
+    scene = Scene(s.load(), wavelengths=s.wavelengths, truth=GroundTruth(T[:2], None, None))
+    save_result(tmp_path, scene, endmembers=T[order], abundances=s.truth.abundances[..., order])
+    assert np.isnan(seen["truth"][[0, 2]]).all() and np.allclose(seen["truth"][[1, 3]], T[[0, 1]])
+    assert seen["truth_names"] is None  # unnamed truth: labelled after the estimate it matches

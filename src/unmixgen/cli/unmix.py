@@ -96,7 +96,7 @@ def evaluate(
     from ..atomic import write_json
     from ..evaluate.unmixing import evaluate as evaluate_metrics
     from ..evaluate.unmixing import format_table
-    from ..runs.folder import load_result
+    from ..runs.folder import endmember_names, load_result
     from ..runs.sources import read_truth
 
     if align not in ("abundance", "sad", "both"):
@@ -127,6 +127,10 @@ def evaluate(
         uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
         bands=r.get("good_bands"),
     )
+    # the result's own names (em1, em2, ... or the given ones), as its CSV, maps and figures say
+    est_names = endmember_names((E if E is not None else A.T).shape[0], r.get("names"))
+    for row in result.get("per_endmember") or []:
+        row["estimate_name"] = est_names[row["estimate_index"]]
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)
     target = save or (Path(estimate) / "evaluation.json" if Path(estimate).is_dir() else None)

@@ -649,11 +649,13 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append("90 % coverage by true abundance (values): " + ", ".join(parts))
     rows = result.get("per_endmember") or []
     if rows:
-        cols = [("estimate", "estimate_index"), ("SAD (deg)", "sad_deg"),
+        # the estimate as its result names it; a bare index is 0-based
+        est = "estimate_name" if all("estimate_name" in r for r in rows) else "estimate_index"
+        cols = [("estimate", est), ("SAD (deg)", "sad_deg"),
                 ("RMSE (%)", "abundance_rmse_percent"), ("SSIM", "ssim"), ("cover 90", "coverage90")]
         cols = [(h, k) for h, k in cols if any(k in r for r in rows)]
         name_w = max(8, *(len(str(r["name"])) for r in rows))
-        widths = [max(10, len(h)) for h, _ in cols]
+        widths = [max(10, len(h), *(len(str(r[k])) for r in rows if k == "estimate_name")) for h, k in cols]
         lines.append("")
         lines.append("endmember".ljust(name_w) + "  " + "  ".join(h.rjust(w) for (h, _), w in zip(cols, widths, strict=True)))
         for r in rows:

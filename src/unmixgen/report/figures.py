@@ -302,7 +302,9 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
     nrows = math.ceil(n / ncols)
     # manual layout in inches: header, rows of (title + panel), legend
     aspect = m.shape[1] / m.shape[2]
-    margin, gap, head, foot = 0.2, 0.12, 0.75, 0.5
+    invalid = bool(np.isnan(m).any())
+    legend_rows = math.ceil((p + invalid) / 6)
+    margin, gap, head, foot = 0.2, 0.12, 0.75, 0.3 + 0.2 * legend_rows  # room for every legend row
     title_h = 0.28 if titles is not None else 0.0
     panel_w = min(2.2, 9.0 / max(aspect, 0.25) / nrows) if nrows > 4 else 2.2
     panel_h = panel_w * aspect
@@ -321,7 +323,7 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
         if titles is not None and i < len(titles):
             ax.set_title(str(titles[i]), fontsize=8, pad=3)
     handles = [Patch(color=tuple(colours[k]), label=lab) for k, lab in enumerate(_names(p, names))]
-    if np.isnan(m).any():
+    if invalid:
         handles.append(Patch(color=INVALID_COLOUR, label="invalid"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.05 / fh),
                ncol=min(len(handles), 6), fontsize=8, frameon=False)
@@ -348,7 +350,7 @@ def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
-                    title: str | None = None, ylabel: str = "reflectance") -> Path:
+                    title: str | None = None, ylabel: str = "reflectance", truth_names=None) -> Path:
     """Endmember spectra against wavelength (nm) or band number.
 
     Parameters
@@ -359,8 +361,12 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     names : list of p str or None
     truth : array (q, bands) or None
         Reference spectra, assumed aligned (row k matches estimate k), drawn dashed in
-        the same colour.
+        the same colour; an all-NaN row (no match) is left out.
     ylabel : y-axis label (the scene's units)
+    truth_names : list of q str or None
+        Names of the reference spectra; None: named after the estimate they match.
+
+    More than 12 legend entries go beside the axes, not over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -371,21 +377,30 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     q = 0 if t is None else t.shape[0]
     colours = _colours(max(p, q))
     labels = _names(p, names)
-    fig = Figure(figsize=(9.0, 5.0))
+    drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
+    entries = p + len(drawn)
+    outside = entries > 12
+    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
     for k in range(p):
         ax.plot(xs, ys[k], color=colours[k], lw=1.6, label=labels[k])
-    if t is not None and t.shape[1] == bands:
+    if drawn:
         _, ts = _with_gaps(x, t)
-        for k in range(q):
-            lab = f"{labels[k]} (truth)" if k < p else f"truth {k + 1}"
+        for k in drawn:
+            if truth_names is not None and k < len(truth_names):
+                lab = f"{truth_names[k]} (truth)"
+            else:
+                lab = f"{labels[k]} (truth)" if k < p else f"truth {k + 1}"
             ax.plot(xs, ts[k], color=colours[k], lw=1.2, ls="--", label=lab)
     ax.set_xlabel("wavelength (nm)" if wavelengths is not None else "band number")
     ax.set_ylabel(ylabel)
     ax.set_title(title or ("endmember spectra" + (" (dashed: ground truth)" if t is not None else "")))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if p + q > 6 else 1, loc="best")
+    if outside:
+        ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8, ncol=2 if entries > 6 else 1, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -454,9 +469,11 @@ def plot_eigen_spectrum(estimate: dict, path, title: str = "number of endmembers
 
 
 
-def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation") -> Path:
+def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation",
+                     label: str = "abundance std") -> Path:
     """One panel per endmember of a per-pixel uncertainty map ``std`` (rows, cols, p), on a
-    common colour scale from 0 to the largest value (invalid pixels grey)."""
+    common colour scale from 0 to the largest value (invalid pixels grey); ``label`` names
+    the colour bar's quantity."""
     s = np.asarray(std, np.float32)
     rows, cols, p = s.shape
     stride = _stride(rows, cols)
@@ -470,16 +487,16 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
     im = None
     for ax in axes.flat:
         ax.set_axis_off()
-    for k, label in enumerate(_names(p, names)):
+    for k, name in enumerate(_names(p, names)):
         ax = axes.flat[k]
         ax.set_axis_on()
         im = ax.imshow(est[..., k], vmin=0.0, vmax=max(vmax, 1e-6), cmap=_cmap_with_invalid("magma"),
                        interpolation="nearest")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(name, fontsize=9)
         r, c = divmod(k, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
-    cb.set_label("abundance std", fontsize=8)
+    cb.set_label(label, fontsize=8)
     return _save(fig, path)

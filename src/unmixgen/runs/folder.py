@@ -241,9 +241,34 @@ def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
         if abundances is not None:
             report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask)
         if endmembers is not None:
-            truth = scene.truth.endmembers if scene.truth is not None else None
+            truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
-                                   names=names, truth=truth)
+                                   names=names, truth=truth, truth_names=truth_names)
+
+
+def _truth_for_figure(scene: Scene, endmembers: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:
+    """The scene's reference spectra in the order of ``endmembers (p, bands)``, for the figure.
+
+    Row ``k`` is the reference matched to estimate ``k`` by spectral angle on the good bands
+    (Hungarian), NaN where none is (more estimates than references); references left
+    unmatched follow. Returns ``(spectra (max(p, q), bands), names or None)``; ``(None,
+    None)`` without reference spectra on the scene's bands.
+    """
+    from ..evaluate.unmixing import match_endmembers
+
+    t = scene.truth
+    if t is None or t.endmembers is None:
+        return None, None
+    E, T = np.asarray(endmembers, np.float64), np.asarray(t.endmembers, np.float64)
+    if T.ndim != 2 or T.shape[1] != E.shape[1]:
+        return None, None
+    good = scene.good_bands & np.isfinite(E).all(axis=0) & np.isfinite(T).all(axis=0)
+    perm = match_endmembers(estimate=T[:, good], reference=E[:, good], by="sad")  # perm[k]: truth of estimate k
+    order = np.r_[perm, np.setdiff1d(np.arange(len(T)), perm)]
+    aligned = np.where((order >= 0)[:, None], T[np.maximum(order, 0)], np.nan)
+    if t.names is None or len(t.names) != len(T):
+        return aligned, None
+    return aligned, [str(t.names[i]) if i >= 0 else "" for i in order]
 
 
 def load_result(folder: str | Path) -> dict[str, Any]:

@@ -328,7 +328,9 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
             e = _real(z["endmembers"], "endmembers", path) if "endmembers" in z.files else None
             a = _real(z["abundances"], "abundances", path) if "abundances" in z.files else None
-            names = [str(n) for n in z["names"]] if "names" in z.files else None
+            # a scene .npz (write_scene, simulate) keeps them as 'endmember_names'
+            key = next((k for k in ("names", "endmember_names") if k in z.files), None)
+            names = [str(n) for n in z[key]] if key else None
             wl = _real(z["wavelengths"], "wavelengths", path) if "wavelengths" in z.files else None
         if e is None and a is None:
             raise in_file(path, "has neither 'endmembers' nor 'abundances'; expected ground truth")

@@ -298,7 +298,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
-                             mask=scene.mask, title="width of the 90 % posterior interval")
+                             mask=scene.mask, title="width of the 90 % posterior interval",
+                             label="90 % interval width (abundance)")
         write_json(tmp / "run.json", record)
     return record
 
