@@ -98,7 +98,8 @@ def test_endmember_file_without_overlap_is_refused(run_cli, scene_file, tmp_path
     assert not out.exists()
 
 
-@pytest.mark.parametrize("p, message", [("1", "expected >= 2"), ("500", "exceeds"), ("three", "not a number")])
+@pytest.mark.parametrize("p, message", [("1", "expected >= 2"), ("500", "exceeds"), ("three", "not a number"),
+                                        ("12.5", "'12.5' is not a whole number")])
 def test_bad_endmember_counts(run_cli, scene_file, tmp_path, p, message):
     path, _ = scene_file
     code, _, err = run_cli("unmix", path, "--endmembers", p, "--out", tmp_path / "o")

@@ -18,7 +18,13 @@ def _parse_p(value: str) -> int | str:
     try:
         return int(value)
     except ValueError:
-        raise InputError(f"--endmembers: {value!r} is not a number; expected an integer >= 2 or 'auto'") from None
+        try:
+            float(value)
+        except ValueError:
+            what = "not a number"
+        else:
+            what = "not a whole number"  # "12.5" is a number: saying it is not would puzzle
+        raise InputError(f"--endmembers: {value!r} is {what}; expected an integer >= 2 or 'auto'") from None
 
 
 @app.command()
