@@ -100,6 +100,22 @@ def test_spatial_rank_recovers_p_on_smooth_scenes(p):
     assert 0.7 < est.floor < 1.6
 
 
+@pytest.mark.parametrize("p", [14, 20])
+def test_spatial_rank_counts_more_than_thirteen_materials_over_a_clean_floor(p):
+    """With more than 13 well-separated materials the 13th eigenvalue is still signal; the
+    spectrum then falls straight onto the flat floor, which is the floor regime too (the
+    count of the dominant directions gave 9-13 for 14-20 materials)."""
+    from unmixgen.simulate.procedural import abundance_maps
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    rng = np.random.default_rng(p)
+    E = rng.uniform(0.1, 1.0, (p, 120))
+    clean = abundance_maps(48, 54, p, rng, max_abundance=0.8) @ E
+    cube = (clean + rng.normal(0, np.sqrt(np.mean(clean ** 2) / 1e4), clean.shape)).astype(np.float32)
+    est = spatial_rank(cube)
+    assert est.regime == "floor" and est.n_endmembers == p
+
+
 def test_band_correlated_noise_fools_hysime_but_not_the_spatial_estimate():
     from unmixgen.unmix.spatial_rank import spatial_rank
 

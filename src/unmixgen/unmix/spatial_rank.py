@@ -14,9 +14,11 @@ linear mixing model ``p`` endmembers span a ``(p - 1)``-dimensional affine set, 
 eigenvalues stand above the noise floor. Two regimes:
 
 1. **A noise floor is reached.** The floor is the median of the lower half of the
-   eigenvalues; when the 13th eigenvalue is within ``flat_ratio`` of it, the data have a
-   flat noise floor and ``p - 1`` is the number of eigenvalues above ``floor_factor`` times
-   the floor. On small scenes (few pixels per band) pure-noise eigenvalues spread up to
+   eigenvalues; when the 13th eigenvalue is within ``flat_ratio`` of it, or a later one in
+   the first quarter falls onto it (within ``flat_ratio``) from above ``floor_factor`` times
+   it, by that factor in one step (more than 13 materials over a clean floor), the data have
+   a flat noise floor and ``p - 1`` is the number of eigenvalues above ``floor_factor``
+   times the floor. On small scenes (few pixels per band) pure-noise eigenvalues spread up to
    the Marchenko-Pastur edge ``(1 + sqrt(bands / pixels))^2``; twice that edge replaces
    either factor when it is larger.
 2. **No floor** (the whitened spectrum decays slowly: texture finer than a pixel, spatially
@@ -168,7 +170,15 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
     # the floor (Marchenko-Pastur); on small scenes that edge, not the factors, decides
     edge = 2.0 * (1.0 + np.sqrt(bands / Y.shape[0])) ** 2
     probe = min(12, bands - 1)
-    if ev[probe] < max(flat_ratio, edge) * floor:
+    limit = max(flat_ratio, edge) * floor
+    # the floor is reached also where the eigenvalues fall from above the count's threshold
+    # onto it in one step (by floor_factor at least) within the first quarter: more than 13
+    # materials over a clean noise floor. Texture beyond the materials (real scenes) and
+    # noise the neighbour estimate does not whiten decline gradually instead
+    first = int(np.argmax(ev < limit)) if ev[-1] < limit else bands
+    cliff = (0 < first <= bands // 4 and ev[first - 1] >= max(floor_factor, edge) * floor
+             and ev[first - 1] >= floor_factor * ev[first])
+    if ev[probe] < limit or cliff:
         regime, counted, threshold = "floor", ev, max(floor_factor, edge) * floor
     else:
         regime = "dominant"
