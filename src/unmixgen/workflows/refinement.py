@@ -147,6 +147,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         (`endmember_origin`): extracted from the scene, the prior-weight rule (``None``:
         `unmixgen.refine.posterior.WEIGHTED_ROUNDS` rounds when the weight is >= 1), which moves them further towards the truth; given
         (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
+        ``endmembers_fitted`` (an option) is by the same origin unless given: extracted from the
+        scene, the init fitted these pixels' noise.
 
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
