@@ -22,6 +22,15 @@ def _check_png(path, min_side=200):
     return img
 
 
+@pytest.fixture
+def figs(monkeypatch) -> list:
+    """The figures the report draws during a test, in order (each is still saved)."""
+    drawn: list = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (drawn.append(fig), save(fig, path))[1])
+    return drawn
+
+
 @pytest.fixture(scope="module")
 def scene() -> Scene:
     return synthetic.make_scene(rows=18, cols=30, bands=40, p=3, seed=1)
@@ -125,12 +134,9 @@ def test_html_report_links_images_and_escapes(tmp_path):
     assert "<th>RMSE</th>" in text and "<script" not in text and "http" not in text
 
 
-def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, monkeypatch):
+def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs):
     """16 endmembers and their truth are 32 legend entries: placed 'best' inside the axes they
     covered the middle of the plot; they go beside it."""
-    figs = []
-    save = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
     wl = np.linspace(400, 2500, 60)
     E = np.random.default_rng(0).uniform(0.1, 0.9, (16, 60))
     _check_png(report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E[::-1] * 0.95,
@@ -148,24 +154,18 @@ def test_many_endmembers_keep_the_legend_off_the_spectra(tmp_path, monkeypatch):
         "em1", "em2", "em3", "em1 (truth)", "em2 (truth)"]
 
 
-def test_uncertainty_colour_bar_names_what_it_shows(tmp_path, monkeypatch):
+def test_uncertainty_colour_bar_names_what_it_shows(tmp_path, figs):
     """refine's abundances_interval90.png was titled 'width of the 90 % posterior interval'
     but its colour bar said 'abundance std'."""
-    figs = []
-    save = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
     w = np.random.default_rng(0).uniform(0, 0.2, (10, 12, 12)).astype(np.float32)
     report.plot_uncertainty(w, tmp_path / "s.png")
     report.plot_uncertainty(w, tmp_path / "w.png", title="width", label="90 % interval width (abundance)")
     assert [f.axes[-1].get_ylabel() for f in figs] == ["abundance std", "90 % interval width (abundance)"]
 
 
-def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path, monkeypatch):
+def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path, figs):
     """16 endmembers make three legend rows: the fixed half-inch foot put them over the last
     row of maps."""
-    figs = []
-    save = report._save
-    monkeypatch.setattr(report, "_save", lambda fig, path: (figs.append(fig), save(fig, path))[1])
     maps = np.random.default_rng(0).dirichlet(np.ones(16), size=(6, 12, 12)).astype(np.float32)
     for p in (3, 16):
         report.plot_abundance_grid(maps[..., :p] / maps[..., :p].sum(-1, keepdims=True), tmp_path / f"g{p}.png")

@@ -134,7 +134,7 @@ def evaluate(
         bands=r.get("good_bands"),
     )
     # the result's own names (em1, em2, ... or the given ones), as its CSV, maps and figures say
-    est_names = endmember_names((E if E is not None else A.T).shape[0], r.get("names"))
+    est_names = endmember_names(E.shape[0] if E is not None else A.shape[-1], r.get("names"))
     for row in result.get("per_endmember") or []:
         row["estimate_name"] = est_names[row["estimate_index"]]
     result["truth"] = str(truth)

@@ -655,7 +655,9 @@ def format_table(result: dict[str, Any]) -> str:
                 ("RMSE (%)", "abundance_rmse_percent"), ("SSIM", "ssim"), ("cover 90", "coverage90")]
         cols = [(h, k) for h, k in cols if any(k in r for r in rows)]
         name_w = max(8, *(len(str(r["name"])) for r in rows))
-        widths = [max(10, len(h), *(len(str(r[k])) for r in rows if k == "estimate_name")) for h, k in cols]
+        # names are as wide as they are; numbers fit in 10
+        widths = [max(10, len(h), *(len(str(r[k])) for r in rows) if k == "estimate_name" else ())
+                  for h, k in cols]
         lines.append("")
         lines.append("endmember".ljust(name_w) + "  " + "  ".join(h.rjust(w) for (h, _), w in zip(cols, widths, strict=True)))
         for r in rows:

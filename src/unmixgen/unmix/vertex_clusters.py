@@ -33,6 +33,7 @@ The measurements are in benchmarks/RESULTS.md, "Pure-pixel clusters at the verti
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import pdist
 from scipy.stats import chi2
 
 from .batched import matmul_rows
@@ -159,9 +160,9 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     if any(k < min_pixels or spread > max_spread for _, _, k, spread, _ in found):
         return E, record
     centres = np.stack([c for c, *_ in found])
-    gaps = np.einsum("ijd,ijd->ij", centres[:, None] - centres[None], centres[:, None] - centres[None])
     radii = np.array([r for *_, r in found])
-    if np.any(gaps[np.triu_indices(p, 1)] <= np.maximum(radii[:, None], radii[None])[np.triu_indices(p, 1)]):
+    pairs = np.triu_indices(p, 1)
+    if np.any(pdist(centres, "sqeuclidean") <= np.maximum.outer(radii, radii)[pairs]):
         return E, record  # two vertices found the same cluster
     expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _, _ in found)  # pure clusters' own tails
     after = _outside(Z, centres, noise)
