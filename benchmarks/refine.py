@@ -241,6 +241,9 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=None)
     ap.add_argument("--guard-level", type=float, default=None)
     ap.add_argument("--spread", type=float, default=None)
+    ap.add_argument("--tile-overlap", type=float, default=None,
+                    help="least overlap of the abundance prior's tiles on scenes larger than 64 px (refine's default: "
+                         "TILE_OVERLAP)")
     ap.add_argument("--rounds", type=lambda v: v if v == "origin" else None if v == "auto" else int(v),
                     default="origin",
                     help=f"alternation rounds; 'auto': {WEIGHTED_ROUNDS} when the prior weight is >= 1; 'origin' (default, as "
@@ -279,7 +282,7 @@ def main() -> None:
     if args.wiener_bound_only and args.variability:
         ap.error("--wiener-bound-only measures noise-driven error under linear mixing; drop --variability")
     opts = {k: v for k, v in (("t0", args.t0), ("spectra_t0", args.spectra_t0), ("eta", args.eta), ("lam", args.lam),
-                              ("guard_level", args.guard_level), ("spread", args.spread),
+                              ("guard_level", args.guard_level), ("spread", args.spread), ("tile_overlap", args.tile_overlap),
                               ("ls_iterations", args.ls_iterations),
                               ("endmember_tolerance", args.endmember_tolerance), ("mixing", args.mixing))
             if v is not None}

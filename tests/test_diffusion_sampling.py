@@ -45,6 +45,22 @@ def test_tiled_sampling_with_a_position_independent_network_equals_untiled(sampl
     torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("overlap", [0.25, 0.0])
+def test_less_tile_overlap_runs_fewer_tiles_and_still_equals_untiled(overlap):
+    net = Pointwise()
+    whole = GuidedNet(net)
+    x, t = torch.randn(2, 3, 40, 23), torch.tensor(500)
+    counts = {}
+    for ov in (0.5, overlap):
+        tiled = TiledDenoiser(whole, tile=8, overlap=ov)
+        seen = []
+        tiled.denoise = lambda x, t, seen=seen: seen.append(x.shape[0]) or whole(x, t)
+        torch.testing.assert_close(tiled(x, t), whole(x, t), rtol=0, atol=1e-5)
+        counts[ov] = sum(seen) // 2
+        assert counts[ov] == len(tile_starts(40, 8, ov)) * len(tile_starts(23, 8, ov))
+    assert counts[overlap] < counts[0.5]
+
+
 def test_tiles_cover_the_canvas_and_overlap():
     for size, tile in ((8, 8), (9, 8), (21, 8), (64, 16), (100, 16)):
         starts = tile_starts(size, tile)
@@ -53,6 +69,9 @@ def test_tiles_cover_the_canvas_and_overlap():
             covered[s:s + tile] = True
         assert covered.all() and starts[0] == 0 and starts[-1] == max(0, size - tile)
         assert all(b - a <= tile // 2 for a, b in zip(starts, starts[1:], strict=False))
+        quarter = tile_starts(size, tile, 0.25)
+        assert quarter[0] == 0 and quarter[-1] == max(0, size - tile)
+        assert all(b - a <= tile - tile // 4 for a, b in zip(quarter, quarter[1:], strict=False))
 
 
 class LabelNet(torch.nn.Module):

@@ -230,6 +230,10 @@ def test_refine_bad_input(one_vs_rest, tmp_path):
         refine(Y, E, A, abundance_prior=prior, samples=0)
     with pytest.raises(ParameterError, match="t0"):
         refine(Y, E, A, abundance_prior=prior, t0=1.5)
+    with pytest.raises(ParameterError, match="tile_overlap"):
+        refine(Y, E, A, abundance_prior=prior, tile_overlap=1.0)
+    with pytest.raises(ParameterError, match="tile"):
+        refine(Y, E, A, abundance_prior=prior, tile=0)
     with pytest.raises(InputError, match="not on the simplex"):
         refine(Y, E, 1.5 * A, abundance_prior=prior)
     with pytest.raises(InputError, match="no abundances"):

@@ -1,7 +1,7 @@
 """Sampling 2D canvases larger than the network's training patch: blended overlapping tiles.
 
 The canvas (N, C, H, W) is covered by overlapping tiles of the patch size (stride about half
-a tile). At *every* sampling step the network runs on all tiles and the outputs are blended
+a tile by default). At *every* sampling step the network runs on all tiles and the outputs are blended
 into one canvas-sized model output with a separable squared-triangular window (weights fall
 towards tile edges, so no seams); the scheduler then updates the whole canvas. Every tile
 therefore sees one consistent noisy canvas and neighbouring tiles agree where they overlap.
@@ -44,11 +44,14 @@ class TiledDenoiser:
     Canvases no larger than ``tile`` on both sides go to ``denoise`` whole. The tile layout,
     the window and its per-pixel sum (all fixed by the canvas size) are computed once per
     canvas size, dtype and device and then reused (a sampling loop calls with one size).
+    ``overlap`` (`tile_starts`): the least overlap of neighbouring tiles, as a fraction of a
+    tile; on a large canvas the network sees about ``1 / (1 - overlap) ** 2`` times its pixels.
     """
 
-    def __init__(self, denoise: Denoise, tile: int):
+    def __init__(self, denoise: Denoise, tile: int, overlap: float = 0.5):
         self.denoise = denoise
         self.tile = tile
+        self.overlap = overlap
         self._layouts: dict[tuple, tuple[list[int], list[int], torch.Tensor, torch.Tensor]] = {}
 
     def layout(self, h: int, w: int, dtype: torch.dtype, device) -> tuple[list[int], list[int], torch.Tensor,
@@ -59,7 +62,7 @@ class TiledDenoiser:
         key = (h, w, dtype, str(device))
         if key not in self._layouts:
             th, tw = min(h, self.tile), min(w, self.tile)
-            rs, cs = tile_starts(h, th), tile_starts(w, tw)
+            rs, cs = tile_starts(h, th, self.overlap), tile_starts(w, tw, self.overlap)
             win = blend_window(th, tw).to(device, dtype)
             wsum = torch.zeros((1, 1, h, w), dtype=dtype, device=device)
             for r in rs:

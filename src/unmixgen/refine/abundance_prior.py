@@ -25,6 +25,12 @@ CPU_BATCH_PIXELS = 2 ** 16
 for the shipped prior (``benchmarks/refine_network_batch.py``; ``benchmarks/RESULTS.md``,
 "Refinement speed (issue 9)")."""
 
+TILE_OVERLAP = 0.25
+"""Least overlap of the refine prior's 64-px tiles on canvases larger than a tile: a quarter
+tile (stride 48) puts about 1.8x a large canvas's pixels through the network, half a tile
+3.9x, for the same accuracy to within 1 % (``benchmarks/RESULTS.md``, "Refinement's tile
+overlap")."""
+
 
 class _Padded:
     """Pads a canvas to a multiple of the network's downsampling factor (reflection)."""
@@ -49,13 +55,14 @@ class AbundancePriorAdapter:
     model : a loaded `AbundanceModel` with the ``simplex`` representation.
     p : the scene's endmember count.
     tile : canvas tile (px) of the blended tiled denoiser (`unmixgen.priors.canvas`).
+    overlap : least overlap of neighbouring tiles, a fraction of a tile (`TILE_OVERLAP`).
     max_batch, max_pixels : the largest network batch in items and, on a CPU, in pixels
         (`unmixgen.priors.diffusion.GuidedNet`); the results do not depend on them (up to
         float rounding). On a CPU the network runs on a channels-last copy of its weights.
     """
 
-    def __init__(self, model: AbundanceModel, p: int, tile: int = 64, max_batch: int = 256,
-                 max_pixels: int | None = CPU_BATCH_PIXELS):
+    def __init__(self, model: AbundanceModel, p: int, tile: int = 64, overlap: float = TILE_OVERLAP,
+                 max_batch: int = 256, max_pixels: int | None = CPU_BATCH_PIXELS):
         rep = model.config["representation"]["name"]
         if rep != "simplex":
             raise ParameterError("abundance_prior", str(model.model_dir),
@@ -77,7 +84,7 @@ class AbundancePriorAdapter:
         cpu = torch.device(model.device).type == "cpu"
         net = channels_last_copy(model.net) if cpu else model.net
         guided = GuidedNet(net, max_batch=max_batch, max_pixels=max_pixels if cpu else None, channels_last=cpu)
-        self.denoiser = TiledDenoiser(_Padded(guided, factor), tile)
+        self.denoiser = TiledDenoiser(_Padded(guided, factor), tile, overlap)
         self.schedule = model.config["schedule"]
 
     def encode(self, a: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ from ..priors.spectra.model import SpectraModel
 from ..unmix.inversion import fcls
 from ..unmix.vertex_clusters import vertex_clusters
 from . import schedule as sch
-from .abundance_prior import AbundancePriorAdapter
+from .abundance_prior import TILE_OVERLAP, AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
 from .mixing import band_sums, check_mixing, choose_mixing
@@ -302,8 +302,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            steps: int = 20, rounds: int | None = 1, t0: float = 0.3, spectra_t0: float | None = None,
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0,
            endmembers_fitted: bool = False, guard_level: float = 0.9,
-           spread: float = 1.0, tile: int = 64, seed: int = 0, mixing: str = "auto",
-           device: str = "cpu",
+           spread: float = 1.0, tile: int = 64, tile_overlap: float = TILE_OVERLAP, seed: int = 0,
+           mixing: str = "auto", device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
@@ -363,6 +363,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
+    tile, tile_overlap : the abundance prior runs on canvases larger than ``tile`` px in blended
+        tiles overlapping by at least ``tile_overlap`` of a tile, in [0, 1)
+        (`abundance_prior.TILE_OVERLAP`).
     mixing : "auto", "linear" or "scaled": the mixing model of the data steps (`mixing`). Under
         "scaled" (by "auto" when the pixels' brightness varies beyond linear mixing) pixels and
         endmembers are refined divided by their band sums (`mixing.BandSums`), the results are
@@ -383,6 +386,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
     check_range("endmember_tolerance", endmember_tolerance, low=0)
     check_range("spread", spread, low=0)
+    check_range("tile", tile, low=1, integer=True)
+    check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
@@ -396,7 +401,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_memory(samples, mask.size, E0.shape[0])
     rows, cols, B = cube.shape
     p = E0.shape[0]
-    adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile)
+    adapter = AbundancePriorAdapter(abundance_prior, p, tile=tile, overlap=tile_overlap)
     if spectra_prior is not None and wavelengths is None:
         raise ParameterError("spectra_prior", str(spectra_prior.model_dir), "needs the scene's wavelengths; "
                              "this scene has none")
