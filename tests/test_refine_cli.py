@@ -486,3 +486,18 @@ def test_endmembers_csv_of_a_result_folder_counts_as_from_the_scene(setup, run_c
     runs = {n: json.loads((tmp_path / n / "run.json").read_text()) for n in ("run3", "loose")}
     assert endmember_origin(runs["run3"]) == "scene"
     assert endmember_origin(runs["loose"]) == "given"
+
+
+def test_rounds_auto_is_accepted_as_its_help_says(setup, run_cli, tmp_path):
+    """`refine --help` shows `--rounds` as "auto: 8 for endmembers extracted from the scene ...,
+    else 1" with default auto; `--rounds auto` was refused by the int parser (exit 2). It now
+    means the default; a word other than auto or a whole number is one line, exit 2."""
+    args = ("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+            "--samples", "2", "--steps", "2", "--no-progress")
+    code, _, err = run_cli(*args, "--rounds", "auto", "--out", tmp_path / "auto")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "auto" / "run.json").read_text())["refine"]
+    assert rec["rounds_from"].startswith("auto") and rec["rounds"] == 1
+    code, _, err = run_cli(*args, "--rounds", "many", "--out", tmp_path / "bad")
+    assert code == 2 and "--rounds" in err and "auto" in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "bad").exists()
