@@ -94,8 +94,11 @@ def evaluate_synthesis_cmd(
     """Realism of synthetic abundance maps vs held-out real maps, with Dirichlet and
     Gaussian-random-field baselines and the real-vs-real floor.
 
+    Samples are scored against held-out maps of their own size: a synthesize folder made without
+    --size (maps of the model's training patch, the held-out block size).
+
     Example: unmixgen evaluate-synthesis models/samson --sampler dpm --steps 20
-    Example: unmixgen evaluate-synthesis synth/ --reference models/samson --json
+    Example: unmixgen synthesize models/samson --count 16 --out synth && unmixgen evaluate-synthesis synth/ --reference models/samson --json
     """
     from ..evaluate.synthesis import evaluate_synthesis, format_realism_table
     from ..runs.sources import load_abundance_maps
