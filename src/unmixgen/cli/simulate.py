@@ -86,7 +86,8 @@ def evaluate_synthesis_cmd(
                                    help="Held-out real maps: .npz with 'heldout' (+ 'floor', 'train') or "
                                         "'abundances', or a model folder. Default: the model's held-out blocks."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
-    count: int = typer.Option(None, "--count", "-n", help="Number of samples (default: as many as held-out maps)."),
+    count: int = typer.Option(None, "--count", "-n", help="Number of samples: drawn from a model (default: as many as held-out maps), or the "
+                                            "first N of the given samples (default: all)."),
     sampler: str = typer.Option("ddim", "--sampler", help="Sampler when drawing from a model: ddim, dpm or ddpm."),
     steps: int = typer.Option(None, "--steps", help="Sampling steps (default: the sampler's default)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (sampling, baselines, projections)."),
