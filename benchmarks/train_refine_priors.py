@@ -1,7 +1,7 @@
 """Train the two priors `unmixgen refine` ships (run from the repository root).
 
     PYTHONPATH=src python benchmarks/train_refine_priors.py single-map OUT --minutes 6
-    PYTHONPATH=src python -m unmixgen train-spectra ... (the spectra prior: see
+    .venv/bin/unmixgen train-spectra ... (the spectra prior: see
     src/unmixgen/assets/spectra_prior/README.md)
 
 ``single-map``: the one-vs-rest abundance prior (p = 2: a map ``a_k`` and its complement

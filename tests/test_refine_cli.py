@@ -467,3 +467,37 @@ def test_refine_result_takes_mixing_none_as_the_default(setup):
     rec = refine_result(setup["scene"], setup["init"], out, abundance_prior=setup["p2"], samples=2, steps=2,
                         figures=False, progress=False, mixing=None)
     assert rec["refine"]["mixing"]["requested"] == "auto"
+
+
+def test_endmembers_csv_of_a_result_folder_counts_as_from_the_scene(setup, run_cli, tmp_path):
+    """README's chain gives the inverter `run1/endmembers.csv` (run3), then refines run3: those
+    endmembers were extracted from the scene like `--endmembers-file run1`'s, so they get the
+    same rounds and fitted-noise allowance; a CSV outside a result folder stays given."""
+    from unmixgen.workflows.refinement import endmember_origin
+
+    code, _, err = run_cli("unmix", setup["scene"], "-p", "3", "--out", tmp_path / "run1", "--no-figures")
+    assert code == 0, err
+    loose = tmp_path / "lib.csv"
+    loose.write_text((tmp_path / "run1" / "endmembers.csv").read_text())
+    for name, source in (("run3", tmp_path / "run1" / "endmembers.csv"), ("loose", loose)):
+        code, _, err = run_cli("unmix", setup["scene"], "--endmembers-file", source, "--method", "fcls",
+                               "--out", tmp_path / name, "--no-figures")
+        assert code == 0, err
+    runs = {n: json.loads((tmp_path / n / "run.json").read_text()) for n in ("run3", "loose")}
+    assert endmember_origin(runs["run3"]) == "scene"
+    assert endmember_origin(runs["loose"]) == "given"
+
+
+def test_rounds_auto_is_accepted_as_its_help_says(setup, run_cli, tmp_path):
+    """`refine --help` shows `--rounds` as "auto: 8 for endmembers extracted from the scene ...,
+    else 1" with default auto; `--rounds auto` was refused by the int parser (exit 2). It now
+    means the default; a word other than auto or a whole number is one line, exit 2."""
+    args = ("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+            "--samples", "2", "--steps", "2", "--no-progress")
+    code, _, err = run_cli(*args, "--rounds", "auto", "--out", tmp_path / "auto")
+    assert code == 0, err
+    rec = json.loads((tmp_path / "auto" / "run.json").read_text())["refine"]
+    assert rec["rounds_from"].startswith("auto") and rec["rounds"] == 1
+    code, _, err = run_cli(*args, "--rounds", "many", "--out", tmp_path / "bad")
+    assert code == 2 and "--rounds" in err and "auto" in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "bad").exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ParameterError
 from ..workflows.refinement import refine_result as _refine_result
 from .app import app
 from .flags import default_text, given
@@ -52,7 +53,7 @@ def refine(
     spectra_prior: Path = typer.Option(None, "--spectra-prior", help="Spectra prior folder.", show_default="the shipped USGS prior"),
     samples: int = typer.Option(None, "--samples", "-k", help="Posterior samples.", show_default=_REFINE["samples"]),
     steps: int = typer.Option(None, "--steps", help="Denoising steps per round and prior.", show_default=_REFINE["steps"]),
-    rounds: int = typer.Option(None, "--rounds", help="Endmember/abundance alternations. auto: 8 for endmembers extracted from the scene when the prior's weight is >= 1, else 1 (run.json: refine.rounds_from).", show_default=_REFINE["rounds"]),
+    rounds: str = typer.Option(None, "--rounds", help="Endmember/abundance alternations, or auto: 8 for endmembers extracted from the scene when the prior's weight is >= 1, else 1 (run.json: refine.rounds_from).", show_default=_REFINE["rounds"]),
     t0: float = typer.Option(None, "--t0", help="Starting noise level, fraction of the training timesteps in (0, 1].", show_default=_REFINE["t0"]),
     spectra_t0: float = typer.Option(None, "--spectra-t0", help="The endmembers' starting noise level (same units as --t0).", show_default="--t0, or more on noisy scenes (twice the pixels' noise)"),
     lam: float = typer.Option(None, "--prior-weight", help="Weight (> 0) of the abundance prior against the data: its error variance is taken as its noise level over this weight.", show_default="chosen per scene among 0.5, 1, 2, 4 by cross-validation across the odd and even bands (run.json: refine.prior_weight)"),
@@ -73,6 +74,7 @@ def refine(
     from ..workflows import refine_result
 
     set_threads(threads)
+    rounds = _rounds(rounds)
     rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
                                 steps=steps, rounds=rounds, t0=t0, spectra_t0=spectra_t0, lam=lam, seed=seed,
@@ -81,3 +83,14 @@ def refine(
     print(f"refined {init} -> {out}: {rec['refine']['samples']} samples, "
           f"{100 * g['pixels_kept_fraction']:.1f} % of pixels kept, endmembers "
           f"{'refined' if g['endmembers_kept'] else 'kept from the init'} ({rec['refine']['seconds']:.1f} s)")
+
+
+def _rounds(text: str | None) -> int | str | None:
+    """``--rounds``: None (not given) or ``"auto"`` as they are, else a whole number;
+    `ParameterError` otherwise (its range is checked by `refine_result`)."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise ParameterError("rounds", text, "expected a whole number (>= 1) or auto") from None

@@ -86,7 +86,8 @@ def evaluate_synthesis_cmd(
                                    help="Held-out real maps: .npz with 'heldout' (+ 'floor', 'train') or "
                                         "'abundances', or a model folder. Default: the model's held-out blocks."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
-    count: int = typer.Option(None, "--count", "-n", help="Number of samples (default: as many as held-out maps)."),
+    count: int = typer.Option(None, "--count", "-n", help="Number of samples: drawn from a model (default: as many as held-out maps), or the "
+                                            "first N of the given samples (default: all)."),
     sampler: str = typer.Option("ddim", "--sampler", help="Sampler when drawing from a model: ddim, dpm or ddpm."),
     steps: int = typer.Option(None, "--steps", help="Sampling steps (default: the sampler's default)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (sampling, baselines, projections)."),
@@ -94,8 +95,11 @@ def evaluate_synthesis_cmd(
     """Realism of synthetic abundance maps vs held-out real maps, with Dirichlet and
     Gaussian-random-field baselines and the real-vs-real floor.
 
+    Samples are scored against held-out maps of their own size: a synthesize folder made without
+    --size (maps of the model's training patch, the held-out block size).
+
     Example: unmixgen evaluate-synthesis models/samson --sampler dpm --steps 20
-    Example: unmixgen evaluate-synthesis synth/ --reference models/samson --json
+    Example: unmixgen synthesize models/samson --count 16 --out synth && unmixgen evaluate-synthesis synth/ --reference models/samson --json
     """
     from ..evaluate.synthesis import evaluate_synthesis, format_realism_table
     from ..runs.sources import load_abundance_maps

@@ -310,7 +310,8 @@ def endmember_origin(run: Any) -> str:
     """Where a result's endmembers came from, by its run.json (``run``): ``"scene"`` (a blind
     method, HybridSTU on extracted endmembers, or endmembers taken from another result folder,
     itself unmixed from a scene), ``"given"`` (a library or an endmember file) or
-    ``"unknown"`` (no or another record, a trained HybridSTU model)."""
+    ``"unknown"`` (no or another record, a trained HybridSTU model). A result folder's
+    ``endmembers.csv`` (a ``run.json`` beside it) counts as the folder."""
     if not isinstance(run, dict) or run.get("command") != "unmix":
         return "unknown"
     params = run.get("parameters")
@@ -324,11 +325,17 @@ def endmember_origin(run: Any) -> str:
     if text.startswith("extracted by"):
         return "scene"
     path = Path(text)
-    if path.is_dir() or path.name == "result.npz":
+    if path.is_dir() or path.name == "result.npz" or _run_folder_csv(path):
         return "scene"
     # a library spectrum (LIB.mat:names) or an endmember file; a result folder since moved
     # still has no suffix
     return "given" if ".mat:" in text or path.suffix else "scene"
+
+
+def _run_folder_csv(path: Path) -> bool:
+    """Whether ``path`` is the ``endmembers.csv`` a run folder writes (its ``run.json`` beside it):
+    the endmembers of that result, as when the folder itself is given."""
+    return path.name == "endmembers.csv" and (path.parent / "run.json").is_file()
 
 
 def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
