@@ -501,3 +501,13 @@ def test_rounds_auto_is_accepted_as_its_help_says(setup, run_cli, tmp_path):
     code, _, err = run_cli(*args, "--rounds", "many", "--out", tmp_path / "bad")
     assert code == 2 and "--rounds" in err and "auto" in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_refine_result_checks_the_seed_before_reading_anything(tmp_path):
+    from unmixgen.errors import ParameterError
+    from unmixgen.workflows import refine_result
+
+    # neither file exists: the seed's error comes first, before any file is opened
+    with pytest.raises(ParameterError, match="seed"):
+        refine_result(tmp_path / "no-scene.npz", tmp_path / "no-init", tmp_path / "out", seed=-1)
+    assert not (tmp_path / "out").exists()

@@ -178,6 +178,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         check_range("rounds", rounds, low=1, integer=True)
     check_range("samples", samples, low=1, integer=True)
     check_range("steps", steps, low=1, integer=True)
+    check_range("seed", seed, low=0, integer=True)  # before the scene is read (refine checks it again)
     timesteps(t0, steps, 1000)
     if options.get("spectra_t0") is not None:
         check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
