@@ -143,7 +143,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
         (``options``: ``spectra_t0``, ``eta``, ``lam``, ``ls_iterations``, ``guard_level``,
-        ``spread``, ``tile``, ``mixing``). ``rounds="auto"``: by where the init's endmembers came from
+        ``spread``, ``tile``, ``tile_overlap``, ``mixing``). ``rounds="auto"``: by where the init's endmembers came from
         (`endmember_origin`): extracted from the scene, the prior-weight rule (``None``:
         `unmixgen.refine.posterior.WEIGHTED_ROUNDS` rounds when the weight is >= 1), which moves them further towards the truth; given
         (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
