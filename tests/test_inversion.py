@@ -192,6 +192,19 @@ def test_scaled_is_brightness_free_and_matches_scipy_nnls_normalised():
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["fcls", "nnls", "scls", "scaled", "ls", "sunsal"])
+def test_every_inverter_gives_nan_rows_for_nan_or_inf_pixels(method):
+    # the module's promise; `scaled` divided the NaN coefficients and gave 1/p to a NaN pixel
+    rng = np.random.default_rng(6)
+    E = rng.random((3, 20)).astype(np.float32) + 0.1
+    Y = mixed_pixels(rng, E, 10)
+    Y[2, 4] = np.nan
+    Y[7, 0] = np.inf
+    A = invert(Y, E, method)
+    assert np.isnan(A[[2, 7]]).all()
+    assert np.isfinite(np.delete(A, [2, 7], axis=0)).all()
+
+
 def test_pixel_brightness_is_the_nnls_sum_for_scaled_and_the_least_squares_scale_otherwise():
     from unmixgen.unmix.inversion import pixel_brightness
 

@@ -489,12 +489,14 @@ def scaled(Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: 
     illumination and topography, or a library at another scale than the pixels).
 
     Minimising ``||y - s a E||`` over ``s`` and ``a`` is NNLS on ``b = s a``; ``a = b / sum(b)``
-    (uniform where NNLS gives all zeros). Arguments as `nnls`; returns float32 ``(N, p)``.
+    (uniform where NNLS gives all zeros, NaN where ``Y`` had NaN/Inf). Arguments as `nnls`;
+    returns float32 ``(N, p)``.
     """
     b = nnls(Y, E, tol=tol, max_iter=max_iter, batch_size=batch_size, precision=precision,
              n_threads=n_threads).astype(np.float64)
     total = b.sum(1, keepdims=True)
-    return np.where(total > 1e-12, b / np.maximum(total, 1e-12), 1.0 / max(b.shape[1], 1)).astype(np.float32)
+    uniform = np.where(np.isnan(total), np.nan, 1.0 / max(b.shape[1], 1))  # NaN rows stay NaN
+    return np.where(total > 1e-12, b / np.maximum(total, 1e-12), uniform).astype(np.float32)
 
 
 def pixel_brightness(Y, A, E) -> np.ndarray:
