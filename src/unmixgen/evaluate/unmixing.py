@@ -78,6 +78,18 @@ def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndar
     return valid
 
 
+def _check_count(endmembers: Any, abundances: Any, what: str) -> None:
+    """`InputError` naming ``what`` when spectra ``(p, bands)`` and abundances ``(..., k)``
+    of one side disagree on the number of endmembers (e.g. spectra given as ``(bands, p)``)."""
+    if endmembers is None or abundances is None or np.ndim(endmembers) != 2:
+        return
+    p, k = np.shape(endmembers)[0], np.shape(abundances)[-1]
+    if p != k:
+        raise InputError(f"{what}: shape {np.shape(endmembers)} holds {p} spectra but abundances "
+                         f"{np.shape(abundances)} have {k} maps; expected (p, bands) with p = {k} "
+                         "(spectra as columns, (bands, p), need a transpose)")
+
+
 def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
     if a.shape != b.shape:
         raise InputError(f"{what}: shapes {a.shape} and {b.shape} differ; expected equal shapes")
@@ -479,6 +491,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
+    _check_count(endmembers, abundances, "endmembers")
+    _check_count(ref_endmembers, ref_abundances, "ref_endmembers")
     have_a = abundances is not None and ref_abundances is not None
     have_e = endmembers is not None and ref_endmembers is not None
     p_est = (np.shape(endmembers)[0] if endmembers is not None
