@@ -358,6 +358,23 @@ def test_bad_arguments_raise_input_error():
         invert_scene(Scene(np.ones((2, 3, 10), np.float32)), np.ones((3, 7), np.float32))
 
 
+def test_invert_scene_takes_a_cube_array_and_refuses_a_band_selection_that_does_not_fit():
+    rng = np.random.default_rng(8)
+    E = rng.random((3, 12)).astype(np.float32) + 0.1
+    cube = mixed_pixels(rng, E, 5 * 7).reshape(5, 7, 12)
+    # a (rows, cols, bands) array, as `transform` and `fit` take it (was an AttributeError)
+    np.testing.assert_array_equal(invert_scene(cube, E, progress=False),
+                                  invert_scene(Scene(cube), E, progress=False))
+    scene = Scene(cube)
+    # no band selected: every pixel got the abundances of an empty problem, without a word
+    with pytest.raises(InputError, match=r"^bands: selects none of the scene's 12 bands; expected at least one"):
+        invert_scene(scene, E, bands=np.zeros(12, bool))
+    # a selection of another length: ignored when all True, an IndexError otherwise
+    for bands in ([True] * 3, [True, False, True]):
+        with pytest.raises(InputError, match=r"^bands: 3 flags for a scene of 12 bands; expected one per band"):
+            invert_scene(scene, E, bands=bands)
+
+
 @pytest.mark.parametrize("method, kw, message", [
     ("fcls", {"tol": 0.0}, "tol=0.0: expected > 0"),
     ("nnls", {"batch_size": 0}, "batch_size=0: expected >= 1"),

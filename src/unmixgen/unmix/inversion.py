@@ -565,13 +565,14 @@ def check_method(method: str) -> str:
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
                  bands: np.ndarray | None = None, with_brightness: bool = False, **kw):
-    """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``,
+    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array), tile by tile;
+    returns float32 ``(rows, cols, p)``,
     or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
     brightness (`pixel_brightness`) computed from the same tiles, so the scene is read once.
 
     ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
     ``(p, n_good_bands)``; ``bands`` (bool, one per scene band) replaces the good-band mask,
-    e.g. to use only the bands a given endmember file covers. Invalid pixels are not solved
+    e.g. to use only the bands a given endmember file covers (at least one). Invalid pixels are not solved
     and are NaN in the result. The tiles go through `unmixgen.tiling.map_tiles` (serial
     backend: the solver's working-set cache is shared by all tiles and is not thread-safe;
     the solver itself uses ``n_threads``). Only one ``tile_size`` x ``tile_size`` tile is
@@ -581,10 +582,12 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     from ..errors import check_range
+    from ..scene import as_scene
     from ..tiling import map_tiles
 
+    scene = as_scene(scene)
     E = np.asarray(E)
-    good = scene.good_bands if bands is None else np.asarray(bands, bool)
+    good = scene.good_bands if bands is None else _band_selection(bands, scene.bands)
     check_range("tile_size", tile_size, low=1, integer=True)
     if E.ndim != 2:
         raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
@@ -651,6 +654,16 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     if with_brightness:
         return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
     return out
+
+
+def _band_selection(bands, n_bands: int) -> np.ndarray:
+    """``bands`` as a bool ``(n_bands,)`` selection of at least one band, else `InputError`."""
+    good = np.asarray(bands, bool).reshape(-1)
+    if good.shape != (n_bands,):
+        raise InputError(f"bands: {good.size} flags for a scene of {n_bands} bands; expected one per band")
+    if not good.any():
+        raise InputError(f"bands: selects none of the scene's {n_bands} bands; expected at least one")
+    return good
 
 
 def _start_bar(total: int, method: str):
