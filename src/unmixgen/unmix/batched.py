@@ -127,7 +127,8 @@ class Gram:
         """``b (n, p)`` float64 for a batch ``Yb (n, bands)`` (float32 or float64 rows).
 
         Done in row chunks small enough to stay in cache and below OpenBLAS's threading
-        threshold (see `matmul_rows`); parallelism comes from the batch thread pool.
+        threshold (see `matmul_rows`); parallelism comes from the batch thread pool. A row
+        with NaN/Inf gives a non-finite ``b`` row quietly (the solvers make it a NaN row).
         """
         n, bands = Yb.shape
         double = self.precision == "double"
@@ -137,11 +138,12 @@ class Gram:
         out = np.empty((n, self.p), dt)
         step = max(32, 200_000 // max(1, bands * self.p))
         tmp = np.empty((min(step, n), bands), dt)
-        for i in range(0, n, step):
-            j = min(i + step, n)
-            t = tmp[: j - i]
-            np.subtract(Yb[i:j], c, out=t, casting="unsafe")
-            np.matmul(t, D, out=out[i:j])
+        with np.errstate(invalid="ignore"):  # Inf - Inf in a row holding +-Inf
+            for i in range(0, n, step):
+                j = min(i + step, n)
+                t = tmp[: j - i]
+                np.subtract(Yb[i:j], c, out=t, casting="unsafe")
+                np.matmul(t, D, out=out[i:j])
         out = out.astype(np.float64, copy=False)
         out /= self.scale
         out += self.const
