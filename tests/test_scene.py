@@ -150,6 +150,19 @@ def test_as_scene_wraps_real_cubes_and_refuses_others():
             as_scene(bad)
 
 
+def test_scene_takes_array_likes_and_refuses_values_that_are_not_real_numbers():
+    # Scene(list) was "'list' object has no attribute 'shape'"; Scene(tensor) was built and
+    # failed at load() with "'Tensor' object has no attribute 'read'"; a complex cube was
+    # read with numpy's ComplexWarning and its imaginary part dropped
+    torch = pytest.importorskip("torch")
+    cube = _cube(3, 5, 4)
+    for like in (cube.tolist(), torch.from_numpy(cube), cube.astype(np.float64)):
+        np.testing.assert_array_equal(Scene(like).load(), cube)
+    for bad in (cube.astype(np.complex64), cube.astype(str)):
+        with pytest.raises(InputError, match=rf"^cube has dtype {bad.dtype}; expected real numbers"):
+            Scene(bad)
+
+
 def test_the_sampled_valid_count_judges_on_good_bands_like_the_mask():
     # a bad band of NaN everywhere: the estimate said no pixel was valid
     cube = np.random.default_rng(0).uniform(0.1, 0.9, (40, 50, 4)).astype(np.float32)

@@ -54,6 +54,9 @@ class ArraySource:
                  band_order: np.ndarray | None = None):
         if array.ndim != 3:
             raise InputError(f"cube has {array.ndim} dimensions; expected (rows, cols, bands)")
+        if np.iscomplexobj(array) or array.dtype.kind not in "biuf":
+            raise InputError(f"cube has dtype {array.dtype}; expected real numbers (take the magnitude or one part "
+                             "of complex data explicitly)")
         self.array = array
         self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
         nb = array.shape[2] if self.band_order is None else self.band_order.size
@@ -101,10 +104,18 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
     X = np.asarray(X)
     if X.ndim != 3:
         raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
-    if np.iscomplexobj(X) or X.dtype.kind not in "biuf":
-        raise InputError(f"scene array has dtype {X.dtype}; expected real numbers (take the magnitude or one part "
-                         "of complex data explicitly)")
-    return Scene(X)
+    return Scene(X)  # `ArraySource` refuses values that are not real numbers
+
+
+def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
+    """``cube`` itself when it is a `CubeSource` (it has ``shape`` and ``read``), else the
+    array it holds (an ndarray or memory map as is; a list, a CPU tensor or any other
+    array-like through ``np.asarray``) in an `ArraySource`."""
+    if isinstance(cube, np.ndarray):
+        return ArraySource(cube)
+    if hasattr(cube, "shape") and callable(getattr(cube, "read", None)):
+        return cube
+    return ArraySource(np.asarray(cube))
 
 
 def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
@@ -128,8 +139,9 @@ class Scene:
 
     Parameters
     ----------
-    cube : ndarray (rows, cols, bands) or CubeSource
-        The data, in physical units. Arrays of any dtype are read as float32 per window.
+    cube : array (rows, cols, bands) or CubeSource
+        The data, in physical units. Arrays of any real dtype (and array-likes: lists, CPU
+        tensors) are read as float32 per window.
     wavelengths : array (bands,) or None
         Band centres in nm, strictly increasing. ``None`` when the file has none.
     fwhm : array (bands,) or None
@@ -173,7 +185,7 @@ class Scene:
         units: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self.source: CubeSource = ArraySource(cube) if isinstance(cube, np.ndarray) else cube
+        self.source: CubeSource = as_source(cube)
         rows, cols, bands = self.source.shape
         if min(rows, cols, bands) < 1:
             raise InputError(f"cube shape {self.source.shape} is empty; expected (rows, cols, bands) >= 1")
