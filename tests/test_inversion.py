@@ -377,6 +377,19 @@ def test_invert_scene_takes_a_cube_array_and_refuses_a_band_selection_that_does_
             invert_scene(scene, E, bands=bands)
 
 
+@pytest.mark.parametrize("method", ["fcls", "scaled", "sunsal"])
+def test_inverters_refuse_values_that_are_not_real_numbers(method):
+    # complex pixels were solved with numpy's ComplexWarning and the imaginary part dropped
+    # (a Scene refuses them); text was a numpy UFuncTypeError
+    E = np.random.default_rng(9).random((3, 6)) + 0.1
+    Y = np.ones((4, 6))
+    for bad, which in ((Y.astype(np.complex64), "pixels"), (Y.astype(str), "pixels"),
+                       (E.astype(np.complex128), "endmembers")):
+        args = (bad, E) if which == "pixels" else (Y, bad)
+        with pytest.raises(InputError, match=rf"^{which} have dtype {bad.dtype}; expected real numbers"):
+            invert(*args, method)
+
+
 @pytest.mark.parametrize("method, kw, message", [
     ("fcls", {"tol": 0.0}, "tol=0.0: expected > 0"),
     ("nnls", {"batch_size": 0}, "batch_size=0: expected >= 1"),

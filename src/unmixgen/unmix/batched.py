@@ -34,8 +34,8 @@ MIN_PIXELS_FOR_THREADS = 16384
 def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
     """``Y (N, bands)`` and ``E (p, bands)`` as arrays, or `InputError` naming what is wrong.
 
-    ``E`` must be finite and hold at least one spectrum; ``Y`` may hold NaN/Inf rows (the
-    solvers return NaN abundances there).
+    Both must hold real numbers; ``E`` must be finite and hold at least one spectrum; ``Y``
+    may hold NaN/Inf rows (the solvers return NaN abundances there).
     """
     Y = np.asarray(Y)
     E = np.asarray(E)
@@ -49,6 +49,10 @@ def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
         )
     if E.shape[0] < 1:
         raise InputError("no endmembers given; expected at least one (p >= 1)")
+    for what, x in (("pixels", Y), ("endmembers", E)):
+        if np.iscomplexobj(x) or x.dtype.kind not in "biuf":
+            raise InputError(f"{what} have dtype {x.dtype}; expected real numbers (take the magnitude or one "
+                             "part of complex data explicitly)")
     if not np.isfinite(E).all():
         raise InputError("endmembers contain NaN or Inf; expected finite spectra")
     return Y, E
