@@ -128,11 +128,26 @@ def test_bad_common_parameters_are_named_in_fit(scenes, name, params, message):
     (ArchetypalAnalysis(P, subspace_dim=0), "subspace_dim=0: expected >= 1"),
     (MinVolNMF(P, delta=0.0), "delta=0.0: expected > 0"),
     (MinVolNMF(P, max_iter=10.0), "max_iter=10.0: expected an integer >= 1"),
+    # a torch device name torch does not know was torch's RuntimeError listing its device types
+    (MinVolNMF(P, device="gpu"), "device='gpu': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
+    (ArchetypalAnalysis(P, device="gpu"), "device='gpu': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
+    (make_method("auto", P, device="GPU"), "device='GPU': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
 ])
 def test_method_specific_constraints(scenes, estimator, message):
     with pytest.raises(ParameterError) as err:
         estimator.fit(scenes[0])
     assert str(err.value) == message
+
+
+def test_a_cuda_device_without_a_gpu_is_refused_in_fit(scenes):
+    # was torch's AssertionError "Torch not compiled with CUDA enabled" (or a CUDA error) mid-fit
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for estimator in (MinVolNMF(P, device="cuda"), ArchetypalAnalysis(P, device="cuda:0")):
+        with pytest.raises(ParameterError, match=r"^device='cuda(:0)?': no CUDA device is available; expected 'cpu'$"):
+            estimator.fit(scenes[0])
 
 
 def test_data_dependent_limits_name_n_endmembers(scenes):
