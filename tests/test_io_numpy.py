@@ -184,3 +184,14 @@ def test_npz_with_bands_from_long_to_short_wavelengths_reads_as_the_sorted_file(
     np.testing.assert_array_equal(down.truth.endmembers, up.truth.endmembers)
     np.testing.assert_allclose(up.truth.endmembers, E, rtol=1e-6)
     assert "band_order" in down.metadata and "band_order" not in up.metadata
+
+
+@pytest.mark.parametrize("ext", ["npz", "hdr", "tif", "mat"])
+def test_write_scene_takes_a_cube_array_as_fit_and_transform_do(tmp_path, ext):
+    # a (rows, cols, bands) array was an AttributeError ('mask', 'crs' or 'load') per format
+    cube = scene_cube()
+    write_scene(cube, tmp_path / f"cube.{ext}")
+    np.testing.assert_array_equal(read_scene(tmp_path / f"cube.{ext}").load(), cube)
+    with pytest.raises(InputError, match=r"^scene array has shape \(7, 11\); expected \(rows, cols, bands\)"):
+        write_scene(cube[..., 0], tmp_path / f"plane.{ext}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.glob("cube.*"))

@@ -15,8 +15,10 @@ import importlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError, in_file
-from ..scene import Scene
+from ..scene import Scene, as_scene
 from . import hdf5
 from .checks import quiet_gdal, reading, require_regular_file
 
@@ -133,13 +135,14 @@ def read_scene(path: str | os.PathLike, **options) -> Scene:
         raise
 
 
-def write_scene(scene: Scene, path: str | os.PathLike, **options) -> None:
-    """Write ``scene`` in the format its extension names (atomically)."""
+def write_scene(scene: Scene | np.ndarray, path: str | os.PathLike, **options) -> None:
+    """Write ``scene`` (a `Scene` or a ``(rows, cols, bands)`` array) in the format its
+    extension names (atomically)."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in _WRITE_EXT:
         raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
-    _module(_WRITE_EXT[ext]).write(scene, path, **options)
+    _module(_WRITE_EXT[ext]).write(as_scene(scene), path, **options)
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:
