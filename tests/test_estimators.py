@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spectra_fixture import smooth_spectra
-from unmixgen.errors import ConvergenceWarning, ParameterError
+from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.unmix.archetypal import ArchetypalAnalysis
 from unmixgen.unmix.base import NotFittedError
@@ -86,6 +86,13 @@ def test_transform_uses_the_methods_own_inverter(scenes):
     At = e.transform(second)
     np.testing.assert_allclose(At[second.mask], S / S.sum(1, keepdims=True), atol=1e-6)
     assert np.isnan(At[~second.mask]).all()
+
+
+def test_transform_of_a_scene_with_other_bands_says_what_differs(scenes):
+    # was "endmembers have 40 bands; expected 30 (all bands of the scene) or 30 (its good bands)"
+    m = _fit("vca", scenes[0])
+    with pytest.raises(InputError, match=r"^endmembers have 40 bands but the scene has 30; expected the same bands$"):
+        m.transform(scenes[0].load()[..., :30])
 
 
 def test_transform_before_fit_is_an_error(scenes):

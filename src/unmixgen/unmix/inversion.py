@@ -595,6 +595,9 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
         E_use = E[:, good] if not good.all() else E
     elif E.shape[1] == int(good.sum()):
         E_use = E
+    elif good.all():
+        raise InputError(f"endmembers have {E.shape[1]} bands but the scene has {scene.bands}; expected the same "
+                         "bands")
     else:
         raise InputError(
             f"endmembers have {E.shape[1]} bands; expected {scene.bands} (all bands of the scene) "
