@@ -350,12 +350,35 @@ class Scene:
         """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order.
 
         Loads the whole cube (`load`). A view of the cube when every pixel is valid (no
-        copy of a large scene).
+        copy of a large scene). `InputError` when a pixel a given ``mask`` marks valid holds
+        NaN/Inf on a good band: the methods that take these pixels need numbers.
         """
         cube = self.load()
         if self.mask.all() and cube.flags.c_contiguous:
-            return cube.reshape(-1, self.bands)
-        return cube[self.mask]
+            Y = cube.reshape(-1, self.bands)
+        else:
+            Y = cube[self.mask]
+        self._require_finite(Y)
+        return Y
+
+    def _require_finite(self, Y: np.ndarray, chunk: int = 65536) -> None:
+        """`InputError` naming the first of the valid pixels ``Y (N, bands)`` (in mask order)
+        that is not finite on the good bands; checked by row chunks (no full-size copy)."""
+        good = None if self.good_bands.all() else self.good_bands
+        first, total = 0, 0
+        for start in range(0, Y.shape[0], chunk):
+            block = Y[start:start + chunk]
+            bad = ~np.isfinite(block if good is None else block[:, good]).all(axis=1)
+            if bad.any() and not total:
+                first = start + int(np.argmax(bad))
+            total += int(bad.sum())
+        if total:
+            r, c = np.unravel_index(np.flatnonzero(self.mask)[first], self.mask.shape)
+            raise InputError(
+                f"{self._what('scene')}: {total} pixel{'s' if total > 1 else ''} the mask marks valid "
+                f"hold{'' if total > 1 else 's'} NaN/Inf on good bands (the first at row {r}, col {c}); "
+                "expected the mask False there (mask=None computes it from the values)"
+            )
 
     def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Scatter per-valid-pixel values ``(N, k)`` back to ``(rows, cols, k)``; invalid = ``fill``."""
