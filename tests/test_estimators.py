@@ -95,6 +95,22 @@ def test_transform_of_a_scene_with_other_bands_says_what_differs(scenes):
         m.transform(scenes[0].load()[..., :30])
 
 
+def test_a_bad_band_with_a_few_nan_pixels_still_gets_endmember_values(scenes):
+    # one NaN pixel in a bad band made that band NaN in every endmember (the least squares
+    # took the NaN row), so transform of a pixel matrix then refused the endmembers
+    cube = scenes[0].load().copy()
+    good = np.ones(BANDS, bool)
+    good[[4, 9]] = False
+    clean = _fit("vca", Scene(cube, good_bands=good))
+    cube[2, 3, 4] = np.nan
+    cube[5, 6, 9] = np.inf
+    m = _fit("vca", Scene(cube, good_bands=good))
+    assert np.isfinite(m.endmembers_).all()
+    np.testing.assert_allclose(m.endmembers_[:, [4, 9]], clean.endmembers_[:, [4, 9]], atol=0.01)
+    cube[..., 9] = np.nan  # a band with no value at all: nothing to fit
+    assert np.isnan(_fit("vca", Scene(cube, good_bands=good)).endmembers_[:, 9]).all()
+
+
 def test_transform_before_fit_is_an_error(scenes):
     with pytest.raises(NotFittedError, match="not fitted"):
         ExtractThenInvert(P).transform(scenes[1])

@@ -222,10 +222,21 @@ def check_rank(Y: np.ndarray, p: int, sample: int = 20000, rank: int | None = No
 
 
 def fill_bad_bands(E_good: np.ndarray, A: np.ndarray, Y_all: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Endmembers over all bands: good bands from the method, bad bands by least squares on A."""
+    """Endmembers over all bands: good bands from the method, bad bands by least squares on A
+    over the pixels where the band is finite (a bad band may hold NaN/Inf anywhere; NaN for a
+    band finite nowhere)."""
     E = np.zeros((E_good.shape[0], good.size), np.float32)
     E[:, good] = E_good
-    E[:, ~good] = np.linalg.lstsq(A.astype(np.float64), Y_all[:, ~good].astype(np.float64), rcond=None)[0]
+    A64 = A.astype(np.float64)
+    bad = np.flatnonzero(~good)
+    finite = np.isfinite(Y_all[:, bad]).all(axis=0)
+    if finite.any():  # bands finite at every pixel: one solve
+        cols = bad[finite]
+        E[:, cols] = np.linalg.lstsq(A64, Y_all[:, cols].astype(np.float64), rcond=None)[0]
+    for b in bad[~finite]:
+        y = Y_all[:, b].astype(np.float64)
+        ok = np.isfinite(y)
+        E[:, b] = np.linalg.lstsq(A64[ok], y[ok], rcond=None)[0] if ok.any() else np.nan
     return E
 
 
