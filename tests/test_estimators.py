@@ -111,6 +111,21 @@ def test_a_bad_band_with_a_few_nan_pixels_still_gets_endmember_values(scenes):
     assert np.isnan(_fit("vca", Scene(cube, good_bands=good)).endmembers_[:, 9]).all()
 
 
+def test_transform_names_the_bad_bands_where_the_fitted_endmembers_are_undefined(scenes):
+    cube = scenes[0].load().copy()
+    good = np.ones(BANDS, bool)
+    good[9] = False
+    cube[..., 9] = np.nan
+    m = _fit("vca", Scene(cube, good_bands=good))
+    assert np.isfinite(m.transform(Scene(cube, good_bands=good))).all()
+    # the same cube without its good-band flags: "endmembers contain NaN or Inf; expected
+    # finite spectra", about the estimator's own endmembers
+    for X in (cube, cube.reshape(-1, BANDS)):
+        with pytest.raises(InputError, match=r"^endmembers_ are undefined \(NaN\) on band 10, bad bands of the "
+                                              r"fitted scene with no value; expected a Scene that marks them bad"):
+            m.transform(X)
+
+
 def test_transform_before_fit_is_an_error(scenes):
     with pytest.raises(NotFittedError, match="not fitted"):
         ExtractThenInvert(P).transform(scenes[1])

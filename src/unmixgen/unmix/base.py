@@ -139,8 +139,11 @@ class BlindUnmixer(EstimatorParams):
         E = self._fitted("endmembers_")
         method = self._transform_method()
         if isinstance(X, Scene) or np.ndim(X) == 3:
-            A = invert_scene(as_scene(X), E, method)
+            X = as_scene(X)
+            _require_defined(E, X.good_bands)
+            A = invert_scene(X, E, method)
         elif np.ndim(X) == 2:
+            _require_defined(E, np.ones(E.shape[1], bool))
             A = invert(X, E, method)
         else:
             raise InputError(f"X has shape {np.shape(X)}; expected a Scene, (rows, cols, bands) or (N, bands)")
@@ -181,6 +184,19 @@ class BlindUnmixer(EstimatorParams):
         if p > n:
             raise ParameterError("n_endmembers", p, f"exceeds the scene's {n} valid pixels; expected <= {n}")
         return p
+
+
+def _require_defined(E: np.ndarray, used: np.ndarray) -> None:
+    """`InputError` when the fitted endmembers ``E (p, bands)`` are NaN on a band ``used``
+    (bool per band) would take: a bad band of the fitted scene with no finite value."""
+    if E.shape[1] != used.size:
+        return  # the inverter names the band mismatch
+    undefined = np.flatnonzero(used & ~np.isfinite(E).all(axis=0))
+    if undefined.size:
+        which = ", ".join(str(i + 1) for i in undefined[:5]) + (" ..." if undefined.size > 5 else "")
+        raise InputError(f"endmembers_ are undefined (NaN) on band{'s' if undefined.size > 1 else ''} {which}, bad "
+                         "bands of the fitted scene with no value; expected a Scene that marks them bad "
+                         "(good_bands), or pixels without them")
 
 
 def affine_rank(Y: np.ndarray, sample: int = 20000) -> int:
