@@ -390,6 +390,18 @@ def test_inverters_refuse_values_that_are_not_real_numbers(method):
             invert(*args, method)
 
 
+def test_an_option_the_inverter_does_not_take_is_named():
+    # invert: "fcls() got an unexpected keyword argument 'lam'" (a TypeError); invert_scene
+    # named an internal class, "_LinearInverter.__init__() got an unexpected keyword ..."
+    E = np.ones((3, 10), np.float32) + np.eye(3, 10, dtype=np.float32)
+    for call in (lambda: invert(np.ones((4, 10), np.float32), E, "fcls", lam=0.1),
+                 lambda: invert_scene(Scene(np.ones((2, 3, 10), np.float32)), E, "fcls", lam=0.1)):
+        with pytest.raises(ParameterError, match=r"^lam=0.1: not a parameter of inverter 'fcls'; expected one of "
+                                                 r"tol, max_iter, batch_size, precision, n_threads$"):
+            call()
+    assert invert_scene(Scene(np.ones((2, 3, 10), np.float32)), E, "sunsal", lam=0.1, progress=False).shape == (2, 3, 3)
+
+
 @pytest.mark.parametrize("method, kw, message", [
     ("fcls", {"tol": 0.0}, "tol=0.0: expected > 0"),
     ("nnls", {"batch_size": 0}, "batch_size=0: expected >= 1"),

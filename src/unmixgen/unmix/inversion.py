@@ -65,7 +65,7 @@ from .batched import check_inputs as _check  # the name `invert_scene` uses
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
-    "check_method", "DEFAULT_METHOD", "METHODS", "pixel_brightness",
+    "check_method", "check_options", "DEFAULT_METHOD", "METHODS", "pixel_brightness",
 ]
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
@@ -552,8 +552,20 @@ DEFAULT_METHOD: str = "fcls"
 
 def invert(Y, E, method: str = DEFAULT_METHOD, **kw) -> np.ndarray:
     """Abundances ``(N, p)`` float32 of pixels ``Y (N, bands)`` by ``method`` (a key of `METHODS`)."""
-    check_method(method)
+    check_options(check_method(method), kw)
     return METHODS[method](Y, E, **kw)
+
+
+def check_options(method: str, kw: dict) -> None:
+    """`ParameterError` naming the first key of ``kw`` that inverter ``method`` does not take."""
+    import inspect
+
+    accepted = [name for name, par in inspect.signature(METHODS[method]).parameters.items()
+                if par.kind is par.KEYWORD_ONLY]
+    for key, value in kw.items():
+        if key not in accepted:
+            raise ParameterError(key, value, f"not a parameter of inverter {method!r}; expected one of "
+                                             f"{', '.join(accepted)}")
 
 
 def check_method(method: str) -> str:
@@ -603,8 +615,7 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
             f"endmembers have {E.shape[1]} bands; expected {scene.bands} (all bands of the scene) "
             f"or {int(good.sum())} (its good bands)"
         )
-    if method not in METHODS:
-        invert(np.zeros((0, E_use.shape[1]), np.float32), E_use, method)  # raises
+    check_options(check_method(method), kw)
     _check(np.zeros((0, E_use.shape[1]), np.float32), E_use)
     linear = _LINEAR.get(method)
     if linear is not None:  # one Gram reduction and working-set cache for all tiles
