@@ -37,7 +37,8 @@ class CubeSource(Protocol):
     dtype: np.dtype  # storage dtype, reported by `info`
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
-        """Return float32 ``(len(rows), len(cols), bands)`` in physical units."""
+        """Return float32 ``(len(rows), len(cols), bands)`` in physical units; `Scene.read`
+        passes slices with non-negative, increasing bounds and step 1."""
         ...
 
 
@@ -105,6 +106,19 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
     if X.ndim != 3:
         raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
     return Scene(X)  # `ArraySource` refuses values that are not real numbers
+
+
+def _window(index: slice, size: int, what: str) -> tuple[slice, slice]:
+    """A numpy slice over an axis of ``size`` as ``(window, step)``: the contiguous, increasing
+    ``window`` a source reads, and the slice of that block that gives what ``index`` selects."""
+    if not isinstance(index, slice):
+        raise InputError(f"{what}: {index!r}; expected a slice, e.g. slice({index!r}, {index!r} + 1) for one")
+    start, stop, step = index.indices(size)
+    picked = range(start, stop, step)
+    if step == 1 or not picked:
+        return slice(start, max(start, stop)), slice(None)
+    low, high = min(picked), max(picked) + 1
+    return slice(low, high), slice(picked[0] - low, None, step)
 
 
 def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
@@ -242,12 +256,17 @@ class Scene:
 
     # -- data ------------------------------------------------------------------------
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
-        """Read a window as float32 ``(r, c, bands)``; only that window is read from disk."""
+        """Read a window as float32 ``(r, c, bands)``; only that window is read from disk.
+
+        ``rows`` and ``cols`` are slices as numpy takes them (negative or stepped too: the
+        window they span is read, then stepped through).
+        """
         if self._cube is not None:
             return self._cube[rows, cols]
-        rows = slice(*rows.indices(self.rows))
-        cols = slice(*cols.indices(self.cols))
-        return self.source.read(rows, cols)
+        rows, row_step = _window(rows, self.rows, "rows")
+        cols, col_step = _window(cols, self.cols, "cols")
+        block = self.source.read(rows, cols)
+        return block if row_step == col_step == slice(None) else block[row_step, col_step]
 
     @property
     def is_loaded(self) -> bool:
