@@ -195,3 +195,24 @@ def test_write_scene_takes_a_cube_array_as_fit_and_transform_do(tmp_path, ext):
     with pytest.raises(InputError, match=r"^scene array has shape \(7, 11\); expected \(rows, cols, bands\)"):
         write_scene(cube[..., 0], tmp_path / f"plane.{ext}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.glob("cube.*"))
+
+
+def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
+    # write_scene(scene, "x.tif", dtype="int16") wrote float32, and read_scene(".npz",
+    # pixel_order="F") read C order, each without a word
+    from unmixgen.errors import ParameterError
+
+    scene = Scene(scene_cube())
+    with pytest.raises(ParameterError, match=r"^dtype='int16': not an option of the geotiff writer; expected one "
+                                             r"of block_rows, compress$"):
+        write_scene(scene, tmp_path / "s.tif", dtype="int16")
+    with pytest.raises(ParameterError, match=r"^dtype='int16': not an option of the matlab writer; expected one "
+                                             r"of compress$"):
+        write_scene(scene, tmp_path / "s.mat", dtype="int16")
+    assert not list(tmp_path.iterdir())
+    write_scene(scene, tmp_path / "s.npz")
+    write_scene(scene, tmp_path / "s.hdr", dtype="int16", nodata=-9999)  # ENVI takes it
+    with pytest.raises(ParameterError, match=r"^pixel_order='F': not an option of the numpy reader; expected one "
+                                             r"of overlap$"):
+        read_scene(tmp_path / "s.npz", pixel_order="F")
+    assert read_scene(tmp_path / "s.npz", overlap="sort").shape == scene.shape
