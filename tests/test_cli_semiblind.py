@@ -240,3 +240,15 @@ def test_training_on_a_scene_at_another_scale_than_its_endmembers_is_named(run_c
     record = json.loads((tmp_path / "r" / "run.json").read_text())
     assert record["training"]["base"] == base
     assert any("same scale" in w for w in record["warnings"]) is warned
+
+
+def test_unmix_hybridstu_takes_a_cube_array_as_the_estimators_do(torch_one_thread):
+    # the notebook call unmix_hybridstu(cube, n_endmembers=3): the blind extraction took the
+    # array, then HybridSTU's scene check failed with "'numpy.ndarray' object has no attribute 'rows'"
+    from unmixgen.simulate.procedural import make_scene
+    from unmixgen.workflows import unmix_hybridstu
+
+    cube = make_scene(rows=20, cols=24, bands=30, p=3, seed=0).load()
+    E, A, names, info = unmix_hybridstu(cube, n_endmembers=3, max_steps=5, max_minutes=None, n_maps=2,
+                                        map_size=16, width=8, eval_every=5)
+    assert E.shape == (3, 30) and A.shape == (20, 24, 3) and info["training"]["steps"] == 5

@@ -262,6 +262,10 @@ def test_large_map_tiled_sampling_is_valid(trained):
     ({"count": 1, "size": 0}, "size=0: expected >= 1"),
     ({"count": 1, "guidance": 2.0}, "guidance=2.0: needs a label (the label to guide towards)"),
     ({"count": 1, "label": "water"}, "label='water': this model was trained without labels"),
+    # seeds were taken as int(seed) & 0xFFFFFFFF: -1 sampled as 2**32 - 1, 1.5 as 1, '0' as 0
+    ({"count": 1, "seed": -1}, "seed=-1: expected >= 0"),
+    ({"count": 1, "seed": 1.5}, "seed=1.5: expected an integer"),
+    ({"count": 1, "seed": "0"}, "seed='0': expected an integer"),
 ])
 def test_sampling_errors_name_the_parameter(trained, kwargs, message):
     from unmixgen.errors import ParameterError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from spectra_fixture import smooth_spectra
-from unmixgen.errors import ConvergenceWarning, ParameterError
+from unmixgen.errors import ConvergenceWarning, InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.unmix.archetypal import ArchetypalAnalysis
 from unmixgen.unmix.base import NotFittedError
@@ -88,6 +88,44 @@ def test_transform_uses_the_methods_own_inverter(scenes):
     assert np.isnan(At[~second.mask]).all()
 
 
+def test_transform_of_a_scene_with_other_bands_says_what_differs(scenes):
+    # was "endmembers have 40 bands; expected 30 (all bands of the scene) or 30 (its good bands)"
+    m = _fit("vca", scenes[0])
+    with pytest.raises(InputError, match=r"^endmembers have 40 bands but the scene has 30; expected the same bands$"):
+        m.transform(scenes[0].load()[..., :30])
+
+
+def test_a_bad_band_with_a_few_nan_pixels_still_gets_endmember_values(scenes):
+    # one NaN pixel in a bad band made that band NaN in every endmember (the least squares
+    # took the NaN row), so transform of a pixel matrix then refused the endmembers
+    cube = scenes[0].load().copy()
+    good = np.ones(BANDS, bool)
+    good[[4, 9]] = False
+    clean = _fit("vca", Scene(cube, good_bands=good))
+    cube[2, 3, 4] = np.nan
+    cube[5, 6, 9] = np.inf
+    m = _fit("vca", Scene(cube, good_bands=good))
+    assert np.isfinite(m.endmembers_).all()
+    np.testing.assert_allclose(m.endmembers_[:, [4, 9]], clean.endmembers_[:, [4, 9]], atol=0.01)
+    cube[..., 9] = np.nan  # a band with no value at all: nothing to fit
+    assert np.isnan(_fit("vca", Scene(cube, good_bands=good)).endmembers_[:, 9]).all()
+
+
+def test_transform_names_the_bad_bands_where_the_fitted_endmembers_are_undefined(scenes):
+    cube = scenes[0].load().copy()
+    good = np.ones(BANDS, bool)
+    good[9] = False
+    cube[..., 9] = np.nan
+    m = _fit("vca", Scene(cube, good_bands=good))
+    assert np.isfinite(m.transform(Scene(cube, good_bands=good))).all()
+    # the same cube without its good-band flags: "endmembers contain NaN or Inf; expected
+    # finite spectra", about the estimator's own endmembers
+    for X in (cube, cube.reshape(-1, BANDS)):
+        with pytest.raises(InputError, match=r"^endmembers_ are undefined \(NaN\) on band 10, bad bands of the "
+                                              r"fitted scene with no value; expected a Scene that marks them bad"):
+            m.transform(X)
+
+
 def test_transform_before_fit_is_an_error(scenes):
     with pytest.raises(NotFittedError, match="not fitted"):
         ExtractThenInvert(P).transform(scenes[1])
@@ -128,11 +166,26 @@ def test_bad_common_parameters_are_named_in_fit(scenes, name, params, message):
     (ArchetypalAnalysis(P, subspace_dim=0), "subspace_dim=0: expected >= 1"),
     (MinVolNMF(P, delta=0.0), "delta=0.0: expected > 0"),
     (MinVolNMF(P, max_iter=10.0), "max_iter=10.0: expected an integer >= 1"),
+    # a torch device name torch does not know was torch's RuntimeError listing its device types
+    (MinVolNMF(P, device="gpu"), "device='gpu': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
+    (ArchetypalAnalysis(P, device="gpu"), "device='gpu': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
+    (make_method("auto", P, device="GPU"), "device='GPU': expected a torch device name ('cpu', 'cuda', 'cuda:1')"),
 ])
 def test_method_specific_constraints(scenes, estimator, message):
     with pytest.raises(ParameterError) as err:
         estimator.fit(scenes[0])
     assert str(err.value) == message
+
+
+def test_a_cuda_device_without_a_gpu_is_refused_in_fit(scenes):
+    # was torch's AssertionError "Torch not compiled with CUDA enabled" (or a CUDA error) mid-fit
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for estimator in (MinVolNMF(P, device="cuda"), ArchetypalAnalysis(P, device="cuda:0")):
+        with pytest.raises(ParameterError, match=r"^device='cuda(:0)?': no CUDA device is available; expected 'cpu'$"):
+            estimator.fit(scenes[0])
 
 
 def test_data_dependent_limits_name_n_endmembers(scenes):

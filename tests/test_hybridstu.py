@@ -246,6 +246,19 @@ def test_save_and_load_give_the_same_abundances(fitted, tmp_path):
         est.save_pretrained(tmp_path / "m")
 
 
+def test_save_refuses_names_or_wavelengths_that_do_not_fit_before_writing(fitted, tmp_path):
+    # 29 wavelengths for 30 bands were written, and the folder was then refused by
+    # from_pretrained; one name for three endmembers was kept
+    est, scene, E, A = fitted
+    for kw, message in (({"wavelengths": np.linspace(400.0, 1000.0, scene.bands - 1)},
+                         "^wavelengths: 29 values for 30 bands; expected one per band"),
+                        ({"wavelengths": np.full(scene.bands, np.nan)}, "^wavelengths: values must be finite"),
+                        ({"names": ["soil"]}, r"^names: \['soil'\]; expected a list of 3 names, one per endmember")):
+        with pytest.raises(InputError, match=message):
+            est.save_pretrained(tmp_path / "m", **kw)
+        assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("key, value", [("guard_tau", "wide"), ("guard_tau", -1.0), ("guard_tau", float("nan")),
                                         ("base", "sunsal")])
 def test_a_model_folder_with_a_bad_guard_or_base_is_refused(fitted, tmp_path, key, value):

@@ -192,6 +192,21 @@ def test_scaled_is_brightness_free_and_matches_scipy_nnls_normalised():
     np.testing.assert_allclose(got.sum(1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["fcls", "nnls", "scls", "scaled", "ls", "sunsal"])
+def test_every_inverter_gives_nan_rows_for_nan_or_inf_pixels_quietly(method):
+    # the module's promise; `scaled` divided the NaN coefficients and gave 1/p to a NaN pixel
+    rng = np.random.default_rng(6)
+    E = rng.random((3, 20)).astype(np.float32) + 0.1
+    Y = mixed_pixels(rng, E, 10)
+    Y[2, 4] = np.nan
+    Y[7, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an Inf pixel also gave numpy's "invalid value in matmul"
+        A = invert(Y, E, method)
+    assert np.isnan(A[[2, 7]]).all()
+    assert np.isfinite(np.delete(A, [2, 7], axis=0)).all()
+
+
 def test_pixel_brightness_is_the_nnls_sum_for_scaled_and_the_least_squares_scale_otherwise():
     from unmixgen.unmix.inversion import pixel_brightness
 
@@ -343,6 +358,48 @@ def test_bad_arguments_raise_input_error():
         fcls(np.ones((4, 9), np.float32), E)
     with pytest.raises(InputError, match="endmembers"):
         invert_scene(Scene(np.ones((2, 3, 10), np.float32)), np.ones((3, 7), np.float32))
+
+
+def test_invert_scene_takes_a_cube_array_and_refuses_a_band_selection_that_does_not_fit():
+    rng = np.random.default_rng(8)
+    E = rng.random((3, 12)).astype(np.float32) + 0.1
+    cube = mixed_pixels(rng, E, 5 * 7).reshape(5, 7, 12)
+    # a (rows, cols, bands) array, as `transform` and `fit` take it (was an AttributeError)
+    np.testing.assert_array_equal(invert_scene(cube, E, progress=False),
+                                  invert_scene(Scene(cube), E, progress=False))
+    scene = Scene(cube)
+    # no band selected: every pixel got the abundances of an empty problem, without a word
+    with pytest.raises(InputError, match=r"^bands: selects none of the scene's 12 bands; expected at least one"):
+        invert_scene(scene, E, bands=np.zeros(12, bool))
+    # a selection of another length: ignored when all True, an IndexError otherwise
+    for bands in ([True] * 3, [True, False, True]):
+        with pytest.raises(InputError, match=r"^bands: 3 flags for a scene of 12 bands; expected one per band"):
+            invert_scene(scene, E, bands=bands)
+
+
+@pytest.mark.parametrize("method", ["fcls", "scaled", "sunsal"])
+def test_inverters_refuse_values_that_are_not_real_numbers(method):
+    # complex pixels were solved with numpy's ComplexWarning and the imaginary part dropped
+    # (a Scene refuses them); text was a numpy UFuncTypeError
+    E = np.random.default_rng(9).random((3, 6)) + 0.1
+    Y = np.ones((4, 6))
+    for bad, which in ((Y.astype(np.complex64), "pixels"), (Y.astype(str), "pixels"),
+                       (E.astype(np.complex128), "endmembers")):
+        args = (bad, E) if which == "pixels" else (Y, bad)
+        with pytest.raises(InputError, match=rf"^{which} have dtype {bad.dtype}; expected real numbers"):
+            invert(*args, method)
+
+
+def test_an_option_the_inverter_does_not_take_is_named():
+    # invert: "fcls() got an unexpected keyword argument 'lam'" (a TypeError); invert_scene
+    # named an internal class, "_LinearInverter.__init__() got an unexpected keyword ..."
+    E = np.ones((3, 10), np.float32) + np.eye(3, 10, dtype=np.float32)
+    for call in (lambda: invert(np.ones((4, 10), np.float32), E, "fcls", lam=0.1),
+                 lambda: invert_scene(Scene(np.ones((2, 3, 10), np.float32)), E, "fcls", lam=0.1)):
+        with pytest.raises(ParameterError, match=r"^lam=0.1: not a parameter of inverter 'fcls'; expected one of "
+                                                 r"tol, max_iter, batch_size, precision, n_threads$"):
+            call()
+    assert invert_scene(Scene(np.ones((2, 3, 10), np.float32)), E, "sunsal", lam=0.1, progress=False).shape == (2, 3, 3)
 
 
 @pytest.mark.parametrize("method, kw, message", [

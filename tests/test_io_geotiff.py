@@ -9,6 +9,7 @@ import pytest
 import rasterio
 
 from fixtures_io import UTM33N_TRANSFORM, scene_cube, write_tif
+from recording_source import RecordingSource
 from unmixgen.errors import InputError
 from unmixgen.io import geotiff, read_scene, write_scene
 from unmixgen.scene import Scene
@@ -226,3 +227,16 @@ def test_bad_dataset_level_fwhm_is_dropped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"s.tif: fwhm values hold -11 \(entry 3\)"):
         s = read_scene(p)
     assert s.fwhm is None
+
+
+def test_stepped_and_reversed_windows_read_as_numpy_slices_them(tmp_path):
+    # a GeoTIFF read ignored the step (slice(0, 7, 2) gave 7 rows, not 4) and every source
+    # answered a reversed slice with an empty block; a loaded scene answered both right
+    cube = scene_cube(7, 11, 5)
+    write_scene(Scene(cube), tmp_path / "s.tif")
+    for scene in (read_scene(tmp_path / "s.tif"), Scene(RecordingSource(cube))):
+        for rows, cols in ((slice(0, 7, 2), slice(1, 11, 3)), (slice(None, None, -1), slice(-4, None)),
+                           (slice(5, 0, -2), slice(None, None, -3)), (slice(3, 3), slice(None))):
+            np.testing.assert_array_equal(scene.read(rows, cols), cube[rows, cols])
+        with pytest.raises(InputError, match=r"^rows: 3; expected a slice, e.g. slice\(3, 3 \+ 1\) for one"):
+            scene.read(3, slice(None))

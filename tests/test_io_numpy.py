@@ -184,3 +184,35 @@ def test_npz_with_bands_from_long_to_short_wavelengths_reads_as_the_sorted_file(
     np.testing.assert_array_equal(down.truth.endmembers, up.truth.endmembers)
     np.testing.assert_allclose(up.truth.endmembers, E, rtol=1e-6)
     assert "band_order" in down.metadata and "band_order" not in up.metadata
+
+
+@pytest.mark.parametrize("ext", ["npz", "hdr", "tif", "mat"])
+def test_write_scene_takes_a_cube_array_as_fit_and_transform_do(tmp_path, ext):
+    # a (rows, cols, bands) array was an AttributeError ('mask', 'crs' or 'load') per format
+    cube = scene_cube()
+    write_scene(cube, tmp_path / f"cube.{ext}")
+    np.testing.assert_array_equal(read_scene(tmp_path / f"cube.{ext}").load(), cube)
+    with pytest.raises(InputError, match=r"^scene array has shape \(7, 11\); expected \(rows, cols, bands\)"):
+        write_scene(cube[..., 0], tmp_path / f"plane.{ext}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.glob("cube.*"))
+
+
+def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
+    # write_scene(scene, "x.tif", dtype="int16") wrote float32, and read_scene(".npz",
+    # pixel_order="F") read C order, each without a word
+    from unmixgen.errors import ParameterError
+
+    scene = Scene(scene_cube())
+    with pytest.raises(ParameterError, match=r"^dtype='int16': not an option of the geotiff writer; expected one "
+                                             r"of block_rows, compress$"):
+        write_scene(scene, tmp_path / "s.tif", dtype="int16")
+    with pytest.raises(ParameterError, match=r"^dtype='int16': not an option of the matlab writer; expected one "
+                                             r"of compress$"):
+        write_scene(scene, tmp_path / "s.mat", dtype="int16")
+    assert not list(tmp_path.iterdir())
+    write_scene(scene, tmp_path / "s.npz")
+    write_scene(scene, tmp_path / "s.hdr", dtype="int16", nodata=-9999)  # ENVI takes it
+    with pytest.raises(ParameterError, match=r"^pixel_order='F': not an option of the numpy reader; expected one "
+                                             r"of overlap$"):
+        read_scene(tmp_path / "s.npz", pixel_order="F")
+    assert read_scene(tmp_path / "s.npz", overlap="sort").shape == scene.shape

@@ -307,6 +307,40 @@ def test_bad_inputs_raise_input_error():
         abundance_rmse(np.full((3, 2), np.nan), np.zeros((3, 2)))
 
 
+def test_evaluate_refuses_endmembers_whose_count_disagrees_with_their_abundance_maps():
+    # MATLAB-style (bands, p) spectra on both sides passed the SAD shape check and were
+    # indexed by the abundance matching as if their rows were spectra: a SAD of 20+ degrees
+    # for a near-perfect estimate, 'n_endmembers_est' = bands. A p that differs from the
+    # maps' was an IndexError.
+    rng = np.random.default_rng(5)
+    e = rng.uniform(0.1, 1.0, (3, 12))
+    a = _maps(6, 7)
+    est_e, est_a = e[[2, 0, 1]] + 0.01, a[..., [2, 0, 1]]
+    assert evaluate(endmembers=est_e, abundances=est_a, ref_endmembers=e, ref_abundances=a)["sad_deg_mean"] < 2
+    with pytest.raises(InputError, match=r"^endmembers: shape \(12, 3\) holds 12 spectra but abundances .* 3 maps"):
+        evaluate(endmembers=est_e.T, abundances=est_a, ref_endmembers=e.T, ref_abundances=a)
+    with pytest.raises(InputError, match=r"^ref_endmembers: shape \(2, 12\) holds 2 spectra"):
+        evaluate(endmembers=est_e, abundances=est_a, ref_endmembers=e[:2], ref_abundances=a)
+    with pytest.raises(InputError, match=r"^endmembers: shape \(2, 12\)"):
+        evaluate(endmembers=est_e[:2], abundances=est_a, ref_endmembers=e, ref_abundances=a, cube=a @ e)
+
+
+def test_maps_of_other_image_shapes_are_refused_not_compared_pixel_by_pixel():
+    # (cols, rows, p) against (rows, cols, p): the same pixel count, so the flattened pixels
+    # were paired up across the image (abundance_rmse answered, match_endmembers matched)
+    # and evaluate failed later in SSIM with a numpy broadcasting error
+    ref = _maps(6, 7)
+    est = np.ascontiguousarray(ref.transpose(1, 0, 2))
+    for call in (lambda: abundance_rmse(est, ref), lambda: sre(est, ref),
+                 lambda: match_endmembers(est, ref), lambda: evaluate(abundances=est, ref_abundances=ref)):
+        with pytest.raises(InputError, match=r"maps of \(7, 6\) and \(6, 7\) pixels"):
+            call()
+    assert abundance_rmse(est.reshape(-1, 3), est)[0] == 0.0  # (N, p) beside (rows, cols, p) still pairs
+    e = np.random.default_rng(0).uniform(0.1, 1.0, (3, 5))
+    with pytest.raises(InputError, match=r"^reconstruction: maps of \(7, 6\) and \(6, 7\) pixels"):
+        evaluate(endmembers=e, abundances=ref, cube=est @ e)  # the cube the other way round
+
+
 def test_evaluate_leaves_ssim_out_when_only_border_pixels_are_valid():
     # a scene whose few valid pixels all lie within win_size // 2 of the border: SSIM has
     # nothing to average, but RMSE and SAD do; evaluate reports those and omits SSIM

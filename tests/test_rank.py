@@ -156,3 +156,17 @@ def test_spatial_rank_refuses_tiny_scenes():
 
     with pytest.raises(InputError, match="at least 3 x 3"):
         spatial_rank(np.ones((2, 40, 5), np.float32))
+
+
+def test_rank_estimates_refuse_a_mask_or_a_scene_they_cannot_take():
+    # a mask of another shape was a numpy IndexError; a Scene was "cube has shape ()"
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    cube = np.random.default_rng(0).random((6, 9, 4)).astype(np.float32)
+    with pytest.raises(InputError, match=r"^mask: shape \(9, 6\); expected \(6, 9\), one flag per pixel"):
+        spatial_rank(cube, np.ones((9, 6), bool))
+    with pytest.raises(InputError, match=r"^cube is a Scene; expected its array: spatial_rank\(scene.load\(\)"):
+        spatial_rank(Scene(cube))
+    with pytest.raises(InputError, match=r"^Y is a Scene; expected its pixels: hysime\(scene.valid_pixels\(\)"):
+        hysime(Scene(cube))

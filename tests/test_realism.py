@@ -7,7 +7,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.stats import wasserstein_distance
 
-from unmixgen.errors import InputError
+from unmixgen.errors import InputError, ParameterError
 from unmixgen.evaluate.baselines import DirichletBaseline, GaussianFieldBaseline, fit_dirichlet
 from unmixgen.evaluate.realism import (
     METRICS,
@@ -176,6 +176,21 @@ def test_size_mismatch_and_invalid_maps_raise():
     bad = smooth_maps(2) * 2
     with pytest.raises(InputError, match="sum"):
         wasserstein_1d(bad, smooth_maps(2))
+
+
+@pytest.mark.parametrize("copy_fraction, message", [
+    (float("nan"), "copy_fraction=nan: expected a finite number"),
+    (-1.0, "copy_fraction=-1.0: expected > 0"),
+    ("0.5", "copy_fraction='0.5': expected a number"),
+])
+def test_copy_fraction_must_be_a_positive_number(copy_fraction, message):
+    # NaN flagged nothing ("no copies") and a negative fraction a negative threshold, silently
+    maps = smooth_maps(3, size=(8, 8))
+    with pytest.raises(ParameterError) as err:
+        evaluate_synthesis(maps, maps, train=maps, copy_fraction=copy_fraction)
+    assert str(err.value) == message
+    with pytest.raises(ParameterError):
+        memorization(maps, maps, maps, copy_fraction=copy_fraction)
 
 
 @pytest.mark.parametrize("scene", ["samson", "jasper"])

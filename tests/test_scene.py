@@ -150,6 +150,19 @@ def test_as_scene_wraps_real_cubes_and_refuses_others():
             as_scene(bad)
 
 
+def test_scene_takes_array_likes_and_refuses_values_that_are_not_real_numbers():
+    # Scene(list) was "'list' object has no attribute 'shape'"; Scene(tensor) was built and
+    # failed at load() with "'Tensor' object has no attribute 'read'"; a complex cube was
+    # read with numpy's ComplexWarning and its imaginary part dropped
+    torch = pytest.importorskip("torch")
+    cube = _cube(3, 5, 4)
+    for like in (cube.tolist(), torch.from_numpy(cube), cube.astype(np.float64)):
+        np.testing.assert_array_equal(Scene(like).load(), cube)
+    for bad in (cube.astype(np.complex64), cube.astype(str)):
+        with pytest.raises(InputError, match=rf"^cube has dtype {bad.dtype}; expected real numbers"):
+            Scene(bad)
+
+
 def test_the_sampled_valid_count_judges_on_good_bands_like_the_mask():
     # a bad band of NaN everywhere: the estimate said no pixel was valid
     cube = np.random.default_rng(0).uniform(0.1, 0.9, (40, 50, 4)).astype(np.float32)
@@ -173,3 +186,27 @@ def test_pixel_validity_takes_a_nodata_value_in_any_band_as_missing():
     # a zero nodata value marks only all-zero pixels (zero is a plausible value in one band)
     block[0, 1, 2] = 0
     np.testing.assert_array_equal(pixel_validity(block, 0)[0], [True, True, True, False])
+
+
+def test_a_given_mask_that_marks_nan_pixels_valid_is_refused_where_pixels_are_taken():
+    # a region-of-interest mask over a cube with a few NaN pixels: every blind method died in
+    # numpy's LinAlgError "Eigenvalues did not converge"
+    from unmixgen.unmix.registry import make_method
+
+    cube = _cube(6, 9, 4)
+    cube[2, 5] = np.nan
+    cube[4, 1, 3] = np.inf
+    roi = np.ones((6, 9), bool)
+    roi[0, 0] = False
+    scene = Scene(cube, mask=roi)
+    with pytest.raises(InputError, match=r"^scene: 2 pixels the mask marks valid hold NaN/Inf on good bands "
+                                         r"\(the first at row 2, col 5\); expected the mask False there"):
+        scene.valid_pixels()
+    with pytest.raises(InputError, match="the mask marks valid"):
+        make_method("vca", 3).fit(scene)
+    # Inf on a bad band only is allowed (a bad band may hold anything), and so is a mask that
+    # leaves such pixels out
+    cube[2, 5] = 0.5
+    assert Scene(cube, mask=roi, good_bands=[1, 1, 1, 0]).valid_pixels().shape == (53, 4)
+    roi[4, 1] = False
+    assert Scene(cube, mask=roi).valid_pixels().shape == (52, 4)

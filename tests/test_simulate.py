@@ -118,6 +118,17 @@ def test_p_mismatch_raises():
         simulate(maps(), e)
 
 
+def test_names_must_name_every_endmember():
+    # one name for three endmembers was kept as the truth's names (evaluate refused them only
+    # later); a string was split into one-letter names
+    e, _ = spectra()
+    with pytest.raises(InputError, match=r"^names: 1 names for 3 endmembers; expected one name per endmember"):
+        simulate(maps(1), e, names=["soil"])
+    with pytest.raises(InputError, match=r"^names: 'abc' is one string; expected a list of 3 names"):
+        simulate(maps(1), e, names="abc")
+    assert simulate(maps(1), e, names=("a", "b", "c"))[0].to_scene().truth.names == ["a", "b", "c"]
+
+
 def test_to_scene_carries_truth():
     a = maps(1)
     e, wl = spectra()

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from recording_source import RecordingSource, record_window
-from unmixgen.errors import ParameterError
+from unmixgen.errors import InputError, ParameterError
 from unmixgen.scene import Scene
 from unmixgen.tiling import map_tiles, windows
 
@@ -127,6 +127,12 @@ def test_fn_with_the_wrong_shape_is_refused():
     scene = Scene(_cube())
     with pytest.raises(ValueError, match=r"expected \(\d+, \d+, 2\)"):
         map_tiles(scene, lambda d, m: d, tile=8, out_channels=2)
+
+
+def test_a_bare_array_is_refused_with_what_to_pass():
+    # was "'numpy.ndarray' object has no attribute 'mask'"
+    with pytest.raises(InputError, match=r"^scene is a ndarray, not a scene; expected a Scene \(unmixgen.Scene"):
+        map_tiles(_cube(), box_mean, out_channels=BANDS)
 
 
 @pytest.mark.parametrize("kw, name", [({"tile": 0}, "tile=0"), ({"halo": -1}, "halo=-1"),

@@ -37,7 +37,8 @@ class CubeSource(Protocol):
     dtype: np.dtype  # storage dtype, reported by `info`
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
-        """Return float32 ``(len(rows), len(cols), bands)`` in physical units."""
+        """Return float32 ``(len(rows), len(cols), bands)`` in physical units; `Scene.read`
+        passes slices with non-negative, increasing bounds and step 1."""
         ...
 
 
@@ -54,6 +55,9 @@ class ArraySource:
                  band_order: np.ndarray | None = None):
         if array.ndim != 3:
             raise InputError(f"cube has {array.ndim} dimensions; expected (rows, cols, bands)")
+        if np.iscomplexobj(array) or array.dtype.kind not in "biuf":
+            raise InputError(f"cube has dtype {array.dtype}; expected real numbers (take the magnitude or one part "
+                             "of complex data explicitly)")
         self.array = array
         self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
         nb = array.shape[2] if self.band_order is None else self.band_order.size
@@ -101,10 +105,31 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
     X = np.asarray(X)
     if X.ndim != 3:
         raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
-    if np.iscomplexobj(X) or X.dtype.kind not in "biuf":
-        raise InputError(f"scene array has dtype {X.dtype}; expected real numbers (take the magnitude or one part "
-                         "of complex data explicitly)")
-    return Scene(X)
+    return Scene(X)  # `ArraySource` refuses values that are not real numbers
+
+
+def _window(index: slice, size: int, what: str) -> tuple[slice, slice]:
+    """A numpy slice over an axis of ``size`` as ``(window, step)``: the contiguous, increasing
+    ``window`` a source reads, and the slice of that block that gives what ``index`` selects."""
+    if not isinstance(index, slice):
+        raise InputError(f"{what}: {index!r}; expected a slice, e.g. slice({index!r}, {index!r} + 1) for one")
+    start, stop, step = index.indices(size)
+    picked = range(start, stop, step)
+    if step == 1 or not picked:
+        return slice(start, max(start, stop)), slice(None)
+    low, high = min(picked), max(picked) + 1
+    return slice(low, high), slice(picked[0] - low, None, step)
+
+
+def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
+    """``cube`` itself when it is a `CubeSource` (it has ``shape`` and ``read``), else the
+    array it holds (an ndarray or memory map as is; a list, a CPU tensor or any other
+    array-like through ``np.asarray``) in an `ArraySource`."""
+    if isinstance(cube, np.ndarray):
+        return ArraySource(cube)
+    if hasattr(cube, "shape") and callable(getattr(cube, "read", None)):
+        return cube
+    return ArraySource(np.asarray(cube))
 
 
 def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
@@ -128,8 +153,9 @@ class Scene:
 
     Parameters
     ----------
-    cube : ndarray (rows, cols, bands) or CubeSource
-        The data, in physical units. Arrays of any dtype are read as float32 per window.
+    cube : array (rows, cols, bands) or CubeSource
+        The data, in physical units. Arrays of any real dtype (and array-likes: lists, CPU
+        tensors) are read as float32 per window.
     wavelengths : array (bands,) or None
         Band centres in nm, strictly increasing. ``None`` when the file has none.
     fwhm : array (bands,) or None
@@ -173,7 +199,7 @@ class Scene:
         units: str | None = None,
         metadata: dict[str, Any] | None = None,
     ):
-        self.source: CubeSource = ArraySource(cube) if isinstance(cube, np.ndarray) else cube
+        self.source: CubeSource = as_source(cube)
         rows, cols, bands = self.source.shape
         if min(rows, cols, bands) < 1:
             raise InputError(f"cube shape {self.source.shape} is empty; expected (rows, cols, bands) >= 1")
@@ -230,12 +256,17 @@ class Scene:
 
     # -- data ------------------------------------------------------------------------
     def read(self, rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
-        """Read a window as float32 ``(r, c, bands)``; only that window is read from disk."""
+        """Read a window as float32 ``(r, c, bands)``; only that window is read from disk.
+
+        ``rows`` and ``cols`` are slices as numpy takes them (negative or stepped too: the
+        window they span is read, then stepped through).
+        """
         if self._cube is not None:
             return self._cube[rows, cols]
-        rows = slice(*rows.indices(self.rows))
-        cols = slice(*cols.indices(self.cols))
-        return self.source.read(rows, cols)
+        rows, row_step = _window(rows, self.rows, "rows")
+        cols, col_step = _window(cols, self.cols, "cols")
+        block = self.source.read(rows, cols)
+        return block if row_step == col_step == slice(None) else block[row_step, col_step]
 
     @property
     def is_loaded(self) -> bool:
@@ -338,12 +369,35 @@ class Scene:
         """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order.
 
         Loads the whole cube (`load`). A view of the cube when every pixel is valid (no
-        copy of a large scene).
+        copy of a large scene). `InputError` when a pixel a given ``mask`` marks valid holds
+        NaN/Inf on a good band: the methods that take these pixels need numbers.
         """
         cube = self.load()
         if self.mask.all() and cube.flags.c_contiguous:
-            return cube.reshape(-1, self.bands)
-        return cube[self.mask]
+            Y = cube.reshape(-1, self.bands)
+        else:
+            Y = cube[self.mask]
+        self._require_finite(Y)
+        return Y
+
+    def _require_finite(self, Y: np.ndarray, chunk: int = 65536) -> None:
+        """`InputError` naming the first of the valid pixels ``Y (N, bands)`` (in mask order)
+        that is not finite on the good bands; checked by row chunks (no full-size copy)."""
+        good = None if self.good_bands.all() else self.good_bands
+        first, total = 0, 0
+        for start in range(0, Y.shape[0], chunk):
+            block = Y[start:start + chunk]
+            bad = ~np.isfinite(block if good is None else block[:, good]).all(axis=1)
+            if bad.any() and not total:
+                first = start + int(np.argmax(bad))
+            total += int(bad.sum())
+        if total:
+            r, c = np.unravel_index(np.flatnonzero(self.mask)[first], self.mask.shape)
+            raise InputError(
+                f"{self._what('scene')}: {total} pixel{'s' if total > 1 else ''} the mask marks valid "
+                f"hold{'' if total > 1 else 's'} NaN/Inf on good bands (the first at row {r}, col {c}); "
+                "expected the mask False there (mask=None computes it from the values)"
+            )
 
     def to_image(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Scatter per-valid-pixel values ``(N, k)`` back to ``(rows, cols, k)``; invalid = ``fill``."""

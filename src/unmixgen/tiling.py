@@ -38,7 +38,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ParameterError, check_range
+from .errors import InputError, ParameterError, check_range
 
 BACKENDS = ("serial", "threads", "dask")
 
@@ -180,12 +180,17 @@ def map_tiles(
 
     Raises
     ------
+    InputError
+        When ``scene`` is not a scene (e.g. a bare array).
     ParameterError
         For a bad ``tile``, ``halo``, ``out_channels``, ``n_workers`` or ``backend``,
         including ``backend='dask'`` when dask is not installed.
     ValueError
         When ``fn`` returns an array of the wrong shape.
     """
+    if not callable(getattr(scene, "read", None)):  # e.g. a bare cube array (mask is a property: not asked)
+        raise InputError(f"scene is a {type(scene).__name__}, not a scene; expected a Scene "
+                         "(unmixgen.Scene(cube) for a (rows, cols, bands) array)")
     check_range("out_channels", out_channels, low=1, integer=True)
     if backend not in BACKENDS:
         raise ParameterError("backend", backend, f"expected one of {', '.join(map(repr, BACKENDS))}")

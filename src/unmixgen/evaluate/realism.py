@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, check_range
 from .maps import check_maps, check_pair, subsample_pixels
 
 METRICS = ("w1", "sliced_w1", "power_spectrum", "variogram")
@@ -304,6 +304,7 @@ def _memorization_summary(nn: np.ndarray, ref: np.ndarray, copy_fraction: float)
 def memorization_many(sets: dict[str, np.ndarray], train, heldout, *,
                       copy_fraction: float = 0.5) -> dict[str, dict[str, Any]]:
     """`memorization` for several candidate sets with one pass over the training bank."""
+    check_range("copy_fraction", copy_fraction, low=0, low_open=True)
     heldout = check_maps(heldout, "held-out maps")
     for name, m in sets.items():
         if m.shape[1:] != heldout.shape[1:]:

@@ -49,6 +49,7 @@ def evaluate_synthesis(samples, heldout, *, train=None, floor=None, seed: int = 
     ``size``, ``p``.
     """
     check_range("seed", seed, low=0, integer=True)
+    check_range("copy_fraction", copy_fraction, low=0, low_open=True)
     samples, heldout = check_pair(samples, heldout, ("samples", "held-out maps"))
     _, h, w, p = heldout.shape
     sets: dict[str, np.ndarray] = {"model": samples}

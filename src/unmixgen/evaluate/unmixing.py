@@ -65,6 +65,14 @@ def _flat_pixels(x: np.ndarray, what: str) -> np.ndarray:
     raise InputError(f"{what}: has shape {x.shape}; expected (rows, cols, k) or (N, k)")
 
 
+def _same_image(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    """`InputError` naming ``what`` when two ``(rows, cols, k)`` arrays cover images of other
+    shapes (e.g. one is ``(cols, rows, k)``): their flattened pixels would not pair up."""
+    if a.ndim == 3 and b.ndim == 3 and a.shape[:2] != b.shape[:2]:
+        raise InputError(f"{what}: maps of {a.shape[:2]} and {b.shape[:2]} pixels; expected the same "
+                         "(rows, cols) image")
+
+
 def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndarray:
     """Boolean ``(N,)``: the pixel is in ``mask`` and finite in every array ``(N, k)``."""
     valid = np.ones(n, bool)
@@ -76,6 +84,18 @@ def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndar
     for a in arrays:
         valid &= np.isfinite(a).all(axis=1)
     return valid
+
+
+def _check_count(endmembers: Any, abundances: Any, what: str) -> None:
+    """`InputError` naming ``what`` when spectra ``(p, bands)`` and abundances ``(..., k)``
+    of one side disagree on the number of endmembers (e.g. spectra given as ``(bands, p)``)."""
+    if endmembers is None or abundances is None or np.ndim(endmembers) != 2:
+        return
+    p, k = np.shape(endmembers)[0], np.shape(abundances)[-1]
+    if p != k:
+        raise InputError(f"{what}: shape {np.shape(endmembers)} holds {p} spectra but abundances "
+                         f"{np.shape(abundances)} have {k} maps; expected (p, bands) with p = {k} "
+                         "(spectra as columns, (bands, p), need a transpose)")
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -184,8 +204,9 @@ def sam_map(cube: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray | Non
 def _paired_pixels(a, b, mask, names: tuple[str, str], what: str) -> tuple[np.ndarray, np.ndarray]:
     """The valid pixels of two same-shaped arrays as float64 ``(N, k)`` pairs (mask and NaN/Inf
     rows dropped); `InputError` naming ``what`` when none is left."""
-    af = _flat_pixels(_f64(a, names[0]), names[0])
-    bf = _flat_pixels(_f64(b, names[1]), names[1])
+    a, b = _f64(a, names[0]), _f64(b, names[1])
+    _same_image(a, b, what)
+    af, bf = _flat_pixels(a, names[0]), _flat_pixels(b, names[1])
     _same_shape(af, bf, what)
     valid = _valid_rows(mask, af.shape[0], af, bf)
     if not valid.any():
@@ -323,9 +344,10 @@ def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, mask: np.nd
     Y : ``(rows, cols, bands)`` or ``(N, bands)``; E : ``(p, bands)``;
     A : ``(rows, cols, p)`` or ``(N, p)``; mask : optional valid-pixel mask.
     """
-    y = _flat_pixels(_f64(Y, "cube"), "cube")
+    y, a = _f64(Y, "cube"), _f64(A, "abundances")
+    _same_image(y, a, "reconstruction")
+    y, a = _flat_pixels(y, "cube"), _flat_pixels(a, "abundances")
     e = _f64(E, "endmembers")
-    a = _flat_pixels(_f64(A, "abundances"), "abundances")
     if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
         raise InputError(
             f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
@@ -372,8 +394,9 @@ def _split(x: Any, by: str) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
     """``(p_est, p_ref)`` RMSE (abundance units) between every pair of maps."""
-    a = _flat_pixels(_f64(A_est, "A_est"), "A_est")
-    b = _flat_pixels(_f64(A_ref, "A_ref"), "A_ref")
+    a, b = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
+    _same_image(a, b, "abundances")
+    a, b = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
     if a.shape[0] != b.shape[0]:
         raise InputError(f"abundances: {a.shape[0]} and {b.shape[0]} pixels; expected the same scene")
     valid = _valid_rows(mask, a.shape[0], a, b)
@@ -479,6 +502,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
+    _check_count(endmembers, abundances, "endmembers")
+    _check_count(ref_endmembers, ref_abundances, "ref_endmembers")
     have_a = abundances is not None and ref_abundances is not None
     have_e = endmembers is not None and ref_endmembers is not None
     p_est = (np.shape(endmembers)[0] if endmembers is not None
@@ -583,8 +608,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
 
     # -- reconstruction ----------------------------------------------------------------
     if cube is not None and endmembers is not None and abundances is not None:
-        y = _flat_pixels(_f64(cube, "cube"), "cube")
-        a = _flat_pixels(_f64(abundances, "abundances"), "abundances")
+        y, a = _f64(cube, "cube"), _f64(abundances, "abundances")
+        _same_image(y, a, "reconstruction")
+        y, a = _flat_pixels(y, "cube"), _flat_pixels(a, "abundances")
         e = _f64(endmembers, "endmembers")
         if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
             raise InputError(

@@ -12,11 +12,14 @@ Each format module defines
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from pathlib import Path
 
-from ..errors import InputError, in_file
-from ..scene import Scene
+import numpy as np
+
+from ..errors import InputError, ParameterError, in_file
+from ..scene import Scene, as_scene
 from . import hdf5
 from .checks import quiet_gdal, reading, require_regular_file
 
@@ -123,6 +126,7 @@ def read_scene(path: str | os.PathLike, **options) -> Scene:
     Every failure is an `InputError` whose message starts with the file's name.
     """
     fmt = detect_format(path)
+    _check_options(_module(fmt).read, options, f"the {fmt.removesuffix('_io')} reader")
     try:
         with quiet_gdal(), reading(path, "read the file", hdf5=fmt in ("prisma", "emit", "neon", "matlab")):
             return _module(fmt).read(Path(path), **options)
@@ -133,13 +137,26 @@ def read_scene(path: str | os.PathLike, **options) -> Scene:
         raise
 
 
-def write_scene(scene: Scene, path: str | os.PathLike, **options) -> None:
-    """Write ``scene`` in the format its extension names (atomically)."""
+def write_scene(scene: Scene | np.ndarray, path: str | os.PathLike, **options) -> None:
+    """Write ``scene`` (a `Scene` or a ``(rows, cols, bands)`` array) in the format its
+    extension names (atomically)."""
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in _WRITE_EXT:
         raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
-    _module(_WRITE_EXT[ext]).write(scene, path, **options)
+    writer = _module(_WRITE_EXT[ext]).write
+    _check_options(writer, options, f"the {_WRITE_EXT[ext].removesuffix('_io')} writer")
+    writer(as_scene(scene), path, **options)
+
+
+def _check_options(function, options: dict, what: str) -> None:
+    """`ParameterError` naming the first of ``options`` that ``function`` (a format's reader or
+    writer, ``what``) does not take as a keyword: it would be ignored without a word."""
+    accepted = [name for name, par in inspect.signature(function).parameters.items() if par.kind is par.KEYWORD_ONLY]
+    for key, value in options.items():
+        if key not in accepted:
+            raise ParameterError(key, value, f"not an option of {what}; expected "
+                                             + (f"one of {', '.join(accepted)}" if accepted else "no options"))
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:

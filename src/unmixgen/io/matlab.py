@@ -383,7 +383,7 @@ def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
     return good
 
 
-def write(scene: Scene, path: Path, **options) -> None:
+def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
     Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
@@ -420,4 +420,4 @@ def write(scene: Scene, path: Path, **options) -> None:
             out["labels"] = np.array(t.names, dtype=object)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
-        sio.savemat(fh, out, do_compression=bool(options.get("compress", False)))
+        sio.savemat(fh, out, do_compression=bool(compress))

@@ -235,7 +235,7 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     return scene
 
 
-def read(path: Path, **options) -> Scene:
+def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     """Read ``.npy`` (memory-mapped) or ``.npz`` into a `Scene` (``metadata["format"] = "numpy"``).
 
     Every member is checked before it is loaded: its header's size against the bytes it
@@ -247,7 +247,7 @@ def read(path: Path, **options) -> Scene:
     if head.startswith(b"\x93NUMPY"):
         return _read_npy(path)
     if head.startswith(b"PK"):
-        return _read_npz(path, options.get("overlap", "sort"))
+        return _read_npz(path, overlap)
     raise in_file(path, "is neither a .npy array nor a .npz archive")
 
 

@@ -174,7 +174,8 @@ def simulate(
         (at least 1).
     sensor : (centres (K,), fwhm (K,)) nm or None
         Resample the endmembers to these bands before mixing.
-    names : endmember names
+    names : list of str or None
+        Endmember names, one per endmember.
     seed : int
         Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed);
         an integer >= 0.
@@ -203,6 +204,10 @@ def simulate(
         )
     if not np.all(np.isfinite(e)):
         raise InputError("endmembers contain NaN/Inf; expected finite spectra")
+    if isinstance(names, str):
+        raise InputError(f"names: {names!r} is one string; expected a list of {p} names")
+    if names and len(names) != p:
+        raise InputError(f"names: {len(names)} names for {p} endmembers; expected one name per endmember")
     if noise not in ("white", "signal"):
         raise ParameterError("noise", noise, "expected 'white' or 'signal'")
     if snr_db is not None:  # beyond these, noise (or its absence) is below float32's resolution

@@ -48,7 +48,7 @@ from ..errors import ConvergenceWarning
 from .base import BlindUnmixer, thin_history
 from .inversion import fcls, nnls
 from .minvol import minvol_refine
-from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf
+from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import (
     BRIGHTNESS,
     brightness_ratio,
@@ -147,7 +147,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         "refine_tol": [Interval(low=0, low_open=True)],
         "abundances": [Options(("auto", "model", "scaled", "fcls"))],
         "pure_clusters": [InstanceOf(bool, "True or False")],
-        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+        "device": [TorchDevice()],
     }
 
     def __init__(

@@ -139,8 +139,11 @@ class BlindUnmixer(EstimatorParams):
         E = self._fitted("endmembers_")
         method = self._transform_method()
         if isinstance(X, Scene) or np.ndim(X) == 3:
-            A = invert_scene(as_scene(X), E, method)
+            X = as_scene(X)
+            _require_defined(E, X.good_bands)
+            A = invert_scene(X, E, method)
         elif np.ndim(X) == 2:
+            _require_defined(E, np.ones(E.shape[1], bool))
             A = invert(X, E, method)
         else:
             raise InputError(f"X has shape {np.shape(X)}; expected a Scene, (rows, cols, bands) or (N, bands)")
@@ -183,6 +186,19 @@ class BlindUnmixer(EstimatorParams):
         return p
 
 
+def _require_defined(E: np.ndarray, used: np.ndarray) -> None:
+    """`InputError` when the fitted endmembers ``E (p, bands)`` are NaN on a band ``used``
+    (bool per band) would take: a bad band of the fitted scene with no finite value."""
+    if E.shape[1] != used.size:
+        return  # the inverter names the band mismatch
+    undefined = np.flatnonzero(used & ~np.isfinite(E).all(axis=0))
+    if undefined.size:
+        which = ", ".join(str(i + 1) for i in undefined[:5]) + (" ..." if undefined.size > 5 else "")
+        raise InputError(f"endmembers_ are undefined (NaN) on band{'s' if undefined.size > 1 else ''} {which}, bad "
+                         "bands of the fitted scene with no value; expected a Scene that marks them bad "
+                         "(good_bands), or pixels without them")
+
+
 def affine_rank(Y: np.ndarray, sample: int = 20000) -> int:
     """Affine rank of the pixels ``Y (N, B)``: the data span ``rank + 1`` affinely independent
     spectra (0 for a constant scene). Singular values below 1e-6 of the data scale count as 0;
@@ -222,10 +238,21 @@ def check_rank(Y: np.ndarray, p: int, sample: int = 20000, rank: int | None = No
 
 
 def fill_bad_bands(E_good: np.ndarray, A: np.ndarray, Y_all: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Endmembers over all bands: good bands from the method, bad bands by least squares on A."""
+    """Endmembers over all bands: good bands from the method, bad bands by least squares on A
+    over the pixels where the band is finite (a bad band may hold NaN/Inf anywhere; NaN for a
+    band finite nowhere)."""
     E = np.zeros((E_good.shape[0], good.size), np.float32)
     E[:, good] = E_good
-    E[:, ~good] = np.linalg.lstsq(A.astype(np.float64), Y_all[:, ~good].astype(np.float64), rcond=None)[0]
+    A64 = A.astype(np.float64)
+    bad = np.flatnonzero(~good)
+    finite = np.isfinite(Y_all[:, bad]).all(axis=0)
+    if finite.any():  # bands finite at every pixel: one solve
+        cols = bad[finite]
+        E[:, cols] = np.linalg.lstsq(A64, Y_all[:, cols].astype(np.float64), rcond=None)[0]
+    for b in bad[~finite]:
+        y = Y_all[:, b].astype(np.float64)
+        ok = np.isfinite(y)
+        E[:, b] = np.linalg.lstsq(A64[ok], y[ok], rcond=None)[0] if ok.any() else np.nan
     return E
 
 

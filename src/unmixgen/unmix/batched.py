@@ -34,8 +34,8 @@ MIN_PIXELS_FOR_THREADS = 16384
 def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
     """``Y (N, bands)`` and ``E (p, bands)`` as arrays, or `InputError` naming what is wrong.
 
-    ``E`` must be finite and hold at least one spectrum; ``Y`` may hold NaN/Inf rows (the
-    solvers return NaN abundances there).
+    Both must hold real numbers; ``E`` must be finite and hold at least one spectrum; ``Y``
+    may hold NaN/Inf rows (the solvers return NaN abundances there).
     """
     Y = np.asarray(Y)
     E = np.asarray(E)
@@ -49,6 +49,10 @@ def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
         )
     if E.shape[0] < 1:
         raise InputError("no endmembers given; expected at least one (p >= 1)")
+    for what, x in (("pixels", Y), ("endmembers", E)):
+        if np.iscomplexobj(x) or x.dtype.kind not in "biuf":
+            raise InputError(f"{what} have dtype {x.dtype}; expected real numbers (take the magnitude or one "
+                             "part of complex data explicitly)")
     if not np.isfinite(E).all():
         raise InputError("endmembers contain NaN or Inf; expected finite spectra")
     return Y, E
@@ -127,7 +131,8 @@ class Gram:
         """``b (n, p)`` float64 for a batch ``Yb (n, bands)`` (float32 or float64 rows).
 
         Done in row chunks small enough to stay in cache and below OpenBLAS's threading
-        threshold (see `matmul_rows`); parallelism comes from the batch thread pool.
+        threshold (see `matmul_rows`); parallelism comes from the batch thread pool. A row
+        with NaN/Inf gives a non-finite ``b`` row quietly (the solvers make it a NaN row).
         """
         n, bands = Yb.shape
         double = self.precision == "double"
@@ -137,11 +142,12 @@ class Gram:
         out = np.empty((n, self.p), dt)
         step = max(32, 200_000 // max(1, bands * self.p))
         tmp = np.empty((min(step, n), bands), dt)
-        for i in range(0, n, step):
-            j = min(i + step, n)
-            t = tmp[: j - i]
-            np.subtract(Yb[i:j], c, out=t, casting="unsafe")
-            np.matmul(t, D, out=out[i:j])
+        with np.errstate(invalid="ignore"):  # Inf - Inf in a row holding +-Inf
+            for i in range(0, n, step):
+                j = min(i + step, n)
+                t = tmp[: j - i]
+                np.subtract(Yb[i:j], c, out=t, casting="unsafe")
+                np.matmul(t, D, out=out[i:j])
         out = out.astype(np.float64, copy=False)
         out /= self.scale
         out += self.const

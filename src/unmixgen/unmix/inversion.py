@@ -65,7 +65,7 @@ from .batched import check_inputs as _check  # the name `invert_scene` uses
 
 __all__ = [
     "fcls", "nnls", "scls", "unconstrained", "sunsal", "invert", "invert_scene", "project_simplex",
-    "check_method", "DEFAULT_METHOD", "METHODS", "pixel_brightness",
+    "check_method", "check_options", "DEFAULT_METHOD", "METHODS", "pixel_brightness",
 ]
 
 # -- equality-constrained solves, grouped by working set ----------------------------------------
@@ -489,12 +489,14 @@ def scaled(Y, E, *, tol: float = 1e-6, max_iter: int | None = None, batch_size: 
     illumination and topography, or a library at another scale than the pixels).
 
     Minimising ``||y - s a E||`` over ``s`` and ``a`` is NNLS on ``b = s a``; ``a = b / sum(b)``
-    (uniform where NNLS gives all zeros). Arguments as `nnls`; returns float32 ``(N, p)``.
+    (uniform where NNLS gives all zeros, NaN where ``Y`` had NaN/Inf). Arguments as `nnls`;
+    returns float32 ``(N, p)``.
     """
     b = nnls(Y, E, tol=tol, max_iter=max_iter, batch_size=batch_size, precision=precision,
              n_threads=n_threads).astype(np.float64)
     total = b.sum(1, keepdims=True)
-    return np.where(total > 1e-12, b / np.maximum(total, 1e-12), 1.0 / max(b.shape[1], 1)).astype(np.float32)
+    uniform = np.where(np.isnan(total), np.nan, 1.0 / max(b.shape[1], 1))  # NaN rows stay NaN
+    return np.where(total > 1e-12, b / np.maximum(total, 1e-12), uniform).astype(np.float32)
 
 
 def pixel_brightness(Y, A, E) -> np.ndarray:
@@ -550,8 +552,20 @@ DEFAULT_METHOD: str = "fcls"
 
 def invert(Y, E, method: str = DEFAULT_METHOD, **kw) -> np.ndarray:
     """Abundances ``(N, p)`` float32 of pixels ``Y (N, bands)`` by ``method`` (a key of `METHODS`)."""
-    check_method(method)
+    check_options(check_method(method), kw)
     return METHODS[method](Y, E, **kw)
+
+
+def check_options(method: str, kw: dict) -> None:
+    """`ParameterError` naming the first key of ``kw`` that inverter ``method`` does not take."""
+    import inspect
+
+    accepted = [name for name, par in inspect.signature(METHODS[method]).parameters.items()
+                if par.kind is par.KEYWORD_ONLY]
+    for key, value in kw.items():
+        if key not in accepted:
+            raise ParameterError(key, value, f"not a parameter of inverter {method!r}; expected one of "
+                                             f"{', '.join(accepted)}")
 
 
 def check_method(method: str) -> str:
@@ -563,13 +577,14 @@ def check_method(method: str) -> str:
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
                  bands: np.ndarray | None = None, with_brightness: bool = False, **kw):
-    """Invert every valid pixel of a `Scene`, tile by tile; returns float32 ``(rows, cols, p)``,
+    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array), tile by tile;
+    returns float32 ``(rows, cols, p)``,
     or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
     brightness (`pixel_brightness`) computed from the same tiles, so the scene is read once.
 
     ``E`` is ``(p, bands)`` over all the scene's bands (only the good bands are used) or
     ``(p, n_good_bands)``; ``bands`` (bool, one per scene band) replaces the good-band mask,
-    e.g. to use only the bands a given endmember file covers. Invalid pixels are not solved
+    e.g. to use only the bands a given endmember file covers (at least one). Invalid pixels are not solved
     and are NaN in the result. The tiles go through `unmixgen.tiling.map_tiles` (serial
     backend: the solver's working-set cache is shared by all tiles and is not thread-safe;
     the solver itself uses ``n_threads``). Only one ``tile_size`` x ``tile_size`` tile is
@@ -579,10 +594,12 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     from ..errors import check_range
+    from ..scene import as_scene
     from ..tiling import map_tiles
 
+    scene = as_scene(scene)
     E = np.asarray(E)
-    good = scene.good_bands if bands is None else np.asarray(bands, bool)
+    good = scene.good_bands if bands is None else _band_selection(bands, scene.bands)
     check_range("tile_size", tile_size, low=1, integer=True)
     if E.ndim != 2:
         raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")
@@ -590,13 +607,15 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
         E_use = E[:, good] if not good.all() else E
     elif E.shape[1] == int(good.sum()):
         E_use = E
+    elif good.all():
+        raise InputError(f"endmembers have {E.shape[1]} bands but the scene has {scene.bands}; expected the same "
+                         "bands")
     else:
         raise InputError(
             f"endmembers have {E.shape[1]} bands; expected {scene.bands} (all bands of the scene) "
             f"or {int(good.sum())} (its good bands)"
         )
-    if method not in METHODS:
-        invert(np.zeros((0, E_use.shape[1]), np.float32), E_use, method)  # raises
+    check_options(check_method(method), kw)
     _check(np.zeros((0, E_use.shape[1]), np.float32), E_use)
     linear = _LINEAR.get(method)
     if linear is not None:  # one Gram reduction and working-set cache for all tiles
@@ -649,6 +668,16 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     if with_brightness:
         return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
     return out
+
+
+def _band_selection(bands, n_bands: int) -> np.ndarray:
+    """``bands`` as a bool ``(n_bands,)`` selection of at least one band, else `InputError`."""
+    good = np.asarray(bands, bool).reshape(-1)
+    if good.shape != (n_bands,):
+        raise InputError(f"bands: {good.size} flags for a scene of {n_bands} bands; expected one per band")
+    if not good.any():
+        raise InputError(f"bands: selects none of the scene's {n_bands} bands; expected at least one")
+    return good
 
 
 def _start_bar(total: int, method: str):

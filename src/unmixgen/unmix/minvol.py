@@ -49,7 +49,7 @@ from .base import BlindUnmixer, thin_history
 from .batched import matmul_rows
 from .extract_then_invert import ATGP, NFINDR, VCA
 from .inversion import fcls
-from .params import Constraint, InstanceOf, Interval, Options, SequenceOf
+from .params import Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import normalize_brightness, second_moments
 from .vertex_clusters import vertex_clusters
 
@@ -125,7 +125,7 @@ class MinVolNMF(BlindUnmixer):
         "tol": [Interval(low=0, low_open=True)],
         "residual_factor": [Interval(low=1)],
         "residual_margin": [Interval(low=0)],
-        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+        "device": [TorchDevice()],
         "lam_path": [SequenceOf(Interval(low=0), empty=True)],
         "discrepancy": [Interval(low=0, low_open=True)],
         "tail_growth": [Interval(low=1)],

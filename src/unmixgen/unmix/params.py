@@ -3,8 +3,9 @@
 A class names its parameters once, in its ``__init__`` signature, stores them there
 unchanged, and declares what each may hold in ``_parameter_constraints``: a dict from the
 parameter's name to a list of alternatives (`Interval`, `Options`, `SequenceOf`,
-`InstanceOf`, `NONE`). `EstimatorParams.validate_params`, called at the start of ``fit``,
-raises `ParameterError` naming the parameter, e.g. ``n_endmembers=1: expected >= 2``.
+`InstanceOf`, `TorchDevice`, `NONE`). `EstimatorParams.validate_params`, called at the
+start of ``fit``, raises `ParameterError` naming the parameter, e.g.
+``n_endmembers=1: expected >= 2``.
 
 `EstimatorParams` also gives `get_params` / `set_params` (nested parameters as
 ``outer__inner``, as in scikit-learn) and a ``repr`` that lists the parameters that differ
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import ParameterError, check_range
 
 __all__ = ["NONE", "Constraint", "EstimatorParams", "InstanceOf", "Interval", "Options",
-           "SequenceOf", "validate_params"]
+           "SequenceOf", "TorchDevice", "validate_params"]
 
 
 class Constraint:
@@ -131,6 +132,35 @@ class InstanceOf(Constraint):
 
     def describe(self) -> str:
         return self.what
+
+
+@dataclass(frozen=True)
+class TorchDevice(Constraint):
+    """A torch device name this machine can use: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    (CUDA ones only with a GPU of that index)."""
+
+    specific: ClassVar[bool] = True
+
+    def matches_type(self, value: Any) -> bool:
+        return isinstance(value, str)
+
+    def check(self, name: str, value: Any) -> None:
+        import torch
+
+        try:
+            device = torch.device(value)
+        except RuntimeError:
+            raise ParameterError(name, value, f"expected {self.describe()}") from None
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if not count:
+                raise ParameterError(name, value, "no CUDA device is available; expected 'cpu'")
+            if device.index is not None and device.index >= count:
+                raise ParameterError(name, value, f"this machine has {count} CUDA device(s); expected an index "
+                                                  f"below {count}")
+
+    def describe(self) -> str:
+        return "a torch device name ('cpu', 'cuda', 'cuda:1')"
 
 
 @dataclass(frozen=True)

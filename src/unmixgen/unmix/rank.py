@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..scene import Scene
 
 __all__ = ["RankEstimate", "estimate_noise", "hysime"]
 
@@ -93,6 +94,8 @@ def _subsample(Y: np.ndarray, sample: int | None, seed: int = 0) -> np.ndarray:
 
 
 def _check(Y: np.ndarray) -> np.ndarray:
+    if isinstance(Y, Scene):
+        raise InputError("Y is a Scene; expected its pixels: hysime(scene.valid_pixels())")
     Y = np.asarray(Y)
     if Y.ndim != 2:
         raise InputError(f"Y has shape {Y.shape}; expected (pixels, bands)")

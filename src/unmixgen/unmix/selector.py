@@ -30,7 +30,7 @@ import numpy as np
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
 from .minvol import MinVolNMF
-from .params import Constraint, InstanceOf, Interval
+from .params import Constraint, Interval, TorchDevice
 from .preprocessing import brightness_ratio
 
 __all__ = ["AutoUnmixer", "brightness_excess"]
@@ -71,7 +71,7 @@ class AutoUnmixer(BlindUnmixer):
         **BlindUnmixer._parameter_constraints,
         "brightness_excess": [Interval(low=0, low_open=True)],
         "n_restarts": [Interval(integer=True, low=1)],
-        "device": [InstanceOf(str, "a torch device name ('cpu', 'cuda')")],
+        "device": [TorchDevice()],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,

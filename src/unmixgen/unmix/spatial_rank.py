@@ -41,6 +41,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError
+from ..scene import Scene
 from .preprocessing import second_moments
 
 __all__ = ["SpatialRankEstimate", "neighbour_noise_covariance", "spatial_rank"]
@@ -153,11 +154,15 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
     -------
     `SpatialRankEstimate` (``n_endmembers >= 2``).
     """
+    if isinstance(cube, Scene):
+        raise InputError("cube is a Scene; expected its array: spatial_rank(scene.load(), scene.mask)")
     cube = np.asarray(cube)
     if cube.ndim != 3:
         raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape
     valid = np.ones((rows, cols), bool) if mask is None else np.asarray(mask, bool)
+    if valid.shape != (rows, cols):
+        raise InputError(f"mask: shape {valid.shape}; expected {(rows, cols)}, one flag per pixel of the cube")
     Y = cube[valid]
     Y = Y[np.all(np.isfinite(Y), axis=1)]
     n = Y.shape[0]

@@ -172,7 +172,8 @@ def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Pa
 def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: str | Path | None = None,
                     n_endmembers: int | str | None = None, maps: str = "grf", seed: int = 0,
                     **params: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None, dict]:
-    """Semi-blind abundances of ``scene`` with HybridSTU (``unmixgen unmix --method hybridstu``).
+    """Semi-blind abundances of ``scene`` (a `Scene` or a ``(rows, cols, bands)`` array) with
+    HybridSTU (``unmixgen unmix --method hybridstu``).
 
     With ``model``: apply a trained model. Else take the endmembers from ``endmembers_file``,
     or extract ``n_endmembers`` with the blind default method, then simulate, train and
@@ -180,8 +181,10 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     the brightness-free answer, ``info["arrays"]["brightness"]`` is the per-pixel brightness
     ``(rows, cols)`` (an array: the caller takes it out before writing ``info`` as JSON).
     """
+    from ..scene import as_scene
     from ..unmix.hybridstu import HybridSTU
 
+    scene = as_scene(scene)  # a (rows, cols, bands) array too, as the estimators take it
     t0 = time.perf_counter()
     if model is not None:
         if endmembers_file is not None:

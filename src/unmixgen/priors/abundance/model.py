@@ -97,6 +97,7 @@ class AbundanceModel:
         check_range("count", count, low=1, integer=True)
         size = self.patch_size if size is None else check_range("size", size, low=1, integer=True)
         check_range("batch_size", batch_size, low=1, integer=True)
+        check_range("seed", seed, low=0, integer=True)  # as every other seed: -1 would be 2**32 - 1
         canvas = max(size, self.patch_size)
         # the output plus a few canvas-sized states per batch (the network sees patch-sized tiles);
         # the refusal names the option that asks for more: many maps, or large ones

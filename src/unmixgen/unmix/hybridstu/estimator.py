@@ -51,7 +51,7 @@ from ...nn.seeds import seed_torch
 from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene, as_scene
 from ...tiling import map_tiles
-from ...wavelengths import SAME_GRID_NM, grid_offset_nm
+from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
 from . import data as D
 from .features import BASES, n_features, subspace_features
@@ -489,10 +489,20 @@ class HybridSTU:
     # ------------------------------------------------------------------ model folder
     def save_pretrained(self, folder: str | Path, *, overwrite: bool = False, names: list[str] | None = None,
                         wavelengths=None) -> Path:
-        """Write the trained network as a model folder of kind ``"hybridstu"`` (atomically)."""
+        """Write the trained network as a model folder of kind ``"hybridstu"`` (atomically).
+
+        ``names``: one per endmember; ``wavelengths``: band centres in nm, one per band of the
+        scenes the model takes (default: those of the fitted scene). Refused (`InputError`)
+        before anything is written when they do not fit, as `from_pretrained` would refuse them.
+        """
         from ...atomic import atomic_dir
 
         self._check_fitted()
+        p, bands = int(self.endmembers_.shape[0]), int(self.good_bands_.size)
+        if names is not None and (isinstance(names, str) or len(names) != p):
+            raise InputError(f"names: {names!r}; expected a list of {p} names, one per endmember")
+        if wavelengths is not None:
+            wavelengths = check_wavelengths(wavelengths, bands)
         cfg = ck.new_config(KIND, n_endmembers=int(self.endmembers_.shape[0]), bands=int(self.good_bands_.size),
                             good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
                             front=self.net_.front, base=self.net_.base,
