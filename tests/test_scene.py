@@ -210,3 +210,14 @@ def test_a_given_mask_that_marks_nan_pixels_valid_is_refused_where_pixels_are_ta
     assert Scene(cube, mask=roi, good_bands=[1, 1, 1, 0]).valid_pixels().shape == (53, 4)
     roi[4, 1] = False
     assert Scene(cube, mask=roi).valid_pixels().shape == (52, 4)
+
+
+def test_wavelengths_in_micrometres_and_band_numbers_as_flags_are_refused():
+    cube = np.ones((3, 4, 5), np.float32)
+    with pytest.raises(InputError, match="micrometres"):
+        Scene(cube, wavelengths=np.linspace(0.4, 2.5, 5))
+    with pytest.raises(InputError, match="band numbers"):
+        Scene(cube, good_bands=np.arange(5))
+    # 0/1 integers and bools are flags, as before; nm wavelengths pass
+    s = Scene(cube, wavelengths=np.linspace(400, 2500, 5), good_bands=np.array([1, 1, 0, 1, 1]))
+    assert s.good_bands.tolist() == [True, True, False, True, True]

@@ -216,6 +216,11 @@ class Scene:
         self.fwhm = None if fwhm is None else np.asarray(fwhm, dtype=np.float64).reshape(-1)
         if self.fwhm is not None and self.fwhm.shape != (bands,):
             raise InputError(f"{self._what('fwhm')}: {self.fwhm.size} values for {bands} bands")
+        if good_bands is not None:
+            flags = np.asarray(good_bands)
+            if flags.dtype != bool and not np.isin(flags, (0, 1)).all():
+                raise InputError(f"{self._what('good-band list')}: values other than 0 and 1 (band numbers?); "
+                                 "expected one True/False flag per band")
         self.good_bands = (
             np.ones(bands, bool) if good_bands is None else np.asarray(good_bands, bool).reshape(-1)
         )

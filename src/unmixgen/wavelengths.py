@@ -102,13 +102,17 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths",
     """Validate a nm wavelength vector for a scene with ``bands`` bands; return it as float64.
 
     Raises `InputError` unless it has one finite, positive, strictly increasing value per band
-    (with ``any_order``: distinct values in any order, e.g. detectors that overlap).
+    (with ``any_order``: distinct values in any order, e.g. detectors that overlap), the
+    largest at least 100 nm (smaller ones are micrometres given as nm).
     """
     wl = np.asarray(wl, dtype=np.float64).reshape(-1)
     if wl.shape != (bands,):
         raise InputError(f"{what}: {wl.size} values for {bands} bands; expected one per band")
     if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
         raise InputError(f"{what}: values must be finite and positive (nm)")
+    if wl.size and wl.max() < 100.0:  # no imaging spectrometer has a band centre below 100 nm
+        raise InputError(f"{what}: the largest is {wl.max():g}; expected nm (values below 100 look like "
+                         "micrometres: multiply by 1000, or convert with unmixgen.wavelengths.to_nm)")
     if any_order:
         ranked = np.sort(wl)
         same = np.flatnonzero(np.diff(ranked) <= 0)
