@@ -17,10 +17,11 @@ import torch
 def derive_seed(seed: int, *key: int) -> int:
     """A seed in ``[0, 2**63)`` derived from ``seed`` and the integers ``key``.
 
-    Different keys give statistically independent streams (numpy `SeedSequence`); only the
-    low 32 bits of ``seed`` are used.
+    Different keys give statistically independent streams (numpy `SeedSequence`), and so do
+    different seeds >= 0 however large (a negative one is taken modulo 2**32).
     """
-    entropy = [int(seed) & 0xFFFFFFFF, *(int(k) for k in key)]
+    seed = int(seed)
+    entropy = [seed if seed >= 0 else seed & 0xFFFFFFFF, *(int(k) for k in key)]
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
 
 

@@ -379,7 +379,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     if rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
     check_mixing(mixing)
-    check_range("seed", seed, low=0, integer=True)  # derive_seed keeps 32 bits: -1 would be 2**32 - 1
+    check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
         check_range("lam", lam, low=0, low_open=True)
