@@ -597,3 +597,17 @@ def test_refine_allows_for_an_init_fitted_to_the_pixels_only_when_told(one_vs_re
         assert seen and all(t == pytest.approx(pull["excess_limit"] + pull["fitted_allowance"]) for t in seen)
         rec[fitted] = pull["excess_limit"]
     assert rec[True] == rec[False]
+
+
+@pytest.mark.parametrize("device", ["auto", "gpu"])
+def test_refine_resolves_its_device_before_any_work(one_vs_rest, device):
+    """``device="auto"`` runs where the GPU is (CPU here), as every other call takes it; an
+    unknown device is a `ParameterError` naming it, not torch's RuntimeError."""
+    Y, E, A = scene(p=3)
+    prior = AbundanceModel(one_vs_rest)
+    if device == "auto":
+        r = refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, lam=1.0, device=device)
+        assert r.abundances.shape == A.shape
+    else:
+        with pytest.raises(ParameterError, match="device"):
+            refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, device=device)

@@ -40,6 +40,7 @@ import torch
 
 from .. import errors
 from ..errors import InputError, ParameterError, check_range
+from ..nn.device import resolve_device
 from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
@@ -372,6 +373,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         mapped back and ``Refined.brightness`` holds each pixel's brightness; an init that is
         a least-squares fit of the raw pixels (FCLS) then starts from the divided pixels'
         FCLS answer.
+    device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`).
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
@@ -389,6 +391,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("tile", tile, low=1, integer=True)
     check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
+    device = resolve_device(device)  # "auto" -> where the GPU is; torch takes no "auto"
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     if spectra_t0 is not None:
