@@ -611,3 +611,21 @@ def test_refine_resolves_its_device_before_any_work(one_vs_rest, device):
     else:
         with pytest.raises(ParameterError, match="device"):
             refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, device=device)
+
+
+def test_refine_refuses_non_finite_endmembers_and_pixels_its_mask_marks_valid(one_vs_rest):
+    """NaN in the init's endmembers, or in a pixel the given mask marks valid, is one clear
+    `InputError`, not numpy's LinAlgError from the noise estimate."""
+    Y, E, A = scene(p=3)
+    prior = AbundanceModel(one_vs_rest)
+    E_nan = E.copy()
+    E_nan[0, 3] = np.nan
+    with pytest.raises(InputError, match="init endmembers contain NaN"):
+        refine(Y, E_nan, A, abundance_prior=prior, samples=2, steps=2)
+    Y_nan = Y.copy()
+    Y_nan[4, 5] = np.nan
+    with pytest.raises(InputError, match=r"1 pixel .*mask"):
+        refine(Y_nan, E, A, abundance_prior=prior, mask=np.ones(Y.shape[:2], bool), samples=2, steps=2)
+    # without a mask the NaN pixel is an invalid one, as before
+    r = refine(Y_nan, E, A, abundance_prior=prior, samples=2, steps=2, lam=1.0)
+    assert np.isnan(r.abundances[4, 5]).all() and np.isfinite(r.abundances[0, 0]).all()

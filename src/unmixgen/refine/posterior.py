@@ -136,8 +136,9 @@ def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
 
 
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Refuse an initial result that does not belong to the scene (`InputError`); return the
-    pixels to refine, (rows, cols) bool: valid ones where the init has abundances."""
+    """Refuse an initial result that does not belong to the scene, non-finite endmembers or
+    non-finite pixels the mask marks valid (`InputError`); return the pixels to refine,
+    (rows, cols) bool: valid ones where the init has abundances."""
     rows, cols, bands = cube.shape
     if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
         raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
@@ -147,9 +148,16 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
                          "(p from the abundances, the scene's bands)")
     if A0.shape[2] < 2:
         raise InputError("init has fewer than 2 endmembers; expected p >= 2")
+    if not np.all(np.isfinite(E0)):
+        raise InputError("init endmembers contain NaN/Inf; expected finite spectra on the scene's bands (drop bad "
+                         "bands from the cube and the endmembers first)")
     if mask.shape != (rows, cols) or not mask.any():
         raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
                          f"({rows}, {cols}) with at least one")
+    bad = int(np.count_nonzero(mask & ~np.all(np.isfinite(cube), axis=-1)))
+    if bad:
+        raise InputError(f"cube has NaN/Inf at {bad} pixel{'s' if bad > 1 else ''} the mask marks valid; expected "
+                         "finite values at every valid pixel (mask=None takes the finite pixels)")
     have = mask & np.all(np.isfinite(A0), axis=-1)
     if not have.any():
         raise InputError("init has no abundances (NaN) at any valid pixel; expected an init of this scene")
