@@ -629,3 +629,25 @@ def test_refine_refuses_non_finite_endmembers_and_pixels_its_mask_marks_valid(on
     # without a mask the NaN pixel is an invalid one, as before
     r = refine(Y_nan, E, A, abundance_prior=prior, samples=2, steps=2, lam=1.0)
     assert np.isnan(r.abundances[4, 5]).all() and np.isfinite(r.abundances[0, 0]).all()
+
+
+def test_refine_refuses_arrays_and_priors_of_the_wrong_kind(one_vs_rest):
+    """A cube that is not (rows, cols, bands), wavelengths or FWHM of another length than the
+    bands, and a prior given as its folder's path are each one clear error naming them, not
+    numpy's ValueError or an AttributeError."""
+    from unmixgen.priors.spectra.model import load_spectra_prior
+
+    Y, E, A = scene(p=3, bands=20)
+    prior = AbundanceModel(one_vs_rest)
+    wl = np.linspace(450.0, 2400.0, 20)
+    with pytest.raises(InputError, match=r"cube has shape \(120, 20\)"):
+        refine(Y.reshape(-1, 20), E, A, abundance_prior=prior)
+    with pytest.raises(ParameterError, match="abundance_prior"):
+        refine(Y, E, A, abundance_prior=str(one_vs_rest))
+    with pytest.raises(ParameterError, match="spectra_prior"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior="spectra", wavelengths=wl)
+    spectra = load_spectra_prior()
+    with pytest.raises(InputError, match="wavelengths: 10 values for 20 bands"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl[:10])
+    with pytest.raises(InputError, match="fwhm: 3 values for 20 bands"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl, fwhm=np.ones(3))

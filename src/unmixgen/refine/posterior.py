@@ -31,6 +31,7 @@ see one consistent canvas.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
     """Refuse an initial result that does not belong to the scene, non-finite endmembers or
     non-finite pixels the mask marks valid (`InputError`); return the pixels to refine,
     (rows, cols) bool: valid ones where the init has abundances."""
+    if cube.ndim != 3:
+        raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape
     if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
         raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
@@ -166,6 +169,17 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
         raise InputError(f"init abundances are not on the simplex ({off}); expected non-negative abundances that "
                          "sum to one")
     return have
+
+
+def check_priors(abundance_prior, spectra_prior) -> None:
+    """`ParameterError` when a prior is given as its folder's path (or the abundance prior is
+    missing) instead of a loaded model."""
+    if abundance_prior is None or isinstance(abundance_prior, (str, os.PathLike)):
+        raise ParameterError("abundance_prior", str(abundance_prior), "expected a loaded AbundanceModel "
+                             "(unmixgen.priors.abundance.model.load_model(folder))")
+    if isinstance(spectra_prior, (str, os.PathLike)):
+        raise ParameterError("spectra_prior", str(spectra_prior), "expected a loaded SpectraModel "
+                             "(unmixgen.priors.spectra.model.load_spectra_prior(folder)) or None")
 
 
 class _Abundances:
@@ -400,6 +414,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     device = resolve_device(device)  # "auto" -> where the GPU is; torch takes no "auto"
+    check_priors(abundance_prior, spectra_prior)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     if spectra_t0 is not None:
@@ -409,6 +424,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A0 = np.asarray(A0, np.float32)
     mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
     mask = check_inputs(cube, E0, A0, mask)
+    for name, values in (("wavelengths", wavelengths), ("fwhm", fwhm)):
+        if values is not None and np.size(values) != cube.shape[2]:
+            raise InputError(f"{name}: {np.size(values)} values for {cube.shape[2]} bands; expected one per band "
+                             "of the cube")
     check_memory(samples, mask.size, E0.shape[0])
     rows, cols, B = cube.shape
     p = E0.shape[0]
