@@ -486,3 +486,30 @@ def test_a_numpy_cube_works_like_a_scene(fitted):
     np.testing.assert_array_equal(again.abundances_, est.abundances_)
     with pytest.raises(InputError, match="expected \\(rows, cols, bands\\)"):
         est.transform(scene.load()[0])
+
+
+def test_applying_a_model_refuses_training_parameters_and_takes_the_tile(fitted, tmp_path):
+    """``unmix_hybridstu(scene, model=...)`` applies the model as it is: a training parameter
+    (``k``, ``n_endmembers``, ``maps``, ...) or a misspelt one was silently dropped; the
+    apply-time ``tile`` was dropped too."""
+    from unmixgen.workflows import unmix_hybridstu
+
+    est, scene, E, A = fitted
+    est.save_pretrained(tmp_path / "m")
+    for given in ({"k": 5}, {"max_steps": 10}, {"n_endmembers": 4}, {"maps": "dirichlet"}, {"tlie": 64}):
+        name = next(iter(given))
+        with pytest.raises(ParameterError, match=name):
+            unmix_hybridstu(scene, model=tmp_path / "m", **given)
+    seen = {}
+    real = HybridSTU.from_pretrained.__func__
+
+    def spy(cls, folder, **kw):
+        seen.update(kw)
+        return real(cls, folder, **kw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(HybridSTU, "from_pretrained", classmethod(spy)):
+        _, A2, _, _ = unmix_hybridstu(scene, model=tmp_path / "m", tile=16, device="cpu", progress=False)
+    assert seen == {"device": "cpu", "tile": 16}
+    np.testing.assert_allclose(A2, est.transform(scene), atol=1e-6)
