@@ -13,7 +13,7 @@ from ..atomic import atomic_dir
 from ..errors import check_range
 
 
-def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+def train_abundance_model(results: list[str | Path] | str | Path, out: str | Path, *, max_minutes: float | None = None,
                           max_steps: int | None = None, resume: bool = False, export: str | Path | None = None,
                           label_from: str | None = None, max_sad: float | None = None, overwrite: bool = False,
                           device: str = "cpu", progress: bool = True, **options: Any) -> dict:
@@ -22,7 +22,7 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
 
     Parameters
     ----------
-    results : result folders whose abundance maps to learn (none when ``resume``).
+    results : result folders whose abundance maps to learn, or one folder (none when ``resume``).
     out : model folder to create (refused when it exists, unless ``overwrite``), or to
         continue training when ``resume``.
     max_minutes, max_steps : training budget of this call (at least one).
@@ -51,6 +51,7 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
 
     check_budget(max_steps, max_minutes)
     resolve_device(device)
+    results = [results] if isinstance(results, (str, os.PathLike)) else list(results)
     out = Path(out)
     if export is not None:
         # the copy replaces what is at --export: never the model it copies nor a folder it reads
