@@ -27,7 +27,7 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         continue training when ``resume``.
     max_minutes, max_steps : training budget of this call (at least one).
     resume : continue the model in ``out`` from its last checkpoint, with its saved data and
-        settings (``options`` are then ignored).
+        settings (``options`` are then checked but not used).
     export : also write a small sampling-only copy of the model to this folder.
     label_from, max_sad : how maps are labelled and matched across folders
         (`unmixgen.runs.sources.load_training_maps`; None: its default).
@@ -60,6 +60,7 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
             raise ParameterError("export", os.fspath(export), "is the model folder (--out) or holds it; "
                                  "expected another folder for the sampling-only copy")
         check_output_dir(export, overwrite, list(results))
+    resolve_options(options)  # bad settings fail before any map is read (and unknown ones when resuming too)
     if resume:
         if results:
             raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "
@@ -67,7 +68,6 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         if not out.is_dir():
             raise in_file(out, "no such model folder to resume")
     else:
-        resolve_options(options)  # bad settings fail before any map is read
         if not results:
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
