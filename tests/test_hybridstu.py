@@ -513,3 +513,13 @@ def test_applying_a_model_refuses_training_parameters_and_takes_the_tile(fitted,
         _, A2, _, _ = unmix_hybridstu(scene, model=tmp_path / "m", tile=16, device="cpu", progress=False)
     assert seen == {"device": "cpu", "tile": 16}
     np.testing.assert_allclose(A2, est.transform(scene), atol=1e-6)
+
+
+def test_training_maps_with_pixels_that_sum_to_zero_are_refused():
+    """Maps are renormalised onto the simplex; a pixel of zeros cannot be, and went into the
+    training scenes as a black pixel with all-zero abundances (off the simplex)."""
+    maps = abundance_maps(16, 16, P, 0)[None].repeat(5, 0)
+    np.testing.assert_allclose(D.as_map_list(100 * maps, P)[0], maps[0], atol=1e-6)  # percent: renormalised
+    maps[2, 3, 4] = 0.0
+    with pytest.raises(InputError, match=r"maps\[2\]: 1 pixel"):
+        D.as_map_list(maps, P)
