@@ -523,3 +523,13 @@ def test_training_maps_with_pixels_that_sum_to_zero_are_refused():
     maps[2, 3, 4] = 0.0
     with pytest.raises(InputError, match=r"maps\[2\]: 1 pixel"):
         D.as_map_list(maps, P)
+
+
+def test_from_pretrained_refuses_a_bad_device_or_tile_when_loading(fitted, tmp_path):
+    """They were taken and refused only by the first transform."""
+    est = fitted[0]
+    est.save_pretrained(tmp_path / "m")
+    with pytest.raises(ParameterError, match="device"):
+        HybridSTU.from_pretrained(tmp_path / "m", device="gpu")
+    with pytest.raises(ParameterError, match="tile"):
+        HybridSTU.from_pretrained(tmp_path / "m", tile=0)

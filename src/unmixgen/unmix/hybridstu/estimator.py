@@ -523,7 +523,10 @@ class HybridSTU:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, device: str = "cpu", tile: int = 128) -> HybridSTU:
-        """A trained `HybridSTU` read from a model folder (`InputError` for another kind)."""
+        """A trained `HybridSTU` read from a model folder (`InputError` for another kind;
+        `ParameterError` for a bad ``device`` or ``tile``, before the folder is read)."""
+        resolve_device(device)
+        check_range("tile", tile, low=1, integer=True)
         cfg = ck.read_config(folder, kind=KIND)
         path = ck.latest_checkpoint(folder)
         arrays = ck.load_arrays(Path(folder) / "endmembers.npz")
