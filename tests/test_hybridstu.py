@@ -345,6 +345,9 @@ def test_bad_input_is_refused_before_training(case):
     else:
         with pytest.raises(ParameterError, match="maps"):
             est.fit(scene, endmembers=E, maps="procedural")
+        for maps in (None, 5):  # were a TypeError "'NoneType' object is not iterable", after the noise estimate
+            with pytest.raises(ParameterError, match="maps"):
+                est.fit(scene, endmembers=E, maps=maps)
 
 
 def test_split_is_spatially_disjoint():

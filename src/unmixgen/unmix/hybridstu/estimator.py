@@ -38,6 +38,7 @@ import inspect
 import math
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,7 @@ class HybridSTU:
         scene = as_scene(scene)
         t0 = time.perf_counter()
         self.check_params()
+        check_maps_source(maps)
         device = resolve_device(self.device)
         good = self.check_scene(scene)
         E = self._check_endmembers(endmembers, scene.bands, good)
@@ -331,10 +333,8 @@ class HybridSTU:
                        ) -> tuple[list[np.ndarray], str]:
         """Training maps and their source's name; ``record`` gets the smoothing used."""
         p = E.shape[0]
+        check_maps_source(maps)
         if isinstance(maps, str):
-            if maps not in MAP_SOURCES:
-                raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of "
-                                     f"{', '.join(MAP_SOURCES)}")
             from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
             from ..inversion import invert
 
@@ -564,6 +564,14 @@ class HybridSTU:
                                       "(or non-finite ones); expected one per band")
         est.wavelengths_ = wl
         return est
+
+
+def check_maps_source(maps) -> None:
+    """`ParameterError` unless ``maps`` is one of `MAP_SOURCES`, an array or an iterable of maps."""
+    if isinstance(maps, str) and maps in MAP_SOURCES:
+        return
+    if isinstance(maps, str) or not isinstance(maps, (np.ndarray, Iterable)):
+        raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of {', '.join(MAP_SOURCES)}")
 
 
 def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
