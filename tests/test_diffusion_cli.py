@@ -206,3 +206,26 @@ def test_guidance_that_is_not_a_usable_number_is_refused(results, tmp_path, run_
     assert code == 0, err
     with np.load(tmp_path / "s" / "abundances.npz") as z:
         assert np.isfinite(z["abundances"]).all()
+
+
+
+def test_train_abundance_model_takes_one_result_folder_given_as_a_path(results, tmp_path):
+    """One folder given as a path (str or Path) was read character by character ("/: not a
+    result folder") or refused as not iterable."""
+    from unmixgen.workflows import train_abundance_model
+
+    for i, folder in enumerate((str(results / "r1"), results / "r1")):
+        info = train_abundance_model(folder, tmp_path / f"m{i}", max_steps=1, progress=False, patch=8, width=8)
+        assert info["step"] == 1
+
+
+def test_train_abundance_model_refuses_a_misspelt_option_when_resuming(results, tmp_path):
+    """A new model refuses an unknown prior option; a resumed one dropped it without a word."""
+    from unmixgen.workflows import train_abundance_model
+
+    model = tmp_path / "model"
+    train_abundance_model([results / "r1"], model, max_steps=1, progress=False, patch=8, width=8)
+    with pytest.raises(TypeError, match="widht"):
+        train_abundance_model([], model, max_steps=2, resume=True, progress=False, widht=64)
+    assert json.loads((model / "checkpoint.json").read_text())["step"] == 1
+    assert train_abundance_model([], model, max_steps=2, resume=True, progress=False)["step"] == 2

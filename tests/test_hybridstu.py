@@ -345,6 +345,9 @@ def test_bad_input_is_refused_before_training(case):
     else:
         with pytest.raises(ParameterError, match="maps"):
             est.fit(scene, endmembers=E, maps="procedural")
+        for maps in (None, 5):  # were a TypeError "'NoneType' object is not iterable", after the noise estimate
+            with pytest.raises(ParameterError, match="maps"):
+                est.fit(scene, endmembers=E, maps=maps)
 
 
 def test_split_is_spatially_disjoint():
@@ -486,3 +489,50 @@ def test_a_numpy_cube_works_like_a_scene(fitted):
     np.testing.assert_array_equal(again.abundances_, est.abundances_)
     with pytest.raises(InputError, match="expected \\(rows, cols, bands\\)"):
         est.transform(scene.load()[0])
+
+
+def test_applying_a_model_refuses_training_parameters_and_takes_the_tile(fitted, tmp_path):
+    """``unmix_hybridstu(scene, model=...)`` applies the model as it is: a training parameter
+    (``k``, ``n_endmembers``, ``maps``, ...) or a misspelt one was silently dropped; the
+    apply-time ``tile`` was dropped too."""
+    from unmixgen.workflows import unmix_hybridstu
+
+    est, scene, E, A = fitted
+    est.save_pretrained(tmp_path / "m")
+    for given in ({"k": 5}, {"max_steps": 10}, {"n_endmembers": 4}, {"maps": "dirichlet"}, {"tlie": 64}):
+        name = next(iter(given))
+        with pytest.raises(ParameterError, match=name):
+            unmix_hybridstu(scene, model=tmp_path / "m", **given)
+    seen = {}
+    real = HybridSTU.from_pretrained.__func__
+
+    def spy(cls, folder, **kw):
+        seen.update(kw)
+        return real(cls, folder, **kw)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(HybridSTU, "from_pretrained", classmethod(spy)):
+        _, A2, _, _ = unmix_hybridstu(scene, model=tmp_path / "m", tile=16, device="cpu", progress=False)
+    assert seen == {"device": "cpu", "tile": 16}
+    np.testing.assert_allclose(A2, est.transform(scene), atol=1e-6)
+
+
+def test_training_maps_with_pixels_that_sum_to_zero_are_refused():
+    """Maps are renormalised onto the simplex; a pixel of zeros cannot be, and went into the
+    training scenes as a black pixel with all-zero abundances (off the simplex)."""
+    maps = abundance_maps(16, 16, P, 0)[None].repeat(5, 0)
+    np.testing.assert_allclose(D.as_map_list(100 * maps, P)[0], maps[0], atol=1e-6)  # percent: renormalised
+    maps[2, 3, 4] = 0.0
+    with pytest.raises(InputError, match=r"maps\[2\]: 1 pixel"):
+        D.as_map_list(maps, P)
+
+
+def test_from_pretrained_refuses_a_bad_device_or_tile_when_loading(fitted, tmp_path):
+    """They were taken and refused only by the first transform."""
+    est = fitted[0]
+    est.save_pretrained(tmp_path / "m")
+    with pytest.raises(ParameterError, match="device"):
+        HybridSTU.from_pretrained(tmp_path / "m", device="gpu")
+    with pytest.raises(ParameterError, match="tile"):
+        HybridSTU.from_pretrained(tmp_path / "m", tile=0)

@@ -597,3 +597,57 @@ def test_refine_allows_for_an_init_fitted_to_the_pixels_only_when_told(one_vs_re
         assert seen and all(t == pytest.approx(pull["excess_limit"] + pull["fitted_allowance"]) for t in seen)
         rec[fitted] = pull["excess_limit"]
     assert rec[True] == rec[False]
+
+
+@pytest.mark.parametrize("device", ["auto", "gpu"])
+def test_refine_resolves_its_device_before_any_work(one_vs_rest, device):
+    """``device="auto"`` runs where the GPU is (CPU here), as every other call takes it; an
+    unknown device is a `ParameterError` naming it, not torch's RuntimeError."""
+    Y, E, A = scene(p=3)
+    prior = AbundanceModel(one_vs_rest)
+    if device == "auto":
+        r = refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, lam=1.0, device=device)
+        assert r.abundances.shape == A.shape
+    else:
+        with pytest.raises(ParameterError, match="device"):
+            refine(Y, E, A, abundance_prior=prior, samples=2, steps=2, device=device)
+
+
+def test_refine_refuses_non_finite_endmembers_and_pixels_its_mask_marks_valid(one_vs_rest):
+    """NaN in the init's endmembers, or in a pixel the given mask marks valid, is one clear
+    `InputError`, not numpy's LinAlgError from the noise estimate."""
+    Y, E, A = scene(p=3)
+    prior = AbundanceModel(one_vs_rest)
+    E_nan = E.copy()
+    E_nan[0, 3] = np.nan
+    with pytest.raises(InputError, match="init endmembers contain NaN"):
+        refine(Y, E_nan, A, abundance_prior=prior, samples=2, steps=2)
+    Y_nan = Y.copy()
+    Y_nan[4, 5] = np.nan
+    with pytest.raises(InputError, match=r"1 pixel .*mask"):
+        refine(Y_nan, E, A, abundance_prior=prior, mask=np.ones(Y.shape[:2], bool), samples=2, steps=2)
+    # without a mask the NaN pixel is an invalid one, as before
+    r = refine(Y_nan, E, A, abundance_prior=prior, samples=2, steps=2, lam=1.0)
+    assert np.isnan(r.abundances[4, 5]).all() and np.isfinite(r.abundances[0, 0]).all()
+
+
+def test_refine_refuses_arrays_and_priors_of_the_wrong_kind(one_vs_rest):
+    """A cube that is not (rows, cols, bands), wavelengths or FWHM of another length than the
+    bands, and a prior given as its folder's path are each one clear error naming them, not
+    numpy's ValueError or an AttributeError."""
+    from unmixgen.priors.spectra.model import load_spectra_prior
+
+    Y, E, A = scene(p=3, bands=20)
+    prior = AbundanceModel(one_vs_rest)
+    wl = np.linspace(450.0, 2400.0, 20)
+    with pytest.raises(InputError, match=r"cube has shape \(120, 20\)"):
+        refine(Y.reshape(-1, 20), E, A, abundance_prior=prior)
+    with pytest.raises(ParameterError, match="abundance_prior"):
+        refine(Y, E, A, abundance_prior=str(one_vs_rest))
+    with pytest.raises(ParameterError, match="spectra_prior"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior="spectra", wavelengths=wl)
+    spectra = load_spectra_prior()
+    with pytest.raises(InputError, match="wavelengths: 10 values for 20 bands"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl[:10])
+    with pytest.raises(InputError, match="fwhm: 3 values for 20 bands"):
+        refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl, fwhm=np.ones(3))

@@ -76,3 +76,13 @@ def test_abundance_prior_is_not_a_spectra_prior():
 
     with pytest.raises(InputError, match="expected kind .spectra_prior."):
         SpectraModel(shipped_demo_model().model_dir)
+
+
+def test_train_spectra_model_takes_one_source_given_as_a_path(tmp_path):
+    """One source given as a path was read character by character ("/: not a result folder")."""
+    wl = np.arange(400.0, 2451.0, 10.0)
+    np.savez(tmp_path / "lib.npz", endmembers=smooth_spectra(20, wl), wavelengths=wl)
+    for i, source in enumerate((str(tmp_path / "lib.npz"), tmp_path / "lib.npz")):
+        info = train_spectra_model(source, tmp_path / f"prior{i}", max_steps=1, progress=False, width=8,
+                                   channel_mult=[1, 2], batch_size=8)
+        assert info["step"] == 1

@@ -31,6 +31,7 @@ see one consistent canvas.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ import torch
 
 from .. import errors
 from ..errors import InputError, ParameterError, check_range
+from ..nn.device import resolve_device
 from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
@@ -135,8 +137,11 @@ def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
 
 
 def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Refuse an initial result that does not belong to the scene (`InputError`); return the
-    pixels to refine, (rows, cols) bool: valid ones where the init has abundances."""
+    """Refuse an initial result that does not belong to the scene, non-finite endmembers or
+    non-finite pixels the mask marks valid (`InputError`); return the pixels to refine,
+    (rows, cols) bool: valid ones where the init has abundances."""
+    if cube.ndim != 3:
+        raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape
     if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
         raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
@@ -146,9 +151,16 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
                          "(p from the abundances, the scene's bands)")
     if A0.shape[2] < 2:
         raise InputError("init has fewer than 2 endmembers; expected p >= 2")
+    if not np.all(np.isfinite(E0)):
+        raise InputError("init endmembers contain NaN/Inf; expected finite spectra on the scene's bands (drop bad "
+                         "bands from the cube and the endmembers first)")
     if mask.shape != (rows, cols) or not mask.any():
         raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
                          f"({rows}, {cols}) with at least one")
+    bad = int(np.count_nonzero(mask & ~np.all(np.isfinite(cube), axis=-1)))
+    if bad:
+        raise InputError(f"cube has NaN/Inf at {bad} pixel{'s' if bad > 1 else ''} the mask marks valid; expected "
+                         "finite values at every valid pixel (mask=None takes the finite pixels)")
     have = mask & np.all(np.isfinite(A0), axis=-1)
     if not have.any():
         raise InputError("init has no abundances (NaN) at any valid pixel; expected an init of this scene")
@@ -157,6 +169,17 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
         raise InputError(f"init abundances are not on the simplex ({off}); expected non-negative abundances that "
                          "sum to one")
     return have
+
+
+def check_priors(abundance_prior, spectra_prior) -> None:
+    """`ParameterError` when a prior is given as its folder's path (or the abundance prior is
+    missing) instead of a loaded model."""
+    if abundance_prior is None or isinstance(abundance_prior, (str, os.PathLike)):
+        raise ParameterError("abundance_prior", str(abundance_prior), "expected a loaded AbundanceModel "
+                             "(unmixgen.priors.abundance.model.load_model(folder))")
+    if isinstance(spectra_prior, (str, os.PathLike)):
+        raise ParameterError("spectra_prior", str(spectra_prior), "expected a loaded SpectraModel "
+                             "(unmixgen.priors.spectra.model.load_spectra_prior(folder)) or None")
 
 
 class _Abundances:
@@ -372,6 +395,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         mapped back and ``Refined.brightness`` holds each pixel's brightness; an init that is
         a least-squares fit of the raw pixels (FCLS) then starts from the divided pixels'
         FCLS answer.
+    device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`).
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
@@ -389,6 +413,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("tile", tile, low=1, integer=True)
     check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
+    device = resolve_device(device)  # "auto" -> where the GPU is; torch takes no "auto"
+    check_priors(abundance_prior, spectra_prior)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     if spectra_t0 is not None:
@@ -398,6 +424,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     A0 = np.asarray(A0, np.float32)
     mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
     mask = check_inputs(cube, E0, A0, mask)
+    for name, values in (("wavelengths", wavelengths), ("fwhm", fwhm)):
+        if values is not None and np.size(values) != cube.shape[2]:
+            raise InputError(f"{name}: {np.size(values)} values for {cube.shape[2]} bands; expected one per band "
+                             "of the cube")
     check_memory(samples, mask.size, E0.shape[0])
     rows, cols, B = cube.shape
     p = E0.shape[0]

@@ -13,7 +13,7 @@ from ..atomic import atomic_dir
 from ..errors import check_range
 
 
-def train_abundance_model(results: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+def train_abundance_model(results: list[str | Path] | str | Path, out: str | Path, *, max_minutes: float | None = None,
                           max_steps: int | None = None, resume: bool = False, export: str | Path | None = None,
                           label_from: str | None = None, max_sad: float | None = None, overwrite: bool = False,
                           device: str = "cpu", progress: bool = True, **options: Any) -> dict:
@@ -22,12 +22,12 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
 
     Parameters
     ----------
-    results : result folders whose abundance maps to learn (none when ``resume``).
+    results : result folders whose abundance maps to learn, or one folder (none when ``resume``).
     out : model folder to create (refused when it exists, unless ``overwrite``), or to
         continue training when ``resume``.
     max_minutes, max_steps : training budget of this call (at least one).
     resume : continue the model in ``out`` from its last checkpoint, with its saved data and
-        settings (``options`` are then ignored).
+        settings (``options`` are then checked but not used).
     export : also write a small sampling-only copy of the model to this folder.
     label_from, max_sad : how maps are labelled and matched across folders
         (`unmixgen.runs.sources.load_training_maps`; None: its default).
@@ -51,6 +51,7 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
 
     check_budget(max_steps, max_minutes)
     resolve_device(device)
+    results = [results] if isinstance(results, (str, os.PathLike)) else list(results)
     out = Path(out)
     if export is not None:
         # the copy replaces what is at --export: never the model it copies nor a folder it reads
@@ -59,6 +60,7 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
             raise ParameterError("export", os.fspath(export), "is the model folder (--out) or holds it; "
                                  "expected another folder for the sampling-only copy")
         check_output_dir(export, overwrite, list(results))
+    resolve_options(options)  # bad settings fail before any map is read (and unknown ones when resuming too)
     if resume:
         if results:
             raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "
@@ -66,7 +68,6 @@ def train_abundance_model(results: list[str | Path], out: str | Path, *, max_min
         if not out.is_dir():
             raise in_file(out, "no such model folder to resume")
     else:
-        resolve_options(options)  # bad settings fail before any map is read
         if not results:
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> np.ndarray
     return out
 
 
-def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minutes: float | None = None,
+def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path, *, max_minutes: float | None = None,
                         max_steps: int | None = None, overwrite: bool = False, device: str = "cpu",
                         progress: bool = True, **options: Any) -> dict:
     """Train a 1D spectra prior (the Python form of ``unmixgen train-spectra``).
@@ -83,7 +84,7 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
     Parameters
     ----------
     sources : a USGS-layout spectral library ``.mat`` and/or endmember sources (result
-        folders, .csv, .npz) with wavelengths.
+        folders, .csv, .npz) with wavelengths; a list, or one source.
     out : model folder to create (refused when it exists, unless ``overwrite``).
     max_minutes, max_steps : training budget (at least one).
     options : keys of `unmixgen.priors.spectra.train.DEFAULTS` (None: the default).
@@ -100,7 +101,8 @@ def train_spectra_model(sources: list[str | Path], out: str | Path, *, max_minut
     check_budget(max_steps, max_minutes)
     resolve_device(device)
     spectra_train.resolve_options(options)
-    spectra, wl, names = _training_spectra(list(sources))
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    spectra, wl, names = _training_spectra(sources)
     # a new model that failed before its first checkpoint is no model; a replaced one is kept
     # until the new one is trained
     with model_dir_build(out, overwrite, inputs=list(sources), usable=has_checkpoint) as build:

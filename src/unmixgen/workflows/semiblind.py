@@ -175,7 +175,8 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     """Semi-blind abundances of ``scene`` (a `Scene` or a ``(rows, cols, bands)`` array) with
     HybridSTU (``unmixgen unmix --method hybridstu``).
 
-    With ``model``: apply a trained model. Else take the endmembers from ``endmembers_file``,
+    With ``model``: apply a trained model as it is (``params``: ``device`` and ``tile`` only;
+    training parameters, ``n_endmembers`` and ``maps`` are refused). Else take the endmembers from ``endmembers_file``,
     or extract ``n_endmembers`` with the blind default method, then simulate, train and
     apply in one go. Returns ``(E, A, names, info)`` for the run folder; when the model corrects
     the brightness-free answer, ``info["arrays"]["brightness"]`` is the per-pixel brightness
@@ -189,7 +190,8 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
     if model is not None:
         if endmembers_file is not None:
             raise InputError("give either a trained model or endmembers to train one, not both")
-        est = HybridSTU.from_pretrained(model, device=params.get("device", "cpu"))
+        _check_apply_params(params, n_endmembers, maps)
+        est = HybridSTU.from_pretrained(model, **{k: params[k] for k in APPLY_PARAMS[:2] if k in params})
         scaled = est.corrects_scaled()
         A, brightness = est.transform(scene, with_brightness=True) if scaled else (est.transform(scene), None)
         notes = _scale_notes(scene, est, model)
@@ -221,6 +223,30 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
                  "parameters": {k: v for k, v in est.get_params().items()},
                  "timings_s": {"total": time.perf_counter() - t0}, **_arrays(est.brightness_)})
     return E, est.abundances_, names, info
+
+
+APPLY_PARAMS = ("device", "tile", "progress")
+"""The `HybridSTU` parameters that apply a trained model (``progress`` shows nothing then)."""
+
+
+def _check_apply_params(params: dict[str, Any], n_endmembers, maps: str) -> None:
+    """`ParameterError` for what a trained model is not applied with: ``n_endmembers``, training
+    ``maps`` or a `HybridSTU` parameter of its training (a model is applied as it is), or a
+    name that is no `HybridSTU` parameter."""
+    import inspect
+
+    from ..errors import ParameterError
+    from ..unmix.hybridstu import HybridSTU
+
+    known = inspect.signature(HybridSTU).parameters
+    given = {**params, **({"n_endmembers": n_endmembers} if n_endmembers is not None else {}),
+             **({"maps": maps} if maps != "grf" else {})}
+    for name, value in given.items():
+        if name not in known and name != "maps":
+            raise ParameterError(name, value, "is not a parameter of HybridSTU")
+        if name not in APPLY_PARAMS:
+            raise ParameterError(name, value, "sets the training of hybridstu without a model; a trained model is "
+                                 f"applied as it is (with {', '.join(APPLY_PARAMS)} only)")
 
 
 def _scale_notes(scene, est, source) -> list[str]:

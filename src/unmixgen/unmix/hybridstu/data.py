@@ -109,7 +109,8 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
 
 def as_map_list(maps, p: int) -> list[np.ndarray]:
     """Abundance maps ``(N, h, w, p)`` or an iterable of ``(h, w, p)`` as a list of float32
-    maps renormalised onto the simplex; `InputError` for a wrong ``p``, NaN or negatives."""
+    maps renormalised onto the simplex; `InputError` for a wrong ``p``, NaN, negatives or a
+    pixel whose abundances sum to 0 (it has no renormalisation)."""
     if isinstance(maps, np.ndarray):
         items: Iterable = maps[None] if maps.ndim == 3 else maps
     else:
@@ -122,7 +123,12 @@ def as_map_list(maps, p: int) -> list[np.ndarray]:
         if not np.all(np.isfinite(m)) or (m < -1e-4).any():
             raise InputError(f"maps[{i}]: NaN or negative abundances; expected maps on the simplex")
         m = np.clip(m, 0.0, None)
-        out.append(m / np.maximum(m.sum(-1, keepdims=True), 1e-12))
+        total = m.sum(-1, keepdims=True)
+        zero = int(np.count_nonzero(total < 1e-12))
+        if zero:
+            raise InputError(f"maps[{i}]: {zero} pixel{'s' if zero > 1 else ''} with abundances summing to 0; expected "
+                             "maps on the simplex (every pixel's abundances summing to one)")
+        out.append(m / total)
     if not out:
         raise InputError("maps: no abundance map given; expected at least one")
     return out

@@ -38,6 +38,7 @@ import inspect
 import math
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,7 @@ class HybridSTU:
         scene = as_scene(scene)
         t0 = time.perf_counter()
         self.check_params()
+        check_maps_source(maps)
         device = resolve_device(self.device)
         good = self.check_scene(scene)
         E = self._check_endmembers(endmembers, scene.bands, good)
@@ -331,10 +333,8 @@ class HybridSTU:
                        ) -> tuple[list[np.ndarray], str]:
         """Training maps and their source's name; ``record`` gets the smoothing used."""
         p = E.shape[0]
+        check_maps_source(maps)
         if isinstance(maps, str):
-            if maps not in MAP_SOURCES:
-                raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of "
-                                     f"{', '.join(MAP_SOURCES)}")
             from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
             from ..inversion import invert
 
@@ -523,7 +523,10 @@ class HybridSTU:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, device: str = "cpu", tile: int = 128) -> HybridSTU:
-        """A trained `HybridSTU` read from a model folder (`InputError` for another kind)."""
+        """A trained `HybridSTU` read from a model folder (`InputError` for another kind;
+        `ParameterError` for a bad ``device`` or ``tile``, before the folder is read)."""
+        resolve_device(device)
+        check_range("tile", tile, low=1, integer=True)
         cfg = ck.read_config(folder, kind=KIND)
         path = ck.latest_checkpoint(folder)
         arrays = ck.load_arrays(Path(folder) / "endmembers.npz")
@@ -561,6 +564,14 @@ class HybridSTU:
                                       "(or non-finite ones); expected one per band")
         est.wavelengths_ = wl
         return est
+
+
+def check_maps_source(maps) -> None:
+    """`ParameterError` unless ``maps`` is one of `MAP_SOURCES`, an array or an iterable of maps."""
+    if isinstance(maps, str) and maps in MAP_SOURCES:
+        return
+    if isinstance(maps, str) or not isinstance(maps, (np.ndarray, Iterable)):
+        raise ParameterError("maps", maps, f"expected arrays, an iterable of maps or one of {', '.join(MAP_SOURCES)}")
 
 
 def _validation_rmse(net: torch.nn.Module, val, device: str) -> float:
