@@ -12,7 +12,7 @@ from test_refine import tiny_prior
 from test_spectra_prior import smooth_spectra
 from unmixgen.io import write_scene
 from unmixgen.refine.posterior import WEIGHTED_ROUNDS
-from unmixgen.runs.folder import save_result
+from unmixgen.runs.folder import load_result, save_result
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.unmix.inversion import fcls
@@ -95,6 +95,13 @@ def test_refine_bad_inputs(setup, run_cli):
         (["--init", setup["init"], "--abundance-prior", setup["p2"], "--spectra-prior", setup["p2"]],
          "expected kind 'spectra_prior'"),
     ]
+    # a simulated scene file holds its truth as abundances / endmembers: not an init to refine
+    with np.load(setup["scene"]) as z:
+        cube = z[[k for k in z.files if z[k].ndim == 3][0]]
+    init = load_result(setup["init"])
+    np.savez(setup["root"] / "with_truth.npz", cube=cube, abundances=init["abundances"], endmembers=init["endmembers"],
+             wavelengths=WL)
+    cases.append((["--init", setup["root"] / "with_truth.npz", "--abundance-prior", setup["p2"]], "is a scene file"))
     for extra, message in cases:
         code, _, err = run_cli("refine", setup["scene"], *extra, "--out", out, "--no-progress")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

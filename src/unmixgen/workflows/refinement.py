@@ -196,6 +196,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 
     device = resolve_device(device)
     res = load_result(init)
+    if "cube" in res:  # a scene file carries its truth as abundances / endmembers: refining it starts from the truth
+        raise InputError(f"{init}: is a scene file (it holds a cube and its ground truth), not an unmixing result; "
+                         "expected the --out folder of `unmixgen unmix`")
     if "abundances" not in res or "endmembers" not in res:
         raise InputError(f"{init}: result holds no abundances or no endmembers; expected an `unmixgen unmix` "
                          "result folder")
