@@ -32,7 +32,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     write_scene(scene, root / "scene.npz")
     A0 = fcls(Y.reshape(-1, WL.size), E).reshape(14, 12, 3)
     (root / "init").mkdir()
-    save_result(root / "init", scene, endmembers=E, abundances=A0, figures=False)
+    save_result(str(root / "init"), scene, endmembers=E, abundances=A0, figures=False)  # a str path works too
     other = Scene(Y[:10], wavelengths=WL)
     (root / "other").mkdir()
     save_result(root / "other", other, endmembers=E, abundances=A0[:10], figures=False)

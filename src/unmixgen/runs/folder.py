@@ -213,10 +213,12 @@ def same_scene(fingerprint: np.ndarray, scene: Scene, *, rtol: float = 1e-3) -> 
     return float(np.max(np.abs(a[both] - b[both]))) <= rtol * level
 
 
-def save_result(folder: Path, scene: Scene, *, endmembers: np.ndarray | None,
+def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | None,
                 abundances: np.ndarray | None, names: list[str] | None = None,
                 extra: dict[str, np.ndarray] | None = None, figures: bool = True) -> None:
-    """Write result.npz, the georeferenced maps, endmembers.csv and the standard figures."""
+    """Write result.npz, the georeferenced maps, endmembers.csv and the standard figures into
+    the existing folder ``folder``."""
+    folder = Path(folder)
     arrays: dict[str, np.ndarray] = {"mask": scene.mask, "scene_fingerprint": scene_fingerprint(scene)}
     if scene.wavelengths is not None:
         arrays["wavelengths"] = scene.wavelengths
