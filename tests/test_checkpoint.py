@@ -57,6 +57,16 @@ def test_abundance_model_refuses_another_kind(tmp_path):
         load_model(demo)
 
 
+@pytest.mark.parametrize("text", [b"[1, 2]", b'"model"', b"\xff\xfe{}"])
+def test_a_config_that_is_no_json_object_is_refused(tmp_path, text):
+    # a JSON list or string raised AttributeError ('list' object has no attribute 'get'), bytes
+    # that are no UTF-8 a UnicodeDecodeError: internal errors instead of a line naming the file
+    folder = saved_folder(tmp_path / "m")
+    (folder / "config.json").write_bytes(text)
+    with pytest.raises(InputError, match=r"config.json: .*; expected a JSON object of the model's settings$"):
+        ck.read_config(folder)
+
+
 @pytest.mark.parametrize("pointer", ["../outside/step-00000003", "{outside}", ".",
                                      "checkpoints/../../outside/step-00000003"])
 def test_checkpoint_pointer_outside_the_folder_is_refused(tmp_path, pointer):

@@ -72,10 +72,7 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     if not path.is_file():
         raise in_file(model_dir, "not a model folder (no config.json); expected a folder written by "
                       "unmixgen training")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise in_file(path, f"is not valid JSON ({exc})") from None
+    cfg = _read_json_object(path, "the model's settings")
     fmt = cfg.get("format")
     if fmt not in (FORMAT, *LEGACY_FORMATS):
         raise in_file(model_dir, f"config.json format is {fmt!r}; expected {FORMAT!r}")
@@ -87,6 +84,18 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     if kind is not None and cfg["kind"] != kind:
         raise in_file(model_dir, f"holds a model of kind {cfg['kind']!r}; expected kind {kind!r}")
     return cfg
+
+
+def _read_json_object(path: Path, what: str) -> dict:
+    """The JSON object in ``path``; `InputError` naming the file when it is no JSON, not UTF-8
+    text, or JSON of another type (a list, a string), which every reader would trip over."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise in_file(path, f"is not valid JSON ({exc}); expected a JSON object of {what}") from None
+    if not isinstance(value, dict):
+        raise in_file(path, f"holds a JSON {type(value).__name__}; expected a JSON object of {what}")
+    return value
 
 
 def has_checkpoint(model_dir: str | os.PathLike) -> bool:
