@@ -133,3 +133,68 @@ def test_weights_are_written_with_the_usual_permissions(tmp_path):
     os.umask(umask)
     for name in (ck.EMA_FILE, ck.STATE_FILE, ck.STATE_JSON):
         assert stat.S_IMODE((path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def _edited_copy(src, dest, edit):
+    """A copy of model folder ``src`` at ``dest`` whose config.json went through ``edit(cfg)``."""
+    shutil.copytree(src, dest)
+    cfg = json.loads((dest / "config.json").read_text())
+    edit(cfg)
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+ABUNDANCE_EDITS = {
+    "no network": lambda c: c.pop("network"),
+    "no representation": lambda c: c.pop("representation"),
+    "no schedule": lambda c: c.pop("schedule"),
+    "no n_endmembers": lambda c: c.pop("n_endmembers"),
+    "patch_size text": lambda c: c.update(patch_size="x"),
+    "patch_size < 0": lambda c: c.update(patch_size=-16),
+    "width < 0": lambda c: c["network"].update(width=-1),
+    "names a number": lambda c: c.update(names=3),
+    "labels a number": lambda c: c.update(labels=3),
+    "another p": lambda c: c.update(n_endmembers=4),
+    "unknown prediction": lambda c: c["schedule"].update(prediction_type="zz"),
+    "no timesteps": lambda c: c["schedule"].update(num_train_timesteps=-1),
+}
+
+
+@pytest.mark.parametrize("edit", ABUNDANCE_EDITS, ids=list(ABUNDANCE_EDITS))
+def test_an_abundance_prior_with_a_hand_edited_config_is_refused(tmp_path, edit):
+    # each raised KeyError, ValueError, TypeError or RuntimeError (internal errors) when loading or
+    # sampling; an unknown prediction type was read as v_prediction without a word
+    folder = _edited_copy(DEMO_MODEL, tmp_path / "m", ABUNDANCE_EDITS[edit])
+    with pytest.raises(InputError, match=r"/m/config.json: ") as err:
+        load_model(folder).sample(1, steps=2, progress=False)
+    assert "\n" not in str(err.value)
+
+
+SPECTRA_EDITS = {
+    "no network": lambda c: c.pop("network"),
+    "no schedule": lambda c: c.pop("schedule"),
+    "representation a list": lambda c: c.update(representation=[1]),
+    "scale text": lambda c: c["representation"].update(scale="x"),
+    "scale NaN": lambda c: c["representation"].update(scale=float("nan")),
+    "unknown prediction": lambda c: c["schedule"].update(prediction_type="zz"),
+}
+
+
+@pytest.mark.parametrize("edit", SPECTRA_EDITS, ids=list(SPECTRA_EDITS))
+def test_a_spectra_prior_with_a_hand_edited_config_is_refused(tmp_path, edit):
+    # a NaN scale made refine refuse "endmembers contain NaN or Inf", naming no file; the others
+    # raised KeyError, AttributeError or ValueError, or went on as v_prediction
+    from unmixgen.priors.spectra.model import SpectraModel, shipped_spectra_prior_dir
+
+    folder = _edited_copy(shipped_spectra_prior_dir(), tmp_path / "m", SPECTRA_EDITS[edit])
+    with pytest.raises(InputError, match=r"/m(/config.json)?: ") as err:
+        SpectraModel(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_a_state_json_without_its_step_is_damaged(tmp_path):
+    folder = saved_folder(tmp_path / "m")
+    path = ck.latest_checkpoint(folder)
+    (path / ck.STATE_JSON).write_text(json.dumps({"losses": [1.0]}))
+    with pytest.raises(InputError, match="state.json: is damaged"):
+        ck.read_state(path)
