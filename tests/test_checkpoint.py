@@ -198,3 +198,17 @@ def test_a_state_json_without_its_step_is_damaged(tmp_path):
     (path / ck.STATE_JSON).write_text(json.dumps({"losses": [1.0]}))
     with pytest.raises(InputError, match="state.json: is damaged"):
         ck.read_state(path)
+
+
+def test_a_holdout_without_its_held_out_maps_is_refused(tmp_path):
+    # evaluate-synthesis MODEL (and the demo) raised KeyError 'heldout', exit 1
+    import numpy as np
+
+    folder = tmp_path / "m"
+    shutil.copytree(DEMO_MODEL, folder)
+    with np.load(folder / "holdout.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "heldout"}
+    np.savez(folder / "holdout.npz", **arrays)
+    with pytest.raises(InputError, match=r"holdout.npz: has no 'heldout' array \(keys: floor, train\)"):
+        load_model(folder).holdout()
+    assert set(load_model(DEMO_MODEL).holdout()) >= {"heldout", "floor", "train"}

@@ -69,8 +69,14 @@ class AbundanceModel:
 
     def holdout(self) -> dict[str, np.ndarray]:
         """Real blocks saved with the model: ``heldout`` (M,b,b,p), ``floor`` (L,b,b,p) and the
-        training crops ``train`` (K,P,P,p), float32."""
-        return ck.load_arrays(self.model_dir / "holdout.npz")
+        training crops ``train`` (K,P,P,p), float32; `InputError` naming the file without
+        ``heldout``, which every reader of it needs."""
+        path = self.model_dir / "holdout.npz"
+        arrays = ck.load_arrays(path)
+        if "heldout" not in arrays:
+            raise in_file(path, f"has no 'heldout' array (keys: {', '.join(sorted(arrays))}); expected the held-out "
+                                "maps training saves: retrain the model")
+        return arrays
 
     def label_index(self, label: str | None) -> int | None:
         """Index of ``label`` among the model's labels (None for None)."""
