@@ -212,3 +212,12 @@ def test_a_holdout_without_its_held_out_maps_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"holdout.npz: has no 'heldout' array \(keys: floor, train\)"):
         load_model(folder).holdout()
     assert set(load_model(DEMO_MODEL).holdout()) >= {"heldout", "floor", "train"}
+
+
+def test_a_file_of_a_model_folder_given_for_the_folder_is_named_as_such(tmp_path):
+    # the model's config.json given for the model read "no such model folder", as if nothing were there
+    folder = saved_folder(tmp_path / "m")
+    with pytest.raises(InputError, match=r"config.json: is a file, not a model folder; expected the folder .*/m"):
+        ck.read_config(folder / "config.json")
+    with pytest.raises(InputError, match="no such model folder"):
+        ck.read_config(tmp_path / "absent")

@@ -70,6 +70,9 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     """
     model_dir = Path(model_dir)
     path = model_dir / "config.json"
+    if model_dir.exists() and not model_dir.is_dir():  # a file of the folder (its config.json) given for it
+        raise in_file(model_dir, f"is a file, not a model folder; expected the folder written by unmixgen "
+                                 f"training ({model_dir.parent}?)")
     if not model_dir.is_dir():
         raise in_file(model_dir, "no such model folder; expected a folder written by unmixgen training")
     if not path.is_file():
