@@ -94,3 +94,16 @@ def test_a_result_whose_bands_disagree_is_refused(tmp_path, change):
         with pytest.raises(InputError, match=f"^{folder}: result's '(wavelengths|good_bands)'.*20 bands"):
             load(folder)
     assert load_result(_saved_result(tmp_path / "ok"))["endmembers"].shape == (3, 20)
+
+
+def test_a_run_json_that_is_no_text_is_refused(tmp_path):
+    # bytes that are no UTF-8 raised UnicodeDecodeError (evaluate, unmix --endmembers-file: exit 1),
+    # where a run.json that is no JSON was already refused
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+
+    folder = _saved_result(tmp_path)
+    (folder / "run.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InputError, match=r"run.json: is not valid JSON"):
+        load_result(folder)
+

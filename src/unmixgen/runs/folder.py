@@ -293,7 +293,7 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     if run.is_file():
         try:
             out["run"] = json.loads(run.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise in_file(run, f"is not valid JSON ({exc})") from None
     if "names" in out:
         out["names"] = [str(n) for n in np.asarray(out["names"]).reshape(-1)]
