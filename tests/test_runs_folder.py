@@ -107,3 +107,21 @@ def test_a_run_json_that_is_no_text_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"run.json: is not valid JSON"):
         load_result(folder)
 
+
+@pytest.mark.parametrize("run", [[1], {"parameters": [1]}, {"parameters": {"method": "vca"}}])
+def test_a_label_from_a_run_json_of_another_shape(tmp_path, run):
+    # a run.json holding a list, or parameters that are no object, raised AttributeError
+    # ('list' object has no attribute 'get') in train-abundance --label-from method
+    import json
+
+    from unmixgen.errors import InputError
+    from unmixgen.runs.sources import load_training_maps
+
+    folder = _saved_result(tmp_path, abundances=np.random.default_rng(1).dirichlet(np.ones(3), (40, 40)),
+                           mask=np.ones((40, 40), bool))
+    (folder / "run.json").write_text(json.dumps(run))
+    if isinstance(run, dict) and isinstance(run["parameters"], dict):
+        assert load_training_maps([folder], label_from="method").labels == ["vca"]
+        return
+    with pytest.raises(InputError, match="run.json names no unmixing method"):
+        load_training_maps([folder], label_from="method")
