@@ -89,9 +89,10 @@ def test_resaving_a_step_replaces_it_and_removes_older_checkpoints(tmp_path):
 
 def test_damaged_or_incomplete_pointer(tmp_path):
     folder = saved_folder(tmp_path / "m")
-    (folder / "checkpoint.json").write_text("{not json")
-    with pytest.raises(InputError, match="checkpoint.json: is damaged"):
-        ck.latest_checkpoint(folder)
+    for text in (b"{not json", b"\xff\xfe{}"):  # the bytes that are no UTF-8 raised UnicodeDecodeError
+        (folder / "checkpoint.json").write_bytes(text)
+        with pytest.raises(InputError, match="checkpoint.json: is damaged"):
+            ck.latest_checkpoint(folder)
     (folder / "checkpoint.json").write_text(json.dumps({"step": 9, "path": "checkpoints/step-00000009"}))
     with pytest.raises(InputError, match="incomplete"):
         ck.latest_checkpoint(folder)

@@ -164,7 +164,7 @@ def latest_checkpoint(model_dir: str | os.PathLike, *, required: bool = True) ->
         rel = info["path"]
         if not isinstance(rel, str):
             raise TypeError(f"path is {rel!r}")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise in_file(ptr, f"is damaged ({exc}); retrain the model") from None
     path = model_dir / rel
     root = model_dir.resolve()
