@@ -114,7 +114,8 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
 
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig and replace, as wavelength files: a byte-order mark would join the first header
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
     except OSError as exc:
         raise in_file(path, f"cannot read ({exc.strerror})") from None
