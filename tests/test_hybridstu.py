@@ -297,6 +297,22 @@ def test_a_model_folder_with_a_hand_edited_config_is_refused(fitted, tmp_path, k
         HybridSTU.from_pretrained(tmp_path / "m")
 
 
+def test_a_loaded_model_checks_scenes_with_its_network_neighbourhood(fitted, tmp_path):
+    # the scene checks used the k of the training record ('parameters'), not the network's: one
+    # edited to 'x' refused every scene with "k='x': expected an integer", naming no file
+    import json
+
+    est, scene = fitted[0], fitted[1]
+    est.save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["parameters"]["k"] = "x"
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = HybridSTU.from_pretrained(tmp_path / "m")
+    assert loaded.k == cfg["k"] == est.k
+    np.testing.assert_allclose(loaded.transform(scene), est.transform(scene), atol=1e-6)
+
+
 @pytest.mark.parametrize("change", ["missing", "bands", "count", "text"])
 def test_a_model_folder_whose_endmembers_do_not_fit_its_config_is_refused(fitted, tmp_path, change):
     # an endmembers.npz without 'endmembers' raised KeyError, one with fewer bands IndexError,

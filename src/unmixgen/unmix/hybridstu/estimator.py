@@ -543,6 +543,7 @@ class HybridSTU:
                                     and math.isfinite(tau) and tau >= 0):
             raise in_file(folder, f"config.json guard_tau {tau!r}; expected a finite number >= 0 or null")
         params.update(device=device, tile=tile)
+        params["k"] = cfg["k"]  # the network's neighbourhood (checked), which the scene checks use
         est = cls(int(cfg["n_endmembers"]), **params)
         est.good_bands_ = np.asarray(cfg["good_bands"], bool)
         est.scale_ = float(cfg["scale"])
