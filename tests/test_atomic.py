@@ -76,3 +76,20 @@ def test_the_current_folder_or_one_holding_it_is_refused_as_output(tmp_path, mon
     with pytest.raises(InputError, match="current folder"), atomic_dir(out, overwrite=True):
         pass
     assert (work / "keep.txt").read_text() == "x" and _files(work) == ["keep.txt", "sub"]
+
+
+@pytest.mark.parametrize("build", ["atomic_dir", "model_dir_build"])
+def test_overwriting_a_link_to_a_folder_leaves_no_link_behind(tmp_path, build):
+    # the old link was moved aside to '.out.tmp-...' and then not removed (rmtree refuses links,
+    # and its errors were ignored): a stray hidden link next to every such output
+    from unmixgen import atomic
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "config.json").write_text("{}")
+    (tmp_path / "out").symlink_to(target)
+    with getattr(atomic, build)(tmp_path / "out", overwrite=True) as tmp:
+        tmp.mkdir(exist_ok=True)
+        (tmp / "new.txt").write_text("new")
+    assert _files(tmp_path) == ["model", "out"]
+    assert _files(tmp_path / "out") == ["new.txt"] and _files(target) == ["config.json"]

@@ -57,6 +57,16 @@ def test_abundance_model_refuses_another_kind(tmp_path):
         load_model(demo)
 
 
+@pytest.mark.parametrize("text", [b"[1, 2]", b'"model"', b"\xff\xfe{}"])
+def test_a_config_that_is_no_json_object_is_refused(tmp_path, text):
+    # a JSON list or string raised AttributeError ('list' object has no attribute 'get'), bytes
+    # that are no UTF-8 a UnicodeDecodeError: internal errors instead of a line naming the file
+    folder = saved_folder(tmp_path / "m")
+    (folder / "config.json").write_bytes(text)
+    with pytest.raises(InputError, match=r"config.json: .*; expected a JSON object of the model's settings$"):
+        ck.read_config(folder)
+
+
 @pytest.mark.parametrize("pointer", ["../outside/step-00000003", "{outside}", ".",
                                      "checkpoints/../../outside/step-00000003"])
 def test_checkpoint_pointer_outside_the_folder_is_refused(tmp_path, pointer):
@@ -79,9 +89,10 @@ def test_resaving_a_step_replaces_it_and_removes_older_checkpoints(tmp_path):
 
 def test_damaged_or_incomplete_pointer(tmp_path):
     folder = saved_folder(tmp_path / "m")
-    (folder / "checkpoint.json").write_text("{not json")
-    with pytest.raises(InputError, match="checkpoint.json: is damaged"):
-        ck.latest_checkpoint(folder)
+    for text in (b"{not json", b"\xff\xfe{}"):  # the bytes that are no UTF-8 raised UnicodeDecodeError
+        (folder / "checkpoint.json").write_bytes(text)
+        with pytest.raises(InputError, match="checkpoint.json: is damaged"):
+            ck.latest_checkpoint(folder)
     (folder / "checkpoint.json").write_text(json.dumps({"step": 9, "path": "checkpoints/step-00000009"}))
     with pytest.raises(InputError, match="incomplete"):
         ck.latest_checkpoint(folder)
@@ -123,3 +134,91 @@ def test_weights_are_written_with_the_usual_permissions(tmp_path):
     os.umask(umask)
     for name in (ck.EMA_FILE, ck.STATE_FILE, ck.STATE_JSON):
         assert stat.S_IMODE((path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def _edited_copy(src, dest, edit):
+    """A copy of model folder ``src`` at ``dest`` whose config.json went through ``edit(cfg)``."""
+    shutil.copytree(src, dest)
+    cfg = json.loads((dest / "config.json").read_text())
+    edit(cfg)
+    (dest / "config.json").write_text(json.dumps(cfg))
+    return dest
+
+
+ABUNDANCE_EDITS = {
+    "no network": lambda c: c.pop("network"),
+    "no representation": lambda c: c.pop("representation"),
+    "no schedule": lambda c: c.pop("schedule"),
+    "no n_endmembers": lambda c: c.pop("n_endmembers"),
+    "patch_size text": lambda c: c.update(patch_size="x"),
+    "patch_size < 0": lambda c: c.update(patch_size=-16),
+    "width < 0": lambda c: c["network"].update(width=-1),
+    "names a number": lambda c: c.update(names=3),
+    "labels a number": lambda c: c.update(labels=3),
+    "another p": lambda c: c.update(n_endmembers=4),
+    "unknown prediction": lambda c: c["schedule"].update(prediction_type="zz"),
+    "no timesteps": lambda c: c["schedule"].update(num_train_timesteps=-1),
+}
+
+
+@pytest.mark.parametrize("edit", ABUNDANCE_EDITS, ids=list(ABUNDANCE_EDITS))
+def test_an_abundance_prior_with_a_hand_edited_config_is_refused(tmp_path, edit):
+    # each raised KeyError, ValueError, TypeError or RuntimeError (internal errors) when loading or
+    # sampling; an unknown prediction type was read as v_prediction without a word
+    folder = _edited_copy(DEMO_MODEL, tmp_path / "m", ABUNDANCE_EDITS[edit])
+    with pytest.raises(InputError, match=r"/m/config.json: ") as err:
+        load_model(folder).sample(1, steps=2, progress=False)
+    assert "\n" not in str(err.value)
+
+
+SPECTRA_EDITS = {
+    "no network": lambda c: c.pop("network"),
+    "no schedule": lambda c: c.pop("schedule"),
+    "representation a list": lambda c: c.update(representation=[1]),
+    "scale text": lambda c: c["representation"].update(scale="x"),
+    "scale NaN": lambda c: c["representation"].update(scale=float("nan")),
+    "unknown prediction": lambda c: c["schedule"].update(prediction_type="zz"),
+}
+
+
+@pytest.mark.parametrize("edit", SPECTRA_EDITS, ids=list(SPECTRA_EDITS))
+def test_a_spectra_prior_with_a_hand_edited_config_is_refused(tmp_path, edit):
+    # a NaN scale made refine refuse "endmembers contain NaN or Inf", naming no file; the others
+    # raised KeyError, AttributeError or ValueError, or went on as v_prediction
+    from unmixgen.priors.spectra.model import SpectraModel, shipped_spectra_prior_dir
+
+    folder = _edited_copy(shipped_spectra_prior_dir(), tmp_path / "m", SPECTRA_EDITS[edit])
+    with pytest.raises(InputError, match=r"/m(/config.json)?: ") as err:
+        SpectraModel(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_a_state_json_without_its_step_is_damaged(tmp_path):
+    folder = saved_folder(tmp_path / "m")
+    path = ck.latest_checkpoint(folder)
+    (path / ck.STATE_JSON).write_text(json.dumps({"losses": [1.0]}))
+    with pytest.raises(InputError, match="state.json: is damaged"):
+        ck.read_state(path)
+
+
+def test_a_holdout_without_its_held_out_maps_is_refused(tmp_path):
+    # evaluate-synthesis MODEL (and the demo) raised KeyError 'heldout', exit 1
+    import numpy as np
+
+    folder = tmp_path / "m"
+    shutil.copytree(DEMO_MODEL, folder)
+    with np.load(folder / "holdout.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "heldout"}
+    np.savez(folder / "holdout.npz", **arrays)
+    with pytest.raises(InputError, match=r"holdout.npz: has no 'heldout' array \(keys: floor, train\)"):
+        load_model(folder).holdout()
+    assert set(load_model(DEMO_MODEL).holdout()) >= {"heldout", "floor", "train"}
+
+
+def test_a_file_of_a_model_folder_given_for_the_folder_is_named_as_such(tmp_path):
+    # the model's config.json given for the model read "no such model folder", as if nothing were there
+    folder = saved_folder(tmp_path / "m")
+    with pytest.raises(InputError, match=r"config.json: is a file, not a model folder; expected the folder .*/m"):
+        ck.read_config(folder / "config.json")
+    with pytest.raises(InputError, match="no such model folder"):
+        ck.read_config(tmp_path / "absent")

@@ -245,3 +245,17 @@ def test_threads_beyond_the_machine_are_refused(run_cli, tmp_path):
                            "--threads", str(cpus + 1), "--out", tmp_path / "o")
     assert code == 2 and f"--threads {cpus + 1}" in err and f"<= {cpus}" in err, err
     assert not (tmp_path / "o").exists()
+
+
+
+def test_an_unmixgen_folder_given_as_the_scene_is_named_for_what_it_is(run_cli, tmp_path):
+    # a run or model folder given where the scene goes (unmix RUN, info MODEL) read "is a folder
+    # without an EnMAP METADATA.XML", as if an EnMAP product were damaged
+    for marker, kind in (("result.npz", "a result folder"), ("config.json", "a model folder"),
+                         ("abundances.npz", "a synthesize output folder")):
+        folder = tmp_path / marker.replace(".", "_")
+        folder.mkdir()
+        (folder / marker).write_bytes(b"x")
+        code, _, err = run_cli("info", folder)
+        assert code == 2 and err.strip().count("\n") == 0, err
+        assert f"{folder}: is {kind} of unmixgen, not a scene; expected a scene file" in err, err

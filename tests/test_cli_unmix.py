@@ -466,6 +466,23 @@ def test_endmember_csv_listed_from_long_to_short_wavelengths_reads_reversed(tmp_
     assert names == ["a", "b"]
 
 
+def test_endmember_csv_with_a_byte_order_mark_or_other_bytes_is_read(tmp_path):
+    # a spreadsheet's "CSV UTF-8" starts with a byte-order mark: its 'band' header read as
+    # '\ufeffband' and the band numbers below were refused as micrometres; a name in Latin-1
+    # raised UnicodeDecodeError (exit 1). Read as the wavelength files are: the mark dropped,
+    # other bytes replaced
+    from unmixgen.runs.folder import read_endmembers_csv
+
+    (tmp_path / "bom.csv").write_text("band,a,b\n1,0.1,0.2\n2,0.2,0.3\n3,0.3,0.4\n", encoding="utf-8-sig")
+    E, wl, names = read_endmembers_csv(tmp_path / "bom.csv")
+    assert wl is None and names == ["a", "b"] and E.shape == (2, 3)
+    (tmp_path / "latin.csv").write_bytes("wavelength_nm,sol,végétation\n400,0.1,0.2\n500,0.2,0.3\n"
+                                         "600,0.3,0.4\n".encode("latin-1"))
+    E, wl, names = read_endmembers_csv(tmp_path / "latin.csv")
+    np.testing.assert_array_equal(wl, [400, 500, 600])
+    assert names[0] == "sol" and names[1].startswith("v") and E.shape == (2, 3)
+
+
 def test_endmember_csv_led_by_band_numbers_is_not_read_as_micrometres(run_cli, scene_file, tmp_path):
     """A first column of band numbers is never taken for band centres in um (1, 2, ... -> 1000 nm,
     2000 nm, ...: the spectra interpolated onto the wrong bands). Under a band-number header

@@ -229,3 +229,19 @@ def test_train_abundance_model_refuses_a_misspelt_option_when_resuming(results, 
         train_abundance_model([], model, max_steps=2, resume=True, progress=False, widht=64)
     assert json.loads((model / "checkpoint.json").read_text())["step"] == 1
     assert train_abundance_model([], model, max_steps=2, resume=True, progress=False)["step"] == 2
+
+
+@pytest.mark.parametrize("key", ["training", "data", "network", "representation"])
+def test_resuming_a_model_whose_config_lacks_a_section_is_refused(results, tmp_path, key):
+    # a config.json without its training or data section raised KeyError when resuming (exit 1)
+    from unmixgen.errors import InputError
+    from unmixgen.workflows import train_abundance_model
+
+    model = tmp_path / "model"
+    train_abundance_model([results / "r1"], model, max_steps=1, progress=False, patch=8, width=8)
+    cfg = json.loads((model / "config.json").read_text())
+    del cfg[key]
+    (model / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=f"config.json: lacks the field '{key}'"):
+        train(model, max_steps=2, progress=False)
+    assert json.loads((model / "checkpoint.json").read_text())["step"] == 1

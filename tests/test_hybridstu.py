@@ -274,6 +274,71 @@ def test_a_model_folder_with_a_bad_guard_or_base_is_refused(fitted, tmp_path, ke
         HybridSTU.from_pretrained(tmp_path / "m")
 
 
+@pytest.mark.parametrize("key, value", [("scale", float("nan")), ("scale", -1.0), ("scale", None), ("scale", "x"),
+                                        ("n_endmembers", 4), ("n_endmembers", -3), ("k", "five"), ("width", 0),
+                                        ("good_bands", "all"), ("good_bands", [1, 1]), ("parameters", [1, 2]),
+                                        ("names", 5), ("names", ["a"]), ("history", [1]), ("scale", ...),
+                                        ("n_endmembers", ...), ("good_bands", ...), ("k", ...)])
+def test_a_model_folder_with_a_hand_edited_config_is_refused(fitted, tmp_path, key, value):
+    # a NaN or negative scale gave all-NaN maps with exit 0; a missing key, a wrong type or another
+    # endmember count raised KeyError, TypeError or ValueError, or went on with the wrong numbers
+    import json
+
+    fitted[0].save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if value is ...:
+        del cfg[key]
+    else:
+        cfg[key] = value
+    cfg_path.write_text(json.dumps(cfg))
+    # another count or band count than endmembers.npz holds: refused as the two disagreeing
+    with pytest.raises(InputError, match=f"config.json {key}|endmembers.npz: .* as its config.json says"):
+        HybridSTU.from_pretrained(tmp_path / "m")
+
+
+def test_a_loaded_model_checks_scenes_with_its_network_neighbourhood(fitted, tmp_path):
+    # the scene checks used the k of the training record ('parameters'), not the network's: one
+    # edited to 'x' refused every scene with "k='x': expected an integer", naming no file
+    import json
+
+    est, scene = fitted[0], fitted[1]
+    est.save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["parameters"]["k"] = "x"
+    cfg_path.write_text(json.dumps(cfg))
+    loaded = HybridSTU.from_pretrained(tmp_path / "m")
+    assert loaded.k == cfg["k"] == est.k
+    np.testing.assert_allclose(loaded.transform(scene), est.transform(scene), atol=1e-6)
+
+
+@pytest.mark.parametrize("change", ["missing", "bands", "count", "text"])
+def test_a_model_folder_whose_endmembers_do_not_fit_its_config_is_refused(fitted, tmp_path, change):
+    # an endmembers.npz without 'endmembers' raised KeyError, one with fewer bands IndexError,
+    # one with another count a several-line torch message on the weights
+    est = fitted[0]
+    est.save_pretrained(tmp_path / "m")
+    E = est.endmembers_
+    arrays = {"missing": {"E": E}, "bands": {"endmembers": E[:, :-3]}, "count": {"endmembers": E[:2]},
+              "text": {"endmembers": np.array(["a", "b"])}}[change]
+    np.savez(tmp_path / "m" / "endmembers.npz", **arrays)
+    with pytest.raises(InputError, match=r"endmembers.npz: .*expected .*\(3, 30\)") as err:
+        HybridSTU.from_pretrained(tmp_path / "m")
+    assert "\n" not in str(err.value)
+
+
+def test_weights_of_another_network_give_one_line(fitted, tmp_path):
+    import json
+
+    fitted[0].save_pretrained(tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "width": 7}))
+    with pytest.raises(InputError, match="weights do not fit the network of its config.json") as err:
+        HybridSTU.from_pretrained(tmp_path / "m")
+    assert "\n" not in str(err.value)
+
+
 def test_a_model_folder_of_another_kind_is_refused(tmp_path):
     from unmixgen.nn import checkpoint as ck
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from unmixgen.io import read_scene, write_scene
 from unmixgen.runs.folder import same_scene, scene_fingerprint
@@ -59,3 +60,68 @@ def test_endmember_figure_draws_each_estimate_with_its_own_truth(tmp_path, monke
     save_result(tmp_path, scene, endmembers=T[order], abundances=s.truth.abundances[..., order])
     assert np.isnan(seen["truth"][[0, 2]]).all() and np.allclose(seen["truth"][[1, 3]], T[[0, 1]])
     assert seen["truth_names"] is None  # unnamed truth: labelled after the estimate it matches
+
+
+def _saved_result(tmp_path, **change):
+    """A run folder holding a 3-endmember, 20-band result.npz with ``change`` applied."""
+    import json
+
+    folder = tmp_path / "run"
+    folder.mkdir(parents=True)
+    arrays = {"endmembers": np.random.default_rng(0).uniform(0.1, 1, (3, 20)).astype(np.float32),
+              "abundances": np.full((4, 5, 3), 1 / 3, np.float32), "mask": np.ones((4, 5), bool),
+              "wavelengths": np.linspace(400.0, 1000.0, 20), "names": np.array(["a", "b", "c"])}
+    arrays.update(change)
+    np.savez(folder / "result.npz", **arrays)
+    (folder / "run.json").write_text(json.dumps({"command": "unmix"}))
+    return folder
+
+
+@pytest.mark.parametrize("change", [{"wavelengths": np.linspace(400.0, 1000.0, 17)},
+                                    {"wavelengths": np.r_[np.nan, np.linspace(410.0, 1000.0, 19)]},
+                                    {"good_bands": np.ones(10, bool)}],
+                         ids=["17 wavelengths", "NaN wavelength", "10 band flags"])
+def test_a_result_whose_bands_disagree_is_refused(tmp_path, change):
+    # 17 wavelengths for 20-band endmembers raised numpy's "fp and xp are not of the same length"
+    # (unmix --endmembers-file RESULT, exit 1); a NaN wavelength dropped its band with a warning
+    # that blamed the endmembers' library
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+    from unmixgen.runs.sources import load_endmembers
+
+    folder = _saved_result(tmp_path, **change)
+    for load in (load_result, load_endmembers):
+        with pytest.raises(InputError, match=f"^{folder}: result's '(wavelengths|good_bands)'.*20 bands"):
+            load(folder)
+    assert load_result(_saved_result(tmp_path / "ok"))["endmembers"].shape == (3, 20)
+
+
+def test_a_run_json_that_is_no_text_is_refused(tmp_path):
+    # bytes that are no UTF-8 raised UnicodeDecodeError (evaluate, unmix --endmembers-file: exit 1),
+    # where a run.json that is no JSON was already refused
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+
+    folder = _saved_result(tmp_path)
+    (folder / "run.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InputError, match=r"run.json: is not valid JSON"):
+        load_result(folder)
+
+
+@pytest.mark.parametrize("run", [[1], {"parameters": [1]}, {"parameters": {"method": "vca"}}])
+def test_a_label_from_a_run_json_of_another_shape(tmp_path, run):
+    # a run.json holding a list, or parameters that are no object, raised AttributeError
+    # ('list' object has no attribute 'get') in train-abundance --label-from method
+    import json
+
+    from unmixgen.errors import InputError
+    from unmixgen.runs.sources import load_training_maps
+
+    folder = _saved_result(tmp_path, abundances=np.random.default_rng(1).dirichlet(np.ones(3), (40, 40)),
+                           mask=np.ones((40, 40), bool))
+    (folder / "run.json").write_text(json.dumps(run))
+    if isinstance(run, dict) and isinstance(run["parameters"], dict):
+        assert load_training_maps([folder], label_from="method").labels == ["vca"]
+        return
+    with pytest.raises(InputError, match="run.json names no unmixing method"):
+        load_training_maps([folder], label_from="method")

@@ -86,3 +86,24 @@ def test_train_spectra_model_takes_one_source_given_as_a_path(tmp_path):
         info = train_spectra_model(source, tmp_path / f"prior{i}", max_steps=1, progress=False, width=8,
                                    channel_mult=[1, 2], batch_size=8)
         assert info["step"] == 1
+
+
+@pytest.mark.parametrize("key", ["training", "representation", "schedule"])
+def test_resuming_a_spectra_prior_whose_config_lacks_a_section_is_refused(tmp_path, key):
+    # a config.json without its training, representation or schedule section raised KeyError
+    # when resuming (train-spectra --resume, exit 1)
+    import json
+
+    from unmixgen.priors.spectra.train import train
+
+    wl = np.arange(400.0, 2451.0, 10.0)
+    np.savez(tmp_path / "lib.npz", endmembers=smooth_spectra(20, wl), wavelengths=wl)
+    train_spectra_model([tmp_path / "lib.npz"], tmp_path / "prior", max_steps=1, progress=False, width=8,
+                        channel_mult=[1, 2], batch_size=8)
+    cfg_path = tmp_path / "prior" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg[key]
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=f"config.json: (lacks the field '{key}'|schedule None)"):
+        train(tmp_path / "prior", max_steps=2, progress=False)
+    assert json.loads((tmp_path / "prior" / "checkpoint.json").read_text())["step"] == 1

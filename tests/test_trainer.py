@@ -57,6 +57,29 @@ def test_resume_is_bit_identical_including_the_loss_log(tmp_path):
     assert len(set(straight.curve_losses)) == 4
 
 
+@pytest.mark.parametrize("damage", ["no param_groups", "param_groups a string", "other model", "no rng"])
+def test_a_training_state_that_does_not_fit_is_refused_before_training(tmp_path, damage):
+    # a hand-edited state.json without param_groups raised KeyError 'param_groups'; another
+    # network's state torch's several-line RuntimeError; tensors without the RNG states KeyError
+    from safetensors.torch import load_file, save_file
+
+    make_trainer(tmp_path / "m").fit(max_steps=3, progress=False)
+    path = ck.latest_checkpoint(tmp_path / "m")
+    state = json.loads((path / ck.STATE_JSON).read_text())
+    if damage == "no param_groups":
+        state.pop("param_groups")
+    elif damage == "param_groups a string":
+        state["param_groups"] = "x"
+    elif damage == "no rng":
+        tensors = load_file(str(path / ck.STATE_FILE))
+        save_file({k: v for k, v in tensors.items() if not k.startswith("rng.")}, str(path / ck.STATE_FILE))
+    (path / ck.STATE_JSON).write_text(json.dumps(state))
+    model = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(4, 1)) if damage == "other model" else None
+    with pytest.raises(InputError, match=f"^{path}: training state does not fit .*cannot be resumed") as err:
+        make_trainer(tmp_path / "m", model=model)
+    assert "\n" not in str(err.value)
+
+
 def test_divergence_stops_keeps_the_last_checkpoint_and_is_not_bad_input(tmp_path):
     calls = {"n": 0}
 

@@ -132,7 +132,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
             old = _temp_sibling(path)
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_replaced(old)
         else:
             os.replace(tmp, path)
     finally:
@@ -163,6 +163,15 @@ def model_dir_build(path: str | os.PathLike, overwrite: bool = False, inputs=(),
         old = _temp_sibling(path)
         os.replace(path, old)
         os.replace(build, path)
+        _remove_replaced(old)
+
+
+def _remove_replaced(old: Path) -> None:
+    """Remove the output ``old`` a new one replaced: a folder with its files, a link itself
+    (not what it points to; `shutil.rmtree` refuses links and would leave it behind)."""
+    if old.is_symlink():
+        old.unlink(missing_ok=True)
+    else:
         shutil.rmtree(old, ignore_errors=True)
 
 

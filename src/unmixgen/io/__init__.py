@@ -64,6 +64,11 @@ def _module(name: str):
     return importlib.import_module(f"{__name__}.{name}")
 
 
+_UNMIXGEN_FOLDERS = (("result.npz", "a result folder"), ("config.json", "a model folder"),
+                     ("abundances.npz", "a synthesize output folder"))
+"""A file that marks a folder unmixgen wrote, and what that folder is (named when one is given as a scene)."""
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """The name of the format module that reads ``path``.
 
@@ -76,6 +81,9 @@ def detect_format(path: str | os.PathLike) -> str:
     if path.is_dir():
         if any(p.name.upper().endswith("METADATA.XML") for p in path.iterdir()):
             return "enmap"
+        for marker, kind in _UNMIXGEN_FOLDERS:
+            if (path / marker).is_file():
+                raise in_file(path, f"is {kind} of unmixgen, not a scene; expected a scene file ({READ_FORMATS})")
         raise in_file(path, f"is a folder without an EnMAP METADATA.XML; expected one of: {READ_FORMATS}")
     require_regular_file(path)
     ext = path.suffix.lower()

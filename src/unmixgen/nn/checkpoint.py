@@ -26,6 +26,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ LEGACY_FORMATS = {"unmixgen-abundance-diffusion": "abundance_prior"}
 """Formats of folders without a ``kind`` field, and the kind they hold."""
 
 EMA_FILE, STATE_FILE, STATE_JSON = "ema.safetensors", "state.safetensors", "state.json"
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def new_config(kind: str, **settings: Any) -> dict:
@@ -67,15 +70,15 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     """
     model_dir = Path(model_dir)
     path = model_dir / "config.json"
+    if model_dir.exists() and not model_dir.is_dir():  # a file of the folder (its config.json) given for it
+        raise in_file(model_dir, f"is a file, not a model folder; expected the folder written by unmixgen "
+                                 f"training ({model_dir.parent}?)")
     if not model_dir.is_dir():
         raise in_file(model_dir, "no such model folder; expected a folder written by unmixgen training")
     if not path.is_file():
         raise in_file(model_dir, "not a model folder (no config.json); expected a folder written by "
                       "unmixgen training")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise in_file(path, f"is not valid JSON ({exc})") from None
+    cfg = _read_json_object(path, "the model's settings")
     fmt = cfg.get("format")
     if fmt not in (FORMAT, *LEGACY_FORMATS):
         raise in_file(model_dir, f"config.json format is {fmt!r}; expected {FORMAT!r}")
@@ -87,6 +90,52 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     if kind is not None and cfg["kind"] != kind:
         raise in_file(model_dir, f"holds a model of kind {cfg['kind']!r}; expected kind {kind!r}")
     return cfg
+
+
+def _read_json_object(path: Path, what: str) -> dict:
+    """The JSON object in ``path``; `InputError` naming the file when it is no JSON, not UTF-8
+    text, or JSON of another type (a list, a string), which every reader would trip over."""
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise in_file(path, f"is not valid JSON ({exc}); expected a JSON object of {what}") from None
+    if not isinstance(value, dict):
+        raise in_file(path, f"holds a JSON {type(value).__name__}; expected a JSON object of {what}")
+    return value
+
+
+@contextmanager
+def config_fields(model_dir: str | os.PathLike) -> Iterator[None]:
+    """Build a model from its config.json inside this block: a field that is missing, of
+    another type or out of range (the KeyError, TypeError, ValueError or torch's RuntimeError
+    it raises, or a `ParameterError` naming it) becomes one `InputError` naming the file."""
+    path = Path(model_dir) / "config.json"
+    try:
+        yield
+    except ParameterError as exc:  # named by its parameter, which is no flag of the command at hand
+        raise in_file(path, f"{exc}; retrain the model") from None
+    except InputError:
+        raise
+    except KeyError as exc:
+        raise in_file(path, f"lacks the field {exc}; expected the config.json unmixgen training writes: "
+                            "retrain the model") from None
+    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        raise in_file(path, f"holds a field of another type or range ({type(exc).__name__}: {first}); expected "
+                            "the config.json unmixgen training writes: retrain the model") from None
+
+
+def check_schedule(model_dir: str | os.PathLike, config: dict) -> dict:
+    """The config's diffusion ``schedule``, or `InputError` naming the file unless it has
+    ``num_train_timesteps`` >= 1, a ``beta_schedule`` name and a known ``prediction_type`` (an
+    unknown one was read as ``v_prediction``)."""
+    s = config.get("schedule")
+    n = s.get("num_train_timesteps") if isinstance(s, dict) else None
+    if not (isinstance(s, dict) and isinstance(n, int) and not isinstance(n, bool) and n >= 1
+            and isinstance(s.get("beta_schedule"), str) and s.get("prediction_type") in PREDICTION_TYPES):
+        raise in_file(Path(model_dir) / "config.json", f"schedule {s!r}; expected num_train_timesteps >= 1, a "
+                      f"beta_schedule and prediction_type {' or '.join(PREDICTION_TYPES)}: retrain the model")
+    return s
 
 
 def has_checkpoint(model_dir: str | os.PathLike) -> bool:
@@ -115,7 +164,7 @@ def latest_checkpoint(model_dir: str | os.PathLike, *, required: bool = True) ->
         rel = info["path"]
         if not isinstance(rel, str):
             raise TypeError(f"path is {rel!r}")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         raise in_file(ptr, f"is damaged ({exc}); retrain the model") from None
     path = model_dir / rel
     root = model_dir.resolve()
@@ -207,6 +256,9 @@ def read_state(path: Path) -> dict:
         raise in_file(path / STATE_JSON, f"is damaged ({exc}); retrain the model") from None
     if not isinstance(state, dict):
         raise in_file(path / STATE_JSON, "is damaged (not a JSON object); retrain the model")
+    if not isinstance(state.get("step"), int) or isinstance(state["step"], bool) or state["step"] < 0:
+        raise in_file(path / STATE_JSON, f"is damaged (step {state.get('step')!r}, expected an integer >= 0); "
+                                         "retrain the model")
     return state
 
 

@@ -29,7 +29,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import AveragedModel
 
-from ..errors import ParameterError, TrainingDiverged, check_range
+from ..errors import ParameterError, TrainingDiverged, check_range, in_file
 from . import checkpoint as ck
 
 LossFn = Callable[[torch.nn.Module, torch.Generator], torch.Tensor]
@@ -146,6 +146,16 @@ class Trainer:
         if path is None:
             return
         tensors, state = ck.load_state(path)
+        try:
+            self._apply_state(path, tensors, state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a hand-edited or another model's state
+            first = (str(exc).splitlines() or [""])[0]
+            raise in_file(path, f"training state does not fit the model ({type(exc).__name__}: {first}); it cannot "
+                                "be resumed: train a new model") from None
+        self.saved_step = self.step
+
+    def _apply_state(self, path: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
+        """Set the weights, optimizer, RNG states and loss log from checkpoint ``path``."""
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.ema.module.load_state_dict(ck.load_weights(path))
         self.step = int(state["step"])
@@ -163,7 +173,6 @@ class Trainer:
         self.log = {"losses": state.get("losses", []), "loss_steps": state.get("loss_steps", []),
                     "pending_losses": state.get("pending_losses", []),
                     "train_seconds": float(state.get("train_seconds", 0.0))}
-        self.saved_step = self.step
 
     def save(self) -> Path:
         """Write a checkpoint of the current step into the folder."""

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import in_file, reading
+from ..errors import InputError, in_file, reading
 from ..scene import Scene
 
 
@@ -114,7 +114,8 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
 
     path = Path(path)
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig and replace, as wavelength files: a byte-order mark would join the first header
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
     except OSError as exc:
         raise in_file(path, f"cannot read ({exc.strerror})") from None
@@ -295,7 +296,7 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     if run.is_file():
         try:
             out["run"] = json.loads(run.read_text())
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise in_file(run, f"is not valid JSON ({exc})") from None
     if "names" in out:
         out["names"] = [str(n) for n in np.asarray(out["names"]).reshape(-1)]
@@ -335,6 +336,25 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
                               "(True / False)")
     if p is not None and "names" in r and len(r["names"]) != p:
         raise in_file(folder, f"result has {len(r['names'])} names for {p} endmembers; expected one per endmember")
+    if "endmembers" in r:
+        _check_bands(r, folder, r["endmembers"].shape[1])
+
+
+def _check_bands(r: dict[str, Any], folder: Path, bands: int) -> None:
+    """`InputError` naming ``folder`` unless the result's ``wavelengths`` and ``good_bands``
+    (when present) hold one finite value per band of its endmembers: another count met numpy
+    (``fp and xp are not of the same length``) in whoever reads the spectra."""
+    from ..wavelengths import check_wavelengths
+
+    if "wavelengths" in r:
+        try:  # any order: the bands of a scene whose detectors overlap are written as they come
+            check_wavelengths(r["wavelengths"], bands, what="", any_order=True)
+        except InputError as exc:
+            raise in_file(folder, f"result's 'wavelengths'{exc} (its endmembers have {bands} bands)") from None
+    gb = r.get("good_bands")
+    if gb is not None and (gb.dtype.kind not in "biu" or gb.size != bands):
+        raise in_file(folder, f"result's 'good_bands' is {gb.dtype} of {gb.size} values; expected one flag per "
+                              f"band of its {bands} bands")
 
 
 __all__ = [

@@ -509,9 +509,10 @@ def _label_for(folder: Path, result: dict, label_from: str) -> str | None:
         return None
     if label_from == "folder":
         return folder.name
-    run = result.get("run") or {}
-    params = run.get("parameters") or {}
-    method = params.get("method") or run.get("method")
+    run = result.get("run")
+    run = run if isinstance(run, dict) else {}  # a run.json holding a list or a string names nothing
+    params = run.get("parameters")
+    method = (params.get("method") if isinstance(params, dict) else None) or run.get("method")
     if not method:
         raise in_file(folder, "run.json names no unmixing method; expected label_from='folder' or 'none' for this folder")
     return str(method)

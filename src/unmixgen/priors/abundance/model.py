@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import InputError, ParameterError, check_memory, check_range
+from ...errors import InputError, ParameterError, check_memory, check_range, in_file
 from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
 from ...nn.seeds import sample_generators
@@ -49,25 +49,34 @@ class AbundanceModel:
         self.config = ck.read_config(self.model_dir, kind=KIND)
         path = ck.latest_checkpoint(self.model_dir)
         self.device = resolve_device(device)
-        self.net = build_network(self.config["network"])
+        with ck.config_fields(self.model_dir):
+            ck.check_schedule(self.model_dir, self.config)
+            self.net = build_network(self.config["network"])
+            self.rep = make_representation(self.config["representation"])
+            self.n_endmembers: int = int(self.config["n_endmembers"])
+            self.patch_size: int = int(self.config["patch_size"])
+            self.block_size: int = int(self.config.get("block_size", self.patch_size))
+            self.labels: list[str] | None = self.config.get("labels")
+            self.names: list[str] = self.config.get("names") or [f"em{i + 1}" for i in range(self.n_endmembers)]
+        _check_sizes(self)
         try:
             self.net.load_state_dict(ck.load_weights(path))
         except (RuntimeError, OSError) as exc:
             raise InputError(f"{self.model_dir}: weights do not fit the config ({exc}); retrain") from None
         self.net.to(self.device).eval().requires_grad_(False)
-        self.rep = make_representation(self.config["representation"])
-        self.n_endmembers: int = int(self.config["n_endmembers"])
-        self.patch_size: int = int(self.config["patch_size"])
-        self.block_size: int = int(self.config.get("block_size", self.patch_size))
-        self.labels: list[str] | None = self.config.get("labels")
-        self.names: list[str] = self.config.get("names") or [f"em{i + 1}" for i in range(self.n_endmembers)]
         self.step = int(ck.read_state(path)["step"])
         self.last_projection_distance = 0.0
 
     def holdout(self) -> dict[str, np.ndarray]:
         """Real blocks saved with the model: ``heldout`` (M,b,b,p), ``floor`` (L,b,b,p) and the
-        training crops ``train`` (K,P,P,p), float32."""
-        return ck.load_arrays(self.model_dir / "holdout.npz")
+        training crops ``train`` (K,P,P,p), float32; `InputError` naming the file without
+        ``heldout``, which every reader of it needs."""
+        path = self.model_dir / "holdout.npz"
+        arrays = ck.load_arrays(path)
+        if "heldout" not in arrays:
+            raise in_file(path, f"has no 'heldout' array (keys: {', '.join(sorted(arrays))}); expected the held-out "
+                                "maps training saves: retrain the model")
+        return arrays
 
     def label_index(self, label: str | None) -> int | None:
         """Index of ``label`` among the model's labels (None for None)."""
@@ -133,6 +142,25 @@ class AbundanceModel:
                 bar.stop()
         self.last_projection_distance = float(np.mean(dist)) if dist else 0.0
         return out
+
+
+def _check_sizes(model: AbundanceModel) -> None:
+    """`InputError` naming the model's config.json unless its sizes agree: p >= 1 endmembers,
+    as many network channels and names, patches and blocks of >= 1 pixel, labels as a list
+    (another p met the sampler's output as a ValueError, a negative patch size as numpy's
+    "negative dimensions")."""
+    channels = model.config["network"].get("channels")
+    bad = [f"{k} {v!r}" for k, v in (("n_endmembers", model.n_endmembers), ("patch_size", model.patch_size),
+                                     ("block_size", model.block_size)) if v < 1]
+    if channels != model.n_endmembers:
+        bad.append(f"network channels {channels!r} for n_endmembers {model.n_endmembers}")
+    if not isinstance(model.names, list) or len(model.names) != model.n_endmembers:
+        bad.append(f"names {model.names!r} for n_endmembers {model.n_endmembers}")
+    if model.labels is not None and not isinstance(model.labels, list):
+        bad.append(f"labels {model.labels!r}")
+    if bad:
+        raise in_file(model.model_dir / "config.json", f"{'; '.join(bad)}; expected sizes >= 1, one channel "
+                                                       "and name per endmember, labels as a list: retrain the model")
 
 
 class _Bar:

@@ -119,19 +119,24 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     device = resolve_device(device)
     model_dir = Path(model_dir)
     cfg = ck.read_config(model_dir, kind=KIND)
-    tr = {k: cfg["training"].get(k, DEFAULTS[k]) for k in TRAINING_KEYS}
+    with ck.config_fields(model_dir):  # a section missing or of another type: one line naming the file
+        tr = {k: cfg["training"].get(k, DEFAULTS[k]) for k in TRAINING_KEYS}
+        n_maps = len(cfg["data"]["map_shapes"])
+        rep = make_representation(cfg["representation"])
+        schedule = ck.check_schedule(model_dir, cfg)
+        null_label = cfg["network"]["num_labels"]
     if not (model_dir / "data.npz").is_file():
         raise in_file(model_dir, "holds no training data (no data.npz; an exported sampling-only model?); "
                       "it cannot be resumed: train a new model")
     data = ck.load_arrays(model_dir / "data.npz")
-    maps = [data[f"map_{i}"] for i in range(len(cfg["data"]["map_shapes"]))]
+    maps = [data[f"map_{i}"] for i in range(n_maps)]
     labelled = bool(cfg.get("labels"))
     patches = PatchSampler(maps, data["positions"], cfg["patch_size"], data["map_labels"] if labelled else None)
-    objective = DenoisingObjective(patches, make_representation(cfg["representation"]), cfg["schedule"],
-                                   batch_size=int(tr["batch_size"]), label_dropout=tr["label_dropout"],
-                                   null_label=cfg["network"]["num_labels"], device=device)
+    objective = DenoisingObjective(patches, rep, schedule, batch_size=int(tr["batch_size"]),
+                                   label_dropout=tr["label_dropout"], null_label=null_label, device=device)
     seed_torch(int(tr["seed"]))
-    net = build_network(cfg["network"])
+    with ck.config_fields(model_dir):
+        net = build_network(cfg["network"])
     # the batch generator is seeded with seed + 1 (seed itself drew the initial weights)
     trainer = Trainer(net, objective, model_dir, lr=tr["lr"], weight_decay=tr["weight_decay"],
                       warmup_steps=tr["warmup_steps"], grad_clip=tr["grad_clip"], ema_decay=tr["ema_decay"],

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -37,12 +38,19 @@ class SpectraModel:
         self.model_dir = Path(model_dir)
         self.config = ck.read_config(self.model_dir, kind=KIND)
         rep = self.config.get("representation", {})
+        rep = rep if isinstance(rep, dict) else {"name": rep}
         if rep.get("name") != "grid" or rep.get("points") != SpectralGrid().grid.size:
             raise InputError(f"{self.model_dir}: spectra prior has representation {rep.get('name')!r} with "
                              f"{rep.get('points')} points; expected the 'grid' representation with "
                              f"{SpectralGrid().grid.size}")
+        scale = rep.get("scale")
+        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+            raise InputError(f"{self.model_dir / 'config.json'}: representation scale {scale!r}; expected a finite "
+                             "number > 0: retrain the model")
+        ck.check_schedule(self.model_dir, self.config)
         self.device = resolve_device(device)
-        self.net = build_network(self.config["network"])
+        with ck.config_fields(self.model_dir):
+            self.net = build_network(self.config["network"])
         try:
             self.net.load_state_dict(ck.load_weights(ck.latest_checkpoint(self.model_dir)))
         except (RuntimeError, OSError) as exc:

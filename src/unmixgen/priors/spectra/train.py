@@ -125,13 +125,16 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     if not (model_dir / "data.npz").is_file():
         raise in_file(model_dir, "holds no training data (no data.npz); it cannot be resumed: train a new model")
     data = ck.load_arrays(model_dir / "data.npz")
-    tr = {**DEFAULTS, **cfg["training"]}
-    rep = SpectralGrid(cfg["representation"]["scale"])
+    with ck.config_fields(model_dir):  # a section missing or of another type: one line naming the file
+        tr = {**DEFAULTS, **cfg["training"]}
+        rep = SpectralGrid(cfg["representation"]["scale"])
+        schedule = ck.check_schedule(model_dir, cfg)
     weight = (data["observed"] & rep.good).astype(np.float32)
-    objective = SpectraObjective(data["x"], weight, rep.scale, cfg["schedule"], batch_size=int(tr["batch_size"]),
+    objective = SpectraObjective(data["x"], weight, rep.scale, schedule, batch_size=int(tr["batch_size"]),
                                  augment=float(tr["augment"]), device=device)
     seed_torch(int(tr["seed"]))
-    net = build_network(cfg["network"])
+    with ck.config_fields(model_dir):
+        net = build_network(cfg["network"])
     trainer = Trainer(net, objective, model_dir, lr=tr["lr"], weight_decay=tr["weight_decay"],
                       warmup_steps=tr["warmup_steps"], grad_clip=tr["grad_clip"], ema_decay=tr["ema_decay"],
                       seed=int(tr["seed"]) + 1, checkpoint_every_s=tr["checkpoint_every_s"],

@@ -527,9 +527,10 @@ class HybridSTU:
         `ParameterError` for a bad ``device`` or ``tile``, before the folder is read)."""
         resolve_device(device)
         check_range("tile", tile, low=1, integer=True)
-        cfg = ck.read_config(folder, kind=KIND)
+        cfg = _checked_config(folder, ck.read_config(folder, kind=KIND))
         path = ck.latest_checkpoint(folder)
         arrays = ck.load_arrays(Path(folder) / "endmembers.npz")
+        _check_saved_endmembers(Path(folder) / "endmembers.npz", arrays, cfg)
         known = inspect.signature(cls).parameters
         params = {k: v for k, v in cfg.get("parameters", {}).items() if k in known}
         params.pop("n_endmembers", None)
@@ -542,6 +543,7 @@ class HybridSTU:
                                     and math.isfinite(tau) and tau >= 0):
             raise in_file(folder, f"config.json guard_tau {tau!r}; expected a finite number >= 0 or null")
         params.update(device=device, tile=tile)
+        params["k"] = cfg["k"]  # the network's neighbourhood (checked), which the scene checks use
         est = cls(int(cfg["n_endmembers"]), **params)
         est.good_bands_ = np.asarray(cfg["good_bands"], bool)
         est.scale_ = float(cfg["scale"])
@@ -551,8 +553,9 @@ class HybridSTU:
                                front=cfg.get("front", "bands"), base=params["base"])
         try:
             est.net_.load_state_dict(ck.load_weights(path))
-        except RuntimeError as exc:
-            raise in_file(folder, f"weights do not fit the network of its config.json ({exc}); retrain") from None
+        except RuntimeError as exc:  # torch lists every tensor that differs, one per line
+            first = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+            raise in_file(folder, f"weights do not fit the network of its config.json ({first}); retrain") from None
         est.net_.eval()
         est.history_ = cfg.get("history", {})
         est.names_ = cfg.get("names")
@@ -564,6 +567,48 @@ class HybridSTU:
                                       "(or non-finite ones); expected one per band")
         est.wavelengths_ = wl
         return est
+
+
+def _checked_config(folder: str | Path, cfg: dict) -> dict:
+    """``cfg`` (a HybridSTU config.json) when every field `HybridSTU.from_pretrained` reads has
+    its type; `InputError` naming the field otherwise. A NaN or negative ``scale`` gave all-NaN
+    maps, a missing key or a wrong type a KeyError or TypeError."""
+    def bad(key: str, expected: str) -> InputError:
+        shown = "missing" if key not in cfg else repr(cfg[key])
+        return in_file(folder, f"config.json {key} {shown}; expected {expected} (the file was edited or "
+                               "damaged: retrain the model)")
+
+    def whole(v, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+    for key in ("n_endmembers", "k", "width"):
+        if not whole(cfg.get(key), 1):
+            raise bad(key, "an integer >= 1")
+    scale = cfg.get("scale")
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        raise bad("scale", "a finite number > 0")
+    gb = cfg.get("good_bands")
+    if not (isinstance(gb, list) and gb and all(v in (0, 1) for v in gb) and any(gb)):
+        raise bad("good_bands", "a list of 0 / 1 flags, one per band, at least one 1")
+    for key, kind, expected in (("parameters", dict, "an object"), ("history", dict, "an object")):
+        if not isinstance(cfg.get(key, {}), kind):
+            raise bad(key, expected)
+    names = cfg.get("names")
+    if names is not None and not (isinstance(names, list) and len(names) == cfg["n_endmembers"]):
+        raise bad("names", f"null or a list of {cfg['n_endmembers']} names, one per endmember")
+    return cfg
+
+
+def _check_saved_endmembers(path: Path, arrays: dict[str, np.ndarray], cfg: dict) -> None:
+    """`InputError` naming ``path`` unless it holds the ``endmembers`` (p, bands) of the model's
+    config.json: another count or band count met the network only as a KeyError, an IndexError
+    or torch's list of mismatched tensors."""
+    want = (cfg["n_endmembers"], len(cfg["good_bands"]))
+    E = arrays.get("endmembers")
+    if E is None or E.dtype.kind not in "biuf" or E.shape != want:
+        got = "no 'endmembers'" if E is None else f"'endmembers' {E.dtype} of shape {E.shape}"
+        raise in_file(path, f"holds {got}; expected numbers of shape {want} (endmembers, bands) as its "
+                            "config.json says: retrain the model")
 
 
 def check_maps_source(maps) -> None:
