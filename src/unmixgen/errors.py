@@ -97,6 +97,19 @@ def check_range(name: str, value, *, low=None, high=None, low_open: bool = False
     return value
 
 
+def check_keywords(function, options: dict, what: str) -> None:
+    """`ParameterError` naming the first key of ``options`` that ``function`` does not take as
+    a keyword-only parameter (a ``**options`` catch-all would drop it without a word); ``what``
+    completes "not ...", e.g. ``"an option of the envi reader"``."""
+    import inspect
+
+    accepted = [name for name, par in inspect.signature(function).parameters.items() if par.kind is par.KEYWORD_ONLY]
+    for key, value in options.items():
+        if key not in accepted:
+            raise ParameterError(key, value, f"not {what}; expected "
+                                             + (f"one of {', '.join(accepted)}" if accepted else "no options"))
+
+
 def available_memory() -> int | None:
     """Bytes of memory available to new allocations (Linux ``MemAvailable``), or None."""
     try:

@@ -12,13 +12,12 @@ Each format module defines
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, check_keywords, in_file
 from ..scene import Scene, as_scene
 from . import hdf5
 from .checks import quiet_gdal, reading, require_regular_file
@@ -134,7 +133,7 @@ def read_scene(path: str | os.PathLike, **options) -> Scene:
     Every failure is an `InputError` whose message starts with the file's name.
     """
     fmt = detect_format(path)
-    _check_options(_module(fmt).read, options, f"the {fmt.removesuffix('_io')} reader")
+    check_keywords(_module(fmt).read, options, f"an option of the {fmt.removesuffix('_io')} reader")
     try:
         with quiet_gdal(), reading(path, "read the file", hdf5=fmt in ("prisma", "emit", "neon", "matlab")):
             return _module(fmt).read(Path(path), **options)
@@ -153,18 +152,8 @@ def write_scene(scene: Scene | np.ndarray, path: str | os.PathLike, **options) -
     if ext not in _WRITE_EXT:
         raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
     writer = _module(_WRITE_EXT[ext]).write
-    _check_options(writer, options, f"the {_WRITE_EXT[ext].removesuffix('_io')} writer")
+    check_keywords(writer, options, f"an option of the {_WRITE_EXT[ext].removesuffix('_io')} writer")
     writer(as_scene(scene), path, **options)
-
-
-def _check_options(function, options: dict, what: str) -> None:
-    """`ParameterError` naming the first of ``options`` that ``function`` (a format's reader or
-    writer, ``what``) does not take as a keyword: it would be ignored without a word."""
-    accepted = [name for name, par in inspect.signature(function).parameters.items() if par.kind is par.KEYWORD_ONLY]
-    for key, value in options.items():
-        if key not in accepted:
-            raise ParameterError(key, value, f"not an option of {what}; expected "
-                                             + (f"one of {', '.join(accepted)}" if accepted else "no options"))
 
 
 def input_files(path: str | os.PathLike) -> list[Path]:

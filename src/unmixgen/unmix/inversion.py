@@ -57,7 +57,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, InputError, ParameterError, check_range
+from ..errors import ConvergenceWarning, InputError, ParameterError, check_keywords, check_range
 from ..simplex import project_simplex
 from .admm import sunsal
 from .batched import Gram, matmul_rows, run_batches, thread_count
@@ -558,14 +558,7 @@ def invert(Y, E, method: str = DEFAULT_METHOD, **kw) -> np.ndarray:
 
 def check_options(method: str, kw: dict) -> None:
     """`ParameterError` naming the first key of ``kw`` that inverter ``method`` does not take."""
-    import inspect
-
-    accepted = [name for name, par in inspect.signature(METHODS[method]).parameters.items()
-                if par.kind is par.KEYWORD_ONLY]
-    for key, value in kw.items():
-        if key not in accepted:
-            raise ParameterError(key, value, f"not a parameter of inverter {method!r}; expected one of "
-                                             f"{', '.join(accepted)}")
+    check_keywords(METHODS[method], kw, f"a parameter of inverter {method!r}")
 
 
 def check_method(method: str) -> str:
