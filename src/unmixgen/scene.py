@@ -227,6 +227,7 @@ class Scene:
         if self.good_bands.shape != (bands,):
             raise InputError(f"{self._what('good-band list')}: {self.good_bands.size} values for {bands} bands")
         self._mask: np.ndarray | None = None
+        self._mask_from_values = False  # computed by `pixel_validity`: valid pixels are finite then
         self._mask_fn: Callable[[], np.ndarray] | None = None
         if callable(mask):
             self._mask_fn = mask
@@ -311,6 +312,7 @@ class Scene:
                 mask = self._checked_mask(self._mask_fn())
             else:
                 mask = self._values_validity()
+                self._mask_from_values = True
             self._mask = mask
         return self._mask
 
@@ -382,7 +384,8 @@ class Scene:
             Y = cube.reshape(-1, self.bands)
         else:
             Y = cube[self.mask]
-        self._require_finite(Y)
+        if not self._mask_from_values:  # a mask from the values already left non-finite pixels out
+            self._require_finite(Y)
         return Y
 
     def _require_finite(self, Y: np.ndarray, chunk: int = 65536) -> None:

@@ -136,10 +136,12 @@ def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
     return f"min {low:.3g}, largest |sum - 1| {dev:.3g}" if low < -tol or dev > tol else ""
 
 
-def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray,
+                 finite: np.ndarray) -> np.ndarray:
     """Refuse an initial result that does not belong to the scene, non-finite endmembers or
-    non-finite pixels the mask marks valid (`InputError`); return the pixels to refine,
-    (rows, cols) bool: valid ones where the init has abundances."""
+    non-finite pixels the mask marks valid (``finite``: (rows, cols) pixels finite on every
+    band) (`InputError`); return the pixels to refine, (rows, cols) bool: valid ones where
+    the init has abundances."""
     if cube.ndim != 3:
         raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape
@@ -157,7 +159,7 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
     if mask.shape != (rows, cols) or not mask.any():
         raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
                          f"({rows}, {cols}) with at least one")
-    bad = int(np.count_nonzero(mask & ~np.all(np.isfinite(cube), axis=-1)))
+    bad = int(np.count_nonzero(mask & ~finite))
     if bad:
         raise InputError(f"cube has NaN/Inf at {bad} pixel{'s' if bad > 1 else ''} the mask marks valid; expected "
                          "finite values at every valid pixel (mask=None takes the finite pixels)")
@@ -422,8 +424,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     cube = np.asarray(cube, np.float32)
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
-    mask = np.all(np.isfinite(cube), axis=-1) if mask is None else np.asarray(mask, bool)
-    mask = check_inputs(cube, E0, A0, mask)
+    finite = np.all(np.isfinite(cube), axis=-1)  # (rows, cols): one pass, the default mask and its check
+    mask = finite if mask is None else np.asarray(mask, bool)
+    mask = check_inputs(cube, E0, A0, mask, finite)
     for name, values in (("wavelengths", wavelengths), ("fwhm", fwhm)):
         if values is not None and np.size(values) != cube.shape[2]:
             raise InputError(f"{name}: {np.size(values)} values for {cube.shape[2]} bands; expected one per band "
