@@ -28,7 +28,7 @@ for the shipped prior (``benchmarks/refine_network_batch.py``; ``benchmarks/RESU
 TILE_OVERLAP = 0.25
 """Least overlap of the refine prior's 64-px tiles on canvases larger than a tile: a quarter
 tile (stride 48) puts about 1.8x a large canvas's pixels through the network, half a tile
-3.9x, for the same accuracy to within 1 % (``benchmarks/RESULTS.md``, "Refinement's tile
+3.9x; the accuracy measured the same (``benchmarks/RESULTS.md``, "Refinement's tile
 overlap")."""
 
 
