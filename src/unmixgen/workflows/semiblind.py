@@ -191,7 +191,7 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
         if endmembers_file is not None:
             raise InputError("give either a trained model or endmembers to train one, not both")
         _check_apply_params(params, n_endmembers, maps)
-        est = HybridSTU.from_pretrained(model, **{k: params[k] for k in APPLY_PARAMS[:2] if k in params})
+        est = HybridSTU.from_pretrained(model, **{k: params[k] for k in ("device", "tile") if k in params})
         scaled = est.corrects_scaled()
         A, brightness = est.transform(scene, with_brightness=True) if scaled else (est.transform(scene), None)
         notes = _scale_notes(scene, est, model)
