@@ -123,5 +123,45 @@ def test_a_label_from_a_run_json_of_another_shape(tmp_path, run):
     if isinstance(run, dict) and isinstance(run["parameters"], dict):
         assert load_training_maps([folder], label_from="method").labels == ["vca"]
         return
-    with pytest.raises(InputError, match="run.json names no unmixing method"):
+    message = "run.json names no unmixing method" if isinstance(run, dict) else "run.json: is JSON but not an object"
+    with pytest.raises(InputError, match=message):
         load_training_maps([folder], label_from="method")
+
+
+@pytest.mark.parametrize("run", [[1], "unmix", None])
+def test_a_run_json_that_is_no_object_is_refused(tmp_path, run):
+    # a list was accepted (exit 0) and met whoever read the record as a dict later
+    import json
+
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+
+    folder = _saved_result(tmp_path)
+    (folder / "run.json").write_text(json.dumps(run))
+    with pytest.raises(InputError, match=r"run.json: is JSON but not an object"):
+        load_result(folder)
+
+
+def test_a_result_whose_mask_marks_no_pixel_is_refused(tmp_path):
+    # an all-False mask was accepted: every map and score of it is empty
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+
+    folder = _saved_result(tmp_path, mask=np.zeros((4, 5), bool))
+    with pytest.raises(InputError, match=f"^{folder}: result's 'mask' marks no pixel valid"):
+        load_result(folder)
+    assert load_result(_saved_result(tmp_path / "ok", mask=np.eye(4, 5, dtype=bool)))["mask"].sum() == 4
+
+
+@pytest.mark.parametrize("change", [{"abundances_std": np.ones((4, 5), np.float32)},
+                                    {"abundances_q95": np.ones((4, 5, 2), np.float32)},
+                                    {"endmembers_std": np.ones((3, 19), np.float32)}],
+                         ids=["std without p", "q95 of 2 maps", "endmembers_std of 19 bands"])
+def test_a_result_whose_uncertainty_has_another_shape_is_refused(tmp_path, change):
+    # evaluate met these in its coverage scores with a message that named no file
+    from unmixgen.errors import InputError
+    from unmixgen.runs.folder import load_result
+
+    folder = _saved_result(tmp_path, **change)
+    with pytest.raises(InputError, match=f"^{folder}: result's '{next(iter(change))}' .* shaped like"):
+        load_result(folder)

@@ -298,6 +298,8 @@ def load_result(folder: str | Path) -> dict[str, Any]:
             out["run"] = json.loads(run.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise in_file(run, f"is not valid JSON ({exc})") from None
+        if not isinstance(out["run"], dict):
+            raise in_file(run, "is JSON but not an object; expected the run record `unmixgen` writes ({...})")
     if "names" in out:
         out["names"] = [str(n) for n in np.asarray(out["names"]).reshape(-1)]
     _check_result(out, folder)
@@ -307,7 +309,8 @@ def load_result(folder: str | Path) -> dict[str, Any]:
 def _check_result(r: dict[str, Any], folder: Path) -> None:
     """`InputError` naming ``folder`` unless the result's arrays are what every reader of it
     assumes: real numbers, ``endmembers`` (p, bands) and ``abundances`` (rows, cols, p) with
-    the same p >= 1, ``mask`` (rows, cols) and one name per endmember."""
+    the same p >= 1, their uncertainty arrays of the same shapes, ``mask`` (rows, cols) with a
+    valid pixel and one name per endmember."""
     from ..io.checks import refuse_complex
 
     p = None
@@ -334,6 +337,14 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
     if m is not None and m.dtype.kind != "b" and not np.isin(m, (0, 1)).all():
         raise in_file(folder, "result's 'mask' holds values other than 0 and 1; expected a map of valid pixels "
                               "(True / False)")
+    for key, like in (("abundances_std", "abundances"), ("abundances_q05", "abundances"),
+                      ("abundances_q95", "abundances"), ("endmembers_std", "endmembers")):
+        v, ref = r.get(key), r.get(like)
+        if v is not None and (v.dtype.kind not in "biuf" or (ref is not None and v.shape != ref.shape)):
+            raise in_file(folder, f"result's {key!r} is {v.dtype} of shape {v.shape}; expected numbers shaped like "
+                                  f"its {like!r}" + (f" {ref.shape}" if ref is not None else ""))
+    if m is not None and a is not None and not m.any():
+        raise in_file(folder, "result's 'mask' marks no pixel valid; expected at least one valid pixel")
     if p is not None and "names" in r and len(r["names"]) != p:
         raise in_file(folder, f"result has {len(r['names'])} names for {p} endmembers; expected one per endmember")
     if "endmembers" in r:
