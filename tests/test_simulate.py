@@ -345,6 +345,19 @@ def test_cli_evaluate_synthesis(tmp_path, run_cli):
 
 
 
+@pytest.mark.parametrize("ref", [lambda: {"heldout": np.ones((2, 16, 16, 3))},
+                                 lambda: {"heldout": maps(4, 8, 8, 3, 1)},
+                                 lambda: {"heldout": maps(4, 16, 16, 3, 1), "floor": maps(4, 8, 8, 3, 2)},
+                                 lambda: {"heldout": maps(4, 16, 16, 3, 1), "train": maps(4, 16, 16, 2, 3)}],
+                         ids=["no simplex", "8x8", "floor 8x8", "train p=2"])
+def test_cli_evaluate_synthesis_names_the_reference_it_refuses(tmp_path, run_cli, ref):
+    # held-out, floor and training maps that do not fit were refused without naming the file
+    np.savez(tmp_path / "ref.npz", **ref())
+    np.savez(tmp_path / "samples.npz", abundances=maps(4, 16, 16, 3, 5))
+    code, _, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz")
+    assert code == 2 and str(tmp_path / "ref.npz") in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_cli_evaluate_synthesis_refuses_a_negative_seed(tmp_path, run_cli, monkeypatch):
     """--seed -1 was an internal error (exit 1) from numpy's generator; it is bad input, refused
     before any model is loaded or sampled."""

@@ -77,6 +77,24 @@ def _reference_arrays(path: Path) -> dict[str, np.ndarray]:
         raise in_file(path, f"has neither 'heldout' nor 'abundances' (keys: {', '.join(keys)})")
 
 
+def _check_reference(ref: dict[str, np.ndarray], path: Path) -> np.ndarray:
+    """The held-out maps ``(N, rows, cols, p)`` of ``ref``; `InputError` naming ``path`` unless
+    they, and its ``train`` / ``floor`` maps, are abundance maps that go with them."""
+    from ..evaluate.maps import check_maps
+
+    held = check_maps(ref["heldout"], f"{path}: held-out maps").astype(np.float32)
+    for key, what in (("train", "training maps"), ("floor", "floor maps")):
+        if ref.get(key) is None:
+            continue
+        m = check_maps(ref[key], f"{path}: {what}")
+        want = held.shape[1:] if key == "floor" else held.shape[-1:]
+        if m.shape[len(m.shape) - len(want):] != want:
+            raise in_file(path, f"{what} have shape {m.shape[1:]} (rows, cols, p) but the held-out maps "
+                                f"{held.shape[1:]}; expected " + ("the same size and p" if key == "floor" else
+                                                                  "the same p"))
+    return held
+
+
 @app.command("evaluate-synthesis")
 def evaluate_synthesis_cmd(
     source: Path = typer.Argument(..., metavar="MODEL_DIR|SAMPLES",
@@ -125,14 +143,15 @@ def evaluate_synthesis_cmd(
         ref = dict(model.holdout())
     else:
         raise InputError("--reference is required when evaluating samples; give held-out maps or a model folder")
-    held = np.asarray(ref["heldout"], np.float32)
-    if held.ndim != 4:
-        raise InputError(f"held-out maps have shape {held.shape}; expected (N, rows, cols, p)")
+    ref_path = reference if reference is not None else source
+    held = _check_reference(ref, ref_path)
     if model is not None:
         if held.shape[1] != held.shape[2]:
-            raise InputError(f"held-out maps are {held.shape[1]}x{held.shape[2]}; the model samples square maps")
+            raise in_file(ref_path, f"held-out maps are {held.shape[1]}x{held.shape[2]}; the model samples square "
+                                    "maps")
         if held.shape[-1] != model.n_endmembers:
-            raise InputError(f"held-out maps have {held.shape[-1]} endmembers but the model has {model.n_endmembers}")
+            raise in_file(ref_path, f"held-out maps have {held.shape[-1]} endmembers but the model {source} has "
+                                    f"{model.n_endmembers}")
         n = count or len(held)
         samples = model.sample(n, size=int(held.shape[1]), sampler=sampler, steps=steps, seed=seed,
                                progress=not as_json)
@@ -143,10 +162,9 @@ def evaluate_synthesis_cmd(
                 raise in_file(source, f"holds {len(samples)} maps but --count {count} asked for more")
             samples = samples[:count]
     if samples.shape[1:] != held.shape[1:]:
-        raise InputError(
-            f"samples are {samples.shape[1]}x{samples.shape[2]} px with p={samples.shape[3]} but the held-out "
-            f"maps are {held.shape[1]}x{held.shape[2]} px with p={held.shape[3]}; expected the same size and p"
-        )
+        raise in_file(source, f"samples are {samples.shape[1]}x{samples.shape[2]} px with p={samples.shape[3]} but "
+                              f"the held-out maps of {ref_path} are {held.shape[1]}x{held.shape[2]} px with "
+                              f"p={held.shape[3]}; expected the same size and p")
     result = evaluate_synthesis(samples, held, train=ref.get("train"), floor=ref.get("floor"), seed=seed)
     result["source"] = str(source)
     result["reference"] = str(reference) if reference is not None else str(source)
