@@ -24,7 +24,9 @@ of this runs on pixels and endmembers divided by their band sums, where the scal
 ``y = s a E`` is linear (`mixing.BandSums`); the results are mapped back, with the brightness.
 
 The samples give the posterior mean, standard deviation and 5 / 95 % quantiles; the guard
-(`guard.guard`) then decides what of the mean is kept. The whole canvas is denoised at
+(`guard.guard`) then decides what of the mean is kept. The spread is the noise's and the
+prior's given the returned endmembers: their own bias (an extraction from a scene without
+pure pixels) is not in it. The whole canvas is denoised at
 every step through the blended tiled denoiser (`unmixgen.priors.canvas`), so tile borders
 see one consistent canvas.
 """
