@@ -208,6 +208,27 @@ def test_cli_simulate_round_trip(inputs, run_cli):
     assert code == 2 and "exists" in err and err.strip().count("\n") == 0
 
 
+def test_cli_simulate_pairs_named_maps_with_named_spectra(inputs, run_cli):
+    # a synthesize folder names its maps (the model's names); spectra named the same in another
+    # order were paired by position, so "water" maps got the soil spectrum without a word
+    tmp, a, e, wl = inputs
+    np.savez(tmp / "named.npz", abundances=a[..., [2, 0, 1]], names=np.array(["Water", "soil", "tree"]))
+    code, _, err = run_cli("simulate", "-a", tmp / "named.npz", "-e", tmp / "em.csv", "--out", tmp / "o")
+    assert code == 0 and "re-ordered by name" in err, err
+    with np.load(tmp / "o" / "scene_000.npz") as z:
+        np.testing.assert_array_equal(z["abundances"], a[0])  # the spectra's order: soil, tree, water
+    assert "re-ordered" in json.loads((tmp / "o" / "run.json").read_text())["parameters"]["maps_paired"]
+    # other materials: by position, said; unnamed maps (em1, ...): by position, nothing said
+    np.savez(tmp / "other.npz", abundances=a, names=np.array(["rock", "sand", "snow"]))
+    code, _, err = run_cli("simulate", "-a", tmp / "other.npz", "-e", tmp / "em.csv", "--out", tmp / "o2")
+    assert code == 0 and "paired by position" in err, err
+    with np.load(tmp / "o2" / "scene_000.npz") as z:
+        np.testing.assert_array_equal(z["abundances"], a[0])
+    np.savez(tmp / "unnamed.npz", abundances=a, names=np.array(["em1", "em2", "em3"]))
+    code, _, err = run_cli("simulate", "-a", tmp / "unnamed.npz", "-e", tmp / "em.csv", "--out", tmp / "o3")
+    assert code == 0 and "paired" not in err and "re-ordered" not in err, err
+
+
 def test_cli_simulate_refuses_maps_that_are_not_abundances(inputs, run_cli):
     tmp, a, e, wl = inputs
     for name, bad, message in (("neg.npz", 2 * a - 0.5, "negative abundance"), ("sum.npz", 0.5 * a, "sum-to-one")):

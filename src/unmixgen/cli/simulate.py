@@ -38,6 +38,8 @@ def simulate_cmd(
     Writes per map scene_000.npz (cube, clean, abundances, endmembers, wavelengths; with
     --variability also pixel_endmembers and scales), the cube
     as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv and run.json.
+    Maps and spectra pair by position; where both name the same materials in another order
+    (a synthesize folder, a named CSV) the maps are re-ordered to the spectra's, with a warning.
 
     Example: unmixgen simulate --abundances synth/ --endmembers USGS_1995_Library.mat:kaolinite,alunite,muscovite --snr 30 --out sim
     """

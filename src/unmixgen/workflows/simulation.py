@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
 
     ``abundances``: maps (an .npz, a synthesize or unmix folder); ``endmembers``: any endmember
     source (`unmixgen.runs.sources.load_endmembers`); ``sensor``: band centres/FWHM to resample
-    to (CSV or scene file). Writes per map ``scene_000.npz`` (cube, clean, abundances,
+    to (CSV or scene file). Maps pair with spectra by position, or by name where both name
+    the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
     plus ``endmembers.csv`` and ``run.json``. Returns the run record, with ``shape`` and
     ``scenes``.
@@ -45,7 +47,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if snr_db is not None:
         check_range("snr_db", snr_db)
     t0 = time.perf_counter()
-    maps, _ = load_abundance_maps(abundances)
+    maps, map_names = load_abundance_maps(abundances)
     # the maps become the scenes' exact ground truth: they must be abundances
     check_maps(maps, str(abundances))
     em = load_endmembers(endmembers)
@@ -55,6 +57,13 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
             f"{abundances}: {p} endmember maps but {endmembers} gives {em.spectra.shape[0]} spectra; "
             "expected the same number"
         )
+    order, pairing = pair_by_name(map_names, em.names)
+    if order is not None:
+        maps = maps[..., order]
+    if pairing is not None:
+        import warnings
+
+        warnings.warn(f"{abundances} and {endmembers}: {pairing}", UserWarning, stacklevel=2)
     deleted = ~np.isfinite(em.spectra).all(axis=0)
     if deleted.any():  # a library's deleted channels (-1.23e34): no spectrum to mix there
         import warnings
@@ -74,7 +83,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
-        "format": fmt, "out": str(out),
+        "format": fmt, "out": str(out), "maps_paired": pairing or "by position",
     }, seed=seed)
     first = scenes[0]
     with atomic_dir(out, overwrite, inputs) as tmp:
@@ -95,3 +104,35 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         record["timings_s"]["total"] = time.perf_counter() - t0
         write_json(tmp / "run.json", record)
     return record
+
+
+def _named(names: list[str] | None, p: int) -> list[str] | None:
+    """``names`` casefolded when they are ``p`` distinct names other than the em1, em2, ...
+    every writer gives unnamed endmembers; else None."""
+    if names is None or len(names) != p:
+        return None
+    keys = [str(n).strip().casefold() for n in names]
+    if len(set(keys)) != p or all(re.fullmatch(r"em\d+", k) for k in keys):
+        return None
+    return keys
+
+
+def pair_by_name(map_names: list[str] | None, spectra_names: list[str] | None
+                 ) -> tuple[list[int] | None, str | None]:
+    """How maps pair with spectra when both carry names: ``(order, note)``.
+
+    ``order`` re-orders the maps' last axis into the spectra's order when both name the same
+    materials in another order (a synthesize folder of a model trained on one result, spectra
+    from another); None keeps them. ``note`` says what was done or why pairing stays by
+    position (different materials); None when nothing is to be said.
+    """
+    p = len(spectra_names) if spectra_names is not None else 0
+    a, e = _named(map_names, p), _named(spectra_names, p)
+    if a is None or e is None or a == e:
+        return None, None
+    if set(a) == set(e):
+        order = [a.index(k) for k in e]
+        return order, (f"maps re-ordered by name to the spectra's order "
+                       f"({', '.join(map(str, spectra_names))})")
+    return None, (f"the maps name {', '.join(map(str, map_names))} but the spectra "
+                  f"{', '.join(map(str, spectra_names))}; paired by position")
