@@ -615,3 +615,19 @@ def test_rotated_map_info_turns_the_grid_about_its_tie_point_and_matches_gdal_wh
         np.testing.assert_allclose([c + a * 9.5 + b * 19.5, f + d * 9.5 + e * 19.5], [500000, 4000000], atol=1e-6)
         assert math.isclose(math.hypot(a, d), 30) and math.isclose(math.hypot(b, e), 20)
         assert abs(a * b + d * e) < 1e-9  # column and row steps at right angles
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+def test_loaded_cube_is_c_ordered_so_valid_pixels_is_a_view(tmp_path, interleave):
+    # A BSQ/BIL memory map read in its own order made a loaded cube that is not C-contiguous,
+    # and valid_pixels() then copied the whole cube (+800 MB for a 1000x1000x200 scene).
+    stored = _stored("f4")
+    hdr = write_envi(tmp_path, stored, interleave=interleave, wavelengths=WL_NM)
+    scene = read_scene(hdr)
+    cube = scene.load()
+    assert cube.flags.c_contiguous
+    np.testing.assert_array_equal(cube, stored)
+    Y = scene.valid_pixels()
+    assert np.shares_memory(Y, cube)
+    np.testing.assert_array_equal(Y, stored.reshape(-1, 5))
+    assert read_scene(hdr).read(slice(1, 4), slice(2, 9)).flags.c_contiguous  # a tile, as tilers take it

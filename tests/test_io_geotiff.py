@@ -240,3 +240,15 @@ def test_stepped_and_reversed_windows_read_as_numpy_slices_them(tmp_path):
             np.testing.assert_array_equal(scene.read(rows, cols), cube[rows, cols])
         with pytest.raises(InputError, match=r"^rows: 3; expected a slice, e.g. slice\(3, 3 \+ 1\) for one"):
             scene.read(3, slice(None))
+
+
+def test_loaded_cube_is_c_ordered_so_valid_pixels_is_a_view(tmp_path):
+    # rasterio reads band-first; kept in that order the loaded cube was not C-contiguous and
+    # valid_pixels() copied all of it (+800 MB for a 1000x1000x200 scene)
+    cube = scene_cube(seed=3)
+    write_scene(Scene(cube), tmp_path / "c.tif")
+    scene = read_scene(tmp_path / "c.tif")
+    loaded = scene.load()
+    assert loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, cube)
+    assert np.shares_memory(scene.valid_pixels(), loaded)

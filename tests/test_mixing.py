@@ -119,3 +119,51 @@ def test_noise_seed_is_deterministic():
     with pytest.raises(ParameterError, match="snr_db=nan"):  # NaN would fill the cube with NaN
         mixing.add_noise(clean, float("nan"))
     np.testing.assert_array_equal(mixing.add_noise(clean, float("inf")), clean.astype(np.float32))
+
+
+def _old_add_noise(clean, snr, seed, kind):
+    """add_noise as it was, on whole-cube float64 copies: the reference for the chunked one."""
+    rng = np.random.default_rng(seed)
+    c64 = clean.astype(np.float64)
+    finite = np.isfinite(c64)
+    power = float(np.sum(np.where(finite, c64, 0.0) ** 2))
+    energy = power / 10.0 ** (snr / 10.0)
+    z = rng.standard_normal(clean.shape, dtype=np.float32)
+    if kind == "white":
+        noise = z * np.float32(np.sqrt(energy / max(int(finite.sum()), 1)))
+    else:
+        level = np.where(finite, np.maximum(c64, 0.0), 0.0)
+        noise = z * (np.sqrt(level) * np.sqrt(energy / float(level.sum()))).astype(np.float32)
+    return clean + noise
+
+
+@pytest.mark.parametrize("kind", ["white", "signal"])
+def test_noise_is_added_in_chunks_with_the_same_values(monkeypatch, kind):
+    # `simulate --snr` of a 1000x1000x200 scene peaked at 8 GB: add_noise and snr_db made
+    # several float64 copies of the whole cube
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    clean = mixing.linear(_simplex(rng, (100, 100, 4)), rng.uniform(0.02, 0.8, (4, 50)))
+    clean[3, 4, 5] = np.nan
+    want = _old_add_noise(clean, 25.0, 3, kind)
+    monkeypatch.setattr(mixing, "CHUNK", 777)
+    tracemalloc.start()
+    try:
+        got = mixing.add_noise(clean, 25.0, rng=3, kind=kind)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, want)
+    assert peak < 1.5 * clean.nbytes  # the float32 result, not float64 copies of the cube
+    with_nan = np.isnan(clean)
+    want_snr = 10 * np.log10(np.nansum(clean.astype(np.float64) ** 2)
+                             / np.nansum((got.astype(np.float64) - clean) ** 2))
+    tracemalloc.start()
+    try:
+        measured = mixing.snr_db(clean, got)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert measured == pytest.approx(want_snr, rel=1e-12) and with_nan.any()
+    assert peak < 0.5 * clean.nbytes

@@ -221,3 +221,14 @@ def test_wavelengths_in_micrometres_and_band_numbers_as_flags_are_refused():
     # 0/1 integers and bools are flags, as before; nm wavelengths pass
     s = Scene(cube, wavelengths=np.linspace(400, 2500, 5), good_bands=np.array([1, 1, 0, 1, 1]))
     assert s.good_bands.tolist() == [True, True, False, True, True]
+
+
+def test_array_source_reads_c_ordered_windows_of_a_fortran_array():
+    # benchmark .mat cubes arrive in Fortran order: the loaded copy must be C-ordered, or
+    # valid_pixels() copies the whole cube a second time
+    cube = np.asfortranarray(np.random.default_rng(0).random((6, 5, 4)).astype(np.float64))
+    scene = Scene(cube)
+    loaded = scene.load()
+    assert loaded.flags.c_contiguous
+    np.testing.assert_array_equal(loaded, cube.astype(np.float32))
+    assert np.shares_memory(scene.valid_pixels(), loaded)

@@ -71,7 +71,7 @@ class ArraySource:
         block = self.array[rows, cols, :]
         if self.band_order is not None:
             block = block[..., self.band_order]
-        out = np.array(block, dtype=np.float32)
+        out = np.array(block, dtype=np.float32, order="C")  # a loaded cube must be C-ordered (valid_pixels)
         if np.ndim(self.scale) or self.scale != 1.0:
             out *= self.scale
         if self.offset != 0.0:

@@ -152,7 +152,7 @@ class GeoTiffSource:
         return np.moveaxis(data, 0, -1)
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
-        out = self.read_stored(rows, cols).astype(np.float32)
+        out = self.read_stored(rows, cols).astype(np.float32, order="C")  # band-first read: C order for load()
         if not self._identity:
             out *= self.scales
             out += self.offsets

@@ -112,7 +112,9 @@ class RawSource:
         if self.order is not None:
             block = block[..., self.order]
         try:
-            out = np.array(block, dtype=np.float32)
+            # C order whatever the file's interleave: a BSQ/BIL window kept in its stored order
+            # is not C-contiguous, and a loaded cube like that makes `Scene.valid_pixels` copy it
+            out = np.array(block, dtype=np.float32, order="C")
         except OSError as exc:  # a memory map whose file shrank underneath
             raise in_file(self.path or "data file", f"cannot read the data ({exc})") from None
         if not self._identity:

@@ -157,9 +157,25 @@ def snr_db(clean, noisy) -> float:
 
     NaN values (invalid pixels) are ignored.
     """
-    clean = np.asarray(clean, np.float64)
-    noise = np.asarray(noisy, np.float64) - clean
-    return float(10.0 * np.log10(np.nansum(clean**2) / np.nansum(noise**2)))
+    clean, noisy = np.asarray(clean).reshape(-1), np.asarray(noisy).reshape(-1)
+    if clean.shape != noisy.shape:
+        raise InputError(f"snr_db: {clean.size} clean values but {noisy.size} noisy ones; expected the same shape")
+    signal = error = 0.0
+    for i, j in _chunks(clean.size):  # float64 a chunk at a time, never the whole cube
+        c = clean[i:j].astype(np.float64)
+        signal += float(np.nansum(c * c))
+        d = noisy[i:j].astype(np.float64) - c
+        error += float(np.nansum(d * d))
+    return float(10.0 * np.log10(signal / error))
+
+
+CHUNK = 1 << 20
+"""Values per chunk of the float64 sums of `add_noise` and `snr_db`."""
+
+
+def _chunks(n: int):
+    step = max(1, int(CHUNK))
+    return ((i, min(i + step, n)) for i in range(0, n, step))
 
 
 def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white") -> np.ndarray:
@@ -196,23 +212,32 @@ def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white") -> np.
     if snr_db is None or np.isinf(snr_db):
         return clean.copy()
     rng = np.random.default_rng(rng)
-    c64 = clean.astype(np.float64)
-    finite = np.isfinite(c64)
-    power = float(np.sum(np.where(finite, c64, 0.0) ** 2))
+    flat = clean.reshape(-1)
+    # float64 sums a chunk at a time: whole-cube float64 copies took 8 GB for 1000x1000x200
+    power = total = 0.0
+    n_values = 0
+    for i, j in _chunks(flat.size):
+        c = flat[i:j].astype(np.float64)
+        finite = np.isfinite(c)
+        c = np.where(finite, c, 0.0)
+        power += float(np.sum(c * c))
+        total += float(np.sum(np.maximum(c, 0.0)))
+        n_values += int(finite.sum())
     if power <= 0:  # no noise level makes a ratio to zero signal power
         raise ParameterError("snr_db", snr_db, "the signal is zero everywhere, so no noise level gives this "
                              "SNR; expected a non-zero signal, or no noise")
     noise_energy = power / 10.0 ** (float(snr_db) / 10.0)
-    z = rng.standard_normal(clean.shape, dtype=np.float32)
-    n_values = max(int(finite.sum()), 1)
+    out = rng.standard_normal(clean.shape, dtype=np.float32)  # the noise, then the noisy cube
+    noise = out.reshape(-1)
     if kind == "white":
-        sigma = np.sqrt(noise_energy / n_values)
-        noise = z * np.float32(sigma)
+        noise *= np.float32(np.sqrt(noise_energy / max(n_values, 1)))
     else:
-        level = np.where(finite, np.maximum(c64, 0.0), 0.0)
-        total = float(level.sum())
         if total <= 0:
             raise InputError("clean: signal-dependent noise needs a signal with positive values")
         scale = np.sqrt(noise_energy / total)
-        noise = z * (np.sqrt(level) * scale).astype(np.float32)
-    return clean + noise
+        for i, j in _chunks(flat.size):
+            c = flat[i:j].astype(np.float64)
+            level = np.where(np.isfinite(c), np.maximum(c, 0.0), 0.0)
+            noise[i:j] *= (np.sqrt(level) * scale).astype(np.float32)
+    out += clean
+    return out
