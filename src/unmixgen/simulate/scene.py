@@ -253,8 +253,8 @@ def simulate(
                                  snr_db if snr_db is not None else variability,
                                  "gives a cube with NaN/Inf values; expected a value that keeps it finite")
         out.append(SimulatedScene(
-            cube=cube.astype(np.float32),
-            clean=clean.astype(np.float32),
+            cube=cube.astype(np.float32, copy=False),
+            clean=clean.astype(np.float32, copy=False),
             abundances=amap,
             endmembers=em,
             reference_endmembers=e,
