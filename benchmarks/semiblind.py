@@ -18,6 +18,9 @@ Suites (``--suite``):
   half in turn). FCLS is the baseline row. Metrics keep the given endmembers' channel order
   (``--align none``): the reference endmembers and maps share it. ``--add-snr DB`` first adds
   white noise to the real scene (its maps under a poorer sensor, where spatial context counts).
+  ``--scenes sim-regions`` (or any ``--maps`` kind) runs the same on a ``sim`` scene whose maps'
+  texture is known (Voronoi regions, sharp patches), where a prior of the scene's own maps
+  should teach what GRF and Dirichlet fields do not.
 - ``bound``: what spatial filtering of FCLS can gain at most on the ``sim`` scenes, from two
   oracles that see the true maps: the best isotropic Gaussian smoothing (sigma picked against
   the truth) and a per-frequency Wiener filter of every FCLS map (gain ``|T|^2 / (|T|^2 +
@@ -96,6 +99,19 @@ def real_scene(name: str):
                    "jasper": ("jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat")}[name]
     scene = read_scene(DATA / cube)
     scene.attach_truth(read_truth(DATA / truth, scene.rows, scene.cols, scene.bands))
+    return scene
+
+
+def sources_scene(name: str, args):
+    """The sources suite's scene ``name``: a real one, or ``sim-MAPS`` (``sim-regions``,
+    ``sim-sharp``, ...): the sim suite's scene of those maps at ``--p``, ``--size``, the first
+    ``--snr``, ``--variability`` and ``--first-seed``, where the maps' texture is known and
+    not smooth."""
+    if not name.startswith("sim-"):
+        return real_scene(name)
+    maps = name[4:]
+    scene, _ = usgs_scene(args.p, args.size, args.snr[0], args.variability, args.first_seed, maps)
+    scene.name = f"{name}-p{args.p}-{args.snr[0]:g}dB-s{args.first_seed}"
     return scene
 
 
@@ -249,7 +265,7 @@ def suite_sources(args) -> None:
           "wall and CPU seconds (incl. prior training and sampling for (a))", flush=True)
     print(HEADER, flush=True)
     for name in args.scenes:
-        scene = real_scene(name)
+        scene = sources_scene(name, args)
         if args.add_snr is not None:
             scene = noisier(scene, args.add_snr, args.seed)
         E = scene.truth.endmembers
@@ -385,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=("sim", "real", "speed", "sources", "bound"), default="sim")
     ap.add_argument("--scenes", type=lambda s: s.split(","), default=["samson", "jasper"],
-                    help="sources suite: the real scenes")
+                    help="sources suite: the real scenes (samson, jasper), or simulated ones: sim-MAPS with MAPS "
+                         "one of --maps (--p, --size, the first --snr, --variability, --first-seed)")
     ap.add_argument("--sources", type=lambda s: s.split(","), default=["grf", "dirichlet", "prior"],
                     help="sources suite: map sources fitted on the whole scene (grf, dirichlet, prior; the prior "
                          "learns the maps of the per-pixel answer the first of the others corrected)")
