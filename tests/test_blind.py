@@ -480,3 +480,34 @@ def test_auto_that_cannot_estimate_names_the_parameter_and_the_way_out():
     with pytest.raises(ParameterError, match=r"^n_endmembers='auto': cannot estimate .*; expected a number"):
         make_method("vca", "auto", seed=0).fit(strip)
     assert make_method("vca", 3, seed=0).fit(strip).n_endmembers_ == 3
+
+
+def test_mvnmf_fits_its_simplex_to_a_sample_of_a_large_scene_and_unmixes_every_pixel():
+    # a million-pixel scene took ~6 min of iterations over every pixel; the simplex is now
+    # fitted to a fixed random sample, and only the clusters and the final FCLS see them all
+    scene, E, A = _scene(invalid=True)
+    n_valid = int(scene.mask.sum())
+    full = MinVolNMF(P, seed=0, max_iter=200, fit_pixels=None).fit(scene)
+    same = MinVolNMF(P, seed=0, max_iter=200, fit_pixels=n_valid).fit(scene)  # the sample is every pixel
+    np.testing.assert_array_equal(same.endmembers_, full.endmembers_)
+    assert full.info_["pixels_fitted"] == n_valid
+    sampled = MinVolNMF(P, seed=0, max_iter=200, fit_pixels=n_valid // 3).fit(scene)
+    assert sampled.info_["pixels_fitted"] == n_valid // 3
+    a = sampled.abundances_
+    assert np.isnan(a[2, 5]).all() and np.isfinite(a[scene.mask]).all()  # every valid pixel unmixed
+    np.testing.assert_allclose(a[scene.mask].sum(-1), 1.0, atol=1e-4)
+    rmse, sad_max = _match(sampled.endmembers_, a, E, A)
+    assert sad_max < 3.0 and rmse < 0.05, (rmse, sad_max)
+    # the sample is fixed by the seed: the same answer again
+    again = MinVolNMF(P, seed=0, max_iter=200, fit_pixels=n_valid // 3).fit(scene)
+    np.testing.assert_array_equal(again.endmembers_, sampled.endmembers_)
+
+
+def test_auto_passes_fit_pixels_to_mvnmf():
+    from unmixgen.unmix.selector import AutoUnmixer
+
+    scene, _, _ = _scene()
+    m = AutoUnmixer(P, seed=0, fit_pixels=100).fit(scene)
+    assert m.info_["chosen"] == "mvnmf" and m.info_["pixels_fitted"] == 100
+    with pytest.raises(ParameterError, match="fit_pixels=0"):
+        AutoUnmixer(P, fit_pixels=0).fit(scene)

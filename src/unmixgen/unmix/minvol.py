@@ -49,7 +49,7 @@ from .base import BlindUnmixer, thin_history
 from .batched import matmul_rows
 from .extract_then_invert import ATGP, NFINDR, VCA
 from .inversion import fcls
-from .params import Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
+from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import normalize_brightness, second_moments
 from .vertex_clusters import vertex_clusters
 
@@ -57,6 +57,10 @@ __all__ = ["INITS", "MinVolNMF", "minvol_refine", "pixel_misfit_tail", "select_s
 
 #: the pure-pixel extractions `MinVolNMF` can start from
 INITS = ("nfindr", "vca", "atgp")
+
+
+FIT_PIXELS = 2 ** 16
+"""Most pixels `MinVolNMF` fits its simplex to (a random sample beyond it)."""
 
 
 class MinVolNMF(BlindUnmixer):
@@ -110,6 +114,12 @@ class MinVolNMF(BlindUnmixer):
         Move a vertex to the mean of the pure pixels clustered around it, where the data show
         such a cluster (`vertex_clusters.vertex_clusters`): a simplex fitted to noisy pure
         pixels encloses their noise too.
+    fit_pixels : int >= 1 or None
+        The simplex is fitted to at most this many valid pixels, a random sample fixed by
+        ``seed`` (None: all of them); the pure-pixel clusters and the final abundances use
+        every pixel. The iterations' cost grows with the pixels, and a sample of this size
+        fixes the simplex about as well as a million pixels (benchmarks/RESULTS.md, "The
+        blind default on a million pixels").
     """
 
     name = "mvnmf"
@@ -130,6 +140,7 @@ class MinVolNMF(BlindUnmixer):
         "discrepancy": [Interval(low=0, low_open=True)],
         "tail_growth": [Interval(low=1)],
         "pure_clusters": [InstanceOf(bool, "True or False")],
+        "fit_pixels": [NONE, Interval(integer=True, low=1)],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0,
@@ -137,7 +148,7 @@ class MinVolNMF(BlindUnmixer):
                  delta: float = 0.1, max_iter: int = 500, inner: int = 10, brightness: str = "none", tol: float = 1e-4,
                  residual_factor: float = 1.5, residual_margin: float = 0.25, device: str = "cpu",
                  lam_path: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0), discrepancy: float = 1.0,
-                 tail_growth: float = 1.3, pure_clusters: bool = True):
+                 tail_growth: float = 1.3, pure_clusters: bool = True, fit_pixels: int | None = FIT_PIXELS):
         super().__init__(n_endmembers, seed=seed)
         self.init = init
         self.n_restarts = n_restarts
@@ -154,8 +165,12 @@ class MinVolNMF(BlindUnmixer):
         self.discrepancy = discrepancy
         self.tail_growth = tail_growth
         self.pure_clusters = pure_clusters
+        self.fit_pixels = fit_pixels
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
+        Y_all = Y
+        if self.fit_pixels is not None and len(Y) > self.fit_pixels:
+            Y = np.ascontiguousarray(Y[np.sort(rng.choice(len(Y), self.fit_pixels, replace=False))])
         X = normalize_brightness(Y, 0.5, self.brightness)
         names, E0 = _initial_endmembers(X, p, list(dict.fromkeys(self.init)), self.n_restarts, rng)
         A0 = np.stack([fcls(X, e) for e in E0])
@@ -182,11 +197,12 @@ class MinVolNMF(BlindUnmixer):
         clusters = None
         if self.pure_clusters:
             # the pixels' moments are those of the fit unless it normalised their brightness
-            E_np, clusters = vertex_clusters(Y, E_np, moments=moments if X is Y else None)
+            # or saw a sample of them
+            E_np, clusters = vertex_clusters(Y_all, E_np, moments=moments if X is Y_all else None)
         # the exact abundances for the kept endmembers: the iterations stop on the joint
         # objective, before A has converged for the final E (on the demo scene 5.3 % RMSE
         # from the iterations, 3.5 % from FCLS)
-        A_np = fcls(Y, E_np).astype(np.float32)
+        A_np = fcls(Y_all, E_np).astype(np.float32)
         info: dict[str, Any] = {
             "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),
                             "converged": conv, "restarts": len(names), "selected_restart": best},
@@ -197,7 +213,8 @@ class MinVolNMF(BlindUnmixer):
                        "tol": self.tol, "residual_factor": self.residual_factor,
                        "residual_margin": self.residual_margin, "lam_path": list(self.lam_path),
                        "discrepancy": self.discrepancy, "tail_growth": self.tail_growth,
-                       "pure_clusters": self.pure_clusters},
+                       "pure_clusters": self.pure_clusters, "fit_pixels": self.fit_pixels},
+            "pixels_fitted": len(Y),
             "volume_weight": {"used": lam_used, "excess_residual_first": float(residual[best]),
                               "pixel_misfit_q99_first": tail0,
                               "tried": [{"lam": v, "excess_residual": r, "pixel_misfit_q99": t} for v, r, t in path]},

@@ -29,8 +29,8 @@ import numpy as np
 
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
-from .minvol import MinVolNMF
-from .params import Constraint, Interval, TorchDevice
+from .minvol import FIT_PIXELS, MinVolNMF
+from .params import NONE, Constraint, Interval, TorchDevice
 from .preprocessing import brightness_ratio
 
 __all__ = ["AutoUnmixer", "brightness_excess"]
@@ -60,6 +60,9 @@ class AutoUnmixer(BlindUnmixer):
         for speed).
     device : str
         Torch device of the chosen method.
+    fit_pixels : int >= 1 or None
+        Most pixels `MinVolNMF` fits its simplex to (`MinVolNMF.fit_pixels`); archetypes
+        use every pixel.
 
     Attributes
     ----------
@@ -72,14 +75,16 @@ class AutoUnmixer(BlindUnmixer):
         "brightness_excess": [Interval(low=0, low_open=True)],
         "n_restarts": [Interval(integer=True, low=1)],
         "device": [TorchDevice()],
+        "fit_pixels": [NONE, Interval(integer=True, low=1)],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
-                 n_restarts: int = 8, device: str = "cpu"):
+                 n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS):
         super().__init__(n_endmembers, seed=seed)
         self.brightness_excess = brightness_excess
         self.n_restarts = n_restarts
         self.device = device
+        self.fit_pixels = fit_pixels
 
     def _transform_method(self) -> str:
         return self._fitted("chosen_")._transform_method()
@@ -90,7 +95,7 @@ class AutoUnmixer(BlindUnmixer):
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         excess = brightness_excess(Y, p)
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
-        extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
+        extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {"fit_pixels": self.fit_pixels}
         chosen = cls(p, seed=self.seed, device=self.device, **extra)
         E, A, info = chosen._fit_pixels(Y, p, rng)
         chosen.info_ = info  # what the chosen method's transform hooks read
