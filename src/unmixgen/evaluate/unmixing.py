@@ -333,6 +333,20 @@ def _ssim_region(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None, win_size
 # ----------------------------------------------------------------------------------------
 # reconstruction
 # ----------------------------------------------------------------------------------------
+def _mixing_arrays(y: np.ndarray, endmembers, a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels ``(N, B)``, abundances ``(N, p)`` (as given, flattened) and float64 endmembers
+    ``(p, B)``; `InputError` unless they go together."""
+    _same_image(y, a, "reconstruction")
+    y, a = _flat_pixels(y, "cube"), _flat_pixels(a, "abundances")
+    e = _f64(endmembers, "endmembers")
+    if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
+        raise InputError(
+            f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
+            "are inconsistent; expected (N, B), (p, B), (N, p)"
+        )
+    return y, a, e
+
+
 def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, mask: np.ndarray | None = None) -> float:
     r"""RMSE between a cube and its linear-mixing reconstruction :math:`\hat Y = A E`.
 
@@ -344,15 +358,7 @@ def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, mask: np.nd
     Y : ``(rows, cols, bands)`` or ``(N, bands)``; E : ``(p, bands)``;
     A : ``(rows, cols, p)`` or ``(N, p)``; mask : optional valid-pixel mask.
     """
-    y, a = _f64(Y, "cube"), _f64(A, "abundances")
-    _same_image(y, a, "reconstruction")
-    y, a = _flat_pixels(y, "cube"), _flat_pixels(a, "abundances")
-    e = _f64(E, "endmembers")
-    if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
-        raise InputError(
-            f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
-            "are inconsistent; expected (N, B), (p, B), (N, p)"
-        )
+    y, a, e = _mixing_arrays(_f64(Y, "cube"), E, _f64(A, "abundances"))
     valid = _valid_rows(mask, y.shape[0], y, a)
     if not valid.any():
         raise InputError("reconstruction: no valid pixel to compare (all masked or NaN)")
@@ -467,15 +473,7 @@ def _reconstruction_scores(cube, endmembers, abundances, mask, brightness) -> tu
     ``brightness`` per pixel when given), as `reconstruction_rmse`, `psnr` and `sam_map` give
     them, summed over blocks of `RECONSTRUCTION_BLOCK` pixels: the cube and its reconstruction
     are never copied whole in float64 (1.6 GB each for a 1000x1000x200 scene)."""
-    y, a = np.asarray(cube), np.asarray(abundances)
-    _same_image(y, a, "reconstruction")
-    y, a = _flat_pixels(y, "cube"), _flat_pixels(a, "abundances")
-    e = _f64(endmembers, "endmembers")
-    if a.shape[0] != y.shape[0] or e.shape != (a.shape[1], y.shape[1]):
-        raise InputError(
-            f"reconstruction: cube {y.shape}, endmembers {e.shape}, abundances {a.shape} "
-            "are inconsistent; expected (N, B), (p, B), (N, p)"
-        )
+    y, a, e = _mixing_arrays(np.asarray(cube), endmembers, np.asarray(abundances))
     n = y.shape[0]
     m = None
     if mask is not None:
