@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--snrs", default="20,30")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--maps", default="procedural", choices=sorted(MAPS))
+    ap.add_argument("--variability", type=float, default=None,
+                    help="per-pixel brightness variability (ELMM log-std): the default then picks edaa")
     ap.add_argument("--extra", default="", help="comma-separated USGS names added to the four minerals")
     ap.add_argument("--settings", default=f"all,{FIT_PIXELS}",
                     help="comma-separated fit_pixels values: 'all' (every pixel) or a pixel count")
@@ -43,7 +45,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
-            At, Y = suite_scene(em, args.size, args.size, MAPS[args.maps], snr, seed)
+            At, Y = suite_scene(em, args.size, args.size, MAPS[args.maps], snr, seed, args.variability)
             for setting in args.settings.split(","):
                 fit = None if setting == "all" else int(setting)
                 m = make_method(DEFAULT_METHOD, p, seed=seed)

@@ -511,3 +511,24 @@ def test_auto_passes_fit_pixels_to_mvnmf():
     assert m.info_["chosen"] == "mvnmf" and m.info_["pixels_fitted"] == 100
     with pytest.raises(ParameterError, match="fit_pixels=0"):
         AutoUnmixer(P, fit_pixels=0).fit(scene)
+
+
+@pytest.mark.parametrize("kw", [{"brightness": "none"}, {"brightness": "l2", "abundances": "model"},
+                                {"brightness": "l2", "abundances": "scaled"}], ids=["model", "l2 model", "scaled"])
+def test_edaa_fits_its_archetypes_to_a_sample_and_unmixes_every_pixel(kw):
+    scene, E, A = _scene(invalid=True)
+    n_valid = int(scene.mask.sum())
+    fast = {"n_restarts": 4, "n_outer": 60, "n_inner": 15, **kw}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = make_method("edaa", P, seed=0, fit_pixels=None, **fast).fit(scene)
+        same = make_method("edaa", P, seed=0, fit_pixels=n_valid, **fast).fit(scene)
+        sampled = make_method("edaa", P, seed=0, fit_pixels=n_valid // 3, **fast).fit(scene)
+    np.testing.assert_array_equal(same.endmembers_, full.endmembers_)
+    np.testing.assert_array_equal(same.abundances_, full.abundances_)
+    assert sampled.info_["pixels_fitted"] == n_valid // 3 and full.info_["pixels_fitted"] == n_valid
+    a = sampled.abundances_
+    assert np.isnan(a[2, 5]).all() and np.isfinite(a[scene.mask]).all()
+    np.testing.assert_allclose(a[scene.mask].sum(-1), 1.0, atol=1e-4)
+    rmse, sad_max = _match(sampled.endmembers_, a, E, A)
+    assert sad_max < 3.0 and rmse < 0.05, (rmse, sad_max)

@@ -47,7 +47,7 @@ import torch
 from ..errors import ConvergenceWarning
 from .base import BlindUnmixer, thin_history
 from .inversion import fcls, nnls
-from .minvol import minvol_refine
+from .minvol import FIT_PIXELS, minvol_refine
 from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import (
     BRIGHTNESS,
@@ -117,6 +117,11 @@ class ArchetypalAnalysis(BlindUnmixer):
     selection : {"correlation", "consensus"}
         How the restart is chosen among those that fit within 5 % of the best (see
         `select_restart`); "correlation" is the EDAA paper's rule.
+    fit_pixels : int >= 1 or None
+        The archetypes are fitted to at most this many valid pixels, a random sample fixed
+        by ``seed`` (None: all of them); the pure-pixel clusters and the abundances use every
+        pixel ("model" abundances of the others: FCLS on the archetypes among the pixels they
+        were found in). As `minvol.MinVolNMF.fit_pixels`.
     device : str
         torch device ("cpu" or "cuda").
 
@@ -147,6 +152,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         "refine_tol": [Interval(low=0, low_open=True)],
         "abundances": [Options(("auto", "model", "scaled", "fcls"))],
         "pure_clusters": [InstanceOf(bool, "True or False")],
+        "fit_pixels": [NONE, Interval(integer=True, low=1)],
         "device": [TorchDevice()],
     }
 
@@ -171,6 +177,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         refine_tol: float = 1e-6,
         abundances: str = "auto",
         pure_clusters: bool = True,
+        fit_pixels: int | None = FIT_PIXELS,
         device: str = "cpu",
     ):
         super().__init__(n_endmembers, seed=seed)
@@ -190,6 +197,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         self.refine_tol = refine_tol
         self.abundances = abundances
         self.pure_clusters = pure_clusters
+        self.fit_pixels = fit_pixels
         self.device = device
 
     def _transform_method(self) -> str:
@@ -202,6 +210,9 @@ class ArchetypalAnalysis(BlindUnmixer):
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         dev = torch.device(self.device)
+        Y_all = Y
+        if self.fit_pixels is not None and len(Y) > self.fit_pixels:
+            Y = np.ascontiguousarray(Y[np.sort(rng.choice(len(Y), self.fit_pixels, replace=False))])
         ratio = brightness_ratio(Y, p)
         norm = self.brightness
         if norm == "auto":
@@ -237,11 +248,19 @@ class ArchetypalAnalysis(BlindUnmixer):
                 # back to the data's units: least squares of the raw pixels on the abundances
                 E = np.clip(np.linalg.lstsq(A.astype(np.float64), Y.astype(np.float64), rcond=None)[0], 0, None)
             extra["refine"] = {"iterations": int(rit), "rel_change": float(rrel), "lam_absolute": float(rlam)}
+        X_all = X if Y_all is Y else None  # every pixel, brightness divided as the fit's (made when needed)
+
+        def all_pixels() -> np.ndarray:
+            nonlocal X_all
+            if X_all is None:
+                X_all = normalize_brightness(Y_all, self.brightness_floor, norm)
+            return X_all
+
         clusters = None
         if self.pure_clusters:
             # clusters of pure pixels are found where brightness is divided out; the vertices
             # become the mean raw spectra of their clusters' pixels
-            E_c, clusters = vertex_clusters(X, np.asarray(En, np.float32), values=Y)
+            E_c, clusters = vertex_clusters(all_pixels(), np.asarray(En, np.float32), values=Y_all)
             if clusters["moved"]:
                 E = E_c
         abund = self.abundances
@@ -251,11 +270,13 @@ class ArchetypalAnalysis(BlindUnmixer):
             # the factorisation's abundances belong to its own archetypes
             abund = "scaled" if norm != "none" else "fcls"
         if abund == "scaled":
-            A, s = scale_to_simplex(nnls(Y, E.astype(np.float32)))
+            A, s = scale_to_simplex(nnls(Y_all, E.astype(np.float32)))
             extra["scale"] = {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
                               "p95": float(np.percentile(s, 95))}
         elif abund == "fcls":
-            A = fcls(Y, E.astype(np.float32))
+            A = fcls(Y_all, E.astype(np.float32))
+        elif Y_all is not Y:  # "model" abundances exist for the fitted sample only
+            A = fcls(all_pixels(), np.asarray(W[best] @ X if En is None else En, np.float32))
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
         if not conv:
@@ -285,7 +306,9 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "selection": self.selection, "refine": self.refine, "refine_used": refine,
                 "refine_lam": self.refine_lam, "refine_iter": self.refine_iter, "refine_tol": self.refine_tol,
                 "abundances": self.abundances, "abundances_used": abund, "pure_clusters": self.pure_clusters,
+                "fit_pixels": self.fit_pixels,
             },
+            "pixels_fitted": len(Y),
             "pure_clusters": clusters,
             **extra,
         }

@@ -61,8 +61,8 @@ class AutoUnmixer(BlindUnmixer):
     device : str
         Torch device of the chosen method.
     fit_pixels : int >= 1 or None
-        Most pixels `MinVolNMF` fits its simplex to (`MinVolNMF.fit_pixels`); archetypes
-        use every pixel.
+        Most pixels the chosen method fits its simplex or archetypes to, a random sample
+        beyond it (`MinVolNMF.fit_pixels`, `ArchetypalAnalysis.fit_pixels`).
 
     Attributes
     ----------
@@ -95,8 +95,8 @@ class AutoUnmixer(BlindUnmixer):
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         excess = brightness_excess(Y, p)
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
-        extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {"fit_pixels": self.fit_pixels}
-        chosen = cls(p, seed=self.seed, device=self.device, **extra)
+        extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
+        chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
         E, A, info = chosen._fit_pixels(Y, p, rng)
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen
