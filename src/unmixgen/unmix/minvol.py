@@ -60,7 +60,8 @@ INITS = ("nfindr", "vca", "atgp")
 
 
 FIT_PIXELS = 2 ** 16
-"""Most pixels `MinVolNMF` fits its simplex to (a random sample beyond it)."""
+"""Most pixels `MinVolNMF` fits its simplex to and `archetypal.ArchetypalAnalysis` its
+archetypes (a random sample of the valid pixels beyond it)."""
 
 
 class MinVolNMF(BlindUnmixer):
