@@ -131,7 +131,8 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
         from ..unmix.hybridstu.estimator import choose_smoothing, map_noise_variance
 
         good = np.asarray(scene.good_bands, bool)
-        band_noise = np.diag(noise_estimate(scene.valid_pixels()[:, good], seed=seed)[2])
+        Y = scene.valid_pixels()
+        band_noise = np.diag(noise_estimate(Y if good.all() else Y[:, good], seed=seed)[2])  # no copy of all bands
         smoothing, _ = choose_smoothing(A, scene.mask, map_noise_variance(E[:, good], band_noise))
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)

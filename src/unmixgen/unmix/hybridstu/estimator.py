@@ -244,7 +244,9 @@ class HybridSTU:
         if n_valid < needed:
             raise InputError(f"{_label(scene)}: {n_valid} valid pixels; expected at least {needed} "
                              "(to estimate the noise and fit the training maps)")
-        Y = scene.valid_pixels()[:, good]
+        Y = scene.valid_pixels()
+        if not good.all():  # a boolean index copies every pixel, also when it keeps every band
+            Y = Y[:, good]
         Eg = E[:, good]
         if self.snr_db is not None:  # white noise at the given SNR, as the training scenes get
             snr = float(self.snr_db)
