@@ -23,6 +23,7 @@ demo model among them) are read as abundance priors.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import uuid
@@ -120,8 +121,7 @@ def config_fields(model_dir: str | os.PathLike) -> Iterator[None]:
         raise in_file(path, f"lacks the field {exc}; expected the config.json unmixgen training writes: "
                             "retrain the model") from None
     except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise in_file(path, f"holds a field of another type or range ({type(exc).__name__}: {first}); expected "
+        raise in_file(path, f"holds a field of another type or range ({type(exc).__name__}: {first_line(exc)}); expected "
                             "the config.json unmixgen training writes: retrain the model") from None
 
 
@@ -136,6 +136,16 @@ def check_schedule(model_dir: str | os.PathLike, config: dict) -> dict:
         raise in_file(Path(model_dir) / "config.json", f"schedule {s!r}; expected num_train_timesteps >= 1, a "
                       f"beta_schedule and prediction_type {' or '.join(PREDICTION_TYPES)}: retrain the model")
     return s
+
+
+def is_positive_number(value: Any) -> bool:
+    """Whether a config.json ``value`` is a finite number > 0 (not a bool, a string or null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's list every mismatched tensor on more)."""
+    return (str(exc).splitlines() or [""])[0]
 
 
 def has_checkpoint(model_dir: str | os.PathLike) -> bool:

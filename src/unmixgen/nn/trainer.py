@@ -149,8 +149,7 @@ class Trainer:
         try:
             self._apply_state(path, tensors, state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a hand-edited or another model's state
-            first = (str(exc).splitlines() or [""])[0]
-            raise in_file(path, f"training state does not fit the model ({type(exc).__name__}: {first}); it cannot "
+            raise in_file(path, f"training state does not fit the model ({type(exc).__name__}: {ck.first_line(exc)}); it cannot "
                                 "be resumed: train a new model") from None
         self.saved_step = self.step
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -44,7 +43,7 @@ class SpectraModel:
                              f"{rep.get('points')} points; expected the 'grid' representation with "
                              f"{SpectralGrid().grid.size}")
         scale = rep.get("scale")
-        if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+        if not ck.is_positive_number(scale):
             raise InputError(f"{self.model_dir / 'config.json'}: representation scale {scale!r}; expected a finite "
                              "number > 0: retrain the model")
         ck.check_schedule(self.model_dir, self.config)

@@ -587,7 +587,7 @@ def _checked_config(folder: str | Path, cfg: dict) -> dict:
         if not whole(cfg.get(key), 1):
             raise bad(key, "an integer >= 1")
     scale = cfg.get("scale")
-    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0):
+    if not ck.is_positive_number(scale):
         raise bad("scale", "a finite number > 0")
     gb = cfg.get("good_bands")
     if not (isinstance(gb, list) and gb and all(v in (0, 1) for v in gb) and any(gb)):
