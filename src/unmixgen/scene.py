@@ -227,7 +227,7 @@ class Scene:
         if self.good_bands.shape != (bands,):
             raise InputError(f"{self._what('good-band list')}: {self.good_bands.size} values for {bands} bands")
         self._mask: np.ndarray | None = None
-        self._mask_from_values = False  # computed by `pixel_validity`: valid pixels are finite then
+        self._valid_are_finite = False  # known: a mask from `pixel_validity`, or checked once
         self._mask_fn: Callable[[], np.ndarray] | None = None
         if callable(mask):
             self._mask_fn = mask
@@ -312,7 +312,7 @@ class Scene:
                 mask = self._checked_mask(self._mask_fn())
             else:
                 mask = self._values_validity()
-                self._mask_from_values = True
+                self._valid_are_finite = True
             self._mask = mask
         return self._mask
 
@@ -384,8 +384,9 @@ class Scene:
             Y = cube.reshape(-1, self.bands)
         else:
             Y = cube[self.mask]
-        if not self._mask_from_values:  # a mask from the values already left non-finite pixels out
+        if not self._valid_are_finite:  # a mask from the values left non-finite pixels out already
             self._require_finite(Y)
+            self._valid_are_finite = True  # the mask and the loaded cube no longer change
         return Y
 
     def _require_finite(self, Y: np.ndarray, chunk: int = 65536) -> None:
