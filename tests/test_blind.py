@@ -532,3 +532,22 @@ def test_edaa_fits_its_archetypes_to_a_sample_and_unmixes_every_pixel(kw):
     np.testing.assert_allclose(a[scene.mask].sum(-1), 1.0, atol=1e-4)
     rmse, sad_max = _match(sampled.endmembers_, a, E, A)
     assert sad_max < 3.0 and rmse < 0.05, (rmse, sad_max)
+
+
+def test_edaa_divides_its_sample_by_the_brightness_of_every_pixel(monkeypatch):
+    # the sample was brightness-divided by its own median and the other pixels by theirs: the
+    # archetypes and the pixels the clusters and abundances compare them to were on two scales
+    import unmixgen.unmix.archetypal as aa
+    from unmixgen.unmix.preprocessing import normalize_brightness
+
+    scene, _, _ = _scene()
+    Y = scene.valid_pixels()
+    seen = []
+    original = aa.principal_coordinates
+    monkeypatch.setattr(aa, "principal_coordinates", lambda X, d: seen.append(X.copy()) or original(X, d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        make_method("edaa", P, seed=0, fit_pixels=len(Y) // 3, n_restarts=2, brightness="l2").fit(scene)
+    X_all = normalize_brightness(Y, 0.5, "l2")
+    rows = {r.tobytes() for r in X_all}
+    assert len(seen[0]) == len(Y) // 3 and all(r.tobytes() in rows for r in seen[0])

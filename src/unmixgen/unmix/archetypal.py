@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceWarning
-from .base import BlindUnmixer, thin_history
+from .base import BlindUnmixer, fit_sample, thin_history
 from .inversion import fcls, nnls
 from .minvol import FIT_PIXELS, minvol_refine
 from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
@@ -211,13 +211,17 @@ class ArchetypalAnalysis(BlindUnmixer):
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         dev = torch.device(self.device)
         Y_all = Y
-        if self.fit_pixels is not None and len(Y) > self.fit_pixels:
-            Y = np.ascontiguousarray(Y[np.sort(rng.choice(len(Y), self.fit_pixels, replace=False))])
+        pick = fit_sample(len(Y), self.fit_pixels, rng)
+        if pick is not None:
+            Y = np.ascontiguousarray(Y[pick])
         ratio = brightness_ratio(Y, p)
         norm = self.brightness
         if norm == "auto":
             norm = "l2" if ratio > self.brightness_threshold else "none"
-        X = normalize_brightness(Y, self.brightness_floor, norm)
+        # every pixel divided by one median brightness: the sample's archetypes and the other
+        # pixels (clusters, abundances) are then on one scale
+        X_all = normalize_brightness(Y_all, self.brightness_floor, norm)
+        X = X_all if pick is None else Y if X_all is Y_all else np.ascontiguousarray(X_all[pick])
         d = self.subspace_dim or max(p + 3, 8)
         d = int(min(d, Y.shape[1]))
         Z = principal_coordinates(X, d)
@@ -248,19 +252,11 @@ class ArchetypalAnalysis(BlindUnmixer):
                 # back to the data's units: least squares of the raw pixels on the abundances
                 E = np.clip(np.linalg.lstsq(A.astype(np.float64), Y.astype(np.float64), rcond=None)[0], 0, None)
             extra["refine"] = {"iterations": int(rit), "rel_change": float(rrel), "lam_absolute": float(rlam)}
-        X_all = X if Y_all is Y else None  # every pixel, brightness divided as the fit's (made when needed)
-
-        def all_pixels() -> np.ndarray:
-            nonlocal X_all
-            if X_all is None:
-                X_all = normalize_brightness(Y_all, self.brightness_floor, norm)
-            return X_all
-
         clusters = None
         if self.pure_clusters:
             # clusters of pure pixels are found where brightness is divided out; the vertices
             # become the mean raw spectra of their clusters' pixels
-            E_c, clusters = vertex_clusters(all_pixels(), np.asarray(En, np.float32), values=Y_all)
+            E_c, clusters = vertex_clusters(X_all, np.asarray(En, np.float32), values=Y_all)
             if clusters["moved"]:
                 E = E_c
         abund = self.abundances
@@ -275,8 +271,8 @@ class ArchetypalAnalysis(BlindUnmixer):
                               "p95": float(np.percentile(s, 95))}
         elif abund == "fcls":
             A = fcls(Y_all, E.astype(np.float32))
-        elif Y_all is not Y:  # "model" abundances exist for the fitted sample only
-            A = fcls(all_pixels(), np.asarray(W[best] @ X if En is None else En, np.float32))
+        elif pick is not None:  # "model" abundances exist for the fitted sample only
+            A = fcls(X_all, np.asarray(W[best] @ X if En is None else En, np.float32))
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
         if not conv:

@@ -237,6 +237,14 @@ def check_rank(Y: np.ndarray, p: int, sample: int = 20000, rank: int | None = No
         )
 
 
+def fit_sample(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """Sorted indices of a random sample of ``limit`` of ``n`` pixels to fit to, or None (all of
+    them) when ``limit`` is None or not below ``n`` (then ``rng`` is not drawn from)."""
+    if limit is None or n <= limit:
+        return None
+    return np.sort(rng.choice(n, limit, replace=False))
+
+
 def fill_bad_bands(E_good: np.ndarray, A: np.ndarray, Y_all: np.ndarray, good: np.ndarray) -> np.ndarray:
     """Endmembers over all bands: good bands from the method, bad bands by least squares on A
     over the pixels where the band is finite (a bad band may hold NaN/Inf anywhere; NaN for a

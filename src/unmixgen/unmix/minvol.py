@@ -45,7 +45,7 @@ import torch
 
 from ..errors import ConvergenceWarning
 from ..simplex import project_simplex_torch
-from .base import BlindUnmixer, thin_history
+from .base import BlindUnmixer, fit_sample, thin_history
 from .batched import matmul_rows
 from .extract_then_invert import ATGP, NFINDR, VCA
 from .inversion import fcls
@@ -170,8 +170,9 @@ class MinVolNMF(BlindUnmixer):
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         Y_all = Y
-        if self.fit_pixels is not None and len(Y) > self.fit_pixels:
-            Y = np.ascontiguousarray(Y[np.sort(rng.choice(len(Y), self.fit_pixels, replace=False))])
+        pick = fit_sample(len(Y), self.fit_pixels, rng)
+        if pick is not None:
+            Y = np.ascontiguousarray(Y[pick])
         X = normalize_brightness(Y, 0.5, self.brightness)
         names, E0 = _initial_endmembers(X, p, list(dict.fromkeys(self.init)), self.n_restarts, rng)
         A0 = np.stack([fcls(X, e) for e in E0])
