@@ -89,8 +89,7 @@ def _check_reference(ref: dict[str, np.ndarray], path: Path) -> np.ndarray:
         if ref.get(key) is None:
             continue
         m = check_maps(ref[key], f"{path}: {what}")
-        want = held.shape[1:] if key == "floor" else held.shape[-1:]
-        if m.shape[len(m.shape) - len(want):] != want:
+        if (m.shape[1:] != held.shape[1:]) if key == "floor" else (m.shape[-1] != held.shape[-1]):
             raise in_file(path, f"{what} have shape {m.shape[1:]} (rows, cols, p) but the held-out maps "
                                 f"{held.shape[1:]}; expected " + ("the same size and p" if key == "floor" else
                                                                   "the same p"))

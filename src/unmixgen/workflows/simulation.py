@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if order is not None:
         maps = maps[..., order]
     if pairing is not None:
-        import warnings
-
         warnings.warn(f"{abundances} and {endmembers}: {pairing}", UserWarning, stacklevel=2)
     deleted = ~np.isfinite(em.spectra).all(axis=0)
     if deleted.any():  # a library's deleted channels (-1.23e34): no spectrum to mix there
-        import warnings
-
         if deleted.all() or em.wavelengths is None:
             raise InputError(f"{endmembers}: no channel is defined for every spectrum; expected spectra with "
                              "common measured channels")
