@@ -385,7 +385,7 @@ def test_reconstruction_scores_run_in_pixel_blocks_with_the_whole_cube_answer(mo
     mask[0, :3] = False
     bright = rng.uniform(0.8, 1.2, size=(7, 8))
     kw = {"endmembers": e, "abundances": a, "cube": cube, "mask": mask}
-    whole = {k: v for k, v in um.evaluate(**kw).items()}
+    whole = um.evaluate(**kw)
     scaled = um.evaluate(**kw, brightness=bright)
 
     largest = []

@@ -224,6 +224,9 @@ def test_cli_simulate_pairs_named_maps_with_named_spectra(inputs, run_cli):
     assert code == 0 and "paired by position" in err, err
     with np.load(tmp / "o2" / "scene_000.npz") as z:
         np.testing.assert_array_equal(z["abundances"], a[0])
+    np.savez(tmp / "scalar.npz", abundances=a, names=np.array("water"))  # iterating a 0-d array was a TypeError
+    code, _, err = run_cli("simulate", "-a", tmp / "scalar.npz", "-e", tmp / "em.csv", "--out", tmp / "o4")
+    assert code == 0 and "paired" not in err, err
     np.savez(tmp / "unnamed.npz", abundances=a, names=np.array(["em1", "em2", "em3"]))
     code, _, err = run_cli("simulate", "-a", tmp / "unnamed.npz", "-e", tmp / "em.csv", "--out", tmp / "o3")
     assert code == 0 and "paired" not in err and "re-ordered" not in err, err

@@ -400,7 +400,7 @@ def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
         names = None
         for key in ("names", "endmember_names"):
             if key in z.files:
-                names = [str(n) for n in z[key]]
+                names = [str(n) for n in np.asarray(z[key]).reshape(-1)]  # one name given as a scalar too
     return a, names
 
 
