@@ -621,3 +621,50 @@ def test_fit_reads_the_scenes_pixels_without_copying_them(monkeypatch):
     with pytest.raises(Seen):
         small().fit(scene, endmembers=E)
     assert np.shares_memory(seen["Y"], cube) and seen["Y"].shape == (cube.shape[0] * cube.shape[1], BANDS)
+
+
+def coloured_scene(snr=20.0, seed=3):
+    """A scene whose noise std grows 30x from the first band to the last, as real sensors' does
+    between their best and worst bands."""
+    A = abundance_maps(28, 32, P, seed, max_abundance=0.9)
+    E = endmembers()
+    band_std = np.geomspace(1.0, 30.0, BANDS)
+    return simulate(A, E, snr_db=snr, band_std=band_std, seed=seed)[0].to_scene(), E, A, band_std
+
+
+def test_coloured_noise_weights_each_band_by_its_noise_and_the_weights_travel_with_the_model(
+        tmp_path, torch_one_thread):
+    from unmixgen.unmix.inversion import fcls
+
+    scene, E, A, band_std = coloured_scene()
+    est = small(max_steps=20).fit(scene, endmembers=E)
+    w = est.band_weights_
+    assert est.history_["noise_profile"] == "scene" and w.shape == (BANDS,)
+    assert np.corrcoef(np.log(w), -np.log(band_std))[0, 1] > 0.98
+    assert 20 < est.history_["noise_std_range"] < 45  # the 30x spread, estimated
+    rmse = np.sqrt(np.mean((est.abundances_ - A) ** 2))
+    plain = np.sqrt(np.mean((scene.to_image(fcls(scene.valid_pixels(), E)) - A) ** 2))
+    assert rmse < 0.75 * plain  # least squares that trusts every band alike throws the good ones away
+    white = small(max_steps=20, noise_profile="white").fit(scene, endmembers=E)
+    assert white.band_weights_ is None and white.history_["noise_profile"] == "white"
+    est.save_pretrained(tmp_path / "m")
+    loaded = HybridSTU.from_pretrained(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.band_weights_, w)
+    np.testing.assert_allclose(loaded.transform(scene), est.abundances_, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["short", "zero", "nan"])
+def test_a_model_folder_with_bad_band_weights_is_refused(fitted, tmp_path, bad):
+    est = fitted[0]
+    est.save_pretrained(tmp_path / "m")
+    w = np.ones(BANDS, np.float32)
+    w = {"short": w[:-1], "zero": np.r_[w[:-1], 0.0], "nan": np.r_[w[:-1], np.nan]}[bad]
+    np.savez(tmp_path / "m" / "endmembers.npz", endmembers=est.endmembers_, band_weights=w)
+    with pytest.raises(InputError, match=r"endmembers.npz holds band_weights .*expected 30 positive") as err:
+        HybridSTU.from_pretrained(tmp_path / "m")
+    assert "\n" not in str(err.value)
+
+
+def test_noise_profile_is_checked():
+    with pytest.raises(ParameterError, match="noise_profile"):
+        small(noise_profile="pink").check_params()

@@ -167,3 +167,26 @@ def test_noise_is_added_in_chunks_with_the_same_values(monkeypatch, kind):
         tracemalloc.stop()
     assert measured == pytest.approx(want_snr, rel=1e-12) and with_nan.any()
     assert peak < 0.5 * clean.nbytes
+
+
+@pytest.mark.parametrize("kind", ["white", "signal"])
+def test_band_noise_profile_sets_each_bands_share_at_the_same_snr(kind):
+    # real sensors' noise differs 10-50x between bands; the profile must shape it per band
+    # while the global SNR stays the one asked for
+    rng = np.random.default_rng(2)
+    clean = mixing.linear(_simplex(rng, (120, 150, 3)), rng.uniform(0.3, 0.6, (3, 6)))
+    band_std = np.array([1.0, 2.0, 4.0, 1.0, 8.0, 0.5])
+    noisy = mixing.add_noise(clean, 20.0, rng=5, kind=kind, band_std=band_std)
+    assert abs(mixing.snr_db(clean, noisy) - 20.0) < 0.1
+    var = (noisy - clean.astype(np.float32)).reshape(-1, 6).var(0)
+    want = band_std**2 * (clean.reshape(-1, 6).mean(0) if kind == "signal" else 1.0)
+    np.testing.assert_allclose(var / var[0], want / want[0], rtol=0.05)
+
+
+def test_flat_band_profile_is_white_noise_and_bad_profiles_are_refused():
+    clean = np.random.default_rng(0).uniform(0, 1, (8, 9, 10))
+    np.testing.assert_array_equal(mixing.add_noise(clean, 25.0, rng=4, band_std=np.full(10, 3.0)),
+                                  mixing.add_noise(clean, 25.0, rng=4))
+    for bad in (np.ones(9), np.r_[np.ones(9), 0.0], np.r_[np.ones(9), np.nan]):
+        with pytest.raises(ParameterError, match="band_std"):
+            mixing.add_noise(clean, 25.0, band_std=bad)

@@ -148,6 +148,7 @@ def simulate(
     wavelengths=None,
     snr_db: float | None = None,
     noise: str = "white",
+    band_std=None,
     variability: float | None = None,
     corr_px: float | None = None,
     sensor: tuple[np.ndarray, np.ndarray] | None = None,
@@ -166,6 +167,10 @@ def simulate(
     snr_db : float or None
         Global SNR of the added Gaussian noise, a finite number of dB; None adds none.
     noise : ``"white"`` or ``"signal"``
+    band_std : (bands,) or None
+        Relative noise standard deviation per band of the simulated cube (after ``sensor``
+        resampling), e.g. a sensor's noise profile; None: the same in every band (see
+        `unmixgen.simulate.mixing.add_noise`).
     variability : float or None
         Standard deviation of the log scaling factors (ELMM), finite and >= 0; None or 0:
         none.
@@ -247,7 +252,7 @@ def simulate(
         else:
             clean = mixing.linear(amap, e)
             em = e
-        cube = mixing.add_noise(clean, snr_db, rng, kind=noise)
+        cube = mixing.add_noise(clean, snr_db, rng, kind=noise, band_std=band_std)
         if not np.isfinite(cube).all():
             raise ParameterError("snr_db" if snr_db is not None else "variability",
                                  snr_db if snr_db is not None else variability,

@@ -148,8 +148,8 @@ SCALINGS = ("mixed", "pixel", "endmember")
 
 
 def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | None, variability: float,
-                   jitter: float, seed: int, brightness: float = 1.0, scaling: str = "endmember"
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+                   jitter: float, seed: int, brightness: float = 1.0, scaling: str = "endmember",
+                   band_std: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map.
 
     Brightness scales have median ``brightness`` and log-std ``variability``; ``scaling``
@@ -157,7 +157,8 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
     `unmixgen.simulate.scene.simulate`, which also changes the mixing proportions seen in
     the pixel); ``"pixel"``, one field shared by the endmembers (illumination and
     topography: the pixel's direction stays that of ``a E``); ``"mixed"``, the two
-    alternating from map to map.
+    alternating from map to map. ``band_std (bands,)``: relative noise std per band (the
+    scene's noise profile; `unmixgen.simulate.mixing.add_noise`), None: white noise.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -166,9 +167,10 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
         common = scaling == "pixel" or (scaling == "mixed" and i % 2 == 0)
         if common and variability > 0:
             s = smooth_log_normal_scales(m.shape[:2] + (1,), variability, np.random.default_rng([seed, i]))
-            sim = simulate(m * s, e, snr_db=snr_db, seed=seed + i)[0]
+            sim = simulate(m * s, e, snr_db=snr_db, band_std=band_std, seed=seed + i)[0]
         else:
-            sim = simulate(m, e, snr_db=snr_db, variability=variability or None, seed=seed + i)[0]
+            sim = simulate(m, e, snr_db=snr_db, band_std=band_std, variability=variability or None,
+                           seed=seed + i)[0]
         out.append((sim.cube, m))
     return out
 

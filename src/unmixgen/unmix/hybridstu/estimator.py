@@ -62,6 +62,7 @@ from .network import FRONTS, HybridSTUNet, check_k, receptive_radius
 
 KIND = "hybridstu"
 MAP_SOURCES = ("grf", "dirichlet")
+NOISE_PROFILES = ("scene", "white")
 MIN_VALID_PIXELS = 64
 
 
@@ -100,6 +101,13 @@ class HybridSTU:
         noise estimate); ``history_["map_smoothing"]`` records the width used.
     snr_db : float or None
         Noise of the training scenes; None: the scene's estimated SNR.
+    noise_profile : {"scene", "white"}
+        The noise model over the bands. ``"scene"``: the scene's own per-band noise estimate
+        (real sensors' noise differs 10-50x between bands); the training scenes' noise is
+        spread over the bands as it is, and the network reads pixels and endmembers divided
+        by each band's noise std (``band_weights_``), where the noise is white again and
+        least squares weighs each band by what it knows. ``"white"``: the same in every band,
+        no weights. With ``snr_db`` given the noise is white.
     variability : float or "auto"
         Standard deviation of the log ELMM brightness scaling of the training scenes;
         ``"auto"``: estimated from the scene (`data.estimate_brightness`). The training
@@ -127,6 +135,9 @@ class HybridSTU:
     Attributes
     ----------
     endmembers_ : (p, bands) float32
+    band_weights_ : (good bands,) float32 or None
+        The weight of each good band (1 / its noise std, geometric mean 1) the network reads
+        pixels and endmembers with; None: unweighted.
     abundances_ : (rows, cols, p) float32, on the simplex, NaN at invalid pixels
     brightness_ : (rows, cols) float32 or None
         Each pixel's brightness when the network corrects the brightness-free answer
@@ -138,7 +149,7 @@ class HybridSTU:
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
                  width: int = 48, front: str = "subspace", base: str = "auto", n_maps: int = 24,
                  map_size: int = 48, map_smoothing: float | str = "auto", snr_db: float | None = None,
-                 variability: float | str = "auto", scaling: str = "pixel", jitter: float = 0.0,
+                 noise_profile: str = "scene", variability: float | str = "auto", scaling: str = "pixel", jitter: float = 0.0,
                  max_steps: int | None = 3000, max_minutes: float | None = 4.0, batch_size: int = 8,
                  crop: int = 24, lr: float = 2e-3, eval_every: int = 100, patience: int = 5,
                  guard_level: float | None = 0.95, tile: int = 128, device: str = "cpu", seed: int = 0,
@@ -147,6 +158,7 @@ class HybridSTU:
         self.k, self.lam, self.recon, self.width, self.front, self.base = k, lam, recon, width, front, base
         self.n_maps, self.map_size, self.map_smoothing = n_maps, map_size, map_smoothing
         self.snr_db, self.variability, self.scaling, self.jitter = snr_db, variability, scaling, jitter
+        self.noise_profile = noise_profile
         self.max_steps, self.max_minutes = max_steps, max_minutes
         self.batch_size, self.crop, self.lr = batch_size, crop, lr
         self.eval_every, self.patience, self.guard_level = eval_every, patience, guard_level
@@ -154,7 +166,8 @@ class HybridSTU:
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (scikit-learn style)."""
-        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db", "variability", "scaling",
+        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db",
+                "noise_profile", "variability", "scaling",
                 "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
                 "guard_level", "tile", "device", "seed")
         return {key: getattr(self, key) for key in keys}
@@ -166,6 +179,8 @@ class HybridSTU:
         check_k(self.k)
         if self.front not in FRONTS:
             raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
+        if self.noise_profile not in NOISE_PROFILES:
+            raise ParameterError("noise_profile", self.noise_profile, f"expected one of {', '.join(NOISE_PROFILES)}")
         if self.scaling not in D.SCALINGS:
             raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
         if self.base not in ("auto", *BASES):
@@ -258,11 +273,23 @@ class HybridSTU:
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = np.diag(noise[2]).astype(np.float64)
+        # relative noise std per band of the training scenes; a band the estimate puts at zero
+        # noise (constant, or exactly explained by the others) gets the smallest positive one
+        band_std = weights = None
+        if self.snr_db is None and self.noise_profile == "scene":
+            positive = band_noise[band_noise > 0]
+            if positive.size:
+                band_std = np.sqrt(np.maximum(band_noise, positive.min()))
+                weights = (np.exp(np.mean(np.log(band_std))) / band_std).astype(np.float32)  # geometric mean 1
+                if np.ptp(weights) < 1e-6:  # flat: the same as no weights, without the copies
+                    band_std = weights = None
+        We = Eg if weights is None else (Eg * weights).astype(np.float32)
+        wnoise = band_noise if weights is None else band_noise * weights**2
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
         if not isinstance(self.variability, str):
             var = float(self.variability)
         t_prep = time.perf_counter()
-        self.scale_ = float(np.mean(np.linalg.norm(Eg, axis=1)) / math.sqrt(Eg.shape[1]))
+        self.scale_ = float(np.mean(np.linalg.norm(We, axis=1)) / math.sqrt(We.shape[1]))
         subspace = self.front == "subspace"
         base = "fcls" if self.base == "auto" or not subspace else self.base
         bases_rmse = None
@@ -270,13 +297,16 @@ class HybridSTU:
         smoothing: dict[str, Any] = {}
 
         def simulated(base: str):
-            map_list, source = self._training_maps(maps, scene, Y, Eg, base, band_noise, smoothing)
+            map_list, source = self._training_maps(maps, scene, Y, We, base, wnoise, smoothing, weights)
             pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
-                                     seed=self.seed, brightness=brightness, scaling=self.scaling)
+                                     seed=self.seed, brightness=brightness, scaling=self.scaling,
+                                     band_std=band_std)
+            if weights is not None:  # the network reads weighted pixels
+                pairs = [((y * weights).astype(np.float32), a) for y, a in pairs]
             train, val = D.split_maps(pairs, gap=self.k)
             if subspace:
-                return map_list, source, train, val, D.to_feature_tensors(train, Eg, self.scale_), \
-                    D.to_feature_tensors(val, Eg, self.scale_)
+                return map_list, source, train, val, D.to_feature_tensors(train, We, self.scale_), \
+                    D.to_feature_tensors(val, We, self.scale_)
             return map_list, source, train, val, D.to_tensors(train, self.scale_), D.to_tensors(val, self.scale_)
 
         map_list, source, train, val, tr, va = simulated(base)
@@ -289,15 +319,19 @@ class HybridSTU:
                 if isinstance(maps, str):  # refit the training maps to the scene's maps of that answer
                     map_list, source, train, val, tr, va = simulated(base)
         t_train = time.perf_counter()
-        curve = self._train(tr, va, torch.from_numpy(Eg / self.scale_), device, base)
+        curve = self._train(tr, va, torch.from_numpy(We / self.scale_), device, base)
         self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
+        self.band_weights_ = None if weights is None else weights.astype(np.float32)
         self.wavelengths_ = scene.wavelengths
         self.guard_tau_ = None
         guard_record = None
         if subspace and self.guard_level:
-            guard_record = self._calibrate_guard(va, Eg, base)
-        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None, "variability": var,
+            guard_record = self._calibrate_guard(va, We, base)
+        self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None,
+                         "noise_profile": "white" if band_std is None else "scene",
+                         "noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
+                         "variability": var,
                          "brightness": brightness, "base": base if subspace else None, **smoothing,
                          "base_validation_rmse": bases_rmse, "map_source": source,
                          "n_training_maps": len(map_list), "n_train_parts": len(train),
@@ -331,16 +365,21 @@ class HybridSTU:
                 "validation_pixels_kept_fraction": float(np.mean(t >= 1.0))}
 
     def _training_maps(self, maps, scene: Scene, Y: np.ndarray, E: np.ndarray, base: str = "fcls",
-                       band_noise: np.ndarray | None = None, record: dict | None = None
-                       ) -> tuple[list[np.ndarray], str]:
-        """Training maps and their source's name; ``record`` gets the smoothing used."""
+                       band_noise: np.ndarray | None = None, record: dict | None = None,
+                       weights: np.ndarray | None = None) -> tuple[list[np.ndarray], str]:
+        """Training maps and their source's name; ``record`` gets the smoothing used. ``E`` and
+        ``band_noise`` are weighted by ``weights`` (bands,) already, ``Y`` is not."""
         p = E.shape[0]
         check_maps_source(maps)
         if isinstance(maps, str):
             from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
             from ..inversion import invert
 
-            A = scene.to_image(invert(Y, E, base), fill=np.nan)
+            if weights is None:
+                A = invert(Y, E, base)
+            else:  # blocks of weighted pixels, not a weighted copy of the scene
+                A = np.concatenate([invert(Y[i:i + 65536] * weights, E, base) for i in range(0, len(Y), 65536)])
+            A = scene.to_image(A, fill=np.nan)
             sigma = self.map_smoothing
             if sigma == "auto":
                 sigma, risks = choose_smoothing(A, scene.mask, map_noise_variance(E, band_noise))
@@ -446,16 +485,20 @@ class HybridSTU:
         scale = np.float32(self.scale_)
         idx = np.flatnonzero(good) if not good.all() else None
         Eg = self.endmembers_[:, good]
+        weights = getattr(self, "band_weights_", None)
+        We = Eg if weights is None else (Eg * weights).astype(np.float32)
         subspace = getattr(self.net_, "front", "bands") == "subspace"
         tau = getattr(self, "guard_tau_", None) if subspace else None
-        G = Eg.astype(np.float64) @ Eg.T.astype(np.float64)
+        G = We.astype(np.float64) @ We.T.astype(np.float64)
         counts = [0, 0]  # pixels kept whole by the guard, pixels guarded (halo pixels included)
 
         def apply(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
             x = block if idx is None else block[..., idx]
+            if weights is not None:
+                x = x * weights
             if subspace:
-                f = np.zeros(x.shape[:2] + (n_features(Eg.shape[0]),), np.float32)
-                f[mask] = subspace_features(x[mask], Eg, float(scale))
+                f = np.zeros(x.shape[:2] + (n_features(We.shape[0]),), np.float32)
+                f[mask] = subspace_features(x[mask], We, float(scale))
                 x = f
             else:
                 x = np.where(mask[..., None], x, 0.0).astype(np.float32) / scale
@@ -517,6 +560,8 @@ class HybridSTU:
             wavelengths = getattr(self, "wavelengths_", None) if wavelengths is None else wavelengths
             if wavelengths is not None:
                 arrays["wavelengths"] = np.asarray(wavelengths, np.float64)
+            if getattr(self, "band_weights_", None) is not None:
+                arrays["band_weights"] = self.band_weights_
             ck.save_arrays(tmp / "endmembers.npz", arrays)
             state = {"best_step": getattr(self, "history_", {}).get("best_step")}
             ck.save_checkpoint(tmp, int(getattr(self, "history_", {}).get("steps", 0)),
@@ -568,6 +613,15 @@ class HybridSTU:
                 raise in_file(folder, f"endmembers.npz holds {wl.size} wavelengths for {est.good_bands_.size} bands "
                                       "(or non-finite ones); expected one per band")
         est.wavelengths_ = wl
+        bw = arrays.get("band_weights")
+        if bw is not None:
+            bw = np.asarray(bw)
+            n_good = int(est.good_bands_.sum())
+            if bw.dtype.kind not in "biuf" or bw.shape != (n_good,) or not np.all(np.isfinite(bw)) or (bw <= 0).any():
+                raise in_file(folder, f"endmembers.npz holds band_weights of shape {bw.shape}; expected {n_good} "
+                                      "positive finite numbers, one per good band (retrain the model)")
+            bw = bw.astype(np.float32)
+        est.band_weights_ = bw
         return est
 
 
