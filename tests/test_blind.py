@@ -277,7 +277,7 @@ def test_auto_picks_mvnmf_on_plain_mixing_and_edaa_under_scaling_and_reproduces_
     for scene, cls, kw in ((plain, MinVolNMF, {}), (scaled, ArchetypalAnalysis, {"n_restarts": 3})):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            auto = make_method("auto", 3, seed=2, n_restarts=3).fit(scene)
+            auto = make_method("auto", 3, seed=2, n_restarts=3, band_weights=None).fit(scene)
             direct = cls(3, seed=2, **kw).fit(scene)
         assert auto.info_["chosen"] == cls.name and isinstance(auto.chosen_, cls)
         np.testing.assert_array_equal(auto.endmembers_, direct.endmembers_)
@@ -551,3 +551,50 @@ def test_edaa_divides_its_sample_by_the_brightness_of_every_pixel(monkeypatch):
     X_all = normalize_brightness(Y, 0.5, "l2")
     rows = {r.tobytes() for r in X_all}
     assert len(seen[0]) == len(Y) // 3 and all(r.tobytes() in rows for r in seen[0])
+
+
+def _coloured_scene(seed: int = 4):
+    """The `_truth` mixture with noise whose std grows 20x from the first band to the last."""
+    E, A = _truth(seed)
+    rng = np.random.default_rng(seed + 100)
+    std = np.geomspace(1.0, 20.0, BANDS).astype(np.float32)
+    Y = A @ E + 0.002 * std * rng.standard_normal((ROWS * COLS, BANDS)).astype(np.float32)
+    return Scene(Y.reshape(ROWS, COLS, BANDS).astype(np.float32)), E, A.reshape(ROWS, COLS, P), std
+
+
+def test_auto_fits_mvnmf_to_pixels_weighted_by_their_band_noise():
+    from unmixgen.unmix.minvol import MinVolNMF
+    from unmixgen.unmix.rank import band_noise_weights
+
+    scene, E, A, std = _coloured_scene()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = make_method("auto", 3, seed=1).fit(scene)
+        w = band_noise_weights(scene.valid_pixels(), seed=1)
+        direct = MinVolNMF(3, seed=1).fit(Scene(scene.load() * w))
+        plain = make_method("auto", 3, seed=1, band_weights=None).fit(scene)
+    assert auto.info_["chosen"] == "mvnmf" and plain.band_weights_ is None
+    np.testing.assert_array_equal(auto.band_weights_, w)
+    assert np.corrcoef(np.log(w), -np.log(std))[0, 1] > 0.98
+    # the weighted fit's endmembers in the scene's units, its abundances as the weighted fit's
+    np.testing.assert_allclose(auto.endmembers_, direct.endmembers_ / w, rtol=1e-6)
+    np.testing.assert_array_equal(auto.abundances_, direct.abundances_)
+    np.testing.assert_allclose(auto.transform(scene), auto.abundances_, atol=2e-5)
+    Y = scene.valid_pixels()
+    np.testing.assert_allclose(auto.transform(Y), auto.abundances_.reshape(-1, 3), atol=2e-5)
+    assert auto.info_["band_weights"]["noise_std_range"] > 10
+    weighted_rmse, weighted_sad = _match(auto.endmembers_, auto.abundances_, E, A)
+    plain_rmse, plain_sad = _match(plain.endmembers_, plain.abundances_, E, A)
+    assert weighted_rmse < 0.8 * plain_rmse and weighted_sad < plain_sad
+
+
+def test_band_noise_weights_follow_one_over_the_noise_std():
+    from unmixgen.unmix.rank import band_noise_weights, weights_from_noise
+
+    scene, _, _, std = _coloured_scene(5)
+    w = band_noise_weights(scene.valid_pixels())
+    assert w.dtype == np.float32 and abs(float(np.mean(np.log(w)))) < 1e-5  # geometric mean 1
+    np.testing.assert_allclose(w / w[0], std[0] / std, rtol=0.25)  # a regression estimate on 1200 pixels
+    assert band_noise_weights(scene.valid_pixels()[:BANDS]) is None  # too few pixels to regress
+    assert weights_from_noise(np.full(5, 0.3)) is None and weights_from_noise(np.zeros(5)) is None
+    np.testing.assert_allclose(weights_from_noise([4.0, 1.0, 0.0]), [0.5, 1.0, 1.0] / np.cbrt(0.5), rtol=1e-6)

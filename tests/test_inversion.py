@@ -477,3 +477,20 @@ def test_iteration_limit_warns_and_stays_feasible():
         X = fcls(Y, E, max_iter=1)
     assert (X >= 0).all()
     np.testing.assert_allclose(X.sum(1), 1, atol=1e-5)
+
+
+def test_weighted_scene_inversion_is_least_squares_on_weighted_pixels_and_bad_weights_are_refused():
+    from unmixgen.unmix.inversion import fcls, invert_scene
+
+    rng = np.random.default_rng(3)
+    E = rng.uniform(0.1, 0.9, (3, 12)).astype(np.float32)
+    A = rng.dirichlet(np.ones(3), 7 * 9).astype(np.float32)
+    Y = (A @ E + 0.02 * rng.standard_normal((63, 12))).astype(np.float32)
+    w = rng.uniform(0.2, 5.0, 12).astype(np.float32)
+    scene = Scene(Y.reshape(7, 9, 12))
+    got = invert_scene(scene, E, "fcls", band_weights=w, progress=False, tile_size=4)
+    np.testing.assert_allclose(got.reshape(-1, 3), fcls(Y * w, E * w), atol=1e-6)
+    assert np.abs(got.reshape(-1, 3) - fcls(Y, E)).max() > 1e-3  # the weights matter
+    for bad in (w[:-1], np.r_[w[:-1], 0.0], np.r_[w[:-1], np.nan]):
+        with pytest.raises(ParameterError, match="band_weights"):
+            invert_scene(scene, E, "fcls", band_weights=bad, progress=False)

@@ -108,6 +108,11 @@ class BlindUnmixer(EstimatorParams):
         E = np.asarray(E, np.float32)
         if not good.all():
             E = fill_bad_bands(E, np.asarray(A, np.float32), Y_all, good)
+        w = getattr(self, "band_weights_", None)
+        if w is not None and w.size != good.size:  # weights of the good bands: a bad band weighs 1
+            full = np.ones(good.size, np.float32)
+            full[good] = w
+            self.band_weights_ = full
         self.endmembers_ = E
         self.abundances_ = scene.to_image(np.asarray(A, np.float32))
         self.n_endmembers_ = p
@@ -138,12 +143,15 @@ class BlindUnmixer(EstimatorParams):
         """
         E = self._fitted("endmembers_")
         method = self._transform_method()
+        w = getattr(self, "band_weights_", None)  # set by methods that fit weighted pixels
         if isinstance(X, Scene) or np.ndim(X) == 3:
             X = as_scene(X)
             _require_defined(E, X.good_bands)
-            A = invert_scene(X, E, method)
+            A = invert_scene(X, E, method, band_weights=w)
         elif np.ndim(X) == 2:
             _require_defined(E, np.ones(E.shape[1], bool))
+            if w is not None and np.shape(X)[1] == w.size:  # else the inverter names the band mismatch
+                X, E = np.asarray(X, np.float32) * w, E * w
             A = invert(X, E, method)
         else:
             raise InputError(f"X has shape {np.shape(X)}; expected a Scene, (rows, cols, bands) or (N, bands)")

@@ -569,7 +569,8 @@ def check_method(method: str) -> str:
 
 
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
-                 bands: np.ndarray | None = None, with_brightness: bool = False, **kw):
+                 bands: np.ndarray | None = None, with_brightness: bool = False,
+                 band_weights: np.ndarray | None = None, **kw):
     """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array), tile by tile;
     returns float32 ``(rows, cols, p)``,
     or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
@@ -584,6 +585,10 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     read at a time, and the whole cube is never loaded unless the scene already is, so the
     extra memory is about two tiles plus the result. A transient progress bar appears on a
     terminal when the inversion runs longer than a second (``progress=False`` hides it).
+    ``band_weights`` (one per scene band, or one per band used; positive): pixels and
+    endmembers are multiplied by them first, i.e. weighted least squares (``1 / noise std``
+    per band is the maximum-likelihood answer under Gaussian noise that differs between bands;
+    `unmixgen.unmix.rank.band_noise_weights`).
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     from ..errors import check_range
@@ -610,6 +615,15 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
         )
     check_options(check_method(method), kw)
     _check(np.zeros((0, E_use.shape[1]), np.float32), E_use)
+    w = None
+    if band_weights is not None:
+        w = np.asarray(band_weights, np.float32).reshape(-1)
+        if w.size == scene.bands and w.size != E_use.shape[1]:
+            w = w[good]
+        if w.size != E_use.shape[1] or not np.all(np.isfinite(w)) or (w <= 0).any():
+            raise ParameterError("band_weights", f"{np.size(band_weights)} values",
+                                 f"expected {E_use.shape[1]} positive finite weights, one per band used")
+        E_use = (E_use * w).astype(np.float32)
     linear = _LINEAR.get(method)
     if linear is not None:  # one Gram reduction and working-set cache for all tiles
         solver = _LinearInverter(E_use, **linear, **kw)
@@ -617,12 +631,12 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
 
         def solve(Yt):
             nonlocal unconverged
-            A, nu = solver(Yt)
+            A, nu = solver(Yt if w is None else Yt * w)
             unconverged += nu
             return A
     else:
         def solve(Yt):
-            return invert(Yt, E_use, method, **kw)
+            return invert(Yt if w is None else Yt * w, E_use, method, **kw)
     p = E.shape[0]
     all_good = bool(good.all())
 
@@ -636,7 +650,7 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
         a = solve(Yt)
         out[mask, :p] = a
         if with_brightness:
-            out[mask, p] = pixel_brightness(Yt, a, E_use)
+            out[mask, p] = pixel_brightness(Yt if w is None else Yt * w, a, E_use)
         return out
 
     t0 = time.perf_counter()

@@ -159,6 +159,37 @@ def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return noise, Rn / n
 
 
+def weights_from_noise(band_var: np.ndarray) -> np.ndarray | None:
+    """``1 / noise std`` per band ``(B,)`` float32 from noise variances ``band_var (B,)``, scaled
+    to geometric mean 1 (so weighted pixels keep about their units); a band at zero noise gets
+    the smallest positive variance. None when no band has noise or every band has the same."""
+    band_var = np.asarray(band_var, np.float64).reshape(-1)
+    positive = band_var[band_var > 0]
+    if not positive.size:
+        return None
+    std = np.sqrt(np.maximum(band_var, positive.min()))
+    weights = np.exp(np.mean(np.log(std))) / std
+    if np.ptp(weights) < 1e-6:
+        return None
+    return weights.astype(np.float32)
+
+
+def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> np.ndarray | None:
+    """Weights ``(B,)`` float32 that make the noise of pixels ``Y (N, B)`` the same in every
+    band: ``1 / std`` of the HySime regression noise estimate of each band (`estimate_noise`, on
+    a seeded sample of ``sample`` pixels), geometric mean 1 (`weights_from_noise`).
+
+    Real sensors' noise differs 10-50x between bands; least squares and simplex geometry on
+    ``Y * weights`` treat every band by what it tells. None also when ``Y`` has too few pixels
+    (at most ``B``) or bands (one) for the regression."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] <= Y.shape[1]:
+        return None
+    Ys = _subsample(Y, sample, seed)
+    _, Rn = estimate_noise(Ys)
+    return weights_from_noise(np.diag(Rn))
+
+
 def hysime(Y: np.ndarray, *, sample: int | None = 100_000, seed: int = 0) -> RankEstimate:
     """HySime estimate of the number of endmembers of pixels ``Y (N, B)``.
 

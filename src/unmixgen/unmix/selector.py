@@ -13,6 +13,12 @@ linear mixing explains:
   (the linear residual divided by ``B - p`` is the noise energy per dimension); about 1
   when brightness follows the mixing.
 
+Both assume noise of the same level in every band; real sensors' differs 10-50x between
+bands. So with ``band_weights="noise"`` (the default) the test and `MinVolNMF` see the
+pixels multiplied by ``1 / noise std`` per band (`rank.band_noise_weights`), where the noise
+is white again, and the endmembers are divided back. `ArchetypalAnalysis` fits the pixels as
+they are (weighting measured mixed there).
+
 When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
 (brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
 (minimum volume from several pure-pixel starts: its simplex may reach beyond the data, so it
@@ -30,8 +36,9 @@ import numpy as np
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
 from .minvol import FIT_PIXELS, MinVolNMF
-from .params import NONE, Constraint, Interval, TorchDevice
+from .params import NONE, Constraint, Interval, Options, TorchDevice
 from .preprocessing import brightness_ratio
+from .rank import band_noise_weights
 
 __all__ = ["AutoUnmixer", "brightness_excess"]
 
@@ -63,10 +70,15 @@ class AutoUnmixer(BlindUnmixer):
     fit_pixels : int >= 1 or None
         Most pixels the chosen method fits its simplex or archetypes to, a random sample
         beyond it (`MinVolNMF.fit_pixels`, `ArchetypalAnalysis.fit_pixels`).
+    band_weights : "noise" or None
+        ``"noise"``: the brightness test and `MinVolNMF` weigh each band by ``1 / its
+        estimated noise std`` (module docstring); None: every band alike.
 
     Attributes
     ----------
     chosen_ : the fitted `ArchetypalAnalysis` or `MinVolNMF`.
+    band_weights_ : (bands,) float32 or None
+        The weights the fit (and `transform`) used, over the good bands; None: unweighted.
     """
 
     name = "auto"
@@ -76,15 +88,18 @@ class AutoUnmixer(BlindUnmixer):
         "n_restarts": [Interval(integer=True, low=1)],
         "device": [TorchDevice()],
         "fit_pixels": [NONE, Interval(integer=True, low=1)],
+        "band_weights": [NONE, Options(("noise",))],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
-                 n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS):
+                 n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS,
+                 band_weights: str | None = "noise"):
         super().__init__(n_endmembers, seed=seed)
         self.brightness_excess = brightness_excess
         self.n_restarts = n_restarts
         self.device = device
         self.fit_pixels = fit_pixels
+        self.band_weights = band_weights
 
     def _transform_method(self) -> str:
         return self._fitted("chosen_")._transform_method()
@@ -93,15 +108,24 @@ class AutoUnmixer(BlindUnmixer):
         return self._fitted("chosen_")._transform_finish(A)
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
-        excess = brightness_excess(Y, p)
+        w = band_noise_weights(Y, seed=self.seed) if self.band_weights == "noise" else None
+        Yw = Y if w is None else Y * w
+        excess = brightness_excess(Yw, p)
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
         extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
         chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
-        E, A, info = chosen._fit_pixels(Y, p, rng)
+        if cls is ArchetypalAnalysis:
+            del Yw
+            w = None
+        E, A, info = chosen._fit_pixels(Y if w is None else Yw, p, rng)
+        if w is not None:
+            E = np.asarray(E, np.float32) / w
+        self.band_weights_ = w
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen
         out: dict[str, Any] = dict(info)
         out["chosen"] = cls.name
+        out["band_weights"] = None if w is None else {"noise_std_range": float(w.max() / w.min())}
         out["selection"] = {"brightness_excess": excess, "threshold": float(self.brightness_excess),
                             "chosen": cls.name}
         return E, A, out

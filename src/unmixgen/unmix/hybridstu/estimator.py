@@ -54,6 +54,7 @@ from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
+from ..rank import weights_from_noise
 from . import data as D
 from .features import BASES, n_features, subspace_features
 from .guard import calibrate, guarded
@@ -277,12 +278,9 @@ class HybridSTU:
         # noise (constant, or exactly explained by the others) gets the smallest positive one
         band_std = weights = None
         if self.snr_db is None and self.noise_profile == "scene":
-            positive = band_noise[band_noise > 0]
-            if positive.size:
-                band_std = np.sqrt(np.maximum(band_noise, positive.min()))
-                weights = (np.exp(np.mean(np.log(band_std))) / band_std).astype(np.float32)  # geometric mean 1
-                if np.ptp(weights) < 1e-6:  # flat: the same as no weights, without the copies
-                    band_std = weights = None
+            weights = weights_from_noise(band_noise)  # None when flat: no copies for nothing
+            if weights is not None:
+                band_std = 1.0 / weights.astype(np.float64)
         We = Eg if weights is None else (Eg * weights).astype(np.float32)
         wnoise = band_noise if weights is None else band_noise * weights**2
         brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
