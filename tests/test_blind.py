@@ -569,10 +569,10 @@ def test_auto_fits_mvnmf_to_pixels_weighted_by_their_band_noise():
     scene, E, A, std = _coloured_scene()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        auto = make_method("auto", 3, seed=1).fit(scene)
+        auto = make_method("auto", 3, seed=1, band_weights="noise").fit(scene)
         w = band_noise_weights(scene.valid_pixels(), seed=1)
         direct = MinVolNMF(3, seed=1).fit(Scene(scene.load() * w))
-        plain = make_method("auto", 3, seed=1, band_weights=None).fit(scene)
+        plain = make_method("auto", 3, seed=1).fit(scene)  # the default: unweighted
     assert auto.info_["chosen"] == "mvnmf" and plain.band_weights_ is None
     np.testing.assert_array_equal(auto.band_weights_, w)
     assert np.corrcoef(np.log(w), -np.log(std))[0, 1] > 0.98

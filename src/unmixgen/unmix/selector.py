@@ -14,10 +14,12 @@ linear mixing explains:
   when brightness follows the mixing.
 
 Both assume noise of the same level in every band; real sensors' differs 10-50x between
-bands. So with ``band_weights="noise"`` (the default) the test and `MinVolNMF` see the
+bands. So with ``band_weights="noise"`` the test and `MinVolNMF` see the
 pixels multiplied by ``1 / noise std`` per band (`rank.band_noise_weights`), where the noise
 is white again, and the endmembers are divided back. `ArchetypalAnalysis` fits the pixels as
-they are (weighting measured mixed there).
+they are (weighting measured mixed there). Not the default: it rescued scenes with a
+sensor-like noise profile but cost up to 3 points on three white-noise scenes with dark
+endmembers of the blind suite (``benchmarks/RESULTS.md``).
 
 When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
 (brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
@@ -72,7 +74,7 @@ class AutoUnmixer(BlindUnmixer):
         beyond it (`MinVolNMF.fit_pixels`, `ArchetypalAnalysis.fit_pixels`).
     band_weights : "noise" or None
         ``"noise"``: the brightness test and `MinVolNMF` weigh each band by ``1 / its
-        estimated noise std`` (module docstring); None: every band alike.
+        estimated noise std`` (module docstring); None (the default): every band alike.
 
     Attributes
     ----------
@@ -93,7 +95,7 @@ class AutoUnmixer(BlindUnmixer):
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
                  n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS,
-                 band_weights: str | None = "noise"):
+                 band_weights: str | None = None):
         super().__init__(n_endmembers, seed=seed)
         self.brightness_excess = brightness_excess
         self.n_restarts = n_restarts
