@@ -102,13 +102,19 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
 
 
 def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
-                variability: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                variability: float | None = None, noise: str = "flat") -> tuple[np.ndarray, np.ndarray]:
     """The suite's scene ``seed`` at ``snr`` dB: true maps (rows, cols, p) from rng 100 + seed
     (`procedural.abundance_maps` with ``maps``) and the float32 cube (rows, cols, bands) with
-    noise from ``seed``."""
+    noise from ``seed``, the same in every band (``noise="flat"``) or spread over the bands like
+    a sensor's (``"sensor"``: `semiblind.sensor_noise_profile`)."""
+    band_std = None
+    if noise == "sensor":
+        from semiblind import sensor_noise_profile
+
+        band_std = sensor_noise_profile(np.asarray(em.wavelengths, np.float64), seed)
     At = abundance_maps(rows, cols, em.spectra.shape[0], np.random.default_rng(100 + seed), **maps)
     Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
-                            variability=variability)[0].to_scene().load(), np.float32)
+                            variability=variability, band_std=band_std)[0].to_scene().load(), np.float32)
     return At, Y
 
 
@@ -268,6 +274,9 @@ def main() -> None:
                          "regions of pure pixels")
     ap.add_argument("--variability", type=float, default=None,
                     help="per-pixel brightness variability of the scenes (ELMM log-scale std; none by default)")
+    ap.add_argument("--noise", default="flat", choices=("flat", "sensor"),
+                    help="the scenes' noise the same in every band, or spread over the bands like a sensor's "
+                         "(semiblind.sensor_noise_profile), at the same global SNR")
     ap.add_argument("--shape", default="",
                     help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
@@ -365,7 +374,7 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
-            At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability)
+            At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise)
             B = Y.shape[-1]
             blind = None
             for init in args.inits.split(","):

@@ -569,10 +569,10 @@ def test_auto_fits_mvnmf_to_pixels_weighted_by_their_band_noise():
     scene, E, A, std = _coloured_scene()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        auto = make_method("auto", 3, seed=1, band_weights="noise").fit(scene)
+        auto = make_method("auto", 3, seed=1).fit(scene)
         w = band_noise_weights(scene.valid_pixels(), seed=1)
         direct = MinVolNMF(3, seed=1).fit(Scene(scene.load() * w))
-        plain = make_method("auto", 3, seed=1).fit(scene)  # the default: unweighted
+        plain = make_method("auto", 3, seed=1, band_weights=None).fit(scene)
     assert auto.info_["chosen"] == "mvnmf" and plain.band_weights_ is None
     np.testing.assert_array_equal(auto.band_weights_, w)
     assert np.corrcoef(np.log(w), -np.log(std))[0, 1] > 0.98
@@ -597,4 +597,9 @@ def test_band_noise_weights_follow_one_over_the_noise_std():
     np.testing.assert_allclose(w / w[0], std[0] / std, rtol=0.25)  # a regression estimate on 1200 pixels
     assert band_noise_weights(scene.valid_pixels()[:BANDS]) is None  # too few pixels to regress
     assert weights_from_noise(np.full(5, 0.3)) is None and weights_from_noise(np.zeros(5)) is None
+    # white noise: an estimate a few percent from flat is not used (it only moves the answer)
+    white, _, _ = _scene(5)
+    assert band_noise_weights(white.valid_pixels()) is None
+    assert weights_from_noise(np.linspace(1.0, 1.4, 50) ** 2) is None
+    assert weights_from_noise(np.linspace(1.0, 2.0, 50) ** 2) is not None
     np.testing.assert_allclose(weights_from_noise([4.0, 1.0, 0.0]), [0.5, 1.0, 1.0] / np.cbrt(0.5), rtol=1e-6)

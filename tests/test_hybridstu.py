@@ -79,6 +79,11 @@ def fitted():
         torch.set_num_threads(n)
 
 
+def test_white_noise_is_read_unweighted(fitted):
+    est = fitted[0]  # a scene with white noise: the estimate's few percent of spread is not used
+    assert est.band_weights_ is None and est.history_["noise_profile"] == "white"
+
+
 def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
     est, scene, E, A = fitted
     a = est.abundances_

@@ -14,12 +14,12 @@ linear mixing explains:
   when brightness follows the mixing.
 
 Both assume noise of the same level in every band; real sensors' differs 10-50x between
-bands. So with ``band_weights="noise"`` the test and `MinVolNMF` see the
+bands. So with ``band_weights="noise"`` (the default) the test and `MinVolNMF` see the
 pixels multiplied by ``1 / noise std`` per band (`rank.band_noise_weights`), where the noise
 is white again, and the endmembers are divided back. `ArchetypalAnalysis` fits the pixels as
-they are (weighting measured mixed there). Not the default: it rescued scenes with a
-sensor-like noise profile but cost up to 3 points on three white-noise scenes with dark
-endmembers of the blind suite (``benchmarks/RESULTS.md``).
+they are (weighting measured mixed there). Noise that is about white (`rank.MIN_NOISE_SPREAD`)
+is not weighted: estimated weights within a few percent of flat moved mvnmf by up to 3
+points on the blind suite (``benchmarks/RESULTS.md``).
 
 When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
 (brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
@@ -74,7 +74,8 @@ class AutoUnmixer(BlindUnmixer):
         beyond it (`MinVolNMF.fit_pixels`, `ArchetypalAnalysis.fit_pixels`).
     band_weights : "noise" or None
         ``"noise"``: the brightness test and `MinVolNMF` weigh each band by ``1 / its
-        estimated noise std`` (module docstring); None (the default): every band alike.
+        estimated noise std`` when it differs between bands (module docstring); None:
+        every band alike.
 
     Attributes
     ----------
@@ -95,7 +96,7 @@ class AutoUnmixer(BlindUnmixer):
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
                  n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS,
-                 band_weights: str | None = None):
+                 band_weights: str | None = "noise"):
         super().__init__(n_endmembers, seed=seed)
         self.brightness_excess = brightness_excess
         self.n_restarts = n_restarts
