@@ -651,3 +651,52 @@ def test_refine_refuses_arrays_and_priors_of_the_wrong_kind(one_vs_rest):
         refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl[:10])
     with pytest.raises(InputError, match="fwhm: 3 values for 20 bands"):
         refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=wl, fwhm=np.ones(3))
+
+
+def coloured_scene(rows=16, cols=15, p=3, bands=20, seed=2, snr=25):
+    """`scene` with noise whose std grows 30x from the first band to the last."""
+    Y, E, A = scene(rows, cols, p, bands, seed)
+    rng = np.random.default_rng(seed + 7)
+    std = np.geomspace(1.0, 30.0, bands)
+    level = np.sqrt(np.mean(Y**2) / 10 ** (snr / 10) / np.mean(std**2))
+    return (Y + level * std * rng.standard_normal(Y.shape)).astype(np.float32), E, A, std
+
+
+def test_refine_weighs_bands_by_their_noise_and_returns_endmembers_in_the_scenes_units(one_vs_rest):
+    from unmixgen.unmix.inversion import fcls
+
+    Y, E, A, std = coloured_scene()
+    A0 = fcls(Y.reshape(-1, Y.shape[-1]), E).reshape(A.shape)
+    prior = AbundanceModel(one_vs_rest)
+    kw = dict(abundance_prior=prior, samples=2, steps=2, tile=16, lam=1.0)
+    r = refine(Y, E, A0, **kw)
+    bw = r.record["band_weights"]
+    assert bw is not None and bw["noise_std_range"] > 10
+    np.testing.assert_array_equal(r.endmembers, E)  # no spectra prior: the given ones, exactly
+    assert r.record["mixing"]["model"] == "linear"  # weighted, the noise is not taken for brightness
+    # the data's standard error of each band: larger where the band is noisier
+    assert r.endmembers_std[:, -1].mean() > 5 * r.endmembers_std[:, 0].mean()
+    plain = refine(Y, E, A0, band_weights=None, **kw)
+    assert plain.record["band_weights"] is None
+    truth = lambda X: np.sqrt(np.mean((X - A) ** 2))  # noqa: E731
+    assert truth(r.abundances) < truth(plain.abundances)
+    with pytest.raises(ParameterError, match="band_weights"):
+        refine(Y, E, A0, band_weights="pink", **kw)
+
+
+def test_the_weighted_spectra_representation_shows_the_prior_real_spectra():
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.refine.posterior import _WeightedPrior
+
+    prior = load_spectra_prior()
+    wl = np.linspace(450.0, 2400.0, 60)
+    E = np.stack([0.2 + 0.1 * np.sin(wl / 300.0), 0.5 - 0.1 * np.cos(wl / 200.0)]).astype(np.float32)
+    w = np.geomspace(0.2, 5.0, 60).astype(np.float32)
+    weighted = _WeightedPrior(prior, w)
+    x_w, bright_w, obs_w = weighted.rep.to_grid(E * w, wl)
+    x, bright, obs = prior.rep.to_grid(E, wl)
+    np.testing.assert_allclose(x_w, x, rtol=1e-5, atol=1e-6)
+    srf = prior.rep.srf(wl, None)
+    np.testing.assert_allclose(weighted.rep.from_grid(x, bright, srf), prior.rep.from_grid(x, bright, srf) * w,
+                               rtol=1e-6)
+    assert weighted.alphas_cumprod is prior.alphas_cumprod  # everything else is the prior's

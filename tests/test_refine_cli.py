@@ -518,3 +518,35 @@ def test_refine_result_checks_the_seed_before_reading_anything(tmp_path):
     with pytest.raises(ParameterError, match="seed"):
         refine_result(tmp_path / "no-scene.npz", tmp_path / "no-init", tmp_path / "out", seed=-1)
     assert not (tmp_path / "out").exists()
+
+
+def test_refine_weighs_the_bands_of_a_scene_whose_noise_differs_between_them(setup, run_cli):
+    """Noise 30x apart between bands: refine weighs the bands by default (run.json says so),
+    --band-weights none does not, and a bad value is one line, exit 2, nothing written."""
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    std = np.geomspace(1.0, 30.0, WL.size)
+    level = np.sqrt(np.mean(Y.astype(np.float64) ** 2) / 10**2.5 / np.mean(std**2))
+    Yc = (Y + level * std * np.random.default_rng(9).standard_normal(Y.shape)).astype(np.float32)
+    scene = Scene(Yc, wavelengths=WL)
+    write_scene(scene, root / "coloured.npz")
+    with np.load(setup["init"] / "result.npz") as r:
+        E = r["endmembers"]
+    init = root / "coloured_fcls"
+    init.mkdir()
+    save_result(init, scene, endmembers=E, abundances=fcls(Yc.reshape(-1, WL.size), E).reshape(*Yc.shape[:2], 3),
+                figures=False)
+    runs = {}
+    for name, extra in (("weighted", ()), ("plain", ("--band-weights", "none"))):
+        out = root / f"ref_coloured_{name}"
+        code, _, err = run_cli("refine", root / "coloured.npz", "--init", init, "--abundance-prior", setup["p2"],
+                               "--samples", "2", "--steps", "2", "--out", out, "--no-progress", *extra)
+        assert code == 0, err
+        runs[name] = json.loads((out / "run.json").read_text())["refine"]["band_weights"]
+    assert runs["weighted"]["noise_std_range"] > 4 and runs["plain"] is None  # the scene had white noise too
+    bad = root / "ref_coloured_bad"
+    code, _, err = run_cli("refine", root / "coloured.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--band-weights", "pink", "--out", bad, "--no-progress")
+    assert code == 2 and "--band-weights pink" in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()

@@ -58,6 +58,7 @@ def refine(
     spectra_t0: float = typer.Option(None, "--spectra-t0", help="The endmembers' starting noise level (same units as --t0).", show_default="--t0, or more on noisy scenes (twice the pixels' noise)"),
     lam: float = typer.Option(None, "--prior-weight", help="Weight (> 0) of the abundance prior against the data: its error variance is taken as its noise level over this weight.", show_default="chosen per scene among 0.5, 1, 2, 4 by cross-validation across the odd and even bands (run.json: refine.prior_weight)"),
     mixing: str = typer.Option(None, "--mixing", help="Mixing model of the data steps: linear (y = a E), scaled (y = s a E, a free brightness s per pixel, written as a brightness map beside the abundances) or auto: scaled when the pixels' brightness varies beyond linear mixing (run.json: refine.mixing).", show_default="auto"),
+    band_weights: str = typer.Option(None, "--band-weights", help="noise: where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does), the data steps weigh each band by 1 / its noise std (run.json: refine.band_weights); none: every band alike.", show_default="noise"),
     seed: int = typer.Option(None, "--seed", help="Random seed.", show_default="0"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),
@@ -78,7 +79,7 @@ def refine(
     rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
                                 steps=steps, rounds=rounds, t0=t0, spectra_t0=spectra_t0, lam=lam, seed=seed,
-                                mixing=mixing))
+                                mixing=mixing, band_weights=band_weights))
     g = rec["refine"]["guard"]
     print(f"refined {init} -> {out}: {rec['refine']['samples']} samples, "
           f"{100 * g['pixels_kept_fraction']:.1f} % of pixels kept, endmembers "

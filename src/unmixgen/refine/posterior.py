@@ -49,6 +49,7 @@ from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
 from ..unmix.inversion import fcls
+from ..unmix.rank import band_noise_weights
 from ..unmix.vertex_clusters import vertex_clusters
 from . import schedule as sch
 from .abundance_prior import TILE_OVERLAP, AbundancePriorAdapter
@@ -248,13 +249,15 @@ def _centre_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
 
 def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mask: np.ndarray, E: np.ndarray,
                            sigma2: float, ts: list[int], eta: float, seed: int, device: str, samples: int,
-                           tick: Callable[[], None], divide_by: np.ndarray | None = None) -> tuple[float, dict]:
+                           tick: Callable[[], None], divide_by: np.ndarray | None = None,
+                           band_weights: np.ndarray | None = None) -> tuple[float, dict]:
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
     cross-validated on the scene's central 64 x 64 window with two samples per half and
     weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
     timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
     fewer than ``10 p`` valid pixels. ``divide_by`` (rows, cols): the window's pixels are
-    divided by it first (the scaled mixing model's band sums)."""
+    divided by it first (the scaled mixing model's band sums), after being multiplied by
+    ``band_weights`` (bands,) when given (`refine`'s ``band_weights``)."""
     rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
     m = mask[rs, cs]
     p = E.shape[0]
@@ -273,11 +276,41 @@ def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mas
         return out[:, :, valid].transpose(1, 2).cpu().numpy()
 
     Yw = cube[rs, cs][m]
+    if band_weights is not None:
+        Yw = (Yw * band_weights).astype(np.float32)
     if divide_by is not None:
         Yw = (Yw / divide_by[rs, cs][m][:, None]).astype(np.float32)
     lam, info = choose_prior_weight(refine_half, Yw, E, samples=samples)
     info["window"] = [[rs.start, rs.stop], [cs.start, cs.stop]]
     return lam, info
+
+
+class _WeightedRep:
+    """A spectra prior's representation for endmembers in weighted bands (``E * weights``):
+    spectra are divided by the weights on their way to the prior's grid and multiplied back on
+    their way out, so the prior sees real spectra while the data steps see weighted ones."""
+
+    def __init__(self, rep, weights: np.ndarray):
+        self._rep, self._w = rep, np.asarray(weights, np.float32)
+
+    def __getattr__(self, name: str):
+        return getattr(self._rep, name)
+
+    def to_grid(self, E: np.ndarray, wavelengths: np.ndarray):
+        return self._rep.to_grid((np.asarray(E, np.float32) / self._w).astype(np.float32), wavelengths)
+
+    def from_grid(self, x: np.ndarray, bright, srf) -> np.ndarray:
+        return (self._rep.from_grid(x, bright, srf) * self._w).astype(np.float32)
+
+
+class _WeightedPrior:
+    """A loaded spectra prior whose ``rep`` is `_WeightedRep` (everything else as the prior's)."""
+
+    def __init__(self, prior: SpectraModel, weights: np.ndarray):
+        self._prior, self.rep = prior, _WeightedRep(prior.rep, weights)
+
+    def __getattr__(self, name: str):
+        return getattr(self._prior, name)
 
 
 class _Endmembers:
@@ -330,7 +363,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0,
            endmembers_fitted: bool = False, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, tile_overlap: float = TILE_OVERLAP, seed: int = 0,
-           mixing: str = "auto", device: str = "cpu",
+           mixing: str = "auto", band_weights: str | None = "noise", device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
@@ -399,6 +432,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         mapped back and ``Refined.brightness`` holds each pixel's brightness; an init that is
         a least-squares fit of the raw pixels (FCLS) then starts from the divided pixels'
         FCLS answer.
+    band_weights : "noise" or None. ``"noise"``: where the scene's noise differs between bands
+        (`unmix.rank.band_noise_weights`: real sensors' differs 10-50x), every data step, the
+        mixing model's choice and the guard see pixels and endmembers multiplied by ``1 / noise
+        std`` per band, where the noise is white as they assume; the spectra prior still sees
+        real spectra (`_WeightedRep`), and the endmembers are returned in the scene's units.
+        About white noise is not weighted. None: every band alike.
     device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`).
     progress : called as ``progress(done, total)`` after every step.
     """
@@ -407,6 +446,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     if rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
     check_mixing(mixing)
+    if band_weights not in (None, "noise"):
+        raise ParameterError("band_weights", band_weights, "expected 'noise' or None")
     check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
@@ -442,10 +483,24 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                              "this scene has none")
     # p x bands endmember values are not fixed by a handful of pixels: kept as given then
     use_spectra = spectra_prior is not None and int(mask.sum()) >= 10 * p
-    endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
     t_start = time.perf_counter()
-    Yv_np = cube[mask]
+    Yv_np = cube[mask]  # a copy: weighted in place below
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
+    E_raw = E0
+    weights = band_noise_weights(Yv_np, seed=seed) if band_weights == "noise" else None
+    weighted_start = False
+    if weights is not None:  # from here on every data step sees weighted bands, where the noise is white
+        # an init that is a least-squares fit of the raw pixels (FCLS) weighed every band alike:
+        # it starts from the weighted pixels' FCLS answer instead, as under the scaled model
+        raw_ls = init_is_least_squares(Yv_np, E0, init_fit(Yv_np, A0c[mask], E0))
+        Yv_np *= weights
+        E0 = (E0 * weights).astype(np.float32)
+        if raw_ls:
+            A0c[mask] = fcls(Yv_np, E0)
+            weighted_start = True
+        if use_spectra:
+            spectra_prior = _WeightedPrior(spectra_prior, weights)
+    endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
     model, mixing_record = choose_mixing(Yv_np, p, mixing, seed=seed)
     divide_by = None  # (rows, cols) what the cube's pixels are divided by (the scaled model)
     sums = band_sums(Yv_np, E0) if model == "scaled" else None
@@ -483,7 +538,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
-    if mixing_record.get("start") == "scaled" or pinned:  # the start is an FCLS fit: no second FCLS
+    if mixing_record.get("start") == "scaled" or pinned or (weighted_start and sums is None):
+        # the start is an FCLS fit: no second FCLS
         base.update(r_ls=float(base["r0"].mean()), init_is_ls=True)
     sigma2 = base["sigma2"]
     ts_e: list[int] = []  # the endmember sampler's timesteps (none without one)
@@ -576,7 +632,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # pulled or sampled endmembers have less of
                 cv_start = done[0]
                 lam, weight = cross_validated_weight(adapter, cube, mask, np.asarray(E_point, np.float32), sigma2,
-                                                      ts, eta, seed, device, samples, tick, divide_by)
+                                                      ts, eta, seed, device, samples, tick, divide_by, weights)
                 # the rounds may depend on the weight chosen; the choice may have run no
                 # refinement at all (too few pixels or bands)
                 total = steps_total(lam, done[0] - cv_start)
@@ -619,6 +675,9 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         # the clusters' means (pinned) or refined endmembers, at the given endmembers' scale
         E_out = g["E"] * sums.c[:, None] if e_kept or pinned else E_given
         e_std = e_std * sums.c[:, None]
+    if weights is not None:  # back to the scene's units; endmembers not refined are the given ones
+        E_out = E_out / weights if e_kept or pinned else E_raw
+        e_std = e_std / weights
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
@@ -630,6 +689,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
               "endmembers_fitted": endmembers_fitted,
               "endmember_pull": pulled, "guard_level": guard_level, "spread": spread, "prior_mode": adapter.mode,
               "endmembers_refined": bool(endm), "pure_clusters": pure, "noise_sigma2": g["sigma2"], "mixing": mixing_record,
+              "band_weights": None if weights is None else {
+                  "noise_std_range": float(weights.max() / weights.min()),
+                  "start": "weighted least squares" if weighted_start else "init",
+                  "note": "noise_sigma2 and the guard's residuals are of pixels weighted by 1 / noise std per band"},
               "endmembers_std_from": "samples" if e_sampled else "least_squares_standard_error",
               "guard": {"endmembers_kept": e_kept,
                         "pixels_kept_fraction": float(g["pixels_kept"].mean()),

@@ -190,9 +190,11 @@ def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int 
 
     Real sensors' noise differs 10-50x between bands; least squares and simplex geometry on
     ``Y * weights`` treat every band by what it tells. None also when ``Y`` has too few pixels
-    (at most ``B``) or bands (one) for the regression."""
+    (fewer than ``4 B``) or bands (one) for a trustworthy estimate."""
     Y = np.asarray(Y)
-    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] <= Y.shape[1]:
+    # a band's noise variance from N pixels is off by about sqrt(2 / (N - B)): with fewer than
+    # 4 B pixels that alone can spread the estimates past `MIN_NOISE_SPREAD`
+    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] < 4 * Y.shape[1]:
         return None
     Ys = _subsample(Y, sample, seed)
     _, Rn = estimate_noise(Ys)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, check_range, note
+from ..errors import InputError, ParameterError, check_range, note
 
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -145,7 +145,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         prior and the USGS spectra prior).
     samples, steps, rounds, t0, seed, options : see `unmixgen.refine.posterior.refine`
         (``options``: ``spectra_t0``, ``eta``, ``lam``, ``ls_iterations``, ``guard_level``,
-        ``spread``, ``tile``, ``tile_overlap``, ``mixing``). ``rounds="auto"``: by where the init's endmembers came from
+        ``spread``, ``tile``, ``tile_overlap``, ``mixing``, ``band_weights``: ``"noise"`` or ``"none"``). ``rounds="auto"``: by where the init's endmembers came from
         (`endmember_origin`): extracted from the scene, the prior-weight rule (``None``:
         `unmixgen.refine.posterior.WEIGHTED_ROUNDS` rounds when the weight is >= 1), which moves them further towards the truth; given
         (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
@@ -192,6 +192,12 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         from ..refine.mixing import check_mixing
 
         check_mixing(options["mixing"])
+    if options.get("band_weights") is None:  # None: the default (weighted where the noise differs between bands)
+        options.pop("band_weights", None)
+    elif options["band_weights"] not in ("noise", "none"):
+        raise ParameterError("band_weights", options["band_weights"], "expected noise or none")
+    elif options["band_weights"] == "none":
+        options["band_weights"] = None
     from ..nn.device import resolve_device
 
     device = resolve_device(device)

@@ -277,8 +277,9 @@ class HybridSTU:
         # relative noise std per band of the training scenes; a band the estimate puts at zero
         # noise (constant, or exactly explained by the others) gets the smallest positive one
         band_std = weights = None
-        if self.snr_db is None and self.noise_profile == "scene":
-            weights = weights_from_noise(band_noise)  # None when flat: no copies for nothing
+        # (as `band_noise_weights`: fewer than 4 pixels a band leave the estimate too rough)
+        if self.snr_db is None and self.noise_profile == "scene" and len(Y) >= 4 * Y.shape[1]:
+            weights = weights_from_noise(band_noise)  # None when about white: no copies for nothing
             if weights is not None:
                 band_std = 1.0 / weights.astype(np.float64)
         We = Eg if weights is None else (Eg * weights).astype(np.float32)
