@@ -755,3 +755,38 @@ def test_evaluate_table_names_the_estimate_as_the_result_does(run_cli, scene_fil
     code, stdout, _ = run_cli("evaluate", "--truth", path, "--estimate", out)
     table = {line.split()[0]: line.split()[1] for line in stdout.splitlines()[-3:]}
     assert table == {r["name"]: r["estimate_name"] for r in rows}
+
+
+def test_band_weights_weigh_an_inversion_by_each_bands_noise(run_cli, tmp_path):
+    """Noise 30x apart between bands: --band-weights noise gives the weighted least-squares
+    answer (closer to the truth) and says so in run.json; without it FCLS weighs every band
+    alike; a bad value, or one for a blind method other than auto, is one line, exit 2."""
+    s = make_scene(rows=40, cols=45, p=3, snr_db=None, seed=4)
+    clean = s.load()
+    std = np.geomspace(1.0, 30.0, s.bands)
+    level = np.sqrt(np.mean(clean.astype(np.float64) ** 2) / 10**2.0 / np.mean(std**2))
+    cube = (clean + level * std * np.random.default_rng(2).standard_normal(clean.shape)).astype(np.float32)
+    path = tmp_path / "coloured.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), path)
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    rmse, record = {}, {}
+    for name, extra in (("plain", ()), ("weighted", ("--band-weights", "noise"))):
+        out = tmp_path / name
+        code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--out", out, "--no-figures",
+                               *extra)
+        assert code == 0, err
+        record[name] = json.loads((out / "run.json").read_text())["band_weights"]
+        with np.load(out / "result.npz") as r:
+            rmse[name] = float(np.sqrt(np.mean((r["abundances"] - s.truth.abundances) ** 2)))
+    assert record["plain"] is None and record["weighted"]["noise_std_range"] > 10
+    assert rmse["weighted"] < 0.7 * rmse["plain"]
+    for flag, want in (("noise", True), ("none", False)):  # the blind default, weighted unless told
+        out = tmp_path / f"blind-{flag}"
+        code, _, err = run_cli("unmix", path, "-p", "3", "--band-weights", flag, "--out", out, "--no-figures")
+        assert code == 0, err
+        assert (json.loads((out / "run.json").read_text())["band_weights"] is not None) == want
+    for extra in (("--band-weights", "pink"), ("--band-weights", "none", "-m", "vca")):
+        bad = tmp_path / "bad"
+        code, _, err = run_cli("unmix", path, "-p", "3", *extra, "--out", bad, "--no-figures")
+        assert code == 2 and "--band-weights" in err and len(err.strip().splitlines()) == 1, err
+        assert not bad.exists()

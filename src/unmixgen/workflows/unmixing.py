@@ -15,7 +15,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                 endmembers_file: str | Path | None = None, method: str | None = None,
                 truth: str | Path | None = None, seed: int = 0, model: str | Path | None = None,
                 maps: str | None = None, max_minutes: float | None = None, device: str | None = None,
-                figures: bool = True, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+                figures: bool = True, overwrite: bool = False, progress: bool = True,
+                band_weights: str | None = None) -> dict[str, Any]:
     """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
 
     Exactly one way to get endmembers:
@@ -28,6 +29,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     - ``method="hybridstu"``: a trained ``model``, or train one from ``endmembers_file`` /
       ``n_endmembers`` extracted endmembers (``maps``, ``max_minutes``, ``device``).
 
+    ``band_weights`` (``"noise"`` or ``"none"``; None: the method's default): whether the default
+    blind method (`AutoUnmixer`, weighted by default) or an inverter (unweighted by default, the
+    exact least-squares answer) weighs each band by ``1 / its noise std`` where the scene's
+    noise differs between bands (`unmixgen.unmix.rank.band_noise_weights`).
     ``progress``: HybridSTU's training progress bar. ``truth`` (a benchmark file or result
     folder) adds metrics to run.json. Returns the
     run record (also written as ``out/run.json``), with ``n_endmembers``.
@@ -59,6 +64,12 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
         if method not in BLIND and method not in INVERTERS:
             raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
+    if band_weights is not None:
+        if band_weights not in ("noise", "none"):
+            raise ParameterError("band_weights", band_weights, "expected noise or none")
+        if hybrid or (endmembers_file is None and (method or "auto") != "auto"):
+            raise ParameterError("band_weights", band_weights, "applies to the default blind method (auto) and to "
+                                 "inverters of given endmembers; hybridstu weighs by its own noise estimate")
     if not hybrid and n_endmembers is None and endmembers_file is None:
         raise InputError("no endmembers asked for: expected a number of endmembers for blind unmixing (-p N or "
                          "-p auto; n_endmembers in Python) or given ones (--endmembers-file; endmembers_file)")
@@ -83,12 +94,15 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     elif endmembers_file is not None:
         # inversion reads the cube tile by tile: "read" covers the header and the mask only
         timings["read"] = time.perf_counter() - t
-        E, A, names, details = _invert_given(scene, endmembers_file, method or INVERTER)
+        E, A, names, details = _invert_given(scene, endmembers_file, method or INVERTER,
+                                             weighted=band_weights == "noise")
         params.update(endmembers_file=str(endmembers_file), method=method or INVERTER)
     else:
         scene.load()  # blind methods learn from all valid pixels at once
         timings["read"] = time.perf_counter() - t
-        E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed)
+        E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed,
+                                            {} if band_weights is None else
+                                            {"band_weights": None if band_weights == "none" else "noise"})
         params.update(endmembers=n_endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
     # per-pixel brightness of the scaled mixing model y = s a E (method "scaled", or HybridSTU
@@ -124,10 +138,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     return record
 
 
-def _unmix_blind(scene, n_endmembers, method, seed):
+def _unmix_blind(scene, n_endmembers, method, seed, options=None):
     from ..unmix.registry import DEFAULT_METHOD, make_method
 
-    est = make_method(method or DEFAULT_METHOD, n_endmembers, seed=seed)
+    est = make_method(method or DEFAULT_METHOD, n_endmembers, seed=seed, **(options or {}))
     est.fit(scene)
     info = dict(est.info_)
     info["method"] = est.name
@@ -135,8 +149,21 @@ def _unmix_blind(scene, n_endmembers, method, seed):
     return est.endmembers_, est.abundances_, None, info
 
 
-def _invert_given(scene, source, method):
-    """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile."""
+def _row_sample(scene, n: int = 20_000):
+    """About ``n`` valid pixels ``(N, bands)`` of evenly spaced whole rows of ``scene``, read row
+    by row: a sample for a noise estimate without reading the cube."""
+    import numpy as np
+
+    mask = scene.mask
+    n_rows = max(1, min(scene.rows, -(-n // max(1, scene.cols))))
+    rows = np.unique(np.linspace(0, scene.rows - 1, n_rows).round().astype(int))
+    return np.concatenate([scene.read(slice(r, r + 1), slice(None))[0][mask[r]] for r in rows])
+
+
+def _invert_given(scene, source, method, weighted: bool = False):
+    """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile;
+    ``weighted``: each band weighed by ``1 / its noise std`` where the noise differs between
+    bands (estimated on about 20,000 valid pixels of evenly spaced rows, `_row_sample`)."""
     from ..errors import ParameterError, note, noting_convergence
     from ..runs.sources import fit_to_bands, load_endmembers, scale_mismatch
     from ..unmix.inversion import METHODS as INVERTERS
@@ -163,11 +190,17 @@ def _invert_given(scene, source, method):
         mismatch = scale_mismatch(scene, E, use)
         if mismatch:
             note(notes, f"{source}: {mismatch}", stacklevel=2)
+    weights = None
+    if weighted:
+        from ..unmix.rank import band_noise_weights
+
+        weights = band_noise_weights(_row_sample(scene)[:, use])
     with noting_convergence(notes):  # shown as before, and kept in run.json
-        result = invert_scene(scene, E, method, bands=use, with_brightness=scaled)
+        result = invert_scene(scene, E, method, bands=use, with_brightness=scaled, band_weights=weights)
     A, brightness = result if scaled else (result, None)
     info = {"method": method, "n_endmembers": int(E.shape[0]), "endmember_source": em.source,
             "bands_used": int(use.sum()), "warnings": notes,
+            "band_weights": None if weights is None else {"noise_std_range": float(weights.max() / weights.min())},
             "timings_s": {"load_endmembers+invert": time.perf_counter() - t}}
     if brightness is not None:
         info["arrays"] = {"brightness": brightness}
