@@ -388,6 +388,21 @@ def test_rounds_follow_where_the_init_endmembers_came_from(setup, run_cli, tmp_p
     assert code == 0 and json.loads((root / "ref-one" / "run.json").read_text())["refine"]["rounds"] == 1, err
 
 
+def _scene_and_fcls_init(setup, cube: np.ndarray, name: str) -> Path:
+    """Write ``cube`` as ``ROOT/NAME.npz`` and its FCLS result with the setup's endmembers as
+    ``ROOT/NAME_fcls``; returns the result folder."""
+    root = setup["root"]
+    scene = Scene(cube, wavelengths=WL)
+    write_scene(scene, root / f"{name}.npz")
+    with np.load(setup["init"] / "result.npz") as r:
+        E = r["endmembers"]
+    init = root / f"{name}_fcls"
+    init.mkdir()
+    A = fcls(cube.reshape(-1, WL.size), E).reshape(*cube.shape[:2], E.shape[0])
+    save_result(init, scene, endmembers=E, abundances=A, figures=False)
+    return init
+
+
 def test_refine_finds_a_varying_brightness_itself_and_writes_it(setup, run_cli):
     """An FCLS init of a scene whose pixels carry a brightness ``s a E``: refine picks the
     scaled model (auto), writes the brightness it divided out, and --mixing linear keeps the
@@ -400,14 +415,7 @@ def test_refine_finds_a_varying_brightness_itself_and_writes_it(setup, run_cli):
     z = gaussian_filter(np.random.default_rng(5).standard_normal(Y.shape[:2]), 2.0)
     s = np.exp(0.3 * z / z.std()).astype(np.float32)
     Yb = (Y * s[..., None]).astype(np.float32)
-    scene = Scene(Yb, wavelengths=WL)
-    write_scene(scene, root / "varying.npz")
-    with np.load(setup["init"] / "result.npz") as r:
-        E = r["endmembers"]
-    init = root / "varying_fcls"
-    init.mkdir()
-    save_result(init, scene, endmembers=E, abundances=fcls(Yb.reshape(-1, WL.size), E).reshape(*Yb.shape[:2], 3),
-                figures=False)
+    init = _scene_and_fcls_init(setup, Yb, "varying")
     out = root / "ref_varying"
     code, _, err = run_cli("refine", root / "varying.npz", "--init", init, "--abundance-prior", setup["p2"],
                            "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
@@ -529,14 +537,7 @@ def test_refine_weighs_the_bands_of_a_scene_whose_noise_differs_between_them(set
     std = np.geomspace(1.0, 30.0, WL.size)
     level = np.sqrt(np.mean(Y.astype(np.float64) ** 2) / 10**2.5 / np.mean(std**2))
     Yc = (Y + level * std * np.random.default_rng(9).standard_normal(Y.shape)).astype(np.float32)
-    scene = Scene(Yc, wavelengths=WL)
-    write_scene(scene, root / "coloured.npz")
-    with np.load(setup["init"] / "result.npz") as r:
-        E = r["endmembers"]
-    init = root / "coloured_fcls"
-    init.mkdir()
-    save_result(init, scene, endmembers=E, abundances=fcls(Yc.reshape(-1, WL.size), E).reshape(*Yc.shape[:2], 3),
-                figures=False)
+    init = _scene_and_fcls_init(setup, Yc, "coloured")
     runs = {}
     for name, extra in (("weighted", ()), ("plain", ("--band-weights", "none"))):
         out = root / f"ref_coloured_{name}"

@@ -532,3 +532,44 @@ def test_negative_endmembers(tmp_path, run_cli, case):
         assert not (tmp_path / "o").exists()
     else:
         assert code == 0 and "'m1' goes down to" in err, err
+
+
+def test_cli_simulate_spreads_the_noise_over_the_bands_as_a_csv_or_a_scene_says(inputs, run_cli):
+    """--band-noise: each band's noise follows the profile (a CSV, or a scene's own noise
+    estimated per band) at the same global SNR; bad profiles are one line, exit 2, nothing
+    written."""
+    tmp, a, e, wl = inputs
+    profile = np.geomspace(1.0, 20.0, BANDS)
+    (tmp / "noise.csv").write_text("noise_std\n" + "\n".join(f"{v:.6f}" for v in profile) + "\n")
+    np.savez(tmp / "big.npz", abundances=maps(1, rows=40, cols=45))
+    runs = {"csv": ("-a", tmp / "big.npz", "--band-noise", tmp / "noise.csv")}
+    out = {}
+    for name, extra in runs.items():
+        out[name] = tmp / f"sim_{name}"
+        code, _, err = run_cli("simulate", "-e", tmp / "em.csv", "--snr", "20", "--out", out[name], *extra)
+        assert code == 0, err
+    # the first scene's own noise, estimated, as the profile of a second simulation
+    out["scene"] = tmp / "sim_scene"
+    code, _, err = run_cli("simulate", "-a", tmp / "big.npz", "-e", tmp / "em.csv", "--snr", "20", "--seed", "1",
+                           "--band-noise", out["csv"] / "scene_000.npz", "--out", out["scene"])
+    assert code == 0, err
+    for name, folder in out.items():
+        with np.load(folder / "scene_000.npz") as z:
+            assert snr_db(z["clean"], z["cube"]) == pytest.approx(20.0, abs=0.3)
+            var = (z["cube"] - z["clean"]).reshape(-1, BANDS).var(0)
+        ratio = var[-5:].mean() / var[:5].mean()
+        want = (profile[-5:] ** 2).mean() / (profile[:5] ** 2).mean()
+        assert 0.6 * want < ratio < 1.6 * want, (name, ratio, want)
+        rec = json.loads((folder / "run.json").read_text())
+        assert 12 < rec["parameters"]["band_noise_std_range"] < 35
+    (tmp / "short.csv").write_text("\n".join(["1.0"] * (BANDS - 1)) + "\n")
+    (tmp / "zero.csv").write_text("\n".join(["1.0"] * (BANDS - 1) + ["0"]) + "\n")
+    bad = tmp / "bad"
+    for extra, words in ((("--band-noise", tmp / "noise.csv"), "--snr"),
+                         (("--snr", "20", "--band-noise", tmp / "short.csv"), "short.csv"),
+                         (("--snr", "20", "--band-noise", tmp / "zero.csv"), "zero.csv"),
+                         (("--snr", "20", "--band-noise", out["csv"] / "endmembers.csv"), "noise_std"),
+                         (("--snr", "20", "--band-noise", tmp / "maps.npz"), "maps.npz")):
+        code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--out", bad, *extra)
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (extra, err)
+        assert not bad.exists()

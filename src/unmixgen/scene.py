@@ -372,6 +372,15 @@ class Scene:
         """
         return iter_tiles(self, tile, halo, with_mask=with_mask)
 
+    def row_sample(self, n: int = 20_000) -> np.ndarray:
+        """About ``n`` valid pixels ``(N, bands)`` float32 of evenly spaced whole rows, read row by
+        row (the cube is not loaded): a sample for statistics such as a noise estimate."""
+        mask = self.mask
+        n_rows = max(1, min(self.rows, -(-int(n) // max(1, self.cols))))
+        rows = np.unique(np.linspace(0, self.rows - 1, n_rows).round().astype(int))
+        parts = [np.asarray(self.read(slice(r, r + 1), slice(None))[0][mask[r]], np.float32) for r in rows]
+        return np.concatenate(parts) if parts else np.zeros((0, self.bands), np.float32)
+
     def valid_pixels(self) -> np.ndarray:
         """The valid pixels as float32 ``(N, bands)``, in row-major (C) pixel order.
 

@@ -28,6 +28,8 @@ def simulate_cmd(
                                       help="Endmember variability: std of smooth log-normal per-pixel scaling (ELMM)."),
     sensor: Path = typer.Option(None, "--sensor",
                                 help="Target sensor bands: a scene file (wavelengths + FWHM) or CSV centre,fwhm (nm)."),
+    band_noise: Path = typer.Option(None, "--band-noise",
+                                    help="Spread the noise over the bands as a real sensor does: a scene file (its own noise, estimated per band; use it as --sensor too) or a CSV with one noise std per band. The global SNR stays --snr."),
     fmt: str = typer.Option("envi", "--format", help="Cube format besides .npz and .mat: envi or tif."),
     seed: int = typer.Option(0, "--seed", help="Random seed (noise, variability)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -47,7 +49,7 @@ def simulate_cmd(
 
     fmt = {"geotiff": "tif", "tiff": "tif", "hdr": "envi"}.get(fmt.lower(), fmt.lower())
     record = simulate_scenes(abundances, endmembers, out, snr_db=snr, noise=noise, variability=variability,
-                             sensor=sensor, fmt=fmt, seed=seed, overwrite=overwrite)
+                             sensor=sensor, fmt=fmt, seed=seed, overwrite=overwrite, band_noise=band_noise)
     rows, cols, bands = record["shape"]
     print(f"wrote {record['scenes']} scene(s) of {rows}x{cols}x{bands} with ground truth to {out}")
 

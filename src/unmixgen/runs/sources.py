@@ -603,3 +603,61 @@ def scale_mismatch(scene, E: np.ndarray, bands: np.ndarray) -> str:
                 "scale (e.g. reflectance 0-1 against 0-10000 or percent)? Sum-to-one abundances cannot absorb "
                 "it; rescale one of them or use --method scaled (a brightness per pixel)")
     return ""
+
+
+def load_band_noise(source: str | Path) -> np.ndarray:
+    """A noise standard deviation per band ``(B,)`` float64 (relative: only the shape is used),
+    for simulating a sensor's noise profile (`unmixgen.simulate.mixing.add_noise`'s
+    ``band_std``).
+
+    CSV: one positive number per band (one per row, or a ``noise_std`` column under a header).
+    Scene file (anything `unmixgen.io.read_scene` reads): the scene's own noise, the std of
+    each band's HySime regression residual (`unmixgen.unmix.rank.estimate_noise`) on about
+    20,000 valid pixels of evenly spaced rows; a band the estimate puts at no noise gets the
+    smallest positive one. `InputError` naming the file otherwise.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise in_file(path, "no such file; expected a CSV with one noise std per band, or a scene file")
+    if path.suffix.lower() == ".csv":
+        std = _band_noise_csv(path)
+    else:
+        from ..io import read_scene
+        from ..unmix.rank import estimate_noise
+
+        scene = read_scene(path)
+        Y = scene.row_sample()
+        if Y.shape[0] < 4 * scene.bands:
+            raise in_file(path, f"{Y.shape[0]} valid pixels in the rows sampled for {scene.bands} bands; expected at "
+                                f"least {4 * scene.bands} to estimate its noise per band")
+        var = np.diag(estimate_noise(Y)[1])
+        if not np.isfinite(var).all() or not (var > 0).any():
+            raise in_file(path, "no noise found in any band (a noise-free or constant scene); expected a scene "
+                                "with sensor noise")
+        std = np.sqrt(np.maximum(var, var[var > 0].min()))
+    return std
+
+
+def _band_noise_csv(path: Path) -> np.ndarray:
+    try:
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+    except OSError as exc:
+        raise in_file(path, f"cannot read ({exc.strerror})") from None
+    col = 0
+    if rows:
+        header = [h.strip().lower() for h in rows[0]]
+        try:
+            float(header[0])
+        except ValueError:
+            if "noise_std" not in header:
+                raise in_file(path, f"header {rows[0]} has no noise_std column; expected one noise std per band") \
+                    from None
+            col, rows = header.index("noise_std"), rows[1:]
+    try:
+        std = np.array([float(r[col]) for r in rows], np.float64)
+    except (ValueError, IndexError) as exc:
+        raise in_file(path, f"bad row ({exc}); expected one number (a noise std) per band") from None
+    if std.size == 0 or not np.all(np.isfinite(std)) or (std <= 0).any():
+        raise in_file(path, "expected one positive finite noise std per band (at least one band)")
+    return std

@@ -17,12 +17,14 @@ from ..errors import InputError, check_range
 def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | Path, *,
                     snr_db: float | None = None, noise: str = "white", variability: float | None = None,
                     sensor: str | Path | None = None, fmt: str = "envi", seed: int = 0,
-                    overwrite: bool = False) -> dict[str, Any]:
+                    overwrite: bool = False, band_noise: str | Path | None = None) -> dict[str, Any]:
     """Simulate one scene per abundance map into the folder ``out`` (``unmixgen simulate``).
 
     ``abundances``: maps (an .npz, a synthesize or unmix folder); ``endmembers``: any endmember
     source (`unmixgen.runs.sources.load_endmembers`); ``sensor``: band centres/FWHM to resample
-    to (CSV or scene file). Maps pair with spectra by position, or by name where both name
+    to (CSV or scene file); ``band_noise``: the noise's spread over the bands
+    (`unmixgen.runs.sources.load_band_noise`: a CSV of one std per band, or a scene file whose
+    own noise is estimated; the global SNR stays ``snr_db``). Maps pair with spectra by position, or by name where both name
     the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
     plus ``endmembers.csv`` and ``run.json``. Returns the run record, with ``shape`` and
@@ -31,7 +33,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..errors import ParameterError
 
     path_of_library = str(endmembers).rpartition(":")[0] if ":" in str(endmembers) and not Path(endmembers).exists() else endmembers
-    inputs = [abundances, sensor, path_of_library]
+    inputs = [abundances, sensor, path_of_library, band_noise]
     from ..atomic import check_output_dir, write_json
     from ..evaluate.maps import check_maps
     from ..io import write_scene
@@ -47,6 +49,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         raise ParameterError("noise", noise, "expected white or signal")
     if snr_db is not None:
         check_range("snr_db", snr_db)
+    if band_noise is not None and snr_db is None:
+        raise ParameterError("band_noise", str(band_noise), "needs an SNR (--snr): the profile spreads the noise "
+                                                            "over the bands, the SNR sets its level")
     t0 = time.perf_counter()
     maps, map_names = load_abundance_maps(abundances)
     # the maps become the scenes' exact ground truth: they must be abundances
@@ -75,12 +80,23 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if bands_sensor is not None and em.wavelengths is None:
         raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "
                          "expected endmembers with wavelengths")
+    band_std = None
+    if band_noise is not None:
+        from ..runs.sources import load_band_noise
+
+        band_std = load_band_noise(band_noise)
+        bands = em.spectra.shape[1] if bands_sensor is None else bands_sensor[0].size
+        if band_std.size != bands:
+            raise InputError(f"{band_noise}: noise for {band_std.size} bands but the simulated scenes have {bands}; "
+                             "expected one per band (resample to that sensor with --sensor)")
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
-                      variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
+                      band_std=band_std, variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
         "format": fmt, "out": str(out), "maps_paired": pairing or "by position",
+        "band_noise": None if band_noise is None else str(band_noise),
+        "band_noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
     }, seed=seed)
     first = scenes[0]
     with atomic_dir(out, overwrite, inputs) as tmp:

@@ -149,21 +149,10 @@ def _unmix_blind(scene, n_endmembers, method, seed, options=None):
     return est.endmembers_, est.abundances_, None, info
 
 
-def _row_sample(scene, n: int = 20_000):
-    """About ``n`` valid pixels ``(N, bands)`` of evenly spaced whole rows of ``scene``, read row
-    by row: a sample for a noise estimate without reading the cube."""
-    import numpy as np
-
-    mask = scene.mask
-    n_rows = max(1, min(scene.rows, -(-n // max(1, scene.cols))))
-    rows = np.unique(np.linspace(0, scene.rows - 1, n_rows).round().astype(int))
-    return np.concatenate([scene.read(slice(r, r + 1), slice(None))[0][mask[r]] for r in rows])
-
-
 def _invert_given(scene, source, method, weighted: bool = False):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile;
     ``weighted``: each band weighed by ``1 / its noise std`` where the noise differs between
-    bands (estimated on about 20,000 valid pixels of evenly spaced rows, `_row_sample`)."""
+    bands (estimated on about 20,000 valid pixels of evenly spaced rows, `Scene.row_sample`)."""
     from ..errors import ParameterError, note, noting_convergence
     from ..runs.sources import fit_to_bands, load_endmembers, scale_mismatch
     from ..unmix.inversion import METHODS as INVERTERS
@@ -194,7 +183,7 @@ def _invert_given(scene, source, method, weighted: bool = False):
     if weighted:
         from ..unmix.rank import band_noise_weights
 
-        weights = band_noise_weights(_row_sample(scene)[:, use])
+        weights = band_noise_weights(scene.row_sample()[:, use])
     with noting_convergence(notes):  # shown as before, and kept in run.json
         result = invert_scene(scene, E, method, bands=use, with_brightness=scaled, band_weights=weights)
     A, brightness = result if scaled else (result, None)
