@@ -56,17 +56,23 @@ except ImportError:  # checkouts before the one-room-per-stage layout (issue 7)
 KINDS = ["vegetation", "soil", "water", "asphalt", "concrete", "roof", "dry_vegetation", "kaolinite", "metal"]
 
 
-def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 0
+def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 0, noise: str = "flat"
               ) -> tuple[np.ndarray, np.ndarray]:
-    """Write the cube to ``path`` (.npy); return its endmembers ``(p, bands)`` and wavelengths (nm)."""
+    """Write the cube to ``path`` (.npy); return its endmembers ``(p, bands)`` and wavelengths (nm).
+    ``noise="sensor"``: the noise spread over the bands like a sensor's (`semiblind.sensor_noise_profile`)."""
     rng = np.random.default_rng(seed)
     wl = np.linspace(400, 2500, bands)
     E, _ = library(wl, kinds=(KINDS * 2)[:p], rng=rng)
     A = abundance_maps(rows, cols, p, rng)
     cube = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, cols, bands))
     step = 100
+    extra = {}
+    if noise == "sensor":
+        from semiblind import sensor_noise_profile
+
+        extra = {"band_std": sensor_noise_profile(wl, seed)}
     for r in range(0, rows, step):  # mix and add noise in row blocks: bounded memory
-        cube[r:r + step] = add_noise(linear(A[r:r + step], E), 30.0, rng)
+        cube[r:r + step] = add_noise(linear(A[r:r + step], E), 30.0, rng, **extra)
     cube.flush()
     del cube
     return np.asarray(E, np.float32), wl
@@ -121,6 +127,10 @@ def main() -> None:
     ap.add_argument("--endmembers-file", action="store_true",
                     help="invert for the cube's own endmembers, given as a CSV, instead of blind unmixing")
     ap.add_argument("--figures", action="store_true", help="also write the PNG figures")
+    ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
+                    help="the cube's noise the same in every band, or spread like a sensor's (the blind default "
+                         "and --band-weights then weigh the bands)")
+    ap.add_argument("--extra", default="", help="more unmix options, e.g. '--band-weights noise'")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one)")
     args = ap.parse_args()
     method = args.method or ("fcls" if args.endmembers_file else "vca")
@@ -130,7 +140,7 @@ def main() -> None:
         tmp = Path(tmp)
         cube_path = tmp / "cube.npy"
         t = time.perf_counter()
-        E, wl = make_cube(cube_path, args.rows, args.cols, args.bands, args.p)
+        E, wl = make_cube(cube_path, args.rows, args.cols, args.bands, args.p, noise=args.noise)
         print(f"made {args.rows}x{args.cols}x{args.bands} cube in {time.perf_counter() - t:.1f} s")
         cmd = [sys.executable, "-c", "import sys; from unmixgen.cli import main; sys.exit(main())",
                "unmix", str(cube_path), "--method", method, "--out", str(tmp / "run"), "--overwrite"]
@@ -141,6 +151,7 @@ def main() -> None:
             cmd += ["--endmembers", str(args.p)]
         if not args.figures:
             cmd.append("--no-figures")
+        cmd += args.extra.split()
         code, wall, rss_mb, anon_mb = run_measured(cmd, tmp / "unmix.log")
         if code != 0:
             raise SystemExit(f"unmix failed ({code}): {(tmp / 'unmix.log').read_text()[-3000:]}")

@@ -577,8 +577,9 @@ def test_auto_fits_mvnmf_to_pixels_weighted_by_their_band_noise():
     np.testing.assert_array_equal(auto.band_weights_, w)
     assert np.corrcoef(np.log(w), -np.log(std))[0, 1] > 0.98
     # the weighted fit's endmembers in the scene's units, its abundances as the weighted fit's
-    np.testing.assert_allclose(auto.endmembers_, direct.endmembers_ / w, rtol=1e-6)
-    np.testing.assert_array_equal(auto.abundances_, direct.abundances_)
+    # (without a weighted copy of the pixels: the same up to float32 rounding)
+    np.testing.assert_allclose(auto.endmembers_, direct.endmembers_ / w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(auto.abundances_, direct.abundances_, atol=1e-4)
     np.testing.assert_allclose(auto.transform(scene), auto.abundances_, atol=2e-5)
     Y = scene.valid_pixels()
     np.testing.assert_allclose(auto.transform(Y), auto.abundances_.reshape(-1, 3), atol=2e-5)

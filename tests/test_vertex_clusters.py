@@ -121,3 +121,19 @@ def test_degenerate_inputs_are_returned_as_given():
     # fewer pixels than a cluster needs per vertex
     E_new, rec = vertex_clusters(Y[:12], Et)
     assert rec["moved"] == []
+
+
+def test_weights_give_what_a_weighted_copy_of_the_pixels_gives():
+    # a million-pixel scene must not be copied to be weighted: the weights enter the moments
+    # and the projections instead
+    from unmixgen.unmix.preprocessing import brightness_ratio
+
+    Y, Et, A = _scene(pure=True)
+    w = np.geomspace(0.8, 1.25, Y.shape[1]).astype(np.float32)  # mild: the noise stays about white
+    E_big = (Et + 0.08 * (Et - Et.mean(axis=0))) * w
+    got, rec = vertex_clusters(Y, E_big, weights=w)
+    want, rec_copy = vertex_clusters(Y * w, E_big)
+    assert rec["moved"] == rec_copy["moved"] == [0, 1, 2, 3]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert [c["pixels"] for c in rec["clusters"]] == [c["pixels"] for c in rec_copy["clusters"]]
+    assert abs(brightness_ratio(Y, 4, w) / brightness_ratio(Y * w, 4) - 1) < 1e-6

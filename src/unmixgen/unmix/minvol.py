@@ -168,11 +168,17 @@ class MinVolNMF(BlindUnmixer):
         self.pure_clusters = pure_clusters
         self.fit_pixels = fit_pixels
 
-    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
+    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator, weights: np.ndarray | None = None):
+        """See `BlindUnmixer._fit_pixels`. ``weights (B,)``: fit the pixels ``Y * weights``
+        (e.g. 1 / each band's noise std) without a weighted copy of every pixel; the
+        endmembers are returned divided back, in ``Y``'s units."""
         Y_all = Y
         pick = fit_sample(len(Y), self.fit_pixels, rng)
         if pick is not None:
             Y = np.ascontiguousarray(Y[pick])
+        if weights is not None:
+            weights = np.asarray(weights, np.float32)
+            Y = Y * weights  # the sample (or a scene of at most fit_pixels pixels)
         X = normalize_brightness(Y, 0.5, self.brightness)
         names, E0 = _initial_endmembers(X, p, list(dict.fromkeys(self.init)), self.n_restarts, rng)
         A0 = np.stack([fcls(X, e) for e in E0])
@@ -200,11 +206,17 @@ class MinVolNMF(BlindUnmixer):
         if self.pure_clusters:
             # the pixels' moments are those of the fit unless it normalised their brightness
             # or saw a sample of them
-            E_np, clusters = vertex_clusters(Y_all, E_np, moments=moments if X is Y_all else None)
+            E_np, clusters = vertex_clusters(Y_all, E_np, moments=moments if X is Y_all else None,
+                                             weights=weights)
         # the exact abundances for the kept endmembers: the iterations stop on the joint
         # objective, before A has converged for the final E (on the demo scene 5.3 % RMSE
         # from the iterations, 3.5 % from FCLS)
-        A_np = fcls(Y_all, E_np).astype(np.float32)
+        if weights is None:
+            A_np = fcls(Y_all, E_np).astype(np.float32)
+        else:  # by blocks of weighted pixels
+            A_np = np.concatenate([fcls(Y_all[i:i + 65536] * weights, E_np)
+                                   for i in range(0, len(Y_all), 65536)]).astype(np.float32)
+            E_np = (E_np / weights).astype(np.float32)
         info: dict[str, Any] = {
             "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),
                             "converged": conv, "restarts": len(names), "selected_restart": best},

@@ -45,7 +45,7 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") ->
     return (Y * (med / denom)[:, None]).astype(np.float32)
 
 
-def brightness_ratio(Y: np.ndarray, p: int) -> float:
+def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None) -> float:
     """How much pixel brightness varies beyond what linear mixing explains (>= 1, unitless).
 
     Under the linear mixing model with sum-to-one abundances the pixels ``Y (N, B)`` lie on
@@ -54,13 +54,25 @@ def brightness_ratio(Y: np.ndarray, p: int) -> float:
     best ``(p - 1)``-dimensional affine fit (centred PCA) over that of the best
     ``p``-dimensional linear fit (uncentred PCA): when brightness follows the mixing both
     residuals are noise and the ratio is about ``(B - p + 1) / (B - p)``; it grows with
-    per-pixel scaling (illumination, topography).
+    per-pixel scaling (illumination, topography). ``weights (B,)``: the ratio of the pixels
+    ``Y * weights`` (from the moments of ``Y``: no weighted copy of the pixels).
     """
-    G, C = second_moments(Y)
+    G, C = weighted_moments(second_moments(Y), weights)
     ev = np.linalg.eigvalsh(G)[::-1]
     aff = np.linalg.eigvalsh(C)[::-1][p - 1:].sum()
     eps = 1e-9 * max(float(ev.sum()), 1e-300)  # noise-free data: both residuals vanish
     return float((max(aff, 0.0) + eps) / (max(ev[p:].sum(), 0.0) + eps))
+
+
+def weighted_moments(moments: tuple[np.ndarray, np.ndarray], weights: np.ndarray | None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """`second_moments` of ``Y`` turned into those of ``Y * weights`` (``weights (B,)``; None:
+    as given): both are ``diag(w) M diag(w)``."""
+    if weights is None:
+        return moments
+    w = np.asarray(weights, np.float64)
+    outer = np.outer(w, w)
+    return moments[0] * outer, moments[1] * outer
 
 
 def second_moments(Y: np.ndarray, chunk_values: int = 2**22) -> tuple[np.ndarray, np.ndarray]:

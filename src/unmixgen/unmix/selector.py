@@ -45,13 +45,14 @@ from .rank import band_noise_weights
 __all__ = ["AutoUnmixer", "brightness_excess"]
 
 
-def brightness_excess(Y: np.ndarray, p: int) -> float:
+def brightness_excess(Y: np.ndarray, p: int, weights: np.ndarray | None = None) -> float:
     """Energy of the brightness direction beyond linear mixing, in noise dimensions (>= 0).
 
     ``(brightness_ratio(Y, p) - 1) * (B - p)`` for pixels ``Y (N, B)``; about 1 under plain
-    linear mixing with white noise, larger with per-pixel scaling.
+    linear mixing with white noise, larger with per-pixel scaling. ``weights (B,)``: of the
+    pixels ``Y * weights``.
     """
-    return float((brightness_ratio(Y, p) - 1.0) * max(Y.shape[1] - p, 1))
+    return float((brightness_ratio(Y, p, weights) - 1.0) * max(Y.shape[1] - p, 1))
 
 
 class AutoUnmixer(BlindUnmixer):
@@ -112,17 +113,15 @@ class AutoUnmixer(BlindUnmixer):
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         w = band_noise_weights(Y, seed=self.seed) if self.band_weights == "noise" else None
-        Yw = Y if w is None else Y * w
-        excess = brightness_excess(Yw, p)
+        excess = brightness_excess(Y, p, w)  # no weighted copy of the pixels, here or in mvnmf
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
         extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
         chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
         if cls is ArchetypalAnalysis:
-            del Yw
             w = None
-        E, A, info = chosen._fit_pixels(Y if w is None else Yw, p, rng)
-        if w is not None:
-            E = np.asarray(E, np.float32) / w
+            E, A, info = chosen._fit_pixels(Y, p, rng)
+        else:
+            E, A, info = chosen._fit_pixels(Y, p, rng, weights=w)
         self.band_weights_ = w
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen

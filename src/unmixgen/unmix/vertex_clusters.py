@@ -38,7 +38,7 @@ from scipy.stats import chi2
 
 from .batched import matmul_rows
 from .inversion import fcls
-from .preprocessing import second_moments
+from .preprocessing import second_moments, weighted_moments
 
 __all__ = ["vertex_clusters"]
 
@@ -80,16 +80,22 @@ def _mean_shift(Z: np.ndarray, c: np.ndarray, r2: float, noise: float, max_iter:
     return c, inside
 
 
-def _energy_beyond(Y: np.ndarray, mu: np.ndarray, Z: np.ndarray, inside: np.ndarray, dims: int) -> float:
-    """Mean energy of the pixels ``inside`` beyond the plane, per dimension (their noise per band)."""
-    R = Y[inside].astype(np.float64) - mu
+def _energy_beyond(Y: np.ndarray, mu: np.ndarray, Z: np.ndarray, inside: np.ndarray, dims: int,
+                   weights: np.ndarray | None = None) -> float:
+    """Mean energy of the pixels ``inside`` (times ``weights``) beyond the plane, per dimension
+    (their noise per band)."""
+    R = Y[inside].astype(np.float64)
+    if weights is not None:
+        R *= weights
+    R -= mu
     e = float(np.mean(np.einsum("nb,nb->n", R, R) - np.einsum("nd,nd->n", Z[inside], Z[inside]).astype(np.float64)))
     return max(e, 1e-30) / max(dims, 1)
 
 
 def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None = None, level: float = 0.99,
                     max_spread: float = 1.35, min_pixels: int = 5, max_iter: int = 50,
-                    moments: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
+                    moments: tuple[np.ndarray, np.ndarray] | None = None,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Move the vertices of ``E`` to the means of their pure-pixel clusters where the data show them.
 
     Parameters
@@ -103,7 +109,9 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     min_pixels : fewest pixels a cluster needs.
     max_iter : mean-shift iterations per vertex.
     moments : ``preprocessing.second_moments(Y)`` when the caller has them (a pass over every
-        pixel).
+        pixel); with ``weights``, those of the weighted pixels.
+    weights : (B,) or None: work on the pixels ``Y * weights`` (e.g. 1 / each band's noise std;
+        ``E`` and the result are then weighted too), without a weighted copy of ``Y``.
 
     Returns
     -------
@@ -124,13 +132,16 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     record: dict = {"moved": [], "clusters": []}
     if p < 2 or n < min_pixels * p or bands <= p or not np.all(np.isfinite(E)):
         return E, record  # nothing to place (one endmember), too few pixels or bands
-    mu = Y.mean(axis=0, dtype=np.float64)
-    w, V = np.linalg.eigh((second_moments(Y) if moments is None else moments)[1])
+    wt = None if weights is None else np.asarray(weights, np.float64)
+    mu = Y.mean(axis=0, dtype=np.float64) * (1.0 if wt is None else wt)
+    if moments is None:
+        moments = weighted_moments(second_moments(Y), wt)
+    w, V = np.linalg.eigh(moments[1])
     w, V = w[::-1], V[:, ::-1]
     noise = max(float(w[d:].sum()), 1e-30) / max(bands - d, 1)  # per band, beyond the plane
     U = np.ascontiguousarray(V[:, :d], np.float32)
     # (N, d) in-plane coordinates, without a float64 copy of the pixels (a million-pixel scene)
-    Z = matmul_rows(Y, U) - (mu @ U).astype(np.float32)
+    Z = matmul_rows(Y, U if wt is None else (wt[:, None] * U).astype(np.float32)) - (mu @ U).astype(np.float32)
     Ze = ((E - mu) @ U).astype(np.float32)
     q = float(chi2.ppf(level, d))
     r2 = q * noise
@@ -140,12 +151,12 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         c, inside = _mean_shift(Z, c, r2, noise, max_iter)
         # the cluster's own noise, from its pixels' energy beyond the plane: noise differs
         # between materials (a dark one's pixels divided by their brightness are noisier)
-        local = _energy_beyond(Y, mu, Z, inside, bands - d) if inside.any() else noise
+        local = _energy_beyond(Y, mu, Z, inside, bands - d, wt) if inside.any() else noise
         r2_j = q * local
         c, inside = _mean_shift(Z, c, r2_j, local, max_iter)
         k = int(inside.sum())
         if k:
-            local = _energy_beyond(Y, mu, Z, inside, bands - d)
+            local = _energy_beyond(Y, mu, Z, inside, bands - d, wt)
             unit = d * local * _truncated_mean(d, r2_j / local)  # a pure cluster's mean squared spread
             spread = float(_sq_dist(Z[inside], c).mean() / unit)
         else:
@@ -171,4 +182,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         return E, record
     record["moved"] = list(range(p))
     src = Y if values is None else np.asarray(values, np.float32)
-    return np.stack([src[inside].mean(axis=0) for _, inside, *_ in found]).astype(np.float32), record
+    means = np.stack([src[inside].mean(axis=0) for _, inside, *_ in found])
+    if values is None and wt is not None:
+        means = means * wt
+    return means.astype(np.float32), record
