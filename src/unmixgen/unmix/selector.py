@@ -82,7 +82,8 @@ class AutoUnmixer(BlindUnmixer):
     ----------
     chosen_ : the fitted `ArchetypalAnalysis` or `MinVolNMF`.
     band_weights_ : (bands,) float32 or None
-        The weights the fit (and `transform`) used, over the good bands; None: unweighted.
+        The weights the fit (and `transform`) used, one per band of the scene (1 on its bad
+        bands); None: unweighted.
     """
 
     name = "auto"

@@ -274,10 +274,9 @@ class HybridSTU:
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = np.diag(noise[2]).astype(np.float64)
-        # relative noise std per band of the training scenes; a band the estimate puts at zero
-        # noise (constant, or exactly explained by the others) gets the smallest positive one
+        # the bands' weights (1 / noise std) and the training noise's relative std per band; as
+        # in `band_noise_weights`, fewer than 4 pixels a band leave the estimate too rough
         band_std = weights = None
-        # (as `band_noise_weights`: fewer than 4 pixels a band leave the estimate too rough)
         if self.snr_db is None and self.noise_profile == "scene" and len(Y) >= 4 * Y.shape[1]:
             weights = weights_from_noise(band_noise)  # None when about white: no copies for nothing
             if weights is not None:
