@@ -259,3 +259,31 @@ def test_an_unmixgen_folder_given_as_the_scene_is_named_for_what_it_is(run_cli, 
         code, _, err = run_cli("info", folder)
         assert code == 2 and err.strip().count("\n") == 0, err
         assert f"{folder}: is {kind} of unmixgen, not a scene; expected a scene file" in err, err
+
+
+def test_info_noise_reports_the_snr_and_the_spread_of_the_bands_noise(run_cli, tmp_path):
+    import json
+
+    import numpy as np
+
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=50, cols=40, p=3, snr_db=None, seed=1)
+    clean = s.load()
+    rng = np.random.default_rng(3)
+    for name, std in (("white", np.ones(s.bands)), ("coloured", np.geomspace(1.0, 25.0, s.bands))):
+        level = np.sqrt(np.mean(clean.astype(np.float64) ** 2) / 10**2.5 / np.mean(std**2))
+        cube = (clean + level * std * rng.standard_normal(clean.shape)).astype(np.float32)
+        write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / f"{name}.npz")
+        code, out, err = run_cli("info", tmp_path / f"{name}.npz", "--noise", "--json")
+        assert code == 0, err
+        d = json.loads(out)
+        assert abs(d["noise_snr_db"] - 25.0) < 1.5
+        if name == "white":
+            assert d["noise_std_spread"] < 1.3 and d["noise_bands_weighted"] is False
+        else:
+            assert d["noise_std_spread"] > 5 and d["noise_bands_weighted"] is True
+        code, out, _ = run_cli("info", tmp_path / f"{name}.npz", "--json")
+        assert code == 0 and "noise_snr_db" not in json.loads(out)  # only when asked: it reads pixels

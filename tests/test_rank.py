@@ -170,3 +170,11 @@ def test_rank_estimates_refuse_a_mask_or_a_scene_they_cannot_take():
         spatial_rank(Scene(cube))
     with pytest.raises(InputError, match=r"^Y is a Scene; expected its pixels: hysime\(scene.valid_pixels\(\)"):
         hysime(Scene(cube))
+
+
+def test_noise_summary_needs_four_pixels_a_band():
+    from unmixgen.unmix.rank import noise_summary
+
+    Y = np.random.default_rng(0).random((30, 10))
+    assert noise_summary(Y) == {"snr_db": None, "noise_std_spread": None, "noise_std_max_min": None,
+                                "bands_weighted": False}

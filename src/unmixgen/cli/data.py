@@ -18,6 +18,10 @@ def info(
     count_valid: bool = typer.Option(False, "--count-valid",
                                      help="Count valid pixels exactly (reads every pixel); default: estimate "
                                           "from a sample."),
+    noise: bool = typer.Option(False, "--noise",
+                               help="Also estimate the noise (HySime, on about 20,000 pixels of evenly spaced rows): "
+                                    "SNR, how far apart the bands' noise is, and whether unmix, refine and hybridstu "
+                                    "weigh the bands by it."),
 ) -> None:
     """Describe a scene without reading its cube (valid pixels are estimated from a sample).
 
@@ -28,6 +32,13 @@ def info(
 
     scene = read_scene(file)
     d = describe(scene, count_valid=count_valid)
+    if noise:
+        from ..unmix.rank import noise_summary
+
+        Y = scene.row_sample()
+        good = scene.good_bands
+        d.update({f"noise_{k}" if not k.startswith("noise") else k: v
+                  for k, v in noise_summary(Y if good.all() else Y[:, good]).items()})
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)

@@ -201,6 +201,32 @@ def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int 
     return weights_from_noise(np.diag(Rn))
 
 
+def noise_summary(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> dict[str, Any]:
+    """What the HySime noise estimate says of pixels ``Y (N, B)`` (a seeded sample of
+    ``sample``): ``snr_db`` (signal over noise energy), ``noise_std_spread`` (90th over 10th
+    percentile band's noise std), ``noise_std_max_min`` and ``bands_weighted`` (whether
+    `band_noise_weights` weighs these bands). Values are None with fewer than ``4 B`` pixels."""
+    Y = np.asarray(Y)
+    out: dict[str, Any] = {"snr_db": None, "noise_std_spread": None, "noise_std_max_min": None,
+                           "bands_weighted": False}
+    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] < 4 * Y.shape[1]:
+        return out
+    Ys = _subsample(Y, sample, seed)
+    w, Rn = estimate_noise(Ys)
+    var = np.diag(Rn)
+    positive = var[var > 0]
+    if not positive.size:
+        return out
+    std = np.sqrt(np.maximum(var, positive.min()))
+    low, high = np.quantile(std, [0.1, 0.9])
+    x = Ys.astype(np.float64) - w
+    noise = float(np.sum(w.astype(np.float64) ** 2))
+    out.update(snr_db=float(10 * np.log10(np.sum(x**2) / noise)) if noise > 0 else None,
+               noise_std_spread=float(high / low), noise_std_max_min=float(std.max() / std.min()),
+               bands_weighted=weights_from_noise(var) is not None)
+    return out
+
+
 def hysime(Y: np.ndarray, *, sample: int | None = 100_000, seed: int = 0) -> RankEstimate:
     """HySime estimate of the number of endmembers of pixels ``Y (N, B)``.
 
