@@ -62,6 +62,7 @@ class Case:
     sparse: int = 0  # keep only the k largest abundances per pixel (0: all)
     variability: float = 0.0  # std of log ELMM scaling factors
     seed: int = 0
+    noise: str = "flat"  # or "sensor": spread over the bands like a sensor's (semiblind.sensor_noise_profile)
 
 
 P = "proc"
@@ -99,6 +100,16 @@ SUITE: tuple[Case, ...] = (
     Case("s22", U, (0, 2, 3, 6, 7, 8, 13), 64, 25, max_abundance=0.85, seed=22),
     Case("s23", P, ("vegetation", "soil", "water", "asphalt", "concrete", "roof"), 64, 35, sparse=2, seed=23),
     Case("s24", U, (0, 1, 2, 3, 4, 6, 7, 8, 11), 150, 30, size=80, max_abundance=0.8, seed=24),
+)
+#: sensor-noise cases: suite scenes (s10, s02, s13, s14, s03) with the noise spread over the bands as a real
+#: sensor's is (20-60x between bands, at the same global SNR); run with --scenes n01,...,n05
+SENSOR = (
+    Case("n01", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor"),
+    Case("n02", P, ("vegetation", "soil", "water", "asphalt"), 211, 30, max_abundance=0.8, seed=2, noise="sensor"),
+    Case("n03", U, (3, 7, 8), 100, 30, max_abundance=0.6, seed=13, noise="sensor"),
+    Case("n04", P, ("vegetation", "soil", "asphalt", "roof"), 211, 30, variability=0.2, seed=14, noise="sensor"),
+    Case("n05", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
+         regions=8, seed=3, noise="sensor"),
 )
 REAL_SCENES = ("samson", "jasper")
 #: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
@@ -163,7 +174,12 @@ def build_scene(case: Case):
 
     E, wl, names = _spectra(case)
     A = _abundances(case, E.shape[0])
-    sim = simulate(A, E, wavelengths=wl, snr_db=case.snr_db, variability=case.variability or None,
+    band_std = None
+    if case.noise == "sensor":
+        from semiblind import sensor_noise_profile
+
+        band_std = sensor_noise_profile(wl, case.seed)
+    sim = simulate(A, E, wavelengths=wl, snr_db=case.snr_db, variability=case.variability or None, band_std=band_std,
                    names=names, seed=case.seed)[0]
     return sim.to_scene(name=case.name)
 
@@ -172,7 +188,8 @@ def describe(case: Case) -> str:
     purity = "pure" if case.max_abundance is None else f"max{case.max_abundance:g}"
     extra = [f"sparse{case.sparse}" if case.sparse else "", f"regions{case.regions}" if case.regions else "",
              f"var{case.variability:g}" if case.variability else "", "dark" if
-             ("shade" in case.members or "water" in case.members) else ""]
+             ("shade" in case.members or "water" in case.members) else "",
+             "sensor-noise" if case.noise == "sensor" else ""]
     return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
             f"{purity} " + " ".join(e for e in extra if e))
 
@@ -182,7 +199,7 @@ def get_scene(name: str):
         from unmixing_quality import real_scene
 
         return real_scene(name)
-    return build_scene(next(c for c in SUITE + SPEED if c.name == name))
+    return build_scene(next(c for c in SUITE + SPEED + SENSOR if c.name == name))
 
 
 def run_method(method: str, scene, seed: int = 0) -> dict:
@@ -236,7 +253,7 @@ def rank_table(scenes: list[str]) -> int:
         if scene is None:
             continue
         p = scene.truth.n_endmembers
-        snr = "real" if sc in REAL_SCENES else f"{next(c for c in SUITE + SPEED if c.name == sc).snr_db:g}"
+        snr = "real" if sc in REAL_SCENES else f"{next(c for c in SUITE + SPEED + SENSOR if c.name == sc).snr_db:g}"
         est = spatial_rank(scene.load(), scene.mask)
         hy = hysime(scene.valid_pixels()).n_endmembers
         ok = abs(est.n_endmembers - p) <= 1
@@ -289,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if scene is None:
             print(f"{sc:7s} (data not found)")
             continue
-        desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE + SPEED if c.name == sc))
+        desc = sc if sc in REAL_SCENES else describe(next(c for c in SUITE + SPEED + SENSOR if c.name == sc))
         for method in methods:
             r = run_method(method, scene, seed=args.seed)
             results.setdefault(sc, {})[method] = r
