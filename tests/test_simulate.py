@@ -573,3 +573,27 @@ def test_cli_simulate_spreads_the_noise_over_the_bands_as_a_csv_or_a_scene_says(
         code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--out", bad, *extra)
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (extra, err)
         assert not bad.exists()
+
+
+def test_band_noise_of_a_scene_skips_its_bad_bands(tmp_path):
+    # a real product flags its water-absorption bands (NaN there): the profile comes from the
+    # good bands, and a bad band gets the largest noise
+    from unmixgen.io import write_scene
+    from unmixgen.runs.sources import load_band_noise
+    from unmixgen.scene import Scene
+
+    a = maps(1, rows=40, cols=45)[0]
+    e, wl = spectra()
+    profile = np.geomspace(1.0, 10.0, BANDS)
+    sim = simulate(a, e, wavelengths=wl, snr_db=25, band_std=profile, seed=3)[0]
+    cube = sim.cube.copy()
+    cube[..., 7] = np.nan
+    good = np.ones(BANDS, bool)
+    good[7] = False
+    write_scene(Scene(cube, wavelengths=wl, good_bands=good), tmp_path / "s.npz")
+    std = load_band_noise(tmp_path / "s.npz")
+    assert std.shape == (BANDS,) and np.all(np.isfinite(std))
+    assert std[7] == std.max()
+    keep = np.flatnonzero(good)
+    ratio = (std[keep] / std[keep][0]) / (profile[keep] / profile[keep][0])
+    assert np.all((ratio > 0.7) & (ratio < 1.4))

@@ -612,9 +612,10 @@ def load_band_noise(source: str | Path) -> np.ndarray:
 
     CSV: one positive number per band (one per row, or a ``noise_std`` column under a header).
     Scene file (anything `unmixgen.io.read_scene` reads): the scene's own noise, the std of
-    each band's HySime regression residual (`unmixgen.unmix.rank.estimate_noise`) on about
-    20,000 valid pixels of evenly spaced rows; a band the estimate puts at no noise gets the
-    smallest positive one. `InputError` naming the file otherwise.
+    each good band's HySime regression residual (`unmixgen.unmix.rank.estimate_noise`) on
+    about 20,000 valid pixels of evenly spaced rows; a band the estimate puts at no noise gets
+    the smallest positive one, a bad band (the water absorptions a producer flags) the largest.
+    `InputError` naming the file otherwise.
     """
     path = Path(source)
     if not path.exists():
@@ -626,15 +627,18 @@ def load_band_noise(source: str | Path) -> np.ndarray:
         from ..unmix.rank import estimate_noise
 
         scene = read_scene(path)
-        Y = scene.row_sample()
-        if Y.shape[0] < 4 * scene.bands:
-            raise in_file(path, f"{Y.shape[0]} valid pixels in the rows sampled for {scene.bands} bands; expected at "
-                                f"least {4 * scene.bands} to estimate its noise per band")
+        good = np.asarray(scene.good_bands, bool)
+        Y = scene.row_sample()[:, good]
+        n_good = int(good.sum())
+        if n_good < 2 or Y.shape[0] < 4 * n_good:
+            raise in_file(path, f"{Y.shape[0]} valid pixels in the rows sampled for {n_good} good bands; expected at "
+                                f"least {4 * n_good} pixels and 2 good bands to estimate its noise per band")
         var = np.diag(estimate_noise(Y)[1])
         if not np.isfinite(var).all() or not (var > 0).any():
             raise in_file(path, "no noise found in any band (a noise-free or constant scene); expected a scene "
                                 "with sensor noise")
-        std = np.sqrt(np.maximum(var, var[var > 0].min()))
+        std = np.full(good.size, np.sqrt(var.max()))
+        std[good] = np.sqrt(np.maximum(var, var[var > 0].min()))
     return std
 
 
