@@ -320,23 +320,29 @@ def main() -> None:
         if args.denoising:
             denoising_table(sp, args.mlp_steps)
     if args.timing or args.timing_only:
-        timing(em, ab, sp, opts, args.profile, args.timing_save, args.timing_init, args.variability)
+        timing(em, ab, sp, opts, args.profile, args.timing_save, args.timing_init, args.variability, args.noise)
 
 
 def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None = None,
-           init: str = "true-E fcls", variability: float | None = None) -> None:
+           init: str = "true-E fcls", variability: float | None = None, noise: str = "flat") -> None:
     """One 100x100 scene (20 dB), 8 samples x 20 steps: wall and CPU (process) seconds of
     `refine` and the load average (other jobs inflate wall time). ``init``: FCLS with the true
     endmembers (one round), or the blind default's result (``auto``: endmembers from the scene,
     so the prior-weight rule's rounds, as `unmixgen refine` runs it). ``variability``: the
     scene's brightness variability (`--variability`; none by default), which makes `refine`
-    take the scaled mixing model."""
+    take the scaled mixing model. ``noise="sensor"``: the noise spread over the bands like a
+    sensor's (`--noise sensor`), so the data steps weigh the bands."""
     import cProfile
     import os
 
     At = abundance_maps(100, 100, 4, np.random.default_rng(0), purity=2.0, max_abundance=0.8)
+    band_std = None
+    if noise == "sensor":
+        from semiblind import sensor_noise_profile
+
+        band_std = sensor_noise_profile(np.asarray(em.wavelengths, np.float64), 0)
     Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=20, seed=0,
-                            variability=variability)[0].to_scene().load(), np.float32)
+                            variability=variability, band_std=band_std)[0].to_scene().load(), np.float32)
     E0 = em.spectra
     if init == "auto":
         blind = make_method(DEFAULT_METHOD, 4, seed=0).fit(Scene(Y, wavelengths=em.wavelengths))
