@@ -494,3 +494,17 @@ def test_weighted_scene_inversion_is_least_squares_on_weighted_pixels_and_bad_we
     for bad in (w[:-1], np.r_[w[:-1], 0.0], np.r_[w[:-1], np.nan]):
         with pytest.raises(ParameterError, match="band_weights"):
             invert_scene(scene, E, "fcls", band_weights=bad, progress=False)
+
+
+def test_weighted_inversion_by_blocks_is_least_squares_on_weighted_pixels(monkeypatch):
+    from unmixgen.unmix import inversion
+    from unmixgen.unmix.inversion import fcls, invert_weighted
+
+    rng = np.random.default_rng(4)
+    E = rng.uniform(0.1, 0.9, (3, 12)).astype(np.float32)
+    Y = (rng.dirichlet(np.ones(3), 50) @ E + 0.02 * rng.standard_normal((50, 12))).astype(np.float32)
+    w = rng.uniform(0.2, 5.0, 12).astype(np.float32)
+    monkeypatch.setattr(inversion, "WEIGHTED_BLOCK", 7)  # several blocks and a short last one
+    np.testing.assert_array_equal(invert_weighted(Y, E * w, "fcls", w), fcls(Y * w, E * w))
+    np.testing.assert_array_equal(invert_weighted(Y, E, "fcls", None), fcls(Y, E))
+    assert invert_weighted(Y[:0], E * w, "fcls", w).shape == (0, 3)

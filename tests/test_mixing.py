@@ -190,3 +190,13 @@ def test_flat_band_profile_is_white_noise_and_bad_profiles_are_refused():
     for bad in (np.ones(9), np.r_[np.ones(9), 0.0], np.r_[np.ones(9), np.nan]):
         with pytest.raises(ParameterError, match="band_std"):
             mixing.add_noise(clean, 25.0, band_std=bad)
+
+
+def test_a_band_profile_of_huge_or_tiny_numbers_is_only_a_shape():
+    clean = np.random.default_rng(0).uniform(0.1, 1, (20, 30, 6))
+    shape = np.array([1.0, 2.0, 4.0, 1.0, 8.0, 0.5])
+    want = mixing.add_noise(clean, 20.0, rng=1, band_std=shape)
+    for scale in (1e200, 1e-200):  # squared, these overflow to inf or underflow to 0
+        got = mixing.add_noise(clean, 20.0, rng=1, band_std=shape * scale)
+        assert np.all(np.isfinite(got))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

@@ -36,9 +36,9 @@ def info(
         from ..unmix.rank import noise_summary
 
         Y = scene.row_sample()
-        good = scene.good_bands
-        d.update({f"noise_{k}" if not k.startswith("noise") else k: v
-                  for k, v in noise_summary(Y if good.all() else Y[:, good]).items()})
+        s = noise_summary(Y if scene.good_bands.all() else Y[:, scene.good_bands])
+        d.update(noise_snr_db=s["snr_db"], noise_std_spread=s["noise_std_spread"],
+                 noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"])
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)

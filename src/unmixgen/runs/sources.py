@@ -624,21 +624,28 @@ def load_band_noise(source: str | Path) -> np.ndarray:
         std = _band_noise_csv(path)
     else:
         from ..io import read_scene
-        from ..unmix.rank import estimate_noise
+        from ..unmix.rank import (
+            NOISE_PIXELS_PER_BAND,
+            band_noise_std,
+            enough_for_band_noise,
+            estimate_noise,
+        )
 
         scene = read_scene(path)
         good = np.asarray(scene.good_bands, bool)
         Y = scene.row_sample()[:, good]
         n_good = int(good.sum())
-        if n_good < 2 or Y.shape[0] < 4 * n_good:
+        if not enough_for_band_noise(Y.shape[0], n_good):
+            need = NOISE_PIXELS_PER_BAND * n_good
             raise in_file(path, f"{Y.shape[0]} valid pixels in the rows sampled for {n_good} good bands; expected at "
-                                f"least {4 * n_good} pixels and 2 good bands to estimate its noise per band")
+                                f"least {need} pixels and 2 good bands to estimate its noise per band")
         var = np.diag(estimate_noise(Y)[1])
-        if not np.isfinite(var).all() or not (var > 0).any():
+        good_std = band_noise_std(var) if np.isfinite(var).all() else None
+        if good_std is None:
             raise in_file(path, "no noise found in any band (a noise-free or constant scene); expected a scene "
                                 "with sensor noise")
-        std = np.full(good.size, np.sqrt(var.max()))
-        std[good] = np.sqrt(np.maximum(var, var[var > 0].min()))
+        std = np.full(good.size, good_std.max())
+        std[good] = good_std
     return std
 
 

@@ -223,6 +223,7 @@ def add_noise(clean, snr_db: float | None, rng=None, kind: str = "white", band_s
         if band_std.size != bands or not np.all(np.isfinite(band_std)) or (band_std <= 0).any():
             raise ParameterError("band_std", f"{band_std.size} values",
                                  f"expected {bands} positive finite values, one per band")
+        band_std = band_std / band_std.max()  # only the shape counts: 1e200 must not square to inf
     rng = np.random.default_rng(rng)
     rows = clean.reshape(-1, bands)
     weight = np.ones(bands) if band_std is None else band_std**2  # relative noise variance per band

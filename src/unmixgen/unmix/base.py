@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import InputError, ParameterError, note, noting_convergence
 from ..scene import Scene, as_scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
-from .inversion import invert, invert_scene
+from .inversion import invert_scene, invert_weighted
 from .params import Constraint, EstimatorParams, Interval, Options
 
 #: ``n_endmembers="auto"`` estimates above this get a warning (rarely that many materials)
@@ -150,9 +150,9 @@ class BlindUnmixer(EstimatorParams):
             A = invert_scene(X, E, method, band_weights=w)
         elif np.ndim(X) == 2:
             _require_defined(E, np.ones(E.shape[1], bool))
-            if w is not None and np.shape(X)[1] == w.size:  # else the inverter names the band mismatch
-                X, E = np.asarray(X, np.float32) * w, E * w
-            A = invert(X, E, method)
+            if w is not None and np.shape(X)[1] != w.size:
+                w = None  # the inverter names the band mismatch
+            A = invert_weighted(X, E if w is None else E * w, method, w)
         else:
             raise InputError(f"X has shape {np.shape(X)}; expected a Scene, (rows, cols, bands) or (N, bands)")
         return self._transform_finish(A)

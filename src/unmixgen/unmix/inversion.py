@@ -556,6 +556,23 @@ def invert(Y, E, method: str = DEFAULT_METHOD, **kw) -> np.ndarray:
     return METHODS[method](Y, E, **kw)
 
 
+WEIGHTED_BLOCK = 65536
+"""Pixels per block of `invert_weighted`: only one block of weighted pixels exists at a time."""
+
+
+def invert_weighted(Y, E, method: str = DEFAULT_METHOD, weights: np.ndarray | None = None, **kw) -> np.ndarray:
+    """`invert` of the pixels ``Y (N, bands) * weights (bands,)`` on endmembers ``E`` already in
+    those weighted bands (weighted least squares), by blocks of `WEIGHTED_BLOCK` pixels: no
+    weighted copy of every pixel. ``weights`` None: `invert` itself."""
+    if weights is None:
+        return invert(Y, E, method, **kw)
+    w = np.asarray(weights, np.float32)
+    if len(Y) == 0:
+        return invert(np.asarray(Y, np.float32) * w, E, method, **kw)
+    return np.concatenate([invert(Y[i:i + WEIGHTED_BLOCK] * w, E, method, **kw)
+                           for i in range(0, len(Y), WEIGHTED_BLOCK)])
+
+
 def check_options(method: str, kw: dict) -> None:
     """`ParameterError` naming the first key of ``kw`` that inverter ``method`` does not take."""
     check_keywords(METHODS[method], kw, f"a parameter of inverter {method!r}")

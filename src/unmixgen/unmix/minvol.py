@@ -48,7 +48,7 @@ from ..simplex import project_simplex_torch
 from .base import BlindUnmixer, fit_sample, thin_history
 from .batched import matmul_rows
 from .extract_then_invert import ATGP, NFINDR, VCA
-from .inversion import fcls
+from .inversion import fcls, invert_weighted
 from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import normalize_brightness, second_moments
 from .vertex_clusters import vertex_clusters
@@ -168,11 +168,13 @@ class MinVolNMF(BlindUnmixer):
         self.pure_clusters = pure_clusters
         self.fit_pixels = fit_pixels
 
-    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator, weights: np.ndarray | None = None):
+    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator, weights: np.ndarray | None = None,
+                    moments: tuple[np.ndarray, np.ndarray] | None = None):
         """See `BlindUnmixer._fit_pixels`. ``weights (B,)``: fit the pixels ``Y * weights``
         (e.g. 1 / each band's noise std) without a weighted copy of every pixel; the
-        endmembers are returned divided back, in ``Y``'s units."""
-        Y_all = Y
+        endmembers are returned divided back, in ``Y``'s units. ``moments``:
+        `preprocessing.second_moments` of all the (weighted) pixels, when the caller has them."""
+        Y_all, all_moments = Y, moments
         pick = fit_sample(len(Y), self.fit_pixels, rng)
         if pick is not None:
             Y = np.ascontiguousarray(Y[pick])
@@ -206,16 +208,13 @@ class MinVolNMF(BlindUnmixer):
         if self.pure_clusters:
             # the pixels' moments are those of the fit unless it normalised their brightness
             # or saw a sample of them
-            E_np, clusters = vertex_clusters(Y_all, E_np, moments=moments if X is Y_all else None,
-                                             weights=weights)
+            known = all_moments if all_moments is not None else moments if X is Y_all else None
+            E_np, clusters = vertex_clusters(Y_all, E_np, moments=known, weights=weights)
         # the exact abundances for the kept endmembers: the iterations stop on the joint
         # objective, before A has converged for the final E (on the demo scene 5.3 % RMSE
         # from the iterations, 3.5 % from FCLS)
-        if weights is None:
-            A_np = fcls(Y_all, E_np).astype(np.float32)
-        else:  # by blocks of weighted pixels
-            A_np = np.concatenate([fcls(Y_all[i:i + 65536] * weights, E_np)
-                                   for i in range(0, len(Y_all), 65536)]).astype(np.float32)
+        A_np = invert_weighted(Y_all, E_np, "fcls", weights).astype(np.float32)
+        if weights is not None:
             E_np = (E_np / weights).astype(np.float32)
         info: dict[str, Any] = {
             "convergence": {"iterations": it, "objective_history": thin_history(history[:, best]),

@@ -45,7 +45,8 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") ->
     return (Y * (med / denom)[:, None]).astype(np.float32)
 
 
-def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None) -> float:
+def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
+                     moments: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """How much pixel brightness varies beyond what linear mixing explains (>= 1, unitless).
 
     Under the linear mixing model with sum-to-one abundances the pixels ``Y (N, B)`` lie on
@@ -55,9 +56,10 @@ def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None) -
     ``p``-dimensional linear fit (uncentred PCA): when brightness follows the mixing both
     residuals are noise and the ratio is about ``(B - p + 1) / (B - p)``; it grows with
     per-pixel scaling (illumination, topography). ``weights (B,)``: the ratio of the pixels
-    ``Y * weights`` (from the moments of ``Y``: no weighted copy of the pixels).
+    ``Y * weights`` (from the moments of ``Y``: no weighted copy of the pixels). ``moments``:
+    `second_moments` of ``Y`` when the caller has them.
     """
-    G, C = weighted_moments(second_moments(Y), weights)
+    G, C = weighted_moments(second_moments(Y) if moments is None else moments, weights)
     ev = np.linalg.eigvalsh(G)[::-1]
     aff = np.linalg.eigvalsh(C)[::-1][p - 1:].sum()
     eps = 1e-9 * max(float(ev.sum()), 1e-300)  # noise-free data: both residuals vanish

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..scene import Scene
 
 __all__ = ["RankEstimate", "estimate_noise", "hysime"]
@@ -165,22 +165,65 @@ def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: moved by up to 3 points on near-flat weights (cv 1.6 %) that only estimation error made.
 MIN_NOISE_SPREAD = 1.5
 
+#: pixels per band a per-band noise estimate needs: a band's noise variance from N pixels is
+#: off by about sqrt(2 / (N - B)), and with fewer than 4 B pixels that alone can spread the
+#: estimates past `MIN_NOISE_SPREAD`
+NOISE_PIXELS_PER_BAND = 4
 
-def weights_from_noise(band_var: np.ndarray, min_spread: float = MIN_NOISE_SPREAD) -> np.ndarray | None:
-    """``1 / noise std`` per band ``(B,)`` float32 from noise variances ``band_var (B,)``, scaled
-    to geometric mean 1 (so weighted pixels keep about their units); a band at zero noise gets
-    the smallest positive variance. None when no band has noise, or when the noise is about
-    white: its std's 90th / 10th percentile ratio below ``min_spread`` (`MIN_NOISE_SPREAD`)."""
+BAND_WEIGHTS = ("noise", "none")
+
+
+def enough_for_band_noise(n_pixels: int, bands: int) -> bool:
+    """Whether ``n_pixels`` pixels of ``bands`` bands give a usable per-band noise estimate."""
+    return bands >= 2 and n_pixels >= NOISE_PIXELS_PER_BAND * bands
+
+
+def band_weights_option(value: str | None) -> str | None:
+    """The ``--band-weights`` option as the library takes it: ``"noise"`` -> ``"noise"``,
+    ``"none"`` -> None; `ParameterError` for anything else (``band_weights``)."""
+    if value not in BAND_WEIGHTS:
+        raise ParameterError("band_weights", value, f"expected {' or '.join(BAND_WEIGHTS)}")
+    return None if value == "none" else value
+
+
+def band_noise_std(band_var: np.ndarray) -> np.ndarray | None:
+    """Noise std per band ``(B,)`` float64 from noise variances ``band_var (B,)``; a band the
+    estimate puts at no noise (constant, or exactly explained by the others) gets the smallest
+    positive one. None when no band has noise."""
     band_var = np.asarray(band_var, np.float64).reshape(-1)
     positive = band_var[band_var > 0]
     if not positive.size:
         return None
-    std = np.sqrt(np.maximum(band_var, positive.min()))
+    return np.sqrt(np.maximum(band_var, positive.min()))
+
+
+def noise_spread(std: np.ndarray) -> float:
+    """How far apart the bands' noise is: the 90th over the 10th percentile band's ``std``."""
     low, high = np.quantile(std, [0.1, 0.9])
-    if high < min_spread * low or np.ptp(std) <= 1e-6 * std.max():
+    return float(high / low)
+
+
+def weights_from_noise(band_var: np.ndarray, min_spread: float = MIN_NOISE_SPREAD) -> np.ndarray | None:
+    """``1 / noise std`` per band ``(B,)`` float32 from noise variances ``band_var (B,)``
+    (`band_noise_std`), scaled to geometric mean 1 (so weighted pixels keep about their
+    units). None when no band has noise, or when the noise is about white: its `noise_spread`
+    below ``min_spread`` (`MIN_NOISE_SPREAD`)."""
+    std = band_noise_std(band_var)
+    if std is None or noise_spread(std) < min_spread or np.ptp(std) <= 1e-6 * std.max():
         return None
     weights = np.exp(np.mean(np.log(std))) / std
     return weights.astype(np.float32)
+
+
+def _sampled_noise(Y: np.ndarray, sample: int | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(pixels, noise, noise variance per band)`` of a seeded sample of ``Y (N, B)``
+    (`estimate_noise`), or None when `enough_for_band_noise` says no."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or not enough_for_band_noise(Y.shape[0], Y.shape[1]):
+        return None
+    Ys = _subsample(Y, sample, seed)
+    w, Rn = estimate_noise(Ys)
+    return Ys, w, np.diag(Rn)
 
 
 def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> np.ndarray | None:
@@ -190,39 +233,27 @@ def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int 
 
     Real sensors' noise differs 10-50x between bands; least squares and simplex geometry on
     ``Y * weights`` treat every band by what it tells. None also when ``Y`` has too few pixels
-    (fewer than ``4 B``) or bands (one) for a trustworthy estimate."""
-    Y = np.asarray(Y)
-    # a band's noise variance from N pixels is off by about sqrt(2 / (N - B)): with fewer than
-    # 4 B pixels that alone can spread the estimates past `MIN_NOISE_SPREAD`
-    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] < 4 * Y.shape[1]:
-        return None
-    Ys = _subsample(Y, sample, seed)
-    _, Rn = estimate_noise(Ys)
-    return weights_from_noise(np.diag(Rn))
+    or bands for a trustworthy estimate (`enough_for_band_noise`)."""
+    est = _sampled_noise(Y, sample, seed)
+    return None if est is None else weights_from_noise(est[2])
 
 
 def noise_summary(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> dict[str, Any]:
     """What the HySime noise estimate says of pixels ``Y (N, B)`` (a seeded sample of
-    ``sample``): ``snr_db`` (signal over noise energy), ``noise_std_spread`` (90th over 10th
-    percentile band's noise std), ``noise_std_max_min`` and ``bands_weighted`` (whether
-    `band_noise_weights` weighs these bands). Values are None with fewer than ``4 B`` pixels."""
-    Y = np.asarray(Y)
+    ``sample``): ``snr_db`` (signal over noise energy), ``noise_std_spread`` (`noise_spread`),
+    ``noise_std_max_min`` and ``bands_weighted`` (whether `band_noise_weights` weighs these
+    bands). Values are None with too few pixels (`enough_for_band_noise`)."""
     out: dict[str, Any] = {"snr_db": None, "noise_std_spread": None, "noise_std_max_min": None,
                            "bands_weighted": False}
-    if Y.ndim != 2 or Y.shape[1] < 2 or Y.shape[0] < 4 * Y.shape[1]:
+    est = _sampled_noise(Y, sample, seed)
+    std = None if est is None else band_noise_std(est[2])
+    if std is None:
         return out
-    Ys = _subsample(Y, sample, seed)
-    w, Rn = estimate_noise(Ys)
-    var = np.diag(Rn)
-    positive = var[var > 0]
-    if not positive.size:
-        return out
-    std = np.sqrt(np.maximum(var, positive.min()))
-    low, high = np.quantile(std, [0.1, 0.9])
+    Ys, w, var = est
     x = Ys.astype(np.float64) - w
     noise = float(np.sum(w.astype(np.float64) ** 2))
     out.update(snr_db=float(10 * np.log10(np.sum(x**2) / noise)) if noise > 0 else None,
-               noise_std_spread=float(high / low), noise_std_max_min=float(std.max() / std.min()),
+               noise_std_spread=noise_spread(std), noise_std_max_min=float(std.max() / std.min()),
                bands_weighted=weights_from_noise(var) is not None)
     return out
 

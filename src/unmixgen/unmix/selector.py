@@ -39,20 +39,21 @@ from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
 from .minvol import FIT_PIXELS, MinVolNMF
 from .params import NONE, Constraint, Interval, Options, TorchDevice
-from .preprocessing import brightness_ratio
+from .preprocessing import brightness_ratio, second_moments, weighted_moments
 from .rank import band_noise_weights
 
 __all__ = ["AutoUnmixer", "brightness_excess"]
 
 
-def brightness_excess(Y: np.ndarray, p: int, weights: np.ndarray | None = None) -> float:
+def brightness_excess(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
+                      moments: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Energy of the brightness direction beyond linear mixing, in noise dimensions (>= 0).
 
     ``(brightness_ratio(Y, p) - 1) * (B - p)`` for pixels ``Y (N, B)``; about 1 under plain
     linear mixing with white noise, larger with per-pixel scaling. ``weights (B,)``: of the
-    pixels ``Y * weights``.
+    pixels ``Y * weights``; ``moments``: `preprocessing.second_moments` of ``Y``, when known.
     """
-    return float((brightness_ratio(Y, p, weights) - 1.0) * max(Y.shape[1] - p, 1))
+    return float((brightness_ratio(Y, p, weights, moments) - 1.0) * max(Y.shape[1] - p, 1))
 
 
 class AutoUnmixer(BlindUnmixer):
@@ -114,7 +115,10 @@ class AutoUnmixer(BlindUnmixer):
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         w = band_noise_weights(Y, seed=self.seed) if self.band_weights == "noise" else None
-        excess = brightness_excess(Y, p, w)  # no weighted copy of the pixels, here or in mvnmf
+        # one pass over every pixel for the test and mvnmf's pure-pixel clusters; no weighted
+        # copy of the pixels, here or in mvnmf
+        moments = second_moments(Y)
+        excess = brightness_excess(Y, p, w, moments)
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
         extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
         chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
@@ -122,7 +126,7 @@ class AutoUnmixer(BlindUnmixer):
             w = None
             E, A, info = chosen._fit_pixels(Y, p, rng)
         else:
-            E, A, info = chosen._fit_pixels(Y, p, rng, weights=w)
+            E, A, info = chosen._fit_pixels(Y, p, rng, weights=w, moments=weighted_moments(moments, w))
         self.band_weights_ = w
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, ParameterError, check_range, note
+from ..errors import InputError, check_range, note
 
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -194,10 +194,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         check_mixing(options["mixing"])
     if options.get("band_weights") is None:  # None: the default (weighted where the noise differs between bands)
         options.pop("band_weights", None)
-    elif options["band_weights"] not in ("noise", "none"):
-        raise ParameterError("band_weights", options["band_weights"], "expected noise or none")
-    elif options["band_weights"] == "none":
-        options["band_weights"] = None
+    else:
+        from ..unmix.rank import band_weights_option
+
+        options["band_weights"] = band_weights_option(options["band_weights"])
     from ..nn.device import resolve_device
 
     device = resolve_device(device)

@@ -65,11 +65,15 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         if method not in BLIND and method not in INVERTERS:
             raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
     if band_weights is not None:
-        if band_weights not in ("noise", "none"):
-            raise ParameterError("band_weights", band_weights, "expected noise or none")
+        from ..unmix.rank import band_weights_option
+
+        band_weights = band_weights_option(band_weights)
         if hybrid or (endmembers_file is None and (method or "auto") != "auto"):
-            raise ParameterError("band_weights", band_weights, "applies to the default blind method (auto) and to "
-                                 "inverters of given endmembers; hybridstu weighs by its own noise estimate")
+            raise ParameterError("band_weights", band_weights or "none", "applies to the default blind method (auto) "
+                                 "and to inverters of given endmembers; hybridstu weighs by its own noise estimate")
+        options = {"band_weights": band_weights}
+    else:
+        options = {}
     if not hybrid and n_endmembers is None and endmembers_file is None:
         raise InputError("no endmembers asked for: expected a number of endmembers for blind unmixing (-p N or "
                          "-p auto; n_endmembers in Python) or given ones (--endmembers-file; endmembers_file)")
@@ -95,14 +99,12 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         # inversion reads the cube tile by tile: "read" covers the header and the mask only
         timings["read"] = time.perf_counter() - t
         E, A, names, details = _invert_given(scene, endmembers_file, method or INVERTER,
-                                             weighted=band_weights == "noise")
+                                             weighted=options.get("band_weights") == "noise")
         params.update(endmembers_file=str(endmembers_file), method=method or INVERTER)
     else:
         scene.load()  # blind methods learn from all valid pixels at once
         timings["read"] = time.perf_counter() - t
-        E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed,
-                                            {} if band_weights is None else
-                                            {"band_weights": None if band_weights == "none" else "noise"})
+        E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed, options)
         params.update(endmembers=n_endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
     # per-pixel brightness of the scaled mixing model y = s a E (method "scaled", or HybridSTU

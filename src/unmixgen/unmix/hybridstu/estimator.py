@@ -54,7 +54,7 @@ from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
-from ..rank import weights_from_noise
+from ..rank import enough_for_band_noise, weights_from_noise
 from . import data as D
 from .features import BASES, n_features, subspace_features
 from .guard import calibrate, guarded
@@ -274,10 +274,9 @@ class HybridSTU:
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = np.diag(noise[2]).astype(np.float64)
-        # the bands' weights (1 / noise std) and the training noise's relative std per band; as
-        # in `band_noise_weights`, fewer than 4 pixels a band leave the estimate too rough
+        # the bands' weights (1 / noise std) and the training noise's relative std per band
         band_std = weights = None
-        if self.snr_db is None and self.noise_profile == "scene" and len(Y) >= 4 * Y.shape[1]:
+        if self.snr_db is None and self.noise_profile == "scene" and enough_for_band_noise(*Y.shape):
             weights = weights_from_noise(band_noise)  # None when about white: no copies for nothing
             if weights is not None:
                 band_std = 1.0 / weights.astype(np.float64)
@@ -371,13 +370,9 @@ class HybridSTU:
         check_maps_source(maps)
         if isinstance(maps, str):
             from ...evaluate.baselines import DirichletBaseline, GaussianFieldBaseline
-            from ..inversion import invert
+            from ..inversion import invert_weighted
 
-            if weights is None:
-                A = invert(Y, E, base)
-            else:  # blocks of weighted pixels, not a weighted copy of the scene
-                A = np.concatenate([invert(Y[i:i + 65536] * weights, E, base) for i in range(0, len(Y), 65536)])
-            A = scene.to_image(A, fill=np.nan)
+            A = scene.to_image(invert_weighted(Y, E, base, weights), fill=np.nan)
             sigma = self.map_smoothing
             if sigma == "auto":
                 sigma, risks = choose_smoothing(A, scene.mask, map_noise_variance(E, band_noise))
