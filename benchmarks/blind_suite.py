@@ -63,6 +63,7 @@ class Case:
     variability: float = 0.0  # std of log ELMM scaling factors
     seed: int = 0
     noise: str = "flat"  # or "sensor": spread over the bands like a sensor's (semiblind.sensor_noise_profile)
+    derived: str = ""  # "duplicate", "interpolated" or "constant": bands a producer made from others (`derive_bands`)
 
 
 P = "proc"
@@ -110,6 +111,16 @@ SENSOR = (
     Case("n04", P, ("vegetation", "soil", "asphalt", "roof"), 211, 30, variability=0.2, seed=14, noise="sensor"),
     Case("n05", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
          regions=8, seed=3, noise="sensor"),
+)
+#: sensor-noise cases with bands a producer made from others (n01, n02, n05 again): five bands copied from
+#: their neighbour, five interpolated from their two neighbours, two dead bands filled with zeros;
+#: run with --scenes n06,n07,n08
+SENSOR += (
+    Case("n06", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", derived="duplicate"),
+    Case("n07", P, ("vegetation", "soil", "water", "asphalt"), 211, 30, max_abundance=0.8, seed=2, noise="sensor",
+         derived="interpolated"),
+    Case("n08", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
+         regions=8, seed=3, noise="sensor", derived="constant"),
 )
 REAL_SCENES = ("samson", "jasper")
 #: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
@@ -181,7 +192,23 @@ def build_scene(case: Case):
         band_std = sensor_noise_profile(wl, case.seed)
     sim = simulate(A, E, wavelengths=wl, snr_db=case.snr_db, variability=case.variability or None, band_std=band_std,
                    names=names, seed=case.seed)[0]
+    if case.derived:
+        sim.cube = derive_bands(sim.cube, case.derived)
     return sim.to_scene(name=case.name)
+
+
+def derive_bands(cube: np.ndarray, kind: str) -> np.ndarray:
+    """``cube (rows, cols, B)`` with some bands made from others, as products have them: five bands
+    (at 1/6 ... 5/6 of the range) copied from the band before (``"duplicate"``) or the mean of the
+    two beside (``"interpolated"``), or two bands filled with zeros (``"constant"``, at 1/3, 2/3)."""
+    cube = cube.copy()
+    B = cube.shape[-1]
+    if kind == "constant":
+        cube[..., [B // 3, 2 * B // 3]] = 0.0
+        return cube
+    for b in (B * k // 6 for k in range(1, 6)):
+        cube[..., b] = cube[..., b - 1] if kind == "duplicate" else 0.5 * (cube[..., b - 1] + cube[..., b + 1])
+    return cube
 
 
 def describe(case: Case) -> str:
@@ -189,7 +216,7 @@ def describe(case: Case) -> str:
     extra = [f"sparse{case.sparse}" if case.sparse else "", f"regions{case.regions}" if case.regions else "",
              f"var{case.variability:g}" if case.variability else "", "dark" if
              ("shade" in case.members or "water" in case.members) else "",
-             "sensor-noise" if case.noise == "sensor" else ""]
+             "sensor-noise" if case.noise == "sensor" else "", case.derived and f"{case.derived}-bands"]
     return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
             f"{purity} " + " ".join(e for e in extra if e))
 

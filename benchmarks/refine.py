@@ -102,11 +102,12 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
 
 
 def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
-                variability: float | None = None, noise: str = "flat") -> tuple[np.ndarray, np.ndarray]:
+                variability: float | None = None, noise: str = "flat", derived: str = "") -> tuple[np.ndarray, np.ndarray]:
     """The suite's scene ``seed`` at ``snr`` dB: true maps (rows, cols, p) from rng 100 + seed
     (`procedural.abundance_maps` with ``maps``) and the float32 cube (rows, cols, bands) with
     noise from ``seed``, the same in every band (``noise="flat"``) or spread over the bands like
-    a sensor's (``"sensor"``: `semiblind.sensor_noise_profile`)."""
+    a sensor's (``"sensor"``: `semiblind.sensor_noise_profile`); ``derived``: some bands made from
+    others as products do (`blind_suite.derive_bands`)."""
     band_std = None
     if noise == "sensor":
         from semiblind import sensor_noise_profile
@@ -115,6 +116,10 @@ def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
     At = abundance_maps(rows, cols, em.spectra.shape[0], np.random.default_rng(100 + seed), **maps)
     Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
                             variability=variability, band_std=band_std)[0].to_scene().load(), np.float32)
+    if derived:
+        from blind_suite import derive_bands
+
+        Y = derive_bands(Y, derived)
     return At, Y
 
 
@@ -277,6 +282,9 @@ def main() -> None:
     ap.add_argument("--noise", default="flat", choices=("flat", "sensor"),
                     help="the scenes' noise the same in every band, or spread over the bands like a sensor's "
                          "(semiblind.sensor_noise_profile), at the same global SNR")
+    ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
+                    help="make some bands from others as products do (blind_suite.derive_bands): five copied from "
+                         "their neighbour, five interpolated, or two dead bands filled with zeros")
     ap.add_argument("--shape", default="",
                     help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
@@ -380,7 +388,8 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
     for snr in [float(v) for v in args.snrs.split(",")]:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
-            At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise)
+            At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
+                                args.derived)
             B = Y.shape[-1]
             blind = None
             for init in args.inits.split(","):

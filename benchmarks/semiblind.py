@@ -75,7 +75,7 @@ def sensor_noise_profile(wl: np.ndarray, seed: int) -> np.ndarray:
 
 
 def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default",
-               noise: str = "flat"):
+               noise: str = "flat", derived: str = ""):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -107,6 +107,10 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     band_std = sensor_noise_profile(wl, seed) if noise == "sensor" else None
     sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, band_std=band_std,
                    seed=seed)[0]
+    if derived:  # bands a producer made from others (duplicated, interpolated, constant)
+        from blind_suite import derive_bands
+
+        sim.cube = derive_bands(sim.cube, derived)
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
 
 
@@ -166,6 +170,7 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     from unmixgen.unmix.hybridstu import HybridSTU
     from unmixgen.unmix.hybridstu.data import noise_estimate
     from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.rank import band_noise_std, band_noise_variance
     from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
 
     rows = []
@@ -176,8 +181,8 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     # pixels): the per-pixel answer that knows which bands are noisy
     t = time.perf_counter()
     Y = scene.valid_pixels()
-    band_var = np.diag(noise_estimate(Y, seed=seed)[2])
-    w = 1.0 / np.sqrt(np.maximum(band_var, band_var[band_var > 0].min()))
+    Ys, _, Rn = noise_estimate(Y, seed=seed)
+    w = 1.0 / band_noise_std(band_noise_variance(Ys, Rn))
     A = scene.to_image(fcls(Y * w, E * w))
     rows.append({"method": "fcls weighted", **metrics(scene, E, A), "train_s": 0.0,
                  "infer_s": time.perf_counter() - t})
@@ -216,10 +221,10 @@ def suite_sim(args) -> None:
     for snr in args.snr:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise)
+                scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
                                                                          f" {args.maps}") + \
-                    ("" if args.noise == "flat" else f" {args.noise}")
+                    ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -462,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
                     help="sim suite: the scenes' noise the same in every band, or spread over the bands like a "
                          "real sensor's (sensor_noise_profile), at the same global SNR")
+    ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
+                    help="sim suite: make some bands from others as products do (blind_suite.derive_bands): five "
+                         "copied from their neighbour, five interpolated, or two dead bands filled with zeros")
     ap.add_argument("--noise-profile", default=None, choices=("scene", "white"),
                     help="HybridSTU's training noise profile (default: the estimator's)")
     ap.add_argument("--seeds", type=int, default=2)

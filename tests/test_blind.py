@@ -603,4 +603,37 @@ def test_band_noise_weights_follow_one_over_the_noise_std():
     assert band_noise_weights(white.valid_pixels()) is None
     assert weights_from_noise(np.linspace(1.0, 1.4, 50) ** 2) is None
     assert weights_from_noise(np.linspace(1.0, 2.0, 50) ** 2) is not None
-    np.testing.assert_allclose(weights_from_noise([4.0, 1.0, 0.0]), [0.5, 1.0, 1.0] / np.cbrt(0.5), rtol=1e-6)
+    # a band at no noise is one the others explain exactly: it gets the median band's std
+    np.testing.assert_allclose(weights_from_noise([4.0, 1.0, 0.0]), np.array([0.5, 1.0, 2 / 3]) * np.cbrt(3.0),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("derived", ["duplicate", "interpolated", "constant"])
+def test_a_band_made_from_the_others_is_not_weighed_by_its_zero_noise(derived):
+    # producers duplicate bands, interpolate over bad detector elements and fill dead bands with a
+    # constant; the regression noise estimate of such a band is about zero
+    from unmixgen.unmix.inversion import fcls, invert_weighted
+    from unmixgen.unmix.rank import band_noise_weights
+
+    scene, E, A, std = _coloured_scene(5)
+    Y = scene.valid_pixels().copy()
+    b = BANDS // 2
+    if derived == "duplicate":
+        Y[:, b] = Y[:, b - 1]
+    elif derived == "interpolated":
+        Y[:, b] = 0.5 * (Y[:, b - 1] + Y[:, b + 1])
+    else:
+        Y[:, b] = 0.25
+    w = band_noise_weights(Y)
+    # the weight its true noise gives, next to an untouched band's (the noise std grows 1.6 % a band)
+    if derived == "duplicate":  # the original's noise, in both copies
+        np.testing.assert_allclose(w[[b - 1, b]], w[b - 2], rtol=0.2)
+    elif derived == "interpolated":  # the noise of the mean of two bands: std / sqrt(2)
+        np.testing.assert_allclose(w[b], np.sqrt(2) * w[b - 2], rtol=0.2)
+    else:  # no noise in a constant band: weighed as a median band
+        assert w[b] == pytest.approx(np.median(w), rel=0.05)
+        return  # no endmember is constant there: a misfit whatever its weight
+    truth = A.reshape(-1, P)
+    weighted = np.sqrt(np.mean((invert_weighted(Y, E * w, "fcls", w) - truth) ** 2))
+    plain = np.sqrt(np.mean((fcls(Y, E) - truth) ** 2))
+    assert weighted < plain

@@ -287,3 +287,12 @@ def test_info_noise_reports_the_snr_and_the_spread_of_the_bands_noise(run_cli, t
             assert d["noise_std_spread"] > 5 and d["noise_bands_weighted"] is True
         code, out, _ = run_cli("info", tmp_path / f"{name}.npz", "--json")
         assert code == 0 and "noise_snr_db" not in json.loads(out)  # only when asked: it reads pixels
+        assert d["noise_derived_bands"] == []
+    # a band copied from the one before and a dead band: named (from 1), weighed as a median band
+    cube[..., 11] = cube[..., 10]
+    cube[..., 30] = 0.0
+    write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / "derived.npz")
+    code, out, err = run_cli("info", tmp_path / "derived.npz", "--noise", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["noise_derived_bands"] == [11, 12, 31] and d["noise_bands_weighted"] is True

@@ -177,4 +177,4 @@ def test_noise_summary_needs_four_pixels_a_band():
 
     Y = np.random.default_rng(0).random((30, 10))
     assert noise_summary(Y) == {"snr_db": None, "noise_std_spread": None, "noise_std_max_min": None,
-                                "bands_weighted": False}
+                                "bands_weighted": False, "derived_bands": []}

@@ -21,7 +21,8 @@ def info(
     noise: bool = typer.Option(False, "--noise",
                                help="Also estimate the noise (HySime, on about 20,000 pixels of evenly spaced rows): "
                                     "SNR, how far apart the bands' noise is, and whether unmix, refine and hybridstu "
-                                    "weigh the bands by it."),
+                                    "weigh the bands by it; noise_derived_bands lists bands the others explain "
+                                    "exactly (duplicated, interpolated or constant), weighed as a median band."),
 ) -> None:
     """Describe a scene without reading its cube (valid pixels are estimated from a sample).
 
@@ -33,12 +34,17 @@ def info(
     scene = read_scene(file)
     d = describe(scene, count_valid=count_valid)
     if noise:
+        import numpy as np
+
         from ..unmix.rank import noise_summary
 
         Y = scene.row_sample()
-        s = noise_summary(Y if scene.good_bands.all() else Y[:, scene.good_bands])
+        good = np.flatnonzero(scene.good_bands)
+        s = noise_summary(Y[:, good])
         d.update(noise_snr_db=s["snr_db"], noise_std_spread=s["noise_std_spread"],
-                 noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"])
+                 noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"],
+                 # band numbers from 1; these are weighed as a median band
+                 noise_derived_bands=[int(good[i]) + 1 for i in s["derived_bands"]])
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)

@@ -627,6 +627,7 @@ def load_band_noise(source: str | Path) -> np.ndarray:
         from ..unmix.rank import (
             NOISE_PIXELS_PER_BAND,
             band_noise_std,
+            band_noise_variance,
             enough_for_band_noise,
             estimate_noise,
         )
@@ -639,7 +640,7 @@ def load_band_noise(source: str | Path) -> np.ndarray:
             need = NOISE_PIXELS_PER_BAND * n_good
             raise in_file(path, f"{Y.shape[0]} valid pixels in the rows sampled for {n_good} good bands; expected at "
                                 f"least {need} pixels and 2 good bands to estimate its noise per band")
-        var = np.diag(estimate_noise(Y)[1])
+        var = band_noise_variance(Y, estimate_noise(Y)[1])
         good_std = band_noise_std(var) if np.isfinite(var).all() else None
         if good_std is None:
             raise in_file(path, "no noise found in any band (a noise-free or constant scene); expected a scene "

@@ -54,7 +54,7 @@ from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
-from ..rank import enough_for_band_noise, weights_from_noise
+from ..rank import band_noise_variance, enough_for_band_noise, weights_from_noise
 from . import data as D
 from .features import BASES, n_features, subspace_features
 from .guard import calibrate, guarded
@@ -273,7 +273,7 @@ class HybridSTU:
         else:  # the scene's own noise: its SNR and its per-band variance, from one estimate
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
-            band_noise = np.diag(noise[2]).astype(np.float64)
+            band_noise = band_noise_variance(noise[0], noise[2])
         # the bands' weights (1 / noise std) and the training noise's relative std per band
         band_std = weights = None
         if self.snr_db is None and self.noise_profile == "scene" and enough_for_band_noise(*Y.shape):
