@@ -790,3 +790,20 @@ def test_band_weights_weigh_an_inversion_by_each_bands_noise(run_cli, tmp_path):
         code, _, err = run_cli("unmix", path, "-p", "3", *extra, "--out", bad, "--no-figures")
         assert code == 2 and "--band-weights" in err and len(err.strip().splitlines()) == 1, err
         assert not bad.exists()
+
+
+def test_run_json_parameters_record_the_band_weights_asked_for(run_cli, scene_file, tmp_path):
+    # run.json's band_weights (null) could not tell "--band-weights none" from noise too white to
+    # weigh, and the parameters left the choice out: the Python API's run had no trace of it
+    from unmixgen.workflows import unmix_scene
+
+    path, s = scene_file
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    for extra, want in ((("-p", "3", "--band-weights", "none"), "none"), (("-p", "3"), None),
+                        (("--endmembers-file", tmp_path / "E.npz", "--band-weights", "noise"), "noise")):
+        out = tmp_path / f"run-{want}"
+        code, _, err = run_cli("unmix", path, *extra, "--out", out, "--no-figures")
+        assert code == 0, err
+        assert json.loads((out / "run.json").read_text())["parameters"]["band_weights"] == want
+    record = unmix_scene(path, tmp_path / "api", n_endmembers=3, band_weights="none", figures=False)
+    assert record["parameters"]["band_weights"] == "none"

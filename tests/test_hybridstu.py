@@ -671,5 +671,7 @@ def test_a_model_folder_with_bad_band_weights_is_refused(fitted, tmp_path, bad):
 
 
 def test_noise_profile_is_checked():
-    with pytest.raises(ParameterError, match="noise_profile"):
-        small(noise_profile="pink").check_params()
+    # an array (a noise profile itself) failed with numpy's "truth value ... is ambiguous"
+    for bad in ("pink", np.ones(BANDS)):
+        with pytest.raises(ParameterError, match="noise_profile"):
+            small(noise_profile=bad).check_params()

@@ -508,3 +508,21 @@ def test_weighted_inversion_by_blocks_is_least_squares_on_weighted_pixels(monkey
     np.testing.assert_array_equal(invert_weighted(Y, E * w, "fcls", w), fcls(Y * w, E * w))
     np.testing.assert_array_equal(invert_weighted(Y, E, "fcls", None), fcls(Y, E))
     assert invert_weighted(Y[:0], E * w, "fcls", w).shape == (0, 3)
+
+
+def test_invert_scene_refuses_a_band_selection_that_takes_bad_bands_holding_nan():
+    # a selection over the scene's bad bands (bands=covered, not covered & good_bands) took
+    # their NaN fill into every valid pixel: all abundances NaN, without a word
+    rng = np.random.default_rng(8)
+    E = rng.random((3, 12)).astype(np.float32) + 0.1
+    cube = mixed_pixels(rng, E, 5 * 7).reshape(5, 7, 12)
+    good = np.ones(12, bool)
+    good[[3, 4]] = False
+    filled = cube.copy()
+    filled[..., 3] = np.nan
+    for all_bands in (np.ones(12, bool), np.r_[np.ones(11, bool), False]):
+        with pytest.raises(InputError, match=r"^bands: selects band 4 that the scene flags bad .*NaN"):
+            invert_scene(Scene(filled, good_bands=good), E, bands=all_bands, progress=False, tile_size=4)
+    # a flagged band that holds numbers may be selected on purpose, and is used
+    got = invert_scene(Scene(cube, good_bands=good), E, bands=np.ones(12, bool), progress=False, tile_size=4)
+    np.testing.assert_allclose(got, invert_scene(Scene(cube), E, progress=False), atol=1e-6)

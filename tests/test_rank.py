@@ -178,3 +178,15 @@ def test_noise_summary_needs_four_pixels_a_band():
     Y = np.random.default_rng(0).random((30, 10))
     assert noise_summary(Y) == {"snr_db": None, "noise_std_spread": None, "noise_std_max_min": None,
                                 "bands_weighted": False, "derived_bands": []}
+
+
+def test_band_weights_option_names_the_parameter_for_any_bad_value():
+    # an array of weights (what invert_scene takes) failed with numpy's "truth value of an
+    # array is ambiguous" in unmix_scene / refine_result instead of naming band_weights
+    from unmixgen.errors import ParameterError
+    from unmixgen.unmix.rank import band_weights_option
+
+    assert band_weights_option("noise") == "noise" and band_weights_option("none") is None
+    for bad in ("Noise", np.ones(3), 1.0):
+        with pytest.raises(ParameterError, match="band_weights"):
+            band_weights_option(bad)

@@ -700,3 +700,11 @@ def test_the_weighted_spectra_representation_shows_the_prior_real_spectra():
     np.testing.assert_allclose(weighted.rep.from_grid(x, bright, srf), prior.rep.from_grid(x, bright, srf) * w,
                                rtol=1e-6)
     assert weighted.alphas_cumprod is prior.alphas_cumprod  # everything else is the prior's
+
+
+def test_refine_names_band_weights_given_as_an_array():
+    # invert_scene takes weights as an array; refine takes "noise" or None, and an array failed
+    # with numpy's "truth value of an array is ambiguous" instead of naming the parameter
+    Y, E, A, _ = coloured_scene()
+    with pytest.raises(ParameterError, match="band_weights"):
+        refine(Y, E, A, abundance_prior=None, band_weights=np.ones(Y.shape[-1], np.float32))

@@ -249,3 +249,25 @@ def test_valid_pixels_checks_a_given_mask_once(monkeypatch):
     bad[1, 2, 0] = np.nan
     with pytest.raises(InputError, match="NaN/Inf"):
         Scene(bad, mask=np.ones((4, 5), bool)).valid_pixels()
+
+
+def test_row_sample_gives_about_n_valid_pixels_of_a_scene_with_nodata():
+    # rows were spaced for n pixels of every row: a scene framed by nodata (a cropped field, an
+    # orthorectified swath) gave a fraction of n, or none at all when the rows missed its valid
+    # part, and the per-band noise estimate (info --noise, --band-weights, --band-noise) then
+    # said "too few pixels" of a scene with plenty
+    rng = np.random.default_rng(0)
+    cube = (rng.random((200, 400, 8)) + 0.1).astype(np.float32)
+    framed = cube.copy()
+    framed[:50] = np.nan
+    framed[150:] = np.nan
+    strip = cube.copy()
+    strip[:, 40:] = np.nan
+    for data, n in ((framed, 800), (framed, 4000), (strip, 2000)):
+        scene = Scene(data)
+        Y = scene.row_sample(n)
+        assert 0.5 * n <= len(Y) <= 2 * n and np.isfinite(Y).all(), (n, len(Y))
+    whole = Scene(cube)  # every pixel valid: the same evenly spaced rows as before
+    rows = np.unique(np.linspace(0, 199, 10).round().astype(int))
+    np.testing.assert_array_equal(whole.row_sample(4000), cube[rows].reshape(-1, 8))
+    assert len(Scene(np.full((4, 5, 3), np.nan, np.float32)).row_sample()) == 0

@@ -597,3 +597,24 @@ def test_band_noise_of_a_scene_skips_its_bad_bands(tmp_path):
     keep = np.flatnonzero(good)
     ratio = (std[keep] / std[keep][0]) / (profile[keep] / profile[keep][0])
     assert np.all((ratio > 0.7) & (ratio < 1.4))
+
+
+def test_band_noise_csv_refuses_unlabelled_columns_and_reads_a_byte_order_mark(tmp_path):
+    # a headerless wavelength,std CSV took the wavelengths as the noise profile (silently: they
+    # are positive); a CSV saved by Excel ("CSV UTF-8") starts with a byte-order mark, which made
+    # the noise_std header, or the first number, unreadable
+    from unmixgen.runs.sources import load_band_noise
+
+    wl = np.linspace(450.0, 900.0, BANDS)
+    std = np.geomspace(1.0, 20.0, BANDS)
+    two = tmp_path / "two.csv"
+    two.write_text("\n".join(f"{a},{b}" for a, b in zip(wl, std, strict=True)) + "\n")
+    with pytest.raises(InputError, match=r"two\.csv: .*2 values.*noise_std"):
+        load_band_noise(two)
+    for name, text in (("header.csv", "noise_std\n"), ("numbers.csv", "")):
+        path = tmp_path / name
+        path.write_text(text + "\n".join(f"{v:.6f}" for v in std) + "\n", encoding="utf-8-sig")
+        np.testing.assert_allclose(load_band_noise(path), std, rtol=1e-5)
+    sensor = tmp_path / "sensor.csv"
+    sensor.write_text("centre,fwhm\n" + "\n".join(f"{c},10" for c in wl) + "\n", encoding="utf-8-sig")
+    np.testing.assert_allclose(load_sensor(sensor)[0], wl)

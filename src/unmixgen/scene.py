@@ -374,10 +374,17 @@ class Scene:
 
     def row_sample(self, n: int = 20_000) -> np.ndarray:
         """About ``n`` valid pixels ``(N, bands)`` float32 of evenly spaced whole rows, read row by
-        row (the cube is not loaded): a sample for statistics such as a noise estimate."""
+        row (the cube is not loaded): a sample for statistics such as a noise estimate. The rows
+        are spaced over those with valid pixels, as many as hold about ``n`` of them (a scene
+        framed by nodata gets its ``n`` too)."""
         mask = self.mask
-        n_rows = max(1, min(self.rows, -(-int(n) // max(1, self.cols))))
-        rows = np.unique(np.linspace(0, self.rows - 1, n_rows).round().astype(int))
+        counts = mask.sum(axis=1)
+        candidates = np.flatnonzero(counts)
+        if not candidates.size:
+            return np.zeros((0, self.bands), np.float32)
+        per_row = float(counts[candidates].mean())  # the number of columns when every pixel is valid
+        n_rows = max(1, min(candidates.size, int(np.ceil(int(n) / per_row))))
+        rows = candidates[np.unique(np.linspace(0, candidates.size - 1, n_rows).round().astype(int))]
         parts = [np.asarray(self.read(slice(r, r + 1), slice(None))[0][mask[r]], np.float32) for r in rows]
         return np.concatenate(parts) if parts else np.zeros((0, self.bands), np.float32)
 

@@ -446,8 +446,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     if rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
     check_mixing(mixing)
-    if band_weights not in (None, "noise"):
-        raise ParameterError("band_weights", band_weights, "expected 'noise' or None")
+    if band_weights is not None and not (isinstance(band_weights, str) and band_weights == "noise"):
+        # an array (weights themselves) is refused by name, not by numpy's ambiguous truth value
+        shown = f"{np.size(band_weights)} values" if np.ndim(band_weights) else band_weights
+        raise ParameterError("band_weights", shown, "expected 'noise' or None")
     check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
     check_range("eta", eta, low=0, high=1)
     if lam is not None:

@@ -439,7 +439,7 @@ def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | Non
 
 def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # -sig: a byte-order mark
             rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
     except OSError as exc:
         raise in_file(path, f"cannot read ({exc.strerror})") from None
@@ -652,7 +652,9 @@ def load_band_noise(source: str | Path) -> np.ndarray:
 
 def _band_noise_csv(path: Path) -> np.ndarray:
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") would make the header, or the first
+        # number, unreadable
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
             rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
     except OSError as exc:
         raise in_file(path, f"cannot read ({exc.strerror})") from None
@@ -666,6 +668,12 @@ def _band_noise_csv(path: Path) -> np.ndarray:
                 raise in_file(path, f"header {rows[0]} has no noise_std column; expected one noise std per band") \
                     from None
             col, rows = header.index("noise_std"), rows[1:]
+        else:
+            wide = next((i for i, r in enumerate(rows, start=1) if len([v for v in r if v.strip()]) > 1), None)
+            if wide is not None:  # wavelength,std without a header: the first column is not the noise
+                raise in_file(path, f"row {wide} holds {len([v for v in rows[wide - 1] if v.strip()])} values; "
+                                    "expected one noise std per row, or a header naming the noise_std column "
+                                    "(e.g. wavelength_nm,noise_std)")
     try:
         std = np.array([float(r[col]) for r in rows], np.float64)
     except (ValueError, IndexError) as exc:

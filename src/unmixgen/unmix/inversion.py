@@ -656,8 +656,22 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
             return invert(Yt if w is None else Yt * w, E_use, method, **kw)
     p = E.shape[0]
     all_good = bool(good.all())
+    # bands the selection takes although the scene flags them bad: they may hold NaN fill, which
+    # would make every valid pixel's abundances NaN
+    flagged = np.flatnonzero(good & ~scene.good_bands)
+
+    def require_finite(data, mask):
+        bad = ~np.isfinite(data[..., flagged][mask]).all(axis=0)
+        if bad.any():
+            which = flagged[bad] + 1
+            raise InputError(f"bands: selects band{'s' if which.size > 1 else ''} "
+                             f"{', '.join(map(str, which[:5]))}{' ...' if which.size > 5 else ''} that the scene "
+                             f"flags bad and that hold{'' if which.size > 1 else 's'} NaN/Inf in valid pixels; "
+                             "expected a selection within its good bands (e.g. bands & scene.good_bands)")
 
     def tile_abundances(data, mask):
+        if flagged.size:
+            require_finite(data, mask)
         if mask.all() and all_good and not with_brightness:  # no copy: the tile's own pixels, as (N, bands)
             return solve(data.reshape(-1, data.shape[-1])).reshape(mask.shape + (p,))
         Yt = data[mask]

@@ -187,8 +187,9 @@ def enough_for_band_noise(n_pixels: int, bands: int) -> bool:
 def band_weights_option(value: str | None) -> str | None:
     """The ``--band-weights`` option as the library takes it: ``"noise"`` -> ``"noise"``,
     ``"none"`` -> None; `ParameterError` for anything else (``band_weights``)."""
-    if value not in BAND_WEIGHTS:
-        raise ParameterError("band_weights", value, f"expected {' or '.join(BAND_WEIGHTS)}")
+    if not isinstance(value, str) or value not in BAND_WEIGHTS:  # an array: `in` would compare it elementwise
+        shown = f"{np.size(value)} values" if np.ndim(value) else value
+        raise ParameterError("band_weights", shown, f"expected {' or '.join(BAND_WEIGHTS)}")
     return None if value == "none" else value
 
 

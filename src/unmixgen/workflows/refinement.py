@@ -192,6 +192,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         from ..refine.mixing import check_mixing
 
         check_mixing(options["mixing"])
+    asked_weights = options.get("band_weights")  # "noise", "none" or None, as run.json records it
     if options.get("band_weights") is None:  # None: the default (weighted where the noise differs between bands)
         options.pop("band_weights", None)
     else:
@@ -236,7 +237,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
                                    "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
-                                   **options}, seed=seed)
+                                   # "none" as asked: null could not be told from noise too white to weigh
+                                   **options, **({"band_weights": asked_weights} if asked_weights else {})},
+                        seed=seed)
     # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
     good = np.asarray(scene.good_bands, bool)
     pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)

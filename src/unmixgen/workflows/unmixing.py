@@ -64,6 +64,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
         if method not in BLIND and method not in INVERTERS:
             raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
+    asked_weights = band_weights  # "noise", "none" or None (the method's default), for run.json
     if band_weights is not None:
         from ..unmix.rank import band_weights_option
 
@@ -87,6 +88,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths))
     scene.require_valid()
     params: dict[str, Any] = {"scene": str(scene_path), "seed": seed}
+    if not hybrid:  # run.json's band_weights (null) alone cannot tell "none" from noise too white to weigh
+        params["band_weights"] = asked_weights
     if hybrid:
         timings["read"] = time.perf_counter() - t
         options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("device", device)) if v is not None}

@@ -180,8 +180,9 @@ class HybridSTU:
         check_k(self.k)
         if self.front not in FRONTS:
             raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
-        if self.noise_profile not in NOISE_PROFILES:
-            raise ParameterError("noise_profile", self.noise_profile, f"expected one of {', '.join(NOISE_PROFILES)}")
+        if not isinstance(self.noise_profile, str) or self.noise_profile not in NOISE_PROFILES:
+            shown = f"{np.size(self.noise_profile)} values" if np.ndim(self.noise_profile) else self.noise_profile
+            raise ParameterError("noise_profile", shown, f"expected one of {', '.join(NOISE_PROFILES)}")
         if self.scaling not in D.SCALINGS:
             raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
         if self.base not in ("auto", *BASES):
