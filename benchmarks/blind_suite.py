@@ -64,6 +64,7 @@ class Case:
     seed: int = 0
     noise: str = "flat"  # or "sensor": spread over the bands like a sensor's (semiblind.sensor_noise_profile)
     derived: str = ""  # "duplicate", "interpolated" or "constant": bands a producer made from others (`derive_bands`)
+    outliers: str = ""  # "saturated" or "spikes": a quarter of a percent of pixels that are no mixture (`add_outliers`)
 
 
 P = "proc"
@@ -122,6 +123,21 @@ SENSOR += (
     Case("n08", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
          regions=8, seed=3, noise="sensor", derived="constant"),
 )
+#: outlier cases: suite scenes (s01, s01, s10, s14, s03, n02) with 0.25 % of their pixels saturated (flat at
+#: the scene's maximum) or spiked (three bands x5), as detectors, glints and cosmic hits leave them; the
+#: RMSE counts those pixels against their mixtures' truth; run with --scenes o01,...,o06
+OUTLIERS = (
+    Case("o01", P, ("vegetation", "soil", "asphalt"), 224, 30, seed=1, outliers="saturated"),
+    Case("o02", P, ("vegetation", "soil", "asphalt"), 224, 30, seed=1, outliers="spikes"),
+    Case("o03", U, (2, 4, 8, 11), 224, 20, seed=10, outliers="saturated"),
+    Case("o04", P, ("vegetation", "soil", "asphalt", "roof"), 211, 30, variability=0.2, seed=14,
+         outliers="saturated"),
+    Case("o05", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 150, 25, max_abundance=0.7,
+         regions=8, seed=3, outliers="spikes"),
+    Case("o06", P, ("vegetation", "soil", "water", "asphalt"), 211, 30, max_abundance=0.8, seed=2, noise="sensor",
+         outliers="spikes"),
+)
+SENSOR += OUTLIERS
 REAL_SCENES = ("samson", "jasper")
 #: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
 SPEED = (
@@ -194,7 +210,24 @@ def build_scene(case: Case):
                    names=names, seed=case.seed)[0]
     if case.derived:
         sim.cube = derive_bands(sim.cube, case.derived)
+    if case.outliers:
+        sim.cube = add_outliers(sim.cube, case.outliers, case.seed)
     return sim.to_scene(name=case.name)
+
+
+def add_outliers(cube: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    """``cube (rows, cols, B)`` with a quarter of a percent of its pixels (at least one) no mixture:
+    flat at the cube's maximum (``"saturated"``) or with three random bands five times as bright
+    (``"spikes"``)."""
+    rng = np.random.default_rng([seed, 99])
+    cube = cube.copy()
+    flat = cube.reshape(-1, cube.shape[-1])
+    for i in rng.choice(len(flat), max(1, len(flat) // 400), replace=False):
+        if kind == "saturated":
+            flat[i] = cube.max()
+        else:
+            flat[i, rng.choice(flat.shape[1], 3, replace=False)] *= 5
+    return cube
 
 
 def derive_bands(cube: np.ndarray, kind: str) -> np.ndarray:
@@ -216,7 +249,8 @@ def describe(case: Case) -> str:
     extra = [f"sparse{case.sparse}" if case.sparse else "", f"regions{case.regions}" if case.regions else "",
              f"var{case.variability:g}" if case.variability else "", "dark" if
              ("shade" in case.members or "water" in case.members) else "",
-             "sensor-noise" if case.noise == "sensor" else "", case.derived and f"{case.derived}-bands"]
+             "sensor-noise" if case.noise == "sensor" else "", case.derived and f"{case.derived}-bands",
+             case.outliers and f"{case.outliers}-pixels"]
     return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
             f"{purity} " + " ".join(e for e in extra if e))
 

@@ -31,14 +31,17 @@ also fits scenes without pure pixels). Both run with their own defaults except
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .archetypal import ArchetypalAnalysis
 from .base import BlindUnmixer
+from .inversion import invert_weighted
 from .minvol import FIT_PIXELS, MinVolNMF
-from .params import NONE, Constraint, Interval, Options, TorchDevice
+from .outliers import gross_outliers
+from .params import NONE, Constraint, InstanceOf, Interval, Options, TorchDevice
 from .preprocessing import brightness_ratio, second_moments, weighted_moments
 from .rank import band_noise_weights
 
@@ -78,6 +81,10 @@ class AutoUnmixer(BlindUnmixer):
         ``"noise"``: the brightness test and `MinVolNMF` weigh each band by ``1 / its
         estimated noise std`` when it differs between bands (module docstring); None:
         every band alike.
+    screen_outliers : bool
+        Leave the pixels no mixture of ``p`` materials comes near (saturated, glints, spikes;
+        `outliers.gross_outliers`) out of the test and the fit; their abundances are then
+        inverted on the fitted endmembers, as `transform` would. ``info_["outliers"]`` counts them.
 
     Attributes
     ----------
@@ -95,17 +102,19 @@ class AutoUnmixer(BlindUnmixer):
         "device": [TorchDevice()],
         "fit_pixels": [NONE, Interval(integer=True, low=1)],
         "band_weights": [NONE, Options(("noise",))],
+        "screen_outliers": [InstanceOf(bool, "True or False")],
     }
 
     def __init__(self, n_endmembers: int | str = "auto", *, seed: int = 0, brightness_excess: float = 2.0,
                  n_restarts: int = 8, device: str = "cpu", fit_pixels: int | None = FIT_PIXELS,
-                 band_weights: str | None = "noise"):
+                 band_weights: str | None = "noise", screen_outliers: bool = True):
         super().__init__(n_endmembers, seed=seed)
         self.brightness_excess = brightness_excess
         self.n_restarts = n_restarts
         self.device = device
         self.fit_pixels = fit_pixels
         self.band_weights = band_weights
+        self.screen_outliers = screen_outliers
 
     def _transform_method(self) -> str:
         return self._fitted("chosen_")._transform_method()
@@ -118,21 +127,42 @@ class AutoUnmixer(BlindUnmixer):
         # one pass over every pixel for the test and mvnmf's pure-pixel clusters; no weighted
         # copy of the pixels, here or in mvnmf
         moments = second_moments(Y)
-        excess = brightness_excess(Y, p, w, moments)
+        flagged = gross_outliers(Y, p, w, weighted_moments(moments, w)[0]) if self.screen_outliers else None
+        if flagged is not None and self.band_weights == "noise":
+            # a spike raises its bands' noise estimate: the weights again without the outliers
+            w = band_noise_weights(Y[~flagged], seed=self.seed)
+            flagged = gross_outliers(Y, p, w)
+        Y_fit = Y
+        if flagged is not None:
+            Y_fit = np.ascontiguousarray(Y[~flagged])
+            moments = second_moments(Y_fit)
+        excess = brightness_excess(Y_fit, p, w, moments)
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
         extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
         chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
         if cls is ArchetypalAnalysis:
             w = None
-            E, A, info = chosen._fit_pixels(Y, p, rng)
+            E, A, info = chosen._fit_pixels(Y_fit, p, rng)
         else:
-            E, A, info = chosen._fit_pixels(Y, p, rng, weights=w, moments=weighted_moments(moments, w))
+            E, A, info = chosen._fit_pixels(Y_fit, p, rng, weights=w, moments=weighted_moments(moments, w))
         self.band_weights_ = w
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen
+        if flagged is not None:  # the outliers' abundances as `transform` gives them
+            A_all = np.empty((len(Y), p), np.float32)
+            A_all[~flagged] = A
+            E_w = E if w is None else E * w
+            A_all[flagged] = chosen._transform_finish(invert_weighted(Y[flagged], E_w, chosen._transform_method(), w))
+            A = A_all
         out: dict[str, Any] = dict(info)
         out["chosen"] = cls.name
         out["band_weights"] = None if w is None else {"noise_std_range": float(w.max() / w.min())}
         out["selection"] = {"brightness_excess": excess, "threshold": float(self.brightness_excess),
                             "chosen": cls.name}
+        out["outliers"] = {"screened": bool(self.screen_outliers),
+                           "pixels": 0 if flagged is None else int(flagged.sum())}
+        if flagged is not None:
+            warnings.warn(f"auto: {int(flagged.sum())} of {len(Y)} pixels are no mixture of {p} materials (saturated, "
+                          "glints, spikes?) and were left out of the fit; their abundances are inverted on the "
+                          "fitted endmembers", UserWarning, stacklevel=3)
         return E, A, out

@@ -1,0 +1,115 @@
+"""Gross outlier pixels (saturated, spikes) are found and kept out of the blind default's fit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spectra_fixture import smooth_spectra
+from unmixgen.errors import ConvergenceWarning, ParameterError
+from unmixgen.scene import Scene
+from unmixgen.unmix.outliers import gross_outliers, outlier_scores
+from unmixgen.unmix.registry import make_method
+
+ROWS, COLS, BANDS, P = 40, 50, 80, 3
+
+
+def _mixtures(seed: int = 0, snr_db: float = 30.0, scale: float = 0.0):
+    """Dirichlet mixtures ``(N, BANDS)`` of ``P`` smooth spectra with white noise at ``snr_db``;
+    ``scale``: std of a log-normal brightness per pixel. Returns (Y float32, E, A)."""
+    rng = np.random.default_rng(seed)
+    E = smooth_spectra(P, BANDS, rng).astype(np.float32)
+    A = rng.dirichlet(np.full(P, 0.6), ROWS * COLS).astype(np.float32)
+    X = A @ E
+    if scale:
+        X = X * np.exp(scale * rng.standard_normal((len(X), 1)))
+    sigma = np.sqrt(np.mean(X**2) / 10 ** (snr_db / 10))
+    return (X + sigma * rng.standard_normal(X.shape)).astype(np.float32), E, A
+
+
+def _corrupt(Y: np.ndarray, kind: str, n: int = 8, seed: int = 1):
+    """``Y`` with ``n`` pixels saturated (flat at the scene's maximum) or spiked (three bands x5)."""
+    rng = np.random.default_rng(seed)
+    Y = Y.copy()
+    idx = rng.choice(len(Y), n, replace=False)
+    for i in idx:
+        if kind == "saturated":
+            Y[i] = Y.max()
+        else:
+            Y[i, rng.choice(BANDS, 3, replace=False)] *= 5
+    bad = np.zeros(len(Y), bool)
+    bad[idx] = True
+    return Y, bad
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.3])
+def test_clean_mixtures_have_no_outliers_also_with_brightness_variation(scale):
+    Y, _, _ = _mixtures(scale=scale)
+    assert gross_outliers(Y, P) is None
+    scores, threshold, leverage = outlier_scores(Y, P)
+    assert abs(np.median(scores) - 1) < 1e-9 and scores.max() < threshold
+    assert leverage.max() < 0.05 and abs(leverage.sum() - P) < 1e-6  # the shares sum to one per direction
+
+
+@pytest.mark.parametrize("kind", ["saturated", "spikes"])
+def test_saturated_and_spiked_pixels_are_found_and_nothing_else(kind):
+    Y, bad = _corrupt(_mixtures()[0], kind)
+    np.testing.assert_array_equal(gross_outliers(Y, P), bad)
+
+
+def test_a_material_in_a_few_pure_pixels_is_not_an_outlier():
+    # the bulk mixes two of the three materials; the third is pure in 3 pixels only
+    Y, E, A = _mixtures()
+    A = A.copy()
+    A[:, 2] = 0
+    A /= A.sum(1, keepdims=True)
+    A[:3] = [0, 0, 1]
+    rng = np.random.default_rng(5)
+    Y = (A @ E + 0.003 * rng.standard_normal(Y.shape)).astype(np.float32)
+    assert gross_outliers(Y, P) is None
+
+
+def test_the_weighted_scores_are_those_of_the_weighted_pixels():
+    Y, bad = _corrupt(_mixtures()[0], "spikes")
+    w = np.linspace(0.5, 2.0, BANDS).astype(np.float32)
+    s_w, t_w, _ = outlier_scores(Y, P, weights=w)
+    s, t, _ = outlier_scores(Y * w, P)
+    np.testing.assert_allclose(s_w, s, rtol=1e-5)  # Y * w rounded to float32
+    assert t_w == pytest.approx(t, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["saturated", "spikes"])
+def test_the_blind_default_fits_around_the_outliers(kind):
+    from unmixgen.evaluate.unmixing import evaluate
+
+    Y0, E, A = _mixtures(seed=3)
+    Y, bad = _corrupt(Y0, kind)
+    scene = Scene(Y.reshape(ROWS, COLS, BANDS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clean = make_method("auto", P, seed=0).fit(Scene(Y0.reshape(ROWS, COLS, BANDS)))
+        with pytest.warns(UserWarning, match=f"{int(bad.sum())} of {ROWS * COLS} pixels .* left out of the fit"):
+            screened = make_method("auto", P, seed=0).fit(scene)
+        plain = make_method("auto", P, seed=0, screen_outliers=False).fit(scene)
+    assert screened.info_["outliers"] == {"screened": True, "pixels": int(bad.sum())}
+    assert plain.info_["outliers"] == {"screened": False, "pixels": 0}
+    assert clean.info_["outliers"]["pixels"] == 0
+
+    def sad(m):
+        return evaluate(endmembers=m.endmembers_, abundances=m.abundances_, ref_endmembers=E,
+                        ref_abundances=A.reshape(ROWS, COLS, P))["sad_deg_mean"]
+
+    assert sad(screened) < sad(clean) + 0.1
+    if kind == "saturated":  # the simplex reaches for them otherwise
+        assert sad(plain) > sad(clean) + 1.0
+    # the outliers' abundances are those transform gives them; the others the fit's own
+    A_s = screened.abundances_.reshape(-1, P)
+    np.testing.assert_allclose(A_s[bad], screened.transform(Y[bad]), atol=1e-5)
+    assert np.all(np.isfinite(A_s)) and np.allclose(A_s.sum(1), 1, atol=1e-4)
+
+
+def test_screen_outliers_must_be_a_bool():
+    with pytest.raises(ParameterError, match="screen_outliers"):
+        make_method("auto", P, screen_outliers="yes").fit(Scene(_mixtures()[0].reshape(ROWS, COLS, BANDS)))
