@@ -807,3 +807,30 @@ def test_run_json_parameters_record_the_band_weights_asked_for(run_cli, scene_fi
         assert json.loads((out / "run.json").read_text())["parameters"]["band_weights"] == want
     record = unmix_scene(path, tmp_path / "api", n_endmembers=3, band_weights="none", figures=False)
     assert record["parameters"]["band_weights"] == "none"
+
+
+def test_outliers_are_screened_out_of_the_blind_fit_unless_kept(run_cli, tmp_path):
+    """Saturated pixels: the default leaves them out of its fit and says how many in run.json;
+    --outliers keep fits them too (worse endmembers); a bad value, or one for another method,
+    is one line, exit 2."""
+    s = make_scene(rows=40, cols=45, p=3, snr_db=30, seed=4)
+    cube = s.load().copy()
+    flat = cube.reshape(-1, s.bands)
+    idx = np.random.default_rng(0).choice(len(flat), 6, replace=False)
+    flat[idx] = cube.max()
+    path = tmp_path / "saturated.npz"
+    write_scene(Scene(cube, wavelengths=s.wavelengths), path)
+    record = {}
+    for value in ("screen", "keep"):
+        out = tmp_path / value
+        code, _, err = run_cli("unmix", path, "-p", "3", "--outliers", value, "--out", out, "--no-figures")
+        assert code == 0, err
+        record[value] = json.loads((out / "run.json").read_text())
+        assert record[value]["parameters"]["outliers"] == value
+    assert record["screen"]["outliers"] == {"screened": True, "pixels": 6}
+    assert record["keep"]["outliers"] == {"screened": False, "pixels": 0}
+    for extra in (("--outliers", "drop"), ("--outliers", "keep", "-m", "vca")):
+        bad = tmp_path / "bad"
+        code, _, err = run_cli("unmix", path, "-p", "3", *extra, "--out", bad, "--no-figures")
+        assert code == 2 and "--outliers" in err and len(err.strip().splitlines()) == 1, err
+        assert not bad.exists()

@@ -10,13 +10,16 @@ from ..atomic import atomic_dir
 from ..errors import InputError
 from .semiblind import maps_source, unmix_hybridstu
 
+#: ``outliers`` of `unmix_scene`: the default blind method screens them out of its fit, or keeps them
+OUTLIERS = ("screen", "keep")
+
 
 def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | str | None = None,
                 endmembers_file: str | Path | None = None, method: str | None = None,
                 truth: str | Path | None = None, seed: int = 0, model: str | Path | None = None,
                 maps: str | None = None, max_minutes: float | None = None, device: str | None = None,
                 figures: bool = True, overwrite: bool = False, progress: bool = True,
-                band_weights: str | None = None) -> dict[str, Any]:
+                band_weights: str | None = None, outliers: str | None = None) -> dict[str, Any]:
     """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
 
     Exactly one way to get endmembers:
@@ -33,7 +36,9 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     blind method (`AutoUnmixer`, weighted by default) or an inverter (unweighted by default, the
     exact least-squares answer) weighs each band by ``1 / its noise std`` where the scene's
     noise differs between bands (`unmixgen.unmix.rank.band_noise_weights`).
-    ``progress``: HybridSTU's training progress bar. ``truth`` (a benchmark file or result
+    ``outliers`` (``"screen"`` or ``"keep"``; None: screen): whether the default blind method
+    leaves pixels no mixture comes near (saturated, glints, spikes) out of its fit
+    (`unmixgen.unmix.outliers`). ``progress``: HybridSTU's training progress bar. ``truth`` (a benchmark file or result
     folder) adds metrics to run.json. Returns the
     run record (also written as ``out/run.json``), with ``n_endmembers``.
     """
@@ -75,6 +80,13 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         options = {"band_weights": band_weights}
     else:
         options = {}
+    if outliers is not None:
+        if not isinstance(outliers, str) or outliers not in OUTLIERS:
+            raise ParameterError("outliers", outliers, f"expected {' or '.join(OUTLIERS)}")
+        if hybrid or endmembers_file is not None or (method or "auto") != "auto":
+            raise ParameterError("outliers", outliers, "applies to the default blind method (auto); the other "
+                                 "methods fit every pixel")
+        options["screen_outliers"] = outliers == "screen"
     if not hybrid and n_endmembers is None and endmembers_file is None:
         raise InputError("no endmembers asked for: expected a number of endmembers for blind unmixing (-p N or "
                          "-p auto; n_endmembers in Python) or given ones (--endmembers-file; endmembers_file)")
@@ -90,6 +102,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     params: dict[str, Any] = {"scene": str(scene_path), "seed": seed}
     if not hybrid:  # run.json's band_weights (null) alone cannot tell "none" from noise too white to weigh
         params["band_weights"] = asked_weights
+        params["outliers"] = outliers
     if hybrid:
         timings["read"] = time.perf_counter() - t
         options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("device", device)) if v is not None}
