@@ -37,6 +37,10 @@ TAIL_FACTOR = 8.0
 #: seen in three holds a third)
 MAX_LEVERAGE = 0.5
 
+#: the smallest typical residual energy the scores are taken against, relative to the pixels'
+#: mean energy (60 dB)
+RESIDUAL_FLOOR = 1e-6
+
 _CHUNK = 65536
 
 
@@ -92,8 +96,11 @@ def outlier_scores(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
             gram += X.T @ X
         gram /= max(n, 1)
     dof = bands - p
+    # residuals 60 dB below the pixels' energy are rounding, not noise: a noise-free scene has
+    # no outliers
+    floor = max(RESIDUAL_FLOOR * float(np.trace(gram)), 1e-300)
     r, lev = _residuals(Y, *_top(gram, p), w, n)
-    scores = r / max(float(np.median(r)), 1e-300)
+    scores = r / max(float(np.median(r)), floor)
     threshold = _threshold(scores, dof)
     first = (scores > threshold) | (lev > MAX_LEVERAGE)
     if not first.any():
@@ -102,7 +109,7 @@ def outlier_scores(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
     X = Y[first].astype(np.float64) * (1.0 if w is None else w)
     kept = n - int(first.sum())
     r, lev = _residuals(Y, *_top((gram * n - X.T @ X) / max(kept, 1), p), w, kept)
-    scores = r / max(float(np.median(r[~first])), 1e-300)
+    scores = r / max(float(np.median(r[~first])), floor)
     return scores, _threshold(scores[~first], dof), lev
 
 
