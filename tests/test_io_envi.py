@@ -631,3 +631,49 @@ def test_loaded_cube_is_c_ordered_so_valid_pixels_is_a_view(tmp_path, interleave
     assert np.shares_memory(Y, cube)
     np.testing.assert_array_equal(Y, stored.reshape(-1, 5))
     assert read_scene(hdr).read(slice(1, 4), slice(2, 9)).flags.c_contiguous  # a tile, as tilers take it
+
+
+# -- hunt 13: the CRS of a 'map info' on another datum or in other units, as GDAL (QGIS) reads it ---
+@pytest.mark.parametrize("map_info", [
+    "{UTM, 1, 1, 500000, 5800000, 30, 30, 10, North, North America 1983, units=Meters}",
+    "{UTM, 1, 1, 500000, 4200000, 30, 30, 11, North, North America 1927, units=Meters}",
+    "{Geographic Lat/Lon, 1, 1, -120, 45, 0.001, 0.001, North America 1983, units=Degrees}",
+    "{Geographic Lat/Lon, 1, 1, -120, 45, 0.001, 0.001, North America 1927, units=Degrees}",
+    "{UTM, 1, 1, 1640416.67, 19028871.4, 98.4, 98.4, 33, North, WGS-84, units=Feet}",
+])
+def test_map_info_datum_and_units_give_the_crs_gdal_reads(tmp_path, run_cli, map_info):
+    """A NAD83/NAD27 'map info' without a coordinate system string was read with no CRS (GDAL
+    and QGIS place it), so every output lost its place; one in feet was read as WGS 84 / UTM in
+    metres, so the outputs, written with that CRS, landed 3.3 times too far from the origin."""
+    import warnings
+
+    import rasterio
+    from rasterio.crs import CRS
+
+    hdr = write_envi(tmp_path, _stored("f4"), extra={"map info": map_info})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(tmp_path / "scene.img") as ds:
+            gdal_crs, gdal_transform = ds.crs, tuple(ds.transform)[:6]
+    scene = read_scene(hdr)
+    assert scene.crs is not None and CRS.from_user_input(scene.crs) == gdal_crs
+    np.testing.assert_allclose(scene.transform, gdal_transform)
+    # and the outputs carry it: ENVI as the input came, GeoTIFF too
+    for out in ("o.hdr", "o.tif"):
+        code, _, err = run_cli("convert", hdr, tmp_path / out)
+        assert code == 0, err
+        with rasterio.open(tmp_path / ("o.img" if out == "o.hdr" else out)) as ds:
+            assert ds.crs == gdal_crs, out
+            np.testing.assert_allclose(tuple(ds.transform)[:6], gdal_transform)
+
+
+def test_map_info_in_kilometres_or_unknown_units_is_not_read_as_metres(tmp_path):
+    from rasterio.crs import CRS
+
+    hdr = write_envi(tmp_path, _stored("f4"), extra={
+        "map info": "{UTM, 1, 1, 500, 5800, 0.03, 0.03, 33, North, WGS-84, units=Km}"})
+    crs = CRS.from_user_input(read_scene(hdr).crs)
+    assert crs.linear_units_factor[1] == 1000.0  # the same place as 500000 m, 5800000 m
+    hdr = write_envi(tmp_path, _stored("f4"), name="leagues", extra={
+        "map info": "{UTM, 1, 1, 500, 5800, 0.03, 0.03, 33, North, WGS-84, units=Leagues}"})
+    assert read_scene(hdr).crs is None  # no CRS rather than the wrong place

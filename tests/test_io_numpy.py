@@ -216,3 +216,28 @@ def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
                                              r"of overlap$"):
         read_scene(tmp_path / "s.npz", pixel_order="F")
     assert read_scene(tmp_path / "s.npz", overlap="sort").shape == scene.shape
+
+
+# -- hunt 13: georeferencing an .npz carries must be usable by every writer -----------------------
+def test_npz_crs_proj_does_not_know_is_refused_on_reading_not_after_unmixing(tmp_path, run_cli):
+    """A 'crs' no writer can use made `unmix` fail at the very end ("scene: CRS is not usable",
+    no file named) after all the work, and `info` showed it as if fine."""
+    np.savez(tmp_path / "c.npz", cube=scene_cube(), crs=np.array("UTM 33 north"),
+             transform=np.array(UTM33N_TRANSFORM))
+    with pytest.raises(InputError, match=r"c.npz: 'crs' = 'UTM 33 north' is not a coordinate reference system"):
+        read_scene(tmp_path / "c.npz")
+    code, _, err = run_cli("unmix", tmp_path / "c.npz", "-p", "2", "--method", "vca", "--out", tmp_path / "run",
+                           "--no-figures")
+    assert code == 2 and "c.npz" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "run").exists()
+    # WKT and EPSG codes stay as the file has them
+    np.savez(tmp_path / "ok.npz", cube=scene_cube(), crs=np.array("epsg:32633"), transform=np.array(UTM33N_TRANSFORM))
+    assert read_scene(tmp_path / "ok.npz").crs == "epsg:32633"
+
+
+def test_npz_transform_of_zero_area_is_refused(tmp_path):
+    """A transform whose pixels have no area places nothing; written to ENVI it gave a 'map info'
+    with pixel size 0 that unmixgen itself then refused to read."""
+    np.savez(tmp_path / "z.npz", cube=scene_cube(), crs=np.array("EPSG:32633"), transform=np.zeros(6))
+    with pytest.raises(InputError, match=r"z.npz: 'transform' .* zero area"):
+        read_scene(tmp_path / "z.npz")

@@ -554,3 +554,36 @@ def test_refine_weighs_the_bands_of_a_scene_whose_noise_differs_between_them(set
                            "--band-weights", "pink", "--out", bad, "--no-progress")
     assert code == 2 and "--band-weights pink" in err and len(err.strip().splitlines()) == 1
     assert not bad.exists()
+
+
+def test_refine_writes_its_uncertainty_maps_georeferenced_like_the_abundances(setup, run_cli, tmp_path):
+    """The std and 5 / 95 % quantile maps were only in result.npz: nothing of the posterior
+    spread opened in QGIS in the scene's place, though the abundances and brightness did."""
+    import rasterio
+
+    with np.load(setup["scene"]) as z:
+        Y = z["cube"].copy()
+    Y[3, 4] = np.nan
+    t = (30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0)
+    tif = tmp_path / "scene.tif"
+    write_scene(Scene(Y, wavelengths=WL, crs="EPSG:32633", transform=t), tif)
+    with np.load(setup["init"] / "result.npz") as z:
+        init = tmp_path / "init"
+        init.mkdir()
+        A0 = z["abundances"].copy()
+        A0[3, 4] = np.nan
+        save_result(init, Scene(Y, wavelengths=WL), endmembers=z["endmembers"], abundances=A0, figures=False)
+    out = tmp_path / "ref"
+    code, _, err = run_cli("refine", tif, "--init", init, "--abundance-prior", setup["p2"], "--samples", "3",
+                           "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    with np.load(out / "result.npz") as z:
+        arrays = {k: z[k] for k in ("abundances_std", "abundances_q05", "abundances_q95")}
+    for key, values in arrays.items():
+        with rasterio.open(out / f"{key}.tif") as ds:
+            assert ds.crs.to_epsg() == 32633 and np.allclose(tuple(ds.transform)[:6], t)
+            assert np.isnan(ds.nodata) and ds.descriptions == ("em1", "em2", "em3")
+            maps = np.moveaxis(ds.read(), 0, -1)
+        assert np.isnan(maps[3, 4]).all()  # the invalid pixel is nodata, not a spread of 0
+        valid = np.isfinite(Y).all(-1)
+        np.testing.assert_allclose(maps[valid], values[valid], rtol=1e-6)

@@ -67,7 +67,7 @@ def refine(
 ) -> None:
     """Refine an unmixing result by diffusion posterior sampling, with per-pixel uncertainty.
 
-    Writes result.npz with abundances (guarded posterior mean), abundances_std, abundances_q05, abundances_q95, endmembers_std, and uncertainty figures. Each refined pixel is kept only while its data fit stays within what the noise explains of the init's (a chi-square region with p-1 degrees of freedom); pixels outside are moved back towards the init to the region's edge (run.json says how many were kept whole). On noisy scenes the spectra prior first moves the init's endmembers within the pixels' plane, as far as the data cannot tell the difference (run.json: refine.endmember_pull).
+    Writes result.npz with abundances (guarded posterior mean), abundances_std, abundances_q05, abundances_q95, endmembers_std; the std and quantile maps also as rasters georeferenced like abundances.tif (abundances_std.tif, ...; ENVI for ENVI input); and uncertainty figures. Each refined pixel is kept only while its data fit stays within what the noise explains of the init's (a chi-square region with p-1 degrees of freedom); pixels outside are moved back towards the init to the region's edge (run.json says how many were kept whole). On noisy scenes the spectra prior first moves the init's endmembers within the pixels' plane, as far as the data cannot tell the difference (run.json: refine.endmember_pull).
 
     Example: unmixgen refine samson.mat --init runs/samson-fcls --samples 16 --steps 20 --out runs/samson-refined
     """

@@ -194,7 +194,11 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
     A ``rotation=`` turns the grid rigidly about the tie point, which keeps its map coordinates.
     GDAL (3.10) agrees for square pixels tied at (1, 1). With other tie points, GDAL offsets the
     origin as if unrotated, so the tie pixel lands elsewhere. With non-square pixels, GDAL's
-    steps are not a rotation. Both are checked in the tests."""
+    steps are not a rotation. Both are checked in the tests.
+
+    The CRS, without a ``coordinate system string``: UTM or Geographic Lat/Lon on WGS-84 (or no
+    datum named), North America 1983 or 1927, in the ``units=`` named (metres when none; feet,
+    US feet, km), as GDAL reads them; another datum or unit gives None, not a guess."""
     if len(items) < 7:
         raise in_file(hdr, f"'map info' has {len(items)} items; expected at least 7 "
                       "(projection, ref x, ref y, easting, northing, x size, y size)")
@@ -220,19 +224,31 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
     datum = next((x for x in extra if not x.lower().startswith("units")
                   and not x.replace(".", "").isdigit()
                   and x.lower() not in ("north", "south")), "")
-    wgs84 = datum.replace("-", "").replace(" ", "").lower() in ("wgs84", "")
-    if name == "utm" and len(extra) >= 2 and wgs84:
+    datum = _DATUMS.get(datum.replace("-", "").replace(" ", "").lower())  # None: one we do not know
+    units = next((x.split("=", 1)[1].strip().lower() for x in extra if x.lower().startswith("units")), None)
+    if name == "utm" and len(extra) >= 2 and datum:
+        linear = _LINEAR_UNITS.get("meters" if units is None else units)  # None: units we do not know
         try:
             zone = int(float(extra[0]))
             south = extra[1].strip().lower().startswith("s")
-            crs = _crs_wkt(f"EPSG:{(32700 if south else 32600) + zone}") if 1 <= zone <= 60 else None
+            crs = _crs_wkt(f"+proj=utm +zone={zone}{' +south' if south else ''} +datum={datum} +units={linear} "
+                           "+no_defs") if 1 <= zone <= 60 and linear else None
         except (ValueError, OverflowError):
             crs = None
         except Exception:  # noqa: BLE001 - rasterio's CRSError: an unknown CRS is no CRS
             crs = None
-    elif name.startswith("geographic") and wgs84:
-        crs = _crs_wkt("EPSG:4326")
+    elif name.startswith("geographic") and datum and (units is None or units.startswith("degree")):
+        crs = _crs_wkt(f"+proj=longlat +datum={datum} +no_defs")
     return (a, b, c, d, e, f), crs
+
+
+# datum names of 'map info' (spaces and dashes removed, lower case) -> PROJ datum: the ones GDAL
+# reads as such (no datum named is WGS 84); another datum gives no CRS, never a guessed one
+_DATUMS = {"": "WGS84", "wgs84": "WGS84", "northamerica1983": "NAD83", "nad83": "NAD83",
+           "northamerica1927": "NAD27", "nad27": "NAD27"}
+# 'map info' units= of a projected grid -> PROJ units (ENVI's "Feet" is GDAL's international foot)
+_LINEAR_UNITS = {"meters": "m", "metres": "m", "meter": "m", "metre": "m", "m": "m", "feet": "ft", "foot": "ft",
+                 "us feet": "us-ft", "us survey feet": "us-ft", "km": "km", "kilometers": "km", "kilometres": "km"}
 
 
 _WKT_ROOTS = {"PROJCS", "GEOGCS", "GEOCCS", "COMPD_CS", "LOCAL_CS", "PROJCRS", "GEOGCRS", "GEODCRS", "BOUNDCRS",

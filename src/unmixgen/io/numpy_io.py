@@ -30,7 +30,7 @@ from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity
 from ..wavelengths import to_nm
 from .bands import arrange
-from .checks import make_scene, quantity, reading, refuse_complex, require_regular_file
+from .checks import make_scene, quantity, quiet_gdal, reading, refuse_complex, require_regular_file
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
                  "endmembers", "abundances", "endmember_names", "wavelength_units", "units")
@@ -195,12 +195,17 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
         if c.dtype.kind not in "US" or c.size != 1:
             raise in_file(path, "'crs' is not one string; expected WKT or 'EPSG:n'")
         crs = str(c.reshape(-1)[0]) or None
+    if crs is not None:
+        _check_crs(crs, path)
     transform = None
     t = _numbers(extra, "transform", path)
     if t is not None:
         t = t.astype(np.float64).reshape(-1)
         if t.size not in (6, 9) or not np.all(np.isfinite(t[:6])):
             raise in_file(path, f"'transform' has {t.size} values; expected 6 finite numbers (a, b, c, d, e, f)")
+        if t[0] * t[4] - t[1] * t[3] == 0:  # a zero pixel size, or both axes along one line
+            raise in_file(path, f"'transform' {t[:6].tolist()} gives pixels of zero area; expected non-zero pixel "
+                                "sizes (a, b, c, d, e, f in rasterio order)")
         transform = tuple(t[:6])
     units = None
     if "units" in extra:
@@ -233,6 +238,19 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     if truth is not None:
         scene.attach_truth(truth)
     return scene
+
+
+def _check_crs(crs: str, path: Path) -> None:
+    """`InputError` unless PROJ knows ``crs`` (WKT, ``EPSG:n``, ...): every writer needs it, and a
+    CRS found unusable there fails a command after all its work."""
+    from rasterio.crs import CRS
+
+    try:
+        with quiet_gdal():
+            CRS.from_user_input(crs)
+    except Exception:  # noqa: BLE001 - rasterio's CRSError, PROJ's messages vary
+        raise in_file(path, f"'crs' = {crs[:80]!r} is not a coordinate reference system PROJ knows; expected WKT "
+                            "or 'EPSG:n'") from None
 
 
 def read(path: Path, *, overlap: str = "sort", **options) -> Scene:

@@ -5,6 +5,8 @@
                       spectra of the central 32 x 32 pixels' quarters, to tell the scene again), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
+    abundances_std.tif, abundances_q05.tif, abundances_q95.tif
+                      (refine) the posterior's per-pixel spread, written like the abundances
     brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
                       fractions of the pixel's brightness: `--method scaled`, HybridSTU on that
                       base); also ``brightness`` in result.npz

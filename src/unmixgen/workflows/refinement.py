@@ -157,7 +157,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     ``abundances_q95``, ``endmembers``, ``endmembers_std``, ``init_abundances``,
     ``init_endmembers`` and ``pixels_kept`` (``endmembers_std``: the samples' spread where they
     carry endmembers of their own, else the data's least-squares standard error; run.json's
-    ``refine.endmembers_std_from`` says which). An init of the scaled mixing model ``y = s a E``
+    ``refine.endmembers_std_from`` says which); the std and quantile maps are also written as
+    rasters like the abundances (`runs.folder.save_maps`). An init of the scaled mixing model ``y = s a E``
     (its result holds a per-pixel ``brightness``: `unmix --method scaled`, HybridSTU on that
     base) is refined on the pixels divided by that brightness, where the linear model holds,
     and its brightness is carried into ``out``; so is the brightness refine divides out itself
@@ -173,7 +174,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     from ..refine.posterior import refine
     from ..refine.schedule import timesteps
     from ..report.figures import plot_uncertainty
-    from ..runs.folder import load_result, run_record, save_result
+    from ..runs.folder import load_result, run_record, save_maps, save_result
 
     check_output_dir(out, overwrite, [scene_path, init])
     if rounds != "auto" and rounds is not None:
@@ -308,6 +309,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
                            "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
                            **({"brightness": brightness} if brightness is not None else {})})
+        # the posterior's spread per pixel, georeferenced like the abundances (NaN at invalid pixels)
+        for key in ("abundances_std", "abundances_q05", "abundances_q95"):
+            save_maps(tmp, scene, getattr(r, key), stem=key, names=names)
         if brightness is not None:
             from ..runs.folder import save_brightness
 
