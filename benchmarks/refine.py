@@ -102,12 +102,14 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
 
 
 def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
-                variability: float | None = None, noise: str = "flat", derived: str = "") -> tuple[np.ndarray, np.ndarray]:
+                variability: float | None = None, noise: str = "flat", derived: str = "", outliers: str = ""
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The suite's scene ``seed`` at ``snr`` dB: true maps (rows, cols, p) from rng 100 + seed
     (`procedural.abundance_maps` with ``maps``) and the float32 cube (rows, cols, bands) with
     noise from ``seed``, the same in every band (``noise="flat"``) or spread over the bands like
     a sensor's (``"sensor"``: `semiblind.sensor_noise_profile`); ``derived``: some bands made from
-    others as products do (`blind_suite.derive_bands`)."""
+    others as products do (`blind_suite.derive_bands`); ``outliers``: 0.25 % of the pixels saturated or spiked
+    (`blind_suite.add_outliers`)."""
     band_std = None
     if noise == "sensor":
         from semiblind import sensor_noise_profile
@@ -120,6 +122,10 @@ def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
         from blind_suite import derive_bands
 
         Y = derive_bands(Y, derived)
+    if outliers:
+        from blind_suite import add_outliers
+
+        Y = add_outliers(Y, outliers, seed)
     return At, Y
 
 
@@ -285,6 +291,9 @@ def main() -> None:
     ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
                     help="make some bands from others as products do (blind_suite.derive_bands): five copied from "
                          "their neighbour, five interpolated, or two dead bands filled with zeros")
+    ap.add_argument("--outliers", default="", choices=("", "saturated", "spikes"),
+                    help="0.25 %% of the pixels no mixture (blind_suite.add_outliers): flat at the scene's maximum, "
+                         "or three bands x5")
     ap.add_argument("--shape", default="",
                     help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
@@ -389,7 +398,7 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
             At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
-                                args.derived)
+                                args.derived, args.outliers)
             B = Y.shape[-1]
             blind = None
             for init in args.inits.split(","):

@@ -75,7 +75,7 @@ def sensor_noise_profile(wl: np.ndarray, seed: int) -> np.ndarray:
 
 
 def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default",
-               noise: str = "flat", derived: str = ""):
+               noise: str = "flat", derived: str = "", outliers: str = ""):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -111,6 +111,10 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
         from blind_suite import derive_bands
 
         sim.cube = derive_bands(sim.cube, derived)
+    if outliers:  # 0.25 % of the pixels saturated or spiked
+        from blind_suite import add_outliers
+
+        sim.cube = add_outliers(sim.cube, outliers, seed)
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
 
 
@@ -221,10 +225,12 @@ def suite_sim(args) -> None:
     for snr in args.snr:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived)
+                scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived,
+                                      args.outliers)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
                                                                          f" {args.maps}") + \
-                    ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "")
+                    ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "") + \
+                    (f" {args.outliers}" if args.outliers else "")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -470,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
                     help="sim suite: make some bands from others as products do (blind_suite.derive_bands): five "
                          "copied from their neighbour, five interpolated, or two dead bands filled with zeros")
+    ap.add_argument("--outliers", default="", choices=("", "saturated", "spikes"),
+                    help="sim suite: 0.25 %% of the pixels no mixture (blind_suite.add_outliers)")
     ap.add_argument("--noise-profile", default=None, choices=("scene", "white"),
                     help="HybridSTU's training noise profile (default: the estimator's)")
     ap.add_argument("--seeds", type=int, default=2)
