@@ -172,10 +172,11 @@ def mixing_label(record: dict) -> str:
     return m["model"] + ("" if x is None else f" ({x:.1f})") + (f", start {m['start']}" if "start" in m else "")
 
 
-def metrics(E, A, Et, At, Y, brightness=None) -> dict:
+def metrics(E, A, Et, At, Y, brightness=None, mask=None) -> dict:
+    """Metrics against the truth ``Et``, ``At``; ``mask`` (rows, cols): only those pixels."""
     perm = match_endmembers(E, Et, by="sad")
     m = evaluate(endmembers=E[perm], abundances=A[..., perm], ref_endmembers=Et, ref_abundances=At, cube=Y,
-                 brightness=brightness)
+                 brightness=brightness, mask=mask)
     return {k: m.get(k) for k in ("abundance_rmse_percent", "sad_deg_mean", "sre_db", "psnr_db")}, perm
 
 
@@ -400,6 +401,12 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
             At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
                                 args.derived, args.outliers)
             B = Y.shape[-1]
+            # with outliers the metrics count the other pixels: an outlier's own abundances are no mixture's
+            keep = None
+            if args.outliers:
+                clean = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
+                                    args.derived)[1]
+                keep = ~np.any(Y != clean, axis=-1)
             blind = None
             for init in args.inits.split(","):
                 if init in ("auto", "stu") and blind is None:
@@ -413,7 +420,7 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
                 else:
                     E0 = vca(Y.reshape(-1, B), p, seed=seed)[1] if init == "vca+fcls" else em.spectra
                     A0 = fcls(Y.reshape(-1, B), E0).reshape(*Y.shape[:2], p)
-                m0, perm = metrics(E0, A0, em.spectra, At, Y)
+                m0, perm = metrics(E0, A0, em.spectra, At, Y, mask=keep)
                 t = time.perf_counter()
                 # as `unmixgen refine` does: extracted endmembers were fitted to these pixels
                 by_init = {"rounds": 1 if init == "true-E fcls" else None} if rounds_by_init else {}
@@ -421,8 +428,9 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,
                            samples=args.samples, steps=args.steps, seed=seed, **opts, **by_init)
                 sec = time.perf_counter() - t
-                m1, perm1 = metrics(r.endmembers, r.abundances, em.spectra, At, Y, r.brightness)
-                c = calibration(r.abundance_samples[..., perm1], At)
+                m1, perm1 = metrics(r.endmembers, r.abundances, em.spectra, At, Y, r.brightness, mask=keep)
+                samples = r.abundance_samples[..., perm1]
+                c = calibration(samples, At) if keep is None else calibration(samples[:, keep], At[keep])
                 g = r.record["guard"]
                 f = lambda k, m0=m0, m1=m1: f"{m0[k]:.2f}→{m1[k]:.2f}"  # noqa: E731
                 print(f"| {snr:.0f} | {seed} | {init} | {f('abundance_rmse_percent')} | {f('sad_deg_mean')} | "

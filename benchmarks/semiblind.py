@@ -114,7 +114,11 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     if outliers:  # 0.25 % of the pixels saturated or spiked
         from blind_suite import add_outliers
 
+        clean = sim.cube
         sim.cube = add_outliers(sim.cube, outliers, seed)
+        scene = sim.to_scene(name=f"usgs-p{p}-{snr:g}dB")
+        scene.metadata["metrics_mask"] = ~np.any(sim.cube != clean, axis=-1)  # metrics count the other pixels
+        return scene, E
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
 
 
@@ -161,6 +165,8 @@ def metrics(scene, E, A, mask=None, align: str = "abundance", brightness=None) -
     from unmixgen.evaluate.unmixing import evaluate, sam_map
 
     cube = scene.load()
+    if mask is None:
+        mask = scene.metadata.get("metrics_mask")
     mask = scene.mask if mask is None else mask & scene.mask
     r = evaluate(endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
                  ref_abundances=scene.truth.abundances, cube=cube, mask=mask, align=align, brightness=brightness)
