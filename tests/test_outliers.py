@@ -48,9 +48,12 @@ def _corrupt(Y: np.ndarray, kind: str, n: int = 8, seed: int = 1):
 def test_clean_mixtures_have_no_outliers_also_with_brightness_variation(scale):
     Y, _, _ = _mixtures(scale=scale)
     assert gross_outliers(Y, P) is None
-    scores, threshold, leverage = outlier_scores(Y, P)
-    assert abs(np.median(scores) - 1) < 1e-9 and scores.max() < threshold
-    assert leverage.max() < 0.05 and abs(leverage.sum() - P) < 1e-6  # the shares sum to one per direction
+    s = outlier_scores(Y, P)
+    assert abs(np.median(s.residual) - 1) < 1e-9 and s.residual.max() < s.residual_threshold
+    assert s.leverage.max() < 0.05 and abs(s.leverage.sum() - P) < 1e-6  # the shares sum to one per direction
+    assert s.hyperplane.max() < s.hyperplane_threshold
+    if not scale:  # about normal across the sum-to-one hyperplane: noise units
+        assert 2.0 < np.quantile(s.hyperplane, 0.99) < 3.2
 
 
 @pytest.mark.parametrize("kind", ["saturated", "spikes"])
@@ -74,10 +77,13 @@ def test_a_material_in_a_few_pure_pixels_is_not_an_outlier():
 def test_the_weighted_scores_are_those_of_the_weighted_pixels():
     Y, bad = _corrupt(_mixtures()[0], "spikes")
     w = np.linspace(0.5, 2.0, BANDS).astype(np.float32)
-    s_w, t_w, _ = outlier_scores(Y, P, weights=w)
-    s, t, _ = outlier_scores(Y * w, P)
-    np.testing.assert_allclose(s_w, s, rtol=1e-5)  # Y * w rounded to float32
-    assert t_w == pytest.approx(t, rel=1e-5)
+    a, b = outlier_scores(Y, P, weights=w), outlier_scores(Y * w, P)
+    for key in ("residual", "leverage", "hyperplane"):  # Y * w rounded to float32
+        np.testing.assert_allclose(getattr(a, key), getattr(b, key), rtol=1e-4, atol=1e-3)
+    assert a.residual_threshold == pytest.approx(b.residual_threshold, rel=1e-4)
+    X = Y.astype(np.float64) * w.astype(np.float64)
+    gram = X.T @ X / len(Y)
+    np.testing.assert_allclose(outlier_scores(Y, P, weights=w, gram=gram).hyperplane, a.hyperplane, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["saturated", "spikes"])
@@ -122,3 +128,20 @@ def test_noise_free_mixtures_have_no_outliers_but_saturated_pixels_still_are():
     assert gross_outliers(Y, P) is None
     Y[:4] = Y.max()
     np.testing.assert_array_equal(np.flatnonzero(gross_outliers(Y, P)), [0, 1, 2, 3])
+
+
+def test_a_glint_in_the_materials_span_is_found_off_the_sum_to_one_hyperplane():
+    # three times the brightness of a mixture: in the subspace (no residual to speak of), far
+    # beyond the simplex; the simplex fit would stretch to reach it
+    Y, E, A = _mixtures()
+    Y = Y.copy()
+    Y[[5, 50, 500]] = 3.0 * (np.array([0.2, 0.5, 0.3], np.float32) @ E)
+    s = outlier_scores(Y, P)
+    assert s.residual[[5, 50, 500]].max() < s.residual_threshold  # the off-subspace test misses it
+    assert s.hyperplane[[5, 50, 500]].min() > s.hyperplane_threshold
+    np.testing.assert_array_equal(np.flatnonzero(gross_outliers(Y, P)), [5, 50, 500])
+    # brightness varying per pixel everywhere (the scaled model): the same pixels are not outliers
+    Yb, _, _ = _mixtures(scale=0.3)
+    Yb = Yb.copy()
+    Yb[[5, 50, 500]] = 1.5 * (np.array([0.2, 0.5, 0.3], np.float32) @ E)
+    assert gross_outliers(Yb, P) is None
