@@ -60,6 +60,11 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
         yield tmps
         for tmp, final in list(zip(tmps, paths, strict=True))[::-1]:
             os.replace(tmp, final)
+    except OSError as exc:  # an unwritable folder is the output's problem, as in `atomic_file`
+        for tmp, final in zip(tmps, paths, strict=True):
+            if _about(exc, tmp, Path(final)):
+                raise in_file(final, f"cannot write ({exc.strerror}); expected a writable location") from None
+        raise
     finally:
         for tmp in tmps:
             if tmp.exists():
