@@ -93,3 +93,17 @@ def test_overwriting_a_link_to_a_folder_leaves_no_link_behind(tmp_path, build):
         (tmp / "new.txt").write_text("new")
     assert _files(tmp_path) == ["model", "out"]
     assert _files(tmp_path / "out") == ["new.txt"] and _files(target) == ["config.json"]
+
+
+@pytest.mark.parametrize("build", ["atomic_dir", "model_dir_build"])
+def test_a_failed_output_leaves_no_empty_folders_it_made_for_it(tmp_path, build):
+    # --out new/sub/run: the missing parents were created and stayed behind, empty, after a failure
+    from unmixgen import atomic
+
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "new" / "sub" / "run", tmp_path / "kept" / "sub" / "run"):
+        with pytest.raises(RuntimeError), getattr(atomic, build)(out) as tmp:
+            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / "half.npz").write_text("half")
+            raise RuntimeError("disk full")
+    assert _files(tmp_path) == ["kept"] and _files(tmp_path / "kept") == []

@@ -125,10 +125,12 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
     """
     path = check_output_dir(path, overwrite, inputs)
     tmp = _temp_sibling(path)
+    created = _missing_parents(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     except OSError as exc:
+        _remove_empty(created)
         raise in_file(path, f"cannot create the output folder ({exc.strerror}); expected a writable "
                             "location") from None
     try:
@@ -143,6 +145,27 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove_empty(created)  # a failed run leaves no empty folders it made for its output
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, outermost first (an output creates them)."""
+    missing = []
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (outermost first, as `_missing_parents` lists them) that are empty,
+    innermost first; one that holds anything stays, and so do those above it."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextmanager
@@ -158,11 +181,14 @@ def model_dir_build(path: str | os.PathLike, overwrite: bool = False, inputs=(),
     path = check_output_dir(path, overwrite, inputs)
     staged = path.exists()
     build = _temp_sibling(path) if staged else path
+    created = _missing_parents(path)
     try:
         yield build
     except BaseException:
         if build.exists() and (staged or not usable(build)):
             shutil.rmtree(build, ignore_errors=True)
+        if not build.exists():
+            _remove_empty(created)
         raise
     if staged:
         old = _temp_sibling(path)
