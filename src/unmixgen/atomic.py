@@ -79,7 +79,8 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     the folder from under the caller); an output that is, or contains, one of ``inputs``
     (files or folders the command reads), which replacing the folder would destroy; with
     ``overwrite``, an existing folder that is neither empty nor an unmixgen output (a user's
-    folder given as ``--out`` by mistake would be deleted whole).
+    folder given as ``--out`` by mistake would be deleted whole); an output inside an input
+    folder (a result, model or product folder the command reads), which it would change.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -101,6 +102,9 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
         if src == out or src.startswith(out.rstrip(os.sep) + os.sep):
             raise in_file(path, f"contains the input {os.fspath(item)}; replacing it would destroy the "
                                 "input, so choose another output folder")
+        if os.path.isdir(src) and out.startswith(src.rstrip(os.sep) + os.sep):
+            raise in_file(path, f"lies inside the input folder {os.fspath(item)}; writing there would change "
+                                "the input, so choose an output folder outside it")
     if path.exists() and not overwrite:
         raise in_file(path, "output folder exists; pass --overwrite (overwrite=True in Python) to replace it or choose another --out")
     if path.exists() and not _ours(path):
