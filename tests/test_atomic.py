@@ -107,3 +107,20 @@ def test_a_failed_output_leaves_no_empty_folders_it_made_for_it(tmp_path, build)
             (tmp / "half.npz").write_text("half")
             raise RuntimeError("disk full")
     assert _files(tmp_path) == ["kept"] and _files(tmp_path / "kept") == []
+
+
+def test_a_dangling_link_as_output_is_refused_before_any_work(tmp_path, run_cli):
+    # --out LINK to a missing folder passed every check, the work was done, then renaming the
+    # finished folder onto the link failed: "internal error: NotADirectoryError" (exit 1)
+    import numpy as np
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (6, 7, 4)).astype(np.float32))
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    (tmp_path / "o.npz").symlink_to(tmp_path / "gone.npz")
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--method", "vca", "--out", tmp_path / "out",
+                           "--no-figures")
+    assert code == 2 and "link" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("convert", tmp_path / "s.npy", tmp_path / "o.npz")
+    assert code == 2 and "link" in err and len(err.strip().splitlines()) == 1, err
+    assert _files(tmp_path) == ["o.npz", "out", "s.npy"]
+    assert (tmp_path / "out").is_symlink() and (tmp_path / "o.npz").is_symlink()

@@ -83,6 +83,9 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     folder (a result, model or product folder the command reads), which it would change.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise in_file(path, f"is a link to {os.readlink(path)}, which does not exist; expected a folder name "
+                            "for the output (or a link to an existing folder)")
     if path.exists() and not path.is_dir():
         raise in_file(path, "exists and is not a folder; expected a folder name for the output")
     cwd = os.path.realpath(os.getcwd())

@@ -206,6 +206,9 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool, inputs=()) ->
                              "input, so choose an output outside it")
         if f.is_dir():
             raise in_file(f, "is a folder; expected a file name for the output")
+        if f.is_symlink() and not f.exists():
+            raise in_file(f, f"is a link to {os.readlink(f)}, which does not exist; expected a file name for "
+                             "the output")
         if f.exists() and not overwrite:
             raise in_file(f, "exists; pass --overwrite (overwrite=True in Python) to replace it")
         if not f.parent.is_dir():
