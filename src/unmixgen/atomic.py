@@ -7,6 +7,7 @@ at worst a hidden ``.name.tmp-*`` sibling remains.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,13 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from .errors import in_file
+from .errors import InputError, in_file
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""Errors that only writing raises: a full disk, a spent quota, a read-only file system."""
 
 
 def _about(exc: OSError, *paths: Path) -> bool:
-    """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not ours)."""
+    """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not
+    ours), or says the disk is full or read-only (only the output is written)."""
     names = {os.path.realpath(p) for p in paths} | {os.path.realpath(Path(p).parent) for p in paths}
-    return any(f is not None and os.path.realpath(f) in names for f in (exc.filename, exc.filename2))
+    return exc.errno in _NO_ROOM or any(f is not None and os.path.realpath(f) in names
+                                        for f in (exc.filename, exc.filename2))
+
+
+def _within(exc: OSError, folder: Path) -> bool:
+    """Whether ``exc`` concerns a file in ``folder`` (the output being built), or says the
+    disk is full or read-only."""
+    top = os.path.realpath(folder)
+    return exc.errno in _NO_ROOM or any(
+        f is not None and (os.path.realpath(f) == top or os.path.realpath(f).startswith(top + os.sep))
+        for f in (exc.filename, exc.filename2))
 
 
 def _temp_sibling(path: Path) -> Path:
@@ -149,6 +164,15 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
             _remove_replaced(old)
         else:
             os.replace(tmp, path)
+    except OSError as exc:  # the disk filled up (or the folder turned read-only) while writing
+        if _within(exc, tmp):
+            raise in_file(path, f"cannot write the output folder ({exc.strerror}); expected a writable "
+                                "location with free space") from None
+        raise
+    except InputError as exc:  # a file of the output that could not be written: named where it goes
+        if str(exc).startswith(os.fspath(tmp) + os.sep):
+            raise InputError(os.fspath(path) + str(exc)[len(os.fspath(tmp)):]) from None
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
