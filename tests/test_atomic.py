@@ -93,3 +93,68 @@ def test_overwriting_a_link_to_a_folder_leaves_no_link_behind(tmp_path, build):
         (tmp / "new.txt").write_text("new")
     assert _files(tmp_path) == ["model", "out"]
     assert _files(tmp_path / "out") == ["new.txt"] and _files(target) == ["config.json"]
+
+
+@pytest.mark.parametrize("build", ["atomic_dir", "model_dir_build"])
+def test_a_failed_output_leaves_no_empty_folders_it_made_for_it(tmp_path, build):
+    # --out new/sub/run: the missing parents were created and stayed behind, empty, after a failure
+    from unmixgen import atomic
+
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "new" / "sub" / "run", tmp_path / "kept" / "sub" / "run"):
+        with pytest.raises(RuntimeError), getattr(atomic, build)(out) as tmp:
+            tmp.mkdir(parents=True, exist_ok=True)
+            (tmp / "half.npz").write_text("half")
+            raise RuntimeError("disk full")
+    assert _files(tmp_path) == ["kept"] and _files(tmp_path / "kept") == []
+
+
+def test_a_dangling_link_as_output_is_refused_before_any_work(tmp_path, run_cli):
+    # --out LINK to a missing folder passed every check, the work was done, then renaming the
+    # finished folder onto the link failed: "internal error: NotADirectoryError" (exit 1)
+    import numpy as np
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (6, 7, 4)).astype(np.float32))
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    (tmp_path / "o.npz").symlink_to(tmp_path / "gone.npz")
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--method", "vca", "--out", tmp_path / "out",
+                           "--no-figures")
+    assert code == 2 and "link" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("convert", tmp_path / "s.npy", tmp_path / "o.npz")
+    assert code == 2 and "link" in err and len(err.strip().splitlines()) == 1, err
+    assert _files(tmp_path) == ["o.npz", "out", "s.npy"]
+    assert (tmp_path / "out").is_symlink() and (tmp_path / "o.npz").is_symlink()
+
+
+def test_a_full_disk_while_writing_is_one_line_naming_the_output(tmp_path, run_cli, monkeypatch):
+    # ENOSPC while the result was written gave "internal error: OSError: [Errno 28] No space
+    # left on device" (exit 1) without naming where; the old output must stay whole
+    import errno
+    import os
+
+    import numpy as np
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (6, 7, 4)).astype(np.float32))
+    out = tmp_path / "run"
+    args = ("unmix", tmp_path / "s.npy", "-p", "2", "--method", "vca", "--out", out, "--no-figures", "--overwrite")
+    assert run_cli(*args)[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(file, *_a, **_k):
+        with open(file, "wb") as f:
+            f.write(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    for cmd in (args, ("convert", tmp_path / "s.npy", tmp_path / "s.tif", "--overwrite")):
+        monkeypatch.setattr("unmixgen.io.geotiff.open_raster", lambda *_a, **_k: full(_a[0]))
+        code, _, err = run_cli(*cmd)
+        assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1, err
+        assert str(cmd[-2] if cmd[0] == "convert" else out) in err, err
+    # a map file of the run that cannot be written is named where it goes, not by its temporary folder
+    monkeypatch.undo()
+    monkeypatch.setattr("unmixgen.io.geotiff.open_raster", lambda *_a, **_k: full(_a[0]))
+    code, _, err = run_cli(*args)
+    assert code == 2 and f"{out / 'abundances.tif'}: cannot write (No space left on device)" in err, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _files(tmp_path) == ["run", "s.npy"]

@@ -377,3 +377,60 @@ def test_convert_ortho_puts_an_emit_swath_on_its_map_grid(tmp_path, run_cli, env
     # a file already on its grid: --ortho is refused, nothing written
     code, _, err = run_cli("convert", envi_scene[0], tmp_path / "x.tif", "--ortho")
     assert code == 2 and "--ortho applies to EMIT" in err and not (tmp_path / "x.tif").exists()
+
+
+def _deny_writes_in(folder, monkeypatch):
+    """Make ``folder`` unwritable as the OS would (tests run as root, where chmod does not
+    stop writes): Python's file creation there raises PermissionError naming the file, and
+    GDAL's fails with the RasterioIOError it raises for such a folder (no file name)."""
+    import builtins
+    import errno
+    import io
+    import os
+
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    def inside(path):
+        return os.path.realpath(os.path.dirname(os.path.abspath(os.fspath(path)))) == os.path.realpath(folder)
+
+    def denied(path):
+        return PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+
+    real_open, real_os_open, real_rio = builtins.open, os.open, rasterio.open
+
+    def py_open(file, mode="r", *a, **k):
+        if isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+") and inside(file):
+            raise denied(file)
+        return real_open(file, mode, *a, **k)
+
+    def os_open(path, flags, *a, **k):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+            raise denied(path)
+        return real_os_open(path, flags, *a, **k)
+
+    def rio_open(fp, mode="r", *a, **k):
+        if mode != "r" and inside(fp):
+            raise RasterioIOError(f"Attempt to create new tiff file '{fp}' failed: {fp}: Permission denied")
+        return real_rio(fp, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", py_open)
+    monkeypatch.setattr(io, "open", py_open)
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(rasterio, "open", rio_open)
+
+
+@pytest.mark.parametrize("name", ["o.hdr", "o.tif", "o.npz", "o.mat"])
+def test_a_folder_that_cannot_be_written_is_bad_input_in_every_format(run_cli, envi_scene, tmp_path, monkeypatch,
+                                                                      name):
+    # ENVI and GeoTIFF gave "internal error: PermissionError / RasterioIOError" (exit 1): the
+    # ENVI pair's writer did not turn an unwritable folder into bad input, and GDAL's error
+    # names no file for atomic_file to recognise
+    hdr, _, _ = envi_scene
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny_writes_in(locked, monkeypatch)
+    code, _, err = run_cli("convert", hdr, locked / name)
+    assert code == 2 and "internal error" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(locked / "o.") in err and "Permission denied" in err, err  # names the file (ENVI: its data file)
+    assert list(locked.iterdir()) == []

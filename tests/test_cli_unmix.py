@@ -154,6 +154,38 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     assert code == 0 and json.loads((tmp_path / "scores.json").read_text())["alignment"] == "abundance"
 
 
+
+def test_evaluate_save_never_overwrites_the_truth_or_a_result_given_as_its_npz(run_cli, scene_file, tmp_path):
+    # --save was checked against the --estimate folder only: it replaced the run.json of a truth
+    # result folder, and that of an estimate given as its result.npz
+    path, _ = scene_file
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for out, method in zip(runs, ("vca", "nfindr"), strict=True):
+        assert run_cli("unmix", path, "-p", "3", "--method", method, "--out", out, "--no-figures")[0] == 0
+    a, b = runs
+    before = {p: p.read_bytes() for r in runs for p in r.iterdir()}
+    for truth, estimate, target in ((a, b, a / "run.json"), (a, b, a / "scores.json"),
+                                    (a, b / "result.npz", b / "run.json"),
+                                    (a / "result.npz", b, a / "run.json")):
+        code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", estimate, "--save", target)
+        assert code == 2 and "--save" in err and len(err.strip().splitlines()) == 1, (truth, estimate, target, err)
+    assert {p: p.read_bytes() for r in runs for p in r.iterdir()} == before
+    code, _, err = run_cli("evaluate", "--truth", a, "--estimate", b / "result.npz", "--save", b / "evaluation.json")
+    assert code == 0 and (b / "evaluation.json").is_file(), err
+
+
+def test_a_run_inside_a_result_folder_it_reads_is_refused(run_cli, scene_file, tmp_path):
+    # --endmembers-file run --out run/fcls wrote into the input folder (and a later
+    # 'unmix --out run --overwrite' deleted that output with it)
+    path, _ = scene_file
+    run = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", run, "--no-figures")[0] == 0
+    before = sorted(p.name for p in run.iterdir())
+    for extra in (("--endmembers-file", run), ("-p", "3", "--truth", run)):
+        code, _, err = run_cli("unmix", path, *extra, "--out", run / "sub", "--no-figures")
+        assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in run.iterdir()) == before
+
 def test_bad_bands_are_left_out_of_the_spectral_scores(run_cli, scene_file, tmp_path):
     """A scene whose bad bands (bbl) hold garbage: the endmembers there are fitted to that
     garbage, so SAD against the truth is scored on the good bands only, in run.json and by

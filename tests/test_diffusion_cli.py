@@ -245,3 +245,28 @@ def test_resuming_a_model_whose_config_lacks_a_section_is_refused(results, tmp_p
     with pytest.raises(InputError, match=f"config.json: lacks the field '{key}'"):
         train(model, max_steps=2, progress=False)
     assert json.loads((model / "checkpoint.json").read_text())["step"] == 1
+
+
+def test_outputs_inside_an_input_folder_are_refused(results, tmp_path, run_cli):
+    """A model inside the result folder it learns from, a synthesize folder inside the model,
+    a copy inside the model it copies: each changed a folder the command reads (and a later
+    --overwrite of that folder deleted the output with it). Refused, one line, nothing written."""
+    import shutil
+
+    r1 = tmp_path / "r1"
+    shutil.copytree(results / "r1", r1)
+    tiny = ["--patch", "8", "--width", "8", "--max-steps", "1", "--no-progress", "--threads", "1"]
+    code, _, err = run_cli("train-abundance", r1, "--out", r1 / "model", *tiny)
+    assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1, err
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", r1, "--out", model, "--export", model / "slim", *tiny)
+    assert code == 2 and "--export" in err and len(err.strip().splitlines()) == 1, err
+    assert not model.exists()  # refused before training
+    assert run_cli("train-abundance", r1, "--out", model, *tiny)[0] == 0
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    code, _, err = run_cli("synthesize", model, "--count", "1", "--steps", "2", "--out", model / "synth",
+                           "--no-progress")
+    assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run_cli("simulate", "--abundances", r1, "--endmembers", r1, "--out", r1 / "sim")
+    assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -240,3 +240,12 @@ def test_detector_lists_that_do_not_name_each_band_once_are_ignored_with_a_warni
                                          r"each of the 9 bands once"):
         s = read_scene(tmp_path / "p", overlap="long")
     np.testing.assert_allclose(s.wavelengths, [420, 550, 700, 902, 975, 1650, 2200])
+
+
+def test_convert_never_writes_into_the_product_folder(product, run_cli):
+    # the EnMAP folder is the input: a converted file inside it changed the product
+    folder, _, _, _ = product
+    before = sorted(p.name for p in folder.iterdir())
+    code, _, err = run_cli("convert", folder, folder / "scene.npz")
+    assert code == 2 and "inside an input folder" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -108,6 +108,30 @@ def test_refine_bad_inputs(setup, run_cli):
         assert not out.exists()
 
 
+
+def test_refine_never_replaces_its_priors(setup, run_cli, tmp_path):
+    # the priors were no inputs of the output check: --out PRIOR --overwrite replaced the model
+    # folder (it holds config.json, so it passed as an unmixgen output) with the refined result
+    import hashlib
+    import shutil
+
+    from unmixgen.workflows.refinement import _shipped
+
+    ab, sp = tmp_path / "ab", tmp_path / "sp"
+    shutil.copytree(setup["p2"], ab)
+    shutil.copytree(_shipped("spectra_prior"), sp)
+
+    def digest():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+
+    before = digest()
+    for out in (ab, sp):
+        code, _, err = run_cli("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", ab,
+                               "--spectra-prior", sp, "--samples", "2", "--steps", "2", "--rounds", "1",
+                               "--out", out, "--overwrite", "--no-progress")
+        assert code == 2 and "input" in err and len(err.strip().splitlines()) == 1, (out, err)
+    assert digest() == before
+
 def test_refine_divides_out_the_brightness_of_a_scaled_init_and_keeps_it(setup, run_cli, monkeypatch):
     import unmixgen.refine.posterior as posterior
 

@@ -64,3 +64,21 @@ def test_scene_prior_learns_the_smoothed_fcls_maps_in_endmember_order(tmp_path, 
     with pytest.raises(InputError, match="unmix"):
         train_scene_prior(s, E, tmp_path / "prior", max_steps=2, width=8, batch_size=4, patch=8)
     assert sorted(p.name for p in (tmp_path / "prior").rglob("*")) == before
+
+
+@pytest.mark.parametrize("stage", ["save_result", "train_abundance_model"])
+def test_a_scene_prior_that_fails_leaves_nothing(tmp_path, monkeypatch, stage):
+    # out/unmix was written in place before training: a failure (or Ctrl-C) left it, half
+    # written or without its model, and every later run into the same place was refused
+    import unmixgen.runs.folder as folder
+    import unmixgen.workflows.abundance as abundance
+    from unmixgen.simulate.procedural import make_scene
+
+    def fail(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folder if stage == "save_result" else abundance, stage, fail)
+    s = make_scene(rows=16, cols=16, p=3, bands=10, snr_db=40, seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        train_scene_prior(s, s.truth.endmembers, tmp_path / "prior", max_steps=2, smoothing=1.0)
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ at worst a hidden ``.name.tmp-*`` sibling remains.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -18,13 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from .errors import in_file
+from .errors import InputError, in_file
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""Errors that only writing raises: a full disk, a spent quota, a read-only file system."""
 
 
 def _about(exc: OSError, *paths: Path) -> bool:
-    """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not ours)."""
+    """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not
+    ours), or says the disk is full or read-only (only the output is written)."""
     names = {os.path.realpath(p) for p in paths} | {os.path.realpath(Path(p).parent) for p in paths}
-    return any(f is not None and os.path.realpath(f) in names for f in (exc.filename, exc.filename2))
+    return exc.errno in _NO_ROOM or any(f is not None and os.path.realpath(f) in names
+                                        for f in (exc.filename, exc.filename2))
+
+
+def _within(exc: OSError, folder: Path) -> bool:
+    """Whether ``exc`` concerns a file in ``folder`` (the output being built), or says the
+    disk is full or read-only."""
+    top = os.path.realpath(folder)
+    return exc.errno in _NO_ROOM or any(
+        f is not None and (os.path.realpath(f) == top or os.path.realpath(f).startswith(top + os.sep))
+        for f in (exc.filename, exc.filename2))
 
 
 def _temp_sibling(path: Path) -> Path:
@@ -60,6 +75,11 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
         yield tmps
         for tmp, final in list(zip(tmps, paths, strict=True))[::-1]:
             os.replace(tmp, final)
+    except OSError as exc:  # an unwritable folder is the output's problem, as in `atomic_file`
+        for tmp, final in zip(tmps, paths, strict=True):
+            if _about(exc, tmp, Path(final)):
+                raise in_file(final, f"cannot write ({exc.strerror}); expected a writable location") from None
+        raise
     finally:
         for tmp in tmps:
             if tmp.exists():
@@ -74,9 +94,13 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     the folder from under the caller); an output that is, or contains, one of ``inputs``
     (files or folders the command reads), which replacing the folder would destroy; with
     ``overwrite``, an existing folder that is neither empty nor an unmixgen output (a user's
-    folder given as ``--out`` by mistake would be deleted whole).
+    folder given as ``--out`` by mistake would be deleted whole); an output inside an input
+    folder (a result, model or product folder the command reads), which it would change.
     """
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise in_file(path, f"is a link to {os.readlink(path)}, which does not exist; expected a folder name "
+                            "for the output (or a link to an existing folder)")
     if path.exists() and not path.is_dir():
         raise in_file(path, "exists and is not a folder; expected a folder name for the output")
     cwd = os.path.realpath(os.getcwd())
@@ -96,6 +120,9 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
         if src == out or src.startswith(out.rstrip(os.sep) + os.sep):
             raise in_file(path, f"contains the input {os.fspath(item)}; replacing it would destroy the "
                                 "input, so choose another output folder")
+        if os.path.isdir(src) and out.startswith(src.rstrip(os.sep) + os.sep):
+            raise in_file(path, f"lies inside the input folder {os.fspath(item)}; writing there would change "
+                                "the input, so choose an output folder outside it")
     if path.exists() and not overwrite:
         raise in_file(path, "output folder exists; pass --overwrite (overwrite=True in Python) to replace it or choose another --out")
     if path.exists() and not _ours(path):
@@ -120,10 +147,12 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
     """
     path = check_output_dir(path, overwrite, inputs)
     tmp = _temp_sibling(path)
+    created = _missing_parents(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     except OSError as exc:
+        _remove_empty(created)
         raise in_file(path, f"cannot create the output folder ({exc.strerror}); expected a writable "
                             "location") from None
     try:
@@ -135,9 +164,39 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
             _remove_replaced(old)
         else:
             os.replace(tmp, path)
+    except OSError as exc:  # the disk filled up (or the folder turned read-only) while writing
+        if _within(exc, tmp):
+            raise in_file(path, f"cannot write the output folder ({exc.strerror}); expected a writable "
+                                "location with free space") from None
+        raise
+    except InputError as exc:  # a file of the output that could not be written: named where it goes
+        if str(exc).startswith(os.fspath(tmp) + os.sep):
+            raise InputError(os.fspath(path) + str(exc)[len(os.fspath(tmp)):]) from None
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove_empty(created)  # a failed run leaves no empty folders it made for its output
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, outermost first (an output creates them)."""
+    missing = []
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing[::-1]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (outermost first, as `_missing_parents` lists them) that are empty,
+    innermost first; one that holds anything stays, and so do those above it."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextmanager
@@ -153,11 +212,14 @@ def model_dir_build(path: str | os.PathLike, overwrite: bool = False, inputs=(),
     path = check_output_dir(path, overwrite, inputs)
     staged = path.exists()
     build = _temp_sibling(path) if staged else path
+    created = _missing_parents(path)
     try:
         yield build
     except BaseException:
         if build.exists() and (staged or not usable(build)):
             shutil.rmtree(build, ignore_errors=True)
+        if not build.exists():
+            _remove_empty(created)
         raise
     if staged:
         old = _temp_sibling(path)

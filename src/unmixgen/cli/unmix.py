@@ -86,6 +86,21 @@ def _summary(out: Path, record: dict) -> None:
     c.print(line)
 
 
+def _reads(save: Path, estimate: Path, truth: Path) -> bool:
+    """Whether writing ``save`` would change what ``evaluate`` reads: a file in the --truth
+    result folder, one in the --estimate folder but its evaluation.json, or the run.json beside
+    a result given as its .npz (read with it)."""
+    where = save.resolve()
+    for given in (estimate, truth):
+        src = Path(given).resolve()
+        if src.is_dir():
+            if where.parent == src and not (given is estimate and save.name == "evaluation.json"):
+                return True
+        elif where == src.parent / "run.json":
+            return True
+    return False
+
+
 @app.command()
 def evaluate(
     truth: Path = typer.Option(..., "--truth", help="Ground truth: benchmark .mat, .npz with endmembers/abundances, or result folder."),
@@ -109,11 +124,10 @@ def evaluate(
 
     if align not in ("abundance", "sad", "both"):
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
-    # never onto the truth, a result file or the result's run.json: only a .json of its own
-    if save is not None and (save.suffix.lower() != ".json" or save.is_dir() or (
-            save.resolve().parent == Path(estimate).resolve() and save.name != "evaluation.json")):
+    # never onto the truth, a result file or a result's run.json: only a .json of its own
+    if save is not None and (save.suffix.lower() != ".json" or save.is_dir() or _reads(save, estimate, truth)):
         raise InputError(f"--save {save}: expected a .json file name for the scores, outside the --estimate "
-                         "folder (or its evaluation.json)")
+                         "and --truth folders (or the estimate's evaluation.json)")
     r = load_result(estimate)
     A = r.get("abundances")
     E = r.get("endmembers")

@@ -197,11 +197,18 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool, inputs=()) ->
         raise in_file(path, f"cannot write extension {ext or 'none'!r}; expected one of: {WRITE_FORMATS}")
     out = written_files(path)
     protected = {_same_file_key(p) for f in inputs for p in input_files(f)}
+    folders = [_same_file_key(f) for f in inputs if Path(f).is_dir()]  # an EnMAP product folder
     for f in out:
         if _same_file_key(f) in protected:
             raise in_file(f, "is also an input of this command; expected a different output name")
+        if any(_same_file_key(f).startswith(d.rstrip(os.sep) + os.sep) for d in folders):
+            raise in_file(f, "lies inside an input folder of this command; writing there would change the "
+                             "input, so choose an output outside it")
         if f.is_dir():
             raise in_file(f, "is a folder; expected a file name for the output")
+        if f.is_symlink() and not f.exists():
+            raise in_file(f, f"is a link to {os.readlink(f)}, which does not exist; expected a file name for "
+                             "the output")
         if f.exists() and not overwrite:
             raise in_file(f, "exists; pass --overwrite (overwrite=True in Python) to replace it")
         if not f.parent.is_dir():

@@ -433,6 +433,9 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                  else [f"band {i + 1}" for i in range(bands)])
     mask = scene.mask
     with atomic_file(path) as tmp:
+        # created here first: an unwritable folder is then an OSError naming the file, which
+        # atomic_file reports as bad output; GDAL's own error (RasterioIOError) names none
+        open(tmp, "wb").close()
         with open_raster(tmp, "w", **profile) as ds:
             for r0 in range(0, rows, block_rows):
                 r1 = min(r0 + block_rows, rows)

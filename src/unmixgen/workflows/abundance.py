@@ -56,9 +56,9 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
     if export is not None:
         # the copy replaces what is at --export: never the model it copies nor a folder it reads
         here, model = os.path.realpath(export), os.path.realpath(out)
-        if here == model or model.startswith(here.rstrip(os.sep) + os.sep):
-            raise ParameterError("export", os.fspath(export), "is the model folder (--out) or holds it; "
-                                 "expected another folder for the sampling-only copy")
+        if here == model or model.startswith(here.rstrip(os.sep) + os.sep) or here.startswith(model + os.sep):
+            raise ParameterError("export", os.fspath(export), "is the model folder (--out), holds it or lies "
+                                 "inside it; expected another folder for the sampling-only copy")
         check_output_dir(export, overwrite, list(results))
     resolve_options(options)  # bad settings fail before any map is read (and unknown ones when resuming too)
     if resume:

@@ -176,7 +176,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     from ..report.figures import plot_uncertainty
     from ..runs.folder import load_result, run_record, save_maps, save_result
 
-    check_output_dir(out, overwrite, [scene_path, init])
+    # the priors are read too: --out PRIOR --overwrite would replace a model folder
+    inputs = [scene_path, init, abundance_prior, spectra_prior]
+    check_output_dir(out, overwrite, inputs)
     if rounds != "auto" and rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)
     check_range("samples", samples, low=1, integer=True)
@@ -303,7 +305,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         record["warnings"].append(f"guard: refined abundances kept at {100 * g['pixels_kept_fraction']:.1f} % of "
                                   f"valid pixels; {what}")
     names = res.get("names")
-    with atomic_dir(out, overwrite, [scene_path, init]) as tmp:
+    with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
                     extra={"abundances_std": r.abundances_std, "abundances_q05": r.abundances_q05,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,

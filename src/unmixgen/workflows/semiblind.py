@@ -114,7 +114,9 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     deviation was half that of the maps it learned) and differed from run to run.
     Returns the model folder, for ``stu_training_maps("prior:" + str(folder), p)``.
     """
-    from ..atomic import check_output_dir
+    import shutil
+
+    from ..atomic import atomic_dir, check_output_dir
     from ..runs.folder import save_result
     from ..unmix.hybridstu.estimator import smooth_maps
     from ..unmix.inversion import invert_scene
@@ -136,10 +138,18 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
         smoothing, _ = choose_smoothing(A, scene.mask, map_noise_variance(E[:, good], band_noise))
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)
-    (out / "unmix").mkdir(parents=True)
-    save_result(out / "unmix", scene, endmembers=E, abundances=A, figures=False)
-    train_abundance_model([out / "unmix"], out / "model", max_minutes=max_minutes, max_steps=max_steps,
-                          device=device, progress=progress, seed=seed, **options)
+    made = not out.exists()
+    with atomic_dir(out / "unmix") as tmp:
+        save_result(tmp, scene, endmembers=E, abundances=A, figures=False)
+    try:
+        train_abundance_model([out / "unmix"], out / "model", max_minutes=max_minutes, max_steps=max_steps,
+                              device=device, progress=progress, seed=seed, **options)
+    except BaseException:
+        if not (out / "model").exists():  # no model was kept: its maps alone would block the next run
+            shutil.rmtree(out / "unmix", ignore_errors=True)
+            if made and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
     return out / "model"
 
 
