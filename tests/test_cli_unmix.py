@@ -866,3 +866,20 @@ def test_outliers_are_screened_out_of_the_blind_fit_unless_kept(run_cli, tmp_pat
         code, _, err = run_cli("unmix", path, "-p", "3", *extra, "--out", bad, "--no-figures")
         assert code == 2 and "--outliers" in err and len(err.strip().splitlines()) == 1, err
         assert not bad.exists()
+
+
+def test_band_weights_asked_for_on_too_few_pixels_say_so(run_cli, tmp_path):
+    # 12 x 10 pixels for 211 bands: no per-band noise estimate; the run went unweighted and its
+    # record could not be told from one on white noise
+    s = make_scene(rows=12, cols=10, p=3, snr_db=30, seed=4)
+    path = tmp_path / "tiny.npz"
+    write_scene(Scene(s.load(), wavelengths=s.wavelengths), path)
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--band-weights", "noise",
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert record["band_weights"] is None
+    assert any("too few to estimate the noise" in w for w in record["warnings"]), record["warnings"]
+    assert "too few to estimate the noise" in err

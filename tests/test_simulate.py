@@ -618,3 +618,13 @@ def test_band_noise_csv_refuses_unlabelled_columns_and_reads_a_byte_order_mark(t
     sensor = tmp_path / "sensor.csv"
     sensor.write_text("centre,fwhm\n" + "\n".join(f"{c},10" for c in wl) + "\n", encoding="utf-8-sig")
     np.testing.assert_allclose(load_sensor(sensor)[0], wl)
+
+
+@pytest.mark.parametrize("kwargs", [{"snr_db": None}, {"snr_db": 25, "length": BANDS - 3}])
+def test_a_noise_profile_without_noise_or_of_another_length_is_refused(kwargs):
+    # band_std without snr_db was ignored without a word; one of the wrong length failed in numpy
+    a = maps(1, rows=10, cols=12)[0]
+    e, wl = spectra()
+    std = np.ones(kwargs.pop("length", BANDS))
+    with pytest.raises(ParameterError, match="band_std"):
+        simulate(a, e, wavelengths=wl, band_std=std, **kwargs)

@@ -234,6 +234,13 @@ def simulate(
         centres, fwhm = (np.asarray(v, np.float64).reshape(-1) for v in sensor)
         e = resample(e, wl, centres, fwhm)
         wl = centres
+    if band_std is not None:  # checked here, before any work, for the bands simulated
+        if snr_db is None:
+            raise ParameterError("band_std", f"{np.size(band_std)} values", "shapes the noise; expected snr_db too "
+                                 "(without it no noise is added)")
+        if np.size(band_std) != e.shape[1]:
+            raise ParameterError("band_std", f"{np.size(band_std)} values", f"expected one per simulated band "
+                                 f"({e.shape[1]})")
     if snr_db is not None and not np.any(e):
         raise ParameterError("snr_db", snr_db, "the spectra are zero on every band, so no noise level gives "
                              "this SNR; expected non-zero spectra, or no noise")

@@ -199,9 +199,14 @@ def _invert_given(scene, source, method, weighted: bool = False):
             note(notes, f"{source}: {mismatch}", stacklevel=2)
     weights = None
     if weighted:
-        from ..unmix.rank import band_noise_weights
+        from ..unmix.rank import NOISE_PIXELS_PER_BAND, band_noise_weights, enough_for_band_noise
 
-        weights = band_noise_weights(scene.row_sample()[:, use])
+        sample = scene.row_sample()[:, use]
+        weights = band_noise_weights(sample)
+        if not enough_for_band_noise(*sample.shape):  # asked for, and not the noise's whiteness that says no
+            note(notes, f"band weights: {len(sample)} valid pixels are too few to estimate the noise of "
+                        f"{sample.shape[1]} bands (expected at least {NOISE_PIXELS_PER_BAND * sample.shape[1]}); "
+                        "every band was weighed alike", stacklevel=2)
     with noting_convergence(notes):  # shown as before, and kept in run.json
         result = invert_scene(scene, E, method, bands=use, with_brightness=scaled, band_weights=weights)
     A, brightness = result if scaled else (result, None)
