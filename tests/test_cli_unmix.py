@@ -859,8 +859,22 @@ def test_outliers_are_screened_out_of_the_blind_fit_unless_kept(run_cli, tmp_pat
         assert code == 0, err
         record[value] = json.loads((out / "run.json").read_text())
         assert record[value]["parameters"]["outliers"] == value
-    assert record["screen"]["outliers"] == {"screened": True, "pixels": 6}
+    assert record["screen"]["outliers"] == {"screened": True, "pixels": 6, "file": "outliers.tif"}
     assert record["keep"]["outliers"] == {"screened": False, "pixels": 0}
+    # the pixels left out, as a map in the run folder (and result.npz), where they are
+    from unmixgen.io import read_scene as read
+
+    expected = np.zeros(40 * 45, bool)
+    expected[idx] = True
+    np.testing.assert_array_equal(read(tmp_path / "screen" / "outliers.tif").load()[..., 0].reshape(-1) == 1,
+                                  expected)
+    with np.load(tmp_path / "screen" / "result.npz") as r:
+        np.testing.assert_array_equal(r["outliers"].reshape(-1), expected)
+    assert not (tmp_path / "keep" / "outliers.tif").exists()
+    # still a result folder other commands read (refine's --init, evaluate's --estimate)
+    from unmixgen.runs.folder import load_result
+
+    assert load_result(tmp_path / "screen")["abundances"].shape == (40, 45, 3)
     for extra in (("--outliers", "drop"), ("--outliers", "keep", "-m", "vca")):
         bad = tmp_path / "bad"
         code, _, err = run_cli("unmix", path, "-p", "3", *extra, "--out", bad, "--no-figures")

@@ -102,6 +102,8 @@ def test_the_blind_default_fits_around_the_outliers(kind):
     assert screened.info_["outliers"] == {"screened": True, "pixels": int(bad.sum())}
     assert plain.info_["outliers"] == {"screened": False, "pixels": 0}
     assert clean.info_["outliers"]["pixels"] == 0
+    np.testing.assert_array_equal(screened.outliers_.reshape(-1), bad)
+    assert clean.outliers_ is None and plain.outliers_ is None
 
     def sad(m):
         return evaluate(endmembers=m.endmembers_, abundances=m.abundances_, ref_endmembers=E,

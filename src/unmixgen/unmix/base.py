@@ -70,6 +70,9 @@ class BlindUnmixer(EstimatorParams):
         """Learn ``E (p, B)`` and ``A (N, p)`` from ``Y (N, B)``; return them and an info dict."""
         raise NotImplementedError
 
+    def _fitted_on(self, scene: Scene) -> None:
+        """Last step of `fit`, with the fitted `Scene` (e.g. to map per-pixel results); nothing here."""
+
     def _transform_method(self) -> str:
         """The inverter (a key of `unmixgen.unmix.inversion.METHODS`) `transform` uses."""
         return DEFAULT_INVERTER
@@ -116,6 +119,7 @@ class BlindUnmixer(EstimatorParams):
         self.endmembers_ = E
         self.abundances_ = scene.to_image(np.asarray(A, np.float32))
         self.n_endmembers_ = p
+        self._fitted_on(scene)
         info["timings_s"]["total"] = time.perf_counter() - t0
         self.info_ = info
         return self

@@ -92,6 +92,8 @@ class AutoUnmixer(BlindUnmixer):
     band_weights_ : (bands,) float32 or None
         The weights the fit (and `transform`) used, one per band of the scene (1 on its bad
         bands); None: unweighted.
+    outliers_ : (rows, cols) bool or None
+        The pixels the fit left out (``screen_outliers``); None when it left none out.
     """
 
     name = "auto"
@@ -122,6 +124,10 @@ class AutoUnmixer(BlindUnmixer):
     def _transform_finish(self, A: np.ndarray) -> np.ndarray:
         return self._fitted("chosen_")._transform_finish(A)
 
+    def _fitted_on(self, scene) -> None:
+        flagged = self.__dict__.pop("_flagged", None)
+        self.outliers_ = None if flagged is None else scene.to_image(flagged[:, None], fill=0)[..., 0] > 0
+
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
         w = band_noise_weights(Y, seed=self.seed) if self.band_weights == "noise" else None
         # one pass over every pixel for the test and mvnmf's pure-pixel clusters; no weighted
@@ -146,6 +152,7 @@ class AutoUnmixer(BlindUnmixer):
         else:
             E, A, info = chosen._fit_pixels(Y_fit, p, rng, weights=w, moments=weighted_moments(moments, w))
         self.band_weights_ = w
+        self._flagged = flagged  # mapped to `outliers_` by `_fitted_on`
         chosen.info_ = info  # what the chosen method's transform hooks read
         self.chosen_ = chosen
         if flagged is not None:  # the outliers' abundances as `transform` gives them

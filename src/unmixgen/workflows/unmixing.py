@@ -146,6 +146,11 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
             from ..runs.folder import save_brightness
 
             record["brightness"] = save_brightness(tmp, scene, brightness)
+        if "outliers" in arrays:  # 1 where the blind fit left a pixel out, georeferenced like the maps
+            from ..runs.folder import save_maps
+
+            record["outliers"]["file"] = save_maps(tmp, scene, arrays["outliers"][..., None].astype("float32"),
+                                                   stem="outliers", names=["outlier"]).name
         if figures and "rank_estimate" in record:
             from ..report.figures import plot_eigen_spectrum
 
@@ -164,6 +169,8 @@ def _unmix_blind(scene, n_endmembers, method, seed, options=None):
     info = dict(est.info_)
     info["method"] = est.name
     info["n_endmembers"] = est.n_endmembers_
+    if getattr(est, "outliers_", None) is not None:  # the pixels auto left out of its fit, as a map
+        info["arrays"] = {"outliers": est.outliers_}
     return est.endmembers_, est.abundances_, None, info
 
 
