@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,36 @@ def test_resuming_a_spectra_prior_whose_config_lacks_a_section_is_refused(tmp_pa
     with pytest.raises(InputError, match=f"config.json: (lacks the field '{key}'|schedule None)"):
         train(tmp_path / "prior", max_steps=2, progress=False)
     assert json.loads((tmp_path / "prior" / "checkpoint.json").read_text())["step"] == 1
+
+
+def test_train_spectra_resume_continues_to_the_uninterrupted_result(tmp_path, run_cli):
+    # train-spectra had no --resume: a run stopped after a checkpoint could only be thrown away
+    from safetensors.numpy import load_file
+
+    wl = np.arange(400.0, 2451.0, 10.0)
+    np.savez(tmp_path / "lib.npz", endmembers=smooth_spectra(20, wl), wavelengths=wl)
+    small = ["--width", "8", "--batch-size", "8", "--no-progress"]
+    code, _, err = run_cli("train-spectra", tmp_path / "lib.npz", "--out", tmp_path / "whole", "--max-steps", "4",
+                           *small)
+    assert code == 0, err
+    code, _, err = run_cli("train-spectra", tmp_path / "lib.npz", "--out", tmp_path / "part", "--max-steps", "2",
+                           *small)
+    assert code == 0, err
+    code, out, err = run_cli("train-spectra", "--resume", "--out", tmp_path / "part", "--max-steps", "4",
+                             "--no-progress")
+    assert code == 0, err
+    assert "step 4" in out
+
+    def ema(folder):
+        step = json.loads((folder / "checkpoint.json").read_text())
+        files = sorted((folder / "checkpoints").glob("step-*/ema.safetensors"))
+        return step["step"], load_file(files[-1])
+
+    (s_whole, w_whole), (s_part, w_part) = ema(tmp_path / "whole"), ema(tmp_path / "part")
+    assert s_whole == s_part == 4 and w_whole.keys() == w_part.keys()
+    for k in w_whole:
+        np.testing.assert_array_equal(w_whole[k], w_part[k])
+    for extra in ((tmp_path / "lib.npz",), ("--width", "16"), ()):
+        target = tmp_path / "part" if extra != () else tmp_path / "nowhere"
+        code, _, err = run_cli("train-spectra", "--resume", *extra, "--out", target, "--max-steps", "5")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err

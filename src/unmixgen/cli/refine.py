@@ -17,8 +17,8 @@ _REFINE = default_text(_refine_result)
 
 @app.command("train-spectra")
 def train_spectra(
-    sources: list[Path] = typer.Argument(..., help="A USGS-layout spectral library .mat and/or endmember sources (result folders, .csv, .npz) with wavelengths."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
+    sources: list[Path] = typer.Argument(None, help="A USGS-layout spectral library .mat and/or endmember sources (result folders, .csv, .npz) with wavelengths (none with --resume)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (or to continue with --resume)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-time budget, minutes."),
     max_steps: int = typer.Option(None, "--max-steps", help="Number of training steps."),
     width: int = typer.Option(None, "--width", help="Network width (channels at the first level).", show_default="32"),
@@ -29,6 +29,7 @@ def train_spectra(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    resume: bool = typer.Option(False, "--resume", help="Continue training the model in --out from its last checkpoint (with its saved spectra and settings); --max-steps is the total step count, --max-minutes this run's time."),
 ) -> None:
     """Train a 1D diffusion prior of endmember spectra on a fixed wavelength grid.
 
@@ -38,8 +39,8 @@ def train_spectra(
     from ..workflows import train_spectra_model
 
     set_threads(threads)
-    info = train_spectra_model(sources, out, max_minutes=max_minutes, max_steps=max_steps, overwrite=overwrite,
-                               device=device, progress=progress,
+    info = train_spectra_model(sources or [], out, max_minutes=max_minutes, max_steps=max_steps, overwrite=overwrite,
+                               device=device, progress=progress, resume=resume,
                                **given(width=width, batch_size=batch_size, lr=lr, seed=seed))
     print(f"trained {out}: step {info['step']}, loss {info['loss']:.4f}")
 

@@ -78,20 +78,26 @@ def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> np.ndarray
 
 def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path, *, max_minutes: float | None = None,
                         max_steps: int | None = None, overwrite: bool = False, device: str = "cpu",
-                        progress: bool = True, **options: Any) -> dict:
+                        progress: bool = True, resume: bool = False, **options: Any) -> dict:
     """Train a 1D spectra prior (the Python form of ``unmixgen train-spectra``).
 
     Parameters
     ----------
     sources : a USGS-layout spectral library ``.mat`` and/or endmember sources (result
-        folders, .csv, .npz) with wavelengths; a list, or one source.
-    out : model folder to create (refused when it exists, unless ``overwrite``).
-    max_minutes, max_steps : training budget (at least one).
-    options : keys of `unmixgen.priors.spectra.train.DEFAULTS` (None: the default).
+        folders, .csv, .npz) with wavelengths; a list, or one source (none when ``resume``).
+    out : model folder to create (refused when it exists, unless ``overwrite``), or to continue
+        training when ``resume``.
+    max_minutes, max_steps : training budget (at least one): the total step count, and this
+        run's wall time (with ``resume`` the steps go on from the last checkpoint).
+    resume : continue the model in ``out`` from its last checkpoint, with its saved spectra and
+        settings (a run killed or stopped early, or one to train longer).
+    options : keys of `unmixgen.priors.spectra.train.DEFAULTS` (None: the default); none when
+        ``resume``.
 
     Returns the training summary; the curve is drawn to ``out/training_curve.png``.
     """
     from ..atomic import model_dir_build
+    from ..errors import ParameterError, in_file
     from ..nn.checkpoint import has_checkpoint
     from ..nn.device import resolve_device
     from ..nn.trainer import check_budget
@@ -100,8 +106,28 @@ def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path,
 
     check_budget(max_steps, max_minutes)
     resolve_device(device)
-    spectra_train.resolve_options(options)
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    if resume:
+        if sources:
+            raise ParameterError("sources", [str(v) for v in sources], "expected none when resuming (the model "
+                                 "folder holds its training spectra)")
+        if {k: v for k, v in options.items() if v is not None}:
+            raise ParameterError(sorted(options)[0], options[sorted(options)[0]], "not used when resuming (the "
+                                 "model continues with the settings it was created with)")
+        out = Path(out)
+        if not out.is_dir():
+            raise in_file(out, "no such model folder to resume")
+        if not has_checkpoint(out):
+            raise in_file(out, "has no checkpoint to resume from; expected a model folder train-spectra wrote")
+        info = spectra_train.train(out, max_steps=max_steps, max_minutes=max_minutes, device=device,
+                                   progress=progress)
+        if info["curve_steps"]:
+            plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
+                                ylabel="loss (MSE)")
+        return info
+    spectra_train.resolve_options(options)
+    if not sources:
+        raise ParameterError("sources", [], "expected a spectral library or endmember sources to train on")
     spectra, wl, names = _training_spectra(sources)
     # a new model that failed before its first checkpoint is no model; a replaced one is kept
     # until the new one is trained
