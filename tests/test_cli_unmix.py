@@ -897,3 +897,27 @@ def test_band_weights_asked_for_on_too_few_pixels_say_so(run_cli, tmp_path):
     assert record["band_weights"] is None
     assert any("too few to estimate the noise" in w for w in record["warnings"]), record["warnings"]
     assert "too few to estimate the noise" in err
+
+
+def test_evaluate_prints_its_scores_when_the_estimate_folder_cannot_take_them(run_cli, scene_file, tmp_path,
+                                                                            monkeypatch):
+    # a read-only estimate folder (shared results): the scores were never printed, exit 2
+    import unmixgen.atomic as atomic
+    from unmixgen.errors import InputError as Refused
+
+    path, s = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=s.truth.endmembers, abundances=s.truth.abundances)
+
+    def read_only(target, *_a, **_k):
+        raise Refused(f"{target}: cannot write (Permission denied); expected a writable location")
+
+    monkeypatch.setattr(atomic, "write_json", read_only)
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--json")
+    assert code == 0 and "abundance_rmse_percent" in json.loads(stdout), err
+    assert "not saved" in err and not (out / "evaluation.json").exists()
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
+    assert code == 2 and "Permission denied" in err  # asked for: a failure, after the scores
+    assert "SAD" in stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -156,9 +157,15 @@ def evaluate(
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)
     target = save or (Path(estimate) / "evaluation.json" if Path(estimate).is_dir() else None)
-    if target is not None:
-        write_json(target, result)
-    if as_json:
+    if as_json:  # the scores first: a folder that cannot take them does not hide them
         print(json.dumps(result, default=float))
     else:
         print(format_table(result))
+    if target is not None:
+        try:
+            write_json(target, result)
+        except InputError as exc:
+            if save is not None:  # asked for: a failure
+                raise
+            print(f"warning: {exc}; the scores were not saved (--save FILE.json writes them elsewhere)",
+                  file=sys.stderr)
