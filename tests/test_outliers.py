@@ -147,3 +147,29 @@ def test_a_glint_in_the_materials_span_is_found_off_the_sum_to_one_hyperplane():
     Yb = Yb.copy()
     Yb[[5, 50, 500]] = 1.5 * (np.array([0.2, 0.5, 0.3], np.float32) @ E)
     assert gross_outliers(Yb, P) is None
+
+
+@pytest.mark.parametrize("factor", [2.0, 4.0, 10.0])
+def test_identical_saturated_pixels_far_brighter_than_the_scene_are_found(factor):
+    # sixteen identical pixels take a direction of the subspace for themselves (each holds 1/16 of
+    # it) and bend the sum-to-one hyperplane to them: the first pass saw nothing
+    Y, E, _ = _mixtures()
+    Y = Y.copy()
+    idx = np.random.default_rng(2).choice(len(Y), 16, replace=False)
+    Y[idx] = factor * Y.max()
+    flagged = gross_outliers(Y, P)
+    assert flagged is not None
+    np.testing.assert_array_equal(np.flatnonzero(flagged), np.sort(idx))
+
+
+def test_mean_subtracted_pixels_are_not_scored_against_a_hyperplane_they_lack():
+    # centred data lie on no sum-to-one hyperplane: its fit is rounding, and a rare material's
+    # two pure pixels were put hundreds of noise units off it
+    Y, E, A = _mixtures()
+    A = A.copy()
+    A[:, 2] = 0
+    A /= A.sum(1, keepdims=True)
+    A[:2] = [0, 0, 1]
+    Y = (A @ E + 0.003 * np.random.default_rng(5).standard_normal(Y.shape)).astype(np.float32)
+    s = outlier_scores(Y - Y.mean(axis=0), P)
+    assert np.all(np.isfinite(s.hyperplane)) and not np.any(s.hyperplane > s.hyperplane_threshold)

@@ -18,7 +18,7 @@ tests, each against the scene's own spread:
 - **a direction by itself**: a pixel holding more than `MAX_LEVERAGE` of one of the subspace's
   directions (a spike stronger than the scene's weakest material takes its place in the
   subspace, and its residual is then small).
-- **off the sum-to-one hyperplane**: a pixel in the subspace but far beyond the simplex (a flat
+- **off the sum-to-one hyperplane** (see also `BRIGHT_SEED`): a pixel in the subspace but far beyond the simplex (a flat
   saturated spectrum of a scene whose materials span one, a glint): its coordinate across the
   hyperplane fitted to the pixels, in units of the noise's spread there. About normal where the
   model holds; an outlier lies at least `MIN_BREAK` noise units off, and `TAIL_FACTOR` times
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_LEVERAGE", "MIN_BREAK", "TAIL_FACTOR", "OutlierScores", "gross_outliers", "outlier_scores"]
+__all__ = ["BRIGHT_SEED", "MAX_LEVERAGE", "MIN_BREAK", "TAIL_FACTOR", "OutlierScores", "gross_outliers", "outlier_scores"]
 
 #: how many times farther than the 99th percentile (from the typical value) a pixel must lie to
 #: be an outlier; clean simulated scenes reach 1.5 at most against a threshold of about 3 on the
@@ -50,6 +50,15 @@ MAX_LEVERAGE = 0.5
 #: with linear mixing reach 3.4-5.2 (4096 pixels; a million normal draws reach about 5.3)
 MIN_BREAK = 10.0
 
+#: pixels brighter (norm) than this many times the 99th percentile pixel are left out of the
+#: second pass's fit; clean scenes reach 1.0-1.6 (Jasper Ridge 1.62), pixels saturated at twice
+#: the scene's largest value 2.7-3.4
+BRIGHT_SEED = 2.0
+
+#: the hyperplane test needs the pixels' mean to hold at least this share of their energy (a
+#: scene of reflectances: 0.3-0.99); below it (mean-subtracted data) the test is skipped
+MIN_MEAN_ENERGY = 1e-3
+
 #: the smallest typical residual energy the scores are taken against, relative to the pixels'
 #: mean energy (60 dB): a noise-free scene has no outliers
 RESIDUAL_FLOOR = 1e-6
@@ -61,13 +70,14 @@ _Z99 = 2.5758  # the 99th percentile of |z| for a standard normal z
 class OutlierScores:
     """Per-pixel scores of `outlier_scores`: ``residual`` (off the subspace, over the median),
     ``leverage`` (share of the subspace's directions), ``hyperplane`` (noise units off the
-    sum-to-one hyperplane), all ``(N,)``, and the thresholds ``residual_threshold``,
-    ``hyperplane_threshold``."""
+    sum-to-one hyperplane), ``brightness`` (norm over the 99th percentile norm), all ``(N,)``,
+    and the thresholds ``residual_threshold``, ``hyperplane_threshold``."""
 
-    def __init__(self, residual, residual_threshold, leverage, hyperplane, hyperplane_threshold):
+    def __init__(self, residual, residual_threshold, leverage, hyperplane, hyperplane_threshold, brightness):
         self.residual, self.residual_threshold = residual, residual_threshold
         self.leverage = leverage
         self.hyperplane, self.hyperplane_threshold = hyperplane, hyperplane_threshold
+        self.brightness = brightness
 
     @property
     def flagged(self) -> np.ndarray:
@@ -95,11 +105,16 @@ def _scores(Y: np.ndarray, w: np.ndarray | None, gram: np.ndarray, mean: np.ndar
     # the hyperplane c . z = 1 closest to the fitted pixels' coordinates z = U^T x, by least
     # squares: their Gram is n lam (U holds the Gram's eigenvectors), their sum n U^T mean
     c = (U.T @ mean) / lam
+    if float(mean @ mean) < MIN_MEAN_ENERGY * float(np.trace(gram)):
+        # pixels about centred on zero (mean-subtracted data) lie on no hyperplane away from the
+        # origin: the test would read rounding
+        c = np.zeros_like(c)
     n = len(Y)
-    r, lev, b = np.empty(n), np.empty(n), np.empty(n)
+    energy, r, lev, b = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     for i, X in _weighted_chunks(Y, w):
         C = X @ U
-        r[i:i + len(X)] = np.einsum("ij,ij->i", X, X) - np.sum(C**2, axis=1)
+        energy[i:i + len(X)] = np.einsum("ij,ij->i", X, X)
+        r[i:i + len(X)] = energy[i:i + len(X)] - np.sum(C**2, axis=1)
         lev[i:i + len(X)] = np.sum(C**2 / (n_fit * lam), axis=1)
         b[i:i + len(X)] = C @ c
     r = np.maximum(r, 0.0)
@@ -108,7 +123,7 @@ def _scores(Y: np.ndarray, w: np.ndarray | None, gram: np.ndarray, mean: np.ndar
     residual = r / noise
     # the noise per dimension is the residual's over B - p dimensions; across the hyperplane the
     # coordinate's noise std is that times |c|
-    spread = np.sqrt(noise / max(Y.shape[1] - p, 1) * float(c @ c))
+    spread = np.sqrt(noise / max(Y.shape[1] - p, 1) * float(c @ c)) if np.any(c) else np.inf
     centre = float(np.median(b if fitted is None else b[fitted]))
     hyperplane = np.abs(b - centre) / max(spread, 1e-300)
     res_fit = residual if fitted is None else residual[fitted]
@@ -116,7 +131,9 @@ def _scores(Y: np.ndarray, w: np.ndarray | None, gram: np.ndarray, mean: np.ndar
     res_threshold = 1.0 + TAIL_FACTOR * max(float(np.quantile(res_fit, 0.99)) - 1.0,
                                             float(np.sqrt(2.0 / max(Y.shape[1] - p, 1))))
     hyp_threshold = max(MIN_BREAK, TAIL_FACTOR * float(np.quantile(hyp_fit, 0.99)) / _Z99)
-    return OutlierScores(residual, res_threshold, lev, hyperplane, hyp_threshold)
+    norm = np.sqrt(energy)
+    brightness = norm / max(float(np.quantile(norm if fitted is None else norm[fitted], 0.99)), 1e-300)
+    return OutlierScores(residual, res_threshold, lev, hyperplane, hyp_threshold, brightness)
 
 
 def outlier_scores(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
@@ -144,7 +161,11 @@ def outlier_scores(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
             total *= w
     floor = max(RESIDUAL_FLOOR * float(np.trace(gram)), 1e-300)
     first = _scores(Y, w, gram, total / max(n, 1), n, p, floor, None)
-    out = first.flagged
+    # the second fit also leaves out pixels far brighter than the scene: identical saturated
+    # pixels take a direction of the subspace for themselves and bend the hyperplane to them, so
+    # that the first pass sees nothing (brightness alone flags no pixel: a bright pure pixel of a
+    # material the others mix is in the second subspace, on its hyperplane)
+    out = first.flagged | (first.brightness > BRIGHT_SEED)
     if not out.any():
         return first
     X = Y[out].astype(np.float64) * (1.0 if w is None else w)
