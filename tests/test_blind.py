@@ -637,3 +637,21 @@ def test_a_band_made_from_the_others_is_not_weighed_by_its_zero_noise(derived):
     weighted = np.sqrt(np.mean((invert_weighted(Y, E * w, "fcls", w) - truth) ** 2))
     plain = np.sqrt(np.mean((fcls(Y, E) - truth) ** 2))
     assert weighted < plain
+
+
+def test_most_bands_copied_from_a_neighbour_keep_their_noise():
+    # a product that duplicated two thirds of its bands: the median band's regression noise is
+    # then a copy's, about zero, and was the yardstick the others were judged by (weights 1e6 apart)
+    from unmixgen.unmix.rank import band_noise_weights, noise_summary
+
+    scene, _, _, std = _coloured_scene(5)
+    Y = scene.valid_pixels().copy()
+    pairs = np.arange(0, 2 * BANDS // 3, 2)
+    Y[:, pairs + 1] = Y[:, pairs]
+    true_std = std.astype(np.float64).copy()
+    true_std[pairs + 1] = std[pairs]
+    w = band_noise_weights(Y)
+    # no band decides a weighted fit: the weights spread no more than the true noise does (20x);
+    # regressed on the loud third of the bands only, a quiet band's estimate is not its own noise
+    assert w.max() / w.min() < true_std.max() / true_std.min()
+    assert noise_summary(Y)["derived_bands"] == sorted([*pairs, *(pairs + 1)])

@@ -198,11 +198,32 @@ def derived_bands(band_var: np.ndarray) -> np.ndarray:
     `MIN_NOISE_FRACTION` of the median band's (or at zero), i.e. bands the other bands explain
     exactly: a duplicated band, one a producer interpolated over a bad detector element, a
     constant fill. All False when no band has noise."""
-    std = np.sqrt(np.clip(np.nan_to_num(np.asarray(band_var, np.float64).reshape(-1), nan=0.0), 0.0, None))
+    std = _std(band_var)
+    typical = _typical_std(std)
+    if typical is None:
+        return np.zeros(std.shape, bool)
+    return std < MIN_NOISE_FRACTION * typical
+
+
+def _std(band_var: np.ndarray) -> np.ndarray:
+    """Std ``(B,)`` float64 of variances ``band_var (B,)``; NaN and negative variances count as 0."""
+    return np.sqrt(np.clip(np.nan_to_num(np.asarray(band_var, np.float64).reshape(-1), nan=0.0), 0.0, None))
+
+
+def _typical_std(std: np.ndarray) -> float | None:
+    """The median band's noise std of ``std (B,)`` (positive ones), or None when none is positive.
+
+    When more than half the bands are derived (`derived_bands`; a product that copied or
+    interpolated most of its bands) that median is itself a derived band's, near zero, and
+    the bands with noise would all look a thousand times too loud: then the median of the
+    bands within ``MIN_NOISE_FRACTION ** 2`` of the loudest, which derived bands (``1e-5`` of
+    the others or less) are not and real sensors' quietest bands (``1 / 50``) are."""
     positive = std[std > 0]
     if not positive.size:
-        return np.zeros(std.shape, bool)
-    return std < MIN_NOISE_FRACTION * float(np.median(positive))
+        return None
+    median = float(np.median(positive))
+    loud = float(np.median(positive[positive >= MIN_NOISE_FRACTION**2 * positive.max()]))
+    return loud if median < MIN_NOISE_FRACTION * loud else median
 
 
 def band_noise_std(band_var: np.ndarray) -> np.ndarray | None:
@@ -213,11 +234,11 @@ def band_noise_std(band_var: np.ndarray) -> np.ndarray | None:
     because the other bands explain it, which says nothing about its noise. Weighed by
     ``1 / std`` such a band alone would decide a least-squares fit (one duplicated band took
     FCLS on the true endmembers from 0.5 % to 34 % RMSE)."""
-    std = np.sqrt(np.clip(np.nan_to_num(np.asarray(band_var, np.float64).reshape(-1), nan=0.0), 0.0, None))
-    positive = std[std > 0]
-    if not positive.size:
+    std = _std(band_var)
+    typical = _typical_std(std)
+    if typical is None:
         return None
-    return np.where(derived_bands(band_var), float(np.median(positive)), std)
+    return np.where(derived_bands(band_var), typical, std)
 
 
 def noise_spread(std: np.ndarray) -> float:
