@@ -107,6 +107,15 @@ def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path,
     check_budget(max_steps, max_minutes)
     resolve_device(device)
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+
+    def trained(folder: Path) -> dict:
+        info = spectra_train.train(folder, max_steps=max_steps, max_minutes=max_minutes, device=device,
+                                   progress=progress)
+        if info["curve_steps"]:
+            plot_training_curve(info["curve_steps"], info["curve_losses"], folder / "training_curve.png",
+                                ylabel="loss (MSE)")
+        return info
+
     if resume:
         if sources:
             raise ParameterError("sources", [str(v) for v in sources], "expected none when resuming (the model "
@@ -119,12 +128,7 @@ def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path,
             raise in_file(out, "no such model folder to resume")
         if not has_checkpoint(out):
             raise in_file(out, "has no checkpoint to resume from; expected a model folder train-spectra wrote")
-        info = spectra_train.train(out, max_steps=max_steps, max_minutes=max_minutes, device=device,
-                                   progress=progress)
-        if info["curve_steps"]:
-            plot_training_curve(info["curve_steps"], info["curve_losses"], out / "training_curve.png",
-                                ylabel="loss (MSE)")
-        return info
+        return trained(out)
     spectra_train.resolve_options(options)
     if not sources:
         raise ParameterError("sources", [], "expected a spectral library or endmember sources to train on")
@@ -134,11 +138,7 @@ def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path,
     with model_dir_build(out, overwrite, inputs=list(sources), usable=has_checkpoint) as build:
         with atomic_dir(build) as tmp:
             spectra_train.create_model_folder(tmp, spectra, wl, names, **options)
-        info = spectra_train.train(build, max_steps=max_steps, max_minutes=max_minutes, device=device,
-                                   progress=progress)
-        if info["curve_steps"]:
-            plot_training_curve(info["curve_steps"], info["curve_losses"], build / "training_curve.png",
-                                ylabel="loss (MSE)")
+        info = trained(build)
     return info
 
 
