@@ -62,16 +62,18 @@ def test_saturated_and_spiked_pixels_are_found_and_nothing_else(kind):
     np.testing.assert_array_equal(gross_outliers(Y, P), bad)
 
 
-def test_a_material_in_a_few_pure_pixels_is_not_an_outlier():
-    # the bulk mixes two of the three materials; the third is pure in 3 pixels only
+def _rare_material(pure: int) -> np.ndarray:
+    """Pixels whose bulk mixes two of the three materials, the third pure in ``pure`` pixels only."""
     Y, E, A = _mixtures()
     A = A.copy()
     A[:, 2] = 0
     A /= A.sum(1, keepdims=True)
-    A[:3] = [0, 0, 1]
-    rng = np.random.default_rng(5)
-    Y = (A @ E + 0.003 * rng.standard_normal(Y.shape)).astype(np.float32)
-    assert gross_outliers(Y, P) is None
+    A[:pure] = [0, 0, 1]
+    return (A @ E + 0.003 * np.random.default_rng(5).standard_normal(Y.shape)).astype(np.float32)
+
+
+def test_a_material_in_a_few_pure_pixels_is_not_an_outlier():
+    assert gross_outliers(_rare_material(3), P) is None
 
 
 def test_the_weighted_scores_are_those_of_the_weighted_pixels():
@@ -165,11 +167,6 @@ def test_identical_saturated_pixels_far_brighter_than_the_scene_are_found(factor
 def test_mean_subtracted_pixels_are_not_scored_against_a_hyperplane_they_lack():
     # centred data lie on no sum-to-one hyperplane: its fit is rounding, and a rare material's
     # two pure pixels were put hundreds of noise units off it
-    Y, E, A = _mixtures()
-    A = A.copy()
-    A[:, 2] = 0
-    A /= A.sum(1, keepdims=True)
-    A[:2] = [0, 0, 1]
-    Y = (A @ E + 0.003 * np.random.default_rng(5).standard_normal(Y.shape)).astype(np.float32)
+    Y = _rare_material(2)
     s = outlier_scores(Y - Y.mean(axis=0), P)
     assert np.all(np.isfinite(s.hyperplane)) and not np.any(s.hyperplane > s.hyperplane_threshold)
