@@ -170,3 +170,22 @@ def test_mean_subtracted_pixels_are_not_scored_against_a_hyperplane_they_lack():
     Y = _rare_material(2)
     s = outlier_scores(Y - Y.mean(axis=0), P)
     assert np.all(np.isfinite(s.hyperplane)) and not np.any(s.hyperplane > s.hyperplane_threshold)
+
+
+def test_bad_bands_of_the_endmembers_come_from_the_pixels_the_fit_used():
+    # the endmembers' values on bands the scene flags bad are fitted to the pixels; saturated
+    # pixels the fit left out pulled them too
+    from unmixgen.unmix.base import fill_bad_bands
+
+    Y0, _, _ = _mixtures(seed=3)
+    Y, bad = _corrupt(Y0, "saturated")
+    good = np.ones(BANDS, bool)
+    good[30:34] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = make_method("auto", P, seed=0).fit(Scene(Y.reshape(ROWS, COLS, BANDS), good_bands=good))
+    A = m.abundances_.reshape(-1, P)
+    expected = fill_bad_bands(m.endmembers_[:, good], A[~bad], Y[~bad], good)
+    np.testing.assert_allclose(m.endmembers_[:, ~good], expected[:, ~good], rtol=1e-5, atol=1e-6)
+    everything = fill_bad_bands(m.endmembers_[:, good], A, Y, good)
+    assert np.abs(everything[:, ~good] - expected[:, ~good]).max() > 1e-3  # the outliers would have moved them

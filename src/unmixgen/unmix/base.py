@@ -110,7 +110,10 @@ class BlindUnmixer(EstimatorParams):
         info.update(fit_info)
         E = np.asarray(E, np.float32)
         if not good.all():
-            E = fill_bad_bands(E, np.asarray(A, np.float32), Y_all, good)
+            # from the pixels the fit used: an outlier it left out (`AutoUnmixer`) would pull the bands
+            used = getattr(self, "_flagged", None)
+            A_used, Y_used = ((A, Y_all) if used is None else (np.asarray(A)[~used], Y_all[~used]))
+            E = fill_bad_bands(E, np.asarray(A_used, np.float32), Y_used, good)
         w = getattr(self, "band_weights_", None)
         if w is not None and w.size != good.size:  # weights of the good bands: a bad band weighs 1
             full = np.ones(good.size, np.float32)
