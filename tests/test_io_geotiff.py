@@ -252,3 +252,24 @@ def test_loaded_cube_is_c_ordered_so_valid_pixels_is_a_view(tmp_path):
     assert loaded.flags.c_contiguous
     np.testing.assert_array_equal(loaded, cube)
     assert np.shares_memory(scene.valid_pixels(), loaded)
+
+
+@pytest.mark.parametrize("where", ["internal", "sidecar"])
+def test_a_mask_stored_with_the_raster_marks_invalid_pixels(tmp_path, where):
+    # GDAL writes masks into the TIFF (or a .msk beside it; QGIS exports, gdal_translate -mask):
+    # the pixels it excludes hold whatever the writer left, here a plausible spectrum, and were
+    # read as valid
+    rows, cols, bands = 12, 15, 6
+    stored = np.random.default_rng(0).uniform(0.1, 0.5, (rows, cols, bands)).astype(np.float32)
+    stored[:3, :4] = 0.3  # under the mask: not nodata, not NaN, not all-zero
+    valid = np.ones((rows, cols), bool)
+    valid[:3, :4] = False
+    path = tmp_path / "masked.tif"
+    tags = [{"wavelength": str(500 + 100 * b), "wavelength_units": "nm"} for b in range(bands)]
+    write_tif(path, stored, band_tags=tags)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=where == "internal"), rasterio.open(path, "r+") as ds:
+        ds.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    assert os.path.exists(str(path) + ".msk") == (where == "sidecar")
+    scene = read_scene(path)
+    np.testing.assert_array_equal(scene.mask, valid)
+    np.testing.assert_allclose(scene.valid_pixels(), stored[valid], rtol=1e-6)

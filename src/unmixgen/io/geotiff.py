@@ -7,7 +7,7 @@ descriptions holding a number with a unit (``"450.5 nm"``, ``"Band 3 (0.55 um)"`
 parser as ENVI band names, `io.bands.wavelengths_from_labels`). FWHM is looked up the same
 way (``fwhm``, ``FWHM_UM``; with no unit declared, in the unit of the centres); a list with a
 width that is not finite and positive is ignored with a warning (`io.bands.usable_fwhm`).
-The file's nodata value marks invalid pixels; band
+The file's nodata value, and a mask stored with it (GDAL's per-dataset mask), mark invalid pixels; band
 scales/offsets give physical values. Bad bands are the per-band ``bbl`` /
 ``bad_band_multiplier`` tags (as EnMAP-Box writes them), else a dataset-level ``bbl`` list,
 plus every band that holds nothing but nodata (read as NaN, never as scaled nodata).
@@ -112,6 +112,11 @@ class GeoTiffSource:
             stored = (ds.height, ds.width, ds.count)
             dtypes = set(ds.dtypes)
             file_scales, file_offsets = ds.scales, ds.offsets
+            # a mask stored with the raster (GDAL's internal or .msk mask, e.g. written by QGIS or
+            # gdal_translate -mask): the pixels it excludes may hold any value
+            from rasterio.enums import MaskFlags
+
+            self.dataset_mask = any(MaskFlags.per_dataset in flags for flags in ds.mask_flag_enums)
         if len(dtypes) != 1:
             raise in_file(self.path, f"bands have different data types ({', '.join(sorted(dtypes))}); "
                                      "expected one type for the cube")
@@ -169,7 +174,16 @@ class GeoTiffSource:
         for r0 in range(0, rows, block_rows):
             blk = self.read_stored(slice(r0, r0 + block_rows), slice(0, cols), use).astype(np.float32)
             out[r0 : r0 + block_rows] = pixel_validity(blk, nodata)
+            if self.dataset_mask:
+                out[r0 : r0 + block_rows] &= self._stored_mask(r0, min(r0 + block_rows, rows), cols)
         return out
+
+    def _stored_mask(self, r0: int, r1: int, cols: int) -> np.ndarray:
+        """The file's own mask over rows ``r0:r1``, bool (True: valid)."""
+        from rasterio.windows import Window
+
+        with reading(self.path, "read the raster's mask"), open_raster(self.path) as ds:
+            return ds.dataset_mask(window=Window(0, r0, cols, r1 - r0)) > 0
 
 
 def _numpy_dtype(name: str, path: Path) -> np.dtype:
