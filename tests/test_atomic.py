@@ -158,3 +158,22 @@ def test_a_full_disk_while_writing_is_one_line_naming_the_output(tmp_path, run_c
     assert code == 2 and f"{out / 'abundances.tif'}: cannot write (No space left on device)" in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _files(tmp_path) == ["run", "s.npy"]
+
+
+def test_a_full_disk_inside_gdal_is_one_line_naming_the_output(tmp_path, run_cli, monkeypatch):
+    # GDAL's write errors carry no error number, only the text: a full disk while a map was
+    # written was an internal error
+    import numpy as np
+    from rasterio.errors import RasterioIOError
+
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).uniform(0.1, 0.9, (6, 7, 4)).astype(np.float32))
+
+    def full(*_a, **_k):
+        raise RasterioIOError("Free disk space available is 0 bytes, whereas 2048 are at least necessary. "
+                              "TIFFAppendToStrip:Write error at scanline 0: No space left on device")
+
+    monkeypatch.setattr("unmixgen.io.geotiff.open_raster", full)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", tmp_path / "s.npy", "-p", "2", "--method", "vca", "--out", out, "--no-figures")
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

@@ -24,12 +24,24 @@ from .errors import InputError, in_file
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 """Errors that only writing raises: a full disk, a spent quota, a read-only file system."""
 
+_NO_ROOM_TEXT = tuple(os.strerror(code) for code in _NO_ROOM)
+"""Their messages, which GDAL's errors (no error number) carry in their text."""
+
+
+def _no_room(exc: OSError) -> bool:
+    return exc.errno in _NO_ROOM or any(text in str(exc) for text in _NO_ROOM_TEXT)
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, in the system's words: GDAL's errors have no ``strerror``, only text."""
+    return exc.strerror or next((text for text in _NO_ROOM_TEXT if text in str(exc)), None) or str(exc)
+
 
 def _about(exc: OSError, *paths: Path) -> bool:
     """Whether ``exc`` concerns one of ``paths`` or their folder (an output problem, not
     ours), or says the disk is full or read-only (only the output is written)."""
     names = {os.path.realpath(p) for p in paths} | {os.path.realpath(Path(p).parent) for p in paths}
-    return exc.errno in _NO_ROOM or any(f is not None and os.path.realpath(f) in names
+    return _no_room(exc) or any(f is not None and os.path.realpath(f) in names
                                         for f in (exc.filename, exc.filename2))
 
 
@@ -37,7 +49,7 @@ def _within(exc: OSError, folder: Path) -> bool:
     """Whether ``exc`` concerns a file in ``folder`` (the output being built), or says the
     disk is full or read-only."""
     top = os.path.realpath(folder)
-    return exc.errno in _NO_ROOM or any(
+    return _no_room(exc) or any(
         f is not None and (os.path.realpath(f) == top or os.path.realpath(f).startswith(top + os.sep))
         for f in (exc.filename, exc.filename2))
 
@@ -56,7 +68,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         if _about(exc, tmp, path):
-            raise in_file(path, f"cannot write ({exc.strerror}); expected a writable location") from None
+            raise in_file(path, f"cannot write ({_reason(exc)}); expected a writable location") from None
         raise
     finally:
         if tmp.exists():
@@ -78,7 +90,7 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
     except OSError as exc:  # an unwritable folder is the output's problem, as in `atomic_file`
         for tmp, final in zip(tmps, paths, strict=True):
             if _about(exc, tmp, Path(final)):
-                raise in_file(final, f"cannot write ({exc.strerror}); expected a writable location") from None
+                raise in_file(final, f"cannot write ({_reason(exc)}); expected a writable location") from None
         raise
     finally:
         for tmp in tmps:
@@ -153,7 +165,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
         tmp.mkdir()
     except OSError as exc:
         _remove_empty(created)
-        raise in_file(path, f"cannot create the output folder ({exc.strerror}); expected a writable "
+        raise in_file(path, f"cannot create the output folder ({_reason(exc)}); expected a writable "
                             "location") from None
     try:
         yield tmp
@@ -166,7 +178,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, inputs=()) -> I
             os.replace(tmp, path)
     except OSError as exc:  # the disk filled up (or the folder turned read-only) while writing
         if _within(exc, tmp):
-            raise in_file(path, f"cannot write the output folder ({exc.strerror}); expected a writable "
+            raise in_file(path, f"cannot write the output folder ({_reason(exc)}); expected a writable "
                                 "location with free space") from None
         raise
     except InputError as exc:  # a file of the output that could not be written: named where it goes
