@@ -273,3 +273,37 @@ def test_a_mask_stored_with_the_raster_marks_invalid_pixels(tmp_path, where):
     scene = read_scene(path)
     np.testing.assert_array_equal(scene.mask, valid)
     np.testing.assert_allclose(scene.valid_pixels(), stored[valid], rtol=1e-6)
+
+
+def test_a_raster_placed_by_ground_control_points_gives_outputs_placed_by_them(tmp_path, run_cli):
+    # an L1 product with GCPs and no geotransform: every map came out unplaced in QGIS
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    rows, cols, bands = 20, 24, 8
+    stored = np.random.default_rng(1).uniform(0.1, 0.6, (rows, cols, bands)).astype(np.float32)
+    gcps = [GroundControlPoint(row=r, col=c, x=500000.0 + 30 * c + 3 * r, y=5800000.0 - 30 * r + 2 * c, z=0.0)
+            for r, c in ((0, 0), (0, cols), (rows, 0), (rows, cols), (10, 12))]
+    path = tmp_path / "l1.tif"
+    profile = {"driver": "GTiff", "width": cols, "height": rows, "count": bands, "dtype": "float32"}
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.ascontiguousarray(stored.transpose(2, 0, 1)))
+        ds.gcps = (gcps, CRS.from_epsg(32633))
+        for b in range(bands):
+            ds.update_tags(b + 1, wavelength=str(500 + 50 * b), wavelength_units="nm")
+    scene = read_scene(path)
+    assert scene.transform is None and len(scene.metadata["gcps"]) == 5
+    assert CRS.from_wkt(scene.crs).to_epsg() == 32633
+
+    def placed(file):
+        with rasterio.open(file) as ds:
+            points, crs = ds.gcps
+            return crs.to_epsg(), [(g.row, g.col, g.x, g.y) for g in points]
+
+    want = placed(path)
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    assert placed(tmp_path / "run" / "abundances.tif") == want
+    code, _, err = run_cli("convert", path, tmp_path / "copy.tif")
+    assert code == 0, err
+    assert placed(tmp_path / "copy.tif") == want

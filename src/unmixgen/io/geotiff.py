@@ -369,6 +369,9 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         transform = tuple(ds.transform)[:6]
         # GDAL reports the identity when a file has no geotransform: a CRS alone places nothing
         has_geo = not ds.transform.is_identity
+        gcps = None if has_geo else _ground_control_points(ds, path)
+        if gcps is not None and crs is None and ds.gcps[1] is not None:
+            crs = ds.gcps[1].to_wkt()
         descriptions = list(ds.descriptions)
         good = bad_band_flags(ds, path)
         labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
@@ -384,6 +387,8 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     good = arr.take(stored_good)
     require_good_band(good, path)
     metadata = {"format": "geotiff"}
+    if gcps is not None:  # placed by ground control points only (an L1 product): kept for the outputs
+        metadata["gcps"] = gcps
     if all(descriptions):
         metadata["band_names"] = arr.take(descriptions)
     if empty is not None and empty.any():
@@ -405,12 +410,25 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     )
 
 
+def _ground_control_points(ds, path: Path) -> list[list[float]] | None:
+    """The raster's ground control points as ``[row, col, x, y, z]`` lists (pixel row and
+    column, map coordinates), or None when it has none; `InputError` for one not finite."""
+    points = ds.gcps[0]
+    if not points:
+        return None
+    out = [[float(g.row), float(g.col), float(g.x), float(g.y), float(g.z or 0.0)] for g in points]
+    if not np.all(np.isfinite(out)):
+        raise in_file(path, "a ground control point holds a non-finite value; expected finite pixel and map "
+                            "coordinates")
+    return out
+
+
 def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "deflate",
           **options) -> None:
     """Write ``scene`` as float32 GeoTIFF (physical values, invalid pixels NaN), atomically.
 
     Band descriptions are ``metadata["band_names"]`` or ``"<wl> nm"``; CRS and transform
-    are kept. Large rasters are tiled 256 x 256; the cube is streamed ``block_rows`` rows
+    are kept, and a scene placed only by ground control points (``metadata["gcps"]``) keeps them. Large rasters are tiled 256 x 256; the cube is streamed ``block_rows`` rows
     at a time.
     """
     from rasterio.crs import CRS
@@ -456,6 +474,12 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 blk = np.array(scene.read(slice(r0, r1), slice(0, cols)), np.float32, copy=True)
                 blk[~mask[r0:r1]] = np.nan
                 ds.write(np.ascontiguousarray(np.moveaxis(blk, -1, 0)), window=Window(0, r0, cols, r1 - r0))
+            gcps = scene.metadata.get("gcps")
+            if scene.transform is None and gcps:  # placed by its ground control points, as the input was
+                from rasterio.control import GroundControlPoint
+
+                ds.gcps = ([GroundControlPoint(row=r, col=c, x=x, y=y, z=z) for r, c, x, y, z in gcps],
+                           profile.get("crs"))
             if scene.units:
                 ds.units = (str(scene.units),) * bands
             for b in range(bands):

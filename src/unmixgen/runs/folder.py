@@ -72,7 +72,8 @@ def save_maps(folder: Path, scene: Scene, maps: np.ndarray, *, stem: str = "abun
         crs=scene.crs,
         transform=scene.transform,
         name=stem,
-        metadata={"band_names": endmember_names(maps.shape[-1], names)},
+        metadata={"band_names": endmember_names(maps.shape[-1], names),
+                  **({"gcps": scene.metadata["gcps"]} if scene.metadata.get("gcps") else {})},
     )
     path = folder / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif")
     write_scene(img, path)
