@@ -18,7 +18,7 @@ tests, each against the scene's own spread:
 - **a direction by itself**: a pixel holding more than `MAX_LEVERAGE` of one of the subspace's
   directions (a spike stronger than the scene's weakest material takes its place in the
   subspace, and its residual is then small).
-- **off the sum-to-one hyperplane** (see also `BRIGHT_SEED`): a pixel in the subspace but far beyond the simplex (a flat
+- **off the sum-to-one hyperplane**: a pixel in the subspace but far beyond the simplex (a flat
   saturated spectrum of a scene whose materials span one, a glint): its coordinate across the
   hyperplane fitted to the pixels, in units of the noise's spread there. About normal where the
   model holds; an outlier lies at least `MIN_BREAK` noise units off, and `TAIL_FACTOR` times
@@ -26,8 +26,10 @@ tests, each against the scene's own spread:
   model, illumination) spreads this coordinate widely, and then nothing is flagged by it.
 
 Where the scene's own tail is heavy nothing is flagged, and at most about 1 % of the pixels can
-be by the tail rules. The subspace is fitted again without the first pass's outliers, as they
-pull it towards themselves. One material present in only a few pixels is not flagged when ``p``
+be by the tail rules. The subspace and hyperplane are fitted again without the first pass's
+outliers, as they pull both towards themselves, and without pixels far brighter than the scene
+(`BRIGHT_SEED`: identical saturated pixels take a direction for themselves and hide from the first
+pass); only the three tests flag. One material present in only a few pixels is not flagged when ``p``
 counts it: the bulk of the pixels spans ``p - 1`` directions and the ``p``-th is its own.
 """
 
@@ -55,8 +57,8 @@ MIN_BREAK = 10.0
 #: the scene's largest value 2.7-3.4
 BRIGHT_SEED = 2.0
 
-#: the hyperplane test needs the pixels' mean to hold at least this share of their energy (a
-#: scene of reflectances: 0.3-0.99); below it (mean-subtracted data) the test is skipped
+#: the hyperplane test needs the pixels' mean to hold at least this share of their energy (the
+#: suite and real scenes: 0.48-0.86); below it (mean-subtracted data) the test is skipped
 MIN_MEAN_ENERGY = 1e-3
 
 #: the smallest typical residual energy the scores are taken against, relative to the pixels'
