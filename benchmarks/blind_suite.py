@@ -215,6 +215,17 @@ def build_scene(case: Case):
     return sim.to_scene(name=case.name)
 
 
+def add_product_options(ap, prefix: str = "") -> None:
+    """``--derived`` and ``--outliers`` on the argparse parser ``ap`` (`derive_bands`,
+    `add_outliers`), for the suites that simulate their scenes; ``prefix`` starts their help."""
+    ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
+                    help=f"{prefix}make some bands from others as products do (blind_suite.derive_bands): five "
+                         "copied from their neighbour, five interpolated, or two dead bands filled with zeros")
+    ap.add_argument("--outliers", default="", choices=("", "saturated", "spikes"),
+                    help=f"{prefix}0.25 %% of the pixels no mixture (blind_suite.add_outliers): flat at the scene's "
+                         "maximum, or three bands x5")
+
+
 def add_outliers(cube: np.ndarray, kind: str, seed: int) -> np.ndarray:
     """``cube (rows, cols, B)`` with a quarter of a percent of its pixels (at least one) no mixture:
     flat at the cube's maximum (``"saturated"``) or with three random bands five times as bright

@@ -234,6 +234,8 @@ def denoising_table(sp, mlp_steps: int) -> None:
 
 
 def main() -> None:
+    from blind_suite import add_product_options
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=3)
@@ -289,12 +291,7 @@ def main() -> None:
     ap.add_argument("--noise", default="flat", choices=("flat", "sensor"),
                     help="the scenes' noise the same in every band, or spread over the bands like a sensor's "
                          "(semiblind.sensor_noise_profile), at the same global SNR")
-    ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
-                    help="make some bands from others as products do (blind_suite.derive_bands): five copied from "
-                         "their neighbour, five interpolated, or two dead bands filled with zeros")
-    ap.add_argument("--outliers", default="", choices=("", "saturated", "spikes"),
-                    help="0.25 %% of the pixels no mixture (blind_suite.add_outliers): flat at the scene's maximum, "
-                         "or three bands x5")
+    add_product_options(ap)
     ap.add_argument("--shape", default="",
                     help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",

@@ -446,6 +446,8 @@ def suite_speed(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from blind_suite import add_product_options
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=("sim", "real", "speed", "sources", "bound"), default="sim")
     ap.add_argument("--scenes", type=lambda s: s.split(","), default=["samson", "jasper"],
@@ -479,11 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
                     help="sim suite: the scenes' noise the same in every band, or spread over the bands like a "
                          "real sensor's (sensor_noise_profile), at the same global SNR")
-    ap.add_argument("--derived", default="", choices=("", "duplicate", "interpolated", "constant"),
-                    help="sim suite: make some bands from others as products do (blind_suite.derive_bands): five "
-                         "copied from their neighbour, five interpolated, or two dead bands filled with zeros")
-    ap.add_argument("--outliers", default="", choices=("", "saturated", "spikes"),
-                    help="sim suite: 0.25 %% of the pixels no mixture (blind_suite.add_outliers)")
+    add_product_options(ap, "sim suite: ")
     ap.add_argument("--noise-profile", default=None, choices=("scene", "white"),
                     help="HybridSTU's training noise profile (default: the estimator's)")
     ap.add_argument("--seeds", type=int, default=2)

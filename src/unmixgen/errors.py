@@ -72,6 +72,14 @@ class ParameterError(InputError):
         super().__init__(f"{name}={value!r}: {expected}")
 
 
+def brief(value: object) -> object:
+    """``value`` as a `ParameterError` shows it: an array or list by its size (``"20 values"``,
+    not every number, and never numpy's ambiguous truth value), anything else as it is."""
+    import numpy as np
+
+    return f"{np.size(value)} values" if np.ndim(value) else value
+
+
 def check_range(name: str, value, *, low=None, high=None, low_open: bool = False,
                 high_open: bool = False, integer: bool = False):
     """Return ``value`` when it is a finite number inside the bounds, else `ParameterError`.

@@ -174,16 +174,10 @@ class GeoTiffSource:
         for r0 in range(0, rows, block_rows):
             blk = self.read_stored(slice(r0, r0 + block_rows), slice(0, cols), use).astype(np.float32)
             out[r0 : r0 + block_rows] = pixel_validity(blk, nodata)
-            if self.dataset_mask:
-                out[r0 : r0 + block_rows] &= self._stored_mask(r0, min(r0 + block_rows, rows), cols)
+        if self.dataset_mask:  # one byte a pixel, as the result: read whole, with one open
+            with reading(self.path, "read the raster's mask"), open_raster(self.path) as ds:
+                out &= ds.dataset_mask() > 0
         return out
-
-    def _stored_mask(self, r0: int, r1: int, cols: int) -> np.ndarray:
-        """The file's own mask over rows ``r0:r1``, bool (True: valid)."""
-        from rasterio.windows import Window
-
-        with reading(self.path, "read the raster's mask"), open_raster(self.path) as ds:
-            return ds.dataset_mask(window=Window(0, r0, cols, r1 - r0)) > 0
 
 
 def _numpy_dtype(name: str, path: Path) -> np.dtype:

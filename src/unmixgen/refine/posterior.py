@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .. import errors
-from ..errors import InputError, ParameterError, check_range
+from ..errors import InputError, ParameterError, brief, check_range
 from ..nn.device import resolve_device
 from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
@@ -448,8 +448,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_mixing(mixing)
     if band_weights is not None and not (isinstance(band_weights, str) and band_weights == "noise"):
         # an array (weights themselves) is refused by name, not by numpy's ambiguous truth value
-        shown = f"{np.size(band_weights)} values" if np.ndim(band_weights) else band_weights
-        raise ParameterError("band_weights", shown, "expected 'noise' or None")
+        raise ParameterError("band_weights", brief(band_weights), "expected 'noise' or None")
     check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
     check_range("eta", eta, low=0, high=1)
     if lam is not None:

@@ -437,12 +437,18 @@ def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | Non
     return a, names
 
 
-def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _csv_rows(path: Path) -> list[list[str]]:
+    """The rows of a CSV file, without empty and ``#`` comment rows; utf-8-sig: a byte-order
+    mark (Excel's "CSV UTF-8") would make the header, or the first number, unreadable."""
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:  # -sig: a byte-order mark
-            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            return [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
     except OSError as exc:
         raise in_file(path, f"cannot read ({exc.strerror})") from None
+
+
+def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = _csv_rows(path)
     if not rows:
         raise in_file(path, "empty; expected columns centre,fwhm in nm")
     header = [h.strip().lower() for h in rows[0]]
@@ -613,8 +619,9 @@ def load_band_noise(source: str | Path) -> np.ndarray:
     CSV: one positive number per band (one per row, or a ``noise_std`` column under a header).
     Scene file (anything `unmixgen.io.read_scene` reads): the scene's own noise, the std of
     each good band's HySime regression residual (`unmixgen.unmix.rank.estimate_noise`) on
-    about 20,000 valid pixels of evenly spaced rows; a band the estimate puts at no noise gets
-    the smallest positive one, a bad band (the water absorptions a producer flags) the largest.
+    about 20,000 valid pixels of evenly spaced rows (`unmixgen.unmix.rank.band_noise_variance`: a
+    band made from the others is not taken for a noise-free one), a bad band (the water
+    absorptions a producer flags) the largest.
     `InputError` naming the file otherwise.
     """
     path = Path(source)
@@ -651,13 +658,7 @@ def load_band_noise(source: str | Path) -> np.ndarray:
 
 
 def _band_noise_csv(path: Path) -> np.ndarray:
-    try:
-        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") would make the header, or the first
-        # number, unreadable
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            rows = [r for r in csv.reader(f) if r and not r[0].lstrip().startswith("#")]
-    except OSError as exc:
-        raise in_file(path, f"cannot read ({exc.strerror})") from None
+    rows = _csv_rows(path)
     col = 0
     if rows:
         header = [h.strip().lower() for h in rows[0]]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, brief
 from ..scene import Scene
 
 __all__ = ["RankEstimate", "estimate_noise", "hysime"]
@@ -188,8 +188,7 @@ def band_weights_option(value: str | None) -> str | None:
     """The ``--band-weights`` option as the library takes it: ``"noise"`` -> ``"noise"``,
     ``"none"`` -> None; `ParameterError` for anything else (``band_weights``)."""
     if not isinstance(value, str) or value not in BAND_WEIGHTS:  # an array: `in` would compare it elementwise
-        shown = f"{np.size(value)} values" if np.ndim(value) else value
-        raise ParameterError("band_weights", shown, f"expected {' or '.join(BAND_WEIGHTS)}")
+        raise ParameterError("band_weights", brief(value), f"expected {' or '.join(BAND_WEIGHTS)}")
     return None if value == "none" else value
 
 
@@ -238,7 +237,7 @@ def band_noise_std(band_var: np.ndarray) -> np.ndarray | None:
     typical = _typical_std(std)
     if typical is None:
         return None
-    return np.where(derived_bands(band_var), typical, std)
+    return np.where(std < MIN_NOISE_FRACTION * typical, typical, std)  # `derived_bands`, without a second median
 
 
 def noise_spread(std: np.ndarray) -> float:

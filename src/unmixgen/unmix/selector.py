@@ -137,7 +137,7 @@ class AutoUnmixer(BlindUnmixer):
         if flagged is not None and self.band_weights == "noise":
             # a spike raises its bands' noise estimate: the weights again without the outliers
             w_all, w = w, band_noise_weights(Y[~flagged], seed=self.seed)
-            flagged = gross_outliers(Y, p, w)
+            flagged = gross_outliers(Y, p, w, weighted_moments(moments, w)[0])
             if flagged is None:  # none left out after all: the weights of every pixel, as without the screen
                 w = w_all
         Y_fit = Y

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import InputError, ParameterError, check_range, in_file
+from ...errors import InputError, ParameterError, brief, check_range, in_file
 from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
 from ...nn.seeds import seed_torch
@@ -181,8 +181,8 @@ class HybridSTU:
         if self.front not in FRONTS:
             raise ParameterError("front", self.front, f"expected one of {', '.join(FRONTS)}")
         if not isinstance(self.noise_profile, str) or self.noise_profile not in NOISE_PROFILES:
-            shown = f"{np.size(self.noise_profile)} values" if np.ndim(self.noise_profile) else self.noise_profile
-            raise ParameterError("noise_profile", shown, f"expected one of {', '.join(NOISE_PROFILES)}")
+            raise ParameterError("noise_profile", brief(self.noise_profile),
+                                 f"expected one of {', '.join(NOISE_PROFILES)}")
         if self.scaling not in D.SCALINGS:
             raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
         if self.base not in ("auto", *BASES):
