@@ -17,7 +17,7 @@ _REFINE = default_text(_refine_result)
 
 @app.command("train-spectra")
 def train_spectra(
-    sources: list[Path] = typer.Argument(None, help="A USGS-layout spectral library .mat and/or endmember sources (result folders, .csv, .npz) with wavelengths (none with --resume)."),
+    sources: list[Path] = typer.Argument(None, help="Spectral libraries (a USGS-layout .mat, an ENVI spectral library .sli with its .hdr: all their spectra) and/or endmember sources (result folders, .csv, .npz, LIB.sli:names) with wavelengths (none with --resume)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (or to continue with --resume)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Wall-time budget, minutes."),
     max_steps: int = typer.Option(None, "--max-steps", help="Number of training steps."),

@@ -15,7 +15,7 @@ from .flags import given
 def train_stu(
     scene_path: Path = typer.Argument(..., metavar="SCENE", help="Scene file (any readable format)."),
     endmembers_file: str = typer.Option(..., "--endmembers-file",
-                                        help="Endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), or LIB.mat:names."),
+                                        help="Endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), an ENVI spectral library (.sli with its .hdr), or LIB.mat:names / LIB.sli:names."),
     maps: str = typer.Option("grf", "--maps", help="Training maps: prior:MODEL (or prior:demo), grf, dirichlet, or FILE."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
     k: int = typer.Option(None, "--k", help="Odd neighbourhood size (1 = spectral only)."),

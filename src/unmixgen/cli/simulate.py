@@ -21,7 +21,7 @@ def simulate_cmd(
                                     help="Abundance maps: .npz with 'abundances' (N,rows,cols,p) or (rows,cols,p), "
                                          "a synthesize output folder, or an unmix result folder."),
     endmembers: str = typer.Option(..., "--endmembers", "-e",
-                                   help="Endmembers: result folder, CSV, .npz with 'endmembers', a benchmark .mat with M (bands, p), or LIB.mat:name1,name2."),
+                                   help="Endmembers: result folder, CSV, .npz with 'endmembers', a benchmark .mat with M (bands, p), an ENVI spectral library (.sli with its .hdr), or LIB.mat:name1,name2 / LIB.sli:name1,name2."),
     snr: float = typer.Option(None, "--snr", help="Noise at this SNR in dB (default: no noise)."),
     noise: str = typer.Option("white", "--noise", help="Noise kind: white or signal (signal-dependent)."),
     variability: float = typer.Option(None, "--variability",
@@ -39,7 +39,8 @@ def simulate_cmd(
 
     Writes per map scene_000.npz (cube, clean, abundances, endmembers, wavelengths; with
     --variability also pixel_endmembers and scales), the cube
-    as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv and run.json.
+    as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv, endmembers.sli/.hdr
+    (the spectra as an ENVI spectral library) and run.json.
     Maps and spectra pair by position; where both name the same materials in another order
     (a synthesize folder, a named CSV) the maps are re-ordered to the spectra's, with a warning.
 

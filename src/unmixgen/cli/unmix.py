@@ -34,7 +34,7 @@ def unmix(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     endmembers: str = typer.Option(None, "--endmembers", "-p", help="Number of endmembers, or 'auto' (noise-whitened eigenvalues)."),
     endmembers_file: Path = typer.Option(None, "--endmembers-file",
-                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), or LIB.mat:names."),
+                                         help="Given endmembers: CSV, .npz with 'endmembers', result folder, a benchmark .mat with M (bands, p), an ENVI spectral library (.sli with its .hdr), or LIB.mat:names / LIB.sli:names."),
     method: str = typer.Option(None, "--method", "-m",
                                help=f"Blind method: auto (default: edaa or mvnmf, chosen from the data), edaa, mvnmf, vca, nfindr, atgp; with --endmembers-file: {', '.join(INVERTERS)} (default fcls)."),
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
@@ -54,6 +54,7 @@ def unmix(
 
     Blind:  unmixgen unmix scene.hdr --endmembers auto --out run1
     Given:  unmixgen unmix scene.hdr --endmembers-file run1/endmembers.csv --method fcls --out run2
+    Library: unmixgen unmix scene.hdr --endmembers-file minerals.sli:kaolinite,alunite --out run4
     CNN:    unmixgen unmix scene.hdr --method hybridstu --model stu-model --out run3
     """
     from ..workflows import unmix_scene

@@ -19,6 +19,9 @@ warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not 
 positive (`io.bands.usable_fwhm`). Bands of overlapping detectors are ordered by the
 ``overlap=`` policy of `io.bands` (default: sorted by wavelength).
 
+A header whose ``file type`` is ``ENVI Spectral Library`` is refused as a scene: its lines
+are spectra, not pixels (`io.sli` reads it, as a source of endmembers).
+
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
 """
@@ -64,6 +67,7 @@ _CODE_OF = {np.dtype(v).str[1:]: k for k, v in DATA_TYPES.items()}
 MAX_HEADER_BYTES = 16 << 20  # a text header; anything larger is not one
 REQUIRED = ("samples", "lines", "bands", "data type", "interleave")
 DATA_EXTENSIONS = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
+LIBRARY_FILE_TYPE = "ENVI Spectral Library"  # spectra as lines of a one-band image: `io.sli`
 
 
 # -- header --------------------------------------------------------------------------
@@ -133,6 +137,15 @@ def _floats(header: dict, key: str, hdr: Path) -> np.ndarray | None:
         raise in_file(hdr, f"header field {key!r} holds a non-numeric value; expected numbers") from None
 
 
+def is_spectral_library(header: dict[str, str]) -> bool:
+    """Whether a parsed header is an ENVI spectral library's (`io.sli`): its ``file type``
+    says so, or it has no ``file type`` but lists ``spectra names``."""
+    kind = header.get("file type")
+    if kind is None:
+        return "spectra names" in header
+    return kind.strip("{} \n").lower() == LIBRARY_FILE_TYPE.lower()
+
+
 # -- finding the files ------------------------------------------------------------------
 def header_and_data(path: Path) -> tuple[Path, Path | None]:
     """``(header, data file)`` for a data file path, ``(header, None)`` for a header path
@@ -148,13 +161,13 @@ def header_and_data(path: Path) -> tuple[Path, Path | None]:
     return hdr, path
 
 
-def find_data_file(hdr: Path) -> Path:
-    """The data file ENVI would open for ``hdr``: same name with no extension, ``.img``,
-    ``.dat``, ``.raw``, ``.bsq``/``.bil``/``.bip`` (any case), or ``name.ext`` for
-    ``name.ext.hdr``."""
+def find_data_file(hdr: Path, extensions: tuple[str, ...] = DATA_EXTENSIONS) -> Path:
+    """The data file ENVI would open for ``hdr``: same name with one of ``extensions`` (by
+    default no extension, ``.img``, ``.dat``, ``.raw``, ``.bsq``/``.bil``/``.bip``, ``.bin``;
+    any case), or ``name.ext`` for ``name.ext.hdr``."""
     base = hdr.with_suffix("")
     cands = []
-    for ext in DATA_EXTENSIONS:
+    for ext in extensions:
         for e in (ext, ext.upper()):
             c = base.with_name(base.name + e)
             if c != hdr and c not in cands:
@@ -170,8 +183,8 @@ def find_data_file(hdr: Path) -> Path:
                 return p
     except OSError:
         pass
-    raise in_file(hdr, f"no data file found beside the header (looked for {base.name} with "
-                  "no extension, .img, .dat, .raw, .bsq, .bil, .bip)")
+    looked = ", ".join("no extension" if not e else e for e in extensions)
+    raise in_file(hdr, f"no data file found beside the header (looked for {base.name} with {looked})")
 
 
 # -- georeferencing -------------------------------------------------------------------
@@ -433,6 +446,10 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     overlap_policy(overlap)
     hdr, data = header_and_data(Path(path))
     h = parse_header(hdr)
+    if is_spectral_library(h):  # read as an image: one band of lines x samples, nothing to unmix
+        raise in_file(hdr, f"is an ENVI spectral library ({h.get('lines', '?').strip()} spectra of "
+                           f"{h.get('samples', '?').strip()} channels), not a scene; expected an image (a library "
+                           "is a source of endmembers or training spectra)")
     rows, cols, bands, dtype, interleave, offset, byte_order = _layout(h, hdr)
     if data is None:
         data = find_data_file(hdr)

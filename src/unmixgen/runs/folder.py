@@ -11,6 +11,10 @@
                       fractions of the pixel's brightness: `--method scaled`, HybridSTU on that
                       base); also ``brightness`` in result.npz
     endmembers.csv    wavelength_nm (or band) column + one column per endmember
+    endmembers.sli, endmembers.hdr
+                      the same spectra as an ENVI spectral library (float32, wavelengths in
+                      nm, spectra names; `unmixgen.io.sli`), for ENVI, EnMAP-Box, SPy; an
+                      endmember source like the CSV
     run.json          command, parameters, versions, seed, timings, metrics
     *.png             figures
 
@@ -103,6 +107,19 @@ def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.nda
         w.writerow(["wavelength_nm" if wavelengths is not None else "band", *endmember_names(p, names)])
         for b in range(bands):
             w.writerow([f"{axis[b]:.6g}", *(f"{e[i, b]:.8g}" for i in range(p))])
+
+
+def save_endmembers(folder: Path, endmembers: np.ndarray, wavelengths: np.ndarray | None,
+                    names: list[str] | None = None) -> None:
+    """Write ``endmembers (p, bands)`` into the run folder ``folder`` being built: as
+    ``endmembers.csv`` (`write_endmembers_csv`) and as the ENVI spectral library
+    ``endmembers.sli`` + ``endmembers.hdr`` (`unmixgen.io.sli.write_library`)."""
+    from ..io.sli import write_library
+
+    folder = Path(folder)
+    e = np.asarray(endmembers)
+    write_endmembers_csv(folder / "endmembers.csv", e, wavelengths, names)
+    write_library(folder / "endmembers.sli", e, wavelengths, endmember_names(e.shape[0], names))
 
 
 def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -220,8 +237,8 @@ def same_scene(fingerprint: np.ndarray, scene: Scene, *, rtol: float = 1e-3) -> 
 def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | None,
                 abundances: np.ndarray | None, names: list[str] | None = None,
                 extra: dict[str, np.ndarray] | None = None, figures: bool = True) -> None:
-    """Write result.npz, the georeferenced maps, endmembers.csv and the standard figures into
-    the existing folder ``folder``."""
+    """Write result.npz, the georeferenced maps, endmembers.csv and endmembers.sli/.hdr
+    (`save_endmembers`) and the standard figures into the existing folder ``folder``."""
     folder = Path(folder)
     arrays: dict[str, np.ndarray] = {"mask": scene.mask, "scene_fingerprint": scene_fingerprint(scene)}
     if scene.wavelengths is not None:
@@ -239,7 +256,7 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
     if abundances is not None:
         save_maps(folder, scene, abundances, names=names)
     if endmembers is not None:
-        write_endmembers_csv(folder / "endmembers.csv", endmembers, scene.wavelengths, names)
+        save_endmembers(folder, endmembers, scene.wavelengths, names)
     if figures:
         from ..report import figures as report
 
@@ -378,6 +395,7 @@ __all__ = [
     "save_brightness",
     "save_maps",
     "same_scene",
+    "save_endmembers",
     "save_result",
     "scene_fingerprint",
     "write_endmembers_csv",

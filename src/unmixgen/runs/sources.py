@@ -10,9 +10,13 @@ A source is one of
 - an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names``,
 - a benchmark's reference endmembers ``.mat`` (``M`` (bands, p), e.g. Samson's ``end3.mat``;
   no wavelengths: they must have the scene's bands),
+- an ENVI spectral library (``LIB.sli`` or its ``.hdr``; `unmixgen.io.sli`): all its spectra,
+  with its wavelengths and ``spectra names``, channels marked missing (``data ignore value``,
+  ``bbl``) as NaN; a run folder's ``endmembers.sli`` is one,
 - named spectra of a spectral library, ``LIB.mat:name1,name2`` (the USGS 1995 library
   layout: ``datalib`` (bands, 3 + n) with wavelengths in um in column 0, spectra from
-  column 3, and a ``names`` char array).
+  column 3, and a ``names`` char array) or ``LIB.sli:name1,name2`` (an ENVI spectral
+  library's ``spectra names``); both picked the same way (`pick_spectra`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
 from ..io.checks import refuse_complex, require_npz
+from ..io.sli import LIBRARY_EXTENSIONS, header_beside, read_library
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -46,6 +51,10 @@ class Endmembers:
     names: list[str]
     source: str
 
+
+SOURCES = ("a result folder, .csv, .npz, a benchmark .mat (M), an ENVI spectral library (.sli with its .hdr), "
+           "LIB.mat:names or LIB.sli:names")
+"""What `load_endmembers` reads, for error messages."""
 
 NEGATIVE_WARN = 0.05  # a value below -5 % of its spectrum's peak is worth a warning
 
@@ -83,7 +92,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         return load_library_spectra(lib, [n for n in names.split(",") if n.strip()])
     path = Path(text)
     if not path.exists():
-        raise in_file(path, "no such file or folder; expected a result folder, .csv, .npz or LIB.mat:names")
+        raise in_file(path, f"no such file or folder; expected {SOURCES}")
     if path.is_dir() or path.name == "result.npz":
         from .folder import load_result
 
@@ -116,8 +125,21 @@ def _read_endmembers(source: str | Path) -> Endmembers:
     if ext == ".mat":
         e, names = matlab.read_endmembers(path)
         return Endmembers(e, None, names or _default_names(len(e)), text)
-    raise in_file(path, "unsupported endmember source; expected a result folder, .csv, .npz, a benchmark "
-                        ".mat (M) or LIB.mat:names")
+    if ext in LIBRARY_EXTENSIONS or header_beside(path) is not None:  # an image header says what it is
+        lib = read_library(path)
+        names = lib.names or _default_names(len(lib.spectra))
+        _require_measured(path, lib.spectra, names)
+        return Endmembers(lib.spectra, lib.wavelengths, names, text)
+    raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
+
+
+def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:
+    """`InputError` naming the first of ``spectra (n, bands)`` whose every channel is missing
+    (NaN: deleted, ignored or a bad channel of its library)."""
+    empty = np.isnan(spectra).all(axis=1)
+    if empty.any():
+        raise in_file(path, f"spectrum {names[int(np.argmax(empty))]!r} has every channel missing (deleted or "
+                            "marked bad); expected a measured spectrum")
 
 
 USGS_DELETED = -1e30  # at or below: the USGS libraries' deleted-channel marker (-1.23e34)
@@ -173,26 +195,49 @@ def read_usgs_library(library: str | Path, *, need_names: bool = True
 
 
 def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
-    """Pick spectra by (case-insensitive, substring) name from a USGS-1995-layout library .mat."""
+    """Pick spectra by name (`pick_spectra`) from a spectral library: a USGS-1995-layout
+    ``.mat`` or an ENVI spectral library (the data file or its ``.hdr``)."""
     path = Path(library)
     if not names:
-        raise in_file(path, "no spectrum names given; expected LIB.mat:name1,name2")
-    data, wl, all_names = read_usgs_library(path)
-    spectra, picked = [], []
-    for want in names:
+        raise in_file(path, f"no spectrum names given; expected {path.name}:name1,name2")
+    if path.suffix.lower() == ".mat":
+        data, wl, all_names = read_usgs_library(path)
+        spectra, picked = pick_spectra(path, data[:, 3:].T, all_names[3:], names)
+    elif path.suffix.lower() in LIBRARY_EXTENSIONS or (path.exists() and header_beside(path) is not None):
+        lib = read_library(path)
+        if lib.names is None:
+            raise in_file(lib.header, "header lists no 'spectra names' to pick from; expected them, or the library "
+                                      "without ':names' for all its spectra")
+        spectra, picked = pick_spectra(path, lib.spectra, lib.names, names)
+        wl = lib.wavelengths
+    else:
+        raise in_file(path, "is not a spectral library to pick spectra from; expected LIB.mat:names (USGS 1995 "
+                            "layout) or LIB.sli:names (an ENVI spectral library with its .hdr)")
+    return Endmembers(spectra, wl, picked, f"{path}:{','.join(names)}")
+
+
+def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str], wanted: list[str]
+                 ) -> tuple[np.ndarray, list[str]]:
+    """The rows of ``spectra (n, bands)`` named by ``wanted``, in that order, as float32, with
+    their full names. A wanted name matches case-insensitively, as a substring; an exact match
+    wins over the first substring match. `InputError` naming ``library`` for a name that
+    matches none (with similar names as a hint) or a spectrum missing every channel."""
+    rows, picked = [], []
+    for want in wanted:
         key = want.strip().lower()
-        hits = [i for i in range(3, len(all_names)) if key in all_names[i].lower()]
+        hits = [i for i, name in enumerate(all_names) if key in name.lower()]
         exact = [i for i in hits if all_names[i].lower() == key]
         if not hits:
-            close = [n for n in all_names[3:] if key[:4] in n.lower()][:5]
+            close = [n for n in all_names if key[:4] in n.lower()][:5]
             hint = f"; similar: {', '.join(close)}" if close else ""
-            raise in_file(path, f"no spectrum named {want!r}{hint}")
+            raise in_file(library, f"no spectrum named {want!r}{hint}")
         i = (exact or hits)[0]
-        if np.isnan(data[:, i]).all():
-            raise in_file(path, f"spectrum {all_names[i]!r} has every channel deleted; expected a measured spectrum")
-        spectra.append(data[:, i])
+        if np.isnan(spectra[i]).all():
+            raise in_file(library, f"spectrum {all_names[i]!r} has every channel missing (deleted or marked "
+                                   "bad); expected a measured spectrum")
+        rows.append(spectra[i])
         picked.append(all_names[i])
-    return Endmembers(np.asarray(spectra, np.float32), wl, picked, f"{path}:{','.join(names)}")
+    return np.asarray(rows, np.float32), picked
 
 
 def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
@@ -204,7 +249,8 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
     range; bands outside it are marked not covered and hold NaN (the caller unmixes on
     covered bands).
-    A library's deleted channels (NaN) leave the scene bands next to them not covered.
+    A library's missing channels (NaN: deleted, ignored or bad) leave the scene bands next to
+    them not covered.
     No overlap: `InputError`.
     """
     e = em.spectra

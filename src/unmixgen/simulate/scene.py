@@ -20,7 +20,7 @@ The abundances are kept as given (in the ELMM the scaling belongs to the endmemb
 Sources: `load_abundance_maps` (``.npz`` with ``abundances``, a result folder, a
 ``synthesize`` output folder) and `load_sensor` (a scene file or a CSV of centre, FWHM);
 endmembers come from `unmixgen.runs.sources.load_endmembers` (result folder, CSV, ``.npz``,
-``LIB.mat:name1,name2``).
+``LIB.mat:name1,name2``, an ENVI spectral library ``.sli``, ``LIB.sli:name1,name2``).
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ from ..errors import InputError, check_range, note
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Spectra of every source on the first source's wavelengths: a USGS-layout library
-    ``.mat`` (all its spectra), or anything `unmixgen.runs.sources.load_endmembers` reads
-    (result folders, .csv, .npz); every source needs wavelengths."""
+    ``.mat`` or an ENVI spectral library ``.sli`` (all their spectra), or anything
+    `unmixgen.runs.sources.load_endmembers` reads (result folders, .csv, .npz, named library
+    spectra); every source needs wavelengths. Missing channels (NaN: a library's deleted,
+    ignored or bad ones) are filled or left out (`_fill_deleted`)."""
     from ..errors import in_file
     from ..runs.sources import load_endmembers, read_usgs_library
     from ..wavelengths import SAME_GRID_NM
@@ -26,12 +28,13 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
         path = Path(src)
         if path.suffix.lower() == ".mat" and path.is_file():
             d, wl, _ = read_usgs_library(path, need_names=False)
-            s = _fill_deleted(d[:, 3:].T, wl, path)
+            s = d[:, 3:].T
         else:
             em = load_endmembers(src)
             if em.wavelengths is None:
                 raise in_file(path, "endmembers have no wavelengths; the spectra prior needs them")
             wl, s = em.wavelengths, em.spectra.astype(np.float64)
+        s, wl = _fill_deleted(s, wl, path)
         if not np.isfinite(s).all() or np.any(s.mean(axis=1) <= 0):
             raise in_file(path, "spectra hold NaN/Inf or one with a mean <= 0; expected reflectances")
         if wl0 is None:
@@ -46,21 +49,30 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
         blocks.append(s)
         names.append(str(src))
     if wl0 is None:
-        raise InputError("no training spectra given; expected a USGS library .mat or result folders")
+        raise InputError("no training spectra given; expected a USGS library .mat, an ENVI spectral library .sli or "
+                         "result folders")
     return np.concatenate(blocks), wl0, names
 
 
-def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> np.ndarray:
-    """A library's spectra ``(n, bands)`` with their deleted channels (NaN) inside the measured
-    range filled linearly along wavelength; spectra missing their first or last channel (not
-    measured over the whole range) are left out, with a warning. `InputError` when none is left."""
+def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A library's spectra ``(n, bands)`` and wavelengths ``(bands,)`` without its missing
+    channels (NaN): channels missing in every spectrum at either end of the range (an ENVI
+    library's ``bbl``) are cut off; the others inside each spectrum's measured range are filled
+    linearly along wavelength; spectra still missing their first or last channel (not
+    measured over the whole range) are left out, with a warning. `InputError` when none is
+    left."""
     import warnings
 
     from ..errors import in_file
 
     holes = np.isnan(spectra)
     if not holes.any():
-        return spectra
+        return spectra, wl
+    kept = np.flatnonzero(~holes.all(axis=0))
+    if not kept.size:
+        raise in_file(path, "every channel is missing in every spectrum; expected measured spectra")
+    cut = slice(kept[0], kept[-1] + 1)
+    spectra, wl, holes = spectra[:, cut], wl[cut], holes[:, cut]
     short = holes[:, 0] | holes[:, -1] | ((~holes).sum(axis=1) < 2)
     out = spectra[~short].copy()
     for row in out:
@@ -68,12 +80,12 @@ def _fill_deleted(spectra: np.ndarray, wl: np.ndarray, path: Path) -> np.ndarray
         if gap.any():
             row[gap] = np.interp(wl[gap], wl[~gap], row[~gap])
     if not len(out):
-        raise in_file(path, "every spectrum misses its first or last channel (deleted, -1.23e34); expected "
-                            "spectra measured over the library's whole range")
+        raise in_file(path, "every spectrum misses its first or last channel (deleted, -1.23e34, or marked bad); "
+                            "expected spectra measured over the library's whole range")
     filled = int(holes[~short].any(axis=1).sum())
     warnings.warn(f"{path}: {int(short.sum())} spectra not measured over the whole range left out; "
                   f"{filled} with deleted channels inside it filled by interpolation", UserWarning, stacklevel=3)
-    return out
+    return out, wl
 
 
 def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path, *, max_minutes: float | None = None,
@@ -358,7 +370,7 @@ def endmember_origin(run: Any) -> str:
     method, HybridSTU on extracted endmembers, or endmembers taken from another result folder,
     itself unmixed from a scene), ``"given"`` (a library or an endmember file) or
     ``"unknown"`` (no or another record, a trained HybridSTU model). A result folder's
-    ``endmembers.csv`` (a ``run.json`` beside it) counts as the folder."""
+    ``endmembers.csv`` or ``endmembers.sli`` (a ``run.json`` beside it) counts as the folder."""
     if not isinstance(run, dict) or run.get("command") != "unmix":
         return "unknown"
     params = run.get("parameters")
@@ -374,15 +386,17 @@ def endmember_origin(run: Any) -> str:
     path = Path(text)
     if path.is_dir() or path.name == "result.npz" or _run_folder_csv(path):
         return "scene"
-    # a library spectrum (LIB.mat:names) or an endmember file; a result folder since moved
+    # a library spectrum (LIB.mat:names, LIB.sli:names) or an endmember file; a result folder since moved
     # still has no suffix
     return "given" if ".mat:" in text or path.suffix else "scene"
 
 
 def _run_folder_csv(path: Path) -> bool:
-    """Whether ``path`` is the ``endmembers.csv`` a run folder writes (its ``run.json`` beside it):
-    the endmembers of that result, as when the folder itself is given."""
-    return path.name == "endmembers.csv" and (path.parent / "run.json").is_file()
+    """Whether ``path`` is the ``endmembers.csv`` (or ``endmembers.sli`` / ``.hdr``) a run
+    folder writes (its ``run.json`` beside it): the endmembers of that result, as when the
+    folder itself is given."""
+    return (path.name in ("endmembers.csv", "endmembers.sli", "endmembers.hdr")
+            and (path.parent / "run.json").is_file())
 
 
 def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:

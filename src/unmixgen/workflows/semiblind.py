@@ -15,7 +15,8 @@ from ..errors import InputError
 # semi-blind unmixing with HybridSTU
 # ---------------------------------------------------------------------------------------------
 def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
-    """Endmembers from ``source`` (CSV, .npz, result folder, ``LIB.mat:names``) on the scene's
+    """Endmembers from ``source`` (CSV, .npz, result folder, ENVI spectral library ``.sli``,
+    ``LIB.mat:names``, ``LIB.sli:names``) on the scene's
     bands (`unmixgen.runs.sources.fit_to_bands`); `InputError` when they do not cover every
     good band of the scene (the network reads every band)."""
     from ..errors import in_file

@@ -27,8 +27,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     own noise is estimated; the global SNR stays ``snr_db``). Maps pair with spectra by position, or by name where both name
     the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
-    plus ``endmembers.csv`` and ``run.json``. Returns the run record, with ``shape`` and
-    ``scenes``.
+    plus ``endmembers.csv``, ``endmembers.sli``/``.hdr`` (`unmixgen.runs.folder.save_endmembers`)
+    and ``run.json``. Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
 
@@ -37,7 +37,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..atomic import check_output_dir, write_json
     from ..evaluate.maps import check_maps
     from ..io import write_scene
-    from ..runs.folder import run_record, write_endmembers_csv
+    from ..runs.folder import run_record, save_endmembers
     from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate
@@ -109,7 +109,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
             write_scene(scene, tmp / f"{stem}.mat")
             if snr_db is not None:
                 measured.append(measure_snr(sc.clean, sc.cube))
-        write_endmembers_csv(tmp / "endmembers.csv", first.reference_endmembers, first.wavelengths, em.names)
+        save_endmembers(tmp, first.reference_endmembers, first.wavelengths, em.names)
         record["scenes"] = len(scenes)
         record["shape"] = list(first.cube.shape)
         record["endmember_names"] = em.names

@@ -26,7 +26,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
     - blind: ``n_endmembers`` (a number, or ``"auto"``) with a blind ``method`` (registry
       name; default the registry's default); the cube is loaded (all valid pixels at once);
-    - given: ``endmembers_file`` (CSV, .npz, result folder, ``LIB.mat:names``), resampled to
+    - given: ``endmembers_file`` (CSV, .npz, result folder, ENVI spectral library
+      ``.sli``, ``LIB.mat:names``, ``LIB.sli:names``), resampled to
       the scene's bands, inverted tile by tile with an inverter ``method`` (default FCLS):
       the whole cube is never loaded (unless ``truth`` asks for reconstruction metrics);
     - ``method="hybridstu"``: a trained ``model``, or train one from ``endmembers_file`` /
