@@ -469,13 +469,13 @@ def test_bad_endmember_npz_files_are_one_line_errors(run_cli, scene_file, tmp_pa
 
 
 def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_path):
-    """Ragged rows and NaN/infinite values are refused naming the file and the row."""
+    """Ragged rows, infinite values and NaN wavelengths are refused naming the file and the row."""
     path, _ = scene_file
     good_rows = ["wavelength,a,b", "400,0.1,0.2", "500,0.2,0.3", "600,0.3,0.4"]
     bad = {
         "ragged.csv": (good_rows[:2] + ["500,0.2"] + good_rows[3:], "row 3 has 2 values; expected 3"),
-        "nan.csv": (good_rows[:3] + ["600,nan,0.4"], "row 4 holds NaN or infinity"),
-        "inf.csv": (good_rows[:2] + ["500,0.2,inf"] + good_rows[3:], "row 3 holds NaN or infinity"),
+        "nan_wavelength.csv": (good_rows[:3] + ["nan,0.3,0.4"], "row 4 holds infinity or a NaN wavelength"),
+        "inf.csv": (good_rows[:2] + ["500,0.2,inf"] + good_rows[3:], "row 3 holds infinity or a NaN wavelength"),
         # two rows swapped; a file without its wavelength column (the first spectrum read as one)
         "swapped.csv": (good_rows[:1] + good_rows[2:3] + good_rows[1:2] + good_rows[3:], "does not increase at row 3"),
         "no_wavelengths.csv": (["a,b,c", "0.3,0.2,0.1", "0.1,0.3,0.2", "0.2,0.4,0.3"], "does not increase at row 3"),
@@ -486,6 +486,28 @@ def test_bad_endmember_csv_files_are_one_line_errors(run_cli, scene_file, tmp_pa
         code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / name, "--out", tmp_path / "o")
         assert code == 2 and name in err and message in err and len(err.strip().splitlines()) == 1, (name, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_whose_endmembers_miss_bands_reads_back_as_an_endmember_source(run_cli, scene_file, tmp_path):
+    # endmembers covering part of the scene's bands leave NaN on the others in the run's
+    # endmembers.csv; that file was refused as a source ("row N holds NaN or infinity")
+    from unmixgen.runs.folder import read_endmembers_csv
+
+    path, truth_scene = scene_file
+    E, wl = truth_scene.truth.endmembers, truth_scene.wavelengths
+    keep = slice(0, 2 * len(wl) // 3)
+    rows = ["wavelength_nm," + ",".join(f"m{i}" for i in range(len(E)))]
+    rows += [f"{w:g}," + ",".join(f"{v:.8g}" for v in E[:, b]) for b, w in enumerate(wl[keep])]
+    (tmp_path / "part.csv").write_text("\n".join(rows) + "\n")
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "part.csv", "--out", tmp_path / "r1")
+    assert code == 0, err
+    written, wl_out, _ = read_endmembers_csv(tmp_path / "r1" / "endmembers.csv")
+    assert np.isnan(written).any() and np.isfinite(written[:, keep]).all()
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "r1" / "endmembers.csv", "--out",
+                           tmp_path / "r2")
+    assert code == 0, err
+    with np.load(tmp_path / "r1" / "result.npz") as a, np.load(tmp_path / "r2" / "result.npz") as b:
+        np.testing.assert_allclose(b["abundances"], a["abundances"], atol=1e-5)
 
 
 def test_endmember_csv_listed_from_long_to_short_wavelengths_reads_reversed(tmp_path):

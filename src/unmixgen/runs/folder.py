@@ -128,7 +128,8 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
     a band-number header (``band``, ``channel``, ``index``, ...: `wavelengths.BAND_NUMBER_HEADERS`);
     0, 1, 2, ... or 1, 2, 3, ... under any other header is refused (it would read as um).
 
-    Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``.
+    Returns ``(endmembers (p, bands) float32, wavelengths_nm or None, names)``; a ``nan`` value
+    is a missing channel of that spectrum (NaN).
     """
     from ..wavelengths import BAND_NUMBER_HEADERS, check_wavelengths, to_nm
 
@@ -153,9 +154,13 @@ def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None
         data = np.array([[float(v) for v in r] for r in body], dtype=np.float64)
     except ValueError as exc:
         raise in_file(path, f"non-numeric value ({exc}); expected numbers below the header row") from None
-    if not np.isfinite(data).all():
-        i = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0]) + 2
-        raise in_file(path, f"row {i} holds NaN or infinity; expected finite numbers")
+    # NaN in a spectrum is a missing channel (a band a run's endmembers did not cover, as this
+    # module writes them; a library's deleted channel); an infinity or a NaN band centre is no value
+    bad = np.isinf(data).any(axis=1) | np.isnan(data[:, 0])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0]) + 2
+        raise in_file(path, f"row {i} holds infinity or a NaN wavelength; expected numbers (NaN only for a missing "
+                            "channel of a spectrum)")
     d = np.diff(data[:, 0])
     if (d < 0).all():  # listed from long to short wavelengths: the same spectra
         data, d = data[::-1], -d[::-1]
