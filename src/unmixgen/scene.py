@@ -13,12 +13,20 @@ by an explicit `Scene.load()` (which keeps it), never as a side effect of a prop
 `Scene.valid_pixels()` calls `load()`.
 
 Invalid pixels (NaN, Inf, all bands zero, all bands equal to the nodata value, flagged by
-the file) are ``False`` in `Scene.mask`. Every method skips them and every writer writes
-them back as nodata.
+the file, on a stuck detector line) are ``False`` in `Scene.mask`. Every method skips them
+and every writer writes them back as nodata.
+
+Stuck detector lines: a pushbroom sensor (PRISMA, EnMAP, EMIT, DESIS, Hyperion, AVIRIS-NG)
+images each column with its own detector element, each row in one readout. A dead or
+saturated element reads one value down its whole column in some bands, a line lost in
+transmission one value along its row; products often carry these as zeros or the saturation
+value without a flag. No mixture gives such a pixel, and in a small scene a column is more
+than the one percent of pixels an outlier screen can take. `stuck_lines` finds them.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -148,6 +156,104 @@ def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray
     return valid
 
 
+#: the fewest valid pixels an image column (or row) needs before one value held down all of it
+#: in a band counts as a stuck detector element (`stuck_lines`): a shorter line of a uniform
+#: area may hold one quantised value
+MIN_STUCK_LINE = 16
+
+#: rows read at once by `stuck_lines`
+_STUCK_STRIP = 256
+
+
+def _line_ranges(block: np.ndarray, valid: np.ndarray, axis: int):
+    """``(min, max, count)`` of the valid pixels ``valid (r, c)`` of ``block (r, c, bands)``
+    along ``axis`` (0: down each column, 1: along each row), float32 ``(lines, bands)`` and
+    int ``(lines,)``; +inf / -inf where a line has no valid pixel."""
+    v = valid[..., None]
+    return (np.where(v, block, np.inf).min(axis=axis), np.where(v, block, -np.inf).max(axis=axis),
+            valid.sum(axis=axis))
+
+
+def _constant_lines(low: np.ndarray, high: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Bool ``(lines, bands)``: lines of at least `MIN_STUCK_LINE` valid pixels that hold one
+    value in a band that varies along most of the lines that long (a band constant everywhere
+    is a derived band, `unmix.rank.derived_bands`, not a line)."""
+    long = count >= MIN_STUCK_LINE
+    const = long[:, None] & (low == high)
+    varies = (~const[long]).sum(axis=0) > 0.5 * long.sum()
+    return const & varies[None, :]
+
+
+def stuck_lines(scene: Scene, mask: np.ndarray) -> dict[str, Any] | None:
+    """The pixels of stuck detector lines of ``scene`` (module docstring) among the valid
+    pixels ``mask (rows, cols)``, judged on its good bands; None when there are none.
+
+    A column (row) is stuck when its valid pixels, at least `MIN_STUCK_LINE`, hold one value in
+    a band that varies along most other columns (rows), and fewer than a quarter as many valid
+    pixels off the lines constant in that band hold that value too: a dark area clipped to zero
+    or a saturated one is not cut off along a line, and its ragged edge holds the value as well.
+    Returns ``{"pixels": bool (rows, cols), "columns": [...], "rows": [...], "bands": n}``
+    (0-based line indices; ``bands``: how many bands are stuck on some line). Reads the scene
+    twice in strips of rows (once when no line is constant)."""
+    rows, cols = mask.shape
+    good = np.flatnonzero(scene.good_bands)
+    if not mask.any() or max(rows, cols) < MIN_STUCK_LINE:
+        return None
+    strips = [(r0, min(r0 + _STUCK_STRIP, rows)) for r0 in range(0, rows, _STUCK_STRIP)]
+
+    def strip(r0: int, r1: int) -> np.ndarray:
+        return scene.read(slice(r0, r1), slice(0, cols))[..., good]
+
+    c_low = np.full((cols, good.size), np.inf, np.float32)
+    c_high = np.full((cols, good.size), -np.inf, np.float32)
+    r_low = np.empty((rows, good.size), np.float32)
+    r_high = np.empty((rows, good.size), np.float32)
+    for r0, r1 in strips:
+        block, valid = strip(r0, r1), mask[r0:r1]
+        low, high, _ = _line_ranges(block, valid, 0)
+        np.minimum(c_low, low, out=c_low)
+        np.maximum(c_high, high, out=c_high)
+        r_low[r0:r1], r_high[r0:r1], _ = _line_ranges(block, valid, 1)
+    col_const = _constant_lines(c_low, c_high, mask.sum(axis=0))
+    row_const = _constant_lines(r_low, r_high, mask.sum(axis=1))
+    if not (col_const.any() or row_const.any()):
+        return None
+    # how many valid pixels off the constant lines of a band hold a constant line's value
+    bands = np.flatnonzero(col_const.any(axis=0) | row_const.any(axis=0))
+    values = [np.unique(np.concatenate([c_low[col_const[:, b], b], r_low[row_const[:, b], b]])) for b in bands]
+    shared = [np.zeros(v.size, np.int64) for v in values]
+    for r0, r1 in strips:
+        block, valid = strip(r0, r1), mask[r0:r1]
+        for i, b in enumerate(bands):
+            off = valid & ~col_const[None, :, b] & ~row_const[r0:r1, None, b]
+            x = block[..., b][off]
+            shared[i] += (x[:, None] == values[i][None, :]).sum(axis=0)
+    pixels = np.zeros((rows, cols), bool)
+    stuck_cols, stuck_rows = np.zeros(cols, bool), np.zeros(rows, bool)
+    stuck_bands = np.zeros(good.size, bool)
+    for i, b in enumerate(bands):
+        for const, low, count, stuck in ((col_const, c_low, mask.sum(axis=0), stuck_cols),
+                                         (row_const, r_low, mask.sum(axis=1), stuck_rows)):
+            lines = np.flatnonzero(const[:, b])
+            held = shared[i][np.searchsorted(values[i], low[lines, b])]
+            lone = lines[4 * held < count[lines]]
+            stuck[lone] = True
+            stuck_bands[b] |= lone.size > 0
+    if not (stuck_cols.any() or stuck_rows.any()):
+        return None
+    pixels[:, stuck_cols] = True
+    pixels[stuck_rows] = True
+    pixels &= mask
+    return {"pixels": pixels, "columns": np.flatnonzero(stuck_cols).tolist(),
+            "rows": np.flatnonzero(stuck_rows).tolist(), "bands": int(stuck_bands.sum())}
+
+
+def _lines(kind: str, idx: list[int]) -> str:
+    """``"column 7"``, ``"columns 7, 20"``, ``"rows 1, 2, 3, 4, 5 and 9 more"``."""
+    head = ", ".join(str(i) for i in idx[:5])
+    return f"{kind}{'s' if len(idx) > 1 else ''} {head}" + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
+
+
 class Scene:
     """A hyperspectral scene; see the module docstring.
 
@@ -165,7 +271,8 @@ class Scene:
     mask : bool array (rows, cols), callable returning one, or None
         ``True`` = valid pixel. ``None`` computes it from the data (`pixel_validity`),
         tile by tile; a callable is called once, on first use (readers use this to avoid
-        reading the cube for `info`).
+        reading the cube for `info`). Both then leave out the pixels of stuck detector
+        lines (`stuck_lines`, with a warning); a given array is taken as it is.
     nodata : float or None
         The stored nodata value, if the file declares one.
     crs : str or None
@@ -313,8 +420,24 @@ class Scene:
             else:
                 mask = self._values_validity()
                 self._valid_are_finite = True
-            self._mask = mask
+            self._mask = self._without_stuck_lines(mask)
         return self._mask
+
+    def _without_stuck_lines(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` less the pixels of stuck detector lines (`stuck_lines`), with a warning that
+        names them; ``metadata["stuck_lines"]`` records them."""
+        found = stuck_lines(self, mask)
+        if found is None:
+            return mask
+        n = int(found["pixels"].sum())
+        where = " and ".join(_lines(k, found[f"{k}s"]) for k in ("column", "row") if found[f"{k}s"])
+        self.metadata["stuck_lines"] = {"columns": found["columns"], "rows": found["rows"], "pixels": n,
+                                        "bands": found["bands"]}
+        warnings.warn(f"{self._what('scene')}: {n} pixels on {where} (from 0) hold one value along the whole "
+                      f"line in {found['bands']} band{'s' if found['bands'] > 1 else ''} (a dead or saturated "
+                      "detector element, a lost line): no mixture gives them, so they are left out as no-data",
+                      UserWarning, stacklevel=3)
+        return mask & ~found["pixels"]
 
     def _values_validity(self) -> np.ndarray:
         """`pixel_validity` of the presented values on the good bands, tile by tile."""
