@@ -311,3 +311,20 @@ def test_lines_that_only_look_stuck_stay_valid(recwarn):
     stuck[:, 30, 0] = 0.4  # all-constant but not all-zero
     assert Scene(stuck, mask=np.ones(cube.shape[:2], bool)).mask.all()  # a given mask is taken as it is
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_zero_filled_pixels_without_a_nodata_value_are_no_data_and_counted_with_a_warning(recwarn):
+    # an orthorectified border or lost lines filled with zeros, no nodata value declared: left out
+    # (all-zero is no reflectance spectrum), and now the user hears how many
+    cube = _mixed()
+    cube[:4] = 0.0
+    cube[:, -3:] = 0.0
+    n = 4 * 36 + 40 * 3 - 4 * 3
+    with pytest.warns(UserWarning, match=f"scene: {n} of 1440 pixels are 0 in every band"):
+        s = Scene(cube)
+        mask = s.mask
+    assert (~mask).sum() == n and s.metadata["zero_pixels"] == n and describe(s)["zero_pixels"] == n
+    recwarn.clear()
+    declared = Scene(cube, nodata=0.0)  # the file says zero is no data: nothing to tell
+    assert (~declared.mask).sum() == n and "zero_pixels" not in declared.metadata
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

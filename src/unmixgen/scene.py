@@ -21,7 +21,7 @@ images each column with its own detector element, each row in one readout. A dea
 saturated element reads one value down its whole column in some bands, a line lost in
 transmission one value along its row; products often carry these as zeros or the saturation
 value without a flag. No mixture gives such a pixel, and in a small scene a column is more
-than the one percent of pixels an outlier screen can take. `stuck_lines` finds them.
+than the one percent of pixels an outlier screen can take. `product_artefacts` finds them.
 """
 
 from __future__ import annotations
@@ -157,11 +157,11 @@ def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray
 
 
 #: the fewest valid pixels an image column (or row) needs before one value held down all of it
-#: in a band counts as a stuck detector element (`stuck_lines`): a shorter line of a uniform
+#: in a band counts as a stuck detector element (`product_artefacts`): a shorter line of a uniform
 #: area may hold one quantised value
 MIN_STUCK_LINE = 16
 
-#: rows read at once by `stuck_lines`
+#: rows read at once by `product_artefacts`
 _STUCK_STRIP = 256
 
 
@@ -184,22 +184,27 @@ def _constant_lines(low: np.ndarray, high: np.ndarray, count: np.ndarray) -> np.
     return const & varies[None, :]
 
 
-def stuck_lines(scene: Scene, mask: np.ndarray) -> dict[str, Any] | None:
-    """The pixels of stuck detector lines of ``scene`` (module docstring) among the valid
-    pixels ``mask (rows, cols)``, judged on its good bands; None when there are none.
+def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
+    """What a product left in ``scene`` without flagging it, judged on its good bands, given its
+    valid pixels ``mask (rows, cols)`` (`pixel_validity`, or the reader's):
+
+    - ``"zero_filled"``: how many invalid pixels are 0 in every band (an image border filled
+      after orthorectification, lost lines; `pixel_validity` leaves them out);
+    - ``"stuck"``: the stuck detector lines (module docstring) among the valid pixels, None when
+      there are none, else ``{"pixels": bool (rows, cols), "columns": [...], "rows": [...],
+      "bands": n}`` (0-based line indices; ``bands``: how many bands are stuck on some line).
 
     A column (row) is stuck when its valid pixels, at least `MIN_STUCK_LINE`, hold one value in
     a band that varies along most other columns (rows), and fewer than a quarter as many valid
     pixels off the lines constant in that band hold that value too: a dark area clipped to zero
     or a saturated one is not cut off along a line, and its ragged edge holds the value as well.
-    Returns ``{"pixels": bool (rows, cols), "columns": [...], "rows": [...], "bands": n}``
-    (0-based line indices; ``bands``: how many bands are stuck on some line). Reads the scene
-    twice in strips of rows (once when no line is constant)."""
+    Reads the scene in strips of rows, twice when some line is constant."""
     rows, cols = mask.shape
     good = np.flatnonzero(scene.good_bands)
-    if not mask.any() or max(rows, cols) < MIN_STUCK_LINE:
-        return None
     strips = [(r0, min(r0 + _STUCK_STRIP, rows)) for r0 in range(0, rows, _STUCK_STRIP)]
+    found: dict[str, Any] = {"zero_filled": 0, "stuck": None}
+    if not good.size:
+        return found
 
     def strip(r0: int, r1: int) -> np.ndarray:
         return scene.read(slice(r0, r1), slice(0, cols))[..., good]
@@ -210,6 +215,7 @@ def stuck_lines(scene: Scene, mask: np.ndarray) -> dict[str, Any] | None:
     r_high = np.empty((rows, good.size), np.float32)
     for r0, r1 in strips:
         block, valid = strip(r0, r1), mask[r0:r1]
+        found["zero_filled"] += int((~valid & ~block.any(axis=-1)).sum())
         low, high, _ = _line_ranges(block, valid, 0)
         np.minimum(c_low, low, out=c_low)
         np.maximum(c_high, high, out=c_high)
@@ -217,7 +223,7 @@ def stuck_lines(scene: Scene, mask: np.ndarray) -> dict[str, Any] | None:
     col_const = _constant_lines(c_low, c_high, mask.sum(axis=0))
     row_const = _constant_lines(r_low, r_high, mask.sum(axis=1))
     if not (col_const.any() or row_const.any()):
-        return None
+        return found
     # how many valid pixels off the constant lines of a band hold a constant line's value
     bands = np.flatnonzero(col_const.any(axis=0) | row_const.any(axis=0))
     values = [np.unique(np.concatenate([c_low[col_const[:, b], b], r_low[row_const[:, b], b]])) for b in bands]
@@ -239,13 +245,12 @@ def stuck_lines(scene: Scene, mask: np.ndarray) -> dict[str, Any] | None:
             lone = lines[4 * held < count[lines]]
             stuck[lone] = True
             stuck_bands[b] |= lone.size > 0
-    if not (stuck_cols.any() or stuck_rows.any()):
-        return None
-    pixels[:, stuck_cols] = True
-    pixels[stuck_rows] = True
-    pixels &= mask
-    return {"pixels": pixels, "columns": np.flatnonzero(stuck_cols).tolist(),
-            "rows": np.flatnonzero(stuck_rows).tolist(), "bands": int(stuck_bands.sum())}
+    if stuck_cols.any() or stuck_rows.any():
+        pixels[:, stuck_cols] = True
+        pixels[stuck_rows] = True
+        found["stuck"] = {"pixels": pixels & mask, "columns": np.flatnonzero(stuck_cols).tolist(),
+                          "rows": np.flatnonzero(stuck_rows).tolist(), "bands": int(stuck_bands.sum())}
+    return found
 
 
 def _lines(kind: str, idx: list[int]) -> str:
@@ -272,7 +277,7 @@ class Scene:
         ``True`` = valid pixel. ``None`` computes it from the data (`pixel_validity`),
         tile by tile; a callable is called once, on first use (readers use this to avoid
         reading the cube for `info`). Both then leave out the pixels of stuck detector
-        lines (`stuck_lines`, with a warning); a given array is taken as it is.
+        lines (`product_artefacts`, with a warning); a given array is taken as it is.
     nodata : float or None
         The stored nodata value, if the file declares one.
     crs : str or None
@@ -420,24 +425,32 @@ class Scene:
             else:
                 mask = self._values_validity()
                 self._valid_are_finite = True
-            self._mask = self._without_stuck_lines(mask)
+            self._mask = self._without_artefacts(mask)
         return self._mask
 
-    def _without_stuck_lines(self, mask: np.ndarray) -> np.ndarray:
-        """``mask`` less the pixels of stuck detector lines (`stuck_lines`), with a warning that
-        names them; ``metadata["stuck_lines"]`` records them."""
-        found = stuck_lines(self, mask)
-        if found is None:
+    def _without_artefacts(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` less the pixels of stuck detector lines (`product_artefacts`), with a warning
+        that names them, and one that counts zero-filled pixels unless a zero ``nodata`` declares
+        them; ``metadata["stuck_lines"]`` and ``metadata["zero_pixels"]`` record them."""
+        found = product_artefacts(self, mask)
+        n = found["zero_filled"]
+        if n and (self.nodata is None or self.nodata != 0):
+            self.metadata["zero_pixels"] = n
+            warnings.warn(f"{self._what('scene')}: {n} of {mask.size} pixels are 0 in every band and no nodata value "
+                          "says so (a zero-filled image border, lost lines?); they are left out as no-data",
+                          UserWarning, stacklevel=3)
+        stuck = found["stuck"]
+        if stuck is None:
             return mask
-        n = int(found["pixels"].sum())
-        where = " and ".join(_lines(k, found[f"{k}s"]) for k in ("column", "row") if found[f"{k}s"])
-        self.metadata["stuck_lines"] = {"columns": found["columns"], "rows": found["rows"], "pixels": n,
-                                        "bands": found["bands"]}
+        n = int(stuck["pixels"].sum())
+        where = " and ".join(_lines(k, stuck[f"{k}s"]) for k in ("column", "row") if stuck[f"{k}s"])
+        self.metadata["stuck_lines"] = {"columns": stuck["columns"], "rows": stuck["rows"], "pixels": n,
+                                        "bands": stuck["bands"]}
         warnings.warn(f"{self._what('scene')}: {n} pixels on {where} (from 0) hold one value along the whole "
-                      f"line in {found['bands']} band{'s' if found['bands'] > 1 else ''} (a dead or saturated "
+                      f"line in {stuck['bands']} band{'s' if stuck['bands'] > 1 else ''} (a dead or saturated "
                       "detector element, a lost line): no mixture gives them, so they are left out as no-data",
                       UserWarning, stacklevel=3)
-        return mask & ~found["pixels"]
+        return mask & ~stuck["pixels"]
 
     def _values_validity(self) -> np.ndarray:
         """`pixel_validity` of the presented values on the good bands, tile by tile."""
@@ -695,6 +708,8 @@ def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65
             "names": scene.truth.names,
             "has_abundances": scene.truth.abundances is not None,
         }
+    if "stuck_lines" in scene.metadata:  # found with the mask (`product_artefacts`)
+        info["stuck_lines"] = scene.metadata["stuck_lines"]
     for k, v in scene.metadata.items():
         if (isinstance(v, (str, int, float, bool)) or v is None) and k != "stored_dtype":
             info.setdefault(k, v)
