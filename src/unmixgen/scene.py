@@ -436,7 +436,7 @@ class Scene:
         n = found["zero_filled"]
         if n and (self.nodata is None or self.nodata != 0):
             self.metadata["zero_pixels"] = n
-            warnings.warn(f"{self._what('scene')}: {n} of {mask.size} pixels are 0 in every band and no nodata value "
+            warnings.warn(f"{self.path or 'scene'}: {n} of {mask.size} pixels are 0 in every band and no nodata value "
                           "says so (a zero-filled image border, lost lines?); they are left out as no-data",
                           UserWarning, stacklevel=3)
         stuck = found["stuck"]
@@ -446,7 +446,7 @@ class Scene:
         where = " and ".join(_lines(k, stuck[f"{k}s"]) for k in ("column", "row") if stuck[f"{k}s"])
         self.metadata["stuck_lines"] = {"columns": stuck["columns"], "rows": stuck["rows"], "pixels": n,
                                         "bands": stuck["bands"]}
-        warnings.warn(f"{self._what('scene')}: {n} pixels on {where} (from 0) hold one value along the whole "
+        warnings.warn(f"{self.path or 'scene'}: {n} pixels on {where} (from 0) hold one value along the whole "
                       f"line in {stuck['bands']} band{'s' if stuck['bands'] > 1 else ''} (a dead or saturated "
                       "detector element, a lost line): no mixture gives them, so they are left out as no-data",
                       UserWarning, stacklevel=3)
