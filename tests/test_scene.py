@@ -289,12 +289,15 @@ def test_a_detector_column_or_line_stuck_at_one_value_is_no_data_with_a_warning(
     cube[:, 7, 12:] = 0.0  # dead in the second half of the bands
     cube[:, 20, 3:6] = 1.0  # hot in three bands
     cube[11, :, 15:] = 0.0  # a line lost by one detector
-    with pytest.warns(UserWarning, match=r"columns? 7, 20.*row 11"):
+    with pytest.warns(UserWarning, match=r"columns 7, 20 and row 11 .* bands 4, 5, 6, 13, 14 and 10 more"):
         mask = Scene(cube).mask
     expected = np.ones(cube.shape[:2], bool)
     expected[:, [7, 20]] = False
     expected[11] = False
     assert np.array_equal(mask, expected)
+    good = np.ones(cube.shape[-1], bool)
+    good[[3, 4, 5, *range(12, 24)]] = False  # as the warning advises: those bands marked bad keep the pixels
+    assert Scene(cube, good_bands=good).mask.all()
 
 
 def test_lines_that_only_look_stuck_stay_valid(recwarn):

@@ -192,7 +192,8 @@ def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
       after orthorectification, lost lines; `pixel_validity` leaves them out);
     - ``"stuck"``: the stuck detector lines (module docstring) among the valid pixels, None when
       there are none, else ``{"pixels": bool (rows, cols), "columns": [...], "rows": [...],
-      "bands": n}`` (0-based line indices; ``bands``: how many bands are stuck on some line).
+      "bands": [...]}`` (0-based line indices; ``bands``: the band numbers, from 1, stuck on
+      some line).
 
     A column (row) is stuck when its valid pixels, at least `MIN_STUCK_LINE`, hold one value in
     a band that varies along most other columns (rows), and fewer than a quarter as many valid
@@ -249,7 +250,7 @@ def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
         pixels[:, stuck_cols] = True
         pixels[stuck_rows] = True
         found["stuck"] = {"pixels": pixels & mask, "columns": np.flatnonzero(stuck_cols).tolist(),
-                          "rows": np.flatnonzero(stuck_rows).tolist(), "bands": int(stuck_bands.sum())}
+                          "rows": np.flatnonzero(stuck_rows).tolist(), "bands": (good[stuck_bands] + 1).tolist()}
     return found
 
 
@@ -447,9 +448,9 @@ class Scene:
         self.metadata["stuck_lines"] = {"columns": stuck["columns"], "rows": stuck["rows"], "pixels": n,
                                         "bands": stuck["bands"]}
         warnings.warn(f"{self.path or 'scene'}: {n} pixels on {where} (from 0) hold one value along the whole "
-                      f"line in {stuck['bands']} band{'s' if stuck['bands'] > 1 else ''} (a dead or saturated "
-                      "detector element, a lost line): no mixture gives them, so they are left out as no-data",
-                      UserWarning, stacklevel=3)
+                      f"line in {_lines('band', stuck['bands'])} (from 1): a dead or saturated detector element, "
+                      "a lost line; no mixture gives them, so they are left out as no-data (mark those bands bad, "
+                      "e.g. ENVI bbl, to keep the pixels)", UserWarning, stacklevel=3)
         return mask & ~stuck["pixels"]
 
     def _values_validity(self) -> np.ndarray:
