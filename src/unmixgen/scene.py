@@ -161,7 +161,7 @@ def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray
 #: area may hold one quantised value
 MIN_STUCK_LINE = 16
 
-#: rows read at once by `product_artefacts`
+#: rows read at once by `product_artefacts` (the mask's own tiles are 512 x 512 pixels)
 _STUCK_STRIP = 256
 
 
@@ -170,7 +170,7 @@ def _line_ranges(block: np.ndarray, valid: np.ndarray, axis: int):
     along ``axis`` (0: down each column, 1: along each row), float32 ``(lines, bands)`` and
     int ``(lines,)``; +inf / -inf where a line has no valid pixel."""
     v = valid[..., None]
-    return (np.where(v, block, np.inf).min(axis=axis), np.where(v, block, -np.inf).max(axis=axis),
+    return (block.min(axis=axis, initial=np.inf, where=v), block.max(axis=axis, initial=-np.inf, where=v),
             valid.sum(axis=axis))
 
 
