@@ -943,3 +943,30 @@ def test_evaluate_prints_its_scores_when_the_estimate_folder_cannot_take_them(ru
     code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
     assert code == 2 and "Permission denied" in err  # asked for: a failure, after the scores
     assert "SAD" in stdout
+
+
+def test_zero_border_and_dead_column_of_a_geotiff_are_no_data_and_reported(run_cli, tmp_path):
+    """A pushbroom product as users bring it: a zero-filled border without a nodata value and a
+    detector column dead (zero) in the second half of the bands. Neither is fitted: both are
+    nodata in the maps, said on stderr and counted in run.json."""
+    from fixtures_io import write_tif
+
+    s = make_scene(rows=40, cols=45, p=3, snr_db=30, seed=4)
+    cube = s.load().copy()
+    cube[:5] = 0.0
+    cube[:, 17, s.bands // 2:] = 0.0
+    path = write_tif(tmp_path / "l2.tif", cube,
+                     band_tags=[{"wavelength": f"{w:g}", "wavelength_units": "nm"} for w in s.wavelengths])
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "-p", "3", "--out", out, "--no-figures")
+    assert code == 0, err
+    assert "225 of 1800 pixels are 0 in every band" in err and "column 17" in err
+    with np.load(out / "result.npz") as r:
+        mask, A = r["mask"], r["abundances"]
+    assert not mask[:5].any() and not mask[:, 17].any() and mask.sum() == 35 * 44
+    assert np.isnan(A[~mask]).all() and np.isfinite(A[mask]).all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["pixels"] == {"valid": 35 * 44, "invalid": 1800 - 35 * 44, "zero_filled": 225,
+                             "stuck_lines": {"columns": [17], "rows": [], "pixels": 35,
+                                             "bands": list(range(s.bands // 2 + 1, s.bands + 1))}}
+    assert any("column 17" in w for w in run["warnings"]) and any("0 in every band" in w for w in run["warnings"])

@@ -271,3 +271,63 @@ def test_row_sample_gives_about_n_valid_pixels_of_a_scene_with_nodata():
     rows = np.unique(np.linspace(0, 199, 10).round().astype(int))
     np.testing.assert_array_equal(whole.row_sample(4000), cube[rows].reshape(-1, 8))
     assert len(Scene(np.full((4, 5, 3), np.nan, np.float32)).row_sample()) == 0
+
+
+def _mixed(rows=40, cols=36, bands=24, seed=3):
+    """A noisy mixture of three smooth spectra: every band varies down every line."""
+    rng = np.random.default_rng(seed)
+    E = 0.2 + 0.6 * rng.uniform(size=(3, bands))
+    A = rng.dirichlet(np.ones(3), size=(rows, cols))
+    return (A @ E + 0.01 * rng.standard_normal((rows, cols, bands))).astype(np.float32)
+
+
+def test_a_detector_column_or_line_stuck_at_one_value_is_no_data_with_a_warning():
+    # pushbroom products: a dead (zero) or hot (saturated) detector element reads one value down
+    # its whole image column in some bands, a dropped line one value along its row; those pixels
+    # are no spectra of any mixture and were fitted as data
+    cube = _mixed()
+    cube[:, 7, 12:] = 0.0  # dead in the second half of the bands
+    cube[:, 20, 3:6] = 1.0  # hot in three bands
+    cube[11, :, 15:] = 0.0  # a line lost by one detector
+    with pytest.warns(UserWarning, match=r"columns 7, 20 and row 11 .* bands 4, 5, 6, 13, 14 and 10 more"):
+        mask = Scene(cube).mask
+    expected = np.ones(cube.shape[:2], bool)
+    expected[:, [7, 20]] = False
+    expected[11] = False
+    assert np.array_equal(mask, expected)
+    good = np.ones(cube.shape[-1], bool)
+    good[[3, 4, 5, *range(12, 24)]] = False  # as the warning advises: those bands marked bad keep the pixels
+    assert Scene(cube, good_bands=good).mask.all()
+
+
+def test_lines_that_only_look_stuck_stay_valid(recwarn):
+    cube = _mixed()
+    cube[..., 5] = 0.0  # a dead band: constant in every pixel (a derived band, not a line)
+    for r in range(cube.shape[0]):  # a dark area clipped to zero, nine columns and more wide: whole
+        cube[r, : 9 + r % 4, 20:] = 0.0  # columns of it hold the value its ragged edge holds too
+    assert Scene(cube).mask.all()
+    short = _mixed(rows=12)
+    short[:, 7, 12:] = 0.0
+    assert Scene(short).mask.all()  # too short a column to tell a dead element from the scene
+    stuck = cube.copy()
+    stuck[:, 30, :] = 0.5
+    stuck[:, 30, 0] = 0.4  # all-constant but not all-zero
+    assert Scene(stuck, mask=np.ones(cube.shape[:2], bool)).mask.all()  # a given mask is taken as it is
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_zero_filled_pixels_without_a_nodata_value_are_no_data_and_counted_with_a_warning(recwarn):
+    # an orthorectified border or lost lines filled with zeros, no nodata value declared: left out
+    # (all-zero is no reflectance spectrum), and now the user hears how many
+    cube = _mixed()
+    cube[:4] = 0.0
+    cube[:, -3:] = 0.0
+    n = 4 * 36 + 40 * 3 - 4 * 3
+    with pytest.warns(UserWarning, match=f"scene: {n} of 1440 pixels are 0 in every band"):
+        s = Scene(cube)
+        mask = s.mask
+    assert (~mask).sum() == n and s.metadata["zero_pixels"] == n and describe(s)["zero_pixels"] == n
+    recwarn.clear()
+    declared = Scene(cube, nodata=0.0)  # the file says zero is no data: nothing to tell
+    assert (~declared.mask).sum() == n and "zero_pixels" not in declared.metadata
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]

@@ -38,14 +38,15 @@ class ConvergenceWarning(UserWarning):
 
 
 @contextmanager
-def noting_convergence(notes: list[str]) -> Iterator[None]:
+def noting_convergence(notes: list[str], category: type[Warning] = ConvergenceWarning) -> Iterator[None]:
     """Run the block showing every warning as usual, and append the message of each
-    `ConvergenceWarning` (repeats included) to ``notes`` (a run record's ``warnings``)."""
+    `ConvergenceWarning` (or other ``category``; repeats included) to ``notes`` (a run record's
+    ``warnings``)."""
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", category)
         yield
     for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
+        if issubclass(w.category, category):
             notes.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 

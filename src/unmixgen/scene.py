@@ -13,12 +13,20 @@ by an explicit `Scene.load()` (which keeps it), never as a side effect of a prop
 `Scene.valid_pixels()` calls `load()`.
 
 Invalid pixels (NaN, Inf, all bands zero, all bands equal to the nodata value, flagged by
-the file) are ``False`` in `Scene.mask`. Every method skips them and every writer writes
-them back as nodata.
+the file, on a stuck detector line) are ``False`` in `Scene.mask`. Every method skips them
+and every writer writes them back as nodata.
+
+Stuck detector lines: a pushbroom sensor (PRISMA, EnMAP, EMIT, DESIS, Hyperion, AVIRIS-NG)
+images each column with its own detector element, each row in one readout. A dead or
+saturated element reads one value down its whole column in some bands, a line lost in
+transmission one value along its row; products often carry these as zeros or the saturation
+value without a flag. No mixture gives such a pixel, and in a small scene a column is more
+than the one percent of pixels an outlier screen can take. `product_artefacts` finds them.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -148,6 +156,110 @@ def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray
     return valid
 
 
+#: the fewest valid pixels an image column (or row) needs before one value held down all of it
+#: in a band counts as a stuck detector element (`product_artefacts`): a shorter line of a uniform
+#: area may hold one quantised value
+MIN_STUCK_LINE = 16
+
+#: rows read at once by `product_artefacts` (the mask's own tiles are 512 x 512 pixels)
+_STUCK_STRIP = 256
+
+
+def _line_ranges(block: np.ndarray, valid: np.ndarray, axis: int):
+    """``(min, max, count)`` of the valid pixels ``valid (r, c)`` of ``block (r, c, bands)``
+    along ``axis`` (0: down each column, 1: along each row), float32 ``(lines, bands)`` and
+    int ``(lines,)``; +inf / -inf where a line has no valid pixel."""
+    v = valid[..., None]
+    return (block.min(axis=axis, initial=np.inf, where=v), block.max(axis=axis, initial=-np.inf, where=v),
+            valid.sum(axis=axis))
+
+
+def _constant_lines(low: np.ndarray, high: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Bool ``(lines, bands)``: lines of at least `MIN_STUCK_LINE` valid pixels that hold one
+    value in a band that varies along most of the lines that long (a band constant everywhere
+    is a derived band, `unmix.rank.derived_bands`, not a line)."""
+    long = count >= MIN_STUCK_LINE
+    const = long[:, None] & (low == high)
+    varies = (~const[long]).sum(axis=0) > 0.5 * long.sum()
+    return const & varies[None, :]
+
+
+def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
+    """What a product left in ``scene`` without flagging it, judged on its good bands, given its
+    valid pixels ``mask (rows, cols)`` (`pixel_validity`, or the reader's):
+
+    - ``"zero_filled"``: how many invalid pixels are 0 in every band (an image border filled
+      after orthorectification, lost lines; `pixel_validity` leaves them out);
+    - ``"stuck"``: the stuck detector lines (module docstring) among the valid pixels, None when
+      there are none, else ``{"pixels": bool (rows, cols), "columns": [...], "rows": [...],
+      "bands": [...]}`` (0-based line indices; ``bands``: the band numbers, from 1, stuck on
+      some line).
+
+    A column (row) is stuck when its valid pixels, at least `MIN_STUCK_LINE`, hold one value in
+    a band that varies along most other columns (rows), and fewer than a quarter as many valid
+    pixels off the lines constant in that band hold that value too: a dark area clipped to zero
+    or a saturated one is not cut off along a line, and its ragged edge holds the value as well.
+    Reads the scene in strips of rows, twice when some line is constant."""
+    rows, cols = mask.shape
+    good = np.flatnonzero(scene.good_bands)
+    strips = [(r0, min(r0 + _STUCK_STRIP, rows)) for r0 in range(0, rows, _STUCK_STRIP)]
+    found: dict[str, Any] = {"zero_filled": 0, "stuck": None}
+    if not good.size:
+        return found
+
+    def strip(r0: int, r1: int) -> np.ndarray:
+        return scene.read(slice(r0, r1), slice(0, cols))[..., good]
+
+    c_low = np.full((cols, good.size), np.inf, np.float32)
+    c_high = np.full((cols, good.size), -np.inf, np.float32)
+    r_low = np.empty((rows, good.size), np.float32)
+    r_high = np.empty((rows, good.size), np.float32)
+    for r0, r1 in strips:
+        block, valid = strip(r0, r1), mask[r0:r1]
+        found["zero_filled"] += int((~valid & ~block.any(axis=-1)).sum())
+        low, high, _ = _line_ranges(block, valid, 0)
+        np.minimum(c_low, low, out=c_low)
+        np.maximum(c_high, high, out=c_high)
+        r_low[r0:r1], r_high[r0:r1], _ = _line_ranges(block, valid, 1)
+    col_const = _constant_lines(c_low, c_high, mask.sum(axis=0))
+    row_const = _constant_lines(r_low, r_high, mask.sum(axis=1))
+    if not (col_const.any() or row_const.any()):
+        return found
+    # how many valid pixels off the constant lines of a band hold a constant line's value
+    bands = np.flatnonzero(col_const.any(axis=0) | row_const.any(axis=0))
+    values = [np.unique(np.concatenate([c_low[col_const[:, b], b], r_low[row_const[:, b], b]])) for b in bands]
+    shared = [np.zeros(v.size, np.int64) for v in values]
+    for r0, r1 in strips:
+        block, valid = strip(r0, r1), mask[r0:r1]
+        for i, b in enumerate(bands):
+            off = valid & ~col_const[None, :, b] & ~row_const[r0:r1, None, b]
+            x = block[..., b][off]
+            shared[i] += (x[:, None] == values[i][None, :]).sum(axis=0)
+    pixels = np.zeros((rows, cols), bool)
+    stuck_cols, stuck_rows = np.zeros(cols, bool), np.zeros(rows, bool)
+    stuck_bands = np.zeros(good.size, bool)
+    for i, b in enumerate(bands):
+        for const, low, count, stuck in ((col_const, c_low, mask.sum(axis=0), stuck_cols),
+                                         (row_const, r_low, mask.sum(axis=1), stuck_rows)):
+            lines = np.flatnonzero(const[:, b])
+            held = shared[i][np.searchsorted(values[i], low[lines, b])]
+            lone = lines[4 * held < count[lines]]
+            stuck[lone] = True
+            stuck_bands[b] |= lone.size > 0
+    if stuck_cols.any() or stuck_rows.any():
+        pixels[:, stuck_cols] = True
+        pixels[stuck_rows] = True
+        found["stuck"] = {"pixels": pixels & mask, "columns": np.flatnonzero(stuck_cols).tolist(),
+                          "rows": np.flatnonzero(stuck_rows).tolist(), "bands": (good[stuck_bands] + 1).tolist()}
+    return found
+
+
+def _lines(kind: str, idx: list[int]) -> str:
+    """``"column 7"``, ``"columns 7, 20"``, ``"rows 1, 2, 3, 4, 5 and 9 more"``."""
+    head = ", ".join(str(i) for i in idx[:5])
+    return f"{kind}{'s' if len(idx) > 1 else ''} {head}" + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
+
+
 class Scene:
     """A hyperspectral scene; see the module docstring.
 
@@ -165,7 +277,8 @@ class Scene:
     mask : bool array (rows, cols), callable returning one, or None
         ``True`` = valid pixel. ``None`` computes it from the data (`pixel_validity`),
         tile by tile; a callable is called once, on first use (readers use this to avoid
-        reading the cube for `info`).
+        reading the cube for `info`). Both then leave out the pixels of stuck detector
+        lines (`product_artefacts`, with a warning); a given array is taken as it is.
     nodata : float or None
         The stored nodata value, if the file declares one.
     crs : str or None
@@ -313,8 +426,32 @@ class Scene:
             else:
                 mask = self._values_validity()
                 self._valid_are_finite = True
-            self._mask = mask
+            self._mask = self._without_artefacts(mask)
         return self._mask
+
+    def _without_artefacts(self, mask: np.ndarray) -> np.ndarray:
+        """``mask`` less the pixels of stuck detector lines (`product_artefacts`), with a warning
+        that names them, and one that counts zero-filled pixels unless a zero ``nodata`` declares
+        them; ``metadata["stuck_lines"]`` and ``metadata["zero_pixels"]`` record them."""
+        found = product_artefacts(self, mask)
+        n = found["zero_filled"]
+        if n and (self.nodata is None or self.nodata != 0):
+            self.metadata["zero_pixels"] = n
+            warnings.warn(f"{self.path or 'scene'}: {n} of {mask.size} pixels are 0 in every band and no nodata value "
+                          "says so (a zero-filled image border, lost lines?); they are left out as no-data",
+                          UserWarning, stacklevel=3)
+        stuck = found["stuck"]
+        if stuck is None:
+            return mask
+        n = int(stuck["pixels"].sum())
+        where = " and ".join(_lines(k, stuck[f"{k}s"]) for k in ("column", "row") if stuck[f"{k}s"])
+        self.metadata["stuck_lines"] = {"columns": stuck["columns"], "rows": stuck["rows"], "pixels": n,
+                                        "bands": stuck["bands"]}
+        warnings.warn(f"{self.path or 'scene'}: {n} pixels on {where} (from 0) hold one value along the whole "
+                      f"line in {_lines('band', stuck['bands'])} (from 1): a dead or saturated detector element, "
+                      "a lost line; no mixture gives them, so they are left out as no-data (mark those bands bad, "
+                      "e.g. ENVI bbl, to keep the pixels)", UserWarning, stacklevel=3)
+        return mask & ~stuck["pixels"]
 
     def _values_validity(self) -> np.ndarray:
         """`pixel_validity` of the presented values on the good bands, tile by tile."""
@@ -572,6 +709,8 @@ def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65
             "names": scene.truth.names,
             "has_abundances": scene.truth.abundances is not None,
         }
+    if "stuck_lines" in scene.metadata:  # found with the mask (`product_artefacts`)
+        info["stuck_lines"] = scene.metadata["stuck_lines"]
     for k, v in scene.metadata.items():
         if (isinstance(v, (str, int, float, bool)) or v is None) and k != "stored_dtype":
             info.setdefault(k, v)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_dir
-from ..errors import InputError
+from ..errors import InputError, noting_convergence
 from .semiblind import maps_source, unmix_hybridstu
 
 #: ``outliers`` of `unmix_scene`: the default blind method screens them out of its fit, or keeps them
@@ -99,7 +99,13 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     scene = read_scene(scene_path)
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths))
-    scene.require_valid()
+    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
+    with noting_convergence(scene_notes, UserWarning):
+        scene.require_valid()
+    pixels = {"valid": int(scene.mask.sum()), "invalid": int((~scene.mask).sum()),
+              "zero_filled": int(scene.metadata.get("zero_pixels", 0))}
+    if "stuck_lines" in scene.metadata:
+        pixels["stuck_lines"] = scene.metadata["stuck_lines"]
     params: dict[str, Any] = {"scene": str(scene_path), "seed": seed}
     if not hybrid:  # run.json's band_weights (null) alone cannot tell "none" from noise too white to weigh
         params["band_weights"] = asked_weights
@@ -130,6 +136,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     brightness = arrays.get("brightness")
     record = run_record("unmix", params, seed=seed)
     record.update(details)
+    record["pixels"] = pixels
+    record["warnings"] = scene_notes + record.get("warnings", [])
     record["timings_s"] = timings
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
