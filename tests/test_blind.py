@@ -655,3 +655,114 @@ def test_most_bands_copied_from_a_neighbour_keep_their_noise():
     # regressed on the loud third of the bands only, a quiet band's estimate is not its own noise
     assert w.max() / w.min() < true_std.max() / true_std.min()
     assert noise_summary(Y)["derived_bands"] == sorted([*pairs, *(pairs + 1)])
+
+
+def _scaled_coloured_scene(seed: int = 6, noise: float = 0.01):
+    """`_coloured_scene`'s mixture under the scaled model ``y = s a E`` (s in 0.6-1.4): the
+    blind default takes archetypal analysis there."""
+    E, A = _truth(seed)
+    rng = np.random.default_rng(seed + 100)
+    s = rng.uniform(0.6, 1.4, (len(A), 1)).astype(np.float32)
+    std = np.geomspace(1.0, 20.0, BANDS).astype(np.float32)
+    Y = s * (A @ E) + noise * std * rng.standard_normal((len(A), BANDS)).astype(np.float32)
+    return Scene(Y.reshape(ROWS, COLS, BANDS).astype(np.float32)), E, A.reshape(ROWS, COLS, P), std
+
+
+@pytest.mark.parametrize("norm", ["l2", "sum", "none"])
+def test_weighted_brightness_normalisation_is_that_of_the_weighted_pixels(norm):
+    rng = np.random.default_rng(0)
+    Y = rng.uniform(0.05, 1.0, (300, 12)).astype(np.float32)
+    w = rng.uniform(0.2, 5.0, 12).astype(np.float32)
+    np.testing.assert_allclose(normalize_brightness(Y, 0.5, norm, w), normalize_brightness(Y * w, 0.5, norm),
+                               rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(normalize_brightness(Y[:0], 0.5, norm, w), np.empty((0, 12)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"abundances": "scaled"}, {"abundances": "fcls", "brightness": "none"}])
+def test_edaa_with_band_weights_is_edaa_of_the_weighted_pixels_in_the_scene_units(kw):
+    scene, _, _, std = _scaled_coloured_scene()
+    Y = scene.valid_pixels()
+    w = (np.exp(np.mean(np.log(std))) / std).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        E, A, info = ArchetypalAnalysis(P, seed=3, n_restarts=3, **kw)._fit_pixels(Y, P, np.random.default_rng(1),
+                                                                                     weights=w)
+        E_w, A_w, info_w = ArchetypalAnalysis(P, seed=3, n_restarts=3, **kw)._fit_pixels(
+            Y * w, P, np.random.default_rng(1))
+    assert info["params"]["abundances_used"] == info_w["params"]["abundances_used"]
+    assert info["convergence"]["selected_restart"] == info_w["convergence"]["selected_restart"]
+    np.testing.assert_allclose(E, E_w / w, rtol=2e-3, atol=1e-5)
+    if info["params"]["abundances_used"] == "model" and info["params"]["brightness_used"] != "none":
+        from unmixgen.unmix.archetypal import _unweighted_fractions
+
+        A_w = _unweighted_fractions(A_w, E, w, info["params"]["brightness_used"])
+    np.testing.assert_allclose(A, A_w, atol=2e-3)
+
+
+@pytest.mark.parametrize("norm", ["l2", "sum"])
+def test_model_abundances_found_in_weighted_bands_are_the_unweighted_normalisation_s(norm):
+    # fractions of brightness-normalised endmembers depend on the norm: without the conversion
+    # the weighted fit's "model" abundances were biased by each endmember's weighted norm
+    # (14 points of RMSE on sensor-noise scenes with variability)
+    from unmixgen.unmix.archetypal import _unweighted_fractions
+    from unmixgen.unmix.inversion import nnls
+
+    E, A = _truth(2)
+    s = np.random.default_rng(1).uniform(0.5, 1.5, (len(A), 1)).astype(np.float32)
+    Y = s * (A @ E)
+    w = np.geomspace(0.2, 5.0, BANDS).astype(np.float32)
+
+    def model(weights):  # the shares of exact archetypes (the pure spectra) in normalised pixels
+        X = normalize_brightness(Y, 0.0, norm, weights)
+        S = nnls(X, normalize_brightness(E, 0.0, norm, weights))
+        return S / S.sum(axis=1, keepdims=True)
+
+    plain, weighted = model(None), model(w)
+    assert np.abs(weighted - plain).max() > 0.05  # the bias the conversion removes
+    np.testing.assert_allclose(_unweighted_fractions(weighted, E, w, norm), plain, atol=2e-4)
+
+
+def test_misfit_floored_weights_follow_the_noise_unless_the_model_misfit_dominates():
+    from unmixgen.unmix.rank import (
+        MISFIT_MARGIN,
+        misfit_floored_weights,
+        noise_spread,
+        weights_from_noise,
+    )
+
+    var = np.geomspace(0.01, 0.2, 40) ** 2
+    # a fit that leaves the noise only: the noise's weights
+    w, ratio = misfit_floored_weights(var, 0.97 * var)
+    assert ratio == 0.0
+    np.testing.assert_array_equal(w, weights_from_noise(var))
+    # a misfit tau^2 on every band: 1 / sqrt(noise^2 + (margin tau)^2), geometric mean 1
+    tau = 0.05
+    w, ratio = misfit_floored_weights(var, var + tau**2)
+    expect = 1 / np.sqrt(var + (MISFIT_MARGIN * tau) ** 2)
+    np.testing.assert_allclose(w, expect / np.exp(np.mean(np.log(expect))), rtol=1e-5)
+    assert ratio == pytest.approx(MISFIT_MARGIN * tau / np.median(np.sqrt(var)))
+    assert noise_spread(1 / w) < noise_spread(np.sqrt(var))
+    # a misfit far above the loudest band's noise: about flat, so no weights
+    assert misfit_floored_weights(var, var + 1.0)[0] is None
+    assert misfit_floored_weights(np.zeros(40), var) == (None, 0.0)
+
+
+def test_auto_weighs_its_archetypes_by_noise_plus_misfit_and_transforms_the_same_way():
+    scene, E, A, std = _scaled_coloured_scene()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = make_method("auto", P, seed=0).fit(scene)
+        plain = make_method("auto", P, seed=0, band_weights=None).fit(scene)
+    assert auto.info_["chosen"] == plain.info_["chosen"] == "edaa"
+    assert auto.band_weights_ is not None and plain.band_weights_ is None
+    assert np.corrcoef(np.log(auto.band_weights_), -np.log(std))[0, 1] > 0.95
+    assert 0 <= auto.info_["band_weights_misfit_floor"] < 0.5
+    # new pixels are inverted in the fit's weighted bands
+    from unmixgen.unmix.inversion import invert_weighted
+
+    Y, w = scene.valid_pixels(), auto.band_weights_
+    expect = auto._transform_finish(invert_weighted(Y, auto.endmembers_ * w, auto._transform_method(), w))
+    np.testing.assert_allclose(auto.transform(Y), expect, atol=1e-5)
+    # the noise-weighted archetypes' abundances are the better ones where the loud bands' noise dominates
+    assert _match(auto.endmembers_, auto.abundances_, E, A)[0] < 0.8 * _match(plain.endmembers_, plain.abundances_,
+                                                                                E, A)[0]

@@ -46,7 +46,7 @@ import torch
 
 from ..errors import ConvergenceWarning
 from .base import BlindUnmixer, fit_sample, thin_history
-from .inversion import fcls, nnls
+from .inversion import fcls, invert_weighted
 from .minvol import FIT_PIXELS, minvol_refine
 from .params import NONE, Constraint, InstanceOf, Interval, Options, SequenceOf, TorchDevice
 from .preprocessing import (
@@ -208,8 +208,12 @@ class ArchetypalAnalysis(BlindUnmixer):
             return A
         return scale_to_simplex(A)[0].astype(np.float32)
 
-    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
+    def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator, weights: np.ndarray | None = None):
+        """See `BlindUnmixer._fit_pixels`. ``weights (B,)``: seek the archetypes and their
+        abundances among the pixels ``Y * weights`` (e.g. by each band's noise), without a
+        second copy of the pixels; the endmembers come back in ``Y``'s units."""
         dev = torch.device(self.device)
+        w = None if weights is None else np.asarray(weights, np.float32)
         Y_all = Y
         pick = fit_sample(len(Y), self.fit_pixels, rng)
         if pick is not None:
@@ -220,7 +224,7 @@ class ArchetypalAnalysis(BlindUnmixer):
             norm = "l2" if ratio > self.brightness_threshold else "none"
         # every pixel divided by one median brightness: the sample's archetypes and the other
         # pixels (clusters, abundances) are then on one scale
-        X_all = normalize_brightness(Y_all, self.brightness_floor, norm)
+        X_all = normalize_brightness(Y_all, self.brightness_floor, norm, w)
         X = X_all if pick is None else Y if X_all is Y_all else np.ascontiguousarray(X_all[pick])
         d = self.subspace_dim or max(p + 3, 8)
         d = int(min(d, Y.shape[1]))
@@ -247,7 +251,7 @@ class ArchetypalAnalysis(BlindUnmixer):
             En, A, rhist, rit, rrel, rlam = minvol_refine(
                 X, En, A, lam=self.refine_lam, delta=0.1, max_iter=self.refine_iter, inner=10, tol=self.refine_tol,
                 device=self.device)
-            E = En.astype(np.float32)
+            E = En.astype(np.float32) if w is None else (En / w).astype(np.float32)
             if norm != "none":
                 # back to the data's units: least squares of the raw pixels on the abundances
                 E = np.clip(np.linalg.lstsq(A.astype(np.float64), Y.astype(np.float64), rcond=None)[0], 0, None)
@@ -266,13 +270,15 @@ class ArchetypalAnalysis(BlindUnmixer):
             # the factorisation's abundances belong to its own archetypes
             abund = "scaled" if norm != "none" else "fcls"
         if abund == "scaled":
-            A, s = scale_to_simplex(nnls(Y_all, E.astype(np.float32)))
+            A, s = scale_to_simplex(invert_weighted(Y_all, _weigh(E, w), "nnls", w))
             extra["scale"] = {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
                               "p95": float(np.percentile(s, 95))}
         elif abund == "fcls":
-            A = fcls(Y_all, E.astype(np.float32))
+            A = invert_weighted(Y_all, _weigh(E, w), "fcls", w)
         elif pick is not None:  # "model" abundances exist for the fitted sample only
             A = fcls(X_all, np.asarray(W[best] @ X if En is None else En, np.float32))
+        if abund == "model" and w is not None and norm != "none":
+            A = _unweighted_fractions(A, E, w, norm)
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
         if not conv:
@@ -312,6 +318,27 @@ class ArchetypalAnalysis(BlindUnmixer):
 
 
 # -- building blocks -----------------------------------------------------------------------
+
+def _unweighted_fractions(A: np.ndarray, E: np.ndarray, weights: np.ndarray, norm: str) -> np.ndarray:
+    """"model" abundances ``A (N, p)`` of pixels normalised in bands weighted by ``weights (B,)``
+    turned into those of the pixels normalised as they are: fractions of brightness-normalised
+    endmembers depend on the norm (a pixel's share of ``e_j`` is ``a_j ||e_j||`` over its own
+    norm), so each column is multiplied by ``||e_j|| / ||e_j * weights||`` (``E (p, B)`` in the
+    pixels' units) and the rows summed to one again."""
+    E = np.asarray(E, np.float64)
+    if norm == "l2":
+        ratio = np.linalg.norm(E, axis=1) / np.maximum(np.linalg.norm(E * weights, axis=1), 1e-30)
+    else:  # "sum"
+        ratio = E.sum(axis=1) / np.maximum((E * weights).sum(axis=1), 1e-30)
+    S = np.asarray(A, np.float64) * ratio
+    return (S / np.maximum(S.sum(axis=1, keepdims=True), 1e-30)).astype(np.float32)
+
+
+def _weigh(E: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Endmembers ``E (p, B)`` float32 in the bands weighted by ``weights (B,)`` (None: as they are)."""
+    E = np.asarray(E, np.float32)
+    return E if weights is None else E * weights
+
 
 def scale_to_simplex(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Abundances under the scaled model ``y = s * a @ E`` from non-negative ones ``S (..., p)``.

@@ -22,14 +22,18 @@ __all__ = ["BRIGHTNESS", "brightness_ratio", "normalize_brightness", "principal_
 BRIGHTNESS = ("l2", "sum", "none")
 
 
-def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") -> np.ndarray:
+def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2",
+                         weights: np.ndarray | None = None) -> np.ndarray:
     """Divide each pixel of ``Y (N, B)`` by its brightness, floored at ``floor`` x the median.
 
     ``norm``: ``"l2"`` (Euclidean norm), ``"sum"`` (band sum) or ``"none"`` (return ``Y``
     itself). The result, float32 ``(N, B)``, is rescaled by the median brightness so values
     stay in the data's range (and units). Pixels darker than ``floor`` x the median are
     divided by the floor, so dark pixels (water, shadow) are not blown up into noise.
+    ``weights (B,)``: of the pixels ``Y * weights`` (one copy, the result's).
     """
+    if weights is not None:
+        return _normalize_weighted(Y, floor, norm, np.asarray(weights, np.float64))
     if norm == "none":
         return Y
     if norm == "l2":
@@ -43,6 +47,25 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2") ->
         return Y
     denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
     return (Y * (med / denom)[:, None]).astype(np.float32)
+
+
+def _normalize_weighted(Y: np.ndarray, floor: float, norm: str, w: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """`normalize_brightness` of ``Y * w`` by blocks of ``block`` pixels: the result is the one copy."""
+    if norm not in BRIGHTNESS:
+        raise ParameterError("norm", norm, f"expected one of {', '.join(map(repr, BRIGHTNESS))}")
+    out = np.empty(Y.shape, np.float32)
+    s = np.empty(len(Y))
+    for i in range(0, len(Y), block):
+        out[i:i + block] = Y[i:i + block] * w
+        b = out[i:i + block]
+        s[i:i + block] = (np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64)) if norm == "l2"
+                          else b.sum(axis=1, dtype=np.float64))
+    med = float(np.median(s)) if len(s) else 0.0
+    if norm == "none" or not med > 0:
+        return out
+    denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
+    out *= (med / denom).astype(np.float32)[:, None]
+    return out
 
 
 def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None,

@@ -312,8 +312,45 @@ def band_noise_weights(Y: np.ndarray, *, sample: int | None = 20_000, seed: int 
     Real sensors' noise differs 10-50x between bands; least squares and simplex geometry on
     ``Y * weights`` treat every band by what it tells. None also when ``Y`` has too few pixels
     or bands for a trustworthy estimate (`enough_for_band_noise`)."""
+    var = band_noise_variances(Y, sample=sample, seed=seed)
+    return None if var is None else weights_from_noise(var)
+
+
+def band_noise_variances(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> np.ndarray | None:
+    """Noise variance per band ``(B,)`` float64 of pixels ``Y (N, B)`` in their units (HySime
+    regression on a seeded sample of ``sample`` pixels, `band_noise_variance`), or None when
+    ``Y`` has too few pixels or bands (`enough_for_band_noise`)."""
     est = _sampled_noise(Y, sample, seed)
-    return None if est is None else weights_from_noise(est[2])
+    return None if est is None else est[2]
+
+
+MISFIT_MARGIN = 2.0
+"""Noise counts in `misfit_floored_weights` only where it dominates the misfit by this factor
+(in std): the weighted fit leaves more misfit than the unweighted one it is measured on.
+Chosen on sensor-noise scenes with variability (``benchmarks/RESULTS.md``)."""
+
+
+def misfit_floored_weights(band_var: np.ndarray, residual_var: np.ndarray,
+                           min_spread: float = MIN_NOISE_SPREAD) -> tuple[np.ndarray | None, float]:
+    """`weights_from_noise` with each band's noise variance raised by the model's own misfit.
+
+    ``band_var (B,)``: noise variances (`band_noise_variances`); ``residual_var (B,)``: the
+    mean square per band of the pixels' residual from a fit of the model (noise plus misfit).
+    The misfit ``tau^2`` is the mean over bands of the residual less the noise (>= 0):
+    spectral variability, pixels the endmembers do not reach, nonlinear mixing. Weights
+    ``1 / sqrt(noise^2 + tau^2)`` weigh bands by their noise where noise is what the fit
+    leaves (low SNR) and alike where the misfit dominates. Returns the weights (None, as
+    `weights_from_noise`, when about flat) and ``tau`` over the median band's noise std."""
+    std = band_noise_std(band_var)
+    if std is None:
+        return None, 0.0
+    tau2 = max(float(np.mean(np.asarray(residual_var, np.float64) - std**2)), 0.0)
+    tau2 *= MISFIT_MARGIN**2
+    floored = np.sqrt(std**2 + tau2)
+    ratio = float(np.sqrt(tau2) / np.median(std))
+    if noise_spread(floored) < min_spread or np.ptp(floored) <= 1e-6 * floored.max():
+        return None, ratio
+    return (np.exp(np.mean(np.log(floored))) / floored).astype(np.float32), ratio
 
 
 def noise_summary(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> dict[str, Any]:

@@ -16,10 +16,17 @@ linear mixing explains:
 Both assume noise of the same level in every band; real sensors' differs 10-50x between
 bands. So with ``band_weights="noise"`` (the default) the test and `MinVolNMF` see the
 pixels multiplied by ``1 / noise std`` per band (`rank.band_noise_weights`), where the noise
-is white again, and the endmembers are divided back. `ArchetypalAnalysis` fits the pixels as
-they are (weighting measured mixed there). Noise that is about white (`rank.MIN_NOISE_SPREAD`)
-is not weighted: estimated weights within a few percent of flat moved mvnmf by up to 3
-points on the blind suite (``benchmarks/RESULTS.md``).
+is white again, and the endmembers are divided back. Noise that is about white
+(`rank.MIN_NOISE_SPREAD`) is not weighted: estimated weights within a few percent of flat
+moved mvnmf by up to 3 points on the blind suite (``benchmarks/RESULTS.md``).
+
+`ArchetypalAnalysis` is chosen where brightness varies, and there the mixture model's own
+misfit (variability, pixels short of the vertices) often outweighs the noise; weighing by
+noise alone moved its answers both ways. It fits the pixels as they are first; where the
+noise is not white its residual from those archetypes measures the misfit, and the fit is
+made again in bands weighted by ``1 / sqrt(noise^2 + (2 misfit)^2)``
+(`rank.misfit_floored_weights`) unless those are about flat (Samson, Jasper Ridge): noise
+weights where noise dominates, the unweighted answer where the misfit does.
 
 When ``excess > brightness_excess`` the scene is unmixed by `ArchetypalAnalysis`
 (brightness-normalised archetypes, ``n_restarts`` restarts), otherwise by `MinVolNMF`
@@ -31,19 +38,20 @@ also fits scenes without pure pixels). Both run with their own defaults except
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .archetypal import ArchetypalAnalysis
-from .base import BlindUnmixer
+from .base import BlindUnmixer, fit_sample
 from .inversion import invert_weighted
 from .minvol import FIT_PIXELS, MinVolNMF
 from .outliers import gross_outliers
 from .params import NONE, Constraint, InstanceOf, Interval, Options, TorchDevice
 from .preprocessing import brightness_ratio, second_moments, weighted_moments
-from .rank import band_noise_weights
+from .rank import band_noise_variances, misfit_floored_weights, weights_from_noise
 
 __all__ = ["AutoUnmixer", "brightness_excess"]
 
@@ -57,6 +65,20 @@ def brightness_excess(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
     pixels ``Y * weights``; ``moments``: `preprocessing.second_moments` of ``Y``, when known.
     """
     return float((brightness_ratio(Y, p, weights, moments) - 1.0) * max(Y.shape[1] - p, 1))
+
+
+RESIDUAL_PIXELS = 20_000
+"""Pixels (a seeded sample) whose residual from the archetypes measures their misfit."""
+
+
+def archetype_residual(Y: np.ndarray, E: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Mean square residual per band ``(B,)`` float64 of pixels ``Y (N, B)`` (a seeded sample of
+    `RESIDUAL_PIXELS`) from their non-negative least-squares fit on ``E (p, B)``: the scaled
+    model's misfit (any brightness, no sum-to-one), noise included."""
+    sample = fit_sample(len(Y), RESIDUAL_PIXELS, np.random.default_rng(seed))
+    Ys = Y if sample is None else Y[sample]
+    R = Ys - invert_weighted(Ys, E, "nnls") @ E
+    return np.mean(np.square(R, dtype=np.float64), axis=0)
 
 
 class AutoUnmixer(BlindUnmixer):
@@ -79,8 +101,8 @@ class AutoUnmixer(BlindUnmixer):
         beyond it (`MinVolNMF.fit_pixels`, `ArchetypalAnalysis.fit_pixels`).
     band_weights : "noise" or None
         ``"noise"``: the brightness test and `MinVolNMF` weigh each band by ``1 / its
-        estimated noise std`` when it differs between bands (module docstring); None:
-        every band alike.
+        estimated noise std`` when it differs between bands, `ArchetypalAnalysis` by its
+        noise and misfit (module docstring); None: every band alike.
     screen_outliers : bool
         Leave the pixels no mixture of ``p`` materials comes near (saturated, glints, spikes;
         `outliers.gross_outliers`) out of the test and the fit; their abundances are then
@@ -129,17 +151,20 @@ class AutoUnmixer(BlindUnmixer):
         self.outliers_ = None if flagged is None else scene.to_image(flagged[:, None], fill=0)[..., 0] > 0
 
     def _fit_pixels(self, Y: np.ndarray, p: int, rng: np.random.Generator):
-        w = band_noise_weights(Y, seed=self.seed) if self.band_weights == "noise" else None
+        var = band_noise_variances(Y, seed=self.seed) if self.band_weights == "noise" else None
+        w = None if var is None else weights_from_noise(var)
         # one pass over every pixel for the test and mvnmf's pure-pixel clusters; no weighted
         # copy of the pixels, here or in mvnmf
         moments = second_moments(Y)
         flagged = gross_outliers(Y, p, w, weighted_moments(moments, w)[0]) if self.screen_outliers else None
         if flagged is not None and self.band_weights == "noise":
             # a spike raises its bands' noise estimate: the weights again without the outliers
-            w_all, w = w, band_noise_weights(Y[~flagged], seed=self.seed)
+            var_all, w_all = var, w
+            var = band_noise_variances(Y[~flagged], seed=self.seed)
+            w = None if var is None else weights_from_noise(var)
             flagged = gross_outliers(Y, p, w, weighted_moments(moments, w)[0])
             if flagged is None:  # none left out after all: the weights of every pixel, as without the screen
-                w = w_all
+                var, w = var_all, w_all
         Y_fit = Y
         if flagged is not None:
             Y_fit = np.ascontiguousarray(Y[~flagged])
@@ -148,9 +173,14 @@ class AutoUnmixer(BlindUnmixer):
         cls = ArchetypalAnalysis if excess > self.brightness_excess else MinVolNMF
         extra = {"n_restarts": self.n_restarts} if cls is ArchetypalAnalysis else {}
         chosen = cls(p, seed=self.seed, device=self.device, fit_pixels=self.fit_pixels, **extra)
+        floor = None
         if cls is ArchetypalAnalysis:
-            w = None
+            replay = copy.deepcopy(rng)
             E, A, info = chosen._fit_pixels(Y_fit, p, rng)
+            if w is not None:  # noise plus the archetypes' misfit (module docstring)
+                w, floor = misfit_floored_weights(var, archetype_residual(Y_fit, E, self.seed))
+                if w is not None:  # the same start again, in the weighted bands
+                    E, A, info = chosen._fit_pixels(Y_fit, p, replay, weights=w)
         else:
             E, A, info = chosen._fit_pixels(Y_fit, p, rng, weights=w, moments=weighted_moments(moments, w))
         self.band_weights_ = w
@@ -166,6 +196,8 @@ class AutoUnmixer(BlindUnmixer):
         out: dict[str, Any] = dict(info)
         out["chosen"] = cls.name
         out["band_weights"] = None if w is None else {"noise_std_range": float(w.max() / w.min())}
+        if floor is not None:  # the archetypes' misfit over the median band's noise std
+            out["band_weights_misfit_floor"] = floor
         out["selection"] = {"brightness_excess": excess, "threshold": float(self.brightness_excess),
                             "chosen": cls.name}
         out["outliers"] = {"screened": bool(self.screen_outliers),
