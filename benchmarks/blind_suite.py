@@ -65,6 +65,7 @@ class Case:
     noise: str = "flat"  # or "sensor": spread over the bands like a sensor's (semiblind.sensor_noise_profile)
     derived: str = ""  # "duplicate", "interpolated" or "constant": bands a producer made from others (`derive_bands`)
     outliers: str = ""  # "saturated" or "spikes": a quarter of a percent of pixels that are no mixture (`add_outliers`)
+    artefact: str = ""  # a pushbroom sensor's: a dead, stuck or hot detector column, lost lines, stripes (`add_artefact`)
 
 
 P = "proc"
@@ -138,6 +139,17 @@ OUTLIERS = (
          outliers="spikes"),
 )
 SENSOR += OUTLIERS
+#: pushbroom artefacts (`add_artefact`) on n01 (USGS p = 4, 20 dB, sensor noise) and s01: a detector column
+#: dead (zero) or hot (the scene's maximum) in the SWIR bands, two lines lost in the SWIR, a column stuck at
+#: one value, columns striped (2 % gain, 0.2 % offset); run with --scenes a01,...,a05
+ARTEFACTS = (
+    Case("a01", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", artefact="dead-column"),
+    Case("a02", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", artefact="hot-column"),
+    Case("a03", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", artefact="lost-lines"),
+    Case("a04", P, ("vegetation", "soil", "asphalt"), 224, 30, seed=1, artefact="stuck-column"),
+    Case("a05", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", artefact="stripes"),
+)
+SENSOR += ARTEFACTS
 REAL_SCENES = ("samson", "jasper")
 #: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
 SPEED = (
@@ -212,7 +224,13 @@ def build_scene(case: Case):
         sim.cube = derive_bands(sim.cube, case.derived)
     if case.outliers:
         sim.cube = add_outliers(sim.cube, case.outliers, case.seed)
-    return sim.to_scene(name=case.name)
+    scene = sim.to_scene(name=case.name)
+    if case.artefact:  # read as a product is: valid pixels judged from the values (no-data, stuck lines)
+        from unmixgen.scene import Scene
+
+        scene = Scene(add_artefact(sim.cube, wl, case.artefact, case.seed), wavelengths=wl, truth=scene.truth,
+                      name=case.name, units="reflectance")
+    return scene
 
 
 def add_product_options(ap, prefix: str = "") -> None:
@@ -241,6 +259,34 @@ def add_outliers(cube: np.ndarray, kind: str, seed: int) -> np.ndarray:
     return cube
 
 
+def add_artefact(cube: np.ndarray, wl: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    """``cube (rows, cols, B)`` (bands ``wl`` nm) with a pushbroom sensor's artefact in its SWIR
+    bands (> 1000 nm): column 10 read as zero (``"dead-column"``), column 30 at the cube's
+    maximum (``"hot-column"``), rows 20-21 zero (``"lost-lines"``), column 10 stuck at 0.25
+    (``"stuck-column"``), or each column's own gain (std 2 %, stronger at the detector's ends)
+    and offset (0.2 % of the cube's maximum) per band (``"stripes"``)."""
+    cube = cube.copy()
+    swir = np.asarray(wl) > 1000
+    if kind == "dead-column":
+        cube[:, 10, swir] = 0.0
+    elif kind == "hot-column":
+        cube[:, 30, swir] = cube.max()
+    elif kind == "lost-lines":
+        cube[20:22, :, swir] = 0.0
+    elif kind == "stuck-column":
+        cube[:, 10, swir] = 0.25
+    elif kind == "stripes":
+        rng = np.random.default_rng([seed, 5])
+        cols, bands = cube.shape[1], cube.shape[2]
+        ends = 1 + np.abs(np.linspace(-1, 1, cols)) ** 4
+        gain = 1 + 0.02 * rng.standard_normal((cols, bands)) * ends[:, None] * swir[None]
+        offset = 0.002 * float(cube.max()) * rng.standard_normal((cols, bands)) * swir[None]
+        cube = (cube * gain[None] + offset[None]).astype(np.float32)
+    else:
+        raise ValueError(f"unknown artefact {kind!r}")
+    return cube
+
+
 def derive_bands(cube: np.ndarray, kind: str) -> np.ndarray:
     """``cube (rows, cols, B)`` with some bands made from others, as products have them: five bands
     (at 1/6 ... 5/6 of the range) copied from the band before (``"duplicate"``) or the mean of the
@@ -261,7 +307,7 @@ def describe(case: Case) -> str:
              f"var{case.variability:g}" if case.variability else "", "dark" if
              ("shade" in case.members or "water" in case.members) else "",
              "sensor-noise" if case.noise == "sensor" else "", case.derived and f"{case.derived}-bands",
-             case.outliers and f"{case.outliers}-pixels"]
+             case.outliers and f"{case.outliers}-pixels", case.artefact]
     return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
             f"{purity} " + " ".join(e for e in extra if e))
 
