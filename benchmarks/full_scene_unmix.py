@@ -56,10 +56,11 @@ except ImportError:  # checkouts before the one-room-per-stage layout (issue 7)
 KINDS = ["vegetation", "soil", "water", "asphalt", "concrete", "roof", "dry_vegetation", "kaolinite", "metal"]
 
 
-def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 0, noise: str = "flat"
-              ) -> tuple[np.ndarray, np.ndarray]:
+def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 0, noise: str = "flat",
+              variability: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Write the cube to ``path`` (.npy); return its endmembers ``(p, bands)`` and wavelengths (nm).
-    ``noise="sensor"``: the noise spread over the bands like a sensor's (`semiblind.sensor_noise_profile`)."""
+    ``noise="sensor"``: the noise spread over the bands like a sensor's (`semiblind.sensor_noise_profile`);
+    ``variability``: each pixel's brightness scaled by ``exp(variability * N(0, 1))`` (the scaled model)."""
     rng = np.random.default_rng(seed)
     wl = np.linspace(400, 2500, bands)
     E, _ = library(wl, kinds=(KINDS * 2)[:p], rng=rng)
@@ -72,7 +73,10 @@ def make_cube(path: Path, rows: int, cols: int, bands: int, p: int, seed: int = 
 
         extra = {"band_std": sensor_noise_profile(wl, seed)}
     for r in range(0, rows, step):  # mix and add noise in row blocks: bounded memory
-        cube[r:r + step] = add_noise(linear(A[r:r + step], E), 30.0, rng, **extra)
+        mixed = linear(A[r:r + step], E)
+        if variability:
+            mixed = mixed * np.exp(variability * rng.standard_normal(mixed.shape[:-1] + (1,))).astype(np.float32)
+        cube[r:r + step] = add_noise(mixed, 30.0, rng, **extra)
     cube.flush()
     del cube
     return np.asarray(E, np.float32), wl
@@ -130,6 +134,8 @@ def main() -> None:
     ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
                     help="the cube's noise the same in every band, or spread like a sensor's (the blind default "
                          "and --band-weights then weigh the bands)")
+    ap.add_argument("--variability", type=float, default=0.0,
+                    help="std of each pixel's log brightness scaling (the blind default then takes edaa)")
     ap.add_argument("--extra", default="", help="more unmix options, e.g. '--band-weights noise'")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temporary one)")
     args = ap.parse_args()
@@ -140,7 +146,8 @@ def main() -> None:
         tmp = Path(tmp)
         cube_path = tmp / "cube.npy"
         t = time.perf_counter()
-        E, wl = make_cube(cube_path, args.rows, args.cols, args.bands, args.p, noise=args.noise)
+        E, wl = make_cube(cube_path, args.rows, args.cols, args.bands, args.p, noise=args.noise,
+                          variability=args.variability)
         print(f"made {args.rows}x{args.cols}x{args.bands} cube in {time.perf_counter() - t:.1f} s")
         cmd = [sys.executable, "-c", "import sys; from unmixgen.cli import main; sys.exit(main())",
                "unmix", str(cube_path), "--method", method, "--out", str(tmp / "run"), "--overwrite"]
