@@ -234,7 +234,11 @@ def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
         for i, b in enumerate(bands):
             off = valid & ~col_const[None, :, b] & ~row_const[r0:r1, None, b]
             x = block[..., b][off]
-            shared[i] += (x[:, None] == values[i][None, :]).sum(axis=0)
+            # each value's count by its sorted place: pixels x values compared one by one cost
+            # 10x the scan on a million pixels with 50 hot columns of distinct values
+            at = np.minimum(np.searchsorted(values[i], x), values[i].size - 1)
+            hit = values[i][at] == x
+            shared[i] += np.bincount(at[hit], minlength=values[i].size)
     pixels = np.zeros((rows, cols), bool)
     stuck_cols, stuck_rows = np.zeros(cols, bool), np.zeros(rows, bool)
     stuck_bands = np.zeros(good.size, bool)
