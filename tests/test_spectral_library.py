@@ -372,3 +372,19 @@ def test_quoted_names_keep_their_commas(tmp_path):
     lib = read_library(tmp_path / "lib.sli")
     assert lib.names == ["Kaolinite CM9, wet", "Alunite GDS84", "Alunite, fine", "Muscovite GDS107"]
     assert load_endmembers(f"{tmp_path / 'lib.sli'}:kaolinite cm9").names == ["Kaolinite CM9, wet"]
+
+
+def test_a_spectrum_deleted_whole_is_left_out_of_training_not_the_library(tmp_path):
+    """A library spectrum with every channel missing (a USGS spectrum of another instrument's
+    range, all -1.23e34) is left out of the spectra prior's training set with the others that
+    miss channels, as from the USGS .mat; it refused the whole .sli (and its header)."""
+    from unmixgen.workflows.refinement import _training_spectra
+
+    stored = library_values(5, 12).astype(np.float32)
+    stored[2] = -1.23e34
+    write_sli(tmp_path, stored, wavelengths=WL_NM, names=[f"s{i}" for i in range(5)])
+    for given in (tmp_path / "lib.sli", tmp_path / "lib.hdr"):
+        with pytest.warns(UserWarning, match="1 spectra not measured over the whole range left out"):
+            spectra, wl, _ = _training_spectra([given])
+        np.testing.assert_allclose(spectra, stored[[0, 1, 3, 4]], rtol=1e-6)
+        np.testing.assert_allclose(wl, WL_NM)
