@@ -766,3 +766,72 @@ def test_auto_weighs_its_archetypes_by_noise_plus_misfit_and_transforms_the_same
     # the noise-weighted archetypes' abundances are the better ones where the loud bands' noise dominates
     assert _match(auto.endmembers_, auto.abundances_, E, A)[0] < 0.8 * _match(plain.endmembers_, plain.abundances_,
                                                                                 E, A)[0]
+
+
+def test_weighted_edaa_moves_its_vertices_to_raw_cluster_means_as_on_the_weighted_pixels():
+    # pure_clusters finds the clusters among the weighted, brightness-divided pixels and averages
+    # the raw ones (values=): the same vertices as a fit of the weighted pixels, divided back, on a
+    # sample (fit_pixels) as on every pixel
+    E, A = _truth(6)
+    A = A.copy()
+    for j in range(P):
+        A[j * 60:(j + 1) * 60] = np.eye(P)[j]
+    rng = np.random.default_rng(106)
+    s = rng.uniform(0.97, 1.03, (len(A), 1)).astype(np.float32)
+    std = np.geomspace(1.0, 20.0, BANDS).astype(np.float32)
+    Y = (s * (A @ E) + 0.001 * std * rng.standard_normal((len(A), BANDS))).astype(np.float32)
+    w = (np.exp(np.mean(np.log(std))) / std).astype(np.float32)
+    for fit_pixels in (None, 700):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            aa = ArchetypalAnalysis(P, seed=3, n_restarts=3, fit_pixels=fit_pixels)
+            E_w, A_w, info = aa._fit_pixels(Y, P, np.random.default_rng(1), weights=w)
+            E_x, A_x, _ = aa._fit_pixels(Y * w, P, np.random.default_rng(1))
+        assert info["pure_clusters"]["moved"] == [0, 1, 2] and info["params"]["abundances_used"] == "scaled"
+        np.testing.assert_allclose(E_w, E_x / w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(A_w, A_x, atol=1e-5)
+        assert _match(E_w, A_w, E, A)[1] < 1.0  # the raw spectra: within a degree of the truth
+
+
+def test_auto_replays_its_sample_and_starts_for_the_weighted_edaa_fit():
+    # the second (weighted) fit starts from the rng as the first found it: the same pixel sample
+    # and the same random vertices as edaa given those weights from the start
+    scene, _, _, _ = _scaled_coloured_scene()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = make_method("auto", P, seed=0, fit_pixels=700).fit(scene)
+        again = make_method("auto", P, seed=0, fit_pixels=700).fit(scene)
+        E, A, info = ArchetypalAnalysis(P, seed=0, n_restarts=8, fit_pixels=700)._fit_pixels(
+            scene.valid_pixels(), P, np.random.default_rng(0), weights=auto.band_weights_)
+    assert auto.info_["chosen"] == "edaa" and auto.band_weights_ is not None and info["pixels_fitted"] == 700
+    np.testing.assert_array_equal(auto.endmembers_, E)
+    np.testing.assert_array_equal(auto.abundances_.reshape(-1, P), A)
+    np.testing.assert_array_equal(again.endmembers_, auto.endmembers_)  # a seed fixes the result
+    np.testing.assert_array_equal(again.abundances_, auto.abundances_)
+
+
+def test_auto_weighted_edaa_on_a_scene_with_bad_bands_and_outliers():
+    # bad bands weigh 1 and leave the fit as without them; an outlier's abundances are those
+    # transform gives it, in the same weighted bands
+    scene, _, _, _ = _scaled_coloured_scene()
+    cube = scene.load().copy()
+    bad = np.zeros(BANDS, bool)
+    bad[[3, 20, 41]] = True
+    good_only = Scene(cube[..., ~bad].copy())
+    cube[..., bad] = np.random.default_rng(5).uniform(-100, 100, (ROWS, COLS, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with_bad = make_method("auto", P, seed=0).fit(Scene(cube, good_bands=~bad))
+        plain = make_method("auto", P, seed=0).fit(good_only)
+        cube[5, 7, 10:14] = 5.0  # a spike
+        cube[20, 30] = np.linspace(0.2, 2.0, BANDS)  # no mixture of the three
+        with pytest.warns(UserWarning, match="2 of 1200 pixels are no mixture"):
+            screened = make_method("auto", P, seed=0).fit(Scene(cube, good_bands=~bad))
+    assert with_bad.band_weights_.shape == (BANDS,) and np.all(with_bad.band_weights_[bad] == 1)
+    np.testing.assert_array_equal(with_bad.band_weights_[~bad], plain.band_weights_)
+    np.testing.assert_array_equal(with_bad.endmembers_[:, ~bad], plain.endmembers_)
+    np.testing.assert_array_equal(with_bad.abundances_, plain.abundances_)
+    flagged = screened.outliers_
+    assert screened.band_weights_ is not None and flagged[5, 7] and flagged[20, 30] and flagged.sum() == 2
+    pixels = Scene(cube[flagged][None], good_bands=~bad, mask=np.ones((1, 2), bool))
+    np.testing.assert_allclose(screened.abundances_[flagged], screened.transform(pixels)[0], atol=1e-6)

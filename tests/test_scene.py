@@ -331,3 +331,16 @@ def test_zero_filled_pixels_without_a_nodata_value_are_no_data_and_counted_with_
     declared = Scene(cube, nodata=0.0)  # the file says zero is no data: nothing to tell
     assert (~declared.mask).sum() == n and "zero_pixels" not in declared.metadata
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_the_stuck_line_scan_of_a_wide_scene_reads_bounded_windows():
+    """The scan reads strips of rows; a strip of a wide scene (a mosaic 6000 columns across) is no
+    larger than the mask's own 512 x 512 tiles, so the mask of a lazily read file never holds
+    more than one tile's worth of the cube (256 full rows of 6000 x 100 bands were 1.2 GB)."""
+    cube = _mixed(rows=300, cols=2100, bands=4)
+    cube[:, 7, 2:] = 0.0
+    src = RecordingSource(cube)
+    with pytest.warns(UserWarning, match="column 7"):
+        mask = Scene(src).mask
+    assert not mask[:, 7].any() and mask[:, 8:].all()
+    assert src.largest_window() <= 512 * 512

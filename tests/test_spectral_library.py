@@ -318,3 +318,73 @@ def test_a_library_given_as_a_scene_says_what_it_is(tmp_path):
         with pytest.raises(InputError, match=r"lib\.hdr: is an ENVI spectral library \(4 spectra of 12 channels\), "
                                              "not a scene"):
             read_scene(given)
+
+
+def test_a_library_saved_by_spy_reads(tmp_path):
+    """SPy's ``SpectralLibrary.save`` writes ``fwhm = None`` when it has no band widths, an
+    empty ``wavelength units`` and ``data ignore value = NaN``, lists as ``{ a , b }``: the
+    spectra, names and wavelengths read (a library has no use for widths)."""
+    values = library_values().astype(np.float32)
+    (tmp_path / "spy.sli").write_bytes(values.astype("<f4").tobytes())
+    (tmp_path / "spy.hdr").write_text(
+        "ENVI\ndescription = {\n  saved by SPy}\nsamples = 12\nlines = 4\nbands = 1\nheader offset = 0\n"
+        "file type = ENVI Spectral Library\ndata type = 4\ninterleave = bsq\nbyte order = 0\n"
+        "data ignore value = NaN\nwavelength units = \nspectra names = { " + " , ".join(NAMES) + " }\n"
+        "wavelength = { " + " , ".join(f"{w / 1000:g}" for w in WL_NM) + " }\nfwhm = None\n")
+    lib = read_library(tmp_path / "spy.sli")
+    assert lib.names == NAMES
+    np.testing.assert_allclose(lib.spectra, values)
+    np.testing.assert_allclose(lib.wavelengths, WL_NM, rtol=1e-5)
+
+
+def test_a_library_beside_an_image_header_uses_its_own_header(tmp_path):
+    """``scene.sli`` beside ``scene.img`` + ``scene.hdr`` (an image's) has its header as
+    ``scene.sli.hdr``: that one is read, from the data file as from ``LIB.sli:names``."""
+    values = library_values().astype(np.float32)
+    write_sli(tmp_path, values, name="scene", header_name="scene.sli.hdr", wavelengths=WL_NM)
+    image = Scene(np.ones((3, 5, 12), np.float32), wavelengths=WL_NM)
+    write_scene(image, tmp_path / "scene.img")
+    assert (tmp_path / "scene.hdr").is_file()
+    lib = read_library(tmp_path / "scene.sli")
+    assert lib.header == tmp_path / "scene.sli.hdr" and lib.names == NAMES
+    np.testing.assert_allclose(load_endmembers(f"{tmp_path / 'scene.sli'}:alunite").spectra, values[[2]])
+    assert read_scene(tmp_path / "scene.img").shape[:2] == (3, 5)  # the image still reads as one
+
+
+def test_usgs_deleted_channels_are_missing_without_an_ignore_value(tmp_path):
+    """The USGS libraries mark deleted channels -1.23e34; an ENVI version of one without a
+    ``data ignore value`` reads them as missing, as the .mat reader does, never as a
+    reflectance the scene bands would be interpolated from."""
+    stored = library_values().astype(np.float32)
+    stored[1, 5:7] = -1.23e34
+    write_sli(tmp_path, stored, wavelengths=WL_NM)
+    em = load_endmembers(tmp_path / "lib.sli")
+    expect = np.zeros(stored.shape, bool)
+    expect[1, 5:7] = True
+    np.testing.assert_array_equal(np.isnan(em.spectra), expect)
+
+
+def test_quoted_names_keep_their_commas(tmp_path):
+    """Names written in double quotes (``"Kaolinite CM9, wet"``) are one name each, not split at
+    the comma inside (which refused the library: more names than spectra)."""
+    names = ['"Kaolinite CM9, wet"', "Alunite GDS84", '"Alunite, fine"', "Muscovite GDS107"]
+    write_sli(tmp_path, library_values().astype(np.float32), wavelengths=WL_NM, names=names)
+    lib = read_library(tmp_path / "lib.sli")
+    assert lib.names == ["Kaolinite CM9, wet", "Alunite GDS84", "Alunite, fine", "Muscovite GDS107"]
+    assert load_endmembers(f"{tmp_path / 'lib.sli'}:kaolinite cm9").names == ["Kaolinite CM9, wet"]
+
+
+def test_a_spectrum_deleted_whole_is_left_out_of_training_not_the_library(tmp_path):
+    """A library spectrum with every channel missing (a USGS spectrum of another instrument's
+    range, all -1.23e34) is left out of the spectra prior's training set with the others that
+    miss channels, as from the USGS .mat; it refused the whole .sli (and its header)."""
+    from unmixgen.workflows.refinement import _training_spectra
+
+    stored = library_values(5, 12).astype(np.float32)
+    stored[2] = -1.23e34
+    write_sli(tmp_path, stored, wavelengths=WL_NM, names=[f"s{i}" for i in range(5)])
+    for given in (tmp_path / "lib.sli", tmp_path / "lib.hdr"):
+        with pytest.warns(UserWarning, match="1 spectra not measured over the whole range left out"):
+            spectra, wl, _ = _training_spectra([given])
+        np.testing.assert_allclose(spectra, stored[[0, 1, 3, 4]], rtol=1e-6)
+        np.testing.assert_allclose(wl, WL_NM)

@@ -12,9 +12,14 @@ Header fields used
 ``samples``, ``lines``, ``bands``, ``data type`` (required); ``byte order``, ``header
 offset``, ``wavelength`` + ``wavelength units`` (the unit decided as for an image:
 nm, um, "Micrometers", wavenumbers; "Unknown" or none by the values' magnitude),
-``spectra names``, ``reflectance scale factor`` (physical = stored / factor) or ``data gain
-values`` / ``data offset values`` (one each), ``data ignore value`` and ``bbl`` (channels
-flagged 0): both read as missing (NaN), as the USGS libraries' deleted channels are.
+``spectra names`` (a name in double quotes may hold commas), ``reflectance scale factor``
+(physical = stored / factor) or ``data gain values`` / ``data offset values`` (one each),
+``data ignore value`` and ``bbl`` (channels flagged 0): both read as missing (NaN), as the
+USGS libraries' deleted channels (-1.23e34, at or below `DELETED`) are, marked or not. A
+value ``None`` (SPy's for a list it lacks) is no value; ``fwhm`` is not used.
+
+The header of ``name.sli`` is ``name.hdr`` or ``name.sli.hdr``, the first that is a
+library's (``name.hdr`` may be the header of an image ``name.img`` beside it).
 
 Unlike an image header, a library's per-channel lists must fit: a wavelength list or
 ``bbl`` whose length is not ``samples``, or a ``spectra names`` list whose length is not
@@ -53,6 +58,9 @@ from .envi import (
     parse_header,
 )
 
+DELETED = -1e30
+"""At or below: the USGS libraries' deleted-channel marker (-1.23e34), missing in any library."""
+
 LIBRARY_EXTENSIONS = (".sli", ".lib", ".esl")
 """Data file extensions of ENVI spectral libraries (besides those of images)."""
 
@@ -85,6 +93,38 @@ def header_beside(path: str | Path) -> Path | None:
     return path if path.suffix.lower() == ".hdr" else _envi_header_for(path)
 
 
+def _own_header(data: Path, hdr: Path, h: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """``(header, parsed)`` of the library ``data``: ``name.sli.hdr`` when ``name.hdr``, found
+    first, is not a library's (an image ``name.img`` beside it owns that one); else the one found."""
+    for cand in (data.with_name(data.name + ".hdr"), data.with_name(data.name + ".HDR")):
+        if cand != hdr and cand.is_file():
+            other = parse_header(cand)
+            if is_spectral_library(other):
+                return cand, other
+    return hdr, h
+
+
+def _names(value: str, lines: int) -> list[str]:
+    """Items of a ``spectra names`` list; when split at every comma they are not one per
+    spectrum, a name in double quotes keeps its commas (``"a, b"``)."""
+    names = _list(value)
+    if len(names) == lines or '"' not in value:
+        return names
+    v = value.strip()
+    v = v[1 : v.rindex("}")] if v.startswith("{") and "}" in v else v.lstrip("{")
+    items, quoted, cur = [], False, []
+    for ch in v + ",":
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            items.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    items = [s for s in items if s]
+    return items if len(items) == lines else names
+
+
 def read_library(path: str | Path) -> SpectralLibrary:
     """Read an ENVI spectral library, given its data file or its header.
 
@@ -96,6 +136,10 @@ def read_library(path: str | Path) -> SpectralLibrary:
     """
     hdr, data = header_and_data(Path(path))
     h = parse_header(hdr)
+    if data is not None and not is_spectral_library(h):
+        hdr, h = _own_header(data, hdr, h)
+    # SPy writes a list it does not have as None (``fwhm = None``); a library has no use for widths
+    h = {k: v for k, v in h.items() if k != "fwhm" and v.strip() != "None"}
     if not is_spectral_library(h):
         kind = h.get("file type", "").strip("{} \n")
         what = f"an ENVI image (file type = {kind})" if kind else "an ENVI header without 'file type'"
@@ -114,7 +158,7 @@ def read_library(path: str | Path) -> SpectralLibrary:
         raise in_file(hdr, f"header says {lines} spectra (lines) of {samples} channels (samples) but the data file "
                            f"{data.name} holds {size} bytes; expected lines*samples*{dtype.itemsize} + header offset "
                            f"= {lines}*{samples}*{dtype.itemsize} + {offset} = {expected} bytes")
-    names = _list(h["spectra names"]) if "spectra names" in h else None
+    names = _names(h["spectra names"], lines) if "spectra names" in h else None
     if names is not None and len(names) != lines:
         raise in_file(hdr, f"header lists {len(names)} spectra names for {lines} spectra (lines); expected one "
                            "name per spectrum")
@@ -130,7 +174,7 @@ def read_library(path: str | Path) -> SpectralLibrary:
     with reading(data, "read the library's data file"), open(data, "rb") as f:
         f.seek(offset)
         stored = np.fromfile(f, dtype=dtype, count=lines * samples).reshape(lines, samples)
-    missing = np.zeros(stored.shape, bool)
+    missing = stored <= DELETED if dtype.kind == "f" else np.zeros(stored.shape, bool)
     if nodata is not None:
         missing |= np.isnan(stored) if np.isnan(nodata) else stored == nodata
     if good is not None:
@@ -193,4 +237,4 @@ def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray
     return hdr, data
 
 
-__all__ = ["LIBRARY_EXTENSIONS", "SpectralLibrary", "header_beside", "read_library", "write_library"]
+__all__ = ["DELETED", "LIBRARY_EXTENSIONS", "SpectralLibrary", "header_beside", "read_library", "write_library"]

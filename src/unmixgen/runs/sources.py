@@ -35,7 +35,7 @@ from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
 from ..io.checks import refuse_complex, require_npz
-from ..io.sli import LIBRARY_EXTENSIONS, header_beside, read_library
+from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -142,7 +142,7 @@ def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None
                             "marked bad); expected a measured spectrum")
 
 
-USGS_DELETED = -1e30  # at or below: the USGS libraries' deleted-channel marker (-1.23e34)
+USGS_DELETED = DELETED  # at or below: the USGS libraries' deleted-channel marker (-1.23e34)
 
 
 def read_usgs_library(library: str | Path, *, need_names: bool = True

@@ -19,6 +19,7 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
     spectra); every source needs wavelengths. Missing channels (NaN: a library's deleted,
     ignored or bad ones) are filled or left out (`_fill_deleted`)."""
     from ..errors import in_file
+    from ..io.sli import LIBRARY_EXTENSIONS, read_library
     from ..runs.sources import load_endmembers, read_usgs_library
     from ..wavelengths import SAME_GRID_NM
 
@@ -29,6 +30,12 @@ def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray
         if path.suffix.lower() == ".mat" and path.is_file():
             d, wl, _ = read_usgs_library(path, need_names=False)
             s = d[:, 3:].T
+        elif path.is_file() and path.suffix.lower() in (*LIBRARY_EXTENSIONS, ".hdr"):
+            # every spectrum, as from the .mat: one deleted whole is left out below, not the library
+            lib = read_library(path)
+            if lib.wavelengths is None:
+                raise in_file(lib.header, "library has no wavelengths; the spectra prior needs them")
+            wl, s = lib.wavelengths, lib.spectra.astype(np.float64)
         else:
             em = load_endmembers(src)
             if em.wavelengths is None:
