@@ -36,20 +36,30 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2",
         return _normalize_weighted(Y, floor, norm, np.asarray(weights, np.float64))
     if norm == "none":
         return Y
-    if norm == "l2":
-        s = np.sqrt(np.einsum("ij,ij->i", Y, Y, dtype=np.float64))
-    elif norm == "sum":
-        s = Y.sum(axis=1, dtype=np.float64)
-    else:
+    if norm not in BRIGHTNESS:
         raise ParameterError("norm", norm, f"expected one of {', '.join(map(repr, BRIGHTNESS))}")
-    med = float(np.median(s))
+    # by blocks: float64 products of the whole scene were 2x its float32 size (1.8 GB for a
+    # million pixels of 230 bands) on top of the result
+    s = np.empty(len(Y))
+    for i in range(0, len(Y), _BLOCK):
+        b = Y[i:i + _BLOCK]
+        s[i:i + _BLOCK] = (np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64)) if norm == "l2"
+                           else b.sum(axis=1, dtype=np.float64))
+    med = float(np.median(s)) if len(s) else 0.0
     if not med > 0:
         return Y
     denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
-    return (Y * (med / denom)[:, None]).astype(np.float32)
+    scale = med / denom
+    out = np.empty(Y.shape, np.float32)
+    for i in range(0, len(Y), _BLOCK):
+        out[i:i + _BLOCK] = Y[i:i + _BLOCK] * scale[i:i + _BLOCK, None]
+    return out
 
 
-def _normalize_weighted(Y: np.ndarray, floor: float, norm: str, w: np.ndarray, block: int = 65_536) -> np.ndarray:
+_BLOCK = 65_536  # pixels a block of `normalize_brightness`
+
+
+def _normalize_weighted(Y: np.ndarray, floor: float, norm: str, w: np.ndarray, block: int = _BLOCK) -> np.ndarray:
     """`normalize_brightness` of ``Y * w`` by blocks of ``block`` pixels: the result is the one copy."""
     if norm not in BRIGHTNESS:
         raise ParameterError("norm", norm, f"expected one of {', '.join(map(repr, BRIGHTNESS))}")
