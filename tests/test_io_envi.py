@@ -275,6 +275,24 @@ def test_every_length_unit_envi_lists_is_converted(tmp_path, units, factor):
     np.testing.assert_allclose(read_scene(hdr).wavelengths, wl, rtol=1e-6)
 
 
+@pytest.mark.parametrize("values, units, looks", [(WL_NM, "Micrometers", "nanometres"),
+                                                  (np.array(WL_NM) / 1000, "Nanometers", "micrometres")])
+def test_band_centres_in_another_unit_than_declared_are_one_clear_error(tmp_path, values, units, looks):
+    # nm values under 'Micrometers' read as 400000-2500000 nm: unmix stopped later with "do not
+    # overlap", and simulate wrote a scene with those wavelengths
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=values, wavelength_units=units)
+    with pytest.raises(InputError, match=rf"scene.hdr: wavelengths declared in '{units}' .* look like {looks}"):
+        read_scene(hdr)
+
+
+def test_far_infrared_library_centres_and_narrow_widths_are_plausible():
+    from unmixgen.wavelengths import to_nm
+
+    np.testing.assert_allclose(to_nm([2.5, 216.0], "Micrometers"), [2500.0, 216000.0])  # USGS FTIR spectra
+    np.testing.assert_allclose(to_nm([5.0, 12.0], "nm", centres=False), [5.0, 12.0])  # band widths
+    np.testing.assert_allclose(to_nm([0.0, 450.0], "nm"), [0.0, 450.0])  # an unused (zero) slot is not judged
+
+
 def test_missing_data_file_unsupported_type_and_wavelength_count(tmp_path):
     hdr = write_envi(tmp_path, _stored("f4"), wavelengths=WL_NM[:4])
     with pytest.warns(UserWarning, match="scene.hdr: 4 wavelengths for 5 bands"):

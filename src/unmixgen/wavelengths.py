@@ -51,7 +51,27 @@ _RECIPROCAL_TO_NM = {
 }
 
 
-def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.ndarray:
+#: band centres an imaging spectrometer or a spectral library can have (nm): extreme UV to the far
+#: infrared of FTIR libraries (USGS spectra reach 216 um). A declared unit that puts them outside
+#: is the wrong one (nm values labelled micrometers: 400-2500 um)
+PLAUSIBLE_NM = (100.0, 300_000.0)
+
+
+def _plausible(nm: np.ndarray, stored: np.ndarray, units, what: str) -> np.ndarray:
+    """``nm`` when its finite positive values lie in `PLAUSIBLE_NM`, else `InputError` saying which unit
+    the ``stored`` values look like."""
+    used = np.isfinite(nm) & (nm > 0)  # zero and negative slots are unused ones (PRISMA) or refused later
+    finite = nm[used]
+    if not finite.size or (PLAUSIBLE_NM[0] <= finite.min() and finite.max() <= PLAUSIBLE_NM[1]):
+        return nm
+    raw = stored[used]
+    looks = "nanometres" if raw.min() >= PLAUSIBLE_NM[0] else "micrometres" if raw.max() < 100 else "another unit"
+    raise InputError(f"{what} declared in {str(units).strip()!r} come to {finite.min():g}-{finite.max():g} nm, outside "
+                     f"any spectrometer's range ({PLAUSIBLE_NM[0]:g} nm - {PLAUSIBLE_NM[1] / 1e3:g} um); the values "
+                     f"({raw.min():g}-{raw.max():g}) look like {looks}: expected the unit the values are in")
+
+
+def to_nm(values, units: str | None = None, *, what: str = "wavelengths", centres: bool = True) -> np.ndarray:
     """Convert a wavelength vector to nanometres (float64).
 
     Parameters
@@ -65,12 +85,16 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.
         out reversed, which the readers' band arrangement sorts.
     what : str
         Name used in error messages.
+    centres : bool
+        The values are band centres (not widths): a declared length unit that puts them outside
+        `PLAUSIBLE_NM` is refused.
 
     Raises
     ------
     InputError
         When the values are not numbers, the unit is neither a length nor a wavenumber or
-        frequency (e.g. band indices), or reciprocal values are not positive.
+        frequency (e.g. band indices), reciprocal values are not positive, or declared centres
+        come out implausible (nm values labelled micrometers).
     """
     try:
         wl = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -81,7 +105,8 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths") -> np.
         if key in ("", "unknown", "none"):
             units = None
         elif key in _UNITS_TO_NM:
-            return wl * _UNITS_TO_NM[key]
+            nm = wl * _UNITS_TO_NM[key]
+            return _plausible(nm, wl, units, what) if centres else nm
         elif key in _RECIPROCAL_TO_NM:
             if not np.all(np.isfinite(wl)) or np.any(wl <= 0):
                 raise InputError(f"{what} in {units!r} must be finite and positive to give wavelengths; "

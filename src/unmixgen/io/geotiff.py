@@ -264,7 +264,7 @@ def spectral_axis(ds, kind: str, path: Path, *, raw: bool = False):
             centres = spectral_axis(ds, "wavelength", path, raw=True)
             if centres is not None and len(centres[0]) == len(values):
                 return fwhm_in_nm(values, centres[0], to_nm(*centres, what=f"{path}: wavelength"))
-        return to_nm(values, units, what=what)
+        return to_nm(values, units, what=what, centres=kind == "wavelength")
 
     um_key = "CENTRAL_WAVELENGTH_UM" if kind == "wavelength" else "FWHM_UM"
     # 1. per-band tags

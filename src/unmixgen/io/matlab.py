@@ -347,7 +347,7 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     good = _band_flags(d, "good_bands", bands, path)
     fwhm = None
     if "fwhm" in d:
-        given = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm")
+        given = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm", centres=False)
         fwhm = fwhm_in_nm(given, raw_wl, wl)  # in the wavelengths' unit: their magnitude cannot tell
         if wl is not None and fwhm.size and np.nanmax(fwhm) > np.ptp(wl):
             fwhm = given  # widths wider than the whole range: they were in nm already
