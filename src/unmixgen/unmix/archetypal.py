@@ -31,6 +31,12 @@ Two choices make the method robust on real scenes (see ``benchmarks/unmixing_qua
   detects that case from the data (affine vs linear subspace residual, close to 1 without
   per-pixel scaling); there the default re-fits the abundances to the raw pixels under the
   scaled model (NNLS, then divided by the sum: ``y = s * a @ E``).
+- Where the normalisation stays, the abundances are fractions of the brightness-normalised
+  endmembers ("normalised"): NNLS of the raw pixels on the endmembers over all bands, each
+  coefficient times its endmember's brightness, summed to one. The factorisation's own
+  abundances ("model") estimate the same fractions inside its ``subspace_dim`` projection
+  with the sum-to-one imposed on normalised pixels, which a mixture's norm does not keep;
+  `transform` could not reproduce them.
 
 The measurements behind these choices are in ``benchmarks/RESULTS.md``.
 """
@@ -102,11 +108,13 @@ class ArchetypalAnalysis(BlindUnmixer):
         the refinement hurt on every scene measured).
     refine_lam, refine_iter, refine_tol : float, int, float
         Relative volume weight, iterations and tolerance of the refinement.
-    abundances : {"auto", "model", "scaled", "fcls"}
+    abundances : {"auto", "normalised", "model", "scaled", "fcls"}
         "auto": "scaled" when the data were brightness-normalised although `brightness_ratio`
         is at most ``brightness_threshold`` (brightness follows the mixing, so the
         normalisation only bent the simplex and its abundances do not reconstruct the
-        pixels), else "model". "model": the factorisation's abundances; "scaled": NNLS of the raw pixels on the
+        pixels), else "normalised" after a brightness normalisation and "model" without.
+        "normalised": fractions of the brightness-normalised endmembers (`normalised_fractions`
+        of NNLS on the raw pixels); "model": the factorisation's abundances; "scaled": NNLS of the raw pixels on the
         endmembers divided by its sum (the scaled model ``y = s * a @ E``; the scale
         percentiles go to ``info_["scale"]``); "fcls": FCLS of the raw pixels.
     pure_clusters : bool
@@ -128,9 +136,9 @@ class ArchetypalAnalysis(BlindUnmixer):
     Notes
     -----
     `transform` inverts other pixels on ``endmembers_`` the way `fit` made the abundances
-    from the raw pixels: NNLS divided by its sum when the abundances used were "scaled",
-    FCLS otherwise (the factorisation's "model" abundances exist only for the fitted
-    pixels).
+    from the raw pixels: NNLS divided by its sum when the abundances used were "scaled", NNLS
+    as `normalised_fractions` when "normalised", FCLS otherwise (the factorisation's "model"
+    abundances exist only for the fitted pixels).
     """
 
     name = "edaa"
@@ -150,7 +158,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         "refine_lam": [Interval(low=0)],
         "refine_iter": [Interval(integer=True, low=1)],
         "refine_tol": [Interval(low=0, low_open=True)],
-        "abundances": [Options(("auto", "model", "scaled", "fcls"))],
+        "abundances": [Options(("auto", "normalised", "model", "scaled", "fcls"))],
         "pure_clusters": [InstanceOf(bool, "True or False")],
         "fit_pixels": [NONE, Interval(integer=True, low=1)],
         "device": [TorchDevice()],
@@ -201,10 +209,14 @@ class ArchetypalAnalysis(BlindUnmixer):
         self.device = device
 
     def _transform_method(self) -> str:
-        return "nnls" if self._fitted("info_")["params"]["abundances_used"] == "scaled" else "fcls"
+        used = self._fitted("info_")["params"]["abundances_used"]
+        return "nnls" if used in ("scaled", "normalised") else "fcls"
 
     def _transform_finish(self, A: np.ndarray) -> np.ndarray:
-        if self.info_["params"]["abundances_used"] != "scaled":
+        used = self.info_["params"]["abundances_used"]
+        if used == "normalised":
+            return normalised_fractions(A, self.info_["endmember_brightness"])
+        if used != "scaled":
             return A
         return scale_to_simplex(A)[0].astype(np.float32)
 
@@ -265,7 +277,7 @@ class ArchetypalAnalysis(BlindUnmixer):
                 E = E_c
         abund = self.abundances
         if abund == "auto":
-            abund = "scaled" if norm != "none" and ratio <= self.brightness_threshold else "model"
+            abund = ("scaled" if ratio <= self.brightness_threshold else "normalised") if norm != "none" else "model"
         if clusters and clusters["moved"] and abund == "model":
             # the factorisation's abundances belong to its own archetypes
             abund = "scaled" if norm != "none" else "fcls"
@@ -275,10 +287,10 @@ class ArchetypalAnalysis(BlindUnmixer):
                               "p95": float(np.percentile(s, 95))}
         elif abund == "fcls":
             A = invert_weighted(Y_all, _weigh(E, w), "fcls", w)
+        elif abund == "normalised":
+            A = normalised_fractions(invert_weighted(Y_all, _weigh(E, w), "nnls", w), _norms(E, norm))
         elif pick is not None:  # "model" abundances exist for the fitted sample only
             A = fcls(X_all, np.asarray(W[best] @ X if En is None else En, np.float32))
-        if abund == "model" and w is not None and norm != "none":
-            A = _unweighted_fractions(A, E, w, norm)
         hist = res["history"][:, best]
         conv = bool(res["rel_change"][best] < self.tol)
         if not conv:
@@ -311,6 +323,7 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "fit_pixels": self.fit_pixels,
             },
             "pixels_fitted": len(Y),
+            "endmember_brightness": _norms(E, norm).tolist() if abund == "normalised" else None,
             "pure_clusters": clusters,
             **extra,
         }
@@ -319,19 +332,18 @@ class ArchetypalAnalysis(BlindUnmixer):
 
 # -- building blocks -----------------------------------------------------------------------
 
-def _unweighted_fractions(A: np.ndarray, E: np.ndarray, weights: np.ndarray, norm: str) -> np.ndarray:
-    """"model" abundances ``A (N, p)`` of pixels normalised in bands weighted by ``weights (B,)``
-    turned into those of the pixels normalised as they are: fractions of brightness-normalised
-    endmembers depend on the norm (a pixel's share of ``e_j`` is ``a_j ||e_j||`` over its own
-    norm), so each column is multiplied by ``||e_j|| / ||e_j * weights||`` (``E (p, B)`` in the
-    pixels' units) and the rows summed to one again."""
+def _norms(E: np.ndarray, norm: str) -> np.ndarray:
+    """Brightness ``(p,)`` float64 of each endmember of ``E (p, B)`` by ``norm`` ("l2" or "sum")."""
     E = np.asarray(E, np.float64)
-    if norm == "l2":
-        ratio = np.linalg.norm(E, axis=1) / np.maximum(np.linalg.norm(E * weights, axis=1), 1e-30)
-    else:  # "sum"
-        ratio = E.sum(axis=1) / np.maximum((E * weights).sum(axis=1), 1e-30)
-    S = np.asarray(A, np.float64) * ratio
-    return (S / np.maximum(S.sum(axis=1, keepdims=True), 1e-30)).astype(np.float32)
+    return np.linalg.norm(E, axis=1) if norm == "l2" else E.sum(axis=1)
+
+
+def normalised_fractions(S: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Fractions of brightness-normalised endmembers from non-negative coefficients ``S (..., p)``
+    of pixels on the endmembers themselves (``y = S @ E``): ``S_j * norms_j`` summed to one,
+    ``norms (p,)`` the endmembers' brightness. A pixel's share of ``e_j / |e_j|`` is ``S_j |e_j|``
+    of its own brightness; float32, NaN where ``S`` is, ``1 / p`` where it is all zero."""
+    return scale_to_simplex(np.asarray(S, np.float64) * np.asarray(norms, np.float64))[0].astype(np.float32)
 
 
 def _weigh(E: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
