@@ -338,9 +338,10 @@ def misfit_floored_weights(band_var: np.ndarray, residual_var: np.ndarray,
     mean square per band of the pixels' residual from a fit of the model (noise plus misfit).
     The misfit ``tau^2`` is the mean over bands of the residual less the noise (>= 0):
     spectral variability, pixels the endmembers do not reach, nonlinear mixing. Weights
-    ``1 / sqrt(noise^2 + tau^2)`` weigh bands by their noise where noise is what the fit
-    leaves (low SNR) and alike where the misfit dominates. Returns the weights (None, as
-    `weights_from_noise`, when about flat) and ``tau`` over the median band's noise std."""
+    ``1 / sqrt(noise^2 + (MISFIT_MARGIN tau)^2)`` weigh bands by their noise where noise is
+    what the fit leaves (low SNR) and alike where the misfit dominates. Returns the weights
+    (None, as `weights_from_noise`, when about flat) and ``MISFIT_MARGIN tau`` over the median
+    band's noise std."""
     std = band_noise_std(band_var)
     if std is None:
         return None, 0.0
