@@ -107,10 +107,14 @@ class RawSource:
         self.dtype = np.dtype(dtype if dtype is not None else array.dtype.newbyteorder("="))
         self.path = path
 
-    def read(self, rows: slice, cols: slice) -> np.ndarray:
+    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
+        """The stored values of a window, ``(r, c, bands)`` in the file's dtype and the presented
+        band order (what `stored_validity` judges)."""
         block = self.array[rows, cols, :]
-        if self.order is not None:
-            block = block[..., self.order]
+        return block if self.order is None else block[..., self.order]
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        block = self.read_stored(rows, cols)
         try:
             # C order whatever the file's interleave: a BSQ/BIL window kept in its stored order
             # is not C-contiguous, and a loaded cube like that makes `Scene.valid_pixels` copy it
