@@ -143,19 +143,25 @@ def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
     return ArraySource(np.asarray(cube))
 
 
-def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
+def pixel_validity(block: np.ndarray, nodata: float | None = None, zero_is_value=True) -> np.ndarray:
     """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
 
     A pixel is invalid when any band is NaN/Inf, when all bands are zero, or when any band
     equals ``nodata`` (the producer's "no value here", like a fill value an HDF5 reader
     returns as NaN: a pixel missing one band is not unmixed with the fill as a reflectance).
-    A zero ``nodata`` marks only all-zero pixels: zero is a plausible value in one band.
+    A zero ``nodata`` marks only all-zero pixels: zero is a plausible value in one band. Not
+    in a band where ``zero_is_value`` (bool, or one per band of ``block``) is False: the block
+    holds stored values, and there a stored zero reads as another value (an offset, -0.1), so
+    it is only the fill.
     """
     finite = np.isfinite(block).all(axis=-1)
     nonzero = (block != 0).any(axis=-1)
     valid = finite & nonzero
     if nodata is not None and np.isfinite(nodata) and nodata != 0:
         valid &= (block != np.float32(nodata)).all(axis=-1)
+    elif nodata == 0 and not np.all(zero_is_value):
+        fill_only = np.broadcast_to(~np.asarray(zero_is_value, bool), block.shape[-1:])
+        valid &= ~(block[..., fill_only] == 0).any(axis=-1)
     return valid
 
 
