@@ -1,3 +1,5 @@
+import pytest
+
 from unmixgen import __version__
 
 
@@ -152,6 +154,37 @@ def test_info_estimates_valid_pixels_from_a_sample_without_reading_the_cube(tmp_
     assert sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in src.windows) <= 65536  # not the 420,000-pixel cube
     exact = describe(Scene(RecordingSource(cube)), count_valid=True)
     assert exact["valid_pixels"] == int((~invalid).sum()) and exact["valid_pixels_from"] == "all pixels"
+
+
+@pytest.mark.parametrize("container", ["envi", "tif"])
+def test_info_sample_judges_a_scaled_products_nodata_as_stored(tmp_path, run_cli, container):
+    """A product stores integers (ENVI reflectance scale factor, GeoTIFF scale/offset) with a nodata
+    value: the sampled count of a large scene judged the scaled values against the stored nodata
+    (-9999 read as -0.9999 is not -9999) and called every no-data pixel valid."""
+    import json
+
+    import numpy as np
+
+    from fixtures_io import write_envi, write_tif
+
+    rows, cols, bands = 300, 250, 5  # 75,000 pixels: info samples
+    stored = np.random.default_rng(0).integers(500, 5000, (rows, cols, bands))
+    outside = np.zeros((rows, cols), bool)
+    outside[:, :175] = True  # 70 % of the grid lies outside the swath
+    if container == "envi":
+        stored = stored.astype(np.int16)
+        stored[outside] = -9999
+        path = write_envi(tmp_path, stored, interleave="bil", wavelengths=[450, 550, 650, 750, 850],
+                          extra={"reflectance scale factor": "10000", "data ignore value": "-9999"})
+    else:
+        stored = (stored + 1000).astype(np.uint16)
+        stored[outside] = 0
+        path = write_tif(tmp_path / "scene.tif", stored, nodata=0, scales=[1e-4] * bands, offsets=[-0.1] * bands)
+    code, out, err = run_cli("info", path, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["valid_pixels_from"].startswith("sample of")
+    assert abs(d["valid_fraction"] - 0.3) < 0.05, d["valid_fraction"]
 
 
 def test_info_reports_the_stored_type_of_matlab_files(tmp_path, run_cli):

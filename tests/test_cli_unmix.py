@@ -605,6 +605,37 @@ def test_endmembers_on_another_scale_are_named(run_cli, scene_file, tmp_path, fa
     assert ("same scale" in err) is warned and any("same scale" in w for w in notes) is warned
 
 
+@pytest.mark.parametrize("container", ["envi", "tif"])
+def test_endmember_scale_check_leaves_a_scaled_products_nodata_out(run_cli, tmp_path, container):
+    """Given endmembers are checked against the scene's median pixel; in a product that stores
+    integers with a nodata value (ENVI reflectance scale factor, GeoTIFF scale/offset) the sample
+    judged the scaled values against the stored nodata, so where most of the grid lies outside
+    the swath the median pixel was the fill (-0.9999, -0.1) and the right endmembers were said to
+    be on another scale."""
+    from fixtures_io import write_envi, write_tif
+
+    s = make_scene(rows=30, cols=40, p=3, snr_db=40, seed=3)
+    stored = np.round(s.load() * 10000).astype(np.int32)
+    outside = np.zeros((30, 40), bool)
+    outside[:, :26] = True  # 65 % no-data
+    if container == "envi":
+        stored = stored.astype(np.int16)
+        stored[outside] = -9999
+        path = write_envi(tmp_path, stored, wavelengths=s.wavelengths,
+                          extra={"reflectance scale factor": "10000", "data ignore value": "-9999"})
+    else:
+        stored = (stored + 1000).astype(np.uint16)
+        stored[outside] = 0
+        path = write_tif(tmp_path / "scene.tif", stored, nodata=0, band_tags=[{"wavelength": f"{w:g}"}
+                         for w in s.wavelengths], scales=[1e-4] * s.bands, offsets=[-0.1] * s.bands)
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", path, "--endmembers-file", tmp_path / "E.npz", "--out", out, "--no-figures")
+    assert code == 0, err
+    assert "same scale" not in err
+    assert not any("same scale" in w for w in json.loads((out / "run.json").read_text())["warnings"])
+
+
 def test_benchmark_endmember_mat_is_an_endmember_source(run_cli, scene_file, tmp_path):
     """A benchmark's reference endmembers (Samson's end3.mat layout: ``M`` (bands, p) and
     ``cood`` names, no wavelengths) unmix the scene as the same spectra in an .npz do; a

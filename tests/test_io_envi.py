@@ -77,6 +77,21 @@ def test_bbl_band_names_and_data_ignore_value(tmp_path):
     np.testing.assert_array_equal(scene.mask, expected)
 
 
+def test_a_zero_ignore_value_that_reads_as_an_offset_marks_a_pixel_missing_one_band(tmp_path):
+    # stored 0 reads as -0.1 here: no physical zero, so a good band holding it is a missing value
+    stored = _stored("i2") + 1000
+    stored[4, 9, :] = 0  # all-zero pixel
+    stored[6, 4, 1] = 0  # one good band missing
+    stored[5, 1, 2] = 0  # one bad band only: still a valid pixel
+    gains = "{" + ", ".join(["0.0001"] * 5) + "}"
+    offsets = "{" + ", ".join(["-0.1"] * 5) + "}"
+    hdr = write_envi(tmp_path, stored, extra={"bbl": "{1, 1, 0, 1, 1}", "data ignore value": "0",
+                                              "data gain values": gains, "data offset values": offsets})
+    expected = np.ones((7, 11), bool)
+    expected[4, 9] = expected[6, 4] = False
+    np.testing.assert_array_equal(read_scene(hdr).mask, expected)
+
+
 @pytest.mark.parametrize("interleave", ["bsq", "bip"])
 @pytest.mark.parametrize("nodata", ["-9999", "nan"])
 def test_a_band_of_nothing_but_the_ignore_value_is_a_bad_band(tmp_path, interleave, nodata):

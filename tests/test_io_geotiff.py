@@ -168,6 +168,25 @@ def test_band_that_is_entirely_nodata_is_bad_and_never_scaled(tmp_path):
     np.testing.assert_array_equal(back.good_bands, s.good_bands)
 
 
+def test_a_zero_nodata_that_reads_as_an_offset_marks_a_pixel_missing_one_band(tmp_path):
+    """uint16 reflectance with an offset (stored 0 reads as -0.1) and nodata 0, as products store
+    it: at a swath's edge a pixel may miss some bands (its SWIR). A zero nodata marks only
+    all-zero pixels, since a physical zero is a plausible value in one band; this stored zero is
+    no value at all, and was unmixed as -0.1 reflectance (25 % abundance RMSE against 2.6 % for the
+    same data in ENVI with -9999)."""
+    stored = (np.rint(scene_cube() * 10000) + 1000).astype(np.uint16)
+    stored[4, 5] = 0  # a no-data pixel
+    stored[1, 2, 3:] = 0  # a pixel missing two good bands
+    s = read_scene(write_tif(tmp_path / "edge.tif", stored, nodata=0, scales=[1e-4] * 5, offsets=[-0.1] * 5))
+    expected = np.ones((7, 11), bool)
+    expected[4, 5] = expected[1, 2] = False
+    np.testing.assert_array_equal(s.mask, expected)
+    # without an offset a stored zero is a physical zero: still only all-zero pixels are no-data
+    plain = read_scene(write_tif(tmp_path / "plain.tif", stored, nodata=0, scales=[1e-4] * 5, offsets=[0] * 5))
+    expected[1, 2] = True
+    np.testing.assert_array_equal(plain.mask, expected)
+
+
 def test_complex_geotiff_is_refused(tmp_path):
     stored = (scene_cube() + 1j * scene_cube(seed=1)).astype(np.complex64)
     p = write_tif(tmp_path / "cx.tif", stored)

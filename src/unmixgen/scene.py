@@ -49,6 +49,9 @@ class CubeSource(Protocol):
         passes slices with non-negative, increasing bounds and step 1."""
         ...
 
+    # optional: ``read_stored(rows, cols)``, the stored values of a window in the bands `read`
+    # presents (before any scale, offset or NaN filling), where the reader's mask judges those
+
 
 class ArraySource:
     """A `CubeSource` over an in-memory array or a ``np.memmap`` of shape (rows, cols, bands).
@@ -140,19 +143,25 @@ def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
     return ArraySource(np.asarray(cube))
 
 
-def pixel_validity(block: np.ndarray, nodata: float | None = None) -> np.ndarray:
+def pixel_validity(block: np.ndarray, nodata: float | None = None, zero_is_value=True) -> np.ndarray:
     """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
 
     A pixel is invalid when any band is NaN/Inf, when all bands are zero, or when any band
     equals ``nodata`` (the producer's "no value here", like a fill value an HDF5 reader
     returns as NaN: a pixel missing one band is not unmixed with the fill as a reflectance).
-    A zero ``nodata`` marks only all-zero pixels: zero is a plausible value in one band.
+    A zero ``nodata`` marks only all-zero pixels: zero is a plausible value in one band. Not
+    in a band where ``zero_is_value`` (bool, or one per band of ``block``) is False: the block
+    holds stored values, and there a stored zero reads as another value (an offset, -0.1), so
+    it is only the fill.
     """
     finite = np.isfinite(block).all(axis=-1)
     nonzero = (block != 0).any(axis=-1)
     valid = finite & nonzero
     if nodata is not None and np.isfinite(nodata) and nodata != 0:
         valid &= (block != np.float32(nodata)).all(axis=-1)
+    elif nodata == 0 and not np.all(zero_is_value):
+        fill_only = np.broadcast_to(~np.asarray(zero_is_value, bool), block.shape[-1:])
+        valid &= ~(block[..., fill_only] == 0).any(axis=-1)
     return valid
 
 
@@ -727,9 +736,10 @@ def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65
     return info
 
 
-def _sample_windows(scene: Scene, sample_pixels: int) -> Iterator[np.ndarray]:
+def _sample_windows(scene: Scene, sample_pixels: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Blocks ``(r, c, bands)`` of up to 64 small windows spread evenly over the scene, about
-    ``sample_pixels`` pixels in all; windows never overlap (each pixel read once)."""
+    ``sample_pixels`` pixels in all, each with its valid pixels ``(r, c)`` (`_window_validity`);
+    windows never overlap (each pixel read once)."""
     n = 8  # windows per axis at most
     side = max(1, int(np.sqrt(max(1, sample_pixels) / (n * n))))
 
@@ -742,16 +752,29 @@ def _sample_windows(scene: Scene, sample_pixels: int) -> Iterator[np.ndarray]:
     cols, side_c = starts(scene.cols)
     for r in rows:
         for c in cols:
-            yield scene.read(slice(r, r + side_r), slice(c, c + side_c))
+            window = (slice(r, r + side_r), slice(c, c + side_c))
+            block = scene.read(*window)
+            yield block, _window_validity(scene, block, *window)
+
+
+def _window_validity(scene: Scene, block: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """Valid pixels of the window ``block`` (read at ``rows, cols``), judged on the good bands as
+    `Scene.mask` judges them: the known mask where there is one, else `pixel_validity` of the
+    stored values where the source keeps any (``read_stored``: a scaled file's nodata is a stored
+    value, -9999 that reads as -0.9999), else of the values read."""
+    if scene._mask is not None:
+        return scene._mask[rows, cols]
+    good = scene.good_bands
+    read_stored = getattr(scene.source, "read_stored", None)
+    values = block if read_stored is None else read_stored(rows, cols)
+    return pixel_validity(np.asarray(values[..., good], np.float32), scene.nodata)
 
 
 def _sampled_validity(scene: Scene, sample_pixels: int) -> tuple[int, int]:
     """(valid, read) pixels in up to 64 small windows spread evenly over the scene, judged on
     the good bands like `Scene.mask` (a bad band may hold NaN at every pixel)."""
-    good = scene.good_bands
     valid = total = 0
-    for block in _sample_windows(scene, sample_pixels):
-        ok = pixel_validity(block[..., good], scene.nodata)
+    for _, ok in _sample_windows(scene, sample_pixels):
         valid += int(ok.sum())
         total += ok.size
     return valid, total
@@ -761,9 +784,5 @@ def sample_valid_pixels(scene: Scene, sample_pixels: int = 4096) -> np.ndarray:
     """About ``sample_pixels`` pixels spread over the scene (small windows, read on their
     own: the cube is not loaded), the valid ones (judged on the good bands) as float32
     ``(N, bands)``."""
-    good = scene.good_bands
-    out = []
-    for block in _sample_windows(scene, sample_pixels):
-        ok = pixel_validity(block[..., good], scene.nodata)
-        out.append(block[ok])
+    out = [block[ok] for block, ok in _sample_windows(scene, sample_pixels)]
     return np.concatenate(out, axis=0).astype(np.float32, copy=False)

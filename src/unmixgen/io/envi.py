@@ -507,7 +507,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         wavelengths=arr.wavelengths,
         fwhm=arr.take(fwhm),
         good_bands=good,
-        mask=lambda: stored_validity(array, nodata, good_stored),
+        mask=lambda: stored_validity(array, nodata, good_stored, offset=offsets),
         nodata=nodata,
         crs=crs,
         transform=transform,

@@ -169,11 +169,13 @@ class GeoTiffSource:
         """Valid pixels ``(rows, cols)`` judged on the stored values (see `pixel_validity`) of
         the good bands (``good``: bool per presented band; default all)."""
         rows, cols, _ = self.shape
-        use = self.order if good is None else self.order[np.asarray(good, bool)]
+        pick = slice(None) if good is None else np.asarray(good, bool)
+        use = self.order[pick]
+        zero_is_value = self.offsets[pick] == 0  # elsewhere a stored zero reads as the offset
         out = np.empty((rows, cols), bool)
         for r0 in range(0, rows, block_rows):
             blk = self.read_stored(slice(r0, r0 + block_rows), slice(0, cols), use).astype(np.float32)
-            out[r0 : r0 + block_rows] = pixel_validity(blk, nodata)
+            out[r0 : r0 + block_rows] = pixel_validity(blk, nodata, zero_is_value)
         if self.dataset_mask:  # one byte a pixel, as the result: read whole, with one open
             with reading(self.path, "read the raster's mask"), open_raster(self.path) as ds:
                 out &= ds.dataset_mask() > 0

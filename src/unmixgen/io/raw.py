@@ -107,10 +107,14 @@ class RawSource:
         self.dtype = np.dtype(dtype if dtype is not None else array.dtype.newbyteorder("="))
         self.path = path
 
-    def read(self, rows: slice, cols: slice) -> np.ndarray:
+    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
+        """The stored values of a window, ``(r, c, bands)`` in the file's dtype and the presented
+        band order (what `stored_validity` judges)."""
         block = self.array[rows, cols, :]
-        if self.order is not None:
-            block = block[..., self.order]
+        return block if self.order is None else block[..., self.order]
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        block = self.read_stored(rows, cols)
         try:
             # C order whatever the file's interleave: a BSQ/BIL window kept in its stored order
             # is not C-contiguous, and a loaded cube like that makes `Scene.valid_pixels` copy it
@@ -149,18 +153,24 @@ def stored_empty_bands(array: np.ndarray, nodata: float | None, sample: int = 64
     return confirm_empty_bands(cand, rows, lambda b, r0, r1: array[r0:r1, :, b], all_nodata, block_rows)
 
 
-def stored_validity(array: np.ndarray, nodata: float | None, good=None, block_rows: int = 256) -> np.ndarray:
+def stored_validity(array: np.ndarray, nodata: float | None, good=None, block_rows: int = 256,
+                    offset=0.0) -> np.ndarray:
     """Valid pixels ``(rows, cols)`` judged on the stored values of ``array`` (see
     `pixel_validity`), a block of rows at a time, on the good bands only (``good``: bool per
-    stored band; a bad band's NaN or nodata does not invalidate a pixel)."""
+    stored band; a bad band's NaN or nodata does not invalidate a pixel). ``offset`` (scalar or
+    per stored band) is what a stored zero reads as: where it is not 0, a zero nodata there is
+    only the fill."""
     rows, cols = array.shape[:2]
     sel = None if good is None or np.all(good) else np.flatnonzero(good)
+    zero_is_value = np.broadcast_to(np.asarray(offset, np.float64) == 0, array.shape[2:])
+    if sel is not None:
+        zero_is_value = zero_is_value[sel]
     out = np.empty((rows, cols), bool)
     for r0 in range(0, rows, block_rows):
         blk = array[r0 : r0 + block_rows]
         if sel is not None:
             blk = blk[..., sel]
-        out[r0 : r0 + block_rows] = pixel_validity(np.asarray(blk, dtype=np.float32), nodata)
+        out[r0 : r0 + block_rows] = pixel_validity(np.asarray(blk, dtype=np.float32), nodata, zero_is_value)
     return out
 
 
