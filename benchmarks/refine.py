@@ -35,6 +35,7 @@ from unmixgen.runs.sources import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate
+from unmixgen.unmix.archetypal import abundance_basis
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.inversion import fcls
@@ -362,7 +363,7 @@ def timing(em, ab, sp, opts: dict, profile: str | None = None, save: str | None 
     if init == "auto":
         blind = make_method(DEFAULT_METHOD, 4, seed=0).fit(Scene(Y, wavelengths=em.wavelengths))
         E0 = blind.endmembers_
-        opts = {"rounds": None, "endmembers_fitted": True, **opts}
+        opts = {"rounds": None, "endmembers_fitted": True, "abundance_basis": abundance_basis(blind), **opts}
     A0 = fcls(Y.reshape(-1, Y.shape[-1]), E0).reshape(100, 100, 4) if init != "auto" else blind.abundances_
     prof = cProfile.Profile() if profile else None
     t, c = time.perf_counter(), time.process_time()
@@ -422,6 +423,8 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
                 # as `unmixgen refine` does: extracted endmembers were fitted to these pixels
                 by_init = {"rounds": 1 if init == "true-E fcls" else None} if rounds_by_init else {}
                 by_init["endmembers_fitted"] = init != "true-E fcls"
+                if init == "auto":  # as `unmixgen refine` reads the blind default's result
+                    by_init["abundance_basis"] = abundance_basis(blind)
                 r = refine(Y, E0, A0, abundance_prior=ab, spectra_prior=sp, wavelengths=em.wavelengths,
                            samples=args.samples, steps=args.steps, seed=seed, **opts, **by_init)
                 sec = time.perf_counter() - t

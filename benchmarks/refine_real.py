@@ -30,6 +30,7 @@ from unmixgen.priors.spectra.model import load_spectra_prior
 from unmixgen.refine.mixing import MIXING
 from unmixgen.refine.posterior import refine
 from unmixgen.scene import take_bands
+from unmixgen.unmix.archetypal import abundance_basis
 from unmixgen.unmix.extraction import vca
 from unmixgen.unmix.inversion import fcls
 from unmixgen.unmix.registry import DEFAULT_METHOD, make_method
@@ -80,6 +81,7 @@ def main() -> None:
         cube = scene.load()
         p = scene.truth.endmembers.shape[0]
         for init in ("vca+fcls", DEFAULT_METHOD):
+            basis = None
             if init == "vca+fcls":
                 E0 = vca(scene.valid_pixels(), p, seed=0)[1]
                 A0 = scene.to_image(fcls(scene.valid_pixels(), E0))
@@ -88,6 +90,7 @@ def main() -> None:
                     warnings.simplefilter("ignore")
                     m = make_method(DEFAULT_METHOD, p, seed=0).fit(scene)
                 E0, A0 = m.endmembers_, m.abundances_
+                basis = abundance_basis(m)  # as `unmixgen refine` reads the result
             E0, A0 = np.asarray(E0, np.float32), np.asarray(A0, np.float32)
             m0 = metrics(scene, E0, A0)
             t = time.perf_counter()
@@ -96,7 +99,7 @@ def main() -> None:
                        mask=scene.mask,
                        wavelengths=scene.wavelengths, fwhm=scene.fwhm, samples=args.samples, steps=args.steps,
                        # both inits extract their endmembers from the scene, as `unmixgen refine` sees it
-                       rounds=None, endmembers_fitted=True,
+                       rounds=None, endmembers_fitted=True, abundance_basis=basis,
                        mixing=args.mixing,
                        **({} if args.endmember_tolerance is None else
                           {"endmember_tolerance": args.endmember_tolerance}))

@@ -708,3 +708,32 @@ def test_refine_names_band_weights_given_as_an_array():
     Y, E, A, _ = coloured_scene()
     with pytest.raises(ParameterError, match="band_weights"):
         refine(Y, E, A, abundance_prior=None, band_weights=np.ones(Y.shape[-1], np.float32))
+
+
+@pytest.mark.parametrize("basis", ["l2", "sum"])
+def test_an_init_of_fractions_of_normalised_endmembers_is_refined_and_returned_as_such(one_vs_rest, basis):
+    # the blind default's edaa gives fractions of E / |E|; refine read them as fractions of E and
+    # returned those (Samson from the blind default: 1.43 -> 1.48 % instead of 1.36 %)
+    from unmixgen.refine.mixing import rescaled_fractions
+    from unmixgen.unmix.archetypal import endmember_brightness
+    from unmixgen.unmix.inversion import scaled
+
+    Yb, E, A, _ = bright_scene()
+    A_raw = scaled(Yb.reshape(-1, Yb.shape[-1]), E).reshape(A.shape)
+    b = endmember_brightness(E, basis)
+    A_basis = rescaled_fractions(A_raw, b)
+    prior = AbundanceModel(one_vs_rest)
+    kw = {"abundance_prior": prior, "samples": 3, "steps": 2, "tile": 16, "seed": 4}
+    raw = refine(Yb, E, A_raw, **kw)
+    got = refine(Yb, E, A_basis, abundance_basis=basis, **kw)
+    assert got.record["mixing"]["model"] == "scaled"
+    b_out = endmember_brightness(raw.endmembers, basis)
+    np.testing.assert_allclose(got.endmembers, raw.endmembers, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.abundances, rescaled_fractions(raw.abundances, b_out), atol=2e-5)
+    np.testing.assert_allclose(got.abundance_samples, rescaled_fractions(raw.abundance_samples, b_out), atol=2e-5)
+    # the brightness carries the new fractions' mixture onto the refined reconstruction
+    rec = lambda r: r.brightness[..., None] * (r.abundances @ r.endmembers)  # noqa: E731
+    assert np.abs(rec(got) - rec(raw)).mean() < 0.05 * np.abs(rec(raw)).mean()
+    assert np.abs(got.abundances - raw.abundances).max() > 0.01  # the bases differ
+    with pytest.raises(ParameterError, match="abundance_basis"):
+        refine(Yb, E, A_basis, abundance_basis="max", **kw)

@@ -611,3 +611,32 @@ def test_refine_writes_its_uncertainty_maps_georeferenced_like_the_abundances(se
         assert np.isnan(maps[3, 4]).all()  # the invalid pixel is nodata, not a spread of 0
         valid = np.isfinite(Y).all(-1)
         np.testing.assert_allclose(maps[valid], values[valid], rtol=1e-6)
+
+
+def test_blind_default_fractions_of_normalised_endmembers_go_through_refine_as_such(setup, run_cli, tmp_path):
+    # unmix records that edaa's fractions are of E / |E| (result.npz 'abundance_basis'); refine
+    # reads them so and writes its own the same way; a bad basis is one line
+    rng = np.random.default_rng(3)
+    E = smooth_spectra(3, WL, seed=4)
+    A = abundance_maps(24, 20, 3, rng)
+    s = rng.uniform(0.5, 1.5, (24, 20, 1))
+    Y = (s * (A @ E) + rng.normal(0, 0.002, (24, 20, WL.size))).astype(np.float32)
+    write_scene(Scene(Y, wavelengths=WL), tmp_path / "bright.npz")
+    code, _, err = run_cli("unmix", tmp_path / "bright.npz", "-p", "3", "--out", tmp_path / "blind", "--no-figures")
+    assert code == 0, err
+    res = load_result(tmp_path / "blind")
+    assert str(res["abundance_basis"]) == "l2"
+    assert json.loads((tmp_path / "blind" / "run.json").read_text())["chosen"] == "edaa"
+    code, _, err = run_cli("refine", tmp_path / "bright.npz", "--init", tmp_path / "blind", "--abundance-prior",
+                           setup["p2"], "--samples", "2", "--steps", "2", "--out", tmp_path / "ref", "--no-progress")
+    assert code == 0, err
+    out = load_result(tmp_path / "ref")
+    assert str(out["abundance_basis"]) == "l2"
+    with np.load(tmp_path / "blind" / "result.npz") as z:
+        arrays = dict(z)
+    arrays["abundance_basis"] = np.array("max")
+    np.savez(tmp_path / "bad.npz", **arrays)
+    code, _, err = run_cli("refine", tmp_path / "bright.npz", "--init", tmp_path / "bad.npz", "--abundance-prior",
+                           setup["p2"], "--samples", "2", "--steps", "2", "--out", tmp_path / "r2", "--no-progress")
+    assert code == 2 and "abundance_basis" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r2").exists()

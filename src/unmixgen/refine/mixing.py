@@ -92,6 +92,12 @@ class BandSums:
         return (self.t * (np.asarray(A_norm, np.float64) / self.c).sum(-1)).astype(np.float32)
 
 
+def rescaled_fractions(A: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Fractions ``A (..., p)`` of endmembers ``E`` -> fractions of ``E / w`` (``w (p,)``),
+    float32: ``A * w`` summed to one (uniform where the sum is not positive)."""
+    return _simplex(_scaled(A, np.asarray(w, np.float64)))
+
+
 def _scaled(A: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``A * w`` in ``A``'s precision when that is float32 (all the samples of a large scene
     pass through here: no float64 copy of them), else in float64."""

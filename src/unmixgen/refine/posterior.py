@@ -48,6 +48,7 @@ from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
+from ..unmix.archetypal import endmember_brightness
 from ..unmix.inversion import fcls
 from ..unmix.rank import band_noise_weights
 from ..unmix.vertex_clusters import vertex_clusters
@@ -55,7 +56,7 @@ from . import schedule as sch
 from .abundance_prior import TILE_OVERLAP, AbundancePriorAdapter
 from .data_steps import abundance_step, endmember_step, posterior_draw
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
-from .mixing import band_sums, check_mixing, choose_mixing
+from .mixing import band_sums, check_mixing, choose_mixing, rescaled_fractions
 from .prior_weight import CANDIDATES, choose_prior_weight
 from .pull import noise_timestep, prior_pull
 
@@ -363,8 +364,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            eta: float = 0.5, lam: float | None = None, ls_iterations: int = 2, endmember_tolerance: float = 5.0,
            endmembers_fitted: bool = False, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, tile_overlap: float = TILE_OVERLAP, seed: int = 0,
-           mixing: str = "auto", band_weights: str | None = "noise", device: str = "cpu",
-           progress: Callable[[int, int], None] | None = None) -> Refined:
+           mixing: str = "auto", band_weights: str | None = "noise", abundance_basis: str | None = None,
+           device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
     Parameters
@@ -438,6 +439,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         std`` per band, where the noise is white as they assume; the spectra prior still sees
         real spectra (`_WeightedRep`), and the endmembers are returned in the scene's units.
         About white noise is not weighted. None: every band alike.
+    abundance_basis : None, "l2" or "sum": ``A0`` holds fractions of the endmembers divided by
+        their brightness (l2 norm or band sum; the blind default's edaa under brightness
+        variation, `unmix.archetypal.normalised_fractions`), not of ``E0`` as given. They are
+        refined as fractions of ``E0`` and returned, samples included, as fractions of the
+        returned endmembers divided by theirs; a returned brightness is then the per-pixel
+        least-squares scale of those fractions' mixture onto the refined reconstruction.
     device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`).
     progress : called as ``progress(done, total)`` after every step.
     """
@@ -468,6 +475,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     cube = np.asarray(cube, np.float32)
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
+    if abundance_basis not in (None, "l2", "sum"):
+        raise ParameterError("abundance_basis", abundance_basis, "expected None, 'l2' or 'sum'")
     finite = np.all(np.isfinite(cube), axis=-1)  # (rows, cols): one pass, the default mask and its check
     mask = finite if mask is None else np.asarray(mask, bool)
     mask = check_inputs(cube, E0, A0, mask, finite)
@@ -488,6 +497,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     Yv_np = cube[mask]  # a copy: weighted in place below
     A0c = np.where(mask[..., None], A0, 1.0 / p).astype(np.float32)
     E_raw = E0
+    if abundance_basis is not None:  # fractions of E0 / |E0| -> of E0 (the data steps' model)
+        A0c[mask] = rescaled_fractions(A0c[mask], 1.0 / endmember_brightness(E_raw, abundance_basis))
     weights = band_noise_weights(Yv_np, seed=seed) if band_weights == "noise" else None
     weighted_start = False
     if weights is not None:  # from here on every data step sees weighted bands, where the noise is white
@@ -679,6 +690,19 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     if weights is not None:  # back to the scene's units; endmembers not refined are the given ones
         E_out = E_out / weights if e_kept or pinned else E_raw
         e_std = e_std / weights
+    if abundance_basis is not None:  # fractions of the returned endmembers -> of them divided by their brightness
+        b_out = endmember_brightness(E_out, abundance_basis)
+        a_raw = out[mask].astype(np.float64)
+        out[mask] = rescaled_fractions(out[mask], b_out)
+        a_s[:, mask] = rescaled_fractions(a_s[:, mask], b_out)
+        if bright is not None:
+            # the brightness that best carries the new fractions' mixture a' E onto the refined
+            # one s a E, by least squares per pixel (a' E is no longer parallel to a E)
+            G = np.asarray(E_out, np.float64) @ np.asarray(E_out, np.float64).T
+            a_new = out[mask].astype(np.float64)
+            num = np.einsum("nj,jk,nk->n", a_raw, G, a_new)
+            den = np.einsum("nj,jk,nk->n", a_new, G, a_new)
+            bright[mask] *= (num / np.maximum(den, 1e-30)).astype(np.float32)
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)

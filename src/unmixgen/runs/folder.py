@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..errors import InputError, in_file, reading
+from ..errors import InputError, brief, in_file, reading
 from ..scene import Scene
 
 
@@ -368,6 +368,10 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
         if v is not None and (v.dtype.kind not in "biuf" or (ref is not None and v.shape != ref.shape)):
             raise in_file(folder, f"result's {key!r} is {v.dtype} of shape {v.shape}; expected numbers shaped like "
                                   f"its {like!r}" + (f" {ref.shape}" if ref is not None else ""))
+    basis = r.get("abundance_basis")
+    if basis is not None and (basis.ndim != 0 or str(basis) not in ("l2", "sum")):
+        raise in_file(folder, f"result's 'abundance_basis' is {brief(basis.tolist())!r}; expected 'l2' or 'sum' (the "
+                              "brightness the endmembers are divided by for the fractions)")
     if m is not None and a is not None and not m.any():
         raise in_file(folder, "result's 'mask' marks no pixel valid; expected at least one valid pixel")
     if p is not None and "names" in r and len(r["names"]) != p:

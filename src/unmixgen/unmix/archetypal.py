@@ -288,7 +288,7 @@ class ArchetypalAnalysis(BlindUnmixer):
         elif abund == "fcls":
             A = invert_weighted(Y_all, _weigh(E, w), "fcls", w)
         elif abund == "normalised":
-            A = normalised_fractions(invert_weighted(Y_all, _weigh(E, w), "nnls", w), _norms(E, norm))
+            A = normalised_fractions(invert_weighted(Y_all, _weigh(E, w), "nnls", w), endmember_brightness(E, norm))
         elif pick is not None:  # "model" abundances exist for the fitted sample only
             A = fcls(X_all, np.asarray(W[best] @ X if En is None else En, np.float32))
         hist = res["history"][:, best]
@@ -323,7 +323,7 @@ class ArchetypalAnalysis(BlindUnmixer):
                 "fit_pixels": self.fit_pixels,
             },
             "pixels_fitted": len(Y),
-            "endmember_brightness": _norms(E, norm).tolist() if abund == "normalised" else None,
+            "endmember_brightness": endmember_brightness(E, norm).tolist() if abund == "normalised" else None,
             "pure_clusters": clusters,
             **extra,
         }
@@ -332,8 +332,18 @@ class ArchetypalAnalysis(BlindUnmixer):
 
 # -- building blocks -----------------------------------------------------------------------
 
-def _norms(E: np.ndarray, norm: str) -> np.ndarray:
-    """Brightness ``(p,)`` float64 of each endmember of ``E (p, B)`` by ``norm`` ("l2" or "sum")."""
+def abundance_basis(estimator) -> str | None:
+    """"l2" or "sum" when a fitted blind estimator (edaa, or the blind default that chose it)
+    gave fractions of its endmembers divided by their brightness ("normalised" abundances), None
+    when its fractions are of the endmembers as they are; what `refine`'s ``abundance_basis``
+    and a result's ``abundance_basis`` say."""
+    used = getattr(getattr(estimator, "chosen_", estimator), "info_", {}).get("params", {})
+    return used["brightness_used"] if used.get("abundances_used") == "normalised" else None
+
+
+def endmember_brightness(E: np.ndarray, norm: str) -> np.ndarray:
+    """Brightness ``(p,)`` float64 of each endmember of ``E (p, B)`` by ``norm`` ("l2" or "sum"):
+    what "normalised" fractions (`normalised_fractions`) divide the endmembers by."""
     E = np.asarray(E, np.float64)
     return np.linalg.norm(E, axis=1) if norm == "l2" else E.sum(axis=1)
 

@@ -269,6 +269,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if auto:
         rounds = None if origin == "scene" else 1
     brightness = _init_brightness(res, init, scene.rows, scene.cols)
+    # fractions of the endmembers divided by their brightness (the blind default's edaa): refined
+    # as fractions of the endmembers and returned as the init has them
+    basis = str(res["abundance_basis"]) if "abundance_basis" in res else None
     ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
     sp = None
     if scene.wavelengths is not None:
@@ -314,7 +317,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     try:
         r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
                    wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
-                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar,
+                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, abundance_basis=basis,
                    **{"endmembers_fitted": origin == "scene", **options})
     finally:
         if bar is not None:
@@ -355,7 +358,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                     extra={"abundances_std": r.abundances_std, "abundances_q05": r.abundances_q05,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
                            "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
-                           **({"brightness": brightness} if brightness is not None else {})})
+                           **({"brightness": brightness} if brightness is not None else {}),
+                           **({"abundance_basis": np.array(basis)} if basis is not None else {})})
         # the posterior's spread per pixel, georeferenced like the abundances (NaN at invalid pixels)
         for key in ("abundances_std", "abundances_q05", "abundances_q95"):
             save_maps(tmp, scene, getattr(r, key), stem=key, names=names)

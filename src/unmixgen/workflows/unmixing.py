@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import atomic_dir
 from ..errors import InputError, noting_convergence
 from .semiblind import maps_source, unmix_hybridstu
@@ -171,6 +173,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
 
 def _unmix_blind(scene, n_endmembers, method, seed, options=None):
+    from ..unmix.archetypal import abundance_basis
     from ..unmix.registry import DEFAULT_METHOD, make_method
 
     est = make_method(method or DEFAULT_METHOD, n_endmembers, seed=seed, **(options or {}))
@@ -178,8 +181,14 @@ def _unmix_blind(scene, n_endmembers, method, seed, options=None):
     info = dict(est.info_)
     info["method"] = est.name
     info["n_endmembers"] = est.n_endmembers_
+    arrays = {}
     if getattr(est, "outliers_", None) is not None:  # the pixels auto left out of its fit, as a map
-        info["arrays"] = {"outliers": est.outliers_}
+        arrays["outliers"] = est.outliers_
+    basis = abundance_basis(est)
+    if basis is not None:  # fractions of E / |E|: refine reads them so
+        arrays["abundance_basis"] = np.array(basis)
+    if arrays:
+        info["arrays"] = arrays
     return est.endmembers_, est.abundances_, None, info
 
 
