@@ -177,12 +177,11 @@ _STUCK_STRIP_PIXELS = 512 * 512
 
 
 def _line_ranges(block: np.ndarray, valid: np.ndarray, axis: int):
-    """``(min, max, count)`` of the valid pixels ``valid (r, c)`` of ``block (r, c, bands)``
-    along ``axis`` (0: down each column, 1: along each row), float32 ``(lines, bands)`` and
-    int ``(lines,)``; +inf / -inf where a line has no valid pixel."""
+    """``(min, max)`` of the valid pixels ``valid (r, c)`` of ``block (r, c, bands)`` along
+    ``axis`` (0: down each column, 1: along each row), float32 ``(lines, bands)``; +inf / -inf
+    where a line has no valid pixel."""
     v = valid[..., None]
-    return (block.min(axis=axis, initial=np.inf, where=v), block.max(axis=axis, initial=-np.inf, where=v),
-            valid.sum(axis=axis))
+    return block.min(axis=axis, initial=np.inf, where=v), block.max(axis=axis, initial=-np.inf, where=v)
 
 
 def _constant_lines(low: np.ndarray, high: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -232,12 +231,13 @@ def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
     for r0, r1 in strips:
         block, valid = strip(r0, r1), mask[r0:r1]
         found["zero_filled"] += int((~valid & ~block.any(axis=-1)).sum())
-        low, high, _ = _line_ranges(block, valid, 0)
+        low, high = _line_ranges(block, valid, 0)
         np.minimum(c_low, low, out=c_low)
         np.maximum(c_high, high, out=c_high)
-        r_low[r0:r1], r_high[r0:r1], _ = _line_ranges(block, valid, 1)
-    col_const = _constant_lines(c_low, c_high, mask.sum(axis=0))
-    row_const = _constant_lines(r_low, r_high, mask.sum(axis=1))
+        r_low[r0:r1], r_high[r0:r1] = _line_ranges(block, valid, 1)
+    col_count, row_count = mask.sum(axis=0), mask.sum(axis=1)
+    col_const = _constant_lines(c_low, c_high, col_count)
+    row_const = _constant_lines(r_low, r_high, row_count)
     if not (col_const.any() or row_const.any()):
         return found
     # how many valid pixels off the constant lines of a band hold a constant line's value
@@ -258,8 +258,8 @@ def product_artefacts(scene: Scene, mask: np.ndarray) -> dict[str, Any]:
     stuck_cols, stuck_rows = np.zeros(cols, bool), np.zeros(rows, bool)
     stuck_bands = np.zeros(good.size, bool)
     for i, b in enumerate(bands):
-        for const, low, count, stuck in ((col_const, c_low, mask.sum(axis=0), stuck_cols),
-                                         (row_const, r_low, mask.sum(axis=1), stuck_rows)):
+        for const, low, count, stuck in ((col_const, c_low, col_count, stuck_cols),
+                                         (row_const, r_low, row_count, stuck_rows)):
             lines = np.flatnonzero(const[:, b])
             held = shared[i][np.searchsorted(values[i], low[lines, b])]
             lone = lines[4 * held < count[lines]]

@@ -93,10 +93,10 @@ def _reads(save: Path, estimate: Path, truth: Path) -> bool:
     result folder, one in the --estimate folder but its evaluation.json, or the run.json beside
     a result given as its .npz (read with it)."""
     where = save.resolve()
-    for given in (estimate, truth):
-        src = Path(given).resolve()
+    for read in (estimate, truth):
+        src = Path(read).resolve()
         if src.is_dir():
-            if where.parent == src and not (given is estimate and save.name == "evaluation.json"):
+            if where.parent == src and not (read is estimate and save.name == "evaluation.json"):
                 return True
         elif where == src.parent / "run.json":
             return True

@@ -365,9 +365,9 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         transform = tuple(ds.transform)[:6]
         # GDAL reports the identity when a file has no geotransform: a CRS alone places nothing
         has_geo = not ds.transform.is_identity
-        gcps = None if has_geo else _ground_control_points(ds, path)
-        if gcps is not None and crs is None and ds.gcps[1] is not None:
-            crs = ds.gcps[1].to_wkt()
+        gcps, gcp_crs = (None, None) if has_geo else _ground_control_points(ds, path)
+        if gcps is not None and crs is None and gcp_crs is not None:
+            crs = gcp_crs.to_wkt()
         descriptions = list(ds.descriptions)
         good = bad_band_flags(ds, path)
         labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
@@ -406,17 +406,18 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     )
 
 
-def _ground_control_points(ds, path: Path) -> list[list[float]] | None:
-    """The raster's ground control points as ``[row, col, x, y, z]`` lists (pixel row and
-    column, map coordinates), or None when it has none; `InputError` for one not finite."""
-    points = ds.gcps[0]
+def _ground_control_points(ds, path: Path):
+    """``(points, crs)``: the raster's ground control points as ``[row, col, x, y, z]`` lists
+    (pixel row and column, map coordinates) and their CRS (rasterio's, or None), or ``(None,
+    None)`` when it has none; `InputError` for one not finite. GDAL is asked once."""
+    points, crs = ds.gcps
     if not points:
-        return None
+        return None, None
     out = [[float(g.row), float(g.col), float(g.x), float(g.y), float(g.z or 0.0)] for g in points]
     if not np.all(np.isfinite(out)):
         raise in_file(path, "a ground control point holds a non-finite value; expected finite pixel and map "
                             "coordinates")
-    return out
+    return out, crs
 
 
 def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "deflate",

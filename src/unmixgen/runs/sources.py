@@ -142,9 +142,6 @@ def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None
                             "marked bad); expected a measured spectrum")
 
 
-USGS_DELETED = DELETED  # at or below: the USGS libraries' deleted-channel marker (-1.23e34)
-
-
 def read_usgs_library(library: str | Path, *, need_names: bool = True
                       ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     """A USGS-1995-layout library .mat: ``datalib`` (bands, 3 + n) with wavelengths (um) in
@@ -178,7 +175,7 @@ def read_usgs_library(library: str | Path, *, need_names: bool = True
     spectra = data[:, 3:]
     if not np.isfinite(spectra).all():
         raise in_file(path, "'datalib' spectra hold NaN/Inf; expected reflectances (deleted channels as -1.23e34)")
-    spectra[spectra <= USGS_DELETED] = np.nan
+    spectra[spectra <= DELETED] = np.nan  # the USGS libraries' deleted channels (-1.23e34)
     names = None
     if "names" in m:
         raw = np.asarray(m["names"])

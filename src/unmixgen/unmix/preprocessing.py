@@ -32,24 +32,34 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2",
     divided by the floor, so dark pixels (water, shadow) are not blown up into noise.
     ``weights (B,)``: of the pixels ``Y * weights`` (one copy, the result's).
     """
-    if weights is not None:
-        return _normalize_weighted(Y, floor, norm, np.asarray(weights, np.float64))
-    if norm == "none":
-        return Y
     if norm not in BRIGHTNESS:
         raise ParameterError("norm", norm, f"expected one of {', '.join(map(repr, BRIGHTNESS))}")
     # by blocks: float64 products of the whole scene were 2x its float32 size (1.8 GB for a
     # million pixels of 230 bands) on top of the result
-    s = np.empty(len(Y))
-    for i in range(0, len(Y), _BLOCK):
-        b = Y[i:i + _BLOCK]
+    if weights is None:
+        if norm == "none":
+            return Y
+        X = Y
+    else:
+        w = np.asarray(weights, np.float64)
+        X = np.empty(Y.shape, np.float32)  # the one copy: the result
+        for i in range(0, len(Y), _BLOCK):
+            X[i:i + _BLOCK] = Y[i:i + _BLOCK] * w
+        if norm == "none":
+            return X
+    s = np.empty(len(X))
+    for i in range(0, len(X), _BLOCK):
+        b = X[i:i + _BLOCK]
         s[i:i + _BLOCK] = (np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64)) if norm == "l2"
                            else b.sum(axis=1, dtype=np.float64))
     med = float(np.median(s)) if len(s) else 0.0
     if not med > 0:
-        return Y
+        return X
     denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
     scale = med / denom
+    if X is not Y:  # scaled in place (in float32, as the weighted copy always was)
+        X *= scale.astype(np.float32)[:, None]
+        return X
     out = np.empty(Y.shape, np.float32)
     for i in range(0, len(Y), _BLOCK):
         out[i:i + _BLOCK] = Y[i:i + _BLOCK] * scale[i:i + _BLOCK, None]
@@ -57,25 +67,6 @@ def normalize_brightness(Y: np.ndarray, floor: float = 0.5, norm: str = "l2",
 
 
 _BLOCK = 65_536  # pixels a block of `normalize_brightness`
-
-
-def _normalize_weighted(Y: np.ndarray, floor: float, norm: str, w: np.ndarray, block: int = _BLOCK) -> np.ndarray:
-    """`normalize_brightness` of ``Y * w`` by blocks of ``block`` pixels: the result is the one copy."""
-    if norm not in BRIGHTNESS:
-        raise ParameterError("norm", norm, f"expected one of {', '.join(map(repr, BRIGHTNESS))}")
-    out = np.empty(Y.shape, np.float32)
-    s = np.empty(len(Y))
-    for i in range(0, len(Y), block):
-        out[i:i + block] = Y[i:i + block] * w
-        b = out[i:i + block]
-        s[i:i + block] = (np.sqrt(np.einsum("ij,ij->i", b, b, dtype=np.float64)) if norm == "l2"
-                          else b.sum(axis=1, dtype=np.float64))
-    med = float(np.median(s)) if len(s) else 0.0
-    if norm == "none" or not med > 0:
-        return out
-    denom = np.maximum(s, floor * med) if floor > 0 else np.where(s > 0, s, med)
-    out *= (med / denom).astype(np.float32)[:, None]
-    return out
 
 
 def brightness_ratio(Y: np.ndarray, p: int, weights: np.ndarray | None = None,
