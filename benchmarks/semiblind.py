@@ -75,7 +75,7 @@ def sensor_noise_profile(wl: np.ndarray, seed: int) -> np.ndarray:
 
 
 def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default",
-               noise: str = "flat", derived: str = "", outliers: str = ""):
+               noise: str = "flat", derived: str = "", outliers: str = "", stripes: float = 0.0):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -107,6 +107,8 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     band_std = sensor_noise_profile(wl, seed) if noise == "sensor" else None
     sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, band_std=band_std,
                    seed=seed)[0]
+    if stripes:  # a pushbroom detector's: each (column, band) element its own gain
+        sim.cube = add_stripes(sim.cube, stripes, seed)
     if derived:  # bands a producer made from others (duplicated, interpolated, constant)
         from blind_suite import derive_bands
 
@@ -120,6 +122,17 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
         scene.metadata["metrics_mask"] = ~np.any(sim.cube != clean, axis=-1)  # metrics count the other pixels
         return scene, E
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
+
+
+def add_stripes(cube: np.ndarray, gain_std: float, seed: int) -> np.ndarray:
+    """``cube (rows, cols, B)`` read by a pushbroom sensor whose detector element of each column
+    and band has its own gain: ``1 + gain_std z`` (z standard normal, twice as spread at the
+    detector's ends), the stripes a flat-field calibration leaves."""
+    rng = np.random.default_rng([seed, 55])
+    cols, bands = cube.shape[1], cube.shape[2]
+    ends = 1 + np.abs(np.linspace(-1, 1, cols)) ** 4
+    gain = 1 + gain_std * rng.standard_normal((cols, bands)) * ends[:, None]
+    return (cube * gain[None]).astype(np.float32)
 
 
 def real_scene(name: str):
@@ -200,7 +213,8 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
         est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed,
                         **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width", "eval_every",
                                                                "patience", "noise_profile")
-                           if getattr(args, key) is not None})
+                           if getattr(args, key) is not None},
+                        **({} if args.stripe_model is None else {"stripes": args.stripe_model}))
         est.fit(scene, endmembers=E)
         h = est.history_
         rows.append({"method": f"stu k={k}", **metrics(scene, E, est.abundances_, brightness=est.brightness_),
@@ -232,11 +246,12 @@ def suite_sim(args) -> None:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived,
-                                      args.outliers)
+                                      args.outliers, args.stripes / 100)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
                                                                          f" {args.maps}") + \
                     ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "") + \
-                    (f" {args.outliers}" if args.outliers else "")
+                    (f" {args.outliers}" if args.outliers else "") + \
+                    (f" stripes{args.stripes:g}%" if args.stripes else "")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -478,10 +493,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="sim suite: the scenes' abundance maps (default: this suite's smooth fields; the others "
                          "are benchmarks/refine.py's kinds)")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--stripes", type=float, default=0.0,
+                    help="sim suite: each column's detector gain per band off by this std in %% (add_stripes)")
     ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
                     help="sim suite: the scenes' noise the same in every band, or spread over the bands like a "
                          "real sensor's (sensor_noise_profile), at the same global SNR")
     add_product_options(ap, "sim suite: ")
+    ap.add_argument("--stripe-model", default=None, choices=("scene", "none"),
+                    help="HybridSTU's stripes in its training scenes (default: the estimator's)")
     ap.add_argument("--noise-profile", default=None, choices=("scene", "white"),
                     help="HybridSTU's training noise profile (default: the estimator's)")
     ap.add_argument("--seeds", type=int, default=2)

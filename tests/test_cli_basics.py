@@ -329,3 +329,10 @@ def test_info_noise_reports_the_snr_and_the_spread_of_the_bands_noise(run_cli, t
     assert code == 0, err
     d = json.loads(out)
     assert d["noise_derived_bands"] == [11, 12, 31] and d["noise_bands_weighted"] is True
+    assert d["stripes_detected"] is False
+    # each column's detector gain 3 % off per band: striped, and about how much
+    gain = 1.0 + 0.03 * rng.standard_normal(cube.shape[1:])
+    write_scene(Scene((cube * gain).astype(np.float32), wavelengths=s.wavelengths), tmp_path / "striped.npz")
+    code, out, err = run_cli("info", tmp_path / "striped.npz", "--noise", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["stripes_detected"] is True and 1.5 < d["stripes_gain_std_percent"] < 4.5, d

@@ -22,7 +22,10 @@ def info(
                                help="Also estimate the noise (HySime, on about 20,000 pixels of evenly spaced rows): "
                                     "SNR, how far apart the bands' noise is, and whether unmix, refine and hybridstu "
                                     "weigh the bands by it; noise_derived_bands lists bands the others explain "
-                                    "exactly (duplicated, interpolated or constant), weighed as a median band."),
+                                    "exactly (duplicated, interpolated or constant), weighed as a median band; "
+                                    "stripes_* say whether the columns are striped (a pushbroom detector's gains, "
+                                    "measured over every pixel: one more read of the scene), which hybridstu then "
+                                    "trains with."),
 ) -> None:
     """Describe a scene without reading its cube (valid pixels are estimated from a sample).
 
@@ -45,6 +48,12 @@ def info(
                  noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"],
                  # band numbers from 1; these are weighed as a median band
                  noise_derived_bands=[int(good[i]) + 1 for i in s["derived_bands"]])
+        from ..unmix.stripes import column_stripes
+
+        stripes = column_stripes(scene)  # None: too few rows or columns to tell
+        rec = None if stripes is None else stripes.record()
+        d.update(stripes_detected=None if rec is None else rec["detected"],
+                 stripes_gain_std_percent=None if rec is None else rec["gain_std_percent_median"])
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)

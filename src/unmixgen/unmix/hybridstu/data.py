@@ -149,7 +149,8 @@ SCALINGS = ("mixed", "pixel", "endmember")
 
 def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | None, variability: float,
                    jitter: float, seed: int, brightness: float = 1.0, scaling: str = "endmember",
-                   band_std: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                   band_std: np.ndarray | None = None, stripe_std: np.ndarray | None = None
+                   ) -> list[tuple[np.ndarray, np.ndarray]]:
     """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map.
 
     Brightness scales have median ``brightness`` and log-std ``variability``; ``scaling``
@@ -159,6 +160,8 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
     topography: the pixel's direction stays that of ``a E``); ``"mixed"``, the two
     alternating from map to map. ``band_std (bands,)``: relative noise std per band (the
     scene's noise profile; `unmixgen.simulate.mixing.add_noise`), None: white noise.
+    ``stripe_std (bands,)``: relative std of the detector gain of each column per band (the
+    scene's stripes, `unmixgen.unmix.stripes`), applied down each map's columns; None: none.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -171,7 +174,11 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
         else:
             sim = simulate(m, e, snr_db=snr_db, band_std=band_std, variability=variability or None,
                            seed=seed + i)[0]
-        out.append((sim.cube, m))
+        cube = sim.cube
+        if stripe_std is not None:  # its own generator: the rest is drawn as without stripes
+            z = np.random.default_rng([seed, i, 55]).standard_normal((cube.shape[1], cube.shape[2]))
+            cube = (cube * (1.0 + z * np.asarray(stripe_std, np.float64))[None]).astype(np.float32)
+        out.append((cube, m))
     return out
 
 
@@ -219,11 +226,13 @@ class PairSampler:
     """Random ``crop x crop`` training crops of the (x, a) tensor pairs.
 
     The crop is the map's size when a map is smaller; a batch then uses the smallest map
-    side so its crops stack.
+    side so its crops stack. ``upright``: half turns only, so the training scenes' columns
+    stay columns (their stripes run along the scene's, `training_pairs`' ``stripe_std``).
     """
 
-    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], crop: int):
+    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], crop: int, upright: bool = False):
         self.pairs = pairs
+        self.upright = upright
         self.crop = int(min(crop, *(min(x.shape[1:]) for x, _ in pairs)))
 
     def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,6 +245,8 @@ class PairSampler:
             r0 = int(torch.randint(0, x.shape[1] - c + 1, (1,), generator=gen))
             c0 = int(torch.randint(0, x.shape[2] - c + 1, (1,), generator=gen))
             turn, flip = torch.randint(0, 4, (2,), generator=gen).tolist()
+            if self.upright:  # the same draws: 1 and 3 quarter turns become a half turn
+                turn = 2 * (turn % 2)
             xc, ac = x[:, r0:r0 + c, c0:c0 + c], a[:, r0:r0 + c, c0:c0 + c]
             xc, ac = torch.rot90(xc, turn, (1, 2)), torch.rot90(ac, turn, (1, 2))
             if flip % 2:

@@ -55,6 +55,7 @@ from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
 from ..rank import band_noise_variance, enough_for_band_noise, weights_from_noise
+from ..stripes import column_stripes
 from . import data as D
 from .features import BASES, n_features, subspace_features
 from .guard import calibrate, guarded
@@ -64,6 +65,12 @@ from .network import FRONTS, HybridSTUNet, check_k, receptive_radius
 KIND = "hybridstu"
 MAP_SOURCES = ("grf", "dirichlet")
 NOISE_PROFILES = ("scene", "white")
+STRIPE_MODELS = ("scene", "none")
+#: column stripes are put into the training scenes when they hold at least this share of the
+#: scene's noise variance: below it (2 % stripes at 20 dB hold 6 %) a network trained with them
+#: measured worse than one trained without, above it (22-32 % at 30 dB, 58-75 % at 40 dB)
+#: better (`benchmarks/RESULTS.md`)
+MIN_STRIPE_SHARE = 0.15
 MIN_VALID_PIXELS = 64
 
 
@@ -109,6 +116,15 @@ class HybridSTU:
         by each band's noise std (``band_weights_``), where the noise is white again and
         least squares weighs each band by what it knows. ``"white"``: the same in every band,
         no weights. With ``snr_db`` given the noise is white.
+    stripes : {"scene", "none"}
+        Detector stripes in the training scenes. ``"scene"``: when the scene's columns are
+        striped (`unmixgen.unmix.stripes.column_stripes`, as pushbroom sensors leave them), the
+        training scenes get column gains spread as much per band (and only half turns, so
+        their columns stay columns), and the stripes' share of the noise estimate is taken
+        out of the noise, where that share is at least `MIN_STRIPE_SHARE`
+        (``history_["stripes"]`` records what was measured and whether it was used); a network
+        trained on unstriped scenes trusts a neighbourhood's mean too much there. ``"none"``:
+        never.
     variability : float or "auto"
         Standard deviation of the log ELMM brightness scaling of the training scenes;
         ``"auto"``: estimated from the scene (`data.estimate_brightness`). The training
@@ -150,7 +166,8 @@ class HybridSTU:
     def __init__(self, n_endmembers: int, *, k: int = 5, lam: float = 0.0, recon: float = 0.0,
                  width: int = 48, front: str = "subspace", base: str = "auto", n_maps: int = 24,
                  map_size: int = 48, map_smoothing: float | str = "auto", snr_db: float | None = None,
-                 noise_profile: str = "scene", variability: float | str = "auto", scaling: str = "pixel", jitter: float = 0.0,
+                 noise_profile: str = "scene", stripes: str = "scene", variability: float | str = "auto",
+                 scaling: str = "pixel", jitter: float = 0.0,
                  max_steps: int | None = 3000, max_minutes: float | None = 4.0, batch_size: int = 8,
                  crop: int = 24, lr: float = 2e-3, eval_every: int = 100, patience: int = 5,
                  guard_level: float | None = 0.95, tile: int = 128, device: str = "cpu", seed: int = 0,
@@ -159,7 +176,7 @@ class HybridSTU:
         self.k, self.lam, self.recon, self.width, self.front, self.base = k, lam, recon, width, front, base
         self.n_maps, self.map_size, self.map_smoothing = n_maps, map_size, map_smoothing
         self.snr_db, self.variability, self.scaling, self.jitter = snr_db, variability, scaling, jitter
-        self.noise_profile = noise_profile
+        self.noise_profile, self.stripes = noise_profile, stripes
         self.max_steps, self.max_minutes = max_steps, max_minutes
         self.batch_size, self.crop, self.lr = batch_size, crop, lr
         self.eval_every, self.patience, self.guard_level = eval_every, patience, guard_level
@@ -168,7 +185,7 @@ class HybridSTU:
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (scikit-learn style)."""
         keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db",
-                "noise_profile", "variability", "scaling",
+                "noise_profile", "stripes", "variability", "scaling",
                 "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
                 "guard_level", "tile", "device", "seed")
         return {key: getattr(self, key) for key in keys}
@@ -183,6 +200,8 @@ class HybridSTU:
         if not isinstance(self.noise_profile, str) or self.noise_profile not in NOISE_PROFILES:
             raise ParameterError("noise_profile", brief(self.noise_profile),
                                  f"expected one of {', '.join(NOISE_PROFILES)}")
+        if not isinstance(self.stripes, str) or self.stripes not in STRIPE_MODELS:
+            raise ParameterError("stripes", brief(self.stripes), f"expected one of {', '.join(STRIPE_MODELS)}")
         if self.scaling not in D.SCALINGS:
             raise ParameterError("scaling", self.scaling, f"expected one of {', '.join(D.SCALINGS)}")
         if self.base not in ("auto", *BASES):
@@ -275,6 +294,11 @@ class HybridSTU:
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = band_noise_variance(noise[0], noise[2])
+        stripe_std, stripes = None, None
+        if self.stripes == "scene":
+            pixels = noise[0] if self.snr_db is None else Y[:: max(1, len(Y) // 20_000)]
+            stripe_std, stripes, band_noise, snr = self._scene_stripes(scene, good, band_noise, snr, pixels,
+                                                                       estimated=self.snr_db is None)
         # the bands' weights (1 / noise std) and the training noise's relative std per band
         band_std = weights = None
         if self.snr_db is None and self.noise_profile == "scene" and enough_for_band_noise(*Y.shape):
@@ -298,7 +322,7 @@ class HybridSTU:
             map_list, source = self._training_maps(maps, scene, Y, We, base, wnoise, smoothing, weights)
             pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
                                      seed=self.seed, brightness=brightness, scaling=self.scaling,
-                                     band_std=band_std)
+                                     band_std=band_std, stripe_std=stripe_std)
             if weights is not None:  # the network reads weighted pixels
                 pairs = [((y * weights).astype(np.float32), a) for y, a in pairs]
             train, val = D.split_maps(pairs, gap=self.k)
@@ -317,7 +341,7 @@ class HybridSTU:
                 if isinstance(maps, str):  # refit the training maps to the scene's maps of that answer
                     map_list, source, train, val, tr, va = simulated(base)
         t_train = time.perf_counter()
-        curve = self._train(tr, va, torch.from_numpy(We / self.scale_), device, base)
+        curve = self._train(tr, va, torch.from_numpy(We / self.scale_), device, base, upright=stripe_std is not None)
         self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
         self.band_weights_ = None if weights is None else weights.astype(np.float32)
@@ -329,6 +353,7 @@ class HybridSTU:
         self.history_ = {"snr_db": snr, "snr_estimated": self.snr_db is None,
                          "noise_profile": "white" if band_std is None else "scene",
                          "noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
+                         "stripes": stripes,
                          "variability": var,
                          "brightness": brightness, "base": base if subspace else None, **smoothing,
                          "base_validation_rmse": bases_rmse, "map_source": source,
@@ -346,6 +371,34 @@ class HybridSTU:
         self.history_["timings_s"] = {"prepare": t_train - t0, "maps": t_train - t_prep,
                                       "train": t_apply - t_train, "apply": t_end - t_apply, "total": t_end - t0}
         return self
+
+    @staticmethod
+    def _scene_stripes(scene: Scene, good: np.ndarray, band_noise: np.ndarray, snr: float,
+                       pixels: np.ndarray, estimated: bool):
+        """The scene's column stripes (`unmixgen.unmix.stripes`) for the training scenes:
+        ``(gain std per good band or None, record or None, band_noise, snr)``.
+
+        Stripes are trained with where they are detected and hold at least `MIN_STRIPE_SHARE`
+        of the noise variance ``band_noise (good bands,)`` summed over the bands (their share is
+        ``gain_std^2 mean(y^2)`` per band, ``y`` the ``pixels (n, good bands)``). Where the noise
+        was ``estimated`` (a band-to-band regression counts the stripes as noise), that share
+        is then taken out of it (down to a tenth of a band's at most) and the SNR raised to
+        match: the training scenes get the stripes once, as stripes."""
+        found = column_stripes(scene)
+        if found is None:
+            return None, None, band_noise, snr
+        record = found.record()
+        std = found.gain_std[good]
+        power = np.mean(np.square(pixels, dtype=np.float64), axis=0)
+        share = float(np.sum(std**2 * power) / max(float(band_noise.sum()), 1e-30))
+        record.update(noise_share=round(min(share, 1.0), 3), trained=found.detected and share >= MIN_STRIPE_SHARE)
+        if not record["trained"]:
+            return None, record, band_noise, snr
+        if estimated:
+            less = np.maximum(band_noise - std**2 * power, 0.1 * band_noise)
+            snr += 10.0 * math.log10(float(band_noise.sum()) / max(float(less.sum()), 1e-30))
+            band_noise = less
+        return std, record, band_noise, snr
 
     def _calibrate_guard(self, val, E: np.ndarray, base: str) -> dict[str, Any]:
         """Set ``guard_tau_`` from the validation parts (`guard.calibrate`); returns the record."""
@@ -394,11 +447,12 @@ class HybridSTU:
             return D.as_map_list(out, p), maps
         return D.as_map_list(maps, p), "given"
 
-    def _train(self, train, val, E: torch.Tensor, device: str, base: str = "fcls") -> dict[str, Any]:
+    def _train(self, train, val, E: torch.Tensor, device: str, base: str = "fcls", upright: bool = False
+               ) -> dict[str, Any]:
         seed_torch(self.seed)
         p, bands = E.shape
         self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front, base=base)
-        sampler = D.PairSampler(train, self.crop)
+        sampler = D.PairSampler(train, self.crop, upright=upright)
         E = E.to(device)
         G = E @ E.T
         lam, recon, n, subspace = self.lam, self.recon, self.batch_size, self.front == "subspace"

@@ -1,0 +1,113 @@
+"""Column stripes (`unmixgen.unmix.stripes`): measured where a pushbroom's detector gains differ
+between columns, not where the scene's content does, and given to HybridSTU's training scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unmixgen.errors import ParameterError
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import abundance_maps
+from unmixgen.simulate.scene import simulate
+from unmixgen.unmix.hybridstu import HybridSTU
+from unmixgen.unmix.hybridstu import data as D
+from unmixgen.unmix.stripes import DETECTION_RATIO, column_stripes
+
+BANDS, P = 80, 4
+
+
+def endmembers() -> np.ndarray:
+    x = np.linspace(0, 1, BANDS)
+    return np.stack([0.2 + 0.6 * x, 0.8 - 0.5 * x, 0.3 + 0.3 * np.sin(6 * x) ** 2,
+                     0.5 + 0.2 * np.cos(9 * x)]).astype(np.float32)
+
+
+def cube(rows=64, cols=48, snr=35.0, seed=0, A=None) -> tuple[np.ndarray, np.ndarray]:
+    A = abundance_maps(rows, cols, P, seed, max_abundance=0.9) if A is None else A
+    return simulate(A, endmembers(), snr_db=snr, seed=seed)[0].cube, A
+
+
+def striped(Y: np.ndarray, std: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    gain = 1.0 + std * np.random.default_rng(seed).standard_normal(Y.shape[1:])  # one per (column, band)
+    return (Y * gain[None]).astype(np.float32), gain
+
+
+def test_column_gains_are_measured_and_a_clean_scene_shows_none():
+    Y, _ = cube()
+    clean = column_stripes(Scene(Y))
+    assert not clean.detected and clean.ratio < DETECTION_RATIO / 2
+    found = column_stripes(Scene(striped(Y, 0.02)[0]))
+    assert found.detected and found.columns == 48
+    assert 0.012 < np.median(found.gain_std) < 0.03  # 2 %, less the part the signal subspace hides
+    assert found.record()["detected"] is True
+
+
+def test_a_material_down_whole_columns_is_not_taken_for_stripes():
+    A = abundance_maps(64, 48, P, 2, max_abundance=0.9)
+    A[:, 10:14] = np.eye(P)[3]  # a road the whole height of the image, in both halves of the rows
+    A[:, 30] = np.eye(P)[1]
+    Y, _ = cube(A=A)
+    assert not column_stripes(Scene(Y)).detected
+
+
+def test_invalid_pixels_and_bad_bands_are_left_out():
+    Y, _ = cube(seed=3)
+    Y, _ = striped(Y, 0.02)
+    Y[5] = np.nan  # a lost line
+    Y[np.random.default_rng(0).random(Y.shape[:2]) < 0.05] = np.nan
+    good = np.ones(BANDS, bool)
+    good[:4] = False
+    Y[..., :4] = 1e6  # garbage in bands marked bad
+    found = column_stripes(Scene(Y, good_bands=good))
+    assert found.detected and np.all(np.isfinite(found.gain_std))
+    assert np.all(found.gain_std[:4] == 0) and np.all(found.gain_std[4:] > 0)
+
+
+def test_a_scene_too_small_to_tell_gives_none():
+    Y, _ = cube(rows=24)  # 12 rows a half: too few to tell a column's gain from its noise
+    assert column_stripes(Scene(Y)) is None
+
+
+def test_training_scenes_get_one_gain_per_column_and_band_and_nothing_else_changes():
+    A = abundance_maps(20, 16, P, 5, max_abundance=0.9)
+    E = endmembers()
+    kw = dict(snr_db=30.0, variability=0.1, jitter=0.01, seed=4)
+    (plain, a), = D.training_pairs([A], E, **kw)
+    (none, _), = D.training_pairs([A], E, **kw, stripe_std=None)
+    np.testing.assert_array_equal(none, plain)
+    (strip, a2), = D.training_pairs([A], E, **kw, stripe_std=np.full(BANDS, 0.03))
+    ratio = strip / plain
+    np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:1], ratio.shape), rtol=1e-5)  # down each column
+    assert 0.02 < np.std(ratio[0]) < 0.04 and np.array_equal(a2, a)
+
+
+def test_hybridstu_trains_with_the_scenes_stripes_and_says_so(torch_one_thread):
+    Y, A = cube(rows=40, cols=36, snr=40.0, seed=6)
+    opts = dict(k=3, width=8, n_maps=6, map_size=16, max_steps=5, max_minutes=None, batch_size=4, crop=12,
+                eval_every=5, tile=64)
+    Ys, _ = striped(Y, 0.02)
+    est = HybridSTU(P, **opts).fit(Scene(Ys), endmembers=endmembers())
+    rec = est.history_["stripes"]
+    assert rec["detected"] and rec["trained"] and rec["noise_share"] > 0.2  # at 40 dB 2 % stripes are much
+    # of the "noise"; at 15 dB they are not: detected, not trained with
+    Yn, _ = cube(rows=40, cols=36, snr=15.0, seed=6)
+    weak = HybridSTU(P, **opts).fit(Scene(striped(Yn, 0.02)[0]), endmembers=endmembers()).history_
+    assert weak["stripes"]["detected"] and not weak["stripes"]["trained"] and weak["stripes"]["noise_share"] < 0.15
+    assert not HybridSTU(P, **opts).fit(Scene(Y), endmembers=endmembers()).history_["stripes"]["detected"]
+    off = HybridSTU(P, stripes="none", **opts).fit(Scene(Ys), endmembers=endmembers())
+    assert off.history_["stripes"] is None and off.history_["snr_db"] < est.history_["snr_db"] - 1
+    with pytest.raises(ParameterError, match="stripes"):
+        HybridSTU(P, stripes="yes").check_params()
+
+
+def test_upright_crops_keep_columns_as_columns():
+    import torch
+
+    x = torch.arange(16.0).repeat(16, 1)[None]  # (1, 16, 16): each column its own value, down the rows
+    pairs = [(x, x.clone())]
+    for upright, rows_alike in ((True, True), (False, False)):
+        gen = torch.Generator().manual_seed(0)
+        xb, ab = D.PairSampler(pairs, 8, upright=upright).batch(64, gen)
+        alike = (xb == xb[:, :, :1]).all(dim=(1, 2, 3))  # every row of the crop the same: columns kept
+        assert bool(alike.all()) is rows_alike and torch.equal(xb, ab)
