@@ -44,6 +44,12 @@ DETECTION_RATIO = 0.5
 MIN_HALF_PIXELS = 16
 MIN_COLUMNS = 16
 
+#: good bands needed: the signal subspace takes a quarter of them (`COMPONENTS` at most), and a
+#: scene's signal outside it reads as stripes. Below 28 bands that is 6 components or fewer,
+#: which gave Samson and Jasper Ridge false stripes; at 8-11 bands (2 components) clean
+#: simulated 4-endmember scenes measured ratios up to 7, and HybridSTU trained with them
+MIN_BANDS = 28
+
 #: bands over which the stripes' variance is averaged (a running mean): one band's variance over
 #: some tens of columns is too noisy to use alone, and the gains' spread changes slowly with
 #: wavelength
@@ -129,16 +135,17 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
 def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 20_000, seed: int = 0
                    ) -> Stripes | None:
     """The column stripes of ``scene`` (module docstring), judged on its good bands from its
-    valid pixels; None when the scene has too few rows or columns to tell (fewer than
-    `MIN_COLUMNS` columns with `MIN_HALF_PIXELS` valid pixels in each half of the rows). Reads
-    the scene once, in strips of rows, keeping a seeded sample of about ``sample`` pixels.
+    valid pixels; None when the scene has too few rows, columns or bands to tell (fewer than
+    `MIN_COLUMNS` columns with `MIN_HALF_PIXELS` valid pixels in each half of the rows, fewer
+    than `MIN_BANDS` good bands). Reads the scene once, in strips of rows, keeping a seeded
+    sample of about ``sample`` pixels.
 
     The signal subspace of the even columns is taken from the odd columns' pixels and the
     other way round: with its own columns in the sample, a subspace of a few tens of columns
     bends towards their stripes. The stripes' variance the subspace still hides is restored
     in expectation (``1 / (1 - P_bb)``, ``P`` the projector)."""
     good = np.flatnonzero(scene.good_bands)
-    if good.size < 8:
+    if good.size < MIN_BANDS:
         return None
     means, counts, pixels = _half_column_means(scene, good, sample, seed)
     used = (counts >= MIN_HALF_PIXELS).all(axis=0)
