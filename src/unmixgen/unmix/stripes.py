@@ -106,12 +106,16 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     """Mean spectrum ``(2, cols, good bands)`` float64 of each column's valid pixels in the top
     and the bottom half of the rows, their counts ``(2, cols)``, and about ``sample`` valid
     pixels (float64 ``(n, good bands)``) from the even and from the odd columns; one read of the
-    scene, in strips of rows."""
+    scene, in strips of rows.
+
+    The halves split the rows where the valid pixels do (``rows // 2`` when every pixel is
+    valid): a scene whose top or bottom rows are no-data is still measured on the rest."""
     rows, cols = scene.rows, scene.cols
     mask = scene.mask
-    keep = min(1.0, sample / max(int(mask.sum()), 1))
+    below = np.cumsum(mask.sum(axis=1))  # valid pixels in each row and those above it
+    keep = min(1.0, sample / max(int(below[-1]), 1))
     rng = np.random.default_rng(seed)
-    half = rows // 2
+    half = int(np.searchsorted(below, below[-1] // 2, side="right"))  # rows before: at most half
     sums = np.zeros((2, cols, good.size))
     counts = np.zeros((2, cols))
     picked: list[list[np.ndarray]] = [[], []]
