@@ -134,3 +134,22 @@ def test_rows_split_where_the_valid_pixels_do():
     found = column_stripes(Scene(Y))
     assert found is not None and found.detected and found.columns == 64
     assert abs(np.median(found.gain_std) - np.median(full.gain_std)) < 0.004
+
+
+def test_one_strip_in_memory_at_a_time():
+    import tracemalloc
+
+    Y, _ = cube(rows=200, cols=200, seed=2)
+    Y = Y.copy()
+    Y[3, 7] = np.nan  # an invalid pixel: its NaN must still be kept out of the column means
+    scene = Scene(Y.astype(np.float64))  # read as float32 copies window by window
+    _ = scene.mask  # computed first: this measures the stripes' own memory
+    tracemalloc.start()
+    try:
+        found = column_stripes(scene, sample=2000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found is not None and np.all(np.isfinite(found.gain_std))
+    # each half of the rows is one strip here: its float32 read, and not two more copies of it
+    assert peak < 1.6 * Y.nbytes / 2, peak / (Y.nbytes / 2)

@@ -106,7 +106,7 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     """Mean spectrum ``(2, cols, good bands)`` float64 of each column's valid pixels in the top
     and the bottom half of the rows, their counts ``(2, cols)``, and about ``sample`` valid
     pixels (float64 ``(n, good bands)``) from the even and from the odd columns; one read of the
-    scene, in strips of rows.
+    scene, in strips of rows, one strip in memory at a time and not copied.
 
     The halves split the rows where the valid pixels do (``rows // 2`` when every pixel is
     valid): a scene whose top or bottom rows are no-data is still measured on the rest."""
@@ -116,6 +116,7 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     keep = min(1.0, sample / max(int(below[-1]), 1))
     rng = np.random.default_rng(seed)
     half = int(np.searchsorted(below, below[-1] // 2, side="right"))  # rows before: at most half
+    all_good = good.size == scene.bands
     sums = np.zeros((2, cols, good.size))
     counts = np.zeros((2, cols))
     picked: list[list[np.ndarray]] = [[], []]
@@ -123,16 +124,19 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     for h, (start, stop) in enumerate(((0, half), (half, rows))):
         for r0 in range(start, stop, step):
             r1 = min(r0 + step, stop)
-            block = scene.read(slice(r0, r1), slice(0, cols))[..., good]
+            block = scene.read(slice(r0, r1), slice(0, cols))
+            if not all_good:  # a boolean or index selection copies the strip, also of every band
+                block = block[..., good]
             valid = mask[r0:r1]
-            # an invalid pixel may hold NaN, and NaN times 0 is NaN
-            sums[h] += np.where(valid[..., None], block, 0.0).sum(axis=0, dtype=np.float64)
+            # an invalid pixel may hold NaN (NaN times 0 is NaN): summed only where valid, no copy
+            sums[h] += np.sum(block, axis=0, where=valid[..., None], dtype=np.float64)
             counts[h] += valid.sum(axis=0)
             take = valid & (rng.random(valid.shape) < keep)
             for parity in (0, 1):
                 at = take.copy()
                 at[:, 1 - parity::2] = False
                 picked[parity].append(block[at].astype(np.float64))
+            del block  # before the next strip is read, not after: one strip in memory
     return sums / np.maximum(counts, 1)[..., None], counts, [np.concatenate(p) for p in picked]
 
 
