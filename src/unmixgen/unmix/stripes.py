@@ -44,6 +44,12 @@ DETECTION_RATIO = 0.5
 MIN_HALF_PIXELS = 16
 MIN_COLUMNS = 16
 
+#: good bands needed: the signal subspace takes a quarter of them (`COMPONENTS` at most), and a
+#: scene's signal outside it reads as stripes. Below 28 bands that is 6 components or fewer,
+#: which gave Samson and Jasper Ridge false stripes; at 8-11 bands (2 components) clean
+#: simulated 4-endmember scenes measured ratios up to 7, and HybridSTU trained with them
+MIN_BANDS = 28
+
 #: bands over which the stripes' variance is averaged (a running mean): one band's variance over
 #: some tens of columns is too noisy to use alone, and the gains' spread changes slowly with
 #: wavelength
@@ -100,12 +106,17 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     """Mean spectrum ``(2, cols, good bands)`` float64 of each column's valid pixels in the top
     and the bottom half of the rows, their counts ``(2, cols)``, and about ``sample`` valid
     pixels (float64 ``(n, good bands)``) from the even and from the odd columns; one read of the
-    scene, in strips of rows."""
+    scene, in strips of rows, one strip in memory at a time and not copied.
+
+    The halves split the rows where the valid pixels do (``rows // 2`` when every pixel is
+    valid): a scene whose top or bottom rows are no-data is still measured on the rest."""
     rows, cols = scene.rows, scene.cols
     mask = scene.mask
-    keep = min(1.0, sample / max(int(mask.sum()), 1))
+    below = np.cumsum(mask.sum(axis=1))  # valid pixels in each row and those above it
+    keep = min(1.0, sample / max(int(below[-1]), 1))
     rng = np.random.default_rng(seed)
-    half = rows // 2
+    half = int(np.searchsorted(below, below[-1] // 2, side="right"))  # rows before: at most half
+    all_good = good.size == scene.bands
     sums = np.zeros((2, cols, good.size))
     counts = np.zeros((2, cols))
     picked: list[list[np.ndarray]] = [[], []]
@@ -113,32 +124,36 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     for h, (start, stop) in enumerate(((0, half), (half, rows))):
         for r0 in range(start, stop, step):
             r1 = min(r0 + step, stop)
-            block = scene.read(slice(r0, r1), slice(0, cols))[..., good]
+            block = scene.read(slice(r0, r1), slice(0, cols))
+            if not all_good:  # a boolean or index selection copies the strip, also of every band
+                block = block[..., good]
             valid = mask[r0:r1]
-            # an invalid pixel may hold NaN, and NaN times 0 is NaN
-            sums[h] += np.where(valid[..., None], block, 0.0).sum(axis=0, dtype=np.float64)
+            # an invalid pixel may hold NaN (NaN times 0 is NaN): summed only where valid, no copy
+            sums[h] += np.sum(block, axis=0, where=valid[..., None], dtype=np.float64)
             counts[h] += valid.sum(axis=0)
             take = valid & (rng.random(valid.shape) < keep)
             for parity in (0, 1):
                 at = take.copy()
                 at[:, 1 - parity::2] = False
                 picked[parity].append(block[at].astype(np.float64))
+            del block  # before the next strip is read, not after: one strip in memory
     return sums / np.maximum(counts, 1)[..., None], counts, [np.concatenate(p) for p in picked]
 
 
 def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 20_000, seed: int = 0
                    ) -> Stripes | None:
     """The column stripes of ``scene`` (module docstring), judged on its good bands from its
-    valid pixels; None when the scene has too few rows or columns to tell (fewer than
-    `MIN_COLUMNS` columns with `MIN_HALF_PIXELS` valid pixels in each half of the rows). Reads
-    the scene once, in strips of rows, keeping a seeded sample of about ``sample`` pixels.
+    valid pixels; None when the scene has too few rows, columns or bands to tell (fewer than
+    `MIN_COLUMNS` columns with `MIN_HALF_PIXELS` valid pixels in each half of the rows, fewer
+    than `MIN_BANDS` good bands). Reads the scene once, in strips of rows, keeping a seeded
+    sample of about ``sample`` pixels.
 
     The signal subspace of the even columns is taken from the odd columns' pixels and the
     other way round: with its own columns in the sample, a subspace of a few tens of columns
     bends towards their stripes. The stripes' variance the subspace still hides is restored
     in expectation (``1 / (1 - P_bb)``, ``P`` the projector)."""
     good = np.flatnonzero(scene.good_bands)
-    if good.size < 8:
+    if good.size < MIN_BANDS:
         return None
     means, counts, pixels = _half_column_means(scene, good, sample, seed)
     used = (counts >= MIN_HALF_PIXELS).all(axis=0)
