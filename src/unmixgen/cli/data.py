@@ -53,7 +53,8 @@ def info(
         stripes = column_stripes(scene)  # None: too few rows or columns to tell
         rec = None if stripes is None else stripes.record()
         d.update(stripes_detected=None if rec is None else rec["detected"],
-                 stripes_gain_std_percent=None if rec is None else rec["gain_std_percent_median"])
+                 # undetected, the number is only the measurement's floor
+                 stripes_gain_std_percent=rec["gain_std_percent_median"] if rec and rec["detected"] else None)
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)
