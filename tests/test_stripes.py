@@ -64,6 +64,15 @@ def test_invalid_pixels_and_bad_bands_are_left_out():
     assert np.all(found.gain_std[:4] == 0) and np.all(found.gain_std[4:] > 0)
 
 
+def test_a_lake_down_some_columns_leaves_the_infrared_measured_in_the_others():
+    A = abundance_maps(64, 48, P, 7, max_abundance=0.9)
+    Y, _ = cube(A=A, seed=7)
+    rng = np.random.default_rng(7)  # water: dark beyond the red edge, down three whole columns
+    Y[:, 20:23, BANDS // 2:] = 0.002 + 0.0005 * rng.standard_normal((64, 3, BANDS - BANDS // 2))
+    found = column_stripes(Scene(striped(Y, 0.02)[0]))
+    assert found.detected and np.all(found.gain_std[BANDS // 2:] > 0.012)
+
+
 def test_a_scene_too_small_to_tell_gives_none():
     Y, _ = cube(rows=24)  # 12 rows a half: too few to tell a column's gain from its noise
     assert column_stripes(Scene(Y)) is None

@@ -175,10 +175,14 @@ def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 
         bright[cols] = ok
         hidden += 0.5 * np.einsum("bk,bk->b", q, q)
     rel, bright = rel[:, used], bright[used]
-    r1, r2 = rel[0] - rel[0].mean(axis=0), rel[1] - rel[1].mean(axis=0)
-    cov = (r1 * r2).mean(axis=0)
-    noise = ((r1 - r2) ** 2).mean(axis=0) / 4.0  # the noise variance of the halves' mean
-    measured = bright.all(axis=0)
+    # per band over its bright columns: a lake down a few columns is too dark in the infrared
+    # to divide by, which must not leave those bands unmeasured in every column
+    n = bright.sum(axis=0)
+    measured = n >= MIN_COLUMNS
+    n = np.maximum(n, 1)
+    r1, r2 = ((r - r.sum(axis=0) / n) * bright for r in (rel[0], rel[1]))
+    cov = (r1 * r2).sum(axis=0) / n
+    noise = ((r1 - r2) ** 2).sum(axis=0) / n / 4.0  # the noise variance of the halves' mean
     ratio = float(np.clip(cov[measured], 0, None).sum() / max(noise[measured].sum(), 1e-30))
     var = np.where(measured, np.clip(cov, 0, None) / np.maximum(1.0 - hidden, 0.1), 0.0)
     width = min(SMOOTH_BANDS, good.size)
