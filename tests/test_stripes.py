@@ -73,6 +73,16 @@ def test_a_lake_down_some_columns_leaves_the_infrared_measured_in_the_others():
     assert found.detected and np.all(found.gain_std[BANDS // 2:] > 0.012)
 
 
+def test_bands_across_a_gap_of_bad_ones_are_not_averaged_as_neighbours():
+    Y, _ = cube(seed=8)
+    gain = 1.0 + np.random.default_rng(2).standard_normal(Y.shape[1:]) * np.where(np.arange(BANDS) < 40, 0.03, 0.01)
+    Y = (Y * gain).astype(np.float32)
+    good = np.ones(BANDS, bool)
+    good[40:48] = False  # a water absorption between the 3 % and the 1 % bands
+    found = column_stripes(Scene(Y, good_bands=good))
+    assert found.gain_std[39] > 0.022 and found.gain_std[48] < 0.016  # each near its own side's spread
+
+
 def test_a_scene_too_small_to_tell_gives_none():
     Y, _ = cube(rows=24)  # 12 rows a half: too few to tell a column's gain from its noise
     assert column_stripes(Scene(Y)) is None

@@ -55,7 +55,8 @@ MIN_BANDS = 28
 #: wavelength
 SMOOTH_BANDS = 9
 
-_STRIP_PIXELS = 512 * 512
+#: values (pixels x bands) read at once: 64 MB of float32
+_STRIP_VALUES = 16 * 2**20
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     sums = np.zeros((2, cols, good.size))
     counts = np.zeros((2, cols))
     picked: list[list[np.ndarray]] = [[], []]
-    step = max(1, _STRIP_PIXELS // max(cols, 1))
+    step = max(1, _STRIP_VALUES // max(cols * scene.bands, 1))
     for h, (start, stop) in enumerate(((0, half), (half, rows))):
         for r0 in range(start, stop, step):
             r1 = min(r0 + step, stop)
@@ -185,11 +186,14 @@ def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 
     noise = ((r1 - r2) ** 2).sum(axis=0) / n / 4.0  # the noise variance of the halves' mean
     ratio = float(np.clip(cov[measured], 0, None).sum() / max(noise[measured].sum(), 1e-30))
     var = np.where(measured, np.clip(cov, 0, None) / np.maximum(1.0 - hidden, 0.1), 0.0)
-    width = min(SMOOTH_BANDS, good.size)
-    kernel = np.ones(width)
-    smooth = np.convolve(var, kernel, "same") / np.maximum(np.convolve(measured.astype(float), kernel, "same"), 1)
+    # averaged over the scene's band numbers, not the good bands': bands on either side of a
+    # gap of bad ones (a water absorption) are that far apart in wavelength
+    full_var, full_measured = np.zeros(scene.bands), np.zeros(scene.bands)
+    full_var[good], full_measured[good] = var, measured
+    kernel = np.ones(min(SMOOTH_BANDS, scene.bands))
+    smooth = np.convolve(full_var, kernel, "same") / np.maximum(np.convolve(full_measured, kernel, "same"), 1)
     gain_std = np.zeros(scene.bands)
     noise_std = np.zeros(scene.bands)
-    gain_std[good] = np.where(measured, np.sqrt(smooth), 0.0)
+    gain_std[good] = np.where(measured, np.sqrt(smooth[good]), 0.0)
     noise_std[good] = np.where(measured, np.sqrt(noise / np.maximum(1.0 - hidden, 0.1)), 0.0)
     return Stripes(gain_std, noise_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()))
