@@ -1001,3 +1001,20 @@ def test_zero_border_and_dead_column_of_a_geotiff_are_no_data_and_reported(run_c
                              "stuck_lines": {"columns": [17], "rows": [], "pixels": 35,
                                              "bands": list(range(s.bands // 2 + 1, s.bands + 1))}}
     assert any("column 17" in w for w in run["warnings"]) and any("0 in every band" in w for w in run["warnings"])
+
+
+def test_striped_columns_are_named_and_recorded(run_cli, tmp_path):
+    s = make_scene(rows=48, cols=40, p=3, snr_db=35, seed=5)
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    clean = s.load()
+    gain = 1.0 + 0.03 * np.random.default_rng(0).standard_normal(clean.shape[1:])  # per column and band
+    for name, cube in (("clean", clean), ("striped", (clean * gain).astype(np.float32))):
+        write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / f"{name}.npz")
+        out = tmp_path / name
+        code, _, err = run_cli("unmix", tmp_path / f"{name}.npz", "--endmembers-file", tmp_path / "E.npz",
+                               "--out", out, "--no-figures")
+        assert code == 0, err
+        run = json.loads((out / "run.json").read_text())
+        striped = name == "striped"
+        assert run["stripes"]["detected"] is striped and ("striped" in err) is striped, err
+        assert any("striped" in w for w in run["warnings"]) is striped

@@ -132,6 +132,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         E, A, names, details = _unmix_blind(scene, n_endmembers, method, seed, options)
         params.update(endmembers=n_endmembers, method=details["method"])
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
+    if not hybrid:  # hybridstu measures them for its training and records them there
+        t = time.perf_counter()
+        stripes = _column_stripes_note(scene, scene_path, scene_notes)
+        timings["stripes"] = time.perf_counter() - t
     # per-pixel brightness of the scaled mixing model y = s a E (method "scaled", or HybridSTU
     # correcting it): the maps are fractions, the brightness is the rest of the reconstruction
     arrays = details.pop("arrays", {})
@@ -139,6 +143,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     record = run_record("unmix", params, seed=seed)
     record.update(details)
     record["pixels"] = pixels
+    if not hybrid:
+        record["stripes"] = stripes
     record["warnings"] = scene_notes + record.get("warnings", [])
     record["timings_s"] = timings
     if scene.truth is not None:
@@ -169,6 +175,25 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)
     record["n_endmembers"] = int(E.shape[0])
+    return record
+
+
+def _column_stripes_note(scene, scene_path, notes: list[str]) -> dict | None:
+    """The scene's column stripes (`unmixgen.unmix.stripes`; measured after the fit, so a loaded
+    scene is not read again) for run.json, None where the scene is too small to tell; a warning
+    kept in ``notes`` where they are found: a per-pixel answer carries them into the maps."""
+    from ..errors import note
+    from ..unmix.stripes import column_stripes
+
+    found = column_stripes(scene)
+    if found is None:
+        return None
+    record = found.record()
+    if found.detected:
+        note(notes, f"{scene_path}: the image columns are striped (each column's gain off by "
+                    f"{record['gain_std_percent_median']:.2g} % per band, the median band; a pushbroom detector's "
+                    "calibration): the maps carry the stripes along the columns (--method hybridstu trains with "
+                    "them)", stacklevel=3)
     return record
 
 
