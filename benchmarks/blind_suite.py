@@ -278,13 +278,21 @@ def add_artefact(cube: np.ndarray, wl: np.ndarray, kind: str, seed: int) -> np.n
     elif kind == "stripes":
         rng = np.random.default_rng([seed, 5])
         cols, bands = cube.shape[1], cube.shape[2]
-        ends = 1 + np.abs(np.linspace(-1, 1, cols)) ** 4
-        gain = 1 + 0.02 * rng.standard_normal((cols, bands)) * ends[:, None] * swir[None]
+        gain = column_gains(rng, cols, bands, 0.02, swir)
         offset = 0.002 * float(cube.max()) * rng.standard_normal((cols, bands)) * swir[None]
         cube = (cube * gain[None] + offset[None]).astype(np.float32)
     else:
         raise ValueError(f"unknown artefact {kind!r}")
     return cube
+
+
+def column_gains(rng: np.random.Generator, cols: int, bands: int, std: float, in_bands=None) -> np.ndarray:
+    """Each detector element's gain ``(cols, bands)`` of a pushbroom sensor: ``1 + std z`` (z
+    standard normal from ``rng``), twice as spread at the detector's ends; 1 outside the bool
+    ``in_bands (bands,)`` when given."""
+    ends = 1 + np.abs(np.linspace(-1, 1, cols)) ** 4
+    spread = std * rng.standard_normal((cols, bands)) * ends[:, None]
+    return 1 + (spread if in_bands is None else spread * in_bands[None])
 
 
 def derive_bands(cube: np.ndarray, kind: str) -> np.ndarray:

@@ -33,6 +33,7 @@ Nanometers``) when known, ``spectra names``; missing values (NaN) are written as
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,16 +113,8 @@ def _names(value: str, lines: int) -> list[str]:
         return names
     v = value.strip()
     v = v[1 : v.rindex("}")] if v.startswith("{") and "}" in v else v.lstrip("{")
-    items, quoted, cur = [], False, []
-    for ch in v + ",":
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            items.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-    items = [s for s in items if s]
+    row = next(csv.reader([" ".join(v.splitlines())], skipinitialspace=True), [])
+    items = [item.strip() for item in row if item.strip()]
     return items if len(items) == lines else names
 
 

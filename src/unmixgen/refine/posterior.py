@@ -692,7 +692,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         e_std = e_std / weights
     if abundance_basis is not None:  # fractions of the returned endmembers -> of them divided by their brightness
         b_out = endmember_brightness(E_out, abundance_basis)
-        a_raw = out[mask].astype(np.float64)
+        a_raw = out[mask].astype(np.float64) if bright is not None else None
         out[mask] = rescaled_fractions(out[mask], b_out)
         a_s[:, mask] = rescaled_fractions(a_s[:, mask], b_out)
         if bright is not None:

@@ -347,11 +347,7 @@ def misfit_floored_weights(band_var: np.ndarray, residual_var: np.ndarray,
         return None, 0.0
     tau2 = max(float(np.mean(np.asarray(residual_var, np.float64) - std**2)), 0.0)
     tau2 *= MISFIT_MARGIN**2
-    floored = np.sqrt(std**2 + tau2)
-    ratio = float(np.sqrt(tau2) / np.median(std))
-    if noise_spread(floored) < min_spread or np.ptp(floored) <= 1e-6 * floored.max():
-        return None, ratio
-    return (np.exp(np.mean(np.log(floored))) / floored).astype(np.float32), ratio
+    return weights_from_noise(std**2 + tau2, min_spread), float(np.sqrt(tau2) / np.median(std))
 
 
 def noise_summary(Y: np.ndarray, *, sample: int | None = 20_000, seed: int = 0) -> dict[str, Any]:

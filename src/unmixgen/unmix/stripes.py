@@ -68,8 +68,6 @@ class Stripes:
     gain_std : float64 (bands,)
         Relative standard deviation of the column gains per band (0.02: 2 %), smoothed over
         `SMOOTH_BANDS` bands; 0 on bands not measured (bad, or too dark to divide by).
-    noise_std : float64 (bands,)
-        Standard deviation of one column's measured gain error that the noise alone gives.
     ratio : float
         Stripe variance over its estimate's noise variance, summed over the measured bands.
     detected : bool
@@ -79,7 +77,6 @@ class Stripes:
     """
 
     gain_std: np.ndarray
-    noise_std: np.ndarray
     ratio: float
     detected: bool
     columns: int
@@ -193,7 +190,5 @@ def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 
     kernel = np.ones(min(SMOOTH_BANDS, scene.bands))
     smooth = np.convolve(full_var, kernel, "same") / np.maximum(np.convolve(full_measured, kernel, "same"), 1)
     gain_std = np.zeros(scene.bands)
-    noise_std = np.zeros(scene.bands)
     gain_std[good] = np.where(measured, np.sqrt(smooth[good]), 0.0)
-    noise_std[good] = np.where(measured, np.sqrt(noise / np.maximum(1.0 - hidden, 0.1)), 0.0)
-    return Stripes(gain_std, noise_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()))
+    return Stripes(gain_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()))

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, noting_convergence
+from ..errors import InputError, ParameterError, note, noting_convergence
 from .semiblind import maps_source, unmix_hybridstu
 
 #: ``outliers`` of `unmix_scene`: the default blind method screens them out of its fit, or keeps them
@@ -46,7 +46,6 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     run record (also written as ``out/run.json``), with ``n_endmembers``.
     """
     from ..atomic import check_output_dir, write_json
-    from ..errors import ParameterError
     from ..io import read_scene
     from ..runs.folder import run_record, save_result
     from ..runs.sources import read_truth
@@ -182,7 +181,6 @@ def _column_stripes_note(scene, scene_path, notes: list[str]) -> dict | None:
     """The scene's column stripes (`unmixgen.unmix.stripes`; measured after the fit, so a loaded
     scene is not read again) for run.json, None where the scene is too small to tell; a warning
     kept in ``notes`` where they are found: a per-pixel answer carries them into the maps."""
-    from ..errors import note
     from ..unmix.stripes import column_stripes
 
     found = column_stripes(scene)
@@ -221,7 +219,6 @@ def _invert_given(scene, source, method, weighted: bool = False):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile;
     ``weighted``: each band weighed by ``1 / its noise std`` where the noise differs between
     bands (estimated on about 20,000 valid pixels of evenly spaced rows, `Scene.row_sample`)."""
-    from ..errors import ParameterError, note, noting_convergence
     from ..runs.sources import fit_to_bands, load_endmembers, scale_mismatch
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
