@@ -75,7 +75,8 @@ def sensor_noise_profile(wl: np.ndarray, seed: int) -> np.ndarray:
 
 
 def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default",
-               noise: str = "flat", derived: str = "", outliers: str = "", stripes: float = 0.0):
+               noise: str = "flat", derived: str = "", outliers: str = "", stripes: float = 0.0,
+               stripe_angle: float = 0.0):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -108,7 +109,7 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, band_std=band_std,
                    seed=seed)[0]
     if stripes:  # a pushbroom detector's: each (column, band) element its own gain
-        sim.cube = add_stripes(sim.cube, stripes, seed)
+        sim.cube = add_stripes(sim.cube, stripes, seed, stripe_angle)
     if derived:  # bands a producer made from others (duplicated, interpolated, constant)
         from blind_suite import derive_bands
 
@@ -124,14 +125,19 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
 
 
-def add_stripes(cube: np.ndarray, gain_std: float, seed: int) -> np.ndarray:
+def add_stripes(cube: np.ndarray, gain_std: float, seed: int, angle: float = 0.0) -> np.ndarray:
     """``cube (rows, cols, B)`` read by a pushbroom sensor whose detector element of each column
     and band has its own gain: ``1 + gain_std z`` (z standard normal, twice as spread at the
-    detector's ends), the stripes a flat-field calibration leaves."""
+    detector's ends), the stripes a flat-field calibration leaves. ``angle`` (degrees): the
+    detector's columns run at that angle to the image's, as in a map-grid product resampled by
+    nearest neighbour (`unmixgen.unmix.stripes.line_index`, phase 0.3)."""
     from blind_suite import column_gains
+    from unmixgen.unmix.stripes import line_index
 
-    gain = column_gains(np.random.default_rng([seed, 55]), cube.shape[1], cube.shape[2], gain_std)
-    return (cube * gain[None]).astype(np.float32)
+    rows, cols = cube.shape[:2]
+    lines = line_index(np.arange(rows)[:, None], np.arange(cols)[None], angle, (rows, cols), 0.3 if angle else 0.0)
+    gain = column_gains(np.random.default_rng([seed, 55]), int(lines.max()) + 1, cube.shape[2], gain_std)
+    return (cube * gain[lines]).astype(np.float32)
 
 
 def real_scene(name: str):
@@ -245,12 +251,13 @@ def suite_sim(args) -> None:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived,
-                                      args.outliers, args.stripes / 100)
+                                      args.outliers, args.stripes / 100, args.stripe_angle)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
                                                                          f" {args.maps}") + \
                     ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "") + \
                     (f" {args.outliers}" if args.outliers else "") + \
-                    (f" stripes{args.stripes:g}%" if args.stripes else "")
+                    (f" stripes{args.stripes:g}%" if args.stripes else "") + \
+                    (f"@{args.stripe_angle:g}deg" if args.stripes and args.stripe_angle else "")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -494,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--stripes", type=float, default=0.0,
                     help="sim suite: each column's detector gain per band off by this std in %% (add_stripes)")
+    ap.add_argument("--stripe-angle", type=float, default=0.0,
+                    help="sim suite: the stripes run along lines this many degrees from the image columns, as in a "
+                         "map-grid product (add_stripes)")
     ap.add_argument("--noise", choices=("flat", "sensor"), default="flat",
                     help="sim suite: the scenes' noise the same in every band, or spread over the bands like a "
                          "real sensor's (sensor_noise_profile), at the same global SNR")

@@ -12,7 +12,7 @@ from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate
 from unmixgen.unmix.hybridstu import HybridSTU
 from unmixgen.unmix.hybridstu import data as D
-from unmixgen.unmix.stripes import DETECTION_RATIO, column_stripes
+from unmixgen.unmix.stripes import DETECTION_RATIO, column_stripes, line_index, stripe_angle
 
 BANDS, P = 80, 4
 
@@ -163,10 +163,100 @@ def test_one_strip_in_memory_at_a_time():
     _ = scene.mask  # computed first: this measures the stripes' own memory
     tracemalloc.start()
     try:
-        found = column_stripes(scene, sample=2000)
+        found = column_stripes(scene, sample=2000, angle=0.0)  # the columns only
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert found is not None and np.all(np.isfinite(found.gain_std))
     # each half of the rows is one strip here: its float32 read, and not two more copies of it
     assert peak < 1.6 * Y.nbytes / 2, peak / (Y.nbytes / 2)
+
+
+def map_grid(Y: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """``Y (rows, cols, B)`` of a pushbroom's own geometry resampled by nearest neighbour to a
+    grid turned ``degrees`` against it (a map-grid product; NaN outside the swath), and the
+    sensor column (int, -1 outside) each grid pixel came from."""
+    r, c, _ = Y.shape
+    t = np.deg2rad(degrees)
+    R, C = int(np.ceil(r * np.cos(t) + c * np.sin(t))), int(np.ceil(c * np.cos(t) + r * np.sin(t)))
+    yy, xx = np.mgrid[0:R, 0:C].astype(float)
+    y0 = (yy - (R - 1) / 2) * np.cos(t) - (xx - (C - 1) / 2) * np.sin(t) + (r - 1) / 2
+    x0 = (yy - (R - 1) / 2) * np.sin(t) + (xx - (C - 1) / 2) * np.cos(t) + (c - 1) / 2
+    yi, xi = np.rint(y0).astype(int), np.rint(x0).astype(int)
+    ok = (yi >= 0) & (yi < r) & (xi >= 0) & (xi < c)
+    out = np.full((R, C, Y.shape[2]), np.nan, np.float32)
+    out[ok] = Y[yi[ok], xi[ok]]
+    return out, np.where(ok, xi, -1)
+
+
+@pytest.mark.parametrize("degrees", [7.0, -12.0])
+def test_a_map_grids_slanted_stripes_are_found_at_their_angle(degrees):
+    # a 2 % striped sensor image turned into a map grid: the columns show nothing, the lines
+    # at the heading's angle the same stripes as the sensor's own columns
+    Y, _ = cube(rows=96, cols=80, seed=7)
+    Ys, _ = striped(Y, 0.02)
+    own = column_stripes(Scene(Ys))
+    grid, _ = map_grid(Ys, degrees)
+    assert not column_stripes(Scene(grid), angle=0.0).detected
+    found = column_stripes(Scene(grid))
+    assert found.detected and abs(found.angle + degrees) <= 0.5, found.angle  # turning the grid by d turns
+    # its lines by -d against the grid's columns
+    assert abs(np.median(found.gain_std) - np.median(own.gain_std)) < 0.004
+    assert found.record()["angle_deg"] == round(found.angle, 2)
+    clean = column_stripes(Scene(map_grid(Y, degrees)[0]))
+    assert not clean.detected and clean.ratio < DETECTION_RATIO and clean.angle == 0.0
+
+
+def test_line_index_follows_the_sensor_columns_of_a_map_grid():
+    rows, cols = np.mgrid[0:5, 0:7]
+    np.testing.assert_array_equal(line_index(rows, cols, 0.0, (5, 7)), cols)
+    grid, source = map_grid(np.zeros((60, 50, 1), np.float32), 10.0)
+    inside = source >= 0
+    rr, cc = np.nonzero(inside)
+    best = 0.0
+    for phase in np.linspace(0, 1, 8, endpoint=False):
+        lines = line_index(rr, cc, -10.0, grid.shape[:2], phase)
+        offset = np.median(lines - source[inside])
+        best = max(best, np.mean(lines - source[inside] == offset))
+    assert best > 0.97  # one line per sensor column, but for rounding at the borders
+
+
+def test_the_angle_search_is_none_on_too_few_bands():
+    x = np.linspace(0, 1, 10)
+    Y = np.random.default_rng(0).random((40, 40, 1)) * x[None, None]
+    assert stripe_angle(Scene(Y.astype(np.float32))) is None
+
+
+def test_training_scenes_get_slanted_stripes_at_the_angle_measured():
+    A = abundance_maps(48, 40, P, 5, max_abundance=0.9)
+    kw = dict(snr_db=None, variability=0.0, jitter=0.0, seed=4)
+    (plain, _), = D.training_pairs([A], endmembers(), **kw)
+    (strip, _), = D.training_pairs([A], endmembers(), **kw, stripe_std=np.full(BANDS, 0.03), stripe_angle=20.0)
+    gain = (strip / plain)[..., 10]
+    # along the lines (a row down, tan(20 deg) = 0.36 columns right) the gain mostly stays; down a
+    # column it does not
+    step = [np.mean(np.abs(gain[k:, int(round(k * np.tan(np.deg2rad(20)))):] -
+                           gain[:-k or None, : gain.shape[1] - int(round(k * np.tan(np.deg2rad(20))))]) < 1e-6)
+            for k in (3, 11)]
+    column = np.mean(np.abs(gain[11:] - gain[:-11]) < 1e-6)
+    assert min(step) > 0.6 and column < 0.2, (step, column)
+
+
+def test_crops_of_slanted_stripes_are_never_mirrored():
+    import torch
+
+    x = (torch.arange(16.0)[None, :] - torch.arange(16.0)[:, None])[None]  # constant along the diagonals
+    pairs = [(x, x.clone())]
+    for mirror, kept in ((False, True), (True, False)):
+        xb, _ = D.PairSampler(pairs, 8, upright=True, mirror=mirror).batch(64, torch.Generator().manual_seed(0))
+        diagonal = (xb[:, :, 1:, 1:] == xb[:, :, :-1, :-1]).all(dim=(1, 2, 3))
+        assert bool(diagonal.all()) is kept
+
+
+def test_hybridstu_trains_with_a_map_grids_slanted_stripes(torch_one_thread):
+    Y, _ = cube(rows=48, cols=44, snr=40.0, seed=8)
+    grid, _ = map_grid(striped(Y, 0.02)[0], 9.0)
+    opts = dict(k=3, width=8, n_maps=6, map_size=16, max_steps=5, max_minutes=None, batch_size=4, crop=12,
+                eval_every=5, tile=64)
+    rec = HybridSTU(P, **opts).fit(Scene(grid), endmembers=endmembers()).history_["stripes"]
+    assert rec["detected"] and rec["trained"] and abs(rec["angle_deg"] + 9.0) <= 0.5

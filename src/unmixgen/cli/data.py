@@ -23,7 +23,7 @@ def info(
                                     "SNR, how far apart the bands' noise is, and whether unmix, refine and hybridstu "
                                     "weigh the bands by it; noise_derived_bands lists bands the others explain "
                                     "exactly (duplicated, interpolated or constant), weighed as a median band; "
-                                    "stripes_* say whether the columns are striped (a pushbroom detector's gains, "
+                                    "stripes_* say whether the columns (or, in a map grid, lines at an angle) are striped (a pushbroom detector's gains, "
                                     "measured over every pixel: one more read of the scene), which hybridstu then "
                                     "trains with."),
 ) -> None:
@@ -54,7 +54,9 @@ def info(
         rec = None if stripes is None else stripes.record()
         d.update(stripes_detected=None if rec is None else rec["detected"],
                  # undetected, the number is only the measurement's floor
-                 stripes_gain_std_percent=rec["gain_std_percent_median"] if rec and rec["detected"] else None)
+                 stripes_gain_std_percent=rec["gain_std_percent_median"] if rec and rec["detected"] else None,
+                 # degrees from the image columns: 0 in sensor geometry, the heading in a map grid
+                 stripes_angle_deg=rec["angle_deg"] if rec and rec["detected"] else None)
     if d["valid_pixels"] == 0:
         print(f"warning: {file}: no valid pixel found ({d['valid_pixels_from']}): every pixel is "
               "NaN/Inf, all-zero, nodata or flagged", file=sys.stderr)

@@ -19,6 +19,12 @@ spectrum has outside the subspace.)
 
 The stripes inside the subspace (about ``components / bands`` of their variance) are not seen
 one by one; their variance is restored in expectation.
+
+A product resampled to a map grid (PRISMA L2D, EnMAP L2A, EMIT through its GLT) keeps the
+stripes along the detector's lines, which the resampling leaves at the orbit's heading: lines at
+an angle to the image columns, in the staircase a nearest-neighbour resampling makes. Where the
+columns show no stripes, `column_stripes` looks for the angle (`stripe_angle`) and measures the
+stripes along lines at that angle in the same way, with the two halves taken along the lines.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from ..scene import Scene
 
@@ -58,6 +65,15 @@ SMOOTH_BANDS = 9
 #: values (pixels x bands) read at once: 64 MB of float32
 _STRIP_VALUES = 16 * 2**20
 
+#: the angle search (`stripe_angle`): random band combinations of each pixel's part outside the
+#: signal subspace it scans, the side of the central window it scans them in, the length along
+#: the lines of its first windows and its first angle step (degrees). A window ``w`` long
+#: tolerates an angle about ``1 / w`` radians off: 1 degree at 64 pixels.
+_SEARCH_FEATURES = 8
+_SEARCH_SIDE = 1024
+_SEARCH_WINDOW = 64
+_SEARCH_STEP = 1.0
+
 
 @dataclass
 class Stripes:
@@ -73,18 +89,24 @@ class Stripes:
     detected : bool
         ``ratio >= DETECTION_RATIO``.
     columns : int
-        Columns measured.
+        Columns (detector lines) measured.
+    angle : float
+        Degrees between the striped lines and the image columns (`line_index`): 0 in a
+        pushbroom's own geometry, the heading's angle in a map grid.
     """
 
     gain_std: np.ndarray
     ratio: float
     detected: bool
     columns: int
+    angle: float = 0.0
 
     def record(self) -> dict:
-        """JSON-ready summary: detected, ratio, median and max gain std in % (measured bands)."""
+        """JSON-ready summary: detected, ratio, lines measured, their angle, median and max gain
+        std in % (measured bands)."""
         g = self.gain_std[self.gain_std > 0]
         return {"detected": self.detected, "ratio": round(self.ratio, 3), "columns": self.columns,
+                "angle_deg": round(self.angle, 2),
                 "gain_std_percent_median": round(100 * float(np.median(g)), 3) if g.size else 0.0,
                 "gain_std_percent_max": round(100 * float(g.max()), 3) if g.size else 0.0}
 
@@ -138,8 +160,161 @@ def _half_column_means(scene: Scene, good: np.ndarray, sample: int, seed: int
     return sums / np.maximum(counts, 1)[..., None], counts, [np.concatenate(p) for p in picked]
 
 
-def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 20_000, seed: int = 0
-                   ) -> Stripes | None:
+def line_index(rows: np.ndarray, cols: np.ndarray, angle: float, shape: tuple[int, int],
+               phase: float = 0.0) -> np.ndarray:
+    """The detector line (int64, from 0) of the pixels at ``rows``, ``cols`` (broadcast) of an
+    image of ``shape (rows, cols)`` whose stripes run ``angle`` degrees from its columns: a line
+    moves ``tan(angle)`` columns to the right per row down and its pixels are one apart across
+    it (nearest-neighbour resampling of a detector with the grid's pixel size); ``phase`` (0-1)
+    shifts the lines' borders across them. ``angle = 0`` and ``phase = 0``: the column."""
+    if angle == 0.0 and phase == 0.0:
+        return np.broadcast_to(np.asarray(cols, np.int64), np.broadcast_shapes(np.shape(rows), np.shape(cols)))
+    t = np.deg2rad(angle)
+    c, s = np.cos(t), np.sin(t)
+    h, w = shape
+    lowest = min(0.0, -(h - 1) * s, (w - 1) * c, (w - 1) * c - (h - 1) * s)
+    return np.floor(np.asarray(cols) * c - np.asarray(rows) * s - lowest + phase + 1e-9).astype(np.int64)
+
+
+def _along(rows: np.ndarray, cols: np.ndarray, angle: float) -> np.ndarray:
+    """Position along the lines at ``angle`` (`line_index`), in pixels: the row when 0."""
+    t = np.deg2rad(angle)
+    return np.asarray(cols) * np.sin(t) + np.asarray(rows) * np.cos(t)
+
+
+def _half_line_means(scene: Scene, good: np.ndarray, sample: int, seed: int, angle: float, phase: float
+                     ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """`_half_column_means` along lines at ``angle`` degrees with ``phase`` (`line_index`): the halves split
+    each line where the valid pixels' position along the lines does, and the sample's parity is
+    its line's. The sums of a strip go through a sparse (lines x pixels) matrix of its valid
+    pixels, so an invalid pixel's value is never read into them."""
+    rows, cols = scene.rows, scene.cols
+    mask = scene.mask
+    n_lines = int(line_index(np.array([0, 0, rows - 1, rows - 1]), np.array([0, cols - 1, 0, cols - 1]),
+                             angle, (rows, cols), phase).max()) + 1
+    rr, cc = np.nonzero(mask)
+    split = float(np.median(_along(rr, cc, angle))) if rr.size else 0.0
+    del rr, cc
+    keep = min(1.0, sample / max(int(mask.sum()), 1))
+    rng = np.random.default_rng(seed)
+    all_good = good.size == scene.bands
+    sums = np.zeros((2, n_lines, good.size))
+    counts = np.zeros((2, n_lines))
+    picked: list[list[np.ndarray]] = [[], []]
+    step = max(1, _STRIP_VALUES // max(cols * scene.bands, 1))
+    x = np.arange(cols)
+    for r0 in range(0, rows, step):
+        r1 = min(r0 + step, rows)
+        y = np.arange(r0, r1)[:, None]
+        lines = line_index(y, x[None], angle, (rows, cols), phase)
+        half = (_along(y, x[None], angle) >= split).astype(np.int64)
+        valid = mask[r0:r1]
+        block = scene.read(slice(r0, r1), slice(0, cols))
+        if not all_good:
+            block = block[..., good]
+        flat = block.reshape(-1, good.size)
+        at = np.flatnonzero(valid)
+        group = (half.ravel()[at] * n_lines + lines.ravel()[at])
+        S = sparse.csr_matrix((np.ones(at.size, np.float32), (group, at)), shape=(2 * n_lines, flat.shape[0]))
+        sums += (S @ flat).astype(np.float64).reshape(2, n_lines, good.size)
+        counts += np.bincount(group, minlength=2 * n_lines).reshape(2, n_lines)
+        take = valid & (rng.random(valid.shape) < keep)
+        for parity in (0, 1):
+            picked[parity].append(block[take & (lines % 2 == parity)].astype(np.float64))
+        del block, flat
+    return sums / np.maximum(counts, 1)[..., None], counts, [np.concatenate(p) for p in picked]
+
+
+def _search_features(scene: Scene, good: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(features (h, w, _SEARCH_FEATURES) float32, valid (h, w))`` of the scene's central
+    window of at most `_SEARCH_SIDE` a side: random combinations of each pixel's bands outside
+    the signal subspace, relative to the scene's mean level per band (dark bands left out)."""
+    Y = scene.row_sample(5000)[:, good].astype(np.float64)  # the subspace only has to hold the content
+    q = _signal_basis(Y, COMPONENTS)
+    level = np.abs(Y.mean(axis=0))
+    del Y
+    bright = level > 0.05 * np.median(level)
+    W = np.random.default_rng(seed).standard_normal((good.size, _SEARCH_FEATURES))
+    W = np.where(bright[:, None], W / np.where(bright, level, 1.0)[:, None], 0.0)
+    P = (W - q @ (q.T @ W)).astype(np.float32)  # y P: y's part outside the subspace, combined
+    h, w = min(scene.rows, _SEARCH_SIDE), min(scene.cols, _SEARCH_SIDE)
+    r0, c0 = (scene.rows - h) // 2, (scene.cols - w) // 2
+    valid = np.array(scene.mask[r0:r0 + h, c0:c0 + w])
+    feats = np.zeros((h, w, _SEARCH_FEATURES), np.float32)
+    step = max(1, _STRIP_VALUES // 4 // max(w * scene.bands, 1))  # a quarter strip: 16 MB
+    for a in range(0, h, step):
+        b = min(a + step, h)
+        block = scene.read(slice(r0 + a, r0 + b), slice(c0, c0 + w))
+        if good.size < scene.bands:  # a bad band may hold NaN, which no weight of 0 takes out
+            block = block[..., good]
+        f = np.asarray(block, np.float32) @ P  # NaN where the pixel is, zeroed below
+        feats[a:b] = np.where(valid[a:b, :, None], f, 0.0)
+        del block, f
+    return feats, valid
+
+
+def _line_agreement(feats: np.ndarray, valid: np.ndarray, angle: float, window: float, phase: float = 0.0
+                    ) -> float:
+    """How much the two halves of every ``window``-long piece of every line at ``angle``
+    (`line_index`) agree on the features' means: their covariance over the pieces over the
+    noise variance of their mean, summed over the features (`column_stripes`' ratio, per piece)."""
+    h, w = valid.shape
+    rr, cc = np.nonzero(valid)
+    lines = line_index(rr, cc, angle, (h, w), phase)
+    along = _along(rr, cc, angle)
+    pos = (along - along.min()) / window
+    piece = np.floor(pos).astype(np.int64)
+    half = (pos - piece >= 0.5).astype(np.int64)
+    n_lines = int(lines.max()) + 1
+    group = (piece * n_lines + lines) * 2 + half
+    n = int(group.max()) + 2
+    counts = np.bincount(group, minlength=n)[: n - n % 2].reshape(-1, 2)
+    used = (counts >= max(4, window / 8)).all(axis=1)
+    if used.sum() < MIN_COLUMNS:
+        return 0.0
+    f = feats[rr, cc]
+    cov = noise = 0.0
+    for j in range(f.shape[1]):
+        m = (np.bincount(group, f[:, j], minlength=n)[: n - n % 2].reshape(-1, 2) / np.maximum(counts, 1))[used]
+        cov += float(np.sum(m[:, 0] * m[:, 1]))
+        noise += float(np.sum((m[:, 0] - m[:, 1]) ** 2)) / 4.0
+    return cov / max(noise, 1e-30)
+
+
+def stripe_angle(scene: Scene, *, seed: int = 0) -> tuple[float, float] | None:
+    """``(angle, phase)``: the angle in degrees (-90, 90] from the image columns along which the
+    scene is most striped and the phase of its lines' borders (`line_index`); None when the
+    scene is too small to search (`column_stripes`).
+
+    A coarse-to-fine search on the central window (`_SEARCH_SIDE`): every `_SEARCH_STEP`
+    degrees with pieces of the lines `_SEARCH_WINDOW` long, then around the best angle with
+    pieces twice as long and half the step, until the pieces span the window; then the phase
+    among quarters. One read of the window, a few seconds for a 1024 x 1024 one."""
+    good = np.flatnonzero(scene.good_bands)
+    if good.size < MIN_BANDS or scene.mask.sum() < 4 * good.size:
+        return None
+    feats, valid = _search_features(scene, good, seed)
+    h, w = valid.shape
+
+    def length(a: float) -> float:  # of the longest line at angle a in the window
+        t = np.deg2rad(a)
+        return min((h - 1) / max(abs(np.cos(t)), 1e-9), (w - 1) / max(abs(np.sin(t)), 1e-9))
+
+    window, step = float(min(_SEARCH_WINDOW, max(h, w))), _SEARCH_STEP
+    angles = np.arange(-90.0 + step, 90.0 + step / 2, step)
+    best = float(max(angles, key=lambda a: _line_agreement(feats, valid, float(a), window)))
+    while 2 * window <= length(best):
+        window, step = 2 * window, step / 2
+        # the best first: a tie keeps it
+        near = best + step * np.array([0.0, -1.0, 1.0, -2.0, 2.0])
+        best = float(max(near, key=lambda a: _line_agreement(feats, valid, float(a), window)))
+    phase = float(max((0.0, 0.5, 0.25, 0.75), key=lambda f: _line_agreement(feats, valid, best, window, f)))
+    best = (best + 90.0) % 180.0 - 90.0
+    return (90.0 if best == -90.0 else best), phase
+
+
+def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 20_000, seed: int = 0,
+                   angle: float | str = "auto") -> Stripes | None:
     """The column stripes of ``scene`` (module docstring), judged on its good bands from its
     valid pixels; None when the scene has too few rows, columns or bands to tell (fewer than
     `MIN_COLUMNS` columns with `MIN_HALF_PIXELS` valid pixels in each half of the rows, fewer
@@ -149,11 +324,34 @@ def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 
     The signal subspace of the even columns is taken from the odd columns' pixels and the
     other way round: with its own columns in the sample, a subspace of a few tens of columns
     bends towards their stripes. The stripes' variance the subspace still hides is restored
-    in expectation (``1 / (1 - P_bb)``, ``P`` the projector)."""
+    in expectation (``1 / (1 - P_bb)``, ``P`` the projector).
+
+    ``angle``: the stripes' direction in degrees from the columns (`line_index`), or
+    ``"auto"``: the columns, and where they show no stripes, the lines at the angle
+    `stripe_angle` finds (a map-grid product), measured the same way (two more reads of the
+    scene); the measure of the columns is returned unless those lines are striped."""
+    if angle != "auto":
+        return _measure(scene, components, sample, seed, float(angle), 0.0)
+    found = _measure(scene, components, sample, seed, 0.0, 0.0)
+    if found is None or found.detected:
+        return found
+    lines = stripe_angle(scene, seed=seed)
+    if lines is None or lines == (0.0, 0.0):
+        return found
+    slanted = _measure(scene, components, sample, seed, *lines)
+    return slanted if slanted is not None and slanted.detected else found
+
+
+def _measure(scene: Scene, components: int, sample: int, seed: int, angle: float, phase: float
+             ) -> Stripes | None:
+    """`column_stripes` along the lines at ``angle`` degrees with ``phase`` (0, 0: the columns)."""
     good = np.flatnonzero(scene.good_bands)
     if good.size < MIN_BANDS:
         return None
-    means, counts, pixels = _half_column_means(scene, good, sample, seed)
+    if angle == 0.0 and phase == 0.0:
+        means, counts, pixels = _half_column_means(scene, good, sample, seed)
+    else:
+        means, counts, pixels = _half_line_means(scene, good, sample, seed, angle, phase)
     used = (counts >= MIN_HALF_PIXELS).all(axis=0)
     if used.sum() < MIN_COLUMNS or min(len(p) for p in pixels) < 2 * good.size:
         return None
@@ -191,4 +389,4 @@ def column_stripes(scene: Scene, *, components: int = COMPONENTS, sample: int = 
     smooth = np.convolve(full_var, kernel, "same") / np.maximum(np.convolve(full_measured, kernel, "same"), 1)
     gain_std = np.zeros(scene.bands)
     gain_std[good] = np.where(measured, np.sqrt(smooth[good]), 0.0)
-    return Stripes(gain_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()))
+    return Stripes(gain_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()), angle)

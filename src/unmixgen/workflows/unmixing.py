@@ -188,9 +188,12 @@ def _column_stripes_note(scene, scene_path, notes: list[str]) -> dict | None:
         return None
     record = found.record()
     if found.detected:
-        note(notes, f"{scene_path}: the image columns are striped (each column's gain off by "
+        where = ("the image columns are striped (each column's" if found.angle == 0.0 else
+                 f"the image is striped along lines {found.angle:g} deg from its columns (a map grid's view of "
+                 "a pushbroom's columns; each line's")
+        note(notes, f"{scene_path}: {where} gain off by "
                     f"{record['gain_std_percent_median']:.2g} % per band, the median band; a pushbroom detector's "
-                    "calibration): the maps carry the stripes along the columns (--method hybridstu trains with "
+                    "calibration): the maps carry the stripes along those lines (--method hybridstu trains with "
                     "them)", stacklevel=3)
     return record
 

@@ -34,6 +34,7 @@ from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
 from ..rank import estimate_noise
+from ..stripes import line_index
 from .features import subspace_features
 
 
@@ -149,8 +150,8 @@ SCALINGS = ("mixed", "pixel", "endmember")
 
 def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | None, variability: float,
                    jitter: float, seed: int, brightness: float = 1.0, scaling: str = "endmember",
-                   band_std: np.ndarray | None = None, stripe_std: np.ndarray | None = None
-                   ) -> list[tuple[np.ndarray, np.ndarray]]:
+                   band_std: np.ndarray | None = None, stripe_std: np.ndarray | None = None,
+                   stripe_angle: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """One simulated ``(cube (h, w, bands), abundances (h, w, p))`` pair per map.
 
     Brightness scales have median ``brightness`` and log-std ``variability``; ``scaling``
@@ -161,7 +162,9 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
     alternating from map to map. ``band_std (bands,)``: relative noise std per band (the
     scene's noise profile; `unmixgen.simulate.mixing.add_noise`), None: white noise.
     ``stripe_std (bands,)``: relative std of the detector gain of each column per band (the
-    scene's stripes, `unmixgen.unmix.stripes`), applied down each map's columns; None: none.
+    scene's stripes, `unmixgen.unmix.stripes`), applied down each map's columns, or along lines
+    ``stripe_angle`` degrees from them (`unmixgen.unmix.stripes.line_index`, a random phase per
+    map) as a map-grid product has them; None: none.
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -176,8 +179,15 @@ def training_pairs(maps: list[np.ndarray], E: np.ndarray, *, snr_db: float | Non
                            seed=seed + i)[0]
         cube = sim.cube
         if stripe_std is not None:  # its own generator: the rest is drawn as without stripes
-            z = np.random.default_rng([seed, i, 55]).standard_normal((cube.shape[1], cube.shape[2]))
-            cube = (cube * (1.0 + z * np.asarray(stripe_std, np.float64))[None]).astype(np.float32)
+            g = np.random.default_rng([seed, i, 55])
+            if stripe_angle == 0.0:
+                z = g.standard_normal((cube.shape[1], cube.shape[2]))
+                cube = (cube * (1.0 + z * np.asarray(stripe_std, np.float64))[None]).astype(np.float32)
+            else:
+                h, w = cube.shape[:2]
+                lines = line_index(np.arange(h)[:, None], np.arange(w)[None], stripe_angle, (h, w), g.random())
+                z = g.standard_normal((int(lines.max()) + 1, cube.shape[2]))
+                cube = (cube * (1.0 + z * np.asarray(stripe_std, np.float64))[lines]).astype(np.float32)
         out.append((cube, m))
     return out
 
@@ -227,12 +237,15 @@ class PairSampler:
 
     The crop is the map's size when a map is smaller; a batch then uses the smallest map
     side so its crops stack. ``upright``: half turns only, so the training scenes' columns
-    stay columns (their stripes run along the scene's, `training_pairs`' ``stripe_std``).
+    stay columns (their stripes run along the scene's, `training_pairs`' ``stripe_std``);
+    ``mirror=False``: no mirror images either, which would turn slanted stripes the other way.
     """
 
-    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], crop: int, upright: bool = False):
+    def __init__(self, pairs: list[tuple[torch.Tensor, torch.Tensor]], crop: int, upright: bool = False,
+                 mirror: bool = True):
         self.pairs = pairs
         self.upright = upright
+        self.mirror = mirror
         self.crop = int(min(crop, *(min(x.shape[1:]) for x, _ in pairs)))
 
     def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,7 +262,7 @@ class PairSampler:
                 turn = 2 * (turn % 2)
             xc, ac = x[:, r0:r0 + c, c0:c0 + c], a[:, r0:r0 + c, c0:c0 + c]
             xc, ac = torch.rot90(xc, turn, (1, 2)), torch.rot90(ac, turn, (1, 2))
-            if flip % 2:
+            if flip % 2 and self.mirror:
                 xc, ac = xc.flip(2), ac.flip(2)
             xs.append(xc)
             as_.append(ac)

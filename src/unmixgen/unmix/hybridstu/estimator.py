@@ -116,7 +116,9 @@ class HybridSTU:
         striped (`unmixgen.unmix.stripes.column_stripes`, as pushbroom sensors leave them), the
         training scenes get column gains spread as much per band (and only half turns, so
         their columns stay columns; ``history_["stripes"]`` records what was measured); a
-        network trained on unstriped scenes trusts a neighbourhood's mean too much there.
+        network trained on unstriped scenes trusts a neighbourhood's mean too much there. A
+        map-grid product's stripes run along lines at the orbit's heading: the training scenes
+        get them at the angle measured (and no mirror images).
         ``"none"``: never.
     variability : float or "auto"
         Standard deviation of the log ELMM brightness scaling of the training scenes;
@@ -287,10 +289,10 @@ class HybridSTU:
             noise = D.noise_estimate(Y, seed=self.seed)
             snr = D.estimate_snr_db(Y, seed=self.seed, noise=noise)
             band_noise = band_noise_variance(noise[0], noise[2])
-        stripe_std, stripes = None, None
+        stripe_std, stripes, angle = None, None, 0.0
         if self.stripes == "scene":
             pixels = noise[0] if self.snr_db is None else Y[:: max(1, len(Y) // 20_000)]
-            stripe_std, stripes = self._scene_stripes(scene, good, band_noise, pixels)
+            stripe_std, stripes, angle = self._scene_stripes(scene, good, band_noise, pixels)
         # the bands' weights (1 / noise std) and the training noise's relative std per band
         band_std = weights = None
         if self.snr_db is None and self.noise_profile == "scene" and enough_for_band_noise(*Y.shape):
@@ -314,7 +316,7 @@ class HybridSTU:
             map_list, source = self._training_maps(maps, scene, Y, We, base, wnoise, smoothing, weights)
             pairs = D.training_pairs(map_list, Eg, snr_db=snr, variability=var, jitter=self.jitter,
                                      seed=self.seed, brightness=brightness, scaling=self.scaling,
-                                     band_std=band_std, stripe_std=stripe_std)
+                                     band_std=band_std, stripe_std=stripe_std, stripe_angle=angle)
             if weights is not None:  # the network reads weighted pixels
                 pairs = [((y * weights).astype(np.float32), a) for y, a in pairs]
             train, val = D.split_maps(pairs, gap=self.k)
@@ -333,7 +335,8 @@ class HybridSTU:
                 if isinstance(maps, str):  # refit the training maps to the scene's maps of that answer
                     map_list, source, train, val, tr, va = simulated(base)
         t_train = time.perf_counter()
-        curve = self._train(tr, va, torch.from_numpy(We / self.scale_), device, base, upright=stripe_std is not None)
+        curve = self._train(tr, va, torch.from_numpy(We / self.scale_), device, base, upright=stripe_std is not None,
+                            mirror=angle == 0.0)
         self.endmembers_ = np.array(E, np.float32)  # a copy: the caller's array may change later
         self.good_bands_ = good
         self.band_weights_ = None if weights is None else weights.astype(np.float32)
@@ -366,9 +369,10 @@ class HybridSTU:
 
     @staticmethod
     def _scene_stripes(scene: Scene, good: np.ndarray, band_noise: np.ndarray, pixels: np.ndarray
-                       ) -> tuple[np.ndarray | None, dict | None]:
+                       ) -> tuple[np.ndarray | None, dict | None, float]:
         """The scene's column stripes (`unmixgen.unmix.stripes`) for the training scenes: the
-        gain std per good band (None: none trained with) and the record.
+        gain std per good band (None: none trained with), the record and the stripes' angle
+        from the columns (degrees; a map-grid product's detector lines).
 
         Stripes are trained with where they are detected; the record also gives their variance
         summed over the bands, ``gain_std^2 mean(y^2)`` per band (``y`` the ``pixels (n, good
@@ -378,13 +382,13 @@ class HybridSTU:
         30 dB, 0.6 of the noise variance, raised the estimate by 6 %)."""
         found = column_stripes(scene)
         if found is None:
-            return None, None
+            return None, None, 0.0
         record = found.record()
         std = found.gain_std[good]
         power = np.mean(np.square(pixels, dtype=np.float64), axis=0)
         ratio = float(np.sum(std**2 * power) / max(float(band_noise.sum()), 1e-30))
         record.update(variance_to_noise=round(ratio, 3), trained=found.detected)
-        return (std if record["trained"] else None), record
+        return (std if record["trained"] else None), record, (found.angle if record["trained"] else 0.0)
 
     def _calibrate_guard(self, val, E: np.ndarray, base: str) -> dict[str, Any]:
         """Set ``guard_tau_`` from the validation parts (`guard.calibrate`); returns the record."""
@@ -433,12 +437,12 @@ class HybridSTU:
             return D.as_map_list(out, p), maps
         return D.as_map_list(maps, p), "given"
 
-    def _train(self, train, val, E: torch.Tensor, device: str, base: str = "fcls", upright: bool = False
-               ) -> dict[str, Any]:
+    def _train(self, train, val, E: torch.Tensor, device: str, base: str = "fcls", upright: bool = False,
+               mirror: bool = True) -> dict[str, Any]:
         seed_torch(self.seed)
         p, bands = E.shape
         self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front, base=base)
-        sampler = D.PairSampler(train, self.crop, upright=upright)
+        sampler = D.PairSampler(train, self.crop, upright=upright, mirror=mirror)
         E = E.to(device)
         G = E @ E.T
         lam, recon, n, subspace = self.lam, self.recon, self.batch_size, self.front == "subspace"
