@@ -1,0 +1,114 @@
+"""Georeferencing from every input kind to every output raster: the maps a run writes must open
+in QGIS (GDAL) where the input scene lies. Each input is made in code with the layout of the
+real product, run through the command, and the output's placement compared with the input's as
+GDAL (rasterio) reads both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from fixtures_io import scene_cube, write_tif
+from unmixgen.runs.folder import save_maps
+from unmixgen.scene import Scene
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+WL = [450.0, 550.0, 650.0, 750.0, 850.0, 950.0]
+TAGS = [{"wavelength": str(w), "wavelength_units": "nm"} for w in WL]
+
+
+def _gcps(path):
+    """(CRS as EPSG or None, [(row, col, x, y), ...]) as GDAL reads the file's ground control points."""
+    with rasterio.open(path) as ds:
+        points, crs = ds.gcps
+        return (crs.to_epsg() if crs else None), [(g.row, g.col, g.x, g.y) for g in points]
+
+
+def _rpc(rows: int, cols: int):
+    """An RPC model of a small scene near 45 N 10 E (an L1 product placed by RPCs only)."""
+    from rasterio.rpc import RPC
+
+    return RPC(height_off=100.0, height_scale=500.0, lat_off=45.0, lat_scale=0.05, long_off=10.0,
+               long_scale=0.06, line_off=rows / 2, line_scale=rows / 2, samp_off=cols / 2, samp_scale=cols / 2,
+               line_num_coeff=[0.0, 0.0, -1.0] + [0.0] * 17, line_den_coeff=[1.0] + [0.0] * 19,
+               samp_num_coeff=[0.0, 1.0] + [0.0] * 18, samp_den_coeff=[1.0] + [0.0] * 19,
+               err_bias=-1.0, err_rand=-1.0)
+
+
+def _rpcs(path):
+    with rasterio.open(path) as ds:
+        return None if ds.rpcs is None else ds.rpcs.to_dict()
+
+
+def test_a_geotiff_placed_by_rpcs_gives_maps_placed_by_them(tmp_path, run_cli):
+    # an L1 product with rational polynomial coefficients and no geotransform: the maps lost them
+    # and opened unplaced in QGIS
+    cube = scene_cube(9, 12, 6)
+    path = write_tif(tmp_path / "l1.tif", cube, band_tags=TAGS, transform=None, crs=None)
+    with rasterio.open(path, "r+") as ds:
+        ds.rpcs = _rpc(9, 12)
+    want = _rpcs(path)
+    assert want is not None
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    assert _rpcs(tmp_path / "run" / "abundances.tif") == want
+    code, _, err = run_cli("convert", path, tmp_path / "copy.tif")
+    assert code == 0, err
+    assert _rpcs(tmp_path / "copy.tif") == want
+    assert not list(tmp_path.glob("**/*.RPB"))  # kept in the file, no side file left behind by the rename
+
+
+def test_a_pixel_is_point_geotiff_gives_pixel_is_point_maps_in_the_same_place(tmp_path, run_cli):
+    # GDAL reads a PixelIsPoint file's tie point as a pixel centre: the maps said Area (same
+    # place through GDAL, half a pixel off for readers that take the tie point as written)
+    cube = scene_cube(9, 12, 6)
+    path = write_tif(tmp_path / "point.tif", cube, band_tags=TAGS)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(AREA_OR_POINT="Point")
+
+    def placed(file, ignore_point=False):
+        with rasterio.Env(GTIFF_POINT_GEO_IGNORE=ignore_point), rasterio.open(file) as ds:
+            return ds.tags().get("AREA_OR_POINT"), tuple(ds.transform)[:6], ds.crs.to_epsg()
+
+    code, _, err = run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    out = tmp_path / "run" / "abundances.tif"
+    assert placed(out) == placed(path)
+    assert placed(out, ignore_point=True) == placed(path, ignore_point=True)  # the tie point as stored
+
+
+GEO_POINTS = "{1, 1, 45.0, 10.0, 13, 1, 45.01, 10.12, 1, 10, 44.91, 9.99, 13.5, 10.5, 44.92, 10.115}"
+
+
+def _latlon_gcps_match(path, lat, lon):
+    """The output's GCPs sit at pixel centres and give each pixel's own latitude/longitude."""
+    crs, points = _gcps(path)
+    assert crs == 4326 and len(points) >= 4
+    for row, col, x, y in points:
+        r, c = int(row - 0.5), int(col - 0.5)
+        assert (row - 0.5, col - 0.5) == (r, c)
+        assert (x, y) == pytest.approx((float(lon[r, c]), float(lat[r, c])))
+    rows = {p[0] for p in points}
+    cols = {p[1] for p in points}
+    assert min(rows) == 0.5 and max(rows) == lat.shape[0] - 0.5  # the whole swath is spanned
+    assert min(cols) == 0.5 and max(cols) == lat.shape[1] - 0.5
+
+
+def test_every_map_a_run_writes_keeps_the_scene_placement(tmp_path):
+    # save_maps writes the abundances, uncertainty maps, brightness, outliers: all placed alike
+    from rasterio.rpc import RPC
+
+    gcps = [[0.0, 0.0, 10.0, 45.0, 0.0], [0.0, 12.0, 10.1, 45.0, 0.0], [9.0, 0.0, 10.0, 44.9, 0.0]]
+    rpcs = _rpc(9, 12).to_dict()
+    scene = Scene(scene_cube(9, 12, 6), crs="EPSG:4326", metadata={"gcps": gcps, "rpcs": rpcs})
+    for stem in ("abundances", "abundances_std", "brightness"):
+        path = save_maps(tmp_path, scene, np.ones((9, 12, 2), np.float32), stem=stem)
+        assert _gcps(path) == (4326, [tuple(g[:4]) for g in gcps])
+        assert RPC(**_rpcs(path)).to_dict() == rpcs
+    point = Scene(scene_cube(9, 12, 6), crs="EPSG:32633", transform=(30.0, 0.0, 500000.0, 0.0, -30.0, 5800000.0),
+                  metadata={"area_or_point": "Point"})
+    path = save_maps(tmp_path, point, np.ones((9, 12, 2), np.float32), stem="point")
+    with rasterio.open(path) as ds:
+        assert ds.tags()["AREA_OR_POINT"] == "Point" and tuple(ds.transform)[:6] == point.transform
