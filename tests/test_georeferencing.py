@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from fixtures_io import scene_cube, write_tif
+from fixtures_io import scene_cube, write_envi, write_tif
+from unmixgen.errors import InputError
+from unmixgen.io import read_scene, write_scene
 from unmixgen.runs.folder import save_maps
 from unmixgen.scene import Scene
 
@@ -82,6 +84,53 @@ def test_a_pixel_is_point_geotiff_gives_pixel_is_point_maps_in_the_same_place(tm
 GEO_POINTS = "{1, 1, 45.0, 10.0, 13, 1, 45.01, 10.12, 1, 10, 44.91, 9.99, 13.5, 10.5, 44.92, 10.115}"
 
 
+def test_envi_geo_points_are_read_as_gdal_reads_them(tmp_path):
+    # ENVI's tie points (1-based pixel x, y; latitude, longitude) were dropped: the scene had no
+    # placement at all
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL, extra={"geo points": GEO_POINTS})
+    scene = read_scene(hdr)
+    assert scene.transform is None
+    crs, points = _gcps(hdr.with_suffix(".img"))
+    assert [tuple(g[:4]) for g in scene.metadata["gcps"]] == points
+    assert points[3] == (9.5, 12.5, 10.115, 44.92)  # GDAL: pixel - 1, line - 1, x = longitude, y = latitude
+    assert rasterio.crs.CRS.from_user_input(scene.crs).to_epsg() == 4326
+
+
+def test_envi_geo_points_reach_every_map_format(tmp_path, run_cli):
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL, extra={"geo points": GEO_POINTS})
+    _, want = _gcps(hdr.with_suffix(".img"))
+    code, _, err = run_cli("unmix", hdr, "-p", "3", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    assert _gcps(tmp_path / "run" / "abundances.img")[1] == want  # ENVI maps for ENVI input: geo points
+    assert [tuple(g[:4]) for g in read_scene(tmp_path / "run" / "abundances.hdr").metadata["gcps"]] == want
+    code, _, err = run_cli("convert", hdr, tmp_path / "copy.tif")
+    assert code == 0, err
+    assert _gcps(tmp_path / "copy.tif") == (4326, want)
+
+
+def test_map_info_wins_over_geo_points_as_in_gdal(tmp_path):
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL, extra={
+        "geo points": GEO_POINTS, "map info": "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84}"})
+    scene = read_scene(hdr)
+    assert scene.transform == (30.0, 0.0, 500000.0, 0.0, -30.0, 5800000.0)
+    assert "gcps" not in scene.metadata
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{1, 1, 45.0}", "groups of four"),
+    ("{1, 1, 45.0, ten}", "not a number"),
+    ("{1, 1, 95.0, 10.0}", "latitude"),
+    ("{1, 1, 45.0, nan}", "finite"),
+])
+def test_malformed_geo_points_are_one_clear_error(tmp_path, run_cli, value, expected):
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL, extra={"geo points": value})
+    with pytest.raises(InputError, match=expected) as info:
+        read_scene(hdr)
+    assert "geo points" in str(info.value)
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "geo points" in err
+
+
 def _latlon_gcps_match(path, lat, lon):
     """The output's GCPs sit at pixel centres and give each pixel's own latitude/longitude."""
     crs, points = _gcps(path)
@@ -112,3 +161,19 @@ def test_every_map_a_run_writes_keeps_the_scene_placement(tmp_path):
     path = save_maps(tmp_path, point, np.ones((9, 12, 2), np.float32), stem="point")
     with rasterio.open(path) as ds:
         assert ds.tags()["AREA_OR_POINT"] == "Point" and tuple(ds.transform)[:6] == point.transform
+
+
+def test_gcps_in_a_projected_crs_become_latitude_longitude_geo_points_in_envi(tmp_path):
+    from rasterio.warp import transform as reproject
+
+    gcps = [[0.0, 0.0, 500000.0, 5800000.0, 0.0], [0.0, 12.0, 500360.0, 5800000.0, 0.0],
+            [9.0, 0.0, 500000.0, 5799730.0, 0.0], [9.0, 12.0, 500360.0, 5799730.0, 0.0]]
+    scene = Scene(scene_cube(9, 12, 6), crs="EPSG:32633", metadata={"gcps": gcps})
+    write_scene(scene, tmp_path / "out.hdr")
+    crs, points = _gcps(tmp_path / "out.img")
+    lon, lat = reproject("EPSG:32633", "EPSG:4326", [g[2] for g in gcps], [g[3] for g in gcps])
+    assert [p[:2] for p in points] == [tuple(g[:2]) for g in gcps]
+    np.testing.assert_allclose([p[2] for p in points], lon, atol=1e-9)
+    np.testing.assert_allclose([p[3] for p in points], lat, atol=1e-9)
+    back = read_scene(tmp_path / "out.hdr")
+    assert rasterio.crs.CRS.from_user_input(back.crs).to_epsg() == 4326 and len(back.metadata["gcps"]) == 4
