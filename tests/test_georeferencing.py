@@ -10,6 +10,8 @@ import pytest
 import rasterio
 
 from fixtures_io import scene_cube, write_envi, write_tif
+from hdf5_fixtures import make_emit_nc
+from prisma_fixture import make_prisma_he5
 from unmixgen.errors import InputError
 from unmixgen.io import read_scene, write_scene
 from unmixgen.runs.folder import save_maps
@@ -143,6 +145,69 @@ def _latlon_gcps_match(path, lat, lon):
     cols = {p[1] for p in points}
     assert min(rows) == 0.5 and max(rows) == lat.shape[0] - 0.5  # the whole swath is spanned
     assert min(cols) == 0.5 and max(cols) == lat.shape[1] - 0.5
+
+
+@pytest.mark.parametrize("level", ["L1", "L2C"])
+def test_a_prisma_swath_product_gives_maps_placed_by_its_latitude_longitude(tmp_path, run_cli, level):
+    # L1/L2B/L2C are in instrument geometry with per-pixel latitude/longitude: the maps had no
+    # placement; ground control points from those arrays let QGIS place them
+    import h5py
+
+    fp = make_prisma_he5(tmp_path / f"PRS_{level}_STD_t.he5", 14, 11, level)
+    with h5py.File(fp.path) as f:
+        geo = f[f"HDFEOS/SWATHS/PRS_{level}_HCO/Geolocation Fields"]
+        lat = geo["Latitude_VNIR" if level == "L1" else "Latitude"][()]
+        lon = geo["Longitude_VNIR" if level == "L1" else "Longitude"][()]
+    code, _, err = run_cli("unmix", fp.path, "-p", "2", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    _latlon_gcps_match(tmp_path / "run" / "abundances.tif", lat, lon)
+    with rasterio.open(tmp_path / "run" / "abundances.tif") as ds:
+        assert ds.transform.is_identity  # no map grid claimed
+
+
+def test_prisma_l2d_maps_keep_its_grid(tmp_path, run_cli):
+    fp = make_prisma_he5(tmp_path / "PRS_L2D_STD_t.he5", 14, 11, "L2D")
+    code, _, err = run_cli("unmix", fp.path, "-p", "2", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    scene = read_scene(fp.path)
+    with rasterio.open(tmp_path / "run" / "abundances.tif") as ds:
+        assert tuple(ds.transform)[:6] == scene.transform and ds.crs.to_epsg() == 32633
+        assert not ds.gcps[0]
+
+
+def test_an_emit_swath_gives_maps_placed_by_its_latitude_longitude(tmp_path, run_cli):
+    import h5py
+
+    e = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc", rows=12, cols=9, fill_pixels=())
+    with h5py.File(e["path"]) as f:
+        lat, lon = f["location/lat"][()], f["location/lon"][()]
+    code, _, err = run_cli("unmix", e["path"], "-p", "2", "--method", "vca", "--out", tmp_path / "run",
+                           "--no-figures")
+    assert code == 0, err
+    _latlon_gcps_match(tmp_path / "run" / "abundances.tif", lat, lon)
+
+
+def test_swath_geolocation_with_fill_values_leaves_those_pixels_out(tmp_path):
+    import h5py
+
+    e = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc", rows=12, cols=9, fill_pixels=())
+    with h5py.File(e["path"], "r+") as f:
+        f["location/lat"][0, 0] = -9999.0
+        f["location/lon"][11, 8] = -9999.0
+    points = read_scene(e["path"]).metadata["gcps"]
+    assert [0.5, 0.5] not in [p[:2] for p in points] and [11.5, 8.5] not in [p[:2] for p in points]
+    assert all(abs(p[3]) <= 90 and abs(p[2]) <= 180 for p in points)
+
+
+def test_a_swath_without_usable_geolocation_has_no_placement(tmp_path):
+    import h5py
+
+    e = make_emit_nc(tmp_path / "EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc", rows=12, cols=9, fill_pixels=())
+    with h5py.File(e["path"], "r+") as f:
+        f["location/lat"][...] = 0.0
+        f["location/lon"][...] = 0.0
+    scene = read_scene(e["path"])
+    assert "gcps" not in scene.metadata and scene.crs is None and scene.transform is None
 
 
 def test_every_map_a_run_writes_keeps_the_scene_placement(tmp_path):
