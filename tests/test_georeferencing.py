@@ -242,3 +242,42 @@ def test_gcps_in_a_projected_crs_become_latitude_longitude_geo_points_in_envi(tm
     np.testing.assert_allclose([p[3] for p in points], lat, atol=1e-9)
     back = read_scene(tmp_path / "out.hdr")
     assert rasterio.crs.CRS.from_user_input(back.crs).to_epsg() == 4326 and len(back.metadata["gcps"]) == 4
+
+
+def test_a_npz_copy_keeps_what_places_the_scene(tmp_path, run_cli):
+    # .npz kept CRS and transform only: a copy of an RPC or GCP product (or a PixelIsPoint one)
+    # gave maps that claimed a CRS but were placed nowhere
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    cube = scene_cube(9, 12, 6)
+    path = write_tif(tmp_path / "l1.tif", cube, band_tags=TAGS, transform=None, crs=None)
+    gcps = [GroundControlPoint(row=r, col=c, x=10.0 + 0.01 * c, y=45.0 - 0.01 * r, z=0.0)
+            for r, c in ((0, 0), (0, 12), (9, 0), (9, 12))]
+    with rasterio.open(path, "r+") as ds:
+        ds.gcps = (gcps, CRS.from_epsg(4326))
+        ds.rpcs = _rpc(9, 12)
+    code, _, err = run_cli("convert", path, tmp_path / "copy.npz")
+    assert code == 0, err
+    code, _, err = run_cli("unmix", tmp_path / "copy.npz", "-p", "3", "--method", "vca", "--out", tmp_path / "run",
+                           "--no-figures")
+    assert code == 0, err
+    assert _gcps(tmp_path / "run" / "abundances.tif") == _gcps(path)
+    assert _rpcs(tmp_path / "run" / "abundances.tif") == _rpcs(path)
+    point = Scene(cube, crs="EPSG:32633", transform=(30.0, 0.0, 500000.0, 0.0, -30.0, 5800000.0),
+                  metadata={"area_or_point": "Point"})
+    write_scene(point, tmp_path / "point.npz")
+    assert read_scene(tmp_path / "point.npz").metadata["area_or_point"] == "Point"
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("gcps", np.zeros((3, 4)), "expected \\(n, 5\\)"),
+    ("gcps", np.full((3, 5), np.nan), "non-finite"),
+    ("rpcs", np.array('{"lat_off": 1}'), "not a usable RPC model"),
+    ("rpcs", np.array("not json"), "not a usable RPC model"),
+    ("area_or_point", np.array("Centre"), "expected 'Point' or 'Area'"),
+])
+def test_a_npz_with_bad_placement_is_one_clear_error(tmp_path, key, value, expected):
+    np.savez(tmp_path / "bad.npz", cube=scene_cube(4, 5, 3), **{key: value})
+    with pytest.raises(InputError, match=f"bad.npz: '{key}'.*{expected}"):
+        read_scene(tmp_path / "bad.npz")
