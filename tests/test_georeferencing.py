@@ -281,3 +281,9 @@ def test_a_npz_with_bad_placement_is_one_clear_error(tmp_path, key, value, expec
     np.savez(tmp_path / "bad.npz", cube=scene_cube(4, 5, 3), **{key: value})
     with pytest.raises(InputError, match=f"bad.npz: '{key}'.*{expected}"):
         read_scene(tmp_path / "bad.npz")
+
+
+def test_an_envi_copy_of_an_rpc_scene_says_it_is_unplaced(tmp_path):
+    scene = Scene(scene_cube(9, 12, 6), metadata={"rpcs": _rpc(9, 12).to_dict()})
+    with pytest.warns(UserWarning, match="placed by RPCs only.*opens unplaced"):
+        write_scene(scene, tmp_path / "out.hdr")

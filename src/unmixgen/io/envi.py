@@ -653,6 +653,9 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         points = format_geo_points(scene.metadata["gcps"], scene.crs)
         if points:
             lines.append(f"geo points = {points}")
+    elif scene.metadata.get("rpcs"):
+        warnings.warn(f"{data_name}: the scene is placed by RPCs only, which this ENVI writer does not write: the "
+                      "output opens unplaced (a .tif keeps them)", UserWarning, stacklevel=3)
     if str(scene.units).lower() == "reflectance" and dt.kind == "f":
         # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
         # or whatever scale the scene has); radiance has no standard header key
