@@ -69,8 +69,11 @@ def make_emit_nc(path: str | Path, rows: int = 6, cols: int = 5, *, level: str =
         if level == "L2A":
             sbp.create_dataset("good_wavelengths", data=good)
         loc = f.create_group("location")
-        for name in ("lat", "lon", "elev"):
-            loc.create_dataset(name, data=np.zeros((rows, cols))).attrs["_FillValue"] = np.array([EMIT_FILL])
+        # each raw pixel centre's latitude/longitude (float64, as in the products) and elevation
+        lat = 36.5 - 0.0005 * np.arange(rows)[:, None] - 0.0002 * np.arange(cols)[None, :]
+        lon = -116.2 + 0.0005 * np.arange(cols)[None, :] - 0.0001 * np.arange(rows)[:, None]
+        for name, values in (("lat", lat), ("lon", lon), ("elev", np.zeros((rows, cols)))):
+            loc.create_dataset(name, data=values).attrs["_FillValue"] = np.array([EMIT_FILL])
         for name, g in (("glt_x", glt_x), ("glt_y", glt_y)):
             loc.create_dataset(name, data=g).attrs["_FillValue"] = np.array([-9999], np.int32)
     return {"path": path, "cube": cube, "wavelengths": wl, "good": good.astype(bool),

@@ -164,14 +164,15 @@ def make_prisma_he5(
                         if r0 <= r < r1:
                             e[r - r0, :, c] = 1
                     err[r0:r1] = e
+        # each pixel centre's latitude/longitude: a swath running a little east of south
+        lat = np.linspace(41.0, 40.7, rows)[:, None] + np.linspace(0.0, 0.02, cols)[None, :]
+        lon = np.linspace(15.0, 15.35, cols)[None, :] + np.linspace(0.0, 0.05, rows)[:, None]
         if level in ("L2B", "L2C", "L2D"):
-            lat = np.linspace(41.0, 40.7, rows)[:, None] + np.zeros((1, cols))
-            lon = np.linspace(15.0, 15.35, cols)[None, :] + np.zeros((rows, 1))
             geo.create_dataset("Latitude", data=lat.astype(np.float32))
             geo.create_dataset("Longitude", data=lon.astype(np.float32))
-        else:
+        else:  # L1: one pair per spectrometer (coregistered in the HCO cube)
             for cube in ("VNIR", "SWIR"):
-                geo.create_dataset(f"Latitude_{cube}", data=np.zeros((rows, cols), np.float32))
-                geo.create_dataset(f"Longitude_{cube}", data=np.zeros((rows, cols), np.float32))
+                geo.create_dataset(f"Latitude_{cube}", data=lat.astype(np.float32))
+                geo.create_dataset(f"Longitude_{cube}", data=lon.astype(np.float32))
     return FakePrisma(path, level, rows, cols, cw_v, cw_s, fw_v, fw_s, attrs,
                       list(zero_pixels), list(flagged_pixels), partly_zero_pixel)

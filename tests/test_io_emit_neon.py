@@ -20,7 +20,8 @@ def emit(tmp_path):
 def test_emit_l2a_raw_geometry(emit):
     assert detect_format(emit["path"]) == "emit"
     s = read_scene(emit["path"])
-    assert s.metadata["format"] == "emit" and s.units == "reflectance" and s.crs is None
+    assert s.metadata["format"] == "emit" and s.units == "reflectance" and s.transform is None
+    assert s.crs == "EPSG:4326" and "gcps" in s.metadata  # no map grid: control points from location/lat, lon
     np.testing.assert_allclose(s.wavelengths, emit["wavelengths"], rtol=1e-6)
     np.testing.assert_allclose(s.fwhm, 8.5)
     np.testing.assert_array_equal(s.good_bands, emit["good"])

@@ -149,7 +149,8 @@ def test_l2d_crs_and_transform(l2d):
 def test_l1_radiance(tmp_path):
     fp = make_prisma_he5(tmp_path / "PRS_L1_STD.he5", 5, 8, "L1")
     s = read_scene(fp.path)
-    assert s.units == "radiance" and s.crs is None and s.metadata["level"] == "L1"
+    assert s.units == "radiance" and s.transform is None and s.metadata["level"] == "L1"
+    assert s.crs == "EPSG:4326" and len(s.metadata["gcps"]) == 5 * 8  # its lat/lon's control points
     assert "geolocation" in s.metadata
     r, c = 3, 6
     slot = int(np.flatnonzero(fp.cw_swir > 0)[0])
@@ -163,10 +164,11 @@ def test_l1_radiance(tmp_path):
     assert not s.mask[fp.flagged_pixels[0]]  # L1 saturation matrix
 
 
-def test_l2c_swath_has_no_crs_and_chunked_layout(tmp_path):
+def test_l2c_swath_has_no_map_grid_and_chunked_layout(tmp_path):
     fp = make_prisma_he5(tmp_path / "PRS_L2C_STD.he5", 6, 4, "L2C", chunked=True, with_flags=False)
     s = read_scene(fp.path)
-    assert s.crs is None and s.transform is None and s.units == "reflectance"
+    assert s.transform is None and s.units == "reflectance"
+    assert s.crs == "EPSG:4326" and "gcps" in s.metadata  # placed by its latitude/longitude only
     wl, val = _expected_pixel(fp, 5, 2)
     np.testing.assert_allclose(s.load()[5, 2], val, rtol=1e-5)
 

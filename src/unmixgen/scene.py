@@ -279,6 +279,22 @@ def _lines(kind: str, idx: list[int]) -> str:
     return f"{kind}{'s' if len(idx) > 1 else ''} {head}" + (f" and {len(idx) - 5} more" if len(idx) > 5 else "")
 
 
+# metadata that places the pixels on the ground besides ``crs``/``transform``, kept by every
+# raster written from the scene (`unmixgen.runs.folder.save_maps`):
+#   "gcps"           ground control points [row, col, x, y, z] (pixel row and column from the
+#                    top-left corner of the top-left pixel, map x/y in ``crs``), when there is no
+#                    geotransform: an L1 product, ENVI ``geo points``, a swath's latitude/longitude
+#   "rpcs"           rational polynomial coefficients (rasterio's ``RPC.to_dict()``)
+#   "area_or_point"  "Point" for a GeoTIFF whose tie point names a pixel centre (the transform
+#                    is always the corner-based one GDAL reports)
+PLACEMENT_KEYS = ("gcps", "rpcs", "area_or_point")
+
+
+def placement(scene: Scene) -> dict[str, Any]:
+    """The scene's `PLACEMENT_KEYS` metadata that is set, for a raster written on its pixel grid."""
+    return {k: scene.metadata[k] for k in PLACEMENT_KEYS if scene.metadata.get(k)}
+
+
 class Scene:
     """A hyperspectral scene; see the module docstring.
 
@@ -311,7 +327,8 @@ class Scene:
     units : str or None
         ``"reflectance"``, ``"radiance"`` or None.
     metadata : dict
-        Anything else worth keeping (reader-specific).
+        Anything else worth keeping (reader-specific). Placement without a geotransform is
+        kept under the keys of `PLACEMENT_KEYS`, which every map of the scene carries.
     """
 
     def __init__(

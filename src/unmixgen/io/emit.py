@@ -12,8 +12,9 @@ Product layout (EMIT Data Product User Guide; the LP DAAC NetCDF files):
   index of the raw pixel that fills each cell of a north-up grid, 0 where none does;
 - global attributes ``geotransform`` (GDAL order) and ``spatial_ref`` (WKT) of that grid.
 
-``ortho=False`` (default) gives the cube in its raw swath geometry (no CRS; the lat/lon
-arrays are named in ``metadata["geolocation"]``). ``ortho=True`` resamples through the GLT
+``ortho=False`` (default) gives the cube in its raw swath geometry (no geotransform; the
+lat/lon arrays are named in ``metadata["geolocation"]``, and ground control points sampled
+from them, `io.geolocation`, with their CRS, WGS 84, place the outputs). ``ortho=True`` resamples through the GLT
 to the north-up grid (nearest raw pixel, as the product's own tools do), with the grid's
 CRS and transform; cells without a raw pixel are invalid. Fill values read as NaN; pixels
 are judged valid on the good bands only.
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import in_file
 from ..scene import Scene
-from . import hdf5
+from . import geolocation, hdf5
 from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
 from .checks import make_scene, quiet_gdal, reading
 
@@ -104,6 +105,15 @@ def _glt(f: h5py.File, path: Path, raw_shape, allow_external: bool) -> tuple[np.
     return gx, gy
 
 
+def _swath_gcps(f: h5py.File, path: Path, shape, allow_external: bool):
+    """Ground control points from ``location/lat`` and ``location/lon`` (`io.geolocation`), or None."""
+    arrays = [hdf5.dataset(f, f"location/{n}", path, allow_external=allow_external, required=False)
+              for n in ("lat", "lon")]
+    if any(a is None for a in arrays):
+        return None
+    return geolocation.latlon_gcps(*arrays, shape, path, "location/lat, location/lon")
+
+
 def _ortho_geo(f: h5py.File, path: Path):
     gt = hdf5.attr(f, "geotransform")
     ref = hdf5.text(hdf5.attr(f, "spatial_ref"))
@@ -154,6 +164,7 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
         dtype = ds.dtype
         glt = _glt(f, path, (rows, cols), allow_external) if ortho else None
         crs, transform = _ortho_geo(f, path) if ortho else (None, None)
+        gcps = None if ortho else _swath_gcps(f, path, (rows, cols), allow_external)
     arr = arrange(wl, overlap, path=path)
     good = arr.take(good)
     require_good_band(good, path)
@@ -163,6 +174,8 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
     arr.note(metadata, overlap)
     if not ortho:
         metadata["geolocation"] = "location/lat, location/lon (per raw pixel); ortho=True uses the GLT"
+    if gcps is not None:
+        metadata["gcps"], crs = gcps, geolocation.CRS
     return make_scene(
         path, source, wavelengths=arr.wavelengths, fwhm=arr.take(fwhm), good_bands=good,
         mask=lambda: hdf5.validity_by_reading(source, good), nodata=fill, crs=crs,

@@ -13,7 +13,7 @@ Header fields used
 one, e.g. ``376.44 Nanometers``), ``data ignore value``, ``data gain values`` and ``data
 offset values`` (physical = stored * gain + offset, per band), ``reflectance scale factor``
 (physical = stored / factor, used when no gains are given), ``map info``, ``coordinate
-system string``. Every value is checked before use; a per-band list whose length is not
+system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`). Every value is checked before use; a per-band list whose length is not
 the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
 warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not finite and
 positive (`io.bands.usable_fwhm`). Bands of overlapping detectors are ordered by the
@@ -24,6 +24,8 @@ are spectra, not pixels (`io.sli` reads it, as a source of endmembers).
 
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
+A scene placed by ground control points instead of a geotransform gets them as ``geo points``
+(in latitude/longitude, whatever the points' CRS).
 """
 
 from __future__ import annotations
@@ -255,6 +257,49 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
     return (a, b, c, d, e, f), crs
 
 
+WGS84_EPSG = 4326  # the datum of 'geo points' latitudes and longitudes, as read and written here
+
+
+def parse_geo_points(value: str, hdr: Path) -> list[list[float]]:
+    """Ground control points ``[row, col, x, y, z]`` (`unmixgen.scene.PLACEMENT_KEYS`) from a
+    ``geo points`` value: groups of four, pixel x, pixel y, latitude, longitude.
+
+    Pixel coordinates are 1-based, (1, 1) the top-left corner of the top-left pixel (ENVI's
+    file coordinates, as in ``map info``): row = y - 1, col = x - 1, as GDAL reads them; x is the
+    longitude and y the latitude (WGS 84), z is 0. `InputError` for a count that is not a
+    multiple of four, a value that is not a finite number, or a latitude beyond +-90 degrees."""
+    items = _list(value)
+    if not items or len(items) % 4:
+        raise in_file(hdr, f"'geo points' has {len(items)} values; expected groups of four (pixel x, pixel y, "
+                           "latitude, longitude)")
+    v = np.array([number(x, f"'geo points' value {i + 1}", hdr) for i, x in enumerate(items)]).reshape(-1, 4)
+    bad = np.abs(v[:, 2]) > 90
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise in_file(hdr, f"'geo points' point {i + 1} has latitude {v[i, 2]:g}; expected -90 to 90 (each point is "
+                           "pixel x, pixel y, latitude, longitude)")
+    return [[y - 1.0, x - 1.0, lon, lat, 0.0] for x, y, lat, lon in v.tolist()]
+
+
+def format_geo_points(gcps, crs: str | None) -> str | None:
+    """A ``geo points`` value for ground control points ``[row, col, x, y, z]`` in ``crs`` (taken
+    to latitude/longitude on WGS 84), or None without a CRS (nothing says what x and y are)."""
+    if not crs or not gcps:
+        return None
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as reproject
+
+    try:
+        with quiet_gdal():
+            lon, lat = reproject(CRS.from_user_input(crs), CRS.from_epsg(WGS84_EPSG), [float(g[2]) for g in gcps],
+                                 [float(g[3]) for g in gcps])
+    except Exception as exc:  # noqa: BLE001 - PROJ's errors vary
+        raise InputError(f"crs {str(crs)[:80]!r}: its ground control points cannot be given in latitude/longitude "
+                         f"({exc}); expected a CRS PROJ knows") from None
+    values = [f"{g[1] + 1!r}, {g[0] + 1!r}, {la!r}, {lo!r}" for g, la, lo in zip(gcps, lat, lon, strict=True)]
+    return "{" + ", ".join(values) + "}"
+
+
 # datum names of 'map info' (spaces and dashes removed, lower case) -> PROJ datum: the ones GDAL
 # reads as such (no datum named is WGS 84); another datum gives no CRS, never a guessed one
 _DATUMS = {"": "WGS84", "wgs84": "WGS84", "northamerica1983": "NAD83", "nad83": "NAD83",
@@ -476,6 +521,10 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
             crs = _crs_wkt(css.strip())
         except Exception:  # noqa: BLE001 - keep the map info CRS, if any
             pass
+    gcps = None
+    if transform is None and "geo points" in h:  # tie points place the file only without map info (GDAL too)
+        gcps = parse_geo_points(h["geo points"], hdr)
+        crs = _crs_wkt(f"EPSG:{WGS84_EPSG}")  # the points' latitudes/longitudes, whatever a projection string says
 
     array = strided_cube(data, dtype, (rows, cols, bands), interleave, offset=offset, path=hdr)
     metadata = {"format": "envi", "interleave": interleave, "byte_order": byte_order,
@@ -484,6 +533,8 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         metadata["band_names"] = names
     if "description" in h:
         metadata["description"] = h["description"].strip("{} \n")
+    if gcps is not None:
+        metadata["gcps"] = gcps
     arr = arrange(wavelengths, overlap, path=hdr)
     if arr.order is not None:
         metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
@@ -598,6 +649,13 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"map info = {mi}")
         if css:
             lines.append(f"coordinate system string = {{{css}}}")
+    elif scene.metadata.get("gcps"):
+        points = format_geo_points(scene.metadata["gcps"], scene.crs)
+        if points:
+            lines.append(f"geo points = {points}")
+    elif scene.metadata.get("rpcs"):
+        warnings.warn(f"{data_name}: the scene is placed by RPCs only, which this ENVI writer does not write: the "
+                      "output opens unplaced (a .tif keeps them)", UserWarning, stacklevel=3)
     if str(scene.units).lower() == "reflectance" and dt.kind == "f":
         # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
         # or whatever scale the scene has); radiance has no standard header key

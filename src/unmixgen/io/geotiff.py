@@ -368,6 +368,10 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         gcps, gcp_crs = (None, None) if has_geo else _ground_control_points(ds, path)
         if gcps is not None and crs is None and gcp_crs is not None:
             crs = gcp_crs.to_wkt()
+        rpcs = _rational_polynomials(ds, path)
+        # GDAL reports a PixelIsPoint file's transform corner-based (the tie point moved by half
+        # a pixel); the flag is kept so that outputs store their tie point as the input did
+        point = has_geo and str(ds.tags().get("AREA_OR_POINT", "")).strip().lower() == "point"
         descriptions = list(ds.descriptions)
         good = bad_band_flags(ds, path)
         labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
@@ -385,6 +389,10 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     metadata = {"format": "geotiff"}
     if gcps is not None:  # placed by ground control points only (an L1 product): kept for the outputs
         metadata["gcps"] = gcps
+    if rpcs is not None:  # rational polynomial coefficients (an L1 product): kept for the outputs
+        metadata["rpcs"] = rpcs
+    if point:
+        metadata["area_or_point"] = "Point"
     if all(descriptions):
         metadata["band_names"] = arr.take(descriptions)
     if empty is not None and empty.any():
@@ -420,13 +428,32 @@ def _ground_control_points(ds, path: Path):
     return out, crs
 
 
+def _rational_polynomials(ds, path: Path) -> dict | None:
+    """The raster's rational polynomial coefficients as rasterio's ``RPC.to_dict()``, or None when
+    it has none; `InputError` for an RPC block GDAL cannot parse or one holding a non-finite value."""
+    try:
+        rpcs = ds.rpcs
+    except Exception as exc:  # noqa: BLE001 - rasterio's parser raises plain errors on a bad block
+        raise in_file(path, f"its rational polynomial coefficients (RPC metadata) cannot be read ({exc}); expected "
+                            "the 20 + 20 + 20 + 20 coefficients and offsets/scales GDAL reads") from None
+    if rpcs is None:
+        return None
+    out = rpcs.to_dict()
+    values = [v for k, v in out.items() if k not in ("err_bias", "err_rand")]
+    if not np.all(np.isfinite(np.concatenate([np.ravel(v) for v in values]).astype(float))):
+        raise in_file(path, "its rational polynomial coefficients hold a non-finite value; expected finite numbers")
+    return out
+
+
 def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "deflate",
           **options) -> None:
     """Write ``scene`` as float32 GeoTIFF (physical values, invalid pixels NaN), atomically.
 
     Band descriptions are ``metadata["band_names"]`` or ``"<wl> nm"``; CRS and transform
-    are kept, and a scene placed only by ground control points (``metadata["gcps"]``) keeps them. Large rasters are tiled 256 x 256; the cube is streamed ``block_rows`` rows
-    at a time.
+    are kept, and so is the placement metadata of `unmixgen.scene.PLACEMENT_KEYS`: ground
+    control points (a scene without a geotransform), rational polynomial coefficients (in the
+    file's RPC tag) and ``AREA_OR_POINT=Point``. Large rasters are tiled 256 x 256; the cube
+    is streamed ``block_rows`` rows at a time.
     """
     from rasterio.crs import CRS
     from rasterio.transform import Affine
@@ -477,6 +504,13 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
 
                 ds.gcps = ([GroundControlPoint(row=r, col=c, x=x, y=y, z=z) for r, c, x, y, z in gcps],
                            profile.get("crs"))
+            rpcs = scene.metadata.get("rpcs")
+            if rpcs:
+                from rasterio.rpc import RPC
+
+                ds.rpcs = RPC(**rpcs)
+            if scene.transform is not None and scene.metadata.get("area_or_point") == "Point":
+                ds.update_tags(AREA_OR_POINT="Point")  # GDAL stores the tie point at the pixel centre
             if scene.units:
                 ds.units = (str(scene.units),) * bands
             for b in range(bands):

@@ -8,7 +8,10 @@
     ``fwhm`` (bands,) nm, ``mask`` (rows, cols) bool ``True`` = valid, ``good_bands``
     (bands,) bool, ``crs`` (string: WKT or ``EPSG:n``), ``transform`` (6 floats, rasterio
     order), ground truth ``endmembers`` (p, bands) and/or ``abundances`` (rows, cols, p),
-    ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance`` or ``radiance``).
+    ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance`` or ``radiance``);
+    placement without a geotransform (`unmixgen.scene.PLACEMENT_KEYS`): ``gcps`` (n, 5) floats
+    (row, col, x, y, z in ``crs``), ``rpcs`` (one string: the JSON object of rasterio's
+    ``RPC.to_dict()``), ``area_or_point`` (one string, ``Point``).
 
 The writer (``.npz``) stores ``cube`` as float32 in physical units with **NaN at invalid
 pixels** (so the file is self-describing even without its mask) plus ``mask`` (rows, cols)
@@ -18,6 +21,7 @@ scene has. The cube is streamed into the archive a block of rows at a time.
 
 from __future__ import annotations
 
+import json
 import tokenize
 import warnings
 import zipfile
@@ -27,13 +31,14 @@ import numpy as np
 
 from ..atomic import atomic_file
 from ..errors import InputError, in_file
-from ..scene import ArraySource, GroundTruth, Scene, pixel_validity
+from ..scene import ArraySource, GroundTruth, Scene, pixel_validity, placement
 from ..wavelengths import to_nm
 from .bands import arrange
 from .checks import make_scene, quantity, quiet_gdal, reading, refuse_complex, require_regular_file
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
-                 "endmembers", "abundances", "endmember_names", "wavelength_units", "units")
+                 "endmembers", "abundances", "endmember_names", "wavelength_units", "units",
+                 "gcps", "rpcs", "area_or_point")
 
 
 def _check_array_dtype(dtype: np.dtype, path: Path, what: str) -> None:
@@ -219,7 +224,7 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
             if "endmember_names" in extra else None
         truth = GroundTruth(_numbers(extra, "endmembers", path), _numbers(extra, "abundances", path),
                             names, str(path))
-    metadata = {"format": "numpy"}
+    metadata = {"format": "numpy", **_placement(extra, path)}
     if arr is not None:
         arr.note(metadata, overlap)
     scene = make_scene(
@@ -238,6 +243,44 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     if truth is not None:
         scene.attach_truth(truth)
     return scene
+
+
+def _one_string(extra: dict, key: str, path: Path, expected: str) -> str:
+    v = np.asarray(extra[key])
+    if v.dtype.kind not in "US" or v.size != 1:
+        raise in_file(path, f"'{key}' is not one string; expected {expected}")
+    return str(v.reshape(-1)[0])
+
+
+def _placement(extra: dict, path: Path) -> dict:
+    """The archive's ``gcps``, ``rpcs`` and ``area_or_point`` as scene metadata, checked."""
+    out = {}
+    g = _numbers(extra, "gcps", path, ndim=2)
+    if g is not None:
+        if g.shape[0] < 1 or g.shape[1] != 5 or not np.all(np.isfinite(g)):
+            raise in_file(path, f"'gcps' is {g.shape} with {'no ' if np.all(np.isfinite(g)) else 'non-'}finite "
+                                "values; expected (n, 5) finite numbers: row, col, x, y, z per ground control point")
+        out["gcps"] = g.astype(np.float64).tolist()
+    if "rpcs" in extra:
+        from rasterio.rpc import RPC
+
+        text = _one_string(extra, "rpcs", path, "the JSON object of rasterio's RPC.to_dict()")
+        try:
+            rpcs = RPC(**json.loads(text)).to_dict()
+            finite = all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in rpcs.values())
+        except (ValueError, TypeError):
+            finite = None
+        if not finite:
+            raise in_file(path, f"'rpcs' = {text[:60]!r} is not a usable RPC model; expected the JSON object of "
+                                "rasterio's RPC.to_dict() with finite numbers")
+        out["rpcs"] = rpcs
+    if "area_or_point" in extra:
+        v = _one_string(extra, "area_or_point", path, "'Point' or 'Area'")
+        if v not in ("Point", "Area"):
+            raise in_file(path, f"'area_or_point' = {v[:40]!r}; expected 'Point' or 'Area'")
+        if v == "Point":
+            out["area_or_point"] = v
+    return out
 
 
 def _check_crs(crs: str, path: Path) -> None:
@@ -305,6 +348,13 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
             _add(zf, "units", np.array(str(scene.units)))
         if scene.transform is not None:
             _add(zf, "transform", np.asarray(scene.transform, np.float64))
+        placed = placement(scene)
+        if "gcps" in placed and scene.transform is None:
+            _add(zf, "gcps", np.asarray(placed["gcps"], np.float64).reshape(-1, 5))
+        if "rpcs" in placed:
+            _add(zf, "rpcs", np.array(json.dumps(placed["rpcs"])))
+        if "area_or_point" in placed:
+            _add(zf, "area_or_point", np.array(str(placed["area_or_point"])))
         t = scene.truth
         if t is not None:
             if t.endmembers is not None:

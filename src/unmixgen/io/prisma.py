@@ -20,8 +20,10 @@ such as prismaread and the EnMAP-Box importers):
   ``<CUBE>_PIXEL_SAT_ERR_MATRIX`` (L1), same shape as the cube, 0 = no error.
 - L2D is map-projected: ``Epsg_Code`` and the corner attributes
   ``Product_{UL,UR,LL,LR}corner_{easting,northing}``. L1/L2B/L2C are swath geometry with
-  latitude/longitude arrays in ``Geolocation Fields``; their ``crs`` stays None (the
-  geolocation arrays are not a regular grid; ``metadata["geolocation"]`` says where they are).
+  latitude/longitude arrays in ``Geolocation Fields``: no geotransform (the arrays are not a
+  regular grid; ``metadata["geolocation"]`` says where they are), but ground control points
+  sampled from them (`io.geolocation`; ``crs`` is then WGS 84, theirs), so the maps open in
+  place.
 
 VNIR/SWIR overlap (about 920-1010 nm: both spectrometers measure there): ``overlap=`` is
 the policy every reader shares (`io.bands`): ``"sort"`` (default) keeps every band sorted
@@ -70,7 +72,7 @@ import numpy as np
 from ..errors import check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
-from . import hdf5
+from . import geolocation, hdf5
 from .bands import arrange, overlap_policy, per_band, usable_fwhm
 from .checks import count, make_scene, number, reading
 
@@ -411,6 +413,9 @@ def read(
             crs, transform = _l2d_geo(f, path, shape2)
         else:
             metadata["geolocation"] = f"{swath}/Geolocation Fields (latitude/longitude arrays)"
+            gcps = _swath_gcps(f, swath, level, shape2, path, allow_external)
+            if gcps is not None:
+                metadata["gcps"], crs = gcps, geolocation.CRS
 
     rows, cols = shape2
     src = PrismaSource(path, parts, (rows, cols, int(order.size)))
@@ -427,6 +432,18 @@ def read(
         units="radiance" if level in ("L1", "L2B") else "reflectance",
         metadata=metadata,
     )
+
+
+def _swath_gcps(f: h5py.File, swath: str, level: str, shape2, path: Path, allow_external: bool):
+    """Ground control points from a swath product's latitude/longitude arrays (`io.geolocation`):
+    ``Latitude``/``Longitude`` (L2B/L2C) or the VNIR pair ``Latitude_VNIR``/``Longitude_VNIR`` of
+    L1 (coregistered with the SWIR cube in the HCO product); None without them."""
+    names = ("Latitude_VNIR", "Longitude_VNIR") if level == "L1" else ("Latitude", "Longitude")
+    group = f"{swath}/Geolocation Fields"
+    arrays = [hdf5.dataset(f, f"{group}/{n}", path, allow_external=allow_external, required=False) for n in names]
+    if any(a is None for a in arrays):
+        return None
+    return geolocation.latlon_gcps(*arrays, shape2, path, f"{group}/{names[0]}, {names[1]}")
 
 
 def _l2d_geo(f: h5py.File, path: Path, shape2):

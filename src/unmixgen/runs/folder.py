@@ -37,7 +37,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError, brief, in_file, reading
-from ..scene import Scene
+from ..scene import Scene, placement
 
 
 def versions() -> dict[str, str]:
@@ -76,8 +76,7 @@ def save_maps(folder: Path, scene: Scene, maps: np.ndarray, *, stem: str = "abun
         crs=scene.crs,
         transform=scene.transform,
         name=stem,
-        metadata={"band_names": endmember_names(maps.shape[-1], names),
-                  **({"gcps": scene.metadata["gcps"]} if scene.metadata.get("gcps") else {})},
+        metadata={"band_names": endmember_names(maps.shape[-1], names), **placement(scene)},
     )
     path = folder / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif")
     write_scene(img, path)
