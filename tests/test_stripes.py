@@ -51,6 +51,19 @@ def test_a_material_down_whole_columns_is_not_taken_for_stripes():
     assert not column_stripes(Scene(Y)).detected
 
 
+def test_a_road_of_a_rare_material_down_one_column_is_not_taken_for_stripes():
+    # north-up map grids have their north-south roads down single columns; a material the scene
+    # holds nowhere else lies outside the signal subspace, and its halves agree as a stripe's
+    Y, _ = cube(rows=96, cols=80, seed=4)
+    Y = Y.copy()
+    x = np.linspace(0, 1, BANDS)
+    road = (0.45 + 0.25 * np.sin(23 * x) * np.cos(5 * x)).astype(np.float32)
+    Y[:, 40] = road + 0.002 * np.random.default_rng(0).standard_normal((96, BANDS)).astype(np.float32)
+    found = column_stripes(Scene(Y), angle=0.0)
+    assert not found.detected and found.columns == 79  # the road's column set aside
+    assert column_stripes(Scene(striped(Y, 0.02)[0]), angle=0.0).detected  # real stripes still are
+
+
 def test_invalid_pixels_and_bad_bands_are_left_out():
     Y, _ = cube(seed=3)
     Y, _ = striped(Y, 0.02)

@@ -62,6 +62,12 @@ MIN_BANDS = 28
 #: wavelength
 SMOOTH_BANDS = 9
 
+#: a column whose halves agree over the bands by more than three times the median column's
+#: agreement plus this many of its robust spreads is content, not a detector's gain (a road of
+#: a rare material down the column); 2 % gains reach about 4 times the median at a detector's
+#: ends, one road column some thousand times
+LONE_COLUMN_SPREAD = 10.0
+
 #: values (pixels x bands) read at once: 64 MB of float32
 _STRIP_VALUES = 16 * 2**20
 
@@ -253,32 +259,52 @@ def _search_features(scene: Scene, good: np.ndarray, seed: int) -> tuple[np.ndar
     return feats, valid
 
 
-def _line_agreement(feats: np.ndarray, valid: np.ndarray, angle: float, window: float, phase: float = 0.0
-                    ) -> float:
-    """How much the two halves of every ``window``-long piece of every line at ``angle``
-    (`line_index`) agree on the features' means: their covariance over the pieces over the
-    noise variance of their mean, summed over the features (`column_stripes`' ratio, per piece)."""
-    h, w = valid.shape
-    rr, cc = np.nonzero(valid)
-    lines = line_index(rr, cc, angle, (h, w), phase)
-    along = _along(rr, cc, angle)
-    pos = (along - along.min()) / window
-    piece = np.floor(pos).astype(np.int64)
-    half = (pos - piece >= 0.5).astype(np.int64)
-    n_lines = int(lines.max()) + 1
-    group = (piece * n_lines + lines) * 2 + half
-    n = int(group.max()) + 2
-    counts = np.bincount(group, minlength=n)[: n - n % 2].reshape(-1, 2)
-    used = (counts >= max(4, window / 8)).all(axis=1)
-    if used.sum() < MIN_COLUMNS:
-        return 0.0
-    f = feats[rr, cc]
-    cov = noise = 0.0
-    for j in range(f.shape[1]):
-        m = (np.bincount(group, f[:, j], minlength=n)[: n - n % 2].reshape(-1, 2) / np.maximum(counts, 1))[used]
-        cov += float(np.sum(m[:, 0] * m[:, 1]))
-        noise += float(np.sum((m[:, 0] - m[:, 1]) ** 2)) / 4.0
-    return cov / max(noise, 1e-30)
+def _line_length(shape: tuple[int, int], angle: float) -> float:
+    """Of the longest line at ``angle`` across an image of ``shape``, in pixels."""
+    t = np.deg2rad(angle)
+    h, w = shape
+    return min((h - 1) / max(abs(np.cos(t)), 1e-9), (w - 1) / max(abs(np.sin(t)), 1e-9))
+
+
+class _Window:
+    """The search's features of a central window: pixel rows and columns (float64) and the
+    features ``(n, _SEARCH_FEATURES)`` of its valid pixels, with the window's shape."""
+
+    def __init__(self, feats: np.ndarray, valid: np.ndarray, side: int):
+        h, w = valid.shape
+        r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+        sub = valid[r0:r0 + side, c0:c0 + side]
+        self.shape = sub.shape
+        rr, cc = np.nonzero(sub)
+        self.f = feats[r0:r0 + side, c0:c0 + side][rr, cc]
+        self.rr, self.cc = rr.astype(np.float64), cc.astype(np.float64)
+
+    def agreement(self, angle: float, window: float, phase: float = 0.0) -> float:
+        """How much the two halves of every ``window``-long piece of every line at ``angle``
+        (`line_index`) agree on the features' means: their covariance over the pieces over the
+        noise variance of their mean, summed over the features (`column_stripes`' ratio, per
+        piece)."""
+        if self.rr.size == 0:
+            return 0.0
+        lines = line_index(self.rr, self.cc, angle, self.shape, phase)
+        along = _along(self.rr, self.cc, angle)
+        pos = (along - along.min()) / window
+        piece = np.floor(pos).astype(np.int64)
+        half = (pos - piece >= 0.5).astype(np.int64)
+        n_lines = int(lines.max()) + 1
+        group = (piece * n_lines + lines) * 2 + half
+        n = int(group.max()) + 2
+        n -= n % 2
+        counts = np.bincount(group, minlength=n)[:n].reshape(-1, 2)
+        used = (counts >= max(4, window / 8)).all(axis=1)
+        if used.sum() < MIN_COLUMNS:
+            return 0.0
+        cov = noise = 0.0
+        for j in range(self.f.shape[1]):
+            m = (np.bincount(group, self.f[:, j], minlength=n)[:n].reshape(-1, 2) / np.maximum(counts, 1))[used]
+            cov += float(np.sum(m[:, 0] * m[:, 1]))
+            noise += float(np.sum((m[:, 0] - m[:, 1]) ** 2)) / 4.0
+        return cov / max(noise, 1e-30)
 
 
 def stripe_angle(scene: Scene, *, seed: int = 0) -> tuple[float, float] | None:
@@ -286,29 +312,26 @@ def stripe_angle(scene: Scene, *, seed: int = 0) -> tuple[float, float] | None:
     scene is most striped and the phase of its lines' borders (`line_index`); None when the
     scene is too small to search (`column_stripes`).
 
-    A coarse-to-fine search on the central window (`_SEARCH_SIDE`): every `_SEARCH_STEP`
-    degrees with pieces of the lines `_SEARCH_WINDOW` long, then around the best angle with
-    pieces twice as long and half the step, until the pieces span the window; then the phase
-    among quarters. One read of the window, a few seconds for a 1024 x 1024 one."""
+    A coarse-to-fine search: every `_SEARCH_STEP` degrees with pieces of the lines
+    `_SEARCH_WINDOW` long in a central window four times as wide, then around the best angle
+    with pieces twice as long, half the step and a window twice as wide, until the pieces span
+    the central `_SEARCH_SIDE` window; then the phase among quarters. One read of that window."""
     good = np.flatnonzero(scene.good_bands)
     if good.size < MIN_BANDS or scene.mask.sum() < 4 * good.size:
         return None
     feats, valid = _search_features(scene, good, seed)
-    h, w = valid.shape
-
-    def length(a: float) -> float:  # of the longest line at angle a in the window
-        t = np.deg2rad(a)
-        return min((h - 1) / max(abs(np.cos(t)), 1e-9), (w - 1) / max(abs(np.sin(t)), 1e-9))
-
-    window, step = float(min(_SEARCH_WINDOW, max(h, w))), _SEARCH_STEP
+    window, step = float(min(_SEARCH_WINDOW, max(valid.shape))), _SEARCH_STEP
+    view = _Window(feats, valid, int(4 * window))
     angles = np.arange(-90.0 + step, 90.0 + step / 2, step)
-    best = float(max(angles, key=lambda a: _line_agreement(feats, valid, float(a), window)))
-    while 2 * window <= length(best):
+    best = float(max(angles, key=lambda a: view.agreement(float(a), window)))
+    while 2 * window <= _line_length((min(valid.shape[0], int(8 * window)), min(valid.shape[1], int(8 * window))),
+                                     best):
         window, step = 2 * window, step / 2
+        view = _Window(feats, valid, int(4 * window))
         # the best first: a tie keeps it
         near = best + step * np.array([0.0, -1.0, 1.0, -2.0, 2.0])
-        best = float(max(near, key=lambda a: _line_agreement(feats, valid, float(a), window)))
-    phase = float(max((0.0, 0.5, 0.25, 0.75), key=lambda f: _line_agreement(feats, valid, best, window, f)))
+        best = float(max(near, key=lambda a: view.agreement(float(a), window)))
+    phase = float(max((0.0, 0.5, 0.25, 0.75), key=lambda f: view.agreement(best, window, f)))
     best = (best + 90.0) % 180.0 - 90.0
     return (90.0 if best == -90.0 else best), phase
 
@@ -373,10 +396,17 @@ def _measure(scene: Scene, components: int, sample: int, seed: int, angle: float
     rel, bright = rel[:, used], bright[used]
     # per band over its bright columns: a lake down a few columns is too dark in the infrared
     # to divide by, which must not leave those bands unmeasured in every column
-    n = bright.sum(axis=0)
-    measured = n >= MIN_COLUMNS
-    n = np.maximum(n, 1)
-    r1, r2 = ((r - r.sum(axis=0) / n) * bright for r in (rel[0], rel[1]))
+    r1, r2, n, measured = _centred(rel, bright)
+    # a road or a canal of a material the subspace does not hold, down one column or line, agrees
+    # between the halves as a stripe does, but in that column alone: columns whose agreement over
+    # the bands stands out from the others' are left out (a detector's gains spread all of them)
+    energy = (r1 * r2)[:, measured].sum(axis=1)
+    mid = float(np.median(energy))
+    spread = 1.4826 * float(np.median(np.abs(energy - mid)))
+    lone = energy > 3.0 * max(mid, 0.0) + LONE_COLUMN_SPREAD * spread
+    if lone.any():
+        bright &= ~lone[:, None]
+        r1, r2, n, measured = _centred(rel, bright)
     cov = (r1 * r2).sum(axis=0) / n
     noise = ((r1 - r2) ** 2).sum(axis=0) / n / 4.0  # the noise variance of the halves' mean
     ratio = float(np.clip(cov[measured], 0, None).sum() / max(noise[measured].sum(), 1e-30))
@@ -389,4 +419,15 @@ def _measure(scene: Scene, components: int, sample: int, seed: int, angle: float
     smooth = np.convolve(full_var, kernel, "same") / np.maximum(np.convolve(full_measured, kernel, "same"), 1)
     gain_std = np.zeros(scene.bands)
     gain_std[good] = np.where(measured, np.sqrt(smooth[good]), 0.0)
-    return Stripes(gain_std, ratio, ratio >= DETECTION_RATIO, int(used.sum()), angle)
+    return Stripes(gain_std, ratio, ratio >= DETECTION_RATIO, int(used.sum() - lone.sum()), angle)
+
+
+def _centred(rel: np.ndarray, bright: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The halves' residuals ``rel (2, columns, bands)`` less their mean per band over the
+    columns ``bright`` there, zero elsewhere; those columns' count per band (at least 1) and
+    whether it is enough to measure the band."""
+    n = bright.sum(axis=0)
+    measured = n >= MIN_COLUMNS
+    n = np.maximum(n, 1)
+    r1, r2 = ((r - (r * bright).sum(axis=0) / n) * bright for r in (rel[0], rel[1]))
+    return r1, r2, n, measured
