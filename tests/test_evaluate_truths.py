@@ -1,0 +1,65 @@
+"""`unmixgen evaluate` with ground truths in the forms benchmark files really have: MATLAB
+(bands, p) / (p, pixels) matrices with their size variables, flat maps in either pixel order,
+truths with more or fewer endmembers than the estimate. Scored on a non-square scene, where a
+wrong pixel order does not cancel out."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+
+from unmixgen.io import write_scene
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import make_scene
+
+ROWS, COLS = 12, 20
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 12x20 scene, its truth, and the FCLS result on its true endmembers (RMSE ~0.1 %)."""
+    from unmixgen.cli.app import main
+
+    tmp = tmp_path_factory.mktemp("evaluate_truths")
+    s = make_scene(rows=ROWS, cols=COLS, p=3, snr_db=40, seed=3)
+    scene = tmp / "scene.npz"
+    write_scene(Scene(s.load().copy(), wavelengths=s.wavelengths), scene)
+    E, A = s.truth.endmembers.astype(np.float64), s.truth.abundances.astype(np.float64)
+    np.savez(tmp / "E.npz", endmembers=E, wavelengths=s.wavelengths)
+    out = tmp / "run"
+    assert main(["unmix", str(scene), "--endmembers-file", str(tmp / "E.npz"), "--method", "fcls",
+                 "--out", str(out), "--no-figures"]) == 0
+    return out, E, A
+
+
+def _zhu(A: np.ndarray, order: str = "F") -> np.ndarray:
+    """(rows, cols, p) maps as a benchmark file's (p, pixels) matrix."""
+    return A.reshape(-1, A.shape[-1], order=order).T
+
+
+def _scores(run_cli, truth, estimate, *extra):
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", estimate, "--json",
+                                "--save", truth.parent / f"{truth.stem}-scores.json", *extra)
+    assert code == 0, err
+    return json.loads(stdout)
+
+
+@pytest.mark.parametrize("sizes", [{"nRow": COLS, "nCol": ROWS}, {"lines": COLS, "cols": ROWS},
+                                   {"nRow": 10, "nCol": 24}])
+def test_truth_mat_of_a_scene_of_another_size_is_refused(run_cli, run, tmp_path, sizes):
+    """A Zhu/Palsson truth .mat says the size of its scene (nRow/nCol, lines/cols): the reader
+    ignored it, so a truth of the 20x12 (transposed) scene, or of any scene of as many pixels,
+    was unfolded onto the 12x20 estimate and scored without a word."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A), **sizes})
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 2 and "end3.mat" in err and len(err.strip().splitlines()) == 1, err
+    declared = f"{sizes.get('nRow', sizes.get('lines'))}x{sizes.get('nCol', sizes.get('cols'))}"
+    assert declared in err and f"{ROWS}x{COLS}" in err
+    if declared == f"{COLS}x{ROWS}":
+        assert "swapped" in err
+    # the sizes of the scene itself are fine
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A), "nRow": ROWS, "nCol": COLS, "nEnd": 3})
+    assert _scores(run_cli, truth, out)["abundance_rmse_percent"] < 0.5
