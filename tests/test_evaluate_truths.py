@@ -63,3 +63,53 @@ def test_truth_mat_of_a_scene_of_another_size_is_refused(run_cli, run, tmp_path,
     # the sizes of the scene itself are fine
     scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A), "nRow": ROWS, "nCol": COLS, "nEnd": 3})
     assert _scores(run_cli, truth, out)["abundance_rmse_percent"] < 0.5
+
+
+def test_flat_truth_in_the_other_pixel_order_is_caught(run_cli, run, tmp_path):
+    """Flat (p, pixels) maps stored row-major (numpy's reshape, HySUPP without its H/W) were
+    unfolded column-major onto the 12x20 scene and scored without a word: a perfect estimate
+    read 47 % RMSE. Now the truth fitting the estimate far better in the other order is one
+    line naming the file and --pixel-order, and --pixel-order C scores it as meant."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A, "C")})
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 2 and "end3.mat" in err and "--pixel-order" in err and "row-major" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    good = _scores(run_cli, truth, out, "--pixel-order", "C")["abundance_rmse_percent"]
+    assert good < 0.5
+    # as stored, when the user says so (F: MATLAB's order), the score is that of the scramble
+    assert _scores(run_cli, truth, out, "--pixel-order", "F")["abundance_rmse_percent"] > 20
+    # the same for an .npz holding (pixels, p) in numpy's order
+    npz = tmp_path / "truth.npz"
+    np.savez(npz, endmembers=E, abundances=A.reshape(-1, 3))
+    code, _, err = run_cli("evaluate", "--truth", npz, "--estimate", out)
+    assert code == 2 and "truth.npz" in err and "--pixel-order" in err, err
+    assert _scores(run_cli, npz, out, "--pixel-order", "C")["abundance_rmse_percent"] == pytest.approx(good)
+    # in the right order nothing is said
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    assert _scores(run_cli, truth, out)["abundance_rmse_percent"] == pytest.approx(good)
+
+
+def test_transposed_maps_of_a_square_scene_are_caught(run_cli, tmp_path):
+    """On a square scene a truth unfolded in the wrong order is the transpose, and has the
+    estimate's shape: nothing could tell it from a bad estimate (the DESIGN's warning)."""
+    s = make_scene(rows=16, cols=16, p=3, snr_db=40, seed=5)
+    scene = tmp_path / "square.npz"
+    write_scene(Scene(s.load().copy(), wavelengths=s.wavelengths), scene)
+    E, A = s.truth.endmembers, s.truth.abundances
+    np.savez(tmp_path / "E.npz", endmembers=E, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    assert run_cli("unmix", scene, "--endmembers-file", tmp_path / "E.npz", "--method", "fcls",
+                   "--out", out, "--no-figures")[0] == 0
+    for name, truth in (("S_GT.mat", {"GT": E, "S_GT": A.transpose(1, 0, 2)}),
+                        ("flat.mat", {"M": E.T, "A": _zhu(A, "C")})):
+        scipy.io.savemat(tmp_path / name, truth)
+        code, _, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out)
+        assert code == 2 and name in err and "transpose" in err, err
+        # unmix --truth scores after the run: it warns, in run.json too
+        code, _, err = run_cli("unmix", scene, "--endmembers-file", tmp_path / "E.npz", "--method", "fcls",
+                               "--truth", tmp_path / name, "--out", tmp_path / f"u-{name}", "--no-figures")
+        assert code == 0 and "transpose" in err, err
+        record = json.loads((tmp_path / f"u-{name}" / "run.json").read_text())
+        assert any("transpose" in w for w in record["warnings"])

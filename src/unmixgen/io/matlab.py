@@ -223,7 +223,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
             raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
                                 f"with {bands} bands")
         break
-    a = None
+    a, flat = None, False
     for key in ("S_GT", "A_true", "A", "abundances"):
         v = d.get(key)
         if v is None or np.asarray(v).dtype.kind not in "biuf":
@@ -238,6 +238,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
             elif v.shape[1:] == (rows, cols):
                 a = np.ascontiguousarray(v.transpose(1, 2, 0))
         elif v.ndim == 2:
+            flat = True
             if v.shape[1] == npix and v.shape[0] != npix:
                 a = v.T.reshape((rows, cols, v.shape[0]), order=pixel_order)
             elif v.shape[0] == npix:
@@ -257,7 +258,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
         raise in_file(path, f"nEnd = {n_end} but the file holds {p} endmembers; expected nEnd to count them")
     names = _names(d)
     check_names(path, names, p)
-    return GroundTruth(e, a, names, str(path))
+    return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
 
 
 SIZE_KEYS = (("nRow", "nCol"), ("lines", "cols"), ("H", "W"))
