@@ -113,3 +113,28 @@ def test_transposed_maps_of_a_square_scene_are_caught(run_cli, tmp_path):
         assert code == 0 and "transpose" in err, err
         record = json.loads((tmp_path / f"u-{name}" / "run.json").read_text())
         assert any("transpose" in w for w in record["warnings"])
+
+
+def test_endmembers_left_unmatched_are_named(run_cli, run, tmp_path):
+    """A truth with a background class the estimate lacks (4 vs 3), or one with fewer
+    endmembers: the scores cover the matched pairs only, and the table and JSON said only
+    '3 estimated, 4 reference', never which map was left out of them."""
+    out, E, A = run
+    A4 = np.concatenate([A * 0.8, np.full((ROWS, COLS, 1), 0.2)], -1)
+    E4 = np.concatenate([E, np.full((1, E.shape[1]), 0.05)])
+    truth = tmp_path / "end4.mat"
+    names = np.array([["soil"], ["tree"], ["water"], ["shadow"]], dtype=object)
+    scipy.io.savemat(truth, {"M": E4.T, "A": _zhu(A4), "cood": names})
+    r = _scores(run_cli, truth, out)
+    assert r["unmatched_reference"] == ["shadow"] and "unmatched_estimate" not in r
+    # the matched maps' scores, by hand
+    assert r["abundance_rmse_percent"] == pytest.approx(100 * np.sqrt(np.mean(
+        (np.load(out / "result.npz")["abundances"] - A4[..., :3]) ** 2)), rel=1e-5)
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
+    assert code == 0 and "shadow" in stdout and "not matched" in stdout, stdout
+    scipy.io.savemat(truth, {"M": E[[0, 2]].T, "A": _zhu(A[..., [0, 2]])})
+    r = _scores(run_cli, truth, out)
+    assert r["unmatched_estimate"] == ["em2"] and "unmatched_reference" not in r
+    assert r["permutation"] == [0, 2]
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
+    assert "not matched" in stdout and "em2" in stdout.split("not matched")[1], stdout

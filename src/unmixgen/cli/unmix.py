@@ -168,6 +168,8 @@ def evaluate(
     est_names = endmember_names(E.shape[0] if E is not None else A.shape[-1], r.get("names"))
     for row in result.get("per_endmember") or []:
         row["estimate_name"] = est_names[row["estimate_index"]]
+    if "unmatched_estimate_index" in result:
+        result["unmatched_estimate"] = [est_names[i] for i in result["unmatched_estimate_index"]]
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)
     target = save or (Path(estimate) / "evaluation.json" if Path(estimate).is_dir() else None)

@@ -543,7 +543,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     endmember), ``sad_deg_mean``, ``reconstruction_rmse`` (cube units), ``psnr_db``,
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
-    ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
+    ``names`` and ``per_endmember`` (one row per matched reference endmember);
+    ``unmatched_reference`` (names) and ``unmatched_estimate_index`` when one side has more
+    endmembers: those are left out of every score. Pieces
     that cannot be computed from what was given are absent. Bands where the estimated or
     the reference endmembers are not finite, or outside ``bands``, are left out of SAD and
     the reconstruction (``bands_compared`` then says how many were used).
@@ -606,6 +608,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         out["names"] = nm
         rows: list[dict[str, Any]] = [{"name": nm[j], "reference_index": int(j), "estimate_index": int(perm[j])}
                                       for j in matched]
+        # endmembers of one side without a partner: not in any score below, so named here
+        if matched.size < p_ref:
+            out["unmatched_reference"] = [nm[j] for j in np.flatnonzero(perm < 0)]
+        if sel.size < p_est:
+            out["unmatched_estimate_index"] = np.setdiff1d(np.arange(p_est), sel)
 
         if have_a:
             A_e = np.asarray(abundances)[..., sel]
@@ -727,4 +734,9 @@ def format_table(result: dict[str, Any]) -> str:
         for r in rows:
             lines.append(str(r["name"]).ljust(name_w) + "  " +
                          "  ".join(_fmt(r.get(k), w) for (_, k), w in zip(cols, widths, strict=True)))
+    left = [f"reference {n}" for n in result.get("unmatched_reference") or []]
+    est = result.get("unmatched_estimate") or [f"#{i}" for i in result.get("unmatched_estimate_index") or []]
+    left += [f"estimate {n}" for n in est]
+    if left:
+        lines.append("not matched (left out of the scores): " + ", ".join(left))
     return "\n".join(lines)
