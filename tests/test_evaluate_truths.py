@@ -138,3 +138,26 @@ def test_endmembers_left_unmatched_are_named(run_cli, run, tmp_path):
     assert r["permutation"] == [0, 2]
     code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
     assert "not matched" in stdout and "em2" in stdout.split("not matched")[1], stdout
+
+
+def test_an_estimated_spectrum_of_zeros_is_not_averaged_away(run_cli, run, tmp_path):
+    """An estimate with an all-zero spectrum (a failed extraction) has no angle to its
+    reference: the mean SAD was the mean of the others (1e-6 deg, perfect). Now it is null,
+    and the table and JSON name the endmember."""
+    import shutil
+
+    out, E, A = run
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    z = dict(np.load(bad / "result.npz"))
+    z["endmembers"] = z["endmembers"].copy()
+    z["endmembers"][1] = 0
+    np.savez(bad / "result.npz", **z)
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    for align in ("abundance", "sad", "both"):
+        r = _scores(run_cli, truth, bad, "--align", align)
+        assert r["sad_deg"][0] < 1e-3 and r["sad_deg"][1] is None
+        assert r["sad_deg_mean"] is None and r["sad_undefined"] == ["em2"], r
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", bad, "--save", tmp_path / "s.json")
+    assert code == 0 and "no angle" in stdout and "em2" in stdout.split("no angle")[1], stdout

@@ -544,6 +544,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember);
+    ``sad_undefined`` names the reference endmembers whose matched spectra have no angle (one
+    of them all zero; ``sad_deg_mean`` is then NaN);
     ``unmatched_reference`` (names) and ``unmatched_estimate_index`` when one side has more
     endmembers: those are left out of every score. Pieces
     that cannot be computed from what was given are absent. Bands where the estimated or
@@ -656,7 +658,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         if have_e:
             s = sad(np.asarray(endmembers)[sel], np.asarray(ref_endmembers)[matched])
             out["sad_deg"] = s
-            out["sad_deg_mean"] = float(np.nanmean(s)) if np.isfinite(s).any() else float("nan")
+            # an all-zero spectrum has no angle: a mean of the others would rate a failed
+            # extraction as well as its good endmembers
+            out["sad_deg_mean"] = float(np.mean(s))
+            if not np.isfinite(s).all():
+                out["sad_undefined"] = [nm[j] for j, v in zip(matched, s, strict=True) if not np.isfinite(v)]
             for r, v in zip(rows, s, strict=True):
                 r["sad_deg"] = v
         out["per_endmember"] = rows
@@ -734,6 +740,8 @@ def format_table(result: dict[str, Any]) -> str:
         for r in rows:
             lines.append(str(r["name"]).ljust(name_w) + "  " +
                          "  ".join(_fmt(r.get(k), w) for (_, k), w in zip(cols, widths, strict=True)))
+    if result.get("sad_undefined"):
+        lines.append("no angle (a spectrum of zeros), so no mean SAD: " + ", ".join(result["sad_undefined"]))
     left = [f"reference {n}" for n in result.get("unmatched_reference") or []]
     est = result.get("unmatched_estimate") or [f"#{i}" for i in result.get("unmatched_estimate_index") or []]
     left += [f"estimate {n}" for n in est]
