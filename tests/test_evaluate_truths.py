@@ -161,3 +161,15 @@ def test_an_estimated_spectrum_of_zeros_is_not_averaged_away(run_cli, run, tmp_p
         assert r["sad_deg_mean"] is None and r["sad_undefined"] == ["em2"], r
     code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", bad, "--save", tmp_path / "s.json")
     assert code == 0 and "no angle" in stdout and "em2" in stdout.split("no angle")[1], stdout
+
+
+@pytest.mark.parametrize("key", ["A", "M"])
+def test_complex_truth_is_refused_not_skipped(run_cli, run, tmp_path, key):
+    """A complex A (or M) in a truth .mat was passed over as 'not numbers': the file was then
+    scored on its spectra alone (or said to hold no truth), exit 0, nothing said of A."""
+    out, E, A = run
+    truth = {"M": E.T, "A": _zhu(A)}
+    truth[key] = truth[key] * (1 + 0j)
+    scipy.io.savemat(tmp_path / "end3.mat", truth)
+    code, _, err = run_cli("evaluate", "--truth", tmp_path / "end3.mat", "--estimate", out)
+    assert code == 2 and "end3.mat" in err and "complex" in err and repr(key) in err, err

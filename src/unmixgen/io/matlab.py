@@ -150,6 +150,8 @@ def _endmember_matrices(d: dict, path: Path):
     matrix of numbers, in that order; `InputError` when one is empty or not finite."""
     for key in ("M", "E", "GT", "endmembers"):
         v = d.get(key)
+        if v is not None and np.ndim(v) == 2:  # passed over, the truth would be scored without them
+            refuse_complex(np.asarray(v).dtype, path, f"endmembers {key!r}")
         if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
@@ -226,6 +228,8 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     a, flat = None, False
     for key in ("S_GT", "A_true", "A", "abundances"):
         v = d.get(key)
+        if v is not None:
+            refuse_complex(np.asarray(v).dtype, path, f"abundances {key!r}")
         if v is None or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
