@@ -448,7 +448,7 @@ def truth_orientation(gt, abundances: np.ndarray | None, mask: np.ndarray | None
         return None
     if other_way <= ORIENTATION_RATIO * as_read and as_read - other_way >= ORIENTATION_MARGIN:
         return (f"{gt.source}: the abundances fit the estimate far better {how} (RMSE {other_way:.3g} % against "
-                f"{as_read:.3g} % as read): the truth's pixel order is not the scene's")
+                f"{as_read:.3g} % as read): the truth's pixel order is not the estimate's")
     return None
 
 
