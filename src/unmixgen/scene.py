@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,12 +92,17 @@ class ArraySource:
 
 @dataclass
 class GroundTruth:
-    """Reference endmembers ``(p, bands)`` and/or abundances ``(rows, cols, p)``, float32."""
+    """Reference endmembers ``(p, bands)`` and/or abundances ``(rows, cols, p)``, float32.
+
+    ``pixel_order``: "F" (column-major) or "C" (row-major) when the abundances were unfolded
+    from a flat ``(p, pixels)`` matrix in that order, None when they were stored as maps.
+    """
 
     endmembers: np.ndarray | None = None
     abundances: np.ndarray | None = None
     names: list[str] | None = None
     source: str | None = None
+    pixel_order: str | None = None
 
     @property
     def n_endmembers(self) -> int:
@@ -626,7 +631,7 @@ class Scene:
             raise InputError(
                 f"{truth.source or 'ground truth'}: {e.shape[0]} endmembers but {a.shape[2]} abundance maps"
             )
-        self.truth = GroundTruth(e, a, truth.names, truth.source)
+        self.truth = GroundTruth(e, a, truth.names, truth.source, truth.pixel_order)
 
     # -- helpers ---------------------------------------------------------------------
     def _checked_mask(self, mask) -> np.ndarray:
@@ -680,7 +685,7 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
         metadata["band_names"] = [names[i] for i in order]
     truth = scene.truth
     if truth is not None and truth.endmembers is not None:
-        truth = GroundTruth(truth.endmembers[:, order], truth.abundances, truth.names, truth.source)
+        truth = replace(truth, endmembers=truth.endmembers[:, order])
     mask = scene._mask if scene._mask is not None else scene._mask_fn
     if wavelengths is None and scene.wavelengths is not None:
         wavelengths = scene.wavelengths[order]

@@ -110,6 +110,11 @@ def evaluate(
     align: str = typer.Option("abundance", "--align", help="Match endmembers by 'abundance' maps, spectral angle 'sad', or 'both' (RMSE + SAD/90 deg: steadier when either is poor)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     save: Path = typer.Option(None, "--save", help="Where to write the JSON (default: ESTIMATE/evaluation.json)."),
+    pixel_order: str = typer.Option(None, "--pixel-order",
+                                    help="How the truth's flat (p, pixels) maps unfold: F column-major (MATLAB, Zhu's "
+                                         "files), C row-major (numpy, HySUPP). Given, the truth is scored as read, "
+                                         "without the check that it fits the estimate far better in the other order "
+                                         "(or transposed).", show_default="C for HySUPP .mat files (H/W), F otherwise"),
 ) -> None:
     """Score an unmixing result against ground truth (Hungarian-aligned).
 
@@ -122,7 +127,7 @@ def evaluate(
     from ..evaluate.unmixing import evaluate as evaluate_metrics
     from ..evaluate.unmixing import format_table
     from ..runs.folder import endmember_names, load_result
-    from ..runs.sources import read_truth
+    from ..runs.sources import read_truth, truth_orientation
 
     if align not in ("abundance", "sad", "both"):
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
@@ -140,9 +145,17 @@ def evaluate(
                                 "`unmixgen unmix`")
     rows, cols = (A.shape[:2] if A is not None else r["mask"].shape)
     bands = E.shape[1] if E is not None else None
-    gt = read_truth(truth, rows, cols, bands, r.get("wavelengths"))
+    if pixel_order is not None and pixel_order.upper() not in ("F", "C"):
+        raise InputError(f"--pixel-order {pixel_order}: expected F (column-major) or C (row-major)")
+    gt = read_truth(truth, rows, cols, bands, r.get("wavelengths"),
+                    pixel_order=None if pixel_order is None else pixel_order.upper())
     if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
         raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
+    wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))
+    if wrong is not None:
+        fix = (f"--pixel-order {'C' if gt.pixel_order == 'F' else 'F'} reads it so, --pixel-order {gt.pixel_order} "
+               "scores it as stored" if gt.pixel_order else "--pixel-order F scores it as stored")
+        raise InputError(f"{wrong}; {fix}")
     if gt.endmembers is not None and E is not None and gt.endmembers.shape[1] != E.shape[1]:
         raise in_file(truth, f"endmembers have {gt.endmembers.shape[1]} bands but the estimate has {E.shape[1]}")
     result = evaluate_metrics(
@@ -155,6 +168,8 @@ def evaluate(
     est_names = endmember_names(E.shape[0] if E is not None else A.shape[-1], r.get("names"))
     for row in result.get("per_endmember") or []:
         row["estimate_name"] = est_names[row["estimate_index"]]
+    if "unmatched_estimate_index" in result:
+        result["unmatched_estimate"] = [est_names[i] for i in result["unmatched_estimate_index"]]
     result["truth"] = str(truth)
     result["estimate"] = str(estimate)
     target = save or (Path(estimate) / "evaluation.json" if Path(estimate).is_dir() else None)

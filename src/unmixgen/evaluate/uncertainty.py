@@ -85,8 +85,9 @@ def interval_scores(A_est: np.ndarray, A_ref: np.ndarray, *, std: np.ndarray | N
         out["coverage90_per_endmember"] = inside.mean(axis=0)
         out["interval90_width_mean"] = float((hi - lo).mean())
         by = []
+        level = np.clip(t, 0.0, 1.0)  # a truth a rounding off [0, 1] (-3e-17) belongs in the end bins
         for low, high in zip(LEVEL_BINS[:-1], LEVEL_BINS[1:], strict=True):
-            sel = (t >= low) & (t < high)
+            sel = (level >= low) & (level < high)
             by.append({"abundance_from": low, "abundance_to": min(high, 1.0), "pixels": int(sel.sum()),
                        "coverage90": float(inside[sel].mean()) if sel.any() else None})
         out["coverage90_by_abundance"] = by

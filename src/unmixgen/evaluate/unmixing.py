@@ -543,7 +543,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     endmember), ``sad_deg_mean``, ``reconstruction_rmse`` (cube units), ``psnr_db``,
     ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
-    ``names`` and ``per_endmember`` (one row per matched reference endmember). Pieces
+    ``names`` and ``per_endmember`` (one row per matched reference endmember);
+    ``sad_undefined`` names the reference endmembers whose matched spectra have no angle (one
+    of them all zero; ``sad_deg_mean`` is then NaN);
+    ``unmatched_reference`` (names) and ``unmatched_estimate_index`` when one side has more
+    endmembers: those are left out of every score. Pieces
     that cannot be computed from what was given are absent. Bands where the estimated or
     the reference endmembers are not finite, or outside ``bands``, are left out of SAD and
     the reconstruction (``bands_compared`` then says how many were used).
@@ -606,6 +610,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         out["names"] = nm
         rows: list[dict[str, Any]] = [{"name": nm[j], "reference_index": int(j), "estimate_index": int(perm[j])}
                                       for j in matched]
+        # endmembers of one side without a partner: not in any score below, so named here
+        if matched.size < p_ref:
+            out["unmatched_reference"] = [nm[j] for j in np.flatnonzero(perm < 0)]
+        if sel.size < p_est:
+            out["unmatched_estimate_index"] = np.setdiff1d(np.arange(p_est), sel)
 
         if have_a:
             A_e = np.asarray(abundances)[..., sel]
@@ -649,7 +658,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         if have_e:
             s = sad(np.asarray(endmembers)[sel], np.asarray(ref_endmembers)[matched])
             out["sad_deg"] = s
-            out["sad_deg_mean"] = float(np.nanmean(s)) if np.isfinite(s).any() else float("nan")
+            # an all-zero spectrum has no angle: a mean of the others would rate a failed
+            # extraction as well as its good endmembers
+            out["sad_deg_mean"] = float(np.mean(s))
+            if not np.isfinite(s).all():
+                out["sad_undefined"] = [nm[j] for j, v in zip(matched, s, strict=True) if not np.isfinite(v)]
             for r, v in zip(rows, s, strict=True):
                 r["sad_deg"] = v
         out["per_endmember"] = rows
@@ -727,4 +740,11 @@ def format_table(result: dict[str, Any]) -> str:
         for r in rows:
             lines.append(str(r["name"]).ljust(name_w) + "  " +
                          "  ".join(_fmt(r.get(k), w) for (_, k), w in zip(cols, widths, strict=True)))
+    if result.get("sad_undefined"):
+        lines.append("no angle (a spectrum of zeros), so no mean SAD: " + ", ".join(result["sad_undefined"]))
+    left = [f"reference {n}" for n in result.get("unmatched_reference") or []]
+    est = result.get("unmatched_estimate") or [f"#{i}" for i in result.get("unmatched_estimate_index") or []]
+    left += [f"estimate {n}" for n in est]
+    if left:
+        lines.append("not matched (left out of the scores): " + ", ".join(left))
     return "\n".join(lines)

@@ -150,6 +150,8 @@ def _endmember_matrices(d: dict, path: Path):
     matrix of numbers, in that order; `InputError` when one is empty or not finite."""
     for key in ("M", "E", "GT", "endmembers"):
         v = d.get(key)
+        if v is not None and np.ndim(v) == 2:  # passed over, the truth would be scored without them
+            refuse_complex(np.asarray(v).dtype, path, f"endmembers {key!r}")
         if v is None or np.ndim(v) != 2 or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
@@ -210,6 +212,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     if pixel_order not in ("C", "F"):
         raise InputError(f"pixel_order={pixel_order!r}; expected 'C' (row-major) or 'F' (column-major)")
     npix = rows * cols
+    _check_declared_size(d, path, rows, cols)
     e = None
     for key, v in _endmember_matrices(d, path):
         if bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
@@ -222,9 +225,11 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
             raise in_file(path, f"endmembers {key!r} have shape {v.shape}; expected (bands, p) or (p, bands) "
                                 f"with {bands} bands")
         break
-    a = None
+    a, flat = None, False
     for key in ("S_GT", "A_true", "A", "abundances"):
         v = d.get(key)
+        if v is not None:
+            refuse_complex(np.asarray(v).dtype, path, f"abundances {key!r}")
         if v is None or np.asarray(v).dtype.kind not in "biuf":
             continue
         v = np.asarray(v, np.float32)
@@ -237,6 +242,7 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
             elif v.shape[1:] == (rows, cols):
                 a = np.ascontiguousarray(v.transpose(1, 2, 0))
         elif v.ndim == 2:
+            flat = True
             if v.shape[1] == npix and v.shape[0] != npix:
                 a = v.T.reshape((rows, cols, v.shape[0]), order=pixel_order)
             elif v.shape[0] == npix:
@@ -250,9 +256,32 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
         raise in_file(path, "no ground truth found; expected endmembers M/E/GT and/or abundances A/S_GT")
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
+    p = e.shape[0] if e is not None else a.shape[2]
+    n_end = _int(d, "nEnd", path)
+    if n_end is not None and n_end != p:
+        raise in_file(path, f"nEnd = {n_end} but the file holds {p} endmembers; expected nEnd to count them")
     names = _names(d)
-    check_names(path, names, e.shape[0] if e is not None else a.shape[2])
-    return GroundTruth(e, a, names, str(path))
+    check_names(path, names, p)
+    return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
+
+
+SIZE_KEYS = (("nRow", "nCol"), ("lines", "cols"), ("H", "W"))
+"""The variables a benchmark file states its scene's rows and columns in (Zhu, Palsson, HySUPP)."""
+
+
+def _check_declared_size(d: dict, path: Path, rows: int, cols: int) -> None:
+    """`InputError` when a truth file states the size of its scene (`SIZE_KEYS`) and it is not
+    ``rows`` x ``cols``: its (p, pixels) maps would unfold onto the wrong pixels (a scene with
+    rows and columns swapped has as many pixels, and a square one even the same shape)."""
+    for rk, ck in SIZE_KEYS:
+        if rk not in d or ck not in d:
+            continue
+        r, c = _int(d, rk, path), _int(d, ck, path)
+        if (r, c) != (rows, cols):
+            swapped = " (rows and columns swapped?)" if (r, c) == (cols, rows) else ""
+            raise in_file(path, f"{rk}/{ck} say the truth is of a {r}x{c} scene but the scene is {rows}x{cols}"
+                                f"{swapped}; expected the ground truth of the same scene")
+        return
 
 
 # -- scene -----------------------------------------------------------------------------------

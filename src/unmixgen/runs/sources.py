@@ -298,7 +298,7 @@ def _default_names(p: int) -> list[str]:
 
 
 def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None,
-               wavelengths: np.ndarray | None = None):
+               wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None):
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
@@ -310,9 +310,15 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
     increasing band order, and refused unless they are on the bands of ``wavelengths`` (nm,
     the scene's or estimate's; None: not checked).
+
+    ``pixel_order`` unfolds flat maps: "F" column-major, "C" row-major; None: "C" for HySUPP
+    ``.mat`` files (``H``/``W``), "F" otherwise. Whether they fit an estimate better in the
+    other order: `truth_orientation`.
     """
+    if pixel_order not in (None, "F", "C"):
+        raise ParameterError("pixel_order", pixel_order, "expected 'F' (column-major, MATLAB) or 'C' (row-major)")
     path = Path(path)
-    gt = _read_truth(path, rows, cols, bands, wavelengths)
+    gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order)
     _check_truth_values(path, gt, rows, cols)
     return gt
 
@@ -352,7 +358,8 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
                       stacklevel=3)
 
 
-def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths: np.ndarray | None):
+def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths: np.ndarray | None,
+                pixel_order: str | None):
     from ..scene import GroundTruth
 
     if not path.exists():
@@ -365,7 +372,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
-        return matlab.read_truth(path, rows, cols, bands)
+        return matlab.read_truth(path, rows, cols, bands, pixel_order=pixel_order)
     if ext == ".npz":
         require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
@@ -384,12 +391,65 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
             a = np.ascontiguousarray(a.T)
         _check_truth_shapes(path, e, a, names)
         e = _truth_on_bands(path, e, wl, wavelengths)
-        if a is not None and a.ndim == 2:  # (p, pixels), column-major like the .mat files
+        flat = a is not None and a.ndim == 2
+        if flat:  # (p, pixels), column-major like the .mat files unless told
             if a.shape[1] != rows * cols:
                 raise in_file(path, f"abundances hold {a.shape[1]} pixels; expected {rows}x{cols}")
-            a = a.T.reshape((rows, cols, -1), order="F")
-        return GroundTruth(e, a, names, str(path))
+            a = a.T.reshape((rows, cols, -1), order=pixel_order or "F")
+        return GroundTruth(e, a, names, str(path), (pixel_order or "F") if flat else None)
     raise in_file(path, "unsupported ground-truth file; expected .mat, .npz or a result folder")
+
+
+ORIENTATION_RATIO = 0.5
+"""`truth_orientation` speaks when the truth in the other pixel order fits the estimate's
+abundances with at most this fraction of the RMSE as read, and `ORIENTATION_MARGIN` lower."""
+ORIENTATION_MARGIN = 2.0
+"""Percentage points of abundance RMSE (see `ORIENTATION_RATIO`)."""
+
+
+def truth_orientation(gt, abundances: np.ndarray | None, mask: np.ndarray | None = None) -> str | None:
+    """What is wrong when the truth's abundances fit an estimate's ``(rows, cols, p)`` far better
+    in the other pixel order (the other unfolding of flat ``(p, pixels)`` maps, or the transpose
+    of a square scene's maps); None when they do not, or cannot be read otherwise.
+
+    A wrong order scrambles a non-square scene's maps and transposes a square one's, with the
+    shapes still matching; the scores would rate the unfolding, not the estimate. "Far better":
+    the Hungarian-matched abundance RMSE at most `ORIENTATION_RATIO` of the one as read and
+    `ORIENTATION_MARGIN` points lower (a spatially structured truth read wrongly is tens of
+    percent off a good estimate; a poor estimate is about as far from both).
+    """
+    from ..evaluate.unmixing import abundance_rmse
+
+    t = gt.abundances
+    if t is None or abundances is None or t.ndim != 3 or np.shape(abundances)[:2] != t.shape[:2]:
+        return None
+    rows, cols, p = t.shape
+    if gt.pixel_order in ("F", "C"):
+        other = "C" if gt.pixel_order == "F" else "F"
+        alt = t.reshape(-1, p, order=gt.pixel_order).reshape((rows, cols, p), order=other)
+        how = (f"unfolded {'row' if other == 'C' else 'column'}-major ({other}) instead of "
+               f"{'row' if other == 'F' else 'column'}-major ({gt.pixel_order})")
+        if rows == cols:
+            how += ", i.e. transposed"
+    elif rows == cols:
+        alt = t.transpose(1, 0, 2)
+        how = "transposed (rows and columns swapped)"
+    else:
+        return None
+
+    def fit(ref: np.ndarray) -> float:
+        perm = match_endmembers(abundances, ref, by="abundance", mask=mask)
+        hit = np.flatnonzero(perm >= 0)
+        return abundance_rmse(np.asarray(abundances)[..., perm[hit]], ref[..., hit], mask)[0]
+
+    try:
+        as_read, other_way = fit(t), fit(alt)
+    except InputError:  # no pixel valid in both: the scores will say so
+        return None
+    if other_way <= ORIENTATION_RATIO * as_read and as_read - other_way >= ORIENTATION_MARGIN:
+        return (f"{gt.source}: the abundances fit the estimate far better {how} (RMSE {other_way:.3g} % against "
+                f"{as_read:.3g} % as read): the truth's pixel order is not the estimate's")
+    return None
 
 
 def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None) -> np.ndarray | None:

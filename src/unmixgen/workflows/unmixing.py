@@ -48,7 +48,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     from ..atomic import check_output_dir, write_json
     from ..io import read_scene
     from ..runs.folder import run_record, save_result
-    from ..runs.sources import read_truth
+    from ..runs.sources import read_truth, truth_orientation
     from ..unmix.inversion import DEFAULT_METHOD as INVERTER
 
     hybrid = method == "hybridstu"
@@ -149,6 +149,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     if scene.truth is not None:
         from ..evaluate.unmixing import evaluate
 
+        wrong = truth_orientation(scene.truth, A, scene.mask)
+        if wrong is not None:  # the run stands; its scores against this truth do not
+            note(record["warnings"], f"{wrong}; its metrics in run.json score the truth as read (`unmixgen evaluate "
+                                     "--pixel-order` scores this run against it either way)")
         # the reconstruction metrics need every pixel: the one load of the given path
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,

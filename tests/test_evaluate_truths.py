@@ -1,0 +1,175 @@
+"""`unmixgen evaluate` with ground truths in the forms benchmark files really have: MATLAB
+(bands, p) / (p, pixels) matrices with their size variables, flat maps in either pixel order,
+truths with more or fewer endmembers than the estimate. Scored on a non-square scene, where a
+wrong pixel order does not cancel out."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+
+from unmixgen.io import write_scene
+from unmixgen.scene import Scene
+from unmixgen.simulate.procedural import make_scene
+
+ROWS, COLS = 12, 20
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 12x20 scene, its truth, and the FCLS result on its true endmembers (RMSE ~0.1 %)."""
+    from unmixgen.cli.app import main
+
+    tmp = tmp_path_factory.mktemp("evaluate_truths")
+    s = make_scene(rows=ROWS, cols=COLS, p=3, snr_db=40, seed=3)
+    scene = tmp / "scene.npz"
+    write_scene(Scene(s.load().copy(), wavelengths=s.wavelengths), scene)
+    E, A = s.truth.endmembers.astype(np.float64), s.truth.abundances.astype(np.float64)
+    np.savez(tmp / "E.npz", endmembers=E, wavelengths=s.wavelengths)
+    out = tmp / "run"
+    assert main(["unmix", str(scene), "--endmembers-file", str(tmp / "E.npz"), "--method", "fcls",
+                 "--out", str(out), "--no-figures"]) == 0
+    return out, E, A
+
+
+def _zhu(A: np.ndarray, order: str = "F") -> np.ndarray:
+    """(rows, cols, p) maps as a benchmark file's (p, pixels) matrix."""
+    return A.reshape(-1, A.shape[-1], order=order).T
+
+
+def _scores(run_cli, truth, estimate, *extra):
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", estimate, "--json",
+                                "--save", truth.parent / f"{truth.stem}-scores.json", *extra)
+    assert code == 0, err
+    return json.loads(stdout)
+
+
+@pytest.mark.parametrize("sizes", [{"nRow": COLS, "nCol": ROWS}, {"lines": COLS, "cols": ROWS},
+                                   {"nRow": 10, "nCol": 24}])
+def test_truth_mat_of_a_scene_of_another_size_is_refused(run_cli, run, tmp_path, sizes):
+    """A Zhu/Palsson truth .mat says the size of its scene (nRow/nCol, lines/cols): the reader
+    ignored it, so a truth of the 20x12 (transposed) scene, or of any scene of as many pixels,
+    was unfolded onto the 12x20 estimate and scored without a word."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A), **sizes})
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 2 and "end3.mat" in err and len(err.strip().splitlines()) == 1, err
+    declared = f"{sizes.get('nRow', sizes.get('lines'))}x{sizes.get('nCol', sizes.get('cols'))}"
+    assert declared in err and f"{ROWS}x{COLS}" in err
+    if declared == f"{COLS}x{ROWS}":
+        assert "swapped" in err
+    # the sizes of the scene itself are fine
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A), "nRow": ROWS, "nCol": COLS, "nEnd": 3})
+    assert _scores(run_cli, truth, out)["abundance_rmse_percent"] < 0.5
+
+
+def test_flat_truth_in_the_other_pixel_order_is_caught(run_cli, run, tmp_path):
+    """Flat (p, pixels) maps stored row-major (numpy's reshape, HySUPP without its H/W) were
+    unfolded column-major onto the 12x20 scene and scored without a word: a perfect estimate
+    read 47 % RMSE. Now the truth fitting the estimate far better in the other order is one
+    line naming the file and --pixel-order, and --pixel-order C scores it as meant."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A, "C")})
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    assert code == 2 and "end3.mat" in err and "--pixel-order" in err and "row-major" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    good = _scores(run_cli, truth, out, "--pixel-order", "C")["abundance_rmse_percent"]
+    assert good < 0.5
+    # as stored, when the user says so (F: MATLAB's order), the score is that of the scramble
+    assert _scores(run_cli, truth, out, "--pixel-order", "F")["abundance_rmse_percent"] > 20
+    # the same for an .npz holding (pixels, p) in numpy's order
+    npz = tmp_path / "truth.npz"
+    np.savez(npz, endmembers=E, abundances=A.reshape(-1, 3))
+    code, _, err = run_cli("evaluate", "--truth", npz, "--estimate", out)
+    assert code == 2 and "truth.npz" in err and "--pixel-order" in err, err
+    assert _scores(run_cli, npz, out, "--pixel-order", "C")["abundance_rmse_percent"] == pytest.approx(good)
+    # in the right order nothing is said
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    assert _scores(run_cli, truth, out)["abundance_rmse_percent"] == pytest.approx(good)
+
+
+def test_transposed_maps_of_a_square_scene_are_caught(run_cli, tmp_path):
+    """On a square scene a truth unfolded in the wrong order is the transpose, and has the
+    estimate's shape: nothing could tell it from a bad estimate (the DESIGN's warning)."""
+    s = make_scene(rows=16, cols=16, p=3, snr_db=40, seed=5)
+    scene = tmp_path / "square.npz"
+    write_scene(Scene(s.load().copy(), wavelengths=s.wavelengths), scene)
+    E, A = s.truth.endmembers, s.truth.abundances
+    np.savez(tmp_path / "E.npz", endmembers=E, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    assert run_cli("unmix", scene, "--endmembers-file", tmp_path / "E.npz", "--method", "fcls",
+                   "--out", out, "--no-figures")[0] == 0
+    for name, truth in (("S_GT.mat", {"GT": E, "S_GT": A.transpose(1, 0, 2)}),
+                        ("flat.mat", {"M": E.T, "A": _zhu(A, "C")})):
+        scipy.io.savemat(tmp_path / name, truth)
+        code, _, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out)
+        assert code == 2 and name in err and "transpose" in err, err
+        # unmix --truth scores after the run: it warns, in run.json too
+        code, _, err = run_cli("unmix", scene, "--endmembers-file", tmp_path / "E.npz", "--method", "fcls",
+                               "--truth", tmp_path / name, "--out", tmp_path / f"u-{name}", "--no-figures")
+        assert code == 0 and "transpose" in err, err
+        record = json.loads((tmp_path / f"u-{name}" / "run.json").read_text())
+        assert any("transpose" in w for w in record["warnings"])
+
+
+def test_endmembers_left_unmatched_are_named(run_cli, run, tmp_path):
+    """A truth with a background class the estimate lacks (4 vs 3), or one with fewer
+    endmembers: the scores cover the matched pairs only, and the table and JSON said only
+    '3 estimated, 4 reference', never which map was left out of them."""
+    out, E, A = run
+    A4 = np.concatenate([A * 0.8, np.full((ROWS, COLS, 1), 0.2)], -1)
+    E4 = np.concatenate([E, np.full((1, E.shape[1]), 0.05)])
+    truth = tmp_path / "end4.mat"
+    names = np.array([["soil"], ["tree"], ["water"], ["shadow"]], dtype=object)
+    scipy.io.savemat(truth, {"M": E4.T, "A": _zhu(A4), "cood": names})
+    r = _scores(run_cli, truth, out)
+    assert r["unmatched_reference"] == ["shadow"] and "unmatched_estimate" not in r
+    # the matched maps' scores, by hand
+    assert r["abundance_rmse_percent"] == pytest.approx(100 * np.sqrt(np.mean(
+        (np.load(out / "result.npz")["abundances"] - A4[..., :3]) ** 2)), rel=1e-5)
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
+    assert code == 0 and "shadow" in stdout and "not matched" in stdout, stdout
+    scipy.io.savemat(truth, {"M": E[[0, 2]].T, "A": _zhu(A[..., [0, 2]])})
+    r = _scores(run_cli, truth, out)
+    assert r["unmatched_estimate"] == ["em2"] and "unmatched_reference" not in r
+    assert r["permutation"] == [0, 2]
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "s.json")
+    assert "not matched" in stdout and "em2" in stdout.split("not matched")[1], stdout
+
+
+def test_an_estimated_spectrum_of_zeros_is_not_averaged_away(run_cli, run, tmp_path):
+    """An estimate with an all-zero spectrum (a failed extraction) has no angle to its
+    reference: the mean SAD was the mean of the others (1e-6 deg, perfect). Now it is null,
+    and the table and JSON name the endmember."""
+    import shutil
+
+    out, E, A = run
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    z = dict(np.load(bad / "result.npz"))
+    z["endmembers"] = z["endmembers"].copy()
+    z["endmembers"][1] = 0
+    np.savez(bad / "result.npz", **z)
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    for align in ("abundance", "sad", "both"):
+        r = _scores(run_cli, truth, bad, "--align", align)
+        assert r["sad_deg"][0] < 1e-3 and r["sad_deg"][1] is None
+        assert r["sad_deg_mean"] is None and r["sad_undefined"] == ["em2"], r
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", bad, "--save", tmp_path / "s.json")
+    assert code == 0 and "no angle" in stdout and "em2" in stdout.split("no angle")[1], stdout
+
+
+@pytest.mark.parametrize("key", ["A", "M"])
+def test_complex_truth_is_refused_not_skipped(run_cli, run, tmp_path, key):
+    """A complex A (or M) in a truth .mat was passed over as 'not numbers': the file was then
+    scored on its spectra alone (or said to hold no truth), exit 0, nothing said of A."""
+    out, E, A = run
+    truth = {"M": E.T, "A": _zhu(A)}
+    truth[key] = truth[key] * (1 + 0j)
+    scipy.io.savemat(tmp_path / "end3.mat", truth)
+    code, _, err = run_cli("evaluate", "--truth", tmp_path / "end3.mat", "--estimate", out)
+    assert code == 2 and "end3.mat" in err and "complex" in err and repr(key) in err, err
