@@ -8,6 +8,18 @@ def test_version(run_cli):
     assert code == 0 and __version__ in out
 
 
+def test_python_dash_m_runs_the_command(tmp_path):
+    # where the console script is not on the PATH (a notebook kernel, a venv not activated)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "unmixgen", "info", str(tmp_path / "nope.hdr")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "nope.hdr" in done.stderr  # the command's own exit codes
+    done = subprocess.run([sys.executable, "-m", "unmixgen", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and __version__ in done.stdout
+
+
 def test_missing_file_is_one_line_exit_2(run_cli, tmp_path):
     code, out, err = run_cli("info", tmp_path / "nope.hdr")
     assert code == 2
