@@ -99,8 +99,11 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         r = load_result(path)
         if "endmembers" not in r:
             raise in_file(path, "result has no endmembers")
-        return Endmembers(np.asarray(r["endmembers"], np.float32), r.get("wavelengths"),
-                          r.get("names") or _default_names(len(r["endmembers"])), text)
+        e = np.asarray(r["endmembers"], np.float32)
+        good = r.get("good_bands")
+        if good is not None:  # what the extraction left at the scene's bad bands is no spectrum: missing
+            e = np.where(np.asarray(good, bool), e, np.float32(np.nan))
+        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text)
     ext = path.suffix.lower()
     if ext == ".csv":
         from .folder import read_endmembers_csv

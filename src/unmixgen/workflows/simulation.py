@@ -69,13 +69,16 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if pairing is not None:
         warnings.warn(f"{abundances} and {endmembers}: {pairing}", UserWarning, stacklevel=2)
     deleted = ~np.isfinite(em.spectra).all(axis=0)
-    if deleted.any():  # a library's deleted channels (-1.23e34): no spectrum to mix there
-        if deleted.all() or em.wavelengths is None:
+    if deleted.any():  # a library's deleted channels (-1.23e34), a result's bad bands: no spectrum to mix there
+        if deleted.all():
             raise InputError(f"{endmembers}: no channel is defined for every spectrum; expected spectra with "
                              "common measured channels")
-        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted in at least one spectrum are left "
-                      "out of the simulated scenes", UserWarning, stacklevel=2)
-        em.spectra, em.wavelengths = em.spectra[:, ~deleted], em.wavelengths[~deleted]
+        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted or flagged bad (a bad band of the "
+                      "scene a result was unmixed from) in at least one spectrum are left out of the simulated "
+                      "scenes", UserWarning,
+                      stacklevel=2)
+        em.spectra = em.spectra[:, ~deleted]
+        em.wavelengths = None if em.wavelengths is None else em.wavelengths[~deleted]
     bands_sensor = load_sensor(sensor) if sensor is not None else None
     if bands_sensor is not None and em.wavelengths is None:
         raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "
