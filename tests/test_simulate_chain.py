@@ -61,3 +61,56 @@ def test_simulate_leaves_out_the_bad_bands_of_a_result_folder(run_with_bad_bands
             np.testing.assert_allclose(z["wavelengths"], spectra()[1][good], atol=1e-3)
             assert z["endmembers"].max() < 2  # no junk band left
             assert snr_db(z["clean"], z["cube"]) == pytest.approx(30.0, abs=0.5)
+
+
+def gaussian_srf_by_quadrature(spectrum, wl, centre, fwhm):
+    """A band's value by brute-force quadrature of the spectrum (linear between its samples)
+    against the Gaussian response: independent of `gaussian_srf_matrix`'s closed form."""
+    grid = np.linspace(wl[0], wl[-1], 400001)
+    sigma = fwhm / (2 * np.sqrt(2 * np.log(2)))
+    g = np.exp(-0.5 * ((grid - centre) / sigma) ** 2)
+    return np.trapezoid(np.interp(grid, wl, spectrum) * g, grid) / np.trapezoid(g, grid)
+
+
+def test_simulate_onto_a_sensor_listed_vnir_then_swir(tmp_path, run_cli):
+    # a sensor's band list in file order (VNIR, then SWIR starting below the VNIR's end, as
+    # PRISMA's and EnMAP's detectors overlap) was refused as not increasing, though the same
+    # bands read from a scene file were sorted; its noise profile comes in the same row order
+    wl = np.linspace(400.0, 2500.0, 211)
+    rng = np.random.default_rng(3)
+    e = (0.3 + 0.2 * np.sin(wl[None] / rng.uniform(80, 200, (P, 1)))).astype(np.float32)
+    lines = ["wavelength_nm," + ",".join(f"m{i}" for i in range(P))]
+    lines += [f"{w}," + ",".join(f"{v:.8g}" for v in e[:, b]) for b, w in enumerate(wl)]
+    (tmp_path / "em.csv").write_text("\n".join(lines) + "\n")
+    vnir, swir = np.arange(450.0, 1001.0, 25.0), np.arange(903.0, 2400.0, 60.0)
+    centres = np.r_[vnir, swir]
+    fwhm = np.r_[np.full(vnir.size, 12.0), np.full(swir.size, 18.0)]
+    (tmp_path / "sensor.csv").write_text("centre,fwhm\n" + "".join(f"{c},{f}\n" for c, f in zip(centres, fwhm,
+                                                                                              strict=True)))
+    std = np.ones(centres.size)
+    noisy = vnir.size  # the first SWIR band (903 nm) sorts in among the VNIR ones
+    std[noisy] = 20.0
+    (tmp_path / "noise.csv").write_text("noise_std\n" + "".join(f"{v}\n" for v in std))
+    np.savez(tmp_path / "maps.npz", abundances=abundance_maps(40, 50))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "em.csv", "--sensor",
+                           tmp_path / "sensor.csv", "--band-noise", tmp_path / "noise.csv", "--snr", "30",
+                           "--out", tmp_path / "sim")
+    assert code == 0, err
+    assert "sensor.csv" in err and "sorted" in err, err
+    order = np.argsort(centres)
+    with np.load(tmp_path / "sim" / "scene_000.npz") as z:
+        np.testing.assert_allclose(z["wavelengths"], centres[order])
+        np.testing.assert_allclose(z["fwhm"], fwhm[order])
+        want = np.array([[gaussian_srf_by_quadrature(s, wl, c, f) for c, f in zip(centres[order], fwhm[order],
+                                                                                  strict=True)] for s in e])
+        np.testing.assert_allclose(z["endmembers"], want, atol=2e-6)
+        noise_std = (z["cube"] - z["clean"]).reshape(-1, centres.size).std(axis=0)
+        loudest = int(np.argmax(noise_std))
+        assert z["wavelengths"][loudest] == 903.0, z["wavelengths"][loudest]
+    assert noise_std[loudest] > 10 * np.median(noise_std)
+    # the same centre twice is no sensor to simulate: one line naming the file
+    (tmp_path / "twice.csv").write_text("centre,fwhm\n500,10\n600,10\n550,10\n600,12\n")
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "em.csv", "--sensor",
+                           tmp_path / "twice.csv", "--out", tmp_path / "sim2")
+    assert code == 2 and "twice.csv" in err and "600" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "sim2").exists()

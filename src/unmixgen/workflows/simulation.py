@@ -38,7 +38,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..evaluate.maps import check_maps
     from ..io import write_scene
     from ..runs.folder import run_record, save_endmembers
-    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
+    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor_bands
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate
 
@@ -79,7 +79,15 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
                       stacklevel=2)
         em.spectra = em.spectra[:, ~deleted]
         em.wavelengths = None if em.wavelengths is None else em.wavelengths[~deleted]
-    bands_sensor = load_sensor(sensor) if sensor is not None else None
+    bands_sensor, sensor_order = None, None
+    if sensor is not None:
+        *bands_sensor, sensor_order = load_sensor_bands(sensor)
+        if sensor_order is not None:
+            warnings.warn(f"{sensor}: band centres are not in increasing order (detectors listed one after the "
+                          "other?); the simulated scenes hold the bands sorted by wavelength"
+                          + (f", and the noise of {band_noise} is taken in {sensor}'s row order"
+                             if band_noise is not None and Path(band_noise).suffix.lower() == ".csv" else ""),
+                          UserWarning, stacklevel=2)
     if bands_sensor is not None and em.wavelengths is None:
         raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "
                          "expected endmembers with wavelengths")
@@ -92,14 +100,18 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         if band_std.size != bands:
             raise InputError(f"{band_noise}: noise for {band_std.size} bands but the simulated scenes have {bands}; "
                              "expected one per band (resample to that sensor with --sensor)")
+        if sensor_order is not None and Path(band_noise).suffix.lower() == ".csv":
+            band_std = band_std[sensor_order]  # a CSV lists the bands as the sensor's CSV does; a scene is sorted
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
-                      band_std=band_std, variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
+                      band_std=band_std, variability=variability,
+                      sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
         "format": fmt, "out": str(out), "maps_paired": pairing or "by position",
         "band_noise": None if band_noise is None else str(band_noise),
         "band_noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
+        "sensor_bands_sorted": sensor_order is not None,
     }, seed=seed)
     first = scenes[0]
     with atomic_dir(out, overwrite, inputs) as tmp:
