@@ -114,3 +114,33 @@ def test_simulate_onto_a_sensor_listed_vnir_then_swir(tmp_path, run_cli):
                            tmp_path / "twice.csv", "--out", tmp_path / "sim2")
     assert code == 2 and "twice.csv" in err and "600" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sim2").exists()
+
+
+@pytest.mark.parametrize("ext", ["tif", "hdr"])
+def test_simulated_scenes_keep_the_place_of_a_result_folders_maps(tmp_path, run_cli, ext):
+    # maps of an unmix result lie on its scene's pixel grid, and the result's maps carry that
+    # scene's georeferencing; the scenes simulated from them were written unplaced
+    from rasterio.crs import CRS
+
+    from unmixgen.io import read_scene, write_scene
+    from unmixgen.scene import Scene
+
+    e, wl = spectra()
+    transform = (30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0)
+    write_scene(Scene(abundance_maps() @ e, wavelengths=wl, crs="EPSG:32633", transform=transform),
+                tmp_path / f"scene.{ext}")
+    code, _, err = run_cli("unmix", tmp_path / f"scene.{ext}", "-p", "3", "--method", "vca", "--no-figures",
+                           "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run_cli("simulate", "-a", tmp_path / "run", "-e", tmp_path / "run", "--snr", "40",
+                           "--format", "tif" if ext == "hdr" else "envi", "--out", tmp_path / "sim")
+    assert code == 0, err
+    for name in ("scene_000.npz", "scene_000.tif" if ext == "hdr" else "scene_000.hdr"):
+        sc = read_scene(tmp_path / "sim" / name)
+        assert sc.crs is not None and CRS.from_user_input(sc.crs).to_epsg() == 32633, name
+        np.testing.assert_allclose(sc.transform, transform, err_msg=name)
+    # synthesized maps are no place on Earth: unplaced as before
+    np.savez(tmp_path / "maps.npz", abundances=abundance_maps())
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "run", "--out", tmp_path / "s2")
+    assert code == 0, err
+    assert read_scene(tmp_path / "s2" / "scene_000.npz").crs is None

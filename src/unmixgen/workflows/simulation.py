@@ -28,7 +28,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
     plus ``endmembers.csv``, ``endmembers.sli``/``.hdr`` (`unmixgen.runs.folder.save_endmembers`)
-    and ``run.json``. Returns the run record, with ``shape`` and ``scenes``.
+    and ``run.json``. Maps from an ``unmix`` result folder place the scenes where its maps are
+    (`place_of_maps`; run.json: ``placed_like``). Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
 
@@ -37,8 +38,10 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..atomic import check_output_dir, write_json
     from ..evaluate.maps import check_maps
     from ..io import write_scene
+    from ..io.numpy_io import placement_arrays
     from ..runs.folder import run_record, save_endmembers
     from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor_bands
+    from ..scene import placement
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate
 
@@ -114,12 +117,17 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         "sensor_bands_sorted": sensor_order is not None,
     }, seed=seed)
     first = scenes[0]
+    place = place_of_maps(abundances, first.cube.shape[:2])
+    record["placed_like"] = None if place is None else str(place.path)
     with atomic_dir(out, overwrite, inputs) as tmp:
         measured = []
         for i, sc in enumerate(scenes):
             stem = f"scene_{i:03d}"
-            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays())
             scene = sc.to_scene(stem)
+            if place is not None:  # the maps' pixel grid, so the place of the scene they were unmixed from
+                scene.crs, scene.transform = place.crs, place.transform
+                scene.metadata.update(placement(place))
+            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays(), **placement_arrays(scene))
             write_scene(scene, tmp / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif"))
             write_scene(scene, tmp / f"{stem}.mat")
             if snr_db is not None:
@@ -132,6 +140,23 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         record["timings_s"]["total"] = time.perf_counter() - t0
         write_json(tmp / "run.json", record)
     return record
+
+
+def place_of_maps(abundances: str | Path, shape: tuple[int, int]):
+    """The georeferenced maps file (a lazy `Scene`) of ``abundances`` when that is an ``unmix``
+    result folder: its maps lie on the pixel grid of the scene they were unmixed from, and their
+    ``abundances.tif`` / ``.hdr`` carry its place. None for other sources (synthesized maps are
+    no place), for a folder without that file and for maps of another ``shape`` (rows, cols)."""
+    from ..io import read_scene
+
+    folder = Path(abundances)
+    if not folder.is_dir() or (folder / "abundances.npz").is_file() or not (folder / "result.npz").is_file():
+        return None
+    for name in ("abundances.tif", "abundances.hdr"):
+        if (folder / name).is_file():
+            maps = read_scene(folder / name)
+            return maps if maps.shape[:2] == tuple(shape) else None
+    return None
 
 
 def _named(names: list[str] | None, p: int) -> list[str] | None:
