@@ -144,3 +144,17 @@ def test_simulated_scenes_keep_the_place_of_a_result_folders_maps(tmp_path, run_
     code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "run", "--out", tmp_path / "s2")
     assert code == 0, err
     assert read_scene(tmp_path / "s2" / "scene_000.npz").crs is None
+
+
+def test_simulate_names_a_model_folder_given_as_maps(tmp_path, run_cli):
+    # `simulate -a MODEL` read "folder has neither abundances.npz nor result.npz", as if the
+    # model were a damaged synthesize folder
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"format": "unmixgen-model", "kind": "abundance_prior"}')
+    e, wl = spectra()
+    (tmp_path / "em.csv").write_text("wavelength_nm,a,b,c\n" + "".join(
+        f"{w}," + ",".join(f"{v:.6g}" for v in e[:, b]) + "\n" for b, w in enumerate(wl)))
+    code, _, err = run_cli("simulate", "-a", model, "-e", tmp_path / "em.csv", "--out", tmp_path / "sim")
+    assert code == 2 and "model folder" in err and "synthesize" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "sim").exists()

@@ -526,6 +526,9 @@ def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | Non
             a, names = _from_npz(path / "abundances.npz")
         elif (path / "result.npz").is_file():
             a, names = _from_npz(path / "result.npz")
+        elif (path / "config.json").is_file():
+            raise in_file(path, "is a model folder (config.json), which holds no maps; expected maps: an "
+                                "`unmixgen synthesize` output folder made from it, an .npz or a result folder")
         else:
             raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
                                 "result.npz (unmix result)")
