@@ -41,6 +41,8 @@ def simulate_cmd(
     --variability also pixel_endmembers and scales), the cube
     as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv, endmembers.sli/.hdr
     (the spectra as an ENVI spectral library) and run.json.
+    Maps of an unmix result folder lie on its scene's pixel grid: the simulated scenes are placed
+    where that scene is (its maps' CRS and geotransform, or ground control points).
     Maps and spectra pair by position; where both name the same materials in another order
     (a synthesize folder, a named CSV) the maps are re-ordered to the spectra's, with a warning.
 

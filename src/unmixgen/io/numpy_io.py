@@ -317,6 +317,24 @@ def _add(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
         np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
+def placement_arrays(scene: Scene) -> dict[str, np.ndarray]:
+    """What places ``scene`` on Earth, as the arrays of an ``.npz`` scene: ``crs`` (text),
+    ``transform`` (6,), else ``gcps`` (n, 5); ``rpcs`` (JSON text), ``area_or_point``."""
+    out: dict[str, np.ndarray] = {}
+    if scene.crs:
+        out["crs"] = np.array(str(scene.crs))
+    if scene.transform is not None:
+        out["transform"] = np.asarray(scene.transform, np.float64)
+    placed = placement(scene)
+    if "gcps" in placed and scene.transform is None:
+        out["gcps"] = np.asarray(placed["gcps"], np.float64).reshape(-1, 5)
+    if "rpcs" in placed:
+        out["rpcs"] = np.array(json.dumps(placed["rpcs"]))
+    if "area_or_point" in placed:
+        out["area_or_point"] = np.array(str(placed["area_or_point"]))
+    return out
+
+
 def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None:
     """Write ``scene`` to ``path`` (``.npz``) atomically; see the module docstring for keys."""
     path = Path(path)
@@ -342,19 +360,10 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
         if scene.fwhm is not None:
             _add(zf, "fwhm", scene.fwhm.astype(np.float64))
         _add(zf, "good_bands", scene.good_bands.astype(bool))
-        if scene.crs:
-            _add(zf, "crs", np.array(str(scene.crs)))
         if scene.units:
             _add(zf, "units", np.array(str(scene.units)))
-        if scene.transform is not None:
-            _add(zf, "transform", np.asarray(scene.transform, np.float64))
-        placed = placement(scene)
-        if "gcps" in placed and scene.transform is None:
-            _add(zf, "gcps", np.asarray(placed["gcps"], np.float64).reshape(-1, 5))
-        if "rpcs" in placed:
-            _add(zf, "rpcs", np.array(json.dumps(placed["rpcs"])))
-        if "area_or_point" in placed:
-            _add(zf, "area_or_point", np.array(str(placed["area_or_point"])))
+        for key, value in placement_arrays(scene).items():
+            _add(zf, key, value)
         t = scene.truth
         if t is not None:
             if t.endmembers is not None:
@@ -365,4 +374,4 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
                 _add(zf, "endmember_names", np.array([str(n) for n in t.names]))
 
 
-__all__ = ["read", "write", "InputError"]
+__all__ = ["InputError", "placement_arrays", "read", "write"]

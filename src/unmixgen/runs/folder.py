@@ -10,7 +10,8 @@
     brightness.tif    per-pixel brightness s of the scaled model y = s a E (runs whose maps are
                       fractions of the pixel's brightness: `--method scaled`, HybridSTU on that
                       base); also ``brightness`` in result.npz
-    endmembers.csv    wavelength_nm (or band) column + one column per endmember
+    endmembers.csv    wavelength_nm (or band) column + one column per endmember; nan at the
+                      scene's bad bands (missing values, as the library below)
     endmembers.sli, endmembers.hdr
                       the same spectra as an ENVI spectral library (float32, wavelengths in
                       nm, spectra names; `unmixgen.io.sli`), for ENVI, EnMAP-Box, SPy; an
@@ -260,7 +261,11 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
     if abundances is not None:
         save_maps(folder, scene, abundances, names=names)
     if endmembers is not None:
-        save_endmembers(folder, endmembers, scene.wavelengths, names)
+        # the scene's bad bands as missing values (nan), as in a library: whatever the method left
+        # there is no spectrum, and a reader of the CSV or library knows no good_bands
+        bad = ~np.asarray(scene.good_bands, bool)
+        spectra = np.where(bad, np.float32(np.nan), np.asarray(endmembers, np.float32)) if bad.any() else endmembers
+        save_endmembers(folder, spectra, scene.wavelengths, names)
     if figures:
         from ..report import figures as report
 

@@ -99,8 +99,11 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         r = load_result(path)
         if "endmembers" not in r:
             raise in_file(path, "result has no endmembers")
-        return Endmembers(np.asarray(r["endmembers"], np.float32), r.get("wavelengths"),
-                          r.get("names") or _default_names(len(r["endmembers"])), text)
+        e = np.asarray(r["endmembers"], np.float32)
+        good = r.get("good_bands")
+        if good is not None:  # what the extraction left at the scene's bad bands is no spectrum: missing
+            e = np.where(np.asarray(good, bool), e, np.float32(np.nan))
+        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text)
     ext = path.suffix.lower()
     if ext == ".csv":
         from .folder import read_endmembers_csv
@@ -523,6 +526,9 @@ def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | Non
             a, names = _from_npz(path / "abundances.npz")
         elif (path / "result.npz").is_file():
             a, names = _from_npz(path / "result.npz")
+        elif (path / "config.json").is_file():
+            raise in_file(path, "is a model folder (config.json), which holds no maps; expected maps: an "
+                                "`unmixgen synthesize` output folder made from it, an .npz or a result folder")
         else:
             raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
                                 "result.npz (unmix result)")
@@ -583,18 +589,37 @@ def _sensor_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_sensor(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Band centres and FWHM ``(K,), (K,)`` in nm from a CSV or a scene file.
+    """Band centres and FWHM ``(K,), (K,)`` in nm, by increasing wavelength, from a CSV or a
+    scene file (`load_sensor_bands` without the row order)."""
+    centres, fwhm, _ = load_sensor_bands(source)
+    return centres, fwhm
+
+
+def load_sensor_bands(source: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Band centres and FWHM ``(K,), (K,)`` in nm, by increasing wavelength, and the order that
+    sorted a CSV's rows (None when they were sorted already, and for a scene file).
 
     CSV: a header naming a centre column (``centre``/``center``/``wavelength``) and a
-    ``fwhm`` column, or two unlabelled columns centre, fwhm. Scene file (anything
-    `unmixgen.io.read_scene` reads): its wavelengths and FWHM; without FWHM the band spacing
-    is used as FWHM.
+    ``fwhm`` column, or two unlabelled columns centre, fwhm; rows in any order (a sensor's
+    detectors one after the other, VNIR then SWIR, overlapping), centres distinct. Scene file
+    (anything `unmixgen.io.read_scene` reads, which sorts its bands): its wavelengths and FWHM;
+    without FWHM the band spacing is used as FWHM.
     """
     path = Path(source)
     if not path.exists():
         raise in_file(path, "no such sensor file; expected a CSV (centre,fwhm in nm) or a scene file")
+    order = None
     if path.suffix.lower() == ".csv":
         centres, fwhm = _sensor_csv(path)
+        if not (np.all(np.isfinite(centres)) and np.all(np.isfinite(fwhm))):
+            raise in_file(path, "band centres and FWHM must be finite numbers (nm)")
+        if np.any(np.diff(centres) <= 0):  # detectors listed one after the other: sorted, as the readers do
+            order = np.argsort(centres, kind="stable")
+            centres, fwhm = centres[order], fwhm[order]
+            same = np.flatnonzero(np.diff(centres) == 0)
+            if same.size:
+                raise in_file(path, f"two bands at {centres[same[0]]:g}; expected distinct band centres (keep one "
+                                    "detector's copy of a band)")
     else:
         from ..io import read_scene
 
@@ -610,7 +635,7 @@ def load_sensor(source: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise in_file(path, "FWHM values must be finite and positive (nm)")
     if np.nanmax(centres) < 100:  # micrometres
         centres, fwhm = centres * 1e3, fwhm * 1e3
-    return centres.astype(np.float64), np.asarray(fwhm, np.float64)
+    return centres.astype(np.float64), np.asarray(fwhm, np.float64), order
 
 
 def _label_for(folder: Path, result: dict, label_from: str) -> str | None:

@@ -28,7 +28,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
     plus ``endmembers.csv``, ``endmembers.sli``/``.hdr`` (`unmixgen.runs.folder.save_endmembers`)
-    and ``run.json``. Returns the run record, with ``shape`` and ``scenes``.
+    and ``run.json``. Maps from an ``unmix`` result folder place the scenes where its maps are
+    (`place_of_maps`; run.json: ``placed_like``). Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
 
@@ -37,8 +38,10 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..atomic import check_output_dir, write_json
     from ..evaluate.maps import check_maps
     from ..io import write_scene
+    from ..io.numpy_io import placement_arrays
     from ..runs.folder import run_record, save_endmembers
-    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor
+    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor_bands
+    from ..scene import placement
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate
 
@@ -69,14 +72,25 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if pairing is not None:
         warnings.warn(f"{abundances} and {endmembers}: {pairing}", UserWarning, stacklevel=2)
     deleted = ~np.isfinite(em.spectra).all(axis=0)
-    if deleted.any():  # a library's deleted channels (-1.23e34): no spectrum to mix there
-        if deleted.all() or em.wavelengths is None:
+    if deleted.any():  # a library's deleted channels (-1.23e34), a result's bad bands: no spectrum to mix there
+        if deleted.all():
             raise InputError(f"{endmembers}: no channel is defined for every spectrum; expected spectra with "
                              "common measured channels")
-        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted in at least one spectrum are left "
-                      "out of the simulated scenes", UserWarning, stacklevel=2)
-        em.spectra, em.wavelengths = em.spectra[:, ~deleted], em.wavelengths[~deleted]
-    bands_sensor = load_sensor(sensor) if sensor is not None else None
+        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted or flagged bad (a bad band of the "
+                      "scene a result was unmixed from) in at least one spectrum are left out of the simulated "
+                      "scenes", UserWarning,
+                      stacklevel=2)
+        em.spectra = em.spectra[:, ~deleted]
+        em.wavelengths = None if em.wavelengths is None else em.wavelengths[~deleted]
+    bands_sensor, sensor_order = None, None
+    if sensor is not None:
+        *bands_sensor, sensor_order = load_sensor_bands(sensor)
+        if sensor_order is not None:
+            warnings.warn(f"{sensor}: band centres are not in increasing order (detectors listed one after the "
+                          "other?); the simulated scenes hold the bands sorted by wavelength"
+                          + (f", and the noise of {band_noise} is taken in {sensor}'s row order"
+                             if band_noise is not None and Path(band_noise).suffix.lower() == ".csv" else ""),
+                          UserWarning, stacklevel=2)
     if bands_sensor is not None and em.wavelengths is None:
         raise InputError(f"{endmembers}: no wavelengths, so they cannot be resampled to the sensor {sensor}; "
                          "expected endmembers with wavelengths")
@@ -89,22 +103,31 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         if band_std.size != bands:
             raise InputError(f"{band_noise}: noise for {band_std.size} bands but the simulated scenes have {bands}; "
                              "expected one per band (resample to that sensor with --sensor)")
+        if sensor_order is not None and Path(band_noise).suffix.lower() == ".csv":
+            band_std = band_std[sensor_order]  # a CSV lists the bands as the sensor's CSV does; a scene is sorted
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
-                      band_std=band_std, variability=variability, sensor=bands_sensor, names=em.names, seed=seed)
+                      band_std=band_std, variability=variability,
+                      sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
         "format": fmt, "out": str(out), "maps_paired": pairing or "by position",
         "band_noise": None if band_noise is None else str(band_noise),
         "band_noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
+        "sensor_bands_sorted": sensor_order is not None,
     }, seed=seed)
     first = scenes[0]
+    place = place_of_maps(abundances, first.cube.shape[:2])
+    record["placed_like"] = None if place is None else str(place.path)
     with atomic_dir(out, overwrite, inputs) as tmp:
         measured = []
         for i, sc in enumerate(scenes):
             stem = f"scene_{i:03d}"
-            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays())
             scene = sc.to_scene(stem)
+            if place is not None:  # the maps' pixel grid, so the place of the scene they were unmixed from
+                scene.crs, scene.transform = place.crs, place.transform
+                scene.metadata.update(placement(place))
+            np.savez_compressed(tmp / f"{stem}.npz", **sc.arrays(), **placement_arrays(scene))
             write_scene(scene, tmp / (f"{stem}.hdr" if fmt == "envi" else f"{stem}.tif"))
             write_scene(scene, tmp / f"{stem}.mat")
             if snr_db is not None:
@@ -117,6 +140,23 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         record["timings_s"]["total"] = time.perf_counter() - t0
         write_json(tmp / "run.json", record)
     return record
+
+
+def place_of_maps(abundances: str | Path, shape: tuple[int, int]):
+    """The georeferenced maps file (a lazy `Scene`) of ``abundances`` when that is an ``unmix``
+    result folder: its maps lie on the pixel grid of the scene they were unmixed from, and their
+    ``abundances.tif`` / ``.hdr`` carry its place. None for other sources (synthesized maps are
+    no place), for a folder without that file and for maps of another ``shape`` (rows, cols)."""
+    from ..io import read_scene
+
+    folder = Path(abundances)
+    if not folder.is_dir() or (folder / "abundances.npz").is_file() or not (folder / "result.npz").is_file():
+        return None
+    for name in ("abundances.tif", "abundances.hdr"):
+        if (folder / name).is_file():
+            maps = read_scene(folder / name)
+            return maps if maps.shape[:2] == tuple(shape) else None
+    return None
 
 
 def _named(names: list[str] | None, p: int) -> list[str] | None:
