@@ -76,7 +76,7 @@ def sensor_noise_profile(wl: np.ndarray, seed: int) -> np.ndarray:
 
 def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, maps: str = "default",
                noise: str = "flat", derived: str = "", outliers: str = "", stripes: float = 0.0,
-               stripe_angle: float = 0.0):
+               stripe_angle: float = 0.0, resample: str = "", resample_angle: float = 10.0):
     from scipy.io import loadmat
 
     from unmixgen.evaluate.unmixing import sad_matrix
@@ -114,6 +114,16 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
         from blind_suite import derive_bands
 
         sim.cube = derive_bands(sim.cube, derived)
+    if resample:  # a map-grid product: the sensor's image turned onto a map grid
+        from unmixgen.scene import Scene
+
+        cube, A = map_grid([sim.cube, sim.abundances], resample_angle, resample)
+        scene = Scene(cube, wavelengths=sim.wavelengths, fwhm=sim.fwhm, mask=np.isfinite(cube).all(axis=-1),
+                      name=f"usgs-p{p}-{snr:g}dB-{resample}", units="reflectance")
+        truth = sim.to_scene().truth
+        truth.abundances = np.nan_to_num(A)
+        scene.attach_truth(truth)
+        return scene, E
     if outliers:  # 0.25 % of the pixels saturated or spiked
         from blind_suite import add_outliers
 
@@ -123,6 +133,33 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
         scene.metadata["metrics_mask"] = ~np.any(sim.cube != clean, axis=-1)  # metrics count the other pixels
         return scene, E
     return sim.to_scene(name=f"usgs-p{p}-{snr:g}dB"), E
+
+
+def map_grid(arrays: list[np.ndarray], degrees: float, kind: str) -> list[np.ndarray]:
+    """``arrays`` (each ``(rows, cols, k)``, one sensor image) resampled onto a map grid turned
+    ``degrees`` against the sensor's, as a map-grid product is (PRISMA L2D, EnMAP L2A):
+    ``kind`` "nearest", "bilinear" or "cubic" (scipy's spline of order 0, 1, 3), the same
+    weights for every array, NaN outside the swath. Mixing is linear, so a cube and its
+    abundances resampled alike still mix exactly (bar the cubic's overshoot off the simplex)."""
+    from scipy import ndimage
+
+    order = {"nearest": 0, "bilinear": 1, "cubic": 3}[kind]
+    r, c = arrays[0].shape[:2]
+    t = np.deg2rad(degrees)
+    R, C = int(np.ceil(r * np.cos(t) + c * abs(np.sin(t)))), int(np.ceil(c * np.cos(t) + r * abs(np.sin(t))))
+    yy, xx = np.mgrid[0:R, 0:C].astype(np.float64)
+    y0 = (yy - (R - 1) / 2) * np.cos(t) - (xx - (C - 1) / 2) * np.sin(t) + (r - 1) / 2
+    x0 = (yy - (R - 1) / 2) * np.sin(t) + (xx - (C - 1) / 2) * np.cos(t) + (c - 1) / 2
+    margin = 0.5 if order == 0 else 0.0
+    inside = (y0 >= -margin) & (y0 <= r - 1 + margin) & (x0 >= -margin) & (x0 <= c - 1 + margin)
+    out = []
+    for a in arrays:
+        o = np.full((R, C, a.shape[2]), np.nan, np.float32)
+        for b in range(a.shape[2]):
+            o[..., b][inside] = ndimage.map_coordinates(a[..., b].astype(np.float64), [y0[inside], x0[inside]],
+                                                        order=order, mode="nearest")
+        out.append(o)
+    return out
 
 
 def add_stripes(cube: np.ndarray, gain_std: float, seed: int, angle: float = 0.0) -> np.ndarray:
@@ -251,13 +288,15 @@ def suite_sim(args) -> None:
         for var in (0.0, args.variability):
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 scene, E = usgs_scene(args.p, args.size, snr, var, seed, args.maps, args.noise, args.derived,
-                                      args.outliers, args.stripes / 100, args.stripe_angle)
+                                      args.outliers, args.stripes / 100, args.stripe_angle, args.resample,
+                                      args.resample_angle)
                 case = f"usgs p{args.p} {snr:g}dB var{var:g} s{seed}" + ("" if args.maps == "default" else
                                                                          f" {args.maps}") + \
                     ("" if args.noise == "flat" else f" {args.noise}") + (f" {args.derived}" if args.derived else "") + \
                     (f" {args.outliers}" if args.outliers else "") + \
                     (f" stripes{args.stripes:g}%" if args.stripes else "") + \
-                    (f"@{args.stripe_angle:g}deg" if args.stripes and args.stripe_angle else "")
+                    (f"@{args.stripe_angle:g}deg" if args.stripes and args.stripe_angle else "") + \
+                    (f" {args.resample}@{args.resample_angle:g}deg" if args.resample else "")
                 for r in run_methods(scene, E, args, seed, blind=args.blind):
                     print(fmt(case, r), flush=True)
 
@@ -501,6 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--stripes", type=float, default=0.0,
                     help="sim suite: each column's detector gain per band off by this std in %% (add_stripes)")
+    ap.add_argument("--resample", default="", choices=("", "nearest", "bilinear", "cubic"),
+                    help="sim suite: the scene (cube and true maps alike) resampled onto a map grid turned "
+                         "--resample-angle degrees, as a map-grid product is (map_grid)")
+    ap.add_argument("--resample-angle", type=float, default=10.0)
     ap.add_argument("--stripe-angle", type=float, default=0.0,
                     help="sim suite: the stripes run along lines this many degrees from the image columns, as in a "
                          "map-grid product (add_stripes)")
