@@ -158,3 +158,41 @@ def test_simulate_names_a_model_folder_given_as_maps(tmp_path, run_cli):
     code, _, err = run_cli("simulate", "-a", model, "-e", tmp_path / "em.csv", "--out", tmp_path / "sim")
     assert code == 2 and "model folder" in err and "synthesize" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sim").exists()
+
+
+def test_a_result_with_no_data_simulates_scenes_with_the_same_no_data(tmp_path, run_cli):
+    # a map-grid product (PRISMA L2D, EnMAP L2A) has no-data corners around its swath, so its
+    # result's maps do too; simulate refused them ("expected complete maps")
+    from unmixgen.io import read_scene, write_scene
+    from unmixgen.scene import Scene
+
+    e, wl = spectra()
+    cube = abundance_maps() @ e
+    cube[:4, :5] = np.nan  # a corner outside the swath
+    cube[-1, -3:] = np.nan
+    write_scene(Scene(cube, wavelengths=wl), tmp_path / "scene.hdr")
+    code, _, err = run_cli("unmix", tmp_path / "scene.hdr", "-p", "3", "--method", "vca", "--no-figures",
+                           "--out", tmp_path / "run")
+    assert code == 0, err
+    code, _, err = run_cli("simulate", "-a", tmp_path / "run", "-e", tmp_path / "run", "--snr", "30",
+                           "--out", tmp_path / "sim")
+    assert code == 0, err
+    nodata = ~np.isfinite(cube).all(-1)
+    z = np.load(tmp_path / "sim" / "scene_000.npz")
+    for key in ("cube", "clean", "abundances"):
+        assert np.isnan(z[key][nodata]).all() and np.isfinite(z[key][~nodata]).all(), key
+    a = z["abundances"][~nodata]
+    np.testing.assert_allclose(z["clean"][~nodata], a @ z["endmembers"], rtol=1e-5, atol=1e-6)  # exact truth
+    assert abs(snr_db(z["clean"], z["cube"]) - 30.0) < 0.3  # over the valid pixels
+    written = read_scene(tmp_path / "sim" / "scene_000.hdr")
+    np.testing.assert_array_equal(written.mask, ~nodata)
+    code, _, err = run_cli("unmix", tmp_path / "sim" / "scene_000.hdr", "-p", "3", "--method", "vca",
+                           "--no-figures", "--truth", tmp_path / "sim" / "scene_000.npz", "--out", tmp_path / "again")
+    assert code == 0, err
+    # a pixel missing in one map but not the others is no no-data: refused as before
+    bad = np.load(tmp_path / "run" / "result.npz")
+    maps = np.array(bad["abundances"])
+    maps[6, 6, 0] = np.nan
+    np.savez(tmp_path / "partial.npz", abundances=maps)
+    code, _, err = run_cli("simulate", "-a", tmp_path / "partial.npz", "-e", tmp_path / "run", "--out", tmp_path / "s3")
+    assert code == 2 and "partial.npz" in err and not (tmp_path / "s3").exists()

@@ -510,12 +510,14 @@ def _from_npz(path: Path) -> tuple[np.ndarray, list[str] | None]:
     return a, names
 
 
-def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | None]:
+def load_abundance_maps(source: str | Path, *, nodata: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """Abundance maps ``(N, rows, cols, p)`` float32 and endmember names (or None).
 
     ``source``: an ``.npz`` with ``abundances`` ((N, rows, cols, p) or (rows, cols, p)), an
     ``unmix`` result folder (its ``result.npz``) or a ``synthesize`` output folder
-    (``abundances.npz``).
+    (``abundances.npz``). ``nodata``: pixels NaN in every map of an endmember set (a result's
+    invalid pixels, a map-grid product's corners) are kept as NaN; otherwise, and for a pixel
+    NaN in some maps only, `InputError`.
     """
     path = Path(source)
     if not path.exists():
@@ -541,8 +543,15 @@ def load_abundance_maps(source: str | Path) -> tuple[np.ndarray, list[str] | Non
     if a.ndim != 4:
         raise in_file(path, f"abundances have shape {a.shape}; expected (N, rows, cols, p) or (rows, cols, p)")
     if not np.all(np.isfinite(a)):
-        n = int((~np.isfinite(a).all(-1)).sum())
-        raise in_file(path, f"abundances have {n} invalid (NaN) pixels; expected complete maps")
+        invalid = ~np.isfinite(a).all(-1)
+        whole = ~np.isfinite(a).any(-1)
+        if not nodata:
+            raise in_file(path, f"abundances have {int(invalid.sum())} invalid (NaN) pixels; expected complete maps")
+        if (invalid & ~whole).any():
+            raise in_file(path, f"abundances have {int((invalid & ~whole).sum())} pixels NaN in some maps but not all; "
+                                "expected numbers in every map, or NaN in every map (no-data)")
+        if whole.all(axis=(1, 2)).any():
+            raise in_file(path, "a set of abundance maps has no valid pixel; expected maps with numbers")
     return a, names
 
 

@@ -80,12 +80,23 @@ class SimulatedScene:
             self.cube,
             wavelengths=self.wavelengths,
             fwhm=self.fwhm,
-            mask=np.ones(self.cube.shape[:2], bool),
+            mask=np.isfinite(self.cube).all(axis=-1),  # no-data pixels (`nodata`) are NaN
             truth=truth,
             name=name or "simulated",
             units="reflectance",
             metadata={"simulated": True},
         )
+
+    def nodata(self, pixels: np.ndarray) -> None:
+        """Make ``pixels (rows, cols)`` bool no-data: NaN in the cube, the clean cube, the
+        abundances and the per-pixel arrays (spectra, scales), as a scene's invalid pixels."""
+        self.cube = np.where(pixels[..., None], np.float32(np.nan), self.cube)
+        self.clean = np.where(pixels[..., None], np.float32(np.nan), self.clean)
+        self.abundances = np.where(pixels[..., None], np.float32(np.nan), self.abundances)
+        if self.endmembers.ndim == 4:
+            self.endmembers = np.where(pixels[..., None, None], np.float32(np.nan), self.endmembers)
+        if self.scales is not None:
+            self.scales = np.where(pixels[..., None], np.float32(np.nan), self.scales)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales`` when known).

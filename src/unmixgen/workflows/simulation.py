@@ -29,7 +29,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     endmembers, wavelengths), the cube as ENVI or GeoTIFF (``fmt``), a HySUPP-style ``.mat``,
     plus ``endmembers.csv``, ``endmembers.sli``/``.hdr`` (`unmixgen.runs.folder.save_endmembers`)
     and ``run.json``. Maps from an ``unmix`` result folder place the scenes where its maps are
-    (`place_of_maps`; run.json: ``placed_like``). Returns the run record, with ``shape`` and ``scenes``.
+    (`place_of_maps`; run.json: ``placed_like``). Pixels no-data in the maps (NaN in every map: a
+    result's invalid pixels) are no-data (NaN) in the scenes and their truth (run.json:
+    ``nodata_pixels``). Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
 
@@ -56,7 +58,15 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         raise ParameterError("band_noise", str(band_noise), "needs an SNR (--snr): the profile spreads the noise "
                                                             "over the bands, the SNR sets its level")
     t0 = time.perf_counter()
-    maps, map_names = load_abundance_maps(abundances)
+    maps, map_names = load_abundance_maps(abundances, nodata=True)
+    # no-data pixels (a result's invalid pixels: a map-grid product's corners) stay no-data in the
+    # scenes; they are mixed from the map's mean abundance meanwhile, so the noise level set from
+    # the signal's power is that of the valid pixels
+    nodata = ~np.isfinite(maps).any(axis=-1)
+    if nodata.any():
+        maps = maps.copy()
+        for i in np.flatnonzero(nodata.any(axis=(1, 2))):
+            maps[i][nodata[i]] = maps[i][~nodata[i]].mean(axis=0)
     # the maps become the scenes' exact ground truth: they must be abundances
     check_maps(maps, str(abundances))
     em = load_endmembers(endmembers)
@@ -108,6 +118,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
                       band_std=band_std, variability=variability,
                       sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed)
+    for sc, gone in zip(scenes, nodata, strict=True):
+        if gone.any():
+            sc.nodata(gone)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
@@ -116,6 +129,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         "band_noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
         "sensor_bands_sorted": sensor_order is not None,
     }, seed=seed)
+    record["nodata_pixels"] = [int(n) for n in nodata.sum(axis=(1, 2))] if nodata.any() else None
     first = scenes[0]
     place = place_of_maps(abundances, first.cube.shape[:2])
     record["placed_like"] = None if place is None else str(place.path)
