@@ -65,7 +65,9 @@ SMOOTH_BANDS = 9
 #: a column whose halves agree over the bands by more than three times the median column's
 #: agreement plus this many of its robust spreads is content, not a detector's gain (a road of
 #: a rare material down the column); 2 % gains reach about 4 times the median at a detector's
-#: ends, one road column some thousand times
+#: ends, one road column some thousand times. A column above it whose halves agree band to band
+#: (the steps between neighbouring bands) as much as over the bands is a detector element's own
+#: gains, white over the bands, and stays: a material's spectrum is smooth
 LONE_COLUMN_SPREAD = 10.0
 
 #: values (pixels x bands) read at once: 64 MB of float32
@@ -423,6 +425,12 @@ def _measure(scene: Scene, components: int, sample: int, seed: int, angle: float
     mid = float(np.median(energy))
     spread = 1.4826 * float(np.median(np.abs(energy - mid)))
     lone = energy > 3.0 * max(mid, 0.0) + LONE_COLUMN_SPREAD * spread
+    if lone.any():
+        # but a detector's few bad elements are no road: their gains are their own in every band,
+        # where a material's spectrum outside the subspace is smooth over neighbouring bands (a
+        # white residual agrees twice as much in its band-to-band steps, a smooth one hardly)
+        d1, d2 = np.diff(r1[:, measured], axis=1), np.diff(r2[:, measured], axis=1)
+        lone &= (d1 * d2).sum(axis=1) < np.maximum(energy, 0.0)
     if lone.any():
         bright &= ~lone[:, None]
         r1, r2, n, measured = _centred(rel, bright)
