@@ -80,7 +80,9 @@ class SimulatedScene:
             self.cube,
             wavelengths=self.wavelengths,
             fwhm=self.fwhm,
-            mask=np.isfinite(self.cube).all(axis=-1),  # no-data pixels (`nodata`) are NaN
+            # no-data pixels (`nodata`) are NaN in every band, the others finite (simulate checks):
+            # one band tells them apart without a cube-sized temporary
+            mask=~np.isnan(self.cube[..., 0]),
             truth=truth,
             name=name or "simulated",
             units="reflectance",
