@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from test_simulate import maps, spectra
 from unmixgen.simulate.mixing import snr_db
 
 ROWS, COLS, P, BANDS = 12, 16, 3, 40
@@ -12,19 +13,8 @@ BAD = slice(20, 25)  # water-absorption-like bands the file flags bad
 
 
 def abundance_maps(rows=ROWS, cols=COLS, p=P, seed=0):
-    from scipy.ndimage import gaussian_filter
-
-    rng = np.random.default_rng(seed)
-    z = gaussian_filter(rng.standard_normal((rows, cols, p)), sigma=(2, 2, 0), mode="wrap") * 8
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
-
-
-def spectra(p=P, bands=BANDS, seed=1):
-    wl = np.linspace(450.0, 900.0, bands)
-    rng = np.random.default_rng(seed)
-    e = 0.2 + 0.5 * rng.random((p, 1)) + 0.1 * np.sin(wl[None] / (40 + 20 * rng.random((p, 1))))
-    return e.astype(np.float32), wl
+    """One ``(rows, cols, p)`` map set, smooth, on the simplex."""
+    return maps(1, rows, cols, p, seed)[0]
 
 
 @pytest.fixture
