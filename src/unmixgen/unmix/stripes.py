@@ -277,7 +277,8 @@ def _line_length(shape: tuple[int, int], angle: float) -> float:
 
 class _Window:
     """The search's features of a central window: pixel rows and columns (float64) and the
-    features ``(n, _SEARCH_FEATURES)`` of its valid pixels, with the window's shape."""
+    features ``(_SEARCH_FEATURES, n)`` of its valid pixels (a feature's values contiguous, as
+    `np.bincount` takes its weights), with the window's shape."""
 
     def __init__(self, feats: np.ndarray, valid: np.ndarray, side: int):
         h, w = valid.shape
@@ -285,21 +286,24 @@ class _Window:
         sub = valid[r0:r0 + side, c0:c0 + side]
         self.shape = sub.shape
         rr, cc = np.nonzero(sub)
-        self.f = feats[r0:r0 + side, c0:c0 + side][rr, cc]
+        self.f = np.ascontiguousarray(feats[r0:r0 + side, c0:c0 + side][rr, cc].T)
         self.rr, self.cc = rr.astype(np.float64), cc.astype(np.float64)
 
-    def agreement(self, angle: float, window: float, phase: float = 0.0) -> float:
+    def agreement(self, angle: float, window: float, phases: tuple[float, ...] = (0.0,)) -> float:
         """How much the two halves of every ``window``-long piece of every line at ``angle``
         (`line_index`) agree on the features' means: their covariance over the pieces over the
         noise variance of their mean, summed over the features (`column_stripes`' ratio, per
-        piece)."""
+        piece); the largest over the lines' ``phases``, whose pieces and halves are the same."""
         if self.rr.size == 0:
             return 0.0
-        lines = line_index(self.rr, self.cc, angle, self.shape, phase)
         along = _along(self.rr, self.cc, angle)
         pos = (along - along.min()) / window
         piece = np.floor(pos).astype(np.int64)
         half = (pos - piece >= 0.5).astype(np.int64)
+        return max(self._agreement(line_index(self.rr, self.cc, angle, self.shape, phase), piece, half, window)
+                   for phase in phases)
+
+    def _agreement(self, lines: np.ndarray, piece: np.ndarray, half: np.ndarray, window: float) -> float:
         n_lines = int(lines.max()) + 1
         group = (piece * n_lines + lines) * 2 + half
         n = int(group.max()) + 2
@@ -309,8 +313,8 @@ class _Window:
         if used.sum() < MIN_COLUMNS:
             return 0.0
         cov = noise = 0.0
-        for j in range(self.f.shape[1]):
-            m = (np.bincount(group, self.f[:, j], minlength=n)[:n].reshape(-1, 2) / np.maximum(counts, 1))[used]
+        for f in self.f:  # a loop over the features (8), not the pixels
+            m = (np.bincount(group, f, minlength=n)[:n].reshape(-1, 2) / np.maximum(counts, 1))[used]
             cov += float(np.sum(m[:, 0] * m[:, 1]))
             noise += float(np.sum((m[:, 0] - m[:, 1]) ** 2)) / 4.0
         return cov / max(noise, 1e-30)
@@ -337,7 +341,7 @@ def stripe_angle(scene: Scene, *, seed: int = 0) -> tuple[float, float] | None:
     def score(a: float, phases: tuple[float, ...]) -> float:
         # each angle at its best phase: within a few degrees of an axis, lines a half off their
         # borders hold long runs of two detector lines each (2 % stripes at 89.5 deg went unseen)
-        return max(view.agreement(float(a), window, f) for f in phases)
+        return view.agreement(float(a), window, phases)
 
     angles = np.arange(-90.0 + step, 90.0 + step / 2, step)
     best = float(max(angles, key=lambda a: score(a, (0.0, 0.5))))
@@ -360,7 +364,7 @@ def stripe_angle(scene: Scene, *, seed: int = 0) -> tuple[float, float] | None:
     # wrapped before the phase is chosen: the lines at a and a - 180 deg have other borders
     best = (best + 90.0) % 180.0 - 90.0
     best = 90.0 if best == -90.0 else best
-    phase = float(max((0.0, 0.5, 0.25, 0.75), key=lambda f: view.agreement(best, window, f)))
+    phase = float(max((0.0, 0.5, 0.25, 0.75), key=lambda f: view.agreement(best, window, (f,))))
     return best, phase
 
 
