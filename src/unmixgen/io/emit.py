@@ -105,15 +105,6 @@ def _glt(f: h5py.File, path: Path, raw_shape, allow_external: bool) -> tuple[np.
     return gx, gy
 
 
-def _swath_gcps(f: h5py.File, path: Path, shape, allow_external: bool):
-    """Ground control points from ``location/lat`` and ``location/lon`` (`io.geolocation`), or None."""
-    arrays = [hdf5.dataset(f, f"location/{n}", path, allow_external=allow_external, required=False)
-              for n in ("lat", "lon")]
-    if any(a is None for a in arrays):
-        return None
-    return geolocation.latlon_gcps(*arrays, shape, path, "location/lat, location/lon")
-
-
 def _ortho_geo(f: h5py.File, path: Path):
     gt = hdf5.attr(f, "geotransform")
     ref = hdf5.text(hdf5.attr(f, "spatial_ref"))
@@ -164,7 +155,8 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
         dtype = ds.dtype
         glt = _glt(f, path, (rows, cols), allow_external) if ortho else None
         crs, transform = _ortho_geo(f, path) if ortho else (None, None)
-        gcps = None if ortho else _swath_gcps(f, path, (rows, cols), allow_external)
+        gcps = None if ortho else geolocation.hdf5_gcps(f, "location/lat", "location/lon", (rows, cols), path,
+                                                                allow_external)
     arr = arrange(wl, overlap, path=path)
     good = arr.take(good)
     require_good_band(good, path)

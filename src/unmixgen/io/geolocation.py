@@ -54,4 +54,15 @@ def latlon_gcps(lat, lon, shape: tuple[int, int], path, what: str) -> list[list[
             for y, x, g, t in zip(rr[ok], cc[ok], lo[ok], la[ok], strict=True)]
 
 
-__all__ = ["CRS", "GRID", "latlon_gcps"]
+def hdf5_gcps(f, lat: str, lon: str, shape: tuple[int, int], path, allow_external: bool) -> list[list[float]] | None:
+    """`latlon_gcps` from the datasets ``lat`` and ``lon`` of the open HDF5 file ``f`` (PRISMA,
+    EMIT), or None when either is missing."""
+    from . import hdf5
+
+    arrays = [hdf5.dataset(f, name, path, allow_external=allow_external, required=False) for name in (lat, lon)]
+    if any(a is None for a in arrays):
+        return None
+    return latlon_gcps(*arrays, shape, path, f"{lat}, {lon}")
+
+
+__all__ = ["CRS", "GRID", "hdf5_gcps", "latlon_gcps"]

@@ -440,10 +440,7 @@ def _swath_gcps(f: h5py.File, swath: str, level: str, shape2, path: Path, allow_
     L1 (coregistered with the SWIR cube in the HCO product); None without them."""
     names = ("Latitude_VNIR", "Longitude_VNIR") if level == "L1" else ("Latitude", "Longitude")
     group = f"{swath}/Geolocation Fields"
-    arrays = [hdf5.dataset(f, f"{group}/{n}", path, allow_external=allow_external, required=False) for n in names]
-    if any(a is None for a in arrays):
-        return None
-    return geolocation.latlon_gcps(*arrays, shape2, path, f"{group}/{names[0]}, {names[1]}")
+    return geolocation.hdf5_gcps(f, f"{group}/{names[0]}", f"{group}/{names[1]}", shape2, path, allow_external)
 
 
 def _l2d_geo(f: h5py.File, path: Path, shape2):
