@@ -122,6 +122,7 @@ def test_map_info_wins_over_geo_points_as_in_gdal(tmp_path):
     ("{1, 1, 45.0}", "groups of four"),
     ("{1, 1, 45.0, ten}", "not a number"),
     ("{1, 1, 95.0, 10.0}", "latitude"),
+    ("{1, 1, 45.0, 1000.0}", "longitude"),
     ("{1, 1, 45.0, nan}", "finite"),
 ])
 def test_malformed_geo_points_are_one_clear_error(tmp_path, run_cli, value, expected):

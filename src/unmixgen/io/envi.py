@@ -267,17 +267,19 @@ def parse_geo_points(value: str, hdr: Path) -> list[list[float]]:
     Pixel coordinates are 1-based, (1, 1) the top-left corner of the top-left pixel (ENVI's
     file coordinates, as in ``map info``): row = y - 1, col = x - 1, as GDAL reads them; x is the
     longitude and y the latitude (WGS 84), z is 0. `InputError` for a count that is not a
-    multiple of four, a value that is not a finite number, or a latitude beyond +-90 degrees."""
+    multiple of four, a value that is not a finite number, a latitude beyond +-90 degrees or a
+    longitude outside -180 to 360."""
     items = _list(value)
     if not items or len(items) % 4:
         raise in_file(hdr, f"'geo points' has {len(items)} values; expected groups of four (pixel x, pixel y, "
                            "latitude, longitude)")
     v = np.array([number(x, f"'geo points' value {i + 1}", hdr) for i, x in enumerate(items)]).reshape(-1, 4)
-    bad = np.abs(v[:, 2]) > 90
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise in_file(hdr, f"'geo points' point {i + 1} has latitude {v[i, 2]:g}; expected -90 to 90 (each point is "
-                           "pixel x, pixel y, latitude, longitude)")
+    for col, name, low, high in ((2, "latitude", -90, 90), (3, "longitude", -180, 360)):  # 0-360 east is used too
+        bad = (v[:, col] < low) | (v[:, col] > high)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise in_file(hdr, f"'geo points' point {i + 1} has {name} {v[i, col]:g}; expected {low} to {high} (each "
+                               "point is pixel x, pixel y, latitude, longitude)")
     return [[y - 1.0, x - 1.0, lon, lat, 0.0] for x, y, lat, lon in v.tolist()]
 
 

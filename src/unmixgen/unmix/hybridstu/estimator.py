@@ -388,7 +388,7 @@ class HybridSTU:
         power = np.mean(np.square(pixels, dtype=np.float64), axis=0)
         ratio = float(np.sum(std**2 * power) / max(float(band_noise.sum()), 1e-30))
         record.update(variance_to_noise=round(ratio, 3), trained=found.detected)
-        return (std if record["trained"] else None), record, (found.angle if record["trained"] else 0.0)
+        return (std, record, found.angle) if found.detected else (None, record, 0.0)
 
     def _calibrate_guard(self, val, E: np.ndarray, base: str) -> dict[str, Any]:
         """Set ``guard_tau_`` from the validation parts (`guard.calibrate`); returns the record."""
