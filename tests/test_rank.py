@@ -190,3 +190,27 @@ def test_band_weights_option_names_the_parameter_for_any_bad_value():
     for bad in ("Noise", np.ones(3), 1.0):
         with pytest.raises(ParameterError, match="band_weights"):
             band_weights_option(bad)
+
+
+def test_neighbour_noise_correlation_of_shared_noise():
+    from unmixgen.unmix.rank import neighbour_noise_correlation
+
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((81, 61, 20))
+    white = z[:80, :60]
+    # each pixel the mean of its own and its right neighbour's draw: horizontal neighbours
+    # share half their noise (correlation 0.5), vertical ones none
+    along_rows = (z[:80, :60] + z[:80, 1:61]) / np.sqrt(2)
+    # 2 x 2 blocks (bilinear interpolation halfway between pixels): 0.5 both ways
+    blocks = (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2
+    valid = np.ones((80, 60), bool)
+    assert np.allclose(neighbour_noise_correlation(white, valid), 0.0, atol=0.02)
+    assert np.allclose(neighbour_noise_correlation(along_rows, valid), (0.0, 0.5), atol=0.02)
+    assert np.allclose(neighbour_noise_correlation(blocks, valid), (0.5, 0.5), atol=0.02)
+    # pixels not valid do not count, whatever they hold; too few pairs: None
+    spoiled = blocks.copy()
+    spoiled[:, 30:] = 100.0
+    half = valid.copy()
+    half[:, 30:] = False
+    assert np.allclose(neighbour_noise_correlation(spoiled, half), (0.5, 0.5), atol=0.03)
+    assert neighbour_noise_correlation(white[:5, :5], valid[:5, :5]) == (None, None)

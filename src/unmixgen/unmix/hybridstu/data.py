@@ -33,9 +33,21 @@ from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
-from ..rank import estimate_noise
+from ..rank import (
+    enough_for_band_noise,
+    estimate_noise,
+    neighbour_noise_correlation,
+    noise_operator,
+)
 from ..stripes import line_index
 from .features import subspace_features
+
+
+def _sample(Y: np.ndarray, sample: int, seed: int) -> np.ndarray:
+    """A seeded subsample of ``sample`` rows of ``Y`` (in their order), or ``Y``."""
+    if Y.shape[0] <= sample:
+        return Y
+    return Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
 
 
 def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
@@ -44,9 +56,7 @@ def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
     ``Y (N, bands)``: ``(pixels (n, bands) float32, noise (n, bands), noise covariance
     (bands, bands))``, for `estimate_snr_db` and for `estimate_brightness` without a mask
     (pass it to both to compute it once)."""
-    Y = np.asarray(Y, np.float32)
-    if Y.shape[0] > sample:
-        Y = Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
+    Y = _sample(np.asarray(Y, np.float32), sample, seed)
     w, Rn = estimate_noise(Y)
     return Y, w, Rn
 
@@ -79,8 +89,9 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
 
     - with ``mask (rows, cols)`` (``Y`` then holds every valid pixel, in ``mask``'s row-major
       order): the covariance of the sums of 4-neighbour pixel pairs. Brightness (illumination,
-      topography, the ELMM's smooth scaling fields) varies smoothly in space and the noise is
-      independent from pixel to pixel, so the noise adds nothing to it, whatever its level.
+      topography, the ELMM's smooth scaling fields) varies smoothly in space; noise that is
+      independent from pixel to pixel adds nothing to it, whatever its level, and the part
+      neighbours share (a product resampled to a map grid: `_noise_share`) is taken out.
     - else: the sample variance minus the noise part ``1^T P^T R_n P 1`` (``P = E^T (E E^T)^-1``,
       ``R_n`` the HySime noise covariance) on a seeded subsample of ``sample`` pixels
       (``noise``: its `noise_estimate`). An underestimated noise shows as variability (0.07
@@ -95,9 +106,13 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
         img[mask] = matmul_rows(Y, q[:, None])[:, 0]  # float64 by row chunks, not a copy of Y
         m = float(np.nanmean(img))
         d = img - m
-        pairs = [d[:, :-1] * d[:, 1:], d[:-1, :] * d[1:, :]]
-        prods = np.concatenate([v[np.isfinite(v)] for v in pairs])
-        excess = max(0.0, float(prods.mean())) if prods.size else 0.0
+        share = _noise_share(Y, mask, q, sample, seed, noise)  # (vertical, horizontal)
+        total = count = 0.0
+        for prods, noise_part in ((d[:-1, :] * d[1:, :], share[0]), (d[:, :-1] * d[:, 1:], share[1])):
+            prods = prods[np.isfinite(prods)]
+            total += float(prods.sum()) - prods.size * noise_part
+            count += prods.size
+        excess = max(0.0, total / count) if count else 0.0
     else:
         Y, _, Rn = noise_estimate(Y, sample, seed) if noise is None else noise
         s = Y.astype(np.float64) @ q
@@ -106,6 +121,48 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
     sigma = float(min(high, np.sqrt(np.log1p(excess / max(m * m, 1e-30)))))
     median = m / math.exp(sigma**2 / 2.0) if m > 0 else 1.0
     return float(median), sigma
+
+
+#: side of the central window whose noise correlation between neighbours `_noise_share` measures
+NOISE_WINDOW = 256
+
+
+def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, seed: int,
+                 noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[float, float]:
+    """The noise's covariance between vertical and between horizontal neighbours' ``y . q``:
+    the noise variance along ``q (bands,)`` (HySime per band, with the regression's degrees
+    of freedom) times the correlation of neighbours' noise in the central `NOISE_WINDOW` of
+    ``mask`` (`rank.neighbour_noise_correlation`). About 0 where the noise is independent
+    between pixels; a product resampled to a map grid shares its pixels' noise.
+
+    The residuals of each half of the window (by rows) come from the operator fitted to the
+    other half of the scene: a regression fitted to the same pixels takes part of their noise
+    with the signal, the smooth part more, and so measured 9 % less correlation (bilinear)."""
+    n, bands = Y.shape
+    if not enough_for_band_noise(n, bands):
+        return 0.0, 0.0
+    if noise is None:
+        noise = noise_estimate(Y, sample, seed)
+    Ys, _, Rn = noise
+    dof = Ys.shape[0] / max(Ys.shape[0] - bands + 1, 1)
+    variance = float(np.sum(q**2 * np.diag(Rn))) * dof
+    rows, cols = mask.shape
+    r0, c0 = max(0, (rows - NOISE_WINDOW) // 2), max(0, (cols - NOISE_WINDOW) // 2)
+    r1, c1 = min(rows, r0 + NOISE_WINDOW), min(cols, c0 + NOISE_WINDOW)
+    mid = (r0 + r1) // 2
+    split = int(mask[:mid].sum())  # Y's pixels are in the mask's row-major order
+    index = np.full(mask.shape, -1, np.int64)
+    index[mask] = np.arange(n)
+    residuals = np.zeros((r1 - r0, c1 - c0, bands))
+    halves = ((r0, mid, Y[split:]), (mid, r1, Y[:split]))
+    if not all(enough_for_band_noise(len(other), bands) for *_, other in halves):
+        halves = ((r0, r1, Ys),)  # too few pixels to fit on the other half: fit on all
+    for top, bottom, other in halves:
+        idx = index[top:bottom, c0:c1]
+        M = noise_operator(_sample(other, sample, seed))
+        residuals[top - r0:bottom - r0][idx >= 0] = np.asarray(Y[idx[idx >= 0]], np.float64) @ M
+    rho = neighbour_noise_correlation(residuals, index[r0:r1, c0:c1] >= 0)
+    return tuple(variance * (r or 0.0) for r in rho)
 
 
 def as_map_list(maps, p: int) -> list[np.ndarray]:

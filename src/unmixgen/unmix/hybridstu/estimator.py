@@ -301,7 +301,8 @@ class HybridSTU:
                 band_std = 1.0 / weights.astype(np.float64)
         We = Eg if weights is None else (Eg * weights).astype(np.float32)
         wnoise = band_noise if weights is None else band_noise * weights**2
-        brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask)
+        brightness, var = D.estimate_brightness(Y, Eg, mask=scene.mask,
+                                                 noise=noise if self.snr_db is None else None)
         if not isinstance(self.variability, str):
             var = float(self.variability)
         t_prep = time.perf_counter()
