@@ -103,14 +103,28 @@ def spearman_bound(em, snrs: list[float], seeds: int, draws: int = 64, size: int
 
 
 def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
-                variability: float | None = None, noise: str = "flat", derived: str = "", outliers: str = ""
-                ) -> tuple[np.ndarray, np.ndarray]:
+                variability: float | None = None, noise: str = "flat", derived: str = "", outliers: str = "",
+                resample: str = "", resample_angle: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """The suite's scene ``seed`` at ``snr`` dB: true maps (rows, cols, p) from rng 100 + seed
     (`procedural.abundance_maps` with ``maps``) and the float32 cube (rows, cols, bands) with
     noise from ``seed``, the same in every band (``noise="flat"``) or spread over the bands like
     a sensor's (``"sensor"``: `semiblind.sensor_noise_profile`); ``derived``: some bands made from
     others as products do (`blind_suite.derive_bands`); ``outliers``: 0.25 % of the pixels saturated or spiked
-    (`blind_suite.add_outliers`)."""
+    (`blind_suite.add_outliers`); ``resample``: a map-grid product (`semiblind.map_grid`, turned
+    ``resample_angle`` degrees; its maps and cube alike): a larger sensor image is simulated and
+    the central ``rows x cols`` of the map grid, inside the swath, kept."""
+    if resample:
+        from semiblind import map_grid
+
+        t = np.deg2rad(resample_angle)
+        side = int(np.ceil(max(rows, cols) * (np.cos(t) + abs(np.sin(t))))) + 3
+        At, Y = suite_scene(em, side, side, maps, snr, seed, variability, noise, derived, outliers)
+        Y, At = map_grid([Y, At], resample_angle, resample)
+        r0, c0 = (Y.shape[0] - rows) // 2, (Y.shape[1] - cols) // 2
+        Y, At = Y[r0:r0 + rows, c0:c0 + cols], At[r0:r0 + rows, c0:c0 + cols]
+        if not np.isfinite(Y).all():
+            raise AssertionError("the crop reaches outside the swath")
+        return np.clip(At, 0, None) / np.clip(At, 0, None).sum(-1, keepdims=True), np.ascontiguousarray(Y)
     band_std = None
     if noise == "sensor":
         from semiblind import sensor_noise_profile
@@ -293,6 +307,10 @@ def main() -> None:
                     help="the scenes' noise the same in every band, or spread over the bands like a sensor's "
                          "(semiblind.sensor_noise_profile), at the same global SNR")
     add_product_options(ap)
+    ap.add_argument("--resample", default="", choices=("", "nearest", "bilinear", "cubic"),
+                    help="the suite's scenes as map-grid products: resampled onto a grid turned "
+                         "--resample-angle degrees (semiblind.map_grid)")
+    ap.add_argument("--resample-angle", type=float, default=10.0)
     ap.add_argument("--shape", default="",
                     help="ROWSxCOLS of the suite's scenes instead of --size square ones, e.g. 24x48")
     ap.add_argument("--inits", default="vca+fcls,true-E fcls",
@@ -397,13 +415,13 @@ def suite(args, opts: dict, em, ab, sp, rounds_by_init: bool = False) -> None:
         for seed in range(args.seeds):
             p = em.spectra.shape[0]
             At, Y = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
-                                args.derived, args.outliers)
+                                args.derived, args.outliers, args.resample, args.resample_angle)
             B = Y.shape[-1]
             # with outliers the metrics count the other pixels: an outlier's own abundances are no mixture's
             keep = None
             if args.outliers:
                 clean = suite_scene(em, *scene_shape(args), MAPS[args.maps], snr, seed, args.variability, args.noise,
-                                    args.derived)[1]
+                                    args.derived, "", args.resample, args.resample_angle)[1]
                 keep = ~np.any(Y != clean, axis=-1)
             blind = None
             for init in args.inits.split(","):
