@@ -538,6 +538,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     if gcps is not None:
         metadata["gcps"] = gcps
     arr = arrange(wavelengths, overlap, path=hdr)
+    arr.note(metadata, overlap)
     if arr.order is not None:
         metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
             f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
 from ..io.checks import refuse_complex, require_npz
 from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
+from ..scene import in_scene_band_order
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -240,12 +241,14 @@ def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str],
     return np.asarray(rows, np.float32), picked
 
 
-def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int, *,
+                 stored_order: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Endmembers on the scene's bands, and the bands they cover.
 
     Returns ``(E (p, bands) float32, covered (bands,) bool)``. Same wavelengths (or no
-    wavelengths and the same band count): used as they are. Different wavelengths that
+    wavelengths and the same band count): used as they are. Endmembers without wavelengths
+    are on the bands of the scene's file, in its order: where the scene's reader reordered
+    them (``stored_order``: `scene.stored_band_order`), they are put in the scene's order. Different wavelengths that
     overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
     range; bands outside it are marked not covered and hold NaN (the caller unmixes on
     covered bands).
@@ -254,6 +257,8 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     No overlap: `InputError`.
     """
     e = em.spectra
+    if em.wavelengths is None:
+        e = in_scene_band_order(e, stored_order, em.source)
     p, b = e.shape
     if em.wavelengths is None or scene_wl is None:
         if b != scene_bands:
@@ -301,7 +306,8 @@ def _default_names(p: int) -> list[str]:
 
 
 def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None,
-               wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None):
+               wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None,
+               stored_order: tuple[np.ndarray, int] | None = None):
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
@@ -312,7 +318,10 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     with a warning. NaN / Inf mark invalid pixels, which the metrics skip. Endmembers that
     come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
     increasing band order, and refused unless they are on the bands of ``wavelengths`` (nm,
-    the scene's or estimate's; None: not checked).
+    the scene's or estimate's; None: not checked). Endmembers without wavelengths are in the
+    band order of the scene's file: where its reader reordered the bands (``stored_order``,
+    `scene.stored_band_order` of the scene, or a result's ``stored_band_index`` and
+    ``stored_bands``), they are put in the scene's order (`scene.in_scene_band_order`).
 
     ``pixel_order`` unfolds flat maps: "F" column-major, "C" row-major; None: "C" for HySUPP
     ``.mat`` files (``H``/``W``), "F" otherwise. Whether they fit an estimate better in the
@@ -321,7 +330,7 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     if pixel_order not in (None, "F", "C"):
         raise ParameterError("pixel_order", pixel_order, "expected 'F' (column-major, MATLAB) or 'C' (row-major)")
     path = Path(path)
-    gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order)
+    gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order, stored_order)
     _check_truth_values(path, gt, rows, cols)
     return gt
 
@@ -362,7 +371,7 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
 
 
 def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths: np.ndarray | None,
-                pixel_order: str | None):
+                pixel_order: str | None, stored_order: tuple[np.ndarray, int] | None):
     from ..scene import GroundTruth
 
     if not path.exists():
@@ -371,11 +380,14 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         from ..runs.folder import load_result
 
         r = load_result(path)
-        e = _truth_on_bands(path, r.get("endmembers"), r.get("wavelengths"), wavelengths)
+        e = _truth_on_bands(path, r.get("endmembers"), r.get("wavelengths"), wavelengths, stored_order)
         return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
-        return matlab.read_truth(path, rows, cols, bands, pixel_order=pixel_order)
+        # no wavelengths: on the bands of the scene's file, in its order
+        gt = matlab.read_truth(path, rows, cols, bands if stored_order is None else stored_order[1],
+                               pixel_order=pixel_order)
+        return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, None, wavelengths, stored_order))
     if ext == ".npz":
         require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
@@ -393,7 +405,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         if a is not None and a.ndim == 2 and a.shape[0] == rows * cols != a.shape[1]:
             a = np.ascontiguousarray(a.T)
         _check_truth_shapes(path, e, a, names)
-        e = _truth_on_bands(path, e, wl, wavelengths)
+        e = _truth_on_bands(path, e, wl, wavelengths, stored_order)
         flat = a is not None and a.ndim == 2
         if flat:  # (p, pixels), column-major like the .mat files unless told
             if a.shape[1] != rows * cols:
@@ -455,12 +467,16 @@ def truth_orientation(gt, abundances: np.ndarray | None, mask: np.ndarray | None
     return None
 
 
-def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None) -> np.ndarray | None:
+def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None,
+                    stored_order: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
     """Reference endmembers ``e (p, bands)`` stored with wavelengths ``wl`` (any length unit,
     any band order), in increasing band order; `InputError` unless they are on the bands of
-    ``wavelengths`` (nm; None: not checked). Without ``wl`` or ``e``: ``e`` as it is."""
-    if e is None or wl is None:
+    ``wavelengths`` (nm; None: not checked). Without ``wl``: in the scene's band order from
+    its file's (`scene.in_scene_band_order`). Without ``e``: None."""
+    if e is None:
         return e
+    if wl is None:
+        return in_scene_band_order(e, stored_order, str(path))
     wl = check_wavelengths(to_nm(np.asarray(wl, np.float64), what=f"{path}: wavelengths"), e.shape[1],
                            what=f"{path}: wavelengths", any_order=True)
     order = np.argsort(wl)
