@@ -4,7 +4,8 @@
                       good_bands (when a band is bad), scene_fingerprint (4, bands: mean
                       spectra of the central 32 x 32 pixels' quarters, to tell the scene again),
                       stored_band_index and stored_bands (when the scene's reader reordered its
-                      file's bands: `scene.stored_band_order`, for truths without wavelengths), ...
+                      file's bands: `scene.stored_band_order`, for truths without wavelengths),
+                      units (the scene's, when known: reflectance or radiance), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
     abundances_std.tif, abundances_q05.tif, abundances_q95.tif
@@ -112,16 +113,17 @@ def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.nda
 
 
 def save_endmembers(folder: Path, endmembers: np.ndarray, wavelengths: np.ndarray | None,
-                    names: list[str] | None = None) -> None:
+                    names: list[str] | None = None, units: str | None = None) -> None:
     """Write ``endmembers (p, bands)`` into the run folder ``folder`` being built: as
     ``endmembers.csv`` (`write_endmembers_csv`) and as the ENVI spectral library
-    ``endmembers.sli`` + ``endmembers.hdr`` (`unmixgen.io.sli.write_library`)."""
+    ``endmembers.sli`` + ``endmembers.hdr`` (`unmixgen.io.sli.write_library`, which also
+    says their ``units``: reflectance, radiance or None, unknown)."""
     from ..io.sli import write_library
 
     folder = Path(folder)
     e = np.asarray(endmembers)
     write_endmembers_csv(folder / "endmembers.csv", e, wavelengths, names)
-    write_library(folder / "endmembers.sli", e, wavelengths, endmember_names(e.shape[0], names))
+    write_library(folder / "endmembers.sli", e, wavelengths, endmember_names(e.shape[0], names), units)
 
 
 def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -255,6 +257,8 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
     stored = stored_band_order(scene)
     if stored is not None:  # `evaluate` puts a truth in the file's band order in the scene's
         arrays.update(zip(STORED_ORDER_KEYS, stored, strict=True))
+    if scene.units:  # the endmembers' too: a scene simulated from them is in these units
+        arrays["units"] = np.array(str(scene.units))
     if endmembers is not None:
         arrays["endmembers"] = np.asarray(endmembers, np.float32)
     if abundances is not None:
@@ -270,7 +274,7 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
         # there is no spectrum, and a reader of the CSV or library knows no good_bands
         bad = ~np.asarray(scene.good_bands, bool)
         spectra = np.where(bad, np.float32(np.nan), np.asarray(endmembers, np.float32)) if bad.any() else endmembers
-        save_endmembers(folder, spectra, scene.wavelengths, names)
+        save_endmembers(folder, spectra, scene.wavelengths, names, scene.units)
     if figures:
         from ..report import figures as report
 

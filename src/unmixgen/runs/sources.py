@@ -34,7 +34,7 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..io.checks import refuse_complex, require_npz
+from ..io.checks import quantity, refuse_complex, require_npz
 from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
 from ..scene import in_scene_band_order
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
@@ -45,12 +45,16 @@ if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps nee
 
 @dataclass
 class Endmembers:
-    """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known."""
+    """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known, and
+    their ``units``: ``"reflectance"`` or ``"radiance"`` where the source says (a result
+    folder: its scene's; an ``.npz``'s ``units``; a library header's; the USGS library:
+    reflectance), None where it does not (a CSV, a benchmark ``.mat``)."""
 
     spectra: np.ndarray
     wavelengths: np.ndarray | None
     names: list[str]
     source: str
+    units: str | None = None
 
 
 SOURCES = ("a result folder, .csv, .npz, a benchmark .mat (M), an ENVI spectral library (.sli with its .hdr), "
@@ -104,7 +108,8 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         good = r.get("good_bands")
         if good is not None:  # what the extraction left at the scene's bad bands is no spectrum: missing
             e = np.where(np.asarray(good, bool), e, np.float32(np.nan))
-        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text)
+        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text,
+                          _units(r.get("units")))
     ext = path.suffix.lower()
     if ext == ".csv":
         from .folder import read_endmembers_csv
@@ -119,13 +124,14 @@ def _read_endmembers(source: str | Path) -> Endmembers:
             e = _real(z["endmembers"], "endmembers", path)
             wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
+            units = _units(z["units"]) if "units" in z.files else None
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
         if not np.isfinite(e).all():
             raise in_file(path, "endmembers contain NaN/Inf; expected finite spectra")
         if wl is not None:
             wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
-        return Endmembers(e, wl, names, text)
+        return Endmembers(e, wl, names, text, units)
     if ext == ".mat":
         e, names = matlab.read_endmembers(path)
         return Endmembers(e, None, names or _default_names(len(e)), text)
@@ -133,8 +139,15 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         lib = read_library(path)
         names = lib.names or _default_names(len(lib.spectra))
         _require_measured(path, lib.spectra, names)
-        return Endmembers(lib.spectra, lib.wavelengths, names, text)
+        return Endmembers(lib.spectra, lib.wavelengths, names, text, lib.units)
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
+
+
+def _units(value) -> str | None:
+    """The quantity (reflectance, radiance) a stored ``units`` string names; None for anything
+    else (no string, DN, an unknown word): `unmixgen.io.checks.quantity`."""
+    v = np.asarray(value)
+    return quantity(v.reshape(-1)[0]) if v.dtype.kind in "US" and v.size == 1 else None
 
 
 def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:
@@ -204,17 +217,18 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
     if path.suffix.lower() == ".mat":
         data, wl, all_names = read_usgs_library(path)
         spectra, picked = pick_spectra(path, data[:, 3:].T, all_names[3:], names)
+        units = "reflectance"  # the USGS spectral library's layout: reflectance spectra
     elif path.suffix.lower() in LIBRARY_EXTENSIONS or (path.exists() and header_beside(path) is not None):
         lib = read_library(path)
         if lib.names is None:
             raise in_file(lib.header, "header lists no 'spectra names' to pick from; expected them, or the library "
                                       "without ':names' for all its spectra")
         spectra, picked = pick_spectra(path, lib.spectra, lib.names, names)
-        wl = lib.wavelengths
+        wl, units = lib.wavelengths, lib.units
     else:
         raise in_file(path, "is not a spectral library to pick spectra from; expected LIB.mat:names (USGS 1995 "
                             "layout) or LIB.sli:names (an ENVI spectral library with its .hdr)")
-    return Endmembers(spectra, wl, picked, f"{path}:{','.join(names)}")
+    return Endmembers(spectra, wl, picked, f"{path}:{','.join(names)}", units)
 
 
 def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str], wanted: list[str]
