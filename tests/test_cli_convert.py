@@ -276,8 +276,9 @@ def test_convert_keeps_whether_a_scene_is_reflectance_or_radiance(tmp_path, run_
     code, _, err = run_cli("convert", tmp_path / "src.npz", out)
     assert code == 0, err
     back = read_scene(out)
-    # ENVI has a header key for reflectance only (its scale factor); radiance stays unknown there
-    assert back.units == (None if (ext, units) == (".hdr", "radiance") else units)
+    # ENVI has a header key for reflectance only (its scale factor); radiance is said by a
+    # 'data units' key that reads back
+    assert back.units == units
     np.testing.assert_allclose(back.load(), cube, rtol=1e-6)  # the scale factor 1 changes no value
 
 

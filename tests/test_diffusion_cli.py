@@ -270,3 +270,49 @@ def test_outputs_inside_an_input_folder_are_refused(results, tmp_path, run_cli):
     code, _, err = run_cli("simulate", "--abundances", r1, "--endmembers", r1, "--out", r1 / "sim")
     assert code == 2 and "inside the input folder" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_synthesize_makes_maps_of_any_rows_and_cols(results, tmp_path, run_cli):
+    """--size took one number: every map was square, whatever scene it was meant for. Now
+    --size ROWSxCOLS gives rows x cols maps (by the rule square sizes follow: any size, the
+    network sees patch-sized tiles of a canvas at least a patch on each side), --size N stays
+    square, and a size that is neither form is one line naming --size and both forms."""
+    model = tmp_path / "model"
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", model, "--patch", "8", "--width", "8",
+                           "--max-steps", "1", "--no-progress", "--threads", "1")
+    assert code == 0, err
+    for text, shape in (("12x20", (12, 20)), ("5X13", (5, 13)), ("21x6", (21, 6)), ("11", (11, 11))):
+        out = tmp_path / f"s{text}"
+        code, stdout, err = run_cli("synthesize", model, "--count", "2", "--size", text, "--steps", "2",
+                                    "--out", out, "--no-progress")
+        assert code == 0, err
+        with np.load(out / "abundances.npz") as z:
+            a = z["abundances"]
+        assert a.shape == (2, *shape, 3) and (a >= 0).all() and np.allclose(a.sum(-1), 1, atol=1e-5)
+        assert f"{shape[0]}x{shape[1]}x3" in stdout
+        assert json.loads((out / "run.json").read_text())["parameters"]["size"] == list(shape)
+        from unmixgen.io import read_scene
+
+        assert read_scene(out / "map_001.tif").shape == (*shape, 3)
+    # the library takes (rows, cols)
+    m = load_model(model)
+    wide = m.sample(2, size=(7, 12), steps=2, seed=4, progress=False)
+    assert wide.shape == (2, 7, 12, 3)
+    for bad in ("12x", "x20", "0x5", "12x-3", "12x20x3", "ax5", "1.5x4", "0"):
+        code, _, err = run_cli("synthesize", model, "--count", "1", "--size", bad, "--steps", "2",
+                               "--out", tmp_path / "bad", "--no-progress")
+        assert code == 2 and err.startswith(f"error: --size {bad}:") and "ROWSxCOLS" in err, (bad, err)
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    from unmixgen.errors import ParameterError
+
+    for bad in ((0, 4), (4,), (4, 5, 6), (4.5, 4), "12x20"):
+        with pytest.raises(ParameterError, match="size"):
+            m.sample(1, size=bad, steps=2, progress=False)
+    # held-out maps that are not square: evaluate-synthesis MODEL refused them ("the model
+    # samples square maps"); it now samples maps of their size
+    held = smooth_maps(10, 14, 3, 5)[None].repeat(4, axis=0).astype(np.float32)
+    np.savez(tmp_path / "held.npz", heldout=held)
+    code, stdout, err = run_cli("evaluate-synthesis", model, "--reference", tmp_path / "held.npz", "--count", "3",
+                                "--steps", "2", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["size"] == [10, 14]

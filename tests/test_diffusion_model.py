@@ -259,7 +259,9 @@ def test_large_map_tiled_sampling_is_valid(trained):
     ({"count": 0}, "count=0: expected >= 1"),
     ({"count": 1, "sampler": "euler"}, "sampler='euler': expected one of ddim, dpm, ddpm"),
     ({"count": 1, "steps": 1001}, "steps=1001: expected >= 1 and <= 1000"),
-    ({"count": 1, "size": 0}, "size=0: expected >= 1"),
+    ({"count": 1, "size": 0}, "size=0: expected an integer >= 1 (square maps) or (rows, cols), both integers >= 1"),
+    ({"count": 1, "size": (8, 0)}, "size=(8, 0): expected an integer >= 1 (square maps) or (rows, cols), both "
+                                   "integers >= 1"),
     ({"count": 1, "guidance": 2.0}, "guidance=2.0: needs a label (the label to guide towards)"),
     ({"count": 1, "label": "water"}, "label='water': this model was trained without labels"),
     # seeds were taken as int(seed) & 0xFFFFFFFF: -1 sampled as 2**32 - 1, 1.5 as 1, '0' as 0

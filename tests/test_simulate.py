@@ -415,7 +415,8 @@ class FakeModel:
 
     def sample(self, n, *, size=None, sampler="ddim", steps=None, seed=0, progress=True, **kw):
         self.calls.append((n, size, sampler, steps, seed))
-        return maps(n, size, size, 3, 100 + seed)
+        rows, cols = (size, size) if isinstance(size, int) else size  # N or (rows, cols), as the model takes
+        return maps(n, rows, cols, 3, 100 + seed)
 
 
 def test_cli_evaluate_synthesis_model_folder(tmp_path, run_cli, monkeypatch):
@@ -427,7 +428,7 @@ def test_cli_evaluate_synthesis_model_folder(tmp_path, run_cli, monkeypatch):
     code, out, err = run_cli("evaluate-synthesis", tmp_path / "model", "--sampler", "dpm", "--steps", "20", "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert fake.calls == [(5, 16, "dpm", 20, 0)]  # count = number of held-out maps, their size
+    assert fake.calls == [(5, (16, 16), "dpm", 20, 0)]  # count = number of held-out maps, their size
     assert set(res["rows"]) == {"model", "dirichlet", "grf", "floor"} and res["sampler"] == "dpm"
     # samples folder scored against the model's held-out blocks
     (tmp_path / "synth").mkdir()

@@ -186,3 +186,52 @@ def test_a_result_with_no_data_simulates_scenes_with_the_same_no_data(tmp_path, 
     np.savez(tmp_path / "partial.npz", abundances=maps)
     code, _, err = run_cli("simulate", "-a", tmp_path / "partial.npz", "-e", tmp_path / "run", "--out", tmp_path / "s3")
     assert code == 2 and "partial.npz" in err and not (tmp_path / "s3").exists()
+
+
+@pytest.mark.parametrize("fmt", ["envi", "tif"])
+def test_simulated_scenes_say_the_units_of_their_spectra(tmp_path, run_cli, fmt):
+    """Every simulated scene was written as reflectance, whatever its spectra were: a radiance
+    scene's unmix result, a CSV that says nothing. A scene mixes its spectra, so it is in their
+    units: radiance from a radiance scene's result (in every file written, run.json too),
+    reflectance from a reflectance library, and unknown where the source says nothing."""
+    import json
+
+    from test_simulate import fake_library
+    from unmixgen.io import read_scene, write_scene
+    from unmixgen.io.sli import read_library
+    from unmixgen.scene import Scene
+
+    e, wl = spectra()
+    write_scene(Scene(100 * abundance_maps() @ e, wavelengths=wl, units="radiance"), tmp_path / "scene.npz")
+    code, _, err = run_cli("unmix", tmp_path / "scene.npz", "-p", "3", "--method", "vca", "--no-figures",
+                           "--out", tmp_path / "run")
+    assert code == 0, err
+    assert read_library(tmp_path / "run" / "endmembers.sli").units == "radiance"
+    ext = "hdr" if fmt == "envi" else "tif"
+    lib = fake_library(tmp_path / "lib.mat", ["Kaolinite CM9", "Alunite GDS84", "Muscovite GDS107"])
+    np.savez(tmp_path / "maps.npz", abundances=abundance_maps())
+    (tmp_path / "em.csv").write_text("wavelength_nm,a,b,c\n" + "".join(
+        f"{w},{x},{y},{z}\n" for w, (x, y, z) in zip(wl, e.T, strict=True)))
+    for source, units in ((tmp_path / "run", "radiance"), (tmp_path / "run" / "endmembers.sli", "radiance"),
+                          (f"{lib}:kaolin,alunite,muscovite", "reflectance"), (tmp_path / "em.csv", None)):
+        out = tmp_path / f"sim-{units}-{len(str(source))}"
+        code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", source, "--snr", "40",
+                               "--format", fmt, "--out", out)
+        assert code == 0, err
+        for name in ("scene_000.npz", f"scene_000.{ext}"):
+            assert read_scene(out / name).units == units, (source, name)
+        assert json.loads((out / "run.json").read_text())["units"] == (units or "unknown"), source
+        if units is not None:
+            assert read_library(out / "endmembers.sli").units == units
+
+
+def test_simulate_takes_the_units_it_is_told():
+    from unmixgen.errors import ParameterError
+    from unmixgen.simulate.scene import simulate
+
+    e, wl = spectra()
+    a = abundance_maps()[None]
+    assert simulate(a, e, wavelengths=wl)[0].to_scene().units is None  # arrays say nothing
+    assert simulate(a, e, wavelengths=wl, units="radiance")[0].to_scene().units == "radiance"
+    with pytest.raises(ParameterError, match="units='DN'"):
+        simulate(a, e, units="DN")

@@ -300,6 +300,45 @@ def placement(scene: Scene) -> dict[str, Any]:
     return {k: scene.metadata[k] for k in PLACEMENT_KEYS if scene.metadata.get(k)}
 
 
+# metadata of a scene whose reader presents the file's bands in another order than stored (sorted
+# by wavelength, one detector's kept where two overlap; `unmixgen.io.bands`): the stored (file)
+# band, 0-based, of each band of the scene, and how many bands the file holds
+STORED_ORDER_KEYS = ("stored_band_index", "stored_bands")
+
+
+def stored_band_order(scene: Scene) -> tuple[np.ndarray, int] | None:
+    """``(index (bands,) int, stored)``: the file's band of each band of ``scene`` and the
+    file's band count, when its reader reordered or dropped bands (`STORED_ORDER_KEYS`);
+    None when the bands are as the file stores them."""
+    index, stored = (scene.metadata.get(k) for k in STORED_ORDER_KEYS)
+    if index is None or stored is None:
+        return None
+    return np.asarray(index, np.intp), int(stored)
+
+
+def in_scene_band_order(spectra: np.ndarray, stored_order: tuple[np.ndarray, int] | None,
+                        source: str) -> np.ndarray:
+    """Spectra ``(p, n)`` without wavelengths of their own (so in the band order of the file
+    they belong to) in the band order of a scene whose reader reordered its file's bands
+    (``stored_order``: `stored_band_order`; None: returned as they are).
+
+    On the file's ``stored`` bands they are put in the scene's order (and any band the reader
+    dropped is dropped). On any other number of bands their order is unknown (on as many bands
+    as the scene they could be in the file's order or the scene's): `InputError` naming
+    ``source`` and asking for the file's bands or wavelengths."""
+    if stored_order is None:
+        return spectra
+    index, stored = stored_order
+    if spectra.shape[1] == stored:
+        return np.ascontiguousarray(spectra[:, index])
+    how = "sorted by wavelength" if index.size == stored else f"{index.size} of them kept where detectors overlap"
+    raise InputError(
+        f"{source}: spectra on {spectra.shape[1]} bands without wavelengths, but the scene's file stores {stored} "
+        f"bands and its reader reordered them ({how}), so their band order is unknown; expected spectra on the "
+        f"file's {stored} bands in its order, or with wavelengths"
+    )
+
+
 class Scene:
     """A hyperspectral scene; see the module docstring.
 
@@ -671,7 +710,8 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
     lazily: every per-band list (wavelengths, FWHM, good bands, band names, reference
     endmembers) follows. ``wavelengths`` (nm, one per ordered band, increasing) replaces the
     permuted ones, e.g. band centres given for a file that has none. The pixel mask does not
-    depend on band order and is shared."""
+    depend on band order and is shared. `stored_band_order` says where each band came from
+    (in ``scene``'s file when its reader reordered the bands, else in ``scene``)."""
     given = np.asarray(order)
     if given.dtype.kind not in "iu":
         raise InputError(f"{scene._what('band order')}: {given.dtype} values; expected integer band indices")
@@ -683,6 +723,12 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
     names = metadata.get("band_names")
     if isinstance(names, list) and len(names) == scene.bands:
         metadata["band_names"] = [names[i] for i in order]
+    # the file's band of each band, through the reader's order when it had one
+    previous = stored_band_order(scene)
+    if previous is not None or not np.array_equal(order, np.arange(scene.bands)):
+        index_key, count_key = STORED_ORDER_KEYS
+        metadata[index_key] = (order if previous is None else previous[0][order]).tolist()
+        metadata[count_key] = scene.bands if previous is None else previous[1]
     truth = scene.truth
     if truth is not None and truth.endmembers is not None:
         truth = replace(truth, endmembers=truth.endmembers[:, order])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..priors.abundance.settings import DEFAULTS
 from ..priors.samplers import DEFAULT_BATCH_SIZE, DEFAULT_SAMPLER, DEFAULT_STEPS
 from .app import app
@@ -73,7 +73,7 @@ def synthesize(
     model_dir: Path = typer.Argument(..., help="Model folder written by `unmixgen train-abundance`."),
     count: int = typer.Option(..., "--count", "-n", help="Number of maps to synthesize."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    size: int = typer.Option(None, "--size", help="Map size in px (default: the training patch size; larger maps are tiled)."),
+    size: str = typer.Option(None, "--size", help="Map size in px: N (N x N) or ROWSxCOLS, e.g. 64x128 (default: the training patch size; larger maps are tiled).", metavar="N|ROWSxCOLS"),
     sampler: str = typer.Option(DEFAULT_SAMPLER, "--sampler", help="ddim, dpm (DPM-Solver++) or ddpm (ancestral)."),
     steps: int = typer.Option(None, "--steps", help="Sampler steps (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")."),
     guidance: float = typer.Option(None, "--guidance", help="Classifier-free guidance scale (needs --label)."),
@@ -87,19 +87,29 @@ def synthesize(
 ) -> None:
     """Synthesize new abundance maps with a trained model.
 
-    Writes abundances.npz (`abundances` (N, size, size, p)), one GeoTIFF per map, a PNG grid and run.json. Every map is non-negative and sums to one per pixel by construction; maps larger than the training patch are sampled with blended overlapping tiles.
+    Writes abundances.npz (`abundances` (N, rows, cols, p)), one GeoTIFF per map, a PNG grid and run.json. Every map is non-negative and sums to one per pixel by construction; maps larger than the training patch are sampled with blended overlapping tiles.
 
     Example: unmixgen synthesize models/samson --count 16 --size 64 --sampler dpm --steps 20 --out synth
+
+    Example: unmixgen synthesize models/cuprite --count 4 --size 250x190 --out synth
     """
     from ..nn.device import set_threads
     from ..workflows import synthesize_maps
 
     set_threads(threads)
-    rec = synthesize_maps(model_dir, count, out, size=size, sampler=sampler, steps=steps, guidance=guidance,
+    rec = synthesize_maps(model_dir, count, out, size=None if size is None else map_size(size), sampler=sampler, steps=steps, guidance=guidance,
                           label=label, seed=seed, batch_size=batch_size, device=device, overwrite=overwrite,
                           progress=progress)
     shape = rec["shape"]
     print(f"wrote {count} maps of {shape[1]}x{shape[2]}x{shape[3]} to {out} ({rec['timings_s']['sampling']:.1f} s)")
+
+
+def map_size(text: str) -> int | tuple[int, int]:
+    """``--size``: ``N`` (square maps) or ``ROWSxCOLS``, whole numbers >= 1."""
+    parts = text.strip().lower().split("x")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    raise ParameterError("size", text, "expected N (N x N maps) or ROWSxCOLS (e.g. 64x128), whole numbers >= 1")
 
 
 __all__ = ["synthesize", "train_abundance"]

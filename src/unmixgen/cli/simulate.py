@@ -152,14 +152,11 @@ def evaluate_synthesis_cmd(
     ref_path = reference if reference is not None else source
     held = _check_reference(ref, ref_path)
     if model is not None:
-        if held.shape[1] != held.shape[2]:
-            raise in_file(ref_path, f"held-out maps are {held.shape[1]}x{held.shape[2]}; the model samples square "
-                                    "maps")
         if held.shape[-1] != model.n_endmembers:
             raise in_file(ref_path, f"held-out maps have {held.shape[-1]} endmembers but the model {source} has "
                                     f"{model.n_endmembers}")
         n = count or len(held)
-        samples = model.sample(n, size=int(held.shape[1]), sampler=sampler, steps=steps, seed=seed,
+        samples = model.sample(n, size=(int(held.shape[1]), int(held.shape[2])), sampler=sampler, steps=steps, seed=seed,
                                progress=not as_json)
     else:
         samples, _ = load_abundance_maps(source)

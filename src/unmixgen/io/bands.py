@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, ParameterError, in_file
+from ..scene import STORED_ORDER_KEYS
 from ..wavelengths import to_nm
 
 OVERLAP_POLICIES = ("sort", "short", "long")
@@ -62,17 +63,24 @@ def overlap_policy(overlap: str) -> str:
 
 @dataclass(frozen=True)
 class Arrangement:
-    """What `arrange` decided: ``order`` indexes the stored bands (None = keep as stored)."""
+    """What `arrange` decided: ``order`` indexes the ``stored`` bands (None = keep as stored)."""
 
     order: np.ndarray | None
     wavelengths: np.ndarray | None
+    stored: int | None = None
 
     def note(self, metadata: dict, overlap: str) -> None:
-        """Record in a scene's ``metadata["band_order"]`` that the bands were reordered on
-        reading (nothing when the stored order is kept). `convert --wavelengths` relies on
-        it: centres listed in a file's band order cannot be matched to reordered bands."""
+        """Record in a scene's metadata that the bands were reordered on reading (nothing when
+        the stored order is kept): ``"band_order"`` says how, and `scene.STORED_ORDER_KEYS` the
+        stored band of each presented one (`scene.stored_band_order`). `convert --wavelengths`
+        relies on the first: centres listed in a file's band order cannot be matched to
+        reordered bands; reference spectra without wavelengths of their own (a benchmark's
+        endmember .mat) are put in the presented order with the second."""
         if self.order is not None:
             metadata["band_order"] = f"overlap={overlap_policy(overlap)!r}"
+            index_key, count_key = STORED_ORDER_KEYS
+            metadata[index_key] = [int(i) for i in self.order]
+            metadata[count_key] = int(self.stored)
 
     def take(self, values):
         """``values`` (one per stored band, array or list) in the presented order."""
@@ -151,7 +159,7 @@ def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
             f"{where}two bands at {sorted_wl[dup[0]]:g} nm with overlap={policy!r}; expected "
             "distinct wavelengths: use overlap='short' or 'long' to keep one detector's bands"
         )
-    return Arrangement(order, sorted_wl)
+    return Arrangement(order, sorted_wl, wl.size)
 
 
 def wavelengths_from_labels(labels, *, what: str = "band names") -> np.ndarray | None:

@@ -12,7 +12,10 @@ Header fields used
 ``band names`` (also the wavelengths, when ``wavelength`` is absent and every name holds
 one, e.g. ``376.44 Nanometers``), ``data ignore value``, ``data gain values`` and ``data
 offset values`` (physical = stored * gain + offset, per band), ``reflectance scale factor``
-(physical = stored / factor, used when no gains are given), ``map info``, ``coordinate
+(physical = stored / factor, used when no gains are given; it also says the data are
+reflectance), ``data units`` (what the physical values are: ``reflectance`` or ``radiance``,
+or a radiance unit such as ``uW/(cm2 sr nm)``, `checks.quantity`; not one of ENVI's own keys,
+ENVI and GDAL keep it as any other), ``map info``, ``coordinate
 system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`). Every value is checked before use; a per-band list whose length is not
 the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
 warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not finite and
@@ -24,6 +27,7 @@ are spectra, not pixels (`io.sli` reads it, as a source of endmembers).
 
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
+The scene's units are ``data units`` (and ``reflectance scale factor = 1`` for reflectance).
 A scene placed by ground control points instead of a geotransform gets them as ``geo points``
 (in latitude/longitude, whatever the points' CRS).
 """
@@ -50,7 +54,7 @@ from .bands import (
     usable_fwhm,
     wavelengths_from_labels,
 )
-from .checks import make_scene, number, quiet_gdal, require_regular_file
+from .checks import make_scene, number, quantity, quiet_gdal, require_regular_file
 from .raw import INTERLEAVES, RawSource, stored_empty_bands, stored_validity, strided_cube
 
 # ENVI data type code -> numpy dtype (without byte order)
@@ -389,7 +393,8 @@ def _nodata(h: dict, hdr: Path) -> float | None:
 
 def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarray, float, str | None]:
     """Per-band ``(gain, offset)`` so that physical = stored * gain + offset; the reflectance
-    scale factor (1 if none); and the units that implies.
+    scale factor (1 if none); and the units: ``data units`` where it names them, else
+    reflectance when there is a scale factor, else None.
 
     ``data gain values``/``data offset values`` (written by ENVI and GDAL) take precedence.
     ``reflectance scale factor`` F means physical = stored / F; it is applied only when no
@@ -408,7 +413,7 @@ def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarr
         raise in_file(hdr, f"header 'data gain values' has a zero gain (band {int(np.argmin(gains != 0)) + 1}); "
                            "expected non-zero gains")
     factor = _scalar_field(h, "reflectance scale factor", hdr, nonzero=True)
-    units = "reflectance" if factor is not None else None
+    units = quantity(h.get("data units", "").strip("{} ")) or ("reflectance" if factor is not None else None)
     if gains is None and offsets is None:
         f = 1.0 if factor is None else factor
         return np.full(bands, 1.0 / f), np.zeros(bands), f, units
@@ -538,6 +543,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     if gcps is not None:
         metadata["gcps"] = gcps
     arr = arrange(wavelengths, overlap, path=hdr)
+    arr.note(metadata, overlap)
     if arr.order is not None:
         metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
             f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"
@@ -662,6 +668,8 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
         # or whatever scale the scene has); radiance has no standard header key
         lines.append("reflectance scale factor = 1")
+    if quantity(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
+        lines.append(f"data units = {quantity(scene.units)}")
     if scene.wavelengths is not None:
         lines.append("wavelength units = Nanometers")
         lines.append(f"wavelength = {braced_list(scene.wavelengths)}")

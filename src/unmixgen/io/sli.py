@@ -14,7 +14,8 @@ offset``, ``wavelength`` + ``wavelength units`` (the unit decided as for an imag
 nm, um, "Micrometers", wavenumbers; "Unknown" or none by the values' magnitude),
 ``spectra names`` (a name in double quotes may hold commas), ``reflectance scale factor``
 (physical = stored / factor) or ``data gain values`` / ``data offset values`` (one each),
-``data ignore value`` and ``bbl`` (channels flagged 0): both read as missing (NaN), as the
+``data units`` (reflectance or radiance; a scale factor alone says reflectance, as for an
+image), ``data ignore value`` and ``bbl`` (channels flagged 0): both read as missing (NaN), as the
 USGS libraries' deleted channels (-1.23e34, at or below `DELETED`) are, marked or not. A
 value ``None`` (SPy's for a list it lacks) is no value; ``fwhm`` is not used.
 
@@ -27,8 +28,8 @@ Unlike an image header, a library's per-channel lists must fit: a wavelength lis
 that no ``data ignore value`` marks.
 
 Writing produces float32, little endian, wavelengths in nm (``wavelength units =
-Nanometers``) when known, ``spectra names``; missing values (NaN) are written as NaN with
-``data ignore value = nan``.
+Nanometers``) when known, ``spectra names``, ``data units`` when known; missing values (NaN)
+are written as NaN with ``data ignore value = nan``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ..atomic import atomic_files
 from ..errors import in_file, reading
 from ..wavelengths import check_wavelengths
 from .bands import braced_list
-from .checks import require_regular_file
+from .checks import quantity, require_regular_file
 from .envi import (
     DATA_EXTENSIONS,
     LIBRARY_FILE_TYPE,
@@ -76,13 +77,15 @@ class SpectralLibrary:
     ``spectra`` ``(n, channels)`` float32, physical values (scale factor applied), channels in
     increasing wavelength order, missing channels (``data ignore value``, ``bbl`` = 0) NaN;
     ``wavelengths`` ``(channels,)`` nm float64 or None; ``names`` one per spectrum, or None
-    when the header lists none; ``header`` and ``data`` the two files."""
+    when the header lists none; ``header`` and ``data`` the two files; ``units``
+    ``"reflectance"``, ``"radiance"`` or None (the header does not say)."""
 
     spectra: np.ndarray
     wavelengths: np.ndarray | None
     names: list[str] | None
     header: Path
     data: Path
+    units: str | None = None
 
 
 def header_beside(path: str | Path) -> Path | None:
@@ -161,7 +164,7 @@ def read_library(path: str | Path) -> SpectralLibrary:
             raise in_file(hdr, f"header lists {values.size} {what} for {samples} channels (samples); expected one "
                                "per channel")
     wavelengths, _, good = _spectral(h, hdr, samples, None)
-    gain, shift, _, _ = _gains_offsets(h, hdr, 1)
+    gain, shift, _, units = _gains_offsets(h, hdr, 1)
     nodata = _nodata(h, hdr)
 
     with reading(data, "read the library's data file"), open(data, "rb") as f:
@@ -186,17 +189,17 @@ def read_library(path: str | Path) -> SpectralLibrary:
         wavelengths = check_wavelengths(wavelengths, samples, what=f"{hdr}: wavelengths", any_order=True)
         order = np.argsort(wavelengths, kind="stable")
         wavelengths, spectra = wavelengths[order], spectra[:, order]
-    return SpectralLibrary(spectra.astype(np.float32), wavelengths, names, hdr, data)
+    return SpectralLibrary(spectra.astype(np.float32), wavelengths, names, hdr, data, units)
 
 
 def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray | None,
-                  names: list[str]) -> tuple[Path, Path]:
+                  names: list[str], units: str | None = None) -> tuple[Path, Path]:
     """Write ``spectra (n, channels)`` as an ENVI spectral library: ``path`` (the data file,
     e.g. ``endmembers.sli``) and its header ``name.hdr`` beside it, atomically (data first,
     header last). float32 little endian; ``wavelengths`` in nm (``wavelength units =
     Nanometers``), or none; ``names`` one per spectrum (commas and braces, which end an ENVI
     list item, become ``;`` and parentheses). NaN values are written with ``data ignore value
-    = nan``. Returns ``(header, data file)``."""
+    = nan``; ``units`` (reflectance or radiance) as ``data units``. Returns ``(header, data file)``."""
     data = Path(path)
     hdr = data.with_suffix(".hdr")
     e = np.asarray(spectra, np.float32)
@@ -223,6 +226,8 @@ def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray
         fields += ["wavelength units = Nanometers", f"wavelength = {braced_list(wavelengths)}"]
     if np.isnan(e).any():
         fields.append("data ignore value = nan")
+    if quantity(units):
+        fields.append(f"data units = {quantity(units)}")
     fields.append("spectra names = {" + ", ".join(clean) + "}")
     with atomic_files([hdr, data]) as (tmp_hdr, tmp_data):
         tmp_data.write_bytes(e.astype("<f4").tobytes())

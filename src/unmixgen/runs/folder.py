@@ -2,7 +2,10 @@
 
     result.npz        endmembers (p, bands), abundances (rows, cols, p), wavelengths, mask,
                       good_bands (when a band is bad), scene_fingerprint (4, bands: mean
-                      spectra of the central 32 x 32 pixels' quarters, to tell the scene again), ...
+                      spectra of the central 32 x 32 pixels' quarters, to tell the scene again),
+                      stored_band_index and stored_bands (when the scene's reader reordered its
+                      file's bands: `scene.stored_band_order`, for truths without wavelengths),
+                      units (the scene's, when known: reflectance or radiance), ...
     abundances.tif    the maps with the input's georeferencing (or abundances.hdr/.img for
                       ENVI input), invalid pixels as nodata (NaN)
     abundances_std.tif, abundances_q05.tif, abundances_q95.tif
@@ -38,7 +41,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError, brief, in_file, reading
-from ..scene import Scene, placement
+from ..scene import STORED_ORDER_KEYS, Scene, placement, stored_band_order
 
 
 def versions() -> dict[str, str]:
@@ -110,16 +113,17 @@ def write_endmembers_csv(path: Path, endmembers: np.ndarray, wavelengths: np.nda
 
 
 def save_endmembers(folder: Path, endmembers: np.ndarray, wavelengths: np.ndarray | None,
-                    names: list[str] | None = None) -> None:
+                    names: list[str] | None = None, units: str | None = None) -> None:
     """Write ``endmembers (p, bands)`` into the run folder ``folder`` being built: as
     ``endmembers.csv`` (`write_endmembers_csv`) and as the ENVI spectral library
-    ``endmembers.sli`` + ``endmembers.hdr`` (`unmixgen.io.sli.write_library`)."""
+    ``endmembers.sli`` + ``endmembers.hdr`` (`unmixgen.io.sli.write_library`, which also
+    says their ``units``: reflectance, radiance or None, unknown)."""
     from ..io.sli import write_library
 
     folder = Path(folder)
     e = np.asarray(endmembers)
     write_endmembers_csv(folder / "endmembers.csv", e, wavelengths, names)
-    write_library(folder / "endmembers.sli", e, wavelengths, endmember_names(e.shape[0], names))
+    write_library(folder / "endmembers.sli", e, wavelengths, endmember_names(e.shape[0], names), units)
 
 
 def read_endmembers_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -250,6 +254,11 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
         arrays["wavelengths"] = scene.wavelengths
     if not scene.good_bands.all():  # `evaluate` compares spectra on these only
         arrays["good_bands"] = scene.good_bands
+    stored = stored_band_order(scene)
+    if stored is not None:  # `evaluate` puts a truth in the file's band order in the scene's
+        arrays.update(zip(STORED_ORDER_KEYS, stored, strict=True))
+    if scene.units:  # the endmembers' too: a scene simulated from them is in these units
+        arrays["units"] = np.array(str(scene.units))
     if endmembers is not None:
         arrays["endmembers"] = np.asarray(endmembers, np.float32)
     if abundances is not None:
@@ -265,7 +274,7 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
         # there is no spectrum, and a reader of the CSV or library knows no good_bands
         bad = ~np.asarray(scene.good_bands, bool)
         spectra = np.where(bad, np.float32(np.nan), np.asarray(endmembers, np.float32)) if bad.any() else endmembers
-        save_endmembers(folder, spectra, scene.wavelengths, names)
+        save_endmembers(folder, spectra, scene.wavelengths, names, scene.units)
     if figures:
         from ..report import figures as report
 
@@ -399,6 +408,15 @@ def _check_bands(r: dict[str, Any], folder: Path, bands: int) -> None:
     if gb is not None and (gb.dtype.kind not in "biu" or gb.size != bands):
         raise in_file(folder, f"result's 'good_bands' is {gb.dtype} of {gb.size} values; expected one flag per "
                               f"band of its {bands} bands")
+    index_key, count_key = STORED_ORDER_KEYS
+    if index_key in r or count_key in r:
+        index, stored = r.get(index_key), r.get(count_key)
+        if (index is None or stored is None or index.dtype.kind not in "iu" or index.shape != (bands,)
+                or stored.dtype.kind not in "iu" or stored.ndim != 0
+                or not (np.unique(index).size == bands and 0 <= index.min() and index.max() < stored)):
+            raise in_file(folder, f"result's {index_key!r} and {count_key!r} are not the file's band of each of "
+                                  f"its {bands} bands and the file's band count; expected distinct indices below "
+                                  "that count")
 
 
 __all__ = [

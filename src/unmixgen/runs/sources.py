@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +34,9 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..io.checks import refuse_complex, require_npz
+from ..io.checks import quantity, refuse_complex, require_npz
 from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
+from ..scene import in_scene_band_order
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
 
 if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps needs it
@@ -44,12 +45,16 @@ if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps nee
 
 @dataclass
 class Endmembers:
-    """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known."""
+    """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known, and
+    their ``units``: ``"reflectance"`` or ``"radiance"`` where the source says (a result
+    folder: its scene's; an ``.npz``'s ``units``; a library header's; the USGS library:
+    reflectance), None where it does not (a CSV, a benchmark ``.mat``)."""
 
     spectra: np.ndarray
     wavelengths: np.ndarray | None
     names: list[str]
     source: str
+    units: str | None = None
 
 
 SOURCES = ("a result folder, .csv, .npz, a benchmark .mat (M), an ENVI spectral library (.sli with its .hdr), "
@@ -103,7 +108,8 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         good = r.get("good_bands")
         if good is not None:  # what the extraction left at the scene's bad bands is no spectrum: missing
             e = np.where(np.asarray(good, bool), e, np.float32(np.nan))
-        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text)
+        return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text,
+                          _units(r.get("units")))
     ext = path.suffix.lower()
     if ext == ".csv":
         from .folder import read_endmembers_csv
@@ -118,13 +124,14 @@ def _read_endmembers(source: str | Path) -> Endmembers:
             e = _real(z["endmembers"], "endmembers", path)
             wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
+            units = _units(z["units"]) if "units" in z.files else None
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
         if not np.isfinite(e).all():
             raise in_file(path, "endmembers contain NaN/Inf; expected finite spectra")
         if wl is not None:
             wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
-        return Endmembers(e, wl, names, text)
+        return Endmembers(e, wl, names, text, units)
     if ext == ".mat":
         e, names = matlab.read_endmembers(path)
         return Endmembers(e, None, names or _default_names(len(e)), text)
@@ -132,8 +139,15 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         lib = read_library(path)
         names = lib.names or _default_names(len(lib.spectra))
         _require_measured(path, lib.spectra, names)
-        return Endmembers(lib.spectra, lib.wavelengths, names, text)
+        return Endmembers(lib.spectra, lib.wavelengths, names, text, lib.units)
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
+
+
+def _units(value) -> str | None:
+    """The quantity (reflectance, radiance) a stored ``units`` string names; None for anything
+    else (no string, DN, an unknown word): `unmixgen.io.checks.quantity`."""
+    v = np.asarray(value)
+    return quantity(v.reshape(-1)[0]) if v.dtype.kind in "US" and v.size == 1 else None
 
 
 def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:
@@ -203,17 +217,18 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
     if path.suffix.lower() == ".mat":
         data, wl, all_names = read_usgs_library(path)
         spectra, picked = pick_spectra(path, data[:, 3:].T, all_names[3:], names)
+        units = "reflectance"  # the USGS spectral library's layout: reflectance spectra
     elif path.suffix.lower() in LIBRARY_EXTENSIONS or (path.exists() and header_beside(path) is not None):
         lib = read_library(path)
         if lib.names is None:
             raise in_file(lib.header, "header lists no 'spectra names' to pick from; expected them, or the library "
                                       "without ':names' for all its spectra")
         spectra, picked = pick_spectra(path, lib.spectra, lib.names, names)
-        wl = lib.wavelengths
+        wl, units = lib.wavelengths, lib.units
     else:
         raise in_file(path, "is not a spectral library to pick spectra from; expected LIB.mat:names (USGS 1995 "
                             "layout) or LIB.sli:names (an ENVI spectral library with its .hdr)")
-    return Endmembers(spectra, wl, picked, f"{path}:{','.join(names)}")
+    return Endmembers(spectra, wl, picked, f"{path}:{','.join(names)}", units)
 
 
 def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str], wanted: list[str]
@@ -240,12 +255,14 @@ def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str],
     return np.asarray(rows, np.float32), picked
 
 
-def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int, *,
+                 stored_order: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Endmembers on the scene's bands, and the bands they cover.
 
     Returns ``(E (p, bands) float32, covered (bands,) bool)``. Same wavelengths (or no
-    wavelengths and the same band count): used as they are. Different wavelengths that
+    wavelengths and the same band count): used as they are. Endmembers without wavelengths
+    are on the bands of the scene's file, in its order: where the scene's reader reordered
+    them (``stored_order``: `scene.stored_band_order`), they are put in the scene's order. Different wavelengths that
     overlap the scene's: linearly interpolated onto the scene bands inside the endmembers'
     range; bands outside it are marked not covered and hold NaN (the caller unmixes on
     covered bands).
@@ -254,6 +271,8 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int
     No overlap: `InputError`.
     """
     e = em.spectra
+    if em.wavelengths is None:
+        e = in_scene_band_order(e, stored_order, em.source)
     p, b = e.shape
     if em.wavelengths is None or scene_wl is None:
         if b != scene_bands:
@@ -301,7 +320,8 @@ def _default_names(p: int) -> list[str]:
 
 
 def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None,
-               wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None):
+               wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None,
+               stored_order: tuple[np.ndarray, int] | None = None):
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
@@ -312,7 +332,10 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     with a warning. NaN / Inf mark invalid pixels, which the metrics skip. Endmembers that
     come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
     increasing band order, and refused unless they are on the bands of ``wavelengths`` (nm,
-    the scene's or estimate's; None: not checked).
+    the scene's or estimate's; None: not checked). Endmembers without wavelengths are in the
+    band order of the scene's file: where its reader reordered the bands (``stored_order``,
+    `scene.stored_band_order` of the scene, or a result's ``stored_band_index`` and
+    ``stored_bands``), they are put in the scene's order (`scene.in_scene_band_order`).
 
     ``pixel_order`` unfolds flat maps: "F" column-major, "C" row-major; None: "C" for HySUPP
     ``.mat`` files (``H``/``W``), "F" otherwise. Whether they fit an estimate better in the
@@ -321,7 +344,7 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     if pixel_order not in (None, "F", "C"):
         raise ParameterError("pixel_order", pixel_order, "expected 'F' (column-major, MATLAB) or 'C' (row-major)")
     path = Path(path)
-    gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order)
+    gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order, stored_order)
     _check_truth_values(path, gt, rows, cols)
     return gt
 
@@ -362,7 +385,7 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
 
 
 def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths: np.ndarray | None,
-                pixel_order: str | None):
+                pixel_order: str | None, stored_order: tuple[np.ndarray, int] | None):
     from ..scene import GroundTruth
 
     if not path.exists():
@@ -371,11 +394,14 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         from ..runs.folder import load_result
 
         r = load_result(path)
-        e = _truth_on_bands(path, r.get("endmembers"), r.get("wavelengths"), wavelengths)
+        e = _truth_on_bands(path, r.get("endmembers"), r.get("wavelengths"), wavelengths, stored_order)
         return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
-        return matlab.read_truth(path, rows, cols, bands, pixel_order=pixel_order)
+        # no wavelengths: on the bands of the scene's file, in its order
+        gt = matlab.read_truth(path, rows, cols, bands if stored_order is None else stored_order[1],
+                               pixel_order=pixel_order)
+        return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, None, wavelengths, stored_order))
     if ext == ".npz":
         require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
@@ -393,7 +419,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         if a is not None and a.ndim == 2 and a.shape[0] == rows * cols != a.shape[1]:
             a = np.ascontiguousarray(a.T)
         _check_truth_shapes(path, e, a, names)
-        e = _truth_on_bands(path, e, wl, wavelengths)
+        e = _truth_on_bands(path, e, wl, wavelengths, stored_order)
         flat = a is not None and a.ndim == 2
         if flat:  # (p, pixels), column-major like the .mat files unless told
             if a.shape[1] != rows * cols:
@@ -455,12 +481,16 @@ def truth_orientation(gt, abundances: np.ndarray | None, mask: np.ndarray | None
     return None
 
 
-def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None) -> np.ndarray | None:
+def _truth_on_bands(path: Path, e: np.ndarray | None, wl, wavelengths: np.ndarray | None,
+                    stored_order: tuple[np.ndarray, int] | None = None) -> np.ndarray | None:
     """Reference endmembers ``e (p, bands)`` stored with wavelengths ``wl`` (any length unit,
     any band order), in increasing band order; `InputError` unless they are on the bands of
-    ``wavelengths`` (nm; None: not checked). Without ``wl`` or ``e``: ``e`` as it is."""
-    if e is None or wl is None:
+    ``wavelengths`` (nm; None: not checked). Without ``wl``: in the scene's band order from
+    its file's (`scene.in_scene_band_order`). Without ``e``: None."""
+    if e is None:
         return e
+    if wl is None:
+        return in_scene_band_order(e, stored_order, str(path))
     wl = check_wavelengths(to_nm(np.asarray(wl, np.float64), what=f"{path}: wavelengths"), e.shape[1],
                            what=f"{path}: wavelengths", any_order=True)
     order = np.argsort(wl)

@@ -13,8 +13,9 @@ For each abundance map ``A (rows, cols, p)``:
 3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
 4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
 
-The abundances are kept as given (in the ELMM the scaling belongs to the endmembers).
-`SimulatedScene.to_scene` gives a `Scene` with `GroundTruth` (reference endmembers
+The abundances are kept as given (in the ELMM the scaling belongs to the endmembers). The
+scene is in the units of its spectra (mixing and resampling keep them): ``units`` says which,
+None (unknown) unless told. `SimulatedScene.to_scene` gives a `Scene` with `GroundTruth` (reference endmembers
 ``(p, bands)`` and the abundances) for the writers.
 
 Sources: `load_abundance_maps` (``.npz`` with ``abundances``, a result folder, a
@@ -32,6 +33,9 @@ import numpy as np
 from ..errors import InputError, ParameterError, check_range
 from ..scene import GroundTruth, Scene
 from .random_fields import gaussian_amplitude, gaussian_random_fields
+
+UNITS = ("reflectance", "radiance")
+"""The units a simulated scene can be said to be in (`Scene.units`); None: unknown."""
 
 
 @dataclass
@@ -55,6 +59,8 @@ class SimulatedScene:
     names : list of str
     snr_db : float or None
         Requested SNR (None: no noise).
+    units : "reflectance", "radiance" or None
+        The spectra's units, so the scene's; None: unknown.
     """
 
     cube: np.ndarray
@@ -67,6 +73,7 @@ class SimulatedScene:
     scales: np.ndarray | None = None
     names: list[str] = field(default_factory=list)
     snr_db: float | None = None
+    units: str | None = None
 
     def to_scene(self, name: str | None = None) -> Scene:
         """The noisy cube as a `Scene` with `GroundTruth` (reference endmembers, abundances)."""
@@ -85,7 +92,7 @@ class SimulatedScene:
             mask=~np.isnan(self.cube[..., 0]),
             truth=truth,
             name=name or "simulated",
-            units="reflectance",
+            units=self.units,
             metadata={"simulated": True},
         )
 
@@ -101,7 +108,7 @@ class SimulatedScene:
             self.scales = np.where(pixels[..., None], np.float32(np.nan), self.scales)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales`` when known).
+        """The arrays written to ``scene_NNN.npz`` (``wavelengths``/``scales``/``units`` when known).
 
         ``endmembers`` is always the (p, bands) reference set, so the file reads as a scene
         with ground truth everywhere; with variability the per-pixel spectra (rows, cols, p,
@@ -123,6 +130,8 @@ class SimulatedScene:
             out["fwhm"] = self.fwhm
         if self.scales is not None:
             out["scales"] = self.scales
+        if self.units is not None:
+            out["units"] = np.array(self.units)
         return out
 
 
@@ -167,6 +176,7 @@ def simulate(
     sensor: tuple[np.ndarray, np.ndarray] | None = None,
     names: list[str] | None = None,
     seed: int = 0,
+    units: str | None = None,
 ) -> list[SimulatedScene]:
     """Simulate one scene per abundance map; see the module doc.
 
@@ -197,6 +207,9 @@ def simulate(
     seed : int
         Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed);
         an integer >= 0.
+    units : "reflectance", "radiance" or None
+        The units of ``endmembers``, which the scenes are in; None: unknown (nothing is
+        claimed).
 
     Returns
     -------
@@ -235,6 +248,8 @@ def simulate(
     if corr_px is not None:
         check_range("corr_px", corr_px, low=0, low_open=True)
     check_range("seed", seed, low=0, integer=True)
+    if units not in (None, *UNITS):
+        raise ParameterError("units", units, f"expected {' or '.join(map(repr, UNITS))}, or None when unknown")
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
     if wl is not None and wl.size != e.shape[1]:
         raise InputError(f"wavelengths: {wl.size} values for endmembers with {e.shape[1]} bands; "
@@ -288,6 +303,7 @@ def simulate(
             scales=scales,
             names=list(names) if names else [],
             snr_db=snr_db,
+            units=units,
         ))
     return out
 

@@ -94,13 +94,14 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
     return info
 
 
-def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size: int | None = None,
+def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size: int | tuple[int, int] | None = None,
                     sampler: str | None = None, steps: int | None = None, guidance: float | None = None,
                     label: str | None = None, seed: int = 0, batch_size: int | None = None,
                     device: str = "cpu", overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Sample ``count`` abundance maps from the prior in ``model_dir`` into the folder ``out``
-    (``unmixgen synthesize``): ``abundances.npz`` (``abundances`` (count, size, size, p),
-    ``names``), one GeoTIFF per map, a PNG grid and ``run.json``. Sampling options are those of
+    (``unmixgen synthesize``): ``abundances.npz`` (``abundances`` (count, rows, cols, p),
+    ``names``), one GeoTIFF per map, a PNG grid and ``run.json``. ``size``: N (N x N maps) or
+    ``(rows, cols)``; its ``size`` is ``[rows, cols]``. Sampling options are those of
     `unmixgen.priors.abundance.model.AbundanceModel.sample` (None: its default). Returns the
     run record, with ``shape``."""
     from ..atomic import check_output_dir, write_json
@@ -117,7 +118,7 @@ def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size:
     t0 = time.monotonic()
     maps = model.sample(count, steps=steps, seed=seed, guidance=guidance, label=label, progress=progress, **options)
     seconds = time.monotonic() - t0
-    rec = run_record("synthesize", {"model": str(model_dir), "count": count, "size": maps.shape[1],
+    rec = run_record("synthesize", {"model": str(model_dir), "count": count, "size": list(maps.shape[1:3]),
                                     "sampler": sampler, "steps": steps, "guidance": guidance,
                                     "label": label, "batch_size": batch_size, "device": device}, seed=seed)
     rec["timings_s"]["sampling"] = seconds

@@ -106,7 +106,8 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
 
         # 5. simulate sensor outputs from the synthetic maps and the unmixed endmembers
         t = time.perf_counter()
-        sims = simulate(maps[:2], est.endmembers_, wavelengths=scene.wavelengths, snr_db=30.0, seed=seed)
+        sims = simulate(maps[:2], est.endmembers_, wavelengths=scene.wavelengths, snr_db=30.0, seed=seed,
+                        units=scene.units)
         (tmp / "simulated").mkdir()
         for i, s in enumerate(sims):
             sim_scene = s.to_scene()

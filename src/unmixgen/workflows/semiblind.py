@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..scene import stored_band_order
 
 
 # ---------------------------------------------------------------------------------------------
@@ -23,7 +24,7 @@ def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
     from ..runs.sources import fit_to_bands, load_endmembers
 
     em = load_endmembers(source)
-    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene))
     missing = int((~covered & scene.good_bands).sum())
     if missing:
         raise in_file(source, f"endmembers cover {int((covered & scene.good_bands).sum())} of the scene's "

@@ -31,7 +31,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     and ``run.json``. Maps from an ``unmix`` result folder place the scenes where its maps are
     (`place_of_maps`; run.json: ``placed_like``). Pixels no-data in the maps (NaN in every map: a
     result's invalid pixels) are no-data (NaN) in the scenes and their truth (run.json:
-    ``nodata_pixels``). Returns the run record, with ``shape`` and ``scenes``.
+    ``nodata_pixels``). The scenes are in the units of the endmembers where their source says
+    them (`unmixgen.runs.sources.Endmembers`; run.json: ``units``, "unknown" where it does not).
+    Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
 
@@ -117,7 +119,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
             band_std = band_std[sensor_order]  # a CSV lists the bands as the sensor's CSV does; a scene is sorted
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
                       band_std=band_std, variability=variability,
-                      sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed)
+                      sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed,
+                      units=em.units)
     for sc, gone in zip(scenes, nodata, strict=True):
         if gone.any():
             sc.nodata(gone)
@@ -146,10 +149,11 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
             write_scene(scene, tmp / f"{stem}.mat")
             if snr_db is not None:
                 measured.append(measure_snr(sc.clean, sc.cube))
-        save_endmembers(tmp, first.reference_endmembers, first.wavelengths, em.names)
+        save_endmembers(tmp, first.reference_endmembers, first.wavelengths, em.names, em.units)
         record["scenes"] = len(scenes)
         record["shape"] = list(first.cube.shape)
         record["endmember_names"] = em.names
+        record["units"] = em.units or "unknown"  # the spectra's, so the scenes'
         record["measured_snr_db"] = measured or None
         record["timings_s"]["total"] = time.perf_counter() - t0
         write_json(tmp / "run.json", record)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..atomic import atomic_dir
 from ..errors import InputError, ParameterError, note, noting_convergence
+from ..scene import stored_band_order
 from .semiblind import maps_source, unmix_hybridstu
 
 #: ``outliers`` of `unmix_scene`: the default blind method screens them out of its fit, or keeps them
@@ -99,7 +100,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     t = time.perf_counter()
     scene = read_scene(scene_path)
     if truth is not None:
-        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths))
+        scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths,
+                                      stored_order=stored_band_order(scene)))
     scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
     with noting_convergence(scene_notes, UserWarning):
         scene.require_valid()
@@ -238,7 +240,7 @@ def _invert_given(scene, source, method, weighted: bool = False):
     if em.spectra.shape[0] < 2:
         raise InputError(f"{source}: {em.spectra.shape[0]} endmember; expected at least 2 (one endmember is every "
                          "pixel whole)")
-    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands)
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene))
     use = covered & scene.good_bands
     notes = []
     if not covered.all():

@@ -2,6 +2,7 @@
 
 >>> model = load_model("models/samson")            # doctest: +SKIP
 >>> maps = model.sample(8, size=64, sampler="ddim", steps=50, seed=0)  # (8, 64, 64, p)
+>>> maps = model.sample(8, size=(48, 96), seed=0)  # (8, 48, 96, p)          # doctest: +SKIP
 
 Every returned map is non-negative and sums to one per pixel by construction: the sampler
 runs in the representation's space (`representation.py`) and the back-map (softmax, or
@@ -90,13 +91,15 @@ class AbundanceModel:
         return self.labels.index(label)
 
     @torch.no_grad()
-    def sample(self, count: int, *, size: int | None = None, sampler: str = DEFAULT_SAMPLER,
+    def sample(self, count: int, *, size: int | tuple[int, int] | None = None, sampler: str = DEFAULT_SAMPLER,
                steps: int | None = None, seed: int = 0, guidance: float | None = None,
                label: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True) -> np.ndarray:
-        """Sample ``count`` abundance maps (count, size, size, p) float32 on the simplex.
+        """Sample ``count`` abundance maps (count, rows, cols, p) float32 on the simplex.
 
-        ``size`` defaults to the patch size; larger maps are sampled with blended overlapping
-        tiles (`unmixgen.priors.canvas`). ``sampler`` is one of
+        ``size``: ``rows`` = ``cols`` = ``size``, or ``(rows, cols)``; any size >= 1, default the
+        patch size. The network sees patch-sized tiles only: the sampler runs on a canvas at
+        least a patch on each side (larger maps with blended overlapping tiles,
+        `unmixgen.priors.canvas`) and returns its top-left ``rows`` x ``cols``. ``sampler`` is one of
         `unmixgen.priors.samplers.SAMPLERS`, ``steps`` defaults to the sampler's default.
         ``guidance`` is the classifier-free guidance scale (1 = conditional model only,
         0 = unconditional, > 1 strengthens the label); it needs ``label``. Sample ``i`` is
@@ -104,14 +107,15 @@ class AbundanceModel:
         """
         steps = check_sampling(sampler, steps, self.config["schedule"]["num_train_timesteps"])
         check_range("count", count, low=1, integer=True)
-        size = self.patch_size if size is None else check_range("size", size, low=1, integer=True)
+        rows, cols = map_shape(self.patch_size if size is None else size)
         check_range("batch_size", batch_size, low=1, integer=True)
         check_range("seed", seed, low=0, integer=True)  # as every other seed: -1 would be 2**32 - 1
-        canvas = max(size, self.patch_size)
+        # smaller maps: a crop of a patch-sized sample
+        canvas = (max(rows, self.patch_size), max(cols, self.patch_size))
         # the output plus a few canvas-sized states per batch (the network sees patch-sized tiles);
         # the refusal names the option that asks for more: many maps, or large ones
-        maps, states = count * size * size, 6 * min(batch_size, count) * canvas * canvas
-        name, value = ("count", count) if maps >= states else ("size", size)
+        maps, states = count * rows * cols, 6 * min(batch_size, count) * canvas[0] * canvas[1]
+        name, value = ("count", count) if maps >= states else ("size", size if rows == cols else f"{rows}x{cols}")
         check_memory(name, value, 4.0 * self.n_endmembers * (maps + states))
         if guidance is not None and label is None:
             raise ParameterError("guidance", guidance, "needs a label (the label to guide towards)")
@@ -120,21 +124,20 @@ class AbundanceModel:
             # useful scales are a few units, so +-1000 refuses none of them
             check_range("guidance", guidance, low=-1000, high=1000)
         lab = self.label_index(label)
-        canvas = max(size, self.patch_size)  # smaller maps: a crop of a patch-sized sample
         null = self.config["network"]["num_labels"] if self.labels else None
         guided = GuidedNet(self.net, null_label=null, label=lab, guidance=1.0 if guidance is None else float(guidance))
         denoise = TiledDenoiser(guided, self.patch_size)
         channels = self.config["network"]["channels"]
-        out = np.empty((count, size, size, self.n_endmembers), np.float32)
+        out = np.empty((count, rows, cols, self.n_endmembers), np.float32)
         bar = _Bar(f"sampling ({sampler}, {steps} steps)", -(-count // batch_size) * steps) if progress else None
         dist = []
         try:
             for s in range(0, count, batch_size):
                 m = min(batch_size, count - s)
                 sched = sampling_scheduler(sampler, self.config["schedule"], self.rep.clip_range)
-                x = sample(denoise, sched, (m, channels, canvas, canvas), sample_generators(seed, s, m), steps,
+                x = sample(denoise, sched, (m, channels, *canvas), sample_generators(seed, s, m), steps,
                            self.device, None if bar is None else bar.advance)
-                a = self.rep.decode(x)[:, :, :size, :size]
+                a = self.rep.decode(x)[:, :, :rows, :cols]
                 dist.append(getattr(self.rep, "last_projection_distance", 0.0))
                 out[s:s + m] = a.permute(0, 2, 3, 1).float().cpu().numpy()
         finally:
@@ -142,6 +145,18 @@ class AbundanceModel:
                 bar.stop()
         self.last_projection_distance = float(np.mean(dist)) if dist else 0.0
         return out
+
+
+def map_shape(size) -> tuple[int, int]:
+    """``(rows, cols)`` of maps of ``size``: an int (square) or ``(rows, cols)``, whole numbers
+    >= 1; `ParameterError` naming ``size`` otherwise."""
+    import numbers
+
+    pair = (size, size) if isinstance(size, numbers.Integral) and not isinstance(size, bool) else size
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in pair):
+        return int(pair[0]), int(pair[1])
+    raise ParameterError("size", size, "expected an integer >= 1 (square maps) or (rows, cols), both integers >= 1")
 
 
 def _check_sizes(model: AbundanceModel) -> None:

@@ -1,0 +1,130 @@
+"""Reference spectra without wavelengths of their own (a benchmark's ``end3.mat``, an ``.npz``
+of endmembers only) are in the band order of the file they belong to. A reader that presents
+a file's bands sorted by wavelength (bands stored out of order, detectors that overlap) must
+put them in the same order, or every spectral score compares mismatched bands silently.
+
+The stored order here is a fixed shuffle, not a reversal: a reversal is its own inverse, so
+it would not tell the permutation from its inverse."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+
+from fixtures_io import write_envi
+from unmixgen.errors import InputError
+from unmixgen.io import read_scene
+from unmixgen.runs.sources import read_truth
+from unmixgen.scene import stored_band_order, take_bands
+from unmixgen.simulate.procedural import make_scene
+
+ROWS, COLS, BANDS = 12, 20, 24
+
+
+def _zhu(A: np.ndarray) -> np.ndarray:
+    """(rows, cols, p) maps as a benchmark file's column-major (p, pixels) matrix."""
+    return A.reshape(-1, A.shape[-1], order="F").T
+
+
+@pytest.fixture(scope="module")
+def shuffled(tmp_path_factory):
+    """An ENVI scene whose file stores its bands shuffled (the reader sorts them), its
+    truth in the file's band order (no wavelengths), and the truth in wavelength order."""
+    tmp = tmp_path_factory.mktemp("stored_band_order")
+    s = make_scene(rows=ROWS, cols=COLS, bands=BANDS, p=3, snr_db=40, seed=3)
+    perm = np.random.default_rng(7).permutation(BANDS)  # stored band j is band perm[j] in wavelength order
+    assert not np.array_equal(perm[perm], np.arange(BANDS))  # not its own inverse
+    hdr = write_envi(tmp, np.ascontiguousarray(s.load()[..., perm]), wavelengths=s.wavelengths[perm])
+    E, A = s.truth.endmembers, s.truth.abundances
+    scipy.io.savemat(tmp / "end3.mat", {"M": E[:, perm].T, "A": _zhu(A)})
+    np.savez(tmp / "end3.npz", endmembers=E[:, perm], abundances=A)
+    np.savez(tmp / "E.npz", endmembers=E, wavelengths=s.wavelengths)
+    return tmp, hdr, E, A, perm
+
+
+def test_reader_records_the_stored_order(shuffled):
+    tmp, hdr, E, A, perm = shuffled
+    scene = read_scene(hdr)
+    index, stored = stored_band_order(scene)
+    assert stored == BANDS and np.array_equal(perm[index], np.arange(BANDS))
+    # bands taken in another order carry it along: still the file's band of each (the
+    # centres given anew, as `convert --wavelengths` does)
+    back = take_bands(scene, np.arange(BANDS)[::-1], wavelengths=scene.wavelengths)
+    assert np.array_equal(stored_band_order(back)[0], index[::-1])
+    # a scene whose bands are as stored has none
+    s = make_scene(rows=4, cols=5, bands=6, p=2, snr_db=None, seed=1)
+    plain = write_envi(tmp, s.load().copy(), name="plain", wavelengths=s.wavelengths)
+    assert stored_band_order(read_scene(plain)) is None
+
+
+@pytest.mark.parametrize("name", ["end3.mat", "end3.npz"])
+def test_truth_without_wavelengths_follows_the_sorted_bands(run_cli, shuffled, name):
+    """The spectra were exactly the truth's; unmix --truth and evaluate scored them 50 deg
+    apart (the truth's bands in file order against the scene's sorted ones)."""
+    tmp, hdr, E, A, perm = shuffled
+    out = tmp / f"run-{name}"
+    code, _, err = run_cli("unmix", hdr, "--endmembers-file", tmp / "E.npz", "--method", "fcls",
+                           "--truth", tmp / name, "--out", out, "--no-figures")
+    assert code == 0, err
+    metrics = json.loads((out / "run.json").read_text())["metrics"]
+    assert metrics["sad_deg_mean"] < 1e-3 and metrics["abundance_rmse_percent"] < 0.5, metrics
+    code, stdout, err = run_cli("evaluate", "--truth", tmp / name, "--estimate", out, "--json",
+                                "--save", tmp / f"{name}-scores.json")
+    assert code == 0, err
+    assert json.loads(stdout)["sad_deg_mean"] < 1e-3
+
+
+def test_given_endmembers_without_wavelengths_follow_the_sorted_bands(run_cli, shuffled):
+    """--endmembers-file end3.mat (M in the file's band order) on the sorted scene: the
+    abundances were inverted against mismatched spectra."""
+    tmp, hdr, E, A, perm = shuffled
+    out = tmp / "given"
+    code, _, err = run_cli("unmix", hdr, "--endmembers-file", tmp / "end3.mat", "--method", "fcls",
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    r = np.load(out / "result.npz")
+    assert np.allclose(r["endmembers"], E, atol=1e-6)
+    assert np.sqrt(np.mean((r["abundances"] - A) ** 2)) < 0.005
+
+
+def test_truth_whose_band_order_is_unknown_is_refused(tmp_path):
+    """A reader that kept one detector's bands where two overlap (overlap='short') presents
+    fewer bands than the file holds: a truth without wavelengths on as many bands as the
+    scene could be in either order, so it is refused; one on the file's bands is taken."""
+    s = make_scene(rows=4, cols=5, bands=10, p=2, snr_db=None, seed=1)
+    wl = s.wavelengths
+    stored = np.r_[0:6, 4:10]  # two detectors; bands 4 and 5 measured twice
+    file_wl = wl[stored] - np.r_[np.zeros(6), np.full(6, 1.0)]  # the second detector 1 nm off
+    hdr = write_envi(tmp_path, np.ascontiguousarray(s.load()[..., stored]), wavelengths=file_wl)
+    scene = read_scene(hdr, overlap="short")
+    assert scene.bands == 10
+    E = s.truth.endmembers
+    np.savez(tmp_path / "file.npz", endmembers=E[:, stored])
+    gt = read_truth(tmp_path / "file.npz", 4, 5, scene.bands, scene.wavelengths,
+                    stored_order=stored_band_order(scene))
+    assert np.array_equal(gt.endmembers, E)
+    np.savez(tmp_path / "ten.npz", endmembers=E)
+    with pytest.raises(InputError, match=r"ten\.npz.*10 bands.*12"):
+        read_truth(tmp_path / "ten.npz", 4, 5, scene.bands, scene.wavelengths,
+                   stored_order=stored_band_order(scene))
+
+
+def test_result_with_a_broken_stored_order_is_refused(run_cli, shuffled):
+    """evaluate trusts a result's stored_band_index to reorder the truth: one that is not a
+    permutation of the file's bands is one line naming the folder, not an IndexError."""
+    import shutil
+
+    tmp, hdr, E, A, perm = shuffled
+    out = tmp / "for-tamper"
+    assert run_cli("unmix", hdr, "--endmembers-file", tmp / "E.npz", "--method", "fcls",
+                   "--out", out, "--no-figures")[0] == 0
+    z = dict(np.load(out / "result.npz"))
+    assert np.array_equal(perm[z["stored_band_index"]], np.arange(BANDS)) and int(z["stored_bands"]) == BANDS
+    bad = tmp / "tampered"
+    shutil.copytree(out, bad)
+    z["stored_band_index"] = np.zeros(BANDS, int)
+    np.savez(bad / "result.npz", **z)
+    code, _, err = run_cli("evaluate", "--truth", tmp / "end3.mat", "--estimate", bad)
+    assert code == 2 and "tampered" in err and "stored_band_index" in err, err
+    assert len(err.strip().splitlines()) == 1, err
