@@ -214,3 +214,27 @@ def test_neighbour_noise_correlation_of_shared_noise():
     half[:, 30:] = False
     assert np.allclose(neighbour_noise_correlation(spoiled, half), (0.5, 0.5), atol=0.03)
     assert neighbour_noise_correlation(white[:5, :5], valid[:5, :5]) == (None, None)
+
+
+def test_window_noise_correlation_sees_through_the_signal():
+    # mixtures of smooth spectra: the signal correlates between neighbours, the HySime
+    # residuals keep only the noise's correlation (0 white, 0.5 for noise shared in 2 x 2 blocks)
+    from unmixgen.unmix.rank import window_noise_correlation
+
+    rng = np.random.default_rng(6)
+    E = smooth_spectra(4, 50, rng)
+
+    def image(shared: bool) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter
+
+        a = np.exp(2 * gaussian_filter(rng.standard_normal((60, 60, 4)), (4, 4, 0)) / 0.1)
+        X = (a / a.sum(-1, keepdims=True)) @ E  # smooth maps: neighbours' signal nearly equal
+        z = rng.standard_normal((61, 61, 50))
+        n = (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2 if shared else z[:60, :60]
+        return X + 0.01 * n
+
+    valid = np.ones((60, 60), bool)
+    for shared, expected in ((False, 0.0), (True, 0.5)):
+        window, other = image(shared), image(shared)  # the operator fitted to other pixels
+        rho = window_noise_correlation(window, valid, other.reshape(-1, 50))
+        assert np.allclose(rho, expected, atol=0.03), (shared, rho)

@@ -159,6 +159,17 @@ def neighbour_noise_correlation(residuals: np.ndarray, valid: np.ndarray, min_pa
     return out[0], out[1]
 
 
+def window_noise_correlation(window: np.ndarray, valid: np.ndarray, pixels: np.ndarray
+                             ) -> tuple[float | None, float | None]:
+    """`neighbour_noise_correlation` of an image ``window (h, w, B)`` (its pixels where
+    ``valid (h, w)``), the HySime operator fitted to ``pixels (N, B)`` of the same scene (best
+    other pixels than the window's: fitted to the same ones it measured bilinear 9 % low)."""
+    valid = np.asarray(valid, bool)
+    residuals = np.zeros(window.shape[:2] + (window.shape[2],))
+    residuals[valid] = np.asarray(window[valid], np.float64) @ noise_operator(pixels)
+    return neighbour_noise_correlation(residuals, valid)
+
+
 def estimate_noise(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Additive noise of each pixel by multiple regression of every band on the others.
 
