@@ -50,6 +50,7 @@ from .checks import (
     reading,
     refuse_complex,
     require_regular_file,
+    usable_rpcs,
 )
 
 
@@ -439,9 +440,9 @@ def _rational_polynomials(ds, path: Path) -> dict | None:
     if rpcs is None:
         return None
     out = rpcs.to_dict()
-    values = [v for k, v in out.items() if k not in ("err_bias", "err_rand")]
-    if not np.all(np.isfinite(np.concatenate([np.ravel(v) for v in values]).astype(float))):
-        raise in_file(path, "its rational polynomial coefficients hold a non-finite value; expected finite numbers")
+    if not usable_rpcs(out):
+        raise in_file(path, "its rational polynomial coefficients hold a non-finite value or a zero scale; expected "
+                            "finite numbers and non-zero scales")
     return out
 
 

@@ -34,7 +34,15 @@ from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity, placement
 from ..wavelengths import to_nm
 from .bands import arrange
-from .checks import make_scene, quantity, quiet_gdal, reading, refuse_complex, require_regular_file
+from .checks import (
+    make_scene,
+    quantity,
+    quiet_gdal,
+    reading,
+    refuse_complex,
+    require_regular_file,
+    usable_rpcs,
+)
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
                  "endmembers", "abundances", "endmember_names", "wavelength_units", "units",
@@ -267,12 +275,12 @@ def _placement(extra: dict, path: Path) -> dict:
         text = _one_string(extra, "rpcs", path, "the JSON object of rasterio's RPC.to_dict()")
         try:
             rpcs = RPC(**json.loads(text)).to_dict()
-            finite = all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in rpcs.values())
+            usable = usable_rpcs(rpcs)
         except (ValueError, TypeError):
-            finite = None
-        if not finite:
+            usable = False
+        if not usable:
             raise in_file(path, f"'rpcs' = {text[:60]!r} is not a usable RPC model; expected the JSON object of "
-                                "rasterio's RPC.to_dict() with finite numbers")
+                                "rasterio's RPC.to_dict() with finite numbers and non-zero scales")
         out["rpcs"] = rpcs
     if "area_or_point" in extra:
         v = _one_string(extra, "area_or_point", path, "'Point' or 'Area'")
