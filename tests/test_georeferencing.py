@@ -399,3 +399,57 @@ def test_rpc_info_for_a_chip_of_a_larger_image_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"scene.hdr: 'rpc info'.*row 3, column 7 of a larger image"):
         scene = read_scene(hdr)
     assert _same_rpcs(scene.metadata["rpcs"], _gdal_rpcs(hdr))
+
+
+# -- info says what places the scene -----------------------------------------------------------
+def _placed(tmp_path, kind):
+    """A scene file placed by ``kind``, as its product lays it out."""
+    cube = scene_cube(9, 12, 6)
+    if kind == "geotransform":
+        return write_envi(tmp_path, cube, wavelengths=WL,
+                          extra={"map info": "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84}"})
+    if kind == "gcps":
+        return write_envi(tmp_path, cube, wavelengths=WL, extra={"geo points": GEO_POINTS})
+    if kind == "rpcs":
+        return write_envi(tmp_path, cube, wavelengths=WL, extra={"rpc info": _rpc_info(_rpc_info_values(9, 12))})
+    if kind == "gcps, rpcs":  # an L1 GeoTIFF with both
+        from rasterio.control import GroundControlPoint
+        from rasterio.crs import CRS
+
+        path = write_tif(tmp_path / "l1.tif", cube, band_tags=TAGS, transform=None, crs=None)
+        with rasterio.open(path, "r+") as ds:
+            ds.gcps = ([GroundControlPoint(row=r, col=c, x=10.0 + 0.01 * c, y=45.0 - 0.01 * r, z=0.0)
+                        for r, c in ((0, 0), (0, 12), (9, 0))], CRS.from_epsg(4326))
+            ds.rpcs = _rpc(9, 12)
+        return path
+    return write_tif(tmp_path / "plain.tif", cube, band_tags=TAGS, transform=None, crs=None)
+
+
+@pytest.mark.parametrize("kind, gcps, rpc_centre", [
+    ("geotransform", None, None),
+    ("gcps", 4, None),
+    ("rpcs", None, [45.0, 10.0]),
+    ("gcps, rpcs", 3, [45.0, 10.0]),
+    ("", None, None),
+])
+def test_info_says_what_places_the_scene(tmp_path, run_cli, kind, gcps, rpc_centre):
+    # info (what users check before unmixing) said nothing of ground control points or RPCs the
+    # scene held: a GCP- or RPC-placed scene looked unplaced (crs and transform null)
+    import json
+    import re
+
+    path = _placed(tmp_path, kind)
+    code, out, err = run_cli("info", path, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["placed_by"] == ([] if not kind else kind.split(", "))
+    assert d["gcp_count"] == gcps
+    assert d["gcp_crs"] == ("EPSG:4326" if gcps else None)
+    assert d["rpc_centre_lat_lon"] == rpc_centre
+    code, out, err = run_cli("info", path)
+    assert code == 0, err
+    assert re.search(r"placed_by\W+" + (re.escape(kind) if kind else r"nothing \(maps open unplaced\)"), out), out
+    if gcps:
+        assert re.search(rf"gcp_count\W+{gcps}\b", out) and re.search(r"gcp_crs\W+EPSG:4326", out), out
+    if rpc_centre:
+        assert re.search(r"rpc_centre_lat_lon\W+45\.0, 10\.0", out), out

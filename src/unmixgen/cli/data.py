@@ -74,6 +74,10 @@ def info(
     for k, v in d.items():
         if v is None or k == "path":
             continue
+        if k == "placed_by":
+            v = ", ".join(v) if v else "nothing (maps open unplaced)"
+        elif isinstance(v, list):
+            v = ", ".join(str(x) for x in v)
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
 
