@@ -17,7 +17,8 @@ reflectance), ``data units`` (what the physical values are: ``reflectance`` or `
 or a radiance unit such as ``uW/(cm2 sr nm)``, `checks.quantity`; not one of ENVI's own keys,
 ENVI and GDAL keep it as any other), ``map info``, ``coordinate
 system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`), ``rpc info``
-(rational polynomial coefficients: `parse_rpc_info`). Every value is checked before use; a per-band list whose length is not
+(rational polynomial coefficients: `parse_rpc_info`), ``source band index`` and ``source bands`` (written
+here: where each band of a copy came from, `io.bands.SOURCE_ORDER_KEYS`). Every value is checked before use; a per-band list whose length is not
 the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
 warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not finite and
 positive (`io.bands.usable_fwhm`). Bands of overlapping detectors are ordered by the
@@ -47,12 +48,16 @@ from ..errors import InputError, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
+    SOURCE_ORDER_KEYS,
     arrange,
     braced_list,
     fwhm_in_nm,
+    note_source_order,
     overlap_policy,
     per_band,
+    read_source_band_order,
     require_good_band,
+    source_band_order,
     usable_fwhm,
     wavelengths_from_labels,
 )
@@ -610,6 +615,10 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         metadata["rpcs"] = parse_rpc_info(h["rpc info"], hdr)
     arr = arrange(wavelengths, overlap, path=hdr)
     arr.note(metadata, overlap)
+    index_key, count_key = (k.replace("_", " ") for k in SOURCE_ORDER_KEYS)  # where a copy's bands came from
+    recorded = read_source_band_order(h.get(index_key), h[count_key].strip("{} \n") if count_key in h else None,
+                                      bands, hdr, names=(index_key, count_key))
+    note_source_order(metadata, recorded, arr.order)
     if arr.order is not None:
         metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
             f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"
@@ -742,6 +751,10 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"fwhm = {braced_list(scene.fwhm)}")
     if not scene.good_bands.all():
         lines.append("bbl = {" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}")
+    source = source_band_order(scene)
+    if source is not None:  # the bands' order in the file they were first read from (`io.bands`)
+        index_key, count_key = (k.replace("_", " ") for k in SOURCE_ORDER_KEYS)
+        lines += [f"{index_key} = {{{', '.join(str(i) for i in source[0])}}}", f"{count_key} = {source[1]}"]
     names = scene.metadata.get("band_names")
     if names is None or len(names) != bands:
         if scene.wavelengths is not None:
