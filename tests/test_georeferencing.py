@@ -276,6 +276,10 @@ def test_a_npz_copy_keeps_what_places_the_scene(tmp_path, run_cli):
     ("gcps", np.full((3, 5), np.nan), "non-finite"),
     ("rpcs", np.array('{"lat_off": 1}'), "not a usable RPC model"),
     ("rpcs", np.array("not json"), "not a usable RPC model"),
+    ("rpcs", np.array('{"lat_scale": 0, "line_num_coeff": [1], "line_den_coeff": [1], "samp_num_coeff": [1], '
+                      '"samp_den_coeff": [1], "height_off": 0, "height_scale": 1, "lat_off": 0, "long_off": 0, '
+                      '"long_scale": 1, "line_off": 0, "line_scale": 1, "samp_off": 0, "samp_scale": 1}'),
+     "not a usable RPC model.*non-zero scales"),
     ("area_or_point", np.array("Centre"), "expected 'Point' or 'Area'"),
 ])
 def test_a_npz_with_bad_placement_is_one_clear_error(tmp_path, key, value, expected):
@@ -284,7 +288,168 @@ def test_a_npz_with_bad_placement_is_one_clear_error(tmp_path, key, value, expec
         read_scene(tmp_path / "bad.npz")
 
 
-def test_an_envi_copy_of_an_rpc_scene_says_it_is_unplaced(tmp_path):
-    scene = Scene(scene_cube(9, 12, 6), metadata={"rpcs": _rpc(9, 12).to_dict()})
-    with pytest.warns(UserWarning, match="placed by RPCs only.*opens unplaced"):
-        write_scene(scene, tmp_path / "out.hdr")
+# -- ENVI 'rpc info' ---------------------------------------------------------------------------
+def _rpc_info_values(rows: int, cols: int, tail=(0, 0, 1)) -> list[float]:
+    """The values of an ENVI 'rpc info' in ENVI's order: line, sample, latitude, longitude and height
+    offsets, then their five scales, then the line numerator, line denominator, sample numerator and
+    sample denominator coefficients (20 each); ENVI writes three more (two chip offsets, a flag).
+    Every value differs from the others, so a value read under another name shows."""
+    offsets = [rows / 2 + 0.25, cols / 2 + 0.5, 45.0, 10.0, 100.0]
+    scales = [rows / 2 + 0.75, cols / 2 + 0.25, 0.05, 0.06, 500.0]
+    line_num = [1e-4, 2e-3, -1.0] + [1e-6 * (i + 1) for i in range(17)]
+    line_den = [1.0] + [-2e-6 * (i + 1) for i in range(19)]
+    samp_num = [-3e-4, 1.0, 4e-3] + [3e-6 * (i + 1) for i in range(17)]
+    samp_den = [1.0] + [-4e-6 * (i + 1) for i in range(19)]
+    return offsets + scales + line_num + line_den + samp_num + samp_den + list(tail)
+
+
+def _rpc_info(values) -> str:
+    """An 'rpc info' value laid out as ENVI and GDAL write it: four values a line."""
+    text = [", ".join(repr(float(v)) for v in values[i:i + 4]) for i in range(0, len(values), 4)]
+    return "{\n  " + ",\n  ".join(text) + "}"
+
+
+def _gdal_rpcs(hdr):
+    with rasterio.open(hdr.with_suffix(".img")) as ds:
+        return None if ds.rpcs is None else ds.rpcs.to_dict()
+
+
+def _model(rpcs: dict) -> dict:
+    """The coefficients, offsets and scales, without the error estimates (ENVI has none: GDAL reads
+    them as unknown, and a GeoTIFF's RPC tag stores unknown as -1)."""
+    return {k: v for k, v in rpcs.items() if k not in ("err_bias", "err_rand")}
+
+
+def _same_rpcs(got: dict, want: dict) -> bool:
+    """The same names and values; GDAL keeps each coefficient as text of 16 significant digits, so a
+    value read through it may differ from the header's in the last bit."""
+    return got.keys() == want.keys() and all(
+        got[k] == want[k] if got[k] is None or want[k] is None else np.allclose(got[k], want[k], rtol=1e-15, atol=0)
+        for k in got)
+
+
+@pytest.mark.parametrize("tail", [(0, 0, 1), (), (0, 0, 1, 7.0)])
+def test_envi_rpc_info_is_read_as_gdal_reads_it(tmp_path, tail):
+    # an ENVI image placed by rational polynomial coefficients (an L1 product saved by ENVI) was
+    # read with no placement at all: every map opened nowhere
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL,
+                     extra={"rpc info": _rpc_info(_rpc_info_values(9, 12, tail))})
+    want = _gdal_rpcs(hdr)
+    assert want is not None and want["line_off"] == 4.75 and want["samp_scale"] == 6.25
+    scene = read_scene(hdr)
+    assert _same_rpcs(scene.metadata["rpcs"], want)
+    assert scene.transform is None and scene.crs is None
+
+
+def test_envi_rpc_info_reaches_every_map_format(tmp_path, run_cli):
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL,
+                     extra={"rpc info": _rpc_info(_rpc_info_values(9, 12))})
+    want = _model(_gdal_rpcs(hdr))
+    code, _, err = run_cli("unmix", hdr, "-p", "3", "--method", "vca", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0, err
+    assert _same_rpcs(_model(_gdal_rpcs(tmp_path / "run" / "abundances.hdr")), want)  # ENVI maps for ENVI input
+    assert _same_rpcs(read_scene(tmp_path / "run" / "abundances.hdr").metadata["rpcs"], _gdal_rpcs(hdr))
+    for out in ("copy.tif", "copy.npz"):
+        code, _, err = run_cli("convert", hdr, tmp_path / out)
+        assert code == 0, err
+        assert _same_rpcs(_model(read_scene(tmp_path / out).metadata["rpcs"]), want), out
+    assert _same_rpcs(_model(_rpcs(tmp_path / "copy.tif")), want)
+
+
+def test_a_scene_with_a_geotransform_and_rpcs_keeps_both_in_envi(tmp_path):
+    # a GeoTIFF may carry both (GDAL reads both from it); the ENVI copy must keep the grid GDAL
+    # places it by (GDAL reads 'rpc info' only without 'map info') and still hold the RPCs
+    transform = (30.0, 0.0, 500000.0, 0.0, -30.0, 5800000.0)
+    scene = Scene(scene_cube(9, 12, 6), crs="EPSG:32633", transform=transform,
+                  metadata={"rpcs": _rpc(9, 12).to_dict()})
+    write_scene(scene, tmp_path / "out.hdr")
+    with rasterio.open(tmp_path / "out.img") as ds:
+        assert tuple(ds.transform)[:6] == transform and ds.crs.to_epsg() == 32633
+    back = read_scene(tmp_path / "out.hdr")
+    assert back.transform == transform and _model(back.metadata["rpcs"]) == _model(_rpc(9, 12).to_dict())
+
+
+def _with(index: int, value: str) -> str:
+    values = [repr(v) for v in _rpc_info_values(9, 12)]
+    values[index] = value
+    return "{" + ", ".join(values) + "}"
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("{" + ", ".join(repr(v) for v in _rpc_info_values(9, 12)[:89]) + "}", "has 89 values; expected at least 90"),
+    (_with(12, "abc"), r"value 13 \(LINE_NUM_COEFF 3\) = 'abc' is not a number"),
+    (_with(31, "nan"), r"value 32 \(LINE_DEN_COEFF 2\) = nan; expected a finite number"),
+    (_with(7, "0"), r"value 8 \(LAT_SCALE\) = 0; expected a non-zero number"),
+    (_with(90, "inf"), r"value 91 .* = inf; expected a finite number"),
+])
+def test_malformed_rpc_info_is_one_clear_error(tmp_path, run_cli, value, expected):
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL, extra={"rpc info": value})
+    with pytest.raises(InputError, match=expected) as info:
+        read_scene(hdr)
+    assert str(info.value).startswith(f"{hdr}: 'rpc info'")
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "'rpc info'" in err
+
+
+def test_rpc_info_for_a_chip_of_a_larger_image_warns(tmp_path):
+    # the last values place the file in a larger image; GDAL keeps the coefficients of that image
+    # (its offsets only go to ICHIP_* metadata), and so is the scene placed: where GDAL places it
+    hdr = write_envi(tmp_path, scene_cube(9, 12, 6), wavelengths=WL,
+                     extra={"rpc info": _rpc_info(_rpc_info_values(9, 12, (3, 7, 1)))})
+    with pytest.warns(UserWarning, match=r"scene.hdr: 'rpc info'.*row 3, column 7 of a larger image"):
+        scene = read_scene(hdr)
+    assert _same_rpcs(scene.metadata["rpcs"], _gdal_rpcs(hdr))
+
+
+# -- info says what places the scene -----------------------------------------------------------
+def _placed(tmp_path, kind):
+    """A scene file placed by ``kind``, as its product lays it out."""
+    cube = scene_cube(9, 12, 6)
+    if kind == "geotransform":
+        return write_envi(tmp_path, cube, wavelengths=WL,
+                          extra={"map info": "{UTM, 1, 1, 500000, 5800000, 30, 30, 33, North, WGS-84}"})
+    if kind == "gcps":
+        return write_envi(tmp_path, cube, wavelengths=WL, extra={"geo points": GEO_POINTS})
+    if kind == "rpcs":
+        return write_envi(tmp_path, cube, wavelengths=WL, extra={"rpc info": _rpc_info(_rpc_info_values(9, 12))})
+    if kind == "gcps, rpcs":  # an L1 GeoTIFF with both
+        from rasterio.control import GroundControlPoint
+        from rasterio.crs import CRS
+
+        path = write_tif(tmp_path / "l1.tif", cube, band_tags=TAGS, transform=None, crs=None)
+        with rasterio.open(path, "r+") as ds:
+            ds.gcps = ([GroundControlPoint(row=r, col=c, x=10.0 + 0.01 * c, y=45.0 - 0.01 * r, z=0.0)
+                        for r, c in ((0, 0), (0, 12), (9, 0))], CRS.from_epsg(4326))
+            ds.rpcs = _rpc(9, 12)
+        return path
+    return write_tif(tmp_path / "plain.tif", cube, band_tags=TAGS, transform=None, crs=None)
+
+
+@pytest.mark.parametrize("kind, gcps, rpc_centre", [
+    ("geotransform", None, None),
+    ("gcps", 4, None),
+    ("rpcs", None, [45.0, 10.0]),
+    ("gcps, rpcs", 3, [45.0, 10.0]),
+    ("", None, None),
+])
+def test_info_says_what_places_the_scene(tmp_path, run_cli, kind, gcps, rpc_centre):
+    # info (what users check before unmixing) said nothing of ground control points or RPCs the
+    # scene held: a GCP- or RPC-placed scene looked unplaced (crs and transform null)
+    import json
+    import re
+
+    path = _placed(tmp_path, kind)
+    code, out, err = run_cli("info", path, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["placed_by"] == ([] if not kind else kind.split(", "))
+    assert d["gcp_count"] == gcps
+    assert d["gcp_crs"] == ("EPSG:4326" if gcps else None)
+    assert d["rpc_centre_lat_lon"] == rpc_centre
+    code, out, err = run_cli("info", path)
+    assert code == 0, err
+    assert re.search(r"placed_by\W+" + (re.escape(kind) if kind else r"nothing \(maps open unplaced\)"), out), out
+    if gcps:
+        assert re.search(rf"gcp_count\W+{gcps}\b", out) and re.search(r"gcp_crs\W+EPSG:4326", out), out
+    if rpc_centre:
+        assert re.search(r"rpc_centre_lat_lon\W+45\.0, 10\.0", out), out

@@ -650,6 +650,30 @@ def test_rotated_map_info_turns_the_grid_about_its_tie_point_and_matches_gdal_wh
         assert abs(a * b + d * e) < 1e-9  # column and row steps at right angles
 
 
+@pytest.mark.parametrize("ext", [".hdr", ".tif"])
+def test_a_rotated_grid_tied_off_its_corner_is_written_where_its_tie_point_says(tmp_path, run_cli, ext):
+    """A rotated 'map info' tied at (10.5, 20.5): the tie pixel's centre is at the easting and
+    northing the header gives. GDAL (3.10) reads such a header with the origin offset as if the grid
+    were unrotated, so it puts that pixel some 330 m away; the copies, tied at (1, 1) as GDAL writes
+    them, open in GDAL with the tie pixel where the header says."""
+    import warnings
+
+    import rasterio
+
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=WL_NM, extra={
+        "map info": "{UTM, 10.5, 20.5, 500000, 4000000, 30, 30, 33, North, WGS-84, rotation=30}"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(tmp_path / "scene.img") as ds:
+            gdal_tie = ds.transform * (9.5, 19.5)
+    assert np.hypot(gdal_tie[0] - 500000, gdal_tie[1] - 4000000) > 300  # GDAL's reading of the input
+    out = tmp_path / f"copy{ext}"
+    code, _, err = run_cli("convert", hdr, out)
+    assert code == 0, err
+    with rasterio.open(out.with_suffix(".img") if ext == ".hdr" else out) as ds:
+        np.testing.assert_allclose(ds.transform * (9.5, 19.5), (500000, 4000000), atol=1e-6)
+
+
 @pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
 def test_loaded_cube_is_c_ordered_so_valid_pixels_is_a_view(tmp_path, interleave):
     # A BSQ/BIL memory map read in its own order made a loaded cube that is not C-contiguous,

@@ -128,3 +128,71 @@ def test_result_with_a_broken_stored_order_is_refused(run_cli, shuffled):
     code, _, err = run_cli("evaluate", "--truth", tmp / "end3.mat", "--estimate", bad)
     assert code == 2 and "tampered" in err and "stored_band_index" in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+def test_a_converted_copy_keeps_the_file_band_order(run_cli, shuffled, ext):
+    """convert wrote the bands as the reader sorted them and forgot the file's order: a truth in
+    that order (no wavelengths) scored the copy's bands against other bands, silently (SAD ~50
+    deg). The copy records where each of its bands came from, and so do copies of it."""
+    tmp, hdr, E, A, perm = shuffled
+    copy = tmp / f"copy{ext}"
+    code, _, err = run_cli("convert", hdr, copy)
+    assert code == 0, err
+    scene = read_scene(copy)
+    assert np.all(np.diff(scene.wavelengths) > 0)  # written in the order it was read: sorted
+    want = stored_band_order(read_scene(hdr))
+    got = stored_band_order(scene)
+    assert got is not None and np.array_equal(got[0], want[0]) and got[1] == BANDS
+    out = tmp / f"run-copy{ext}"
+    code, _, err = run_cli("unmix", copy, "--endmembers-file", tmp / "E.npz", "--method", "fcls",
+                           "--truth", tmp / "end3.mat", "--out", out, "--no-figures")
+    assert code == 0, err
+    metrics = json.loads((out / "run.json").read_text())["metrics"]
+    assert metrics["sad_deg_mean"] < 1e-3 and metrics["abundance_rmse_percent"] < 0.5, metrics
+    code, stdout, err = run_cli("evaluate", "--truth", tmp / "end3.mat", "--estimate", out, "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["sad_deg_mean"] < 1e-3
+    again = tmp / f"again{ext}"
+    assert run_cli("convert", copy, again)[0] == 0
+    assert np.array_equal(stored_band_order(read_scene(again))[0], want[0])
+
+
+def test_a_copy_sorted_by_given_band_centres_fits_truths_of_either_file(run_cli, tmp_path):
+    """convert --wavelengths sorts band centres that step back: a truth in the source's band order
+    (no wavelengths) must still fit the copy, and so must the copy's own truth (with wavelengths)."""
+    s = make_scene(rows=ROWS, cols=COLS, bands=BANDS, p=3, snr_db=40, seed=5)
+    perm = np.random.default_rng(11).permutation(BANDS)
+    src = tmp_path / "nowl.npz"
+    np.savez(src, cube=np.ascontiguousarray(s.load()[..., perm]), endmembers=s.truth.endmembers[:, perm],
+             abundances=s.truth.abundances)
+    (tmp_path / "wl.txt").write_text("\n".join(repr(float(w)) for w in s.wavelengths[perm]))
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    copy = tmp_path / "copy.mat"
+    code, _, err = run_cli("convert", src, copy, "--wavelengths", tmp_path / "wl.txt")
+    assert code == 0, err
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", copy, "--endmembers-file", tmp_path / "E.npz", "--method", "fcls",
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    for truth in (src, copy):
+        code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--json")
+        assert code == 0, err
+        assert json.loads(stdout)["sad_deg_mean"] < 1e-3, truth
+
+
+@pytest.mark.parametrize("index, count, expected", [
+    ("{0, 0, 1}", "3", "not the source file's band of each of its 3 bands"),
+    ("{0, 1}", "3", "not the source file's band of each of its 3 bands"),
+    ("{0, 1, 5}", "3", "not the source file's band of each of its 3 bands"),
+    ("{0, 1, x}", "3", "not a number"),
+    ("{2, 0, 1}", "2", "expected an integer >= 3"),
+])
+def test_a_broken_source_band_order_is_one_clear_error(tmp_path, run_cli, index, count, expected):
+    hdr = write_envi(tmp_path, np.ones((2, 3, 3), np.float32), wavelengths=[400.0, 500.0, 600.0],
+                     extra={"source band index": index, "source bands": count})
+    with pytest.raises(InputError, match=expected) as info:
+        read_scene(hdr)
+    assert "'source band" in str(info.value) and str(info.value).startswith(str(hdr))
+    code, _, err = run_cli("info", hdr)
+    assert code == 2 and len(err.strip().splitlines()) == 1

@@ -300,6 +300,38 @@ def placement(scene: Scene) -> dict[str, Any]:
     return {k: scene.metadata[k] for k in PLACEMENT_KEYS if scene.metadata.get(k)}
 
 
+def placed_by(scene: Scene) -> dict[str, Any]:
+    """What places ``scene`` on the ground, as `describe` reports it: ``placed_by`` lists
+    ``"geotransform"`` or, without one, ``"gcps"`` (the writers keep ground control points only
+    then), and ``"rpcs"``; empty, the maps open unplaced. ``gcp_count`` and ``gcp_crs`` (the
+    points' CRS, ``EPSG:n`` when PROJ knows its code) describe the points, ``rpc_centre_lat_lon``
+    the RPCs (their latitude and longitude offsets: the middle of the ground they were fitted
+    on); None where the scene has none."""
+    placed = placement(scene)
+    gcps = placed.get("gcps") if scene.transform is None else None
+    rpcs = placed.get("rpcs")
+    by = ["geotransform"] if scene.transform is not None else ["gcps"] if gcps else []
+    return {
+        "placed_by": by + (["rpcs"] if rpcs else []),
+        "gcp_count": len(gcps) if gcps else None,
+        "gcp_crs": _crs_name(scene.crs) if gcps and scene.crs else None,
+        "rpc_centre_lat_lon": [float(rpcs["lat_off"]), float(rpcs["long_off"])] if rpcs else None,
+    }
+
+
+def _crs_name(crs: str) -> str:
+    """``EPSG:n`` for a CRS PROJ identifies, else the CRS as given."""
+    try:
+        import rasterio
+        from rasterio.crs import CRS
+
+        with rasterio.Env():  # PROJ's messages become exceptions, not stderr lines
+            epsg = CRS.from_user_input(crs).to_epsg()
+    except Exception:  # noqa: BLE001 - rasterio's CRSError, PROJ's messages vary
+        epsg = None
+    return f"EPSG:{epsg}" if epsg else str(crs)
+
+
 # metadata of a scene whose reader presents the file's bands in another order than stored (sorted
 # by wavelength, one detector's kept where two overlap; `unmixgen.io.bands`): the stored (file)
 # band, 0-based, of each band of the scene, and how many bands the file holds
@@ -788,6 +820,7 @@ def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65
         "nodata": scene.nodata,
         "crs": scene.crs,
         "transform": list(scene.transform) if scene.transform is not None else None,
+        **placed_by(scene),
         "ground_truth": None,
     }
     if scene.truth is not None:

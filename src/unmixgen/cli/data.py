@@ -74,6 +74,10 @@ def info(
     for k, v in d.items():
         if v is None or k == "path":
             continue
+        if k == "placed_by":
+            v = ", ".join(v) if v else "nothing (maps open unplaced)"
+        elif isinstance(v, list):
+            v = ", ".join(str(x) for x in v)
         table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
     Console().print(table)
 
@@ -87,6 +91,10 @@ def convert(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Convert a scene to another format, in physical units, with its mask and wavelengths.
+
+    Bands are written in increasing wavelength; where that is not the input file's order, the
+    output records the file's, so spectra without wavelengths in that order (a benchmark's
+    endmember .mat) still fit it.
 
     Example: unmixgen convert samson_1.mat samson.hdr --wavelengths 401:889
     Example: unmixgen convert EMIT_L2A_RFL_001_20230316T045133_2307503_005.nc emit.tif --ortho
@@ -131,8 +139,9 @@ def convert(
             order = np.argsort(wl, kind="stable")
             where = ", ".join(f"{wl[i]:.0f} -> {wl[i + 1]:.0f} nm" for i in steps[:4])
             print(f"{src}: the band centres step back at band {', '.join(str(i + 2) for i in steps[:4])} "
-                  f"({where}); bands written in increasing wavelength (reference spectra kept in other files, "
-                  "e.g. a benchmark's endmember .mat, are still in the old band order)")
+                  f"({where}); bands written in increasing wavelength, with their order in {src.name} (so "
+                  "reference spectra without wavelengths in that order, e.g. a benchmark's endmember .mat, "
+                  "still fit the output)")
             scene = take_bands(scene, order, wavelengths=wl[order])
         else:
             scene.wavelengths = wl

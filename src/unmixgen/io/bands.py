@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, ParameterError, in_file
-from ..scene import STORED_ORDER_KEYS
+from ..scene import STORED_ORDER_KEYS, stored_band_order
 from ..wavelengths import to_nm
+from .checks import count
 
 OVERLAP_POLICIES = ("sort", "short", "long")
 _ALIASES = {"vnir": "short", "swir": "long", "both": "sort"}
@@ -89,6 +90,59 @@ class Arrangement:
         if isinstance(values, list):
             return [values[i] for i in self.order]
         return np.asarray(values)[self.order]
+
+
+# A file written from a scene whose bands are not in its source file's order (a reader sorted them,
+# `scene.stored_band_order`) records where each of its bands came from: the source file's band,
+# 0-based, and the source file's band count. Spectra without wavelengths in the source file's band
+# order (a benchmark's endmember .mat) then still fit the file, and its copies. .npz and .mat arrays
+# and GeoTIFF dataset tags take these names; ENVI header keys the same with spaces.
+SOURCE_ORDER_KEYS = ("source_band_index", "source_bands")
+
+
+def source_band_order(scene) -> tuple[list[int], int] | None:
+    """``(index, count)`` a writer records of ``scene`` under `SOURCE_ORDER_KEYS`, or None when
+    its bands are as its source file stores them."""
+    order = stored_band_order(scene)
+    if order is None or order[0].size != scene.bands:
+        return None
+    return [int(i) for i in order[0]], int(order[1])
+
+
+def read_source_band_order(index, total, bands: int, path, names: tuple[str, str] = SOURCE_ORDER_KEYS
+                           ) -> tuple[np.ndarray, int] | None:
+    """The source band order a file records (`SOURCE_ORDER_KEYS`, under ``names`` in it), checked:
+    ``(index (bands,), count)``, or None when it records none. ``index`` is text (``{3, 0, 1}``)
+    or numbers, ``total`` one count. `InputError` naming the file and key unless ``index`` holds
+    ``bands`` distinct whole numbers from 0 to ``total - 1``."""
+    if index is None and total is None:
+        return None
+    if index is None or total is None:
+        have, lack = (names[0], names[1]) if total is None else (names[1], names[0])
+        raise in_file(path, f"has {have!r} but no {lack!r}; expected both (where each band came from)")
+    n = count(total, repr(names[1]), path, low=bands)
+    if isinstance(index, (str, bytes, np.str_, np.bytes_)):
+        text = index.decode("utf-8", "replace") if isinstance(index, (bytes, np.bytes_)) else str(index)
+        items = text.replace("{", " ").replace("}", " ").replace(",", " ").split()
+    else:
+        items = list(np.asarray(index).reshape(-1))
+    values = np.array([count(v, f"{names[0]!r} value {i + 1}", path, low=0) for i, v in enumerate(items)], np.intp)
+    if values.size != bands or np.unique(values).size != bands or (values.size and values.max() >= n):
+        raise in_file(path, f"{names[0]!r} ({values.size} values) is not the source file's band of each of its "
+                            f"{bands} bands; expected {bands} distinct indices from 0 to {n - 1}")
+    return values, n
+
+
+def note_source_order(metadata: dict, source: tuple[np.ndarray, int] | None, order: np.ndarray | None) -> None:
+    """Record a file's ``source`` band order (`read_source_band_order`) as its scene's
+    `scene.STORED_ORDER_KEYS`, through the reader's own ``order`` of the file's bands (None: as
+    stored); after `Arrangement.note`, whose record of the file's own order it replaces."""
+    if source is None:
+        return
+    index, total = source
+    if order is not None:
+        index = index[order]
+    metadata.update(zip(STORED_ORDER_KEYS, ([int(i) for i in index], int(total)), strict=True))
 
 
 def detector_runs(wavelengths: np.ndarray) -> np.ndarray:
@@ -248,5 +302,6 @@ def require_good_band(good: np.ndarray | None, path) -> None:
                             "expected at least one good band")
 
 
-__all__ = ["OVERLAP_POLICIES", "Arrangement", "arrange", "braced_list", "detector_runs", "fwhm_in_nm",
-           "overlap_policy", "per_band", "require_good_band", "usable_fwhm", "wavelengths_from_labels"]
+__all__ = ["OVERLAP_POLICIES", "SOURCE_ORDER_KEYS", "Arrangement", "arrange", "braced_list", "detector_runs",
+           "fwhm_in_nm", "note_source_order", "overlap_policy", "per_band", "read_source_band_order",
+           "require_good_band", "source_band_order", "usable_fwhm", "wavelengths_from_labels"]

@@ -130,6 +130,26 @@ def number(value, what: str, path, *, nonzero: bool = False, positive: bool = Fa
     return f
 
 
+RPC_SCALES = ("line_scale", "samp_scale", "lat_scale", "long_scale", "height_scale")
+RPC_ERRORS = ("err_bias", "err_rand")  # error estimates in metres; None (or -1) when unknown
+
+
+def usable_rpcs(rpcs: dict) -> bool:
+    """Whether rasterio's ``RPC.to_dict()`` ``rpcs`` is a model GDAL can use: every offset, scale
+    and coefficient a finite number, the scales non-zero (each coordinate is divided by its
+    scale), the error estimates finite or None (unknown, as GDAL reads an ENVI header's)."""
+    try:
+        for k, v in rpcs.items():
+            if k in RPC_ERRORS and v is None:
+                continue
+            a = np.asarray(v, np.float64)
+            if not np.all(np.isfinite(a)) or (k in RPC_SCALES and np.any(a == 0)):
+                return False
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def quantity(value) -> str | None:
     """The scene quantity a unit label names: ``"reflectance"``, ``"radiance"`` or None.
 

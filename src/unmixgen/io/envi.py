@@ -16,7 +16,9 @@ offset values`` (physical = stored * gain + offset, per band), ``reflectance sca
 reflectance), ``data units`` (what the physical values are: ``reflectance`` or ``radiance``,
 or a radiance unit such as ``uW/(cm2 sr nm)``, `checks.quantity`; not one of ENVI's own keys,
 ENVI and GDAL keep it as any other), ``map info``, ``coordinate
-system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`). Every value is checked before use; a per-band list whose length is not
+system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`), ``rpc info``
+(rational polynomial coefficients: `parse_rpc_info`), ``source band index`` and ``source bands`` (written
+here: where each band of a copy came from, `io.bands.SOURCE_ORDER_KEYS`). Every value is checked before use; a per-band list whose length is not
 the band count (a camera header listing 35 wavelengths for 978 bands) is ignored with a
 warning, as GDAL and SPy do, and so is a ``fwhm`` list with a width that is not finite and
 positive (`io.bands.usable_fwhm`). Bands of overlapping detectors are ordered by the
@@ -29,7 +31,8 @@ Writing produces float32 BSQ (little endian) by default; invalid pixels are writ
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
 The scene's units are ``data units`` (and ``reflectance scale factor = 1`` for reflectance).
 A scene placed by ground control points instead of a geotransform gets them as ``geo points``
-(in latitude/longitude, whatever the points' CRS).
+(in latitude/longitude, whatever the points' CRS); one with rational polynomial coefficients gets
+them as ``rpc info``.
 """
 
 from __future__ import annotations
@@ -45,12 +48,16 @@ from ..errors import InputError, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
+    SOURCE_ORDER_KEYS,
     arrange,
     braced_list,
     fwhm_in_nm,
+    note_source_order,
     overlap_policy,
     per_band,
+    read_source_band_order,
     require_good_band,
+    source_band_order,
     usable_fwhm,
     wavelengths_from_labels,
 )
@@ -306,6 +313,68 @@ def format_geo_points(gcps, crs: str | None) -> str | None:
     return "{" + ", ".join(values) + "}"
 
 
+# 'rpc info': ENVI's order of the rational polynomial coefficients, as rasterio's RPC names them
+# (the mapping GDAL reads): five offsets, their five scales, then 20 coefficients of each polynomial
+RPC_INFO_OFFSETS = ("line_off", "samp_off", "lat_off", "long_off", "height_off",
+                    "line_scale", "samp_scale", "lat_scale", "long_scale", "height_scale")
+RPC_INFO_COEFFS = ("line_num_coeff", "line_den_coeff", "samp_num_coeff", "samp_den_coeff")
+RPC_INFO_MODEL = len(RPC_INFO_OFFSETS) + 20 * len(RPC_INFO_COEFFS)  # 90 values make the model
+# ENVI writes three more: the image's row and column offsets in the image the coefficients were
+# made for (0, 0 for that image itself) and a flag (GDAL: TILE_ROW_OFFSET, TILE_COL_OFFSET,
+# ENVI_RPC_EMULATION)
+RPC_INFO_TAIL = ("tile row offset", "tile column offset", "flag")
+
+
+def _rpc_info_name(i: int) -> str:
+    """What the ``i``-th (0-based) value of an 'rpc info' is, for messages."""
+    if i < len(RPC_INFO_OFFSETS):
+        return RPC_INFO_OFFSETS[i].upper()
+    if i < RPC_INFO_MODEL:
+        j = i - len(RPC_INFO_OFFSETS)
+        return f"{RPC_INFO_COEFFS[j // 20].upper()} {j % 20 + 1}"
+    return RPC_INFO_TAIL[i - RPC_INFO_MODEL]
+
+
+def parse_rpc_info(value: str, hdr: Path) -> dict:
+    """Rational polynomial coefficients as rasterio's ``RPC.to_dict()`` (`unmixgen.scene.PLACEMENT_KEYS`)
+    from an ``rpc info`` value: the 90 values of the model in ENVI's order (`RPC_INFO_OFFSETS`, then
+    `RPC_INFO_COEFFS`, 20 each), then usually ENVI's three more (`RPC_INFO_TAIL`); values after those
+    are not read. The error estimates are None (unknown): an ENVI header has none.
+
+    As GDAL reads them: the coefficients are kept as written even when the last values place the
+    file in a larger image (a chip), which only gets a warning. `InputError` naming the value for
+    fewer than 90 values, a value that is not a finite number, or a zero scale."""
+    from rasterio.rpc import RPC
+
+    items = _list(value)
+    if len(items) < RPC_INFO_MODEL:
+        raise in_file(hdr, f"'rpc info' has {len(items)} values; expected at least {RPC_INFO_MODEL}: line, sample, "
+                           "latitude, longitude and height offsets, their five scales, then 20 coefficients of each "
+                           "of the line numerator, line denominator, sample numerator and sample denominator")
+    n = min(len(items), RPC_INFO_MODEL + len(RPC_INFO_TAIL))
+    v = [number(items[i], f"'rpc info' value {i + 1} ({_rpc_info_name(i)})", hdr,
+                nonzero=i < len(RPC_INFO_OFFSETS) and RPC_INFO_OFFSETS[i].endswith("_scale")) for i in range(n)]
+    rows, cols = (v[RPC_INFO_MODEL], v[RPC_INFO_MODEL + 1]) if n >= RPC_INFO_MODEL + 2 else (0.0, 0.0)
+    if rows or cols:
+        warnings.warn(f"{hdr}: 'rpc info' says this image starts at row {rows:g}, column {cols:g} of a larger image "
+                      "its coefficients were made for; they are kept as written (as GDAL reads them), so the outputs "
+                      "are placed where GDAL places this file", UserWarning, stacklevel=3)
+    k = len(RPC_INFO_OFFSETS)
+    coeffs = {name: v[k + 20 * j: k + 20 * (j + 1)] for j, name in enumerate(RPC_INFO_COEFFS)}
+    return RPC(**dict(zip(RPC_INFO_OFFSETS, v[:k], strict=True)), **coeffs).to_dict()
+
+
+def format_rpc_info(rpcs: dict) -> str:
+    """An ``rpc info`` value for rasterio's ``RPC.to_dict()`` ``rpcs``: the 90 values in ENVI's order,
+    then ``0, 0, 1`` (the image is the one the coefficients were made for), four values a line as
+    ENVI and GDAL write them."""
+    values = [float(rpcs[k]) for k in RPC_INFO_OFFSETS]
+    for k in RPC_INFO_COEFFS:
+        values += [float(c) for c in rpcs[k]]
+    text = [repr(x) for x in values] + ["0", "0", "1"]
+    return "{\n  " + ",\n  ".join(", ".join(text[i:i + 4]) for i in range(0, len(text), 4)) + "}"
+
+
 # datum names of 'map info' (spaces and dashes removed, lower case) -> PROJ datum: the ones GDAL
 # reads as such (no datum named is WGS 84); another datum gives no CRS, never a guessed one
 _DATUMS = {"": "WGS84", "wgs84": "WGS84", "northamerica1983": "NAD83", "nad83": "NAD83",
@@ -542,8 +611,14 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
         metadata["description"] = h["description"].strip("{} \n")
     if gcps is not None:
         metadata["gcps"] = gcps
+    if "rpc info" in h:  # also beside map info (GDAL then reads the map info only), as from a GeoTIFF
+        metadata["rpcs"] = parse_rpc_info(h["rpc info"], hdr)
     arr = arrange(wavelengths, overlap, path=hdr)
     arr.note(metadata, overlap)
+    index_key, count_key = (k.replace("_", " ") for k in SOURCE_ORDER_KEYS)  # where a copy's bands came from
+    recorded = read_source_band_order(h.get(index_key), h[count_key].strip("{} \n") if count_key in h else None,
+                                      bands, hdr, names=(index_key, count_key))
+    note_source_order(metadata, recorded, arr.order)
     if arr.order is not None:
         metadata["band_order"] = "sorted by wavelength" if arr.order.size == bands else \
             f"overlap={overlap_policy(overlap)!r}: {arr.order.size} of {bands} bands kept"
@@ -661,9 +736,8 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         points = format_geo_points(scene.metadata["gcps"], scene.crs)
         if points:
             lines.append(f"geo points = {points}")
-    elif scene.metadata.get("rpcs"):
-        warnings.warn(f"{data_name}: the scene is placed by RPCs only, which this ENVI writer does not write: the "
-                      "output opens unplaced (a .tif keeps them)", UserWarning, stacklevel=3)
+    if scene.metadata.get("rpcs"):  # beside a map info too: GDAL places the file by that, and reads these without
+        lines.append(f"rpc info = {format_rpc_info(scene.metadata['rpcs'])}")
     if str(scene.units).lower() == "reflectance" and dt.kind == "f":
         # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
         # or whatever scale the scene has); radiance has no standard header key
@@ -677,6 +751,10 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"fwhm = {braced_list(scene.fwhm)}")
     if not scene.good_bands.all():
         lines.append("bbl = {" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}")
+    source = source_band_order(scene)
+    if source is not None:  # the bands' order in the file they were first read from (`io.bands`)
+        index_key, count_key = (k.replace("_", " ") for k in SOURCE_ORDER_KEYS)
+        lines += [f"{index_key} = {{{', '.join(str(i) for i in source[0])}}}", f"{count_key} = {source[1]}"]
     names = scene.metadata.get("band_names")
     if names is None or len(names) != bands:
         if scene.wavelengths is not None:

@@ -33,12 +33,16 @@ from ..errors import InputError, in_file
 from ..scene import Scene, pixel_validity
 from ..wavelengths import to_nm
 from .bands import (
+    SOURCE_ORDER_KEYS,
     arrange,
     braced_list,
     fwhm_in_nm,
+    note_source_order,
     overlap_policy,
     per_band,
+    read_source_band_order,
     require_good_band,
+    source_band_order,
     usable_fwhm,
     wavelengths_from_labels,
 )
@@ -50,6 +54,7 @@ from .checks import (
     reading,
     refuse_complex,
     require_regular_file,
+    usable_rpcs,
 )
 
 
@@ -371,8 +376,11 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         rpcs = _rational_polynomials(ds, path)
         # GDAL reports a PixelIsPoint file's transform corner-based (the tie point moved by half
         # a pixel); the flag is kept so that outputs store their tie point as the input did
-        point = has_geo and str(ds.tags().get("AREA_OR_POINT", "")).strip().lower() == "point"
+        tags = ds.tags()
+        point = has_geo and str(tags.get("AREA_OR_POINT", "")).strip().lower() == "point"
         descriptions = list(ds.descriptions)
+        # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
+        recorded = read_source_band_order(*(tags.get(k) for k in SOURCE_ORDER_KEYS), len(descriptions), path)
         good = bad_band_flags(ds, path)
         labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
     units = labels.pop() if len(labels) == 1 else None
@@ -398,6 +406,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     if empty is not None and empty.any():
         metadata["empty_bands"] = [int(i) + 1 for i in np.flatnonzero(empty)]  # 1-based, stored
     arr.note(metadata, overlap)
+    note_source_order(metadata, recorded, arr.order)
     return make_scene(
         path,
         source,
@@ -439,9 +448,9 @@ def _rational_polynomials(ds, path: Path) -> dict | None:
     if rpcs is None:
         return None
     out = rpcs.to_dict()
-    values = [v for k, v in out.items() if k not in ("err_bias", "err_rand")]
-    if not np.all(np.isfinite(np.concatenate([np.ravel(v) for v in values]).astype(float))):
-        raise in_file(path, "its rational polynomial coefficients hold a non-finite value; expected finite numbers")
+    if not usable_rpcs(out):
+        raise in_file(path, "its rational polynomial coefficients hold a non-finite value or a zero scale; expected "
+                            "finite numbers and non-zero scales")
     return out
 
 
@@ -537,5 +546,9 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 dtags["fwhm"] = braced_list(scene.fwhm)
             if not scene.good_bands.all():
                 dtags["bbl"] = "{" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}"
+            source = source_band_order(scene)
+            if source is not None:  # the bands' order in the file they were first read from
+                dtags.update(zip(SOURCE_ORDER_KEYS, ("{" + ", ".join(str(i) for i in source[0]) + "}",
+                                                     str(source[1])), strict=True))
             if dtags:
                 ds.update_tags(**dtags)

@@ -17,7 +17,8 @@ Layouts recognised by `read` (first match wins):
    single 3-D numeric array of the file.
 
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
-``good_bands`` (0/1 per band), ``mask`` (rows, cols).
+``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``source_band_index`` and ``source_bands``
+(where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
 from another file with `read_truth` instead.
 
@@ -46,7 +47,14 @@ from ..atomic import atomic_file
 from ..errors import InputError, ParameterError, in_file
 from ..scene import GroundTruth, Scene
 from ..wavelengths import check_wavelengths, to_nm
-from .bands import fwhm_in_nm, require_good_band
+from .bands import (
+    SOURCE_ORDER_KEYS,
+    fwhm_in_nm,
+    note_source_order,
+    read_source_band_order,
+    require_good_band,
+    source_band_order,
+)
 from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
 from .hdf5 import HDF5_MAGIC
 from .matv5 import check_v5
@@ -387,8 +395,11 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
         # validity on the good bands: bad bands are NaN in files this package writes
         on = cube if good is None else cube[..., good]
         mask = np.asarray(d["mask"]).astype(bool) & np.isfinite(on).all(axis=-1)
+    metadata = {"format": "matlab", "layout": layout, "pixel_order": order, **meta}
+    # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
+    note_source_order(metadata, read_source_band_order(*(d.get(k) for k in SOURCE_ORDER_KEYS), bands, path), None)
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
-                       metadata={"format": "matlab", "layout": layout, "pixel_order": order, **meta})
+                       metadata=metadata)
     if truth is not None:
         scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order))
     else:
@@ -418,8 +429,9 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
     ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p), ``A`` (p, N), ``p``,
     ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known, ``good_bands`` (1, L)
-    uint8 when a band is bad, and ``mask`` (H, W) uint8. Georeferencing has no place here
-    (use .tif or ENVI for it).
+    uint8 when a band is bad, ``mask`` (H, W) uint8, and ``source_band_index`` (1, L) and
+    ``source_bands`` when the scene's bands are not in its source file's order
+    (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
     """
     import scipy.io as sio
 
@@ -440,6 +452,10 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
         out["fwhm"] = scene.fwhm.reshape(1, -1)
     if not scene.good_bands.all():
         out["good_bands"] = scene.good_bands.astype(np.uint8).reshape(1, -1)
+    source = source_band_order(scene)
+    if source is not None:  # the bands' order in the file they were first read from
+        out[SOURCE_ORDER_KEYS[0]] = np.asarray(source[0], np.int64).reshape(1, -1)
+        out[SOURCE_ORDER_KEYS[1]] = source[1]
     t = scene.truth
     if t is not None:
         if t.endmembers is not None:

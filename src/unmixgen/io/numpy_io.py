@@ -11,7 +11,9 @@
     ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance`` or ``radiance``);
     placement without a geotransform (`unmixgen.scene.PLACEMENT_KEYS`): ``gcps`` (n, 5) floats
     (row, col, x, y, z in ``crs``), ``rpcs`` (one string: the JSON object of rasterio's
-    ``RPC.to_dict()``), ``area_or_point`` (one string, ``Point``).
+    ``RPC.to_dict()``), ``area_or_point`` (one string, ``Point``); ``source_band_index`` (bands,) and
+    ``source_bands`` (one count): where each band came from, in a copy of a file whose bands its
+    reader reordered (`unmixgen.io.bands.SOURCE_ORDER_KEYS`).
 
 The writer (``.npz``) stores ``cube`` as float32 in physical units with **NaN at invalid
 pixels** (so the file is self-describing even without its mask) plus ``mask`` (rows, cols)
@@ -33,12 +35,26 @@ from ..atomic import atomic_file
 from ..errors import InputError, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity, placement
 from ..wavelengths import to_nm
-from .bands import arrange
-from .checks import make_scene, quantity, quiet_gdal, reading, refuse_complex, require_regular_file
+from .bands import (
+    SOURCE_ORDER_KEYS,
+    arrange,
+    note_source_order,
+    read_source_band_order,
+    source_band_order,
+)
+from .checks import (
+    make_scene,
+    quantity,
+    quiet_gdal,
+    reading,
+    refuse_complex,
+    require_regular_file,
+    usable_rpcs,
+)
 
 OPTIONAL_KEYS = ("wavelengths", "fwhm", "mask", "good_bands", "crs", "transform",
                  "endmembers", "abundances", "endmember_names", "wavelength_units", "units",
-                 "gcps", "rpcs", "area_or_point")
+                 "gcps", "rpcs", "area_or_point", *SOURCE_ORDER_KEYS)
 
 
 def _check_array_dtype(dtype: np.dtype, path: Path, what: str) -> None:
@@ -163,6 +179,7 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     except ValueError as exc:  # object arrays need pickle: refuse
         raise in_file(path, f"cannot load arrays ({str(exc)[:160]}); expected plain numeric/string arrays") from None
     rows, cols, bands = cube.shape
+    source = read_source_band_order(*(extra.get(k) for k in SOURCE_ORDER_KEYS), bands, path)
     what = f"{path}: "
     wl = None
     if "wavelengths" in extra:
@@ -227,6 +244,7 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
     metadata = {"format": "numpy", **_placement(extra, path)}
     if arr is not None:
         arr.note(metadata, overlap)
+    note_source_order(metadata, source, None if arr is None else arr.order)
     scene = make_scene(
         path,
         cube,
@@ -267,12 +285,12 @@ def _placement(extra: dict, path: Path) -> dict:
         text = _one_string(extra, "rpcs", path, "the JSON object of rasterio's RPC.to_dict()")
         try:
             rpcs = RPC(**json.loads(text)).to_dict()
-            finite = all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in rpcs.values())
+            usable = usable_rpcs(rpcs)
         except (ValueError, TypeError):
-            finite = None
-        if not finite:
+            usable = False
+        if not usable:
             raise in_file(path, f"'rpcs' = {text[:60]!r} is not a usable RPC model; expected the JSON object of "
-                                "rasterio's RPC.to_dict() with finite numbers")
+                                "rasterio's RPC.to_dict() with finite numbers and non-zero scales")
         out["rpcs"] = rpcs
     if "area_or_point" in extra:
         v = _one_string(extra, "area_or_point", path, "'Point' or 'Area'")
@@ -364,6 +382,10 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
             _add(zf, "units", np.array(str(scene.units)))
         for key, value in placement_arrays(scene).items():
             _add(zf, key, value)
+        source = source_band_order(scene)
+        if source is not None:  # the bands' order in the file they were first read from
+            _add(zf, SOURCE_ORDER_KEYS[0], np.asarray(source[0], np.int64))
+            _add(zf, SOURCE_ORDER_KEYS[1], np.asarray(source[1], np.int64))
         t = scene.truth
         if t is not None:
             if t.endmembers is not None:

@@ -398,10 +398,14 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
-        # no wavelengths: on the bands of the scene's file, in its order
-        gt = matlab.read_truth(path, rows, cols, bands if stored_order is None else stored_order[1],
-                               pixel_order=pixel_order)
-        return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, None, wavelengths, stored_order))
+        d = matlab.load_mat(path)
+        # with wavelengths (a scene .mat written here) the spectra are matched by them; without (a
+        # benchmark's), they are on the bands of the scene's file, in its order
+        wl = next((np.asarray(d[k]).reshape(-1) for k in ("wavelengths", "wavelength", "wl") if k in d), None)
+        wl = wl if wl is not None and wl.dtype.kind in "iuf" else None
+        gt = matlab.read_truth(path, rows, cols, wl.size if wl is not None else bands if stored_order is None
+                               else stored_order[1], pixel_order=pixel_order, variables=d)
+        return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, wl, wavelengths, stored_order))
     if ext == ".npz":
         require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")
         with reading(path, "read as .npz", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
