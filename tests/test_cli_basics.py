@@ -348,3 +348,28 @@ def test_info_noise_reports_the_snr_and_the_spread_of_the_bands_noise(run_cli, t
     code, out, err = run_cli("info", tmp_path / "striped.npz", "--noise", "--json")
     d = json.loads(out)
     assert code == 0 and d["stripes_detected"] is True and 1.5 < d["stripes_gain_std_percent"] < 4.5, d
+
+
+def test_info_noise_says_how_much_neighbours_share_their_noise(run_cli, tmp_path):
+    # a product resampled to a map grid shares each sensor pixel's noise with its neighbours
+    # (here 2 x 2 blocks: correlation 0.5 both ways); a sensor's own geometry does not
+    import json
+
+    import numpy as np
+
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=60, cols=50, p=3, snr_db=None, seed=2)
+    clean = s.load().astype(np.float64)
+    level = np.sqrt(np.mean(clean**2) / 10**2.5)
+    z = np.random.default_rng(4).standard_normal((61, 51, s.bands))
+    for name, noise, expected in (("white", z[:60, :50], 0.0),
+                                  ("shared", (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2, 0.5)):
+        write_scene(Scene((clean + level * noise).astype(np.float32), wavelengths=s.wavelengths),
+                    tmp_path / f"{name}.npz")
+        code, out, err = run_cli("info", tmp_path / f"{name}.npz", "--noise", "--json")
+        assert code == 0, err
+        rho = json.loads(out)["noise_neighbour_correlation"]
+        assert np.allclose(rho, expected, atol=0.06), (name, rho)

@@ -23,6 +23,9 @@ def info(
                                     "SNR, how far apart the bands' noise is, and whether unmix, refine and hybridstu "
                                     "weigh the bands by it; noise_derived_bands lists bands the others explain "
                                     "exactly (duplicated, interpolated or constant), weighed as a median band; "
+                                    "noise_neighbour_correlation says how much the noise of neighbouring pixels "
+                                    "correlates (down the columns, along the rows): about 0 in a sensor's own "
+                                    "geometry, 0.1-0.25 in a product resampled to a map grid (cubic, bilinear); "
                                     "stripes_* say whether the columns (or, in a map grid, lines at an angle) are striped (a pushbroom detector's gains, "
                                     "measured over every pixel: one more read of the scene), which hybridstu then "
                                     "trains with."),
@@ -48,6 +51,14 @@ def info(
                  noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"],
                  # band numbers from 1; these are weighed as a median band
                  noise_derived_bands=[int(good[i]) + 1 for i in s["derived_bands"]])
+        from ..unmix.rank import window_noise_correlation
+
+        side = 128  # the central window's pixels: tens of thousands of neighbour pairs
+        r0, c0 = max(0, (scene.rows - side) // 2), max(0, (scene.cols - side) // 2)
+        win = (slice(r0, r0 + side), slice(c0, c0 + side))
+        rho = window_noise_correlation(np.nan_to_num(scene.read(*win)[..., good]), scene.mask[win])
+        # down the columns, along the rows: ~0 in a sensor's own geometry, 0.1-0.25 resampled
+        d.update(noise_neighbour_correlation=None if None in rho else [round(v, 3) for v in rho])
         from ..unmix.stripes import column_stripes
 
         stripes = column_stripes(scene)  # None: too few rows or columns to tell

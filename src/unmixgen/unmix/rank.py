@@ -159,14 +159,31 @@ def neighbour_noise_correlation(residuals: np.ndarray, valid: np.ndarray, min_pa
     return out[0], out[1]
 
 
-def window_noise_correlation(window: np.ndarray, valid: np.ndarray, pixels: np.ndarray
+def window_noise_correlation(window: np.ndarray, valid: np.ndarray, sample: int = 20_000, seed: int = 0
                              ) -> tuple[float | None, float | None]:
     """`neighbour_noise_correlation` of an image ``window (h, w, B)`` (its pixels where
-    ``valid (h, w)``), the HySime operator fitted to ``pixels (N, B)`` of the same scene (best
-    other pixels than the window's: fitted to the same ones it measured bilinear 9 % low)."""
+    ``valid (h, w)``) from its HySime residuals. The residuals of each half of the window (by
+    rows) come from the operator (`noise_operator`) fitted to the other half's valid pixels (a
+    seeded ``sample`` of them): fitted to the same pixels it takes part of their noise with the
+    signal, the smooth part more, and measured bilinear resampling's correlation 9 % low.
+    Halves with too few pixels for the fit (`enough_for_band_noise`) share one operator fitted
+    to every valid pixel; (None, None) with too few for that. Pixels must be finite where
+    valid."""
     valid = np.asarray(valid, bool)
-    residuals = np.zeros(window.shape[:2] + (window.shape[2],))
-    residuals[valid] = np.asarray(window[valid], np.float64) @ noise_operator(pixels)
+    h, _, bands = window.shape
+    if not enough_for_band_noise(int(valid.sum()), bands):
+        return None, None
+    residuals = np.zeros(window.shape[:2] + (bands,))
+    mid = h // 2
+    halves = [(slice(0, mid), slice(mid, h)), (slice(mid, h), slice(0, mid))]
+    if not all(enough_for_band_noise(int(valid[other].sum()), bands) for _, other in halves):
+        halves = [(slice(0, h), slice(0, h))]
+    rng = np.random.default_rng(seed)
+    for part, other in halves:
+        fit = np.asarray(window[other][valid[other]])
+        if len(fit) > sample:
+            fit = fit[np.sort(rng.choice(len(fit), sample, replace=False))]
+        residuals[part][valid[part]] = np.asarray(window[part][valid[part]], np.float64) @ noise_operator(fit)
     return neighbour_noise_correlation(residuals, valid)
 
 

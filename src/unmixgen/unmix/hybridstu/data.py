@@ -33,12 +33,7 @@ from ...errors import InputError
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
-from ..rank import (
-    enough_for_band_noise,
-    estimate_noise,
-    neighbour_noise_correlation,
-    noise_operator,
-)
+from ..rank import enough_for_band_noise, estimate_noise, window_noise_correlation
 from ..stripes import line_index
 from .features import subspace_features
 
@@ -133,12 +128,8 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     """The noise's covariance between vertical and between horizontal neighbours' ``y . q``:
     the noise variance along ``q (bands,)`` (HySime per band, with the regression's degrees
     of freedom) times the correlation of neighbours' noise in the central `NOISE_WINDOW` of
-    ``mask`` (`rank.neighbour_noise_correlation`). About 0 where the noise is independent
-    between pixels; a product resampled to a map grid shares its pixels' noise.
-
-    The residuals of each half of the window (by rows) come from the operator fitted to the
-    other half of the scene: a regression fitted to the same pixels takes part of their noise
-    with the signal, the smooth part more, and so measured 9 % less correlation (bilinear)."""
+    ``mask`` (`rank.window_noise_correlation`). About 0 where the noise is independent
+    between pixels; a product resampled to a map grid shares its pixels' noise."""
     n, bands = Y.shape
     if not enough_for_band_noise(n, bands):
         return 0.0, 0.0
@@ -149,20 +140,13 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     variance = float(np.sum(q**2 * np.diag(Rn))) * dof
     rows, cols = mask.shape
     r0, c0 = max(0, (rows - NOISE_WINDOW) // 2), max(0, (cols - NOISE_WINDOW) // 2)
-    r1, c1 = min(rows, r0 + NOISE_WINDOW), min(cols, c0 + NOISE_WINDOW)
-    mid = (r0 + r1) // 2
-    split = int(mask[:mid].sum())  # Y's pixels are in the mask's row-major order
+    win = np.s_[r0:r0 + NOISE_WINDOW, c0:c0 + NOISE_WINDOW]
     index = np.full(mask.shape, -1, np.int64)
-    index[mask] = np.arange(n)
-    residuals = np.zeros((r1 - r0, c1 - c0, bands))
-    halves = ((r0, mid, Y[split:]), (mid, r1, Y[:split]))
-    if not all(enough_for_band_noise(len(other), bands) for *_, other in halves):
-        halves = ((r0, r1, Ys),)  # too few pixels to fit on the other half: fit on all
-    for top, bottom, other in halves:
-        idx = index[top:bottom, c0:c1]
-        M = noise_operator(_sample(other, sample, seed))
-        residuals[top - r0:bottom - r0][idx >= 0] = np.asarray(Y[idx[idx >= 0]], np.float64) @ M
-    rho = neighbour_noise_correlation(residuals, index[r0:r1, c0:c1] >= 0)
+    index[mask] = np.arange(n)  # Y's pixels are in the mask's row-major order
+    idx = index[win]
+    window = np.zeros(idx.shape + (bands,), np.float32)
+    window[idx >= 0] = Y[idx[idx >= 0]]
+    rho = window_noise_correlation(window, idx >= 0, sample, seed)
     return tuple(variance * (r or 0.0) for r in rho)
 
 
