@@ -373,3 +373,18 @@ def test_info_noise_says_how_much_neighbours_share_their_noise(run_cli, tmp_path
         assert code == 0, err
         rho = json.loads(out)["noise_neighbour_correlation"]
         assert np.allclose(rho, expected, atol=0.06), (name, rho)
+
+
+def test_the_command_lets_torch_threads_sleep_unless_told():
+    # spinning OpenMP threads slowed the demo's refinement 10x next to one busy process
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, sys, unmixgen.cli; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["PASSIVE", "False"]  # set before torch (and its OpenMP) is loaded
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split()[0] == "ACTIVE"
