@@ -373,3 +373,45 @@ def test_info_noise_says_how_much_neighbours_share_their_noise(run_cli, tmp_path
         assert code == 0, err
         rho = json.loads(out)["noise_neighbour_correlation"]
         assert np.allclose(rho, expected, atol=0.06), (name, rho)
+
+
+def test_info_noise_measures_neighbours_where_the_data_are_off_centre(run_cli, tmp_path):
+    """A map-grid product clipped off its swath (or a swath crossing a wide grid) has no-data in
+    its middle: the neighbour-correlation window sat on the image's middle and found no valid
+    pixel, so info said nothing (and hybridstu's brightness estimate took the shared noise for
+    brightness, `_noise_share` 0). The window now sits on the valid pixels' extent."""
+    import json
+
+    import numpy as np
+
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=60, cols=50, p=3, snr_db=None, seed=2)
+    clean = s.load().astype(np.float64)
+    level = np.sqrt(np.mean(clean**2) / 10**2.5)
+    z = np.random.default_rng(4).standard_normal((61, 51, s.bands))
+    shared = (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2  # correlation 0.5 both ways
+    cube = np.full((60, 300, s.bands), np.nan, np.float32)
+    cube[:, 10:60] = clean + level * shared  # the middle 128 columns (86-213) hold no valid pixel
+    write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / "clip.npz")
+    code, out, err = run_cli("info", tmp_path / "clip.npz", "--noise", "--json")
+    assert code == 0, err
+    rho = json.loads(out)["noise_neighbour_correlation"]
+    assert rho is not None and np.allclose(rho, 0.5, atol=0.06), rho
+
+
+def test_noise_window_is_the_middle_of_a_full_image_and_follows_the_data():
+    import numpy as np
+
+    from unmixgen.unmix.rank import noise_window
+
+    for rows, cols in ((300, 301), (50, 40), (128, 500)):
+        r0, c0 = max(0, (rows - 128) // 2), max(0, (cols - 128) // 2)
+        assert noise_window(np.ones((rows, cols), bool)) == (slice(r0, r0 + 128), slice(c0, c0 + 128))
+    mask = np.zeros((400, 300), bool)
+    mask[300:380, 250:290] = True
+    win = noise_window(mask)
+    assert mask[win].sum() == mask.sum() and mask[win].shape == (128, 128)
+    assert noise_window(np.zeros((400, 300), bool)) == (slice(136, 264), slice(86, 214))
