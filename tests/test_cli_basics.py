@@ -402,16 +402,17 @@ def test_info_noise_measures_neighbours_where_the_data_are_off_centre(run_cli, t
     assert rho is not None and np.allclose(rho, 0.5, atol=0.06), rho
 
 
-def test_noise_window_is_the_middle_of_a_full_image_and_follows_the_data():
+def test_window_on_data_is_the_middle_of_a_full_image_and_follows_the_data():
     import numpy as np
 
-    from unmixgen.unmix.rank import noise_window
+    from unmixgen.scene import window_on_data
 
     for rows, cols in ((300, 301), (50, 40), (128, 500)):
         r0, c0 = max(0, (rows - 128) // 2), max(0, (cols - 128) // 2)
-        assert noise_window(np.ones((rows, cols), bool)) == (slice(r0, r0 + 128), slice(c0, c0 + 128))
+        assert window_on_data(np.ones((rows, cols), bool), 128) == (slice(r0, min(r0 + 128, rows)),
+                                                                    slice(c0, min(c0 + 128, cols)))
     mask = np.zeros((400, 300), bool)
     mask[300:380, 250:290] = True
-    win = noise_window(mask)
+    win = window_on_data(mask, 128)
     assert mask[win].sum() == mask.sum() and mask[win].shape == (128, 128)
-    assert noise_window(np.zeros((400, 300), bool)) == (slice(136, 264), slice(86, 214))
+    assert window_on_data(np.zeros((400, 300), bool), 128) == (slice(136, 264), slice(86, 214))

@@ -159,21 +159,6 @@ def neighbour_noise_correlation(residuals: np.ndarray, valid: np.ndarray, min_pa
     return out[0], out[1]
 
 
-def noise_window(mask: np.ndarray, side: int = 128) -> tuple[slice, slice]:
-    """The ``side x side`` window (clipped to the image) in which to measure
-    `window_noise_correlation` on an image whose valid pixels are ``mask (rows, cols)``: centred
-    on the middle of the valid pixels' extent, so that it lies on the data where the image's own
-    middle is no-data (a map-grid product clipped off its swath, a swath crossing a wide grid).
-    The image's middle where every pixel is valid, or none."""
-    mask = np.asarray(mask, bool)
-    starts = []
-    for size, present in ((mask.shape[0], mask.any(axis=1)), (mask.shape[1], mask.any(axis=0))):
-        hit = np.flatnonzero(present)
-        centre = (int(hit[0]) + int(hit[-1]) + 1) // 2 if hit.size else size // 2
-        starts.append(min(max(0, centre - side // 2), max(0, size - side)))
-    return slice(starts[0], starts[0] + side), slice(starts[1], starts[1] + side)
-
-
 def window_noise_correlation(window: np.ndarray, valid: np.ndarray, sample: int = 20_000, seed: int = 0
                              ) -> tuple[float | None, float | None]:
     """`neighbour_noise_correlation` of an image ``window (h, w, B)`` (its pixels where

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...scene import window_on_data
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
-from ..rank import enough_for_band_noise, estimate_noise, noise_window, window_noise_correlation
+from ..rank import enough_for_band_noise, estimate_noise, window_noise_correlation
 from ..stripes import line_index
 from .features import subspace_features
 
@@ -128,7 +129,7 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     """The noise's covariance between vertical and between horizontal neighbours' ``y . q``:
     the noise variance along ``q (bands,)`` (HySime per band, with the regression's degrees
     of freedom) times the correlation of neighbours' noise (`rank.window_noise_correlation`) in a
-    `NOISE_WINDOW` on the valid pixels of ``mask`` (`rank.noise_window`). About 0 where the noise
+    `NOISE_WINDOW` on the valid pixels of ``mask`` (`scene.window_on_data`). About 0 where the noise
     is independent between pixels; a product resampled to a map grid shares its pixels' noise."""
     n, bands = Y.shape
     if not enough_for_band_noise(n, bands):
@@ -138,7 +139,7 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     Ys, _, Rn = noise
     dof = Ys.shape[0] / max(Ys.shape[0] - bands + 1, 1)
     variance = float(np.sum(q**2 * np.diag(Rn))) * dof
-    win = noise_window(mask, NOISE_WINDOW)
+    win = window_on_data(mask, NOISE_WINDOW)
     index = np.full(mask.shape, -1, np.int64)
     index[mask] = np.arange(n)  # Y's pixels are in the mask's row-major order
     idx = index[win]
