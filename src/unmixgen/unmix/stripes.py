@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from ..scene import Scene
+from ..scene import Scene, window_on_data
 
 #: principal components (beside the mean) taken as the scene's signal: enough for real scenes'
 #: content (Samson and Jasper Ridge show no stripes with 20, false ones with 6), few enough
@@ -276,17 +276,16 @@ def _line_length(shape: tuple[int, int], angle: float) -> float:
 
 
 class _Window:
-    """The search's features of a central window: pixel rows and columns (float64) and the
-    features ``(_SEARCH_FEATURES, n)`` of its valid pixels (a feature's values contiguous, as
-    `np.bincount` takes its weights), with the window's shape."""
+    """The search's features of a window on the data (`scene.window_on_data`): pixel rows and
+    columns (float64) and the features ``(_SEARCH_FEATURES, n)`` of its valid pixels (a
+    feature's values contiguous, as `np.bincount` takes its weights), with the window's shape."""
 
     def __init__(self, feats: np.ndarray, valid: np.ndarray, side: int):
-        h, w = valid.shape
-        r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
-        sub = valid[r0:r0 + side, c0:c0 + side]
+        win = window_on_data(valid, side)  # on the data where the image's middle is no-data
+        sub = valid[win]
         self.shape = sub.shape
         rr, cc = np.nonzero(sub)
-        self.f = np.ascontiguousarray(feats[r0:r0 + side, c0:c0 + side][rr, cc].T)
+        self.f = np.ascontiguousarray(feats[win][rr, cc].T)
         self.rr, self.cc = rr.astype(np.float64), cc.astype(np.float64)
 
     def agreement(self, angle: float, window: float, phases: tuple[float, ...] = (0.0,)) -> float:
