@@ -388,3 +388,46 @@ def test_the_command_lets_torch_threads_sleep_unless_told():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
                          capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "ACTIVE"
+
+
+def test_info_noise_measures_neighbours_where_the_data_are_off_centre(run_cli, tmp_path):
+    """A map-grid product clipped off its swath (or a swath crossing a wide grid) has no-data in
+    its middle: the neighbour-correlation window sat on the image's middle and found no valid
+    pixel, so info said nothing (and hybridstu's brightness estimate took the shared noise for
+    brightness, `_noise_share` 0). The window now sits on the valid pixels' extent."""
+    import json
+
+    import numpy as np
+
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=60, cols=50, p=3, snr_db=None, seed=2)
+    clean = s.load().astype(np.float64)
+    level = np.sqrt(np.mean(clean**2) / 10**2.5)
+    z = np.random.default_rng(4).standard_normal((61, 51, s.bands))
+    shared = (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2  # correlation 0.5 both ways
+    cube = np.full((60, 300, s.bands), np.nan, np.float32)
+    cube[:, 10:60] = clean + level * shared  # the middle 128 columns (86-213) hold no valid pixel
+    write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / "clip.npz")
+    code, out, err = run_cli("info", tmp_path / "clip.npz", "--noise", "--json")
+    assert code == 0, err
+    rho = json.loads(out)["noise_neighbour_correlation"]
+    assert rho is not None and np.allclose(rho, 0.5, atol=0.06), rho
+
+
+def test_window_on_data_is_the_middle_of_a_full_image_and_follows_the_data():
+    import numpy as np
+
+    from unmixgen.scene import window_on_data
+
+    for rows, cols in ((300, 301), (50, 40), (128, 500)):
+        r0, c0 = max(0, (rows - 128) // 2), max(0, (cols - 128) // 2)
+        assert window_on_data(np.ones((rows, cols), bool), 128) == (slice(r0, min(r0 + 128, rows)),
+                                                                    slice(c0, min(c0 + 128, cols)))
+    mask = np.zeros((400, 300), bool)
+    mask[300:380, 250:290] = True
+    win = window_on_data(mask, 128)
+    assert mask[win].sum() == mask.sum() and mask[win].shape == (128, 128)
+    assert window_on_data(np.zeros((400, 300), bool), 128) == (slice(136, 264), slice(86, 214))

@@ -1018,3 +1018,52 @@ def test_striped_columns_are_named_and_recorded(run_cli, tmp_path):
         striped = name == "striped"
         assert run["stripes"]["detected"] is striped and ("striped" in err) is striped, err
         assert any("striped" in w for w in run["warnings"]) is striped
+
+
+def _map_grid_corners(rows, cols):
+    """Bool (rows, cols): False in the four corner triangles a map-grid product leaves no-data."""
+    r, c = np.mgrid[0:rows, 0:cols]
+    d = np.minimum(np.minimum(r + c, r + (cols - 1 - c)), np.minimum((rows - 1 - r) + c, (rows - 1 - r) + (cols - 1 - c)))
+    return d >= 2
+
+
+def test_truth_zero_in_the_no_data_corners_is_scored_without_a_sum_warning(run_cli, tmp_path):
+    """A map-grid product's truth (as `nan_to_num` of resampled maps leaves it) holds 0 where the
+    scene is no-data: the sum-to-one check counted those pixels ('12 of 20 pixels do not sum to
+    one') though the metrics skip them; a valid pixel that is off is still reported, alone."""
+    rows, cols = 4, 5
+    valid = _map_grid_corners(rows, cols)
+    e, a = _crafted_result(tmp_path / "est", rows, cols)
+    a_est = np.where(valid[..., None], a, np.nan).astype(np.float32)
+    np.savez(tmp_path / "est" / "result.npz", endmembers=e, abundances=a_est, mask=valid)
+    truth = tmp_path / "truth.npz"
+    np.savez(truth, endmembers=e, abundances=np.where(valid[..., None], a, 0).astype(np.float32))
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", tmp_path / "est", "--json")
+    assert code == 0 and "sum to one" not in err, err
+    assert json.loads(stdout)["abundance_rmse_percent"] < 1e-4
+    off = np.where(valid[..., None], a, 0).astype(np.float32)
+    off[1, 2] *= 0.5  # one valid pixel whose fractions sum to 0.5
+    np.savez(truth, endmembers=e, abundances=off)
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", tmp_path / "est", "--json")
+    assert code == 0 and f"1 of {int(valid.sum())} pixels do not sum to one" in err, err
+
+
+def test_unmix_truth_zero_in_the_no_data_corners_is_scored_without_a_sum_warning(run_cli, tmp_path):
+    """`unmix --truth` on a scene whose no-data corners are NaN and whose truth is 0 there: no
+    warning about the corners' sums (the metrics count only the scene's valid pixels)."""
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=8, cols=9, p=3, snr_db=40, seed=1)
+    valid = _map_grid_corners(8, 9)
+    cube = np.where(valid[..., None], s.load(), np.nan).astype(np.float32)
+    write_scene(Scene(cube, wavelengths=s.wavelengths), tmp_path / "scene.npz")
+    np.savez(tmp_path / "E.npz", endmembers=s.truth.endmembers, wavelengths=s.wavelengths)
+    np.savez(tmp_path / "truth.npz", endmembers=s.truth.endmembers,
+             abundances=np.where(valid[..., None], s.truth.abundances, 0).astype(np.float32))
+    code, _, err = run_cli("unmix", tmp_path / "scene.npz", "--endmembers-file", tmp_path / "E.npz", "--method",
+                           "fcls", "--truth", tmp_path / "truth.npz", "--out", tmp_path / "run", "--no-figures")
+    assert code == 0 and "sum to one" not in err, err
+    metrics = json.loads((tmp_path / "run" / "run.json").read_text())["metrics"]
+    assert metrics["abundance_rmse_percent"] < 2

@@ -692,3 +692,20 @@ def test_noise_profile_is_checked():
     for bad in ("pink", np.ones(BANDS)):
         with pytest.raises(ParameterError, match="noise_profile"):
             small(noise_profile=bad).check_params()
+
+
+def test_brightness_estimate_leaves_out_shared_noise_where_the_data_are_off_centre():
+    # a map-grid product clipped off its swath: the valid pixels lie away from the image's middle,
+    # where the noise-correlation window sat and found none (the shared noise then read 0.03 as
+    # brightness at 15 dB, as with no correction at all)
+    A = abundance_maps(48, 48, P, 2, max_abundance=0.9)
+    E = endmembers()
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((49, 49, BANDS))
+    shared = (z[:-1, :-1] + z[1:, :-1] + z[:-1, 1:] + z[1:, 1:]) / 2
+    clean = A @ E
+    cube = clean + shared * np.sqrt(np.mean(clean**2) / 10 ** 1.5)
+    mask = np.zeros((48, 300), bool)
+    mask[:, :48] = True  # the middle 128 columns (86-213) are no-data
+    median, sigma = D.estimate_brightness(cube.reshape(-1, BANDS).astype(np.float32), E, mask=mask)
+    assert sigma < 0.01, sigma

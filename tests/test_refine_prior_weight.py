@@ -102,3 +102,18 @@ def test_refine_on_a_large_scene_cross_validates_its_central_window(one_vs_rest)
     Y = (A @ E + rng.normal(0, 0.01, (70, 66, 12))).astype(np.float32)
     r = refine(Y, E, A, abundance_prior=AbundanceModel(one_vs_rest), samples=1, steps=1, tile=16)
     assert r.record["prior_weight"]["window"] == [[3, 67], [1, 65]]
+
+
+def test_refine_cross_validates_a_window_on_the_data_where_the_middle_is_no_data(one_vs_rest):  # noqa: F811
+    # a map-grid product clipped off its swath: the image's middle 64 columns are no-data, so the
+    # weight fell back to 1.0 ("0 valid pixels in the central window: too few") untried
+    rng = np.random.default_rng(0)
+    A = abundance_maps(40, 30, 3, rng)
+    E = rng.uniform(0.1, 1.0, (3, 12)).astype(np.float32)
+    Y = np.full((40, 140, 12), np.nan, np.float32)
+    Y[:, :30] = A @ E + rng.normal(0, 0.01, (40, 30, 12))
+    A0 = np.full((40, 140, 3), np.nan, np.float32)
+    A0[:, :30] = A
+    r = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), samples=1, steps=1, tile=16)
+    w = r.record["prior_weight"]
+    assert w["window"] == [[0, 40], [0, 64]] and w["scores"] is not None and w["chosen"] in CANDIDATES, w

@@ -148,6 +148,21 @@ def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
     return ArraySource(np.asarray(cube))
 
 
+def window_on_data(mask: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The ``side x side`` window (clipped to the image) on the valid pixels ``mask (rows, cols)``
+    of an image: centred on the middle of their extent, so that it lies on the data where the
+    image's own middle is no-data (a map-grid product clipped off its swath, a swath crossing a
+    wide grid). The image's middle where every pixel is valid, or none."""
+    mask = np.asarray(mask, bool)
+    out = []
+    for size, present in ((mask.shape[0], mask.any(axis=1)), (mask.shape[1], mask.any(axis=0))):
+        hit = np.flatnonzero(present)
+        centre = (int(hit[0]) + int(hit[-1]) + 1) // 2 if hit.size else size // 2
+        start = min(max(0, centre - side // 2), max(0, size - side))
+        out.append(slice(start, min(start + side, size)))
+    return out[0], out[1]
+
+
 def pixel_validity(block: np.ndarray, nodata: float | None = None, zero_is_value=True) -> np.ndarray:
     """Valid-pixel mask ``(r, c)`` of a float block ``(r, c, bands)``.
 

@@ -51,11 +51,11 @@ def info(
                  noise_std_max_min=s["noise_std_max_min"], noise_bands_weighted=s["bands_weighted"],
                  # band numbers from 1; these are weighed as a median band
                  noise_derived_bands=[int(good[i]) + 1 for i in s["derived_bands"]])
+        from ..scene import window_on_data
         from ..unmix.rank import window_noise_correlation
 
-        side = 128  # the central window's pixels: tens of thousands of neighbour pairs
-        r0, c0 = max(0, (scene.rows - side) // 2), max(0, (scene.cols - side) // 2)
-        win = (slice(r0, r0 + side), slice(c0, c0 + side))
+        # a 128-pixel window on the data: tens of thousands of neighbour pairs
+        win = window_on_data(scene.mask, 128)
         rho = window_noise_correlation(np.nan_to_num(scene.read(*win)[..., good]), scene.mask[win])
         # down the columns, along the rows: ~0 in a sensor's own geometry, 0.1-0.25 resampled
         d.update(noise_neighbour_correlation=None if None in rho else [round(v, 3) for v in rho])

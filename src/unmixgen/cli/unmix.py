@@ -151,7 +151,8 @@ def evaluate(
     stored = r.get("stored_band_index"), r.get("stored_bands")
     gt = read_truth(truth, rows, cols, bands, r.get("wavelengths"),
                     pixel_order=None if pixel_order is None else pixel_order.upper(),
-                    stored_order=None if E is None or stored[0] is None else (stored[0], int(stored[1])))
+                    stored_order=None if E is None or stored[0] is None else (stored[0], int(stored[1])),
+                    mask=r.get("mask"))
     if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
         raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
     wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))

@@ -48,6 +48,7 @@ from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
 from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
+from ..scene import window_on_data
 from ..unmix.archetypal import endmember_brightness
 from ..unmix.inversion import fcls
 from ..unmix.rank import band_noise_weights
@@ -239,31 +240,22 @@ class _Abundances:
         return out_a
 
 
-def _centre_window(shape: tuple[int, int], size: int) -> tuple[slice, slice]:
-    """The central ``size`` x ``size`` window of a (rows, cols) canvas (all of a smaller side)."""
-    out = []
-    for n in shape:
-        k = min(n, size)
-        out.append(slice((n - k) // 2, (n - k) // 2 + k))
-    return out[0], out[1]
-
-
 def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mask: np.ndarray, E: np.ndarray,
                            sigma2: float, ts: list[int], eta: float, seed: int, device: str, samples: int,
                            tick: Callable[[], None], divide_by: np.ndarray | None = None,
                            band_weights: np.ndarray | None = None) -> tuple[float, dict]:
     """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
-    cross-validated on the scene's central 64 x 64 window with two samples per half and
+    cross-validated on a 64 x 64 window on the scene's valid pixels (`scene.window_on_data`) with two samples per half and
     weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
     timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
     fewer than ``10 p`` valid pixels. ``divide_by`` (rows, cols): the window's pixels are
     divided by it first (the scaled mixing model's band sums), after being multiplied by
     ``band_weights`` (bands,) when given (`refine`'s ``band_weights``)."""
-    rs, cs = _centre_window(mask.shape, _WEIGHT_WINDOW)
+    rs, cs = window_on_data(mask, _WEIGHT_WINDOW)
     m = mask[rs, cs]
     p = E.shape[0]
     if int(m.sum()) < 10 * p:
-        return 1.0, {"chosen": 1.0, "note": f"{int(m.sum())} valid pixels in the central window: too few"}
+        return 1.0, {"chosen": 1.0, "note": f"{int(m.sum())} valid pixels in the window: too few"}
     valid = torch.from_numpy(m).to(device)
 
     def refine_half(lam: float, Yh: np.ndarray, Eh: np.ndarray, Ah: np.ndarray) -> np.ndarray:

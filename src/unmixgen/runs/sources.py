@@ -321,7 +321,7 @@ def _default_names(p: int) -> list[str]:
 
 def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None = None,
                wavelengths: np.ndarray | None = None, *, pixel_order: str | None = None,
-               stored_order: tuple[np.ndarray, int] | None = None):
+               stored_order: tuple[np.ndarray, int] | None = None, mask: np.ndarray | None = None):
     """Ground truth from a benchmark ``.mat``, an ``.npz`` or a result folder.
 
     Returns a `GroundTruth` with endmembers ``(p, bands)`` and/or abundances
@@ -329,7 +329,9 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
     (pixels, p)); ``rows``/``cols`` say how to unfold flat matrices (column-major, the MATLAB
     benchmark convention). Abundances must be fractions in
     [0, 1] (`InputError` otherwise, e.g. for percent); maps that do not sum to one are kept
-    with a warning. NaN / Inf mark invalid pixels, which the metrics skip. Endmembers that
+    with a warning. NaN / Inf mark invalid pixels, which the metrics skip; so do the pixels
+    outside ``mask (rows, cols)`` (the scene's or estimate's valid pixels), which the sum check
+    leaves out too (a map-grid product's truth may hold 0 in its no-data corners). Endmembers that
     come with wavelengths (an ``.npz``'s ``wavelengths``, a result folder's) are put in
     increasing band order, and refused unless they are on the bands of ``wavelengths`` (nm,
     the scene's or estimate's; None: not checked). Endmembers without wavelengths are in the
@@ -345,7 +347,7 @@ def read_truth(path: str | os.PathLike, rows: int, cols: int, bands: int | None 
         raise ParameterError("pixel_order", pixel_order, "expected 'F' (column-major, MATLAB) or 'C' (row-major)")
     path = Path(path)
     gt = _read_truth(path, rows, cols, bands, wavelengths, pixel_order, stored_order)
-    _check_truth_values(path, gt, rows, cols)
+    _check_truth_values(path, gt, rows, cols, mask)
     return gt
 
 
@@ -353,10 +355,11 @@ TRUTH_SLACK = 0.01
 """How far a reference abundance may stray outside [0, 1] (rounding of the stored values)."""
 
 
-def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
+def _check_truth_values(path: Path, gt, rows: int, cols: int, mask: np.ndarray | None = None) -> None:
     """`InputError` unless the truth has one abundance map per endmember, spectra with a
-    positive value and abundances that are fractions; a warning when its valid pixels do not
-    sum to one (maps of another size are left to the caller to refuse)."""
+    positive value and abundances that are fractions; a warning when its valid pixels (finite,
+    and inside ``mask`` where given) do not sum to one (maps of another size are left to the
+    caller to refuse)."""
     e, a = gt.endmembers, gt.abundances
     if e is not None and a is not None and e.shape[0] != a.shape[-1]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[-1]} abundance maps; expected one map per "
@@ -376,7 +379,10 @@ def _check_truth_values(path: Path, gt, rows: int, cols: int) -> None:
         raise in_file(path, f"abundances range from {ok.min():.4g} to {ok.max():.4g}; expected fractions in "
                             f"[0, 1]{hint}")
     flat = a.reshape(-1, a.shape[-1])
-    sums = flat[np.isfinite(flat).all(axis=1)].sum(axis=1, dtype=np.float64)
+    counted = np.isfinite(flat).all(axis=1)
+    if mask is not None and np.shape(mask) == (rows, cols):
+        counted &= np.asarray(mask, bool).reshape(-1)
+    sums = flat[counted].sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1) > TRUTH_SLACK
     if off.any():
         warnings.warn(f"{path}: abundances of {int(off.sum())} of {sums.size} pixels do not sum to one (sums "

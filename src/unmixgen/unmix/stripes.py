@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from ..scene import Scene
+from ..scene import Scene, window_on_data
 
 #: principal components (beside the mean) taken as the scene's signal: enough for real scenes'
 #: content (Samson and Jasper Ridge show no stripes with 20, false ones with 6), few enough
@@ -241,9 +241,10 @@ def _half_line_means(scene: Scene, good: np.ndarray, sample: int, seed: int, ang
 
 
 def _search_features(scene: Scene, good: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(features (h, w, _SEARCH_FEATURES) float32, valid (h, w))`` of the scene's central
-    window of at most `_SEARCH_SIDE` a side: random combinations of each pixel's bands outside
-    the signal subspace, relative to the scene's mean level per band (dark bands left out)."""
+    """``(features (h, w, _SEARCH_FEATURES) float32, valid (h, w))`` of a window of at most
+    `_SEARCH_SIDE` a side on the scene's data (`scene.window_on_data`): random combinations of
+    each pixel's bands outside the signal subspace, relative to the scene's mean level per band
+    (dark bands left out)."""
     Y = scene.row_sample(5000)[:, good].astype(np.float64)  # the subspace only has to hold the content
     q = _signal_basis(Y, COMPONENTS)
     level = np.abs(Y.mean(axis=0))
@@ -252,9 +253,9 @@ def _search_features(scene: Scene, good: np.ndarray, seed: int) -> tuple[np.ndar
     W = np.random.default_rng(seed).standard_normal((good.size, _SEARCH_FEATURES))
     W = np.where(bright[:, None], W / np.where(bright, level, 1.0)[:, None], 0.0)
     P = (W - q @ (q.T @ W)).astype(np.float32)  # y P: y's part outside the subspace, combined
-    h, w = min(scene.rows, _SEARCH_SIDE), min(scene.cols, _SEARCH_SIDE)
-    r0, c0 = (scene.rows - h) // 2, (scene.cols - w) // 2
-    valid = np.array(scene.mask[r0:r0 + h, c0:c0 + w])
+    rs, cs = window_on_data(scene.mask, _SEARCH_SIDE)  # the image's middle, or the data off it
+    r0, c0, h, w = rs.start, cs.start, rs.stop - rs.start, cs.stop - cs.start
+    valid = np.array(scene.mask[rs, cs])
     feats = np.zeros((h, w, _SEARCH_FEATURES), np.float32)
     step = max(1, _STRIP_VALUES // 4 // max(w * scene.bands, 1))  # a quarter strip: 16 MB
     for a in range(0, h, step):
@@ -276,17 +277,16 @@ def _line_length(shape: tuple[int, int], angle: float) -> float:
 
 
 class _Window:
-    """The search's features of a central window: pixel rows and columns (float64) and the
-    features ``(_SEARCH_FEATURES, n)`` of its valid pixels (a feature's values contiguous, as
-    `np.bincount` takes its weights), with the window's shape."""
+    """The search's features of a window on the data (`scene.window_on_data`): pixel rows and
+    columns (float64) and the features ``(_SEARCH_FEATURES, n)`` of its valid pixels (a
+    feature's values contiguous, as `np.bincount` takes its weights), with the window's shape."""
 
     def __init__(self, feats: np.ndarray, valid: np.ndarray, side: int):
-        h, w = valid.shape
-        r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
-        sub = valid[r0:r0 + side, c0:c0 + side]
+        win = window_on_data(valid, side)  # on the data where the image's middle is no-data
+        sub = valid[win]
         self.shape = sub.shape
         rr, cc = np.nonzero(sub)
-        self.f = np.ascontiguousarray(feats[r0:r0 + side, c0:c0 + side][rr, cc].T)
+        self.f = np.ascontiguousarray(feats[win][rr, cc].T)
         self.rr, self.cc = rr.astype(np.float64), cc.astype(np.float64)
 
     def agreement(self, angle: float, window: float, phases: tuple[float, ...] = (0.0,)) -> float:

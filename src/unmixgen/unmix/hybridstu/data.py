@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...scene import window_on_data
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
@@ -118,7 +119,7 @@ def estimate_brightness(Y: np.ndarray, E: np.ndarray, sample: int = 20_000, seed
     return float(median), sigma
 
 
-#: side of the central window whose noise correlation between neighbours `_noise_share` measures:
+#: side of the window (on the valid pixels) whose noise correlation between neighbours `_noise_share` measures:
 #: some 32,000 pairs of neighbours times the bands; 0.25 s on 230 bands (256: 1.0 s)
 NOISE_WINDOW = 128
 
@@ -127,9 +128,9 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
                  noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[float, float]:
     """The noise's covariance between vertical and between horizontal neighbours' ``y . q``:
     the noise variance along ``q (bands,)`` (HySime per band, with the regression's degrees
-    of freedom) times the correlation of neighbours' noise in the central `NOISE_WINDOW` of
-    ``mask`` (`rank.window_noise_correlation`). About 0 where the noise is independent
-    between pixels; a product resampled to a map grid shares its pixels' noise."""
+    of freedom) times the correlation of neighbours' noise (`rank.window_noise_correlation`) in a
+    `NOISE_WINDOW` on the valid pixels of ``mask`` (`scene.window_on_data`). About 0 where the noise
+    is independent between pixels; a product resampled to a map grid shares its pixels' noise."""
     n, bands = Y.shape
     if not enough_for_band_noise(n, bands):
         return 0.0, 0.0
@@ -138,9 +139,7 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     Ys, _, Rn = noise
     dof = Ys.shape[0] / max(Ys.shape[0] - bands + 1, 1)
     variance = float(np.sum(q**2 * np.diag(Rn))) * dof
-    rows, cols = mask.shape
-    r0, c0 = max(0, (rows - NOISE_WINDOW) // 2), max(0, (cols - NOISE_WINDOW) // 2)
-    win = np.s_[r0:r0 + NOISE_WINDOW, c0:c0 + NOISE_WINDOW]
+    win = window_on_data(mask, NOISE_WINDOW)
     index = np.full(mask.shape, -1, np.int64)
     index[mask] = np.arange(n)  # Y's pixels are in the mask's row-major order
     idx = index[win]
