@@ -28,10 +28,27 @@ def test_fingerprint_is_the_central_window_mean_and_tells_scenes_apart(tmp_path)
 
 
 def test_fingerprint_of_a_window_without_valid_pixels_matches_anything():
-    Y = np.full((40, 40, 3), np.nan, np.float32)
-    Y[:2, :2] = 1.0  # valid pixels only outside the central window (rows and columns 4-35)
-    f = scene_fingerprint(Scene(Y))
-    assert np.isnan(f).all() and same_scene(f, Scene(np.ones((40, 40, 3), np.float32)))
+    # as written before a window on the data replaced an empty central one
+    f = np.full((4, 3), np.nan)
+    assert same_scene(f, Scene(np.ones((40, 40, 3), np.float32)))
+    assert same_scene(f, Scene(np.full((40, 40, 3), np.nan, np.float32)))
+
+
+def test_fingerprint_reads_the_data_where_the_middle_is_no_data():
+    # a map-grid product clipped off its swath: the central window held no valid pixel, its
+    # fingerprint was all NaN, and refine --init took another such scene's result for its own
+    rng = np.random.default_rng(0)
+    scenes = []
+    for _ in range(2):
+        Y = np.full((40, 120, 3), np.nan, np.float32)
+        Y[:, 5:30] = rng.random((40, 25, 3))  # the central 32 columns (44-75) hold none
+        scenes.append(Scene(Y))
+    f = scene_fingerprint(scenes[0])
+    assert np.isfinite(f).all()
+    assert same_scene(f, scenes[0]) and not same_scene(f, scenes[1])
+    # where the centre holds data, the central window as before
+    full = Scene(rng.random((40, 40, 3)).astype(np.float32))
+    np.testing.assert_allclose(scene_fingerprint(full)[0], full.load()[4:20, 4:20].reshape(-1, 3).mean(0), rtol=1e-5)
 
 
 def test_endmember_figure_draws_each_estimate_with_its_own_truth(tmp_path, monkeypatch):

@@ -41,7 +41,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InputError, brief, in_file, reading
-from ..scene import STORED_ORDER_KEYS, Scene, placement, stored_band_order
+from ..scene import STORED_ORDER_KEYS, Scene, placement, stored_band_order, window_on_data
 
 
 def versions() -> dict[str, str]:
@@ -213,11 +213,18 @@ def scene_fingerprint(scene: Scene) -> np.ndarray:
     """Mean spectra ``(4, bands)`` float64 of the valid pixels in the four quarters of the
     scene's central window (at most 32 x 32 pixels; NaN where a quarter has no valid pixel or
     the band holds no numbers): enough to tell a result's scene from another of the same
-    size, flipped ones included, from one window read."""
+    size, flipped ones included, from one window read. Where the central window holds no
+    valid pixel (a map-grid product clipped off its swath) the window on the data
+    (`scene.window_on_data`) is read instead; fingerprints written before, all NaN there,
+    still match the scene (`same_scene`)."""
     h, w = min(FINGERPRINT_WINDOW, scene.rows), min(FINGERPRINT_WINDOW, scene.cols)
     r0, c0 = (scene.rows - h) // 2, (scene.cols - w) // 2
-    block = scene.read(slice(r0, r0 + h), slice(c0, c0 + w)).astype(np.float64)
-    block[~scene.mask[r0:r0 + h, c0:c0 + w]] = np.nan
+    rs, cs = slice(r0, r0 + h), slice(c0, c0 + w)
+    mask = scene.mask
+    if not mask[rs, cs].any():
+        rs, cs = window_on_data(mask, FINGERPRINT_WINDOW)
+    block = scene.read(rs, cs).astype(np.float64)
+    block[~mask[rs, cs]] = np.nan
     block[~np.isfinite(block)] = np.nan
     out = np.full((4, scene.bands), np.nan)
     quarters = [q for half in np.array_split(block, 2, axis=0) for q in np.array_split(half, 2, axis=1)]
