@@ -154,9 +154,18 @@ def neighbour_noise_correlation(residuals: np.ndarray, valid: np.ndarray, min_pa
         if ok.sum() < min_pairs:
             out.append(None)
             continue
-        a, b = np.asarray(a[ok], np.float64), np.asarray(b[ok], np.float64)
-        out.append(float(np.sum(a * b) / max(math.sqrt(float(np.sum(a * a)) * float(np.sum(b * b))), 1e-300)))
+        a, b = a[ok], b[ok]
+        ab, aa, bb = (float(np.einsum("ij,ij->", x, y, dtype=np.float64)) for x, y in ((a, b), (a, a), (b, b)))
+        out.append(ab / max(math.sqrt(aa * bb), 1e-300))
     return out[0], out[1]
+
+
+def subsample(Y: np.ndarray, sample: int, seed: int) -> np.ndarray:
+    """A seeded subsample of ``sample`` rows of ``Y (N, ...)``, in their order; ``Y`` itself
+    when it has no more rows."""
+    if Y.shape[0] <= sample:
+        return Y
+    return Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
 
 
 def window_noise_correlation(window: np.ndarray, valid: np.ndarray, sample: int = 20_000, seed: int = 0
@@ -173,16 +182,13 @@ def window_noise_correlation(window: np.ndarray, valid: np.ndarray, sample: int 
     h, _, bands = window.shape
     if not enough_for_band_noise(int(valid.sum()), bands):
         return None, None
-    residuals = np.zeros(window.shape[:2] + (bands,))
+    residuals = np.zeros(window.shape[:2] + (bands,), np.float32)  # summed in float64 by the correlation
     mid = h // 2
     halves = [(slice(0, mid), slice(mid, h)), (slice(mid, h), slice(0, mid))]
     if not all(enough_for_band_noise(int(valid[other].sum()), bands) for _, other in halves):
         halves = [(slice(0, h), slice(0, h))]
-    rng = np.random.default_rng(seed)
     for part, other in halves:
-        fit = np.asarray(window[other][valid[other]])
-        if len(fit) > sample:
-            fit = fit[np.sort(rng.choice(len(fit), sample, replace=False))]
+        fit = subsample(window[other][valid[other]], sample, seed)
         residuals[part][valid[part]] = np.asarray(window[part][valid[part]], np.float64) @ noise_operator(fit)
     return neighbour_noise_correlation(residuals, valid)
 

@@ -34,16 +34,9 @@ from ...scene import window_on_data
 from ...simulate.random_fields import gaussian_amplitude, gaussian_random_fields
 from ...simulate.scene import simulate, smooth_log_normal_scales
 from ..batched import matmul_rows
-from ..rank import enough_for_band_noise, estimate_noise, window_noise_correlation
+from ..rank import enough_for_band_noise, estimate_noise, subsample, window_noise_correlation
 from ..stripes import line_index
 from .features import subspace_features
-
-
-def _sample(Y: np.ndarray, sample: int, seed: int) -> np.ndarray:
-    """A seeded subsample of ``sample`` rows of ``Y`` (in their order), or ``Y``."""
-    if Y.shape[0] <= sample:
-        return Y
-    return Y[np.sort(np.random.default_rng(seed).choice(Y.shape[0], sample, replace=False))]
 
 
 def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
@@ -52,7 +45,7 @@ def noise_estimate(Y: np.ndarray, sample: int = 20_000, seed: int = 0
     ``Y (N, bands)``: ``(pixels (n, bands) float32, noise (n, bands), noise covariance
     (bands, bands))``, for `estimate_snr_db` and for `estimate_brightness` without a mask
     (pass it to both to compute it once)."""
-    Y = _sample(np.asarray(Y, np.float32), sample, seed)
+    Y = subsample(np.asarray(Y, np.float32), sample, seed)
     w, Rn = estimate_noise(Y)
     return Y, w, Rn
 
@@ -139,13 +132,14 @@ def _noise_share(Y: np.ndarray, mask: np.ndarray, q: np.ndarray, sample: int, se
     Ys, _, Rn = noise
     dof = Ys.shape[0] / max(Ys.shape[0] - bands + 1, 1)
     variance = float(np.sum(q**2 * np.diag(Rn))) * dof
-    win = window_on_data(mask, NOISE_WINDOW)
-    index = np.full(mask.shape, -1, np.int64)
-    index[mask] = np.arange(n)  # Y's pixels are in the mask's row-major order
-    idx = index[win]
-    window = np.zeros(idx.shape + (bands,), np.float32)
-    window[idx >= 0] = Y[idx[idx >= 0]]
-    rho = window_noise_correlation(window, idx >= 0, sample, seed)
+    rs, cs = window_on_data(mask, NOISE_WINDOW)
+    # Y's pixels are in the mask's row-major order: those of the window's rows follow the ones above
+    rows = mask[rs]
+    index = (int(np.count_nonzero(mask[:rs.start])) - 1 + np.cumsum(rows, axis=None).reshape(rows.shape))[:, cs]
+    valid = rows[:, cs]
+    window = np.zeros(valid.shape + (bands,), np.float32)
+    window[valid] = Y[index[valid]]
+    rho = window_noise_correlation(window, valid, sample, seed)
     return tuple(variance * (r or 0.0) for r in rho)
 
 
