@@ -109,6 +109,15 @@ def source_band_order(scene) -> tuple[list[int], int] | None:
     return [int(i) for i in order[0]], int(order[1])
 
 
+def source_band_order_text(scene) -> dict[str, str]:
+    """`source_band_order` as the text a header or tag holds, by `SOURCE_ORDER_KEYS`:
+    ``{"source_band_index": "{3, 0, 1}", "source_bands": "4"}``; empty when there is none."""
+    source = source_band_order(scene)
+    if source is None:
+        return {}
+    return dict(zip(SOURCE_ORDER_KEYS, ("{" + ", ".join(map(str, source[0])) + "}", str(source[1])), strict=True))
+
+
 def read_source_band_order(index, total, bands: int, path, names: tuple[str, str] = SOURCE_ORDER_KEYS
                            ) -> tuple[np.ndarray, int] | None:
     """The source band order a file records (`SOURCE_ORDER_KEYS`, under ``names`` in it), checked:
@@ -304,4 +313,4 @@ def require_good_band(good: np.ndarray | None, path) -> None:
 
 __all__ = ["OVERLAP_POLICIES", "SOURCE_ORDER_KEYS", "Arrangement", "arrange", "braced_list", "detector_runs",
            "fwhm_in_nm", "note_source_order", "overlap_policy", "per_band", "read_source_band_order",
-           "require_good_band", "source_band_order", "usable_fwhm", "wavelengths_from_labels"]
+           "require_good_band", "source_band_order", "source_band_order_text", "usable_fwhm", "wavelengths_from_labels"]

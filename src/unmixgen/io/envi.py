@@ -57,7 +57,7 @@ from .bands import (
     per_band,
     read_source_band_order,
     require_good_band,
-    source_band_order,
+    source_band_order_text,
     usable_fwhm,
     wavelengths_from_labels,
 )
@@ -751,10 +751,8 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"fwhm = {braced_list(scene.fwhm)}")
     if not scene.good_bands.all():
         lines.append("bbl = {" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}")
-    source = source_band_order(scene)
-    if source is not None:  # the bands' order in the file they were first read from (`io.bands`)
-        index_key, count_key = (k.replace("_", " ") for k in SOURCE_ORDER_KEYS)
-        lines += [f"{index_key} = {{{', '.join(str(i) for i in source[0])}}}", f"{count_key} = {source[1]}"]
+    # the bands' order in the file they were first read from (`io.bands`), keys with spaces
+    lines += [f"{k.replace('_', ' ')} = {v}" for k, v in source_band_order_text(scene).items()]
     names = scene.metadata.get("band_names")
     if names is None or len(names) != bands:
         if scene.wavelengths is not None:

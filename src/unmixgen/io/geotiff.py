@@ -42,7 +42,7 @@ from .bands import (
     per_band,
     read_source_band_order,
     require_good_band,
-    source_band_order,
+    source_band_order_text,
     usable_fwhm,
     wavelengths_from_labels,
 )
@@ -546,9 +546,6 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 dtags["fwhm"] = braced_list(scene.fwhm)
             if not scene.good_bands.all():
                 dtags["bbl"] = "{" + ", ".join("1" if g else "0" for g in scene.good_bands) + "}"
-            source = source_band_order(scene)
-            if source is not None:  # the bands' order in the file they were first read from
-                dtags.update(zip(SOURCE_ORDER_KEYS, ("{" + ", ".join(str(i) for i in source[0]) + "}",
-                                                     str(source[1])), strict=True))
+            dtags.update(source_band_order_text(scene))  # the bands' order in the file they were first read from
             if dtags:
                 ds.update_tags(**dtags)
