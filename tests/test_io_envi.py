@@ -734,3 +734,53 @@ def test_map_info_in_kilometres_or_unknown_units_is_not_read_as_metres(tmp_path)
     hdr = write_envi(tmp_path, _stored("f4"), name="leagues", extra={
         "map info": "{UTM, 1, 1, 500, 5800, 0.03, 0.03, 33, North, WGS-84, units=Leagues}"})
     assert read_scene(hdr).crs is None  # no CRS rather than the wrong place
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16"])
+def test_integer_reflectance_is_stored_scaled_and_reads_back(tmp_path, dtype):
+    """Reflectance 0-1 written as integers is stored x 10000 (as EnMAP, PRISMA and AVIRIS do), with
+    the header's scale factor, so it reads back within the quantisation step, not as 0 or 1."""
+    cube = scene_cube()
+    cube[1, 2] = np.nan  # a no-data pixel: written as the fill, read back masked
+    write_scene(Scene(cube, units="reflectance"), tmp_path / "r.hdr", dtype=dtype)
+    h = envi.parse_header(tmp_path / "r.hdr")
+    assert float(h["reflectance scale factor"]) == 10000
+    back = read_scene(tmp_path / "r.hdr")
+    assert back.units == "reflectance" and back.dtype == np.dtype(dtype)
+    assert not back.mask[1, 2] and back.mask.sum() == cube.shape[0] * cube.shape[1] - 1  # the mask carries it
+    stored = np.fromfile(tmp_path / "r.img", dtype=dtype).reshape(5, 7, 11)
+    assert stored[:, 1, 2].tolist() == [back.nodata] * 5
+    np.testing.assert_allclose(back.load()[back.mask], cube[back.mask], atol=0.5e-4 + 1e-7)
+
+
+def test_integer_radiance_with_a_scale_reads_back_through_gains(tmp_path):
+    cube = scene_cube() * 30  # radiance, W/(m2 sr um)
+    write_scene(Scene(cube, units="radiance"), tmp_path / "l.hdr", dtype="int16", scale=1000)
+    back = read_scene(tmp_path / "l.hdr")
+    assert back.units == "radiance" and "reflectance scale factor" not in envi.parse_header(tmp_path / "l.hdr")
+    np.testing.assert_allclose(back.load(), cube, atol=0.5e-3 + 1e-6)
+
+
+@pytest.mark.parametrize("units", [None, "radiance"])
+def test_fractional_values_are_refused_as_integers_without_a_scale(tmp_path, units):
+    """Rounding 0.05-0.95 to whole numbers would keep nothing of the data."""
+    with pytest.raises(InputError, match=r"r\.hdr: .*not a whole number.*int16.*expected scale="):
+        write_scene(Scene(scene_cube(), units=units), tmp_path / "r.hdr", dtype="int16")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dtype, scale, cube_scale", [("uint8", None, 1.0), ("int16", 10000, 4.0),
+                                                      ("uint16", 10000, -1.0)])
+def test_scaled_values_that_do_not_fit_the_type_are_refused_not_clipped(tmp_path, dtype, scale, cube_scale):
+    scene = Scene(scene_cube() * cube_scale, units="reflectance")
+    with pytest.raises(InputError, match=rf"r\.hdr: .*{dtype} holds .*; expected a (smaller|larger|wider)"):
+        write_scene(scene, tmp_path / "r.hdr", dtype=dtype, scale=scale)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("scale", [0, -1, float("nan")])
+def test_a_scale_that_is_not_positive_is_refused(tmp_path, scale):
+    from unmixgen.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^scale=.*: expected a finite number > 0"):
+        write_scene(Scene(scene_cube()), tmp_path / "r.hdr", dtype="int16", scale=scale)

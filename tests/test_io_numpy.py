@@ -211,7 +211,7 @@ def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
         write_scene(scene, tmp_path / "s.mat", dtype="int16")
     assert not list(tmp_path.iterdir())
     write_scene(scene, tmp_path / "s.npz")
-    write_scene(scene, tmp_path / "s.hdr", dtype="int16", nodata=-9999)  # ENVI takes it
+    write_scene(scene, tmp_path / "s.hdr", dtype="int16", nodata=-9999, scale=10000)  # ENVI takes them
     with pytest.raises(ParameterError, match=r"^pixel_order='F': not an option of the numpy reader; expected one "
                                              r"of overlap$"):
         read_scene(tmp_path / "s.npz", pixel_order="F")

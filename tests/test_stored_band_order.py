@@ -196,3 +196,49 @@ def test_a_broken_source_band_order_is_one_clear_error(tmp_path, run_cli, index,
     assert "'source band" in str(info.value) and str(info.value).startswith(str(hdr))
     code, _, err = run_cli("info", hdr)
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_a_hand_built_truth_is_put_on_the_sorted_bands_or_refused_when_its_order_is_unknown(shuffled):
+    """`Scene.attach_truth` with a `GroundTruth` made in Python: spectra in the file's band order
+    were attached as if in the scene's, misaligned with every band; on as many bands as both, the
+    order is told (band_order) or read from the truth's wavelengths, never guessed."""
+    from unmixgen.scene import GroundTruth
+
+    tmp, hdr, E, A, perm = shuffled
+    in_file = E[:, perm]  # the file's band order, as a benchmark's M read with scipy
+    scene = read_scene(hdr)
+    scene.attach_truth(GroundTruth(in_file, A), band_order="file")
+    np.testing.assert_array_equal(scene.truth.endmembers, E)
+    scene.attach_truth(GroundTruth(E, A), band_order="scene")
+    np.testing.assert_array_equal(scene.truth.endmembers, E)
+    # with band centres of their own (any order), the spectra are matched by them
+    scene.attach_truth(GroundTruth(in_file, A, wavelengths=scene.wavelengths[perm]))
+    np.testing.assert_array_equal(scene.truth.endmembers, E)
+    with pytest.raises(InputError, match=r"ground truth: endmembers are on 24 bands at .* not the 24 bands"):
+        scene.attach_truth(GroundTruth(E, A, wavelengths=scene.wavelengths + 5))
+    # neither: as many bands as the file and the scene, in either order
+    scene.truth = None
+    with pytest.raises(InputError, match=r"^ground truth: .*24 bands without wavelengths.*sorted.*band_order="):
+        scene.attach_truth(GroundTruth(in_file, A))
+    assert scene.truth is None
+    with pytest.raises(ValueError, match="band_order"):
+        scene.attach_truth(GroundTruth(E, A), band_order="sorted")
+
+
+def test_a_hand_built_truth_on_the_files_bands_is_put_on_the_kept_ones(tmp_path):
+    """A reader that kept one detector's bands where two overlap: spectra on the file's 12 bands
+    are in its order (as read_truth takes them); on the scene's 10, the order is asked for."""
+    from unmixgen.scene import GroundTruth
+
+    s = make_scene(rows=4, cols=5, bands=10, p=2, snr_db=None, seed=1)
+    stored = np.r_[0:6, 4:10]
+    file_wl = s.wavelengths[stored] - np.r_[np.zeros(6), np.full(6, 1.0)]
+    scene = read_scene(write_envi(tmp_path, np.ascontiguousarray(s.load()[..., stored]), wavelengths=file_wl),
+                       overlap="short")
+    E = s.truth.endmembers
+    scene.attach_truth(GroundTruth(E[:, stored]))
+    np.testing.assert_array_equal(scene.truth.endmembers, E)
+    with pytest.raises(InputError, match=r"10 bands without wavelengths.*12 bands"):
+        scene.attach_truth(GroundTruth(E))
+    scene.attach_truth(GroundTruth(E), band_order="scene")
+    np.testing.assert_array_equal(scene.truth.endmembers, E)

@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .tiling import Tile, iter_tiles, map_tiles
-from .wavelengths import check_wavelengths
+from .wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 
 
 class CubeSource(Protocol):
@@ -96,6 +96,9 @@ class GroundTruth:
 
     ``pixel_order``: "F" (column-major) or "C" (row-major) when the abundances were unfolded
     from a flat ``(p, pixels)`` matrix in that order, None when they were stored as maps.
+    ``wavelengths``: the endmembers' band centres ``(bands,)`` in nm, any order, when they
+    come with their own; `Scene.attach_truth` matches them to the scene's bands by these (and
+    keeps None: attached, the endmembers are on the scene's bands).
     """
 
     endmembers: np.ndarray | None = None
@@ -103,6 +106,7 @@ class GroundTruth:
     names: list[str] | None = None
     source: str | None = None
     pixel_order: str | None = None
+    wavelengths: np.ndarray | None = None
 
     @property
     def n_endmembers(self) -> int:
@@ -696,28 +700,78 @@ class Scene:
         return out
 
     # -- ground truth --------------------------------------------------------------------
-    def attach_truth(self, truth: GroundTruth) -> None:
-        """Attach ground truth after checking its shapes against the scene."""
+    def attach_truth(self, truth: GroundTruth, *, band_order: str | None = None) -> None:
+        """Attach ground truth after checking its shapes against the scene.
+
+        Its endmembers are put on the scene's bands. With ``truth.wavelengths`` (nm, any order)
+        they are sorted by them, and refused unless those are the scene's band centres. Without,
+        where the scene's reader reordered its file's bands (sorted by wavelength, one detector
+        kept where two overlap: `stored_band_order`), ``band_order`` says which order they are
+        in: ``"file"`` (as stored in the scene's file, like a benchmark's spectra; put in the
+        scene's order as `unmixgen.runs.sources.read_truth` puts them, `in_scene_band_order`)
+        or ``"scene"`` (as the scene presents its bands). None: ``"file"`` for spectra on the
+        file's band count when that is not the scene's; for spectra on the scene's band count
+        the order is unknown, and `InputError` asks for ``band_order`` or wavelengths rather
+        than guess. Where the scene's bands are as its file stores them, the order is one.
+        """
+        if band_order not in (None, "file", "scene"):
+            raise ParameterError("band_order", band_order, "expected 'file' (the spectra are in the band order of "
+                                                           "the scene's file) or 'scene' (in the scene's)")
+        what = truth.source or "ground truth"
         e, a = truth.endmembers, truth.abundances
         if e is not None:
             e = np.asarray(e, np.float32)
+            if e.ndim == 2:
+                e = self._truth_on_bands(e, truth.wavelengths, band_order, what)
             if e.ndim != 2 or e.shape[1] != self.bands:
                 raise InputError(
-                    f"{truth.source or 'ground truth'}: endmembers have shape {e.shape}; "
+                    f"{what}: endmembers have shape {e.shape}; "
                     f"expected (p, {self.bands}) for a scene with {self.bands} bands"
                 )
         if a is not None:
             a = np.asarray(a, np.float32)
             if a.ndim != 3 or a.shape[:2] != (self.rows, self.cols):
                 raise InputError(
-                    f"{truth.source or 'ground truth'}: abundances have shape {a.shape}; "
+                    f"{what}: abundances have shape {a.shape}; "
                     f"expected ({self.rows}, {self.cols}, p) for a {self.rows}x{self.cols} scene"
                 )
         if e is not None and a is not None and e.shape[0] != a.shape[2]:
             raise InputError(
-                f"{truth.source or 'ground truth'}: {e.shape[0]} endmembers but {a.shape[2]} abundance maps"
+                f"{what}: {e.shape[0]} endmembers but {a.shape[2]} abundance maps"
             )
         self.truth = GroundTruth(e, a, truth.names, truth.source, truth.pixel_order)
+
+    def _truth_on_bands(self, e: np.ndarray, wavelengths, band_order: str | None, what: str) -> np.ndarray:
+        """Endmembers ``e (p, n)`` in the scene's band order (`attach_truth`); a shape that fits
+        no band count is left to the caller to refuse."""
+        if wavelengths is not None:
+            wl = check_wavelengths(wavelengths, e.shape[1], what=f"{what}: wavelengths", any_order=True)
+            if self.wavelengths is None:
+                raise InputError(f"{what}: endmembers with wavelengths, but the scene has none to match them to; "
+                                 "expected truth without wavelengths, in the scene's band order")
+            order = np.argsort(wl)
+            if grid_offset_nm(wl[order], self.wavelengths) > SAME_GRID_NM:
+                w = self.wavelengths
+                raise InputError(f"{what}: endmembers are on {wl.size} bands at {wl.min():.6g}-{wl.max():.6g} nm, "
+                                 f"not the {w.size} bands at {w[0]:.6g}-{w[-1]:.6g} nm of the scene; expected the "
+                                 "truth on the same bands")
+            return np.ascontiguousarray(e[:, order])
+        stored_order = stored_band_order(self)
+        if stored_order is None or band_order == "scene":
+            return e
+        index, stored = stored_order
+        if stored == self.bands and np.array_equal(index, np.arange(stored)):
+            return e  # the file's order is the scene's
+        if band_order == "file" or e.shape[1] == stored != self.bands:
+            return in_scene_band_order(e, stored_order, what)
+        if e.shape[1] != self.bands:
+            return e
+        how = "sorted by wavelength" if index.size == stored else f"{index.size} of them kept where detectors overlap"
+        raise InputError(
+            f"{what}: endmembers on {e.shape[1]} bands without wavelengths, but the scene's file stores {stored} "
+            f"bands and its reader reordered them ({how}), so their band order is unknown; expected "
+            "band_order='file' (as the file stores its bands) or band_order='scene', or the truth's wavelengths"
+        )
 
     # -- helpers ---------------------------------------------------------------------
     def _checked_mask(self, mask) -> np.ndarray:
@@ -782,7 +836,7 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
     mask = scene._mask if scene._mask is not None else scene._mask_fn
     if wavelengths is None and scene.wavelengths is not None:
         wavelengths = scene.wavelengths[order]
-    return Scene(
+    out = Scene(
         source,
         wavelengths=wavelengths,
         fwhm=None if scene.fwhm is None else scene.fwhm[order],
@@ -791,12 +845,14 @@ def take_bands(scene: Scene, order, *, wavelengths=None) -> Scene:
         nodata=scene.nodata,
         crs=scene.crs,
         transform=scene.transform,
-        truth=truth,
         name=scene.name,
         path=scene.path,
         units=scene.units,
         metadata=metadata,
     )
+    if truth is not None:
+        out.attach_truth(truth, band_order="scene")  # the scene's truth, taken in the same order
+    return out
 
 
 def describe(scene: Scene, *, count_valid: bool = False, sample_pixels: int = 65536) -> dict[str, Any]:

@@ -30,6 +30,10 @@ are spectra, not pixels (`io.sli` reads it, as a source of endmembers).
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
 The scene's units are ``data units`` (and ``reflectance scale factor = 1`` for reflectance).
+Integer types store ``round(value * scale)``: reflectance by default x `REFLECTANCE_SCALE`
+(10000, as EnMAP, PRISMA and AVIRIS store it) with ``reflectance scale factor`` saying so, other
+values x 1 unless ``scale=`` is given (then ``data gain values`` = 1 / scale). Values the type
+cannot hold, and fractions an unscaled integer type would round away, are refused, never clipped.
 A scene placed by ground control points instead of a geotransform gets them as ``geo points``
 (in latitude/longitude, whatever the points' CRS); one with rational polynomial coefficients gets
 them as ``rpc info``.
@@ -44,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_files
-from ..errors import InputError, in_file
+from ..errors import InputError, ParameterError, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
@@ -81,6 +85,9 @@ MAX_HEADER_BYTES = 16 << 20  # a text header; anything larger is not one
 REQUIRED = ("samples", "lines", "bands", "data type", "interleave")
 DATA_EXTENSIONS = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
 LIBRARY_FILE_TYPE = "ENVI Spectral Library"  # spectra as lines of a one-band image: `io.sli`
+#: stored = reflectance * this in integer files by default (EnMAP, PRISMA and AVIRIS products do
+#: the same): 0.0001 steps, and reflectance up to 3.2767 fits int16
+REFLECTANCE_SCALE = 10000.0
 
 
 # -- header --------------------------------------------------------------------------
@@ -653,13 +660,21 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
 
 # -- writing --------------------------------------------------------------------------
 def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interleave: str = "bsq",
-          nodata: float | None = None, block_rows: int = 256, **options) -> None:
+          nodata: float | None = None, scale: float | None = None, block_rows: int = 256, **options) -> None:
     """Write ``scene`` as ENVI: ``path`` (``.hdr``) + data file, or data file + ``.hdr``.
 
     ``path`` ending in ``.hdr`` writes ``name.img`` beside it; any other extension is the
-    data file and ``name.hdr`` is the header. Values are physical (after scale factors);
-    invalid pixels are NaN for float types (``data ignore value = nan``) or ``nodata``
-    (default: the dtype's minimum for signed, maximum for unsigned) for integer types.
+    data file and ``name.hdr`` is the header. The file stores ``value * scale`` (rounded for
+    integer types); ``scale`` defaults to `REFLECTANCE_SCALE` (10000) for reflectance written
+    as integers and to 1 otherwise. The header gives the readers the physical values back:
+    ``reflectance scale factor = scale`` for reflectance, ``data gain values`` (1 / scale per
+    band) for other values when ``scale`` is not 1. Invalid pixels (and a bad band's NaN) are
+    NaN for float types (``data ignore value = nan``) or ``nodata`` (default: the dtype's
+    minimum for signed, maximum for unsigned) for integer types.
+
+    `InputError` for an integer type and a valid value whose scaled value the type cannot hold
+    besides ``nodata`` (it was clipped before), and, without ``scale``, for values that are
+    not whole numbers (rounding 0-1 data to 0 or 1 keeps nothing): nothing is left written.
     The cube is streamed ``block_rows`` rows at a time; both files are written atomically
     (data first, header last).
     """
@@ -676,6 +691,13 @@ def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interl
     if interleave not in ("bsq", "bil", "bip"):
         raise InputError(f"interleave {interleave!r}: expected bsq, bil or bip")
     is_float = dt.kind == "f"
+    if scale is not None and not (isinstance(scale, int | float | np.number) and np.isfinite(scale) and scale > 0):
+        raise ParameterError("scale", scale, "expected a finite number > 0 (the file stores value * scale)")
+    reflectance = quantity(scene.units) == "reflectance"
+    exact = scale is None and not is_float and not reflectance  # unscaled integers: whole numbers only
+    if scale is None:
+        scale = REFLECTANCE_SCALE if reflectance and not is_float else 1.0
+    scale = float(scale)
     if nodata is None:
         nodata = float("nan") if is_float else float(
             np.iinfo(dt).min if dt.kind == "i" else np.iinfo(dt).max)
@@ -698,20 +720,68 @@ def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interl
         for r0 in range(0, rows, block_rows):
             r1 = min(r0 + block_rows, rows)
             blk = scene.read(slice(r0, r1), slice(0, cols))
-            blk = np.array(blk, dtype=np.float32, copy=True)
-            blk[~mask[r0:r1]] = np.float32(nodata) if is_float else 0
-            if not is_float:
-                blk = np.rint(blk)
-                info = np.iinfo(dt)
-                blk = np.clip(blk, info.min, info.max).astype(dt)
-                blk[~mask[r0:r1]] = dt.type(nodata)
+            if is_float:
+                blk = np.array(blk, dtype=np.float32, copy=True)
+                if scale != 1:
+                    blk *= np.float32(scale)
+                blk[~mask[r0:r1]] = np.float32(nodata)
+            else:
+                blk = _integers(blk, mask[r0:r1], dt, scale, nodata, exact, path, r0)
             view[r0:r1] = blk
         mm.flush()
         del view, mm
-        tmp_hdr.write_text(_header_text(scene, dt, interleave, nodata, data.name), encoding="utf-8")
+        tmp_hdr.write_text(_header_text(scene, dt, interleave, nodata, data.name, scale), encoding="utf-8")
 
 
-def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, data_name: str) -> str:
+def _integers(blk: np.ndarray, valid: np.ndarray, dt: np.dtype, scale: float, nodata: float, exact: bool,
+              path: Path, r0: int) -> np.ndarray:
+    """``round(blk * scale)`` as ``dt`` for a block ``(r, c, bands)`` of rows from ``r0``, ``nodata``
+    where a pixel is not ``valid (r, c)`` or a value is not finite (a bad band's NaN); `InputError`
+    naming the first value the type cannot hold besides ``nodata`` or, when ``exact``, the first
+    value that is not a whole number."""
+    info = np.iinfo(dt)
+    ft = np.float64 if dt.itemsize >= 4 else np.float32  # float32 holds every 8- and 16-bit integer exactly
+    x = np.array(blk, dtype=ft, copy=True)
+    if scale != 1:
+        x *= ft(scale)
+    keep = np.isfinite(x)
+    keep &= valid[..., None]
+    x[~keep] = 0
+    stored = np.rint(x)
+
+    def first(bad):
+        r, c, b = np.argwhere(bad)[0]
+        return f"value {blk[r, c, b]:.6g} at row {r0 + r}, column {c}, band {b + 1}", (r, c, b)
+
+    if exact:
+        bad = keep & (np.abs(x - stored) > 1e-6 * np.maximum(1.0, np.abs(x)))
+        if bad.any():
+            where, _ = first(bad)
+            raise in_file(path, f"{where} is not a whole number, which {dt.name} would round away; "
+                                "expected scale= (the file stores value * scale, and its header's data gain values "
+                                "read it back) or a float dtype")
+    low, high = float(info.min), float(info.max)
+    if nodata == low:
+        low += 1
+    elif nodata == high:
+        high -= 1
+    bad = keep & ((stored < low) | (stored > high) | ((stored == nodata) & (nodata != 0)))
+    if bad.any():
+        where, at = first(bad)
+        top = float(np.abs(x[keep]).max()) / scale
+        fits = min(abs(low), abs(high)) if float(x.min()) < 0 else high
+        hint = (f"expected a smaller scale (at most {fits / top:.6g} for this block) or a wider dtype" if top > 0
+                else "expected a wider dtype")
+        if float(stored[at]) < 0 and low >= 0:
+            hint = "expected a wider dtype with a sign (int16, int32) for negative values"
+        raise in_file(path, f"{where} is {stored[at]:.0f} once scaled by {scale:g}, but {dt.name} holds "
+                            f"{low:.0f} to {high:.0f} besides the nodata value {nodata:.0f}; {hint}")
+    stored[~keep] = nodata
+    return stored.astype(dt)
+
+
+def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, data_name: str,
+                 scale: float = 1.0) -> str:
     rows, cols, bands = scene.shape
     lines = [
         "ENVI",
@@ -738,10 +808,12 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
             lines.append(f"geo points = {points}")
     if scene.metadata.get("rpcs"):  # beside a map info too: GDAL places the file by that, and reads these without
         lines.append(f"rpc info = {format_rpc_info(scene.metadata['rpcs'])}")
-    if str(scene.units).lower() == "reflectance" and dt.kind == "f":
-        # ENVI's way to say "reflectance": values / factor are reflectance (here already 0-1
-        # or whatever scale the scene has); radiance has no standard header key
-        lines.append("reflectance scale factor = 1")
+    if quantity(scene.units) == "reflectance":
+        # ENVI's way to say "reflectance": stored values / factor are the scene's values
+        # (0-1, or whatever scale it has); radiance has no standard header key
+        lines.append(f"reflectance scale factor = {scale:.17g}")
+    elif scale != 1:  # physical = stored * gain (`_gains_offsets`), as ENVI and GDAL write it
+        lines.append(f"data gain values = {braced_list(np.full(bands, 1.0 / scale))}")
     if quantity(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
         lines.append(f"data units = {quantity(scene.units)}")
     if scene.wavelengths is not None:

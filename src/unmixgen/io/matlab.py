@@ -401,11 +401,12 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
                        metadata=metadata)
     if truth is not None:
-        scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order))
+        scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order), band_order="scene")
     else:
         gt_keys = {"E", "GT", "S_GT", "M", "A", "A_true"} & set(d)
         if gt_keys and layout in ("hysupp", "palsson", "zhu"):
-            scene.attach_truth(read_truth(path, rows, cols, bands, pixel_order=order, variables=d))
+            # the file's own truth, on its bands as stored, which this reader keeps
+            scene.attach_truth(read_truth(path, rows, cols, bands, pixel_order=order, variables=d), band_order="scene")
     return scene
 
 

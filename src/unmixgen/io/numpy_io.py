@@ -258,8 +258,8 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
         units=units,
         metadata=metadata,
     )
-    if truth is not None:
-        scene.attach_truth(truth)
+    if truth is not None:  # its endmembers were put in the scene's band order above
+        scene.attach_truth(truth, band_order="scene")
     return scene
 
 

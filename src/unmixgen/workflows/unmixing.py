@@ -101,7 +101,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     scene = read_scene(scene_path)
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths,
-                                      stored_order=stored_band_order(scene), mask=scene.mask))
+                                      stored_order=stored_band_order(scene), mask=scene.mask),
+                           band_order="scene")  # read_truth put it in the scene's order
     scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
     with noting_convergence(scene_notes, UserWarning):
         scene.require_valid()
