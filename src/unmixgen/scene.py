@@ -480,7 +480,7 @@ class Scene:
         self._cube: np.ndarray | None = None
         self.truth: GroundTruth | None = None
         if truth is not None:
-            self.attach_truth(truth)
+            self.attach_truth(truth, band_order="scene")  # built with the cube: in its order
 
     # -- shape -----------------------------------------------------------------------
     @property
