@@ -367,9 +367,10 @@ def summarize(results: dict, default: str, methods: list[str], own: list[str]) -
 
 
 def rank_table(scenes: list[str]) -> int:
-    """Print the spatial estimate and HySime's against the true p; "ok" when within 1."""
+    """Print the ``-p auto`` estimate (`scene_rank`: the spatial one, with any stripes taken into
+    the noise) and HySime's against the true p; "ok" when within 1."""
     from unmixgen.unmix.rank import hysime
-    from unmixgen.unmix.spatial_rank import spatial_rank
+    from unmixgen.unmix.spatial_rank import scene_rank
 
     print(f"{'scene':7s} {'true p':>6s} {'SNR':>4s} {'auto':>5s} {'regime':9s} {'HySime':>6s}  within 1")
     hits = 0
@@ -380,7 +381,7 @@ def rank_table(scenes: list[str]) -> int:
             continue
         p = scene.truth.n_endmembers
         snr = "real" if sc in REAL_SCENES else f"{next(c for c in SUITE + SPEED + SENSOR if c.name == sc).snr_db:g}"
-        est = spatial_rank(scene.load(), scene.mask)
+        est = scene_rank(scene)
         hy = hysime(scene.valid_pixels()).n_endmembers
         ok = abs(est.n_endmembers - p) <= 1
         if snr == "real" or float(snr) >= 25:

@@ -27,6 +27,11 @@ Suites (``--suite``):
   |F - T|^2)`` per 2D frequency, ``T`` and ``F`` the Fourier transforms of the true and FCLS
   maps), which no linear shift-invariant filter can beat on that scene. Ratios to FCLS's
   RMSE, to set beside HybridSTU's ``x FCLS`` of the ``sim`` suite; no network is trained.
+- ``rank``: the ``-p auto`` count (`unmixgen.unmix.spatial_rank.scene_rank`) on the ``sim``
+  suite's scenes without variability, for each of ``--rank-ps``, each ``--snr`` and seed, with
+  the options that shape them (``--stripes``, ``--stripe-angle``, ``--resample``, ``--noise``):
+  the count with the stripes `column_stripes` finds taken into the noise, and without (the
+  plain `spatial_rank`); no network is trained.
 - ``speed``: inference time and peak memory of a trained-size network on memory-mapped ``.npy``
   scenes of ``--speed-sizes`` pixels squared x 230 bands, in a child process: ru_maxrss (counts the
   touched file pages of the cube) and the peak of its anonymous (private) memory, polled every 20 ms
@@ -37,6 +42,7 @@ Metrics: abundance RMSE %, SAD (deg), SRE (dB), reconstruction RMSE, PSNR (dB), 
 
     PYTHONPATH=src python benchmarks/semiblind.py --suite sim --seeds 1 --threads 1
     PYTHONPATH=src python benchmarks/semiblind.py --suite bound --seeds 4
+    PYTHONPATH=src python benchmarks/semiblind.py --suite rank --seeds 3 --stripes 1 --noise sensor --snr 20,30,40
     PYTHONPATH=src python benchmarks/semiblind.py --suite speed --speed-sizes 500,1000 --threads 2
     PYTHONPATH=src python benchmarks/semiblind.py --suite sources --steps 1000 --prior-steps 1500 --both-ways --threads 1
 """
@@ -301,6 +307,33 @@ def suite_sim(args) -> None:
                     print(fmt(case, r), flush=True)
 
 
+def suite_rank(args) -> None:
+    from unmixgen.unmix.spatial_rank import scene_rank, spatial_rank
+    from unmixgen.unmix.stripes import column_stripes
+
+    print("case | true p | auto (stripes in the noise) | plain spatial_rank | stripes found (ratio, median gain %)",
+          flush=True)
+    right = {"auto": 0, "plain": 0}
+    n = 0
+    for p in args.rank_ps:
+        for snr in args.snr:
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                scene, _ = usgs_scene(p, args.size, snr, 0.0, seed, args.maps, args.noise, args.derived,
+                                      args.outliers, args.stripes / 100, args.stripe_angle, args.resample,
+                                      args.resample_angle)
+                auto = scene_rank(scene).n_endmembers
+                plain = spatial_rank(scene.load(), scene.mask).n_endmembers
+                found = column_stripes(scene)
+                seen = "too small" if found is None else (
+                    f"{'yes' if found.detected else 'no'} ({found.ratio:.2f}, "
+                    f"{found.record()['gain_std_percent_median']:.2f})")
+                right["auto"] += auto == p
+                right["plain"] += plain == p
+                n += 1
+                print(f"p{p} {snr:g}dB s{seed} | {p} | {auto} | {plain} | {seen}", flush=True)
+    print(f"right: auto {right['auto']}/{n}, plain {right['plain']}/{n}", flush=True)
+
+
 def oracle_filter_ratios(A: np.ndarray, truth: np.ndarray,
                          sigmas=(0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.5)) -> tuple[float, float, float]:
     """RMSE ratios to ``A``'s of the two oracle filters of the ``bound`` suite, for maps
@@ -509,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     from blind_suite import add_product_options
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", choices=("sim", "real", "speed", "sources", "bound"), default="sim")
+    ap.add_argument("--suite", choices=("sim", "real", "speed", "sources", "bound", "rank"), default="sim")
+    ap.add_argument("--rank-ps", type=lambda s: [int(v) for v in s.split(",")], default=[4, 8],
+                    help="rank suite: the true numbers of endmembers")
     ap.add_argument("--scenes", type=lambda s: s.split(","), default=["samson", "jasper"],
                     help="sources suite: the real scenes (samson, jasper), or simulated ones: sim-MAPS with MAPS "
                          "one of --maps (--p, --size, the first --snr, --variability, --first-seed)")
@@ -579,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     print("#", " ".join(shlex.quote(a) for a in ["benchmarks/semiblind.py", *(argv or sys.argv[1:])]), flush=True)
     {"sim": suite_sim, "real": suite_real, "speed": suite_speed, "sources": suite_sources,
-     "bound": suite_bound}[args.suite](args)
+     "bound": suite_bound, "rank": suite_rank}[args.suite](args)
     return 0
 
 

@@ -238,3 +238,67 @@ def test_window_noise_correlation_sees_through_the_signal():
         window = image(shared)
         rho = window_noise_correlation(window, valid)
         assert np.allclose(rho, expected, atol=0.03), (shared, rho)
+
+
+def column_striped(cube: np.ndarray, std: float, seed: int) -> np.ndarray:
+    """``cube`` read by a pushbroom detector whose element of each (column, band) has its own gain."""
+    gain = 1.0 + std * np.random.default_rng(seed).standard_normal(cube.shape[1:])
+    return (cube * gain[None]).astype(np.float32)
+
+
+@pytest.mark.parametrize("std", [0.01, 0.02])
+def test_detector_stripes_are_not_counted_as_materials(std):
+    """Column gains 1-2 % off at 40 dB: the plain estimate counts their slow patterns over the
+    columns as materials; with the stripes `column_stripes` measures taken into the noise the
+    count is the scene's 4."""
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.spatial_rank import scene_rank, spatial_rank
+
+    clean = smooth_scene(4, 40.0, seed=3, size=64)
+    cube = column_striped(clean.load(), std, seed=3)
+    assert spatial_rank(cube).n_endmembers > 4
+    est = scene_rank(Scene(cube))
+    assert est.n_endmembers == 4
+    assert est.as_dict()["stripes_in_noise"]["lines"] >= 60
+
+
+def test_a_scene_without_stripes_is_counted_as_before():
+    from unmixgen.unmix.spatial_rank import scene_rank, spatial_rank
+
+    scene = smooth_scene(5, 30.0, seed=8)
+    est, plain = scene_rank(scene), spatial_rank(scene.load())
+    assert est.n_endmembers == plain.n_endmembers == 5
+    np.testing.assert_array_equal(est.eigenvalues, plain.eigenvalues)
+    assert "stripes_in_noise" not in est.as_dict()
+
+
+def test_faint_stripes_beside_the_noise_cost_the_count_nothing():
+    """At 30 dB, 1 % stripes are a tenth of the noise: the count keeps the weakest material a
+    threshold set for stripes alone (twice their Marchenko-Pastur edge) would drop."""
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    cube = column_striped(smooth_scene(4, 30.0, seed=4, size=64).load(), 0.01, seed=4)
+    faint = spatial_rank(cube, stripe_gain_std=np.full(cube.shape[-1], 0.01), stripe_lines=cube.shape[1])
+    assert faint.n_endmembers == 4
+    alone = 2.0 * (1.0 + np.sqrt(cube.shape[-1] / cube.shape[1])) ** 2
+    assert faint.eigenvalues[2] < alone * max(faint.floor, 1.0)  # the weakest material
+
+
+def test_stripe_arguments_are_checked():
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    cube = smooth_scene(3, 30.0, seed=1).load()
+    with pytest.raises(InputError, match="stripe_gain_std"):
+        spatial_rank(cube, stripe_gain_std=np.full(cube.shape[-1] - 1, 0.01), stripe_lines=40)
+    with pytest.raises(InputError, match="stripe_lines"):
+        spatial_rank(cube, stripe_gain_std=np.full(cube.shape[-1], 0.01))
+
+
+def test_blind_auto_counts_a_striped_scene_and_records_the_stripes():
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.registry import make_method
+
+    cube = column_striped(smooth_scene(4, 40.0, seed=5, size=64).load(), 0.02, seed=5)
+    est = make_method("vca", "auto").fit(Scene(cube))
+    assert est.n_endmembers_ == 4
+    assert "stripes_in_noise" in est.info_["rank_estimate"]

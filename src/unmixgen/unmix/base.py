@@ -176,11 +176,10 @@ class BlindUnmixer(EstimatorParams):
         n, bands = Y.shape
         p = self.n_endmembers
         if p == "auto":
-            from .spatial_rank import spatial_rank
+            from .spatial_rank import scene_rank
 
-            cube = scene.load()
             try:
-                est = spatial_rank(cube if good is None or good.all() else cube[..., good], scene.mask)
+                est = scene_rank(scene, good)  # a pushbroom's stripes taken into the noise
             except InputError as exc:  # too small or too sparse for the noise estimate
                 raise ParameterError("n_endmembers", p, f"cannot estimate the number of endmembers ({exc}); "
                                      "expected a number of endmembers for this scene") from None

@@ -28,6 +28,21 @@ eigenvalues stand above the noise floor. Two regimes:
    fine-scale structure into the "noise"), and ``p - 1`` counts the eigenvalues at least
    ``relative`` times the largest.
 
+**Detector stripes.** A pushbroom scene's columns (or a map grid's lines) each carry their own
+gain per band (`unmixgen.unmix.stripes`). Those gains are not noise that a neighbourhood
+residual sees whole: they are the same down a column, and the part of them that varies slowly
+across the columns cancels in ``y - mean_8(y)``, as a smooth signal does. Each slow pattern of
+gains over the columns is a spectrum of its own, so 1 % stripes at 30-40 dB counted 10-28
+endmembers on 4-endmember scenes. Given the stripes' gain spread per band (``stripe_gain_std``,
+measured by `column_stripes`), their variance ``gain_std^2 mean(y^2)`` is added to the noise
+covariance, and the count takes the stripes for what they are, a sample of ``stripe_lines``
+random spectra: their sample covariance spreads up to the Marchenko-Pastur edge
+``(1 + sqrt(bands / lines))^2`` of that variance, and with fewer lines than bands it has no
+floor of its own. In the direction where the stripes take the largest share ``s`` of the noise
+covariance, a direction of noise and stripes reaches ``1 - s + s edge``; the threshold is twice
+that times the larger of the floor and 1 (the whitened noise's own level), so stripes faint
+beside the noise cost the count nothing.
+
 The thresholds were set on `benchmarks/blind_suite.py` (24 simulated scenes and the
 Samson and Jasper Ridge scenes); the measurements are in ``benchmarks/RESULTS.md``.
 """
@@ -44,7 +59,7 @@ from ..errors import InputError
 from ..scene import Scene
 from .preprocessing import second_moments
 
-__all__ = ["SpatialRankEstimate", "neighbour_noise_covariance", "spatial_rank"]
+__all__ = ["SpatialRankEstimate", "neighbour_noise_covariance", "scene_rank", "spatial_rank"]
 
 
 @dataclass
@@ -61,6 +76,7 @@ class SpatialRankEstimate:
     threshold : the eigenvalue threshold used, on ``counted`` (same units).
     counted : ``(B,)`` the eigenvalues the count was made on (``eigenvalues`` in the floor
         regime, those against the 9 x 9 noise estimate otherwise).
+    stripe_lines : the striped detector lines taken into the noise (None: no stripes).
     """
 
     n_endmembers: int
@@ -69,6 +85,7 @@ class SpatialRankEstimate:
     regime: str
     threshold: float
     counted: np.ndarray
+    stripe_lines: int | None = None
 
     def as_dict(self, max_values: int = 50) -> dict[str, Any]:
         """JSON-ready summary; spectra truncated to the first ``max_values`` values."""
@@ -81,6 +98,7 @@ class SpatialRankEstimate:
             "eigenvalues": [float(v) for v in self.eigenvalues[:max_values]],
             "counted": [float(v) for v in self.counted[:max_values]],
             "truncated_to": int(max_values),
+            **({} if self.stripe_lines is None else {"stripes_in_noise": {"lines": int(self.stripe_lines)}}),
         }
 
 
@@ -131,6 +149,20 @@ def neighbour_noise_covariance(cube: np.ndarray, mask: np.ndarray | None = None,
     return R / n / (1.0 + 1.0 / n_other)
 
 
+def _stripe_covariance(gain_std: np.ndarray | None, lines: int | None, square: np.ndarray) -> np.ndarray | float:
+    """The stripes' covariance ``(B, B)``, diagonal: per band ``gain_std^2`` times the pixels'
+    mean square ``square (B,)``; 0.0 without stripes."""
+    if gain_std is None:
+        return 0.0
+    gain_std = np.asarray(gain_std, np.float64)
+    if gain_std.shape != square.shape or not np.all(np.isfinite(gain_std)) or np.any(gain_std < 0):
+        raise InputError(f"stripe_gain_std: shape {gain_std.shape}; expected {square.size} finite spreads >= 0, "
+                         "one per band of the cube")
+    if lines is None or int(lines) < 1:
+        raise InputError(f"stripe_lines: {lines!r}; expected the number of striped detector lines (>= 1)")
+    return np.diag(gain_std ** 2 * square)
+
+
 def _whitened_eigenvalues(Ry: np.ndarray, Rn: np.ndarray) -> np.ndarray:
     bands = Ry.shape[0]
     Rn = 0.5 * (Rn + Rn.T) + 1e-9 * np.trace(Rn) / bands * np.eye(bands)  # keeps Rn positive definite
@@ -138,7 +170,8 @@ def _whitened_eigenvalues(Ry: np.ndarray, Rn: np.ndarray) -> np.ndarray:
 
 
 def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_factor: float = 3.0,
-                 flat_ratio: float = 2.0, relative: float = 0.21) -> SpatialRankEstimate:
+                 flat_ratio: float = 2.0, relative: float = 0.21, stripe_gain_std: np.ndarray | None = None,
+                 stripe_lines: int | None = None) -> SpatialRankEstimate:
     """Estimate the number of endmembers of ``cube (rows, cols, B)``; see the module docstring.
 
     Parameters
@@ -149,6 +182,10 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
     flat_ratio : the floor regime applies when the 13th eigenvalue is below this multiple
         of the floor.
     relative : no-floor regime: count eigenvalues at least this fraction of the largest.
+    stripe_gain_std : ``(B,)`` relative spread of the detector lines' gains per band (0.01: 1 %;
+        `unmixgen.unmix.stripes.Stripes.gain_std` on the cube's bands), or None: no stripes.
+    stripe_lines : how many detector lines carry those gains (`Stripes.columns`); needed with
+        ``stripe_gain_std``.
 
     Returns
     -------
@@ -168,12 +205,19 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
     n = Y.shape[0]
     if n <= bands:
         raise InputError(f"{n} valid pixels for {bands} bands; expected more pixels than bands")
-    Ry = second_moments(Y)[1] * (n / (n - 1))  # the sample covariance, without a float64 copy of Y
-    ev = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=3))
+    square, Ry = second_moments(Y)
+    Ry = Ry * (n / (n - 1))  # the sample covariance, without a float64 copy of Y
+    stripes = _stripe_covariance(stripe_gain_std, stripe_lines, np.diag(square))
+    Rn = neighbour_noise_covariance(cube, valid, window=3) + stripes
+    ev = _whitened_eigenvalues(Ry, Rn)
     floor = float(np.median(ev[bands // 2:]))
     # pure-noise sample eigenvalues spread up to about (1 + sqrt(bands / pixels))^2 times
     # the floor (Marchenko-Pastur); on small scenes that edge, not the factors, decides
     edge = 2.0 * (1.0 + np.sqrt(bands / Y.shape[0])) ** 2
+    if stripe_gain_std is not None:  # the stripes: a sample of stripe_lines spectra (module docstring)
+        share = float(_whitened_eigenvalues(stripes, Rn)[0])  # the stripes' largest share of a direction
+        edge = max(edge, 2.0 * (1.0 - share + share * (1.0 + np.sqrt(bands / stripe_lines)) ** 2))
+        floor = max(floor, 1.0)
     probe = min(12, bands - 1)
     limit = max(flat_ratio, edge) * floor
     # the floor is reached also where the eigenvalues fall from above the count's threshold
@@ -187,8 +231,23 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
         regime, counted, threshold = "floor", ev, max(floor_factor, edge) * floor
     else:
         regime = "dominant"
-        counted = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=9))
+        counted = _whitened_eigenvalues(Ry, neighbour_noise_covariance(cube, valid, window=9) + stripes)
         threshold = relative * float(counted[0])
     k = int(np.sum(counted >= threshold))
     return SpatialRankEstimate(n_endmembers=max(2, k + 1), eigenvalues=ev, floor=floor, regime=regime,
-                               threshold=threshold, counted=counted)
+                               threshold=threshold, counted=counted,
+                               stripe_lines=None if stripe_gain_std is None else int(stripe_lines))
+
+
+def scene_rank(scene: Scene, good: np.ndarray | None = None) -> SpatialRankEstimate:
+    """`spatial_rank` of ``scene`` (its valid pixels, on the bands where the bool ``good
+    (bands,)`` is True; None: all), with the detector stripes `column_stripes` finds there taken
+    into the noise (module docstring, "Detector stripes"). Loads the scene."""
+    from .stripes import column_stripes
+
+    cube = scene.load()
+    whole = good is None or bool(np.all(good))
+    found = column_stripes(scene)
+    striped = {} if found is None or not found.detected else {
+        "stripe_gain_std": found.gain_std if whole else found.gain_std[good], "stripe_lines": found.columns}
+    return spatial_rank(cube if whole else cube[..., good], scene.mask, **striped)
