@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_files
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, ParameterError, check_keywords, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
@@ -571,6 +571,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     `io.bands`). ``scene.nodata`` is the stored ``data ignore value``; ``scene.metadata``
     holds ``format="envi"``, ``interleave``, ``band_names`` and ``description`` when present.
     """
+    check_keywords(read, options, "an option of the envi reader")
     overlap_policy(overlap)
     hdr, data = header_and_data(Path(path))
     h = parse_header(hdr)
@@ -678,6 +679,7 @@ def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interl
     The cube is streamed ``block_rows`` rows at a time; both files are written atomically
     (data first, header last).
     """
+    check_keywords(write, options, "an option of the envi writer")
     path = Path(path)
     if path.suffix.lower() == ".hdr":
         hdr, data = path, path.with_suffix(".img")

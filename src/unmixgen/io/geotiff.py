@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, in_file
+from ..errors import InputError, check_keywords, in_file
 from ..scene import Scene, pixel_validity
 from ..wavelengths import to_nm
 from .bands import (
@@ -360,6 +360,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     empty band reads as NaN (its nodata value is never scaled into data) and does not make
     pixels invalid.
     """
+    check_keywords(read, options, "an option of the geotiff reader")
     overlap_policy(overlap)
     path = require_regular_file(path)
     with reading(path, "open as a raster"), open_raster(path) as ds:
@@ -464,6 +465,7 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
     file's RPC tag) and ``AREA_OR_POINT=Point``. Large rasters are tiled 256 x 256; the cube
     is streamed ``block_rows`` rows at a time.
     """
+    check_keywords(write, options, "an option of the geotiff writer")
     from rasterio.crs import CRS
     from rasterio.transform import Affine
     from rasterio.windows import Window

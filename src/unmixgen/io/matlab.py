@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, ParameterError, check_keywords, in_file
 from ..scene import GroundTruth, Scene
 from ..wavelengths import check_wavelengths, to_nm
 from .bands import (
@@ -434,6 +434,7 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     ``source_bands`` when the scene's bands are not in its source file's order
     (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
     """
+    check_keywords(write, options, "an option of the matlab writer")
     import scipy.io as sio
 
     path = Path(path)

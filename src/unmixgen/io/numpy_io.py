@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, in_file
+from ..errors import InputError, check_keywords, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity, placement
 from ..wavelengths import to_nm
 from .bands import (
@@ -320,6 +320,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     Every member is checked before it is loaded: its header's size against the bytes it
     holds, its type (numeric and real: complex data is refused, not made real).
     """
+    check_keywords(read, options, "an option of the numpy reader")
     path = require_regular_file(path)
     with open(path, "rb") as f:
         head = f.read(6)
@@ -355,6 +356,7 @@ def placement_arrays(scene: Scene) -> dict[str, np.ndarray]:
 
 def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None:
     """Write ``scene`` to ``path`` (``.npz``) atomically; see the module docstring for keys."""
+    check_keywords(write, options, "an option of the numpy writer")
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise in_file(path, "NumPy output must end in .npz")
