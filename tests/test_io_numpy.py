@@ -269,6 +269,36 @@ def test_format_writers_called_directly_keep_the_options_they_take(tmp_path):
     np.testing.assert_allclose(read_scene(tmp_path / "s.hdr").load(), scene.load(), atol=1e-4)
 
 
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+@pytest.mark.parametrize("label", ["uW/(cm^2 sr nm)", "W m-2 sr-1 um-1", "Reflectance", "radiance"])
+def test_a_unit_label_survives_a_write_and_read(tmp_path, ext, label):
+    """ENVI wrote 'data units = radiance' for 'uW/(cm^2 sr nm)', and the .npz and GeoTIFF readers
+    read the label they had stored as the word 'radiance': the unit (a factor of 10 between
+    uW/(cm^2 sr nm) and W/(m^2 sr um)) was lost; the .mat writer stored none."""
+    write_scene(Scene(scene_cube(), units=label), tmp_path / f"s{ext}")
+    assert read_scene(tmp_path / f"s{ext}").units == label
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+def test_a_label_naming_no_scene_quantity_reads_back_as_unknown(tmp_path, ext):
+    write_scene(Scene(scene_cube(), units="DN"), tmp_path / f"s{ext}")
+    assert read_scene(tmp_path / f"s{ext}").units is None
+    write_scene(Scene(scene_cube(), units="uW/(cm^2\n sr  nm)"), tmp_path / f"t{ext}")  # no line holds a break
+    assert read_scene(tmp_path / f"t{ext}").units == "uW/(cm^2 sr nm)"
+
+
+def test_units_that_are_not_one_string_are_one_clear_error(tmp_path):
+    import scipy.io
+
+    np.savez(tmp_path / "n.npz", cube=scene_cube(), units=np.array([1.0, 2.0]))
+    with pytest.raises(InputError, match=r"n\.npz: 'units' is not one string .*; expected one unit label"):
+        read_scene(tmp_path / "n.npz")
+    scipy.io.savemat(tmp_path / "m.mat", {"Y_clean": scene_cube(), "units": 3.0})
+    with pytest.raises(InputError, match=r"m\.mat: variable 'units' is not one string .*; expected one unit label"):
+        read_scene(tmp_path / "m.mat")
+
+
 # -- hunt 13: georeferencing an .npz carries must be usable by every writer -----------------------
 def test_npz_crs_proj_does_not_know_is_refused_on_reading_not_after_unmixing(tmp_path, run_cli):
     """A 'crs' no writer can use made `unmix` fail at the very end ("scene: CRS is not usable",

@@ -17,7 +17,8 @@ Layouts recognised by `read` (first match wins):
    single 3-D numeric array of the file.
 
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
-``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``source_band_index`` and ``source_bands``
+``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string naming reflectance or
+radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
 (where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
 from another file with `read_truth` instead.
@@ -55,7 +56,16 @@ from .bands import (
     require_good_band,
     source_band_order,
 )
-from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
+from .checks import (
+    count,
+    make_scene,
+    number,
+    reading,
+    refuse_complex,
+    require_regular_file,
+    scene_units,
+    units_in_file,
+)
 from .hdf5 import HDF5_MAGIC
 from .matv5 import check_v5
 
@@ -398,8 +408,9 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     metadata = {"format": "matlab", "layout": layout, "pixel_order": order, **meta}
     # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
     note_source_order(metadata, read_source_band_order(*(d.get(k) for k in SOURCE_ORDER_KEYS), bands, path), None)
+    units = units_in_file(d["units"], path, "variable 'units'") if "units" in d else None
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
-                       metadata=metadata)
+                       units=units, metadata=metadata)
     if truth is not None:
         scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order), band_order="scene")
     else:
@@ -430,7 +441,8 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
     ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p), ``A`` (p, N), ``p``,
     ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known, ``good_bands`` (1, L)
-    uint8 when a band is bad, ``mask`` (H, W) uint8, and ``source_band_index`` (1, L) and
+    uint8 when a band is bad, ``mask`` (H, W) uint8, ``units`` (the scene's label, as it is:
+    `io.checks.scene_units`) when known, and ``source_band_index`` (1, L) and
     ``source_bands`` when the scene's bands are not in its source file's order
     (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
     """
@@ -452,6 +464,8 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
         out["wavelengths"] = scene.wavelengths.reshape(1, -1)
     if scene.fwhm is not None:
         out["fwhm"] = scene.fwhm.reshape(1, -1)
+    if scene_units(scene.units):
+        out["units"] = scene_units(scene.units)
     if not scene.good_bands.all():
         out["good_bands"] = scene.good_bands.astype(np.uint8).reshape(1, -1)
     source = source_band_order(scene)
