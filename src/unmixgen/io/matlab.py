@@ -21,7 +21,9 @@ Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100)
 radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
 (where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
-from another file with `read_truth` instead.
+from another file with `read_truth` instead, its spectra put on the scene's bands as every
+reader's truth is (`Scene.attach_truth`): by their wavelengths where the truth file has them,
+else as in the band order of the scene's source file, which a converted copy records.
 
 MATLAB v7.3 files are HDF5: they are read with h5py, and every array is transposed back
 (MATLAB writes column-major, so h5py sees the axes reversed). Variables behind soft or
@@ -38,6 +40,7 @@ silently made real).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ import numpy as np
 
 from ..atomic import atomic_file
 from ..errors import InputError, ParameterError, check_keywords, in_file
-from ..scene import GroundTruth, Scene
+from ..scene import GroundTruth, Scene, stored_band_order
 from ..wavelengths import check_wavelengths, to_nm
 from .bands import (
     SOURCE_ORDER_KEYS,
@@ -283,6 +286,35 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
 
 
+WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
+"""The variables a ``.mat`` file keeps its band centres in, the first present used."""
+
+
+def truth_wavelengths(d: dict) -> np.ndarray | None:
+    """The band centres ``(bands,)`` of a truth file's spectra as stored (`WAVELENGTH_KEYS`, unit
+    not yet decided: `to_nm`), when it has numbers there (a scene ``.mat`` written here); None
+    for a benchmark's truth, whose spectra are in the band order of its scene's file."""
+    wl = next((np.asarray(d[k]).reshape(-1) for k in WAVELENGTH_KEYS if k in d), None)
+    return wl if wl is not None and wl.dtype.kind in "iuf" else None
+
+
+def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple[GroundTruth, str | None]:
+    """Ground truth from another ``.mat`` for ``scene``, and the ``band_order`` its spectra are in
+    for `Scene.attach_truth`: with wavelengths (`truth_wavelengths`) they are matched by them
+    (None); without, they are in the band order of the scene's source file ("file"), on its
+    band count: a converted copy records the source's order (`stored_band_order`), and they are
+    read on the source's bands to tell ``(bands, p)`` from ``(p, bands)``."""
+    path = Path(path)
+    d = load_mat(path)
+    raw = truth_wavelengths(d)
+    stored = stored_band_order(scene)
+    bands = raw.size if raw is not None else stored[1] if stored is not None else scene.bands
+    gt = read_truth(path, scene.rows, scene.cols, bands, pixel_order=pixel_order, variables=d)
+    if raw is None:
+        return gt, "file"
+    return replace(gt, wavelengths=to_nm(raw, what=f"{path}: wavelengths")), None
+
+
 SIZE_KEYS = (("nRow", "nCol"), ("lines", "cols"), ("H", "W"))
 """The variables a benchmark file states its scene's rows and columns in (Zhu, Palsson, HySUPP)."""
 
@@ -367,7 +399,9 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     Parameters
     ----------
     truth : another ``.mat`` file with ground truth (see `read_truth`); it replaces any
-        ground truth inside the scene file.
+        ground truth inside the scene file. Its spectra are matched to the scene's bands by
+        their wavelengths where it has them, else taken in the band order of the scene's
+        source file (a converted copy records it; `_truth_for`).
     pixel_order : force "F" or "C" for (bands, pixels) matrices (default: by layout).
     scale_max_value : divide by ``maxValue`` when the file has it (Zhu's files).
     allow_external : v7.3 only: follow links and external/virtual storage (refused by default).
@@ -386,7 +420,7 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     cube = np.ascontiguousarray(cube)
     rows, cols, bands = cube.shape
     wl = raw_wl = None
-    for key in ("wavelengths", "wavelength", "wl"):
+    for key in WAVELENGTH_KEYS:
         if key in d:
             raw_wl = np.asarray(d[key]).reshape(-1)
             wl = check_wavelengths(to_nm(raw_wl, what=f"{path}: {key}"), bands, what=f"{path}: wavelengths")
@@ -412,7 +446,8 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
                        units=units, metadata=metadata)
     if truth is not None:
-        scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order), band_order="scene")
+        gt, band_order = _truth_for(truth, scene, pixel_order)
+        scene.attach_truth(gt, band_order=band_order)
     else:
         gt_keys = {"E", "GT", "S_GT", "M", "A", "A_true"} & set(d)
         if gt_keys and layout in ("hysupp", "palsson", "zhu"):

@@ -407,8 +407,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         d = matlab.load_mat(path)
         # with wavelengths (a scene .mat written here) the spectra are matched by them; without (a
         # benchmark's), they are on the bands of the scene's file, in its order
-        wl = next((np.asarray(d[k]).reshape(-1) for k in ("wavelengths", "wavelength", "wl") if k in d), None)
-        wl = wl if wl is not None and wl.dtype.kind in "iuf" else None
+        wl = matlab.truth_wavelengths(d)
         gt = matlab.read_truth(path, rows, cols, wl.size if wl is not None else bands if stored_order is None
                                else stored_order[1], pixel_order=pixel_order, variables=d)
         return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, wl, wavelengths, stored_order))
