@@ -266,8 +266,8 @@ def test_take_bands_reads_lazily_and_refuses_what_is_not_a_permutation():
             take_bands(scene, bad)
 
 
-@pytest.mark.parametrize("units", ["reflectance", "radiance"])
-@pytest.mark.parametrize("ext", [".npz", ".tif", ".hdr"])
+@pytest.mark.parametrize("units", ["reflectance", "radiance", "uW/(cm^2 sr nm)"])
+@pytest.mark.parametrize("ext", [".npz", ".tif", ".hdr", ".mat"])
 def test_convert_keeps_whether_a_scene_is_reflectance_or_radiance(tmp_path, run_cli, units, ext):
     cube = np.random.default_rng(0).uniform(0.1, 0.9, (4, 5, 6)).astype(np.float32)
     write_scene(Scene(cube, wavelengths=np.linspace(400, 900, 6), units=units), tmp_path / "src.npz")

@@ -297,3 +297,48 @@ def test_nm_widths_beside_micrometre_wavelengths_stay_nm(tmp_path):
     sio.savemat(tmp_path / "mix.mat", {"Y": cube, "H": 4, "W": 5, "wavelengths": np.array([0.5, 0.6, 0.7]),
                                         "fwhm": np.array([10.0, 10.0, 12.0])})
     np.testing.assert_allclose(read_scene(tmp_path / "mix.mat").fwhm, [10, 10, 12])
+
+
+# -- hunt 27: truth=other.mat for a converted copy follows the source's band order -----------------
+def _sorted_copy(tmp_path):
+    """A scene whose source file (ENVI) stores its bands shuffled, read sorted and written as
+    ``copy.mat`` (as `convert` does): the copy records each band's source band. Returns the
+    copy, the truth's spectra and maps in wavelength order, the shuffle and the centres."""
+    from fixtures_io import write_envi
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=ROWS, cols=COLS, bands=12, p=P, snr_db=None, seed=4)
+    perm = np.random.default_rng(9).permutation(12)  # stored band j is band perm[j] in wavelength order
+    assert not np.array_equal(perm[perm], np.arange(12))  # not its own inverse
+    hdr = write_envi(tmp_path, np.ascontiguousarray(s.load()[..., perm]), wavelengths=s.wavelengths[perm])
+    write_scene(read_scene(hdr), tmp_path / "copy.mat")
+    return tmp_path / "copy.mat", s.truth.endmembers, s.truth.abundances, perm, s.wavelengths
+
+
+def test_truth_for_a_converted_copy_follows_the_source_band_order(tmp_path):
+    """read(copy.mat, truth=end.mat) attached a benchmark's spectra (in its source file's band
+    order) to the copy's sorted bands unchanged: every band compared with another one."""
+    copy, E, A, perm, wl = _sorted_copy(tmp_path)
+    sio.savemat(tmp_path / "end.mat", {"M": E[:, perm].T, "A": _zhu_matrix(A)})
+    s = matlab.read(copy, truth=tmp_path / "end.mat")
+    np.testing.assert_allclose(s.truth.endmembers, E, rtol=1e-6)
+    np.testing.assert_allclose(s.truth.abundances, A, rtol=1e-6)
+    # spectra on other than the source's band count cannot be put in its order: refused by name
+    sio.savemat(tmp_path / "short.mat", {"M": E[:, :10].T})
+    with pytest.raises(InputError, match=r"short\.mat: endmembers 'M' have shape \(10, 3\); .*12 bands"):
+        matlab.read(copy, truth=tmp_path / "short.mat")
+
+
+def test_truth_with_wavelengths_is_matched_by_them(tmp_path):
+    """A truth .mat with band centres (in micrometres here, bands in any order) is put on the
+    scene's bands by them, not by the scene's or its source's band order."""
+    copy, E, A, perm, wl = _sorted_copy(tmp_path)
+    other = np.random.default_rng(5).permutation(12)
+    assert not np.array_equal(other, perm)
+    sio.savemat(tmp_path / "wl.mat", {"E": E[:, other].T, "wavelengths": wl[other] / 1000})
+    s = matlab.read(copy, truth=tmp_path / "wl.mat")
+    np.testing.assert_allclose(s.truth.endmembers, E, rtol=1e-6)
+    sio.savemat(tmp_path / "far.mat", {"E": E.T, "wavelengths": wl + 50})
+    with pytest.raises(InputError, match=r"far\.mat: endmembers are on 12 bands .* not the 12 bands .* of the "
+                                         r"scene"):
+        matlab.read(copy, truth=tmp_path / "far.mat")

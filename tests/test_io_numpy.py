@@ -218,6 +218,87 @@ def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
     assert read_scene(tmp_path / "s.npz", overlap="sort").shape == scene.shape
 
 
+
+def _catch_all_functions():
+    """Every ``read``/``write`` of the format modules that takes a ``**options`` catch-all."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import unmixgen.io
+
+    found = []
+    for info in pkgutil.iter_modules(unmixgen.io.__path__):
+        module = importlib.import_module(f"unmixgen.io.{info.name}")
+        for name in ("read", "write"):
+            fn = getattr(module, name, None)
+            if fn is not None and getattr(fn, "__module__", None) == module.__name__ and any(
+                    p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+                found.append(pytest.param(fn, id=f"{info.name}.{name}"))
+    return found
+
+
+@pytest.mark.parametrize("fn", _catch_all_functions())
+def test_a_format_module_called_directly_refuses_an_option_it_does_not_take(tmp_path, fn):
+    """geotiff.write(scene, path, dtype="int16") wrote float32 and read(path, pixel_order="F")
+    read as before, without a word: only read_scene/write_scene checked the options."""
+    import inspect
+
+    from unmixgen.errors import ParameterError
+
+    target = tmp_path / "nothing.here"
+    args = (target,) if fn.__name__ == "read" else (Scene(scene_cube()), target)
+    taken = [n for n, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    with pytest.raises(ParameterError, match=r"^bogus_option=3: not an option of the \w+ (reader|writer); "
+                                             r"expected one of " + ", ".join(taken) + "$"):
+        fn(*args, bogus_option=3)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_format_writers_called_directly_keep_the_options_they_take(tmp_path):
+    from unmixgen.io import envi, geotiff, matlab, numpy_io
+
+    scene = Scene(scene_cube())
+    geotiff.write(scene, tmp_path / "s.tif", compress="lzw", block_rows=3)
+    numpy_io.write(scene, tmp_path / "s.npz", block_rows=3)
+    matlab.write(scene, tmp_path / "s.mat", compress=True)
+    envi.write(scene, tmp_path / "s.hdr", dtype="int16", nodata=-9999, scale=10000)
+    for name in ("s.tif", "s.npz", "s.mat"):
+        np.testing.assert_allclose(read_scene(tmp_path / name, **({"overlap": "sort"} if name != "s.mat" else {}))
+                                   .load(), scene.load(), rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(read_scene(tmp_path / "s.hdr").load(), scene.load(), atol=1e-4)
+
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+@pytest.mark.parametrize("label", ["uW/(cm^2 sr nm)", "W m-2 sr-1 um-1", "Reflectance", "radiance"])
+def test_a_unit_label_survives_a_write_and_read(tmp_path, ext, label):
+    """ENVI wrote 'data units = radiance' for 'uW/(cm^2 sr nm)', and the .npz and GeoTIFF readers
+    read the label they had stored as the word 'radiance': the unit (a factor of 10 between
+    uW/(cm^2 sr nm) and W/(m^2 sr um)) was lost; the .mat writer stored none."""
+    write_scene(Scene(scene_cube(), units=label), tmp_path / f"s{ext}")
+    assert read_scene(tmp_path / f"s{ext}").units == label
+
+
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+def test_a_label_naming_no_scene_quantity_reads_back_as_unknown(tmp_path, ext):
+    write_scene(Scene(scene_cube(), units="DN"), tmp_path / f"s{ext}")
+    assert read_scene(tmp_path / f"s{ext}").units is None
+    write_scene(Scene(scene_cube(), units="uW/(cm^2\n sr  nm)"), tmp_path / f"t{ext}")  # no line holds a break
+    assert read_scene(tmp_path / f"t{ext}").units == "uW/(cm^2 sr nm)"
+
+
+def test_units_that_are_not_one_string_are_one_clear_error(tmp_path):
+    import scipy.io
+
+    np.savez(tmp_path / "n.npz", cube=scene_cube(), units=np.array([1.0, 2.0]))
+    with pytest.raises(InputError, match=r"n\.npz: 'units' is not one string .*; expected one unit label"):
+        read_scene(tmp_path / "n.npz")
+    scipy.io.savemat(tmp_path / "m.mat", {"Y_clean": scene_cube(), "units": 3.0})
+    with pytest.raises(InputError, match=r"m\.mat: variable 'units' is not one string .*; expected one unit label"):
+        read_scene(tmp_path / "m.mat")
+
+
 # -- hunt 13: georeferencing an .npz carries must be usable by every writer -----------------------
 def test_npz_crs_proj_does_not_know_is_refused_on_reading_not_after_unmixing(tmp_path, run_cli):
     """A 'crs' no writer can use made `unmix` fail at the very end ("scene: CRS is not usable",

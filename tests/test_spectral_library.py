@@ -388,3 +388,15 @@ def test_a_spectrum_deleted_whole_is_left_out_of_training_not_the_library(tmp_pa
             spectra, wl, _ = _training_spectra([given])
         np.testing.assert_allclose(spectra, stored[[0, 1, 3, 4]], rtol=1e-6)
         np.testing.assert_allclose(wl, WL_NM)
+
+
+def test_a_library_keeps_its_unit_label(tmp_path):
+    """write_library wrote 'data units = radiance' for spectra in uW/(cm^2 sr nm), and the
+    reader gave back the word: the unit was lost."""
+    from unmixgen.io.sli import write_library
+
+    spectra = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], np.float32)
+    write_library(tmp_path / "lib.sli", spectra, np.array([400.0, 500.0, 600.0]), ["a", "b"], "uW/(cm^2 sr nm)")
+    assert read_library(tmp_path / "lib.sli").units == "uW/(cm^2 sr nm)"
+    # a source of endmembers says the quantity, which is what simulating takes
+    assert load_endmembers(tmp_path / "lib.sli").units == "radiance"

@@ -420,7 +420,11 @@ class Scene:
     name, path : str or None
         For messages and output metadata.
     units : str or None
-        ``"reflectance"``, ``"radiance"`` or None.
+        What the values measure, as its file labels it: ``"reflectance"``, ``"radiance"`` or a
+        radiance unit such as ``"uW/(cm^2 sr nm)"``; None when unknown. Writers keep the label
+        as it is (ENVI ``data units``, the GeoTIFF bands' unit type, an ``.npz``'s or ``.mat``'s
+        ``units``: `unmixgen.io.checks.scene_units`); `unmixgen.io.checks.quantity` tells which
+        of the two a label names.
     metadata : dict
         Anything else worth keeping (reader-specific). Placement without a geotransform is
         kept under the keys of `PLACEMENT_KEYS`, which every map of the scene carries.

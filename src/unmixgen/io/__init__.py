@@ -6,6 +6,10 @@ Each format module defines
 - optionally ``write(scene: Scene, path: Path, **options) -> None``, which writes to a
   temporary name next to ``path`` and renames when complete.
 
+A ``**options`` catch-all refuses every option its function does not take as a keyword
+(`unmixgen.errors.check_keywords`, a `ParameterError`), also when called directly: an
+ignored option (``geotiff.write(..., dtype="int16")``) would change nothing without a word.
+
 `read_scene` and `write_scene` are the public entry points.
 """
 

@@ -168,6 +168,39 @@ def quantity(value) -> str | None:
     return None
 
 
+UNITS_EXAMPLES = "'reflectance', 'radiance' or a radiance unit such as 'uW/(cm^2 sr nm)'"
+
+
+def scene_units(value) -> str | None:
+    """The unit label a scene keeps (`Scene.units`) and every writer stores, from ``value`` (text,
+    bytes or a one-element text array): the label itself, runs of white space made one space
+    (no header line or tag holds a line break), when it names reflectance or radiance
+    (`quantity`). So ``"uW/(cm^2 sr nm)"`` reads back as exactly that, not as ``"radiance"``,
+    from every format that stores a label. None for no label or one that names neither (an
+    irradiance, ``DN``, an empty string): unknown."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1 or value.dtype.kind not in "US":
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bytes, np.bytes_)):
+        value = bytes(value).decode("utf-8", "replace")
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split())
+    return text if quantity(text) else None
+
+
+def units_in_file(value, path, what: str = "'units'") -> str | None:
+    """`scene_units` of the label a file stores under ``what`` (an ``.npz`` array, a ``.mat``
+    variable); `InputError` naming the file when it is not one piece of text."""
+    if not isinstance(value, str):
+        v = np.asarray(value)
+        if v.dtype.kind not in "US" or v.size != 1:
+            raise in_file(path, f"{what} is not one string ({v.size} values of type {v.dtype}); expected one unit "
+                                f"label: {UNITS_EXAMPLES}")
+    return scene_units(value)
+
+
 def refuse_complex(dtype, path, what: str = "data") -> None:
     """`InputError` for complex (or complex-like compound) sample types: unmixing needs real
     values, and dropping the imaginary part silently would change the data."""
@@ -223,5 +256,5 @@ def require_npz(path: str | os.PathLike, expected: str) -> Path:
 
 
 __all__ = ["confirm_empty_bands", "count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex",
-           "require_npz", "require_regular_file"]
+           "require_npz", "require_regular_file", "scene_units", "units_in_file"]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import in_file
+from ..errors import check_keywords, in_file
 from ..scene import Scene
 from .bands import arrange, overlap_policy, per_band
 from .checks import count, make_scene, number, quiet_gdal, require_regular_file
@@ -123,6 +123,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
 
     ``metadata["format"] = "ehdr"``; wavelengths from a Headwall ``WAVELENGTHS`` block.
     """
+    check_keywords(read, options, "an option of the ehdr reader")
     overlap_policy(overlap)
     path = Path(path)
     if path.suffix.lower() == ".hdr":

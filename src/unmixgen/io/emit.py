@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import in_file
+from ..errors import check_keywords, in_file
 from ..scene import Scene
 from . import geolocation, hdf5
 from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
@@ -139,6 +139,7 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
     overlap : overlap policy of `io.bands` (EMIT has one detector: no effect on real files).
     allow_external : follow links and external/virtual storage (refused by default).
     """
+    check_keywords(read, options, "an option of the emit reader")
     path = Path(path)
     overlap_policy(overlap)
     f = hdf5.open_file(path, "an EMIT L1B/L2A NetCDF product")

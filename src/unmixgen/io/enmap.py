@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import in_file
+from ..errors import check_keywords, in_file
 from ..scene import Scene
 from . import geotiff
 from .bands import detector_runs, overlap_policy, usable_fwhm
@@ -165,6 +165,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     Bands that hold only nodata and bands flagged bad in the image are bad bands (see
     `io.geotiff.read`).
     """
+    check_keywords(read, options, "an option of the enmap reader")
     policy = overlap_policy(overlap)
     tif, xml = product_files(Path(path))
     root = metadata_root(xml)  # parsed once for every field read below

@@ -14,7 +14,8 @@ one, e.g. ``376.44 Nanometers``), ``data ignore value``, ``data gain values`` an
 offset values`` (physical = stored * gain + offset, per band), ``reflectance scale factor``
 (physical = stored / factor, used when no gains are given; it also says the data are
 reflectance), ``data units`` (what the physical values are: ``reflectance`` or ``radiance``,
-or a radiance unit such as ``uW/(cm2 sr nm)``, `checks.quantity`; not one of ENVI's own keys,
+or a radiance unit such as ``uW/(cm2 sr nm)``, `checks.quantity`, kept as the scene's units as
+it is: `checks.scene_units`; not one of ENVI's own keys,
 ENVI and GDAL keep it as any other), ``map info``, ``coordinate
 system string``, ``geo points`` (tie points, without ``map info``: `parse_geo_points`), ``rpc info``
 (rational polynomial coefficients: `parse_rpc_info`), ``source band index`` and ``source bands`` (written
@@ -29,7 +30,8 @@ are spectra, not pixels (`io.sli` reads it, as a source of endmembers).
 
 Writing produces float32 BSQ (little endian) by default; invalid pixels are written as NaN
 and the header says ``data ignore value = nan`` (GDAL/QGIS read that as the nodata value).
-The scene's units are ``data units`` (and ``reflectance scale factor = 1`` for reflectance).
+The scene's units are ``data units``, the label as it is (and ``reflectance scale factor = 1`` for
+reflectance).
 Integer types store ``round(value * scale)``: reflectance by default x `REFLECTANCE_SCALE`
 (10000, as EnMAP, PRISMA and AVIRIS store it) with ``reflectance scale factor`` saying so, other
 values x 1 unless ``scale=`` is given (then ``data gain values`` = 1 / scale). Values the type
@@ -48,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_files
-from ..errors import InputError, ParameterError, in_file
+from ..errors import InputError, ParameterError, check_keywords, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from .bands import (
@@ -65,7 +67,7 @@ from .bands import (
     usable_fwhm,
     wavelengths_from_labels,
 )
-from .checks import make_scene, number, quantity, quiet_gdal, require_regular_file
+from .checks import make_scene, number, quantity, quiet_gdal, require_regular_file, scene_units
 from .raw import INTERLEAVES, RawSource, stored_empty_bands, stored_validity, strided_cube
 
 # ENVI data type code -> numpy dtype (without byte order)
@@ -489,7 +491,7 @@ def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarr
         raise in_file(hdr, f"header 'data gain values' has a zero gain (band {int(np.argmin(gains != 0)) + 1}); "
                            "expected non-zero gains")
     factor = _scalar_field(h, "reflectance scale factor", hdr, nonzero=True)
-    units = quantity(h.get("data units", "").strip("{} ")) or ("reflectance" if factor is not None else None)
+    units = scene_units(h.get("data units", "").strip("{} ")) or ("reflectance" if factor is not None else None)
     if gains is None and offsets is None:
         f = 1.0 if factor is None else factor
         return np.full(bands, 1.0 / f), np.zeros(bands), f, units
@@ -571,6 +573,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     `io.bands`). ``scene.nodata`` is the stored ``data ignore value``; ``scene.metadata``
     holds ``format="envi"``, ``interleave``, ``band_names`` and ``description`` when present.
     """
+    check_keywords(read, options, "an option of the envi reader")
     overlap_policy(overlap)
     hdr, data = header_and_data(Path(path))
     h = parse_header(hdr)
@@ -678,6 +681,7 @@ def write(scene: Scene, path: Path, *, dtype: str | np.dtype = "float32", interl
     The cube is streamed ``block_rows`` rows at a time; both files are written atomically
     (data first, header last).
     """
+    check_keywords(write, options, "an option of the envi writer")
     path = Path(path)
     if path.suffix.lower() == ".hdr":
         hdr, data = path, path.with_suffix(".img")
@@ -814,8 +818,8 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"reflectance scale factor = {scale:.17g}")
     elif scale != 1:  # physical = stored * gain (`_gains_offsets`), as ENVI and GDAL write it
         lines.append(f"data gain values = {braced_list(np.full(bands, 1.0 / scale))}")
-    if quantity(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
-        lines.append(f"data units = {quantity(scene.units)}")
+    if scene_units(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
+        lines.append(f"data units = {scene_units(scene.units)}")
     if scene.wavelengths is not None:
         lines.append("wavelength units = Nanometers")
         lines.append(f"wavelength = {braced_list(scene.wavelengths)}")

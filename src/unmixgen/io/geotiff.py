@@ -12,11 +12,13 @@ scales/offsets give physical values. Bad bands are the per-band ``bbl`` /
 ``bad_band_multiplier`` tags (as EnMAP-Box writes them), else a dataset-level ``bbl`` list,
 plus every band that holds nothing but nodata (read as NaN, never as scaled nodata).
 Bands of overlapping detectors (VNIR then SWIR) are ordered by the ``overlap=`` policy of
-`io.bands`.
+`io.bands`. The scene's units are the bands' unit type (GDAL's), the label as it is
+(`checks.scene_units`).
 
 Writing produces a float32, band-interleaved, deflate-compressed (tiled when large) GeoTIFF
 with NaN as nodata at invalid pixels, per-band descriptions and ``wavelength``/``fwhm``
-tags, dataset-level ``wavelength``/``wavelength_units``/``fwhm`` lists, CRS and transform.
+tags, dataset-level ``wavelength``/``wavelength_units``/``fwhm`` lists, CRS and transform, and
+the scene's units label as every band's unit type.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, in_file
+from ..errors import InputError, check_keywords, in_file
 from ..scene import Scene, pixel_validity
 from ..wavelengths import to_nm
 from .bands import (
@@ -54,6 +56,7 @@ from .checks import (
     reading,
     refuse_complex,
     require_regular_file,
+    scene_units,
     usable_rpcs,
 )
 
@@ -360,6 +363,7 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
     empty band reads as NaN (its nodata value is never scaled into data) and does not make
     pixels invalid.
     """
+    check_keywords(read, options, "an option of the geotiff reader")
     overlap_policy(overlap)
     path = require_regular_file(path)
     with reading(path, "open as a raster"), open_raster(path) as ds:
@@ -382,8 +386,9 @@ def read(path: Path, *, scales=None, offsets=None, wavelengths=None, fwhm=None,
         # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
         recorded = read_source_band_order(*(tags.get(k) for k in SOURCE_ORDER_KEYS), len(descriptions), path)
         good = bad_band_flags(ds, path)
-        labels = {quantity(u) for u in ds.units if u}  # GDAL's band unit type
-    units = labels.pop() if len(labels) == 1 else None
+        labels = {scene_units(u) for u in ds.units if u}  # GDAL's band unit type
+    kinds = {quantity(u) for u in labels}  # bands labelled alike in different words: the quantity they name
+    units = labels.pop() if len(labels) == 1 else kinds.pop() if len(kinds) == 1 else None
     nodata = file_nodata if nodata is None else nodata
     nodata = None if nodata is None else float(nodata)
     arr = arrange(wl, overlap, detectors=detectors, path=path)
@@ -464,6 +469,7 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
     file's RPC tag) and ``AREA_OR_POINT=Point``. Large rasters are tiled 256 x 256; the cube
     is streamed ``block_rows`` rows at a time.
     """
+    check_keywords(write, options, "an option of the geotiff writer")
     from rasterio.crs import CRS
     from rasterio.transform import Affine
     from rasterio.windows import Window
@@ -520,8 +526,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 ds.rpcs = RPC(**rpcs)
             if scene.transform is not None and scene.metadata.get("area_or_point") == "Point":
                 ds.update_tags(AREA_OR_POINT="Point")  # GDAL stores the tie point at the pixel centre
-            if scene.units:
-                ds.units = (str(scene.units),) * bands
+            if scene_units(scene.units):
+                ds.units = (scene_units(scene.units),) * bands
             for b in range(bands):
                 ds.set_band_description(b + 1, str(names[b]))
                 t = {}

@@ -17,10 +17,13 @@ Layouts recognised by `read` (first match wins):
    single 3-D numeric array of the file.
 
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
-``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``source_band_index`` and ``source_bands``
+``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string naming reflectance or
+radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
 (where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
-from another file with `read_truth` instead.
+from another file with `read_truth` instead, its spectra put on the scene's bands as every
+reader's truth is (`Scene.attach_truth`): by their wavelengths where the truth file has them,
+else as in the band order of the scene's source file, which a converted copy records.
 
 MATLAB v7.3 files are HDF5: they are read with h5py, and every array is transposed back
 (MATLAB writes column-major, so h5py sees the axes reversed). Variables behind soft or
@@ -37,6 +40,7 @@ silently made real).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +48,8 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, ParameterError, in_file
-from ..scene import GroundTruth, Scene
+from ..errors import InputError, ParameterError, check_keywords, in_file
+from ..scene import GroundTruth, Scene, stored_band_order
 from ..wavelengths import check_wavelengths, to_nm
 from .bands import (
     SOURCE_ORDER_KEYS,
@@ -55,7 +59,16 @@ from .bands import (
     require_good_band,
     source_band_order,
 )
-from .checks import count, make_scene, number, reading, refuse_complex, require_regular_file
+from .checks import (
+    count,
+    make_scene,
+    number,
+    reading,
+    refuse_complex,
+    require_regular_file,
+    scene_units,
+    units_in_file,
+)
 from .hdf5 import HDF5_MAGIC
 from .matv5 import check_v5
 
@@ -273,6 +286,35 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
 
 
+WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
+"""The variables a ``.mat`` file keeps its band centres in, the first present used."""
+
+
+def truth_wavelengths(d: dict) -> np.ndarray | None:
+    """The band centres ``(bands,)`` of a truth file's spectra as stored (`WAVELENGTH_KEYS`, unit
+    not yet decided: `to_nm`), when it has numbers there (a scene ``.mat`` written here); None
+    for a benchmark's truth, whose spectra are in the band order of its scene's file."""
+    wl = next((np.asarray(d[k]).reshape(-1) for k in WAVELENGTH_KEYS if k in d), None)
+    return wl if wl is not None and wl.dtype.kind in "iuf" else None
+
+
+def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple[GroundTruth, str | None]:
+    """Ground truth from another ``.mat`` for ``scene``, and the ``band_order`` its spectra are in
+    for `Scene.attach_truth`: with wavelengths (`truth_wavelengths`) they are matched by them
+    (None); without, they are in the band order of the scene's source file ("file"), on its
+    band count: a converted copy records the source's order (`stored_band_order`), and they are
+    read on the source's bands to tell ``(bands, p)`` from ``(p, bands)``."""
+    path = Path(path)
+    d = load_mat(path)
+    raw = truth_wavelengths(d)
+    stored = stored_band_order(scene)
+    bands = raw.size if raw is not None else stored[1] if stored is not None else scene.bands
+    gt = read_truth(path, scene.rows, scene.cols, bands, pixel_order=pixel_order, variables=d)
+    if raw is None:
+        return gt, "file"
+    return replace(gt, wavelengths=to_nm(raw, what=f"{path}: wavelengths")), None
+
+
 SIZE_KEYS = (("nRow", "nCol"), ("lines", "cols"), ("H", "W"))
 """The variables a benchmark file states its scene's rows and columns in (Zhu, Palsson, HySUPP)."""
 
@@ -357,7 +399,9 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     Parameters
     ----------
     truth : another ``.mat`` file with ground truth (see `read_truth`); it replaces any
-        ground truth inside the scene file.
+        ground truth inside the scene file. Its spectra are matched to the scene's bands by
+        their wavelengths where it has them, else taken in the band order of the scene's
+        source file (a converted copy records it; `_truth_for`).
     pixel_order : force "F" or "C" for (bands, pixels) matrices (default: by layout).
     scale_max_value : divide by ``maxValue`` when the file has it (Zhu's files).
     allow_external : v7.3 only: follow links and external/virtual storage (refused by default).
@@ -376,7 +420,7 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     cube = np.ascontiguousarray(cube)
     rows, cols, bands = cube.shape
     wl = raw_wl = None
-    for key in ("wavelengths", "wavelength", "wl"):
+    for key in WAVELENGTH_KEYS:
         if key in d:
             raw_wl = np.asarray(d[key]).reshape(-1)
             wl = check_wavelengths(to_nm(raw_wl, what=f"{path}: {key}"), bands, what=f"{path}: wavelengths")
@@ -398,10 +442,12 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     metadata = {"format": "matlab", "layout": layout, "pixel_order": order, **meta}
     # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
     note_source_order(metadata, read_source_band_order(*(d.get(k) for k in SOURCE_ORDER_KEYS), bands, path), None)
+    units = units_in_file(d["units"], path, "variable 'units'") if "units" in d else None
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
-                       metadata=metadata)
+                       units=units, metadata=metadata)
     if truth is not None:
-        scene.attach_truth(read_truth(truth, rows, cols, bands, pixel_order=pixel_order), band_order="scene")
+        gt, band_order = _truth_for(truth, scene, pixel_order)
+        scene.attach_truth(gt, band_order=band_order)
     else:
         gt_keys = {"E", "GT", "S_GT", "M", "A", "A_true"} & set(d)
         if gt_keys and layout in ("hysupp", "palsson", "zhu"):
@@ -430,10 +476,12 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
     ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p), ``A`` (p, N), ``p``,
     ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known, ``good_bands`` (1, L)
-    uint8 when a band is bad, ``mask`` (H, W) uint8, and ``source_band_index`` (1, L) and
+    uint8 when a band is bad, ``mask`` (H, W) uint8, ``units`` (the scene's label, as it is:
+    `io.checks.scene_units`) when known, and ``source_band_index`` (1, L) and
     ``source_bands`` when the scene's bands are not in its source file's order
     (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
     """
+    check_keywords(write, options, "an option of the matlab writer")
     import scipy.io as sio
 
     path = Path(path)
@@ -451,6 +499,8 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
         out["wavelengths"] = scene.wavelengths.reshape(1, -1)
     if scene.fwhm is not None:
         out["fwhm"] = scene.fwhm.reshape(1, -1)
+    if scene_units(scene.units):
+        out["units"] = scene_units(scene.units)
     if not scene.good_bands.all():
         out["good_bands"] = scene.good_bands.astype(np.uint8).reshape(1, -1)
     source = source_band_order(scene)

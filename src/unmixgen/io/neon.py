@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import in_file
+from ..errors import check_keywords, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import hdf5
@@ -62,6 +62,7 @@ def read(path: Path, *, overlap: str = "sort", allow_external: bool = False, **o
 
     ``allow_external`` follows links and external/virtual storage (refused by default).
     """
+    check_keywords(read, options, "an option of the neon reader")
     from .envi import _list, parse_map_info
 
     path = Path(path)

@@ -8,7 +8,8 @@
     ``fwhm`` (bands,) nm, ``mask`` (rows, cols) bool ``True`` = valid, ``good_bands``
     (bands,) bool, ``crs`` (string: WKT or ``EPSG:n``), ``transform`` (6 floats, rasterio
     order), ground truth ``endmembers`` (p, bands) and/or ``abundances`` (rows, cols, p),
-    ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance`` or ``radiance``);
+    ``endmember_names`` (p,) strings, ``units`` (one string: ``reflectance``, ``radiance`` or a
+    radiance unit such as ``uW/(cm^2 sr nm)``, kept as it is: `io.checks.scene_units`);
     placement without a geotransform (`unmixgen.scene.PLACEMENT_KEYS`): ``gcps`` (n, 5) floats
     (row, col, x, y, z in ``crs``), ``rpcs`` (one string: the JSON object of rasterio's
     ``RPC.to_dict()``), ``area_or_point`` (one string, ``Point``); ``source_band_index`` (bands,) and
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, in_file
+from ..errors import InputError, check_keywords, in_file
 from ..scene import ArraySource, GroundTruth, Scene, pixel_validity, placement
 from ..wavelengths import to_nm
 from .bands import (
@@ -44,11 +45,12 @@ from .bands import (
 )
 from .checks import (
     make_scene,
-    quantity,
     quiet_gdal,
     reading,
     refuse_complex,
     require_regular_file,
+    scene_units,
+    units_in_file,
     usable_rpcs,
 )
 
@@ -229,12 +231,7 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
             raise in_file(path, f"'transform' {t[:6].tolist()} gives pixels of zero area; expected non-zero pixel "
                                 "sizes (a, b, c, d, e, f in rasterio order)")
         transform = tuple(t[:6])
-    units = None
-    if "units" in extra:
-        u = np.asarray(extra["units"])
-        if u.dtype.kind not in "US" or u.size != 1:
-            raise in_file(path, "'units' is not one string; expected 'reflectance' or 'radiance'")
-        units = quantity(u.reshape(-1)[0])
+    units = units_in_file(extra["units"], path) if "units" in extra else None
     truth = None
     if "endmembers" in extra or "abundances" in extra:
         names = [str(n) for n in np.asarray(extra["endmember_names"]).reshape(-1)] \
@@ -320,6 +317,7 @@ def read(path: Path, *, overlap: str = "sort", **options) -> Scene:
     Every member is checked before it is loaded: its header's size against the bytes it
     holds, its type (numeric and real: complex data is refused, not made real).
     """
+    check_keywords(read, options, "an option of the numpy reader")
     path = require_regular_file(path)
     with open(path, "rb") as f:
         head = f.read(6)
@@ -355,6 +353,7 @@ def placement_arrays(scene: Scene) -> dict[str, np.ndarray]:
 
 def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None:
     """Write ``scene`` to ``path`` (``.npz``) atomically; see the module docstring for keys."""
+    check_keywords(write, options, "an option of the numpy writer")
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise in_file(path, "NumPy output must end in .npz")
@@ -378,8 +377,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
         if scene.fwhm is not None:
             _add(zf, "fwhm", scene.fwhm.astype(np.float64))
         _add(zf, "good_bands", scene.good_bands.astype(bool))
-        if scene.units:
-            _add(zf, "units", np.array(str(scene.units)))
+        if scene_units(scene.units):
+            _add(zf, "units", np.array(scene_units(scene.units)))
         for key, value in placement_arrays(scene).items():
             _add(zf, key, value)
         source = source_band_order(scene)

@@ -14,8 +14,8 @@ offset``, ``wavelength`` + ``wavelength units`` (the unit decided as for an imag
 nm, um, "Micrometers", wavenumbers; "Unknown" or none by the values' magnitude),
 ``spectra names`` (a name in double quotes may hold commas), ``reflectance scale factor``
 (physical = stored / factor) or ``data gain values`` / ``data offset values`` (one each),
-``data units`` (reflectance or radiance; a scale factor alone says reflectance, as for an
-image), ``data ignore value`` and ``bbl`` (channels flagged 0): both read as missing (NaN), as the
+``data units`` (reflectance, radiance or a radiance unit, kept as it is: `checks.scene_units`; a
+scale factor alone says reflectance, as for an image), ``data ignore value`` and ``bbl`` (channels flagged 0): both read as missing (NaN), as the
 USGS libraries' deleted channels (-1.23e34, at or below `DELETED`) are, marked or not. A
 value ``None`` (SPy's for a list it lacks) is no value; ``fwhm`` is not used.
 
@@ -44,7 +44,7 @@ from ..atomic import atomic_files
 from ..errors import in_file, reading
 from ..wavelengths import check_wavelengths
 from .bands import braced_list
-from .checks import quantity, require_regular_file
+from .checks import require_regular_file, scene_units
 from .envi import (
     DATA_EXTENSIONS,
     LIBRARY_FILE_TYPE,
@@ -77,8 +77,9 @@ class SpectralLibrary:
     ``spectra`` ``(n, channels)`` float32, physical values (scale factor applied), channels in
     increasing wavelength order, missing channels (``data ignore value``, ``bbl`` = 0) NaN;
     ``wavelengths`` ``(channels,)`` nm float64 or None; ``names`` one per spectrum, or None
-    when the header lists none; ``header`` and ``data`` the two files; ``units``
-    ``"reflectance"``, ``"radiance"`` or None (the header does not say)."""
+    when the header lists none; ``header`` and ``data`` the two files; ``units`` the header's
+    ``data units`` label (``"reflectance"``, ``"radiance"``, ``"uW/(cm^2 sr nm)"``, ...:
+    `checks.scene_units`) or None (the header does not say)."""
 
     spectra: np.ndarray
     wavelengths: np.ndarray | None
@@ -199,7 +200,8 @@ def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray
     header last). float32 little endian; ``wavelengths`` in nm (``wavelength units =
     Nanometers``), or none; ``names`` one per spectrum (commas and braces, which end an ENVI
     list item, become ``;`` and parentheses). NaN values are written with ``data ignore value
-    = nan``; ``units`` (reflectance or radiance) as ``data units``. Returns ``(header, data file)``."""
+    = nan``; ``units`` (a label naming reflectance or radiance, `checks.scene_units`) as it is as
+    ``data units``. Returns ``(header, data file)``."""
     data = Path(path)
     hdr = data.with_suffix(".hdr")
     e = np.asarray(spectra, np.float32)
@@ -226,8 +228,8 @@ def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray
         fields += ["wavelength units = Nanometers", f"wavelength = {braced_list(wavelengths)}"]
     if np.isnan(e).any():
         fields.append("data ignore value = nan")
-    if quantity(units):
-        fields.append(f"data units = {quantity(units)}")
+    if scene_units(units):
+        fields.append(f"data units = {scene_units(units)}")
     fields.append("spectra names = {" + ", ".join(clean) + "}")
     with atomic_files([hdr, data]) as (tmp_hdr, tmp_data):
         tmp_data.write_bytes(e.astype("<f4").tobytes())

@@ -139,7 +139,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         lib = read_library(path)
         names = lib.names or _default_names(len(lib.spectra))
         _require_measured(path, lib.spectra, names)
-        return Endmembers(lib.spectra, lib.wavelengths, names, text, lib.units)
+        return Endmembers(lib.spectra, lib.wavelengths, names, text, quantity(lib.units))  # the word, not the unit
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
 
 
@@ -224,7 +224,7 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
             raise in_file(lib.header, "header lists no 'spectra names' to pick from; expected them, or the library "
                                       "without ':names' for all its spectra")
         spectra, picked = pick_spectra(path, lib.spectra, lib.names, names)
-        wl, units = lib.wavelengths, lib.units
+        wl, units = lib.wavelengths, quantity(lib.units)
     else:
         raise in_file(path, "is not a spectral library to pick spectra from; expected LIB.mat:names (USGS 1995 "
                             "layout) or LIB.sli:names (an ENVI spectral library with its .hdr)")
@@ -407,8 +407,7 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         d = matlab.load_mat(path)
         # with wavelengths (a scene .mat written here) the spectra are matched by them; without (a
         # benchmark's), they are on the bands of the scene's file, in its order
-        wl = next((np.asarray(d[k]).reshape(-1) for k in ("wavelengths", "wavelength", "wl") if k in d), None)
-        wl = wl if wl is not None and wl.dtype.kind in "iuf" else None
+        wl = matlab.truth_wavelengths(d)
         gt = matlab.read_truth(path, rows, cols, wl.size if wl is not None else bands if stored_order is None
                                else stored_order[1], pixel_order=pixel_order, variables=d)
         return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, wl, wavelengths, stored_order))
