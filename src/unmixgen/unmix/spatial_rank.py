@@ -32,8 +32,8 @@ eigenvalues stand above the noise floor. Two regimes:
 gain per band (`unmixgen.unmix.stripes`). Those gains are not noise that a neighbourhood
 residual sees whole: they are the same down a column, and the part of them that varies slowly
 across the columns cancels in ``y - mean_8(y)``, as a smooth signal does. Each slow pattern of
-gains over the columns is a spectrum of its own, so 1 % stripes at 30-40 dB counted 10-28
-endmembers on 4-endmember scenes. Given the stripes' gain spread per band (``stripe_gain_std``,
+gains over the columns is a spectrum of its own, so 1 % stripes at 30-40 dB counted 9-14
+endmembers on 4-endmember scenes (`benchmarks/RESULTS.md`). Given the stripes' gain spread per band (``stripe_gain_std``,
 measured by `column_stripes`), their variance ``gain_std^2 mean(y^2)`` is added to the noise
 covariance, and the count takes the stripes for what they are, a sample of ``stripe_lines``
 random spectra: their sample covariance spreads up to the Marchenko-Pastur edge
