@@ -342,3 +342,19 @@ def test_truth_with_wavelengths_is_matched_by_them(tmp_path):
     with pytest.raises(InputError, match=r"far\.mat: endmembers are on 12 bands .* not the 12 bands .* of the "
                                          r"scene"):
         matlab.read(copy, truth=tmp_path / "far.mat")
+
+
+def test_a_unit_label_in_a_cell_is_read(tmp_path):
+    """MATLAB keeps text in a cell ({'uW/(cm^2 sr nm)'}) as often as in a char array: since the
+    reader took 'units', such a file, read before, was refused as 'not one string'. A cell of one
+    string is that string; a cell of two is still refused."""
+    cube = np.random.default_rng(0).random((6, 5, 4)).astype(np.float32)
+    one = np.empty((1, 1), object)
+    one[0, 0] = "uW/(cm^2 sr nm)"
+    sio.savemat(tmp_path / "one.mat", {"Y_clean": cube, "units": one})
+    assert read_scene(tmp_path / "one.mat").units == "uW/(cm^2 sr nm)"
+    two = np.empty((1, 2), object)
+    two[0, 0], two[0, 1] = "reflectance", "radiance"
+    sio.savemat(tmp_path / "two.mat", {"Y_clean": cube, "units": two})
+    with pytest.raises(InputError, match=r"two\.mat: variable 'units' is not one string"):
+        read_scene(tmp_path / "two.mat")

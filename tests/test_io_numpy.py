@@ -288,6 +288,15 @@ def test_a_label_naming_no_scene_quantity_reads_back_as_unknown(tmp_path, ext):
     assert read_scene(tmp_path / f"t{ext}").units == "uW/(cm^2 sr nm)"
 
 
+@pytest.mark.parametrize("ext", [".hdr", ".tif", ".npz", ".mat"])
+def test_a_unit_label_with_braces_reads_back_whole(tmp_path, ext):
+    """An ENVI header reads a brace as the bound of a value: 'radiance {W/m2 sr um}' came back
+    from ENVI as 'radiance {W/m2 sr um' (and as it was from the other formats). Every format now
+    keeps the label with parentheses, the same everywhere."""
+    write_scene(Scene(scene_cube(), units="radiance {W/m2 sr um}"), tmp_path / f"s{ext}")
+    assert read_scene(tmp_path / f"s{ext}").units == "radiance (W/m2 sr um)"
+
+
 def test_units_that_are_not_one_string_are_one_clear_error(tmp_path):
     import scipy.io
 

@@ -41,7 +41,8 @@ def unmix(
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     model: Path = typer.Option(None, "--model", help="hybridstu: a model folder written by train-stu."),
     maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE)."),
-    max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most."),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most (training stopped by time is not reproducible: use --max-steps for that)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="hybridstu without --model: training steps at most (reproducible with --seed)."),
     device: str = typer.Option(None, "--device", help="hybridstu: auto, cpu or cuda."),
     threads: int = typer.Option(0, "--threads", help="hybridstu: CPU threads for torch (0 = torch's default)."),
     band_weights: str = typer.Option(None, "--band-weights", help="noise: weigh each band by 1 / its estimated noise std where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does); none: every band alike. For auto and the inverters of --endmembers-file (run.json: band_weights).", show_default="noise for auto, none for inverters (the exact least-squares answer)"),
@@ -71,7 +72,7 @@ def unmix(
         scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
         endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
         figures=figures, overwrite=overwrite, progress=progress, band_weights=band_weights, outliers=outliers,
-        **given(maps=maps, max_minutes=max_minutes, device=device))
+        **given(maps=maps, max_minutes=max_minutes, max_steps=max_steps, device=device))
     _summary(out, record)
 
 

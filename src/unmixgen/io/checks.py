@@ -168,13 +168,17 @@ def quantity(value) -> str | None:
     return None
 
 
+_NO_BRACES = str.maketrans("{}", "()")
+
 UNITS_EXAMPLES = "'reflectance', 'radiance' or a radiance unit such as 'uW/(cm^2 sr nm)'"
 
 
 def scene_units(value) -> str | None:
     """The unit label a scene keeps (`Scene.units`) and every writer stores, from ``value`` (text,
     bytes or a one-element text array): the label itself, runs of white space made one space
-    (no header line or tag holds a line break), when it names reflectance or radiance
+    (no header line or tag holds a line break) and braces made parentheses (an ENVI header
+    reads a brace as the bound of its value: ``{W/m2 sr um}`` came back without its ``}``),
+    when it names reflectance or radiance
     (`quantity`). So ``"uW/(cm^2 sr nm)"`` reads back as exactly that, not as ``"radiance"``,
     from every format that stores a label. None for no label or one that names neither (an
     irradiance, ``DN``, an empty string): unknown."""
@@ -186,7 +190,7 @@ def scene_units(value) -> str | None:
         value = bytes(value).decode("utf-8", "replace")
     if not isinstance(value, str):
         return None
-    text = " ".join(value.split())
+    text = " ".join(value.split()).translate(_NO_BRACES)
     return text if quantity(text) else None
 
 

@@ -17,7 +17,7 @@ Layouts recognised by `read` (first match wins):
    single 3-D numeric array of the file.
 
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
-``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string naming reflectance or
+``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
 radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
 (where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
@@ -136,6 +136,13 @@ def _load_v73(path: Path, allow_external: bool) -> dict[str, Any]:
                 continue
             out[k] = arr
     return out
+
+
+def _cell_content(value):
+    """What a cell of one element holds (scipy reads a cell as an object array), else ``value``."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        return value.reshape(-1)[0]
+    return value
 
 
 def _int(d: dict, key: str, path: Path | None = None, *, low: int = 1) -> int | None:
@@ -442,7 +449,8 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
     metadata = {"format": "matlab", "layout": layout, "pixel_order": order, **meta}
     # where a written copy's bands came from (`io.bands.SOURCE_ORDER_KEYS`)
     note_source_order(metadata, read_source_band_order(*(d.get(k) for k in SOURCE_ORDER_KEYS), bands, path), None)
-    units = units_in_file(d["units"], path, "variable 'units'") if "units" in d else None
+    # MATLAB keeps text in a cell as often as in a char array (as the endmember names, `_names`)
+    units = units_in_file(_cell_content(d["units"]), path, "variable 'units'") if "units" in d else None
     scene = make_scene(path, cube, wavelengths=wl, fwhm=fwhm, good_bands=good, mask=mask, name=path.stem,
                        units=units, metadata=metadata)
     if truth is not None:

@@ -20,7 +20,8 @@ OUTLIERS = ("screen", "keep")
 def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | str | None = None,
                 endmembers_file: str | Path | None = None, method: str | None = None,
                 truth: str | Path | None = None, seed: int = 0, model: str | Path | None = None,
-                maps: str | None = None, max_minutes: float | None = None, device: str | None = None,
+                maps: str | None = None, max_minutes: float | None = None, max_steps: int | None = None,
+                device: str | None = None,
                 figures: bool = True, overwrite: bool = False, progress: bool = True,
                 band_weights: str | None = None, outliers: str | None = None) -> dict[str, Any]:
     """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
@@ -34,7 +35,9 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
       the scene's bands, inverted tile by tile with an inverter ``method`` (default FCLS):
       the whole cube is never loaded (unless ``truth`` asks for reconstruction metrics);
     - ``method="hybridstu"``: a trained ``model``, or train one from ``endmembers_file`` /
-      ``n_endmembers`` extracted endmembers (``maps``, ``max_minutes``, ``device``).
+      ``n_endmembers`` extracted endmembers (``maps``, ``max_minutes``, ``max_steps``, ``device``).
+      Training stopped by ``max_minutes`` is not reproducible (a rerun with the same seed may
+      train another number of steps); stopped by ``max_steps`` it is.
 
     ``band_weights`` (``"noise"`` or ``"none"``; None: the method's default): whether the default
     blind method (`AutoUnmixer`, weighted by default) or an inverter (unweighted by default, the
@@ -62,7 +65,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
                              "(--endmembers-file) or an endmember count (-p)")
     if hybrid and model is not None:
-        for name, value in (("maps", maps), ("max_minutes", max_minutes)):
+        for name, value in (("maps", maps), ("max_minutes", max_minutes), ("max_steps", max_steps)):
             if value is not None:
                 raise ParameterError(name, value, "sets the training of hybridstu without a model; a trained model "
                                      "is applied as it is")
@@ -116,7 +119,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         params["outliers"] = outliers
     if hybrid:
         timings["read"] = time.perf_counter() - t
-        options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("device", device)) if v is not None}
+        options = {k: v for k, v in (("maps", maps), ("max_minutes", max_minutes), ("max_steps", max_steps),
+                                     ("device", device)) if v is not None}
         E, A, names, details = unmix_hybridstu(scene, model=model, endmembers_file=endmembers_file,
                                                n_endmembers=n_endmembers, seed=seed,
                                                progress=progress and model is None, **options)
