@@ -109,7 +109,8 @@ class ExtractThenInvert(BlindUnmixer):
     Parameters
     ----------
     n_endmembers : int >= 2 or "auto"
-        Number of endmembers; "auto" estimates it with HySime.
+        Number of endmembers; "auto" estimates it from the noise-whitened eigenvalues, a
+        pushbroom's stripes counted as noise (`unmixgen.unmix.spatial_rank.scene_rank`).
     extractor : {"vca", "nfindr", "atgp"} or Extractor
         The extractor by name (with its default parameters) or as an instance, e.g.
         ``VCA(snr=30)``.
