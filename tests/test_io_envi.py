@@ -59,6 +59,18 @@ def test_wavelength_units_inferred_from_magnitude(tmp_path):
     np.testing.assert_allclose(read_scene(hdr).wavelengths, WL_NM)
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-8"])
+def test_a_header_in_latin_1_keeps_its_micro_signs(tmp_path, encoding):
+    # IDL and older ENVI on Windows write headers in Latin-1: the micro sign is the one byte 0xB5,
+    # which UTF-8 decoding turned into a replacement character (an unknown wavelength unit)
+    hdr = write_envi(tmp_path, _stored("f4"), wavelengths=[0.45, 0.55, 0.65, 0.75, 0.85],
+                     wavelength_units="\u00b5m", extra={"data units": "\u00b5W/(cm^2 sr nm)"})
+    hdr.write_bytes(hdr.read_text(encoding="utf-8").encode(encoding))
+    scene = read_scene(hdr)
+    np.testing.assert_allclose(scene.wavelengths, WL_NM)
+    assert scene.units == "\u00b5W/(cm^2 sr nm)"
+
+
 def test_bbl_band_names_and_data_ignore_value(tmp_path):
     stored = _stored("i2")
     stored[2, 3, :] = -9999  # nodata pixel

@@ -205,6 +205,17 @@ def units_in_file(value, path, what: str = "'units'") -> str | None:
     return scene_units(value)
 
 
+def header_text(path: Path) -> str:
+    """The text of a header file: UTF-8 (a byte-order mark dropped), else Latin-1, the code
+    page IDL and older ENVI write on Windows ("\u00b5m" as one byte 0xB5): every byte is a
+    character there, so no unit's sign turns into a replacement character. OSError passes."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def refuse_complex(dtype, path, what: str = "data") -> None:
     """`InputError` for complex (or complex-like compound) sample types: unmixing needs real
     values, and dropping the imaginary part silently would change the data."""
@@ -259,6 +270,6 @@ def require_npz(path: str | os.PathLike, expected: str) -> Path:
     return path
 
 
-__all__ = ["confirm_empty_bands", "count", "make_scene", "number", "quiet_gdal", "reading", "refuse_complex",
-           "require_npz", "require_regular_file", "scene_units", "units_in_file"]
+__all__ = ["confirm_empty_bands", "count", "header_text", "make_scene", "number", "quiet_gdal", "reading",
+           "refuse_complex", "require_npz", "require_regular_file", "scene_units", "units_in_file"]
 

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import check_keywords, in_file
 from ..scene import Scene
 from .bands import arrange, overlap_policy, per_band
-from .checks import count, make_scene, number, quiet_gdal, require_regular_file
+from .checks import count, header_text, make_scene, number, quiet_gdal, require_regular_file
 from .raw import RawSource, stored_validity, strided_cube
 
 DATA_EXTENSIONS = (".bil", ".bip", ".bsq", ".flt", ".img", ".raw", ".dat")
@@ -53,7 +53,7 @@ def parse_header(hdr: Path) -> tuple[dict[str, str], list[str] | None]:
     if hdr.stat().st_size > MAX_HEADER_BYTES:
         raise in_file(hdr, "header is larger than 16 MiB; expected a text header")
     try:
-        text = hdr.read_text(encoding="utf-8", errors="replace")
+        text = header_text(hdr)
     except OSError as exc:
         raise in_file(hdr, f"cannot read header ({exc.strerror})") from None
     fields: dict[str, str] = {}

@@ -67,7 +67,15 @@ from .bands import (
     usable_fwhm,
     wavelengths_from_labels,
 )
-from .checks import make_scene, number, quantity, quiet_gdal, require_regular_file, scene_units
+from .checks import (
+    header_text,
+    make_scene,
+    number,
+    quantity,
+    quiet_gdal,
+    require_regular_file,
+    scene_units,
+)
 from .raw import INTERLEAVES, RawSource, stored_empty_bands, stored_validity, strided_cube
 
 # ENVI data type code -> numpy dtype (without byte order)
@@ -104,7 +112,7 @@ def parse_header(path: Path) -> dict[str, str]:
         raise in_file(path, f"header is {path.stat().st_size} bytes; expected a text header "
                             f"under {MAX_HEADER_BYTES >> 20} MiB")
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark (Windows editors)
+        text = header_text(path)
     except OSError as exc:
         raise in_file(path, f"cannot read header ({exc.strerror})") from None
     lines = text.splitlines()
