@@ -309,7 +309,6 @@ def suite_sim(args) -> None:
 
 def suite_rank(args) -> None:
     from unmixgen.unmix.spatial_rank import scene_rank, spatial_rank
-    from unmixgen.unmix.stripes import column_stripes
 
     print("case | true p | auto (stripes in the noise) | plain spatial_rank | stripes found (ratio, median gain %)",
           flush=True)
@@ -321,9 +320,9 @@ def suite_rank(args) -> None:
                 scene, _ = usgs_scene(p, args.size, snr, 0.0, seed, args.maps, args.noise, args.derived,
                                       args.outliers, args.stripes / 100, args.stripe_angle, args.resample,
                                       args.resample_angle)
-                auto = scene_rank(scene).n_endmembers
+                est = scene_rank(scene)
+                auto, found = est.n_endmembers, est.stripes  # the stripes it measured for the count
                 plain = spatial_rank(scene.load(), scene.mask).n_endmembers
-                found = column_stripes(scene)
                 seen = "too small" if found is None else (
                     f"{'yes' if found.detected else 'no'} ({found.ratio:.2f}, "
                     f"{found.record()['gain_std_percent_median']:.2f})")

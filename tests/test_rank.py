@@ -302,3 +302,37 @@ def test_blind_auto_counts_a_striped_scene_and_records_the_stripes():
     est = make_method("vca", "auto").fit(Scene(cube))
     assert est.n_endmembers_ == 4
     assert "stripes_in_noise" in est.info_["rank_estimate"]
+
+
+def test_unmix_auto_measures_the_stripes_once_and_records_them(tmp_path, monkeypatch):
+    # -p auto measures the scene's stripes for its count; the run's stripe record and warning
+    # take that measure instead of searching the scene a second time
+    from unmixgen.io import write_scene
+    from unmixgen.scene import Scene
+    from unmixgen.unmix import stripes
+    from unmixgen.workflows.unmixing import unmix_scene
+
+    cube = column_striped(smooth_scene(4, 40.0, seed=5, size=64).load(), 0.02, seed=5)
+    write_scene(Scene(cube, wavelengths=np.linspace(400, 2400, cube.shape[2])), tmp_path / "s.npz")
+    calls = []
+    measure = stripes.column_stripes
+    monkeypatch.setattr(stripes, "column_stripes", lambda scene, **kw: calls.append(1) or measure(scene, **kw))
+    with pytest.warns(UserWarning, match="striped"):
+        unmix_scene(tmp_path / "s.npz", tmp_path / "run", n_endmembers="auto", method="vca", figures=False,
+                    progress=False)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert len(calls) == 1
+    assert run["n_endmembers"] == 4 and run["stripes"]["detected"] is True
+    assert "stripes_in_noise" in run["rank_estimate"]
+
+
+def test_auto_on_a_striped_scene_with_bad_bands_takes_the_stripes_of_its_good_bands():
+    from unmixgen.scene import Scene
+    from unmixgen.unmix.registry import make_method
+
+    cube = column_striped(smooth_scene(4, 40.0, seed=5, size=64).load(), 0.02, seed=5)
+    good = np.ones(cube.shape[-1], bool)
+    good[[0, 7, 8, cube.shape[-1] - 1]] = False
+    est = make_method("vca", "auto").fit(Scene(cube, good_bands=good))
+    assert est.n_endmembers_ == 4
+    assert "stripes_in_noise" in est.info_["rank_estimate"]

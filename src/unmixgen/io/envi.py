@@ -826,8 +826,8 @@ def _header_text(scene: Scene, dt: np.dtype, interleave: str, nodata: float, dat
         lines.append(f"reflectance scale factor = {scale:.17g}")
     elif scale != 1:  # physical = stored * gain (`_gains_offsets`), as ENVI and GDAL write it
         lines.append(f"data gain values = {braced_list(np.full(bands, 1.0 / scale))}")
-    if scene_units(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
-        lines.append(f"data units = {scene_units(scene.units)}")
+    if label := scene_units(scene.units):  # radiance has no key of ENVI's own: this one reads back (`_gains_offsets`)
+        lines.append(f"data units = {label}")
     if scene.wavelengths is not None:
         lines.append("wavelength units = Nanometers")
         lines.append(f"wavelength = {braced_list(scene.wavelengths)}")

@@ -526,8 +526,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, compress: str = "d
                 ds.rpcs = RPC(**rpcs)
             if scene.transform is not None and scene.metadata.get("area_or_point") == "Point":
                 ds.update_tags(AREA_OR_POINT="Point")  # GDAL stores the tie point at the pixel centre
-            if scene_units(scene.units):
-                ds.units = (scene_units(scene.units),) * bands
+            if label := scene_units(scene.units):
+                ds.units = (label,) * bands
             for b in range(bands):
                 ds.set_band_description(b + 1, str(names[b]))
                 t = {}

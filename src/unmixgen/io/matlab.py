@@ -297,7 +297,7 @@ WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
 """The variables a ``.mat`` file keeps its band centres in, the first present used."""
 
 
-def truth_wavelengths(d: dict) -> np.ndarray | None:
+def _truth_wavelengths(d: dict) -> np.ndarray | None:
     """The band centres ``(bands,)`` of a truth file's spectra as stored (`WAVELENGTH_KEYS`, unit
     not yet decided: `to_nm`), when it has numbers there (a scene ``.mat`` written here); None
     for a benchmark's truth, whose spectra are in the band order of its scene's file."""
@@ -305,18 +305,27 @@ def truth_wavelengths(d: dict) -> np.ndarray | None:
     return wl if wl is not None and wl.dtype.kind in "iuf" else None
 
 
+def read_truth_file(path: str | Path, rows: int, cols: int, bands: int | None, *, stored_bands: int | None = None,
+                    pixel_order: str | None = None) -> tuple[GroundTruth, np.ndarray | None]:
+    """`read_truth` of the ``.mat`` at ``path`` on the band count its spectra are stored on, and
+    their band centres as stored (`_truth_wavelengths`; None: a benchmark's truth). That count
+    is the wavelengths' where it has them, else ``stored_bands`` (the scene's source file's,
+    which a converted copy records: `stored_band_order`), else ``bands``; it tells ``(bands,
+    p)`` from ``(p, bands)``."""
+    d = load_mat(Path(path))
+    raw = _truth_wavelengths(d)
+    count = raw.size if raw is not None else stored_bands if stored_bands is not None else bands
+    return read_truth(path, rows, cols, count, pixel_order=pixel_order, variables=d), raw
+
+
 def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple[GroundTruth, str | None]:
     """Ground truth from another ``.mat`` for ``scene``, and the ``band_order`` its spectra are in
-    for `Scene.attach_truth`: with wavelengths (`truth_wavelengths`) they are matched by them
-    (None); without, they are in the band order of the scene's source file ("file"), on its
-    band count: a converted copy records the source's order (`stored_band_order`), and they are
-    read on the source's bands to tell ``(bands, p)`` from ``(p, bands)``."""
-    path = Path(path)
-    d = load_mat(path)
-    raw = truth_wavelengths(d)
+    for `Scene.attach_truth`: with wavelengths they are matched by them (None); without, they
+    are in the band order of the scene's source file ("file"), read on its band count
+    (`read_truth_file`)."""
     stored = stored_band_order(scene)
-    bands = raw.size if raw is not None else stored[1] if stored is not None else scene.bands
-    gt = read_truth(path, scene.rows, scene.cols, bands, pixel_order=pixel_order, variables=d)
+    gt, raw = read_truth_file(path, scene.rows, scene.cols, scene.bands, pixel_order=pixel_order,
+                              stored_bands=None if stored is None else stored[1])
     if raw is None:
         return gt, "file"
     return replace(gt, wavelengths=to_nm(raw, what=f"{path}: wavelengths")), None
@@ -507,8 +516,8 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
         out["wavelengths"] = scene.wavelengths.reshape(1, -1)
     if scene.fwhm is not None:
         out["fwhm"] = scene.fwhm.reshape(1, -1)
-    if scene_units(scene.units):
-        out["units"] = scene_units(scene.units)
+    if label := scene_units(scene.units):
+        out["units"] = label
     if not scene.good_bands.all():
         out["good_bands"] = scene.good_bands.astype(np.uint8).reshape(1, -1)
     source = source_band_order(scene)

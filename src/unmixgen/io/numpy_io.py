@@ -377,8 +377,8 @@ def write(scene: Scene, path: Path, *, block_rows: int = 256, **options) -> None
         if scene.fwhm is not None:
             _add(zf, "fwhm", scene.fwhm.astype(np.float64))
         _add(zf, "good_bands", scene.good_bands.astype(bool))
-        if scene_units(scene.units):
-            _add(zf, "units", np.array(scene_units(scene.units)))
+        if label := scene_units(scene.units):
+            _add(zf, "units", np.array(label))
         for key, value in placement_arrays(scene).items():
             _add(zf, key, value)
         source = source_band_order(scene)

@@ -228,8 +228,8 @@ def write_library(path: str | Path, spectra: np.ndarray, wavelengths: np.ndarray
         fields += ["wavelength units = Nanometers", f"wavelength = {braced_list(wavelengths)}"]
     if np.isnan(e).any():
         fields.append("data ignore value = nan")
-    if scene_units(units):
-        fields.append(f"data units = {scene_units(units)}")
+    if label := scene_units(units):
+        fields.append(f"data units = {label}")
     fields.append("spectra names = {" + ", ".join(clean) + "}")
     with atomic_files([hdr, data]) as (tmp_hdr, tmp_data):
         tmp_data.write_bytes(e.astype("<f4").tobytes())

@@ -404,12 +404,10 @@ def _read_truth(path: Path, rows: int, cols: int, bands: int | None, wavelengths
         return GroundTruth(e, r.get("abundances"), r.get("names"), str(path))
     ext = path.suffix.lower()
     if ext == ".mat":
-        d = matlab.load_mat(path)
         # with wavelengths (a scene .mat written here) the spectra are matched by them; without (a
         # benchmark's), they are on the bands of the scene's file, in its order
-        wl = matlab.truth_wavelengths(d)
-        gt = matlab.read_truth(path, rows, cols, wl.size if wl is not None else bands if stored_order is None
-                               else stored_order[1], pixel_order=pixel_order, variables=d)
+        gt, wl = matlab.read_truth_file(path, rows, cols, bands, pixel_order=pixel_order,
+                                        stored_bands=None if stored_order is None else stored_order[1])
         return replace(gt, endmembers=_truth_on_bands(path, gt.endmembers, wl, wavelengths, stored_order))
     if ext == ".npz":
         require_npz(path, "ground truth: an .npz with 'endmembers' and/or 'abundances'")

@@ -51,6 +51,9 @@ class BlindUnmixer(EstimatorParams):
         (`unmixgen.unmix.spatial_rank`).
     seed : int >= 0
         Seeds every random choice of the method; equal seeds give equal results.
+
+    After `fit`, ``rank_estimate_`` is the `SpatialRankEstimate` that set p with "auto" (its
+    ``stripes``: the scene's stripe measure), None for a given p.
     """
 
     #: the registry name (`unmixgen.unmix.registry.METHODS`), recorded in ``info_["method"]``
@@ -175,6 +178,7 @@ class BlindUnmixer(EstimatorParams):
                    good: np.ndarray | None = None) -> int:
         n, bands = Y.shape
         p = self.n_endmembers
+        self.rank_estimate_ = None
         if p == "auto":
             from .spatial_rank import scene_rank
 
@@ -184,6 +188,7 @@ class BlindUnmixer(EstimatorParams):
                 raise ParameterError("n_endmembers", p, f"cannot estimate the number of endmembers ({exc}); "
                                      "expected a number of endmembers for this scene") from None
             info["rank_estimate"] = est.as_dict()
+            self.rank_estimate_ = est
             p = est.n_endmembers
             if p > AUTO_P_WARN:
                 warnings.warn(

@@ -49,7 +49,7 @@ Samson and Jasper Ridge scenes); the measurements are in ``benchmarks/RESULTS.md
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,9 @@ class SpatialRankEstimate:
     counted : ``(B,)`` the eigenvalues the count was made on (``eigenvalues`` in the floor
         regime, those against the 9 x 9 noise estimate otherwise).
     stripe_lines : the striped detector lines taken into the noise (None: no stripes).
+    stripes : the `unmixgen.unmix.stripes.Stripes` measure `scene_rank` made of the scene
+        (None: `spatial_rank` alone, or a scene too small to tell), for callers that report it
+        without measuring again.
     """
 
     n_endmembers: int
@@ -86,6 +89,7 @@ class SpatialRankEstimate:
     threshold: float
     counted: np.ndarray
     stripe_lines: int | None = None
+    stripes: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self, max_values: int = 50) -> dict[str, Any]:
         """JSON-ready summary; spectra truncated to the first ``max_values`` values."""
@@ -158,7 +162,7 @@ def _stripe_covariance(gain_std: np.ndarray | None, lines: int | None, square: n
     if gain_std.shape != square.shape or not np.all(np.isfinite(gain_std)) or np.any(gain_std < 0):
         raise InputError(f"stripe_gain_std: shape {gain_std.shape}; expected {square.size} finite spreads >= 0, "
                          "one per band of the cube")
-    if lines is None or int(lines) < 1:
+    if isinstance(lines, bool) or not isinstance(lines, (int, np.integer)) or lines < 1:
         raise InputError(f"stripe_lines: {lines!r}; expected the number of striped detector lines (>= 1)")
     return np.diag(gain_std ** 2 * square)
 
@@ -250,4 +254,6 @@ def scene_rank(scene: Scene, good: np.ndarray | None = None) -> SpatialRankEstim
     found = column_stripes(scene)
     striped = {} if found is None or not found.detected else {
         "stripe_gain_std": found.gain_std if whole else found.gain_std[good], "stripe_lines": found.columns}
-    return spatial_rank(cube if whole else cube[..., good], scene.mask, **striped)
+    est = spatial_rank(cube if whole else cube[..., good], scene.mask, **striped)
+    est.stripes = found
+    return est

@@ -140,7 +140,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     timings.update({f"unmix.{k}": v for k, v in details.pop("timings_s", {}).items()})
     if not hybrid:  # hybridstu measures them for its training and records them there
         t = time.perf_counter()
-        stripes = _column_stripes_note(scene, scene_path, scene_notes)
+        stripes = _column_stripes_note(scene, scene_path, scene_notes, details.pop("stripes_measured", None))
         timings["stripes"] = time.perf_counter() - t
     # per-pixel brightness of the scaled mixing model y = s a E (method "scaled", or HybridSTU
     # correcting it): the maps are fractions, the brightness is the rest of the reconstruction
@@ -188,13 +188,14 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     return record
 
 
-def _column_stripes_note(scene, scene_path, notes: list[str]) -> dict | None:
+def _column_stripes_note(scene, scene_path, notes: list[str], found=None) -> dict | None:
     """The scene's column stripes (`unmixgen.unmix.stripes`; measured after the fit, so a loaded
-    scene is not read again) for run.json, None where the scene is too small to tell; a warning
-    kept in ``notes`` where they are found: a per-pixel answer carries them into the maps."""
+    scene is not read again, unless ``found`` is the fit's own measure of them: `-p auto`'s) for
+    run.json, None where the scene is too small to tell; a warning kept in ``notes`` where they
+    are found: a per-pixel answer carries them into the maps."""
     from ..unmix.stripes import column_stripes
 
-    found = column_stripes(scene)
+    found = column_stripes(scene) if found is None else found
     if found is None:
         return None
     record = found.record()
@@ -218,6 +219,9 @@ def _unmix_blind(scene, n_endmembers, method, seed, options=None):
     info = dict(est.info_)
     info["method"] = est.name
     info["n_endmembers"] = est.n_endmembers_
+    rank = getattr(est, "rank_estimate_", None)
+    if rank is not None and rank.stripes is not None:
+        info["stripes_measured"] = rank.stripes  # -p auto's measure: not made again
     arrays = {}
     if getattr(est, "outliers_", None) is not None:  # the pixels auto left out of its fit, as a map
         arrays["outliers"] = est.outliers_
