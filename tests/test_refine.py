@@ -550,6 +550,45 @@ def test_endmembers_at_pure_pixel_clusters_are_moved_onto_them_and_kept(one_vs_r
     assert sad(r.endmembers) < 0.5 * sad(E0)
 
 
+def test_fitted_endmembers_inside_pure_clusters_are_held_at_their_means_while_the_others_refine(one_vs_rest):
+    """A scene where three materials have pure regions and the fourth never exceeds 0.5: the
+    three fitted vertices inside their clusters are held at the clusters' means through the
+    pull and the rounds (a dark spectrum below the noise was pushed off its pixels otherwise),
+    the fourth is refined; given endmembers (a library) are not pinned, nor any by default."""
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.simulate.procedural import library
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.vertex_clusters import vertex_clusters
+
+    wl = np.linspace(420, 2400, 120)
+    E, _ = library(wl, ["soil", "vegetation", "concrete", "water"], rng=0)
+    E = E.astype(np.float32)
+    A = abundance_maps(36, 40, 4, np.random.default_rng(0), smoothness=3.5, purity=8.0).reshape(-1, 4)
+    excess = np.maximum(A[:, 3] - 0.5, 0)
+    A[:, 3] -= excess
+    A[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A))
+    clean = (A @ E).astype(np.float32)
+    noise = np.random.default_rng(1).normal(0, np.sqrt(np.mean(clean ** 2) / 100), clean.shape).astype(np.float32)
+    Y = clean + noise
+    E0 = np.stack([E[j] - noise[j] for j in range(3)] + [E[3] + 0.05 * (E[3] - E.mean(axis=0))])
+    E0 = E0.astype(np.float32)
+    A0 = fcls(Y, E0)
+    want = vertex_clusters(Y, E0, partial=True)[0]
+    kw = dict(abundance_prior=AbundanceModel(one_vs_rest), spectra_prior=load_spectra_prior(None), wavelengths=wl,
+              samples=2, steps=2, rounds=2, band_weights=None)
+    r = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), endmembers_fitted=True, pure_pins=True, **kw)
+    rec = r.record["pure_clusters"]
+    assert rec["moved"] == rec["pinned"] == [0, 1, 2]
+    assert r.record["guard"]["endmembers_kept"] and r.record["endmembers_refined"]
+    np.testing.assert_allclose(r.endmembers[:3], want[:3], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(r.endmembers[3], E0[3], rtol=1e-3)  # refined
+    for pins, fitted in ((True, False), (False, True)):  # given endmembers; the default (off)
+        other = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), endmembers_fitted=fitted, pure_pins=pins,
+                       **kw)
+        assert other.record["pure_clusters"]["moved"] == [] and "pinned" not in other.record["pure_clusters"]
+        assert not np.allclose(other.endmembers[:3], want[:3], rtol=1e-3)
+
+
 def test_an_init_fitted_to_the_pixels_refuses_the_true_endmembers_without_its_allowance():
     """Endmembers fitted to the same noisy pixels fit their noise by about ``p bands / N``
     noise variances per pixel better than the materials' spectra: the standard-error tolerance

@@ -137,3 +137,61 @@ def test_weights_give_what_a_weighted_copy_of_the_pixels_gives():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert [c["pixels"] for c in rec["clusters"]] == [c["pixels"] for c in rec_copy["clusters"]]
     assert abs(brightness_ratio(Y, 4, w) / brightness_ratio(Y * w, 4) - 1) < 1e-6
+
+
+def _three_pure_one_capped():
+    """`_scene(pure=True)` with the fourth material capped at 0.5 (no cluster at its vertex)."""
+    Y, Et, A = _scene(pure=True)
+    A2 = A.copy()
+    excess = np.maximum(A2[:, 3] - 0.5, 0)
+    A2[:, 3] -= excess
+    A2[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A2))
+    return A2 @ Et + (Y - A @ Et), Et, A2
+
+
+def test_a_partial_move_takes_the_vertices_that_sit_in_their_clusters_only():
+    Y, Et, A = _three_pure_one_capped()
+    noise = Y - A @ Et
+    # for the three pure materials a fitted vertex inside their clusters (a pixel's noise on
+    # the spectrum, negated: not a pixel), for the fourth one beyond the data (no cluster there)
+    E0 = np.stack([Et[j] - noise[j] for j in range(3)]
+                  + [Et[3] + 0.08 * (Et[3] - Et.mean(axis=0))]).astype(np.float32)
+    E_all, rec_all = vertex_clusters(Y, E0)
+    assert rec_all["moved"] == []
+    np.testing.assert_array_equal(E_all, E0)
+    E_new, rec = vertex_clusters(Y, E0, partial=True)
+    assert rec["moved"] == [0, 1, 2]
+    np.testing.assert_array_equal(E_new[3], E0[3])
+    for j in range(3):  # the noise of one pixel averaged over its cluster's
+        pure_mean = Y[A[:, j] > 0.999].mean(axis=0)
+        assert np.linalg.norm(E_new[j] - pure_mean) < 0.3 * np.linalg.norm(E0[j] - pure_mean)
+    assert _sad(E_new[:3], Et[:3]).mean() < 0.5 * _sad(E0[:3], Et[:3]).mean()
+    # the same places as picked pixels: a pick is where a pure-pixel method lands whether its
+    # cluster is pure or a mixture's plateau, so it does not move
+    E_pick = np.stack([Y[np.flatnonzero(A[:, j] > 0.999)[0]] for j in range(3)] + [E0[3]]).astype(np.float32)
+    E_same, rec_pick = vertex_clusters(Y, E_pick, partial=True)
+    assert rec_pick["moved"] == []
+    np.testing.assert_array_equal(E_same, E_pick)
+
+
+def test_a_partial_move_leaves_vertices_beyond_their_clusters():
+    # the simplex that encloses the noise cloud: its vertices are outside their clusters' balls,
+    # and a move of some of them would carry them across the data
+    from scipy.stats import chi2
+
+    Y, Et, A = _three_pure_one_capped()
+    E_big = Et + 0.15 * (Et - Et.mean(axis=0))
+    E_new, rec = vertex_clusters(Y, E_big, partial=True)
+    assert rec["moved"] == []
+    # clusters found (the all-or-none rule alone would not refuse these three)
+    assert all(c["pixels"] >= 5 and c["spread"] <= 1.35 for c in rec["clusters"][:3])
+    assert min(c["travel"] for c in rec["clusters"][:3]) > 1.5 * np.sqrt(chi2.ppf(0.99, 3))
+    np.testing.assert_array_equal(E_new, E_big)
+
+
+def test_a_partial_move_needs_the_pixels_space():
+    Y, Et, A = _scene(pure=True)
+    import pytest
+
+    with pytest.raises(ValueError, match="partial"):
+        vertex_clusters(Y, Et, values=Y, partial=True)

@@ -68,16 +68,19 @@ def _fista(G: torch.Tensor, rhs: torch.Tensor, a: torch.Tensor, step: float, ite
     return out
 
 
-def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterations: int) -> torch.Tensor:
+def endmember_step(Y: torch.Tensor, A: torch.Tensor, E_hat: torch.Tensor, iterations: int,
+                   fixed: torch.Tensor | None = None) -> torch.Tensor:
     """``iterations`` gradient steps on ``0.5 ||Y - A E||^2`` from ``E_hat``, each with the
     exact line search of the quadratic (step ``||G||^2 / ||A G||^2``), then clipped at 0
     (reflectances). Few iterations keep the result near the prior's estimate; many reach
-    the least-squares solution."""
+    the least-squares solution. ``fixed`` (p,) bool: endmembers that keep their ``E_hat`` rows."""
     E = E_hat
     AtA = A.transpose(1, 2) @ A  # (K, p, p)
     AtY = A.transpose(1, 2) @ Y[None]  # (K, p, B)
     for _ in range(iterations):
         G = AtA @ E - AtY
+        if fixed is not None:
+            G = G.masked_fill(fixed[None, :, None], 0.0)
         num = (G * G).sum(dim=(1, 2))
         den = (G * (AtA @ G)).sum(dim=(1, 2)).clamp_min(1e-20)
         E = E - (num / den)[:, None, None] * G

@@ -315,7 +315,9 @@ class _Endmembers:
         self.ls, self.eta, self.device = ls_iterations, eta, device
 
     def run(self, E: torch.Tensor, A_v: torch.Tensor, Yv: torch.Tensor, ts: list[int],
-            gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
+            gens: list[torch.Generator], tick: Callable[[], None],
+            pins: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``pins``: ``(fixed (p,) bool, values (p, B))``, endmembers held at ``values``."""
         K, p, B = E.shape
         abar = self.prior.alphas_cumprod
         flat = E.reshape(K * p, B).cpu().numpy()
@@ -330,7 +332,9 @@ class _Endmembers:
             x0_hat = self.prior.x0_estimate(x[:, None, :], t)[:, 0]
             E_hat = self.rep.from_grid(x0_hat.cpu().numpy(), bright, self.srf)
             E_hat_t = torch.from_numpy(E_hat).to(self.device).reshape(K, p, B)
-            E_out = endmember_step(Yv, A_v, E_hat_t, self.ls)
+            if pins is not None:
+                E_hat_t = torch.where(pins[0][None, :, None], pins[1][None], E_hat_t)
+            E_out = endmember_step(Yv, A_v, E_hat_t, self.ls, fixed=None if pins is None else pins[0])
             if i < len(ts) - 2:
                 x_dc, bright, _ = self.rep.to_grid(E_out.reshape(K * p, B).cpu().numpy(), self.wl)
                 x_dc_t = torch.where(obs_t, torch.from_numpy(x_dc).to(self.device), x0_hat)
@@ -342,11 +346,12 @@ class _Endmembers:
         return noise_timestep(self.prior, E0, self.wl, sigma2)
 
     def pull(self, Y: np.ndarray, E0: np.ndarray, r0: float, sigma2: float, tolerance: float, t0: float,
-             t_noise: int, seed: int) -> tuple[np.ndarray, dict]:
+             t_noise: int, seed: int, fixed: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """`pull.prior_pull` of ``E0`` on the pixels ``Y``; its noise comes from a stream of its
         own, so the samples' streams are the same whether it moves anything or not."""
         gen = torch.Generator().manual_seed(derive_seed(seed, _PULL_STREAM))
-        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen, t_noise=t_noise)
+        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen, t_noise=t_noise,
+                          fixed=fixed)
 
 
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
@@ -357,7 +362,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            endmembers_fitted: bool = False, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, tile_overlap: float = TILE_OVERLAP, seed: int = 0,
            mixing: str = "auto", band_weights: str | None = "noise", abundance_basis: str | None = None,
-           device: str = "cpu", progress: Callable[[int, int], None] | None = None) -> Refined:
+           pure_pins: bool = False, device: str = "cpu",
+           progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
     Parameters
@@ -370,7 +376,13 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         has a cluster of pure pixels around it
         (`unmix.vertex_clusters.vertex_clusters`; under the scaled model among the pixels
         divided by their band sums), the endmembers become the clusters' means and are kept,
-        with one round: the data fix them there.
+        with one round: the data fix them there. With ``pure_pins`` and ``endmembers_fitted``,
+        under the linear model, endmembers that sit inside such a cluster while others have
+        none are held at their clusters' means through the pull and the rounds
+        (``record["pure_clusters"]["pinned"]``; not a vertex that is one of the pixels:
+        `vertex_clusters` ``partial``). Off by default: it brings dark endmembers (water)
+        nearer the truth but raised the abundance error on some scenes
+        (benchmarks/RESULTS.md, "Holding some endmembers at their pure-pixel clusters").
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
@@ -530,15 +542,23 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # endmembers that sit at clusters of pure pixels are fixed by the data: the spectra prior's
     # pull and the rounds expand a simplex, as they should where no pixel is pure, and there
     # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
-    pure, pinned = None, False
+    # Where only some endmembers have such a cluster, those are held at its mean while the
+    # others are refined (a dark material's spectrum below the noise was otherwise fitted to
+    # the posterior mean's abundances, which sit inside the simplex at pure pixels)
+    pure, pinned, E_pin = None, False, None
     if endm is not None:  # under the scaled model among the divided pixels, where brightness is out
-        E_c, pure = vertex_clusters(Yv_np, E0)
-        pinned = bool(pure["moved"])
+        # some vertices only for endmembers fitted to these pixels (given ones, a library, are
+        # not moved onto a cluster that may be a mixture's plateau) under the linear model: the
+        # scaled model's archetypes lie inside the data, at mixtures' plateaus as readily
+        E_c, pure = vertex_clusters(Yv_np, E0, partial=pure_pins and endmembers_fitted and sums is None)
+        pinned = len(pure["moved"]) == p
         if pinned:
             E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
             A0c[mask] = fcls(Yv_np, E0)
             endm = None
             rounds = 1
+        elif pure["moved"]:
+            E_pin = E_c
     Yv = torch.from_numpy(Yv_np).to(device)
     valid = torch.from_numpy(mask).to(device)
     base = init_fit(Yv_np, A0c[mask], E0)  # the init's residuals and the noise, for every decision below
@@ -597,31 +617,50 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     pulled = {"timestep": 0, "excess": 0.0}
     # (an init that is not a least-squares fit keeps its endmembers: the guard refuses refined
     # ones for it)
+    pins = None  # the pinned endmembers for the sampler: (fixed (p,) bool, values (p, B))
     if endm is not None and init_is_least_squares(Yv_np, E0, base):
         excess_limit = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
-        E_p, pulled = endm.pull(Yv_np, E0, float(base["r0"].mean()), sigma2, excess_limit, spectra_t0,
-                                t_noise, seed)
-        pulled["excess_limit"] = excess_limit
         # what an init fitted to these pixels gained on their noise (0 for given endmembers)
-        pulled["fitted_allowance"] = p * Yv_np.shape[1] / len(Yv_np) if endmembers_fitted else 0.0
+        allowance = p * Yv_np.shape[1] / len(Yv_np) if endmembers_fitted else 0.0
+        E_from, fixed, r_from, pin_excess = E0, None, float(base["r0"].mean()), 0.0
+        if E_pin is not None:
+            d = accept_endmembers(Yv_np, A0c[mask], E0, E_pin, base=base, tolerance=excess_limit + allowance)
+            pure["pinned"] = pure["moved"] if d["kept"] else []
+            if d["kept"]:
+                fixed = np.zeros(p, bool)
+                fixed[pure["moved"]] = True
+                E_from, E_point, decision = E_pin, E_pin, d
+                pins = (torch.from_numpy(fixed).to(device), torch.from_numpy(E_pin).to(device))
+                E = torch.from_numpy(E_pin)[None].repeat(samples, 1, 1).to(device)
+                A_e = torch.from_numpy(d["A"])[None].repeat(samples, 1, 1).to(device)
+                # the pinned set is the new baseline: the pull and the rounds are judged by how
+                # much worse than it they fit (its own excess over the init is the init's fit to
+                # the noise of its pure pixels, which their mean averages out)
+                r_from = float(d["r"].mean())
+                pin_excess = max((r_from - float(base["r0"].mean())) / sigma2, 0.0)
+        E_p, pulled = endm.pull(Yv_np, E_from, r_from, sigma2, excess_limit, spectra_t0, t_noise, seed, fixed=fixed)
+        pulled["excess_limit"] = excess_limit
+        pulled["fitted_allowance"] = allowance
+        if pins is not None:
+            pulled["pinned_excess"] = pin_excess
         if pulled["timestep"]:
             E_point = E_p
             decision = accept_endmembers(Yv_np, A0c[mask], E0, E_p, base=base,
-                                         tolerance=excess_limit + pulled["fitted_allowance"])
+                                         tolerance=excess_limit + pulled["fitted_allowance"] + pin_excess)
             E = torch.from_numpy(E_p)[None].repeat(samples, 1, 1).to(device)
             # the sampler's endmembers are fitted to the FCLS abundances of the pulled ones
             A_e = torch.from_numpy(decision["A"])[None].repeat(samples, 1, 1).to(device)
     # the sampler's endmembers get the pull's allowance: a fit the data cannot tell from the
     # init's (the init's own joint fit, e.g. a blind method's, would otherwise refuse every
     # move, also towards the truth)
-    tol = pulled.get("excess_limit", 0.0) + pulled.get("fitted_allowance", 0.0)
+    tol = pulled.get("excess_limit", 0.0) + pulled.get("fitted_allowance", 0.0) + pulled.get("pinned_excess", 0.0)
     r = 0
     while r < n_rounds(lam):
         ts_a, ts_en = schedules(r)
         # endmembers first: the abundances are then refined under the endmembers they are
         # returned with (the guard measures the pair together)
         if endm is not None:
-            E_new = endm.run(E, A_e, Yv, ts_en, gens, tick)
+            E_new = endm.run(E, A_e, Yv, ts_en, gens, tick, pins=pins)
             # decided before the abundances are refined under them: abundances matched to
             # endmembers the guard later rejects would not be matched to the ones returned
             e_new = E_new.cpu().numpy().astype(np.float32).mean(axis=0)

@@ -66,7 +66,7 @@ def noise_timestep(prior: SpectraModel, E0: np.ndarray, wavelengths: np.ndarray,
 def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y: np.ndarray, E0: np.ndarray,
                r0: float, sigma2: float, tolerance: float, t0: float, generator: torch.Generator,
                draws: int = 16, fractions: tuple[float, ...] = (1 / 3, 2 / 3, 1.0),
-               t_noise: int | None = None) -> tuple[np.ndarray, dict]:
+               t_noise: int | None = None, fixed: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """The endmembers ``E0`` (p, B) pulled by ``prior`` within the plane of the pixels ``Y`` (N, B).
 
     ``r0`` is the init's mean squared residual per pixel, ``sigma2`` the noise variance per
@@ -74,7 +74,8 @@ def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y:
     fit to the pulled endmembers over ``r0`` (0: no pull); ``t0`` the largest timestep as a
     fraction of the prior's; ``draws`` noise draws averaged per clean estimate (from
     ``generator``). ``srf`` (G, B) maps the prior's grid to the scene's bands. ``t_noise``:
-    `noise_timestep` of ``E0`` when the caller has it (computed otherwise).
+    `noise_timestep` of ``E0`` when the caller has it (computed otherwise). ``fixed`` (p,) bool:
+    endmembers that do not move (pinned at pure-pixel clusters).
 
     Returns the endmembers (p, B) float32 (``E0`` itself when no step is kept) and a record:
     ``timestep`` of the kept step (0: none), ``excess`` its mean excess residual in ``sigma2``,
@@ -104,6 +105,8 @@ def prior_pull(prior: SpectraModel, srf: np.ndarray, wavelengths: np.ndarray, Y:
         est = prior.x0_estimate(xt[:, None, :], t)[:, 0].cpu().numpy()
         D = prior.rep.from_grid(est, np.tile(bright, draws), srf).reshape(draws, p, -1).mean(axis=0)
         E, f = in_plane_move(E0, D, axes)
+        if fixed is not None:
+            E[fixed], f[fixed] = E0[fixed], 0.0
         E = np.clip(E, 0.0, None).astype(np.float32)
         excess = (float(residuals(Y, fcls(Y, E), E).mean()) - r0) / sigma2
         if excess > tolerance:

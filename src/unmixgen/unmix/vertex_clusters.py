@@ -33,7 +33,7 @@ The measurements are in benchmarks/RESULTS.md, "Pure-pixel clusters at the verti
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 from scipy.stats import chi2
 
 from .batched import matmul_rows
@@ -95,7 +95,7 @@ def _energy_beyond(Y: np.ndarray, mu: np.ndarray, Z: np.ndarray, inside: np.ndar
 def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None = None, level: float = 0.99,
                     max_spread: float = 1.35, min_pixels: int = 5, max_iter: int = 50,
                     moments: tuple[np.ndarray, np.ndarray] | None = None,
-                    weights: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                    weights: np.ndarray | None = None, partial: bool = False) -> tuple[np.ndarray, dict]:
     """Move the vertices of ``E`` to the means of their pure-pixel clusters where the data show them.
 
     Parameters
@@ -112,18 +112,28 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         pixel); with ``weights``, those of the weighted pixels.
     weights : (B,) or None: work on the pixels ``Y * weights`` (e.g. 1 / each band's noise std;
         ``E`` and the result are then weighted too), without a weighted copy of ``Y``.
+    partial : where not every vertex has a cluster, move those that have one (their own, shared
+        with no other vertex) and lie inside it already (within its ball: the move averages the
+        vertex's noise out, it does not carry it across the data) without being one of the
+        pixels (a pick says nothing of its cluster's purity), as long as the moves leave
+        no more pixels outside than the moved clusters' own noise would add;
+        ``record["moved"]`` then lists them. For a caller that holds the moved vertices fixed
+        and lets the others move (refinement), not for one whose answer is the moved simplex
+        (see the module doc).
 
     Returns
     -------
     E_new : (p, B) float32: ``E`` as given, or every vertex replaced by its cluster's mean
         spectrum (noise averaged over the cluster's pixels; of ``values`` when given, then
         (p, B') and returned only when the vertices move, else ``E``).
-    record : ``{"moved": [] or [0 .. p-1], "noise_per_band", "outside_before",
+    record : ``{"moved": [] or [0 .. p-1] (with ``partial``: any of them), "noise_per_band", "outside_before",
         "outside_after", "clusters": [{"pixels", "spread", "noise_per_band", "travel"} per vertex]}``
         (``travel`` from the vertex to the cluster's centre, in noise std; the outside
         counts are pixels beyond 3 noise std of the given and the moved simplex, None when
         the clusters fail before that test).
     """
+    if partial and values is not None:
+        raise ValueError("vertex_clusters: partial moves need the vertices in the pixels' space (values=None)")
     Y = np.asarray(Y, np.float32)
     E = np.asarray(E, np.float32)
     n, bands = Y.shape
@@ -165,24 +175,43 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
                                    "travel": float(np.sqrt(np.sum((c - Ze[j]) ** 2) / noise))})
         found.append((c, inside, k, spread, r2_j))
     record.update(noise_per_band=noise, outside_before=None, outside_after=None)
-    # every vertex or none: where only some clusters pass, the others' vertices stay beyond
-    # the data and the moved ones are judged against a simplex that is still too large
-    # (moving some vertices of scenes without pure pixels lost accuracy in the measurements)
-    if any(k < min_pixels or spread > max_spread for _, _, k, spread, _ in found):
-        return E, record
     centres = np.stack([c for c, *_ in found])
     radii = np.array([r for *_, r in found])
-    pairs = np.triu_indices(p, 1)
-    if np.any(pdist(centres, "sqeuclidean") <= np.maximum.outer(radii, radii)[pairs]):
-        return E, record  # two vertices found the same cluster
-    expected = float(chi2.sf(_OUTSIDE, d)) * sum(k for _, _, k, _, _ in found)  # pure clusters' own tails
-    after = _outside(Z, centres, noise)
-    record.update(outside_before=_outside(Z, Ze, noise), outside_after=after)  # the first, for the record
-    if after > 1.5 * expected + 3.0 * np.sqrt(expected):
+    close = squareform(pdist(centres, "sqeuclidean")) <= np.maximum.outer(radii, radii)
+    np.fill_diagonal(close, False)
+    shared = close.any(axis=1)  # vertices whose cluster another vertex found too
+    good = np.array([k >= min_pixels and spread <= max_spread for _, _, k, spread, _ in found]) & ~shared
+    # every vertex or none (unless ``partial``): where only some clusters pass, the others'
+    # vertices stay beyond the data and the moved ones are judged against a simplex that is
+    # still too large (moving some vertices of scenes without pure pixels lost accuracy)
+    if not good.all():
+        # a partial move only for vertices inside their clusters' balls that are not pixels
+        # themselves: a pure-pixel extraction picks the most extreme pixel whether its cluster
+        # is pure or a mixture's plateau (refinement's rounds move picks at plateaus on)
+        # (a pick's distance to itself is float32 rounding of the projection, relative to its size)
+        good &= np.array([np.sum((c - Ze[j]) ** 2) <= r2
+                          and _sq_dist(Z, Ze[j]).min() > 1e-6 * noise + 1e-8 * float(np.sum(Ze[j] ** 2))
+                          for j, (c, _, _, _, r2) in enumerate(found)])
+        if not (partial and good.any()):
+            return E, record
+    move = np.flatnonzero(good)
+    moved = Ze.copy()
+    moved[move] = centres[move]
+    expected = float(chi2.sf(_OUTSIDE, d)) * sum(found[j][2] for j in move)  # pure clusters' own tails
+    before = _outside(Z, Ze, noise)
+    after = _outside(Z, moved, noise)
+    record.update(outside_before=before, outside_after=after)
+    # all moved: the simplex of the clusters holds the data; some moved: the others' vertices
+    # may leave pixels outside already (a vertex picked among the pixels), the moves add none
+    if after > (0 if good.all() else before) + 1.5 * expected + 3.0 * np.sqrt(expected):
         return E, record
-    record["moved"] = list(range(p))
+    record["moved"] = [int(j) for j in move]
     src = Y if values is None else np.asarray(values, np.float32)
-    means = np.stack([src[inside].mean(axis=0) for _, inside, *_ in found])
+    means = np.stack([src[found[j][1]].mean(axis=0) for j in move])
     if values is None and wt is not None:
         means = means * wt
-    return means.astype(np.float32), record
+    if len(move) == p:
+        return means.astype(np.float32), record
+    out = E.copy()
+    out[move] = means
+    return out.astype(np.float32), record
