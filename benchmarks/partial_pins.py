@@ -5,7 +5,7 @@ some materials have wide pure regions, others a few pure pixels), where the blin
 vertex of a pure region sits inside its cluster but not every vertex has one, so the
 all-or-none rule of `vertex_clusters` moves nothing. For each scene: the blind default, then
 `refine` as ``unmixgen refine`` runs it (rounds by the prior's weight, endmembers fitted to
-the pixels) with ``pure_pins=False`` (the default: "before") and ``True`` ("after"). Prints abundance RMSE %
+the pixels) with ``pure_pins=False`` ("before") and ``True`` (the default, "after"). Prints abundance RMSE %
 and mean SAD (deg) of the init and of both refinements, the pinned endmembers and their SAD.
 
     PYTHONPATH=src python benchmarks/partial_pins.py --snrs 20,30,40 --seeds 4

@@ -554,7 +554,7 @@ def test_fitted_endmembers_inside_pure_clusters_are_held_at_their_means_while_th
     """A scene where three materials have pure regions and the fourth never exceeds 0.5: the
     three fitted vertices inside their clusters are held at the clusters' means through the
     pull and the rounds (a dark spectrum below the noise was pushed off its pixels otherwise),
-    the fourth is refined; given endmembers (a library) are not pinned, nor any by default."""
+    the fourth is refined; given endmembers (a library) are not pinned."""
     from unmixgen.priors.spectra.model import load_spectra_prior
     from unmixgen.simulate.procedural import library
     from unmixgen.unmix.inversion import fcls
@@ -576,13 +576,13 @@ def test_fitted_endmembers_inside_pure_clusters_are_held_at_their_means_while_th
     want = vertex_clusters(Y, E0, partial=True)[0]
     kw = dict(abundance_prior=AbundanceModel(one_vs_rest), spectra_prior=load_spectra_prior(None), wavelengths=wl,
               samples=2, steps=2, rounds=2, band_weights=None)
-    r = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), endmembers_fitted=True, pure_pins=True, **kw)
+    r = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), endmembers_fitted=True, **kw)
     rec = r.record["pure_clusters"]
     assert rec["moved"] == rec["pinned"] == [0, 1, 2]
     assert r.record["guard"]["endmembers_kept"] and r.record["endmembers_refined"]
     np.testing.assert_allclose(r.endmembers[:3], want[:3], rtol=1e-6, atol=1e-7)
     assert not np.allclose(r.endmembers[3], E0[3], rtol=1e-3)  # refined
-    for pins, fitted in ((True, False), (False, True)):  # given endmembers; the default (off)
+    for pins, fitted in ((True, False), (False, True)):  # given endmembers; the all-or-none rule alone
         other = refine(Y.reshape(36, 40, -1), E0, A0.reshape(36, 40, 4), endmembers_fitted=fitted, pure_pins=pins,
                        **kw)
         assert other.record["pure_clusters"]["moved"] == [] and "pinned" not in other.record["pure_clusters"]

@@ -362,7 +362,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
            endmembers_fitted: bool = False, guard_level: float = 0.9,
            spread: float = 1.0, tile: int = 64, tile_overlap: float = TILE_OVERLAP, seed: int = 0,
            mixing: str = "auto", band_weights: str | None = "noise", abundance_basis: str | None = None,
-           pure_pins: bool = False, device: str = "cpu",
+           pure_pins: bool = True, device: str = "cpu",
            progress: Callable[[int, int], None] | None = None) -> Refined:
     """Refine ``(E0, A0)`` on ``cube`` by posterior sampling; see the module doc.
 
@@ -380,9 +380,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         under the linear model, endmembers that sit inside such a cluster while others have
         none are held at their clusters' means through the pull and the rounds
         (``record["pure_clusters"]["pinned"]``; not a vertex that is one of the pixels:
-        `vertex_clusters` ``partial``). Off by default: it brings dark endmembers (water)
-        nearer the truth but raised the abundance error on some scenes
-        (benchmarks/RESULTS.md, "Holding some endmembers at their pure-pixel clusters").
+        `vertex_clusters` ``partial``): a dark material's spectrum below the noise (water) was
+        otherwise fitted to the posterior mean's abundances, which sit inside the simplex at
+        its pure pixels (benchmarks/RESULTS.md, "Holding some endmembers at their pure-pixel
+        clusters"). ``pure_pins=False``: the all-or-none rule alone.
     wavelengths, fwhm : (bands,) nm of the scene; the spectra prior needs wavelengths.
     samples : K posterior samples; steps : denoising steps per round and prior.
     rounds : alternations endmembers -> abundances. The first runs the whole schedule from
@@ -542,9 +543,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # endmembers that sit at clusters of pure pixels are fixed by the data: the spectra prior's
     # pull and the rounds expand a simplex, as they should where no pixel is pure, and there
     # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
-    # Where only some endmembers have such a cluster, those are held at its mean while the
-    # others are refined (a dark material's spectrum below the noise was otherwise fitted to
-    # the posterior mean's abundances, which sit inside the simplex at pure pixels)
+    # where only some endmembers have such a cluster, those are held at its mean while the
+    # others are refined (see the docstring, ``pure_pins``)
     pure, pinned, E_pin = None, False, None
     if endm is not None:  # under the scaled model among the divided pixels, where brightness is out
         # some vertices only for endmembers fitted to these pixels (given ones, a library, are
