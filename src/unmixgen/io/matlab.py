@@ -487,6 +487,10 @@ def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
     return good
 
 
+# the 116-byte descriptive text that opens a MAT v5 file, without a time of writing
+_MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by unmixgen".ljust(116, b" ")
+
+
 def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
@@ -538,3 +542,8 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         sio.savemat(fh, out, do_compression=bool(compress))
+        # scipy's header text holds the time of writing: the same scene and seed would give
+        # files that differ byte for byte; the text is free-form (MATLAB reads only the
+        # version and byte-order fields after it)
+        fh.seek(0)
+        fh.write(_MAT_HEADER_TEXT)
