@@ -409,7 +409,7 @@ def _matrix(d: dict, key: str, path: Path) -> np.ndarray:
 
 
 def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None = None,
-         scale_max_value: bool = True, allow_external: bool = False) -> Scene:
+         scale_max_value: bool = True, allow_external: bool = False, **options) -> Scene:
     """Read a MATLAB benchmark scene (see the module docstring for the layouts).
 
     Parameters
@@ -424,6 +424,7 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
 
     Returns a `Scene` with the cube in memory, float32 ``(rows, cols, bands)``.
     """
+    check_keywords(read, options, "an option of the matlab reader")
     path = Path(path)
     if pixel_order is not None and pixel_order not in ("C", "F"):
         raise ParameterError("pixel_order", pixel_order, "expected 'C' or 'F'")

@@ -69,7 +69,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import check_range, in_file
+from ..errors import check_keywords, check_range, in_file
 from ..scene import Scene
 from ..wavelengths import to_nm
 from . import geolocation, hdf5
@@ -344,6 +344,7 @@ def read(
     flagged_fraction: float | None = 0.5,
     source: str = "HCO",
     allow_external: bool = False,
+    **options,
 ) -> Scene:
     """Read a PRISMA HE5 product lazily.
 
@@ -363,6 +364,7 @@ def read(
     Scene whose cube is ``(rows, cols, bands)`` float32: reflectance (L2C/L2D), radiance
     (L1 in W/(m2 sr um), L2B), bands in increasing wavelength order.
     """
+    check_keywords(read, options, "an option of the prisma reader")
     path = Path(path)
     overlap_policy(overlap)
     if flagged_fraction is not None:
