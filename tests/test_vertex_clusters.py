@@ -34,6 +34,18 @@ def _rmse(Y, E, A):
     return float(np.sqrt(np.mean((fcls(Y, E) - A) ** 2)))
 
 
+def _three_pure_one_capped():
+    """`_scene(pure=True)` with the fourth material capped at 0.5 (no cluster at its vertex);
+    the excess is spread over the other three at random, so the capped pixels form no cluster
+    either. Returns pixels, spectra and abundances."""
+    Y, Et, A = _scene(pure=True)
+    A2 = A.copy()
+    excess = np.maximum(A2[:, 3] - 0.5, 0)
+    A2[:, 3] -= excess
+    A2[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A2))
+    return A2 @ Et + (Y - A @ Et), Et, A2
+
+
 def test_vertices_beyond_pure_clusters_move_to_their_means():
     Y, Et, A = _scene(pure=True)
     # a simplex that encloses the noise cloud: every vertex pushed out from the centre
@@ -57,15 +69,9 @@ def test_no_vertex_moves_where_no_pixel_is_pure():
 
 
 def test_no_vertex_moves_when_one_vertex_has_no_cluster():
-    Y, Et, A = _scene(pure=True)
     # three pure materials and a fourth that never exceeds 0.5: a partial move would shrink
     # the simplex around the other three only
-    A2 = A.copy()
-    excess = np.maximum(A2[:, 3] - 0.5, 0)
-    A2[:, 3] -= excess
-    # spread over the other three at random, so the capped pixels form no cluster either
-    A2[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A2))
-    Y2 = A2 @ Et + (Y - A @ Et)
+    Y2, Et, _ = _three_pure_one_capped()
     E_big = Et + 0.08 * (Et - Et.mean(axis=0))
     E_new, rec = vertex_clusters(Y2, E_big)
     assert rec["moved"] == []
@@ -137,16 +143,6 @@ def test_weights_give_what_a_weighted_copy_of_the_pixels_gives():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert [c["pixels"] for c in rec["clusters"]] == [c["pixels"] for c in rec_copy["clusters"]]
     assert abs(brightness_ratio(Y, 4, w) / brightness_ratio(Y * w, 4) - 1) < 1e-6
-
-
-def _three_pure_one_capped():
-    """`_scene(pure=True)` with the fourth material capped at 0.5 (no cluster at its vertex)."""
-    Y, Et, A = _scene(pure=True)
-    A2 = A.copy()
-    excess = np.maximum(A2[:, 3] - 0.5, 0)
-    A2[:, 3] -= excess
-    A2[:, :3] += excess[:, None] * np.random.default_rng(5).dirichlet(np.ones(3), len(A2))
-    return A2 @ Et + (Y - A @ Et), Et, A2
 
 
 def test_a_partial_move_takes_the_vertices_that_sit_in_their_clusters_only():
