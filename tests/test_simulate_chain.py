@@ -233,5 +233,35 @@ def test_simulate_takes_the_units_it_is_told():
     a = abundance_maps()[None]
     assert simulate(a, e, wavelengths=wl)[0].to_scene().units is None  # arrays say nothing
     assert simulate(a, e, wavelengths=wl, units="radiance")[0].to_scene().units == "radiance"
-    with pytest.raises(ParameterError, match="units='DN'"):
-        simulate(a, e, units="DN")
+    # a radiance unit as a file states it is kept as it is (a factor of 10 lies between
+    # uW/(cm^2 sr nm) and W/(m^2 sr um)); it used to be refused
+    assert simulate(a, e, units="uW/(cm^2  sr nm)")[0].to_scene().units == "uW/(cm^2 sr nm)"
+    for bad in ("DN", "W/m2", ""):
+        with pytest.raises(ParameterError, match="units="):
+            simulate(a, e, units=bad)
+
+
+@pytest.mark.parametrize("fmt", ["envi", "tif"])
+def test_simulated_scenes_keep_the_radiance_unit_of_their_spectra(tmp_path, run_cli, fmt):
+    """A scene in uW/(cm^2 sr nm) -> unmix -> simulate: the scenes said 'radiance' (the unit
+    word, not the unit), so a reader took them for W/(m^2 sr um), 10x off."""
+    import json
+
+    from unmixgen.io import read_scene, write_scene
+    from unmixgen.io.sli import read_library
+    from unmixgen.scene import Scene
+
+    label = "uW/(cm^2 sr nm)"
+    e, wl = spectra()
+    write_scene(Scene(100 * abundance_maps() @ e, wavelengths=wl, units=label), tmp_path / "scene.npz")
+    code, _, err = run_cli("unmix", tmp_path / "scene.npz", "-p", "3", "--method", "vca", "--no-figures",
+                           "--out", tmp_path / "run")
+    assert code == 0, err
+    np.savez(tmp_path / "maps.npz", abundances=abundance_maps())
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "run", "--snr", "40",
+                           "--format", fmt, "--out", tmp_path / "sim")
+    assert code == 0, err
+    for name in ("scene_000.npz", f"scene_000.{'hdr' if fmt == 'envi' else 'tif'}"):
+        assert read_scene(tmp_path / "sim" / name).units == label, name
+    assert read_library(tmp_path / "sim" / "endmembers.sli").units == label
+    assert json.loads((tmp_path / "sim" / "run.json").read_text())["units"] == label

@@ -398,8 +398,8 @@ def test_a_library_keeps_its_unit_label(tmp_path):
     spectra = np.array([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], np.float32)
     write_library(tmp_path / "lib.sli", spectra, np.array([400.0, 500.0, 600.0]), ["a", "b"], "uW/(cm^2 sr nm)")
     assert read_library(tmp_path / "lib.sli").units == "uW/(cm^2 sr nm)"
-    # a source of endmembers says the quantity, which is what simulating takes
-    assert load_endmembers(tmp_path / "lib.sli").units == "radiance"
+    # and so does a source of endmembers: simulated scenes are in that unit
+    assert load_endmembers(tmp_path / "lib.sli").units == "uW/(cm^2 sr nm)"
     # a brace would end the header's value: the label keeps parentheses instead
     write_library(tmp_path / "b.sli", spectra, np.array([400.0, 500.0, 600.0]), ["a", "b"], "{W/(m2 sr um)}")
     assert read_library(tmp_path / "b.sli").units == "(W/(m2 sr um))"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, in_file, reading
+from ..units import UNITS_EXAMPLES, quantity, scene_units  # noqa: F401  (re-exported: the readers' home)
 
 
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -148,50 +149,6 @@ def usable_rpcs(rpcs: dict) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def quantity(value) -> str | None:
-    """The scene quantity a unit label names: ``"reflectance"``, ``"radiance"`` or None.
-
-    Accepts the words (any case) and radiance units as files write them (``W/(m2 sr um)``,
-    ``uW cm-2 sr-1 nm-1``); anything else, e.g. an empty label or irradiance, is None (not
-    known)."""
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if "irradiance" in text:  # light arriving, not what a scene's pixels measure
-        return None
-    if "reflect" in text:
-        return "reflectance"
-    if "radian" in text or ("w" in text and "sr" in text):
-        return "radiance"
-    return None
-
-
-_NO_BRACES = str.maketrans("{}", "()")
-
-UNITS_EXAMPLES = "'reflectance', 'radiance' or a radiance unit such as 'uW/(cm^2 sr nm)'"
-
-
-def scene_units(value) -> str | None:
-    """The unit label a scene keeps (`Scene.units`) and every writer stores, from ``value`` (text,
-    bytes or a one-element text array): the label itself, runs of white space made one space
-    (no header line or tag holds a line break) and braces made parentheses (an ENVI header
-    reads a brace as the bound of its value: ``{W/m2 sr um}`` came back without its ``}``),
-    when it names reflectance or radiance
-    (`quantity`). So ``"uW/(cm^2 sr nm)"`` reads back as exactly that, not as ``"radiance"``,
-    from every format that stores a label. None for no label or one that names neither (an
-    irradiance, ``DN``, an empty string): unknown."""
-    if isinstance(value, np.ndarray):
-        if value.size != 1 or value.dtype.kind not in "US":
-            return None
-        value = value.reshape(-1)[0]
-    if isinstance(value, (bytes, np.bytes_)):
-        value = bytes(value).decode("utf-8", "replace")
-    if not isinstance(value, str):
-        return None
-    text = " ".join(value.split()).translate(_NO_BRACES)
-    return text if quantity(text) else None
 
 
 def units_in_file(value, path, what: str = "'units'") -> str | None:

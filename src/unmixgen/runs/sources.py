@@ -34,7 +34,7 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..io.checks import quantity, refuse_complex, require_npz
+from ..io.checks import refuse_complex, require_npz, scene_units
 from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
 from ..scene import in_scene_band_order
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
@@ -46,9 +46,10 @@ if TYPE_CHECKING:  # the patch module imports torch: only load_training_maps nee
 @dataclass
 class Endmembers:
     """Spectra ``(p, bands)`` float32 with their wavelengths (nm, increasing) when known, and
-    their ``units``: ``"reflectance"`` or ``"radiance"`` where the source says (a result
-    folder: its scene's; an ``.npz``'s ``units``; a library header's; the USGS library:
-    reflectance), None where it does not (a CSV, a benchmark ``.mat``)."""
+    their ``units``: the label the source gives (``"reflectance"``, ``"radiance"`` or a radiance
+    unit such as ``"uW/(cm^2 sr nm)"``: a result folder's scene's; an ``.npz``'s ``units``; a
+    library header's; the USGS library: reflectance), None where it gives none (a CSV, a
+    benchmark ``.mat``)."""
 
     spectra: np.ndarray
     wavelengths: np.ndarray | None
@@ -139,15 +140,15 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         lib = read_library(path)
         names = lib.names or _default_names(len(lib.spectra))
         _require_measured(path, lib.spectra, names)
-        return Endmembers(lib.spectra, lib.wavelengths, names, text, quantity(lib.units))  # the word, not the unit
+        return Endmembers(lib.spectra, lib.wavelengths, names, text, scene_units(lib.units))
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
 
 
 def _units(value) -> str | None:
-    """The quantity (reflectance, radiance) a stored ``units`` string names; None for anything
-    else (no string, DN, an unknown word): `unmixgen.io.checks.quantity`."""
-    v = np.asarray(value)
-    return quantity(v.reshape(-1)[0]) if v.dtype.kind in "US" and v.size == 1 else None
+    """The unit label a stored ``units`` string gives (the word, or a radiance unit as the file
+    states it); None for anything else (no string, DN, an unknown word):
+    `unmixgen.io.checks.scene_units`."""
+    return scene_units(np.asarray(value))
 
 
 def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:
@@ -224,7 +225,7 @@ def load_library_spectra(library: str | Path, names: list[str]) -> Endmembers:
             raise in_file(lib.header, "header lists no 'spectra names' to pick from; expected them, or the library "
                                       "without ':names' for all its spectra")
         spectra, picked = pick_spectra(path, lib.spectra, lib.names, names)
-        wl, units = lib.wavelengths, quantity(lib.units)
+        wl, units = lib.wavelengths, scene_units(lib.units)
     else:
         raise in_file(path, "is not a spectral library to pick spectra from; expected LIB.mat:names (USGS 1995 "
                             "layout) or LIB.sli:names (an ENVI spectral library with its .hdr)")

@@ -32,10 +32,8 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, check_range
 from ..scene import GroundTruth, Scene
+from ..units import UNITS_EXAMPLES, scene_units
 from .random_fields import gaussian_amplitude, gaussian_random_fields
-
-UNITS = ("reflectance", "radiance")
-"""The units a simulated scene can be said to be in (`Scene.units`); None: unknown."""
 
 
 @dataclass
@@ -59,7 +57,7 @@ class SimulatedScene:
     names : list of str
     snr_db : float or None
         Requested SNR (None: no noise).
-    units : "reflectance", "radiance" or None
+    units : "reflectance", "radiance", a radiance unit label (``"uW/(cm^2 sr nm)"``) or None
         The spectra's units, so the scene's; None: unknown.
     """
 
@@ -207,7 +205,8 @@ def simulate(
     seed : int
         Seeds the scaling fields and the noise (scene ``i`` uses child ``i`` of the seed);
         an integer >= 0.
-    units : "reflectance", "radiance" or None
+    units : "reflectance", "radiance", a radiance unit label (``"uW/(cm^2 sr nm)"``: kept as
+        the scenes' `Scene.units`, as the readers keep a file's) or None
         The units of ``endmembers``, which the scenes are in; None: unknown (nothing is
         claimed).
 
@@ -248,8 +247,11 @@ def simulate(
     if corr_px is not None:
         check_range("corr_px", corr_px, low=0, low_open=True)
     check_range("seed", seed, low=0, integer=True)
-    if units not in (None, *UNITS):
-        raise ParameterError("units", units, f"expected {' or '.join(map(repr, UNITS))}, or None when unknown")
+    if units is not None:  # a label as a scene keeps it: the word, or the radiance unit its file states
+        label = scene_units(units)
+        if label is None:
+            raise ParameterError("units", units, f"expected {UNITS_EXAMPLES}, or None when unknown")
+        units = label
     wl = None if wavelengths is None else np.asarray(wavelengths, np.float64).reshape(-1)
     if wl is not None and wl.size != e.shape[1]:
         raise InputError(f"wavelengths: {wl.size} values for endmembers with {e.shape[1]} bands; "
