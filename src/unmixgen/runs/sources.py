@@ -110,7 +110,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         if good is not None:  # what the extraction left at the scene's bad bands is no spectrum: missing
             e = np.where(np.asarray(good, bool), e, np.float32(np.nan))
         return Endmembers(e, r.get("wavelengths"), r.get("names") or _default_names(len(e)), text,
-                          _units(r.get("units")))
+                          scene_units(r.get("units")))
     ext = path.suffix.lower()
     if ext == ".csv":
         from .folder import read_endmembers_csv
@@ -125,7 +125,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
             e = _real(z["endmembers"], "endmembers", path)
             wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
-            units = _units(z["units"]) if "units" in z.files else None
+            units = scene_units(z["units"]) if "units" in z.files else None
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
         if not np.isfinite(e).all():
@@ -142,13 +142,6 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         _require_measured(path, lib.spectra, names)
         return Endmembers(lib.spectra, lib.wavelengths, names, text, scene_units(lib.units))
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
-
-
-def _units(value) -> str | None:
-    """The unit label a stored ``units`` string gives (the word, or a radiance unit as the file
-    states it); None for anything else (no string, DN, an unknown word):
-    `unmixgen.io.checks.scene_units`."""
-    return scene_units(np.asarray(value))
 
 
 def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:

@@ -185,6 +185,8 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
     # vertices stay beyond the data and the moved ones are judged against a simplex that is
     # still too large (moving some vertices of scenes without pure pixels lost accuracy)
     if not good.all():
+        if not partial:
+            return E, record
         # a partial move only for vertices inside their clusters' balls that are not pixels
         # themselves: a pure-pixel extraction picks the most extreme pixel whether its cluster
         # is pure or a mixture's plateau (refinement's rounds move picks at plateaus on)
@@ -192,7 +194,7 @@ def vertex_clusters(Y: np.ndarray, E: np.ndarray, *, values: np.ndarray | None =
         good &= np.array([np.sum((c - Ze[j]) ** 2) <= r2
                           and _sq_dist(Z, Ze[j]).min() > 1e-6 * noise + 1e-8 * float(np.sum(Ze[j] ** 2))
                           for j, (c, _, _, _, r2) in enumerate(found)])
-        if not (partial and good.any()):
+        if not good.any():
             return E, record
     move = np.flatnonzero(good)
     moved = Ze.copy()
