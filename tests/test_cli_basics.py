@@ -260,7 +260,9 @@ def test_a_band_that_is_nan_everywhere_is_named(run_cli, tmp_path):
 
 def test_demo_refuses_budgets_for_stages_that_do_not_run(run_cli, tmp_path):
     for args, flag in ((("--train-minutes", "0.1"), "--train-minutes"),
-                       (("--no-semiblind", "--semiblind-minutes", "1"), "--semiblind-minutes")):
+                       (("--no-semiblind", "--semiblind-minutes", "1"), "--semiblind-minutes"),
+                       (("--no-semiblind", "--semiblind-steps", "100"), "--semiblind-steps"),
+                       (("--semiblind-steps", "0"), "--semiblind-steps")):
         code, _, err = run_cli("demo", "--out", tmp_path / "d", *args)
         assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "d").exists()

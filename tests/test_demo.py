@@ -12,7 +12,7 @@ from unmixgen.io import read_scene
 
 def test_demo_runs_the_whole_chain(run_cli, tmp_path):
     out = tmp_path / "demo"
-    code, stdout, err = run_cli("demo", "--out", out, "--count", "2", "--semiblind-minutes", "0.1")
+    code, stdout, err = run_cli("demo", "--out", out, "--count", "2", "--semiblind-steps", "150")
     assert code == 0, err
     run = json.loads((out / "run.json").read_text())
     # blind unmixing scored against the scene's exact ground truth
@@ -20,6 +20,8 @@ def test_demo_runs_the_whole_chain(run_cli, tmp_path):
     # semi-blind chain: HybridSTU starts from FCLS's answer (zero-initialised correction), the
     # refinement's guard keeps its data fit; both scored on the truth like the blind step
     semi = run["semiblind"]
+    # trained by steps, not by the clock, so a second run gives the same maps
+    assert semi["training_steps"] == 150
     rmse = {k: semi[k]["abundance_rmse_percent"] for k in ("fcls_same_endmembers", "hybridstu", "refined")}
     assert all(math.isfinite(v) and v > 0 for v in rmse.values()), rmse
     assert rmse["hybridstu"] < 1.5 * rmse["fcls_same_endmembers"], rmse

@@ -22,7 +22,11 @@ def demo(
     count: int = typer.Option(None, "--count", help="Synthetic abundance maps to generate."),
     semiblind: bool = typer.Option(True, "--semiblind/--no-semiblind",
                                    help="Run the semi-blind chain (HybridSTU, then diffusion refinement)."),
-    semiblind_minutes: float = typer.Option(None, "--semiblind-minutes", help="HybridSTU training budget (minutes)."),
+    semiblind_steps: int = typer.Option(None, "--semiblind-steps",
+                                        help="HybridSTU training steps [default: 2000; early stopping may end sooner]."),
+    semiblind_minutes: float = typer.Option(None, "--semiblind-minutes",
+                                            help="Also stop HybridSTU's training by the clock (minutes); a run "
+                                                 "stopped so is not reproducible."),
     seed: int = typer.Option(None, "--seed", help="Random seed."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
@@ -38,10 +42,11 @@ def demo(
     if train_minutes is not None and not train:
         raise InputError(f"--train-minutes {train_minutes:g}: applies with --train only (the shipped model is used "
                          "otherwise)")
-    if semiblind_minutes is not None and not semiblind:
-        raise InputError(f"--semiblind-minutes {semiblind_minutes:g}: applies to the semi-blind chain, which "
-                         "--no-semiblind turns off")
+    for flag, value in (("--semiblind-steps", semiblind_steps), ("--semiblind-minutes", semiblind_minutes)):
+        if value is not None and not semiblind:
+            raise InputError(f"{flag} {value:g}: applies to the semi-blind chain, which --no-semiblind turns off")
     record = run_demo(out, train=train, overwrite=overwrite, semiblind=semiblind,
-                      **given(train_minutes=train_minutes, count=count, semiblind_minutes=semiblind_minutes,
+                      **given(train_minutes=train_minutes, count=count, semiblind_steps=semiblind_steps,
+                              semiblind_minutes=semiblind_minutes,
                               seed=seed))
     print(f"demo written to {out} (report: {out / 'report.html'}) in {record['timings_s']['total']:.0f} s")

@@ -15,12 +15,15 @@ from .abundance import train_abundance_model
 
 
 def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minutes: float = 3.0,
-             count: int = 8, semiblind: bool = True, semiblind_minutes: float = 0.5, refine_samples: int = 8,
+             count: int = 8, semiblind: bool = True, semiblind_steps: int = 2000,
+             semiblind_minutes: float | None = None, refine_samples: int = 8,
              refine_steps: int = 10, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """The whole chain on the embedded synthetic scene, written to the folder ``out``.
 
-    synthetic scene -> blind unmix -> (``semiblind``: HybridSTU trained for at most
-    ``semiblind_minutes`` on scenes simulated with the blind endmembers -> diffusion refinement
+    synthetic scene -> blind unmix -> (``semiblind``: HybridSTU trained for ``semiblind_steps``
+    steps (early stopping may end it sooner; ``semiblind_minutes``, when given, also stops it by
+    the clock, and a run stopped so is not reproducible) on scenes simulated with the blind
+    endmembers -> diffusion refinement
     with the shipped priors, ``refine_samples`` posterior samples x ``refine_steps`` steps)
     -> abundance diffusion prior (the shipped one, or trained for ``train_minutes`` when
     ``train``) -> ``count`` synthetic 64x64 maps -> realism against held-out real blocks ->
@@ -43,7 +46,9 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
     check_output_dir(out, overwrite)
     check_range("count", count, low=1, high=1024, integer=True)
     check_range("train_minutes", train_minutes, low=0, low_open=True)
-    check_range("semiblind_minutes", semiblind_minutes, low=0, low_open=True)
+    check_range("semiblind_steps", semiblind_steps, low=1, integer=True)
+    if semiblind_minutes is not None:
+        check_range("semiblind_minutes", semiblind_minutes, low=0, low_open=True)
     check_range("refine_samples", refine_samples, low=1, integer=True)
     check_range("refine_steps", refine_steps, low=1, integer=True)
     record = run_record("demo", {"train": train, "count": count}, seed=seed)
@@ -69,7 +74,8 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
 
         sections = []
         if semiblind:
-            sections = _semiblind_chain(tmp, scene, est.endmembers_, record, minutes=semiblind_minutes,
+            sections = _semiblind_chain(tmp, scene, est.endmembers_, record, max_steps=semiblind_steps,
+                                        minutes=semiblind_minutes,
                                         samples=refine_samples, steps=refine_steps, seed=seed)
 
         # 2. abundance prior: shipped checkpoint or a fresh short training on the unmixed maps
@@ -140,8 +146,8 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
 _SCORES = ("abundance_rmse_percent", "sad_deg_mean", "sre_db", "psnr_db")
 
 
-def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str, Any], *, minutes: float,
-                     samples: int, steps: int, seed: int) -> list[tuple[str, list[str], str]]:
+def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str, Any], *, max_steps: int,
+                     minutes: float | None, samples: int, steps: int, seed: int) -> list[tuple[str, list[str], str]]:
     """HybridSTU on the blind endmembers, then diffusion refinement of its result, in ``tmp``.
 
     Writes the run folders ``semiblind/`` and ``refine/``, adds their scores (against the
@@ -167,12 +173,13 @@ def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str,
 
     t = time.perf_counter()
     fcls = invert_scene(scene, endmembers, "fcls", progress=False)
-    stu = HybridSTU(int(endmembers.shape[0]), seed=seed, max_minutes=minutes).fit(
+    stu = HybridSTU(int(endmembers.shape[0]), seed=seed, max_steps=max_steps, max_minutes=minutes).fit(
         scene, endmembers=endmembers, maps="grf")
     (tmp / "semiblind").mkdir()
     save_result(tmp / "semiblind", scene, endmembers=stu.endmembers_, abundances=stu.abundances_)
     stu_scores = score(stu.endmembers_, stu.abundances_)
     write_json(tmp / "semiblind" / "run.json", {**run_record("unmix", {"method": "hybridstu", "maps": "grf",
+                                                                       "max_steps": max_steps,
                                                                        "max_minutes": minutes}, seed=seed),
                                                 "training": stu.history_, "metrics": stu_scores})
     timings["semiblind"] = time.perf_counter() - t
@@ -187,13 +194,15 @@ def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str,
         "fcls_same_endmembers": score(endmembers, fcls), "hybridstu": stu_scores, "refined": ref_scores,
         "refine_guard": refined["refine"]["guard"], "training_steps": int(stu.history_.get("steps", 0)),
     }
+    trained = stu.history_.get("steps", 0)
+    budget = f"{trained} steps" + ("" if minutes is None else f", at most {minutes:g} min")
     rows = [{"stage": name, **{k: f"{v:.3f}" for k, v in sc.items()}} for name, sc in
             (("FCLS, blind endmembers", record["semiblind"]["fcls_same_endmembers"]),
              ("HybridSTU, blind endmembers", stu_scores), ("refined (posterior mean)", ref_scores))]
     return [
         ("Semi-blind unmixing and refinement",
          ["semiblind/abundances.png", "refine/abundances.png", "refine/abundances_std.png"],
-         f"HybridSTU (trained for at most {minutes:g} min on scenes simulated from the blind endmembers and "
+         f"HybridSTU (trained for {budget} on scenes simulated from the blind endmembers and "
          f"Gaussian-random-field maps), then diffusion refinement with the shipped priors ({samples} posterior "
          f"samples x {steps} steps; the last figure is the per-pixel posterior standard deviation)."
          + html_table(rows)),
