@@ -115,7 +115,7 @@ def test_l1c_product_is_radiance_not_reflectance(tmp_path):
     stored = np.rint(scene_cube() * 5000).astype(np.int16)
     write_enmap(tmp_path / "l1c", stored, WL, FWHM, GAIN, OFFSET, level="L1C")
     s = read_scene(tmp_path / "l1c")
-    assert s.units == "radiance" and s.metadata["product"] == "EnMAP L1C"
+    assert s.units == "W/(m^2 sr nm)" and s.metadata["product"] == "EnMAP L1C"
     l2a = read_scene(write_enmap(tmp_path / "l2a", stored, WL, FWHM, GAIN, OFFSET)[1])
     assert l2a.units == "reflectance" and l2a.metadata["product"] == "EnMAP L2A"
 
