@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 EMIT_FILL = -9999.0
+EMIT_RADIANCE_UNITS = "uW/cm^2/SR/nm"  # the L1B radiance variable's units attribute
 WGS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
              'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AXIS["Latitude",NORTH],'
              'AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]')
@@ -61,7 +62,8 @@ def make_emit_nc(path: str | Path, rows: int = 6, cols: int = 5, *, level: str =
         f.attrs["geotransform"] = np.array([-116.2, 0.000542232520256, 0.0, 36.5, 0.0, -0.000542232520256])
         d = f.create_dataset(var, data=cube)
         d.attrs["_FillValue"] = np.array([EMIT_FILL], np.float32)
-        d.attrs["units"] = "unitless" if level == "L2A" else "uW cm-2 sr-1 nm-1"
+        # the EMIT SDS's DAAC converters: "unitless" reflectance, radiance in "uW/cm^2/SR/nm"
+        d.attrs["units"] = "unitless" if level == "L2A" else EMIT_RADIANCE_UNITS
         sbp = f.create_group("sensor_band_parameters")
         w = sbp.create_dataset("wavelengths", data=wl)
         w.attrs["units"] = "nm"

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hdf5_fixtures import EMIT_FILL, make_emit_nc, make_neon_h5
+from hdf5_fixtures import EMIT_FILL, EMIT_RADIANCE_UNITS, make_emit_nc, make_neon_h5
 from unmixgen.errors import InputError
 from unmixgen.io import detect_format, read_scene
 
@@ -55,7 +55,7 @@ def test_emit_orthorectified_through_the_glt(emit):
 def test_emit_l1b_radiance(tmp_path):
     e = make_emit_nc(tmp_path / "EMIT_L1B_RAD.nc", level="L1B", fill_pixels=())
     s = read_scene(e["path"])
-    assert s.units == "radiance" and s.good_bands.all() and s.mask.all()
+    assert s.units == EMIT_RADIANCE_UNITS and s.good_bands.all() and s.mask.all()  # the attribute, not "radiance"
     np.testing.assert_array_equal(s.load(), e["cube"])
 
 

@@ -111,11 +111,12 @@ def test_dlr_bands_of_nodata_are_bad_bands(tmp_path):
 def test_l1c_product_is_radiance_not_reflectance(tmp_path):
     """An L1C product has the L2A layout (one SPECTRAL_IMAGE, per-band gain/offset) but holds
     top-of-atmosphere radiance (EnMAP product specification; SNAP's EnMAP reader labels L1C
-    'radiance' from level_X/base/level)."""
+    'radiance' from level_X/base/level), in W/(m^2 sr nm) as DLR's gains and offsets give it
+    (GFZ's EnPT and EnFROSP read it so), not the word 'radiance' (taken for W/(m^2 sr um))."""
     stored = np.rint(scene_cube() * 5000).astype(np.int16)
     write_enmap(tmp_path / "l1c", stored, WL, FWHM, GAIN, OFFSET, level="L1C")
     s = read_scene(tmp_path / "l1c")
-    assert s.units == "radiance" and s.metadata["product"] == "EnMAP L1C"
+    assert s.units == "W/(m^2 sr nm)" and s.metadata["product"] == "EnMAP L1C"
     l2a = read_scene(write_enmap(tmp_path / "l2a", stored, WL, FWHM, GAIN, OFFSET)[1])
     assert l2a.units == "reflectance" and l2a.metadata["product"] == "EnMAP L2A"
 

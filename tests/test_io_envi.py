@@ -662,6 +662,65 @@ def test_rotated_map_info_turns_the_grid_about_its_tie_point_and_matches_gdal_wh
         assert abs(a * b + d * e) < 1e-9  # column and row steps at right angles
 
 
+def _gdal_transform(tmp_path, map_info: str):
+    """The transform GDAL (rasterio) reads from a 4 x 5 ENVI file with ``map info = {map_info}``."""
+    import rasterio
+
+    np.zeros((2, 4, 5), np.float32).tofile(tmp_path / "g.img")
+    (tmp_path / "g.hdr").write_text(
+        "ENVI\nsamples = 5\nlines = 4\nbands = 2\nheader offset = 0\nfile type = ENVI Standard\n"
+        "data type = 4\ninterleave = bsq\nbyte order = 0\nmap info = {" + map_info + "}\n")
+    with rasterio.open(tmp_path / "g.img") as ds:
+        return tuple(ds.transform)[:6]
+
+
+@pytest.mark.parametrize("rotation", ["180", "180.0", "-180"])
+@pytest.mark.parametrize("sizes", ["30, 30", "30, 20"])
+def test_rotation_180_is_a_south_up_grid_as_gdal_reads_it(tmp_path, rotation, sizes):
+    """GDAL writes a south-up grid (rows going north, columns east: a > 0, e > 0) as positive
+    pixel sizes and rotation=180, and reads that back as the same south-up grid. A rigid 180
+    degree turn also mirrored the columns (a < 0): every pixel but the first column's was placed
+    on the wrong side of the tie point, so the maps of such a scene opened mirrored in QGIS."""
+    map_info = f"UTM, 1, 1, 500000, 4000000, {sizes}, 33, North, WGS-84, units=Meters, rotation={rotation}"
+    gdal = _gdal_transform(tmp_path, map_info)
+    assert gdal[0] > 0 and gdal[4] > 0  # GDAL's answer: south-up, columns still going east
+    hdr = write_envi(tmp_path, scene_cube(rows=4, cols=5, bands=2), extra={"map info": "{" + map_info + "}"})
+    np.testing.assert_allclose(read_scene(hdr).transform, gdal, rtol=0, atol=1e-9)
+
+
+def test_a_south_up_grid_gdal_writes_reads_as_gdal_reads_it(tmp_path):
+    import warnings
+
+    import rasterio
+    from rasterio.transform import Affine
+
+    t = (30.0, 0.0, 500000.0, 0.0, 30.0, 4000000.0)  # south-up
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GDAL's note on the ENVI driver's rotation
+        with rasterio.open(tmp_path / "g.img", "w", driver="ENVI", width=5, height=4, count=2, dtype="float32",
+                           crs="EPSG:32633", transform=Affine(*t)) as ds:
+            ds.write(scene_cube(rows=4, cols=5, bands=2).transpose(2, 0, 1))
+        with rasterio.open(tmp_path / "g.img") as ds:
+            gdal = tuple(ds.transform)[:6]
+    assert "rotation=180" in (tmp_path / "g.hdr").read_text()  # how GDAL says south-up
+    np.testing.assert_allclose(read_scene(tmp_path / "g.hdr").transform, gdal, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("t", [(30.0, 0.0, 5e5, 0.0, 30.0, 58e5), (-30.0, 0.0, 5e5, 0.0, 30.0, 58e5),
+                               # a 180 degree turn computed in floating point: terms of 1e-15 off the axes
+                               (-30.0, 3.67394039744206e-15, 5e5, 3.67394039744206e-15, 30.0, 58e5)])
+def test_flipped_grids_we_write_read_back_the_same_here_and_in_gdal(tmp_path, t):
+    """A grid turned by 180 degrees (both axes flipped) was written 'rotation=180.0', which GDAL
+    (and now this reader) takes for a south-up grid; signed pixel sizes say it for both."""
+    import rasterio
+
+    write_scene(Scene(scene_cube(), transform=t, crs="EPSG:32633"), tmp_path / "s.hdr")
+    assert "rotation" not in envi.parse_header(tmp_path / "s.hdr")["map info"]
+    np.testing.assert_allclose(read_scene(tmp_path / "s.hdr").transform, t, rtol=0, atol=1e-9)
+    with rasterio.open(tmp_path / "s.img") as ds:
+        np.testing.assert_allclose(tuple(ds.transform)[:6], t, rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("ext", [".hdr", ".tif"])
 def test_a_rotated_grid_tied_off_its_corner_is_written_where_its_tie_point_says(tmp_path, run_cli, ext):
     """A rotated 'map info' tied at (10.5, 20.5): the tie pixel's centre is at the easting and

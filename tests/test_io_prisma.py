@@ -149,7 +149,7 @@ def test_l2d_crs_and_transform(l2d):
 def test_l1_radiance(tmp_path):
     fp = make_prisma_he5(tmp_path / "PRS_L1_STD.he5", 5, 8, "L1")
     s = read_scene(fp.path)
-    assert s.units == "radiance" and s.transform is None and s.metadata["level"] == "L1"
+    assert s.units == "W/(m^2 sr um)" and s.transform is None and s.metadata["level"] == "L1"
     assert s.crs == "EPSG:4326" and len(s.metadata["gcps"]) == 5 * 8  # its lat/lon's control points
     assert "geolocation" in s.metadata
     r, c = 3, 6

@@ -403,3 +403,54 @@ def test_a_library_keeps_its_unit_label(tmp_path):
     # a brace would end the header's value: the label keeps parentheses instead
     write_library(tmp_path / "b.sli", spectra, np.array([400.0, 500.0, 600.0]), ["a", "b"], "{W/(m2 sr um)}")
     assert read_library(tmp_path / "b.sli").units == "(W/(m2 sr um))"
+
+
+@pytest.mark.parametrize("units, shown", [
+    (np.array([1.0, 2.0]), r"2 values of type float64"),
+    (np.array(3), r"1 values of type int64"),
+    (np.array(["reflectance", "radiance"]), r"2 values of type <U11"),
+    (np.array([b"a", b"b"]), r"2 values of type \|S1"),
+    (np.array(["reflectance"], dtype=object), r"cannot be loaded"),
+])
+def test_npz_endmembers_whose_units_are_not_one_string_are_one_clear_error(tmp_path, run_cli, units, shown):
+    """An .npz source's 'units' that is not text (numbers, several strings, a pickled object)
+    was taken as no units at all (or, for an object array, met a load error naming no key);
+    the scene reader refuses it (`io.checks.units_in_file`), so the endmember reader does too."""
+    path = tmp_path / "em.npz"
+    np.savez(path, endmembers=library_values(2, 6), wavelengths=np.linspace(400.0, 900.0, 6), units=units)
+    with pytest.raises(InputError, match=rf"^{path}: 'units' .*{shown}.*; expected one unit label") as err:
+        load_endmembers(path)
+    assert "\n" not in str(err.value)
+    np.savez(tmp_path / "maps.npz", abundances=np.full((3, 4, 2), 0.5, np.float32))
+    code, _, err_text = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", path, "--out", tmp_path / "sim")
+    assert code == 2 and "'units'" in err_text and err_text.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("units, kept", [(np.array("uW/(cm^2 sr nm)"), "uW/(cm^2 sr nm)"),
+                                         (np.array(b"reflectance"), "reflectance"),  # bytes: as the scene reader
+                                         (np.array(["radiance"]), "radiance"),
+                                         (np.array("DN"), None)])  # text naming no quantity: unknown, as everywhere
+def test_npz_endmembers_with_one_text_units_keep_it(tmp_path, units, kept):
+    path = tmp_path / "em.npz"
+    np.savez(path, endmembers=library_values(2, 6), units=units)
+    assert load_endmembers(path).units == kept
+
+
+def _result(folder, units):
+    """A run folder with a 2-endmember, 6-band result.npz whose 'units' is ``units``."""
+    folder.mkdir(parents=True)
+    np.savez(folder / "result.npz", endmembers=library_values(2, 6).astype(np.float32),
+             abundances=np.full((3, 4, 2), 0.5, np.float32), wavelengths=np.linspace(400.0, 900.0, 6), units=units)
+    return folder
+
+
+def test_a_result_whose_units_are_not_one_string_is_refused(tmp_path):
+    """A result folder is an endmember source too; its 'units' went through the same silent
+    path (numbers read as no units)."""
+    from unmixgen.runs.folder import load_result
+
+    folder = _result(tmp_path / "run", np.array([1.0]))
+    for load in (load_result, load_endmembers):
+        with pytest.raises(InputError, match=rf"^{folder}: result's 'units' is not one string .*; expected one unit"):
+            load(folder)
+    assert load_endmembers(_result(tmp_path / "ok", np.array("W/(m^2 sr um)"))).units == "W/(m^2 sr um)"

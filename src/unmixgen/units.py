@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["UNITS_EXAMPLES", "quantity", "scene_units"]
+__all__ = ["UNITS_EXAMPLES", "product_units", "quantity", "scene_units"]
 
 
 def quantity(value) -> str | None:
@@ -54,3 +54,15 @@ def scene_units(value) -> str | None:
         return None
     text = " ".join(value.split()).translate(_NO_BRACES)
     return text if quantity(text) else None
+
+
+def product_units(word: str, stated=None) -> str:
+    """The label a reader keeps for a product whose layout fixes its quantity (``word``:
+    ``"reflectance"`` or ``"radiance"``, e.g. from the variable or processing level): the unit
+    the file or the product's specification states (``stated``, read as `scene_units` reads
+    it) when that names the same quantity, else ``word``. So an EMIT radiance variable whose
+    ``units`` attribute is ``uW/cm^2/SR/nm`` keeps that label, not ``"radiance"`` (which readers
+    take as W/(m^2 sr um), 10 times larger), and a reflectance variable stated ``unitless``
+    stays ``"reflectance"``; what counts as radiance is `quantity`'s rule, unchanged."""
+    label = scene_units(stated)
+    return label if label is not None and quantity(label) == word else word

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, in_file, reading
-from ..units import UNITS_EXAMPLES, quantity, scene_units  # noqa: F401  (re-exported: the readers' home)
+from ..units import UNITS_EXAMPLES, product_units, quantity, scene_units  # noqa: F401  (re-exported: the readers' home)
 
 
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -228,5 +228,5 @@ def require_npz(path: str | os.PathLike, expected: str) -> Path:
 
 
 __all__ = ["confirm_empty_bands", "count", "header_text", "make_scene", "number", "quiet_gdal", "reading",
-           "refuse_complex", "require_npz", "require_regular_file", "scene_units", "units_in_file"]
+           "product_units", "refuse_complex", "require_npz", "require_regular_file", "scene_units", "units_in_file"]
 

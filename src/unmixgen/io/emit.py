@@ -3,7 +3,8 @@
 Product layout (EMIT Data Product User Guide; the LP DAAC NetCDF files):
 
 - root variable ``reflectance`` (L2A) or ``radiance`` (L1B), float32, dimensions
-  ``(downtrack, crosstrack, bands)``, ``_FillValue`` -9999, ``units``;
+  ``(downtrack, crosstrack, bands)``, ``_FillValue`` -9999, ``units`` (``"unitless"`` for
+  reflectance, ``"uW/cm^2/SR/nm"`` for radiance);
 - group ``sensor_band_parameters``: ``wavelengths`` (nm) and ``fwhm`` (nm), one per band,
   and in L2A ``good_wavelengths`` (1 = good, 0 = the water-vapour absorption bands where
   no reflectance is retrieved);
@@ -18,6 +19,10 @@ from them, `io.geolocation`, with their CRS, WGS 84, place the outputs). ``ortho
 to the north-up grid (nearest raw pixel, as the product's own tools do), with the grid's
 CRS and transform; cells without a raw pixel are invalid. Fill values read as NaN; pixels
 are judged valid on the good bands only.
+
+The scene's units are the variable's ``units`` attribute as it is (`checks.product_units`) when
+it names the variable's quantity (L1B: ``uW/cm^2/SR/nm``, a tenth of W/(m^2 sr um)), else the
+variable's name (L2A's ``unitless`` reads as ``reflectance``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ..errors import check_keywords, in_file
 from ..scene import Scene
 from . import geolocation, hdf5
 from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
-from .checks import make_scene, quiet_gdal, reading
+from .checks import make_scene, product_units, quiet_gdal, reading
 
 VARIABLES = {"reflectance": "reflectance", "radiance": "radiance"}
 
@@ -172,7 +177,7 @@ def read(path: Path, *, ortho: bool = False, overlap: str = "sort", allow_extern
     return make_scene(
         path, source, wavelengths=arr.wavelengths, fwhm=arr.take(fwhm), good_bands=good,
         mask=lambda: hdf5.validity_by_reading(source, good), nodata=fill, crs=crs,
-        transform=transform, name=path.stem, units=var, metadata=metadata,
+        transform=transform, name=path.stem, units=product_units(var, units_attr), metadata=metadata,
     )
 
 

@@ -4,8 +4,10 @@ The XML root (``level_X``) holds ``base/level`` (``L1B``, ``L1C`` or ``L2A``) an
 ``specific/bandCharacterisation/bandID[@number]`` elements with ``wavelengthCenterOfBand``
 (nm), ``FWHMOfBand`` (nm), ``GainOfBand`` and ``OffsetOfBand``; physical value = stored *
 gain + offset (a ``FWHMOfBand`` list with a width that is not finite and positive is ignored
-with a warning, `io.bands.usable_fwhm`). L2A holds surface reflectance; L1C has the same layout but holds top-of-
-atmosphere radiance; L1B (a VNIR and a SWIR image in sensor geometry) is refused. The
+with a warning, `io.bands.usable_fwhm`). L2A holds surface reflectance; L1C has the same
+layout but holds top-of-atmosphere radiance in W/(m^2 sr nm) (DLR's gains and offsets give
+that unit, 1000 times W/(m^2 sr um); the XML states none, so the scene's units are the
+level's label in `UNITS`); L1B (a VNIR and a SWIR image in sensor geometry) is refused. The
 image's nodata value marks invalid pixels; an image without one uses the XML's
 ``specific/backgroundValue`` (the no-data value of the spectral bands). The input may be the product folder, the XML or
 the TIF.
@@ -61,7 +63,7 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-UNITS = {"L1C": "radiance", "L2A": "reflectance"}  # what each readable level's pixels hold
+UNITS = {"L1C": "W/(m^2 sr nm)", "L2A": "reflectance"}  # what each readable level's pixels hold
 
 
 def metadata_root(xml: Path) -> ET.Element:

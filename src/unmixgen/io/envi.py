@@ -237,7 +237,11 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
     A ``rotation=`` turns the grid rigidly about the tie point, which keeps its map coordinates.
     GDAL (3.10) agrees for square pixels tied at (1, 1). With other tie points, GDAL offsets the
     origin as if unrotated, so the tie pixel lands elsewhere. With non-square pixels, GDAL's
-    steps are not a rotation. Both are checked in the tests.
+    steps are not a rotation. Both are checked in the tests. ``rotation=180`` (or -180) is the
+    exception, read as GDAL reads it: a south-up grid (rows going north, columns still east,
+    ``a = x size > 0``, ``e = y size > 0``, no rotation terms), which is how GDAL writes one; a
+    rigid half turn would flip the columns too, so every south-up file GDAL writes would open
+    mirrored east-west.
 
     The CRS, without a ``coordinate system string``: UTM or Geographic Lat/Lon on WGS-84 (or no
     datum named), North America 1983 or 1927, in the ``units=`` named (metres when none; feet,
@@ -257,9 +261,12 @@ def parse_map_info(items: list[str], hdr: Path) -> tuple[tuple[float, ...], str 
             rotation = number(it.split("=", 1)[1], "'map info' rotation", hdr)
         else:
             extra.append(it)
-    th = math.radians(rotation)
-    ct, st = math.cos(th), math.sin(th)
-    a, b, d, e = xs * ct, ys * st, xs * st, -ys * ct
+    if abs(rotation) == 180:  # GDAL's south-up grid (see above), exactly: no 1e-16 rotation terms
+        a, b, d, e = xs, 0.0, 0.0, ys
+    else:
+        th = math.radians(rotation)
+        ct, st = math.cos(th), math.sin(th)
+        a, b, d, e = xs * ct, ys * st, xs * st, -ys * ct
     # (refx, refy) is 1-based and names the pixel corner at that position
     c = east - a * (refx - 1) - b * (refy - 1)
     f = north - d * (refx - 1) - e * (refy - 1)
@@ -408,7 +415,12 @@ _WKT_ROOTS = {"PROJCS", "GEOGCS", "GEOCCS", "COMPD_CS", "LOCAL_CS", "PROJCRS", "
 def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
     """``(map info value, coordinate system string or None)`` for a header."""
     a, b, c, d, e, f = transform
-    if b == 0 and d == 0:  # north-up, south-up or mirrored: signed pixel sizes, no rotation
+    scale = max(abs(a), abs(b), abs(d), abs(e))
+    # north-up, south-up or mirrored: signed pixel sizes, no rotation. Terms of 1e-12 of a pixel
+    # off the axes (a half turn computed in floating point) count as none: written as a rotation
+    # they come out 'rotation=180.0', which GDAL and `parse_map_info` read as a south-up grid,
+    # columns unmirrored
+    if abs(b) <= 1e-12 * scale and abs(d) <= 1e-12 * scale:
         xs, ys, rotation = a, -e, 0.0
     else:
         th = math.atan2(d, a)
@@ -420,7 +432,6 @@ def format_map_info(transform, crs: str | None) -> tuple[str, str | None]:
     # sheared transform has no such form, and writing an approximation would move the scene
     ct, st = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
     back = (xs * ct, ys * st, xs * st, -ys * ct)
-    scale = max(abs(a), abs(b), abs(d), abs(e))
     if max(abs(u - v) for u, v in zip(back, (a, b, d, e), strict=True)) > 1e-9 * scale:
         raise InputError(f"transform {tuple(transform)}: sheared, which ENVI 'map info' cannot express; expected a "
                          "rotated or axis-aligned grid (write .tif for this one)")

@@ -13,9 +13,10 @@ such as prismaread and the EnMAP-Box importers):
 - L2 (B/C/D) values are scaled DNs: ``value = ScaleMin + DN * (ScaleMax - ScaleMin) / 65535``
   with root attributes ``L2ScaleVnirMin/Max`` and ``L2ScaleSwirMin/Max`` (reflectance for
   L2C/L2D, radiance for L2B).
-- L1 values are TOA radiance ``DN / ScaleFactor_<cube> - Offset_<cube>`` (the product
-  specification's formula; the offsets are 0 in the products we know of, so the sign of
-  the offset rarely matters).
+- L1 values are TOA radiance in W/(m^2 sr um) ``DN / ScaleFactor_<cube> - Offset_<cube>``
+  (the product specification's formula and unit; the offsets are 0 in the products we know
+  of, so the sign of the offset rarely matters). The file holds no unit attribute: the
+  scene's units are that unit (`L1_UNITS`); L2B radiance keeps the word ``radiance``.
 - Per-pixel, per-band error flags: ``<CUBE>_PIXEL_L2_ERR_MATRIX`` (L2) or
   ``<CUBE>_PIXEL_SAT_ERR_MATRIX`` (L1), same shape as the cube, 0 = no error.
 - L2D is map-projected: ``Epsg_Code`` and the corner attributes
@@ -77,6 +78,7 @@ from .bands import arrange, overlap_policy, per_band, usable_fwhm
 from .checks import count, make_scene, number, reading
 
 LEVELS = ("L1", "L2B", "L2C", "L2D")
+L1_UNITS = "W/(m^2 sr um)"  # the product specification's unit of L1 radiance (DN / ScaleFactor - Offset)
 _BLOCK_BYTES = 8 << 20  # target size of one row block of a uint16 cube read
 _THREADS = min(4, os.cpu_count() or 1)  # conversion threads for large reads
 
@@ -362,7 +364,7 @@ def read(
     Returns
     -------
     Scene whose cube is ``(rows, cols, bands)`` float32: reflectance (L2C/L2D), radiance
-    (L1 in W/(m2 sr um), L2B), bands in increasing wavelength order.
+    (L1 in W/(m^2 sr um), its ``units``; L2B), bands in increasing wavelength order.
     """
     check_keywords(read, options, "an option of the prisma reader")
     path = Path(path)
@@ -431,7 +433,7 @@ def read(
         crs=crs,
         transform=transform,
         name=path.stem,
-        units="radiance" if level in ("L1", "L2B") else "reflectance",
+        units=L1_UNITS if level == "L1" else "radiance" if level == "L2B" else "reflectance",
         metadata=metadata,
     )
 

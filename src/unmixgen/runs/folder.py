@@ -355,8 +355,8 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
     """`InputError` naming ``folder`` unless the result's arrays are what every reader of it
     assumes: real numbers, ``endmembers`` (p, bands) and ``abundances`` (rows, cols, p) with
     the same p >= 1, their uncertainty arrays of the same shapes, ``mask`` (rows, cols) with a
-    valid pixel and one name per endmember."""
-    from ..io.checks import refuse_complex
+    valid pixel, one name per endmember and ``units`` one string."""
+    from ..io.checks import refuse_complex, units_in_file
 
     p = None
     for key, ndim, layout in (("endmembers", 2, "(p, bands)"), ("abundances", 3, "(rows, cols, p)")):
@@ -394,6 +394,8 @@ def _check_result(r: dict[str, Any], folder: Path) -> None:
                               "brightness the endmembers are divided by for the fractions)")
     if m is not None and a is not None and not m.any():
         raise in_file(folder, "result's 'mask' marks no pixel valid; expected at least one valid pixel")
+    if "units" in r:  # what readers of the result take as the endmembers' (and a simulated scene's) units
+        units_in_file(r["units"], folder, "result's 'units'")
     if p is not None and "names" in r and len(r["names"]) != p:
         raise in_file(folder, f"result has {len(r['names'])} names for {p} endmembers; expected one per endmember")
     if "endmembers" in r:

@@ -7,7 +7,8 @@ A source is one of
 
 - a result folder of ``unmixgen unmix`` (its ``result.npz``),
 - a CSV with a wavelength column and one column per endmember (``endmembers.csv``),
-- an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names``,
+- an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names`` /
+  ``units`` (one string, as a scene ``.npz`` holds it; anything else is refused),
 - a benchmark's reference endmembers ``.mat`` (``M`` (bands, p), e.g. Samson's ``end3.mat``;
   no wavelengths: they must have the scene's bands),
 - an ENVI spectral library (``LIB.sli`` or its ``.hdr``; `unmixgen.io.sli`): all its spectra,
@@ -34,7 +35,7 @@ from ..errors import InputError, ParameterError, check_range, in_file, reading
 from ..evaluate.unmixing import match_endmembers
 from ..evaluate.unmixing import sad as spectral_angles
 from ..io import matlab
-from ..io.checks import refuse_complex, require_npz, scene_units
+from ..io.checks import UNITS_EXAMPLES, refuse_complex, require_npz, scene_units, units_in_file
 from ..io.sli import DELETED, LIBRARY_EXTENSIONS, header_beside, read_library
 from ..scene import in_scene_band_order
 from ..wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, to_nm
@@ -125,7 +126,7 @@ def _read_endmembers(source: str | Path) -> Endmembers:
             e = _real(z["endmembers"], "endmembers", path)
             wl = to_nm(z["wavelengths"], what=f"{path}: wavelengths") if "wavelengths" in z.files else None
             names = [str(n) for n in z["names"]] if "names" in z.files else _default_names(len(e))
-            units = scene_units(z["units"]) if "units" in z.files else None
+            units = _npz_units(z, path) if "units" in z.files else None
         if e.ndim != 2:
             raise in_file(path, f"endmembers have shape {e.shape}; expected (p, bands)")
         if not np.isfinite(e).all():
@@ -142,6 +143,17 @@ def _read_endmembers(source: str | Path) -> Endmembers:
         _require_measured(path, lib.spectra, names)
         return Endmembers(lib.spectra, lib.wavelengths, names, text, scene_units(lib.units))
     raise in_file(path, f"unsupported endmember source; expected {SOURCES}")
+
+
+def _npz_units(z, path: Path) -> str | None:
+    """The ``units`` label of an open ``.npz`` endmember source, as the scene reader takes it
+    (`io.checks.units_in_file`: one string, bytes decoded; a label naming no quantity is None);
+    `InputError` naming the file for anything else, an object array (pickle) included."""
+    try:
+        value = z["units"]
+    except ValueError as exc:  # an object array: np.load refuses it without pickle
+        raise in_file(path, f"'units' cannot be loaded ({exc}); expected one unit label: {UNITS_EXAMPLES}") from None
+    return units_in_file(value, path)
 
 
 def _require_measured(path: Path, spectra: np.ndarray, names: list[str]) -> None:
