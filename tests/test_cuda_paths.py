@@ -1,0 +1,155 @@
+"""The CUDA code paths, run on a CPU-only machine under a pretend GPU (`fake_cuda`): every
+network trains, resumes, samples, refines and applies with ``device="cuda"`` without mixing
+devices, and gives the CPU run's numbers (the noise comes from CPU generators, the weights
+are initialised on the CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fake_cuda import fake_cuda
+from unmixgen.nn import checkpoint as ck
+from unmixgen.nn.device import resolve_device
+from unmixgen.nn.trainer import Trainer
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """A function running ``f()`` under the pretend GPU."""
+
+    def run(f):
+        with fake_cuda(monkeypatch):
+            return f()
+
+    return run
+
+
+def test_the_pretend_gpu_refuses_what_cuda_refuses(gpu):
+    """The harness itself: mixed devices, numpy of a GPU tensor and a CPU generator drawing GPU
+    noise each raise, as on a real GPU; ``auto`` resolves to the GPU."""
+    def body():
+        x = torch.ones(3).to("cuda")
+        assert x.device.type == "cuda" and resolve_device("auto") == "cuda"
+        with pytest.raises(RuntimeError, match="same device"):
+            x + torch.ones(3)
+        with pytest.raises(RuntimeError, match="same device"):
+            torch.nn.Linear(3, 1)(x[None])
+        with pytest.raises(TypeError, match="cpu"):
+            x.numpy()
+        with pytest.raises(RuntimeError, match="generator"):
+            torch.randn(3, generator=torch.Generator(), device="cuda")
+        assert (x + torch.tensor(1.0)).device.type == "cuda"  # a 0-dim CPU tensor is a scalar
+        assert torch.zeros(2, device=x.device).device.type == "cuda"
+        net = torch.nn.Linear(3, 1).to("cuda")
+        assert net(x[None]).device.type == "cuda"
+        np.testing.assert_array_equal(x.cpu().numpy(), np.ones(3))
+
+    gpu(body)
+
+
+def test_trainer_resumes_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
+    """Checkpoints written from GPU weights, optimizer moments and the CUDA RNG state are read
+    back (every tensor saved from the CPU), and a killed-and-resumed GPU run ends where the
+    uninterrupted CPU run does."""
+    w_true = torch.tensor([[1.5, -2.0, 0.5]])
+
+    def trainer(folder, device):
+        def loss_fn(model, gen):
+            x = torch.randn(16, 3, generator=gen)
+            y = x @ w_true.T + 0.1 * torch.randn(16, 1, generator=gen)
+            return torch.mean((model(x.to(device)) - y.to(device)) ** 2)
+
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(3, 1))
+        folder.mkdir(exist_ok=True)
+        return Trainer(model, loss_fn, folder, lr=0.05, warmup_steps=4, ema_decay=0.9, checkpoint_every_s=None,
+                       log_every=3, device=device)
+
+    straight = trainer(tmp_path / "cpu", "cpu").fit(max_steps=9, progress=False)
+
+    def on_gpu():
+        trainer(tmp_path / "gpu", "cuda").fit(max_steps=4, progress=False)
+        resumed = trainer(tmp_path / "gpu", "cuda")
+        assert resumed.step == 4 and next(resumed.model.parameters()).device.type == "cuda"
+        return resumed.fit(max_steps=9, progress=False)
+
+    # (on a real GPU dropout draws from the CUDA generator, so the losses would differ from the CPU's)
+    summary = gpu(on_gpu)
+    assert summary.step == straight.step == 9
+    assert summary.curve_losses == straight.curve_losses
+    wc, wg = (ck.load_weights(ck.latest_checkpoint(tmp_path / n)) for n in ("cpu", "gpu"))
+    assert all(torch.equal(wc[k], wg[k]) for k in wc)
+    state, _ = ck.load_state(ck.latest_checkpoint(tmp_path / "gpu"))
+    assert "rng.cuda" in state and all(v.device.type == "cpu" for v in state.values())
+
+
+def _abundance_prior(folder, device, labels=None):
+    from unmixgen.priors.abundance.patches import TrainingMaps
+    from unmixgen.priors.abundance.train import create_model_folder, train
+    from unmixgen.simulate.procedural import abundance_maps
+
+    folder.mkdir()
+    p = 2 if labels is None else 3
+    maps = [abundance_maps(24, 24, p, np.random.default_rng(s)) for s in range(2)]
+    create_model_folder(folder, TrainingMaps(maps, [f"e{i}" for i in range(p)], labels=labels), patch=8, width=8,
+                        channel_mult=[1, 2])
+    train(folder, max_steps=2, progress=False, device=device)
+    train(folder, max_steps=3, progress=False, device=device)  # a resume
+    return folder
+
+
+def test_abundance_prior_trains_resumes_and_samples_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
+    """Training (and its resume), sampling with every sampler on blended tiles, and guided
+    sampling of a labelled prior run on the GPU with the CPU's numbers."""
+    from unmixgen.priors.abundance.model import AbundanceModel
+
+    def run(tag, device):
+        plain = AbundanceModel(_abundance_prior(tmp_path / f"p{tag}", device), device)
+        labelled = AbundanceModel(_abundance_prior(tmp_path / f"l{tag}", device, labels=["a", "b"]), device)
+        out = {s: plain.sample(2, size=(10, 20), sampler=s, steps=2, seed=0, progress=False)
+               for s in ("ddim", "dpm", "ddpm")}
+        out["guided"] = labelled.sample(2, size=12, steps=2, seed=0, label="a", guidance=2.0, progress=False)
+        return out
+
+    cpu = run("c", "cpu")
+    on_gpu = gpu(lambda: run("g", "cuda"))
+    for key, maps in cpu.items():
+        np.testing.assert_array_equal(on_gpu[key], maps, err_msg=key)
+
+
+def test_spectra_prior_and_refine_run_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
+    """The spectra prior trains and resumes on the GPU; refinement with both priors (pull,
+    endmember and abundance samplers, two rounds, the cross-validated weight) gives the CPU's
+    result."""
+    from test_refine import scene
+    from test_spectra_prior import smooth_spectra
+    from unmixgen.priors.abundance.model import AbundanceModel
+    from unmixgen.priors.spectra.model import SpectraModel
+    from unmixgen.refine.posterior import refine
+    from unmixgen.workflows import train_spectra_model
+
+    wl = np.arange(400.0, 2451.0, 10.0)
+    np.savez(tmp_path / "lib.npz", endmembers=smooth_spectra(40, wl), wavelengths=wl)
+    Y, E, A = scene(p=3, bands=20, snr=30)
+    bands = np.linspace(450.0, 2400.0, 20)
+
+    def run(tag, device):
+        folder = tmp_path / f"s{tag}"
+        train_spectra_model([tmp_path / "lib.npz"], folder, max_steps=2, progress=False, width=8,
+                            channel_mult=[1, 2], batch_size=8, device=device)
+        train_spectra_model([], folder, max_steps=3, progress=False, resume=True, device=device)
+        spectra = SpectraModel(folder, device)
+        prior = AbundanceModel(_abundance_prior(tmp_path / f"a{tag}", device), device)
+        r = refine(Y, E, A, abundance_prior=prior, spectra_prior=spectra, wavelengths=bands, samples=2, steps=2,
+                   rounds=2, device=device)
+        return spectra.denoise(np.zeros((2, 256), np.float32), 0.5), r
+
+    den_cpu, r_cpu = run("c", "cpu")
+    den_gpu, r_gpu = gpu(lambda: run("g", "cuda"))
+    np.testing.assert_array_equal(den_gpu, den_cpu)
+    for name in ("abundances", "abundances_std", "endmembers"):
+        np.testing.assert_array_equal(getattr(r_gpu, name), getattr(r_cpu, name), err_msg=name)
