@@ -87,6 +87,28 @@ def test_trainer_resumes_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
     assert "rng.cuda" in state and all(v.device.type == "cpu" for v in state.values())
 
 
+def test_hybridstu_trains_and_applies_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
+    """The subspace front's step-0 validation ran the freshly built (CPU) network on GPU
+    inputs before the trainer moved it: every GPU fit failed. Now fit, save, load and apply
+    on the GPU give the CPU's abundances."""
+    from test_hybridstu import sim_scene, small
+    from unmixgen.unmix.hybridstu import HybridSTU
+
+    scene, E, _ = sim_scene()
+    opts = dict(max_steps=40, eval_every=20)
+    cpu = small(**opts).fit(scene, endmembers=E)
+
+    def on_gpu():
+        est = small(device="cuda", **opts).fit(scene, endmembers=E)
+        est.save_pretrained(tmp_path / "m")
+        return est, HybridSTU.from_pretrained(tmp_path / "m", device="auto").transform(scene)
+
+    est, applied = gpu(on_gpu)
+    np.testing.assert_array_equal(est.abundances_, cpu.abundances_)
+    np.testing.assert_array_equal(applied, cpu.abundances_)
+    assert est.history_["validation_rmse"] == cpu.history_["validation_rmse"]
+
+
 def _abundance_prior(folder, device, labels=None):
     from unmixgen.priors.abundance.patches import TrainingMaps
     from unmixgen.priors.abundance.train import create_model_folder, train
