@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fake_cuda import fake_cuda
+from unmixgen.errors import ParameterError
 from unmixgen.nn import checkpoint as ck
 from unmixgen.nn.device import resolve_device
 from unmixgen.nn.trainer import Trainer
@@ -175,3 +176,29 @@ def test_spectra_prior_and_refine_run_on_the_gpu_as_on_the_cpu(tmp_path, gpu):
     np.testing.assert_array_equal(den_gpu, den_cpu)
     for name in ("abundances", "abundances_std", "endmembers"):
         np.testing.assert_array_equal(getattr(r_gpu, name), getattr(r_cpu, name), err_msg=name)
+
+
+def test_refine_refuses_priors_loaded_on_another_device(tmp_path, gpu):
+    """``refine(device="auto")`` on a GPU machine with priors loaded as by default (on the
+    CPU) met torch's device mismatch in the first network call; now it is a `ParameterError`
+    naming the prior and how to load it."""
+    from test_refine import scene
+    from unmixgen.priors.abundance.model import AbundanceModel
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.refine.posterior import refine
+
+    folder = _abundance_prior(tmp_path / "p", "cpu")
+    Y, E, A = scene(p=3, bands=20)
+
+    def body():
+        with pytest.raises(ParameterError, match=r"abundance_prior=.*loaded on cpu but refine runs on cuda.*"
+                                                 r"device='cuda'"):
+            refine(Y, E, A, abundance_prior=AbundanceModel(folder), samples=2, steps=2, device="auto")
+        with pytest.raises(ParameterError, match="spectra_prior=.*loaded on cpu"):
+            refine(Y, E, A, abundance_prior=AbundanceModel(folder, "cuda"), spectra_prior=load_spectra_prior(),
+                   wavelengths=np.linspace(450.0, 2400.0, 20), samples=2, steps=2, device="cuda")
+        r = refine(Y, E, A, abundance_prior=AbundanceModel(folder, "auto"), samples=2, steps=2, lam=1.0,
+                   device="auto")
+        assert np.isfinite(r.abundances).all()
+
+    gpu(body)
