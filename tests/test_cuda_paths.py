@@ -202,3 +202,64 @@ def test_refine_refuses_priors_loaded_on_another_device(tmp_path, gpu):
         assert np.isfinite(r.abundances).all()
 
     gpu(body)
+
+
+def test_every_command_with_a_device_runs_on_the_gpu_as_on_the_cpu(tmp_path, run_cli, gpu):
+    """``--device auto`` / ``cuda`` of train-abundance (and its resume), synthesize,
+    train-spectra, refine, train-stu (maps sampled from a prior) and unmix --method hybridstu:
+    exit 0 with the CPU's numbers."""
+    from test_refine import scene
+    from unmixgen.io import write_scene
+    from unmixgen.runs.folder import save_result
+    from unmixgen.scene import Scene
+    from unmixgen.simulate.procedural import abundance_maps
+    from unmixgen.unmix.inversion import fcls
+
+    wl = np.arange(400.0, 2451.0, 50.0)
+    rng = np.random.default_rng(0)
+    E = rng.uniform(0.1, 0.9, (3, wl.size)).astype(np.float32)
+    A = abundance_maps(32, 36, 3, rng)
+    Y = (A @ E + rng.normal(0, 0.005, A.shape[:2] + (wl.size,))).astype(np.float32)
+    sc = Scene(Y, wavelengths=wl)
+    write_scene(sc, tmp_path / "scene.npz")
+    (tmp_path / "init").mkdir()
+    save_result(tmp_path / "init", sc, endmembers=E,
+                abundances=fcls(Y.reshape(-1, wl.size), E).reshape(A.shape), figures=False)
+    np.savez(tmp_path / "em.npz", endmembers=E, wavelengths=wl)
+    np.savez(tmp_path / "lib.npz", endmembers=np.abs(scene(rows=6, cols=5, bands=wl.size)[0]).reshape(30, -1),
+             wavelengths=wl)
+
+    def commands(tag: str, device: str) -> dict:
+        d = tmp_path / tag
+        quiet = ("--no-progress",)
+        runs = [
+            ("train-abundance", tmp_path / "init", "--out", d / "ab", "--patch", "8", "--width", "8", "--max-steps", "2",
+             "--device", device, *quiet),
+            ("train-abundance", "--resume", "--out", d / "ab", "--max-steps", "3", "--device", device, *quiet),
+            ("synthesize", d / "ab", "--count", "2", "--size", "12", "--steps", "2", "--out", d / "syn",
+             "--device", device, *quiet),
+            ("train-spectra", tmp_path / "lib.npz", "--out", d / "sp", "--max-steps", "2", "--width", "8",
+             "--batch-size", "8", "--device", device, *quiet),
+            ("train-stu", tmp_path / "scene.npz", "--endmembers-file", tmp_path / "em.npz", "--maps",
+             f"prior:{d / 'ab'}", "--out", d / "stu", "--k", "3", "--max-steps", "10", "--device", device),
+            ("unmix", tmp_path / "scene.npz", "--method", "hybridstu", "--model", d / "stu", "--out", d / "un",
+             "--no-figures", "--device", device),
+        ]
+        for args in runs:
+            code, _, err = run_cli(*args)
+            assert code == 0, (args[0], err)
+        code, _, err = run_cli("refine", tmp_path / "scene.npz", "--init", tmp_path / "init", "--abundance-prior",
+                               d / "ab", "--spectra-prior", d / "sp", "--samples", "2", "--steps", "2", "--out",
+                               d / "ref", "--device", device, *quiet)
+        assert code == 0, ("refine", err)
+        out = {}
+        for name, key in (("syn/abundances.npz", "abundances"), ("un/result.npz", "abundances"),
+                          ("ref/result.npz", "abundances"), ("ref/result.npz", "endmembers")):
+            with np.load(d / name) as z:
+                out[f"{name}:{key}"] = z[key]
+        return out
+
+    cpu = commands("cpu", "cpu")
+    on_gpu = gpu(lambda: commands("gpu", "auto"))
+    for key, value in cpu.items():
+        np.testing.assert_array_equal(on_gpu[key], value, err_msg=key)
