@@ -263,3 +263,16 @@ def test_every_command_with_a_device_runs_on_the_gpu_as_on_the_cpu(tmp_path, run
     on_gpu = gpu(lambda: commands("gpu", "auto"))
     for key, value in cpu.items():
         np.testing.assert_array_equal(on_gpu[key], value, err_msg=key)
+
+
+def test_unmix_refuses_a_device_for_methods_that_run_on_the_cpu(tmp_path, run_cli, gpu):
+    """``unmix --device cuda`` with a blind method or an inversion ran on the CPU without a
+    word; like --threads it is refused (exit 2, one line), as --device applies to hybridstu."""
+    from unmixgen.simulate.procedural import make_scene
+
+    path = tmp_path / "s.npy"
+    np.save(path, make_scene(rows=8, cols=9, p=2, bands=12, snr_db=30, seed=0).load())
+    for extra in (["-p", "2"], ["-p", "2", "--method", "vca"]):
+        code, _, err = gpu(lambda extra=extra: run_cli("unmix", path, *extra, "--device", "cuda", "--out", tmp_path / "o"))
+        assert code == 2 and "--device cuda: applies to method='hybridstu' only" in err, err
+        assert not (tmp_path / "o").exists()

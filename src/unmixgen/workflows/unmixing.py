@@ -61,6 +61,9 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
                              "applies to method='hybridstu' only")
+    if not hybrid and device is not None:  # asked for a GPU, a blind method or inversion ran on the CPU silently
+        raise ParameterError("device", device, "applies to method='hybridstu' only (the blind methods and "
+                             "inversions run on the CPU)")
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
         raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
                              "(--endmembers-file) or an endmember count (-p)")
