@@ -265,14 +265,34 @@ def test_every_command_with_a_device_runs_on_the_gpu_as_on_the_cpu(tmp_path, run
         np.testing.assert_array_equal(on_gpu[key], value, err_msg=key)
 
 
-def test_unmix_refuses_a_device_for_methods_that_run_on_the_cpu(tmp_path, run_cli, gpu):
-    """``unmix --device cuda`` with a blind method or an inversion ran on the CPU without a
-    word; like --threads it is refused (exit 2, one line), as --device applies to hybridstu."""
+def test_unmix_runs_the_blind_torch_methods_on_the_gpu_and_refuses_it_for_the_rest(tmp_path, run_cli, gpu):
+    """``unmix --device`` reached hybridstu only: the blind default, edaa and mvnmf ran on the
+    CPU without a word when a GPU was asked for. They now run on it (the CPU's numbers under the
+    pretend GPU); methods with no GPU path (VCA, inverting given endmembers) refuse ``cuda``
+    (exit 2, one line, nothing written) and take ``cpu`` or ``auto``."""
     from unmixgen.simulate.procedural import make_scene
 
+    scene = make_scene(rows=8, cols=9, p=2, bands=12, snr_db=30, seed=0)
     path = tmp_path / "s.npy"
-    np.save(path, make_scene(rows=8, cols=9, p=2, bands=12, snr_db=30, seed=0).load())
-    for extra in (["-p", "2"], ["-p", "2", "--method", "vca"]):
+    np.save(path, scene.load())
+    np.savez(tmp_path / "em.npz", endmembers=scene.truth.endmembers)
+
+    def blind(tag, device, method):
+        code, _, err = run_cli("unmix", path, "-p", "2", "--method", method, "--device", device, "--no-figures",
+                               "--out", tmp_path / tag)
+        assert code == 0, err
+        with np.load(tmp_path / tag / "result.npz") as z:
+            return z["abundances"]
+
+    for method in ("auto", "mvnmf"):
+        on_cpu = blind(f"cpu-{method}", "cpu", method)
+        np.testing.assert_array_equal(gpu(lambda method=method: blind(f"gpu-{method}", "cuda", method)), on_cpu)
+    for extra in (["-p", "2", "--method", "vca"], ["--endmembers-file", tmp_path / "em.npz"]):
         code, _, err = gpu(lambda extra=extra: run_cli("unmix", path, *extra, "--device", "cuda", "--out", tmp_path / "o"))
-        assert code == 2 and "--device cuda: applies to method='hybridstu' only" in err, err
+        assert code == 2 and "runs on the CPU only" in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "o").exists()
+        for device in ("cpu", "auto"):
+            code, _, err = gpu(lambda extra=extra, device=device: run_cli(
+                "unmix", path, *extra, "--device", device, "--no-figures", "--out", tmp_path / f"ok-{device}",
+                "--overwrite"))
+            assert code == 0, err
