@@ -43,7 +43,8 @@ def unmix(
     maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE)."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most (training stopped by time is not reproducible: use --max-steps for that)."),
     max_steps: int = typer.Option(None, "--max-steps", help="hybridstu without --model: training steps at most (reproducible with --seed)."),
-    device: str = typer.Option(None, "--device", help="hybridstu: auto, cpu or cuda."),
+    device: str = typer.Option(None, "--device", help="auto, cpu or cuda: hybridstu and the blind methods auto, "
+                                                      "edaa and mvnmf (the others run on the CPU)."),
     threads: int = typer.Option(0, "--threads", help="hybridstu: CPU threads for torch (0 = torch's default)."),
     band_weights: str = typer.Option(None, "--band-weights", help="noise: weigh each band by 1 / its estimated noise std where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does); none: every band alike. For auto and the inverters of --endmembers-file (run.json: band_weights).", show_default="noise for auto, none for inverters (the exact least-squares answer)"),
     outliers: str = typer.Option(None, "--outliers", help="screen: auto leaves pixels no mixture of the endmembers comes near (saturated, glints, spikes in a few bands) out of its fit and inverts them on the fitted endmembers (run.json: outliers.pixels); keep: fit every pixel.", show_default="screen"),

@@ -178,15 +178,26 @@ def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndar
     return have
 
 
-def check_priors(abundance_prior, spectra_prior) -> None:
+def check_priors(abundance_prior, spectra_prior, device: str | None = None) -> None:
     """`ParameterError` when a prior is given as its folder's path (or the abundance prior is
-    missing) instead of a loaded model."""
+    missing) instead of a loaded model, or (with ``device``, resolved) was loaded on another
+    device: its network would meet the sampler's tensors there (torch's "Expected all tensors
+    to be on the same device" on a GPU)."""
     if abundance_prior is None or isinstance(abundance_prior, (str, os.PathLike)):
         raise ParameterError("abundance_prior", str(abundance_prior), "expected a loaded AbundanceModel "
                              "(unmixgen.priors.abundance.model.load_model(folder))")
     if isinstance(spectra_prior, (str, os.PathLike)):
         raise ParameterError("spectra_prior", str(spectra_prior), "expected a loaded SpectraModel "
                              "(unmixgen.priors.spectra.model.load_spectra_prior(folder)) or None")
+    if device is None:
+        return
+    for name, prior, loader in (("abundance_prior", abundance_prior, "abundance.model.load_model"),
+                                ("spectra_prior", spectra_prior, "spectra.model.load_spectra_prior")):
+        on = getattr(prior, "device", None)
+        if prior is not None and on is not None and torch.device(on) != torch.device(device):
+            raise ParameterError(name, str(prior.model_dir), f"was loaded on {on} but refine runs on {device}; "
+                                 f"expected a prior loaded on {device} (unmixgen.priors.{loader}(folder, "
+                                 f"device={device!r}))")
 
 
 class _Abundances:
@@ -450,7 +461,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         refined as fractions of ``E0`` and returned, samples included, as fractions of the
         returned endmembers divided by theirs; a returned brightness is then the per-pixel
         least-squares scale of those fractions' mixture onto the refined reconstruction.
-    device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`).
+    device : "auto", "cpu" or "cuda" (`unmixgen.nn.device.resolve_device`); the priors must be
+        loaded on the device it resolves to (``load_model(folder, device="auto")`` with "auto").
     progress : called as ``progress(done, total)`` after every step.
     """
     check_range("samples", samples, low=1, integer=True)
@@ -472,7 +484,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
     check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
     device = resolve_device(device)  # "auto" -> where the GPU is; torch takes no "auto"
-    check_priors(abundance_prior, spectra_prior)
+    check_priors(abundance_prior, spectra_prior, device)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
     if spectra_t0 is not None:

@@ -61,6 +61,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
                              "applies to method='hybridstu' only")
+    if not hybrid and device is not None:
+        options_device = _blind_device(device, method, endmembers_file)
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
         raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
                              "(--endmembers-file) or an endmember count (-p)")
@@ -86,6 +88,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         options = {"band_weights": band_weights}
     else:
         options = {}
+    if not hybrid and device is not None and options_device is not None:
+        options["device"] = options_device
     if outliers is not None:
         if not isinstance(outliers, str) or outliers not in OUTLIERS:
             raise ParameterError("outliers", outliers, f"expected {' or '.join(OUTLIERS)}")
@@ -208,6 +212,27 @@ def _column_stripes_note(scene, scene_path, notes: list[str], found=None) -> dic
                     "calibration): the maps carry the stripes along those lines (--method hybridstu trains with "
                     "them)", stacklevel=3)
     return record
+
+
+def _blind_device(device: str, method: str | None, endmembers_file) -> str | None:
+    """The torch device for a method other than hybridstu: the resolved ``device`` for the blind
+    methods that run on torch (the default, edaa, mvnmf), None for the rest (VCA, N-FINDR, ATGP
+    and the inverters of given endmembers run on the CPU), whose ``"cpu"`` or ``"auto"`` is
+    accepted; `ParameterError` when such a method is asked to run on a GPU, instead of running
+    it on the CPU without a word."""
+    from ..nn.device import resolve_device
+    from ..unmix.registry import DEFAULT_METHOD, METHODS, method_parameters
+
+    resolved = resolve_device(device)
+    name = method or DEFAULT_METHOD
+    if endmembers_file is None and name in METHODS and "device" in method_parameters(name):
+        return resolved
+    if resolved != "cpu" and device != "auto":
+        torch_methods = [m for m in METHODS if "device" in method_parameters(m)]
+        what = "inverting given endmembers" if endmembers_file is not None else f"method {name!r}"
+        raise ParameterError("device", device, f"{what} runs on the CPU only; expected cpu or auto, or a method "
+                             f"with a GPU path ({', '.join(torch_methods)}, hybridstu)")
+    return None
 
 
 def _unmix_blind(scene, n_endmembers, method, seed, options=None):

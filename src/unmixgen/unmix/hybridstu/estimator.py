@@ -442,7 +442,8 @@ class HybridSTU:
                mirror: bool = True) -> dict[str, Any]:
         seed_torch(self.seed)
         p, bands = E.shape
-        self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front, base=base)
+        # on the device from the start: the step-0 validation below runs it before the Trainer moves it
+        self.net_ = HybridSTUNet(bands, p, self.k, self.width, front=self.front, base=base).to(device)
         sampler = D.PairSampler(train, self.crop, upright=upright, mirror=mirror)
         E = E.to(device)
         G = E @ E.T
