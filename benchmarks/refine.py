@@ -58,7 +58,21 @@ MAPS = {"procedural": {"purity": 2.0, "max_abundance": 0.8},
         "rough": {"smoothness": 2.5, "purity": 3.0, "max_abundance": 0.8},
         "regions": {"smoothness": 3.0, "purity": 2.0, "regions": 8, "max_abundance": 0.85},
         "sharp": {"smoothness": 3.5, "purity": 6.0, "max_abundance": 0.9},
-        "pure": {"smoothness": 3.5, "purity": 8.0}}
+        "pure": {"smoothness": 3.5, "purity": 8.0},
+        # per-pixel Dirichlet(1, ..., 1) draws, no pixel above 0.8: no spatial structure at all,
+        # the field's classic simulation (what a map prior cannot help with)
+        "dirichlet": {"dirichlet": 1.0, "max_abundance": 0.8}}
+
+
+def dirichlet_maps(rows: int, cols: int, p: int, rng: np.random.Generator, dirichlet: float,
+                   max_abundance: float) -> np.ndarray:
+    """``(rows, cols, p)`` float32 per-pixel Dirichlet(``dirichlet``) abundances, each pixel drawn
+    again until no abundance exceeds ``max_abundance`` (no pure pixels)."""
+    n, out = rows * cols, []
+    while sum(len(a) for a in out) < n:
+        a = rng.dirichlet(np.full(p, dirichlet), size=2 * n)
+        out.append(a[a.max(1) <= max_abundance])
+    return np.concatenate(out)[:n].reshape(rows, cols, p).astype(np.float32)
 
 
 def calibration(samples: np.ndarray, truth: np.ndarray) -> dict:
@@ -130,7 +144,8 @@ def suite_scene(em, rows: int, cols: int, maps: dict, snr: float, seed: int,
         from semiblind import sensor_noise_profile
 
         band_std = sensor_noise_profile(np.asarray(em.wavelengths, np.float64), seed)
-    At = abundance_maps(rows, cols, em.spectra.shape[0], np.random.default_rng(100 + seed), **maps)
+    make = dirichlet_maps if "dirichlet" in maps else abundance_maps
+    At = make(rows, cols, em.spectra.shape[0], np.random.default_rng(100 + seed), **maps)
     Y = np.asarray(simulate(At, em.spectra, wavelengths=em.wavelengths, snr_db=snr, seed=seed,
                             variability=variability, band_std=band_std)[0].to_scene().load(), np.float32)
     if derived:

@@ -108,9 +108,12 @@ def usgs_scene(p: int, size: int, snr: float, variability: float, seed: int, map
     if maps == "default":
         A = abundance_maps(size, size, p, seed, max_abundance=0.8)
     else:  # the refinement suite's map kinds (rough, Voronoi regions, sharp near-pure patches)
-        from refine import MAPS
+        from refine import MAPS, dirichlet_maps
 
-        A = abundance_maps(size, size, p, seed, **MAPS[maps])
+        if "dirichlet" in MAPS[maps]:
+            A = dirichlet_maps(size, size, p, np.random.default_rng(seed), **MAPS[maps])
+        else:
+            A = abundance_maps(size, size, p, seed, **MAPS[maps])
     band_std = sensor_noise_profile(wl, seed) if noise == "sensor" else None
     sim = simulate(A, E, wavelengths=wl, snr_db=snr, variability=variability or None, band_std=band_std,
                    seed=seed)[0]
@@ -568,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--snr", type=lambda s: [float(v) for v in s.split(",")], default=[15.0, 20.0, 30.0, 40.0])
     ap.add_argument("--variability", type=float, default=0.15)
     ap.add_argument("--p", type=int, default=5)
-    ap.add_argument("--maps", choices=("default", "procedural", "rough", "regions", "sharp"), default="default",
+    ap.add_argument("--maps", choices=("default", "procedural", "rough", "regions", "sharp", "dirichlet"), default="default",
                     help="sim suite: the scenes' abundance maps (default: this suite's smooth fields; the others "
                          "are benchmarks/refine.py's kinds)")
     ap.add_argument("--size", type=int, default=64)

@@ -589,6 +589,50 @@ def test_fitted_endmembers_inside_pure_clusters_are_held_at_their_means_while_th
         assert not np.allclose(other.endmembers[:3], want[:3], rtol=1e-3)
 
 
+def _plateau_scene(purity: float, max_abundance: float | None, seed: int = 0):
+    """32 x 32 pixels of four procedural materials at 20 dB whose maps have wide plateaus:
+    ``(Y (1024, 120), A (1024, 4), E (4, 120), wavelengths)``."""
+    from unmixgen.simulate.procedural import library
+
+    wl = np.linspace(420, 2400, 120)
+    E = library(wl, ["soil", "dry_vegetation", "concrete", "kaolinite"], rng=0)[0].astype(np.float32)
+    kw = {} if max_abundance is None else {"max_abundance": max_abundance}
+    A = abundance_maps(32, 32, 4, np.random.default_rng(100 + seed), smoothness=3.5, purity=purity, **kw).reshape(-1, 4)
+    clean = (A @ E).astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0, np.sqrt(np.mean(clean ** 2) / 100), clean.shape)
+    return (clean + noise).astype(np.float32), A, E, wl
+
+
+def test_given_endmembers_with_a_cluster_at_every_vertex_are_held_unless_the_clusters_fit_better(one_vs_rest):
+    """Given endmembers (a library) are not replaced by their clusters' means when those are
+    mixtures' plateaus (every material at 0.95, no pure pixel): the means sit inside the
+    simplex, and taking them moved the correct spectra 0.8-1.1 deg off. The data confirm the
+    given vertices then, and they are held. Given spectra unlike the scene's materials (a
+    tilt of 5 %) are replaced by the means of their pure clusters, which fit far better."""
+    from unmixgen.priors.spectra.model import load_spectra_prior
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.vertex_clusters import vertex_clusters
+
+    kw = dict(abundance_prior=AbundanceModel(one_vs_rest), spectra_prior=load_spectra_prior(None), samples=2, steps=2)
+    Y, A, E, wl = _plateau_scene(purity=6.0, max_abundance=0.95)
+    E_c, rec = vertex_clusters(Y, E)
+    assert rec["moved"] == [0, 1, 2, 3] and A.max() <= 0.95 + 1e-6  # plateaus taken for pure clusters
+    r = refine(Y.reshape(32, 32, -1), E, fcls(Y, E).reshape(32, 32, 4), wavelengths=wl, **kw)
+    assert r.record["pure_clusters"]["given_replaced"] is False
+    assert r.record["rounds"] == 1 and not r.record["endmembers_refined"]
+    np.testing.assert_array_equal(r.endmembers, E)
+    assert not np.allclose(E_c, E, rtol=1e-2)
+
+    Y, A, E, wl = _plateau_scene(purity=8.0, max_abundance=None)
+    E0 = (E * (1 + 0.05 * np.linspace(-1, 1, E.shape[1]))).astype(np.float32)
+    r = refine(Y.reshape(32, 32, -1), E0, fcls(Y, E0).reshape(32, 32, 4), wavelengths=wl, **kw)
+    assert r.record["pure_clusters"]["given_replaced"] is True
+    np.testing.assert_allclose(r.endmembers, vertex_clusters(Y, E0)[0], rtol=1e-6, atol=1e-7)
+    cos = lambda X: np.sum(X * E, 1) / np.linalg.norm(X, axis=1) / np.linalg.norm(E, axis=1)  # noqa: E731
+    assert np.degrees(np.arccos(np.clip(cos(r.endmembers), -1, 1))).mean() < 0.5 * np.degrees(
+        np.arccos(np.clip(cos(E0), -1, 1))).mean()
+
+
 def test_an_init_fitted_to_the_pixels_refuses_the_true_endmembers_without_its_allowance():
     """Endmembers fitted to the same noisy pixels fit their noise by about ``p bands / N``
     noise variances per pixel better than the materials' spectra: the standard-error tolerance

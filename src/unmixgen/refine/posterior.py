@@ -436,7 +436,12 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         are refused (the rounds' and the pull's acceptance; the pull's own step keeps
         ``endmember_tolerance``). Without it, with many endmembers or few pixels every round
         was refused, although its endmembers were nearer the truth (benchmarks/RESULTS.md,
-        "Refined endmembers against an init fitted to the same pixels").
+        "Refined endmembers against an init fitted to the same pixels"). For given endmembers
+        (False: a library, a field campaign), a cluster of pixels at every given vertex
+        replaces them by the clusters' means only when those fit no worse (the acceptance of
+        ``endmember_tolerance``), else it holds them as given: plateaus of mixtures pass for
+        pure clusters, and their means had moved correct spectra 1 deg off
+        (benchmarks/RESULTS.md, "Given endmembers and clusters at every vertex").
     spread : scale of the final posterior draw of every abundance sample
         (`data_steps.posterior_draw`, standard deviations); 0 ends on the last step's mean.
     guard_level : confidence level of the guard's per-pixel region (`guard.guard`), in (0, 1).
@@ -557,13 +562,26 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     # they would move the endmembers off the pixels (benchmarks/RESULTS.md, "Pure-pixel clusters")
     # where only some endmembers have such a cluster, those are held at its mean while the
     # others are refined (see the docstring, ``pure_pins``)
-    pure, pinned, E_pin = None, False, None
+    pure, pinned, E_pin, held_given = None, False, None, False
     if endm is not None:  # under the scaled model among the divided pixels, where brightness is out
         # some vertices only for endmembers fitted to these pixels (given ones, a library, are
         # not moved onto a cluster that may be a mixture's plateau) under the linear model: the
         # scaled model's archetypes lie inside the data, at mixtures' plateaus as readily
         E_c, pure = vertex_clusters(Yv_np, E0, partial=pure_pins and endmembers_fitted and sums is None)
         pinned = len(pure["moved"]) == p
+        if pinned and not endmembers_fitted:
+            # given endmembers are the user's spectra: their clusters may be mixtures' plateaus
+            # (every material at 0.9), whose means sit inside the simplex and moved correct
+            # spectra 1 deg off (RMSE +31 %). The means replace them only where the data cannot
+            # tell their fit from the given spectra's (pure clusters: their FCLS answers are then
+            # exact at the pure pixels) or prefer it (a library spectrum unlike the scene's
+            # material); plateaus' means leave the pixels around them outside and fit worse, and
+            # a cluster at every given vertex confirms the given spectra, held as given then
+            tolerance = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
+            pinned = accept_endmembers(Yv_np, A0c[mask], E0, E_c, tolerance=tolerance)["kept"]
+            pure["given_replaced"] = pinned
+            if not pinned:
+                held_given, endm, rounds = True, None, 1
         if pinned:
             E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
             A0c[mask] = fcls(Yv_np, E0)
@@ -750,7 +768,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)
 
-    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "pure-pixel clusters" if pinned else "given" if rounds else "prior weight",
+    record = {"samples": samples, "steps": steps, "rounds": r, "rounds_from": "pure-pixel clusters" if pinned or held_given else "given" if rounds else "prior weight",
               "t0": t0, "timesteps": ts, "later_round_timesteps": [sch.round_schedule(ts, k) for k in range(1, r)],
               "spectra_t0": spectra_t0, "spectra_timesteps": ts_e, "eta": eta,
               "lam": lam, "prior_weight": weight, "ls_iterations": ls_iterations, "endmember_tolerance": endmember_tolerance,
