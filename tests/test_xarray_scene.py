@@ -133,6 +133,22 @@ def test_estimator_on_a_dataarray_gives_the_abundances_of_the_numpy_cube():
                                   invert_scene(cube, on_array.endmembers_, progress=False))
 
 
+def test_pixel_matrices_with_a_spectral_dim_first_are_taken_bands_last():
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.rank import hysime
+    from unmixgen.unmix.registry import make_method
+
+    scene = make_scene(rows=12, cols=15, bands=20, p=3, seed=3)
+    Y = scene.valid_pixels()
+    da = xr.DataArray(Y.T, dims=("band", "pixel"))  # 20 x 180: as (N, bands) it was 20 pixels of 180 bands
+    fitted = make_method("vca", 3, seed=0).fit(scene)
+    np.testing.assert_array_equal(fitted.transform(da), fitted.transform(Y))
+    np.testing.assert_array_equal(fcls(da, fitted.endmembers_), fcls(Y, fitted.endmembers_))
+    assert hysime(da).n_endmembers == hysime(Y).n_endmembers
+    with pytest.raises(InputError, match=r"^Y: DataArray with dims y, x has no spectral dim; expected"):
+        hysime(xr.DataArray(Y[:, :2], dims=("y", "x")))
+
+
 def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line():
     da = rio_like(_cube())
     bad_crs = da.assign_coords(spatial_ref=xr.DataArray(0, attrs={"crs_wkt": "not a crs"}))
@@ -141,6 +157,19 @@ def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line():
     bad_gt = da.assign_coords(spatial_ref=xr.DataArray(0, attrs={"crs_wkt": WKT, "GeoTransform": "1 2 3"}))
     with pytest.raises(InputError, match=r"^scene: coordinate 'spatial_ref''s GeoTransform '1 2 3'; expected 6"):
         as_scene(bad_gt)
+
+
+def test_array_functions_take_a_dataarray_by_its_dims():
+    from unmixgen.evaluate.unmixing import evaluate
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    scene = make_scene(rows=20, cols=23, bands=16, p=3, seed=4)
+    cube = scene.load()
+    da = rio_like(cube)
+    assert spatial_rank(da).n_endmembers == spatial_rank(cube).n_endmembers
+    E, A = scene.truth.endmembers, scene.truth.abundances
+    got = evaluate(endmembers=E, abundances=A, cube=da)
+    assert got["reconstruction_rmse"] == evaluate(endmembers=E, abundances=A, cube=cube)["reconstruction_rmse"]
 
 
 @pytest.mark.parametrize(("dims", "found"), [

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError, ParameterError, note, noting_convergence
+from ..labelled import bands_last
 from ..scene import Scene, as_scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert_scene, invert_weighted
@@ -159,6 +160,7 @@ class BlindUnmixer(EstimatorParams):
             _require_defined(E, X.good_bands)
             A = invert_scene(X, E, method, band_weights=w)
         elif np.ndim(X) == 2:
+            X = bands_last(X, 1, "X")  # a DataArray with its spectral dim last
             _require_defined(E, np.ones(E.shape[1], bool))
             if w is not None and np.shape(X)[1] != w.size:
                 w = None  # the inverter names the band mismatch

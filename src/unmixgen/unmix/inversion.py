@@ -58,6 +58,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError, ParameterError, check_keywords, check_range
+from ..labelled import bands_last
 from ..simplex import project_simplex
 from .admm import sunsal
 from .batched import Gram, matmul_rows, run_batches, thread_count
@@ -568,7 +569,7 @@ def invert_weighted(Y, E, method: str = DEFAULT_METHOD, weights: np.ndarray | No
         return invert(Y, E, method, **kw)
     w = np.asarray(weights, np.float32)
     if len(Y) == 0:
-        return invert(np.asarray(Y, np.float32) * w, E, method, **kw)
+        return invert(np.asarray(bands_last(Y, 1, "pixels"), np.float32) * w, E, method, **kw)
     return np.concatenate([invert(Y[i:i + WEIGHTED_BLOCK] * w, E, method, **kw)
                            for i in range(0, len(Y), WEIGHTED_BLOCK)])
 
