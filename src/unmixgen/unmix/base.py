@@ -87,7 +87,8 @@ class BlindUnmixer(EstimatorParams):
 
     # -- public API --------------------------------------------------------------------
     def fit(self, scene: Scene | np.ndarray) -> BlindUnmixer:
-        """Learn endmembers and abundances from a `Scene` (or a ``(rows, cols, bands)`` array).
+        """Learn endmembers and abundances from a `Scene` (a ``(rows, cols, bands)`` array, or an xarray
+        DataArray laid out by its dim names: `unmixgen.scene.as_scene`).
 
         Raises `ParameterError` for a parameter outside its constraints and `InputError`
         for a scene that cannot be unmixed into ``n_endmembers`` (constant, too few valid
@@ -142,7 +143,8 @@ class BlindUnmixer(EstimatorParams):
         ----------
         X : Scene, array (rows, cols, bands) or array (N, bands)
             A scene or tile (invalid pixels are skipped; only the scene's good bands are
-            used) or a pixel matrix (every band is used; NaN/Inf rows give NaN). Bands are
+            used; an xarray DataArray is laid out by its dim names, `unmixgen.scene.as_scene`)
+            or a pixel matrix (every band is used; NaN/Inf rows give NaN). Bands are
             those of the fitted scene, in its units.
 
         Returns

@@ -589,8 +589,8 @@ def check_method(method: str) -> str:
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
                  bands: np.ndarray | None = None, with_brightness: bool = False,
                  band_weights: np.ndarray | None = None, **kw):
-    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array), tile by tile;
-    returns float32 ``(rows, cols, p)``,
+    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array, or a DataArray
+    laid out by its dim names: `unmixgen.scene.as_scene`), tile by tile; returns float32 ``(rows, cols, p)``,
     or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
     brightness (`pixel_brightness`) computed from the same tiles, so the scene is read once.
 
