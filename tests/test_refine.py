@@ -820,3 +820,12 @@ def test_an_init_of_fractions_of_normalised_endmembers_is_refined_and_returned_a
     assert np.abs(got.abundances - raw.abundances).max() > 0.01  # the bases differ
     with pytest.raises(ParameterError, match="abundance_basis"):
         refine(Yb, E, A_basis, abundance_basis="max", **kw)
+
+
+def test_refine_takes_a_dataarray_cube_by_its_dim_names(one_vs_rest):
+    # np.asarray took rioxarray's (band, y, x) for (rows, cols, bands)
+    xr = pytest.importorskip("xarray")
+    Y, E, A = scene(rows=14, cols=16, p=3, bands=12, snr=25)
+    da = xr.DataArray(np.moveaxis(Y, -1, 0), dims=("band", "y", "x"))
+    kw = dict(abundance_prior=AbundanceModel(one_vs_rest), samples=2, steps=2, tile=16)
+    np.testing.assert_array_equal(refine(da, E, A, **kw).abundances, refine(Y, E, A, **kw).abundances)

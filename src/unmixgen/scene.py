@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InputError, ParameterError
+from .labelled import is_labelled, labelled_cube, source_of
 from .tiling import Tile, iter_tiles, map_tiles
 from .wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 
@@ -119,13 +120,50 @@ class GroundTruth:
 
 def as_scene(X: Scene | np.ndarray) -> Scene:
     """``X`` itself when it is a `Scene`; a ``(rows, cols, bands)`` array wrapped in one (no
-    wavelengths); `InputError` for any other shape."""
+    wavelengths); `InputError` for any other shape.
+
+    An xarray DataArray (anything with ``dims``, ``coords`` and ``attrs``; xarray itself is
+    not needed) is laid out by its dim names, not their order: rioxarray's ``(band, y, x)``,
+    EMIT's ``(downtrack, crosstrack, bands)``, in any order, read lazily (a dask-backed or
+    file-backed array a window at a time). Its coordinates and attributes give the
+    wavelengths (nm), FWHM, fill value, units, CRS and geotransform
+    (`unmixgen.labelled.labelled_cube`). Dims it cannot name (``dim_0``, no spectral dim)
+    and Datasets are refused with `InputError`. Arrays without dim names (numpy, torch) are
+    taken as ``(rows, cols, bands)`` as they are: a bands-first array must be moved first
+    (``np.moveaxis(cube, 0, -1)``)."""
     if isinstance(X, Scene):
         return X
+    if is_labelled(X):
+        return _labelled_scene(X)
     X = np.asarray(X)
     if X.ndim != 3:
         raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
     return Scene(X)  # `ArraySource` refuses values that are not real numbers
+
+
+def _labelled_scene(X) -> Scene:
+    """`as_scene` of a DataArray (`unmixgen.labelled.labelled_cube`)."""
+    found = labelled_cube(X)
+    fields = dict(found.fields)
+    order = fields.pop("band_order", None)
+    source = found.source
+    if order is not None:  # bands sorted by wavelength: where each came from (`stored_band_order`)
+        index_key, count_key = STORED_ORDER_KEYS
+        fields["metadata"] = {**fields["metadata"], index_key: order.tolist(), count_key: int(order.size)}
+    nodata = fields["nodata"]
+    if source.scaled and nodata is not None:  # the fill is a stored value: judged before the scale
+        fields["mask"] = lambda: _stored_validity(source, nodata, zero_is_value=source.offset == 0)
+    return Scene(source, **fields)
+
+
+def _stored_validity(source, nodata: float, zero_is_value: bool = True, block_rows: int = 256) -> np.ndarray:
+    """`pixel_validity` of the stored values of ``source`` (its ``read_stored``), by strips of rows."""
+    rows, cols, _ = source.shape
+    out = np.empty((rows, cols), bool)
+    for r0 in range(0, rows, block_rows):
+        block = np.asarray(source.read_stored(slice(r0, min(r0 + block_rows, rows)), slice(0, cols)), np.float32)
+        out[r0:r0 + block_rows] = pixel_validity(block, nodata, zero_is_value)
+    return out
 
 
 def _window(index: slice, size: int, what: str) -> tuple[slice, slice]:
@@ -144,11 +182,15 @@ def _window(index: slice, size: int, what: str) -> tuple[slice, slice]:
 def as_source(cube: np.ndarray | CubeSource) -> CubeSource:
     """``cube`` itself when it is a `CubeSource` (it has ``shape`` and ``read``), else the
     array it holds (an ndarray or memory map as is; a list, a CPU tensor or any other
-    array-like through ``np.asarray``) in an `ArraySource`."""
+    array-like through ``np.asarray``) in an `ArraySource`. An xarray DataArray is laid out
+    ``(rows, cols, bands)`` by its dim names and read lazily (`unmixgen.labelled.source_of`:
+    its values only; `as_scene` takes its coordinates too)."""
     if isinstance(cube, np.ndarray):
         return ArraySource(cube)
     if hasattr(cube, "shape") and callable(getattr(cube, "read", None)):
         return cube
+    if is_labelled(cube):
+        return source_of(cube)
     return ArraySource(np.asarray(cube))
 
 

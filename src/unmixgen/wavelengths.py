@@ -122,6 +122,16 @@ def to_nm(values, units: str | None = None, *, what: str = "wavelengths", centre
     return wl
 
 
+def unit_kind(units) -> str | None:
+    """What `to_nm` takes ``units`` (any case) for: ``"length"`` (nm, micrometers, ...),
+    ``"reciprocal"`` (wavenumbers, frequencies: nm = constant / value) or None (no unit,
+    ``"unknown"``, or a unit that is neither, such as band numbers)."""
+    if units is None:
+        return None
+    key = str(units).strip().lower()
+    return "length" if key in _UNITS_TO_NM else "reciprocal" if key in _RECIPROCAL_TO_NM else None
+
+
 def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths",
                       any_order: bool = False) -> np.ndarray:
     """Validate a nm wavelength vector for a scene with ``bands`` bands; return it as float64.

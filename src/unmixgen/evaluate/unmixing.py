@@ -29,6 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..atomic import jsonable
 from ..errors import InputError, ParameterError
+from ..labelled import bands_last
 
 __all__ = [
     "abundance_rmse",
@@ -554,6 +555,8 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     """
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
+    if cube is not None:  # a DataArray laid out by its dim names, bands last
+        cube = bands_last(cube, max(1, np.ndim(cube) - 1), "cube")
     _check_count(endmembers, abundances, "endmembers")
     _check_count(ref_endmembers, ref_abundances, "ref_endmembers")
     have_a = abundances is not None and ref_abundances is not None

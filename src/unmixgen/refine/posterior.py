@@ -43,6 +43,7 @@ import torch
 
 from .. import errors
 from ..errors import InputError, ParameterError, brief, check_range
+from ..labelled import bands_last
 from ..nn.device import resolve_device
 from ..nn.seeds import derive_seed, sample_generators
 from ..priors.abundance.model import AbundanceModel
@@ -494,7 +495,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     ts = sch.timesteps(t0, steps, T)
     if spectra_t0 is not None:
         check_range("spectra_t0", spectra_t0, low=0, high=1, low_open=True)
-    cube = np.asarray(cube, np.float32)
+    cube = np.asarray(bands_last(cube, 2, "cube"), np.float32)  # a DataArray laid out by its dim names
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
     if abundance_basis not in (None, "l2", "sum"):

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError, ParameterError, note, noting_convergence
+from ..labelled import bands_last
 from ..scene import Scene, as_scene
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert_scene, invert_weighted
@@ -86,7 +87,8 @@ class BlindUnmixer(EstimatorParams):
 
     # -- public API --------------------------------------------------------------------
     def fit(self, scene: Scene | np.ndarray) -> BlindUnmixer:
-        """Learn endmembers and abundances from a `Scene` (or a ``(rows, cols, bands)`` array).
+        """Learn endmembers and abundances from a `Scene` (a ``(rows, cols, bands)`` array, or an xarray
+        DataArray laid out by its dim names: `unmixgen.scene.as_scene`).
 
         Raises `ParameterError` for a parameter outside its constraints and `InputError`
         for a scene that cannot be unmixed into ``n_endmembers`` (constant, too few valid
@@ -141,7 +143,8 @@ class BlindUnmixer(EstimatorParams):
         ----------
         X : Scene, array (rows, cols, bands) or array (N, bands)
             A scene or tile (invalid pixels are skipped; only the scene's good bands are
-            used) or a pixel matrix (every band is used; NaN/Inf rows give NaN). Bands are
+            used; an xarray DataArray is laid out by its dim names, `unmixgen.scene.as_scene`)
+            or a pixel matrix (every band is used; NaN/Inf rows give NaN). Bands are
             those of the fitted scene, in its units.
 
         Returns
@@ -159,6 +162,7 @@ class BlindUnmixer(EstimatorParams):
             _require_defined(E, X.good_bands)
             A = invert_scene(X, E, method, band_weights=w)
         elif np.ndim(X) == 2:
+            X = bands_last(X, 1, "X")  # a DataArray with its spectral dim last
             _require_defined(E, np.ones(E.shape[1], bool))
             if w is not None and np.shape(X)[1] != w.size:
                 w = None  # the inverter names the band mismatch

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..errors import InputError, ParameterError, check_range
+from ..labelled import bands_last
 
 __all__ = ["Gram", "check_inputs", "matmul_rows", "run_batches", "thread_count"]
 
@@ -37,7 +38,7 @@ def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
     Both must hold real numbers; ``E`` must be finite and hold at least one spectrum; ``Y``
     may hold NaN/Inf rows (the solvers return NaN abundances there).
     """
-    Y = np.asarray(Y)
+    Y = np.asarray(bands_last(Y, 1, "pixels"))  # a DataArray with its spectral dim last
     E = np.asarray(E)
     if E.ndim != 2:
         raise InputError(f"endmembers have shape {E.shape}; expected (p, bands)")

@@ -58,6 +58,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError, ParameterError, check_keywords, check_range
+from ..labelled import bands_last
 from ..simplex import project_simplex
 from .admm import sunsal
 from .batched import Gram, matmul_rows, run_batches, thread_count
@@ -568,7 +569,7 @@ def invert_weighted(Y, E, method: str = DEFAULT_METHOD, weights: np.ndarray | No
         return invert(Y, E, method, **kw)
     w = np.asarray(weights, np.float32)
     if len(Y) == 0:
-        return invert(np.asarray(Y, np.float32) * w, E, method, **kw)
+        return invert(np.asarray(bands_last(Y, 1, "pixels"), np.float32) * w, E, method, **kw)
     return np.concatenate([invert(Y[i:i + WEIGHTED_BLOCK] * w, E, method, **kw)
                            for i in range(0, len(Y), WEIGHTED_BLOCK)])
 
@@ -588,8 +589,8 @@ def check_method(method: str) -> str:
 def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progress: bool = True,
                  bands: np.ndarray | None = None, with_brightness: bool = False,
                  band_weights: np.ndarray | None = None, **kw):
-    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array), tile by tile;
-    returns float32 ``(rows, cols, p)``,
+    """Invert every valid pixel of a `Scene` (or a ``(rows, cols, bands)`` array, or a DataArray
+    laid out by its dim names: `unmixgen.scene.as_scene`), tile by tile; returns float32 ``(rows, cols, p)``,
     or with ``with_brightness`` the pair ``(abundances, brightness (rows, cols))``, the
     brightness (`pixel_brightness`) computed from the same tiles, so the scene is read once.
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ParameterError, brief
+from ..labelled import bands_last
 from ..scene import Scene
 
 __all__ = ["RankEstimate", "estimate_noise", "hysime"]
@@ -97,7 +98,7 @@ def _subsample(Y: np.ndarray, sample: int | None, seed: int = 0) -> np.ndarray:
 def _check(Y: np.ndarray) -> np.ndarray:
     if isinstance(Y, Scene):
         raise InputError("Y is a Scene; expected its pixels: hysime(scene.valid_pixels())")
-    Y = np.asarray(Y)
+    Y = np.asarray(bands_last(Y, 1, "Y"))  # a DataArray with its spectral dim last
     if Y.ndim != 2:
         raise InputError(f"Y has shape {Y.shape}; expected (pixels, bands)")
     if Y.shape[1] < 2:

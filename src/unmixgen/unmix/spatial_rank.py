@@ -56,6 +56,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError
+from ..labelled import bands_last
 from ..scene import Scene
 from .preprocessing import second_moments
 
@@ -197,7 +198,7 @@ def spatial_rank(cube: np.ndarray, mask: np.ndarray | None = None, *, floor_fact
     """
     if isinstance(cube, Scene):
         raise InputError("cube is a Scene; expected its array: spatial_rank(scene.load(), scene.mask)")
-    cube = np.asarray(cube)
+    cube = np.asarray(bands_last(cube, 2, "cube"))  # a DataArray laid out by its dim names
     if cube.ndim != 3:
         raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
     rows, cols, bands = cube.shape

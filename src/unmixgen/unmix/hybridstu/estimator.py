@@ -251,6 +251,9 @@ class HybridSTU:
     def fit(self, scene: Scene | np.ndarray, endmembers=None, maps="grf") -> HybridSTU:
         """Train on scenes simulated for ``scene`` and unmix it; see the module docstring.
 
+        ``scene``: a `Scene`, a ``(rows, cols, bands)`` array or an xarray DataArray laid out
+        by its dim names (`unmixgen.scene.as_scene`), as `transform` takes it.
+
         Raises
         ------
         ParameterError, InputError

@@ -1,0 +1,386 @@
+"""Arrays with named dimensions (xarray's DataArray) as scene cubes, laid out by their names.
+
+A remote-sensing notebook opens scenes with xarray: ``rioxarray.open_rasterio`` gives dims
+``("band", "y", "x")`` with a ``spatial_ref`` coordinate (CRS and GDAL's geotransform), EMIT's
+NetCDF gives ``("downtrack", "crosstrack", "bands")``. ``np.asarray`` of such an array keeps
+its dim order, so taken as ``(rows, cols, bands)`` a 224-band 100 x 120 scene would be 224 rows
+of 100 columns and 120 bands. Here the dims are found by name (`SPECTRAL_DIMS`, `ROW_DIMS`,
+`COL_DIMS`, any case) and the cube is presented as ``(rows, cols, bands)``; the coordinates and
+attributes give the wavelengths, FWHM, fill value, units, CRS and geotransform (`labelled_cube`).
+
+Duck-typed: an object with ``dims``, ``coords``, ``attrs`` and ``values`` (or ``data``) is
+taken for a DataArray; xarray is never imported, nor needed. Arrays without dim names (numpy,
+torch) are not guessed at: they are ``(rows, cols, bands)`` as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .units import product_units, quantity, scene_units
+from .wavelengths import to_nm, unit_kind
+
+#: names of the spectral dim (any case)
+SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
+                 "channel", "channels", "wavenumber", "wavenumbers", "frequency")
+#: names of the dim along the image's rows (any case)
+ROW_DIMS = ("y", "lat", "latitude", "row", "rows", "line", "lines", "downtrack", "along_track", "northing",
+            "height", "ortho_y")
+#: names of the dim along the image's columns (any case)
+COL_DIMS = ("x", "lon", "long", "longitude", "col", "cols", "column", "columns", "sample", "samples", "crosstrack",
+            "across_track", "easting", "width", "ortho_x")
+#: coordinates (or attributes) that hold band centres, and their widths
+WAVELENGTH_NAMES = ("wavelength", "wavelengths", "wl", "wavenumber", "wavenumbers")
+FWHM_NAMES = ("fwhm", "bandwidth", "bandwidths")
+#: coordinates (or attributes) of good-band flags, 1 good and 0 bad (EMIT's, ENVI's bbl)
+GOOD_BAND_NAMES = ("good_wavelengths", "good_bands", "bbl")
+#: attributes that hold the fill value of the values as they are
+NODATA_ATTRS = ("_FillValue", "nodata", "missing_value")
+#: coordinates holding the CRS and geotransform (CF grid mapping; rioxarray's ``spatial_ref``)
+GRID_MAPPING_NAMES = ("spatial_ref", "crs")
+
+_EXPECTED = (f"expected a spectral dim named {'/'.join(SPECTRAL_DIMS[:6])}/... and spatial dims named "
+             "y/x, lat/lon, row/col, line/sample or downtrack/crosstrack (rename with .rename(...))")
+
+
+def is_labelled(X: Any) -> bool:
+    """Whether ``X`` looks like an xarray DataArray or Dataset (dims, coords and attrs).
+
+    Asked of the type: ``hasattr(X, "values")`` would evaluate the property, which loads a
+    lazy array whole."""
+    kind = type(X)
+    return all(hasattr(X, a) for a in ("dims", "coords", "attrs")) and any(
+        hasattr(kind, a) for a in ("data_vars", "values", "data"))
+
+
+def _refuse_dataset(X: Any, what: str) -> None:
+    if hasattr(X, "data_vars"):
+        names = ", ".join(repr(str(k)) for k in list(X.data_vars)[:8])
+        raise InputError(f"{what}: an xarray Dataset (variables {names or 'none'}); expected one variable of it, "
+                         "e.g. ds['reflectance']")
+
+
+def _dims(X: Any) -> tuple[str, ...]:
+    return tuple(str(d) for d in X.dims)
+
+
+def _find(dims: tuple[str, ...], names: tuple[str, ...]) -> list[int]:
+    wanted = {n.lower() for n in names}
+    return [i for i, d in enumerate(dims) if d.lower() in wanted]
+
+
+def layout(X: Any, spatial: int = 2, what: str = "scene") -> tuple[int, ...]:
+    """The axes of ``X`` that put it in ``(rows, cols, bands)`` order (``spatial=2``) or
+    ``(pixels, bands)`` order (``spatial=1``: the one other dim, whatever its name); `InputError`
+    in one line naming the dims found when they are not those."""
+    _refuse_dataset(X, what)
+    dims = _dims(X)
+    shown = ", ".join(dims)
+    if len(dims) != spatial + 1:
+        want = "three: (rows, cols, bands) by name" if spatial == 2 else "two: (pixels, bands) by name"
+        raise InputError(f"{what}: DataArray with dims {shown}; expected {want} (select or squeeze the others, "
+                         "e.g. da.isel(time=0))")
+    spectral = _find(dims, SPECTRAL_DIMS)
+    if spatial == 1:
+        if len(spectral) != 1:
+            raise InputError(f"{what}: DataArray with dims {shown} has {len(spectral) or 'no'} spectral dim"
+                             f"{'s' if len(spectral) > 1 else ''}; {_EXPECTED}")
+        return (1 - spectral[0], spectral[0])
+    rows, cols = _find(dims, ROW_DIMS), _find(dims, COL_DIMS)
+    if len(spectral) != 1 or len(rows) != 1 or len(cols) != 1:
+        raise InputError(f"{what}: DataArray with dims {shown} has {len(spectral)} spectral, {len(rows)} row and "
+                         f"{len(cols)} column dim names; {_EXPECTED}")
+    return (rows[0], cols[0], spectral[0])
+
+
+def _arranged(X: Any, axes: tuple[int, ...]) -> Any:
+    """``X`` with its dims in ``axes`` order, still lazy where it was (xarray's ``transpose``)."""
+    if tuple(axes) == tuple(range(len(axes))):
+        return X
+    if callable(getattr(X, "transpose", None)):
+        return X.transpose(*(X.dims[i] for i in axes))
+    return np.transpose(np.asarray(X.values), axes)
+
+
+def _values(X: Any) -> np.ndarray:
+    if isinstance(X, np.ndarray):
+        return X
+    values = getattr(X, "values", None)
+    return np.asarray(X.data if values is None else values)
+
+
+def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
+    """``X`` itself when it has no dim names; a labelled array as a numpy array with its
+    spectral dim last (``(rows, cols, bands)`` or, ``spatial=1``, ``(pixels, bands)``), for the
+    functions that take a cube or pixel matrix as an array. Loads it."""
+    if not is_labelled(X):
+        return X
+    return _values(_arranged(X, layout(X, spatial, what)))
+
+
+class LabelledSource:
+    """A `unmixgen.scene.CubeSource` over a DataArray whose dims are ``(rows, cols, bands)``:
+    each window is indexed on the DataArray (a file opened lazily or a dask array reads that
+    window only), then put in ``band_order``, scaled (``stored * scale + offset``) and returned
+    as float32. ``read_stored`` gives the window before the scale."""
+
+    def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float = 1.0, offset: float = 0.0):
+        self.array = X
+        self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
+        rows, cols, bands = (int(n) for n in X.shape)
+        self.shape = (rows, cols, bands if self.band_order is None else int(self.band_order.size))
+        self.dtype = np.dtype(X.dtype)
+        if self.dtype.kind not in "biuf":
+            raise InputError(f"cube has dtype {self.dtype}; expected real numbers (take the magnitude or one part "
+                             "of complex data explicitly)")
+        self.scale, self.offset = np.float32(scale), np.float32(offset)
+
+    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
+        block = _values(self.array[rows, cols])
+        return block if self.band_order is None else block[..., self.band_order]
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        out = np.array(self.read_stored(rows, cols), dtype=np.float32, order="C")
+        if self.scale != 1.0:
+            out *= self.scale
+        if self.offset != 0.0:
+            out += self.offset
+        return out
+
+    @property
+    def scaled(self) -> bool:
+        return bool(self.scale != 1.0 or self.offset != 0.0)
+
+
+def source_of(X: Any, what: str = "cube") -> LabelledSource:
+    """The values of a labelled array as a ``(rows, cols, bands)`` source, laid out by its dim
+    names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say)."""
+    return LabelledSource(_arranged(X, layout(X, 2, what)))
+
+
+@dataclass
+class LabelledCube:
+    """What `labelled_cube` finds: the source and the `unmixgen.scene.Scene` fields."""
+
+    source: LabelledSource
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, str] | None:
+    """``(values, attrs, where)`` of a coordinate along the spectral dim, or failing that an
+    attribute, named one of ``names`` (any case); None when there is none."""
+    wanted = {n.lower() for n in names}
+    for key in X.coords:
+        coord = X.coords[key]
+        if str(key).lower() in wanted and tuple(str(d) for d in coord.dims) == (spectral,):
+            return coord.values, dict(coord.attrs), f"coordinate {key!r}"
+    for key, value in X.attrs.items():
+        if str(key).lower() in wanted and np.size(value) > 1:
+            units = next((v for k, v in X.attrs.items() if str(k).lower() in
+                          (f"{str(key).lower()}_units", f"{str(key).lower()} units")), None)
+            return value, {"units": units} if units is not None else {}, f"attribute {key!r}"
+    return None
+
+
+def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Band centres and widths in nm (None where not given), from coordinates or attributes."""
+    found = _lookup(X, WAVELENGTH_NAMES, spectral)
+    if found is None and spectral in X.coords:
+        coord = X.coords[spectral]
+        units = coord.attrs.get("units")
+        # the spectral dim's own coordinate is band centres when named so or labelled with a
+        # unit of length (rioxarray's "band" coordinate is band numbers 1..n: not taken)
+        if spectral.lower() in WAVELENGTH_NAMES or unit_kind(units) is not None:
+            found = coord.values, dict(coord.attrs), f"coordinate {spectral!r}"
+    if found is None:
+        return None, None
+    values, attrs, where = found
+    wl = to_nm(values, attrs.get("units"), what=f"{what}: {where}")
+    if wl.size != bands:
+        raise InputError(f"{what}: {where} holds {wl.size} values for {bands} bands; expected one per band")
+    fw = _lookup(X, FWHM_NAMES, spectral)
+    fwhm = None
+    if fw is not None:
+        units = fw[1].get("units", attrs.get("units"))
+        # widths in a reciprocal unit (cm^-1) have no one width in nm: not taken
+        if unit_kind(units) != "reciprocal":
+            fwhm = to_nm(fw[0], units, what=f"{what}: {fw[2]}", centres=False)
+            if fwhm.size != bands:
+                raise InputError(f"{what}: {fw[2]} holds {fwhm.size} values for {bands} bands; expected one per band")
+    return wl, fwhm
+
+
+def _number(value: Any, what: str) -> float | None:
+    a = np.asarray(value)
+    if a.size != 1 or a.dtype.kind not in "biuf":
+        raise InputError(f"{what}: {value!r}; expected one number")
+    v = float(a.reshape(-1)[0])
+    return None if np.isnan(v) else v
+
+
+def _grid_mapping(X: Any) -> tuple[dict, str] | None:
+    named = X.attrs.get("grid_mapping")
+    encoding = getattr(X, "encoding", None)
+    if named is None and isinstance(encoding, dict):
+        named = encoding.get("grid_mapping")
+    for key in ([str(named)] if named is not None else []) + list(GRID_MAPPING_NAMES):
+        if key in X.coords:
+            return dict(X.coords[key].attrs), key
+    return None
+
+
+def _crs(attrs: dict, where: str, what: str) -> str | None:
+    text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+    if text is None:
+        return None
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        with rasterio.Env():  # PROJ's messages become the exception, not stderr lines
+            return CRS.from_user_input(str(text)).to_wkt()
+    except CRSError as exc:
+        raise InputError(f"{what}: {where}'s crs_wkt is not a CRS PROJ reads ({str(exc).splitlines()[0]}); "
+                         "expected WKT or 'EPSG:n'") from None
+
+
+def _geotransform(attrs: dict, where: str, what: str) -> tuple[float, ...] | None:
+    """``GeoTransform`` (GDAL order ``c a b f d e``, text or numbers) in rasterio order."""
+    gt = attrs.get("GeoTransform")
+    if gt is None:
+        return None
+    try:
+        g = np.asarray(str(gt).split() if isinstance(gt, str) else gt, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        g = np.zeros(0)
+    if g.size != 6 or not np.all(np.isfinite(g)) or g[1] * g[5] - g[2] * g[4] == 0:
+        raise InputError(f"{what}: {where}'s GeoTransform {gt!r}; expected 6 finite numbers in GDAL order "
+                         "(c a b f d e) with non-zero pixel sizes")
+    return (g[1], g[2], g[0], g[4], g[5], g[3])
+
+
+def _coordinate(X: Any, dim: str) -> np.ndarray | None:
+    """The finite numbers of the 1-D coordinate along ``dim`` (rioxarray's pixel centres), or None."""
+    if dim not in X.coords or tuple(str(d) for d in X.coords[dim].dims) != (dim,):
+        return None
+    v = np.asarray(X.coords[dim].values)
+    if v.dtype.kind not in "iuf" or not v.size or not np.all(np.isfinite(v)):
+        return None
+    return v.astype(np.float64)
+
+
+def _step(v: np.ndarray) -> float | None:
+    """The spacing of evenly spaced ``v``, else None."""
+    step = np.diff(v)
+    if not step.size or step[0] == 0 or not np.allclose(step, step[0], rtol=1e-6, atol=0):
+        return None
+    return float(step[0])
+
+
+def _placed_on_coordinates(X: Any, transform, row_dim: str, col_dim: str):
+    """The transform as rioxarray's ``rio.transform()`` gives it: the top-left corner from the
+    x/y coordinates (pixel centres; ``da.isel`` slices them but keeps ``spatial_ref``'s
+    GeoTransform of the whole raster), the pixel size from the GeoTransform, or from the
+    coordinates' even spacing when there is none. ``transform`` as it is when rotated, or
+    without numeric x/y coordinates."""
+    y, x = _coordinate(X, row_dim), _coordinate(X, col_dim)
+    if y is None or x is None or (transform is not None and (transform[1] != 0 or transform[3] != 0)):
+        return transform
+    if transform is not None:
+        a, e = transform[0], transform[4]
+    else:
+        a, e = _step(x), _step(y)
+        if a is None or e is None:
+            return None
+    return (a, 0.0, x[0] - a / 2, 0.0, e, y[0] - e / 2)
+
+
+def _units(name: Any, stated: Any) -> str | None:
+    """The scene's unit label: the ``units`` attribute when it names reflectance or radiance;
+    for a variable named so (EMIT's ``reflectance`` is ``unitless``), that word unless the
+    attribute names a unit of it (`unmixgen.units.product_units`)."""
+    word = quantity(name) if isinstance(name, str) and name.strip().lower() in ("reflectance", "radiance") else None
+    return product_units(word, stated) if word is not None else scene_units(stated)
+
+
+def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
+    """``X`` (a DataArray; `InputError` for a Dataset or dims it cannot name) as a source
+    ``(rows, cols, bands)`` and the `unmixgen.scene.Scene` fields its coordinates and attributes give:
+
+    - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
+      or the spectral dim's own when named so or labelled with a length unit (rioxarray's
+      ``band`` numbers are not), or such an attribute with one value per band; converted with
+      `unmixgen.wavelengths.to_nm` from its ``units`` (else inferred from the magnitude). Bands
+      not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, and
+      ``good_bands`` from flags named like `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``).
+    - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
+    - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
+      (``mask_and_scale=False``) are applied on read; a fill value is judged on stored values.
+    - ``crs`` (WKT) and ``transform`` (rasterio order): from the grid-mapping coordinate
+      (``grid_mapping`` attribute, else ``spatial_ref`` or ``crs``): ``crs_wkt``/``spatial_ref``
+      and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
+      rioxarray's ``rio.transform()`` does (a sliced array keeps the whole raster's
+      GeoTransform); without one, evenly spaced x/y coordinates give it (only with a CRS).
+    - ``units``: the ``units`` attribute when it names reflectance or radiance; ``name``.
+    """
+    axes = layout(X, 2, what)
+    dims = _dims(X)
+    row_dim, col_dim, spectral = (dims[i] for i in axes)
+    arranged = _arranged(X, axes)
+    bands = int(X.shape[axes[2]])
+    wl, fwhm = _spectral_axis(X, spectral, bands, what)
+    order = None
+    if wl is not None and bands > 1 and not np.all(np.diff(wl) > 0):
+        order = np.argsort(wl, kind="stable")
+        wl = wl[order]
+        fwhm = None if fwhm is None else fwhm[order]
+    good = _lookup(X, GOOD_BAND_NAMES, spectral)
+    if good is not None:
+        good = np.asarray(good[0]).reshape(-1)
+        if good.size != bands:
+            raise InputError(f"{what}: {good.size} good-band flags for {bands} bands; expected one per band")
+        good = good if order is None else good[order]
+    band_names = X.attrs.get("long_name")  # rioxarray: the bands' descriptions
+    if isinstance(band_names, (tuple, list)) and len(band_names) == bands and bands > 1:
+        band_names = [str(band_names[i]) for i in (range(bands) if order is None else order)]
+    else:
+        band_names = None
+    attrs = dict(X.attrs)
+    nodata = None
+    for key in NODATA_ATTRS:
+        if key in attrs:
+            nodata = _number(attrs[key], f"{what}: attribute {key}")
+            break
+    scale = _number(attrs.get("scale_factor", 1.0), f"{what}: attribute scale_factor")
+    offset = _number(attrs.get("add_offset", 0.0), f"{what}: attribute add_offset")
+    source = LabelledSource(arranged, order, 1.0 if scale is None else scale, 0.0 if offset is None else offset)
+    crs = transform = None
+    grid = _grid_mapping(X)
+    if grid is not None:
+        grid_attrs, key = grid
+        where = f"coordinate {key!r}"
+        crs = _crs(grid_attrs, where, what)
+        transform = _geotransform(grid_attrs, where, what)
+        if crs is not None or transform is not None:
+            transform = _placed_on_coordinates(X, transform, row_dim, col_dim)
+    metadata: dict[str, Any] = {"format": "xarray", "dims": list(dims)}
+    if band_names is not None:
+        metadata["band_names"] = band_names
+    if source.scaled:
+        metadata["scale_factor"], metadata["add_offset"] = float(source.scale), float(source.offset)
+    name = getattr(X, "name", None)
+    fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
+              "units": _units(name, attrs.get("units")), "name": None if name is None else str(name),
+              "metadata": metadata}
+    if order is not None:
+        fields["band_order"] = order
+    return LabelledCube(source, fields)
+
+
+__all__ = ["COL_DIMS", "ROW_DIMS", "SPECTRAL_DIMS", "LabelledCube", "LabelledSource", "bands_last", "is_labelled",
+           "labelled_cube", "layout", "source_of"]

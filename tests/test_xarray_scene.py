@@ -1,0 +1,237 @@
+"""Scenes handed over as xarray DataArrays, laid out by their dimension names.
+
+rioxarray's ``open_rasterio`` gives ``(band, y, x)`` with a ``spatial_ref`` coordinate
+holding the CRS and GDAL's geotransform; EMIT's NetCDF through xarray gives ``(downtrack,
+crosstrack, bands)``. A DataArray taken as a plain ``(rows, cols, bands)`` array (what
+``np.asarray`` gives) turned a 224-band, 100 x 120 scene into 224 rows of 100 columns and
+120 bands, without a word. The fixtures are built in code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+xr = pytest.importorskip("xarray")
+
+from rasterio.crs import CRS  # noqa: E402
+
+from unmixgen.errors import InputError  # noqa: E402
+from unmixgen.scene import Scene, as_scene  # noqa: E402
+from unmixgen.simulate.procedural import make_scene  # noqa: E402
+
+WKT = CRS.from_epsg(32633).to_wkt()
+GT = (500000.0, 30.0, 0.0, 4200000.0, 0.0, -30.0)  # GDAL order: c a b f d e
+RASTERIO_TRANSFORM = (30.0, 0.0, 500000.0, 0.0, -30.0, 4200000.0)  # a b c d e f
+
+
+def _cube(rows=5, cols=7, bands=6, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.05, 0.9, (rows, cols, bands)).astype(np.float32)
+
+
+def rio_like(cube: np.ndarray, wavelengths_um=None, gt=GT, **attrs):
+    """What ``rioxarray.open_rasterio`` gives for ``cube (rows, cols, bands)``: dims
+    ``(band, y, x)``, band numbers from 1, pixel-centre x/y, a ``spatial_ref`` coordinate with
+    the CRS and the geotransform (GDAL's text), and a ``wavelength`` coordinate in um."""
+    rows, cols, bands = cube.shape
+    c, a, _, f, _, e = gt
+    coords = {
+        "band": np.arange(1, bands + 1),
+        "y": f + e * (np.arange(rows) + 0.5),
+        "x": c + a * (np.arange(cols) + 0.5),
+        "spatial_ref": xr.DataArray(0, attrs={"crs_wkt": WKT, "spatial_ref": WKT,
+                                              "GeoTransform": " ".join(repr(v) for v in gt)}),
+    }
+    if wavelengths_um is not None:
+        coords["wavelength"] = xr.DataArray(wavelengths_um, dims="band", attrs={"units": "micrometers"})
+    return xr.DataArray(np.moveaxis(cube, -1, 0), dims=("band", "y", "x"), coords=coords,
+                        attrs={"scale_factor": 1.0, "add_offset": 0.0, **attrs}, name="reflectance")
+
+
+def emit_like(cube: np.ndarray, wavelengths_nm, fwhm_nm, order=("downtrack", "crosstrack", "bands")):
+    """EMIT's L2A variable through xarray (emit-tools style: band parameters as coordinates of
+    ``bands``), ``_FillValue`` kept (opened without decoding), dims in ``order``."""
+    da = xr.DataArray(cube, dims=("downtrack", "crosstrack", "bands"),
+                      coords={"wavelengths": ("bands", wavelengths_nm, {"units": "nanometers"}),
+                              "fwhm": ("bands", fwhm_nm, {"units": "nanometers"}),
+                              "good_wavelengths": ("bands", (np.arange(len(wavelengths_nm)) != 2).astype(np.uint8))},
+                      attrs={"_FillValue": -9999.0, "units": "unitless"}, name="reflectance")
+    return da.transpose(*order)
+
+
+def test_rioxarray_layout_is_read_by_dim_names_with_wavelengths_and_georeferencing():
+    cube = _cube(5, 7, 6)
+    wl_um = np.linspace(0.45, 2.4, 6)
+    da = rio_like(cube, wl_um, _FillValue=-9999.0)
+    s = as_scene(da)
+    assert s.shape == (5, 7, 6)
+    np.testing.assert_array_equal(s.load(), np.transpose(da.values, (1, 2, 0)))
+    np.testing.assert_allclose(s.wavelengths, wl_um * 1000)
+    assert CRS.from_wkt(s.crs) == CRS.from_epsg(32633)
+    assert s.transform == RASTERIO_TRANSFORM
+    assert s.nodata == -9999.0
+    assert s.name == "reflectance"
+
+
+def test_fill_value_pixels_are_invalid_and_nan_pixels_too():
+    cube = _cube(6, 4, 5)
+    cube[1, 2] = -9999.0
+    cube[4, 0, 3] = np.nan
+    s = as_scene(rio_like(cube, _FillValue=-9999.0))
+    expected = np.ones((6, 4), bool)
+    expected[1, 2] = expected[4, 0] = False
+    np.testing.assert_array_equal(s.mask, expected)
+
+
+def test_emit_layout_takes_wavelengths_fwhm_and_fill_in_any_dim_order():
+    cube = _cube(6, 5, 8, seed=1)
+    cube[0, 0] = -9999.0
+    wl = np.linspace(400, 2500, 8)
+    fwhm = np.full(8, 8.5)
+    for order in (("downtrack", "crosstrack", "bands"), ("bands", "crosstrack", "downtrack")):
+        s = as_scene(emit_like(cube, wl, fwhm, order))
+        np.testing.assert_array_equal(s.load(), cube)
+        np.testing.assert_allclose(s.wavelengths, wl)
+        np.testing.assert_allclose(s.fwhm, fwhm)
+        assert s.nodata == -9999.0 and not s.mask[0, 0] and s.mask.sum() == 29
+        assert s.units == "reflectance"  # 'unitless' on a reflectance variable is not a label
+        np.testing.assert_array_equal(s.good_bands, np.arange(8) != 2)
+
+
+def test_wavenumbers_are_sorted_into_increasing_wavelengths():
+    cube = _cube(3, 4, 5)
+    k = np.array([25000.0, 20000.0, 12500.0, 8000.0, 5000.0])  # cm^-1, decreasing wavelength order reversed
+    da = xr.DataArray(np.moveaxis(cube, -1, 0), dims=("wavenumber", "y", "x"),
+                      coords={"wavenumber": ("wavenumber", k, {"units": "cm-1"})})
+    s = as_scene(da)
+    np.testing.assert_allclose(s.wavelengths, 1e7 / k)  # 400, 500, 800, 1250, 2000 nm: already increasing
+    np.testing.assert_array_equal(s.load(), cube)
+    shuffled = da.isel(wavenumber=[2, 0, 4, 1, 3])
+    s = as_scene(shuffled)
+    np.testing.assert_allclose(s.wavelengths, 1e7 / k)
+    np.testing.assert_array_equal(s.load(), cube)
+
+
+def test_scene_constructor_lays_out_a_dataarray_by_its_dims():
+    cube = _cube(4, 9, 3)
+    np.testing.assert_array_equal(Scene(rio_like(cube)).load(), cube)
+
+
+def test_estimator_on_a_dataarray_gives_the_abundances_of_the_numpy_cube():
+    from unmixgen.unmix.inversion import invert_scene
+    from unmixgen.unmix.registry import make_method
+
+    scene = make_scene(rows=14, cols=17, bands=24, p=3, seed=2)
+    cube = scene.load()
+    da = rio_like(cube, scene.wavelengths / 1000)
+    on_array = make_method("vca", 3, seed=0).fit(cube)
+    on_da = make_method("vca", 3, seed=0).fit(da)
+    np.testing.assert_array_equal(on_da.endmembers_, on_array.endmembers_)
+    np.testing.assert_array_equal(on_da.abundances_, on_array.abundances_)
+    np.testing.assert_array_equal(on_da.transform(da), on_array.transform(cube))
+    np.testing.assert_array_equal(invert_scene(da, on_array.endmembers_, progress=False),
+                                  invert_scene(cube, on_array.endmembers_, progress=False))
+
+
+def test_pixel_matrices_with_a_spectral_dim_first_are_taken_bands_last():
+    from unmixgen.unmix.inversion import fcls
+    from unmixgen.unmix.rank import hysime
+    from unmixgen.unmix.registry import make_method
+
+    scene = make_scene(rows=12, cols=15, bands=20, p=3, seed=3)
+    Y = scene.valid_pixels()
+    da = xr.DataArray(Y.T, dims=("band", "pixel"))  # 20 x 180: as (N, bands) it was 20 pixels of 180 bands
+    fitted = make_method("vca", 3, seed=0).fit(scene)
+    np.testing.assert_array_equal(fitted.transform(da), fitted.transform(Y))
+    np.testing.assert_array_equal(fcls(da, fitted.endmembers_), fcls(Y, fitted.endmembers_))
+    assert hysime(da).n_endmembers == hysime(Y).n_endmembers
+    with pytest.raises(InputError, match=r"^Y: DataArray with dims y, x has no spectral dim; expected"):
+        hysime(xr.DataArray(Y[:, :2], dims=("y", "x")))
+
+
+def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line():
+    da = rio_like(_cube())
+    bad_crs = da.assign_coords(spatial_ref=xr.DataArray(0, attrs={"crs_wkt": "not a crs"}))
+    with pytest.raises(InputError, match=r"^scene: coordinate 'spatial_ref''s crs_wkt is not a CRS PROJ reads"):
+        as_scene(bad_crs)
+    bad_gt = da.assign_coords(spatial_ref=xr.DataArray(0, attrs={"crs_wkt": WKT, "GeoTransform": "1 2 3"}))
+    with pytest.raises(InputError, match=r"^scene: coordinate 'spatial_ref''s GeoTransform '1 2 3'; expected 6"):
+        as_scene(bad_gt)
+
+
+def test_array_functions_take_a_dataarray_by_its_dims():
+    from unmixgen.evaluate.unmixing import evaluate
+    from unmixgen.unmix.spatial_rank import spatial_rank
+
+    scene = make_scene(rows=20, cols=23, bands=16, p=3, seed=4)
+    cube = scene.load()
+    da = rio_like(cube)
+    assert spatial_rank(da).n_endmembers == spatial_rank(cube).n_endmembers
+    E, A = scene.truth.endmembers, scene.truth.abundances
+    got = evaluate(endmembers=E, abundances=A, cube=da)
+    assert got["reconstruction_rmse"] == evaluate(endmembers=E, abundances=A, cube=cube)["reconstruction_rmse"]
+
+
+@pytest.mark.parametrize(("dims", "found"), [
+    (("dim_0", "dim_1", "dim_2"), "dims dim_0, dim_1, dim_2"),
+    (("y", "x", "time"), "dims y, x, time"),
+    (("band", "wavelength", "x"), "dims band, wavelength, x"),
+    (("band", "y", "z"), "dims band, y, z"),
+])
+def test_dims_without_spectral_or_spatial_names_are_refused_in_one_line(dims, found):
+    da = xr.DataArray(_cube(3, 4, 5), dims=dims)
+    with pytest.raises(InputError) as err:
+        as_scene(da)
+    message = str(err.value)
+    assert "\n" not in message and found in message and "expected" in message and "band" in message
+
+
+def test_a_dataarray_with_other_than_three_dims_is_refused():
+    da = xr.DataArray(_cube(3, 4, 5)[None], dims=("time", "y", "x", "band"))
+    with pytest.raises(InputError, match=r"^scene: DataArray with dims time, y, x, band; expected three"):
+        as_scene(da)
+
+
+def test_a_dataset_is_refused_naming_its_variables():
+    ds = xr.Dataset({"reflectance": (("y", "x", "band"), _cube()), "mask": (("y", "x"), np.ones((5, 7)))})
+    with pytest.raises(InputError, match=r"^scene: an xarray Dataset .*'reflectance'.*; expected one variable"):
+        as_scene(ds)
+
+
+def test_a_stale_geotransform_after_slicing_gives_way_to_the_coordinates():
+    # da.isel keeps spatial_ref's GeoTransform of the whole raster; x/y follow the slice
+    da = rio_like(_cube(8, 9, 3)).isel(y=slice(2, 6), x=slice(3, 9))
+    s = as_scene(da)
+    assert s.transform == (30.0, 0.0, 500000.0 + 3 * 30.0, 0.0, -30.0, 4200000.0 - 2 * 30.0)
+
+
+def test_scale_factor_of_undecoded_values_is_applied_and_fill_judged_on_stored_values():
+    stored = np.random.default_rng(0).integers(100, 9000, (4, 5, 6)).astype(np.int16)
+    stored[2, 3] = -9999
+    da = rio_like(stored, _FillValue=-9999, scale_factor=1e-4, add_offset=0.0)
+    s = as_scene(da)
+    np.testing.assert_allclose(s.load(), stored.astype(np.float32) * np.float32(1e-4))
+    assert not s.mask[2, 3] and s.mask.sum() == 19
+
+
+def test_a_dask_backed_dataarray_is_read_window_by_window():
+    dask_array = pytest.importorskip("dask.array")
+    cube = _cube(12, 10, 4)
+
+    class Recording:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.reads = a, a.shape, a.dtype, a.ndim, []
+
+        def __getitem__(self, key):
+            out = self.a[key]
+            self.reads.append(out.size)
+            return out
+
+    source = Recording(np.moveaxis(cube, -1, 0))
+    lazy = dask_array.from_array(source, chunks=(4, 3, 5), meta=np.empty((0, 0, 0), np.float32))
+    da = rio_like(cube).copy(data=lazy)
+    s = as_scene(da)
+    assert sum(source.reads) == 0  # nothing read to build the scene
+    np.testing.assert_array_equal(s.read(slice(0, 3), slice(0, 5)), cube[:3, :5])
+    assert sum(source.reads) <= 4 * 3 * 5 * 2  # the chunks holding that window, not the cube
+
