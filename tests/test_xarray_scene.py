@@ -235,3 +235,18 @@ def test_a_dask_backed_dataarray_is_read_window_by_window():
     np.testing.assert_array_equal(s.read(slice(0, 3), slice(0, 5)), cube[:3, :5])
     assert sum(source.reads) <= 4 * 3 * 5 * 2  # the chunks holding that window, not the cube
 
+
+
+def test_rows_stored_south_first_under_a_north_up_geotransform_are_placed_by_their_coordinates():
+    # GDAL's netCDF driver stores rows bottom-up (y increasing) and writes the north-up
+    # GeoTransform of its own flipped view on the grid mapping; xr.open_dataset(...,
+    # decode_coords="all") gives that. The pixel size's sign follows the coordinates: with
+    # the GeoTransform's e < 0, every row but the first was placed in the mirror image.
+    cube = _cube(4, 5, 3)
+    da = rio_like(cube).isel(y=slice(None, None, -1))  # y now increases: row 0 is the south edge
+    s = as_scene(da)
+    y = da.y.values
+    assert s.transform == (30.0, 0.0, 500000.0, 0.0, 30.0, y[0] - 15.0)
+    a, b, c, d, e, f = s.transform
+    np.testing.assert_allclose(f + e * (np.arange(4) + 0.5), y)  # every row's centre where its coordinate says
+

@@ -292,12 +292,21 @@ def _placed_on_coordinates(X: Any, transform, row_dim: str, col_dim: str):
     if y is None or x is None or (transform is not None and (transform[1] != 0 or transform[3] != 0)):
         return transform
     if transform is not None:
-        a, e = transform[0], transform[4]
+        # the pixel sizes' signs as the coordinates run: rows stored south first under a
+        # north-up GeoTransform (GDAL's netCDF, a flipped da.isel(y=slice(None, None, -1)))
+        a, e = _signed(transform[0], x), _signed(transform[4], y)
     else:
         a, e = _step(x), _step(y)
         if a is None or e is None:
             return None
     return (a, 0.0, x[0] - a / 2, 0.0, e, y[0] - e / 2)
+
+
+def _signed(size: float, v: np.ndarray) -> float:
+    """``size`` with the sign of the direction ``v`` runs in (as it is for one value)."""
+    if v.size < 2 or v[1] == v[0]:
+        return size
+    return float(np.copysign(size, v[1] - v[0]))
 
 
 def _units(name: Any, stated: Any) -> str | None:
