@@ -296,3 +296,15 @@ def test_unmix_runs_the_blind_torch_methods_on_the_gpu_and_refuses_it_for_the_re
                 "unmix", path, *extra, "--device", device, "--no-figures", "--out", tmp_path / f"ok-{device}",
                 "--overwrite"))
             assert code == 0, err
+
+
+def test_unmix_on_the_gpu_with_a_misspelt_method_names_the_method(tmp_path, run_cli, gpu):
+    """The device was checked before the method's name: ``--method edda --device cuda`` said
+    "method 'edda' runs on the CPU only; expected ... a method with a GPU path (..., edaa, ...)",
+    as if edda were a method; the unknown name is the error."""
+    path = tmp_path / "s.npy"
+    np.save(path, np.random.default_rng(0).uniform(0.1, 0.9, (6, 7, 10)).astype(np.float32))
+    code, _, err = gpu(lambda: run_cli("unmix", path, "-p", "2", "--method", "edda", "--device", "cuda",
+                                       "--out", tmp_path / "o"))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "edda" in err and "expected one of" in err and "CPU only" not in err, err

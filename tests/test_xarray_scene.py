@@ -235,3 +235,59 @@ def test_a_dask_backed_dataarray_is_read_window_by_window():
     np.testing.assert_array_equal(s.read(slice(0, 3), slice(0, 5)), cube[:3, :5])
     assert sum(source.reads) <= 4 * 3 * 5 * 2  # the chunks holding that window, not the cube
 
+
+
+def test_rows_stored_south_first_under_a_north_up_geotransform_are_placed_by_their_coordinates():
+    # GDAL's netCDF driver stores rows bottom-up (y increasing) and writes the north-up
+    # GeoTransform of its own flipped view on the grid mapping; xr.open_dataset(...,
+    # decode_coords="all") gives that. The pixel size's sign follows the coordinates: with
+    # the GeoTransform's e < 0, every row but the first was placed in the mirror image.
+    cube = _cube(4, 5, 3)
+    da = rio_like(cube).isel(y=slice(None, None, -1))  # y now increases: row 0 is the south edge
+    s = as_scene(da)
+    y = da.y.values
+    assert s.transform == (30.0, 0.0, 500000.0, 0.0, 30.0, y[0] - 15.0)
+    a, b, c, d, e, f = s.transform
+    np.testing.assert_allclose(f + e * (np.arange(4) + 0.5), y)  # every row's centre where its coordinate says
+
+
+
+def _rioxarray_open(path):
+    """``rioxarray.open_rasterio(path)`` (mask_and_scale=False), attributes made by its rule:
+    the dataset's tags with band 1's over them, ``long_name`` the band descriptions and
+    ``units`` the bands' unit labels (tuples for several bands)."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        attrs = {**ds.tags(), **ds.tags(1)}
+        attrs.update(scale_factor=ds.scales[0], add_offset=ds.offsets[0], long_name=ds.descriptions,
+                     units=ds.units)
+        if ds.nodata is not None:
+            attrs["_FillValue"] = ds.nodata
+        gt = ds.transform.to_gdal()
+        t = ds.transform
+        coords = {"band": np.arange(1, ds.count + 1),
+                  "y": t.f + t.e * (np.arange(ds.height) + 0.5), "x": t.c + t.a * (np.arange(ds.width) + 0.5),
+                  "spatial_ref": xr.DataArray(0, attrs={"crs_wkt": ds.crs.to_wkt(), "spatial_ref": ds.crs.to_wkt(),
+                                                        "GeoTransform": " ".join(str(v) for v in gt)})}
+        return xr.DataArray(ds.read(), dims=("band", "y", "x"), coords=coords, attrs=attrs)
+
+
+def test_a_geotiff_of_the_writer_through_rioxarray_gives_the_scene_read_scene_gives(tmp_path):
+    # rioxarray lays band 1's tags over the dataset's: the writer's per-band 'wavelength' tag
+    # hid its dataset list (the attribute is band 1's one number) and the unit labels came as a
+    # tuple, one per band: the scene had no wavelengths and no units
+    from unmixgen.io import geotiff, read_scene
+
+    cube = _cube(5, 7, 6)
+    cube[1, 2] = np.nan
+    wl = np.linspace(450.0, 2400.0, 6)
+    geotiff.write(Scene(cube, wavelengths=wl, crs="EPSG:32633", transform=RASTERIO_TRANSFORM,
+                        units="W/(m2 sr um)"), tmp_path / "s.tif")
+    a, b = read_scene(tmp_path / "s.tif"), as_scene(_rioxarray_open(tmp_path / "s.tif"))
+    np.testing.assert_array_equal(b.load(), a.load())
+    np.testing.assert_array_equal(b.mask, a.mask)
+    np.testing.assert_allclose(b.wavelengths, a.wavelengths)
+    assert CRS.from_wkt(b.crs) == CRS.from_wkt(a.crs)
+    assert b.transform == a.transform
+    assert b.units == a.units == "W/(m2 sr um)"

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .units import product_units, quantity, scene_units
-from .wavelengths import to_nm, unit_kind
+from .wavelengths import to_nm, unit_kind, wavelengths_from_labels
 
 #: names of the spectral dim (any case)
 SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
@@ -197,6 +197,11 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         if spectral.lower() in WAVELENGTH_NAMES or unit_kind(units) is not None:
             found = coord.values, dict(coord.attrs), f"coordinate {spectral!r}"
     if found is None:
+        # rioxarray lays band 1's tags over the file's, so a per-band 'wavelength' tag (GDAL's,
+        # this package's GeoTIFFs) leaves one number; the band descriptions ("450 nm") remain
+        names = X.attrs.get("long_name")
+        if isinstance(names, (tuple, list)) and len(names) == bands > 1:
+            return wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'"), None
         return None, None
     values, attrs, where = found
     wl = to_nm(values, attrs.get("units"), what=f"{what}: {where}")
@@ -285,14 +290,17 @@ def _step(v: np.ndarray) -> float | None:
 def _placed_on_coordinates(X: Any, transform, row_dim: str, col_dim: str):
     """The transform as rioxarray's ``rio.transform()`` gives it: the top-left corner from the
     x/y coordinates (pixel centres; ``da.isel`` slices them but keeps ``spatial_ref``'s
-    GeoTransform of the whole raster), the pixel size from the GeoTransform, or from the
-    coordinates' even spacing when there is none. ``transform`` as it is when rotated, or
+    GeoTransform of the whole raster), the pixel size from the GeoTransform, signed as the
+    coordinates run (rows stored south first under a north-up GeoTransform are south-up), or
+    from the coordinates' even spacing when there is none. ``transform`` as it is when rotated, or
     without numeric x/y coordinates."""
     y, x = _coordinate(X, row_dim), _coordinate(X, col_dim)
     if y is None or x is None or (transform is not None and (transform[1] != 0 or transform[3] != 0)):
         return transform
     if transform is not None:
-        a, e = transform[0], transform[4]
+        # the pixel sizes' signs as the coordinates run: rows stored south first under a
+        # north-up GeoTransform (GDAL's netCDF, a flipped da.isel(y=slice(None, None, -1)))
+        a, e = _signed(transform[0], x), _signed(transform[4], y)
     else:
         a, e = _step(x), _step(y)
         if a is None or e is None:
@@ -300,10 +308,20 @@ def _placed_on_coordinates(X: Any, transform, row_dim: str, col_dim: str):
     return (a, 0.0, x[0] - a / 2, 0.0, e, y[0] - e / 2)
 
 
+def _signed(size: float, v: np.ndarray) -> float:
+    """``size`` with the sign of the direction ``v`` runs in (as it is for one value)."""
+    if v.size < 2 or v[1] == v[0]:
+        return size
+    return float(np.copysign(size, v[1] - v[0]))
+
+
 def _units(name: Any, stated: Any) -> str | None:
     """The scene's unit label: the ``units`` attribute when it names reflectance or radiance;
     for a variable named so (EMIT's ``reflectance`` is ``unitless``), that word unless the
-    attribute names a unit of it (`unmixgen.units.product_units`)."""
+    attribute names a unit of it (`unmixgen.units.product_units`). rioxarray gives the bands'
+    labels as a tuple, one per band: taken when they are one label."""
+    if isinstance(stated, (tuple, list)) and stated and all(str(u) == str(stated[0]) for u in stated):
+        stated = stated[0]
     word = quantity(name) if isinstance(name, str) and name.strip().lower() in ("reflectance", "radiance") else None
     return product_units(word, stated) if word is not None else scene_units(stated)
 
@@ -315,7 +333,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
       or the spectral dim's own when named so or labelled with a length unit (rioxarray's
       ``band`` numbers are not), or such an attribute with one value per band; converted with
-      `unmixgen.wavelengths.to_nm` from its ``units`` (else inferred from the magnitude). Bands
+      `unmixgen.wavelengths.to_nm` from its ``units`` (else inferred from the magnitude); failing
+      those, band descriptions (rioxarray's ``long_name``) that each give one (``"450 nm"``). Bands
       not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, and
       ``good_bands`` from flags named like `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
@@ -326,7 +345,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
       rioxarray's ``rio.transform()`` does (a sliced array keeps the whole raster's
       GeoTransform); without one, evenly spaced x/y coordinates give it (only with a CRS).
-    - ``units``: the ``units`` attribute when it names reflectance or radiance; ``name``.
+    - ``units``: the ``units`` attribute (or rioxarray's tuple of one label per band, all the
+      same) when it names reflectance or radiance; ``name``.
     """
     axes = layout(X, 2, what)
     dims = _dims(X)

@@ -8,6 +8,8 @@ measures below 100 nm, and none measures beyond 100 um).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .errors import InputError
@@ -236,3 +238,21 @@ def grid_offset_nm(a, b) -> float:
         return 0.0
     d = float(np.abs(a - b).max())
     return d if np.isfinite(d) else float("inf")
+
+
+# "450.5 nm", "Band 3 (0.55 um)", "376.44 Nanometers", "2.1 micrometers"
+_NUM_UNIT = re.compile(
+    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(nm|nanomet\w*|um|µm|μm|micromet\w*|microns?)\b",
+    re.IGNORECASE,
+)
+
+
+def wavelengths_from_labels(labels, *, what: str = "band names") -> np.ndarray | None:
+    """Wavelengths (nm) read from band labels such as ``"376.44 Nanometers"`` or
+    ``"Band 3 (0.55 um)"``; None unless every label holds a number with a length unit."""
+    if not labels:
+        return None
+    found = [_NUM_UNIT.search(str(s)) if s else None for s in labels]
+    if not all(found):
+        return None
+    return np.array([to_nm([float(m.group(1))], m.group(2), what=what)[0] for m in found])

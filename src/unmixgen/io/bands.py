@@ -32,7 +32,6 @@ run is one detector.
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -40,17 +39,11 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, in_file
 from ..scene import STORED_ORDER_KEYS, stored_band_order
-from ..wavelengths import to_nm
+from ..wavelengths import wavelengths_from_labels
 from .checks import count
 
 OVERLAP_POLICIES = ("sort", "short", "long")
 _ALIASES = {"vnir": "short", "swir": "long", "both": "sort"}
-
-# "450.5 nm", "Band 3 (0.55 um)", "376.44 Nanometers", "2.1 micrometers"
-_NUM_UNIT = re.compile(
-    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(nm|nanomet\w*|um|µm|μm|micromet\w*|microns?)\b",
-    re.IGNORECASE,
-)
 
 
 def overlap_policy(overlap: str) -> str:
@@ -223,17 +216,6 @@ def arrange(wavelengths, overlap: str = "sort", *, detectors=None,
             "distinct wavelengths: use overlap='short' or 'long' to keep one detector's bands"
         )
     return Arrangement(order, sorted_wl, wl.size)
-
-
-def wavelengths_from_labels(labels, *, what: str = "band names") -> np.ndarray | None:
-    """Wavelengths (nm) read from band labels such as ``"376.44 Nanometers"`` or
-    ``"Band 3 (0.55 um)"``; None unless every label holds a number with a length unit."""
-    if not labels:
-        return None
-    found = [_NUM_UNIT.search(str(s)) if s else None for s in labels]
-    if not all(found):
-        return None
-    return np.array([to_nm([float(m.group(1))], m.group(2), what=what)[0] for m in found])
 
 
 def per_band(values, bands: int, what: str, path: str | os.PathLike):

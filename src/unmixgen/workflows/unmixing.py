@@ -61,8 +61,6 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
                              "applies to method='hybridstu' only")
-    if not hybrid and device is not None:
-        options_device = _blind_device(device, method, endmembers_file)
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
         raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
                              "(--endmembers-file) or an endmember count (-p)")
@@ -77,6 +75,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
         if method not in BLIND and method not in INVERTERS:
             raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
+    if not hybrid and device is not None:  # after the name's check: a misspelt method is that error
+        options_device = _blind_device(device, method, endmembers_file)
     asked_weights = band_weights  # "noise", "none" or None (the method's default), for run.json
     if band_weights is not None:
         from ..unmix.rank import band_weights_option
