@@ -263,7 +263,7 @@ def run_methods(scene, E, args, seed: int, blind: bool) -> list[dict]:
     for k in () if args.no_stu else args.ks:
         est = HybridSTU(E.shape[0], k=k, lam=args.lam, max_steps=args.steps, max_minutes=args.minutes, seed=seed,
                         **{key: getattr(args, key) for key in ("front", "lr", "batch_size", "width", "eval_every",
-                                                               "patience", "noise_profile")
+                                                               "patience", "noise_profile", "map_smoothing")
                            if getattr(args, key) is not None},
                         **({} if args.stripe_model is None else {"stripes": args.stripe_model}))
         est.fit(scene, endmembers=E)
@@ -599,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--minutes", type=float, default=4.0)
     ap.add_argument("--front", default=None, help="HybridSTU front end (default: the estimator's)")
+    ap.add_argument("--map-smoothing", type=lambda v: v if v == "auto" else float(v), default=None,
+                    help="HybridSTU's training-map smoothing width (default: the estimator's)")
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--width", type=int, default=None)

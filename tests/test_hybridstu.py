@@ -198,6 +198,37 @@ def test_smoothing_width_chosen_by_the_unbiased_risk_estimate():
     assert choose_smoothing(clean, mask, np.zeros(P), widths)[0] == 0.0
 
 
+def test_training_maps_are_not_smoothed_where_the_scene_has_no_spatial_structure():
+    """`map_structure` measures neighbouring pixels' agreement beyond their noise: about 1 for
+    smooth maps, about 0 for maps drawn pixel by pixel, whatever the noise; `auto_smoothing`
+    leaves the latter unsmoothed (smoothed training maps taught the network a correlation the
+    scene lacks) and picks the risk estimate's width for the former."""
+    from unmixgen.unmix.hybridstu.estimator import (
+        SMOOTHING_WIDTHS,
+        UNSTRUCTURED,
+        auto_smoothing,
+        choose_smoothing,
+        map_structure,
+    )
+
+    rng = np.random.default_rng(2)
+    smooth = abundance_maps(64, 48, P, 7)
+    pixelwise = rng.dirichlet(np.ones(P), size=(64, 48)).astype(np.float32)
+    mask = np.ones((64, 48), bool)
+    mask[10:14, 20:30] = False
+    for std in (0.0, 0.03):
+        noise = rng.normal(0, std, smooth.shape).astype(np.float32)
+        nv = np.full(P, std**2)
+        assert map_structure(smooth + noise, mask, nv) > 0.8
+        assert abs(map_structure(pixelwise + noise, mask, nv)) < 0.1
+        width, record = auto_smoothing(pixelwise + noise, mask, nv)
+        assert width == 0.0 and "map_smoothing_risk" not in record and record["map_structure"] < UNSTRUCTURED
+        width, record = auto_smoothing(smooth + noise, mask, nv)
+        assert width in SMOOTHING_WIDTHS and width == choose_smoothing(smooth + noise, mask, nv)[0]
+        assert set(record["map_smoothing_risk"]) == set(SMOOTHING_WIDTHS)
+    assert map_structure(smooth, np.zeros((64, 48), bool), np.zeros(P)) == 1.0  # nothing to measure
+
+
 def test_map_noise_variance_is_the_least_squares_abundance_spread():
     from unmixgen.unmix.hybridstu.estimator import map_noise_variance
 

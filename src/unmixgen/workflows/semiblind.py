@@ -106,7 +106,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     good bands by ``method`` (an inverter of `unmixgen.unmix.inversion.METHODS`: FCLS, or
     ``"scaled"`` where `HybridSTU` corrects the brightness-free answer, its ``base``),
     smoothed by a Gaussian of ``smoothing`` pixels (``"auto"``: chosen from the scene's noise
-    estimate, `unmixgen.unmix.hybridstu.estimator.choose_smoothing`) like the maps the GRF and
+    estimate, `unmixgen.unmix.hybridstu.estimator.auto_smoothing`) like the maps the GRF and
     Dirichlet sources of `HybridSTU` are fitted to (``map_smoothing``), so the three sources start from the same
     maps and the prior's channels are the endmembers' order. They are
     written as a result folder ``out/unmix`` and the prior is trained into ``out/model``
@@ -132,12 +132,12 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     A = invert_scene(scene, E, method, progress=False)  # tiled, on the good bands
     if smoothing == "auto":
         from ..unmix.hybridstu.data import noise_estimate
-        from ..unmix.hybridstu.estimator import choose_smoothing, map_noise_variance
+        from ..unmix.hybridstu.estimator import auto_smoothing, map_noise_variance
 
         good = np.asarray(scene.good_bands, bool)
         Y = scene.valid_pixels()
         band_noise = np.diag(noise_estimate(Y if good.all() else Y[:, good], seed=seed)[2])  # no copy of all bands
-        smoothing, _ = choose_smoothing(A, scene.mask, map_noise_variance(E[:, good], band_noise))
+        smoothing, _ = auto_smoothing(A, scene.mask, map_noise_variance(E[:, good], band_noise))
     if smoothing > 0:
         A = smooth_maps(A, scene.mask, smoothing)
     made = not out.exists()

@@ -101,7 +101,9 @@ class HybridSTU:
         or Dirichlet model is fitted to them, so the training maps do not inherit the noise
         of those maps; 0: none. ``"auto"``: the width of `SMOOTHING_WIDTHS` with the least
         estimated error against the noise-free maps (`choose_smoothing`, from the scene's
-        noise estimate); ``history_["map_smoothing"]`` records the width used.
+        noise estimate), or 0 where the maps have no spatial structure (`auto_smoothing`);
+        ``history_["map_smoothing"]`` records the width used, ``history_["map_structure"]``
+        the measure.
     snr_db : float or None
         Noise of the training scenes; None: the scene's estimated SNR.
     noise_profile : {"scene", "white"}
@@ -423,9 +425,9 @@ class HybridSTU:
             A = scene.to_image(invert_weighted(Y, E, base, weights), fill=np.nan)
             sigma = self.map_smoothing
             if sigma == "auto":
-                sigma, risks = choose_smoothing(A, scene.mask, map_noise_variance(E, band_noise))
+                sigma, found = auto_smoothing(A, scene.mask, map_noise_variance(E, band_noise))
                 if record is not None:
-                    record["map_smoothing_risk"] = risks
+                    record.update(found)
             if record is not None:
                 record["map_smoothing"] = float(sigma)
             if sigma > 0:
@@ -764,6 +766,13 @@ def smooth_maps(A: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
 # where the estimate preferred 0.25.
 SMOOTHING_WIDTHS = (0.5, 0.75)
 
+# Below this correlation of neighbouring pixels' abundances (`map_structure`) the scene's maps
+# have no spatial structure at the pixel scale (per-pixel Dirichlet draws measure 0.00-0.01; the
+# suites' smooth, rough, Voronoi and sharp maps 0.71-1.0 at 15-40 dB), and smoothed training
+# maps taught the network a spatial correlation the scene lacks: up to 1.13x FCLS's RMSE
+# (benchmarks/RESULTS.md, "HybridSTU on maps without spatial structure").
+UNSTRUCTURED = 0.25
+
 
 def map_noise_variance(E: np.ndarray, band_noise: np.ndarray) -> np.ndarray:
     """Noise variance ``(p,)`` of each least-squares abundance of pixels with independent
@@ -777,6 +786,41 @@ def map_noise_variance(E: np.ndarray, band_noise: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         M = np.linalg.pinv(E.T)
     return np.einsum("pb,b,pb->p", M, np.asarray(band_noise, np.float64), M)
+
+
+def map_structure(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray) -> float:
+    """How much neighbouring pixels' abundances agree beyond their noise: per endmember, the
+    covariance of horizontally and vertically adjacent valid entries of ``A (rows, cols, p)``
+    (their independent noise of variance ``noise_var (p,)`` does not enter it) over the maps'
+    variance less that noise; the median over the endmembers. About 1 for smooth maps, 0 for
+    maps drawn pixel by pixel; 1.0 when it cannot be measured (no adjacent valid pairs, or no
+    endmember varies beyond its noise)."""
+    A = np.where(mask[..., None], A, np.nan).astype(np.float64)
+    a = A - np.nanmean(A, axis=(0, 1))
+    pairs = [a[1:] * a[:-1], a[:, 1:] * a[:, :-1]]
+    n = sum(int(np.isfinite(q[..., 0]).sum()) for q in pairs)
+    if n == 0:
+        return 1.0
+    cov = sum(np.nansum(q, axis=(0, 1)) for q in pairs) / n
+    signal = np.nanvar(A, axis=(0, 1)) - np.asarray(noise_var, np.float64)
+    varies = signal > 1e-12
+    if not varies.any():
+        return 1.0
+    return float(np.median(cov[varies] / signal[varies]))
+
+
+def auto_smoothing(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray) -> tuple[float, dict[str, Any]]:
+    """The ``map_smoothing="auto"`` width for the maps ``A (rows, cols, p)`` with noise variances
+    ``noise_var (p,)``: 0 where they have no spatial structure (`map_structure` below
+    `UNSTRUCTURED`), else `choose_smoothing`'s. Returns ``(width, record)``: ``map_structure``
+    and, where the risk was estimated, ``map_smoothing_risk``."""
+    structure = map_structure(A, mask, noise_var)
+    record: dict[str, Any] = {"map_structure": round(structure, 3)}
+    if structure < UNSTRUCTURED:
+        return 0.0, record
+    width, risks = choose_smoothing(A, mask, noise_var)
+    record["map_smoothing_risk"] = risks
+    return width, record
 
 
 def choose_smoothing(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray,
