@@ -433,3 +433,30 @@ def test_window_on_data_is_the_middle_of_a_full_image_and_follows_the_data():
     win = window_on_data(mask, 128)
     assert mask[win].sum() == mask.sum() and mask[win].shape == (128, 128)
     assert window_on_data(np.zeros((400, 300), bool), 128) == (slice(136, 264), slice(86, 214))
+
+
+def test_unmix_refuses_training_budgets_and_threads_for_methods_that_do_not_use_them(run_cli, tmp_path):
+    """``--max-minutes`` / ``--max-steps`` with a blind method or an inverter were dropped
+    without a word (they set hybridstu's training); ``--threads`` was refused for the blind
+    default, edaa and mvnmf although they run on torch. Budgets are refused for every method
+    but hybridstu; threads are taken by the torch methods and refused for VCA and inverters."""
+    import numpy as np
+
+    from unmixgen.simulate.procedural import make_scene
+
+    scene = make_scene(rows=8, cols=9, p=2, bands=12, snr_db=30, seed=0)
+    path = tmp_path / "s.npy"
+    np.save(path, scene.load())
+    np.savez(tmp_path / "em.npz", endmembers=scene.truth.endmembers)
+    for args, flag in (((("-p", "2", "--max-steps", "10")), "--max-steps"),
+                       (("-p", "2", "--method", "vca", "--max-minutes", "1"), "--max-minutes"),
+                       (("--endmembers-file", tmp_path / "em.npz", "--max-steps", "5"), "--max-steps"),
+                       (("-p", "2", "--method", "vca", "--threads", "1"), "--threads"),
+                       (("--endmembers-file", tmp_path / "em.npz", "--threads", "1"), "--threads")):
+        code, _, err = run_cli("unmix", path, *args, "--out", tmp_path / "o")
+        assert code == 2 and flag in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert not (tmp_path / "o").exists()
+    for method in ("auto", "mvnmf"):
+        code, _, err = run_cli("unmix", path, "-p", "2", "--method", method, "--threads", "1", "--no-figures",
+                               "--out", tmp_path / method)
+        assert code == 0, err

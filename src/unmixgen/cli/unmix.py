@@ -45,7 +45,7 @@ def unmix(
     max_steps: int = typer.Option(None, "--max-steps", help="hybridstu without --model: training steps at most (reproducible with --seed)."),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda: hybridstu and the blind methods auto, "
                                                       "edaa and mvnmf (the others run on the CPU)."),
-    threads: int = typer.Option(0, "--threads", help="hybridstu: CPU threads for torch (0 = torch's default)."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (hybridstu, and the blind auto, edaa and mvnmf; 0 = torch's default)."),
     band_weights: str = typer.Option(None, "--band-weights", help="noise: weigh each band by 1 / its estimated noise std where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does); none: every band alike. For auto and the inverters of --endmembers-file (run.json: band_weights).", show_default="noise for auto, none for inverters (the exact least-squares answer)"),
     outliers: str = typer.Option(None, "--outliers", help="screen: auto leaves pixels no mixture of the endmembers comes near (saturated, glints, spikes in a few bands) out of its fit and inverts them on the fitted endmembers (run.json: outliers.pixels); keep: fit every pixel.", show_default="screen"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
@@ -62,10 +62,13 @@ def unmix(
     from ..workflows import unmix_scene
     from .flags import given
 
-    if threads:  # torch is imported only when asked (blind methods do not need it)
-        if method != "hybridstu":
-            raise InputError(f"--threads {threads}: applies to --method hybridstu only (the blind methods and "
-                             "inversions do not use torch)")
+    if threads:  # torch is imported only when asked (VCA, N-FINDR and the inverters do not need it)
+        from ..workflows.unmixing import runs_on_torch
+
+        if not runs_on_torch(method, endmembers_file):
+            raise InputError(f"--threads {threads}: applies to the methods that run on torch (hybridstu, and the "
+                             f"blind auto, edaa and mvnmf); {'inverting given endmembers' if endmembers_file else repr(method)} "
+                             "does not use torch")
         from ..nn.device import set_threads
 
         set_threads(threads)

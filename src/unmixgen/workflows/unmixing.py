@@ -61,6 +61,11 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
                              "applies to method='hybridstu' only")
+    if not hybrid:  # a training budget for a method that trains nothing was dropped without a word
+        for name, value in (("max_minutes", max_minutes), ("max_steps", max_steps)):
+            if value is not None:
+                raise ParameterError(name, value, "applies to method='hybridstu' only (its training); the other "
+                                     "methods run until they converge")
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
         raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
                              "(--endmembers-file) or an endmember count (-p)")
@@ -214,6 +219,18 @@ def _column_stripes_note(scene, scene_path, notes: list[str], found=None) -> dic
     return record
 
 
+def runs_on_torch(method: str | None, endmembers_file=None) -> bool:
+    """Whether `unmix_scene`'s ``method`` (None: the default for the inputs) runs on torch:
+    hybridstu, and the blind methods that take a device (the default, edaa, mvnmf); not VCA,
+    N-FINDR, ATGP nor the inverters of given endmembers."""
+    from ..unmix.registry import DEFAULT_METHOD, METHODS, method_parameters
+
+    if method == "hybridstu":
+        return True
+    name = method or DEFAULT_METHOD
+    return endmembers_file is None and name in METHODS and "device" in method_parameters(name)
+
+
 def _blind_device(device: str, method: str | None, endmembers_file) -> str | None:
     """The torch device for a method other than hybridstu: the resolved ``device`` for the blind
     methods that run on torch (the default, edaa, mvnmf), None for the rest (VCA, N-FINDR, ATGP
@@ -225,7 +242,7 @@ def _blind_device(device: str, method: str | None, endmembers_file) -> str | Non
 
     resolved = resolve_device(device)
     name = method or DEFAULT_METHOD
-    if endmembers_file is None and name in METHODS and "device" in method_parameters(name):
+    if runs_on_torch(method, endmembers_file):
         return resolved
     if resolved != "cpu" and device != "auto":
         torch_methods = [m for m in METHODS if "device" in method_parameters(m)]
