@@ -629,3 +629,14 @@ def test_a_noise_profile_without_noise_or_of_another_length_is_refused(kwargs):
     std = np.ones(kwargs.pop("length", BANDS))
     with pytest.raises(ParameterError, match="band_std"):
         simulate(a, e, wavelengths=wl, band_std=std, **kwargs)
+
+
+def test_cli_simulate_refuses_a_noise_kind_without_an_snr(inputs, run_cli):
+    """``--noise signal`` without ``--snr`` wrote noise-free scenes without a word: the kind of
+    noise needs a level. It is refused in one line, naming both flags, before anything is written."""
+    tmp, a, e, wl = inputs
+    for kind in ("signal", "white"):
+        code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--noise", kind,
+                               "--out", tmp / "o")
+        assert code == 2 and err.startswith(f"error: --noise {kind}:") and "--snr" in err, err
+        assert len(err.strip().splitlines()) == 1 and not (tmp / "o").exists()
