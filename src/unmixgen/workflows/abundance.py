@@ -27,7 +27,8 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         continue training when ``resume``.
     max_minutes, max_steps : training budget of this call (at least one).
     resume : continue the model in ``out`` from its last checkpoint, with its saved data and
-        settings (``options`` are then checked but not used).
+        settings (``options``, ``label_from`` and ``max_sad`` are then refused: they would not be
+        used).
     export : also write a small sampling-only copy of the model to this folder.
     label_from, max_sad : how maps are labelled and matched across folders
         (`unmixgen.runs.sources.load_training_maps`; None: its default).
@@ -65,6 +66,12 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         if results:
             raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "
                                  "folder holds its training data)")
+        # the model continues with the settings it was created with: new ones went without a word
+        asked = {k: v for k, v in {**options, "label_from": label_from, "max_sad": max_sad}.items() if v is not None}
+        if asked:
+            name = sorted(asked)[0]
+            raise ParameterError(name, asked[name], "not used when resuming (the model continues with the settings "
+                                 "it was created with); expected it only for a new model")
         if not out.is_dir():
             raise in_file(out, "no such model folder to resume")
     else:
