@@ -232,6 +232,16 @@ def test_train_abundance_model_refuses_a_misspelt_option_when_resuming(results, 
     assert train_abundance_model([], model, max_steps=2, resume=True, progress=False)["step"] == 2
 
 
+def test_max_sad_with_one_result_folder_is_refused(results, tmp_path, run_cli):
+    """``--max-sad`` limits how endmembers of several folders are matched; with one folder there
+    is nothing to match and it was dropped without a word."""
+    out = tmp_path / "m"
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", out, "--max-steps", "1", "--patch", "8",
+                           "--max-sad", "0.1", "--no-progress")
+    assert code == 2 and err.startswith("error: --max-sad 0.1:") and "two or more" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
 def test_settings_for_a_resumed_model_are_refused_not_dropped(results, tmp_path, run_cli):
     """A resumed model continues with the settings it was created with: ``width=64`` (Python)
     and ``--checkpoint-seconds`` / ``--checkpoint-steps`` (command line) were dropped without a

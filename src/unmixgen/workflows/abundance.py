@@ -77,6 +77,11 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
     else:
         if not results:
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
+        if max_sad is not None:
+            check_range("max_sad", max_sad, low=0, low_open=True, high=3.1416)  # a bad value is that error
+        if max_sad is not None and len(results) < 2:  # nothing to match: the limit went without a word
+            raise ParameterError("max_sad", max_sad, "limits the spectral angle of endmembers matched across "
+                                 "result folders, and one folder has none to match; expected two or more folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
         data = load_training_maps(list(results), **given)
 
