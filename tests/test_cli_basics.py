@@ -268,6 +268,19 @@ def test_demo_refuses_budgets_for_stages_that_do_not_run(run_cli, tmp_path):
         assert not (tmp_path / "d").exists()
 
 
+def test_run_demo_refuses_a_semiblind_budget_when_the_chain_is_off(tmp_path):
+    """run_demo(semiblind=False, semiblind_minutes=...) dropped the budget without a word (the
+    command line refused it, the Python entry point did not)."""
+    import pytest
+
+    from unmixgen.errors import ParameterError
+    from unmixgen.workflows import run_demo
+
+    with pytest.raises(ParameterError, match="^semiblind_minutes=1: applies to the semi-blind chain"):
+        run_demo(tmp_path / "d", semiblind=False, semiblind_minutes=1)
+    assert not (tmp_path / "d").exists()
+
+
 def test_every_torch_command_takes_threads_and_refuses_negative_ones(run_cli, tmp_path):
     for cmd in ("unmix", "train-stu", "refine", "train-spectra", "train-abundance", "synthesize"):
         code, out, _ = run_cli(cmd, "--help")

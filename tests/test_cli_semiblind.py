@@ -130,6 +130,9 @@ def test_bad_input_exits_2_and_writes_nothing(run_cli, files, tmp_path, torch_on
              "--scaling sideways")
     _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--base", "sunsal"], out,
              "--base sunsal")
+    # how the brightness varies, when --variability 0 keeps it constant, was dropped without a word
+    _refused(run_cli, ["train-stu", path, "--endmembers-file", em, "--out", out, "--scaling", "endmember",
+                       "--variability", "0"], out, "--scaling endmember: ")
     # fewer valid pixels than needed
     cube = s.load().copy()
     cube[1:] = np.nan  # 37 valid pixels

@@ -1067,3 +1067,24 @@ def test_unmix_truth_zero_in_the_no_data_corners_is_scored_without_a_sum_warning
     assert code == 0 and "sum to one" not in err, err
     metrics = json.loads((tmp_path / "run" / "run.json").read_text())["metrics"]
     assert metrics["abundance_rmse_percent"] < 2
+
+
+def test_evaluate_refuses_an_alignment_or_pixel_order_the_data_cannot_take(run_cli, scene_file, tmp_path):
+    """``--align sad`` with a truth of maps only (or ``--align abundance`` / ``both`` with spectra
+    only) matched on the other without a word but a line in the scores; ``--pixel-order`` with a
+    truth without maps unfolded nothing. Refused in one line, nothing written; without --align
+    the fallback stays, as documented."""
+    path, s = scene_file
+    out = tmp_path / "run"
+    assert run_cli("unmix", path, "-p", "3", "--method", "vca", "--out", out, "--no-figures")[0] == 0
+    np.savez(tmp_path / "maps.npz", abundances=s.truth.abundances)
+    np.savez(tmp_path / "spectra.npz", endmembers=s.truth.endmembers)
+    for truth, args in (("maps.npz", ("--align", "sad")), ("maps.npz", ("--align", "both")),
+                        ("spectra.npz", ("--align", "abundance")), ("spectra.npz", ("--pixel-order", "F"))):
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / truth, "--estimate", out, *args)
+        assert code == 2 and err.startswith(f"error: {' '.join(args)}:") and truth in err, (args, err)
+        assert len(err.strip().splitlines()) == 1 and stdout == ""
+        assert not (out / "evaluation.json").exists()
+    for truth, alignment in (("maps.npz", "abundance"), ("spectra.npz", "sad")):
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / truth, "--estimate", out, "--json")
+        assert code == 0 and json.loads(stdout)["alignment"] == alignment, err

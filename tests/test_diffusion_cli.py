@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,36 @@ def test_train_abundance_model_refuses_a_misspelt_option_when_resuming(results, 
         train_abundance_model([], model, max_steps=2, resume=True, progress=False, widht=64)
     assert json.loads((model / "checkpoint.json").read_text())["step"] == 1
     assert train_abundance_model([], model, max_steps=2, resume=True, progress=False)["step"] == 2
+
+
+def test_max_sad_with_one_result_folder_is_refused(results, tmp_path, run_cli):
+    """``--max-sad`` limits how endmembers of several folders are matched; with one folder there
+    is nothing to match and it was dropped without a word."""
+    out = tmp_path / "m"
+    code, _, err = run_cli("train-abundance", results / "r1", "--out", out, "--max-steps", "1", "--patch", "8",
+                           "--max-sad", "0.1", "--no-progress")
+    assert code == 2 and err.startswith("error: --max-sad 0.1:") and "two or more" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_settings_for_a_resumed_model_are_refused_not_dropped(results, tmp_path, run_cli):
+    """A resumed model continues with the settings it was created with: ``width=64`` (Python)
+    and ``--checkpoint-seconds`` / ``--checkpoint-steps`` (command line) were dropped without a
+    word. They are refused, naming the setting, and the model is left as it was."""
+    from unmixgen.errors import ParameterError
+    from unmixgen.workflows import train_abundance_model
+
+    model = tmp_path / "model"
+    train_abundance_model([results / "r1"], model, max_steps=1, progress=False, patch=8, width=8)
+    for name, value in (("width", 64), ("checkpoint_every_s", 5.0), ("label_from", "folder"), ("max_sad", 0.2)):
+        with pytest.raises(ParameterError, match=f"^{re.escape(f'{name}={value!r}')}: not used when resuming"):
+            train_abundance_model([], model, max_steps=2, resume=True, progress=False, **{name: value})
+    for flag, value in (("--checkpoint-seconds", "5"), ("--checkpoint-steps", "1")):
+        code, _, err = run_cli("train-abundance", "--resume", "--out", model, "--max-steps", "2", "--no-progress",
+                               flag, value)
+        assert code == 2 and err.startswith(f"error: {flag}: not used with --resume"), err
+        assert len(err.strip().splitlines()) == 1
+    assert json.loads((model / "checkpoint.json").read_text())["step"] == 1
 
 
 @pytest.mark.parametrize("key", ["training", "data", "network", "representation"])

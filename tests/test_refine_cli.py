@@ -640,3 +640,22 @@ def test_blind_default_fractions_of_normalised_endmembers_go_through_refine_as_s
                            setup["p2"], "--samples", "2", "--steps", "2", "--out", tmp_path / "r2", "--no-progress")
     assert code == 2 and "abundance_basis" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r2").exists()
+
+
+def test_spectra_options_on_a_scene_without_wavelengths_are_refused(setup, run_cli):
+    """``--spectra-t0`` on a scene without wavelengths was dropped without a word: the spectra
+    prior cannot run there, the endmembers are kept as the init has them. It is refused, as
+    ``--spectra-prior`` is, before anything is written."""
+    root = setup["root"]
+    with np.load(setup["scene"]) as z:
+        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
+    write_scene(Scene(Y), root / "nowl2.npz")
+    init = root / "nowl2_init"
+    init.mkdir()
+    with np.load(setup["init"] / "result.npz") as z:
+        save_result(init, Scene(Y), endmembers=z["endmembers"], abundances=z["abundances"], figures=False)
+    out = root / "ref_nowl2"
+    code, _, err = run_cli("refine", root / "nowl2.npz", "--init", init, "--abundance-prior", setup["p2"],
+                           "--samples", "8", "--steps", "2", "--spectra-t0", "0.5", "--out", out, "--no-progress")
+    assert code == 2 and err.startswith("error: --spectra-t0 0.5:") and "no wavelengths" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -82,3 +82,15 @@ def test_a_scene_prior_that_fails_leaves_nothing(tmp_path, monkeypatch, stage):
     with pytest.raises(KeyboardInterrupt):
         train_scene_prior(s, s.truth.endmembers, tmp_path / "prior", max_steps=2, smoothing=1.0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unmix_hybridstu_refuses_a_count_beside_an_endmembers_file(tmp_path):
+    """unmix_hybridstu(endmembers_file=..., n_endmembers=3) trained on the file's endmembers and
+    dropped the count without a word (the command refuses the pair before calling it)."""
+    from unmixgen.simulate.procedural import make_scene
+    from unmixgen.workflows.semiblind import unmix_hybridstu
+
+    scene = make_scene(rows=8, cols=9, p=2, bands=12, snr_db=30, seed=0)
+    np.savez(tmp_path / "em.npz", endmembers=scene.truth.endmembers)
+    with pytest.raises(ParameterError, match="^n_endmembers=3: expected either"):
+        unmix_hybridstu(scene, endmembers_file=tmp_path / "em.npz", n_endmembers=3, max_steps=1)

@@ -629,3 +629,26 @@ def test_a_noise_profile_without_noise_or_of_another_length_is_refused(kwargs):
     std = np.ones(kwargs.pop("length", BANDS))
     with pytest.raises(ParameterError, match="band_std"):
         simulate(a, e, wavelengths=wl, band_std=std, **kwargs)
+
+
+def test_cli_simulate_refuses_a_noise_kind_without_an_snr(inputs, run_cli):
+    """``--noise signal`` without ``--snr`` wrote noise-free scenes without a word: the kind of
+    noise needs a level. It is refused in one line, naming both flags, before anything is written."""
+    tmp, a, e, wl = inputs
+    for kind in ("signal", "white"):
+        code, _, err = run_cli("simulate", "-a", tmp / "maps.npz", "-e", tmp / "em.csv", "--noise", kind,
+                               "--out", tmp / "o")
+        assert code == 2 and err.startswith(f"error: --noise {kind}:") and "--snr" in err, err
+        assert len(err.strip().splitlines()) == 1 and not (tmp / "o").exists()
+
+
+def test_cli_evaluate_synthesis_refuses_sampling_options_for_given_samples(tmp_path, run_cli):
+    """``--sampler`` / ``--steps`` set how samples are drawn from a model; for given samples
+    (a synthesize folder or .npz) they were dropped without a word. Refused in one line."""
+    np.savez(tmp_path / "ref.npz", heldout=maps(4, 16, 16, 3, 1))
+    np.savez(tmp_path / "samples.npz", abundances=maps(4, 16, 16, 3, 2))
+    for args, flag in ((("--sampler", "dpm"), "--sampler dpm"), (("--steps", "5"), "--steps 5")):
+        code, out, err = run_cli("evaluate-synthesis", tmp_path / "samples.npz", "--reference", tmp_path / "ref.npz",
+                                 *args)
+        assert code == 2 and err.startswith(f"error: {flag}:") and len(err.strip().splitlines()) == 1, err
+        assert out == ""

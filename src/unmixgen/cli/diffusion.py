@@ -51,19 +51,22 @@ def train_abundance(
     if resume:  # the model continues with its saved settings: a new one given here would be ignored
         for name, flag in (("patch", "--patch"), ("representation", "--representation"), ("width", "--width"),
                            ("prediction", "--prediction"), ("batch_size", "--batch-size"), ("lr", "--lr"),
-                           ("seed", "--seed"), ("label_from", "--label-from"), ("max_sad", "--max-sad")):
+                           ("seed", "--seed"), ("label_from", "--label-from"), ("max_sad", "--max-sad"),
+                           ("checkpoint_seconds", "--checkpoint-seconds"), ("checkpoint_steps", "--checkpoint-steps")):
             source = ctx.get_parameter_source(name)
             if source is not None and source.name == "COMMANDLINE":
                 raise InputError(f"{flag}: not used with --resume (the model continues with the settings it was "
                                  "created with); expected it only for a new model")
     set_threads(threads)
     t0 = time.monotonic()
+    # a resumed model takes none of the settings (their defaults here are a new model's)
+    settings = {} if resume else dict(
+        label_from=label_from, max_sad=max_sad, patch=patch, representation=representation, width=width,
+        prediction_type=prediction, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every_s=checkpoint_seconds,
+        checkpoint_every_steps=checkpoint_steps)
     info = train_abundance_model(
         results or [], out, max_minutes=max_minutes, max_steps=max_steps, resume=resume, export=export,
-        label_from=label_from, max_sad=max_sad, overwrite=overwrite, device=device, progress=progress,
-        patch=patch, representation=representation, width=width, prediction_type=prediction,
-        batch_size=batch_size, lr=lr, seed=seed, checkpoint_every_s=checkpoint_seconds,
-        checkpoint_every_steps=checkpoint_steps)
+        overwrite=overwrite, device=device, progress=progress, **settings)
     print(f"trained {out}: step {info['step']}, loss {info['loss']:.4f}, "
           f"{info['total_train_minutes']:.1f} min total ({time.monotonic() - t0:.0f} s this run)")
 

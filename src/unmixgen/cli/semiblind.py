@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import ParameterError
+from ..errors import InputError, ParameterError
 from .app import app
 from .flags import given
 
@@ -49,6 +49,9 @@ def train_stu(
             variability = float(variability)
         except ValueError:
             raise ParameterError("variability", variability, "expected a number or auto") from None
+    if scaling is not None and variability == 0:  # no brightness variation: how it varies went without a word
+        raise InputError(f"--scaling {scaling}: says how the training scenes' brightness varies, and --variability "
+                         "0 keeps it constant; expected a variability above 0 (or auto)")
     set_threads(threads)
     h = run(scene_path, endmembers_file, out, maps=maps, overwrite=overwrite,
             **given(k=k, lam=lam, variability=variability, scaling=scaling, base=base, max_steps=max_steps, max_minutes=max_minutes, device=device, seed=seed,

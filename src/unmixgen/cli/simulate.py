@@ -10,6 +10,7 @@ import typer
 
 from ..atomic import jsonable
 from ..errors import InputError, check_range, in_file, reading
+from ..priors.samplers import DEFAULT_SAMPLER
 from .app import app
 
 FORMATS = ("envi", "tif")
@@ -23,7 +24,8 @@ def simulate_cmd(
     endmembers: str = typer.Option(..., "--endmembers", "-e",
                                    help="Endmembers: result folder, CSV, .npz with 'endmembers', a benchmark .mat with M (bands, p), an ENVI spectral library (.sli with its .hdr), or LIB.mat:name1,name2 / LIB.sli:name1,name2."),
     snr: float = typer.Option(None, "--snr", help="Noise at this SNR in dB (default: no noise)."),
-    noise: str = typer.Option("white", "--noise", help="Noise kind: white or signal (signal-dependent)."),
+    noise: str = typer.Option(None, "--noise", help="Noise kind at --snr: white or signal (signal-dependent).",
+                              show_default="white"),
     variability: float = typer.Option(None, "--variability",
                                       help="Endmember variability: std of smooth log-normal per-pixel scaling (ELMM)."),
     sensor: Path = typer.Option(None, "--sensor",
@@ -112,8 +114,10 @@ def evaluate_synthesis_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
     count: int = typer.Option(None, "--count", "-n", help="Number of samples: drawn from a model (default: as many as held-out maps), or the "
                                             "first N of the given samples (default: all)."),
-    sampler: str = typer.Option("ddim", "--sampler", help="Sampler when drawing from a model: ddim, dpm or ddpm."),
-    steps: int = typer.Option(None, "--steps", help="Sampling steps (default: the sampler's default)."),
+    sampler: str = typer.Option(None, "--sampler", help="Sampler when drawing from a model: ddim, dpm or ddpm.",
+                                show_default=DEFAULT_SAMPLER),
+    steps: int = typer.Option(None, "--steps", help="Sampling steps when drawing from a model (default: the "
+                                                    "sampler's default)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (sampling, baselines, projections)."),
 ) -> None:
     """Realism of synthetic abundance maps vs held-out real maps, with Dirichlet and
@@ -136,6 +140,11 @@ def evaluate_synthesis_cmd(
     if not source.exists():
         raise in_file(source, "no such file or folder; expected a model folder, a synthesize output folder or an .npz")
     is_model = source.is_dir() and not _is_maps_folder(source)
+    if not is_model:  # given samples are scored as they are: how to draw them was dropped without a word
+        for flag, value in (("--sampler", sampler), ("--steps", steps)):
+            if value is not None:
+                raise InputError(f"{flag} {value}: applies when drawing samples from a model folder; {source} "
+                                 "holds samples, which are scored as they are")
     model = None
     if is_model:
         from ..priors.abundance.model import load_model
@@ -156,6 +165,7 @@ def evaluate_synthesis_cmd(
             raise in_file(ref_path, f"held-out maps have {held.shape[-1]} endmembers but the model {source} has "
                                     f"{model.n_endmembers}")
         n = count or len(held)
+        sampler = sampler or DEFAULT_SAMPLER
         samples = model.sample(n, size=(int(held.shape[1]), int(held.shape[2])), sampler=sampler, steps=steps, seed=seed,
                                progress=not as_json)
     else:

@@ -112,7 +112,7 @@ def _reads(save: Path, estimate: Path, truth: Path) -> bool:
 def evaluate(
     truth: Path = typer.Option(..., "--truth", help="Ground truth: benchmark .mat, .npz with endmembers/abundances, or result folder."),
     estimate: Path = typer.Option(..., "--estimate", help="Result folder of `unmixgen unmix`."),
-    align: str = typer.Option("abundance", "--align", help="Match endmembers by 'abundance' maps, spectral angle 'sad', or 'both' (RMSE + SAD/90 deg: steadier when either is poor)."),
+    align: str = typer.Option(None, "--align", help="Match endmembers by 'abundance' maps, spectral angle 'sad', or 'both' (RMSE + SAD/90 deg: steadier when either is poor); each needs what it matches on in the estimate and the truth.", show_default="abundance, or sad where either side has no maps"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     save: Path = typer.Option(None, "--save", help="Where to write the JSON (default: ESTIMATE/evaluation.json)."),
     pixel_order: str = typer.Option(None, "--pixel-order",
@@ -134,7 +134,7 @@ def evaluate(
     from ..runs.folder import endmember_names, load_result
     from ..runs.sources import read_truth, truth_orientation
 
-    if align not in ("abundance", "sad", "both"):
+    if align is not None and align not in ("abundance", "sad", "both"):
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
     # never onto the truth, a result file or a result's run.json: only a .json of its own
     if save is not None and (save.suffix.lower() != ".json" or save.is_dir() or _reads(save, estimate, truth)):
@@ -158,6 +158,17 @@ def evaluate(
                     pixel_order=None if pixel_order is None else pixel_order.upper(),
                     stored_order=None if E is None or stored[0] is None else (stored[0], int(stored[1])),
                     mask=r.get("mask"))
+    # an alignment asked for and not possible fell back to another, said only in the scores
+    for what in {"abundance": ("abundances",), "sad": ("endmembers",), "both": ("abundances", "endmembers")}.get(
+            align, ()):
+        for side, has in (("the estimate", (A if what == "abundances" else E) is not None),
+                          (f"the truth {truth}", getattr(gt, what) is not None)):
+            if not has:
+                raise InputError(f"--align {align}: matches on {what}, and {side} has none; expected --align "
+                                 f"{'sad' if what == 'abundances' else 'abundance'} (or no --align)")
+    if pixel_order is not None and gt.abundances is None:  # nothing to unfold or check
+        raise InputError(f"--pixel-order {pixel_order}: unfolds the truth's abundance maps, and {truth} has none; "
+                         "expected it only with a truth that has maps")
     if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
         raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
     wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))
@@ -169,7 +180,7 @@ def evaluate(
         raise in_file(truth, f"endmembers have {gt.endmembers.shape[1]} bands but the estimate has {E.shape[1]}")
     result = evaluate_metrics(
         endmembers=E, abundances=A, ref_endmembers=gt.endmembers, ref_abundances=gt.abundances,
-        mask=r.get("mask"), names=gt.names, align=align,
+        mask=r.get("mask"), names=gt.names, align=align or "abundance",
         uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
         bands=r.get("good_bands"),
     )

@@ -27,7 +27,8 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         continue training when ``resume``.
     max_minutes, max_steps : training budget of this call (at least one).
     resume : continue the model in ``out`` from its last checkpoint, with its saved data and
-        settings (``options`` are then checked but not used).
+        settings (``options``, ``label_from`` and ``max_sad`` are then refused: they would not be
+        used).
     export : also write a small sampling-only copy of the model to this folder.
     label_from, max_sad : how maps are labelled and matched across folders
         (`unmixgen.runs.sources.load_training_maps`; None: its default).
@@ -65,11 +66,22 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         if results:
             raise ParameterError("results", [str(r) for r in results], "expected none when resuming (the model "
                                  "folder holds its training data)")
+        # the model continues with the settings it was created with: new ones went without a word
+        asked = {k: v for k, v in {**options, "label_from": label_from, "max_sad": max_sad}.items() if v is not None}
+        if asked:
+            name = sorted(asked)[0]
+            raise ParameterError(name, asked[name], "not used when resuming (the model continues with the settings "
+                                 "it was created with); expected it only for a new model")
         if not out.is_dir():
             raise in_file(out, "no such model folder to resume")
     else:
         if not results:
             raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
+        if max_sad is not None:
+            check_range("max_sad", max_sad, low=0, low_open=True, high=3.1416)  # a bad value is that error
+        if max_sad is not None and len(results) < 2:  # nothing to match: the limit went without a word
+            raise ParameterError("max_sad", max_sad, "limits the spectral angle of endmembers matched across "
+                                 "result folders, and one folder has none to match; expected two or more folders")
         given = {k: v for k, v in (("label_from", label_from), ("max_sad", max_sad)) if v is not None}
         data = load_training_maps(list(results), **given)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import check_range
+from ..errors import ParameterError, check_range
 from .abundance import train_abundance_model
 
 
@@ -49,6 +49,9 @@ def run_demo(out: str | Path = "demo-output", *, train: bool = False, train_minu
     check_range("semiblind_steps", semiblind_steps, low=1, integer=True)
     if semiblind_minutes is not None:
         check_range("semiblind_minutes", semiblind_minutes, low=0, low_open=True)
+        if not semiblind:  # a budget for a stage that does not run was dropped without a word
+            raise ParameterError("semiblind_minutes", semiblind_minutes, "applies to the semi-blind chain, which "
+                                 "semiblind=False turns off", mentions=("semiblind",))
     check_range("refine_samples", refine_samples, low=1, integer=True)
     check_range("refine_steps", refine_steps, low=1, integer=True)
     record = run_record("demo", {"train": train, "count": count}, seed=seed)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, check_range, note
+from ..errors import InputError, ParameterError, check_range, note
 
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -116,7 +116,7 @@ def train_spectra_model(sources: list[str | Path] | str | Path, out: str | Path,
     Returns the training summary; the curve is drawn to ``out/training_curve.png``.
     """
     from ..atomic import model_dir_build
-    from ..errors import ParameterError, in_file
+    from ..errors import in_file
     from ..nn.checkpoint import has_checkpoint
     from ..nn.device import resolve_device
     from ..nn.trainer import check_budget
@@ -169,6 +169,10 @@ def _shipped(name: str) -> Path:
 
 DEFAULT_ABUNDANCE_PRIOR = "refine_abundance"
 """The shipped one-vs-rest abundance prior (any p) under ``assets/``."""
+
+
+SPECTRA_OPTIONS = ("spectra_t0", "ls_iterations")
+"""Options of `refine_result` that only the spectra prior's sampling of the endmembers takes."""
 
 
 FEW_SAMPLES = 8
@@ -279,6 +283,12 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     elif spectra_prior is not None:
         raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them (give it band "
                          "centres: unmixgen convert SCENE OUT --wavelengths START:STOP)")
+    else:  # settings of the endmembers' sampling, which does not run here, were dropped without a word
+        for name in SPECTRA_OPTIONS:
+            if options.get(name) is not None:
+                raise ParameterError(name, options[name], f"sets the spectra prior's sampling of the endmembers; "
+                                     f"{scene_path} has no wavelengths, so its endmembers are kept as the init has "
+                                     "them (give it band centres: unmixgen convert SCENE OUT --wavelengths START:STOP)")
     cube = scene.load()
     if brightness is not None:
         # pixels without a usable brightness (NaN, 0) are refined as they are

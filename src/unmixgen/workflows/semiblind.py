@@ -213,6 +213,11 @@ def unmix_hybridstu(scene, *, model: str | Path | None = None, endmembers_file: 
                 "warnings": notes, **_arrays(brightness)}
         return est.endmembers_, A, est.names_, info
     info: dict[str, Any] = {"method": "hybridstu"}
+    if endmembers_file is not None and n_endmembers is not None:  # the count went without a word
+        from ..errors import ParameterError
+
+        raise ParameterError("n_endmembers", n_endmembers, "expected either a number of endmembers to extract or "
+                             "an endmembers file (endmembers_file), not both", mentions=("endmembers_file",))
     if endmembers_file is not None:
         E, names = stu_endmembers(scene, endmembers_file)
         info["endmember_source"] = str(endmembers_file)

@@ -15,14 +15,15 @@ from ..errors import InputError, check_range
 
 
 def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | Path, *,
-                    snr_db: float | None = None, noise: str = "white", variability: float | None = None,
+                    snr_db: float | None = None, noise: str | None = None, variability: float | None = None,
                     sensor: str | Path | None = None, fmt: str = "envi", seed: int = 0,
                     overwrite: bool = False, band_noise: str | Path | None = None) -> dict[str, Any]:
     """Simulate one scene per abundance map into the folder ``out`` (``unmixgen simulate``).
 
     ``abundances``: maps (an .npz, a synthesize or unmix folder); ``endmembers``: any endmember
     source (`unmixgen.runs.sources.load_endmembers`); ``sensor``: band centres/FWHM to resample
-    to (CSV or scene file); ``band_noise``: the noise's spread over the bands
+    to (CSV or scene file); ``noise``: the noise's kind at ``snr_db``, ``"white"`` (None) or
+    ``"signal"`` (signal-dependent), given only with ``snr_db``; ``band_noise``: the noise's spread over the bands
     (`unmixgen.runs.sources.load_band_noise`: a CSV of one std per band, or a scene file whose
     own noise is estimated; the global SNR stays ``snr_db``). Maps pair with spectra by position, or by name where both name
     the same materials (`pair_by_name`). Writes per map ``scene_000.npz`` (cube, clean, abundances,
@@ -52,8 +53,12 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     check_output_dir(out, overwrite, inputs)
     if fmt not in ("envi", "tif"):
         raise ParameterError("fmt", fmt, "expected envi or tif")
-    if noise not in ("white", "signal"):
+    if noise is not None and noise not in ("white", "signal"):
         raise ParameterError("noise", noise, "expected white or signal")
+    if noise is not None and snr_db is None:  # a kind of noise for scenes written noise-free went without a word
+        raise ParameterError("noise", noise, "sets the kind of noise added at the SNR snr_db, and without snr_db "
+                             "the scenes have no noise; expected snr_db too", mentions=("snr_db",))
+    noise = noise or "white"
     if snr_db is not None:
         check_range("snr_db", snr_db)
     if band_noise is not None and snr_db is None:
