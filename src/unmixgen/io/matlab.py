@@ -16,6 +16,11 @@ Layouts recognised by `read` (first match wins):
 4. A cube stored ``(rows, cols, bands)`` under any key (e.g. MiSiCNet's ``Y_clean``): the
    single 3-D numeric array of the file.
 
+Zhu's ``SlectBands`` (the 1-based numbers of the sensor's bands kept) is checked (one per band)
+and recorded as ``metadata["selected_bands"]``, MATLAB-like text (``"4:103,114:147"``). A truth
+file's ``slctBnds`` (Zhu's Cuprite: ``M`` on all 224 sensor bands, used as ``M(slctBnds, :)``)
+puts its spectra on the scene's bands (`read_truth`).
+
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
 ``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
 radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
@@ -223,6 +228,8 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     Endmembers: the first of ``M``, ``E``, ``GT``, ``endmembers`` that is 2-D with one axis
     of length ``bands``; (bands, p) is transposed to (p, bands). ``bands`` None (nothing to
     match them with): the longer axis is the bands, as the benchmark files store (bands, p).
+    On more bands than ``bands``, with ``slctBnds``/``SlectBands`` naming ``bands`` of them
+    (1-based; Zhu's Cuprite truth), those rows are taken.
     Abundances: the first of ``S_GT``, ``A_true``, ``A``, ``abundances``: 3-D as
     (rows, cols, p) or (p, rows, cols); 2-D as (p, rows*cols) or (rows*cols, p) in
     ``pixel_order`` ("F" = MATLAB column-major, Zhu/Palsson; "C" = row-major, HySUPP).
@@ -243,7 +250,10 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     _check_declared_size(d, path, rows, cols)
     e = None
     for key, v in _endmember_matrices(d, path):
-        if bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
+        picked = _on_selected_bands(d, key, v, bands, path)
+        if picked is not None:  # Zhu's Cuprite: M on all sensor bands, slctBnds naming the scene's
+            e = picked
+        elif bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
             e = np.ascontiguousarray(v.T) if v.shape[0] > v.shape[1] else v
         elif v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
@@ -291,6 +301,52 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     names = _names(d)
     check_names(path, names, p)
     return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
+
+
+SELECTED_BAND_KEYS = ("SlectBands", "slctBnds")
+"""Zhu's 1-based numbers of the sensor's bands a file keeps (scene: ``SlectBands``, Cuprite's
+truth: ``slctBnds``, which users apply as ``M(slctBnds, :)``)."""
+
+
+def _selected_bands(d: dict, path: Path, n: int | None = None, within: int | None = None) -> np.ndarray | None:
+    """The 1-based band numbers of `SELECTED_BAND_KEYS` as int64, checked (whole, distinct,
+    >= 1, ``n`` of them and <= ``within`` when given); None when the file has none."""
+    key = next((k for k in SELECTED_BAND_KEYS if k in d), None)
+    if key is None:
+        return None
+    v = np.asarray(d[key])
+    ok = v.dtype.kind in "iuf" and v.size > 0 and np.isfinite(v).all() and (v == np.round(v)).all()
+    idx = v.reshape(-1).astype(np.int64) if ok else np.zeros(0, np.int64)
+    if (not ok or idx.min() < 1 or np.unique(idx).size != idx.size or (n is not None and idx.size != n)
+            or (within is not None and idx.max() > within)):
+        of = f" of the {within} bands of its spectra" if within is not None else ""
+        raise in_file(path, f"{key}: {v.size} values of type {v.dtype}; expected {n if n is not None else 'the'} "
+                            f"distinct 1-based band numbers{of}, one per band kept")
+    return idx
+
+
+def _ranges(numbers: np.ndarray) -> str:
+    """Band numbers as MATLAB-like text, runs shortened: ``[1, 2, 3, 5]`` -> ``"1:3,5"``."""
+    parts, start = [], 0
+    for i in range(1, numbers.size + 1):
+        if i == numbers.size or numbers[i] != numbers[i - 1] + 1:
+            a, b = int(numbers[start]), int(numbers[i - 1])
+            parts.append(str(a) if a == b else f"{a}:{b}")
+            start = i
+    return ",".join(parts)
+
+
+def _on_selected_bands(d: dict, key: str, v: np.ndarray, bands: int | None, path: Path) -> np.ndarray | None:
+    """Endmembers ``v`` (bands, p) on all sensor bands as ``(p, bands)`` on the ``bands`` the
+    file's `SELECTED_BAND_KEYS` name, when it names that many and ``v`` is not already on
+    ``bands``; else None."""
+    if bands is None or bands in v.shape or not any(k in d for k in SELECTED_BAND_KEYS):
+        return None
+    k = next(k for k in SELECTED_BAND_KEYS if k in d)
+    if np.asarray(d[k]).size != bands:
+        return None  # names another band count: the shape refusal below says what is expected
+    idx = _selected_bands(d, path, bands, within=v.shape[0])
+    return np.ascontiguousarray(v[idx - 1].T)
 
 
 WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
@@ -382,6 +438,9 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
         cube = y.T.reshape((r, c, y.shape[0]), order=order)
         if "maxValue" in d:
             meta["max_value"] = number(d["maxValue"], "variable 'maxValue'", path, positive=True)
+        selected = _selected_bands(d, path, y.shape[0])
+        if selected is not None:  # which of the sensor's bands these are: shown by `info`
+            meta["selected_bands"] = _ranges(selected)
         return cube, layout, order, meta
     arrays = {k: v for k, v in d.items()
               if isinstance(v, np.ndarray) and v.ndim == 3 and v.dtype.kind in "biufc"}
