@@ -105,3 +105,42 @@ def test_cuprite_truth_whose_slctBnds_do_not_fit_is_refused(tmp_path):
     sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
     with pytest.raises(InputError, match=r"slctBnds.*expected"):
         matlab.read_truth(p, ROWS, COLS, SELECTED.size)
+
+
+@pytest.mark.parametrize("v73", [False, True])
+def test_classification_cube_and_its_label_map(tmp_path, v73):
+    cube = (np.arange(ROWS * COLS * 7).reshape(ROWS, COLS, 7) * 3).astype(np.uint16)
+    labels = np.random.default_rng(1).integers(0, 17, (ROWS, COLS)).astype(np.uint8)
+    scene, gt = tmp_path / "Indian_pines_corrected.mat", tmp_path / "Indian_pines_gt.mat"
+    if v73:
+        _v73(scene, {"indian_pines_corrected": cube})
+        _v73(gt, {"indian_pines_gt": labels})
+    else:
+        sio.savemat(scene, {"indian_pines_corrected": cube})
+        sio.savemat(gt, {"indian_pines_gt": labels})
+    s = read_scene(scene)
+    np.testing.assert_array_equal(s.load(), cube.astype(np.float32))  # (rows, cols, bands) as stored
+    assert s.metadata["variable"] == "indian_pines_corrected"
+    with pytest.raises(InputError, match=r"Indian_pines_gt.mat: 'indian_pines_gt' \(6, 4\) uint8 holds class "
+                                         r"labels.*not abundances; expected") as err:
+        read_scene(scene, truth=gt)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match=r"Indian_pines_gt.mat: 'indian_pines_gt' \(6, 4\) uint8 holds class "
+                                         r"labels.*expected a scene"):
+        read_scene(gt)
+
+
+def test_label_map_as_evaluate_truth_is_refused_in_one_line(run_cli, tmp_path):
+    labels = np.random.default_rng(1).integers(0, 17, (ROWS, COLS)).astype(np.uint8)
+    sio.savemat(tmp_path / "PaviaU_gt.mat", {"paviaU_gt": labels})
+    np.savez(tmp_path / "est.npz", abundances=np.full((ROWS, COLS, 3), 1 / 3, np.float32))
+    code, _, err = run_cli("evaluate", "--truth", tmp_path / "PaviaU_gt.mat", "--estimate", tmp_path / "est.npz")
+    assert code == 2 and "class labels" in err and "not abundances" in err and err.count("\n") == 1, err
+
+
+def test_integer_data_matrix_without_its_sizes_is_not_called_labels(tmp_path):
+    p = tmp_path / "jasper_no_sizes.mat"
+    sio.savemat(p, {"Y": (np.arange(10 * 400).reshape(10, 400) * 7 % 5000).astype(np.uint16)})
+    with pytest.raises(InputError, match="cannot find a scene") as err:
+        read_scene(p)
+    assert "class labels" not in str(err.value)

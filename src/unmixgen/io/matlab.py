@@ -19,7 +19,8 @@ Layouts recognised by `read` (first match wins):
 Zhu's ``SlectBands`` (the 1-based numbers of the sensor's bands kept) is checked (one per band)
 and recorded as ``metadata["selected_bands"]``, MATLAB-like text (``"4:103,114:147"``). A truth
 file's ``slctBnds`` (Zhu's Cuprite: ``M`` on all 224 sensor bands, used as ``M(slctBnds, :)``)
-puts its spectra on the scene's bands (`read_truth`).
+puts its spectra on the scene's bands (`read_truth`). A classification label map
+(``indian_pines_gt``: (rows, cols) whole class numbers) is refused as a scene and as a truth.
 
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
 ``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
@@ -291,6 +292,10 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
         a = np.ascontiguousarray(a, np.float32)
         break
     if e is None and a is None:
+        labels = _label_map(d)
+        if labels is not None:
+            raise in_file(path, f"{labels}, not abundances; expected endmembers M/E/GT and/or abundances A/S_GT "
+                                "(p, pixels)")
         raise in_file(path, "no ground truth found; expected endmembers M/E/GT and/or abundances A/S_GT")
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
@@ -347,6 +352,19 @@ def _on_selected_bands(d: dict, key: str, v: np.ndarray, bands: int | None, path
         return None  # names another band count: the shape refusal below says what is expected
     idx = _selected_bands(d, path, bands, within=v.shape[0])
     return np.ascontiguousarray(v[idx - 1].T)
+
+
+def _label_map(d: dict) -> str | None:
+    """What a classification ground truth holds (``indian_pines_gt``: a (rows, cols) uint8 map
+    of class numbers, a few hundred values at most, where data stored as integers have many), as
+    words for a refusal; None when the file has no such map."""
+    for k, v in d.items():
+        if not (isinstance(v, np.ndarray) and v.ndim == 2 and min(v.shape) >= 2 and v.dtype.kind in "iu"):
+            continue
+        classes = np.unique(v).size
+        if classes <= 256:  # a uint16 (bands, pixels) matrix without its sizes holds thousands
+            return f"{k!r} {v.shape} {v.dtype} holds class labels (a classification map, {classes} values)"
+    return None
 
 
 WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
@@ -451,6 +469,10 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
         refuse_complex(v.dtype, path, f"variable {k!r}")
         meta["variable"] = k
         return v, "cube", None, meta
+    labels = _label_map(d)
+    if labels is not None and not arrays:
+        raise in_file(path, f"{labels}, not a hyperspectral cube; expected a scene: Y (bands, pixels) with "
+                            "nRow/nCol, lines/cols or H/W, or one 3-D (rows, cols, bands) array")
     found = ", ".join(f"{k} {np.shape(v)}" for k, v in d.items() if isinstance(v, np.ndarray)) or "none"
     raise in_file(path, f"cannot find a scene (found: {found}); expected Y (bands, pixels) with "
                         "nRow/nCol, lines/cols or H/W, or one 3-D (rows, cols, bands) array")
