@@ -95,6 +95,18 @@ def test_cuprite_truth_on_all_sensor_bands_is_put_on_the_scenes_by_slctBnds(tmp_
     np.testing.assert_allclose(gt.endmembers, m.T.astype(np.float32))  # the full 224-band scene
 
 
+def test_cuprite_truth_keeping_other_bands_than_the_scene_is_refused(tmp_path):
+    _zhu_scene(tmp_path / "CupriteS1_R10.mat", max_value=1.0)
+    p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
+    _cuprite_truth(p)
+    d = sio.loadmat(p)
+    d["slctBnds"] = np.arange(1, 11, dtype=float).reshape(1, -1)  # as many bands, not the scene's
+    sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
+    with pytest.raises(InputError, match=r"slctBnds keeps sensor bands 1:10 but the scene .* keeps "
+                                         r"1:3,5:6,8:9,11:12,14; expected"):
+        read_scene(tmp_path / "CupriteS1_R10.mat", truth=p)
+
+
 def test_cuprite_truth_whose_slctBnds_do_not_fit_is_refused(tmp_path):
     p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
     _cuprite_truth(p)

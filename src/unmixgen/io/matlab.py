@@ -398,6 +398,12 @@ def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple
     are in the band order of the scene's source file ("file"), read on its band count
     (`read_truth_file`)."""
     stored = stored_band_order(scene)
+    kept = scene.metadata.get("selected_bands")
+    if kept is not None:  # both files say which sensor bands they keep (Zhu's Cuprite): they must agree
+        theirs = _selected_bands(load_mat(Path(path)), Path(path))
+        if theirs is not None and theirs.size == scene.bands and _ranges(theirs) != kept:
+            raise in_file(path, f"slctBnds keeps sensor bands {_ranges(theirs)} but the scene {scene.path} keeps "
+                                f"{kept}; expected the ground truth of the scene's bands")
     gt, raw = read_truth_file(path, scene.rows, scene.cols, scene.bands, pixel_order=pixel_order,
                               stored_bands=None if stored is None else stored[1])
     if raw is None:
