@@ -156,3 +156,24 @@ def test_integer_data_matrix_without_its_sizes_is_not_called_labels(tmp_path):
     with pytest.raises(InputError, match="cannot find a scene") as err:
         read_scene(p)
     assert "class labels" not in str(err.value)
+
+
+def test_v73_truth_keeps_the_names_in_its_cood_cell(tmp_path):
+    """MATLAB v7.3 keeps a cell as references to char arrays under #refs#: Zhu's cood names."""
+    p = tmp_path / "end4_groundTruth.mat"
+    m, a = np.random.default_rng(2).random((SELECTED.size, 4)), np.full((4, ROWS * COLS), 0.25)
+    with h5py.File(p, "w", userblock_size=512) as f:
+        for k, v in {"M": m, "A": a, "nEnd": np.array([[4.0]])}.items():
+            f.create_dataset(k, data=v.T).attrs["MATLAB_class"] = np.bytes_("double")
+        refs = f.create_group("#refs#")
+        cell = f.create_dataset("cood", (1, 4), dtype=h5py.ref_dtype)  # a (4, 1) cell, transposed
+        for i, name in enumerate(["Asphalt", "Grass", "Tree", "Roof"]):
+            d = refs.create_dataset(f"n{i}", data=np.array([[ord(ch)] for ch in name], np.uint16))
+            d.attrs["MATLAB_class"] = np.bytes_("char")
+            cell[0, i] = d.ref
+        cell.attrs["MATLAB_class"] = np.bytes_("cell")
+    with open(p, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM")
+    gt = matlab.read_truth(p, ROWS, COLS, SELECTED.size)
+    assert gt.names == ["Asphalt", "Grass", "Tree", "Roof"]
+    np.testing.assert_allclose(gt.endmembers, m.T.astype(np.float32))

@@ -134,13 +134,42 @@ def _load_v73(path: Path, allow_external: bool) -> dict[str, Any]:
                 raw = hdf5.read_small(obj, path, limit=1 << 31)
                 out[k] = (raw["real"] + 1j * raw["imag"]).T  # refused when used as data
                 continue
+            if cls == "cell":
+                texts = _v73_cell_of_text(f, obj, path, allow_external)
+                if texts is not None:  # the names of the endmembers (Zhu's cood)
+                    out[k] = texts
+                continue
             if obj.dtype.kind not in "biuf":
-                continue  # cells/structs (object references) are not needed here
+                continue  # structs (object references) are not needed here
             arr = np.asarray(hdf5.read_small(obj, path, limit=1 << 31)).T  # column-major -> MATLAB shape
             if cls == "char":
                 out[k] = "".join(chr(int(c)) for c in arr.ravel(order="F") if 0 <= int(c) < 0x110000)
                 continue
             out[k] = arr
+    return out
+
+
+def _v73_cell_of_text(f: h5py.File, obj: h5py.Dataset, path: Path, allow_external: bool) -> np.ndarray | None:
+    """A v7.3 cell of char arrays (references to ``#refs#``) as scipy reads it: an object array
+    of the MATLAB shape, each element a one-element array of the text; None for any other cell
+    (numbers, nested cells) or one of over 10000 elements, which nothing here reads."""
+    from . import hdf5
+
+    if h5py.check_dtype(ref=obj.dtype) is not h5py.Reference or obj.size > 10_000:
+        return None
+    refs = np.asarray(hdf5.read_small(obj, path)).T  # column-major -> MATLAB shape
+    out = np.empty(refs.shape, object)
+    for i, ref in np.ndenumerate(refs):
+        if not ref:
+            return None
+        target = f[ref]
+        if not isinstance(target, h5py.Dataset) or hdf5.text(hdf5.attr(target, "MATLAB_class")) != "char":
+            return None
+        hdf5.check_dataset(target, target.name, path, allow_external=allow_external)
+        codes = np.asarray(hdf5.read_small(target, path)).T
+        if codes.dtype.kind not in "iu" or hdf5.attr(target, "MATLAB_empty") is not None:
+            codes = np.zeros(0, np.uint16)  # '' is stored as its dimensions, flagged MATLAB_empty
+        out[i] = np.array(["".join(chr(int(c)) for c in codes.ravel(order="F") if 0 <= int(c) < 0x110000)])
     return out
 
 
