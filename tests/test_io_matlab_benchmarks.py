@@ -156,6 +156,11 @@ def test_integer_data_matrix_without_its_sizes_is_not_called_labels(tmp_path):
     with pytest.raises(InputError, match="cannot find a scene") as err:
         read_scene(p)
     assert "class labels" not in str(err.value)
+    names = np.array([list(n.ljust(12).encode()) for n in ("Alunite GDS84", "Kaolinite CM9")], np.uint8)
+    sio.savemat(p, {"names": names, "datalib": np.ones((10, 2))})  # USGS_1995_Library.mat: names as codes
+    with pytest.raises(InputError, match="cannot find a scene") as err:
+        read_scene(p)
+    assert "class labels" not in str(err.value)
 
 
 def test_v73_truth_keeps_the_names_in_its_cood_cell(tmp_path):

@@ -390,9 +390,11 @@ def _label_map(d: dict) -> str | None:
     for k, v in d.items():
         if not (isinstance(v, np.ndarray) and v.ndim == 2 and min(v.shape) >= 2 and v.dtype.kind in "iu"):
             continue
-        classes = np.unique(v).size
-        if classes <= 256:  # a uint16 (bands, pixels) matrix without its sizes holds thousands
-            return f"{k!r} {v.shape} {v.dtype} holds class labels (a classification map, {classes} values)"
+        values = np.unique(v)
+        # a uint16 (bands, pixels) matrix without its sizes holds thousands of values; names kept
+        # as character codes (USGS_1995_Library.mat's uint8 'names') start at 32, classes at 0 or 1
+        if values.size <= 256 and values[0] in (0, 1):
+            return f"{k!r} {v.shape} {v.dtype} holds class labels (a classification map, {values.size} values)"
     return None
 
 
