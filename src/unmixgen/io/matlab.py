@@ -16,6 +16,12 @@ Layouts recognised by `read` (first match wins):
 4. A cube stored ``(rows, cols, bands)`` under any key (e.g. MiSiCNet's ``Y_clean``): the
    single 3-D numeric array of the file.
 
+Zhu's ``SlectBands`` (the 1-based numbers of the sensor's bands kept) is checked (one per band)
+and recorded as ``metadata["selected_bands"]``, MATLAB-like text (``"4:103,114:147"``). A truth
+file's ``slctBnds`` (Zhu's Cuprite: ``M`` on all 224 sensor bands, used as ``M(slctBnds, :)``)
+puts its spectra on the scene's bands (`read_truth`). A classification label map
+(``indian_pines_gt``: (rows, cols) whole class numbers) is refused as a scene and as a truth.
+
 Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
 ``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
 radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
@@ -128,13 +134,42 @@ def _load_v73(path: Path, allow_external: bool) -> dict[str, Any]:
                 raw = hdf5.read_small(obj, path, limit=1 << 31)
                 out[k] = (raw["real"] + 1j * raw["imag"]).T  # refused when used as data
                 continue
+            if cls == "cell":
+                texts = _v73_cell_of_text(f, obj, path, allow_external)
+                if texts is not None:  # the names of the endmembers (Zhu's cood)
+                    out[k] = texts
+                continue
             if obj.dtype.kind not in "biuf":
-                continue  # cells/structs (object references) are not needed here
+                continue  # structs (object references) are not needed here
             arr = np.asarray(hdf5.read_small(obj, path, limit=1 << 31)).T  # column-major -> MATLAB shape
             if cls == "char":
                 out[k] = "".join(chr(int(c)) for c in arr.ravel(order="F") if 0 <= int(c) < 0x110000)
                 continue
             out[k] = arr
+    return out
+
+
+def _v73_cell_of_text(f: h5py.File, obj: h5py.Dataset, path: Path, allow_external: bool) -> np.ndarray | None:
+    """A v7.3 cell of char arrays (references to ``#refs#``) as scipy reads it: an object array
+    of the MATLAB shape, each element a one-element array of the text; None for any other cell
+    (numbers, nested cells) or one of over 10000 elements, which nothing here reads."""
+    from . import hdf5
+
+    if h5py.check_dtype(ref=obj.dtype) is not h5py.Reference or obj.size > 10_000:
+        return None
+    refs = np.asarray(hdf5.read_small(obj, path)).T  # column-major -> MATLAB shape
+    out = np.empty(refs.shape, object)
+    for i, ref in np.ndenumerate(refs):
+        if not ref:
+            return None
+        target = f[ref]
+        if not isinstance(target, h5py.Dataset) or hdf5.text(hdf5.attr(target, "MATLAB_class")) != "char":
+            return None
+        hdf5.check_dataset(target, target.name, path, allow_external=allow_external)
+        codes = np.asarray(hdf5.read_small(target, path)).T
+        if codes.dtype.kind not in "iu" or hdf5.attr(target, "MATLAB_empty") is not None:
+            codes = np.zeros(0, np.uint16)  # '' is stored as its dimensions, flagged MATLAB_empty
+        out[i] = np.array(["".join(chr(int(c)) for c in codes.ravel(order="F") if 0 <= int(c) < 0x110000)])
     return out
 
 
@@ -223,6 +258,8 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     Endmembers: the first of ``M``, ``E``, ``GT``, ``endmembers`` that is 2-D with one axis
     of length ``bands``; (bands, p) is transposed to (p, bands). ``bands`` None (nothing to
     match them with): the longer axis is the bands, as the benchmark files store (bands, p).
+    On more bands than ``bands``, with ``slctBnds``/``SlectBands`` naming ``bands`` of them
+    (1-based; Zhu's Cuprite truth), those rows are taken.
     Abundances: the first of ``S_GT``, ``A_true``, ``A``, ``abundances``: 3-D as
     (rows, cols, p) or (p, rows, cols); 2-D as (p, rows*cols) or (rows*cols, p) in
     ``pixel_order`` ("F" = MATLAB column-major, Zhu/Palsson; "C" = row-major, HySUPP).
@@ -243,7 +280,10 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     _check_declared_size(d, path, rows, cols)
     e = None
     for key, v in _endmember_matrices(d, path):
-        if bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
+        picked = _on_selected_bands(d, key, v, bands, path)
+        if picked is not None:  # Zhu's Cuprite: M on all sensor bands, slctBnds naming the scene's
+            e = picked
+        elif bands is None:  # no spectra to compare with (an estimate of maps only): bands are the longer axis
             e = np.ascontiguousarray(v.T) if v.shape[0] > v.shape[1] else v
         elif v.shape[1] == bands and (v.shape[0] != bands or key == "GT"):
             e = v
@@ -281,6 +321,10 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
         a = np.ascontiguousarray(a, np.float32)
         break
     if e is None and a is None:
+        labels = _label_map(d)
+        if labels is not None:
+            raise in_file(path, f"{labels}, not abundances; expected endmembers M/E/GT and/or abundances A/S_GT "
+                                "(p, pixels)")
         raise in_file(path, "no ground truth found; expected endmembers M/E/GT and/or abundances A/S_GT")
     if e is not None and a is not None and e.shape[0] != a.shape[2]:
         raise in_file(path, f"{e.shape[0]} endmembers but {a.shape[2]} abundance maps")
@@ -291,6 +335,67 @@ def read_truth(path: str | Path, rows: int, cols: int, bands: int | None, *, pix
     names = _names(d)
     check_names(path, names, p)
     return GroundTruth(e, a, names, str(path), pixel_order if flat else None)
+
+
+SELECTED_BAND_KEYS = ("SlectBands", "slctBnds")
+"""Zhu's 1-based numbers of the sensor's bands a file keeps (scene: ``SlectBands``, Cuprite's
+truth: ``slctBnds``, which users apply as ``M(slctBnds, :)``)."""
+
+
+def _selected_bands(d: dict, path: Path, n: int | None = None, within: int | None = None) -> np.ndarray | None:
+    """The 1-based band numbers of `SELECTED_BAND_KEYS` as int64, checked (whole, distinct,
+    >= 1, ``n`` of them and <= ``within`` when given); None when the file has none."""
+    key = next((k for k in SELECTED_BAND_KEYS if k in d), None)
+    if key is None:
+        return None
+    v = np.asarray(d[key])
+    ok = v.dtype.kind in "iuf" and v.size > 0 and np.isfinite(v).all() and (v == np.round(v)).all()
+    idx = v.reshape(-1).astype(np.int64) if ok else np.zeros(0, np.int64)
+    if (not ok or idx.min() < 1 or np.unique(idx).size != idx.size or (n is not None and idx.size != n)
+            or (within is not None and idx.max() > within)):
+        of = f" of the {within} bands of its spectra" if within is not None else ""
+        raise in_file(path, f"{key}: {v.size} values of type {v.dtype}; expected {n if n is not None else 'the'} "
+                            f"distinct 1-based band numbers{of}, one per band kept")
+    return idx
+
+
+def _ranges(numbers: np.ndarray) -> str:
+    """Band numbers as MATLAB-like text, runs shortened: ``[1, 2, 3, 5]`` -> ``"1:3,5"``."""
+    parts, start = [], 0
+    for i in range(1, numbers.size + 1):
+        if i == numbers.size or numbers[i] != numbers[i - 1] + 1:
+            a, b = int(numbers[start]), int(numbers[i - 1])
+            parts.append(str(a) if a == b else f"{a}:{b}")
+            start = i
+    return ",".join(parts)
+
+
+def _on_selected_bands(d: dict, key: str, v: np.ndarray, bands: int | None, path: Path) -> np.ndarray | None:
+    """Endmembers ``v`` (bands, p) on all sensor bands as ``(p, bands)`` on the ``bands`` the
+    file's `SELECTED_BAND_KEYS` name, when it names that many and ``v`` is not already on
+    ``bands``; else None."""
+    if bands is None or bands in v.shape or not any(k in d for k in SELECTED_BAND_KEYS):
+        return None
+    k = next(k for k in SELECTED_BAND_KEYS if k in d)
+    if np.asarray(d[k]).size != bands:
+        return None  # names another band count: the shape refusal below says what is expected
+    idx = _selected_bands(d, path, bands, within=v.shape[0])
+    return np.ascontiguousarray(v[idx - 1].T)
+
+
+def _label_map(d: dict) -> str | None:
+    """What a classification ground truth holds (``indian_pines_gt``: a (rows, cols) uint8 map
+    of class numbers, a few hundred values at most, where data stored as integers have many), as
+    words for a refusal; None when the file has no such map."""
+    for k, v in d.items():
+        if not (isinstance(v, np.ndarray) and v.ndim == 2 and min(v.shape) >= 2 and v.dtype.kind in "iu"):
+            continue
+        values = np.unique(v)
+        # a uint16 (bands, pixels) matrix without its sizes holds thousands of values; names kept
+        # as character codes (USGS_1995_Library.mat's uint8 'names') start at 32, classes at 0 or 1
+        if values.size <= 256 and values[0] in (0, 1):
+            return f"{k!r} {v.shape} {v.dtype} holds class labels (a classification map, {values.size} values)"
+    return None
 
 
 WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl")
@@ -324,6 +429,12 @@ def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple
     are in the band order of the scene's source file ("file"), read on its band count
     (`read_truth_file`)."""
     stored = stored_band_order(scene)
+    kept = scene.metadata.get("selected_bands")
+    if kept is not None:  # both files say which sensor bands they keep (Zhu's Cuprite): they must agree
+        theirs = _selected_bands(load_mat(Path(path)), Path(path))
+        if theirs is not None and theirs.size == scene.bands and _ranges(theirs) != kept:
+            raise in_file(path, f"slctBnds keeps sensor bands {_ranges(theirs)} but the scene {scene.path} keeps "
+                                f"{kept}; expected the ground truth of the scene's bands")
     gt, raw = read_truth_file(path, scene.rows, scene.cols, scene.bands, pixel_order=pixel_order,
                               stored_bands=None if stored is None else stored[1])
     if raw is None:
@@ -382,6 +493,9 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
         cube = y.T.reshape((r, c, y.shape[0]), order=order)
         if "maxValue" in d:
             meta["max_value"] = number(d["maxValue"], "variable 'maxValue'", path, positive=True)
+        selected = _selected_bands(d, path, y.shape[0])
+        if selected is not None:  # which of the sensor's bands these are: shown by `info`
+            meta["selected_bands"] = _ranges(selected)
         return cube, layout, order, meta
     arrays = {k: v for k, v in d.items()
               if isinstance(v, np.ndarray) and v.ndim == 3 and v.dtype.kind in "biufc"}
@@ -392,6 +506,10 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
         refuse_complex(v.dtype, path, f"variable {k!r}")
         meta["variable"] = k
         return v, "cube", None, meta
+    labels = _label_map(d)
+    if labels is not None and not arrays:
+        raise in_file(path, f"{labels}, not a hyperspectral cube; expected a scene: Y (bands, pixels) with "
+                            "nRow/nCol, lines/cols or H/W, or one 3-D (rows, cols, bands) array")
     found = ", ".join(f"{k} {np.shape(v)}" for k, v in d.items() if isinstance(v, np.ndarray)) or "none"
     raise in_file(path, f"cannot find a scene (found: {found}); expected Y (bands, pixels) with "
                         "nRow/nCol, lines/cols or H/W, or one 3-D (rows, cols, bands) array")
