@@ -54,6 +54,7 @@ from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..inversion import pixel_brightness
+from ..params import EstimatorParams
 from ..rank import band_noise_variance, enough_for_band_noise, weights_from_noise
 from ..stripes import column_stripes
 from . import data as D
@@ -74,8 +75,12 @@ def _label(scene: Scene) -> str:
     return scene.path or scene.name or "scene"
 
 
-class HybridSTU:
+class HybridSTU(EstimatorParams):
     """Semi-blind unmixing with the HybridSTU CNN; see the module docstring.
+
+    Parameters are read, set and shown as in scikit-learn (`unmixgen.unmix.params.EstimatorParams`:
+    ``get_params``, ``set_params``, a repr of those that differ from the defaults) and checked by
+    `fit` (`check_params`).
 
     Parameters
     ----------
@@ -179,14 +184,6 @@ class HybridSTU:
         self.eval_every, self.patience, self.guard_level = eval_every, patience, guard_level
         self.tile, self.device, self.seed, self.progress = tile, device, seed, progress
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn style)."""
-        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db",
-                "noise_profile", "stripes", "variability", "scaling",
-                "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
-                "guard_level", "tile", "device", "seed")
-        return {key: getattr(self, key) for key in keys}
-
     # ------------------------------------------------------------------ validation
     def check_params(self) -> None:
         """Refuse parameters out of range (`ParameterError` naming the parameter)."""
@@ -221,6 +218,10 @@ class HybridSTU:
             check_range("snr_db", self.snr_db)
         check_budget(self.max_steps, self.max_minutes)
         resolve_device(self.device)
+
+    def validate_params(self) -> None:
+        """`check_params`, under the name every estimator's check has (`EstimatorParams`)."""
+        self.check_params()
 
     def check_scene(self, scene: Scene) -> np.ndarray:
         """The good-band mask, after refusing scenes the network cannot take."""
@@ -597,7 +598,7 @@ class HybridSTU:
                             good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
                             front=self.net_.front, base=self.net_.base,
                             scale=self.scale_, names=names, guard_tau=getattr(self, "guard_tau_", None),
-                            parameters={k: v for k, v in self.get_params().items() if k != "device"},
+                            parameters={k: v for k, v in self.get_params().items() if k not in ("device", "progress")},
                             history=getattr(self, "history_", {}))
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             ck.write_config(tmp, cfg)
