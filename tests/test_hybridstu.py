@@ -770,3 +770,16 @@ def test_a_fitted_model_pickles_and_copies_and_transforms_the_same(fitted):
     for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
         np.testing.assert_array_equal(other.transform(scene), A)
         assert other.get_params() == est.get_params()
+
+
+def test_an_unfitted_model_raises_the_blind_methods_not_fitted_error():
+    """One except clause for every estimator: `NotFittedError` (an `InputError`, one line), also
+    from `corrects_scaled`, which met the missing network as a bare AttributeError."""
+    from unmixgen.unmix.base import NotFittedError
+
+    scene, _, _ = sim_scene(12, 12)
+    est = small()
+    for call in (lambda: est.transform(scene), est.corrects_scaled, lambda: est.save_pretrained("unused")):
+        with pytest.raises(NotFittedError, match=r"^HybridSTU is not trained: call fit\(\) or load a model"):
+            call()
+    assert issubclass(NotFittedError, InputError)

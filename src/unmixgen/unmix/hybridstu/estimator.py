@@ -53,6 +53,7 @@ from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
+from ..base import NotFittedError
 from ..inversion import pixel_brightness
 from ..params import EstimatorParams
 from ..rank import band_noise_variance, enough_for_band_noise, weights_from_noise
@@ -502,7 +503,7 @@ class HybridSTU(EstimatorParams):
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
-            raise InputError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
+            raise NotFittedError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
 
     def transform(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial", on_tile=None):
         """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels; with
@@ -572,6 +573,7 @@ class HybridSTU(EstimatorParams):
     def corrects_scaled(self) -> bool:
         """True when the network corrects the brightness-free answer: its abundances are then
         fractions of each pixel's brightness (``brightness_``, `transform`)."""
+        self._check_fitted()
         return getattr(self.net_, "front", "bands") == "subspace" and getattr(self.net_, "base", None) == "scaled"
 
     def fit_transform(self, scene: Scene | np.ndarray, endmembers=None, maps="grf") -> np.ndarray:
