@@ -783,3 +783,17 @@ def test_an_unfitted_model_raises_the_blind_methods_not_fitted_error():
         with pytest.raises(NotFittedError, match=r"^HybridSTU is not trained: call fit\(\) or load a model"):
             call()
     assert issubclass(NotFittedError, InputError)
+
+
+def test_transform_leaves_the_fitted_attributes_alone(fitted):
+    """transform of another scene changed ``guard_kept_fraction_``, a fitted attribute, to that
+    scene's: what the model was fitted on must not depend on what it was applied to since."""
+    import copy
+
+    est = copy.deepcopy(fitted[0])
+    est.guard_tau_ = 0.0  # a guard that holds back most pixels of any scene it is applied to
+    before = {k: v for k, v in vars(est).items() if k.endswith("_") and not isinstance(v, (np.ndarray, torch.nn.Module))}
+    other, _, _ = sim_scene(20, 24, snr=15.0, seed=9)
+    est.transform(other)
+    after = {k: v for k, v in vars(est).items() if k.endswith("_") and not isinstance(v, (np.ndarray, torch.nn.Module))}
+    assert after == before

@@ -365,9 +365,10 @@ class HybridSTU(EstimatorParams):
         t_apply = time.perf_counter()
         self.brightness_ = None
         if self.corrects_scaled():
-            self.abundances_, self.brightness_ = self.transform(scene, with_brightness=True)
+            (self.abundances_, self.brightness_), kept = self._apply(scene, with_brightness=True)
         else:
-            self.abundances_ = self.transform(scene)
+            self.abundances_, kept = self._apply(scene)
+        self.guard_kept_fraction_ = kept
         t_end = time.perf_counter()
         if guard_record is not None:
             guard_record["scene_pixels_kept_fraction"] = self.guard_kept_fraction_
@@ -512,8 +513,13 @@ class HybridSTU(EstimatorParams):
         good bands) from the same tiles: the scaled model's reconstruction is ``s a E``.
 
         Raises `InputError` when the scene's bands differ from the model's, or when ``k`` is
-        larger than the scene.
+        larger than the scene. The fitted attributes are left as they are.
         """
+        return self._apply(scene, with_brightness=with_brightness, backend=backend, on_tile=on_tile)[0]
+
+    def _apply(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial",
+               on_tile=None):
+        """`transform`'s result and the fraction of pixels the guard kept whole (None: no guard)."""
         scene = as_scene(scene)
         self._check_fitted()
         good = self.check_scene(scene)
@@ -565,10 +571,10 @@ class HybridSTU(EstimatorParams):
         p = int(self.endmembers_.shape[0])
         out = map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
                         out_channels=p + with_brightness, backend=backend, on_tile=on_tile)
-        self.guard_kept_fraction_ = counts[0] / counts[1] if counts[1] else None
+        kept = counts[0] / counts[1] if counts[1] else None
         if with_brightness:
-            return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
-        return out
+            return (np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])), kept
+        return out, kept
 
     def corrects_scaled(self) -> bool:
         """True when the network corrects the brightness-free answer: its abundances are then
