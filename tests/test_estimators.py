@@ -244,3 +244,13 @@ def test_repr_shows_the_parameters_that_differ_from_the_defaults():
     assert repr(ExtractThenInvert(4, extractor=VCA(snr=30), inverter="nnls")) == (
         "ExtractThenInvert(n_endmembers=4, extractor=VCA(snr=30), inverter='nnls')")
     assert repr(make_method("atgp", 5)) == "ExtractThenInvert(n_endmembers=5, extractor=ATGP())"
+
+
+def test_set_params_names_a_misspelt_nested_parameter_as_given_and_sets_nothing():
+    m = ExtractThenInvert(P, extractor=VCA())
+    with pytest.raises(ParameterError, match=r"^extractor__snrr=3: not a parameter of VCA; expected one of snr$"):
+        m.set_params(inverter="nnls", extractor__snrr=3)
+    assert m.inverter == "fcls"  # nothing half-set
+    with pytest.raises(ParameterError, match=r"^inverter__x=3: inverter has no parameters of its own$"):
+        m.set_params(seed=5, inverter__x=3)
+    assert m.seed == 0

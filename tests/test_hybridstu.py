@@ -740,3 +740,60 @@ def test_brightness_estimate_leaves_out_shared_noise_where_the_data_are_off_cent
     mask[:, :48] = True  # the middle 128 columns (86-213) are no-data
     median, sigma = D.estimate_brightness(cube.reshape(-1, BANDS).astype(np.float32), E, mask=mask)
     assert sigma < 0.01, sigma
+
+
+def test_parameters_as_in_scikit_learn_get_set_clone_and_repr():
+    """A notebook's clone ``type(est)(**est.get_params())`` keeps every parameter (``progress``
+    was left out), ``set_params`` exists and refuses an unknown name, and the repr is short."""
+    est = small(progress=True, seed=3)
+    params = est.get_params(deep=False)
+    assert params["progress"] is True and params == est.get_params()
+    clone = type(est)(**params)
+    assert clone.get_params() == params and repr(clone) == repr(est)
+    assert repr(HybridSTU(4)) == "HybridSTU(n_endmembers=4)"
+    assert repr(HybridSTU(4, k=3, device="cpu")) == "HybridSTU(n_endmembers=4, k=3)"
+    assert est.set_params(k=1, lr=1e-3) is est and (est.k, est.lr) == (1, 1e-3)
+    with pytest.raises(ParameterError, match=r"^kk=5: not a parameter of HybridSTU; expected one of n_endmembers, "):
+        est.set_params(kk=5)
+    est.set_params(k=4)  # stored, then refused by fit
+    scene, E, _ = sim_scene(12, 12)
+    with pytest.raises(ParameterError, match=r"^k=4: "):
+        est.fit(scene, endmembers=E)
+
+
+def test_a_fitted_model_pickles_and_copies_and_transforms_the_same(fitted):
+    import copy
+    import pickle
+
+    est, scene = fitted[0], fitted[1]
+    A = est.transform(scene)
+    for other in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        np.testing.assert_array_equal(other.transform(scene), A)
+        assert other.get_params() == est.get_params()
+
+
+def test_an_unfitted_model_raises_the_blind_methods_not_fitted_error():
+    """One except clause for every estimator: `NotFittedError` (an `InputError`, one line), also
+    from `corrects_scaled`, which met the missing network as a bare AttributeError."""
+    from unmixgen.unmix.base import NotFittedError
+
+    scene, _, _ = sim_scene(12, 12)
+    est = small()
+    for call in (lambda: est.transform(scene), est.corrects_scaled, lambda: est.save_pretrained("unused")):
+        with pytest.raises(NotFittedError, match=r"^HybridSTU is not trained: call fit\(\) or load a model"):
+            call()
+    assert issubclass(NotFittedError, InputError)
+
+
+def test_transform_leaves_the_fitted_attributes_alone(fitted):
+    """transform of another scene changed ``guard_kept_fraction_``, a fitted attribute, to that
+    scene's: what the model was fitted on must not depend on what it was applied to since."""
+    import copy
+
+    est = copy.deepcopy(fitted[0])
+    est.guard_tau_ = 0.0  # a guard that holds back most pixels of any scene it is applied to
+    before = {k: v for k, v in vars(est).items() if k.endswith("_") and not isinstance(v, (np.ndarray, torch.nn.Module))}
+    other, _, _ = sim_scene(20, 24, snr=15.0, seed=9)
+    est.transform(other)
+    after = {k: v for k, v in vars(est).items() if k.endswith("_") and not isinstance(v, (np.ndarray, torch.nn.Module))}
+    assert after == before

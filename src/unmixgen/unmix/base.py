@@ -38,8 +38,9 @@ from .params import Constraint, EstimatorParams, Interval, Options
 AUTO_P_WARN = 20
 
 
-class NotFittedError(ValueError, AttributeError):
-    """`transform` (or a fitted attribute) was asked for before `fit`."""
+class NotFittedError(InputError, AttributeError):
+    """`transform` (or a fitted attribute) was asked for before `fit`: an `InputError` (one line),
+    and an AttributeError as scikit-learn's is."""
 
 
 class BlindUnmixer(EstimatorParams):

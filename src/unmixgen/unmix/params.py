@@ -229,24 +229,35 @@ class EstimatorParams:
         """Set parameters by name (``name__inner`` for a nested estimator's); returns self.
 
         Values are stored, not checked (``fit`` checks them); an unknown name is a
-        `ParameterError` at once.
+        `ParameterError` at once, naming it as given (``extractor__snrr``), and then nothing
+        is set.
         """
-        names = list(self._param_defaults())
+        self._check_param_names(params)
         nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             name, sep, inner = key.partition("__")
-            if name not in names:
-                raise ParameterError(key, value, f"not a parameter of {type(self).__name__}; "
-                                                 f"expected one of {', '.join(names)}")
             if sep:
-                if not isinstance(getattr(self, name), EstimatorParams):
-                    raise ParameterError(key, value, f"{name} has no parameters of its own")
                 nested.setdefault(name, {})[inner] = value
             else:
                 setattr(self, name, value)
         for name, inner_params in nested.items():
             getattr(self, name).set_params(**inner_params)
         return self
+
+    def _check_param_names(self, params: dict[str, Any], prefix: str = "") -> None:
+        """`ParameterError` for the first name of ``params`` that is not a parameter (nested
+        ones included); the name is given with ``prefix``, as the caller wrote it."""
+        names = list(self._param_defaults())
+        for key, value in params.items():
+            name, sep, inner = key.partition("__")
+            if name not in names:
+                raise ParameterError(prefix + key, value, f"not a parameter of {type(self).__name__}; "
+                                                          f"expected one of {', '.join(names)}")
+            if sep:
+                nested = getattr(self, name)
+                if not isinstance(nested, EstimatorParams):
+                    raise ParameterError(prefix + key, value, f"{name} has no parameters of its own")
+                nested._check_param_names({inner: value}, f"{prefix}{name}__")
 
     def validate_params(self) -> None:
         """Check the stored parameters against ``_parameter_constraints`` (nested ones too)."""

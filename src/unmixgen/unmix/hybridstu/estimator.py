@@ -53,7 +53,9 @@ from ...nn.trainer import Trainer, check_budget
 from ...scene import Scene, as_scene
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
+from ..base import NotFittedError
 from ..inversion import pixel_brightness
+from ..params import EstimatorParams
 from ..rank import band_noise_variance, enough_for_band_noise, weights_from_noise
 from ..stripes import column_stripes
 from . import data as D
@@ -74,8 +76,12 @@ def _label(scene: Scene) -> str:
     return scene.path or scene.name or "scene"
 
 
-class HybridSTU:
+class HybridSTU(EstimatorParams):
     """Semi-blind unmixing with the HybridSTU CNN; see the module docstring.
+
+    Parameters are read, set and shown as in scikit-learn (`unmixgen.unmix.params.EstimatorParams`:
+    ``get_params``, ``set_params``, a repr of those that differ from the defaults) and checked by
+    `fit` (`check_params`).
 
     Parameters
     ----------
@@ -179,14 +185,6 @@ class HybridSTU:
         self.eval_every, self.patience, self.guard_level = eval_every, patience, guard_level
         self.tile, self.device, self.seed, self.progress = tile, device, seed, progress
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (scikit-learn style)."""
-        keys = ("n_endmembers", "k", "lam", "recon", "width", "front", "base", "n_maps", "map_size", "map_smoothing", "snr_db",
-                "noise_profile", "stripes", "variability", "scaling",
-                "jitter", "max_steps", "max_minutes", "batch_size", "crop", "lr", "eval_every", "patience",
-                "guard_level", "tile", "device", "seed")
-        return {key: getattr(self, key) for key in keys}
-
     # ------------------------------------------------------------------ validation
     def check_params(self) -> None:
         """Refuse parameters out of range (`ParameterError` naming the parameter)."""
@@ -221,6 +219,10 @@ class HybridSTU:
             check_range("snr_db", self.snr_db)
         check_budget(self.max_steps, self.max_minutes)
         resolve_device(self.device)
+
+    def validate_params(self) -> None:
+        """`check_params`, under the name every estimator's check has (`EstimatorParams`)."""
+        self.check_params()
 
     def check_scene(self, scene: Scene) -> np.ndarray:
         """The good-band mask, after refusing scenes the network cannot take."""
@@ -363,9 +365,10 @@ class HybridSTU:
         t_apply = time.perf_counter()
         self.brightness_ = None
         if self.corrects_scaled():
-            self.abundances_, self.brightness_ = self.transform(scene, with_brightness=True)
+            (self.abundances_, self.brightness_), kept = self._apply(scene, with_brightness=True)
         else:
-            self.abundances_ = self.transform(scene)
+            self.abundances_, kept = self._apply(scene)
+        self.guard_kept_fraction_ = kept
         t_end = time.perf_counter()
         if guard_record is not None:
             guard_record["scene_pixels_kept_fraction"] = self.guard_kept_fraction_
@@ -501,7 +504,7 @@ class HybridSTU:
     # ------------------------------------------------------------------ inference
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
-            raise InputError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
+            raise NotFittedError("HybridSTU is not trained: call fit() or load a model with from_pretrained()")
 
     def transform(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial", on_tile=None):
         """Abundances ``(rows, cols, p)`` float32 of ``scene``, NaN at invalid pixels; with
@@ -510,8 +513,13 @@ class HybridSTU:
         good bands) from the same tiles: the scaled model's reconstruction is ``s a E``.
 
         Raises `InputError` when the scene's bands differ from the model's, or when ``k`` is
-        larger than the scene.
+        larger than the scene. The fitted attributes are left as they are.
         """
+        return self._apply(scene, with_brightness=with_brightness, backend=backend, on_tile=on_tile)[0]
+
+    def _apply(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial",
+               on_tile=None):
+        """`transform`'s result and the fraction of pixels the guard kept whole (None: no guard)."""
         scene = as_scene(scene)
         self._check_fitted()
         good = self.check_scene(scene)
@@ -563,14 +571,15 @@ class HybridSTU:
         p = int(self.endmembers_.shape[0])
         out = map_tiles(scene, apply, tile=self.tile, halo=receptive_radius(self.k),
                         out_channels=p + with_brightness, backend=backend, on_tile=on_tile)
-        self.guard_kept_fraction_ = counts[0] / counts[1] if counts[1] else None
+        kept = counts[0] / counts[1] if counts[1] else None
         if with_brightness:
-            return np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])
-        return out
+            return (np.ascontiguousarray(out[..., :p]), np.ascontiguousarray(out[..., p])), kept
+        return out, kept
 
     def corrects_scaled(self) -> bool:
         """True when the network corrects the brightness-free answer: its abundances are then
         fractions of each pixel's brightness (``brightness_``, `transform`)."""
+        self._check_fitted()
         return getattr(self.net_, "front", "bands") == "subspace" and getattr(self.net_, "base", None) == "scaled"
 
     def fit_transform(self, scene: Scene | np.ndarray, endmembers=None, maps="grf") -> np.ndarray:
@@ -597,7 +606,7 @@ class HybridSTU:
                             good_bands=self.good_bands_.astype(int).tolist(), k=int(self.k), width=int(self.width),
                             front=self.net_.front, base=self.net_.base,
                             scale=self.scale_, names=names, guard_tau=getattr(self, "guard_tau_", None),
-                            parameters={k: v for k, v in self.get_params().items() if k != "device"},
+                            parameters={k: v for k, v in self.get_params().items() if k not in ("device", "progress")},
                             history=getattr(self, "history_", {}))
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             ck.write_config(tmp, cfg)
