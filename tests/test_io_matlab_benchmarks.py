@@ -13,6 +13,8 @@ uint8 map of class labels (``indian_pines_gt``): labels, not abundances.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import h5py
 import numpy as np
 import pytest
@@ -182,3 +184,78 @@ def test_v73_truth_keeps_the_names_in_its_cood_cell(tmp_path):
     gt = matlab.read_truth(p, ROWS, COLS, SELECTED.size)
     assert gt.names == ["Asphalt", "Grass", "Tree", "Roof"]
     np.testing.assert_allclose(gt.endmembers, m.T.astype(np.float32))
+
+
+def _cuprite_mixture(path, m):
+    """Zhu's Cuprite scene mixed from the truth's ``M(SELECTED, :)``: (abundances (rows, cols, p))."""
+    a = np.random.default_rng(3).dirichlet(np.ones(m.shape[1]), (ROWS, COLS))
+    cube = a @ m[SELECTED - 1].T
+    sio.savemat(path, {"Y": cube.reshape(-1, cube.shape[2], order="F").T, "nRow": np.array([[ROWS]], float),
+                       "nCol": np.array([[COLS]], float), "maxValue": np.array([[1.0]]),
+                       "SlectBands": SELECTED.reshape(-1, 1).astype(float)})
+    return a
+
+
+def test_cuprite_truth_as_endmembers_file_is_cut_by_slctBnds(run_cli, tmp_path):
+    """`unmix CUPRITE.mat --endmembers-file groundTruth_Cuprite_nEnd12.mat` was refused ("14
+    endmember bands but the scene has 10"), though read_truth takes M(slctBnds, :)."""
+    m = _cuprite_truth(tmp_path / "groundTruth_Cuprite_nEnd3.mat")
+    a = _cuprite_mixture(tmp_path / "CupriteS1_R10.mat", m)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", tmp_path / "CupriteS1_R10.mat", "--endmembers-file",
+                           tmp_path / "groundTruth_Cuprite_nEnd3.mat", "--method", "fcls", "--out", out, "--no-figures")
+    assert code == 0, err
+    r = np.load(out / "result.npz")
+    np.testing.assert_allclose(r["endmembers"], m[SELECTED - 1].T, rtol=1e-5)
+    np.testing.assert_allclose(r["abundances"], a, atol=1e-3)
+
+
+def test_cuprite_endmembers_whose_selection_is_not_the_scenes_are_refused(run_cli, tmp_path):
+    p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
+    m = _cuprite_truth(p)
+    _cuprite_mixture(tmp_path / "CupriteS1_R10.mat", m)
+    d = sio.loadmat(p)
+    d["slctBnds"] = np.arange(1, 11, dtype=float).reshape(1, -1)  # as many bands, not the scene's
+    sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
+    code, _, err = run_cli("unmix", tmp_path / "CupriteS1_R10.mat", "--endmembers-file", p, "--method", "fcls",
+                           "--out", tmp_path / "run", "--no-figures")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "slctBnds keeps sensor bands 1:10 but the scene keeps 1:3,5:6,8:9,11:12,14; expected" in err
+
+
+def test_cuprite_endmembers_whose_selection_names_another_band_count_are_refused(tmp_path):
+    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+
+    p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
+    _cuprite_truth(p)
+    em = load_endmembers(p)
+    with pytest.raises(InputError, match=r"slctBnds \(1:3,5:6,8:9,11:12,14\) name 10 of the 14 endmember bands "
+                                         r"but the scene has 9 bands; expected"):
+        fit_to_bands(replace(em, wavelengths=None), None, 9)
+    with pytest.raises(InputError, match=r"the scene's selected bands 1:9 name 9 of the 14 endmember bands but the "
+                                         r"scene has 8 bands"):
+        fit_to_bands(replace(em, selected_bands=None), None, 8, selected="1:9")
+    E, covered = fit_to_bands(replace(em, selected_bands=None, wavelengths=None), None, 9, selected="1:9")
+    assert covered.all() and E.shape == (3, 9)
+
+
+def test_cuprite_waveLength_is_read_in_nm_and_resamples_the_spectra(tmp_path):
+    """``waveLength`` (224, 1) in um: the centre of each row of M (all 224 AVIRIS bands)."""
+    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+
+    p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
+    m = _cuprite_truth(p)
+    em = load_endmembers(p)
+    wl = np.linspace(370, 2500, SENSOR_BANDS)
+    np.testing.assert_allclose(em.wavelengths, wl)
+    mid = (wl[:-1] + wl[1:]) / 2  # a scene of other bands, no selection: resampled by wavelength
+    E, covered = fit_to_bands(em, mid, mid.size)
+    assert covered.all()
+    np.testing.assert_allclose(E, ((m[:-1] + m[1:]) / 2).T, rtol=1e-5)
+    E, covered = fit_to_bands(em, wl[SELECTED - 1], SELECTED.size, selected="1:3,5:6,8:9,11:12,14")
+    np.testing.assert_allclose(E, m[SELECTED - 1].T, rtol=1e-6)
+    d = sio.loadmat(p)
+    d["waveLength"] = d["waveLength"][:-1]
+    sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
+    with pytest.raises(InputError, match=r"'waveLength' holds 13 values .* on 14 bands; expected one band centre"):
+        load_endmembers(p)

@@ -659,3 +659,36 @@ def test_spectra_options_on_a_scene_without_wavelengths_are_refused(setup, run_c
                            "--samples", "8", "--steps", "2", "--spectra-t0", "0.5", "--out", out, "--no-progress")
     assert code == 2 and err.startswith("error: --spectra-t0 0.5:") and "no wavelengths" in err, err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
+    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
+    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+    from unmixgen.simulate.procedural import library
+
+    wl = np.linspace(420, 2400, 120)
+    E, _ = library(wl, ["soil", "vegetation", "concrete", "water"], rng=0)
+    A = abundance_maps(36, 40, 4, np.random.default_rng(0), smoothness=3.5, purity=8.0).reshape(-1, 4)
+    clean = (A @ E).astype(np.float32)
+    Y = clean + np.random.default_rng(1).normal(0, np.sqrt(np.mean(clean ** 2) / 100), clean.shape).astype(np.float32)
+    E0 = np.stack([Y[np.flatnonzero(A[:, j] > 0.999)[0]] for j in range(4)])  # one noisy pure pixel each
+    scene = Scene(Y.reshape(36, 40, -1), wavelengths=wl)
+    write_scene(scene, tmp_path / "pure.npz")
+    (tmp_path / "init").mkdir()
+    save_result(tmp_path / "init", scene, endmembers=E0, abundances=fcls(Y, E0).reshape(36, 40, 4), figures=False)
+    for name, extra in (("asked", ("--rounds", "3", "--spectra-t0", "0.5")), ("default", ())):
+        out = tmp_path / name
+        code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
+                               setup["p2"], "--samples", "2", "--steps", "2", *extra, "--out", out, "--no-progress")
+        assert code == 0, err
+        rec = json.loads((out / "run.json").read_text())
+        assert rec["refine"]["rounds"] == 1 and not rec["refine"]["endmembers_refined"]
+        lines = [w for w in rec["warnings"] if "clusters of pure pixels" in w]
+        shown = [line for line in err.splitlines() if "clusters of pure pixels" in line]
+        if name == "asked":
+            assert rec["refine"]["rounds_from"] == "pure-pixel clusters" and rec["refine"]["pure_clusters"]
+            assert len(lines) == 1 and lines[0].startswith("--rounds 3, --spectra-t0 0.5: not applied: "), lines
+            assert "one round ran without sampling the endmembers" in lines[0]
+            assert shown == [f"warning: {lines[0]}"], err
+        else:
+            assert not lines and not shown, err

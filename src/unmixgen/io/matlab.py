@@ -239,13 +239,39 @@ def read_endmembers(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
     axis is the bands: the files store (bands, p)), and the names (``cood``, ...) or None.
     `InputError` naming the file when there is none, or it is empty, not finite or its
     names do not match."""
+    e, names, _, _ = read_reference_endmembers(path)
+    return e, names
+
+
+ENDMEMBER_WAVELENGTH_KEYS = ("wavelengths", "wavelength", "wl", "waveLength")
+"""The variables a reference-endmember ``.mat`` keeps the band centres of its spectra in, the
+first present used: `WAVELENGTH_KEYS`, and Zhu's Cuprite truth's ``waveLength`` (224, 1) in um,
+one per row of its ``M`` (all 224 AVIRIS bands, 0.37-2.5 um; users take ``M(slctBnds, :)``, so
+row i of ``M`` is sensor band i, whose centre is ``waveLength(i)``)."""
+
+
+def read_reference_endmembers(path: str | Path
+                              ) -> tuple[np.ndarray, list[str] | None, np.ndarray | None, np.ndarray | None]:
+    """`read_endmembers`, plus the band centres of the spectra in nm (`ENDMEMBER_WAVELENGTH_KEYS`;
+    None when the file has none) and the 1-based sensor band numbers its ``slctBnds`` /
+    ``SlectBands`` name (None when it has none): ``(E (p, bands), names, wavelengths, selected)``.
+    `InputError` naming the file when the wavelengths are not one increasing centre per band."""
     path = Path(path)
     d = load_mat(path)
     for _, v in _endmember_matrices(d, path):
         e = v.T if v.shape[0] > v.shape[1] else v
         names = _names(d)
         check_names(path, names, e.shape[0])
-        return e, names
+        wl = None
+        key = next((k for k in ENDMEMBER_WAVELENGTH_KEYS if k in d), None)
+        if key is not None:
+            raw = np.asarray(d[key])
+            if raw.dtype.kind not in "iuf" or raw.size != e.shape[1]:
+                raise in_file(path, f"{key!r} holds {raw.size} values of type {raw.dtype} for spectra on "
+                                    f"{e.shape[1]} bands; expected one band centre per band")
+            wl = check_wavelengths(to_nm(raw.reshape(-1).astype(np.float64), what=f"{path}: {key}"), e.shape[1],
+                                   what=f"{path}: {key}")
+        return e, names, wl, _selected_bands(d, path, within=e.shape[1])
     hint = " (a spectral library: name its spectra as LIB.mat:name1,name2)" if "datalib" in d else ""
     raise in_file(path, "no endmember matrix M, E, GT or endmembers found; expected reference endmembers "
                         f"(bands, p){hint}")
@@ -357,6 +383,21 @@ def _selected_bands(d: dict, path: Path, n: int | None = None, within: int | Non
         raise in_file(path, f"{key}: {v.size} values of type {v.dtype}; expected {n if n is not None else 'the'} "
                             f"distinct 1-based band numbers{of}, one per band kept")
     return idx
+
+
+def band_numbers(text: str) -> np.ndarray:
+    """MATLAB-like band ranges (``"1:3,5"``, as `_ranges` writes a scene's
+    ``metadata["selected_bands"]``) as int64 numbers: ``[1, 2, 3, 5]``."""
+    out = []
+    for part in str(text).split(","):
+        a, _, b = part.strip().partition(":")
+        out.extend(range(int(a), int(b or a) + 1))
+    return np.asarray(out, np.int64)
+
+
+def band_ranges(numbers: np.ndarray) -> str:
+    """`_ranges`: band numbers as MATLAB-like text (``"1:3,5"``)."""
+    return _ranges(np.asarray(numbers))
 
 
 def _ranges(numbers: np.ndarray) -> str:

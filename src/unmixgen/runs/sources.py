@@ -10,7 +10,9 @@ A source is one of
 - an ``.npz`` with ``endmembers`` (p, bands) and optional ``wavelengths`` / ``names`` /
   ``units`` (one string, as a scene ``.npz`` holds it; anything else is refused),
 - a benchmark's reference endmembers ``.mat`` (``M`` (bands, p), e.g. Samson's ``end3.mat``;
-  no wavelengths: they must have the scene's bands),
+  no wavelengths: they must have the scene's bands; Zhu's Cuprite truth: ``M`` on all 224
+  sensor bands with ``waveLength`` (um) and ``slctBnds``, cut to the scene's bands as
+  ``M(slctBnds, :)``: `fit_to_bands`),
 - an ENVI spectral library (``LIB.sli`` or its ``.hdr``; `unmixgen.io.sli`): all its spectra,
   with its wavelengths and ``spectra names``, channels marked missing (``data ignore value``,
   ``bbl``) as NaN; a run folder's ``endmembers.sli`` is one,
@@ -57,6 +59,11 @@ class Endmembers:
     names: list[str]
     source: str
     units: str | None = None
+    on_sensor_bands: bool = False
+    """A benchmark ``.mat``'s ``M``: on the bands of its sensor, which a scene with fewer bands keeps
+    a selection of (its ``slctBnds``, the scene's ``selected_bands``: `fit_to_bands`)."""
+    selected_bands: np.ndarray | None = None
+    """The 1-based sensor band numbers the ``.mat``'s ``slctBnds`` names (None: it names none)."""
 
 
 SOURCES = ("a result folder, .csv, .npz, a benchmark .mat (M), an ENVI spectral library (.sli with its .hdr), "
@@ -135,8 +142,9 @@ def _read_endmembers(source: str | Path) -> Endmembers:
             wl = check_wavelengths(wl, e.shape[1], what=f"{path}: wavelengths")
         return Endmembers(e, wl, names, text, units)
     if ext == ".mat":
-        e, names = matlab.read_endmembers(path)
-        return Endmembers(e, None, names or _default_names(len(e)), text)
+        e, names, wl, selected = matlab.read_reference_endmembers(path)
+        return Endmembers(e, wl, names or _default_names(len(e)), text, on_sensor_bands=True,
+                          selected_bands=selected)
     if ext in LIBRARY_EXTENSIONS or header_beside(path) is not None:  # an image header says what it is
         lib = read_library(path)
         names = lib.names or _default_names(len(lib.spectra))
@@ -262,7 +270,8 @@ def pick_spectra(library: str | Path, spectra: np.ndarray, all_names: list[str],
 
 
 def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int, *,
-                 stored_order: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 stored_order: tuple[np.ndarray, int] | None = None,
+                 selected: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Endmembers on the scene's bands, and the bands they cover.
 
     Returns ``(E (p, bands) float32, covered (bands,) bool)``. Same wavelengths (or no
@@ -275,7 +284,15 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int, 
     A library's missing channels (NaN: deleted, ignored or bad) leave the scene bands next to
     them not covered.
     No overlap: `InputError`.
+
+    A benchmark ``.mat``'s ``M`` on more bands than the scene (Zhu's Cuprite truth: all 224
+    sensor bands) is cut to the sensor bands its ``slctBnds`` or the scene's ``selected``
+    (``metadata["selected_bands"]``, "1:3,5") name, as published code applies it
+    (``M(slctBnds, :)``), unless both sides have wavelengths and the scene names no selection
+    (resampled by them instead); `InputError` when the two selections differ or name another
+    number of bands than the scene's.
     """
+    em = _on_selected_bands(em, scene_wl, scene_bands, selected)
     e = em.spectra
     if em.wavelengths is None:
         e = in_scene_band_order(e, stored_order, em.source)
@@ -302,6 +319,30 @@ def fit_to_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int, 
     for i in range(p):
         out[i, covered] = np.interp(x, ewl, e[i])  # NaN next to a library's deleted channel
     return _distinct(em, out, covered & np.isfinite(out).all(axis=0))
+
+
+def _on_selected_bands(em: Endmembers, scene_wl: np.ndarray | None, scene_bands: int,
+                       selected: str | None) -> Endmembers:
+    """``em`` cut to the scene's sensor bands where `fit_to_bands` says so, else as it is."""
+    b = em.spectra.shape[1]
+    if not em.on_sensor_bands or b <= scene_bands:
+        return em
+    if selected is None and (em.selected_bands is None or (em.wavelengths is not None and scene_wl is not None)):
+        return em  # nothing names the scene's bands, or both wavelengths do
+    theirs = em.selected_bands
+    kept = matlab.band_numbers(selected) if selected is not None else None
+    if theirs is not None and kept is not None and not np.array_equal(theirs, kept):
+        raise InputError(f"{em.source}: slctBnds keeps sensor bands {matlab.band_ranges(theirs)} but the scene keeps "
+                         f"{selected}; expected the endmembers of the scene's bands")
+    idx = kept if kept is not None else theirs
+    what = f"the scene's selected bands {selected}" if kept is not None else \
+        f"slctBnds ({matlab.band_ranges(theirs)})"
+    if idx.size != scene_bands or idx.max() > b:
+        raise InputError(f"{em.source}: {what} name {idx.size} of the {b} endmember bands but the scene has "
+                         f"{scene_bands} bands; expected a selection of the scene's bands")
+    wl = None if em.wavelengths is None else em.wavelengths[idx - 1]
+    return replace(em, spectra=np.ascontiguousarray(em.spectra[:, idx - 1]), wavelengths=wl,
+                   on_sensor_bands=False, selected_bands=None)
 
 
 def _distinct(em: Endmembers, E: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

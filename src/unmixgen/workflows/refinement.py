@@ -171,6 +171,27 @@ DEFAULT_ABUNDANCE_PRIOR = "refine_abundance"
 """The shipped one-vs-rest abundance prior (any p) under ``assets/``."""
 
 
+def _warn_overridden(notes: list[str], rec: dict, rounds: int | None, spectra_prior, options: dict) -> None:
+    """Warn (kept in ``notes``, run.json ``warnings``) about the options the user set that
+    refine did not apply because the init's endmembers sit at clusters of pure pixels (``rec``:
+    the refine record, ``rounds_from`` "pure-pixel clusters"): one round ran, without sampling
+    the endmembers, whatever ``rounds`` (None: not given), the spectra prior and its settings
+    said. The data decide this, so it is no error."""
+    given = [f"--rounds {rounds}"] if rounds is not None and rounds != 1 else []
+    if spectra_prior is not None:
+        given.append(f"--spectra-prior {spectra_prior}")
+    given += [f"{'--spectra-t0' if k == 'spectra_t0' else k} {options[k]}" for k in SPECTRA_OPTIONS
+              if options.get(k) is not None]
+    if not given:
+        return
+    pure = rec.get("pure_clusters") or {}
+    how = ("held as given" if pure.get("given_replaced") is False
+           else "moved onto the clusters' means")
+    note(notes, f"{', '.join(given)}: not applied: the init's endmembers sit at clusters of pure pixels, which fix "
+                f"them ({how}), so one round ran without sampling the endmembers (run.json: refine.rounds_from, "
+                "refine.pure_clusters)", stacklevel=3)
+
+
 SPECTRA_OPTIONS = ("spectra_t0", "ls_iterations")
 """Options of `refine_result` that only the spectra prior's sampling of the endmembers takes."""
 
@@ -338,6 +359,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         r.endmembers, r.endmembers_std = E_full, std_full
     record["refine"] = r.record
     record["refine"]["init_endmembers_origin"] = origin
+    if r.record["rounds_from"] == "pure-pixel clusters":
+        _warn_overridden(record["warnings"], r.record, None if auto else rounds, spectra_prior, options)
     if auto:
         record["refine"]["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if origin == "scene"
                                            else f"auto: endmembers {origin}")

@@ -24,7 +24,8 @@ def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
     from ..runs.sources import fit_to_bands, load_endmembers
 
     em = load_endmembers(source)
-    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene))
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene),
+                              selected=scene.metadata.get("selected_bands"))
     missing = int((~covered & scene.good_bands).sum())
     if missing:
         raise in_file(source, f"endmembers cover {int((covered & scene.good_bands).sum())} of the scene's "

@@ -291,7 +291,8 @@ def _invert_given(scene, source, method, weighted: bool = False):
     if em.spectra.shape[0] < 2:
         raise InputError(f"{source}: {em.spectra.shape[0]} endmember; expected at least 2 (one endmember is every "
                          "pixel whole)")
-    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene))
+    E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene),
+                              selected=scene.metadata.get("selected_bands"))
     use = covered & scene.good_bands
     notes = []
     if not covered.all():
