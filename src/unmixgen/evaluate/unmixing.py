@@ -249,7 +249,9 @@ def sre(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None) ->
 
     .. math:: \mathrm{SRE} = 10 \log_{10} \frac{\lVert A\rVert_F^2}{\lVert A - \hat A\rVert_F^2}
 
-    over the valid pixels; ``inf`` for a perfect estimate.
+    over the valid pixels (HySUPP's definition: the reference's energy, not its variance, so
+    a constant non-zero reference map is fine); ``inf`` for a perfect estimate, ``-inf`` when
+    the reference is all zero and the estimate is not.
     """
     a, b = _paired_abundances(A_est, A_ref, mask)
     err = float(np.sum((b - a) ** 2))
