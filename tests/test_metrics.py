@@ -403,3 +403,51 @@ def test_reconstruction_scores_run_in_pixel_blocks_with_the_whole_cube_answer(mo
     assert whole["sam_deg_mean"] == float(np.nanmean(um.sam_map(cube, a @ e, mask)))
     assert scaled["reconstruction_rmse"] == pytest.approx(
         um.reconstruction_rmse(cube, e, a * bright[..., None], mask), rel=1e-12)
+
+
+def test_evaluate_keeps_the_other_scores_when_an_estimated_spectrum_is_all_nan():
+    """A failed endmember (NaN in every band) made the reconstruction NaN at every pixel and
+    `evaluate` raised 'no valid pixel', losing SAD and the abundance scores with it."""
+    rng = np.random.default_rng(7)
+    e = rng.uniform(0.1, 1, (3, 10))
+    a = rng.dirichlet([1, 1, 1], (4, 5))
+    cube = a @ e
+    e_bad = e.copy()
+    e_bad[1] = np.nan
+    res = evaluate(endmembers=e_bad, abundances=a, ref_endmembers=e, ref_abundances=a, cube=cube)
+    assert res["sad_undefined"] == ["em2"] and res["sad_deg_mean"] is None
+    assert res["sad_deg"][0] == pytest.approx(0.0, abs=1e-6)
+    assert res["abundance_rmse_percent"] == pytest.approx(0.0, abs=1e-12)
+    assert "reconstruction_note" in res
+    assert not {"reconstruction_rmse", "psnr_db", "sam_deg_mean"} & set(res)
+    assert "reconstruction: not computed" in format_table(res)
+
+
+def test_evaluate_scores_by_the_published_formulas():
+    """HySUPP's aRMSE (100 sqrt(mean over all entries)), SRE 10 log10(|A|^2 / |A - A^|^2),
+    SAD in degrees averaged over matched endmembers, PSNR with the cube's peak, SAM per
+    pixel: computed here from the formulas on a small case (two estimates swapped)."""
+    rng = np.random.default_rng(11)
+    e = rng.uniform(0.1, 1, (3, 8))
+    a = rng.dirichlet([2, 2, 2], (3, 4))
+    a_hat = np.clip(a + rng.normal(0, 0.03, a.shape), 0, None)
+    e_hat = e * rng.uniform(0.95, 1.05, e.shape)
+    cube = a @ e + rng.normal(0, 0.01, (3, 4, 8))
+    order = [2, 0, 1]
+    res = evaluate(endmembers=e_hat[order], abundances=a_hat[..., order], ref_endmembers=e,
+                   ref_abundances=a, cube=cube)
+    assert res["permutation"] == [1, 2, 0]
+    d = a_hat - a
+    assert res["abundance_rmse_percent"] == pytest.approx(100 * np.sqrt(np.sum(d**2) / d.size), rel=1e-12)
+    per = [100 * np.sqrt(np.mean(d[..., j] ** 2)) for j in range(3)]
+    np.testing.assert_allclose(res["abundance_rmse_percent_per_endmember"], per, rtol=1e-12)
+    assert res["sre_db"] == pytest.approx(10 * np.log10(np.sum(a**2) / np.sum(d**2)), rel=1e-12)
+    ang = [np.degrees(np.arccos(e_hat[j] @ e[j] / np.linalg.norm(e_hat[j]) / np.linalg.norm(e[j])))
+           for j in range(3)]
+    assert res["sad_deg_mean"] == pytest.approx(np.mean(ang), rel=1e-9)
+    rec = a_hat @ e_hat
+    r = np.sqrt(np.mean((cube - rec) ** 2))
+    assert res["reconstruction_rmse"] == pytest.approx(r, rel=1e-12)
+    assert res["psnr_db"] == pytest.approx(20 * np.log10(np.abs(cube).max() / r), rel=1e-12)
+    cos = np.sum(cube * rec, -1) / np.linalg.norm(cube, axis=-1) / np.linalg.norm(rec, axis=-1)
+    assert res["sam_deg_mean"] == pytest.approx(np.degrees(np.arccos(cos)).mean(), rel=1e-9)

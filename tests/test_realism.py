@@ -64,6 +64,38 @@ def test_w1_matches_scipy_and_grows_with_value_shift():
     assert 0 < swd[0] < swd[1] < swd[2]
 
 
+def _w1_by_cdf(x, y):
+    """W1 from its definition, int |F(t) - G(t)| dt over the pooled values (the reference)."""
+    t = np.sort(np.concatenate([x, y]))
+    f = np.searchsorted(np.sort(x), t[:-1], side="right") / x.size
+    g = np.searchsorted(np.sort(y), t[:-1], side="right") / y.size
+    return float(np.sum(np.abs(f - g) * np.diff(t)))
+
+
+def test_w1_is_exact_for_sets_of_different_sizes():
+    # 5 maps of 2x2 (20 pixels) against 3 (12 pixels): half of the candidate's first abundances
+    # are 0, a third of the reference's, so F - G = 1/2 - 1/3 on [0, 1): W1 = 1/6 (and the same
+    # for the second endmember, 1 - the first)
+    cand = np.zeros((5, 2, 2, 2))
+    cand[..., 0] = np.array([0.0] * 10 + [1.0] * 10).reshape(5, 2, 2)
+    ref = np.zeros((3, 2, 2, 2))
+    ref[..., 0] = np.array([0.0] * 4 + [1.0] * 8).reshape(3, 2, 2)
+    cand[..., 1], ref[..., 1] = 1 - cand[..., 0], 1 - ref[..., 0]
+    assert wasserstein_1d(cand, ref) == pytest.approx(1 / 6, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for n, m in ((5, 3), (7, 5), (2, 1)):
+        a, b = rng.dirichlet([1, 1, 1], (n, 2, 2)), rng.dirichlet([1, 1, 1], (m, 2, 2))
+        want = np.mean([_w1_by_cdf(a[..., k].ravel(), b[..., k].ravel()) for k in range(3)])
+        assert wasserstein_1d(a, b) == pytest.approx(want, abs=1e-12)
+    # two endmembers, the first shifted by c = 0.1 (the second by -c): W1 = c, whatever the sizes
+    x = rng.uniform(0.2, 0.8, (5, 2, 2))
+    a = np.stack([x, 1 - x], -1)
+    b = np.stack([x[:3] + 0.1, 0.9 - x[:3]], -1)
+    want = np.mean([_w1_by_cdf(a[..., k].ravel(), b[..., k].ravel()) for k in range(2)])
+    assert wasserstein_1d(a, b) == pytest.approx(want, abs=1e-12)
+    assert wasserstein_1d(a, np.stack([x + 0.1, 0.9 - x], -1)) == pytest.approx(0.1, abs=1e-12)
+
+
 def test_spatial_distances_grow_with_blur():
     a = smooth_maps(6, sigma=1.5, seed=3)
     psd = [power_spectrum_distance(blur(a, s), a) for s in (0.7, 1.5, 3.0)]

@@ -249,7 +249,9 @@ def sre(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None) ->
 
     .. math:: \mathrm{SRE} = 10 \log_{10} \frac{\lVert A\rVert_F^2}{\lVert A - \hat A\rVert_F^2}
 
-    over the valid pixels; ``inf`` for a perfect estimate.
+    over the valid pixels (HySUPP's definition: the reference's energy, not its variance, so
+    a constant non-zero reference map is fine); ``inf`` for a perfect estimate, ``-inf`` when
+    the reference is all zero and the estimate is not.
     """
     a, b = _paired_abundances(A_est, A_ref, mask)
     err = float(np.sum((b - a) ** 2))
@@ -504,7 +506,8 @@ def _reconstruction_scores(cube, endmembers, abundances, mask, brightness) -> tu
         raise InputError("reconstruction: no valid pixel to compare (all masked or NaN)")
     err = float(np.sqrt(sq / count))
     psnr_db = float("inf") if err == 0.0 else float(20.0 * np.log10(peak / err))
-    return err, psnr_db, float(np.nanmean(angles))
+    defined = np.isfinite(angles)  # an all-zero pixel (cube or reconstruction) has no angle
+    return err, psnr_db, float(angles[defined].mean()) if defined.any() else float("nan")
 
 
 def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | None = None,
@@ -541,8 +544,12 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     -------
     A JSON-ready dict. Keys carry units: ``abundance_rmse_percent`` (+ ``_per_endmember``),
     ``sre_db``, ``ssim_mean`` / ``ssim_per_endmember`` (maps only), ``sad_deg`` (per
-    endmember), ``sad_deg_mean``, ``reconstruction_rmse`` (cube units), ``psnr_db``,
-    ``sam_deg_mean``; plus ``alignment`` (what was matched on), ``permutation``
+    endmember), ``sad_deg_mean``, ``reconstruction_rmse`` (cube units), ``psnr_db``
+    (:math:`20 \\log_{10}(L / \\mathrm{RMSE})` with the peak :math:`L = \\max |Y|` of the cube
+    over the valid pixels and compared bands, as `psnr` with ``data_range=None``),
+    ``sam_deg_mean`` (the mean of `sam_map` over the pixels where the angle is defined; an
+    all-zero pixel has none); ``reconstruction_note`` instead of those three when an estimated
+    spectrum has no finite band; plus ``alignment`` (what was matched on), ``permutation``
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember);
     ``sad_undefined`` names the reference endmembers whose matched spectra have no angle (one
@@ -671,7 +678,14 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         out["per_endmember"] = rows
 
     # -- reconstruction ----------------------------------------------------------------
-    if cube is not None and endmembers is not None and abundances is not None:
+    rec_blocked = (cube is not None and endmembers is not None and abundances is not None
+                   and not np.isfinite(np.asarray(endmembers, np.float64)).all())
+    if rec_blocked:
+        # an estimated spectrum with no finite band (a failed endmember): the reconstruction
+        # is NaN at every pixel, so it is absent rather than aborting the other scores
+        out["reconstruction_note"] = ("not computed: an estimated endmember has no finite band, so the "
+                                      "reconstruction is undefined at every pixel")
+    elif cube is not None and endmembers is not None and abundances is not None:
         if brightness is not None:
             want = np.shape(abundances)[:-1]
             if np.shape(brightness) != want:
@@ -720,6 +734,8 @@ def format_table(result: dict[str, Any]) -> str:
         if key in result:
             v = result[key]
             lines.append(f"{label.ljust(label_w)}  {_fmt(v).strip()}")
+    if "reconstruction_note" in result:
+        lines.append(f"reconstruction: {result['reconstruction_note']}")
     if "uncertainty_note" in result:
         lines.append(f"uncertainty: {result['uncertainty_note']}")
     by = result.get("coverage90_by_abundance")
