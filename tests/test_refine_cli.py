@@ -316,17 +316,24 @@ def test_valid_pixels_the_init_left_nan_are_refined_from_fcls(setup, run_cli):
         assert np.isnan(z["init_abundances"][0, 0]).all()  # the init as it was given
 
 
-def test_a_scene_without_wavelengths_keeps_its_endmembers_and_says_how_to_refine_them(setup, run_cli):
+def _without_wavelengths(setup, name: str):
+    """The setup's scene and init written again without wavelengths: ``(scene path, init folder)``."""
     root = setup["root"]
     with np.load(setup["scene"]) as z:
         Y = z[[k for k in z.files if z[k].ndim == 3][0]]
-    write_scene(Scene(Y), root / "nowl.npz")
-    init = root / "nowl_init"
+    write_scene(Scene(Y), root / f"{name}.npz")
+    init = root / f"{name}_init"
     init.mkdir()
     with np.load(setup["init"] / "result.npz") as z:
         save_result(init, Scene(Y), endmembers=z["endmembers"], abundances=z["abundances"], figures=False)
+    return root / f"{name}.npz", init
+
+
+def test_a_scene_without_wavelengths_keeps_its_endmembers_and_says_how_to_refine_them(setup, run_cli):
+    root = setup["root"]
+    scene, init = _without_wavelengths(setup, "nowl")
     out = root / "ref_nowl"
-    code, _, err = run_cli("refine", root / "nowl.npz", "--init", init, "--abundance-prior", setup["p2"],
+    code, _, err = run_cli("refine", scene, "--init", init, "--abundance-prior", setup["p2"],
                            "--samples", "8", "--steps", "2", "--out", out, "--no-progress")
     assert code == 0, err
     assert "no wavelengths" in err and "--wavelengths START:STOP" in err
@@ -646,16 +653,9 @@ def test_spectra_options_on_a_scene_without_wavelengths_are_refused(setup, run_c
     """``--spectra-t0`` on a scene without wavelengths was dropped without a word: the spectra
     prior cannot run there, the endmembers are kept as the init has them. It is refused, as
     ``--spectra-prior`` is, before anything is written."""
-    root = setup["root"]
-    with np.load(setup["scene"]) as z:
-        Y = z[[k for k in z.files if z[k].ndim == 3][0]]
-    write_scene(Scene(Y), root / "nowl2.npz")
-    init = root / "nowl2_init"
-    init.mkdir()
-    with np.load(setup["init"] / "result.npz") as z:
-        save_result(init, Scene(Y), endmembers=z["endmembers"], abundances=z["abundances"], figures=False)
-    out = root / "ref_nowl2"
-    code, _, err = run_cli("refine", root / "nowl2.npz", "--init", init, "--abundance-prior", setup["p2"],
+    scene, init = _without_wavelengths(setup, "nowl2")
+    out = setup["root"] / "ref_nowl2"
+    code, _, err = run_cli("refine", scene, "--init", init, "--abundance-prior", setup["p2"],
                            "--samples", "8", "--steps", "2", "--spectra-t0", "0.5", "--out", out, "--no-progress")
     assert code == 2 and err.startswith("error: --spectra-t0 0.5:") and "no wavelengths" in err, err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
