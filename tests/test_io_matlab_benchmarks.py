@@ -259,3 +259,26 @@ def test_cuprite_waveLength_is_read_in_nm_and_resamples_the_spectra(tmp_path):
     sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
     with pytest.raises(InputError, match=r"'waveLength' holds 13 values .* on 14 bands; expected one band centre"):
         load_endmembers(p)
+
+
+def test_cuprite_truth_already_cut_to_slctBnds_is_an_endmembers_file(run_cli, tmp_path):
+    """A truth saved with M(slctBnds, :) beside its slctBnds (and the sensor's waveLength) is read
+    as a truth; as --endmembers-file it was refused ("slctBnds: ... expected the distinct 1-based
+    band numbers of the 10 bands of its spectra"), though its rows are those sensor bands."""
+    from unmixgen.runs.sources import load_endmembers
+
+    p = tmp_path / "groundTruth_Cuprite_cut.mat"
+    m = _cuprite_truth(p)
+    d = sio.loadmat(p)
+    d["M"] = m[SELECTED - 1]
+    sio.savemat(p, {k: v for k, v in d.items() if not k.startswith("__")})
+    assert matlab.read_truth(p, ROWS, COLS, SELECTED.size).endmembers.shape == (3, SELECTED.size)
+    em = load_endmembers(p)
+    np.testing.assert_allclose(em.spectra, m[SELECTED - 1].T, rtol=1e-6)
+    np.testing.assert_allclose(em.wavelengths, np.linspace(370, 2500, SENSOR_BANDS)[SELECTED - 1])
+    a = _cuprite_mixture(tmp_path / "CupriteS1_R10.mat", m)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", tmp_path / "CupriteS1_R10.mat", "--endmembers-file", p, "--method", "fcls",
+                           "--out", out, "--no-figures")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(out / "result.npz")["abundances"], a, atol=1e-3)

@@ -254,7 +254,8 @@ def read_reference_endmembers(path: str | Path
                               ) -> tuple[np.ndarray, list[str] | None, np.ndarray | None, np.ndarray | None]:
     """`read_endmembers`, plus the band centres of the spectra in nm (`ENDMEMBER_WAVELENGTH_KEYS`;
     None when the file has none) and the 1-based sensor band numbers its ``slctBnds`` /
-    ``SlectBands`` name (None when it has none): ``(E (p, bands), names, wavelengths, selected)``.
+    ``SlectBands`` name (None when it has none, or when ``M`` is already on those bands: one row per
+    number, the sensor's ``waveLength`` then taken at them): ``(E (p, bands), names, wavelengths, selected)``.
     `InputError` naming the file when the wavelengths are not one increasing centre per band."""
     path = Path(path)
     d = load_mat(path)
@@ -262,16 +263,22 @@ def read_reference_endmembers(path: str | Path
         e = v.T if v.shape[0] > v.shape[1] else v
         names = _names(d)
         check_names(path, names, e.shape[0])
+        # M already cut to the selection (M(slctBnds, :) saved beside its slctBnds): its rows are
+        # those sensor bands, as read_truth takes them, so there is nothing left to select
+        sel = _selected_bands(d, path)
+        cut = sel is not None and sel.size == e.shape[1]
         wl = None
         key = next((k for k in ENDMEMBER_WAVELENGTH_KEYS if k in d), None)
         if key is not None:
             raw = np.asarray(d[key])
+            if cut and raw.dtype.kind in "iuf" and raw.size != e.shape[1] and raw.size >= sel.max():
+                raw = raw.reshape(-1)[sel - 1]  # the sensor's centres (Zhu's waveLength): the selected ones
             if raw.dtype.kind not in "iuf" or raw.size != e.shape[1]:
                 raise in_file(path, f"{key!r} holds {raw.size} values of type {raw.dtype} for spectra on "
                                     f"{e.shape[1]} bands; expected one band centre per band")
             wl = check_wavelengths(to_nm(raw.reshape(-1).astype(np.float64), what=f"{path}: {key}"), e.shape[1],
                                    what=f"{path}: {key}")
-        return e, names, wl, _selected_bands(d, path, within=e.shape[1])
+        return e, names, wl, None if cut else _selected_bands(d, path, within=e.shape[1])
     hint = " (a spectral library: name its spectra as LIB.mat:name1,name2)" if "datalib" in d else ""
     raise in_file(path, "no endmember matrix M, E, GT or endmembers found; expected reference endmembers "
                         f"(bands, p){hint}")
