@@ -214,6 +214,13 @@ def test_scale_factor_of_undecoded_values_is_applied_and_fill_judged_on_stored_v
     assert not s.mask[2, 3] and s.mask.sum() == 19
 
 
+def test_a_scale_factor_of_zero_or_inf_is_refused():
+    stored = np.ones((4, 5, 6), np.int16)
+    for bad in (0.0, np.inf):
+        with pytest.raises(InputError, match="scale_factor"):
+            as_scene(rio_like(stored, scale_factor=bad))
+
+
 def test_a_dask_backed_dataarray_is_read_window_by_window():
     dask_array = pytest.importorskip("dask.array")
     cube = _cube(12, 10, 4)

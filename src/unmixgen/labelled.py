@@ -377,6 +377,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
     scale = _number(attrs.get("scale_factor", 1.0), f"{what}: attribute scale_factor")
+    if scale is not None and (scale == 0 or not np.isfinite(scale)):  # every pixel 0 (or inf): no scene
+        raise InputError(f"{what}: attribute scale_factor {scale!r}; expected a finite non-zero number")
     offset = _number(attrs.get("add_offset", 0.0), f"{what}: attribute add_offset")
     source = LabelledSource(arranged, order, 1.0 if scale is None else scale, 0.0 if offset is None else offset)
     crs = transform = None

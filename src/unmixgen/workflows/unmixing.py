@@ -80,8 +80,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
         if method not in BLIND and method not in INVERTERS:
             raise ParameterError("method", method, f"expected one of {', '.join([*BLIND, *INVERTERS, 'hybridstu'])}")
-    if not hybrid and device is not None:  # after the name's check: a misspelt method is that error
-        options_device = _blind_device(device, method, endmembers_file)
+    # after the name's check: a misspelt method is that error
+    blind_device = _blind_device(device, method, endmembers_file) if not hybrid and device is not None else None
     asked_weights = band_weights  # "noise", "none" or None (the method's default), for run.json
     if band_weights is not None:
         from ..unmix.rank import band_weights_option
@@ -93,8 +93,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         options = {"band_weights": band_weights}
     else:
         options = {}
-    if not hybrid and device is not None and options_device is not None:
-        options["device"] = options_device
+    if blind_device is not None:
+        options["device"] = blind_device
     if outliers is not None:
         if not isinstance(outliers, str) or outliers not in OUTLIERS:
             raise ParameterError("outliers", outliers, f"expected {' or '.join(OUTLIERS)}")

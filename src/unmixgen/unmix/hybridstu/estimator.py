@@ -804,14 +804,18 @@ def map_structure(A: np.ndarray, mask: np.ndarray, noise_var: np.ndarray) -> flo
     variance less that noise; the median over the endmembers. About 1 for smooth maps, 0 for
     maps drawn pixel by pixel; 1.0 when it cannot be measured (no adjacent valid pairs, or no
     endmember varies beyond its noise)."""
-    A = np.where(mask[..., None], A, np.nan).astype(np.float64)
-    a = A - np.nanmean(A, axis=(0, 1))
-    pairs = [a[1:] * a[:-1], a[:, 1:] * a[:, :-1]]
-    n = sum(int(np.isfinite(q[..., 0]).sum()) for q in pairs)
+    # float32 maps (one copy, centred in place) and float64 sums: a million-pixel scene's maps
+    # are not copied in float64
+    a = np.where(mask[..., None], A, np.nan).astype(np.float32)
+    a -= np.nanmean(a, axis=(0, 1), dtype=np.float64).astype(np.float32)
+    n, cov = 0, np.zeros(a.shape[-1])
+    for q in (a[1:] * a[:-1], a[:, 1:] * a[:, :-1]):  # vertical, then horizontal neighbours
+        n += int(np.isfinite(q[..., 0]).sum())
+        cov += np.nansum(q, axis=(0, 1), dtype=np.float64)
     if n == 0:
         return 1.0
-    cov = sum(np.nansum(q, axis=(0, 1)) for q in pairs) / n
-    signal = np.nanvar(A, axis=(0, 1)) - np.asarray(noise_var, np.float64)
+    cov /= n
+    signal = np.nanvar(a, axis=(0, 1), dtype=np.float64) - np.asarray(noise_var, np.float64)
     varies = signal > 1e-12
     if not varies.any():
         return 1.0
