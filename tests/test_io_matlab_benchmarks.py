@@ -282,3 +282,14 @@ def test_cuprite_truth_already_cut_to_slctBnds_is_an_endmembers_file(run_cli, tm
                            "--out", out, "--no-figures")
     assert code == 0, err
     np.testing.assert_allclose(np.load(out / "result.npz")["abundances"], a, atol=1e-3)
+
+
+def test_selected_band_text_is_parsed_or_refused_in_one_line():
+    from unmixgen.errors import InputError
+    from unmixgen.io.matlab import band_numbers, band_ranges
+
+    np.testing.assert_array_equal(band_numbers("1:3,5"), [1, 2, 3, 5])
+    assert band_ranges(band_numbers("4:107,113:153")) == "4:107,113:153"
+    for bad in ("3:1", "0:4", "a:b", "1:3,,5"):
+        with pytest.raises(InputError, match="selected bands"):
+            band_numbers(bad)

@@ -393,22 +393,25 @@ def _selected_bands(d: dict, path: Path, n: int | None = None, within: int | Non
 
 
 def band_numbers(text: str) -> np.ndarray:
-    """MATLAB-like band ranges (``"1:3,5"``, as `_ranges` writes a scene's
+    """MATLAB-like band ranges (``"1:3,5"``, as `band_ranges` writes a scene's
     ``metadata["selected_bands"]``) as int64 numbers: ``[1, 2, 3, 5]``."""
     out = []
     for part in str(text).split(","):
         a, _, b = part.strip().partition(":")
-        out.extend(range(int(a), int(b or a) + 1))
+        try:
+            first, last = int(a), int(b or a)
+        except ValueError:
+            first, last = 0, -1
+        if first < 1 or last < first:
+            raise InputError(f"selected bands {text!r}: {part.strip()!r} is not a run of band numbers; expected "
+                             "1-based numbers and increasing ranges, e.g. '1:3,5'")
+        out.extend(range(first, last + 1))
     return np.asarray(out, np.int64)
 
 
 def band_ranges(numbers: np.ndarray) -> str:
-    """`_ranges`: band numbers as MATLAB-like text (``"1:3,5"``)."""
-    return _ranges(np.asarray(numbers))
-
-
-def _ranges(numbers: np.ndarray) -> str:
     """Band numbers as MATLAB-like text, runs shortened: ``[1, 2, 3, 5]`` -> ``"1:3,5"``."""
+    numbers = np.asarray(numbers)
     parts, start = [], 0
     for i in range(1, numbers.size + 1):
         if i == numbers.size or numbers[i] != numbers[i - 1] + 1:
@@ -459,13 +462,14 @@ def _truth_wavelengths(d: dict) -> np.ndarray | None:
 
 
 def read_truth_file(path: str | Path, rows: int, cols: int, bands: int | None, *, stored_bands: int | None = None,
-                    pixel_order: str | None = None) -> tuple[GroundTruth, np.ndarray | None]:
+                    pixel_order: str | None = None,
+                    variables: dict[str, Any] | None = None) -> tuple[GroundTruth, np.ndarray | None]:
     """`read_truth` of the ``.mat`` at ``path`` on the band count its spectra are stored on, and
     their band centres as stored (`_truth_wavelengths`; None: a benchmark's truth). That count
     is the wavelengths' where it has them, else ``stored_bands`` (the scene's source file's,
     which a converted copy records: `stored_band_order`), else ``bands``; it tells ``(bands,
-    p)`` from ``(p, bands)``."""
-    d = load_mat(Path(path))
+    p)`` from ``(p, bands)``. ``variables``: the file's, when the caller has loaded them."""
+    d = load_mat(Path(path)) if variables is None else variables
     raw = _truth_wavelengths(d)
     count = raw.size if raw is not None else stored_bands if stored_bands is not None else bands
     return read_truth(path, rows, cols, count, pixel_order=pixel_order, variables=d), raw
@@ -478,13 +482,14 @@ def _truth_for(path: str | Path, scene: Scene, pixel_order: str | None) -> tuple
     (`read_truth_file`)."""
     stored = stored_band_order(scene)
     kept = scene.metadata.get("selected_bands")
+    d = load_mat(Path(path))
     if kept is not None:  # both files say which sensor bands they keep (Zhu's Cuprite): they must agree
-        theirs = _selected_bands(load_mat(Path(path)), Path(path))
-        if theirs is not None and theirs.size == scene.bands and _ranges(theirs) != kept:
-            raise in_file(path, f"slctBnds keeps sensor bands {_ranges(theirs)} but the scene {scene.path} keeps "
+        theirs = _selected_bands(d, Path(path))
+        if theirs is not None and theirs.size == scene.bands and band_ranges(theirs) != kept:
+            raise in_file(path, f"slctBnds keeps sensor bands {band_ranges(theirs)} but the scene {scene.path} keeps "
                                 f"{kept}; expected the ground truth of the scene's bands")
     gt, raw = read_truth_file(path, scene.rows, scene.cols, scene.bands, pixel_order=pixel_order,
-                              stored_bands=None if stored is None else stored[1])
+                              stored_bands=None if stored is None else stored[1], variables=d)
     if raw is None:
         return gt, "file"
     return replace(gt, wavelengths=to_nm(raw, what=f"{path}: wavelengths")), None
@@ -543,7 +548,7 @@ def _cube_from(d: dict, path: Path, order: str | None = None) -> tuple[np.ndarra
             meta["max_value"] = number(d["maxValue"], "variable 'maxValue'", path, positive=True)
         selected = _selected_bands(d, path, y.shape[0])
         if selected is not None:  # which of the sensor's bands these are: shown by `info`
-            meta["selected_bands"] = _ranges(selected)
+            meta["selected_bands"] = band_ranges(selected)
         return cube, layout, order, meta
     arrays = {k: v for k, v in d.items()
               if isinstance(v, np.ndarray) and v.ndim == 3 and v.dtype.kind in "biufc"}
