@@ -71,7 +71,7 @@ def test_train_spectra_then_refine(setup, run_cli):
     (["--samples", "0"], "--samples 0"),
     (["--t0", "1.5"], "--t0 1.5"),
     (["--spectra-t0", "0"], "--spectra-t0 0"),
-    (["--prior-weight", "0"], "--prior-weight 0"),
+    (["--prior-weight", "-0.5"], "--prior-weight -0.5"),
     (["--prior-weight", "nan"], "--prior-weight nan"),
     (["--steps", "0"], "--steps 0"),
     (["--threads", "-1"], "--threads -1"),

@@ -117,3 +117,27 @@ def test_refine_cross_validates_a_window_on_the_data_where_the_middle_is_no_data
     r = refine(Y, E, A0, abundance_prior=AbundanceModel(one_vs_rest), samples=1, steps=1, tile=16)
     w = r.record["prior_weight"]
     assert w["window"] == [[0, 40], [0, 64]] and w["scores"] is not None and w["chosen"] in CANDIDATES, w
+
+
+def test_weight_zero_keeps_the_least_squares_answer(one_vs_rest):  # noqa: F811
+    # the data alone: every sample is the FCLS answer under the given endmembers, so from an
+    # FCLS init the point estimate is that init (any weight > 0 moves it), and the samples
+    # still spread by the least-squares posterior
+    Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
+    ls = fcls(Y.reshape(-1, Y.shape[-1]), E).reshape(A.shape)
+    prior = AbundanceModel(one_vs_rest)
+    r = refine(Y, E, ls, abundance_prior=prior, samples=3, steps=3, tile=16, lam=0.0, band_weights=None)
+    np.testing.assert_allclose(r.abundances, ls, atol=1e-5)
+    assert r.record["lam"] == 0.0 and float(np.nanmean(r.abundances_std)) > 0
+    moved = refine(Y, E, ls, abundance_prior=prior, samples=3, steps=3, tile=16, lam=0.5, band_weights=None)
+    assert np.abs(moved.abundances - ls).max() > 1e-3
+
+
+def test_a_prior_that_adds_nothing_scores_worse_than_the_data_alone():
+    # weight 0 among the candidates scores each half's FCLS answer itself: refinements that only
+    # add error to it lose to it
+    Y, E, A = noisy_scene(seed=5)
+    rng = np.random.default_rng(6)
+    lam, info = choose_prior_weight(lambda lam, Yh, Eh, Ah: (Ah + 0.02 * rng.normal(size=Ah.shape))[None], Y, E,
+                                    candidates=(0.0, 1.0))
+    assert lam == 0.0 and info["scores"][0] < info["scores"][1]

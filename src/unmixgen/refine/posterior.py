@@ -209,6 +209,8 @@ class _Abundances:
 
     def run(self, A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, sigma2: float,
             ts: list[int], gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
+        if self.lam == 0:
+            return self._least_squares(A, E, Yv, valid, len(ts) - 1, tick)
         K = A.shape[0]
         x0 = self.adapter.encode(A)
         per = (x0.shape[0] // K, *x0.shape[1:])
@@ -233,6 +235,26 @@ class _Abundances:
                 x = sch.renoise(x, self.adapter.encode(out_a), ab, abn, self.eta, _noise(gens, per, self.device))
             tick()
         return out_a
+
+    @staticmethod
+    def _least_squares(A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, n_steps: int,
+                       tick: Callable[[], None]) -> torch.Tensor:
+        """Weight 0, the data alone: every sample's FCLS abundances under its endmembers (the
+        prior's steps would end there too, at the cost of the network); samples that share
+        their endmembers share the solve."""
+        Y = Yv.cpu().numpy()
+        out = A.clone()
+        solved: list[tuple[np.ndarray, torch.Tensor]] = []
+        for k in range(A.shape[0]):
+            e = E[k].cpu().numpy()
+            a = next((a for e_done, a in solved if np.array_equal(e_done, e)), None)
+            if a is None:
+                a = torch.from_numpy(fcls(Y, e)).to(A.device, A.dtype)
+                solved.append((e, a))
+            out[k][:, valid] = a.T
+        for _ in range(n_steps):
+            tick()
+        return out
 
     def draw(self, A: torch.Tensor, E: torch.Tensor, valid: torch.Tensor, sigma2: float, ts: list[int],
              gens: list[torch.Generator]) -> torch.Tensor:
@@ -414,8 +436,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         pull and sampler; None: ``t0`` or, on noisy scenes, more: the timestep whose noise
         is twice the pixels' relative to the endmembers' brightness (`pull.noise_timestep`).
     eta : re-noising stochasticity in [0, 1].
-    lam : weight of the abundance prior's estimate in the abundance data step (> 0; the
-        prior's error variance is taken as its noise level over ``lam``); None: chosen per
+    lam : weight of the abundance prior's estimate in the abundance data step (>= 0; the
+        prior's error variance is taken as its noise level over ``lam``; 0: the data alone,
+        every sample's FCLS abundances under its endmembers, with the least-squares posterior
+        draw of ``spread``); None: chosen per
         scene among `prior_weight.CANDIDATES` by cross-validation across bands
         (`cross_validated_weight`; its runs count in ``progress``).
     ls_iterations : line-searched gradient steps of the endmember data step.
@@ -482,7 +506,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
     check_range("eta", eta, low=0, high=1)
     if lam is not None:
-        check_range("lam", lam, low=0, low_open=True)
+        check_range("lam", lam, low=0)
     check_range("ls_iterations", ls_iterations, low=0, integer=True)
     check_range("endmember_tolerance", endmember_tolerance, low=0)
     check_range("spread", spread, low=0)
@@ -631,7 +655,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         return cv_steps + sum((len(schedules(r)[0]) - 1) * n_chunks + (len(schedules(r)[1]) - 1 if endm else 0)
                               for r in range(n_rounds(weight)))
 
-    total = steps_total(lam, 2 * len(CANDIDATES) * steps if lam is None else 0)
+    # the weight 0 (the data alone) runs no refinement in the cross-validation
+    total = steps_total(lam, 2 * sum(c > 0 for c in CANDIDATES) * steps if lam is None else 0)
     done = [0]
 
     def tick() -> None:

@@ -13,6 +13,10 @@ lands nearest the truth. Each half has half the bands, so its data are about 3 d
 than the scene's; the weight scales the prior's precision, not the data's, and carries over.
 Noise correlated between neighbouring bands makes the halves agree more than the truth
 would, which favours the data (a smaller weight): the safe side.
+
+Weight 0 (the data alone: each half's FCLS answer) is not among the candidates: on maps
+without spatial structure, where it scored best, it lost against the prior's weakest weight
+once the endmembers were refined as well (benchmarks/RESULTS.md, "Weight 0: the data alone").
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import numpy as np
 from ..unmix.inversion import fcls
 
 CANDIDATES = (0.5, 1.0, 2.0, 4.0)
-"""Weights tried (``lam`` of `posterior.refine`); measured in benchmarks/RESULTS.md."""
+"""Weights tried (``lam`` of `posterior.refine`); measured in benchmarks/RESULTS.md. A weight 0
+among them would score the halves' FCLS answers (the data alone) without refining them."""
 
 
 def band_halves(bands: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +47,7 @@ def choose_prior_weight(refine_half: Callable[[float, np.ndarray, np.ndarray, np
     refine_half : called as ``refine_half(lam, Y_half, E_half, A_start)`` with the pixels
         (N, B_h) and endmembers (p, B_h) of one half of the bands and the FCLS abundances
         (N, p) of that half; returns S posterior samples (S, N, p) refined under weight ``lam``.
+        Not called for the weight 0: the data alone are the half's FCLS abundances.
     Y : (N, B) valid pixels; E : (p, B) endmembers.
     samples : how many samples the refinement being tuned averages (None: as many as
         ``refine_half`` returns). A mean of S samples scatters by the samples' variance over
@@ -68,7 +74,7 @@ def choose_prior_weight(refine_half: Callable[[float, np.ndarray, np.ndarray, np
     for lam in candidates:
         s = 0.0
         for i, (Yh, Eh) in enumerate(parts):
-            draws = np.asarray(refine_half(float(lam), Yh, Eh, fits[i]), np.float64)
+            draws = np.asarray(fits[i][None] if lam == 0 else refine_half(float(lam), Yh, Eh, fits[i]), np.float64)
             s += float(np.mean((draws.mean(axis=0) - fits[1 - i]) ** 2))
             S = len(draws)
             if S >= 2 and samples is not None:

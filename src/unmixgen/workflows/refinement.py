@@ -258,7 +258,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if options.get("spectra_t0") is not None:
         check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
     if options.get("lam") is not None:
-        check_range("lam", options["lam"], low=0, low_open=True)
+        check_range("lam", options["lam"], low=0)
     if options.get("mixing") is None:  # None: the default, as for the other options
         options.pop("mixing", None)
     else:
