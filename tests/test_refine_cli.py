@@ -661,9 +661,9 @@ def test_spectra_options_on_a_scene_without_wavelengths_are_refused(setup, run_c
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
-def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
-    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
-    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+def _pure_init(tmp_path: Path) -> None:
+    """``tmp_path/pure.npz`` and its init ``tmp_path/init``, whose endmembers are noisy pure
+    pixels of the scene: they sit at clusters of pure pixels, which fix them."""
     from unmixgen.simulate.procedural import library
 
     wl = np.linspace(420, 2400, 120)
@@ -676,6 +676,12 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
     write_scene(scene, tmp_path / "pure.npz")
     (tmp_path / "init").mkdir()
     save_result(tmp_path / "init", scene, endmembers=E0, abundances=fcls(Y, E0).reshape(36, 40, 4), figures=False)
+
+
+def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
+    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
+    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+    _pure_init(tmp_path)
     for name, extra in (("asked", ("--rounds", "3", "--spectra-t0", "0.5")), ("default", ())):
         out = tmp_path / name
         code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
@@ -692,3 +698,18 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
             assert shown == [f"warning: {lines[0]}"], err
         else:
             assert not lines and not shown, err
+
+
+def test_rounds_from_says_the_pure_pixel_clusters_set_the_rounds_under_auto(setup, run_cli, tmp_path):
+    """With --rounds auto (the default) the clusters of pure pixels set one round, and the
+    refine record said so, but the workflow then wrote its auto rule over it ("auto: endmembers
+    unknown"): run.json named a rule that had not decided anything."""
+    _pure_init(tmp_path)
+    for name, extra in (("default", ()), ("auto", ("--rounds", "auto"))):
+        code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
+                               setup["p2"], "--samples", "2", "--steps", "2", *extra, "--out", tmp_path / name,
+                               "--no-progress")
+        assert code == 0, err
+        rec = json.loads((tmp_path / name / "run.json").read_text())["refine"]
+        assert rec["pure_clusters"] and not rec["endmembers_refined"]
+        assert rec["rounds"] == 1 and rec["rounds_from"] == "pure-pixel clusters", rec["rounds_from"]

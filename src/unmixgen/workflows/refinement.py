@@ -361,7 +361,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     record["refine"]["init_endmembers_origin"] = origin
     if r.record["rounds_from"] == "pure-pixel clusters":
         _warn_overridden(record["warnings"], r.record, None if auto else rounds, spectra_prior, options)
-    if auto:
+    if auto and r.record["rounds_from"] != "pure-pixel clusters":  # the clusters, not the auto rule, set them
         record["refine"]["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if origin == "scene"
                                            else f"auto: endmembers {origin}")
     record["refine"]["bands_used"] = int(good.sum())
