@@ -693,9 +693,11 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
         shown = [line for line in err.splitlines() if "clusters of pure pixels" in line]
         if name == "asked":
             assert rec["refine"]["rounds_from"] == "pure-pixel clusters" and rec["refine"]["pure_clusters"]
-            assert len(lines) == 1 and lines[0].startswith("--rounds 3, --spectra-t0 0.5: not applied: "), lines
+            # run.json names the parameters, as its "parameters" do; the command line shows its flags
+            assert len(lines) == 1 and lines[0].startswith("rounds=3, spectra_t0=0.5: not applied: "), lines
             assert "one round ran without sampling the endmembers" in lines[0]
-            assert shown == [f"warning: {lines[0]}"], err
+            text = lines[0].split(": ", 1)[1]
+            assert shown == [f"warning: --rounds 3, --spectra-t0 0.5: {text}"], err
         else:
             assert not lines and not shown, err
 
@@ -713,3 +715,22 @@ def test_rounds_from_says_the_pure_pixel_clusters_set_the_rounds_under_auto(setu
         rec = json.loads((tmp_path / name / "run.json").read_text())["refine"]
         assert rec["pure_clusters"] and not rec["endmembers_refined"]
         assert rec["rounds"] == 1 and rec["rounds_from"] == "pure-pixel clusters", rec["rounds_from"]
+
+
+def test_the_python_api_warnings_name_its_parameters_not_cli_flags(setup, tmp_path):
+    """`refine_result` warned "--rounds 3, --spectra-t0 0.5: not applied" and "--samples 2:
+    ... rough": flags a Python caller has no way to pass. It names the parameters it was given."""
+    import warnings
+
+    from unmixgen.workflows import refine_result
+
+    _pure_init(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = refine_result(tmp_path / "pure.npz", tmp_path / "init", tmp_path / "out", abundance_prior=setup["p2"],
+                            samples=2, steps=2, rounds=3, spectra_t0=0.5, progress=False, figures=False)
+    shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    override = [m for m in shown if "clusters of pure pixels" in m]
+    assert len(override) == 1 and override[0].startswith("rounds=3, spectra_t0=0.5: not applied: "), shown
+    assert any(m.startswith("samples=2: the std and 5 / 95 % quantiles") for m in shown), shown
+    assert not [m for m in shown + rec["warnings"] if "--rounds" in m or "--spectra" in m or "--samples" in m]
