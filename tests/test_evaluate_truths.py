@@ -216,7 +216,7 @@ def test_one_abundance_map_all_nan_is_scored_as_such(run_cli, run, tmp_path, sid
             assert rows[row["name"]]["ssim"] == pytest.approx(row["ssim"])
     assert r["sad_deg_mean"] == pytest.approx(good["sad_deg_mean"])  # spectra are unaffected
     code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", est, "--save", tmp_path / "s.json")
-    assert code == 0 and "NaN at every pixel" in stdout and "em2" in stdout.split("NaN at every pixel")[1], stdout
+    assert code == 0 and "at every pixel" in stdout and "em2" in stdout.split("at every pixel")[1], stdout
 
 
 @pytest.mark.parametrize("side", ["estimate", "truth"])

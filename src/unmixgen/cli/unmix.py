@@ -175,8 +175,6 @@ def evaluate(
 
     valid = r.get("mask")
     valid = None if valid is None or np.shape(valid) != (rows, cols) else np.asarray(valid, bool)
-    if valid is not None and not valid.any():
-        raise in_file(estimate, "result's mask marks no pixel valid; expected a result with valid pixels to score")
     for src, maps, what in ((estimate, A, "result"), (truth, gt.abundances, "ground truth")):
         # every map NaN: nothing to match or score (one map so is scored as such by evaluate)
         if maps is not None and maps.shape[:2] == (rows, cols) and not np.isfinite(

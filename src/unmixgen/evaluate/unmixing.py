@@ -817,7 +817,8 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append("no angle (a spectrum of zeros or of no finite value), so no mean SAD: "
                      + ", ".join(result["sad_undefined"]))
     if result.get("abundance_undefined"):
-        lines.append("map NaN at every pixel, so no overall abundance scores: " + ", ".join(result["abundance_undefined"]))
+        lines.append("map NaN (or Inf) at every pixel, so no overall abundance scores: "
+                     + ", ".join(result["abundance_undefined"]))
     left = [f"reference {n}" for n in result.get("unmatched_reference") or []]
     est = result.get("unmatched_estimate") or [f"#{i}" for i in result.get("unmatched_estimate_index") or []]
     left += [f"estimate {n}" for n in est]
