@@ -542,8 +542,11 @@ def test_rounds_auto_is_accepted_as_its_help_says(setup, run_cli, tmp_path):
             "--samples", "2", "--steps", "2", "--no-progress")
     code, _, err = run_cli(*args, "--rounds", "auto", "--out", tmp_path / "auto")
     assert code == 0, err
-    rec = json.loads((tmp_path / "auto" / "run.json").read_text())["refine"]
+    run = json.loads((tmp_path / "auto" / "run.json").read_text())
+    rec = run["refine"]
     assert rec["rounds_from"].startswith("auto") and rec["rounds"] == 1
+    # the parameters say what was asked, not the number auto chose as if it had been given
+    assert run["parameters"]["rounds"] == "auto"
     code, _, err = run_cli(*args, "--rounds", "many", "--out", tmp_path / "bad")
     assert code == 2 and "--rounds" in err and "auto" in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "bad").exists()

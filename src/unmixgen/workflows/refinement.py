@@ -318,7 +318,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                          out=np.empty(cube.shape, np.float32))  # a new array: the scene's stays as read
     record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
-                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
+                                   # as asked: "auto" (refine.rounds and rounds_from say what it chose)
+                                   "samples": samples, "steps": steps, "rounds": "auto" if auto else rounds, "t0": t0,
                                    # "none" as asked: null could not be told from noise too white to weigh
                                    **options, **({"band_weights": asked_weights} if asked_weights else {})},
                         seed=seed)
