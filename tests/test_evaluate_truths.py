@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from unmixgen.errors import InputError
 from unmixgen.io import write_scene
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import make_scene
@@ -173,3 +174,88 @@ def test_complex_truth_is_refused_not_skipped(run_cli, run, tmp_path, key):
     scipy.io.savemat(tmp_path / "end3.mat", truth)
     code, _, err = run_cli("evaluate", "--truth", tmp_path / "end3.mat", "--estimate", out)
     assert code == 2 and "end3.mat" in err and "complex" in err and repr(key) in err, err
+
+
+def _with_maps(src, dst, change):
+    """A copy of the result folder ``src`` at ``dst`` with its abundances changed in place by ``change``."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    z = dict(np.load(dst / "result.npz"))
+    z["abundances"] = z["abundances"].copy()
+    change(z["abundances"])
+    np.savez(dst / "result.npz", **z)
+    return dst
+
+
+@pytest.mark.parametrize("side", ["estimate", "truth"])
+def test_one_abundance_map_all_nan_is_scored_as_such(run_cli, run, tmp_path, side):
+    """One endmember's map NaN at every pixel (a failed endmember, in the result or the truth)
+    made every pixel invalid, and evaluate stopped with 'abundances: no valid pixel to compare
+    (all masked or NaN)', naming no file, though the other maps score fine. They are scored;
+    the NaN map is named, with no score of its own and no overall one."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    good = _scores(run_cli, truth, out)
+    est = out
+    if side == "estimate":
+        est = _with_maps(out, tmp_path / "bad", lambda a: a.__setitem__((..., 1), np.nan))
+    else:
+        A_bad = A.copy()
+        A_bad[..., 1] = np.nan
+        scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A_bad)})
+    r = _scores(run_cli, truth, est)
+    assert r["abundance_undefined"] == ["em2"]
+    assert r["abundance_rmse_percent"] is None and r["sre_db"] is None and r["ssim_mean"] is None
+    rows = {row["name"]: row for row in r["per_endmember"]}
+    assert rows["em2"]["abundance_rmse_percent"] is None and rows["em2"]["ssim"] is None
+    for row in good["per_endmember"]:
+        if row["name"] != "em2":  # the others as without the NaN map: the same pixels, the same scores
+            assert rows[row["name"]]["abundance_rmse_percent"] == pytest.approx(row["abundance_rmse_percent"])
+            assert rows[row["name"]]["ssim"] == pytest.approx(row["ssim"])
+    assert r["sad_deg_mean"] == pytest.approx(good["sad_deg_mean"])  # spectra are unaffected
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", est, "--save", tmp_path / "s.json")
+    assert code == 0 and "at every pixel" in stdout and "em2" in stdout.split("at every pixel")[1], stdout
+
+
+@pytest.mark.parametrize("side", ["estimate", "truth"])
+@pytest.mark.parametrize("align", [(), ("--align", "sad")])
+def test_abundances_all_nan_are_refused_naming_the_file(run_cli, run, tmp_path, side, align):
+    """Every map NaN: nothing to match or score on. The error named no file ('abundances: no
+    valid pixel to compare'); it names the file and what it expects, and writes no scores."""
+    out, E, A = run
+    truth = tmp_path / "end3.mat"
+    est = out
+    if side == "estimate":
+        est = _with_maps(out, tmp_path / "bad", lambda a: a.fill(np.nan))
+        scipy.io.savemat(truth, {"M": E.T, "A": _zhu(A)})
+    else:
+        scipy.io.savemat(truth, {"M": E.T, "A": _zhu(np.full_like(A, np.nan))})
+    code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", est, *align)
+    named = str(est) if side == "estimate" else str(truth)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not stdout, err
+    assert err.startswith(f"error: {named}: abundances are NaN at every valid pixel in every map; expected"), err
+    assert not (est / "evaluation.json").exists()
+
+
+def test_evaluate_matches_and_scores_around_a_map_all_nan():
+    """The library: an estimate in another order with one map NaN everywhere is still matched
+    on its finite maps, those are scored, and the uncertainty is scored per endmember only."""
+    from unmixgen.evaluate.unmixing import evaluate
+
+    rng = np.random.default_rng(0)
+    A = rng.dirichlet(np.ones(3), size=(12, 14)).astype(np.float64)
+    est = A[..., [2, 0, 1]] + rng.normal(0, 0.01, A.shape)
+    est[..., 1] = np.nan  # the estimate of reference 0
+    std = np.full(A.shape, 0.02)
+    r = evaluate(abundances=est, ref_abundances=A,
+                 uncertainty={"std": std, "q05": est - 0.05, "q95": est + 0.05})
+    assert r["permutation"][1:] == [2, 0] and r["abundance_undefined"] == ["em1"]
+    rmse = [row["abundance_rmse_percent"] for row in r["per_endmember"]]
+    assert rmse[0] is None and all(0.5 < v < 1.5 for v in rmse[1:])  # the 1 % noise, in percent
+    assert r["abundance_rmse_percent"] is None and "coverage90" not in r and "em1" in r["uncertainty_note"]
+    cover = [row["coverage90"] for row in r["per_endmember"]]
+    assert cover[0] is None and all(v > 0.99 for v in cover[1:])
+    with pytest.raises(InputError, match=r"^abundances: every map is NaN"):
+        evaluate(abundances=np.full_like(A, np.nan), ref_abundances=A)

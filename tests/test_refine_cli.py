@@ -542,8 +542,11 @@ def test_rounds_auto_is_accepted_as_its_help_says(setup, run_cli, tmp_path):
             "--samples", "2", "--steps", "2", "--no-progress")
     code, _, err = run_cli(*args, "--rounds", "auto", "--out", tmp_path / "auto")
     assert code == 0, err
-    rec = json.loads((tmp_path / "auto" / "run.json").read_text())["refine"]
+    run = json.loads((tmp_path / "auto" / "run.json").read_text())
+    rec = run["refine"]
     assert rec["rounds_from"].startswith("auto") and rec["rounds"] == 1
+    # the parameters say what was asked, not the number auto chose as if it had been given
+    assert run["parameters"]["rounds"] == "auto"
     code, _, err = run_cli(*args, "--rounds", "many", "--out", tmp_path / "bad")
     assert code == 2 and "--rounds" in err and "auto" in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "bad").exists()
@@ -661,9 +664,9 @@ def test_spectra_options_on_a_scene_without_wavelengths_are_refused(setup, run_c
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
-def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
-    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
-    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+def _pure_init(tmp_path: Path) -> None:
+    """``tmp_path/pure.npz`` and its init ``tmp_path/init``, whose endmembers are noisy pure
+    pixels of the scene: they sit at clusters of pure pixels, which fix them."""
     from unmixgen.simulate.procedural import library
 
     wl = np.linspace(420, 2400, 120)
@@ -676,6 +679,12 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
     write_scene(scene, tmp_path / "pure.npz")
     (tmp_path / "init").mkdir()
     save_result(tmp_path / "init", scene, endmembers=E0, abundances=fcls(Y, E0).reshape(36, 40, 4), figures=False)
+
+
+def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
+    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
+    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+    _pure_init(tmp_path)
     for name, extra in (("asked", ("--rounds", "3", "--spectra-t0", "0.5")), ("default", ())):
         out = tmp_path / name
         code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
@@ -687,8 +696,44 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
         shown = [line for line in err.splitlines() if "clusters of pure pixels" in line]
         if name == "asked":
             assert rec["refine"]["rounds_from"] == "pure-pixel clusters" and rec["refine"]["pure_clusters"]
-            assert len(lines) == 1 and lines[0].startswith("--rounds 3, --spectra-t0 0.5: not applied: "), lines
+            # run.json names the parameters, as its "parameters" do; the command line shows its flags
+            assert len(lines) == 1 and lines[0].startswith("rounds=3, spectra_t0=0.5: not applied: "), lines
             assert "one round ran without sampling the endmembers" in lines[0]
-            assert shown == [f"warning: {lines[0]}"], err
+            text = lines[0].split(": ", 1)[1]
+            assert shown == [f"warning: --rounds 3, --spectra-t0 0.5: {text}"], err
         else:
             assert not lines and not shown, err
+
+
+def test_rounds_from_says_the_pure_pixel_clusters_set_the_rounds_under_auto(setup, run_cli, tmp_path):
+    """With --rounds auto (the default) the clusters of pure pixels set one round, and the
+    refine record said so, but the workflow then wrote its auto rule over it ("auto: endmembers
+    unknown"): run.json named a rule that had not decided anything."""
+    _pure_init(tmp_path)
+    for name, extra in (("default", ()), ("auto", ("--rounds", "auto"))):
+        code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
+                               setup["p2"], "--samples", "2", "--steps", "2", *extra, "--out", tmp_path / name,
+                               "--no-progress")
+        assert code == 0, err
+        rec = json.loads((tmp_path / name / "run.json").read_text())["refine"]
+        assert rec["pure_clusters"] and not rec["endmembers_refined"]
+        assert rec["rounds"] == 1 and rec["rounds_from"] == "pure-pixel clusters", rec["rounds_from"]
+
+
+def test_the_python_api_warnings_name_its_parameters_not_cli_flags(setup, tmp_path):
+    """`refine_result` warned "--rounds 3, --spectra-t0 0.5: not applied" and "--samples 2:
+    ... rough": flags a Python caller has no way to pass. It names the parameters it was given."""
+    import warnings
+
+    from unmixgen.workflows import refine_result
+
+    _pure_init(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = refine_result(tmp_path / "pure.npz", tmp_path / "init", tmp_path / "out", abundance_prior=setup["p2"],
+                            samples=2, steps=2, rounds=3, spectra_t0=0.5, progress=False, figures=False)
+    shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    override = [m for m in shown if "clusters of pure pixels" in m]
+    assert len(override) == 1 and override[0].startswith("rounds=3, spectra_t0=0.5: not applied: "), shown
+    assert any(m.startswith("samples=2: the std and 5 / 95 % quantiles") for m in shown), shown
+    assert not [m for m in shown + rec["warnings"] if "--rounds" in m or "--spectra" in m or "--samples" in m]

@@ -51,11 +51,25 @@ def noting_convergence(notes: list[str], category: type[Warning] = ConvergenceWa
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
-def note(notes: list[str], message: str, stacklevel: int = 2) -> None:
+def note(notes: list[str], message: str | Warning, stacklevel: int = 2) -> None:
     """Keep ``message`` in ``notes`` (a run record's ``warnings``) and show it as a warning
-    (``stacklevel`` as for `warnings.warn`, from the caller)."""
-    notes.append(message)
+    (``stacklevel`` as for `warnings.warn`, from the caller); a `Warning` instance (e.g. a
+    `ParameterWarning`) is shown as its own category."""
+    notes.append(str(message))
     warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+
+
+class ParameterWarning(UserWarning):
+    """A warning about values the caller gave to named parameters: ``name=value, ...: text``.
+
+    As `ParameterError`, library code names the *parameters* (``rounds=3``); the CLI shows
+    each as its flag (``--rounds 3``) where it prints the warning (`unmixgen.cli.flags`).
+    ``given``: ``(name, value)`` pairs; ``text``: what happened to them.
+    """
+
+    def __init__(self, given, text: str):
+        self.given, self.text = tuple((str(n), v) for n, v in given), text
+        super().__init__(", ".join(f"{n}={v!r}" for n, v in self.given) + f": {text}")
 
 
 class ParameterError(InputError):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .geotransform import from_gdal
 from .units import product_units, quantity, scene_units
 from .wavelengths import to_nm, unit_kind, wavelengths_from_labels
 
@@ -257,16 +258,7 @@ def _crs(attrs: dict, where: str, what: str) -> str | None:
 def _geotransform(attrs: dict, where: str, what: str) -> tuple[float, ...] | None:
     """``GeoTransform`` (GDAL order ``c a b f d e``, text or numbers) in rasterio order."""
     gt = attrs.get("GeoTransform")
-    if gt is None:
-        return None
-    try:
-        g = np.asarray(str(gt).split() if isinstance(gt, str) else gt, np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        g = np.zeros(0)
-    if g.size != 6 or not np.all(np.isfinite(g)) or g[1] * g[5] - g[2] * g[4] == 0:
-        raise InputError(f"{what}: {where}'s GeoTransform {gt!r}; expected 6 finite numbers in GDAL order "
-                         "(c a b f d e) with non-zero pixel sizes")
-    return (g[1], g[2], g[0], g[4], g[5], g[3])
+    return None if gt is None else from_gdal(gt, f"{what}: {where}'s GeoTransform")
 
 
 def _coordinate(X: Any, dim: str) -> np.ndarray | None:

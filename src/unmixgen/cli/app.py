@@ -12,7 +12,7 @@ import traceback
 import typer
 
 from .._version import __version__
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, ParameterWarning
 
 app = typer.Typer(
     name="unmixgen",
@@ -54,6 +54,10 @@ def fail(message: str) -> typer.Exit:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings as one ``warning: ...`` line on stderr (source location only with --debug)."""
     where = f" ({filename}:{lineno})" if _state["debug"] else ""
+    if isinstance(message, ParameterWarning):  # the library names parameters; the user typed flags
+        from .flags import as_cli_warning
+
+        message = as_cli_warning(message, _invoked_command(_state.get("argv") or []))
     print(f"warning: {message}{where}", file=sys.stderr)
 
 
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args
+    _state["argv"] = args
     warnings.showwarning = _show_warning
     try:
         # without standalone mode click returns (not raises) the status of an Exit or an

@@ -8,7 +8,7 @@ parameters whose name differs from the command's option.
 
 from __future__ import annotations
 
-from ..errors import ParameterError
+from ..errors import ParameterError, ParameterWarning
 
 # library parameter -> flag, where the command's option has another name
 ALIASES = {
@@ -87,6 +87,16 @@ def as_cli_message(exc: ParameterError, command=None) -> str:
             expected = re.sub(rf"\b{re.escape(name)}\b", other, expected)
     shown = "" if exc.value is None else f" {exc.value}"
     return f"{flag}{shown}: {expected}"
+
+
+def as_cli_warning(warning: ParameterWarning, command=None) -> str:
+    """A `ParameterWarning` as a command-line user reads it: ``--flag value, ...: text``
+    (``name=value`` for a parameter no flag sets)."""
+    parts = []
+    for name, value in warning.given:
+        flag = flag_for(name, command)
+        parts.append(f"{name}={value!r}" if flag is None else f"{flag} {value}")
+    return f"{', '.join(parts)}: {warning.text}"
 
 
 def given(**options):

@@ -171,6 +171,16 @@ def evaluate(
                          "expected it only with a truth that has maps")
     if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
         raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
+    import numpy as np
+
+    valid = r.get("mask")
+    valid = None if valid is None or np.shape(valid) != (rows, cols) else np.asarray(valid, bool)
+    for src, maps, what in ((estimate, A, "result"), (truth, gt.abundances, "ground truth")):
+        # every map NaN: nothing to match or score (one map so is scored as such by evaluate)
+        if maps is not None and maps.shape[:2] == (rows, cols) and not np.isfinite(
+                maps if valid is None else np.asarray(maps)[valid]).any():
+            raise in_file(src, f"abundances are NaN at every {'valid ' if valid is not None else ''}pixel in every "
+                               f"map; expected a {what} with finite abundance maps (NaN only at invalid pixels)")
     wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))
     if wrong is not None:
         fix = (f"--pixel-order {'C' if gt.pixel_order == 'F' else 'F'} reads it so, --pixel-order {gt.pixel_order} "

@@ -87,6 +87,24 @@ def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndar
     return valid
 
 
+def _dead_maps(A: Any, mask: np.ndarray | None) -> np.ndarray:
+    """Bool ``(p,)``: the maps of ``A`` (``(rows, cols, p)`` / ``(N, p)``) with no finite value
+    at any pixel of ``mask`` (a failed endmember; not a pixel's nodata, which is NaN in every
+    map). A mask of another size is left to the checks that name it."""
+    a = np.asarray(A)
+    fin = np.isfinite(a.reshape(-1, a.shape[-1]))
+    if mask is not None and np.size(mask) == fin.shape[0]:
+        fin = fin[np.asarray(mask, bool).reshape(-1)]
+    return ~fin.any(axis=0)
+
+
+def _some_map_finite(A: Any, mask: np.ndarray | None, what: str) -> None:
+    """`InputError` naming ``what`` when every map of ``A`` is NaN at every valid pixel."""
+    if np.ndim(A) >= 2 and np.shape(A)[-1] and _dead_maps(A, mask).all():
+        raise InputError(f"{what}: every map is NaN (or Inf) at every valid pixel; expected finite abundances "
+                         "(NaN only at invalid pixels)")
+
+
 def _check_count(endmembers: Any, abundances: Any, what: str) -> None:
     """`InputError` naming ``what`` when spectra ``(p, bands)`` and abundances ``(..., k)``
     of one side disagree on the number of endmembers (e.g. spectra given as ``(bands, p)``)."""
@@ -408,13 +426,23 @@ def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
     a, b = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
     if a.shape[0] != b.shape[0]:
         raise InputError(f"abundances: {a.shape[0]} and {b.shape[0]} pixels; expected the same scene")
+    # a map NaN at every pixel (a failed endmember) has no distance to any other; the pixels
+    # are judged on the other maps, and its pairs cost more than any pair of finite maps
+    live_a, live_b = ~_dead_maps(a, mask), ~_dead_maps(b, mask)
+    if not live_a.any() or not live_b.any():
+        raise InputError(f"abundances: every map of the {'estimate' if not live_a.any() else 'reference'} is NaN "
+                         "at every valid pixel; expected finite abundances (NaN only at invalid pixels)")
+    a, b = a[:, live_a], b[:, live_b]
     valid = _valid_rows(mask, a.shape[0], a, b)
     if not valid.any():
         raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
     a, b = a[valid], b[valid]
     # ||a_i - b_j||^2 = |a_i|^2 + |b_j|^2 - 2 a_i.b_j, per pixel mean
     d2 = (a * a).sum(0)[:, None] + (b * b).sum(0)[None, :] - 2.0 * (a.T @ b)
-    return np.sqrt(np.maximum(d2, 0.0) / a.shape[0])
+    live = np.sqrt(np.maximum(d2, 0.0) / a.shape[0])
+    cost = np.full((live_a.size, live_b.size), float(live.max()) + 1.0)
+    cost[np.ix_(live_a, live_b)] = live
+    return cost
 
 
 def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
@@ -553,7 +581,11 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     (``perm[j]`` = estimated index for reference ``j``, -1 when unmatched),
     ``names`` and ``per_endmember`` (one row per matched reference endmember);
     ``sad_undefined`` names the reference endmembers whose matched spectra have no angle (one
-    of them all zero; ``sad_deg_mean`` is then NaN);
+    of them all zero; ``sad_deg_mean`` is then NaN); ``abundance_undefined`` names those whose
+    matched maps (either side) are NaN at every valid pixel: their per-endmember scores are NaN,
+    the others are scored on their own, and the overall ``abundance_rmse_percent``, ``sre_db``
+    and ``ssim_mean`` are NaN (the pooled uncertainty scores give way to an
+    ``uncertainty_note``); `InputError` when every map of one side is so;
     ``unmatched_reference`` (names) and ``unmatched_estimate_index`` when one side has more
     endmembers: those are left out of every score. Pieces
     that cannot be computed from what was given are absent. Bands where the estimated or
@@ -593,6 +625,9 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
             out["bands_compared"] = int(have.sum())
     if names is not None and p_ref is not None and len(names) != p_ref:
         raise InputError(f"names: {len(names)} names for {p_ref} reference endmembers")
+    if have_a:  # no map to score or match on: a failed result (or truth), not a score of NaN
+        _some_map_finite(abundances, mask, "abundances")
+        _some_map_finite(ref_abundances, mask, "ref_abundances")
 
     # -- alignment ---------------------------------------------------------------------
     if have_a or have_e:
@@ -629,10 +664,22 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
         if have_a:
             A_e = np.asarray(abundances)[..., sel]
             A_r = np.asarray(ref_abundances)[..., matched]
-            overall, per = abundance_rmse(A_e, A_r, mask)
+            # a map NaN at every pixel (either side) has no score; the others are scored on
+            # their own, and the overall scores are null rather than the others' average (which
+            # would rate a failed endmember as well as the good ones)
+            dead = _dead_maps(A_e, mask) | _dead_maps(A_r, mask)
+            live = ~dead
+            per = np.full(dead.size, np.nan)
+            overall = sre_db = float("nan")
+            if live.any():
+                overall, per[live] = abundance_rmse(A_e[..., live], A_r[..., live], mask)
+                sre_db = sre(A_e[..., live], A_r[..., live], mask)
+            if dead.any():
+                overall = sre_db = float("nan")
+                out["abundance_undefined"] = [nm[j] for j in matched[dead]]
             out["abundance_rmse_percent"] = overall
             out["abundance_rmse_percent_per_endmember"] = per
-            out["sre_db"] = sre(A_e, A_r, mask)
+            out["sre_db"] = sre_db
             for r, v in zip(rows, per, strict=True):
                 r["abundance_rmse_percent"] = v
             if uncertainty:
@@ -651,18 +698,25 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                     if crossed:
                         raise InputError(f"abundances_q05 is above abundances_q95 at {crossed} entries; expected "
                                          "the 5 % quantile at or below the 95 % one (arrays swapped?)")
-                scores = interval_scores(A_e, A_r, mask=mask, **{k: np.asarray(v)[..., sel]
-                                                                for k, v in given.items()})
-                per_cov = scores.pop("coverage90_per_endmember", None)
+                scores = (interval_scores(A_e[..., live], A_r[..., live], mask=mask,
+                                          **{k: np.asarray(v)[..., sel][..., live] for k, v in given.items()})
+                          if live.any() else {})
+                per_live = scores.pop("coverage90_per_endmember", None)
+                if dead.any():  # the pooled scores would leave the undefined maps out unsaid
+                    scores = {"uncertainty_note": "not pooled over the endmembers: the maps of "
+                                                  f"{', '.join(out['abundance_undefined'])} are NaN at every pixel"}
                 out.update(scores)
-                if per_cov is not None:
+                if per_live is not None:
+                    per_cov = np.full(dead.size, np.nan)
+                    per_cov[live] = per_live
                     for r, v in zip(rows, per_cov, strict=True):
                         r["coverage90"] = v
             # SSIM is absent when no valid pixel lies away from the border (a few edge pixels)
-            if np.ndim(A_e) == 3 and _ssim_region(A_e, A_r, mask)[1].any():
-                ss, ss_mean = ssim_maps(A_e, A_r, mask)
+            if np.ndim(A_e) == 3 and live.any() and _ssim_region(A_e[..., live], A_r[..., live], mask)[1].any():
+                ss = np.full(dead.size, np.nan)
+                ss[live], ss_mean = ssim_maps(A_e[..., live], A_r[..., live], mask)
                 out["ssim_per_endmember"] = ss
-                out["ssim_mean"] = ss_mean
+                out["ssim_mean"] = float("nan") if dead.any() else ss_mean
                 for r, v in zip(rows, ss, strict=True):
                     r["ssim"] = v
         if have_e:
@@ -760,7 +814,11 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(str(r["name"]).ljust(name_w) + "  " +
                          "  ".join(_fmt(r.get(k), w) for (_, k), w in zip(cols, widths, strict=True)))
     if result.get("sad_undefined"):
-        lines.append("no angle (a spectrum of zeros), so no mean SAD: " + ", ".join(result["sad_undefined"]))
+        lines.append("no angle (a spectrum of zeros or of no finite value), so no mean SAD: "
+                     + ", ".join(result["sad_undefined"]))
+    if result.get("abundance_undefined"):
+        lines.append("map NaN (or Inf) at every pixel, so no overall abundance scores: "
+                     + ", ".join(result["abundance_undefined"]))
     left = [f"reference {n}" for n in result.get("unmatched_reference") or []]
     est = result.get("unmatched_estimate") or [f"#{i}" for i in result.get("unmatched_estimate_index") or []]
     left += [f"estimate {n}" for n in est]

@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from ..errors import check_keywords, in_file
+from ..geotransform import from_gdal
 from ..scene import Scene
 from . import geolocation, hdf5
 from .bands import arrange, overlap_policy, per_band, require_good_band, usable_fwhm
@@ -115,14 +116,7 @@ def _ortho_geo(f: h5py.File, path: Path):
     ref = hdf5.text(hdf5.attr(f, "spatial_ref"))
     transform = crs = None
     if gt is not None:
-        g = np.asarray(gt).reshape(-1)
-        if g.size != 6 or g.dtype.kind not in "iuf" or not np.all(np.isfinite(g.astype(float))):
-            raise in_file(path, "global attribute 'geotransform' is not 6 finite numbers (GDAL order)")
-        g = g.astype(np.float64)
-        if g[1] * g[5] - g[2] * g[4] == 0:  # a zero pixel size, or both axes along one line
-            raise in_file(path, f"global attribute 'geotransform' {g.tolist()} gives pixels of zero area; "
-                                "expected non-zero pixel sizes (GDAL order)")
-        transform = (g[1], g[2], g[0], g[4], g[5], g[3])
+        transform = from_gdal(gt, f"{path}: global attribute 'geotransform'")
     if ref:
         from rasterio.crs import CRS
 

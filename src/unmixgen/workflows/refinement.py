@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, ParameterError, check_range, note
+from ..errors import InputError, ParameterError, ParameterWarning, check_range, note
 
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -177,19 +177,19 @@ def _warn_overridden(notes: list[str], rec: dict, rounds: int | None, spectra_pr
     the refine record, ``rounds_from`` "pure-pixel clusters"): one round ran, without sampling
     the endmembers, whatever ``rounds`` (None: not given), the spectra prior and its settings
     said. The data decide this, so it is no error."""
-    given = [f"--rounds {rounds}"] if rounds is not None and rounds != 1 else []
+    # the parameters by their names (the CLI shows its flags: `ParameterWarning`)
+    given = [("rounds", rounds)] if rounds is not None and rounds != 1 else []
     if spectra_prior is not None:
-        given.append(f"--spectra-prior {spectra_prior}")
-    given += [f"{'--spectra-t0' if k == 'spectra_t0' else k} {options[k]}" for k in SPECTRA_OPTIONS
-              if options.get(k) is not None]
+        given.append(("spectra_prior", str(spectra_prior)))
+    given += [(k, options[k]) for k in SPECTRA_OPTIONS if options.get(k) is not None]
     if not given:
         return
     pure = rec.get("pure_clusters") or {}
     how = ("held as given" if pure.get("given_replaced") is False
            else "moved onto the clusters' means")
-    note(notes, f"{', '.join(given)}: not applied: the init's endmembers sit at clusters of pure pixels, which fix "
-                f"them ({how}), so one round ran without sampling the endmembers (run.json: refine.rounds_from, "
-                "refine.pure_clusters)", stacklevel=3)
+    note(notes, ParameterWarning(given, f"not applied: the init's endmembers sit at clusters of pure pixels, which "
+                                        f"fix them ({how}), so one round ran without sampling the endmembers "
+                                        "(run.json: refine.rounds_from, refine.pure_clusters)"), stacklevel=3)
 
 
 SPECTRA_OPTIONS = ("spectra_t0", "ls_iterations")
@@ -318,7 +318,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                          out=np.empty(cube.shape, np.float32))  # a new array: the scene's stays as read
     record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
                                    "spectra_prior": None if sp is None else str(sp.model_dir),
-                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
+                                   # as asked: "auto" (refine.rounds and rounds_from say what it chose)
+                                   "samples": samples, "steps": steps, "rounds": "auto" if auto else rounds, "t0": t0,
                                    # "none" as asked: null could not be told from noise too white to weigh
                                    **options, **({"band_weights": asked_weights} if asked_weights else {})},
                         seed=seed)
@@ -341,9 +342,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                                  "the init has them (the spectra prior needs band centres: unmixgen convert SCENE "
                                  "OUT --wavelengths START:STOP)")
     if samples < FEW_SAMPLES:
-        note(record["warnings"], f"--samples {samples}: the std and 5 / 95 % quantiles of fewer than "
-                                 f"{FEW_SAMPLES} samples are rough (the mean may even lie outside its interval); use "
-                                 "16 or more for uncertainty")
+        note(record["warnings"], ParameterWarning([("samples", samples)], f"the std and 5 / 95 % quantiles of fewer "
+                                                  f"than {FEW_SAMPLES} samples are rough (the mean may even lie outside "
+                                                  "its interval); use 16 or more for uncertainty"))
     bar = _steps_bar(progress)
     try:
         r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
@@ -361,7 +362,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     record["refine"]["init_endmembers_origin"] = origin
     if r.record["rounds_from"] == "pure-pixel clusters":
         _warn_overridden(record["warnings"], r.record, None if auto else rounds, spectra_prior, options)
-    if auto:
+    if auto and r.record["rounds_from"] != "pure-pixel clusters":  # the clusters, not the auto rule, set them
         record["refine"]["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if origin == "scene"
                                            else f"auto: endmembers {origin}")
     record["refine"]["bands_used"] = int(good.sum())
