@@ -15,6 +15,7 @@ torch) are not guessed at: they are ``(rows, cols, bands)`` as they are.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .errors import InputError
 from .units import product_units, quantity, scene_units
-from .wavelengths import to_nm, unit_kind, wavelengths_from_labels
+from .wavelengths import fwhm_in_nm, to_nm, unit_kind, wavelengths_from_labels
 
 #: names of the spectral dim (any case)
 SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
@@ -170,32 +171,62 @@ class LabelledCube:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+def _listed(value: Any) -> Any:
+    """``value``, or the numbers of an ENVI list kept as text (``"1, 0, 1"``, ``"{0.45, 0.55}"``:
+    rioxarray keeps an ENVI header's ``bbl`` so) as an array; text that is not such a list as it is."""
+    if not isinstance(value, str) or "," not in value:
+        return value
+    try:
+        return np.array([float(v) for v in value.strip().strip("{}").split(",")])
+    except ValueError:
+        return value
+
+
+def _attr_units(X: Any, key: str) -> Any:
+    """The unit attribute of ``X`` for its coordinate or attribute ``key``: ``{key}_units`` or
+    ``{key} units``, any case (GDAL's ENVI driver, and rioxarray after it: ``wavelength_units``)."""
+    wanted = (f"{str(key).lower()}_units", f"{str(key).lower()} units")
+    return next((v for k, v in X.attrs.items() if str(k).lower() in wanted), None)
+
+
 def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, str] | None:
     """``(values, attrs, where)`` of a coordinate along the spectral dim, or failing that an
-    attribute, named one of ``names`` (any case); None when there is none."""
+    attribute, named one of ``names`` (any case); None when there is none. A coordinate without
+    ``units`` of its own takes the array's ``{name}_units`` attribute (rioxarray makes an ENVI
+    file's ``wavelength`` and ``fwhm`` coordinates and leaves ``wavelength units`` an attribute)."""
     wanted = {n.lower() for n in names}
     for key in X.coords:
         coord = X.coords[key]
         if str(key).lower() in wanted and tuple(str(d) for d in coord.dims) == (spectral,):
-            return coord.values, dict(coord.attrs), f"coordinate {key!r}"
+            attrs = dict(coord.attrs)
+            units = _attr_units(X, key)
+            if attrs.get("units") is None and units is not None:
+                attrs["units"] = units
+            return coord.values, attrs, f"coordinate {key!r}"
     for key, value in X.attrs.items():
+        value = _listed(value)
         if str(key).lower() in wanted and np.size(value) > 1:
-            units = next((v for k, v in X.attrs.items() if str(k).lower() in
-                          (f"{str(key).lower()}_units", f"{str(key).lower()} units")), None)
+            units = _attr_units(X, key)
             return value, {"units": units} if units is not None else {}, f"attribute {key!r}"
     return None
 
 
 def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Band centres and widths in nm (None where not given), from coordinates or attributes."""
+    """Band centres and widths in nm (None where not given), from coordinates or attributes.
+
+    Widths without a unit of their own are in the centres' unit (ENVI's rule, which GDAL and
+    rioxarray pass on: ``wavelength units`` covers ``fwhm``), converted band by band as the
+    centres were (`unmixgen.wavelengths.fwhm_in_nm`): widths of 10 nm next to centres in nm
+    are not micrometres because they are small. ENVI's ``Index`` unit (band numbers) gives no
+    wavelengths, with a warning, as `unmixgen.io.envi` reads it."""
     found = _lookup(X, WAVELENGTH_NAMES, spectral)
     if found is None and spectral in X.coords:
         coord = X.coords[spectral]
-        units = coord.attrs.get("units")
+        units = coord.attrs.get("units", _attr_units(X, spectral))
         # the spectral dim's own coordinate is band centres when named so or labelled with a
         # unit of length (rioxarray's "band" coordinate is band numbers 1..n: not taken)
         if spectral.lower() in WAVELENGTH_NAMES or unit_kind(units) is not None:
-            found = coord.values, dict(coord.attrs), f"coordinate {spectral!r}"
+            found = coord.values, {**coord.attrs, "units": units}, f"coordinate {spectral!r}"
     if found is None:
         # rioxarray lays band 1's tags over the file's, so a per-band 'wavelength' tag (GDAL's,
         # this package's GeoTIFFs) leaves one number; the band descriptions ("450 nm") remain
@@ -204,18 +235,26 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
             return wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'"), None
         return None, None
     values, attrs, where = found
-    wl = to_nm(values, attrs.get("units"), what=f"{what}: {where}")
+    units = attrs.get("units")
+    if units is not None and str(units).strip().lower() == "index":
+        warnings.warn(f"{what}: {where} in unit {units!r} holds band numbers, not wavelengths; the scene has no "
+                      "wavelengths", UserWarning, stacklevel=4)
+        return None, None
+    wl = to_nm(values, units, what=f"{what}: {where}")
     if wl.size != bands:
         raise InputError(f"{what}: {where} holds {wl.size} values for {bands} bands; expected one per band")
     fw = _lookup(X, FWHM_NAMES, spectral)
     fwhm = None
     if fw is not None:
-        units = fw[1].get("units", attrs.get("units"))
-        # widths in a reciprocal unit (cm^-1) have no one width in nm: not taken
-        if unit_kind(units) != "reciprocal":
-            fwhm = to_nm(fw[0], units, what=f"{what}: {fw[2]}", centres=False)
-            if fwhm.size != bands:
-                raise InputError(f"{what}: {fw[2]} holds {fwhm.size} values for {bands} bands; expected one per band")
+        own = fw[1].get("units")
+        widths = to_nm(fw[0], "nm", what=f"{what}: {fw[2]}", centres=False)  # the numbers as they are
+        if widths.size != bands:
+            raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per band")
+        if own is None or str(own).strip().lower() == str(units).strip().lower():
+            # in the centres' unit, declared or inferred: converted as they were
+            fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
+        elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
+            fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
     return wl, fwhm
 
 
@@ -333,10 +372,13 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
       or the spectral dim's own when named so or labelled with a length unit (rioxarray's
       ``band`` numbers are not), or such an attribute with one value per band; converted with
-      `unmixgen.wavelengths.to_nm` from its ``units`` (else inferred from the magnitude); failing
+      `unmixgen.wavelengths.to_nm` from its ``units``, else the array's ``wavelength_units``
+      attribute (GDAL's ENVI driver through rioxarray), else inferred from the magnitude; a unit
+      that does not fit the values is refused, ENVI's ``Index`` gives none (a warning); failing
       those, band descriptions (rioxarray's ``long_name``) that each give one (``"450 nm"``). Bands
-      not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, and
-      ``good_bands`` from flags named like `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``).
+      not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, in the
+      centres' unit unless it states its own; ``good_bands`` from flags named like
+      `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``, ENVI's ``bbl``, which rioxarray keeps as text).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
     - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
       (``mask_and_scale=False``) are applied on read; a fill value is judged on stored values.

@@ -1,0 +1,112 @@
+"""DataArrays as rioxarray and xarray really make them, from files written in the test.
+
+`test_xarray_scene` builds DataArrays by hand; these open real files with
+``rioxarray.open_rasterio`` (GDAL underneath) and ``xarray.open_dataset``, so the
+attributes are the ones a notebook user gets: per-band ``scales``/``offsets`` tuples when a
+GeoTIFF's bands have different ones, an ENVI header's ``wavelength``/``fwhm`` as coordinates
+with ``wavelength_units`` left an attribute, ``bbl`` as text, GDAL's identity GeoTransform for a
+file without one, and a grid mapping left a variable of the Dataset without
+``decode_coords="all"``. Each scene is compared with what `read_scene` makes of the same file.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+xr = pytest.importorskip("xarray")
+rioxarray = pytest.importorskip("rioxarray")
+rasterio = pytest.importorskip("rasterio")
+
+from rasterio.transform import from_origin  # noqa: E402
+
+from unmixgen.errors import InputError  # noqa: E402
+from unmixgen.io import read_scene  # noqa: E402
+from unmixgen.scene import as_scene  # noqa: E402
+
+TRANSFORM = from_origin(500000.0, 4200000.0, 30.0, 30.0)
+
+
+def _open(path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rioxarray's "Scales differ across bands", GDAL's not georeferenced
+        return rioxarray.open_rasterio(path, **kw)
+
+
+def _stored(bands=3, rows=4, cols=5, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(100, 9000, (bands, rows, cols)).astype(np.int16)
+
+
+def _geotiff(path, stored, scales, offsets, nodata=-9999, descriptions=None):
+    bands, rows, cols = stored.shape
+    with rasterio.open(path, "w", driver="GTiff", height=rows, width=cols, count=bands, dtype=stored.dtype,
+                       crs="EPSG:32633", transform=TRANSFORM, nodata=nodata) as ds:
+        ds.write(stored)
+        ds.scales, ds.offsets = tuple(scales), tuple(offsets)
+        if descriptions is not None:
+            ds.descriptions = tuple(descriptions)
+    return path
+
+
+# -- ENVI through GDAL: wavelengths, FWHM, their unit, bad bands, scaling -------------------
+
+
+def _envi(folder, name, *, units, wavelengths, fwhm=None, extra="", stored=None):
+    stored = _stored(len(wavelengths), seed=2) if stored is None else stored
+    bands, rows, cols = stored.shape
+    stored.astype("<i2").tofile(folder / f"{name}.img")
+    lines = ["ENVI", f"samples = {cols}", f"lines = {rows}", f"bands = {bands}", "header offset = 0",
+             "file type = ENVI Standard", "data type = 2", "interleave = bsq", "byte order = 0",
+             f"wavelength units = {units}", "wavelength = {" + ", ".join(map(str, wavelengths)) + "}"]
+    if fwhm is not None:
+        lines.append("fwhm = {" + ", ".join(map(str, fwhm)) + "}")
+    (folder / f"{name}.hdr").write_text("\n".join(lines) + "\n" + extra)
+    return folder / f"{name}.img", folder / f"{name}.hdr"
+
+
+@pytest.mark.parametrize(("units", "wavelengths", "fwhm"), [
+    ("Micrometers", [0.45, 0.55, 0.65], [0.01, 0.011, 0.012]),
+    ("Nanometers", [450, 550, 650], [10, 11, 12]),  # widths of 10 nm were taken for 10 um: 10000 nm
+    ("Millimeters", [0.00045, 0.00055, 0.00065], [0.00001, 0.00001, 0.00001]),
+    ("Wavenumber", [22222.2, 18181.8, 15384.6], [493.8, 330.6, 236.7]),  # were nm: 15385-22222 "nm"
+    ("GHz", [666205.5, 545077.2, 461219.2], [14804.6, 9910.5, 7095.7]),
+])
+def test_envi_wavelengths_and_fwhm_through_rioxarray_take_the_wavelength_units(tmp_path, units, wavelengths, fwhm):
+    # GDAL puts 'wavelength units' in the attributes and rioxarray makes 'wavelength'/'fwhm' coordinates
+    # without units: the unit was guessed from the magnitude, so nm widths became um, wavenumbers nm
+    img, hdr = _envi(tmp_path, "s", units=units, wavelengths=wavelengths, fwhm=fwhm)
+    da = _open(img)
+    assert da.attrs["wavelength_units"] == units and "units" not in da.coords["wavelength"].attrs
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_allclose(s.wavelengths, native.wavelengths, rtol=1e-9)
+    np.testing.assert_allclose(s.fwhm, native.fwhm, rtol=1e-9)
+    assert 440 < s.wavelengths[0] < 460 and 5 < s.fwhm[0] < 15
+    np.testing.assert_array_equal(s.load(), native.load())
+
+
+def test_envi_wavelengths_in_a_unit_they_are_not_in_are_refused(tmp_path):
+    img, _ = _envi(tmp_path, "s", units="Micrometers", wavelengths=[450, 550, 650])
+    with pytest.raises(InputError, match=r"declared in 'Micrometers' .* look like nanometres"):
+        as_scene(_open(img))
+
+
+def test_envi_index_wavelengths_are_band_numbers_not_micrometres(tmp_path):
+    # 'wavelength units = Index': 1, 2, 3 were read as 1000, 2000, 3000 nm
+    img, hdr = _envi(tmp_path, "s", units="Index", wavelengths=[1, 2, 3], fwhm=[1, 1, 1])
+    with pytest.warns(UserWarning, match="band numbers"):
+        s = as_scene(_open(img))
+    assert s.wavelengths is None and s.fwhm is None
+    with pytest.warns(UserWarning, match="band numbers"):
+        assert read_scene(hdr).wavelengths is None
+
+
+def test_envi_bad_bands_kept_as_text_by_rioxarray_are_read(tmp_path):
+    # rioxarray makes coordinates only of 'wavelength' and 'fwhm': 'bbl' stays text, and every band was good
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra="bbl = {1, 0, 1}\n")
+    da = _open(img)
+    assert da.attrs["bbl"] == "1, 0, 1"
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_array_equal(s.good_bands, [True, False, True])
+    np.testing.assert_array_equal(s.good_bands, native.good_bands)
