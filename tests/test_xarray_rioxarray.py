@@ -50,6 +50,65 @@ def _geotiff(path, stored, scales, offsets, nodata=-9999, descriptions=None):
     return path
 
 
+# -- per-band scales and offsets -------------------------------------------------------
+
+
+def test_per_band_scales_and_offsets_of_a_geotiff_through_rioxarray_are_applied(tmp_path):
+    # bands with different scales: rioxarray 0.19 leaves no scale_factor/add_offset but 'scales' and
+    # 'offsets' tuples (with mask_and_scale=False), which were not read: the scene was the stored counts
+    stored = _stored()
+    stored[:, 1, 2] = -9999
+    scales, offsets = (1e-4, 2e-4, 5e-5), (0.0, -0.1, 0.05)
+    path = _geotiff(tmp_path / "s.tif", stored, scales, offsets)
+    raw = _open(path)
+    assert "scales" in raw.attrs and "scale_factor" not in raw.attrs  # what the fixture stands for
+    s = as_scene(raw)
+    want = stored.astype(np.float32) * np.float32(scales)[:, None, None] + np.float32(offsets)[:, None, None]
+    got = s.load()
+    assert not s.mask[1, 2] and s.mask.sum() == 4 * 5 - 1  # the fill judged on the stored values
+    np.testing.assert_allclose(got[s.mask], np.moveaxis(want, 0, -1)[s.mask], rtol=1e-6)
+    decoded = _open(path, mask_and_scale=True)  # rioxarray's own decoding, and the package's reader
+    np.testing.assert_allclose(got[s.mask], np.moveaxis(decoded.values, 0, -1)[s.mask], rtol=1e-6)
+    np.testing.assert_allclose(got[s.mask], read_scene(path).load()[s.mask], rtol=1e-6)
+
+
+def test_per_band_scales_follow_bands_sorted_by_wavelength(tmp_path):
+    # descriptions give the wavelengths, stored long to short: the bands are presented sorted,
+    # and each band's scale must go with it
+    stored = _stored(seed=1)
+    scales, offsets = (1.0, 10.0, 100.0), (0.0, 0.0, 0.5)
+    path = _geotiff(tmp_path / "s.tif", stored, scales, offsets, descriptions=("650 nm", "550 nm", "450 nm"))
+    s = as_scene(_open(path))
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+    want = np.moveaxis(stored.astype(np.float32) * np.float32(scales)[:, None, None]
+                       + np.float32(offsets)[:, None, None], 0, -1)[..., ::-1]
+    np.testing.assert_allclose(s.load(), want, rtol=1e-6)
+
+
+def test_scales_of_a_band_selection_are_refused_not_misapplied(tmp_path):
+    # da.isel keeps the file's attributes: three scales for the two bands left, which two is unknown
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 2e-4, 5e-5), (0.0, 0.0, 0.0))
+    picked = _open(path).isel(band=[0, 2])
+    with pytest.raises(InputError, match=r"attribute 'scales' holds 3 values for 2 bands.*mask_and_scale=True"):
+        as_scene(picked)
+    decoded = _open(path, mask_and_scale=True).isel(band=[0, 2])  # decoded by rioxarray: no attributes to apply
+    np.testing.assert_allclose(as_scene(decoded).load()[0, 0], decoded.values[:, 0, 0], rtol=1e-6)
+
+
+def test_scale_factor_and_scales_that_disagree_are_refused(tmp_path):
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 2e-4, 5e-5), (0.0, 0.0, 0.0))
+    da = _open(path)
+    da.attrs["scale_factor"] = 1e-4
+    with pytest.raises(InputError, match="scale_factor .* and scales .* disagree"):
+        as_scene(da)
+
+
+def test_a_zero_per_band_scale_is_refused(tmp_path):
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 0.0, 5e-5), (0.0, 0.0, 0.0))
+    with pytest.raises(InputError, match=r"scales \(band 2\) 0.0; expected a finite non-zero number"):
+        as_scene(_open(path))
+
+
 # -- ENVI through GDAL: wavelengths, FWHM, their unit, bad bands, scaling -------------------
 
 
@@ -110,3 +169,26 @@ def test_envi_bad_bands_kept_as_text_by_rioxarray_are_read(tmp_path):
     s, native = as_scene(da), read_scene(hdr)
     np.testing.assert_array_equal(s.good_bands, [True, False, True])
     np.testing.assert_array_equal(s.good_bands, native.good_bands)
+
+
+# -- ENVI scaling ------------------------------------------------------------------------------
+
+
+def test_envi_reflectance_scale_factor_through_rioxarray_is_the_readers(tmp_path):
+    # rioxarray keeps 'reflectance scale factor' as a text attribute: the values were 10000 times
+    # reflectance, in unknown units, where read_scene gives reflectance
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="reflectance scale factor = 10000\n")
+    da = _open(img)
+    assert da.attrs["reflectance_scale_factor"] == "10000"
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_allclose(s.load(), native.load(), rtol=1e-6)
+    np.testing.assert_allclose(s.load(), np.moveaxis(da.values, 0, -1) / np.float32(10000), rtol=1e-6)
+    assert s.units == native.units == "reflectance"
+
+
+def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")
+    s = as_scene(_open(img))
+    np.testing.assert_allclose(s.load(), read_scene(hdr).load(), rtol=1e-6)

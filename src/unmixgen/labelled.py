@@ -126,10 +126,12 @@ def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
 class LabelledSource:
     """A `unmixgen.scene.CubeSource` over a DataArray whose dims are ``(rows, cols, bands)``:
     each window is indexed on the DataArray (a file opened lazily or a dask array reads that
-    window only), then put in ``band_order``, scaled (``stored * scale + offset``) and returned
-    as float32. ``read_stored`` gives the window before the scale."""
+    window only), then put in ``band_order``, scaled (``stored * scale + offset``; each a number
+    or one per band, in ``band_order``) and returned as float32. ``read_stored`` gives the window
+    before the scale."""
 
-    def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float = 1.0, offset: float = 0.0):
+    def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float | np.ndarray = 1.0,
+                 offset: float | np.ndarray = 0.0):
         self.array = X
         self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
         rows, cols, bands = (int(n) for n in X.shape)
@@ -138,7 +140,7 @@ class LabelledSource:
         if self.dtype.kind not in "biuf":
             raise InputError(f"cube has dtype {self.dtype}; expected real numbers (take the magnitude or one part "
                              "of complex data explicitly)")
-        self.scale, self.offset = np.float32(scale), np.float32(offset)
+        self.scale, self.offset = np.asarray(scale, np.float32), np.asarray(offset, np.float32)
 
     def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
         block = _values(self.array[rows, cols])
@@ -146,15 +148,15 @@ class LabelledSource:
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         out = np.array(self.read_stored(rows, cols), dtype=np.float32, order="C")
-        if self.scale != 1.0:
+        if np.any(self.scale != 1.0):
             out *= self.scale
-        if self.offset != 0.0:
+        if np.any(self.offset != 0.0):
             out += self.offset
         return out
 
     @property
     def scaled(self) -> bool:
-        return bool(self.scale != 1.0 or self.offset != 0.0)
+        return bool(np.any(self.scale != 1.0) or np.any(self.offset != 0.0))
 
 
 def source_of(X: Any, what: str = "cube") -> LabelledSource:
@@ -277,6 +279,74 @@ def _grid_mapping(X: Any) -> tuple[dict, str] | None:
     return None
 
 
+def _per_band(value: Any, bands: int, where: str, what: str) -> np.ndarray:
+    """One finite number per band from ``value`` (rioxarray's tuple, a list, an ENVI list as text)."""
+    v = _listed(value)
+    try:
+        a = np.asarray(v, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        a = np.full(1, np.nan)
+    if a.size != bands:
+        raise InputError(f"{what}: {where} holds {a.size} values for {bands} bands (selecting bands keeps the "
+                         "file's list); expected one per band: open with mask_and_scale=True, or set it to the "
+                         "selected bands' values")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{what}: {where} holds {value!r}; expected finite numbers, one per band")
+    return a
+
+
+def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, offset)`` of values not decoded (``mask_and_scale=False``), physical = stored * scale +
+    offset: each a number (``scale_factor``/``add_offset``, CF's and rioxarray's when every band has the
+    same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
+    scale and offset). Both forms given and disagreeing is ambiguous: `InputError`. Without either, an
+    ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
+    as `unmixgen.io.envi` reads it."""
+    out = []
+    for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
+        single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
+        if each in attrs:
+            v = _per_band(attrs[each], bands, f"attribute {each!r}", what)
+            if single is not None and not np.allclose(v, single, rtol=1e-6, atol=0):
+                raise InputError(f"{what}: attributes {one} ({single:g}) and {each} ({', '.join(f'{x:g}' for x in v)}) "
+                                 f"disagree; expected one of them (del da.attrs[{one!r}] or da.attrs[{each!r}])")
+            value = v if np.ptp(v) else np.asarray(v[0])
+        else:
+            value = np.asarray(default if single is None else single)
+        out.append(value.astype(np.float64))
+    scale, offset = out
+    factor = _reflectance_factor(attrs, what)
+    if factor is not None:
+        if not np.any(scale != 1.0):
+            scale = np.asarray(1.0 / factor)
+        elif not np.allclose(scale * factor, 1.0, rtol=1e-6):
+            warnings.warn(f"{what}: attributes scales/scale_factor and reflectance_scale_factor = {factor:g} "
+                          "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
+                          stacklevel=4)
+    bad = (scale == 0) | ~np.isfinite(scale)
+    if np.any(bad):  # every pixel 0 (or inf): no scene
+        where = "scale_factor" if scale.ndim == 0 else f"scales (band {int(np.argmax(bad)) + 1})"
+        raise InputError(f"{what}: attribute {where} {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])!r}; "
+                         "expected a finite non-zero number")
+    return scale, offset
+
+
+def _reflectance_factor(attrs: dict, what: str) -> float | None:
+    """An ENVI header's ``reflectance scale factor`` F (reflectance = stored / F) as rioxarray keeps it:
+    text in the attribute ``reflectance_scale_factor``; None when there is none."""
+    value = next((v for k, v in attrs.items() if str(k).lower() in ("reflectance_scale_factor",
+                                                                     "reflectance scale factor")), None)
+    if value is None:
+        return None
+    try:
+        f = float(str(value).strip().strip("{}")) if isinstance(value, str) else _number(value, what)
+    except ValueError:
+        f = float("nan")
+    if f is None or f == 0 or not np.isfinite(f):
+        raise InputError(f"{what}: attribute reflectance_scale_factor {value!r}; expected a finite non-zero number")
+    return f
+
+
 def _crs(attrs: dict, where: str, what: str) -> str | None:
     text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
     if text is None:
@@ -381,7 +451,11 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``, ENVI's ``bbl``, which rioxarray keeps as text).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
     - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
-      (``mask_and_scale=False``) are applied on read; a fill value is judged on stored values.
+      (``mask_and_scale=False``), or rioxarray's per-band ``scales``/``offsets`` tuples (bands
+      with different ones), are applied on read; a list of another length than the bands (a
+      band selection keeps the file's) or disagreeing forms are refused; an ENVI ``reflectance
+      scale factor`` F without scales gives 1 / F (and units reflectance), as the ENVI reader
+      reads it. A fill value is judged on stored values.
     - ``crs`` (WKT) and ``transform`` (rasterio order): from the grid-mapping coordinate
       (``grid_mapping`` attribute, else ``spatial_ref`` or ``crs``): ``crs_wkt``/``spatial_ref``
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
@@ -418,11 +492,10 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         if key in attrs:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
-    scale = _number(attrs.get("scale_factor", 1.0), f"{what}: attribute scale_factor")
-    if scale is not None and (scale == 0 or not np.isfinite(scale)):  # every pixel 0 (or inf): no scene
-        raise InputError(f"{what}: attribute scale_factor {scale!r}; expected a finite non-zero number")
-    offset = _number(attrs.get("add_offset", 0.0), f"{what}: attribute add_offset")
-    source = LabelledSource(arranged, order, 1.0 if scale is None else scale, 0.0 if offset is None else offset)
+    scale, offset = _scaling(attrs, bands, what)
+    if order is not None:
+        scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
+    source = LabelledSource(arranged, order, scale, offset)
     crs = transform = None
     grid = _grid_mapping(X)
     if grid is not None:
@@ -436,10 +509,13 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     if band_names is not None:
         metadata["band_names"] = band_names
     if source.scaled:
-        metadata["scale_factor"], metadata["add_offset"] = float(source.scale), float(source.offset)
+        metadata["scale_factor"], metadata["add_offset"] = (v.tolist() for v in (source.scale, source.offset))
     name = getattr(X, "name", None)
+    units = _units(name, attrs.get("units"))
+    if units is None and _reflectance_factor(attrs, what) is not None:  # ENVI's rule (`unmixgen.io.envi`)
+        units = "reflectance"
     fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
-              "units": _units(name, attrs.get("units")), "name": None if name is None else str(name),
+              "units": units, "name": None if name is None else str(name),
               "metadata": metadata}
     if order is not None:
         fields["band_order"] = order

@@ -179,7 +179,7 @@ def _labelled_scene(X) -> Scene:
         fields["metadata"] = {**fields["metadata"], index_key: order.tolist(), count_key: int(order.size)}
     nodata = fields["nodata"]
     if source.scaled and nodata is not None:  # the fill is a stored value: judged before the scale
-        fields["mask"] = lambda: _stored_validity(source, nodata, zero_is_value=source.offset == 0)
+        fields["mask"] = lambda: _stored_validity(source, nodata, zero_is_value=not np.any(source.offset != 0))
     return Scene(source, **fields)
 
 
