@@ -20,6 +20,7 @@ xr = pytest.importorskip("xarray")
 rioxarray = pytest.importorskip("rioxarray")
 rasterio = pytest.importorskip("rasterio")
 
+from rasterio.crs import CRS  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
 from unmixgen.errors import InputError  # noqa: E402
@@ -192,3 +193,67 @@ def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
                      extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")
     s = as_scene(_open(img))
     np.testing.assert_allclose(s.load(), read_scene(hdr).load(), rtol=1e-6)
+
+
+# -- georeferencing ------------------------------------------------------------------------
+
+
+def _netcdf(path):
+    """A scene as rioxarray's DataArray (CRS and transform on 'spatial_ref') saved by xarray."""
+    cube = np.random.default_rng(3).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("band", "y", "x"), name="reflectance",
+                      coords={"band": [1, 2, 3], "y": 4200000.0 - 30.0 * (np.arange(4) + 0.5),
+                              "x": 500000.0 + 30.0 * (np.arange(5) + 0.5)})
+    da = da.rio.write_crs("EPSG:32633").rio.write_transform(TRANSFORM)
+    da.to_netcdf(path)
+    return cube
+
+
+def test_a_grid_mapping_left_a_dataset_variable_is_said_and_decode_coords_all_places_the_scene(tmp_path):
+    # xr.open_dataset without decode_coords="all" keeps 'spatial_ref' a variable of the Dataset: its
+    # DataArray names it in grid_mapping but does not hold it, and the scene had no CRS without a word
+    _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert "spatial_ref" in ds.data_vars and ds["reflectance"].attrs["grid_mapping"] == "spatial_ref"
+        with pytest.warns(UserWarning, match=r"grid_mapping 'spatial_ref' is not one of its coordinates.*"
+                                             r"decode_coords='all'"):
+            s = as_scene(ds["reflectance"])
+        assert s.crs is None and s.transform is None
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            s = as_scene(ds["reflectance"])
+        assert CRS.from_wkt(s.crs) == CRS.from_epsg(32633)
+        assert s.transform == tuple(TRANSFORM)[:6]
+
+
+def test_a_file_without_a_geotransform_gives_no_transform_through_rioxarray(tmp_path):
+    # GDAL reports the identity (rioxarray writes it as GeoTransform '0.0 1.0 0.0 0.0 0.0 1.0'): it
+    # placed the scene at the origin with 1-unit pixels where the reader places nothing
+    stored = _stored()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(tmp_path / "u.tif", "w", driver="GTiff", height=4, width=5, count=3,
+                           dtype=stored.dtype) as ds:
+            ds.write(stored)
+    da = _open(tmp_path / "u.tif")
+    assert da.spatial_ref.attrs["GeoTransform"].split() == ["0.0", "1.0", "0.0", "0.0", "0.0", "1.0"]
+    s = as_scene(da)
+    assert s.transform is None and s.crs is None
+    assert read_scene(tmp_path / "u.tif").transform is None
+
+
+def test_a_grid_mapping_of_cf_parameters_only_is_said_to_give_no_crs(tmp_path):
+    # a CF grid mapping without WKT (other tools write only grid_mapping_name and its parameters):
+    # rasterio reads WKT, so the scene has no CRS, and that is said rather than left to be found later
+    cube = np.random.default_rng(4).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("band", "y", "x"), name="reflectance",
+                      coords={"band": [1, 2, 3], "y": 4200000.0 - 30.0 * (np.arange(4) + 0.5),
+                              "x": 500000.0 + 30.0 * (np.arange(5) + 0.5)}).rio.write_crs("EPSG:32633")
+    for key in ("crs_wkt", "spatial_ref"):
+        del da.spatial_ref.attrs[key]
+    da.to_netcdf(tmp_path / "cf.nc")
+    with xr.open_dataset(tmp_path / "cf.nc", decode_coords="all") as ds:
+        assert ds["reflectance"].spatial_ref.attrs["grid_mapping_name"] == "transverse_mercator"
+        with pytest.warns(UserWarning, match="grid_mapping_name 'transverse_mercator' but no crs_wkt"):
+            assert as_scene(ds["reflectance"]).crs is None

@@ -268,7 +268,12 @@ def _number(value: Any, what: str) -> float | None:
     return None if np.isnan(v) else v
 
 
-def _grid_mapping(X: Any) -> tuple[dict, str] | None:
+def _grid_mapping(X: Any, what: str) -> tuple[dict, str] | None:
+    """``(attrs, name)`` of the grid-mapping coordinate: the one the ``grid_mapping`` attribute
+    (or encoding) names, else ``spatial_ref`` or ``crs``. One named but not among the
+    coordinates (a variable of a Dataset opened by ``xr.open_dataset`` without
+    ``decode_coords="all"``: the grid mapping stays a variable of the Dataset) places nothing:
+    a warning says so and how to keep it, instead of a scene quietly without CRS."""
     named = X.attrs.get("grid_mapping")
     encoding = getattr(X, "encoding", None)
     if named is None and isinstance(encoding, dict):
@@ -276,6 +281,11 @@ def _grid_mapping(X: Any) -> tuple[dict, str] | None:
     for key in ([str(named)] if named is not None else []) + list(GRID_MAPPING_NAMES):
         if key in X.coords:
             return dict(X.coords[key].attrs), key
+    if named is not None:
+        warnings.warn(f"{what}: grid_mapping {str(named)!r} is not one of its coordinates, so the scene has no CRS "
+                      "or geotransform (a Dataset opened without decode_coords='all'); expected "
+                      f"xr.open_dataset(..., decode_coords='all'), or ds[name].assign_coords({{{str(named)!r}: "
+                      f"ds[{str(named)!r}]}})", UserWarning, stacklevel=4)
     return None
 
 
@@ -375,6 +385,8 @@ def _geotransform(attrs: dict, where: str, what: str) -> tuple[float, ...] | Non
     if g.size != 6 or not np.all(np.isfinite(g)) or g[1] * g[5] - g[2] * g[4] == 0:
         raise InputError(f"{what}: {where}'s GeoTransform {gt!r}; expected 6 finite numbers in GDAL order "
                          "(c a b f d e) with non-zero pixel sizes")
+    if tuple(g) == (0.0, 1.0, 0.0, 0.0, 0.0, 1.0):
+        return None  # GDAL's (and rioxarray's) stand-in for a file without one: places nothing
     return (g[1], g[2], g[0], g[4], g[5], g[3])
 
 
@@ -461,6 +473,9 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
       rioxarray's ``rio.transform()`` does (a sliced array keeps the whole raster's
       GeoTransform); without one, evenly spaced x/y coordinates give it (only with a CRS).
+      GDAL's identity GeoTransform (a file without one) places nothing. A grid mapping named
+      but not among the coordinates (``xr.open_dataset`` without ``decode_coords="all"``), or
+      one of CF parameters without WKT, gives a warning that the scene has no CRS.
     - ``units``: the ``units`` attribute (or rioxarray's tuple of one label per band, all the
       same) when it names reflectance or radiance; ``name``.
     """
@@ -497,12 +512,17 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
     source = LabelledSource(arranged, order, scale, offset)
     crs = transform = None
-    grid = _grid_mapping(X)
+    grid = _grid_mapping(X, what)
     if grid is not None:
         grid_attrs, key = grid
         where = f"coordinate {key!r}"
         crs = _crs(grid_attrs, where, what)
         transform = _geotransform(grid_attrs, where, what)
+        if crs is None and grid_attrs.get("grid_mapping_name") is not None:
+            # CF's projection parameters alone: rasterio reads WKT, not those
+            warnings.warn(f"{what}: {where} gives grid_mapping_name {grid_attrs['grid_mapping_name']!r} but no "
+                          "crs_wkt or spatial_ref (WKT), so the scene has no CRS; expected a grid mapping with "
+                          "crs_wkt (da.rio.write_crs(...) writes one)", UserWarning, stacklevel=3)
         if crs is not None or transform is not None:
             transform = _placed_on_coordinates(X, transform, row_dim, col_dim)
     metadata: dict[str, Any] = {"format": "xarray", "dims": list(dims)}
