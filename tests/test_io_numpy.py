@@ -192,7 +192,7 @@ def test_write_scene_takes_a_cube_array_as_fit_and_transform_do(tmp_path, ext):
     cube = scene_cube()
     write_scene(cube, tmp_path / f"cube.{ext}")
     np.testing.assert_array_equal(read_scene(tmp_path / f"cube.{ext}").load(), cube)
-    with pytest.raises(InputError, match=r"^scene array has shape \(7, 11\); expected \(rows, cols, bands\)"):
+    with pytest.raises(InputError, match=r"^scene='array of shape \(7, 11\)': expected \(rows, cols, bands\)"):
         write_scene(cube[..., 0], tmp_path / f"plane.{ext}")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in tmp_path.glob("cube.*"))
 

@@ -15,6 +15,7 @@ torch) are not guessed at: they are ``(rows, cols, bands)`` as they are.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from .errors import InputError
 from .geotransform import from_gdal
 from .units import product_units, quantity, scene_units
-from .wavelengths import to_nm, unit_kind, wavelengths_from_labels
+from .wavelengths import fwhm_in_nm, to_nm, unit_kind, wavelengths_from_labels
 
 #: names of the spectral dim (any case)
 SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
@@ -126,10 +127,12 @@ def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
 class LabelledSource:
     """A `unmixgen.scene.CubeSource` over a DataArray whose dims are ``(rows, cols, bands)``:
     each window is indexed on the DataArray (a file opened lazily or a dask array reads that
-    window only), then put in ``band_order``, scaled (``stored * scale + offset``) and returned
-    as float32. ``read_stored`` gives the window before the scale."""
+    window only), then put in ``band_order``, scaled (``stored * scale + offset``; each a number
+    or one per band, in ``band_order``) and returned as float32. ``read_stored`` gives the window
+    before the scale."""
 
-    def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float = 1.0, offset: float = 0.0):
+    def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float | np.ndarray = 1.0,
+                 offset: float | np.ndarray = 0.0):
         self.array = X
         self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
         rows, cols, bands = (int(n) for n in X.shape)
@@ -138,7 +141,7 @@ class LabelledSource:
         if self.dtype.kind not in "biuf":
             raise InputError(f"cube has dtype {self.dtype}; expected real numbers (take the magnitude or one part "
                              "of complex data explicitly)")
-        self.scale, self.offset = np.float32(scale), np.float32(offset)
+        self.scale, self.offset = np.asarray(scale, np.float32), np.asarray(offset, np.float32)
 
     def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
         block = _values(self.array[rows, cols])
@@ -146,15 +149,15 @@ class LabelledSource:
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         out = np.array(self.read_stored(rows, cols), dtype=np.float32, order="C")
-        if self.scale != 1.0:
+        if np.any(self.scale != 1.0):
             out *= self.scale
-        if self.offset != 0.0:
+        if np.any(self.offset != 0.0):
             out += self.offset
         return out
 
     @property
     def scaled(self) -> bool:
-        return bool(self.scale != 1.0 or self.offset != 0.0)
+        return bool(np.any(self.scale != 1.0) or np.any(self.offset != 0.0))
 
 
 def source_of(X: Any, what: str = "cube") -> LabelledSource:
@@ -171,32 +174,62 @@ class LabelledCube:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+def _listed(value: Any) -> Any:
+    """``value``, or the numbers of an ENVI list kept as text (``"1, 0, 1"``, ``"{0.45, 0.55}"``:
+    rioxarray keeps an ENVI header's ``bbl`` so) as an array; text that is not such a list as it is."""
+    if not isinstance(value, str) or "," not in value:
+        return value
+    try:
+        return np.array([float(v) for v in value.strip().strip("{}").split(",")])
+    except ValueError:
+        return value
+
+
+def _attr_units(X: Any, key: str) -> Any:
+    """The unit attribute of ``X`` for its coordinate or attribute ``key``: ``{key}_units`` or
+    ``{key} units``, any case (GDAL's ENVI driver, and rioxarray after it: ``wavelength_units``)."""
+    wanted = (f"{str(key).lower()}_units", f"{str(key).lower()} units")
+    return next((v for k, v in X.attrs.items() if str(k).lower() in wanted), None)
+
+
 def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, str] | None:
     """``(values, attrs, where)`` of a coordinate along the spectral dim, or failing that an
-    attribute, named one of ``names`` (any case); None when there is none."""
+    attribute, named one of ``names`` (any case); None when there is none. A coordinate without
+    ``units`` of its own takes the array's ``{name}_units`` attribute (rioxarray makes an ENVI
+    file's ``wavelength`` and ``fwhm`` coordinates and leaves ``wavelength units`` an attribute)."""
     wanted = {n.lower() for n in names}
     for key in X.coords:
         coord = X.coords[key]
         if str(key).lower() in wanted and tuple(str(d) for d in coord.dims) == (spectral,):
-            return coord.values, dict(coord.attrs), f"coordinate {key!r}"
+            attrs = dict(coord.attrs)
+            units = _attr_units(X, key)
+            if attrs.get("units") is None and units is not None:
+                attrs["units"] = units
+            return coord.values, attrs, f"coordinate {key!r}"
     for key, value in X.attrs.items():
+        value = _listed(value)
         if str(key).lower() in wanted and np.size(value) > 1:
-            units = next((v for k, v in X.attrs.items() if str(k).lower() in
-                          (f"{str(key).lower()}_units", f"{str(key).lower()} units")), None)
+            units = _attr_units(X, key)
             return value, {"units": units} if units is not None else {}, f"attribute {key!r}"
     return None
 
 
 def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Band centres and widths in nm (None where not given), from coordinates or attributes."""
+    """Band centres and widths in nm (None where not given), from coordinates or attributes.
+
+    Widths without a unit of their own are in the centres' unit (ENVI's rule, which GDAL and
+    rioxarray pass on: ``wavelength units`` covers ``fwhm``), converted band by band as the
+    centres were (`unmixgen.wavelengths.fwhm_in_nm`): widths of 10 nm next to centres in nm
+    are not micrometres because they are small. ENVI's ``Index`` unit (band numbers) gives no
+    wavelengths, with a warning, as `unmixgen.io.envi` reads it."""
     found = _lookup(X, WAVELENGTH_NAMES, spectral)
     if found is None and spectral in X.coords:
         coord = X.coords[spectral]
-        units = coord.attrs.get("units")
+        units = coord.attrs.get("units", _attr_units(X, spectral))
         # the spectral dim's own coordinate is band centres when named so or labelled with a
         # unit of length (rioxarray's "band" coordinate is band numbers 1..n: not taken)
         if spectral.lower() in WAVELENGTH_NAMES or unit_kind(units) is not None:
-            found = coord.values, dict(coord.attrs), f"coordinate {spectral!r}"
+            found = coord.values, {**coord.attrs, "units": units}, f"coordinate {spectral!r}"
     if found is None:
         # rioxarray lays band 1's tags over the file's, so a per-band 'wavelength' tag (GDAL's,
         # this package's GeoTIFFs) leaves one number; the band descriptions ("450 nm") remain
@@ -205,18 +238,26 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
             return wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'"), None
         return None, None
     values, attrs, where = found
-    wl = to_nm(values, attrs.get("units"), what=f"{what}: {where}")
+    units = attrs.get("units")
+    if units is not None and str(units).strip().lower() == "index":
+        warnings.warn(f"{what}: {where} in unit {units!r} holds band numbers, not wavelengths; the scene has no "
+                      "wavelengths", UserWarning, stacklevel=4)
+        return None, None
+    wl = to_nm(values, units, what=f"{what}: {where}")
     if wl.size != bands:
         raise InputError(f"{what}: {where} holds {wl.size} values for {bands} bands; expected one per band")
     fw = _lookup(X, FWHM_NAMES, spectral)
     fwhm = None
     if fw is not None:
-        units = fw[1].get("units", attrs.get("units"))
-        # widths in a reciprocal unit (cm^-1) have no one width in nm: not taken
-        if unit_kind(units) != "reciprocal":
-            fwhm = to_nm(fw[0], units, what=f"{what}: {fw[2]}", centres=False)
-            if fwhm.size != bands:
-                raise InputError(f"{what}: {fw[2]} holds {fwhm.size} values for {bands} bands; expected one per band")
+        own = fw[1].get("units")
+        widths = to_nm(fw[0], "nm", what=f"{what}: {fw[2]}", centres=False)  # the numbers as they are
+        if widths.size != bands:
+            raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per band")
+        if own is None or str(own).strip().lower() == str(units).strip().lower():
+            # in the centres' unit, declared or inferred: converted as they were
+            fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
+        elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
+            fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
     return wl, fwhm
 
 
@@ -228,7 +269,12 @@ def _number(value: Any, what: str) -> float | None:
     return None if np.isnan(v) else v
 
 
-def _grid_mapping(X: Any) -> tuple[dict, str] | None:
+def _grid_mapping(X: Any, what: str) -> tuple[dict, str] | None:
+    """``(attrs, name)`` of the grid-mapping coordinate: the one the ``grid_mapping`` attribute
+    (or encoding) names, else ``spatial_ref`` or ``crs``. One named but not among the
+    coordinates (a variable of a Dataset opened by ``xr.open_dataset`` without
+    ``decode_coords="all"``: the grid mapping stays a variable of the Dataset) places nothing:
+    a warning says so and how to keep it, instead of a scene quietly without CRS."""
     named = X.attrs.get("grid_mapping")
     encoding = getattr(X, "encoding", None)
     if named is None and isinstance(encoding, dict):
@@ -236,7 +282,80 @@ def _grid_mapping(X: Any) -> tuple[dict, str] | None:
     for key in ([str(named)] if named is not None else []) + list(GRID_MAPPING_NAMES):
         if key in X.coords:
             return dict(X.coords[key].attrs), key
+    if named is not None:
+        warnings.warn(f"{what}: grid_mapping {str(named)!r} is not one of its coordinates, so the scene has no CRS "
+                      "or geotransform (a Dataset opened without decode_coords='all'); expected "
+                      f"xr.open_dataset(..., decode_coords='all'), or ds[name].assign_coords({{{str(named)!r}: "
+                      f"ds[{str(named)!r}]}})", UserWarning, stacklevel=4)
     return None
+
+
+def _per_band(value: Any, bands: int, where: str, what: str) -> np.ndarray:
+    """One finite number per band from ``value`` (rioxarray's tuple, a list, an ENVI list as text)."""
+    v = _listed(value)
+    try:
+        a = np.asarray(v, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        a = np.full(1, np.nan)
+    if a.size != bands:
+        raise InputError(f"{what}: {where} holds {a.size} values for {bands} bands (selecting bands keeps the "
+                         "file's list); expected one per band: open with mask_and_scale=True, or set it to the "
+                         "selected bands' values")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{what}: {where} holds {value!r}; expected finite numbers, one per band")
+    return a
+
+
+def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, offset)`` of values not decoded (``mask_and_scale=False``), physical = stored * scale +
+    offset: each a number (``scale_factor``/``add_offset``, CF's and rioxarray's when every band has the
+    same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
+    scale and offset). Both forms given and disagreeing is ambiguous: `InputError`. Without either, an
+    ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
+    as `unmixgen.io.envi` reads it."""
+    out = []
+    for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
+        single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
+        if each in attrs:
+            v = _per_band(attrs[each], bands, f"attribute {each!r}", what)
+            if single is not None and not np.allclose(v, single, rtol=1e-6, atol=0):
+                raise InputError(f"{what}: attributes {one} ({single:g}) and {each} ({', '.join(f'{x:g}' for x in v)}) "
+                                 f"disagree; expected one of them (del da.attrs[{one!r}] or da.attrs[{each!r}])")
+            value = v if np.ptp(v) else np.asarray(v[0])
+        else:
+            value = np.asarray(default if single is None else single)
+        out.append(value.astype(np.float64))
+    scale, offset = out
+    factor = _reflectance_factor(attrs, what)
+    if factor is not None:
+        if not np.any(scale != 1.0):
+            scale = np.asarray(1.0 / factor)
+        elif not np.allclose(scale * factor, 1.0, rtol=1e-6):
+            warnings.warn(f"{what}: attributes scales/scale_factor and reflectance_scale_factor = {factor:g} "
+                          "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
+                          stacklevel=4)
+    bad = (scale == 0) | ~np.isfinite(scale)
+    if np.any(bad):  # every pixel 0 (or inf): no scene
+        where = "scale_factor" if scale.ndim == 0 else f"scales (band {int(np.argmax(bad)) + 1})"
+        raise InputError(f"{what}: attribute {where} {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])!r}; "
+                         "expected a finite non-zero number")
+    return scale, offset
+
+
+def _reflectance_factor(attrs: dict, what: str) -> float | None:
+    """An ENVI header's ``reflectance scale factor`` F (reflectance = stored / F) as rioxarray keeps it:
+    text in the attribute ``reflectance_scale_factor``; None when there is none."""
+    value = next((v for k, v in attrs.items() if str(k).lower() in ("reflectance_scale_factor",
+                                                                     "reflectance scale factor")), None)
+    if value is None:
+        return None
+    try:
+        f = float(str(value).strip().strip("{}")) if isinstance(value, str) else _number(value, what)
+    except ValueError:
+        f = float("nan")
+    if f is None or f == 0 or not np.isfinite(f):
+        raise InputError(f"{what}: attribute reflectance_scale_factor {value!r}; expected a finite non-zero number")
+    return f
 
 
 def _crs(attrs: dict, where: str, what: str) -> str | None:
@@ -258,7 +377,12 @@ def _crs(attrs: dict, where: str, what: str) -> str | None:
 def _geotransform(attrs: dict, where: str, what: str) -> tuple[float, ...] | None:
     """``GeoTransform`` (GDAL order ``c a b f d e``, text or numbers) in rasterio order."""
     gt = attrs.get("GeoTransform")
-    return None if gt is None else from_gdal(gt, f"{what}: {where}'s GeoTransform")
+    if gt is None:
+        return None
+    affine = from_gdal(gt, f"{what}: {where}'s GeoTransform")
+    if affine == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+        return None  # GDAL's (and rioxarray's) stand-in for a file without one: places nothing
+    return affine
 
 
 def _coordinate(X: Any, dim: str) -> np.ndarray | None:
@@ -325,18 +449,28 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
       or the spectral dim's own when named so or labelled with a length unit (rioxarray's
       ``band`` numbers are not), or such an attribute with one value per band; converted with
-      `unmixgen.wavelengths.to_nm` from its ``units`` (else inferred from the magnitude); failing
+      `unmixgen.wavelengths.to_nm` from its ``units``, else the array's ``wavelength_units``
+      attribute (GDAL's ENVI driver through rioxarray), else inferred from the magnitude; a unit
+      that does not fit the values is refused, ENVI's ``Index`` gives none (a warning); failing
       those, band descriptions (rioxarray's ``long_name``) that each give one (``"450 nm"``). Bands
-      not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, and
-      ``good_bands`` from flags named like `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``).
+      not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, in the
+      centres' unit unless it states its own; ``good_bands`` from flags named like
+      `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``, ENVI's ``bbl``, which rioxarray keeps as text).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
     - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
-      (``mask_and_scale=False``) are applied on read; a fill value is judged on stored values.
+      (``mask_and_scale=False``), or rioxarray's per-band ``scales``/``offsets`` tuples (bands
+      with different ones), are applied on read; a list of another length than the bands (a
+      band selection keeps the file's) or disagreeing forms are refused; an ENVI ``reflectance
+      scale factor`` F without scales gives 1 / F (and units reflectance), as the ENVI reader
+      reads it. A fill value is judged on stored values.
     - ``crs`` (WKT) and ``transform`` (rasterio order): from the grid-mapping coordinate
       (``grid_mapping`` attribute, else ``spatial_ref`` or ``crs``): ``crs_wkt``/``spatial_ref``
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
       rioxarray's ``rio.transform()`` does (a sliced array keeps the whole raster's
       GeoTransform); without one, evenly spaced x/y coordinates give it (only with a CRS).
+      GDAL's identity GeoTransform (a file without one) places nothing. A grid mapping named
+      but not among the coordinates (``xr.open_dataset`` without ``decode_coords="all"``), or
+      one of CF parameters without WKT, gives a warning that the scene has no CRS.
     - ``units``: the ``units`` attribute (or rioxarray's tuple of one label per band, all the
       same) when it names reflectance or radiance; ``name``.
     """
@@ -368,28 +502,35 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         if key in attrs:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
-    scale = _number(attrs.get("scale_factor", 1.0), f"{what}: attribute scale_factor")
-    if scale is not None and (scale == 0 or not np.isfinite(scale)):  # every pixel 0 (or inf): no scene
-        raise InputError(f"{what}: attribute scale_factor {scale!r}; expected a finite non-zero number")
-    offset = _number(attrs.get("add_offset", 0.0), f"{what}: attribute add_offset")
-    source = LabelledSource(arranged, order, 1.0 if scale is None else scale, 0.0 if offset is None else offset)
+    scale, offset = _scaling(attrs, bands, what)
+    if order is not None:
+        scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
+    source = LabelledSource(arranged, order, scale, offset)
     crs = transform = None
-    grid = _grid_mapping(X)
+    grid = _grid_mapping(X, what)
     if grid is not None:
         grid_attrs, key = grid
         where = f"coordinate {key!r}"
         crs = _crs(grid_attrs, where, what)
         transform = _geotransform(grid_attrs, where, what)
+        if crs is None and grid_attrs.get("grid_mapping_name") is not None:
+            # CF's projection parameters alone: rasterio reads WKT, not those
+            warnings.warn(f"{what}: {where} gives grid_mapping_name {grid_attrs['grid_mapping_name']!r} but no "
+                          "crs_wkt or spatial_ref (WKT), so the scene has no CRS; expected a grid mapping with "
+                          "crs_wkt (da.rio.write_crs(...) writes one)", UserWarning, stacklevel=3)
         if crs is not None or transform is not None:
             transform = _placed_on_coordinates(X, transform, row_dim, col_dim)
     metadata: dict[str, Any] = {"format": "xarray", "dims": list(dims)}
     if band_names is not None:
         metadata["band_names"] = band_names
     if source.scaled:
-        metadata["scale_factor"], metadata["add_offset"] = float(source.scale), float(source.offset)
+        metadata["scale_factor"], metadata["add_offset"] = (v.tolist() for v in (source.scale, source.offset))
     name = getattr(X, "name", None)
+    units = _units(name, attrs.get("units"))
+    if units is None and _reflectance_factor(attrs, what) is not None:  # ENVI's rule (`unmixgen.io.envi`)
+        units = "reflectance"
     fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
-              "units": _units(name, attrs.get("units")), "name": None if name is None else str(name),
+              "units": units, "name": None if name is None else str(name),
               "metadata": metadata}
     if order is not None:
         fields["band_order"] = order

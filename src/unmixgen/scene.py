@@ -118,9 +118,9 @@ class GroundTruth:
         return 0
 
 
-def as_scene(X: Scene | np.ndarray) -> Scene:
+def as_scene(X: Scene | np.ndarray, name: str = "scene") -> Scene:
     """``X`` itself when it is a `Scene`; a ``(rows, cols, bands)`` array wrapped in one (no
-    wavelengths); `InputError` for any other shape.
+    wavelengths); `ParameterError` naming ``name`` for any other shape.
 
     An xarray DataArray (anything with ``dims``, ``coords`` and ``attrs``; xarray itself is
     not needed) is laid out by its dim names, not their order: rioxarray's ``(band, y, x)``,
@@ -129,16 +129,43 @@ def as_scene(X: Scene | np.ndarray) -> Scene:
     wavelengths (nm), FWHM, fill value, units, CRS and geotransform
     (`unmixgen.labelled.labelled_cube`). Dims it cannot name (``dim_0``, no spectral dim)
     and Datasets are refused with `InputError`. Arrays without dim names (numpy, torch) are
-    taken as ``(rows, cols, bands)`` as they are: a bands-first array must be moved first
-    (``np.moveaxis(cube, 0, -1)``)."""
+    taken as ``(rows, cols, bands)`` as they are, never guessed at: a bands-first array must be
+    moved first (``np.moveaxis(cube, 0, -1)``); `check_bands_last` says so where the band count
+    is known."""
     if isinstance(X, Scene):
         return X
     if is_labelled(X):
         return _labelled_scene(X)
-    X = np.asarray(X)
-    if X.ndim != 3:
-        raise InputError(f"scene array has shape {X.shape}; expected (rows, cols, bands) or a Scene")
-    return Scene(X)  # `ArraySource` refuses values that are not real numbers
+    shape = tuple(int(n) for n in getattr(X, "shape", np.shape(X)))
+    if len(shape) != 3:
+        hint = ""
+        if len(shape) == 4 and shape[0] == 1:  # torch's (N, bands, H, W) batch of one
+            hint = (f"; a batch (N, bands, H, W) as torch lays it out? take {name}[0] with its bands moved last: "
+                    f"np.moveaxis({name}[0], 0, -1) or {name}[0].permute(1, 2, 0)")
+        raise ParameterError(name, f"array of shape {shape}", f"expected (rows, cols, bands) or a Scene{hint}")
+    return Scene(np.asarray(X))  # `ArraySource` refuses values that are not real numbers
+
+
+def check_bands_last(name: str, X: Any, bands: int, whose: str) -> None:
+    """`ParameterError` when the plain array ``X`` (numpy, torch: no dim names; a `Scene`,
+    `CubeSource` or DataArray is left alone) is evidently bands-first: ``(bands, rows, cols)``
+    where ``(rows, cols, bands)`` is expected (or ``(bands, N)`` where ``(N, bands)`` is), told
+    by its first axis matching ``bands``, ``whose`` count (the wavelengths', the endmembers'
+    bands), and its last axis not. Nothing is guessed: the message says how to move the axes."""
+    if isinstance(X, Scene) or is_labelled(X) or callable(getattr(X, "read", None)):
+        return
+    shape = tuple(int(n) for n in getattr(X, "shape", np.shape(X)))
+    if len(shape) not in (2, 3) or shape[0] != bands or shape[-1] == bands:
+        return
+    if len(shape) == 3:
+        fix = f"np.moveaxis({name}, 0, -1) (torch: {name}.permute(1, 2, 0))"
+        layout = "(rows, cols, bands)"
+    else:
+        fix = f"{name}.T"
+        layout = "(N, bands)"
+    raise ParameterError(name, f"array of shape {shape}", f"expected {layout}, bands last; its first axis matches "
+                         f"{whose} ({bands}) and its last ({shape[-1]}) does not: bands first? move them last with "
+                         f"{fix}")
 
 
 def _labelled_scene(X) -> Scene:
@@ -152,7 +179,7 @@ def _labelled_scene(X) -> Scene:
         fields["metadata"] = {**fields["metadata"], index_key: order.tolist(), count_key: int(order.size)}
     nodata = fields["nodata"]
     if source.scaled and nodata is not None:  # the fill is a stored value: judged before the scale
-        fields["mask"] = lambda: _stored_validity(source, nodata, zero_is_value=source.offset == 0)
+        fields["mask"] = lambda: _stored_validity(source, nodata, zero_is_value=not np.any(source.offset != 0))
     return Scene(source, **fields)
 
 
@@ -491,6 +518,10 @@ class Scene:
     ):
         self.source: CubeSource = as_source(cube)
         rows, cols, bands = self.source.shape
+        for values, whose in ((wavelengths, "the wavelengths' count"), (fwhm, "the fwhm values' count"),
+                              (good_bands, "the good-band flags' count")):
+            if values is not None and np.size(values) != bands:
+                check_bands_last("cube", cube, int(np.size(values)), whose)
         if min(rows, cols, bands) < 1:
             raise InputError(f"cube shape {self.source.shape} is empty; expected (rows, cols, bands) >= 1")
         self.name = name

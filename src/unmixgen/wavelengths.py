@@ -256,3 +256,18 @@ def wavelengths_from_labels(labels, *, what: str = "band names") -> np.ndarray |
     if not all(found):
         return None
     return np.array([to_nm([float(m.group(1))], m.group(2), what=what)[0] for m in found])
+
+
+def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
+    """FWHM in the unit of the raw wavelengths, converted to nm band by band with the
+    conversion's local slope ``|nm / raw|``: a constant factor for lengths, and the same ratio
+    (``|d nm / d raw|`` of ``nm = c / raw``) for wavenumbers and frequencies."""
+    if fwhm is None or raw_wavelengths is None or wavelengths_nm is None:
+        return fwhm
+    raw = np.asarray(raw_wavelengths, np.float64)
+    nm = np.asarray(wavelengths_nm, np.float64)
+    i = int(np.argmax(np.abs(raw)))
+    slope = np.full(raw.shape, abs(nm[i] / raw[i]) if raw[i] != 0 else 1.0)
+    nonzero = raw != 0
+    slope[nonzero] = np.abs(nm[nonzero] / raw[nonzero])
+    return np.asarray(fwhm, np.float64) * slope

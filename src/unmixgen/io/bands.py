@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, in_file
 from ..scene import STORED_ORDER_KEYS, stored_band_order
-from ..wavelengths import wavelengths_from_labels
+from ..wavelengths import fwhm_in_nm, wavelengths_from_labels
 from .checks import count
 
 OVERLAP_POLICIES = ("sort", "short", "long")
@@ -262,21 +262,6 @@ def usable_fwhm(fwhm, what: str, path: str | os.PathLike):
         f"widths (nm), so the {what} are ignored", UserWarning, stacklevel=3,
     )
     return None
-
-
-def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
-    """FWHM in the unit of the raw wavelengths, converted to nm band by band with the
-    conversion's local slope ``|nm / raw|``: a constant factor for lengths, and the same ratio
-    (``|d nm / d raw|`` of ``nm = c / raw``) for wavenumbers and frequencies."""
-    if fwhm is None or raw_wavelengths is None or wavelengths_nm is None:
-        return fwhm
-    raw = np.asarray(raw_wavelengths, np.float64)
-    nm = np.asarray(wavelengths_nm, np.float64)
-    i = int(np.argmax(np.abs(raw)))
-    slope = np.full(raw.shape, abs(nm[i] / raw[i]) if raw[i] != 0 else 1.0)
-    nonzero = raw != 0
-    slope[nonzero] = np.abs(nm[nonzero] / raw[nonzero])
-    return np.asarray(fwhm, np.float64) * slope
 
 
 def braced_list(values) -> str:

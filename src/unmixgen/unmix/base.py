@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, note, noting_convergence
 from ..labelled import bands_last
-from ..scene import Scene, as_scene
+from ..scene import Scene, as_scene, check_bands_last
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert_scene, invert_weighted
 from .params import Constraint, EstimatorParams, Interval, Options
@@ -158,8 +158,9 @@ class BlindUnmixer(EstimatorParams):
         E = self._fitted("endmembers_")
         method = self._transform_method()
         w = getattr(self, "band_weights_", None)  # set by methods that fit weighted pixels
+        check_bands_last("X", X, E.shape[1], "endmembers_'s bands")
         if isinstance(X, Scene) or np.ndim(X) == 3:
-            X = as_scene(X)
+            X = as_scene(X, "X")
             _require_defined(E, X.good_bands)
             A = invert_scene(X, E, method, band_weights=w)
         elif np.ndim(X) == 2:

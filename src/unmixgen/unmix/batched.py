@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, check_range
 from ..labelled import bands_last
+from ..scene import check_bands_last
 
 __all__ = ["Gram", "check_inputs", "matmul_rows", "run_batches", "thread_count"]
 
@@ -45,6 +46,7 @@ def check_inputs(Y, E) -> tuple[np.ndarray, np.ndarray]:
     if Y.ndim != 2:
         raise InputError(f"pixels have shape {Y.shape}; expected (N, bands)")
     if Y.shape[1] != E.shape[1]:
+        check_bands_last("Y", Y, E.shape[1], "the endmembers' bands")
         raise InputError(
             f"pixels have {Y.shape[1]} bands but endmembers have {E.shape[1]}; expected the same bands"
         )

@@ -610,11 +610,13 @@ def invert_scene(scene, E, method: str = "fcls", *, tile_size: int = 256, progre
     ``kw`` go to the method (e.g. ``tol``, ``batch_size``, ``n_threads``, ``lam``).
     """
     from ..errors import check_range
-    from ..scene import as_scene
+    from ..scene import as_scene, check_bands_last
     from ..tiling import map_tiles
 
-    scene = as_scene(scene)
     E = np.asarray(E)
+    if E.ndim == 2:
+        check_bands_last("scene", scene, E.shape[1], "the endmembers' bands")
+    scene = as_scene(scene)
     good = scene.good_bands if bands is None else _band_selection(bands, scene.bands)
     check_range("tile_size", tile_size, low=1, integer=True)
     if E.ndim != 2:

@@ -50,7 +50,7 @@ from ...nn import checkpoint as ck
 from ...nn.device import resolve_device
 from ...nn.seeds import seed_torch
 from ...nn.trainer import Trainer, check_budget
-from ...scene import Scene, as_scene
+from ...scene import Scene, as_scene, check_bands_last
 from ...tiling import map_tiles
 from ...wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 from ..base import NotFittedError
@@ -266,6 +266,8 @@ class HybridSTU(EstimatorParams):
         TrainingDiverged
             The loss became NaN/Inf.
         """
+        if endmembers is not None and np.ndim(endmembers) == 2:
+            check_bands_last("scene", scene, int(np.shape(endmembers)[1]), "the endmembers' bands")
         scene = as_scene(scene)
         t0 = time.perf_counter()
         self.check_params()
@@ -520,8 +522,9 @@ class HybridSTU(EstimatorParams):
     def _apply(self, scene: Scene | np.ndarray, *, with_brightness: bool = False, backend: str = "serial",
                on_tile=None):
         """`transform`'s result and the fraction of pixels the guard kept whole (None: no guard)."""
-        scene = as_scene(scene)
         self._check_fitted()
+        check_bands_last("scene", scene, self.good_bands_.size, "the model's bands")
+        scene = as_scene(scene)
         good = self.check_scene(scene)
         if scene.bands != self.good_bands_.size or not np.array_equal(good, self.good_bands_):
             raise InputError(f"{_label(scene)}: {scene.bands} bands ({int(good.sum())} good) but the model was "

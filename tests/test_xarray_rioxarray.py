@@ -1,0 +1,259 @@
+"""DataArrays as rioxarray and xarray really make them, from files written in the test.
+
+`test_xarray_scene` builds DataArrays by hand; these open real files with
+``rioxarray.open_rasterio`` (GDAL underneath) and ``xarray.open_dataset``, so the
+attributes are the ones a notebook user gets: per-band ``scales``/``offsets`` tuples when a
+GeoTIFF's bands have different ones, an ENVI header's ``wavelength``/``fwhm`` as coordinates
+with ``wavelength_units`` left an attribute, ``bbl`` as text, GDAL's identity GeoTransform for a
+file without one, and a grid mapping left a variable of the Dataset without
+``decode_coords="all"``. Each scene is compared with what `read_scene` makes of the same file.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+xr = pytest.importorskip("xarray")
+rioxarray = pytest.importorskip("rioxarray")
+rasterio = pytest.importorskip("rasterio")
+
+from rasterio.crs import CRS  # noqa: E402
+from rasterio.transform import from_origin  # noqa: E402
+
+from unmixgen.errors import InputError  # noqa: E402
+from unmixgen.io import read_scene  # noqa: E402
+from unmixgen.scene import as_scene  # noqa: E402
+
+TRANSFORM = from_origin(500000.0, 4200000.0, 30.0, 30.0)
+
+
+def _open(path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rioxarray's "Scales differ across bands", GDAL's not georeferenced
+        return rioxarray.open_rasterio(path, **kw)
+
+
+def _stored(bands=3, rows=4, cols=5, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(100, 9000, (bands, rows, cols)).astype(np.int16)
+
+
+def _geotiff(path, stored, scales, offsets, nodata=-9999, descriptions=None):
+    bands, rows, cols = stored.shape
+    with rasterio.open(path, "w", driver="GTiff", height=rows, width=cols, count=bands, dtype=stored.dtype,
+                       crs="EPSG:32633", transform=TRANSFORM, nodata=nodata) as ds:
+        ds.write(stored)
+        ds.scales, ds.offsets = tuple(scales), tuple(offsets)
+        if descriptions is not None:
+            ds.descriptions = tuple(descriptions)
+    return path
+
+
+# -- per-band scales and offsets -------------------------------------------------------
+
+
+def test_per_band_scales_and_offsets_of_a_geotiff_through_rioxarray_are_applied(tmp_path):
+    # bands with different scales: rioxarray 0.19 leaves no scale_factor/add_offset but 'scales' and
+    # 'offsets' tuples (with mask_and_scale=False), which were not read: the scene was the stored counts
+    stored = _stored()
+    stored[:, 1, 2] = -9999
+    scales, offsets = (1e-4, 2e-4, 5e-5), (0.0, -0.1, 0.05)
+    path = _geotiff(tmp_path / "s.tif", stored, scales, offsets)
+    raw = _open(path)
+    assert "scales" in raw.attrs and "scale_factor" not in raw.attrs  # what the fixture stands for
+    s = as_scene(raw)
+    want = stored.astype(np.float32) * np.float32(scales)[:, None, None] + np.float32(offsets)[:, None, None]
+    got = s.load()
+    assert not s.mask[1, 2] and s.mask.sum() == 4 * 5 - 1  # the fill judged on the stored values
+    np.testing.assert_allclose(got[s.mask], np.moveaxis(want, 0, -1)[s.mask], rtol=1e-6)
+    decoded = _open(path, mask_and_scale=True)  # rioxarray's own decoding, and the package's reader
+    np.testing.assert_allclose(got[s.mask], np.moveaxis(decoded.values, 0, -1)[s.mask], rtol=1e-6)
+    np.testing.assert_allclose(got[s.mask], read_scene(path).load()[s.mask], rtol=1e-6)
+
+
+def test_per_band_scales_follow_bands_sorted_by_wavelength(tmp_path):
+    # descriptions give the wavelengths, stored long to short: the bands are presented sorted,
+    # and each band's scale must go with it
+    stored = _stored(seed=1)
+    scales, offsets = (1.0, 10.0, 100.0), (0.0, 0.0, 0.5)
+    path = _geotiff(tmp_path / "s.tif", stored, scales, offsets, descriptions=("650 nm", "550 nm", "450 nm"))
+    s = as_scene(_open(path))
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+    want = np.moveaxis(stored.astype(np.float32) * np.float32(scales)[:, None, None]
+                       + np.float32(offsets)[:, None, None], 0, -1)[..., ::-1]
+    np.testing.assert_allclose(s.load(), want, rtol=1e-6)
+
+
+def test_scales_of_a_band_selection_are_refused_not_misapplied(tmp_path):
+    # da.isel keeps the file's attributes: three scales for the two bands left, which two is unknown
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 2e-4, 5e-5), (0.0, 0.0, 0.0))
+    picked = _open(path).isel(band=[0, 2])
+    with pytest.raises(InputError, match=r"attribute 'scales' holds 3 values for 2 bands.*mask_and_scale=True"):
+        as_scene(picked)
+    decoded = _open(path, mask_and_scale=True).isel(band=[0, 2])  # decoded by rioxarray: no attributes to apply
+    np.testing.assert_allclose(as_scene(decoded).load()[0, 0], decoded.values[:, 0, 0], rtol=1e-6)
+
+
+def test_scale_factor_and_scales_that_disagree_are_refused(tmp_path):
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 2e-4, 5e-5), (0.0, 0.0, 0.0))
+    da = _open(path)
+    da.attrs["scale_factor"] = 1e-4
+    with pytest.raises(InputError, match="scale_factor .* and scales .* disagree"):
+        as_scene(da)
+
+
+def test_a_zero_per_band_scale_is_refused(tmp_path):
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1e-4, 0.0, 5e-5), (0.0, 0.0, 0.0))
+    with pytest.raises(InputError, match=r"scales \(band 2\) 0.0; expected a finite non-zero number"):
+        as_scene(_open(path))
+
+
+# -- ENVI through GDAL: wavelengths, FWHM, their unit, bad bands, scaling -------------------
+
+
+def _envi(folder, name, *, units, wavelengths, fwhm=None, extra="", stored=None):
+    stored = _stored(len(wavelengths), seed=2) if stored is None else stored
+    bands, rows, cols = stored.shape
+    stored.astype("<i2").tofile(folder / f"{name}.img")
+    lines = ["ENVI", f"samples = {cols}", f"lines = {rows}", f"bands = {bands}", "header offset = 0",
+             "file type = ENVI Standard", "data type = 2", "interleave = bsq", "byte order = 0",
+             f"wavelength units = {units}", "wavelength = {" + ", ".join(map(str, wavelengths)) + "}"]
+    if fwhm is not None:
+        lines.append("fwhm = {" + ", ".join(map(str, fwhm)) + "}")
+    (folder / f"{name}.hdr").write_text("\n".join(lines) + "\n" + extra)
+    return folder / f"{name}.img", folder / f"{name}.hdr"
+
+
+@pytest.mark.parametrize(("units", "wavelengths", "fwhm"), [
+    ("Micrometers", [0.45, 0.55, 0.65], [0.01, 0.011, 0.012]),
+    ("Nanometers", [450, 550, 650], [10, 11, 12]),  # widths of 10 nm were taken for 10 um: 10000 nm
+    ("Millimeters", [0.00045, 0.00055, 0.00065], [0.00001, 0.00001, 0.00001]),
+    ("Wavenumber", [22222.2, 18181.8, 15384.6], [493.8, 330.6, 236.7]),  # were nm: 15385-22222 "nm"
+    ("GHz", [666205.5, 545077.2, 461219.2], [14804.6, 9910.5, 7095.7]),
+])
+def test_envi_wavelengths_and_fwhm_through_rioxarray_take_the_wavelength_units(tmp_path, units, wavelengths, fwhm):
+    # GDAL puts 'wavelength units' in the attributes and rioxarray makes 'wavelength'/'fwhm' coordinates
+    # without units: the unit was guessed from the magnitude, so nm widths became um, wavenumbers nm
+    img, hdr = _envi(tmp_path, "s", units=units, wavelengths=wavelengths, fwhm=fwhm)
+    da = _open(img)
+    assert da.attrs["wavelength_units"] == units and "units" not in da.coords["wavelength"].attrs
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_allclose(s.wavelengths, native.wavelengths, rtol=1e-9)
+    np.testing.assert_allclose(s.fwhm, native.fwhm, rtol=1e-9)
+    assert 440 < s.wavelengths[0] < 460 and 5 < s.fwhm[0] < 15
+    np.testing.assert_array_equal(s.load(), native.load())
+
+
+def test_envi_wavelengths_in_a_unit_they_are_not_in_are_refused(tmp_path):
+    img, _ = _envi(tmp_path, "s", units="Micrometers", wavelengths=[450, 550, 650])
+    with pytest.raises(InputError, match=r"declared in 'Micrometers' .* look like nanometres"):
+        as_scene(_open(img))
+
+
+def test_envi_index_wavelengths_are_band_numbers_not_micrometres(tmp_path):
+    # 'wavelength units = Index': 1, 2, 3 were read as 1000, 2000, 3000 nm
+    img, hdr = _envi(tmp_path, "s", units="Index", wavelengths=[1, 2, 3], fwhm=[1, 1, 1])
+    with pytest.warns(UserWarning, match="band numbers"):
+        s = as_scene(_open(img))
+    assert s.wavelengths is None and s.fwhm is None
+    with pytest.warns(UserWarning, match="band numbers"):
+        assert read_scene(hdr).wavelengths is None
+
+
+def test_envi_bad_bands_kept_as_text_by_rioxarray_are_read(tmp_path):
+    # rioxarray makes coordinates only of 'wavelength' and 'fwhm': 'bbl' stays text, and every band was good
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra="bbl = {1, 0, 1}\n")
+    da = _open(img)
+    assert da.attrs["bbl"] == "1, 0, 1"
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_array_equal(s.good_bands, [True, False, True])
+    np.testing.assert_array_equal(s.good_bands, native.good_bands)
+
+
+# -- ENVI scaling ------------------------------------------------------------------------------
+
+
+def test_envi_reflectance_scale_factor_through_rioxarray_is_the_readers(tmp_path):
+    # rioxarray keeps 'reflectance scale factor' as a text attribute: the values were 10000 times
+    # reflectance, in unknown units, where read_scene gives reflectance
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="reflectance scale factor = 10000\n")
+    da = _open(img)
+    assert da.attrs["reflectance_scale_factor"] == "10000"
+    s, native = as_scene(da), read_scene(hdr)
+    np.testing.assert_allclose(s.load(), native.load(), rtol=1e-6)
+    np.testing.assert_allclose(s.load(), np.moveaxis(da.values, 0, -1) / np.float32(10000), rtol=1e-6)
+    assert s.units == native.units == "reflectance"
+
+
+def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")
+    s = as_scene(_open(img))
+    np.testing.assert_allclose(s.load(), read_scene(hdr).load(), rtol=1e-6)
+
+
+# -- georeferencing ------------------------------------------------------------------------
+
+
+def _netcdf(path):
+    """A scene as rioxarray's DataArray (CRS and transform on 'spatial_ref') saved by xarray."""
+    cube = np.random.default_rng(3).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("band", "y", "x"), name="reflectance",
+                      coords={"band": [1, 2, 3], "y": 4200000.0 - 30.0 * (np.arange(4) + 0.5),
+                              "x": 500000.0 + 30.0 * (np.arange(5) + 0.5)})
+    da = da.rio.write_crs("EPSG:32633").rio.write_transform(TRANSFORM)
+    da.to_netcdf(path)
+    return cube
+
+
+def test_a_grid_mapping_left_a_dataset_variable_is_said_and_decode_coords_all_places_the_scene(tmp_path):
+    # xr.open_dataset without decode_coords="all" keeps 'spatial_ref' a variable of the Dataset: its
+    # DataArray names it in grid_mapping but does not hold it, and the scene had no CRS without a word
+    _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert "spatial_ref" in ds.data_vars and ds["reflectance"].attrs["grid_mapping"] == "spatial_ref"
+        with pytest.warns(UserWarning, match=r"grid_mapping 'spatial_ref' is not one of its coordinates.*"
+                                             r"decode_coords='all'"):
+            s = as_scene(ds["reflectance"])
+        assert s.crs is None and s.transform is None
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            s = as_scene(ds["reflectance"])
+        assert CRS.from_wkt(s.crs) == CRS.from_epsg(32633)
+        assert s.transform == tuple(TRANSFORM)[:6]
+
+
+def test_a_file_without_a_geotransform_gives_no_transform_through_rioxarray(tmp_path):
+    # GDAL reports the identity (rioxarray writes it as GeoTransform '0.0 1.0 0.0 0.0 0.0 1.0'): it
+    # placed the scene at the origin with 1-unit pixels where the reader places nothing
+    stored = _stored()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(tmp_path / "u.tif", "w", driver="GTiff", height=4, width=5, count=3,
+                           dtype=stored.dtype) as ds:
+            ds.write(stored)
+    da = _open(tmp_path / "u.tif")
+    assert da.spatial_ref.attrs["GeoTransform"].split() == ["0.0", "1.0", "0.0", "0.0", "0.0", "1.0"]
+    s = as_scene(da)
+    assert s.transform is None and s.crs is None
+    assert read_scene(tmp_path / "u.tif").transform is None
+
+
+def test_a_grid_mapping_of_cf_parameters_only_is_said_to_give_no_crs(tmp_path):
+    # a CF grid mapping without WKT (other tools write only grid_mapping_name and its parameters):
+    # rasterio reads WKT, so the scene has no CRS, and that is said rather than left to be found later
+    cube = np.random.default_rng(4).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("band", "y", "x"), name="reflectance",
+                      coords={"band": [1, 2, 3], "y": 4200000.0 - 30.0 * (np.arange(4) + 0.5),
+                              "x": 500000.0 + 30.0 * (np.arange(5) + 0.5)}).rio.write_crs("EPSG:32633")
+    for key in ("crs_wkt", "spatial_ref"):
+        del da.spatial_ref.attrs[key]
+    da.to_netcdf(tmp_path / "cf.nc")
+    with xr.open_dataset(tmp_path / "cf.nc", decode_coords="all") as ds:
+        assert ds["reflectance"].spatial_ref.attrs["grid_mapping_name"] == "transverse_mercator"
+        with pytest.warns(UserWarning, match="grid_mapping_name 'transverse_mercator' but no crs_wkt"):
+            assert as_scene(ds["reflectance"]).crs is None
