@@ -280,7 +280,7 @@ def test_batched_samples_equal_separate_runs_whatever_the_network_batch(one_vs_r
     run of that sample alone, however the tiles are chunked through the network."""
     from unmixgen.nn.seeds import sample_generators
     from unmixgen.refine.abundance_prior import AbundancePriorAdapter
-    from unmixgen.refine.posterior import _Abundances
+    from unmixgen.refine.samplers import AbundanceSampler
     from unmixgen.refine.schedule import timesteps
 
     Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
@@ -292,7 +292,7 @@ def test_batched_samples_equal_separate_runs_whatever_the_network_batch(one_vs_r
     E_t = torch.from_numpy(E)[None].repeat(K, 1, 1)
 
     def run(adapter, k0, k):
-        ab = _Abundances(adapter, lam=1.0, eta=0.5, spread=1.0, device="cpu")
+        ab = AbundanceSampler(adapter, lam=1.0, eta=0.5, spread=1.0, device="cpu")
         return ab.run(A_t[k0:k0 + k], E_t[k0:k0 + k], Yv, valid, 1e-4, ts, sample_generators(5, k0, k),
                       lambda: None)
 
@@ -351,7 +351,7 @@ def test_abundance_step_reaches_the_constrained_minimiser_with_similar_endmember
 def test_samples_run_in_chunks_give_the_same_result(one_vs_rest, monkeypatch):
     """On large scenes the abundance sampler runs a few samples at a time (memory bounded by
     the chunk); every sample depends only on its own noise stream, so nothing changes."""
-    import unmixgen.refine.posterior as post
+    import unmixgen.refine.checks as post
 
     Y, E, A = scene(rows=20, cols=18, p=3, snr=25)
     prior = AbundanceModel(one_vs_rest)
@@ -769,13 +769,13 @@ def test_refine_weighs_bands_by_their_noise_and_returns_endmembers_in_the_scenes
 
 def test_the_weighted_spectra_representation_shows_the_prior_real_spectra():
     from unmixgen.priors.spectra.model import load_spectra_prior
-    from unmixgen.refine.posterior import _WeightedPrior
+    from unmixgen.refine.samplers import WeightedPrior
 
     prior = load_spectra_prior()
     wl = np.linspace(450.0, 2400.0, 60)
     E = np.stack([0.2 + 0.1 * np.sin(wl / 300.0), 0.5 - 0.1 * np.cos(wl / 200.0)]).astype(np.float32)
     w = np.geomspace(0.2, 5.0, 60).astype(np.float32)
-    weighted = _WeightedPrior(prior, w)
+    weighted = WeightedPrior(prior, w)
     x_w, bright_w, obs_w = weighted.rep.to_grid(E * w, wl)
     x, bright, obs = prior.rep.to_grid(E, wl)
     np.testing.assert_allclose(x_w, x, rtol=1e-5, atol=1e-6)

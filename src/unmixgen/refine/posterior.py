@@ -33,7 +33,6 @@ see one consistent canvas.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,31 +40,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import errors
-from ..errors import InputError, ParameterError, brief, check_range
+from ..errors import InputError, ParameterError
 from ..labelled import bands_last
 from ..nn.device import resolve_device
-from ..nn.seeds import derive_seed, sample_generators
+from ..nn.seeds import sample_generators
 from ..priors.abundance.model import AbundanceModel
-from ..priors.diffusion import train_scheduler, x0_from_output
 from ..priors.spectra.model import SpectraModel
-from ..scene import window_on_data
 from ..unmix.archetypal import endmember_brightness
 from ..unmix.inversion import fcls
 from ..unmix.rank import band_noise_weights
 from ..unmix.vertex_clusters import vertex_clusters
 from . import schedule as sch
 from .abundance_prior import TILE_OVERLAP, AbundancePriorAdapter
-from .data_steps import abundance_step, endmember_step, posterior_draw
+from .checks import check_arguments, check_inputs, check_memory, check_priors, sample_chunk
 from .guard import accept_endmembers, guard, init_fit, init_is_least_squares
-from .mixing import band_sums, check_mixing, choose_mixing, rescaled_fractions
-from .prior_weight import CANDIDATES, choose_prior_weight
-from .pull import noise_timestep, prior_pull
-
-_PULL_STREAM = 2**31 - 1  # the pull's key in `derive_seed`: no sample index reaches it
-_WEIGHT_STREAM = 2**31 - 2  # the prior weight's cross-validation runs
-_WEIGHT_WINDOW = 64  # side of the window the prior weight is cross-validated on (bounds its cost)
-_WEIGHT_SAMPLES = 2  # samples per half and weight: two give the samples' scatter (`choose_prior_weight`)
+from .mixing import band_sums, choose_mixing, rescaled_fractions
+from .prior_weight import CANDIDATES
+from .samplers import AbundanceSampler, EndmemberSampler, WeightedPrior, cross_validated_weight
 
 
 @dataclass
@@ -85,11 +76,6 @@ class Refined:
     # (rows, cols) float32, NaN at invalid pixels: each pixel's brightness ``s`` under the
     # scaled mixing model (the reconstruction is then ``s a E``), or None under the linear one
     brightness: np.ndarray | None = None
-
-
-def _noise(gens: list[torch.Generator], shape: tuple[int, ...], device: str) -> torch.Tensor:
-    """Noise for all samples: ``shape`` per sample from its own generator, concatenated."""
-    return torch.cat([torch.randn(shape, generator=g) for g in gens]).to(device)
 
 
 def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -112,280 +98,77 @@ def endmember_standard_error(A: np.ndarray, sigma2: float, bands: int) -> np.nda
     return np.repeat(se[:, None], bands, axis=1)
 
 
-_SAMPLE_CHUNK_VALUES = 2**23  # samples x pixels x p the abundance sampler holds at once (about 1.4 GB peak)
-_BYTES_PER_CHUNK_VALUE = 170  # measured peak of the sampler per sample, pixel and endmember it runs at once
-_BYTES_PER_SAMPLE_VALUE = 24  # measured: what every sample keeps until the end (samples, quantiles)
-
-
-def sample_chunk(samples: int, pixels: int, p: int) -> int:
-    """How many posterior samples the abundance sampler runs together: all of them on small
-    scenes, fewer (at least one) once ``samples x pixels x p`` passes `_SAMPLE_CHUNK_VALUES`."""
-    return max(1, min(samples, _SAMPLE_CHUNK_VALUES // max(pixels * p, 1)))
-
-
 SECOND_ROUND_WEIGHT = 1.0  # measured: benchmarks/RESULTS.md, "A second alternation round"
 WEIGHTED_ROUNDS = 8  # rounds at weights >= SECOND_ROUND_WEIGHT: RESULTS.md, "Eight short alternation rounds"
-_FINAL_SOLVE_ITERATIONS = 2000  # a cap: pixels leave the solve once converged (`data_steps._fista`)
 
 
-def check_memory(samples: int, pixels: int, p: int) -> None:
-    """`ParameterError` on ``samples`` when ``samples`` posterior samples of ``pixels`` x
-    ``p`` abundances would not fit in the memory available now (the sampler's working copies
-    for one chunk of samples, `sample_chunk`, and what every sample keeps)."""
-    need = (_BYTES_PER_CHUNK_VALUE * sample_chunk(samples, pixels, p) + _BYTES_PER_SAMPLE_VALUE * samples) * pixels * p
-    errors.check_memory("samples", samples, need, available=True, what=f"{pixels} pixels x {p} endmembers")
+def _pure_clusters(Y: np.ndarray, A0: np.ndarray, E0: np.ndarray, endmember_tolerance: float,
+                   endmembers_fitted: bool, partial: bool) -> tuple[dict, bool, bool, np.ndarray]:
+    """`refine`'s rule for endmembers at clusters of pure pixels (see its ``spectra_prior`` and
+    ``endmembers_fitted``), on the pixels ``Y`` (N, B) with the init ``A0`` (N, p), ``E0`` (p, B).
+
+    Returns the `vertex_clusters` record, whether every endmember is pinned to its cluster's
+    mean (``pinned``), whether given endmembers with a cluster at every vertex are held as
+    given instead (``held_given``), and the clusters' means (p, B).
+    """
+    p = E0.shape[0]
+    E_c, pure = vertex_clusters(Y, E0, partial=partial)
+    pinned = len(pure["moved"]) == p
+    held_given = False
+    if pinned and not endmembers_fitted:
+        # given endmembers are the user's spectra: their clusters may be mixtures' plateaus
+        # (every material at 0.9), whose means sit inside the simplex and moved correct
+        # spectra 1 deg off (RMSE +31 %). The means replace them only where the data cannot
+        # tell their fit from the given spectra's (pure clusters: their FCLS answers are then
+        # exact at the pure pixels) or prefer it (a library spectrum unlike the scene's
+        # material); plateaus' means leave the pixels around them outside and fit worse, and
+        # a cluster at every given vertex confirms the given spectra, held as given then
+        tolerance = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Y)))
+        pinned = accept_endmembers(Y, A0, E0, E_c, tolerance=tolerance)["kept"]
+        pure["given_replaced"] = pinned
+        held_given = not pinned
+    return pure, pinned, held_given, E_c
 
 
-def off_simplex(A: np.ndarray, tol: float = 1e-3) -> str:
-    """How abundances ``A`` (N, p) leave the simplex beyond ``tol`` ("" when they do not)."""
-    low, dev = float(A.min()), float(np.abs(A.sum(-1) - 1).max())
-    return f"min {low:.3g}, largest |sum - 1| {dev:.3g}" if low < -tol or dev > tol else ""
-
-
-def check_inputs(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, mask: np.ndarray,
-                 finite: np.ndarray) -> np.ndarray:
-    """Refuse an initial result that does not belong to the scene, non-finite endmembers or
-    non-finite pixels the mask marks valid (``finite``: (rows, cols) pixels finite on every
-    band) (`InputError`); return the pixels to refine, (rows, cols) bool: valid ones where
-    the init has abundances."""
-    if cube.ndim != 3:
-        raise InputError(f"cube has shape {cube.shape}; expected (rows, cols, bands)")
-    rows, cols, bands = cube.shape
-    if A0.ndim != 3 or A0.shape[:2] != (rows, cols):
-        raise InputError(f"init abundances have shape {A0.shape}; expected ({rows}, {cols}, p) like the scene "
-                         "(an init from another scene?)")
-    if E0.ndim != 2 or E0.shape != (A0.shape[2], bands):
-        raise InputError(f"init endmembers have shape {E0.shape}; expected ({A0.shape[2]}, {bands}) "
-                         "(p from the abundances, the scene's bands)")
-    if A0.shape[2] < 2:
-        raise InputError("init has fewer than 2 endmembers; expected p >= 2")
-    if not np.all(np.isfinite(E0)):
-        raise InputError("init endmembers contain NaN/Inf; expected finite spectra on the scene's bands (drop bad "
-                         "bands from the cube and the endmembers first)")
-    if mask.shape != (rows, cols) or not mask.any():
-        raise InputError(f"mask has shape {mask.shape} and {int(mask.sum())} valid pixels; expected "
-                         f"({rows}, {cols}) with at least one")
-    bad = int(np.count_nonzero(mask & ~finite))
-    if bad:
-        raise InputError(f"cube has NaN/Inf at {bad} pixel{'s' if bad > 1 else ''} the mask marks valid; expected "
-                         "finite values at every valid pixel (mask=None takes the finite pixels)")
-    have = mask & np.all(np.isfinite(A0), axis=-1)
-    if not have.any():
-        raise InputError("init has no abundances (NaN) at any valid pixel; expected an init of this scene")
-    off = off_simplex(A0[have])
-    if off:
-        raise InputError(f"init abundances are not on the simplex ({off}); expected non-negative abundances that "
-                         "sum to one")
-    return have
-
-
-def check_priors(abundance_prior, spectra_prior, device: str | None = None) -> None:
-    """`ParameterError` when a prior is given as its folder's path (or the abundance prior is
-    missing) instead of a loaded model, or (with ``device``, resolved) was loaded on another
-    device: its network would meet the sampler's tensors there (torch's "Expected all tensors
-    to be on the same device" on a GPU)."""
-    if abundance_prior is None or isinstance(abundance_prior, (str, os.PathLike)):
-        raise ParameterError("abundance_prior", str(abundance_prior), "expected a loaded AbundanceModel "
-                             "(unmixgen.priors.abundance.model.load_model(folder))")
-    if isinstance(spectra_prior, (str, os.PathLike)):
-        raise ParameterError("spectra_prior", str(spectra_prior), "expected a loaded SpectraModel "
-                             "(unmixgen.priors.spectra.model.load_spectra_prior(folder)) or None")
-    if device is None:
-        return
-    for name, prior, loader in (("abundance_prior", abundance_prior, "abundance.model.load_model"),
-                                ("spectra_prior", spectra_prior, "spectra.model.load_spectra_prior")):
-        on = getattr(prior, "device", None)
-        if prior is not None and on is not None and torch.device(on) != torch.device(device):
-            raise ParameterError(name, str(prior.model_dir), f"was loaded on {on} but refine runs on {device}; "
-                                 f"expected a prior loaded on {device} (unmixgen.priors.{loader}(folder, "
-                                 f"device={device!r}))")
-
-
-class _Abundances:
-    def __init__(self, adapter: AbundancePriorAdapter, lam: float, eta: float, spread: float, device: str):
-        self.adapter, self.lam, self.eta, self.spread, self.device = adapter, lam, eta, spread, device
-        self.abar = train_scheduler(adapter.schedule).alphas_cumprod.double().numpy()
-        self.pred = adapter.schedule["prediction_type"]
-
-    def run(self, A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, sigma2: float,
-            ts: list[int], gens: list[torch.Generator], tick: Callable[[], None]) -> torch.Tensor:
-        if self.lam == 0:
-            return self._least_squares(A, E, Yv, valid, len(ts) - 1, tick)
-        K = A.shape[0]
-        x0 = self.adapter.encode(A)
-        per = (x0.shape[0] // K, *x0.shape[1:])
-        x = sch.start(x0, float(self.abar[ts[0]]), _noise(gens, per, self.device))
-        out_a = A
-        for i in range(len(ts) - 1):
-            t, tn = ts[i], ts[i + 1]
-            ab, abn = float(self.abar[t]), float(self.abar[tn])
-            with torch.no_grad():
-                out = self.adapter(x, torch.tensor(t, device=self.device))
-            x0 = x0_from_output(out, x, ab, self.pred).clamp(-1.0, 1.0)
-            A_hat = self.adapter.decode(x0)
-            s2 = 0.25 * (1 - ab) / ab  # prior's error variance in abundance units (x = 2a - 1)
-            a_hat_v = A_hat[:, :, valid].transpose(1, 2)  # (K, N, p)
-            # the constrained solve (FISTA) only where the result is returned: it costs more
-            # than the network on large canvases, and intermediate steps are re-noised anyway
-            a_v = abundance_step(Yv, E, a_hat_v, self.lam * sigma2 / max(s2, 1e-12),
-                                 iterations=_FINAL_SOLVE_ITERATIONS if i == len(ts) - 2 else 0)
-            out_a = A_hat.clone()
-            out_a[:, :, valid] = a_v.transpose(1, 2)
-            if i < len(ts) - 2:
-                x = sch.renoise(x, self.adapter.encode(out_a), ab, abn, self.eta, _noise(gens, per, self.device))
-            tick()
-        return out_a
-
-    @staticmethod
-    def _least_squares(A: torch.Tensor, E: torch.Tensor, Yv: torch.Tensor, valid: torch.Tensor, n_steps: int,
-                       tick: Callable[[], None]) -> torch.Tensor:
-        """Weight 0, the data alone: every sample's FCLS abundances under its endmembers (the
-        prior's steps would end there too, at the cost of the network); samples that share
-        their endmembers share the solve."""
-        Y = Yv.cpu().numpy()
-        out = A.clone()
-        solved: list[tuple[np.ndarray, torch.Tensor]] = []
-        for k in range(A.shape[0]):
-            e = E[k].cpu().numpy()
-            a = next((a for e_done, a in solved if np.array_equal(e_done, e)), None)
-            if a is None:
-                a = torch.from_numpy(fcls(Y, e)).to(A.device, A.dtype)
-                solved.append((e, a))
-            out[k][:, valid] = a.T
-        for _ in range(n_steps):
-            tick()
-        return out
-
-    def draw(self, A: torch.Tensor, E: torch.Tensor, valid: torch.Tensor, sigma2: float, ts: list[int],
-             gens: list[torch.Generator]) -> torch.Tensor:
-        """The samples ``A`` (K, p, H, W) with the final posterior draw added (see `refine`)."""
-        out_a = A
-        if self.spread > 0:
-            # the last step's mean is the sample's clean estimate; the prior's error level at
-            # t0 stands for what the prior knows about a pixel, so each sample ends with a
-            # draw from the data step's posterior under that prior variance
-            ab0 = float(self.abar[ts[0]])
-            mu0 = self.lam * sigma2 / max(0.25 * (1 - ab0) / ab0, 1e-12)
-            a_v = out_a[:, :, valid].transpose(1, 2)
-            a_v = posterior_draw(a_v, E, self.spread ** 2 * sigma2, mu0,
-                                 _noise(gens, a_v.shape[1:], self.device).reshape(a_v.shape))
-            out_a = out_a.clone()
-            out_a[:, :, valid] = a_v.transpose(1, 2)
-        return out_a
-
-
-def cross_validated_weight(adapter: AbundancePriorAdapter, cube: np.ndarray, mask: np.ndarray, E: np.ndarray,
-                           sigma2: float, ts: list[int], eta: float, seed: int, device: str, samples: int,
-                           tick: Callable[[], None], divide_by: np.ndarray | None = None,
-                           band_weights: np.ndarray | None = None) -> tuple[float, dict]:
-    """The abundance prior's weight ``lam`` for this scene (`prior_weight.choose_prior_weight`),
-    cross-validated on a 64 x 64 window on the scene's valid pixels (`scene.window_on_data`) with two samples per half and
-    weight (their own noise stream), under the endmembers ``E`` (p, bands) and the run's
-    timesteps ``ts``, for a mean of ``samples`` samples. Falls back to 1.0 on a window with
-    fewer than ``10 p`` valid pixels. ``divide_by`` (rows, cols): the window's pixels are
-    divided by it first (the scaled mixing model's band sums), after being multiplied by
-    ``band_weights`` (bands,) when given (`refine`'s ``band_weights``)."""
-    rs, cs = window_on_data(mask, _WEIGHT_WINDOW)
-    m = mask[rs, cs]
-    p = E.shape[0]
-    if int(m.sum()) < 10 * p:
-        return 1.0, {"chosen": 1.0, "note": f"{int(m.sum())} valid pixels in the window: too few"}
-    valid = torch.from_numpy(m).to(device)
-
-    def refine_half(lam: float, Yh: np.ndarray, Eh: np.ndarray, Ah: np.ndarray) -> np.ndarray:
-        canvas = np.full((*m.shape, p), 1.0 / p, np.float32)
-        canvas[m] = Ah
-        A = torch.from_numpy(canvas).permute(2, 0, 1)[None].repeat(_WEIGHT_SAMPLES, 1, 1, 1).to(device)
-        gens = sample_generators(derive_seed(seed, _WEIGHT_STREAM), 0, _WEIGHT_SAMPLES)
-        out = _Abundances(adapter, lam, eta, 0.0, device).run(
-            A, torch.from_numpy(np.ascontiguousarray(Eh))[None].repeat(_WEIGHT_SAMPLES, 1, 1).to(device),
-            torch.from_numpy(np.ascontiguousarray(Yh)).to(device), valid, sigma2, ts, gens, tick)
-        return out[:, :, valid].transpose(1, 2).cpu().numpy()
-
-    Yw = cube[rs, cs][m]
-    if band_weights is not None:
-        Yw = (Yw * band_weights).astype(np.float32)
-    if divide_by is not None:
-        Yw = (Yw / divide_by[rs, cs][m][:, None]).astype(np.float32)
-    lam, info = choose_prior_weight(refine_half, Yw, E, samples=samples)
-    info["window"] = [[rs.start, rs.stop], [cs.start, cs.stop]]
-    return lam, info
-
-
-class _WeightedRep:
-    """A spectra prior's representation for endmembers in weighted bands (``E * weights``):
-    spectra are divided by the weights on their way to the prior's grid and multiplied back on
-    their way out, so the prior sees real spectra while the data steps see weighted ones."""
-
-    def __init__(self, rep, weights: np.ndarray):
-        self._rep, self._w = rep, np.asarray(weights, np.float32)
-
-    def __getattr__(self, name: str):
-        return getattr(self._rep, name)
-
-    def to_grid(self, E: np.ndarray, wavelengths: np.ndarray):
-        return self._rep.to_grid((np.asarray(E, np.float32) / self._w).astype(np.float32), wavelengths)
-
-    def from_grid(self, x: np.ndarray, bright, srf) -> np.ndarray:
-        return (self._rep.from_grid(x, bright, srf) * self._w).astype(np.float32)
-
-
-class _WeightedPrior:
-    """A loaded spectra prior whose ``rep`` is `_WeightedRep` (everything else as the prior's)."""
-
-    def __init__(self, prior: SpectraModel, weights: np.ndarray):
-        self._prior, self.rep = prior, _WeightedRep(prior.rep, weights)
-
-    def __getattr__(self, name: str):
-        return getattr(self._prior, name)
-
-
-class _Endmembers:
-    def __init__(self, prior: SpectraModel, wavelengths: np.ndarray, fwhm: np.ndarray | None,
-                 ls_iterations: int, eta: float, device: str):
-        self.prior, self.wl = prior, np.asarray(wavelengths, np.float64)
-        self.rep = prior.rep
-        self.srf = self.rep.srf(self.wl, fwhm)
-        self.ls, self.eta, self.device = ls_iterations, eta, device
-
-    def run(self, E: torch.Tensor, A_v: torch.Tensor, Yv: torch.Tensor, ts: list[int],
-            gens: list[torch.Generator], tick: Callable[[], None],
-            pins: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """``pins``: ``(fixed (p,) bool, values (p, B))``, endmembers held at ``values``."""
-        K, p, B = E.shape
-        abar = self.prior.alphas_cumprod
-        flat = E.reshape(K * p, B).cpu().numpy()
-        x0, bright, obs = self.rep.to_grid(flat, self.wl)
-        obs_t = torch.from_numpy(obs).to(self.device)
-        x = sch.start(torch.from_numpy(x0).to(self.device), float(abar[ts[0]]),
-                      _noise(gens, (p, x0.shape[1]), self.device))
-        E_out = E
-        for i in range(len(ts) - 1):
-            t, tn = ts[i], ts[i + 1]
-            ab, abn = float(abar[t]), float(abar[tn])
-            x0_hat = self.prior.x0_estimate(x[:, None, :], t)[:, 0]
-            E_hat = self.rep.from_grid(x0_hat.cpu().numpy(), bright, self.srf)
-            E_hat_t = torch.from_numpy(E_hat).to(self.device).reshape(K, p, B)
-            if pins is not None:
-                E_hat_t = torch.where(pins[0][None, :, None], pins[1][None], E_hat_t)
-            E_out = endmember_step(Yv, A_v, E_hat_t, self.ls, fixed=None if pins is None else pins[0])
-            if i < len(ts) - 2:
-                x_dc, bright, _ = self.rep.to_grid(E_out.reshape(K * p, B).cpu().numpy(), self.wl)
-                x_dc_t = torch.where(obs_t, torch.from_numpy(x_dc).to(self.device), x0_hat)
-                x = sch.renoise(x, x_dc_t, ab, abn, self.eta, _noise(gens, (p, x0.shape[1]), self.device))
-            tick()
-        return E_out
-
-    def noise_timestep(self, E0: np.ndarray, sigma2: float) -> int:
-        return noise_timestep(self.prior, E0, self.wl, sigma2)
-
-    def pull(self, Y: np.ndarray, E0: np.ndarray, r0: float, sigma2: float, tolerance: float, t0: float,
-             t_noise: int, seed: int, fixed: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
-        """`pull.prior_pull` of ``E0`` on the pixels ``Y``; its noise comes from a stream of its
-        own, so the samples' streams are the same whether it moves anything or not."""
-        gen = torch.Generator().manual_seed(derive_seed(seed, _PULL_STREAM))
-        return prior_pull(self.prior, self.srf, self.wl, Y, E0, r0, sigma2, tolerance, t0, gen, t_noise=t_noise,
-                          fixed=fixed)
+def _to_given_units(g: dict, out: np.ndarray, a_s: np.ndarray, e_std: np.ndarray, mask: np.ndarray, sums,
+                    weights: np.ndarray | None, abundance_basis: str | None, E_given: np.ndarray, E_raw: np.ndarray,
+                    refined: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """`refine`'s results from the data steps' model back to the caller's: from pixels divided
+    by their band sums (``sums``, the scaled model) with a brightness per pixel, from bands
+    weighted by ``weights``, and to fractions of the endmembers divided by their brightness
+    (``abundance_basis``). ``g``: the guard's decision; ``out`` (rows, cols, p) and ``a_s``
+    (K, rows, cols, p) the abundances kept and the samples (changed in place); ``e_std``
+    (p, B); ``E_given`` / ``E_raw``: the init's endmembers under the model and as given;
+    ``refined``: the endmembers returned are the guard's (refined or the clusters' means), not
+    the given ones. Returns ``out, a_s, E_out, e_std, brightness`` ((rows, cols) or None).
+    """
+    E_out, bright = g["E"], None
+    rows, cols = mask.shape
+    if sums is not None:  # back to fractions of the given endmembers' scale, with the brightness
+        bright = np.full((rows, cols), np.nan, np.float32)
+        bright[mask] = sums.brightness(g["A"])
+        out[mask] = sums.from_normalised(g["A"])
+        a_s[:, mask] = sums.from_normalised(a_s[:, mask])
+        # the clusters' means (pinned) or refined endmembers, at the given endmembers' scale
+        E_out = g["E"] * sums.c[:, None] if refined else E_given
+        e_std = e_std * sums.c[:, None]
+    if weights is not None:  # back to the scene's units; endmembers not refined are the given ones
+        E_out = E_out / weights if refined else E_raw
+        e_std = e_std / weights
+    if abundance_basis is not None:  # fractions of the returned endmembers -> of them divided by their brightness
+        b_out = endmember_brightness(E_out, abundance_basis)
+        a_raw = out[mask].astype(np.float64) if bright is not None else None
+        out[mask] = rescaled_fractions(out[mask], b_out)
+        a_s[:, mask] = rescaled_fractions(a_s[:, mask], b_out)
+        if bright is not None:
+            # the brightness that best carries the new fractions' mixture a' E onto the refined
+            # one s a E, by least squares per pixel (a' E is no longer parallel to a E)
+            G = np.asarray(E_out, np.float64) @ np.asarray(E_out, np.float64).T
+            a_new = out[mask].astype(np.float64)
+            num = np.einsum("nj,jk,nk->n", a_raw, G, a_new)
+            den = np.einsum("nj,jk,nk->n", a_new, G, a_new)
+            bright[mask] *= (num / np.maximum(den, 1e-30)).astype(np.float32)
+    return out, a_s, E_out, e_std, bright
 
 
 def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior: AbundanceModel,
@@ -483,7 +266,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         (`unmix.rank.band_noise_weights`: real sensors' differs 10-50x), every data step, the
         mixing model's choice and the guard see pixels and endmembers multiplied by ``1 / noise
         std`` per band, where the noise is white as they assume; the spectra prior still sees
-        real spectra (`_WeightedRep`), and the endmembers are returned in the scene's units.
+        real spectra (`WeightedRep`), and the endmembers are returned in the scene's units.
         About white noise is not weighted. None: every band alike.
     abundance_basis : None, "l2" or "sum": ``A0`` holds fractions of the endmembers divided by
         their brightness (l2 norm or band sum; the blind default's edaa under brightness
@@ -495,35 +278,17 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         loaded on the device it resolves to (``load_model(folder, device="auto")`` with "auto").
     progress : called as ``progress(done, total)`` after every step.
     """
-    check_range("samples", samples, low=1, integer=True)
-    check_range("steps", steps, low=1, integer=True)
-    if rounds is not None:
-        check_range("rounds", rounds, low=1, integer=True)
-    check_mixing(mixing)
-    if band_weights is not None and not (isinstance(band_weights, str) and band_weights == "noise"):
-        # an array (weights themselves) is refused by name, not by numpy's ambiguous truth value
-        raise ParameterError("band_weights", brief(band_weights), "expected 'noise' or None")
-    check_range("seed", seed, low=0, integer=True)  # derive_seed takes a negative one modulo 2**32
-    check_range("eta", eta, low=0, high=1)
-    if lam is not None:
-        check_range("lam", lam, low=0)
-    check_range("ls_iterations", ls_iterations, low=0, integer=True)
-    check_range("endmember_tolerance", endmember_tolerance, low=0)
-    check_range("spread", spread, low=0)
-    check_range("tile", tile, low=1, integer=True)
-    check_range("tile_overlap", tile_overlap, low=0, high=1, high_open=True)
-    check_range("guard_level", guard_level, low=0, high=1, low_open=True, high_open=True)
+    check_arguments(samples=samples, steps=steps, rounds=rounds, mixing=mixing, band_weights=band_weights,
+                     seed=seed, eta=eta, lam=lam, ls_iterations=ls_iterations,
+                     endmember_tolerance=endmember_tolerance, spread=spread, tile=tile, tile_overlap=tile_overlap,
+                     guard_level=guard_level, spectra_t0=spectra_t0, abundance_basis=abundance_basis)
     device = resolve_device(device)  # "auto" -> where the GPU is; torch takes no "auto"
     check_priors(abundance_prior, spectra_prior, device)
     T = int(abundance_prior.config["schedule"]["num_train_timesteps"])
     ts = sch.timesteps(t0, steps, T)
-    if spectra_t0 is not None:
-        check_range("spectra_t0", spectra_t0, low=0, high=1, low_open=True)
     cube = np.asarray(bands_last(cube, 2, "cube"), np.float32)  # a DataArray laid out by its dim names
     E0 = np.asarray(E0, np.float32)
     A0 = np.asarray(A0, np.float32)
-    if abundance_basis not in (None, "l2", "sum"):
-        raise ParameterError("abundance_basis", abundance_basis, "expected None, 'l2' or 'sum'")
     finite = np.all(np.isfinite(cube), axis=-1)  # (rows, cols): one pass, the default mask and its check
     mask = finite if mask is None else np.asarray(mask, bool)
     mask = check_inputs(cube, E0, A0, mask, finite)
@@ -558,8 +323,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             A0c[mask] = fcls(Yv_np, E0)
             weighted_start = True
         if use_spectra:
-            spectra_prior = _WeightedPrior(spectra_prior, weights)
-    endm = _Endmembers(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
+            spectra_prior = WeightedPrior(spectra_prior, weights)
+    endm = EndmemberSampler(spectra_prior, wavelengths, fwhm, ls_iterations, eta, device) if use_spectra else None
     model, mixing_record = choose_mixing(Yv_np, p, mixing, seed=seed)
     divide_by = None  # (rows, cols) what the cube's pixels are divided by (the scaled model)
     sums = band_sums(Yv_np, E0) if model == "scaled" else None
@@ -592,21 +357,10 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
         # some vertices only for endmembers fitted to these pixels (given ones, a library, are
         # not moved onto a cluster that may be a mixture's plateau) under the linear model: the
         # scaled model's archetypes lie inside the data, at mixtures' plateaus as readily
-        E_c, pure = vertex_clusters(Yv_np, E0, partial=pure_pins and endmembers_fitted and sums is None)
-        pinned = len(pure["moved"]) == p
-        if pinned and not endmembers_fitted:
-            # given endmembers are the user's spectra: their clusters may be mixtures' plateaus
-            # (every material at 0.9), whose means sit inside the simplex and moved correct
-            # spectra 1 deg off (RMSE +31 %). The means replace them only where the data cannot
-            # tell their fit from the given spectra's (pure clusters: their FCLS answers are then
-            # exact at the pure pixels) or prefer it (a library spectrum unlike the scene's
-            # material); plateaus' means leave the pixels around them outside and fit worse, and
-            # a cluster at every given vertex confirms the given spectra, held as given then
-            tolerance = endmember_tolerance * float(np.sqrt(2.0 * (p - 1) / len(Yv_np)))
-            pinned = accept_endmembers(Yv_np, A0c[mask], E0, E_c, tolerance=tolerance)["kept"]
-            pure["given_replaced"] = pinned
-            if not pinned:
-                held_given, endm, rounds = True, None, 1
+        pure, pinned, held_given, E_c = _pure_clusters(Yv_np, A0c[mask], E0, endmember_tolerance, endmembers_fitted,
+                                                       partial=pure_pins and endmembers_fitted and sums is None)
+        if held_given:
+            endm, rounds = None, 1
         if pinned:
             E0 = E_c  # the clusters' means (an init's noisy pure-pixel picks move onto them)
             A0c[mask] = fcls(Yv_np, E0)
@@ -665,7 +419,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
             progress(done[0], total)
 
     weight: dict = {"chosen": lam, "note": "given"}
-    abund: _Abundances | None = None  # made once the weight is known
+    abund: AbundanceSampler | None = None  # made once the weight is known
     A_e = A[:, :, valid].transpose(1, 2)  # the abundances the first endmember update fits to
     # the endmembers returned and their `accept_endmembers` decision for the guard (None: E0)
     E_point, decision = E0, None
@@ -735,7 +489,7 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
                 # the rounds may depend on the weight chosen; the choice may have run no
                 # refinement at all (too few pixels or bands)
                 total = steps_total(lam, done[0] - cv_start)
-            abund = _Abundances(adapter, lam, eta, spread, device)
+            abund = AbundanceSampler(adapter, lam, eta, spread, device)
         for k in range(0, samples, chunk):  # in place: no second copy of every sample's maps
             A[k:k + chunk] = abund.run(A[k:k + chunk], E[k:k + chunk], Yv, valid, sigma2, ts_a, gens[k:k + chunk],
                                        tick)
@@ -765,31 +519,8 @@ def refine(cube: np.ndarray, E0: np.ndarray, A0: np.ndarray, *, abundance_prior:
     base = A0c.copy()
     base[mask] = g["A_base"]
     a_s = (base[None] + s[None, ..., None] * (a_s - base[None])).astype(np.float32)
-    E_out, bright = g["E"], None
-    if sums is not None:  # back to fractions of the given endmembers' scale, with the brightness
-        bright = np.full((rows, cols), np.nan, np.float32)
-        bright[mask] = sums.brightness(g["A"])
-        out[mask] = sums.from_normalised(g["A"])
-        a_s[:, mask] = sums.from_normalised(a_s[:, mask])
-        # the clusters' means (pinned) or refined endmembers, at the given endmembers' scale
-        E_out = g["E"] * sums.c[:, None] if e_kept or pinned else E_given
-        e_std = e_std * sums.c[:, None]
-    if weights is not None:  # back to the scene's units; endmembers not refined are the given ones
-        E_out = E_out / weights if e_kept or pinned else E_raw
-        e_std = e_std / weights
-    if abundance_basis is not None:  # fractions of the returned endmembers -> of them divided by their brightness
-        b_out = endmember_brightness(E_out, abundance_basis)
-        a_raw = out[mask].astype(np.float64) if bright is not None else None
-        out[mask] = rescaled_fractions(out[mask], b_out)
-        a_s[:, mask] = rescaled_fractions(a_s[:, mask], b_out)
-        if bright is not None:
-            # the brightness that best carries the new fractions' mixture a' E onto the refined
-            # one s a E, by least squares per pixel (a' E is no longer parallel to a E)
-            G = np.asarray(E_out, np.float64) @ np.asarray(E_out, np.float64).T
-            a_new = out[mask].astype(np.float64)
-            num = np.einsum("nj,jk,nk->n", a_raw, G, a_new)
-            den = np.einsum("nj,jk,nk->n", a_new, G, a_new)
-            bright[mask] *= (num / np.maximum(den, 1e-30)).astype(np.float32)
+    out, a_s, E_out, e_std, bright = _to_given_units(g, out, a_s, e_std, mask, sums, weights, abundance_basis,
+                                                     E_given, E_raw, refined=e_kept or pinned)
 
     def stat(v: np.ndarray) -> np.ndarray:
         return np.where(mask[..., None], v, np.nan).astype(np.float32)

@@ -451,7 +451,7 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
     if A0.ndim != 3 or E0.ndim != 2 or E0.shape[0] != A0.shape[-1]:
         raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
                          "(p, bands) and (rows, cols, p) with the same p")
-    from ..refine.posterior import off_simplex
+    from ..refine.checks import off_simplex
     from ..wavelengths import SAME_GRID_NM, grid_offset_nm
 
     a = A0[np.all(np.isfinite(A0), axis=-1)]
