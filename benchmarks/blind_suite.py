@@ -66,6 +66,7 @@ class Case:
     derived: str = ""  # "duplicate", "interpolated" or "constant": bands a producer made from others (`derive_bands`)
     outliers: str = ""  # "saturated" or "spikes": a quarter of a percent of pixels that are no mixture (`add_outliers`)
     artefact: str = ""  # a pushbroom sensor's: a dead, stuck or hot detector column, lost lines, stripes (`add_artefact`)
+    dirichlet: float = 0.0  # > 0: per-pixel Dirichlet(dirichlet) draws, no spatial structure (the field's classic)
 
 
 P = "proc"
@@ -150,6 +151,19 @@ ARTEFACTS = (
     Case("a05", U, (2, 4, 8, 11), 224, 20, seed=10, noise="sensor", artefact="stripes"),
 )
 SENSOR += ARTEFACTS
+#: maps without spatial structure, the field's classic simulation: every pixel an independent Dirichlet draw
+#: (below ``max_abundance``, or with 3 pure pixels per endmember inserted); run with --scenes d01,...,d06
+DIRICHLET = (
+    Case("d01", U, (0, 3, 7, 8), 224, 30, max_abundance=0.8, dirichlet=1.0, seed=31),
+    Case("d02", U, (0, 1, 3, 6, 8, 13), 224, 20, dirichlet=1.0, seed=32),
+    Case("d03", U, (1, 2, 6, 8, 11), 150, 40, max_abundance=0.9, dirichlet=1.0, seed=33),
+    Case("d04", P, ("vegetation", "soil", "water", "asphalt", "concrete"), 211, 25, max_abundance=0.85,
+         dirichlet=0.5, seed=34),
+    Case("d05", U, (0, 1, 2, 3, 6, 7, 8, 10), 224, 30, size=72, dirichlet=1.0, seed=35),
+    Case("d06", P, ("vegetation", "soil", "asphalt", "roof"), 211, 30, max_abundance=0.8, variability=0.2,
+         dirichlet=1.0, seed=36),
+)
+SENSOR += DIRICHLET
 REAL_SCENES = ("samson", "jasper")
 #: speed cases (issue 11 targets: <= 10 s for p <= 6, <= 20 s for p = 9 on 100 x 100 x 200)
 SPEED = (
@@ -191,6 +205,8 @@ def _abundances(case: Case, p: int) -> np.ndarray:
     from unmixgen.simulate.procedural import abundance_maps
 
     rng = np.random.default_rng(1000 + case.seed)
+    if case.dirichlet:
+        return _dirichlet_abundances(case, p, rng)
     A = abundance_maps(case.size, case.size, p, rng, purity=case.purity, regions=case.regions,
                        pure_pixels=case.max_abundance is None and not case.sparse,
                        max_abundance=case.max_abundance)
@@ -205,6 +221,21 @@ def _abundances(case: Case, p: int) -> np.ndarray:
             flat[i] = 0.0
             flat[i, k] = 1.0
     return A.astype(np.float32)
+
+
+def _dirichlet_abundances(case: Case, p: int, rng: np.random.Generator) -> np.ndarray:
+    """``(size, size, p)`` float32 independent Dirichlet(``case.dirichlet``) pixels: each drawn again
+    until none of its abundances exceeds ``case.max_abundance``, or (None) with 3 pure pixels per
+    endmember at random places."""
+    n, cap, parts = case.size * case.size, case.max_abundance or 1.0, []
+    while sum(len(a) for a in parts) < n:
+        a = rng.dirichlet(np.full(p, case.dirichlet), size=2 * n)
+        parts.append(a[a.max(1) <= cap])
+    A = np.concatenate(parts)[:n]
+    if case.max_abundance is None:
+        at = rng.choice(n, 3 * p, replace=False)
+        A[at] = np.repeat(np.eye(p), 3, axis=0)
+    return A.reshape(case.size, case.size, p).astype(np.float32)
 
 
 def build_scene(case: Case):
@@ -315,7 +346,8 @@ def describe(case: Case) -> str:
              f"var{case.variability:g}" if case.variability else "", "dark" if
              ("shade" in case.members or "water" in case.members) else "",
              "sensor-noise" if case.noise == "sensor" else "", case.derived and f"{case.derived}-bands",
-             case.outliers and f"{case.outliers}-pixels", case.artefact]
+             case.outliers and f"{case.outliers}-pixels", case.artefact,
+             case.dirichlet and f"dirichlet{case.dirichlet:g}"]
     return (f"{case.source} p={len(case.members)} B={case.bands} {case.snr_db:g}dB {case.size}x{case.size} "
             f"{purity} " + " ".join(e for e in extra if e))
 
@@ -409,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the n_endmembers='auto' estimate (and HySime's) per scene and exit")
     args = ap.parse_args(argv)
     if args.list:
-        for c in SUITE:
+        for c in SUITE + SENSOR:
             print(c.name, describe(c))
         return 0
     import torch
