@@ -11,6 +11,7 @@ file without one, and a grid mapping left a variable of the Dataset without
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -257,3 +258,42 @@ def test_a_grid_mapping_of_cf_parameters_only_is_said_to_give_no_crs(tmp_path):
         assert ds["reflectance"].spatial_ref.attrs["grid_mapping_name"] == "transverse_mercator"
         with pytest.warns(UserWarning, match="grid_mapping_name 'transverse_mercator' but no crs_wkt"):
             assert as_scene(ds["reflectance"]).crs is None
+
+
+# -- band widths that are no widths ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fwhm", "shown"), [([10, 0, 12], "0 (entry 2)"), ([10, 11, -12], "-12 (entry 3)"),
+                                             (["nan", 11, 12], "nan (entry 1)")])
+def test_envi_zero_negative_or_nan_widths_through_rioxarray_are_dropped_as_the_reader_drops_them(tmp_path, fwhm,
+                                                                                                  shown):
+    # rioxarray makes a 'fwhm' coordinate of the header's list whatever it holds: a zero, negative or
+    # NaN width went into the scene, where read_scene drops the list with a warning
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], fwhm=fwhm)
+    da = _open(img)
+    assert "fwhm" in da.coords  # what the fixture stands for
+    shown = re.escape(shown)
+    rule = (rf"fwhm values.* hold {shown}; expected finite positive widths \(nm\), so the fwhm values.* are "
+            "ignored")
+    with pytest.warns(UserWarning, match=rf"^scene: fwhm values \(coordinate 'fwhm'\) hold {shown}") as got:
+        s = as_scene(da)
+    with pytest.warns(UserWarning, match=rf"^{hdr}: {rule}") as native:
+        n = read_scene(hdr)
+    assert s.fwhm is None and n.fwhm is None
+    np.testing.assert_allclose(s.wavelengths, n.wavelengths)
+    assert re.search(rule, str(got[0].message)) and re.search(rule, str(native[0].message))
+
+
+def test_a_netcdf_fwhm_coordinate_with_a_nan_width_is_dropped_with_a_warning(tmp_path):
+    # xarray writes and reads back whatever a 'fwhm' coordinate holds
+    cube = np.random.default_rng(5).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("wavelength", "y", "x"), name="reflectance",
+                      coords={"wavelength": ("wavelength", [450.0, 550.0, 650.0], {"units": "nm"}),
+                              "fwhm": ("wavelength", [10.0, np.nan, 10.0], {"units": "nm"})})
+    da.to_netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert np.isnan(ds["reflectance"].fwhm.values[1])
+        with pytest.warns(UserWarning, match=r"fwhm values \(coordinate 'fwhm'\) hold nan \(entry 2\)"):
+            s = as_scene(ds["reflectance"])
+        assert s.fwhm is None
+        np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])

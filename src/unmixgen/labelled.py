@@ -24,7 +24,7 @@ import numpy as np
 from .errors import InputError
 from .geotransform import from_gdal
 from .units import product_units, quantity, scene_units
-from .wavelengths import fwhm_in_nm, to_nm, unit_kind, wavelengths_from_labels
+from .wavelengths import fwhm_in_nm, to_nm, unit_kind, usable_fwhm, wavelengths_from_labels
 
 #: names of the spectral dim (any case)
 SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
@@ -250,14 +250,22 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
     fwhm = None
     if fw is not None:
         own = fw[1].get("units")
-        widths = to_nm(fw[0], "nm", what=f"{what}: {fw[2]}", centres=False)  # the numbers as they are
-        if widths.size != bands:
-            raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per band")
-        if own is None or str(own).strip().lower() == str(units).strip().lower():
-            # in the centres' unit, declared or inferred: converted as they were
-            fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
-        elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
-            fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
+        fwhm = np.asarray(fw[0])
+        if fwhm.dtype.kind in "iuf":  # not numbers: dropped with the readers' warning below
+            widths = fwhm.astype(np.float64).reshape(-1)  # the numbers as they are
+            if widths.size != bands:
+                raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per "
+                                 "band")
+            if own is None or str(own).strip().lower() == str(units).strip().lower():
+                # in the centres' unit, declared or inferred: converted as they were
+                fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
+            elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
+                fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
+            else:
+                fwhm = None
+        # zero, negative or NaN widths: dropped with a warning, by the rule and in the words of the file
+        # readers (`unmixgen.io.envi` reads the same header so), not kept for `simulate` to refuse later
+        fwhm = usable_fwhm(fwhm, f"fwhm values ({fw[2]})", what, stacklevel=6)
     return wl, fwhm
 
 
@@ -454,7 +462,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       that does not fit the values is refused, ENVI's ``Index`` gives none (a warning); failing
       those, band descriptions (rioxarray's ``long_name``) that each give one (``"450 nm"``). Bands
       not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, in the
-      centres' unit unless it states its own; ``good_bands`` from flags named like
+      centres' unit unless it states its own; a zero, negative or NaN width drops them with the
+      file readers' warning (`unmixgen.wavelengths.usable_fwhm`); ``good_bands`` from flags named like
       `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``, ENVI's ``bbl``, which rioxarray keeps as text).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
     - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
