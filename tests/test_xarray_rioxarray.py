@@ -189,6 +189,22 @@ def test_envi_reflectance_scale_factor_through_rioxarray_is_the_readers(tmp_path
     assert s.units == native.units == "reflectance"
 
 
+@pytest.mark.parametrize(("extra", "units"), [
+    ("data units = W/(m2 sr um)\n", "W/(m2 sr um)"),
+    ("data units = uW/(cm^2 sr nm)\nreflectance scale factor = 1\n", "uW/(cm^2 sr nm)"),  # data units first
+    ("data units = Reflectance\n", "Reflectance"),
+    ("data units = DN\nreflectance scale factor = 10000\n", "reflectance"),  # names neither: the factor's
+])
+def test_envi_data_units_through_rioxarray_are_the_scenes_units_as_the_reader_reads_them(tmp_path, extra, units):
+    # GDAL keeps 'data units' in the ENVI metadata domain and rioxarray makes it the attribute 'data_units':
+    # it was not read, so a radiance scene in uW/(cm^2 sr nm) had unknown units where read_scene labels it
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra=extra)
+    da = _open(img)
+    assert "data_units" in da.attrs and "units" not in da.attrs  # what the fixture stands for
+    s, native = as_scene(da), read_scene(hdr)
+    assert s.units == native.units == units
+
+
 def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
     img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
                      extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")

@@ -439,13 +439,25 @@ def _signed(size: float, v: np.ndarray) -> float:
     return float(np.copysign(size, v[1] - v[0]))
 
 
-def _units(name: Any, stated: Any) -> str | None:
-    """The scene's unit label: the ``units`` attribute when it names reflectance or radiance;
-    for a variable named so (EMIT's ``reflectance`` is ``unitless``), that word unless the
-    attribute names a unit of it (`unmixgen.units.product_units`). rioxarray gives the bands'
-    labels as a tuple, one per band: taken when they are one label."""
-    if isinstance(stated, (tuple, list)) and stated and all(str(u) == str(stated[0]) for u in stated):
-        stated = stated[0]
+#: attributes that label the values, in order: CF's ``units`` (rioxarray's band unit types), then an
+#: ENVI header's ``data units`` (rioxarray's ``data_units``, from GDAL's ENVI metadata domain)
+UNITS_ATTRS = ("units", "data_units", "data units")
+
+
+def _units(name: Any, attrs: dict) -> str | None:
+    """The scene's unit label: the first of `UNITS_ATTRS` (any case) that names reflectance or
+    radiance, as `unmixgen.io.envi` reads ``data units``; for a variable named so (EMIT's
+    ``reflectance`` is ``unitless``), that word unless the attribute names a unit of it
+    (`unmixgen.units.product_units`). rioxarray gives the bands' labels as a tuple, one per
+    band: taken when they are one label."""
+    stated = None
+    for key in UNITS_ATTRS:
+        value = next((v for k, v in attrs.items() if str(k).lower() == key), None)
+        if isinstance(value, (tuple, list)) and value and all(str(u) == str(value[0]) for u in value):
+            value = value[0]
+        if scene_units(value) is not None:
+            stated = value
+            break
     word = quantity(name) if isinstance(name, str) and name.strip().lower() in ("reflectance", "radiance") else None
     return product_units(word, stated) if word is not None else scene_units(stated)
 
@@ -481,7 +493,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       but not among the coordinates (``xr.open_dataset`` without ``decode_coords="all"``), or
       one of CF parameters without WKT, gives a warning that the scene has no CRS.
     - ``units``: the ``units`` attribute (or rioxarray's tuple of one label per band, all the
-      same) when it names reflectance or radiance; ``name``.
+      same), else an ENVI header's ``data units`` (rioxarray's ``data_units``), when it names
+      reflectance or radiance; ``name``.
     """
     axes = layout(X, 2, what)
     dims = _dims(X)
@@ -535,7 +548,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     if source.scaled:
         metadata["scale_factor"], metadata["add_offset"] = (v.tolist() for v in (source.scale, source.offset))
     name = getattr(X, "name", None)
-    units = _units(name, attrs.get("units"))
+    units = _units(name, attrs)
     if units is None and _reflectance_factor(attrs, what) is not None:  # ENVI's rule (`unmixgen.io.envi`)
         units = "reflectance"
     fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
