@@ -111,6 +111,66 @@ def test_a_zero_per_band_scale_is_refused(tmp_path):
         as_scene(_open(path))
 
 
+# -- per-band wavelength tags of a GeoTIFF -----------------------------------------------------
+
+
+def _tagged_geotiff(path, wavelengths, fwhm=None, descriptions=None):
+    """A GeoTIFF with GDAL's per-band 'wavelength' (and 'fwhm') tags, as gdal_translate or this package writes them."""
+    stored = _stored(len(wavelengths), seed=6)
+    _geotiff(path, stored, (1.0,) * len(wavelengths), (0.0,) * len(wavelengths), descriptions=descriptions)
+    with rasterio.open(path, "r+") as ds:
+        for b, w in enumerate(wavelengths):
+            ds.update_tags(b + 1, wavelength=repr(w), wavelength_units="nm",
+                           **({} if fwhm is None else {"fwhm": repr(fwhm[b])}))
+    return path
+
+
+def test_per_band_wavelength_tags_through_rioxarray_are_said_to_be_lost_not_one_applied_to_every_band(tmp_path):
+    # rioxarray's attributes are {**tags(), **tags(1)}: the 'wavelength' attribute is band 1's 450 and the
+    # other bands' tags are not in the DataArray; the scene had no wavelengths without a word
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0])
+    da = _open(path)
+    assert da.attrs["wavelength"] == 450.0 and "long_name" not in da.attrs  # what the fixture stands for
+    with pytest.warns(UserWarning, match=r"^scene: attribute 'wavelength' is one number \(450\) for 3 bands "
+                                         r"\(rioxarray keeps band 1's tag.*so the scene has no wavelengths; expected "
+                                         rf"unmixgen.read_scene\('{re.escape(str(path))}'\)"):
+        s = as_scene(da)
+    assert s.wavelengths is None
+    np.testing.assert_array_equal(read_scene(path).wavelengths, [450.0, 550.0, 650.0])  # the fix it names
+
+
+def test_a_geotiff_of_the_writer_with_band_names_through_rioxarray_says_its_wavelengths_and_fwhm_are_lost(tmp_path):
+    # the writer keeps a scene's band names as descriptions: with names that hold no wavelength, the
+    # DataArray has band 1's wavelength and fwhm only
+    from unmixgen.io import geotiff
+    from unmixgen.scene import Scene
+
+    cube = np.random.default_rng(7).uniform(0.05, 0.9, (4, 5, 3)).astype(np.float32)
+    geotiff.write(Scene(cube, wavelengths=[450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0], crs="EPSG:32633",
+                        transform=tuple(TRANSFORM)[:6], metadata={"band_names": ["blue", "green", "red"]}),
+                  tmp_path / "w.tif")
+    da = _open(tmp_path / "w.tif")
+    assert da.attrs["long_name"] == ("blue", "green", "red")
+    with pytest.warns(UserWarning) as got:
+        s = as_scene(da)
+    said = " | ".join(str(w.message) for w in got)
+    assert "'wavelength' is one number (450)" in said and "no wavelengths" in said
+    assert "'fwhm' is one number (10)" in said and "no FWHM" in said
+    assert s.wavelengths is None and s.fwhm is None
+    native = read_scene(tmp_path / "w.tif")
+    np.testing.assert_array_equal(native.fwhm, [10.0, 11.0, 12.0])
+
+
+def test_per_band_tags_with_wavelength_descriptions_give_the_wavelengths_and_say_the_fwhm_is_lost(tmp_path):
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0],
+                           descriptions=("450 nm", "550 nm", "650 nm"))
+    with pytest.warns(UserWarning, match=r"attribute 'fwhm' is one number \(10\) for 3 bands.*no FWHM; expected "
+                                         r"unmixgen.read_scene.*or da.assign_coords\(fwhm=\('band', values\)\)"):
+        s = as_scene(_open(path))
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+    assert s.fwhm is None
+
+
 # -- ENVI through GDAL: wavelengths, FWHM, their unit, bad bands, scaling -------------------
 
 

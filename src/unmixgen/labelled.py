@@ -214,6 +214,31 @@ def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, s
     return None
 
 
+def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, lost: str, what: str) -> None:
+    """Warn when an attribute named one of ``names`` holds one number for ``bands`` > 1 bands: rioxarray
+    lays band 1's tags over the file's (``{**tags(), **tags(1)}``), so a GeoTIFF with per-band
+    ``wavelength``/``fwhm`` tags (GDAL's, this package's) leaves band 1's number and the other bands'
+    are not in the DataArray at all. Neither that one number for every band nor silently none: the
+    warning says the scene has no ``lost`` and how to read them (`unmixgen.read_scene` on the file,
+    named from rioxarray's ``encoding["source"]``, reads every band's tags)."""
+    if bands < 2:
+        return
+    wanted = {n.lower() for n in names}
+    for key, value in X.attrs.items():
+        value = _listed(value)
+        if str(key).lower() not in wanted or np.size(value) != 1 or np.asarray(value).dtype.kind not in "iuf":
+            continue
+        encoding = getattr(X, "encoding", None)
+        source = encoding.get("source") if isinstance(encoding, dict) else None
+        coord = "wavelength" if lost == "wavelengths" else "fwhm"
+        warnings.warn(f"{what}: attribute {str(key)!r} is one number ({float(np.asarray(value).reshape(-1)[0]):g}) "
+                      f"for {bands} bands (rioxarray keeps band 1's tag of a file with per-band tags), so the scene "
+                      f"has no {lost}; expected unmixgen.read_scene({str(source) if source else 'path'!r}), which "
+                      f"reads every band's, or da.assign_coords({coord}=({spectral!r}, values))",
+                      UserWarning, stacklevel=6)
+        return
+
+
 def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Band centres and widths in nm (None where not given), from coordinates or attributes.
 
@@ -234,10 +259,16 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         # rioxarray lays band 1's tags over the file's, so a per-band 'wavelength' tag (GDAL's,
         # this package's GeoTIFFs) leaves one number; the band descriptions ("450 nm") remain
         names = X.attrs.get("long_name")
+        wl = None
         if isinstance(names, (tuple, list)) and len(names) == bands > 1:
-            return wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'"), None
-        return None, None
+            wl = wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'")
+        if wl is None:
+            _one_for_many(X, WAVELENGTH_NAMES, spectral, bands, "wavelengths", what)
+        _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
+        return wl, None
     values, attrs, where = found
+    if _lookup(X, FWHM_NAMES, spectral) is None:
+        _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
     units = attrs.get("units")
     if units is not None and str(units).strip().lower() == "index":
         warnings.warn(f"{what}: {where} in unit {units!r} holds band numbers, not wavelengths; the scene has no "
