@@ -373,3 +373,87 @@ def test_a_netcdf_fwhm_coordinate_with_a_nan_width_is_dropped_with_a_warning(tmp
             s = as_scene(ds["reflectance"])
         assert s.fwhm is None
         np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+
+
+# -- a Dataset where a scene is expected ---------------------------------------------------------
+
+
+def test_a_netcdf_opened_as_a_dataset_is_its_one_scene_variable_with_its_grid_mapping(tmp_path):
+    # xr.open_dataset gives a Dataset: it was refused, though its one variable with a spectral dim is the
+    # scene; without decode_coords="all" its grid mapping is another variable, and goes with it
+    cube = _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert list(ds.data_vars) == ["reflectance", "spatial_ref"]  # what the fixture stands for
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            s = as_scene(ds)
+        np.testing.assert_array_equal(s.load(), np.moveaxis(cube, 0, -1))
+        assert CRS.from_wkt(s.crs) == CRS.from_epsg(32633)
+        assert s.transform == tuple(TRANSFORM)[:6]
+        assert s.name == "reflectance"
+
+
+def test_a_dataset_with_band_parameters_as_variables_gives_them_to_its_scene(tmp_path):
+    # EMIT's layout (a reflectance variable over downtrack/crosstrack/bands) with the band parameters as
+    # variables of the file, as xarray writes and reads them back
+    rng = np.random.default_rng(8)
+    cube = rng.uniform(0.05, 0.9, (4, 5, 6)).astype(np.float32)
+    wl = np.linspace(400.0, 2500.0, 6)
+    xr.Dataset({"reflectance": (("downtrack", "crosstrack", "bands"), cube, {"units": "unitless"}),
+                "wavelengths": ("bands", wl, {"units": "nanometers"}),
+                "fwhm": ("bands", np.full(6, 8.5), {"units": "nanometers"}),
+                "good_wavelengths": ("bands", (np.arange(6) != 2).astype(np.uint8))}).to_netcdf(tmp_path / "e.nc")
+    with xr.open_dataset(tmp_path / "e.nc") as ds:
+        assert "wavelengths" in ds.data_vars  # what the fixture stands for
+        s = as_scene(ds)
+        np.testing.assert_array_equal(s.load(), cube)
+        np.testing.assert_allclose(s.wavelengths, wl)
+        np.testing.assert_allclose(s.fwhm, 8.5)
+        np.testing.assert_array_equal(s.good_bands, np.arange(6) != 2)
+        assert s.units == "reflectance"
+
+
+def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path):
+    from unmixgen.errors import ParameterError
+
+    rng = np.random.default_rng(9)
+    dims = ("downtrack", "crosstrack", "bands")
+    xr.Dataset({"reflectance": (dims, rng.uniform(size=(4, 5, 6))), "uncertainty": (dims, rng.uniform(size=(4, 5, 6))),
+                "mask": (("downtrack", "crosstrack"), np.ones((4, 5)))}).to_netcdf(tmp_path / "two.nc")
+    with xr.open_dataset(tmp_path / "two.nc") as ds, pytest.raises(ParameterError) as err:
+        as_scene(ds)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("scene='xarray Dataset of variables reflectance, uncertainty, mask': 2 variables have "
+                              "a spectral dim (reflectance, uncertainty); expected one variable of it, e.g. "
+                              "scene=ds['reflectance']")
+
+
+def test_bands_as_variables_are_refused_with_the_way_to_one_array(tmp_path):
+    from unmixgen.errors import ParameterError
+
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = rioxarray.open_rasterio(path, band_as_variable=True)
+    assert list(ds.data_vars) == ["band_1", "band_2", "band_3"]  # 2-D each: no spectral dim
+    with pytest.raises(ParameterError, match=r"^scene='xarray Dataset of variables band_1, band_2, band_3': none has "
+                                             r"a spectral dim .*ds.to_dataarray\('band'\)"):
+        as_scene(ds)
+    s = as_scene(ds.to_dataarray("band"))  # the fix it names
+    np.testing.assert_allclose(s.load(), read_scene(path).load())
+
+
+def test_estimators_and_scores_take_a_dataset_as_its_scene_variable(tmp_path):
+    from unmixgen.evaluate.unmixing import evaluate
+    from unmixgen.unmix.registry import make_method
+
+    _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        da = ds["reflectance"]
+        on_da, on_ds = make_method("vca", 2, seed=0).fit(da), make_method("vca", 2, seed=0).fit(ds)
+        np.testing.assert_array_equal(on_ds.endmembers_, on_da.endmembers_)
+        np.testing.assert_array_equal(on_ds.transform(ds), on_da.transform(da))
+        E, A = on_da.endmembers_, on_da.abundances_
+        assert (evaluate(endmembers=E, abundances=A, cube=ds)["reconstruction_rmse"]
+                == evaluate(endmembers=E, abundances=A, cube=da)["reconstruction_rmse"])

@@ -193,10 +193,15 @@ def test_a_dataarray_with_other_than_three_dims_is_refused():
         as_scene(da)
 
 
-def test_a_dataset_is_refused_naming_its_variables():
-    ds = xr.Dataset({"reflectance": (("y", "x", "band"), _cube()), "mask": (("y", "x"), np.ones((5, 7)))})
-    with pytest.raises(InputError, match=r"^scene: an xarray Dataset .*'reflectance'.*; expected one variable"):
-        as_scene(ds)
+def test_a_dataset_is_its_one_variable_with_a_spectral_dim_and_otherwise_refused_naming_its_variables():
+    # built in memory as a user builds one (files opened as Datasets: test_xarray_rioxarray)
+    from unmixgen.errors import ParameterError
+
+    cube = _cube()
+    ds = xr.Dataset({"reflectance": (("y", "x", "band"), cube), "mask": (("y", "x"), np.ones((5, 7)))})
+    np.testing.assert_array_equal(as_scene(ds).load(), cube)  # the mask has no spectral dim: not a candidate
+    with pytest.raises(ParameterError, match=r"^X='xarray Dataset of variables mask': none has a spectral dim"):
+        as_scene(ds[["mask"]], "X")
 
 
 def test_a_stale_geotransform_after_slicing_gives_way_to_the_coordinates():

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .geotransform import from_gdal
 from .units import product_units, quantity, scene_units
 from .wavelengths import fwhm_in_nm, to_nm, unit_kind, usable_fwhm, wavelengths_from_labels
@@ -64,6 +64,49 @@ def _refuse_dataset(X: Any, what: str) -> None:
         names = ", ".join(repr(str(k)) for k in list(X.data_vars)[:8])
         raise InputError(f"{what}: an xarray Dataset (variables {names or 'none'}); expected one variable of it, "
                          "e.g. ds['reflectance']")
+
+
+def variable_of(X: Any, what: str = "scene") -> Any:
+    """``X`` itself unless it is an xarray Dataset; of a Dataset, its one data variable with a
+    spectral dim (`SPECTRAL_DIMS`) and at least one other (EMIT's ``reflectance``, the variable of a
+    NetCDF that rioxarray or xarray wrote), with what the Dataset keeps beside it as variables: the
+    grid mapping its ``grid_mapping`` names (``spatial_ref``, a variable when opened without
+    ``decode_coords="all"``) and 1-D variables along its spectral dim named like
+    `WAVELENGTH_NAMES`, `FWHM_NAMES` or `GOOD_BAND_NAMES`, made its coordinates. A Dataset with none
+    or several such variables is a `unmixgen.errors.ParameterError` naming ``what`` and the
+    variables to choose from (``ds["name"]``), in one line: which of several is meant is not
+    guessed."""
+    if not hasattr(X, "data_vars"):
+        return X
+    names = [str(k) for k in X.data_vars]
+    spectral = {str(k): _find(_dims(X[k]), SPECTRAL_DIMS) for k in X.data_vars}
+    candidates = [k for k in names if len(X[k].dims) >= 2 and len(spectral[k]) == 1]
+    if len(candidates) != 1:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        if candidates:
+            why = f"{len(candidates)} variables have a spectral dim ({', '.join(candidates[:8])})"
+            example = candidates[0]
+        else:
+            why = (f"none has a spectral dim ({'/'.join(SPECTRAL_DIMS[:6])}/...) and spatial ones (bands as "
+                   "variables: open without band_as_variable, or ds.to_dataarray('band'))")
+            example = names[0] if names else "name"
+        raise ParameterError(what, f"xarray Dataset of variables {shown or 'none'}",
+                             f"{why}; expected one variable of it, e.g. {what}=ds[{example!r}]")
+    key = candidates[0]
+    da = X[key]
+    band_dim = _dims(da)[spectral[key][0]]
+    extra = {}
+    encoding = getattr(da, "encoding", None)
+    grid = da.attrs.get("grid_mapping") or (encoding.get("grid_mapping") if isinstance(encoding, dict) else None)
+    if grid is not None and str(grid) in X.variables and str(grid) not in da.coords:
+        extra[str(grid)] = X[str(grid)]
+    wanted = {n.lower() for n in WAVELENGTH_NAMES + FWHM_NAMES + GOOD_BAND_NAMES}
+    for name in names:
+        if name.lower() in wanted and _dims(X[name]) == (band_dim,) and name not in da.coords:
+            extra[name] = X[name]
+    if extra and callable(getattr(da, "assign_coords", None)):
+        da = da.assign_coords(extra)
+    return da
 
 
 def _dims(X: Any) -> tuple[str, ...]:
@@ -121,6 +164,7 @@ def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
     functions that take a cube or pixel matrix as an array. Loads it."""
     if not is_labelled(X):
         return X
+    X = variable_of(X, what)
     return _values(_arranged(X, layout(X, spatial, what)))
 
 
@@ -162,7 +206,9 @@ class LabelledSource:
 
 def source_of(X: Any, what: str = "cube") -> LabelledSource:
     """The values of a labelled array as a ``(rows, cols, bands)`` source, laid out by its dim
-    names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say)."""
+    names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say); a Dataset's
+    one scene variable (`variable_of`)."""
+    X = variable_of(X, what)
     return LabelledSource(_arranged(X, layout(X, 2, what)))
 
 
@@ -494,7 +540,8 @@ def _units(name: Any, attrs: dict) -> str | None:
 
 
 def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
-    """``X`` (a DataArray; `InputError` for a Dataset or dims it cannot name) as a source
+    """``X`` (a DataArray, or a Dataset's one scene variable, `variable_of`; `InputError` for dims it
+    cannot name) as a source
     ``(rows, cols, bands)`` and the `unmixgen.scene.Scene` fields its coordinates and attributes give:
 
     - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
@@ -527,6 +574,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       same), else an ENVI header's ``data units`` (rioxarray's ``data_units``), when it names
       reflectance or radiance; ``name``.
     """
+    X = variable_of(X, what)
     axes = layout(X, 2, what)
     dims = _dims(X)
     row_dim, col_dim, spectral = (dims[i] for i in axes)
@@ -591,4 +639,4 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
 
 
 __all__ = ["COL_DIMS", "ROW_DIMS", "SPECTRAL_DIMS", "LabelledCube", "LabelledSource", "bands_last", "is_labelled",
-           "labelled_cube", "layout", "source_of"]
+           "labelled_cube", "layout", "source_of", "variable_of"]
