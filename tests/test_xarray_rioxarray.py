@@ -11,6 +11,7 @@ file without one, and a grid mapping left a variable of the Dataset without
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -110,6 +111,66 @@ def test_a_zero_per_band_scale_is_refused(tmp_path):
         as_scene(_open(path))
 
 
+# -- per-band wavelength tags of a GeoTIFF -----------------------------------------------------
+
+
+def _tagged_geotiff(path, wavelengths, fwhm=None, descriptions=None):
+    """A GeoTIFF with GDAL's per-band 'wavelength' (and 'fwhm') tags, as gdal_translate or this package writes them."""
+    stored = _stored(len(wavelengths), seed=6)
+    _geotiff(path, stored, (1.0,) * len(wavelengths), (0.0,) * len(wavelengths), descriptions=descriptions)
+    with rasterio.open(path, "r+") as ds:
+        for b, w in enumerate(wavelengths):
+            ds.update_tags(b + 1, wavelength=repr(w), wavelength_units="nm",
+                           **({} if fwhm is None else {"fwhm": repr(fwhm[b])}))
+    return path
+
+
+def test_per_band_wavelength_tags_through_rioxarray_are_said_to_be_lost_not_one_applied_to_every_band(tmp_path):
+    # rioxarray's attributes are {**tags(), **tags(1)}: the 'wavelength' attribute is band 1's 450 and the
+    # other bands' tags are not in the DataArray; the scene had no wavelengths without a word
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0])
+    da = _open(path)
+    assert da.attrs["wavelength"] == 450.0 and "long_name" not in da.attrs  # what the fixture stands for
+    with pytest.warns(UserWarning, match=r"^scene: attribute 'wavelength' is one number \(450\) for 3 bands "
+                                         r"\(rioxarray keeps band 1's tag.*so the scene has no wavelengths; expected "
+                                         rf"unmixgen.read_scene\('{re.escape(str(path))}'\)"):
+        s = as_scene(da)
+    assert s.wavelengths is None
+    np.testing.assert_array_equal(read_scene(path).wavelengths, [450.0, 550.0, 650.0])  # the fix it names
+
+
+def test_a_geotiff_of_the_writer_with_band_names_through_rioxarray_says_its_wavelengths_and_fwhm_are_lost(tmp_path):
+    # the writer keeps a scene's band names as descriptions: with names that hold no wavelength, the
+    # DataArray has band 1's wavelength and fwhm only
+    from unmixgen.io import geotiff
+    from unmixgen.scene import Scene
+
+    cube = np.random.default_rng(7).uniform(0.05, 0.9, (4, 5, 3)).astype(np.float32)
+    geotiff.write(Scene(cube, wavelengths=[450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0], crs="EPSG:32633",
+                        transform=tuple(TRANSFORM)[:6], metadata={"band_names": ["blue", "green", "red"]}),
+                  tmp_path / "w.tif")
+    da = _open(tmp_path / "w.tif")
+    assert da.attrs["long_name"] == ("blue", "green", "red")
+    with pytest.warns(UserWarning) as got:
+        s = as_scene(da)
+    said = " | ".join(str(w.message) for w in got)
+    assert "'wavelength' is one number (450)" in said and "no wavelengths" in said
+    assert "'fwhm' is one number (10)" in said and "no FWHM" in said
+    assert s.wavelengths is None and s.fwhm is None
+    native = read_scene(tmp_path / "w.tif")
+    np.testing.assert_array_equal(native.fwhm, [10.0, 11.0, 12.0])
+
+
+def test_per_band_tags_with_wavelength_descriptions_give_the_wavelengths_and_say_the_fwhm_is_lost(tmp_path):
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0],
+                           descriptions=("450 nm", "550 nm", "650 nm"))
+    with pytest.warns(UserWarning, match=r"attribute 'fwhm' is one number \(10\) for 3 bands.*no FWHM; expected "
+                                         r"unmixgen.read_scene.*or da.assign_coords\(fwhm=\('band', values\)\)"):
+        s = as_scene(_open(path))
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+    assert s.fwhm is None
+
+
 # -- ENVI through GDAL: wavelengths, FWHM, their unit, bad bands, scaling -------------------
 
 
@@ -188,6 +249,22 @@ def test_envi_reflectance_scale_factor_through_rioxarray_is_the_readers(tmp_path
     assert s.units == native.units == "reflectance"
 
 
+@pytest.mark.parametrize(("extra", "units"), [
+    ("data units = W/(m2 sr um)\n", "W/(m2 sr um)"),
+    ("data units = uW/(cm^2 sr nm)\nreflectance scale factor = 1\n", "uW/(cm^2 sr nm)"),  # data units first
+    ("data units = Reflectance\n", "Reflectance"),
+    ("data units = DN\nreflectance scale factor = 10000\n", "reflectance"),  # names neither: the factor's
+])
+def test_envi_data_units_through_rioxarray_are_the_scenes_units_as_the_reader_reads_them(tmp_path, extra, units):
+    # GDAL keeps 'data units' in the ENVI metadata domain and rioxarray makes it the attribute 'data_units':
+    # it was not read, so a radiance scene in uW/(cm^2 sr nm) had unknown units where read_scene labels it
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra=extra)
+    da = _open(img)
+    assert "data_units" in da.attrs and "units" not in da.attrs  # what the fixture stands for
+    s, native = as_scene(da), read_scene(hdr)
+    assert s.units == native.units == units
+
+
 def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
     img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
                      extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")
@@ -257,3 +334,126 @@ def test_a_grid_mapping_of_cf_parameters_only_is_said_to_give_no_crs(tmp_path):
         assert ds["reflectance"].spatial_ref.attrs["grid_mapping_name"] == "transverse_mercator"
         with pytest.warns(UserWarning, match="grid_mapping_name 'transverse_mercator' but no crs_wkt"):
             assert as_scene(ds["reflectance"]).crs is None
+
+
+# -- band widths that are no widths ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fwhm", "shown"), [([10, 0, 12], "0 (entry 2)"), ([10, 11, -12], "-12 (entry 3)"),
+                                             (["nan", 11, 12], "nan (entry 1)")])
+def test_envi_zero_negative_or_nan_widths_through_rioxarray_are_dropped_as_the_reader_drops_them(tmp_path, fwhm,
+                                                                                                  shown):
+    # rioxarray makes a 'fwhm' coordinate of the header's list whatever it holds: a zero, negative or
+    # NaN width went into the scene, where read_scene drops the list with a warning
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], fwhm=fwhm)
+    da = _open(img)
+    assert "fwhm" in da.coords  # what the fixture stands for
+    shown = re.escape(shown)
+    rule = (rf"fwhm values.* hold {shown}; expected finite positive widths \(nm\), so the fwhm values.* are "
+            "ignored")
+    with pytest.warns(UserWarning, match=rf"^scene: fwhm values \(coordinate 'fwhm'\) hold {shown}") as got:
+        s = as_scene(da)
+    with pytest.warns(UserWarning, match=rf"^{hdr}: {rule}") as native:
+        n = read_scene(hdr)
+    assert s.fwhm is None and n.fwhm is None
+    np.testing.assert_allclose(s.wavelengths, n.wavelengths)
+    assert re.search(rule, str(got[0].message)) and re.search(rule, str(native[0].message))
+
+
+def test_a_netcdf_fwhm_coordinate_with_a_nan_width_is_dropped_with_a_warning(tmp_path):
+    # xarray writes and reads back whatever a 'fwhm' coordinate holds
+    cube = np.random.default_rng(5).uniform(0.05, 0.9, (3, 4, 5)).astype(np.float32)
+    da = xr.DataArray(cube, dims=("wavelength", "y", "x"), name="reflectance",
+                      coords={"wavelength": ("wavelength", [450.0, 550.0, 650.0], {"units": "nm"}),
+                              "fwhm": ("wavelength", [10.0, np.nan, 10.0], {"units": "nm"})})
+    da.to_netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert np.isnan(ds["reflectance"].fwhm.values[1])
+        with pytest.warns(UserWarning, match=r"fwhm values \(coordinate 'fwhm'\) hold nan \(entry 2\)"):
+            s = as_scene(ds["reflectance"])
+        assert s.fwhm is None
+        np.testing.assert_array_equal(s.wavelengths, [450.0, 550.0, 650.0])
+
+
+# -- a Dataset where a scene is expected ---------------------------------------------------------
+
+
+def test_a_netcdf_opened_as_a_dataset_is_its_one_scene_variable_with_its_grid_mapping(tmp_path):
+    # xr.open_dataset gives a Dataset: it was refused, though its one variable with a spectral dim is the
+    # scene; without decode_coords="all" its grid mapping is another variable, and goes with it
+    cube = _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc") as ds:
+        assert list(ds.data_vars) == ["reflectance", "spatial_ref"]  # what the fixture stands for
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            s = as_scene(ds)
+        np.testing.assert_array_equal(s.load(), np.moveaxis(cube, 0, -1))
+        assert CRS.from_wkt(s.crs) == CRS.from_epsg(32633)
+        assert s.transform == tuple(TRANSFORM)[:6]
+        assert s.name == "reflectance"
+
+
+def test_a_dataset_with_band_parameters_as_variables_gives_them_to_its_scene(tmp_path):
+    # EMIT's layout (a reflectance variable over downtrack/crosstrack/bands) with the band parameters as
+    # variables of the file, as xarray writes and reads them back
+    rng = np.random.default_rng(8)
+    cube = rng.uniform(0.05, 0.9, (4, 5, 6)).astype(np.float32)
+    wl = np.linspace(400.0, 2500.0, 6)
+    xr.Dataset({"reflectance": (("downtrack", "crosstrack", "bands"), cube, {"units": "unitless"}),
+                "wavelengths": ("bands", wl, {"units": "nanometers"}),
+                "fwhm": ("bands", np.full(6, 8.5), {"units": "nanometers"}),
+                "good_wavelengths": ("bands", (np.arange(6) != 2).astype(np.uint8))}).to_netcdf(tmp_path / "e.nc")
+    with xr.open_dataset(tmp_path / "e.nc") as ds:
+        assert "wavelengths" in ds.data_vars  # what the fixture stands for
+        s = as_scene(ds)
+        np.testing.assert_array_equal(s.load(), cube)
+        np.testing.assert_allclose(s.wavelengths, wl)
+        np.testing.assert_allclose(s.fwhm, 8.5)
+        np.testing.assert_array_equal(s.good_bands, np.arange(6) != 2)
+        assert s.units == "reflectance"
+
+
+def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path):
+    from unmixgen.errors import ParameterError
+
+    rng = np.random.default_rng(9)
+    dims = ("downtrack", "crosstrack", "bands")
+    xr.Dataset({"reflectance": (dims, rng.uniform(size=(4, 5, 6))), "uncertainty": (dims, rng.uniform(size=(4, 5, 6))),
+                "mask": (("downtrack", "crosstrack"), np.ones((4, 5)))}).to_netcdf(tmp_path / "two.nc")
+    with xr.open_dataset(tmp_path / "two.nc") as ds, pytest.raises(ParameterError) as err:
+        as_scene(ds)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("scene='xarray Dataset of variables reflectance, uncertainty, mask': 2 variables have "
+                              "a spectral dim (reflectance, uncertainty); expected one variable of it, e.g. "
+                              "scene=ds['reflectance']")
+
+
+def test_bands_as_variables_are_refused_with_the_way_to_one_array(tmp_path):
+    from unmixgen.errors import ParameterError
+
+    path = _geotiff(tmp_path / "s.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = rioxarray.open_rasterio(path, band_as_variable=True)
+    assert list(ds.data_vars) == ["band_1", "band_2", "band_3"]  # 2-D each: no spectral dim
+    with pytest.raises(ParameterError, match=r"^scene='xarray Dataset of variables band_1, band_2, band_3': none has "
+                                             r"a spectral dim .*ds.to_dataarray\('band'\)"):
+        as_scene(ds)
+    s = as_scene(ds.to_dataarray("band"))  # the fix it names
+    np.testing.assert_allclose(s.load(), read_scene(path).load())
+
+
+def test_estimators_and_scores_take_a_dataset_as_its_scene_variable(tmp_path):
+    from unmixgen.evaluate.unmixing import evaluate
+    from unmixgen.unmix.registry import make_method
+
+    _netcdf(tmp_path / "s.nc")
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        da = ds["reflectance"]
+        on_da, on_ds = make_method("vca", 2, seed=0).fit(da), make_method("vca", 2, seed=0).fit(ds)
+        np.testing.assert_array_equal(on_ds.endmembers_, on_da.endmembers_)
+        np.testing.assert_array_equal(on_ds.transform(ds), on_da.transform(da))
+        E, A = on_da.endmembers_, on_da.abundances_
+        assert (evaluate(endmembers=E, abundances=A, cube=ds)["reconstruction_rmse"]
+                == evaluate(endmembers=E, abundances=A, cube=da)["reconstruction_rmse"])

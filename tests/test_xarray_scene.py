@@ -4,7 +4,10 @@ rioxarray's ``open_rasterio`` gives ``(band, y, x)`` with a ``spatial_ref`` coor
 holding the CRS and GDAL's geotransform; EMIT's NetCDF through xarray gives ``(downtrack,
 crosstrack, bands)``. A DataArray taken as a plain ``(rows, cols, bands)`` array (what
 ``np.asarray`` gives) turned a 224-band, 100 x 120 scene into 224 rows of 100 columns and
-120 bands, without a word. The fixtures are built in code.
+120 bands, without a word. rioxarray's arrays come from GeoTIFFs written in the test and
+opened with ``rioxarray.open_rasterio`` (`rio_like`); arrays built by hand are layouts a user
+builds (EMIT's variable with emit-tools' coordinates, wavenumber dims, pixel matrices, dims
+without names), each said where it is made. `test_xarray_rioxarray` holds the ENVI and NetCDF cases.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import numpy as np
 import pytest
 
 xr = pytest.importorskip("xarray")
+rioxarray = pytest.importorskip("rioxarray")
 
+import rasterio  # noqa: E402
+from affine import Affine  # noqa: E402
 from rasterio.crs import CRS  # noqa: E402
 
 from unmixgen.errors import InputError  # noqa: E402
@@ -29,28 +35,29 @@ def _cube(rows=5, cols=7, bands=6, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.05, 0.9, (rows, cols, bands)).astype(np.float32)
 
 
-def rio_like(cube: np.ndarray, wavelengths_um=None, gt=GT, **attrs):
-    """What ``rioxarray.open_rasterio`` gives for ``cube (rows, cols, bands)``: dims
-    ``(band, y, x)``, band numbers from 1, pixel-centre x/y, a ``spatial_ref`` coordinate with
-    the CRS and the geotransform (GDAL's text), and a ``wavelength`` coordinate in um."""
+def rio_like(folder, cube: np.ndarray, wavelengths_um=None, *, nodata=None, scale=1.0, offset=0.0):
+    """What ``rioxarray.open_rasterio`` gives for ``cube (rows, cols, bands)`` written as a GeoTIFF
+    in ``folder`` (EPSG:32633, `GT`, ``nodata``, every band's ``scale``/``offset``): dims ``(band,
+    y, x)``, band numbers from 1, pixel-centre x/y, ``spatial_ref`` with the CRS and GDAL's
+    geotransform, values not decoded (``mask_and_scale=False``). ``wavelengths_um``: a
+    ``wavelength`` coordinate in micrometers, assigned as a user does (a GeoTIFF gives none)."""
     rows, cols, bands = cube.shape
-    c, a, _, f, _, e = gt
-    coords = {
-        "band": np.arange(1, bands + 1),
-        "y": f + e * (np.arange(rows) + 0.5),
-        "x": c + a * (np.arange(cols) + 0.5),
-        "spatial_ref": xr.DataArray(0, attrs={"crs_wkt": WKT, "spatial_ref": WKT,
-                                              "GeoTransform": " ".join(repr(v) for v in gt)}),
-    }
+    path = folder / f"rio_{len(list(folder.glob('rio_*.tif')))}.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=rows, width=cols, count=bands, dtype=cube.dtype,
+                       crs="EPSG:32633", transform=Affine.from_gdal(*GT), nodata=nodata) as ds:
+        ds.write(np.moveaxis(cube, -1, 0))
+        ds.scales, ds.offsets = (scale,) * bands, (offset,) * bands
+    da = rioxarray.open_rasterio(path, default_name="reflectance")
     if wavelengths_um is not None:
-        coords["wavelength"] = xr.DataArray(wavelengths_um, dims="band", attrs={"units": "micrometers"})
-    return xr.DataArray(np.moveaxis(cube, -1, 0), dims=("band", "y", "x"), coords=coords,
-                        attrs={"scale_factor": 1.0, "add_offset": 0.0, **attrs}, name="reflectance")
+        da = da.assign_coords(wavelength=("band", np.asarray(wavelengths_um), {"units": "micrometers"}))
+    return da
 
 
 def emit_like(cube: np.ndarray, wavelengths_nm, fwhm_nm, order=("downtrack", "crosstrack", "bands")):
-    """EMIT's L2A variable through xarray (emit-tools style: band parameters as coordinates of
-    ``bands``), ``_FillValue`` kept (opened without decoding), dims in ``order``."""
+    """EMIT's L2A variable as emit-tools hands it over (band parameters, which the file keeps in a
+    group of their own, made coordinates of ``bands``), ``_FillValue`` kept (opened without
+    decoding), dims in ``order``. Built by hand: reading the groups of EMIT's NetCDF-4 file with
+    xarray needs netCDF4 or h5netcdf, which the test environment does not have."""
     da = xr.DataArray(cube, dims=("downtrack", "crosstrack", "bands"),
                       coords={"wavelengths": ("bands", wavelengths_nm, {"units": "nanometers"}),
                               "fwhm": ("bands", fwhm_nm, {"units": "nanometers"}),
@@ -59,10 +66,10 @@ def emit_like(cube: np.ndarray, wavelengths_nm, fwhm_nm, order=("downtrack", "cr
     return da.transpose(*order)
 
 
-def test_rioxarray_layout_is_read_by_dim_names_with_wavelengths_and_georeferencing():
+def test_rioxarray_layout_is_read_by_dim_names_with_wavelengths_and_georeferencing(tmp_path):
     cube = _cube(5, 7, 6)
     wl_um = np.linspace(0.45, 2.4, 6)
-    da = rio_like(cube, wl_um, _FillValue=-9999.0)
+    da = rio_like(tmp_path, cube, wl_um, nodata=-9999.0)
     s = as_scene(da)
     assert s.shape == (5, 7, 6)
     np.testing.assert_array_equal(s.load(), np.transpose(da.values, (1, 2, 0)))
@@ -73,11 +80,11 @@ def test_rioxarray_layout_is_read_by_dim_names_with_wavelengths_and_georeferenci
     assert s.name == "reflectance"
 
 
-def test_fill_value_pixels_are_invalid_and_nan_pixels_too():
+def test_fill_value_pixels_are_invalid_and_nan_pixels_too(tmp_path):
     cube = _cube(6, 4, 5)
     cube[1, 2] = -9999.0
     cube[4, 0, 3] = np.nan
-    s = as_scene(rio_like(cube, _FillValue=-9999.0))
+    s = as_scene(rio_like(tmp_path, cube, nodata=-9999.0))
     expected = np.ones((6, 4), bool)
     expected[1, 2] = expected[4, 0] = False
     np.testing.assert_array_equal(s.mask, expected)
@@ -101,6 +108,7 @@ def test_emit_layout_takes_wavelengths_fwhm_and_fill_in_any_dim_order():
 def test_wavenumbers_are_sorted_into_increasing_wavelengths():
     cube = _cube(3, 4, 5)
     k = np.array([25000.0, 20000.0, 12500.0, 8000.0, 5000.0])  # cm^-1, decreasing wavelength order reversed
+    # built by hand: a wavenumber dim is a user's layout (ENVI's Wavenumber unit: test_xarray_rioxarray)
     da = xr.DataArray(np.moveaxis(cube, -1, 0), dims=("wavenumber", "y", "x"),
                       coords={"wavenumber": ("wavenumber", k, {"units": "cm-1"})})
     s = as_scene(da)
@@ -112,18 +120,18 @@ def test_wavenumbers_are_sorted_into_increasing_wavelengths():
     np.testing.assert_array_equal(s.load(), cube)
 
 
-def test_scene_constructor_lays_out_a_dataarray_by_its_dims():
+def test_scene_constructor_lays_out_a_dataarray_by_its_dims(tmp_path):
     cube = _cube(4, 9, 3)
-    np.testing.assert_array_equal(Scene(rio_like(cube)).load(), cube)
+    np.testing.assert_array_equal(Scene(rio_like(tmp_path, cube)).load(), cube)
 
 
-def test_estimator_on_a_dataarray_gives_the_abundances_of_the_numpy_cube():
+def test_estimator_on_a_dataarray_gives_the_abundances_of_the_numpy_cube(tmp_path):
     from unmixgen.unmix.inversion import invert_scene
     from unmixgen.unmix.registry import make_method
 
     scene = make_scene(rows=14, cols=17, bands=24, p=3, seed=2)
     cube = scene.load()
-    da = rio_like(cube, scene.wavelengths / 1000)
+    da = rio_like(tmp_path, cube, scene.wavelengths / 1000)
     on_array = make_method("vca", 3, seed=0).fit(cube)
     on_da = make_method("vca", 3, seed=0).fit(da)
     np.testing.assert_array_equal(on_da.endmembers_, on_array.endmembers_)
@@ -140,6 +148,7 @@ def test_pixel_matrices_with_a_spectral_dim_first_are_taken_bands_last():
 
     scene = make_scene(rows=12, cols=15, bands=20, p=3, seed=3)
     Y = scene.valid_pixels()
+    # built by hand: a pixel matrix is a user's layout, no reader makes one
     da = xr.DataArray(Y.T, dims=("band", "pixel"))  # 20 x 180: as (N, bands) it was 20 pixels of 180 bands
     fitted = make_method("vca", 3, seed=0).fit(scene)
     np.testing.assert_array_equal(fitted.transform(da), fitted.transform(Y))
@@ -149,8 +158,9 @@ def test_pixel_matrices_with_a_spectral_dim_first_are_taken_bands_last():
         hysime(xr.DataArray(Y[:, :2], dims=("y", "x")))
 
 
-def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line():
-    da = rio_like(_cube())
+def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line(tmp_path):
+    # grid mappings no library writes, put on the real array by hand
+    da = rio_like(tmp_path, _cube())
     bad_crs = da.assign_coords(spatial_ref=xr.DataArray(0, attrs={"crs_wkt": "not a crs"}))
     with pytest.raises(InputError, match=r"^scene: coordinate 'spatial_ref''s crs_wkt is not a CRS PROJ reads"):
         as_scene(bad_crs)
@@ -160,13 +170,13 @@ def test_a_crs_proj_cannot_read_or_a_bad_geotransform_is_refused_in_one_line():
         as_scene(bad_gt)
 
 
-def test_array_functions_take_a_dataarray_by_its_dims():
+def test_array_functions_take_a_dataarray_by_its_dims(tmp_path):
     from unmixgen.evaluate.unmixing import evaluate
     from unmixgen.unmix.spatial_rank import spatial_rank
 
     scene = make_scene(rows=20, cols=23, bands=16, p=3, seed=4)
     cube = scene.load()
-    da = rio_like(cube)
+    da = rio_like(tmp_path, cube)
     assert spatial_rank(da).n_endmembers == spatial_rank(cube).n_endmembers
     E, A = scene.truth.endmembers, scene.truth.abundances
     got = evaluate(endmembers=E, abundances=A, cube=da)
@@ -180,7 +190,7 @@ def test_array_functions_take_a_dataarray_by_its_dims():
     (("band", "y", "z"), "dims band, y, z"),
 ])
 def test_dims_without_spectral_or_spatial_names_are_refused_in_one_line(dims, found):
-    da = xr.DataArray(_cube(3, 4, 5), dims=dims)
+    da = xr.DataArray(_cube(3, 4, 5), dims=dims)  # by hand: dims a user gives (or none, numpy's dim_0)
     with pytest.raises(InputError) as err:
         as_scene(da)
     message = str(err.value)
@@ -188,41 +198,46 @@ def test_dims_without_spectral_or_spatial_names_are_refused_in_one_line(dims, fo
 
 
 def test_a_dataarray_with_other_than_three_dims_is_refused():
-    da = xr.DataArray(_cube(3, 4, 5)[None], dims=("time", "y", "x", "band"))
+    da = xr.DataArray(_cube(3, 4, 5)[None], dims=("time", "y", "x", "band"))  # by hand: a time series stacked
     with pytest.raises(InputError, match=r"^scene: DataArray with dims time, y, x, band; expected three"):
         as_scene(da)
 
 
-def test_a_dataset_is_refused_naming_its_variables():
-    ds = xr.Dataset({"reflectance": (("y", "x", "band"), _cube()), "mask": (("y", "x"), np.ones((5, 7)))})
-    with pytest.raises(InputError, match=r"^scene: an xarray Dataset .*'reflectance'.*; expected one variable"):
-        as_scene(ds)
+def test_a_dataset_is_its_one_variable_with_a_spectral_dim_and_otherwise_refused_naming_its_variables():
+    # built in memory as a user builds one (files opened as Datasets: test_xarray_rioxarray)
+    from unmixgen.errors import ParameterError
+
+    cube = _cube()
+    ds = xr.Dataset({"reflectance": (("y", "x", "band"), cube), "mask": (("y", "x"), np.ones((5, 7)))})
+    np.testing.assert_array_equal(as_scene(ds).load(), cube)  # the mask has no spectral dim: not a candidate
+    with pytest.raises(ParameterError, match=r"^X='xarray Dataset of variables mask': none has a spectral dim"):
+        as_scene(ds[["mask"]], "X")
 
 
-def test_a_stale_geotransform_after_slicing_gives_way_to_the_coordinates():
+def test_a_stale_geotransform_after_slicing_gives_way_to_the_coordinates(tmp_path):
     # da.isel keeps spatial_ref's GeoTransform of the whole raster; x/y follow the slice
-    da = rio_like(_cube(8, 9, 3)).isel(y=slice(2, 6), x=slice(3, 9))
+    da = rio_like(tmp_path, _cube(8, 9, 3)).isel(y=slice(2, 6), x=slice(3, 9))
     s = as_scene(da)
     assert s.transform == (30.0, 0.0, 500000.0 + 3 * 30.0, 0.0, -30.0, 4200000.0 - 2 * 30.0)
 
 
-def test_scale_factor_of_undecoded_values_is_applied_and_fill_judged_on_stored_values():
+def test_scale_factor_of_undecoded_values_is_applied_and_fill_judged_on_stored_values(tmp_path):
     stored = np.random.default_rng(0).integers(100, 9000, (4, 5, 6)).astype(np.int16)
     stored[2, 3] = -9999
-    da = rio_like(stored, _FillValue=-9999, scale_factor=1e-4, add_offset=0.0)
+    da = rio_like(tmp_path, stored, nodata=-9999, scale=1e-4)
     s = as_scene(da)
     np.testing.assert_allclose(s.load(), stored.astype(np.float32) * np.float32(1e-4))
     assert not s.mask[2, 3] and s.mask.sum() == 19
 
 
-def test_a_scale_factor_of_zero_or_inf_is_refused():
+def test_a_scale_factor_of_zero_or_inf_is_refused(tmp_path):
     stored = np.ones((4, 5, 6), np.int16)
     for bad in (0.0, np.inf):
         with pytest.raises(InputError, match="scale_factor"):
-            as_scene(rio_like(stored, scale_factor=bad))
+            as_scene(rio_like(tmp_path, stored, scale=bad))
 
 
-def test_a_dask_backed_dataarray_is_read_window_by_window():
+def test_a_dask_backed_dataarray_is_read_window_by_window(tmp_path):
     dask_array = pytest.importorskip("dask.array")
     cube = _cube(12, 10, 4)
 
@@ -237,7 +252,7 @@ def test_a_dask_backed_dataarray_is_read_window_by_window():
 
     source = Recording(np.moveaxis(cube, -1, 0))
     lazy = dask_array.from_array(source, chunks=(4, 3, 5), meta=np.empty((0, 0, 0), np.float32))
-    da = rio_like(cube).copy(data=lazy)
+    da = rio_like(tmp_path, cube).copy(data=lazy)
     s = as_scene(da)
     assert sum(source.reads) == 0  # nothing read to build the scene
     np.testing.assert_array_equal(s.read(slice(0, 3), slice(0, 5)), cube[:3, :5])
@@ -245,40 +260,19 @@ def test_a_dask_backed_dataarray_is_read_window_by_window():
 
 
 
-def test_rows_stored_south_first_under_a_north_up_geotransform_are_placed_by_their_coordinates():
+def test_rows_stored_south_first_under_a_north_up_geotransform_are_placed_by_their_coordinates(tmp_path):
     # GDAL's netCDF driver stores rows bottom-up (y increasing) and writes the north-up
     # GeoTransform of its own flipped view on the grid mapping; xr.open_dataset(...,
     # decode_coords="all") gives that. The pixel size's sign follows the coordinates: with
     # the GeoTransform's e < 0, every row but the first was placed in the mirror image.
     cube = _cube(4, 5, 3)
-    da = rio_like(cube).isel(y=slice(None, None, -1))  # y now increases: row 0 is the south edge
+    da = rio_like(tmp_path, cube).isel(y=slice(None, None, -1))  # y now increases: row 0 is the south edge
     s = as_scene(da)
     y = da.y.values
     assert s.transform == (30.0, 0.0, 500000.0, 0.0, 30.0, y[0] - 15.0)
     a, b, c, d, e, f = s.transform
     np.testing.assert_allclose(f + e * (np.arange(4) + 0.5), y)  # every row's centre where its coordinate says
 
-
-
-def _rioxarray_open(path):
-    """``rioxarray.open_rasterio(path)`` (mask_and_scale=False), attributes made by its rule:
-    the dataset's tags with band 1's over them, ``long_name`` the band descriptions and
-    ``units`` the bands' unit labels (tuples for several bands)."""
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        attrs = {**ds.tags(), **ds.tags(1)}
-        attrs.update(scale_factor=ds.scales[0], add_offset=ds.offsets[0], long_name=ds.descriptions,
-                     units=ds.units)
-        if ds.nodata is not None:
-            attrs["_FillValue"] = ds.nodata
-        gt = ds.transform.to_gdal()
-        t = ds.transform
-        coords = {"band": np.arange(1, ds.count + 1),
-                  "y": t.f + t.e * (np.arange(ds.height) + 0.5), "x": t.c + t.a * (np.arange(ds.width) + 0.5),
-                  "spatial_ref": xr.DataArray(0, attrs={"crs_wkt": ds.crs.to_wkt(), "spatial_ref": ds.crs.to_wkt(),
-                                                        "GeoTransform": " ".join(str(v) for v in gt)})}
-        return xr.DataArray(ds.read(), dims=("band", "y", "x"), coords=coords, attrs=attrs)
 
 
 def test_a_geotiff_of_the_writer_through_rioxarray_gives_the_scene_read_scene_gives(tmp_path):
@@ -292,7 +286,7 @@ def test_a_geotiff_of_the_writer_through_rioxarray_gives_the_scene_read_scene_gi
     wl = np.linspace(450.0, 2400.0, 6)
     geotiff.write(Scene(cube, wavelengths=wl, crs="EPSG:32633", transform=RASTERIO_TRANSFORM,
                         units="W/(m2 sr um)"), tmp_path / "s.tif")
-    a, b = read_scene(tmp_path / "s.tif"), as_scene(_rioxarray_open(tmp_path / "s.tif"))
+    a, b = read_scene(tmp_path / "s.tif"), as_scene(rioxarray.open_rasterio(tmp_path / "s.tif"))
     np.testing.assert_array_equal(b.load(), a.load())
     np.testing.assert_array_equal(b.mask, a.mask)
     np.testing.assert_allclose(b.wavelengths, a.wavelengths)

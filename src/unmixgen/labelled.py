@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .geotransform import from_gdal
 from .units import product_units, quantity, scene_units
-from .wavelengths import fwhm_in_nm, to_nm, unit_kind, wavelengths_from_labels
+from .wavelengths import fwhm_in_nm, to_nm, unit_kind, usable_fwhm, wavelengths_from_labels
 
 #: names of the spectral dim (any case)
 SPECTRAL_DIMS = ("band", "bands", "wavelength", "wavelengths", "wl", "spectral", "spectrum", "spectra",
@@ -64,6 +64,49 @@ def _refuse_dataset(X: Any, what: str) -> None:
         names = ", ".join(repr(str(k)) for k in list(X.data_vars)[:8])
         raise InputError(f"{what}: an xarray Dataset (variables {names or 'none'}); expected one variable of it, "
                          "e.g. ds['reflectance']")
+
+
+def variable_of(X: Any, what: str = "scene") -> Any:
+    """``X`` itself unless it is an xarray Dataset; of a Dataset, its one data variable with a
+    spectral dim (`SPECTRAL_DIMS`) and at least one other (EMIT's ``reflectance``, the variable of a
+    NetCDF that rioxarray or xarray wrote), with what the Dataset keeps beside it as variables: the
+    grid mapping its ``grid_mapping`` names (``spatial_ref``, a variable when opened without
+    ``decode_coords="all"``) and 1-D variables along its spectral dim named like
+    `WAVELENGTH_NAMES`, `FWHM_NAMES` or `GOOD_BAND_NAMES`, made its coordinates. A Dataset with none
+    or several such variables is a `unmixgen.errors.ParameterError` naming ``what`` and the
+    variables to choose from (``ds["name"]``), in one line: which of several is meant is not
+    guessed."""
+    if not hasattr(X, "data_vars"):
+        return X
+    names = [str(k) for k in X.data_vars]
+    spectral = {str(k): _find(_dims(X[k]), SPECTRAL_DIMS) for k in X.data_vars}
+    candidates = [k for k in names if len(X[k].dims) >= 2 and len(spectral[k]) == 1]
+    if len(candidates) != 1:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        if candidates:
+            why = f"{len(candidates)} variables have a spectral dim ({', '.join(candidates[:8])})"
+            example = candidates[0]
+        else:
+            why = (f"none has a spectral dim ({'/'.join(SPECTRAL_DIMS[:6])}/...) and spatial ones (bands as "
+                   "variables: open without band_as_variable, or ds.to_dataarray('band'))")
+            example = names[0] if names else "name"
+        raise ParameterError(what, f"xarray Dataset of variables {shown or 'none'}",
+                             f"{why}; expected one variable of it, e.g. {what}=ds[{example!r}]")
+    key = candidates[0]
+    da = X[key]
+    band_dim = _dims(da)[spectral[key][0]]
+    extra = {}
+    encoding = getattr(da, "encoding", None)
+    grid = da.attrs.get("grid_mapping") or (encoding.get("grid_mapping") if isinstance(encoding, dict) else None)
+    if grid is not None and str(grid) in X.variables and str(grid) not in da.coords:
+        extra[str(grid)] = X[str(grid)]
+    wanted = {n.lower() for n in WAVELENGTH_NAMES + FWHM_NAMES + GOOD_BAND_NAMES}
+    for name in names:
+        if name.lower() in wanted and _dims(X[name]) == (band_dim,) and name not in da.coords:
+            extra[name] = X[name]
+    if extra and callable(getattr(da, "assign_coords", None)):
+        da = da.assign_coords(extra)
+    return da
 
 
 def _dims(X: Any) -> tuple[str, ...]:
@@ -121,6 +164,7 @@ def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
     functions that take a cube or pixel matrix as an array. Loads it."""
     if not is_labelled(X):
         return X
+    X = variable_of(X, what)
     return _values(_arranged(X, layout(X, spatial, what)))
 
 
@@ -162,7 +206,9 @@ class LabelledSource:
 
 def source_of(X: Any, what: str = "cube") -> LabelledSource:
     """The values of a labelled array as a ``(rows, cols, bands)`` source, laid out by its dim
-    names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say)."""
+    names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say); a Dataset's
+    one scene variable (`variable_of`)."""
+    X = variable_of(X, what)
     return LabelledSource(_arranged(X, layout(X, 2, what)))
 
 
@@ -214,6 +260,31 @@ def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, s
     return None
 
 
+def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, lost: str, what: str) -> None:
+    """Warn when an attribute named one of ``names`` holds one number for ``bands`` > 1 bands: rioxarray
+    lays band 1's tags over the file's (``{**tags(), **tags(1)}``), so a GeoTIFF with per-band
+    ``wavelength``/``fwhm`` tags (GDAL's, this package's) leaves band 1's number and the other bands'
+    are not in the DataArray at all. Neither that one number for every band nor silently none: the
+    warning says the scene has no ``lost`` and how to read them (`unmixgen.read_scene` on the file,
+    named from rioxarray's ``encoding["source"]``, reads every band's tags)."""
+    if bands < 2:
+        return
+    wanted = {n.lower() for n in names}
+    for key, value in X.attrs.items():
+        value = _listed(value)
+        if str(key).lower() not in wanted or np.size(value) != 1 or np.asarray(value).dtype.kind not in "iuf":
+            continue
+        encoding = getattr(X, "encoding", None)
+        source = encoding.get("source") if isinstance(encoding, dict) else None
+        coord = "wavelength" if lost == "wavelengths" else "fwhm"
+        warnings.warn(f"{what}: attribute {str(key)!r} is one number ({float(np.asarray(value).reshape(-1)[0]):g}) "
+                      f"for {bands} bands (rioxarray keeps band 1's tag of a file with per-band tags), so the scene "
+                      f"has no {lost}; expected unmixgen.read_scene({str(source) if source else 'path'!r}), which "
+                      f"reads every band's, or da.assign_coords({coord}=({spectral!r}, values))",
+                      UserWarning, stacklevel=6)
+        return
+
+
 def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Band centres and widths in nm (None where not given), from coordinates or attributes.
 
@@ -234,10 +305,16 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         # rioxarray lays band 1's tags over the file's, so a per-band 'wavelength' tag (GDAL's,
         # this package's GeoTIFFs) leaves one number; the band descriptions ("450 nm") remain
         names = X.attrs.get("long_name")
+        wl = None
         if isinstance(names, (tuple, list)) and len(names) == bands > 1:
-            return wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'"), None
-        return None, None
+            wl = wavelengths_from_labels(list(names), what=f"{what}: attribute 'long_name'")
+        if wl is None:
+            _one_for_many(X, WAVELENGTH_NAMES, spectral, bands, "wavelengths", what)
+        _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
+        return wl, None
     values, attrs, where = found
+    if _lookup(X, FWHM_NAMES, spectral) is None:
+        _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
     units = attrs.get("units")
     if units is not None and str(units).strip().lower() == "index":
         warnings.warn(f"{what}: {where} in unit {units!r} holds band numbers, not wavelengths; the scene has no "
@@ -250,14 +327,22 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
     fwhm = None
     if fw is not None:
         own = fw[1].get("units")
-        widths = to_nm(fw[0], "nm", what=f"{what}: {fw[2]}", centres=False)  # the numbers as they are
-        if widths.size != bands:
-            raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per band")
-        if own is None or str(own).strip().lower() == str(units).strip().lower():
-            # in the centres' unit, declared or inferred: converted as they were
-            fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
-        elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
-            fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
+        fwhm = np.asarray(fw[0])
+        if fwhm.dtype.kind in "iuf":  # not numbers: dropped with the readers' warning below
+            widths = fwhm.astype(np.float64).reshape(-1)  # the numbers as they are
+            if widths.size != bands:
+                raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per "
+                                 "band")
+            if own is None or str(own).strip().lower() == str(units).strip().lower():
+                # in the centres' unit, declared or inferred: converted as they were
+                fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)
+            elif unit_kind(own) != "reciprocal":  # widths in a reciprocal unit of their own: no one width in nm
+                fwhm = to_nm(widths, own, what=f"{what}: {fw[2]}", centres=False)
+            else:
+                fwhm = None
+        # zero, negative or NaN widths: dropped with a warning, by the rule and in the words of the file
+        # readers (`unmixgen.io.envi` reads the same header so), not kept for `simulate` to refuse later
+        fwhm = usable_fwhm(fwhm, f"fwhm values ({fw[2]})", what, stacklevel=6)
     return wl, fwhm
 
 
@@ -431,19 +516,32 @@ def _signed(size: float, v: np.ndarray) -> float:
     return float(np.copysign(size, v[1] - v[0]))
 
 
-def _units(name: Any, stated: Any) -> str | None:
-    """The scene's unit label: the ``units`` attribute when it names reflectance or radiance;
-    for a variable named so (EMIT's ``reflectance`` is ``unitless``), that word unless the
-    attribute names a unit of it (`unmixgen.units.product_units`). rioxarray gives the bands'
-    labels as a tuple, one per band: taken when they are one label."""
-    if isinstance(stated, (tuple, list)) and stated and all(str(u) == str(stated[0]) for u in stated):
-        stated = stated[0]
+#: attributes that label the values, in order: CF's ``units`` (rioxarray's band unit types), then an
+#: ENVI header's ``data units`` (rioxarray's ``data_units``, from GDAL's ENVI metadata domain)
+UNITS_ATTRS = ("units", "data_units", "data units")
+
+
+def _units(name: Any, attrs: dict) -> str | None:
+    """The scene's unit label: the first of `UNITS_ATTRS` (any case) that names reflectance or
+    radiance, as `unmixgen.io.envi` reads ``data units``; for a variable named so (EMIT's
+    ``reflectance`` is ``unitless``), that word unless the attribute names a unit of it
+    (`unmixgen.units.product_units`). rioxarray gives the bands' labels as a tuple, one per
+    band: taken when they are one label."""
+    stated = None
+    for key in UNITS_ATTRS:
+        value = next((v for k, v in attrs.items() if str(k).lower() == key), None)
+        if isinstance(value, (tuple, list)) and value and all(str(u) == str(value[0]) for u in value):
+            value = value[0]
+        if scene_units(value) is not None:
+            stated = value
+            break
     word = quantity(name) if isinstance(name, str) and name.strip().lower() in ("reflectance", "radiance") else None
     return product_units(word, stated) if word is not None else scene_units(stated)
 
 
 def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
-    """``X`` (a DataArray; `InputError` for a Dataset or dims it cannot name) as a source
+    """``X`` (a DataArray, or a Dataset's one scene variable, `variable_of`; `InputError` for dims it
+    cannot name) as a source
     ``(rows, cols, bands)`` and the `unmixgen.scene.Scene` fields its coordinates and attributes give:
 
     - ``wavelengths`` (nm): a coordinate along the spectral dim named like `WAVELENGTH_NAMES`,
@@ -454,7 +552,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       that does not fit the values is refused, ENVI's ``Index`` gives none (a warning); failing
       those, band descriptions (rioxarray's ``long_name``) that each give one (``"450 nm"``). Bands
       not in increasing wavelength (wavenumbers) are presented sorted. ``fwhm`` likewise, in the
-      centres' unit unless it states its own; ``good_bands`` from flags named like
+      centres' unit unless it states its own; a zero, negative or NaN width drops them with the
+      file readers' warning (`unmixgen.wavelengths.usable_fwhm`); ``good_bands`` from flags named like
       `GOOD_BAND_NAMES` (EMIT's ``good_wavelengths``, ENVI's ``bbl``, which rioxarray keeps as text).
     - ``nodata``: the ``_FillValue``, ``nodata`` or ``missing_value`` attribute (NaN: none).
     - ``scale``/``offset``: the ``scale_factor``/``add_offset`` attributes of values not decoded
@@ -472,8 +571,10 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       but not among the coordinates (``xr.open_dataset`` without ``decode_coords="all"``), or
       one of CF parameters without WKT, gives a warning that the scene has no CRS.
     - ``units``: the ``units`` attribute (or rioxarray's tuple of one label per band, all the
-      same) when it names reflectance or radiance; ``name``.
+      same), else an ENVI header's ``data units`` (rioxarray's ``data_units``), when it names
+      reflectance or radiance; ``name``.
     """
+    X = variable_of(X, what)
     axes = layout(X, 2, what)
     dims = _dims(X)
     row_dim, col_dim, spectral = (dims[i] for i in axes)
@@ -526,7 +627,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     if source.scaled:
         metadata["scale_factor"], metadata["add_offset"] = (v.tolist() for v in (source.scale, source.offset))
     name = getattr(X, "name", None)
-    units = _units(name, attrs.get("units"))
+    units = _units(name, attrs)
     if units is None and _reflectance_factor(attrs, what) is not None:  # ENVI's rule (`unmixgen.io.envi`)
         units = "reflectance"
     fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
@@ -538,4 +639,4 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
 
 
 __all__ = ["COL_DIMS", "ROW_DIMS", "SPECTRAL_DIMS", "LabelledCube", "LabelledSource", "bands_last", "is_labelled",
-           "labelled_cube", "layout", "source_of"]
+           "labelled_cube", "layout", "source_of", "variable_of"]

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import InputError, ParameterError
-from .labelled import is_labelled, labelled_cube, source_of
+from .labelled import is_labelled, labelled_cube, source_of, variable_of
 from .tiling import Tile, iter_tiles, map_tiles
 from .wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
 
@@ -127,15 +127,17 @@ def as_scene(X: Scene | np.ndarray, name: str = "scene") -> Scene:
     EMIT's ``(downtrack, crosstrack, bands)``, in any order, read lazily (a dask-backed or
     file-backed array a window at a time). Its coordinates and attributes give the
     wavelengths (nm), FWHM, fill value, units, CRS and geotransform
-    (`unmixgen.labelled.labelled_cube`). Dims it cannot name (``dim_0``, no spectral dim)
-    and Datasets are refused with `InputError`. Arrays without dim names (numpy, torch) are
+    (`unmixgen.labelled.labelled_cube`). A Dataset gives its one variable with a spectral
+    dim, with its grid mapping (`unmixgen.labelled.variable_of`), and is refused naming its
+    variables (`ParameterError`) when it has none or several. Dims it cannot name (``dim_0``,
+    no spectral dim) are refused with `InputError`. Arrays without dim names (numpy, torch) are
     taken as ``(rows, cols, bands)`` as they are, never guessed at: a bands-first array must be
     moved first (``np.moveaxis(cube, 0, -1)``); `check_bands_last` says so where the band count
     is known."""
     if isinstance(X, Scene):
         return X
     if is_labelled(X):
-        return _labelled_scene(X)
+        return _labelled_scene(variable_of(X, name))
     shape = tuple(int(n) for n in getattr(X, "shape", np.shape(X)))
     if len(shape) != 3:
         hint = ""

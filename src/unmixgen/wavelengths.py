@@ -8,7 +8,9 @@ measures below 100 nm, and none measures beyond 100 um).
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 
 import numpy as np
 
@@ -271,3 +273,36 @@ def fwhm_in_nm(fwhm, raw_wavelengths, wavelengths_nm):
     nonzero = raw != 0
     slope[nonzero] = np.abs(nm[nonzero] / raw[nonzero])
     return np.asarray(fwhm, np.float64) * slope
+
+
+def usable_fwhm(fwhm, what: str, source: str | os.PathLike, *, stacklevel: int = 3):
+    """``fwhm`` when every width is finite and positive; otherwise None with a warning naming
+    ``source`` (the file, or the array's parameter) and ``what`` (``"fwhm values"``).
+
+    A band's width is auxiliary: the cube reads the same without it, so a bad list (a
+    zero, negative or non-finite width, or values that are not numbers) is dropped, like
+    one of the wrong length (`unmixgen.io.bands.per_band`), instead of refusing the scene.
+    Kept, a zero, negative or NaN width would be written into converted files and refused
+    later, far from its source, by the sensor response of `simulate`. Every reader that finds
+    widths in a file passes them through here, and so does a DataArray's scene
+    (`unmixgen.labelled`): one rule, one message. The sign and finiteness of widths do not
+    change in their conversion to nm, so they may be checked as stored or as converted.
+    ``stacklevel`` as for `warnings.warn`, from the caller of this function's caller.
+    """
+    if fwhm is None:
+        return None
+    fw = np.asarray(fwhm)
+    if fw.dtype.kind not in "iuf":
+        warnings.warn(f"{os.fspath(source)}: {what} have type {fw.dtype}; expected numbers (nm), so the "
+                      f"{what} are ignored", UserWarning, stacklevel=stacklevel)
+        return None
+    fw = fw.astype(np.float64).reshape(-1)
+    bad = ~np.isfinite(fw) | (fw <= 0)
+    if not bad.any():
+        return fwhm
+    i = int(np.argmax(bad))
+    warnings.warn(
+        f"{os.fspath(source)}: {what} hold {fw[i]:g} (entry {i + 1}); expected finite positive "
+        f"widths (nm), so the {what} are ignored", UserWarning, stacklevel=stacklevel,
+    )
+    return None

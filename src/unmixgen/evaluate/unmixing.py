@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..atomic import jsonable
 from ..errors import InputError, ParameterError
-from ..labelled import bands_last
+from ..labelled import bands_last, variable_of
 
 __all__ = [
     "abundance_rmse",
@@ -595,6 +595,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
     if align not in ("abundance", "sad", "both", "none"):
         raise ParameterError("align", align, "expected 'abundance', 'sad', 'both' or 'none'")
     if cube is not None:  # a DataArray laid out by its dim names, bands last
+        cube = variable_of(cube, "cube")  # a Dataset's one variable with a spectral dim
         cube = bands_last(cube, max(1, np.ndim(cube) - 1), "cube")
     _check_count(endmembers, abundances, "endmembers")
     _check_count(ref_endmembers, ref_abundances, "ref_endmembers")

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, in_file
 from ..scene import STORED_ORDER_KEYS, stored_band_order
-from ..wavelengths import fwhm_in_nm, wavelengths_from_labels
+from ..wavelengths import fwhm_in_nm, usable_fwhm, wavelengths_from_labels
 from .checks import count
 
 OVERLAP_POLICIES = ("sort", "short", "long")
@@ -230,36 +230,6 @@ def per_band(values, bands: int, what: str, path: str | os.PathLike):
         f"{os.fspath(path)}: {len(values)} {what} for {bands} bands; expected one per band, "
         f"so the {what} are ignored" + (" (bands are numbered instead)" if what == "wavelengths" else ""),
         UserWarning, stacklevel=3,
-    )
-    return None
-
-
-def usable_fwhm(fwhm, what: str, path: str | os.PathLike):
-    """``fwhm`` (nm) when every width is finite and positive; otherwise None with a warning
-    naming the file.
-
-    A band's width is auxiliary: the cube reads the same without it, so a bad list (a
-    zero, negative or non-finite width, or values that are not numbers) is dropped, like
-    one of the wrong length (`per_band`), instead of refusing the scene. Kept, a zero,
-    negative or NaN width would be written into converted files and refused later, far
-    from its file, by the sensor response of `simulate`. Every reader that finds widths
-    in a file passes them through here.
-    """
-    if fwhm is None:
-        return None
-    fw = np.asarray(fwhm)
-    if fw.dtype.kind not in "iuf":
-        warnings.warn(f"{os.fspath(path)}: {what} have type {fw.dtype}; expected numbers (nm), so the "
-                      f"{what} are ignored", UserWarning, stacklevel=3)
-        return None
-    fw = fw.astype(np.float64).reshape(-1)
-    bad = ~np.isfinite(fw) | (fw <= 0)
-    if not bad.any():
-        return fwhm
-    i = int(np.argmax(bad))
-    warnings.warn(
-        f"{os.fspath(path)}: {what} hold {fw[i]:g} (entry {i + 1}); expected finite positive "
-        f"widths (nm), so the {what} are ignored", UserWarning, stacklevel=3,
     )
     return None
 

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import InputError, ParameterError, note, noting_convergence
-from ..labelled import bands_last
+from ..labelled import bands_last, variable_of
 from ..scene import Scene, as_scene, check_bands_last
 from .inversion import DEFAULT_METHOD as DEFAULT_INVERTER
 from .inversion import invert_scene, invert_weighted
@@ -159,6 +159,7 @@ class BlindUnmixer(EstimatorParams):
         method = self._transform_method()
         w = getattr(self, "band_weights_", None)  # set by methods that fit weighted pixels
         check_bands_last("X", X, E.shape[1], "endmembers_'s bands")
+        X = variable_of(X, "X")  # a Dataset's one variable with a spectral dim
         if isinstance(X, Scene) or np.ndim(X) == 3:
             X = as_scene(X, "X")
             _require_defined(E, X.good_bands)
