@@ -174,3 +174,47 @@ def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path,
         lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
         legend = fig.legends[0].get_window_extent(renderer)
         assert legend.y1 <= lowest and legend.y0 >= 0, (p, legend, lowest)
+
+
+def _scene_with_bad_bands(units=None) -> Scene:
+    s = synthetic.make_scene(rows=12, cols=19, bands=40, p=3, seed=4)
+    good = np.ones(40, bool)
+    good[15:21] = False  # a water-vapour gap in the middle of the spectrum
+    return Scene(s.load(), wavelengths=s.wavelengths, good_bands=good, units=units, truth=s.truth)
+
+
+def test_result_spectra_break_at_the_scene_bad_bands(tmp_path, figs):
+    """A run's endmembers.png drew whatever the method left at the scene's bad bands as a
+    line across the gap, where its CSV and library hold nan."""
+    from unmixgen.runs.folder import save_result
+
+    s = _scene_with_bad_bands()
+    E = s.truth.endmembers + 0.01
+    save_result(tmp_path, s, endmembers=E, abundances=None)
+    ax = figs[-1].axes[0]
+    assert len(ax.lines) == 3 + 3  # estimates and the scene's truth
+    for line in ax.lines:
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        inside = (x >= s.wavelengths[15]) & (x <= s.wavelengths[20])
+        assert inside.any() and np.isnan(y[inside]).all(), line.get_label()
+        assert np.isfinite(y[x < s.wavelengths[15]]).all()
+    # the same without wavelengths: against band number
+    report.plot_endmembers(E, None, tmp_path / "b.png", good_bands=s.good_bands)
+    ys = np.asarray(figs[-1].axes[0].lines[0].get_ydata(), float)
+    assert np.isnan(ys[15:21]).all() and np.isfinite(ys[:15]).all() and np.isfinite(ys[21:]).all()
+
+
+@pytest.mark.parametrize(("units", "label"), [
+    ("reflectance", "reflectance"),
+    ("W/(m2 sr um)", "radiance (W/(m2 sr um))"),
+    ("radiance", "radiance"),
+    (None, "value (unit not stated in the file)"),
+])
+def test_result_spectra_axis_names_the_scene_units(tmp_path, figs, units, label):
+    """endmembers.png said 'reflectance' for every scene, a radiance one (EnMAP L1C, PRISMA L1)
+    included."""
+    from unmixgen.runs.folder import save_result
+
+    s = _scene_with_bad_bands(units)
+    save_result(tmp_path, s, endmembers=s.truth.endmembers, abundances=None)
+    assert figs[-1].axes[0].get_ylabel() == label

@@ -350,7 +350,8 @@ def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
-                    title: str | None = None, ylabel: str = "reflectance", truth_names=None) -> Path:
+                    title: str | None = None, ylabel: str = "reflectance", truth_names=None,
+                    good_bands=None) -> Path:
     """Endmember spectra against wavelength (nm) or band number.
 
     Parameters
@@ -365,6 +366,9 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     ylabel : y-axis label (the scene's units)
     truth_names : list of q str or None
         Names of the reference spectra; None: named after the estimate they match.
+    good_bands : bool array (bands,) or None
+        The scene's good bands: the others are missing values (nan) in every spectrum, so
+        no line bridges a bad band or a gap of them.
 
     More than 12 legend entries go beside the axes, not over the spectra.
     """
@@ -374,6 +378,13 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     if x.shape != (bands,):
         raise ValueError(f"wavelengths have {x.size} values for {bands} bands")
     t = None if truth is None else np.atleast_2d(np.asarray(truth, np.float64))
+    if good_bands is not None:
+        bad = ~np.asarray(good_bands, bool)
+        if bad.shape != (bands,):
+            raise ValueError(f"good_bands have {bad.size} values for {bands} bands")
+        e = np.where(bad, np.nan, e)
+        if t is not None and t.shape[1] == bands:
+            t = np.where(bad, np.nan, t)
     q = 0 if t is None else t.shape[0]
     colours = _colours(max(p, q))
     labels = _names(p, names)

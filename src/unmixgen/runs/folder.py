@@ -291,7 +291,19 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
         if endmembers is not None:
             truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
-                                   names=names, truth=truth, truth_names=truth_names)
+                                   names=names, truth=truth, truth_names=truth_names,
+                                   good_bands=scene.good_bands, ylabel=_values_label(scene.units))
+
+
+def _values_label(units: str | None) -> str:
+    """What a scene's values are, for a spectra figure's axis: the quantity and its unit as the
+    file labels them; a scene whose file states none is not called reflectance."""
+    from ..units import quantity
+
+    kind = quantity(units)
+    if kind is None:
+        return f"value ({units})" if units else "value (unit not stated in the file)"
+    return kind if units.strip().lower() == kind else f"{kind} ({units})"
 
 
 def _truth_for_figure(scene: Scene, endmembers: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:
