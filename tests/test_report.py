@@ -218,3 +218,18 @@ def test_result_spectra_axis_names_the_scene_units(tmp_path, figs, units, label)
     s = _scene_with_bad_bands(units)
     save_result(tmp_path, s, endmembers=s.truth.endmembers, abundances=None)
     assert figs[-1].axes[0].get_ylabel() == label
+
+
+@pytest.mark.parametrize("p", [7, 12])
+def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
+    """p = 12 spectra: the two-column legend sat inside the axes ('best') over the spectra,
+    which fill the whole plot; seven or more entries go beside it."""
+    wl = np.linspace(400, 2500, 50)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png")
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1
+    assert len(ax.get_legend().get_texts()) == p

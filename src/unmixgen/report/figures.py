@@ -370,7 +370,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
         The scene's good bands: the others are missing values (nan) in every spectrum, so
         no line bridges a bad band or a gap of them.
 
-    More than 12 legend entries go beside the axes, not over the spectra.
+    More than 6 legend entries go beside the axes, not over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -390,7 +390,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     labels = _names(p, names)
     drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
     entries = p + len(drawn)
-    outside = entries > 12
+    outside = entries > 6  # spectra fill the axes: 'best' finds no empty corner for a long legend
     fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
@@ -411,7 +411,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     if outside:
         ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
-        ax.legend(fontsize=8, ncol=2 if entries > 6 else 1, loc="best")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 
