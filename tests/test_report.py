@@ -233,3 +233,33 @@ def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
     box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
     assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1
     assert len(ax.get_legend().get_texts()) == p
+
+
+@pytest.mark.parametrize(("transform", "rows_up", "cols_left"), [
+    ((30.0, 0.0, 5e5, 0.0, -30.0, 4e6), False, False),  # north-up: first row at the top
+    ((30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, False),  # south-up (latitude ascending with the row)
+    ((-30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, True),  # turned by 180 degrees
+    (None, False, False),  # no map grid: as stored
+])
+def test_maps_of_a_south_up_grid_are_drawn_north_up(tmp_path, figs, transform, rows_up, cols_left):
+    """A south-up product's maps were drawn as stored, upside down against the same maps in
+    QGIS; the data stay as stored (first array row = file row 0), the axes turn."""
+    from unmixgen.runs.folder import save_result
+
+    s0 = synthetic.make_scene(rows=9, cols=14, bands=30, p=3, seed=5)
+    s = Scene(s0.load(), wavelengths=s0.wavelengths, transform=transform,
+              crs=None if transform is None else "EPSG:32633")
+    save_result(tmp_path, s, endmembers=s0.truth.endmembers, abundances=s0.truth.abundances)
+    rgb_fig, ab_fig = figs[0], figs[1]
+    for fig in (rgb_fig, ab_fig):
+        for ax in [a for a in fig.axes if a.images][:3 if fig is ab_fig else 1]:
+            bottom, top = ax.get_ylim()
+            left, right = ax.get_xlim()
+            assert (bottom < top) == rows_up and (right < left) == cols_left, (fig, ax.get_ylim(), ax.get_xlim())
+    shown = ab_fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(shown[0], s0.truth.abundances[0, :, 0], rtol=1e-6)
+    assert ("north up" in ab_fig.get_suptitle()) == (rows_up or cols_left)
+    # refine's uncertainty maps turn the same way
+    report.plot_uncertainty(s0.truth.abundances * 0.1, tmp_path / "std.png", transform=transform)
+    bottom, top = figs[-1].axes[0].get_ylim()
+    assert (bottom < top) == rows_up and ("north up" in figs[-1].get_suptitle()) == (rows_up or cols_left)

@@ -92,6 +92,27 @@ def _image_axes_labels(ax, stride: int, left: bool = True, bottom: bool = True) 
             set_ticks(range(n))
 
 
+def _north_up(ax, transform) -> str:
+    """Turn an image's axes so that north is up and east is right on an axis-aligned map grid
+    whose rows run northwards (a south-up product: latitude ascending with the row) or whose
+    columns run westwards; the tick labels stay the file's row and column numbers. ``transform``
+    is the scene's geotransform in rasterio order (or None: drawn as stored, first row at the
+    top; so is a rotated grid). Returns a note for the title, '' when nothing was turned."""
+    if transform is None:
+        return ""
+    a, b, _, d, e, _ = (float(v) for v in tuple(transform)[:6])
+    if b != 0.0 or d != 0.0 or not (np.isfinite(a) and np.isfinite(e)):
+        return ""
+    turned = []
+    if e > 0:
+        ax.invert_yaxis()
+        turned.append("first row at the bottom")
+    if a < 0:
+        ax.invert_xaxis()
+        turned.append("first column at the right")
+    return "north up: " + ", ".join(turned) if turned else ""
+
+
 def _figsize_for_grid(nrows: int, ncols: int, aspect: float, panel_w: float = 2.6,
                       extra_w: float = 1.0, extra_h: float = 0.9) -> tuple[float, float]:
     """Figure size (inches) for a grid of image panels of height/width ``aspect``. A panel is
@@ -156,7 +177,8 @@ def _strided_bands(scene, bands: list[int], stride: int) -> np.ndarray:
 
 
 def plot_rgb(scene, path, title: str | None = None) -> Path:
-    """True-colour preview of a scene, written to ``path`` (PNG).
+    """True-colour preview of a scene, written to ``path`` (PNG), north up where the scene's
+    geotransform says its rows run northwards (`_north_up`), otherwise as stored.
 
     Uses the bands nearest 640/550/460 nm when the wavelengths cover them (within 30 nm),
     otherwise three good bands at 80/50/20 % of the band range (false colour). Each channel
@@ -175,8 +197,9 @@ def plot_rgb(scene, path, title: str | None = None) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(img, interpolation="nearest")
     name = title or getattr(scene, "name", None) or getattr(scene, "path", None) or "scene"
-    ax.set_title(f"{name}\n{how}, 2-98 % stretch", fontsize=9)
     _image_axes_labels(ax, stride)
+    turned = _north_up(ax, getattr(scene, "transform", None))
+    ax.set_title(f"{name}\n{how}, 2-98 % stretch" + (f"\n{turned}" if turned else ""), fontsize=9)
     if not valid.all():
         ax.legend(handles=[Patch(color=INVALID_COLOUR, label="invalid pixels")], loc="upper right",
                   fontsize=7, framealpha=0.8)
@@ -196,7 +219,7 @@ def _masked_maps(maps: np.ndarray, mask, stride: int) -> np.ma.MaskedArray:
 
 
 def plot_abundances(abundances, path, names=None, mask=None, truth=None,
-                    title: str | None = None) -> Path:
+                    title: str | None = None, transform=None) -> Path:
     """One panel per endmember, colour scale 0-1; with ``truth``, ground truth below.
 
     Parameters
@@ -208,6 +231,8 @@ def plot_abundances(abundances, path, names=None, mask=None, truth=None,
         ``False`` = invalid pixel, drawn grey (as are NaN values).
     truth : array (rows, cols, p) or None
         Reference maps, assumed aligned with ``abundances`` (same endmember order).
+    transform : the scene's geotransform (rasterio order) or None
+        Maps of a south-up grid are drawn north up (`_north_up`); None: as stored.
     """
     a = np.asarray(abundances, np.float32)
     if a.ndim != 3:
@@ -240,7 +265,9 @@ def plot_abundances(abundances, path, names=None, mask=None, truth=None,
         ax.set_title(label, fontsize=9)
         r, c = divmod(pos, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
-    fig.suptitle(title or ("abundance maps" + (" vs ground truth" if ref is not None else "")), fontsize=11)
+        turned = _north_up(ax, transform)
+    heading = title or ("abundance maps" + (" vs ground truth" if ref is not None else ""))
+    fig.suptitle(heading + (f" ({turned})" if turned else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cax = fig.add_axes((0.91, 0.15, 0.015, 0.7))
     cb = fig.colorbar(im, cax=cax)
@@ -481,10 +508,10 @@ def plot_eigen_spectrum(estimate: dict, path, title: str = "number of endmembers
 
 
 def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation",
-                     label: str = "abundance std") -> Path:
+                     label: str = "abundance std", transform=None) -> Path:
     """One panel per endmember of a per-pixel uncertainty map ``std`` (rows, cols, p), on a
     common colour scale from 0 to the largest value (invalid pixels grey); ``label`` names
-    the colour bar's quantity."""
+    the colour bar's quantity. ``transform``: as in `plot_abundances`."""
     s = np.asarray(std, np.float32)
     rows, cols, p = s.shape
     stride = _stride(rows, cols)
@@ -506,7 +533,8 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
         ax.set_title(name, fontsize=9)
         r, c = divmod(k, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
-    fig.suptitle(title, fontsize=11)
+        turned = _north_up(ax, transform)
+    fig.suptitle(title + (f" ({turned})" if turned else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
     cb.set_label(label, fontsize=8)

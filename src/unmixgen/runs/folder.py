@@ -287,7 +287,8 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
 
         report.plot_rgb(scene, folder / "rgb.png")
         if abundances is not None:
-            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask)
+            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask,
+                                   transform=scene.transform)
         if endmembers is not None:
             truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",

@@ -402,10 +402,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 
             record["brightness"] = save_brightness(tmp, scene, brightness, brightness_from)
         if figures:
-            plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
+            plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask,
+                             transform=scene.transform)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
                              mask=scene.mask, title="width of the 90 % posterior interval",
-                             label="90 % interval width (abundance)")
+                             label="90 % interval width (abundance)", transform=scene.transform)
         write_json(tmp / "run.json", record)
     return record
 
