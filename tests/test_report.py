@@ -263,3 +263,17 @@ def test_maps_of_a_south_up_grid_are_drawn_north_up(tmp_path, figs, transform, r
     report.plot_uncertainty(s0.truth.abundances * 0.1, tmp_path / "std.png", transform=transform)
     bottom, top = figs[-1].axes[0].get_ylim()
     assert (bottom < top) == rows_up and ("north up" in figs[-1].get_suptitle()) == (rows_up or cols_left)
+
+
+def test_rgb_invalid_pixel_legend_does_not_cover_the_image(scene, tmp_path, figs):
+    """The 'invalid pixels' legend sat in the image's upper-right corner, hiding valid pixels."""
+    cube = scene.load().copy()
+    cube[-3:, :4] = np.nan
+    report.plot_rgb(Scene(cube, wavelengths=scene.wavelengths), tmp_path / "rgb.png")
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    image, legend = ax.images[0].get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert not image.overlaps(legend), (image, legend)
+    assert legend.x1 <= fig.bbox.x1 + 1 and legend.y0 >= -1
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["invalid pixels"]

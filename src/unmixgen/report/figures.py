@@ -201,8 +201,9 @@ def plot_rgb(scene, path, title: str | None = None) -> Path:
     turned = _north_up(ax, getattr(scene, "transform", None))
     ax.set_title(f"{name}\n{how}, 2-98 % stretch" + (f"\n{turned}" if turned else ""), fontsize=9)
     if not valid.all():
-        ax.legend(handles=[Patch(color=INVALID_COLOUR, label="invalid pixels")], loc="upper right",
-                  fontsize=7, framealpha=0.8)
+        # beside the image, not over it: any corner of a scene may hold valid pixels
+        ax.legend(handles=[Patch(color=INVALID_COLOUR, label="invalid pixels")], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
