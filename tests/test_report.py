@@ -277,3 +277,23 @@ def test_rgb_invalid_pixel_legend_does_not_cover_the_image(scene, tmp_path, figs
     assert not image.overlaps(legend), (image, legend)
     assert legend.x1 <= fig.bbox.x1 + 1 and legend.y0 >= -1
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["invalid pixels"]
+
+
+def test_html_report_links_every_figure_in_the_folder(tmp_path):
+    """The demo's report left out figures its run folders hold (refine's 90 % interval map, the
+    semi-blind and refined spectra): every PNG under the folder is now linked, those no section
+    names under a last section, and nothing twice."""
+    for name in ("a.png", "sub/b.png", "sub/deeper/c.png", "sub/d.png"):
+        report.plot_training_curve([0, 1], [2.0, 1.0], tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a figure")
+    out = html.write_html_report(tmp_path, "run", [("One", ["a.png", tmp_path / "sub" / "b.png"], "")])
+    text = out.read_text()
+    import re
+
+    links = re.findall(r'<img src="([^"]+)"', text)
+    assert sorted(links) == ["a.png", "sub/b.png", "sub/d.png", "sub/deeper/c.png"]
+    assert all((tmp_path / link).is_file() for link in links)
+    assert text.index("sub/deeper/c.png") > text.index("<h2>Other figures")
+    # a report naming every figure has no such section
+    text = html.write_html_report(tmp_path, "run", [("All", links, "")]).read_text()
+    assert "Other figures" not in text and len(re.findall("<img ", text)) == 4
