@@ -297,3 +297,21 @@ def test_html_report_links_every_figure_in_the_folder(tmp_path):
     # a report naming every figure has no such section
     text = html.write_html_report(tmp_path, "run", [("All", links, "")]).read_text()
     assert "Other figures" not in text and len(re.findall("<img ", text)) == 4
+
+
+def test_uncertainty_maps_scale_on_valid_pixels_and_say_grey_is_invalid(tmp_path, figs):
+    """The colour scale ran to the largest value anywhere, invalid pixels included (a masked
+    pixel holding 5 squeezed the real spread into the darkest colour), and the figure did not
+    say what its grey pixels are, as the abundance figure does."""
+    w = np.random.default_rng(1).uniform(0, 0.1, (8, 13, 2)).astype(np.float32)
+    mask = np.ones((8, 13), bool)
+    mask[0, :] = False
+    w[0, :] = 5.0
+    report.plot_uncertainty(w, tmp_path / "s.png", mask=mask)
+    fig = figs[-1]
+    image = fig.axes[0].images[0]
+    assert image.get_clim() == (0.0, pytest.approx(float(w[1:].max())))
+    assert np.ma.getmaskarray(image.get_array())[0].all() and not np.ma.getmaskarray(image.get_array())[1:].any()
+    assert any("invalid" in t.get_text() for t in fig.texts)
+    report.plot_uncertainty(w[1:], tmp_path / "t.png")
+    assert not any("invalid" in t.get_text() for t in figs[-1].texts)

@@ -517,7 +517,7 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
     rows, cols, p = s.shape
     stride = _stride(rows, cols)
     est = _masked_maps(s, mask, stride)
-    vmax = float(np.nanmax(s)) if np.isfinite(s).any() else 1.0
+    vmax = float(est.max()) if est.count() else 1.0  # over the valid pixels shown, not the masked ones
     grid_cols = min(p, 6)
     grid_rows = math.ceil(p / grid_cols)
     fig = Figure(figsize=_figsize_for_grid(grid_rows, grid_cols, est.shape[0] / est.shape[1], extra_w=1.2,
@@ -539,4 +539,7 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
     cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    if est.mask.any():
+        fig.text(0.91, 0.06, "grey:\ninvalid", fontsize=7, color="0.3")
     return _save(fig, path)
