@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -55,6 +56,10 @@ def test_demo_runs_the_whole_chain(run_cli, tmp_path):
     for fig in ("unmix/abundances.png", "semiblind/abundances.png", "refine/abundances_std.png", "synthetic_maps.png",
                 "real_blocks.png"):
         assert fig in html and (out / fig).is_file()
+    # every figure of the run is linked, every link is a figure (refine's 90 % interval map was left out)
+    links = re.findall(r'<img src="([^"]+)"', html)
+    assert sorted(links) == sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert "refine/abundances_interval90.png" in html.split("<h2>Other figures")[0]
     # a second run refuses to overwrite without --overwrite, leaving the folder alone
     before = sorted(p.name for p in out.iterdir())
     code, _, err = run_cli("demo", "--out", out)

@@ -347,3 +347,22 @@ def test_synthesize_makes_maps_of_any_rows_and_cols(results, tmp_path, run_cli):
                                 "--steps", "2", "--json")
     assert code == 0, err
     assert json.loads(stdout)["size"] == [10, 14]
+
+
+def test_synthesize_figure_names_its_maps_and_says_how_many_it_shows(tmp_path, monkeypatch):
+    """synthesize's abundances.png showed up to 16 maps without a word on which: no panel titles
+    (map_000.tif ...) and '16 abundance maps' for a run of 18; the title now says they are
+    synthetic, how many of how many, and each panel names its file."""
+    from unmixgen.priors.abundance.model import DEMO_MODEL
+    from unmixgen.report import figures as report
+    from unmixgen.workflows.abundance import synthesize_maps
+
+    drawn: list = []
+    save = report._save
+    monkeypatch.setattr(report, "_save", lambda fig, path: (drawn.append(fig), save(fig, path))[1])
+    synthesize_maps(DEMO_MODEL, 18, tmp_path / "syn", size=(6, 9), steps=1, progress=False)
+    fig = drawn[-1]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"map_{i:03d}" for i in range(16)]
+    assert all((tmp_path / "syn" / f"{t}.tif").is_file() for t in titles)
+    assert "synthetic" in fig.get_suptitle() and "16 of 18" in fig.get_suptitle()

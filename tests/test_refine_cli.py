@@ -737,3 +737,27 @@ def test_the_python_api_warnings_name_its_parameters_not_cli_flags(setup, tmp_pa
     assert len(override) == 1 and override[0].startswith("rounds=3, spectra_t0=0.5: not applied: "), shown
     assert any(m.startswith("samples=2: the std and 5 / 95 % quantiles") for m in shown), shown
     assert not [m for m in shown + rec["warnings"] if "--rounds" in m or "--spectra" in m or "--samples" in m]
+
+
+def test_refined_figures_say_they_show_the_posterior(setup, run_cli, monkeypatch):
+    """refine's abundances.png and endmembers.png were titled 'abundance maps' and 'endmember
+    spectra' like the init's; a reader could not tell the posterior mean from the init, nor the
+    uncertainty maps' subject."""
+    from unmixgen.report import figures as report
+
+    titles: dict[str, str] = {}
+    save = report._save
+
+    def record(fig, path):
+        titles[Path(path).name] = fig.get_suptitle() or fig.axes[0].get_title()
+        return save(fig, path)
+
+    monkeypatch.setattr(report, "_save", record)
+    out = setup["root"] / "ref_titles"
+    code, _, err = run_cli("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+                           "--samples", "2", "--steps", "2", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert "posterior mean" in titles["abundances.png"] and "refined" in titles["abundances.png"]
+    assert "refined" in titles["endmembers.png"]
+    assert "posterior standard deviation" in titles["abundances_std.png"]
+    assert "90 % posterior interval" in titles["abundances_interval90.png"]

@@ -174,3 +174,144 @@ def test_abundance_grid_legend_of_many_endmembers_stays_below_the_maps(tmp_path,
         lowest = min(ax.get_window_extent(renderer).y0 for ax in fig.axes)
         legend = fig.legends[0].get_window_extent(renderer)
         assert legend.y1 <= lowest and legend.y0 >= 0, (p, legend, lowest)
+
+
+def _scene_with_bad_bands(units=None) -> Scene:
+    s = synthetic.make_scene(rows=12, cols=19, bands=40, p=3, seed=4)
+    good = np.ones(40, bool)
+    good[15:21] = False  # a water-vapour gap in the middle of the spectrum
+    return Scene(s.load(), wavelengths=s.wavelengths, good_bands=good, units=units, truth=s.truth)
+
+
+def test_result_spectra_break_at_the_scene_bad_bands(tmp_path, figs):
+    """A run's endmembers.png drew whatever the method left at the scene's bad bands as a
+    line across the gap, where its CSV and library hold nan."""
+    from unmixgen.runs.folder import save_result
+
+    s = _scene_with_bad_bands()
+    E = s.truth.endmembers + 0.01
+    save_result(tmp_path, s, endmembers=E, abundances=None)
+    ax = figs[-1].axes[0]
+    assert len(ax.lines) == 3 + 3  # estimates and the scene's truth
+    for line in ax.lines:
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        inside = (x >= s.wavelengths[15]) & (x <= s.wavelengths[20])
+        assert inside.any() and np.isnan(y[inside]).all(), line.get_label()
+        assert np.isfinite(y[x < s.wavelengths[15]]).all()
+    # the same without wavelengths: against band number
+    report.plot_endmembers(E, None, tmp_path / "b.png", good_bands=s.good_bands)
+    ys = np.asarray(figs[-1].axes[0].lines[0].get_ydata(), float)
+    assert np.isnan(ys[15:21]).all() and np.isfinite(ys[:15]).all() and np.isfinite(ys[21:]).all()
+
+
+@pytest.mark.parametrize(("units", "label"), [
+    ("reflectance", "reflectance"),
+    ("W/(m2 sr um)", "radiance (W/(m2 sr um))"),
+    ("radiance", "radiance"),
+    (None, "value (unit not stated in the file)"),
+])
+def test_result_spectra_axis_names_the_scene_units(tmp_path, figs, units, label):
+    """endmembers.png said 'reflectance' for every scene, a radiance one (EnMAP L1C, PRISMA L1)
+    included."""
+    from unmixgen.runs.folder import save_result
+
+    s = _scene_with_bad_bands(units)
+    save_result(tmp_path, s, endmembers=s.truth.endmembers, abundances=None)
+    assert figs[-1].axes[0].get_ylabel() == label
+
+
+@pytest.mark.parametrize("p", [7, 12])
+def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
+    """p = 12 spectra: the two-column legend sat inside the axes ('best') over the spectra,
+    which fill the whole plot; seven or more entries go beside it."""
+    wl = np.linspace(400, 2500, 50)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png")
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1
+    assert len(ax.get_legend().get_texts()) == p
+
+
+@pytest.mark.parametrize(("transform", "rows_up", "cols_left"), [
+    ((30.0, 0.0, 5e5, 0.0, -30.0, 4e6), False, False),  # north-up: first row at the top
+    ((30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, False),  # south-up (latitude ascending with the row)
+    ((-30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, True),  # turned by 180 degrees
+    (None, False, False),  # no map grid: as stored
+])
+def test_maps_of_a_south_up_grid_are_drawn_north_up(tmp_path, figs, transform, rows_up, cols_left):
+    """A south-up product's maps were drawn as stored, upside down against the same maps in
+    QGIS; the data stay as stored (first array row = file row 0), the axes turn."""
+    from unmixgen.runs.folder import save_result
+
+    s0 = synthetic.make_scene(rows=9, cols=14, bands=30, p=3, seed=5)
+    s = Scene(s0.load(), wavelengths=s0.wavelengths, transform=transform,
+              crs=None if transform is None else "EPSG:32633")
+    save_result(tmp_path, s, endmembers=s0.truth.endmembers, abundances=s0.truth.abundances)
+    rgb_fig, ab_fig = figs[0], figs[1]
+    for fig in (rgb_fig, ab_fig):
+        for ax in [a for a in fig.axes if a.images][:3 if fig is ab_fig else 1]:
+            bottom, top = ax.get_ylim()
+            left, right = ax.get_xlim()
+            assert (bottom < top) == rows_up and (right < left) == cols_left, (fig, ax.get_ylim(), ax.get_xlim())
+    shown = ab_fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(shown[0], s0.truth.abundances[0, :, 0], rtol=1e-6)
+    assert ("north up" in ab_fig.get_suptitle()) == (rows_up or cols_left)
+    # refine's uncertainty maps turn the same way
+    report.plot_uncertainty(s0.truth.abundances * 0.1, tmp_path / "std.png", transform=transform)
+    bottom, top = figs[-1].axes[0].get_ylim()
+    assert (bottom < top) == rows_up and ("north up" in figs[-1].get_suptitle()) == (rows_up or cols_left)
+
+
+def test_rgb_invalid_pixel_legend_does_not_cover_the_image(scene, tmp_path, figs):
+    """The 'invalid pixels' legend sat in the image's upper-right corner, hiding valid pixels."""
+    cube = scene.load().copy()
+    cube[-3:, :4] = np.nan
+    report.plot_rgb(Scene(cube, wavelengths=scene.wavelengths), tmp_path / "rgb.png")
+    fig = figs[-1]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    image, legend = ax.images[0].get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+    assert not image.overlaps(legend), (image, legend)
+    assert legend.x1 <= fig.bbox.x1 + 1 and legend.y0 >= -1
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["invalid pixels"]
+
+
+def test_html_report_links_every_figure_in_the_folder(tmp_path):
+    """The demo's report left out figures its run folders hold (refine's 90 % interval map, the
+    semi-blind and refined spectra): every PNG under the folder is now linked, those no section
+    names under a last section, and nothing twice."""
+    for name in ("a.png", "sub/b.png", "sub/deeper/c.png", "sub/d.png"):
+        report.plot_training_curve([0, 1], [2.0, 1.0], tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a figure")
+    out = html.write_html_report(tmp_path, "run", [("One", ["a.png", tmp_path / "sub" / "b.png"], "")])
+    text = out.read_text()
+    import re
+
+    links = re.findall(r'<img src="([^"]+)"', text)
+    assert sorted(links) == ["a.png", "sub/b.png", "sub/d.png", "sub/deeper/c.png"]
+    assert all((tmp_path / link).is_file() for link in links)
+    assert text.index("sub/deeper/c.png") > text.index("<h2>Other figures")
+    # a report naming every figure has no such section
+    text = html.write_html_report(tmp_path, "run", [("All", links, "")]).read_text()
+    assert "Other figures" not in text and len(re.findall("<img ", text)) == 4
+
+
+def test_uncertainty_maps_scale_on_valid_pixels_and_say_grey_is_invalid(tmp_path, figs):
+    """The colour scale ran to the largest value anywhere, invalid pixels included (a masked
+    pixel holding 5 squeezed the real spread into the darkest colour), and the figure did not
+    say what its grey pixels are, as the abundance figure does."""
+    w = np.random.default_rng(1).uniform(0, 0.1, (8, 13, 2)).astype(np.float32)
+    mask = np.ones((8, 13), bool)
+    mask[0, :] = False
+    w[0, :] = 5.0
+    report.plot_uncertainty(w, tmp_path / "s.png", mask=mask)
+    fig = figs[-1]
+    image = fig.axes[0].images[0]
+    assert image.get_clim() == (0.0, pytest.approx(float(w[1:].max())))
+    assert np.ma.getmaskarray(image.get_array())[0].all() and not np.ma.getmaskarray(image.get_array())[1:].any()
+    assert any("invalid" in t.get_text() for t in fig.texts)
+    report.plot_uncertainty(w[1:], tmp_path / "t.png")
+    assert not any("invalid" in t.get_text() for t in figs[-1].texts)

@@ -92,6 +92,27 @@ def _image_axes_labels(ax, stride: int, left: bool = True, bottom: bool = True) 
             set_ticks(range(n))
 
 
+def _north_up(ax, transform) -> str:
+    """Turn an image's axes so that north is up and east is right on an axis-aligned map grid
+    whose rows run northwards (a south-up product: latitude ascending with the row) or whose
+    columns run westwards; the tick labels stay the file's row and column numbers. ``transform``
+    is the scene's geotransform in rasterio order (or None: drawn as stored, first row at the
+    top; so is a rotated grid). Returns a note for the title, '' when nothing was turned."""
+    if transform is None:
+        return ""
+    a, b, _, d, e, _ = (float(v) for v in tuple(transform)[:6])
+    if b != 0.0 or d != 0.0 or not (np.isfinite(a) and np.isfinite(e)):
+        return ""
+    turned = []
+    if e > 0:
+        ax.invert_yaxis()
+        turned.append("first row at the bottom")
+    if a < 0:
+        ax.invert_xaxis()
+        turned.append("first column at the right")
+    return "north up: " + ", ".join(turned) if turned else ""
+
+
 def _figsize_for_grid(nrows: int, ncols: int, aspect: float, panel_w: float = 2.6,
                       extra_w: float = 1.0, extra_h: float = 0.9) -> tuple[float, float]:
     """Figure size (inches) for a grid of image panels of height/width ``aspect``. A panel is
@@ -156,7 +177,8 @@ def _strided_bands(scene, bands: list[int], stride: int) -> np.ndarray:
 
 
 def plot_rgb(scene, path, title: str | None = None) -> Path:
-    """True-colour preview of a scene, written to ``path`` (PNG).
+    """True-colour preview of a scene, written to ``path`` (PNG), north up where the scene's
+    geotransform says its rows run northwards (`_north_up`), otherwise as stored.
 
     Uses the bands nearest 640/550/460 nm when the wavelengths cover them (within 30 nm),
     otherwise three good bands at 80/50/20 % of the band range (false colour). Each channel
@@ -175,11 +197,13 @@ def plot_rgb(scene, path, title: str | None = None) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(img, interpolation="nearest")
     name = title or getattr(scene, "name", None) or getattr(scene, "path", None) or "scene"
-    ax.set_title(f"{name}\n{how}, 2-98 % stretch", fontsize=9)
     _image_axes_labels(ax, stride)
+    turned = _north_up(ax, getattr(scene, "transform", None))
+    ax.set_title(f"{name}\n{how}, 2-98 % stretch" + (f"\n{turned}" if turned else ""), fontsize=9)
     if not valid.all():
-        ax.legend(handles=[Patch(color=INVALID_COLOUR, label="invalid pixels")], loc="upper right",
-                  fontsize=7, framealpha=0.8)
+        # beside the image, not over it: any corner of a scene may hold valid pixels
+        ax.legend(handles=[Patch(color=INVALID_COLOUR, label="invalid pixels")], loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -196,7 +220,7 @@ def _masked_maps(maps: np.ndarray, mask, stride: int) -> np.ma.MaskedArray:
 
 
 def plot_abundances(abundances, path, names=None, mask=None, truth=None,
-                    title: str | None = None) -> Path:
+                    title: str | None = None, transform=None) -> Path:
     """One panel per endmember, colour scale 0-1; with ``truth``, ground truth below.
 
     Parameters
@@ -208,6 +232,8 @@ def plot_abundances(abundances, path, names=None, mask=None, truth=None,
         ``False`` = invalid pixel, drawn grey (as are NaN values).
     truth : array (rows, cols, p) or None
         Reference maps, assumed aligned with ``abundances`` (same endmember order).
+    transform : the scene's geotransform (rasterio order) or None
+        Maps of a south-up grid are drawn north up (`_north_up`); None: as stored.
     """
     a = np.asarray(abundances, np.float32)
     if a.ndim != 3:
@@ -240,7 +266,9 @@ def plot_abundances(abundances, path, names=None, mask=None, truth=None,
         ax.set_title(label, fontsize=9)
         r, c = divmod(pos, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
-    fig.suptitle(title or ("abundance maps" + (" vs ground truth" if ref is not None else "")), fontsize=11)
+        turned = _north_up(ax, transform)
+    heading = title or ("abundance maps" + (" vs ground truth" if ref is not None else ""))
+    fig.suptitle(heading + (f" ({turned})" if turned else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cax = fig.add_axes((0.91, 0.15, 0.015, 0.7))
     cb = fig.colorbar(im, cax=cax)
@@ -350,7 +378,8 @@ def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
-                    title: str | None = None, ylabel: str = "reflectance", truth_names=None) -> Path:
+                    title: str | None = None, ylabel: str = "reflectance", truth_names=None,
+                    good_bands=None) -> Path:
     """Endmember spectra against wavelength (nm) or band number.
 
     Parameters
@@ -365,8 +394,11 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     ylabel : y-axis label (the scene's units)
     truth_names : list of q str or None
         Names of the reference spectra; None: named after the estimate they match.
+    good_bands : bool array (bands,) or None
+        The scene's good bands: the others are missing values (nan) in every spectrum, so
+        no line bridges a bad band or a gap of them.
 
-    More than 12 legend entries go beside the axes, not over the spectra.
+    More than 6 legend entries go beside the axes, not over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -374,12 +406,19 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     if x.shape != (bands,):
         raise ValueError(f"wavelengths have {x.size} values for {bands} bands")
     t = None if truth is None else np.atleast_2d(np.asarray(truth, np.float64))
+    if good_bands is not None:
+        bad = ~np.asarray(good_bands, bool)
+        if bad.shape != (bands,):
+            raise ValueError(f"good_bands have {bad.size} values for {bands} bands")
+        e = np.where(bad, np.nan, e)
+        if t is not None and t.shape[1] == bands:
+            t = np.where(bad, np.nan, t)
     q = 0 if t is None else t.shape[0]
     colours = _colours(max(p, q))
     labels = _names(p, names)
     drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
     entries = p + len(drawn)
-    outside = entries > 12
+    outside = entries > 6  # spectra fill the axes: 'best' finds no empty corner for a long legend
     fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
@@ -400,7 +439,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     if outside:
         ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
-        ax.legend(fontsize=8, ncol=2 if entries > 6 else 1, loc="best")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -470,15 +509,15 @@ def plot_eigen_spectrum(estimate: dict, path, title: str = "number of endmembers
 
 
 def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior standard deviation",
-                     label: str = "abundance std") -> Path:
+                     label: str = "abundance std", transform=None) -> Path:
     """One panel per endmember of a per-pixel uncertainty map ``std`` (rows, cols, p), on a
     common colour scale from 0 to the largest value (invalid pixels grey); ``label`` names
-    the colour bar's quantity."""
+    the colour bar's quantity. ``transform``: as in `plot_abundances`."""
     s = np.asarray(std, np.float32)
     rows, cols, p = s.shape
     stride = _stride(rows, cols)
     est = _masked_maps(s, mask, stride)
-    vmax = float(np.nanmax(s)) if np.isfinite(s).any() else 1.0
+    vmax = float(est.max()) if est.count() else 1.0  # over the valid pixels shown, not the masked ones
     grid_cols = min(p, 6)
     grid_rows = math.ceil(p / grid_cols)
     fig = Figure(figsize=_figsize_for_grid(grid_rows, grid_cols, est.shape[0] / est.shape[1], extra_w=1.2,
@@ -495,8 +534,12 @@ def plot_uncertainty(std, path, names=None, mask=None, title: str = "posterior s
         ax.set_title(name, fontsize=9)
         r, c = divmod(k, grid_cols)
         _image_axes_labels(ax, stride, left=(c == 0), bottom=(r == grid_rows - 1))
-    fig.suptitle(title, fontsize=11)
+        turned = _north_up(ax, transform)
+    fig.suptitle(title + (f" ({turned})" if turned else ""), fontsize=11)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     cb = fig.colorbar(im, cax=fig.add_axes((0.91, 0.15, 0.015, 0.7)))
     cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    if est.mask.any():
+        fig.text(0.91, 0.06, "grey:\ninvalid", fontsize=7, color="0.3")
     return _save(fig, path)

@@ -44,7 +44,8 @@ def html_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> st
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def write_html_report(folder, title: str, sections, filename: str = "report.html") -> Path:
+def write_html_report(folder, title: str, sections, filename: str = "report.html",
+                      others: str | None = "Other figures") -> Path:
     """Write ``folder/report.html``: a title and sections of figures, text and tables.
 
     Parameters
@@ -56,6 +57,8 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
         ``folder``), shown with their file name as caption (escaped); ``body`` an HTML
         fragment inserted as is (may be empty): build it from escaped pieces, e.g.
         `html_table` and `html_text`, never from raw user text.
+    others : heading of a last section that links every PNG under ``folder`` no section
+        names (so the report leaves out no figure of the run); None: no such section.
 
     Returns the path of the report. No external CSS, fonts or JavaScript.
     """
@@ -67,13 +70,20 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(str(title))}</h1>",
     ]
+    sections = list(sections)
+    if others is not None:
+        named = {Path(os.path.relpath(_full(folder, img), folder)).as_posix()
+                 for _, images, _ in sections for img in images or []}
+        rest = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png") if p.is_file())
+        rest = [r for r in rest if r not in named]
+        if rest:
+            sections.append((others, rest, ""))
     for heading, images, body in sections:
         parts.append(f"<section><h2>{html.escape(str(heading))}</h2>")
         if body:
             parts.append(f"<div>{body}</div>")
         for img in images or []:
-            p = Path(img)
-            full = p if p.is_absolute() else folder / p
+            full = _full(folder, img)
             rel = Path(os.path.relpath(full, folder)).as_posix()
             cap = html.escape(rel)
             if full.is_file():
@@ -89,6 +99,11 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
     with atomic_file(out) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
     return out
+
+
+def _full(folder: Path, img) -> Path:
+    p = Path(img)
+    return p if p.is_absolute() else folder / p
 
 
 _CSS = """

@@ -252,9 +252,12 @@ def same_scene(fingerprint: np.ndarray, scene: Scene, *, rtol: float = 1e-3) -> 
 
 def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | None,
                 abundances: np.ndarray | None, names: list[str] | None = None,
-                extra: dict[str, np.ndarray] | None = None, figures: bool = True) -> None:
+                extra: dict[str, np.ndarray] | None = None, figures: bool = True,
+                describe: str | None = None) -> None:
     """Write result.npz, the georeferenced maps, endmembers.csv and endmembers.sli/.hdr
-    (`save_endmembers`) and the standard figures into the existing folder ``folder``."""
+    (`save_endmembers`) and the standard figures into the existing folder ``folder``.
+    ``describe`` says what the result is in the figures' titles (e.g. ``"refined: posterior
+    mean"``); None: plain 'abundance maps' / 'endmember spectra'."""
     folder = Path(folder)
     arrays: dict[str, np.ndarray] = {"mask": scene.mask, "scene_fingerprint": scene_fingerprint(scene)}
     if scene.wavelengths is not None:
@@ -287,11 +290,32 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
 
         report.plot_rgb(scene, folder / "rgb.png")
         if abundances is not None:
-            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask)
+            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask,
+                                   transform=scene.transform,
+                                   title=None if describe is None else f"abundance maps, {describe}")
         if endmembers is not None:
             truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
-                                   names=names, truth=truth, truth_names=truth_names)
+                                   names=names, truth=truth, truth_names=truth_names,
+                                   good_bands=scene.good_bands, ylabel=_values_label(scene.units),
+                                   title=_spectra_title(describe, truth is not None))
+
+
+def _spectra_title(describe: str | None, truth: bool) -> str | None:
+    if describe is None:
+        return None  # the figure's own
+    return f"endmember spectra, {describe}" + (" (dashed: ground truth)" if truth else "")
+
+
+def _values_label(units: str | None) -> str:
+    """What a scene's values are, for a spectra figure's axis: the quantity and its unit as the
+    file labels them; a scene whose file states none is not called reflectance."""
+    from ..units import quantity
+
+    kind = quantity(units)
+    if kind is None:
+        return f"value ({units})" if units else "value (unit not stated in the file)"
+    return kind if units.strip().lower() == kind else f"{kind} ({units})"
 
 
 def _truth_for_figure(scene: Scene, endmembers: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:

@@ -143,6 +143,10 @@ def synthesize_maps(model_dir: str | Path, count: int, out: str | Path, *, size:
         np.savez_compressed(tmp / "abundances.npz", abundances=maps, names=np.array(model.names))
         for i, m in enumerate(maps):
             write_scene(Scene(m, name=f"map_{i:03d}", metadata={"band_names": model.names}), tmp / f"map_{i:03d}.tif")
-        plot_abundance_grid(maps[:16], tmp / "abundances.png", names=model.names)
+        shown = min(16, len(maps))
+        plot_abundance_grid(maps[:shown], tmp / "abundances.png", names=model.names,
+                            titles=[f"map_{i:03d}" for i in range(shown)],
+                            title=f"synthetic abundance maps ({shown} of {len(maps)}), {maps.shape[1]}x{maps.shape[2]}"
+                                  "\ncolour = abundance-weighted mix of endmember colours")
         write_json(tmp / "run.json", rec)
     return rec

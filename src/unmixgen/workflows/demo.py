@@ -204,9 +204,11 @@ def _semiblind_chain(tmp: Path, scene, endmembers: np.ndarray, record: dict[str,
              ("HybridSTU, blind endmembers", stu_scores), ("refined (posterior mean)", ref_scores))]
     return [
         ("Semi-blind unmixing and refinement",
-         ["semiblind/abundances.png", "refine/abundances.png", "refine/abundances_std.png"],
+         ["semiblind/abundances.png", "semiblind/endmembers.png", "refine/abundances.png",
+          "refine/endmembers.png", "refine/abundances_std.png", "refine/abundances_interval90.png"],
          f"HybridSTU (trained for {budget} on scenes simulated from the blind endmembers and "
          f"Gaussian-random-field maps), then diffusion refinement with the shipped priors ({samples} posterior "
-         f"samples x {steps} steps; the last figure is the per-pixel posterior standard deviation)."
+         f"samples x {steps} steps; the last two figures are the per-pixel posterior standard deviation and "
+         f"the width of the 90 % posterior interval)."
          + html_table(rows)),
     ]

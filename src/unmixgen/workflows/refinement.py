@@ -389,6 +389,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     names = res.get("names")
     with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
+                    describe="refined (posterior mean)" if sampled and g["endmembers_kept"]
+                    else "refined (posterior mean; endmembers of the init)",
                     extra={"abundances_std": r.abundances_std, "abundances_q05": r.abundances_q05,
                            "abundances_q95": r.abundances_q95, "endmembers_std": r.endmembers_std,
                            "init_abundances": A0, "init_endmembers": E0, "pixels_kept": r.pixels_kept,
@@ -402,10 +404,11 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 
             record["brightness"] = save_brightness(tmp, scene, brightness, brightness_from)
         if figures:
-            plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask)
+            plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask,
+                             transform=scene.transform)
             plot_uncertainty(r.abundances_q95 - r.abundances_q05, tmp / "abundances_interval90.png", names=names,
                              mask=scene.mask, title="width of the 90 % posterior interval",
-                             label="90 % interval width (abundance)")
+                             label="90 % interval width (abundance)", transform=scene.transform)
         write_json(tmp / "run.json", record)
     return record
 
