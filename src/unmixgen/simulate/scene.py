@@ -11,7 +11,9 @@ For each abundance map ``A (rows, cols, p)``:
    map; `unmixgen.simulate.random_fields`), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
    ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
 3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
-4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
+4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`):
+   ``10 log10(sum clean^2 / E[sum noise^2])`` over the valid pixels (no-data pixels, NaN in every
+   map, are NaN in the scene and its truth and count for neither sum).
 
 The abundances are kept as given (in the ELMM the scaling belongs to the endmembers). The
 scene is in the units of its spectra (mixing and resampling keep them): ``units`` says which,
@@ -149,16 +151,23 @@ def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.ra
     return np.exp(std * z).astype(np.float32)
 
 
-def _check_abundances(abundances) -> np.ndarray:
+def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
+    """``(maps (N, rows, cols, p) float32, nodata (N, rows, cols) bool)``: no-data pixels are NaN
+    in every map; a pixel NaN in some maps only, or Inf anywhere, is refused."""
     a = np.asarray(abundances, np.float32)
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4 or min(a.shape) < 1:
         raise InputError(f"abundances have shape {a.shape}; expected (rows, cols, p) or (N, rows, cols, p)")
-    if not np.all(np.isfinite(a)):
-        n = int((~np.isfinite(a).all(-1)).sum())
-        raise InputError(f"abundances have {n} pixels with NaN/Inf (invalid pixels); expected complete maps")
-    return a
+    nodata = np.isnan(a).all(-1)
+    bad = ~np.isfinite(a).all(-1) & ~nodata
+    if bad.any():
+        raise InputError(f"abundances have {int(bad.sum())} pixels with Inf or NaN in some maps only; expected "
+                         "complete maps (a no-data pixel NaN in every map)")
+    empty = np.flatnonzero(nodata.all(axis=(1, 2)))
+    if empty.size:
+        raise InputError(f"abundances: map {int(empty[0])} has no valid pixel; expected pixels to simulate")
+    return a, nodata
 
 
 def simulate(
@@ -181,6 +190,8 @@ def simulate(
     Parameters
     ----------
     abundances : (rows, cols, p) or (N, rows, cols, p)
+        On the simplex; a pixel NaN in every map is no-data: NaN in the scene and its truth,
+        and left out of the signal power that sets the noise level.
     endmembers : (p, bands)
         Spectra (rows), on ``wavelengths``.
     wavelengths : (bands,) nm or None
@@ -222,7 +233,7 @@ def simulate(
     from . import mixing
     from .spectral_response import resample
 
-    a = _check_abundances(abundances)
+    a, nodata = _check_abundances(abundances)
     e = np.asarray(endmembers, np.float32)
     if e.ndim != 2:
         raise InputError(f"endmembers have shape {e.shape}; expected (p, bands)")
@@ -289,12 +300,13 @@ def simulate(
         else:
             clean = mixing.linear(amap, e)
             em = e
+        # no-data pixels are NaN in ``clean``, so the noise level is set from the valid pixels' power
         cube = mixing.add_noise(clean, snr_db, rng, kind=noise, band_std=band_std)
-        if not np.isfinite(cube).all():
+        if not np.isfinite(cube[~nodata[i]]).all():
             raise ParameterError("snr_db" if snr_db is not None else "variability",
                                  snr_db if snr_db is not None else variability,
                                  "gives a cube with NaN/Inf values; expected a value that keeps it finite")
-        out.append(SimulatedScene(
+        sc = SimulatedScene(
             cube=cube.astype(np.float32, copy=False),
             clean=clean.astype(np.float32, copy=False),
             abundances=amap,
@@ -306,7 +318,10 @@ def simulate(
             names=list(names) if names else [],
             snr_db=snr_db,
             units=units,
-        ))
+        )
+        if nodata[i].any():
+            sc.nodata(nodata[i])
+        out.append(sc)
     return out
 
 

@@ -67,15 +67,10 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     t0 = time.perf_counter()
     maps, map_names = load_abundance_maps(abundances, nodata=True)
     # no-data pixels (a result's invalid pixels: a map-grid product's corners) stay no-data in the
-    # scenes; they are mixed from the map's mean abundance meanwhile, so the noise level set from
-    # the signal's power is that of the valid pixels
+    # scenes (`simulate`: NaN, and no part of the signal power that sets the noise level)
     nodata = ~np.isfinite(maps).any(axis=-1)
-    if nodata.any():
-        maps = maps.copy()
-        for i in np.flatnonzero(nodata.any(axis=(1, 2))):
-            maps[i][nodata[i]] = maps[i][~nodata[i]].mean(axis=0)
-    # the maps become the scenes' exact ground truth: they must be abundances
-    check_maps(maps, str(abundances))
+    # the maps become the scenes' exact ground truth: their valid pixels must be abundances
+    check_maps(maps[~nodata][None, :, None] if nodata.any() else maps, str(abundances))
     em = load_endmembers(endmembers)
     p = maps.shape[-1]
     if em.spectra.shape[0] != p:
@@ -126,9 +121,6 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
                       band_std=band_std, variability=variability,
                       sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed,
                       units=em.units)
-    for sc, gone in zip(scenes, nodata, strict=True):
-        if gone.any():
-            sc.nodata(gone)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
