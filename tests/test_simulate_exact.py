@@ -66,3 +66,92 @@ def test_simulate_writes_the_requested_snr_over_the_valid_pixels_of_maps_with_no
         assert realised_snr_db(z["clean"], z["cube"]) == pytest.approx(20.0, abs=0.2)
         nodata = np.isnan(a).all(-1)
         assert np.isnan(z["cube"][nodata]).all() and np.isnan(z["abundances"][nodata]).all()
+
+
+# ------------------------------------------------------------------ spectral response
+SIGMA_PER_FWHM = 1 / (2 * np.sqrt(2 * np.log(2)))
+
+
+def integrated(spectra, wl, centre, fwhm, n=200_001):
+    """A band's value by direct numerical integration on a fine grid: the spectrum (linear
+    between its channels) weighted by the Gaussian response over the measured range."""
+    x = np.linspace(wl[0], wl[-1], n)
+    g = np.exp(-0.5 * ((x - centre) / (fwhm * SIGMA_PER_FWHM)) ** 2)
+    f = np.array([np.interp(x, wl, s) for s in np.atleast_2d(spectra)])
+    return np.trapezoid(f * g, x, axis=-1) / np.trapezoid(g, x)
+
+
+def test_resampling_equals_direct_integration_on_an_irregular_grid_and_near_its_edges():
+    from unmixgen.simulate.spectral_response import resample
+
+    rng = np.random.default_rng(4)
+    wl = np.concatenate([[400.0], np.sort(rng.uniform(400.5, 999.5, 120)), [1000.0]])
+    spectra = rng.random((3, wl.size))
+    bands = [(405.0, 3.0), (500.0, 10.0), (612.3, 0.7), (650.0, 90.0), (995.0, 4.0), (999.9, 0.01)]
+    got = resample(spectra, wl, [c for c, _ in bands], [f for _, f in bands])
+    for k, (c, f) in enumerate(bands):
+        np.testing.assert_allclose(got[:, k], integrated(spectra, wl, c, f), rtol=2e-5, atol=1e-6)
+
+
+def test_a_band_partly_outside_the_spectra_is_refused_saying_how_much_is_inside():
+    # its centre inside the range, the band was said to "lie outside" it
+    from unmixgen.errors import InputError
+    from unmixgen.simulate.spectral_response import resample
+
+    wl = np.linspace(450.0, 900.0, 46)
+    with pytest.raises(InputError, match=r"455.0 nm, FWHM 10.0 nm\) has 88% of its response \(< 90%\) inside "
+                                         r"the spectra's range 450.0-900.0 nm"):
+        resample(np.ones(46), wl, [455.0, 600.0], [10.0, 10.0])
+    with pytest.raises(InputError, match="950.0 nm, FWHM 10.0 nm\\) lies outside"):
+        resample(np.ones(46), wl, [600.0, 950.0], [10.0, 10.0])
+
+
+def gap_library(path):
+    """A CSV library 400-1000 nm every 10 nm whose first spectrum has channels 690-730 nm
+    missing (nan): measured on both sides, 680 and 740 nm, the gap between only interpolated."""
+    wl = np.arange(400.0, 1001.0, 10.0)
+    e = np.stack([0.3 + 0.2 * np.sin(wl / 70.0), 0.5 + 0.1 * np.cos(wl / 45.0)])
+    gap = (wl >= 690) & (wl <= 730)
+    rows = ["wavelength_nm,a,b"] + [f"{w},{'nan' if g else f'{x:.9g}'},{y:.9g}"
+                                    for w, g, x, y in zip(wl, gap, e[0], e[1], strict=True)]
+    path.write_text("\n".join(rows) + "\n")
+    return wl, e, gap
+
+
+def test_sensor_bands_over_a_librarys_missing_channels_are_left_out_not_interpolated(tmp_path, run_cli):
+    import json
+
+    wl, e, gap = gap_library(tmp_path / "lib.csv")
+    a = np.full((ROWS, COLS, 2), 0.5, np.float32)
+    np.savez(tmp_path / "maps.npz", abundances=a)
+    # 710 nm lies in the gap; 745 nm has 12 % of its response over it; 500 and 800 nm are measured
+    (tmp_path / "sensor.csv").write_text("centre,fwhm\n500,10\n710,10\n745,10\n800,12\n")
+    (tmp_path / "noise.csv").write_text("noise_std\n1\n100\n100\n3\n")
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "lib.csv", "--sensor",
+                           tmp_path / "sensor.csv", "--band-noise", tmp_path / "noise.csv", "--snr", "30",
+                           "--out", tmp_path / "sim")
+    assert code == 0, err
+    assert "sensor.csv" in err and "710" in err and "745" in err and "left out" in err, err
+    keep = ~gap
+    with np.load(tmp_path / "sim" / "scene_000.npz") as z:
+        np.testing.assert_array_equal(z["wavelengths"], [500.0, 800.0])
+        np.testing.assert_array_equal(z["fwhm"], [10.0, 12.0])
+        expect = np.stack([integrated(e[:, keep], wl[keep], c, f) for c, f in ((500, 10), (800, 12))], axis=1)
+        np.testing.assert_allclose(z["endmembers"], expect, rtol=1e-5)
+        # the noise profile of the bands kept, 1 : 3
+        std = (z["cube"] - z["clean"]).reshape(-1, 2).std(0)
+        assert std[1] / std[0] == pytest.approx(3.0, rel=0.2)
+    run = json.loads((tmp_path / "sim" / "run.json").read_text())
+    assert run["sensor_bands_left_out"] == [710.0, 745.0]
+
+
+def test_a_sensor_beyond_the_spectra_is_refused_naming_both_files(tmp_path, run_cli):
+    wl = np.arange(400.0, 1001.0, 10.0)
+    (tmp_path / "lib.csv").write_text("wavelength_nm,a,b\n" + "".join(f"{w},0.3,0.5\n" for w in wl))
+    np.savez(tmp_path / "maps.npz", abundances=np.full((ROWS, COLS, 2), 0.5, np.float32))
+    (tmp_path / "swir.csv").write_text("centre,fwhm\n900,10\n1200,10\n1500,10\n")
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "lib.csv", "--sensor",
+                           tmp_path / "swir.csv", "--out", tmp_path / "sim")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "swir.csv" in err and "lib.csv" in err and "1200.0 nm" in err and "2 of 3 bands" in err, err
+    assert not (tmp_path / "sim").exists()
