@@ -155,3 +155,31 @@ def test_a_sensor_beyond_the_spectra_is_refused_naming_both_files(tmp_path, run_
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "swir.csv" in err and "lib.csv" in err and "1200.0 nm" in err and "2 of 3 bands" in err, err
     assert not (tmp_path / "sim").exists()
+
+
+def test_a_sensor_with_one_fwhm_for_every_band_gives_a_scene_with_a_width_per_band(tmp_path):
+    # resampling takes one FWHM for every band, but the scene kept it as one value: to_scene
+    # failed ("fwhm: 1 values for 3 bands") and the .npz held one width for three bands
+    from unmixgen.io import read_scene, write_scene
+
+    e, wl = flat_spectra()
+    a = np.full((ROWS, COLS, 2), 0.5, np.float32)
+    s = simulate(a, e, wavelengths=wl, sensor=([550.0, 600.0, 650.0], 15.0))[0]
+    np.testing.assert_array_equal(s.fwhm, [15.0, 15.0, 15.0])
+    assert s.arrays()["fwhm"].shape == (3,)
+    write_scene(s.to_scene(), tmp_path / "s.hdr")
+    np.testing.assert_array_equal(read_scene(tmp_path / "s.hdr").fwhm, [15.0, 15.0, 15.0])
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"wavelengths": np.linspace(900.0, 450.0, 20)}, "wavelengths"),
+    ({"wavelengths": np.r_[450.0, np.linspace(450.0, 900.0, 19)]}, "wavelengths"),
+    ({"wavelengths": np.linspace(450.0, 900.0, 20), "sensor": ([650.0, 550.0, 600.0], [15.0] * 3)}, "sensor"),
+])
+def test_wavelengths_that_do_not_increase_are_refused_by_name(kwargs, name):
+    # they were taken, and the scenes failed later in to_scene / the writers, naming no parameter
+    from unmixgen.errors import ParameterError
+
+    e, _ = flat_spectra()
+    with pytest.raises(ParameterError, match=f"^{name}=.*strictly increasing"):
+        simulate(np.full((ROWS, COLS, 2), 0.5, np.float32), e, **kwargs)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, check_range
+from ..errors import InputError, ParameterError, brief, check_range
 from ..scene import GroundTruth, Scene
 from ..units import UNITS_EXAMPLES, scene_units
 from .random_fields import gaussian_amplitude, gaussian_random_fields
@@ -170,6 +170,16 @@ def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
     return a, nodata
 
 
+def _check_increasing(name: str, wl: np.ndarray) -> None:
+    """`ParameterError` naming ``name`` unless ``wl`` is finite and strictly increasing."""
+    steps = np.diff(wl)
+    if not np.all(np.isfinite(wl)) or np.any(steps <= 0):
+        at = int(np.flatnonzero(~(steps > 0))[0]) + 1 if np.all(np.isfinite(wl)) else None
+        raise ParameterError(name, brief(wl), "expected finite band centres in nm, strictly increasing"
+                             + (f" (band {at}: {wl[at - 1]:g} nm then {wl[at]:g} nm; sort the bands, keep one "
+                                "of each centre)" if at is not None else ""))
+
+
 def simulate(
     abundances,
     endmembers,
@@ -194,7 +204,7 @@ def simulate(
         and left out of the signal power that sets the noise level.
     endmembers : (p, bands)
         Spectra (rows), on ``wavelengths``.
-    wavelengths : (bands,) nm or None
+    wavelengths : (bands,) nm, strictly increasing, or None
         Needed when ``sensor`` is given.
     snr_db : float or None
         Global SNR of the added Gaussian noise, a finite number of dB; None adds none.
@@ -209,8 +219,8 @@ def simulate(
     corr_px : float or None
         Correlation length (pixels, > 0) of the scaling fields; None: ``min(rows, cols) / 8``
         (at least 1).
-    sensor : (centres (K,), fwhm (K,)) nm or None
-        Resample the endmembers to these bands before mixing.
+    sensor : (centres (K,), fwhm (K,) or one width for every band) nm or None
+        Resample the endmembers to these bands (centres strictly increasing) before mixing.
     names : list of str or None
         Endmember names, one per endmember.
     seed : int
@@ -267,12 +277,17 @@ def simulate(
     if wl is not None and wl.size != e.shape[1]:
         raise InputError(f"wavelengths: {wl.size} values for endmembers with {e.shape[1]} bands; "
                          "expected one per band")
+    if wl is not None:  # the scenes' spectral axis, as every Scene and writer takes it
+        _check_increasing("wavelengths", wl)
     fwhm = None
     if sensor is not None:
         if wl is None:
             raise InputError("a sensor was given but the endmembers have no wavelengths; "
                              "expected spectra with wavelengths in nm")
         centres, fwhm = (np.asarray(v, np.float64).reshape(-1) for v in sensor)
+        _check_increasing("sensor", centres)
+        if fwhm.size == 1:  # one width for every band, as `resample` takes it: the scenes keep one per band
+            fwhm = np.full(centres.shape, fwhm[0])
         e = resample(e, wl, centres, fwhm)
         wl = centres
     if band_std is not None:  # checked here, before any work, for the bands simulated
