@@ -183,3 +183,35 @@ def test_wavelengths_that_do_not_increase_are_refused_by_name(kwargs, name):
     e, _ = flat_spectra()
     with pytest.raises(ParameterError, match=f"^{name}=.*strictly increasing"):
         simulate(np.full((ROWS, COLS, 2), 0.5, np.float32), e, **kwargs)
+
+
+def test_with_variability_every_file_gives_the_spectra_before_scaling_as_the_truth(tmp_path, run_cli):
+    """The truth the files carry (the .npz's and .mat's endmembers, as read by read_scene and used by
+    evaluate --truth) are the spectra before each pixel's scaling, as --help says: the clean cube
+    is the sum over endmembers of abundance x scale x that spectrum, and log(scale) has mean 0
+    and standard deviation --variability over each map."""
+    from unmixgen.io import read_scene
+
+    e, wl = flat_spectra()
+    e[1] = np.linspace(0.1, 0.6, wl.size)
+    rng = np.random.default_rng(0)
+    a = rng.dirichlet([1.0, 1.0], (ROWS, COLS)).astype(np.float32)
+    np.savez(tmp_path / "maps.npz", abundances=a)
+    (tmp_path / "em.csv").write_text("wavelength_nm,x,y\n"
+                                     + "".join(f"{w},{e[0, i]:.9g},{e[1, i]:.9g}\n" for i, w in enumerate(wl)))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "em.csv", "--variability",
+                           "0.3", "--out", tmp_path / "sim")
+    assert code == 0, err
+    with np.load(tmp_path / "sim" / "scene_000.npz") as z:
+        scales, clean, pixel = z["scales"], z["clean"], z["pixel_endmembers"]
+    logs = np.log(scales.astype(np.float64)).reshape(-1, 2)
+    np.testing.assert_allclose(logs.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(logs.std(0), 0.3, rtol=1e-4)
+    np.testing.assert_allclose(pixel, scales[..., None] * e, rtol=1e-6)
+    for name in ("scene_000.npz", "scene_000.mat"):
+        truth = read_scene(tmp_path / "sim" / name).truth
+        np.testing.assert_allclose(truth.endmembers, e, rtol=1e-6)
+        np.testing.assert_array_equal(truth.abundances, a)
+        expect = np.einsum("rcp,rcp,pb->rcb", a.astype(np.float64), scales, truth.endmembers.astype(np.float64))
+        np.testing.assert_allclose(clean, expect, rtol=1e-5)
+    np.testing.assert_allclose(read_scene(tmp_path / "sim" / "scene_000.hdr").load(), clean, rtol=0, atol=0)
