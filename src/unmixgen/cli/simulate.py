@@ -23,7 +23,9 @@ def simulate_cmd(
                                          "a synthesize output folder, or an unmix result folder."),
     endmembers: str = typer.Option(..., "--endmembers", "-e",
                                    help="Endmembers: result folder, CSV, .npz with 'endmembers', a benchmark .mat with M (bands, p), an ENVI spectral library (.sli with its .hdr), or LIB.mat:name1,name2 / LIB.sli:name1,name2."),
-    snr: float = typer.Option(None, "--snr", help="Noise at this SNR in dB (default: no noise)."),
+    snr: float = typer.Option(None, "--snr", help="Noise at this SNR in dB (default: no noise): 10 log10 of the "
+                                                 "clean cube's sum of squares over the noise's, over every band and "
+                                                 "valid pixel (run.json: measured_snr_db)."),
     noise: str = typer.Option(None, "--noise", help="Noise kind at --snr: white or signal (signal-dependent).",
                               show_default="white"),
     variability: float = typer.Option(None, "--variability",
@@ -40,7 +42,9 @@ def simulate_cmd(
     """Simulate hyperspectral scenes with exact ground truth from abundance maps and endmembers.
 
     Writes per map scene_000.npz (cube, clean, abundances, endmembers, wavelengths; with
-    --variability also pixel_endmembers and scales), the cube
+    --variability also pixel_endmembers and scales: endmembers, the truth every file gives,
+    are then the spectra before each pixel's scaling, clean = sum of abundances x scales x
+    endmembers), the cube
     as ENVI or GeoTIFF, a HySUPP-style scene_000.mat, plus endmembers.csv, endmembers.sli/.hdr
     (the spectra as an ENVI spectral library) and run.json.
     Maps of an unmix result folder lie on its scene's pixel grid: the simulated scenes are placed

@@ -11,7 +11,9 @@ For each abundance map ``A (rows, cols, p)``:
    map; `unmixgen.simulate.random_fields`), so ``log s`` has standard deviation ``std``; the per-pixel endmembers are
    ``E(x)_k = s_k(x) e_k`` (``(rows, cols, p, bands)``);
 3. mixing: ``clean(x) = A(x) @ E(x)`` (`unmixgen.simulate.mixing`);
-4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`).
+4. optional noise at a global SNR in dB, white or signal-dependent (`unmixgen.simulate.mixing.add_noise`):
+   ``10 log10(sum clean^2 / E[sum noise^2])`` over the valid pixels (no-data pixels, NaN in every
+   map, are NaN in the scene and its truth and count for neither sum).
 
 The abundances are kept as given (in the ELMM the scaling belongs to the endmembers). The
 scene is in the units of its spectra (mixing and resampling keep them): ``units`` says which,
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, check_range
+from ..errors import InputError, ParameterError, brief, check_range
 from ..scene import GroundTruth, Scene
 from ..units import UNITS_EXAMPLES, scene_units
 from .random_fields import gaussian_amplitude, gaussian_random_fields
@@ -149,16 +151,33 @@ def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.ra
     return np.exp(std * z).astype(np.float32)
 
 
-def _check_abundances(abundances) -> np.ndarray:
+def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
+    """``(maps (N, rows, cols, p) float32, nodata (N, rows, cols) bool)``: no-data pixels are NaN
+    in every map; a pixel NaN in some maps only, or Inf anywhere, is refused."""
     a = np.asarray(abundances, np.float32)
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4 or min(a.shape) < 1:
         raise InputError(f"abundances have shape {a.shape}; expected (rows, cols, p) or (N, rows, cols, p)")
-    if not np.all(np.isfinite(a)):
-        n = int((~np.isfinite(a).all(-1)).sum())
-        raise InputError(f"abundances have {n} pixels with NaN/Inf (invalid pixels); expected complete maps")
-    return a
+    nodata = np.isnan(a).all(-1)
+    bad = ~np.isfinite(a).all(-1) & ~nodata
+    if bad.any():
+        raise InputError(f"abundances have {int(bad.sum())} pixels with Inf or NaN in some maps only; expected "
+                         "complete maps (a no-data pixel NaN in every map)")
+    empty = np.flatnonzero(nodata.all(axis=(1, 2)))
+    if empty.size:
+        raise InputError(f"abundances: map {int(empty[0])} has no valid pixel; expected pixels to simulate")
+    return a, nodata
+
+
+def _check_increasing(name: str, wl: np.ndarray) -> None:
+    """`ParameterError` naming ``name`` unless ``wl`` is finite and strictly increasing."""
+    steps = np.diff(wl)
+    if not np.all(np.isfinite(wl)) or np.any(steps <= 0):
+        at = int(np.flatnonzero(~(steps > 0))[0]) + 1 if np.all(np.isfinite(wl)) else None
+        raise ParameterError(name, brief(wl), "expected finite band centres in nm, strictly increasing"
+                             + (f" (band {at}: {wl[at - 1]:g} nm then {wl[at]:g} nm; sort the bands, keep one "
+                                "of each centre)" if at is not None else ""))
 
 
 def simulate(
@@ -181,9 +200,11 @@ def simulate(
     Parameters
     ----------
     abundances : (rows, cols, p) or (N, rows, cols, p)
+        On the simplex; a pixel NaN in every map is no-data: NaN in the scene and its truth,
+        and left out of the signal power that sets the noise level.
     endmembers : (p, bands)
         Spectra (rows), on ``wavelengths``.
-    wavelengths : (bands,) nm or None
+    wavelengths : (bands,) nm, strictly increasing, or None
         Needed when ``sensor`` is given.
     snr_db : float or None
         Global SNR of the added Gaussian noise, a finite number of dB; None adds none.
@@ -198,8 +219,8 @@ def simulate(
     corr_px : float or None
         Correlation length (pixels, > 0) of the scaling fields; None: ``min(rows, cols) / 8``
         (at least 1).
-    sensor : (centres (K,), fwhm (K,)) nm or None
-        Resample the endmembers to these bands before mixing.
+    sensor : (centres (K,), fwhm (K,) or one width for every band) nm or None
+        Resample the endmembers to these bands (centres strictly increasing) before mixing.
     names : list of str or None
         Endmember names, one per endmember.
     seed : int
@@ -222,7 +243,7 @@ def simulate(
     from . import mixing
     from .spectral_response import resample
 
-    a = _check_abundances(abundances)
+    a, nodata = _check_abundances(abundances)
     e = np.asarray(endmembers, np.float32)
     if e.ndim != 2:
         raise InputError(f"endmembers have shape {e.shape}; expected (p, bands)")
@@ -256,12 +277,17 @@ def simulate(
     if wl is not None and wl.size != e.shape[1]:
         raise InputError(f"wavelengths: {wl.size} values for endmembers with {e.shape[1]} bands; "
                          "expected one per band")
+    if wl is not None:  # the scenes' spectral axis, as every Scene and writer takes it
+        _check_increasing("wavelengths", wl)
     fwhm = None
     if sensor is not None:
         if wl is None:
             raise InputError("a sensor was given but the endmembers have no wavelengths; "
                              "expected spectra with wavelengths in nm")
         centres, fwhm = (np.asarray(v, np.float64).reshape(-1) for v in sensor)
+        _check_increasing("sensor", centres)
+        if fwhm.size == 1:  # one width for every band, as `resample` takes it: the scenes keep one per band
+            fwhm = np.full(centres.shape, fwhm[0])
         e = resample(e, wl, centres, fwhm)
         wl = centres
     if band_std is not None:  # checked here, before any work, for the bands simulated
@@ -289,12 +315,13 @@ def simulate(
         else:
             clean = mixing.linear(amap, e)
             em = e
+        # no-data pixels are NaN in ``clean``, so the noise level is set from the valid pixels' power
         cube = mixing.add_noise(clean, snr_db, rng, kind=noise, band_std=band_std)
-        if not np.isfinite(cube).all():
+        if not np.isfinite(cube[~nodata[i]]).all():
             raise ParameterError("snr_db" if snr_db is not None else "variability",
                                  snr_db if snr_db is not None else variability,
                                  "gives a cube with NaN/Inf values; expected a value that keeps it finite")
-        out.append(SimulatedScene(
+        sc = SimulatedScene(
             cube=cube.astype(np.float32, copy=False),
             clean=clean.astype(np.float32, copy=False),
             abundances=amap,
@@ -306,7 +333,10 @@ def simulate(
             names=list(names) if names else [],
             snr_db=snr_db,
             units=units,
-        ))
+        )
+        if nodata[i].any():
+            sc.nodata(nodata[i])
+        out.append(sc)
     return out
 
 

@@ -22,6 +22,8 @@ from scipy.special import ndtr
 from ..errors import InputError
 
 _SIGMA_PER_FWHM = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+MIN_COVERAGE = 0.9
+"""The least fraction of a target band's response area the source must measure (`band_coverage`)."""
 
 
 def _axis(wl, what: str) -> np.ndarray:
@@ -47,7 +49,38 @@ def _targets(centres, fwhm) -> tuple[np.ndarray, np.ndarray]:
     return c, f
 
 
-def gaussian_srf_matrix(src_wl, dst_centres, dst_fwhm, *, min_coverage: float = 0.9) -> np.ndarray:
+def _area(lo, hi, c, sigma) -> np.ndarray:
+    """Area of the unit Gaussians (centres ``c``, widths ``sigma``) between ``lo`` and ``hi``."""
+    return ndtr((hi - c) / sigma) - ndtr((lo - c) / sigma)
+
+
+def band_coverage(src_wl, dst_centres, dst_fwhm, *, missing=None) -> np.ndarray:
+    """The fraction ``(K,)`` of each target band's Gaussian response area that the source
+    spectra measure.
+
+    That is the area inside ``[src_wl[0], src_wl[-1]]``, less the area over the gaps a
+    source's ``missing`` channels ``(B,) bool`` leave (a library's deleted channels, a
+    result's bad bands): from the measured channel before a run of missing ones to the
+    measured one after it, where the spectra are only interpolated. Missing channels at
+    either end shorten the measured range.
+    """
+    wl = _axis(src_wl, "source spectra")
+    c, f = _targets(dst_centres, dst_fwhm)
+    sigma = f * _SIGMA_PER_FWHM
+    if missing is not None and np.size(missing) != wl.size:
+        raise InputError(f"missing: {np.size(missing)} flags for {wl.size} wavelengths; expected one per channel")
+    measured = np.flatnonzero(np.ones(wl.size, bool) if missing is None
+                              else ~np.asarray(missing, bool).reshape(-1))
+    if measured.size < 2:
+        return np.zeros(c.size)
+    cover = _area(wl[measured[0]], wl[measured[-1]], c, sigma)
+    jumps = np.flatnonzero(np.diff(measured) > 1)  # measured[j] and measured[j + 1] bracket a gap
+    for j in jumps:
+        cover = cover - _area(wl[measured[j]], wl[measured[j + 1]], c, sigma)
+    return np.maximum(cover, 0.0)
+
+
+def gaussian_srf_matrix(src_wl, dst_centres, dst_fwhm, *, min_coverage: float = MIN_COVERAGE) -> np.ndarray:
     """Weights ``W (B, K)`` so that ``spectra @ W`` are the target band values.
 
     Parameters
@@ -67,12 +100,14 @@ def gaussian_srf_matrix(src_wl, dst_centres, dst_fwhm, *, min_coverage: float = 
     c, f = _targets(dst_centres, dst_fwhm)
     sigma = f * _SIGMA_PER_FWHM
     lo, hi = wl[0], wl[-1]
-    coverage = ndtr((hi - c) / sigma) - ndtr((lo - c) / sigma)
+    coverage = band_coverage(wl, c, f)
     bad = np.flatnonzero((coverage < min_coverage) | (c < lo) | (c > hi))
     if bad.size:
         k = int(bad[0])
+        where = ("lies outside" if c[k] < lo or c[k] > hi else
+                 f"has {100 * coverage[k]:.0f}% of its response (< {100 * min_coverage:.0f}%) inside")
         raise InputError(
-            f"sensor band {k + 1} ({c[k]:.1f} nm, FWHM {f[k]:.1f} nm) lies outside the spectra's "
+            f"sensor band {k + 1} ({c[k]:.1f} nm, FWHM {f[k]:.1f} nm) {where} the spectra's "
             f"range {lo:.1f}-{hi:.1f} nm ({bad.size} of {c.size} bands); expected target bands "
             "inside the source wavelengths"
         )
@@ -95,7 +130,7 @@ def gaussian_srf_matrix(src_wl, dst_centres, dst_fwhm, *, min_coverage: float = 
     return w / w.sum(axis=0, keepdims=True)
 
 
-def resample(spectra, src_wl, dst_centres, dst_fwhm, *, min_coverage: float = 0.9) -> np.ndarray:
+def resample(spectra, src_wl, dst_centres, dst_fwhm, *, min_coverage: float = MIN_COVERAGE) -> np.ndarray:
     """Spectra ``(..., B)`` on ``src_wl`` -> ``(..., K)`` float32 through Gaussian SRFs.
 
     See `gaussian_srf_matrix`.
@@ -134,4 +169,4 @@ def linear_resample(spectra, src_wl, dst_wl, *, tol: float = 0.5) -> np.ndarray:
     return out.reshape(*s.shape[:-1], dst.size).astype(np.float32)
 
 
-__all__ = ["gaussian_srf_matrix", "linear_resample", "resample"]
+__all__ = ["MIN_COVERAGE", "band_coverage", "gaussian_srf_matrix", "linear_resample", "resample"]

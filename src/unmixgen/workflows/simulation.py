@@ -67,15 +67,10 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     t0 = time.perf_counter()
     maps, map_names = load_abundance_maps(abundances, nodata=True)
     # no-data pixels (a result's invalid pixels: a map-grid product's corners) stay no-data in the
-    # scenes; they are mixed from the map's mean abundance meanwhile, so the noise level set from
-    # the signal's power is that of the valid pixels
+    # scenes (`simulate`: NaN, and no part of the signal power that sets the noise level)
     nodata = ~np.isfinite(maps).any(axis=-1)
-    if nodata.any():
-        maps = maps.copy()
-        for i in np.flatnonzero(nodata.any(axis=(1, 2))):
-            maps[i][nodata[i]] = maps[i][~nodata[i]].mean(axis=0)
-    # the maps become the scenes' exact ground truth: they must be abundances
-    check_maps(maps, str(abundances))
+    # the maps become the scenes' exact ground truth: their valid pixels must be abundances
+    check_maps(maps[~nodata][None, :, None] if nodata.any() else maps, str(abundances))
     em = load_endmembers(endmembers)
     p = maps.shape[-1]
     if em.spectra.shape[0] != p:
@@ -89,14 +84,16 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if pairing is not None:
         warnings.warn(f"{abundances} and {endmembers}: {pairing}", UserWarning, stacklevel=2)
     deleted = ~np.isfinite(em.spectra).all(axis=0)
+    all_wl = em.wavelengths  # deleted channels included: where the gaps are
     if deleted.any():  # a library's deleted channels (-1.23e34), a result's bad bands: no spectrum to mix there
         if deleted.all():
             raise InputError(f"{endmembers}: no channel is defined for every spectrum; expected spectra with "
                              "common measured channels")
-        warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted or flagged bad (a bad band of the "
-                      "scene a result was unmixed from) in at least one spectrum are left out of the simulated "
-                      "scenes", UserWarning,
-                      stacklevel=2)
+        if sensor is None:  # on a sensor's bands, those over these channels are left out (below)
+            warnings.warn(f"{endmembers}: {int(deleted.sum())} channels deleted or flagged bad (a bad band of the "
+                          "scene a result was unmixed from) in at least one spectrum are left out of the simulated "
+                          "scenes", UserWarning,
+                          stacklevel=2)
         em.spectra = em.spectra[:, ~deleted]
         em.wavelengths = None if em.wavelengths is None else em.wavelengths[~deleted]
     bands_sensor, sensor_order = None, None
@@ -122,13 +119,17 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
                              "expected one per band (resample to that sensor with --sensor)")
         if sensor_order is not None and Path(band_noise).suffix.lower() == ".csv":
             band_std = band_std[sensor_order]  # a CSV lists the bands as the sensor's CSV does; a scene is sorted
+    left_out = None
+    if bands_sensor is not None:
+        centres = bands_sensor[0]
+        bands_sensor, keep = _covered_sensor_bands(bands_sensor, em.wavelengths, all_wl, deleted, sensor, endmembers)
+        if not keep.all():
+            left_out = [float(c) for c in centres[~keep]]
+            band_std = None if band_std is None else band_std[keep]
     scenes = simulate(maps, em.spectra, wavelengths=em.wavelengths, snr_db=snr_db, noise=noise,
                       band_std=band_std, variability=variability,
                       sensor=None if bands_sensor is None else tuple(bands_sensor), names=em.names, seed=seed,
                       units=em.units)
-    for sc, gone in zip(scenes, nodata, strict=True):
-        if gone.any():
-            sc.nodata(gone)
     record = run_record("simulate", {
         "abundances": str(abundances), "endmembers": endmembers, "snr_db": snr_db, "noise": noise,
         "variability": variability, "sensor": None if sensor is None else str(sensor),
@@ -137,6 +138,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         "band_noise_std_range": None if band_std is None else float(band_std.max() / band_std.min()),
         "sensor_bands_sorted": sensor_order is not None,
     }, seed=seed)
+    record["sensor_bands_left_out"] = left_out
     record["nodata_pixels"] = [int(n) for n in nodata.sum(axis=(1, 2))] if nodata.any() else None
     first = scenes[0]
     place = place_of_maps(abundances, first.cube.shape[:2])
@@ -163,6 +165,42 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         record["timings_s"]["total"] = time.perf_counter() - t0
         write_json(tmp / "run.json", record)
     return record
+
+
+def _covered_sensor_bands(bands: list[np.ndarray], wl: np.ndarray, all_wl: np.ndarray, missing: np.ndarray,
+                          sensor, endmembers) -> tuple[list[np.ndarray], np.ndarray]:
+    """The sensor's ``[centres, fwhm]`` the spectra measure, and which of its bands they are.
+
+    A band whose response lies outside the spectra's range (``wl``, their measured channels) by
+    more than `MIN_COVERAGE` allows is refused (`InputError` naming both sources): nothing is
+    extrapolated. One with more than that over a gap of ``missing`` channels (on ``all_wl``),
+    where the spectra are unknown, is left out with a warning, as the missing channels are
+    without a sensor."""
+    from ..simulate.spectral_response import MIN_COVERAGE, band_coverage
+
+    centres, fwhm = bands
+    cover = band_coverage(wl, centres, fwhm)
+    beyond = (cover < MIN_COVERAGE) | (centres < wl[0]) | (centres > wl[-1])
+    if beyond.any():
+        k = int(np.flatnonzero(beyond)[0])
+        raise InputError(
+            f"{sensor}: {int(beyond.sum())} of {centres.size} bands lie outside the range {wl[0]:.1f}-{wl[-1]:.1f} nm "
+            f"of the spectra of {endmembers} (band {k + 1}: {centres[k]:.1f} nm, FWHM {fwhm[k]:.1f} nm, "
+            f"{100 * cover[k]:.0f}% of its response inside, at least {100 * MIN_COVERAGE:.0f}% needed); expected "
+            "sensor bands the spectra cover (nothing is extrapolated)")
+    keep = np.ones(centres.size, bool)
+    if missing.any():
+        keep = band_coverage(all_wl, centres, fwhm, missing=missing) >= MIN_COVERAGE
+        if not keep.any():
+            raise InputError(f"{sensor}: every band has more than {100 * (1 - MIN_COVERAGE):.0f}% of its response "
+                             f"over channels missing in {endmembers}; expected bands on its measured channels")
+        if not keep.all():
+            gone = ", ".join(f"{c:g}" for c in centres[~keep])
+            warnings.warn(f"{sensor}: {int((~keep).sum())} bands ({gone} nm) have more than "
+                          f"{100 * (1 - MIN_COVERAGE):.0f}% of their response over channels missing (deleted or "
+                          f"flagged bad) in {endmembers}, where the spectra are unknown; they are left out of the "
+                          "simulated scenes", UserWarning, stacklevel=3)
+    return [centres[keep], fwhm[keep]], keep
 
 
 def place_of_maps(abundances: str | Path, shape: tuple[int, int]):
