@@ -236,3 +236,17 @@ def test_noise_follows_the_band_profile_at_the_global_snr_reproducible_by_seed_a
     other = simulate(a, e, wavelengths=wl, snr_db=25.0, band_std=profile, seed=8)[0]
     r = np.corrcoef(noise.ravel(), (other.cube.astype(np.float64) - other.clean).ravel())[0, 1]
     assert abs(r) < 4 / np.sqrt(noise.size)
+
+
+def test_the_truth_of_a_simulated_scene_is_its_own_not_the_callers_arrays():
+    # float32 inputs were kept as they are: changing the result's truth changed the caller's maps
+    rng = np.random.default_rng(0)
+    A = rng.dirichlet(np.ones(3), size=(5, 7)).astype(np.float32)
+    E = rng.uniform(0.1, 0.9, (3, 12)).astype(np.float32)
+    A_in, E_in = A.copy(), E.copy()
+    sim = simulate(A, E, snr_db=30, seed=0)[0]
+    sim.abundances[:] = 0.0
+    sim.endmembers[:] = 0.0
+    sim.reference_endmembers[:] = 0.0
+    np.testing.assert_array_equal(A, A_in)
+    np.testing.assert_array_equal(E, E_in)

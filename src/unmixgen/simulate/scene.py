@@ -153,8 +153,9 @@ def smooth_log_normal_scales(shape: tuple[int, int, int], std: float, rng: np.ra
 
 def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
     """``(maps (N, rows, cols, p) float32, nodata (N, rows, cols) bool)``: no-data pixels are NaN
-    in every map; a pixel NaN in some maps only, or Inf anywhere, is refused."""
-    a = np.asarray(abundances, np.float32)
+    in every map; a pixel NaN in some maps only, or Inf anywhere, is refused. A copy: the
+    result's truth is not the caller's array (changing one would change the other)."""
+    a = np.array(abundances, np.float32)
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4 or min(a.shape) < 1:
@@ -244,7 +245,7 @@ def simulate(
     from .spectral_response import resample
 
     a, nodata = _check_abundances(abundances)
-    e = np.asarray(endmembers, np.float32)
+    e = np.array(endmembers, np.float32)  # a copy, as the maps: the truth is the result's own
     if e.ndim != 2:
         raise InputError(f"endmembers have shape {e.shape}; expected (p, bands)")
     p = a.shape[-1]
