@@ -86,6 +86,35 @@ def test_parameter_errors_are_shown_with_the_flag():
     assert as_cli_message(ParameterError("inner_tol", -1, "expected > 0"), unmix) == "inner_tol=-1: expected > 0"
 
 
+def _commands(group, prefix=""):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_a_flag_is_named_only_where_the_command_has_it():
+    # hunt 44: ALIASES sent `demo` users to --samples, which demo refuses as no such option
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import ALIASES, as_cli_message, flag_for
+    from unmixgen.errors import ParameterError
+
+    group = typer.main.get_command(app)
+    demo, refine = group.commands["demo"], group.commands["refine"]
+    assert flag_for("n_samples", refine) == "--samples"
+    assert flag_for("n_samples", demo) is None and flag_for("device", demo) is None
+    assert as_cli_message(ParameterError("n_samples", 0, "expected >= 1"), demo) == "n_samples=0: expected >= 1"
+    assert flag_for("seed", demo) == "--seed"  # an alias the command has still maps
+    assert flag_for("n_endmembers", None) is None  # no command known: no flag to name
+    for name, command in _commands(group):
+        flags = {o for p in command.params for o in p.opts}
+        for parameter in ALIASES:
+            assert flag_for(parameter, command) in flags | {None}, (name, parameter)
+
+
 def test_a_parameter_error_in_a_command_exits_2_naming_the_flag(run_cli, monkeypatch, tmp_path):
     import unmixgen.io
     from unmixgen.errors import ParameterError
