@@ -24,7 +24,7 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.crs import CRS  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from unmixgen.errors import InputError  # noqa: E402
+from unmixgen.errors import InputError, ParameterError  # noqa: E402
 from unmixgen.io import read_scene  # noqa: E402
 from unmixgen.scene import as_scene  # noqa: E402
 
@@ -414,7 +414,6 @@ def test_a_dataset_with_band_parameters_as_variables_gives_them_to_its_scene(tmp
 
 
 def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path):
-    from unmixgen.errors import ParameterError
 
     rng = np.random.default_rng(9)
     dims = ("downtrack", "crosstrack", "bands")
@@ -430,7 +429,6 @@ def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path)
 
 
 def test_bands_as_variables_are_refused_with_the_way_to_one_array(tmp_path):
-    from unmixgen.errors import ParameterError
 
     path = _geotiff(tmp_path / "s.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
     with warnings.catch_warnings():
@@ -457,3 +455,31 @@ def test_estimators_and_scores_take_a_dataset_as_its_scene_variable(tmp_path):
         E, A = on_da.endmembers_, on_da.abundances_
         assert (evaluate(endmembers=E, abundances=A, cube=ds)["reconstruction_rmse"]
                 == evaluate(endmembers=E, abundances=A, cube=da)["reconstruction_rmse"])
+
+
+def test_layout_and_the_extraction_functions_take_a_dataset_as_every_entry_point_does(tmp_path):
+    # hunt 44: labelled.layout refused a Dataset with a message of its own, and vca/atgp/nfindr and
+    # pixel_brightness took np.asarray of it (a numpy TypeError) or of a (band, pixel) DataArray
+    # (the bands read as pixels, silently)
+    from unmixgen.labelled import layout
+    from unmixgen.unmix.extraction import atgp, nfindr, vca
+    from unmixgen.unmix.inversion import pixel_brightness
+
+    cube = _netcdf(tmp_path / "s.nc")  # (band, y, x) as written
+    Y = np.moveaxis(cube, 0, -1).reshape(-1, 3)
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        assert layout(ds) == layout(ds["reflectance"]) == (1, 2, 0)
+        pixels = ds.stack(pixel=("y", "x"))  # a Dataset whose variable is (band, pixel)
+        assert layout(pixels, 1) == (1, 0)
+        for extract in (vca, atgp, nfindr):
+            on_array = extract(Y, 2)
+            for given in (pixels, pixels["reflectance"]):
+                got = extract(given, 2)
+                assert got[1].shape == (2, 3)
+                np.testing.assert_array_equal(got[1], on_array[1])
+        A = np.full((Y.shape[0], 2), 0.5)
+        E = Y[:2]
+        np.testing.assert_array_equal(pixel_brightness(pixels, A, E), pixel_brightness(Y, A, E))
+        two = pixels.assign(uncertainty=pixels["reflectance"] * 0.01)
+        with pytest.raises(ParameterError, match=r"^Y='xarray Dataset of variables reflectance, uncertainty': 2 "):
+            vca(two, 2)  # which is meant is not guessed, as for every entry point

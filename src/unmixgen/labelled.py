@@ -59,13 +59,6 @@ def is_labelled(X: Any) -> bool:
         hasattr(kind, a) for a in ("data_vars", "values", "data"))
 
 
-def _refuse_dataset(X: Any, what: str) -> None:
-    if hasattr(X, "data_vars"):
-        names = ", ".join(repr(str(k)) for k in list(X.data_vars)[:8])
-        raise InputError(f"{what}: an xarray Dataset (variables {names or 'none'}); expected one variable of it, "
-                         "e.g. ds['reflectance']")
-
-
 def variable_of(X: Any, what: str = "scene") -> Any:
     """``X`` itself unless it is an xarray Dataset; of a Dataset, its one data variable with a
     spectral dim (`SPECTRAL_DIMS`) and at least one other (EMIT's ``reflectance``, the variable of a
@@ -121,8 +114,10 @@ def _find(dims: tuple[str, ...], names: tuple[str, ...]) -> list[int]:
 def layout(X: Any, spatial: int = 2, what: str = "scene") -> tuple[int, ...]:
     """The axes of ``X`` that put it in ``(rows, cols, bands)`` order (``spatial=2``) or
     ``(pixels, bands)`` order (``spatial=1``: the one other dim, whatever its name); `InputError`
-    in one line naming the dims found when they are not those."""
-    _refuse_dataset(X, what)
+    in one line naming the dims found when they are not those. A Dataset's axes are those of its
+    one scene variable (`variable_of`: a `unmixgen.errors.ParameterError` naming ``what`` when it
+    has none or several), as every entry point takes it."""
+    X = variable_of(X, what)
     dims = _dims(X)
     shown = ", ".join(dims)
     if len(dims) != spatial + 1:
