@@ -483,3 +483,54 @@ def test_layout_and_the_extraction_functions_take_a_dataset_as_every_entry_point
         two = pixels.assign(uncertainty=pixels["reflectance"] * 0.01)
         with pytest.raises(ParameterError, match=r"^Y='xarray Dataset of variables reflectance, uncertainty': 2 "):
             vca(two, 2)  # which is meant is not guessed, as for every entry point
+
+
+# -- hunt 44: band selections and the file's spectral lists ----------------------------------------------
+def test_a_dataset_level_wavelength_list_of_a_band_selection_says_the_selection_kept_it_and_the_way_out(tmp_path):
+    # GDAL keeps a GeoTIFF's dataset tags 'wavelength = {...}' (the reader's form) and rioxarray parses them
+    # into a list; da.isel keeps that list whole, so it no longer fits: "3 values for 2 bands" said nothing
+    # of why, nor how to keep the selected bands' values
+    path = _geotiff(tmp_path / "d.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(wavelength="{450, 550, 650}", wavelength_units="nm", fwhm="{10, 11, 12}")
+    da = _open(path)
+    np.testing.assert_array_equal(as_scene(da).wavelengths, read_scene(path).wavelengths)  # the fixture's list
+    with pytest.raises(InputError, match=r"^scene: attribute 'wavelength' holds 3 values for 2 bands \(selecting "
+                                         r"bands keeps the file's list of every band\); expected one per band: make it "
+                                         r"a coordinate before selecting, da.assign_coords\(wavelength=\('band', "
+                                         r"da.attrs\['wavelength'\]\)\).isel\(band=...\)"):
+        as_scene(da.isel(band=[0, 2]))
+    with pytest.raises(InputError, match=r"attribute 'fwhm' holds 3 values for 2 bands \(selecting bands keeps.*"
+                                         r"da.assign_coords\(fwhm=\('band', da.attrs\['fwhm'\]\)\)"):
+        as_scene(da.assign_coords(wavelength=("band", da.attrs["wavelength"])).isel(band=[0, 2]))
+    # the way it names: both lists made coordinates, then selected
+    picked = da.assign_coords(wavelength=("band", da.attrs["wavelength"]),
+                              fwhm=("band", da.attrs["fwhm"])).isel(band=[0, 2])
+    s = as_scene(picked)
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 650.0])
+    np.testing.assert_array_equal(s.fwhm, [10.0, 12.0])
+
+
+def test_one_band_of_a_geotiff_with_per_band_tags_is_said_to_lose_its_wavelength_as_several_are(tmp_path):
+    # rioxarray keeps band 1's tags: one band selected had no wavelength and no word (two or more bands were
+    # warned about); band 1 itself, or a one-band file, has its own tag, which read_scene reads too
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0])
+    da = _open(path)
+    with pytest.warns(UserWarning) as got:
+        s = as_scene(da.isel(band=[1]))
+    said = [str(w.message) for w in got]
+    assert any(m.startswith("scene: attribute 'wavelength' is band 1's tag (450), and the one band is band 2 of the "
+                            "file") and "so the scene has no wavelengths" in m
+               and f"unmixgen.read_scene({str(path)!r})" in m for m in said), said
+    assert any("attribute 'fwhm' is band 1's tag (10)" in m and "no FWHM" in m for m in said), said
+    assert s.wavelengths is None and s.fwhm is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # band 1's own tags: taken, nothing lost
+        first = as_scene(da.isel(band=[0]))
+    np.testing.assert_array_equal(first.wavelengths, [450.0])
+    np.testing.assert_array_equal(first.fwhm, [10.0])
+    one = _tagged_geotiff(tmp_path / "one.tif", [550.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = as_scene(_open(one))
+    np.testing.assert_array_equal(alone.wavelengths, read_scene(one).wavelengths)
