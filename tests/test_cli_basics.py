@@ -502,3 +502,35 @@ def test_unmix_refuses_training_budgets_and_threads_for_methods_that_do_not_use_
         code, _, err = run_cli("unmix", path, "-p", "2", "--method", method, "--threads", "1", "--no-figures",
                                "--out", tmp_path / method)
         assert code == 0, err
+
+
+def test_library_messages_name_what_a_python_user_sets_and_the_cli_shows_its_flags(tmp_path, monkeypatch):
+    # hunt 44: messages of the library named only flags (--model, --endmembers-file, -p; --snr; --allow-unpinned,
+    # --data-dir), which a notebook user has none of
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import as_cli_message
+    from unmixgen.errors import InputError, ParameterError
+    from unmixgen.io import datasets
+    from unmixgen.workflows import simulate_scenes, unmix_scene
+
+    commands = typer.main.get_command(app).commands
+    with pytest.raises(ParameterError) as err:
+        unmix_scene(tmp_path / "s.npy", tmp_path / "o", method="hybridstu")
+    said = str(err.value)
+    assert "--" not in said and "model" in said and "endmembers_file" in said and "n_endmembers" in said, said
+    shown = as_cli_message(err.value, commands["unmix"])
+    assert "--model" in shown and "--endmembers-file" in shown and "--endmembers" in shown, shown
+    assert "endmembers_file" not in shown and "n_endmembers" not in shown, shown
+
+    with pytest.raises(ParameterError) as err:
+        simulate_scenes(tmp_path / "maps.npz", tmp_path / "em.csv", tmp_path / "sim", band_noise=tmp_path / "n.csv")
+    assert "needs snr_db" in str(err.value) and "--snr" not in str(err.value)
+    assert "needs --snr:" in as_cli_message(err.value, commands["simulate"])
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UNMIXGEN_DATA", raising=False)
+    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no download without a pinned sha256"))
+    with pytest.raises(InputError, match=r"not pinned.*allow_unpinned=True \(--allow-unpinned\).*data_dir"):
+        datasets.fetch("cuprite")
