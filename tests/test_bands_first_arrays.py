@@ -38,9 +38,9 @@ def test_a_bands_first_cube_with_its_wavelengths_names_the_order_and_the_fix():
     with pytest.raises(ParameterError, match=r"^cube=.*fwhm values' count \(20\)"):
         Scene(np.moveaxis(cube, -1, 0), fwhm=np.full(20, 10.0))
     assert Scene(cube, wavelengths=wl).bands == 20
-    with pytest.raises(InputError, match="wavelengths: 5 values for 20 bands") as info:  # no evidence: as it was
+    with pytest.raises(InputError, match="wavelengths.*: 5 values for 20 bands") as info:  # no evidence: as it was
         Scene(cube, wavelengths=wl[:5])
-    assert not isinstance(info.value, ParameterError)
+    assert info.value.name == "wavelengths"  # the list the caller gave is named, not the cube
 
 
 def test_transform_of_a_bands_first_array_names_x_and_the_fix():

@@ -86,6 +86,35 @@ def test_parameter_errors_are_shown_with_the_flag():
     assert as_cli_message(ParameterError("inner_tol", -1, "expected > 0"), unmix) == "inner_tol=-1: expected > 0"
 
 
+def _commands(group, prefix=""):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_a_flag_is_named_only_where_the_command_has_it():
+    # hunt 44: ALIASES sent `demo` users to --samples, which demo refuses as no such option
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import ALIASES, as_cli_message, flag_for
+    from unmixgen.errors import ParameterError
+
+    group = typer.main.get_command(app)
+    demo, refine = group.commands["demo"], group.commands["refine"]
+    assert flag_for("n_samples", refine) == "--samples"
+    assert flag_for("n_samples", demo) is None and flag_for("device", demo) is None
+    assert as_cli_message(ParameterError("n_samples", 0, "expected >= 1"), demo) == "n_samples=0: expected >= 1"
+    assert flag_for("seed", demo) == "--seed"  # an alias the command has still maps
+    assert flag_for("n_endmembers", None) is None  # no command known: no flag to name
+    for name, command in _commands(group):
+        flags = {o for p in command.params for o in p.opts}
+        for parameter in ALIASES:
+            assert flag_for(parameter, command) in flags | {None}, (name, parameter)
+
+
 def test_a_parameter_error_in_a_command_exits_2_naming_the_flag(run_cli, monkeypatch, tmp_path):
     import unmixgen.io
     from unmixgen.errors import ParameterError
@@ -473,3 +502,35 @@ def test_unmix_refuses_training_budgets_and_threads_for_methods_that_do_not_use_
         code, _, err = run_cli("unmix", path, "-p", "2", "--method", method, "--threads", "1", "--no-figures",
                                "--out", tmp_path / method)
         assert code == 0, err
+
+
+def test_library_messages_name_what_a_python_user_sets_and_the_cli_shows_its_flags(tmp_path, monkeypatch):
+    # hunt 44: messages of the library named only flags (--model, --endmembers-file, -p; --snr; --allow-unpinned,
+    # --data-dir), which a notebook user has none of
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import as_cli_message
+    from unmixgen.errors import InputError, ParameterError
+    from unmixgen.io import datasets
+    from unmixgen.workflows import simulate_scenes, unmix_scene
+
+    commands = typer.main.get_command(app).commands
+    with pytest.raises(ParameterError) as err:
+        unmix_scene(tmp_path / "s.npy", tmp_path / "o", method="hybridstu")
+    said = str(err.value)
+    assert "--" not in said and "model" in said and "endmembers_file" in said and "n_endmembers" in said, said
+    shown = as_cli_message(err.value, commands["unmix"])
+    assert "--model" in shown and "--endmembers-file" in shown and "--endmembers" in shown, shown
+    assert "endmembers_file" not in shown and "n_endmembers" not in shown, shown
+
+    with pytest.raises(ParameterError) as err:
+        simulate_scenes(tmp_path / "maps.npz", tmp_path / "em.csv", tmp_path / "sim", band_noise=tmp_path / "n.csv")
+    assert "needs snr_db" in str(err.value) and "--snr" not in str(err.value)
+    assert "needs --snr:" in as_cli_message(err.value, commands["simulate"])
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("UNMIXGEN_DATA", raising=False)
+    monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no download without a pinned sha256"))
+    with pytest.raises(InputError, match=r"not pinned.*allow_unpinned=True \(--allow-unpinned\).*data_dir"):
+        datasets.fetch("cuprite")

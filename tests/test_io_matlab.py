@@ -379,3 +379,30 @@ def test_a_written_mat_file_is_the_same_bytes_whenever_it_is_written(tmp_path, m
     back = read_scene(tmp_path / "s0.mat")
     np.testing.assert_allclose(back.load(), scene.load(), rtol=1e-6)
     np.testing.assert_allclose(back.truth.abundances, scene.truth.abundances, rtol=1e-6)
+
+
+# -- hunt 44: bad widths are dropped with the readers' warning, not refused ----------------------------
+@pytest.mark.parametrize("fwhm", [[10.0, 0.0, 12.0], [10.0, -1.0, 12.0], [10.0, np.nan, 12.0],
+                                  [10.0, np.inf, 12.0], [10.0, 12.0]], ids=["zero", "negative", "nan", "inf", "short"])
+@pytest.mark.parametrize("version", ["v5", "v73"])
+def test_bad_fwhm_is_dropped_with_the_readers_warning(tmp_path, fwhm, version):
+    # every other reader (ENVI, GeoTIFF, EMIT, NEON, PRISMA, EnMAP) reads the cube without bad widths,
+    # naming the file; a MATLAB file refused the whole scene for them
+    y = np.random.default_rng(4).uniform(0.1, 0.9, (3, 4 * 5))
+    p = tmp_path / "bad.mat"
+    variables = {"Y": y, "H": 4.0, "W": 5.0, "wavelengths": np.array([500.0, 600.0, 700.0]),
+                 "fwhm": np.array(fwhm)}
+    if version == "v5":
+        sio.savemat(p, variables)
+    else:
+        with h5py.File(p, "w", userblock_size=512) as f:
+            for k, v in variables.items():  # MATLAB writes column-major: h5py sees the axes reversed
+                f.create_dataset(k, data=np.atleast_2d(v).T)
+                f[k].attrs["MATLAB_class"] = np.bytes_("double")
+        with open(p, "r+b") as fh:
+            fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+    message = "fwhm values for 3 bands" if len(fwhm) != 3 else "fwhm values hold .*expected finite positive widths"
+    with pytest.warns(UserWarning, match=rf"bad\.mat: .*{message}.*ignored"):
+        s = read_scene(p)
+    assert s.fwhm is None and s.shape == (4, 5, 3)
+    np.testing.assert_allclose(s.wavelengths, [500, 600, 700])

@@ -140,9 +140,10 @@ def test_empty_cube_message_names_the_file(tmp_path):
 
 
 def test_npz_optional_members_are_checked(tmp_path):
+    # widths are auxiliary: dropped with the readers' warning (hunt 44), as ENVI/GeoTIFF/... drop them
     np.savez(tmp_path / "f.npz", cube=scene_cube(), fwhm=np.array(["a", "b", "c", "d", "e"]))
-    with pytest.raises(InputError, match="f.npz: 'fwhm' has type <U1; expected numbers"):
-        read_scene(tmp_path / "f.npz")
+    with pytest.warns(UserWarning, match="f.npz: fwhm values have type <U1; expected numbers"):
+        assert read_scene(tmp_path / "f.npz").fwhm is None
     np.savez(tmp_path / "t.npz", cube=scene_cube(), transform=np.array([1, 2, np.nan, 4, 5, 6.0]))
     with pytest.raises(InputError, match="t.npz: 'transform'"):
         read_scene(tmp_path / "t.npz")
@@ -331,3 +332,16 @@ def test_npz_transform_of_zero_area_is_refused(tmp_path):
     np.savez(tmp_path / "z.npz", cube=scene_cube(), crs=np.array("EPSG:32633"), transform=np.zeros(6))
     with pytest.raises(InputError, match=r"z.npz: 'transform' .* zero area"):
         read_scene(tmp_path / "z.npz")
+
+
+@pytest.mark.parametrize("fwhm", [[10.0, 0.0, 11, 12, 13], [10.0, -1, 11, 12, 13], [10.0, np.nan, 11, 12, 13],
+                                  [10.0, 11.0]], ids=["zero", "negative", "nan", "short"])
+def test_bad_npz_fwhm_is_dropped_with_the_readers_warning(tmp_path, fwhm):
+    # hunt 44: zero/negative/NaN widths were kept (refused later by simulate's sensor response),
+    # a short list refused the scene; every other reader drops them, naming the file
+    np.savez(tmp_path / "w.npz", cube=scene_cube(), wavelengths=np.array([450.0, 550, 650, 750, 850]),
+             fwhm=np.array(fwhm))
+    message = r"2 fwhm values for 5 bands" if len(fwhm) == 2 else r"fwhm values hold .*expected finite positive"
+    with pytest.warns(UserWarning, match=rf"w\.npz: {message}.*ignored"):
+        s = read_scene(tmp_path / "w.npz")
+    assert s.fwhm is None and s.wavelengths.size == 5

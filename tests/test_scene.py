@@ -344,3 +344,34 @@ def test_the_stuck_line_scan_of_a_wide_scene_reads_bounded_windows():
         mask = Scene(src).mask
     assert not mask[:, 7].any() and mask[:, 8:].all()
     assert src.largest_window() <= 512 * 512
+
+
+# -- hunt 44: fwhm given to a Scene gets the care its wavelengths get ----------------------------------
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+def test_scene_drops_bad_widths_with_the_readers_warning(bad):
+    # a zero, negative or non-finite width was kept, to be refused far from here by simulate's
+    # sensor response (or written into converted files); the readers drop such lists with a warning
+    with pytest.warns(UserWarning, match=r"^Scene: fwhm values hold .*expected finite positive widths.*ignored") as w:
+        s = Scene(_cube(), wavelengths=[450, 550, 650, 750], fwhm=[10.0, bad, 12.0, 13.0])
+    assert s.fwhm is None and w[0].filename == __file__  # the warning points at the caller's line
+    assert Scene(_cube(), fwhm=np.array([[10, 11, 12, 13]])).fwhm.tolist() == [10, 11, 12, 13]
+
+
+def test_scene_refuses_fwhm_that_is_not_one_number_per_band_naming_the_parameter():
+    from unmixgen.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^fwhm='3 values': 3 values for 4 bands; expected one width") as e:
+        Scene(_cube(), fwhm=[10.0, 11.0, 12.0])
+    assert e.value.name == "fwhm"
+    with pytest.raises(ParameterError, match=r"^fwhm='4 values': expected widths in nm, one number per band"):
+        Scene(_cube(), fwhm=["10", "11", "12", "13"])  # was a bare ValueError from numpy
+    # the same for the wavelengths and the good-band flags: the parameter the caller gave is named
+    with pytest.raises(ParameterError, match=r"^wavelengths='4 values': not strictly increasing"):
+        Scene(_cube(), wavelengths=[450, 550, 550, 650])
+    with pytest.raises(ParameterError, match=r"^wavelengths='4 values': not numbers"):
+        Scene(_cube(), wavelengths=["a", "b", "c", "d"])
+    with pytest.raises(ParameterError, match=r"^good_bands='4 values': values other than 0 and 1"):
+        Scene(_cube(), good_bands=["yes", "no", "yes", "no"])
+    # a reader's scene names its file instead
+    with pytest.raises(InputError, match=r"^f\.hdr: fwhm: 3 values for 4 bands"):
+        Scene(_cube(), fwhm=[10.0, 11.0, 12.0], path="f.hdr")

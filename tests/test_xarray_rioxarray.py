@@ -24,7 +24,7 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.crs import CRS  # noqa: E402
 from rasterio.transform import from_origin  # noqa: E402
 
-from unmixgen.errors import InputError  # noqa: E402
+from unmixgen.errors import InputError, ParameterError  # noqa: E402
 from unmixgen.io import read_scene  # noqa: E402
 from unmixgen.scene import as_scene  # noqa: E402
 
@@ -414,7 +414,6 @@ def test_a_dataset_with_band_parameters_as_variables_gives_them_to_its_scene(tmp
 
 
 def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path):
-    from unmixgen.errors import ParameterError
 
     rng = np.random.default_rng(9)
     dims = ("downtrack", "crosstrack", "bands")
@@ -430,7 +429,6 @@ def test_a_dataset_with_several_scene_variables_is_refused_naming_them(tmp_path)
 
 
 def test_bands_as_variables_are_refused_with_the_way_to_one_array(tmp_path):
-    from unmixgen.errors import ParameterError
 
     path = _geotiff(tmp_path / "s.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
     with warnings.catch_warnings():
@@ -457,3 +455,82 @@ def test_estimators_and_scores_take_a_dataset_as_its_scene_variable(tmp_path):
         E, A = on_da.endmembers_, on_da.abundances_
         assert (evaluate(endmembers=E, abundances=A, cube=ds)["reconstruction_rmse"]
                 == evaluate(endmembers=E, abundances=A, cube=da)["reconstruction_rmse"])
+
+
+def test_layout_and_the_extraction_functions_take_a_dataset_as_every_entry_point_does(tmp_path):
+    # hunt 44: labelled.layout refused a Dataset with a message of its own, and vca/atgp/nfindr and
+    # pixel_brightness took np.asarray of it (a numpy TypeError) or of a (band, pixel) DataArray
+    # (the bands read as pixels, silently)
+    from unmixgen.labelled import layout
+    from unmixgen.unmix.extraction import atgp, nfindr, vca
+    from unmixgen.unmix.inversion import pixel_brightness
+
+    cube = _netcdf(tmp_path / "s.nc")  # (band, y, x) as written
+    Y = np.moveaxis(cube, 0, -1).reshape(-1, 3)
+    with xr.open_dataset(tmp_path / "s.nc", decode_coords="all") as ds:
+        assert layout(ds) == layout(ds["reflectance"]) == (1, 2, 0)
+        pixels = ds.stack(pixel=("y", "x"))  # a Dataset whose variable is (band, pixel)
+        assert layout(pixels, 1) == (1, 0)
+        for extract in (vca, atgp, nfindr):
+            on_array = extract(Y, 2)
+            for given in (pixels, pixels["reflectance"]):
+                got = extract(given, 2)
+                assert got[1].shape == (2, 3)
+                np.testing.assert_array_equal(got[1], on_array[1])
+        A = np.full((Y.shape[0], 2), 0.5)
+        E = Y[:2]
+        np.testing.assert_array_equal(pixel_brightness(pixels, A, E), pixel_brightness(Y, A, E))
+        two = pixels.assign(uncertainty=pixels["reflectance"] * 0.01)
+        with pytest.raises(ParameterError, match=r"^Y='xarray Dataset of variables reflectance, uncertainty': 2 "):
+            vca(two, 2)  # which is meant is not guessed, as for every entry point
+
+
+# -- hunt 44: band selections and the file's spectral lists ----------------------------------------------
+def test_a_dataset_level_wavelength_list_of_a_band_selection_says_the_selection_kept_it_and_the_way_out(tmp_path):
+    # GDAL keeps a GeoTIFF's dataset tags 'wavelength = {...}' (the reader's form) and rioxarray parses them
+    # into a list; da.isel keeps that list whole, so it no longer fits: "3 values for 2 bands" said nothing
+    # of why, nor how to keep the selected bands' values
+    path = _geotiff(tmp_path / "d.tif", _stored(), (1.0,) * 3, (0.0,) * 3)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(wavelength="{450, 550, 650}", wavelength_units="nm", fwhm="{10, 11, 12}")
+    da = _open(path)
+    np.testing.assert_array_equal(as_scene(da).wavelengths, read_scene(path).wavelengths)  # the fixture's list
+    with pytest.raises(InputError, match=r"^scene: attribute 'wavelength' holds 3 values for 2 bands \(selecting "
+                                         r"bands keeps the file's list of every band\); expected one per band: make it "
+                                         r"a coordinate before selecting, da.assign_coords\(wavelength=\('band', "
+                                         r"da.attrs\['wavelength'\]\)\).isel\(band=...\)"):
+        as_scene(da.isel(band=[0, 2]))
+    with pytest.raises(InputError, match=r"attribute 'fwhm' holds 3 values for 2 bands \(selecting bands keeps.*"
+                                         r"da.assign_coords\(fwhm=\('band', da.attrs\['fwhm'\]\)\)"):
+        as_scene(da.assign_coords(wavelength=("band", da.attrs["wavelength"])).isel(band=[0, 2]))
+    # the way it names: both lists made coordinates, then selected
+    picked = da.assign_coords(wavelength=("band", da.attrs["wavelength"]),
+                              fwhm=("band", da.attrs["fwhm"])).isel(band=[0, 2])
+    s = as_scene(picked)
+    np.testing.assert_array_equal(s.wavelengths, [450.0, 650.0])
+    np.testing.assert_array_equal(s.fwhm, [10.0, 12.0])
+
+
+def test_one_band_of_a_geotiff_with_per_band_tags_is_said_to_lose_its_wavelength_as_several_are(tmp_path):
+    # rioxarray keeps band 1's tags: one band selected had no wavelength and no word (two or more bands were
+    # warned about); band 1 itself, or a one-band file, has its own tag, which read_scene reads too
+    path = _tagged_geotiff(tmp_path / "t.tif", [450.0, 550.0, 650.0], fwhm=[10.0, 11.0, 12.0])
+    da = _open(path)
+    with pytest.warns(UserWarning) as got:
+        s = as_scene(da.isel(band=[1]))
+    said = [str(w.message) for w in got]
+    assert any(m.startswith("scene: attribute 'wavelength' is band 1's tag (450), and the one band is band 2 of the "
+                            "file") and "so the scene has no wavelengths" in m
+               and f"unmixgen.read_scene({str(path)!r})" in m for m in said), said
+    assert any("attribute 'fwhm' is band 1's tag (10)" in m and "no FWHM" in m for m in said), said
+    assert s.wavelengths is None and s.fwhm is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # band 1's own tags: taken, nothing lost
+        first = as_scene(da.isel(band=[0]))
+    np.testing.assert_array_equal(first.wavelengths, [450.0])
+    np.testing.assert_array_equal(first.fwhm, [10.0])
+    one = _tagged_geotiff(tmp_path / "one.tif", [550.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = as_scene(_open(one))
+    np.testing.assert_array_equal(alone.wavelengths, read_scene(one).wavelengths)

@@ -138,8 +138,9 @@ def check_output_dir(path: str | os.PathLike, overwrite: bool, inputs=()) -> Pat
     if path.exists() and not overwrite:
         raise in_file(path, "output folder exists; pass --overwrite (overwrite=True in Python) to replace it or choose another --out")
     if path.exists() and not _ours(path):
-        raise in_file(path, "holds files no unmixgen command wrote (no run.json or config.json); --overwrite "
-                            "replaces only an empty folder or an unmixgen output, so choose another --out")
+        raise in_file(path, "holds files no unmixgen command wrote (no run.json or config.json); overwrite=True "
+                            "(--overwrite) replaces only an empty folder or an unmixgen output, so choose another "
+                            "output folder")
     return path
 
 

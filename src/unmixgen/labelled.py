@@ -59,13 +59,6 @@ def is_labelled(X: Any) -> bool:
         hasattr(kind, a) for a in ("data_vars", "values", "data"))
 
 
-def _refuse_dataset(X: Any, what: str) -> None:
-    if hasattr(X, "data_vars"):
-        names = ", ".join(repr(str(k)) for k in list(X.data_vars)[:8])
-        raise InputError(f"{what}: an xarray Dataset (variables {names or 'none'}); expected one variable of it, "
-                         "e.g. ds['reflectance']")
-
-
 def variable_of(X: Any, what: str = "scene") -> Any:
     """``X`` itself unless it is an xarray Dataset; of a Dataset, its one data variable with a
     spectral dim (`SPECTRAL_DIMS`) and at least one other (EMIT's ``reflectance``, the variable of a
@@ -121,8 +114,10 @@ def _find(dims: tuple[str, ...], names: tuple[str, ...]) -> list[int]:
 def layout(X: Any, spatial: int = 2, what: str = "scene") -> tuple[int, ...]:
     """The axes of ``X`` that put it in ``(rows, cols, bands)`` order (``spatial=2``) or
     ``(pixels, bands)`` order (``spatial=1``: the one other dim, whatever its name); `InputError`
-    in one line naming the dims found when they are not those."""
-    _refuse_dataset(X, what)
+    in one line naming the dims found when they are not those. A Dataset's axes are those of its
+    one scene variable (`variable_of`: a `unmixgen.errors.ParameterError` naming ``what`` when it
+    has none or several), as every entry point takes it."""
+    X = variable_of(X, what)
     dims = _dims(X)
     shown = ", ".join(dims)
     if len(dims) != spatial + 1:
@@ -238,11 +233,23 @@ def _attr_units(X: Any, key: str) -> Any:
     return next((v for k, v in X.attrs.items() if str(k).lower() in wanted), None)
 
 
-def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, str] | None:
+def _first_band(X: Any, spectral: str) -> bool:
+    """Whether the one band of ``X`` is band 1 of its file, so that band 1's tags (what rioxarray
+    keeps as attributes of a file with per-band tags) are its own: no coordinate along the spectral
+    dim, or rioxarray's band number 1. Any other band, or a coordinate that does not tell, is not."""
+    if spectral not in X.coords:
+        return True
+    v = np.asarray(X.coords[spectral].values).reshape(-1)
+    return v.size == 1 and v.dtype.kind in "iuf" and float(v[0]) == 1.0
+
+
+def _lookup(X: Any, names: tuple[str, ...], spectral: str, bands: int = 0) -> tuple[Any, dict, str] | None:
     """``(values, attrs, where)`` of a coordinate along the spectral dim, or failing that an
     attribute, named one of ``names`` (any case); None when there is none. A coordinate without
     ``units`` of its own takes the array's ``{name}_units`` attribute (rioxarray makes an ENVI
-    file's ``wavelength`` and ``fwhm`` coordinates and leaves ``wavelength units`` an attribute)."""
+    file's ``wavelength`` and ``fwhm`` coordinates and leaves ``wavelength units`` an attribute).
+    An attribute is a list, except that one number is the value of a one-band array (``bands=1``)
+    that is band 1 of its file (`_first_band`): a one-band GeoTIFF's own tag, as `read_scene` reads it."""
     wanted = {n.lower() for n in names}
     for key in X.coords:
         coord = X.coords[key]
@@ -252,9 +259,11 @@ def _lookup(X: Any, names: tuple[str, ...], spectral: str) -> tuple[Any, dict, s
             if attrs.get("units") is None and units is not None:
                 attrs["units"] = units
             return coord.values, attrs, f"coordinate {key!r}"
+    own = bands == 1 and _first_band(X, spectral)
     for key, value in X.attrs.items():
         value = _listed(value)
-        if str(key).lower() in wanted and np.size(value) > 1:
+        one = own and np.size(value) == 1 and np.asarray(value).dtype.kind in "iuf"
+        if str(key).lower() in wanted and (np.size(value) > 1 or one):
             units = _attr_units(X, key)
             return value, {"units": units} if units is not None else {}, f"attribute {key!r}"
     return None
@@ -266,8 +275,10 @@ def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, los
     ``wavelength``/``fwhm`` tags (GDAL's, this package's) leaves band 1's number and the other bands'
     are not in the DataArray at all. Neither that one number for every band nor silently none: the
     warning says the scene has no ``lost`` and how to read them (`unmixgen.read_scene` on the file,
-    named from rioxarray's ``encoding["source"]``, reads every band's tags)."""
-    if bands < 2:
+    named from rioxarray's ``encoding["source"]``, reads every band's tags). One band selected from such a
+    file (``da.isel(band=[1])``) has band 1's tag too: said the same way, unless it is band 1 (`_lookup`
+    takes that band's own tag)."""
+    if bands == 1 and _first_band(X, spectral):
         return
     wanted = {n.lower() for n in names}
     for key, value in X.attrs.items():
@@ -277,12 +288,31 @@ def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, los
         encoding = getattr(X, "encoding", None)
         source = encoding.get("source") if isinstance(encoding, dict) else None
         coord = "wavelength" if lost == "wavelengths" else "fwhm"
-        warnings.warn(f"{what}: attribute {str(key)!r} is one number ({float(np.asarray(value).reshape(-1)[0]):g}) "
-                      f"for {bands} bands (rioxarray keeps band 1's tag of a file with per-band tags), so the scene "
-                      f"has no {lost}; expected unmixgen.read_scene({str(source) if source else 'path'!r}), which "
-                      f"reads every band's, or da.assign_coords({coord}=({spectral!r}, values))",
-                      UserWarning, stacklevel=6)
+        number = f"{float(np.asarray(value).reshape(-1)[0]):g}"
+        if bands == 1:
+            band = np.asarray(X.coords[spectral].values).reshape(-1)[0]
+            said = (f"is band 1's tag ({number}), and the one band is {spectral} {band} of the file (rioxarray "
+                    "keeps band 1's tag of a file with per-band tags)")
+        else:
+            said = (f"is one number ({number}) for {bands} bands (rioxarray keeps band 1's tag of a file with "
+                    "per-band tags)")
+        warnings.warn(f"{what}: attribute {str(key)!r} {said}, so the scene has no {lost}; expected "
+                      f"unmixgen.read_scene({str(source) if source else 'path'!r}), which reads every band's, or "
+                      f"da.assign_coords({coord}=({spectral!r}, values))", UserWarning, stacklevel=6)
         return
+
+
+def _kept_whole(where: str, spectral: str) -> str:
+    """The end of the message for a per-band list ``where`` of the wrong length: an attribute is
+    the file's list of every band, which a band selection (``da.isel``) keeps whole, while a
+    coordinate follows the selection; so the list is made a coordinate before selecting."""
+    if not where.startswith("attribute "):
+        return "; expected one per band"
+    key = where.removeprefix("attribute ").strip("'")
+    coord = "wavelength" if key.lower() in WAVELENGTH_NAMES else "fwhm"
+    return (f" (selecting bands keeps the file's list of every band); expected one per band: make it a coordinate "
+            f"before selecting, da.assign_coords({coord}=({spectral!r}, da.attrs[{key!r}])).isel({spectral}=...), "
+            "which the selection then follows")
 
 
 def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -293,7 +323,7 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
     centres were (`unmixgen.wavelengths.fwhm_in_nm`): widths of 10 nm next to centres in nm
     are not micrometres because they are small. ENVI's ``Index`` unit (band numbers) gives no
     wavelengths, with a warning, as `unmixgen.io.envi` reads it."""
-    found = _lookup(X, WAVELENGTH_NAMES, spectral)
+    found = _lookup(X, WAVELENGTH_NAMES, spectral, bands)
     if found is None and spectral in X.coords:
         coord = X.coords[spectral]
         units = coord.attrs.get("units", _attr_units(X, spectral))
@@ -313,7 +343,8 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
         return wl, None
     values, attrs, where = found
-    if _lookup(X, FWHM_NAMES, spectral) is None:
+    fw = _lookup(X, FWHM_NAMES, spectral, bands)
+    if fw is None:
         _one_for_many(X, FWHM_NAMES, spectral, bands, "FWHM", what)
     units = attrs.get("units")
     if units is not None and str(units).strip().lower() == "index":
@@ -322,8 +353,7 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         return None, None
     wl = to_nm(values, units, what=f"{what}: {where}")
     if wl.size != bands:
-        raise InputError(f"{what}: {where} holds {wl.size} values for {bands} bands; expected one per band")
-    fw = _lookup(X, FWHM_NAMES, spectral)
+        raise InputError(f"{what}: {where} holds {wl.size} values for {bands} bands{_kept_whole(where, spectral)}")
     fwhm = None
     if fw is not None:
         own = fw[1].get("units")
@@ -331,8 +361,8 @@ def _spectral_axis(X: Any, spectral: str, bands: int, what: str) -> tuple[np.nda
         if fwhm.dtype.kind in "iuf":  # not numbers: dropped with the readers' warning below
             widths = fwhm.astype(np.float64).reshape(-1)  # the numbers as they are
             if widths.size != bands:
-                raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands; expected one per "
-                                 "band")
+                raise InputError(f"{what}: {fw[2]} holds {widths.size} values for {bands} bands"
+                                 f"{_kept_whole(fw[2], spectral)}")
             if own is None or str(own).strip().lower() == str(units).strip().lower():
                 # in the centres' unit, declared or inferred: converted as they were
                 fwhm = fwhm_in_nm(widths, np.asarray(values, np.float64).reshape(-1), wl)

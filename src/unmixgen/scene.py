@@ -33,10 +33,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import InputError, ParameterError
+from .errors import InputError, ParameterError, brief
 from .labelled import is_labelled, labelled_cube, source_of, variable_of
 from .tiling import Tile, iter_tiles, map_tiles
-from .wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm
+from .wavelengths import SAME_GRID_NM, check_wavelengths, grid_offset_nm, usable_fwhm
 
 
 class CubeSource(Protocol):
@@ -472,7 +472,8 @@ class Scene:
     wavelengths : array (bands,) or None
         Band centres in nm, strictly increasing. ``None`` when the file has none.
     fwhm : array (bands,) or None
-        Band widths in nm.
+        Band widths in nm, one number per band (`ParameterError` otherwise). Zero, negative
+        or non-finite widths are dropped with a warning, as the file readers drop them.
     good_bands : bool array (bands,) or None
         ``False`` for bands a file marks bad (ENVI ``bbl``); default all good.
     mask : bool array (rows, cols), callable returning one, or None
@@ -533,22 +534,25 @@ class Scene:
         self.crs = crs
         self.transform = tuple(float(v) for v in transform[:6]) if transform is not None else None
         self.metadata: dict[str, Any] = dict(metadata or {})
-        self.wavelengths = (
-            None if wavelengths is None else check_wavelengths(wavelengths, bands, what=self._what("wavelengths"))
-        )
-        self.fwhm = None if fwhm is None else np.asarray(fwhm, dtype=np.float64).reshape(-1)
-        if self.fwhm is not None and self.fwhm.shape != (bands,):
-            raise InputError(f"{self._what('fwhm')}: {self.fwhm.size} values for {bands} bands")
+        self.wavelengths = None
+        if wavelengths is not None:
+            try:
+                self.wavelengths = check_wavelengths(wavelengths, bands, what="wavelengths")
+            except InputError as exc:
+                raise self._refused("wavelengths", "wavelengths", wavelengths,
+                                    str(exc).removeprefix("wavelengths: ")) from None
+        self.fwhm = self._checked_fwhm(fwhm, bands)
         if good_bands is not None:
             flags = np.asarray(good_bands)
-            if flags.dtype != bool and not np.isin(flags, (0, 1)).all():
-                raise InputError(f"{self._what('good-band list')}: values other than 0 and 1 (band numbers?); "
-                                 "expected one True/False flag per band")
+            if flags.dtype != bool and (flags.dtype.kind not in "iuf" or not np.isin(flags, (0, 1)).all()):
+                raise self._refused("good_bands", "good-band list", good_bands, "values other than 0 and 1 (band "
+                                    "numbers?); expected one True/False flag per band")
         self.good_bands = (
             np.ones(bands, bool) if good_bands is None else np.asarray(good_bands, bool).reshape(-1)
         )
         if self.good_bands.shape != (bands,):
-            raise InputError(f"{self._what('good-band list')}: {self.good_bands.size} values for {bands} bands")
+            raise self._refused("good_bands", "good-band list", good_bands,
+                                f"{self.good_bands.size} values for {bands} bands; expected one flag per band")
         self._mask: np.ndarray | None = None
         self._valid_are_finite = False  # known: a mask from `pixel_validity`, or checked once
         self._mask_fn: Callable[[], np.ndarray] | None = None
@@ -858,6 +862,32 @@ class Scene:
         if m.shape != (self.rows, self.cols):
             raise InputError(f"{self._what('mask')}: shape {m.shape}; expected ({self.rows}, {self.cols})")
         return m
+
+    def _checked_fwhm(self, fwhm, bands: int) -> np.ndarray | None:
+        """``fwhm`` as float64 ``(bands,)``, or None. Values that are not numbers, or not one
+        per band, are refused (`ParameterError` naming ``fwhm``; the file's name in an
+        `InputError` when the scene has a path); zero, negative or non-finite widths are
+        dropped with the file readers' warning (`unmixgen.wavelengths.usable_fwhm`): a sensor's
+        band without a known width is no reason to refuse its cube, and kept they would be
+        refused far from here, by the sensor response of `simulate`."""
+        if fwhm is None:
+            return None
+        fw = np.asarray(fwhm)
+        if fw.dtype.kind not in "iuf":
+            expected = f"expected widths in nm, one number per band ({bands}); got values of type {fw.dtype}"
+        else:
+            fw = fw.astype(np.float64).reshape(-1)
+            if fw.shape == (bands,):
+                return usable_fwhm(fw, "fwhm values", self.path or "Scene", stacklevel=4)
+            expected = f"{fw.size} values for {bands} bands; expected one width (nm) per band"
+        raise self._refused("fwhm", "fwhm", fwhm, expected)
+
+    def _refused(self, parameter: str, thing: str, value, text: str) -> InputError:
+        """The error for a per-band list that does not fit: naming the file (``path: thing: text``)
+        for a reader's scene, else a `ParameterError` naming the ``parameter`` a caller gave."""
+        if self.path:
+            return InputError(f"{self._what(thing)}: {text}")
+        return ParameterError(parameter, brief(value), text)
 
     def _what(self, thing: str) -> str:
         return f"{self.path}: {thing}" if self.path else thing

@@ -190,7 +190,7 @@ def map_tiles(
     """
     if not callable(getattr(scene, "read", None)):  # e.g. a bare cube array (mask is a property: not asked)
         raise InputError(f"scene is a {type(scene).__name__}, not a scene; expected a Scene "
-                         "(unmixgen.Scene(cube) for a (rows, cols, bands) array)")
+                         "(unmixgen.Scene(cube) for a (rows, cols, bands) array, an xarray DataArray or Dataset)")
     check_range("out_channels", out_channels, low=1, integer=True)
     if backend not in BACKENDS:
         raise ParameterError("backend", backend, f"expected one of {', '.join(map(repr, BACKENDS))}")

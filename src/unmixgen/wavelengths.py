@@ -144,7 +144,10 @@ def check_wavelengths(wl: np.ndarray, bands: int, *, what: str = "wavelengths",
     (with ``any_order``: distinct values in any order, e.g. detectors that overlap), the
     largest at least 100 nm (smaller ones are micrometres given as nm).
     """
-    wl = np.asarray(wl, dtype=np.float64).reshape(-1)
+    try:
+        wl = np.asarray(wl, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: not numbers ({exc}); expected band centres in nm") from None
     if wl.shape != (bands,):
         raise InputError(f"{what}: {wl.size} values for {bands} bands; expected one per band")
     if not np.all(np.isfinite(wl)) or np.any(wl <= 0):

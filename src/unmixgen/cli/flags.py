@@ -3,7 +3,8 @@
 The library raises `ParameterError` naming the Python parameter (``n_endmembers=1: ...``).
 The CLI shows the flag a command-line user typed instead (``--endmembers 1: ...``): first
 the invoked command's own option whose Python name matches, then `ALIASES` for library
-parameters whose name differs from the command's option.
+parameters whose name differs from the command's option, when the command has that flag;
+otherwise the library's wording (``name=value``) stays.
 """
 
 from __future__ import annotations
@@ -68,9 +69,18 @@ def command_flags(command) -> dict[str, str]:
 
 
 def flag_for(name: str, command=None) -> str | None:
-    """The flag that sets library parameter ``name`` (None when no flag does)."""
-    flags = command_flags(command) if command is not None else {}
-    return flags.get(name) or ALIASES.get(name)
+    """The flag of ``command`` (a click/typer command) that sets library parameter ``name``:
+    its option of that Python name, else the `ALIASES` flag when the command has it; None when
+    none of its flags does, or no command is known. An alias alone is no answer: a flag the
+    command lacks (``--samples`` for ``demo``) would send the user to an option that is refused."""
+    if command is None:
+        return None
+    flags = command_flags(command)
+    if name in flags:
+        return flags[name]
+    alias = ALIASES.get(name)
+    have = {o for param in getattr(command, "params", []) for o in getattr(param, "opts", []) if o.startswith("--")}
+    return alias if alias in have else None
 
 
 def as_cli_message(exc: ParameterError, command=None) -> str:

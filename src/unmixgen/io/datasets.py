@@ -237,13 +237,14 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, *, allow_unpinne
 def _download(df: DataFile, dest: Path, *, allow_unpinned: bool, progress: bool) -> None:
     if df.sha256 is None and not allow_unpinned:
         raise InputError(f"{df.name}: sha256 not pinned in the registry, so a download cannot be verified; "
-                         "pass --allow-unpinned to download it anyway, or put the file in --data-dir")
+                         "pass allow_unpinned=True (--allow-unpinned) to download it anyway, or put the file in "
+                         "the data_dir folder (--data-dir)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file in the way, a read-only home: not the download's fault
         raise in_file(dest.parent, f"cannot create the download cache folder ({exc.strerror}); expected a "
                                    "writable folder (set XDG_CACHE_HOME), or put the files in a folder and pass "
-                                   "--data-dir") from None
+                                   "it as data_dir (--data-dir)") from None
     errors = []
     for url in df.urls:
         try:
@@ -282,7 +283,7 @@ def _download(df: DataFile, dest: Path, *, allow_unpinned: bool, progress: bool)
         except (OSError, ValueError) as exc:  # URLError is an OSError
             errors.append(f"{url}: {exc}")
     raise InputError(f"{df.name}: download failed ({'; '.join(errors)}); "
-                     "put the file in a folder and pass --data-dir")
+                     "put the file in a folder and pass it as data_dir (--data-dir)")
 
 
 MAX_UNSIZED_DOWNLOAD = 2 << 30

@@ -22,8 +22,9 @@ file's ``slctBnds`` (Zhu's Cuprite: ``M`` on all 224 sensor bands, used as ``M(s
 puts its spectra on the scene's bands (`read_truth`). A classification label map
 (``indian_pines_gt``: (rows, cols) whole class numbers) is refused as a scene and as a truth.
 
-Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100),
-``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
+Optional keys in any layout: ``wavelengths`` and ``fwhm`` (nm, or um when < 100; widths that are
+not one finite positive number per band are ignored with a warning, as by every reader:
+`io.bands.usable_fwhm`), ``good_bands`` (0/1 per band), ``mask`` (rows, cols), ``units`` (one string, or a cell of one, naming reflectance or
 radiance, kept as it is: `io.checks.scene_units`), ``source_band_index`` and ``source_bands``
 (where each band of a written copy came from, `io.bands.SOURCE_ORDER_KEYS`).
 Ground truth found in the scene file is attached; ``read(path, truth=other.mat)`` reads it
@@ -61,9 +62,11 @@ from .bands import (
     SOURCE_ORDER_KEYS,
     fwhm_in_nm,
     note_source_order,
+    per_band,
     read_source_band_order,
     require_good_band,
     source_band_order,
+    usable_fwhm,
 )
 from .checks import (
     count,
@@ -615,13 +618,15 @@ def read(path: Path, *, truth: str | Path | None = None, pixel_order: str | None
             break
     good = _band_flags(d, "good_bands", bands, path)
     fwhm = None
-    if "fwhm" in d:
-        given = to_nm(np.asarray(d["fwhm"]).reshape(-1), "nm", what=f"{path}: fwhm", centres=False)
+    # widths are auxiliary: a list of the wrong length, or with a zero, negative, non-finite or
+    # non-number width, is dropped with the warning every reader gives (not a refused scene)
+    given = usable_fwhm(per_band(np.asarray(d["fwhm"]).reshape(-1), bands, "fwhm values", path),
+                        "fwhm values", path) if "fwhm" in d else None
+    if given is not None:
+        given = to_nm(given, "nm", what=f"{path}: fwhm", centres=False)
         fwhm = fwhm_in_nm(given, raw_wl, wl)  # in the wavelengths' unit: their magnitude cannot tell
-        if wl is not None and fwhm.size and np.nanmax(fwhm) > np.ptp(wl):
+        if wl is not None and np.max(fwhm) > np.ptp(wl):
             fwhm = given  # widths wider than the whole range: they were in nm already
-        if fwhm.shape != (bands,) or not np.all(np.isfinite(fwhm) & (fwhm > 0)):
-            raise in_file(path, f"fwhm: {fwhm.size} values; expected {bands} positive widths, one per band")
     mask = None
     if "mask" in d and np.shape(d["mask"]) == (rows, cols) and np.asarray(d["mask"]).dtype.kind in "biuf":
         # validity on the good bands: bad bands are NaN in files this package writes

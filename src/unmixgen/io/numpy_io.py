@@ -40,8 +40,10 @@ from .bands import (
     SOURCE_ORDER_KEYS,
     arrange,
     note_source_order,
+    per_band,
     read_source_band_order,
     source_band_order,
+    usable_fwhm,
 )
 from .checks import (
     make_scene,
@@ -189,7 +191,10 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
         wl = to_nm(extra["wavelengths"], units, what=what + "wavelengths")
     _looks_bands_first(cube.shape, path, f"'{key}'", None if wl is None else wl.size)
     good = _numbers(extra, "good_bands", path)
-    fwhm = _numbers(extra, "fwhm", path)
+    # widths are auxiliary: not one finite positive number per band, they are dropped with the
+    # warning every reader gives (`usable_fwhm`), not kept for the Scene or `simulate` to refuse
+    fwhm = usable_fwhm(per_band(np.asarray(extra["fwhm"]).reshape(-1), bands, "fwhm values", path),
+                       "fwhm values", path) if "fwhm" in extra else None
     # bands stored from long to short wavelengths (or detector overlaps) are presented sorted,
     # as every reader does; per-band arrays follow when they have one value per band
     arr = arrange(wl, overlap, path=path) if wl is not None and wl.size == bands else None

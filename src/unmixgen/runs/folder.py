@@ -352,13 +352,14 @@ def load_result(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / "result.npz" if folder.is_dir() else folder
     if not path.is_file():
-        raise in_file(folder, "not a result folder (no result.npz); expected the --out of `unmixgen unmix`")
+        raise in_file(folder, "not a result folder (no result.npz); expected the output folder of unmix_scene "
+                              "(`unmixgen unmix`)")
     if not zipfile.is_zipfile(path):  # a scene file, or a .npy renamed (np.load: an array; other bytes: unpickling)
         if folder.is_dir() or path.suffix.lower() == ".npz":
             raise in_file(path, "cannot read the result: not an .npz archive (damaged, or another file "
-                                "renamed); expected the result.npz `unmixgen unmix` writes")
-        raise in_file(folder, "not a result folder, nor a result.npz archive; expected the --out of "
-                              "`unmixgen unmix`")
+                                "renamed); expected the result.npz unmix_scene (`unmixgen unmix`) writes")
+        raise in_file(folder, "not a result folder, nor a result.npz archive; expected the output folder of "
+                              "unmix_scene (`unmixgen unmix`)")
     with reading(path, "read the result", also=(ValueError,)), np.load(path, allow_pickle=False) as z:
         out: dict[str, Any] = {k: z[k] for k in z.files}
     run = path.parent / "run.json"

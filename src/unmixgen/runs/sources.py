@@ -614,7 +614,7 @@ def load_abundance_maps(source: str | Path, *, nodata: bool = False) -> tuple[np
             a, names = _from_npz(path / "result.npz")
         elif (path / "config.json").is_file():
             raise in_file(path, "is a model folder (config.json), which holds no maps; expected maps: an "
-                                "`unmixgen synthesize` output folder made from it, an .npz or a result folder")
+                                "output folder of synthesize_maps (`unmixgen synthesize`) made from it, an .npz or a result folder")
         else:
             raise in_file(path, "folder has neither abundances.npz (synthesize output) nor "
                                 "result.npz (unmix result)")
@@ -718,7 +718,7 @@ def load_sensor_bands(source: str | Path) -> tuple[np.ndarray, np.ndarray, np.nd
 
         scene = read_scene(path)
         if scene.wavelengths is None:
-            raise in_file(path, "scene has no wavelengths; expected band centres in nm for --sensor")
+            raise in_file(path, "scene has no wavelengths; expected band centres in nm for sensor (`--sensor`)")
         centres = scene.wavelengths
         fwhm = scene.fwhm if scene.fwhm is not None else (
             np.gradient(centres) if centres.size > 1 else np.ones(1))
@@ -758,7 +758,7 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
     if label_from not in ("none", "folder", "method"):
         raise ParameterError("label_from", label_from, "expected one of folder, method, none")
     if not folders:
-        raise ParameterError("folders", [], "expected one or more `unmixgen unmix` result folders")
+        raise ParameterError("folders", [], "expected one or more output folders of unmix_scene (`unmixgen unmix`)")
     maps, labels, sources, match = [], [], [], []
     ref_e = None
     ref_p = None
@@ -767,7 +767,7 @@ def load_training_maps(folders: list[str | Path], *, label_from: str = "none",
         folder = Path(folder)
         res = load_result(folder)
         if "abundances" not in res:
-            raise in_file(folder, "result.npz holds no abundances; expected the output of `unmixgen unmix`")
+            raise in_file(folder, "result.npz holds no abundances; expected the output of unmix_scene (`unmixgen unmix`)")
         a = np.asarray(res["abundances"], np.float32)
         if a.ndim != 3 or a.shape[-1] < 2:
             raise in_file(folder, f"abundances have shape {a.shape}; expected (rows, cols, p) with p >= 2")
@@ -828,7 +828,7 @@ def scale_mismatch(scene, E: np.ndarray, bands: np.ndarray) -> str:
         return (f"the scene's median pixel mean ({pixel:.4g}) lies outside the endmembers' means ({lo:.4g} to "
                 f"{hi:.4g}) by a factor {max(pixel / hi, lo / max(pixel, 1e-30)):.1f}: are they on the same "
                 "scale (e.g. reflectance 0-1 against 0-10000 or percent)? Sum-to-one abundances cannot absorb "
-                "it; rescale one of them or use --method scaled (a brightness per pixel)")
+                "it; rescale one of them or use method 'scaled' (a brightness per pixel; `--method scaled`)")
     return ""
 
 

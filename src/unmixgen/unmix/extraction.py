@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError, ParameterError, check_range
+from ..labelled import bands_last
 
 __all__ = ["atgp", "nfindr", "vca"]
 
@@ -38,7 +39,9 @@ SeedLike = int | np.random.Generator | None
 # shared pieces
 # ----------------------------------------------------------------------------------------
 def _pixels(Y: np.ndarray, p: int, min_p: int = 1) -> np.ndarray:
-    Y = np.asarray(Y)
+    # a DataArray (or a Dataset's one scene variable) with its spectral dim last, laid out by its
+    # dim names as every entry point lays it out: a (band, pixel) one was read as pixels of bands
+    Y = np.asarray(bands_last(Y, 1, "Y"))
     if Y.ndim != 2:
         raise InputError(f"pixels have shape {Y.shape}; expected (N, bands)")
     n, bands = Y.shape

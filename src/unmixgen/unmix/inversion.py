@@ -509,7 +509,7 @@ def pixel_brightness(Y, A, E) -> np.ndarray:
     ``s a E`` (not ``a E``) is the model's reconstruction. ``Y (N, bands)``, ``A (N, p)``,
     ``E (p, bands)``; returns float32 ``(N,)``, NaN where ``a E`` is zero or not finite.
     """
-    Y, A, E = np.asarray(Y), np.asarray(A), np.asarray(E, np.float64)
+    Y, A, E = np.asarray(bands_last(Y, 1, "Y")), np.asarray(A), np.asarray(E, np.float64)
     if Y.ndim != 2 or A.ndim != 2 or E.shape != (A.shape[1], Y.shape[1]) or A.shape[0] != Y.shape[0]:
         raise InputError(f"brightness: pixels {Y.shape}, abundances {A.shape}, endmembers {E.shape} are "
                          "inconsistent; expected (N, bands), (N, p), (p, bands)")

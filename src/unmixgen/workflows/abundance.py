@@ -58,7 +58,7 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
         # the copy replaces what is at --export: never the model it copies nor a folder it reads
         here, model = os.path.realpath(export), os.path.realpath(out)
         if here == model or model.startswith(here.rstrip(os.sep) + os.sep) or here.startswith(model + os.sep):
-            raise ParameterError("export", os.fspath(export), "is the model folder (--out), holds it or lies "
+            raise ParameterError("export", os.fspath(export), "is the model folder (out), holds it or lies "
                                  "inside it; expected another folder for the sampling-only copy")
         check_output_dir(export, overwrite, list(results))
     resolve_options(options)  # bad settings fail before any map is read (and unknown ones when resuming too)
@@ -76,7 +76,7 @@ def train_abundance_model(results: list[str | Path] | str | Path, out: str | Pat
             raise in_file(out, "no such model folder to resume")
     else:
         if not results:
-            raise ParameterError("results", [], "expected one or more `unmixgen unmix` result folders")
+            raise ParameterError("results", [], "expected one or more output folders of unmix_scene (`unmixgen unmix`)")
         if max_sad is not None:
             check_range("max_sad", max_sad, low=0, low_open=True, high=3.1416)  # a bad value is that error
         if max_sad is not None and len(results) < 2:  # nothing to match: the limit went without a word

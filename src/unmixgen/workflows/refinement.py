@@ -11,6 +11,10 @@ import numpy as np
 from ..atomic import atomic_dir
 from ..errors import InputError, ParameterError, ParameterWarning, check_range, note
 
+#: how a scene file without band centres gets them, for the Python and the command-line user
+GIVE_CENTRES = ("write a copy that has band centres, `unmixgen convert SCENE OUT --wavelengths START:STOP` or in "
+                "Python write_scene(scene, OUT) after scene.wavelengths = ... (nm), and refine that")
+
 
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Spectra of every source on the first source's wavelengths: a USGS-layout library
@@ -278,10 +282,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     res = load_result(init)
     if "cube" in res:  # a scene file carries its truth as abundances / endmembers: refining it starts from the truth
         raise InputError(f"{init}: is a scene file (it holds a cube and its ground truth), not an unmixing result; "
-                         "expected the --out folder of `unmixgen unmix`")
+                         "expected the output folder of unmix_scene (`unmixgen unmix`)")
     if "abundances" not in res or "endmembers" not in res:
-        raise InputError(f"{init}: result holds no abundances or no endmembers; expected an `unmixgen unmix` "
-                         "result folder")
+        raise InputError(f"{init}: result holds no abundances or no endmembers; expected the output folder of "
+                         "unmix_scene (`unmixgen unmix`)")
     scene = read_scene(scene_path)
     A0, E0 = np.asarray(res["abundances"], np.float32), np.asarray(res["endmembers"], np.float32)
     if A0.shape[:2] != (scene.rows, scene.cols) or E0.shape[-1] != scene.bands:
@@ -302,14 +306,13 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if scene.wavelengths is not None:
         sp = load_spectra_prior(spectra_prior, device)
     elif spectra_prior is not None:
-        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them (give it band "
-                         "centres: unmixgen convert SCENE OUT --wavelengths START:STOP)")
+        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them ({GIVE_CENTRES})")
     else:  # settings of the endmembers' sampling, which does not run here, were dropped without a word
         for name in SPECTRA_OPTIONS:
             if options.get(name) is not None:
                 raise ParameterError(name, options[name], f"sets the spectra prior's sampling of the endmembers; "
                                      f"{scene_path} has no wavelengths, so its endmembers are kept as the init has "
-                                     "them (give it band centres: unmixgen convert SCENE OUT --wavelengths START:STOP)")
+                                     f"them ({GIVE_CENTRES})")
     cube = scene.load()
     if brightness is not None:
         # pixels without a usable brightness (NaN, 0) are refined as they are
@@ -339,8 +342,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                                  "abundances (NaN); they start from FCLS with the init's endmembers")
     if sp is None:
         note(record["warnings"], f"{scene_path}: the scene has no wavelengths, so its endmembers are kept as "
-                                 "the init has them (the spectra prior needs band centres: unmixgen convert SCENE "
-                                 "OUT --wavelengths START:STOP)")
+                                 f"the init has them (the spectra prior needs band centres: {GIVE_CENTRES})")
     if samples < FEW_SAMPLES:
         note(record["warnings"], ParameterWarning([("samples", samples)], f"the std and 5 / 95 % quantiles of fewer "
                                                   f"than {FEW_SAMPLES} samples are rough (the mean may even lie outside "
@@ -461,8 +463,8 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
     off = off_simplex(a) if a.size else ""
     if off:
         raise InputError(f"{init}: abundances are not on the simplex ({off}); expected non-negative abundances "
-                         "that sum to one (e.g. unmix --method fcls, scaled, hybridstu or the default; scaled is "
-                         "nnls without its brightness)")
+                         "that sum to one (e.g. unmix_scene's method fcls, scaled, hybridstu or the default, "
+                         "`unmixgen unmix --method ...`; scaled is nnls without its brightness)")
     if not np.isfinite(E0[:, scene.good_bands]).all():
         raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
     from ..runs.folder import same_scene

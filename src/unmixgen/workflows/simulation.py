@@ -62,8 +62,8 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     if snr_db is not None:
         check_range("snr_db", snr_db)
     if band_noise is not None and snr_db is None:
-        raise ParameterError("band_noise", str(band_noise), "needs an SNR (--snr): the profile spreads the noise "
-                                                            "over the bands, the SNR sets its level")
+        raise ParameterError("band_noise", str(band_noise), "needs snr_db: the profile spreads the noise over the "
+                                                            "bands, the SNR sets its level", mentions=("snr_db",))
     t0 = time.perf_counter()
     maps, map_names = load_abundance_maps(abundances, nodata=True)
     # no-data pixels (a result's invalid pixels: a map-grid product's corners) stay no-data in the
@@ -116,7 +116,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
         bands = em.spectra.shape[1] if bands_sensor is None else bands_sensor[0].size
         if band_std.size != bands:
             raise InputError(f"{band_noise}: noise for {band_std.size} bands but the simulated scenes have {bands}; "
-                             "expected one per band (resample to that sensor with --sensor)")
+                             "expected one per band (resample to that sensor: sensor=, `--sensor`)")
         if sensor_order is not None and Path(band_noise).suffix.lower() == ".csv":
             band_std = band_std[sensor_order]  # a CSV lists the bands as the sensor's CSV does; a scene is sorted
     left_out = None

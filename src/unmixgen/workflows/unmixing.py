@@ -67,8 +67,9 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                 raise ParameterError(name, value, "applies to method='hybridstu' only (its training); the other "
                                      "methods run until they converge")
     if hybrid and sum(v is not None for v in (model, endmembers_file, n_endmembers)) != 1:
-        raise ParameterError("method", method, "needs exactly one of a trained model (--model), endmembers "
-                             "(--endmembers-file) or an endmember count (-p)")
+        raise ParameterError("method", method, "needs exactly one of model (a trained folder), endmembers_file "
+                             "(given spectra) or n_endmembers (a count)",
+                             mentions=("model", "endmembers_file", "n_endmembers"))
     if hybrid and model is not None:
         for name, value in (("maps", maps), ("max_minutes", max_minutes), ("max_steps", max_steps)):
             if value is not None:
@@ -167,8 +168,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
 
         wrong = truth_orientation(scene.truth, A, scene.mask)
         if wrong is not None:  # the run stands; its scores against this truth do not
-            note(record["warnings"], f"{wrong}; its metrics in run.json score the truth as read (`unmixgen evaluate "
-                                     "--pixel-order` scores this run against it either way)")
+            note(record["warnings"], f"{wrong}; its metrics in run.json score the truth as read (either way is "
+                                     "scored by `unmixgen evaluate --pixel-order`, or in Python by "
+                                     "evaluate_unmixing on the truth read with "
+                                     "unmixgen.runs.sources.read_truth(..., pixel_order='C' or 'F'))")
         # the reconstruction metrics need every pixel: the one load of the given path
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
@@ -214,8 +217,8 @@ def _column_stripes_note(scene, scene_path, notes: list[str], found=None) -> dic
                  "a pushbroom's columns; each line's")
         note(notes, f"{scene_path}: {where} gain off by "
                     f"{record['gain_std_percent_median']:.2g} % per band, the median band; a pushbroom detector's "
-                    "calibration): the maps carry the stripes along those lines (--method hybridstu trains with "
-                    "them)", stacklevel=3)
+                    "calibration): the maps carry the stripes along those lines (method='hybridstu', "
+                    "`--method hybridstu`, trains with them)", stacklevel=3)
     return record
 
 

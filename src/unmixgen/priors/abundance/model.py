@@ -203,7 +203,8 @@ def shipped_demo_model(device: str = "cpu") -> AbundanceModel:
     """The small model shipped with unmixgen, trained on the embedded default scene's maps
     (see ``assets/demo_abundance/README.md`` for the command that made it)."""
     if not (DEMO_MODEL / "config.json").is_file():
-        raise InputError(f"{DEMO_MODEL}: the shipped demo model is missing; run `unmixgen demo --train`")
+        raise InputError(f"{DEMO_MODEL}: the shipped demo model is missing; train it with run_demo(train=True) "
+                         "(`unmixgen demo --train`)")
     return AbundanceModel(DEMO_MODEL, device=device)
 
 
