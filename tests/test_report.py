@@ -315,3 +315,18 @@ def test_uncertainty_maps_scale_on_valid_pixels_and_say_grey_is_invalid(tmp_path
     assert any("invalid" in t.get_text() for t in fig.texts)
     report.plot_uncertainty(w[1:], tmp_path / "t.png")
     assert not any("invalid" in t.get_text() for t in figs[-1].texts)
+
+
+def test_html_report_of_figures_about_to_be_written(tmp_path):
+    """A report written in one step with its figures (still under temporary names) links the
+    figures as they will be, and not a figure about to be removed."""
+    report.plot_training_curve([0, 1], [2.0, 1.0], tmp_path / "old.png")
+    report.plot_training_curve([0, 1], [2.0, 1.0], tmp_path / "kept.png")
+    text = html.html_report(tmp_path, "run", [("New", ["new.png"], "")], figures=["new.png", "kept.png"])
+    import re
+
+    assert re.findall(r'<img src="([^"]+)"', text) == ["new.png", "kept.png"]
+    assert "missing figure" not in text and "old.png" not in text
+    # as the files are now (the default): the new one is missing, the old one linked
+    text = html.html_report(tmp_path, "run", [("New", ["new.png"], "")])
+    assert "missing figure: new.png" in text and re.findall(r'<img src="([^"]+)"', text) == ["kept.png", "old.png"]

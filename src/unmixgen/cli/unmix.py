@@ -120,19 +120,29 @@ def evaluate(
                                          "files), C row-major (numpy, HySUPP). Given, the truth is scored as read, "
                                          "without the check that it fits the estimate far better in the other order "
                                          "(or transposed).", show_default="C for HySUPP .mat files (H/W), F otherwise"),
+    figures: bool = typer.Option(True, "--figures/--no-figures",
+                                 help="Draw what was scored next to the JSON: STEM_abundances.png (truth | estimate | "
+                                      "error maps), STEM_endmembers.png (matched spectra), STEM_coverage.png (refine "
+                                      "results: 90 % coverage by abundance), each where both sides have what it "
+                                      "shows; STEM is the JSON's name (evaluation)."),
 ) -> None:
     """Score an unmixing result against ground truth (Hungarian-aligned).
 
     For a `refine` result it also scores the uncertainty: coverage of the 90 % intervals
     (overall, per endmember and by true abundance level), Spearman(std, |error|) and CRPS.
 
+    The scores go to ESTIMATE/evaluation.json with figures of what was compared beside it
+    (evaluation_abundances.png, evaluation_endmembers.png, evaluation_coverage.png, as far as
+    the truth and the result have maps, spectra and intervals) and ESTIMATE/report.html, which
+    shows the scores, these figures and the run's own; all or nothing.
+
     Example: unmixgen evaluate --truth end3.mat --estimate run1
     """
-    from ..atomic import write_json
     from ..evaluate.unmixing import evaluate as evaluate_metrics
     from ..evaluate.unmixing import format_table
     from ..runs.folder import endmember_names, load_result
     from ..runs.sources import read_truth, truth_orientation
+    from ..workflows.evaluation import save_evaluation
 
     if align is not None and align not in ("abundance", "sad", "both"):
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
@@ -209,9 +219,13 @@ def evaluate(
         print(format_table(result))
     if target is not None:
         try:
-            write_json(target, result)
+            saved = save_evaluation(target, result, estimate=r, truth=gt, estimate_path=estimate,
+                                    truth_path=truth, figures=figures)
         except InputError as exc:
             if save is not None:  # asked for: a failure
                 raise
             print(f"warning: {exc}; the scores were not saved (--save FILE.json writes them elsewhere)",
                   file=sys.stderr)
+        else:  # on stderr: stdout holds the scores alone (scripts read the table's last lines, or the JSON)
+            files = [target.name, *saved["figures"].values(), *([saved["report"]] if saved["report"] else [])]
+            print(f"written to {target.parent}: {', '.join(files)}", file=sys.stderr)

@@ -60,7 +60,22 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
     others : heading of a last section that links every PNG under ``folder`` no section
         names (so the report leaves out no figure of the run); None: no such section.
 
-    Returns the path of the report. No external CSS, fonts or JavaScript.
+    Returns the path of the report. No external CSS, fonts or JavaScript. `html_report`
+    gives the page as text (for a report written together with the figures it links).
+    """
+    out = Path(folder) / filename
+    with atomic_file(out) as tmp:
+        tmp.write_text(html_report(folder, title, sections, others=others), encoding="utf-8")
+    return out
+
+
+def html_report(folder, title: str, sections, *, others: str | None = "Other figures",
+                figures: Sequence[str] | None = None) -> str:
+    """The page `write_html_report` writes, as text.
+
+    ``figures``: the PNGs of ``folder`` (paths relative to it, ``/``-separated) as they will be
+    when the page is in place, for a page written in one step with figures not yet renamed into
+    place (and old ones about to go); None: the PNGs there now.
     """
     folder = Path(folder)
     parts = [
@@ -70,11 +85,13 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(str(title))}</h1>",
     ]
+    present = None if figures is None else {Path(f).as_posix() for f in figures}
     sections = list(sections)
     if others is not None:
         named = {Path(os.path.relpath(_full(folder, img), folder)).as_posix()
                  for _, images, _ in sections for img in images or []}
-        rest = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png") if p.is_file())
+        rest = sorted(present if present is not None else
+                      (p.relative_to(folder).as_posix() for p in folder.rglob("*.png") if p.is_file()))
         rest = [r for r in rest if r not in named]
         if rest:
             sections.append((others, rest, ""))
@@ -86,7 +103,7 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
             full = _full(folder, img)
             rel = Path(os.path.relpath(full, folder)).as_posix()
             cap = html.escape(rel)
-            if full.is_file():
+            if full.is_file() if present is None else rel in present:
                 parts.append(
                     f'<figure><img src="{html.escape(rel, quote=True)}" alt="{cap}">'
                     f"<figcaption>{cap}</figcaption></figure>"
@@ -95,10 +112,7 @@ def write_html_report(folder, title: str, sections, filename: str = "report.html
                 parts.append(f'<p class="missing">missing figure: {cap}</p>')
         parts.append("</section>")
     parts.append("</body></html>\n")
-    out = folder / filename
-    with atomic_file(out) as tmp:
-        tmp.write_text("\n".join(parts), encoding="utf-8")
-    return out
+    return "\n".join(parts)
 
 
 def _full(folder: Path, img) -> Path:

@@ -21,6 +21,8 @@
                       endmember source like the CSV
     run.json          command, parameters, versions, seed, timings, metrics
     *.png             figures
+    evaluation.json, evaluation_*.png, report.html
+                      written later by `unmixgen evaluate` (`unmixgen.workflows.evaluation`)
 
 Callers fill a temporary folder (`atomic_dir`) through these functions; the folder gets its
 final name only when everything is written.
