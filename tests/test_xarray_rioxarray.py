@@ -272,6 +272,28 @@ def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
     np.testing.assert_allclose(s.load(), read_scene(hdr).load(), rtol=1e-6)
 
 
+
+@pytest.mark.parametrize("extra", [
+    "reflectance scale factor = 10000\ndata gain values = {0.0001, 0.0001, 0.0001}\n",  # ENVI/GDAL write both
+    "reflectance scale factor = 10000\n",  # the factor alone: GDAL gives no band scale, nothing decoded
+])
+@pytest.mark.parametrize("mask_and_scale", [False, True])
+def test_envi_reflectance_scale_factor_is_not_applied_on_top_of_gains_rioxarray_decoded(tmp_path, extra,
+                                                                                          mask_and_scale):
+    # mask_and_scale=True: rioxarray applied 'data gain values' (GDAL's band scale) and moved scale_factor to
+    # the encoding, while 'reflectance_scale_factor' stayed an attribute and was applied again: 10000 times
+    # too small. read_scene applies the gains and not the factor
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra=extra)
+    da = _open(img, mask_and_scale=mask_and_scale)
+    assert "reflectance_scale_factor" in da.attrs  # what the fixture stands for
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gains = 1 / factor: nothing to warn about
+        s = as_scene(da)
+    native = read_scene(hdr)
+    np.testing.assert_allclose(s.load(), native.load(), rtol=1e-6)
+    assert 0.005 < float(s.load().mean()) < 1.0 and s.units == native.units == "reflectance"
+
+
 # -- georeferencing ------------------------------------------------------------------------
 
 

@@ -421,13 +421,15 @@ def _per_band(value: Any, bands: int, where: str, what: str) -> np.ndarray:
     return a
 
 
-def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scale, offset)`` of values not decoded (``mask_and_scale=False``), physical = stored * scale +
     offset: each a number (``scale_factor``/``add_offset``, CF's and rioxarray's when every band has the
     same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
     scale and offset). Both forms given and disagreeing is ambiguous: `InputError`. Without either, an
     ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
-    as `unmixgen.io.envi` reads it."""
+    as `unmixgen.io.envi` reads it. Values decoded on opening (``mask_and_scale=True``: rioxarray or
+    xarray moved the scale to ``encoding``) have had their gains applied: F is then not applied again
+    unless those gains were 1 (an ENVI header's ``data gain values``, GDAL's band scale, come first)."""
     out = []
     for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
         single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
@@ -442,8 +444,14 @@ def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray
         out.append(value.astype(np.float64))
     scale, offset = out
     factor = _reflectance_factor(attrs, what)
+    decoded = _decoded_scale(encoding)
     if factor is not None:
-        if not np.any(scale != 1.0):
+        if decoded is not None and np.any(decoded != 1.0):  # the gains are in the values already
+            if not np.allclose(decoded * factor, 1.0, rtol=1e-6):
+                warnings.warn(f"{what}: the scales applied on opening and reflectance_scale_factor = {factor:g} "
+                              "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
+                              stacklevel=4)
+        elif not np.any(scale != 1.0):
             scale = np.asarray(1.0 / factor)
         elif not np.allclose(scale * factor, 1.0, rtol=1e-6):
             warnings.warn(f"{what}: attributes scales/scale_factor and reflectance_scale_factor = {factor:g} "
@@ -455,6 +463,20 @@ def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray
         raise InputError(f"{what}: attribute {where} {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])!r}; "
                          "expected a finite non-zero number")
     return scale, offset
+
+
+def _decoded_scale(encoding: Any) -> np.ndarray | None:
+    """The scale the values were decoded with on opening (``scale_factor`` or per-band ``scales``
+    that rioxarray or xarray moved to ``encoding``), as an array; None when not decoded so."""
+    if not isinstance(encoding, dict):
+        return None
+    for key in ("scales", "scale_factor"):
+        if encoding.get(key) is not None:
+            try:
+                return np.asarray(encoding[key], np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def _reflectance_factor(attrs: dict, what: str) -> float | None:
@@ -590,8 +612,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       (``mask_and_scale=False``), or rioxarray's per-band ``scales``/``offsets`` tuples (bands
       with different ones), are applied on read; a list of another length than the bands (a
       band selection keeps the file's) or disagreeing forms are refused; an ENVI ``reflectance
-      scale factor`` F without scales gives 1 / F (and units reflectance), as the ENVI reader
-      reads it. A fill value is judged on stored values.
+      scale factor`` F without scales (nor gains rioxarray applied on opening) gives 1 / F (and
+      units reflectance), as the ENVI reader reads it. A fill value is judged on stored values.
     - ``crs`` (WKT) and ``transform`` (rasterio order): from the grid-mapping coordinate
       (``grid_mapping`` attribute, else ``spatial_ref`` or ``crs``): ``crs_wkt``/``spatial_ref``
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
@@ -633,7 +655,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         if key in attrs:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
-    scale, offset = _scaling(attrs, bands, what)
+    scale, offset = _scaling(attrs, bands, what, getattr(X, "encoding", None))
     if order is not None:
         scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
     source = LabelledSource(arranged, order, scale, offset)
