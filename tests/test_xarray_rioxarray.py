@@ -233,6 +233,21 @@ def test_envi_bad_bands_kept_as_text_by_rioxarray_are_read(tmp_path):
     np.testing.assert_array_equal(s.good_bands, native.good_bands)
 
 
+
+def test_envi_bad_bands_of_a_band_selection_say_the_selection_kept_the_files_list_and_the_way_out(tmp_path):
+    # da.isel follows the 'wavelength' coordinate but keeps the 'bbl' text whole: "3 good-band flags for 2
+    # bands" said neither why nor what to do, where the wavelength and fwhm lists say both
+    img, _ = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra="bbl = {1, 0, 1}\n")
+    da = _open(img)
+    with pytest.raises(InputError, match=r"attribute 'bbl' holds 3 good-band flags for 2 bands \(selecting bands "
+                                         r"keeps the file's list of every band\).*da\.assign_coords\(bbl=") as err:
+        as_scene(da.isel(band=[1, 2]))
+    # the way out it names, as written there, keeps each selected band's own flag
+    fix = re.search(r"da\.assign_coords\((.*)\)\.isel", str(err.value)).group(1)
+    kept = eval(f"da.assign_coords({fix})", {"da": da})  # noqa: S307 - the message's own expression
+    np.testing.assert_array_equal(as_scene(kept.isel(band=[1, 2])).good_bands, [False, True])
+
+
 # -- ENVI scaling ------------------------------------------------------------------------------
 
 

@@ -302,16 +302,21 @@ def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, los
         return
 
 
-def _kept_whole(where: str, spectral: str) -> str:
+def _kept_whole(where: str, spectral: str, text: bool = False) -> str:
     """The end of the message for a per-band list ``where`` of the wrong length: an attribute is
     the file's list of every band, which a band selection (``da.isel``) keeps whole, while a
-    coordinate follows the selection; so the list is made a coordinate before selecting."""
+    coordinate follows the selection; so the list is made a coordinate before selecting.
+    ``text``: the attribute is an ENVI list kept as text (rioxarray's ``bbl``), split into numbers."""
     if not where.startswith("attribute "):
         return "; expected one per band"
     key = where.removeprefix("attribute ").strip("'")
-    coord = "wavelength" if key.lower() in WAVELENGTH_NAMES else "fwhm"
+    coord = ("wavelength" if key.lower() in WAVELENGTH_NAMES else "fwhm" if key.lower() in FWHM_NAMES
+             else key if key.isidentifier() else "good_bands")
+    values = f"da.attrs[{key!r}]"
+    if text:
+        values = f"[float(v) for v in {values}.strip('{{}}').split(',')]"
     return (f" (selecting bands keeps the file's list of every band); expected one per band: make it a coordinate "
-            f"before selecting, da.assign_coords({coord}=({spectral!r}, da.attrs[{key!r}])).isel({spectral}=...), "
+            f"before selecting, da.assign_coords({coord}=({spectral!r}, {values})).isel({spectral}=...), "
             "which the selection then follows")
 
 
@@ -640,9 +645,12 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         fwhm = None if fwhm is None else fwhm[order]
     good = _lookup(X, GOOD_BAND_NAMES, spectral)
     if good is not None:
-        good = np.asarray(good[0]).reshape(-1)
+        flags, _, where = good
+        good = np.asarray(flags).reshape(-1)
         if good.size != bands:
-            raise InputError(f"{what}: {good.size} good-band flags for {bands} bands; expected one per band")
+            text = isinstance(X.attrs.get(where.removeprefix("attribute ").strip("'")), str)
+            raise InputError(f"{what}: {where} holds {good.size} good-band flags for {bands} bands"
+                             f"{_kept_whole(where, spectral, text=text)}")
         good = good if order is None else good[order]
     band_names = X.attrs.get("long_name")  # rioxarray: the bands' descriptions
     if isinstance(band_names, (tuple, list)) and len(band_names) == bands and bands > 1:
