@@ -309,6 +309,26 @@ def test_envi_reflectance_scale_factor_is_not_applied_on_top_of_gains_rioxarray_
     assert 0.005 < float(s.load().mean()) < 1.0 and s.units == native.units == "reflectance"
 
 
+
+@pytest.mark.parametrize("mask_and_scale", [False, True])
+def test_envi_offsets_with_a_reflectance_scale_factor_through_rioxarray_are_read_as_the_reader_reads_them(
+        tmp_path, mask_and_scale):
+    # 'data offset values' without gains: read_scene applies the offsets and not the factor (with a warning),
+    # the DataArray divided by the factor as well (10000 times smaller); and the reader's warning said the
+    # header had 'data gain values', which it has not
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="reflectance scale factor = 10000\ndata offset values = {1, 2, 3}\n")
+    with pytest.warns(UserWarning, match=r"offsets are applied, the reflectance scale factor is not"):
+        s = as_scene(_open(img, mask_and_scale=mask_and_scale))
+        loaded = s.load()
+    with pytest.warns(UserWarning, match=r"header has both 'data offset values' and 'reflectance scale factor' = "
+                                         r"10000; the offsets are applied") as seen:
+        native = read_scene(hdr).load()
+    assert not any("gain" in str(w.message) for w in seen)
+    np.testing.assert_allclose(loaded, native, rtol=1e-6)
+    np.testing.assert_allclose(native, np.moveaxis(_stored(3, seed=2), 0, -1) + np.float32([1, 2, 3]), rtol=1e-6)
+
+
 # -- georeferencing ------------------------------------------------------------------------
 
 

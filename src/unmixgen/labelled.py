@@ -432,9 +432,9 @@ def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[
     same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
     scale and offset). Both forms given and disagreeing is ambiguous: `InputError`. Without either, an
     ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
-    as `unmixgen.io.envi` reads it. Values decoded on opening (``mask_and_scale=True``: rioxarray or
-    xarray moved the scale to ``encoding``) have had their gains applied: F is then not applied again
-    unless those gains were 1 (an ENVI header's ``data gain values``, GDAL's band scale, come first)."""
+    as `unmixgen.io.envi` reads it: F is not applied where gains or offsets are (an ENVI header's
+    ``data gain values``/``data offset values``, GDAL's band scale and offset), whether still in the
+    attributes or applied on opening (``mask_and_scale=True``: moved to ``encoding``)."""
     out = []
     for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
         single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
@@ -449,19 +449,20 @@ def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[
         out.append(value.astype(np.float64))
     scale, offset = out
     factor = _reflectance_factor(attrs, what)
-    decoded = _decoded_scale(encoding)
     if factor is not None:
-        if decoded is not None and np.any(decoded != 1.0):  # the gains are in the values already
-            if not np.allclose(decoded * factor, 1.0, rtol=1e-6):
-                warnings.warn(f"{what}: the scales applied on opening and reflectance_scale_factor = {factor:g} "
-                              "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
-                              stacklevel=4)
-        elif not np.any(scale != 1.0):
+        # gains or offsets given (here, or applied on opening and moved to the encoding) come first
+        # and F is not applied, as `unmixgen.io.envi` reads a header with both
+        dec_scale, dec_offset = _decoded(encoding, ("scales", "scale_factor")), _decoded(encoding, ("offsets",
+                                                                                                   "add_offset"))
+        gains = scale * (1.0 if dec_scale is None else dec_scale)
+        shifted = np.any(offset != 0.0) or (dec_offset is not None and np.any(dec_offset != 0.0))
+        if not np.any(gains != 1.0) and not shifted:
             scale = np.asarray(1.0 / factor)
-        elif not np.allclose(scale * factor, 1.0, rtol=1e-6):
-            warnings.warn(f"{what}: attributes scales/scale_factor and reflectance_scale_factor = {factor:g} "
-                          "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
-                          stacklevel=4)
+        elif not np.allclose(gains * factor, 1.0, rtol=1e-6):
+            given = ("scales" + (" and offsets" if shifted else "")) if np.any(gains != 1.0) else "offsets"
+            warnings.warn(f"{what}: the values have {given} and reflectance_scale_factor = {factor:g}; the {given} "
+                          "are applied, the reflectance scale factor is not (as read_scene reads the header)",
+                          UserWarning, stacklevel=4)
     bad = (scale == 0) | ~np.isfinite(scale)
     if np.any(bad):  # every pixel 0 (or inf): no scene
         where = "scale_factor" if scale.ndim == 0 else f"scales (band {int(np.argmax(bad)) + 1})"
@@ -470,12 +471,12 @@ def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[
     return scale, offset
 
 
-def _decoded_scale(encoding: Any) -> np.ndarray | None:
-    """The scale the values were decoded with on opening (``scale_factor`` or per-band ``scales``
-    that rioxarray or xarray moved to ``encoding``), as an array; None when not decoded so."""
+def _decoded(encoding: Any, keys: tuple[str, ...]) -> np.ndarray | None:
+    """The scale (``keys`` ``scales``/``scale_factor``) or offset the values were decoded with on
+    opening (what rioxarray or xarray moved to ``encoding``), as an array; None when not decoded so."""
     if not isinstance(encoding, dict):
         return None
-    for key in ("scales", "scale_factor"):
+    for key in keys:
         if encoding.get(key) is not None:
             try:
                 return np.asarray(encoding[key], np.float64).reshape(-1)
