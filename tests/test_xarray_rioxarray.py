@@ -233,6 +233,21 @@ def test_envi_bad_bands_kept_as_text_by_rioxarray_are_read(tmp_path):
     np.testing.assert_array_equal(s.good_bands, native.good_bands)
 
 
+
+def test_envi_bad_bands_of_a_band_selection_say_the_selection_kept_the_files_list_and_the_way_out(tmp_path):
+    # da.isel follows the 'wavelength' coordinate but keeps the 'bbl' text whole: "3 good-band flags for 2
+    # bands" said neither why nor what to do, where the wavelength and fwhm lists say both
+    img, _ = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra="bbl = {1, 0, 1}\n")
+    da = _open(img)
+    with pytest.raises(InputError, match=r"attribute 'bbl' holds 3 good-band flags for 2 bands \(selecting bands "
+                                         r"keeps the file's list of every band\).*da\.assign_coords\(bbl=") as err:
+        as_scene(da.isel(band=[1, 2]))
+    # the way out it names, as written there, keeps each selected band's own flag
+    fix = re.search(r"da\.assign_coords\((.*)\)\.isel", str(err.value)).group(1)
+    kept = eval(f"da.assign_coords({fix})", {"da": da})  # noqa: S307 - the message's own expression
+    np.testing.assert_array_equal(as_scene(kept.isel(band=[1, 2])).good_bands, [False, True])
+
+
 # -- ENVI scaling ------------------------------------------------------------------------------
 
 
@@ -270,6 +285,48 @@ def test_envi_gains_and_offsets_through_rioxarray_are_the_readers(tmp_path):
                      extra="data gain values = {0.1, 0.2, 0.3}\ndata offset values = {1, 2, 3}\n")
     s = as_scene(_open(img))
     np.testing.assert_allclose(s.load(), read_scene(hdr).load(), rtol=1e-6)
+
+
+
+@pytest.mark.parametrize("extra", [
+    "reflectance scale factor = 10000\ndata gain values = {0.0001, 0.0001, 0.0001}\n",  # ENVI/GDAL write both
+    "reflectance scale factor = 10000\n",  # the factor alone: GDAL gives no band scale, nothing decoded
+])
+@pytest.mark.parametrize("mask_and_scale", [False, True])
+def test_envi_reflectance_scale_factor_is_not_applied_on_top_of_gains_rioxarray_decoded(tmp_path, extra,
+                                                                                          mask_and_scale):
+    # mask_and_scale=True: rioxarray applied 'data gain values' (GDAL's band scale) and moved scale_factor to
+    # the encoding, while 'reflectance_scale_factor' stayed an attribute and was applied again: 10000 times
+    # too small. read_scene applies the gains and not the factor
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650], extra=extra)
+    da = _open(img, mask_and_scale=mask_and_scale)
+    assert "reflectance_scale_factor" in da.attrs  # what the fixture stands for
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gains = 1 / factor: nothing to warn about
+        s = as_scene(da)
+    native = read_scene(hdr)
+    np.testing.assert_allclose(s.load(), native.load(), rtol=1e-6)
+    assert 0.005 < float(s.load().mean()) < 1.0 and s.units == native.units == "reflectance"
+
+
+
+@pytest.mark.parametrize("mask_and_scale", [False, True])
+def test_envi_offsets_with_a_reflectance_scale_factor_through_rioxarray_are_read_as_the_reader_reads_them(
+        tmp_path, mask_and_scale):
+    # 'data offset values' without gains: read_scene applies the offsets and not the factor (with a warning),
+    # the DataArray divided by the factor as well (10000 times smaller); and the reader's warning said the
+    # header had 'data gain values', which it has not
+    img, hdr = _envi(tmp_path, "s", units="Nanometers", wavelengths=[450, 550, 650],
+                     extra="reflectance scale factor = 10000\ndata offset values = {1, 2, 3}\n")
+    with pytest.warns(UserWarning, match=r"offsets are applied, the reflectance scale factor is not"):
+        s = as_scene(_open(img, mask_and_scale=mask_and_scale))
+        loaded = s.load()
+    with pytest.warns(UserWarning, match=r"header has both 'data offset values' and 'reflectance scale factor' = "
+                                         r"10000; the offsets are applied") as seen:
+        native = read_scene(hdr).load()
+    assert not any("gain" in str(w.message) for w in seen)
+    np.testing.assert_allclose(loaded, native, rtol=1e-6)
+    np.testing.assert_allclose(native, np.moveaxis(_stored(3, seed=2), 0, -1) + np.float32([1, 2, 3]), rtol=1e-6)
 
 
 # -- georeferencing ------------------------------------------------------------------------

@@ -302,16 +302,21 @@ def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, los
         return
 
 
-def _kept_whole(where: str, spectral: str) -> str:
+def _kept_whole(where: str, spectral: str, text: bool = False) -> str:
     """The end of the message for a per-band list ``where`` of the wrong length: an attribute is
     the file's list of every band, which a band selection (``da.isel``) keeps whole, while a
-    coordinate follows the selection; so the list is made a coordinate before selecting."""
+    coordinate follows the selection; so the list is made a coordinate before selecting.
+    ``text``: the attribute is an ENVI list kept as text (rioxarray's ``bbl``), split into numbers."""
     if not where.startswith("attribute "):
         return "; expected one per band"
     key = where.removeprefix("attribute ").strip("'")
-    coord = "wavelength" if key.lower() in WAVELENGTH_NAMES else "fwhm"
+    coord = ("wavelength" if key.lower() in WAVELENGTH_NAMES else "fwhm" if key.lower() in FWHM_NAMES
+             else key if key.isidentifier() else "good_bands")
+    values = f"da.attrs[{key!r}]"
+    if text:
+        values = f"[float(v) for v in {values}.strip('{{}}').split(',')]"
     return (f" (selecting bands keeps the file's list of every band); expected one per band: make it a coordinate "
-            f"before selecting, da.assign_coords({coord}=({spectral!r}, da.attrs[{key!r}])).isel({spectral}=...), "
+            f"before selecting, da.assign_coords({coord}=({spectral!r}, {values})).isel({spectral}=...), "
             "which the selection then follows")
 
 
@@ -421,13 +426,15 @@ def _per_band(value: Any, bands: int, where: str, what: str) -> np.ndarray:
     return a
 
 
-def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scale, offset)`` of values not decoded (``mask_and_scale=False``), physical = stored * scale +
     offset: each a number (``scale_factor``/``add_offset``, CF's and rioxarray's when every band has the
     same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
     scale and offset). Both forms given and disagreeing is ambiguous: `InputError`. Without either, an
     ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
-    as `unmixgen.io.envi` reads it."""
+    as `unmixgen.io.envi` reads it: F is not applied where gains or offsets are (an ENVI header's
+    ``data gain values``/``data offset values``, GDAL's band scale and offset), whether still in the
+    attributes or applied on opening (``mask_and_scale=True``: moved to ``encoding``)."""
     out = []
     for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
         single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
@@ -443,18 +450,39 @@ def _scaling(attrs: dict, bands: int, what: str) -> tuple[np.ndarray, np.ndarray
     scale, offset = out
     factor = _reflectance_factor(attrs, what)
     if factor is not None:
-        if not np.any(scale != 1.0):
+        # gains or offsets given (here, or applied on opening and moved to the encoding) come first
+        # and F is not applied, as `unmixgen.io.envi` reads a header with both
+        dec_scale, dec_offset = _decoded(encoding, ("scales", "scale_factor")), _decoded(encoding, ("offsets",
+                                                                                                   "add_offset"))
+        gains = scale * (1.0 if dec_scale is None else dec_scale)
+        shifted = np.any(offset != 0.0) or (dec_offset is not None and np.any(dec_offset != 0.0))
+        if not np.any(gains != 1.0) and not shifted:
             scale = np.asarray(1.0 / factor)
-        elif not np.allclose(scale * factor, 1.0, rtol=1e-6):
-            warnings.warn(f"{what}: attributes scales/scale_factor and reflectance_scale_factor = {factor:g} "
-                          "disagree; the scales are applied, the reflectance scale factor is not", UserWarning,
-                          stacklevel=4)
+        elif not np.allclose(gains * factor, 1.0, rtol=1e-6):
+            given = ("scales" + (" and offsets" if shifted else "")) if np.any(gains != 1.0) else "offsets"
+            warnings.warn(f"{what}: the values have {given} and reflectance_scale_factor = {factor:g}; the {given} "
+                          "are applied, the reflectance scale factor is not (as read_scene reads the header)",
+                          UserWarning, stacklevel=4)
     bad = (scale == 0) | ~np.isfinite(scale)
     if np.any(bad):  # every pixel 0 (or inf): no scene
         where = "scale_factor" if scale.ndim == 0 else f"scales (band {int(np.argmax(bad)) + 1})"
         raise InputError(f"{what}: attribute {where} {float(scale.reshape(-1)[np.argmax(bad.reshape(-1))])!r}; "
                          "expected a finite non-zero number")
     return scale, offset
+
+
+def _decoded(encoding: Any, keys: tuple[str, ...]) -> np.ndarray | None:
+    """The scale (``keys`` ``scales``/``scale_factor``) or offset the values were decoded with on
+    opening (what rioxarray or xarray moved to ``encoding``), as an array; None when not decoded so."""
+    if not isinstance(encoding, dict):
+        return None
+    for key in keys:
+        if encoding.get(key) is not None:
+            try:
+                return np.asarray(encoding[key], np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def _reflectance_factor(attrs: dict, what: str) -> float | None:
@@ -590,8 +618,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
       (``mask_and_scale=False``), or rioxarray's per-band ``scales``/``offsets`` tuples (bands
       with different ones), are applied on read; a list of another length than the bands (a
       band selection keeps the file's) or disagreeing forms are refused; an ENVI ``reflectance
-      scale factor`` F without scales gives 1 / F (and units reflectance), as the ENVI reader
-      reads it. A fill value is judged on stored values.
+      scale factor`` F without scales (nor gains rioxarray applied on opening) gives 1 / F (and
+      units reflectance), as the ENVI reader reads it. A fill value is judged on stored values.
     - ``crs`` (WKT) and ``transform`` (rasterio order): from the grid-mapping coordinate
       (``grid_mapping`` attribute, else ``spatial_ref`` or ``crs``): ``crs_wkt``/``spatial_ref``
       and GDAL's ``GeoTransform``, its corner moved to the x/y coordinates (pixel centres) as
@@ -618,9 +646,12 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         fwhm = None if fwhm is None else fwhm[order]
     good = _lookup(X, GOOD_BAND_NAMES, spectral)
     if good is not None:
-        good = np.asarray(good[0]).reshape(-1)
+        flags, _, where = good
+        good = np.asarray(flags).reshape(-1)
         if good.size != bands:
-            raise InputError(f"{what}: {good.size} good-band flags for {bands} bands; expected one per band")
+            text = isinstance(X.attrs.get(where.removeprefix("attribute ").strip("'")), str)
+            raise InputError(f"{what}: {where} holds {good.size} good-band flags for {bands} bands"
+                             f"{_kept_whole(where, spectral, text=text)}")
         good = good if order is None else good[order]
     band_names = X.attrs.get("long_name")  # rioxarray: the bands' descriptions
     if isinstance(band_names, (tuple, list)) and len(band_names) == bands and bands > 1:
@@ -633,7 +664,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         if key in attrs:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
-    scale, offset = _scaling(attrs, bands, what)
+    scale, offset = _scaling(attrs, bands, what, getattr(X, "encoding", None))
     if order is not None:
         scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
     source = LabelledSource(arranged, order, scale, offset)

@@ -494,8 +494,8 @@ def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarr
     reflectance when there is a scale factor, else None.
 
     ``data gain values``/``data offset values`` (written by ENVI and GDAL) take precedence.
-    ``reflectance scale factor`` F means physical = stored / F; it is applied only when no
-    gains are given (files that carry both usually state one scaling twice, gain = 1/F).
+    ``reflectance scale factor`` F means physical = stored / F; it is applied only when neither
+    gains nor offsets are given (files that carry both usually state one scaling twice, gain = 1/F).
     """
     gains = _floats(h, "data gain values", hdr)
     offsets = _floats(h, "data offset values", hdr)
@@ -514,11 +514,14 @@ def _gains_offsets(h: dict, hdr: Path, bands: int) -> tuple[np.ndarray, np.ndarr
     if gains is None and offsets is None:
         f = 1.0 if factor is None else factor
         return np.full(bands, 1.0 / f), np.zeros(bands), f, units
+    stated = [(n, w) for n, w, v in (("'data gain values'", "gains", gains), ("'data offset values'", "offsets",
+                                                                                offsets)) if v is not None]
     gains = np.ones(bands) if gains is None else gains
     offsets = np.zeros(bands) if offsets is None else offsets
     if factor is not None and not np.allclose(gains * factor, 1.0, rtol=1e-6):
-        warnings.warn(f"{hdr}: header has both 'data gain values' and 'reflectance scale factor' = "
-                      f"{factor:g}; the gains are applied, the scale factor is not", UserWarning, stacklevel=3)
+        warnings.warn(f"{hdr}: header has both {' and '.join(n for n, _ in stated)} and 'reflectance scale factor' = "
+                      f"{factor:g}; the {' and '.join(w for _, w in stated)} are applied, the scale factor is not",
+                      UserWarning, stacklevel=3)
     return gains, offsets, (1.0 if factor is None else factor), units
 
 
