@@ -68,6 +68,21 @@ def test_simulate_writes_the_requested_snr_over_the_valid_pixels_of_maps_with_no
         assert np.isnan(z["cube"][nodata]).all() and np.isnan(z["abundances"][nodata]).all()
 
 
+def test_maps_with_a_pixel_inf_in_every_map_are_refused_naming_the_file(tmp_path, run_cli):
+    # Inf is no no-data value: such a pixel was taken for no-data by the command and then
+    # refused by simulate() as "NaN in some maps only"
+    a = bright_dark_maps()
+    a[1, 1] = np.inf
+    e, wl = flat_spectra()
+    np.savez(tmp_path / "maps.npz", abundances=a)
+    (tmp_path / "em.csv").write_text("wavelength_nm,bright,dark\n"
+                                     + "".join(f"{w},{e[0, i]},{e[1, i]}\n" for i, w in enumerate(wl)))
+    code, _, err = run_cli("simulate", "-a", tmp_path / "maps.npz", "-e", tmp_path / "em.csv", "--snr", "20",
+                           "--out", tmp_path / "sim")
+    assert code == 2 and "maps.npz" in err and "Inf" in err and "some maps only" not in err, err
+    assert not (tmp_path / "sim").exists()
+
+
 # ------------------------------------------------------------------ spectral response
 SIGMA_PER_FWHM = 1 / (2 * np.sqrt(2 * np.log(2)))
 

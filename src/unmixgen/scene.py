@@ -166,8 +166,8 @@ def check_bands_last(name: str, X: Any, bands: int, whose: str) -> None:
         fix = f"{name}.T"
         layout = "(N, bands)"
     raise ParameterError(name, f"array of shape {shape}", f"expected {layout}, bands last; its first axis matches "
-                         f"{whose} ({bands}) and its last ({shape[-1]}) does not: bands first? move them last with "
-                         f"{fix}")
+                         f"{whose} ({bands}) and its last ({shape[-1]}) does not: unless those belong to another "
+                         f"array, its bands are first; move them last with {fix}")
 
 
 def _labelled_scene(X) -> Scene:

@@ -163,8 +163,8 @@ def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
     nodata = np.isnan(a).all(-1)
     bad = ~np.isfinite(a).all(-1) & ~nodata
     if bad.any():
-        raise InputError(f"abundances have {int(bad.sum())} pixels with Inf or NaN in some maps only; expected "
-                         "complete maps (a no-data pixel NaN in every map)")
+        raise InputError(f"abundances have {int(bad.sum())} pixels with Inf, or NaN in some maps only; expected "
+                         "finite maps (a no-data pixel NaN in every map)")
     empty = np.flatnonzero(nodata.all(axis=(1, 2)))
     if empty.size:
         raise InputError(f"abundances: map {int(empty[0])} has no valid pixel; expected pixels to simulate")

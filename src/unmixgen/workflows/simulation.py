@@ -68,7 +68,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     maps, map_names = load_abundance_maps(abundances, nodata=True)
     # no-data pixels (a result's invalid pixels: a map-grid product's corners) stay no-data in the
     # scenes (`simulate`: NaN, and no part of the signal power that sets the noise level)
-    nodata = ~np.isfinite(maps).any(axis=-1)
+    nodata = np.isnan(maps).all(axis=-1)  # as `simulate` takes them: Inf is no no-data value
     # the maps become the scenes' exact ground truth: their valid pixels must be abundances
     check_maps(maps[~nodata][None, :, None] if nodata.any() else maps, str(abundances))
     em = load_endmembers(endmembers)
