@@ -220,6 +220,19 @@ def test_result_spectra_axis_names_the_scene_units(tmp_path, figs, units, label)
     assert figs[-1].axes[0].get_ylabel() == label
 
 
+@pytest.mark.parametrize(("units", "label"), [
+    ("Reflectance", "reflectance"),  # the word in any case
+    ("uW/cm^2/SR/nm", "radiance (uW/cm^2/SR/nm)"),
+    ("DN", "value (DN)"),
+    ("W/(m2 nm)  irradiance", "value (W/(m2 nm)  irradiance)"),  # light arriving: no scene quantity
+    ("", "value (unit not stated in the file)"),
+])
+def test_values_label_is_public_for_every_spectra_figure(units, label):
+    """run folders' endmembers.png and evaluate's matched spectra take their axis label from one
+    public function (evaluate imported the run folder's private one)."""
+    assert report.values_label(units) == label
+
+
 @pytest.mark.parametrize("p", [7, 12])
 def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
     """p = 12 spectra: the two-column legend sat inside the axes ('best') over the spectra,

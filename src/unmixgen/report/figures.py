@@ -31,6 +31,7 @@ __all__ = [
     "plot_endmembers",
     "plot_rgb",
     "plot_training_curve",
+    "values_label",
 ]
 
 MAX_SIDE = 800
@@ -364,6 +365,23 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
 # --------------------------------------------------------------------------------------
 # spectra and curves
 # --------------------------------------------------------------------------------------
+def values_label(units: str | None) -> str:
+    """The y-axis label of a spectra figure: what a scene's values are, as its file labels them.
+
+    ``units`` is the scene's unit label (`Scene.units`: ``"reflectance"``, ``"W/(m^2 sr um)"``,
+    ...) or None. A label that names a quantity (`unmixgen.units.quantity`) gives that quantity,
+    with the label in brackets when it says more (``"radiance (W/(m^2 sr um))"``); any other
+    label is shown as the values' unit (``"value (DN)"``), and a scene whose file states none is
+    not called reflectance (``"value (unit not stated in the file)"``).
+    """
+    from ..units import quantity
+
+    kind = quantity(units)
+    if kind is None:
+        return f"value ({units})" if units else "value (unit not stated in the file)"
+    return kind if units.strip().lower() == kind else f"{kind} ({units})"
+
+
 def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Insert NaN where the x spacing jumps (removed bands), so lines do not bridge gaps."""
     if x.size < 3:

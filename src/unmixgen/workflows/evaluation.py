@@ -86,7 +86,7 @@ def _place(estimate_path: Path, shape: tuple[int, int]):
 def _draw(kind: str, path: Path, result: dict[str, Any], estimate: dict[str, Any], truth,
           estimate_path: Path) -> None:
     from ..report import evaluation as figs
-    from ..runs.folder import _values_label
+    from ..report.figures import values_label
 
     ref, est, rows = _pairs(result)
     names = [str(result["names"][j]) for j in ref]
@@ -108,7 +108,7 @@ def _draw(kind: str, path: Path, result: dict[str, Any], estimate: dict[str, Any
         units = estimate.get("units")
         figs.plot_matched_spectra(T[ref], E[est], wl, path, names=names, estimate_names=est_names,
                                   sad_deg=[r.get("sad_deg") for r in rows], good_bands=good,
-                                  ylabel=_values_label(None if units is None else str(units)),
+                                  ylabel=values_label(None if units is None else str(units)),
                                   title="matched spectra: estimate solid, truth dashed"
                                         + (f"\n{note}" if note else ""))
     else:
