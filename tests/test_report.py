@@ -248,6 +248,26 @@ def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
     assert len(ax.get_legend().get_texts()) == p
 
 
+@pytest.mark.parametrize(("p", "truth"), [(1, False), (3, True), (3, False), (6, False)])
+def test_a_short_legend_never_covers_the_spectra(tmp_path, figs, p, truth):
+    """Up to six entries (3 endmembers + 3 truths) the legend sat inside the axes ('best'),
+    over the lines where the spectra fill the plot (flat spectra across the whole height)."""
+    from unmixgen.report.evaluation import plot_matched_spectra
+
+    wl = np.linspace(400, 2500, 50)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E * 0.97 if truth else None)
+    plot_matched_spectra(E * 0.97, E, wl, tmp_path / "m.png", names=[f"mineral {k}" for k in range(p)],
+                         sad_deg=[12.345] * p)
+    for fig, entries in zip(figs[-2:], (p * (1 + truth), 2 * p), strict=True):
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+        assert not box.overlaps(legend), (box, legend)  # outside the axes' data area
+        assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1  # beside it, inside the figure
+        assert len(ax.get_legend().get_texts()) == entries
+
+
 @pytest.mark.parametrize(("transform", "rows_up", "cols_left"), [
     ((30.0, 0.0, 5e5, 0.0, -30.0, 4e6), False, False),  # north-up: first row at the top
     ((30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, False),  # south-up (latitude ascending with the row)

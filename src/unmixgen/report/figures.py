@@ -416,7 +416,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
         The scene's good bands: the others are missing values (nan) in every spectrum, so
         no line bridges a bad band or a gap of them.
 
-    More than 6 legend entries go beside the axes, not over the spectra.
+    The legend goes beside the axes, never over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -436,8 +436,8 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     labels = _names(p, names)
     drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
     entries = p + len(drawn)
-    outside = entries > 6  # spectra fill the axes: 'best' finds no empty corner for a long legend
-    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
+    # beside the axes, whatever its length: spectra fill the axes, and 'best' put even six entries over them
+    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2), 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
     for k in range(p):
@@ -454,10 +454,8 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     ax.set_ylabel(ylabel)
     ax.set_title(title or ("endmember spectra" + (" (dashed: ground truth)" if t is not None else "")))
     ax.grid(True, alpha=0.3)
-    if outside:
-        ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8 if entries <= 12 else 7, ncol=1 if entries <= 30 else 2, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, path)
 
