@@ -268,6 +268,41 @@ def test_a_short_legend_never_covers_the_spectra(tmp_path, figs, p, truth):
         assert len(ax.get_legend().get_texts()) == entries
 
 
+def _lab(rgb) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIELAB (D65), the textbook formulas."""
+    c = np.asarray(rgb, np.float64)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+@pytest.mark.parametrize("p", [4, 11, 12, 20])
+def test_up_to_twenty_endmembers_get_colours_far_apart(tmp_path, figs, p):
+    """Above ten endmembers the figures took tab20, whose colours come in pairs of one hue (em1
+    dark blue, em2 light blue: a CIE76 difference of about 17)."""
+    from matplotlib.colors import to_rgb
+
+    wl = np.linspace(400, 2500, 40)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E * 0.97)
+    lines = figs[-1].axes[0].get_lines()
+    solid = [to_rgb(ln.get_color()) for ln in lines if ln.get_linestyle() == "-"]
+    dashed = [to_rgb(ln.get_color()) for ln in lines if ln.get_linestyle() == "--"]
+    assert len(solid) == p and dashed == solid  # each truth in its estimate's colour
+    lab = _lab(solid)
+    diff = np.linalg.norm(lab[:, None] - lab[None], axis=-1)
+    np.fill_diagonal(diff, np.inf)
+    assert diff.min() > 25, np.unravel_index(diff.argmin(), diff.shape)
+    assert (lab[:, 0] < 85).all()  # none near white: every line shows on the white axes
+    # the maps' composites take the same colours
+    A = np.random.default_rng(0).dirichlet(np.ones(p), (6, 7)).astype(np.float32)
+    report.plot_abundance_grid(A, tmp_path / "g.png")
+    patches = [to_rgb(h.get_facecolor()) for h in figs[-1].legends[0].legend_handles][:p]
+    np.testing.assert_allclose(patches, solid)
+
+
 @pytest.mark.parametrize(("transform", "rows_up", "cols_left"), [
     ((30.0, 0.0, 5e5, 0.0, -30.0, 4e6), False, False),  # north-up: first row at the top
     ((30.0, 0.0, 5e5, 0.0, 30.0, 4e6), True, False),  # south-up (latitude ascending with the row)

@@ -65,12 +65,21 @@ def _names(p: int, names) -> list[str]:
     return [f"em{i + 1}" for i in range(p)]
 
 
+# ten more after tab10, each picked (greedily, from the xkcd colour names) as far as could be in CIELAB from
+# tab10 and from the others, among colours neither near-white nor near-black: every two of the twenty differ
+# by a CIE76 colour difference above 27 (tab20, used before, paired dark and light shades 17 apart).
+# primary blue, bright magenta, dark green, royal, peach, strong pink, plum, muddy brown, lichen, vibrant green
+_MORE_COLOURS = ("#0804f9", "#ff08e8", "#033500", "#0c1793", "#ffb07c",
+                 "#ff0789", "#580f41", "#886806", "#8fb67b", "#0add08")
+
+
 def _colours(n: int) -> list[tuple[float, float, float]]:
-    """Distinct colours: tab10, then tab20 for more."""
+    """``n`` colours, distinct up to 20: tab10, then `_MORE_COLOURS`; beyond 20 they repeat."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [tuple(cmap(i % cmap.N)[:3]) for i in range(n)]
+    tab10 = colormaps["tab10"]
+    palette = [tuple(tab10(i)[:3]) for i in range(10)] + [to_rgb(c) for c in _MORE_COLOURS]
+    return [palette[i % len(palette)] for i in range(n)]
 
 
 def _cmap_with_invalid(name: str = "viridis"):
@@ -296,7 +305,8 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
 
     Each endmember gets a colour and a pixel shows the abundance-weighted mix of those
     colours: with ``p <= 3`` and default colours this is the RGB composite of the first
-    endmembers (red, green, blue); for larger ``p`` the tab10 colours are used. A legend
+    endmembers (red, green, blue); for larger ``p`` those of the spectra figures
+    (tab10, then ten more distinct ones). A legend
     names the colours.
 
     Parameters
