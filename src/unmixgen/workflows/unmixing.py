@@ -112,13 +112,13 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     scene = read_scene(scene_path)
+    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
+    with noting_convergence(scene_notes, UserWarning):  # before the truth reads the mask: its warnings said here
+        scene.require_valid()
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths,
                                       stored_order=stored_band_order(scene), mask=scene.mask),
                            band_order="scene")  # read_truth put it in the scene's order
-    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
-    with noting_convergence(scene_notes, UserWarning):
-        scene.require_valid()
     pixels = {"valid": int(scene.mask.sum()), "invalid": int((~scene.mask).sum()),
               "zero_filled": int(scene.metadata.get("zero_pixels", 0))}
     if "stuck_lines" in scene.metadata:
