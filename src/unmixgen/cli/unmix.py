@@ -49,6 +49,7 @@ def unmix(
     band_weights: str = typer.Option(None, "--band-weights", help="noise: weigh each band by 1 / its estimated noise std where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does); none: every band alike. For auto and the inverters of --endmembers-file (run.json: band_weights).", show_default="noise for auto, none for inverters (the exact least-squares answer)"),
     outliers: str = typer.Option(None, "--outliers", help="screen: auto leaves pixels no mixture of the endmembers comes near (saturated, glints, spikes in a few bands) out of its fit and inverts them on the fitted endmembers (run.json: outliers.pixels); keep: fit every pixel.", show_default="screen"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
+    report: bool = typer.Option(False, "--report", help="Also write report.html: the run's parameters, warnings, scores (with --truth) and figures on one page."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="hybridstu without --model: show the training progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
@@ -76,6 +77,7 @@ def unmix(
         scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
         endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
         figures=figures, overwrite=overwrite, progress=progress, band_weights=band_weights, outliers=outliers,
+        report=report,
         **given(maps=maps, max_minutes=max_minutes, max_steps=max_steps, device=device))
     _summary(out, record)
 

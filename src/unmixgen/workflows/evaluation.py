@@ -14,8 +14,8 @@ writes what it found next to the JSON. The figures are named after the JSON (``S
   the truth maps.
 
 The JSON records them (``figures``: kind -> file name). When the JSON goes into the result
-folder itself, ``report.html`` there is (re)written too: the scores and these figures, then
-every other figure of the run. Figures of an earlier evaluation under the same names that this
+folder itself, ``report.html`` there is (re)written too: the scores and these figures, the run's
+parameters and warnings (its run.json), then every other figure of the run. Figures of an earlier evaluation under the same names that this
 one does not draw are removed with the new files in place, so the folder never shows figures of
 other scores.
 """
@@ -118,16 +118,23 @@ def _draw(kind: str, path: Path, result: dict[str, Any], estimate: dict[str, Any
 def _report_html(folder: Path, result: dict[str, Any], written: dict[str, Path], gone: list[Path],
                  truth_path) -> str:
     """The run folder's report: the scores and this evaluation's figures, then the run's others."""
+    import json
+
     from ..evaluate.unmixing import format_table
-    from ..report.html import html_report, html_text
+    from ..report.html import html_report, html_text, run_sections
 
     now = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png") if p.is_file()}
     now -= {p.relative_to(folder).as_posix() for p in gone}
     now |= {p.name for p in written.values()}
     body = (html_text(f"Scored against {truth_path}.")
             + f"<pre>{html.escape(format_table(result))}</pre>")
+    try:  # the run's own page (`unmix --report`) stays in it: its parameters and warnings
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        run = None
     return html_report(folder, f"{folder.name}: evaluation", [
         ("Evaluation", [p.name for p in written.values()], body),
+        *(run_sections(run) if isinstance(run, dict) else []),
     ], others="Figures of the run", figures=sorted(now))
 
 
