@@ -761,3 +761,23 @@ def test_refined_figures_say_they_show_the_posterior(setup, run_cli, monkeypatch
     assert "refined" in titles["endmembers.png"]
     assert "posterior standard deviation" in titles["abundances_std.png"]
     assert "90 % posterior interval" in titles["abundances_interval90.png"]
+
+
+def test_refine_report_shows_the_run_its_warnings_and_every_figure(setup, run_cli):
+    """`refine --report`: report.html with the run's parameters, its run.json warnings (here:
+    too few samples for intervals) and every figure of the folder; none without --report."""
+    import html
+    import re
+
+    out = setup["root"] / "reported"
+    code, _, err = run_cli("refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"],
+                           "--samples", "3", "--steps", "2", "--out", out, "--no-progress", "--report")
+    assert code == 0, err
+    record = json.loads((out / "run.json").read_text())
+    page = (out / "report.html").read_text()
+    pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert "abundances_std.png" in pngs and "abundances_interval90.png" in pngs
+    assert sorted(re.findall(r'<img src="([^"]+)"', page)) == pngs
+    assert any("samples=3" in w for w in record["warnings"]), record["warnings"]
+    assert all(f"<li>{html.escape(w)}</li>" in page for w in record["warnings"])
+    assert "<td>command</td><td>refine</td>" in page and "<title>refine: reported</title>" in page

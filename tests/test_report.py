@@ -220,6 +220,19 @@ def test_result_spectra_axis_names_the_scene_units(tmp_path, figs, units, label)
     assert figs[-1].axes[0].get_ylabel() == label
 
 
+@pytest.mark.parametrize(("units", "label"), [
+    ("Reflectance", "reflectance"),  # the word in any case
+    ("uW/cm^2/SR/nm", "radiance (uW/cm^2/SR/nm)"),
+    ("DN", "value (DN)"),
+    ("W/(m2 nm)  irradiance", "value (W/(m2 nm)  irradiance)"),  # light arriving: no scene quantity
+    ("", "value (unit not stated in the file)"),
+])
+def test_values_label_is_public_for_every_spectra_figure(units, label):
+    """run folders' endmembers.png and evaluate's matched spectra take their axis label from one
+    public function (evaluate imported the run folder's private one)."""
+    assert report.values_label(units) == label
+
+
 @pytest.mark.parametrize("p", [7, 12])
 def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
     """p = 12 spectra: the two-column legend sat inside the axes ('best') over the spectra,
@@ -233,6 +246,61 @@ def test_a_dozen_endmembers_keep_the_legend_off_the_spectra(tmp_path, figs, p):
     box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
     assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1
     assert len(ax.get_legend().get_texts()) == p
+
+
+@pytest.mark.parametrize(("p", "truth"), [(1, False), (3, True), (3, False), (6, False)])
+def test_a_short_legend_never_covers_the_spectra(tmp_path, figs, p, truth):
+    """Up to six entries (3 endmembers + 3 truths) the legend sat inside the axes ('best'),
+    over the lines where the spectra fill the plot (flat spectra across the whole height)."""
+    from unmixgen.report.evaluation import plot_matched_spectra
+
+    wl = np.linspace(400, 2500, 50)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E * 0.97 if truth else None)
+    plot_matched_spectra(E * 0.97, E, wl, tmp_path / "m.png", names=[f"mineral {k}" for k in range(p)],
+                         sad_deg=[12.345] * p)
+    for fig, entries in zip(figs[-2:], (p * (1 + truth), 2 * p), strict=True):
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        box, legend = ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+        assert not box.overlaps(legend), (box, legend)  # outside the axes' data area
+        assert legend.x0 >= box.x1 and legend.x1 <= fig.bbox.x1 + 1  # beside it, inside the figure
+        assert len(ax.get_legend().get_texts()) == entries
+
+
+def _lab(rgb) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIELAB (D65), the textbook formulas."""
+    c = np.asarray(rgb, np.float64)
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+@pytest.mark.parametrize("p", [4, 11, 12, 20])
+def test_up_to_twenty_endmembers_get_colours_far_apart(tmp_path, figs, p):
+    """Above ten endmembers the figures took tab20, whose colours come in pairs of one hue (em1
+    dark blue, em2 light blue: a CIE76 difference of about 17)."""
+    from matplotlib.colors import to_rgb
+
+    wl = np.linspace(400, 2500, 40)
+    E = np.linspace(0.05, 0.95, p)[:, None] + 0.02 * np.sin(wl / 100.0)[None]
+    report.plot_endmembers(E, wl, tmp_path / "e.png", truth=E * 0.97)
+    lines = figs[-1].axes[0].get_lines()
+    solid = [to_rgb(ln.get_color()) for ln in lines if ln.get_linestyle() == "-"]
+    dashed = [to_rgb(ln.get_color()) for ln in lines if ln.get_linestyle() == "--"]
+    assert len(solid) == p and dashed == solid  # each truth in its estimate's colour
+    lab = _lab(solid)
+    diff = np.linalg.norm(lab[:, None] - lab[None], axis=-1)
+    np.fill_diagonal(diff, np.inf)
+    assert diff.min() > 25, np.unravel_index(diff.argmin(), diff.shape)
+    assert (lab[:, 0] < 85).all()  # none near white: every line shows on the white axes
+    # the maps' composites take the same colours
+    A = np.random.default_rng(0).dirichlet(np.ones(p), (6, 7)).astype(np.float32)
+    report.plot_abundance_grid(A, tmp_path / "g.png")
+    patches = [to_rgb(h.get_facecolor()) for h in figs[-1].legends[0].legend_handles][:p]
+    np.testing.assert_allclose(patches, solid)
 
 
 @pytest.mark.parametrize(("transform", "rows_up", "cols_left"), [

@@ -56,6 +56,7 @@ _API = {
     "load_endmembers": "unmixgen.runs.sources",
     "train_abundance_model": "unmixgen.workflows",
     "run_demo": "unmixgen.workflows",
+    "evaluate_result": "unmixgen.workflows",
     "unmix_scene": "unmixgen.workflows",
     "simulate_scenes": "unmixgen.workflows",
     "train_stu": "unmixgen.workflows",

@@ -65,6 +65,7 @@ def refine(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    report: bool = typer.Option(False, "--report", help="Also write report.html: the run's parameters, warnings and figures on one page."),
 ) -> None:
     """Refine an unmixing result by diffusion posterior sampling, with per-pixel uncertainty.
 
@@ -77,7 +78,7 @@ def refine(
 
     set_threads(threads)
     rounds = _rounds(rounds)
-    rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress,
+    rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress, report=report,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
                                 steps=steps, rounds=rounds, t0=t0, spectra_t0=spectra_t0, lam=lam, seed=seed,
                                 mixing=mixing, band_weights=band_weights))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError, in_file
+from ..errors import InputError
 from ..unmix.inversion import METHODS as INVERTERS
 from .app import app
 
@@ -49,6 +49,7 @@ def unmix(
     band_weights: str = typer.Option(None, "--band-weights", help="noise: weigh each band by 1 / its estimated noise std where the scene's noise differs between bands (the 90th-percentile band's std at least 1.5x the 10th's, as real sensors' does); none: every band alike. For auto and the inverters of --endmembers-file (run.json: band_weights).", show_default="noise for auto, none for inverters (the exact least-squares answer)"),
     outliers: str = typer.Option(None, "--outliers", help="screen: auto leaves pixels no mixture of the endmembers comes near (saturated, glints, spikes in a few bands) out of its fit and inverts them on the fitted endmembers (run.json: outliers.pixels); keep: fit every pixel.", show_default="screen"),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
+    report: bool = typer.Option(False, "--report", help="Also write report.html: the run's parameters, warnings, scores (with --truth) and figures on one page."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="hybridstu without --model: show the training progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
@@ -76,6 +77,7 @@ def unmix(
         scene_path, out, n_endmembers=None if endmembers is None else _parse_p(endmembers),
         endmembers_file=endmembers_file, method=method, truth=truth, seed=seed, model=model,
         figures=figures, overwrite=overwrite, progress=progress, band_weights=band_weights, outliers=outliers,
+        report=report,
         **given(maps=maps, max_minutes=max_minutes, max_steps=max_steps, device=device))
     _summary(out, record)
 
@@ -91,21 +93,6 @@ def _summary(out: Path, record: dict) -> None:
         line += (f"  (abundance RMSE {m['abundance_rmse_percent']:.2f} %"
                  + (f", mean SAD {sad:.2f} deg)" if sad is not None else ")"))
     c.print(line)
-
-
-def _reads(save: Path, estimate: Path, truth: Path) -> bool:
-    """Whether writing ``save`` would change what ``evaluate`` reads: a file in the --truth
-    result folder, one in the --estimate folder but its evaluation.json, or the run.json beside
-    a result given as its .npz (read with it)."""
-    where = save.resolve()
-    for read in (estimate, truth):
-        src = Path(read).resolve()
-        if src.is_dir():
-            if where.parent == src and not (read is estimate and save.name == "evaluation.json"):
-                return True
-        elif where == src.parent / "run.json":
-            return True
-    return False
 
 
 @app.command()
@@ -138,94 +125,28 @@ def evaluate(
 
     Example: unmixgen evaluate --truth end3.mat --estimate run1
     """
-    from ..evaluate.unmixing import evaluate as evaluate_metrics
-    from ..evaluate.unmixing import format_table
-    from ..runs.folder import endmember_names, load_result
-    from ..runs.sources import read_truth, truth_orientation
-    from ..workflows.evaluation import save_evaluation
+    from ..workflows.evaluation import ALIGNMENTS, EvaluationNotSaved, evaluate_result
 
-    if align is not None and align not in ("abundance", "sad", "both"):
+    if align is not None and align not in ALIGNMENTS:
         raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
-    # never onto the truth, a result file or a result's run.json: only a .json of its own
-    if save is not None and (save.suffix.lower() != ".json" or save.is_dir() or _reads(save, estimate, truth)):
-        raise InputError(f"--save {save}: expected a .json file name for the scores, outside the --estimate "
-                         "and --truth folders (or the estimate's evaluation.json)")
-    r = load_result(estimate)
-    A = r.get("abundances")
-    E = r.get("endmembers")
-    if A is None and E is None:
-        raise in_file(estimate, "result has neither endmembers nor abundances")
-    if A is None and "mask" not in r:  # the scene's size unfolds the truth's (p, pixels) maps
-        raise in_file(estimate, "result has endmembers but neither abundances nor a mask; expected the --out of "
-                                "`unmixgen unmix`")
-    rows, cols = (A.shape[:2] if A is not None else r["mask"].shape)
-    bands = E.shape[1] if E is not None else None
-    if pixel_order is not None and pixel_order.upper() not in ("F", "C"):
-        raise InputError(f"--pixel-order {pixel_order}: expected F (column-major) or C (row-major)")
-    # a truth without wavelengths is in the band order of the scene's file (`save_result`)
-    stored = r.get("stored_band_index"), r.get("stored_bands")
-    gt = read_truth(truth, rows, cols, bands, r.get("wavelengths"),
-                    pixel_order=None if pixel_order is None else pixel_order.upper(),
-                    stored_order=None if E is None or stored[0] is None else (stored[0], int(stored[1])),
-                    mask=r.get("mask"))
-    # an alignment asked for and not possible fell back to another, said only in the scores
-    for what in {"abundance": ("abundances",), "sad": ("endmembers",), "both": ("abundances", "endmembers")}.get(
-            align, ()):
-        for side, has in (("the estimate", (A if what == "abundances" else E) is not None),
-                          (f"the truth {truth}", getattr(gt, what) is not None)):
-            if not has:
-                raise InputError(f"--align {align}: matches on {what}, and {side} has none; expected --align "
-                                 f"{'sad' if what == 'abundances' else 'abundance'} (or no --align)")
-    if pixel_order is not None and gt.abundances is None:  # nothing to unfold or check
-        raise InputError(f"--pixel-order {pixel_order}: unfolds the truth's abundance maps, and {truth} has none; "
-                         "expected it only with a truth that has maps")
-    if gt.abundances is not None and A is not None and gt.abundances.shape[:2] != A.shape[:2]:
-        raise in_file(truth, f"abundances are {gt.abundances.shape[0]}x{gt.abundances.shape[1]} but the estimate is {rows}x{cols}")
-    import numpy as np
+    try:
+        record = evaluate_result(truth, estimate, align=align, pixel_order=pixel_order, save=save, figures=figures)
+    except EvaluationNotSaved as exc:  # the scores still: a folder that cannot take them does not hide them
+        _print_scores(exc.scores, as_json)
+        if save is not None:  # asked for: a failure
+            raise
+        print(f"warning: {exc}; the scores were not saved (--save FILE.json writes them elsewhere)", file=sys.stderr)
+        return
+    _print_scores(record, as_json)  # as saved: --json prints the saved JSON
+    target = save or (estimate / "evaluation.json" if estimate.is_dir() else None)
+    if target is not None:  # on stderr: stdout holds the scores alone (scripts read the table's last lines, or the JSON)
+        files = [target.name, *record["figures"].values(), *([record["report"]] if record["report"] else [])]
+        print(f"written to {target.parent}: {', '.join(files)}", file=sys.stderr)
 
-    valid = r.get("mask")
-    valid = None if valid is None or np.shape(valid) != (rows, cols) else np.asarray(valid, bool)
-    for src, maps, what in ((estimate, A, "result"), (truth, gt.abundances, "ground truth")):
-        # every map NaN: nothing to match or score (one map so is scored as such by evaluate)
-        if maps is not None and maps.shape[:2] == (rows, cols) and not np.isfinite(
-                maps if valid is None else np.asarray(maps)[valid]).any():
-            raise in_file(src, f"abundances are NaN at every {'valid ' if valid is not None else ''}pixel in every "
-                               f"map; expected a {what} with finite abundance maps (NaN only at invalid pixels)")
-    wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))
-    if wrong is not None:
-        fix = (f"--pixel-order {'C' if gt.pixel_order == 'F' else 'F'} reads it so, --pixel-order {gt.pixel_order} "
-               "scores it as stored" if gt.pixel_order else "--pixel-order F scores it as stored")
-        raise InputError(f"{wrong}; {fix}")
-    if gt.endmembers is not None and E is not None and gt.endmembers.shape[1] != E.shape[1]:
-        raise in_file(truth, f"endmembers have {gt.endmembers.shape[1]} bands but the estimate has {E.shape[1]}")
-    result = evaluate_metrics(
-        endmembers=E, abundances=A, ref_endmembers=gt.endmembers, ref_abundances=gt.abundances,
-        mask=r.get("mask"), names=gt.names, align=align or "abundance",
-        uncertainty={k: r[f"abundances_{k}"] for k in ("std", "q05", "q95") if f"abundances_{k}" in r},
-        bands=r.get("good_bands"),
-    )
-    # the result's own names (em1, em2, ... or the given ones), as its CSV, maps and figures say
-    est_names = endmember_names(E.shape[0] if E is not None else A.shape[-1], r.get("names"))
-    for row in result.get("per_endmember") or []:
-        row["estimate_name"] = est_names[row["estimate_index"]]
-    if "unmatched_estimate_index" in result:
-        result["unmatched_estimate"] = [est_names[i] for i in result["unmatched_estimate_index"]]
-    result["truth"] = str(truth)
-    result["estimate"] = str(estimate)
-    target = save or (Path(estimate) / "evaluation.json" if Path(estimate).is_dir() else None)
-    if as_json:  # the scores first: a folder that cannot take them does not hide them
-        print(json.dumps(result, default=float))
-    else:
-        print(format_table(result))
-    if target is not None:
-        try:
-            saved = save_evaluation(target, result, estimate=r, truth=gt, estimate_path=estimate,
-                                    truth_path=truth, figures=figures)
-        except InputError as exc:
-            if save is not None:  # asked for: a failure
-                raise
-            print(f"warning: {exc}; the scores were not saved (--save FILE.json writes them elsewhere)",
-                  file=sys.stderr)
-        else:  # on stderr: stdout holds the scores alone (scripts read the table's last lines, or the JSON)
-            files = [target.name, *saved["figures"].values(), *([saved["report"]] if saved["report"] else [])]
-            print(f"written to {target.parent}: {', '.join(files)}", file=sys.stderr)
+
+def _print_scores(scores: dict, as_json: bool) -> None:
+    """The scores on stdout: one line of JSON (as `atomic.write_json` saves it), or the table."""
+    from ..atomic import jsonable
+    from ..evaluate.unmixing import format_table
+
+    print(json.dumps(jsonable(scores)) if as_json else format_table(scores))

@@ -31,6 +31,7 @@ __all__ = [
     "plot_endmembers",
     "plot_rgb",
     "plot_training_curve",
+    "values_label",
 ]
 
 MAX_SIDE = 800
@@ -64,12 +65,21 @@ def _names(p: int, names) -> list[str]:
     return [f"em{i + 1}" for i in range(p)]
 
 
+# ten more after tab10, each picked (greedily, from the xkcd colour names) as far as could be in CIELAB from
+# tab10 and from the others, among colours neither near-white nor near-black: every two of the twenty differ
+# by a CIE76 colour difference above 27 (tab20, used before, paired dark and light shades 17 apart).
+# primary blue, bright magenta, dark green, royal, peach, strong pink, plum, muddy brown, lichen, vibrant green
+_MORE_COLOURS = ("#0804f9", "#ff08e8", "#033500", "#0c1793", "#ffb07c",
+                 "#ff0789", "#580f41", "#886806", "#8fb67b", "#0add08")
+
+
 def _colours(n: int) -> list[tuple[float, float, float]]:
-    """Distinct colours: tab10, then tab20 for more."""
+    """``n`` colours, distinct up to 20: tab10, then `_MORE_COLOURS`; beyond 20 they repeat."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [tuple(cmap(i % cmap.N)[:3]) for i in range(n)]
+    tab10 = colormaps["tab10"]
+    palette = [tuple(tab10(i)[:3]) for i in range(10)] + [to_rgb(c) for c in _MORE_COLOURS]
+    return [palette[i % len(palette)] for i in range(n)]
 
 
 def _cmap_with_invalid(name: str = "viridis"):
@@ -295,7 +305,8 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
 
     Each endmember gets a colour and a pixel shows the abundance-weighted mix of those
     colours: with ``p <= 3`` and default colours this is the RGB composite of the first
-    endmembers (red, green, blue); for larger ``p`` the tab10 colours are used. A legend
+    endmembers (red, green, blue); for larger ``p`` those of the spectra figures
+    (tab10, then ten more distinct ones). A legend
     names the colours.
 
     Parameters
@@ -364,6 +375,23 @@ def plot_abundance_grid(maps, path, *, names=None, titles=None, colours=None, nc
 # --------------------------------------------------------------------------------------
 # spectra and curves
 # --------------------------------------------------------------------------------------
+def values_label(units: str | None) -> str:
+    """The y-axis label of a spectra figure: what a scene's values are, as its file labels them.
+
+    ``units`` is the scene's unit label (`Scene.units`: ``"reflectance"``, ``"W/(m^2 sr um)"``,
+    ...) or None. A label that names a quantity (`unmixgen.units.quantity`) gives that quantity,
+    with the label in brackets when it says more (``"radiance (W/(m^2 sr um))"``); any other
+    label is shown as the values' unit (``"value (DN)"``), and a scene whose file states none is
+    not called reflectance (``"value (unit not stated in the file)"``).
+    """
+    from ..units import quantity
+
+    kind = quantity(units)
+    if kind is None:
+        return f"value ({units})" if units else "value (unit not stated in the file)"
+    return kind if units.strip().lower() == kind else f"{kind} ({units})"
+
+
 def _with_gaps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Insert NaN where the x spacing jumps (removed bands), so lines do not bridge gaps."""
     if x.size < 3:
@@ -398,7 +426,7 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
         The scene's good bands: the others are missing values (nan) in every spectrum, so
         no line bridges a bad band or a gap of them.
 
-    More than 6 legend entries go beside the axes, not over the spectra.
+    The legend goes beside the axes, never over the spectra.
     """
     e = np.atleast_2d(np.asarray(endmembers, np.float64))
     p, bands = e.shape
@@ -418,8 +446,8 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     labels = _names(p, names)
     drawn = [] if t is None or t.shape[1] != bands else [k for k in range(q) if np.isfinite(t[k]).any()]
     entries = p + len(drawn)
-    outside = entries > 6  # spectra fill the axes: 'best' finds no empty corner for a long legend
-    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2) * outside, 5.0))
+    # beside the axes, whatever its length: spectra fill the axes, and 'best' put even six entries over them
+    fig = Figure(figsize=(9.0 + (2.2 if entries <= 30 else 4.2), 5.0))
     ax = fig.add_subplot(1, 1, 1)
     xs, ys = _with_gaps(x, e)
     for k in range(p):
@@ -436,10 +464,8 @@ def plot_endmembers(endmembers, wavelengths, path, names=None, truth=None,
     ax.set_ylabel(ylabel)
     ax.set_title(title or ("endmember spectra" + (" (dashed: ground truth)" if t is not None else "")))
     ax.grid(True, alpha=0.3)
-    if outside:
-        ax.legend(fontsize=7, ncol=1 if entries <= 30 else 2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    else:
-        ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8 if entries <= 12 else 7, ncol=1 if entries <= 30 else 2, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, path)
 

@@ -115,6 +115,39 @@ def html_report(folder, title: str, sections, *, others: str | None = "Other fig
     return "\n".join(parts)
 
 
+def run_sections(record: dict) -> list[tuple[str, list, str]]:
+    """Sections of a run's report from its run.json ``record``: the run (command, method,
+    endmembers, seed, parameters, timings), its warnings, and its scores when it was scored
+    against ground truth (``metrics``: the scalar ones). For `html_report`'s ``sections``."""
+    scalar = (str, int, float, bool, np.generic, type(None))
+    about = [{"": key, "value": record[key]} for key in ("command", "method", "n_endmembers", "seed", "started")
+             if record.get(key) is not None]
+    params = [{"parameter": k, "value": v if isinstance(v, scalar) else str(v)}
+              for k, v in (record.get("parameters") or {}).items()]
+    timings = [{"step": k, "seconds": v} for k, v in (record.get("timings_s") or {}).items()]
+    body = html_table(about, ["", "value"]) + (html_table(params, ["parameter", "value"]) if params else "")
+    if timings:
+        body += html_table(timings, ["step", "seconds"])
+    warnings = [str(w) for w in record.get("warnings") or []]
+    said = ("<ul>" + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>" if warnings
+            else html_text("No warnings."))
+    sections = [("Run", [], body), (f"Warnings ({len(warnings)})", [], said)]
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        rows = [{"score": k, "value": v} for k, v in metrics.items() if isinstance(v, scalar)]
+        sections.append(("Scores against the ground truth", [], html_table(rows, ["score", "value"])))
+    return sections
+
+
+def run_report(folder, record: dict, title: str | None = None) -> str:
+    """The page of a run folder: `run_sections` of its ``record`` (run.json), then every
+    figure in ``folder`` (PNGs, linked relative to it). `html_report`'s text: write it with the
+    run's other files (e.g. inside `unmixgen.atomic.atomic_dir`)."""
+    folder = Path(folder)
+    name = title or f"{record.get('command', 'run')}: {folder.name}"
+    return html_report(folder, name, run_sections(record), others="Figures")
+
+
 def _full(folder: Path, img) -> Path:
     p = Path(img)
     return p if p.is_absolute() else folder / p

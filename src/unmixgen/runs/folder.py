@@ -299,7 +299,7 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
             truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
                                    names=names, truth=truth, truth_names=truth_names,
-                                   good_bands=scene.good_bands, ylabel=_values_label(scene.units),
+                                   good_bands=scene.good_bands, ylabel=report.values_label(scene.units),
                                    title=_spectra_title(describe, truth is not None))
 
 
@@ -307,17 +307,6 @@ def _spectra_title(describe: str | None, truth: bool) -> str | None:
     if describe is None:
         return None  # the figure's own
     return f"endmember spectra, {describe}" + (" (dashed: ground truth)" if truth else "")
-
-
-def _values_label(units: str | None) -> str:
-    """What a scene's values are, for a spectra figure's axis: the quantity and its unit as the
-    file labels them; a scene whose file states none is not called reflectance."""
-    from ..units import quantity
-
-    kind = quantity(units)
-    if kind is None:
-        return f"value ({units})" if units else "value (unit not stated in the file)"
-    return kind if units.strip().lower() == kind else f"{kind} ({units})"
 
 
 def _truth_for_figure(scene: Scene, endmembers: np.ndarray) -> tuple[np.ndarray | None, list[str] | None]:

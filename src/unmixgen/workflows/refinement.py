@@ -209,7 +209,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   samples: int = 16, steps: int = 20, rounds: int | str | None = "auto", t0: float = 0.3,
                   seed: int = 0,
                   device: str = "cpu", overwrite: bool = False, figures: bool = True,
-                  progress: bool = True, **options: Any) -> dict:
+                  progress: bool = True, report: bool = False, **options: Any) -> dict:
     """Refine the result folder ``init`` of ``scene_path`` by posterior sampling (the Python
     form of ``unmixgen refine``); writes the run folder ``out``.
 
@@ -225,6 +225,9 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         (a library, a file) or unknown, one round, which keeps correct endmembers where they are.
         ``endmembers_fitted`` (an option) is by the same origin unless given: extracted from the
         scene, the init fitted these pixels' noise.
+
+    ``report``: also write ``out/report.html``, a page of the run's parameters, warnings and
+    every figure (`unmixgen.report.html.run_report`).
 
     Returns the run record (also written as ``out/run.json``). ``result.npz`` holds
     ``abundances`` (the guarded posterior mean), ``abundances_std``, ``abundances_q05``,
@@ -412,6 +415,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                              mask=scene.mask, title="width of the 90 % posterior interval",
                              label="90 % interval width (abundance)", transform=scene.transform)
         write_json(tmp / "run.json", record)
+        if report:  # after every figure: the page links what the folder holds
+            from ..report.html import run_report
+
+            (tmp / "report.html").write_text(run_report(tmp, record, f"refine: {Path(out).name}"), encoding="utf-8")
     return record
 
 

@@ -23,7 +23,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                 maps: str | None = None, max_minutes: float | None = None, max_steps: int | None = None,
                 device: str | None = None,
                 figures: bool = True, overwrite: bool = False, progress: bool = True,
-                band_weights: str | None = None, outliers: str | None = None) -> dict[str, Any]:
+                band_weights: str | None = None, outliers: str | None = None,
+                report: bool = False) -> dict[str, Any]:
     """Unmix the scene file ``scene_path`` into the run folder ``out`` (``unmixgen unmix``).
 
     Exactly one way to get endmembers:
@@ -46,7 +47,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     ``outliers`` (``"screen"`` or ``"keep"``; None: screen): whether the default blind method
     leaves pixels no mixture comes near (saturated, glints, spikes) out of its fit
     (`unmixgen.unmix.outliers`). ``progress``: HybridSTU's training progress bar. ``truth`` (a benchmark file or result
-    folder) adds metrics to run.json. Returns the
+    folder) adds metrics to run.json. ``report``: also write ``out/report.html``, a page of the
+    run's parameters, warnings, scores and every figure (`unmixgen.report.html.run_report`). Returns the
     run record (also written as ``out/run.json``), with ``n_endmembers``.
     """
     from ..atomic import check_output_dir, write_json
@@ -112,13 +114,13 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     timings: dict[str, float] = {}
     t = time.perf_counter()
     scene = read_scene(scene_path)
+    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
+    with noting_convergence(scene_notes, UserWarning):  # before the truth reads the mask: its warnings said here
+        scene.require_valid()
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths,
                                       stored_order=stored_band_order(scene), mask=scene.mask),
                            band_order="scene")  # read_truth put it in the scene's order
-    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
-    with noting_convergence(scene_notes, UserWarning):
-        scene.require_valid()
     pixels = {"valid": int(scene.mask.sum()), "invalid": int((~scene.mask).sum()),
               "zero_filled": int(scene.metadata.get("zero_pixels", 0))}
     if "stuck_lines" in scene.metadata:
@@ -196,6 +198,10 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
             plot_eigen_spectrum(record["rank_estimate"], tmp / "rank_eigenvalues.png")
         timings["write"] = time.perf_counter() - t
         write_json(tmp / "run.json", record)
+        if report:  # after every figure: the page links what the folder holds
+            from ..report.html import run_report
+
+            (tmp / "report.html").write_text(run_report(tmp, record, f"unmix: {Path(out).name}"), encoding="utf-8")
     record["n_endmembers"] = int(E.shape[0])
     return record
 
