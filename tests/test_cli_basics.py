@@ -86,6 +86,22 @@ def test_parameter_errors_are_shown_with_the_flag():
     assert as_cli_message(ParameterError("inner_tol", -1, "expected > 0"), unmix) == "inner_tol=-1: expected > 0"
 
 
+def test_mentioned_parameters_become_flags_as_words_not_inside_paths():
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.flags import as_cli_message
+    from unmixgen.errors import ParameterError
+
+    evaluate = typer.main.get_command(app).commands["evaluate"]
+    err = ParameterError("align", "sad", "matches on spectra, and runs/align/truth.mat has none (estimate.npz "
+                         "neither); expected align 'abundance' or another estimate", mentions=("align", "estimate"))
+    shown = as_cli_message(err, evaluate)
+    assert shown.startswith("--align sad:") and "expected --align 'abundance'" in shown
+    assert "another --estimate" in shown
+    assert "runs/align/truth.mat" in shown and "(estimate.npz" in shown, shown
+
+
 def _commands(group, prefix=""):
     for name, command in group.commands.items():
         if hasattr(command, "commands"):

@@ -94,7 +94,8 @@ def as_cli_message(exc: ParameterError, command=None) -> str:
     for name in getattr(exc, "mentions", ()):
         other = flag_for(name, command)
         if other is not None:
-            expected = re.sub(rf"\b{re.escape(name)}\b", other, expected)
+            # the word, not a part of a path or file name that holds it ("runs/align/truth.mat")
+            expected = re.sub(rf"(?<![\w/\\.-]){re.escape(name)}(?![\w/\\-]|\.\w)", other, expected)
     shown = "" if exc.value is None else f" {exc.value}"
     return f"{flag}{shown}: {expected}"
 
