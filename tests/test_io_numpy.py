@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -345,3 +347,22 @@ def test_bad_npz_fwhm_is_dropped_with_the_readers_warning(tmp_path, fwhm):
     with pytest.warns(UserWarning, match=rf"w\.npz: {message}.*ignored"):
         s = read_scene(tmp_path / "w.npz")
     assert s.fwhm is None and s.wavelengths.size == 5
+
+
+def test_a_zero_filled_border_of_a_npz_scene_is_said_as_the_other_readers_say_it(tmp_path):
+    # the .npz reader left zero-filled pixels out silently (no warning, no metadata) where every
+    # other reader counts them in a warning; a mask of the file's own still says where its data are
+    rng = np.random.default_rng(0)
+    cube = rng.uniform(0.1, 0.9, (12, 9, 6)).astype(np.float32)
+    cube[:2] = 0.0
+    np.savez(tmp_path / "z.npz", cube=cube, wavelengths=np.linspace(400, 900, 6))
+    with pytest.warns(UserWarning, match="18 of 108 pixels are 0 in every band"):
+        s = read_scene(tmp_path / "z.npz")
+        assert s.mask.sum() == 90
+    assert s.metadata["zero_pixels"] == 18
+    mask = np.ones((12, 9), bool)
+    mask[:2] = False
+    np.savez(tmp_path / "m.npz", cube=cube, wavelengths=np.linspace(400, 900, 6), mask=mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_scene(tmp_path / "m.npz").mask.sum() == 90

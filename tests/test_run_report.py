@@ -69,3 +69,22 @@ def test_no_report_unless_asked(run_cli, tmp_path):
     assert code == 0, err
     page = (tmp_path / "b" / "report.html").read_text()
     assert _links(page) == [] and "<h2>Warnings (0)</h2>" in page and "No warnings." in page
+
+
+def test_a_npz_scenes_reader_warnings_reach_run_json_of_unmix_and_refine(run_cli, tmp_path):
+    # the .npz reader works out the valid pixels as it reads: its zero-fill warning came before
+    # the run noted warnings and was shown but never kept
+    s = make_scene(rows=30, cols=47, bands=40, p=3, snr_db=40, seed=3)
+    cube = s.load().copy()
+    cube[:2] = 0.0
+    np.savez(tmp_path / "scene.npz", cube=cube, wavelengths=s.wavelengths)
+    out = tmp_path / "run"
+    code, _, err = run_cli("unmix", tmp_path / "scene.npz", "-p", "3", "--method", "vca", "--out", out)
+    assert code == 0, err
+    record = json.loads((out / "run.json").read_text())
+    assert any("0 in every band" in w for w in record["warnings"]), record["warnings"]
+    code, _, err = run_cli("refine", tmp_path / "scene.npz", "--init", out, "--samples", "2", "--steps", "2",
+                           "--out", tmp_path / "ref")
+    assert code == 0, err
+    record = json.loads((tmp_path / "ref" / "run.json").read_text())
+    assert any("0 in every band" in w for w in record["warnings"]), record["warnings"]

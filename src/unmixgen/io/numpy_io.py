@@ -253,7 +253,10 @@ def _read_npz(path: Path, overlap: str = "sort") -> Scene:
         wavelengths=None if wl is None else wl,
         fwhm=fwhm,
         good_bands=good,
-        mask=mask,
+        # without a mask of the file's own, a callable as the other readers give it: the scene
+        # then screens it for zero-filled pixels (with their warning) and stuck detector lines,
+        # which a finished mask skips; a file's mask says where its data are (its zeros too)
+        mask=mask if mask is None or m is not None else (lambda: mask),
         crs=crs,
         transform=transform,
         name=path.stem,

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_dir
-from ..errors import InputError, ParameterError, ParameterWarning, check_range, note
+from ..errors import (
+    InputError,
+    ParameterError,
+    ParameterWarning,
+    check_range,
+    note,
+    noting_convergence,
+)
 
 #: how a scene file without band centres gets them, for the Python and the command-line user
 GIVE_CENTRES = ("write a copy that has band centres, `unmixgen convert SCENE OUT --wavelengths START:STOP` or in "
@@ -289,7 +296,10 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     if "abundances" not in res or "endmembers" not in res:
         raise InputError(f"{init}: result holds no abundances or no endmembers; expected the output folder of "
                          "unmix_scene (`unmixgen unmix`)")
-    scene = read_scene(scene_path)
+    scene_notes: list[str] = []  # what the reader and the valid-pixel mask said, kept in run.json too
+    with noting_convergence(scene_notes, UserWarning):
+        scene = read_scene(scene_path)
+        scene.require_valid()
     A0, E0 = np.asarray(res["abundances"], np.float32), np.asarray(res["endmembers"], np.float32)
     if A0.shape[:2] != (scene.rows, scene.cols) or E0.shape[-1] != scene.bands:
         raise InputError(f"{init}: result is for a {A0.shape[0]}x{A0.shape[1]} scene with {E0.shape[-1]} bands; "
@@ -329,6 +339,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                                    # "none" as asked: null could not be told from noise too white to weigh
                                    **options, **({"band_weights": asked_weights} if asked_weights else {})},
                         seed=seed)
+    record["warnings"] = scene_notes + record["warnings"]
     # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
     good = np.asarray(scene.good_bands, bool)
     pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)

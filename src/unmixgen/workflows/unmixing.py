@@ -113,9 +113,11 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
                              "endmembers file, not both")
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    scene = read_scene(scene_path)
-    scene_notes: list[str] = []  # what the valid-pixel mask left out unflagged (zero fill, stuck detector lines)
-    with noting_convergence(scene_notes, UserWarning):  # before the truth reads the mask: its warnings said here
+    # what the reader and the valid-pixel mask said (bands dropped or sorted, zero fill, stuck detector
+    # lines): a reader may work out the mask as it reads (.npz), before the truth reads it
+    scene_notes: list[str] = []
+    with noting_convergence(scene_notes, UserWarning):
+        scene = read_scene(scene_path)
         scene.require_valid()
     if truth is not None:
         scene.attach_truth(read_truth(truth, scene.rows, scene.cols, scene.bands, scene.wavelengths,
