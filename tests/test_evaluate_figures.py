@@ -271,3 +271,28 @@ def test_matched_spectra_without_wavelengths_are_drawn_by_band_number(tmp_path, 
     assert ax.get_xlabel() == "band number"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "a (estimate), SAD 1.00 deg", "b (estimate), SAD n/a", "a (truth)", "b (truth)"]
+
+
+def test_large_maps_are_shown_strided_without_a_full_size_copy(tmp_path, figs, monkeypatch):
+    # the maps of a large scene are drawn every stride-th pixel (at most MAX_SIDE a side); they
+    # were cast to float32 whole before striding: a float64 truth of a 2000 x 2000 scene cost a
+    # full-size copy of each side (the figure took 117 MB for 128 MB of maps, now 61 MB, all
+    # matplotlib's drawing of 800 x 800 panels, whatever the scene's size)
+    import tracemalloc
+
+    monkeypatch.setattr(report, "MAX_SIDE", 50)
+    rng = np.random.default_rng(0)
+    truth = rng.random((2000, 1800, 1))  # float64, as a benchmark .mat gives
+    estimate = truth + 0.01 * rng.standard_normal(truth.shape)
+    evfig.plot_map_errors(truth[:20, :20], estimate[:20, :20], tmp_path / "warm.png", names=["soil"])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        evfig.plot_map_errors(truth, estimate, tmp_path / "maps.png", names=["soil"], rmse_percent=[1.0])
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * truth.nbytes, peak / truth.nbytes
+    shown = figs["maps.png"].axes[0].images[0].get_array()
+    assert shown.shape == (50, 45)  # every 40th pixel
+    np.testing.assert_array_equal(shown, truth[::40, ::40, 0].astype(np.float32))

@@ -259,6 +259,66 @@ def test_a_dask_backed_dataarray_is_read_window_by_window(tmp_path):
     assert sum(source.reads) <= 4 * 3 * 5 * 2  # the chunks holding that window, not the cube
 
 
+def _peak_bytes(fn):
+    """The most memory (bytes) traced at once while ``fn()`` runs, beyond what was held before
+    (numpy reports its buffers to tracemalloc), and ``fn``'s result."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        return tracemalloc.get_traced_memory()[1] - before, out
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("stored", ["float32", "int16 with per-band scales"])
+def test_loading_a_dask_backed_dataarray_holds_the_cube_once_not_its_stored_copy_beside_it(tmp_path, stored):
+    # Scene.load() of a dask-backed DataArray computed the whole stored cube (and, bands first as
+    # rioxarray gives them, concatenated its transposed chunks into another), then copied it to
+    # float32: 2-3 times the cube at once (2.4 GB for an 800 MB scene). Now each chunk is stored
+    # into the float32 output where it goes: the cube and a few chunks.
+    dask = pytest.importorskip("dask")
+    dask_array = pytest.importorskip("dask.array")
+    cube = _cube(120, 100, 40)
+    if stored == "float32":
+        da = rio_like(tmp_path, cube)
+        expected = cube
+    else:
+        counts = np.round(cube * 10000).astype(np.int16)
+        da = rio_like(tmp_path, counts)
+        scales = np.linspace(1e-4, 2e-4, 40)
+        da.attrs["scales"] = tuple(scales)  # as rioxarray gives bands with different scales
+        del da.attrs["scale_factor"]
+        expected = (counts * scales.astype(np.float32)).astype(np.float32)
+    lazy = dask_array.from_array(da.values, chunks=(40, 30, 25))  # (band, y, x) as rioxarray's chunks=
+    da = da.copy(data=lazy)
+    s = as_scene(da)
+    with dask.config.set(scheduler="synchronous"):
+        s.read(slice(0, 1), slice(0, 1))  # what the first read imports is not the load's
+        peak, loaded = _peak_bytes(s.load)
+    np.testing.assert_allclose(loaded, expected, rtol=1e-6)
+    assert loaded.dtype == np.float32 and loaded.flags.c_contiguous
+    assert peak < 1.25 * cube.nbytes, peak / cube.nbytes  # 2-3 before
+
+
+def test_loading_a_lazily_opened_dataarray_reads_it_in_strips(tmp_path, monkeypatch):
+    # rioxarray without chunks= gives a lazily indexed file: its window was read whole in the stored
+    # type and then copied to float32 (twice the cube); now strips of rows are read into the output
+    from unmixgen import labelled
+
+    cube = _cube(120, 100, 40)
+    da = rio_like(tmp_path, cube)
+    monkeypatch.setattr(labelled, "STRIP_BYTES", cube.nbytes // 10)
+    s = as_scene(da)
+    s.read(slice(0, 1), slice(0, 1))  # what the first read imports is not the load's
+    peak, loaded = _peak_bytes(s.load)
+    np.testing.assert_array_equal(loaded, cube)
+    assert peak < 1.4 * cube.nbytes, peak / cube.nbytes
+
+
 
 def test_rows_stored_south_first_under_a_north_up_geotransform_are_placed_by_their_coordinates(tmp_path):
     # GDAL's netCDF driver stores rows bottom-up (y increasing) and writes the north-up

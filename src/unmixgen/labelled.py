@@ -137,15 +137,6 @@ def layout(X: Any, spatial: int = 2, what: str = "scene") -> tuple[int, ...]:
     return (rows[0], cols[0], spectral[0])
 
 
-def _arranged(X: Any, axes: tuple[int, ...]) -> Any:
-    """``X`` with its dims in ``axes`` order, still lazy where it was (xarray's ``transpose``)."""
-    if tuple(axes) == tuple(range(len(axes))):
-        return X
-    if callable(getattr(X, "transpose", None)):
-        return X.transpose(*(X.dims[i] for i in axes))
-    return np.transpose(np.asarray(X.values), axes)
-
-
 def _values(X: Any) -> np.ndarray:
     if isinstance(X, np.ndarray):
         return X
@@ -156,25 +147,36 @@ def _values(X: Any) -> np.ndarray:
 def bands_last(X: Any, spatial: int = 2, what: str = "cube") -> Any:
     """``X`` itself when it has no dim names; a labelled array as a numpy array with its
     spectral dim last (``(rows, cols, bands)`` or, ``spatial=1``, ``(pixels, bands)``), for the
-    functions that take a cube or pixel matrix as an array. Loads it."""
+    functions that take a cube or pixel matrix as an array. Loads it, in its own dim order (see
+    `LabelledSource`), and transposes the numbers."""
     if not is_labelled(X):
         return X
     X = variable_of(X, what)
-    return _values(_arranged(X, layout(X, spatial, what)))
+    return np.transpose(_values(X), layout(X, spatial, what))
+
+
+#: stored bytes read at a time into a window's output when the array is not dask-backed
+STRIP_BYTES = 64 * 2**20
 
 
 class LabelledSource:
-    """A `unmixgen.scene.CubeSource` over a DataArray whose dims are ``(rows, cols, bands)``:
-    each window is indexed on the DataArray (a file opened lazily or a dask array reads that
-    window only), then put in ``band_order``, scaled (``stored * scale + offset``; each a number
-    or one per band, in ``band_order``) and returned as float32. ``read_stored`` gives the window
-    before the scale."""
+    """A `unmixgen.scene.CubeSource` over a DataArray whose dims ``axes`` are its rows, columns
+    and bands (`layout`): each window is indexed on the DataArray in its own dim order, with
+    slices (a file opened lazily or a dask array reads that window only), its numbers transposed
+    to ``(rows, cols, bands)``, put in ``band_order``, scaled (``stored * scale + offset``; each a
+    number or one per band, in ``band_order``) and returned as float32. ``read_stored`` gives the
+    window before the scale.
+
+    The DataArray is not transposed: xarray indexes a transposed lazily opened file (rioxarray's
+    ``open_rasterio`` without ``chunks``) by vectorized indexing, with an int64 index array per
+    dim as large as the window (26 times a float32 window in memory, and slow)."""
 
     def __init__(self, X: Any, band_order: np.ndarray | None = None, scale: float | np.ndarray = 1.0,
-                 offset: float | np.ndarray = 0.0):
+                 offset: float | np.ndarray = 0.0, axes: tuple[int, ...] = (0, 1, 2)):
         self.array = X
+        self.axes = tuple(int(a) for a in axes)
         self.band_order = None if band_order is None else np.asarray(band_order, np.intp)
-        rows, cols, bands = (int(n) for n in X.shape)
+        rows, cols, bands = (int(X.shape[a]) for a in self.axes)
         self.shape = (rows, cols, bands if self.band_order is None else int(self.band_order.size))
         self.dtype = np.dtype(X.dtype)
         if self.dtype.kind not in "biuf":
@@ -182,12 +184,40 @@ class LabelledSource:
                              "of complex data explicitly)")
         self.scale, self.offset = np.asarray(scale, np.float32), np.asarray(offset, np.float32)
 
-    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
-        block = _values(self.array[rows, cols])
+    def _window(self, rows: slice, cols: slice) -> Any:
+        """The DataArray's window, in its own dim order (basic indexing: still lazy)."""
+        key = [slice(None)] * 3
+        key[self.axes[0]], key[self.axes[1]] = rows, cols
+        return self.array[tuple(key)]
+
+    def _arranged(self, block: np.ndarray) -> np.ndarray:
+        """Numbers of a window ``(rows, cols, bands)``, in ``band_order`` (views where they can be)."""
+        block = np.transpose(block, self.axes)
         return block if self.band_order is None else block[..., self.band_order]
 
+    def read_stored(self, rows: slice, cols: slice) -> np.ndarray:
+        return self._arranged(_values(self._window(rows, cols)))
+
     def read(self, rows: slice, cols: slice) -> np.ndarray:
-        out = np.array(self.read_stored(rows, cols), dtype=np.float32, order="C")
+        """The window as float32, written into its output piece by piece: a dask array chunk by
+        chunk (``dask.array.store``: each chunk where it goes, no whole window assembled; dask is
+        there, since the array is one), any other strip by strip of rows of about `STRIP_BYTES`
+        stored. The stored values are never held whole beside the output, so loading a scene
+        takes the cube's float32 size and a few chunks more, not two or three times it."""
+        window = self._window(rows, cols)
+        nr, nc = (int(window.shape[a]) for a in self.axes[:2])
+        out = np.empty((nr, nc, self.shape[2]), np.float32)
+        # xarray's ``chunks`` is None unless dask holds the values; ``data`` of a lazily opened file loads it
+        data = window.data if getattr(window, "chunks", None) is not None else None
+        if callable(getattr(data, "__dask_graph__", None)) and getattr(data, "ndim", 0) == 3:
+            import dask.array as dask_array
+
+            dask_array.store(self._arranged(data), out)
+        else:
+            first = rows.indices(self.shape[0])[0]
+            step = max(1, STRIP_BYTES // max(1, nc * self.shape[2] * self.dtype.itemsize))
+            for r0 in range(0, nr, step):
+                out[r0:r0 + step] = self.read_stored(slice(first + r0, first + min(r0 + step, nr)), cols)
         if np.any(self.scale != 1.0):
             out *= self.scale
         if np.any(self.offset != 0.0):
@@ -204,7 +234,7 @@ def source_of(X: Any, what: str = "cube") -> LabelledSource:
     names only (no band sorting or scale: `Scene(da)` with its own wavelengths, say); a Dataset's
     one scene variable (`variable_of`)."""
     X = variable_of(X, what)
-    return LabelledSource(_arranged(X, layout(X, 2, what)))
+    return LabelledSource(X, axes=layout(X, 2, what))
 
 
 @dataclass
@@ -636,7 +666,6 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     axes = layout(X, 2, what)
     dims = _dims(X)
     row_dim, col_dim, spectral = (dims[i] for i in axes)
-    arranged = _arranged(X, axes)
     bands = int(X.shape[axes[2]])
     wl, fwhm = _spectral_axis(X, spectral, bands, what)
     order = None
@@ -667,7 +696,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
     scale, offset = _scaling(attrs, bands, what, getattr(X, "encoding", None))
     if order is not None:
         scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
-    source = LabelledSource(arranged, order, scale, offset)
+    source = LabelledSource(X, order, scale, offset, axes=axes)
     crs = transform = None
     grid = _grid_mapping(X, what)
     if grid is not None:

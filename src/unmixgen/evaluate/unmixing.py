@@ -304,7 +304,10 @@ def ssim_maps(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = No
     per_map : ``(p,)`` float64 mean SSIM of each map
     mean : float, the average of ``per_map``
     """
-    x, y = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
+    for a, what in ((A_est, "A_est"), (A_ref, "A_ref")):
+        if a is None:
+            raise InputError(f"{what}: missing; expected an array")
+    x, y = np.asarray(A_est), np.asarray(A_ref)
     _same_shape(x, y, "ssim_maps")
     if x.ndim != 3:
         raise InputError(f"ssim_maps: abundances have shape {x.shape}; expected (rows, cols, p) maps")
@@ -312,20 +315,24 @@ def ssim_maps(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = No
     radius = win_size // 2
     if not keep.any():
         raise InputError("ssim_maps: no valid pixel away from the border to average over")
-    x = np.where(valid[..., None], x, 0.0)
-    y = np.where(valid[..., None], y, 0.0)
     truncate = radius / sigma  # window of exactly win_size pixels
-
-    def filt(img: np.ndarray) -> np.ndarray:  # Gaussian over the two spatial axes only
-        return ndimage.gaussian_filter(img, sigma=(sigma, sigma, 0), truncate=truncate, mode="reflect")
-
-    mx, my = filt(x), filt(y)
-    vx = filt(x * x) - mx * mx
-    vy = filt(y * y) - my * my
-    cxy = filt(x * y) - mx * my
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    per = smap[keep].mean(axis=0)
+
+    def filt(img: np.ndarray) -> np.ndarray:  # Gaussian over the two spatial axes
+        return ndimage.gaussian_filter(img, sigma=sigma, truncate=truncate, mode="reflect")
+
+    # map by map, in float64: a dozen float64 temporaries of one map, not of all p (2.1 GB for
+    # five 2000 x 2000 maps when they were filtered together)
+    per = np.empty(x.shape[2])
+    for j in range(x.shape[2]):
+        xj = np.where(valid, x[..., j].astype(np.float64), 0.0)
+        yj = np.where(valid, y[..., j].astype(np.float64), 0.0)
+        mx, my = filt(xj), filt(yj)
+        vx = filt(xj * xj) - mx * mx
+        vy = filt(yj * yj) - my * my
+        cxy = filt(xj * yj) - mx * my
+        smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+        per[j] = smap[keep].mean()
     return per, float(per.mean())
 
 
@@ -713,13 +720,15 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
                     for r, v in zip(rows, per_cov, strict=True):
                         r["coverage90"] = v
             # SSIM is absent when no valid pixel lies away from the border (a few edge pixels)
-            if np.ndim(A_e) == 3 and live.any() and _ssim_region(A_e[..., live], A_r[..., live], mask)[1].any():
-                ss = np.full(dead.size, np.nan)
-                ss[live], ss_mean = ssim_maps(A_e[..., live], A_r[..., live], mask)
-                out["ssim_per_endmember"] = ss
-                out["ssim_mean"] = float("nan") if dead.any() else ss_mean
-                for r, v in zip(rows, ss, strict=True):
-                    r["ssim"] = v
+            if np.ndim(A_e) == 3 and live.any():  # (copies of the live maps only when some are dead)
+                A_e_live, A_r_live = (A_e, A_r) if live.all() else (A_e[..., live], A_r[..., live])
+                if _ssim_region(A_e_live, A_r_live, mask)[1].any():
+                    ss = np.full(dead.size, np.nan)
+                    ss[live], ss_mean = ssim_maps(A_e_live, A_r_live, mask)
+                    out["ssim_per_endmember"] = ss
+                    out["ssim_mean"] = float("nan") if dead.any() else ss_mean
+                    for r, v in zip(rows, ss, strict=True):
+                        r["ssim"] = v
         if have_e:
             s = sad(np.asarray(endmembers)[sel], np.asarray(ref_endmembers)[matched])
             out["sad_deg"] = s

@@ -58,8 +58,7 @@ def plot_map_errors(truth, estimate, path, *, names, estimate_names=None, rmse_p
     (``RdBu_r``, white at 0) of ``+-error_limit(largest |error| shown)``, each with its colour
     bar. More than six endmembers are laid out two or three rows of three panels side by side.
     """
-    t = np.asarray(truth, np.float32)
-    e = np.asarray(estimate, np.float32)
+    t, e = np.asarray(truth), np.asarray(estimate)  # cast after the stride (`_fig._masked_maps`): no full copy
     if t.ndim != 3 or t.shape != e.shape:
         raise ValueError(f"truth {t.shape} and estimate {e.shape} must be matched (rows, cols, k) maps")
     rows, cols, k = t.shape

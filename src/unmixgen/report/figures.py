@@ -222,7 +222,9 @@ def plot_rgb(scene, path, title: str | None = None) -> Path:
 # abundances
 # --------------------------------------------------------------------------------------
 def _masked_maps(maps: np.ndarray, mask, stride: int) -> np.ma.MaskedArray:
-    m = np.asarray(maps, np.float32)[::stride, ::stride]
+    """Every ``stride``-th pixel of ``maps`` as float32, masked where invalid: strided before the
+    cast, so float64 maps of a large scene are not copied whole to be shown."""
+    m = np.asarray(np.asarray(maps)[::stride, ::stride], np.float32)
     bad = ~np.isfinite(m)
     if mask is not None:
         bad |= ~np.asarray(mask, bool)[::stride, ::stride, None]
