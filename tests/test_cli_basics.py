@@ -172,6 +172,19 @@ def test_package_root_api_is_lazy_and_complete():
             assert getattr(unmixgen, name) is getattr(importlib.import_module(module), attr), name
 
 
+def test_package_root_holds_every_workflow():
+    # the README's notebook user calls the chain from the root (ug.refine_result, ...): each
+    # user-level job of unmixgen.workflows is there (stu_* are helpers of train_stu / unmix_hybridstu)
+    import unmixgen
+    import unmixgen.workflows as workflows
+
+    jobs = {name for name in workflows.__all__ if not name.startswith("stu_")}
+    assert {"refine_result", "synthesize_maps", "train_spectra_model"} <= jobs
+    assert jobs <= set(unmixgen.__all__), sorted(jobs - set(unmixgen.__all__))
+    for name in jobs:
+        assert getattr(unmixgen, name) is getattr(workflows, name), name
+
+
 def test_numeric_options_are_checked_before_any_work(run_cli, tmp_path):
     import numpy as np
 

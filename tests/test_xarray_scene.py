@@ -353,3 +353,29 @@ def test_a_geotiff_of_the_writer_through_rioxarray_gives_the_scene_read_scene_gi
     assert CRS.from_wkt(b.crs) == CRS.from_wkt(a.crs)
     assert b.transform == a.transform
     assert b.units == a.units == "W/(m2 sr um)"
+
+
+def test_workflows_that_read_a_file_refuse_a_dataarray_naming_the_parameter(tmp_path):
+    # the README: "Wherever a scene goes, an xarray DataArray goes too" holds for the estimators;
+    # the workflow functions read a file (as the CLI does): a DataArray there was a bare TypeError
+    # from os.path.realpath, naming nothing
+    import unmixgen as ug
+    from unmixgen.errors import ParameterError
+
+    da = rio_like(tmp_path, _cube())
+    calls = [
+        ("path", lambda: ug.read_scene(da)),
+        ("scene_path", lambda: ug.unmix_scene(da, tmp_path / "run", n_endmembers=3, method="vca")),
+        ("scene_path", lambda: ug.refine_result(da, tmp_path / "run", tmp_path / "refined")),
+        ("scene_path", lambda: ug.train_stu(da, tmp_path / "E.csv", tmp_path / "stu")),
+    ]
+    for name, call in calls:
+        with pytest.raises(ParameterError, match=rf"^{name}='DataArray': expected a file's path") as err:
+            call()
+        assert err.value.name == name and "write_scene(scene, 'scene.npz')" in str(err.value)
+        assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rio_0.tif"]  # nothing written
+    # what the message says works: the estimator takes it, and so does write_scene + unmix_scene
+    ug.write_scene(da, tmp_path / "scene.npz")
+    assert ug.unmix_scene(tmp_path / "scene.npz", tmp_path / "run", n_endmembers=3, method="vca",
+                          figures=False)["n_endmembers"] == 3

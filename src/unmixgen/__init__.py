@@ -54,13 +54,17 @@ _API = {
     # run folders and whole workflows
     "load_result": "unmixgen.runs.folder",
     "load_endmembers": "unmixgen.runs.sources",
-    "train_abundance_model": "unmixgen.workflows",
+    # (one per command, so a notebook never needs the CLI)
     "run_demo": "unmixgen.workflows",
-    "evaluate_result": "unmixgen.workflows",
     "unmix_scene": "unmixgen.workflows",
-    "simulate_scenes": "unmixgen.workflows",
+    "evaluate_result": "unmixgen.workflows",
+    "train_abundance_model": "unmixgen.workflows",
+    "synthesize_maps": "unmixgen.workflows",
+    "train_spectra_model": "unmixgen.workflows",
+    "refine_result": "unmixgen.workflows",
     "train_stu": "unmixgen.workflows",
     "unmix_hybridstu": "unmixgen.workflows",
+    "simulate_scenes": "unmixgen.workflows",
 }
 
 __all__ = ["__version__", *sorted(_API)]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, check_keywords, in_file
+from ..errors import InputError, ParameterError, check_keywords, in_file
 from ..scene import Scene, as_scene
 from . import hdf5
 from .checks import quiet_gdal, reading, require_regular_file
@@ -131,11 +131,24 @@ def _header_kind(hdr: Path) -> str:
     return "ehdr" if looks_like_ehdr(text) else "envi"
 
 
+def require_path(value, name: str = "path") -> None:
+    """`ParameterError` naming ``name`` when ``value`` is not a file's path (a str or
+    `os.PathLike`): a scene in memory (DataArray, Dataset, `Scene`, array) given where a file is
+    read (`read_scene`, the workflow functions) fails with that line, not a `TypeError` from
+    deep inside, and says where it goes instead."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterError(name, type(value).__name__, "expected a file's path (str or Path); a scene in memory "
+                             "(DataArray, Dataset, Scene, array) goes to an estimator as it is "
+                             "(make_method(...).fit(scene)), or to a file first (write_scene(scene, 'scene.npz'))")
+
+
 def read_scene(path: str | os.PathLike, **options) -> Scene:
     """Read any supported scene file into a `Scene` (lazily where the format allows).
 
-    Every failure is an `InputError` whose message starts with the file's name.
+    Every failure is an `InputError` whose message starts with the file's name; a ``path``
+    that is no path (a DataArray, an array) is a `ParameterError` saying where it goes.
     """
+    require_path(path)
     fmt = detect_format(path)
     check_keywords(_module(fmt).read, options, f"an option of the {fmt.removesuffix('_io')} reader")
     try:

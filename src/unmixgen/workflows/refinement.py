@@ -252,7 +252,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     says how many).
     """
     from ..atomic import check_output_dir, write_json
-    from ..io import read_scene
+    from ..io import read_scene, require_path
     from ..priors.abundance.model import AbundanceModel
     from ..priors.spectra.model import load_spectra_prior
     from ..refine.posterior import refine
@@ -262,6 +262,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
 
     # the priors are read too: --out PRIOR --overwrite would replace a model folder
     inputs = [scene_path, init, abundance_prior, spectra_prior]
+    require_path(scene_path, "scene_path")
     check_output_dir(out, overwrite, inputs)
     if rounds != "auto" and rounds is not None:
         check_range("rounds", rounds, low=1, integer=True)

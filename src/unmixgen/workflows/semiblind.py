@@ -164,9 +164,10 @@ def train_stu(scene_path: str | Path, endmembers_file: str | Path, out: str | Pa
     training (its abundances are not written here). Returns the training history.
     """
     from ..atomic import check_output_dir
-    from ..io import read_scene
+    from ..io import read_scene, require_path
     from ..unmix.hybridstu import HybridSTU
 
+    require_path(scene_path, "scene_path")
     check_output_dir(out, overwrite, [scene_path, endmembers_file, maps_source(maps)])
     scene = read_scene(scene_path)
     scene.require_valid()

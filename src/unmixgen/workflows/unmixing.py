@@ -52,13 +52,14 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     run record (also written as ``out/run.json``), with ``n_endmembers``.
     """
     from ..atomic import check_output_dir, write_json
-    from ..io import read_scene
+    from ..io import read_scene, require_path
     from ..runs.folder import run_record, save_result
     from ..runs.sources import read_truth, truth_orientation
     from ..unmix.inversion import DEFAULT_METHOD as INVERTER
 
     hybrid = method == "hybridstu"
     inputs = [scene_path, endmembers_file, truth, model, maps_source(maps)]
+    require_path(scene_path, "scene_path")
     check_output_dir(out, overwrite, inputs)
     if not hybrid and (model is not None or maps is not None):
         raise ParameterError("model" if model is not None else "maps", str(model if model is not None else maps),
