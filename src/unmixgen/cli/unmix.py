@@ -98,7 +98,7 @@ def _summary(out: Path, record: dict) -> None:
 @app.command()
 def evaluate(
     truth: Path = typer.Option(..., "--truth", help="Ground truth: benchmark .mat, .npz with endmembers/abundances, or result folder."),
-    estimate: Path = typer.Option(..., "--estimate", help="Result folder of `unmixgen unmix`."),
+    estimate: Path = typer.Option(..., "--estimate", help="Result folder of `unmixgen unmix` or `unmixgen refine` (or its result.npz)."),
     align: str = typer.Option(None, "--align", help="Match endmembers by 'abundance' maps, spectral angle 'sad', or 'both' (RMSE + SAD/90 deg: steadier when either is poor); each needs what it matches on in the estimate and the truth.", show_default="abundance, or sad where either side has no maps"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     save: Path = typer.Option(None, "--save", help="Where to write the JSON (default: ESTIMATE/evaluation.json)."),
