@@ -563,3 +563,24 @@ def test_library_messages_name_what_a_python_user_sets_and_the_cli_shows_its_fla
     monkeypatch.setattr(datasets, "_urlopen", lambda *a, **k: pytest.fail("no download without a pinned sha256"))
     with pytest.raises(InputError, match=r"not pinned.*allow_unpinned=True \(--allow-unpinned\).*data_dir"):
         datasets.fetch("cuprite")
+
+
+def test_help_texts_hold_no_square_brackets_and_demo_shows_its_library_defaults():
+    # rich markup (the app's help mode) takes "[...]" for a tag and drops it: demo's
+    # "[default: 2000; ...]" was shown as "HybridSTU training steps ."
+    import inspect
+
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.workflows import run_demo
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        for param in command.params:
+            assert "[" not in (getattr(param, "help", None) or ""), (name, param.name)
+    demo = group.commands["demo"]
+    defaults = inspect.signature(run_demo).parameters
+    shown = {p.name: p.show_default for p in demo.params}
+    for key in ("train_minutes", "count", "semiblind_steps", "seed"):
+        assert shown[key] == str(defaults[key].default), key

@@ -11,23 +11,31 @@ from pathlib import Path
 
 import typer
 
+from ..workflows.demo import run_demo as _run_demo
 from .app import app
+from .flags import default_text
+
+# the library's defaults, shown in --help (one source: the function's signature)
+_DEMO = default_text(_run_demo)
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder."),
     train: bool = typer.Option(False, "--train", help="Retrain the abundance model instead of using the shipped one."),
-    train_minutes: float = typer.Option(None, "--train-minutes", help="Training budget with --train (minutes)."),
-    count: int = typer.Option(None, "--count", help="Synthetic abundance maps to generate."),
+    train_minutes: float = typer.Option(None, "--train-minutes", help="Training budget with --train (minutes).",
+                                        show_default=_DEMO["train_minutes"]),
+    count: int = typer.Option(None, "--count", help="Synthetic abundance maps to generate.",
+                              show_default=_DEMO["count"]),
     semiblind: bool = typer.Option(True, "--semiblind/--no-semiblind",
                                    help="Run the semi-blind chain (HybridSTU, then diffusion refinement)."),
     semiblind_steps: int = typer.Option(None, "--semiblind-steps",
-                                        help="HybridSTU training steps [default: 2000; early stopping may end sooner]."),
+                                        help="HybridSTU training steps (early stopping may end it sooner).",
+                                        show_default=_DEMO["semiblind_steps"]),
     semiblind_minutes: float = typer.Option(None, "--semiblind-minutes",
                                             help="Also stop HybridSTU's training by the clock (minutes); a run "
                                                  "stopped so is not reproducible."),
-    seed: int = typer.Option(None, "--seed", help="Random seed."),
+    seed: int = typer.Option(None, "--seed", help="Random seed.", show_default=_DEMO["seed"]),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output folder."),
 ) -> None:
     """Run the whole chain on the embedded synthetic scene and write a report.
