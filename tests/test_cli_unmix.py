@@ -136,9 +136,11 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert res["abundance_rmse_percent"] == pytest.approx(run["metrics"]["abundance_rmse_percent"], rel=1e-6)
     assert (out / "evaluation.json").is_file()
-    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out)
+    # the calls after the first read what they print or save: no figures (~0.8 s each), the first drew them
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--no-figures")
     assert code == 0 and "SAD" in stdout
-    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "both", "--json")
+    code, stdout, _ = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "both", "--json",
+                              "--no-figures")
     assert code == 0 and json.loads(stdout)["alignment"] == "both"
     code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "names")
     assert code == 2 and "--align: 'names'" in err
@@ -150,7 +152,8 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
         assert code == 2 and "--save" in err, err
     assert truth.read_bytes() == before and (out / "result.npz").is_file()
     assert (out / "run.json").read_bytes() == run_json
-    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "scores.json")
+    code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--save", tmp_path / "scores.json",
+                          "--no-figures")
     assert code == 0 and json.loads((tmp_path / "scores.json").read_text())["alignment"] == "abundance"
 
 
@@ -269,7 +272,9 @@ def test_truth_wavelengths_put_its_spectra_on_the_estimate_bands(run_cli, scene_
     scores = {}
     for name, (e, w) in forms.items():
         np.savez(tmp_path / name, endmembers=e, abundances=A, wavelengths=w)
-        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        # figures (~0.8 s a call) for the reversed truth only: the scores are what the others check
+        figures = () if name == "down.npz" else ("--no-figures",)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json", *figures)
         assert code == 0, err
         scores[name] = json.loads(stdout)["sad_deg_mean"]
     assert scores["down.npz"] == pytest.approx(scores["plain.npz"]) == scores["um.npz"]
@@ -298,7 +303,9 @@ def test_truth_npz_maps_in_the_layouts_the_mat_reader_takes(run_cli, scene_file,
     scores = {}
     for name, a in forms.items():
         np.savez(tmp_path / name, endmembers=E, abundances=a)
-        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json")
+        # figures (~0.8 s a call) for the flat truth only: the scores are what the others check
+        figures = () if name == "np.npz" else ("--no-figures",)
+        code, stdout, err = run_cli("evaluate", "--truth", tmp_path / name, "--estimate", out, "--json", *figures)
         assert code == 0, (name, err)
         scores[name] = json.loads(stdout)["abundance_rmse_percent"]
     assert scores["prc.npz"] == scores["rcp.npz"] == scores["np.npz"]

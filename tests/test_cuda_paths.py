@@ -204,12 +204,19 @@ def test_refine_refuses_priors_loaded_on_another_device(tmp_path, gpu):
     gpu(body)
 
 
-def test_every_command_with_a_device_runs_on_the_gpu_as_on_the_cpu(tmp_path, run_cli, gpu):
+def test_every_command_with_a_device_runs_on_the_gpu_as_on_the_cpu(tmp_path, run_cli, gpu, monkeypatch):
     """``--device auto`` / ``cuda`` of train-abundance (and its resume), synthesize,
     train-spectra, refine, train-stu (maps sampled from a prior) and unmix --method hybridstu:
     exit 0 with the CPU's numbers."""
     from test_refine import scene
     from unmixgen.io import write_scene
+    from unmixgen.workflows import semiblind
+
+    # train-stu samples its training maps from the 8-pixel prior: HybridSTU's 24 maps of 48 x 48
+    # (121 tiles each, 20 steps) were 14 of the test's 16 s; 4 maps of 24 x 24 take the same path
+    sample_maps = semiblind.stu_training_maps
+    monkeypatch.setattr(semiblind, "stu_training_maps",
+                        lambda *args, **kw: sample_maps(*args, **{**kw, "n_maps": 4, "map_size": 24}))
     from unmixgen.runs.folder import save_result
     from unmixgen.scene import Scene
     from unmixgen.simulate.procedural import abundance_maps

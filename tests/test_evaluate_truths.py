@@ -40,8 +40,10 @@ def _zhu(A: np.ndarray, order: str = "F") -> np.ndarray:
 
 
 def _scores(run_cli, truth, estimate, *extra):
+    """The scores evaluate prints as JSON. No figures: drawing them was ~0.9 s a call, nearly all of
+    it; the tests that score an odd truth or estimate draw its figures in a call of their own."""
     code, stdout, err = run_cli("evaluate", "--truth", truth, "--estimate", estimate, "--json",
-                                "--save", truth.parent / f"{truth.stem}-scores.json", *extra)
+                                "--save", truth.parent / f"{truth.stem}-scores.json", "--no-figures", *extra)
     assert code == 0, err
     return json.loads(stdout)
 

@@ -681,15 +681,33 @@ def _pure_init(tmp_path: Path) -> None:
     save_result(tmp_path / "init", scene, endmembers=E0, abundances=fcls(Y, E0).reshape(36, 40, 4), figures=False)
 
 
-def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, tmp_path):
-    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
-    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
-    _pure_init(tmp_path)
-    for name, extra in (("asked", ("--rounds", "3", "--spectra-t0", "0.5")), ("default", ())):
-        out = tmp_path / name
-        code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
+@pytest.fixture(scope="module")
+def pure(tmp_path_factory) -> dict:
+    """The pure-pixel scene and init (`_pure_init`), made once for the module, and a memo of
+    `_pure_refine`'s runs."""
+    root = tmp_path_factory.mktemp("pure")
+    _pure_init(root)
+    return {"root": root}
+
+
+def _pure_refine(pure, setup, run_cli, *extra) -> tuple[Path, str]:
+    """``refine`` of the pure-pixel scene with ``extra`` options: the output folder and stderr;
+    a run with the same options is made once for the module (the tests below share the default one)."""
+    if extra not in pure:
+        root = pure["root"]
+        out = root / f"ref{len(pure)}"
+        code, _, err = run_cli("refine", root / "pure.npz", "--init", root / "init", "--abundance-prior",
                                setup["p2"], "--samples", "2", "--steps", "2", *extra, "--out", out, "--no-progress")
         assert code == 0, err
+        pure[extra] = out, err
+    return pure[extra]
+
+
+def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, run_cli, pure):
+    """Endmembers at clusters of pure pixels fix themselves: refine runs one round without
+    sampling them, whatever --rounds and --spectra-t0 said. The user got no word of it."""
+    for name, extra in (("asked", ("--rounds", "3", "--spectra-t0", "0.5")), ("default", ())):
+        out, err = _pure_refine(pure, setup, run_cli, *extra)
         rec = json.loads((out / "run.json").read_text())
         assert rec["refine"]["rounds"] == 1 and not rec["refine"]["endmembers_refined"]
         lines = [w for w in rec["warnings"] if "clusters of pure pixels" in w]
@@ -705,32 +723,28 @@ def test_options_the_pure_pixel_clusters_override_are_named_in_a_warning(setup, 
             assert not lines and not shown, err
 
 
-def test_rounds_from_says_the_pure_pixel_clusters_set_the_rounds_under_auto(setup, run_cli, tmp_path):
+def test_rounds_from_says_the_pure_pixel_clusters_set_the_rounds_under_auto(setup, run_cli, pure):
     """With --rounds auto (the default) the clusters of pure pixels set one round, and the
     refine record said so, but the workflow then wrote its auto rule over it ("auto: endmembers
     unknown"): run.json named a rule that had not decided anything."""
-    _pure_init(tmp_path)
-    for name, extra in (("default", ()), ("auto", ("--rounds", "auto"))):
-        code, _, err = run_cli("refine", tmp_path / "pure.npz", "--init", tmp_path / "init", "--abundance-prior",
-                               setup["p2"], "--samples", "2", "--steps", "2", *extra, "--out", tmp_path / name,
-                               "--no-progress")
-        assert code == 0, err
-        rec = json.loads((tmp_path / name / "run.json").read_text())["refine"]
+    for extra in ((), ("--rounds", "auto")):
+        out, _ = _pure_refine(pure, setup, run_cli, *extra)
+        rec = json.loads((out / "run.json").read_text())["refine"]
         assert rec["pure_clusters"] and not rec["endmembers_refined"]
         assert rec["rounds"] == 1 and rec["rounds_from"] == "pure-pixel clusters", rec["rounds_from"]
 
 
-def test_the_python_api_warnings_name_its_parameters_not_cli_flags(setup, tmp_path):
+def test_the_python_api_warnings_name_its_parameters_not_cli_flags(setup, pure, tmp_path):
     """`refine_result` warned "--rounds 3, --spectra-t0 0.5: not applied" and "--samples 2:
     ... rough": flags a Python caller has no way to pass. It names the parameters it was given."""
     import warnings
 
     from unmixgen.workflows import refine_result
 
-    _pure_init(tmp_path)
+    root = pure["root"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rec = refine_result(tmp_path / "pure.npz", tmp_path / "init", tmp_path / "out", abundance_prior=setup["p2"],
+        rec = refine_result(root / "pure.npz", root / "init", tmp_path / "out", abundance_prior=setup["p2"],
                             samples=2, steps=2, rounds=3, spectra_t0=0.5, progress=False, figures=False)
     shown = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     override = [m for m in shown if "clusters of pure pixels" in m]
