@@ -86,6 +86,20 @@ def test_refine_bad_numbers(setup, run_cli, extra, message):
     assert not out.exists()
 
 
+def test_refine_no_figures_writes_no_png_and_the_same_result(setup, run_cli):
+    root = setup["root"]
+    args = ["refine", setup["scene"], "--init", setup["init"], "--abundance-prior", setup["p2"], "--samples", "2",
+            "--steps", "2", "--no-progress"]
+    code, _, err = run_cli(*args, "--no-figures", "--out", root / "nofig")
+    assert code == 0, err
+    assert not list((root / "nofig").rglob("*.png")) and (root / "nofig" / "abundances_std.tif").is_file()
+    code, _, err = run_cli(*args, "--out", root / "fig")
+    assert code == 0, err
+    assert (root / "fig" / "abundances_std.png").is_file()
+    with np.load(root / "nofig" / "result.npz") as a, np.load(root / "fig" / "result.npz") as b:
+        np.testing.assert_array_equal(a["abundances"], b["abundances"])
+
+
 def test_refine_bad_inputs(setup, run_cli):
     out = setup["root"] / "bad2"
     cases = [

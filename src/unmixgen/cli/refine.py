@@ -66,6 +66,7 @@ def refine(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     report: bool = typer.Option(False, "--report", help="Also write report.html: the run's parameters, warnings and figures on one page."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write PNG figures."),
 ) -> None:
     """Refine an unmixing result by diffusion posterior sampling, with per-pixel uncertainty.
 
@@ -79,6 +80,7 @@ def refine(
     set_threads(threads)
     rounds = _rounds(rounds)
     rec = refine_result(scene, init, out, device=device, overwrite=overwrite, progress=progress, report=report,
+                        figures=figures,
                         **given(abundance_prior=abundance_prior, spectra_prior=spectra_prior, samples=samples,
                                 steps=steps, rounds=rounds, t0=t0, spectra_t0=spectra_t0, lam=lam, seed=seed,
                                 mixing=mixing, band_weights=band_weights))
