@@ -291,9 +291,11 @@ def _lookup(X: Any, names: tuple[str, ...], spectral: str, bands: int = 0) -> tu
             return coord.values, attrs, f"coordinate {key!r}"
     own = bands == 1 and _first_band(X, spectral)
     for key, value in X.attrs.items():
+        if str(key).lower() not in wanted:
+            continue
         value = _listed(value)
         one = own and np.size(value) == 1 and np.asarray(value).dtype.kind in "iuf"
-        if str(key).lower() in wanted and (np.size(value) > 1 or one):
+        if np.size(value) > 1 or one:
             units = _attr_units(X, key)
             return value, {"units": units} if units is not None else {}, f"attribute {key!r}"
     return None
@@ -312,8 +314,10 @@ def _one_for_many(X: Any, names: tuple[str, ...], spectral: str, bands: int, los
         return
     wanted = {n.lower() for n in names}
     for key, value in X.attrs.items():
+        if str(key).lower() not in wanted:
+            continue
         value = _listed(value)
-        if str(key).lower() not in wanted or np.size(value) != 1 or np.asarray(value).dtype.kind not in "iuf":
+        if np.size(value) != 1 or np.asarray(value).dtype.kind not in "iuf":
             continue
         encoding = getattr(X, "encoding", None)
         source = encoding.get("source") if isinstance(encoding, dict) else None
@@ -456,7 +460,8 @@ def _per_band(value: Any, bands: int, where: str, what: str) -> np.ndarray:
     return a
 
 
-def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None,
+             factor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(scale, offset)`` of values not decoded (``mask_and_scale=False``), physical = stored * scale +
     offset: each a number (``scale_factor``/``add_offset``, CF's and rioxarray's when every band has the
     same) or one per band (``scales``/``offsets``: rioxarray's when the bands' differ, GDAL's per-band
@@ -464,7 +469,8 @@ def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[
     ENVI header's ``reflectance scale factor`` F (kept as an attribute by rioxarray) gives scale 1 / F,
     as `unmixgen.io.envi` reads it: F is not applied where gains or offsets are (an ENVI header's
     ``data gain values``/``data offset values``, GDAL's band scale and offset), whether still in the
-    attributes or applied on opening (``mask_and_scale=True``: moved to ``encoding``)."""
+    attributes or applied on opening (``mask_and_scale=True``: moved to ``encoding``). ``factor``:
+    that F as `_reflectance_factor` read it (None: there is none)."""
     out = []
     for one, each, default in (("scale_factor", "scales", 1.0), ("add_offset", "offsets", 0.0)):
         single = _number(attrs[one], f"{what}: attribute {one}") if one in attrs else None
@@ -478,7 +484,6 @@ def _scaling(attrs: dict, bands: int, what: str, encoding: Any = None) -> tuple[
             value = np.asarray(default if single is None else single)
         out.append(value.astype(np.float64))
     scale, offset = out
-    factor = _reflectance_factor(attrs, what)
     if factor is not None:
         # gains or offsets given (here, or applied on opening and moved to the encoding) come first
         # and F is not applied, as `unmixgen.io.envi` reads a header with both
@@ -693,7 +698,8 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         if key in attrs:
             nodata = _number(attrs[key], f"{what}: attribute {key}")
             break
-    scale, offset = _scaling(attrs, bands, what, getattr(X, "encoding", None))
+    factor = _reflectance_factor(attrs, what)
+    scale, offset = _scaling(attrs, bands, what, getattr(X, "encoding", None), factor)
     if order is not None:
         scale, offset = (v if v.ndim == 0 else v[order] for v in (scale, offset))
     source = LabelledSource(X, order, scale, offset, axes=axes)
@@ -718,7 +724,7 @@ def labelled_cube(X: Any, what: str = "scene") -> LabelledCube:
         metadata["scale_factor"], metadata["add_offset"] = (v.tolist() for v in (source.scale, source.offset))
     name = getattr(X, "name", None)
     units = _units(name, attrs)
-    if units is None and _reflectance_factor(attrs, what) is not None:  # ENVI's rule (`unmixgen.io.envi`)
+    if units is None and factor is not None:  # ENVI's rule (`unmixgen.io.envi`)
         units = "reflectance"
     fields = {"wavelengths": wl, "fwhm": fwhm, "good_bands": good, "nodata": nodata, "crs": crs, "transform": transform,
               "units": units, "name": None if name is None else str(name),

@@ -33,6 +33,7 @@ from ..labelled import bands_last, variable_of
 
 __all__ = [
     "abundance_rmse",
+    "dead_maps",
     "evaluate",
     "format_table",
     "match_endmembers",
@@ -87,7 +88,7 @@ def _valid_rows(mask: np.ndarray | None, n: int, *arrays: np.ndarray) -> np.ndar
     return valid
 
 
-def _dead_maps(A: Any, mask: np.ndarray | None) -> np.ndarray:
+def dead_maps(A: Any, mask: np.ndarray | None) -> np.ndarray:
     """Bool ``(p,)``: the maps of ``A`` (``(rows, cols, p)`` / ``(N, p)``) with no finite value
     at any pixel of ``mask`` (a failed endmember; not a pixel's nodata, which is NaN in every
     map). A mask of another size is left to the checks that name it."""
@@ -100,7 +101,7 @@ def _dead_maps(A: Any, mask: np.ndarray | None) -> np.ndarray:
 
 def _some_map_finite(A: Any, mask: np.ndarray | None, what: str) -> None:
     """`InputError` naming ``what`` when every map of ``A`` is NaN at every valid pixel."""
-    if np.ndim(A) >= 2 and np.shape(A)[-1] and _dead_maps(A, mask).all():
+    if np.ndim(A) >= 2 and np.shape(A)[-1] and dead_maps(A, mask).all():
         raise InputError(f"{what}: every map is NaN (or Inf) at every valid pixel; expected finite abundances "
                          "(NaN only at invalid pixels)")
 
@@ -435,7 +436,7 @@ def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
         raise InputError(f"abundances: {a.shape[0]} and {b.shape[0]} pixels; expected the same scene")
     # a map NaN at every pixel (a failed endmember) has no distance to any other; the pixels
     # are judged on the other maps, and its pairs cost more than any pair of finite maps
-    live_a, live_b = ~_dead_maps(a, mask), ~_dead_maps(b, mask)
+    live_a, live_b = ~dead_maps(a, mask), ~dead_maps(b, mask)
     if not live_a.any() or not live_b.any():
         raise InputError(f"abundances: every map of the {'estimate' if not live_a.any() else 'reference'} is NaN "
                          "at every valid pixel; expected finite abundances (NaN only at invalid pixels)")
@@ -675,7 +676,7 @@ def evaluate(*, endmembers: np.ndarray | None = None, abundances: np.ndarray | N
             # a map NaN at every pixel (either side) has no score; the others are scored on
             # their own, and the overall scores are null rather than the others' average (which
             # would rate a failed endmember as well as the good ones)
-            dead = _dead_maps(A_e, mask) | _dead_maps(A_r, mask)
+            dead = dead_maps(A_e, mask) | dead_maps(A_r, mask)
             live = ~dead
             per = np.full(dead.size, np.nan)
             overall = sre_db = float("nan")

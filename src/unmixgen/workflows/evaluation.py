@@ -255,9 +255,7 @@ def evaluate_result(truth: str | os.PathLike, estimate: str | os.PathLike, *, al
     the result folder, else None) when saved. Raises `InputError` for a truth or result that
     cannot be scored, and `EvaluationNotSaved` (holding the scores) when they cannot be written.
     """
-    import numpy as np
-
-    from ..evaluate.unmixing import evaluate
+    from ..evaluate.unmixing import dead_maps, evaluate
     from ..runs.folder import endmember_names, load_result
     from ..runs.sources import read_truth, truth_orientation
 
@@ -278,8 +276,8 @@ def evaluate_result(truth: str | os.PathLike, estimate: str | os.PathLike, *, al
     if A is None and E is None:
         raise in_file(estimate, "result has neither endmembers nor abundances")
     if A is None and "mask" not in r:  # the scene's size unfolds the truth's (p, pixels) maps
-        raise in_file(estimate, "result has endmembers but neither abundances nor a mask; expected the --out of "
-                                "`unmixgen unmix`")
+        raise in_file(estimate, "result has endmembers but neither abundances nor a mask; expected the output "
+                                "folder of unmix_scene (`unmixgen unmix`)")
     rows, cols = (A.shape[:2] if A is not None else r["mask"].shape)
     bands = E.shape[1] if E is not None else None
     # a truth without wavelengths is in the band order of the scene's file (`save_result`)
@@ -306,8 +304,7 @@ def evaluate_result(truth: str | os.PathLike, estimate: str | os.PathLike, *, al
     valid = None if valid is None or np.shape(valid) != (rows, cols) else np.asarray(valid, bool)
     for src, maps, what in ((estimate, A, "result"), (truth, gt.abundances, "ground truth")):
         # every map NaN: nothing to match or score (one map so is scored as such by evaluate)
-        if maps is not None and maps.shape[:2] == (rows, cols) and not np.isfinite(
-                maps if valid is None else np.asarray(maps)[valid]).any():
+        if maps is not None and maps.shape[:2] == (rows, cols) and dead_maps(maps, valid).all():
             raise in_file(src, f"abundances are NaN at every {'valid ' if valid is not None else ''}pixel in every "
                                f"map; expected a {what} with finite abundance maps (NaN only at invalid pixels)")
     wrong = None if pixel_order is not None else truth_orientation(gt, A, r.get("mask"))

@@ -174,9 +174,8 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
         wrong = truth_orientation(scene.truth, A, scene.mask)
         if wrong is not None:  # the run stands; its scores against this truth do not
             note(record["warnings"], f"{wrong}; its metrics in run.json score the truth as read (either way is "
-                                     "scored by `unmixgen evaluate --pixel-order`, or in Python by "
-                                     "evaluate_unmixing on the truth read with "
-                                     "unmixgen.runs.sources.read_truth(..., pixel_order='C' or 'F'))")
+                                     "scored by evaluate_result(truth, out, pixel_order='C' or 'F'), "
+                                     "`unmixgen evaluate --pixel-order`)")
         # the reconstruction metrics need every pixel: the one load of the given path
         record["metrics"] = evaluate(
             endmembers=E, abundances=A, ref_endmembers=scene.truth.endmembers,
