@@ -296,3 +296,13 @@ def test_large_maps_are_shown_strided_without_a_full_size_copy(tmp_path, figs, m
     shown = figs["maps.png"].axes[0].images[0].get_array()
     assert shown.shape == (50, 45)  # every 40th pixel
     np.testing.assert_array_equal(shown, truth[::40, ::40, 0].astype(np.float32))
+
+
+def test_a_json_saved_elsewhere_removes_no_file_beside_it(run_cli, data, run, tmp_path):
+    # an earlier evaluation's figures are removed in the result folder only: beside a JSON saved
+    # elsewhere a file of such a name may be the user's own
+    tmp = data[0]
+    mine = tmp_path / "scores_abundances.png"
+    mine.write_bytes(b"not ours")
+    _evaluate(run_cli, tmp / "spectra.npz", run, "--save", tmp_path / "scores.json")
+    assert mine.read_bytes() == b"not ours"

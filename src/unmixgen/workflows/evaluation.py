@@ -15,9 +15,10 @@ writes what it found next to the JSON. The figures are named after the JSON (``S
 
 The JSON records them (``figures``: kind -> file name). When the JSON goes into the result
 folder itself, ``report.html`` there is (re)written too: the scores and these figures, the run's
-parameters and warnings (its run.json), then every other figure of the run. Figures of an earlier evaluation under the same names that this
-one does not draw are removed with the new files in place, so the folder never shows figures of
-other scores.
+parameters and warnings (its run.json), then every other figure of the run. There, figures of an
+earlier evaluation under the same names that this one does not draw are removed with the new files
+in place, so the folder never shows figures of other scores; beside a JSON saved elsewhere nothing
+is removed (files of those names there may be anyone's).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def save_evaluation(target: str | os.PathLike, result: dict[str, Any], *, estima
     truth : the `GroundTruth` the result was scored against (in the estimate's band order)
     estimate_path : the result folder (or its result.npz): its georeferenced maps say which
         way is north
-    figures : False: no figure (those of an earlier evaluation under these names are removed)
+    figures : False: no figure (in the result folder, those of an earlier evaluation under these
+        names are removed)
 
     Every file is written under a temporary name and all are renamed into place once all are
     complete: a failure (an unwritable folder, a figure that cannot be drawn) leaves every file
@@ -170,8 +172,10 @@ def save_evaluation(target: str | os.PathLike, result: dict[str, Any], *, estima
     paths = figure_paths(target)
     kinds = _drawable(result, estimate, truth) if figures else []
     written = {kind: paths[kind] for kind in kinds}
-    gone = [p for kind, p in paths.items() if kind not in written and p.is_file()]
     report = (folder / REPORT if run_folder is not None and folder.resolve() == run_folder.resolve() else None)
+    # an earlier evaluation's figures are removed in the result folder only, where files of these
+    # names are an evaluation's; beside a JSON saved elsewhere they may be anyone's
+    gone = [p for kind, p in paths.items() if kind not in written and p.is_file()] if report is not None else []
     saved = {"figures": {kind: p.name for kind, p in written.items()}, "report": None if report is None else REPORT}
     record = {**result, **saved}
     group = [target] + ([report] if report is not None else []) + list(written.values())
