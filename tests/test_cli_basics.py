@@ -584,3 +584,27 @@ def test_help_texts_hold_no_square_brackets_and_demo_shows_its_library_defaults(
     shown = {p.name: p.show_default for p in demo.params}
     for key in ("train_minutes", "count", "semiblind_steps", "seed"):
         assert shown[key] == str(defaults[key].default), key
+
+
+def test_train_stu_help_shows_the_estimators_defaults():
+    """train-stu's options fall back to HybridSTU's defaults (None: not given); its --help shows
+    them from a copy that keeps torch out of the command's start, held here to the signature."""
+    import inspect
+
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.cli.semiblind import STU_DEFAULTS
+    from unmixgen.unmix.hybridstu import HybridSTU
+
+    defaults = inspect.signature(HybridSTU).parameters
+    command = typer.main.get_command(app).commands["train-stu"]
+    shown = {p.name: p.show_default for p in command.params}
+    for name, text in STU_DEFAULTS.items():
+        assert text == str(defaults[name].default), name
+        assert shown[name] == text, name
+    from unmixgen.workflows.semiblind import unmix_hybridstu
+
+    unmix = {p.name: p.show_default for p in typer.main.get_command(app).commands["unmix"].params}
+    assert unmix["maps"] == inspect.signature(unmix_hybridstu).parameters["maps"].default
+    assert (unmix["max_minutes"], unmix["max_steps"]) == (STU_DEFAULTS["max_minutes"], STU_DEFAULTS["max_steps"])

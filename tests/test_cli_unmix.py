@@ -143,7 +143,7 @@ def test_evaluate_matches_metrics_on_truth(run_cli, scene_file, tmp_path):
                               "--no-figures")
     assert code == 0 and json.loads(stdout)["alignment"] == "both"
     code, _, err = run_cli("evaluate", "--truth", truth, "--estimate", out, "--align", "names")
-    assert code == 2 and "--align: 'names'" in err
+    assert code == 2 and "--align names: expected 'abundance', 'sad' or 'both'" in err
     # --save never overwrites an input: only a .json of its own
     before = truth.read_bytes()
     run_json = (out / "run.json").read_bytes()

@@ -11,6 +11,7 @@ import typer
 from ..errors import InputError
 from ..unmix.inversion import METHODS as INVERTERS
 from .app import app
+from .semiblind import STU_DEFAULTS
 
 
 def _parse_p(value: str) -> int | str:
@@ -40,9 +41,9 @@ def unmix(
     truth: Path = typer.Option(None, "--truth", help="Ground truth (.mat/.npz/result folder): metrics go into run.json."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
     model: Path = typer.Option(None, "--model", help="hybridstu: a model folder written by train-stu."),
-    maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE)."),
-    max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most (training stopped by time is not reproducible: use --max-steps for that)."),
-    max_steps: int = typer.Option(None, "--max-steps", help="hybridstu without --model: training steps at most (reproducible with --seed)."),
+    maps: str = typer.Option(None, "--maps", help="hybridstu without --model: training maps (grf, dirichlet, prior:MODEL, FILE).", show_default="grf"),
+    max_minutes: float = typer.Option(None, "--max-minutes", help="hybridstu without --model: training minutes at most (training stopped by time is not reproducible: use --max-steps for that).", show_default=STU_DEFAULTS["max_minutes"]),
+    max_steps: int = typer.Option(None, "--max-steps", help="hybridstu without --model: training steps at most (reproducible with --seed).", show_default=STU_DEFAULTS["max_steps"]),
     device: str = typer.Option(None, "--device", help="auto, cpu or cuda: hybridstu and the blind methods auto, "
                                                       "edaa and mvnmf (the others run on the CPU)."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (hybridstu, and the blind auto, edaa and mvnmf; 0 = torch's default)."),
@@ -125,10 +126,8 @@ def evaluate(
 
     Example: unmixgen evaluate --truth end3.mat --estimate run1
     """
-    from ..workflows.evaluation import ALIGNMENTS, EvaluationNotSaved, evaluate_result
+    from ..workflows.evaluation import EvaluationNotSaved, evaluate_result
 
-    if align is not None and align not in ALIGNMENTS:
-        raise InputError(f"--align: {align!r}; expected 'abundance', 'sad' or 'both'")
     try:
         record = evaluate_result(truth, estimate, align=align, pixel_order=pixel_order, save=save, figures=figures)
     except EvaluationNotSaved as exc:  # the scores still: a folder that cannot take them does not hide them
