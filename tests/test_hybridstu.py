@@ -103,7 +103,7 @@ def test_fit_gives_valid_abundances_and_beats_the_uniform_guess(fitted):
     # the kept weights are never worse on validation than FCLS (the untrained start)
     assert h["best_validation_rmse"] <= h["fcls_validation_rmse"] + P * 1e-4
     # the training maps' smoothing was chosen per scene ("auto"), among the allowed widths
-    from unmixgen.unmix.hybridstu.estimator import SMOOTHING_WIDTHS
+    from unmixgen.unmix.hybridstu.smoothing import SMOOTHING_WIDTHS
 
     assert h["map_smoothing"] in SMOOTHING_WIDTHS and set(h["map_smoothing_risk"]) == set(SMOOTHING_WIDTHS)
     assert h["map_smoothing_risk"][h["map_smoothing"]] == min(h["map_smoothing_risk"].values())
@@ -156,7 +156,7 @@ def test_the_scaled_channels_are_the_brightness_free_answer_and_the_scaled_netwo
 
 
 def test_smoothed_training_maps_stay_on_the_simplex_and_invalid_pixels_stay_nan():
-    from unmixgen.unmix.hybridstu.estimator import smooth_maps
+    from unmixgen.unmix.hybridstu.smoothing import smooth_maps
 
     A = abundance_maps(20, 16, P, 4)
     noisy = np.random.default_rng(0).dirichlet(np.ones(P), size=(20, 16)).astype(np.float32)
@@ -177,7 +177,7 @@ def test_smoothing_width_chosen_by_the_unbiased_risk_estimate():
     """Stein's risk estimate of `choose_smoothing` tracks the true error of the smoothed maps
     against the noise-free ones, so the width it picks is the best of the grid or close; more
     noise picks a wider filter, and noise-free maps are left alone."""
-    from unmixgen.unmix.hybridstu.estimator import choose_smoothing, smooth_maps
+    from unmixgen.unmix.hybridstu.smoothing import choose_smoothing, smooth_maps
 
     widths = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
@@ -203,7 +203,7 @@ def test_training_maps_are_not_smoothed_where_the_scene_has_no_spatial_structure
     smooth maps, about 0 for maps drawn pixel by pixel, whatever the noise; `auto_smoothing`
     leaves the latter unsmoothed (smoothed training maps taught the network a correlation the
     scene lacks) and picks the risk estimate's width for the former."""
-    from unmixgen.unmix.hybridstu.estimator import (
+    from unmixgen.unmix.hybridstu.smoothing import (
         SMOOTHING_WIDTHS,
         UNSTRUCTURED,
         auto_smoothing,
@@ -230,7 +230,7 @@ def test_training_maps_are_not_smoothed_where_the_scene_has_no_spatial_structure
 
 
 def test_map_noise_variance_is_the_least_squares_abundance_spread():
-    from unmixgen.unmix.hybridstu.estimator import map_noise_variance
+    from unmixgen.unmix.hybridstu.smoothing import map_noise_variance
 
     rng = np.random.default_rng(0)
     E = endmembers()

@@ -40,7 +40,7 @@ def test_scene_halves_refuses_what_cannot_be_halved():
 def test_scene_prior_learns_the_smoothed_fcls_maps_in_endmember_order(tmp_path, torch_one_thread):
     from unmixgen.priors.abundance.model import load_model
     from unmixgen.simulate.procedural import make_scene
-    from unmixgen.unmix.hybridstu.estimator import smooth_maps
+    from unmixgen.unmix.hybridstu.smoothing import smooth_maps
     from unmixgen.unmix.inversion import fcls
 
     s = make_scene(rows=32, cols=32, p=3, bands=20, snr_db=40, seed=1)

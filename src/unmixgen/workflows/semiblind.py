@@ -107,7 +107,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     good bands by ``method`` (an inverter of `unmixgen.unmix.inversion.METHODS`: FCLS, or
     ``"scaled"`` where `HybridSTU` corrects the brightness-free answer, its ``base``),
     smoothed by a Gaussian of ``smoothing`` pixels (``"auto"``: chosen from the scene's noise
-    estimate, `unmixgen.unmix.hybridstu.estimator.auto_smoothing`) like the maps the GRF and
+    estimate, `unmixgen.unmix.hybridstu.smoothing.auto_smoothing`) like the maps the GRF and
     Dirichlet sources of `HybridSTU` are fitted to (``map_smoothing``), so the three sources start from the same
     maps and the prior's channels are the endmembers' order. They are
     written as a result folder ``out/unmix`` and the prior is trained into ``out/model``
@@ -121,7 +121,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
 
     from ..atomic import atomic_dir, check_output_dir
     from ..runs.folder import save_result
-    from ..unmix.hybridstu.estimator import smooth_maps
+    from ..unmix.hybridstu.smoothing import smooth_maps
     from ..unmix.inversion import invert_scene
     from .abundance import train_abundance_model
 
@@ -133,7 +133,7 @@ def train_scene_prior(scene, endmembers, out: str | Path, *, max_minutes: float 
     A = invert_scene(scene, E, method, progress=False)  # tiled, on the good bands
     if smoothing == "auto":
         from ..unmix.hybridstu.data import noise_estimate
-        from ..unmix.hybridstu.estimator import auto_smoothing, map_noise_variance
+        from ..unmix.hybridstu.smoothing import auto_smoothing, map_noise_variance
 
         good = np.asarray(scene.good_bands, bool)
         Y = scene.valid_pixels()

@@ -1,4 +1,4 @@
-"""Semi-blind unmixing with the HybridSTU CNN: network, training pairs, loss, estimator."""
+"""Semi-blind unmixing with the HybridSTU CNN: network, training pairs and their maps' smoothing, loss, estimator."""
 
 from .estimator import HybridSTU
 
