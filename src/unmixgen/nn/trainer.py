@@ -136,6 +136,19 @@ class Trainer:
             g.setdefault("initial_lr", lr)
         self.lr_schedule = LambdaLR(self.optimizer, self.warmup_factor, last_epoch=self.step - 1)
 
+    @classmethod
+    def from_settings(cls, model: torch.nn.Module, loss_fn: LossFn, folder: str | Path, settings: dict, *,
+                      log_every: int = 10, device: str = "cpu") -> Trainer:
+        """A trainer set up by a model folder's ``training`` settings: ``lr``, ``weight_decay``,
+        ``warmup_steps``, ``grad_clip``, ``ema_decay``, ``seed`` and ``checkpoint_every_s``, and
+        ``checkpoint_every_steps`` where present. The batch generator is seeded with ``seed + 1``
+        (``seed`` itself drew the initial weights)."""
+        return cls(model, loss_fn, folder, lr=settings["lr"], weight_decay=settings["weight_decay"],
+                   warmup_steps=settings["warmup_steps"], grad_clip=settings["grad_clip"],
+                   ema_decay=settings["ema_decay"], seed=int(settings["seed"]) + 1,
+                   checkpoint_every_s=settings["checkpoint_every_s"],
+                   checkpoint_every_steps=settings.get("checkpoint_every_steps"), log_every=log_every, device=device)
+
     def warmup_factor(self, step: int) -> float:
         """Learning rate of (0-based) step ``step`` as a fraction of ``lr``."""
         return min(1.0, (step + 1) / max(1, self.warmup_steps))

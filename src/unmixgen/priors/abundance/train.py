@@ -137,11 +137,7 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     seed_torch(int(tr["seed"]))
     with ck.config_fields(model_dir):
         net = build_network(cfg["network"])
-    # the batch generator is seeded with seed + 1 (seed itself drew the initial weights)
-    trainer = Trainer(net, objective, model_dir, lr=tr["lr"], weight_decay=tr["weight_decay"],
-                      warmup_steps=tr["warmup_steps"], grad_clip=tr["grad_clip"], ema_decay=tr["ema_decay"],
-                      seed=int(tr["seed"]) + 1, checkpoint_every_s=tr["checkpoint_every_s"],
-                      checkpoint_every_steps=tr["checkpoint_every_steps"], log_every=log_every, device=device)
+    trainer = Trainer.from_settings(net, objective, model_dir, tr, log_every=log_every, device=device)
     return trainer.fit(max_steps=max_steps, max_minutes=max_minutes, progress=progress).as_dict()
 
 

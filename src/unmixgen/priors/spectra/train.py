@@ -135,8 +135,5 @@ def train(model_dir: str | Path, *, max_steps: int | None = None, max_minutes: f
     seed_torch(int(tr["seed"]))
     with ck.config_fields(model_dir):
         net = build_network(cfg["network"])
-    trainer = Trainer(net, objective, model_dir, lr=tr["lr"], weight_decay=tr["weight_decay"],
-                      warmup_steps=tr["warmup_steps"], grad_clip=tr["grad_clip"], ema_decay=tr["ema_decay"],
-                      seed=int(tr["seed"]) + 1, checkpoint_every_s=tr["checkpoint_every_s"],
-                      log_every=log_every, device=device)
+    trainer = Trainer.from_settings(net, objective, model_dir, tr, log_every=log_every, device=device)
     return trainer.fit(max_steps=max_steps, max_minutes=max_minutes, progress=progress).as_dict()
