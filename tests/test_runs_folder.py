@@ -79,6 +79,32 @@ def test_endmember_figure_draws_each_estimate_with_its_own_truth(tmp_path, monke
     assert seen["truth_names"] is None  # unnamed truth: labelled after the estimate it matches
 
 
+def test_abundance_maps_are_titled_with_the_truth_their_spectrum_matches(tmp_path, monkeypatch):
+    """With a named truth, each map's title names the reference its spectrum matches, as the
+    spectra figure's legend pairs them: 'em1 (c)'. Without names, or without a match, its own."""
+    from unmixgen.report import figures as report
+    from unmixgen.runs.folder import save_result
+    from unmixgen.scene import GroundTruth
+    from unmixgen.simulate.procedural import make_scene
+
+    s = make_scene(rows=12, cols=12, bands=30, p=4, seed=0)
+    T, A = s.truth.endmembers, s.truth.abundances
+    order = np.array([2, 0, 3, 1])
+    seen = {}
+    monkeypatch.setattr(report, "plot_abundances", lambda *a, **k: seen.update(k))
+    monkeypatch.setattr(report, "plot_endmembers", lambda *a, **k: None)
+    scene = Scene(s.load(), wavelengths=s.wavelengths, truth=GroundTruth(T, A, ["a", "b", "c", "d"]))
+    save_result(tmp_path, scene, endmembers=T[order] * 1.02, abundances=A[..., order])
+    assert seen["names"] == ["em1 (c)", "em2 (a)", "em3 (d)", "em4 (b)"]
+    # own names kept in front; a truth of two: the two estimates it matches are named, not the rest
+    scene = Scene(s.load(), wavelengths=s.wavelengths, truth=GroundTruth(T[:2], None, ["a", "b"]))
+    save_result(tmp_path, scene, endmembers=T[order], abundances=A[..., order], names=["w", "x", "y", "z"])
+    assert seen["names"] == ["w", "x (a)", "y", "z (b)"]
+    scene = Scene(s.load(), wavelengths=s.wavelengths, truth=GroundTruth(T, A, None))
+    save_result(tmp_path, scene, endmembers=T[order], abundances=A[..., order])
+    assert seen["names"] == ["em1", "em2", "em3", "em4"]
+
+
 def _saved_result(tmp_path, **change):
     """A run folder holding a 3-endmember, 20-band result.npz with ``change`` applied."""
     import json

@@ -291,16 +291,25 @@ def save_result(folder: str | Path, scene: Scene, *, endmembers: np.ndarray | No
         from ..report import figures as report
 
         report.plot_rgb(scene, folder / "rgb.png")
+        truth, truth_names = (None, None) if endmembers is None else _truth_for_figure(scene, endmembers)
         if abundances is not None:
-            report.plot_abundances(abundances, folder / "abundances.png", names=names, mask=scene.mask,
-                                   transform=scene.transform,
+            report.plot_abundances(abundances, folder / "abundances.png", names=_matched_names(p, names, truth_names),
+                                   mask=scene.mask, transform=scene.transform,
                                    title=None if describe is None else f"abundance maps, {describe}")
         if endmembers is not None:
-            truth, truth_names = _truth_for_figure(scene, endmembers)
             report.plot_endmembers(endmembers, scene.wavelengths, folder / "endmembers.png",
                                    names=names, truth=truth, truth_names=truth_names,
                                    good_bands=scene.good_bands, ylabel=report.values_label(scene.units),
                                    title=_spectra_title(describe, truth is not None))
+
+
+def _matched_names(p: int, names: list[str] | None, truth_names: list[str] | None) -> list[str]:
+    """The endmembers' names, each followed by the reference name matched to it (`_truth_for_figure`)
+    where there is one: ``"em1 (road)"``, so the maps say what they show as the spectra figure does."""
+    own = endmember_names(p, names)
+    if not truth_names:
+        return own
+    return [f"{n} ({t})" if t and t != n else n for n, t in zip(own, truth_names[:p], strict=True)]
 
 
 def _spectra_title(describe: str | None, truth: bool) -> str | None:
