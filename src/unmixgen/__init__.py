@@ -62,6 +62,7 @@ _API = {
     "synthesize_maps": "unmixgen.workflows",
     "train_spectra_model": "unmixgen.workflows",
     "refine_result": "unmixgen.workflows",
+    "refine_scene": "unmixgen.workflows",
     "train_stu": "unmixgen.workflows",
     "unmix_hybridstu": "unmixgen.workflows",
     "simulate_scenes": "unmixgen.workflows",

@@ -10,12 +10,12 @@ with given endmembers never loads torch.
 from .abundance import synthesize_maps, train_abundance_model
 from .demo import run_demo
 from .evaluation import evaluate_result
-from .refinement import refine_result, train_spectra_model
+from .refinement import refine_result, refine_scene, train_spectra_model
 from .semiblind import stu_endmembers, stu_training_maps, train_stu, unmix_hybridstu
 from .simulation import simulate_scenes
 from .unmixing import unmix_scene
 
 __all__ = [
-    "evaluate_result", "refine_result", "run_demo", "simulate_scenes", "stu_endmembers", "stu_training_maps", "synthesize_maps",
+    "evaluate_result", "refine_result", "refine_scene", "run_demo", "simulate_scenes", "stu_endmembers", "stu_training_maps", "synthesize_maps",
     "train_abundance_model", "train_spectra_model", "train_stu", "unmix_hybridstu", "unmix_scene",
 ]

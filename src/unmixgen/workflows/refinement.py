@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,192 @@ FEW_SAMPLES = 8
 """Below this many posterior samples the run warns that its intervals are rough."""
 
 
+def _checked_options(samples, steps, rounds, seed, t0, options: dict) -> tuple[dict, str | None]:
+    """`ParameterError` for a refinement setting out of range; returns ``(options as `refine`
+    takes them, band_weights as asked)``: ``mixing`` / ``band_weights`` left out when None (the
+    defaults), ``band_weights`` ``"none"`` as None. ``options`` itself is left as given."""
+    if rounds != "auto" and rounds is not None:
+        check_range("rounds", rounds, low=1, integer=True)
+    check_range("samples", samples, low=1, integer=True)
+    check_range("steps", steps, low=1, integer=True)
+    check_range("seed", seed, low=0, integer=True)  # before the scene is read (refine checks it again)
+    from ..refine.schedule import timesteps
+
+    timesteps(t0, steps, 1000)
+    options = dict(options)
+    if options.get("spectra_t0") is not None:
+        check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
+    if options.get("lam") is not None:
+        check_range("lam", options["lam"], low=0)
+    if options.get("mixing") is None:  # None: the default, as for the other options
+        options.pop("mixing", None)
+    else:
+        from ..refine.mixing import check_mixing
+
+        check_mixing(options["mixing"])
+    asked_weights = options.get("band_weights")  # "noise", "none" or None, as run.json records it
+    if options.get("band_weights") is None:  # None: the default (weighted where the noise differs between bands)
+        options.pop("band_weights", None)
+    else:
+        from ..unmix.rank import band_weights_option
+
+        options["band_weights"] = band_weights_option(options["band_weights"])
+    return options, asked_weights
+
+
+@dataclass
+class SceneRefinement:
+    """What `refine_scene` returns.
+
+    result : `unmixgen.refine.posterior.Refined`: the guarded posterior mean ``abundances``,
+        ``abundances_std``, ``abundances_q05``, ``abundances_q95`` (rows, cols, p), ``endmembers``
+        and ``endmembers_std`` (p, bands; on the scene's bad bands the given endmembers, std NaN),
+        ``pixels_kept`` (rows, cols) and the samples.
+    brightness : (rows, cols) float32 per-pixel brightness of the scaled mixing model (the given
+        one times refine's where both are), or None; ``brightness_from`` says whose.
+    record : run.json's ``refine`` section; warnings : what was noted (also shown as warnings).
+    abundance_prior, spectra_prior : the model folders used (``spectra_prior`` None: the
+        endmembers were not sampled).
+    """
+
+    result: Any
+    brightness: np.ndarray | None
+    brightness_from: str
+    record: dict
+    warnings: list[str]
+    abundance_prior: Path
+    spectra_prior: Path | None
+
+
+def refine_scene(scene: Any, endmembers: np.ndarray, abundances: np.ndarray, *, brightness: np.ndarray | None = None,
+                 abundance_basis: str | None = None, endmembers_from: str = "unknown",
+                 abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
+                 samples: int = 16, steps: int = 20, rounds: int | str | None = "auto", t0: float = 0.3,
+                 seed: int = 0, device: str = "cpu", progress: bool = False,
+                 sources: tuple[str, str] = ("scene", "init"), **options: Any) -> SceneRefinement:
+    """Refine an unmixing of ``scene`` held in memory: what `refine_result` does between
+    reading its inputs and writing its folder, for a notebook's arrays (e.g. a fitted
+    ``make_method(...)``'s ``endmembers_`` and ``abundances_``).
+
+    Parameters
+    ----------
+    scene : a `Scene` or a ``(rows, cols, bands)`` array.
+    endmembers : (p, bands); abundances : (rows, cols, p) on the simplex (NaN: start from FCLS).
+    brightness : (rows, cols) per-pixel brightness of an init of the scaled model ``y = s a E``
+        (NaN or 0: none); the pixels are refined divided by it.
+    abundance_basis : the init's fraction basis (`refine` ``abundance_basis``), or None.
+    endmembers_from : ``"scene"`` (extracted from this scene: the rounds and ``endmembers_fitted``
+        follow, as `endmember_origin` says for a result folder), ``"given"`` or ``"unknown"``.
+    abundance_prior, spectra_prior, samples, steps, rounds, t0, seed, device, options : as for
+        `refine_result` (None priors: the shipped ones).
+    progress : show a progress bar of the denoising steps.
+    sources : how messages name the scene and the init (`refine_result` passes their paths).
+    """
+    from ..nn.device import resolve_device
+    from ..priors.abundance.model import AbundanceModel
+    from ..priors.spectra.model import load_spectra_prior
+    from ..refine.posterior import refine
+    from ..scene import as_scene
+
+    scene_name, init_name = sources
+    options, _ = _checked_options(samples, steps, rounds, seed, t0, options)
+    if endmembers_from not in ("scene", "given", "unknown"):
+        raise ParameterError("endmembers_from", endmembers_from, "expected 'scene', 'given' or 'unknown'")
+    scene = as_scene(scene)
+    E0, A0 = np.asarray(endmembers, np.float32), np.asarray(abundances, np.float32)
+    if A0.shape[:2] != (scene.rows, scene.cols) or E0.shape[-1] != scene.bands:
+        raise InputError(f"{init_name}: abundances of shape {A0.shape} and endmembers of shape {E0.shape} for a "
+                         f"{scene.rows}x{scene.cols} scene with {scene.bands} bands; expected (rows, cols, p) and "
+                         "(p, bands) of this scene")
+    _check_estimate(A0, E0, scene.good_bands, init_name)
+    device = resolve_device(device)
+    auto = rounds == "auto"
+    if auto:
+        rounds = None if endmembers_from == "scene" else 1
+    ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
+    sp = None
+    if scene.wavelengths is not None:
+        sp = load_spectra_prior(spectra_prior, device)
+    elif spectra_prior is not None:
+        raise InputError(f"{scene_name}: the scene has no wavelengths; the spectra prior needs them ({GIVE_CENTRES})")
+    else:  # settings of the endmembers' sampling, which does not run here, were dropped without a word
+        for name in SPECTRA_OPTIONS:
+            if options.get(name) is not None:
+                raise ParameterError(name, options[name], f"sets the spectra prior's sampling of the endmembers; "
+                                     f"{scene_name} has no wavelengths, so its endmembers are kept as the init has "
+                                     f"them ({GIVE_CENTRES})")
+    cube = scene.load()
+    if brightness is not None:
+        # pixels without a usable brightness (NaN, 0) are refined as they are
+        ok = np.isfinite(brightness) & (brightness > 0)
+        cube = np.divide(cube, np.where(ok, brightness, 1.0)[..., None].astype(np.float32),
+                         out=np.empty(cube.shape, np.float32))  # a new array: the scene's stays as read
+    notes: list[str] = []
+    # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
+    good = np.asarray(scene.good_bands, bool)
+    pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)
+    # valid pixels the init left without abundances (it was run with another mask) start from
+    # the least-squares abundances of the init's endmembers, so every valid pixel is refined
+    missing = scene.mask & ~np.all(np.isfinite(A0), axis=-1)
+    A_start = A0
+    if missing.any():
+        from ..unmix.inversion import fcls
+
+        A_start = A0.copy()
+        A_start[missing] = fcls(pick(cube)[missing], pick(E0))
+        note(notes, f"{init_name}: {int(missing.sum())} valid pixels of the scene have no init "
+                    "abundances (NaN); they start from FCLS with the init's endmembers")
+    if sp is None:
+        note(notes, f"{scene_name}: the scene has no wavelengths, so its endmembers are kept as "
+                    f"the init has them (the spectra prior needs band centres: {GIVE_CENTRES})")
+    if samples < FEW_SAMPLES:
+        note(notes, ParameterWarning([("samples", samples)], f"the std and 5 / 95 % quantiles of fewer "
+                                     f"than {FEW_SAMPLES} samples are rough (the mean may even lie outside "
+                                     "its interval); use 16 or more for uncertainty"))
+    bar = _steps_bar(progress)
+    try:
+        r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
+                   wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
+                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, abundance_basis=abundance_basis,
+                   **{"endmembers_fitted": endmembers_from == "scene", **options})
+    finally:
+        if bar is not None:
+            bar.stop()
+    if not good.all():  # back on all bands: the bad ones keep the init's values, their std unknown
+        E_full, std_full = E0.copy(), np.full(E0.shape, np.nan, np.float32)
+        E_full[:, good], std_full[:, good] = r.endmembers, r.endmembers_std
+        r.endmembers, r.endmembers_std = E_full, std_full
+    record = r.record
+    record["init_endmembers_origin"] = endmembers_from
+    if r.record["rounds_from"] == "pure-pixel clusters":
+        _warn_overridden(notes, r.record, None if auto else rounds, spectra_prior, options)
+    if auto and r.record["rounds_from"] != "pure-pixel clusters":  # the clusters, not the auto rule, set them
+        record["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if endmembers_from == "scene"
+                                 else f"auto: endmembers {endmembers_from}")
+    record["bands_used"] = int(good.sum())
+    record["brightness_divided"] = brightness is not None
+    brightness_from = "from the init"
+    if r.brightness is not None:  # the scaled mixing model, chosen by refine: its brightness on top
+        brightness_from = ("from the init times refine's" if brightness is not None
+                           else "estimated by refine (scaled mixing model)")
+        if brightness is None:
+            brightness = r.brightness
+        else:
+            # the pixels were divided by the init's usable brightness only (NaN, 0: by 1), so
+            # those without one carry refine's alone; pixels refine left out keep the init's
+            brightness = np.where(np.isfinite(r.brightness), np.where(ok, brightness, 1.0) * r.brightness,
+                                  brightness).astype(np.float32)
+    g = r.record["guard"]
+    sampled = r.record["endmembers_refined"]
+    if g["pixels_kept_fraction"] < 1 or (sampled and not g["endmembers_kept"]):
+        what = ("refined endmembers " + ("kept" if g["endmembers_kept"] else "rejected") if sampled
+                else "endmembers not refined (kept from the init)")
+        notes.append(f"guard: refined abundances kept at {100 * g['pixels_kept_fraction']:.1f} % of "
+                     f"valid pixels; {what}")
+    return SceneRefinement(r, brightness, brightness_from, record, notes, ab.model_dir,
+                           None if sp is None else sp.model_dir)
+
+
 def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   abundance_prior: str | Path | None = None, spectra_prior: str | Path | None = None,
                   samples: int = 16, steps: int = 20, rounds: int | str | None = "auto", t0: float = 0.3,
@@ -218,7 +405,8 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                   device: str = "cpu", overwrite: bool = False, figures: bool = True,
                   progress: bool = True, report: bool = False, **options: Any) -> dict:
     """Refine the result folder ``init`` of ``scene_path`` by posterior sampling (the Python
-    form of ``unmixgen refine``); writes the run folder ``out``.
+    form of ``unmixgen refine``); writes the run folder ``out``. `refine_scene` does the same
+    on a scene and an unmixing held in memory, and writes nothing.
 
     Parameters
     ----------
@@ -253,10 +441,6 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     """
     from ..atomic import check_output_dir, write_json
     from ..io import read_scene, require_path
-    from ..priors.abundance.model import AbundanceModel
-    from ..priors.spectra.model import load_spectra_prior
-    from ..refine.posterior import refine
-    from ..refine.schedule import timesteps
     from ..report.figures import plot_uncertainty
     from ..runs.folder import load_result, run_record, save_maps, save_result
 
@@ -264,29 +448,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     inputs = [scene_path, init, abundance_prior, spectra_prior]
     require_path(scene_path, "scene_path")
     check_output_dir(out, overwrite, inputs)
-    if rounds != "auto" and rounds is not None:
-        check_range("rounds", rounds, low=1, integer=True)
-    check_range("samples", samples, low=1, integer=True)
-    check_range("steps", steps, low=1, integer=True)
-    check_range("seed", seed, low=0, integer=True)  # before the scene is read (refine checks it again)
-    timesteps(t0, steps, 1000)
-    if options.get("spectra_t0") is not None:
-        check_range("spectra_t0", options["spectra_t0"], low=0, high=1, low_open=True)
-    if options.get("lam") is not None:
-        check_range("lam", options["lam"], low=0)
-    if options.get("mixing") is None:  # None: the default, as for the other options
-        options.pop("mixing", None)
-    else:
-        from ..refine.mixing import check_mixing
-
-        check_mixing(options["mixing"])
-    asked_weights = options.get("band_weights")  # "noise", "none" or None, as run.json records it
-    if options.get("band_weights") is None:  # None: the default (weighted where the noise differs between bands)
-        options.pop("band_weights", None)
-    else:
-        from ..unmix.rank import band_weights_option
-
-        options["band_weights"] = band_weights_option(options["band_weights"])
+    checked, asked_weights = _checked_options(samples, steps, rounds, seed, t0, options)  # before the scene is read
     from ..nn.device import resolve_device
 
     device = resolve_device(device)
@@ -307,103 +469,29 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
                          f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
                          "another scene?)")
     _check_init(res, A0, E0, init, scene)
-    origin = endmember_origin(res.get("run"))
-    auto = rounds == "auto"
-    if auto:
-        rounds = None if origin == "scene" else 1
     brightness = _init_brightness(res, init, scene.rows, scene.cols)
     # fractions of the endmembers divided by their brightness (the blind default's edaa): refined
     # as fractions of the endmembers and returned as the init has them
     basis = str(res["abundance_basis"]) if "abundance_basis" in res else None
-    ab = AbundanceModel(abundance_prior or _shipped(DEFAULT_ABUNDANCE_PRIOR), device)
-    sp = None
-    if scene.wavelengths is not None:
-        sp = load_spectra_prior(spectra_prior, device)
-    elif spectra_prior is not None:
-        raise InputError(f"{scene_path}: the scene has no wavelengths; the spectra prior needs them ({GIVE_CENTRES})")
-    else:  # settings of the endmembers' sampling, which does not run here, were dropped without a word
-        for name in SPECTRA_OPTIONS:
-            if options.get(name) is not None:
-                raise ParameterError(name, options[name], f"sets the spectra prior's sampling of the endmembers; "
-                                     f"{scene_path} has no wavelengths, so its endmembers are kept as the init has "
-                                     f"them ({GIVE_CENTRES})")
-    cube = scene.load()
-    if brightness is not None:
-        # pixels without a usable brightness (NaN, 0) are refined as they are
-        ok = np.isfinite(brightness) & (brightness > 0)
-        cube = np.divide(cube, np.where(ok, brightness, 1.0)[..., None].astype(np.float32),
-                         out=np.empty(cube.shape, np.float32))  # a new array: the scene's stays as read
-    record = run_record("refine", {"init": str(init), "abundance_prior": str(ab.model_dir),
-                                   "spectra_prior": None if sp is None else str(sp.model_dir),
+    done = refine_scene(scene, E0, A0, brightness=brightness, abundance_basis=basis,
+                        endmembers_from=endmember_origin(res.get("run")), abundance_prior=abundance_prior,
+                        spectra_prior=spectra_prior, samples=samples, steps=steps, rounds=rounds, t0=t0, seed=seed,
+                        device=device, progress=progress, sources=(str(scene_path), str(init)), **options)
+    r = done.result
+    record = run_record("refine", {"init": str(init), "abundance_prior": str(done.abundance_prior),
+                                   "spectra_prior": None if done.spectra_prior is None else str(done.spectra_prior),
                                    # as asked: "auto" (refine.rounds and rounds_from say what it chose)
-                                   "samples": samples, "steps": steps, "rounds": "auto" if auto else rounds, "t0": t0,
+                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
                                    # "none" as asked: null could not be told from noise too white to weigh
-                                   **options, **({"band_weights": asked_weights} if asked_weights else {})},
+                                   **checked, **({"band_weights": asked_weights} if asked_weights else {})},
                         seed=seed)
-    record["warnings"] = scene_notes + record["warnings"]
-    # bad bands (e.g. ENVI bbl) take no part: they may hold NaN or garbage
-    good = np.asarray(scene.good_bands, bool)
-    pick = (lambda v: None if v is None else np.asarray(v)[..., good]) if not good.all() else (lambda v: v)
-    # valid pixels the init left without abundances (it was run with another mask) start from
-    # the least-squares abundances of the init's endmembers, so every valid pixel is refined
-    missing = scene.mask & ~np.all(np.isfinite(A0), axis=-1)
-    A_start = A0
-    if missing.any():
-        from ..unmix.inversion import fcls
-
-        A_start = A0.copy()
-        A_start[missing] = fcls(pick(cube)[missing], pick(E0))
-        note(record["warnings"], f"{init}: {int(missing.sum())} valid pixels of the scene have no init "
-                                 "abundances (NaN); they start from FCLS with the init's endmembers")
-    if sp is None:
-        note(record["warnings"], f"{scene_path}: the scene has no wavelengths, so its endmembers are kept as "
-                                 f"the init has them (the spectra prior needs band centres: {GIVE_CENTRES})")
-    if samples < FEW_SAMPLES:
-        note(record["warnings"], ParameterWarning([("samples", samples)], f"the std and 5 / 95 % quantiles of fewer "
-                                                  f"than {FEW_SAMPLES} samples are rough (the mean may even lie outside "
-                                                  "its interval); use 16 or more for uncertainty"))
-    bar = _steps_bar(progress)
-    try:
-        r = refine(pick(cube), pick(E0), A_start, abundance_prior=ab, spectra_prior=sp, mask=scene.mask,
-                   wavelengths=pick(scene.wavelengths), fwhm=pick(scene.fwhm), samples=samples, steps=steps,
-                   rounds=rounds, t0=t0, seed=seed, device=device, progress=bar, abundance_basis=basis,
-                   **{"endmembers_fitted": origin == "scene", **options})
-    finally:
-        if bar is not None:
-            bar.stop()
-    if not good.all():  # back on all bands: the bad ones keep the init's values, their std unknown
-        E_full, std_full = E0.copy(), np.full(E0.shape, np.nan, np.float32)
-        E_full[:, good], std_full[:, good] = r.endmembers, r.endmembers_std
-        r.endmembers, r.endmembers_std = E_full, std_full
-    record["refine"] = r.record
-    record["refine"]["init_endmembers_origin"] = origin
-    if r.record["rounds_from"] == "pure-pixel clusters":
-        _warn_overridden(record["warnings"], r.record, None if auto else rounds, spectra_prior, options)
-    if auto and r.record["rounds_from"] != "pure-pixel clusters":  # the clusters, not the auto rule, set them
-        record["refine"]["rounds_from"] = ("auto: endmembers from the scene, by the prior weight" if origin == "scene"
-                                           else f"auto: endmembers {origin}")
-    record["refine"]["bands_used"] = int(good.sum())
-    record["refine"]["brightness_divided"] = brightness is not None
-    brightness_from = "from the init"
-    if r.brightness is not None:  # the scaled mixing model, chosen by refine: its brightness on top
-        brightness_from = ("from the init times refine's" if brightness is not None
-                           else "estimated by refine (scaled mixing model)")
-        if brightness is None:
-            brightness = r.brightness
-        else:
-            # the pixels were divided by the init's usable brightness only (NaN, 0: by 1), so
-            # those without one carry refine's alone; pixels refine left out keep the init's
-            brightness = np.where(np.isfinite(r.brightness), np.where(ok, brightness, 1.0) * r.brightness,
-                                  brightness).astype(np.float32)
+    record["warnings"] = scene_notes + record["warnings"] + done.warnings
+    record["refine"] = done.record
     record["timings_s"]["refine"] = r.record["seconds"]
     g = r.record["guard"]
     sampled = r.record["endmembers_refined"]
-    if g["pixels_kept_fraction"] < 1 or (sampled and not g["endmembers_kept"]):
-        what = ("refined endmembers " + ("kept" if g["endmembers_kept"] else "rejected") if sampled
-                else "endmembers not refined (kept from the init)")
-        record["warnings"].append(f"guard: refined abundances kept at {100 * g['pixels_kept_fraction']:.1f} % of "
-                                  f"valid pixels; {what}")
     names = res.get("names")
+    brightness = done.brightness
     with atomic_dir(out, overwrite, inputs) as tmp:
         save_result(tmp, scene, endmembers=r.endmembers, abundances=r.abundances, names=names, figures=figures,
                     describe="refined (posterior mean)" if sampled and g["endmembers_kept"]
@@ -419,7 +507,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         if brightness is not None:
             from ..runs.folder import save_brightness
 
-            record["brightness"] = save_brightness(tmp, scene, brightness, brightness_from)
+            record["brightness"] = save_brightness(tmp, scene, brightness, done.brightness_from)
         if figures:
             plot_uncertainty(r.abundances_std, tmp / "abundances_std.png", names=names, mask=scene.mask,
                              transform=scene.transform)
@@ -468,25 +556,32 @@ def _run_folder_csv(path: Path) -> bool:
             and (path.parent / "run.json").is_file())
 
 
-def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
-    """`InputError` unless the init's abundances lie on the simplex (refinement's priors and
-    data steps are of sum-to-one, non-negative abundances), its endmembers are finite on the
-    scene's good bands, and its pixels and wavelengths (when it records them) are the scene's."""
+def _check_estimate(A0: np.ndarray, E0: np.ndarray, good_bands: np.ndarray, source) -> None:
+    """`InputError` naming ``source`` unless ``A0 (rows, cols, p)`` and ``E0 (p, bands)`` agree on
+    p, the abundances lie on the simplex (refinement's priors and data steps are of sum-to-one,
+    non-negative abundances; NaN: none) and the endmembers are finite on ``good_bands``."""
     if A0.ndim != 3 or E0.ndim != 2 or E0.shape[0] != A0.shape[-1]:
-        raise InputError(f"{init}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
+        raise InputError(f"{source}: endmembers of shape {E0.shape} and abundances of shape {A0.shape}; expected "
                          "(p, bands) and (rows, cols, p) with the same p")
     from ..refine.checks import off_simplex
-    from ..wavelengths import SAME_GRID_NM, grid_offset_nm
 
     a = A0[np.all(np.isfinite(A0), axis=-1)]
     off = off_simplex(a) if a.size else ""
     if off:
-        raise InputError(f"{init}: abundances are not on the simplex ({off}); expected non-negative abundances "
+        raise InputError(f"{source}: abundances are not on the simplex ({off}); expected non-negative abundances "
                          "that sum to one (e.g. unmix_scene's method fcls, scaled, hybridstu or the default, "
                          "`unmixgen unmix --method ...`; scaled is nnls without its brightness)")
-    if not np.isfinite(E0[:, scene.good_bands]).all():
-        raise InputError(f"{init}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
+    if not np.isfinite(E0[:, good_bands]).all():
+        raise InputError(f"{source}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
+
+
+def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
+    """`InputError` unless the init's abundances lie on the simplex (refinement's priors and
+    data steps are of sum-to-one, non-negative abundances), its endmembers are finite on the
+    scene's good bands, and its pixels and wavelengths (when it records them) are the scene's."""
+    _check_estimate(A0, E0, scene.good_bands, init)
     from ..runs.folder import same_scene
+    from ..wavelengths import SAME_GRID_NM, grid_offset_nm
 
     fp = res.get("scene_fingerprint")
     if fp is not None and fp.dtype.kind not in "biuf":  # read from the file: checked before use

@@ -1,0 +1,64 @@
+"""`refine_scene`: refinement of an unmixing held in memory, the same as `refine_result` on files."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import unmixgen as ug
+from unmixgen.errors import InputError, ParameterError
+from unmixgen.io import write_scene
+from unmixgen.simulate.procedural import make_scene
+
+
+@pytest.fixture(scope="module")
+def unmixed(tmp_path_factory):
+    """A 20 x 16 scene of 3 endmembers written to a file, and its VCA result folder."""
+    root = tmp_path_factory.mktemp("refine_scene")
+    scene = make_scene(rows=20, cols=16, bands=40, p=3, seed=3, snr_db=25)
+    path = root / "scene.npz"
+    write_scene(scene, path)
+    ug.unmix_scene(path, root / "vca", n_endmembers=3, method="vca", figures=False)
+    return root, path
+
+
+def test_arrays_in_memory_refine_as_the_result_folder_does(unmixed, tmp_path):
+    root, path = unmixed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few samples
+        ug.refine_result(path, root / "vca", tmp_path / "ref", samples=4, steps=4, figures=False, progress=False)
+        res = ug.load_result(root / "vca")
+        scene = ug.read_scene(path)
+        done = ug.refine_scene(scene, res["endmembers"], res["abundances"], endmembers_from="scene", samples=4,
+                               steps=4)
+    saved = ug.load_result(tmp_path / "ref")
+    for key in ("abundances", "abundances_std", "abundances_q05", "abundances_q95", "endmembers", "endmembers_std"):
+        np.testing.assert_array_equal(getattr(done.result, key), saved[key], err_msg=key)
+    assert done.record["init_endmembers_origin"] == saved["run"]["refine"]["init_endmembers_origin"] == "scene"
+    assert done.record["rounds"] == saved["run"]["refine"]["rounds"]
+    assert done.abundance_prior.is_dir() and done.spectra_prior is not None
+    a = done.result.abundances[scene.mask]
+    assert np.all(a >= 0) and np.allclose(a.sum(axis=-1), 1, atol=1e-5)
+    assert any("samples=4" in w for w in done.warnings)
+
+
+def test_a_plain_array_is_refined_and_bad_estimates_are_refused(unmixed):
+    root, path = unmixed
+    cube = ug.read_scene(path).load()
+    res = ug.load_result(root / "vca")
+    E, A = res["endmembers"], res["abundances"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no wavelengths: endmembers kept; few samples
+        done = ug.refine_scene(cube, E, A, samples=2, steps=2)
+    np.testing.assert_array_equal(done.result.endmembers, E)  # no band centres: no spectra prior
+    assert done.spectra_prior is None and done.result.abundances.shape == A.shape
+    with pytest.raises(InputError, match=r"abundances of shape \(16, 20, 3\)"):
+        ug.refine_scene(cube, E, A.transpose(1, 0, 2), samples=2, steps=2)
+    with pytest.raises(InputError, match="not on the simplex"):
+        ug.refine_scene(cube, E, A * 2, samples=2, steps=2)
+    with pytest.raises(ParameterError, match="endmembers_from"):
+        ug.refine_scene(cube, E, A, endmembers_from="library", samples=2, steps=2)
+    with pytest.raises(ParameterError, match="samples=0"):
+        ug.refine_scene(cube, E, A, samples=0)
