@@ -608,3 +608,16 @@ def test_train_stu_help_shows_the_estimators_defaults():
     unmix = {p.name: p.show_default for p in typer.main.get_command(app).commands["unmix"].params}
     assert unmix["maps"] == inspect.signature(unmix_hybridstu).parameters["maps"].default
     assert (unmix["max_minutes"], unmix["max_steps"]) == (STU_DEFAULTS["max_minutes"], STU_DEFAULTS["max_steps"])
+
+
+def test_train_spectra_help_shows_the_priors_defaults():
+    """train-spectra's None options fall back to the spectra prior's DEFAULTS; the numbers its
+    --help shows are written in the command (the prior's module imports torch), held here."""
+    import typer
+
+    from unmixgen.cli.app import app
+    from unmixgen.priors.spectra.train import DEFAULTS
+
+    shown = {p.name: p.show_default for p in typer.main.get_command(app).commands["train-spectra"].params}
+    for name in ("width", "batch_size", "lr", "seed"):
+        assert float(shown[name]) == DEFAULTS[name], name
