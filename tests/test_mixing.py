@@ -97,6 +97,23 @@ def test_noise_reaches_requested_snr(kind, snr):
     assert abs(mixing.snr_db(clean, noisy) - snr) < 0.1
 
 
+def test_measured_snr_pairs_the_values_of_both_arrays_when_one_holds_nan():
+    # the textbook ratio over the values both arrays hold: a pixel NaN in the noisy cube only
+    # (masked after the noise) has no error, so its signal is not counted either (it counted,
+    # and the SNR of this case read 1.8 dB high)
+    rng = np.random.default_rng(2)
+    clean = rng.uniform(0.1, 1.0, (6, 9, 5))
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape)
+    noisy[:2] = np.nan
+    clean[3, 4, 1] = np.nan
+    both = np.isfinite(clean) & np.isfinite(noisy)
+    c, d = clean[both], noisy[both] - clean[both]
+    want = 10 * np.log10(np.sum(c**2) / np.sum(d**2))
+    assert mixing.snr_db(clean, noisy) == pytest.approx(want, rel=1e-12)
+    assert mixing.snr_db(noisy, clean) == pytest.approx(10 * np.log10(np.sum(noisy[both] ** 2) / np.sum(d**2)),
+                                                        rel=1e-12)
+
+
 def test_signal_noise_variance_follows_signal():
     clean = np.concatenate([np.full((1, 20000, 1), 0.05), np.full((1, 20000, 1), 0.8)], axis=1)
     noise = mixing.add_noise(clean, 20.0, rng=0, kind="signal") - clean.astype(np.float32)

@@ -155,17 +155,19 @@ def linear_variable(A, E) -> np.ndarray:
 def snr_db(clean, noisy) -> float:
     """Measured SNR in dB over the whole array: ``10 log10(sum clean^2 / sum (noisy-clean)^2)``.
 
-    NaN values (invalid pixels) are ignored.
+    Both sums run over the same values: those that are not NaN in either array (a value
+    NaN in one array only, e.g. a pixel masked in the noisy cube, is left out of both).
     """
     clean, noisy = np.asarray(clean).reshape(-1), np.asarray(noisy).reshape(-1)
     if clean.shape != noisy.shape:
         raise InputError(f"snr_db: {clean.size} clean values but {noisy.size} noisy ones; expected the same shape")
     signal = error = 0.0
     for i, j in _chunks(clean.size):  # float64 a chunk at a time, never the whole cube
-        c = clean[i:j].astype(np.float64)
-        signal += float(np.nansum(c * c))
-        d = noisy[i:j].astype(np.float64) - c
-        error += float(np.nansum(d * d))
+        c, n = clean[i:j].astype(np.float64), noisy[i:j].astype(np.float64)
+        both = ~(np.isnan(c) | np.isnan(n))  # the signal of a value with no error is not counted
+        c, d = c[both], n[both] - c[both]
+        signal += float(np.sum(c * c))
+        error += float(np.sum(d * d))
     return float(10.0 * np.log10(signal / error))
 
 
