@@ -218,13 +218,21 @@ def sam_map(cube: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray | Non
     -------
     ``(rows, cols)`` or ``(N,)`` float64 degrees; NaN at invalid pixels.
     """
-    y, yh = _f64(cube, "cube"), _f64(reconstruction, "reconstruction")
+    for x, what in ((cube, "cube"), (reconstruction, "reconstruction")):
+        if x is None:
+            raise InputError(f"{what}: missing; expected an array")
+    y, yh = np.asarray(cube), np.asarray(reconstruction)  # float64 a block at a time: no whole-cube copy
     _same_shape(y, yh, "sam_map")
     spatial = y.shape[:-1]
     yf, yhf = _flat_pixels(y, "cube"), _flat_pixels(yh, "reconstruction")
-    valid = _valid_rows(mask, yf.shape[0], yf, yhf)
+    m = None if mask is None else np.asarray(mask, bool).reshape(-1)
+    if m is not None and m.size != yf.shape[0]:
+        raise InputError(f"mask: has {m.size} pixels; expected {yf.shape[0]} to match the arrays")
     out = np.full(yf.shape[0], np.nan)
-    out[valid] = _angles_deg(yf[valid], yhf[valid])
+    for i in range(0, yf.shape[0], ANGLE_BLOCK):
+        a, b = np.asarray(yf[i:i + ANGLE_BLOCK], np.float64), np.asarray(yhf[i:i + ANGLE_BLOCK], np.float64)
+        valid = _valid_rows(None if m is None else m[i:i + ANGLE_BLOCK], a.shape[0], a, b)
+        out[i:i + ANGLE_BLOCK][valid] = _angles_deg(a[valid], b[valid])
     return out.reshape(spatial)
 
 
