@@ -668,7 +668,7 @@ def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
 _MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by unmixgen".ljust(116, b" ")
 
 
-def write(scene: Scene, path: Path, *, compress: bool = False, block_rows: int | None = None, **options) -> None:
+def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: bool = False, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
     Keys: ``Y`` (L, N) float32 (MATLAB single) with row-major pixels (n = r * W + c; invalid
