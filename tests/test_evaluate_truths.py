@@ -261,3 +261,85 @@ def test_evaluate_matches_and_scores_around_a_map_all_nan():
     assert cover[0] is None and all(v > 0.99 for v in cover[1:])
     with pytest.raises(InputError, match=r"^abundances: every map is NaN"):
         evaluate(abundances=np.full_like(A, np.nan), ref_abundances=A)
+
+
+# -- hunt 51: the pixel-order check sums a block of pixels at a time, with the same decisions ----------
+def _matched_reference(est, ref, mask):
+    """The check's score as it was computed: whole-map float64 matching, then the RMSE."""
+    from unmixgen.evaluate.unmixing import abundance_rmse, match_endmembers
+
+    perm = match_endmembers(est, ref, by="abundance", mask=mask)
+    hit = np.flatnonzero(perm >= 0)
+    return abundance_rmse(np.asarray(est)[..., perm[hit]], ref[..., hit], mask)[0]
+
+
+@pytest.mark.parametrize("case", ["plain", "masked", "nan_pixels", "dead_map", "more_estimates", "fewer_estimates"])
+@pytest.mark.parametrize("block", [7, 64, 1 << 16])
+def test_blockwise_matched_rmse_is_the_whole_map_one(case, block):
+    from unmixgen.evaluate.unmixing import matched_abundance_rmse
+
+    rng = np.random.default_rng(["plain", "masked", "nan_pixels", "dead_map", "more_estimates",
+                                 "fewer_estimates"].index(case))
+    ref = rng.dirichlet(np.ones(4), size=(13, 11)).astype(np.float32)
+    est = np.clip(ref[..., ::-1] + rng.normal(0, 0.05, ref.shape), 0, 1).astype(np.float32)
+    mask = None
+    if case == "masked":
+        mask = rng.random((13, 11)) > 0.3
+    if case == "nan_pixels":
+        est[2:4, 5] = np.nan
+        ref[7, :3] = np.nan
+        mask = np.ones((13, 11), bool)
+    if case == "dead_map":  # a failed endmember, left unmatched
+        est = np.concatenate([est, np.full((13, 11, 1), np.nan, np.float32)], axis=-1)
+    if case == "more_estimates":
+        est = np.concatenate([est, rng.random((13, 11, 2)).astype(np.float32)], axis=-1)
+    if case == "fewer_estimates":
+        est = est[..., :2]
+    got = matched_abundance_rmse(est, ref, mask, block=block)
+    assert got == pytest.approx(_matched_reference(est, ref, mask), rel=1e-12)
+
+
+def test_blockwise_matched_rmse_refuses_what_the_whole_map_one_refuses():
+    from unmixgen.evaluate.unmixing import match_endmembers, matched_abundance_rmse
+
+    ref = np.random.default_rng(0).dirichlet(np.ones(3), size=(5, 6)).astype(np.float32)
+    cases = [(np.full_like(ref, np.nan), ref, None), (ref, ref, np.zeros((5, 6), bool)),
+             (ref, ref, np.ones(7, bool)), (ref, ref[:4], None)]
+    for est, r, mask in cases:
+        with pytest.raises(InputError) as want:
+            match_endmembers(est, r, by="abundance", mask=mask)
+        with pytest.raises(InputError) as got:
+            matched_abundance_rmse(est, r, mask, block=4)
+        assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("shape", [(24, 24), (18, 29)])
+@pytest.mark.parametrize("order", ["F", "C", None])
+@pytest.mark.parametrize("quality", [0.01, 0.08, 0.3])
+@pytest.mark.parametrize("wrong", [False, True])
+def test_pixel_order_decisions_are_unchanged(shape, order, quality, wrong):
+    from unmixgen.runs.sources import ORIENTATION_MARGIN, ORIENTATION_RATIO, truth_orientation
+    from unmixgen.scene import GroundTruth
+
+    rows, cols = shape
+    if order is None and rows != cols:
+        pytest.skip("maps stored as maps: only a square scene's transpose is checked")
+    rng = np.random.default_rng(rows * cols + int(100 * quality))
+    yy, xx = np.mgrid[0:rows, 0:cols] / max(rows, cols)
+    smooth = np.stack([np.sin(3 * yy + k) + np.cos(4 * xx - k) for k in range(3)], axis=-1)
+    truth = np.exp(2 * smooth)
+    truth = (truth / truth.sum(-1, keepdims=True)).astype(np.float32)
+    est = np.clip(truth + rng.normal(0, quality, truth.shape), 0, 1).astype(np.float32)
+    mask = rng.random(shape) > 0.05
+    read = truth
+    if wrong:  # the truth as a reader in the wrong order gives it
+        read = (truth.transpose(1, 0, 2) if order is None else
+                truth.reshape(-1, 3, order="F" if order == "C" else "C").reshape(truth.shape, order=order))
+    gt = GroundTruth(abundances=np.ascontiguousarray(read), pixel_order=order, source="t")
+    alt = (read.transpose(1, 0, 2) if order is None else
+           read.reshape(-1, 3, order=order).reshape(truth.shape, order="C" if order == "F" else "F"))
+    as_read, other_way = _matched_reference(est, read, mask), _matched_reference(est, alt, mask)
+    flagged = other_way <= ORIENTATION_RATIO * as_read and as_read - other_way >= ORIENTATION_MARGIN
+    assert (truth_orientation(gt, est, mask) is not None) == flagged
+    if quality < 0.05:  # a good estimate: a wrong order is caught, a right one is not
+        assert flagged == wrong

@@ -406,3 +406,68 @@ def test_bad_fwhm_is_dropped_with_the_readers_warning(tmp_path, fwhm, version):
         s = read_scene(p)
     assert s.fwhm is None and s.shape == (4, 5, 3)
     np.testing.assert_allclose(s.wavelengths, [500, 600, 700])
+
+
+# -- hunt 51: Y is written as the cube's float32 (MATLAB single), streamed, not via a float64 copy ---------
+def test_written_mat_holds_the_float32_cube_and_truth_as_single(tmp_path):
+    # a float32 cube was written as float64 (a whole-cube float64 copy, then savemat's bytes of it:
+    # 3.2 GB on top of a 0.8 GB cube); single holds every float32 value exactly
+    rng = np.random.default_rng(7)
+    a = rng.dirichlet(np.ones(P), size=(ROWS, COLS)).astype(np.float32)
+    e = rng.random((P, BANDS)).astype(np.float32) + 0.1
+    cube = (a @ e + rng.normal(0, 1e-3, (ROWS, COLS, BANDS))).astype(np.float32)
+    mask = np.ones((ROWS, COLS), bool)
+    mask[3, 1] = mask[0, 7] = False
+    for compress in (False, True):
+        out = tmp_path / f"s{int(compress)}.mat"
+        write_scene(Scene(cube, mask=mask, truth=GroundTruth(e, a)), out, compress=compress)
+        d = sio.loadmat(out)
+        assert d["Y"].dtype == np.float32 and d["E"].dtype == np.float32 and d["A"].dtype == np.float32
+        want = cube.reshape(ROWS * COLS, BANDS).copy()  # HySUPP: (L, N), pixel n = r * W + c
+        want[~mask.reshape(-1)] = np.nan
+        np.testing.assert_array_equal(d["Y"], want.T)
+        np.testing.assert_array_equal(d["E"], e.T)
+        np.testing.assert_array_equal(d["A"], a.reshape(-1, P).T)
+        back = read_scene(out)
+        assert back.metadata["stored_dtype"] == "float32"
+        np.testing.assert_array_equal(back.load()[mask], cube[mask])
+        np.testing.assert_array_equal(back.mask, mask)
+
+
+def test_mat_writer_reads_a_lazy_scene_a_block_at_a_time(tmp_path):
+    # the cube went through scene.load(): a scene read from a file was put whole in memory
+    cube = np.random.default_rng(8).uniform(0.1, 0.9, (ROWS, COLS, BANDS))
+    scene = Scene(cube)  # float64 data: presented as float32 through its source, not loaded
+    write_scene(scene, tmp_path / "lazy.mat")
+    assert not scene.is_loaded
+    np.testing.assert_array_equal(read_scene(tmp_path / "lazy.mat").load(), cube.astype(np.float32))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 40), (3, 7), (1, 1), (5, 1), (0, 3)])
+def test_streamed_matrix_is_the_bytes_savemat_writes(tmp_path, compress, dtype, shape):
+    import io
+
+    from unmixgen.io.matv5 import write_header, write_matrix
+
+    y = np.random.default_rng(9).random((shape[1], shape[0])).astype(dtype)  # (pixels, bands)
+    ref, got = io.BytesIO(), io.BytesIO()
+    sio.savemat(ref, {"Y": y.T}, do_compression=compress)
+    write_header(got, b"unmixgen")
+    write_matrix(got, "Y", shape, dtype, [y[:2], y[2:5], y[5:]], compress=compress)
+    assert got.getvalue()[128:] == ref.getvalue()[128:]
+    assert got.getvalue()[116:128] == ref.getvalue()[116:128]  # version and byte order
+    with pytest.raises(ValueError, match="hold 80 bytes of data; expected 96"):
+        write_matrix(io.BytesIO(), "Y", (4, 6), np.float32, [np.ones((5, 4), np.float32)])
+
+
+def test_a_variable_past_4_gib_is_refused_before_anything_is_written():
+    import io
+
+    from unmixgen.io.matv5 import VariableTooLarge, write_matrix
+
+    fh = io.BytesIO()
+    with pytest.raises(VariableTooLarge, match="less than 4 GiB"):
+        write_matrix(fh, "Y", (1 << 10, 1 << 20), np.float32, iter(()))
+    assert fh.getvalue() == b""

@@ -210,7 +210,7 @@ def test_an_option_the_format_does_not_take_is_refused_not_ignored(tmp_path):
                                              r"of block_rows, compress$"):
         write_scene(scene, tmp_path / "s.tif", dtype="int16")
     with pytest.raises(ParameterError, match=r"^dtype='int16': not an option of the matlab writer; expected one "
-                                             r"of compress$"):
+                                             r"of block_rows, compress$"):
         write_scene(scene, tmp_path / "s.mat", dtype="int16")
     assert not list(tmp_path.iterdir())
     write_scene(scene, tmp_path / "s.npz")

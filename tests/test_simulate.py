@@ -652,3 +652,20 @@ def test_cli_evaluate_synthesis_refuses_sampling_options_for_given_samples(tmp_p
                                  *args)
         assert code == 2 and err.startswith(f"error: {flag}:") and len(err.strip().splitlines()) == 1, err
         assert out == ""
+
+
+# -- hunt 51: the finite check of a simulated cube reads it a block of rows at a time ---------------
+def test_finite_where_valid_is_the_whole_cube_check():
+    from unmixgen.simulate.scene import finite_where_valid
+
+    rng = np.random.default_rng(0)
+    cube = rng.random((9, 5, 4)).astype(np.float32)
+    valid = rng.random((9, 5)) > 0.3
+    for r, c, b, v in ((None, None, None, None), (7, 2, 1, np.nan), (0, 4, 3, np.inf), (8, 0, 0, -np.inf)):
+        x = cube.copy()
+        x[~valid] = np.nan  # no-data pixels: NaN in every band, never counted
+        if r is not None:
+            x[r, c, b] = v
+        for rows in (1, 2, 64):
+            assert finite_where_valid(x, valid, block_rows=rows) == bool(np.isfinite(x[valid]).all())
+    assert not finite_where_valid(np.where(valid[..., None], np.nan, cube), valid)

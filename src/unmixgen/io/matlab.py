@@ -55,7 +55,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_file
-from ..errors import InputError, ParameterError, check_keywords, in_file
+from ..errors import InputError, ParameterError, check_keywords, check_range, in_file
 from ..scene import GroundTruth, Scene, stored_band_order
 from ..wavelengths import check_wavelengths, to_nm
 from .bands import (
@@ -79,7 +79,7 @@ from .checks import (
     units_in_file,
 )
 from .hdf5 import HDF5_MAGIC
-from .matv5 import check_v5
+from .matv5 import VariableTooLarge, check_v5, write_header, write_matrix
 
 _HYSUPP_INTS = ("H", "W", "p", "L", "N")
 
@@ -668,31 +668,41 @@ def _band_flags(d: dict, key: str, bands: int, path: Path) -> np.ndarray | None:
 _MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by unmixgen".ljust(116, b" ")
 
 
-def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> None:
+def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: bool = False, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
-    Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
-    ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p), ``A`` (p, N), ``p``,
-    ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known, ``good_bands`` (1, L)
-    uint8 when a band is bad, ``mask`` (H, W) uint8, ``units`` (the scene's label, as it is:
-    `io.checks.scene_units`) when known, and ``source_band_index`` (1, L) and
-    ``source_bands`` when the scene's bands are not in its source file's order
+    Keys: ``Y`` (L, N) float32 (MATLAB single) with row-major pixels (n = r * W + c; invalid
+    pixels NaN), ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p) and ``A`` (p, N)
+    float32, ``p``, ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known,
+    ``good_bands`` (1, L) uint8 when a band is bad, ``mask`` (H, W) uint8, ``units`` (the
+    scene's label, as it is: `io.checks.scene_units`) when known, and ``source_band_index``
+    (1, L) and ``source_bands`` when the scene's bands are not in its source file's order
     (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
+
+    The arrays keep the scene's float32: single holds every value exactly, in half the bytes
+    of double (HySUPP and scipy take either; in MATLAB, ``double(Y)`` where a function asks
+    for double). ``Y`` is streamed ``block_rows`` rows of the scene at a time (default: about
+    32 MB a block), so neither the whole cube (a lazy scene is not loaded) nor a copy of it is
+    held; a v5 variable holds less than 4 GiB (`InputError` naming the file beyond).
     """
     check_keywords(write, options, "an option of the matlab writer")
     import scipy.io as sio
 
     path = Path(path)
-    cube = scene.load()
-    h, w, bands = cube.shape
+    h, w, bands = scene.shape
     mask = scene.mask
-    # (N, L) float64 filled by a casting assignment, its transpose written: no float32 copy of
-    # the cube with the NaNs in and no second float64 copy (a 1000 x 1000 x 200 cube is 0.8 GB)
-    y = np.empty((h * w, bands), np.float64)
-    y[...] = cube.reshape(h * w, bands)
-    y[~mask.reshape(-1)] = np.nan
-    out: dict[str, Any] = {"Y": y.T, "H": h, "W": w, "L": bands, "N": h * w,
-                           "mask": mask.astype(np.uint8)}
+    if block_rows is None:
+        block_rows = max(1, (1 << 25) // max(1, w * bands * 4))
+    check_range("block_rows", block_rows, low=1, integer=True)
+
+    def blocks():  # (pixels, bands) row blocks, C order: (L, N) column-major, as MATLAB stores Y
+        for r0 in range(0, h, block_rows):
+            r1 = min(r0 + block_rows, h)
+            blk = np.array(scene.read(slice(r0, r1), slice(0, w)), dtype=np.float32, copy=True)
+            blk[~mask[r0:r1]] = np.float32(np.nan)
+            yield blk.reshape(-1, bands)
+
+    out: dict[str, Any] = {"H": h, "W": w, "L": bands, "N": h * w, "mask": mask.astype(np.uint8)}
     if scene.wavelengths is not None:
         out["wavelengths"] = scene.wavelengths.reshape(1, -1)
     if scene.fwhm is not None:
@@ -708,9 +718,9 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
     t = scene.truth
     if t is not None:
         if t.endmembers is not None:
-            out["E"] = np.asarray(t.endmembers, np.float64).T
+            out["E"] = np.asarray(t.endmembers, np.float32).T
         if t.abundances is not None:
-            a = np.asarray(t.abundances, np.float64)
+            a = np.asarray(t.abundances, np.float32)
             out["A"] = a.reshape(h * w, a.shape[2]).T
         if t.n_endmembers:
             out["p"] = t.n_endmembers
@@ -718,9 +728,12 @@ def write(scene: Scene, path: Path, *, compress: bool = False, **options) -> Non
             out["labels"] = np.array(t.names, dtype=object)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        # our own header (scipy's holds the time of writing: the same scene and seed gave files
+        # that differed byte for byte; MATLAB reads only its version and byte-order fields), then
+        # Y streamed, then the rest by savemat, which writes no header after byte 0
+        write_header(fh, _MAT_HEADER_TEXT)
+        try:
+            write_matrix(fh, "Y", (bands, h * w), np.float32, blocks(), compress=bool(compress))
+        except VariableTooLarge as exc:
+            raise in_file(path, f"cannot hold this scene: {exc}") from None
         sio.savemat(fh, out, do_compression=bool(compress))
-        # scipy's header text holds the time of writing: the same scene and seed would give
-        # files that differ byte for byte; the text is free-form (MATLAB reads only the
-        # version and byte-order fields after it)
-        fh.seek(0)
-        fh.write(_MAT_HEADER_TEXT)

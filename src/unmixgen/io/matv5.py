@@ -13,13 +13,22 @@ tree without building any array and raises `InputError` on anything inconsistent
 
 Compressed elements (miCOMPRESSED) are inflated, up to ``max_inflated`` bytes, and checked
 the same way.
+
+`write_header` and `write_matrix` write a v5 file's header and one real numeric matrix from
+blocks of its column-major data, so a scene's ``Y`` is written without a copy of the whole
+cube (scipy's ``savemat`` holds the matrix, then its bytes, in memory); further variables
+can follow with ``savemat`` on the same open file, which adds no second header after byte 0.
+The bytes are those ``savemat`` writes for the same array and name.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -153,4 +162,89 @@ def check_v5(path: Path, max_inflated: int = 1 << 32) -> None:
         raise in_file(path, f"is a damaged MATLAB v5 file (compressed variable: {exc})") from None
 
 
-__all__ = ["check_v5"]
+# -- writing ---------------------------------------------------------------------------------
+_NATIVE = "<" if sys.byteorder == "little" else ">"  # savemat writes in the machine's order
+MI_SINGLE, MI_DOUBLE = 7, 9
+_CLASSES = {np.dtype(np.float32): (7, MI_SINGLE), np.dtype(np.float64): (6, MI_DOUBLE)}  # mx class, mi type
+
+
+class VariableTooLarge(ValueError):
+    """A variable the v5 format cannot hold (4 GiB or more)."""
+
+
+def write_header(fh: BinaryIO, text: bytes) -> None:
+    """The 128-byte v5 file header: ``text`` (at most 116 bytes, padded with spaces), no
+    subsystem data, version 0x0100 and the endian indicator of the machine's byte order."""
+    if len(text) > 116:
+        raise ValueError(f"header text of {len(text)} bytes; at most 116 fit")
+    fh.write(text.ljust(116, b" ") + bytes(8) + struct.pack(_NATIVE + "H", 0x0100)
+             + (b"IM" if _NATIVE == "<" else b"MI"))
+
+
+def _element(mi: int, data: bytes) -> bytes:
+    """A data element inside a matrix: the small form for at most 4 bytes, else tag, data and
+    padding to 8 bytes (as savemat writes them)."""
+    if len(data) <= 4:
+        return struct.pack(_NATIVE + "I", (len(data) << 16) + mi) + data.ljust(4, b"\0")
+    return struct.pack(_NATIVE + "II", mi, len(data)) + data + bytes(-len(data) % 8)
+
+
+def write_matrix(fh: BinaryIO, name: str, shape: tuple[int, int], dtype, blocks: Iterable[np.ndarray], *,
+                 compress: bool = False) -> None:
+    """Append the real numeric matrix ``name`` of MATLAB ``shape`` (rows, cols) to the v5 file
+    open in ``fh`` at its current position, its data taken from ``blocks``.
+
+    The blocks' values, each block in C order, one block after the other, are the matrix in
+    MATLAB's column-major order: for a (bands, pixels) ``Y``, blocks of whole pixels, each
+    ``(pixels, bands)``. ``dtype`` is float32 (MATLAB single) or float64 (double); every block
+    is cast to it a block at a time. ``compress`` deflates the variable (miCOMPRESSED) as
+    savemat does, streaming; ``fh`` must then be seekable (the compressed size is written
+    last). `ValueError` when the blocks do not hold ``rows * cols`` values or the variable
+    exceeds the format's 4 GiB per variable
+    (`VariableTooLarge`, before anything is written).
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in _CLASSES:
+        raise ValueError(f"dtype {dtype}: expected float32 or float64")
+    mx, mi = _CLASSES[dtype]
+    nbytes = int(shape[0]) * int(shape[1]) * dtype.itemsize
+    head = (_element(MI_UINT32, struct.pack(_NATIVE + "II", mx, 0))
+            + _element(MI_INT32, struct.pack(_NATIVE + "ii", *shape)) + _element(MI_INT8, name.encode("latin1")))
+    small = nbytes <= 4  # one value of single: the small element form, as savemat writes it
+    size = len(head) + 8 + (0 if small else nbytes + (-nbytes % 8))
+    if size >= 1 << 32:
+        raise VariableTooLarge(f"variable {name!r} of {size} bytes; a MATLAB v5 variable holds less than 4 GiB "
+                         "(MATLAB's -v7.3 files, HDF5, hold more)")
+    zobj = zlib.compressobj() if compress else None
+    start = fh.tell()
+    if zobj is not None:
+        fh.write(struct.pack(_NATIVE + "II", MI_COMPRESSED, 0))  # its size is known at the end
+
+    def put(data) -> None:
+        fh.write(data if zobj is None else zobj.compress(data))
+
+    put(struct.pack(_NATIVE + "II", MI_MATRIX, size) + head)
+    if not small:
+        put(struct.pack(_NATIVE + "II", mi, nbytes))
+    written, kept = 0, b""
+    for block in blocks:
+        b = np.ascontiguousarray(block, dtype=dtype.newbyteorder("="))
+        written += b.nbytes
+        if written > nbytes:
+            break
+        if small:
+            kept += b.tobytes()
+        elif b.size:
+            put(memoryview(b.reshape(-1)).cast("B"))
+    if written != nbytes:
+        raise ValueError(f"variable {name!r}: the blocks hold {written} bytes of data; expected {nbytes}")
+    put(_element(mi, kept) if small else bytes(-nbytes % 8))
+    if zobj is not None:
+        fh.write(zobj.flush())
+        end = fh.tell()
+        fh.seek(start)
+        fh.write(struct.pack(_NATIVE + "II", MI_COMPRESSED, end - start - 8))
+        fh.seek(end)
+
+
+__all__ = ["VariableTooLarge", "check_v5", "write_header", "write_matrix"]

@@ -171,6 +171,17 @@ def _check_abundances(abundances) -> tuple[np.ndarray, np.ndarray]:
     return a, nodata
 
 
+def finite_where_valid(cube: np.ndarray, valid: np.ndarray, block_rows: int = 64) -> bool:
+    """Whether ``cube (rows, cols, bands)`` is finite in every band at every ``valid (rows, cols)``
+    pixel, ``block_rows`` rows at a time: ``np.isfinite(cube[valid]).all()`` copied the valid
+    pixels whole first (0.8 GB for a 1000 x 1000 x 200 scene)."""
+    for r0 in range(0, cube.shape[0], block_rows):
+        blk = cube[r0:r0 + block_rows]
+        if not np.isfinite(blk).all(axis=-1)[valid[r0:r0 + block_rows]].all():
+            return False
+    return True
+
+
 def _check_increasing(name: str, wl: np.ndarray) -> None:
     """`ParameterError` naming ``name`` unless ``wl`` is finite and strictly increasing."""
     steps = np.diff(wl)
@@ -318,7 +329,7 @@ def simulate(
             em = e
         # no-data pixels are NaN in ``clean``, so the noise level is set from the valid pixels' power
         cube = mixing.add_noise(clean, snr_db, rng, kind=noise, band_std=band_std)
-        if not np.isfinite(cube[~nodata[i]]).all():
+        if not finite_where_valid(cube, ~nodata[i]):
             raise ParameterError("snr_db" if snr_db is not None else "variability",
                                  snr_db if snr_db is not None else variability,
                                  "gives a cube with NaN/Inf values; expected a value that keeps it finite")
