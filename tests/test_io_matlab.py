@@ -408,10 +408,10 @@ def test_bad_fwhm_is_dropped_with_the_readers_warning(tmp_path, fwhm, version):
     np.testing.assert_allclose(s.wavelengths, [500, 600, 700])
 
 
-# -- hunt 51: Y is written as the cube's float32 (MATLAB single), streamed, not via a float64 copy ---------
-def test_written_mat_holds_the_float32_cube_and_truth_as_single(tmp_path):
-    # a float32 cube was written as float64 (a whole-cube float64 copy, then savemat's bytes of it:
-    # 3.2 GB on top of a 0.8 GB cube); single holds every float32 value exactly
+# -- hunt 51: Y is streamed in double, as the field's files hold it, not via a whole-cube float64 copy ---
+def test_written_mat_holds_the_cube_and_truth_as_double(tmp_path):
+    # Y was a whole-cube float64 copy, then savemat's bytes of it (3.2 GB on top of a 0.8 GB cube);
+    # now streamed a block at a time, still double (MATLAB's lsqnonneg/quadprog take no single)
     rng = np.random.default_rng(7)
     a = rng.dirichlet(np.ones(P), size=(ROWS, COLS)).astype(np.float32)
     e = rng.random((P, BANDS)).astype(np.float32) + 0.1
@@ -422,14 +422,14 @@ def test_written_mat_holds_the_float32_cube_and_truth_as_single(tmp_path):
         out = tmp_path / f"s{int(compress)}.mat"
         write_scene(Scene(cube, mask=mask, truth=GroundTruth(e, a)), out, compress=compress)
         d = sio.loadmat(out)
-        assert d["Y"].dtype == np.float32 and d["E"].dtype == np.float32 and d["A"].dtype == np.float32
+        assert d["Y"].dtype == np.float64 and d["E"].dtype == np.float64 and d["A"].dtype == np.float64
         want = cube.reshape(ROWS * COLS, BANDS).copy()  # HySUPP: (L, N), pixel n = r * W + c
         want[~mask.reshape(-1)] = np.nan
         np.testing.assert_array_equal(d["Y"], want.T)
         np.testing.assert_array_equal(d["E"], e.T)
         np.testing.assert_array_equal(d["A"], a.reshape(-1, P).T)
         back = read_scene(out)
-        assert back.metadata["stored_dtype"] == "float32"
+        assert back.metadata["stored_dtype"] == "float64"
         np.testing.assert_array_equal(back.load()[mask], cube[mask])
         np.testing.assert_array_equal(back.mask, mask)
 

@@ -671,19 +671,20 @@ _MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by unmixgen".ljust(116, b" ")
 def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: bool = False, **options) -> None:
     """Write ``scene`` as a HySUPP-style ``.mat`` (atomically).
 
-    Keys: ``Y`` (L, N) float32 (MATLAB single) with row-major pixels (n = r * W + c; invalid
-    pixels NaN), ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p) and ``A`` (p, N)
-    float32, ``p``, ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known,
+    Keys: ``Y`` (L, N) float64 with row-major pixels (n = r * W + c; invalid pixels NaN),
+    ``H``, ``W``, ``L``, ``N``; from ``scene.truth``: ``E`` (L, p) and ``A`` (p, N) float64,
+    ``p``, ``labels``; plus ``wavelengths`` and ``fwhm`` (nm) when known,
     ``good_bands`` (1, L) uint8 when a band is bad, ``mask`` (H, W) uint8, ``units`` (the
     scene's label, as it is: `io.checks.scene_units`) when known, and ``source_band_index``
     (1, L) and ``source_bands`` when the scene's bands are not in its source file's order
     (`io.bands.SOURCE_ORDER_KEYS`). Georeferencing has no place here (use .tif or ENVI for it).
 
-    The arrays keep the scene's float32: single holds every value exactly, in half the bytes
-    of double (HySUPP and scipy take either; in MATLAB, ``double(Y)`` where a function asks
-    for double). ``Y`` is streamed ``block_rows`` rows of the scene at a time (default: about
-    32 MB a block), so neither the whole cube (a lazy scene is not loaded) nor a copy of it is
-    held; a v5 variable holds less than 4 GiB (`InputError` naming the file beyond).
+    Double, as the field's benchmark files (Samson, Jasper Ridge, Urban) hold their arrays: MATLAB
+    code written for them (``lsqnonneg``, ``quadprog``) takes no single. ``Y`` is streamed
+    ``block_rows`` rows of the scene at a time (default: about 32 MB of float32 a block), each
+    block converted on its own, so neither the whole cube (a lazy scene is not loaded) nor a
+    float64 copy of it is held; a v5 variable holds less than 4 GiB (`InputError` naming the
+    file beyond: 5.3e8 values, e.g. 1500 x 1500 x 230).
     """
     check_keywords(write, options, "an option of the matlab writer")
     import scipy.io as sio
@@ -698,8 +699,8 @@ def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: 
     def blocks():  # (pixels, bands) row blocks, C order: (L, N) column-major, as MATLAB stores Y
         for r0 in range(0, h, block_rows):
             r1 = min(r0 + block_rows, h)
-            blk = np.array(scene.read(slice(r0, r1), slice(0, w)), dtype=np.float32, copy=True)
-            blk[~mask[r0:r1]] = np.float32(np.nan)
+            blk = np.array(scene.read(slice(r0, r1), slice(0, w)), dtype=np.float64, copy=True)
+            blk[~mask[r0:r1]] = np.nan
             yield blk.reshape(-1, bands)
 
     out: dict[str, Any] = {"H": h, "W": w, "L": bands, "N": h * w, "mask": mask.astype(np.uint8)}
@@ -718,9 +719,9 @@ def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: 
     t = scene.truth
     if t is not None:
         if t.endmembers is not None:
-            out["E"] = np.asarray(t.endmembers, np.float32).T
+            out["E"] = np.asarray(t.endmembers, np.float64).T
         if t.abundances is not None:
-            a = np.asarray(t.abundances, np.float32)
+            a = np.asarray(t.abundances, np.float64)
             out["A"] = a.reshape(h * w, a.shape[2]).T
         if t.n_endmembers:
             out["p"] = t.n_endmembers
@@ -733,7 +734,7 @@ def write(scene: Scene, path: Path, *, block_rows: int | None = None, compress: 
         # Y streamed, then the rest by savemat, which writes no header after byte 0
         write_header(fh, _MAT_HEADER_TEXT)
         try:
-            write_matrix(fh, "Y", (bands, h * w), np.float32, blocks(), compress=bool(compress))
+            write_matrix(fh, "Y", (bands, h * w), np.float64, blocks(), compress=bool(compress))
         except VariableTooLarge as exc:
             raise in_file(path, f"cannot hold this scene: {exc}") from None
         sio.savemat(fh, out, do_compression=bool(compress))
