@@ -19,7 +19,7 @@ import torch
 
 from refine import LIB, MAPS, NAMES, suite_scene
 from unmixgen.evaluate.unmixing import evaluate, match_endmembers
-from unmixgen.runs.sources import load_library_spectra
+from unmixgen.runs.endmembers import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.unmix.minvol import FIT_PIXELS
 from unmixgen.unmix.registry import DEFAULT_METHOD, make_method

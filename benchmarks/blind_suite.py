@@ -188,7 +188,7 @@ def _spectra(case: Case):
         E, names = library(wl, kinds, rng=case.seed)
         E, names = list(E), list(names)
     else:
-        from unmixgen.runs.sources import load_library_spectra
+        from unmixgen.runs.endmembers import load_library_spectra
 
         idx = [m for m in case.members if m != "shade"]
         lib = load_library_spectra(USGS, [MINERALS[i] for i in idx])

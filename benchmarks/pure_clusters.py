@@ -18,7 +18,7 @@ import torch
 
 from refine import LIB, MAPS, NAMES, suite_scene
 from unmixgen.evaluate.unmixing import match_endmembers, rmse, sad
-from unmixgen.runs.sources import load_library_spectra
+from unmixgen.runs.endmembers import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.unmix.inversion import fcls
 from unmixgen.unmix.minvol import MinVolNMF

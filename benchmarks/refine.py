@@ -31,7 +31,7 @@ from unmixgen.priors.abundance.model import AbundanceModel
 from unmixgen.priors.spectra.model import load_spectra_prior
 from unmixgen.refine.mixing import MIXING
 from unmixgen.refine.posterior import WEIGHTED_ROUNDS, refine
-from unmixgen.runs.sources import load_library_spectra
+from unmixgen.runs.endmembers import load_library_spectra
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import abundance_maps
 from unmixgen.simulate.scene import simulate

@@ -188,7 +188,7 @@ def add_stripes(cube: np.ndarray, gain_std: float, seed: int, angle: float = 0.0
 
 def real_scene(name: str):
     from unmixgen.io import read_scene
-    from unmixgen.runs.sources import read_truth
+    from unmixgen.runs.truth import read_truth
 
     cube, truth = {"samson": ("samson/samson_1.mat", "samson/end3.mat"),
                    "jasper": ("jasper_ridge/jasperRidge2_R198.mat", "jasper_ridge/end4.mat")}[name]

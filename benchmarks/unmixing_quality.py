@@ -38,7 +38,7 @@ REAL = {
 
 def real_scene(name: str) -> Scene | None:
     from unmixgen.io import read_scene
-    from unmixgen.runs.sources import read_truth
+    from unmixgen.runs.truth import read_truth
 
     cube, truth = REAL[name]
     if not (DATA / cube).exists():

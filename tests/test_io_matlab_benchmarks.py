@@ -224,7 +224,7 @@ def test_cuprite_endmembers_whose_selection_is_not_the_scenes_are_refused(run_cl
 
 
 def test_cuprite_endmembers_whose_selection_names_another_band_count_are_refused(tmp_path):
-    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+    from unmixgen.runs.endmembers import fit_to_bands, load_endmembers
 
     p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
     _cuprite_truth(p)
@@ -241,7 +241,7 @@ def test_cuprite_endmembers_whose_selection_names_another_band_count_are_refused
 
 def test_cuprite_waveLength_is_read_in_nm_and_resamples_the_spectra(tmp_path):
     """``waveLength`` (224, 1) in um: the centre of each row of M (all 224 AVIRIS bands)."""
-    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+    from unmixgen.runs.endmembers import fit_to_bands, load_endmembers
 
     p = tmp_path / "groundTruth_Cuprite_nEnd3.mat"
     m = _cuprite_truth(p)
@@ -265,7 +265,7 @@ def test_cuprite_truth_already_cut_to_slctBnds_is_an_endmembers_file(run_cli, tm
     """A truth saved with M(slctBnds, :) beside its slctBnds (and the sensor's waveLength) is read
     as a truth; as --endmembers-file it was refused ("slctBnds: ... expected the distinct 1-based
     band numbers of the 10 bands of its spectra"), though its rows are those sensor bands."""
-    from unmixgen.runs.sources import load_endmembers
+    from unmixgen.runs.endmembers import load_endmembers
 
     p = tmp_path / "groundTruth_Cuprite_cut.mat"
     m = _cuprite_truth(p)

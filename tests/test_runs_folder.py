@@ -129,8 +129,8 @@ def test_a_result_whose_bands_disagree_is_refused(tmp_path, change):
     # (unmix --endmembers-file RESULT, exit 1); a NaN wavelength dropped its band with a warning
     # that blamed the endmembers' library
     from unmixgen.errors import InputError
+    from unmixgen.runs.endmembers import load_endmembers
     from unmixgen.runs.folder import load_result
-    from unmixgen.runs.sources import load_endmembers
 
     folder = _saved_result(tmp_path, **change)
     for load in (load_result, load_endmembers):

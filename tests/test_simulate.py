@@ -479,7 +479,7 @@ def deleted_channel_library(path):
 
 
 def test_library_deleted_channels_are_missing_not_reflectances(tmp_path, run_cli):
-    from unmixgen.runs.sources import fit_to_bands, load_endmembers
+    from unmixgen.runs.endmembers import fit_to_bands, load_endmembers
 
     lib, wl, order = deleted_channel_library(tmp_path / "lib.mat")
     em = load_endmembers(f"{lib}:kaolin,alunite,muscovite")

@@ -15,7 +15,7 @@ import pytest
 from unmixgen.errors import InputError
 from unmixgen.io import read_scene, write_scene
 from unmixgen.io.sli import read_library
-from unmixgen.runs.sources import fit_to_bands, load_endmembers
+from unmixgen.runs.endmembers import fit_to_bands, load_endmembers
 from unmixgen.scene import Scene
 from unmixgen.simulate.procedural import make_scene
 from unmixgen.unmix.inversion import fcls

@@ -15,7 +15,7 @@ import scipy.io
 from fixtures_io import write_envi
 from unmixgen.errors import InputError
 from unmixgen.io import read_scene
-from unmixgen.runs.sources import read_truth
+from unmixgen.runs.truth import read_truth
 from unmixgen.scene import stored_band_order, take_bands
 from unmixgen.simulate.procedural import make_scene
 

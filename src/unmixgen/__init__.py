@@ -53,7 +53,7 @@ _API = {
     "load_model": "unmixgen.priors.abundance.model",
     # run folders and whole workflows
     "load_result": "unmixgen.runs.folder",
-    "load_endmembers": "unmixgen.runs.sources",
+    "load_endmembers": "unmixgen.runs.endmembers",
     # (one per command, so a notebook never needs the CLI)
     "run_demo": "unmixgen.workflows",
     "unmix_scene": "unmixgen.workflows",

@@ -674,7 +674,7 @@ class Scene:
         where the scene's reader reordered its file's bands (sorted by wavelength, one detector
         kept where two overlap: `stored_band_order`), ``band_order`` says which order they are
         in: ``"file"`` (as stored in the scene's file, like a benchmark's spectra; put in the
-        scene's order as `unmixgen.runs.sources.read_truth` puts them, `in_scene_band_order`)
+        scene's order as `unmixgen.runs.truth.read_truth` puts them, `in_scene_band_order`)
         or ``"scene"`` (as the scene presents its bands). None: ``"file"`` for spectra on the
         file's band count when that is not the scene's; for spectra on the scene's band count
         the order is unknown, and `InputError` asks for ``band_order`` or wavelengths rather

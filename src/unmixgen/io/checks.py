@@ -183,6 +183,16 @@ def refuse_complex(dtype, path, what: str = "data") -> None:
                             "(convert to magnitude or take one part explicitly)")
 
 
+def real_array(value, key: str, path) -> np.ndarray:
+    """Array ``key`` read from the file ``path`` as float32, refused unless its values are real
+    numbers (text would fail later, complex values would lose their imaginary part silently)."""
+    v = np.asarray(value)
+    refuse_complex(v.dtype, path, f"{key!r}")
+    if v.dtype.kind not in "biuf":
+        raise in_file(path, f"{key!r} has type {v.dtype}; expected numbers")
+    return v.astype(np.float32)
+
+
 def make_scene(path, source, **fields):
     """``Scene(source, path=str(path), **fields)``, with any `InputError` the Scene raises
     (an empty cube, a wavelength list that does not fit) prefixed by the file name."""

@@ -22,7 +22,7 @@ None (unknown) unless told. `SimulatedScene.to_scene` gives a `Scene` with `Grou
 
 Sources: `load_abundance_maps` (``.npz`` with ``abundances``, a result folder, a
 ``synthesize`` output folder) and `load_sensor` (a scene file or a CSV of centre, FWHM);
-endmembers come from `unmixgen.runs.sources.load_endmembers` (result folder, CSV, ``.npz``,
+endmembers come from `unmixgen.runs.endmembers.load_endmembers` (result folder, CSV, ``.npz``,
 ``LIB.mat:name1,name2``, an ENVI spectral library ``.sli``, ``LIB.sli:name1,name2``).
 """
 

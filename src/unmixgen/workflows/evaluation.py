@@ -240,7 +240,7 @@ def evaluate_result(truth: str | os.PathLike, estimate: str | os.PathLike, *, al
     ----------
     truth : a benchmark ``.mat`` (``M`` (bands, p) or ``GT`` (p, bands); ``A`` (p, pixels) or
         ``S_GT`` maps), an ``.npz`` with ``endmembers``/``abundances`` or a result folder
-        (`unmixgen.runs.sources.read_truth`)
+        (`unmixgen.runs.truth.read_truth`)
     estimate : a result folder (or its ``result.npz``) of `unmix_scene`, `refine_result`, ...
     align : ``"abundance"`` (maps), ``"sad"`` (spectral angle) or ``"both"``; each needs what it
         matches on on both sides. None: ``"abundance"``, or ``"sad"`` where either side has
@@ -261,7 +261,7 @@ def evaluate_result(truth: str | os.PathLike, estimate: str | os.PathLike, *, al
     """
     from ..evaluate.unmixing import dead_maps, evaluate
     from ..runs.folder import endmember_names, load_result
-    from ..runs.sources import read_truth, truth_orientation
+    from ..runs.truth import read_truth, truth_orientation
 
     estimate_path = Path(estimate)
     if align is not None and align not in ALIGNMENTS:

@@ -27,12 +27,12 @@ GIVE_CENTRES = ("write a copy that has band centres, `unmixgen convert SCENE OUT
 def _training_spectra(sources: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Spectra of every source on the first source's wavelengths: a USGS-layout library
     ``.mat`` or an ENVI spectral library ``.sli`` (all their spectra), or anything
-    `unmixgen.runs.sources.load_endmembers` reads (result folders, .csv, .npz, named library
+    `unmixgen.runs.endmembers.load_endmembers` reads (result folders, .csv, .npz, named library
     spectra); every source needs wavelengths. Missing channels (NaN: a library's deleted,
     ignored or bad ones) are filled or left out (`_fill_deleted`)."""
     from ..errors import in_file
     from ..io.sli import LIBRARY_EXTENSIONS, read_library
-    from ..runs.sources import load_endmembers, read_usgs_library
+    from ..runs.endmembers import load_endmembers, read_usgs_library
     from ..wavelengths import SAME_GRID_NM
 
     blocks, names = [], []

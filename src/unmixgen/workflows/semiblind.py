@@ -18,10 +18,10 @@ from ..scene import stored_band_order
 def stu_endmembers(scene, source: str | Path) -> tuple[np.ndarray, list[str]]:
     """Endmembers from ``source`` (CSV, .npz, result folder, ENVI spectral library ``.sli``,
     ``LIB.mat:names``, ``LIB.sli:names``) on the scene's
-    bands (`unmixgen.runs.sources.fit_to_bands`); `InputError` when they do not cover every
+    bands (`unmixgen.runs.endmembers.fit_to_bands`); `InputError` when they do not cover every
     good band of the scene (the network reads every band)."""
     from ..errors import in_file
-    from ..runs.sources import fit_to_bands, load_endmembers
+    from ..runs.endmembers import fit_to_bands, load_endmembers
 
     em = load_endmembers(source)
     E, covered = fit_to_bands(em, scene.wavelengths, scene.bands, stored_order=stored_band_order(scene),
@@ -274,7 +274,7 @@ def _scale_notes(scene, est, source) -> list[str]:
     scale than its endmembers (from ``source``), which sum-to-one abundances cannot absorb, as
     ``--method fcls`` warns; ``[]`` otherwise (a brightness-free model absorbs the factor)."""
     from ..errors import note
-    from ..runs.sources import scale_mismatch
+    from ..runs.endmembers import scale_mismatch
 
     notes: list[str] = []
     if not est.corrects_scaled():

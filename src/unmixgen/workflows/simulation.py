@@ -21,7 +21,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     """Simulate one scene per abundance map into the folder ``out`` (``unmixgen simulate``).
 
     ``abundances``: maps (an .npz, a synthesize or unmix folder); ``endmembers``: any endmember
-    source (`unmixgen.runs.sources.load_endmembers`); ``sensor``: band centres/FWHM to resample
+    source (`unmixgen.runs.endmembers.load_endmembers`); ``sensor``: band centres/FWHM to resample
     to (CSV or scene file); ``noise``: the noise's kind at ``snr_db``, ``"white"`` (None) or
     ``"signal"`` (signal-dependent), given only with ``snr_db``; ``band_noise``: the noise's spread over the bands
     (`unmixgen.runs.sources.load_band_noise`: a CSV of one std per band, or a scene file whose
@@ -33,7 +33,7 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     (`place_of_maps`; run.json: ``placed_like``). Pixels no-data in the maps (NaN in every map: a
     result's invalid pixels) are no-data (NaN) in the scenes and their truth (run.json:
     ``nodata_pixels``). The scenes are in the units of the endmembers where their source says
-    them (`unmixgen.runs.sources.Endmembers`; run.json: ``units``, "unknown" where it does not).
+    them (`unmixgen.runs.endmembers.Endmembers`; run.json: ``units``, "unknown" where it does not).
     Returns the run record, with ``shape`` and ``scenes``.
     """
     from ..errors import ParameterError
@@ -44,8 +44,9 @@ def simulate_scenes(abundances: str | Path, endmembers: str | Path, out: str | P
     from ..evaluate.maps import check_maps
     from ..io import write_scene
     from ..io.numpy_io import placement_arrays
+    from ..runs.endmembers import load_endmembers
     from ..runs.folder import run_record, save_endmembers
-    from ..runs.sources import load_abundance_maps, load_endmembers, load_sensor_bands
+    from ..runs.sources import load_abundance_maps, load_sensor_bands
     from ..scene import placement
     from ..simulate.mixing import snr_db as measure_snr
     from ..simulate.scene import simulate

@@ -54,7 +54,7 @@ def unmix_scene(scene_path: str | Path, out: str | Path, *, n_endmembers: int | 
     from ..atomic import check_output_dir, write_json
     from ..io import read_scene, require_path
     from ..runs.folder import run_record, save_result
-    from ..runs.sources import read_truth, truth_orientation
+    from ..runs.truth import read_truth, truth_orientation
     from ..unmix.inversion import DEFAULT_METHOD as INVERTER
 
     hybrid = method == "hybridstu"
@@ -290,7 +290,7 @@ def _invert_given(scene, source, method, weighted: bool = False):
     """Abundances for the endmembers of ``source`` on the bands they cover, tile by tile;
     ``weighted``: each band weighed by ``1 / its noise std`` where the noise differs between
     bands (estimated on about 20,000 valid pixels of evenly spaced rows, `Scene.row_sample`)."""
-    from ..runs.sources import fit_to_bands, load_endmembers, scale_mismatch
+    from ..runs.endmembers import fit_to_bands, load_endmembers, scale_mismatch
     from ..unmix.inversion import METHODS as INVERTERS
     from ..unmix.inversion import invert_scene
 

@@ -244,7 +244,7 @@ class HybridSTU(EstimatorParams):
         E = np.asarray(endmembers, np.float32)
         if E.ndim != 2 or E.shape[1] != bands:
             raise InputError(f"endmembers have shape {E.shape}; expected ({self.n_endmembers}, {bands}) on the "
-                             "scene's bands (resample them first, e.g. runs.sources.fit_to_bands)")
+                             "scene's bands (resample them first, e.g. runs.endmembers.fit_to_bands)")
         if E.shape[0] != self.n_endmembers:
             raise ParameterError("n_endmembers", self.n_endmembers,
                                  f"expected the number of endmember spectra given ({E.shape[0]})")
