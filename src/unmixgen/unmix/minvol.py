@@ -18,8 +18,13 @@ instead of ``O(N p B)``; the objective keeps the energy outside those axes as a 
 so its relative change (the stopping test) is that of the full objective.
 
 ``lam`` is relative: the actual weight is ``lam * ||Y - A0 E0||^2 / |logdet(E0 E0^T + delta I)|``
-at the first initialisation, so it does not depend on the data's units. ``delta`` is
-relative to the mean squared endmember norm of that initialisation.
+at the first initialisation. ``delta`` is relative to the mean squared endmember norm of that
+initialisation. The weight is *not* free of the data's units: data times ``c`` shift the
+log-determinant by ``2 p log c`` (and the objective whose relative change stops the
+iterations with it), so the same scene in other units can end elsewhere (the same radiance
+scene x1000: abundances up to 0.025 apart; benchmarks/RESULTS.md, "Bug hunt 52"). The
+tuned ``lam`` and its path hold for data in reflectance (0-1) units; a unit-free log-determinant
+moved the tuned weight by 1.3-2.9x on the blind suite and was not adopted without a retune.
 
 Several initialisations (pure-pixel extractions: N-FINDR, VCA, ATGP) run at once as one
 batched computation with the same weights. The result kept is chosen without ground truth by
