@@ -228,9 +228,10 @@ class HybridSTU(EstimatorParams):
     def check_scene(self, scene: Scene) -> np.ndarray:
         """The good-band mask, after refusing scenes the network cannot take."""
         k = check_k(self.k)
-        if k > min(scene.rows, scene.cols):
-            raise ParameterError("k", k, f"expected at most the scene's smaller side ({min(scene.rows, scene.cols)} "
-                                 "pixels)")
+        if k > min(scene.rows, scene.cols):  # the scene is what is short: unmix has no k to change
+            raise InputError(f"{_label(scene)}: {scene.rows} x {scene.cols} pixels, narrower than the {k} x {k} "
+                             f"neighbourhood the network reads (k={k}); expected a scene at least {k} pixels on "
+                             "each side, or a smaller odd k")
         good = np.asarray(scene.good_bands, bool)
         if not good.any():
             raise InputError(f"{_label(scene)}: every band is marked bad; expected usable bands")
