@@ -206,7 +206,9 @@ def save_checkpoint(model_dir: Path, step: int, *, weights: dict[str, torch.Tens
     final = ck_root / name
     tmp = ck_root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    meta = {"format": FORMAT, "step": str(step)}
+    # one metadata entry: safetensors keeps them in a hash map whose order differs from run to
+    # run, so two entries made the same checkpoint differ byte for byte (the step is in state.json)
+    meta = {"format": FORMAT}
     try:
         save_file(_plain(weights), str(tmp / EMA_FILE), metadata=meta)
         save_file(_plain(training), str(tmp / STATE_FILE), metadata=meta)
