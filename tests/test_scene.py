@@ -45,11 +45,15 @@ def test_all_invalid_scene_is_refused():
 
 def test_tiles_cover_scene_once_with_halo():
     cube = _cube(11, 9, 3)
+    cube[5, 4, 1] = np.nan  # an invalid pixel in the halo of several tiles
+    valid = np.isfinite(cube).all(axis=-1)
     s = Scene(cube)
     seen = np.zeros((11, 9), int)
     for t in s.tiles(4, halo=2):
         seen[t.rows, t.cols] += 1
-        assert np.array_equal(t.data[t.inner], cube[t.rows, t.cols])
+        assert np.array_equal(t.data[t.inner], cube[t.rows, t.cols], equal_nan=True)
+        # the mask covers the outer window, as the data does
+        assert np.array_equal(t.mask, valid[t.outer_rows, t.outer_cols])
         assert t.data.shape[0] <= 4 + 4
     assert (seen == 1).all()
 
