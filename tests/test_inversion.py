@@ -161,6 +161,52 @@ def test_fcls_singular_endmembers_and_degenerate_pixels():
     np.testing.assert_allclose(A[1], [1, 0, 0, 0], atol=1e-5)
 
 
+def test_double_precision_recovers_exact_mixtures_of_near_duplicate_endmembers():
+    # float64 pixels that are exact mixtures: the optimum is the mixing abundances. Two endmembers
+    # 1e-5 apart make the Gram matrix nearly singular (condition ~1e10), the case "double" is for;
+    # the centre subtracted from the pixels was the float32 rounding of the one in the endmembers'
+    # differences, which shifted every pixel and moved abundances by 1e-4
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 50)
+    E = np.stack([0.4 + 0.2 * np.sin(6 * x + k) for k in range(4)])
+    E[3] = E[2] + 1e-5 * rng.standard_normal(50)
+    A = rng.dirichlet(np.full(4, 2.0), 200)
+    Y = A @ E
+    for solver in (fcls, scls, nnls):
+        for precision in ("auto", "double"):
+            np.testing.assert_allclose(solver(Y, E, precision=precision), A, rtol=0, atol=2e-6)
+
+
+def kkt_pixels(rng, E, delta):
+    """Pixels ``(n, bands)`` whose FCLS optimum is known by construction: abundances ``a`` with
+    ``a_0 = delta`` (tiny), the last one zero, and a residual ``v E`` with ``v G = -lam``, where
+    ``lam >= 0`` is non-zero at the last endmember only: the KKT conditions of ``a`` hold."""
+    p = E.shape[0]
+    G = E @ E.T
+    A = np.zeros((delta.size, p))
+    A[:, 0] = delta
+    A[:, 1:p - 1] = rng.dirichlet(np.ones(p - 2), delta.size) * (1 - delta[:, None])
+    lam = np.zeros((delta.size, p))
+    lam[:, p - 1] = rng.uniform(0.05, 0.3, delta.size) * np.trace(G) / p
+    V = -np.linalg.solve(G, lam.T).T
+    return (A + V) @ E, A
+
+
+def test_fcls_frees_a_bound_whose_multiplier_is_tiny_but_negative():
+    # the optimum has a_0 of 2e-8..1e-7: held at zero, its multiplier is about -delta (normalised
+    # units), above the documented -1e-4 * tol = -1e-10, so the bound must be released
+    rng = np.random.default_rng(0)
+    E = rng.uniform(0.1, 0.9, (4, 20))
+    delta = rng.uniform(2e-8, 1e-7, 300)
+    Y, A = kkt_pixels(rng, E, delta)
+    got = fcls(Y, E, precision="double")
+    np.testing.assert_allclose(got, A, rtol=0, atol=6e-8)  # float32 rounding of abundances up to 1
+    np.testing.assert_allclose(got[:, 0], delta, rtol=1e-4)
+    # a looser tol keeps such bounds: a_0 = 0 where delta is below about 1e-4 * tol
+    loose = fcls(Y, E, precision="double", tol=1e-2)
+    assert (loose[:, 0] == 0).mean() > 0.5
+
+
 def test_nnls_matches_scipy():
     rng = np.random.default_rng(2)
     E = rng.random((6, 35)).astype(np.float32)
