@@ -177,6 +177,19 @@ def test_double_precision_recovers_exact_mixtures_of_near_duplicate_endmembers()
             np.testing.assert_allclose(solver(Y, E, precision=precision), A, rtol=0, atol=2e-6)
 
 
+def test_auto_precision_keeps_abundance_errors_of_exact_mixtures_below_2e5():
+    # the documented promise of "auto": float64 products whenever float32 could move abundances by
+    # more than about 2e-5. Float64 exact mixtures of increasingly collinear endmembers: the
+    # optimum is the mixing abundances
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 50)
+    A = rng.dirichlet(np.full(4, 2.0), 500)
+    for spread in (3e-2, 1e-2, 3e-3, 1e-3):
+        E = np.stack([0.4 + 0.2 * np.sin(6 * x + k) for k in range(4)])
+        E[3] = E[2] + spread * rng.standard_normal(50)
+        assert np.abs(fcls(A @ E, E, precision="auto") - A).max() <= 2e-5, spread
+
+
 def kkt_pixels(rng, E, delta):
     """Pixels ``(n, bands)`` whose FCLS optimum is known by construction: abundances ``a`` with
     ``a_0 = delta`` (tiny), the last one zero, and a residual ``v E`` with ``v G = -lam``, where
@@ -205,6 +218,9 @@ def test_fcls_frees_a_bound_whose_multiplier_is_tiny_but_negative():
     # a looser tol keeps such bounds: a_0 = 0 where delta is below about 1e-4 * tol
     loose = fcls(Y, E, precision="double", tol=1e-2)
     assert (loose[:, 0] == 0).mean() > 0.5
+    # the tolerance is in normalised units: the same answer for data in other units (e.g. x 10000)
+    for s in (1e-3, 1e4):
+        np.testing.assert_allclose(fcls(Y * s, E * s, precision="double", tol=1e-2), loose, rtol=0, atol=6e-8)
 
 
 def test_nnls_matches_scipy():
@@ -540,6 +556,16 @@ def test_weighted_scene_inversion_is_least_squares_on_weighted_pixels_and_bad_we
     for bad in (w[:-1], np.r_[w[:-1], 0.0], np.r_[w[:-1], np.nan]):
         with pytest.raises(ParameterError, match="band_weights"):
             invert_scene(scene, E, "fcls", band_weights=bad, progress=False)
+    # with bad bands: weights given per scene band apply to the good bands they belong to, and the
+    # brightness is the least-squares scale of the weighted pixel onto the weighted model
+    good = np.ones(12, bool)
+    good[[2, 7]] = False
+    got, bright = invert_scene(Scene(Y.reshape(7, 9, 12), good_bands=good), E, "fcls", band_weights=w,
+                               progress=False, tile_size=4, with_brightness=True)
+    Yw, Ew = Y[:, good] * w[good], E[:, good] * w[good]
+    np.testing.assert_allclose(got.reshape(-1, 3), fcls(Yw, Ew), atol=1e-6)
+    R = got.reshape(-1, 3).astype(np.float64) @ Ew
+    np.testing.assert_allclose(bright.reshape(-1), np.maximum((Yw * R).sum(1), 0) / (R * R).sum(1), rtol=1e-5)
 
 
 def test_weighted_inversion_by_blocks_is_least_squares_on_weighted_pixels(monkeypatch):
