@@ -379,3 +379,10 @@ def test_scene_refuses_fwhm_that_is_not_one_number_per_band_naming_the_parameter
     # a reader's scene names its file instead
     with pytest.raises(InputError, match=r"^f\.hdr: fwhm: 3 values for 4 bands"):
         Scene(_cube(), fwhm=[10.0, 11.0, 12.0], path="f.hdr")
+
+
+def test_unitless_wavelengths_below_100_are_micrometres():
+    # thermal-infrared libraries store micrometres up to tens of um (8-14 um, 25 um)
+    np.testing.assert_array_equal(to_nm([8.0, 14.0, 25.0, 99.0]), [8000.0, 14000.0, 25000.0, 99000.0])
+    np.testing.assert_array_equal(to_nm([0.4, np.nan, 2.5]), [400.0, np.nan, 2500.0])
+    np.testing.assert_array_equal(to_nm([120.0, 2500.0]), [120.0, 2500.0])  # nanometres stay
