@@ -161,6 +161,68 @@ def test_fcls_singular_endmembers_and_degenerate_pixels():
     np.testing.assert_allclose(A[1], [1, 0, 0, 0], atol=1e-5)
 
 
+def test_double_precision_recovers_exact_mixtures_of_near_duplicate_endmembers():
+    # float64 pixels that are exact mixtures: the optimum is the mixing abundances. Two endmembers
+    # 1e-5 apart make the Gram matrix nearly singular (condition ~1e10), the case "double" is for;
+    # the centre subtracted from the pixels was the float32 rounding of the one in the endmembers'
+    # differences, which shifted every pixel and moved abundances by 1e-4
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 50)
+    E = np.stack([0.4 + 0.2 * np.sin(6 * x + k) for k in range(4)])
+    E[3] = E[2] + 1e-5 * rng.standard_normal(50)
+    A = rng.dirichlet(np.full(4, 2.0), 200)
+    Y = A @ E
+    for solver in (fcls, scls, nnls):
+        for precision in ("auto", "double"):
+            np.testing.assert_allclose(solver(Y, E, precision=precision), A, rtol=0, atol=2e-6)
+
+
+def test_auto_precision_keeps_abundance_errors_of_exact_mixtures_below_2e5():
+    # the documented promise of "auto": float64 products whenever float32 could move abundances by
+    # more than about 2e-5. Float64 exact mixtures of increasingly collinear endmembers: the
+    # optimum is the mixing abundances
+    rng = np.random.default_rng(1)
+    x = np.linspace(0, 1, 50)
+    A = rng.dirichlet(np.full(4, 2.0), 500)
+    for spread in (3e-2, 1e-2, 3e-3, 1e-3):
+        E = np.stack([0.4 + 0.2 * np.sin(6 * x + k) for k in range(4)])
+        E[3] = E[2] + spread * rng.standard_normal(50)
+        assert np.abs(fcls(A @ E, E, precision="auto") - A).max() <= 2e-5, spread
+
+
+def kkt_pixels(rng, E, delta):
+    """Pixels ``(n, bands)`` whose FCLS optimum is known by construction: abundances ``a`` with
+    ``a_0 = delta`` (tiny), the last one zero, and a residual ``v E`` with ``v G = -lam``, where
+    ``lam >= 0`` is non-zero at the last endmember only: the KKT conditions of ``a`` hold."""
+    p = E.shape[0]
+    G = E @ E.T
+    A = np.zeros((delta.size, p))
+    A[:, 0] = delta
+    A[:, 1:p - 1] = rng.dirichlet(np.ones(p - 2), delta.size) * (1 - delta[:, None])
+    lam = np.zeros((delta.size, p))
+    lam[:, p - 1] = rng.uniform(0.05, 0.3, delta.size) * np.trace(G) / p
+    V = -np.linalg.solve(G, lam.T).T
+    return (A + V) @ E, A
+
+
+def test_fcls_frees_a_bound_whose_multiplier_is_tiny_but_negative():
+    # the optimum has a_0 of 2e-8..1e-7: held at zero, its multiplier is about -delta (normalised
+    # units), above the documented -1e-4 * tol = -1e-10, so the bound must be released
+    rng = np.random.default_rng(0)
+    E = rng.uniform(0.1, 0.9, (4, 20))
+    delta = rng.uniform(2e-8, 1e-7, 300)
+    Y, A = kkt_pixels(rng, E, delta)
+    got = fcls(Y, E, precision="double")
+    np.testing.assert_allclose(got, A, rtol=0, atol=6e-8)  # float32 rounding of abundances up to 1
+    np.testing.assert_allclose(got[:, 0], delta, rtol=1e-4)
+    # a looser tol keeps such bounds: a_0 = 0 where delta is below about 1e-4 * tol
+    loose = fcls(Y, E, precision="double", tol=1e-2)
+    assert (loose[:, 0] == 0).mean() > 0.5
+    # the tolerance is in normalised units: the same answer for data in other units (e.g. x 10000)
+    for s in (1e-3, 1e4):
+        np.testing.assert_allclose(fcls(Y * s, E * s, precision="double", tol=1e-2), loose, rtol=0, atol=6e-8)
+
+
 def test_nnls_matches_scipy():
     rng = np.random.default_rng(2)
     E = rng.random((6, 35)).astype(np.float32)
@@ -494,6 +556,16 @@ def test_weighted_scene_inversion_is_least_squares_on_weighted_pixels_and_bad_we
     for bad in (w[:-1], np.r_[w[:-1], 0.0], np.r_[w[:-1], np.nan]):
         with pytest.raises(ParameterError, match="band_weights"):
             invert_scene(scene, E, "fcls", band_weights=bad, progress=False)
+    # with bad bands: weights given per scene band apply to the good bands they belong to, and the
+    # brightness is the least-squares scale of the weighted pixel onto the weighted model
+    good = np.ones(12, bool)
+    good[[2, 7]] = False
+    got, bright = invert_scene(Scene(Y.reshape(7, 9, 12), good_bands=good), E, "fcls", band_weights=w,
+                               progress=False, tile_size=4, with_brightness=True)
+    Yw, Ew = Y[:, good] * w[good], E[:, good] * w[good]
+    np.testing.assert_allclose(got.reshape(-1, 3), fcls(Yw, Ew), atol=1e-6)
+    R = got.reshape(-1, 3).astype(np.float64) @ Ew
+    np.testing.assert_allclose(bright.reshape(-1), np.maximum((Yw * R).sum(1), 0) / (R * R).sum(1), rtol=1e-5)
 
 
 def test_weighted_inversion_by_blocks_is_least_squares_on_weighted_pixels(monkeypatch):

@@ -103,6 +103,7 @@ def test_sre_known_value():
     est = ref * 0.9  # ||A - Ahat||^2 = 0.01 ||A||^2 -> 20 dB
     assert sre(est, ref) == pytest.approx(20.0)
     assert sre(ref, ref) == float("inf")
+    assert sre(est, np.zeros_like(ref)) == float("-inf")  # no reference energy: the worst, not the best
 
 
 def test_ssim_identical_is_one_and_constant_maps_closed_form():
@@ -262,6 +263,10 @@ def test_reconstruction_rmse_psnr_and_sam():
     peak = np.abs(y_off).max()
     assert psnr(y_off, y) == pytest.approx(20 * np.log10(peak / 0.01))
     assert psnr(y, y_off, data_range=1.0) == pytest.approx(40.0)
+    y_neg = y - 2.0  # negative values (e.g. over-corrected reflectance): the peak is max |Y|, here 2 - min(y)
+    assert psnr(y_neg + 0.01, y_neg) == pytest.approx(20 * np.log10((2.0 - y.min() - 0.01) / 0.01))
+    res = evaluate(endmembers=e - 2.0, abundances=a, cube=y_neg + 0.01)
+    assert res["psnr_db"] == pytest.approx(20 * np.log10((2.0 - y.min() - 0.01) / 0.01), rel=1e-6)  # float32 sums
     angles = sam_map(y, 3 * y)
     assert angles.shape == (5, 7)
     np.testing.assert_allclose(angles, 0.0, atol=1e-5)
@@ -300,6 +305,57 @@ def test_match_recovers_shuffled_estimate():
     np.testing.assert_array_equal(match_endmembers(reference=e_ref, estimate=e_est, by="sad"), np.argsort(shuffle))
     with pytest.raises(TypeError):
         match_endmembers(e_est, e_ref, "sad")  # by is keyword-only
+
+
+def _brute_force_match(cost):
+    """``perm`` minimising ``sum_j cost[perm[j], j]`` over every permutation (square ``cost``)."""
+    import itertools
+
+    best = min(itertools.permutations(range(cost.shape[0])),
+               key=lambda q: sum(cost[q[j], j] for j in range(cost.shape[1])))
+    return np.array(best)
+
+
+def test_match_minimises_the_summed_documented_cost_by_brute_force():
+    # "abundance": RMSE between maps (fraction); "both": that RMSE + SAD / 90 degrees. The sum of
+    # RMSEs, not of MSEs, is minimised: on noisy estimates the two pick other assignments
+    rng = np.random.default_rng(0)
+    differs = set()
+    for _ in range(40):
+        a_est, a_ref = rng.uniform(0, 1, (60, 4)), rng.uniform(0, 1, (60, 4))
+        e_est, e_ref = rng.uniform(0, 1, (4, 8)), rng.uniform(0, 1, (4, 8))
+        rmse_ij = np.sqrt(((a_est[:, :, None] - a_ref[:, None, :]) ** 2).mean(0))
+        cos = (e_est @ e_ref.T) / np.outer(np.linalg.norm(e_est, axis=1), np.linalg.norm(e_ref, axis=1))
+        sad_ij = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+        for by, cost, est, ref in [("abundance", rmse_ij, a_est, a_ref),
+                                   ("both", rmse_ij + sad_ij / 90.0, (e_est, a_est), (e_ref, a_ref))]:
+            want = _brute_force_match(cost)
+            np.testing.assert_array_equal(match_endmembers(est, ref, by=by), want)
+            # costs easily mistaken for the documented one: MSE, or another weight of the angle
+            others = ({"mse": rmse_ij**2} if by == "abundance"
+                      else {"mse + sad/90": rmse_ij**2 + sad_ij / 90.0, "rmse + sad/9": rmse_ij + sad_ij / 9.0})
+            differs |= {name for name, o in others.items() if not np.array_equal(_brute_force_match(o), want)}
+    assert differs == {"mse", "mse + sad/90", "rmse + sad/9"}  # the cases tell the costs apart
+
+
+def test_a_failed_endmember_is_matched_last():
+    # an estimated map NaN at every pixel, or an all-zero spectrum (no angle), costs more than any
+    # real pair: the other estimates take the references
+    rng = np.random.default_rng(4)
+    a_ref = _maps(8, 9, p=3)
+    e_ref = rng.uniform(0.1, 1, (3, 12))
+    shuffle = np.array([2, 0, 1])
+    a_est = np.concatenate([np.full(a_ref.shape[:2] + (1,), np.nan), a_ref[..., shuffle]], axis=-1)
+    e_est = np.vstack([np.zeros(12), e_ref[shuffle]])
+    want = np.argsort(shuffle) + 1  # estimate 0 is the failed one
+    np.testing.assert_array_equal(match_endmembers(a_est, a_ref, by="abundance"), want)
+    np.testing.assert_array_equal(match_endmembers(e_est, e_ref, by="sad"), want)
+    # also when the real pairs are poor: a failed one is still worse than the worst real pair
+    noisy = a_est.copy()
+    noisy[..., 1:] = rng.uniform(2, 3, noisy[..., 1:].shape)  # RMSE above 1 to every reference
+    assert 0 not in match_endmembers(noisy, a_ref, by="abundance")
+    e_noisy = np.vstack([np.zeros(12), rng.uniform(0.1, 1, (3, 12))])
+    assert 0 not in match_endmembers(e_noisy, -e_ref, by="sad")  # every real angle above 90 degrees
 
 
 def test_alignment_by_abundance_vs_by_sad_differ_when_they_disagree():

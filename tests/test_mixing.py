@@ -97,6 +97,17 @@ def test_noise_reaches_requested_snr(kind, snr):
     assert abs(mixing.snr_db(clean, noisy) - snr) < 0.1
 
 
+def test_signal_dependent_noise_reaches_the_snr_when_the_signal_has_negative_values():
+    # var = c * max(clean, 0): values <= 0 get no noise and count nothing towards the noise level
+    # (a signed sum made the negatives lower it, and the SNR came out low)
+    rng = np.random.default_rng(1)
+    clean = (rng.uniform(-0.4, 0.6, (50, 60, 40))).astype(np.float32)
+    noisy = mixing.add_noise(clean, 20.0, rng=3, kind="signal")
+    c, d = clean.astype(np.float64), noisy.astype(np.float64) - clean
+    assert abs(10 * np.log10((c * c).sum() / (d * d).sum()) - 20.0) < 0.2  # a signed sum: 2.6 dB low
+    assert (d[clean <= 0] == 0).all()
+
+
 def test_measured_snr_pairs_the_values_of_both_arrays_when_one_holds_nan():
     # the textbook ratio over the values both arrays hold: a pixel NaN in the noisy cube only
     # (masked after the noise) has no error, so its signal is not counted either (it counted,

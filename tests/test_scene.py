@@ -45,11 +45,15 @@ def test_all_invalid_scene_is_refused():
 
 def test_tiles_cover_scene_once_with_halo():
     cube = _cube(11, 9, 3)
+    cube[5, 4, 1] = np.nan  # an invalid pixel in the halo of several tiles
+    valid = np.isfinite(cube).all(axis=-1)
     s = Scene(cube)
     seen = np.zeros((11, 9), int)
     for t in s.tiles(4, halo=2):
         seen[t.rows, t.cols] += 1
-        assert np.array_equal(t.data[t.inner], cube[t.rows, t.cols])
+        assert np.array_equal(t.data[t.inner], cube[t.rows, t.cols], equal_nan=True)
+        # the mask covers the outer window, as the data does
+        assert np.array_equal(t.mask, valid[t.outer_rows, t.outer_cols])
         assert t.data.shape[0] <= 4 + 4
     assert (seen == 1).all()
 
@@ -375,3 +379,10 @@ def test_scene_refuses_fwhm_that_is_not_one_number_per_band_naming_the_parameter
     # a reader's scene names its file instead
     with pytest.raises(InputError, match=r"^f\.hdr: fwhm: 3 values for 4 bands"):
         Scene(_cube(), fwhm=[10.0, 11.0, 12.0], path="f.hdr")
+
+
+def test_unitless_wavelengths_below_100_are_micrometres():
+    # thermal-infrared libraries store micrometres up to tens of um (8-14 um, 25 um)
+    np.testing.assert_array_equal(to_nm([8.0, 14.0, 25.0, 99.0]), [8000.0, 14000.0, 25000.0, 99000.0])
+    np.testing.assert_array_equal(to_nm([0.4, np.nan, 2.5]), [400.0, np.nan, 2500.0])
+    np.testing.assert_array_equal(to_nm([120.0, 2500.0]), [120.0, 2500.0])  # nanometres stay

@@ -242,3 +242,44 @@ def test_a_hand_built_truth_on_the_files_bands_is_put_on_the_kept_ones(tmp_path)
         scene.attach_truth(GroundTruth(E))
     scene.attach_truth(GroundTruth(E), band_order="scene")
     np.testing.assert_array_equal(scene.truth.endmembers, E)
+
+
+def _arrange_by_hand(wl, det, policy):
+    """The kept band indices, in wavelength order, from the policy's wording: in each overlap of
+    neighbouring detectors (neighbours by where they start), keep only the shorter-starting
+    detector's bands ("short") or only the other's ("long")."""
+    wl, det = np.asarray(wl, float), np.asarray(det)
+    labels = sorted(set(det.tolist()), key=lambda d: wl[det == d].min())
+    drop = set()
+    for lo, hi in zip(labels[:-1], labels[1:], strict=True):
+        lo_b = [i for i in range(wl.size) if det[i] == lo and i not in drop]
+        hi_b = [i for i in range(wl.size) if det[i] == hi and i not in drop]
+        if policy == "short":
+            top = max(wl[i] for i in lo_b)
+            drop |= {i for i in hi_b if wl[i] <= top}
+        else:
+            bottom = min(wl[i] for i in hi_b)
+            drop |= {i for i in lo_b if wl[i] >= bottom}
+    kept = [i for i in range(wl.size) if i not in drop]
+    return sorted(kept, key=lambda i: wl[i])
+
+
+def test_arrange_follows_the_overlap_policy_by_hand():
+    from unmixgen.io.bands import arrange, detector_runs
+
+    # VNIR 400..1000 then SWIR from 950, with a SWIR band exactly at the VNIR's last wavelength
+    wl = np.r_[np.arange(400.0, 1001.0, 50.0), [950.0, 1000.0, 1050.0, 1100.0]]
+    det = detector_runs(wl)
+    assert det.tolist() == [0] * 13 + [1] * 4
+    for policy in ("short", "long"):
+        got = arrange(wl, policy)
+        assert got.order.tolist() == _arrange_by_hand(wl, det, policy), policy
+        assert np.all(np.diff(got.wavelengths) > 0)
+    # labels that do not follow the wavelengths: detector 0 is the long one here
+    det2 = np.r_[[1] * 13, [0] * 4]
+    assert arrange(wl, "short", detectors=det2).order.tolist() == _arrange_by_hand(wl, det2, "short")
+    # a repeated wavelength starts a new detector (the stored order does not increase there)
+    assert detector_runs([500.0, 600.0, 600.0, 700.0]).tolist() == [0, 0, 1, 1]
+    for bad in ([500.0, 0.0, 700.0], [-5.0, 600.0]):
+        with pytest.raises(InputError, match="finite and positive"):
+            arrange(bad)

@@ -104,7 +104,30 @@ def test_threads_backend_keeps_a_bounded_number_of_tiles():
     assert len(in_flight) == len(windows(ROWS, COLS, 3)) and max(in_flight) <= 2 * 2
 
 
-def test_tiles_without_valid_pixels_are_not_read_or_computed():
+@pytest.mark.parametrize("rows,cols,tile,halo", [(9, 13, 4, 0), (9, 13, 4, 2), (5, 5, 5, 1), (1, 7, 3, 4),
+                                                  (17, 6, 8, 1), (10, 10, 3, 3)])
+def test_windows_cover_every_pixel_once_and_halos_are_the_clipped_dilation(rows, cols, tile, halo):
+    # rows % tile == 1 in several cases: a last tile of a single row or column must not be lost
+    seen = np.zeros((rows, cols), int)
+    for w in windows(rows, cols, tile, halo):
+        seen[w.rows, w.cols] += 1
+        inner = np.zeros((rows, cols), bool)
+        inner[w.rows, w.cols] = True
+        assert 1 <= w.rows.stop - w.rows.start <= tile and 1 <= w.cols.stop - w.cols.start <= tile
+        # the outer window: every pixel within `halo` (Chebyshev distance) of the tile, by brute force
+        rr, cc = np.nonzero(inner)
+        want = np.zeros((rows, cols), bool)
+        want[max(rr.min() - halo, 0):rr.max() + halo + 1, max(cc.min() - halo, 0):cc.max() + halo + 1] = True
+        got = np.zeros((rows, cols), bool)
+        got[w.outer_rows, w.outer_cols] = True
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got[w.outer_rows, w.outer_cols][w.inner], inner[w.rows, w.cols])
+        assert inner[w.outer_rows, w.outer_cols][w.inner].all()
+    np.testing.assert_array_equal(seen, 1)
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_tiles_without_valid_pixels_are_not_read_or_computed(backend):
     cube = _cube()
     cube[:8, :8] = np.nan  # covers tile (0, 0) of the 8-pixel grid
     src = RecordingSource(cube)
@@ -117,7 +140,7 @@ def test_tiles_without_valid_pixels_are_not_read_or_computed():
         calls.append(data.shape)
         return data
 
-    out = map_tiles(scene, fn, tile=8, out_channels=BANDS, fill=-1.0)
+    out = map_tiles(scene, fn, tile=8, out_channels=BANDS, fill=-1.0, backend=backend, n_workers=2)
     assert len(calls) == len(windows(ROWS, COLS, 8)) - 1 == len(src.windows)
     assert (out[:8, :8] == -1.0).all()
     np.testing.assert_array_equal(out[scene.mask], cube[scene.mask])

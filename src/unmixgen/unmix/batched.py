@@ -93,7 +93,11 @@ class Gram:
             raise ParameterError("precision", precision, "expected 'auto', 'single' or 'double'")
         E64 = np.asarray(E, np.float64)
         p, bands = E64.shape
-        c = E64.mean(axis=0)
+        # the centre, rounded to float32 once: the float32 and the float64 products subtract
+        # this very vector from the pixels, so D and the constant use it too (with the exact
+        # mean in D but its float32 rounding in b, float64 pixels were fitted shifted by
+        # that rounding: 1e-4 abundance errors on near-duplicate endmembers in "double")
+        c = E64.mean(axis=0).astype(np.float32).astype(np.float64)
         D = E64 - c if shift else E64
         self.G_raw = E64 @ E64.T
         tr = float(np.trace(self.G_raw)) / p

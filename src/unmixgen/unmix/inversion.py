@@ -31,8 +31,9 @@ that solution onto the feasible set, whose zero pattern is usually close to the 
 working set, so on mixed scenes most pixels finish within a few iterations.
 
 Precision: ``b`` is computed as ``(y - c) @ D^T`` plus a per-endmember constant, with
-``c`` the mean endmember and, for sum-to-one methods, ``D = E - c`` (a constant shift of
-``b`` does not change a sum-to-one solution). In float32 this keeps the rounding error
+``c`` the mean endmember (rounded to float32: the same vector in both precisions) and, for
+sum-to-one methods, ``D = E - c`` (a constant shift of ``b`` does not change a sum-to-one
+solution). In float32 this keeps the rounding error
 proportional to the distances between spectra rather than their magnitudes. With
 ``precision="auto"`` the product is done in float64 instead when the endmembers are so
 ill-conditioned that float32 rounding could move abundances by more than about 2e-5.
