@@ -62,3 +62,33 @@ def test_a_plain_array_is_refined_and_bad_estimates_are_refused(unmixed):
         ug.refine_scene(cube, E, A, endmembers_from="library", samples=2, steps=2)
     with pytest.raises(ParameterError, match="samples=0"):
         ug.refine_scene(cube, E, A, samples=0)
+
+
+# -- hunt 55: a second reader of refine_scene -------------------------------------------------
+def test_run_json_started_is_stamped_before_the_refinement(unmixed, tmp_path, monkeypatch):
+    # refine_result made its run record after refine_scene returned: "started" said when the
+    # refinement had ended, not when it began (the record was made before refine until the split)
+    import json
+    import types
+
+    import unmixgen.refine.posterior as posterior
+    import unmixgen.runs.folder as folder
+
+    root, path = unmixed
+    real, refined = posterior.refine, []
+
+    def spy(*args, **kwargs):
+        refined.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(posterior, "refine", spy)
+    monkeypatch.setattr(folder, "time", types.SimpleNamespace(strftime=lambda fmt: "after" if refined else "before"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few samples
+        record = ug.refine_result(path, root / "vca", tmp_path / "ref", samples=2, steps=2, figures=False,
+                                  progress=False)
+    assert refined
+    assert record["started"] == "before"
+    assert json.loads((tmp_path / "ref" / "run.json").read_text())["started"] == "before"
+    assert record["parameters"]["rounds"] == "auto" and record["parameters"]["samples"] == 2
+

@@ -473,18 +473,19 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     # fractions of the endmembers divided by their brightness (the blind default's edaa): refined
     # as fractions of the endmembers and returned as the init has them
     basis = str(res["abundance_basis"]) if "abundance_basis" in res else None
+    # made now, its parameters filled in below: "started" is when the refinement began
+    record = run_record("refine", {}, seed=seed)
     done = refine_scene(scene, E0, A0, brightness=brightness, abundance_basis=basis,
                         endmembers_from=endmember_origin(res.get("run")), abundance_prior=abundance_prior,
                         spectra_prior=spectra_prior, samples=samples, steps=steps, rounds=rounds, t0=t0, seed=seed,
                         device=device, progress=progress, sources=(str(scene_path), str(init)), **options)
     r = done.result
-    record = run_record("refine", {"init": str(init), "abundance_prior": str(done.abundance_prior),
-                                   "spectra_prior": None if done.spectra_prior is None else str(done.spectra_prior),
-                                   # as asked: "auto" (refine.rounds and rounds_from say what it chose)
-                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
-                                   # "none" as asked: null could not be told from noise too white to weigh
-                                   **checked, **({"band_weights": asked_weights} if asked_weights else {})},
-                        seed=seed)
+    record["parameters"] = {"init": str(init), "abundance_prior": str(done.abundance_prior),
+                            "spectra_prior": None if done.spectra_prior is None else str(done.spectra_prior),
+                            # as asked: "auto" (refine.rounds and rounds_from say what it chose)
+                            "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
+                            # "none" as asked: null could not be told from noise too white to weigh
+                            **checked, **({"band_weights": asked_weights} if asked_weights else {})}
     record["warnings"] = scene_notes + record["warnings"] + done.warnings
     record["refine"] = done.record
     record["timings_s"]["refine"] = r.record["seconds"]
