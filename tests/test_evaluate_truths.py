@@ -342,3 +342,15 @@ def test_pixel_order_decisions_are_unchanged(shape, order, quality, wrong):
     assert (truth_orientation(gt, est, mask) is not None) == flagged
     if quality < 0.05:  # a good estimate: a wrong order is caught, a right one is not
         assert flagged == wrong
+
+
+def test_blockwise_matched_rmse_names_a_block_size_below_one():
+    # block=0 made empty blocks: every map looked NaN, "every map of the estimate is NaN" was said of good maps
+    from unmixgen.errors import ParameterError
+    from unmixgen.evaluate.unmixing import matched_abundance_rmse
+
+    ref = np.random.default_rng(0).dirichlet(np.ones(3), size=(5, 6)).astype(np.float32)
+    for block in (0, -4, 2.5):
+        with pytest.raises(ParameterError, match=f"block={block}"):
+            matched_abundance_rmse(ref, ref, block=block)
+    assert matched_abundance_rmse(ref, ref, block=1) == 0.0

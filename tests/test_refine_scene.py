@@ -62,3 +62,71 @@ def test_a_plain_array_is_refined_and_bad_estimates_are_refused(unmixed):
         ug.refine_scene(cube, E, A, endmembers_from="library", samples=2, steps=2)
     with pytest.raises(ParameterError, match="samples=0"):
         ug.refine_scene(cube, E, A, samples=0)
+
+
+# -- hunt 55: a second reader of refine_scene -------------------------------------------------
+def test_run_json_started_is_stamped_before_the_refinement(unmixed, tmp_path, monkeypatch):
+    # refine_result made its run record after refine_scene returned: "started" said when the
+    # refinement had ended, not when it began (the record was made before refine until the split)
+    import json
+    import types
+
+    import unmixgen.refine.posterior as posterior
+    import unmixgen.runs.folder as folder
+
+    root, path = unmixed
+    real, refined = posterior.refine, []
+
+    def spy(*args, **kwargs):
+        refined.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(posterior, "refine", spy)
+    monkeypatch.setattr(folder, "time", types.SimpleNamespace(strftime=lambda fmt: "after" if refined else "before"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few samples
+        record = ug.refine_result(path, root / "vca", tmp_path / "ref", samples=2, steps=2, figures=False,
+                                  progress=False)
+    assert refined
+    assert record["started"] == "before"
+    assert json.loads((tmp_path / "ref" / "run.json").read_text())["started"] == "before"
+    assert record["parameters"]["rounds"] == "auto" and record["parameters"]["samples"] == 2
+
+
+def test_brightness_is_checked_and_divided_out(unmixed):
+    # refine_scene took any brightness: a (cols,) vector was broadcast over every row without a
+    # word, negative values were taken as "none", a list failed with a TypeError
+    root, path = unmixed
+    cube = ug.read_scene(path).load()
+    res = ug.load_result(root / "vca")
+    E, A = res["endmembers"], res["abundances"]
+    with pytest.raises(InputError, match=r"brightness has shape \(16,\)"):
+        ug.refine_scene(cube, E, A, brightness=np.full(16, 2.0), samples=2, steps=2)
+    with pytest.raises(InputError, match="brightness has negative or infinite values"):
+        ug.refine_scene(cube, E, A, brightness=np.full((20, 16), -2.0), samples=2, steps=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no wavelengths; few samples
+        plain = ug.refine_scene(cube, E, A, samples=2, steps=2, mixing="linear")
+        # twice as bright, with that brightness given (a list): the same pixels once divided
+        bright = ug.refine_scene(cube * 2, E, A, brightness=np.full((20, 16), 2.0).tolist(), samples=2, steps=2,
+                                 mixing="linear")
+    np.testing.assert_array_equal(bright.result.abundances, plain.result.abundances)
+    assert bright.brightness.dtype == np.float32 and np.all(bright.brightness == 2)
+    assert bright.record["brightness_divided"] and not plain.record["brightness_divided"]
+
+
+def test_estimates_that_are_not_real_arrays_of_the_scene_are_refused(unmixed):
+    # complex endmembers lost their imaginary part silently, text failed with a ValueError, 0-d
+    # endmembers with an IndexError; a cube without a valid pixel was named by refine's own 'mask'
+    root, path = unmixed
+    cube = ug.read_scene(path).load()
+    res = ug.load_result(root / "vca")
+    E, A = res["endmembers"], res["abundances"]
+    with pytest.raises(InputError, match="endmembers' has complex type"):
+        ug.refine_scene(cube, E + 1j, A, samples=2, steps=2)
+    with pytest.raises(InputError, match="abundances' has type <U"):
+        ug.refine_scene(cube, E, A.astype(str), samples=2, steps=2)
+    with pytest.raises(InputError, match=r"endmembers of shape \(\)"):
+        ug.refine_scene(cube, E[0, 0], A, samples=2, steps=2)
+    with pytest.raises(InputError, match="no valid pixel"):
+        ug.refine_scene(np.zeros_like(cube), E, A, samples=2, steps=2)

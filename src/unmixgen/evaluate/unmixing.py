@@ -28,7 +28,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from ..atomic import jsonable
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, check_range
 from ..labelled import bands_last, variable_of
 
 __all__ = [
@@ -535,6 +535,7 @@ def matched_abundance_rmse(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarra
     are never made. Sums are taken block by block, so the value may differ from theirs in
     the last digits of float64 only.
     """
+    check_range("block", block, low=1, integer=True)  # 0 made empty blocks, read as maps NaN everywhere
     a, b = np.asarray(A_est), np.asarray(A_ref)
     _same_image(a, b, "abundances")
     a, b = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
@@ -542,7 +543,7 @@ def matched_abundance_rmse(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarra
     if b.shape[0] != n:
         raise InputError(f"abundances: {n} and {b.shape[0]} pixels; expected the same scene")
     m = None if mask is None else np.asarray(mask, bool).reshape(-1)
-    spans = [(i, min(i + int(block), n)) for i in range(0, n, max(1, int(block)))]
+    spans = [(i, min(i + block, n)) for i in range(0, n, block)]
     # maps finite at no pixel of the mask (`dead_maps`, which ignores a mask of another size)
     live_a, live_b = np.zeros(a.shape[1], bool), np.zeros(b.shape[1], bool)
     for i, j in spans:

@@ -284,7 +284,7 @@ def refine_scene(scene: Any, endmembers: np.ndarray, abundances: np.ndarray, *, 
     scene : a `Scene` or a ``(rows, cols, bands)`` array.
     endmembers : (p, bands); abundances : (rows, cols, p) on the simplex (NaN: start from FCLS).
     brightness : (rows, cols) per-pixel brightness of an init of the scaled model ``y = s a E``
-        (NaN or 0: none); the pixels are refined divided by it.
+        (values >= 0; NaN or 0: none); the pixels are refined divided by it.
     abundance_basis : the init's fraction basis (`refine` ``abundance_basis``), or None.
     endmembers_from : ``"scene"`` (extracted from this scene: the rounds and ``endmembers_fitted``
         follow, as `endmember_origin` says for a result folder), ``"given"`` or ``"unknown"``.
@@ -293,6 +293,7 @@ def refine_scene(scene: Any, endmembers: np.ndarray, abundances: np.ndarray, *, 
     progress : show a progress bar of the denoising steps.
     sources : how messages name the scene and the init (`refine_result` passes their paths).
     """
+    from ..io.checks import real_array
     from ..nn.device import resolve_device
     from ..priors.abundance.model import AbundanceModel
     from ..priors.spectra.model import load_spectra_prior
@@ -304,12 +305,17 @@ def refine_scene(scene: Any, endmembers: np.ndarray, abundances: np.ndarray, *, 
     if endmembers_from not in ("scene", "given", "unknown"):
         raise ParameterError("endmembers_from", endmembers_from, "expected 'scene', 'given' or 'unknown'")
     scene = as_scene(scene)
-    E0, A0 = np.asarray(endmembers, np.float32), np.asarray(abundances, np.float32)
-    if A0.shape[:2] != (scene.rows, scene.cols) or E0.shape[-1] != scene.bands:
+    scene.require_valid()  # as refine_result's reading: the message names the scene, not refine's mask
+    # real numbers (complex values would lose their imaginary part silently, text fail in a cast)
+    E0, A0 = real_array(endmembers, "endmembers", init_name), real_array(abundances, "abundances", init_name)
+    if (A0.ndim != 3 or E0.ndim != 2 or A0.shape[:2] != (scene.rows, scene.cols)
+            or E0.shape[-1] != scene.bands):
         raise InputError(f"{init_name}: abundances of shape {A0.shape} and endmembers of shape {E0.shape} for a "
                          f"{scene.rows}x{scene.cols} scene with {scene.bands} bands; expected (rows, cols, p) and "
                          "(p, bands) of this scene")
     _check_estimate(A0, E0, scene.good_bands, init_name)
+    if brightness is not None:  # a (cols,) vector would be broadcast over every row without a word
+        brightness = _checked_brightness(brightness, init_name, scene.rows, scene.cols)
     device = resolve_device(device)
     auto = rounds == "auto"
     if auto:
@@ -473,18 +479,19 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
     # fractions of the endmembers divided by their brightness (the blind default's edaa): refined
     # as fractions of the endmembers and returned as the init has them
     basis = str(res["abundance_basis"]) if "abundance_basis" in res else None
+    # made now, its parameters filled in below: "started" is when the refinement began
+    record = run_record("refine", {}, seed=seed)
     done = refine_scene(scene, E0, A0, brightness=brightness, abundance_basis=basis,
                         endmembers_from=endmember_origin(res.get("run")), abundance_prior=abundance_prior,
                         spectra_prior=spectra_prior, samples=samples, steps=steps, rounds=rounds, t0=t0, seed=seed,
                         device=device, progress=progress, sources=(str(scene_path), str(init)), **options)
     r = done.result
-    record = run_record("refine", {"init": str(init), "abundance_prior": str(done.abundance_prior),
-                                   "spectra_prior": None if done.spectra_prior is None else str(done.spectra_prior),
-                                   # as asked: "auto" (refine.rounds and rounds_from say what it chose)
-                                   "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
-                                   # "none" as asked: null could not be told from noise too white to weigh
-                                   **checked, **({"band_weights": asked_weights} if asked_weights else {})},
-                        seed=seed)
+    record["parameters"] = {"init": str(init), "abundance_prior": str(done.abundance_prior),
+                            "spectra_prior": None if done.spectra_prior is None else str(done.spectra_prior),
+                            # as asked: "auto" (refine.rounds and rounds_from say what it chose)
+                            "samples": samples, "steps": steps, "rounds": rounds, "t0": t0,
+                            # "none" as asked: null could not be told from noise too white to weigh
+                            **checked, **({"band_weights": asked_weights} if asked_weights else {})}
     record["warnings"] = scene_notes + record["warnings"] + done.warnings
     record["refine"] = done.record
     record["timings_s"]["refine"] = r.record["seconds"]
@@ -601,11 +608,16 @@ def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
 
 
 def _init_brightness(res: dict, init, rows: int, cols: int) -> np.ndarray | None:
-    """The init's per-pixel brightness (rows, cols) float32, or None; `InputError` when it is
-    not a map of the scene's size with non-negative values (NaN: invalid pixels)."""
+    """The init's per-pixel brightness (rows, cols) float32, or None (`_checked_brightness`)."""
     if "brightness" not in res:
         return None
-    b = np.asarray(res["brightness"])
+    return _checked_brightness(res["brightness"], init, rows, cols)
+
+
+def _checked_brightness(brightness, init, rows: int, cols: int) -> np.ndarray:
+    """A per-pixel brightness as (rows, cols) float32; `InputError` naming ``init`` when it is
+    not a map of the scene's size with non-negative values (NaN: invalid pixels)."""
+    b = np.asarray(brightness)
     if b.shape != (rows, cols) or b.dtype.kind not in "fiu":
         raise InputError(f"{init}: brightness has shape {b.shape} ({b.dtype}); expected ({rows}, {cols}) numbers "
                          "like the scene")
