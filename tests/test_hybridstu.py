@@ -431,7 +431,7 @@ def test_bad_input_is_refused_before_training(case):
             HybridSTU(4, k=3).fit(scene, endmembers=E)
     elif case == "k":
         tiny = Scene(scene.load()[:4, :6])
-        with pytest.raises(InputError, match=r"4 x 6 pixels, narrower than the 5 x 5 neighbourhood .*\(k=5\)"):
+        with pytest.raises(ParameterError, match=r"k=5: .* is 4 x 6 pixels, narrower than 5 x 5"):
             small(k=5).fit(tiny, endmembers=E)
     elif case == "pixels":
         cube = scene.load().copy()

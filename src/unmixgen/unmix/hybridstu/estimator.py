@@ -228,10 +228,9 @@ class HybridSTU(EstimatorParams):
     def check_scene(self, scene: Scene) -> np.ndarray:
         """The good-band mask, after refusing scenes the network cannot take."""
         k = check_k(self.k)
-        if k > min(scene.rows, scene.cols):  # the scene is what is short: unmix has no k to change
-            raise InputError(f"{_label(scene)}: {scene.rows} x {scene.cols} pixels, narrower than the {k} x {k} "
-                             f"neighbourhood the network reads (k={k}); expected a scene at least {k} pixels on "
-                             "each side, or a smaller odd k")
+        if k > min(scene.rows, scene.cols):  # train-stu shows it as --k; unmix, which has no k, as k=...
+            raise ParameterError("k", k, f"expected a neighbourhood no wider than the scene: {_label(scene)} is "
+                                         f"{scene.rows} x {scene.cols} pixels, narrower than {k} x {k}")
         good = np.asarray(scene.good_bands, bool)
         if not good.any():
             raise InputError(f"{_label(scene)}: every band is marked bad; expected usable bands")
