@@ -446,30 +446,77 @@ def _split(x: Any, by: str) -> tuple[np.ndarray | None, np.ndarray | None]:
     raise InputError("match_endmembers: by='both' needs (endmembers, abundances) pairs")
 
 
-def _abundance_cost(A_est, A_ref, mask) -> np.ndarray:
-    """``(p_est, p_ref)`` RMSE (abundance units) between every pair of maps."""
-    a, b = _f64(A_est, "A_est"), _f64(A_ref, "A_ref")
+MATCH_BLOCK = 65536
+"""Pixels per block of the abundance matching cost and `matched_abundance_rmse` (float64
+copies of one block only: whole maps were copied three times, 0.8 GB for 2000 x 2000 x 4)."""
+
+
+def _pixel_blocks(a: np.ndarray, b: np.ndarray, cols_a, cols_b, mask: np.ndarray | None, block: int):
+    """Columns ``cols_a`` of ``a (N, k)`` and ``cols_b`` of ``b (N, l)`` at their valid rows (in
+    ``mask (N,)`` when given, finite in those columns of both), as float64, ``block`` rows at a time."""
+    for i in range(0, a.shape[0], block):
+        x, y = a[i:i + block, cols_a].astype(np.float64), b[i:i + block, cols_b].astype(np.float64)
+        v = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        if mask is not None:
+            v &= mask[i:i + block]
+        yield x[v], y[v]
+
+
+def _flat_maps(A_est, A_ref, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Two maps' pixels ``(N, p_est)``, ``(N, p_ref)`` as given (no float64 copy), the mask
+    ``(N,)`` and each side's live maps (not `dead_maps`); `InputError` for maps of other images,
+    a side whose every map is dead or a mask of another size."""
+    for x, what in ((A_est, "A_est"), (A_ref, "A_ref")):
+        if x is None:
+            raise InputError(f"{what}: missing; expected an array")
+    a, b = np.asarray(A_est), np.asarray(A_ref)
     _same_image(a, b, "abundances")
     a, b = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
     if a.shape[0] != b.shape[0]:
         raise InputError(f"abundances: {a.shape[0]} and {b.shape[0]} pixels; expected the same scene")
-    # a map NaN at every pixel (a failed endmember) has no distance to any other; the pixels
-    # are judged on the other maps, and its pairs cost more than any pair of finite maps
     live_a, live_b = ~dead_maps(a, mask), ~dead_maps(b, mask)
     if not live_a.any() or not live_b.any():
         raise InputError(f"abundances: every map of the {'estimate' if not live_a.any() else 'reference'} is NaN "
                          "at every valid pixel; expected finite abundances (NaN only at invalid pixels)")
-    a, b = a[:, live_a], b[:, live_b]
-    valid = _valid_rows(mask, a.shape[0], a, b)
-    if not valid.any():
-        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
-    a, b = a[valid], b[valid]
+    m = None if mask is None else np.asarray(mask, bool).reshape(-1)
+    if m is not None and m.size != a.shape[0]:
+        raise InputError(f"mask: has {m.size} pixels; expected {a.shape[0]} to match the arrays")
+    return a, b, m, live_a, live_b
+
+
+def _abundance_cost(A_est, A_ref, mask, block: int = MATCH_BLOCK) -> np.ndarray:
+    """``(p_est, p_ref)`` RMSE (abundance units) between every pair of maps, summed ``block``
+    pixels at a time in float64."""
+    return _cost_of(*_flat_maps(A_est, A_ref, mask), block)
+
+
+def _cost_of(a, b, m, live_a, live_b, block: int) -> np.ndarray:
+    """`_abundance_cost` of `_flat_maps`' pixels, mask and live maps."""
+    # a map NaN at every pixel (a failed endmember) has no distance to any other; the pixels
+    # are judged on the other maps, and its pairs cost more than any pair of finite maps
+    ia, ib = np.flatnonzero(live_a), np.flatnonzero(live_b)
     # ||a_i - b_j||^2 = |a_i|^2 + |b_j|^2 - 2 a_i.b_j, per pixel mean
-    d2 = (a * a).sum(0)[:, None] + (b * b).sum(0)[None, :] - 2.0 * (a.T @ b)
-    live = np.sqrt(np.maximum(d2, 0.0) / a.shape[0])
+    count, sa, sb, cross = 0, np.zeros(ia.size), np.zeros(ib.size), np.zeros((ia.size, ib.size))
+    for x, y in _pixel_blocks(a, b, ia, ib, m, block):
+        count += x.shape[0]
+        sa += (x * x).sum(0)
+        sb += (y * y).sum(0)
+        cross += x.T @ y
+    if not count:
+        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
+    live = np.sqrt(np.maximum(sa[:, None] + sb[None, :] - 2.0 * cross, 0.0) / count)
     cost = np.full((live_a.size, live_b.size), float(live.max()) + 1.0)
     cost[np.ix_(live_a, live_b)] = live
     return cost
+
+
+def _assignment(cost: np.ndarray) -> np.ndarray:
+    """``perm (p_ref,)`` of the least-cost assignment of rows (estimates) to columns
+    (references) of ``cost``; -1 for a reference left without an estimate."""
+    rows, cols = linear_sum_assignment(cost)
+    perm = np.full(cost.shape[1], -1, dtype=np.int64)
+    perm[cols] = rows
+    return perm
 
 
 def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
@@ -513,76 +560,22 @@ def match_endmembers(estimate: Any, reference: Any, *, by: str = "abundance",
         s = np.nan_to_num(sad_matrix(E_est, E_ref), nan=180.0)
         cost = s if cost is None else cost + s / 90.0
     assert cost is not None
-    rows, cols = linear_sum_assignment(cost)
-    perm = np.full(cost.shape[1], -1, dtype=np.int64)
-    perm[cols] = rows
-    return perm
-
-
-MATCH_BLOCK = 65536
-"""Pixels per block of `matched_abundance_rmse` (float64 copies of one block only)."""
+    return _assignment(cost)
 
 
 def matched_abundance_rmse(A_est: np.ndarray, A_ref: np.ndarray, mask: np.ndarray | None = None, *,
                            block: int = MATCH_BLOCK) -> float:
     """The overall abundance RMSE (percent) of ``A_est`` matched to ``A_ref`` by abundance:
     ``abundance_rmse(A_est[..., perm[hit]], A_ref[..., hit], mask)[0]`` with ``perm =
-    match_endmembers(A_est, A_ref, by="abundance", mask=mask)`` and ``hit = perm >= 0``.
-
-    The same cost matrix, assignment, valid pixels and errors (`InputError`), computed in
-    float64 ``block`` pixels at a time: the whole-map float64 copies of those two calls
-    (estimate and reference, each copied three times over: 0.8 GB for 2000 x 2000 x 4 maps)
-    are never made. Sums are taken block by block, so the value may differ from theirs in
-    the last digits of float64 only.
-    """
+    match_endmembers(A_est, A_ref, by="abundance", mask=mask)`` and ``hit = perm >= 0``, with
+    the same cost, assignment and errors (`InputError`), summed in float64 ``block`` pixels at a
+    time, so no whole-map float64 copy is made (values may differ in float64's last digits)."""
     check_range("block", block, low=1, integer=True)  # 0 made empty blocks, read as maps NaN everywhere
-    a, b = np.asarray(A_est), np.asarray(A_ref)
-    _same_image(a, b, "abundances")
-    a, b = _flat_pixels(a, "A_est"), _flat_pixels(b, "A_ref")
-    n = a.shape[0]
-    if b.shape[0] != n:
-        raise InputError(f"abundances: {n} and {b.shape[0]} pixels; expected the same scene")
-    m = None if mask is None else np.asarray(mask, bool).reshape(-1)
-    spans = [(i, min(i + block, n)) for i in range(0, n, block)]
-    # maps finite at no pixel of the mask (`dead_maps`, which ignores a mask of another size)
-    live_a, live_b = np.zeros(a.shape[1], bool), np.zeros(b.shape[1], bool)
-    for i, j in spans:
-        keep = slice(None) if m is None or m.size != n else m[i:j]
-        live_a |= np.isfinite(a[i:j][keep]).any(axis=0)
-        live_b |= np.isfinite(b[i:j][keep]).any(axis=0)
-    if not live_a.any() or not live_b.any():
-        raise InputError(f"abundances: every map of the {'estimate' if not live_a.any() else 'reference'} is NaN "
-                         "at every valid pixel; expected finite abundances (NaN only at invalid pixels)")
-    if m is not None and m.size != n:
-        raise InputError(f"mask: has {m.size} pixels; expected {n} to match the arrays")
-
-    def pairs(cols_a, cols_b):  # float64 valid rows of one block at a time, as `_valid_rows` picks them
-        for i, j in spans:
-            x, y = a[i:j, cols_a].astype(np.float64), b[i:j, cols_b].astype(np.float64)
-            v = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
-            if m is not None:
-                v &= m[i:j]
-            yield x[v], y[v]
-
-    # the cost of `_abundance_cost`: ||a_i - b_j||^2 = |a_i|^2 + |b_j|^2 - 2 a_i.b_j, per pixel mean
-    ia, ib = np.flatnonzero(live_a), np.flatnonzero(live_b)
-    count, sa, sb, cross = 0, np.zeros(ia.size), np.zeros(ib.size), np.zeros((ia.size, ib.size))
-    for x, y in pairs(ia, ib):
-        count += x.shape[0]
-        sa += (x * x).sum(0)
-        sb += (y * y).sum(0)
-        cross += x.T @ y
-    if not count:
-        raise InputError("abundances: no valid pixel to compare (all masked or NaN)")
-    live = np.sqrt(np.maximum(sa[:, None] + sb[None, :] - 2.0 * cross, 0.0) / count)
-    cost = np.full((live_a.size, live_b.size), float(live.max()) + 1.0)
-    cost[np.ix_(live_a, live_b)] = live
-    rows, cols = linear_sum_assignment(cost)
-    perm = np.full(cost.shape[1], -1, dtype=np.int64)
-    perm[cols] = rows
+    a, b, m, live_a, live_b = _flat_maps(A_est, A_ref, mask)
+    perm = _assignment(_cost_of(a, b, m, live_a, live_b, block))
     hit = np.flatnonzero(perm >= 0)
     count, total = 0, 0.0
-    for x, y in pairs(perm[hit], hit):
+    for x, y in _pixel_blocks(a, b, perm[hit], hit, m, block):
         count += x.shape[0]
         total += float(((x - y) ** 2).sum())
     if not count:
