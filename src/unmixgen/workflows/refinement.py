@@ -474,7 +474,7 @@ def refine_result(scene_path: str | Path, init: str | Path, out: str | Path, *,
         raise InputError(f"{init}: result is for a {A0.shape[0]}x{A0.shape[1]} scene with {E0.shape[-1]} bands; "
                          f"{scene_path} is {scene.rows}x{scene.cols} with {scene.bands} bands (an init from "
                          "another scene?)")
-    _check_init(res, A0, E0, init, scene)
+    _check_init(res, init, scene)
     brightness = _init_brightness(res, init, scene.rows, scene.cols)
     # fractions of the endmembers divided by their brightness (the blind default's edaa): refined
     # as fractions of the endmembers and returned as the init has them
@@ -582,11 +582,9 @@ def _check_estimate(A0: np.ndarray, E0: np.ndarray, good_bands: np.ndarray, sour
         raise InputError(f"{source}: endmembers contain NaN or Inf on the scene's good bands; expected finite spectra")
 
 
-def _check_init(res: dict, A0: np.ndarray, E0: np.ndarray, init, scene) -> None:
-    """`InputError` unless the init's abundances lie on the simplex (refinement's priors and
-    data steps are of sum-to-one, non-negative abundances), its endmembers are finite on the
-    scene's good bands, and its pixels and wavelengths (when it records them) are the scene's."""
-    _check_estimate(A0, E0, scene.good_bands, init)
+def _check_init(res: dict, init, scene) -> None:
+    """`InputError` unless the init's pixels and wavelengths (when it records them) are the
+    scene's; its abundances and endmembers are checked by `refine_scene` (`_check_estimate`)."""
     from ..runs.folder import same_scene
     from ..wavelengths import SAME_GRID_NM, grid_offset_nm
 
