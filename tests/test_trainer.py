@@ -180,8 +180,8 @@ def test_seeds_beyond_32_bits_give_their_own_streams():
 def test_the_same_training_writes_the_same_checkpoint_bytes(tmp_path):
     """Two runs of one seeded training write byte-identical checkpoint files (hunt 52: the
     safetensors metadata held two entries, written in an order that varied from run to run)."""
-    for name in "ab":
+    # four runs: with two entries in a random order, all four files of a kind agreed 1 time in 8
+    for name in "abcd":
         make_trainer(tmp_path / name).fit(max_steps=4, progress=False)
     for file in (ck.EMA_FILE, ck.STATE_FILE):
-        first, second = (ck.latest_checkpoint(tmp_path / n) / file for n in "ab")
-        assert first.read_bytes() == second.read_bytes(), file
+        assert len({(ck.latest_checkpoint(tmp_path / n) / file).read_bytes() for n in "abcd"}) == 1, file
